@@ -1,0 +1,687 @@
+"""The reference backend: IR graphs to Python source that calls NumPy.
+
+Each graph without free variables becomes a module-level `def`; a closure becomes a
+nested `def` whose free variables are bound as keyword-only defaults (so a closure made
+inside a loop keeps that iteration's values); branch graphs of `switch(...)()` and the
+bodies of loop primitives are emitted inline as `if`, `while` and `for` statements.
+"""
+
+from __future__ import annotations
+
+import builtins
+import itertools
+import keyword
+import linecache
+import math
+import types
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .. import runtime
+from ..ir.nodes import (
+    Apply,
+    Constant,
+    Graph,
+    Location,
+    Node,
+    Parameter,
+    free_variables,
+    graph_nodes,
+    is_constant_graph,
+    reachable_graphs,
+)
+from ..primitives import PRIMITIVES, Primitive
+from ..primitives.registry import ATOM, PRECEDENCE
+
+P = PRIMITIVES
+_LOOPS = ("while_loop", "for_range")
+_counter = itertools.count()
+
+
+@dataclass
+class Compiled:
+    fn: Any
+    source: str
+    filename: str
+    linemap: dict[int, Location]
+
+
+def _prim_of(node: Node) -> Primitive | None:
+    if isinstance(node, Apply) and isinstance(node.inputs[0], Constant) and \
+            isinstance(node.inputs[0].value, Primitive):
+        return node.inputs[0].value
+    return None
+
+
+def _is_switch_call(node: Node) -> bool:
+    return isinstance(node, Apply) and len(node.inputs) == 1 and \
+        _prim_of(node.inputs[0]) is P["switch"]
+
+
+def _known_names() -> dict[int, str]:
+    names: dict[int, str] = {}
+    for mod, prefix in ((np, "np"), (math, "math"), (np.linalg, "np.linalg")):
+        for attr in dir(mod):
+            if attr.startswith("_"):
+                continue
+            value = getattr(mod, attr, None)
+            if isinstance(value, (type, types.BuiltinFunctionType, types.FunctionType,
+                                  np.ufunc)):
+                names.setdefault(id(value), f"{prefix}.{attr}")
+    for attr in dir(builtins):
+        value = getattr(builtins, attr)
+        if isinstance(value, (type, types.BuiltinFunctionType)):
+            names[id(value)] = attr
+    return names
+
+
+_KNOWN: dict[int, str] | None = None
+
+
+class ModuleEmitter:
+    """Emits every graph reachable from a root graph into one Python module."""
+
+    def __init__(self, root: Graph):
+        global _KNOWN
+        if _KNOWN is None:
+            _KNOWN = _known_names()
+        self.root = root
+        self.graphs = reachable_graphs(root)
+        self.namespace: dict[str, Any] = {"np": np, "math": math, "_rt": runtime,
+                                          "__builtins__": builtins}
+        self.taken: set[str] = set(dir(builtins)) | set(keyword.kwlist) | \
+            {"np", "math", "_rt", "_x", "_y"}
+        self.names: dict[int, str] = {}
+        # Nodes named by the statement that computes them (loop and `if` results).
+        self.aliases: set[int] = set()
+        self.const_names: dict[int, str] = {}
+        self.keep_names = True
+        self.lines: list[str] = []
+        self.line_locs: list[Location | None] = []
+        self._analyze()
+
+    # --- analysis ---------------------------------------------------------------
+
+    def _analyze(self) -> None:
+        self.uses: dict[int, list[tuple[Node | None, Graph]]] = {}
+        self.graph_uses: dict[int, list[tuple[Node | None, int]]] = {}
+        self.nodes_of: dict[int, list[Node]] = {}
+        for g in self.graphs:
+            nodes = graph_nodes(g)
+            self.nodes_of[g.id] = nodes
+            for n in nodes:
+                for i, inp in enumerate(n.inputs):
+                    self.uses.setdefault(inp.id, []).append((n, g))
+                    if is_constant_graph(inp):
+                        self.graph_uses.setdefault(inp.value.id, []).append((n, i))
+            if g.output is not None:
+                self.uses.setdefault(g.output.id, []).append((None, g))
+                if is_constant_graph(g.output):
+                    self.graph_uses.setdefault(g.output.value.id, []).append((None, -1))
+        # Graphs emitted inline: used exactly once, as a branch of an immediately
+        # called switch or as the body/condition of a loop.
+        self.inline: set[int] = set()
+        for g in self.graphs:
+            uses = self.graph_uses.get(g.id, [])
+            if len(uses) != 1 or g is self.root:
+                continue
+            user, pos = uses[0]
+            if user is None:
+                continue
+            prim = _prim_of(user)
+            if prim is P["switch"] and pos in (2, 3) and self._called_once(user) \
+                    and not g.parameters:
+                self.inline.add(g.id)
+            elif prim is P["while_loop"] and pos in (1, 2):
+                self.inline.add(g.id)
+            elif prim is P["for_range"] and pos == 4:
+                self.inline.add(g.id)
+        self.depth: dict[int, int] = {}
+        self.owner: dict[int, Graph | None] = {}
+        for g in self.graphs:
+            fvs = free_variables(g)
+            owners = [fv.graph for fv in fvs if fv.graph is not None]
+            self.owner[g.id] = max(owners, key=self._depth) if owners else None
+        self.closures_of: dict[int, list[Graph]] = {}
+        for g in self.graphs:
+            owner = self.owner[g.id]
+            if g.id not in self.inline and owner is not None:
+                self.closures_of.setdefault(owner.id, []).append(g)
+
+    def _called_once(self, switch_node: Node) -> bool:
+        uses = self.uses.get(switch_node.id, [])
+        return len(uses) == 1 and uses[0][0] is not None and _is_switch_call(uses[0][0])
+
+    def _depth(self, g: Graph) -> int:
+        if g.id not in self.depth:
+            d, p = 0, g.parent
+            while p is not None:
+                d, p = d + 1, p.parent
+            self.depth[g.id] = d
+        return self.depth[g.id]
+
+    def single_use_here(self, node: Node, g: Graph) -> bool:
+        uses = self.uses.get(node.id, [])
+        return len(uses) == 1 and uses[0][1] is g
+
+    # --- names ------------------------------------------------------------------
+
+    def fresh(self, base: str) -> str:
+        base = "".join(c if c.isalnum() or c == "_" else "_" for c in base) or "v"
+        if base[0].isdigit():
+            base = "_" + base
+        name = base
+        k = 1
+        while name in self.taken:
+            name = f"{base}_{k}"
+            k += 1
+        self.taken.add(name)
+        return name
+
+    def name_of(self, node: Node) -> str:
+        if node.id not in self.names:
+            base = node.name or ("p" if isinstance(node, Parameter) else "_t")
+            self.names[node.id] = self.fresh(base)
+        return self.names[node.id]
+
+    def graph_name(self, g: Graph) -> str:
+        if g.id not in self.names:
+            self.names[g.id] = self.fresh(g.name)
+        return self.names[g.id]
+
+    def constant(self, value: Any) -> str:
+        if isinstance(value, Graph):
+            return self.graph_name(value)
+        if value is None or value is Ellipsis or isinstance(value, (bool, str, bytes)):
+            return repr(value)
+        if isinstance(value, int) and type(value) is int:
+            return repr(value) if value >= 0 else f"({value!r})"
+        if type(value) is float:
+            if math.isfinite(value):
+                return repr(value) if value >= 0 and not math.copysign(1, value) < 0 \
+                    else f"({value!r})"
+            return f"float({str(value)!r})"
+        if type(value) is tuple and all(_simple(v) for v in value):
+            inner = ", ".join(self.constant(v) for v in value)
+            return f"({inner},)" if len(value) == 1 else f"({inner})"
+        if isinstance(value, slice):
+            return f"slice({self.constant(value.start)}, {self.constant(value.stop)}, " \
+                   f"{self.constant(value.step)})"
+        if value is runtime.UNBOUND:
+            return "_rt.UNBOUND"
+        if value is np:
+            return "np"
+        if value is math:
+            return "math"
+        assert _KNOWN is not None
+        try:
+            known = _KNOWN.get(id(value))
+        except TypeError:
+            known = None
+        if known is not None:
+            return known
+        if id(value) not in self.const_names:
+            base = getattr(value, "__name__", None) or "_const"
+            name = self.fresh(base if isinstance(base, str) else "_const")
+            self.namespace[name] = value
+            self.const_names[id(value)] = name
+        return self.const_names[id(value)]
+
+    # --- output -----------------------------------------------------------------
+
+    def emit_line(self, indent: int, text: str, loc: Location | None = None) -> None:
+        self.lines.append("    " * indent + text)
+        self.line_locs.append(loc)
+
+    def build(self) -> Compiled:
+        top = [g for g in self.graphs if self.owner[g.id] is None and g.id not in self.inline]
+        for g in top:
+            self.graph_name(g)
+        for g in top:
+            FunctionEmitter(self, g, 0).emit_def([])
+            self.emit_line(0, "")
+        source = "\n".join(self.lines) + "\n"
+        filename = f"<tapeless-{next(_counter)}:{self.root.name}>"
+        linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+        code = compile(source, filename, "exec")
+        exec(code, self.namespace)  # noqa: S102
+        linemap = {i + 1: loc for i, loc in enumerate(self.line_locs) if loc is not None}
+        return Compiled(self.namespace[self.graph_name(self.root)], source, filename, linemap)
+
+
+def _simple(v: Any) -> bool:
+    return v is None or isinstance(v, (bool, int, float, str)) or \
+        (type(v) is tuple and all(_simple(x) for x in v))
+
+
+class FunctionEmitter:
+    """Emits one graph as a `def`, with the graphs inlined into it."""
+
+    def __init__(self, mod: ModuleEmitter, g: Graph, indent: int):
+        self.mod = mod
+        self.g = g
+        self.indent = indent
+
+    def emit_def(self, captures: list[Node]) -> None:
+        g, mod = self.g, self.mod
+        # A `*args` parameter is passed as one tuple: callers in the IR pack it.
+        params = [mod.name_of(p) for p in g.parameters]
+        if captures:
+            params += ["*"] + [f"{mod.name_of(c)}={mod.name_of(c)}" for c in captures]
+        mod.emit_line(self.indent, f"def {mod.graph_name(g)}({', '.join(params)}):", g.loc)
+        start = len(mod.lines)
+        self.region(g, self.indent + 1, ("return",))
+        if len(mod.lines) == start:
+            mod.emit_line(self.indent + 1, "pass")
+
+    # --- regions: one graph's nodes, emitted at an indent ------------------------
+
+    def region(self, g: Graph, indent: int, target: tuple) -> None:
+        mod = self.mod
+        pending = list(mod.closures_of.get(g.id, []))
+        done: set[int] = set(p.id for p in g.parameters)
+        self._emit_ready_closures(pending, done, g, indent)
+        for node in mod.nodes_of[g.id]:
+            if node.id in mod.aliases:
+                done.add(node.id)
+                continue
+            if node is g.output and self._tail_handles(node, g):
+                continue
+            if self._inlined(node, g):
+                continue
+            self.statement(node, g, indent)
+            done.add(node.id)
+            self._emit_ready_closures(pending, done, g, indent)
+        for c in pending:  # closures whose free variables are all outside this graph
+            self._emit_closure(c, indent)
+        self.tail(g.output, g, indent, target)
+
+    def _emit_ready_closures(self, pending: list[Graph], done: set[int], g: Graph,
+                             indent: int) -> None:
+        for c in list(pending):
+            if all(fv.graph is not g or fv.id in done for fv in free_variables(c)):
+                pending.remove(c)
+                self._emit_closure(c, indent)
+
+    def _emit_closure(self, c: Graph, indent: int) -> None:
+        FunctionEmitter(self.mod, c, indent).emit_def(free_variables(c))
+
+    def _tail_handles(self, node: Node, g: Graph) -> bool:
+        """The output is emitted by `tail` (not as a statement) when only the output
+        uses it."""
+        if not self.mod.single_use_here(node, g):
+            return False
+        if _prim_of(node) is not None and _prim_of(node).name in _LOOPS:
+            return False
+        # An effect may only move to the end when nothing is scheduled after it.
+        return node not in g.effects or self.mod.nodes_of[g.id][-1] is node
+
+    def _inlined(self, node: Node, g: Graph) -> bool:
+        """Pure single-use nodes are rendered inside the expression that uses them."""
+        if node in g.effects or not self.mod.single_use_here(node, g):
+            return False
+        if node.name and not node.name.startswith("#") and self.mod.keep_names:
+            return False  # the user named it: keep it a statement
+        if _is_switch_call(node):
+            return self._inline_switch(node) and all(
+                self._expression_only(b.value) for b in node.inputs[0].inputs[2:4])
+        prim = _prim_of(node)
+        if prim is None or prim.effect or prim.statement or prim.name in _LOOPS:
+            return False
+        user = self.mod.uses[node.id][0][0]
+        if user is None:
+            return True
+        return not (_prim_of(user) is not None and _prim_of(user).name in _LOOPS)
+
+    def _expression_only(self, g: Graph) -> bool:
+        """Whether an inline graph needs no statements: it renders as one expression."""
+        if g.effects or self.mod.closures_of.get(g.id):
+            return False
+        out = g.output
+        for n in self.mod.nodes_of[g.id]:
+            if n is out:
+                if not self._tail_handles(n, g) or (_is_switch_call(n) and not
+                                                    self._inlined_as_value(n, g)):
+                    return False
+            elif not self._inlined(n, g):
+                return False
+        return True
+
+    def _inlined_as_value(self, node: Node, g: Graph) -> bool:
+        return self._inline_switch(node) and all(
+            self._expression_only(b.value) for b in node.inputs[0].inputs[2:4])
+
+    # --- statements -------------------------------------------------------------
+
+    def statement(self, node: Node, g: Graph, indent: int) -> None:
+        mod = self.mod
+        prim = _prim_of(node)
+        if prim is not None and prim.name in _LOOPS:
+            self.loop(node, g, indent)
+            return
+        if _is_switch_call(node) and self._inline_switch(node) and not \
+                self._inlined_as_value(node, g):
+            names = self._result_names(node)
+            self.if_statement(node, g, indent, ("assign", names))
+            return
+        if prim is not None and prim.statement:
+            mod.emit_line(indent, self.render_call(node), node.loc)
+            return
+        text = self.render_call(node)
+        if not mod.uses.get(node.id):
+            mod.emit_line(indent, _strip(text), node.loc)
+        else:
+            mod.emit_line(indent, f"{mod.name_of(node)} = {_strip(text)}", node.loc)
+
+    def _inline_switch(self, call: Node) -> bool:
+        sw = call.inputs[0]
+        return all(is_constant_graph(b) and b.value.id in self.mod.inline
+                   for b in sw.inputs[2:4])
+
+    def _result_names(self, node: Node) -> list[str]:
+        """Names for a multi-valued result: one per `tuple_getitem` use, else one."""
+        mod = self.mod
+        uses = mod.uses.get(node.id, [])
+        getitems = [u for u, _ in uses if u is not None and _prim_of(u) is P["tuple_getitem"]
+                    and isinstance(u.inputs[2], Constant)]
+        if uses and len(getitems) == len(uses) and node.id not in mod.names:
+            width = max(u.inputs[2].value for u in getitems) + 1
+            names = [None] * width
+            for u in getitems:
+                i = u.inputs[2].value
+                if names[i] is None:
+                    names[i] = mod.name_of(u)
+                else:
+                    mod.names[u.id] = names[i]
+                mod.aliases.add(u.id)
+            return [n if n is not None else "_" for n in names]
+        return [mod.name_of(node)]
+
+    def if_statement(self, call: Node, g: Graph, indent: int, target: tuple) -> None:
+        sw = call.inputs[0]
+        cond, g_true, g_false = sw.inputs[1], sw.inputs[2].value, sw.inputs[3].value
+        self.mod.emit_line(indent, f"if {_strip(self.render(cond, g))}:", call.loc)
+        self.region(g_true, indent + 1, target)
+        self.mod.emit_line(indent, "else:", call.loc)
+        self.region(g_false, indent + 1, target)
+
+    def tail(self, out: Node | None, g: Graph, indent: int, target: tuple) -> None:
+        mod = self.mod
+        if out is None:
+            return
+        if isinstance(out, Apply) and out.graph is g and self._tail_handles(out, g):
+            if _is_switch_call(out) and self._inline_switch(out) and not (
+                    target[0] == "assign" and len(target[1]) == 1
+                    and self._inlined_as_value(out, g)):
+                self.if_statement(out, g, indent, target)
+                return
+            if _prim_of(out) is P["raise"]:
+                mod.emit_line(indent, self.render_call(out), out.loc)
+                return
+        loc = out.loc
+        if target[0] == "return":
+            mod.emit_line(indent, f"return {_strip(self.render(out, g))}", loc)
+            return
+        names = target[1]
+        if not names:
+            if isinstance(out, Apply) and out.graph is g and _prim_of(out) is not \
+                    P["make_tuple"] and self._tail_handles(out, g):
+                mod.emit_line(indent, _strip(self.render(out, g)), loc)
+            return
+        if len(names) == 1:
+            mod.emit_line(indent, f"{names[0]} = {_strip(self.render(out, g))}", loc)
+            return
+        if _prim_of(out) is P["make_tuple"] and out.graph is g and \
+                self._tail_handles(out, g) and len(out.inputs) - 1 == len(names):
+            values = [self.render(v, g) for v in out.inputs[1:]]
+            pairs = [(n, v) for n, v in zip(names, values, strict=True) if n != v]
+            if pairs:
+                lhs = ", ".join(n for n, _ in pairs)
+                rhs = ", ".join(_strip(v) for _, v in pairs)
+                mod.emit_line(indent, f"{lhs} = {rhs}", loc)
+            return
+        mod.emit_line(indent, f"{', '.join(names)} = {_strip(self.render(out, g))}", loc)
+
+    def loop(self, node: Apply, g: Graph, indent: int) -> None:
+        mod = self.mod
+        prim = _prim_of(node)
+        assert prim is not None
+        if prim.name == "while_loop":
+            cond_node, body_node, init = node.inputs[1], node.inputs[2], node.inputs[3:]
+            skip = 0
+        else:
+            cond_node, body_node, init = None, node.inputs[4], node.inputs[5:]
+            skip = 1
+        body = body_node.value if is_constant_graph(body_node) else None
+        cond = cond_node.value if cond_node is not None and is_constant_graph(cond_node) \
+            else None
+        inline_ok = body is not None and body.id in mod.inline and (
+            cond_node is None or (cond is not None and cond.id in mod.inline))
+        names = self._result_names_loop(node, body, skip)
+        if len(names) != len(init):
+            names = names + [mod.fresh("_s") for _ in range(len(init) - len(names))]
+        for n, v in zip(names, init, strict=True):
+            text = self.render(v, g)
+            if text != n:
+                mod.emit_line(indent, f"{n} = {_strip(text)}", node.loc)
+        if not inline_ok:
+            fn = self.render(body_node, g)
+            state = ", ".join(names) + ("," if len(names) == 1 else "")
+            if prim.name == "while_loop":
+                c = self.render(cond_node, g)
+                mod.emit_line(indent, f"while {c}({', '.join(names)}):", node.loc)
+                mod.emit_line(indent + 1, f"{state} = {fn}({', '.join(names)})", node.loc)
+            else:
+                i = mod.fresh("i")
+                mod.emit_line(indent, f"for {i} in {self._range(node, g)}:", node.loc)
+                mod.emit_line(indent + 1, f"{state} = {fn}({', '.join([i] + names)})",
+                              node.loc)
+            self._bind_loop_result(node, names, indent)
+            return
+        assert body is not None
+        for p, n in zip(body.parameters[skip:], names, strict=True):
+            mod.names[p.id] = n
+        if cond is not None:
+            for p, n in zip(cond.parameters, names, strict=True):
+                mod.names[p.id] = n
+            mark = len(mod.lines)
+            c = mod.fresh("_go")
+            self.region(cond, indent + 1, ("assign", [c]))
+            cond_lines = mod.lines[mark:]
+            cond_locs = mod.line_locs[mark:]
+            del mod.lines[mark:]
+            del mod.line_locs[mark:]
+            prefix = "    " * (indent + 1) + f"{c} = "
+            if len(cond_lines) == 1 and cond_lines[0].startswith(prefix):
+                mod.emit_line(indent, f"while {cond_lines[0][len(prefix):]}:", node.loc)
+            else:
+                mod.emit_line(indent, "while True:", node.loc)
+                mod.lines.extend(cond_lines)
+                mod.line_locs.extend(cond_locs)
+                mod.emit_line(indent + 1, f"if not {c}:", node.loc)
+                mod.emit_line(indent + 2, "break", node.loc)
+        else:
+            i = mod.name_of(body.parameters[0])
+            mod.emit_line(indent, f"for {i} in {self._range(node, g)}:", node.loc)
+        mark = len(mod.lines)
+        self.region(body, indent + 1, ("assign", names))
+        if len(mod.lines) == mark:
+            mod.emit_line(indent + 1, "pass")
+        self._bind_loop_result(node, names, indent)
+
+    def _range(self, node: Apply, g: Graph) -> str:
+        start, stop, step = node.inputs[1:4]
+        s = [self.render(x, g) for x in (start, stop, step)]
+        if s[2] == "1":
+            return f"range({_strip(s[1])})" if s[0] == "0" else \
+                f"range({_strip(s[0])}, {_strip(s[1])})"
+        return f"range({_strip(s[0])}, {_strip(s[1])}, {_strip(s[2])})"
+
+    def _result_names_loop(self, node: Apply, body: Graph | None, skip: int) -> list[str]:
+        mod = self.mod
+        uses = mod.uses.get(node.id, [])
+        params = body.parameters[skip:] if body is not None else []
+        names = [mod.fresh(p.name or "_s") for p in params]
+        if body is None:
+            names = [mod.fresh("_s") for _ in node.inputs[(3 if skip == 0 else 5):]]
+        for u, _ in uses:
+            if u is not None and _prim_of(u) is P["tuple_getitem"] and \
+                    isinstance(u.inputs[2], Constant):
+                mod.names[u.id] = names[u.inputs[2].value]
+                mod.aliases.add(u.id)
+        return names
+
+    def _bind_loop_result(self, node: Apply, names: list[str], indent: int) -> None:
+        mod = self.mod
+        others = [u for u, _ in mod.uses.get(node.id, []) if u is None or
+                  _prim_of(u) is not P["tuple_getitem"] or not isinstance(u.inputs[2],
+                                                                          Constant)]
+        if others:
+            tup = ", ".join(names) + ("," if len(names) == 1 else "")
+            mod.emit_line(indent, f"{mod.name_of(node)} = ({tup})", node.loc)
+
+    # --- expressions ------------------------------------------------------------
+
+    def render_operand(self, node: Node, g: Graph, min_prec: int) -> str:
+        text, prec = self.render_prec(node, g)
+        return text if prec >= min_prec else f"({text})"
+
+    def render_prec(self, node: Node, g: Graph) -> tuple[str, int]:
+        """The expression for `node` without outer parentheses, and its precedence."""
+        if isinstance(node, Constant) and isinstance(node.value, (int, float)) and \
+                not isinstance(node.value, bool) and (node.value < 0 or (
+                    isinstance(node.value, float) and math.copysign(1, node.value) < 0)):
+            return repr(node.value), PRECEDENCE["unary"]
+        if isinstance(node, Apply) and node.graph is g and node.id not in self.mod.names \
+                and (self._inlined(node, g) or (node is g.output and self._tail_handles(
+                    node, g))):
+            return self.expression(node)
+        return self.render(node, g), ATOM
+
+    def expression(self, node: Apply) -> tuple[str, int]:
+        """`node`'s own expression (its inputs rendered as needed), with its precedence."""
+        g = node.graph
+        assert g is not None
+        prim = _prim_of(node)
+        emit = prim.emit if prim is not None else None
+        if emit is not None and hasattr(emit, "op"):
+            op = emit.op
+            p = PRECEDENCE[op]
+            a, b = node.inputs[1:3]
+            if op == "**":
+                left = self.render_operand(a, g, p + 1)
+                right = self.render_operand(b, g, PRECEDENCE["unary"])
+            elif p == 5:  # comparisons chain: parenthesize nested ones
+                left = self.render_operand(a, g, p + 1)
+                right = self.render_operand(b, g, p + 1)
+            else:
+                left = self.render_operand(a, g, p)
+                right = self.render_operand(b, g, p + 1)
+            return f"{left} {op} {right}", p
+        if emit is not None and hasattr(emit, "unary"):
+            op = emit.unary
+            p = PRECEDENCE["not "] if op == "not " else PRECEDENCE["unary"]
+            return f"{op}{self.render_operand(node.inputs[1], g, p)}", p
+        text = self.render_call(node)
+        if _is_switch_call(node) and self._inline_switch(node):
+            return _strip(text), PRECEDENCE["if"]
+        return text, ATOM
+
+    def render(self, node: Node, g: Graph) -> str:
+        mod = self.mod
+        if isinstance(node, Constant):
+            return mod.constant(node.value)
+        if node.id in mod.names:
+            return mod.names[node.id]
+        if isinstance(node, Apply) and node.graph is g and (self._inlined(node, g) or (
+                node is g.output and self._tail_handles(node, g))):
+            text, prec = self.render_prec(node, g)
+            return text if prec == ATOM else f"({text})"
+        return mod.name_of(node)
+
+    def render_call(self, node: Apply) -> str:
+        g = node.graph
+        assert g is not None
+        callee, args = node.inputs[0], node.inputs[1:]
+        prim = _prim_of(node)
+        if prim is not None:
+            if prim is P["make_tuple"]:
+                parts = [self.render_operand(a, g, 1) for a in args]
+                return f"({parts[0]},)" if len(parts) == 1 else f"({', '.join(parts)})"
+            if prim is P["make_list"]:
+                return "[" + ", ".join(self.render_operand(a, g, 1) for a in args) + "]"
+            if prim in (P["getitem"], P["tuple_getitem"]):
+                return f"{self.render_operand(args[0], g, ATOM)}[{self.render_index(args[1], g)}]"
+            if prim is P["assert"]:
+                msg = "" if _is_none(args[1]) else f"({_strip(self.render(args[1], g))})"
+                return f"if not {self.render(args[0], g)}: raise AssertionError{msg}"
+            if hasattr(prim.emit, "op") or hasattr(prim.emit, "unary"):
+                return self.expression(node)[0]
+            if getattr(prim.emit, "call", False):
+                return prim.emit([self.render_operand(a, g, 1) for a in args])
+            return prim.emit([self.render_operand(a, g, ATOM) for a in args])
+        if _is_switch_call(node):
+            sw = node.inputs[0]
+            if self._inline_switch(node):
+                c = self.render_operand(sw.inputs[1], g, PRECEDENCE["or"])
+                t, f = (self.render_operand(b.value.output, b.value, PRECEDENCE["or"])
+                        for b in sw.inputs[2:4])
+                return f"({t} if {c} else {f})"
+            c, t, f = (self.render(x, g) for x in sw.inputs[1:4])
+            return f"({t} if {c} else {f})()"
+        return f"{self.render_operand(callee, g, ATOM)}(" \
+               f"{', '.join(self.render_operand(a, g, 1) for a in args)})"
+
+    def render_index(self, node: Node, g: Graph) -> str:
+        """Render a subscript with slice syntax where the index is built in place."""
+        prim = _prim_of(node)
+        if prim is P["make_slice"] and isinstance(node, Apply) and node.graph is g and \
+                self._inlined(node, g):
+            parts = ["" if _is_none(x) else _strip(self.render(x, g)) for x in node.inputs[1:]]
+            return f"{parts[0]}:{parts[1]}" + (f":{parts[2]}" if parts[2] else "")
+        if prim is P["make_tuple"] and isinstance(node, Apply) and node.graph is g and \
+                self._inlined(node, g) and len(node.inputs) > 2:
+            return ", ".join(self.render_index(x, g) for x in node.inputs[1:])
+        if isinstance(node, Constant) and isinstance(node.value, tuple) and node.value:
+            return ", ".join(_index_constant(self.mod, v) for v in node.value)
+        if isinstance(node, Constant):
+            return _index_constant(self.mod, node.value)
+        return _strip(self.render(node, g))
+
+
+def _index_constant(mod: ModuleEmitter, v: Any) -> str:
+    if isinstance(v, slice):
+        parts = ["" if x is None else mod.constant(x) for x in (v.start, v.stop, v.step)]
+        return f"{parts[0]}:{parts[1]}" + (f":{parts[2]}" if parts[2] else "")
+    if v is Ellipsis:
+        return "..."
+    return mod.constant(v)
+
+
+def _is_none(node: Node) -> bool:
+    return isinstance(node, Constant) and node.value is None
+
+
+def _strip(text: str) -> str:
+    """Drop one pair of redundant outer parentheses."""
+    if len(text) >= 2 and text[0] == "(" and text[-1] == ")":
+        depth = 0
+        for i, ch in enumerate(text):
+            if ch in "([{":
+                depth += 1
+            elif ch in ")]}":
+                depth -= 1
+                if depth == 0 and i != len(text) - 1:
+                    return text
+        inner = text[1:-1]
+        if inner.rstrip().endswith(",") or inner.strip() == "":
+            return text
+        return inner
+    return text
+
+
+def compile_graph(root: Graph) -> Compiled:
+    """Generate, compile and load the Python source of `root` (and what it calls)."""
+    return ModuleEmitter(root).build()

@@ -1,0 +1,90 @@
+"""The `tapeless` command: `demo`, `show FILE.py:FUNC [--grad]`, `check FILE.py`."""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import sys
+from pathlib import Path
+from typing import Any
+
+from .errors import TapelessError
+
+
+def _load_function(target: str) -> Any:
+    path, _, name = target.rpartition(":")
+    if not path or not name:
+        raise SystemExit(f"expected FILE.py:FUNCTION, got {target!r}")
+    module_name = f"_tapeless_show_{Path(path).stem}"
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    if spec is None or spec.loader is None:
+        raise SystemExit(f"cannot load {path}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module
+    spec.loader.exec_module(module)
+    fn = module
+    for part in name.split("."):
+        fn = getattr(fn, part)
+    return fn
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    from . import api
+
+    fn = _load_function(args.target)
+    if args.grad:
+        from . import grad
+
+        g = grad(fn)
+        print("# IR of the gradient\n")
+        print(g.ir)
+        print("# generated Python source of the gradient\n")
+        print(g.source)
+        return 0
+    print("# IR\n")
+    print(api.ir(fn))
+    print("# generated Python source\n")
+    print(api.jit(fn).source)
+    return 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from .frontend.check import check_file
+
+    findings = check_file(args.file)
+    for f in findings:
+        print(f)
+        print()
+    n = len(findings)
+    print(f"{n} finding{'s' if n != 1 else ''} in {args.file}")
+    return 1 if findings else 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    return run_demo()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="tapeless", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    show = sub.add_parser("show", help="print the IR and generated code of a function")
+    show.add_argument("target", help="FILE.py:FUNCTION")
+    show.add_argument("--grad", action="store_true", help="show the gradient's code")
+    show.set_defaults(run=cmd_show)
+    check = sub.add_parser("check", help="report constructs tapeless cannot compile")
+    check.add_argument("file")
+    check.set_defaults(run=cmd_check)
+    demo = sub.add_parser("demo", help="compile an example model and run it")
+    demo.set_defaults(run=cmd_demo)
+    args = parser.parse_args(argv)
+    try:
+        return args.run(args)
+    except TapelessError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

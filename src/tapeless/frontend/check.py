@@ -1,0 +1,249 @@
+"""`tapeless check FILE.py`: every construct tapeless cannot compile, one finding each,
+like a code reviewer's comments."""
+
+from __future__ import annotations
+
+import ast
+import importlib.util
+import math
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import CompileError, format_error
+from ..ir.nodes import Location
+from ..primitives import BY_CALLABLE, METHODS
+
+_MUTATING = {"append", "extend", "insert", "pop", "remove", "update", "setdefault", "clear",
+             "sort", "reverse", "fill", "resize", "add", "discard"}
+
+
+@dataclass(frozen=True)
+class Finding:
+    loc: Location
+    message: str
+    hint: str
+
+    def __str__(self) -> str:
+        return format_error(self.message, self.loc, self.hint)
+
+
+class _Checker(ast.NodeVisitor):
+    def __init__(self, filename: str, lines: list[str], modules: dict[str, object]):
+        self.filename = filename
+        self.lines = lines
+        self.modules = modules
+        self.findings: list[Finding] = []
+        self.declared: set[str] = set()
+
+    def add(self, node: ast.AST, message: str, hint: str) -> None:
+        line = getattr(node, "lineno", 0)
+        text = self.lines[line - 1] if 0 < line <= len(self.lines) else ""
+        self.findings.append(Finding(Location(self.filename, line, node.col_offset, text),
+                                     message, hint))
+
+    def visit_Try(self, node: ast.AST) -> None:
+        self.add(node, "`try` statements are not supported",
+                 "check the condition with `if` before the operation instead")
+        self.generic_visit(node)
+
+    visit_TryStar = visit_Try
+
+    def visit_With(self, node: ast.With) -> None:
+        self.add(node, "`with` statements are not supported",
+                 "move the context manager outside the compiled function")
+        self.generic_visit(node)
+
+    def visit_AsyncWith(self, node: ast.AST) -> None:
+        self.add(node, "`async with` is not supported", "use ordinary code")
+
+    def visit_AsyncFor(self, node: ast.AST) -> None:
+        self.add(node, "`async for` is not supported", "use an ordinary `for` loop")
+
+    def visit_AsyncFunctionDef(self, node: ast.AST) -> None:
+        self.add(node, "async functions are not supported", "write an ordinary `def`")
+
+    def visit_Await(self, node: ast.AST) -> None:
+        self.add(node, "`await` is not supported", "compile synchronous code only")
+
+    def visit_Yield(self, node: ast.AST) -> None:
+        self.add(node, "`yield` is not supported",
+                 "return a list or tuple of the values instead")
+
+    visit_YieldFrom = visit_Yield
+
+    def visit_ClassDef(self, node: ast.ClassDef) -> None:
+        self.add(node, "`class` inside a function is not supported",
+                 "define the class at module level")
+
+    def visit_Delete(self, node: ast.Delete) -> None:
+        self.add(node, "`del` is not supported",
+                 "let the variable go out of use instead of deleting it")
+
+    def visit_Import(self, node: ast.AST) -> None:
+        self.add(node, "`import` inside a function is not supported",
+                 "import the module at the top of the file")
+
+    visit_ImportFrom = visit_Import
+
+    def visit_Global(self, node: ast.Global) -> None:
+        self.declared.update(node.names)
+
+    visit_Nonlocal = visit_Global
+
+    def visit_Match(self, node: ast.AST) -> None:
+        self.add(node, "`match` statements are not supported", "use if/elif/else")
+
+    def visit_SetComp(self, node: ast.AST) -> None:
+        self.add(node, "a set comprehension is not supported",
+                 "use a list or dict comprehension")
+
+    def visit_Set(self, node: ast.AST) -> None:
+        self.add(node, "a set display is not supported", "use a tuple or list")
+
+    def visit_Lambda(self, node: ast.Lambda) -> None:
+        if node.args.kwarg is not None:
+            self.add(node.args.kwarg, "`**kwargs` parameters are not supported",
+                     "name each keyword parameter explicitly")
+        self.generic_visit(node)
+
+    def visit_FunctionDef(self, node: ast.FunctionDef) -> None:
+        if node.args.kwarg is not None:
+            self.add(node.args.kwarg, "`**kwargs` parameters are not supported",
+                     "name each keyword parameter explicitly")
+        self.generic_visit(node)
+
+    def _target(self, target: ast.AST) -> None:
+        if isinstance(target, ast.Subscript):
+            self.add(target, "in-place item assignment is not supported (tapeless programs "
+                     "are functional)", "build a new value instead, e.g. "
+                     "`a = np.where(mask, v, a)` or `a = np.concatenate(...)`")
+        elif isinstance(target, ast.Attribute):
+            self.add(target, "in-place attribute assignment is not supported",
+                     "build a new object, e.g. `dataclasses.replace(obj, field=v)` outside, "
+                     "or return the new value")
+        elif isinstance(target, ast.Name) and target.id in self.declared:
+            self.add(target, f"assigning to the global variable '{target.id}' is not "
+                     "supported", "return the new value from the function instead")
+        elif isinstance(target, (ast.Tuple, ast.List)):
+            for elt in target.elts:
+                if isinstance(elt, ast.Starred):
+                    self.add(elt, "starred assignment targets are not supported",
+                             "index the sequence explicitly")
+                else:
+                    self._target(elt)
+
+    def visit_Assign(self, node: ast.Assign) -> None:
+        for t in node.targets:
+            self._target(t)
+        self.generic_visit(node)
+
+    def visit_AugAssign(self, node: ast.AugAssign) -> None:
+        self._target(node.target)
+        self.generic_visit(node)
+
+    def visit_Call(self, node: ast.Call) -> None:
+        func = node.func
+        if isinstance(func, ast.Name) and func.id in ("exec", "eval", "compile"):
+            self.add(node, f"`{func.id}` is not supported",
+                     "write the code directly in the function")
+        elif isinstance(func, ast.Attribute):
+            resolved = self._resolve(func)
+            if resolved is not None:
+                path, value = resolved
+                if callable(value) and id(value) not in BY_CALLABLE and \
+                        not isinstance(value, type):
+                    self.add(node, f"{path} is not supported by tapeless (no primitive is "
+                             "registered for it)", "see docs/language.md for the supported "
+                             "functions, or write it with supported operations")
+            elif func.attr in _MUTATING:
+                self.add(node, f"the method .{func.attr}() mutates its object in place, "
+                         "which is not supported", "build a new value instead, e.g. "
+                         "`xs = xs + [v]` or a list comprehension")
+            elif func.attr not in METHODS:
+                self.add(node, f"the method .{func.attr}() is not supported",
+                         "call the corresponding NumPy function, e.g. np.f(x)")
+        for kw in node.keywords:
+            if kw.arg is None:
+                self.add(kw.value, "`**` in calls is not supported",
+                         "pass keyword arguments by name")
+        self.generic_visit(node)
+
+    def _resolve(self, node: ast.AST) -> tuple[str, object] | None:
+        if isinstance(node, ast.Name) and node.id in self.modules:
+            module = self.modules[node.id]
+            return getattr(module, "__name__", node.id), module
+        if isinstance(node, ast.Attribute):
+            inner = self._resolve(node.value)
+            if inner is None:
+                return None
+            path, value = inner
+            if not hasattr(value, node.attr):
+                return f"{path}.{node.attr}", None
+            return f"{path}.{node.attr}", getattr(value, node.attr)
+        return None
+
+
+def _module_aliases(tree: ast.Module) -> dict[str, object]:
+    known = {"numpy": np, "math": math, "numpy.linalg": np.linalg}
+    aliases: dict[str, object] = {}
+    for node in tree.body:
+        if isinstance(node, ast.Import):
+            for a in node.names:
+                if a.name in known:
+                    aliases[a.asname or a.name.split(".")[0]] = known[a.name] \
+                        if a.asname else known[a.name.split(".")[0]]
+        elif isinstance(node, ast.ImportFrom) and node.module in ("numpy",):
+            for a in node.names:
+                if a.name == "linalg":
+                    aliases[a.asname or "linalg"] = np.linalg
+    return aliases
+
+
+def check_file(path: str) -> list[Finding]:
+    """Every construct in `path`'s top-level functions that tapeless cannot compile."""
+    filename = str(Path(path).resolve())
+    text = Path(path).read_text()
+    lines = text.splitlines(True)
+    tree = ast.parse(text, filename)
+    modules = _module_aliases(tree)
+    checker = _Checker(filename, lines, modules)
+    functions = [n for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))]
+    for fn in functions:
+        checker.declared = set()
+        checker.visit(fn) if isinstance(fn, ast.FunctionDef) else \
+            checker.visit_AsyncFunctionDef(fn)
+    findings = checker.findings
+    seen = {(f.loc.line, f.loc.col) for f in findings}
+    findings += [f for f in _compile_each(path, functions)
+                 if (f.loc.line, f.loc.col) not in seen]
+    return sorted(findings, key=lambda f: (f.loc.line, f.loc.col))
+
+
+def _compile_each(path: str, functions: list[ast.AST]) -> list[Finding]:
+    """Compile every top-level function for what only the compiler finds."""
+    from .parser import parse
+
+    name = f"_tapeless_check_{abs(hash(path))}"
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        return []
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except Exception:  # noqa: BLE001  (a module that does not import: static checks only)
+        return []
+    found = []
+    for fn_node in functions:
+        fn = getattr(module, fn_node.name, None)  # type: ignore[attr-defined]
+        if fn is None:
+            continue
+        try:
+            parse(fn)
+        except CompileError as e:
+            if e.loc is not None:
+                found.append(Finding(e.loc, e.message, e.hint))
+    return found

@@ -1,0 +1,563 @@
+"""Compiling Python expressions to IR nodes (mixed into the front end's Compiler)."""
+
+from __future__ import annotations
+
+import ast
+import builtins
+import dataclasses
+import inspect
+import math
+import types
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ..ir.nodes import Apply, Constant, Graph, Node
+from ..primitives import METHODS, PRIMITIVES, Primitive, lookup_callable
+
+if TYPE_CHECKING:
+    from .parser import Block
+
+P = PRIMITIVES
+
+BINOPS = {ast.Add: "add", ast.Sub: "sub", ast.Mult: "mul", ast.Div: "truediv",
+          ast.FloorDiv: "floordiv", ast.Mod: "mod", ast.Pow: "pow", ast.MatMult: "matmul",
+          ast.BitAnd: "bitand", ast.BitOr: "bitor", ast.BitXor: "bitxor",
+          ast.LShift: "lshift", ast.RShift: "rshift"}
+CMPOPS = {ast.Lt: "lt", ast.LtE: "le", ast.Gt: "gt", ast.GtE: "ge", ast.Eq: "eq",
+          ast.NotEq: "ne", ast.Is: "is_", ast.IsNot: "is_not", ast.In: "contains",
+          ast.NotIn: "not_contains"}
+UNARY = {ast.USub: "neg", ast.UAdd: "pos", ast.Not: "not_", ast.Invert: "invert"}
+# Modules whose functions must be registered primitives to be called.
+NATIVE_MODULES = ("numpy", "math", "builtins", "scipy", "operator", "random")
+
+
+class ExpressionMixin:
+    """Expression compilation; relies on the Compiler's `error`, `loc`, `define`,
+    `resolve_free`, `assign`, `_branch` and `globals`."""
+
+    def expr(self, node: ast.expr, block: Block) -> Node:
+        method = getattr(self, "expr_" + type(node).__name__, None)
+        if method is None:
+            raise self.error(f"{_describe(node)} is not supported", node,
+                             _EXPR_HINTS.get(type(node), ""))
+        return method(node, block)
+
+    def expr_Constant(self, node: ast.Constant, block: Block) -> Node:
+        return Constant(node.value, self.loc(node))
+
+    def expr_Name(self, node: ast.Name, block: Block) -> Node:
+        name = node.id
+        if block.scope.is_local(name):
+            found = block.lookup(name)
+            if found is None:
+                raise self.error(f"local variable '{name}' is used before it is assigned",
+                                 node, f"assign '{name}' on every path before this line")
+            return found
+        free = self.resolve_free(name, block, node)
+        if free is not None:
+            return free
+        return self.global_value(name, node)
+
+    def global_value(self, name: str, node: ast.AST) -> Node:
+        if name in self.globals:
+            return self.constant_for(self.globals[name], node)
+        if hasattr(builtins, name):
+            return self.constant_for(getattr(builtins, name), node)
+        raise self.error(f"name '{name}' is not defined", node)
+
+    def constant_for(self, value: Any, node: ast.AST) -> Node:
+        """A compile-time value: Python functions become graphs (compiled once)."""
+        from .parser import unwrap
+
+        value = unwrap(value)
+        if isinstance(value, types.FunctionType) and lookup_callable(value) is None \
+                and not _is_api(value):
+            return Constant(self.resolver.graph_for(value), self.loc(node))
+        return Constant(value, self.loc(node))
+
+    def expr_BinOp(self, node: ast.BinOp, block: Block) -> Node:
+        left = self.expr(node.left, block)
+        right = self.expr(node.right, block)
+        return self.binop(node.op, left, right, block, node)
+
+    def binop(self, op: ast.operator, left: Node, right: Node, block: Block,
+              at: ast.AST) -> Node:
+        return block.graph.apply(P[BINOPS[type(op)]], left, right, loc=self.loc(at))
+
+    def expr_UnaryOp(self, node: ast.UnaryOp, block: Block) -> Node:
+        operand = self.expr(node.operand, block)
+        return block.graph.apply(P[UNARY[type(node.op)]], operand, loc=self.loc(node))
+
+    def expr_Compare(self, node: ast.Compare, block: Block) -> Node:
+        left = self.expr(node.left, block)
+        return self._compare(left, list(zip(node.ops, node.comparators, strict=True)),
+                             block, node)
+
+    def _compare(self, left: Node, rest: list[tuple[ast.cmpop, ast.expr]], block: Block,
+                 at: ast.AST) -> Node:
+        op, right_expr = rest[0]
+        right = self.expr(right_expr, block)
+        result = block.graph.apply(P[CMPOPS[type(op)]], left, right, loc=self.loc(at))
+        if len(rest) == 1:
+            return result
+        # a < b < c is (a < b) and (b < c), with b evaluated once.
+        return self._short_circuit(result, lambda b: self._compare(right, rest[1:], b, at),
+                                   True, block, at)
+
+    def expr_BoolOp(self, node: ast.BoolOp, block: Block) -> Node:
+        is_and = isinstance(node.op, ast.And)
+
+        def chain(values: list[ast.expr], b: Block) -> Node:
+            first = self.expr(values[0], b)
+            if len(values) == 1:
+                return first
+            return self._short_circuit(first, lambda bb: chain(values[1:], bb), is_and, b,
+                                       node)
+
+        return chain(node.values, block)
+
+    def _short_circuit(self, first: Node, rest: Any, is_and: bool, block: Block,
+                       at: ast.AST) -> Node:
+        """`first and rest` / `first or rest` with Python's value semantics."""
+        g_rest = self._branch(block, "and" if is_and else "or", rest, at)
+        g_first = self._branch(block, "short", lambda _: first, at)
+        branches = (g_rest, g_first) if is_and else (g_first, g_rest)
+        sw = block.graph.apply(P["switch"], first, *branches, loc=self.loc(at))
+        out = block.graph.apply(sw, loc=self.loc(at))
+        if g_rest.effects:
+            block.graph.effects.append(out)
+        return out
+
+    def expr_IfExp(self, node: ast.IfExp, block: Block) -> Node:
+        cond = self.expr(node.test, block)
+        g_true = self._branch(block, "if_true", lambda b: self.expr(node.body, b), node)
+        g_false = self._branch(block, "if_false", lambda b: self.expr(node.orelse, b), node)
+        sw = block.graph.apply(P["switch"], cond, g_true, g_false, loc=self.loc(node))
+        out = block.graph.apply(sw, loc=self.loc(node))
+        if g_true.effects or g_false.effects:
+            block.graph.effects.append(out)
+        return out
+
+    def expr_NamedExpr(self, node: ast.NamedExpr, block: Block) -> Node:
+        value = self.expr(node.value, block)
+        self.assign(node.target, value, block)
+        return value
+
+    # --- containers -------------------------------------------------------------
+
+    def _elements(self, elts: list[ast.expr], block: Block) -> Node:
+        """A tuple of the elements, splicing `*starred` ones."""
+        g = block.graph
+        parts: list[Node] = []
+        pending: list[Node] = []
+        for e in elts:
+            if isinstance(e, ast.Starred):
+                if pending:
+                    parts.append(g.apply(P["make_tuple"], *pending, loc=self.loc(e)))
+                    pending = []
+                parts.append(g.apply(P["tuple"], self.expr(e.value, block), loc=self.loc(e)))
+            else:
+                pending.append(self.expr(e, block))
+        if pending or not parts:
+            parts.append(g.apply(P["make_tuple"], *pending))
+        out = parts[0]
+        for p in parts[1:]:
+            out = g.apply(P["add"], out, p)
+        return out
+
+    def expr_Tuple(self, node: ast.Tuple, block: Block) -> Node:
+        out = self._elements(node.elts, block)
+        if isinstance(out, Apply):
+            out.loc = self.loc(node)
+        return out
+
+    def expr_List(self, node: ast.List, block: Block) -> Node:
+        if not any(isinstance(e, ast.Starred) for e in node.elts):
+            return block.graph.apply(P["make_list"], *[self.expr(e, block) for e in node.elts],
+                                     loc=self.loc(node))
+        return block.graph.apply(P["list"], self._elements(node.elts, block),
+                                 loc=self.loc(node))
+
+    def expr_Dict(self, node: ast.Dict, block: Block) -> Node:
+        if any(k is None for k in node.keys):
+            raise self.error("`**` in dict displays is not supported", node,
+                             "build the dict key by key")
+        g = block.graph
+        keys = g.apply(P["make_tuple"], *[self.expr(k, block) for k in node.keys])  # type: ignore
+        values = g.apply(P["make_tuple"], *[self.expr(v, block) for v in node.values])
+        return g.apply(P["make_dict"], keys, values, loc=self.loc(node))
+
+    def expr_Subscript(self, node: ast.Subscript, block: Block) -> Node:
+        value = self.expr(node.value, block)
+        index = self._index(node.slice, block)
+        return block.graph.apply(P["getitem"], value, index, loc=self.loc(node))
+
+    def _index(self, node: ast.expr, block: Block) -> Node:
+        if isinstance(node, ast.Slice):
+            parts = [self.expr(p, block) if p is not None else Constant(None)
+                     for p in (node.lower, node.upper, node.step)]
+            return block.graph.apply(P["make_slice"], *parts, loc=self.loc(node))
+        if isinstance(node, ast.Tuple):
+            return block.graph.apply(P["make_tuple"], *[self._index(e, block)
+                                                        for e in node.elts])
+        return self.expr(node, block)
+
+    def expr_JoinedStr(self, node: ast.JoinedStr, block: Block) -> Node:
+        g = block.graph
+        parts = []
+        for v in node.values:
+            if isinstance(v, ast.Constant):
+                parts.append(Constant(v.value))
+            else:
+                assert isinstance(v, ast.FormattedValue)
+                value = self.expr(v.value, block)
+                if v.conversion != -1:
+                    conv = {ord("r"): repr, ord("s"): str, ord("a"): ascii}[v.conversion]
+                    value = g.apply(P["convert"], value, conv)
+                spec = self.expr(v.format_spec, block) if v.format_spec else Constant("")
+                parts.append(g.apply(P["format"], value, spec))
+        return g.apply(P["join_strings"], *parts, loc=self.loc(node))
+
+    # --- attributes and calls -----------------------------------------------------
+
+    def expr_Attribute(self, node: ast.Attribute, block: Block) -> Node:
+        value = self.expr(node.value, block)
+        if isinstance(value, Constant) and not isinstance(value.value, Graph) and \
+                _is_namespace(value.value):
+            if not hasattr(value.value, node.attr):
+                raise self.error(f"{_qualname(value.value)}.{node.attr} does not exist", node)
+            return self.constant_for(getattr(value.value, node.attr), node)
+        return block.graph.apply(P["getattr"], value, node.attr, loc=self.loc(node))
+
+    def expr_Call(self, node: ast.Call, block: Block) -> Node:
+        g = block.graph
+        loc = self.loc(node)
+        if isinstance(node.func, ast.Attribute):
+            receiver = self.expr(node.func.value, block)
+            if not (isinstance(receiver, Constant) and _is_namespace(receiver.value)):
+                return self._method_call(receiver, node.func.attr, node, block)
+            callee = self.expr_Attribute(node.func, block)
+        else:
+            callee = self.expr(node.func, block)
+        if any(k.arg is None for k in node.keywords):
+            raise self.error("`**` in calls is not supported", node,
+                             "pass keyword arguments by name")
+        starred = any(isinstance(a, ast.Starred) for a in node.args)
+        kwargs = {k.arg: self.expr(k.value, block) for k in node.keywords}
+        if isinstance(callee, Constant):
+            fn = callee.value
+            if _is_api(fn):
+                return self.api_call(fn, node, block)
+            prim = lookup_callable(fn) if not isinstance(fn, Graph) else None
+            if prim is not None:
+                args = self._call_args(node, block, starred)
+                bound = self.bind_primitive(prim, args, kwargs, node, block, starred)
+                out = g.apply(prim, *bound, loc=loc)
+                if prim.effect:
+                    g.effects.append(out)
+                return out
+            if isinstance(fn, Graph):
+                args = self._call_args(node, block, starred)
+                if starred:
+                    if kwargs:
+                        raise self.error("keyword arguments together with `*args` are not "
+                                         "supported", node)
+                    out = g.apply(P["call_star"], callee, args[0], loc=loc)
+                else:
+                    out = g.apply(callee, *self.bind_graph(fn, args, kwargs, node, block), loc=loc)
+                g.effects.append(out)
+                return out
+            if isinstance(fn, type) and (dataclasses.is_dataclass(fn) or _is_namedtuple(fn)):
+                args = self._call_args(node, block, starred)
+                if starred:
+                    raise self.error("`*args` in a constructor call is not supported", node)
+                bound = self._bind_class(fn, args, kwargs, node)
+                return g.apply(P["construct"], fn, *bound, loc=loc)
+            raise self._unknown_callable(fn, node)
+        if kwargs:
+            raise self.error("keyword arguments are only supported when the called "
+                             "function is known at compile time", node,
+                             "pass the arguments positionally")
+        args = self._call_args(node, block, starred)
+        if starred:
+            out = g.apply(P["call_star"], callee, args[0], loc=loc)
+        else:
+            out = g.apply(callee, *args, loc=loc)
+        g.effects.append(out)
+        return out
+
+    def _call_args(self, node: ast.Call, block: Block, starred: bool) -> list[Node]:
+        if starred:
+            return [self._elements(node.args, block)]
+        return [self.expr(a, block) for a in node.args]
+
+    def _method_call(self, receiver: Node, name: str, node: ast.Call, block: Block) -> Node:
+        if name in ("append", "extend", "insert", "pop", "remove", "update", "setdefault",
+                    "clear", "sort", "reverse", "fill", "resize", "add", "discard"):
+            raise self.error(f"the method .{name}() mutates its object in place, which is "
+                             "not supported", node,
+                             "build a new value instead, e.g. `xs = xs + [v]` or a list "
+                             "comprehension")
+        prim = METHODS.get(name)
+        if prim is None:
+            raise self.error(f"the method .{name}() is not supported", node,
+                             "call the corresponding NumPy function, e.g. np.f(x)")
+        starred = any(isinstance(a, ast.Starred) for a in node.args)
+        args = [receiver] + self._call_args(node, block, starred)
+        kwargs = {k.arg: self.expr(k.value, block) for k in node.keywords}
+        bound = self.bind_primitive(prim, args, kwargs, node, block, starred)
+        return block.graph.apply(prim, *bound, loc=self.loc(node))
+
+    def _unknown_callable(self, fn: Any, node: ast.AST) -> Exception:
+        name = _qualname(fn)
+        module = getattr(fn, "__module__", None) or ""
+        if isinstance(fn, types.BuiltinFunctionType) or isinstance(fn, np.ufunc) or \
+                module.split(".")[0] in NATIVE_MODULES:
+            return self.error(f"{name} is not supported by tapeless (no primitive is "
+                              "registered for it)", node,
+                              "see docs/language.md for the supported NumPy and math "
+                              "functions, or write it with supported operations")
+        return self.error(f"cannot call {name}: only Python functions, registered "
+                          "primitives, dataclasses and NamedTuples can be called", node,
+                          "call a Python function defined in a .py file")
+
+    # --- binding arguments --------------------------------------------------------
+
+    def bind_primitive(self, prim: Primitive, args: list[Node], kwargs: dict[str, Node],
+                       at: ast.AST, block: Block, starred: bool = False) -> list[Node]:
+        params = list(prim.signature.parameters.values())
+        vi = prim.vararg_index
+        if starred:
+            if vi != 0 or len(args) != 1:
+                raise self.error(f"`*args` cannot be passed to {prim.name}", at)
+            bound: list[Node] = [args[0]]
+            rest = params[1:]
+        else:
+            bound = []
+            rest = params
+            npos = len(params) if vi is None else vi
+            if len(args) > npos and vi is None:
+                raise self.error(f"{prim.name} takes at most {npos} positional arguments "
+                                 f"({len(args)} given)", at)
+            for i in range(min(len(args), npos)):
+                bound.append(args[i])
+            if vi is not None:
+                bound.append(Constant(()) if len(args) <= vi else
+                             self._pack(args[vi:], at, block))
+            rest = params[len(bound):]
+        for p in rest:
+            if p.name in kwargs:
+                bound.append(kwargs.pop(p.name))
+            elif p.default is not inspect.Parameter.empty:
+                bound.append(Constant(p.default))
+            elif p.kind is inspect.Parameter.VAR_POSITIONAL:
+                bound.append(Constant(()))
+            else:
+                raise self.error(f"{_prim_label(prim)} is missing its argument '{p.name}'", at)
+        if kwargs:
+            raise self.error(f"{_prim_label(prim)} got an unexpected keyword argument "
+                             f"'{next(iter(kwargs))}'", at,
+                             f"its parameters are: {prim.spec}")
+        return bound
+
+    def _pack(self, nodes: list[Node], at: ast.AST, block: Block) -> Node:
+        return block.graph.apply(P["make_tuple"], *nodes, loc=self.loc(at))
+
+    def bind_graph(self, graph: Graph, args: list[Node], kwargs: dict[str, Node],
+                   at: ast.AST, block: Block) -> list[Node]:
+        specs = getattr(graph, "signature", None)
+        if specs is None:  # being compiled right now (recursion): positional only
+            if kwargs:
+                raise self.error("keyword arguments in a recursive call are not supported",
+                                 at, "pass them positionally")
+            return args
+        bound: list[Node] = []
+        remaining = list(args)
+        kwargs = dict(kwargs)
+        for spec in specs:
+            if spec.kind == "pos":
+                if remaining:
+                    bound.append(remaining.pop(0))
+                    if spec.name in kwargs:
+                        raise self.error(f"{graph.name}() got multiple values for argument "
+                                         f"'{spec.name}'", at)
+                elif spec.name in kwargs:
+                    bound.append(kwargs.pop(spec.name))
+                elif spec.default is not None:
+                    bound.append(spec.default)
+                else:
+                    raise self.error(f"{graph.name}() is missing the argument '{spec.name}'",
+                                     at)
+            elif spec.kind == "vararg":
+                bound.append(self._pack(remaining, at, block) if remaining else Constant(()))
+                remaining = []
+            else:
+                if spec.name in kwargs:
+                    bound.append(kwargs.pop(spec.name))
+                elif spec.default is not None:
+                    bound.append(spec.default)
+                else:
+                    raise self.error(f"{graph.name}() is missing the keyword argument "
+                                     f"'{spec.name}'", at)
+        if remaining:
+            raise self.error(f"{graph.name}() takes {len(bound)} positional arguments but "
+                             f"{len(args)} were given", at)
+        if kwargs:
+            raise self.error(f"{graph.name}() got an unexpected keyword argument "
+                             f"'{next(iter(kwargs))}'", at)
+        return bound
+
+    def _bind_class(self, cls: type, args: list[Node], kwargs: dict[str, Node],
+                    at: ast.AST) -> list[Node]:
+        if dataclasses.is_dataclass(cls):
+            names = [f.name for f in dataclasses.fields(cls) if f.init]
+            defaults = {f.name: f.default for f in dataclasses.fields(cls)
+                        if f.default is not dataclasses.MISSING}
+        else:
+            names = list(cls._fields)  # type: ignore[attr-defined]
+            defaults = dict(getattr(cls, "_field_defaults", {}))
+        if len(args) > len(names):
+            raise self.error(f"{cls.__name__}() takes {len(names)} arguments", at)
+        bound = list(args)
+        for name in names[len(args):]:
+            if name in kwargs:
+                bound.append(kwargs.pop(name))
+            elif name in defaults:
+                bound.append(Constant(defaults[name]))
+            else:
+                raise self.error(f"{cls.__name__}() is missing the field '{name}'", at)
+        if kwargs:
+            raise self.error(f"{cls.__name__}() has no field '{next(iter(kwargs))}'", at)
+        return bound
+
+    # --- functions as values ------------------------------------------------------
+
+    def expr_Lambda(self, node: ast.Lambda, block: Block) -> Node:
+        return Constant(self.define(node, block), self.loc(node))
+
+    def expr_ListComp(self, node: ast.ListComp, block: Block) -> Node:
+        return self._comprehension(node, block, lambda b: self.expr(node.elt, b))
+
+    expr_GeneratorExp = expr_ListComp
+
+    def expr_DictComp(self, node: ast.DictComp, block: Block) -> Node:
+        def element(b: Block) -> Node:
+            return b.graph.apply(P["make_tuple"], self.expr(node.key, b),
+                                 self.expr(node.value, b))
+
+        pairs = self._comprehension(node, block, element)
+        return block.graph.apply(P["dict"], block.graph.apply(P["make_tuple"], pairs),
+                                 loc=self.loc(node))
+
+    def _comprehension(self, node: Any, block: Block, element: Any) -> Node:
+        from .parser import Block as BlockCls
+        from .parser import Scope
+        from .source import ScopeInfo
+
+        info = ScopeInfo()
+        for gen in node.generators:
+            if gen.is_async:
+                raise self.error("async comprehensions are not supported", node)
+            for t in ast.walk(gen.target):
+                if isinstance(t, ast.Name):
+                    info.assigned.setdefault(t.id, []).append((t.lineno, t.col_offset))
+        scope = Scope(info, block.scope, node, immediate=True)
+        loc = self.loc(node)
+
+        def build(i: int, b: Block) -> Node:
+            gen = node.generators[i]
+            seq = self.expr(gen.iter, b)
+            fn = Graph("comprehension", b.graph, loc)
+            fb = BlockCls(fn, scope, b)
+            item = fn.add_parameter("item")
+            self.assign(gen.target, item, fb)
+            last = i == len(node.generators) - 1
+
+            def inner(bb: Block) -> Node:
+                if last:
+                    value = element(bb)
+                    return bb.graph.apply(P["make_list"], value) if gen.ifs else value
+                return build(i + 1, bb)
+
+            if gen.ifs:
+                conds = gen.ifs
+
+                def filtered(bb: Block, k: int = 0) -> Node:
+                    c = self.expr(conds[k], bb)
+                    if k + 1 < len(conds):
+                        def keep(b3: Block) -> Node:
+                            return filtered(b3, k + 1)
+                    else:
+                        keep = inner
+                    g_keep = self._branch(bb, "keep", keep, node)
+                    g_skip = self._branch(bb, "skip", lambda b3: b3.graph.apply(
+                        P["make_list"]), node)
+                    sw = bb.graph.apply(P["switch"], c, g_keep, g_skip)
+                    return bb.graph.apply(sw)
+
+                fn.output = filtered(fb)
+                kind = "list_flatmap"
+            else:
+                fn.output = inner(fb)
+                kind = "list_map" if last else "list_flatmap"
+            out = b.graph.apply(P[kind], fn, seq, loc=loc)
+            if fn.effects:
+                b.graph.effects.append(out)
+            return out
+
+        return build(0, block)
+
+    def api_call(self, fn: Any, node: ast.Call, block: Block) -> Node:
+        raise self.error(f"tapeless.{fn.__name__} cannot be called inside compiled code yet",
+                         node, "call it outside the compiled function")
+
+
+def _is_api(fn: Any) -> bool:
+    return getattr(fn, "__tapeless_api__", False)
+
+
+def _is_namespace(value: Any) -> bool:
+    return isinstance(value, types.ModuleType) or (
+        isinstance(value, type) and not dataclasses.is_dataclass(value)
+        and not _is_namedtuple(value) and value.__module__ not in ("builtins",))
+
+
+def _is_namedtuple(cls: Any) -> bool:
+    return isinstance(cls, type) and issubclass(cls, tuple) and hasattr(cls, "_fields")
+
+
+def _qualname(value: Any) -> str:
+    if isinstance(value, types.ModuleType):
+        return value.__name__
+    module = getattr(value, "__module__", None)
+    name = getattr(value, "__qualname__", None) or getattr(value, "__name__", repr(value))
+    if module == "numpy" or (module or "").startswith("numpy."):
+        return f"numpy.{name}" if module == "numpy" else f"{module}.{name}"
+    if isinstance(value, np.ufunc):
+        return f"numpy.{value.__name__}"
+    if module in ("math", "builtins"):
+        return f"{module}.{name}" if module == "math" else name
+    return f"{module}.{name}" if module else name
+
+
+def _prim_label(prim: Primitive) -> str:
+    return prim.name.replace("method.", ".") + "()"
+
+
+def _describe(node: ast.AST) -> str:
+    names = {ast.Yield: "`yield`", ast.YieldFrom: "`yield from`", ast.Await: "`await`",
+             ast.SetComp: "a set comprehension", ast.Set: "a set display",
+             ast.Starred: "`*` unpacking here"}
+    return names.get(type(node), f"the expression `{type(node).__name__}`")
+
+
+_EXPR_HINTS = {
+    ast.Yield: "return a list or tuple of the values instead",
+    ast.YieldFrom: "return a list or tuple of the values instead",
+    ast.Await: "compile synchronous code only",
+    ast.SetComp: "use a list or dict comprehension",
+    ast.Set: "use a tuple or list",
+}
+
+_ = math

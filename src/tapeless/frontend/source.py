@@ -1,0 +1,169 @@
+"""Finding a Python function's syntax tree and the names each scope binds."""
+
+from __future__ import annotations
+
+import ast
+import linecache
+from dataclasses import dataclass, field
+from types import FunctionType
+
+from ..errors import CompileError
+from ..ir.nodes import Location
+
+_module_cache: dict[str, tuple[int, ast.Module]] = {}
+
+
+@dataclass
+class FunctionSource:
+    node: ast.FunctionDef | ast.Lambda
+    filename: str
+    lines: list[str]
+
+    def loc(self, node: ast.AST) -> Location:
+        line = getattr(node, "lineno", 0)
+        col = getattr(node, "col_offset", 0)
+        text = self.lines[line - 1] if 0 < line <= len(self.lines) else ""
+        return Location(self.filename, line, col, text)
+
+
+def _parse_file(filename: str) -> tuple[list[str], ast.Module] | None:
+    lines = linecache.getlines(filename)
+    if not lines:
+        return None
+    text = "".join(lines)
+    cached = _module_cache.get(filename)
+    if cached is not None and cached[0] == hash(text):
+        return lines, cached[1]
+    try:
+        tree = ast.parse(text, filename)
+    except SyntaxError:
+        return None
+    _module_cache[filename] = (hash(text), tree)
+    return lines, tree
+
+
+def function_source(fn: FunctionType) -> FunctionSource:
+    """The syntax tree of `fn` (a `def` or a `lambda`), located in its file."""
+    code = fn.__code__
+    parsed = _parse_file(code.co_filename)
+    if parsed is None:
+        raise CompileError(
+            f"the source of {fn.__qualname__} is not available "
+            f"(defined in {code.co_filename})", None,
+            "define the function in a .py file so tapeless can read its source")
+    lines, tree = parsed
+    first = code.co_firstlineno
+    if code.co_name == "<lambda>":
+        node = _find_lambda(tree, code)
+    else:
+        node = None
+        for cand in ast.walk(tree):
+            if isinstance(cand, (ast.FunctionDef, ast.AsyncFunctionDef)) and \
+                    cand.name == code.co_name:
+                starts = [cand.lineno] + [d.lineno for d in cand.decorator_list]
+                if first in starts:
+                    node = cand
+                    break
+    if node is None:
+        raise CompileError(f"could not find the source of {fn.__qualname__} in "
+                           f"{code.co_filename}:{first}")
+    if isinstance(node, ast.AsyncFunctionDef):
+        src = FunctionSource(node, code.co_filename, lines)  # type: ignore[arg-type]
+        raise CompileError("async functions are not supported", src.loc(node),
+                           "write an ordinary `def`")
+    return FunctionSource(node, code.co_filename, lines)
+
+
+def _find_lambda(tree: ast.Module, code: object) -> ast.Lambda | None:
+    first = code.co_firstlineno  # type: ignore[attr-defined]
+    argnames = list(code.co_varnames[:code.co_argcount])  # type: ignore[attr-defined]
+    positions = [(p[0], p[2]) for p in code.co_positions()  # type: ignore[attr-defined]
+                 if p[0] is not None and p[2] is not None]
+    best = None
+    best_key = None
+    for cand in ast.walk(tree):
+        if not isinstance(cand, ast.Lambda) or cand.lineno != first:
+            continue
+        if [a.arg for a in cand.args.posonlyargs + cand.args.args] != argnames:
+            continue
+        body = cand.body
+        start = (body.lineno, body.col_offset)
+        end = (body.end_lineno or body.lineno, body.end_col_offset or 0)
+        inside = sum(1 for p in positions if start <= p <= end)
+        size = (end[0] - start[0]) * 10000 + (end[1] - start[1])
+        key = (-inside, size)
+        if best_key is None or key < best_key:
+            best, best_key = cand, key
+    return best
+
+
+# --- scopes -----------------------------------------------------------------------
+
+
+@dataclass
+class ScopeInfo:
+    """The names a function scope binds, where each is assigned, and what is declared
+    global/nonlocal."""
+
+    assigned: dict[str, list[tuple[int, int]]] = field(default_factory=dict)
+    def_only: set[str] = field(default_factory=set)
+    declared: dict[str, ast.AST] = field(default_factory=dict)
+
+
+def analyze_scope(fn: ast.FunctionDef | ast.Lambda | None, body: list[ast.AST],
+                  params: list[str]) -> ScopeInfo:
+    info = ScopeInfo()
+    for p in params:
+        info.assigned.setdefault(p, []).append((0, 0))
+    kinds: dict[str, set[str]] = {}
+
+    def bind(name: str, node: ast.AST, kind: str) -> None:
+        info.assigned.setdefault(name, []).append((node.lineno, node.col_offset))
+        kinds.setdefault(name, set()).add(kind)
+
+    def visit(node: ast.AST) -> None:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            bind(node.name, node, "def")
+            for d in getattr(node, "decorator_list", []):
+                visit(d)
+            if not isinstance(node, ast.ClassDef):
+                for d in node.args.defaults + [d for d in node.args.kw_defaults if d]:
+                    visit(d)
+            return
+        if isinstance(node, ast.Lambda):
+            for d in node.args.defaults:
+                visit(d)
+            return
+        if isinstance(node, (ast.ListComp, ast.SetComp, ast.GeneratorExp, ast.DictComp)):
+            visit(node.generators[0].iter)
+            return
+        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+            bind(node.id, node, "assign")
+        elif isinstance(node, (ast.Global, ast.Nonlocal)):
+            for name in node.names:
+                info.declared[name] = node
+        elif isinstance(node, ast.NamedExpr):
+            bind(node.target.id, node.target, "assign")
+            visit(node.value)
+            return
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            for alias in node.names:
+                bind((alias.asname or alias.name).split(".")[0], node, "import")
+        for child in ast.iter_child_nodes(node):
+            visit(child)
+
+    for stmt in body:
+        visit(stmt)
+    info.def_only = {n for n, k in kinds.items()
+                     if k == {"def"} and len(info.assigned[n]) == 1 and n not in params}
+    return info
+
+
+def param_names(args: ast.arguments) -> list[str]:
+    names = [a.arg for a in args.posonlyargs + args.args]
+    if args.vararg:
+        names.append(args.vararg.arg)
+    names += [a.arg for a in args.kwonlyargs]
+    if args.kwarg:
+        names.append(args.kwarg.arg)
+    return names

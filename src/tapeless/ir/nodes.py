@@ -1,0 +1,192 @@
+"""The graph IR: a function is a `Graph`; its body is a DAG of `Apply`, `Parameter`
+and `Constant` nodes. A graph used as a value is a closure when it references nodes
+owned by an enclosing graph (its free variables)."""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+from typing import Any
+
+_serial = itertools.count()
+
+
+@dataclass(frozen=True)
+class Location:
+    """Where a node or graph comes from in the user's source."""
+
+    filename: str
+    line: int
+    col: int
+    source_line: str = ""
+
+    def __str__(self) -> str:
+        return f"{self.filename}:{self.line}:{self.col + 1}"
+
+
+class Node:
+    __slots__ = ("graph", "loc", "id", "name")
+
+    def __init__(self, graph: Graph | None, loc: Location | None = None, name: str = ""):
+        self.graph = graph
+        self.loc = loc
+        self.id = next(_serial)
+        self.name = name
+
+
+class Parameter(Node):
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return f"%{self.name or 'p'}{self.id}"
+
+
+class Constant(Node):
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any, loc: Location | None = None):
+        super().__init__(None, loc)
+        self.value = value
+
+    def __repr__(self) -> str:
+        return f"Constant({self.value!r})"
+
+
+class Apply(Node):
+    """`inputs[0]` is the callee, the rest are positional arguments."""
+
+    __slots__ = ("inputs",)
+
+    def __init__(self, graph: Graph, inputs: list[Node], loc: Location | None = None,
+                 name: str = ""):
+        super().__init__(graph, loc, name)
+        self.inputs = inputs
+
+    def __repr__(self) -> str:
+        return f"%{self.name or 'v'}{self.id}"
+
+
+class Graph:
+    """A function. `parent` is the lexically enclosing graph (None at top level)."""
+
+    def __init__(self, name: str, parent: Graph | None = None, loc: Location | None = None):
+        self.name = name
+        self.parent = parent
+        self.loc = loc
+        self.parameters: list[Parameter] = []
+        self.output: Node | None = None
+        # Nodes evaluated for their side effects (print, assert, calls that may print),
+        # in program order; they are kept even when their value is unused.
+        self.effects: list[Node] = []
+        self.id = next(_serial)
+        # A flag for graphs whose last parameter collects extra positional arguments.
+        self.vararg = False
+        self._fv_cache: list[Node] | None = None
+
+    def add_parameter(self, name: str, loc: Location | None = None) -> Parameter:
+        p = Parameter(self, loc, name)
+        self.parameters.append(p)
+        return p
+
+    def apply(self, *inputs: Any, loc: Location | None = None, name: str = "") -> Apply:
+        """Create an Apply node in this graph; non-Node inputs become Constants."""
+        nodes = [i if isinstance(i, Node) else Constant(i) for i in inputs]
+        return Apply(self, nodes, loc, name)
+
+    def __repr__(self) -> str:
+        return f"<Graph {self.name}>"
+
+    def invalidate(self) -> None:
+        self._fv_cache = None
+
+
+def is_constant_graph(node: Node) -> bool:
+    return isinstance(node, Constant) and isinstance(node.value, Graph)
+
+
+def graph_nodes(g: Graph) -> list[Node]:
+    """The Apply nodes owned by `g` that are reachable from its output or effects,
+    in a valid evaluation order (inputs first, effects in program order)."""
+    order: list[Node] = []
+    seen: set[int] = set()
+    roots = list(g.effects) + ([g.output] if g.output is not None else [])
+    for root in roots:
+        stack: list[tuple[Node, int]] = [(root, 0)]
+        while stack:
+            node, i = stack.pop()
+            if node.id in seen and i == 0:
+                continue
+            if not isinstance(node, Apply) or node.graph is not g:
+                continue
+            if i == 0:
+                seen.add(node.id)
+            deps = _deps(node, g)
+            if i < len(deps):
+                stack.append((node, i + 1))
+                stack.append((deps[i], 0))
+            else:
+                order.append(node)
+    return order
+
+
+def _deps(node: Apply, g: Graph) -> list[Node]:
+    """Inputs of `node`, plus, for closures it uses, their free variables owned by `g`."""
+    deps: list[Node] = []
+    for inp in node.inputs:
+        if is_constant_graph(inp):
+            deps.extend(fv for fv in free_variables(inp.value) if fv.graph is g)
+        deps.append(inp)
+    return deps
+
+
+def free_variables(g: Graph) -> list[Node]:
+    """Nodes owned by graphs other than `g` and its descendants that `g` (or a graph
+    nested in it) uses, in first-use order. Cached until `g.invalidate()`."""
+    if g._fv_cache is not None:
+        return g._fv_cache
+    g._fv_cache = []  # breaks cycles through recursive graphs
+    result: dict[int, Node] = {}
+    for node in graph_nodes(g):
+        for inp in node.inputs:
+            if isinstance(inp, (Apply, Parameter)) and inp.graph is not g:
+                if not _is_inside(inp.graph, g):
+                    result.setdefault(inp.id, inp)
+            elif is_constant_graph(inp) and inp.value is not g:
+                for fv in free_variables(inp.value):
+                    if fv.graph is not g and not _is_inside(fv.graph, g):
+                        result.setdefault(fv.id, fv)
+    out = g.output
+    if isinstance(out, (Apply, Parameter)) and out.graph is not g and not _is_inside(out.graph, g):
+        result.setdefault(out.id, out)
+    if is_constant_graph(out) and out.value is not g:
+        for fv in free_variables(out.value):
+            if fv.graph is not g and not _is_inside(fv.graph, g):
+                result.setdefault(fv.id, fv)
+    g._fv_cache = list(result.values())
+    return g._fv_cache
+
+
+def _is_inside(inner: Graph | None, outer: Graph) -> bool:
+    while inner is not None:
+        if inner is outer:
+            return True
+        inner = inner.parent
+    return False
+
+
+def reachable_graphs(root: Graph) -> list[Graph]:
+    """Every graph reachable from `root` through graph constants, `root` first."""
+    seen: dict[int, Graph] = {}
+    todo = [root]
+    while todo:
+        g = todo.pop()
+        if g.id in seen:
+            continue
+        seen[g.id] = g
+        for node in graph_nodes(g):
+            for inp in node.inputs:
+                if is_constant_graph(inp):
+                    todo.append(inp.value)
+        if g.output is not None and is_constant_graph(g.output):
+            todo.append(g.output.value)
+    return list(seen.values())

@@ -1,0 +1,1 @@
+"""Optimization passes on the IR."""

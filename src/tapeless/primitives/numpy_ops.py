@@ -1,0 +1,204 @@
+"""NumPy and `math` functions, and array methods, as primitives. Each entry names the
+parameters as NumPy does, so keyword calls bind the same way as in NumPy."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .registry import BY_CALLABLE, METHODS, Primitive, call_emitter, method_emitter, register
+
+# name: (spec, differentiable). Emitted as `np.<name>(...)`; the first parameter (or,
+# where NumPy's parameters are all required, every parameter) is passed positionally.
+NUMPY_FUNCTIONS: dict[str, tuple[str, bool]] = {
+    # elementwise, one argument
+    **{n: ("x", True) for n in (
+        "exp log log1p expm1 sqrt sin cos tan tanh sinh cosh arcsin arccos arctan arcsinh "
+        "arccosh arctanh abs square negative positive reciprocal exp2 log2 log10 "
+        "cbrt deg2rad rad2deg sinc").split()},
+    **{n: ("x", False) for n in (
+        "sign floor ceil trunc rint isnan isinf isfinite logical_not signbit").split()},
+    # elementwise, two arguments
+    **{n: ("x1, x2", True) for n in (
+        "add subtract multiply divide power maximum minimum fmax fmin arctan2 "
+        "logaddexp hypot").split()},
+    **{n: ("x1, x2", False) for n in (
+        "floor_divide mod equal not_equal less less_equal greater greater_equal "
+        "logical_and logical_or logical_xor").split()},
+    "where": ("condition, x, y", True),
+    "clip": ("a, a_min, a_max", True),
+    "round": ("a, decimals=0", False),
+    # linear algebra
+    "dot": ("a, b", True),
+    "matmul": ("x1, x2", True),
+    "outer": ("a, b", True),
+    "inner": ("a, b", True),
+    "einsum": ("subscripts, *operands", True),
+    "tensordot": ("a, b, axes=2", True),
+    "trace": ("a, offset=0, axis1=0, axis2=1", True),
+    "diag": ("v, k=0", True),
+    "tril": ("m, k=0", True),
+    "triu": ("m, k=0", True),
+    "kron": ("a, b", True),
+    # reductions
+    "sum": ("a, axis=None, dtype=None, keepdims=False", True),
+    "mean": ("a, axis=None, dtype=None, keepdims=False", True),
+    "prod": ("a, axis=None, dtype=None, keepdims=False", True),
+    "max": ("a, axis=None, keepdims=False", True),
+    "min": ("a, axis=None, keepdims=False", True),
+    "amax": ("a, axis=None, keepdims=False", True),
+    "amin": ("a, axis=None, keepdims=False", True),
+    "var": ("a, axis=None, dtype=None, ddof=0, keepdims=False", True),
+    "std": ("a, axis=None, dtype=None, ddof=0, keepdims=False", True),
+    "argmax": ("a, axis=None", False),
+    "argmin": ("a, axis=None", False),
+    "cumsum": ("a, axis=None", True),
+    "cumprod": ("a, axis=None", True),
+    "all": ("a, axis=None, keepdims=False", False),
+    "any": ("a, axis=None, keepdims=False", False),
+    "count_nonzero": ("a, axis=None", False),
+    "argsort": ("a, axis=-1", False),
+    "sort": ("a, axis=-1", True),
+    # shapes
+    "reshape": ("a, shape", True),
+    "transpose": ("a, axes=None", True),
+    "swapaxes": ("a, axis1, axis2", True),
+    "moveaxis": ("a, source, destination", True),
+    "expand_dims": ("a, axis", True),
+    "squeeze": ("a, axis=None", True),
+    "broadcast_to": ("array, shape", True),
+    "concatenate": ("arrays, axis=0", True),
+    "stack": ("arrays, axis=0", True),
+    "hstack": ("tup", True),
+    "vstack": ("tup", True),
+    "split": ("ary, indices_or_sections, axis=0", True),
+    "ravel": ("a", True),
+    "flip": ("m, axis=None", True),
+    "tile": ("A, reps", True),
+    "repeat": ("a, repeats, axis=None", True),
+    "take": ("a, indices, axis=None", True),
+    "atleast_1d": ("a", True),
+    "atleast_2d": ("a", True),
+    "shape": ("a", False),
+    "ndim": ("a", False),
+    "size": ("a", False),
+    # constructors
+    "zeros": ("shape, dtype=float", False),
+    "ones": ("shape, dtype=float", False),
+    "empty": ("shape, dtype=float", False),
+    "zeros_like": ("a, dtype=None", False),
+    "ones_like": ("a, dtype=None", False),
+    "full": ("shape, fill_value, dtype=None", True),
+    "full_like": ("a, fill_value, dtype=None", True),
+    "eye": ("N, M=None, k=0, dtype=float", False),
+    "identity": ("n, dtype=None", False),
+    "arange": ("*args, dtype=None", False),
+    "linspace": ("start, stop, num=50, endpoint=True", True),
+    "array": ("object, dtype=None", True),
+    "asarray": ("a, dtype=None", True),
+    "copy": ("a", True),
+    "float64": ("x=0", True),
+    "float32": ("x=0", True),
+    "int64": ("x=0", False),
+    "isclose": ("a, b, rtol=1e-05, atol=1e-08", False),
+    "allclose": ("a, b, rtol=1e-05, atol=1e-08", False),
+    "array_equal": ("a1, a2", False),
+}
+
+NUMPY_LINALG: dict[str, tuple[str, bool]] = {
+    "norm": ("x, ord=None, axis=None, keepdims=False", True),
+    "inv": ("a", True),
+    "solve": ("a, b", True),
+    "det": ("a", True),
+    "slogdet": ("a", True),
+    "cholesky": ("a", True),
+}
+
+# `math` functions take positional arguments only.
+MATH_FUNCTIONS: dict[str, tuple[str, bool]] = {
+    **{n: ("x", True) for n in (
+        "sin cos tan asin acos atan sinh cosh tanh asinh acosh atanh exp expm1 log1p log2 "
+        "log10 sqrt fabs erf erfc gamma lgamma degrees radians").split()},
+    **{n: ("x", False) for n in "floor ceil trunc isnan isinf isfinite factorial".split()},
+    "log": ("x, *base", True),
+    "pow": ("x, y", True),
+    "atan2": ("y, x", True),
+    "hypot": ("*coordinates", True),
+    "copysign": ("x, y", True),
+    "fmod": ("x, y", True),
+    "isclose": ("a, b", False),
+}
+
+
+def _required(spec: str) -> int:
+    """How many leading parameters have no default (and are not `*args`)."""
+    count = 0
+    for part in spec.split(","):
+        part = part.strip()
+        if not part or "=" in part or part.startswith("*"):
+            break
+        count += 1
+    return count
+
+
+def _register_table(prefix: str, module: object, table: dict[str, tuple[str, bool]],
+                    positional_only: bool = False) -> None:
+    for name, (spec, diff) in table.items():
+        fn = getattr(module, name, None)
+        if fn is None or id(fn) in BY_CALLABLE:
+            continue
+        npos = 99 if positional_only else max(_required(spec), 1)
+        register(Primitive(f"{prefix}.{name}", fn, spec,
+                           call_emitter(f"{prefix}.{name}", npos, spec),
+                           differentiable=diff), fn)
+
+
+_register_table("np", np, NUMPY_FUNCTIONS)
+_register_table("np.linalg", np.linalg, NUMPY_LINALG)
+_register_table("math", math, MATH_FUNCTIONS, positional_only=True)
+
+
+# Array (and list/dict) methods: `x.name(...)` compiles to a primitive whose first
+# parameter is the receiver; its derivative is that of the function named in `alias`.
+def _method(name: str, spec: str, alias: str | None, differentiable: bool = True) -> None:
+    rest = spec.partition(",")[2].strip()
+    prim = Primitive(f"method.{name}", lambda x, *a, _n=name: getattr(x, _n)(*a), spec,
+                     method_emitter(name, rest), differentiable=differentiable)
+    prim.alias = alias  # type: ignore[attr-defined]
+    register(prim)
+    METHODS[name] = prim
+
+
+for _n in ("sum", "mean", "prod"):
+    _method(_n, "self, axis=None, dtype=None, keepdims=False", f"np.{_n}")
+for _n in ("max", "min"):
+    _method(_n, "self, axis=None, keepdims=False", f"np.{_n}")
+for _n in ("var", "std"):
+    _method(_n, "self, axis=None, dtype=None, ddof=0, keepdims=False", f"np.{_n}")
+for _n in ("argmax", "argmin"):
+    _method(_n, "self, axis=None", f"np.{_n}", differentiable=False)
+for _n in ("any", "all"):
+    _method(_n, "self, axis=None, keepdims=False", f"np.{_n}", differentiable=False)
+_method("cumsum", "self, axis=None", "np.cumsum")
+_method("cumprod", "self, axis=None", "np.cumprod")
+_method("reshape", "self, *shape", "method.reshape")
+_method("transpose", "self, *axes", "method.transpose")
+_method("swapaxes", "self, axis1, axis2", "np.swapaxes")
+_method("squeeze", "self, axis=None", "np.squeeze")
+_method("clip", "self, min=None, max=None", "np.clip")
+_method("dot", "self, b", "np.dot")
+_method("ravel", "self", "np.ravel")
+_method("flatten", "self", "np.ravel")
+_method("copy", "self", "np.copy")
+_method("astype", "self, dtype", "method.astype")
+_method("item", "self", "method.item")
+_method("round", "self, decimals=0", "np.round", differentiable=False)
+_method("conj", "self", "method.conj")
+_method("tolist", "self", "method.tolist")
+_method("items", "self", "method.items")
+_method("keys", "self", "method.keys", differentiable=False)
+_method("values", "self", "method.values")
+_method("get", "self, key, default=None", "method.get")
+_method("index", "self, value", "method.index", differentiable=False)
+_method("count", "self, value", "method.count", differentiable=False)
