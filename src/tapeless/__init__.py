@@ -2,6 +2,8 @@
 
 from .api import ir, jit
 from .errors import CompileError, GradError, TapelessError
+from .grad_api import grad, value_and_grad, vjp
 
-__all__ = ["CompileError", "GradError", "TapelessError", "ir", "jit"]
+__all__ = ["CompileError", "GradError", "TapelessError", "grad", "ir", "jit",
+           "value_and_grad", "vjp"]
 __version__ = "0.1.0"

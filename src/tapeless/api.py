@@ -1,4 +1,4 @@
-"""The public API: `jit`, `ir` (and, in `tapeless.grad_api`, the derivatives)."""
+"""The public API: `jit` and `ir` (the derivative API is in `tapeless.grad_api`)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from typing import Any
 from .backend import Compiled, compile_graph
 from .frontend import parse
 from .frontend.parser import unwrap
-from .ir import print_graph
+from .ir import Graph, print_graph
 
 # Generated files by name, so run-time errors can point back at the user's source.
 GENERATED: dict[str, Compiled] = {}
@@ -62,27 +62,63 @@ def load(graph_source: Any) -> Compiled:
     return compiled
 
 
-class CompiledFunction:
-    """A function compiled by tapeless; call it like the original."""
+def graph_of(fn: Any) -> Graph:
+    """The IR graph of a Python function or of a tapeless-transformed function."""
+    if isinstance(fn, Transformed):
+        return fn.graph
+    return parse(fn)
 
-    def __init__(self, fn: Callable[..., Any]):
-        self.__tapeless_wrapped__ = unwrap(fn)
+
+def python_function(fn: Any) -> Callable[..., Any]:
+    """The user's Python function underneath any number of transforms."""
+    while isinstance(fn, Transformed):
+        fn = fn.fun
+    return unwrap(fn)
+
+
+class Transformed:
+    """A function compiled by tapeless (`jit`, `grad`, ...); call it like the original.
+    The generated code is dynamically typed, so one compiled version serves every
+    argument signature: after the first call, calls do no compiling."""
+
+    kind = "jit"
+
+    def __init__(self, fun: Callable[..., Any]):
+        self.fun = fun
+        self.__tapeless_wrapped__ = python_function(fun)
         functools.update_wrapper(self, self.__tapeless_wrapped__)
+        self._graph: Graph | None = None
         self._compiled: Compiled | None = None
-        self._nparams = len(inspect.signature(self.__tapeless_wrapped__).parameters)
+        sig = inspect.signature(self.__tapeless_wrapped__)
+        self._nparams = len(sig.parameters)
         self._simple = all(p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD
-                           for p in inspect.signature(self.__tapeless_wrapped__)
-                           .parameters.values())
+                           for p in sig.parameters.values())
+        self.compile_count = 0
+
+    @property
+    def graph(self) -> Graph:
+        if self._graph is None:
+            self._graph = self.build_graph()
+        return self._graph
+
+    def build_graph(self) -> Graph:
+        return graph_of(self.fun)
 
     def _get(self) -> Compiled:
         if self._compiled is None:
-            self._compiled = load(parse(self.__tapeless_wrapped__))
+            self._compiled = load(self.graph)
+            self.compile_count += 1
         return self._compiled
+
+    def bind(self, args: tuple, kwargs: dict) -> tuple:
+        if kwargs or not self._simple or len(args) != self._nparams:
+            return tuple(positional_arguments(self.__tapeless_wrapped__, args, kwargs))
+        return args
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         compiled = self._get()
-        if kwargs or not self._simple or len(args) != self._nparams:
-            args = tuple(positional_arguments(self.__tapeless_wrapped__, args, kwargs))
+        args = self.bind(args, kwargs)
+        self.check_arguments(args)
         if sys.getrecursionlimit() < _RECURSION_LIMIT:
             sys.setrecursionlimit(_RECURSION_LIMIT)
         try:
@@ -91,6 +127,9 @@ class CompiledFunction:
             annotate_error(exc, exc.__traceback__)
             raise
 
+    def check_arguments(self, args: tuple) -> None:
+        """Refuse arguments this transform cannot take (overridden by `grad`)."""
+
     @property
     def source(self) -> str:
         """The generated Python source."""
@@ -98,19 +137,23 @@ class CompiledFunction:
 
     @property
     def ir(self) -> str:
-        return print_graph(parse(self.__tapeless_wrapped__))
+        """The IR, as readable text."""
+        return print_graph(self.graph)
 
     def __repr__(self) -> str:
-        return f"<tapeless.jit {self.__tapeless_wrapped__.__qualname__}>"
+        return f"<tapeless.{self.kind} {self.__tapeless_wrapped__.__qualname__}>"
+
+
+CompiledFunction = Transformed
 
 
 @_api
-def jit(fn: Callable[..., Any]) -> CompiledFunction:
+def jit(fn: Callable[..., Any]) -> Transformed:
     """Compile `fn` ahead of time; the result computes exactly what `fn` computes."""
-    return CompiledFunction(fn)
+    return Transformed(fn)
 
 
 @_api
 def ir(fn: Callable[..., Any]) -> str:
     """The IR of `fn` as readable text."""
-    return print_graph(parse(fn))
+    return print_graph(graph_of(fn))

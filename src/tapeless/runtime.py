@@ -46,3 +46,454 @@ def unpack(value: Any, n: int) -> Any:
             raise ValueError(f"too many values to unpack (expected {n})")
         raise ValueError(f"not enough values to unpack (expected {n}, got {len(value)})")
     return value
+
+
+# --- sensitivities ----------------------------------------------------------------------
+# A sensitivity has the structure of its primal value, except: `ZERO` stands for a zero of
+# any structure; a dataclass's sensitivity is a dict of its fields; a NamedTuple's is a
+# plain tuple. `to_structure` converts back at the API boundary.
+
+
+class _Zero:
+    """The symbolic zero sensitivity: adding it costs nothing."""
+
+    _instance: _Zero | None = None
+
+    def __new__(cls) -> _Zero:
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+        return cls._instance
+
+    def __repr__(self) -> str:
+        return "ZERO"
+
+    def __reduce__(self) -> str:
+        return "ZERO"
+
+    def __getitem__(self, index: Any) -> _Zero:
+        return self
+
+    def __bool__(self) -> bool:
+        return False
+
+
+ZERO = _Zero()
+
+
+def gadd(a: Any, b: Any) -> Any:
+    """Add two sensitivities of the same value."""
+    if a is ZERO:
+        return b
+    if b is ZERO:
+        return a
+    if isinstance(a, tuple):
+        return tuple(gadd(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, list):
+        return [gadd(x, y) for x, y in zip(a, b, strict=True)]
+    if isinstance(a, dict):
+        out = dict(a)
+        for k, v in b.items():
+            out[k] = gadd(out[k], v) if k in out else v
+        return out
+    return a + b
+
+
+def zeros_like_value(x: Any) -> Any:
+    """A materialized zero sensitivity for the value `x`."""
+    import numpy as np
+
+    if isinstance(x, bool) or x is None or isinstance(x, str):
+        return ZERO
+    if isinstance(x, (float, int)):
+        return 0.0
+    if isinstance(x, np.ndarray):
+        return np.zeros(x.shape, dtype=x.dtype if x.dtype.kind in "fc" else np.float64)
+    if isinstance(x, np.generic):
+        return np.zeros((), dtype=x.dtype if x.dtype.kind in "fc" else np.float64)[()]
+    if isinstance(x, tuple):
+        return tuple(zeros_like_value(v) for v in x)
+    if isinstance(x, list):
+        return [zeros_like_value(v) for v in x]
+    if isinstance(x, dict):
+        return {k: zeros_like_value(v) for k, v in x.items()}
+    if is_struct(x):
+        return {f: zeros_like_value(getattr(x, f)) for f in struct_fields(x)}
+    return ZERO
+
+
+def sens_of(d: Any, like: Any) -> Any:
+    """`d`, with a symbolic zero made concrete (rules of array operations need values)."""
+    return zeros_like_value(like) if d is ZERO else d
+
+
+def is_struct(x: Any) -> bool:
+    import dataclasses
+
+    return dataclasses.is_dataclass(x) and not isinstance(x, type)
+
+
+def struct_fields(x: Any) -> list[str]:
+    import dataclasses
+
+    return [f.name for f in dataclasses.fields(x)]
+
+
+def to_structure(sens: Any, like: Any) -> Any:
+    """The gradient for argument `like`: its structure, zeros filled in."""
+    import numpy as np
+
+    if sens is ZERO:
+        sens = zeros_like_value(like)
+        if sens is ZERO:
+            return None if like is None else ZERO
+    if isinstance(like, tuple):
+        items = [to_structure(s, v) for s, v in zip(sens, like, strict=True)]
+        return type(like)(*items) if hasattr(like, "_fields") else tuple(items)
+    if isinstance(like, list):
+        return [to_structure(s, v) for s, v in zip(sens, like, strict=True)]
+    if isinstance(like, dict):
+        return {k: to_structure(sens.get(k, ZERO), v) for k, v in like.items()}
+    if is_struct(like):
+        import dataclasses
+
+        return dataclasses.replace(like, **{f: to_structure(sens.get(f, ZERO),
+                                                            getattr(like, f))
+                                            for f in struct_fields(like)})
+    if isinstance(like, np.ndarray):
+        out = np.asarray(sens, dtype=like.dtype if like.dtype.kind in "fc" else np.float64)
+        return np.broadcast_to(out, like.shape).copy() if out.shape != like.shape else out
+    if isinstance(like, float) and isinstance(sens, np.ndarray) and sens.ndim == 0:
+        return float(sens)
+    if isinstance(like, float) and isinstance(sens, np.floating):
+        return float(sens)
+    return sens
+
+
+def from_structure(value: Any) -> Any:
+    """The internal sensitivity form of a user-given cotangent."""
+    if isinstance(value, tuple):
+        return tuple(from_structure(v) for v in value)
+    if isinstance(value, list):
+        return [from_structure(v) for v in value]
+    if isinstance(value, dict):
+        return {k: from_structure(v) for k, v in value.items()}
+    if is_struct(value):
+        return {f: from_structure(getattr(value, f)) for f in struct_fields(value)}
+    if value is None:
+        return ZERO
+    return value
+
+
+def unbroadcast(d: Any, x: Any) -> Any:
+    """Sum `d` down to the shape of `x` (undoing NumPy broadcasting)."""
+    import numpy as np
+
+    if d is ZERO:
+        return ZERO
+    dshape = np.shape(d)
+    xshape = np.shape(x)
+    if dshape == xshape:
+        if isinstance(x, float) and not isinstance(d, float):
+            return float(d)
+        return d
+    if not xshape:
+        total = np.sum(d)
+        return float(total) if isinstance(x, (float, int)) else total
+    lead = len(dshape) - len(xshape)
+    axes = tuple(range(lead)) + tuple(i + lead for i, n in enumerate(xshape)
+                                      if n == 1 and dshape[i + lead] != 1)
+    out = np.sum(d, axis=axes, keepdims=True) if axes else d
+    if lead:
+        out = out.reshape(out.shape[lead:])
+    return out
+
+
+def broadcast_like(d: Any, x: Any) -> Any:
+    """Broadcast `d` to the shape of `x` (the adjoint of `unbroadcast`)."""
+    import numpy as np
+
+    if d is ZERO:
+        return ZERO
+    shape = np.shape(x)
+    if np.shape(d) == shape:
+        return d
+    return np.broadcast_to(d, shape)
+
+
+def reshape_like(d: Any, x: Any) -> Any:
+    import numpy as np
+
+    if d is ZERO:
+        return ZERO
+    if not np.shape(x) and not isinstance(x, np.ndarray):
+        return float(np.sum(d)) if isinstance(x, float) else np.reshape(d, ())
+    return np.reshape(d, np.shape(x))
+
+
+def expand_reduced(d: Any, x: Any, axis: Any, keepdims: bool) -> Any:
+    """Re-insert the axes a reduction over `axis` removed, then broadcast to `x`."""
+    import numpy as np
+
+    if d is ZERO:
+        return ZERO
+    shape = np.shape(x)
+    if axis is not None and not keepdims:
+        axes = (axis,) if isinstance(axis, int) else tuple(axis)
+        axes = tuple(a % len(shape) for a in axes)
+        d = np.expand_dims(d, axes)
+    return np.broadcast_to(d, shape)
+
+
+def reduced_count(x: Any, axis: Any) -> int:
+    import numpy as np
+
+    shape = np.shape(x)
+    if axis is None:
+        return int(np.prod(shape)) if shape else 1
+    axes = (axis,) if isinstance(axis, int) else tuple(axis)
+    n = 1
+    for a in axes:
+        n *= shape[a]
+    return n
+
+
+def tuple_sens(d: Any, i: Any, like: Any) -> Any:
+    """The sensitivity of the sequence `like` when only `like[i]` has sensitivity `d`."""
+    if d is ZERO:
+        return ZERO
+    n = len(like)
+    if isinstance(i, slice):
+        out = [ZERO] * n
+        for k, j in enumerate(range(*i.indices(n))):
+            out[j] = d[k]
+    else:
+        out = [ZERO] * n
+        out[i] = d
+    return list(out) if isinstance(like, list) else tuple(out)
+
+
+def getitem_sens(d: Any, x: Any, index: Any) -> Any:
+    """The sensitivity of `x` given that of `x[index]` (linear in `d`)."""
+    import numpy as np
+
+    if d is ZERO:
+        return ZERO
+    if isinstance(x, (tuple, list)):
+        return tuple_sens(d, index, x)
+    if isinstance(x, dict):
+        return {index: d}
+    if isinstance(x, (np.ndarray, np.generic)):
+        out = np.zeros(np.shape(x), dtype=np.result_type(x, d, np.float64)
+                       if np.result_type(x).kind not in "fc" else np.result_type(x, d))
+        if _advanced(index):
+            np.add.at(out, index, d)
+        else:
+            out[index] = d
+        return out
+    if isinstance(x, range):
+        return ZERO
+    raise TypeError(f"cannot differentiate indexing into {type(x).__name__}")
+
+
+def _advanced(index: Any) -> bool:
+    import numpy as np
+
+    parts = index if isinstance(index, tuple) else (index,)
+    return any(isinstance(p, (list, np.ndarray)) for p in parts)
+
+
+def getattr_sens(d: Any, x: Any, name: str) -> Any:
+    """The sensitivity of `x` given that of `x.name`."""
+    if d is ZERO:
+        return ZERO
+    if name == "T":
+        return d.T
+    if name in ("real",):
+        return d
+    if name in ("shape", "ndim", "size", "dtype", "imag"):
+        return ZERO
+    if isinstance(x, tuple) and hasattr(x, "_fields"):
+        return tuple_sens(d, list(x._fields).index(name), x)
+    return {name: d}
+
+
+def sens_getattr(dd: Any, x: Any, name: str) -> Any:
+    """The adjoint of `getattr_sens` in its first argument: pick `name` from `dd`."""
+    if dd is ZERO:
+        return ZERO
+    if name == "T":
+        return dd.T
+    if name == "real":
+        return dd
+    if name in ("shape", "ndim", "size", "dtype", "imag"):
+        return ZERO
+    if isinstance(x, tuple) and hasattr(x, "_fields"):
+        return dd[list(x._fields).index(name)]
+    return dd.get(name, ZERO) if isinstance(dd, dict) else ZERO
+
+
+def field_sens(d: Any, cls: Any, n: int) -> tuple:
+    """Per-field sensitivities of a constructed dataclass/NamedTuple, in field order."""
+    import dataclasses
+
+    if d is ZERO:
+        return (ZERO,) * n
+    if isinstance(d, dict):
+        names = [f.name for f in dataclasses.fields(cls) if f.init]
+        return tuple(d.get(k, ZERO) for k in names)
+    return tuple(d)
+
+
+def struct_sens(ds: tuple, cls: Any) -> Any:
+    """The adjoint of `field_sens`: field sensitivities back into one structure."""
+    import dataclasses
+
+    if dataclasses.is_dataclass(cls):
+        names = [f.name for f in dataclasses.fields(cls) if f.init]
+        return dict(zip(names, ds, strict=True))
+    return tuple(ds)
+
+
+def check_scalar_output(out: Any) -> Any:
+    import numpy as np
+
+    from .errors import GradError
+
+    if isinstance(out, (float, int)) and not isinstance(out, bool):
+        return out
+    if isinstance(out, (np.ndarray, np.generic)) and np.ndim(out) == 0 and \
+            np.result_type(out).kind in "fc":
+        return out
+    shape = getattr(out, "shape", None)
+    kind = f"an array of shape {shape}" if shape is not None else type(out).__name__
+    raise GradError(f"grad requires the function to return a scalar, but it returned {kind}; "
+                    "use tl.vjp for non-scalar outputs, or has_aux=True to return extra values")
+
+
+def ones_like_output(out: Any) -> Any:
+    import numpy as np
+
+    if isinstance(out, (np.ndarray, np.generic)):
+        return np.ones((), dtype=np.result_type(out))[()] if np.ndim(out) == 0 else \
+            np.ones_like(out)
+    return 1.0
+
+
+def polygamma(n: int, x: float) -> float:
+    """The n-th derivative of the digamma function ψ (n = 0 is ψ itself), for x > 0:
+    shift x up by the recurrence, then the asymptotic series (error below 1e-12)."""
+    import math
+
+    n = int(n)
+    sign = -1.0 if n % 2 == 0 else 1.0  # (-1)**(n+1)
+    shift = 0.0
+    while x < 12.0:
+        shift += sign * math.factorial(n) / x ** (n + 1)
+        x += 1.0
+    bernoulli = (1 / 6, -1 / 30, 1 / 42, -1 / 30, 5 / 66, -691 / 2730, 7 / 6)
+    if n == 0:
+        series = math.log(x) - 0.5 / x
+        for k, b in enumerate(bernoulli, start=1):
+            series -= b / (2 * k * x ** (2 * k))
+        return series + shift
+    series = math.factorial(n - 1) / x ** n + math.factorial(n) / (2 * x ** (n + 1))
+    for k, b in enumerate(bernoulli, start=1):
+        series += b * math.factorial(2 * k + n - 1) / (math.factorial(2 * k) * x ** (2 * k + n))
+    return sign * series + shift
+
+
+def sens_index(dd: Any, index: Any) -> Any:
+    """`dd[index]` for a sensitivity, where a missing entry or ZERO means zero."""
+    if dd is ZERO:
+        return ZERO
+    if isinstance(dd, dict):
+        return dd.get(index, ZERO)
+    return dd[index]
+
+
+def einsum_specs(subscripts: str, n: int) -> tuple:
+    """For each operand k of `einsum(subscripts, ...)`: the einsum spec that computes its
+    gradient from (d, the other operands), and the axes that spec cannot produce (labels
+    only operand k has), which the gradient is broadcast along."""
+    spec = subscripts.replace(" ", "")
+    if "." in spec:
+        raise ValueError("tapeless cannot differentiate einsum with '...' yet; "
+                         "write the axes out explicitly")
+    if "->" in spec:
+        inputs, out = spec.split("->")
+    else:
+        inputs = spec
+        letters = inputs.replace(",", "")
+        out = "".join(sorted(c for c in set(letters) if letters.count(c) == 1))
+    parts = inputs.split(",")
+    if len(parts) != n:
+        raise ValueError(f"einsum spec {subscripts!r} names {len(parts)} operands, got {n}")
+    result = []
+    for k, part in enumerate(parts):
+        if len(set(part)) != len(part):
+            raise ValueError(f"tapeless cannot differentiate einsum {subscripts!r}: operand "
+                             f"{k} repeats a label (a diagonal)")
+        others = parts[:k] + parts[k + 1:]
+        available = set(out).union(*others) if others else set(out)
+        produced = "".join(c for c in part if c in available)
+        missing = tuple(i for i, c in enumerate(part) if c not in available)
+        result.append((",".join([out] + others) + "->" + produced, missing))
+    return tuple(result)
+
+
+def tensordot_subscripts(a_ndim: int, b_ndim: int, axes: Any) -> str:
+    """The einsum spec equivalent to `np.tensordot(a, b, axes)`."""
+    if isinstance(axes, int):
+        a_axes = list(range(a_ndim - axes, a_ndim))
+        b_axes = list(range(axes))
+    else:
+        a_axes, b_axes = axes
+        a_axes = [a_axes] if isinstance(a_axes, int) else list(a_axes)
+        b_axes = [b_axes] if isinstance(b_axes, int) else list(b_axes)
+    a_axes = [x % a_ndim for x in a_axes]
+    b_axes = [x % b_ndim for x in b_axes]
+    letters = iter("abcdefghijklmnopqrstuvwxyz")
+    a_sub = [next(letters) for _ in range(a_ndim)]
+    b_sub = [next(letters) for _ in range(b_ndim)]
+    for i, j in zip(a_axes, b_axes, strict=True):
+        b_sub[j] = a_sub[i]
+    out = [a_sub[i] for i in range(a_ndim) if i not in a_axes] + \
+        [b_sub[j] for j in range(b_ndim) if j not in b_axes]
+    return "".join(a_sub) + "," + "".join(b_sub) + "->" + "".join(out)
+
+
+def split_indices(arrays: Any, axis: Any) -> list:
+    """Where to split the gradient of `np.concatenate(arrays, axis)`."""
+    import numpy as np
+
+    sizes = [np.size(a) if axis is None else np.shape(a)[axis] for a in arrays]
+    return list(np.cumsum(sizes)[:-1])
+
+
+def take_sens(d: Any, a: Any, indices: Any, axis: Any) -> Any:
+    """The sensitivity of `a` given that of `np.take(a, indices, axis)`."""
+    import numpy as np
+
+    if d is ZERO:
+        return ZERO
+    out = np.zeros(np.size(a) if axis is None else np.shape(a),
+                   dtype=np.result_type(a, d, np.float64))
+    if axis is None:
+        np.add.at(out, indices, d)
+        return out.reshape(np.shape(a))
+    moved = np.moveaxis(out, axis, 0)
+    np.add.at(moved, indices, np.moveaxis(np.asarray(d), axis, 0) if np.ndim(indices) else d)
+    return out
+
+
+def diag_sens(d: Any, v: Any, k: int) -> Any:
+    """The sensitivity of the matrix `v` given that of `np.diag(v, k)`."""
+    import numpy as np
+
+    if d is ZERO:
+        return ZERO
+    out = np.zeros(np.shape(v), dtype=np.result_type(v, d, np.float64))
+    rows, cols = np.shape(v)
+    i = np.arange(len(d))
+    out[i + max(-k, 0), i + max(k, 0)] = d
+    return out

@@ -33,7 +33,7 @@ from ..ir.nodes import (
     reachable_graphs,
 )
 from ..primitives import PRIMITIVES, Primitive
-from ..primitives.registry import ATOM, PRECEDENCE
+from ..primitives.registry import ATOM, PRECEDENCE, _star
 
 P = PRIMITIVES
 _LOOPS = ("while_loop", "for_range")
@@ -211,6 +211,8 @@ class ModuleEmitter:
                    f"{self.constant(value.step)})"
         if value is runtime.UNBOUND:
             return "_rt.UNBOUND"
+        if value is runtime.ZERO:
+            return "_rt.ZERO"
         if value is np:
             return "np"
         if value is math:
@@ -248,7 +250,41 @@ class ModuleEmitter:
         code = compile(source, filename, "exec")
         exec(code, self.namespace)  # noqa: S102
         linemap = {i + 1: loc for i, loc in enumerate(self.line_locs) if loc is not None}
-        return Compiled(self.namespace[self.graph_name(self.root)], source, filename, linemap)
+        fn = self.namespace[self.graph_name(self.root)]
+        specs = _signature(self.root)
+        if specs is not None and any(spec.kind != "pos" for spec in specs):
+            fn = _packed_entry(fn, [spec.kind for spec in specs],
+                               [self.name_of(p) for p in self.root.parameters])
+        return Compiled(fn, source, filename, linemap)
+
+
+def _signature(g: Graph) -> list[Any] | None:
+    """The front end's parameter specs of a user function (kind "pos", "vararg" or
+    "kwonly", and default node), one per parameter; None for other graphs."""
+    specs = getattr(g, "signature", None)
+    if specs is None or len(specs) != len(g.parameters):
+        return None
+    return specs
+
+
+def _packed_entry(fn: Any, kinds: list[str], names: list[str]) -> Any:
+    """`fn` called the way compiled functions are: every parameter positionally, with
+    `*args` packed into one tuple."""
+
+    def entry(*args: Any) -> Any:
+        pos: list[Any] = []
+        kwargs: dict[str, Any] = {}
+        for kind, name, arg in zip(kinds, names, args, strict=True):
+            if kind == "pos":
+                pos.append(arg)
+            elif kind == "vararg":
+                pos.extend(arg)
+            else:
+                kwargs[name] = arg
+        return fn(*pos, **kwargs)
+
+    entry.__wrapped__ = fn  # type: ignore[attr-defined]
+    return entry
 
 
 def _simple(v: Any) -> bool:
@@ -266,10 +302,35 @@ class FunctionEmitter:
 
     def emit_def(self, captures: list[Node]) -> None:
         g, mod = self.g, self.mod
-        # A `*args` parameter is passed as one tuple: callers in the IR pack it.
         params = [mod.name_of(p) for p in g.parameters]
+        specs = _signature(g)
+        star = False
+        if specs is not None:
+            # The user's signature, so that calls through function values bind like
+            # Python's: `*args`, keyword-only parameters, and constant defaults.
+            defaults: set[int] = set()
+            for i in reversed(range(len(specs))):
+                if specs[i].kind == "pos":
+                    if not isinstance(specs[i].default, Constant):
+                        break
+                    defaults.add(i)
+            out = []
+            for i, (name, spec) in enumerate(zip(params, specs, strict=True)):
+                if spec.kind == "vararg":
+                    out.append("*" + name)
+                    star = True
+                    continue
+                if spec.kind == "kwonly" and not star:
+                    out.append("*")
+                    star = True
+                if isinstance(spec.default, Constant) and (spec.kind == "kwonly"
+                                                           or i in defaults):
+                    name = f"{name}={mod.constant(spec.default.value)}"
+                out.append(name)
+            params = out
         if captures:
-            params += ["*"] + [f"{mod.name_of(c)}={mod.name_of(c)}" for c in captures]
+            params += ([] if star else ["*"]) + \
+                [f"{mod.name_of(c)}={mod.name_of(c)}" for c in captures]
         mod.emit_line(self.indent, f"def {mod.graph_name(g)}({', '.join(params)}):", g.loc)
         start = len(mod.lines)
         self.region(g, self.indent + 1, ("return",))
@@ -430,19 +491,23 @@ class FunctionEmitter:
                     P["make_tuple"] and self._tail_handles(out, g):
                 mod.emit_line(indent, _strip(self.render(out, g)), loc)
             return
-        if len(names) == 1:
+        # A loop body ("state") always produces a tuple, even of one variable.
+        if len(names) == 1 and target[0] != "state":
             mod.emit_line(indent, f"{names[0]} = {_strip(self.render(out, g))}", loc)
             return
         if _prim_of(out) is P["make_tuple"] and out.graph is g and \
                 self._tail_handles(out, g) and len(out.inputs) - 1 == len(names):
             values = [self.render(v, g) for v in out.inputs[1:]]
             pairs = [(n, v) for n, v in zip(names, values, strict=True) if n != v]
-            if pairs:
+            if len(pairs) == 1:
+                mod.emit_line(indent, f"{pairs[0][0]} = {_strip(pairs[0][1])}", loc)
+            elif pairs:
                 lhs = ", ".join(n for n, _ in pairs)
-                rhs = ", ".join(_strip(v) for _, v in pairs)
+                rhs = ", ".join(_strip_element(v) for _, v in pairs)
                 mod.emit_line(indent, f"{lhs} = {rhs}", loc)
             return
-        mod.emit_line(indent, f"{', '.join(names)} = {_strip(self.render(out, g))}", loc)
+        lhs = ", ".join(names) + ("," if len(names) == 1 else "")
+        mod.emit_line(indent, f"{lhs} = {_strip(self.render(out, g))}", loc)
 
     def loop(self, node: Apply, g: Graph, indent: int) -> None:
         mod = self.mod
@@ -506,7 +571,7 @@ class FunctionEmitter:
             i = mod.name_of(body.parameters[0])
             mod.emit_line(indent, f"for {i} in {self._range(node, g)}:", node.loc)
         mark = len(mod.lines)
-        self.region(body, indent + 1, ("assign", names))
+        self.region(body, indent + 1, ("state", names))
         if len(mod.lines) == mark:
             mod.emit_line(indent + 1, "pass")
         self._bind_loop_result(node, names, indent)
@@ -631,6 +696,20 @@ class FunctionEmitter:
                 return f"({t} if {c} else {f})"
             c, t, f = (self.render(x, g) for x in sw.inputs[1:4])
             return f"({t} if {c} else {f})()"
+        specs = _signature(callee.value) if is_constant_graph(callee) else None
+        if specs is not None and len(specs) == len(args) and \
+                any(spec.kind != "pos" for spec in specs):
+            # The IR passes `*args` as one tuple and keyword-only parameters in order.
+            parts = []
+            for a, spec, p in zip(args, specs, callee.value.parameters, strict=True):
+                text = self.render_operand(a, g, 1)
+                if spec.kind == "vararg":
+                    text = _star(text)
+                elif spec.kind == "kwonly":
+                    text = f"{self.mod.name_of(p)}={text}"
+                if text:
+                    parts.append(text)
+            return f"{self.render_operand(callee, g, ATOM)}({', '.join(parts)})"
         return f"{self.render_operand(callee, g, ATOM)}(" \
                f"{', '.join(self.render_operand(a, g, 1) for a in args)})"
 
@@ -680,6 +759,22 @@ def _strip(text: str) -> str:
             return text
         return inner
     return text
+
+
+def _strip_element(text: str) -> str:
+    """`_strip`, but keep the parentheses of a tuple display (an element of `a, b = ...`)."""
+    inner = _strip(text)
+    if inner is text:
+        return text
+    depth = 0
+    for ch in inner:
+        if ch in "([{":
+            depth += 1
+        elif ch in ")]}":
+            depth -= 1
+        elif ch == "," and depth == 0:
+            return text
+    return inner
 
 
 def compile_graph(root: Graph) -> Compiled:

@@ -217,7 +217,8 @@ class ExpressionMixin:
                     value = g.apply(P["convert"], value, conv)
                 spec = self.expr(v.format_spec, block) if v.format_spec else Constant("")
                 parts.append(g.apply(P["format"], value, spec))
-        return g.apply(P["join_strings"], *parts, loc=self.loc(node))
+        return g.apply(P["join_strings"], g.apply(P["make_tuple"], *parts),
+                       loc=self.loc(node))
 
     # --- attributes and calls -----------------------------------------------------
 
@@ -273,7 +274,14 @@ class ExpressionMixin:
                 if starred:
                     raise self.error("`*args` in a constructor call is not supported", node)
                 bound = self._bind_class(fn, args, kwargs, node)
-                return g.apply(P["construct"], fn, *bound, loc=loc)
+                return g.apply(P["construct"], fn, self._pack(bound, node, block), loc=loc)
+            if isinstance(fn, type) and issubclass(fn, BaseException):
+                if kwargs:
+                    raise self.error("keyword arguments to an exception are not supported",
+                                     node, "pass the arguments positionally")
+                args = self._call_args(node, block, starred)
+                fields = args[0] if starred else self._pack(args, node, block)
+                return g.apply(P["construct"], fn, fields, loc=loc)
             raise self._unknown_callable(fn, node)
         if kwargs:
             raise self.error("keyword arguments are only supported when the called "

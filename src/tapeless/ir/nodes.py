@@ -110,6 +110,8 @@ def graph_nodes(g: Graph) -> list[Node]:
     order: list[Node] = []
     seen: set[int] = set()
     roots = list(g.effects) + ([g.output] if g.output is not None else [])
+    if is_constant_graph(g.output):  # a closure returned as is needs its free variables
+        roots += [fv for fv in free_variables(g.output.value) if fv.graph is g]
     for root in roots:
         stack: list[tuple[Node, int]] = [(root, 0)]
         while stack:

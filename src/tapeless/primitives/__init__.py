@@ -1,7 +1,8 @@
 """Primitives: the operations tapeless does not look inside, each registered once with
 its signature, implementation, emission and derivative rule."""
 
-from . import core, numpy_ops  # noqa: F401  (registration side effects)
+# Registration happens on import: primitives first, then their rules.
+from . import ad_ops, core, numpy_ops, rules_core, rules_numpy  # noqa: F401
 from .registry import ATTRIBUTES, BY_CALLABLE, METHODS, PRIMITIVES, Primitive, lookup_callable
 
 __all__ = ["ATTRIBUTES", "BY_CALLABLE", "METHODS", "PRIMITIVES", "Primitive", "lookup_callable"]

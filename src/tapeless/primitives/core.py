@@ -25,18 +25,25 @@ def _emit_tuple(a: list[str]) -> str:
 
 
 # make_tuple and make_list take their elements as separate inputs.
-make_tuple = _prim("make_tuple", lambda *xs: xs, "*xs", _emit_tuple)
+make_tuple = _prim("make_tuple", lambda *xs: xs, "*xs", _emit_tuple, variadic=True)
 tuple_getitem = _prim("tuple_getitem", lambda t, i: t[i], "t, i", lambda a: f"{a[0]}[{a[1]}]")
 getitem = _prim("getitem", operator.getitem, "x, index", lambda a: f"{a[0]}[{a[1]}]",
                 operator.getitem)
-make_list = _prim("make_list", lambda *xs: list(xs), "*xs",
+make_list = _prim("make_list", lambda *xs: list(xs), "*xs", variadic=True, emit=
                   lambda a: "[" + a[0][1:-1].rstrip().rstrip(",") + "]"
                   if a[0].startswith("(") else f"list({a[0]})")
 make_dict = _prim("make_dict", lambda ks, vs: dict(zip(ks, vs, strict=True)), "keys, values",
                   lambda a: f"dict(zip({a[0]}, {a[1]}))")
 make_slice = _prim("make_slice", slice, "start, stop, step",
                    lambda a: f"slice({a[0]}, {a[1]}, {a[2]})", differentiable=False)
-getattr_ = _prim("getattr", getattr, "x, name", lambda a: f"{a[0]}.{eval(a[1])}")
+def _emit_getattr(a: list[str]) -> str:
+    name = a[1]
+    if len(name) > 2 and name[0] == name[-1] and name[0] in "'\"" and name[1:-1].isidentifier():
+        return f"{a[0]}.{name[1:-1]}"
+    return f"getattr({a[0]}, {name})"
+
+
+getattr_ = _prim("getattr", getattr, "x, name", _emit_getattr, getattr)
 # switch(c, a, b) is `a if c else b`; an `if` statement is switch(c, g_true, g_false)().
 switch = _prim("switch", lambda c, a, b: a if c else b, "cond, if_true, if_false",
                lambda a: f"({a[1]} if {a[0]} else {a[2]})")
@@ -56,9 +63,10 @@ def _for_range(start: int, stop: int, step: int, body: Any, state: tuple) -> tup
 
 # Loops: while_loop(cond, body, *state) runs `state = body(*state)` while `cond(*state)`
 # and returns the final state tuple; for_range runs `state = body(i, *state)` over a range.
-while_loop = _prim("while_loop", _while_loop, "cond, body, *state", None, effect=True)
+while_loop = _prim("while_loop", _while_loop, "cond, body, *state", None, effect=True,
+                   variadic=True)
 for_range = _prim("for_range", _for_range, "start, stop, step, body, *state", None,
-                  effect=True)
+                  effect=True, variadic=True)
 call_star = _prim("call_star", lambda f, args: f(*args), "fn, args",
                   lambda a: f"{a[0]}(*{a[1]})")
 
@@ -106,8 +114,9 @@ _prim("truth", bool, "a", call_emitter("bool", spec="a"), builtins.bool, differe
 
 
 def _builtin(name: str, spec: str, differentiable: bool = True, **kw: Any) -> Primitive:
+    # Passed positionally: several builtins (float, int, list, ...) take no keywords.
     fn = getattr(builtins, name)
-    return _prim(name, fn, spec, call_emitter(name, spec=spec), fn,
+    return _prim(name, fn, spec, call_emitter(name, 99, spec), fn,
                  differentiable=differentiable, **kw)
 
 

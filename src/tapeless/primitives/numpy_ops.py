@@ -161,10 +161,13 @@ _register_table("math", math, MATH_FUNCTIONS, positional_only=True)
 
 # Array (and list/dict) methods: `x.name(...)` compiles to a primitive whose first
 # parameter is the receiver; its derivative is that of the function named in `alias`.
-def _method(name: str, spec: str, alias: str | None, differentiable: bool = True) -> None:
+def _method(name: str, spec: str, alias: str | None, differentiable: bool = True,
+            positional: bool = False) -> None:
+    """`positional`: the method takes no keyword arguments (dict.get, ...)."""
     rest = spec.partition(",")[2].strip()
     prim = Primitive(f"method.{name}", lambda x, *a, _n=name: getattr(x, _n)(*a), spec,
-                     method_emitter(name, rest), differentiable=differentiable)
+                     method_emitter(name, rest, 99 if positional else None),
+                     differentiable=differentiable)
     prim.alias = alias  # type: ignore[attr-defined]
     register(prim)
     METHODS[name] = prim
@@ -199,6 +202,6 @@ _method("tolist", "self", "method.tolist")
 _method("items", "self", "method.items")
 _method("keys", "self", "method.keys", differentiable=False)
 _method("values", "self", "method.values")
-_method("get", "self, key, default=None", "method.get")
+_method("get", "self, key, default=None", "method.get", positional=True)
 _method("index", "self, value", "method.index", differentiable=False)
 _method("count", "self, value", "method.count", differentiable=False)

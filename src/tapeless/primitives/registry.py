@@ -20,7 +20,7 @@ class Primitive:
 
     def __init__(self, name: str, impl: Callable[..., Any] | None, spec: str, emit: Emitter,
                  *, effect: bool = False, statement: bool = False,
-                 differentiable: bool = True):
+                 differentiable: bool = True, variadic: bool = False):
         self.name = name
         self.impl = impl
         self.spec = spec
@@ -30,6 +30,9 @@ class Primitive:
         self.effect = effect
         self.statement = statement
         self.differentiable = differentiable
+        # Variadic in the IR: its trailing arguments are separate inputs, which its rule
+        # receives packed as one `*args` tuple.
+        self.variadic = variadic
         # Filled in by the rules module: a Python function written in the supported
         # subset that returns (value, backpropagator).
         self.reverse_rule: Callable[..., Any] | None = None
@@ -91,27 +94,34 @@ def lookup_callable(fn: Any) -> Primitive | None:
 def call_emitter(callee: str, npos: int | None = None,
                  spec: str = "") -> Emitter:
     """`callee(a, b, name=c)`: the first `npos` parameters positionally, the rest by
-    keyword, omitted when they are the literal default."""
+    keyword, omitted when they are the literal default (positional ones when nothing
+    follows them)."""
     params = list(inspect.signature(eval(f"lambda {spec}: None")).parameters.values()) \
         if spec else []
 
     def emit(args: list[str]) -> str:
         parts = []
+        droppable = 0  # trailing positional parts that are their parameter's default
         for i, text in enumerate(args):
             if i < len(params):
                 p = params[i]
                 if p.kind is inspect.Parameter.VAR_POSITIONAL:
                     parts.append(_star(text))
+                    droppable = 0
                     continue
                 required = p.default is inspect.Parameter.empty
                 if (npos is None and required) or (npos is not None and i < npos):
                     parts.append(text)
+                    default = not required and text == repr(p.default)
+                    droppable = droppable + 1 if default else 0
                     continue
                 if text == repr(p.default):
                     continue
                 parts.append(f"{p.name}={text}")
             else:
                 parts.append(text)
+            droppable = 0
+        parts = parts[:len(parts) - droppable]
         return f"{callee}({', '.join(p for p in parts if p)})"
 
     emit.call = True  # type: ignore[attr-defined]
@@ -165,10 +175,23 @@ def prefix(op: str) -> Emitter:
     return emit
 
 
-def method_emitter(name: str, spec: str) -> Emitter:
-    inner = call_emitter(f".{name}", spec=spec)
+def method_emitter(name: str, spec: str, npos: int | None = None) -> Emitter:
+    inner = call_emitter(f".{name}", npos, spec)
 
     def emit(args: list[str]) -> str:
         return f"{args[0]}{inner(args[1:])}"
 
     return emit
+
+
+def rule(*names: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Register a reverse rule: a function in the supported subset that takes the
+    primitive's parameters and returns (value, backpropagator); the backpropagator maps
+    the output's sensitivity to a tuple with one sensitivity per parameter."""
+
+    def register_rule(fn: Callable[..., Any]) -> Callable[..., Any]:
+        for name in names:
+            PRIMITIVES[name].reverse_rule = fn
+        return fn
+
+    return register_rule

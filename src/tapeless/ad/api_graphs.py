@@ -1,0 +1,54 @@
+"""Graphs for the derivative API: `grad` and `value_and_grad` of a graph, as ordinary IR
+(so they can be compiled, called inside other compiled code, and differentiated again)."""
+
+from __future__ import annotations
+
+from ..ir.nodes import Constant, Graph
+from ..primitives import PRIMITIVES
+from ..runtime import ZERO
+from .reverse import JTransform
+
+P = PRIMITIVES
+TRANSFORM = JTransform()
+
+
+def grad_graph(g: Graph, argnums: int | tuple[int, ...], has_aux: bool, with_value: bool,
+               transform: JTransform | None = None) -> Graph:
+    """A graph computing the gradient of `g` (and optionally its value) with respect to
+    the arguments in `argnums`."""
+    transform = transform or TRANSFORM
+    jg = transform.graph(g)
+    prefix = "value_and_grad" if with_value else "grad"
+    out = Graph(f"{prefix}_{g.name}", None, g.loc)
+    params = [out.add_parameter(p.name, p.loc) for p in g.parameters]
+    out.vararg = g.vararg
+    if hasattr(g, "signature"):
+        out.signature = g.signature  # type: ignore[attr-defined]
+    nums = (argnums,) if isinstance(argnums, int) else tuple(argnums)
+    for a in nums:
+        if not -len(params) <= a < len(params):
+            from ..errors import GradError
+
+            raise GradError(f"argnums={argnums!r} is out of range: {g.name} takes "
+                            f"{len(params)} arguments")
+    call = out.apply(Constant(jg), *params, loc=g.loc)
+    out.effects.append(call)
+    value = out.apply(P["tuple_getitem"], call, 0, name="value")
+    backprop = out.apply(P["tuple_getitem"], call, 1, name="backprop")
+    primary = out.apply(P["tuple_getitem"], value, 0) if has_aux else value
+    checked = out.apply(P["check_scalar_output"], primary)
+    seed = out.apply(P["ones_like_output"], checked, name="seed")
+    if has_aux:
+        seed = out.apply(P["make_tuple"], seed, Constant(ZERO))
+    sens = out.apply(backprop, seed, name="sensitivities")
+    grads = [out.apply(P["to_structure"], out.apply(P["tuple_getitem"], sens, 1 + a % len(params)),
+                       params[a], name=f"d_{params[a].name}") for a in nums]
+    result = grads[0] if isinstance(argnums, int) else out.apply(P["make_tuple"], *grads)
+    if with_value:
+        out.output = out.apply(P["make_tuple"], value, result)
+    elif has_aux:
+        out.output = out.apply(P["make_tuple"], result,
+                               out.apply(P["tuple_getitem"], value, 1, name="aux"))
+    else:
+        out.output = result
+    return out

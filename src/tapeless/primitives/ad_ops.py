@@ -1,0 +1,40 @@
+"""Primitives that derivative code uses: sensitivity arithmetic and the linear adjoints of
+structural operations (see `tapeless.runtime`)."""
+
+from __future__ import annotations
+
+from .. import runtime as rt
+from .registry import Primitive, call_emitter, register
+
+
+def _helper(name: str, spec: str, differentiable: bool = True) -> Primitive:
+    fn = getattr(rt, name)
+    return register(Primitive(name, fn, spec, call_emitter(f"_rt.{name}", 99, spec),
+                              differentiable=differentiable), fn)
+
+
+_helper("gadd", "a, b")
+_helper("sens_of", "d, like")
+_helper("unbroadcast", "d, x")
+_helper("broadcast_like", "d, x")
+_helper("reshape_like", "d, x")
+_helper("expand_reduced", "d, x, axis, keepdims")
+_helper("reduced_count", "x, axis", differentiable=False)
+_helper("tuple_sens", "d, i, like")
+_helper("getitem_sens", "d, x, index")
+_helper("getattr_sens", "d, x, name")
+_helper("sens_getattr", "dd, x, name")
+_helper("field_sens", "d, cls, n")
+_helper("struct_sens", "ds, cls")
+_helper("zeros_like_value", "x", differentiable=False)
+_helper("check_scalar_output", "out")
+_helper("ones_like_output", "out", differentiable=False)
+_helper("to_structure", "sens, like")
+_helper("from_structure", "value")
+_helper("polygamma", "n, x")
+_helper("sens_index", "dd, index")
+_helper("einsum_specs", "subscripts, n", differentiable=False)
+_helper("tensordot_subscripts", "a_ndim, b_ndim, axes", differentiable=False)
+_helper("split_indices", "arrays, axis", differentiable=False)
+_helper("take_sens", "d, a, indices, axis")
+_helper("diag_sens", "d, v, k")

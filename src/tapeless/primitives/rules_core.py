@@ -1,0 +1,445 @@
+"""Reverse rules of structural primitives, Python operators, builtins and the AD helpers.
+Each is compiled by tapeless's own front end, so it can be differentiated again."""
+
+# ruff: noqa: E731
+from __future__ import annotations
+
+import numpy as np
+
+from ..runtime import (
+    ZERO,
+    broadcast_like,
+    check_scalar_output,
+    expand_reduced,
+    field_sens,
+    from_structure,
+    gadd,
+    getattr_sens,
+    getitem_sens,
+    reshape_like,
+    sens_getattr,
+    sens_index,
+    sens_of,
+    struct_sens,
+    to_structure,
+    tuple_sens,
+    unbroadcast,
+)
+from .registry import rule
+
+# --- structure ----------------------------------------------------------------------
+
+
+@rule("make_tuple")
+def _make_tuple(*xs):
+    n = len(xs)
+    back = lambda d: (ZERO,) * n if d is ZERO else tuple(d)
+    return xs, back
+
+
+@rule("make_list")
+def _make_list(*xs):
+    n = len(xs)
+    back = lambda d: (ZERO,) * n if d is ZERO else tuple(d)
+    return list(xs), back
+
+
+@rule("tuple_getitem")
+def _tuple_getitem(t, i):
+    back = lambda d: (tuple_sens(d, i, t), ZERO)
+    return t[i], back
+
+
+@rule("getitem")
+def _getitem(x, index):
+    back = lambda d: (getitem_sens(d, x, index), ZERO)
+    return x[index], back
+
+
+@rule("make_dict")
+def _make_dict(keys, values):
+    back = lambda d: (ZERO, tuple(sens_index(d, k) for k in keys))
+    return dict(zip(keys, values)), back
+
+
+@rule("getattr")
+def _getattr(x, name):
+    back = lambda d: (getattr_sens(d, x, name), ZERO)
+    return getattr(x, name), back
+
+
+@rule("switch")
+def _switch(cond, if_true, if_false):
+    back = lambda d: (ZERO, d, ZERO) if cond else (ZERO, ZERO, d)
+    return (if_true if cond else if_false), back
+
+
+@rule("construct")
+def _construct(cls, fields):
+    n = len(fields)
+    back = lambda d: (ZERO, field_sens(d, cls, n))
+    return cls(*fields), back
+
+
+@rule("call_star")
+def _call_star(fn, args):
+    out, b = fn(*args)
+
+    def back(d):
+        g = b(d)
+        return g[0], tuple(g[1:])
+
+    return out, back
+
+
+@rule("as_sequence")
+def _as_sequence(iterable):
+    back = lambda d: (d,)
+    return iterable, back
+
+
+@rule("while_loop")
+def _while_loop(cond, body, *state):
+    stack = None
+    go = cond(*state)[0]
+    while go:
+        step = body(*state)
+        state = step[0]
+        stack = (step[1], stack)
+        go = cond(*state)[0]
+
+    def back(d):
+        d_body = ZERO
+        rest = stack
+        ds = d
+        while rest is not None:
+            b = rest[0]
+            rest = rest[1]
+            g = b(ds)
+            d_body = gadd(d_body, g[0])
+            ds = g[1:]
+        if ds is ZERO:
+            ds = (ZERO,) * len(state)
+        return (ZERO, d_body) + tuple(ds)
+
+    return state, back
+
+
+@rule("for_range")
+def _for_range(start, stop, step, body, *state):
+    stack = None
+    for i in range(start, stop, step):
+        r = body(i, *state)
+        state = r[0]
+        stack = (r[1], stack)
+
+    def back(d):
+        d_body = ZERO
+        rest = stack
+        ds = d
+        while rest is not None:
+            b = rest[0]
+            rest = rest[1]
+            g = b(ds)
+            d_body = gadd(d_body, g[0])
+            ds = g[2:]
+        if ds is ZERO:
+            ds = (ZERO,) * len(state)
+        return (ZERO, ZERO, ZERO, d_body) + tuple(ds)
+
+    return state, back
+
+
+@rule("list_map")
+def _list_map(fn, seq):
+    results = [fn(x) for x in seq]
+    values = [r[0] for r in results]
+
+    def back(d):
+        d_fn = ZERO
+        d_seq = []
+        for i, r in enumerate(results):
+            g = r[1](sens_index(d, i))
+            d_fn = gadd(d_fn, g[0])
+            d_seq = d_seq + [g[1]]
+        return d_fn, (tuple(d_seq) if isinstance(seq, tuple) else d_seq)
+
+    return values, back
+
+
+@rule("list_flatmap")
+def _list_flatmap(fn, seq):
+    results = [fn(x) for x in seq]
+    values = [y for r in results for y in r[0]]
+
+    def back(d):
+        d_fn = ZERO
+        d_seq = []
+        start = 0
+        for r in results:
+            n = len(r[0])
+            part = ZERO if d is ZERO else d[start:start + n]
+            g = r[1](part)
+            d_fn = gadd(d_fn, g[0])
+            d_seq = d_seq + [g[1]]
+            start = start + n
+        return d_fn, (tuple(d_seq) if isinstance(seq, tuple) else d_seq)
+
+    return values, back
+
+
+# --- arithmetic ---------------------------------------------------------------------
+
+
+@rule("add")
+def _add(a, b):
+    def back(d):
+        if isinstance(a, (tuple, list)):
+            n = len(a)
+            if d is ZERO:
+                return ZERO, ZERO
+            return d[:n], d[n:]
+        return unbroadcast(d, a), unbroadcast(d, b)
+
+    return a + b, back
+
+
+@rule("sub")
+def _sub(a, b):
+    back = lambda d: (unbroadcast(d, a), unbroadcast(-d, b))
+    return a - b, back
+
+
+@rule("mul")
+def _mul(a, b):
+    def back(d):
+        if isinstance(a, (tuple, list)) or isinstance(b, (tuple, list)):
+            return ZERO, ZERO
+        return unbroadcast(d * b, a), unbroadcast(d * a, b)
+
+    return a * b, back
+
+
+@rule("truediv")
+def _truediv(a, b):
+    out = a / b
+    back = lambda d: (unbroadcast(d / b, a), unbroadcast(-d * out / b, b))
+    return out, back
+
+
+@rule("mod")
+def _mod(a, b):
+    back = lambda d: (unbroadcast(d, a), unbroadcast(-d * np.floor_divide(a, b), b))
+    return a % b, back
+
+
+@rule("pow")
+def _pow(a, b):
+    out = a ** b
+
+    def back(d):
+        da = unbroadcast(d * b * a ** (b - 1), a)
+        if isinstance(b, int):
+            return da, ZERO
+        safe = np.where(np.greater(a, 0), a, 1.0)
+        return da, unbroadcast(d * out * np.log(safe), b)
+
+    return out, back
+
+
+@rule("matmul")
+def _matmul(a, b):
+    back = lambda d: _matmul_back(d, a, b)
+    return a @ b, back
+
+
+def _matmul_back(d, a, b):
+    if np.ndim(a) == 1 and np.ndim(b) == 1:
+        return d * b, d * a
+    if np.ndim(a) == 1:
+        # (n,) @ (..., n, m) -> (..., m)
+        da = unbroadcast(np.sum(b * np.expand_dims(d, -2), axis=-1), a)
+        db = np.expand_dims(a, -1) * np.expand_dims(d, -2)
+        return da, db
+    if np.ndim(b) == 1:
+        # (..., m, n) @ (n,) -> (..., m)
+        da = np.expand_dims(d, -1) * b
+        db = unbroadcast(np.sum(a * np.expand_dims(d, -1), axis=-2), b)
+        return da, db
+    return unbroadcast(d @ np.swapaxes(b, -1, -2), a), unbroadcast(np.swapaxes(a, -1, -2) @ d, b)
+
+
+@rule("neg")
+def _neg(a):
+    back = lambda d: (-d,)
+    return -a, back
+
+
+@rule("pos")
+def _pos(a):
+    back = lambda d: (d,)
+    return +a, back
+
+
+# --- builtins -----------------------------------------------------------------------
+
+
+@rule("abs")
+def _abs(x):
+    back = lambda d: (d * np.sign(x),)
+    return abs(x), back
+
+
+@rule("float")
+def _float(x):
+    back = lambda d: (d,)
+    return float(x), back
+
+
+@rule("tuple")
+def _tuple(iterable):
+    back = lambda d: (d,)
+    return tuple(iterable), back
+
+
+@rule("list")
+def _list(iterable):
+    back = lambda d: (ZERO if d is ZERO else (tuple(d) if isinstance(iterable, tuple)
+                                             else list(d)),)
+    return list(iterable), back
+
+
+@rule("sum")
+def _sum(iterable, start):
+    n = len(iterable)
+    back = lambda d: ((ZERO,) * n if d is ZERO else tuple(d for _ in range(n)), d)
+    return sum(iterable, start), back
+
+
+@rule("max")
+def _max(args):
+    return _choose(args, True)
+
+
+@rule("min")
+def _min(args):
+    return _choose(args, False)
+
+
+def _choose(args, largest):
+    """min/max of several arguments or of one iterable: the chosen element gets the
+    sensitivity (the first one at ties, the one Python returns)."""
+    items = args[0] if len(args) == 1 else args
+    best = 0
+    for i in range(1, len(items)):
+        if (items[i] > items[best]) if largest else (items[i] < items[best]):
+            best = i
+
+    def back(d):
+        one = tuple_sens(d, best, items)
+        if len(args) == 1:
+            return (tuple_sens(one, 0, args),)
+        return (one,)
+
+    return items[best], back
+
+
+# --- AD helpers (linear in their first argument) ----------------------------------------
+
+
+@rule("gadd")
+def _gadd(a, b):
+    back = lambda d: (d, d)
+    return gadd(a, b), back
+
+
+@rule("sens_of")
+def _sens_of(d, like):
+    back = lambda dd: (dd, ZERO)
+    return sens_of(d, like), back
+
+
+@rule("unbroadcast")
+def _unbroadcast(d, x):
+    back = lambda dd: (broadcast_like(dd, d), ZERO)
+    return unbroadcast(d, x), back
+
+
+@rule("broadcast_like")
+def _broadcast_like(d, x):
+    back = lambda dd: (unbroadcast(dd, d), ZERO)
+    return broadcast_like(d, x), back
+
+
+@rule("reshape_like")
+def _reshape_like(d, x):
+    back = lambda dd: (reshape_like(dd, d), ZERO)
+    return reshape_like(d, x), back
+
+
+@rule("expand_reduced")
+def _expand_reduced(d, x, axis, keepdims):
+    back = lambda dd: (reshape_like(np.sum(dd, axis=axis, keepdims=keepdims), d), ZERO,
+                       ZERO, ZERO)
+    return expand_reduced(d, x, axis, keepdims), back
+
+
+@rule("tuple_sens")
+def _tuple_sens(d, i, like):
+    back = lambda dd: (sens_index(dd, i), ZERO, ZERO)
+    return tuple_sens(d, i, like), back
+
+
+@rule("getitem_sens")
+def _getitem_sens(d, x, index):
+    back = lambda dd: (sens_index(dd, index), ZERO, ZERO)
+    return getitem_sens(d, x, index), back
+
+
+@rule("sens_index")
+def _sens_index(dd, index):
+    back = lambda d3: (getitem_sens(d3, dd, index), ZERO)
+    return sens_index(dd, index), back
+
+
+@rule("getattr_sens")
+def _getattr_sens(d, x, name):
+    back = lambda dd: (sens_getattr(dd, x, name), ZERO, ZERO)
+    return getattr_sens(d, x, name), back
+
+
+@rule("sens_getattr")
+def _sens_getattr(dd, x, name):
+    back = lambda d3: (getattr_sens(d3, x, name), ZERO, ZERO)
+    return sens_getattr(dd, x, name), back
+
+
+@rule("field_sens")
+def _field_sens(d, cls, n):
+    back = lambda dd: (struct_sens(dd, cls), ZERO, ZERO)
+    return field_sens(d, cls, n), back
+
+
+@rule("struct_sens")
+def _struct_sens(ds, cls):
+    n = len(ds)
+    back = lambda dd: (field_sens(dd, cls, n), ZERO)
+    return struct_sens(ds, cls), back
+
+
+@rule("check_scalar_output")
+def _check_scalar_output(out):
+    back = lambda d: (d,)
+    return check_scalar_output(out), back
+
+
+@rule("to_structure")
+def _to_structure(sens, like):
+    back = lambda dd: (from_structure(dd), ZERO)
+    return to_structure(sens, like), back
+
+
+@rule("from_structure")
+def _from_structure(value):
+    back = lambda dd: (dd,)
+    return from_structure(value), back
