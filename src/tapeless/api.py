@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import os
 import sys
 from collections.abc import Callable
 from types import TracebackType
@@ -13,6 +14,9 @@ from .backend import Compiled, compile_graph
 from .frontend import parse
 from .frontend.parser import unwrap
 from .ir import Graph, print_graph
+from .ir.clone import copy_module
+from .opt.kinds import value_kind
+from .opt.passes import optimize
 
 # Generated files by name, so run-time errors can point back at the user's source.
 GENERATED: dict[str, Compiled] = {}
@@ -56,8 +60,22 @@ def annotate_error(exc: BaseException, tb: TracebackType | None) -> None:
             pass
 
 
-def load(graph_source: Any) -> Compiled:
-    compiled = compile_graph(graph_source)
+def optimization_enabled() -> bool:
+    """The optimizer runs unless TAPELESS_OPTIMIZE=0 (the test suites also run that way,
+    to check that optimization never changes results)."""
+    return os.environ.get("TAPELESS_OPTIMIZE", "1") != "0"
+
+
+def load(graph: Graph, kinds: tuple = ()) -> Compiled:
+    """Optimize a copy of `graph` (graphs are shared between compiled functions, so
+    they are never rewritten in place), specialized to arguments of the given kinds
+    (see `tapeless.opt.kinds`), generate its code and load it."""
+    if optimization_enabled():
+        graph = copy_module(graph)
+        for p, k in zip(graph.parameters, kinds, strict=False):
+            p.kind = k
+        optimize(graph)
+    compiled = compile_graph(graph)
     GENERATED[compiled.filename] = compiled
     return compiled
 
@@ -88,7 +106,7 @@ class Transformed:
         self.__tapeless_wrapped__ = python_function(fun)
         functools.update_wrapper(self, self.__tapeless_wrapped__)
         self._graph: Graph | None = None
-        self._compiled: Compiled | None = None
+        self._compiled: dict[tuple, Compiled] = {}
         sig = inspect.signature(self.__tapeless_wrapped__)
         self._nparams = len(sig.parameters)
         self._simple = all(p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD
@@ -104,11 +122,15 @@ class Transformed:
     def build_graph(self) -> Graph:
         return graph_of(self.fun)
 
-    def _get(self) -> Compiled:
-        if self._compiled is None:
-            self._compiled = load(self.graph)
+    def _get(self, args: tuple = ()) -> Compiled:
+        """The code for arguments like `args`: compiled once per argument signature
+        (Python floats and ints are specialized; other values share generic code)."""
+        key = tuple(value_kind(a) for a in args)
+        compiled = self._compiled.get(key)
+        if compiled is None:
+            compiled = self._compiled[key] = load(self.graph, key)
             self.compile_count += 1
-        return self._compiled
+        return compiled
 
     def bind(self, args: tuple, kwargs: dict) -> tuple:
         if kwargs or not self._simple or len(args) != self._nparams:
@@ -116,8 +138,8 @@ class Transformed:
         return args
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        compiled = self._get()
         args = self.bind(args, kwargs)
+        compiled = self._get(args)
         self.check_arguments(args)
         if sys.getrecursionlimit() < _RECURSION_LIMIT:
             sys.setrecursionlimit(_RECURSION_LIMIT)

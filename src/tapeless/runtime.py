@@ -123,7 +123,7 @@ def zeros_like_value(x: Any) -> Any:
 
 def sens_of(d: Any, like: Any) -> Any:
     """`d`, with a symbolic zero made concrete (rules of array operations need values)."""
-    return zeros_like_value(like) if d is ZERO else d
+    return d if d is not ZERO else zeros_like_value(like)
 
 
 def is_struct(x: Any) -> bool:
@@ -184,12 +184,19 @@ def from_structure(value: Any) -> Any:
     return value
 
 
+_SCALARS = (float, int)
+
+
 def unbroadcast(d: Any, x: Any) -> Any:
     """Sum `d` down to the shape of `x` (undoing NumPy broadcasting)."""
     import numpy as np
 
     if d is ZERO:
         return ZERO
+    if type(x) in _SCALARS and type(d) in _SCALARS:
+        return d
+    if type(x) is np.ndarray and type(d) is np.ndarray and x.shape == d.shape:
+        return d
     dshape = np.shape(d)
     xshape = np.shape(x)
     if dshape == xshape:

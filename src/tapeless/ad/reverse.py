@@ -11,7 +11,9 @@ backward pass needs is held by the backpropagator closures."""
 from __future__ import annotations
 
 from ..errors import GradError
+from ..ir.clone import inline_body
 from ..ir.nodes import Apply, Constant, Graph, Node, Parameter, free_variables, graph_nodes
+from ..opt.kinds import kind
 from ..primitives import PRIMITIVES, Primitive, lookup_callable
 from ..runtime import ZERO
 
@@ -25,6 +27,11 @@ _STRUCTURAL_ZERO_OK = {"make_tuple", "make_list", "tuple_getitem", "getitem", "s
                        "broadcast_like", "reshape_like", "expand_reduced", "take_sens",
                        "diag_sens", "check_scalar_output", "method.items", "method.values",
                        "method.get", "sum", "max", "min"}
+
+
+def _is_pair(node: Node) -> bool:
+    return isinstance(node, Apply) and isinstance(node.inputs[0], Constant) and \
+        node.inputs[0].value is P["make_tuple"] and len(node.inputs) == 3
 
 
 def _primitive(node: Node) -> Primitive | None:
@@ -44,6 +51,7 @@ class JTransform:
         self.backprops: dict[int, Node] = {}  # primal node -> its backpropagator
         self.calls: dict[int, Node] = {}    # primal node -> the call computing both
         self.wrappers: dict[str, Graph] = {}
+        self.loops: dict[int, tuple] = {}     # primal loop node -> what its backward needs
 
     # --- graphs -------------------------------------------------------------------
 
@@ -63,8 +71,11 @@ class JTransform:
         value = self.value(g.output, jg)
         backprop = self._backward(g, jg)
         jg.output = jg.apply(P["make_tuple"], value, Constant(backprop), loc=g.loc)
-        jg.effects = [self.calls[e.id] for e in g.effects if e.id in self.calls]
+        jg.effects = self._effects(g)
         return jg
+
+    def _effects(self, g: Graph) -> list[Node]:
+        return [c for e in g.effects for c in self.calls.get(e.id, [])]
 
     def value(self, node: Node | None, jg: Graph) -> Node:
         """The J-space value of a primal node: data is itself; functions are their J."""
@@ -90,25 +101,133 @@ class JTransform:
         assert isinstance(node, Apply)
         callee, args = node.inputs[0], node.inputs[1:]
         prim = _primitive(callee)
+        if prim is not None and prim.name in ("for_range", "while_loop") and \
+                self._loop_forward(node, prim.name, jg):
+            return
         jargs = [self.value(a, jg) for a in args]
         if prim is not None and not prim.differentiable:
             out = jg.apply(callee, *jargs, loc=node.loc, name=node.name)
             self.values[node.id] = out
-            self.calls[node.id] = out
+            self.calls[node.id] = [out]
             return
         if prim is not None:
             rule = self.rule(prim)
             if prim.variadic:
                 fixed = len(rule.parameters) - 1
                 jargs = jargs[:fixed] + [jg.apply(P["make_tuple"], *jargs[fixed:])]
-            call = jg.apply(Constant(rule), *jargs, loc=node.loc)
+            # The rule's body is copied in place, so the backpropagator it makes is a
+            # known closure, which the backward pass inlines in turn.
+            out, effects = inline_body(rule, jg, jargs)
+            self.calls[node.id] = effects
+            if _is_pair(out):
+                value, backprop = out.inputs[1], out.inputs[2]  # type: ignore[union-attr]
+                if isinstance(value, Apply) and value.graph is jg and not value.name:
+                    value.name = node.name
+                self.values[node.id] = value
+                self.backprops[node.id] = backprop
+                return
+            call = out
         else:
             call = jg.apply(self.value(callee, jg), *jargs, loc=node.loc)
-        self.calls[node.id] = call
+            self.calls[node.id] = [call]
         self.values[node.id] = jg.apply(P["tuple_getitem"], call, 0, loc=node.loc,
                                         name=node.name)
         self.backprops[node.id] = jg.apply(P["tuple_getitem"], call, 1, loc=node.loc,
                                            name=f"{node.name}_backprop" if node.name else "")
+
+    # --- loops ------------------------------------------------------------------
+    # A loop's J is a loop: the forward loop runs J of the body with the state kept flat
+    # and pushes, each iteration, the values the body's backpropagator needs (not a
+    # closure) onto a stack; the backward pass is a while loop that pops them and runs a
+    # copy of that backpropagator. No recursion, however many iterations.
+
+    def _loop_forward(self, node: Apply, kind: str, jg: Graph) -> bool:
+        body_at = 4 if kind == "for_range" else 2
+        body_node = node.inputs[body_at]
+        cond_node = node.inputs[1] if kind == "while_loop" else None
+        if not isinstance(body_node, Constant) or not isinstance(body_node.value, Graph):
+            return False
+        if cond_node is not None and not (isinstance(cond_node, Constant)
+                                          and isinstance(cond_node.value, Graph)):
+            return False
+        body: Graph = body_node.value
+        init = node.inputs[body_at + 1:]
+        k = len(init)
+        lead = 1 if kind == "for_range" else 0
+        fb = Graph(f"J_{body.name}", jg, body.loc)
+        self.graphs[body.id] = fb  # graphs nested in the body nest in its J
+        for p in body.parameters:
+            self.values[p.id] = fb.add_parameter(p.name, p.loc)
+        stack = fb.add_parameter("stack")
+        for n in graph_nodes(body):
+            self._forward(n, fb)
+        out = self.value(body.output, fb)
+        backprop = self._backward(body, fb)
+        saved = [fv for fv in free_variables(backprop) if fv.graph is fb]
+        pushed = fb.apply(P["make_tuple"], fb.apply(P["make_tuple"], *saved), stack,
+                          name="stack")
+        fb.output = fb.apply(P["make_tuple"], *[fb.apply(P["tuple_getitem"], out, j)
+                                                for j in range(k)], pushed)
+        fb.effects = self._effects(body)
+        jinit = [self.value(a, jg) for a in init]
+        if kind == "for_range":
+            bounds = [self.value(a, jg) for a in node.inputs[1:4]]
+            loop = jg.apply(P["for_range"], *bounds, Constant(fb), *jinit, Constant(None),
+                            loc=node.loc)
+        else:
+            cond: Graph = cond_node.value  # type: ignore[union-attr]
+            fc = Graph(f"J_{cond.name}", jg, cond.loc)
+            self.graphs[cond.id] = fc
+            for p in cond.parameters:
+                self.values[p.id] = fc.add_parameter(p.name, p.loc)
+            fc.add_parameter("stack")
+            for n in graph_nodes(cond):
+                self._forward(n, fc)
+            fc.output = self.value(cond.output, fc)
+            fc.effects = self._effects(cond)
+            loop = jg.apply(P["while_loop"], Constant(fc), Constant(fb), *jinit,
+                            Constant(None), loc=node.loc)
+        self.calls[node.id] = [loop]
+        self.values[node.id] = jg.apply(P["make_tuple"], *[
+            jg.apply(P["tuple_getitem"], loop, j) for j in range(k)], name=node.name)
+        final_stack = jg.apply(P["tuple_getitem"], loop, k, name="stack")
+        self.loops[node.id] = (body, backprop, saved, final_stack, lead)
+        return True
+
+    def _loop_backward(self, node: Apply, d: Node, bg: Graph, contribute) -> None:  # noqa
+        body, backprop, saved, final_stack, lead = self.loops[node.id]
+        init = node.inputs[len(node.inputs) - len(body.parameters) + lead:]
+        k = len(init)
+        fvs = free_variables(body)
+        bb = Graph(f"B_{body.name}", bg, body.loc)
+        stack = bb.add_parameter("stack")
+        ds = [bb.add_parameter(f"d{j}") for j in range(k)]
+        denv = [bb.add_parameter(f"d_{fv.name or 'env'}") for fv in fvs]
+        values = bb.apply(P["tuple_getitem"], stack, 0, name="saved")
+        rest = bb.apply(P["tuple_getitem"], stack, 1, name="rest")
+        substitute = {fv.id: bb.apply(P["tuple_getitem"], values, j, name=fv.name)
+                      for j, fv in enumerate(saved)}
+        for fv in saved:
+            substitute[fv.id].kind = kind(fv)
+        out, _ = inline_body(backprop, bb, [bb.apply(P["make_tuple"], *ds)], substitute)
+        env = bb.apply(P["tuple_getitem"], out, 0)
+        new_ds = [bb.apply(P["tuple_getitem"], out, 1 + lead + j) for j in range(k)]
+        new_env = [bb.apply(P["gadd"], denv[t], bb.apply(P["tuple_getitem"], env, t))
+                   for t in range(len(fvs))]
+        bb.output = bb.apply(P["make_tuple"], rest, *new_ds, *new_env)
+        bc = Graph("B_cond", bg, body.loc)
+        stack_c = bc.add_parameter("stack")
+        for j in range(k + len(fvs)):
+            bc.add_parameter(f"_{j}")
+        bc.output = bc.apply(P["is_not"], stack_c, Constant(None))
+        start = [bg.apply(P["tuple_getitem"], d, j) for j in range(k)]
+        loop = bg.apply(P["while_loop"], Constant(bc), Constant(bb), final_stack, *start,
+                        *[Constant(ZERO)] * len(fvs), loc=node.loc)
+        for j, a in enumerate(init):
+            if not (isinstance(a, Constant) and not isinstance(a.value, Graph)):
+                contribute(a, bg.apply(P["tuple_getitem"], loop, 1 + j))
+        for t, fv in enumerate(fvs):
+            contribute(fv, bg.apply(P["tuple_getitem"], loop, 1 + k + t))
 
     def rule(self, prim: Primitive) -> Graph:
         """The graph of a primitive's reverse rule (compiled once)."""
@@ -170,13 +289,21 @@ class JTransform:
             contribute(g.output, dout)
         for node in reversed(graph_nodes(g)):
             parts = sens.get(node.id)
+            if parts and node.id in self.loops:
+                self._loop_backward(node, self._sum(bg, parts, node), bg, contribute)
+                continue
             if not parts or node.id not in self.backprops:
                 continue
             d = self._sum(bg, parts, node)
             prim = _primitive(node.inputs[0])
             if prim is not None and prim.name not in _STRUCTURAL_ZERO_OK:
                 d = bg.apply(P["sens_of"], d, self.values[node.id])
-            grads = bg.apply(self.backprops[node.id], d, loc=node.loc)
+            backprop = self.backprops[node.id]
+            if isinstance(backprop, Constant) and isinstance(backprop.value, Graph) and \
+                    len(backprop.value.parameters) == 1:
+                grads, _ = inline_body(backprop.value, bg, [d])
+            else:
+                grads = bg.apply(backprop, d, loc=node.loc)
             offset = 0
             if prim is None:
                 contribute(node.inputs[0], bg.apply(P["tuple_getitem"], grads, 0))

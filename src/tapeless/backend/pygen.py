@@ -133,7 +133,11 @@ class ModuleEmitter:
             prim = _prim_of(user)
             if prim is P["switch"] and pos in (2, 3) and self._called_once(user) \
                     and not g.parameters:
-                self.inline.add(g.id)
+                other = user.inputs[5 - pos]
+                if is_constant_graph(other) and other.value is not g and \
+                        len(self.graph_uses.get(other.value.id, [])) == 1 and \
+                        not other.value.parameters:
+                    self.inline.add(g.id)
             elif prim is P["while_loop"] and pos in (1, 2):
                 self.inline.add(g.id)
             elif prim is P["for_range"] and pos == 4:
@@ -347,6 +351,7 @@ class FunctionEmitter:
         for node in mod.nodes_of[g.id]:
             if node.id in mod.aliases:
                 done.add(node.id)
+                self._emit_ready_closures(pending, done, g, indent)
                 continue
             if node is g.output and self._tail_handles(node, g):
                 continue
@@ -447,8 +452,12 @@ class FunctionEmitter:
         uses = mod.uses.get(node.id, [])
         getitems = [u for u, _ in uses if u is not None and _prim_of(u) is P["tuple_getitem"]
                     and isinstance(u.inputs[2], Constant)]
-        if uses and len(getitems) == len(uses) and node.id not in mod.names:
-            width = max(u.inputs[2].value for u in getitems) + 1
+        # Split only where the branches build the tuple (a value that merely happens to
+        # be a tuple, e.g. a call's result, is one name); unused elements still need a
+        # target: `_, y = a, b`, not `y = a, b`.
+        width = _result_width(node)
+        if uses and len(getitems) == len(uses) and node.id not in mod.names and width:
+            width = max([u.inputs[2].value + 1 for u in getitems] + [width])
             names = [None] * width
             for u in getitems:
                 i = u.inputs[2].value
@@ -616,8 +625,9 @@ class FunctionEmitter:
     def render_prec(self, node: Node, g: Graph) -> tuple[str, int]:
         """The expression for `node` without outer parentheses, and its precedence."""
         if isinstance(node, Constant) and isinstance(node.value, (int, float)) and \
-                not isinstance(node.value, bool) and (node.value < 0 or (
-                    isinstance(node.value, float) and math.copysign(1, node.value) < 0)):
+                not isinstance(node.value, bool) and math.isfinite(node.value) and (
+                    node.value < 0 or (isinstance(node.value, float)
+                                       and math.copysign(1, node.value) < 0)):
             return repr(node.value), PRECEDENCE["unary"]
         if isinstance(node, Apply) and node.graph is g and node.id not in self.mod.names \
                 and (self._inlined(node, g) or (node is g.output and self._tail_handles(
@@ -728,6 +738,21 @@ class FunctionEmitter:
         if isinstance(node, Constant):
             return _index_constant(self.mod, node.value)
         return _strip(self.render(node, g))
+
+
+def _result_width(node: Node, depth: int = 0) -> int:
+    """How many values an `if` statement's branches produce (0 if not known)."""
+    if depth > 50 or not _is_switch_call(node):
+        return 0
+    for b in node.inputs[0].inputs[2:4]:
+        if is_constant_graph(b):
+            out = b.value.output
+            if _prim_of(out) is P["make_tuple"]:
+                return len(out.inputs) - 1
+            width = _result_width(out, depth + 1) if out is not None else 0
+            if width:
+                return width
+    return 0
 
 
 def _index_constant(mod: ModuleEmitter, v: Any) -> str:

@@ -36,7 +36,8 @@ class _Checker(ast.NodeVisitor):
         self.lines = lines
         self.modules = modules
         self.findings: list[Finding] = []
-        self.declared: set[str] = set()
+        # Names declared `global` or `nonlocal` in the function being visited, and how.
+        self.declared: dict[str, str] = {}
 
     def add(self, node: ast.AST, message: str, hint: str) -> None:
         line = getattr(node, "lineno", 0)
@@ -89,9 +90,10 @@ class _Checker(ast.NodeVisitor):
     visit_ImportFrom = visit_Import
 
     def visit_Global(self, node: ast.Global) -> None:
-        self.declared.update(node.names)
+        self.declared.update(dict.fromkeys(node.names, "global"))
 
-    visit_Nonlocal = visit_Global
+    def visit_Nonlocal(self, node: ast.Nonlocal) -> None:
+        self.declared.update(dict.fromkeys(node.names, "nonlocal"))
 
     def visit_Match(self, node: ast.AST) -> None:
         self.add(node, "`match` statements are not supported", "use if/elif/else")
@@ -107,13 +109,19 @@ class _Checker(ast.NodeVisitor):
         if node.args.kwarg is not None:
             self.add(node.args.kwarg, "`**kwargs` parameters are not supported",
                      "name each keyword parameter explicitly")
-        self.generic_visit(node)
+        self._visit_scope(node)
 
     def visit_FunctionDef(self, node: ast.FunctionDef) -> None:
         if node.args.kwarg is not None:
             self.add(node.args.kwarg, "`**kwargs` parameters are not supported",
                      "name each keyword parameter explicitly")
+        self._visit_scope(node)
+
+    def _visit_scope(self, node: ast.AST) -> None:
+        """`global`/`nonlocal` declarations hold in their own function only."""
+        outer, self.declared = self.declared, {}
         self.generic_visit(node)
+        self.declared = outer
 
     def _target(self, target: ast.AST) -> None:
         if isinstance(target, ast.Subscript):
@@ -125,8 +133,9 @@ class _Checker(ast.NodeVisitor):
                      "build a new object, e.g. `dataclasses.replace(obj, field=v)` outside, "
                      "or return the new value")
         elif isinstance(target, ast.Name) and target.id in self.declared:
-            self.add(target, f"assigning to the global variable '{target.id}' is not "
-                     "supported", "return the new value from the function instead")
+            self.add(target, f"assigning to the {self.declared[target.id]} variable "
+                     f"'{target.id}' is not supported",
+                     "return the new value from the function instead")
         elif isinstance(target, (ast.Tuple, ast.List)):
             for elt in target.elts:
                 if isinstance(elt, ast.Starred):
@@ -212,7 +221,7 @@ def check_file(path: str) -> list[Finding]:
     checker = _Checker(filename, lines, modules)
     functions = [n for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))]
     for fn in functions:
-        checker.declared = set()
+        checker.declared = {}
         checker.visit(fn) if isinstance(fn, ast.FunctionDef) else \
             checker.visit_AsyncFunctionDef(fn)
     findings = checker.findings

@@ -64,7 +64,9 @@ class ExpressionMixin:
             return self.constant_for(self.globals[name], node)
         if hasattr(builtins, name):
             return self.constant_for(getattr(builtins, name), node)
-        raise self.error(f"name '{name}' is not defined", node)
+        raise self.error(f"name '{name}' is not defined", node,
+                         f"define '{name}' before this line, or import it at the top of "
+                         "the file")
 
     def constant_for(self, value: Any, node: ast.AST) -> Node:
         """A compile-time value: Python functions become graphs (compiled once)."""
@@ -120,7 +122,7 @@ class ExpressionMixin:
     def _short_circuit(self, first: Node, rest: Any, is_and: bool, block: Block,
                        at: ast.AST) -> Node:
         """`first and rest` / `first or rest` with Python's value semantics."""
-        g_rest = self._branch(block, "and" if is_and else "or", rest, at)
+        g_rest = self._branch(block, "and" if is_and else "or", self.lossy(rest), at)
         g_first = self._branch(block, "short", lambda _: first, at)
         branches = (g_rest, g_first) if is_and else (g_first, g_rest)
         sw = block.graph.apply(P["switch"], first, *branches, loc=self.loc(at))
@@ -129,10 +131,26 @@ class ExpressionMixin:
             block.graph.effects.append(out)
         return out
 
+    def lossy(self, build: Any) -> Any:
+        """`build(block)`, compiled where an assignment expression's binding would not
+        reach the rest of the function (a branch of an expression, a loop condition)."""
+
+        def run(b: Block) -> Node:
+            scopes = self.__dict__.setdefault("_lossy_scopes", [])
+            scopes.append(b.scope)
+            try:
+                return build(b)
+            finally:
+                scopes.pop()
+
+        return run
+
     def expr_IfExp(self, node: ast.IfExp, block: Block) -> Node:
         cond = self.expr(node.test, block)
-        g_true = self._branch(block, "if_true", lambda b: self.expr(node.body, b), node)
-        g_false = self._branch(block, "if_false", lambda b: self.expr(node.orelse, b), node)
+        g_true = self._branch(block, "if_true", self.lossy(lambda b: self.expr(node.body, b)),
+                              node)
+        g_false = self._branch(block, "if_false",
+                               self.lossy(lambda b: self.expr(node.orelse, b)), node)
         sw = block.graph.apply(P["switch"], cond, g_true, g_false, loc=self.loc(node))
         out = block.graph.apply(sw, loc=self.loc(node))
         if g_true.effects or g_false.effects:
@@ -140,6 +158,14 @@ class ExpressionMixin:
         return out
 
     def expr_NamedExpr(self, node: ast.NamedExpr, block: Block) -> Node:
+        scope = block.scope
+        while scope.immediate and scope.parent is not None:  # comprehensions bind outside
+            scope = scope.parent
+        if any(scope is s for s in getattr(self, "_lossy_scopes", ())):
+            raise self.error("an assignment expression (`:=`) inside `and`/`or`, a "
+                             "conditional expression, a comprehension or a `while` "
+                             "condition is not supported", node,
+                             "assign the value in a statement of its own")
         value = self.expr(node.value, block)
         self.assign(node.target, value, block)
         return value
@@ -320,6 +346,10 @@ class ExpressionMixin:
     def _unknown_callable(self, fn: Any, node: ast.AST) -> Exception:
         name = _qualname(fn)
         module = getattr(fn, "__module__", None) or ""
+        if fn in (builtins.exec, builtins.eval, builtins.compile):
+            return self.error(f"`{name}` is not supported: tapeless compiles the source "
+                              "it can read, not code built at run time", node,
+                              "write the code directly in the function")
         if isinstance(fn, types.BuiltinFunctionType) or isinstance(fn, np.ufunc) or \
                 module.split(".")[0] in NATIVE_MODULES:
             return self.error(f"{name} is not supported by tapeless (no primitive is "
@@ -514,11 +544,57 @@ class ExpressionMixin:
                 b.graph.effects.append(out)
             return out
 
-        return build(0, block)
+        return self.lossy(lambda b: build(0, b))(block)
 
     def api_call(self, fn: Any, node: ast.Call, block: Block) -> Node:
-        raise self.error(f"tapeless.{fn.__name__} cannot be called inside compiled code yet",
-                         node, "call it outside the compiled function")
+        """`tl.grad(f, ...)`, `tl.value_and_grad(f, ...)` or `tl.jit(f)` inside compiled
+        code: `f` must be known at compile time (a function, lambda or nested def); the
+        result is the graph of the transformed function."""
+        from ..ad.api_graphs import grad_graph
+        from ..ad.reverse import JTransform
+
+        name = fn.__name__
+        if name not in ("grad", "value_and_grad", "jit") or not node.args:
+            raise self.error(f"tapeless.{name} cannot be called inside compiled code", node,
+                             "call it outside the compiled function")
+        target = self.expr(node.args[0], block)
+        if not (isinstance(target, Constant) and isinstance(target.value, Graph)):
+            raise self.error(f"the function passed to tapeless.{name} inside compiled code "
+                             "must be known when compiling (a def, lambda or global "
+                             "function)", node.args[0],
+                             "define the function to differentiate with def or lambda")
+        if name == "jit":
+            return target
+        options: dict[str, Any] = {"argnums": 0, "has_aux": False}
+        for i, arg in enumerate(node.args[1:]):
+            options[("argnums", "has_aux")[i]] = self._compile_time(arg, block)
+        for kw in node.keywords:
+            if kw.arg not in options:
+                raise self.error(f"unexpected argument {kw.arg!r} to tapeless.{name}", kw)
+            options[kw.arg] = self._compile_time(kw.value, block)
+        graph = target.value
+        # The function's free variables are values of the enclosing (primal) code: the
+        # transform sees them as they are.
+        transform = JTransform()
+        from ..ir.nodes import free_variables
+
+        for fv in free_variables(graph):
+            transform.values[fv.id] = fv
+        return Constant(grad_graph(graph, options["argnums"], options["has_aux"],
+                                   name == "value_and_grad", transform), self.loc(node))
+
+    def _compile_time(self, node: ast.expr, block: Block) -> Any:
+        value = self.expr(node, block)
+        if isinstance(value, Apply) and value.inputs[0].value is P["make_tuple"] \
+                if isinstance(value, Apply) and isinstance(value.inputs[0], Constant) else False:
+            parts = [self._compile_time_node(v, node) for v in value.inputs[1:]]
+            return tuple(parts)
+        return self._compile_time_node(value, node)
+
+    def _compile_time_node(self, value: Node, node: ast.AST) -> Any:
+        if not isinstance(value, Constant):
+            raise self.error("this argument must be a constant known when compiling", node)
+        return value.value
 
 
 def _is_api(fn: Any) -> bool:

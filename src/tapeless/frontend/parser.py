@@ -74,6 +74,7 @@ class LoopContext:
     state: list[str]
     has_break: bool
     has_return: bool
+    broke: Node | None = None  # after the loop: whether it ended by `break`
 
 
 FUNCTION = "function"  # the jump context of a function body
@@ -89,6 +90,20 @@ class _ReturnValue(ast.stmt):
         self.value_node = value
         self.lineno = getattr(like, "lineno", 0)
         self.col_offset = getattr(like, "col_offset", 0)
+
+
+class _LoopElse(ast.stmt):
+    """A synthetic statement: the `else` clause of a loop that may `break`, run when
+    `broke` (the loop's break flag) is false."""
+
+    _fields = ()
+
+    def __init__(self, loop: ast.While | ast.For, broke: Node | None):
+        super().__init__()
+        self.loop = loop
+        self.broke = broke
+        self.lineno = loop.lineno
+        self.col_offset = loop.col_offset
 
 
 class Compiler(ExpressionMixin):
@@ -217,19 +232,23 @@ class Compiler(ExpressionMixin):
                 continue
             if isinstance(s, (ast.While, ast.For)):
                 loop_ctx = self._loop(s, block)
-                if loop_ctx.has_break and s.orelse:
-                    brk = block.vars[BRK]
-                    if self._has_jump(s.orelse, ctx):
-                        self._tail_if(brk, rest, s.orelse + rest, block, ctx, s)
-                        return True
-                    self._value_if(brk, [], s.orelse, block, s)
-                elif s.orelse:
-                    if self.stmts(s.orelse, block, ctx):
-                        return True
+                # What runs after the loop unless it returned: its `else` (unless it
+                # broke), then the rest of the block.
+                after: list[ast.stmt] = rest
+                if s.orelse:
+                    after = [_LoopElse(s, loop_ctx.broke)] + rest if loop_ctx.has_break \
+                        else s.orelse + rest
                 if loop_ctx.has_return:
                     ret, value = block.vars[RET], block.vars[RETVAL]
-                    self._tail_if(ret, [_ReturnValue(value, s)], rest, block, ctx, s)
+                    self._tail_if(ret, [_ReturnValue(value, s)], after, block, ctx, s)
                     return True
+                return self.stmts(after, block, ctx)
+            if isinstance(s, _LoopElse):
+                assert s.broke is not None
+                if self._has_jump(s.loop.orelse, ctx):
+                    self._tail_if(s.broke, rest, s.loop.orelse + rest, block, ctx, s.loop)
+                    return True
+                self._value_if(s.broke, [], s.loop.orelse, block, s.loop)
                 continue
             if self.stmt(s, block, ctx):
                 return True
@@ -427,7 +446,7 @@ class Compiler(ExpressionMixin):
         loc = self.loc(s)
         init = [self._read_or_unbound(block, n) for n in ctx.state]
         if isinstance(s, ast.While):
-            cond = self._loop_cond(block, ctx, lambda b: self.expr(s.test, b), s)
+            cond = self._loop_cond(block, ctx, self.lossy(lambda b: self.expr(s.test, b)), s)
             body = self._branch(block, "while_body",
                                 lambda b: self._body(s.body, b, ctx), s, ctx.state)
             result = block.graph.apply(P["while_loop"], cond, body, *init, loc=loc)
@@ -435,9 +454,15 @@ class Compiler(ExpressionMixin):
         else:
             result, offset = self._for(s, block, ctx, init)
         block.graph.effects.append(result)
+        outer_break = block.vars.get(BRK)
         for i, n in enumerate(ctx.state):
             block.vars[n] = block.graph.apply(P["tuple_getitem"], result, i + offset, loc=loc,
                                               name=n if not n.startswith("#") else "")
+        if has_break:
+            # This loop's break flag is not that of an enclosing loop.
+            ctx.broke = block.vars.pop(BRK)
+            if outer_break is not None:
+                block.vars[BRK] = outer_break
         return ctx
 
     def _loop_cond(self, block: Block, ctx: LoopContext, test: Callable[[Block], Node],
@@ -561,7 +586,9 @@ class Compiler(ExpressionMixin):
         name = node.name if isinstance(node, ast.FunctionDef) else "lambda"
         graph = block.scope.def_graphs.get(name) if isinstance(node, ast.FunctionDef) \
             else None
-        if graph is None:
+        # A `def` compiled a second time (code after an `if` that returns is compiled
+        # once per branch) is a new closure, over that branch's values.
+        if graph is None or hasattr(graph, "signature"):
             graph = Graph(name, block.graph)
             if isinstance(node, ast.FunctionDef) and name in block.scope.info.def_only:
                 block.scope.def_graphs[name] = graph
@@ -616,9 +643,10 @@ class Compiler(ExpressionMixin):
                    if lo.lineno <= p[0] <= (lo.end_lineno or lo.lineno)]
         if later or in_loop:
             line = (later or in_loop)[0][0]
+            again = "again" if later else "in a loop around the nested function"
             raise self.error(
                 f"the nested function reads '{name}', which the enclosing function assigns "
-                f"again (line {line}); Python closures would see the new value", at,
+                f"{again} (line {line}); Python closures would see the new value", at,
                 f"pass '{name}' to the nested function as an argument, or give each value "
                 "its own name")
 
@@ -661,8 +689,9 @@ def _contains_jump(node: ast.AST, in_loop: bool,
         return True
     if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)):
         return False
-    if isinstance(node, (ast.For, ast.While)):
-        return any(_contains_jump(c, False, kinds) for c in node.body + node.orelse)
+    if isinstance(node, (ast.For, ast.While)):  # a loop's `else` is outside the loop
+        return any(_contains_jump(c, False, kinds) for c in node.body) or \
+            any(_contains_jump(c, in_loop, kinds) for c in node.orelse)
     if isinstance(node, ast.expr):
         return False
     return any(_contains_jump(c, in_loop, kinds) for c in ast.iter_child_nodes(node))

@@ -121,7 +121,24 @@ def analyze_scope(fn: ast.FunctionDef | ast.Lambda | None, body: list[ast.AST],
         info.assigned.setdefault(name, []).append((node.lineno, node.col_offset))
         kinds.setdefault(name, set()).add(kind)
 
+    # The loops of this scope around the node being visited: a nested function defined
+    # inside a loop must not read a variable that the loop assigns (see _check_capture).
+    loops: list[ast.AST] = []
+
     def visit(node: ast.AST) -> None:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
+            node._tapeless_loops = list(loops)  # type: ignore[union-attr]
+        if isinstance(node, (ast.For, ast.While)):
+            if isinstance(node, ast.For):
+                visit(node.target)
+                visit(node.iter)
+            loops.append(node)
+            for child in ([node.test] if isinstance(node, ast.While) else []) + node.body:
+                visit(child)
+            loops.pop()
+            for child in node.orelse:
+                visit(child)
+            return
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
             bind(node.name, node, "def")
             for d in getattr(node, "decorator_list", []):

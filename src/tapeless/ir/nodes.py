@@ -25,13 +25,15 @@ class Location:
 
 
 class Node:
-    __slots__ = ("graph", "loc", "id", "name")
+    __slots__ = ("graph", "loc", "id", "name", "kind")
 
     def __init__(self, graph: Graph | None, loc: Location | None = None, name: str = ""):
         self.graph = graph
         self.loc = loc
         self.id = next(_serial)
         self.name = name
+        # What is known of the value's type (see tapeless.opt.kinds), or None.
+        self.kind: str | None = None
 
 
 class Parameter(Node):
@@ -82,6 +84,7 @@ class Graph:
         # A flag for graphs whose last parameter collects extra positional arguments.
         self.vararg = False
         self._fv_cache: list[Node] | None = None
+        self._nodes_cache: list[Node] | None = None
 
     def add_parameter(self, name: str, loc: Location | None = None) -> Parameter:
         p = Parameter(self, loc, name)
@@ -97,7 +100,9 @@ class Graph:
         return f"<Graph {self.name}>"
 
     def invalidate(self) -> None:
+        """Forget what was computed from this graph's body (after changing it)."""
         self._fv_cache = None
+        self._nodes_cache = None
 
 
 def is_constant_graph(node: Node) -> bool:
@@ -106,7 +111,14 @@ def is_constant_graph(node: Node) -> bool:
 
 def graph_nodes(g: Graph) -> list[Node]:
     """The Apply nodes owned by `g` that are reachable from its output or effects,
-    in a valid evaluation order (inputs first, effects in program order)."""
+    in a valid evaluation order (inputs first, effects in program order). Cached until
+    `g.invalidate()`."""
+    if g._nodes_cache is None:
+        g._nodes_cache = _schedule(g)
+    return g._nodes_cache
+
+
+def _schedule(g: Graph) -> list[Node]:
     order: list[Node] = []
     seen: set[int] = set()
     roots = list(g.effects) + ([g.output] if g.output is not None else [])

@@ -1,0 +1,176 @@
+"""Cloning graphs: copying a graph's body (and the closures nested in it) into another
+graph, with some nodes replaced; the basis of inlining."""
+
+from __future__ import annotations
+
+from .nodes import (
+    Apply,
+    Constant,
+    Graph,
+    Node,
+    free_variables,
+    graph_nodes,
+    is_constant_graph,
+    reachable_graphs,
+)
+
+_BLOCK_USES = {"switch": (1, 2), "while_loop": (0, 1), "for_range": (3,)}
+
+
+def graphs_inside(g: Graph, also: set[int] | None = None) -> list[Graph]:
+    """The graphs nested in `g`: reachable from it and either using, directly or through
+    other nested graphs, a node that `g` or a nested graph owns, or used by them as a
+    block (a branch or loop body, which is emitted in place and must not be shared)."""
+    candidates = [h for h in reachable_graphs(g) if h is not g]
+    inside: set[int] = {g.id} | (also or set())
+    by_id = {h.id: h for h in candidates}
+    changed = True
+    while changed:
+        changed = False
+        for h in candidates:
+            if h.id in inside:
+                continue
+            if any(fv.graph is not None and fv.graph.id in inside for fv in free_variables(h)):
+                inside.add(h.id)
+                changed = True
+        for gid in list(inside):
+            owner = by_id.get(gid, g if gid == g.id else None)
+            if owner is None:
+                continue
+            for block in _blocks(owner):
+                if block.id not in inside and block is not g:
+                    inside.add(block.id)
+                    changed = True
+    return [h for h in candidates if h.id in inside and h.id not in (also or set())]
+
+
+def _blocks(g: Graph) -> list[Graph]:
+    from ..primitives.registry import Primitive
+
+    found = []
+    for node in graph_nodes(g):
+        callee = node.inputs[0]
+        if isinstance(callee, Constant) and isinstance(callee.value, Primitive):
+            for pos in _BLOCK_USES.get(callee.value.name, ()):
+                arg = node.inputs[1 + pos] if 1 + pos < len(node.inputs) else None
+                if arg is not None and is_constant_graph(arg):
+                    found.append(arg.value)
+    return found
+
+
+def inline_body(callee: Graph, target: Graph, args: list[Node],
+                substitute: dict[int, Node] | None = None) -> tuple[Node, list[Node]]:
+    """Copy `callee`'s body into `target` with its parameters bound to `args` (and the
+    free variables in `substitute` replaced); returns the node standing for the call's
+    result and the copied effect nodes."""
+    owners = {fv.graph.id for fv in free_variables(callee)
+               if substitute and fv.id in substitute and fv.graph is not None}
+    nested = graphs_inside(callee, owners)
+    gmap: dict[int, Graph] = {callee.id: target}
+    for h in nested:
+        gmap[h.id] = Graph(h.name, None, h.loc)
+    for h in nested:
+        clone = gmap[h.id]
+        parent = h.parent
+        clone.parent = gmap.get(parent.id, parent) if parent is not None else None
+        clone.vararg = h.vararg
+        if hasattr(h, "signature"):
+            clone.signature = h.signature  # type: ignore[attr-defined]
+    nmap: dict[int, Node] = dict(substitute or {})
+    for p, a in zip(callee.parameters, args, strict=True):
+        nmap[p.id] = a
+    for h in nested:
+        for p in h.parameters:
+            nmap[p.id] = gmap[h.id].add_parameter(p.name, p.loc)
+    originals: list[tuple[Apply, Apply]] = []
+    for h in [callee] + nested:
+        owner = gmap[h.id]
+        for node in graph_nodes(h):
+            assert isinstance(node, Apply)
+            copy = Apply(owner, [], node.loc, node.name)
+            copy.kind = node.kind
+            nmap[node.id] = copy
+            originals.append((node, copy))
+
+    def mapped(x: Node | None) -> Node | None:
+        if x is None:
+            return None
+        if x.id in nmap:
+            return nmap[x.id]
+        if is_constant_graph(x) and x.value.id in gmap:
+            return Constant(gmap[x.value.id], x.loc)
+        return x
+
+    for node, copy in originals:
+        copy.inputs = [mapped(i) for i in node.inputs]  # type: ignore[misc]
+    for h in nested:
+        clone = gmap[h.id]
+        clone.output = mapped(h.output)
+        clone.effects = [mapped(e) for e in h.effects]  # type: ignore[misc]
+    output = mapped(callee.output)
+    assert output is not None
+    return output, [mapped(e) for e in callee.effects]  # type: ignore[misc]
+
+
+def is_recursive(g: Graph) -> bool:
+    """Whether `g` can reach a call of itself through the graphs it references."""
+    for h in reachable_graphs(g):
+        for node in graph_nodes(h):
+            for inp in node.inputs:
+                if is_constant_graph(inp) and inp.value is g:
+                    return True
+        if is_constant_graph(h.output) and h.output.value is g and h is not g:
+            return True
+    return False
+
+
+def node_count(g: Graph) -> int:
+    return len(graph_nodes(g)) + sum(len(graph_nodes(h)) for h in graphs_inside(g))
+
+
+__all__ = ["graphs_inside", "inline_body", "is_recursive", "node_count"]
+_ = Constant
+
+
+def copy_module(root: Graph) -> Graph:
+    """A deep copy of `root` and every graph it reaches (so they can be rewritten
+    without touching graphs shared with other compiled functions)."""
+    graphs = reachable_graphs(root)
+    gmap: dict[int, Graph] = {}
+    for h in graphs:
+        copy = Graph(h.name, None, h.loc)
+        copy.vararg = h.vararg
+        if hasattr(h, "signature"):
+            copy.signature = h.signature  # type: ignore[attr-defined]
+        gmap[h.id] = copy
+    for h in graphs:
+        if h.parent is not None:
+            gmap[h.id].parent = gmap.get(h.parent.id, h.parent)
+    nmap: dict[int, Node] = {}
+    for h in graphs:
+        for p in h.parameters:
+            nmap[p.id] = gmap[h.id].add_parameter(p.name, p.loc)
+    originals: list[tuple[Apply, Apply]] = []
+    for h in graphs:
+        for node in graph_nodes(h):
+            assert isinstance(node, Apply)
+            copy_node = Apply(gmap[h.id], [], node.loc, node.name)
+            copy_node.kind = node.kind
+            nmap[node.id] = copy_node
+            originals.append((node, copy_node))
+
+    def mapped(x: Node | None) -> Node | None:
+        if x is None:
+            return None
+        if x.id in nmap:
+            return nmap[x.id]
+        if is_constant_graph(x) and x.value.id in gmap:
+            return Constant(gmap[x.value.id], x.loc)
+        return x
+
+    for node, copy_node in originals:
+        copy_node.inputs = [mapped(i) for i in node.inputs]  # type: ignore[misc]
+    for h in graphs:
+        gmap[h.id].output = mapped(h.output)
+        gmap[h.id].effects = [mapped(e) for e in h.effects]  # type: ignore[misc]
+    return gmap[root.id]

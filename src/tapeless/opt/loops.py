@@ -1,0 +1,278 @@
+"""Loop rewrites: loop-carried facts (by induction over the state), removal of dead or
+invariant state, and pruning of the values a forward loop saves for its backward loop."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..ir.nodes import (
+    Apply,
+    Constant,
+    Graph,
+    Node,
+    Parameter,
+    graph_nodes,
+    is_constant_graph,
+    reachable_graphs,
+)
+from ..primitives import PRIMITIVES
+
+P = PRIMITIVES
+
+
+@dataclass
+class LoopInfo:
+    """A loop node and where its state lives: state j enters as `init[j]`, is parameter
+    `lead + j` of the body (and `j` of the condition), and leaves as `outputs[j]`."""
+
+    node: Apply
+    body: Graph
+    cond: Graph | None
+    lead: int  # 1 for for_range (the index comes first), else 0
+    first_init: int  # position of init[0] among node.inputs
+
+    @property
+    def init(self) -> list[Node]:
+        return self.node.inputs[self.first_init:]
+
+    @property
+    def outputs(self) -> list[Node] | None:
+        out = self.body.output
+        if isinstance(out, Apply) and _is(out, "make_tuple") and \
+                len(out.inputs) - 1 == len(self.init):
+            return out.inputs[1:]
+        return None
+
+    def params(self, j: int) -> list[Node]:
+        ps = [self.body.parameters[self.lead + j]]
+        if self.cond is not None:
+            ps.append(self.cond.parameters[j])
+        return ps
+
+
+def _is(node: Node, name: str) -> bool:
+    return isinstance(node, Apply) and isinstance(node.inputs[0], Constant) and \
+        getattr(node.inputs[0].value, "name", None) == name
+
+
+def loop_info(node: Node) -> LoopInfo | None:
+    if _is(node, "for_range") and isinstance(node, Apply) and is_constant_graph(node.inputs[4]):
+        return LoopInfo(node, node.inputs[4].value, None, 1, 5)
+    if _is(node, "while_loop") and isinstance(node, Apply) and \
+            is_constant_graph(node.inputs[1]) and is_constant_graph(node.inputs[2]):
+        return LoopInfo(node, node.inputs[2].value, node.inputs[1].value, 0, 3)
+    return None
+
+
+class LoopFacts:
+    """Where each loop-state parameter and loop result comes from, for inductive
+    questions ("is this never ZERO?", "is this always a float?")."""
+
+    def __init__(self, root: Graph):
+        self.state_of: dict[int, tuple[LoopInfo, int]] = {}
+        self.loops: list[LoopInfo] = []
+        for g in reachable_graphs(root):
+            for n in graph_nodes(g):
+                info = loop_info(n)
+                if info is None or len(info.body.parameters) != info.lead + len(info.init):
+                    continue
+                if info.cond is not None and len(info.cond.parameters) != len(info.init):
+                    continue
+                self.loops.append(info)
+                for j in range(len(info.init)):
+                    for p in info.params(j):
+                        self.state_of[p.id] = (info, j)
+
+    def inductive(self, node: Node, test, assumed: set[int]) -> bool:  # noqa: ANN001
+        """For a state parameter: `test` holds of its initial value and of the body's
+        output, assuming it holds of the parameter (and of other state under test)."""
+        found = self.state_of.get(node.id)
+        if found is None:
+            return False
+        info, j = found
+        outputs = info.outputs
+        if outputs is None:
+            return False
+        key = (info.node.id, j)
+        if key in assumed:
+            return True
+        assumed.add(key)  # type: ignore[arg-type]
+        try:
+            return test(info.init[j], assumed) and test(outputs[j], assumed)
+        finally:
+            assumed.discard(key)  # type: ignore[arg-type]
+
+    def result_of(self, node: Node) -> tuple[LoopInfo, int] | None:
+        """For `tuple_getitem(loop, j)`: the loop and j."""
+        if _is(node, "tuple_getitem") and isinstance(node, Apply) and \
+                isinstance(node.inputs[2], Constant):
+            for info in self.loops:
+                if info.node is node.inputs[1]:
+                    j = node.inputs[2].value
+                    return (info, j) if 0 <= j < len(info.init) else None
+        return None
+
+
+def uses(root: Graph) -> dict[int, list[tuple[Node | None, Graph]]]:
+    out: dict[int, list[tuple[Node | None, Graph]]] = {}
+    for g in reachable_graphs(root):
+        for n in graph_nodes(g):
+            for i in n.inputs:
+                out.setdefault(i.id, []).append((n, g))
+        if g.output is not None:
+            out.setdefault(g.output.id, []).append((None, g))
+    return out
+
+
+def drop_dead_state(root: Graph, facts: LoopFacts, replace: dict[int, Node]) -> int:
+    """Remove state that nothing reads (or that never changes): returns how many."""
+    use = uses(root)
+    removed = 0
+    for info in facts.loops:
+        outputs = info.outputs
+        if outputs is None or info.node.id in replace:
+            continue
+        k = len(info.init)
+        results = [u for u, _ in use.get(info.node.id, [])]
+        if any(u is None or not _is(u, "tuple_getitem") or not isinstance(u.inputs[2], Constant)
+               for u in results):
+            continue
+        used_results = {u.inputs[2].value for u in results}  # type: ignore[union-attr]
+        drop: list[int] = []
+        body_out = info.body.output
+        for j in range(k):
+            params = info.params(j)
+            out_j = outputs[j]
+            # Uses of the parameter other than passing itself on unchanged as state j.
+            other_uses = [u for p in params for u, _ in use.get(p.id, [])]
+            if out_j is params[0]:
+                other_uses.remove(body_out)
+            if j not in used_results and not other_uses:
+                drop.append(j)
+                continue
+            init_j = info.init[j]
+            if out_j is params[0] and isinstance(init_j, Constant):
+                # Invariant state: every iteration sees the initial value.
+                for p in params:
+                    replace[p.id] = init_j
+                for u in results:
+                    if u.inputs[2].value == j:  # type: ignore[union-attr]
+                        replace[u.id] = init_j
+                drop.append(j)
+        if not drop:
+            continue
+        keep = [j for j in range(k) if j not in drop]
+        _rebuild(info, keep, results, replace)
+        removed += len(drop)
+    return removed
+
+
+def _rebuild(info: LoopInfo, keep: list[int], results: list[Node],
+             replace: dict[int, Node]) -> None:
+    node = info.node
+    g = node.graph
+    assert g is not None
+    head = node.inputs[:info.first_init]
+    new = Apply(g, head + [info.init[j] for j in keep], node.loc, node.name)
+    outputs = info.outputs
+    assert outputs is not None
+    body = info.body
+    body.parameters = body.parameters[:info.lead] + [body.parameters[info.lead + j]
+                                                     for j in keep]
+    body.output = body.apply(P["make_tuple"], *[outputs[j] for j in keep],
+                             loc=body.output.loc if body.output is not None else None)
+    body.invalidate()
+    if info.cond is not None:
+        info.cond.parameters = [info.cond.parameters[j] for j in keep]
+        info.cond.invalidate()
+    position = {j: i for i, j in enumerate(keep)}
+    for u in results:
+        j = u.inputs[2].value  # type: ignore[union-attr]
+        if j in position and u.id not in replace:
+            replace[u.id] = g.apply(P["tuple_getitem"], new, position[j], name=u.name)
+            replace[u.id].kind = u.kind
+    replace[node.id] = new
+    if node in g.effects:
+        g.effects = [new if e is node else e for e in g.effects]
+
+
+def prune_saved(root: Graph, facts: LoopFacts, replace: dict[int, Node]) -> int:
+    """A forward loop pushes `(saved_values, stack)` each iteration and a backward loop
+    pops them: drop the values the backward loop never reads, substitute constants, and
+    push a lone value without its tuple."""
+    use = uses(root)
+    changed = 0
+    for back in facts.loops:
+        if back.cond is None or back.node.id in replace or not back.init:
+            continue
+        start = back.init[0]
+        found = facts.result_of(start)
+        if found is None:
+            continue
+        fwd, kf = found
+        f_out = fwd.outputs
+        if f_out is None or len(use.get(start.id, [])) != 1:
+            continue
+        push = f_out[kf]
+        stack_param = fwd.body.parameters[fwd.lead + kf]
+        if not (_is(push, "make_tuple") and len(push.inputs) == 3  # type: ignore[union-attr]
+                and push.inputs[2] is stack_param and  # type: ignore[union-attr]
+                _is(push.inputs[1], "make_tuple")):  # type: ignore[union-attr]
+            continue
+        values = push.inputs[1].inputs[1:]  # type: ignore[union-attr]
+        p = back.body.parameters[0]
+        pops = [u for u, _ in use.get(p.id, [])]
+        if any(u is None or not _is(u, "tuple_getitem") or not isinstance(u.inputs[2], Constant)
+               for u in pops):
+            continue
+        saved_nodes = [u for u in pops if u.inputs[2].value == 0]  # type: ignore[union-attr]
+        reads: list[Node] = []
+        ok = True
+        for s in saved_nodes:
+            for u, _ in use.get(s.id, []):
+                if u is None or not _is(u, "tuple_getitem") or \
+                        not isinstance(u.inputs[2], Constant):
+                    ok = False
+                else:
+                    reads.append(u)
+        if not ok:
+            continue
+        read_index = {u.inputs[2].value for u in reads}  # type: ignore[union-attr]
+        keep = [j for j in range(len(values)) if j in read_index and
+                not isinstance(values[j], Constant)]
+        if len(keep) == len(values) and len(keep) != 1:
+            continue
+        for u in reads:
+            j = u.inputs[2].value  # type: ignore[union-attr]
+            if isinstance(values[j], Constant):
+                replace[u.id] = values[j]
+        fg = fwd.body
+        if len(keep) == 1:
+            new_push = fg.apply(P["make_tuple"], values[keep[0]], stack_param, name="stack")
+            for u in reads:
+                if u.id not in replace:
+                    replace[u.id] = u.inputs[1]  # type: ignore[union-attr]
+                    if u.inputs[1].kind is None:  # type: ignore[union-attr]
+                        u.inputs[1].kind = u.kind  # type: ignore[union-attr]
+        else:
+            new_push = fg.apply(P["make_tuple"], fg.apply(P["make_tuple"],
+                                                          *[values[j] for j in keep]),
+                                stack_param, name="stack")
+            position = {j: i for i, j in enumerate(keep)}
+            for u in reads:
+                if u.id not in replace:
+                    g = u.graph
+                    assert g is not None
+                    replace[u.id] = g.apply(P["tuple_getitem"], u.inputs[1],  # type: ignore
+                                            position[u.inputs[2].value], name=u.name)  # type: ignore
+                    replace[u.id].kind = u.kind
+        replace[push.id] = new_push
+        changed += 1
+    return changed
+
+
+def never_zero_param(facts: LoopFacts, node: Node, test) -> bool:  # noqa: ANN001
+    return isinstance(node, Parameter) and facts.inductive(node, test, set())
+
+
+_ = Constant

@@ -1,0 +1,447 @@
+"""Rewrites on the IR, run on a worklist of nodes to a fixed point.
+
+Each rewrite looks at one Apply node and returns a replacement (or None). Rewrites are
+indexed by the primitive they match; `inline` applies to calls of known graphs.
+Dead code disappears on its own: only nodes reachable from a graph's output or effects
+exist for the later stages."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from ..ir.clone import inline_body, is_recursive, node_count
+from ..ir.nodes import (
+    Apply,
+    Constant,
+    Graph,
+    Node,
+    Parameter,
+    graph_nodes,
+    is_constant_graph,
+    reachable_graphs,
+)
+from ..primitives import PRIMITIVES, Primitive
+from ..runtime import ZERO
+from .kinds import FLOAT, INT, kind, ndim_of
+from .loops import LoopFacts, drop_dead_state, prune_saved
+
+P = PRIMITIVES
+INLINE_MAX_NODES = 60
+
+Rewrite = Callable[["Context", Apply], "Node | None"]
+RULES: dict[str, list[tuple[str, Rewrite]]] = {}
+
+
+def rewrite(*prims: str) -> Callable[[Rewrite], Rewrite]:
+    def register(fn: Rewrite) -> Rewrite:
+        for p in prims:
+            RULES.setdefault(p, []).append((fn.__name__.lstrip("_"), fn))
+        return fn
+
+    return register
+
+
+@dataclass
+class Context:
+    root: Graph
+    facts: LoopFacts | None = None
+    call_sites: dict[int, int] = field(default_factory=dict)
+    recursive: dict[int, bool] = field(default_factory=dict)
+    enabled: set[str] | None = None
+
+    def is_recursive(self, g: Graph) -> bool:
+        if g.id not in self.recursive:
+            self.recursive[g.id] = is_recursive(g)
+        return self.recursive[g.id]
+
+
+def prim_of(node: Node) -> Primitive | None:
+    if isinstance(node, Apply) and isinstance(node.inputs[0], Constant) and \
+            isinstance(node.inputs[0].value, Primitive):
+        return node.inputs[0].value
+    return None
+
+
+def is_prim(node: Node, name: str) -> bool:
+    p = prim_of(node)
+    return p is not None and p.name == name
+
+
+def const(node: Node) -> bool:
+    return isinstance(node, Constant) and not isinstance(node.value, Graph)
+
+
+# --- tuples -------------------------------------------------------------------------------
+
+
+@rewrite("tuple_getitem", "getitem")
+def _getitem_of_tuple(ctx: Context, node: Apply) -> Node | None:
+    seq, index = node.inputs[1], node.inputs[2]
+    if not isinstance(index, Constant):
+        return None
+    i = index.value
+    if is_prim(seq, "make_tuple") and isinstance(seq, Apply):
+        items = seq.inputs[1:]
+        if isinstance(i, int) and not isinstance(i, bool) and -len(items) <= i < len(items):
+            return items[i]
+        if isinstance(i, slice):
+            return node.graph.apply(P["make_tuple"], *items[i], loc=node.loc)
+    if isinstance(seq, Constant):
+        if seq.value is ZERO:
+            return Constant(ZERO)
+        if isinstance(seq.value, tuple) and isinstance(i, (int, slice)) and \
+                not isinstance(i, bool):
+            try:
+                return Constant(seq.value[i])
+            except IndexError:
+                return None
+    return None
+
+
+@rewrite("tuple")
+def _tuple_of_tuple(ctx: Context, node: Apply) -> Node | None:
+    x = node.inputs[1]
+    if is_prim(x, "make_tuple") or (isinstance(x, Constant) and type(x.value) is tuple):
+        return x
+    return None
+
+
+@rewrite("add")
+def _concat_tuples(ctx: Context, node: Apply) -> Node | None:
+    items = [_tuple_items(x) for x in node.inputs[1:]]
+    if items[0] is None or items[1] is None:
+        return None
+    return node.graph.apply(P["make_tuple"], *items[0], *items[1], loc=node.loc)
+
+
+def _tuple_items(x: Node) -> list[Node] | None:
+    if is_prim(x, "make_tuple") and isinstance(x, Apply):
+        return list(x.inputs[1:])
+    if isinstance(x, Constant) and type(x.value) is tuple:
+        return [Constant(v) for v in x.value]
+    return None
+
+
+@rewrite("mul")
+def _repeat_zero_tuple(ctx: Context, node: Apply) -> Node | None:
+    a, n = node.inputs[1:]
+    if isinstance(a, Constant) and type(a.value) is tuple and isinstance(n, Constant) and \
+            type(n.value) is int and all(v is ZERO for v in a.value):
+        return Constant(a.value * n.value)
+    return None
+
+
+@rewrite("len")
+def _len_of_tuple(ctx: Context, node: Apply) -> Node | None:
+    items = _tuple_items(node.inputs[1])
+    return Constant(len(items)) if items is not None else None
+
+
+@rewrite("call_star")
+def _call_star_known(ctx: Context, node: Apply) -> Node | None:
+    """`f(*(a, b))` -> `f(a, b)` where the IR's direct-call convention (one input per
+    parameter) agrees with Python's: plain positional parameters only."""
+    fn, items = node.inputs[1], _tuple_items(node.inputs[2])
+    if items is None:
+        return None
+    if is_constant_graph(fn):
+        g: Graph = fn.value
+        specs = getattr(g, "signature", None)
+        if g.vararg or len(items) != len(g.parameters) or (
+                specs is not None and any(sp.kind != "pos" for sp in specs)):
+            return None
+    elif isinstance(fn, Constant):
+        return None
+    return node.graph.apply(fn, *items, loc=node.loc, name=node.name)
+
+
+# --- symbolic zeros -------------------------------------------------------------------------
+
+_NEVER_ZERO_PREFIXES = ("np.", "math.", "method.")
+_NUMERIC = {"add", "sub", "mul", "truediv", "floordiv", "mod", "pow", "matmul", "neg", "pos",
+            "abs", "float", "make_tuple", "make_list", "sum", "min", "max", "ones_like_output"}
+_ZERO_PRESERVING = {"unbroadcast", "broadcast_like", "reshape_like", "expand_reduced",
+                    "sens_of", "take_sens", "diag_sens", "getitem_sens", "tuple_sens"}
+
+
+def never_zero(node: Node, facts: LoopFacts | None = None, assumed: set | None = None,
+               depth: int = 0) -> bool:
+    """Whether `node` can never be the symbolic zero at run time (loop state: by
+    induction over the loop)."""
+    if isinstance(node, Constant):
+        return node.value is not ZERO
+    if depth > 30:
+        return False
+    assumed = set() if assumed is None else assumed
+    if isinstance(node, Parameter):
+        return facts is not None and facts.inductive(
+            node, lambda n, a: never_zero(n, facts, a, depth + 1), assumed)
+    p = prim_of(node)
+    if p is None:
+        return False
+    assert isinstance(node, Apply)
+    if p.name in _NUMERIC or p.name.startswith(_NEVER_ZERO_PREFIXES):
+        return True
+    if p.name in _ZERO_PRESERVING:
+        return never_zero(node.inputs[1], facts, assumed, depth + 1)
+    if p.name == "gadd":
+        return never_zero(node.inputs[1], facts, assumed, depth + 1) or \
+            never_zero(node.inputs[2], facts, assumed, depth + 1)
+    if p.name == "tuple_getitem" and facts is not None:
+        found = facts.result_of(node)
+        if found is not None:
+            info, j = found
+            return never_zero(info.params(j)[0], facts, assumed, depth + 1)
+    return False
+
+
+@rewrite("sens_of")
+def _sens_of_nonzero(ctx: Context, node: Apply) -> Node | None:
+    return node.inputs[1] if never_zero(node.inputs[1], ctx.facts) else None
+
+
+@rewrite("gadd")
+def _gadd_zero(ctx: Context, node: Apply) -> Node | None:
+    a, b = node.inputs[1:]
+    if isinstance(a, Constant) and a.value is ZERO:
+        return b
+    if isinstance(b, Constant) and b.value is ZERO:
+        return a
+    return None
+
+
+@rewrite("is_", "is_not")
+def _is_zero(ctx: Context, node: Apply) -> Node | None:
+    a, b = node.inputs[1:]
+    if isinstance(b, Constant) and b.value is ZERO and never_zero(a, ctx.facts):
+        return Constant(is_prim(node, "is_not"))
+    return None
+
+
+@rewrite("isinstance")
+def _isinstance_numeric(ctx: Context, node: Apply) -> Node | None:
+    x, classes = node.inputs[1:]
+    if not isinstance(classes, Constant) or kind(x, ctx.facts) is None:
+        return None
+    cls = classes.value if isinstance(classes.value, tuple) else (classes.value,)
+    if all(c in (tuple, list, dict) for c in cls):
+        return Constant(False)
+    return None
+
+
+@rewrite("np.ndim")
+def _ndim_known(ctx: Context, node: Apply) -> Node | None:
+    n = ndim_of(kind(node.inputs[1], ctx.facts))
+    return Constant(n) if n is not None else None
+
+
+@rewrite("getattr")
+def _attribute_known(ctx: Context, node: Apply) -> Node | None:
+    x, name = node.inputs[1:]
+    if isinstance(name, Constant) and name.value == "ndim":
+        n = ndim_of(kind(x, ctx.facts))
+        return Constant(n) if n is not None else None
+    return None
+
+
+@rewrite("unbroadcast")
+def _unbroadcast_scalars(ctx: Context, node: Apply) -> Node | None:
+    d, x = node.inputs[1:]
+    if kind(x, ctx.facts) in (FLOAT, INT) and kind(d, ctx.facts) == FLOAT:
+        return d
+    return None
+
+
+@rewrite("tuple_getitem")
+def _getitem_of_tuple_sens(ctx: Context, node: Apply) -> Node | None:
+    """`tuple_sens(d, i, like)[j]` is d where j == i, else ZERO."""
+    t, j = node.inputs[1:]
+    if is_prim(t, "tuple_sens") and isinstance(t, Apply) and isinstance(j, Constant) and \
+            isinstance(t.inputs[2], Constant) and isinstance(t.inputs[2].value, int):
+        i = t.inputs[2].value
+        if isinstance(j.value, int) and j.value >= 0 and i >= 0:
+            return t.inputs[1] if j.value == i else Constant(ZERO)
+    return None
+
+
+# --- control flow and constants ---------------------------------------------------------------
+
+
+@rewrite("switch")
+def _switch_constant(ctx: Context, node: Apply) -> Node | None:
+    c = node.inputs[1]
+    if isinstance(c, Constant) and not isinstance(c.value, Graph):
+        try:
+            return node.inputs[2] if c.value else node.inputs[3]
+        except Exception:  # noqa: BLE001  (an object whose truth raises: leave it)
+            return None
+    return None
+
+
+_FOLDABLE = {"make_tuple", "isinstance", "len", "is_", "is_not", "not_", "truth", "eq", "ne",
+             "lt", "le", "gt", "ge", "add", "sub", "mul", "neg", "tuple_getitem", "contains",
+             "not_contains", "make_slice"}
+
+
+def _fold(ctx: Context, node: Apply) -> Node | None:
+    p = prim_of(node)
+    if p is None or p.name not in _FOLDABLE or p.impl is None:
+        return None
+    args = node.inputs[1:]
+    if not all(const(a) for a in args):
+        return None
+    values = [a.value for a in args]  # type: ignore[attr-defined]
+    if any(v is ZERO for v in values) and p.name not in ("is_", "is_not"):
+        return None
+    try:
+        return Constant(p.impl(*values))
+    except Exception:  # noqa: BLE001  (folding must never change which error is raised)
+        return None
+
+
+# --- inlining ---------------------------------------------------------------------------------
+
+
+def _inline(ctx: Context, node: Apply) -> tuple[Node, list[Node]] | None:
+    callee = node.inputs[0]
+    if not is_constant_graph(callee):
+        return None
+    g: Graph = callee.value
+    if g is ctx.root or g.output is None or len(node.inputs) - 1 != len(g.parameters):
+        return None
+    if ctx.is_recursive(g):
+        return None
+    if ctx.call_sites.get(g.id, 0) > 1 and node_count(g) > INLINE_MAX_NODES:
+        return None
+    return inline_body(g, node.graph, node.inputs[1:])  # type: ignore[arg-type]
+
+
+def _pure(node: Node) -> bool:
+    p = prim_of(node)
+    return p is not None and not p.effect and not p.statement
+
+
+# --- the driver -------------------------------------------------------------------------------
+
+
+@dataclass
+class PassLog:
+    counts: dict[str, int] = field(default_factory=dict)
+
+    def add(self, name: str) -> None:
+        self.counts[name] = self.counts.get(name, 0) + 1
+
+
+def optimize(root: Graph, enabled: set[str] | None = None, max_rounds: int = 30) -> PassLog:
+    """Rewrite `root` and the graphs it reaches, in place, until nothing changes.
+    `enabled` limits the rewrites (by name, e.g. {"inline", "getitem_of_tuple"})."""
+    log = PassLog()
+    for _ in range(max_rounds):
+        if not _round(root, enabled, log):
+            break
+    return log
+
+
+def _allowed(enabled: set[str] | None, name: str) -> bool:
+    return enabled is None or name in enabled
+
+
+def _round(root: Graph, enabled: set[str] | None, log: PassLog) -> bool:
+    graphs = reachable_graphs(root)
+    ctx = Context(root, facts=LoopFacts(root), enabled=enabled)
+    for g in graphs:
+        for n in graph_nodes(g):
+            if is_constant_graph(n.inputs[0]):
+                ctx.call_sites[n.inputs[0].value.id] = ctx.call_sites.get(
+                    n.inputs[0].value.id, 0) + 1
+            for inp in n.inputs[1:]:
+                if is_constant_graph(inp):  # used as a value: never "called once"
+                    ctx.call_sites[inp.value.id] = ctx.call_sites.get(inp.value.id, 0) + 2
+    replace: dict[int, Node] = {}
+    spliced: dict[int, list[Node]] = {}
+    changed = False
+    for g in graphs:
+        for node in graph_nodes(g):
+            assert isinstance(node, Apply)
+            p = prim_of(node)
+            result: Node | None = None
+            if p is not None:
+                for name, fn in RULES.get(p.name, []):
+                    if _allowed(enabled, name):
+                        result = fn(ctx, node)
+                        if result is not None:
+                            log.add(name)
+                            break
+                if result is None and _allowed(enabled, "constant_fold"):
+                    result = _fold(ctx, node)
+                    if result is not None:
+                        log.add("constant_fold")
+            elif _allowed(enabled, "inline"):
+                done = _inline(ctx, node)
+                if done is not None:
+                    result, effects = done
+                    spliced[node.id] = effects
+                    log.add("inline")
+            if result is not None and result is not node:
+                replace[node.id] = result
+                changed = True
+    if _allowed(enabled, "drop_pure_effects"):
+        for g in graphs:
+            kept = [e for e in g.effects if not _pure(e) or e.id in replace]
+            if len(kept) != len(g.effects):
+                log.add("drop_pure_effects")
+                g.effects = kept
+                changed = True
+    if not replace and _allowed(enabled, "loop_state"):
+        assert ctx.facts is not None
+        n = drop_dead_state(root, ctx.facts, replace) + prune_saved(root, ctx.facts, replace)
+        if n:
+            log.add("loop_state")
+            changed = True
+    if replace:
+        _apply(root, replace, spliced)
+    for g in reachable_graphs(root):
+        g.invalidate()
+    return changed
+
+
+def _apply(root: Graph, replace: dict[int, Node], spliced: dict[int, list[Node]]) -> None:
+    def resolve(x: Node) -> Node:
+        seen = 0
+        while x.id in replace and seen < 100:
+            x = replace[x.id]
+            seen += 1
+        return x
+
+    fixed_effects: set[int] = set()
+    while True:
+        changed = False
+        graphs = reachable_graphs(root)
+        for g in graphs:
+            g.invalidate()
+        for g in graphs:
+            if g.id not in fixed_effects:
+                fixed_effects.add(g.id)
+                effects: list[Node] = []
+                for e in g.effects:
+                    if e.id in spliced:
+                        effects.extend(spliced[e.id])
+                    elif e.id in replace:
+                        r = resolve(e)
+                        if isinstance(r, Apply) and r.graph is g and not _pure(r):
+                            effects.append(r)
+                    else:
+                        effects.append(e)
+                g.effects = effects
+            if g.output is not None and g.output.id in replace:
+                g.output = resolve(g.output)
+                changed = True
+            for node in graph_nodes(g):
+                new = [resolve(i) for i in node.inputs]  # type: ignore[attr-defined]
+                if any(a is not b for a, b in zip(new, node.inputs, strict=True)):  # type: ignore
+                    node.inputs = new  # type: ignore[attr-defined]
+                    changed = True
+            g.invalidate()
+        if not changed:
+            return

@@ -1,0 +1,1 @@
+"""The differential test corpus (see `programs.py`)."""

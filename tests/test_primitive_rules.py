@@ -1,0 +1,737 @@
+"""Every differentiable primitive's reverse rule, checked against finite differences.
+
+Generated from the registry: for each primitive in `PRIMITIVES` with
+`differentiable=True` (NumPy and math functions, operators, builtins, structural
+primitives, array methods and the AD helpers of `ad_ops.py`), `SAMPLES` gives argument
+generators (several shapes, broadcasting, size-1 axes, each inside the function's
+domain) and which arguments are differentiable. For each sample the test writes a small
+module calling the primitive and
+
+- first order: `tl.grad` of `<ct, prim(args)>` (a random cotangent `ct`) against the
+  4-point central difference of the compiled forward along a random direction;
+- second order: `tl.grad` of `<u, grad(<ct, prim(args)>)>` (the inner `tl.grad` taken
+  inside compiled code, so the rule's backpropagator is itself differentiated), with
+  respect to the primitive's arguments and the cotangent, against finite differences
+  of the first-order gradient.
+
+A differentiable primitive without a rule or without a `SAMPLES` entry is a failing
+test: add samples when you add a primitive."""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+import tapeless as tl
+from gradcheck import (
+    Pair,
+    Point,
+    assert_same_structure,
+    check_directional,
+    is_dataclass_value,
+    is_float_leaf,
+    load_source,
+    random_like,
+)
+from tapeless.primitives import PRIMITIVES
+
+Gen = np.random.Generator
+
+
+@dataclass
+class Sample:
+    """One way of calling a primitive.
+
+    make: the call's positional arguments (a `*args` parameter's elements spread out);
+    diff: which of them are differentiated;
+    call: the call as source over a0, a1, ... (default: the primitive object itself
+      called with every argument, which binds exactly like the IR does);
+    extra: module-level source the call needs (helper functions);
+    second: whether to check the second derivative too."""
+
+    make: Callable[[Gen], tuple]
+    diff: tuple[int, ...] = (0,)
+    label: str = ""
+    call: str | None = None
+    extra: str = ""
+    second: bool = True
+    rtol: float = 1e-6
+
+
+# --- argument generators ---------------------------------------------------------------
+
+
+def u(r: Gen, shape: tuple | None, lo: float = -1.0, hi: float = 1.0) -> Any:
+    """Uniform in [lo, hi]: a Python float when `shape` is None, else an array."""
+    if shape is None:
+        return float(r.uniform(lo, hi))
+    return r.uniform(lo, hi, size=shape)
+
+
+def away(r: Gen, shape: tuple | None, lo: float = 0.3, hi: float = 1.5) -> Any:
+    """Magnitude in [lo, hi] with a random sign (away from a kink at 0)."""
+    mag = u(r, shape, lo, hi)
+    sign = r.choice([-1.0, 1.0], size=() if shape is None else shape)
+    return float(mag * sign) if shape is None else mag * sign
+
+
+def distinct(r: Gen, shape: tuple) -> np.ndarray:
+    """Values at least 0.2 apart (no ties for max/min/sort)."""
+    n = int(np.prod(shape))
+    return (r.permutation(n) * 0.25 + r.uniform(-0.02, 0.02, size=n)).reshape(shape) - n / 8
+
+
+def spd(r: Gen, n: int, batch: tuple = ()) -> np.ndarray:
+    """A well-conditioned matrix (not symmetric)."""
+    return 2.0 * np.eye(n) + 0.3 * r.normal(size=batch + (n, n))
+
+
+def far_apart(r: Gen, s1: tuple | None, s2: tuple | None) -> tuple:
+    """Two broadcastable operands whose elements differ by at least 0.1 everywhere."""
+    while True:
+        a, b = u(r, s1), u(r, s2)
+        if np.min(np.abs(np.subtract(a, b))) > 0.1:
+            return a, b
+
+
+UNARY_SHAPES = [None, (3,), (2, 1, 3)]
+BINARY_SHAPES = [(None, None), ((3,), None), ((2, 3), (3,)), ((2, 1), (1, 3)),
+                 ((1, 3), (2, 3))]
+
+
+def unary(lo: float = -1.0, hi: float = 1.0, shapes: list | None = None,
+          gen: Callable[..., Any] = u, **kw: Any) -> list[Sample]:
+    return [Sample(lambda r, s=s: (gen(r, s, lo, hi),), label=str(s), **kw)
+            for s in (shapes or UNARY_SHAPES)]
+
+
+def math_unary(lo: float = -1.0, hi: float = 1.0, gen: Callable[..., Any] = u) -> list[Sample]:
+    return unary(lo, hi, [None, None], gen)
+
+
+def binary(gen1: Callable[[Gen, Any], Any] = lambda r, s: u(r, s),
+           gen2: Callable[[Gen, Any], Any] = lambda r, s: u(r, s),
+           shapes: list | None = None, diff: tuple = (0, 1), **kw: Any) -> list[Sample]:
+    return [Sample(lambda r, s=s: (gen1(r, s[0]), gen2(r, s[1])), diff, label=str(s), **kw)
+            for s in (shapes or BINARY_SHAPES)]
+
+
+def binary_apart(shapes: list | None = None) -> list[Sample]:
+    return [Sample(lambda r, s=s: far_apart(r, *s), (0, 1), label=str(s))
+            for s in (shapes or BINARY_SHAPES)]
+
+
+def reduction(name: str, extra_params: tuple = ()) -> list[Sample]:
+    """np.sum-like reductions: (a, axis, [dtype, ddof...], keepdims)."""
+    def mk(shape: tuple, axis: Any, keepdims: bool, ddof: int = 0) -> Sample:
+        def make(r: Gen) -> tuple:
+            a = distinct(r, shape) if name in ("max", "min") else \
+                away(r, shape, 0.5, 1.5) if name == "prod" else u(r, shape)
+            middle = tuple(None if p == "dtype" else ddof for p in extra_params)
+            return (a, axis, *middle, keepdims)
+
+        return Sample(make, label=f"{shape}-axis={axis}-keepdims={keepdims}-ddof={ddof}")
+
+    ddof = 1 if "ddof" in extra_params else 0
+    return [mk((2, 3), None, False), mk((2, 3), 0, False, ddof), mk((2, 3, 2), -1, True),
+            mk((2, 3, 2), (0, 2), False), mk((1, 3), 0, True, ddof), mk((4,), 0, False)]
+
+
+SUM_PARAMS = ("dtype",)
+VAR_PARAMS = ("dtype", "ddof")
+
+WHILE_HELPER = """
+def loop_while(x, y, n):
+    i = 0
+    while i < n:
+        x, y = np.sin(x) * y + 0.5, x * 0.9 - y * 0.25
+        i = i + 1
+    return x, y
+"""
+
+FOR_HELPER = """
+def loop_for(x, y, n):
+    for i in range(n):
+        x = x * np.cos(y + i) + 0.25 * y
+    return x
+"""
+
+STAR_HELPER = """
+def star_target(a, b, c):
+    return a * np.sin(b) + c * c
+"""
+
+S = Sample
+SAMPLES: dict[str, list[Sample]] = {
+    # --- structure -------------------------------------------------------------------
+    "make_tuple": [S(lambda r: (u(r, None), u(r, (2, 3)), u(r, None)), (0, 1, 2),
+                     call="(a0, a1, a2)")],
+    "make_list": [S(lambda r: (u(r, None), u(r, (3,))), (0, 1), call="[a0, a1]")],
+    "tuple_getitem": [S(lambda r: ((u(r, None), u(r, (2,)), u(r, None)), 1)),
+                      S(lambda r: ((u(r, None), u(r, (2,))), -2))],
+    "getitem": [
+        S(lambda r: (u(r, (3, 4)), 1), label="int"),
+        S(lambda r: (u(r, (3, 4)), -1), label="negative"),
+        S(lambda r: (u(r, (3, 4)), (slice(None), 2)), label="slice-int"),
+        S(lambda r: (u(r, (3, 4)), (slice(1, None), slice(None, None, 2))), label="slices"),
+        S(lambda r: (u(r, (5,)), np.array([0, 2, 0, 4, 2])), label="repeated-fancy"),
+        S(lambda r: (u(r, (3, 4)), (np.array([0, 1, 1]), np.array([2, 0, 2]))),
+          label="repeated-fancy-2d"),
+        S(lambda r: (u(r, (4,)), np.array([True, False, True, True])), label="mask"),
+        S(lambda r: (u(r, (2, 3)), (None, Ellipsis, 1)), label="newaxis-ellipsis"),
+        S(lambda r: ([u(r, None), u(r, (2,)), u(r, None)], 1), label="list"),
+        S(lambda r: ([u(r, None), u(r, None), u(r, None)], slice(0, 2)), label="list-slice"),
+        S(lambda r: ((u(r, None), u(r, None), u(r, None)), slice(1, None)),
+          label="tuple-slice"),
+        S(lambda r: ({"a": u(r, (2,)), "b": u(r, None)}, "a"), label="dict"),
+    ],
+    "make_dict": [S(lambda r: (("a", "b"), (u(r, None), u(r, (2,)))), (1,))],
+    "getattr": [S(lambda r: (Point(u(r, None), u(r, (2,))), "y")),
+                S(lambda r: (Pair(u(r, None), u(r, None)), "a")),
+                S(lambda r: (u(r, (2, 3)), "T"))],
+    "switch": [S(lambda r: (True, u(r, None), u(r, (2,))), (1, 2)),
+               S(lambda r: (False, u(r, (2,)), u(r, (2,))), (1, 2))],
+    "while_loop": [S(lambda r: (u(r, None), u(r, (2,)), 3), (0, 1), call="loop_while(a0, a1, a2)",
+                     extra=WHILE_HELPER),
+                   S(lambda r: (u(r, None), u(r, None), 0), (0, 1),
+                     call="loop_while(a0, a1, a2)", extra=WHILE_HELPER, label="zero-trips")],
+    "for_range": [S(lambda r: (u(r, (2,)), u(r, None), 3), (0, 1), call="loop_for(a0, a1, a2)",
+                    extra=FOR_HELPER)],
+    "call_star": [S(lambda r: ((u(r, None), u(r, (2,)), u(r, None)),),
+                    call="star_target(*a0)", extra=STAR_HELPER)],
+    "as_sequence": [S(lambda r: ([u(r, None), u(r, None)],)),
+                    S(lambda r: (u(r, (2, 3)),))],
+    "list_map": [S(lambda r: ([u(r, None), u(r, None), u(r, None)],),
+                   call="[x * np.sin(x) for x in a0]"),
+                 S(lambda r: ((u(r, (2,)), u(r, (2,))),), call="[x * np.sin(x) for x in a0]")],
+    "list_flatmap": [S(lambda r: ([u(r, None), u(r, None)],),
+                       call="[z for x in a0 for z in (x, x * x)]")],
+    "construct": [S(lambda r: (u(r, None), u(r, (2,))), (0, 1), call="Point(a0, a1)"),
+                  S(lambda r: (u(r, None), u(r, None)), (0, 1), call="Pair(a0, a1)")],
+    # --- operators -------------------------------------------------------------------
+    "add": binary() + [S(lambda r: ((u(r, None), u(r, None)), (u(r, None),)), (0, 1),
+                         label="tuples")],
+    "sub": binary(),
+    "mul": binary() + [S(lambda r: ((u(r, None), u(r, None)), 2), label="tuple-repeat")],
+    "truediv": binary(gen2=lambda r, s: away(r, s, 0.5, 2.0)),
+    "mod": [S(lambda r: (u(r, None, 0.2, 0.8) + 2.0, 1.5), (0, 1)),
+            S(lambda r: (u(r, (3,), 0.2, 0.8) + 3.0, u(r, None, 1.1, 1.4)), (0, 1)),
+            S(lambda r: (-u(r, (2, 2), 0.2, 0.8), u(r, (2,), 1.1, 1.4)), (0, 1))],
+    "pow": binary(lambda r, s: u(r, s, 0.5, 2.0), lambda r, s: u(r, s, -1.5, 2.5))
+    + [S(lambda r: (away(r, (3,)), 3), label="int-exponent"),
+       S(lambda r: (u(r, None, -2.0, -0.5), 2), label="negative-base")],
+    "matmul": [S(lambda r: (u(r, (3,)), u(r, (3,))), (0, 1), label="vv"),
+               S(lambda r: (u(r, (2, 3)), u(r, (3,))), (0, 1), label="mv"),
+               S(lambda r: (u(r, (3,)), u(r, (3, 2))), (0, 1), label="vm"),
+               S(lambda r: (u(r, (2, 3)), u(r, (3, 4))), (0, 1), label="mm"),
+               S(lambda r: (u(r, (2, 2, 3)), u(r, (3, 4))), (0, 1), label="batched"),
+               S(lambda r: (u(r, (2, 1, 2, 3)), u(r, (3, 3, 2))), (0, 1), label="broadcast"),
+               S(lambda r: (u(r, (3,)), u(r, (2, 3, 2))), (0, 1), label="v-batched"),
+               S(lambda r: (u(r, (2, 2, 3)), u(r, (3,))), (0, 1), label="batched-v")],
+    "neg": unary(),
+    "pos": unary(),
+    # --- builtins --------------------------------------------------------------------
+    "abs": unary(gen=away),
+    "float": [S(lambda r: (np.float64(u(r, None)),)), S(lambda r: (np.array(u(r, None)),)),
+              S(lambda r: (u(r, None),))],
+    "tuple": [S(lambda r: ([u(r, None), u(r, (2,))],)), S(lambda r: (u(r, (3,)),)),
+              S(lambda r: (u(r, (2, 3)),))],
+    "list": [S(lambda r: ((u(r, None), u(r, (2,))),)), S(lambda r: (u(r, (2, 3)),))],
+    "sum": [S(lambda r: ([u(r, None), u(r, None), u(r, None)], 0)),
+            S(lambda r: ((u(r, (2,)), u(r, (2,))), u(r, None)), (0, 1)),
+            S(lambda r: (u(r, (3, 2)), 0), label="array")],
+    "min": [S(lambda r: tuple(distinct(r, (3,)).tolist()), (0, 1, 2)),
+            S(lambda r: (distinct(r, (4,)).tolist(),), label="list"),
+            S(lambda r: (distinct(r, (4,)),), label="array")],
+    "max": [S(lambda r: tuple(distinct(r, (3,)).tolist()), (0, 1, 2)),
+            S(lambda r: (distinct(r, (4,)).tolist(),), label="list"),
+            S(lambda r: (distinct(r, (4,)),), label="array")],
+    # --- AD helpers --------------------------------------------------------------------
+    "gadd": [S(lambda r: (u(r, None), u(r, None)), (0, 1)),
+             S(lambda r: (u(r, (2, 3)), u(r, (2, 3))), (0, 1)),
+             S(lambda r: ((u(r, None), u(r, (2,))), (u(r, None), u(r, (2,)))), (0, 1)),
+             S(lambda r: ({"a": u(r, None)}, {"a": u(r, None), "b": u(r, (2,))}), (0, 1))],
+    "sens_of": [S(lambda r: (u(r, (2, 3)), u(r, (2, 3)))), S(lambda r: (u(r, None), 1.0))],
+    "unbroadcast": [S(lambda r: (u(r, (2, 3)), u(r, (3,)))),
+                    S(lambda r: (u(r, (2, 3)), u(r, (1, 3)))),
+                    S(lambda r: (u(r, (2, 3)), u(r, None))),
+                    S(lambda r: (u(r, (4, 2, 3)), u(r, (2, 1))))],
+    "broadcast_like": [S(lambda r: (u(r, (3,)), u(r, (2, 3)))),
+                       S(lambda r: (u(r, (2, 1)), u(r, (2, 3)))),
+                       S(lambda r: (u(r, None), u(r, (2, 2))))],
+    "reshape_like": [S(lambda r: (u(r, (6,)), u(r, (2, 3)))),
+                     S(lambda r: (u(r, (1,)), u(r, None)))],
+    "expand_reduced": [S(lambda r: (u(r, (3,)), u(r, (2, 3)), 0, False)),
+                       S(lambda r: (u(r, (2, 1)), u(r, (2, 3)), 1, True)),
+                       S(lambda r: (u(r, (2,)), u(r, (2, 3, 4)), (1, 2), False)),
+                       S(lambda r: (u(r, None), u(r, (2, 3)), None, False))],
+    "tuple_sens": [S(lambda r: (u(r, None), 1, (0.0, 0.0, 0.0))),
+                   S(lambda r: (u(r, (2,)), 0, [np.zeros(2), 0.0])),
+                   S(lambda r: ((u(r, None), u(r, None)), slice(0, 2), (0.0, 0.0, 0.0)))],
+    "getitem_sens": [S(lambda r: (u(r, (4,)), u(r, (3, 4)), 1)),
+                     S(lambda r: (u(r, (2,)), u(r, (3, 4)), (slice(None, 2), 1))),
+                     S(lambda r: (u(r, (3, 2)), u(r, (4, 2)), np.array([0, 3, 0]))),
+                     S(lambda r: (u(r, None), [0.0, 0.0], 1))],
+    "getattr_sens": [S(lambda r: (u(r, None), Point(0.0, 0.0), "x")),
+                     S(lambda r: (u(r, (3, 2)), u(r, (2, 3)), "T")),
+                     S(lambda r: (u(r, None), Pair(0.0, 0.0), "b"))],
+    "sens_getattr": [S(lambda r: ({"x": u(r, None), "y": u(r, (2,))}, Point(0.0, 0.0), "y")),
+                     S(lambda r: (u(r, (3, 2)), u(r, (2, 3)), "T")),
+                     S(lambda r: ((u(r, None), u(r, None)), Pair(0.0, 0.0), "b"))],
+    "field_sens": [S(lambda r: ({"x": u(r, None), "y": u(r, (2,))}, Point, 2)),
+                   S(lambda r: ((u(r, None), u(r, None)), Pair, 2))],
+    "struct_sens": [S(lambda r: ((u(r, None), u(r, (2,))), Point)),
+                    S(lambda r: ((u(r, None), u(r, None)), Pair))],
+    "check_scalar_output": [S(lambda r: (u(r, None),)), S(lambda r: (np.float64(u(r, None)),))],
+    "to_structure": [S(lambda r: (u(r, (2, 3)), np.zeros((2, 3)))),
+                     S(lambda r: ((u(r, None), u(r, (2,))), (0.0, np.zeros(2)))),
+                     S(lambda r: ({"x": u(r, None), "y": u(r, None)}, Point(0.0, 0.0)))],
+    "from_structure": [S(lambda r: ((u(r, None), [u(r, (2,))]),)),
+                       S(lambda r: (Point(u(r, None), u(r, (2,))),))],
+    "polygamma": [S(lambda r: (0, u(r, None, 0.5, 4.0)), (1,)),
+                  S(lambda r: (1, u(r, None, 0.5, 4.0)), (1,))],
+    "sens_index": [S(lambda r: ((u(r, None), u(r, (2,))), 1)),
+                   S(lambda r: ({"a": u(r, None), "b": u(r, (2,))}, "b"))],
+    "take_sens": [S(lambda r: (u(r, (4,)), u(r, (5,)), np.array([0, 2, 2, 4]), None)),
+                  S(lambda r: (u(r, (2, 3)), u(r, (4, 3)), np.array([1, 1]), 0)),
+                  S(lambda r: (u(r, (2, 3)), u(r, (2, 4)), np.array([3, 0, 3]), 1))],
+    "diag_sens": [S(lambda r: (u(r, (3,)), u(r, (3, 3)), 0)),
+                  S(lambda r: (u(r, (2,)), u(r, (3, 3)), 1)),
+                  S(lambda r: (u(r, (2,)), u(r, (3, 4)), -1))],
+    # --- NumPy: elementwise -------------------------------------------------------------
+    "np.exp": unary(), "np.expm1": unary(), "np.exp2": unary(),
+    "np.log": unary(0.3, 2.0), "np.log1p": unary(-0.5, 2.0), "np.log2": unary(0.3, 2.0),
+    "np.log10": unary(0.3, 2.0), "np.sqrt": unary(0.3, 2.0), "np.cbrt": unary(gen=away),
+    "np.square": unary(), "np.reciprocal": unary(gen=away),
+    "np.sin": unary(-2.0, 2.0), "np.cos": unary(-2.0, 2.0), "np.tan": unary(-1.2, 1.2),
+    "np.tanh": unary(-2.0, 2.0), "np.sinh": unary(), "np.cosh": unary(),
+    "np.arcsin": unary(-0.8, 0.8), "np.arccos": unary(-0.8, 0.8), "np.arctan": unary(-2, 2),
+    "np.arcsinh": unary(-2.0, 2.0), "np.arccosh": unary(1.2, 3.0),
+    "np.arctanh": unary(-0.8, 0.8), "np.abs": unary(gen=away), "np.negative": unary(),
+    "np.positive": unary(), "np.deg2rad": unary(), "np.rad2deg": unary(),
+    "np.add": binary(), "np.subtract": binary(), "np.multiply": binary(),
+    "np.divide": binary(gen2=lambda r, s: away(r, s, 0.5, 2.0)),
+    "np.power": binary(lambda r, s: u(r, s, 0.5, 2.0), lambda r, s: u(r, s, -1.5, 2.5)),
+    "np.maximum": binary_apart(), "np.minimum": binary_apart(),
+    "np.fmax": binary_apart(), "np.fmin": binary_apart(),
+    "np.arctan2": binary(gen2=lambda r, s: away(r, s)),
+    "np.logaddexp": binary(), "np.hypot": binary(lambda r, s: away(r, s), lambda r, s: away(r, s)),
+    "np.where": [S(lambda r: (u(r, (2, 3)) > 0, u(r, (2, 3)), u(r, (2, 3))), (1, 2)),
+                 S(lambda r: (np.array([True, False, True]), u(r, (2, 1)), u(r, None)), (1, 2),
+                   label="broadcast")],
+    "np.clip": [S(lambda r: (away(r, (2, 3), 0.1, 1.0), -0.5, 0.5), (0, 1, 2),
+                  label="scalars"),
+                S(lambda r: (away(r, (2, 3), 0.1, 1.0), u(r, (3,), -0.7, -0.05), None), (0, 1),
+                  label="array-min"),
+                S(lambda r: (away(r, (4,), 0.1, 1.0), None, 0.05), (0, 2), label="max-only")],
+    "method.clip": [S(lambda r: (away(r, (2, 3), 0.1, 1.0), -0.5, 0.5), (0, 1, 2)),
+                    S(lambda r: (away(r, (3,), 0.1, 1.0), None, 0.05), (0, 2))],
+    # --- NumPy: linear algebra ----------------------------------------------------------
+    "np.dot": [S(lambda r: (u(r, (3,)), u(r, (3,))), (0, 1), label="vv"),
+               S(lambda r: (u(r, (2, 3)), u(r, (3,))), (0, 1), label="mv"),
+               S(lambda r: (u(r, (2, 3)), u(r, (3, 4))), (0, 1), label="mm"),
+               S(lambda r: (u(r, None), u(r, (2, 3))), (0, 1), label="scalar"),
+               S(lambda r: (u(r, (2, 2, 3)), u(r, (3, 2))), (0, 1), label="3d"),
+               S(lambda r: (u(r, (3,)), u(r, (2, 3, 2))), (0, 1), label="v-3d")],
+    "method.dot": [S(lambda r: (u(r, (2, 3)), u(r, (3,))), (0, 1)),
+                   S(lambda r: (u(r, (2, 3)), u(r, (3, 2))), (0, 1))],
+    "np.matmul": [S(lambda r: (u(r, (3,)), u(r, (3,))), (0, 1)),
+                  S(lambda r: (u(r, (2, 2, 3)), u(r, (3, 4))), (0, 1))],
+    "np.outer": [S(lambda r: (u(r, (3,)), u(r, (4,))), (0, 1)),
+                 S(lambda r: (u(r, (2, 2)), u(r, (3,))), (0, 1))],
+    "np.inner": [S(lambda r: (u(r, (3,)), u(r, (3,))), (0, 1)),
+                 S(lambda r: (u(r, (2, 3)), u(r, (4, 3))), (0, 1)),
+                 S(lambda r: (u(r, None), u(r, (3,))), (0, 1))],
+    "np.einsum": [S(lambda r: ("ij,jk->ik", u(r, (2, 3)), u(r, (3, 4))), (1, 2)),
+                  S(lambda r: ("i,i->", u(r, (3,)), u(r, (3,))), (1, 2)),
+                  S(lambda r: ("ij->j", u(r, (2, 3))), (1,)),
+                  S(lambda r: ("ijk,ik->j", u(r, (2, 3, 4)), u(r, (2, 4))), (1, 2)),
+                  S(lambda r: ("ij,jk", u(r, (2, 3)), u(r, (3, 2))), (1, 2), label="implicit"),
+                  S(lambda r: ("i,j,k->ijk", u(r, (2,)), u(r, (3,)), u(r, (2,))), (1, 2, 3))],
+    "np.tensordot": [S(lambda r: (u(r, (2, 3, 4)), u(r, (3, 4, 2)), 2), (0, 1)),
+                     S(lambda r: (u(r, (2, 3)), u(r, (3, 4)), 1), (0, 1)),
+                     S(lambda r: (u(r, (3, 2)), u(r, (3, 4)), ((0,), (0,))), (0, 1))],
+    "np.trace": [S(lambda r: (u(r, (3, 3)), 0, 0, 1)), S(lambda r: (u(r, (3, 4)), 1, 0, 1))],
+    "np.diag": [S(lambda r: (u(r, (3,)), 0)), S(lambda r: (u(r, (3,)), 1)),
+                S(lambda r: (u(r, (3, 3)), 0)), S(lambda r: (u(r, (3, 4)), -1))],
+    "np.tril": [S(lambda r: (u(r, (3, 3)), 0)), S(lambda r: (u(r, (3, 4)), -1))],
+    "np.triu": [S(lambda r: (u(r, (3, 3)), 0)), S(lambda r: (u(r, (3, 4)), 1))],
+    "np.linalg.norm": [S(lambda r: (u(r, (4,)), None, None, False), label="vector"),
+                       S(lambda r: (u(r, (2, 3)), None, None, False), label="matrix"),
+                       S(lambda r: (u(r, (2, 3)), "fro", None, False), label="fro"),
+                       S(lambda r: (u(r, (2, 3)), None, 1, True), label="axis-keepdims"),
+                       S(lambda r: (u(r, (2, 3)), 2, 0, False), label="ord2-axis"),
+                       S(lambda r: (away(r, (4,)), 1, None, False), label="ord1")],
+    "np.linalg.inv": [S(lambda r: (spd(r, 3),)), S(lambda r: (spd(r, 2, (2,)),))],
+    "np.linalg.solve": [S(lambda r: (spd(r, 3), u(r, (3,))), (0, 1)),
+                        S(lambda r: (spd(r, 3), u(r, (3, 2))), (0, 1)),
+                        S(lambda r: (spd(r, 2, (2,)), u(r, (2, 2, 3))), (0, 1))],
+    "np.linalg.det": [S(lambda r: (spd(r, 3),)), S(lambda r: (spd(r, 2, (3,)),))],
+    "np.linalg.slogdet": [S(lambda r: (spd(r, 3),)),
+                          S(lambda r: (-spd(r, 3),), label="negative-det")],
+    # --- NumPy: reductions --------------------------------------------------------------
+    "np.sum": reduction("sum", SUM_PARAMS), "method.sum": reduction("sum", SUM_PARAMS),
+    "np.mean": reduction("mean", SUM_PARAMS), "method.mean": reduction("mean", SUM_PARAMS),
+    "np.prod": reduction("prod", SUM_PARAMS), "method.prod": reduction("prod", SUM_PARAMS),
+    "np.max": reduction("max"), "np.min": reduction("min"), "np.amax": reduction("max"),
+    "np.amin": reduction("min"), "method.max": reduction("max"),
+    "method.min": reduction("min"),
+    "np.var": reduction("var", VAR_PARAMS), "method.var": reduction("var", VAR_PARAMS),
+    "np.std": reduction("std", VAR_PARAMS), "method.std": reduction("std", VAR_PARAMS),
+    "np.cumsum": [S(lambda r: (u(r, (2, 3)), None)), S(lambda r: (u(r, (2, 3)), 0)),
+                  S(lambda r: (u(r, (2, 3)), -1))],
+    "method.cumsum": [S(lambda r: (u(r, (2, 3)), None)), S(lambda r: (u(r, (2, 3)), 1))],
+    # --- NumPy: shapes ------------------------------------------------------------------
+    "np.reshape": [S(lambda r: (u(r, (2, 3)), (3, 2))), S(lambda r: (u(r, (2, 3)), (-1,))),
+                   S(lambda r: (u(r, (2, 3)), (1, 6, 1)))],
+    "method.reshape": [S(lambda r: (u(r, (2, 3)), 3, 2), label="spread"),
+                       S(lambda r: (u(r, (2, 3)), (6,)), label="tuple"),
+                       S(lambda r: (u(r, (2, 3)), -1), label="flat")],
+    "np.transpose": [S(lambda r: (u(r, (2, 3)), None)), S(lambda r: (u(r, (2, 3, 4)), (1, 2, 0)))],
+    "method.transpose": [S(lambda r: (u(r, (2, 3)),), label="none"),
+                         S(lambda r: (u(r, (2, 3, 4)), 1, 2, 0), label="spread"),
+                         S(lambda r: (u(r, (2, 3, 4)), (2, 0, 1)), label="tuple")],
+    "np.swapaxes": [S(lambda r: (u(r, (2, 3, 4)), 0, 2))],
+    "method.swapaxes": [S(lambda r: (u(r, (2, 3)), 1, 0))],
+    "np.moveaxis": [S(lambda r: (u(r, (2, 3, 4)), 0, -1)),
+                    S(lambda r: (u(r, (2, 3, 4)), (0, 1), (2, 0)))],
+    "np.expand_dims": [S(lambda r: (u(r, (2, 3)), 1)), S(lambda r: (u(r, (3,)), (0, 2)))],
+    "np.squeeze": [S(lambda r: (u(r, (1, 3, 1)), None)), S(lambda r: (u(r, (1, 3, 1)), 2))],
+    "method.squeeze": [S(lambda r: (u(r, (1, 3)), None)), S(lambda r: (u(r, (3, 1)), 1))],
+    "np.broadcast_to": [S(lambda r: (u(r, (3,)), (2, 3))), S(lambda r: (u(r, (2, 1)), (2, 3))),
+                        S(lambda r: (u(r, None), (2,)))],
+    "np.concatenate": [S(lambda r: ((u(r, (2, 3)), u(r, (1, 3))), 0)),
+                       S(lambda r: ([u(r, (2, 1)), u(r, (2, 3)), u(r, (2, 2))], 1),
+                         label="list-axis1"),
+                       S(lambda r: ((u(r, (2, 2)), u(r, (3,))), None), label="axis-none")],
+    "np.stack": [S(lambda r: ((u(r, (2, 3)), u(r, (2, 3))), 0)),
+                 S(lambda r: ([u(r, (3,)), u(r, (3,)), u(r, (3,))], 1))],
+    "np.hstack": [S(lambda r: ((u(r, (2,)), u(r, (3,))),)),
+                  S(lambda r: ((u(r, (2, 1)), u(r, (2, 3))),))],
+    "np.vstack": [S(lambda r: ((u(r, (3,)), u(r, (3,))),)),
+                  S(lambda r: ((u(r, (2, 3)), u(r, (1, 3))),))],
+    "np.split": [S(lambda r: (u(r, (6,)), 3, 0)), S(lambda r: (u(r, (2, 5)), [1, 3], 1))],
+    "np.ravel": [S(lambda r: (u(r, (2, 3)),))],
+    "method.ravel": [S(lambda r: (u(r, (2, 3)),))],
+    "method.flatten": [S(lambda r: (u(r, (3, 2)),))],
+    "np.flip": [S(lambda r: (u(r, (2, 3)), None)), S(lambda r: (u(r, (2, 3)), 1))],
+    "np.take": [S(lambda r: (u(r, (5,)), np.array([0, 2, 2, 4]), None)),
+                S(lambda r: (u(r, (4, 3)), np.array([1, 1, 3]), 0)),
+                S(lambda r: (u(r, (2, 4)), np.array([[3, 0], [3, 3]]), 1)),
+                S(lambda r: (u(r, (3, 2)), 2, None), label="scalar-index")],
+    "np.atleast_1d": [S(lambda r: (u(r, None),)), S(lambda r: (u(r, (3,)),))],
+    "np.atleast_2d": [S(lambda r: (u(r, None),)), S(lambda r: (u(r, (3,)),)),
+                      S(lambda r: (u(r, (2, 3)),))],
+    # --- NumPy: constructors and conversions --------------------------------------------
+    "np.full": [S(lambda r: ((2, 3), u(r, None), None), (1,)),
+                S(lambda r: ((2, 3), u(r, (3,)), None), (1,))],
+    "np.full_like": [S(lambda r: (np.zeros((2, 3)), u(r, None), None), (1,))],
+    "np.linspace": [S(lambda r: (u(r, None), u(r, None, 2.0, 3.0), 5, True), (0, 1)),
+                    S(lambda r: (u(r, None), u(r, None, 2.0, 3.0), 4, False), (0, 1))],
+    "np.array": [S(lambda r: ([u(r, None), u(r, None), u(r, None)], None)),
+                 S(lambda r: ([[u(r, None), u(r, None)], [u(r, None), u(r, None)]], None),
+                   label="nested"),
+                 S(lambda r: ((u(r, (3,)), u(r, (3,))), None), label="tuple-of-arrays"),
+                 S(lambda r: (u(r, (2, 2)), float), label="array")],
+    "np.asarray": [S(lambda r: ([u(r, None), u(r, None)], None)),
+                   S(lambda r: (u(r, (2, 3)), None))],
+    "np.copy": [S(lambda r: (u(r, (2, 3)),))],
+    "method.copy": [S(lambda r: (u(r, (2, 3)),))],
+    "np.float64": [S(lambda r: (u(r, None),)), S(lambda r: (np.array(u(r, None)),))],
+    "np.float32": [S(lambda r: (u(r, None),), rtol=1e-3, second=False)],
+    "method.astype": [S(lambda r: (u(r, (2, 3)), np.float64)),
+                      S(lambda r: (u(r, (2, 3)), "float64"))],
+    "method.item": [S(lambda r: (u(r, (1,)),)), S(lambda r: (u(r, (1, 1)),))],
+    "method.conj": [S(lambda r: (u(r, (2, 3)),))],
+    "method.items": [S(lambda r: ({"a": u(r, None), "b": u(r, (2,))},),
+                       call="[v for k, v in P(a0)]")],
+    "method.values": [S(lambda r: ({"a": u(r, None), "b": u(r, (2,))},), call="list(P(a0))")],
+    "method.get": [S(lambda r: ({"a": u(r, None), "b": u(r, (2,))}, "b", None)),
+                   S(lambda r: ({"a": u(r, None)}, "z", u(r, None)), (0, 2), label="default")],
+    # --- math ---------------------------------------------------------------------------
+    "math.sin": math_unary(-2, 2), "math.cos": math_unary(-2, 2),
+    "math.tan": math_unary(-1.2, 1.2), "math.asin": math_unary(-0.8, 0.8),
+    "math.acos": math_unary(-0.8, 0.8), "math.atan": math_unary(-2, 2),
+    "math.sinh": math_unary(), "math.cosh": math_unary(), "math.tanh": math_unary(-2, 2),
+    "math.asinh": math_unary(-2, 2), "math.acosh": math_unary(1.2, 3.0),
+    "math.atanh": math_unary(-0.8, 0.8), "math.exp": math_unary(),
+    "math.expm1": math_unary(), "math.log1p": math_unary(-0.5, 2.0),
+    "math.log2": math_unary(0.3, 2.0), "math.log10": math_unary(0.3, 2.0),
+    "math.sqrt": math_unary(0.3, 2.0), "math.fabs": math_unary(gen=away),
+    "math.erf": math_unary(-1.5, 1.5), "math.erfc": math_unary(-1.5, 1.5),
+    "math.gamma": math_unary(0.5, 4.0), "math.lgamma": math_unary(0.5, 4.0),
+    "math.degrees": math_unary(), "math.radians": math_unary(),
+    "math.log": [S(lambda r: (u(r, None, 0.3, 3.0),)),
+                 S(lambda r: (u(r, None, 0.3, 3.0), u(r, None, 1.5, 3.0)), (0, 1),
+                   label="base")],
+    "math.pow": [S(lambda r: (u(r, None, 0.5, 2.0), u(r, None, -1.5, 2.5)), (0, 1))],
+    "math.atan2": [S(lambda r: (u(r, None), away(r, None)), (0, 1))],
+    "math.hypot": [S(lambda r: (away(r, None), away(r, None)), (0, 1)),
+                   S(lambda r: (away(r, None), away(r, None), away(r, None)), (0, 1, 2))],
+    "math.copysign": [S(lambda r: (away(r, None), away(r, None)), (0, 1))],
+    "math.fmod": [S(lambda r: (u(r, None, 2.2, 2.8), 1.0), (0, 1)),
+                  S(lambda r: (-u(r, None, 3.2, 3.8), u(r, None, 1.1, 1.4)), (0, 1))],
+}
+
+
+# --- generated wrappers ------------------------------------------------------------------
+
+
+def contraction(c: str, y: str, value: Any) -> list[str]:
+    """Source terms of <c, y> for a value of y's structure (float leaves only)."""
+    if is_float_leaf(value):
+        return [f"np.sum({c} * {y})"]
+    if isinstance(value, (tuple, list)):
+        return [t for i, v in enumerate(value) for t in contraction(f"{c}[{i}]", f"{y}[{i}]", v)]
+    if isinstance(value, dict):
+        return [t for k, v in value.items()
+                for t in contraction(f"{c}[{k!r}]", f"{y}[{k!r}]", v)]
+    if is_dataclass_value(value):
+        return [t for f in value.__dataclass_fields__
+                for t in contraction(f"{c}.{f}", f"{y}.{f}", getattr(value, f))]
+    return []
+
+
+def structure_key(value: Any) -> Any:
+    """What the generated contraction depends on: containers and where float leaves are."""
+    if is_float_leaf(value):
+        return "f"
+    if isinstance(value, (tuple, list)):
+        return (type(value).__name__, tuple(structure_key(v) for v in value))
+    if isinstance(value, dict):
+        return ("dict", tuple((k, structure_key(v)) for k, v in value.items()))
+    if is_dataclass_value(value):
+        return (type(value).__name__, tuple(structure_key(getattr(value, f))
+                                            for f in value.__dataclass_fields__))
+    return None
+
+
+@dataclass
+class Wrappers:
+    call: Any
+    scalar: Any
+    source: str
+    second: Any = None
+    second_argnums: tuple = ()
+    ct_index: int = 0
+    cache: dict = field(default_factory=dict)
+
+
+_MODULES: dict[Any, Any] = {}
+_ids = itertools.count()
+
+
+def call_source(sample: Sample, nargs: int) -> str:
+    names = [f"a{i}" for i in range(nargs)]
+    return sample.call or f"P({', '.join(names)})"
+
+
+def header(name: str, sample: Sample) -> str:
+    return ("import math\n\nimport numpy as np\n\nimport tapeless as tl\n"
+            "from gradcheck import Pair, Point\nfrom tapeless.primitives import PRIMITIVES\n\n"
+            f"P = PRIMITIVES[{name!r}]\n{sample.extra}\n")
+
+
+def module_for(name: str, sample: Sample, args: tuple, directory: Path) -> Any:
+    """The generated module for this primitive, call form and output structure."""
+    nargs = len(args)
+    params = ", ".join(f"a{i}" for i in range(nargs))
+    call = call_source(sample, nargs)
+    key0 = (name, call, nargs, sample.extra)
+    if key0 not in _MODULES:
+        _MODULES[key0] = load_source(header(name, sample) +
+                                     f"\ndef call({params}):\n    return {call}\n",
+                                     directory, "prim")
+    y = tl.jit(_MODULES[key0].call)(*args)
+    terms = contraction("ct", "y", y)
+    if not terms:
+        pytest.fail(f"{name}: the output {y!r} has no float part to differentiate")
+    argnums = tuple(sample.diff)
+    like = tuple(args[i] for i in argnums) + (y,)
+    second_terms = contraction("w", "g", like)
+    key = (key0, structure_key(y), argnums, structure_key(like))
+    if key not in _MODULES:
+        second_nums = argnums + (nargs,)
+        source = header(name, sample) + f"""
+def scalar({params}, ct):
+    y = {call}
+    return {" + ".join(terms)}
+
+
+def second({params}, ct, w):
+    g = tl.grad(scalar, {second_nums!r})({params}, ct)
+    return {" + ".join(second_terms)}
+"""
+        _MODULES[key] = load_source(source, directory, "prim")
+    return _MODULES[key], y
+
+
+@pytest.fixture(scope="module")
+def wrapper_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("primitive_wrappers")
+
+
+DIFFERENTIABLE = sorted(n for n, p in PRIMITIVES.items() if p.differentiable)
+
+
+def sample_params() -> list:
+    out = []
+    for name in DIFFERENTIABLE:
+        samples = SAMPLES.get(name)
+        if not samples:
+            out.append(pytest.param(name, None, 0, id=f"{name}-MISSING"))
+            continue
+        for k, s in enumerate(samples):
+            out.append(pytest.param(name, s, k, id=f"{name}-{k}" + (f"-{s.label}"
+                                                                    if s.label else "")))
+    return out
+
+
+PARAMS = sample_params()
+
+
+def rule_of(name: str) -> Any:
+    prim = PRIMITIVES[name]
+    if prim.reverse_rule is not None:
+        return prim.reverse_rule
+    alias = getattr(prim, "alias", None)
+    return PRIMITIVES[alias].reverse_rule if alias else None
+
+
+def test_every_differentiable_primitive_has_a_rule() -> None:
+    missing = [n for n in DIFFERENTIABLE if rule_of(n) is None]
+    assert not missing, f"differentiable primitives without a reverse rule: {missing}"
+
+
+def test_every_differentiable_primitive_has_samples() -> None:
+    missing = [n for n in DIFFERENTIABLE if not SAMPLES.get(n)]
+    assert not missing, f"differentiable primitives without SAMPLES (add them): {missing}"
+
+
+def _seed(name: str, k: int, order: int) -> int:
+    return (sum(map(ord, name)) * 1009 + k * 31 + order) % (2 ** 32)
+
+
+def _setup(name: str, sample: Sample | None, k: int, order: int, directory: Path) -> tuple:
+    if sample is None:
+        pytest.fail(f"{name} is differentiable but has no SAMPLES entry")
+    if rule_of(name) is None:
+        pytest.fail(f"{name} is differentiable but has no reverse rule")
+    rng = np.random.default_rng(_seed(name, k, order))
+    args = sample.make(rng)
+    module, y = module_for(name, sample, args, directory)
+    ct = random_like(rng, y)
+    return rng, args, module, ct
+
+
+@pytest.mark.parametrize(("name", "sample", "k"), PARAMS)
+def test_first_derivative(name: str, sample: Sample | None, k: int, wrapper_dir: Path) -> None:
+    rng, args, module, ct = _setup(name, sample, k, 1, wrapper_dir)
+    assert sample is not None
+    argnums = tuple(sample.diff)
+    full = (*args, ct)
+    grads = tl.grad(module.scalar, argnums)(*full)
+    assert isinstance(grads, tuple) and len(grads) == len(argnums)
+    for i, g in zip(argnums, grads, strict=True):
+        assert_same_structure(g, args[i], f"d/d a{i}")
+    check_directional(grads, tl.jit(module.scalar), full, argnums, rng, rtol=sample.rtol,
+                      what=f"{name} first derivative")
+
+
+@pytest.mark.parametrize(("name", "sample", "k"), PARAMS)
+def test_second_derivative(name: str, sample: Sample | None, k: int, wrapper_dir: Path) -> None:
+    rng, args, module, ct = _setup(name, sample, k, 2, wrapper_dir)
+    assert sample is not None
+    if not sample.second:
+        pytest.skip("first derivative only (float32 precision)")
+    argnums = tuple(sample.diff) + (len(args),)  # the primitive's inputs and the cotangent
+    inner = tl.grad(module.scalar, argnums)(*args, ct)
+    w = random_like(rng, inner)
+    full = (*args, ct, w)
+    grads = tl.grad(module.second, argnums)(*full)
+    for i, g in zip(argnums, grads, strict=True):
+        assert_same_structure(g, full[i], f"d/d a{i}")
+    check_directional(grads, tl.jit(module.second), full, argnums, rng, rtol=sample.rtol,
+                      what=f"{name} second derivative")
+
+
+# --- non-differentiable primitives: zero gradients ---------------------------------------
+
+NON_DIFFERENTIABLE = """
+import math
+
+import numpy as np
+
+
+def through_sign(x):
+    return np.sum(np.sign(x) * 2.0 + np.floor(x) + np.ceil(x) + np.rint(x))
+
+
+def through_comparisons(x):
+    return np.sum((x > 0.1) * 1.0 + np.greater_equal(x, 0.0) + np.isfinite(x))
+
+
+def through_argmax(x):
+    return float(np.argmax(x) + np.argmin(x) + x.argmax())
+
+
+def through_round(x):
+    return float(round(x) + int(x) + math.floor(x) + math.ceil(x)) + float(x > 0.5)
+
+
+def through_shape(x):
+    return float(np.size(x) + np.ndim(x) + len(x) + np.shape(x)[0])
+
+
+def mixed(x):
+    return np.sum(x * (x > 0) + np.sign(x) * x)
+
+
+def mask_via_where(x):
+    return np.sum(np.where(x > 0, x, 0.0) * np.abs(np.sign(x)))
+"""
+
+
+@pytest.fixture(scope="module")
+def nondiff(wrapper_dir: Path) -> Any:
+    return load_source(NON_DIFFERENTIABLE, wrapper_dir, "nondiff")
+
+
+@pytest.mark.parametrize("fn", ["through_sign", "through_comparisons", "through_argmax",
+                                "through_shape"])
+def test_non_differentiable_primitives_give_zero_gradients(fn: str, nondiff: Any) -> None:
+    x = np.array([0.3, -1.2, 2.5, 0.7])
+    g = tl.grad(getattr(nondiff, fn))(x)
+    assert isinstance(g, np.ndarray) and g.shape == x.shape and g.dtype == np.float64
+    assert np.all(g == 0.0)
+
+
+def test_non_differentiable_scalar_primitives(nondiff: Any) -> None:
+    assert tl.grad(nondiff.through_round)(1.7) == 0.0
+
+
+def test_non_differentiable_masks_do_not_block_gradients(nondiff: Any) -> None:
+    x = np.array([0.3, -1.2, 2.5, -0.7])
+    np.testing.assert_allclose(tl.grad(nondiff.mixed)(x), (x > 0) + np.sign(x), rtol=0)
+    np.testing.assert_allclose(tl.grad(nondiff.mask_via_where)(x), (x > 0) * 1.0, rtol=0)
+
+
+def test_samples_name_registered_primitives() -> None:
+    """SAMPLES has no stale entries for names the registry does not know (a typo would
+    otherwise leave a primitive untested)."""
+    stale = [n for n in SAMPLES if n not in PRIMITIVES]
+    assert not stale, stale
+
+
+def test_finite_difference_helper_is_accurate() -> None:
+    from gradcheck import directional_fd
+
+    d = directional_fd(lambda x: math.exp(3.0 * x), (0.4,), (0,), (1.0,))
+    assert abs(d - 3.0 * math.exp(1.2)) < 1e-9
