@@ -76,6 +76,32 @@ def random_like(rng: np.random.Generator, x: Any) -> Any:
     return tree_map(one, x)
 
 
+def random_cotangent(rng: np.random.Generator, y: Any) -> Any:
+    """A random cotangent for the value `y`: its structure, random float leaves, None
+    where `y` has a leaf that is not a float (an int, a string, ...)."""
+    def one(leaf: Any) -> Any:
+        if is_float_leaf(leaf):
+            return rng.normal(size=leaf.shape) if isinstance(leaf, np.ndarray) else \
+                float(rng.normal())
+        return None
+
+    return tree_map_all(one, y)
+
+
+def tree_map_all(f: Callable[[Any], Any], x: Any) -> Any:
+    """Apply `f` to every leaf of `x`, float or not."""
+    if is_namedtuple(x):
+        return type(x)(*(tree_map_all(f, v) for v in x))
+    if isinstance(x, (tuple, list)):
+        return type(x)(tree_map_all(f, v) for v in x)
+    if isinstance(x, dict):
+        return {k: tree_map_all(f, v) for k, v in x.items()}
+    if is_dataclass_value(x):
+        return dataclasses.replace(x, **{fl.name: tree_map_all(f, getattr(x, fl.name))
+                                         for fl in dataclasses.fields(x)})
+    return f(x)
+
+
 def axpy(t: float, v: Any, x: Any) -> Any:
     """x + t * v, leaf by leaf, keeping each leaf's kind (float stays float)."""
     def one(xl: Any, vl: Any) -> Any:

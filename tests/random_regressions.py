@@ -1,6 +1,7 @@
 """Minimal programs for the compiler bugs that the random program generator found
 (tests/test_random_programs.py runs each with CPython and with tl.jit). Each function
 takes (x: float, n: int)."""
+# ruff: noqa: B007, F841  (unused loop variables and assignments are part of the bugs)
 
 import math
 
@@ -109,3 +110,17 @@ def def_in_duplicated_tail(x, n):
         return z * m
 
     return scaled(x) + 1.0
+
+
+def _pick(x, n):
+    if n == 1:
+        return x
+    elif n == 2:
+        return x * 2.0
+    else:
+        raise ValueError("bad n")
+
+
+def raise_in_inlined_branch(x, n):
+    # After inlining `_pick`, the `if` is used as a value: `raise` must stay a statement.
+    return _pick(x, n) + 1.0

@@ -19,17 +19,14 @@ test: add samples when you add a primitive."""
 
 from __future__ import annotations
 
-import itertools
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
-
-import tapeless as tl
 from gradcheck import (
     Pair,
     Point,
@@ -38,8 +35,11 @@ from gradcheck import (
     is_dataclass_value,
     is_float_leaf,
     load_source,
+    random_cotangent,
     random_like,
 )
+
+import tapeless as tl
 from tapeless.primitives import PRIMITIVES
 
 Gen = np.random.Generator
@@ -54,15 +54,20 @@ class Sample:
     call: the call as source over a0, a1, ... (default: the primitive object itself
       called with every argument, which binds exactly like the IR does);
     extra: module-level source the call needs (helper functions);
-    second: whether to check the second derivative too."""
+    second: whether to check the second derivative too (default: for the first two
+      samples of each primitive);
+    xfail, xfail2: a known bug outside the rules (first / second order), as a strict
+      xfail with its reason."""
 
     make: Callable[[Gen], tuple]
     diff: tuple[int, ...] = (0,)
     label: str = ""
     call: str | None = None
     extra: str = ""
-    second: bool = True
+    second: bool | None = None
     rtol: float = 1e-6
+    xfail: str = ""
+    xfail2: str = ""
 
 
 # --- argument generators ---------------------------------------------------------------
@@ -141,7 +146,7 @@ def reduction(name: str, extra_params: tuple = ()) -> list[Sample]:
 
     ddof = 1 if "ddof" in extra_params else 0
     return [mk((2, 3), None, False), mk((2, 3), 0, False, ddof), mk((2, 3, 2), -1, True),
-            mk((2, 3, 2), (0, 2), False), mk((1, 3), 0, True, ddof), mk((4,), 0, False)]
+            mk((2, 3, 2), (0, 2), False), mk((1, 3), 1, True, ddof), mk((4,), 0, False)]
 
 
 SUM_PARAMS = ("dtype",)
@@ -167,6 +172,12 @@ STAR_HELPER = """
 def star_target(a, b, c):
     return a * np.sin(b) + c * c
 """
+
+# Known bugs outside the rules (minimal repros in the final report of the AD test suite):
+LOOP_STATE = ("optimizer (loop_state pass): second derivative through a loop fails with "
+              "UnboundLocalError/NameError in the generated code; TAPELESS_OPTIMIZE=25 works. "
+              "Repro: tl.grad(tl.grad(f, 1), 0)(0.3, 0.5) for "
+              "`def f(x, y): for i in range(2): x = x * (y + i); return x`")
 
 S = Sample
 SAMPLES: dict[str, list[Sample]] = {
@@ -203,7 +214,7 @@ SAMPLES: dict[str, list[Sample]] = {
                    S(lambda r: (u(r, None), u(r, None), 0), (0, 1),
                      call="loop_while(a0, a1, a2)", extra=WHILE_HELPER, label="zero-trips")],
     "for_range": [S(lambda r: (u(r, (2,)), u(r, None), 3), (0, 1), call="loop_for(a0, a1, a2)",
-                    extra=FOR_HELPER)],
+                    extra=FOR_HELPER, xfail2=LOOP_STATE)],
     "call_star": [S(lambda r: ((u(r, None), u(r, (2,)), u(r, None)),),
                     call="star_target(*a0)", extra=STAR_HELPER)],
     "as_sequence": [S(lambda r: ([u(r, None), u(r, None)],)),
@@ -215,6 +226,24 @@ SAMPLES: dict[str, list[Sample]] = {
                        call="[z for x in a0 for z in (x, x * x)]")],
     "construct": [S(lambda r: (u(r, None), u(r, (2,))), (0, 1), call="Point(a0, a1)"),
                   S(lambda r: (u(r, None), u(r, None)), (0, 1), call="Pair(a0, a1)")],
+    "repeat_sens": [S(lambda r: ((u(r, None), u(r, (2,)), u(r, None), u(r, (2,))),
+                           (0.0, np.zeros(2)))),
+                    S(lambda r: ([u(r, None), u(r, None), u(r, None)], [0.0]))],
+    "construct_value": [S(lambda r: (Point, (u(r, None), u(r, (2,)))), (1,)),
+                        S(lambda r: (Pair, (u(r, None), u(r, None))), (1,))],
+    "zip": [S(lambda r: ([u(r, None), u(r, None), u(r, None)], (u(r, None), u(r, None))),
+              (0, 1), call="list(P(a0, a1))", label="unequal-lengths"),
+            S(lambda r: (u(r, (3, 2)), [u(r, None), u(r, None), u(r, None)]), (0, 1),
+              call="[a * b for a, b in P(a0, a1)]", label="array-rows")],
+    "enumerate": [S(lambda r: ([u(r, None), u(r, None)], 1), call="list(P(a0, a1))"),
+                  S(lambda r: (u(r, (3,)), 0), call="[i * x for i, x in P(a0, a1)]")],
+    "reversed": [S(lambda r: ((u(r, None), u(r, (2,))),), call="list(P(a0))"),
+                 S(lambda r: (u(r, (3, 2)),), call="list(P(a0))")],
+    "sorted": [S(lambda r: (distinct(r, (4,)).tolist(),)), S(lambda r: (distinct(r, (3,)),))],
+    "dict": [S(lambda r: ({"a": u(r, None), "b": u(r, (2,))},)),
+             S(lambda r: ([("a", u(r, None)), ("b", u(r, (2,)))],), label="pairs"),
+             S(lambda r: (("a", "b"), (u(r, None), u(r, None))), (1,),
+               call="P(zip(a0, a1))", label="zip")],
     # --- operators -------------------------------------------------------------------
     "add": binary() + [S(lambda r: ((u(r, None), u(r, None)), (u(r, None),)), (0, 1),
                          label="tuples")],
@@ -238,7 +267,7 @@ SAMPLES: dict[str, list[Sample]] = {
     "neg": unary(),
     "pos": unary(),
     # --- builtins --------------------------------------------------------------------
-    "abs": unary(gen=away),
+    "abs": unary(0.3, 1.5, gen=away),
     "float": [S(lambda r: (np.float64(u(r, None)),)), S(lambda r: (np.array(u(r, None)),)),
               S(lambda r: (u(r, None),))],
     "tuple": [S(lambda r: ([u(r, None), u(r, (2,))],)), S(lambda r: (u(r, (3,)),)),
@@ -308,13 +337,13 @@ SAMPLES: dict[str, list[Sample]] = {
     # --- NumPy: elementwise -------------------------------------------------------------
     "np.exp": unary(), "np.expm1": unary(), "np.exp2": unary(),
     "np.log": unary(0.3, 2.0), "np.log1p": unary(-0.5, 2.0), "np.log2": unary(0.3, 2.0),
-    "np.log10": unary(0.3, 2.0), "np.sqrt": unary(0.3, 2.0), "np.cbrt": unary(gen=away),
-    "np.square": unary(), "np.reciprocal": unary(gen=away),
+    "np.log10": unary(0.3, 2.0), "np.sqrt": unary(0.3, 2.0), "np.cbrt": unary(0.3, 1.5, gen=away),
+    "np.square": unary(), "np.reciprocal": unary(0.3, 1.5, gen=away),
     "np.sin": unary(-2.0, 2.0), "np.cos": unary(-2.0, 2.0), "np.tan": unary(-1.2, 1.2),
     "np.tanh": unary(-2.0, 2.0), "np.sinh": unary(), "np.cosh": unary(),
     "np.arcsin": unary(-0.8, 0.8), "np.arccos": unary(-0.8, 0.8), "np.arctan": unary(-2, 2),
     "np.arcsinh": unary(-2.0, 2.0), "np.arccosh": unary(1.2, 3.0),
-    "np.arctanh": unary(-0.8, 0.8), "np.abs": unary(gen=away), "np.negative": unary(),
+    "np.arctanh": unary(-0.8, 0.8), "np.abs": unary(0.3, 1.5, gen=away), "np.negative": unary(),
     "np.positive": unary(), "np.deg2rad": unary(), "np.rad2deg": unary(),
     "np.add": binary(), "np.subtract": binary(), "np.multiply": binary(),
     "np.divide": binary(gen2=lambda r, s: away(r, s, 0.5, 2.0)),
@@ -346,8 +375,8 @@ SAMPLES: dict[str, list[Sample]] = {
                   S(lambda r: (u(r, (2, 2, 3)), u(r, (3, 4))), (0, 1))],
     "np.outer": [S(lambda r: (u(r, (3,)), u(r, (4,))), (0, 1)),
                  S(lambda r: (u(r, (2, 2)), u(r, (3,))), (0, 1))],
-    "np.inner": [S(lambda r: (u(r, (3,)), u(r, (3,))), (0, 1)),
-                 S(lambda r: (u(r, (2, 3)), u(r, (4, 3))), (0, 1)),
+    "np.inner": [S(lambda r: (u(r, (3,)), u(r, (3,))), (0, 1), xfail2=LOOP_STATE),
+                 S(lambda r: (u(r, (2, 3)), u(r, (4, 3))), (0, 1), xfail2=LOOP_STATE),
                  S(lambda r: (u(r, None), u(r, (3,))), (0, 1))],
     "np.einsum": [S(lambda r: ("ij,jk->ik", u(r, (2, 3)), u(r, (3, 4))), (1, 2)),
                   S(lambda r: ("i,i->", u(r, (3,)), u(r, (3,))), (1, 2)),
@@ -355,8 +384,9 @@ SAMPLES: dict[str, list[Sample]] = {
                   S(lambda r: ("ijk,ik->j", u(r, (2, 3, 4)), u(r, (2, 4))), (1, 2)),
                   S(lambda r: ("ij,jk", u(r, (2, 3)), u(r, (3, 2))), (1, 2), label="implicit"),
                   S(lambda r: ("i,j,k->ijk", u(r, (2,)), u(r, (3,)), u(r, (2,))), (1, 2, 3))],
-    "np.tensordot": [S(lambda r: (u(r, (2, 3, 4)), u(r, (3, 4, 2)), 2), (0, 1)),
-                     S(lambda r: (u(r, (2, 3)), u(r, (3, 4)), 1), (0, 1)),
+    "np.tensordot": [S(lambda r: (u(r, (2, 3, 4)), u(r, (3, 4, 2)), 2), (0, 1),
+                       xfail2=LOOP_STATE),
+                     S(lambda r: (u(r, (2, 3)), u(r, (3, 4)), 1), (0, 1), xfail2=LOOP_STATE),
                      S(lambda r: (u(r, (3, 2)), u(r, (3, 4)), ((0,), (0,))), (0, 1))],
     "np.trace": [S(lambda r: (u(r, (3, 3)), 0, 0, 1)), S(lambda r: (u(r, (3, 4)), 1, 0, 1))],
     "np.diag": [S(lambda r: (u(r, (3,)), 0)), S(lambda r: (u(r, (3,)), 1)),
@@ -464,7 +494,7 @@ SAMPLES: dict[str, list[Sample]] = {
     "math.atanh": math_unary(-0.8, 0.8), "math.exp": math_unary(),
     "math.expm1": math_unary(), "math.log1p": math_unary(-0.5, 2.0),
     "math.log2": math_unary(0.3, 2.0), "math.log10": math_unary(0.3, 2.0),
-    "math.sqrt": math_unary(0.3, 2.0), "math.fabs": math_unary(gen=away),
+    "math.sqrt": math_unary(0.3, 2.0), "math.fabs": math_unary(0.3, 1.5, gen=away),
     "math.erf": math_unary(-1.5, 1.5), "math.erfc": math_unary(-1.5, 1.5),
     "math.gamma": math_unary(0.5, 4.0), "math.lgamma": math_unary(0.5, 4.0),
     "math.degrees": math_unary(), "math.radians": math_unary(),
@@ -513,19 +543,7 @@ def structure_key(value: Any) -> Any:
     return None
 
 
-@dataclass
-class Wrappers:
-    call: Any
-    scalar: Any
-    source: str
-    second: Any = None
-    second_argnums: tuple = ()
-    ct_index: int = 0
-    cache: dict = field(default_factory=dict)
-
-
 _MODULES: dict[Any, Any] = {}
-_ids = itertools.count()
 
 
 def call_source(sample: Sample, nargs: int) -> str:
@@ -581,7 +599,10 @@ def wrapper_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 DIFFERENTIABLE = sorted(n for n, p in PRIMITIVES.items() if p.differentiable)
 
 
-def sample_params() -> list:
+def sample_params(order: int) -> list:
+    """(name, sample, index) for every sample; for second derivatives, the samples whose
+    `second` is True, by default the first two of each primitive (compiling a second
+    derivative costs much more)."""
     out = []
     for name in DIFFERENTIABLE:
         samples = SAMPLES.get(name)
@@ -589,12 +610,17 @@ def sample_params() -> list:
             out.append(pytest.param(name, None, 0, id=f"{name}-MISSING"))
             continue
         for k, s in enumerate(samples):
-            out.append(pytest.param(name, s, k, id=f"{name}-{k}" + (f"-{s.label}"
-                                                                    if s.label else "")))
+            if order == 2 and not (s.second if s.second is not None else k < 2):
+                continue
+            xfail = s.xfail if order == 1 else s.xfail2
+            marks = [pytest.mark.xfail(strict=True, reason=xfail)] if xfail else []
+            out.append(pytest.param(name, s, k, marks=marks,
+                                    id=f"{name}-{k}" + (f"-{s.label}" if s.label else "")))
     return out
 
 
-PARAMS = sample_params()
+PARAMS = sample_params(1)
+PARAMS2 = sample_params(2)
 
 
 def rule_of(name: str) -> Any:
@@ -627,8 +653,20 @@ def _setup(name: str, sample: Sample | None, k: int, order: int, directory: Path
     rng = np.random.default_rng(_seed(name, k, order))
     args = sample.make(rng)
     module, y = module_for(name, sample, args, directory)
-    ct = random_like(rng, y)
+    ct = random_cotangent(rng, y)
     return rng, args, module, ct
+
+
+_TRANSFORMS: dict[tuple, Any] = {}
+
+
+def cached(transform: Any, fn: Any, *options: Any) -> Any:
+    """One `tl.grad`/`tl.jit` object per generated function, so that samples of the same
+    structure reuse its compiled code."""
+    key = (transform.__name__, id(fn), options)
+    if key not in _TRANSFORMS:
+        _TRANSFORMS[key] = transform(fn, *options)
+    return _TRANSFORMS[key]
 
 
 @pytest.mark.parametrize(("name", "sample", "k"), PARAMS)
@@ -637,29 +675,27 @@ def test_first_derivative(name: str, sample: Sample | None, k: int, wrapper_dir:
     assert sample is not None
     argnums = tuple(sample.diff)
     full = (*args, ct)
-    grads = tl.grad(module.scalar, argnums)(*full)
+    grads = cached(tl.grad, module.scalar, argnums)(*full)
     assert isinstance(grads, tuple) and len(grads) == len(argnums)
     for i, g in zip(argnums, grads, strict=True):
         assert_same_structure(g, args[i], f"d/d a{i}")
-    check_directional(grads, tl.jit(module.scalar), full, argnums, rng, rtol=sample.rtol,
-                      what=f"{name} first derivative")
+    check_directional(grads, cached(tl.jit, module.scalar), full, argnums, rng,
+                      rtol=sample.rtol, what=f"{name} first derivative")
 
 
-@pytest.mark.parametrize(("name", "sample", "k"), PARAMS)
+@pytest.mark.parametrize(("name", "sample", "k"), PARAMS2)
 def test_second_derivative(name: str, sample: Sample | None, k: int, wrapper_dir: Path) -> None:
     rng, args, module, ct = _setup(name, sample, k, 2, wrapper_dir)
     assert sample is not None
-    if not sample.second:
-        pytest.skip("first derivative only (float32 precision)")
     argnums = tuple(sample.diff) + (len(args),)  # the primitive's inputs and the cotangent
-    inner = tl.grad(module.scalar, argnums)(*args, ct)
+    inner = cached(tl.grad, module.scalar, argnums)(*args, ct)
     w = random_like(rng, inner)
     full = (*args, ct, w)
-    grads = tl.grad(module.second, argnums)(*full)
+    grads = cached(tl.grad, module.second, argnums)(*full)
     for i, g in zip(argnums, grads, strict=True):
         assert_same_structure(g, full[i], f"d/d a{i}")
-    check_directional(grads, tl.jit(module.second), full, argnums, rng, rtol=sample.rtol,
-                      what=f"{name} second derivative")
+    check_directional(grads, cached(tl.jit, module.second), full, argnums, rng,
+                      rtol=sample.rtol, what=f"{name} second derivative")
 
 
 # --- non-differentiable primitives: zero gradients ---------------------------------------

@@ -10,13 +10,15 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import Any
 
+import numpy as np
+
 from .backend import Compiled, compile_graph
 from .frontend import parse
 from .frontend.parser import unwrap
 from .ir import Graph, print_graph
 from .ir.clone import copy_module
 from .opt.kinds import value_kind
-from .opt.passes import optimize
+from .opt.passes import optimize, passes_up_to
 
 # Generated files by name, so run-time errors can point back at the user's source.
 GENERATED: dict[str, Compiled] = {}
@@ -60,24 +62,37 @@ def annotate_error(exc: BaseException, tb: TracebackType | None) -> None:
             pass
 
 
-def optimization_enabled() -> bool:
-    """The optimizer runs unless TAPELESS_OPTIMIZE=0 (the test suites also run that way,
-    to check that optimization never changes results)."""
-    return os.environ.get("TAPELESS_OPTIMIZE", "1") != "0"
+def optimization_passes() -> set[str] | None:
+    """The optimizer passes to run: all of them, unless TAPELESS_OPTIMIZE=N enables only
+    the first N (0: the optimizer is off). The test suites run at several levels, to
+    check that optimization never changes results."""
+    level = os.environ.get("TAPELESS_OPTIMIZE", "")
+    if level in ("", "all"):
+        return None
+    return passes_up_to(int(level))
 
 
 def load(graph: Graph, kinds: tuple = ()) -> Compiled:
     """Optimize a copy of `graph` (graphs are shared between compiled functions, so
     they are never rewritten in place), specialized to arguments of the given kinds
     (see `tapeless.opt.kinds`), generate its code and load it."""
-    if optimization_enabled():
+    passes = optimization_passes()
+    if passes is None or passes:
         graph = copy_module(graph)
         for p, k in zip(graph.parameters, kinds, strict=False):
             p.kind = k
-        optimize(graph)
+        optimize(graph, passes)
     compiled = compile_graph(graph)
     GENERATED[compiled.filename] = compiled
     return compiled
+
+
+def _signature(value: Any) -> Any:
+    """What a compiled specialization depends on: cheap to compute on every call."""
+    t = type(value)
+    if t is np.ndarray:
+        return (value.shape, value.dtype.str)
+    return t
 
 
 def graph_of(fn: Any) -> Graph:
@@ -112,6 +127,9 @@ class Transformed:
         self._simple = all(p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD
                            for p in sig.parameters.values())
         self.compile_count = 0
+        # Arguments are checked when a signature is first seen; containers (whose
+        # signature does not say what they hold) on every call.
+        self._check_each_call = False
 
     @property
     def graph(self) -> Graph:
@@ -122,13 +140,18 @@ class Transformed:
     def build_graph(self) -> Graph:
         return graph_of(self.fun)
 
-    def _get(self, args: tuple = ()) -> Compiled:
+    def _get(self, args: tuple = ()) -> Compiled:  # noqa: D401
         """The code for arguments like `args`: compiled once per argument signature
-        (Python floats and ints are specialized; other values share generic code)."""
-        key = tuple(value_kind(a) for a in args)
+        (Python floats and ints, and NumPy arrays by dtype and shape, are specialized;
+        other values share generic code)."""
+        key = tuple(map(_signature, args))
         compiled = self._compiled.get(key)
         if compiled is None:
-            compiled = self._compiled[key] = load(self.graph, key)
+            if any(isinstance(a, (tuple, list, dict)) or hasattr(a, "__dataclass_fields__")
+                   for a in args):
+                self._check_each_call = True
+            kinds = tuple(value_kind(a) for a in args)
+            compiled = self._compiled[key] = load(self.graph, kinds)
             self.compile_count += 1
         return compiled
 
@@ -139,8 +162,12 @@ class Transformed:
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         args = self.bind(args, kwargs)
-        compiled = self._get(args)
-        self.check_arguments(args)
+        key = tuple(map(_signature, args))
+        compiled = self._compiled.get(key)
+        if compiled is None or self._check_each_call:
+            self.check_arguments(args)
+            if compiled is None:
+                compiled = self._get(args)
         if sys.getrecursionlimit() < _RECURSION_LIMIT:
             sys.setrecursionlimit(_RECURSION_LIMIT)
         try:
@@ -154,8 +181,13 @@ class Transformed:
 
     @property
     def source(self) -> str:
-        """The generated Python source."""
+        """The generated Python source (the generic build, for arguments of any kind)."""
         return self._get().source
+
+    def source_for(self, *args: Any, **kwargs: Any) -> str:
+        """The generated Python source specialized for arguments like these (what a call
+        with them runs)."""
+        return self._get(self.bind(args, kwargs)).source
 
     @property
     def ir(self) -> str:

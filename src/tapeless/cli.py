@@ -29,22 +29,40 @@ def _load_function(target: str) -> Any:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    from . import api
+    from .api import graph_of, jit
+    from .backend import compile_graph
+    from .grad_api import grad
+    from .ir import print_graph
+    from .ir.clone import copy_module
+    from .opt.passes import PASS_ORDER, optimize, passes_up_to
 
     fn = _load_function(args.target)
-    if args.grad:
-        from . import grad
-
-        g = grad(fn)
-        print("# IR of the gradient\n")
-        print(g.ir)
-        print("# generated Python source of the gradient\n")
-        print(g.source)
+    transformed = grad(fn) if args.grad else jit(fn)
+    what = "the gradient of " if args.grad else ""
+    graph = graph_of(transformed)
+    stage = args.stage
+    if stage in ("parse", "ad"):
+        if stage == "parse" and args.grad:
+            graph = graph_of(fn)
+        print(f"# IR of {what}{fn.__name__} before optimization\n")
+        print(print_graph(graph))
         return 0
-    print("# IR\n")
-    print(api.ir(fn))
-    print("# generated Python source\n")
-    print(api.jit(fn).source)
+    enabled = None if stage in (None, "opt", "source") else passes_up_to(stage)
+    graph = copy_module(graph)
+    log = optimize(graph, enabled)
+    if args.passes:
+        print("# what each pass changed (rewrites applied), in pass order\n")
+        for name in PASS_ORDER:
+            if enabled is None or name in enabled:
+                print(f"{name:24s} {log.counts.get(name, 0)}")
+        print()
+    if stage not in ("source",):
+        label = "all passes" if enabled is None else f"passes up to {stage}"
+        print(f"# IR of {what}{fn.__name__} after {label}\n")
+        print(print_graph(graph))
+    if stage in (None, "opt", "source"):
+        print(f"# generated Python source of {what}{fn.__name__}\n")
+        print(compile_graph(graph).source)
     return 0
 
 
@@ -72,6 +90,10 @@ def main(argv: list[str] | None = None) -> int:
     show = sub.add_parser("show", help="print the IR and generated code of a function")
     show.add_argument("target", help="FILE.py:FUNCTION")
     show.add_argument("--grad", action="store_true", help="show the gradient's code")
+    show.add_argument("--stage", help="parse, ad, opt, source, or the name of an optimizer "
+                      "pass: show the IR after it")
+    show.add_argument("--passes", action="store_true",
+                      help="list how many rewrites each optimizer pass made")
     show.set_defaults(run=cmd_show)
     check = sub.add_parser("check", help="report constructs tapeless cannot compile")
     check.add_argument("file")

@@ -145,7 +145,9 @@ def to_structure(sens: Any, like: Any) -> Any:
     if sens is ZERO:
         sens = zeros_like_value(like)
         if sens is ZERO:
-            return None if like is None else ZERO
+            # A leaf with no sensitivity of its own (None, a string, a function, ...)
+            # stays as it is, like a static field: the symbolic zero never escapes.
+            return like
     if isinstance(like, tuple):
         items = [to_structure(s, v) for s, v in zip(sens, like, strict=True)]
         return type(like)(*items) if hasattr(like, "_fields") else tuple(items)
@@ -265,8 +267,10 @@ def reduced_count(x: Any, axis: Any) -> int:
 
 
 def tuple_sens(d: Any, i: Any, like: Any) -> Any:
-    """The sensitivity of the sequence `like` when only `like[i]` has sensitivity `d`."""
-    if d is ZERO:
+    """The sensitivity of the sequence `like` when only `like[i]` has sensitivity `d`.
+    (`like` may itself be the symbolic zero, in derivative code: its parts are zeros
+    whatever happens to them, so they have no sensitivity.)"""
+    if d is ZERO or like is ZERO:
         return ZERO
     n = len(like)
     if isinstance(i, slice):
@@ -283,7 +287,7 @@ def getitem_sens(d: Any, x: Any, index: Any) -> Any:
     """The sensitivity of `x` given that of `x[index]` (linear in `d`)."""
     import numpy as np
 
-    if d is ZERO:
+    if d is ZERO or x is ZERO:
         return ZERO
     if isinstance(x, (tuple, list)):
         return tuple_sens(d, index, x)
@@ -311,7 +315,7 @@ def _advanced(index: Any) -> bool:
 
 def getattr_sens(d: Any, x: Any, name: str) -> Any:
     """The sensitivity of `x` given that of `x.name`."""
-    if d is ZERO:
+    if d is ZERO or x is ZERO:
         return ZERO
     if name == "T":
         return d.T
@@ -349,6 +353,24 @@ def field_sens(d: Any, cls: Any, n: int) -> tuple:
         names = [f.name for f in dataclasses.fields(cls) if f.init]
         return tuple(d.get(k, ZERO) for k in names)
     return tuple(d)
+
+
+def repeat_sens(d: Any, seq: Any) -> Any:
+    """The sensitivity of the sequence `seq` in `seq * k` (repeated k times): the sum of
+    the k chunks of `d`, the sensitivity of the result."""
+    n = len(seq)
+    if d is ZERO or n == 0:
+        return ZERO
+    total: Any = ZERO
+    for start in range(0, len(d), n):
+        total = gadd(total, tuple(d[start:start + n]))
+    return list(total) if isinstance(seq, list) and total is not ZERO else total
+
+
+def construct_value(cls: Any, fields: tuple) -> Any:
+    """`cls(*fields)`: the value of a constructed dataclass or NamedTuple (a primitive,
+    so that derivative code can build one from a class known only at run time)."""
+    return cls(*fields)
 
 
 def struct_sens(ds: tuple, cls: Any) -> Any:
@@ -488,8 +510,12 @@ def take_sens(d: Any, a: Any, indices: Any, axis: Any) -> Any:
     if axis is None:
         np.add.at(out, indices, d)
         return out.reshape(np.shape(a))
+    axis = axis % np.ndim(a)
     moved = np.moveaxis(out, axis, 0)
-    np.add.at(moved, indices, np.moveaxis(np.asarray(d), axis, 0) if np.ndim(indices) else d)
+    # The result's axes [axis, axis + indices.ndim) are the index axes: move them first.
+    k = np.ndim(indices)
+    np.add.at(moved, indices, np.moveaxis(np.asarray(d), list(range(axis, axis + k)),
+                                          list(range(k))))
     return out
 
 

@@ -155,6 +155,7 @@ class JTransform:
         k = len(init)
         lead = 1 if kind == "for_range" else 0
         fb = Graph(f"J_{body.name}", jg, body.loc)
+        fb.loop_role = "forward"  # type: ignore[attr-defined]  (pushes onto a stack)
         self.graphs[body.id] = fb  # graphs nested in the body nest in its J
         for p in body.parameters:
             self.values[p.id] = fb.add_parameter(p.name, p.loc)
@@ -200,6 +201,7 @@ class JTransform:
         k = len(init)
         fvs = free_variables(body)
         bb = Graph(f"B_{body.name}", bg, body.loc)
+        bb.loop_role = "backward"  # type: ignore[attr-defined]  (pops what `fb` pushed)
         stack = bb.add_parameter("stack")
         ds = [bb.add_parameter(f"d{j}") for j in range(k)]
         denv = [bb.add_parameter(f"d_{fv.name or 'env'}") for fv in fvs]

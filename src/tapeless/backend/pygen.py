@@ -61,17 +61,17 @@ def _is_switch_call(node: Node) -> bool:
 
 
 def _known_names() -> dict[int, str]:
+    """How generated code spells NumPy, math and builtin objects it refers to. Reads the
+    modules' namespaces directly (getattr on numpy would import its lazy submodules)."""
     names: dict[int, str] = {}
     for mod, prefix in ((np, "np"), (math, "math"), (np.linalg, "np.linalg")):
-        for attr in dir(mod):
+        for attr, value in vars(mod).items():
             if attr.startswith("_"):
                 continue
-            value = getattr(mod, attr, None)
             if isinstance(value, (type, types.BuiltinFunctionType, types.FunctionType,
                                   np.ufunc)):
                 names.setdefault(id(value), f"{prefix}.{attr}")
-    for attr in dir(builtins):
-        value = getattr(builtins, attr)
+    for attr, value in vars(builtins).items():
         if isinstance(value, (type, types.BuiltinFunctionType)):
             names[id(value)] = attr
     return names
@@ -410,6 +410,9 @@ class FunctionEmitter:
             if n is out:
                 if not self._tail_handles(n, g) or (_is_switch_call(n) and not
                                                     self._inlined_as_value(n, g)):
+                    return False
+                prim = _prim_of(n)
+                if prim is not None and prim.statement:  # `raise` is not an expression
                     return False
             elif not self._inlined(n, g):
                 return False

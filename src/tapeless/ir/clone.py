@@ -74,8 +74,7 @@ def inline_body(callee: Graph, target: Graph, args: list[Node],
         parent = h.parent
         clone.parent = gmap.get(parent.id, parent) if parent is not None else None
         clone.vararg = h.vararg
-        if hasattr(h, "signature"):
-            clone.signature = h.signature  # type: ignore[attr-defined]
+        _copy_attributes(h, clone)
     nmap: dict[int, Node] = dict(substitute or {})
     for p, a in zip(callee.parameters, args, strict=True):
         nmap[p.id] = a
@@ -112,6 +111,12 @@ def inline_body(callee: Graph, target: Graph, args: list[Node],
     return output, [mapped(e) for e in callee.effects]  # type: ignore[misc]
 
 
+def _copy_attributes(source: Graph, target: Graph) -> None:
+    for name in ("signature", "loop_role"):
+        if hasattr(source, name):
+            setattr(target, name, getattr(source, name))
+
+
 def is_recursive(g: Graph) -> bool:
     """Whether `g` can reach a call of itself through the graphs it references."""
     for h in reachable_graphs(g):
@@ -140,8 +145,7 @@ def copy_module(root: Graph) -> Graph:
     for h in graphs:
         copy = Graph(h.name, None, h.loc)
         copy.vararg = h.vararg
-        if hasattr(h, "signature"):
-            copy.signature = h.signature  # type: ignore[attr-defined]
+        _copy_attributes(h, copy)
         gmap[h.id] = copy
     for h in graphs:
         if h.parent is not None:

@@ -11,6 +11,7 @@ from ..ir.nodes import (
     Graph,
     Node,
     Parameter,
+    free_variables,
     graph_nodes,
     is_constant_graph,
     reachable_graphs,
@@ -68,10 +69,14 @@ class LoopFacts:
     """Where each loop-state parameter and loop result comes from, for inductive
     questions ("is this never ZERO?", "is this always a float?")."""
 
-    def __init__(self, root: Graph):
+    def __init__(self, root: Graph, graphs: list[Graph] | None = None):
         self.state_of: dict[int, tuple[LoopInfo, int]] = {}
         self.loops: list[LoopInfo] = []
-        for g in reachable_graphs(root):
+        # Memo tables for kind() and never_zero(), valid while the graphs do not change.
+        self.kinds: dict[tuple, str | None] = {}
+        self.nonzero: dict[tuple, bool] = {}
+        self.graphs = graphs if graphs is not None else reachable_graphs(root)
+        for g in self.graphs:
             for n in graph_nodes(g):
                 info = loop_info(n)
                 if info is None or len(info.body.parameters) != info.lead + len(info.init):
@@ -82,6 +87,31 @@ class LoopFacts:
                 for j in range(len(info.init)):
                     for p in info.params(j):
                         self.state_of[p.id] = (info, j)
+        # Values a backward loop pops, by the forward value that was pushed.
+        self.popped: dict[int, Node] = {}
+        for back in self.loops:
+            self._link_stack(back)
+
+    def _link_stack(self, back: LoopInfo) -> None:
+        if back.cond is None or not back.init or not back.body.parameters or \
+                getattr(back.body, "loop_role", None) != "backward":
+            return
+        found = self.result_of(back.init[0])
+        if found is None:
+            return
+        fwd, kf = found
+        outputs = fwd.outputs
+        if outputs is None:
+            return
+        push = outputs[kf]
+        if not (_is(push, "make_tuple") and len(push.inputs) == 3  # type: ignore[union-attr]
+                and push.inputs[2] is fwd.body.parameters[fwd.lead + kf]):  # type: ignore
+            return
+        p = back.body.parameters[0]
+        for n in graph_nodes(back.body):
+            if _is(n, "tuple_getitem") and n.inputs[1] is p and \
+                    isinstance(n.inputs[2], Constant) and n.inputs[2].value == 0:
+                self.popped[n.id] = push.inputs[1]  # type: ignore[union-attr]
 
     def inductive(self, node: Node, test, assumed: set[int]) -> bool:  # noqa: ANN001
         """For a state parameter: `test` holds of its initial value and of the body's
@@ -104,6 +134,9 @@ class LoopFacts:
 
     def result_of(self, node: Node) -> tuple[LoopInfo, int] | None:
         """For `tuple_getitem(loop, j)`: the loop and j."""
+        return self._result_of(node)
+
+    def _result_of(self, node: Node) -> tuple[LoopInfo, int] | None:
         if _is(node, "tuple_getitem") and isinstance(node, Apply) and \
                 isinstance(node.inputs[2], Constant):
             for info in self.loops:
@@ -113,9 +146,9 @@ class LoopFacts:
         return None
 
 
-def uses(root: Graph) -> dict[int, list[tuple[Node | None, Graph]]]:
+def uses(graphs: list[Graph]) -> dict[int, list[tuple[Node | None, Graph]]]:
     out: dict[int, list[tuple[Node | None, Graph]]] = {}
-    for g in reachable_graphs(root):
+    for g in graphs:
         for n in graph_nodes(g):
             for i in n.inputs:
                 out.setdefault(i.id, []).append((n, g))
@@ -126,7 +159,7 @@ def uses(root: Graph) -> dict[int, list[tuple[Node | None, Graph]]]:
 
 def drop_dead_state(root: Graph, facts: LoopFacts, replace: dict[int, Node]) -> int:
     """Remove state that nothing reads (or that never changes): returns how many."""
-    use = uses(root)
+    use = uses(facts.graphs)
     removed = 0
     for info in facts.loops:
         outputs = info.outputs
@@ -200,16 +233,19 @@ def prune_saved(root: Graph, facts: LoopFacts, replace: dict[int, Node]) -> int:
     """A forward loop pushes `(saved_values, stack)` each iteration and a backward loop
     pops them: drop the values the backward loop never reads, substitute constants, and
     push a lone value without its tuple."""
-    use = uses(root)
+    use = uses(facts.graphs)
     changed = 0
     for back in facts.loops:
-        if back.cond is None or back.node.id in replace or not back.init:
+        if back.cond is None or back.node.id in replace or not back.init or \
+                getattr(back.body, "loop_role", None) != "backward":
             continue
         start = back.init[0]
         found = facts.result_of(start)
         if found is None:
             continue
         fwd, kf = found
+        if getattr(fwd.body, "loop_role", None) != "forward":
+            continue
         f_out = fwd.outputs
         if f_out is None or len(use.get(start.id, [])) != 1:
             continue
@@ -238,13 +274,15 @@ def prune_saved(root: Graph, facts: LoopFacts, replace: dict[int, Node]) -> int:
         if not ok:
             continue
         read_index = {u.inputs[2].value for u in reads}  # type: ignore[union-attr]
-        keep = [j for j in range(len(values)) if j in read_index and
-                not isinstance(values[j], Constant)]
+        # Constants need not be saved, except closures: those hold forward values.
+        plain = [isinstance(v, Constant) and not (
+            is_constant_graph(v) and free_variables(v.value)) for v in values]
+        keep = [j for j in range(len(values)) if j in read_index and not plain[j]]
         if len(keep) == len(values) and len(keep) != 1:
             continue
         for u in reads:
             j = u.inputs[2].value  # type: ignore[union-attr]
-            if isinstance(values[j], Constant):
+            if plain[j]:
                 replace[u.id] = values[j]
         fg = fwd.body
         if len(keep) == 1:

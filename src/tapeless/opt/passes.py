@@ -23,7 +23,7 @@ from ..ir.nodes import (
 )
 from ..primitives import PRIMITIVES, Primitive
 from ..runtime import ZERO
-from .kinds import FLOAT, INT, kind, ndim_of
+from .kinds import FLOAT, INT, SCALAR, dtype_of, kind, ndim_of, same_array, shape_of
 from .loops import LoopFacts, drop_dead_state, prune_saved
 
 P = PRIMITIVES
@@ -169,6 +169,16 @@ def never_zero(node: Node, facts: LoopFacts | None = None, assumed: set | None =
                depth: int = 0) -> bool:
     """Whether `node` can never be the symbolic zero at run time (loop state: by
     induction over the loop)."""
+    if facts is None:
+        return _never_zero(node, facts, assumed, depth)
+    key = (node.id, frozenset(assumed) if assumed else frozenset())
+    if key not in facts.nonzero:
+        facts.nonzero[key] = _never_zero(node, facts, assumed, depth)  # type: ignore[index]
+    return facts.nonzero[key]  # type: ignore[index]
+
+
+def _never_zero(node: Node, facts: LoopFacts | None, assumed: set | None,
+                depth: int) -> bool:
     if isinstance(node, Constant):
         return node.value is not ZERO
     if depth > 30:
@@ -203,11 +213,16 @@ def _sens_of_nonzero(ctx: Context, node: Apply) -> Node | None:
 
 @rewrite("gadd")
 def _gadd_zero(ctx: Context, node: Apply) -> Node | None:
+    """ZERO + x is x; two sensitivities that are surely numbers of one kind add with +."""
     a, b = node.inputs[1:]
     if isinstance(a, Constant) and a.value is ZERO:
         return b
     if isinstance(b, Constant) and b.value is ZERO:
         return a
+    ka = kind(a, ctx.facts)
+    if ka is not None and ka == kind(b, ctx.facts) and (ka == FLOAT or shape_of(ka) is not None) \
+            and never_zero(a, ctx.facts) and never_zero(b, ctx.facts):
+        return node.graph.apply(P["add"], a, b, loc=node.loc, name=node.name)
     return None
 
 
@@ -246,10 +261,69 @@ def _attribute_known(ctx: Context, node: Apply) -> Node | None:
 
 
 @rewrite("unbroadcast")
-def _unbroadcast_scalars(ctx: Context, node: Apply) -> Node | None:
+def _unbroadcast_known(ctx: Context, node: Apply) -> Node | None:
+    """Nothing to undo when `d` already has `x`'s shape (or both are Python scalars)."""
     d, x = node.inputs[1:]
-    if kind(x, ctx.facts) in (FLOAT, INT) and kind(d, ctx.facts) == FLOAT:
+    kd, kx = kind(d, ctx.facts), kind(x, ctx.facts)
+    if kx in (FLOAT, INT) and kd == FLOAT:
         return d
+    sd, sx = shape_of(kd), shape_of(kx)
+    if sd is not None and sd == sx:
+        return d
+    return None
+
+
+@rewrite("to_structure")
+def _to_structure_known(ctx: Context, node: Apply) -> Node | None:
+    d, like = node.inputs[1:]
+    return d if same_array(kind(d, ctx.facts), kind(like, ctx.facts)) else None
+
+
+@rewrite("check_scalar_output")
+def _scalar_output_known(ctx: Context, node: Apply) -> Node | None:
+    v = node.inputs[1]
+    return v if kind(v, ctx.facts) in (FLOAT, SCALAR) else None
+
+
+@rewrite("ones_like_output")
+def _seed_known(ctx: Context, node: Apply) -> Node | None:
+    return Constant(1.0) if kind(node.inputs[1], ctx.facts) in (FLOAT, SCALAR) else None
+
+
+@rewrite("np.swapaxes")
+def _swapaxes_2d(ctx: Context, node: Apply) -> Node | None:
+    x, i, j = node.inputs[1:]
+    if ndim_of(kind(x, ctx.facts)) == 2 and isinstance(i, Constant) and \
+            isinstance(j, Constant) and {i.value % 2, j.value % 2} == {0, 1}:
+        return node.graph.apply(P["getattr"], x, "T", loc=node.loc, name=node.name)
+    return None
+
+
+@rewrite("mul")
+def _times_one(ctx: Context, node: Apply) -> Node | None:
+    """`1.0 * x` is `x` for float arrays and Python floats (not for ints: 1.0 * 2 is a
+    float)."""
+    a, b = node.inputs[1:]
+    for one, x in ((a, b), (b, a)):
+        if isinstance(one, Constant) and type(one.value) is float and one.value == 1.0:
+            k = kind(x, ctx.facts)
+            if k == FLOAT or dtype_of(k) == "f8":
+                return x
+    return None
+
+
+@rewrite("mul")
+def _scalar_times_broadcast(ctx: Context, node: Apply) -> Node | None:
+    """`broadcast(c, like x) * z` is `c * z` when z has x's shape (the gradient of a sum
+    meets an elementwise derivative)."""
+    a, b = node.inputs[1:]
+    for left, right in ((a, b), (b, a)):
+        if is_prim(left, "expand_reduced") and isinstance(left, Apply):
+            c, x = left.inputs[1:3]
+            if kind(c, ctx.facts) in (FLOAT, SCALAR) and \
+                    shape_of(kind(x, ctx.facts)) is not None and \
+                    shape_of(kind(x, ctx.facts)) == shape_of(kind(right, ctx.facts)):
+                return node.graph.apply(P["mul"], c, right, loc=node.loc, name=node.name)
     return None
 
 
@@ -317,9 +391,47 @@ def _inline(ctx: Context, node: Apply) -> tuple[Node, list[Node]] | None:
     return inline_body(g, node.graph, node.inputs[1:])  # type: ignore[arg-type]
 
 
+def _select_constants(ctx: Context, node: Apply) -> Node | None:
+    """`switch(c, lambda: A, lambda: B)()` where each branch only returns a constant is
+    `switch(c, A, B)`: a plain selection (then calling it is an ordinary `if`)."""
+    if len(node.inputs) != 1 or not is_prim(node.inputs[0], "switch"):
+        return None
+    sw = node.inputs[0]
+    assert isinstance(sw, Apply)
+    outs = []
+    for b in sw.inputs[2:4]:
+        if not is_constant_graph(b):
+            return None
+        g: Graph = b.value
+        if g.parameters or g.effects or not isinstance(g.output, Constant) or graph_nodes(g):
+            return None
+        outs.append(g.output)
+    return node.graph.apply(P["switch"], sw.inputs[1], *outs, loc=node.loc, name=node.name)
+
+
 def _pure(node: Node) -> bool:
     p = prim_of(node)
     return p is not None and not p.effect and not p.statement
+
+
+# The passes in the order `TAPELESS_OPTIMIZE=N` and `tapeless show --stage` enable them.
+PASS_ORDER = ["inline", "select_constants", "getitem_of_tuple", "tuple_of_tuple", "concat_tuples",
+              "call_star_known", "len_of_tuple", "repeat_zero_tuple", "constant_fold",
+              "switch_constant", "gadd_zero", "sens_of_nonzero", "is_zero",
+              "getitem_of_tuple_sens", "isinstance_numeric", "ndim_known",
+              "attribute_known", "unbroadcast_known", "to_structure_known",
+              "scalar_output_known", "seed_known", "swapaxes_2d", "times_one",
+              "scalar_times_broadcast",
+              "drop_pure_effects", "loop_state"]
+
+
+def passes_up_to(level: int | str) -> set[str]:
+    """The passes enabled at a level: a count, or the name of the last pass."""
+    if isinstance(level, str):
+        if level not in PASS_ORDER:
+            raise ValueError(f"unknown pass {level!r}; passes: {', '.join(PASS_ORDER)}")
+        return set(PASS_ORDER[:PASS_ORDER.index(level) + 1])
+    return set(PASS_ORDER[:level])
 
 
 # --- the driver -------------------------------------------------------------------------------
@@ -349,7 +461,7 @@ def _allowed(enabled: set[str] | None, name: str) -> bool:
 
 def _round(root: Graph, enabled: set[str] | None, log: PassLog) -> bool:
     graphs = reachable_graphs(root)
-    ctx = Context(root, facts=LoopFacts(root), enabled=enabled)
+    ctx = Context(root, facts=LoopFacts(root, graphs), enabled=enabled)
     for g in graphs:
         for n in graph_nodes(g):
             if is_constant_graph(n.inputs[0]):
@@ -377,11 +489,19 @@ def _round(root: Graph, enabled: set[str] | None, log: PassLog) -> bool:
                     result = _fold(ctx, node)
                     if result is not None:
                         log.add("constant_fold")
+            elif _allowed(enabled, "select_constants") and \
+                    (result := _select_constants(ctx, node)) is not None:
+                log.add("select_constants")
             elif _allowed(enabled, "inline"):
                 done = _inline(ctx, node)
                 if done is not None:
                     result, effects = done
-                    spliced[node.id] = effects
+                    if node in g.effects:
+                        spliced[node.id] = effects
+                    elif effects:
+                        # A call kept only for its value (e.g. in tail position): its
+                        # effects now belong to the caller.
+                        g.effects = g.effects + effects
                     log.add("inline")
             if result is not None and result is not node:
                 replace[node.id] = result
@@ -392,6 +512,7 @@ def _round(root: Graph, enabled: set[str] | None, log: PassLog) -> bool:
             if len(kept) != len(g.effects):
                 log.add("drop_pure_effects")
                 g.effects = kept
+                g.invalidate()
                 changed = True
     if not replace and _allowed(enabled, "loop_state"):
         assert ctx.facts is not None
@@ -401,12 +522,16 @@ def _round(root: Graph, enabled: set[str] | None, log: PassLog) -> bool:
             changed = True
     if replace:
         _apply(root, replace, spliced)
-    for g in reachable_graphs(root):
-        g.invalidate()
+    if changed:
+        # Loop rebuilding and effect removal change free variables of the graphs that
+        # contain them: recompute schedules next round.
+        for g in reachable_graphs(root):
+            g.invalidate()
     return changed
 
 
 def _apply(root: Graph, replace: dict[int, Node], spliced: dict[int, list[Node]]) -> None:
+    """Redirect every use of a replaced node to its replacement, in every graph."""
     def resolve(x: Node) -> Node:
         seen = 0
         while x.id in replace and seen < 100:
@@ -415,11 +540,11 @@ def _apply(root: Graph, replace: dict[int, Node], spliced: dict[int, list[Node]]
         return x
 
     fixed_effects: set[int] = set()
+    graphs = reachable_graphs(root)
+    for g in graphs:
+        g.invalidate()
     while True:
-        changed = False
-        graphs = reachable_graphs(root)
-        for g in graphs:
-            g.invalidate()
+        changed: set[int] = set()
         for g in graphs:
             if g.id not in fixed_effects:
                 fixed_effects.add(g.id)
@@ -436,12 +561,29 @@ def _apply(root: Graph, replace: dict[int, Node], spliced: dict[int, list[Node]]
                 g.effects = effects
             if g.output is not None and g.output.id in replace:
                 g.output = resolve(g.output)
-                changed = True
+                changed.add(g.id)
             for node in graph_nodes(g):
                 new = [resolve(i) for i in node.inputs]  # type: ignore[attr-defined]
                 if any(a is not b for a, b in zip(new, node.inputs, strict=True)):  # type: ignore
                     node.inputs = new  # type: ignore[attr-defined]
-                    changed = True
-            g.invalidate()
+                    changed.add(g.id)
         if not changed:
             return
+        # A graph's schedule depends on the free variables of the graphs it uses.
+        users: dict[int, set[int]] = {}
+        for g in graphs:
+            for node in graph_nodes(g):
+                for i in node.inputs:  # type: ignore[attr-defined]
+                    if is_constant_graph(i):
+                        users.setdefault(i.value.id, set()).add(g.id)
+        stale = set(changed)
+        todo = list(changed)
+        while todo:
+            for u in users.get(todo.pop(), ()):
+                if u not in stale:
+                    stale.add(u)
+                    todo.append(u)
+        for g in graphs:
+            if g.id in stale:
+                g.invalidate()
+        graphs = reachable_graphs(root)

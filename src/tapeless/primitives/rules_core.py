@@ -8,14 +8,17 @@ import numpy as np
 
 from ..runtime import (
     ZERO,
+    as_sequence,
     broadcast_like,
     check_scalar_output,
+    construct_value,
     expand_reduced,
     field_sens,
     from_structure,
     gadd,
     getattr_sens,
     getitem_sens,
+    repeat_sens,
     reshape_like,
     sens_getattr,
     sens_index,
@@ -24,6 +27,7 @@ from ..runtime import (
     to_structure,
     tuple_sens,
     unbroadcast,
+    zeros_like_value,
 )
 from .registry import rule
 
@@ -74,11 +78,11 @@ def _switch(cond, if_true, if_false):
     return (if_true if cond else if_false), back
 
 
-@rule("construct")
+@rule("construct", "construct_value")
 def _construct(cls, fields):
     n = len(fields)
     back = lambda d: (ZERO, field_sens(d, cls, n))
-    return cls(*fields), back
+    return construct_value(cls, fields), back
 
 
 @rule("call_star")
@@ -94,8 +98,9 @@ def _call_star(fn, args):
 
 @rule("as_sequence")
 def _as_sequence(iterable):
-    back = lambda d: (d,)
-    return iterable, back
+    # Iterating a dict (or a string) yields keys: no sensitivity flows back.
+    back = lambda d: (ZERO if isinstance(iterable, (dict, str)) else d,)
+    return as_sequence(iterable), back
 
 
 @rule("while_loop")
@@ -188,6 +193,104 @@ def _list_flatmap(fn, seq):
     return values, back
 
 
+# --- iteration builtins ---------------------------------------------------------------
+# Their sensitivities: per element of the result, as `list_map` and `tuple_getitem`
+# produce them; each rule sends them back to the elements of its arguments.
+
+
+def _seq_sens(parts, like):
+    """The sensitivity of the sequence `like` whose first len(parts) elements have the
+    sensitivities `parts` (the rest: zero)."""
+    if isinstance(like, np.ndarray):
+        if len(like) == 0:
+            return ZERO
+        rows = [sens_of(parts[i], like[i]) if i < len(parts) else zeros_like_value(like[i])
+                for i in range(len(like))]
+        return np.stack(rows)
+    if isinstance(like, (tuple, list)):
+        full = tuple(parts) + (ZERO,) * (len(like) - len(parts))
+        return list(full) if isinstance(like, list) else full
+    return ZERO
+
+
+# (Backpropagators below return `(helper(d),)` rather than branching between 1-tuples:
+# see test_grad.py::test_backend_if_statement_with_one_tuple_branches.)
+
+
+@rule("zip")
+def _zip(iterables):
+    seqs = tuple(as_sequence(it) for it in iterables)
+    return zip(*seqs), lambda d: (_zip_back(d, seqs),)
+
+
+def _zip_back(d, seqs):
+    if d is ZERO:
+        return ZERO
+    n = len(d)
+    return tuple(_seq_sens([sens_index(sens_index(d, i), k) for i in range(n)], seqs[k])
+                 for k in range(len(seqs)))
+
+
+@rule("enumerate")
+def _enumerate(iterable, start):
+    seq = as_sequence(iterable)
+    return enumerate(seq, start), lambda d: (_enumerate_back(d, seq), ZERO)
+
+
+def _enumerate_back(d, seq):
+    if d is ZERO:
+        return ZERO
+    return _seq_sens([sens_index(sens_index(d, i), 1) for i in range(len(d))], seq)
+
+
+@rule("reversed")
+def _reversed(seq):
+    items = as_sequence(seq)
+    return reversed(items), lambda d: (_reversed_back(d, items),)
+
+
+def _reversed_back(d, items):
+    if d is ZERO:
+        return ZERO
+    n = len(d)
+    return _seq_sens([sens_index(d, n - 1 - i) for i in range(n)], items)
+
+
+@rule("sorted")
+def _sorted(iterable):
+    items = as_sequence(iterable)
+    n = len(items)
+    # Python's sort is stable: ties keep their order, as (item, position) pairs do.
+    order = [p[1] for p in sorted([(items[i], i) for i in range(n)])]
+    return [items[j] for j in order], lambda d: (_sorted_back(d, items, order),)
+
+
+def _sorted_back(d, items, order):
+    if d is ZERO:
+        return ZERO
+    n = len(order)
+    where = [p[1] for p in sorted([(order[j], j) for j in range(n)])]
+    return _seq_sens([sens_index(d, where[i]) for i in range(n)], items)
+
+
+@rule("dict")
+def _dict(args):
+    """dict(), dict(mapping) or dict(pairs) (one sensitivity per pair; with repeated
+    keys every pair gets that key's sensitivity)."""
+    if len(args) == 0:
+        return {}, lambda d: (ZERO,)
+    src = args[0] if isinstance(args[0], dict) else as_sequence(args[0])
+    return dict(src), lambda d: (_dict_back(d, src),)
+
+
+def _dict_back(d, src):
+    if d is ZERO:
+        return ZERO
+    if isinstance(src, dict):
+        return (d,)
+    return (tuple((ZERO, sens_index(d, p[0])) for p in src),)
+
+
 # --- arithmetic ---------------------------------------------------------------------
 
 
@@ -213,8 +316,10 @@ def _sub(a, b):
 @rule("mul")
 def _mul(a, b):
     def back(d):
-        if isinstance(a, (tuple, list)) or isinstance(b, (tuple, list)):
-            return ZERO, ZERO
+        if isinstance(a, (tuple, list)):
+            return repeat_sens(d, a), ZERO
+        if isinstance(b, (tuple, list)):
+            return ZERO, repeat_sens(d, b)
         return unbroadcast(d * b, a), unbroadcast(d * a, b)
 
     return a * b, back
@@ -311,8 +416,13 @@ def _list(iterable):
 
 @rule("sum")
 def _sum(iterable, start):
-    n = len(iterable)
-    back = lambda d: ((ZERO,) * n if d is ZERO else tuple(d for _ in range(n)), d)
+    def back(d):
+        if d is ZERO:
+            return ZERO, ZERO
+        if isinstance(iterable, np.ndarray):
+            return broadcast_like(d, iterable), unbroadcast(d, start)
+        return tuple(unbroadcast(d, x) for x in iterable), unbroadcast(d, start)
+
     return sum(iterable, start), back
 
 
@@ -336,7 +446,7 @@ def _choose(args, largest):
             best = i
 
     def back(d):
-        one = tuple_sens(d, best, items)
+        one = getitem_sens(d, items, best)
         if len(args) == 1:
             return (tuple_sens(one, 0, args),)
         return (one,)
@@ -382,6 +492,13 @@ def _expand_reduced(d, x, axis, keepdims):
     back = lambda dd: (reshape_like(np.sum(dd, axis=axis, keepdims=keepdims), d), ZERO,
                        ZERO, ZERO)
     return expand_reduced(d, x, axis, keepdims), back
+
+
+@rule("repeat_sens")
+def _repeat_sens(d, seq):
+    k = 0 if d is ZERO or len(seq) == 0 else len(d) // len(seq)
+    back = lambda dd: (ZERO if dd is ZERO else tuple(dd) * k, ZERO)
+    return repeat_sens(d, seq), back
 
 
 @rule("tuple_sens")

@@ -295,17 +295,36 @@ def _einsum_back(spec, operands, d):
     for k in range(len(operands)):
         back_spec, missing = specs[k]
         others = operands[:k] + operands[k + 1:]
-        g = np.einsum(back_spec, d, *others)
+        g = _einsum_call(back_spec, (d,) + others)
         if missing:
             g = np.broadcast_to(np.expand_dims(g, missing), np.shape(operands[k]))
         grads = grads + [g]
     return tuple(grads)
 
 
+def _einsum_call(spec, operands):
+    """np.einsum(spec, *operands), spelled without `*` (the supported subset cannot pass
+    `*args` after a positional argument); at most 6 operands."""
+    n = len(operands)
+    if n == 1:
+        return np.einsum(spec, operands[0])
+    if n == 2:
+        return np.einsum(spec, operands[0], operands[1])
+    if n == 3:
+        return np.einsum(spec, operands[0], operands[1], operands[2])
+    if n == 4:
+        return np.einsum(spec, operands[0], operands[1], operands[2], operands[3])
+    if n == 5:
+        return np.einsum(spec, operands[0], operands[1], operands[2], operands[3],
+                         operands[4])
+    return np.einsum(spec, operands[0], operands[1], operands[2], operands[3], operands[4],
+                     operands[5])
+
+
 @rule("np.einsum")
 def _einsum(subscripts, operands):
     back = lambda d: (ZERO, _einsum_back(subscripts, operands, d))
-    return np.einsum(subscripts, *operands), back
+    return _einsum_call(subscripts, operands), back
 
 
 @rule("np.tensordot")
@@ -445,14 +464,15 @@ def _det(a):
 def _slogdet(a):
     out = np.linalg.slogdet(a)
 
-    def back(d):
-        dlog = sens_index(d, 1)
-        if dlog is ZERO:
-            return (ZERO,)
-        t = np.swapaxes(np.linalg.inv(a), -1, -2)
-        return (np.expand_dims(np.expand_dims(dlog, -1), -1) * t,)
-
+    back = lambda d: (_slogdet_back(sens_index(d, 1), a),)
     return (out[0], out[1]), back
+
+
+def _slogdet_back(dlog, a):
+    if dlog is ZERO:
+        return ZERO
+    t = np.swapaxes(np.linalg.inv(a), -1, -2)
+    return np.expand_dims(np.expand_dims(dlog, -1), -1) * t
 
 
 # --- reductions ---------------------------------------------------------------------------
@@ -536,7 +556,8 @@ def _reshape(a, shape):
 
 @rule("method.reshape")
 def _m_reshape(x, shape):
-    return x.reshape(*shape), lambda d: (reshape_like(d, x), ZERO)
+    new_shape = shape[0] if len(shape) == 1 else shape
+    return np.reshape(x, new_shape), lambda d: (reshape_like(d, x), ZERO)
 
 
 @rule("np.ravel", "method.ravel", "method.flatten")
@@ -724,18 +745,14 @@ def _item(x):
 
 @rule("method.conj")
 def _conj(x):
-    return x.conj(), lambda d: (np.conj(d),)
+    return x.conj(), lambda d: (d.conj(),)
 
 
 @rule("method.items")
 def _items(x):
     keys = tuple(x.keys())
-
-    def back(d):
-        if d is ZERO:
-            return (ZERO,)
-        return (dict(zip(keys, [sens_index(sens_index(d, i), 1) for i in range(len(keys))])),)
-
+    back = lambda d: (ZERO if d is ZERO else dict(zip(keys, [sens_index(sens_index(d, i), 1)
+                                                             for i in range(len(keys))])),)
     return x.items(), back
 
 

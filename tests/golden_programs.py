@@ -1,0 +1,38 @@
+"""Programs whose optimized generated code is checked against tests/golden/*.py."""
+
+import math
+
+import numpy as np
+
+
+def mlp(W1, b1, W2, b2, X):
+    return np.sum(np.tanh(W2 @ np.tanh(W1 @ X + b1) + b2))
+
+
+def mlp_hand_gradient(W1, b1, W2, b2, X):
+    h1 = np.tanh(W1 @ X + b1)
+    h2 = np.tanh(W2 @ h1 + b2)
+    g2 = 1.0 - h2 * h2
+    g1 = (W2.T @ g2) * (1.0 - h1 * h1)
+    return g1 @ X.T, g1.sum(axis=1, keepdims=True), g2 @ h1.T, g2.sum(axis=1, keepdims=True)
+
+
+def scalar_loop(x):
+    for _ in range(1000):
+        x = math.sin(x) * 1.01
+    return x
+
+
+def branchy(x, y):
+    if x > y:
+        z = x * y
+    else:
+        z = math.exp(x) - y
+    return z * z
+
+
+def newton_sqrt(a):
+    x = a
+    while abs(x * x - a) > 1e-12 * a:
+        x = 0.5 * (x + a / x)
+    return x

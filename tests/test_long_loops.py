@@ -1,0 +1,90 @@
+"""Long loops and deep recursion differentiate without hitting Python's recursion limit,
+and give the gradient a hand-written backward loop gives.
+
+The 10^6-iteration loop is marked `slow` (deselected by default: pytest -m slow runs it)
+until the optimizer makes loop gradients fast."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+import tapeless as tl
+
+
+def sin_loop(x, n):
+    for _ in range(n):
+        x = math.sin(x) * 1.01
+    return x
+
+
+def sin_loop_by_hand(x: float, n: int) -> float:
+    """The gradient of sin_loop: a forward loop saving x, then the backward loop."""
+    saved = []
+    for _ in range(n):
+        saved.append(x)
+        x = math.sin(x) * 1.01
+    d = 1.0
+    for x in reversed(saved):
+        d = d * math.cos(x) * 1.01
+    return d
+
+
+def while_loop(x, n):
+    i = 0
+    while i < n:
+        x = x + 0.5 * math.sin(x) * 1e-3
+        i = i + 1
+    return x
+
+
+def while_loop_by_hand(x: float, n: int) -> float:
+    saved = []
+    for _ in range(n):
+        saved.append(x)
+        x = x + 0.5 * math.sin(x) * 1e-3
+    d = 1.0
+    for x in reversed(saved):
+        d = d * (1.0 + 0.5 * math.cos(x) * 1e-3)
+    return d
+
+
+def deep(x, n):
+    if n == 0:
+        return x
+    return math.sin(deep(x, n - 1)) * 1.01
+
+
+def test_for_loop_100k_iterations() -> None:
+    n = 10 ** 5
+    assert tl.grad(sin_loop)(0.5, n) == pytest.approx(sin_loop_by_hand(0.5, n), rel=1e-10)
+
+
+def test_while_loop_20k_iterations() -> None:
+    n = 2 * 10 ** 4
+    assert tl.grad(while_loop)(0.5, n) == pytest.approx(while_loop_by_hand(0.5, n), rel=1e-10)
+
+
+def test_recursion_10k_deep() -> None:
+    n = 10 ** 4
+    assert tl.grad(deep)(0.5, n) == pytest.approx(sin_loop_by_hand(0.5, n), rel=1e-10)
+    assert tl.jit(deep)(0.5, n) == pytest.approx(sin_loop(0.5, n), rel=1e-12)
+
+
+def test_loop_value_and_grad_agree_with_python() -> None:
+    value, g = tl.value_and_grad(sin_loop)(0.5, 1000)
+    assert value == pytest.approx(sin_loop(0.5, 1000), rel=1e-12)
+    assert g == pytest.approx(sin_loop_by_hand(0.5, 1000), rel=1e-12)
+
+
+@pytest.mark.slow
+def test_for_loop_one_million_iterations() -> None:
+    n = 10 ** 6
+    assert tl.grad(sin_loop)(0.5, n) == pytest.approx(sin_loop_by_hand(0.5, n), rel=1e-10)
+
+
+@pytest.mark.slow
+def test_while_loop_100k_iterations() -> None:
+    n = 10 ** 5
+    assert tl.grad(while_loop)(0.5, n) == pytest.approx(while_loop_by_hand(0.5, n), rel=1e-10)
