@@ -19,6 +19,7 @@ import dataclasses
 import inspect
 import io
 import math
+import os
 import random
 import types
 import warnings
@@ -64,12 +65,8 @@ CORPUS_SKIP: dict[tuple[str, int], str] = {
 CORPUS_XFAIL: dict[tuple[str, int], str] = {
     ("star_call_with_built_tuple", 0): "J: f(*args) into a *args function; see "
                                        "test_call_star_into_varargs_function",
-    ("higher_order_fold", 0): "optimizer (loop_state): loop over a list calling a closure; "
-                              "see test_loop_calling_closure_saves_each_iteration",
     ("function_value_with_varargs", 0): "J: calling a *args function through a value; see "
                                         "test_call_star_into_varargs_function",
-    ("rk_integrate_state", 0): "optimizer: vjp of a while loop over a NamedTuple state; see "
-                               "test_vjp_of_while_loop_over_namedtuple_state",
 }
 # Looser tolerances (float32 arguments: finite differences lose precision).
 CORPUS_RTOL: dict[tuple[str, int], float] = {("numpy_scalars", 0): 1e-4}
@@ -172,11 +169,15 @@ def _stable_fd(f: Any, x: float) -> float | None:
         with _quiet():
             coarse = directional_fd(f, (x,), (0,), (1.0,), h=1e-4)
             fine = directional_fd(f, (x,), (0,), (1.0,), h=2e-5)
-    except (ArithmeticError, ValueError):
+            here, left, right = f(x), f(x - 1e-5), f(x + 1e-5)
+    except (ArithmeticError, ValueError, AssertionError):  # AssertionError: the program's
         return None
-    if not (math.isfinite(coarse) and math.isfinite(fine)):
+    if not all(math.isfinite(v) for v in (coarse, fine, here, left, right)):
         return None
     if abs(coarse - fine) > 1e-6 * (1.0 + abs(fine)):
+        return None
+    # A jump at x alone (`v or 0.25` at v == 0.0) is invisible to the stencil.
+    if abs(here - (left + right) / 2) > 1e-6 * (1.0 + abs(here)):
         return None
     return fine
 
@@ -210,11 +211,17 @@ def program_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("grad_random_programs")
 
 
+# How many random programs: hypothesis examples (small programs) and seeded larger ones.
+# Compiling a gradient dominates the cost; raise these for a longer search, e.g.
+# TAPELESS_RANDOM_GRAD_EXAMPLES=300.
+RANDOM_EXAMPLES = int(os.environ.get("TAPELESS_RANDOM_GRAD_EXAMPLES", "60"))
+LARGER_PROGRAMS = max(RANDOM_EXAMPLES // 3, 5)
+
 _floats = st.one_of(st.sampled_from([0.3, -1.1, 2.5]), st.floats(-4.0, 4.0, allow_nan=False))
 
 
 @pytest.mark.skipif(generate_program is None, reason="tests/test_random_programs.py missing")
-@settings(max_examples=150, deadline=None, derandomize=True, database=None,
+@settings(max_examples=RANDOM_EXAMPLES, deadline=None, derandomize=True, database=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
                                  HealthCheck.function_scoped_fixture])
 @given(program=programs() if programs else st.nothing(),
@@ -232,9 +239,9 @@ def test_random_program_gradients(program: Any, points: list[tuple], program_dir
 def test_larger_random_program_gradients(program_dir: Path) -> None:
     """Seeded larger programs: most points must be checkable, and all checked agree."""
     checked = total = 0
-    for seed in range(40):
+    for seed in range(LARGER_PROGRAMS):
         rng = random.Random(5000 + seed)
-        program = generate_program(RandomChoices(7000 + seed), size=24)
+        program = generate_program(RandomChoices(7000 + seed), size=20)
         fn = getattr(_load_random(program, program_dir), program.entry)
         points = [(rng.uniform(-3, 3), rng.uniform(-3, 3), rng.randint(-2, 6))
                   for _ in range(3)]
@@ -729,9 +736,6 @@ def fold_squares(xs):
     return h_fold(lambda a, b: a + b * b, 0.0, xs)
 
 
-@pytest.mark.xfail(strict=True, reason="optimizer (loop_state, passes after level 25): the "
-                   "backward loop reads the last iteration's x instead of a saved one; "
-                   "TAPELESS_OPTIMIZE=25 gives [2, 4, 6]")
 def test_loop_calling_closure_saves_each_iteration() -> None:
     assert tl.grad(fold_squares)([1.0, 2.0, 3.0]) == [2.0, 4.0, 6.0]
 
@@ -756,9 +760,6 @@ def integrate(pos, vel, n):
     return s.pos, s.vel, s.steps
 
 
-@pytest.mark.xfail(strict=True, reason="optimizer: tl.vjp of a while loop over a NamedTuple "
-                   "state with a closure gives (0.561, 0.814); tl.grad and TAPELESS_OPTIMIZE=0 "
-                   "give the right (0.519, 0.842)")
 def test_vjp_of_while_loop_over_namedtuple_state() -> None:
     _, vjp_fn = tl.vjp(integrate, 1.0, 0.0, 20)
     got = vjp_fn((1.0, None, None))[:2]
