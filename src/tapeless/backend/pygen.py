@@ -648,6 +648,10 @@ class FunctionEmitter:
             op = emit.op
             p = PRECEDENCE[op]
             a, b = node.inputs[1:3]
+            if op in ("is", "is not") and isinstance(a, Constant) and isinstance(b, Constant) \
+                    and _simple(a.value) and _simple(b.value):
+                # `1 is not None` is a SyntaxWarning: decide it here.
+                return repr((a.value is b.value) == (op == "is")), ATOM
             if op == "**":
                 left = self.render_operand(a, g, p + 1)
                 right = self.render_operand(b, g, PRECEDENCE["unary"])
