@@ -220,7 +220,8 @@ def _seq_sens(parts, like):
 @rule("zip")
 def _zip(iterables):
     seqs = tuple(as_sequence(it) for it in iterables)
-    return zip(*seqs), lambda d: (_zip_back(d, seqs),)
+    # A tuple rather than an iterator: derivative code may read the value twice.
+    return tuple(zip(*seqs)), lambda d: (_zip_back(d, seqs),)
 
 
 def _zip_back(d, seqs):
@@ -234,7 +235,7 @@ def _zip_back(d, seqs):
 @rule("enumerate")
 def _enumerate(iterable, start):
     seq = as_sequence(iterable)
-    return enumerate(seq, start), lambda d: (_enumerate_back(d, seq), ZERO)
+    return tuple(enumerate(seq, start)), lambda d: (_enumerate_back(d, seq), ZERO)
 
 
 def _enumerate_back(d, seq):
@@ -246,7 +247,7 @@ def _enumerate_back(d, seq):
 @rule("reversed")
 def _reversed(seq):
     items = as_sequence(seq)
-    return reversed(items), lambda d: (_reversed_back(d, items),)
+    return tuple(reversed(items)), lambda d: (_reversed_back(d, items),)
 
 
 def _reversed_back(d, items):
@@ -416,14 +417,16 @@ def _list(iterable):
 
 @rule("sum")
 def _sum(iterable, start):
+    items = as_sequence(iterable)
+
     def back(d):
         if d is ZERO:
             return ZERO, ZERO
-        if isinstance(iterable, np.ndarray):
-            return broadcast_like(d, iterable), unbroadcast(d, start)
-        return tuple(unbroadcast(d, x) for x in iterable), unbroadcast(d, start)
+        if isinstance(items, np.ndarray):
+            return broadcast_like(d, items), unbroadcast(d, start)
+        return tuple(unbroadcast(d, x) for x in items), unbroadcast(d, start)
 
-    return sum(iterable, start), back
+    return sum(items, start), back
 
 
 @rule("max")
@@ -439,7 +442,7 @@ def _min(args):
 def _choose(args, largest):
     """min/max of several arguments or of one iterable: the chosen element gets the
     sensitivity (the first one at ties, the one Python returns)."""
-    items = args[0] if len(args) == 1 else args
+    items = as_sequence(args[0]) if len(args) == 1 else args
     best = 0
     for i in range(1, len(items)):
         if (items[i] > items[best]) if largest else (items[i] < items[best]):
