@@ -3,6 +3,8 @@ graph, with some nodes replaced; the basis of inlining."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from .nodes import (
     Apply,
     Constant,
@@ -81,8 +83,23 @@ def inline_body(callee: Graph, target: Graph, args: list[Node],
     for h in nested:
         for p in h.parameters:
             nmap[p.id] = gmap[h.id].add_parameter(p.name, p.loc)
+    mapped = _copy_bodies([callee] + nested, gmap, nmap)
+    for h in nested:
+        clone = gmap[h.id]
+        clone.output = mapped(h.output)
+        clone.effects = [mapped(e) for e in h.effects]  # type: ignore[misc]
+    output = mapped(callee.output)
+    assert output is not None
+    return output, [mapped(e) for e in callee.effects]  # type: ignore[misc]
+
+
+def _copy_bodies(graphs: list[Graph], gmap: dict[int, Graph],
+                 nmap: dict[int, Node]) -> Callable[[Node | None], Node | None]:
+    """Copy the nodes of `graphs` into the graphs `gmap` maps them to (parameters and
+    substitutions already in `nmap`); returns the function mapping an old node to its
+    copy (graph constants to the copied graph, anything else to itself)."""
     originals: list[tuple[Apply, Apply]] = []
-    for h in [callee] + nested:
+    for h in graphs:
         owner = gmap[h.id]
         for node in graph_nodes(h):
             assert isinstance(node, Apply)
@@ -102,13 +119,7 @@ def inline_body(callee: Graph, target: Graph, args: list[Node],
 
     for node, copy in originals:
         copy.inputs = [mapped(i) for i in node.inputs]  # type: ignore[misc]
-    for h in nested:
-        clone = gmap[h.id]
-        clone.output = mapped(h.output)
-        clone.effects = [mapped(e) for e in h.effects]  # type: ignore[misc]
-    output = mapped(callee.output)
-    assert output is not None
-    return output, [mapped(e) for e in callee.effects]  # type: ignore[misc]
+    return mapped
 
 
 def _copy_attributes(source: Graph, target: Graph) -> None:
@@ -154,26 +165,7 @@ def copy_module(root: Graph) -> Graph:
     for h in graphs:
         for p in h.parameters:
             nmap[p.id] = gmap[h.id].add_parameter(p.name, p.loc)
-    originals: list[tuple[Apply, Apply]] = []
-    for h in graphs:
-        for node in graph_nodes(h):
-            assert isinstance(node, Apply)
-            copy_node = Apply(gmap[h.id], [], node.loc, node.name)
-            copy_node.kind = node.kind
-            nmap[node.id] = copy_node
-            originals.append((node, copy_node))
-
-    def mapped(x: Node | None) -> Node | None:
-        if x is None:
-            return None
-        if x.id in nmap:
-            return nmap[x.id]
-        if is_constant_graph(x) and x.value.id in gmap:
-            return Constant(gmap[x.value.id], x.loc)
-        return x
-
-    for node, copy_node in originals:
-        copy_node.inputs = [mapped(i) for i in node.inputs]  # type: ignore[misc]
+    mapped = _copy_bodies(graphs, gmap, nmap)
     for h in graphs:
         gmap[h.id].output = mapped(h.output)
         gmap[h.id].effects = [mapped(e) for e in h.effects]  # type: ignore[misc]
