@@ -114,18 +114,8 @@ def _while_loop(cond, body, *state):
         go = cond(*state)[0]
 
     def back(d):
-        d_body = ZERO
-        rest = stack
-        ds = d
-        while rest is not None:
-            b = rest[0]
-            rest = rest[1]
-            g = b(ds)
-            d_body = gadd(d_body, g[0])
-            ds = g[1:]
-        if ds is ZERO:
-            ds = (ZERO,) * len(state)
-        return (ZERO, d_body) + tuple(ds)
+        d_body, ds = _unwind(stack, d, 1, len(state))
+        return (ZERO, d_body) + ds
 
     return state, back
 
@@ -139,20 +129,28 @@ def _for_range(start, stop, step, body, *state):
         stack = (r[1], stack)
 
     def back(d):
-        d_body = ZERO
-        rest = stack
-        ds = d
-        while rest is not None:
-            b = rest[0]
-            rest = rest[1]
-            g = b(ds)
-            d_body = gadd(d_body, g[0])
-            ds = g[2:]
-        if ds is ZERO:
-            ds = (ZERO,) * len(state)
-        return (ZERO, ZERO, ZERO, d_body) + tuple(ds)
+        d_body, ds = _unwind(stack, d, 2, len(state))
+        return (ZERO, ZERO, ZERO, d_body) + ds
 
     return state, back
+
+
+def _unwind(stack, d, skip, n):
+    """Run a loop's backpropagators from the last iteration to the first: returns the
+    body's summed environment sensitivity and the state's sensitivity (each
+    backpropagator gives (environment, `skip - 1` leading inputs, state...))."""
+    d_body = ZERO
+    rest = stack
+    ds = d
+    while rest is not None:
+        b = rest[0]
+        rest = rest[1]
+        g = b(ds)
+        d_body = gadd(d_body, g[0])
+        ds = g[skip:]
+    if ds is ZERO:
+        ds = (ZERO,) * n
+    return d_body, tuple(ds)
 
 
 @rule("list_map")
