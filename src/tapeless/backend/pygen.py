@@ -476,9 +476,13 @@ class FunctionEmitter:
         sw = call.inputs[0]
         cond, g_true, g_false = sw.inputs[1], sw.inputs[2].value, sw.inputs[3].value
         self.mod.emit_line(indent, f"if {_strip(self.render(cond, g))}:", call.loc)
-        self.region(g_true, indent + 1, target)
-        self.mod.emit_line(indent, "else:", call.loc)
-        self.region(g_false, indent + 1, target)
+        for k, branch in enumerate((g_true, g_false)):
+            if k:
+                self.mod.emit_line(indent, "else:", call.loc)
+            mark = len(self.mod.lines)
+            self.region(branch, indent + 1, target)
+            if len(self.mod.lines) == mark:  # e.g. a `continue` with nothing to copy
+                self.mod.emit_line(indent + 1, "pass")
 
     def tail(self, out: Node | None, g: Graph, indent: int, target: tuple) -> None:
         mod = self.mod
@@ -510,7 +514,8 @@ class FunctionEmitter:
         if _prim_of(out) is P["make_tuple"] and out.graph is g and \
                 self._tail_handles(out, g) and len(out.inputs) - 1 == len(names):
             values = [self.render(v, g) for v in out.inputs[1:]]
-            pairs = [(n, v) for n, v in zip(names, values, strict=True) if n != v]
+            pairs = [(n, v) for n, v in zip(names, values, strict=True)
+                     if n is not None and n != v]
             if len(pairs) == 1:
                 mod.emit_line(indent, f"{pairs[0][0]} = {_strip(pairs[0][1])}", loc)
             elif pairs:
@@ -518,7 +523,7 @@ class FunctionEmitter:
                 rhs = ", ".join(_strip_element(v) for _, v in pairs)
                 mod.emit_line(indent, f"{lhs} = {rhs}", loc)
             return
-        lhs = ", ".join(names) + ("," if len(names) == 1 else "")
+        lhs = ", ".join(n or "_" for n in names) + ("," if len(names) == 1 else "")
         mod.emit_line(indent, f"{lhs} = {_strip(self.render(out, g))}", loc)
 
     def loop(self, node: Apply, g: Graph, indent: int) -> None:
@@ -539,9 +544,10 @@ class FunctionEmitter:
         names = self._result_names_loop(node, body, skip)
         if len(names) != len(init):
             names = names + [mod.fresh("_s") for _ in range(len(init) - len(names))]
-        for n, v in zip(names, init, strict=True):
+        dead = self._dead_slots(node, body, cond, skip) if inline_ok else set()
+        for j, (n, v) in enumerate(zip(names, init, strict=True)):
             text = self.render(v, g)
-            if text != n:
+            if text != n and j not in dead:
                 mod.emit_line(indent, f"{n} = {_strip(text)}", node.loc)
         if not inline_ok:
             fn = self.render(body_node, g)
@@ -583,10 +589,92 @@ class FunctionEmitter:
             i = mod.name_of(body.parameters[0])
             mod.emit_line(indent, f"for {i} in {self._range(node, g)}:", node.loc)
         mark = len(mod.lines)
-        self.region(body, indent + 1, ("state", names))
+        self._coalesce_state(body, names, skip)
+        live = [None if j in dead else n for j, n in enumerate(names)]
+        self.region(body, indent + 1, ("state", live))
         if len(mod.lines) == mark:
             mod.emit_line(indent + 1, "pass")
         self._bind_loop_result(node, names, indent)
+
+    def _dead_slots(self, node: Apply, body: Graph, cond: Graph | None,
+                    skip: int) -> set[int]:
+        """State slots that nothing reads: not the body, not the condition, not the code
+        after the loop (e.g. the variable of a `for` loop that is not used after it)."""
+        mod = self.mod
+        used_after: set[int] = set()
+        for u, _ in mod.uses.get(node.id, []):
+            if u is None or _prim_of(u) is not P["tuple_getitem"] or \
+                    not isinstance(u.inputs[2], Constant):
+                return set()
+            used_after.add(u.inputs[2].value)
+        dead = set()
+        for j, p in enumerate(body.parameters[skip:]):
+            if j in used_after or mod.uses.get(p.id):
+                continue
+            if cond is not None and mod.uses.get(cond.parameters[j].id):
+                continue
+            dead.add(j)
+        return dead
+
+    def _effective_position(self, n: Node, body: Graph, pos: dict[int, int]) -> int | None:
+        """Where `n` (a node of `body` or of a graph inlined in it) is evaluated, as an
+        index into `body`'s schedule: an inlined node is evaluated by its user."""
+        mod = self.mod
+        g = n.graph
+        while g is not None and g is not body:  # a node of an inline graph inside body
+            if g.id not in mod.inline:
+                return None
+            guses = mod.graph_uses.get(g.id, [])
+            if len(guses) != 1 or guses[0][0] is None:
+                return None
+            n, g = guses[0][0], guses[0][0].graph
+        if g is None or n.id not in pos:
+            return None
+        while self._inlined(n, body):
+            user = mod.uses[n.id][0][0]
+            if user is None or user.id not in pos:
+                return len(pos)  # rendered by the tail
+            n = user
+        return pos[n.id]
+
+    def _coalesce_state(self, body: Graph, names: list[str], skip: int) -> None:
+        """Compute a loop variable's new value straight into its state variable
+        (`x = f(x)`, not `x_2 = f(x)` ... `x = x_2`) when the old value is not read
+        after the new one is computed."""
+        mod = self.mod
+        out = body.output
+        if _prim_of(out) is not P["make_tuple"] or out.graph is not body or \
+                mod.closures_of.get(body.id):
+            return
+        order = mod.nodes_of[body.id]
+        pos = {n.id: i for i, n in enumerate(order)}
+        params = body.parameters[skip:]
+        values = out.inputs[1:]
+        if not (len(values) == len(params) == len(names)):
+            return
+        taken: set[int] = set()
+        for j, (p, v) in enumerate(zip(params, values, strict=True)):
+            prim = _prim_of(v)
+            if not isinstance(v, Apply) or v.graph is not body or v.id in mod.names or \
+                    v.id in taken or v.id not in pos or prim is None or \
+                    prim.name in _LOOPS or prim is P["tuple_getitem"] or \
+                    self._inlined(v, body):
+                continue
+            if any(w is p for k, w in enumerate(values) if k != j):
+                continue
+            last = -1
+            for u, _ in mod.uses.get(p.id, []):
+                if u is out:
+                    continue
+                at = None if u is None else self._effective_position(u, body, pos)
+                if at is None:
+                    last = None
+                    break
+                last = max(last, at)
+            if last is None or last > pos[v.id]:
+                continue
+            mod.names[v.id] = names[j]
+            taken.add(v.id)
 
     def _range(self, node: Apply, g: Graph) -> str:
         start, stop, step = node.inputs[1:4]

@@ -11,6 +11,25 @@ from ..errors import CompileError
 from ..ir.nodes import Location
 
 _module_cache: dict[str, tuple[int, ast.Module]] = {}
+# Per parsed module: its function definitions by (name, line of `def` or of a decorator)
+# and its lambdas by line, so finding a function is a lookup, not a walk of the module.
+_index_cache: dict[int, tuple[ast.Module, tuple[dict, dict]]] = {}
+
+
+def _index(tree: ast.Module) -> tuple[dict, dict]:
+    cached = _index_cache.get(id(tree))
+    if cached is not None and cached[0] is tree:
+        return cached[1]
+    defs: dict[tuple[str, int], ast.AST] = {}
+    lambdas: dict[int, list[ast.Lambda]] = {}
+    for cand in ast.walk(tree):
+        if isinstance(cand, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            for line in [cand.lineno] + [d.lineno for d in cand.decorator_list]:
+                defs.setdefault((cand.name, line), cand)  # first in walk order wins
+        elif isinstance(cand, ast.Lambda):
+            lambdas.setdefault(cand.lineno, []).append(cand)
+    _index_cache[id(tree)] = (tree, (defs, lambdas))
+    return defs, lambdas
 
 
 @dataclass
@@ -53,17 +72,11 @@ def function_source(fn: FunctionType) -> FunctionSource:
             "define the function in a .py file so tapeless can read its source")
     lines, tree = parsed
     first = code.co_firstlineno
+    defs, lambdas = _index(tree)
     if code.co_name == "<lambda>":
-        node = _find_lambda(tree, code)
+        node = _find_lambda(lambdas.get(first, []), code)
     else:
-        node = None
-        for cand in ast.walk(tree):
-            if isinstance(cand, (ast.FunctionDef, ast.AsyncFunctionDef)) and \
-                    cand.name == code.co_name:
-                starts = [cand.lineno] + [d.lineno for d in cand.decorator_list]
-                if first in starts:
-                    node = cand
-                    break
+        node = defs.get((code.co_name, first))
     if node is None:
         raise CompileError(f"could not find the source of {fn.__qualname__} in "
                            f"{code.co_filename}:{first}")
@@ -74,15 +87,15 @@ def function_source(fn: FunctionType) -> FunctionSource:
     return FunctionSource(node, code.co_filename, lines)
 
 
-def _find_lambda(tree: ast.Module, code: object) -> ast.Lambda | None:
+def _find_lambda(candidates: list[ast.Lambda], code: object) -> ast.Lambda | None:
     first = code.co_firstlineno  # type: ignore[attr-defined]
     argnames = list(code.co_varnames[:code.co_argcount])  # type: ignore[attr-defined]
     positions = [(p[0], p[2]) for p in code.co_positions()  # type: ignore[attr-defined]
                  if p[0] is not None and p[2] is not None]
     best = None
     best_key = None
-    for cand in ast.walk(tree):
-        if not isinstance(cand, ast.Lambda) or cand.lineno != first:
+    for cand in candidates:
+        if cand.lineno != first:
             continue
         if [a.arg for a in cand.args.posonlyargs + cand.args.args] != argnames:
             continue

@@ -125,20 +125,21 @@ def _schedule(g: Graph) -> list[Node]:
     if is_constant_graph(g.output):  # a closure returned as is needs its free variables
         roots += [fv for fv in free_variables(g.output.value) if fv.graph is g]
     for root in roots:
-        stack: list[tuple[Node, int]] = [(root, 0)]
+        if not isinstance(root, Apply) or root.graph is not g or root.id in seen:
+            continue
+        seen.add(root.id)
+        # Each node's dependencies are computed once (not once per visit of the node).
+        stack: list[tuple[Node, list[Node], int]] = [(root, _deps(root, g), 0)]
         while stack:
-            node, i = stack.pop()
-            if node.id in seen and i == 0:
-                continue
-            if not isinstance(node, Apply) or node.graph is not g:
-                continue
-            if i == 0:
-                seen.add(node.id)
-            deps = _deps(node, g)
+            node, deps, i = stack[-1]
             if i < len(deps):
-                stack.append((node, i + 1))
-                stack.append((deps[i], 0))
+                stack[-1] = (node, deps, i + 1)
+                dep = deps[i]
+                if isinstance(dep, Apply) and dep.graph is g and dep.id not in seen:
+                    seen.add(dep.id)
+                    stack.append((dep, _deps(dep, g), 0))
             else:
+                stack.pop()
                 order.append(node)
     return order
 
