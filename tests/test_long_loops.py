@@ -84,3 +84,18 @@ def test_for_loop_one_million_iterations() -> None:
 def test_while_loop_100k_iterations() -> None:
     n = 10 ** 5
     assert tl.grad(while_loop)(0.5, n) == pytest.approx(while_loop_by_hand(0.5, n), rel=1e-10)
+
+
+def test_gradient_stack_is_a_list_and_vjp_keeps_the_immutable_one() -> None:
+    """grad: the forward loop appends to a list the backward loop empties. vjp: its
+    backward function may run several times, so it keeps the cons-cell stack."""
+    src = tl.grad(sin_loop).source_for(0.3, 50)
+    assert ".append(" in src and ".pop()" in src
+    _, vjp_fn = tl.vjp(sin_loop, 0.3, 50)
+    first = vjp_fn(1.0)[0]
+    assert vjp_fn(1.0)[0] == first == pytest.approx(sin_loop_by_hand(0.3, 50), rel=1e-12)
+    assert vjp_fn(2.0)[0] == pytest.approx(2 * first, rel=1e-12)
+    # Second order: the gradient's own loops are differentiated again.
+    h = 1e-5
+    fd = (sin_loop_by_hand(0.3 + h, 50) - sin_loop_by_hand(0.3 - h, 50)) / (2 * h)
+    assert tl.grad(tl.grad(sin_loop))(0.3, 50) == pytest.approx(fd, rel=1e-6)

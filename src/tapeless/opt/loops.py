@@ -170,19 +170,15 @@ def drop_dead_state(root: Graph, facts: LoopFacts, replace: dict[int, Node]) -> 
         if any(u is None or not _is(u, "tuple_getitem") or not isinstance(u.inputs[2], Constant)
                for u in results):
             continue
-        used_results = {u.inputs[2].value for u in results}  # type: ignore[union-attr]
+        live = _live_state(info, outputs, {u.inputs[2].value for u in results},  # type: ignore[union-attr]
+                           use)
         drop: list[int] = []
-        body_out = info.body.output
         for j in range(k):
-            params = info.params(j)
-            out_j = outputs[j]
-            # Uses of the parameter other than passing itself on unchanged as state j.
-            other_uses = [u for p in params for u, _ in use.get(p.id, [])]
-            if out_j is params[0]:
-                other_uses.remove(body_out)
-            if j not in used_results and not other_uses:
+            if j not in live:
                 drop.append(j)
                 continue
+            params = info.params(j)
+            out_j = outputs[j]
             init_j = info.init[j]
             if out_j is params[0] and isinstance(init_j, Constant):
                 # Invariant state: every iteration sees the initial value.
@@ -198,6 +194,43 @@ def drop_dead_state(root: Graph, facts: LoopFacts, replace: dict[int, Node]) -> 
         _rebuild(info, keep, results, replace)
         removed += len(drop)
     return removed
+
+
+def _live_state(info: LoopInfo, outputs: list[Node], used_after: set[int],
+                use: dict[int, list[tuple[Node | None, Graph]]]) -> set[int]:
+    """The state slots whose values matter: read after the loop or by the condition, or
+    needed (through the body) to compute a slot that matters or an effect. A slot that
+    only feeds its own next value (a gradient accumulated for nothing) is dead."""
+    body = info.body
+    lead = info.lead
+    slot = {p.id: j for j, p in enumerate(body.parameters[lead:])}
+    live = set(used_after)
+    if info.cond is not None:
+        live |= {j for j, p in enumerate(info.cond.parameters) if use.get(p.id)}
+    seen: set[int] = set()
+    todo: list[Node] = list(body.effects) + [outputs[j] for j in live]
+    while True:
+        while todo:
+            n = todo.pop()
+            if n.id in seen:
+                continue
+            seen.add(n.id)
+            if n.graph is not body:
+                continue
+            j = slot.get(n.id)
+            if j is not None:
+                live.add(j)
+            elif isinstance(n, Apply):
+                for inp in n.inputs:
+                    if is_constant_graph(inp):
+                        todo.extend(free_variables(inp.value))
+                    else:
+                        todo.append(inp)
+        # A slot found live above feeds the next iteration through its output.
+        fresh = [outputs[j] for j in live if outputs[j].id not in seen]
+        if not fresh:
+            return live
+        todo = fresh
 
 
 def _rebuild(info: LoopInfo, keep: list[int], results: list[Node],
@@ -314,3 +347,105 @@ def never_zero_param(facts: LoopFacts, node: Node, test) -> bool:  # noqa: ANN00
 
 
 _ = Constant
+
+
+def lower_stacks(root: Graph) -> int:
+    """Turn a loop's cons-cell stack into a Python list (`append` / `pop`) where that is
+    unobservable: the forward loop only pushes onto it, its final value goes, once, to a
+    backward `while` loop of the same graph that only pops from it until it is empty, and
+    nothing reads what that loop leaves. Each run of the graph then makes its own list and
+    empties it: a gradient's `vjp` function called twice keeps the immutable stack, since
+    its backward loop lives in another graph. Returns how many stacks were lowered."""
+    graphs = reachable_graphs(root)
+    use = uses(graphs)
+
+    def only_use(n: Node) -> Node | None:
+        us = use.get(n.id, [])
+        return us[0][0] if len(us) == 1 else None
+
+    lowered = 0
+    for g in graphs:
+        for fwd_node in graph_nodes(g):
+            fwd = loop_info(fwd_node)
+            if fwd is None or fwd.outputs is None:
+                continue
+            for s, init in enumerate(fwd.init):
+                if not (isinstance(init, Constant) and init.value is None):
+                    continue
+                p = fwd.body.parameters[fwd.lead + s]
+                push = only_use(p)
+                if push is None or not _is(push, "make_tuple") or len(push.inputs) != 3 or \
+                        push.inputs[2] is not p or push.inputs[1] is p or \
+                        fwd.outputs[s] is not push or only_use(push) is not fwd.body.output:
+                    continue
+                if fwd.cond is not None and use.get(fwd.cond.parameters[s].id):
+                    continue
+                if any(u is None or not _is(u, "tuple_getitem") or
+                       not isinstance(u.inputs[2], Constant)
+                       for u, _ in use.get(fwd_node.id, [])):
+                    continue
+                result = [u for u, _ in use.get(fwd_node.id, [])
+                          if u.inputs[2].value == s]  # type: ignore[union-attr]
+                if len(result) != 1:
+                    continue
+                back_node = only_use(result[0])
+                back = loop_info(back_node) if back_node is not None else None
+                if back is None or back.cond is None or back.lead or back_node.graph is not g \
+                        or back.outputs is None:
+                    continue
+                t = [j for j, x in enumerate(back.init) if x is result[0]]
+                if len(t) != 1 or not _lower_pops(back, t[0], use):
+                    continue
+                # The forward side: a fresh list per run of `g`, appended to in place.
+                fwd_node.inputs[fwd.first_init + s] = g.apply(P["stack_new"])
+                body = fwd.body
+                body.effects = [body.apply(P["stack_push"], p, push.inputs[1])] + body.effects
+                out = body.output
+                assert isinstance(out, Apply)
+                out.inputs[1 + s] = p
+                body.invalidate()
+                lowered += 1
+    if lowered:
+        for g in graphs:
+            g.invalidate()
+    return lowered
+
+
+def _lower_pops(back: LoopInfo, t: int, use: dict[int, list[tuple[Node | None, Graph]]]
+                ) -> bool:
+    """The backward side of `lower_stacks`, if its loop only pops from state `t` (one
+    `[0]`, one `[1]` passed on as the next state) and stops when the stack is empty."""
+    q = back.body.parameters[t]
+    heads = [u for u, _ in use.get(q.id, []) if u is not None and _is(u, "tuple_getitem")]
+    if len(heads) != 2 or len(use.get(q.id, [])) != 2 or \
+            sorted(u.inputs[2].value for u in heads) != [0, 1]:  # type: ignore[union-attr]
+        return False
+    head, rest = sorted(heads, key=lambda u: u.inputs[2].value)  # type: ignore[union-attr]
+    outputs = back.outputs
+    assert outputs is not None and back.cond is not None
+    if outputs[t] is not rest or len(use.get(rest.id, [])) != 1:
+        return False
+    if any(u is not None and _is(u, "tuple_getitem") and u.inputs[2].value == t  # type: ignore[union-attr]
+           for u, _ in use.get(back.node.id, [])) or \
+            any(u is None or not _is(u, "tuple_getitem") for u, _ in use.get(back.node.id, [])):
+        return False
+    c = back.cond.parameters[t]
+    test = back.cond.output
+    if use.get(c.id) != [(test, back.cond)] or not _is(test, "is_not") or \
+            not (isinstance(test.inputs[2], Constant) and test.inputs[2].value is None):  # type: ignore[union-attr]
+        return False
+    back.cond.output = back.cond.apply(P["stack_nonempty"], c)
+    back.cond.invalidate()
+    body = back.body
+    pop = body.apply(P["stack_pop"], q, name=head.name)
+    for u, ug in use.get(head.id, []):
+        if u is None:
+            ug.output = pop
+        else:
+            u.inputs = [pop if x is head else x for x in u.inputs]
+    body.effects = [pop] + body.effects
+    out = body.output
+    assert isinstance(out, Apply)
+    out.inputs[1 + t] = q
+    body.invalidate()
+    return True

@@ -24,7 +24,7 @@ from ..ir.nodes import (
 from ..primitives import PRIMITIVES, Primitive
 from ..runtime import ZERO
 from .kinds import FLOAT, INT, SCALAR, dtype_of, kind, ndim_of, same_array, shape_of
-from .loops import LoopFacts, drop_dead_state, prune_saved
+from .loops import LoopFacts, drop_dead_state, lower_stacks, prune_saved
 
 P = PRIMITIVES
 INLINE_MAX_NODES = 60
@@ -422,7 +422,7 @@ PASS_ORDER = ["inline", "select_constants", "getitem_of_tuple", "tuple_of_tuple"
               "attribute_known", "unbroadcast_known", "to_structure_known",
               "scalar_output_known", "seed_known", "swapaxes_2d", "times_one",
               "scalar_times_broadcast",
-              "drop_pure_effects", "loop_state"]
+              "drop_pure_effects", "loop_state", "lower_stacks"]
 
 
 def passes_up_to(level: int | str) -> set[str]:
@@ -452,6 +452,9 @@ def optimize(root: Graph, enabled: set[str] | None = None, max_rounds: int = 30)
     for _ in range(max_rounds):
         if not _round(root, enabled, log):
             break
+    # Last, once the program is final: mutable stacks where no one can tell.
+    if _allowed(enabled, "lower_stacks") and lower_stacks(root):
+        log.add("lower_stacks")
     return log
 
 

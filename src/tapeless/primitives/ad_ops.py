@@ -40,3 +40,14 @@ _helper("tensordot_subscripts", "a_ndim, b_ndim, axes", differentiable=False)
 _helper("split_indices", "arrays, axis", differentiable=False)
 _helper("take_sens", "d, a, indices, axis")
 _helper("diag_sens", "d, v, k")
+
+# A loop's stack of saved values as a Python list, when the optimizer proves the forward
+# loop's pushes are popped exactly once by a backward loop in the same graph
+# (`tapeless.opt.loops.lower_stacks`); otherwise the stack is immutable cons cells.
+register(Primitive("stack_new", lambda: [], "", lambda a: "[]", differentiable=False))
+register(Primitive("stack_push", lambda s, x: s.append(x), "stack, x",
+                   lambda a: f"{a[0]}.append({a[1]})", effect=True, statement=True,
+                   differentiable=False))
+register(Primitive("stack_pop", lambda s: s.pop(), "stack", lambda a: f"{a[0]}.pop()",
+                   effect=True, differentiable=False))
+register(Primitive("stack_nonempty", bool, "stack", lambda a: a[0], differentiable=False))
