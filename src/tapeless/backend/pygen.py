@@ -397,7 +397,7 @@ class FunctionEmitter:
         if prim is None or prim.effect or prim.statement or prim.name in _LOOPS:
             return False
         user = self.mod.uses[node.id][0][0]
-        if user is None:
+        if user is None or prim is P["stack_new"]:
             return True
         return not (_prim_of(user) is not None and _prim_of(user).name in _LOOPS)
 
@@ -545,9 +545,14 @@ class FunctionEmitter:
         if len(names) != len(init):
             names = names + [mod.fresh("_s") for _ in range(len(init) - len(names))]
         dead = self._dead_slots(node, body, cond, skip) if inline_ok else set()
+        popped = self._popping_loop(body, cond) if inline_ok else None
         for j, (n, v) in enumerate(zip(names, init, strict=True)):
             text = self.render(v, g)
-            if text != n and j not in dead:
+            if popped is not None and j == popped[0]:
+                names[j] = text if text.isidentifier() else n
+                if not text.isidentifier():
+                    mod.emit_line(indent, f"{n} = {_strip(text)}", node.loc)
+            elif text != n and j not in dead:
                 mod.emit_line(indent, f"{n} = {_strip(text)}", node.loc)
         if not inline_ok:
             fn = self.render(body_node, g)
@@ -566,7 +571,13 @@ class FunctionEmitter:
         assert body is not None
         for p, n in zip(body.parameters[skip:], names, strict=True):
             mod.names[p.id] = n
-        if cond is not None:
+        if popped is not None:  # `while stack: x = stack.pop()` is a reversed iteration
+            t, pop = popped
+            mod.names[pop.id] = mod.name_of(pop)
+            mod.aliases.add(pop.id)
+            mod.emit_line(indent, f"for {mod.names[pop.id]} in reversed({names[t]}):",
+                          node.loc)
+        elif cond is not None:
             for p, n in zip(cond.parameters, names, strict=True):
                 mod.names[p.id] = n
             mark = len(mod.lines)
@@ -595,6 +606,21 @@ class FunctionEmitter:
         if len(mod.lines) == mark:
             mod.emit_line(indent + 1, "pass")
         self._bind_loop_result(node, names, indent)
+
+    def _popping_loop(self, body: Graph, cond: Graph | None) -> tuple[int, Node] | None:
+        """For a backward loop over a list stack (`tapeless.opt.loops.lower_stacks`): the
+        stack's slot and its `pop` node, when the loop runs until the list is empty."""
+        if cond is None or _prim_of(cond.output) is not P["stack_nonempty"] or \
+                cond.output.inputs[1] not in cond.parameters:
+            return None
+        t = cond.parameters.index(cond.output.inputs[1])
+        q = body.parameters[t]
+        pops = [e for e in body.effects if _prim_of(e) is P["stack_pop"] and e.inputs[1] is q]
+        out = body.output
+        if len(pops) != 1 or _prim_of(out) is not P["make_tuple"] or out.inputs[1 + t] is not q \
+                or len(self.mod.uses.get(q.id, [])) != 2:
+            return None
+        return t, pops[0]
 
     def _dead_slots(self, node: Apply, body: Graph, cond: Graph | None,
                     skip: int) -> set[int]:
