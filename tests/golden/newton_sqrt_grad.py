@@ -1,9 +1,11 @@
 def grad_newton_sqrt(a):
+    _gadd = _rt.gadd
     x = a
     stack = []
+    stack_append = stack.append
     while abs(x * x - a) > 1e-12 * a:
         out = a / x
-        stack.append((x, out))
+        stack_append((x, out))
         x = 0.5 * (x + out)
     d0 = 1.0
     d_a = _rt.ZERO
@@ -12,7 +14,7 @@ def grad_newton_sqrt(a):
         out_1 = saved[1]
         x_1 = saved[0]
         d0 = _t + -_t * out_1 / x_1
-        d_a = _rt.gadd(d_a, _t / x_1)
+        d_a = _gadd(d_a, _t / x_1)
     d_a_1 = _rt.gadd(d0, d_a)
     return _rt.to_structure(d_a_1, a)
 

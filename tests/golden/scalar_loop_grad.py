@@ -1,11 +1,14 @@
 def grad_scalar_loop(x):
+    _sin = math.sin
+    _cos = math.cos
     x_1 = x
     stack = []
+    stack_append = stack.append
     for _ in range(1000):
-        stack.append(x_1)
-        x_1 = math.sin(x_1) * 1.01
+        stack_append(x_1)
+        x_1 = _sin(x_1) * 1.01
     d1 = 1.0
     for saved in reversed(stack):
-        d1 = d1 * 1.01 * math.cos(saved)
+        d1 = d1 * 1.01 * _cos(saved)
     return d1
 

@@ -303,6 +303,11 @@ class FunctionEmitter:
         self.mod = mod
         self.g = g
         self.indent = indent
+        # Inside a loop, `math.sin(x)` calls a local bound once before it (`_sin(x)`):
+        # one fast local load per iteration instead of a global and an attribute.
+        self.loop_depth = 0
+        self.hoisted: dict[str, str] = {}
+        self.pushes: dict[int, str] = {}  # stack_push node -> its bound `append`
 
     def emit_def(self, captures: list[Node]) -> None:
         g, mod = self.g, self.mod
@@ -340,6 +345,9 @@ class FunctionEmitter:
         self.region(g, self.indent + 1, ("return",))
         if len(mod.lines) == start:
             mod.emit_line(self.indent + 1, "pass")
+        for k, (callee, local) in enumerate(self.hoisted.items()):
+            mod.lines.insert(start + k, "    " * (self.indent + 1) + f"{local} = {callee}")
+            mod.line_locs.insert(start + k, g.loc)
 
     # --- regions: one graph's nodes, emitted at an indent ------------------------
 
@@ -571,6 +579,12 @@ class FunctionEmitter:
         assert body is not None
         for p, n in zip(body.parameters[skip:], names, strict=True):
             mod.names[p.id] = n
+        for e in body.effects:  # `push = stack.append` once, `push(x)` per iteration
+            if _prim_of(e) is P["stack_push"] and e.inputs[1] in body.parameters[skip:]:
+                j = body.parameters.index(e.inputs[1]) - skip
+                self.pushes[e.id] = mod.fresh(f"{names[j]}_append")
+                mod.emit_line(indent, f"{self.pushes[e.id]} = {names[j]}.append", node.loc)
+        self.loop_depth += 1
         if popped is not None:  # `while stack: x = stack.pop()` is a reversed iteration
             t, pop = popped
             mod.names[pop.id] = mod.name_of(pop)
@@ -603,6 +617,7 @@ class FunctionEmitter:
         self._coalesce_state(body, names, skip)
         live = [None if j in dead else n for j, n in enumerate(names)]
         self.region(body, indent + 1, ("state", live))
+        self.loop_depth -= 1
         if len(mod.lines) == mark:
             mod.emit_line(indent + 1, "pass")
         self._bind_loop_result(node, names, indent)
@@ -803,6 +818,8 @@ class FunctionEmitter:
         callee, args = node.inputs[0], node.inputs[1:]
         prim = _prim_of(node)
         if prim is not None:
+            if node.id in self.pushes:
+                return f"{self.pushes[node.id]}({self.render_operand(args[1], g, 1)})"
             if prim is P["make_tuple"]:
                 parts = [self.render_operand(a, g, 1) for a in args]
                 return f"({parts[0]},)" if len(parts) == 1 else f"({', '.join(parts)})"
@@ -816,7 +833,15 @@ class FunctionEmitter:
             if hasattr(prim.emit, "op") or hasattr(prim.emit, "unary"):
                 return self.expression(node)[0]
             if getattr(prim.emit, "call", False):
-                return prim.emit([self.render_operand(a, g, 1) for a in args])
+                text = prim.emit([self.render_operand(a, g, 1) for a in args])
+                callee = prim.emit.callee  # type: ignore[attr-defined]
+                if self.loop_depth and "." in callee and text.startswith(callee + "("):
+                    local = self.hoisted.get(callee)
+                    if local is None:
+                        local = self.hoisted[callee] = self.mod.fresh(
+                            "_" + callee.rsplit(".", 1)[1])
+                    text = local + text[len(callee):]
+                return text
             return prim.emit([self.render_operand(a, g, ATOM) for a in args])
         if _is_switch_call(node):
             sw = node.inputs[0]

@@ -125,6 +125,7 @@ def call_emitter(callee: str, npos: int | None = None,
         return f"{callee}({', '.join(p for p in parts if p)})"
 
     emit.call = True  # type: ignore[attr-defined]
+    emit.callee = callee  # type: ignore[attr-defined]
     return emit
 
 
