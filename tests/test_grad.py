@@ -806,9 +806,6 @@ def test_class_passed_as_value() -> None:
     assert tl.grad(class_passed_as_value)(1.5) == 2.0
 
 
-@pytest.mark.xfail(strict=True, reason="backend (pygen tail/_result_names): an if statement "
-                   "whose branches return 1-tuples, used only through [0], binds the name to "
-                   "the whole tuple; rules work around it (see rules_core.py)")
 def test_backend_if_statement_with_one_tuple_branches() -> None:
     from tapeless.backend.pygen import compile_graph
     from tapeless.ir.nodes import Constant, Graph

@@ -211,10 +211,6 @@ def _seq_sens(parts, like):
     return ZERO
 
 
-# (Backpropagators below return `(helper(d),)` rather than branching between 1-tuples:
-# see test_grad.py::test_backend_if_statement_with_one_tuple_branches.)
-
-
 @rule("zip")
 def _zip(iterables):
     seqs = tuple(as_sequence(it) for it in iterables)
