@@ -89,9 +89,6 @@ def returns_string(x):
     return "not a number"
 
 
-@pytest.mark.xfail(strict=True, reason="optimizer (scalar_output_known): grad of a function "
-                   "returning a constant string returns 0.0 instead of raising; "
-                   "TAPELESS_OPTIMIZE=0 raises the GradError")
 def test_string_output_is_refused() -> None:
     with pytest.raises(tl.GradError, match="returned str"):
         tl.grad(returns_string)(1.0)

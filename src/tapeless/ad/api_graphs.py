@@ -37,6 +37,7 @@ def grad_graph(g: Graph, argnums: int | tuple[int, ...], has_aux: bool, with_val
     backprop = out.apply(P["tuple_getitem"], call, 1, name="backprop")
     primary = out.apply(P["tuple_getitem"], value, 0) if has_aux else value
     checked = out.apply(P["check_scalar_output"], primary)
+    out.effects.append(checked)
     seed = out.apply(P["ones_like_output"], checked, name="seed")
     if has_aux:
         seed = out.apply(P["make_tuple"], seed, Constant(ZERO))
