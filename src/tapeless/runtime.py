@@ -399,6 +399,17 @@ def check_scalar_output(out: Any) -> Any:
                     "use tl.vjp for non-scalar outputs, or has_aux=True to return extra values")
 
 
+def check_aux_output(out: Any) -> Any:
+    from .errors import GradError
+
+    if isinstance(out, (tuple, list)) and len(out) == 2:
+        return out
+    kind = f"a {type(out).__name__} of length {len(out)}" if isinstance(out, (tuple, list)) \
+        else type(out).__name__
+    raise GradError(f"has_aux=True requires the function to return a pair (value, aux), but "
+                    f"it returned {kind}; return `value, aux`, or leave has_aux out")
+
+
 def ones_like_output(out: Any) -> Any:
     import numpy as np
 

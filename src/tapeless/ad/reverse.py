@@ -25,8 +25,8 @@ _STRUCTURAL_ZERO_OK = {"make_tuple", "make_list", "tuple_getitem", "getitem", "s
                        "sens_index", "getattr_sens", "sens_getattr", "field_sens",
                        "struct_sens", "to_structure", "from_structure", "unbroadcast",
                        "broadcast_like", "reshape_like", "expand_reduced", "take_sens",
-                       "diag_sens", "check_scalar_output", "method.items", "method.values",
-                       "method.get", "sum", "max", "min"}
+                       "diag_sens", "check_scalar_output", "check_aux_output",
+                       "method.items", "method.values", "method.get", "sum", "max", "min"}
 
 
 def _is_pair(node: Node) -> bool:

@@ -285,6 +285,13 @@ def _scalar_output_known(ctx: Context, node: Apply) -> Node | None:
     return v if kind(v, ctx.facts) in (FLOAT, SCALAR) else None
 
 
+@rewrite("check_aux_output")
+def _aux_output_known(ctx: Context, node: Apply) -> Node | None:
+    v = node.inputs[1]
+    items = _tuple_items(v)
+    return v if items is not None and len(items) == 2 else None
+
+
 @rewrite("ones_like_output")
 def _seed_known(ctx: Context, node: Apply) -> Node | None:
     return Constant(1.0) if kind(node.inputs[1], ctx.facts) in (FLOAT, SCALAR) else None
@@ -420,7 +427,7 @@ PASS_ORDER = ["inline", "select_constants", "getitem_of_tuple", "tuple_of_tuple"
               "switch_constant", "gadd_zero", "sens_of_nonzero", "is_zero",
               "getitem_of_tuple_sens", "isinstance_numeric", "ndim_known",
               "attribute_known", "unbroadcast_known", "to_structure_known",
-              "scalar_output_known", "seed_known", "swapaxes_2d", "times_one",
+              "scalar_output_known", "aux_output_known", "seed_known", "swapaxes_2d", "times_one",
               "scalar_times_broadcast",
               "drop_pure_effects", "loop_state"]
 

@@ -32,6 +32,7 @@ _helper("repeat_sens", "d, seq")
 _helper("zeros_like_value", "x", differentiable=False)
 # A check kept for the error it may raise, even where the derivative ignores the output.
 _helper("check_scalar_output", "out", effect=True)
+_helper("check_aux_output", "out")
 _helper("ones_like_output", "out", differentiable=False)
 _helper("to_structure", "sens, like")
 _helper("from_structure", "value")

@@ -10,6 +10,7 @@ from ..runtime import (
     ZERO,
     as_sequence,
     broadcast_like,
+    check_aux_output,
     check_scalar_output,
     construct_value,
     expand_reduced,
@@ -545,6 +546,12 @@ def _struct_sens(ds, cls):
 def _check_scalar_output(out):
     back = lambda d: (d,)
     return check_scalar_output(out), back
+
+
+@rule("check_aux_output")
+def _check_aux_output(out):
+    back = lambda d: (d,)
+    return check_aux_output(out), back
 
 
 @rule("to_structure")
