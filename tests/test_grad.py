@@ -732,6 +732,16 @@ def test_call_star_into_varargs_function() -> None:
     assert tl.grad(call_star_varargs, (0, 1))(2.0, 3.0) == (3.0, 2.0 + 2 * 3.0)
 
 
+def varargs_through_value(x):
+    return h_apply(h_sum_all, x) * x
+
+
+def test_inlined_call_through_value_rebinds_varargs() -> None:
+    # Inlining h_apply makes `f(x)` a call of the known graph h_sum_all: its argument
+    # must be packed into the `*xs` tuple.
+    assert tl.jit(varargs_through_value)(2.0) == 4.0
+
+
 def h_fold(f, acc, xs):
     for x in xs:
         acc = f(acc, x)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from ..ir.clone import inline_body, is_recursive, node_count
+from ..ir.clone import inline_body, is_recursive, node_count, rebind_value_call
 from ..ir.nodes import (
     Apply,
     Constant,
@@ -572,7 +572,10 @@ def _apply(root: Graph, replace: dict[int, Node], spliced: dict[int, list[Node]]
             for node in graph_nodes(g):
                 new = [resolve(i) for i in node.inputs]  # type: ignore[attr-defined]
                 if any(a is not b for a, b in zip(new, node.inputs, strict=True)):  # type: ignore
+                    was_value_call = not is_constant_graph(node.inputs[0])  # type: ignore
                     node.inputs = new  # type: ignore[attr-defined]
+                    if was_value_call:
+                        rebind_value_call(node)  # type: ignore[arg-type]
                     changed.add(g.id)
         if not changed:
             return
