@@ -62,12 +62,7 @@ CORPUS_SKIP: dict[tuple[str, int], str] = {
     ("np_einsum", 0): "einsum 'ii' (a diagonal) is not differentiable yet (ValueError)",
 }
 # Known failures, with their minimal repro in the test named in the reason.
-CORPUS_XFAIL: dict[tuple[str, int], str] = {
-    ("star_call_with_built_tuple", 0): "J: f(*args) into a *args function; see "
-                                       "test_call_star_into_varargs_function",
-    ("function_value_with_varargs", 0): "J: calling a *args function through a value; see "
-                                        "test_call_star_into_varargs_function",
-}
+CORPUS_XFAIL: dict[tuple[str, int], str] = {}
 # Looser tolerances (float32 arguments: finite differences lose precision).
 CORPUS_RTOL: dict[tuple[str, int], float] = {("numpy_scalars", 0): 1e-4}
 
@@ -725,21 +720,42 @@ def call_star_varargs(a, b):
     return h_sum_all(*args) * b
 
 
-@pytest.mark.xfail(strict=True, reason="J: the backpropagator of a *args function returns "
-                   "one sensitivity for the packed tuple, and call_star's rule reads it as "
-                   "per-argument sensitivities (IndexError)")
 def test_call_star_into_varargs_function() -> None:
     assert tl.grad(call_star_varargs, (0, 1))(2.0, 3.0) == (3.0, 2.0 + 2 * 3.0)
+
+
+def h_scaled(x, *, k=3.0):
+    return k * x * x
+
+
+def h_apply2(f, a, b):
+    return f(a, b)
 
 
 def varargs_through_value(x):
     return h_apply(h_sum_all, x) * x
 
 
+def kwonly_through_value(x):
+    return h_apply(h_scaled, x)
+
+
+def varargs_through_value2(a, b):
+    return h_apply2(h_sum_all, a * b, b)
+
+
 def test_inlined_call_through_value_rebinds_varargs() -> None:
     # Inlining h_apply makes `f(x)` a call of the known graph h_sum_all: its argument
     # must be packed into the `*xs` tuple.
     assert tl.jit(varargs_through_value)(2.0) == 4.0
+
+
+def test_functions_with_varargs_or_kwonly_parameters_as_values() -> None:
+    assert tl.grad(varargs_through_value)(2.0) == 4.0
+    assert tl.grad(kwonly_through_value)(2.0) == 12.0
+    assert tl.grad(varargs_through_value2, (0, 1))(2.0, 3.0) == (3.0, 3.0)
+    assert tl.grad(tl.grad(kwonly_through_value))(2.0) == 6.0
+    assert tl.grad(tl.grad(varargs_through_value2, 0), 1)(2.0, 3.0) == 1.0
 
 
 def h_fold(f, acc, xs):

@@ -97,6 +97,14 @@ def _call_star(fn, args):
     return out, back
 
 
+def spread_sens(g, n, star):
+    """The sensitivities `g` of a call of a graph with `*args` (n entries, then one for
+    the packed `*args` tuple, then the keyword-only parameters') as Python passed the
+    arguments: the n entries, then one per element of `star`."""
+    d = g[n]
+    return tuple(g[:n]) + ((ZERO,) * len(star) if d is ZERO else tuple(d))
+
+
 @rule("as_sequence")
 def _as_sequence(iterable):
     # Iterating a dict (or a string) yields keys: no sensitivity flows back.
