@@ -296,10 +296,13 @@ class JTransform:
         environment sensitivity first)."""
         if prim.name in self.wrappers:
             return self.wrappers[prim.name]
+        from ..frontend.parser import ParamSpec
+
         w = Graph(f"J_{prim.name}")
         self.wrappers[prim.name] = w
         args = w.add_parameter("args")
         w.vararg = True
+        w.signature = [ParamSpec("args", "vararg")]  # type: ignore[attr-defined]
         if prim.differentiable:
             call = w.apply(P["call_star"], Constant(self.rule(prim)), args)
             value = w.apply(P["tuple_getitem"], call, 0)
