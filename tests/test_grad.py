@@ -821,13 +821,21 @@ def class_passed_as_value(a):
     return h_build(Params, a).b
 
 
-@pytest.mark.xfail(strict=True, reason="J: calling a dataclass/NamedTuple class that is a "
-                   "run-time value (a parameter) is transformed like a call of a J graph, so "
-                   "the instance is unpacked as (value, backpropagator): TypeError 'Params' "
-                   "object is not subscriptable (tl.jit works)")
+def h_build_star(cls, a):
+    args = (a, a * 2.0)
+    return cls(*args)
+
+
+def namedtuple_with_default_passed_as_value(a):
+    s = h_build_star(Phase, a)
+    return s.vel * s.pos + s.steps
+
+
 def test_class_passed_as_value() -> None:
     assert tl.jit(class_passed_as_value)(1.5) == 3.0
     assert tl.grad(class_passed_as_value)(1.5) == 2.0
+    assert tl.grad(namedtuple_with_default_passed_as_value)(1.5) == 6.0
+    assert tl.grad(tl.grad(namedtuple_with_default_passed_as_value))(1.5) == 4.0
 
 
 def test_backend_if_statement_with_one_tuple_branches() -> None:

@@ -43,6 +43,14 @@ def _is_pair(node: Node) -> bool:
         node.inputs[0].value is P["make_tuple"] and len(node.inputs) == 3
 
 
+def _is_struct_class(node: Node) -> bool:
+    import dataclasses
+
+    v = node.value if isinstance(node, Constant) else None
+    return isinstance(v, type) and (dataclasses.is_dataclass(v) or (
+        issubclass(v, tuple) and hasattr(v, "_fields")))
+
+
 def _primitive(node: Node) -> Primitive | None:
     if isinstance(node, Constant):
         if isinstance(node.value, Primitive):
@@ -61,6 +69,7 @@ class JTransform:
         self.calls: dict[int, Node] = {}    # primal node -> the call computing both
         self.wrappers: dict[str, Graph] = {}
         self.value_graphs: dict[int, Graph] = {}  # graph -> its J as a Python callable
+        self.constructors: dict[type, Graph] = {}
         self.loops: dict[int, tuple] = {}     # primal loop node -> what its backward needs
 
     # --- graphs -------------------------------------------------------------------
@@ -139,9 +148,13 @@ class JTransform:
             call = out
         else:
             # A known graph takes one input per parameter; a value is called the way
-            # Python calls it (see graph_value).
+            # Python calls it. A dataclass or NamedTuple passed to a call becomes
+            # J-callable there (like a primitive passed as a value, it is then a
+            # function in derivative code, not a class to test instances against).
             jcallee = Constant(self.graph(callee.value), callee.loc) \
                 if is_constant_graph(callee) else self.value(callee, jg)
+            jargs = [Constant(self.constructor(a.value), a.loc) if _is_struct_class(a) else j
+                     for a, j in zip(args, jargs, strict=True)]
             call = jg.apply(jcallee, *jargs, loc=node.loc)
             self.calls[node.id] = [call]
         self.values[node.id] = jg.apply(P["tuple_getitem"], call, 0, loc=node.loc,
@@ -289,6 +302,20 @@ class JTransform:
                            Constant(back))
         w.effects = [call]
         return w
+
+    def constructor(self, cls: type) -> Graph:
+        """A dataclass or NamedTuple passed as a value, as a J-callable: J of a graph
+        `(*fields) -> cls(*fields)`."""
+        if cls not in self.constructors:
+            from ..frontend.parser import ParamSpec
+
+            g = Graph(cls.__name__)
+            fields = g.add_parameter("fields")
+            g.vararg = True
+            g.signature = [ParamSpec("fields", "vararg")]  # type: ignore[attr-defined]
+            g.output = g.apply(P["construct"], Constant(cls), fields)
+            self.constructors[cls] = self.graph_value(g)
+        return self.constructors[cls]
 
     def primitive_value(self, prim: Primitive) -> Graph:
         """A primitive used as a value (e.g. `np.tanh` passed to a function): a graph
