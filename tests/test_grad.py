@@ -62,12 +62,7 @@ CORPUS_SKIP: dict[tuple[str, int], str] = {
     ("np_einsum", 0): "einsum 'ii' (a diagonal) is not differentiable yet (ValueError)",
 }
 # Known failures, with their minimal repro in the test named in the reason.
-CORPUS_XFAIL: dict[tuple[str, int], str] = {
-    ("star_call_with_built_tuple", 0): "J: f(*args) into a *args function; see "
-                                       "test_call_star_into_varargs_function",
-    ("function_value_with_varargs", 0): "J: calling a *args function through a value; see "
-                                        "test_call_star_into_varargs_function",
-}
+CORPUS_XFAIL: dict[tuple[str, int], str] = {}
 # Looser tolerances (float32 arguments: finite differences lose precision).
 CORPUS_RTOL: dict[tuple[str, int], float] = {("numpy_scalars", 0): 1e-4}
 
@@ -725,11 +720,42 @@ def call_star_varargs(a, b):
     return h_sum_all(*args) * b
 
 
-@pytest.mark.xfail(strict=True, reason="J: the backpropagator of a *args function returns "
-                   "one sensitivity for the packed tuple, and call_star's rule reads it as "
-                   "per-argument sensitivities (IndexError)")
 def test_call_star_into_varargs_function() -> None:
     assert tl.grad(call_star_varargs, (0, 1))(2.0, 3.0) == (3.0, 2.0 + 2 * 3.0)
+
+
+def h_scaled(x, *, k=3.0):
+    return k * x * x
+
+
+def h_apply2(f, a, b):
+    return f(a, b)
+
+
+def varargs_through_value(x):
+    return h_apply(h_sum_all, x) * x
+
+
+def kwonly_through_value(x):
+    return h_apply(h_scaled, x)
+
+
+def varargs_through_value2(a, b):
+    return h_apply2(h_sum_all, a * b, b)
+
+
+def test_inlined_call_through_value_rebinds_varargs() -> None:
+    # Inlining h_apply makes `f(x)` a call of the known graph h_sum_all: its argument
+    # must be packed into the `*xs` tuple.
+    assert tl.jit(varargs_through_value)(2.0) == 4.0
+
+
+def test_functions_with_varargs_or_kwonly_parameters_as_values() -> None:
+    assert tl.grad(varargs_through_value)(2.0) == 4.0
+    assert tl.grad(kwonly_through_value)(2.0) == 12.0
+    assert tl.grad(varargs_through_value2, (0, 1))(2.0, 3.0) == (3.0, 3.0)
+    assert tl.grad(tl.grad(kwonly_through_value))(2.0) == 6.0
+    assert tl.grad(tl.grad(varargs_through_value2, 0), 1)(2.0, 3.0) == 1.0
 
 
 def h_fold(f, acc, xs):
@@ -781,12 +807,10 @@ def primitive_as_value(x):
     return h_apply(np.cos, x)
 
 
-@pytest.mark.xfail(strict=True, reason="J/backend: the wrapper J_np_cos of a primitive passed as "
-                   "a value is emitted as `def J_np_cos(args)` instead of `(*args)` (TypeError: "
-                   "_cos() argument after * must be an iterable)")
 def test_primitive_passed_as_value() -> None:
     assert tl.jit(primitive_as_value)(0.5) == math.cos(0.5)
     assert tl.grad(primitive_as_value)(0.5) == -math.sin(0.5)
+    assert tl.grad(tl.grad(primitive_as_value))(0.5) == pytest.approx(-math.cos(0.5))
 
 
 def h_build(cls, a):
@@ -797,18 +821,23 @@ def class_passed_as_value(a):
     return h_build(Params, a).b
 
 
-@pytest.mark.xfail(strict=True, reason="J: calling a dataclass/NamedTuple class that is a "
-                   "run-time value (a parameter) is transformed like a call of a J graph, so "
-                   "the instance is unpacked as (value, backpropagator): TypeError 'Params' "
-                   "object is not subscriptable (tl.jit works)")
+def h_build_star(cls, a):
+    args = (a, a * 2.0)
+    return cls(*args)
+
+
+def namedtuple_with_default_passed_as_value(a):
+    s = h_build_star(Phase, a)
+    return s.vel * s.pos + s.steps
+
+
 def test_class_passed_as_value() -> None:
     assert tl.jit(class_passed_as_value)(1.5) == 3.0
     assert tl.grad(class_passed_as_value)(1.5) == 2.0
+    assert tl.grad(namedtuple_with_default_passed_as_value)(1.5) == 6.0
+    assert tl.grad(tl.grad(namedtuple_with_default_passed_as_value))(1.5) == 4.0
 
 
-@pytest.mark.xfail(strict=True, reason="backend (pygen tail/_result_names): an if statement "
-                   "whose branches return 1-tuples, used only through [0], binds the name to "
-                   "the whole tuple; rules work around it (see rules_core.py)")
 def test_backend_if_statement_with_one_tuple_branches() -> None:
     from tapeless.backend.pygen import compile_graph
     from tapeless.ir.nodes import Constant, Graph

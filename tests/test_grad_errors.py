@@ -89,9 +89,6 @@ def returns_string(x):
     return "not a number"
 
 
-@pytest.mark.xfail(strict=True, reason="optimizer (scalar_output_known): grad of a function "
-                   "returning a constant string returns 0.0 instead of raising; "
-                   "TAPELESS_OPTIMIZE=0 raises the GradError")
 def test_string_output_is_refused() -> None:
     with pytest.raises(tl.GradError, match="returned str"):
         tl.grad(returns_string)(1.0)
@@ -101,9 +98,6 @@ def aux_missing(x):
     return x * 3.0
 
 
-@pytest.mark.xfail(strict=True, reason="api_graphs.grad_graph: has_aux=True with a function "
-                   "that returns a single value fails with TypeError \"'float' object is not "
-                   "subscriptable\" instead of a GradError asking for (value, aux)")
 def test_has_aux_without_a_pair_is_refused() -> None:
     with pytest.raises(tl.GradError, match="has_aux"):
         tl.grad(aux_missing, has_aux=True)(1.0)

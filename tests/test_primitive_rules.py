@@ -320,6 +320,8 @@ SAMPLES: dict[str, list[Sample]] = {
     "struct_sens": [S(lambda r: ((u(r, None), u(r, (2,))), Point)),
                     S(lambda r: ((u(r, None), u(r, None)), Pair))],
     "check_scalar_output": [S(lambda r: (u(r, None),)), S(lambda r: (np.float64(u(r, None)),))],
+    "check_aux_output": [S(lambda r: ((u(r, None), u(r, (2,))),)),
+                         S(lambda r: ([u(r, (2,)), u(r, None)],))],
     "to_structure": [S(lambda r: (u(r, (2, 3)), np.zeros((2, 3)))),
                      S(lambda r: ((u(r, None), u(r, (2,))), (0.0, np.zeros(2)))),
                      S(lambda r: ({"x": u(r, None), "y": u(r, None)}, Point(0.0, 0.0)))],

@@ -344,15 +344,16 @@ def sens_getattr(dd: Any, x: Any, name: str) -> Any:
 
 
 def field_sens(d: Any, cls: Any, n: int) -> tuple:
-    """Per-field sensitivities of a constructed dataclass/NamedTuple, in field order."""
+    """Per-field sensitivities of a dataclass/NamedTuple constructed from its first n
+    fields (the others defaulted), in field order."""
     import dataclasses
 
     if d is ZERO:
         return (ZERO,) * n
     if isinstance(d, dict):
         names = [f.name for f in dataclasses.fields(cls) if f.init]
-        return tuple(d.get(k, ZERO) for k in names)
-    return tuple(d)
+        return tuple(d.get(k, ZERO) for k in names[:n])
+    return tuple(d)[:n]
 
 
 def repeat_sens(d: Any, seq: Any) -> Any:
@@ -374,13 +375,14 @@ def construct_value(cls: Any, fields: tuple) -> Any:
 
 
 def struct_sens(ds: tuple, cls: Any) -> Any:
-    """The adjoint of `field_sens`: field sensitivities back into one structure."""
+    """The adjoint of `field_sens`: the sensitivities of the first len(ds) fields back
+    into one structure (the other fields' are zero)."""
     import dataclasses
 
     if dataclasses.is_dataclass(cls):
         names = [f.name for f in dataclasses.fields(cls) if f.init]
-        return dict(zip(names, ds, strict=True))
-    return tuple(ds)
+        return dict(zip(names[:len(ds)], ds, strict=True))
+    return tuple(ds) + (ZERO,) * (len(getattr(cls, "_fields", ds)) - len(ds))
 
 
 def check_scalar_output(out: Any) -> Any:
@@ -397,6 +399,17 @@ def check_scalar_output(out: Any) -> Any:
     kind = f"an array of shape {shape}" if shape is not None else type(out).__name__
     raise GradError(f"grad requires the function to return a scalar, but it returned {kind}; "
                     "use tl.vjp for non-scalar outputs, or has_aux=True to return extra values")
+
+
+def check_aux_output(out: Any) -> Any:
+    from .errors import GradError
+
+    if isinstance(out, (tuple, list)) and len(out) == 2:
+        return out
+    kind = f"a {type(out).__name__} of length {len(out)}" if isinstance(out, (tuple, list)) \
+        else type(out).__name__
+    raise GradError(f"has_aux=True requires the function to return a pair (value, aux), but "
+                    f"it returned {kind}; return `value, aux`, or leave has_aux out")
 
 
 def ones_like_output(out: Any) -> Any:

@@ -63,100 +63,101 @@ def grad_grad_branchy(x, y):
     _t_30 = _t_29[0]
     z_2 = _t_30[0]
     _t_31 = z_2 * z_2
+    _t_32 = _rt.check_scalar_output(_t_31)
     z_backprop = _t_30[1]
     def J_B_branchy(dout_4, *, z_2=z_2, _t_31=_t_31, z_backprop=z_backprop, _t_27=_t_27):
-        _t_32 = isinstance(z_2, _const)
-        _t_33 = _rt.sens_of(dout_4, _t_31)
-        if _t_32:
-            _t_36 = _rt.repeat_sens(_t_33, z_2)
-            _t_37 = _t_33 is _rt.ZERO
-            k = 0 if (_t_37 if _t_37 else len(z_2) == 0) else len(_t_33) // len(z_2)
-            def B_if_true_2(dout_5, *, _t_36=_t_36, k=k):
-                _t_38 = _rt.sens_of(((_rt.ZERO,) * 2 if dout_5 is _rt.ZERO else tuple(dout_5))[0], _t_36)
-                return ((_rt.ZERO if _t_38 is _rt.ZERO else tuple(_t_38) * k, _rt.ZERO),)
-            _t_34, _t_35 = (_t_36, _rt.ZERO), B_if_true_2
+        _t_33 = isinstance(z_2, _const)
+        _t_34 = _rt.sens_of(dout_4, _t_31)
+        if _t_33:
+            _t_37 = _rt.repeat_sens(_t_34, z_2)
+            _t_38 = _t_34 is _rt.ZERO
+            k = 0 if (_t_38 if _t_38 else len(z_2) == 0) else len(_t_34) // len(z_2)
+            def B_if_true_2(dout_5, *, _t_37=_t_37, k=k):
+                _t_39 = _rt.sens_of(((_rt.ZERO,) * 2 if dout_5 is _rt.ZERO else tuple(dout_5))[0], _t_37)
+                return ((_rt.ZERO if _t_39 is _rt.ZERO else tuple(_t_39) * k, _rt.ZERO),)
+            _t_35, _t_36 = (_t_37, _rt.ZERO), B_if_true_2
         else:
-            _t_39 = isinstance(z_2, _const_1)
-            if _t_39:
-                _t_42 = _rt.repeat_sens(_t_33, z_2)
-                _t_43 = _t_33 is _rt.ZERO
-                k_1 = 0 if (_t_43 if _t_43 else len(z_2) == 0) else len(_t_33) // len(z_2)
-                def B_if_true_3(dout_6, *, _t_42=_t_42, k_1=k_1):
-                    _t_44 = _rt.sens_of(((_rt.ZERO,) * 2 if dout_6 is _rt.ZERO else tuple(dout_6))[1], _t_42)
-                    return ((_rt.ZERO if _t_44 is _rt.ZERO else tuple(_t_44) * k_1, _rt.ZERO),)
-                _t_40, _t_41 = (_rt.ZERO, _t_42), B_if_true_3
+            _t_40 = isinstance(z_2, _const_1)
+            if _t_40:
+                _t_43 = _rt.repeat_sens(_t_34, z_2)
+                _t_44 = _t_34 is _rt.ZERO
+                k_1 = 0 if (_t_44 if _t_44 else len(z_2) == 0) else len(_t_34) // len(z_2)
+                def B_if_true_3(dout_6, *, _t_43=_t_43, k_1=k_1):
+                    _t_45 = _rt.sens_of(((_rt.ZERO,) * 2 if dout_6 is _rt.ZERO else tuple(dout_6))[1], _t_43)
+                    return ((_rt.ZERO if _t_45 is _rt.ZERO else tuple(_t_45) * k_1, _rt.ZERO),)
+                _t_41, _t_42 = (_rt.ZERO, _t_43), B_if_true_3
             else:
-                _t_45 = _t_33 * z_2
-                _t_46 = _t_33 * z_2
-                def B_if_false_2(dout_7, *, _t_33=_t_33, _t_46=_t_46, z_2=z_2, _t_45=_t_45):
-                    _t_47 = (_rt.ZERO,) * 2 if dout_7 is _rt.ZERO else tuple(dout_7)
-                    _t_48 = _rt.sens_of(_rt.broadcast_like(_t_47[1], _t_46), _t_46)
-                    _t_49 = (_rt.repeat_sens(_t_48, _t_33), _rt.ZERO) if isinstance(_t_33, _const_2) else ((_rt.ZERO, _rt.repeat_sens(_t_48, z_2)) if isinstance(z_2, _const_3) else (_rt.unbroadcast(_t_48 * z_2, _t_33), _rt.unbroadcast(_t_48 * _t_33, z_2)))
-                    _t_50 = _rt.sens_of(_rt.broadcast_like(_t_47[0], _t_45), _t_45)
-                    _t_51 = (_rt.repeat_sens(_t_50, _t_33), _rt.ZERO) if isinstance(_t_33, _const_4) else ((_rt.ZERO, _rt.repeat_sens(_t_50, z_2)) if isinstance(z_2, _const_5) else (_rt.unbroadcast(_t_50 * z_2, _t_33), _rt.unbroadcast(_t_50 * _t_33, z_2)))
-                    d_z_6 = _t_49[1]
-                    d_z_7 = _t_51[1]
+                _t_46 = _t_34 * z_2
+                _t_47 = _t_34 * z_2
+                def B_if_false_2(dout_7, *, _t_34=_t_34, _t_47=_t_47, z_2=z_2, _t_46=_t_46):
+                    _t_48 = (_rt.ZERO,) * 2 if dout_7 is _rt.ZERO else tuple(dout_7)
+                    _t_49 = _rt.sens_of(_rt.broadcast_like(_t_48[1], _t_47), _t_47)
+                    _t_50 = (_rt.repeat_sens(_t_49, _t_34), _rt.ZERO) if isinstance(_t_34, _const_2) else ((_rt.ZERO, _rt.repeat_sens(_t_49, z_2)) if isinstance(z_2, _const_3) else (_rt.unbroadcast(_t_49 * z_2, _t_34), _rt.unbroadcast(_t_49 * _t_34, z_2)))
+                    _t_51 = _rt.sens_of(_rt.broadcast_like(_t_48[0], _t_46), _t_46)
+                    _t_52 = (_rt.repeat_sens(_t_51, _t_34), _rt.ZERO) if isinstance(_t_34, _const_4) else ((_rt.ZERO, _rt.repeat_sens(_t_51, z_2)) if isinstance(z_2, _const_5) else (_rt.unbroadcast(_t_51 * z_2, _t_34), _rt.unbroadcast(_t_51 * _t_34, z_2)))
+                    d_z_6 = _t_50[1]
+                    d_z_7 = _t_52[1]
                     d_z_8 = _rt.gadd(d_z_6, d_z_7)
-                    return ((_rt.gadd(_t_49[0], _t_51[0]), d_z_8),)
-                _t_40, _t_41 = (_rt.unbroadcast(_t_45, z_2), _rt.unbroadcast(_t_46, z_2)), B_if_false_2
-            def B_if_false_3(dout_8, *, _t_41=_t_41, _t_39=_t_39):
-                _t_52 = _t_41(dout_8)
-                _t_53 = _t_52[0]
-                _t_54 = (_rt.ZERO, _t_53, _rt.ZERO) if _t_39 else (_rt.ZERO, _rt.ZERO, _t_53)
-                _t_55 = _t_54[1]
-                _t_56 = _t_54[2]
-                d_z_9 = _rt.gadd(_t_55[1], _t_56[1])
-                return ((d_z_9, _rt.gadd(_t_55[0], _t_56[0])),)
-            _t_34, _t_35 = _t_40, B_if_false_3
-        d_z_10 = _t_34[0]
-        d_z_11 = _t_34[1]
+                    return ((_rt.gadd(_t_50[0], _t_52[0]), d_z_8),)
+                _t_41, _t_42 = (_rt.unbroadcast(_t_46, z_2), _rt.unbroadcast(_t_47, z_2)), B_if_false_2
+            def B_if_false_3(dout_8, *, _t_42=_t_42, _t_40=_t_40):
+                _t_53 = _t_42(dout_8)
+                _t_54 = _t_53[0]
+                _t_55 = (_rt.ZERO, _t_54, _rt.ZERO) if _t_40 else (_rt.ZERO, _rt.ZERO, _t_54)
+                _t_56 = _t_55[1]
+                _t_57 = _t_55[2]
+                d_z_9 = _rt.gadd(_t_56[1], _t_57[1])
+                return ((d_z_9, _rt.gadd(_t_56[0], _t_57[0])),)
+            _t_35, _t_36 = _t_41, B_if_false_3
+        d_z_10 = _t_35[0]
+        d_z_11 = _t_35[1]
         d_z_12 = _rt.gadd(d_z_10, d_z_11)
-        _t_57 = z_backprop(d_z_12)
-        _t_58 = _t_57[0]
+        _t_58 = z_backprop(d_z_12)
         _t_59 = _t_58[0]
-        _t_60 = ((_rt.ZERO, _t_59, _rt.ZERO), B_if_true) if _t_27 else ((_rt.ZERO, _rt.ZERO, _t_59), B_if_false)
-        _t_61 = _t_60[0]
-        _t_62 = _t_61[1]
-        _t_63 = _t_61[2]
-        d_x_1 = _rt.gadd(_t_62[0], _t_63[0])
-        d_y_3 = _rt.gadd(_t_62[1], _t_63[1])
-        _t_64 = _t_60[1]
-        _t_65 = _t_57[1]
-        def B_B_branchy(dout_9, *, _t_63=_t_63, _t_61=_t_61, _t_62=_t_62, _t_64=_t_64, _t_27=_t_27, _t_58=_t_58, _t_65=_t_65, _t_34=_t_34, _t_35=_t_35, _t_32=_t_32):
-            _t_66 = (_rt.ZERO,) * 3 if dout_9 is _rt.ZERO else tuple(dout_9)
-            d_d_y_2 = _t_66[2]
-            d_d_x_2 = _t_66[1]
-            _t_67 = _t_64(_rt.gadd(_rt.tuple_sens(_rt.gadd(_rt.tuple_sens(d_d_y_2, 1, _t_63), _rt.tuple_sens(d_d_x_2, 0, _t_63)), 2, _t_61), _rt.tuple_sens(_rt.gadd(_rt.tuple_sens(d_d_y_2, 1, _t_62), _rt.tuple_sens(d_d_x_2, 0, _t_62)), 1, _t_61)))
-            _t_68 = _t_67[0]
-            _t_69 = (_rt.ZERO, _t_68, _rt.ZERO) if _t_27 else (_rt.ZERO, _rt.ZERO, _t_68)
-            _t_70 = _t_65(_rt.tuple_sens(_rt.gadd(_t_69[1][0], _t_69[2][0]), 0, _t_58))
-            d_d_z = _t_70[1]
-            _t_71 = _t_35(_rt.gadd(_rt.tuple_sens(d_d_z, 1, _t_34), _rt.tuple_sens(d_d_z, 0, _t_34)))
-            _t_72 = _t_71[0]
-            _t_73 = (_rt.ZERO, _t_72, _rt.ZERO) if _t_32 else (_rt.ZERO, _rt.ZERO, _t_72)
-            _t_74 = _t_73[1]
-            _t_75 = _t_73[2]
-            d_z_13 = _rt.gadd(_t_74[1], _t_75[0])
-            return (d_z_13, _rt.ZERO, _t_70[0], _t_69[0]), _rt.gadd(_t_74[0], _t_75[1])
+        _t_60 = _t_59[0]
+        _t_61 = ((_rt.ZERO, _t_60, _rt.ZERO), B_if_true) if _t_27 else ((_rt.ZERO, _rt.ZERO, _t_60), B_if_false)
+        _t_62 = _t_61[0]
+        _t_63 = _t_62[1]
+        _t_64 = _t_62[2]
+        d_x_1 = _rt.gadd(_t_63[0], _t_64[0])
+        d_y_3 = _rt.gadd(_t_63[1], _t_64[1])
+        _t_65 = _t_61[1]
+        _t_66 = _t_58[1]
+        def B_B_branchy(dout_9, *, _t_64=_t_64, _t_62=_t_62, _t_63=_t_63, _t_65=_t_65, _t_27=_t_27, _t_59=_t_59, _t_66=_t_66, _t_35=_t_35, _t_36=_t_36, _t_33=_t_33):
+            _t_67 = (_rt.ZERO,) * 3 if dout_9 is _rt.ZERO else tuple(dout_9)
+            d_d_y_2 = _t_67[2]
+            d_d_x_2 = _t_67[1]
+            _t_68 = _t_65(_rt.gadd(_rt.tuple_sens(_rt.gadd(_rt.tuple_sens(d_d_y_2, 1, _t_64), _rt.tuple_sens(d_d_x_2, 0, _t_64)), 2, _t_62), _rt.tuple_sens(_rt.gadd(_rt.tuple_sens(d_d_y_2, 1, _t_63), _rt.tuple_sens(d_d_x_2, 0, _t_63)), 1, _t_62)))
+            _t_69 = _t_68[0]
+            _t_70 = (_rt.ZERO, _t_69, _rt.ZERO) if _t_27 else (_rt.ZERO, _rt.ZERO, _t_69)
+            _t_71 = _t_66(_rt.tuple_sens(_rt.gadd(_t_70[1][0], _t_70[2][0]), 0, _t_59))
+            d_d_z = _t_71[1]
+            _t_72 = _t_36(_rt.gadd(_rt.tuple_sens(d_d_z, 1, _t_35), _rt.tuple_sens(d_d_z, 0, _t_35)))
+            _t_73 = _t_72[0]
+            _t_74 = (_rt.ZERO, _t_73, _rt.ZERO) if _t_33 else (_rt.ZERO, _rt.ZERO, _t_73)
+            _t_75 = _t_74[1]
+            _t_76 = _t_74[2]
+            d_z_13 = _rt.gadd(_t_75[1], _t_76[0])
+            return (d_z_13, _rt.ZERO, _t_71[0], _t_70[0]), _rt.gadd(_t_75[0], _t_76[1])
         return ((), d_x_1, d_y_3), B_B_branchy
-    seed = _rt.ones_like_output(_rt.check_scalar_output(_t_31))
-    _t_76 = J_B_branchy(seed)
-    sensitivities_backprop = _t_76[1]
-    sensitivities = _t_76[0]
-    _t_77 = sensitivities_backprop(_rt.tuple_sens(_rt.from_structure(1.0), 1, sensitivities))
-    _t_78 = _rt.tuple_sens(_t_77[0], 1, (_t_31, J_B_branchy))
-    _t_79 = (_rt.ZERO,) * 2 if _t_78 is _rt.ZERO else tuple(_t_78)
-    _t_80 = _t_79[1]
-    _t_81 = _rt.sens_of(_rt.gadd(_t_79[0], _t_80[1]), _t_31)
-    _t_82 = (_rt.repeat_sens(_t_81, z_2), _rt.ZERO) if isinstance(z_2, _const_6) else ((_rt.ZERO, _rt.repeat_sens(_t_81, z_2)) if isinstance(z_2, _const_7) else (_rt.unbroadcast(_t_81 * z_2, z_2), _rt.unbroadcast(_t_81 * z_2, z_2)))
-    d_z_14 = _t_82[0]
-    d_z_15 = _t_82[1]
-    d_z_16 = _rt.gadd(_rt.gadd(_t_80[0], d_z_14), d_z_15)
-    _t_83 = _t_29[1](_rt.gadd(_rt.tuple_sens(_t_80[2], 1, _t_30), _rt.tuple_sens(d_z_16, 0, _t_30)))
-    _t_84 = _t_28[1](_t_83[0])
-    _t_85 = _t_84[0]
-    _t_86 = (_rt.ZERO, _t_85, _rt.ZERO) if _t_27 else (_rt.ZERO, _rt.ZERO, _t_85)
-    d_x_2 = _rt.gadd(_t_86[1][0], _t_86[2][0])
+    seed = _rt.ones_like_output(_t_32)
+    _t_77 = J_B_branchy(seed)
+    sensitivities_backprop = _t_77[1]
+    sensitivities = _t_77[0]
+    _t_78 = sensitivities_backprop(_rt.tuple_sens(_rt.from_structure(1.0), 1, sensitivities))
+    _t_79 = _rt.tuple_sens(_t_78[0], 1, (_t_31, J_B_branchy))
+    _t_80 = (_rt.ZERO,) * 2 if _t_79 is _rt.ZERO else tuple(_t_79)
+    _t_81 = _t_80[1]
+    _t_82 = _rt.sens_of(_rt.gadd(_t_80[0], _t_81[1]), _t_31)
+    _t_83 = (_rt.repeat_sens(_t_82, z_2), _rt.ZERO) if isinstance(z_2, _const_6) else ((_rt.ZERO, _rt.repeat_sens(_t_82, z_2)) if isinstance(z_2, _const_7) else (_rt.unbroadcast(_t_82 * z_2, z_2), _rt.unbroadcast(_t_82 * z_2, z_2)))
+    d_z_14 = _t_83[0]
+    d_z_15 = _t_83[1]
+    d_z_16 = _rt.gadd(_rt.gadd(_t_81[0], d_z_14), d_z_15)
+    _t_84 = _t_29[1](_rt.gadd(_rt.tuple_sens(_t_81[2], 1, _t_30), _rt.tuple_sens(d_z_16, 0, _t_30)))
+    _t_85 = _t_28[1](_t_84[0])
+    _t_86 = _t_85[0]
+    _t_87 = (_rt.ZERO, _t_86, _rt.ZERO) if _t_27 else (_rt.ZERO, _rt.ZERO, _t_86)
+    d_x_2 = _rt.gadd(_t_87[1][0], _t_87[2][0])
     return _rt.to_structure(d_x_2, x)
 
 def B_if_false(dout_10):

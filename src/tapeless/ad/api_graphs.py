@@ -34,9 +34,12 @@ def grad_graph(g: Graph, argnums: int | tuple[int, ...], has_aux: bool, with_val
     call = out.apply(Constant(jg), *params, loc=g.loc)
     out.effects.append(call)
     value = out.apply(P["tuple_getitem"], call, 0, name="value")
+    if has_aux:
+        value = out.apply(P["check_aux_output"], value, name="value")
     backprop = out.apply(P["tuple_getitem"], call, 1, name="backprop")
     primary = out.apply(P["tuple_getitem"], value, 0) if has_aux else value
     checked = out.apply(P["check_scalar_output"], primary)
+    out.effects.append(checked)
     seed = out.apply(P["ones_like_output"], checked, name="seed")
     if has_aux:
         seed = out.apply(P["make_tuple"], seed, Constant(ZERO))

@@ -12,7 +12,16 @@ from __future__ import annotations
 
 from ..errors import GradError
 from ..ir.clone import inline_body
-from ..ir.nodes import Apply, Constant, Graph, Node, Parameter, free_variables, graph_nodes
+from ..ir.nodes import (
+    Apply,
+    Constant,
+    Graph,
+    Node,
+    Parameter,
+    free_variables,
+    graph_nodes,
+    is_constant_graph,
+)
 from ..opt.kinds import kind
 from ..primitives import PRIMITIVES, Primitive, lookup_callable
 from ..runtime import ZERO
@@ -25,13 +34,21 @@ _STRUCTURAL_ZERO_OK = {"make_tuple", "make_list", "tuple_getitem", "getitem", "s
                        "sens_index", "getattr_sens", "sens_getattr", "field_sens",
                        "struct_sens", "to_structure", "from_structure", "unbroadcast",
                        "broadcast_like", "reshape_like", "expand_reduced", "take_sens",
-                       "diag_sens", "check_scalar_output", "method.items", "method.values",
-                       "method.get", "sum", "max", "min"}
+                       "diag_sens", "check_scalar_output", "check_aux_output",
+                       "method.items", "method.values", "method.get", "sum", "max", "min"}
 
 
 def _is_pair(node: Node) -> bool:
     return isinstance(node, Apply) and isinstance(node.inputs[0], Constant) and \
         node.inputs[0].value is P["make_tuple"] and len(node.inputs) == 3
+
+
+def _is_struct_class(node: Node) -> bool:
+    import dataclasses
+
+    v = node.value if isinstance(node, Constant) else None
+    return isinstance(v, type) and (dataclasses.is_dataclass(v) or (
+        issubclass(v, tuple) and hasattr(v, "_fields")))
 
 
 def _primitive(node: Node) -> Primitive | None:
@@ -51,6 +68,8 @@ class JTransform:
         self.backprops: dict[int, Node] = {}  # primal node -> its backpropagator
         self.calls: dict[int, Node] = {}    # primal node -> the call computing both
         self.wrappers: dict[str, Graph] = {}
+        self.value_graphs: dict[int, Graph] = {}  # graph -> its J as a Python callable
+        self.constructors: dict[type, Graph] = {}
         self.loops: dict[int, tuple] = {}     # primal loop node -> what its backward needs
 
     # --- graphs -------------------------------------------------------------------
@@ -84,7 +103,7 @@ class JTransform:
         if isinstance(node, Constant):
             v = node.value
             if isinstance(v, Graph):
-                return Constant(self.graph(v), node.loc)
+                return Constant(self.graph_value(v), node.loc)
             prim = v if isinstance(v, Primitive) else (
                 lookup_callable(v) if callable(v) and not isinstance(v, type) else None)
             if prim is not None:
@@ -128,7 +147,15 @@ class JTransform:
                 return
             call = out
         else:
-            call = jg.apply(self.value(callee, jg), *jargs, loc=node.loc)
+            # A known graph takes one input per parameter; a value is called the way
+            # Python calls it. A dataclass or NamedTuple passed to a call becomes
+            # J-callable there (like a primitive passed as a value, it is then a
+            # function in derivative code, not a class to test instances against).
+            jcallee = Constant(self.graph(callee.value), callee.loc) \
+                if is_constant_graph(callee) else self.value(callee, jg)
+            jargs = [Constant(self.constructor(a.value), a.loc) if _is_struct_class(a) else j
+                     for a, j in zip(args, jargs, strict=True)]
+            call = jg.apply(jcallee, *jargs, loc=node.loc)
             self.calls[node.id] = [call]
         self.values[node.id] = jg.apply(P["tuple_getitem"], call, 0, loc=node.loc,
                                         name=node.name)
@@ -242,16 +269,67 @@ class JTransform:
             raise GradError(f"no derivative rule is registered for the primitive {prim.name}")
         return parse(fn)
 
+    def graph_value(self, g: Graph) -> Graph:
+        """J of a graph used as a value. Python calls it with `*args` spread and
+        keyword-only parameters defaulted, so its backpropagator must return one
+        sensitivity per positional argument: where `g` has `*args` or keyword-only
+        parameters, a wrapper calls J(g) and lays its sensitivities out that way."""
+        jg = self.graph(g)
+        specs = getattr(g, "signature", None)
+        if specs is None or all(s.kind == "pos" for s in specs):
+            return jg
+        if g.id in self.value_graphs:
+            return self.value_graphs[g.id]
+        w = Graph(f"{jg.name}_value", jg.parent, g.loc)
+        self.value_graphs[g.id] = w
+        w.vararg = g.vararg
+        w.signature = specs  # type: ignore[attr-defined]
+        params = [w.add_parameter(p.name, p.loc) for p in g.parameters]
+        call = w.apply(Constant(jg), *params, loc=g.loc)
+        inner = w.apply(P["tuple_getitem"], call, 1)
+        back = Graph(f"B_{g.name}_value", w, g.loc)
+        sens = back.apply(inner, back.add_parameter("d"))
+        n = 1 + sum(s.kind == "pos" for s in specs)  # the environment, then positionals
+        star = [p for p, s in zip(params, specs, strict=True) if s.kind == "vararg"]
+        if star:
+            from ..frontend.parser import parse
+            from ..primitives.rules_core import spread_sens
+
+            back.output, _ = inline_body(parse(spread_sens), back, [sens, Constant(n), star[0]])
+        else:
+            back.output = back.apply(P["getitem"], sens, Constant(slice(0, n)))
+        w.output = w.apply(P["make_tuple"], w.apply(P["tuple_getitem"], call, 0),
+                           Constant(back))
+        w.effects = [call]
+        return w
+
+    def constructor(self, cls: type) -> Graph:
+        """A dataclass or NamedTuple passed as a value, as a J-callable: J of a graph
+        `(*fields) -> cls(*fields)`."""
+        if cls not in self.constructors:
+            from ..frontend.parser import ParamSpec
+
+            g = Graph(cls.__name__)
+            fields = g.add_parameter("fields")
+            g.vararg = True
+            g.signature = [ParamSpec("fields", "vararg")]  # type: ignore[attr-defined]
+            g.output = g.apply(P["construct"], Constant(cls), fields)
+            self.constructors[cls] = self.graph_value(g)
+        return self.constructors[cls]
+
     def primitive_value(self, prim: Primitive) -> Graph:
         """A primitive used as a value (e.g. `np.tanh` passed to a function): a graph
         with the calling convention of J graphs (its backpropagator returns an
         environment sensitivity first)."""
         if prim.name in self.wrappers:
             return self.wrappers[prim.name]
+        from ..frontend.parser import ParamSpec
+
         w = Graph(f"J_{prim.name}")
         self.wrappers[prim.name] = w
         args = w.add_parameter("args")
         w.vararg = True
+        w.signature = [ParamSpec("args", "vararg")]  # type: ignore[attr-defined]
         if prim.differentiable:
             call = w.apply(P["call_star"], Constant(self.rule(prim)), args)
             value = w.apply(P["tuple_getitem"], call, 0)

@@ -440,8 +440,7 @@ class FunctionEmitter:
             return
         if _is_switch_call(node) and self._inline_switch(node) and not \
                 self._inlined_as_value(node, g):
-            names = self._result_names(node)
-            self.if_statement(node, g, indent, ("assign", names))
+            self.if_statement(node, g, indent, self._result_target(node))
             return
         if prim is not None and prim.statement:
             mod.emit_line(indent, self.render_call(node), node.loc)
@@ -457,8 +456,10 @@ class FunctionEmitter:
         return all(is_constant_graph(b) and b.value.id in self.mod.inline
                    for b in sw.inputs[2:4])
 
-    def _result_names(self, node: Node) -> list[str]:
-        """Names for a multi-valued result: one per `tuple_getitem` use, else one."""
+    def _result_target(self, node: Node) -> tuple[str, list[str]]:
+        """Where an `if` statement's result goes: `("unpack", names)`, one name per
+        `tuple_getitem` use (the branches' tuples are unpacked, even 1-tuples), else
+        `("assign", [name])`."""
         mod = self.mod
         uses = mod.uses.get(node.id, [])
         getitems = [u for u, _ in uses if u is not None and _prim_of(u) is P["tuple_getitem"]
@@ -477,8 +478,8 @@ class FunctionEmitter:
                 else:
                     mod.names[u.id] = names[i]
                 mod.aliases.add(u.id)
-            return [n if n is not None else "_" for n in names]
-        return [mod.name_of(node)]
+            return "unpack", [n if n is not None else "_" for n in names]
+        return "assign", [mod.name_of(node)]
 
     def if_statement(self, call: Node, g: Graph, indent: int, target: tuple) -> None:
         sw = call.inputs[0]
@@ -515,8 +516,8 @@ class FunctionEmitter:
                     P["make_tuple"] and self._tail_handles(out, g):
                 mod.emit_line(indent, _strip(self.render(out, g)), loc)
             return
-        # A loop body ("state") always produces a tuple, even of one variable.
-        if len(names) == 1 and target[0] != "state":
+        # A loop body's state and an unpacked `if` result are tuples, even of one value.
+        if len(names) == 1 and target[0] == "assign":
             mod.emit_line(indent, f"{names[0]} = {_strip(self.render(out, g))}", loc)
             return
         if _prim_of(out) is P["make_tuple"] and out.graph is g and \

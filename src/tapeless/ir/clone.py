@@ -119,7 +119,38 @@ def _copy_bodies(graphs: list[Graph], gmap: dict[int, Graph],
 
     for node, copy in originals:
         copy.inputs = [mapped(i) for i in node.inputs]  # type: ignore[misc]
+        if not is_constant_graph(node.inputs[0]):
+            rebind_value_call(copy)
     return mapped
+
+
+def rebind_value_call(node: Apply) -> None:
+    """A call through a value passes its arguments the way Python does; a call of a
+    known graph passes one input per parameter, `*args` packed into one tuple. When a
+    substitution makes the callee of a call through a value a known graph with `*args`
+    or keyword-only parameters, rebind the call's inputs to the graph's parameters
+    (left as it is where that is impossible: then it fails at run time, as in Python)."""
+    from ..primitives.registry import PRIMITIVES
+
+    callee = node.inputs[0]
+    if not is_constant_graph(callee):
+        return
+    specs = getattr(callee.value, "signature", None)
+    if specs is None or all(s.kind == "pos" for s in specs):
+        return
+    args, bound = list(node.inputs[1:]), []
+    for s in specs:
+        if s.kind == "vararg":
+            bound.append(node.graph.apply(PRIMITIVES["make_tuple"], *args, loc=node.loc))
+            args = []
+        elif s.kind == "pos" and args:
+            bound.append(args.pop(0))
+        elif isinstance(s.default, Constant):
+            bound.append(s.default)
+        else:
+            return
+    if not args:
+        node.inputs = [callee, *bound]
 
 
 def _copy_attributes(source: Graph, target: Graph) -> None:
@@ -144,7 +175,7 @@ def node_count(g: Graph) -> int:
     return len(graph_nodes(g)) + sum(len(graph_nodes(h)) for h in graphs_inside(g))
 
 
-__all__ = ["graphs_inside", "inline_body", "is_recursive", "node_count"]
+__all__ = ["graphs_inside", "inline_body", "is_recursive", "node_count", "rebind_value_call"]
 _ = Constant
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from ..ir.clone import inline_body, is_recursive, node_count
+from ..ir.clone import inline_body, is_recursive, node_count, rebind_value_call
 from ..ir.nodes import (
     Apply,
     Constant,
@@ -285,6 +285,13 @@ def _scalar_output_known(ctx: Context, node: Apply) -> Node | None:
     return v if kind(v, ctx.facts) in (FLOAT, SCALAR) else None
 
 
+@rewrite("check_aux_output")
+def _aux_output_known(ctx: Context, node: Apply) -> Node | None:
+    v = node.inputs[1]
+    items = _tuple_items(v)
+    return v if items is not None and len(items) == 2 else None
+
+
 @rewrite("ones_like_output")
 def _seed_known(ctx: Context, node: Apply) -> Node | None:
     return Constant(1.0) if kind(node.inputs[1], ctx.facts) in (FLOAT, SCALAR) else None
@@ -420,7 +427,7 @@ PASS_ORDER = ["inline", "select_constants", "getitem_of_tuple", "tuple_of_tuple"
               "switch_constant", "gadd_zero", "sens_of_nonzero", "is_zero",
               "getitem_of_tuple_sens", "isinstance_numeric", "ndim_known",
               "attribute_known", "unbroadcast_known", "to_structure_known",
-              "scalar_output_known", "seed_known", "swapaxes_2d", "times_one",
+              "scalar_output_known", "aux_output_known", "seed_known", "swapaxes_2d", "times_one",
               "scalar_times_broadcast",
               "drop_pure_effects", "loop_state", "lower_stacks"]
 
@@ -568,7 +575,10 @@ def _apply(root: Graph, replace: dict[int, Node], spliced: dict[int, list[Node]]
             for node in graph_nodes(g):
                 new = [resolve(i) for i in node.inputs]  # type: ignore[attr-defined]
                 if any(a is not b for a, b in zip(new, node.inputs, strict=True)):  # type: ignore
+                    was_value_call = not is_constant_graph(node.inputs[0])  # type: ignore
                     node.inputs = new  # type: ignore[attr-defined]
+                    if was_value_call:
+                        rebind_value_call(node)  # type: ignore[arg-type]
                     changed.add(g.id)
         if not changed:
             return

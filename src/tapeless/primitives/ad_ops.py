@@ -7,10 +7,11 @@ from .. import runtime as rt
 from .registry import Primitive, call_emitter, register
 
 
-def _helper(name: str, spec: str, differentiable: bool = True) -> Primitive:
+def _helper(name: str, spec: str, differentiable: bool = True,
+            effect: bool = False) -> Primitive:
     fn = getattr(rt, name)
     return register(Primitive(name, fn, spec, call_emitter(f"_rt.{name}", 99, spec),
-                              differentiable=differentiable), fn)
+                              differentiable=differentiable, effect=effect), fn)
 
 
 _helper("gadd", "a, b")
@@ -29,7 +30,9 @@ _helper("struct_sens", "ds, cls")
 _helper("construct_value", "cls, fields")
 _helper("repeat_sens", "d, seq")
 _helper("zeros_like_value", "x", differentiable=False)
-_helper("check_scalar_output", "out")
+# A check kept for the error it may raise, even where the derivative ignores the output.
+_helper("check_scalar_output", "out", effect=True)
+_helper("check_aux_output", "out")
 _helper("ones_like_output", "out", differentiable=False)
 _helper("to_structure", "sens, like")
 _helper("from_structure", "value")

@@ -10,6 +10,7 @@ from ..runtime import (
     ZERO,
     as_sequence,
     broadcast_like,
+    check_aux_output,
     check_scalar_output,
     construct_value,
     expand_reduced,
@@ -94,6 +95,14 @@ def _call_star(fn, args):
         return g[0], tuple(g[1:])
 
     return out, back
+
+
+def spread_sens(g, n, star):
+    """The sensitivities `g` of a call of a graph with `*args` (n entries, then one for
+    the packed `*args` tuple, then the keyword-only parameters') as Python passed the
+    arguments: the n entries, then one per element of `star`."""
+    d = g[n]
+    return tuple(g[:n]) + ((ZERO,) * len(star) if d is ZERO else tuple(d))
 
 
 @rule("as_sequence")
@@ -209,10 +218,6 @@ def _seq_sens(parts, like):
         full = tuple(parts) + (ZERO,) * (len(like) - len(parts))
         return list(full) if isinstance(like, list) else full
     return ZERO
-
-
-# (Backpropagators below return `(helper(d),)` rather than branching between 1-tuples:
-# see test_grad.py::test_backend_if_statement_with_one_tuple_branches.)
 
 
 @rule("zip")
@@ -549,6 +554,12 @@ def _struct_sens(ds, cls):
 def _check_scalar_output(out):
     back = lambda d: (d,)
     return check_scalar_output(out), back
+
+
+@rule("check_aux_output")
+def _check_aux_output(out):
+    back = lambda d: (d,)
+    return check_aux_output(out), back
 
 
 @rule("to_structure")
