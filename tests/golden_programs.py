@@ -36,3 +36,19 @@ def newton_sqrt(a):
     while abs(x * x - a) > 1e-12 * a:
         x = 0.5 * (x + a / x)
     return x
+
+
+def cell(h, x, w):
+    return math.tanh(w * h + x)
+
+
+def nested_loops(w, xs):
+    """A recurrent cell called in a loop over layers inside a loop over time: the
+    backpropagator of each call is rebuilt from saved values, not saved as a closure."""
+    total = 0.0
+    for x in xs:
+        h = x
+        for _ in range(3):
+            h = cell(h, x, w)
+        total = total + h * h
+    return total

@@ -33,6 +33,7 @@ CASES = {
     "branchy_grad": (lambda: tl.grad(gp.branchy, argnums=(0, 1)), lambda: (1.5, 0.5)),
     "newton_sqrt_grad": (lambda: tl.grad(gp.newton_sqrt), lambda: (2.0,)),
     "scalar_second_derivative": (lambda: tl.grad(tl.grad(gp.branchy)), lambda: (1.5, 0.5)),
+    "nested_loops_grad": (lambda: tl.grad(gp.nested_loops), lambda: (0.7, [0.1, -0.4, 0.9])),
 }
 
 
@@ -80,3 +81,17 @@ def test_scalar_loop_gradient_is_two_plain_loops():
     for x in reversed(xs):
         d = d * 1.01 * math.cos(x)
     assert tl.grad(gp.scalar_loop)(0.5) == pytest.approx(d, rel=1e-12)
+
+
+def test_nested_loop_gradient_saves_values_not_closures():
+    xs = [0.1, -0.4, 0.9, 0.3]
+    g = tl.grad(gp.nested_loops)
+    source = g.source_for(0.7, xs)
+    assert "def " not in source.split("\n", 1)[1], source
+    h = 1e-6
+    fd = (gp.nested_loops(0.7 + h, xs) - gp.nested_loops(0.7 - h, xs)) / (2 * h)
+    assert g(0.7, xs) == pytest.approx(fd, rel=1e-8)
+    # and the second derivative, through the same loops
+    gg = tl.grad(tl.grad(gp.nested_loops))(0.7, xs)
+    fd2 = (g(0.7 + h, xs) - g(0.7 - h, xs)) / (2 * h)
+    assert gg == pytest.approx(fd2, rel=1e-6)

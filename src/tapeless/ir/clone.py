@@ -93,6 +93,18 @@ def inline_body(callee: Graph, target: Graph, args: list[Node],
     return output, [mapped(e) for e in callee.effects]  # type: ignore[misc]
 
 
+def clone_graph(g: Graph, parent: Graph | None, substitute: dict[int, Node]) -> Graph:
+    """A copy of `g` (and the graphs nested in it) nested in `parent`, with the free
+    variables in `substitute` replaced: e.g. a closure rebuilt, in another graph, from
+    values saved where it was made."""
+    new = Graph(g.name, parent, g.loc)
+    new.vararg = g.vararg
+    _copy_attributes(g, new)
+    params = [new.add_parameter(p.name, p.loc) for p in g.parameters]
+    new.output, new.effects = inline_body(g, new, params, substitute)  # type: ignore[arg-type]
+    return new
+
+
 def _copy_bodies(graphs: list[Graph], gmap: dict[int, Graph],
                  nmap: dict[int, Node]) -> Callable[[Node | None], Node | None]:
     """Copy the nodes of `graphs` into the graphs `gmap` maps them to (parameters and

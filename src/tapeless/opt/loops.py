@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..ir.clone import clone_graph
 from ..ir.nodes import (
     Apply,
     Constant,
@@ -262,50 +263,102 @@ def _rebuild(info: LoopInfo, keep: list[int], results: list[Node],
         g.effects = [new if e is node else e for e in g.effects]
 
 
+def _saved_pairs(facts: LoopFacts, use: dict[int, list[tuple[Node | None, Graph]]],
+                 replace: dict[int, Node]) -> list[tuple]:
+    """Each forward loop with the backward loop that pops its stack, as (forward loop,
+    its stack's slot, the push, the pushed values, the backward loop's reads of them).
+    The stack of a loop nested in another reaches its backward loop through the outer
+    loops' stacks: followed, when it is read nowhere else."""
+    pairs: dict[int, tuple] = {}
+    by_stack: dict[int, tuple] = {}  # backward body's stack parameter -> its pair
+    progress = True
+    while progress:
+        progress = False
+        for back in facts.loops:
+            if back.node.id in pairs or back.cond is None or back.node.id in replace or \
+                    not back.init or getattr(back.body, "loop_role", None) != "backward":
+                continue
+            start = back.init[0]
+            if len(use.get(start.id, [])) != 1:
+                continue
+            found = facts.result_of(start)
+            if found is None:
+                found = _through_outer_stack(start, by_stack, use, facts)
+            if found is None:
+                continue
+            fwd, kf = found
+            if getattr(fwd.body, "loop_role", None) != "forward":
+                continue
+            f_out = fwd.outputs
+            if f_out is None:
+                continue
+            push = f_out[kf]
+            stack_param = fwd.body.parameters[fwd.lead + kf]
+            if not (_is(push, "make_tuple") and len(push.inputs) == 3  # type: ignore[union-attr]
+                    and push.inputs[2] is stack_param and  # type: ignore[union-attr]
+                    _is(push.inputs[1], "make_tuple")):  # type: ignore[union-attr]
+                continue
+            values = push.inputs[1].inputs[1:]  # type: ignore[union-attr]
+            p = back.body.parameters[0]
+            pops = [u for u, _ in use.get(p.id, [])]
+            if any(u is None or not _is(u, "tuple_getitem") or
+                   not isinstance(u.inputs[2], Constant) for u in pops):
+                continue
+            saved_nodes = [u for u in pops if u.inputs[2].value == 0]  # type: ignore[union-attr]
+            reads: list[Node] = []
+            ok = True
+            for sn in saved_nodes:
+                for u, _ in use.get(sn.id, []):
+                    if u is None or not _is(u, "tuple_getitem") or \
+                            not isinstance(u.inputs[2], Constant):
+                        ok = False
+                    else:
+                        reads.append(u)
+            if not ok:
+                continue
+            pairs[back.node.id] = (fwd, kf, push, values, reads)
+            by_stack[p.id] = pairs[back.node.id]
+            progress = True
+    return list(pairs.values())
+
+
+def _through_outer_stack(start: Node, by_stack: dict[int, tuple],
+                         use: dict[int, list[tuple[Node | None, Graph]]],
+                         facts: LoopFacts) -> tuple[LoopInfo, int] | None:
+    """`start` is `saved[i]`, the i-th value an outer backward loop popped: the inner
+    forward loop's final stack, if that is what the outer loop pushed there, and nothing
+    else reads it."""
+    if not (_is(start, "tuple_getitem") and isinstance(start.inputs[2], Constant)):  # type: ignore[union-attr]
+        return None
+    saved = start.inputs[1]  # type: ignore[union-attr]
+    if not (_is(saved, "tuple_getitem") and isinstance(saved.inputs[2], Constant)  # type: ignore[union-attr]
+            and saved.inputs[2].value == 0):  # type: ignore[union-attr]
+        return None
+    outer = by_stack.get(saved.inputs[1].id)  # type: ignore[union-attr]
+    if outer is None:
+        return None
+    i = start.inputs[2].value  # type: ignore[union-attr]
+    values, reads = outer[3], outer[4]
+    if not 0 <= i < len(values) or len(use.get(values[i].id, [])) != 1 or \
+            [u for u in reads if u.inputs[2].value == i] != [start]:
+        return None
+    return facts.result_of(values[i])
+
+
 def prune_saved(root: Graph, facts: LoopFacts, replace: dict[int, Node]) -> int:
     """A forward loop pushes `(saved_values, stack)` each iteration and a backward loop
     pops them: drop the values the backward loop never reads, substitute constants, and
     push a lone value without its tuple."""
     use = uses(facts.graphs)
-    changed = 0
-    for back in facts.loops:
-        if back.cond is None or back.node.id in replace or not back.init or \
-                getattr(back.body, "loop_role", None) != "backward":
-            continue
-        start = back.init[0]
-        found = facts.result_of(start)
-        if found is None:
-            continue
-        fwd, kf = found
-        if getattr(fwd.body, "loop_role", None) != "forward":
-            continue
-        f_out = fwd.outputs
-        if f_out is None or len(use.get(start.id, [])) != 1:
-            continue
-        push = f_out[kf]
+    pairs = _saved_pairs(facts, use, replace)
+    # First (alone in its round, as it copies backward loops whose reads pruning would
+    # renumber): closures rebuilt from their saved free variables.
+    changed = sum(_rebuild_closures(fwd.body, push, values, reads, replace)
+                  for fwd, _, push, values, reads in pairs)
+    if changed:
+        return changed
+    for fwd, kf, push, values, reads in pairs:
         stack_param = fwd.body.parameters[fwd.lead + kf]
-        if not (_is(push, "make_tuple") and len(push.inputs) == 3  # type: ignore[union-attr]
-                and push.inputs[2] is stack_param and  # type: ignore[union-attr]
-                _is(push.inputs[1], "make_tuple")):  # type: ignore[union-attr]
-            continue
-        values = push.inputs[1].inputs[1:]  # type: ignore[union-attr]
-        p = back.body.parameters[0]
-        pops = [u for u, _ in use.get(p.id, [])]
-        if any(u is None or not _is(u, "tuple_getitem") or not isinstance(u.inputs[2], Constant)
-               for u in pops):
-            continue
-        saved_nodes = [u for u in pops if u.inputs[2].value == 0]  # type: ignore[union-attr]
-        reads: list[Node] = []
-        ok = True
-        for s in saved_nodes:
-            for u, _ in use.get(s.id, []):
-                if u is None or not _is(u, "tuple_getitem") or \
-                        not isinstance(u.inputs[2], Constant):
-                    ok = False
-                else:
-                    reads.append(u)
-        if not ok:
-            continue
         read_index = {u.inputs[2].value for u in reads}  # type: ignore[union-attr]
         # Constants need not be saved, except closures: those hold forward values.
         plain = [isinstance(v, Constant) and not (
@@ -340,6 +393,52 @@ def prune_saved(root: Graph, facts: LoopFacts, replace: dict[int, Node]) -> int:
         replace[push.id] = new_push
         changed += 1
     return changed
+
+
+def _rebuild_closures(fg: Graph, push: Apply, values: list[Node], reads: list[Node],
+                      replace: dict[int, Node]) -> bool:
+    """A closure made in the forward loop and called in the backward loop (the
+    backpropagator of a call in the loop's body) is saved as its free variables, values,
+    and rebuilt where it is read, so that it can be inlined there. Returns whether any
+    was."""
+    new_values = list(values)
+    rebuilt = False
+    for u in reads:
+        j = u.inputs[2].value  # type: ignore[union-attr]
+        v = values[j]
+        if not is_constant_graph(v) or u.id in replace:
+            continue
+        clo: Graph = v.value  # type: ignore[union-attr]
+        bg = u.graph
+        assert bg is not None
+        # Saved: the free variables not visible where the closure is rebuilt (values of
+        # this loop's body, or of an outer loop's body for a nested loop).
+        here = [fv for fv in free_variables(clo) if not _encloses(fv.graph, bg)]
+        if not here:
+            continue
+        saved = u.inputs[1]  # type: ignore[union-attr]
+        substitute: dict[int, Node] = {}
+        for fv in here:
+            if fv not in new_values:
+                new_values.append(fv)
+            got = bg.apply(P["tuple_getitem"], saved, new_values.index(fv), name=fv.name)
+            got.kind = fv.kind
+            substitute[fv.id] = got
+        replace[u.id] = Constant(clone_graph(clo, bg, substitute), v.loc)
+        rebuilt = True
+    if rebuilt:
+        replace[push.id] = fg.apply(P["make_tuple"], fg.apply(P["make_tuple"], *new_values),
+                                    push.inputs[2], name="stack")
+    return rebuilt
+
+
+def _encloses(outer: Graph | None, inner: Graph) -> bool:
+    g: Graph | None = inner
+    while g is not None:
+        if g is outer:
+            return True
+        g = g.parent
+    return False
 
 
 def never_zero_param(facts: LoopFacts, node: Node, test) -> bool:  # noqa: ANN001
