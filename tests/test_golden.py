@@ -95,3 +95,26 @@ def test_nested_loop_gradient_saves_values_not_closures():
     gg = tl.grad(tl.grad(gp.nested_loops))(0.7, xs)
     fd2 = (g(0.7 + h, xs) - g(0.7 - h, xs)) / (2 * h)
     assert gg == pytest.approx(fd2, rel=1e-6)
+
+
+def test_list_state_kinds_fold_shapes():
+    rng = np.random.default_rng(1)
+    state, weights = rng.normal(size=(4, 6)), rng.normal(size=(4, 12))
+    f = tl.jit(gp.rows_through_layers)
+    source = f.source_for(state, weights, 3)
+    assert ".shape" not in source and "[0:6]" in source and "[6:12]" in source, source
+    assert f(state, weights, 3) == pytest.approx(gp.rows_through_layers(state, weights, 3),
+                                                 rel=1e-13)
+    g = tl.grad(gp.rows_through_layers, argnums=1)(state, weights, 3)
+    h, e = 1e-6, np.zeros_like(weights)
+    e[1, 3] = 1.0
+    fd = (gp.rows_through_layers(state, weights + h * e, 3) -
+          gp.rows_through_layers(state, weights - h * e, 3)) / (2 * h)
+    assert g[1, 3] == pytest.approx(fd, rel=1e-6)
+
+
+def test_recursive_function_is_not_specialized_to_its_first_shape():
+    x = np.arange(8.0)
+    assert tl.jit(gp.recursive_halves)(x) == gp.recursive_halves(x)
+    g = tl.grad(gp.recursive_halves)(x)
+    np.testing.assert_allclose(g, [1, 2, 2, 4, 2, 4, 4, 8])

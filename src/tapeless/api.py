@@ -16,7 +16,7 @@ from .backend import Compiled, compile_graph
 from .frontend import parse
 from .frontend.parser import unwrap
 from .ir import Graph, print_graph
-from .ir.clone import copy_module
+from .ir.clone import copy_module, is_recursive
 from .opt.kinds import value_kind
 from .opt.passes import optimize, passes_up_to
 
@@ -79,8 +79,11 @@ def load(graph: Graph, kinds: tuple = ()) -> Compiled:
     passes = optimization_passes()
     if passes is None or passes:
         graph = copy_module(graph)
-        for p, k in zip(graph.parameters, kinds, strict=False):
-            p.kind = k
+        # The arguments' kinds hold inside the function unless it calls itself (with
+        # other arguments: a recursion on array halves sees other shapes).
+        if not is_recursive(graph):
+            for p, k in zip(graph.parameters, kinds, strict=False):
+                p.kind = k
         optimize(graph, passes)
     compiled = compile_graph(graph)
     GENERATED[compiled.filename] = compiled

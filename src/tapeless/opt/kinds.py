@@ -5,7 +5,9 @@ kind from the arguments it is specialized for (Python float or int, NumPy array 
 given dtype and shape); loop state gets one by induction.
 
 Kinds are strings: "float", "int", "scalar" (a NumPy scalar), "numeric" (some number or
-array), and "array<dtype>[d0,d1,...]" for arrays ("f8" or "?" for the dtype)."""
+array), "array<dtype>[d0,d1,...]" for arrays ("f8" or "?" for the dtype), and
+"list<K>" for a list whose elements all have kind K ("list<>": the empty list). Only
+primal values get list kinds: a list's sensitivity may hold symbolic zeros."""
 
 from __future__ import annotations
 
@@ -58,6 +60,28 @@ def ndim_of(k: str | None) -> int | None:
     return None if shape is None else len(shape)
 
 
+def list_of(element: str) -> str:
+    return f"list<{element}>"
+
+
+def element_of(k: str | None) -> str | None:
+    """The elements' kind of a list kind ("" for the empty list), else None."""
+    return k[5:-1] if k is not None and k.startswith("list<") else None
+
+
+def _join_lists(a: str | None, b: str | None) -> str | None:
+    ea, eb = element_of(a), element_of(b)
+    if ea is None or eb is None:
+        return None
+    if ea == "" or ea == eb:
+        return b
+    return a if eb == "" else None
+
+
+def _is_list(k: str | None) -> bool:
+    return k is not None and k.startswith("list<")
+
+
 def value_kind(value: object) -> str | None:
     """The kind of a run-time value (for specializing on arguments)."""
     if type(value) is float:
@@ -105,7 +129,8 @@ def _const(node: Node) -> object:
 _MISSING = object()
 
 
-def _array_kind(name: str, node: Apply, args: list[str | None]) -> str | None:
+def _array_kind(name: str, node: Apply, args: list[str | None],
+                facts: LoopFacts | None = None, assumed: dict | None = None) -> str | None:
     """Kinds of array operations whose shape follows from their inputs' shapes."""
     if not any((a or "").startswith("array") for a in args):
         return None
@@ -148,6 +173,16 @@ def _array_kind(name: str, node: Apply, args: list[str | None]) -> str | None:
         return array(_dtype(args[:1]), tuple(reversed(first)))
     if name == "getattr" and _const(node.inputs[2]) == "T":
         return array(_dtype(args[:1]), tuple(reversed(first)))
+    if name == "getitem" and len(first) >= 1:
+        index = node.inputs[2]
+        if args[1] == INT:
+            rest = first[1:]
+            return array(_dtype(args[:1]), rest) if rest else SCALAR
+        bounds = _constant_slice(index, facts, 1, assumed)
+        if bounds is not None:
+            n = len(range(*bounds.indices(first[0])))
+            return array(_dtype(args[:1]), (n,) + first[1:])
+        return None
     if name in _REDUCTIONS:
         axis, keepdims = _const(node.inputs[2]), _const(node.inputs[-1])
         if axis is None and keepdims is False:
@@ -161,6 +196,78 @@ def _array_kind(name: str, node: Apply, args: list[str | None]) -> str | None:
             tuple(n for i, n in enumerate(first) if i not in axes)
         return array(_dtype(args[:1]), shape)
     return None
+
+
+def _constant_slice(index: Node, facts: LoopFacts | None = None, depth: int = 0,
+                    assumed: dict | None = None) -> slice | None:
+    if isinstance(index, Constant) and isinstance(index.value, slice):
+        return index.value
+    if _prim_name(index) == "make_slice":
+        bounds = []
+        for i in index.inputs[1:]:  # type: ignore[attr-defined]
+            if isinstance(i, Constant) and i.value is None:
+                bounds.append(None)
+                continue
+            v = int_value(i, facts, depth + 1, assumed)
+            if v is None:
+                return None
+            bounds.append(v)
+        return slice(*bounds)
+    return None
+
+
+def int_value(node: Node, facts: LoopFacts | None = None, depth: int = 0,
+              assumed: dict | None = None) -> int | None:
+    """The value of an int computed from constants and known shapes (`x.shape[0] * 2`),
+    else None."""
+    if isinstance(node, Constant):
+        return node.value if type(node.value) is int else None
+    if depth > 40:
+        return None
+    name = _prim_name(node)
+    if name in ("add", "sub", "mul", "floordiv") and isinstance(node, Apply):
+        a, b = (int_value(x, facts, depth + 1, assumed) for x in node.inputs[1:3])
+        if a is None or b is None or (name == "floordiv" and b == 0):
+            return None
+        return {"add": a + b, "sub": a - b, "mul": a * b,
+                "floordiv": a // b if b else 0}[name]
+    if name in ("getitem", "tuple_getitem") and isinstance(node, Apply):
+        seq, i = node.inputs[1:3]
+        if _prim_name(seq) == "getattr" and isinstance(seq.inputs[2], Constant) and \
+                seq.inputs[2].value == "shape" and isinstance(i, Constant) and \
+                type(i.value) is int:  # type: ignore[attr-defined]
+            shape = shape_of(kind(seq.inputs[1], facts, depth + 1, assumed))  # type: ignore
+            if shape is not None and -len(shape) <= i.value < len(shape):
+                return shape[i.value]
+    return None
+
+
+def _sequence_items(node: Node) -> list[Node] | None:
+    """The element nodes of a tuple or list display (or `list(...)` of one)."""
+    if not (isinstance(node, Apply) and isinstance(node.inputs[0], Constant)):
+        return None
+    name = getattr(node.inputs[0].value, "name", None)
+    if name in ("make_tuple", "make_list"):
+        return node.inputs[1:]
+    if name == "list" and len(node.inputs) == 2:
+        return _sequence_items(node.inputs[1])
+    return None
+
+
+def _concatenate_kind(node: Apply, facts: LoopFacts | None, depth: int,
+                      assumed: dict | None) -> str | None:
+    """np.concatenate of a display of float64 arrays along axis 0 (the default)."""
+    items = _sequence_items(node.inputs[1])
+    axis = _const(node.inputs[2]) if len(node.inputs) > 2 else 0
+    if not items or axis != 0:
+        return None
+    shapes = [shape_of(kind(i, facts, depth + 1, assumed)) for i in items]
+    kinds = [kind(i, facts, depth + 1, assumed) for i in items]
+    if any(s is None or len(s) == 0 for s in shapes) or any(dtype_of(k) != "f8" for k in kinds):
+        return None
+    if any(s[1:] != shapes[0][1:] for s in shapes):  # type: ignore[index]
+        return None
+    return array("f8", (sum(s[0] for s in shapes),) + shapes[0][1:])  # type: ignore[index]
 
 
 def kind(node: Node, facts: LoopFacts | None = None, depth: int = 0,
@@ -192,8 +299,14 @@ def _kind(node: Node, facts: LoopFacts | None, depth: int,
     if depth > 40:
         return None
     if isinstance(node, Parameter):
+        if assumed and (node.id, -1) in assumed:  # a comprehension's element
+            return assumed[(node.id, -1)]
         # Loop state has the kind of its initial value if the body keeps it (assuming
         # the state has that kind while checking the body: induction).
+        if facts is not None and node.id in facts.index_of:
+            bounds = facts.index_of[node.id].node.inputs[1:4]
+            ok = all(kind(b, facts, depth + 1, assumed) == INT for b in bounds)
+            return INT if ok else None
         state = facts.state_of.get(node.id) if facts is not None else None
         if state is None:
             return None
@@ -210,18 +323,32 @@ def _kind(node: Node, facts: LoopFacts | None, depth: int,
             return None
         assumed[key] = initial
         try:
-            return initial if kind(outputs[j], facts, depth + 1, assumed) == initial else None
+            out = kind(outputs[j], facts, depth + 1, assumed)
+            if initial == "list<>" and _is_list(out) and out != initial:
+                # A list that starts empty: its elements' kind comes from the body.
+                assumed[key] = out
+                return out if kind(outputs[j], facts, depth + 1, assumed) == out else None
+            return initial if out == initial else None
         finally:
             del assumed[key]
     if not isinstance(node, Apply):
         return None
     callee = node.inputs[0]
+    if isinstance(callee, Constant) and hasattr(callee.value, "parameters") and depth <= 10 \
+            and len(callee.value.parameters) == len(node.inputs) - 1 and \
+            callee.value.output is not None and not callee.value.vararg:
+        # A call of a known function: its result's kind, given its arguments' kinds.
+        inner = dict(assumed or {})
+        for p, a in zip(callee.value.parameters, node.inputs[1:], strict=True):
+            inner[(p.id, -1)] = kind(a, facts, depth + 1, assumed)
+        return kind(callee.value.output, facts, depth + 4, inner)
     if not (isinstance(callee, Constant) and isinstance(callee.value, Primitive)):
         return None
     name = callee.value.name
     if name.startswith("math."):
         return INT if name in _MATH_INT else FLOAT
-    if name == "tuple_getitem":
+    if name == "tuple_getitem" or (name == "getitem" and facts is not None and
+                                   facts.result_of(node) is not None):
         seq, index = node.inputs[1], node.inputs[2]
         if facts is not None:
             found_loop = facts.result_of(node)
@@ -234,11 +361,36 @@ def _kind(node: Node, facts: LoopFacts | None, depth: int,
             item = _item(seq, index.value, facts)
             if item is not None:
                 return _common([kind(i, facts, depth + 1, assumed) for i in item])
+            return _item_kind(seq, index.value, facts, depth + 1, dict(assumed or {}))
     if _is_switch_call(node):
         outs = [b.value.output for b in node.inputs[0].inputs[2:4]]  # type: ignore
         return _common([kind(o, facts, depth + 1, assumed) for o in outs])
+    if name == "list_map":
+        return _list_map_kind(node, facts, depth, assumed)
+    if name == "np.concatenate":
+        return _concatenate_kind(node, facts, depth, assumed)
     args = [kind(a, facts, depth + 1, assumed) for a in node.inputs[1:]]
-    result = _array_kind(name, node, args)
+    if name == "len":
+        return INT
+    if any(_is_list(a) for a in args):
+        if name == "make_list":
+            return list_of(_common(args) or "") if _common(args) else None
+        if name == "list" and len(args) == 1:
+            return args[0]
+        if name == "add" and len(args) == 2:
+            return _join_lists(args[0], args[1])
+        if name == "getitem" and args[1] == INT:
+            return element_of(args[0]) or None
+        return None
+    if name == "make_list" and all(a is not None for a in args):
+        return list_of(args[0]) if args and _common(args) else ("list<>" if not args else None)
+    if name == "list" and not args:
+        return "list<>"
+    if name == "list" and len(args) == 1 and _sequence_items(node.inputs[1]) is not None:
+        items = _sequence_items(node.inputs[1])
+        ks = [kind(i, facts, depth + 1, assumed) for i in items]  # type: ignore[union-attr]
+        return list_of(ks[0]) if ks and _common(ks) else ("list<>" if not ks else None)
+    result = _array_kind(name, node, args, facts, assumed)
     if result is not None:
         return result
     if name in ("sens_of", "check_scalar_output", "to_structure"):
@@ -260,6 +412,88 @@ def _kind(node: Node, facts: LoopFacts | None, depth: int,
         return FLOAT
     if name.startswith("np.") and name not in _NOT_NUMERIC:
         return NUMERIC
+    return None
+
+
+def _list_map_kind(node: Apply, facts: LoopFacts | None, depth: int,
+                   assumed: dict | None) -> str | None:
+    """[f(x) for x in seq]: f's result kind, with x of seq's elements' kind."""
+    f, seq = node.inputs[1:3]
+    if not (isinstance(f, Constant) and hasattr(f.value, "parameters")) or \
+            len(f.value.parameters) != 1:
+        return None
+    if _prim_name(seq) == "range":
+        element: str | None = INT
+    elif _pair_projection(f.value, seq) is not None:
+        # The derivative of a comprehension maps (value, backpropagator) pairs, then
+        # projects the values: the kind of the first map's results' element i.
+        i, g, inner_seq = _pair_projection(f.value, seq)  # type: ignore[misc]
+        inner_element = _elements(inner_seq, facts, depth, assumed)
+        if inner_element is None:
+            return None
+        inner = dict(assumed or {})
+        inner[(g.parameters[0].id, -1)] = inner_element  # type: ignore[attr-defined]
+        out = _item_kind(g.output, i, facts, depth + 1, inner)  # type: ignore[attr-defined]
+        return list_of(out) if out is not None and not _is_list(out) else None
+    else:
+        element = element_of(kind(seq, facts, depth + 1, assumed)) or None
+    if element is None:
+        return None
+    out = _result_kind(f.value, element, facts, depth, assumed)
+    return list_of(out) if out is not None and not _is_list(out) else None
+
+
+def _result_kind(g: object, element: str | None, facts: LoopFacts | None, depth: int,
+                 assumed: dict | None) -> str | None:
+    """The kind of a one-parameter graph's result, its parameter of kind `element`."""
+    inner = dict(assumed or {})
+    inner[(g.parameters[0].id, -1)] = element  # type: ignore[attr-defined]
+    return kind(g.output, facts, depth + 1, inner)  # type: ignore[attr-defined]
+
+
+def _prim_name(node: Node) -> str | None:
+    if isinstance(node, Apply) and isinstance(node.inputs[0], Constant):
+        return getattr(node.inputs[0].value, "name", None)
+    return None
+
+
+def _elements(seq: Node, facts: LoopFacts | None, depth: int, assumed: dict | None
+              ) -> str | None:
+    if _prim_name(seq) == "range":
+        return INT
+    return element_of(kind(seq, facts, depth + 1, assumed)) or None
+
+
+def _pair_projection(f: object, seq: Node) -> tuple[int, object, Node] | None:
+    """`f` is `lambda item: item[i]` and `seq` is `list_map(g, inner_seq)`."""
+    out = f.output  # type: ignore[attr-defined]
+    params = f.parameters  # type: ignore[attr-defined]
+    if len(params) != 1 or _prim_name(out) not in ("tuple_getitem", "getitem") or \
+            out.inputs[1] is not params[0] \
+            or not isinstance(out.inputs[2], Constant) or _prim_name(seq) != "list_map":
+        return None
+    g = seq.inputs[1]  # type: ignore[attr-defined]
+    if not (isinstance(g, Constant) and hasattr(g.value, "parameters")) or \
+            len(g.value.parameters) != 1:
+        return None
+    return out.inputs[2].value, g.value, seq.inputs[2]  # type: ignore[attr-defined]
+
+
+def _item_kind(node: Node, i: int, facts: LoopFacts | None, depth: int,
+               assumed: dict) -> str | None:
+    """The kind of element i of a tuple built by `node` (or by the function it calls)."""
+    if depth > 40 or not isinstance(node, Apply):
+        return None
+    if _prim_name(node) == "make_tuple":
+        return kind(node.inputs[1 + i], facts, depth + 1, assumed) \
+            if 0 <= i < len(node.inputs) - 1 else None
+    callee = node.inputs[0]
+    if isinstance(callee, Constant) and hasattr(callee.value, "parameters") and depth <= 10 \
+            and len(callee.value.parameters) == len(node.inputs) - 1 and not callee.value.vararg:
+        inner = dict(assumed)
+        for p, a in zip(callee.value.parameters, node.inputs[1:], strict=True):
+            inner[(p.id, -1)] = kind(a, facts, depth + 1, assumed)
+        return _item_kind(callee.value.output, i, facts, depth + 4, inner)
     return None
 
 

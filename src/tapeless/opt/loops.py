@@ -72,6 +72,7 @@ class LoopFacts:
 
     def __init__(self, root: Graph, graphs: list[Graph] | None = None):
         self.state_of: dict[int, tuple[LoopInfo, int]] = {}
+        self.index_of: dict[int, LoopInfo] = {}
         self.loops: list[LoopInfo] = []
         # Memo tables for kind() and never_zero(), valid while the graphs do not change.
         self.kinds: dict[tuple, str | None] = {}
@@ -85,6 +86,8 @@ class LoopFacts:
                 if info.cond is not None and len(info.cond.parameters) != len(info.init):
                     continue
                 self.loops.append(info)
+                if info.lead:  # a `for` loop's index: an int when the bounds are ints
+                    self.index_of[info.body.parameters[0].id] = info
                 for j in range(len(info.init)):
                     for p in info.params(j):
                         self.state_of[p.id] = (info, j)
@@ -138,7 +141,7 @@ class LoopFacts:
         return self._result_of(node)
 
     def _result_of(self, node: Node) -> tuple[LoopInfo, int] | None:
-        if _is(node, "tuple_getitem") and isinstance(node, Apply) and \
+        if (_is(node, "tuple_getitem") or _is(node, "getitem")) and isinstance(node, Apply) and \
                 isinstance(node.inputs[2], Constant):
             for info in self.loops:
                 if info.node is node.inputs[1]:

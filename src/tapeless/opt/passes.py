@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from ..ir.clone import inline_body, is_recursive, node_count, rebind_value_call
 from ..ir.nodes import (
     Apply,
@@ -237,9 +239,14 @@ def _is_zero(ctx: Context, node: Apply) -> Node | None:
 @rewrite("isinstance")
 def _isinstance_numeric(ctx: Context, node: Apply) -> Node | None:
     x, classes = node.inputs[1:]
-    if not isinstance(classes, Constant) or kind(x, ctx.facts) is None:
+    k = kind(x, ctx.facts)
+    if not isinstance(classes, Constant) or k is None:
         return None
     cls = classes.value if isinstance(classes.value, tuple) else (classes.value,)
+    if k.startswith("list<"):
+        if all(c in (tuple, list, dict, float, int, np.ndarray) for c in cls):
+            return Constant(list in cls)
+        return None
     if all(c in (tuple, list, dict) for c in cls):
         return Constant(False)
     return None
@@ -257,6 +264,9 @@ def _attribute_known(ctx: Context, node: Apply) -> Node | None:
     if isinstance(name, Constant) and name.value == "ndim":
         n = ndim_of(kind(x, ctx.facts))
         return Constant(n) if n is not None else None
+    if isinstance(name, Constant) and name.value == "shape":
+        shape = shape_of(kind(x, ctx.facts))
+        return Constant(shape) if shape is not None else None
     return None
 
 
