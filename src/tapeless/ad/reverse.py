@@ -136,7 +136,7 @@ class JTransform:
                 jargs = jargs[:fixed] + [jg.apply(P["make_tuple"], *jargs[fixed:])]
             # The rule's body is copied in place, so the backpropagator it makes is a
             # known closure, which the backward pass inlines in turn.
-            out, effects = inline_body(rule, jg, jargs)
+            out, effects = inline_body(rule, jg, jargs, loc=node.loc)
             self.calls[node.id] = effects
             if _is_pair(out):
                 value, backprop = out.inputs[1], out.inputs[2]  # type: ignore[union-attr]
@@ -238,7 +238,8 @@ class JTransform:
                       for j, fv in enumerate(saved)}
         for fv in saved:
             substitute[fv.id].kind = kind(fv)
-        out, _ = inline_body(backprop, bb, [bb.apply(P["make_tuple"], *ds)], substitute)
+        out, _ = inline_body(backprop, bb, [bb.apply(P["make_tuple"], *ds)], substitute,
+                             loc=node.loc)
         env = bb.apply(P["tuple_getitem"], out, 0)
         new_ds = [bb.apply(P["tuple_getitem"], out, 1 + lead + j) for j in range(k)]
         new_env = [bb.apply(P["gadd"], denv[t], bb.apply(P["tuple_getitem"], env, t))
@@ -381,7 +382,7 @@ class JTransform:
             backprop = self.backprops[node.id]
             if isinstance(backprop, Constant) and isinstance(backprop.value, Graph) and \
                     len(backprop.value.parameters) == 1:
-                grads, _ = inline_body(backprop.value, bg, [d])
+                grads, _ = inline_body(backprop.value, bg, [d], loc=node.loc)
             else:
                 grads = bg.apply(backprop, d, loc=node.loc)
             offset = 0

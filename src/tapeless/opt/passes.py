@@ -395,7 +395,7 @@ def _inline(ctx: Context, node: Apply) -> tuple[Node, list[Node]] | None:
         return None
     if ctx.call_sites.get(g.id, 0) > 1 and node_count(g) > INLINE_MAX_NODES:
         return None
-    return inline_body(g, node.graph, node.inputs[1:])  # type: ignore[arg-type]
+    return inline_body(g, node.graph, node.inputs[1:], loc=node.loc)  # type: ignore[arg-type]
 
 
 def _select_constants(ctx: Context, node: Apply) -> Node | None:
