@@ -838,6 +838,47 @@ def test_class_passed_as_value() -> None:
     assert tl.grad(tl.grad(namedtuple_with_default_passed_as_value))(1.5) == 4.0
 
 
+def h_make_or_keep(cls, x, y):
+    if isinstance(x, (cls, str)):
+        return x
+    return cls(x, y)
+
+
+def isinstance_of_class_parameter(a):
+    p = h_make_or_keep(Params, a, a * a)
+    q = h_make_or_keep(Params, p, 1.0)
+    r = h_make_or_keep(Phase, q.w, q.b)
+    return r.pos * r.vel + (1.0 if isinstance(q, Params) else 0.0)
+
+
+def h_convert(cls, x):
+    if isinstance(x, cls):
+        return x * 2.0
+    return cls(x) * 3.0
+
+
+def isinstance_of_builtin_class_parameter(a):
+    t = 0.0
+    for i in h_apply(range, 3):
+        t = t + a * i
+    return h_convert(float, a) + h_convert(float, 2) * a + t
+
+
+@pytest.mark.parametrize("opt", ["", "0"])
+def test_isinstance_of_a_class_passed_as_value(opt: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # In derivative code a class passed as a value is a J-callable; J of isinstance
+    # tests against the class it stands for (runtime.class_of).
+    monkeypatch.setenv("TAPELESS_OPTIMIZE", opt)
+    f = isinstance_of_class_parameter  # a^3 + 1
+    assert tl.jit(f)(1.5) == f(1.5)
+    assert tl.grad(f)(1.5) == pytest.approx(3 * 1.5 ** 2)
+    assert tl.grad(tl.grad(f))(1.5) == pytest.approx(6 * 1.5)
+    g = isinstance_of_builtin_class_parameter  # 2a + 6a + 3a
+    assert tl.jit(g)(1.5) == g(1.5)
+    assert tl.grad(g)(1.5) == pytest.approx(11.0)
+    assert tl.grad(tl.grad(g))(1.5) == pytest.approx(0.0)
+
+
 def _fd(f: Any, x: np.ndarray, eps: float = 1e-6) -> np.ndarray:
     """Central differences of a scalar function of a vector."""
     out = np.zeros_like(x)

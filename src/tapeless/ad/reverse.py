@@ -51,6 +51,16 @@ def _is_struct_class(node: Node) -> bool:
         issubclass(v, tuple) and hasattr(v, "_fields")))
 
 
+def _may_be_class_value(classinfo: Node) -> bool:
+    """Whether the class(es) `isinstance` tests against may have been passed as values
+    (and so be J-callables in derivative code): not constants, or tuples of them."""
+    if isinstance(classinfo, Constant):
+        return False
+    if isinstance(classinfo, Apply) and _primitive(classinfo.inputs[0]) is P["make_tuple"]:
+        return any(_may_be_class_value(c) for c in classinfo.inputs[1:])
+    return True
+
+
 def _primitive(node: Node) -> Primitive | None:
     if isinstance(node, Constant):
         if isinstance(node.value, Primitive):
@@ -81,8 +91,9 @@ class JTransform:
         jg = Graph(f"J_{g.name}", parent, g.loc)
         self.graphs[g.id] = jg
         jg.vararg = g.vararg
-        if hasattr(g, "signature"):
-            jg.signature = g.signature  # type: ignore[attr-defined]
+        for attr in ("signature", "stands_for"):
+            if hasattr(g, attr):
+                setattr(jg, attr, getattr(g, attr))
         for p in g.parameters:
             self.values[p.id] = jg.add_parameter(p.name, p.loc)
         for node in graph_nodes(g):
@@ -125,6 +136,10 @@ class JTransform:
             return
         jargs = [self.value(a, jg) for a in args]
         if prim is not None and not prim.differentiable:
+            if prim.name == "isinstance" and len(args) == 2 and _may_be_class_value(args[1]):
+                # The class may have been passed as a value: in derivative code it is
+                # then a J-callable, which knows the class it stands for.
+                jargs[1] = jg.apply(P["class_of"], jargs[1], loc=node.loc)
             out = jg.apply(callee, *jargs, loc=node.loc, name=node.name)
             self.values[node.id] = out
             self.calls[node.id] = [out]
@@ -153,8 +168,7 @@ class JTransform:
             # function in derivative code, not a class to test instances against).
             jcallee = Constant(self.graph(callee.value), callee.loc) \
                 if is_constant_graph(callee) else self.value(callee, jg)
-            jargs = [Constant(self.constructor(a.value), a.loc) if _is_struct_class(a) else j
-                     for a, j in zip(args, jargs, strict=True)]
+            jargs = [self.class_value(a) or j for a, j in zip(args, jargs, strict=True)]
             call = jg.apply(jcallee, *jargs, loc=node.loc)
             self.calls[node.id] = [call]
         self.values[node.id] = jg.apply(P["tuple_getitem"], call, 0, loc=node.loc,
@@ -282,8 +296,11 @@ class JTransform:
             return jg
         if g.id not in self.value_graphs:
             npos = sum(s.kind == "pos" for s in specs)
-            self.value_graphs[g.id] = self._value_wrapper(
-                f"{jg.name}_value", jg.parent, g.loc, Constant(jg), npos, True)
+            w = self._value_wrapper(f"{jg.name}_value", jg.parent, g.loc, Constant(jg),
+                                    npos, True)
+            if hasattr(g, "stands_for"):
+                w.stands_for = g.stands_for  # type: ignore[attr-defined]
+            self.value_graphs[g.id] = w
         return self.value_graphs[g.id]
 
     def _value_wrapper(self, name: str, parent: Graph | None, loc, callee: Constant,
@@ -328,6 +345,23 @@ class JTransform:
         w.effects = [call]
         return w
 
+    def class_value(self, node: Node) -> Constant | None:
+        """A class passed to a call, as a J-callable (None for other arguments): the
+        constructor of a dataclass or NamedTuple, or a primitive's wrapper (`float`,
+        `range`, ...). It stands for the class: `class_of` gives the class back, for
+        `isinstance`."""
+        if not isinstance(node, Constant) or not isinstance(node.value, type):
+            return None
+        cls = node.value
+        if _is_struct_class(node):
+            return Constant(self.constructor(cls), node.loc)
+        prim = lookup_callable(cls)
+        if prim is None:
+            return None
+        w = self.primitive_value(prim)
+        w.stands_for = cls  # type: ignore[attr-defined]
+        return Constant(w, node.loc)
+
     def constructor(self, cls: type) -> Graph:
         """A dataclass or NamedTuple passed as a value, as a J-callable: J of a graph
         `(*fields) -> cls(*fields)`."""
@@ -339,6 +373,7 @@ class JTransform:
             g.vararg = True
             g.signature = [ParamSpec("fields", "vararg")]  # type: ignore[attr-defined]
             g.output = g.apply(P["construct"], Constant(cls), fields)
+            g.stands_for = cls  # type: ignore[attr-defined]
             self.constructors[cls] = self.graph_value(g)
         return self.constructors[cls]
 
