@@ -10,6 +10,8 @@ import math
 
 import numpy as np
 
+import tapeless as tl
+
 G = 1.0
 
 
@@ -184,6 +186,14 @@ def double_star_call(x, options):
 def matmul(x, y):
     z = np.tanh(x)
     return z @ y  # ERR: matmul
+
+
+def tanh_matmul(a, b):
+    return np.sum(np.tanh(a @ b))  # ERR: tanh_matmul
+
+
+def grad_of_tanh_matmul(a, b):
+    return tl.grad(tanh_matmul)(a, b)
 
 
 def divides(x, n):

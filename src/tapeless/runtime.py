@@ -32,6 +32,14 @@ def check_bound(value: Any, name: str, where: str) -> Any:
     return value
 
 
+def class_of(classinfo: Any) -> Any:
+    """The class a J-callable stands for (a class passed as a value becomes one in
+    derivative code), so that `isinstance(x, cls)` still tests against the class."""
+    if type(classinfo) is tuple:
+        return tuple(class_of(c) for c in classinfo)
+    return getattr(classinfo, "__tapeless_class__", classinfo)
+
+
 def as_sequence(iterable: Any) -> Any:
     """What a `for` loop indexes: sequences as they are, other iterables as a tuple."""
     if isinstance(iterable, (list, tuple, range)) or hasattr(iterable, "__array__"):

@@ -51,6 +51,16 @@ def _is_struct_class(node: Node) -> bool:
         issubclass(v, tuple) and hasattr(v, "_fields")))
 
 
+def _may_be_class_value(classinfo: Node) -> bool:
+    """Whether the class(es) `isinstance` tests against may have been passed as values
+    (and so be J-callables in derivative code): not constants, or tuples of them."""
+    if isinstance(classinfo, Constant):
+        return False
+    if isinstance(classinfo, Apply) and _primitive(classinfo.inputs[0]) is P["make_tuple"]:
+        return any(_may_be_class_value(c) for c in classinfo.inputs[1:])
+    return True
+
+
 def _primitive(node: Node) -> Primitive | None:
     if isinstance(node, Constant):
         if isinstance(node.value, Primitive):
@@ -81,8 +91,9 @@ class JTransform:
         jg = Graph(f"J_{g.name}", parent, g.loc)
         self.graphs[g.id] = jg
         jg.vararg = g.vararg
-        if hasattr(g, "signature"):
-            jg.signature = g.signature  # type: ignore[attr-defined]
+        for attr in ("signature", "stands_for"):
+            if hasattr(g, attr):
+                setattr(jg, attr, getattr(g, attr))
         for p in g.parameters:
             self.values[p.id] = jg.add_parameter(p.name, p.loc)
         for node in graph_nodes(g):
@@ -125,6 +136,10 @@ class JTransform:
             return
         jargs = [self.value(a, jg) for a in args]
         if prim is not None and not prim.differentiable:
+            if prim.name == "isinstance" and len(args) == 2 and _may_be_class_value(args[1]):
+                # The class may have been passed as a value: in derivative code it is
+                # then a J-callable, which knows the class it stands for.
+                jargs[1] = jg.apply(P["class_of"], jargs[1], loc=node.loc)
             out = jg.apply(callee, *jargs, loc=node.loc, name=node.name)
             self.values[node.id] = out
             self.calls[node.id] = [out]
@@ -136,7 +151,7 @@ class JTransform:
                 jargs = jargs[:fixed] + [jg.apply(P["make_tuple"], *jargs[fixed:])]
             # The rule's body is copied in place, so the backpropagator it makes is a
             # known closure, which the backward pass inlines in turn.
-            out, effects = inline_body(rule, jg, jargs)
+            out, effects = inline_body(rule, jg, jargs, loc=node.loc)
             self.calls[node.id] = effects
             if _is_pair(out):
                 value, backprop = out.inputs[1], out.inputs[2]  # type: ignore[union-attr]
@@ -153,8 +168,7 @@ class JTransform:
             # function in derivative code, not a class to test instances against).
             jcallee = Constant(self.graph(callee.value), callee.loc) \
                 if is_constant_graph(callee) else self.value(callee, jg)
-            jargs = [Constant(self.constructor(a.value), a.loc) if _is_struct_class(a) else j
-                     for a, j in zip(args, jargs, strict=True)]
+            jargs = [self.class_value(a) or j for a, j in zip(args, jargs, strict=True)]
             call = jg.apply(jcallee, *jargs, loc=node.loc)
             self.calls[node.id] = [call]
         self.values[node.id] = jg.apply(P["tuple_getitem"], call, 0, loc=node.loc,
@@ -238,7 +252,8 @@ class JTransform:
                       for j, fv in enumerate(saved)}
         for fv in saved:
             substitute[fv.id].kind = kind(fv)
-        out, _ = inline_body(backprop, bb, [bb.apply(P["make_tuple"], *ds)], substitute)
+        out, _ = inline_body(backprop, bb, [bb.apply(P["make_tuple"], *ds)], substitute,
+                             loc=node.loc)
         env = bb.apply(P["tuple_getitem"], out, 0)
         new_ds = [bb.apply(P["tuple_getitem"], out, 1 + lead + j) for j in range(k)]
         new_env = [bb.apply(P["gadd"], denv[t], bb.apply(P["tuple_getitem"], env, t))
@@ -271,37 +286,81 @@ class JTransform:
 
     def graph_value(self, g: Graph) -> Graph:
         """J of a graph used as a value. Python calls it with `*args` spread and
-        keyword-only parameters defaulted, so its backpropagator must return one
-        sensitivity per positional argument: where `g` has `*args` or keyword-only
-        parameters, a wrapper calls J(g) and lays its sensitivities out that way."""
+        defaults filled in, so its backpropagator must return one sensitivity per
+        positional argument passed: where `g` has `*args`, keyword-only parameters or
+        defaults, a wrapper `(*args) -> J(g)(*args)` lays its sensitivities out that
+        way."""
         jg = self.graph(g)
         specs = getattr(g, "signature", None)
-        if specs is None or all(s.kind == "pos" for s in specs):
+        if specs is None or all(s.kind == "pos" and s.default is None for s in specs):
             return jg
-        if g.id in self.value_graphs:
-            return self.value_graphs[g.id]
-        w = Graph(f"{jg.name}_value", jg.parent, g.loc)
-        self.value_graphs[g.id] = w
-        w.vararg = g.vararg
-        w.signature = specs  # type: ignore[attr-defined]
-        params = [w.add_parameter(p.name, p.loc) for p in g.parameters]
-        call = w.apply(Constant(jg), *params, loc=g.loc)
-        inner = w.apply(P["tuple_getitem"], call, 1)
-        back = Graph(f"B_{g.name}_value", w, g.loc)
-        sens = back.apply(inner, back.add_parameter("d"))
-        n = 1 + sum(s.kind == "pos" for s in specs)  # the environment, then positionals
-        star = [p for p, s in zip(params, specs, strict=True) if s.kind == "vararg"]
-        if star:
-            from ..frontend.parser import parse
-            from ..primitives.rules_core import spread_sens
+        if g.id not in self.value_graphs:
+            npos = sum(s.kind == "pos" for s in specs)
+            w = self._value_wrapper(f"{jg.name}_value", jg.parent, g.loc, Constant(jg),
+                                    npos, True)
+            if hasattr(g, "stands_for"):
+                w.stands_for = g.stands_for  # type: ignore[attr-defined]
+            self.value_graphs[g.id] = w
+        return self.value_graphs[g.id]
 
-            back.output, _ = inline_body(parse(spread_sens), back, [sens, Constant(n), star[0]])
+    def _value_wrapper(self, name: str, parent: Graph | None, loc, callee: Constant,
+                       npos: int, has_env: bool, bind: list | None = None) -> Graph:
+        """A J-callable `(*args) -> (value, backpropagator)`. Without `bind`, it calls
+        the J graph `callee` with the arguments; with `bind`, it binds them to the
+        parameters of a primitive by `bind_args(*bind)` and applies `callee` (the
+        primitive's rule, or the primitive itself where it is not differentiable) to
+        them. Its backpropagator returns the environment's sensitivity, then one per
+        argument passed."""
+        from ..frontend.parser import ParamSpec, parse
+        from ..primitives.rules_core import bind_args, value_sens
+
+        w = Graph(name, parent, loc)
+        args = w.add_parameter("args")
+        w.vararg = True
+        w.signature = [ParamSpec("args", "vararg")]  # type: ignore[attr-defined]
+        if bind is None:
+            call = w.apply(P["call_star"], callee, args, loc=loc)
         else:
-            back.output = back.apply(P["getitem"], sens, Constant(slice(0, n)))
+            bound, effects = inline_body(parse(bind_args), w,
+                                         [Constant(bind[0]), args, *map(Constant, bind[1:])])
+            n = bind[1] + int(bind[3]) + len(bind[4])  # positional, `*args`, keyword-only
+            call = w.apply(callee, *[w.apply(P["tuple_getitem"], bound, i) for i in range(n)])
+        back = Graph(f"B_{name}", w, loc)
+        d = back.add_parameter("d")
+        m = back.apply(P["len"], args)
+        if isinstance(callee.value, Primitive):  # not differentiable: zero sensitivities
+            back.output = back.apply(P["mul"], Constant((ZERO,)),
+                                     back.apply(P["add"], Constant(1), m))
+            w.output = w.apply(P["make_tuple"], call, Constant(back))
+            w.effects = [call]
+            return w
+        inner = w.apply(P["tuple_getitem"], call, 1)
+        sens = back.apply(inner, d)
+        out, _ = inline_body(parse(value_sens), back, [sens, Constant(int(has_env)),
+                                                       Constant(npos), m])
+        back.output = out if has_env else back.apply(
+            P["add"], back.apply(P["make_tuple"], Constant(ZERO)), out)
         w.output = w.apply(P["make_tuple"], w.apply(P["tuple_getitem"], call, 0),
                            Constant(back))
         w.effects = [call]
         return w
+
+    def class_value(self, node: Node) -> Constant | None:
+        """A class passed to a call, as a J-callable (None for other arguments): the
+        constructor of a dataclass or NamedTuple, or a primitive's wrapper (`float`,
+        `range`, ...). It stands for the class: `class_of` gives the class back, for
+        `isinstance`."""
+        if not isinstance(node, Constant) or not isinstance(node.value, type):
+            return None
+        cls = node.value
+        if _is_struct_class(node):
+            return Constant(self.constructor(cls), node.loc)
+        prim = lookup_callable(cls)
+        if prim is None:
+            return None
+        w = self.primitive_value(prim)
+        w.stands_for = cls  # type: ignore[attr-defined]
+        return Constant(w, node.loc)
 
     def constructor(self, cls: type) -> Graph:
         """A dataclass or NamedTuple passed as a value, as a J-callable: J of a graph
@@ -314,39 +373,31 @@ class JTransform:
             g.vararg = True
             g.signature = [ParamSpec("fields", "vararg")]  # type: ignore[attr-defined]
             g.output = g.apply(P["construct"], Constant(cls), fields)
+            g.stands_for = cls  # type: ignore[attr-defined]
             self.constructors[cls] = self.graph_value(g)
         return self.constructors[cls]
 
     def primitive_value(self, prim: Primitive) -> Graph:
         """A primitive used as a value (e.g. `np.tanh` passed to a function): a graph
         with the calling convention of J graphs (its backpropagator returns an
-        environment sensitivity first)."""
-        if prim.name in self.wrappers:
-            return self.wrappers[prim.name]
-        from ..frontend.parser import ParamSpec
+        environment sensitivity first). Python passes the arguments positionally; they
+        are bound to the primitive's parameters (defaults filled in, `*args` packed) for
+        its rule, and the rule's sensitivities laid out per argument passed."""
+        import inspect
 
-        w = Graph(f"J_{prim.name}")
-        self.wrappers[prim.name] = w
-        args = w.add_parameter("args")
-        w.vararg = True
-        w.signature = [ParamSpec("args", "vararg")]  # type: ignore[attr-defined]
-        if prim.differentiable:
-            call = w.apply(P["call_star"], Constant(self.rule(prim)), args)
-            value = w.apply(P["tuple_getitem"], call, 0)
-            inner = w.apply(P["tuple_getitem"], call, 1)
-        else:
-            value = w.apply(P["call_star"], Constant(prim), args)
-            inner = None
-        back = Graph(f"B_{prim.name}", w)
-        d = back.add_parameter("d")
-        if inner is None:
-            back.output = Constant((ZERO,))
-        else:
-            sens = back.apply(inner, d)
-            back.output = back.apply(P["add"], back.apply(P["make_tuple"], Constant(ZERO)),
-                                     back.apply(P["tuple"], sens))
-        w.output = w.apply(P["make_tuple"], value, Constant(back))
-        return w
+        if prim.name not in self.wrappers:
+            kinds = inspect.Parameter
+            params = list(prim.signature.parameters.values())
+            pos = [p for p in params if p.kind in (kinds.POSITIONAL_ONLY,
+                                                   kinds.POSITIONAL_OR_KEYWORD)]
+            pos_defaults = tuple(p.default for p in pos if p.default is not p.empty)
+            star = any(p.kind is kinds.VAR_POSITIONAL for p in params)
+            kw_defaults = tuple(p.default for p in params if p.kind is kinds.KEYWORD_ONLY)
+            callee = Constant(self.rule(prim) if prim.differentiable else prim)
+            self.wrappers[prim.name] = self._value_wrapper(
+                f"J_{prim.name}", None, None, callee, len(pos), False,
+                [prim.name, len(pos), pos_defaults, star, kw_defaults])
+        return self.wrappers[prim.name]
 
     # --- backward -----------------------------------------------------------------
 
@@ -381,7 +432,7 @@ class JTransform:
             backprop = self.backprops[node.id]
             if isinstance(backprop, Constant) and isinstance(backprop.value, Graph) and \
                     len(backprop.value.parameters) == 1:
-                grads, _ = inline_body(backprop.value, bg, [d])
+                grads, _ = inline_body(backprop.value, bg, [d], loc=node.loc)
             else:
                 grads = bg.apply(backprop, d, loc=node.loc)
             offset = 0

@@ -253,6 +253,9 @@ class ModuleEmitter:
         linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
         code = compile(source, filename, "exec")
         exec(code, self.namespace)  # noqa: S102
+        for g in top:
+            if hasattr(g, "stands_for"):  # a class passed as a value, as a J-callable
+                self.namespace[self.graph_name(g)].__tapeless_class__ = g.stands_for
         linemap = {i + 1: loc for i, loc in enumerate(self.line_locs) if loc is not None}
         fn = self.namespace[self.graph_name(self.root)]
         specs = _signature(self.root)

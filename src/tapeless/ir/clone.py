@@ -4,11 +4,14 @@ graph, with some nodes replaced; the basis of inlining."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import lru_cache
+from pathlib import Path
 
 from .nodes import (
     Apply,
     Constant,
     Graph,
+    Location,
     Node,
     free_variables,
     graph_nodes,
@@ -60,17 +63,34 @@ def _blocks(g: Graph) -> list[Graph]:
     return found
 
 
+_PACKAGE = str(Path(__file__).resolve().parent.parent)
+
+
+def is_internal(loc: Location | None) -> bool:
+    """Whether a location is in tapeless's own code (a derivative rule or helper), which
+    is no place to point a user at."""
+    return loc is None or _in_package(loc.filename)
+
+
+@lru_cache(maxsize=256)
+def _in_package(filename: str) -> bool:
+    return Path(filename).resolve().is_relative_to(_PACKAGE)
+
+
 def inline_body(callee: Graph, target: Graph, args: list[Node],
-                substitute: dict[int, Node] | None = None) -> tuple[Node, list[Node]]:
+                substitute: dict[int, Node] | None = None,
+                loc: Location | None = None) -> tuple[Node, list[Node]]:
     """Copy `callee`'s body into `target` with its parameters bound to `args` (and the
     free variables in `substitute` replaced); returns the node standing for the call's
-    result and the copied effect nodes."""
+    result and the copied effect nodes. `loc` is the call site: copied nodes and graphs
+    located in tapeless's own code (a derivative rule's body) take it, so that errors in
+    the code they become name the user's line."""
     owners = {fv.graph.id for fv in free_variables(callee)
                if substitute and fv.id in substitute and fv.graph is not None}
     nested = graphs_inside(callee, owners)
     gmap: dict[int, Graph] = {callee.id: target}
     for h in nested:
-        gmap[h.id] = Graph(h.name, None, h.loc)
+        gmap[h.id] = Graph(h.name, None, _relocated(h.loc, loc))
     for h in nested:
         clone = gmap[h.id]
         parent = h.parent
@@ -83,7 +103,7 @@ def inline_body(callee: Graph, target: Graph, args: list[Node],
     for h in nested:
         for p in h.parameters:
             nmap[p.id] = gmap[h.id].add_parameter(p.name, p.loc)
-    mapped = _copy_bodies([callee] + nested, gmap, nmap)
+    mapped = _copy_bodies([callee] + nested, gmap, nmap, loc)
     for h in nested:
         clone = gmap[h.id]
         clone.output = mapped(h.output)
@@ -105,17 +125,22 @@ def clone_graph(g: Graph, parent: Graph | None, substitute: dict[int, Node]) -> 
     return new
 
 
-def _copy_bodies(graphs: list[Graph], gmap: dict[int, Graph],
-                 nmap: dict[int, Node]) -> Callable[[Node | None], Node | None]:
+def _relocated(own: Location | None, call_site: Location | None) -> Location | None:
+    return call_site if call_site is not None and is_internal(own) else own
+
+
+def _copy_bodies(graphs: list[Graph], gmap: dict[int, Graph], nmap: dict[int, Node],
+                 loc: Location | None = None) -> Callable[[Node | None], Node | None]:
     """Copy the nodes of `graphs` into the graphs `gmap` maps them to (parameters and
     substitutions already in `nmap`); returns the function mapping an old node to its
-    copy (graph constants to the copied graph, anything else to itself)."""
+    copy (graph constants to the copied graph, anything else to itself). Copies of
+    nodes located in tapeless's own code take the location `loc` where one is given."""
     originals: list[tuple[Apply, Apply]] = []
     for h in graphs:
         owner = gmap[h.id]
         for node in graph_nodes(h):
             assert isinstance(node, Apply)
-            copy = Apply(owner, [], node.loc, node.name)
+            copy = Apply(owner, [], _relocated(node.loc, loc), node.name)
             copy.kind = node.kind
             nmap[node.id] = copy
             originals.append((node, copy))
@@ -166,7 +191,7 @@ def rebind_value_call(node: Apply) -> None:
 
 
 def _copy_attributes(source: Graph, target: Graph) -> None:
-    for name in ("signature", "loop_role"):
+    for name in ("signature", "loop_role", "stands_for"):
         if hasattr(source, name):
             setattr(target, name, getattr(source, name))
 
@@ -187,7 +212,8 @@ def node_count(g: Graph) -> int:
     return len(graph_nodes(g)) + sum(len(graph_nodes(h)) for h in graphs_inside(g))
 
 
-__all__ = ["graphs_inside", "inline_body", "is_recursive", "node_count", "rebind_value_call"]
+__all__ = ["graphs_inside", "inline_body", "is_internal", "is_recursive", "node_count",
+           "rebind_value_call"]
 _ = Constant
 
 

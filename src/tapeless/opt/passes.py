@@ -140,6 +140,17 @@ def _len_of_tuple(ctx: Context, node: Apply) -> Node | None:
     return Constant(len(items)) if items is not None else None
 
 
+@rewrite("class_of")
+def _class_of_known(ctx: Context, node: Apply) -> Node | None:
+    """`class_of(c)` where `c` is a known class, or a graph standing for one: the class."""
+    c = node.inputs[1]
+    if is_constant_graph(c) and hasattr(c.value, "stands_for"):
+        return Constant(c.value.stands_for, c.loc)
+    if isinstance(c, Constant) and isinstance(c.value, type):
+        return c
+    return None
+
+
 @rewrite("call_star")
 def _call_star_known(ctx: Context, node: Apply) -> Node | None:
     """`f(*(a, b))` -> `f(a, b)` where the IR's direct-call convention (one input per
@@ -405,7 +416,7 @@ def _inline(ctx: Context, node: Apply) -> tuple[Node, list[Node]] | None:
         return None
     if ctx.call_sites.get(g.id, 0) > 1 and node_count(g) > INLINE_MAX_NODES:
         return None
-    return inline_body(g, node.graph, node.inputs[1:])  # type: ignore[arg-type]
+    return inline_body(g, node.graph, node.inputs[1:], loc=node.loc)  # type: ignore[arg-type]
 
 
 def _select_constants(ctx: Context, node: Apply) -> Node | None:
@@ -439,7 +450,7 @@ PASS_ORDER = ["inline", "select_constants", "getitem_of_tuple", "tuple_of_tuple"
               "attribute_known", "unbroadcast_known", "to_structure_known",
               "scalar_output_known", "aux_output_known", "seed_known", "swapaxes_2d", "times_one",
               "scalar_times_broadcast",
-              "drop_pure_effects", "loop_state", "lower_stacks"]
+              "drop_pure_effects", "loop_state", "lower_stacks", "class_of_known"]
 
 
 def passes_up_to(level: int | str) -> set[str]:

@@ -163,6 +163,16 @@ def _as_sequence(iterable: Any) -> Any:
     return as_sequence(iterable)
 
 
+def _class_of(classinfo: Any) -> Any:
+    from ..runtime import class_of
+
+    return class_of(classinfo)
+
+
+# class_of(c): the class that `c` stands for (J turns a class passed as a value into a
+# J-callable; J of `isinstance(x, c)` tests against class_of(c)).
+_prim("class_of", _class_of, "classinfo", call_emitter("_rt.class_of", spec="classinfo"),
+      differentiable=False)
 _prim("as_sequence", _as_sequence, "iterable", call_emitter("_rt.as_sequence", spec="iterable"))
 # Comprehensions: list_map(f, xs) is [f(x) for x in xs]; list_flatmap(f, xs) is
 # [y for x in xs for y in f(x)].

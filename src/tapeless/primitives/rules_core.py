@@ -97,12 +97,33 @@ def _call_star(fn, args):
     return out, back
 
 
-def spread_sens(g, n, star):
-    """The sensitivities `g` of a call of a graph with `*args` (n entries, then one for
-    the packed `*args` tuple, then the keyword-only parameters') as Python passed the
-    arguments: the n entries, then one per element of `star`."""
-    d = g[n]
-    return tuple(g[:n]) + ((ZERO,) * len(star) if d is ZERO else tuple(d))
+def bind_args(name, args, npos, pos_defaults, star, kw_defaults):
+    """The arguments `args` that Python passes to the primitive `name` used as a value,
+    bound to its parameters (the IR's convention): `npos` positional parameters (the
+    last ones defaulting to `pos_defaults`), then, if `star`, the rest packed into one
+    tuple, then the keyword-only parameters' defaults."""
+    m = len(args)
+    missing = npos - m
+    if missing > len(pos_defaults) or (missing < 0 and not star):
+        raise TypeError(f"{name}() got {m} positional arguments, which do not fit its "
+                        "parameters")
+    first = tuple(args[:npos])
+    if missing > 0:
+        first = first + pos_defaults[len(pos_defaults) - missing:]
+    if star:
+        return first + (tuple(args[npos:]),) + kw_defaults
+    return first + kw_defaults
+
+
+def value_sens(g, lead, npos, m):
+    """The sensitivities `g` of a call bound like `bind_args` (`lead` leading entries,
+    the environment's, then one per positional parameter, then the packed `*args`
+    tuple's, then the others) as Python passed its `m` positional arguments: the
+    leading entries, then one per argument."""
+    if m <= npos:
+        return tuple(g[:lead + m])
+    d = g[lead + npos]
+    return tuple(g[:lead + npos]) + ((ZERO,) * (m - npos) if d is ZERO else tuple(d))
 
 
 @rule("as_sequence")
