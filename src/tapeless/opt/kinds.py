@@ -328,7 +328,9 @@ def _kind(node: Node, facts: LoopFacts | None, depth: int,
                 # A list that starts empty: its elements' kind comes from the body.
                 assumed[key] = out
                 return out if kind(outputs[j], facts, depth + 1, assumed) == out else None
-            return initial if out == initial else None
+            # (An empty list is a list of any kind of element.)
+            return initial if out == initial or (out == "list<>" and _is_list(initial)) \
+                else None
         finally:
             del assumed[key]
     if not isinstance(node, Apply):
@@ -384,7 +386,8 @@ def _kind(node: Node, facts: LoopFacts | None, depth: int,
         return None
     if name == "make_list" and all(a is not None for a in args):
         return list_of(args[0]) if args and _common(args) else ("list<>" if not args else None)
-    if name == "list" and not args:
+    if name == "list" and (not args or (isinstance(node.inputs[1], Constant) and
+                                        node.inputs[1].value == ())):
         return "list<>"
     if name == "list" and len(args) == 1 and _sequence_items(node.inputs[1]) is not None:
         items = _sequence_items(node.inputs[1])

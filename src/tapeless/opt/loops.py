@@ -93,14 +93,17 @@ class LoopFacts:
                         self.state_of[p.id] = (info, j)
         # Values a backward loop pops, by the forward value that was pushed.
         self.popped: dict[int, Node] = {}
-        for back in self.loops:
-            self._link_stack(back)
+        for _ in range(3):  # outer loops first: a nested loop's stack goes through theirs
+            for back in self.loops:
+                self._link_stack(back)
 
     def _link_stack(self, back: LoopInfo) -> None:
         if back.cond is None or not back.init or not back.body.parameters or \
                 getattr(back.body, "loop_role", None) != "backward":
             return
         found = self.result_of(back.init[0])
+        if found is None:
+            found = self._through_popped(back.init[0])
         if found is None:
             return
         fwd, kf = found
@@ -116,6 +119,18 @@ class LoopFacts:
             if _is(n, "tuple_getitem") and n.inputs[1] is p and \
                     isinstance(n.inputs[2], Constant) and n.inputs[2].value == 0:
                 self.popped[n.id] = push.inputs[1]  # type: ignore[union-attr]
+
+    def _through_popped(self, start: Node) -> tuple[LoopInfo, int] | None:
+        """A nested loop's stack, saved on an outer loop's stack: `start` is `saved[i]`
+        in the outer backward loop, where `saved` is what its forward loop pushed."""
+        if not (_is(start, "tuple_getitem") and isinstance(start.inputs[2], Constant)):  # type: ignore[union-attr]
+            return None
+        pushed = self.popped.get(start.inputs[1].id)  # type: ignore[union-attr]
+        i = start.inputs[2].value  # type: ignore[union-attr]
+        if pushed is None or not _is(pushed, "make_tuple") or \
+                not 0 <= i < len(pushed.inputs) - 1:  # type: ignore[union-attr]
+            return None
+        return self.result_of(pushed.inputs[1 + i])  # type: ignore[union-attr]
 
     def inductive(self, node: Node, test, assumed: set[int]) -> bool:  # noqa: ANN001
         """For a state parameter: `test` holds of its initial value and of the body's
