@@ -73,3 +73,9 @@ def recursive_halves(x):
         return x[0]
     mid = x.shape[0] // 2
     return recursive_halves(x[:mid]) + recursive_halves(x[mid:]) * 2.0
+
+
+def slices_of_one_array(x):
+    a = x[0:3]
+    b = x[3:6]
+    return np.sum(np.tanh(a) * b) + x[1] * x[4] - np.sum(-a * b / 2.0)

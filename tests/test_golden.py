@@ -118,3 +118,15 @@ def test_recursive_function_is_not_specialized_to_its_first_shape():
     assert tl.jit(gp.recursive_halves)(x) == gp.recursive_halves(x)
     g = tl.grad(gp.recursive_halves)(x)
     np.testing.assert_allclose(g, [1, 2, 2, 4, 2, 4, 4, 8])
+
+
+def test_slice_gradients_share_one_zero_array():
+    x = np.linspace(-1.0, 1.0, 6)
+    g = tl.grad(gp.slices_of_one_array)
+    source = g.source_for(x)
+    assert "getitem_sens" not in source and source.count("scatter_sens(") == 1, source
+    assert "-(-" not in source, source
+    h = 1e-6
+    fd = [(gp.slices_of_one_array(x + h * e) - gp.slices_of_one_array(x - h * e)) / (2 * h)
+          for e in np.eye(6)]
+    np.testing.assert_allclose(g(x), fd, rtol=1e-7, atol=1e-9)

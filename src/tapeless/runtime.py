@@ -314,6 +314,36 @@ def getitem_sens(d: Any, x: Any, index: Any) -> Any:
     raise TypeError(f"cannot differentiate indexing into {type(x).__name__}")
 
 
+def scatter_sens(x: Any, indices: tuple, ds: tuple) -> Any:
+    """The sum of `getitem_sens(d, x, index)` over the pairs: for an array, one zero array
+    and an in-place add per piece (the gradient of several slices of one array)."""
+    import numpy as np
+
+    pieces = [(i, d) for i, d in zip(indices, ds, strict=True) if d is not ZERO]
+    if not pieces or x is ZERO:
+        return ZERO
+    if not isinstance(x, np.ndarray) or np.result_type(x).kind not in "fc":
+        out = ZERO
+        for i, d in pieces:
+            out = gadd(out, getitem_sens(d, x, i))
+        return out
+    dtype = x.dtype
+    for _, d in pieces:
+        dd = getattr(d, "dtype", None)
+        if dd is not None and dd != dtype:
+            dtype = np.result_type(dtype, dd)
+    out = np.zeros(x.shape, dtype=dtype)
+    for i, d in pieces:
+        if type(i) in _BASIC or not _advanced(i):
+            out[i] += d
+        else:
+            np.add.at(out, i, d)
+    return out
+
+
+_BASIC = (int, slice)
+
+
 def _advanced(index: Any) -> bool:
     import numpy as np
 

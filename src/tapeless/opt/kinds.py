@@ -399,7 +399,11 @@ def _kind(node: Node, facts: LoopFacts | None, depth: int,
     if name in ("sens_of", "check_scalar_output", "to_structure"):
         return args[0] if args[0] is not None else (args[1] if len(args) > 1 else None)
     if name == "gadd":
-        return args[0] if args[0] == args[1] else None
+        # Two sensitivities of one value: either one's kind, when the other's is not
+        # known (a sensitivity is ZERO or has its value's kind).
+        if args[0] == args[1] or args[1] is None:
+            return args[0] if _numeric_kind(args[0]) else None
+        return args[1] if args[0] is None and _numeric_kind(args[1]) else None
     if name == "ones_like_output":
         return args[0] if args[0] in (FLOAT, SCALAR) else None
     if name == "unbroadcast" and args[1] in (FLOAT, INT) and args[0] in (FLOAT, INT):
@@ -498,6 +502,10 @@ def _item_kind(node: Node, i: int, facts: LoopFacts | None, depth: int,
             inner[(p.id, -1)] = kind(a, facts, depth + 1, assumed)
         return _item_kind(callee.value.output, i, facts, depth + 4, inner)
     return None
+
+
+def _numeric_kind(k: str | None) -> bool:
+    return k is not None and (k == FLOAT or dtype_of(k) == "f8")
 
 
 def _is_switch_call(node: Node) -> bool:

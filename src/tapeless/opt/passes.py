@@ -239,6 +239,48 @@ def _gadd_zero(ctx: Context, node: Apply) -> Node | None:
     return None
 
 
+def _scattered(node: Node) -> tuple[Node, list[Node], list[Node]] | None:
+    """`getitem_sens(d, x, i)` as (x, [i], [d]); `scatter_sens(x, (is...), (ds...))`
+    likewise when its index and sensitivity tuples are displays."""
+    if is_prim(node, "getitem_sens") and isinstance(node, Apply):
+        d, x, i = node.inputs[1:]
+        return x, [i], [d]
+    if is_prim(node, "scatter_sens") and isinstance(node, Apply):
+        x, ii, dd = node.inputs[1:]
+        if is_prim(ii, "make_tuple") and is_prim(dd, "make_tuple"):
+            return x, ii.inputs[1:], dd.inputs[1:]  # type: ignore[union-attr]
+    return None
+
+
+@rewrite("gadd")
+def _gadd_scatter(ctx: Context, node: Apply) -> Node | None:
+    """The sensitivities of several elements or slices of one array, added: one zero
+    array and an add per piece, not a zero array per piece."""
+    a, b = (_scattered(x) for x in node.inputs[1:])
+    if a is None or b is None or a[0] is not b[0]:
+        return None
+    g = node.graph
+    return g.apply(P["scatter_sens"], a[0], g.apply(P["make_tuple"], *a[1], *b[1]),
+                   g.apply(P["make_tuple"], *a[2], *b[2]), loc=node.loc, name=node.name)
+
+
+@rewrite("neg")
+def _double_negation(ctx: Context, node: Apply) -> Node | None:
+    """`-(-a * b / c)` is `a * b / c`: a negation cancels one at the left end of a
+    product (negation is exact, so the result is bit for bit the same)."""
+    chain: list[Apply] = []
+    x = node.inputs[1]
+    while (is_prim(x, "mul") or is_prim(x, "truediv")) and isinstance(x, Apply):
+        chain.append(x)
+        x = x.inputs[1]
+    if not is_prim(x, "neg") or not isinstance(x, Apply):
+        return None
+    inner = x.inputs[1]
+    for link in reversed(chain):
+        inner = link.graph.apply(link.inputs[0], inner, link.inputs[2], loc=link.loc)  # type: ignore
+    return inner
+
+
 @rewrite("is_", "is_not")
 def _is_zero(ctx: Context, node: Apply) -> Node | None:
     a, b = node.inputs[1:]
@@ -446,7 +488,8 @@ def _pure(node: Node) -> bool:
 PASS_ORDER = ["inline", "select_constants", "getitem_of_tuple", "tuple_of_tuple", "concat_tuples",
               "call_star_known", "len_of_tuple", "repeat_zero_tuple", "constant_fold",
               "switch_constant", "gadd_zero", "sens_of_nonzero", "is_zero",
-              "getitem_of_tuple_sens", "isinstance_numeric", "ndim_known",
+              "getitem_of_tuple_sens", "gadd_scatter", "double_negation",
+              "isinstance_numeric", "ndim_known",
               "attribute_known", "unbroadcast_known", "to_structure_known",
               "scalar_output_known", "aux_output_known", "seed_known", "swapaxes_2d", "times_one",
               "scalar_times_broadcast",

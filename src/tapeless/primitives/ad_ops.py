@@ -23,6 +23,8 @@ _helper("expand_reduced", "d, x, axis, keepdims")
 _helper("reduced_count", "x, axis", differentiable=False)
 _helper("tuple_sens", "d, i, like")
 _helper("getitem_sens", "d, x, index")
+# Only the optimizer makes it (from gadd of getitem_sens), after differentiation.
+_helper("scatter_sens", "x, indices, ds", differentiable=False)
 _helper("getattr_sens", "d, x, name")
 _helper("sens_getattr", "dd, x, name")
 _helper("field_sens", "d, cls, n")
