@@ -61,9 +61,65 @@ def _parse_file(filename: str) -> tuple[list[str], ast.Module] | None:
     return lines, tree
 
 
+_segment_cache: dict[tuple[str, int, str], ast.AST | None] = {}
+
+
+def _last_line(code: object) -> int:
+    """The last line with bytecode of `code` or of a function nested in it."""
+    last = max((line for _, _, line in code.co_lines() if line is not None),  # type: ignore
+               default=0)
+    for c in code.co_consts:  # type: ignore[attr-defined]
+        if hasattr(c, "co_lines"):
+            last = max(last, _last_line(c))
+    return last
+
+
+def _top_level_def(code: object) -> ast.AST | None:
+    """A module-level `def`, parsed alone (its lines up to the next module-level
+    statement), not with its whole module: most of a first compile's time in a big file.
+    None where that does not work out (then the module is parsed)."""
+    filename, first = code.co_filename, code.co_firstlineno  # type: ignore[attr-defined]
+    lines = linecache.getlines(filename)
+    if not (0 < first <= len(lines)) or not lines[first - 1][:1].strip():
+        return None
+    end = first
+    while end < len(lines) and lines[end - 1].startswith("@"):  # decorators, then `def`
+        end += 1
+    # Up to the next line that starts at column 0 (other than a comment or a bracket).
+    while end < len(lines) and (not lines[end][:1].strip() or lines[end][:1] in "#)]}"):
+        end += 1
+    text = "".join(lines[first - 1:end])
+    key = (filename, first, text)
+    if key in _segment_cache:
+        return _segment_cache[key]
+    node = None
+    try:
+        tree = ast.parse(text, filename)
+    except SyntaxError:
+        tree = None
+    if tree is not None and len(tree.body) == 1 and \
+            isinstance(tree.body[0], (ast.FunctionDef, ast.AsyncFunctionDef)) and \
+            tree.body[0].name == code.co_name:  # type: ignore[attr-defined]
+        ast.increment_lineno(tree, first - 1)
+        if (tree.body[0].end_lineno or 0) >= _last_line(code):
+            node = tree.body[0]
+    _segment_cache[key] = node
+    return node
+
+
 def function_source(fn: FunctionType) -> FunctionSource:
     """The syntax tree of `fn` (a `def` or a `lambda`), located in its file."""
     code = fn.__code__
+    if code.co_name != "<lambda>":
+        node = _top_level_def(code)
+        if node is not None:
+            if isinstance(node, ast.AsyncFunctionDef):
+                src = FunctionSource(node, code.co_filename, linecache.getlines(
+                    code.co_filename))  # type: ignore[arg-type]
+                raise CompileError("async functions are not supported", src.loc(node),
+                                   "write an ordinary `def`")
+            return FunctionSource(node, code.co_filename,  # type: ignore[arg-type]
+                                  linecache.getlines(code.co_filename))
     parsed = _parse_file(code.co_filename)
     if parsed is None:
         raise CompileError(
