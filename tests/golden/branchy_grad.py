@@ -13,7 +13,7 @@ def grad_branchy(x, y):
             _t_2 = _rt.sens_of(d_z_1, z_2)
             return ((_rt.sens_of(_t_2, y_1) * y_1, -_t_2),)
         z, z_backprop = z_2, B_if_false
-    d_z_2 = _rt.gadd(z, z)
+    d_z_2 = z + z
     _t_3 = z_backprop(d_z_2)
     _t_4 = _t_3[0]
     _t_5 = (_rt.ZERO, _t_4, _rt.ZERO) if _t else (_rt.ZERO, _rt.ZERO, _t_4)

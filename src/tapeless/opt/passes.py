@@ -25,7 +25,18 @@ from ..ir.nodes import (
 )
 from ..primitives import PRIMITIVES, Primitive
 from ..runtime import ZERO
-from .kinds import FLOAT, INT, SCALAR, dtype_of, kind, ndim_of, same_array, shape_of
+from .kinds import (
+    FLOAT,
+    INT,
+    SCALAR,
+    _is_switch_call,
+    _item,
+    dtype_of,
+    kind,
+    ndim_of,
+    same_array,
+    shape_of,
+)
 from .loops import LoopFacts, drop_dead_state, lower_stacks, prune_saved
 
 P = PRIMITIVES
@@ -200,10 +211,18 @@ def _never_zero(node: Node, facts: LoopFacts | None, assumed: set | None,
     if isinstance(node, Parameter):
         return facts is not None and facts.inductive(
             node, lambda n, a: never_zero(n, facts, a, depth + 1), assumed)
+    if _is_switch_call(node):  # a value-`if`: each branch's value
+        return all(never_zero(b.value.output, facts, assumed, depth + 1)  # type: ignore
+                   for b in node.inputs[0].inputs[2:4])  # type: ignore[attr-defined]
     p = prim_of(node)
     if p is None:
         return False
     assert isinstance(node, Apply)
+    if p.name == "tuple_getitem" and isinstance(node.inputs[2], Constant) and \
+            isinstance(node.inputs[2].value, int):
+        items = _item(node.inputs[1], node.inputs[2].value, facts)
+        if items is not None:
+            return all(never_zero(i, facts, assumed, depth + 1) for i in items)
     if p.name in _NUMERIC or p.name.startswith(_NEVER_ZERO_PREFIXES):
         return True
     if p.name in _ZERO_PRESERVING:
