@@ -130,3 +130,20 @@ def test_slice_gradients_share_one_zero_array():
     fd = [(gp.slices_of_one_array(x + h * e) - gp.slices_of_one_array(x - h * e)) / (2 * h)
           for e in np.eye(6)]
     np.testing.assert_allclose(g(x), fd, rtol=1e-7, atol=1e-9)
+
+
+def test_branch_gradient_saves_values_not_closures():
+    g = tl.grad(gp.branchy, argnums=(0, 1))
+    for args in ((1.5, 0.5), (0.5, 1.5)):
+        source = g.source_for(*args)
+        assert "def " not in source.split("\n", 1)[1], source
+        x, y = args
+        h = 1e-6
+        fd = ((gp.branchy(x + h, y) - gp.branchy(x - h, y)) / (2 * h),
+              (gp.branchy(x, y + h) - gp.branchy(x, y - h)) / (2 * h))
+        np.testing.assert_allclose(g(*args), fd, rtol=1e-7)
+    gg = tl.grad(tl.grad(gp.branchy))
+    for x in (1.5, 0.2):
+        h = 1e-5
+        fd2 = (tl.grad(gp.branchy)(x + h, 0.5) - tl.grad(gp.branchy)(x - h, 0.5)) / (2 * h)
+        assert gg(x, 0.5) == pytest.approx(fd2, rel=1e-6)

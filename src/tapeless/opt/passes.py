@@ -25,6 +25,7 @@ from ..ir.nodes import (
 )
 from ..primitives import PRIMITIVES, Primitive
 from ..runtime import ZERO
+from .branches import branch_backprops
 from .kinds import (
     FLOAT,
     INT,
@@ -37,7 +38,7 @@ from .kinds import (
     same_array,
     shape_of,
 )
-from .loops import LoopFacts, drop_dead_state, lower_stacks, prune_saved
+from .loops import LoopFacts, drop_dead_state, lower_stacks, prune_saved, uses
 
 P = PRIMITIVES
 INLINE_MAX_NODES = 60
@@ -612,6 +613,10 @@ def _round(root: Graph, enabled: set[str] | None, log: PassLog) -> bool:
         n = drop_dead_state(root, ctx.facts, replace) + prune_saved(root, ctx.facts, replace)
         if n:
             log.add("loop_state")
+            changed = True
+    if not replace and _allowed(enabled, "branch_backprops"):
+        if branch_backprops(graphs, uses(graphs), replace):
+            log.add("branch_backprops")
             changed = True
     if replace:
         _apply(root, replace, spliced)

@@ -1,0 +1,106 @@
+"""Branch adjoints without closures: the derivative of a value-`if` makes, in each
+branch, the backpropagator of that branch (a closure over the branch's values) and
+later calls whichever was made. Here each branch returns those values instead, and the
+call becomes an `if` on the same condition whose branches rebuild their backpropagator
+from the values, where the inliner then copies it in place."""
+
+from __future__ import annotations
+
+from ..ir.clone import clone_graph
+from ..ir.nodes import Apply, Constant, Graph, Node, free_variables, graph_nodes, is_constant_graph
+from ..primitives import PRIMITIVES
+from .kinds import _is_switch_call
+from .loops import _encloses, _is
+
+P = PRIMITIVES
+
+
+def branch_backprops(graphs: list[Graph], use: dict[int, list[tuple[Node | None, Graph]]],
+                     replace: dict[int, Node]) -> int:
+    """Rewrite each `if` whose branches return closures that are only called; returns
+    how many slots were rewritten."""
+    # How many places refer to each graph: a branch shared with another `if` keeps its
+    # closures (its output is rewritten in place).
+    refs: dict[int, int] = {}
+    for g in graphs:
+        for node in graph_nodes(g):
+            for i in node.inputs:  # type: ignore[attr-defined]
+                if is_constant_graph(i):
+                    refs[i.value.id] = refs.get(i.value.id, 0) + 1
+        if is_constant_graph(g.output):
+            refs[g.output.value.id] = refs.get(g.output.value.id, 0) + 1  # type: ignore
+    count = 0
+    for g in graphs:
+        for node in graph_nodes(g):
+            if not _is_switch_call(node) or node.id in replace or any(
+                    refs.get(b.value.id, 0) != 1 for b in node.inputs[0].inputs[2:4]):  # type: ignore
+                continue
+            # One per round: a rewrite copies closures, which may hold calls another
+            # rewrite would replace (the copies would keep the old calls).
+            if _rewrite_switch(g, node, use, replace):  # type: ignore[arg-type]
+                return 1
+    return count
+
+
+def _rewrite_switch(g: Graph, node: Apply, use: dict[int, list[tuple[Node | None, Graph]]],
+                    replace: dict[int, Node]) -> int:
+    sw = node.inputs[0]
+    cond = sw.inputs[1]  # type: ignore[attr-defined]
+    branches: list[Graph] = [b.value for b in sw.inputs[2:4]]  # type: ignore[attr-defined]
+    outs = [b.output for b in branches]
+    if any(b.parameters for b in branches) or not all(_is(o, "make_tuple") for o in outs) \
+            or len({len(o.inputs) for o in outs}) != 1:  # type: ignore[union-attr]
+        return 0
+    users = [u for u, _ in use.get(node.id, [])]
+    if any(u is None or not _is(u, "tuple_getitem") or not isinstance(u.inputs[2], Constant)
+           for u in users):
+        return 0
+    for k in range(len(outs[0].inputs) - 1):  # type: ignore[union-attr]
+        closures = [o.inputs[1 + k] for o in outs]  # type: ignore[union-attr]
+        if not all(is_constant_graph(c) for c in closures):
+            continue
+        reads = [u for u in users if u.inputs[2].value == k]  # type: ignore[union-attr]
+        calls: list[Apply] = []
+        for bp in reads:
+            for u, _ in use.get(bp.id, []):
+                if u is None or u.inputs[0] is not bp or any(x is bp for x in u.inputs[1:]):
+                    calls = []
+                    break
+                calls.append(u)  # type: ignore[arg-type]
+            else:
+                continue
+            break
+        if not calls or len(calls) != sum(len(use.get(bp.id, [])) for bp in reads):
+            continue
+        # What each branch's closure needs that only the branch can see.
+        saved = [[fv for fv in free_variables(c.value) if not _encloses(fv.graph, g)]
+                 for c in closures]
+        if any(fv.graph is not b for fvs, b in zip(saved, branches, strict=True)
+               for fv in fvs):
+            continue
+        for b, fvs in zip(branches, saved, strict=True):
+            out = b.output
+            assert isinstance(out, Apply)
+            out.inputs = list(out.inputs)
+            out.inputs[1 + k] = b.apply(P["make_tuple"], *fvs)
+            b.invalidate()
+        for call in calls:
+            h = call.graph
+            assert h is not None
+            values = call.inputs[0]
+            new_branches = []
+            for b, clo, fvs in zip(branches, closures, saved, strict=True):
+                nb = Graph(f"B_{b.name}", h, call.loc)
+                substitute: dict[int, Node] = {}
+                for i, fv in enumerate(fvs):
+                    got = nb.apply(P["tuple_getitem"], values, i, name=fv.name)
+                    got.kind = fv.kind
+                    substitute[fv.id] = got
+                rebuilt = clone_graph(clo.value, nb, substitute)  # type: ignore[union-attr]
+                nb.output = nb.apply(Constant(rebuilt), *call.inputs[1:], loc=call.loc)
+                new_branches.append(nb)
+            choose = h.apply(P["switch"], cond, Constant(new_branches[0]),
+                             Constant(new_branches[1]), loc=call.loc)
+            replace[call.id] = Apply(h, [choose], call.loc, call.name)
+        return 1
+    return 0
