@@ -55,7 +55,7 @@ def grad_grad_branchy(x, y):
                 _t_25 = _rt.sens_of(_rt.broadcast_like(_t_24[1], _t_19), _t_19)
                 _t_26 = _rt.sens_of(_rt.broadcast_like(_t_24[0], _t_18), _t_18)
                 return (_t_25 * _t_17, _rt.ZERO, _t_26 * _t_17), _t_25 * x + _t_26 * y
-            return ((_t_18, _t_19),), B_B_if_true
+            return (_t_20,), B_B_if_true
         return (z_1, J_B_if_true), B_J_if_true
     _t_27 = x > y
     _t_28 = (J_J_if_true, B_if_true_1) if _t_27 else (J_J_if_false, B_if_false_1)
@@ -88,18 +88,18 @@ def grad_grad_branchy(x, y):
                 _t_41, _t_42 = (_rt.ZERO, _t_43), B_if_true_3
             else:
                 _t_46 = _t_34 * z_2
-                _t_47 = _t_34 * z_2
-                def B_if_false_2(dout_7, *, _t_34=_t_34, _t_47=_t_47, z_2=z_2, _t_46=_t_46):
-                    _t_48 = (_rt.ZERO,) * 2 if dout_7 is _rt.ZERO else tuple(dout_7)
-                    _t_49 = _rt.sens_of(_rt.broadcast_like(_t_48[1], _t_47), _t_47)
-                    _t_50 = (_rt.repeat_sens(_t_49, _t_34), _rt.ZERO) if isinstance(_t_34, _const_2) else ((_rt.ZERO, _rt.repeat_sens(_t_49, z_2)) if isinstance(z_2, _const_3) else (_rt.unbroadcast(_t_49 * z_2, _t_34), _rt.unbroadcast(_t_49 * _t_34, z_2)))
-                    _t_51 = _rt.sens_of(_rt.broadcast_like(_t_48[0], _t_46), _t_46)
-                    _t_52 = (_rt.repeat_sens(_t_51, _t_34), _rt.ZERO) if isinstance(_t_34, _const_4) else ((_rt.ZERO, _rt.repeat_sens(_t_51, z_2)) if isinstance(z_2, _const_5) else (_rt.unbroadcast(_t_51 * z_2, _t_34), _rt.unbroadcast(_t_51 * _t_34, z_2)))
-                    d_z_6 = _t_50[1]
-                    d_z_7 = _t_52[1]
+                def B_if_false_2(dout_7, *, _t_34=_t_34, _t_46=_t_46, z_2=z_2):
+                    _t_47 = (_rt.ZERO,) * 2 if dout_7 is _rt.ZERO else tuple(dout_7)
+                    _t_48 = _rt.sens_of(_rt.broadcast_like(_t_47[1], _t_46), _t_46)
+                    _t_49 = (_rt.repeat_sens(_t_48, _t_34), _rt.ZERO) if isinstance(_t_34, _const_2) else ((_rt.ZERO, _rt.repeat_sens(_t_48, z_2)) if isinstance(z_2, _const_3) else (_rt.unbroadcast(_t_48 * z_2, _t_34), _rt.unbroadcast(_t_48 * _t_34, z_2)))
+                    _t_50 = _rt.sens_of(_rt.broadcast_like(_t_47[0], _t_46), _t_46)
+                    _t_51 = (_rt.repeat_sens(_t_50, _t_34), _rt.ZERO) if isinstance(_t_34, _const_2) else ((_rt.ZERO, _rt.repeat_sens(_t_50, z_2)) if isinstance(z_2, _const_4) else (_rt.unbroadcast(_t_50 * z_2, _t_34), _rt.unbroadcast(_t_50 * _t_34, z_2)))
+                    d_z_6 = _t_49[1]
+                    d_z_7 = _t_51[1]
                     d_z_8 = _rt.gadd(d_z_6, d_z_7)
-                    return ((_rt.gadd(_t_50[0], _t_52[0]), d_z_8),)
-                _t_41, _t_42 = (_rt.unbroadcast(_t_46, z_2), _rt.unbroadcast(_t_47, z_2)), B_if_false_2
+                    return ((_rt.gadd(_t_49[0], _t_51[0]), d_z_8),)
+                _t_52 = _rt.unbroadcast(_t_46, z_2)
+                _t_41, _t_42 = (_t_52, _t_52), B_if_false_2
             def B_if_false_3(dout_8, *, _t_42=_t_42, _t_40=_t_40):
                 _t_53 = _t_42(dout_8)
                 _t_54 = _t_53[0]
@@ -149,9 +149,14 @@ def grad_grad_branchy(x, y):
     _t_80 = (_rt.ZERO,) * 2 if _t_79 is _rt.ZERO else tuple(_t_79)
     _t_81 = _t_80[1]
     _t_82 = _rt.sens_of(_rt.gadd(_t_80[0], _t_81[1]), _t_31)
-    _t_83 = (_rt.repeat_sens(_t_82, z_2), _rt.ZERO) if isinstance(z_2, _const_6) else ((_rt.ZERO, _rt.repeat_sens(_t_82, z_2)) if isinstance(z_2, _const_7) else (_rt.unbroadcast(_t_82 * z_2, z_2), _rt.unbroadcast(_t_82 * z_2, z_2)))
-    d_z_14 = _t_83[0]
-    d_z_15 = _t_83[1]
+    if isinstance(z_2, _const_5):
+        d_z_14, d_z_15 = _rt.repeat_sens(_t_82, z_2), _rt.ZERO
+    else:
+        if isinstance(z_2, _const_6):
+            d_z_14, d_z_15 = _rt.ZERO, _rt.repeat_sens(_t_82, z_2)
+        else:
+            _t_83 = _rt.unbroadcast(_t_82 * z_2, z_2)
+            d_z_14, d_z_15 = _t_83, _t_83
     d_z_16 = _rt.gadd(_rt.gadd(_t_81[0], d_z_14), d_z_15)
     _t_84 = _t_29[1](_rt.gadd(_rt.tuple_sens(_t_81[2], 1, _t_30), _rt.tuple_sens(d_z_16, 0, _t_30)))
     _t_85 = _t_28[1](_t_84[0])

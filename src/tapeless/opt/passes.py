@@ -51,6 +51,8 @@ class Context:
     call_sites: dict[int, int] = field(default_factory=dict)
     recursive: dict[int, bool] = field(default_factory=dict)
     enabled: set[str] | None = None
+    # Common subexpressions: the first node computing each (graph, primitive, inputs).
+    computed: dict[tuple, Node] = field(default_factory=dict)
 
     def is_recursive(self, g: Graph) -> bool:
         if g.id not in self.recursive:
@@ -286,11 +288,20 @@ def _unbroadcast_known(ctx: Context, node: Apply) -> Node | None:
     """Nothing to undo when `d` already has `x`'s shape (or both are Python scalars)."""
     d, x = node.inputs[1:]
     kd, kx = kind(d, ctx.facts), kind(x, ctx.facts)
-    if kx in (FLOAT, INT) and kd == FLOAT:
+    if kx in (FLOAT, INT, SCALAR) and kd == FLOAT:
         return d
     sd, sx = shape_of(kd), shape_of(kx)
     if sd is not None and sd == sx:
         return d
+    return None
+
+
+@rewrite("getattr_sens")
+def _shape_sens(ctx: Context, node: Apply) -> Node | None:
+    """Attributes such as `x.shape` carry no sensitivity back to x."""
+    name = node.inputs[3]
+    if isinstance(name, Constant) and name.value in ("shape", "ndim", "size", "dtype"):
+        return Constant(ZERO)
     return None
 
 
@@ -365,6 +376,161 @@ def _getitem_of_tuple_sens(ctx: Context, node: Apply) -> Node | None:
         if isinstance(j.value, int) and j.value >= 0 and i >= 0:
             return t.inputs[1] if j.value == i else Constant(ZERO)
     return None
+
+
+def _f8(k: str | None) -> bool:
+    return k == FLOAT or dtype_of(k) == "f8"
+
+
+def _size(shape: tuple[int, ...]) -> int:
+    n = 1
+    for s in shape:
+        n *= s
+    return n
+
+
+@rewrite("add")
+def _double(ctx: Context, node: Apply) -> Node | None:
+    """`u + u` is `2.0 * u` (exactly), which the next rewrite can fold into a smaller
+    factor of `u`."""
+    a, b = node.inputs[1:]
+    if a is b and isinstance(a, Apply) and shape_of(kind(a, ctx.facts)) is not None and \
+            _f8(kind(a, ctx.facts)):
+        return node.graph.apply(P["mul"], 2.0, a, loc=node.loc, name=node.name)
+    return None
+
+
+def _power_of_two(node: Node) -> bool:
+    if not (isinstance(node, Constant) and type(node.value) is float):
+        return False
+    m, _ = np.frexp(abs(node.value))
+    return bool(m == 0.5)
+
+
+@rewrite("mul")
+def _scale_smaller_factor(ctx: Context, node: Apply) -> Node | None:
+    """`c * (a * b)` is `(c * a) * b` when c is a power of two (scaling is exact) and
+    `a` is smaller than the product: the scaling then touches fewer elements."""
+    c, p = node.inputs[1:]
+    if not _power_of_two(c) or not is_prim(p, "mul"):
+        return None
+    assert isinstance(p, Apply)
+    kp = kind(p, ctx.facts)
+    sp = shape_of(kp)
+    if sp is None or not _f8(kp):
+        return None
+    for small, big in ((p.inputs[1], p.inputs[2]), (p.inputs[2], p.inputs[1])):
+        ks, kb = kind(small, ctx.facts), kind(big, ctx.facts)
+        ss = () if ks == FLOAT else shape_of(ks)
+        if ss is not None and _f8(ks) and _f8(kb) and shape_of(kb) == sp and \
+                _size(ss) < _size(sp):
+            scaled = node.graph.apply(P["mul"], c, small, loc=node.loc)
+            return node.graph.apply(P["mul"], scaled, big, loc=node.loc, name=node.name)
+    return None
+
+
+@rewrite("mul", "truediv", "add", "sub", "np.equal")
+def _broadcast_implicitly(ctx: Context, node: Apply) -> Node | None:
+    """`expand_reduced(c, x, axis, keepdims) * z` with z of x's shape: `c` with the reduced
+    axes put back (size 1) broadcasts against z by itself, without a full-size view."""
+    a, b = node.inputs[1:]
+    for i, (e, other) in enumerate(((a, b), (b, a))):
+        if not is_prim(e, "expand_reduced"):
+            continue
+        assert isinstance(e, Apply)
+        c, x, axis, keepdims = e.inputs[1:]
+        sx = shape_of(kind(x, ctx.facts))
+        kc = kind(c, ctx.facts)
+        sc = shape_of(kc)
+        if sx is None or sc is None or sx != shape_of(kind(other, ctx.facts)) or \
+                not isinstance(axis, Constant) or not isinstance(keepdims, Constant):
+            continue
+        axes = (axis.value,) if type(axis.value) is int else axis.value
+        if not isinstance(axes, tuple) or not axes or \
+                not all(type(n) is int and -len(sx) <= n < len(sx) for n in axes):
+            continue
+        axes = tuple(sorted(n % len(sx) for n in axes))
+        if keepdims.value is True:
+            if sc != tuple(1 if j in axes else n for j, n in enumerate(sx)):
+                continue
+            small: Node = c
+        elif keepdims.value is False:
+            if sc != tuple(n for j, n in enumerate(sx) if j not in axes):
+                continue
+            small = node.graph.apply(P["np.expand_dims"], c, axes[0] if len(axes) == 1
+                                     else axes, loc=node.loc)
+        else:
+            continue
+        ins = [small, other] if i == 0 else [other, small]
+        return node.graph.apply(node.inputs[0], *ins, loc=node.loc, name=node.name)
+    return None
+
+
+@rewrite("unbroadcast")
+def _sum_then_negate(ctx: Context, node: Apply) -> Node | None:
+    """`unbroadcast(-d, x)` is `-unbroadcast(d, x)` (exactly): negate the smaller array."""
+    nd, x = node.inputs[1:]
+    if not is_prim(nd, "neg"):
+        return None
+    assert isinstance(nd, Apply)
+    kd, kx = kind(nd.inputs[1], ctx.facts), kind(x, ctx.facts)
+    sd, sx = shape_of(kd), (() if kx in (FLOAT, INT) else shape_of(kx))
+    if sd is None or sx is None or not _f8(kd) or _size(sx) >= _size(sd):
+        return None
+    summed = node.graph.apply(P["unbroadcast"], nd.inputs[1], x, loc=node.loc)
+    return node.graph.apply(P["neg"], summed, loc=node.loc, name=node.name)
+
+
+@rewrite("getitem_sens")
+def _getitem_sens_reshape(ctx: Context, node: Apply) -> Node | None:
+    """The sensitivity of `x[None, :, :]` (new axes and whole slices only) is `d` reshaped
+    to x's shape."""
+    d, x, index = node.inputs[1:]
+    kx = kind(x, ctx.facts)
+    if not (isinstance(index, Constant) and type(index.value) is tuple) or \
+            shape_of(kx) is None or not _f8(kx) or not _f8(kind(d, ctx.facts)):
+        return None
+    parts = index.value
+    if not all(p is None or p == slice(None) for p in parts) or \
+            sum(p is not None for p in parts) > len(shape_of(kx)):  # type: ignore[arg-type]
+        return None
+    return node.graph.apply(P["reshape_like"], d, x, loc=node.loc, name=node.name)
+
+
+# Primitives that compute a value from their inputs alone (not iterators such as
+# `enumerate(xs)`, which a first use consumes; not fresh mutable stacks).
+_SHARABLE = {"add", "sub", "mul", "truediv", "floordiv", "mod", "pow", "matmul", "neg", "pos",
+             "abs", "float", "len", "getitem", "tuple_getitem", "getattr", "make_tuple",
+             "make_slice", "eq", "ne", "lt", "le", "gt", "ge", "not_", "is_", "is_not",
+             "switch", "gadd", "sens_of", "unbroadcast", "broadcast_like", "reshape_like",
+             "expand_reduced", "reduced_count", "getitem_sens", "tuple_sens", "getattr_sens",
+             "split_indices", "to_structure", "take_sens", "diag_sens"}
+
+
+def _input_key(x: Node) -> object:
+    if isinstance(x, Constant):
+        v = x.value
+        if v is None or type(v) in (bool, int, float, str):
+            return ("v", type(v).__name__, repr(v))
+        if type(v) is slice:
+            return ("s", _input_key(Constant(v.start)), _input_key(Constant(v.stop)),
+                    _input_key(Constant(v.step)))
+        if type(v) is tuple:
+            return ("t",) + tuple(_input_key(Constant(i)) for i in v)
+        return ("o", id(v))
+    return ("n", x.id)
+
+
+def _cse(ctx: Context, node: Apply) -> Node | None:
+    """A pure primitive applied to the same inputs as an earlier node of its graph is
+    that node."""
+    p = prim_of(node)
+    if p is None or p.effect or p.statement or not (
+            p.name in _SHARABLE or p.name.startswith(("np.", "math."))):
+        return None
+    key = (node.graph.id,) + tuple(_input_key(x) for x in node.inputs)
+    first = ctx.computed.setdefault(key, node)
+    return None if first is node else first
 
 
 # --- control flow and constants ---------------------------------------------------------------
@@ -449,7 +615,8 @@ PASS_ORDER = ["inline", "select_constants", "getitem_of_tuple", "tuple_of_tuple"
               "getitem_of_tuple_sens", "isinstance_numeric", "ndim_known",
               "attribute_known", "unbroadcast_known", "to_structure_known",
               "scalar_output_known", "aux_output_known", "seed_known", "swapaxes_2d", "times_one",
-              "scalar_times_broadcast",
+              "scalar_times_broadcast", "cse", "double", "scale_smaller_factor",
+              "broadcast_implicitly", "sum_then_negate", "getitem_sens_reshape", "shape_sens",
               "drop_pure_effects", "loop_state", "lower_stacks", "class_of_known"]
 
 
@@ -509,7 +676,10 @@ def _round(root: Graph, enabled: set[str] | None, log: PassLog) -> bool:
             assert isinstance(node, Apply)
             p = prim_of(node)
             result: Node | None = None
-            if p is not None:
+            if p is not None and _allowed(enabled, "cse") and \
+                    (result := _cse(ctx, node)) is not None:
+                log.add("cse")
+            elif p is not None:
                 for name, fn in RULES.get(p.name, []):
                     if _allowed(enabled, name):
                         result = fn(ctx, node)
