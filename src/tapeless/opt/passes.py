@@ -288,7 +288,7 @@ def _unbroadcast_known(ctx: Context, node: Apply) -> Node | None:
     """Nothing to undo when `d` already has `x`'s shape (or both are Python scalars)."""
     d, x = node.inputs[1:]
     kd, kx = kind(d, ctx.facts), kind(x, ctx.facts)
-    if kx in (FLOAT, INT, SCALAR) and kd == FLOAT:
+    if (kx in (FLOAT, INT, SCALAR) or shape_of(kx) == ()) and kd == FLOAT:
         return d
     sd, sx = shape_of(kd), shape_of(kx)
     if sd is not None and sd == sx:
@@ -431,8 +431,9 @@ def _scale_smaller_factor(ctx: Context, node: Apply) -> Node | None:
 
 @rewrite("mul", "truediv", "add", "sub", "np.equal")
 def _broadcast_implicitly(ctx: Context, node: Apply) -> Node | None:
-    """`expand_reduced(c, x, axis, keepdims) * z` with z of x's shape: `c` with the reduced
-    axes put back (size 1) broadcasts against z by itself, without a full-size view."""
+    """`expand_reduced(c, x, axis, keepdims) * z` with z of x's shape: `c` (a number, or
+    with the reduced axes put back, size 1) broadcasts against z by itself, without a
+    full-size view."""
     a, b = node.inputs[1:]
     for i, (e, other) in enumerate(((a, b), (b, a))):
         if not is_prim(e, "expand_reduced"):
@@ -442,8 +443,12 @@ def _broadcast_implicitly(ctx: Context, node: Apply) -> Node | None:
         sx = shape_of(kind(x, ctx.facts))
         kc = kind(c, ctx.facts)
         sc = shape_of(kc)
-        if sx is None or sc is None or sx != shape_of(kind(other, ctx.facts)) or \
-                not isinstance(axis, Constant) or not isinstance(keepdims, Constant):
+        if sx is None or sx != shape_of(kind(other, ctx.facts)):
+            continue
+        if kc in (FLOAT, SCALAR):  # a number broadcasts by itself
+            ins = [c, other] if i == 0 else [other, c]
+            return node.graph.apply(node.inputs[0], *ins, loc=node.loc, name=node.name)
+        if sc is None or not isinstance(axis, Constant) or not isinstance(keepdims, Constant):
             continue
         axes = (axis.value,) if type(axis.value) is int else axis.value
         if not isinstance(axes, tuple) or not axes or \
@@ -464,6 +469,95 @@ def _broadcast_implicitly(ctx: Context, node: Apply) -> Node | None:
         ins = [small, other] if i == 0 else [other, small]
         return node.graph.apply(node.inputs[0], *ins, loc=node.loc, name=node.name)
     return None
+
+
+def _float_const(node: Node) -> float | None:
+    return node.value if isinstance(node, Constant) and type(node.value) is float else None
+
+
+def _scaled(node: Node) -> tuple[float, Node] | None:
+    """(c, a) where node is `c * a`, `a * c` or `-a` for a float constant c."""
+    if is_prim(node, "neg"):
+        return -1.0, node.inputs[1]  # type: ignore[attr-defined]
+    if is_prim(node, "mul"):
+        a, b = node.inputs[1:]  # type: ignore[attr-defined]
+        if _float_const(a) is not None:
+            return a.value, b  # type: ignore[attr-defined]
+        if _float_const(b) is not None:
+            return b.value, a  # type: ignore[attr-defined]
+    return None
+
+
+@rewrite("mul", "neg")
+def _fold_scalings(ctx: Context, node: Apply) -> Node | None:
+    """`c1 * (c2 * a)` is `(c1 * c2) * a` when c1 or c2 is a power of two (then both
+    round the same), for float64 `a`; a product by -1.0 is a negation, by 1.0 nothing;
+    a scaling of `np.expand_dims(y, axis)` scales y."""
+    outer = _scaled(node)
+    if outer is None:
+        return None
+    c1, x = outer
+    if is_prim(x, "np.expand_dims") and _f8(kind(x, ctx.facts)):
+        assert isinstance(x, Apply)
+        inner = node.graph.apply(P["mul"], c1, x.inputs[1], loc=node.loc)
+        return node.graph.apply(x.inputs[0], inner, x.inputs[2], loc=node.loc, name=node.name)
+    inner_scaled = _scaled(x)
+    if inner_scaled is None:
+        if c1 == -1.0 and is_prim(node, "mul") and _f8(kind(x, ctx.facts)):
+            return node.graph.apply(P["neg"], x, loc=node.loc, name=node.name)
+        return None
+    c2, a = inner_scaled
+    if not _f8(kind(a, ctx.facts)) or not (
+            _power_of_two(Constant(c1)) or _power_of_two(Constant(c2))):
+        return None
+    c = c1 * c2
+    if c == 1.0:
+        return a
+    if c == -1.0:
+        return node.graph.apply(P["neg"], a, loc=node.loc, name=node.name)
+    return node.graph.apply(P["mul"], c, a, loc=node.loc, name=node.name)
+
+
+@rewrite("reshape_like")
+def _reshape_broadcast(ctx: Context, node: Apply) -> Node | None:
+    """A number broadcast to one shape and reshaped to another is broadcast to that one."""
+    e, y = node.inputs[1:]
+    if not is_prim(e, "expand_reduced"):
+        return None
+    assert isinstance(e, Apply)
+    c, x = e.inputs[1:3]
+    sx, ky = shape_of(kind(x, ctx.facts)), kind(y, ctx.facts)
+    sy = shape_of(ky)
+    if kind(c, ctx.facts) in (FLOAT, SCALAR) and sx is not None and sy is not None and \
+            _size(sx) == _size(sy) and sy != () and _f8(ky):
+        return node.graph.apply(P["expand_reduced"], c, y, None, False, loc=node.loc,
+                                name=node.name)
+    return None
+
+
+@rewrite("add")
+def _add_negated(ctx: Context, node: Apply) -> Node | None:
+    """`a + -b` is `a - b` (exactly) for float64 values."""
+    a, b = node.inputs[1:]
+    if is_prim(b, "neg") and _f8(kind(a, ctx.facts)) and _f8(kind(b, ctx.facts)):
+        assert isinstance(b, Apply)
+        return node.graph.apply(P["sub"], a, b.inputs[1], loc=node.loc, name=node.name)
+    return None
+
+
+@rewrite("split_indices")
+def _split_indices_known(ctx: Context, node: Apply) -> Node | None:
+    """Where `np.concatenate(arrays, axis)` splits its gradient, from the arrays' shapes."""
+    arrays, axis = node.inputs[1:]
+    from .kinds import _sequence_items
+    items = _sequence_items(arrays)
+    if items is None or not isinstance(axis, Constant) or type(axis.value) is not int:
+        return None
+    shapes = [shape_of(kind(i, ctx.facts)) for i in items]
+    if any(s is None or not -len(s) <= axis.value < len(s) for s in shapes):
+        return None
+    ends = np.cumsum([s[axis.value] for s in shapes])[:-1]  # type: ignore[index]
+    return Constant([int(e) for e in ends])
 
 
 @rewrite("unbroadcast")
@@ -617,6 +711,7 @@ PASS_ORDER = ["inline", "select_constants", "getitem_of_tuple", "tuple_of_tuple"
               "scalar_output_known", "aux_output_known", "seed_known", "swapaxes_2d", "times_one",
               "scalar_times_broadcast", "cse", "double", "scale_smaller_factor",
               "broadcast_implicitly", "sum_then_negate", "getitem_sens_reshape", "shape_sens",
+              "add_negated", "split_indices_known", "fold_scalings", "reshape_broadcast",
               "drop_pure_effects", "loop_state", "lower_stacks", "class_of_known"]
 
 
