@@ -555,6 +555,17 @@ def split_indices(arrays: Any, axis: Any) -> list:
     return list(np.cumsum(sizes)[:-1])
 
 
+def concat_sens(d: Any, arrays: Any, axis: Any) -> Any:
+    """The sensitivities of `arrays` (a tuple) given that of `np.concatenate(arrays, axis)`."""
+    import numpy as np
+
+    if d is ZERO:
+        return ZERO
+    pieces = np.split(np.ravel(d) if axis is None else d, split_indices(arrays, axis),
+                      0 if axis is None else axis)
+    return tuple(reshape_like(p, a) for p, a in zip(pieces, arrays, strict=True))
+
+
 def take_sens(d: Any, a: Any, indices: Any, axis: Any) -> Any:
     """The sensitivity of `a` given that of `np.take(a, indices, axis)`."""
     import numpy as np

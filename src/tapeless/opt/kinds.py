@@ -510,6 +510,8 @@ def _kind(node: Node, facts: LoopFacts | None, depth: int,
     result = _array_kind(name, node, args, facts, assumed)
     if result is not None:
         return result
+    if name == "getitem_sens" and dtype_of(args[0]) == "f8" and dtype_of(args[1]) == "f8":
+        return args[1]
     if name in ("sens_of", "check_scalar_output", "to_structure"):
         return args[0] if args[0] is not None else (args[1] if len(args) > 1 else None)
     if name == "gadd":

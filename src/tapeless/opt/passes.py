@@ -108,6 +108,8 @@ def _tuple_of_tuple(ctx: Context, node: Apply) -> Node | None:
     x = node.inputs[1]
     if is_prim(x, "make_tuple") or (isinstance(x, Constant) and type(x.value) is tuple):
         return x
+    if is_prim(x, "concat_sens") and never_zero(x, ctx.facts):
+        return x
     return None
 
 
@@ -177,7 +179,8 @@ _NEVER_ZERO_PREFIXES = ("np.", "math.", "method.")
 _NUMERIC = {"add", "sub", "mul", "truediv", "floordiv", "mod", "pow", "matmul", "neg", "pos",
             "abs", "float", "make_tuple", "make_list", "sum", "min", "max", "ones_like_output"}
 _ZERO_PRESERVING = {"unbroadcast", "broadcast_like", "reshape_like", "expand_reduced",
-                    "sens_of", "take_sens", "diag_sens", "getitem_sens", "tuple_sens"}
+                    "sens_of", "take_sens", "diag_sens", "getitem_sens", "tuple_sens",
+                    "concat_sens"}
 
 
 def never_zero(node: Node, facts: LoopFacts | None = None, assumed: set | None = None,
@@ -210,6 +213,8 @@ def _never_zero(node: Node, facts: LoopFacts | None, assumed: set | None,
         return True
     if p.name in _ZERO_PRESERVING:
         return never_zero(node.inputs[1], facts, assumed, depth + 1)
+    if p.name == "getitem" and shape_of(kind(node.inputs[1], facts)) is not None:
+        return never_zero(node.inputs[1], facts, assumed, depth + 1)  # a part of an array
     if p.name == "gadd":
         return never_zero(node.inputs[1], facts, assumed, depth + 1) or \
             never_zero(node.inputs[2], facts, assumed, depth + 1)
@@ -436,6 +441,12 @@ def _broadcast_implicitly(ctx: Context, node: Apply) -> Node | None:
     full-size view."""
     a, b = node.inputs[1:]
     for i, (e, other) in enumerate(((a, b), (b, a))):
+        if is_prim(e, "reshape_like") and isinstance(e, Apply) and \
+                kind(e.inputs[1], ctx.facts) in (FLOAT, SCALAR) and \
+                shape_of(kind(e.inputs[2], ctx.facts)) == shape_of(kind(other, ctx.facts)) \
+                is not None:
+            ins = [e.inputs[1], other] if i == 0 else [other, e.inputs[1]]
+            return node.graph.apply(node.inputs[0], *ins, loc=node.loc, name=node.name)
         if not is_prim(e, "expand_reduced"):
             continue
         assert isinstance(e, Apply)
@@ -545,6 +556,36 @@ def _add_negated(ctx: Context, node: Apply) -> Node | None:
     return None
 
 
+@rewrite("tuple_getitem")
+def _concat_piece(ctx: Context, node: Apply) -> Node | None:
+    """`concat_sens(d, arrays, axis)[i]` is a slice of d where the arrays' shapes are
+    known."""
+    t, i = node.inputs[1:]
+    if not is_prim(t, "concat_sens") or not isinstance(i, Constant) or type(i.value) is not int:
+        return None
+    assert isinstance(t, Apply)
+    d, arrays, axis = t.inputs[1:]
+    from .kinds import _sequence_items
+    items = _sequence_items(arrays)
+    kd = kind(d, ctx.facts)
+    if items is None or not 0 <= i.value < len(items) or not isinstance(axis, Constant) or \
+            type(axis.value) is not int or dtype_of(kd) != "f8":
+        return None
+    kinds = [kind(a, ctx.facts) for a in items]
+    shapes = [shape_of(k) for k in kinds]
+    if any(s is None or dtype_of(k) != "f8" or not -len(s) <= axis.value < len(s)
+           for s, k in zip(shapes, kinds, strict=True)):
+        return None
+    ax = axis.value % len(shapes[0])  # type: ignore[arg-type]
+    start = sum(s[ax] for s in shapes[:i.value])  # type: ignore[index]
+    stop = start + shapes[i.value][ax]  # type: ignore[index]
+    whole = shapes[0][:ax] + (sum(s[ax] for s in shapes),) + shapes[0][ax + 1:]  # type: ignore
+    if shape_of(kd) != whole:
+        return None
+    index = (slice(None),) * ax + (slice(start, stop),)
+    return node.graph.apply(P["getitem"], d, index, loc=node.loc, name=node.name)
+
+
 @rewrite("split_indices")
 def _split_indices_known(ctx: Context, node: Apply) -> Node | None:
     """Where `np.concatenate(arrays, axis)` splits its gradient, from the arrays' shapes."""
@@ -558,6 +599,62 @@ def _split_indices_known(ctx: Context, node: Apply) -> Node | None:
         return None
     ends = np.cumsum([s[axis.value] for s in shapes])[:-1]  # type: ignore[index]
     return Constant([int(e) for e in ends])
+
+
+@rewrite("unbroadcast")
+def _unbroadcast_to_sum(ctx: Context, node: Apply) -> Node | None:
+    """`unbroadcast(d, x)` with both shapes known is the sum over the broadcast axes
+    (what the run-time helper computes, without its shape tests)."""
+    d, x = node.inputs[1:]
+    kd = kind(d, ctx.facts)
+    sd, sx = shape_of(kd), shape_of(kind(x, ctx.facts))
+    if sd is None or not sx or sd == sx or len(sx) > len(sd) or dtype_of(kd) != "f8" or \
+            is_prim(d, "neg"):  # (first negate the sum instead: sum_then_negate)
+        return None
+    lead = len(sd) - len(sx)
+    if any(n != 1 and n != sd[lead + i] for i, n in enumerate(sx)):
+        return None
+    axes = tuple(range(lead)) + tuple(i + lead for i, n in enumerate(sx)
+                                      if n == 1 and sd[i + lead] != 1)
+    axis = axes[0] if len(axes) == 1 else axes
+    total = node.graph.apply(P["np.sum"], d, axis, None, True, loc=node.loc,
+                             name=node.name if not lead else "")
+    if not lead:
+        return total
+    return node.graph.apply(P["np.reshape"], total, sx, loc=node.loc, name=node.name)
+
+
+@rewrite("reshape_like", "np.reshape")
+def _sum_without_keepdims(ctx: Context, node: Apply) -> Node | None:
+    """A sum kept its reduced axes only to lose them: `np.sum(d, axis)` as it is; a
+    reshape to the shape a value already has is nothing."""
+    v, like = node.inputs[1:]
+    if is_prim(node, "reshape_like"):
+        ky = kind(like, ctx.facts)
+        target = shape_of(ky) if ky is not None and dtype_of(ky) == "f8" else None
+    else:
+        target = like.value if isinstance(like, Constant) and type(like.value) is tuple \
+            else None
+    kv = kind(v, ctx.facts)
+    if target is None or dtype_of(kv) != "f8":
+        return None
+    if shape_of(kv) == target:
+        return v
+    if is_prim(v, "neg") and isinstance(v, Apply) and is_prim(v.inputs[1], "np.sum"):
+        inner = node.graph.apply(node.inputs[0], v.inputs[1], like, loc=node.loc)
+        return node.graph.apply(P["neg"], inner, loc=node.loc, name=node.name)
+    if is_prim(v, "np.sum") and isinstance(v, Apply):
+        a, axis, dtype, keepdims = v.inputs[1:]
+        sa = shape_of(kind(a, ctx.facts))
+        if isinstance(keepdims, Constant) and keepdims.value is True and sa is not None and \
+                isinstance(axis, Constant) and isinstance(dtype, Constant) and dtype.value is None:
+            axes = (axis.value,) if type(axis.value) is int else axis.value
+            if isinstance(axes, tuple) and all(type(n) is int for n in axes):
+                axes = tuple(n % len(sa) for n in axes)
+                if tuple(n for i, n in enumerate(sa) if i not in axes) == target:
+                    return node.graph.apply(P["np.sum"], a, axis, None, False, loc=node.loc,
+                                            name=node.name)
+    return None
 
 
 @rewrite("unbroadcast")
@@ -712,6 +809,7 @@ PASS_ORDER = ["inline", "select_constants", "getitem_of_tuple", "tuple_of_tuple"
               "scalar_times_broadcast", "cse", "double", "scale_smaller_factor",
               "broadcast_implicitly", "sum_then_negate", "getitem_sens_reshape", "shape_sens",
               "add_negated", "split_indices_known", "fold_scalings", "reshape_broadcast",
+              "concat_piece", "unbroadcast_to_sum", "sum_without_keepdims",
               "drop_pure_effects", "loop_state", "lower_stacks", "class_of_known"]
 
 
