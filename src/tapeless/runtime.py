@@ -305,7 +305,8 @@ def getitem_sens(d: Any, x: Any, index: Any) -> Any:
         out = np.zeros(np.shape(x), dtype=np.result_type(x, d, np.float64)
                        if np.result_type(x).kind not in "fc" else np.result_type(x, d))
         if _advanced(index):
-            np.add.at(out, index, d)
+            if not _scatter_add(out, index, d):
+                np.add.at(out, index, d)
         else:
             out[index] = d
         return out
@@ -336,12 +337,46 @@ def scatter_sens(x: Any, indices: tuple, ds: tuple) -> Any:
     for i, d in pieces:
         if type(i) in _BASIC or not _advanced(i):
             out[i] += d
-        else:
+        elif not _scatter_add(out, i, d):
             np.add.at(out, i, d)
     return out
 
 
 _BASIC = (int, slice)
+
+
+def _scatter_add(out: Any, index: Any, d: Any) -> bool:
+    """`np.add.at(out, index, d)` with np.bincount, for float64 `out` and an index of
+    whole slices around one integer array (`x[:, idx]`), where it is several times
+    faster; the sums are the same (bincount adds in the same order). False where the
+    index has another form."""
+    import numpy as np
+
+    parts = index if isinstance(index, tuple) else (index,)
+    arrays = [i for i, p in enumerate(parts) if isinstance(p, np.ndarray)]
+    if len(arrays) != 1 or out.dtype != np.float64 or len(parts) > out.ndim:
+        return False
+    k = arrays[0]
+    idx = parts[k]
+    if idx.dtype.kind not in "iu" or any(
+            not (type(p) is slice and p == slice(None)) for i, p in enumerate(parts) if i != k):
+        return False
+    n = out.shape[k]
+    lead = 1
+    for s in out.shape[:k]:
+        lead *= s
+    trail = out.size // (lead * n) if n else 0
+    d = np.broadcast_to(np.asarray(d, dtype=np.float64),
+                        out.shape[:k] + idx.shape + out.shape[k + 1:])
+    if n == 0 or d.size == 0:
+        return True
+    if idx.size and (idx.min() < -n or idx.max() >= n):
+        return False  # let np.add.at raise its IndexError
+    flat = np.where(idx < 0, idx + n, idx).reshape(-1)
+    pos = (np.arange(lead)[:, None] * n + flat)[:, :, None] * trail + np.arange(trail)
+    out += np.bincount(pos.reshape(-1), weights=d.reshape(-1),
+                       minlength=out.size).reshape(out.shape)
+    return True
 
 
 def _advanced(index: Any) -> bool:
@@ -548,6 +583,17 @@ def split_indices(arrays: Any, axis: Any) -> list:
 
     sizes = [np.size(a) if axis is None else np.shape(a)[axis] for a in arrays]
     return list(np.cumsum(sizes)[:-1])
+
+
+def concat_sens(d: Any, arrays: Any, axis: Any) -> Any:
+    """The sensitivities of `arrays` (a tuple) given that of `np.concatenate(arrays, axis)`."""
+    import numpy as np
+
+    if d is ZERO:
+        return ZERO
+    pieces = np.split(np.ravel(d) if axis is None else d, split_indices(arrays, axis),
+                      0 if axis is None else axis)
+    return tuple(reshape_like(p, a) for p, a in zip(pieces, arrays, strict=True))
 
 
 def take_sens(d: Any, a: Any, indices: Any, axis: Any) -> Any:

@@ -49,9 +49,14 @@ def grad_nested_loops(w, xs):
         else:
             d_total, _t_9 = _unbroadcast(_t_7, total_2), _unbroadcast(_t_7, _t_8)
         _t_10 = _sens_of(_t_9, _t_8)
-        _t_11 = (_repeat_sens(_t_10, h_1), _rt.ZERO) if isinstance(h_1, _const_2) else ((_rt.ZERO, _repeat_sens(_t_10, h_1)) if isinstance(h_1, _const_3) else (_unbroadcast(_t_10 * h_1, h_1), _unbroadcast(_t_10 * h_1, h_1)))
-        d_h = _t_11[0]
-        d_h_1 = _t_11[1]
+        if isinstance(h_1, _const_1):
+            d_h, d_h_1 = _repeat_sens(_t_10, h_1), _rt.ZERO
+        else:
+            if isinstance(h_1, _const_2):
+                d_h, d_h_1 = _rt.ZERO, _repeat_sens(_t_10, h_1)
+            else:
+                _t_11 = _unbroadcast(_t_10 * h_1, h_1)
+                d_h, d_h_1 = _t_11, _t_11
         d_h_2 = _gadd(_gadd(d1, d_h), d_h_1)
         _t_12 = _gadd(_tuple_sens(d2, 0, _t_6), _tuple_sens(d_h_2, 1, _t_6))
         _t_13 = _t_12[0]
@@ -68,13 +73,13 @@ def grad_nested_loops(w, xs):
             y_1 = saved_1[2]
             _t_16 = _sens_of(d1_1, y_1) * (1.0 - y_1 * y_1)
             x_1 = saved_1[3]
-            if isinstance(_t_15, _const_4):
+            if isinstance(_t_15, _const_3):
                 n_1 = len(_t_15)
                 _t_17, _ = _t_16[:n_1], _t_16[n_1:]
             else:
                 _t_17, _ = _unbroadcast(_t_16, _t_15), _unbroadcast(_t_16, x_1)
             _t_18 = _sens_of(_t_17, _t_15)
-            _t_19 = (_rt.ZERO, _repeat_sens(_t_18, h_2)) if isinstance(h_2, _const_5) else (_unbroadcast(_t_18 * h_2, w), _unbroadcast(_t_18 * w, h_2))
+            _t_19 = (_rt.ZERO, _repeat_sens(_t_18, h_2)) if isinstance(h_2, _const_4) else (_unbroadcast(_t_18 * h_2, w), _unbroadcast(_t_18 * w, h_2))
             d_h_3 = _t_19[1]
             d_w_2 = _t_19[0]
             stack_4, d0, d1_1, d_w_1 = rest, _rt.ZERO, d_h_3, _gadd(d_w_1, d_w_2)

@@ -13,7 +13,7 @@ def grad_newton_sqrt(a):
         _t = d0 * 0.5
         out_1 = saved[1]
         x_1 = saved[0]
-        d0 = _t + -_t * out_1 / x_1
+        d0 = _t + -0.5 * d0 * out_1 / x_1
         d_a = _gadd(d_a, _t / x_1)
     return _rt.gadd(d0, d_a)
 

@@ -17,7 +17,7 @@ def grad_grad_branchy(x, y):
                 _t_11 = _rt.sens_of(_rt.broadcast_like(_t_10[1], _t_5), _t_5)
                 _t_12 = _rt.sens_of(_rt.broadcast_like(_t_10[0], _t_4), _t_4)
                 return (_t_11 * _t_3, _rt.ZERO, _t_12 * _t_3), _t_11 * x + _t_12 * y
-            return ((_t_4, _t_5),), B_B_if_true
+            return (_t_6,), B_B_if_true
         _t_1, _t_2 = (z, J_B_if_true), (z,)
     else:
         y_1 = math.exp(x)
@@ -64,18 +64,18 @@ def grad_grad_branchy(x, y):
                 _t_33, _t_34 = (_rt.ZERO, _t_35), B_if_true
             else:
                 _t_38 = _t_27 * z_2
-                _t_39 = _t_27 * z_2
-                def B_if_false(dout_4, *, _t_27=_t_27, _t_39=_t_39, z_2=z_2, _t_38=_t_38):
-                    _t_40 = (_rt.ZERO,) * 2 if dout_4 is _rt.ZERO else tuple(dout_4)
-                    _t_41 = _rt.sens_of(_rt.broadcast_like(_t_40[1], _t_39), _t_39)
-                    _t_42 = (_rt.repeat_sens(_t_41, _t_27), _rt.ZERO) if isinstance(_t_27, _const_2) else ((_rt.ZERO, _rt.repeat_sens(_t_41, z_2)) if isinstance(z_2, _const_3) else (_rt.unbroadcast(_t_41 * z_2, _t_27), _rt.unbroadcast(_t_41 * _t_27, z_2)))
-                    _t_43 = _rt.sens_of(_rt.broadcast_like(_t_40[0], _t_38), _t_38)
-                    _t_44 = (_rt.repeat_sens(_t_43, _t_27), _rt.ZERO) if isinstance(_t_27, _const_4) else ((_rt.ZERO, _rt.repeat_sens(_t_43, z_2)) if isinstance(z_2, _const_5) else (_rt.unbroadcast(_t_43 * z_2, _t_27), _rt.unbroadcast(_t_43 * _t_27, z_2)))
-                    d_z_2 = _t_42[1]
-                    d_z_3 = _t_44[1]
+                def B_if_false(dout_4, *, _t_27=_t_27, _t_38=_t_38, z_2=z_2):
+                    _t_39 = (_rt.ZERO,) * 2 if dout_4 is _rt.ZERO else tuple(dout_4)
+                    _t_40 = _rt.sens_of(_rt.broadcast_like(_t_39[1], _t_38), _t_38)
+                    _t_41 = (_rt.repeat_sens(_t_40, _t_27), _rt.ZERO) if isinstance(_t_27, _const_2) else ((_rt.ZERO, _rt.repeat_sens(_t_40, z_2)) if isinstance(z_2, _const_3) else (_rt.unbroadcast(_t_40 * z_2, _t_27), _rt.unbroadcast(_t_40 * _t_27, z_2)))
+                    _t_42 = _rt.sens_of(_rt.broadcast_like(_t_39[0], _t_38), _t_38)
+                    _t_43 = (_rt.repeat_sens(_t_42, _t_27), _rt.ZERO) if isinstance(_t_27, _const_2) else ((_rt.ZERO, _rt.repeat_sens(_t_42, z_2)) if isinstance(z_2, _const_4) else (_rt.unbroadcast(_t_42 * z_2, _t_27), _rt.unbroadcast(_t_42 * _t_27, z_2)))
+                    d_z_2 = _t_41[1]
+                    d_z_3 = _t_43[1]
                     d_z_4 = _rt.gadd(d_z_2, d_z_3)
-                    return ((_rt.gadd(_t_42[0], _t_44[0]), d_z_4),)
-                _t_33, _t_34 = (_rt.unbroadcast(_t_38, z_2), _rt.unbroadcast(_t_39, z_2)), B_if_false
+                    return ((_rt.gadd(_t_41[0], _t_43[0]), d_z_4),)
+                _t_44 = _rt.unbroadcast(_t_38, z_2)
+                _t_33, _t_34 = (_t_44, _t_44), B_if_false
             _t_28, _t_29 = _t_33, (_t_34, _t_32)
         d_z_5 = _t_28[0]
         d_z_6 = _t_28[1]
@@ -126,9 +126,14 @@ def grad_grad_branchy(x, y):
     _t_71 = (_rt.ZERO,) * 2 if _t_70 is _rt.ZERO else tuple(_t_70)
     _t_72 = _t_71[1]
     _t_73 = _rt.sens_of(_rt.gadd(_t_71[0], _t_72[1]), _t_24)
-    _t_74 = (_rt.repeat_sens(_t_73, z_2), _rt.ZERO) if isinstance(z_2, _const_6) else ((_rt.ZERO, _rt.repeat_sens(_t_73, z_2)) if isinstance(z_2, _const_7) else (_rt.unbroadcast(_t_73 * z_2, z_2), _rt.unbroadcast(_t_73 * z_2, z_2)))
-    d_z_10 = _t_74[0]
-    d_z_11 = _t_74[1]
+    if isinstance(z_2, _const_5):
+        d_z_10, d_z_11 = _rt.repeat_sens(_t_73, z_2), _rt.ZERO
+    else:
+        if isinstance(z_2, _const_6):
+            d_z_10, d_z_11 = _rt.ZERO, _rt.repeat_sens(_t_73, z_2)
+        else:
+            _t_74 = _rt.unbroadcast(_t_73 * z_2, z_2)
+            d_z_10, d_z_11 = _t_74, _t_74
     d_z_12 = _rt.gadd(_rt.gadd(_t_72[0], d_z_10), d_z_11)
     _t_75 = _rt.gadd(_rt.tuple_sens(_t_72[2], 1, _t_1), _rt.tuple_sens(d_z_12, 0, _t_1))
     if _t:

@@ -5,7 +5,7 @@ kind from the arguments it is specialized for (Python float or int, NumPy array 
 given dtype and shape); loop state gets one by induction.
 
 Kinds are strings: "float", "int", "scalar" (a NumPy scalar), "numeric" (some number or
-array), "array<dtype>[d0,d1,...]" for arrays ("f8" or "?" for the dtype), and
+array), "array<dtype>[d0,d1,...]" for arrays ("f8", "i8", "b1" or "?" for the dtype), and
 "list<K>" for a list whose elements all have kind K ("list<>": the empty list). Only
 primal values get list kinds: a list's sensitivity may hold symbolic zeros."""
 
@@ -30,6 +30,8 @@ _MATH_INT = {"math.floor", "math.ceil", "math.trunc", "math.factorial"}
 _ELEMENTWISE = {"add", "sub", "mul", "truediv", "pow", "mod", "gadd", "np.add",
                 "np.subtract", "np.multiply", "np.divide", "np.power", "np.maximum",
                 "np.minimum", "np.logaddexp", "np.arctan2", "np.hypot", "np.fmax", "np.fmin"}
+_COMPARISONS = {"np.equal", "np.not_equal", "np.less", "np.less_equal", "np.greater",
+                "np.greater_equal"}
 _UNARY = {"neg", "pos", "abs"} | {f"np.{n}" for n in (
     "exp log log1p expm1 sqrt sin cos tan tanh sinh cosh arcsin arccos arctan arcsinh "
     "arccosh arctanh abs square negative positive reciprocal exp2 log2 log10 cbrt deg2rad "
@@ -89,7 +91,8 @@ def value_kind(value: object) -> str | None:
     if type(value) is int:
         return INT
     if type(value).__name__ == "ndarray" and type(value).__module__ == "numpy":
-        dtype = "f8" if value.dtype.str in ("<f8", "=f8") else "?"  # type: ignore[attr-defined]
+        dtype = {"<f8": "f8", "=f8": "f8", "<i8": "i8", "=i8": "i8", "|b1": "b1"}.get(
+            value.dtype.str, "?")  # type: ignore[attr-defined]
         return array(dtype, value.shape)  # type: ignore[attr-defined]
     return None
 
@@ -102,12 +105,24 @@ def _scalar_shape(k: str | None) -> tuple[int, ...] | None:
 
 
 def _dtype(kinds: list[str | None]) -> str:
+    """The dtype of an arithmetic result: float64 where a float64 array (or, with int and
+    bool arrays only, a Python float) takes part."""
+    f8_array = any(dtype_of(k) == "f8" for k in kinds)
     for k in kinds:
-        if k is not None and k.startswith("array") and dtype_of(k) != "f8":
+        if k is not None and k.startswith("array") and dtype_of(k) not in ("f8", "i8", "b1"):
             return "?"
         if k not in (FLOAT, INT, SCALAR) and not (k or "").startswith("array"):
             return "?"
-    return "f8"
+        if k == SCALAR and not f8_array:
+            return "?"
+    return "f8" if f8_array or FLOAT in kinds or not any(
+        (k or "").startswith("array") for k in kinds) else "?"
+
+
+def _keep_dtype(k: str | None) -> str:
+    """The dtype of a rearrangement (transpose, indexing) of a value of kind k."""
+    d = dtype_of(k)
+    return d if d in ("f8", "i8", "b1") else _dtype([k])
 
 
 def _broadcast(shapes: list[tuple[int, ...]]) -> tuple[int, ...] | None:
@@ -135,11 +150,14 @@ def _array_kind(name: str, node: Apply, args: list[str | None],
     if not any((a or "").startswith("array") for a in args):
         return None
     shapes = [_scalar_shape(a) for a in args]
-    if name in _ELEMENTWISE or name in _UNARY:
+    if name in _ELEMENTWISE or name in _UNARY or name in _COMPARISONS:
         if any(s is None for s in shapes):
             return None
         shape = _broadcast(shapes)  # type: ignore[arg-type]
-        return array(_dtype(args), shape) if shape is not None else None
+        dtype = "b1" if name in _COMPARISONS else _dtype(args)
+        if shape == ():
+            return SCALAR  # ufuncs return NumPy scalars, not 0-d arrays
+        return array(dtype, shape) if shape is not None else None
     first = shapes[0]
     if first is None:
         return None
@@ -160,29 +178,48 @@ def _array_kind(name: str, node: Apply, args: list[str | None],
         other = args[1] if len(args) > 1 else None
         if other in (FLOAT, INT):
             return FLOAT if args[0] in (FLOAT, INT) else None
-        return array(_dtype(args[:1]), shape_of(other)) if shape_of(other) is not None else None
+        dtype = _keep_dtype(args[0]) if shape_of(args[0]) is not None else _dtype(args[:1])
+        return array(dtype, shape_of(other)) if shape_of(other) is not None else None
     if name in ("np.swapaxes",):
         i, j = _const(node.inputs[2]), _const(node.inputs[3])
         if isinstance(i, int) and isinstance(j, int) and -len(first) <= min(i, j) and \
                 max(i, j) < len(first):
             s = list(first)
             s[i], s[j] = s[j], s[i]
-            return array(_dtype(args[:1]), tuple(s))
+            return array(_keep_dtype(args[0]), tuple(s))
         return None
     if name == "np.transpose" and _const(node.inputs[2]) is None:
-        return array(_dtype(args[:1]), tuple(reversed(first)))
+        return array(_keep_dtype(args[0]), tuple(reversed(first)))
     if name == "getattr" and _const(node.inputs[2]) == "T":
-        return array(_dtype(args[:1]), tuple(reversed(first)))
+        return array(_keep_dtype(args[0]), tuple(reversed(first)))
     if name == "getitem" and len(first) >= 1:
         index = node.inputs[2]
         if args[1] == INT:
             rest = first[1:]
-            return array(_dtype(args[:1]), rest) if rest else SCALAR
+            return array(_keep_dtype(args[0]), rest) if rest else SCALAR
         bounds = _constant_slice(index, facts, 1, assumed)
         if bounds is not None:
             n = len(range(*bounds.indices(first[0])))
-            return array(_dtype(args[:1]), (n,) + first[1:])
-        return None
+            return array(_keep_dtype(args[0]), (n,) + first[1:])
+        shape = _index_shape(first, index, facts, assumed)
+        if shape is None:
+            return None
+        return array(_keep_dtype(args[0]), shape) if shape else None
+    if name == "np.expand_dims":
+        axis = _const(node.inputs[2])
+        axes = (axis,) if type(axis) is int else axis if type(axis) is tuple else None
+        if axes is None or not all(type(a) is int for a in axes):
+            return None
+        ndim = len(first) + len(axes)
+        try:
+            axes = tuple(sorted(a % ndim for a in axes))
+        except ZeroDivisionError:
+            return None
+        if len(set(axes)) != len(axes) or not all(-ndim <= a < ndim for a in axes):
+            return None
+        rest = iter(first)
+        return array(_keep_dtype(args[0]), tuple(1 if i in axes else next(rest)
+                                             for i in range(ndim)))
     if name in _REDUCTIONS:
         axis, keepdims = _const(node.inputs[2]), _const(node.inputs[-1])
         if axis is None and keepdims is False:
@@ -194,8 +231,72 @@ def _array_kind(name: str, node: Apply, args: list[str | None],
         axes = tuple(a % len(first) for a in axes)  # type: ignore[operator]
         shape = tuple(1 if i in axes else n for i, n in enumerate(first)) if keepdims else \
             tuple(n for i, n in enumerate(first) if i not in axes)
-        return array(_dtype(args[:1]), shape)
+        dtype = _dtype(args[:1])
+        if dtype_of(args[0]) in ("i8", "b1") and name in ("np.sum", "method.sum") and \
+                len(node.inputs) > 3 and _const(node.inputs[3]) is None:
+            dtype = "i8"
+        # A reduction to no axes at all gives a NumPy scalar, not a 0-d array.
+        return array(dtype, shape) if shape else SCALAR
+    if name in ("np.squeeze", "method.squeeze"):
+        axis = _const(node.inputs[2])
+        axes = (axis,) if type(axis) is int else axis if type(axis) is tuple else None
+        if axes is None or not all(type(a) is int and -len(first) <= a < len(first)
+                                   for a in axes):
+            return None
+        axes = tuple(a % len(first) for a in axes)
+        if any(first[a] != 1 for a in axes):
+            return None
+        return array(_keep_dtype(args[0]), tuple(n for i, n in enumerate(first)
+                                                 if i not in axes))
     return None
+
+
+def _index_parts(index: Node) -> list[Node] | None:
+    if isinstance(index, Constant) and type(index.value) is tuple:
+        return [Constant(v) for v in index.value]
+    if _prim_name(index) == "make_tuple":
+        return list(index.inputs[1:])  # type: ignore[attr-defined]
+    return None
+
+
+def _index_shape(shape: tuple[int, ...], index: Node, facts: LoopFacts | None,
+                 assumed: dict | None) -> tuple[int, ...] | None:
+    """The shape of `x[index]` for a tuple of `None`s, constant slices, ints and (at most
+    one) int64 array, where x has `shape`; None where unknown."""
+    parts = _index_parts(index)
+    if parts is None:
+        return None
+    out: list[int] = []
+    advanced: tuple[int, ...] | None = None
+    where = 0
+    axis = 0
+    for p in parts:
+        if isinstance(p, Constant) and p.value is None:
+            out.append(1)
+            continue
+        if axis >= len(shape):
+            return None
+        bounds = _constant_slice(p, facts, 1, assumed)
+        if bounds is not None:
+            out.append(len(range(*bounds.indices(shape[axis]))))
+            axis += 1
+            continue
+        k = kind(p, facts, 1, assumed)
+        if k == INT:
+            axis += 1
+            continue
+        if dtype_of(k) == "i8" and advanced is None:
+            advanced = shape_of(k)
+            where = len(out)
+            axis += 1
+            continue
+        return None
+    if advanced is not None and any(kind(p, facts, 1, assumed) == INT for p in parts):
+        return None  # ints then take part in the advanced index
+    out.extend(shape[axis:])
+    if advanced is not None:
+        out[where:where] = advanced
+    return tuple(out)
 
 
 def _constant_slice(index: Node, facts: LoopFacts | None = None, depth: int = 0,
@@ -259,15 +360,21 @@ def _concatenate_kind(node: Apply, facts: LoopFacts | None, depth: int,
     """np.concatenate of a display of float64 arrays along axis 0 (the default)."""
     items = _sequence_items(node.inputs[1])
     axis = _const(node.inputs[2]) if len(node.inputs) > 2 else 0
-    if not items or axis != 0:
+    if not items or type(axis) is not int:
         return None
     shapes = [shape_of(kind(i, facts, depth + 1, assumed)) for i in items]
     kinds = [kind(i, facts, depth + 1, assumed) for i in items]
     if any(s is None or len(s) == 0 for s in shapes) or any(dtype_of(k) != "f8" for k in kinds):
         return None
-    if any(s[1:] != shapes[0][1:] for s in shapes):  # type: ignore[index]
+    ndim = len(shapes[0])  # type: ignore[arg-type]
+    if not -ndim <= axis < ndim or any(len(s) != ndim for s in shapes):  # type: ignore
         return None
-    return array("f8", (sum(s[0] for s in shapes),) + shapes[0][1:])  # type: ignore[index]
+    axis %= ndim
+    rest = [s[:axis] + s[axis + 1:] for s in shapes]  # type: ignore[index]
+    if any(r != rest[0] for r in rest):
+        return None
+    total = sum(s[axis] for s in shapes)  # type: ignore[index]
+    return array("f8", shapes[0][:axis] + (total,) + shapes[0][axis + 1:])  # type: ignore
 
 
 def kind(node: Node, facts: LoopFacts | None = None, depth: int = 0,
@@ -371,6 +478,13 @@ def _kind(node: Node, facts: LoopFacts | None, depth: int,
         return _list_map_kind(node, facts, depth, assumed)
     if name == "np.concatenate":
         return _concatenate_kind(node, facts, depth, assumed)
+    if name in ("np.zeros", "np.ones") and len(node.inputs) == 3 and \
+            _const(node.inputs[2]) is float:
+        items = _index_parts(node.inputs[1])
+        dims = [int_value(i, facts, depth + 1, assumed) for i in items] if items is not None \
+            else None
+        if dims is not None and all(n is not None and n >= 0 for n in dims):
+            return array("f8", tuple(dims))  # type: ignore[arg-type]
     args = [kind(a, facts, depth + 1, assumed) for a in node.inputs[1:]]
     if name == "len":
         return INT
@@ -393,9 +507,14 @@ def _kind(node: Node, facts: LoopFacts | None, depth: int,
         items = _sequence_items(node.inputs[1])
         ks = [kind(i, facts, depth + 1, assumed) for i in items]  # type: ignore[union-attr]
         return list_of(ks[0]) if ks and _common(ks) else ("list<>" if not ks else None)
+    if (name in _UNARY or name in _ELEMENTWISE) and SCALAR in args and \
+            all(a in (FLOAT, INT, SCALAR) for a in args):
+        return SCALAR
     result = _array_kind(name, node, args, facts, assumed)
     if result is not None:
         return result
+    if name == "getitem_sens" and dtype_of(args[0]) == "f8" and dtype_of(args[1]) == "f8":
+        return args[1]
     if name in ("sens_of", "check_scalar_output", "to_structure"):
         return args[0] if args[0] is not None else (args[1] if len(args) > 1 else None)
     if name == "gadd":
@@ -413,6 +532,8 @@ def _kind(node: Node, facts: LoopFacts | None, depth: int,
             if all(a == INT for a in args):
                 return FLOAT if name == "truediv" else (INT if name != "pow" else None)
             return FLOAT
+        if all(a in (FLOAT, INT, SCALAR) for a in args):
+            return SCALAR  # a NumPy scalar with Python numbers: a NumPy scalar
         if all(a is not None for a in args):
             return NUMERIC
     if name == "float":

@@ -63,6 +63,8 @@ class Context:
     call_sites: dict[int, int] = field(default_factory=dict)
     recursive: dict[int, bool] = field(default_factory=dict)
     enabled: set[str] | None = None
+    # Common subexpressions: the first node computing each (graph, primitive, inputs).
+    computed: dict[tuple, Node] = field(default_factory=dict)
 
     def is_recursive(self, g: Graph) -> bool:
         if g.id not in self.recursive:
@@ -117,6 +119,8 @@ def _getitem_of_tuple(ctx: Context, node: Apply) -> Node | None:
 def _tuple_of_tuple(ctx: Context, node: Apply) -> Node | None:
     x = node.inputs[1]
     if is_prim(x, "make_tuple") or (isinstance(x, Constant) and type(x.value) is tuple):
+        return x
+    if is_prim(x, "concat_sens") and never_zero(x, ctx.facts):
         return x
     return None
 
@@ -187,7 +191,8 @@ _NEVER_ZERO_PREFIXES = ("np.", "math.", "method.")
 _NUMERIC = {"add", "sub", "mul", "truediv", "floordiv", "mod", "pow", "matmul", "neg", "pos",
             "abs", "float", "make_tuple", "make_list", "sum", "min", "max", "ones_like_output"}
 _ZERO_PRESERVING = {"unbroadcast", "broadcast_like", "reshape_like", "expand_reduced",
-                    "sens_of", "take_sens", "diag_sens", "getitem_sens", "tuple_sens"}
+                    "sens_of", "take_sens", "diag_sens", "getitem_sens", "tuple_sens",
+                    "concat_sens"}
 
 
 def never_zero(node: Node, facts: LoopFacts | None = None, assumed: set | None = None,
@@ -228,6 +233,8 @@ def _never_zero(node: Node, facts: LoopFacts | None, assumed: set | None,
         return True
     if p.name in _ZERO_PRESERVING:
         return never_zero(node.inputs[1], facts, assumed, depth + 1)
+    if p.name == "getitem" and shape_of(kind(node.inputs[1], facts)) is not None:
+        return never_zero(node.inputs[1], facts, assumed, depth + 1)  # a part of an array
     if p.name == "gadd":
         return never_zero(node.inputs[1], facts, assumed, depth + 1) or \
             never_zero(node.inputs[2], facts, assumed, depth + 1)
@@ -348,11 +355,20 @@ def _unbroadcast_known(ctx: Context, node: Apply) -> Node | None:
     """Nothing to undo when `d` already has `x`'s shape (or both are Python scalars)."""
     d, x = node.inputs[1:]
     kd, kx = kind(d, ctx.facts), kind(x, ctx.facts)
-    if kx in (FLOAT, INT) and kd == FLOAT:
+    if (kx in (FLOAT, INT, SCALAR) or shape_of(kx) == ()) and kd == FLOAT:
         return d
     sd, sx = shape_of(kd), shape_of(kx)
     if sd is not None and sd == sx:
         return d
+    return None
+
+
+@rewrite("getattr_sens")
+def _shape_sens(ctx: Context, node: Apply) -> Node | None:
+    """Attributes such as `x.shape` carry no sensitivity back to x."""
+    name = node.inputs[3]
+    if isinstance(name, Constant) and name.value in ("shape", "ndim", "size", "dtype"):
+        return Constant(ZERO)
     return None
 
 
@@ -427,6 +443,347 @@ def _getitem_of_tuple_sens(ctx: Context, node: Apply) -> Node | None:
         if isinstance(j.value, int) and j.value >= 0 and i >= 0:
             return t.inputs[1] if j.value == i else Constant(ZERO)
     return None
+
+
+def _f8(k: str | None) -> bool:
+    return k == FLOAT or dtype_of(k) == "f8"
+
+
+def _size(shape: tuple[int, ...]) -> int:
+    n = 1
+    for s in shape:
+        n *= s
+    return n
+
+
+@rewrite("add")
+def _double(ctx: Context, node: Apply) -> Node | None:
+    """`u + u` is `2.0 * u` (exactly), which the next rewrite can fold into a smaller
+    factor of `u`."""
+    a, b = node.inputs[1:]
+    if a is b and isinstance(a, Apply) and shape_of(kind(a, ctx.facts)) is not None and \
+            _f8(kind(a, ctx.facts)):
+        return node.graph.apply(P["mul"], 2.0, a, loc=node.loc, name=node.name)
+    return None
+
+
+def _power_of_two(node: Node) -> bool:
+    if not (isinstance(node, Constant) and type(node.value) is float):
+        return False
+    m, _ = np.frexp(abs(node.value))
+    return bool(m == 0.5)
+
+
+@rewrite("mul")
+def _scale_smaller_factor(ctx: Context, node: Apply) -> Node | None:
+    """`c * (a * b)` is `(c * a) * b` when c is a power of two (scaling is exact) and
+    `a` is smaller than the product: the scaling then touches fewer elements."""
+    c, p = node.inputs[1:]
+    if not _power_of_two(c) or not is_prim(p, "mul"):
+        return None
+    assert isinstance(p, Apply)
+    kp = kind(p, ctx.facts)
+    sp = shape_of(kp)
+    if sp is None or not _f8(kp):
+        return None
+    for small, big in ((p.inputs[1], p.inputs[2]), (p.inputs[2], p.inputs[1])):
+        ks, kb = kind(small, ctx.facts), kind(big, ctx.facts)
+        ss = () if ks == FLOAT else shape_of(ks)
+        if ss is not None and _f8(ks) and _f8(kb) and shape_of(kb) == sp and \
+                _size(ss) < _size(sp):
+            scaled = node.graph.apply(P["mul"], c, small, loc=node.loc)
+            return node.graph.apply(P["mul"], scaled, big, loc=node.loc, name=node.name)
+    return None
+
+
+@rewrite("mul", "truediv", "add", "sub", "np.equal")
+def _broadcast_implicitly(ctx: Context, node: Apply) -> Node | None:
+    """`expand_reduced(c, x, axis, keepdims) * z` with z of x's shape: `c` (a number, or
+    with the reduced axes put back, size 1) broadcasts against z by itself, without a
+    full-size view."""
+    a, b = node.inputs[1:]
+    for i, (e, other) in enumerate(((a, b), (b, a))):
+        if is_prim(e, "reshape_like") and isinstance(e, Apply) and \
+                kind(e.inputs[1], ctx.facts) in (FLOAT, SCALAR) and \
+                shape_of(kind(e.inputs[2], ctx.facts)) == shape_of(kind(other, ctx.facts)) \
+                is not None:
+            ins = [e.inputs[1], other] if i == 0 else [other, e.inputs[1]]
+            return node.graph.apply(node.inputs[0], *ins, loc=node.loc, name=node.name)
+        if not is_prim(e, "expand_reduced"):
+            continue
+        assert isinstance(e, Apply)
+        c, x, axis, keepdims = e.inputs[1:]
+        sx = shape_of(kind(x, ctx.facts))
+        kc = kind(c, ctx.facts)
+        sc = shape_of(kc)
+        if sx is None or sx != shape_of(kind(other, ctx.facts)):
+            continue
+        if kc in (FLOAT, SCALAR):  # a number broadcasts by itself
+            ins = [c, other] if i == 0 else [other, c]
+            return node.graph.apply(node.inputs[0], *ins, loc=node.loc, name=node.name)
+        if sc is None or not isinstance(axis, Constant) or not isinstance(keepdims, Constant):
+            continue
+        axes = (axis.value,) if type(axis.value) is int else axis.value
+        if not isinstance(axes, tuple) or not axes or \
+                not all(type(n) is int and -len(sx) <= n < len(sx) for n in axes):
+            continue
+        axes = tuple(sorted(n % len(sx) for n in axes))
+        if keepdims.value is True:
+            if sc != tuple(1 if j in axes else n for j, n in enumerate(sx)):
+                continue
+            small: Node = c
+        elif keepdims.value is False:
+            if sc != tuple(n for j, n in enumerate(sx) if j not in axes):
+                continue
+            small = node.graph.apply(P["np.expand_dims"], c, axes[0] if len(axes) == 1
+                                     else axes, loc=node.loc)
+        else:
+            continue
+        ins = [small, other] if i == 0 else [other, small]
+        return node.graph.apply(node.inputs[0], *ins, loc=node.loc, name=node.name)
+    return None
+
+
+def _float_const(node: Node) -> float | None:
+    return node.value if isinstance(node, Constant) and type(node.value) is float else None
+
+
+def _scaled(node: Node) -> tuple[float, Node] | None:
+    """(c, a) where node is `c * a`, `a * c` or `-a` for a float constant c."""
+    if is_prim(node, "neg"):
+        return -1.0, node.inputs[1]  # type: ignore[attr-defined]
+    if is_prim(node, "mul"):
+        a, b = node.inputs[1:]  # type: ignore[attr-defined]
+        if _float_const(a) is not None:
+            return a.value, b  # type: ignore[attr-defined]
+        if _float_const(b) is not None:
+            return b.value, a  # type: ignore[attr-defined]
+    return None
+
+
+@rewrite("mul", "neg")
+def _fold_scalings(ctx: Context, node: Apply) -> Node | None:
+    """`c1 * (c2 * a)` is `(c1 * c2) * a` when c1 or c2 is a power of two (then both
+    round the same), for float64 `a`; a product by -1.0 is a negation, by 1.0 nothing;
+    a scaling of `np.expand_dims(y, axis)` scales y."""
+    outer = _scaled(node)
+    if outer is None:
+        return None
+    c1, x = outer
+    if is_prim(x, "np.expand_dims") and _f8(kind(x, ctx.facts)):
+        assert isinstance(x, Apply)
+        inner = node.graph.apply(P["mul"], c1, x.inputs[1], loc=node.loc)
+        return node.graph.apply(x.inputs[0], inner, x.inputs[2], loc=node.loc, name=node.name)
+    inner_scaled = _scaled(x)
+    if inner_scaled is None:
+        if c1 == -1.0 and is_prim(node, "mul") and _f8(kind(x, ctx.facts)):
+            return node.graph.apply(P["neg"], x, loc=node.loc, name=node.name)
+        return None
+    c2, a = inner_scaled
+    if not _f8(kind(a, ctx.facts)) or not (
+            _power_of_two(Constant(c1)) or _power_of_two(Constant(c2))):
+        return None
+    c = c1 * c2
+    if c == 1.0:
+        return a
+    if c == -1.0:
+        return node.graph.apply(P["neg"], a, loc=node.loc, name=node.name)
+    return node.graph.apply(P["mul"], c, a, loc=node.loc, name=node.name)
+
+
+@rewrite("reshape_like")
+def _reshape_broadcast(ctx: Context, node: Apply) -> Node | None:
+    """A number broadcast to one shape and reshaped to another is broadcast to that one."""
+    e, y = node.inputs[1:]
+    if not is_prim(e, "expand_reduced"):
+        return None
+    assert isinstance(e, Apply)
+    c, x = e.inputs[1:3]
+    sx, ky = shape_of(kind(x, ctx.facts)), kind(y, ctx.facts)
+    sy = shape_of(ky)
+    if kind(c, ctx.facts) in (FLOAT, SCALAR) and sx is not None and sy is not None and \
+            _size(sx) == _size(sy) and sy != () and _f8(ky):
+        return node.graph.apply(P["expand_reduced"], c, y, None, False, loc=node.loc,
+                                name=node.name)
+    return None
+
+
+@rewrite("add")
+def _add_negated(ctx: Context, node: Apply) -> Node | None:
+    """`a + -b` is `a - b` (exactly) for float64 values."""
+    a, b = node.inputs[1:]
+    if is_prim(b, "neg") and _f8(kind(a, ctx.facts)) and _f8(kind(b, ctx.facts)):
+        assert isinstance(b, Apply)
+        return node.graph.apply(P["sub"], a, b.inputs[1], loc=node.loc, name=node.name)
+    return None
+
+
+@rewrite("tuple_getitem")
+def _concat_piece(ctx: Context, node: Apply) -> Node | None:
+    """`concat_sens(d, arrays, axis)[i]` is a slice of d where the arrays' shapes are
+    known."""
+    t, i = node.inputs[1:]
+    if not is_prim(t, "concat_sens") or not isinstance(i, Constant) or type(i.value) is not int:
+        return None
+    assert isinstance(t, Apply)
+    d, arrays, axis = t.inputs[1:]
+    from .kinds import _sequence_items
+    items = _sequence_items(arrays)
+    kd = kind(d, ctx.facts)
+    if items is None or not 0 <= i.value < len(items) or not isinstance(axis, Constant) or \
+            type(axis.value) is not int or dtype_of(kd) != "f8":
+        return None
+    kinds = [kind(a, ctx.facts) for a in items]
+    shapes = [shape_of(k) for k in kinds]
+    if any(s is None or dtype_of(k) != "f8" or not -len(s) <= axis.value < len(s)
+           for s, k in zip(shapes, kinds, strict=True)):
+        return None
+    ax = axis.value % len(shapes[0])  # type: ignore[arg-type]
+    start = sum(s[ax] for s in shapes[:i.value])  # type: ignore[index]
+    stop = start + shapes[i.value][ax]  # type: ignore[index]
+    whole = shapes[0][:ax] + (sum(s[ax] for s in shapes),) + shapes[0][ax + 1:]  # type: ignore
+    if shape_of(kd) != whole:
+        return None
+    index = (slice(None),) * ax + (slice(start, stop),)
+    return node.graph.apply(P["getitem"], d, index, loc=node.loc, name=node.name)
+
+
+@rewrite("split_indices")
+def _split_indices_known(ctx: Context, node: Apply) -> Node | None:
+    """Where `np.concatenate(arrays, axis)` splits its gradient, from the arrays' shapes."""
+    arrays, axis = node.inputs[1:]
+    from .kinds import _sequence_items
+    items = _sequence_items(arrays)
+    if items is None or not isinstance(axis, Constant) or type(axis.value) is not int:
+        return None
+    shapes = [shape_of(kind(i, ctx.facts)) for i in items]
+    if any(s is None or not -len(s) <= axis.value < len(s) for s in shapes):
+        return None
+    ends = np.cumsum([s[axis.value] for s in shapes])[:-1]  # type: ignore[index]
+    return Constant([int(e) for e in ends])
+
+
+@rewrite("unbroadcast")
+def _unbroadcast_to_sum(ctx: Context, node: Apply) -> Node | None:
+    """`unbroadcast(d, x)` with both shapes known is the sum over the broadcast axes
+    (what the run-time helper computes, without its shape tests)."""
+    d, x = node.inputs[1:]
+    kd = kind(d, ctx.facts)
+    sd, sx = shape_of(kd), shape_of(kind(x, ctx.facts))
+    if sd is None or not sx or sd == sx or len(sx) > len(sd) or dtype_of(kd) != "f8" or \
+            is_prim(d, "neg"):  # (first negate the sum instead: sum_then_negate)
+        return None
+    lead = len(sd) - len(sx)
+    if any(n != 1 and n != sd[lead + i] for i, n in enumerate(sx)):
+        return None
+    axes = tuple(range(lead)) + tuple(i + lead for i, n in enumerate(sx)
+                                      if n == 1 and sd[i + lead] != 1)
+    axis = axes[0] if len(axes) == 1 else axes
+    total = node.graph.apply(P["np.sum"], d, axis, None, True, loc=node.loc,
+                             name=node.name if not lead else "")
+    if not lead:
+        return total
+    return node.graph.apply(P["np.reshape"], total, sx, loc=node.loc, name=node.name)
+
+
+@rewrite("reshape_like", "np.reshape")
+def _sum_without_keepdims(ctx: Context, node: Apply) -> Node | None:
+    """A sum kept its reduced axes only to lose them: `np.sum(d, axis)` as it is; a
+    reshape to the shape a value already has is nothing."""
+    v, like = node.inputs[1:]
+    if is_prim(node, "reshape_like"):
+        ky = kind(like, ctx.facts)
+        target = shape_of(ky) if ky is not None and dtype_of(ky) == "f8" else None
+    else:
+        target = like.value if isinstance(like, Constant) and type(like.value) is tuple \
+            else None
+    kv = kind(v, ctx.facts)
+    if target is None or dtype_of(kv) != "f8":
+        return None
+    if shape_of(kv) == target:
+        return v
+    if is_prim(v, "neg") and isinstance(v, Apply) and is_prim(v.inputs[1], "np.sum"):
+        inner = node.graph.apply(node.inputs[0], v.inputs[1], like, loc=node.loc)
+        return node.graph.apply(P["neg"], inner, loc=node.loc, name=node.name)
+    if is_prim(v, "np.sum") and isinstance(v, Apply):
+        a, axis, dtype, keepdims = v.inputs[1:]
+        sa = shape_of(kind(a, ctx.facts))
+        if isinstance(keepdims, Constant) and keepdims.value is True and sa is not None and \
+                isinstance(axis, Constant) and isinstance(dtype, Constant) and dtype.value is None:
+            axes = (axis.value,) if type(axis.value) is int else axis.value
+            if isinstance(axes, tuple) and all(type(n) is int for n in axes):
+                axes = tuple(n % len(sa) for n in axes)
+                if tuple(n for i, n in enumerate(sa) if i not in axes) == target:
+                    return node.graph.apply(P["np.sum"], a, axis, None, False, loc=node.loc,
+                                            name=node.name)
+    return None
+
+
+@rewrite("unbroadcast")
+def _sum_then_negate(ctx: Context, node: Apply) -> Node | None:
+    """`unbroadcast(-d, x)` is `-unbroadcast(d, x)` (exactly): negate the smaller array."""
+    nd, x = node.inputs[1:]
+    if not is_prim(nd, "neg"):
+        return None
+    assert isinstance(nd, Apply)
+    kd, kx = kind(nd.inputs[1], ctx.facts), kind(x, ctx.facts)
+    sd, sx = shape_of(kd), (() if kx in (FLOAT, INT) else shape_of(kx))
+    if sd is None or sx is None or not _f8(kd) or _size(sx) >= _size(sd):
+        return None
+    summed = node.graph.apply(P["unbroadcast"], nd.inputs[1], x, loc=node.loc)
+    return node.graph.apply(P["neg"], summed, loc=node.loc, name=node.name)
+
+
+@rewrite("getitem_sens")
+def _getitem_sens_reshape(ctx: Context, node: Apply) -> Node | None:
+    """The sensitivity of `x[None, :, :]` (new axes and whole slices only) is `d` reshaped
+    to x's shape."""
+    d, x, index = node.inputs[1:]
+    kx = kind(x, ctx.facts)
+    if not (isinstance(index, Constant) and type(index.value) is tuple) or \
+            shape_of(kx) is None or not _f8(kx) or not _f8(kind(d, ctx.facts)):
+        return None
+    parts = index.value
+    if not all(p is None or p == slice(None) for p in parts) or \
+            sum(p is not None for p in parts) > len(shape_of(kx)):  # type: ignore[arg-type]
+        return None
+    return node.graph.apply(P["reshape_like"], d, x, loc=node.loc, name=node.name)
+
+
+# Primitives that compute a value from their inputs alone (not iterators such as
+# `enumerate(xs)`, which a first use consumes; not fresh mutable stacks).
+_SHARABLE = {"add", "sub", "mul", "truediv", "floordiv", "mod", "pow", "matmul", "neg", "pos",
+             "abs", "float", "len", "getitem", "tuple_getitem", "getattr", "make_tuple",
+             "make_slice", "eq", "ne", "lt", "le", "gt", "ge", "not_", "is_", "is_not",
+             "switch", "gadd", "sens_of", "unbroadcast", "broadcast_like", "reshape_like",
+             "expand_reduced", "reduced_count", "getitem_sens", "tuple_sens", "getattr_sens",
+             "split_indices", "to_structure", "take_sens", "diag_sens"}
+
+
+def _input_key(x: Node) -> object:
+    if isinstance(x, Constant):
+        v = x.value
+        if v is None or type(v) in (bool, int, float, str):
+            return ("v", type(v).__name__, repr(v))
+        if type(v) is slice:
+            return ("s", _input_key(Constant(v.start)), _input_key(Constant(v.stop)),
+                    _input_key(Constant(v.step)))
+        if type(v) is tuple:
+            return ("t",) + tuple(_input_key(Constant(i)) for i in v)
+        return ("o", id(v))
+    return ("n", x.id)
+
+
+def _cse(ctx: Context, node: Apply) -> Node | None:
+    """A pure primitive applied to the same inputs as an earlier node of its graph is
+    that node."""
+    p = prim_of(node)
+    if p is None or p.effect or p.statement or not (
+            p.name in _SHARABLE or p.name.startswith(("np.", "math."))):
+        return None
+    key = (node.graph.id,) + tuple(_input_key(x) for x in node.inputs)
+    first = ctx.computed.setdefault(key, node)
+    return None if first is node else first
 
 
 # --- control flow and constants ---------------------------------------------------------------
@@ -512,7 +869,10 @@ PASS_ORDER = ["inline", "select_constants", "getitem_of_tuple", "tuple_of_tuple"
               "isinstance_numeric", "ndim_known",
               "attribute_known", "unbroadcast_known", "to_structure_known",
               "scalar_output_known", "aux_output_known", "seed_known", "swapaxes_2d", "times_one",
-              "scalar_times_broadcast",
+              "scalar_times_broadcast", "cse", "double", "scale_smaller_factor",
+              "broadcast_implicitly", "sum_then_negate", "getitem_sens_reshape", "shape_sens",
+              "add_negated", "split_indices_known", "fold_scalings", "reshape_broadcast",
+              "concat_piece", "unbroadcast_to_sum", "sum_without_keepdims",
               "drop_pure_effects", "loop_state", "lower_stacks", "class_of_known"]
 
 
@@ -572,7 +932,10 @@ def _round(root: Graph, enabled: set[str] | None, log: PassLog) -> bool:
             assert isinstance(node, Apply)
             p = prim_of(node)
             result: Node | None = None
-            if p is not None:
+            if p is not None and _allowed(enabled, "cse") and \
+                    (result := _cse(ctx, node)) is not None:
+                log.add("cse")
+            elif p is not None:
                 for name, fn in RULES.get(p.name, []):
                     if _allowed(enabled, name):
                         result = fn(ctx, node)

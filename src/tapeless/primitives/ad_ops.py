@@ -43,6 +43,7 @@ _helper("sens_index", "dd, index")
 _helper("einsum_specs", "subscripts, n", differentiable=False)
 _helper("tensordot_subscripts", "a_ndim, b_ndim, axes", differentiable=False)
 _helper("split_indices", "arrays, axis", differentiable=False)
+_helper("concat_sens", "d, arrays, axis")
 _helper("take_sens", "d, a, indices, axis")
 _helper("diag_sens", "d, v, k")
 

@@ -10,6 +10,7 @@ import numpy as np
 
 from ..runtime import (
     ZERO,
+    concat_sens,
     diag_sens,
     einsum_specs,
     expand_reduced,
@@ -501,8 +502,10 @@ def _prod(a, axis, dtype, keepdims):
 def _chooser(a, out, axis, keepdims, d):
     """Sensitivity of a max/min reduction: shared equally among ties."""
     hits = np.equal(a, expand_reduced(out, a, axis, keepdims))
-    count = expand_reduced(np.sum(hits, axis=axis, keepdims=keepdims), a, axis, keepdims)
-    return expand_reduced(d, a, axis, keepdims) * hits / count
+    # Dividing before spreading over `a` gives the same numbers (hits are 0 or 1) from
+    # fewer divisions.
+    share = d / np.sum(hits, axis=axis, keepdims=keepdims)
+    return expand_reduced(share, a, axis, keepdims) * hits
 
 
 @rule("np.max", "np.amax", "method.max")
@@ -623,12 +626,20 @@ def _flip(m, axis):
 
 @rule("np.concatenate")
 def _concatenate(arrays, axis):
-    def back(d):
-        pieces = np.split(np.ravel(d) if axis is None else d, split_indices(arrays, axis),
-                          0 if axis is None else axis)
-        return tuple(reshape_like(p, a) for p, a in zip(pieces, arrays)), ZERO
+    return np.concatenate(arrays, axis), lambda d: (concat_sens(d, arrays, axis), ZERO)
 
-    return np.concatenate(arrays, axis), back
+
+@rule("concat_sens")
+def _concat_sens(d, arrays, axis):
+    def back(dd):
+        if dd is ZERO:
+            return ZERO, ZERO, ZERO
+        parts = [sens_of(dd[i], arrays[i]) for i in range(len(arrays))]
+        if axis is None:
+            return reshape_like(np.concatenate([np.ravel(p) for p in parts]), d), ZERO, ZERO
+        return np.concatenate(parts, axis), ZERO, ZERO
+
+    return concat_sens(d, arrays, axis), back
 
 
 @rule("np.hstack")
