@@ -7,7 +7,8 @@ Sections (see bench/README.md for what each number means and the targets):
   (a) compile latency of a realistic ~50-line function (bench/programs_core.py),
       "cold file" (file read + ast.parse included) and "warm file" (module AST cached);
   (b) compile latency of every program of the differential corpus (tests/corpus/programs.py);
-  (c) run-time overhead of compiled code over CPython: scalar loops and NumPy-bound code.
+  (c) run-time overhead of compiled code over CPython: scalar loops and NumPy-bound code;
+  (d) the scalar-loop gradient against the CPython primal loop and the hand-written one.
 
 The allocator and BLAS thread settings must be in the environment before NumPy is
 imported, so the script re-executes itself with them when they are missing.
@@ -526,6 +527,36 @@ def section_overhead(samples: int, min_time: float) -> tuple[list[str], dict]:
     return out, results
 
 
+def section_scalar_gradient(samples: int, min_time: float) -> list[str]:
+    """The reverse-mode issue's scalar-loop target, measured alone (bench/run.py measures
+    it too, interleaved with every peer in one process, which adds noise)."""
+    import handwritten as hw
+    import workloads as wl
+
+    import tapeless as tl
+
+    g = tl.grad(wl.scalar_loop)
+    if not same(g(0.5), hw.scalar_loop_grad(0.5)):
+        return ["## (d) Scalar-loop gradient", "", "gradient MISMATCH", ""]
+    primal = interleaved(lambda: wl.scalar_loop(0.5), lambda: g(0.5), samples, min_time)
+    hand = interleaved(lambda: hw.scalar_loop_grad(0.5), lambda: g(0.5), samples, min_time)
+    r = primal["ratio"]
+    return [
+        "## (d) Scalar-loop gradient against the CPython primal loop", "",
+        "`tl.grad(workloads.scalar_loop)(0.5)` (1,000 steps of `x = math.sin(x) * 1.01`) "
+        "against the plain CPython loop and against the hand-written backward loop "
+        "(`handwritten.scalar_loop_grad`), interleaved as in (c).", "",
+        "| comparison | median ms (reference) | median ms (tapeless) | ratio | paired ratio "
+        "| min ratio | target | |",
+        "|---|---:|---:|---:|---:|---:|---:|---|",
+        f"| gradient ÷ CPython primal loop | {ms(median(primal['a']))} | "
+        f"{ms(median(primal['b']))} | {r:.2f} | {primal['pair_ratio']:.2f} | "
+        f"{primal['min_ratio']:.2f} | <= 2.50 | {verdict(r <= 2.5)} |",
+        f"| gradient ÷ hand-written backward loop | {ms(median(hand['a']))} | "
+        f"{ms(median(hand['b']))} | {hand['ratio']:.2f} | {hand['pair_ratio']:.2f} | "
+        f"{hand['min_ratio']:.2f} | <= 1.50 | {verdict(hand['ratio'] <= 1.5)} |", ""]
+
+
 def generated_sources() -> list[str]:
     import programs_core as pc
 
@@ -566,6 +597,7 @@ def main(argv: list[str]) -> int:
     report += section_corpus(timer, args.corpus_reps)
     lines, _ = section_overhead(args.samples, args.min_ms / 1e3)
     report += lines
+    report += section_scalar_gradient(args.samples, args.min_ms / 1e3)
     if not args.no_source:
         report += generated_sources()
     print("\n".join(report))
