@@ -162,6 +162,8 @@ class CompileTimer:
         if cold_file:
             filename = fn.__code__.co_filename  # type: ignore[attr-defined]
             self.source._module_cache.pop(filename, None)
+            for key in [k for k in getattr(self.source, "_segment_cache", {}) if k[0] == filename]:
+                self.source._segment_cache.pop(key)
             self.linecache.cache.pop(filename, None)
 
     def forget(self, compiled: object) -> None:
@@ -244,8 +246,9 @@ def section_compile_core(timer: CompileTimer, reps: int) -> tuple[list[str], dic
         f"`bench/programs_core.py:train_step` ({nlines} source lines, including a nested "
         f"`forward` and `clip`; generated module "
         f"{len(compiled.source.splitlines())} lines). {reps} repetitions each; before "
-        "each, `RESOLVER.graphs` is cleared (and, for *cold file*, the module-AST cache "
-        "`source._module_cache` and the `linecache` entry of the file).",
+        "each, `RESOLVER.graphs` is cleared (and, for *cold file*, the parsed-source caches "
+        "`source._module_cache` and `source._segment_cache` and the `linecache` entry of "
+        "the file).",
         "",
         "| variant | median ms | worst ms | CPU median ms | front end (parse) "
         "| optimizer (copy+optimize) | codegen (+compile+exec) | target | |",
