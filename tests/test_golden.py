@@ -147,3 +147,15 @@ def test_branch_gradient_saves_values_not_closures():
         h = 1e-5
         fd2 = (tl.grad(gp.branchy)(x + h, 0.5) - tl.grad(gp.branchy)(x - h, 0.5)) / (2 * h)
         assert gg(x, 0.5) == pytest.approx(fd2, rel=1e-6)
+
+
+@pytest.mark.parametrize("n", [0, 1, 3])
+def test_random_gradient_regressions(n):
+    from tests import grad_regressions as gr
+
+    f = gr.loops_rebuilt_and_closures_copied
+    got = tl.grad(f, argnums=(0, 1))(0.3, 0.7, n)
+    h = 1e-6
+    fd = ((f(0.3 + h, 0.7, n) - f(0.3 - h, 0.7, n)) / (2 * h),
+          (f(0.3, 0.7 + h, n) - f(0.3, 0.7 - h, n)) / (2 * h))
+    np.testing.assert_allclose(got, fd, rtol=1e-6, atol=1e-9)

@@ -873,7 +873,8 @@ PASS_ORDER = ["inline", "select_constants", "getitem_of_tuple", "tuple_of_tuple"
               "broadcast_implicitly", "sum_then_negate", "getitem_sens_reshape", "shape_sens",
               "add_negated", "split_indices_known", "fold_scalings", "reshape_broadcast",
               "concat_piece", "unbroadcast_to_sum", "sum_without_keepdims",
-              "drop_pure_effects", "loop_state", "lower_stacks", "class_of_known"]
+              "drop_pure_effects", "loop_state", "branch_backprops", "lower_stacks",
+              "class_of_known"]
 
 
 def passes_up_to(level: int | str) -> set[str]:
@@ -973,7 +974,9 @@ def _round(root: Graph, enabled: set[str] | None, log: PassLog) -> bool:
                 changed = True
     if not replace and _allowed(enabled, "loop_state"):
         assert ctx.facts is not None
-        n = drop_dead_state(root, ctx.facts, replace) + prune_saved(root, ctx.facts, replace)
+        # Not both in one round: pruning copies closures that may hold the loops
+        # drop_dead_state renumbers (the copies would keep the old numbering).
+        n = drop_dead_state(root, ctx.facts, replace) or prune_saved(root, ctx.facts, replace)
         if n:
             log.add("loop_state")
             changed = True
@@ -982,8 +985,9 @@ def _round(root: Graph, enabled: set[str] | None, log: PassLog) -> bool:
             log.add("branch_backprops")
             changed = True
     if replace:
+        # _apply starts by forgetting every schedule, after all of this round's changes.
         _apply(root, replace, spliced)
-    if changed:
+    elif changed:
         # Loop rebuilding and effect removal change free variables of the graphs that
         # contain them: recompute schedules next round.
         for g in reachable_graphs(root):
