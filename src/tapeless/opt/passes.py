@@ -980,7 +980,7 @@ def _round(root: Graph, enabled: set[str] | None, log: PassLog) -> bool:
         if n:
             log.add("loop_state")
             changed = True
-    if not replace and _allowed(enabled, "branch_backprops"):
+    if not replace and not changed and _allowed(enabled, "branch_backprops"):  # alone too
         if branch_backprops(graphs, uses(graphs), replace):
             log.add("branch_backprops")
             changed = True
