@@ -42,8 +42,21 @@ def run_demo() -> int:
         from . import grad
     except ImportError:
         return 0
-    grads = grad(mlp_loss)(params, x, y)
-    print("\n# generated gradient code")
-    print(grad(mlp_loss).source)
-    print("gradient norms:", [float(np.linalg.norm(g)) for layer in grads for g in layer])
+    g = grad(mlp_loss)
+    grads = g(params, x, y)
+    print("\n# generated gradient code (specialized to these arguments' shapes)")
+    print(g.source_for(params, x, y))
+    print("gradient norms:", [float(np.linalg.norm(d)) for layer in grads for d in layer])
+    # one entry of the gradient against a central finite difference
+    h = 1e-6
+    w1 = params[0][0]
+    bumped = [w1.copy(), w1.copy()]
+    bumped[0][2, 3] += h
+    bumped[1][2, 3] -= h
+    fd = (mlp_loss(((bumped[0], params[0][1]), params[1]), x, y) -
+          mlp_loss(((bumped[1], params[0][1]), params[1]), x, y)) / (2 * h)
+    print(f"d loss / d w1[2, 3] = {grads[0][0][2, 3]:.9f} (finite difference {fd:.9f})")
+    if not np.isclose(grads[0][0][2, 3], fd, rtol=1e-5, atol=1e-9):
+        print("MISMATCH")
+        return 1
     return 0
