@@ -194,6 +194,13 @@ def check_random_program(fn: Any, points: list[tuple]) -> int:
             continue
         with _quiet():
             gx, gy = grad(x, y, n)
+            # A branch decided by an exact value at the point (`if math.sin(y):` at
+            # y == 0.0) gives a derivative that holds at the point alone, as in every AD
+            # tool; finite differences see the neighbours' branch. Skip such points.
+            near = (grad(x + 1e-9, y, n)[0], grad(x, y + 1e-9, n)[1])
+        if any(abs(g - g2) > 1e-6 * (1.0 + abs(g)) for g, g2 in zip((gx, gy), near,
+                                                                      strict=True)):
+            continue
         for g, fd, which in ((gx, fds[0], "x"), (gy, fds[1], "y")):
             assert abs(g - fd) <= 1e-5 * (1.0 + abs(fd)), \
                 f"d/d{which} at {(x, y, n)}: tapeless {g!r}, finite differences {fd!r}"
