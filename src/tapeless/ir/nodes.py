@@ -106,7 +106,8 @@ class Graph:
 
 
 def is_constant_graph(node: Node) -> bool:
-    return isinstance(node, Constant) and isinstance(node.value, Graph)
+    # Exact type tests (neither class has subclasses): the optimizer asks this a lot.
+    return type(node) is Constant and type(node.value) is Graph  # type: ignore[attr-defined]
 
 
 def graph_nodes(g: Graph) -> list[Node]:
@@ -146,6 +147,9 @@ def _schedule(g: Graph) -> list[Node]:
 
 def _deps(node: Apply, g: Graph) -> list[Node]:
     """Inputs of `node`, plus, for closures it uses, their free variables owned by `g`."""
+    if not any(type(i) is Constant and type(i.value) is Graph  # type: ignore[attr-defined]
+               for i in node.inputs):
+        return node.inputs
     deps: list[Node] = []
     for inp in node.inputs:
         if is_constant_graph(inp):
