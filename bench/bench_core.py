@@ -68,20 +68,10 @@ def machine() -> list[str]:
     import platform
 
     import numpy as np
+    from machine_info import cpu_model, usable_cores
 
-    model = "unknown"
-    try:
-        with open("/proc/cpuinfo") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    model = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        model = platform.processor() or "unknown"
-    try:
-        usable = len(os.sched_getaffinity(0))
-    except AttributeError:
-        usable = os.cpu_count()
+    model = cpu_model()
+    usable = usable_cores()
     try:
         load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
     except OSError:

@@ -504,15 +504,9 @@ def machine() -> list[str]:
     import importlib.metadata as md
     import platform
 
-    model = "unknown"
-    try:
-        with open("/proc/cpuinfo") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    model = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        model = platform.processor() or "unknown"
+    from machine_info import cpu_model, usable_cores
+
+    model = cpu_model()
     ram = "unknown"
     try:
         with open("/proc/meminfo") as fh:
@@ -521,10 +515,7 @@ def machine() -> list[str]:
                     ram = f"{float(line.split()[1]) / 1024 ** 2:.1f} GiB"
     except OSError:
         pass
-    try:
-        usable = len(os.sched_getaffinity(0))
-    except AttributeError:
-        usable = os.cpu_count()
+    usable = usable_cores()
     load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
 
     def version(name: str) -> str:

@@ -29,7 +29,7 @@ from typing import Any, NamedTuple
 import autograd_programs as agp
 import numpy as np
 import pytest
-from corpus.programs import CASES
+from corpus.programs import CASES, rk_integrate_state
 from gradcheck import (
     assert_same_structure,
     check_directional,
@@ -789,21 +789,8 @@ class Phase(NamedTuple):
     steps: int = 0
 
 
-def integrate(pos, vel, n):
-    s = Phase(pos, vel)
-    dt = 0.05
-
-    def accel(p):
-        return -p
-
-    while s.steps < n:
-        p, v, k = s
-        v2 = v + dt * accel(p)
-        s = Phase(p + dt * v2, v2, k + 1)
-    return s.pos, s.vel, s.steps
-
-
 def test_vjp_of_while_loop_over_namedtuple_state() -> None:
+    integrate = rk_integrate_state  # a while loop over NamedTuple state
     _, vjp_fn = tl.vjp(integrate, 1.0, 0.0, 20)
     got = vjp_fn((1.0, None, None))[:2]
     expected = tl.grad(lambda p, v: integrate(p, v, 20)[0], (0, 1))(1.0, 0.0)

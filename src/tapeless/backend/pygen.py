@@ -560,10 +560,8 @@ class FunctionEmitter:
         popped = self._popping_loop(body, cond) if inline_ok else None
         for j, (n, v) in enumerate(zip(names, init, strict=True)):
             text = self.render(v, g)
-            if popped is not None and j == popped[0]:
-                names[j] = text if text.isidentifier() else n
-                if not text.isidentifier():
-                    mod.emit_line(indent, f"{n} = {_strip(text)}", node.loc)
+            if popped is not None and j == popped[0] and text.isidentifier():
+                names[j] = text  # iterated over, never assigned: no copy needed
             elif text != n and j not in dead:
                 mod.emit_line(indent, f"{n} = {_strip(text)}", node.loc)
         if not inline_ok:

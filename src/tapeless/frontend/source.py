@@ -110,37 +110,31 @@ def _top_level_def(code: object) -> ast.AST | None:
 def function_source(fn: FunctionType) -> FunctionSource:
     """The syntax tree of `fn` (a `def` or a `lambda`), located in its file."""
     code = fn.__code__
-    if code.co_name != "<lambda>":
-        node = _top_level_def(code)
-        if node is not None:
-            if isinstance(node, ast.AsyncFunctionDef):
-                src = FunctionSource(node, code.co_filename, linecache.getlines(
-                    code.co_filename))  # type: ignore[arg-type]
-                raise CompileError("async functions are not supported", src.loc(node),
-                                   "write an ordinary `def`")
-            return FunctionSource(node, code.co_filename,  # type: ignore[arg-type]
-                                  linecache.getlines(code.co_filename))
-    parsed = _parse_file(code.co_filename)
-    if parsed is None:
-        raise CompileError(
-            f"the source of {fn.__qualname__} is not available "
-            f"(defined in {code.co_filename})", None,
-            "define the function in a .py file so tapeless can read its source")
-    lines, tree = parsed
-    first = code.co_firstlineno
-    defs, lambdas = _index(tree)
-    if code.co_name == "<lambda>":
-        node = _find_lambda(lambdas.get(first, []), code)
+    node = _top_level_def(code) if code.co_name != "<lambda>" else None
+    if node is not None:
+        lines = linecache.getlines(code.co_filename)
     else:
-        node = defs.get((code.co_name, first))
-    if node is None:
-        raise CompileError(f"could not find the source of {fn.__qualname__} in "
-                           f"{code.co_filename}:{first}")
+        parsed = _parse_file(code.co_filename)
+        if parsed is None:
+            raise CompileError(
+                f"the source of {fn.__qualname__} is not available "
+                f"(defined in {code.co_filename})", None,
+                "define the function in a .py file so tapeless can read its source")
+        lines, tree = parsed
+        first = code.co_firstlineno
+        defs, lambdas = _index(tree)
+        if code.co_name == "<lambda>":
+            node = _find_lambda(lambdas.get(first, []), code)
+        else:
+            node = defs.get((code.co_name, first))
+        if node is None:
+            raise CompileError(f"could not find the source of {fn.__qualname__} in "
+                               f"{code.co_filename}:{first}")
+    src = FunctionSource(node, code.co_filename, lines)  # type: ignore[arg-type]
     if isinstance(node, ast.AsyncFunctionDef):
-        src = FunctionSource(node, code.co_filename, lines)  # type: ignore[arg-type]
         raise CompileError("async functions are not supported", src.loc(node),
                            "write an ordinary `def`")
-    return FunctionSource(node, code.co_filename, lines)
+    return src
 
 
 def _find_lambda(candidates: list[ast.Lambda], code: object) -> ast.Lambda | None:

@@ -6,19 +6,19 @@ from the values, where the inliner then copies it in place."""
 
 from __future__ import annotations
 
-from ..ir.clone import clone_graph
 from ..ir.nodes import Apply, Constant, Graph, Node, free_variables, graph_nodes, is_constant_graph
 from ..primitives import PRIMITIVES
 from .kinds import _is_switch_call
-from .loops import _encloses, _is
+from .loops import _encloses, _is, rebuild_closure
 
 P = PRIMITIVES
 
 
 def branch_backprops(graphs: list[Graph], use: dict[int, list[tuple[Node | None, Graph]]],
-                     replace: dict[int, Node]) -> int:
-    """Rewrite each `if` whose branches return closures that are only called; returns
-    how many slots were rewritten."""
+                     replace: dict[int, Node]) -> bool:
+    """Rewrite an `if` whose branches return closures that are only called (one per
+    round: a rewrite copies closures, which may hold calls another rewrite would replace,
+    and the copies would keep the old calls); returns whether one was."""
     # How many places refer to each graph: a branch shared with another `if` keeps its
     # closures (its output is rewritten in place).
     refs: dict[int, int] = {}
@@ -29,48 +29,35 @@ def branch_backprops(graphs: list[Graph], use: dict[int, list[tuple[Node | None,
                     refs[i.value.id] = refs.get(i.value.id, 0) + 1
         if is_constant_graph(g.output):
             refs[g.output.value.id] = refs.get(g.output.value.id, 0) + 1  # type: ignore
-    count = 0
-    for g in graphs:
-        for node in graph_nodes(g):
-            if not _is_switch_call(node) or node.id in replace or any(
-                    refs.get(b.value.id, 0) != 1 for b in node.inputs[0].inputs[2:4]):  # type: ignore
-                continue
-            # One per round: a rewrite copies closures, which may hold calls another
-            # rewrite would replace (the copies would keep the old calls).
-            if _rewrite_switch(g, node, use, replace):  # type: ignore[arg-type]
-                return 1
-    return count
+    return any(
+        _is_switch_call(node) and node.id not in replace and
+        all(refs.get(b.value.id, 0) == 1 for b in node.inputs[0].inputs[2:4]) and  # type: ignore
+        _rewrite_switch(g, node, use, replace)  # type: ignore[arg-type]
+        for g in graphs for node in graph_nodes(g))
 
 
 def _rewrite_switch(g: Graph, node: Apply, use: dict[int, list[tuple[Node | None, Graph]]],
-                    replace: dict[int, Node]) -> int:
+                    replace: dict[int, Node]) -> bool:
     sw = node.inputs[0]
     cond = sw.inputs[1]  # type: ignore[attr-defined]
     branches: list[Graph] = [b.value for b in sw.inputs[2:4]]  # type: ignore[attr-defined]
     outs = [b.output for b in branches]
     if any(b.parameters for b in branches) or not all(_is(o, "make_tuple") for o in outs) \
             or len({len(o.inputs) for o in outs}) != 1:  # type: ignore[union-attr]
-        return 0
+        return False
     users = [u for u, _ in use.get(node.id, [])]
     if any(u is None or not _is(u, "tuple_getitem") or not isinstance(u.inputs[2], Constant)
            for u in users):
-        return 0
+        return False
     for k in range(len(outs[0].inputs) - 1):  # type: ignore[union-attr]
         closures = [o.inputs[1 + k] for o in outs]  # type: ignore[union-attr]
         if not all(is_constant_graph(c) for c in closures):
             continue
-        reads = [u for u in users if u.inputs[2].value == k]  # type: ignore[union-attr]
-        calls: list[Apply] = []
-        for bp in reads:
-            for u, _ in use.get(bp.id, []):
-                if u is None or u.inputs[0] is not bp or any(x is bp for x in u.inputs[1:]):
-                    calls = []
-                    break
-                calls.append(u)  # type: ignore[arg-type]
-            else:
-                continue
-            break
-        if not calls or len(calls) != sum(len(use.get(bp.id, [])) for bp in reads):
+        # Every use of the backpropagator must be a call of it.
+        calls = [(bp, u) for bp in (u for u in users if u.inputs[2].value == k)  # type: ignore
+                 for u, _ in use.get(bp.id, [])]
+        if not calls or any(u is None or u.inputs[0] is not bp or bp in u.inputs[1:]
+                            for bp, u in calls):
             continue
         # What each branch's closure needs that only the branch can see.
         saved = [[fv for fv in free_variables(c.value) if not _encloses(fv.graph, g)]
@@ -84,23 +71,18 @@ def _rewrite_switch(g: Graph, node: Apply, use: dict[int, list[tuple[Node | None
             out.inputs = list(out.inputs)
             out.inputs[1 + k] = b.apply(P["make_tuple"], *fvs)
             b.invalidate()
-        for call in calls:
+        for _, call in calls:
             h = call.graph
-            assert h is not None
-            values = call.inputs[0]
+            assert h is not None and isinstance(call, Apply)
             new_branches = []
             for b, clo, fvs in zip(branches, closures, saved, strict=True):
                 nb = Graph(f"B_{b.name}", h, call.loc)
-                substitute: dict[int, Node] = {}
-                for i, fv in enumerate(fvs):
-                    got = nb.apply(P["tuple_getitem"], values, i, name=fv.name)
-                    got.kind = fv.kind
-                    substitute[fv.id] = got
-                rebuilt = clone_graph(clo.value, nb, substitute)  # type: ignore[union-attr]
+                rebuilt = rebuild_closure(clo.value, nb, call.inputs[0],  # type: ignore
+                                          {fv.id: i for i, fv in enumerate(fvs)})
                 nb.output = nb.apply(Constant(rebuilt), *call.inputs[1:], loc=call.loc)
                 new_branches.append(nb)
             choose = h.apply(P["switch"], cond, Constant(new_branches[0]),
                              Constant(new_branches[1]), loc=call.loc)
             replace[call.id] = Apply(h, [choose], call.loc, call.name)
-        return 1
-    return 0
+        return True
+    return False

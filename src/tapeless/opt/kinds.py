@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
 
-from ..ir.nodes import Apply, Constant, Node, Parameter
+from ..ir.nodes import Apply, Constant, Graph, Node, Parameter
 from ..primitives import Primitive
 
 if TYPE_CHECKING:
@@ -78,6 +78,13 @@ def _join_lists(a: str | None, b: str | None) -> str | None:
     if ea == "" or ea == eb:
         return b
     return a if eb == "" else None
+
+
+def _list_of_items(kinds: list[str | None]) -> str | None:
+    """The kind of a list display whose elements have these kinds."""
+    if not kinds:
+        return "list<>"
+    return list_of(kinds[0]) if kinds[0] is not None and _common(kinds) else None
 
 
 def _is_list(k: str | None) -> bool:
@@ -443,14 +450,9 @@ def _kind(node: Node, facts: LoopFacts | None, depth: int,
     if not isinstance(node, Apply):
         return None
     callee = node.inputs[0]
-    if isinstance(callee, Constant) and hasattr(callee.value, "parameters") and depth <= 10 \
-            and len(callee.value.parameters) == len(node.inputs) - 1 and \
-            callee.value.output is not None and not callee.value.vararg:
-        # A call of a known function: its result's kind, given its arguments' kinds.
-        inner = dict(assumed or {})
-        for p, a in zip(callee.value.parameters, node.inputs[1:], strict=True):
-            inner[(p.id, -1)] = kind(a, facts, depth + 1, assumed)
-        return kind(callee.value.output, facts, depth + 4, inner)
+    g = _known_call(node, depth)
+    if g is not None:  # its result's kind, given its arguments' kinds
+        return kind(g.output, facts, depth + 4, _with_arguments(node, g, facts, depth, assumed))
     if not (isinstance(callee, Constant) and isinstance(callee.value, Primitive)):
         return None
     name = callee.value.name
@@ -488,9 +490,15 @@ def _kind(node: Node, facts: LoopFacts | None, depth: int,
     args = [kind(a, facts, depth + 1, assumed) for a in node.inputs[1:]]
     if name == "len":
         return INT
+    if name == "make_list":
+        return _list_of_items(args)
+    if name == "list" and len(node.inputs) == 2 and _sequence_items(node.inputs[1]) is not None:
+        return _list_of_items([kind(i, facts, depth + 1, assumed)
+                               for i in _sequence_items(node.inputs[1])])  # type: ignore
+    if name == "list" and (not args or (isinstance(node.inputs[1], Constant) and
+                                        node.inputs[1].value == ())):
+        return "list<>"
     if any(_is_list(a) for a in args):
-        if name == "make_list":
-            return list_of(_common(args) or "") if _common(args) else None
         if name == "list" and len(args) == 1:
             return args[0]
         if name == "add" and len(args) == 2:
@@ -498,15 +506,6 @@ def _kind(node: Node, facts: LoopFacts | None, depth: int,
         if name == "getitem" and args[1] == INT:
             return element_of(args[0]) or None
         return None
-    if name == "make_list" and all(a is not None for a in args):
-        return list_of(args[0]) if args and _common(args) else ("list<>" if not args else None)
-    if name == "list" and (not args or (isinstance(node.inputs[1], Constant) and
-                                        node.inputs[1].value == ())):
-        return "list<>"
-    if name == "list" and len(args) == 1 and _sequence_items(node.inputs[1]) is not None:
-        items = _sequence_items(node.inputs[1])
-        ks = [kind(i, facts, depth + 1, assumed) for i in items]  # type: ignore[union-attr]
-        return list_of(ks[0]) if ks and _common(ks) else ("list<>" if not ks else None)
     if (name in _UNARY or name in _ELEMENTWISE) and SCALAR in args and \
             all(a in (FLOAT, INT, SCALAR) for a in args):
         return SCALAR
@@ -550,33 +549,43 @@ def _list_map_kind(node: Apply, facts: LoopFacts | None, depth: int,
     if not (isinstance(f, Constant) and hasattr(f.value, "parameters")) or \
             len(f.value.parameters) != 1:
         return None
-    if _prim_name(seq) == "range":
-        element: str | None = INT
-    elif _pair_projection(f.value, seq) is not None:
+    projection = _pair_projection(f.value, seq)
+    if projection is not None:
         # The derivative of a comprehension maps (value, backpropagator) pairs, then
         # projects the values: the kind of the first map's results' element i.
-        i, g, inner_seq = _pair_projection(f.value, seq)  # type: ignore[misc]
-        inner_element = _elements(inner_seq, facts, depth, assumed)
-        if inner_element is None:
-            return None
-        inner = dict(assumed or {})
-        inner[(g.parameters[0].id, -1)] = inner_element  # type: ignore[attr-defined]
-        out = _item_kind(g.output, i, facts, depth + 1, inner)  # type: ignore[attr-defined]
-        return list_of(out) if out is not None and not _is_list(out) else None
+        i, g, inner_seq = projection
+        element = _elements(inner_seq, facts, depth, assumed)
+        out = None if element is None else _item_kind(
+            g.output, i, facts, depth + 1, _bind(g.parameters, [element], assumed))  # type: ignore
     else:
-        element = element_of(kind(seq, facts, depth + 1, assumed)) or None
-    if element is None:
-        return None
-    out = _result_kind(f.value, element, facts, depth, assumed)
+        element = _elements(seq, facts, depth, assumed)
+        out = None if element is None else kind(
+            f.value.output, facts, depth + 1, _bind(f.value.parameters, [element], assumed))
     return list_of(out) if out is not None and not _is_list(out) else None
 
 
-def _result_kind(g: object, element: str | None, facts: LoopFacts | None, depth: int,
-                 assumed: dict | None) -> str | None:
-    """The kind of a one-parameter graph's result, its parameter of kind `element`."""
+def _known_call(node: Apply, depth: int) -> Graph | None:
+    """The function a call calls, when known and bound one argument per parameter."""
+    callee = node.inputs[0]
+    if isinstance(callee, Constant) and hasattr(callee.value, "parameters") and depth <= 10 \
+            and len(callee.value.parameters) == len(node.inputs) - 1 and \
+            callee.value.output is not None and not callee.value.vararg:
+        return callee.value  # type: ignore[return-value]
+    return None
+
+
+def _bind(params: list, kinds: list[str | None], assumed: dict | None) -> dict:
+    """The assumptions with each parameter given a kind."""
     inner = dict(assumed or {})
-    inner[(g.parameters[0].id, -1)] = element  # type: ignore[attr-defined]
-    return kind(g.output, facts, depth + 1, inner)  # type: ignore[attr-defined]
+    for p, k in zip(params, kinds, strict=True):
+        inner[(p.id, -1)] = k
+    return inner
+
+
+def _with_arguments(node: Apply, g: Graph, facts: LoopFacts | None, depth: int,
+                    assumed: dict | None) -> dict:
+    return _bind(g.parameters, [kind(a, facts, depth + 1, assumed) for a in node.inputs[1:]],
+                 assumed)
 
 
 def _prim_name(node: Node) -> str | None:
@@ -615,13 +624,10 @@ def _item_kind(node: Node, i: int, facts: LoopFacts | None, depth: int,
     if _prim_name(node) == "make_tuple":
         return kind(node.inputs[1 + i], facts, depth + 1, assumed) \
             if 0 <= i < len(node.inputs) - 1 else None
-    callee = node.inputs[0]
-    if isinstance(callee, Constant) and hasattr(callee.value, "parameters") and depth <= 10 \
-            and len(callee.value.parameters) == len(node.inputs) - 1 and not callee.value.vararg:
-        inner = dict(assumed)
-        for p, a in zip(callee.value.parameters, node.inputs[1:], strict=True):
-            inner[(p.id, -1)] = kind(a, facts, depth + 1, assumed)
-        return _item_kind(callee.value.output, i, facts, depth + 4, inner)
+    g = _known_call(node, depth)
+    if g is not None:
+        return _item_kind(g.output, i, facts, depth + 4,  # type: ignore[arg-type]
+                          _with_arguments(node, g, facts, depth, assumed))
     return None
 
 

@@ -91,8 +91,10 @@ class LoopFacts:
                 for j in range(len(info.init)):
                     for p in info.params(j):
                         self.state_of[p.id] = (info, j)
-        # Values a backward loop pops, by the forward value that was pushed.
+        # Values a backward loop pops, by the forward value that was pushed; and each
+        # backward loop's forward loop, the forward loop's stack slot and its push.
         self.popped: dict[int, Node] = {}
+        self.pushed_by: dict[int, tuple[LoopInfo, int, Apply]] = {}
         for _ in range(3):  # outer loops first: a nested loop's stack goes through theirs
             for back in self.loops:
                 self._link_stack(back)
@@ -114,6 +116,7 @@ class LoopFacts:
         if not (_is(push, "make_tuple") and len(push.inputs) == 3  # type: ignore[union-attr]
                 and push.inputs[2] is fwd.body.parameters[fwd.lead + kf]):  # type: ignore
             return
+        self.pushed_by[back.node.id] = (fwd, kf, push)  # type: ignore[assignment]
         p = back.body.parameters[0]
         for n in graph_nodes(back.body):
             if _is(n, "tuple_getitem") and n.inputs[1] is p and \
@@ -283,84 +286,56 @@ def _rebuild(info: LoopInfo, keep: list[int], results: list[Node],
 
 def _saved_pairs(facts: LoopFacts, use: dict[int, list[tuple[Node | None, Graph]]],
                  replace: dict[int, Node]) -> list[tuple]:
-    """Each forward loop with the backward loop that pops its stack, as (forward loop,
-    its stack's slot, the push, the pushed values, the backward loop's reads of them).
-    The stack of a loop nested in another reaches its backward loop through the outer
-    loops' stacks: followed, when it is read nowhere else."""
-    pairs: dict[int, tuple] = {}
-    by_stack: dict[int, tuple] = {}  # backward body's stack parameter -> its pair
-    progress = True
-    while progress:
-        progress = False
-        for back in facts.loops:
-            if back.node.id in pairs or back.cond is None or back.node.id in replace or \
-                    not back.init or getattr(back.body, "loop_role", None) != "backward":
-                continue
-            start = back.init[0]
-            if len(use.get(start.id, [])) != 1:
-                continue
-            found = facts.result_of(start)
-            if found is None:
-                found = _through_outer_stack(start, by_stack, use, facts)
-            if found is None:
-                continue
-            fwd, kf = found
-            if getattr(fwd.body, "loop_role", None) != "forward":
-                continue
-            f_out = fwd.outputs
-            if f_out is None:
-                continue
-            push = f_out[kf]
-            stack_param = fwd.body.parameters[fwd.lead + kf]
-            if not (_is(push, "make_tuple") and len(push.inputs) == 3  # type: ignore[union-attr]
-                    and push.inputs[2] is stack_param and  # type: ignore[union-attr]
-                    _is(push.inputs[1], "make_tuple")):  # type: ignore[union-attr]
-                continue
-            values = push.inputs[1].inputs[1:]  # type: ignore[union-attr]
-            p = back.body.parameters[0]
-            pops = [u for u, _ in use.get(p.id, [])]
-            if any(u is None or not _is(u, "tuple_getitem") or
-                   not isinstance(u.inputs[2], Constant) for u in pops):
-                continue
-            saved_nodes = [u for u in pops if u.inputs[2].value == 0]  # type: ignore[union-attr]
-            reads: list[Node] = []
-            ok = True
-            for sn in saved_nodes:
-                for u, _ in use.get(sn.id, []):
-                    if u is None or not _is(u, "tuple_getitem") or \
-                            not isinstance(u.inputs[2], Constant):
-                        ok = False
-                    else:
-                        reads.append(u)
-            if not ok:
-                continue
-            pairs[back.node.id] = (fwd, kf, push, values, reads)
-            by_stack[p.id] = pairs[back.node.id]
-            progress = True
-    return list(pairs.values())
+    """The forward/backward loop pairs `LoopFacts` found whose saved values may be
+    rewritten, as (forward loop, its stack's slot, the push, the pushed values, the
+    backward loop's reads of them): the stack goes to that backward loop alone, which
+    only reads it by constant indices."""
+    pairs = []
+    for back in facts.loops:
+        found = facts.pushed_by.get(back.node.id)
+        if found is None or back.node.id in replace:
+            continue
+        fwd, kf, push = found
+        start = back.init[0]
+        if len(use.get(start.id, [])) != 1 or not _is(push.inputs[1], "make_tuple") or \
+                getattr(fwd.body, "loop_role", None) != "forward":
+            continue
+        if facts.result_of(start) is None and not _only_reader(start, facts, use):
+            continue
+        reads = _constant_reads(back.body.parameters[0], use)
+        if reads is not None:
+            pairs.append((fwd, kf, push, push.inputs[1].inputs[1:], reads))
+    return pairs
 
 
-def _through_outer_stack(start: Node, by_stack: dict[int, tuple],
-                         use: dict[int, list[tuple[Node | None, Graph]]],
-                         facts: LoopFacts) -> tuple[LoopInfo, int] | None:
-    """`start` is `saved[i]`, the i-th value an outer backward loop popped: the inner
-    forward loop's final stack, if that is what the outer loop pushed there, and nothing
-    else reads it."""
-    if not (_is(start, "tuple_getitem") and isinstance(start.inputs[2], Constant)):  # type: ignore[union-attr]
-        return None
+def _constant_reads(p: Node, use: dict[int, list[tuple[Node | None, Graph]]]
+                    ) -> list[Node] | None:
+    """`saved[j]` for each use of a backward loop's stack parameter `p` (`saved` is
+    `p[0]`), or None if it is used another way."""
+    reads: list[Node] = []
+    for u, _ in use.get(p.id, []):
+        if u is None or not _is(u, "tuple_getitem") or not isinstance(u.inputs[2], Constant):
+            return None
+        if u.inputs[2].value != 0:  # the rest of the stack
+            continue
+        for r, _ in use.get(u.id, []):
+            if r is None or not _is(r, "tuple_getitem") or not isinstance(r.inputs[2], Constant):
+                return None
+            reads.append(r)
+    return reads
+
+
+def _only_reader(start: Node, facts: LoopFacts,
+                 use: dict[int, list[tuple[Node | None, Graph]]]) -> bool:
+    """A nested loop's stack comes to its backward loop as `saved[i]` of an outer
+    backward loop: `start` must be the only read of slot i, and that slot's pushed
+    value used nowhere else."""
     saved = start.inputs[1]  # type: ignore[union-attr]
-    if not (_is(saved, "tuple_getitem") and isinstance(saved.inputs[2], Constant)  # type: ignore[union-attr]
-            and saved.inputs[2].value == 0):  # type: ignore[union-attr]
-        return None
-    outer = by_stack.get(saved.inputs[1].id)  # type: ignore[union-attr]
-    if outer is None:
-        return None
     i = start.inputs[2].value  # type: ignore[union-attr]
-    values, reads = outer[3], outer[4]
-    if not 0 <= i < len(values) or len(use.get(values[i].id, [])) != 1 or \
-            [u for u in reads if u.inputs[2].value == i] != [start]:
-        return None
-    return facts.result_of(values[i])
+    pushed = facts.popped[saved.id].inputs[1 + i]  # type: ignore[attr-defined]
+    reads = _constant_reads(saved.inputs[1], use)  # type: ignore[union-attr]
+    return len(use.get(pushed.id, [])) == 1 and reads is not None and \
+        [r for r in reads if r.inputs[2].value == i] == [start]
 
 
 def prune_saved(root: Graph, facts: LoopFacts, replace: dict[int, Node]) -> int:
@@ -434,20 +409,27 @@ def _rebuild_closures(fg: Graph, push: Apply, values: list[Node], reads: list[No
         here = [fv for fv in free_variables(clo) if not _encloses(fv.graph, bg)]
         if not here:
             continue
-        saved = u.inputs[1]  # type: ignore[union-attr]
-        substitute: dict[int, Node] = {}
-        for fv in here:
-            if fv not in new_values:
-                new_values.append(fv)
-            got = bg.apply(P["tuple_getitem"], saved, new_values.index(fv), name=fv.name)
-            got.kind = fv.kind
-            substitute[fv.id] = got
-        replace[u.id] = Constant(clone_graph(clo, bg, substitute), v.loc)
+        new_values += [fv for fv in here if fv not in new_values]
+        rebuilt_clo = rebuild_closure(clo, bg, u.inputs[1],  # type: ignore[union-attr]
+                                      {fv.id: new_values.index(fv) for fv in here})
+        replace[u.id] = Constant(rebuilt_clo, v.loc)
         rebuilt = True
     if rebuilt:
         replace[push.id] = fg.apply(P["make_tuple"], fg.apply(P["make_tuple"], *new_values),
                                     push.inputs[2], name="stack")
     return rebuilt
+
+
+def rebuild_closure(clo: Graph, where: Graph, saved: Node, slots: dict[int, int]) -> Graph:
+    """A copy of the closure `clo` made in `where`, its free variables (by id) read from
+    the tuple `saved` at the given slots."""
+    substitute: dict[int, Node] = {}
+    for fv in free_variables(clo):
+        if fv.id in slots:
+            got = where.apply(P["tuple_getitem"], saved, slots[fv.id], name=fv.name)
+            got.kind = fv.kind
+            substitute[fv.id] = got
+    return clone_graph(clo, where, substitute)
 
 
 def _encloses(outer: Graph | None, inner: Graph) -> bool:
@@ -462,8 +444,6 @@ def _encloses(outer: Graph | None, inner: Graph) -> bool:
 def never_zero_param(facts: LoopFacts, node: Node, test) -> bool:  # noqa: ANN001
     return isinstance(node, Parameter) and facts.inductive(node, test, set())
 
-
-_ = Constant
 
 
 def lower_stacks(root: Graph) -> int:
