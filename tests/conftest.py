@@ -1,8 +1,12 @@
 """Test helpers (gradcheck, corpus, error_programs, ...) import by their plain module
 names whether or not `tests` is a package."""
 
+import os
 import sys
 from pathlib import Path
+
+# The optimizer checks, after every round, that no node is used outside its scope.
+os.environ.setdefault("TAPELESS_CHECK_IR", "1")
 
 _HERE = str(Path(__file__).parent)
 if _HERE not in sys.path:

@@ -209,3 +209,11 @@ def reachable_graphs(root: Graph) -> list[Graph]:
         if g.output is not None and is_constant_graph(g.output):
             todo.append(g.output.value)
     return list(seen.values())
+
+
+def scope_errors(root: Graph) -> list[str]:
+    """Nodes that the top-level graph `root` uses but no graph it reaches owns (a
+    miscompile, e.g. a copy still reading a node of the graph it was copied from: the
+    generated code would read a variable of no enclosing function). The test suite
+    checks this after every optimizer round (TAPELESS_CHECK_IR=1)."""
+    return [f"{fv!r} of {fv.graph!r}" for fv in free_variables(root)]

@@ -384,6 +384,20 @@ def _concatenate_kind(node: Apply, facts: LoopFacts | None, depth: int,
     return array("f8", shapes[0][:axis] + (total,) + shapes[0][axis + 1:])  # type: ignore
 
 
+class Assumptions(dict):
+    """Kinds assumed for parameters while inferring a loop body or a call (made by
+    `assume`, never changed after), with their memoization key."""
+
+    __slots__ = ("key",)
+
+
+def assume(base: dict | None, more: dict) -> Assumptions:
+    out = Assumptions(base or {})
+    out.update(more)
+    out.key = tuple(sorted(out.items()))
+    return out
+
+
 def kind(node: Node, facts: LoopFacts | None = None, depth: int = 0,
          assumed: dict | None = None) -> str | None:
     """The kind of `node`'s value when known, else None."""
@@ -391,10 +405,43 @@ def kind(node: Node, facts: LoopFacts | None = None, depth: int = 0,
         return _kind(node, facts, depth, assumed)
     # Memoized per assumption set (loop state assumed to have a kind while checking the
     # loop body), so shared subexpressions are inferred once.
-    key = (node.id, tuple(sorted(assumed.items())) if assumed else ())
+    key = (node.id, assumed.key if assumed else ())  # type: ignore[attr-defined]
     if key not in facts.kinds:
         facts.kinds[key] = _kind(node, facts, depth, assumed)  # type: ignore[index]
     return facts.kinds[key]  # type: ignore[index]
+
+
+def _state_kinds(info: object, facts: LoopFacts, depth: int,
+                 assumed: dict | None) -> list[str | None]:
+    """The kinds of a loop's state slots, by induction on all slots together: assuming
+    each slot has a kind while inferring the body's outputs, a slot keeps its kind if
+    its output has it too; a slot that fails is assumed unknown and the body is
+    inferred again, until nothing changes (each slot changes at most twice)."""
+    loop = info.node.id  # type: ignore[attr-defined]
+    outputs = info.outputs  # type: ignore[attr-defined]
+    n = len(info.init)  # type: ignore[attr-defined]
+    memo = ("state", loop, assumed.key if assumed else ())  # type: ignore[attr-defined]
+    if memo in facts.kinds:
+        return facts.kinds[memo]  # type: ignore[return-value]
+    if outputs is None:
+        facts.kinds[memo] = [None] * n  # type: ignore[index]
+        return facts.kinds[memo]  # type: ignore[return-value]
+    current = [kind(i, facts, depth + 1, assumed) for i in info.init]  # type: ignore
+    while True:
+        inner = assume(assumed, {(loop, j): k for j, k in enumerate(current)})
+        new: list[str | None] = []
+        for j, k in enumerate(current):
+            out = kind(outputs[j], facts, depth + 1, inner) if k is not None else None
+            if k is None or out == k or (out == "list<>" and _is_list(k)):
+                new.append(k)  # (an empty list is a list of any kind of element)
+            elif k == "list<>" and _is_list(out):
+                new.append(out)  # a list that starts empty: its elements' kind is the body's
+            else:
+                new.append(None)
+        if new == current:
+            facts.kinds[memo] = current  # type: ignore[index]
+            return current
+        current = new
 
 
 def _kind(node: Node, facts: LoopFacts | None, depth: int,
@@ -425,28 +472,9 @@ def _kind(node: Node, facts: LoopFacts | None, depth: int,
         if state is None:
             return None
         info, j = state
-        outputs = info.outputs
-        if outputs is None:
-            return None
-        assumed = {} if assumed is None else assumed
-        key = (info.node.id, j)
-        if key in assumed:
-            return assumed[key]
-        initial = kind(info.init[j], facts, depth + 1, assumed)
-        if initial is None:
-            return None
-        assumed[key] = initial
-        try:
-            out = kind(outputs[j], facts, depth + 1, assumed)
-            if initial == "list<>" and _is_list(out) and out != initial:
-                # A list that starts empty: its elements' kind comes from the body.
-                assumed[key] = out
-                return out if kind(outputs[j], facts, depth + 1, assumed) == out else None
-            # (An empty list is a list of any kind of element.)
-            return initial if out == initial or (out == "list<>" and _is_list(initial)) \
-                else None
-        finally:
-            del assumed[key]
+        if assumed and (info.node.id, j) in assumed:
+            return assumed[(info.node.id, j)]
+        return _state_kinds(info, facts, depth, assumed)[j]  # type: ignore[arg-type]
     if not isinstance(node, Apply):
         return None
     callee = node.inputs[0]
@@ -472,7 +500,7 @@ def _kind(node: Node, facts: LoopFacts | None, depth: int,
             item = _item(seq, index.value, facts)
             if item is not None:
                 return _common([kind(i, facts, depth + 1, assumed) for i in item])
-            return _item_kind(seq, index.value, facts, depth + 1, dict(assumed or {}))
+            return _item_kind(seq, index.value, facts, depth + 1, assumed)
     if _is_switch_call(node):
         outs = [b.value.output for b in node.inputs[0].inputs[2:4]]  # type: ignore
         return _common([kind(o, facts, depth + 1, assumed) for o in outs])
@@ -576,10 +604,7 @@ def _known_call(node: Apply, depth: int) -> Graph | None:
 
 def _bind(params: list, kinds: list[str | None], assumed: dict | None) -> dict:
     """The assumptions with each parameter given a kind."""
-    inner = dict(assumed or {})
-    for p, k in zip(params, kinds, strict=True):
-        inner[(p.id, -1)] = k
-    return inner
+    return assume(assumed, {(p.id, -1): k for p, k in zip(params, kinds, strict=True)})
 
 
 def _with_arguments(node: Apply, g: Graph, facts: LoopFacts | None, depth: int,
@@ -617,7 +642,7 @@ def _pair_projection(f: object, seq: Node) -> tuple[int, object, Node] | None:
 
 
 def _item_kind(node: Node, i: int, facts: LoopFacts | None, depth: int,
-               assumed: dict) -> str | None:
+               assumed: dict | None) -> str | None:
     """The kind of element i of a tuple built by `node` (or by the function it calls)."""
     if depth > 40 or not isinstance(node, Apply):
         return None

@@ -7,6 +7,7 @@ exist for the later stages."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -22,6 +23,7 @@ from ..ir.nodes import (
     graph_nodes,
     is_constant_graph,
     reachable_graphs,
+    scope_errors,
 )
 from ..primitives import PRIMITIVES, Primitive
 from ..runtime import ZERO
@@ -901,8 +903,16 @@ def optimize(root: Graph, enabled: set[str] | None = None, max_rounds: int = 30)
     """Rewrite `root` and the graphs it reaches, in place, until nothing changes.
     `enabled` limits the rewrites (by name, e.g. {"inline", "getitem_of_tuple"})."""
     log = PassLog()
+    check = os.environ.get("TAPELESS_CHECK_IR") == "1"
+    # Kinds known from earlier rounds: rewrites keep values (a node redirected to an
+    # equal one keeps its kind), so a known kind stays true until loops or branches are
+    # restructured; unknown ones are inferred again (a rewrite may reveal them).
+    known: dict[tuple, object] = {}
     for _ in range(max_rounds):
-        if not _round(root, enabled, log):
+        more = _round(root, enabled, log, known)
+        if check and (errors := scope_errors(root)):
+            raise AssertionError("optimizer broke scoping: " + "; ".join(errors[:5]))
+        if not more:
             break
     # Last, once the program is final: mutable stacks where no one can tell.
     if _allowed(enabled, "lower_stacks") and lower_stacks(root):
@@ -914,9 +924,10 @@ def _allowed(enabled: set[str] | None, name: str) -> bool:
     return enabled is None or name in enabled
 
 
-def _round(root: Graph, enabled: set[str] | None, log: PassLog) -> bool:
+def _round(root: Graph, enabled: set[str] | None, log: PassLog, known: dict) -> bool:
     graphs = reachable_graphs(root)
     ctx = Context(root, facts=LoopFacts(root, graphs), enabled=enabled)
+    ctx.facts.kinds = known  # type: ignore[union-attr]
     for g in graphs:
         for n in graph_nodes(g):
             if is_constant_graph(n.inputs[0]):
@@ -928,9 +939,21 @@ def _round(root: Graph, enabled: set[str] | None, log: PassLog) -> bool:
     replace: dict[int, Node] = {}
     spliced: dict[int, list[Node]] = {}
     changed = False
+    touched: set[int] = set()  # graphs whose nodes were redirected during the sweep
     for g in graphs:
         for node in graph_nodes(g):
             assert isinstance(node, Apply)
+            # Nodes are visited inputs first: a node sees its inputs' replacements from
+            # earlier in this sweep, so chains of rewrites finish in one round.
+            callee = node.inputs[0]
+            if replace and _redirect(node, replace):
+                touched.add(g.id)
+                # Copies made later in the sweep (inlining) must see the new inputs: the
+                # enclosing graphs schedule this graph's free variables.
+                h: Graph | None = g
+                while h is not None:
+                    h.invalidate()
+                    h = h.parent
             p = prim_of(node)
             result: Node | None = None
             if p is not None and _allowed(enabled, "cse") and \
@@ -950,7 +973,9 @@ def _round(root: Graph, enabled: set[str] | None, log: PassLog) -> bool:
             elif _allowed(enabled, "select_constants") and \
                     (result := _select_constants(ctx, node)) is not None:
                 log.add("select_constants")
-            elif _allowed(enabled, "inline"):
+            elif _allowed(enabled, "inline") and node.inputs[0] is callee:
+                # (A callee found in this sweep waits for the next round: its body may
+                # not be simplified yet, and its call counts are stale.)
                 done = _inline(ctx, node)
                 if done is not None:
                     result, effects = done
@@ -960,6 +985,7 @@ def _round(root: Graph, enabled: set[str] | None, log: PassLog) -> bool:
                         # A call kept only for its value (e.g. in tail position): its
                         # effects now belong to the caller.
                         g.effects = g.effects + effects
+                        touched.add(g.id)
                     log.add("inline")
             if result is not None and result is not node:
                 replace[node.id] = result
@@ -970,8 +996,9 @@ def _round(root: Graph, enabled: set[str] | None, log: PassLog) -> bool:
             if len(kept) != len(g.effects):
                 log.add("drop_pure_effects")
                 g.effects = kept
-                g.invalidate()
+                touched.add(g.id)
                 changed = True
+    structural = False  # loop and branch rewrites change graphs in place, anywhere
     if not replace and _allowed(enabled, "loop_state"):
         assert ctx.facts is not None
         # Not both in one round: pruning copies closures that may hold the loops
@@ -979,79 +1006,112 @@ def _round(root: Graph, enabled: set[str] | None, log: PassLog) -> bool:
         n = drop_dead_state(root, ctx.facts, replace) or prune_saved(root, ctx.facts, replace)
         if n:
             log.add("loop_state")
-            changed = True
+            changed = structural = True
     if not replace and not changed and _allowed(enabled, "branch_backprops"):  # alone too
         if branch_backprops(graphs, uses(graphs), replace):
             log.add("branch_backprops")
-            changed = True
-    if replace:
-        # _apply starts by forgetting every schedule, after all of this round's changes.
-        _apply(root, replace, spliced)
-    elif changed:
-        # Loop rebuilding and effect removal change free variables of the graphs that
-        # contain them: recompute schedules next round.
-        for g in reachable_graphs(root):
-            g.invalidate()
+            changed = structural = True
+    if replace or touched or structural:
+        _apply(root, replace, spliced, None if structural else touched)
+    if structural:
+        known.clear()
+    else:
+        for key in [k for k, v in known.items() if v is None or (type(v) is list and None in v)]:
+            del known[key]
     return changed
 
 
-def _apply(root: Graph, replace: dict[int, Node], spliced: dict[int, list[Node]]) -> None:
-    """Redirect every use of a replaced node to its replacement, in every graph."""
-    def resolve(x: Node) -> Node:
-        seen = 0
-        while x.id in replace and seen < 100:
-            x = replace[x.id]
-            seen += 1
-        return x
+def _resolve(x: Node, replace: dict[int, Node]) -> Node:
+    seen = 0
+    while x.id in replace and seen < 100:
+        x = replace[x.id]
+        seen += 1
+    return x
 
+
+def _redirect(node: Apply, replace: dict[int, Node]) -> bool:
+    """Point `node`'s inputs at their replacements; whether any changed."""
+    inputs = node.inputs
+    if not any(i.id in replace for i in inputs):
+        return False
+    was_value_call = not is_constant_graph(inputs[0])
+    node.inputs = [_resolve(i, replace) for i in inputs]
+    if was_value_call:
+        rebind_value_call(node)
+    return True
+
+
+def _apply(root: Graph, replace: dict[int, Node], spliced: dict[int, list[Node]],
+           stale: set[int] | None) -> None:
+    """Redirect every use of a replaced node to its replacement, in every graph, and
+    forget the schedules this changes: those of the graphs in `stale` (every graph if
+    None) and of the graphs whose nodes or effects change here, then, transitively, of
+    the graphs using them (a graph's schedule depends on its closures' free variables)."""
     fixed_effects: set[int] = set()
     graphs = reachable_graphs(root)
-    for g in graphs:
-        g.invalidate()
+    if stale is None:
+        for g in graphs:
+            g.invalidate()
+    elif stale:
+        _forget(graphs, stale)
+    graphs = reachable_graphs(root)
+    todo: set[int] | None = None  # the graphs to visit (all, first)
     while True:
         changed: set[int] = set()
         for g in graphs:
+            if todo is not None and g.id not in todo:
+                continue  # (visited, and its schedule has not changed since)
             if g.id not in fixed_effects:
                 fixed_effects.add(g.id)
-                effects: list[Node] = []
-                for e in g.effects:
-                    if e.id in spliced:
-                        effects.extend(spliced[e.id])
-                    elif e.id in replace:
-                        r = resolve(e)
-                        if isinstance(r, Apply) and r.graph is g and not _pure(r):
-                            effects.append(r)
-                    else:
-                        effects.append(e)
-                g.effects = effects
+                if any(e.id in replace for e in g.effects):
+                    effects: list[Node] = []
+                    for e in g.effects:
+                        if e.id in spliced:
+                            effects.extend(spliced[e.id])
+                        elif e.id in replace:
+                            r = _resolve(e, replace)
+                            if isinstance(r, Apply) and r.graph is g and not _pure(r):
+                                effects.append(r)
+                        else:
+                            effects.append(e)
+                    g.effects = effects
+                    g.invalidate()
+                    changed.add(g.id)
             if g.output is not None and g.output.id in replace:
-                g.output = resolve(g.output)
+                g.output = _resolve(g.output, replace)
+                g.invalidate()
                 changed.add(g.id)
             for node in graph_nodes(g):
-                new = [resolve(i) for i in node.inputs]  # type: ignore[attr-defined]
-                if any(a is not b for a, b in zip(new, node.inputs, strict=True)):  # type: ignore
-                    was_value_call = not is_constant_graph(node.inputs[0])  # type: ignore
-                    node.inputs = new  # type: ignore[attr-defined]
-                    if was_value_call:
-                        rebind_value_call(node)  # type: ignore[arg-type]
+                if _redirect(node, replace):  # type: ignore[arg-type]
                     changed.add(g.id)
         if not changed:
             return
-        # A graph's schedule depends on the free variables of the graphs it uses.
-        users: dict[int, set[int]] = {}
-        for g in graphs:
-            for node in graph_nodes(g):
-                for i in node.inputs:  # type: ignore[attr-defined]
-                    if is_constant_graph(i):
-                        users.setdefault(i.value.id, set()).add(g.id)
-        stale = set(changed)
-        todo = list(changed)
-        while todo:
-            for u in users.get(todo.pop(), ()):
-                if u not in stale:
-                    stale.add(u)
-                    todo.append(u)
-        for g in graphs:
-            if g.id in stale:
-                g.invalidate()
+        # Only graphs with a new schedule can hold nodes not redirected yet.
+        todo = _forget(graphs, changed)
+        seen = {g.id for g in graphs}
         graphs = reachable_graphs(root)
+        todo |= {g.id for g in graphs if g.id not in seen}
+
+
+def _forget(graphs: list[Graph], changed: set[int]) -> set[int]:
+    """Invalidate the graphs in `changed` and every graph that uses one of them; returns
+    the invalidated graphs."""
+    users: dict[int, set[int]] = {}
+    for g in graphs:
+        for node in graph_nodes(g):
+            for i in node.inputs:  # type: ignore[attr-defined]
+                if is_constant_graph(i):
+                    users.setdefault(i.value.id, set()).add(g.id)
+        if g.output is not None and is_constant_graph(g.output):
+            users.setdefault(g.output.value.id, set()).add(g.id)
+    stale = set(changed)
+    todo = list(changed)
+    while todo:
+        for u in users.get(todo.pop(), ()):
+            if u not in stale:
+                stale.add(u)
+                todo.append(u)
+    for g in graphs:
+        if g.id in stale:
+            g.invalidate()
+    return stale
