@@ -85,6 +85,7 @@ class Graph:
         self.vararg = False
         self._fv_cache: list[Node] | None = None
         self._nodes_cache: list[Node] | None = None
+        self._uses_cache: list[Graph] | None = None
 
     def add_parameter(self, name: str, loc: Location | None = None) -> Parameter:
         p = Parameter(self, loc, name)
@@ -103,6 +104,7 @@ class Graph:
         """Forget what was computed from this graph's body (after changing it)."""
         self._fv_cache = None
         self._nodes_cache = None
+        self._uses_cache = None
 
 
 def is_constant_graph(node: Node) -> bool:
@@ -193,6 +195,19 @@ def _is_inside(inner: Graph | None, outer: Graph) -> bool:
     return False
 
 
+def used_graphs(g: Graph) -> list[Graph]:
+    """The graphs `g`'s nodes and output use as constants, in order of use (repeats
+    included). Cached until `g.invalidate()`."""
+    if g._uses_cache is None:
+        found = [inp.value for node in graph_nodes(g)
+                 for inp in node.inputs  # type: ignore[attr-defined]
+                 if type(inp) is Constant and type(inp.value) is Graph]
+        if g.output is not None and is_constant_graph(g.output):
+            found.append(g.output.value)  # type: ignore[attr-defined]
+        g._uses_cache = found
+    return g._uses_cache
+
+
 def reachable_graphs(root: Graph) -> list[Graph]:
     """Every graph reachable from `root` through graph constants, `root` first."""
     seen: dict[int, Graph] = {}
@@ -202,12 +217,7 @@ def reachable_graphs(root: Graph) -> list[Graph]:
         if g.id in seen:
             continue
         seen[g.id] = g
-        for node in graph_nodes(g):
-            for inp in node.inputs:
-                if is_constant_graph(inp):
-                    todo.append(inp.value)
-        if g.output is not None and is_constant_graph(g.output):
-            todo.append(g.output.value)
+        todo.extend(used_graphs(g))
     return list(seen.values())
 
 

@@ -924,6 +924,71 @@ def _allowed(enabled: set[str] | None, name: str) -> bool:
     return enabled is None or name in enabled
 
 
+class _Sweep:
+    """One round's pass over the nodes. Nodes are visited inputs first, and a node is
+    pointed at its inputs' replacements before it is matched, so chains of rewrites
+    finish in one round. (The nodes a rewrite makes are matched in the next round:
+    matching them at once saves no round on the benchmarks and changes the fixed point,
+    since rules of one primitive are tried in a fixed order.)"""
+
+    def __init__(self, ctx: Context, enabled: set[str] | None, log: PassLog):
+        self.ctx, self.enabled, self.log = ctx, enabled, log
+        self.replace: dict[int, Node] = {}
+        self.spliced: dict[int, list[Node]] = {}
+        self.touched: set[int] = set()  # graphs whose nodes were redirected or changed
+
+    def visit(self, node: Apply, g: Graph) -> None:
+        callee = node.inputs[0]
+        if self.replace and _redirect(node, self.replace):
+            self.touched.add(g.id)
+            # Copies made later in the sweep (inlining) must see the new inputs: the
+            # enclosing graphs schedule this graph's free variables.
+            h: Graph | None = g
+            while h is not None:
+                h.invalidate()
+                h = h.parent
+        # (A callee found in this sweep waits for the next round to be inlined: its body
+        # may not be simplified yet, and its call counts are stale.)
+        result = self._match(node, g, inline=node.inputs[0] is callee)
+        if result is not None and result is not node:
+            self.replace[node.id] = result
+
+    def _match(self, node: Apply, g: Graph, inline: bool) -> Node | None:
+        ctx, enabled, log = self.ctx, self.enabled, self.log
+        p = prim_of(node)
+        result: Node | None = None
+        if p is not None and _allowed(enabled, "cse") and \
+                (result := _cse(ctx, node)) is not None:
+            log.add("cse")
+        elif p is not None:
+            for name, fn in RULES.get(p.name, []):
+                if _allowed(enabled, name):
+                    result = fn(ctx, node)
+                    if result is not None:
+                        log.add(name)
+                        break
+            if result is None and _allowed(enabled, "constant_fold"):
+                result = _fold(ctx, node)
+                if result is not None:
+                    log.add("constant_fold")
+        elif _allowed(enabled, "select_constants") and \
+                (result := _select_constants(ctx, node)) is not None:
+            log.add("select_constants")
+        elif inline and _allowed(enabled, "inline"):
+            done = _inline(ctx, node)
+            if done is not None:
+                result, effects = done
+                if node in g.effects:
+                    self.spliced[node.id] = effects
+                elif effects:
+                    # A call kept only for its value (e.g. in tail position): its
+                    # effects now belong to the caller.
+                    g.effects = g.effects + effects
+                    self.touched.add(g.id)
+                log.add("inline")
+        return result
+
+
 def _round(root: Graph, enabled: set[str] | None, log: PassLog, known: dict) -> bool:
     graphs = reachable_graphs(root)
     ctx = Context(root, facts=LoopFacts(root, graphs), enabled=enabled)
@@ -936,60 +1001,12 @@ def _round(root: Graph, enabled: set[str] | None, log: PassLog, known: dict) -> 
             for inp in n.inputs[1:]:
                 if is_constant_graph(inp):  # used as a value: never "called once"
                     ctx.call_sites[inp.value.id] = ctx.call_sites.get(inp.value.id, 0) + 2
-    replace: dict[int, Node] = {}
-    spliced: dict[int, list[Node]] = {}
-    changed = False
-    touched: set[int] = set()  # graphs whose nodes were redirected during the sweep
+    sweep = _Sweep(ctx, enabled, log)
     for g in graphs:
         for node in graph_nodes(g):
-            assert isinstance(node, Apply)
-            # Nodes are visited inputs first: a node sees its inputs' replacements from
-            # earlier in this sweep, so chains of rewrites finish in one round.
-            callee = node.inputs[0]
-            if replace and _redirect(node, replace):
-                touched.add(g.id)
-                # Copies made later in the sweep (inlining) must see the new inputs: the
-                # enclosing graphs schedule this graph's free variables.
-                h: Graph | None = g
-                while h is not None:
-                    h.invalidate()
-                    h = h.parent
-            p = prim_of(node)
-            result: Node | None = None
-            if p is not None and _allowed(enabled, "cse") and \
-                    (result := _cse(ctx, node)) is not None:
-                log.add("cse")
-            elif p is not None:
-                for name, fn in RULES.get(p.name, []):
-                    if _allowed(enabled, name):
-                        result = fn(ctx, node)
-                        if result is not None:
-                            log.add(name)
-                            break
-                if result is None and _allowed(enabled, "constant_fold"):
-                    result = _fold(ctx, node)
-                    if result is not None:
-                        log.add("constant_fold")
-            elif _allowed(enabled, "select_constants") and \
-                    (result := _select_constants(ctx, node)) is not None:
-                log.add("select_constants")
-            elif _allowed(enabled, "inline") and node.inputs[0] is callee:
-                # (A callee found in this sweep waits for the next round: its body may
-                # not be simplified yet, and its call counts are stale.)
-                done = _inline(ctx, node)
-                if done is not None:
-                    result, effects = done
-                    if node in g.effects:
-                        spliced[node.id] = effects
-                    elif effects:
-                        # A call kept only for its value (e.g. in tail position): its
-                        # effects now belong to the caller.
-                        g.effects = g.effects + effects
-                        touched.add(g.id)
-                    log.add("inline")
-            if result is not None and result is not node:
-                replace[node.id] = result
-                changed = True
+            sweep.visit(node, g)  # type: ignore[arg-type]
+    replace, spliced, touched = sweep.replace, sweep.spliced, sweep.touched
+    changed = bool(replace)
     if _allowed(enabled, "drop_pure_effects"):
         for g in graphs:
             kept = [e for e in g.effects if not _pure(e) or e.id in replace]
