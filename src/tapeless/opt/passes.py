@@ -39,6 +39,7 @@ from .kinds import (
     shape_of,
 )
 from .loops import LoopFacts, drop_dead_state, lower_stacks, prune_saved, uses
+from .softmax import max_share_cancels
 
 P = PRIMITIVES
 INLINE_MAX_NODES = 60
@@ -403,6 +404,31 @@ def _swapaxes_2d(ctx: Context, node: Apply) -> Node | None:
             isinstance(j, Constant) and {i.value % 2, j.value % 2} == {0, 1}:
         return node.graph.apply(P["getattr"], x, "T", loc=node.loc, name=node.name)
     return None
+
+
+@rewrite("add", "gadd")
+def _max_share_zero(ctx: Context, node: Apply) -> Node | None:
+    """`x + share` where share is the part of a log-sum-exp's gradient that goes through
+    the max, which is zero (`tapeless.opt.softmax`), and x holds the softmax term: x.
+    Computed, the share is rounding noise: the result differs from it by that noise."""
+    a, b = node.inputs[1:]
+    for x, share in ((a, b), (b, a)):
+        kx = kind(x, ctx.facts)
+        if not _f8(kx) or shape_of(kx) != shape_of(kind(share, ctx.facts)):
+            continue
+        w = max_share_cancels(share, ctx.facts)  # type: ignore[arg-type]
+        if w is not None and _holds_term(x, w):
+            return x
+    return None
+
+
+def _holds_term(x: Node, w: Node, depth: int = 0) -> bool:
+    """Whether the sum x has the term w."""
+    if x is w:
+        return True
+    if depth > 8 or not (is_prim(x, "add") or is_prim(x, "gadd")):
+        return False
+    return any(_holds_term(t, w, depth + 1) for t in x.inputs[1:])  # type: ignore[attr-defined]
 
 
 @rewrite("mul")
@@ -874,7 +900,7 @@ PASS_ORDER = ["inline", "select_constants", "getitem_of_tuple", "tuple_of_tuple"
               "add_negated", "split_indices_known", "fold_scalings", "reshape_broadcast",
               "concat_piece", "unbroadcast_to_sum", "sum_without_keepdims",
               "drop_pure_effects", "loop_state", "branch_backprops", "lower_stacks",
-              "class_of_known"]
+              "class_of_known", "max_share_zero"]
 
 
 def passes_up_to(level: int | str) -> set[str]:
