@@ -406,6 +406,51 @@ def _swapaxes_2d(ctx: Context, node: Apply) -> Node | None:
     return None
 
 
+def _transposed(node: Node, facts: LoopFacts | None) -> tuple[Node, int] | None:
+    """(x, n) where node swaps the last two axes of x, an array of n >= 2 dimensions
+    (`np.swapaxes(x, -1, -2)` or the like, `x.T` for a matrix)."""
+    if is_prim(node, "np.swapaxes"):
+        x, i, j = node.inputs[1:]  # type: ignore[attr-defined]
+        n = ndim_of(kind(x, facts))
+        if n is not None and n >= 2 and isinstance(i, Constant) and isinstance(j, Constant) \
+                and type(i.value) is int and type(j.value) is int and \
+                -n <= i.value < n and -n <= j.value < n and \
+                {i.value % n, j.value % n} == {n - 2, n - 1}:
+            return x, n
+    if is_prim(node, "getattr") and isinstance(node.inputs[2], Constant) and \
+            node.inputs[2].value == "T":  # type: ignore[attr-defined]
+        x = node.inputs[1]  # type: ignore[attr-defined]
+        if ndim_of(kind(x, facts)) == 2:
+            return x, 2
+    return None
+
+
+@rewrite("np.swapaxes", "getattr")
+def _transpose_twice(ctx: Context, node: Apply) -> Node | None:
+    """Swapping the last two axes of a value whose last two axes were swapped gives the
+    value back; a transposed matrix product is the product of the transposed factors in
+    the other order, which cancels a transposition of a factor (each entry is a sum of
+    the same products, which BLAS may add in another order)."""
+    outer = _transposed(node, ctx.facts)
+    if outer is None:
+        return None
+    x, n = outer
+    inner = _transposed(x, ctx.facts)
+    if inner is not None:
+        return inner[0]
+    if not is_prim(x, "matmul"):
+        return None
+    a, b = x.inputs[1:]  # type: ignore[attr-defined]
+    ta, tb = _transposed(a, ctx.facts), _transposed(b, ctx.facts)
+    if (ta is None and tb is None) or ndim_of(kind(a, ctx.facts)) != n or \
+            ndim_of(kind(b, ctx.facts)) != n:
+        return None
+    g = node.graph
+    new_a = tb[0] if tb is not None else g.apply(P["np.swapaxes"], b, -1, -2, loc=node.loc)
+    new_b = ta[0] if ta is not None else g.apply(P["np.swapaxes"], a, -1, -2, loc=node.loc)
+    return g.apply(P["matmul"], new_a, new_b, loc=node.loc, name=node.name)
+
+
 @rewrite("add", "gadd")
 def _max_share_zero(ctx: Context, node: Apply) -> Node | None:
     """`x + share` where share is the part of a log-sum-exp's gradient that goes through
@@ -900,7 +945,7 @@ PASS_ORDER = ["inline", "select_constants", "getitem_of_tuple", "tuple_of_tuple"
               "add_negated", "split_indices_known", "fold_scalings", "reshape_broadcast",
               "concat_piece", "unbroadcast_to_sum", "sum_without_keepdims",
               "drop_pure_effects", "loop_state", "branch_backprops", "lower_stacks",
-              "class_of_known", "max_share_zero"]
+              "class_of_known", "max_share_zero", "transpose_twice"]
 
 
 def passes_up_to(level: int | str) -> set[str]:
