@@ -65,3 +65,20 @@ def test_transpositions_of_products(fn, shapes, expected):
     f = tl.jit(fn)
     np.testing.assert_allclose(f(*args), fn(*args), rtol=1e-13, atol=1e-13)
     assert f"return {expected}\n" in f.source_for(*args), f.source_for(*args)
+
+
+# --- loops that do nothing -------------------------------------------------------------------
+
+
+def unused_loop(x):
+    total = 0.0
+    for j in range(1, 4):
+        total = total + float(j)
+    return np.sum(x * x) + total
+
+
+def test_a_loop_without_effect_on_the_gradient_disappears():
+    x = np.arange(3.0)
+    g = tl.grad(unused_loop)
+    np.testing.assert_allclose(g(x), 2.0 * x)
+    assert "for " not in g.source_for(x)

@@ -932,6 +932,20 @@ def _pure(node: Node) -> bool:
     return p is not None and not p.effect and not p.statement
 
 
+def _idle_loop(node: Node) -> bool:
+    """A loop over a range of constant bounds, without state, whose body does nothing
+    (`for j in range(1, 3): pass`, what remains of a loop whose results are unused)."""
+    if not is_prim(node, "for_range") or len(node.inputs) != 5:  # type: ignore[attr-defined]
+        return False
+    start, stop, step, body = node.inputs[1:]  # type: ignore[attr-defined]
+    if not all(isinstance(b, Constant) and type(b.value) is int for b in (start, stop, step)) \
+            or step.value == 0 or not is_constant_graph(body):
+        return False
+    g: Graph = body.value
+    return not g.effects and isinstance(g.output, Constant) and \
+        type(g.output.value) is tuple and not g.output.value and not graph_nodes(g)
+
+
 # The passes in the order `TAPELESS_OPTIMIZE=N` and `tapeless show --stage` enable them.
 PASS_ORDER = ["inline", "select_constants", "getitem_of_tuple", "tuple_of_tuple", "concat_tuples",
               "call_star_known", "len_of_tuple", "repeat_zero_tuple", "constant_fold",
@@ -1037,7 +1051,8 @@ def _round(root: Graph, enabled: set[str] | None, log: PassLog) -> bool:
                 changed = True
     if _allowed(enabled, "drop_pure_effects"):
         for g in graphs:
-            kept = [e for e in g.effects if not _pure(e) or e.id in replace]
+            kept = [e for e in g.effects
+                    if not (_pure(e) or _idle_loop(e)) or e.id in replace]
             if len(kept) != len(g.effects):
                 log.add("drop_pure_effects")
                 g.effects = kept
