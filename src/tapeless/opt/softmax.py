@@ -10,6 +10,7 @@ structure, so that the optimizer can drop it. This module only reads the IR."""
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING
 
 from ..ir.nodes import Apply, Constant, Node
@@ -209,8 +210,10 @@ def _cancelling(delta: Node, facts: LoopFacts | None) -> tuple[_Max, Node] | Non
             continue
         # The same numbers in the same order: d as it is (one number, or the sum's
         # shape), or d reshaped to the sum's shape (a reshape keeps the order).
-        sp, st = _shape(p, facts), _shape(total, facts)
-        if (plain is p and sp == () and _shape(d, facts) == ()) or (sp is not None and sp == st):
+        sp, st, sd = _shape(p, facts), _shape(total, facts), _shape(d, facts)
+        if plain is p and sp == () and sd == ():
+            return mx, w
+        if sp is not None and sp == st and sd is not None and math.prod(sd) == math.prod(sp):
             return mx, w
     return None
 
