@@ -79,3 +79,14 @@ def slices_of_one_array(x):
     a = x[0:3]
     b = x[3:6]
     return np.sum(np.tanh(a) * b) + x[1] * x[4] - np.sum(-a * b / 2.0)
+
+
+def logsumexp(a, axis):
+    mx = np.max(a, axis=axis, keepdims=True)
+    return np.log(np.sum(np.exp(a - mx), axis=axis)) + np.squeeze(mx, axis=axis)
+
+
+def mixture_log_likelihood(scores, alpha):
+    """The log-sum-exp terms of the GMM objective (scores: K x n, alpha: K): the gradient
+    is two softmaxes, without the max's tie bookkeeping."""
+    return np.sum(logsumexp(scores, 0)) - scores.shape[1] * logsumexp(alpha, 0)

@@ -34,6 +34,9 @@ CASES = {
     "newton_sqrt_grad": (lambda: tl.grad(gp.newton_sqrt), lambda: (2.0,)),
     "scalar_second_derivative": (lambda: tl.grad(tl.grad(gp.branchy)), lambda: (1.5, 0.5)),
     "nested_loops_grad": (lambda: tl.grad(gp.nested_loops), lambda: (0.7, [0.1, -0.4, 0.9])),
+    "logsumexp_grad": (lambda: tl.grad(gp.mixture_log_likelihood, argnums=(0, 1)),
+                       lambda: (np.random.default_rng(0).normal(size=(5, 7)),
+                                np.random.default_rng(1).normal(size=5))),
 }
 
 
@@ -159,3 +162,13 @@ def test_random_gradient_regressions(n):
     fd = ((f(0.3 + h, 0.7, n) - f(0.3 - h, 0.7, n)) / (2 * h),
           (f(0.3, 0.7 + h, n) - f(0.3, 0.7 - h, n)) / (2 * h))
     np.testing.assert_allclose(got, fd, rtol=1e-6, atol=1e-9)
+
+
+def test_logsumexp_gradient_is_two_softmaxes():
+    make, args = CASES["logsumexp_grad"]
+    scores, alpha = args()
+    d_scores, d_alpha = make()(scores, alpha)
+    softmax = np.exp(scores) / np.sum(np.exp(scores), axis=0)
+    np.testing.assert_allclose(d_scores, softmax, rtol=1e-14)
+    np.testing.assert_allclose(d_alpha, -7.0 * np.exp(alpha) / np.sum(np.exp(alpha)), rtol=1e-14)
+    assert "np.equal" not in make().source_for(scores, alpha)

@@ -794,3 +794,17 @@ def test_finite_difference_helper_is_accurate() -> None:
 
     d = directional_fd(lambda x: math.exp(3.0 * x), (0.4,), (0,), (1.0,))
     assert abs(d - 3.0 * math.exp(1.2)) < 1e-9
+
+
+def test_bincount_scatter_adds_like_add_at(monkeypatch) -> None:
+    """The np.bincount path of getitem_sens (what NumPy before 2 uses) sums like
+    np.add.at."""
+    from tapeless import runtime
+
+    monkeypatch.setattr(runtime, "_ADD_AT_IS_FAST", [False])
+    idx = np.array([[1, 0, 0], [4, 2, 0], [5, 3, 0]])
+    d = np.random.default_rng(5).normal(size=(4, 3, 3))
+    out, expected = np.zeros((4, 6)), np.zeros((4, 6))
+    assert runtime._scatter_add(out, (slice(None), idx), d)
+    np.add.at(expected, (slice(None), idx), d)
+    np.testing.assert_array_equal(out, expected)

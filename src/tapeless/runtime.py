@@ -343,15 +343,21 @@ def scatter_sens(x: Any, indices: tuple, ds: tuple) -> Any:
 
 
 _BASIC = (int, slice)
+_ADD_AT_IS_FAST: list[bool | None] = [None]
 
 
 def _scatter_add(out: Any, index: Any, d: Any) -> bool:
     """`np.add.at(out, index, d)` with np.bincount, for float64 `out` and an index of
     whole slices around one integer array (`x[:, idx]`), where it is several times
-    faster; the sums are the same (bincount adds in the same order). False where the
-    index has another form."""
+    faster before NumPy 2 (NumPy 2.4's np.add.at is the faster one, from a K x 2 x 2
+    gather to a K x 64 x 64 one); the sums are the same (bincount adds in the same
+    order). False where the index has another form, or with NumPy 2."""
     import numpy as np
 
+    if _ADD_AT_IS_FAST[0] is None:
+        _ADD_AT_IS_FAST[0] = int(np.__version__.split(".")[0]) >= 2
+    if _ADD_AT_IS_FAST[0]:
+        return False
     parts = index if isinstance(index, tuple) else (index,)
     arrays = [i for i, p in enumerate(parts) if isinstance(p, np.ndarray)]
     if len(arrays) != 1 or out.dtype != np.float64 or len(parts) > out.ndim:

@@ -41,6 +41,7 @@ from .kinds import (
     shape_of,
 )
 from .loops import LoopFacts, drop_dead_state, lower_stacks, prune_saved, uses
+from .softmax import max_share_cancels
 
 P = PRIMITIVES
 INLINE_MAX_NODES = 60
@@ -405,6 +406,76 @@ def _swapaxes_2d(ctx: Context, node: Apply) -> Node | None:
             isinstance(j, Constant) and {i.value % 2, j.value % 2} == {0, 1}:
         return node.graph.apply(P["getattr"], x, "T", loc=node.loc, name=node.name)
     return None
+
+
+def _transposed(node: Node, facts: LoopFacts | None) -> tuple[Node, int] | None:
+    """(x, n) where node swaps the last two axes of x, an array of n >= 2 dimensions
+    (`np.swapaxes(x, -1, -2)` or the like, `x.T` for a matrix)."""
+    if is_prim(node, "np.swapaxes"):
+        x, i, j = node.inputs[1:]  # type: ignore[attr-defined]
+        n = ndim_of(kind(x, facts))
+        if n is not None and n >= 2 and isinstance(i, Constant) and isinstance(j, Constant) \
+                and type(i.value) is int and type(j.value) is int and \
+                -n <= i.value < n and -n <= j.value < n and \
+                {i.value % n, j.value % n} == {n - 2, n - 1}:
+            return x, n
+    if is_prim(node, "getattr") and isinstance(node.inputs[2], Constant) and \
+            node.inputs[2].value == "T":  # type: ignore[attr-defined]
+        x = node.inputs[1]  # type: ignore[attr-defined]
+        if ndim_of(kind(x, facts)) == 2:
+            return x, 2
+    return None
+
+
+@rewrite("np.swapaxes", "getattr")
+def _transpose_twice(ctx: Context, node: Apply) -> Node | None:
+    """Swapping the last two axes of a value whose last two axes were swapped gives the
+    value back; a transposed matrix product is the product of the transposed factors in
+    the other order, which cancels a transposition of a factor (each entry is a sum of
+    the same products, which BLAS may add in another order)."""
+    outer = _transposed(node, ctx.facts)
+    if outer is None:
+        return None
+    x, n = outer
+    inner = _transposed(x, ctx.facts)
+    if inner is not None:
+        return inner[0]
+    if not is_prim(x, "matmul"):
+        return None
+    a, b = x.inputs[1:]  # type: ignore[attr-defined]
+    ta, tb = _transposed(a, ctx.facts), _transposed(b, ctx.facts)
+    if (ta is None and tb is None) or ndim_of(kind(a, ctx.facts)) != n or \
+            ndim_of(kind(b, ctx.facts)) != n:
+        return None
+    g = node.graph
+    new_a = tb[0] if tb is not None else g.apply(P["np.swapaxes"], b, -1, -2, loc=node.loc)
+    new_b = ta[0] if ta is not None else g.apply(P["np.swapaxes"], a, -1, -2, loc=node.loc)
+    return g.apply(P["matmul"], new_a, new_b, loc=node.loc, name=node.name)
+
+
+@rewrite("add", "gadd")
+def _max_share_zero(ctx: Context, node: Apply) -> Node | None:
+    """`x + share` where share is the part of a log-sum-exp's gradient that goes through
+    the max, which is zero (`tapeless.opt.softmax`), and x holds the softmax term: x.
+    Computed, the share is rounding noise: the result differs from it by that noise."""
+    a, b = node.inputs[1:]
+    for x, share in ((a, b), (b, a)):
+        kx = kind(x, ctx.facts)
+        if not _f8(kx) or shape_of(kx) != shape_of(kind(share, ctx.facts)):
+            continue
+        w = max_share_cancels(share, ctx.facts)  # type: ignore[arg-type]
+        if w is not None and _holds_term(x, w):
+            return x
+    return None
+
+
+def _holds_term(x: Node, w: Node, depth: int = 0) -> bool:
+    """Whether the sum x has the term w."""
+    if x is w:
+        return True
+    if depth > 8 or not (is_prim(x, "add") or is_prim(x, "gadd")):
+        return False
+    return any(_holds_term(t, w, depth + 1) for t in x.inputs[1:])  # type: ignore[attr-defined]
 
 
 @rewrite("mul")
@@ -863,6 +934,20 @@ def _pure(node: Node) -> bool:
     return p is not None and not p.effect and not p.statement
 
 
+def _idle_loop(node: Node) -> bool:
+    """A loop over a range of constant bounds, without state, whose body does nothing
+    (`for j in range(1, 3): pass`, what remains of a loop whose results are unused)."""
+    if not is_prim(node, "for_range") or len(node.inputs) != 5:  # type: ignore[attr-defined]
+        return False
+    start, stop, step, body = node.inputs[1:]  # type: ignore[attr-defined]
+    if not all(isinstance(b, Constant) and type(b.value) is int for b in (start, stop, step)) \
+            or step.value == 0 or not is_constant_graph(body):
+        return False
+    g: Graph = body.value
+    return not g.effects and isinstance(g.output, Constant) and \
+        type(g.output.value) is tuple and not g.output.value and not graph_nodes(g)
+
+
 # The passes in the order `TAPELESS_OPTIMIZE=N` and `tapeless show --stage` enable them.
 PASS_ORDER = ["inline", "select_constants", "getitem_of_tuple", "tuple_of_tuple", "concat_tuples",
               "call_star_known", "len_of_tuple", "repeat_zero_tuple", "constant_fold",
@@ -876,7 +961,7 @@ PASS_ORDER = ["inline", "select_constants", "getitem_of_tuple", "tuple_of_tuple"
               "add_negated", "split_indices_known", "fold_scalings", "reshape_broadcast",
               "concat_piece", "unbroadcast_to_sum", "sum_without_keepdims",
               "drop_pure_effects", "loop_state", "branch_backprops", "lower_stacks",
-              "class_of_known"]
+              "class_of_known", "max_share_zero", "transpose_twice"]
 
 
 def passes_up_to(level: int | str) -> set[str]:
@@ -1009,7 +1094,8 @@ def _round(root: Graph, enabled: set[str] | None, log: PassLog, known: dict) -> 
     changed = bool(replace)
     if _allowed(enabled, "drop_pure_effects"):
         for g in graphs:
-            kept = [e for e in g.effects if not _pure(e) or e.id in replace]
+            kept = [e for e in g.effects
+                    if not (_pure(e) or _idle_loop(e)) or e.id in replace]
             if len(kept) != len(g.effects):
                 log.add("drop_pure_effects")
                 g.effects = kept

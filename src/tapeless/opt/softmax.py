@@ -1,0 +1,247 @@
+"""The sensitivity of the max in a stable log-sum-exp, which cancels.
+
+`lse = log(Σ_k exp(a_k − mx)) + mx` does not depend on `mx` at all, so the sensitivity
+that reaches `mx = max_k a_k` is zero: its two parts, `d` from `+ mx` and
+`−Σ_k (d / s) · y_k` from `a − mx` (with `y = exp(a − mx)`, `s = Σ_k y`), cancel, and the
+max's backpropagator (which shares that zero among the tied maxima) adds nothing to the
+sensitivity of `a`. The derivative code computes the two parts, subtracts them and shares
+the rounding noise; `max_share_cancels` recognizes that share from the program's
+structure, so that the optimizer can drop it. This module only reads the IR."""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING
+
+from ..ir.nodes import Apply, Constant, Node
+from .kinds import FLOAT, INT, SCALAR, _prim_name, dtype_of, kind, ndim_of, shape_of
+
+if TYPE_CHECKING:
+    from .loops import LoopFacts
+
+_MAX = ("np.max", "np.amax", "method.max")
+_SUM = ("np.sum", "method.sum")
+
+
+def _args(node: Node, names: tuple[str, ...]) -> list[Node] | None:
+    return list(node.inputs[1:]) if _prim_name(node) in names else None  # type: ignore
+
+
+def _axes(axis: Node, ndim: int) -> tuple[int, ...] | None:
+    """The axes a reduction's constant `axis` names, sorted and non-negative."""
+    if not isinstance(axis, Constant):
+        return None
+    v = axis.value
+    if v is None:
+        return tuple(range(ndim))
+    vs = (v,) if type(v) is int else v
+    if type(vs) is not tuple or not all(type(n) is int and -ndim <= n < ndim for n in vs):
+        return None
+    axes = tuple(sorted({n % ndim for n in vs}))
+    return axes if len(axes) == len(vs) else None
+
+
+def _reduction(node: Node, names: tuple[str, ...], ndim: int
+               ) -> tuple[Node, tuple[int, ...], bool] | None:
+    """(a, axes, keepdims) for `np.sum(a, axis, None, keepdims)` (or a max: no dtype)."""
+    args = _args(node, names)
+    if args is None or (names is _SUM and not (isinstance(args[2], Constant)
+                                               and args[2].value is None)):
+        return None
+    keep = args[-1]
+    axes = _axes(args[1], ndim)
+    if axes is None or not isinstance(keep, Constant) or type(keep.value) is not bool:
+        return None
+    return args[0], axes, keep.value
+
+
+def _spread(node: Node, axes: tuple[int, ...], ndim: int) -> tuple[Node, bool]:
+    """(r, expanded) where `node` puts the reduced axes back into `r`
+    (`np.expand_dims(r, axes)`, `expand_reduced(r, x, axes, False)`), else (node, False)."""
+    name = _prim_name(node)
+    if name == "np.expand_dims" and _axes(node.inputs[2], ndim) == axes:  # type: ignore
+        return node.inputs[1], True  # type: ignore[attr-defined]
+    if name == "expand_reduced" and isinstance(node.inputs[4], Constant) and \
+            node.inputs[4].value is False and _axes(node.inputs[3], ndim) == axes:  # type: ignore
+        return node.inputs[1], True  # type: ignore[attr-defined]
+    return node, False
+
+
+def _aligned(expanded: bool, keepdims: bool, axes: tuple[int, ...]) -> bool:
+    """Whether a reduction's result (kept axes or not) broadcast back over the reduced
+    array lines up with the slices it was reduced from."""
+    if expanded:
+        return not keepdims
+    return keepdims or axes == tuple(range(len(axes)))  # leading axes: the rest line up
+
+
+def _shape(node: Node, facts: LoopFacts | None) -> tuple[int, ...] | None:
+    k = kind(node, facts)
+    return () if k in (FLOAT, INT, SCALAR) else shape_of(k)
+
+
+def _factors(node: Node) -> list[tuple[Node, Node]]:
+    """The two orders of `x * y`."""
+    if _prim_name(node) != "mul":
+        return []
+    a, b = node.inputs[1:]  # type: ignore[attr-defined]
+    return [(a, b), (b, a)]
+
+
+def _same(a: Node, b: Node, facts: LoopFacts | None) -> bool:
+    """Whether a and b hold the same value: one node, equal float constants, or the
+    sensitivity `sens_of(x, like)` of one x for two values of one known array kind (x,
+    or a zero of that kind)."""
+    if a is b:
+        return True
+    if isinstance(a, Constant) and isinstance(b, Constant):
+        return type(a.value) is float and type(b.value) is float and a.value == b.value
+    if _prim_name(a) == _prim_name(b) == "sens_of" and a.inputs[1] is b.inputs[1]:  # type: ignore
+        ka, kb = kind(a.inputs[2], facts), kind(b.inputs[2], facts)  # type: ignore
+        return shape_of(ka) is not None and ka == kb
+    return False
+
+
+class _Max:
+    """`mx = max(a, axes, keepdims)` of a float array of known shape."""
+
+    def __init__(self, node: Node, a: Node, axes: tuple[int, ...], keepdims: bool,
+                 shape: tuple[int, ...]):
+        self.node, self.a, self.axes, self.keepdims, self.shape = node, a, axes, keepdims, shape
+
+    def spread(self, node: Node) -> bool:
+        """Whether `node` is mx broadcast back over a, lined up with a's slices."""
+        inner, expanded = _spread(node, self.axes, len(self.shape))
+        return inner is self.node and _aligned(expanded, self.keepdims, self.axes)
+
+
+def _max_of(a: Node, spread_mx: Node, facts: LoopFacts | None) -> _Max | None:
+    """The max that `spread_mx` broadcasts, if it is a max of `a` over some axes."""
+    k = kind(a, facts)
+    ndim = ndim_of(k)
+    if ndim is None or dtype_of(k) != "f8":
+        return None
+    for candidate in (spread_mx, _spread_source(spread_mx)):
+        found = _reduction(candidate, _MAX, ndim) if candidate is not None else None
+        if found is not None and found[0] is a:
+            mx = _Max(candidate, a, found[1], found[2], shape_of(k))  # type: ignore[arg-type]
+            return mx if mx.spread(spread_mx) else None
+    return None
+
+
+def _spread_source(node: Node) -> Node | None:
+    if _prim_name(node) in ("np.expand_dims", "expand_reduced"):
+        return node.inputs[1]  # type: ignore[attr-defined]
+    return None
+
+
+def _summed(total: Node, facts: LoopFacts | None) -> tuple[Node, Node] | None:
+    """(w, axis) where `total` sums w over `axis` (None: all axes): `np.sum(w, axis)`, or
+    `unbroadcast(w, x)` for a number x (before the optimizer rewrites it as a sum)."""
+    if _prim_name(total) in _SUM:
+        return total.inputs[1], total.inputs[2]  # type: ignore[attr-defined]
+    if _prim_name(total) == "unbroadcast" and \
+            kind(total.inputs[2], facts) in (FLOAT, SCALAR):  # type: ignore[attr-defined]
+        return total.inputs[1], Constant(None)  # type: ignore[attr-defined]
+    return None
+
+
+def _softmax_sum(total: Node, facts: LoopFacts | None, negated: bool = False
+                 ) -> tuple[_Max, Node, Node] | None:
+    """(mx, d, w) where `total` is `Σ_k w_k` (`−Σ_k w_k` if `negated`: the sum of −w)
+    with `w = (d / s) · y`, `y = exp(a − mx)`, `s = Σ_k y` and `mx = max_k a`: a sum
+    equal to d (s ≥ 1: the max's own term is 1)."""
+    found = _summed(total, facts)
+    if found is None:
+        return None
+    w, axis = found
+    if negated:
+        if _prim_name(w) != "neg":
+            return None
+        w = w.inputs[1]  # type: ignore[attr-defined]
+    for f, y in _factors(w):
+        sub = _args(y, ("np.exp",))
+        if sub is None or _prim_name(sub[0]) != "sub":
+            continue
+        a, spread_mx = sub[0].inputs[1:]  # type: ignore[attr-defined]
+        mx = _max_of(a, spread_mx, facts)
+        if mx is None:
+            continue
+        ndim = len(mx.shape)
+        ratio, expanded = _spread(f, mx.axes, ndim)
+        div = _args(ratio, ("truediv",))
+        if _axes(axis, ndim) != mx.axes or div is None:
+            continue
+        d, s = div
+        normalizer = _reduction(s, _SUM, ndim)
+        if normalizer is None or normalizer[0] is not y or normalizer[1] != mx.axes or \
+                not _aligned(expanded, normalizer[2], mx.axes):
+            continue
+        # d / s and w have the shapes of s and y: d is one number per slice, or one number.
+        if _shape(w, facts) != mx.shape or _shape(ratio, facts) is None or \
+                _shape(ratio, facts) != _shape(s, facts):
+            continue
+        return mx, d, w
+    return None
+
+
+def _cancelling(delta: Node, facts: LoopFacts | None) -> tuple[_Max, Node] | None:
+    """(mx, w) where `delta` is `d − Σ_k w_k` for a softmax sum (see `_softmax_sum`) and
+    `d` laid out like the sum: mathematically zero."""
+    name = _prim_name(delta)
+    pairs: list[tuple[Node, Node, bool]] = []  # (d, total, whether total sums −w)
+    if name == "sub":
+        pairs = [(delta.inputs[1], delta.inputs[2], False)]  # type: ignore[attr-defined]
+    elif name in ("add", "gadd"):
+        a, b = delta.inputs[1:]  # type: ignore[attr-defined]
+        for p, n in ((a, b), (b, a)):
+            if _prim_name(n) == "neg":
+                pairs.append((p, n.inputs[1], False))  # type: ignore[attr-defined]
+            elif _prim_name(n) == "unbroadcast":
+                pairs.append((p, n, True))
+    for p, total, negated in pairs:
+        found = _softmax_sum(total, facts, negated)
+        if found is None:
+            continue
+        mx, d, w = found
+        plain = p.inputs[1] if _prim_name(p) in ("reshape_like", "np.expand_dims",
+                                                 "np.reshape") else p  # type: ignore
+        if not _same(plain, d, facts):
+            continue
+        # The same numbers in the same order: d as it is (one number, or the sum's
+        # shape), or d reshaped to the sum's shape (a reshape keeps the order).
+        sp, st, sd = _shape(p, facts), _shape(total, facts), _shape(d, facts)
+        if plain is p and sp == () and sd == ():
+            return mx, w
+        if sp is not None and sp == st and sd is not None and math.prod(sd) == math.prod(sp):
+            return mx, w
+    return None
+
+
+def max_share_cancels(node: Apply, facts: LoopFacts | None) -> Node | None:
+    """w where `node` is the sensitivity the max of a log-sum-exp passes to `a`,
+    `(delta / count) · hits` with `hits = (a == mx)` and `count = Σ_k hits`, for a
+    `delta` that cancels (`_cancelling`) and a softmax term w of the same max.
+
+    Wherever the max is a number, count ≥ 1 and the share is zero; where the max is NaN
+    (a NaN in a's slice; count = 0), every entry of w's slice is NaN as well, so adding
+    the share to anything that contains w changes nothing there either."""
+    for share, hits in _factors(node):
+        eq = _args(hits, ("np.equal",))
+        if eq is None:
+            continue
+        for a, spread_mx in (eq, eq[::-1]):
+            mx = _max_of(a, spread_mx, facts)
+            if mx is None:
+                continue
+            ratio, expanded = _spread(share, mx.axes, len(mx.shape))
+            div = _args(ratio, ("truediv",))
+            count = _reduction(div[1], _SUM, len(mx.shape)) if div is not None else None
+            if div is None or count is None or count[0] is not hits or \
+                    count[1] != mx.axes or not _aligned(expanded, count[2], mx.axes) or \
+                    _shape(node, facts) != mx.shape:
+                continue
+            found = _cancelling(div[0], facts)
+            if found is not None and found[0].node is mx.node:
+                return found[1]
+    return None

@@ -1,0 +1,84 @@
+"""Rewrites of the optimizer (`tapeless.opt.passes`), checked against NumPy, the
+unoptimized gradient and finite differences, including where they must not apply."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import tapeless as tl
+from tests.gradcheck import directional_fd
+
+
+def _check(fn, args, argnums, monkeypatch):
+    g = tl.grad(fn, argnums=argnums)
+    got = g(*args)
+    monkeypatch.setenv("TAPELESS_OPTIMIZE", "0")
+    expected = tl.grad(fn, argnums=argnums)(*args)
+    monkeypatch.delenv("TAPELESS_OPTIMIZE")
+    for x, y in zip(got, expected, strict=True):
+        np.testing.assert_allclose(x, y, rtol=1e-12, atol=1e-12)
+    directions = [np.random.default_rng(0).normal(size=args[i].shape) for i in argnums]
+    fd = directional_fd(fn, args, argnums, directions)
+    assert np.isclose(sum(np.sum(x * v) for x, v in zip(got, directions, strict=True)),
+                      fd, rtol=1e-7)
+    return g.source_for(*args)
+
+
+# --- transpositions ------------------------------------------------------------------------
+
+
+def quadratic_form(xc, Q):
+    """The GMM's K x n x d quadratic forms: the gradient of Q is a product of transposes."""
+    Qx = xc @ np.swapaxes(Q, 1, 2)
+    return np.sum(Qx * Qx)
+
+
+def transposed_product(a, b):
+    return np.swapaxes(np.swapaxes(a, -1, -2) @ b, 1, 2)
+
+
+def matrix_transposes(a, b):
+    return (a.T @ b).T + b.T.T[:4, :3]
+
+
+def swap_other_axes(a, b):
+    """Axes 0 and 1 of a 3-d product are not the product's rows and columns."""
+    return np.swapaxes(np.swapaxes(a, 0, 1) @ b, 0, 1)
+
+
+def test_quadratic_form_gradient_has_no_double_transposition(monkeypatch):
+    r = np.random.default_rng(2)
+    args = (r.normal(size=(3, 7, 2)), r.normal(size=(3, 2, 2)))
+    source = _check(quadratic_form, args, (0, 1), monkeypatch)
+    assert source.count("swapaxes") == 2, source  # the forward one, and one in the gradient
+
+
+@pytest.mark.parametrize("fn, shapes, expected", [
+    (transposed_product, ((3, 5, 2), (3, 5, 4)), "np.swapaxes(b, -1, -2) @ a"),
+    (matrix_transposes, ((5, 3), (5, 4)), "b.T @ a + b[:4, :3]"),
+    (swap_other_axes, ((4, 3, 5), (3, 5, 2)), "np.swapaxes(np.swapaxes(a, 0, 1) @ b, 0, 1)"),
+])
+def test_transpositions_of_products(fn, shapes, expected):
+    r = np.random.default_rng(4)
+    args = tuple(r.normal(size=s) for s in shapes)
+    f = tl.jit(fn)
+    np.testing.assert_allclose(f(*args), fn(*args), rtol=1e-13, atol=1e-13)
+    assert f"return {expected}\n" in f.source_for(*args), f.source_for(*args)
+
+
+# --- loops that do nothing -------------------------------------------------------------------
+
+
+def unused_loop(x):
+    total = 0.0
+    for j in range(1, 4):
+        total = total + float(j)
+    return np.sum(x * x) + total
+
+
+def test_a_loop_without_effect_on_the_gradient_disappears():
+    x = np.arange(3.0)
+    g = tl.grad(unused_loop)
+    np.testing.assert_allclose(g(x), 2.0 * x)
+    assert "for " not in g.source_for(x)
