@@ -989,12 +989,8 @@ def optimize(root: Graph, enabled: set[str] | None = None, max_rounds: int = 30)
     `enabled` limits the rewrites (by name, e.g. {"inline", "getitem_of_tuple"})."""
     log = PassLog()
     check = os.environ.get("TAPELESS_CHECK_IR") == "1"
-    # Kinds known from earlier rounds: rewrites keep values (a node redirected to an
-    # equal one keeps its kind), so a known kind stays true until loops or branches are
-    # restructured; unknown ones are inferred again (a rewrite may reveal them).
-    known: dict[tuple, object] = {}
     for _ in range(max_rounds):
-        more = _round(root, enabled, log, known)
+        more = _round(root, enabled, log)
         if check and (errors := scope_errors(root)):
             raise AssertionError("optimizer broke scoping: " + "; ".join(errors[:5]))
         if not more:
@@ -1074,10 +1070,11 @@ class _Sweep:
         return result
 
 
-def _round(root: Graph, enabled: set[str] | None, log: PassLog, known: dict) -> bool:
+def _round(root: Graph, enabled: set[str] | None, log: PassLog) -> bool:
+    # (Kinds are inferred afresh each round: a rewrite keeps a value but not always its
+    # kind, e.g. the seed np.float64(1.0) becomes 1.0.)
     graphs = reachable_graphs(root)
     ctx = Context(root, facts=LoopFacts(root, graphs), enabled=enabled)
-    ctx.facts.kinds = known  # type: ignore[union-attr]
     for g in graphs:
         for n in graph_nodes(g):
             if is_constant_graph(n.inputs[0]):
@@ -1116,11 +1113,6 @@ def _round(root: Graph, enabled: set[str] | None, log: PassLog, known: dict) -> 
             changed = structural = True
     if replace or touched or structural:
         _apply(root, replace, spliced, None if structural else touched)
-    if structural:
-        known.clear()
-    else:
-        for key in [k for k, v in known.items() if v is None or (type(v) is list and None in v)]:
-            del known[key]
     return changed
 
 
