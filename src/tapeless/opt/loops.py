@@ -202,7 +202,8 @@ def drop_dead_state(root: Graph, facts: LoopFacts, replace: dict[int, Node]) -> 
             params = info.params(j)
             out_j = outputs[j]
             init_j = info.init[j]
-            if out_j is params[0] and isinstance(init_j, Constant):
+            if isinstance(init_j, Constant) and (out_j is params[0] or (
+                    isinstance(out_j, Constant) and out_j.value is init_j.value)):
                 # Invariant state: every iteration sees the initial value.
                 for p in params:
                     replace[p.id] = init_j
