@@ -125,7 +125,8 @@ def test_list_state_kinds_fold_shapes():
 def test_list_state_gradient_is_array_code(monkeypatch):
     """Sensitivities of the elements of a list carried by loops have known kinds: the
     gradient of a concatenation is slices, not a run-time split; a float accumulating
-    NumPy scalars is a number (no run-time test for a list)."""
+    NumPy scalars is a number (no run-time test for a list); the rows of a parameter
+    and the elements of a list gather their sensitivities in place."""
     args = _gated_layers_args()
     g = tl.grad(gp.gated_layers, argnums=(0, 1))
     source = g.source_for(*args)
@@ -134,6 +135,7 @@ def test_list_state_gradient_is_array_code(monkeypatch):
     lines = source[source.index("while "):].split("\n")[1:]
     inner = "\n".join(lines[:[line.startswith(" " * 12) for line in lines].index(False)])
     assert "unbroadcast" not in inner and "tuple_sens" not in inner, inner
+    assert "scatter_sens" not in inner and inner.count("_scatter_add(") == 2, inner
     ours = g(*args)
     h = 1e-6
     for a in (0, 1):
@@ -145,6 +147,9 @@ def test_list_state_gradient_is_array_code(monkeypatch):
             plus[a], minus[a] = args[a] + e, args[a] - e
             fd[i] = (gp.gated_layers(*plus) - gp.gated_layers(*minus)) / (2 * h)
         np.testing.assert_allclose(ours[a], fd, rtol=1e-6, atol=1e-8)
+    # Sums gathered in place: a second call starts from zeros again.
+    for x, y in zip(ours, g(*args), strict=True):
+        np.testing.assert_array_equal(x, y)
     monkeypatch.setenv("TAPELESS_OPTIMIZE", "0")
     plain = tl.grad(gp.gated_layers, argnums=(0, 1))(*args)
     for x, y in zip(ours, plain, strict=True):

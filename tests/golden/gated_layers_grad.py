@@ -7,7 +7,7 @@ def grad_gated_layers(params, state, xs):
     _sens_of = _rt.sens_of
     _gadd = _rt.gadd
     _getitem_sens = _rt.getitem_sens
-    _scatter_sens = _rt.scatter_sens
+    _scatter_add = _rt.scatter_add
     _sens_index = _rt.sens_index
     def comprehension_1(item, *, state=state):
         def B_comprehension(dout, *, state=state, item=item):
@@ -27,7 +27,7 @@ def grad_gated_layers(params, state, xs):
     stack_append = stack.append
     for t in range(5):
         _t = len(st) // 2
-        new = list()
+        new = []
         x = xs[t]
         j_1 = j
         b_1 = b
@@ -40,7 +40,7 @@ def grad_gated_layers(params, state, xs):
         stack_1 = None
         for j_2 in range(_t):
             _t_1 = 2 * j_2
-            _t_2 = _concatenate(list((x_1, st[_t_1], x_1)))
+            _t_2 = _concatenate([x_1, st[_t_1], x_1])
             _t_3 = params[_t_1]
             _t_4 = _t_1 + 1
             g_1 = _t_2 * _t_3 + params[_t_4]
@@ -53,8 +53,8 @@ def grad_gated_layers(params, state, xs):
             s_1 = _t_6 * f_1 + y_1 * _t_7
             y_2 = _tanh(s_1)
             h_1 = f_1 * y_2
-            new_2 = new_1 + list((h_1, s_1))
-            stack_1 = (_t_6, new_1, new_2, f_1, y_2, _t_4, _t_2, y_1, _t_7, g_1, _t_5, y, _t_3, _t_1, _t_4, _t_1), stack_1
+            new_2 = new_1 + [h_1, s_1]
+            stack_1 = (_t_6, new_1, new_2, f_1, y_2, _t_4, _t_2, y_1, _t_7, g_1, _t_5, y, _t_3, _t_1), stack_1
             j_1, b_1, new_1, x_1 = j_2, 3, new_2, h_1
         _t_8 = _sum(x_1 * x)
         stack_append((total, _t_8, x, st, stack_1))
@@ -110,21 +110,20 @@ def grad_gated_layers(params, state, xs):
             _t_14 = d_g * saved_1[12]
             d_x = _t_14[0:3]
             d_x_1 = _t_14[6:9]
-            d_st_1 = _scatter_sens(st_1, (saved_1[5], saved_1[13]), (d_s_1 * out_1, _t_14[3:6]))
-            d_params_2 = _scatter_sens(params, (saved_1[14], saved_1[15]), (d_g, d_g * saved_1[6]))
-            stack_4, d0, d1, d2, d3_1, d4_1, d5_1, d6_1, d7_1, d_st, d_params_1 = rest, _rt.ZERO, _rt.ZERO, _rt.ZERO, _rt.ZERO, _rt.ZERO, _rt.ZERO, _t_12[:n], d_x + d_x_1, _gadd(d_st, d_st_1), _gadd(d_params_1, d_params_2)
+            _t_15 = saved_1[5], saved_1[13]
+            stack_4, d0, d1, d2, d3_1, d4_1, d5_1, d6_1, d7_1, d_st, d_params_1 = rest, _rt.ZERO, _rt.ZERO, _rt.ZERO, _rt.ZERO, _rt.ZERO, _rt.ZERO, _t_12[:n], d_x + d_x_1, _scatter_add(d_st, st_1, _t_15, (d_s_1 * out_1, _t_14[3:6])), _scatter_add(d_params_1, params, _t_15, (d_g, d_g * saved_1[6]))
         total_1 = saved[0]
         d3, d4, d5, d6, d7, d8, d9, d10, d_params = d0, d1, d2, d3_1, d4_1, d5_1, d_st, _unbroadcast(d10, total_1), _gadd(d_params, d_params_1)
-    d_params_3 = _rt.to_structure(d_params, params)
-    _t_15 = _rt.as_sequence(results)
-    _t_16 = len(_t_15)
+    d_params_2 = _rt.to_structure(d_params, params)
+    _t_16 = _rt.as_sequence(results)
+    _t_17 = len(_t_16)
     d_fn = _rt.ZERO
-    for i in range(_t_16):
-        r = _t_15[i]
+    for i in range(_t_17):
+        r = _t_16[i]
         g_3 = r[1](_sens_index(d9, i))
         d_fn = _gadd(d_fn, g_3[0])
     d_state = _rt.to_structure(d_fn[0], state)
-    return d_params_3, d_state
+    return d_params_2, d_state
 
 def comprehension(item_1):
     return item_1[0]

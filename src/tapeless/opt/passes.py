@@ -156,6 +156,15 @@ def _is_sequence(x: Node, facts: LoopFacts | None, depth: int = 0) -> bool:
     return False
 
 
+@rewrite("list")
+def _list_of_display(ctx: Context, node: Apply) -> Node | None:
+    """`list((a, b))` is `[a, b]` (what the derivative of a list display builds)."""
+    items = _tuple_items(node.inputs[1]) if len(node.inputs) == 2 else None
+    if items is None:
+        return None
+    return node.graph.apply(P["make_list"], *items, loc=node.loc, name=node.name)
+
+
 @rewrite("add")
 def _concat_tuples(ctx: Context, node: Apply) -> Node | None:
     items = [_tuple_items(x) for x in node.inputs[1:]]
@@ -974,7 +983,7 @@ def _pure(node: Node) -> bool:
 
 # The passes in the order `TAPELESS_OPTIMIZE=N` and `tapeless show --stage` enable them.
 PASS_ORDER = ["inline", "select_constants", "getitem_of_tuple", "tuple_of_tuple", "concat_tuples",
-              "getitem_of_tuple_call",
+              "getitem_of_tuple_call", "list_of_display",
               "call_star_known", "len_of_tuple", "repeat_zero_tuple", "constant_fold",
               "switch_constant", "gadd_zero", "sens_of_nonzero", "is_zero",
               "getitem_of_tuple_sens", "gadd_scatter", "tuple_sens_display", "gadd_displays",
