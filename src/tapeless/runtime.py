@@ -350,6 +350,7 @@ def scatter_sens(x: Any, indices: tuple, ds: tuple) -> Any:
 _BASIC = (int, slice)
 
 
+
 def scatter_add(acc: Any, x: Any, indices: tuple, ds: tuple) -> Any:
     """`gadd(acc, scatter_sens(x, indices, ds))`, added into `acc` in place where `acc` is
     a float array or a list of x's shape and the indices are distinct ints (so the sums
@@ -359,20 +360,26 @@ def scatter_add(acc: Any, x: Any, indices: tuple, ds: tuple) -> Any:
 
     if acc is ZERO:
         return scatter_sens(x, indices, ds)
-    if len(set(indices)) == len(indices) and all(type(i) is int for i in indices):
-        if type(acc) is list and type(x) is list and len(acc) == len(x):
+    for i in indices:
+        if type(i) is not int:
+            return gadd(acc, scatter_sens(x, indices, ds))
+    if len(indices) > 1 and len(set(indices)) != len(indices):
+        return gadd(acc, scatter_sens(x, indices, ds))
+    if type(acc) is list:
+        if type(x) is list and len(acc) == len(x):
             for i, d in zip(indices, ds, strict=True):
                 if d is not ZERO:
                     acc[i] = gadd(acc[i], d)
             return acc
-        if type(acc) is np.ndarray and type(x) is np.ndarray and acc.shape == x.shape and \
-                acc.dtype == np.float64 and all(
-                    d is ZERO or type(d) is float or getattr(d, "dtype", None) == np.float64
-                    for d in ds):
-            for i, d in zip(indices, ds, strict=True):
-                if d is not ZERO:
-                    acc[i] += d
-            return acc
+    elif type(acc) is np.ndarray and type(x) is np.ndarray and acc.dtype == np.float64 and \
+            acc.shape == x.shape:
+        for d in ds:
+            if d is not ZERO and type(d) is not float and getattr(d, "dtype", None) != np.float64:
+                return gadd(acc, scatter_sens(x, indices, ds))
+        for i, d in zip(indices, ds, strict=True):
+            if d is not ZERO:
+                acc[i] += d
+        return acc
     return gadd(acc, scatter_sens(x, indices, ds))
 
 
