@@ -90,3 +90,25 @@ def mixture_log_likelihood(scores, alpha):
     """The log-sum-exp terms of the GMM objective (scores: K x n, alpha: K): the gradient
     is two softmaxes, without the max's tie bookkeeping."""
     return np.sum(logsumexp(scores, 0)) - scores.shape[1] * logsumexp(alpha, 0)
+
+
+def gated_layers(params, state, xs):
+    """The LSTM benchmark's shape, small: a list of per-layer states carried through a
+    loop over time, rebuilt by a loop over layers (`new = new + [h, s]`), each layer a
+    gated cell on a concatenation of its input and its state."""
+    st = [state[i] for i in range(state.shape[0])]
+    total = 0.0
+    for t in range(xs.shape[0]):
+        x = xs[t]
+        new = []
+        for j in range(len(st) // 2):
+            b = x.shape[0]
+            g = np.concatenate([x, st[2 * j], x]) * params[2 * j] + params[2 * j + 1]
+            f = 1.0 / (1.0 + np.exp(-g[0:b]))
+            s = st[2 * j + 1] * f + np.tanh(g[b:2 * b]) * g[2 * b:3 * b]
+            h = f * np.tanh(s)
+            new = new + [h, s]
+            x = h
+        st = new
+        total = total + np.sum(x * xs[t])
+    return total / xs.shape[0]

@@ -323,6 +323,11 @@ def scatter_sens(x: Any, indices: tuple, ds: tuple) -> Any:
     pieces = [(i, d) for i, d in zip(indices, ds, strict=True) if d is not ZERO]
     if not pieces or x is ZERO:
         return ZERO
+    if type(x) is list and all(type(i) is int for i, _ in pieces):
+        out = [ZERO] * len(x)  # elements of a list: their sensitivities, ZERO elsewhere
+        for i, d in pieces:
+            out[i] = gadd(out[i], d)
+        return out
     if not isinstance(x, np.ndarray) or np.result_type(x).kind not in "fc":
         out = ZERO
         for i, d in pieces:
@@ -344,6 +349,39 @@ def scatter_sens(x: Any, indices: tuple, ds: tuple) -> Any:
 
 _BASIC = (int, slice)
 _ADD_AT_IS_FAST: list[bool | None] = [None]
+
+
+
+def scatter_add(acc: Any, x: Any, indices: tuple, ds: tuple) -> Any:
+    """`gadd(acc, scatter_sens(x, indices, ds))`, added into `acc` in place where `acc` is
+    a float array or a list of x's shape and the indices are distinct ints (so the sums
+    are the same). Only for an accumulator that nothing else holds: the optimizer makes
+    it for loop state that starts as ZERO and only gathers such sensitivities."""
+    import numpy as np
+
+    if acc is ZERO:
+        return scatter_sens(x, indices, ds)
+    for i in indices:
+        if type(i) is not int:
+            return gadd(acc, scatter_sens(x, indices, ds))
+    if len(indices) > 1 and len(set(indices)) != len(indices):
+        return gadd(acc, scatter_sens(x, indices, ds))
+    if type(acc) is list:
+        if type(x) is list and len(acc) == len(x):
+            for i, d in zip(indices, ds, strict=True):
+                if d is not ZERO:
+                    acc[i] = gadd(acc[i], d)
+            return acc
+    elif type(acc) is np.ndarray and type(x) is np.ndarray and acc.dtype == np.float64 and \
+            acc.shape == x.shape:
+        for d in ds:
+            if d is not ZERO and type(d) is not float and getattr(d, "dtype", None) != np.float64:
+                return gadd(acc, scatter_sens(x, indices, ds))
+        for i, d in zip(indices, ds, strict=True):
+            if d is not ZERO:
+                acc[i] += d
+        return acc
+    return gadd(acc, scatter_sens(x, indices, ds))
 
 
 def _scatter_add(out: Any, index: Any, d: Any) -> bool:

@@ -24,6 +24,7 @@ FLOAT = "float"      # a Python float
 INT = "int"          # a Python int
 SCALAR = "scalar"    # a NumPy scalar (what a full reduction returns)
 NUMERIC = "numeric"  # a number or an array: never a tuple, list, dict or function
+_NUMBERS = (FLOAT, INT, SCALAR)
 _SCALAR_OPS = {"add", "sub", "mul", "truediv", "pow", "neg", "pos", "abs", "mod"}
 _NOT_NUMERIC = {"np.split", "np.shape", "np.linalg.slogdet"}
 _MATH_INT = {"math.floor", "math.ceil", "math.trunc", "math.factorial"}
@@ -350,15 +351,22 @@ def int_value(node: Node, facts: LoopFacts | None = None, depth: int = 0,
     return None
 
 
-def _sequence_items(node: Node) -> list[Node] | None:
-    """The element nodes of a tuple or list display (or `list(...)` of one)."""
+def _sequence_items(node: Node, facts: LoopFacts | None = None) -> list[Node] | None:
+    """The element nodes of a tuple or list display (or `list(...)` of one). With loop
+    facts, a display a forward loop saved, for a backward loop's read of it: then the
+    elements are the forward loop's nodes, good for their kinds only."""
+    if facts is not None and _prim_name(node) == "tuple_getitem" and \
+            isinstance(node.inputs[2], Constant) and type(node.inputs[2].value) is int:  # type: ignore[attr-defined]
+        item = _item(node.inputs[1], node.inputs[2].value, facts)  # type: ignore[attr-defined]
+        if item is not None and len(item) == 1 and item[0] is not node:
+            return _sequence_items(item[0], facts)
     if not (isinstance(node, Apply) and isinstance(node.inputs[0], Constant)):
         return None
     name = getattr(node.inputs[0].value, "name", None)
     if name in ("make_tuple", "make_list"):
         return node.inputs[1:]
     if name == "list" and len(node.inputs) == 2:
-        return _sequence_items(node.inputs[1])
+        return _sequence_items(node.inputs[1], facts)
     return None
 
 
@@ -436,6 +444,10 @@ def _state_kinds(info: object, facts: LoopFacts, depth: int,
                 new.append(k)  # (an empty list is a list of any kind of element)
             elif k == "list<>" and _is_list(out):
                 new.append(out)  # a list that starts empty: its elements' kind is the body's
+            elif k in _NUMBERS + (NUMERIC,) and out in _NUMBERS + (NUMERIC,):
+                # A number that changes type (a float accumulating NumPy scalars): some
+                # number, if the body keeps it one.
+                new.append(NUMERIC)
             else:
                 new.append(None)
         if new == current:
@@ -455,10 +467,17 @@ def _kind(node: Node, facts: LoopFacts | None, depth: int,
         if isinstance(v, (int, float, complex)) or type(v).__module__ == "numpy":
             return value_kind(v) or NUMERIC
         return None
-    if node.kind is not None:
+    if node.kind is not None and node.kind != NUMERIC:
         return node.kind
     if depth > 40:
-        return None
+        return node.kind
+    # A node given the kind "numeric" when it was made (a saved value read back in a
+    # backward loop) may be found to have a more precise one (the value it saved).
+    return _infer(node, facts, depth, assumed) or node.kind
+
+
+def _infer(node: Node, facts: LoopFacts | None, depth: int,
+           assumed: dict | None) -> str | None:
     if isinstance(node, Parameter):
         if assumed and (node.id, -1) in assumed:  # a comprehension's element
             return assumed[(node.id, -1)]
@@ -499,7 +518,10 @@ def _kind(node: Node, facts: LoopFacts | None, depth: int,
         if isinstance(index, Constant) and isinstance(index.value, int):
             item = _item(seq, index.value, facts)
             if item is not None:
-                return _common([kind(i, facts, depth + 1, assumed) for i in item])
+                # A value a forward loop saved, read back in its backward loop: forward
+                # nodes never depend on backward ones, so the search starts afresh there.
+                start = 0 if facts is not None and seq.id in facts.popped else depth + 1
+                return _common([kind(i, facts, start, assumed) for i in item])
             return _item_kind(seq, index.value, facts, depth + 1, assumed)
     if _is_switch_call(node):
         outs = [b.value.output for b in node.inputs[0].inputs[2:4]]  # type: ignore
@@ -542,6 +564,12 @@ def _kind(node: Node, facts: LoopFacts | None, depth: int,
         return result
     if name == "getitem_sens" and dtype_of(args[0]) == "f8" and dtype_of(args[1]) == "f8":
         return args[1]
+    if name == "scatter_sens" and dtype_of(args[0]) == "f8":
+        # A float64 array's pieces added into zeros of its shape: float64 if they are.
+        ds = _index_parts(node.inputs[3])
+        if ds is not None and all(_numeric_kind(kind(d, facts, depth + 1, assumed))
+                                  for d in ds):
+            return args[0]
     if name in ("sens_of", "check_scalar_output", "to_structure"):
         return args[0] if args[0] is not None else (args[1] if len(args) > 1 else None)
     if name == "gadd":

@@ -202,7 +202,8 @@ def drop_dead_state(root: Graph, facts: LoopFacts, replace: dict[int, Node]) -> 
             params = info.params(j)
             out_j = outputs[j]
             init_j = info.init[j]
-            if out_j is params[0] and isinstance(init_j, Constant):
+            if isinstance(init_j, Constant) and (out_j is params[0] or (
+                    isinstance(out_j, Constant) and out_j.value is init_j.value)):
                 # Invariant state: every iteration sees the initial value.
                 for p in params:
                     replace[p.id] = init_j
@@ -356,7 +357,15 @@ def prune_saved(root: Graph, facts: LoopFacts, replace: dict[int, Node]) -> int:
         # Constants need not be saved, except closures: those hold forward values.
         plain = [isinstance(v, Constant) and not (
             is_constant_graph(v) and free_variables(v.value)) for v in values]
-        keep = [j for j in range(len(values)) if j in read_index and not plain[j]]
+        keep: list[int] = []
+        same: dict[int, int] = {}  # a value saved twice: read from its first slot
+        for j in range(len(values)):
+            if j in read_index and not plain[j]:
+                first = [k for k in keep if values[k] is values[j]]
+                if first:
+                    same[j] = first[0]
+                else:
+                    keep.append(j)
         if len(keep) == len(values) and len(keep) != 1:
             continue
         for u in reads:
@@ -376,6 +385,7 @@ def prune_saved(root: Graph, facts: LoopFacts, replace: dict[int, Node]) -> int:
                                                           *[values[j] for j in keep]),
                                 stack_param, name="stack")
             position = {j: i for i, j in enumerate(keep)}
+            position.update({j: position[k] for j, k in same.items()})
             for u in reads:
                 if u.id not in replace:
                     g = u.graph
@@ -502,10 +512,51 @@ def lower_stacks(root: Graph) -> int:
                 out.inputs[1 + s] = p
                 body.invalidate()
                 lowered += 1
+    lowered += accumulate_in_place(graphs, uses(graphs) if lowered else use)
     if lowered:
         for g in graphs:
             g.invalidate()
     return lowered
+
+
+def accumulate_in_place(graphs: list[Graph], use: dict[int, list[tuple[Node | None, Graph]]]
+                        ) -> int:
+    """Loop state that starts as ZERO and only gathers scattered sensitivities,
+    `acc = gadd(acc, scatter_sens(x, indices, ds))` with `acc` read nowhere else: each
+    value it holds is made inside the loop and seen by no one else, so the sum can go
+    into it in place (`scatter_add`), not into a fresh array each iteration."""
+    from ..runtime import ZERO
+
+    done = 0
+    for g in graphs:
+        for node in graph_nodes(g):
+            info = loop_info(node)
+            outputs = info.outputs if info is not None else None
+            if info is None or outputs is None or \
+                    len(info.body.parameters) != info.lead + len(info.init):
+                continue
+            body = info.body
+            for j, init in enumerate(info.init):
+                p = body.parameters[info.lead + j]
+                add = outputs[j]
+                if not (isinstance(init, Constant) and init.value is ZERO) or \
+                        not _is(add, "gadd") or add.graph is not body or \
+                        [u for u, _ in use.get(p.id, [])] != [add] or \
+                        [u for u, _ in use.get(add.id, [])] != [body.output]:
+                    continue
+                if info.cond is not None and use.get(info.cond.parameters[j].id):
+                    continue
+                a, b = add.inputs[1:]  # type: ignore[union-attr]
+                scatter = b if a is p else a
+                if not _is(scatter, "scatter_sens") or (a is p) == (b is p):
+                    continue
+                out = body.output
+                assert isinstance(out, Apply)
+                out.inputs[1 + j] = body.apply(P["scatter_add"], p, *scatter.inputs[1:],  # type: ignore[union-attr]
+                                               name=add.name)
+                body.invalidate()
+                done += 1
+    return done
 
 
 def _lower_pops(back: LoopInfo, t: int, use: dict[int, list[tuple[Node | None, Graph]]]

@@ -128,6 +128,46 @@ def _tuple_of_tuple(ctx: Context, node: Apply) -> Node | None:
     return None
 
 
+@rewrite("tuple_getitem", "getitem")
+def _getitem_of_tuple_call(ctx: Context, node: Apply) -> Node | None:
+    """`tuple(x)[i]` is `x[i]` where x is a list, a tuple or an array (not where
+    iterating x differs from indexing it: a dict, a generator)."""
+    t, i = node.inputs[1:]
+    if not is_prim(t, "tuple") or not (isinstance(i, Constant) and type(i.value) is int):
+        return None
+    x = t.inputs[1]  # type: ignore[union-attr]
+    if not _is_sequence(x, ctx.facts):
+        return None
+    return node.graph.apply(P["getitem"], x, i, loc=node.loc, name=node.name)
+
+
+def _is_sequence(x: Node, facts: LoopFacts | None, depth: int = 0) -> bool:
+    """Whether x is surely a list, a tuple or an array (or the sensitivity of a list,
+    which is a list or a tuple: never a dict)."""
+    k = kind(x, facts)
+    if shape_of(k) is not None or (k is not None and k.startswith("list<")) or \
+            is_prim(x, "make_tuple") or is_prim(x, "make_list"):
+        return True
+    if depth > 10 or not isinstance(x, Apply):
+        return False
+    if is_prim(x, "getitem") and (is_prim(x.inputs[2], "make_slice") or (
+            isinstance(x.inputs[2], Constant) and type(x.inputs[2].value) is slice)):
+        return _is_sequence(x.inputs[1], facts, depth + 1)
+    if is_prim(x, "sens_of"):
+        lk = kind(x.inputs[2], facts)
+        return lk is not None and lk.startswith("list<") and never_zero(x, facts)
+    return False
+
+
+@rewrite("list")
+def _list_of_display(ctx: Context, node: Apply) -> Node | None:
+    """`list((a, b))` is `[a, b]` (what the derivative of a list display builds)."""
+    items = _tuple_items(node.inputs[1]) if len(node.inputs) == 2 else None
+    if items is None:
+        return None
+    return node.graph.apply(P["make_list"], *items, loc=node.loc, name=node.name)
+
+
 @rewrite("add")
 def _concat_tuples(ctx: Context, node: Apply) -> Node | None:
     items = [_tuple_items(x) for x in node.inputs[1:]]
@@ -234,7 +274,13 @@ def _never_zero(node: Node, facts: LoopFacts | None, assumed: set | None,
             return all(never_zero(i, facts, assumed, depth + 1) for i in items)
     if p.name in _NUMERIC or p.name.startswith(_NEVER_ZERO_PREFIXES):
         return True
+    if p.name == "sens_of" and _materializes(kind(node.inputs[2], facts)):
+        return True  # zeros of a known kind where d is ZERO
     if p.name in _ZERO_PRESERVING:
+        return never_zero(node.inputs[1], facts, assumed, depth + 1)
+    if p.name == "getitem" and (is_prim(node.inputs[2], "make_slice") or (
+            isinstance(node.inputs[2], Constant) and type(node.inputs[2].value) is slice)):
+        # A slice of a value (a list, a tuple, an array) that is not ZERO.
         return never_zero(node.inputs[1], facts, assumed, depth + 1)
     if p.name == "getitem" and shape_of(kind(node.inputs[1], facts)) is not None:
         return never_zero(node.inputs[1], facts, assumed, depth + 1)  # a part of an array
@@ -247,6 +293,13 @@ def _never_zero(node: Node, facts: LoopFacts | None, assumed: set | None,
             info, j = found
             return never_zero(info.params(j)[0], facts, assumed, depth + 1)
     return False
+
+
+def _materializes(k: str | None) -> bool:
+    """`zeros_like_value` of a value of kind k is a value, not ZERO: numbers, float, int
+    and bool arrays, lists."""
+    return k in (FLOAT, INT, SCALAR) or shape_of(k) is not None or \
+        (k is not None and k.startswith("list<"))
 
 
 @rewrite("sens_of")
@@ -292,6 +345,73 @@ def _gadd_scatter(ctx: Context, node: Apply) -> Node | None:
     g = node.graph
     return g.apply(P["scatter_sens"], a[0], g.apply(P["make_tuple"], *a[1], *b[1]),
                    g.apply(P["make_tuple"], *a[2], *b[2]), loc=node.loc, name=node.name)
+
+
+@rewrite("tuple_sens")
+def _tuple_sens_display(ctx: Context, node: Apply) -> Node | None:
+    """The sensitivity of a tuple of known length when only element i has one: a tuple
+    display, ZERO elsewhere (a tuple of ZEROs where `d` is ZERO: also a zero), which
+    the rewrites of displays then take apart."""
+    d, i, like = node.inputs[1:]
+    from .kinds import _sequence_items
+    items = _tuple_items(like)
+    if items is None and is_prim(like, "tuple_getitem"):
+        # A tuple a forward loop saved (its elements are that loop's nodes: count only).
+        found = _sequence_items(like, ctx.facts)
+        forward = _item(like.inputs[1], like.inputs[2].value, ctx.facts) \
+            if isinstance(like.inputs[2], Constant) and type(like.inputs[2].value) is int \
+            else None  # type: ignore[union-attr]
+        if found is not None and forward is not None and is_prim(forward[0], "make_tuple"):
+            items = found
+    if items is None or not (isinstance(i, Constant) and type(i.value) is int and
+                             -len(items) <= i.value < len(items)):
+        return None
+    parts: list[Node] = [Constant(ZERO)] * len(items)
+    parts[i.value] = d
+    return node.graph.apply(P["make_tuple"], *parts, loc=node.loc, name=node.name)
+
+
+@rewrite("gadd")
+def _gadd_displays(ctx: Context, node: Apply) -> Node | None:
+    """Two sensitivities of one tuple, both displays: added element by element."""
+    a, b = (_tuple_items(x) if is_prim(x, "make_tuple") else None for x in node.inputs[1:])
+    if a is None or b is None or len(a) != len(b):
+        return None
+    g = node.graph
+    return g.apply(P["make_tuple"], *[g.apply(P["gadd"], x, y, loc=node.loc)
+                                      for x, y in zip(a, b, strict=True)],
+                   loc=node.loc, name=node.name)
+
+
+@rewrite("scatter_sens")
+def _scatter_whole(ctx: Context, node: Apply) -> Node | None:
+    """The sensitivities of slices that cover a float64 array along its first axis, each
+    once and none ZERO: their concatenation (not zeros, then an add per slice)."""
+    x, indices, ds = node.inputs[1:]
+    kx = kind(x, ctx.facts)
+    sx = shape_of(kx)
+    pieces = _tuple_items(ds)
+    if not (isinstance(indices, Constant) and type(indices.value) is tuple) or \
+            pieces is None or not sx or dtype_of(kx) != "f8" or \
+            len(pieces) != len(indices.value):
+        return None
+    spans = []
+    for index, d in zip(indices.value, pieces, strict=True):
+        if type(index) is not slice:
+            return None
+        start, stop, step = index.indices(sx[0])
+        kd = kind(d, ctx.facts)
+        if step != 1 or stop <= start or dtype_of(kd) != "f8" or \
+                shape_of(kd) != (stop - start,) + sx[1:] or not never_zero(d, ctx.facts):
+            return None
+        spans.append((start, stop, d))
+    spans.sort(key=lambda span: span[0])
+    if spans[0][0] != 0 or spans[-1][1] != sx[0] or \
+            any(a[1] != b[0] for a, b in zip(spans, spans[1:], strict=False)):
+        return None
+    g = node.graph
+    return g.apply(P["np.concatenate"], g.apply(P["make_tuple"], *[d for _, _, d in spans]),
+                   0, loc=node.loc, name=node.name)
 
 
 @rewrite("neg")
@@ -701,7 +821,7 @@ def _concat_piece(ctx: Context, node: Apply) -> Node | None:
     assert isinstance(t, Apply)
     d, arrays, axis = t.inputs[1:]
     from .kinds import _sequence_items
-    items = _sequence_items(arrays)
+    items = _sequence_items(arrays, ctx.facts)
     kd = kind(d, ctx.facts)
     if items is None or not 0 <= i.value < len(items) or not isinstance(axis, Constant) or \
             type(axis.value) is not int or dtype_of(kd) != "f8":
@@ -726,7 +846,7 @@ def _split_indices_known(ctx: Context, node: Apply) -> Node | None:
     """Where `np.concatenate(arrays, axis)` splits its gradient, from the arrays' shapes."""
     arrays, axis = node.inputs[1:]
     from .kinds import _sequence_items
-    items = _sequence_items(arrays)
+    items = _sequence_items(arrays, ctx.facts)
     if items is None or not isinstance(axis, Constant) or type(axis.value) is not int:
         return None
     shapes = [shape_of(kind(i, ctx.facts)) for i in items]
@@ -950,9 +1070,11 @@ def _idle_loop(node: Node) -> bool:
 
 # The passes in the order `TAPELESS_OPTIMIZE=N` and `tapeless show --stage` enable them.
 PASS_ORDER = ["inline", "select_constants", "getitem_of_tuple", "tuple_of_tuple", "concat_tuples",
+              "getitem_of_tuple_call", "list_of_display",
               "call_star_known", "len_of_tuple", "repeat_zero_tuple", "constant_fold",
               "switch_constant", "gadd_zero", "sens_of_nonzero", "is_zero",
-              "getitem_of_tuple_sens", "gadd_scatter", "double_negation",
+              "getitem_of_tuple_sens", "gadd_scatter", "tuple_sens_display", "gadd_displays",
+              "scatter_whole", "double_negation",
               "isinstance_numeric", "ndim_known",
               "attribute_known", "unbroadcast_known", "to_structure_known",
               "scalar_output_known", "aux_output_known", "seed_known", "swapaxes_2d", "times_one",

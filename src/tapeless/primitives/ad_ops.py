@@ -25,6 +25,8 @@ _helper("tuple_sens", "d, i, like")
 _helper("getitem_sens", "d, x, index")
 # Only the optimizer makes it (from gadd of getitem_sens), after differentiation.
 _helper("scatter_sens", "x, indices, ds", differentiable=False)
+# The optimizer's in-place form of `gadd(acc, scatter_sens(...))` for loop accumulators.
+_helper("scatter_add", "acc, x, indices, ds", differentiable=False)
 _helper("getattr_sens", "d, x, name")
 _helper("sens_getattr", "dd, x, name")
 _helper("field_sens", "d, cls, n")

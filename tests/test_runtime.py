@@ -1,0 +1,48 @@
+"""The run-time helpers of derivative code: sums of scattered sensitivities."""
+
+import numpy as np
+
+from tapeless import runtime as rt
+
+
+def test_scatter_into_a_list_is_a_list_of_element_sensitivities():
+    x = [np.ones(2), np.ones(2), np.ones(2)]
+    d = np.array([1.0, 2.0])
+    out = rt.scatter_sens(x, (2, 0, 2), (d, d, 3 * d))
+    assert type(out) is list and out[1] is rt.ZERO
+    np.testing.assert_array_equal(out[0], d)
+    np.testing.assert_array_equal(out[2], 4 * d)
+    assert rt.scatter_sens(x, (1,), (rt.ZERO,)) is rt.ZERO
+
+
+def test_scatter_add_sums_like_gadd_and_adds_in_place():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(3, 4))
+    ds = [rng.normal(size=4) for _ in range(4)]
+    acc = rt.scatter_add(rt.ZERO, x, (0, 2), (ds[0], ds[1]))
+    np.testing.assert_array_equal(acc, rt.scatter_sens(x, (0, 2), (ds[0], ds[1])))
+    expected = rt.gadd(acc.copy(), rt.scatter_sens(x, (2, 1), (ds[2], ds[3])))
+    same = rt.scatter_add(acc, x, (2, 1), (ds[2], ds[3]))
+    assert same is acc  # distinct int rows of a float array: added in place
+    np.testing.assert_array_equal(same, expected)
+
+
+def test_scatter_add_falls_back_where_in_place_would_differ():
+    x = np.zeros((2, 3))
+    acc = np.ones((2, 3))
+    d = np.arange(3.0)
+    # the same row twice: (acc + (d + d)) is the sum, not ((acc + d) + d)
+    out = rt.scatter_add(acc, x, (1, 1), (d, d))
+    assert out is not acc
+    np.testing.assert_array_equal(out, acc + rt.scatter_sens(x, (1, 1), (d, d)))
+    # a complex piece: a new array of the wider type
+    out = rt.scatter_add(acc, x, (0,), (d * 1j,))
+    assert out is not acc and out.dtype == np.complex128
+
+
+def test_scatter_add_into_a_list_accumulator():
+    x = [np.ones(2)] * 3
+    acc = rt.scatter_add(rt.ZERO, x, (0,), (np.ones(2),))
+    out = rt.scatter_add(acc, x, (0, 2), (np.ones(2), rt.ZERO))
+    assert out is acc and out[2] is rt.ZERO
+    np.testing.assert_array_equal(out[0], [2.0, 2.0])
