@@ -758,7 +758,7 @@ def targets_table(selected: list[Case], all_results, compile_rows) -> list[str]:
         # compile latency
         crow = compile_rows.get(case.key, {})
         limit = 0.05 if case.kind == "mlp" else 0.2 if case.kind in ("gmm", "lstm") else None
-        for mode in ("cold", "warm"):
+        for mode in ("cold", "warm") if crow else ():  # (none: --no-probes)
             got = crow.get(f"{TAPELESS}-{mode}", {})
             if case.kind == "scalar":
                 add(name, f"first gradient call < 10 ms ({mode} process)", got.get("first"),
