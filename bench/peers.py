@@ -155,7 +155,9 @@ def autograd_setup(workload, args):
 # --- JAX --------------------------------------------------------------------------------
 
 
-def jax_setup(workload, args):
+def jax_setup(workload, args, jit: bool = True):
+    """`jit=False`: JAX eager, op by op (`grad` without `jit`; `lax` loops still compile
+    their bodies)."""
     import jax
 
     jax.config.update("jax_enable_x64", True)
@@ -186,8 +188,9 @@ def jax_setup(workload, args):
     else:
         f, fargs = _workload(o, workload, args)
         jargs = tuple(jnp.asarray(a) for a in fargs)
-    fj = jax.jit(f)
-    gj = jax.jit(jax.grad(f, _ARGNUMS[workload]))
+    fj = jax.jit(f) if jit else f
+    gj = jax.grad(f, _ARGNUMS[workload])
+    gj = jax.jit(gj) if jit else gj
 
     def primal():
         return fj(*jargs).block_until_ready()
