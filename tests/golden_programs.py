@@ -17,6 +17,14 @@ def mlp_hand_gradient(W1, b1, W2, b2, X):
     return g1 @ X.T, g1.sum(axis=1, keepdims=True), g2 @ h1.T, g2.sum(axis=1, keepdims=True)
 
 
+def tuple_mlp(params, x, y):
+    """The demo's model: parameters as a tuple of (weight, bias) tuples."""
+    (w1, b1), (w2, b2) = params
+    h = np.tanh(x @ w1 + b1)
+    out = h @ w2 + b2
+    return np.mean((out - y) ** 2)
+
+
 def scalar_loop(x):
     for _ in range(1000):
         x = math.sin(x) * 1.01

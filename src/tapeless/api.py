@@ -17,7 +17,7 @@ from .frontend import parse
 from .frontend.parser import unwrap
 from .ir import Graph, print_graph
 from .ir.clone import copy_module, is_recursive
-from .opt.kinds import value_kind
+from .opt.kinds import MAX_TUPLE_DEPTH, MAX_TUPLE_ITEMS, value_kind
 from .opt.passes import optimize, passes_up_to
 
 # Generated files by name, so run-time errors can point back at the user's source.
@@ -90,11 +90,15 @@ def load(graph: Graph, kinds: tuple = ()) -> Compiled:
     return compiled
 
 
-def _signature(value: Any) -> Any:
-    """What a compiled specialization depends on: cheap to compute on every call."""
+def _signature(value: Any, depth: int = 0) -> Any:
+    """What a compiled specialization depends on (`value_kind` is a function of it):
+    cheap to compute on every call. A tuple's is its items' (up to a size and a depth,
+    like its kind), so a tuple of two arrays never runs code made for three."""
     t = type(value)
     if t is np.ndarray:
         return (value.shape, value.dtype.str)
+    if t is tuple and len(value) <= MAX_TUPLE_ITEMS and depth < MAX_TUPLE_DEPTH:
+        return (t, tuple([_signature(v, depth + 1) for v in value]))
     return t
 
 
@@ -145,8 +149,8 @@ class Transformed:
 
     def _get(self, args: tuple = ()) -> Compiled:  # noqa: D401
         """The code for arguments like `args`: compiled once per argument signature
-        (Python floats and ints, and NumPy arrays by dtype and shape, are specialized;
-        other values share generic code)."""
+        (Python floats and ints, NumPy arrays by dtype and shape, and tuples of them by
+        their structure, are specialized; other values share generic code)."""
         key = tuple(map(_signature, args))
         compiled = self._compiled.get(key)
         if compiled is None:

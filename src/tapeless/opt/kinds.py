@@ -6,11 +6,17 @@ given dtype and shape); loop state gets one by induction.
 
 Kinds are strings: "float", "int", "scalar" (a NumPy scalar), "numeric" (some number or
 array), "array<dtype>[d0,d1,...]" for arrays ("f8", "i8", "b1" or "?" for the dtype), and
-"list<K>" for a list whose elements all have kind K ("list<>": the empty list). Only
-primal values get list kinds: a list's sensitivity may hold symbolic zeros."""
+"list<K>" for a list whose elements all have kind K ("list<>": the empty list), and
+"tuple<K1|K2|...>" for a tuple (exactly `tuple`: not a NamedTuple) whose items have these
+kinds ("?" for an item of unknown kind, "tuple<>" for the empty tuple). Only primal values
+get container kinds: a list's or a tuple's sensitivity may hold symbolic zeros (a display
+of sensitivities gets one, each item the kind of its node, which says what it is when it is
+not ZERO; `gadd`, `sens_of` and `to_structure` never give one). A value of a container
+kind is never ZERO."""
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import TYPE_CHECKING
 
@@ -92,12 +98,61 @@ def _is_list(k: str | None) -> bool:
     return k is not None and k.startswith("list<")
 
 
-def value_kind(value: object) -> str | None:
-    """The kind of a run-time value (for specializing on arguments)."""
+# Arguments are specialized to tuples of at most this many items, this deep: beyond, a
+# tuple shares generic code (its kind and its signature say only "a tuple").
+MAX_TUPLE_ITEMS = 32
+MAX_TUPLE_DEPTH = 6
+
+
+def tuple_of(items: list[str | None]) -> str:
+    """The kind of a tuple whose items have these kinds (None: unknown)."""
+    return "tuple<" + "|".join("?" if k is None else k for k in items) + ">"
+
+
+def is_tuple(k: str | None) -> bool:
+    return k is not None and k.startswith("tuple<")
+
+
+def is_container(k: str | None) -> bool:
+    """A tuple or list kind: a value that is not a number or an array."""
+    return k is not None and (k.startswith("tuple<") or k.startswith("list<"))
+
+
+@functools.lru_cache(maxsize=4096)
+def _split_items(inner: str) -> tuple[str | None, ...]:
+    parts: list[str | None] = []
+    depth = start = 0
+    for i, c in enumerate(inner):
+        if c in "<[":
+            depth += 1
+        elif c in ">]":
+            depth -= 1
+        elif c == "|" and depth == 0:
+            parts.append(inner[start:i])
+            start = i + 1
+    parts.append(inner[start:])
+    return tuple(None if p == "?" else p for p in parts)
+
+
+def items_of(k: str | None) -> tuple[str | None, ...] | None:
+    """The items' kinds of a tuple kind (None for an unknown item), else None."""
+    if not is_tuple(k):
+        return None
+    inner = k[6:-1]  # type: ignore[index]
+    return _split_items(inner) if inner else ()
+
+
+def value_kind(value: object, depth: int = 0) -> str | None:
+    """The kind of a run-time value (for specializing on arguments: a function of
+    `tapeless.api.signature(value)`)."""
     if type(value) is float:
         return FLOAT
     if type(value) is int:
         return INT
+    if type(value) is tuple:
+        if len(value) > MAX_TUPLE_ITEMS or depth >= MAX_TUPLE_DEPTH:
+            return None
+        return tuple_of([value_kind(v, depth + 1) for v in value])
     if type(value).__name__ == "ndarray" and type(value).__module__ == "numpy":
         dtype = {"<f8": "f8", "=f8": "f8", "<i8": "i8", "=i8": "i8", "|b1": "b1"}.get(
             value.dtype.str, "?")  # type: ignore[attr-defined]
@@ -466,7 +521,7 @@ def _kind(node: Node, facts: LoopFacts | None, depth: int,
             return INT
         if isinstance(v, (int, float, complex)) or type(v).__module__ == "numpy":
             return value_kind(v) or NUMERIC
-        return None
+        return value_kind(v) if type(v) is tuple else None
     if node.kind is not None and node.kind != NUMERIC:
         return node.kind
     if depth > 40:
@@ -540,6 +595,10 @@ def _infer(node: Node, facts: LoopFacts | None, depth: int,
     args = [kind(a, facts, depth + 1, assumed) for a in node.inputs[1:]]
     if name == "len":
         return INT
+    if name == "make_tuple":
+        return tuple_of(args)
+    if args and is_tuple(args[0]) and name in ("getitem", "tuple_getitem", "add", "tuple"):
+        return _tuple_op_kind(name, node, args)
     if name == "make_list":
         return _list_of_items(args)
     if name == "list" and len(node.inputs) == 2 and _sequence_items(node.inputs[1]) is not None:
@@ -571,7 +630,9 @@ def _infer(node: Node, facts: LoopFacts | None, depth: int,
                                   for d in ds):
             return args[0]
     if name in ("sens_of", "check_scalar_output", "to_structure"):
-        return args[0] if args[0] is not None else (args[1] if len(args) > 1 else None)
+        # (Not a container kind: a tuple's sensitivity may hold ZEROs.)
+        k = args[0] if args[0] is not None else (args[1] if len(args) > 1 else None)
+        return None if is_container(k) else k
     if name == "gadd":
         # Two sensitivities of one value: either one's kind, when the other's is not
         # known (a sensitivity is ZERO or has its value's kind).
@@ -589,13 +650,36 @@ def _infer(node: Node, facts: LoopFacts | None, depth: int,
             return FLOAT
         if all(a in (FLOAT, INT, SCALAR) for a in args):
             return SCALAR  # a NumPy scalar with Python numbers: a NumPy scalar
-        if all(a is not None for a in args):
+        if all(a is not None and not is_container(a) for a in args):
             return NUMERIC
     if name == "float":
         return FLOAT
     if name.startswith("np.") and name not in _NOT_NUMERIC:
         return NUMERIC
     return None
+
+
+def _tuple_item(k: str | None, i: object) -> str | None:
+    items = items_of(k)
+    if items is None or type(i) is not int or not -len(items) <= i < len(items):
+        return None
+    return items[i]
+
+
+def _tuple_op_kind(name: str, node: Apply, args: list[str | None]) -> str | None:
+    """Kinds of operations on a tuple of known kind: indexing by a constant, slicing by
+    a constant slice, concatenation with another, `tuple(t)`."""
+    items = items_of(args[0])
+    assert items is not None
+    if name in ("getitem", "tuple_getitem"):
+        i = _const(node.inputs[2])
+        if type(i) is slice:
+            return tuple_of(list(items[i]))
+        return _tuple_item(args[0], i)
+    if name == "add":
+        more = items_of(args[1]) if len(args) == 2 else None
+        return tuple_of(list(items) + list(more)) if more is not None else None
+    return args[0] if len(args) == 1 else None  # tuple(t) is t
 
 
 def _list_map_kind(node: Apply, facts: LoopFacts | None, depth: int,
@@ -672,8 +756,10 @@ def _pair_projection(f: object, seq: Node) -> tuple[int, object, Node] | None:
 def _item_kind(node: Node, i: int, facts: LoopFacts | None, depth: int,
                assumed: dict | None) -> str | None:
     """The kind of element i of a tuple built by `node` (or by the function it calls)."""
-    if depth > 40 or not isinstance(node, Apply):
+    if depth > 40:
         return None
+    if not isinstance(node, Apply):  # a parameter of a known tuple kind
+        return _tuple_item(kind(node, facts, depth + 1, assumed), i)
     if _prim_name(node) == "make_tuple":
         return kind(node.inputs[1 + i], facts, depth + 1, assumed) \
             if 0 <= i < len(node.inputs) - 1 else None
@@ -681,7 +767,7 @@ def _item_kind(node: Node, i: int, facts: LoopFacts | None, depth: int,
     if g is not None:
         return _item_kind(g.output, i, facts, depth + 4,  # type: ignore[arg-type]
                           _with_arguments(node, g, facts, depth, assumed))
-    return None
+    return _tuple_item(kind(node, facts, depth + 1, assumed), i)
 
 
 def _numeric_kind(k: str | None) -> bool:

@@ -35,6 +35,8 @@ from .kinds import (
     _is_switch_call,
     _item,
     dtype_of,
+    is_tuple,
+    items_of,
     kind,
     ndim_of,
     same_array,
@@ -145,7 +147,7 @@ def _is_sequence(x: Node, facts: LoopFacts | None, depth: int = 0) -> bool:
     """Whether x is surely a list, a tuple or an array (or the sensitivity of a list,
     which is a list or a tuple: never a dict)."""
     k = kind(x, facts)
-    if shape_of(k) is not None or (k is not None and k.startswith("list<")) or \
+    if shape_of(k) is not None or (k is not None and k.startswith("list<")) or is_tuple(k) or \
             is_prim(x, "make_tuple") or is_prim(x, "make_list"):
         return True
     if depth > 10 or not isinstance(x, Apply):
@@ -170,10 +172,19 @@ def _list_of_display(ctx: Context, node: Apply) -> Node | None:
 
 @rewrite("add")
 def _concat_tuples(ctx: Context, node: Apply) -> Node | None:
-    items = [_tuple_items(x) for x in node.inputs[1:]]
+    """Concatenated tuples, displays or of known kinds (so of known lengths): a display."""
+    items = [_tuple_items(x) or _known_items(x, ctx.facts) for x in node.inputs[1:]]
     if items[0] is None or items[1] is None:
         return None
     return node.graph.apply(P["make_tuple"], *items[0], *items[1], loc=node.loc)
+
+
+def _known_items(x: Node, facts: LoopFacts | None) -> list[Node] | None:
+    """The items `x[0], x[1], ...` of a value of tuple kind (exactly a tuple)."""
+    known = items_of(kind(x, facts))
+    if known is None or x.graph is None:
+        return None
+    return [x.graph.apply(P["tuple_getitem"], x, i) for i in range(len(known))]
 
 
 def _tuple_items(x: Node) -> list[Node] | None:
@@ -196,7 +207,33 @@ def _repeat_zero_tuple(ctx: Context, node: Apply) -> Node | None:
 @rewrite("len")
 def _len_of_tuple(ctx: Context, node: Apply) -> Node | None:
     items = _tuple_items(node.inputs[1])
-    return Constant(len(items)) if items is not None else None
+    if items is None:
+        known = items_of(kind(node.inputs[1], ctx.facts))
+        return Constant(len(known)) if known is not None else None
+    return Constant(len(items))
+
+
+@rewrite("getitem_sens")
+def _getitem_sens_of_tuple(ctx: Context, node: Apply) -> Node | None:
+    """The sensitivity of a tuple of known kind given that of an item, `tuple_sens`; given
+    that of a constant slice, when it is a display, a display."""
+    d, x, index = node.inputs[1:]
+    known = items_of(kind(x, ctx.facts))
+    if known is None or not isinstance(index, Constant):
+        return None
+    i, n = index.value, len(known)
+    if type(i) is int and -n <= i < n:
+        return node.graph.apply(P["tuple_sens"], d, i % n, x, loc=node.loc, name=node.name)
+    pieces = _tuple_items(d) if is_prim(d, "make_tuple") else None
+    if type(i) is slice and pieces is not None:
+        where = range(*i.indices(n))
+        if len(where) != len(pieces):
+            return None
+        parts: list[Node] = [Constant(ZERO)] * n
+        for j, p in zip(where, pieces, strict=True):
+            parts[j] = p
+        return node.graph.apply(P["make_tuple"], *parts, loc=node.loc, name=node.name)
+    return None
 
 
 @rewrite("class_of")
@@ -297,9 +334,9 @@ def _never_zero(node: Node, facts: LoopFacts | None, assumed: set | None,
 
 def _materializes(k: str | None) -> bool:
     """`zeros_like_value` of a value of kind k is a value, not ZERO: numbers, float, int
-    and bool arrays, lists."""
+    and bool arrays, lists, tuples."""
     return k in (FLOAT, INT, SCALAR) or shape_of(k) is not None or \
-        (k is not None and k.startswith("list<"))
+        (k is not None and k.startswith(("list<", "tuple<")))
 
 
 @rewrite("sens_of")
@@ -354,7 +391,10 @@ def _tuple_sens_display(ctx: Context, node: Apply) -> Node | None:
     the rewrites of displays then take apart."""
     d, i, like = node.inputs[1:]
     from .kinds import _sequence_items
-    items = _tuple_items(like)
+    items: list[Node] | None = _tuple_items(like)
+    known = items_of(kind(like, ctx.facts))
+    if items is None and known is not None:
+        items = [Constant(ZERO)] * len(known)  # (a tuple of known kind: its length only)
     if items is None and is_prim(like, "tuple_getitem"):
         # A tuple a forward loop saved (its elements are that loop's nodes: count only).
         found = _sequence_items(like, ctx.facts)
@@ -446,9 +486,10 @@ def _isinstance_numeric(ctx: Context, node: Apply) -> Node | None:
     if not isinstance(classes, Constant) or k is None:
         return None
     cls = classes.value if isinstance(classes.value, tuple) else (classes.value,)
-    if k.startswith("list<"):
-        if all(c in (tuple, list, dict, float, int, np.ndarray) for c in cls):
-            return Constant(list in cls)
+    if k.startswith(("list<", "tuple<")):  # exactly a list, exactly a tuple
+        exact = list if k.startswith("list<") else tuple
+        if all(isinstance(c, type) for c in cls):
+            return Constant(any(issubclass(exact, c) for c in cls))
         return None
     if all(c in (tuple, list, dict) for c in cls):
         return Constant(False)
@@ -486,6 +527,25 @@ def _unbroadcast_known(ctx: Context, node: Apply) -> Node | None:
     return None
 
 
+@rewrite("reduced_count")
+def _reduced_count_known(ctx: Context, node: Apply) -> Node | None:
+    """How many elements a reduction over constant axes of a value of known shape adds."""
+    x, axis = node.inputs[1:]
+    k = kind(x, ctx.facts)
+    shape = () if k in (FLOAT, INT, SCALAR) else shape_of(k)
+    if shape is None or not isinstance(axis, Constant):
+        return None
+    axes = axis.value if type(axis.value) is tuple else (axis.value,)
+    if axis.value is None:
+        axes = tuple(range(len(shape)))
+    if not all(type(a) is int and -len(shape) <= a < len(shape) for a in axes):
+        return None
+    n = 1
+    for a in axes:
+        n *= shape[a]
+    return Constant(n)
+
+
 @rewrite("getattr_sens")
 def _shape_sens(ctx: Context, node: Apply) -> Node | None:
     """Attributes such as `x.shape` carry no sensitivity back to x."""
@@ -497,8 +557,24 @@ def _shape_sens(ctx: Context, node: Apply) -> Node | None:
 
 @rewrite("to_structure")
 def _to_structure_known(ctx: Context, node: Apply) -> Node | None:
+    """The gradient of an argument of known kind: `d` itself for a float64 array or a
+    float of the argument's kind; for a tuple (exactly `tuple`) and a display of its
+    items' sensitivities, or ZERO, a display of the items' gradients."""
     d, like = node.inputs[1:]
-    return d if same_array(kind(d, ctx.facts), kind(like, ctx.facts)) else None
+    kd, kl = kind(d, ctx.facts), kind(like, ctx.facts)
+    if same_array(kd, kl):
+        return d
+    known = items_of(kl)
+    if known is None:
+        return None
+    parts = _tuple_items(d) if is_prim(d, "make_tuple") else \
+        [Constant(ZERO)] * len(known) if isinstance(d, Constant) and d.value is ZERO else None
+    if parts is None or len(parts) != len(known):
+        return None
+    g = node.graph
+    return g.apply(P["make_tuple"], *[
+        g.apply(P["to_structure"], p, g.apply(P["tuple_getitem"], like, i, loc=node.loc),
+                loc=node.loc) for i, p in enumerate(parts)], loc=node.loc, name=node.name)
 
 
 @rewrite("check_scalar_output")
@@ -1083,7 +1159,8 @@ PASS_ORDER = ["inline", "select_constants", "getitem_of_tuple", "tuple_of_tuple"
               "add_negated", "split_indices_known", "fold_scalings", "reshape_broadcast",
               "concat_piece", "unbroadcast_to_sum", "sum_without_keepdims",
               "drop_pure_effects", "loop_state", "branch_backprops", "lower_stacks",
-              "class_of_known", "max_share_zero", "transpose_twice"]
+              "class_of_known", "max_share_zero", "transpose_twice",
+              "reduced_count_known", "getitem_sens_of_tuple"]
 
 
 def passes_up_to(level: int | str) -> set[str]:

@@ -1,0 +1,203 @@
+"""Specialization to the structure of tuple arguments (kinds "tuple<K1|K2|...>"): the
+kinds themselves, gradients through tuples of known structure against finite differences
+and against the unoptimized gradient, and recompilation for arguments of another
+structure (never reusing code made for a different tuple)."""
+
+from __future__ import annotations
+
+import os
+from typing import Any, NamedTuple
+
+import numpy as np
+import pytest
+
+import tapeless as tl
+from tapeless.opt.kinds import MAX_TUPLE_ITEMS, items_of, tuple_of, value_kind
+
+
+def test_tuple_kinds_split_nested_items() -> None:
+    k = value_kind(((np.zeros((2, 3)), 1.5), (np.zeros(3), 2, "name"), ()))
+    assert k == "tuple<tuple<arrayf8[2,3]|float>|tuple<arrayf8[3]|int|?>|tuple<>>"
+    assert items_of(k) == ("tuple<arrayf8[2,3]|float>", "tuple<arrayf8[3]|int|?>", "tuple<>")
+    assert items_of("tuple<?>") == (None,) and items_of("tuple<>") == ()
+    assert items_of(tuple_of([None, "list<float>", "float"])) == (None, "list<float>", "float")
+    assert items_of("list<float>") is None and items_of(None) is None
+
+
+def test_only_plain_tuples_get_tuple_kinds() -> None:
+    class Pair(NamedTuple):
+        a: float
+        b: float
+
+    assert value_kind(Pair(1.0, 2.0)) is None
+    assert value_kind(tuple(range(MAX_TUPLE_ITEMS + 1))) is None
+    assert value_kind([1.0, 2.0]) is None
+
+
+def layers(params, x):
+    h = x
+    for w, b in params[:-1]:
+        h = np.tanh(h @ w + b)
+    w, b = params[-1]
+    return np.sum((h @ w + b) ** 2)
+
+
+def mixed(t):
+    a, (v, n), rest = t[0], t[1], t[2:]
+    total = a * np.sum(v ** 2) * n
+    if isinstance(rest[0], (tuple, list)):
+        total = total + np.sum(rest[0][0] * v)
+    else:
+        total = total + np.sum(rest[0]) * a
+    return total + len(rest) * a
+
+
+def concat(t, u):
+    both = t + u + (2.0,)
+    out = 0.0
+    for x in both:
+        out = out + np.sum(np.sin(x))
+    return out * both[-2][0]
+
+
+def unused_items(t):
+    return np.sum(t[0] * 3.0)
+
+
+def static_items(t, config):
+    scale, (k, label) = config
+    out = t[0] * scale
+    for _ in range(k):
+        out = np.sin(out) + t[1]
+    return np.sum(out) if label == "sum" else np.max(out)
+
+
+def _layer_params(r: np.random.Generator, sizes: list[int]) -> tuple:
+    return tuple((r.normal(size=(m, n)) / 2, r.normal(size=n))
+                 for m, n in zip(sizes, sizes[1:], strict=False))
+
+
+CASES: dict[str, tuple[Any, Any] | tuple[Any, Any, tuple[int, ...]]] = {
+    "layers2": (layers, lambda r: (_layer_params(r, [3, 4, 2]), r.normal(size=(5, 3)))),
+    "layers3": (layers, lambda r: (_layer_params(r, [3, 4, 4, 1]), r.normal(size=(2, 3)))),
+    "mixed_array": (mixed, lambda r: ((0.7, (r.normal(size=3), 2.0), r.normal(size=3), 1.0),)),
+    "mixed_tuple": (mixed, lambda r: ((0.7, (r.normal(size=3), 3.0), (r.normal(size=3),)),)),
+    "mixed_list": (mixed, lambda r: ((1.3, (r.normal(size=2), 1.0), [r.normal(size=2)], 0.5),)),
+    "concat": (concat, lambda r: ((r.normal(size=2), 0.3), (r.normal(size=(2, 2)),
+                                                            r.normal(size=3)))),
+    "unused": (unused_items, lambda r: ((r.normal(size=2), r.normal(size=(3, 2)), 4.0, 5.0),)),
+    "static": (static_items, lambda r: ((r.normal(size=3), r.normal(size=3)), (2.0, (3, "sum"))),
+               (0,)),
+}
+
+
+def _leaves(tree: Any) -> list[Any]:
+    if isinstance(tree, (tuple, list)):
+        return [leaf for item in tree for leaf in _leaves(item)]
+    return [tree]
+
+
+def _assert_same(a: Any, b: Any, rtol: float, atol: float) -> None:
+    assert type(a) is type(b) or (np.isscalar(a) and np.isscalar(b)), (a, b)
+    if isinstance(a, (tuple, list)):
+        assert len(a) == len(b)
+        for x, y in zip(a, b, strict=True):
+            _assert_same(x, y, rtol, atol)
+    else:
+        assert np.shape(a) == np.shape(b)
+        np.testing.assert_allclose(a, b, rtol=rtol, atol=atol)
+
+
+def _perturbed(tree: Any, target: int, h: float, counter: list[int]) -> Any:
+    """`tree` with its `target`-th float leaf entry (counting array entries) moved by h."""
+    if isinstance(tree, (tuple, list)):
+        items = [_perturbed(x, target, h, counter) for x in tree]
+        return items if isinstance(tree, list) else tuple(items)
+    if isinstance(tree, np.ndarray):
+        out = tree.copy()
+        if counter[0] <= target < counter[0] + out.size:
+            out.flat[target - counter[0]] += h
+        counter[0] += out.size
+        return out
+    if type(tree) is float:
+        counter[0] += 1
+        return tree + h if counter[0] - 1 == target else tree
+    return tree
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_tuple_argument_gradients(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    fn, make, *given = CASES[name]
+    args = make(np.random.default_rng(7))
+    argnums = given[0] if given else tuple(range(len(args)))
+    ours = tl.grad(fn, argnums)(*args)
+    ours = (ours,) if len(argnums) == 1 else ours
+    # against finite differences, entry by entry
+    for a, d in zip(argnums, ours, strict=True):
+        n = sum(np.size(x) for x in _leaves(args[a]) if isinstance(x, (float, np.ndarray)))
+        got = [v for leaf, arg in zip(_leaves(d), _leaves(args[a]), strict=True)
+               if isinstance(arg, (float, np.ndarray)) for v in np.ravel(leaf)]
+        assert len(got) == n, (got, n)
+        h = 1e-6
+        for i in range(n):
+            plus, minus = list(args), list(args)
+            plus[a] = _perturbed(args[a], i, h, [0])
+            minus[a] = _perturbed(args[a], i, -h, [0])
+            fd = (fn(*plus) - fn(*minus)) / (2 * h)
+            assert got[i] == pytest.approx(fd, rel=1e-6, abs=1e-8), (name, a, i)
+    # against the unoptimized gradient: the same structure, the same numbers
+    monkeypatch.setenv("TAPELESS_OPTIMIZE", "0")
+    plain = tl.grad(fn, argnums)(*args)
+    _assert_same(ours, (plain,) if len(argnums) == 1 else plain, rtol=1e-12, atol=1e-14)
+
+
+def test_other_structures_recompile() -> None:
+    """A compiled function called with tuples of another length, item kind or shape gets
+    new code (and the right answer), never the code specialized for another tuple."""
+    r = np.random.default_rng(3)
+    f = tl.jit(layers)
+    g = tl.grad(layers)
+    x = r.normal(size=(2, 3))
+    calls = [_layer_params(r, [3, 4, 2]), _layer_params(r, [3, 4, 4, 2]),
+             _layer_params(r, [3, 5, 2]), _layer_params(r, [3, 4, 2])]
+    for params in calls:
+        assert f(params, x) == pytest.approx(layers(params, x), rel=1e-13)
+        grads = g(params, x)
+        assert len(grads) == len(params)
+        for d, p in zip(grads, params, strict=True):
+            assert [np.shape(v) for v in d] == [np.shape(v) for v in p]
+    assert f.compile_count == 3 and g.compile_count == 3
+    # an item that is a float where an array was, then a NamedTuple of the same items
+    h = tl.jit(mixed)
+    v = r.normal(size=3)
+    for t in ((0.5, (v, 2), v, 1.0), (0.5, (v, 2), 2.0, 1.0), (0.5, (v, 2.0), 2.0, 1.0),
+              (0.5, (v, 2.0), 2.0, 1.0)):
+        assert h(t) == pytest.approx(mixed(t), rel=1e-13)
+    assert h.compile_count == 3
+
+    class Pair(NamedTuple):
+        w: Any
+        b: Any
+
+    params = (Pair(*calls[0][0]), Pair(*calls[0][1]))
+    d = g(params, x)
+    assert type(d[0]) is Pair and type(d[1]) is Pair
+    expected = g(calls[0], x)
+    for got_layer, ref_layer in zip(d, expected, strict=True):
+        for got, ref in zip(got_layer, ref_layer, strict=True):
+            np.testing.assert_allclose(got, ref, rtol=1e-13)
+
+
+@pytest.mark.skipif(os.environ.get("TAPELESS_OPTIMIZE", "") not in ("", "all"),
+                    reason="the folding is the optimizer's")
+def test_specialized_tuple_gradient_has_no_structure_helpers() -> None:
+    """Indexing, slicing and type tests of tuples of known kinds fold: the gradient is a
+    tuple display of the items' gradients."""
+    r = np.random.default_rng(5)
+    t = (0.7, (r.normal(size=3), 3.0), (r.normal(size=3),))
+    source = tl.grad(mixed).source_for(t)
+    for helper in ("tuple_sens", "getitem_sens", "scatter_sens", "isinstance", "len(", "ZERO"):
+        assert helper not in source, (helper, source)
+    assert "_rt.to_structure(d_t" not in source, source
+    source = tl.grad(unused_items).source_for((r.normal(size=2), r.normal(size=(3, 2)), 4.0))
+    assert "getitem_sens" not in source and "to_structure(_rt.ZERO, t[1])" in source, source
