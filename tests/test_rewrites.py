@@ -82,3 +82,32 @@ def test_a_loop_without_effect_on_the_gradient_disappears():
     g = tl.grad(unused_loop)
     np.testing.assert_allclose(g(x), 2.0 * x)
     assert "for " not in g.source_for(x)
+
+
+# --- scalings of a broadcast number ----------------------------------------------------------
+
+
+def mean_squared_error(w, x, y):
+    return np.mean((x @ w - y) ** 2)
+
+
+def sum_of_quotients(x, w):
+    return np.sum(x / w) + np.mean(x) / 3.0
+
+
+def test_mean_squared_error_gradient_scales_once(monkeypatch):
+    r = np.random.default_rng(5)
+    args = (r.normal(size=(3, 2)), r.normal(size=(8, 3)), r.normal(size=(8, 2)))
+    source = _check(mean_squared_error, args, (0,), monkeypatch)
+    # d/d(x @ w - y) is 2 / 16 * (x @ w - y): one scaling by a folded constant, no
+    # broadcast number scaled per element, no `** 1`
+    assert "0.125 * " in source and "expand_reduced" not in source and "** 1" not in source, \
+        source
+
+
+def test_a_broadcast_number_divided_by_an_array(monkeypatch):
+    r = np.random.default_rng(6)
+    args = (r.normal(size=(4, 3)), r.uniform(1.0, 2.0, size=(4, 3)))
+    source = _check(sum_of_quotients, args, (0, 1), monkeypatch)
+    # (divided by an array, the broadcast becomes implicit; negated, it is -1.0)
+    assert "expand_reduced" not in source and "return d_x, -out / w" in source, source

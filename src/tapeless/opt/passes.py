@@ -860,6 +860,45 @@ def _fold_scalings(ctx: Context, node: Apply) -> Node | None:
     return node.graph.apply(P["mul"], c, a, loc=node.loc, name=node.name)
 
 
+@rewrite("pow")
+def _power_of_one(ctx: Context, node: Apply) -> Node | None:
+    """`x ** 1` is `x` for float64 arrays and floats (the derivative of `x ** 2`)."""
+    x, n = node.inputs[1:]
+    if isinstance(n, Constant) and type(n.value) in (int, float) and n.value == 1 and \
+            (_f8(kind(x, ctx.facts)) or kind(x, ctx.facts) == SCALAR):
+        return x
+    return None
+
+
+@rewrite("mul", "truediv", "neg")
+def _scale_broadcast(ctx: Context, node: Apply) -> Node | None:
+    """A number broadcast to a shape, then scaled by a number (or negated), is the
+    scaled number broadcast: `expand_reduced(c, x, ...) / s` is `expand_reduced(c / s,
+    x, ...)` (the same operations on the same numbers, once instead of per element)."""
+    if is_prim(node, "neg"):
+        e = node.inputs[1]
+        if isinstance(e, Apply) and is_prim(e, "expand_reduced") and \
+                kind(e.inputs[1], ctx.facts) in (FLOAT, SCALAR):
+            g = node.graph
+            return g.apply(P["expand_reduced"], g.apply(P["neg"], e.inputs[1], loc=node.loc),
+                           *e.inputs[2:], loc=node.loc, name=node.name)
+        return None
+    a, b = node.inputs[1:]
+    numbers = (FLOAT, INT, SCALAR)
+    for e, s, first in ((a, b, True), (b, a, False)):
+        if is_prim(e, "expand_reduced") and kind(s, ctx.facts) in numbers and \
+                (first or is_prim(node, "mul")):
+            assert isinstance(e, Apply)
+            c = e.inputs[1]
+            if kind(c, ctx.facts) not in (FLOAT, SCALAR):
+                return None
+            g = node.graph
+            scaled = g.apply(node.inputs[0], *((c, s) if first else (s, c)), loc=node.loc)
+            return g.apply(P["expand_reduced"], scaled, *e.inputs[2:], loc=node.loc,
+                           name=node.name)
+    return None
+
+
 @rewrite("reshape_like")
 def _reshape_broadcast(ctx: Context, node: Apply) -> Node | None:
     """A number broadcast to one shape and reshaped to another is broadcast to that one."""
@@ -1070,8 +1109,8 @@ def _switch_constant(ctx: Context, node: Apply) -> Node | None:
 
 
 _FOLDABLE = {"make_tuple", "isinstance", "len", "is_", "is_not", "not_", "truth", "eq", "ne",
-             "lt", "le", "gt", "ge", "add", "sub", "mul", "neg", "tuple_getitem", "contains",
-             "not_contains", "make_slice"}
+             "lt", "le", "gt", "ge", "add", "sub", "mul", "truediv", "neg", "tuple_getitem",
+             "contains", "not_contains", "make_slice"}
 
 
 def _fold(ctx: Context, node: Apply) -> Node | None:
@@ -1160,7 +1199,8 @@ PASS_ORDER = ["inline", "select_constants", "getitem_of_tuple", "tuple_of_tuple"
               "concat_piece", "unbroadcast_to_sum", "sum_without_keepdims",
               "drop_pure_effects", "loop_state", "branch_backprops", "lower_stacks",
               "class_of_known", "max_share_zero", "transpose_twice",
-              "reduced_count_known", "getitem_sens_of_tuple"]
+              "reduced_count_known", "getitem_sens_of_tuple", "power_of_one",
+              "scale_broadcast"]
 
 
 def passes_up_to(level: int | str) -> set[str]:
