@@ -2,8 +2,6 @@ def grad_gated_layers(params, state, xs):
     _concatenate = np.concatenate
     _exp = np.exp
     _tanh = np.tanh
-    _sum = np.sum
-    _unbroadcast = _rt.unbroadcast
     _sens_of = _rt.sens_of
     _gadd = _rt.gadd
     _getitem_sens = _rt.getitem_sens
@@ -22,13 +20,12 @@ def grad_gated_layers(params, state, xs):
     s = _rt.UNBOUND
     h = _rt.UNBOUND
     st = values
-    total = 0.0
     stack = []
     stack_append = stack.append
     for t in range(5):
+        x = xs[t]
         _t = len(st) // 2
         new = []
-        x = xs[t]
         j_1 = j
         b_1 = b
         g_1 = g
@@ -56,14 +53,9 @@ def grad_gated_layers(params, state, xs):
             new_2 = new_1 + [h_1, s_1]
             stack_1 = (_t_6, new_1, new_2, f_1, y_2, _t_4, _t_2, y_1, _t_7, g_1, _t_5, y, _t_3, _t_1), stack_1
             j_1, b_1, new_1, x_1 = j_2, 3, new_2, h_1
-        _t_8 = _sum(x_1 * x)
-        stack_append((total, _t_8, x, st, stack_1))
-        total = total + _t_8
+        stack_append((x, st, stack_1))
         j, b, g, f, s, h, st = j_1, b_1, g_1, f_1, s_1, h_1, new_1
-    out = total / 5
-    _t_9 = _rt.check_scalar_output(out)
-    seed = _rt.ones_like_output(_t_9)
-    _t_10 = _rt.unbroadcast(seed / 5, total)
+    _t_8 = 1.0 / 5
     d3 = _rt.ZERO
     d4 = _rt.ZERO
     d5 = _rt.ZERO
@@ -71,12 +63,12 @@ def grad_gated_layers(params, state, xs):
     d7 = _rt.ZERO
     d8 = _rt.ZERO
     d9 = _rt.ZERO
-    d10 = _t_10
+    d10 = _t_8
     d_params = _rt.ZERO
     for saved in reversed(stack):
-        st_1 = saved[3]
-        stack_3 = saved[4]
-        _t_11 = _unbroadcast(d10, saved[1]) * saved[2]
+        st_1 = saved[1]
+        stack_3 = saved[2]
+        _t_9 = d10 * saved[0]
         stack_4 = stack_3
         d0 = d3
         d1 = d4
@@ -85,41 +77,40 @@ def grad_gated_layers(params, state, xs):
         d4_1 = d7
         d5_1 = d8
         d6_1 = d9
-        d7_1 = _t_11
+        d7_1 = _t_9
         d_st = _rt.ZERO
         d_params_1 = _rt.ZERO
         while stack_4 is not None:
             rest = stack_4[1]
             saved_1 = stack_4[0]
             new_3 = saved_1[2]
-            _t_12 = _sens_of(d6_1, new_3)
+            _t_10 = _sens_of(d6_1, new_3)
             new_4 = saved_1[1]
             n = len(new_4)
-            _t_13 = _t_12[n:]
-            d_s = _t_13[1]
-            d_h = _t_13[0]
+            _t_11 = _t_10[n:]
+            d_s = _t_11[1]
+            d_h = _t_11[0]
             d_h_1 = _gadd(_gadd(d5_1, d7_1), d_h)
-            out_1 = saved_1[3]
+            out = saved_1[3]
             y_3 = saved_1[4]
-            d_s_1 = _gadd(_gadd(d4_1, d_s), d_h_1 * out_1 * (1.0 - y_3 * y_3))
+            d_s_1 = _gadd(_gadd(d4_1, d_s), d_h_1 * out * (1.0 - y_3 * y_3))
             y_4 = saved_1[7]
             g_2 = saved_1[9]
             d_f = _gadd(d3_1, d_h_1 * y_3) + d_s_1 * saved_1[0]
             y_5 = saved_1[11]
-            d_g = _gadd(d2, _getitem_sens(d_s_1 * y_4, g_2, slice(6, 9, None))) + _getitem_sens(d_s_1 * saved_1[8] * (1.0 - y_4 * y_4), g_2, slice(3, 6, None)) + _getitem_sens(d_f * out_1 / saved_1[10] * y_5, g_2, slice(0, 3, None))
-            _t_14 = d_g * saved_1[12]
-            d_x = _t_14[0:3]
-            d_x_1 = _t_14[6:9]
-            _t_15 = saved_1[5], saved_1[13]
-            stack_4, d0, d1, d2, d3_1, d4_1, d5_1, d6_1, d7_1, d_st, d_params_1 = rest, _rt.ZERO, _rt.ZERO, _rt.ZERO, _rt.ZERO, _rt.ZERO, _rt.ZERO, _t_12[:n], d_x + d_x_1, _scatter_add(d_st, st_1, _t_15, (d_s_1 * out_1, _t_14[3:6])), _scatter_add(d_params_1, params, _t_15, (d_g, d_g * saved_1[6]))
-        total_1 = saved[0]
-        d3, d4, d5, d6, d7, d8, d9, d10, d_params = d0, d1, d2, d3_1, d4_1, d5_1, d_st, _unbroadcast(d10, total_1), _gadd(d_params, d_params_1)
+            d_g = _gadd(d2, _getitem_sens(d_s_1 * y_4, g_2, slice(6, 9, None))) + _getitem_sens(d_s_1 * saved_1[8] * (1.0 - y_4 * y_4), g_2, slice(3, 6, None)) + _getitem_sens(d_f * out / saved_1[10] * y_5, g_2, slice(0, 3, None))
+            _t_12 = d_g * saved_1[12]
+            d_x = _t_12[0:3]
+            d_x_1 = _t_12[6:9]
+            _t_13 = saved_1[5], saved_1[13]
+            stack_4, d0, d1, d2, d3_1, d4_1, d5_1, d6_1, d7_1, d_st, d_params_1 = rest, _rt.ZERO, _rt.ZERO, _rt.ZERO, _rt.ZERO, _rt.ZERO, _rt.ZERO, _t_10[:n], d_x + d_x_1, _scatter_add(d_st, st_1, _t_13, (d_s_1 * out, _t_12[3:6])), _scatter_add(d_params_1, params, _t_13, (d_g, d_g * saved_1[6]))
+        d3, d4, d5, d6, d7, d8, d9, d_params = d0, d1, d2, d3_1, d4_1, d5_1, d_st, _gadd(d_params, d_params_1)
     d_params_2 = _rt.to_structure(d_params, params)
-    _t_16 = _rt.as_sequence(results)
-    _t_17 = len(_t_16)
+    _t_14 = _rt.as_sequence(results)
+    _t_15 = len(_t_14)
     d_fn = _rt.ZERO
-    for i in range(_t_17):
-        r = _t_16[i]
+    for i in range(_t_15):
+        r = _t_14[i]
         g_3 = r[1](_sens_index(d9, i))
         d_fn = _gadd(d_fn, g_3[0])
     d_state = _rt.to_structure(d_fn[0], state)

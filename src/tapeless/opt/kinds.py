@@ -22,7 +22,8 @@ if TYPE_CHECKING:
 
 FLOAT = "float"      # a Python float
 INT = "int"          # a Python int
-SCALAR = "scalar"    # a NumPy scalar (what a full reduction returns)
+SCALAR = "scalar"    # a NumPy scalar (what a full reduction returns), or loop state that
+#                      starts as a Python float and becomes one: a 0-d number, no array
 NUMERIC = "numeric"  # a number or an array: never a tuple, list, dict or function
 _NUMBERS = (FLOAT, INT, SCALAR)
 _SCALAR_OPS = {"add", "sub", "mul", "truediv", "pow", "neg", "pos", "abs", "mod"}
@@ -444,9 +445,12 @@ def _state_kinds(info: object, facts: LoopFacts, depth: int,
                 new.append(k)  # (an empty list is a list of any kind of element)
             elif k == "list<>" and _is_list(out):
                 new.append(out)  # a list that starts empty: its elements' kind is the body's
+            elif {k, out} <= {FLOAT, SCALAR}:
+                # A float accumulating NumPy scalars: a 0-d number either way, which every
+                # rule that takes a NumPy scalar also takes (a scalar of unknown dtype).
+                new.append(SCALAR)
             elif k in _NUMBERS + (NUMERIC,) and out in _NUMBERS + (NUMERIC,):
-                # A number that changes type (a float accumulating NumPy scalars): some
-                # number, if the body keeps it one.
+                # A number that changes type otherwise: some number, if the body keeps it one.
                 new.append(NUMERIC)
             else:
                 new.append(None)
@@ -580,8 +584,9 @@ def _infer(node: Node, facts: LoopFacts | None, depth: int,
         return args[1] if args[0] is None and _numeric_kind(args[1]) else None
     if name == "ones_like_output":
         return args[0] if args[0] in (FLOAT, SCALAR) else None
-    if name == "unbroadcast" and args[1] in (FLOAT, INT) and args[0] in (FLOAT, INT):
-        return FLOAT
+    if name == "unbroadcast" and ((args[1] in (FLOAT, INT) and args[0] in (FLOAT, INT)) or
+                                  (args[1] == SCALAR and args[0] == FLOAT)):
+        return FLOAT  # (a float's sensitivity stays one against any 0-d number)
     if name in _SCALAR_OPS or name == "floordiv":
         if all(a in (FLOAT, INT) for a in args):
             if all(a == INT for a in args):

@@ -861,8 +861,13 @@ def _unbroadcast_to_sum(ctx: Context, node: Apply) -> Node | None:
     """`unbroadcast(d, x)` with both shapes known is the sum over the broadcast axes
     (what the run-time helper computes, without its shape tests)."""
     d, x = node.inputs[1:]
-    kd = kind(d, ctx.facts)
-    sd, sx = shape_of(kd), shape_of(kind(x, ctx.facts))
+    kd, kx = kind(d, ctx.facts), kind(x, ctx.facts)
+    sd, sx = shape_of(kd), shape_of(kx)
+    if kx == SCALAR and sd and dtype_of(kd) == "f8" and not is_prim(d, "neg"):
+        # A 0-d number (of either type: the helper gives a Python float for a float64
+        # one): the whole sum, with the same value.
+        return node.graph.apply(P["np.sum"], d, None, None, False, loc=node.loc,
+                                name=node.name)
     if sd is None or not sx or sd == sx or len(sx) > len(sd) or dtype_of(kd) != "f8" or \
             is_prim(d, "neg"):  # (first negate the sum instead: sum_then_negate)
         return None
@@ -920,7 +925,7 @@ def _sum_then_negate(ctx: Context, node: Apply) -> Node | None:
         return None
     assert isinstance(nd, Apply)
     kd, kx = kind(nd.inputs[1], ctx.facts), kind(x, ctx.facts)
-    sd, sx = shape_of(kd), (() if kx in (FLOAT, INT) else shape_of(kx))
+    sd, sx = shape_of(kd), (() if kx in (FLOAT, INT, SCALAR) else shape_of(kx))
     if sd is None or sx is None or not _f8(kd) or _size(sx) >= _size(sd):
         return None
     summed = node.graph.apply(P["unbroadcast"], nd.inputs[1], x, loc=node.loc)
