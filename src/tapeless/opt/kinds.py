@@ -12,6 +12,7 @@ primal values get list kinds: a list's sensitivity may hold symbolic zeros."""
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 from typing import TYPE_CHECKING
 
 from ..ir.nodes import Apply, Constant, Graph, Node, Parameter
@@ -46,6 +47,7 @@ def array(dtype: str, shape: tuple[int, ...]) -> str:
     return f"array{dtype}[{','.join(str(n) for n in shape)}]"
 
 
+@lru_cache(maxsize=4096)
 def shape_of(k: str | None) -> tuple[int, ...] | None:
     if k is None or not k.startswith("array"):
         return None
@@ -53,6 +55,7 @@ def shape_of(k: str | None) -> tuple[int, ...] | None:
     return tuple(int(n) for n in inner.split(",")) if inner else ()
 
 
+@lru_cache(maxsize=4096)
 def dtype_of(k: str | None) -> str | None:
     if k is None or not k.startswith("array"):
         return None
