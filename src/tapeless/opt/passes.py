@@ -580,11 +580,12 @@ def _max_share_zero(ctx: Context, node: Apply) -> Node | None:
     Computed, the share is rounding noise: the result differs from it by that noise."""
     a, b = node.inputs[1:]
     for x, share in ((a, b), (b, a)):
-        kx = kind(x, ctx.facts)
-        if not _f8(kx) or shape_of(kx) != shape_of(kind(share, ctx.facts)):
-            continue
+        # (The share's form first: it is rare, and kinds are costly to infer for every sum.)
         w = max_share_cancels(share, ctx.facts)  # type: ignore[arg-type]
-        if w is not None and _holds_term(x, w):
+        if w is None:
+            continue
+        kx = kind(x, ctx.facts)
+        if _f8(kx) and shape_of(kx) == shape_of(kind(share, ctx.facts)) and _holds_term(x, w):
             return x
     return None
 
