@@ -111,3 +111,87 @@ def test_a_broadcast_number_divided_by_an_array(monkeypatch):
     source = _check(sum_of_quotients, args, (0, 1), monkeypatch)
     # (divided by an array, the broadcast becomes implicit; negated, it is -1.0)
     assert "expand_reduced" not in source and "return d_x, -out / w" in source, source
+
+
+# --- a float that accumulates NumPy scalars ---------------------------------------------------
+
+
+def log_softmax_total(w, xs):
+    """A Python float that becomes a NumPy scalar in the loop, used nonlinearly after."""
+    total = 0.0
+    for t in range(xs.shape[0]):
+        y = xs[t] * w
+        ynorm = y - np.log(np.sum(np.exp(y)))
+        total = total + np.sum(xs[t] * ynorm) * (1.0 + 0.01 * total)
+    return -total * total / xs.shape[0]
+
+
+def log_softmax_sum(w, xs):
+    """The LSTM objective's float accumulator, linear in the loop."""
+    total = 0.0
+    for t in range(xs.shape[0]):
+        y = xs[t] * w
+        total = total + np.sum(xs[t] * (y - np.log(np.sum(np.exp(y)))))
+    return -total / xs.shape[0]
+
+
+def int_then_scalar(w, xs):
+    """An int accumulator that becomes a NumPy scalar: no 0-d number kind for it."""
+    total = 0
+    for t in range(xs.shape[0]):
+        total = total + np.sum(xs[t] * w)
+    return total * total
+
+
+@pytest.mark.parametrize("fn", [log_softmax_sum, log_softmax_total, int_then_scalar])
+def test_a_float_accumulating_numpy_scalars_is_a_number(fn, monkeypatch):
+    r = np.random.default_rng(5)
+    args = (r.normal(size=4), r.normal(size=(6, 4)))
+    source = _check(fn, args, (0, 1), monkeypatch)
+    if fn is log_softmax_sum:
+        # The float's sensitivity is a float: no shape bookkeeping, no output check.
+        assert "unbroadcast" not in source and "expand_reduced" not in source, source
+        assert "check_scalar_output" not in source, source
+    if fn is log_softmax_total:
+        assert "check_scalar_output" not in source, source
+
+
+def test_a_float_accumulating_float32_scalars(monkeypatch):
+    r = np.random.default_rng(6)
+    args = (r.normal(size=4).astype(np.float32), r.normal(size=(6, 4)).astype(np.float32))
+    g = tl.grad(log_softmax_total, argnums=(0, 1))
+    got = g(*args)
+    monkeypatch.setenv("TAPELESS_OPTIMIZE", "0")
+    expected = tl.grad(log_softmax_total, argnums=(0, 1))(*args)
+    for x, y in zip(got, expected, strict=True):
+        assert x.dtype == y.dtype
+        np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-6)
+
+
+# --- values a loop saves that its backward loop computes again ---------------------------------
+
+
+def sigmoid_steps(w, xs):
+    """Each step saves `y = exp(-z)`; `1.0 + y` and `1.0 / (1.0 + y)` are computed again
+    from it in the backward loop, not saved."""
+    h = xs[0]
+    for t in range(1, xs.shape[0]):
+        y = np.exp(-(h * w + xs[t]))
+        s = 1.0 / (1.0 + y)
+        u = np.tanh(s)
+        h = s * (2.0 * u) - 0.5 * s
+    return np.sum(h * h)
+
+
+def test_saved_values_recomputed_from_other_saved_values(monkeypatch):
+    r = np.random.default_rng(7)
+    args = (r.normal(size=5), r.normal(size=(6, 5)))
+    source = _check(sigmoid_steps, args, (0, 1), monkeypatch)
+    forward, backward = source.split("for saved in reversed", 1)
+    saved = forward[forward.index("stack_append(("):].split("\n")[0]
+    assert "1.0 + " in backward and "1.0 / " in backward, source
+    assert saved.count(",") == 4 and "out" not in saved, saved  # (h, h, tanh, y, t)
+    # A second call (the stack is a fresh list each time) gives the same.
+    g = tl.grad(sigmoid_steps, argnums=(0, 1))
+    for x, y in zip(g(*args), g(*args), strict=True):
+        np.testing.assert_array_equal(x, y)

@@ -46,3 +46,22 @@ def test_scatter_add_into_a_list_accumulator():
     out = rt.scatter_add(acc, x, (0, 2), (np.ones(2), rt.ZERO))
     assert out is acc and out[2] is rt.ZERO
     np.testing.assert_array_equal(out[0], [2.0, 2.0])
+
+
+def test_scatter_add_checks_every_index_and_piece():
+    x = np.zeros((3, 2))
+    d = np.arange(2.0)
+    # the same row among three: a new array with (acc + (d + d + d))
+    acc = np.ones((3, 2))
+    out = rt.scatter_add(acc, x, (2, 0, 2), (d, d, d))
+    assert out is not acc
+    np.testing.assert_array_equal(out, acc + rt.scatter_sens(x, (2, 0, 2), (d, d, d)))
+    # a float32 piece or accumulator, a Python float piece, a NumPy int index
+    out = rt.scatter_add(acc, x, (0,), (d.astype(np.float32),))
+    assert out is not acc
+    acc32 = np.ones((3, 2), dtype=np.float32)
+    assert rt.scatter_add(acc32, x, (0,), (d,)) is not acc32
+    assert rt.scatter_add(acc, x, (np.int64(1),), (d,)) is not acc
+    same = rt.scatter_add(acc, x, (1, 0), (2.0, rt.ZERO))
+    assert same is acc
+    np.testing.assert_array_equal(same, [[1.0, 1.0], [3.0, 3.0], [1.0, 1.0]])

@@ -356,32 +356,46 @@ def scatter_add(acc: Any, x: Any, indices: tuple, ds: tuple) -> Any:
     """`gadd(acc, scatter_sens(x, indices, ds))`, added into `acc` in place where `acc` is
     a float array or a list of x's shape and the indices are distinct ints (so the sums
     are the same). Only for an accumulator that nothing else holds: the optimizer makes
-    it for loop state that starts as ZERO and only gathers such sensitivities."""
-    import numpy as np
-
+    it for loop state that starts as ZERO and only gathers such sensitivities. (Called
+    once per iteration of a loop: the common cases are tested cheaply first.)"""
     if acc is ZERO:
         return scatter_sens(x, indices, ds)
     for i in indices:
         if type(i) is not int:
             return gadd(acc, scatter_sens(x, indices, ds))
-    if len(indices) > 1 and len(set(indices)) != len(indices):
+    n = len(indices)
+    if n > 1 and (indices[0] == indices[1] if n == 2 else len(set(indices)) != n):
         return gadd(acc, scatter_sens(x, indices, ds))
-    if type(acc) is list:
+    t = type(acc)
+    if t is list:
         if type(x) is list and len(acc) == len(x):
             for i, d in zip(indices, ds, strict=True):
                 if d is not ZERO:
-                    acc[i] = gadd(acc[i], d)
+                    a = acc[i]
+                    acc[i] = d if a is ZERO else gadd(a, d)
             return acc
-    elif type(acc) is np.ndarray and type(x) is np.ndarray and acc.dtype == np.float64 and \
-            acc.shape == x.shape:
+        return gadd(acc, scatter_sens(x, indices, ds))
+    f8 = _F8[0]
+    if f8 is None:
+        import numpy as np
+
+        f8 = _F8[0] = np.dtype(np.float64)
+        _F8[1] = np.ndarray
+    if t is _F8[1] and type(x) is t and acc.shape == x.shape and \
+            (acc.dtype is f8 or acc.dtype == f8):
         for d in ds:
-            if d is not ZERO and type(d) is not float and getattr(d, "dtype", None) != np.float64:
-                return gadd(acc, scatter_sens(x, indices, ds))
+            if d is not ZERO and type(d) is not float:
+                dtype = getattr(d, "dtype", None)
+                if dtype is not f8 and dtype != f8:
+                    return gadd(acc, scatter_sens(x, indices, ds))
         for i, d in zip(indices, ds, strict=True):
             if d is not ZERO:
                 acc[i] += d
         return acc
     return gadd(acc, scatter_sens(x, indices, ds))
+
+
+_F8: list[Any] = [None, None]  # np.dtype(np.float64) and np.ndarray, once NumPy is needed
 
 
 def _scatter_add(out: Any, index: Any, d: Any) -> bool:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import functools
 import math
+from functools import lru_cache
 from typing import TYPE_CHECKING
 
 from ..ir.nodes import Apply, Constant, Graph, Node, Parameter
@@ -28,7 +29,8 @@ if TYPE_CHECKING:
 
 FLOAT = "float"      # a Python float
 INT = "int"          # a Python int
-SCALAR = "scalar"    # a NumPy scalar (what a full reduction returns)
+SCALAR = "scalar"    # a NumPy scalar (what a full reduction returns), or loop state that
+#                      starts as a Python float and becomes one: a 0-d number, no array
 NUMERIC = "numeric"  # a number or an array: never a tuple, list, dict or function
 _NUMBERS = (FLOAT, INT, SCALAR)
 _SCALAR_OPS = {"add", "sub", "mul", "truediv", "pow", "neg", "pos", "abs", "mod"}
@@ -51,6 +53,7 @@ def array(dtype: str, shape: tuple[int, ...]) -> str:
     return f"array{dtype}[{','.join(str(n) for n in shape)}]"
 
 
+@lru_cache(maxsize=4096)
 def shape_of(k: str | None) -> tuple[int, ...] | None:
     if k is None or not k.startswith("array"):
         return None
@@ -58,6 +61,7 @@ def shape_of(k: str | None) -> tuple[int, ...] | None:
     return tuple(int(n) for n in inner.split(",")) if inner else ()
 
 
+@lru_cache(maxsize=4096)
 def dtype_of(k: str | None) -> str | None:
     if k is None or not k.startswith("array"):
         return None
@@ -499,9 +503,12 @@ def _state_kinds(info: object, facts: LoopFacts, depth: int,
                 new.append(k)  # (an empty list is a list of any kind of element)
             elif k == "list<>" and _is_list(out):
                 new.append(out)  # a list that starts empty: its elements' kind is the body's
+            elif {k, out} <= {FLOAT, SCALAR}:
+                # A float accumulating NumPy scalars: a 0-d number either way, which every
+                # rule that takes a NumPy scalar also takes (a scalar of unknown dtype).
+                new.append(SCALAR)
             elif k in _NUMBERS + (NUMERIC,) and out in _NUMBERS + (NUMERIC,):
-                # A number that changes type (a float accumulating NumPy scalars): some
-                # number, if the body keeps it one.
+                # A number that changes type otherwise: some number, if the body keeps it one.
                 new.append(NUMERIC)
             else:
                 new.append(None)
@@ -641,8 +648,9 @@ def _infer(node: Node, facts: LoopFacts | None, depth: int,
         return args[1] if args[0] is None and _numeric_kind(args[1]) else None
     if name == "ones_like_output":
         return args[0] if args[0] in (FLOAT, SCALAR) else None
-    if name == "unbroadcast" and args[1] in (FLOAT, INT) and args[0] in (FLOAT, INT):
-        return FLOAT
+    if name == "unbroadcast" and ((args[1] in (FLOAT, INT) and args[0] in (FLOAT, INT)) or
+                                  (args[1] == SCALAR and args[0] == FLOAT)):
+        return FLOAT  # (a float's sensitivity stays one against any 0-d number)
     if name in _SCALAR_OPS or name == "floordiv":
         if all(a in (FLOAT, INT) for a in args):
             if all(a == INT for a in args):

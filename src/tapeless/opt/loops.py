@@ -366,6 +366,9 @@ def prune_saved(root: Graph, facts: LoopFacts, replace: dict[int, Node]) -> int:
                     same[j] = first[0]
                 else:
                     keep.append(j)
+        remat = _recomputable(values, keep, facts)
+        remat.update({j: remat[k] for j, k in same.items() if k in remat})
+        keep = [j for j in keep if j not in remat]
         if len(keep) == len(values) and len(keep) != 1:
             continue
         for u in reads:
@@ -376,6 +379,11 @@ def prune_saved(root: Graph, facts: LoopFacts, replace: dict[int, Node]) -> int:
         if len(keep) == 1:
             new_push = fg.apply(P["make_tuple"], values[keep[0]], stack_param, name="stack")
             for u in reads:
+                j = u.inputs[2].value  # type: ignore[union-attr]
+                if j in remat:
+                    replace[u.id] = _recompute(values[j], values[remat[j]],  # type: ignore
+                                               u.inputs[1], u)  # type: ignore[union-attr]
+                    continue
                 if u.id not in replace:
                     replace[u.id] = u.inputs[1]  # type: ignore[union-attr]
                     if u.inputs[1].kind is None:  # type: ignore[union-attr]
@@ -387,6 +395,13 @@ def prune_saved(root: Graph, facts: LoopFacts, replace: dict[int, Node]) -> int:
             position = {j: i for i, j in enumerate(keep)}
             position.update({j: position[k] for j, k in same.items()})
             for u in reads:
+                j = u.inputs[2].value  # type: ignore[union-attr]
+                if j in remat:
+                    k = remat[j]
+                    source = u.graph.apply(P["tuple_getitem"], u.inputs[1],  # type: ignore
+                                           position[k])
+                    replace[u.id] = _recompute(values[j], values[k], source, u)  # type: ignore
+                    continue
                 if u.id not in replace:
                     g = u.graph
                     assert g is not None
@@ -396,6 +411,48 @@ def prune_saved(root: Graph, facts: LoopFacts, replace: dict[int, Node]) -> int:
         replace[push.id] = new_push
         changed += 1
     return changed
+
+
+_RECOMPUTED = {"add", "sub", "mul", "truediv", "neg"}
+
+
+def _recomputable(values: list[Node], keep: list[int], facts: LoopFacts) -> dict[int, int]:
+    """Saved float64 arrays that are one arithmetic operation of a number and another
+    saved value (`1.0 + y` where y is saved too): the backward loop computes them again
+    from it, and the forward loop saves one array less. The operations (+ - * / and
+    negation) are correctly rounded, so the same operands give the same values bit for
+    bit. A value others are computed from stays saved this round; over rounds a chain
+    (`1.0 / (1.0 + y)`) is computed again from its start. Returns {slot: the slot it is
+    computed from}."""
+    from .kinds import dtype_of, kind, shape_of
+
+    kept = {values[j].id: j for j in keep}
+    out: dict[int, int] = {}
+    sources: set[int] = set()
+    for j in keep:
+        v = values[j]
+        if j in sources or not isinstance(v, Apply) or not isinstance(v.inputs[0], Constant) \
+                or getattr(v.inputs[0].value, "name", None) not in _RECOMPUTED:
+            continue
+        operands = [x for x in v.inputs[1:] if not (
+            isinstance(x, Constant) and type(x.value) in (float, int))]
+        if len(operands) != 1 or operands[0].id not in kept:
+            continue
+        k = kept[operands[0].id]
+        k_kind = kind(v, facts)
+        if k == j or k in out or not shape_of(k_kind) or dtype_of(k_kind) != "f8":
+            continue
+        out[j] = k
+        sources.add(k)
+    return out
+
+
+def _recompute(v: Apply, source: Node, read: Node, like: Node) -> Node:
+    """`v` again, in the backward loop, on `read` (the saved `source`)."""
+    g = like.graph
+    assert g is not None
+    return g.apply(v.inputs[0], *[read if x is source else x for x in v.inputs[1:]],
+                   name=like.name)
 
 
 def _rebuild_closures(fg: Graph, push: Apply, values: list[Node], reads: list[Node],

@@ -656,12 +656,12 @@ def _max_share_zero(ctx: Context, node: Apply) -> Node | None:
     Computed, the share is rounding noise: the result differs from it by that noise."""
     a, b = node.inputs[1:]
     for x, share in ((a, b), (b, a)):
-        # (the pattern first: kinds are inferred on demand, and most sums are no match)
+        # (The share's form first: it is rare, and kinds are costly to infer for every sum.)
         w = max_share_cancels(share, ctx.facts)  # type: ignore[arg-type]
-        if w is None or not _holds_term(x, w):
+        if w is None:
             continue
         kx = kind(x, ctx.facts)
-        if _f8(kx) and shape_of(kx) == shape_of(kind(share, ctx.facts)):
+        if _f8(kx) and shape_of(kx) == shape_of(kind(share, ctx.facts)) and _holds_term(x, w):
             return x
     return None
 
@@ -977,8 +977,13 @@ def _unbroadcast_to_sum(ctx: Context, node: Apply) -> Node | None:
     """`unbroadcast(d, x)` with both shapes known is the sum over the broadcast axes
     (what the run-time helper computes, without its shape tests)."""
     d, x = node.inputs[1:]
-    kd = kind(d, ctx.facts)
-    sd, sx = shape_of(kd), shape_of(kind(x, ctx.facts))
+    kd, kx = kind(d, ctx.facts), kind(x, ctx.facts)
+    sd, sx = shape_of(kd), shape_of(kx)
+    if kx == SCALAR and sd and dtype_of(kd) == "f8" and not is_prim(d, "neg"):
+        # A 0-d number (of either type: the helper gives a Python float for a float64
+        # one): the whole sum, with the same value.
+        return node.graph.apply(P["np.sum"], d, None, None, False, loc=node.loc,
+                                name=node.name)
     if sd is None or not sx or sd == sx or len(sx) > len(sd) or dtype_of(kd) != "f8" or \
             is_prim(d, "neg"):  # (first negate the sum instead: sum_then_negate)
         return None
@@ -1036,7 +1041,7 @@ def _sum_then_negate(ctx: Context, node: Apply) -> Node | None:
         return None
     assert isinstance(nd, Apply)
     kd, kx = kind(nd.inputs[1], ctx.facts), kind(x, ctx.facts)
-    sd, sx = shape_of(kd), (() if kx in (FLOAT, INT) else shape_of(kx))
+    sd, sx = shape_of(kd), (() if kx in (FLOAT, INT, SCALAR) else shape_of(kx))
     if sd is None or sx is None or not _f8(kd) or _size(sx) >= _size(sd):
         return None
     summed = node.graph.apply(P["unbroadcast"], nd.inputs[1], x, loc=node.loc)
