@@ -494,28 +494,55 @@ def _state_kinds(info: object, facts: LoopFacts, depth: int,
         facts.kinds[memo] = [None] * n  # type: ignore[index]
         return facts.kinds[memo]  # type: ignore[return-value]
     current = [kind(i, facts, depth + 1, assumed) for i in info.init]  # type: ignore
+    # The kinds the last round found (hints): if they hold, one pass over the body proves
+    # them, where starting from the initial kinds takes a pass per widening (a list that
+    # starts empty, a float that becomes a NumPy scalar). If they do not, start over.
+    hint = facts.hints.get(loop)
+    if hint is not None and len(hint) == n:
+        hinted = [h if k is not None and h is not None and _widens(k, h) else k
+                  for k, h in zip(current, hint, strict=True)]
+        if hinted != current and _induction_step(info, facts, depth, assumed,
+                                                 hinted) == hinted:
+            facts.kinds[memo] = hinted  # type: ignore[index]
+            return hinted
     while True:
-        inner = assume(assumed, {(loop, j): k for j, k in enumerate(current)})
-        new: list[str | None] = []
-        for j, k in enumerate(current):
-            out = kind(outputs[j], facts, depth + 1, inner) if k is not None else None
-            if k is None or out == k or (out == "list<>" and _is_list(k)):
-                new.append(k)  # (an empty list is a list of any kind of element)
-            elif k == "list<>" and _is_list(out):
-                new.append(out)  # a list that starts empty: its elements' kind is the body's
-            elif {k, out} <= {FLOAT, SCALAR}:
-                # A float accumulating NumPy scalars: a 0-d number either way, which every
-                # rule that takes a NumPy scalar also takes (a scalar of unknown dtype).
-                new.append(SCALAR)
-            elif k in _NUMBERS + (NUMERIC,) and out in _NUMBERS + (NUMERIC,):
-                # A number that changes type otherwise: some number, if the body keeps it one.
-                new.append(NUMERIC)
-            else:
-                new.append(None)
+        new = _induction_step(info, facts, depth, assumed, current)
         if new == current:
             facts.kinds[memo] = current  # type: ignore[index]
+            facts.hints[loop] = current
             return current
         current = new
+
+
+def _widens(k: str, h: str) -> bool:
+    """Whether the induction may widen a slot of kind k to kind h."""
+    return (k == "list<>" and _is_list(h)) or {k, h} <= {FLOAT, SCALAR} or \
+        (k in _NUMBERS + (NUMERIC,) and h == NUMERIC)
+
+
+def _induction_step(info: object, facts: LoopFacts, depth: int, assumed: dict | None,
+                    current: list[str | None]) -> list[str | None]:
+    """The slots' kinds after one iteration of the body, assuming they have `current`'s."""
+    loop = info.node.id  # type: ignore[attr-defined]
+    outputs = info.outputs  # type: ignore[attr-defined]
+    inner = assume(assumed, {(loop, j): k for j, k in enumerate(current)})
+    new: list[str | None] = []
+    for j, k in enumerate(current):
+        out = kind(outputs[j], facts, depth + 1, inner) if k is not None else None
+        if k is None or out == k or (out == "list<>" and _is_list(k)):
+            new.append(k)  # (an empty list is a list of any kind of element)
+        elif k == "list<>" and _is_list(out):
+            new.append(out)  # a list that starts empty: its elements' kind is the body's
+        elif {k, out} <= {FLOAT, SCALAR}:
+            # A float accumulating NumPy scalars: a 0-d number either way, which every
+            # rule that takes a NumPy scalar also takes (a scalar of unknown dtype).
+            new.append(SCALAR)
+        elif k in _NUMBERS + (NUMERIC,) and out in _NUMBERS + (NUMERIC,):
+            # A number that changes type otherwise: some number, if the body keeps it one.
+            new.append(NUMERIC)
+        else:
+            new.append(None)
+    return new
 
 
 def _kind(node: Node, facts: LoopFacts | None, depth: int,

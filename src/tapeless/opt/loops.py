@@ -77,6 +77,8 @@ class LoopFacts:
         # Memo tables for kind() and never_zero(), valid while the graphs do not change.
         self.kinds: dict[tuple, str | None] = {}
         self.nonzero: dict[tuple, bool] = {}
+        # Loop state kinds found by an earlier round, by loop node id (see kinds.py).
+        self.hints: dict[int, list] = {}
         self.graphs = graphs if graphs is not None else reachable_graphs(root)
         for g in self.graphs:
             for n in graph_nodes(g):

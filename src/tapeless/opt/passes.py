@@ -1234,8 +1234,9 @@ def optimize(root: Graph, enabled: set[str] | None = None, max_rounds: int = 30)
     `enabled` limits the rewrites (by name, e.g. {"inline", "getitem_of_tuple"})."""
     log = PassLog()
     check = os.environ.get("TAPELESS_CHECK_IR") == "1"
+    hints: dict[int, list] = {}  # loop state kinds, from one round to the next
     for _ in range(max_rounds):
-        more = _round(root, enabled, log)
+        more = _round(root, enabled, log, hints)
         if check and (errors := scope_errors(root)):
             raise AssertionError("optimizer broke scoping: " + "; ".join(errors[:5]))
         if not more:
@@ -1315,11 +1316,12 @@ class _Sweep:
         return result
 
 
-def _round(root: Graph, enabled: set[str] | None, log: PassLog) -> bool:
+def _round(root: Graph, enabled: set[str] | None, log: PassLog, hints: dict) -> bool:
     # (Kinds are inferred afresh each round: a rewrite keeps a value but not always its
     # kind, e.g. the seed np.float64(1.0) becomes 1.0.)
     graphs = reachable_graphs(root)
     ctx = Context(root, facts=LoopFacts(root, graphs), enabled=enabled)
+    ctx.facts.hints = hints  # type: ignore[union-attr]
     for g in graphs:
         for n in graph_nodes(g):
             if is_constant_graph(n.inputs[0]):
@@ -1358,6 +1360,8 @@ def _round(root: Graph, enabled: set[str] | None, log: PassLog) -> bool:
             changed = structural = True
     if replace or touched or structural:
         _apply(root, replace, spliced, None if structural else touched)
+    if structural:
+        hints.clear()  # (loops rebuilt, slots renumbered)
     return changed
 
 
