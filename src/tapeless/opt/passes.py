@@ -1254,17 +1254,20 @@ def _allowed(enabled: set[str] | None, name: str) -> bool:
 class _Sweep:
     """One round's pass over the nodes. Nodes are visited inputs first, and a node is
     pointed at its inputs' replacements before it is matched, so chains of rewrites
-    finish in one round. (The nodes a rewrite makes are matched in the next round:
-    matching them at once saves no round on the benchmarks and changes the fixed point,
-    since rules of one primitive are tried in a fixed order.)"""
+    finish in one round. The body an inlining copies is visited at once (one level: what
+    that inlines waits); the nodes other rewrites make are matched in the next round
+    (matching them at once saves no round on the benchmarks and changes the fixed point,
+    since the rules of one primitive are tried in a fixed order)."""
 
     def __init__(self, ctx: Context, enabled: set[str] | None, log: PassLog):
         self.ctx, self.enabled, self.log = ctx, enabled, log
         self.replace: dict[int, Node] = {}
         self.spliced: dict[int, list[Node]] = {}
         self.touched: set[int] = set()  # graphs whose nodes were redirected or changed
+        self.inlined = False  # whether the last match inlined a call
 
-    def visit(self, node: Apply, g: Graph) -> None:
+    def visit(self, node: Apply, g: Graph, copied: bool = False) -> None:
+        """Match `node` (`copied`: a node an inlining just made)."""
         callee = node.inputs[0]
         if self.replace and _redirect(node, self.replace):
             self.touched.add(g.id)
@@ -1276,9 +1279,15 @@ class _Sweep:
                 h = h.parent
         # (A callee found in this sweep waits for the next round to be inlined: its body
         # may not be simplified yet, and its call counts are stale.)
+        mark = Node(None).id  # the nodes made from here on are new
+        self.inlined = False
         result = self._match(node, g, inline=node.inputs[0] is callee)
         if result is not None and result is not node:
             self.replace[node.id] = result
+            if self.inlined and not copied and isinstance(result, Apply) and \
+                    result.graph is g:
+                for new in _made_since(result, g, mark):
+                    self.visit(new, g, copied=True)
 
     def _match(self, node: Apply, g: Graph, inline: bool) -> Node | None:
         ctx, enabled, log = self.ctx, self.enabled, self.log
@@ -1313,7 +1322,24 @@ class _Sweep:
                     g.effects = g.effects + effects
                     self.touched.add(g.id)
                 log.add("inline")
+                self.inlined = True
         return result
+
+
+def _made_since(result: Apply, g: Graph, mark: int) -> list[Apply]:
+    """The nodes of `g` made after `mark` that `result` depends on, inputs first."""
+    order: list[Apply] = []
+    seen: set[int] = set()
+
+    def walk(n: Apply) -> None:
+        seen.add(n.id)
+        for i in n.inputs:
+            if type(i) is Apply and i.graph is g and i.id > mark and i.id not in seen:
+                walk(i)
+        order.append(n)
+
+    walk(result)
+    return order
 
 
 def _round(root: Graph, enabled: set[str] | None, log: PassLog, hints: dict) -> bool:
