@@ -107,6 +107,11 @@ class Graph:
         self._uses_cache = None
 
 
+def serial_mark() -> int:
+    """A number below the id of every node made from now on (ids only grow)."""
+    return next(_serial)
+
+
 def is_constant_graph(node: Node) -> bool:
     # Exact type tests (neither class has subclasses): the optimizer asks this a lot.
     return type(node) is Constant and type(node.value) is Graph  # type: ignore[attr-defined]

@@ -24,6 +24,7 @@ from ..ir.nodes import (
     is_constant_graph,
     reachable_graphs,
     scope_errors,
+    serial_mark,
 )
 from ..primitives import PRIMITIVES, Primitive
 from ..runtime import ZERO
@@ -1279,7 +1280,7 @@ class _Sweep:
                 h = h.parent
         # (A callee found in this sweep waits for the next round to be inlined: its body
         # may not be simplified yet, and its call counts are stale.)
-        mark = Node(None).id  # the nodes made from here on are new
+        mark = serial_mark()  # the nodes made from here on are new
         self.inlined = False
         result = self._match(node, g, inline=node.inputs[0] is callee)
         if result is not None and result is not node:
