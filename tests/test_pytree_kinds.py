@@ -1,7 +1,8 @@
-"""Specialization to the structure of tuple arguments (kinds "tuple<K1|K2|...>"): the
-kinds themselves, gradients through tuples of known structure against finite differences
-and against the unoptimized gradient, and recompilation for arguments of another
-structure (never reusing code made for a different tuple)."""
+"""Specialization to the structure of tuple arguments (kinds "tuple<K1|K2|...>") and to
+lists of one kind of item ("list<K>"): the kinds themselves, gradients through tuples and
+lists of known structure against finite differences and against the unoptimized
+gradient, and recompilation for arguments of another structure (never reusing code made
+for a different tuple or list)."""
 
 from __future__ import annotations
 
@@ -31,7 +32,16 @@ def test_only_plain_tuples_get_tuple_kinds() -> None:
 
     assert value_kind(Pair(1.0, 2.0)) is None
     assert value_kind(tuple(range(MAX_TUPLE_ITEMS + 1))) is None
-    assert value_kind([1.0, 2.0]) is None
+
+
+def test_lists_of_one_kind_get_list_kinds() -> None:
+    assert value_kind([1.0, 2.0]) == "list<float>"
+    assert value_kind([np.zeros(3), np.ones(3)]) == "list<arrayf8[3]>"
+    assert value_kind((1.0, [2.0])) == "tuple<float|list<float>>"
+    # items of several kinds, containers, empty or long lists: no kind (generic code)
+    for v in ([1.0, 2], [np.zeros(3), np.zeros(4)], [(1.0,)], [[1.0]], [],
+              [1.0] * (MAX_TUPLE_ITEMS + 1)):
+        assert value_kind(v) is None, v
 
 
 def layers(params, x):
@@ -72,6 +82,17 @@ def static_items(t, config):
     return np.sum(out) if label == "sum" else np.max(out)
 
 
+def recurrent(w, xs):
+    """A loop over a list argument (floats or same-shape arrays)."""
+    total = 0.0
+    for x in xs:
+        h = x
+        for _ in range(2):
+            h = np.tanh(w * h + x)
+        total = total + np.sum(h * h)
+    return total + np.sum(xs[0] * w)
+
+
 def _layer_params(r: np.random.Generator, sizes: list[int]) -> tuple:
     return tuple((r.normal(size=(m, n)) / 2, r.normal(size=n))
                  for m, n in zip(sizes, sizes[1:], strict=False))
@@ -86,6 +107,9 @@ CASES: dict[str, tuple[Any, Any] | tuple[Any, Any, tuple[int, ...]]] = {
     "concat": (concat, lambda r: ((r.normal(size=2), 0.3), (r.normal(size=(2, 2)),
                                                             r.normal(size=3)))),
     "unused": (unused_items, lambda r: ((r.normal(size=2), r.normal(size=(3, 2)), 4.0, 5.0),)),
+    "float_list": (recurrent, lambda r: (0.7, [float(v) for v in r.normal(size=3)])),
+    "array_list": (recurrent, lambda r: (r.normal(size=2), [r.normal(size=2) for _ in range(3)])),
+    "mixed_list_items": (recurrent, lambda r: (0.7, [0.3, r.normal(size=2), -0.4])),
     "static": (static_items, lambda r: ((r.normal(size=3), r.normal(size=3)), (2.0, (3, "sum"))),
                (0,)),
 }
@@ -174,6 +198,20 @@ def test_other_structures_recompile() -> None:
               (0.5, (v, 2.0), 2.0, 1.0)):
         assert h(t) == pytest.approx(mixed(t), rel=1e-13)
     assert h.compile_count == 3
+
+    # lists: of floats, of arrays of one shape or another, of several kinds
+    k = tl.grad(recurrent, argnums=(0, 1))
+    for w, xs in ((0.5, [0.1, 0.2]), (0.5, [0.3, -0.2, 0.4]), (v, [v, v]), (v[:2], [v[:2], v[:2]]),
+                  (v, [0.5, v]), (0.5, [0.1, 0.2])):
+        got = k(w, xs)
+        assert type(got[1]) is list and len(got[1]) == len(xs)
+        eps = 1e-6
+        fd = (recurrent(w + eps, xs) - recurrent(w - eps, xs)) / (2 * eps) if \
+            isinstance(w, float) else None
+        if fd is not None:
+            assert got[0] == pytest.approx(fd, rel=1e-6)
+    # (a list's signature has its items': another length or item kind recompiles)
+    assert k.compile_count == 5
 
     class Pair(NamedTuple):
         w: Any

@@ -97,7 +97,7 @@ def _signature(value: Any, depth: int = 0) -> Any:
     t = type(value)
     if t is np.ndarray:
         return (value.shape, value.dtype.str)
-    if t is tuple and len(value) <= MAX_TUPLE_ITEMS and depth < MAX_TUPLE_DEPTH:
+    if (t is tuple or t is list) and len(value) <= MAX_TUPLE_ITEMS and depth < MAX_TUPLE_DEPTH:
         return (t, tuple([_signature(v, depth + 1) for v in value]))
     return t
 

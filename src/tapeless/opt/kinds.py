@@ -157,6 +157,13 @@ def value_kind(value: object, depth: int = 0) -> str | None:
         if len(value) > MAX_TUPLE_ITEMS or depth >= MAX_TUPLE_DEPTH:
             return None
         return tuple_of([value_kind(v, depth + 1) for v in value])
+    if type(value) is list:
+        # A list whose items all have one kind (a list of floats, of same-shape arrays).
+        if not value or len(value) > MAX_TUPLE_ITEMS or depth >= MAX_TUPLE_DEPTH:
+            return None
+        kinds = {value_kind(v, depth + 1) for v in value}
+        k = kinds.pop() if len(kinds) == 1 else None
+        return list_of(k) if k is not None and not is_tuple(k) and not _is_list(k) else None
     if type(value).__name__ == "ndarray" and type(value).__module__ == "numpy":
         dtype = {"<f8": "f8", "=f8": "f8", "<i8": "i8", "=i8": "i8", "|b1": "b1"}.get(
             value.dtype.str, "?")  # type: ignore[attr-defined]
