@@ -877,6 +877,35 @@ def test_isinstance_of_a_class_passed_as_value(opt: str, monkeypatch: pytest.Mon
     assert tl.grad(tl.grad(g))(1.5) == pytest.approx(0.0)
 
 
+def h_is_float(c, x):
+    return x * 2.0 if c is float else x
+
+
+def h_call_if_float(c, x):
+    return c(x) * 2.0 if c == float else x
+
+
+def h_ones_of(dt, x):
+    return np.sum(np.ones(3, dtype=dt) * x)
+
+
+def h_astype(c, x):
+    return np.sum(x.astype(c) * x)
+
+
+@pytest.mark.parametrize("opt", ["", "0"])
+def test_a_class_passed_as_value_stays_a_class(opt: str,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    # Compared with `is` or `==`, or used as a dtype, a class passed as a value is the
+    # class, in derivative code too (only a callee that calls it gets a J-callable).
+    monkeypatch.setenv("TAPELESS_OPTIMIZE", opt)
+    assert tl.grad(lambda x: h_is_float(float, x))(1.5) == 2.0
+    assert tl.grad(lambda x: h_call_if_float(float, x))(1.5) == 2.0
+    assert tl.grad(lambda x: h_ones_of(np.float64, x))(1.5) == 3.0
+    np.testing.assert_array_equal(tl.grad(lambda x: h_astype(np.float64, x))(np.ones(2)),
+                                  [2.0, 2.0])
+
+
 def _fd(f: Any, x: np.ndarray, eps: float = 1e-6) -> np.ndarray:
     """Central differences of a scalar function of a vector."""
     out = np.zeros_like(x)

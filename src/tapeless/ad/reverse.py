@@ -21,6 +21,7 @@ from ..ir.nodes import (
     free_variables,
     graph_nodes,
     is_constant_graph,
+    reachable_graphs,
 )
 from ..opt.kinds import kind
 from ..primitives import PRIMITIVES, Primitive, lookup_callable
@@ -59,6 +60,31 @@ def _may_be_class_value(classinfo: Node) -> bool:
     if isinstance(classinfo, Apply) and _primitive(classinfo.inputs[0]) is P["make_tuple"]:
         return any(_may_be_class_value(c) for c in classinfo.inputs[1:])
     return True
+
+
+def _may_call_parameter(g: Graph, i: int) -> bool:
+    """Whether the value `g` receives as parameter i may be called: it is called, in `g`
+    or a graph nested in it, or passed to (or returned by) something other than a
+    primitive, which might call it."""
+    if g.vararg or not 0 <= i < len(g.parameters):
+        return True
+    p = g.parameters[i]
+    for h in reachable_graphs(g):
+        if h.output is p:
+            return True
+        for n in graph_nodes(h):
+            inputs = n.inputs  # type: ignore[attr-defined]
+            if inputs[0] is p:
+                return True
+            if p in inputs[1:]:
+                prim = _primitive(inputs[0])
+                if prim is None or prim.name in _PASSES_ON:
+                    return True
+    return False
+
+
+# Primitives that hand a value on to whoever may call it (a call, a container).
+_PASSES_ON = {"call_star", "make_tuple", "make_list", "make_dict", "list", "tuple"}
 
 
 def _primitive(node: Node) -> Primitive | None:
@@ -140,6 +166,12 @@ class JTransform:
                 # The class may have been passed as a value: in derivative code it is
                 # then a J-callable, which knows the class it stands for.
                 jargs[1] = jg.apply(P["class_of"], jargs[1], loc=node.loc)
+            elif prim.name in ("is_", "is_not", "eq", "ne") and \
+                    any(_is_struct_class(a) or isinstance(getattr(a, "value", None), type)
+                        for a in args):
+                # (`c is float`, `c == float`: likewise, against a class.)
+                jargs = [jg.apply(P["class_of"], j, loc=node.loc) if _may_be_class_value(a)
+                         else j for a, j in zip(args, jargs, strict=True)]
             out = jg.apply(callee, *jargs, loc=node.loc, name=node.name)
             self.values[node.id] = out
             self.calls[node.id] = [out]
@@ -168,7 +200,9 @@ class JTransform:
             # function in derivative code, not a class to test instances against).
             jcallee = Constant(self.graph(callee.value), callee.loc) \
                 if is_constant_graph(callee) else self.value(callee, jg)
-            jargs = [self.class_value(a) or j for a, j in zip(args, jargs, strict=True)]
+            known = callee.value if is_constant_graph(callee) else None
+            jargs = [self.class_value(a, known, i) or j
+                     for i, (a, j) in enumerate(zip(args, jargs, strict=True))]
             call = jg.apply(jcallee, *jargs, loc=node.loc)
             self.calls[node.id] = [call]
         self.values[node.id] = jg.apply(P["tuple_getitem"], call, 0, loc=node.loc,
@@ -345,12 +379,16 @@ class JTransform:
         w.effects = [call]
         return w
 
-    def class_value(self, node: Node) -> Constant | None:
-        """A class passed to a call, as a J-callable (None for other arguments): the
-        constructor of a dataclass or NamedTuple, or a primitive's wrapper (`float`,
-        `range`, ...). It stands for the class: `class_of` gives the class back, for
-        `isinstance`."""
+    def class_value(self, node: Node, callee: Graph | None = None, i: int = -1
+                    ) -> Constant | None:
+        """A class passed to a call, as a J-callable (None for other arguments, and for a
+        class the known `callee` never calls, which keeps it a class for `is`, `==`,
+        `dtype=`...): the constructor of a dataclass or NamedTuple, or a primitive's
+        wrapper (`float`, `range`, ...). It stands for the class: `class_of` gives the
+        class back, for `isinstance`."""
         if not isinstance(node, Constant) or not isinstance(node.value, type):
+            return None
+        if callee is not None and not _may_call_parameter(callee, i):
             return None
         cls = node.value
         if _is_struct_class(node):
