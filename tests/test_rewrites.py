@@ -195,3 +195,35 @@ def test_saved_values_recomputed_from_other_saved_values(monkeypatch):
     g = tl.grad(sigmoid_steps, argnums=(0, 1))
     for x, y in zip(g(*args), g(*args), strict=True):
         np.testing.assert_array_equal(x, y)
+
+
+# --- kinds that must stay unknown -------------------------------------------------------------
+
+
+OFFSETS = np.array([1.0, 2.0, 3.0])
+
+
+def item_of_object_array(a, x):
+    item = a[0]
+    return x * 2.0 if isinstance(item, (tuple, list)) else x
+
+
+def list_of_a_constant_array(x):
+    return np.sum(np.array(list(OFFSETS)) * x)
+
+
+def sum_over_axis_of_a_number(x):
+    return np.sum(x, axis=0)
+
+
+def test_kinds_of_unusual_values_are_not_guessed():
+    # An item of an object array may be a tuple: `isinstance` must not fold.
+    a = np.empty(2, dtype=object)
+    a[0], a[1] = (1.0, 2.0), 3.0
+    assert tl.jit(item_of_object_array)(a, 1.5) == 3.0
+    # `list()` of a constant array compiles; so does a reduction over axis 0 of a 0-d
+    # array (which NumPy allows), whose kind is not inferred (it crashed the compiler).
+    assert tl.jit(list_of_a_constant_array)(2.0) == list_of_a_constant_array(2.0)
+    x = np.array(1.5)
+    assert tl.jit(sum_over_axis_of_a_number)(x) == sum_over_axis_of_a_number(x)
+    assert tl.grad(sum_over_axis_of_a_number)(x) == 1.0

@@ -254,7 +254,7 @@ def expand_reduced(d: Any, x: Any, axis: Any, keepdims: bool) -> Any:
     if d is ZERO:
         return ZERO
     shape = np.shape(x)
-    if axis is not None and not keepdims:
+    if axis is not None and not keepdims and shape:  # (NumPy lets a 0-d array have axis 0)
         axes = (axis,) if isinstance(axis, int) else tuple(axis)
         axes = tuple(a % len(shape) for a in axes)
         d = np.expand_dims(d, axes)

@@ -44,7 +44,7 @@ _COMPARISONS = {"np.equal", "np.not_equal", "np.less", "np.less_equal", "np.grea
 _UNARY = {"neg", "pos", "abs"} | {f"np.{n}" for n in (
     "exp log log1p expm1 sqrt sin cos tan tanh sinh cosh arcsin arccos arctan arcsinh "
     "arccosh arctanh abs square negative positive reciprocal exp2 log2 log10 cbrt deg2rad "
-    "rad2deg sign copy").split()}
+    "rad2deg sign").split()}
 _REDUCTIONS = {"np.sum", "np.mean", "np.max", "np.min", "np.amax", "np.amin", "np.prod",
                "method.sum", "method.mean", "method.max", "method.min", "method.prod"}
 
@@ -270,7 +270,10 @@ def _array_kind(name: str, node: Apply, args: list[str | None],
         index = node.inputs[2]
         if args[1] == INT:
             rest = first[1:]
-            return array(_keep_dtype(args[0]), rest) if rest else SCALAR
+            if rest:
+                return array(_keep_dtype(args[0]), rest)
+            # (an item of an object or string array may be anything)
+            return SCALAR if dtype_of(args[0]) in ("f8", "i8", "b1") else None
         bounds = _constant_slice(index, facts, 1, assumed)
         if bounds is not None:
             n = len(range(*bounds.indices(first[0])))
@@ -285,11 +288,10 @@ def _array_kind(name: str, node: Apply, args: list[str | None],
         if axes is None or not all(type(a) is int for a in axes):
             return None
         ndim = len(first) + len(axes)
-        try:
-            axes = tuple(sorted(a % ndim for a in axes))
-        except ZeroDivisionError:
+        if not all(-ndim <= a < ndim for a in axes):
             return None
-        if len(set(axes)) != len(axes) or not all(-ndim <= a < ndim for a in axes):
+        axes = tuple(sorted(a % ndim for a in axes))
+        if len(set(axes)) != len(axes):
             return None
         rest = iter(first)
         return array(_keep_dtype(args[0]), tuple(1 if i in axes else next(rest)
@@ -302,7 +304,9 @@ def _array_kind(name: str, node: Apply, args: list[str | None],
             return None
         axes = (axis,) if isinstance(axis, int) else tuple(axis) if axis is not None \
             else tuple(range(len(first)))
-        axes = tuple(a % len(first) for a in axes)  # type: ignore[operator]
+        if not all(type(a) is int and -len(first) <= a < len(first) for a in axes):
+            return None
+        axes = tuple(a % len(first) for a in axes)
         shape = tuple(1 if i in axes else n for i, n in enumerate(first)) if keepdims else \
             tuple(n for i, n in enumerate(first) if i not in axes)
         dtype = _dtype(args[:1])
@@ -523,7 +527,7 @@ def _state_kinds(info: object, facts: LoopFacts, depth: int,
 
 def _widens(k: str, h: str) -> bool:
     """Whether the induction may widen a slot of kind k to kind h."""
-    return (k == "list<>" and _is_list(h)) or {k, h} <= {FLOAT, SCALAR} or \
+    return (k == "list<>" and _is_list(h)) or (k == FLOAT and h == SCALAR) or \
         (k in _NUMBERS + (NUMERIC,) and h == NUMERIC)
 
 
@@ -646,6 +650,7 @@ def _infer(node: Node, facts: LoopFacts | None, depth: int,
         return _list_of_items([kind(i, facts, depth + 1, assumed)
                                for i in _sequence_items(node.inputs[1])])  # type: ignore
     if name == "list" and (not args or (isinstance(node.inputs[1], Constant) and
+                                        type(node.inputs[1].value) is tuple and
                                         node.inputs[1].value == ())):
         return "list<>"
     if any(_is_list(a) for a in args):

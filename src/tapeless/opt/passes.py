@@ -7,6 +7,7 @@ exist for the later stages."""
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -44,7 +45,7 @@ from .kinds import (
     shape_of,
 )
 from .loops import LoopFacts, drop_dead_state, lower_stacks, prune_saved, uses
-from .softmax import max_share_cancels
+from .softmax import max_share_cancels, reduced_axes
 
 P = PRIMITIVES
 INLINE_MAX_NODES = 60
@@ -534,17 +535,8 @@ def _reduced_count_known(ctx: Context, node: Apply) -> Node | None:
     x, axis = node.inputs[1:]
     k = kind(x, ctx.facts)
     shape = () if k in (FLOAT, INT, SCALAR) else shape_of(k)
-    if shape is None or not isinstance(axis, Constant):
-        return None
-    axes = axis.value if type(axis.value) is tuple else (axis.value,)
-    if axis.value is None:
-        axes = tuple(range(len(shape)))
-    if not all(type(a) is int and -len(shape) <= a < len(shape) for a in axes):
-        return None
-    n = 1
-    for a in axes:
-        n *= shape[a]
-    return Constant(n)
+    axes = reduced_axes(axis, len(shape)) if shape is not None else None
+    return Constant(math.prod(shape[a] for a in axes)) if axes is not None else None  # type: ignore[index]
 
 
 @rewrite("getattr_sens")
@@ -686,21 +678,6 @@ def _times_one(ctx: Context, node: Apply) -> Node | None:
             k = kind(x, ctx.facts)
             if k == FLOAT or dtype_of(k) == "f8":
                 return x
-    return None
-
-
-@rewrite("mul")
-def _scalar_times_broadcast(ctx: Context, node: Apply) -> Node | None:
-    """`broadcast(c, like x) * z` is `c * z` when z has x's shape (the gradient of a sum
-    meets an elementwise derivative)."""
-    a, b = node.inputs[1:]
-    for left, right in ((a, b), (b, a)):
-        if is_prim(left, "expand_reduced") and isinstance(left, Apply):
-            c, x = left.inputs[1:3]
-            if kind(c, ctx.facts) in (FLOAT, SCALAR) and \
-                    shape_of(kind(x, ctx.facts)) is not None and \
-                    shape_of(kind(x, ctx.facts)) == shape_of(kind(right, ctx.facts)):
-                return node.graph.apply(P["mul"], c, right, loc=node.loc, name=node.name)
     return None
 
 
@@ -1023,14 +1000,14 @@ def _sum_without_keepdims(ctx: Context, node: Apply) -> Node | None:
     if is_prim(v, "np.sum") and isinstance(v, Apply):
         a, axis, dtype, keepdims = v.inputs[1:]
         sa = shape_of(kind(a, ctx.facts))
-        if isinstance(keepdims, Constant) and keepdims.value is True and sa is not None and \
-                isinstance(axis, Constant) and isinstance(dtype, Constant) and dtype.value is None:
-            axes = (axis.value,) if type(axis.value) is int else axis.value
-            if isinstance(axes, tuple) and all(type(n) is int for n in axes):
-                axes = tuple(n % len(sa) for n in axes)
-                if tuple(n for i, n in enumerate(sa) if i not in axes) == target:
-                    return node.graph.apply(P["np.sum"], a, axis, None, False, loc=node.loc,
-                                            name=node.name)
+        # (not axis=None: a sum over all axes is a NumPy scalar, not a 0-d array)
+        axes = reduced_axes(axis, len(sa)) if sa is not None and \
+            getattr(axis, "value", None) is not None else None
+        if isinstance(keepdims, Constant) and keepdims.value is True and axes is not None \
+                and isinstance(dtype, Constant) and dtype.value is None and \
+                tuple(n for i, n in enumerate(sa) if i not in axes) == target:  # type: ignore[arg-type]
+            return node.graph.apply(P["np.sum"], a, axis, None, False, loc=node.loc,
+                                    name=node.name)
     return None
 
 
@@ -1200,7 +1177,7 @@ PASS_ORDER = ["inline", "select_constants", "getitem_of_tuple", "tuple_of_tuple"
               "isinstance_numeric", "ndim_known",
               "attribute_known", "unbroadcast_known", "to_structure_known",
               "scalar_output_known", "aux_output_known", "seed_known", "swapaxes_2d", "times_one",
-              "scalar_times_broadcast", "cse", "double", "scale_smaller_factor",
+              "cse", "double", "scale_smaller_factor",
               "broadcast_implicitly", "sum_then_negate", "getitem_sens_reshape", "shape_sens",
               "add_negated", "split_indices_known", "fold_scalings", "reshape_broadcast",
               "concat_piece", "unbroadcast_to_sum", "sum_without_keepdims",

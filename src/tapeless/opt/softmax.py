@@ -27,7 +27,7 @@ def _args(node: Node, names: tuple[str, ...]) -> list[Node] | None:
     return list(node.inputs[1:]) if _prim_name(node) in names else None  # type: ignore
 
 
-def _axes(axis: Node, ndim: int) -> tuple[int, ...] | None:
+def reduced_axes(axis: Node, ndim: int) -> tuple[int, ...] | None:
     """The axes a reduction's constant `axis` names, sorted and non-negative."""
     if not isinstance(axis, Constant):
         return None
@@ -49,7 +49,7 @@ def _reduction(node: Node, names: tuple[str, ...], ndim: int
                                                and args[2].value is None)):
         return None
     keep = args[-1]
-    axes = _axes(args[1], ndim)
+    axes = reduced_axes(args[1], ndim)
     if axes is None or not isinstance(keep, Constant) or type(keep.value) is not bool:
         return None
     return args[0], axes, keep.value
@@ -59,10 +59,10 @@ def _spread(node: Node, axes: tuple[int, ...], ndim: int) -> tuple[Node, bool]:
     """(r, expanded) where `node` puts the reduced axes back into `r`
     (`np.expand_dims(r, axes)`, `expand_reduced(r, x, axes, False)`), else (node, False)."""
     name = _prim_name(node)
-    if name == "np.expand_dims" and _axes(node.inputs[2], ndim) == axes:  # type: ignore
+    if name == "np.expand_dims" and reduced_axes(node.inputs[2], ndim) == axes:  # type: ignore
         return node.inputs[1], True  # type: ignore[attr-defined]
     if name == "expand_reduced" and isinstance(node.inputs[4], Constant) and \
-            node.inputs[4].value is False and _axes(node.inputs[3], ndim) == axes:  # type: ignore
+            node.inputs[4].value is False and reduced_axes(node.inputs[3], ndim) == axes:  # type: ignore
         return node.inputs[1], True  # type: ignore[attr-defined]
     return node, False
 
@@ -170,7 +170,7 @@ def _softmax_sum(total: Node, facts: LoopFacts | None, negated: bool = False
         ndim = len(mx.shape)
         ratio, expanded = _spread(f, mx.axes, ndim)
         div = _args(ratio, ("truediv",))
-        if _axes(axis, ndim) != mx.axes or div is None:
+        if reduced_axes(axis, ndim) != mx.axes or div is None:
             continue
         d, s = div
         normalizer = _reduction(s, _SUM, ndim)
