@@ -882,7 +882,7 @@ def h_is_float(c, x):
 
 
 def h_call_if_float(c, x):
-    return c(x) * 2.0 if c == float else x
+    return c(x) * 2.0 if c == float else x  # noqa: E721  (== against a class, on purpose)
 
 
 def h_ones_of(dt, x):

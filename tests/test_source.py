@@ -7,6 +7,7 @@ import importlib.util
 import textwrap
 
 import tapeless as tl
+from tapeless.frontend import source
 
 TRICKY = textwrap.dedent('''\
     import math
@@ -56,3 +57,8 @@ def test_functions_found_in_any_layout(tmp_path):
     assert tl.jit(mod.with_docstring)(1.5) == 3.0
     assert tl.jit(mod.call_spanning_lines)(0.25) == 0.5
     assert tl.grad(mod.decorated)(0.5) == mod.math.cos(0.5)
+    # The first three are parsed alone; the docstring's line at column 0 cuts the
+    # function's lines short, so that one falls back to parsing the module.
+    for fn in (mod.plain, mod.decorated, mod.call_spanning_lines):
+        assert source._top_level_def(fn.__code__) is not None, fn
+    assert source._top_level_def(mod.with_docstring.__code__) is None

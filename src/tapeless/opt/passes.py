@@ -1,4 +1,4 @@
-"""Rewrites on the IR, run on a worklist of nodes to a fixed point.
+"""Rewrites on the IR, run in rounds over every node to a fixed point.
 
 Each rewrite looks at one Apply node and returns a replacement (or None). Rewrites are
 indexed by the primitive they match; `inline` applies to calls of known graphs.
@@ -26,6 +26,7 @@ from ..ir.nodes import (
     reachable_graphs,
     scope_errors,
     serial_mark,
+    used_graphs,
 )
 from ..primitives import PRIMITIVES, Primitive
 from ..runtime import ZERO
@@ -1358,7 +1359,7 @@ def _round(root: Graph, enabled: set[str] | None, log: PassLog, hints: dict) -> 
         if n:
             log.add("loop_state")
             changed = structural = True
-    if not replace and not changed and _allowed(enabled, "branch_backprops"):  # alone too
+    if not changed and _allowed(enabled, "branch_backprops"):  # alone in its round
         if branch_backprops(graphs, uses(graphs), replace):
             log.add("branch_backprops")
             changed = structural = True
@@ -1446,12 +1447,8 @@ def _forget(graphs: list[Graph], changed: set[int]) -> set[int]:
     the invalidated graphs."""
     users: dict[int, set[int]] = {}
     for g in graphs:
-        for node in graph_nodes(g):
-            for i in node.inputs:  # type: ignore[attr-defined]
-                if is_constant_graph(i):
-                    users.setdefault(i.value.id, set()).add(g.id)
-        if g.output is not None and is_constant_graph(g.output):
-            users.setdefault(g.output.value.id, set()).add(g.id)
+        for h in used_graphs(g):
+            users.setdefault(h.id, set()).add(g.id)
     stale = set(changed)
     todo = list(changed)
     while todo:
