@@ -175,24 +175,24 @@ def free_variables(g: Graph) -> list[Node]:
     for node in graph_nodes(g):
         for inp in node.inputs:
             if isinstance(inp, (Apply, Parameter)) and inp.graph is not g:
-                if not _is_inside(inp.graph, g):
+                if not is_inside(inp.graph, g):
                     result.setdefault(inp.id, inp)
             elif is_constant_graph(inp) and inp.value is not g:
                 for fv in free_variables(inp.value):
-                    if fv.graph is not g and not _is_inside(fv.graph, g):
+                    if fv.graph is not g and not is_inside(fv.graph, g):
                         result.setdefault(fv.id, fv)
     out = g.output
-    if isinstance(out, (Apply, Parameter)) and out.graph is not g and not _is_inside(out.graph, g):
+    if isinstance(out, (Apply, Parameter)) and out.graph is not g and not is_inside(out.graph, g):
         result.setdefault(out.id, out)
     if is_constant_graph(out) and out.value is not g:
         for fv in free_variables(out.value):
-            if fv.graph is not g and not _is_inside(fv.graph, g):
+            if fv.graph is not g and not is_inside(fv.graph, g):
                 result.setdefault(fv.id, fv)
     g._fv_cache = list(result.values())
     return g._fv_cache
 
 
-def _is_inside(inner: Graph | None, outer: Graph) -> bool:
+def is_inside(inner: Graph | None, outer: Graph) -> bool:
     while inner is not None:
         if inner is outer:
             return True

@@ -6,10 +6,19 @@ from the values, where the inliner then copies it in place."""
 
 from __future__ import annotations
 
-from ..ir.nodes import Apply, Constant, Graph, Node, free_variables, graph_nodes, is_constant_graph
+from ..ir.nodes import (
+    Apply,
+    Constant,
+    Graph,
+    Node,
+    free_variables,
+    graph_nodes,
+    is_constant_graph,
+    is_inside,
+)
 from ..primitives import PRIMITIVES
 from .kinds import _is_switch_call
-from .loops import _encloses, _is, rebuild_closure
+from .loops import _is, rebuild_closure
 
 P = PRIMITIVES
 
@@ -60,7 +69,7 @@ def _rewrite_switch(g: Graph, node: Apply, use: dict[int, list[tuple[Node | None
                             for bp, u in calls):
             continue
         # What each branch's closure needs that only the branch can see.
-        saved = [[fv for fv in free_variables(c.value) if not _encloses(fv.graph, g)]
+        saved = [[fv for fv in free_variables(c.value) if not is_inside(g, fv.graph)]
                  for c in closures]
         if any(fv.graph is not b for fvs, b in zip(saved, branches, strict=True)
                for fv in fvs):

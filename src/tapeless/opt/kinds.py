@@ -672,7 +672,7 @@ def _infer(node: Node, facts: LoopFacts | None, depth: int,
     if name == "scatter_sens" and dtype_of(args[0]) == "f8":
         # A float64 array's pieces added into zeros of its shape: float64 if they are.
         ds = _index_parts(node.inputs[3])
-        if ds is not None and all(_numeric_kind(kind(d, facts, depth + 1, assumed))
+        if ds is not None and all(is_f8(kind(d, facts, depth + 1, assumed))
                                   for d in ds):
             return args[0]
     if name in ("sens_of", "check_scalar_output", "to_structure"):
@@ -683,8 +683,8 @@ def _infer(node: Node, facts: LoopFacts | None, depth: int,
         # Two sensitivities of one value: either one's kind, when the other's is not
         # known (a sensitivity is ZERO or has its value's kind).
         if args[0] == args[1] or args[1] is None:
-            return args[0] if _numeric_kind(args[0]) else None
-        return args[1] if args[0] is None and _numeric_kind(args[1]) else None
+            return args[0] if is_f8(args[0]) else None
+        return args[1] if args[0] is None and is_f8(args[1]) else None
     if name == "ones_like_output":
         return args[0] if args[0] in (FLOAT, SCALAR) else None
     if name == "unbroadcast" and ((args[1] in (FLOAT, INT) and args[0] in (FLOAT, INT)) or
@@ -817,7 +817,8 @@ def _item_kind(node: Node, i: int, facts: LoopFacts | None, depth: int,
     return _tuple_item(kind(node, facts, depth + 1, assumed), i)
 
 
-def _numeric_kind(k: str | None) -> bool:
+def is_f8(k: str | None) -> bool:
+    """A Python float or a float64 array."""
     return k is not None and (k == FLOAT or dtype_of(k) == "f8")
 
 

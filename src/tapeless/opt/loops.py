@@ -15,6 +15,7 @@ from ..ir.nodes import (
     free_variables,
     graph_nodes,
     is_constant_graph,
+    is_inside,
     reachable_graphs,
 )
 from ..primitives import PRIMITIVES
@@ -475,7 +476,7 @@ def _rebuild_closures(fg: Graph, push: Apply, values: list[Node], reads: list[No
         assert bg is not None
         # Saved: the free variables not visible where the closure is rebuilt (values of
         # this loop's body, or of an outer loop's body for a nested loop).
-        here = [fv for fv in free_variables(clo) if not _encloses(fv.graph, bg)]
+        here = [fv for fv in free_variables(clo) if not is_inside(bg, fv.graph)]
         if not here:
             continue
         new_values += [fv for fv in here if fv not in new_values]
@@ -499,15 +500,6 @@ def rebuild_closure(clo: Graph, where: Graph, saved: Node, slots: dict[int, int]
             got.kind = fv.kind
             substitute[fv.id] = got
     return clone_graph(clo, where, substitute)
-
-
-def _encloses(outer: Graph | None, inner: Graph) -> bool:
-    g: Graph | None = inner
-    while g is not None:
-        if g is outer:
-            return True
-        g = g.parent
-    return False
 
 
 def never_zero_param(facts: LoopFacts, node: Node, test) -> bool:  # noqa: ANN001

@@ -38,6 +38,7 @@ from .kinds import (
     _is_switch_call,
     _item,
     dtype_of,
+    is_f8,
     is_tuple,
     items_of,
     kind,
@@ -655,7 +656,7 @@ def _max_share_zero(ctx: Context, node: Apply) -> Node | None:
         if w is None:
             continue
         kx = kind(x, ctx.facts)
-        if _f8(kx) and shape_of(kx) == shape_of(kind(share, ctx.facts)) and _holds_term(x, w):
+        if is_f8(kx) and shape_of(kx) == shape_of(kind(share, ctx.facts)) and _holds_term(x, w):
             return x
     return None
 
@@ -694,10 +695,6 @@ def _getitem_of_tuple_sens(ctx: Context, node: Apply) -> Node | None:
     return None
 
 
-def _f8(k: str | None) -> bool:
-    return k == FLOAT or dtype_of(k) == "f8"
-
-
 def _size(shape: tuple[int, ...]) -> int:
     n = 1
     for s in shape:
@@ -711,7 +708,7 @@ def _double(ctx: Context, node: Apply) -> Node | None:
     factor of `u`."""
     a, b = node.inputs[1:]
     if a is b and isinstance(a, Apply) and shape_of(kind(a, ctx.facts)) is not None and \
-            _f8(kind(a, ctx.facts)):
+            is_f8(kind(a, ctx.facts)):
         return node.graph.apply(P["mul"], 2.0, a, loc=node.loc, name=node.name)
     return None
 
@@ -733,12 +730,12 @@ def _scale_smaller_factor(ctx: Context, node: Apply) -> Node | None:
     assert isinstance(p, Apply)
     kp = kind(p, ctx.facts)
     sp = shape_of(kp)
-    if sp is None or not _f8(kp):
+    if sp is None or not is_f8(kp):
         return None
     for small, big in ((p.inputs[1], p.inputs[2]), (p.inputs[2], p.inputs[1])):
         ks, kb = kind(small, ctx.facts), kind(big, ctx.facts)
         ss = () if ks == FLOAT else shape_of(ks)
-        if ss is not None and _f8(ks) and _f8(kb) and shape_of(kb) == sp and \
+        if ss is not None and is_f8(ks) and is_f8(kb) and shape_of(kb) == sp and \
                 _size(ss) < _size(sp):
             scaled = node.graph.apply(P["mul"], c, small, loc=node.loc)
             return node.graph.apply(P["mul"], scaled, big, loc=node.loc, name=node.name)
@@ -819,17 +816,17 @@ def _fold_scalings(ctx: Context, node: Apply) -> Node | None:
     if outer is None:
         return None
     c1, x = outer
-    if is_prim(x, "np.expand_dims") and _f8(kind(x, ctx.facts)):
+    if is_prim(x, "np.expand_dims") and is_f8(kind(x, ctx.facts)):
         assert isinstance(x, Apply)
         inner = node.graph.apply(P["mul"], c1, x.inputs[1], loc=node.loc)
         return node.graph.apply(x.inputs[0], inner, x.inputs[2], loc=node.loc, name=node.name)
     inner_scaled = _scaled(x)
     if inner_scaled is None:
-        if c1 == -1.0 and is_prim(node, "mul") and _f8(kind(x, ctx.facts)):
+        if c1 == -1.0 and is_prim(node, "mul") and is_f8(kind(x, ctx.facts)):
             return node.graph.apply(P["neg"], x, loc=node.loc, name=node.name)
         return None
     c2, a = inner_scaled
-    if not _f8(kind(a, ctx.facts)) or not (
+    if not is_f8(kind(a, ctx.facts)) or not (
             _power_of_two(Constant(c1)) or _power_of_two(Constant(c2))):
         return None
     c = c1 * c2
@@ -845,7 +842,7 @@ def _power_of_one(ctx: Context, node: Apply) -> Node | None:
     """`x ** 1` is `x` for float64 arrays and floats (the derivative of `x ** 2`)."""
     x, n = node.inputs[1:]
     if isinstance(n, Constant) and type(n.value) in (int, float) and n.value == 1 and \
-            (_f8(kind(x, ctx.facts)) or kind(x, ctx.facts) == SCALAR):
+            (is_f8(kind(x, ctx.facts)) or kind(x, ctx.facts) == SCALAR):
         return x
     return None
 
@@ -890,7 +887,7 @@ def _reshape_broadcast(ctx: Context, node: Apply) -> Node | None:
     sx, ky = shape_of(kind(x, ctx.facts)), kind(y, ctx.facts)
     sy = shape_of(ky)
     if kind(c, ctx.facts) in (FLOAT, SCALAR) and sx is not None and sy is not None and \
-            _size(sx) == _size(sy) and sy != () and _f8(ky):
+            _size(sx) == _size(sy) and sy != () and is_f8(ky):
         return node.graph.apply(P["expand_reduced"], c, y, None, False, loc=node.loc,
                                 name=node.name)
     return None
@@ -900,7 +897,7 @@ def _reshape_broadcast(ctx: Context, node: Apply) -> Node | None:
 def _add_negated(ctx: Context, node: Apply) -> Node | None:
     """`a + -b` is `a - b` (exactly) for float64 values."""
     a, b = node.inputs[1:]
-    if is_prim(b, "neg") and _f8(kind(a, ctx.facts)) and _f8(kind(b, ctx.facts)):
+    if is_prim(b, "neg") and is_f8(kind(a, ctx.facts)) and is_f8(kind(b, ctx.facts)):
         assert isinstance(b, Apply)
         return node.graph.apply(P["sub"], a, b.inputs[1], loc=node.loc, name=node.name)
     return None
@@ -1021,7 +1018,7 @@ def _sum_then_negate(ctx: Context, node: Apply) -> Node | None:
     assert isinstance(nd, Apply)
     kd, kx = kind(nd.inputs[1], ctx.facts), kind(x, ctx.facts)
     sd, sx = shape_of(kd), (() if kx in (FLOAT, INT, SCALAR) else shape_of(kx))
-    if sd is None or sx is None or not _f8(kd) or _size(sx) >= _size(sd):
+    if sd is None or sx is None or not is_f8(kd) or _size(sx) >= _size(sd):
         return None
     summed = node.graph.apply(P["unbroadcast"], nd.inputs[1], x, loc=node.loc)
     return node.graph.apply(P["neg"], summed, loc=node.loc, name=node.name)
@@ -1034,7 +1031,7 @@ def _getitem_sens_reshape(ctx: Context, node: Apply) -> Node | None:
     d, x, index = node.inputs[1:]
     kx = kind(x, ctx.facts)
     if not (isinstance(index, Constant) and type(index.value) is tuple) or \
-            shape_of(kx) is None or not _f8(kx) or not _f8(kind(d, ctx.facts)):
+            shape_of(kx) is None or not is_f8(kx) or not is_f8(kind(d, ctx.facts)):
         return None
     parts = index.value
     if not all(p is None or p == slice(None) for p in parts) or \
