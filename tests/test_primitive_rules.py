@@ -796,15 +796,37 @@ def test_finite_difference_helper_is_accurate() -> None:
     assert abs(d - 3.0 * math.exp(1.2)) < 1e-9
 
 
-def test_bincount_scatter_adds_like_add_at(monkeypatch) -> None:
-    """The np.bincount path of getitem_sens (what NumPy before 2 uses) sums like
-    np.add.at."""
+@pytest.mark.parametrize("shape, index", [
+    ((4, 6), (slice(None), np.array([[1, 0, 0], [4, 2, 0], [5, 3, -1]]))),
+    ((6, 3, 2), np.array([0, 5, 5, -2])),                        # whole trailing axes
+    ((2, 6, 3), (slice(None), np.array([[1, 1], [0, 5]]))),     # lead and trail
+    ((3, 7), (slice(None), np.array([], dtype=np.int64))),
+])
+def test_bincount_scatter_adds_like_add_at(monkeypatch, shape, index) -> None:
+    """The np.bincount path of getitem_sens (taken for large gathers) sums like
+    np.add.at, with repeated and negative indices."""
     from tapeless import runtime
 
-    monkeypatch.setattr(runtime, "_ADD_AT_IS_FAST", [False])
-    idx = np.array([[1, 0, 0], [4, 2, 0], [5, 3, 0]])
-    d = np.random.default_rng(5).normal(size=(4, 3, 3))
-    out, expected = np.zeros((4, 6)), np.zeros((4, 6))
-    assert runtime._scatter_add(out, (slice(None), idx), d)
-    np.add.at(expected, (slice(None), idx), d)
+    monkeypatch.setattr(runtime, "_BINCOUNT_MIN", 0)
+    expected = np.zeros(shape)
+    d = np.random.default_rng(5).normal(size=expected[index].shape)
+    out = np.zeros(shape)
+    assert runtime._scatter_add(out, index, d)
+    np.add.at(expected, index, d)
     np.testing.assert_array_equal(out, expected)
+    out = np.zeros(shape)
+    assert runtime._scatter_add(out, index, 2.0)  # a number, broadcast
+    expected[...] = 0.0
+    np.add.at(expected, index, 2.0)
+    np.testing.assert_array_equal(out, expected)
+
+
+def test_small_gathers_scatter_with_add_at() -> None:
+    from tapeless import runtime
+
+    assert not runtime._scatter_add(np.zeros((2, 3)), (slice(None), np.array([0, 2])),
+                                    np.ones((2, 2)))
+    big = np.zeros((10, 2081))
+    idx = np.arange(64 * 64).reshape(64, 64) % 2081
+    assert runtime._scatter_add(big, (slice(None), idx), np.ones((10, 64, 64)))
+    np.testing.assert_array_equal(big.sum(axis=0), np.bincount(idx.ravel(), minlength=2081) * 10)

@@ -67,6 +67,43 @@ def test_transpositions_of_products(fn, shapes, expected):
     assert f"return {expected}\n" in f.source_for(*args), f.source_for(*args)
 
 
+# --- sums of products -------------------------------------------------------------------------
+
+
+def offset_points(x, mu, Q):
+    """The GMM's shape: K x n points share an offset mu_k; mu's gradient is a sum over the
+    n points of a product, which becomes one product of the sum."""
+    Qx = (x[None, :, :] - mu[:, None, :]) @ np.swapaxes(Q, 1, 2)
+    return np.sum(np.exp(-0.5 * np.sum(Qx * Qx, axis=2)))
+
+
+def test_sum_of_products_over_points_is_one_product(monkeypatch):
+    r = np.random.default_rng(7)
+    args = (r.normal(size=(9, 3)), r.normal(size=(4, 3)), r.normal(size=(4, 3, 3)))
+    source = _check(offset_points, args, (1, 2), monkeypatch)
+    assert "np.sum(np.sum(" in source and "keepdims=True) @ Q" in source, source
+
+
+@pytest.mark.parametrize("fn, shapes, applies", [
+    (lambda a, b: np.sum(a @ b, axis=0), ((5, 3), (3, 4)), True),          # rows
+    (lambda a, b: np.sum(a @ b, axis=-1), ((5, 3), (3, 4)), True),         # columns
+    (lambda a, b: np.sum(a @ b), ((5, 3), (3, 4)), True),                  # both
+    (lambda a, b: np.sum(a @ b, axis=(0, 1), keepdims=True), ((2, 5, 3), (3, 4)), True),
+    (lambda a, b: np.sum(a @ b, axis=1), ((5, 3), (2, 3, 4)), True),       # broadcast batch
+    (lambda a, b: np.sum(a @ b, axis=0), ((2, 5, 3), (2, 3, 4)), False),   # batch axis
+    (lambda a, b: np.sum(a @ b, axis=0), ((5, 3), (3,)), False),           # a vector
+    (lambda a, b: np.sum(a @ b, axis=0), ((1, 3), (3, 4)), False),         # one row
+])
+def test_sums_of_products(fn, shapes, applies):
+    r = np.random.default_rng(8)
+    args = tuple(r.normal(size=s) for s in shapes)
+    f = tl.jit(fn)
+    np.testing.assert_allclose(f(*args), fn(*args), rtol=1e-12, atol=1e-12)
+    assert np.shape(f(*args)) == np.shape(fn(*args))
+    assert ("keepdims=True) @" in f.source_for(*args) or
+            "@ np.sum(" in f.source_for(*args)) == applies, f.source_for(*args)
+
+
 # --- loops that do nothing -------------------------------------------------------------------
 
 
