@@ -27,3 +27,37 @@ def test_demo_runs(capsys):
 
     assert run_demo() == 0
     assert "MISMATCH" not in capsys.readouterr().out
+
+
+def uses_a_set(x):
+    return {x} | {1}
+
+
+def test_compiling_pauses_the_garbage_collector_only_while_it_runs():
+    import gc
+
+    import pytest
+
+    seen = []
+    real_load = tl.api.load
+
+    def spy(*args):
+        seen.append(gc.isenabled())
+        return real_load(*args)
+
+    tl.api.load = spy
+    try:
+        assert gc.isenabled()
+        tl.jit(loss)(np.eye(2), np.ones((1, 2)))
+        assert seen == [False] and gc.isenabled()
+        with pytest.raises(tl.TapelessError):  # a failed compile turns it back on too
+            tl.jit(uses_a_set)(1.0)
+        assert gc.isenabled()
+        gc.disable()  # and leaves it off if it was off
+        try:
+            tl.jit(loss)(np.eye(3), np.ones((1, 3)))
+            assert not gc.isenabled()
+        finally:
+            gc.enable()
+    finally:
+        tl.api.load = real_load

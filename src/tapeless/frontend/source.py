@@ -94,13 +94,14 @@ def _top_level_def(code: object) -> ast.AST | None:
         return _segment_cache[key]
     node = None
     try:
-        tree = ast.parse(text, filename)
+        # (Blank lines in front give the nodes their line numbers in the file: cheaper
+        # than renumbering every node afterwards.)
+        tree = ast.parse("\n" * (first - 1) + text, filename)
     except SyntaxError:
         tree = None
     if tree is not None and len(tree.body) == 1 and \
             isinstance(tree.body[0], (ast.FunctionDef, ast.AsyncFunctionDef)) and \
             tree.body[0].name == code.co_name:  # type: ignore[attr-defined]
-        ast.increment_lineno(tree, first - 1)
         if (tree.body[0].end_lineno or 0) >= _last_line(code):
             node = tree.body[0]
     _segment_cache[key] = node
@@ -189,6 +190,13 @@ def analyze_scope(fn: ast.FunctionDef | ast.Lambda | None, body: list[ast.AST],
     loops: list[ast.AST] = []
 
     def visit(node: ast.AST) -> None:
+        t = type(node)
+        if t is ast.Name:
+            if type(node.ctx) is ast.Store:  # type: ignore[attr-defined]
+                bind(node.id, node, "assign")  # type: ignore[attr-defined]
+            return
+        if t is ast.Constant:
+            return
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
             node._tapeless_loops = list(loops)  # type: ignore[union-attr]
         if isinstance(node, (ast.For, ast.While)):

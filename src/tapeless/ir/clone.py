@@ -167,14 +167,14 @@ def rebind_value_call(node: Apply) -> None:
     substitution makes the callee of a call through a value a known graph with `*args`
     or keyword-only parameters, rebind the call's inputs to the graph's parameters
     (left as it is where that is impossible: then it fails at run time, as in Python)."""
-    from ..primitives.registry import PRIMITIVES
-
     callee = node.inputs[0]
     if not is_constant_graph(callee):
         return
     specs = getattr(callee.value, "signature", None)
     if specs is None or all(s.kind == "pos" for s in specs):
         return
+    from ..primitives.registry import PRIMITIVES
+
     args, bound = list(node.inputs[1:]), []
     for s in specs:
         if s.kind == "vararg":

@@ -59,9 +59,12 @@ def _is(node: Node, name: str) -> bool:
 
 
 def loop_info(node: Node) -> LoopInfo | None:
-    if _is(node, "for_range") and isinstance(node, Apply) and is_constant_graph(node.inputs[4]):
-        return LoopInfo(node, node.inputs[4].value, None, 1, 5)
-    if _is(node, "while_loop") and isinstance(node, Apply) and \
+    if type(node) is not Apply or type(node.inputs[0]) is not Constant:
+        return None
+    name = getattr(node.inputs[0].value, "name", None)  # type: ignore[attr-defined]
+    if name == "for_range" and is_constant_graph(node.inputs[4]):
+        return LoopInfo(node, node.inputs[4].value, None, 1, 5)  # type: ignore[attr-defined]
+    if name == "while_loop" and \
             is_constant_graph(node.inputs[1]) and is_constant_graph(node.inputs[2]):
         return LoopInfo(node, node.inputs[2].value, node.inputs[1].value, 0, 3)
     return None

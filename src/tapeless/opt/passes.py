@@ -82,9 +82,11 @@ class Context:
 
 
 def prim_of(node: Node) -> Primitive | None:
-    if isinstance(node, Apply) and isinstance(node.inputs[0], Constant) and \
-            isinstance(node.inputs[0].value, Primitive):
-        return node.inputs[0].value
+    # (Exact type tests: none of these classes has subclasses, and this runs for every
+    # node and rule.)
+    if type(node) is Apply and type(c := node.inputs[0]) is Constant and \
+            type(c.value) is Primitive:  # type: ignore[attr-defined]
+        return c.value  # type: ignore[attr-defined]
     return None
 
 
