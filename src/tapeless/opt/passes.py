@@ -1393,11 +1393,13 @@ def _round(root: Graph, enabled: set[str] | None, log: PassLog, hints: dict) -> 
         facts = ctx.facts
         while drop_dead_state(root, facts, replace) or prune_saved(root, facts, replace):
             log.add("loop_state")
-            changed = structural = True
-            _apply(root, replace, spliced, None)
+            structural = True
+            _apply(root, replace, spliced, None)  # (all graphs: this round's changes too)
             replace = {}
             facts = LoopFacts(root)
-        hints.clear() if structural else None
+        if structural:
+            hints.clear()  # (loops rebuilt, slots renumbered)
+            return True
     if not changed and _allowed(enabled, "branch_backprops"):  # alone in its round
         if branch_backprops(graphs, uses(graphs), replace):
             log.add("branch_backprops")
