@@ -104,6 +104,45 @@ def test_sums_of_products(fn, shapes, applies):
             "@ np.sum(" in f.source_for(*args)) == applies, f.source_for(*args)
 
 
+# --- accumulators of rows ----------------------------------------------------------------------
+
+
+def parameter_rows(w, xs):
+    """Rows i and i + 1 (mod n) of w each step: the gradient gathers two rows a step."""
+    total = 0.0
+    n = w.shape[0]
+    for i in range(n):
+        total = total + np.sum(np.tanh(w[i] * xs[i]) * w[(i + 1) % n])
+    return total
+
+
+def parameter_rows_in_a_dict(p, xs):
+    w = p["w"]
+    total = 0.0
+    for i in range(3):
+        total = total + np.sum(np.tanh(w[i] * xs[i]) * w[(i + 1) % 3])
+    return total
+
+
+@pytest.mark.parametrize("rows", [3, 1])  # (one row: the same row twice each step)
+def test_rows_gathered_without_run_time_tests_where_kinds_prove_them(monkeypatch, rows):
+    r = np.random.default_rng(9)
+    args = (r.normal(size=(rows, 4)), r.normal(size=(rows, 4)))
+    source = _check(parameter_rows, args, (0, 1), monkeypatch)
+    assert "_scatter_add_known(" in source and "_scatter_add(" not in source, source
+
+
+def test_rows_of_a_value_without_kind_keep_the_tested_accumulator(monkeypatch):
+    r = np.random.default_rng(10)
+    p, xs = {"w": r.normal(size=(3, 4))}, r.normal(size=(3, 4))
+    g = tl.grad(parameter_rows_in_a_dict)
+    source = g.source_for(p, xs)
+    assert "_scatter_add(" in source and "_scatter_add_known" not in source, source
+    monkeypatch.setenv("TAPELESS_OPTIMIZE", "0")
+    expected = tl.grad(parameter_rows_in_a_dict)(p, xs)
+    np.testing.assert_allclose(g(p, xs)["w"], expected["w"], rtol=1e-12, atol=1e-12)
+
+
 # --- loops that do nothing -------------------------------------------------------------------
 
 

@@ -65,3 +65,27 @@ def test_scatter_add_checks_every_index_and_piece():
     same = rt.scatter_add(acc, x, (1, 0), (2.0, rt.ZERO))
     assert same is acc
     np.testing.assert_array_equal(same, [[1.0, 1.0], [3.0, 3.0], [1.0, 1.0]])
+
+
+def test_scatter_add_known_sums_like_scatter_add():
+    """The optimizer's form where kinds prove scatter_add's tests: the same sums, to the
+    bit, into arrays and lists, with indices given twice too."""
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(4, 3))
+    items = [rng.normal(size=3) for _ in range(4)]
+    for indices in [(0, 2), (3, 3), (1, 0, 1), (2,)]:
+        ds = tuple(items[:len(indices)])
+        for like in (x, list(x)):
+            expected = rt.scatter_add(rt.ZERO, like, indices, ds)
+            got = rt.scatter_add_known(rt.ZERO, like, indices, ds)
+            again = rt.scatter_add(expected, like, (1, 2), (items[3], items[0]))
+            got = rt.scatter_add_known(got, like, (1, 2), (items[3], items[0]))
+            if isinstance(like, list):
+                assert type(got) is list and len(got) == 4
+                for a, b in zip(got, again, strict=True):
+                    assert (a is rt.ZERO) == (b is rt.ZERO)
+                    if a is not rt.ZERO:
+                        np.testing.assert_array_equal(a, b)
+            else:
+                assert got.dtype == np.float64
+                np.testing.assert_array_equal(got, again)

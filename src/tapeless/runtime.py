@@ -398,6 +398,31 @@ def scatter_add(acc: Any, x: Any, indices: tuple, ds: tuple) -> Any:
 _F8: list[Any] = [None, None]  # np.dtype(np.float64) and np.ndarray, once NumPy is needed
 
 
+def scatter_add_known(acc: Any, x: Any, indices: tuple, ds: tuple) -> Any:
+    """`scatter_add` without its tests, where the optimizer proved them: `x` is a float64
+    array (or a list of float64 values of one shape), the indices are ints and the pieces
+    are float64 values of an element's shape, never ZERO. Called once per iteration of a
+    backward loop (the LSTM's gradient of its parameter rows). An index given twice sums
+    like `scatter_add` (its pieces first), so the result is the same to the bit."""
+    n = len(indices)
+    if n > 1 and (indices[0] == indices[1] if n == 2 else len(set(indices)) != n):
+        return scatter_add(acc, x, indices, ds)
+    if type(x) is list:
+        if acc is ZERO:
+            acc = [ZERO] * len(x)
+        for i, d in zip(indices, ds):
+            a = acc[i]
+            acc[i] = d if a is ZERO else a + d
+        return acc
+    if acc is ZERO:
+        import numpy as np
+
+        acc = np.zeros(x.shape)
+    for i, d in zip(indices, ds):
+        acc[i] += d
+    return acc
+
+
 def _scatter_add(out: Any, index: Any, d: Any) -> bool:
     """`np.add.at(out, index, d)` with np.bincount, for float64 `out` and an index of
     whole slices around one integer array (`x[:, idx]`) that gathers at least

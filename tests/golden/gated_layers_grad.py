@@ -5,7 +5,7 @@ def grad_gated_layers(params, state, xs):
     _sens_of = _rt.sens_of
     _gadd = _rt.gadd
     _getitem_sens = _rt.getitem_sens
-    _scatter_add = _rt.scatter_add
+    _scatter_add_known = _rt.scatter_add_known
     _sens_index = _rt.sens_index
     def comprehension_1(item, *, state=state):
         def B_comprehension(dout, *, state=state, item=item):
@@ -101,7 +101,7 @@ def grad_gated_layers(params, state, xs):
             d_x = _t_12[0:3]
             d_x_1 = _t_12[6:9]
             _t_13 = saved_1[4], saved_1[11]
-            stack_4, d0, d1, d2, d3_1, d4_1, d5_1, d6_1, d7_1, d_st, d_params_1 = rest, _rt.ZERO, _rt.ZERO, _rt.ZERO, _rt.ZERO, _rt.ZERO, _rt.ZERO, _t_8[:n], d_x + d_x_1, _scatter_add(d_st, st_1, _t_13, (d_s_1 * out, _t_12[3:6])), _scatter_add(d_params_1, params, _t_13, (d_g, d_g * saved_1[5]))
+            stack_4, d0, d1, d2, d3_1, d4_1, d5_1, d6_1, d7_1, d_st, d_params_1 = rest, _rt.ZERO, _rt.ZERO, _rt.ZERO, _rt.ZERO, _rt.ZERO, _rt.ZERO, _t_8[:n], d_x + d_x_1, _scatter_add_known(d_st, st_1, _t_13, (d_s_1 * out, _t_12[3:6])), _scatter_add_known(d_params_1, params, _t_13, (d_g, d_g * saved_1[5]))
         d3, d4, d5, d6, d7, d8, d9, d_params = d0, d1, d2, d3_1, d4_1, d5_1, d_st, _gadd(d_params, d_params_1)
     d_params_2 = _rt.to_structure(d_params, params)
     _t_14 = _rt.as_sequence(results)

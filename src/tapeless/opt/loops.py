@@ -3,6 +3,7 @@ invariant state, and pruning of the values a forward loop saves for its backward
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from ..ir.clone import clone_graph
@@ -510,7 +511,8 @@ def never_zero_param(facts: LoopFacts, node: Node, test) -> bool:  # noqa: ANN00
 
 
 
-def lower_stacks(root: Graph) -> int:
+def lower_stacks(root: Graph,
+                 known: Callable[[Node, Node, Node], bool] | None = None) -> int:
     """Turn a loop's cons-cell stack into a Python list (`append` / `pop`) where that is
     unobservable: the forward loop only pushes onto it, its final value goes, once, to a
     backward `while` loop of the same graph that only pops from it until it is empty, and
@@ -519,12 +521,16 @@ def lower_stacks(root: Graph) -> int:
     its backward loop lives in another graph. Returns how many stacks were lowered."""
     graphs = reachable_graphs(root)
     use = uses(graphs)
+    # Accumulators first, while saved values are read back through the stack's cons
+    # cells (where kinds follow them: `known` may infer them).
+    lowered = accumulate_in_place(graphs, use, known)
+    if lowered:
+        use = uses(graphs)
 
     def only_use(n: Node) -> Node | None:
         us = use.get(n.id, [])
         return us[0][0] if len(us) == 1 else None
 
-    lowered = 0
     for g in graphs:
         for fwd_node in graph_nodes(g):
             fwd = loop_info(fwd_node)
@@ -566,22 +572,23 @@ def lower_stacks(root: Graph) -> int:
                 out.inputs[1 + s] = p
                 body.invalidate()
                 lowered += 1
-    lowered += accumulate_in_place(graphs, uses(graphs) if lowered else use)
     if lowered:
         for g in graphs:
             g.invalidate()
     return lowered
 
 
-def accumulate_in_place(graphs: list[Graph], use: dict[int, list[tuple[Node | None, Graph]]]
-                        ) -> int:
+def accumulate_in_place(graphs: list[Graph], use: dict[int, list[tuple[Node | None, Graph]]],
+                        known: Callable[[Node, Node, Node], bool] | None = None) -> int:
     """Loop state that starts as ZERO and only gathers scattered sensitivities,
     `acc = gadd(acc, scatter_sens(x, indices, ds))` with `acc` read nowhere else: each
     value it holds is made inside the loop and seen by no one else, so the sum can go
-    into it in place (`scatter_add`), not into a fresh array each iteration."""
+    into it in place (`scatter_add`), not into a fresh array each iteration; as
+    `scatter_add_known` where `known(x, indices, ds)` (the caller's proof that the
+    tests of `scatter_add` pass)."""
     from ..runtime import ZERO
 
-    done = 0
+    found: list[tuple[Graph, int, Node, Apply]] = []
     for g in graphs:
         for node in graph_nodes(g):
             info = loop_info(node)
@@ -604,13 +611,17 @@ def accumulate_in_place(graphs: list[Graph], use: dict[int, list[tuple[Node | No
                 scatter = b if a is p else a
                 if not _is(scatter, "scatter_sens") or (a is p) == (b is p):
                     continue
-                out = body.output
-                assert isinstance(out, Apply)
-                out.inputs[1 + j] = body.apply(P["scatter_add"], p, *scatter.inputs[1:],  # type: ignore[union-attr]
-                                               name=add.name)
-                body.invalidate()
-                done += 1
-    return done
+                found.append((body, j, p, scatter))  # type: ignore[arg-type]
+    # (Every proof first: the rewrites change what the kinds of loop state would be.)
+    fast = [known is not None and known(*s.inputs[1:]) for _, _, _, s in found]
+    for (body, j, p, scatter), f in zip(found, fast, strict=True):
+        out = body.output
+        assert isinstance(out, Apply)
+        add = out.inputs[1 + j]
+        out.inputs[1 + j] = body.apply(P["scatter_add_known" if f else "scatter_add"], p,
+                                       *scatter.inputs[1:], name=add.name)
+        body.invalidate()
+    return len(found)
 
 
 def _lower_pops(back: LoopInfo, t: int, use: dict[int, list[tuple[Node | None, Graph]]]

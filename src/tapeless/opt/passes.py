@@ -37,7 +37,9 @@ from .kinds import (
     SCALAR,
     _is_switch_call,
     _item,
+    array,
     dtype_of,
+    element_of,
     is_f8,
     is_tuple,
     items_of,
@@ -1254,9 +1256,34 @@ def optimize(root: Graph, enabled: set[str] | None = None, max_rounds: int = 30)
         if not more:
             break
     # Last, once the program is final: mutable stacks where no one can tell.
-    if _allowed(enabled, "lower_stacks") and lower_stacks(root):
+    if _allowed(enabled, "lower_stacks") and lower_stacks(root, _scatter_known(root)):
         log.add("lower_stacks")
     return log
+
+
+def _scatter_known(root: Graph) -> Callable[[Node, Node, Node], bool]:
+    """Whether kinds prove, for `scatter_add(acc, x, indices, ds)`, what it tests on each
+    call (then `scatter_add_known` does the same without the tests): x a float64 array (or
+    a list of float64 values of one kind), int indices, and pieces that are float64
+    values of an element's kind and never ZERO."""
+    made: list[LoopFacts] = []  # (made at the first question: most programs ask none)
+
+    def known(x: Node, indices: Node, ds: Node) -> bool:
+        if not made:
+            made.append(LoopFacts(root))
+        facts = made[0]
+        kx = kind(x, facts)
+        item = element_of(kx)
+        if item is None and is_f8(kx) and shape_of(kx):
+            item = array("f8", shape_of(kx)[1:])  # type: ignore[index]
+        if item is None or not (item == FLOAT or (is_f8(item) and shape_of(item) is not None)):
+            return False
+        index_items, d_items = _tuple_items(indices), _tuple_items(ds)
+        return index_items is not None and d_items is not None and \
+            all(kind(i, facts) == INT for i in index_items) and \
+            all(kind(d, facts) in (item, FLOAT) and never_zero(d, facts) for d in d_items)
+
+    return known
 
 
 def _allowed(enabled: set[str] | None, name: str) -> bool:

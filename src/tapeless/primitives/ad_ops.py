@@ -27,6 +27,8 @@ _helper("getitem_sens", "d, x, index")
 _helper("scatter_sens", "x, indices, ds", differentiable=False)
 # The optimizer's in-place form of `gadd(acc, scatter_sens(...))` for loop accumulators.
 _helper("scatter_add", "acc, x, indices, ds", differentiable=False)
+# ... where kinds prove what it tests (`tapeless.opt.passes._scatter_known`).
+_helper("scatter_add_known", "acc, x, indices, ds", differentiable=False)
 _helper("getattr_sens", "d, x, name")
 _helper("sens_getattr", "dd, x, name")
 _helper("field_sens", "d, cls, n")
