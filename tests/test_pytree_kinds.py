@@ -13,6 +13,8 @@ import numpy as np
 import pytest
 
 import tapeless as tl
+import tapeless.grad_api
+from tapeless.api import _signature
 from tapeless.opt.kinds import MAX_TUPLE_ITEMS, items_of, tuple_of, value_kind
 
 
@@ -204,8 +206,9 @@ def test_other_structures_recompile(monkeypatch: pytest.MonkeyPatch) -> None:
     cases = ((0.5, [0.1, 0.2]), (0.5, [0.3, -0.2, 0.4]), (v, [v, v]), (v[:2], [v[:2], v[:2]]),
              (v, [0.5, v]), (0.5, [0.1, 0.2]))
     got = [k(w, xs) for w, xs in cases]
-    # (a list's signature has its items': another length or item kind recompiles)
-    assert k.compile_count == 5
+    # (a list's signature is its items' one signature, without the length: lists of 2
+    # and 3 floats share code; another item kind or shape recompiles)
+    assert k.compile_count == 4
     with monkeypatch.context() as m:
         m.setenv("TAPELESS_OPTIMIZE", "0")
         plain = [tl.grad(recurrent, argnums=(0, 1))(w, xs) for w, xs in cases]
@@ -239,3 +242,203 @@ def test_specialized_tuple_gradient_has_no_structure_helpers() -> None:
     assert "_rt.to_structure(d_t" not in source, source
     source = tl.grad(unused_items).source_for((r.normal(size=2), r.normal(size=(3, 2)), 4.0))
     assert "getitem_sens" not in source and "to_structure(_rt.ZERO, t[1])" in source, source
+
+
+def weighted(w, xs):
+    """Uses the list's length and its first and last items: code shared by lists of
+    several lengths must not have folded any of them."""
+    total = 0.0
+    for x in xs:
+        total = total + np.sin(w * x) * x
+    return total + xs[0] * xs[-1] * w + len(xs) * w
+
+
+def _weighted_grad(w: float, xs: list[float]) -> tuple[float, list[float]]:
+    """By hand."""
+    n = len(xs)
+    dw = sum(np.cos(w * x) * x * x for x in xs) + xs[0] * xs[-1] + n
+    dxs = [np.cos(w * x) * w * x + np.sin(w * x) for x in xs]
+    dxs[0] += w * xs[-1]
+    dxs[-1] += w * xs[0]
+    return dw, dxs
+
+
+def test_lists_of_one_kind_share_code_whatever_their_length(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Lists of 1 to MAX_TUPLE_ITEMS floats have one kind, list<float>, so one signature
+    and one compiled version; the gradients are right for every length."""
+    r = np.random.default_rng(11)
+    f = tl.jit(weighted)
+    g = tl.grad(weighted, argnums=(0, 1))
+    lengths = (1, 2, 3, 7, MAX_TUPLE_ITEMS, 2)
+    calls = [(0.7, [float(v) for v in r.normal(size=n)]) for n in lengths]
+    got = []
+    for w, xs in calls:
+        assert value_kind(xs) == "list<float>"
+        assert f(w, xs) == pytest.approx(weighted(w, xs), rel=1e-13)
+        got.append(g(w, xs))
+        dw, dxs = _weighted_grad(w, xs)
+        assert type(got[-1][1]) is list and len(got[-1][1]) == len(xs)
+        assert got[-1][0] == pytest.approx(dw, rel=1e-12)
+        np.testing.assert_allclose(got[-1][1], dxs, rtol=1e-12, atol=1e-14)
+    assert f.compile_count == 1 and g.compile_count == 1
+    # a longer list has no kind: it gets the generic build (compiled once more)
+    xs = [float(v) for v in r.normal(size=MAX_TUPLE_ITEMS + 1)]
+    assert value_kind(xs) is None
+    dw, dxs = g(0.7, xs)
+    assert dw == pytest.approx(_weighted_grad(0.7, xs)[0], rel=1e-12)
+    np.testing.assert_allclose(dxs, _weighted_grad(0.7, xs)[1], rtol=1e-12, atol=1e-14)
+    assert g.compile_count == 2
+    # against finite differences and the unoptimized gradient
+    h = 1e-6
+    w, xs = calls[3]
+    for i in range(len(xs)):
+        plus, minus = list(xs), list(xs)
+        plus[i] += h
+        minus[i] -= h
+        fd = (weighted(w, plus) - weighted(w, minus)) / (2 * h)
+        assert got[3][1][i] == pytest.approx(fd, rel=1e-6, abs=1e-8)
+    monkeypatch.setenv("TAPELESS_OPTIMIZE", "0")
+    plain = tl.grad(weighted, argnums=(0, 1))
+    for (w, xs), ours in zip(calls, got, strict=True):
+        _assert_same(ours, plain(w, xs), rtol=1e-12, atol=1e-14)
+
+
+def test_lists_of_other_items_compile_separately(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Lists of same-shape arrays share code whatever their length; items of another
+    shape, of several shapes or kinds, or lists of containers never run it."""
+    r = np.random.default_rng(12)
+    v2, v3 = r.normal(size=2), r.normal(size=3)
+    cases = [
+        (v2, [r.normal(size=2) for _ in range(2)]),      # list<arrayf8[2]>
+        (v2, [r.normal(size=2) for _ in range(5)]),      # the same kind: shared
+        (v3, [r.normal(size=3) for _ in range(2)]),      # list<arrayf8[3]>
+        (v3, [r.normal(size=3) for _ in range(4)]),      # shared
+        (v2, [r.normal(size=2), r.normal(size=3)[:1]]),  # shapes (2,) and (1,): no kind
+        (0.5, [0.3, r.normal(size=2), -0.4]),            # float and array: no kind
+        (0.5, [0.3, r.normal(size=2), 0.2, -0.4]),       # no kind, another length
+        (v2, [r.normal(size=2) for _ in range(MAX_TUPLE_ITEMS + 3)]),  # too long: generic
+    ]
+    keys = [_signature(xs) for _, xs in cases]
+    kinds = [value_kind(xs) for _, xs in cases]
+    assert kinds[:4] == ["list<arrayf8[2]>"] * 2 + ["list<arrayf8[3]>"] * 2
+    assert kinds[4:] == [None] * 4
+    # the signatures of lists with items of several signatures keep them all
+    assert len({keys[0], keys[2], keys[4], keys[5], keys[6], keys[7]}) == 6
+    assert keys[0] == keys[1] and keys[2] == keys[3]
+    g = tl.grad(recurrent, argnums=(0, 1))
+    got = [g(w, xs) for w, xs in cases]
+    assert g.compile_count == 6
+    monkeypatch.setenv("TAPELESS_OPTIMIZE", "0")
+    plain = tl.grad(recurrent, argnums=(0, 1))
+    for (w, xs), ours in zip(cases, got, strict=True):
+        assert type(ours[1]) is list and len(ours[1]) == len(xs)
+        _assert_same(ours, plain(w, xs), rtol=1e-12, atol=1e-14)
+    # one entry against finite differences, for each shared version and the mixed list
+    h = 1e-6
+    for (w, xs), ours in zip(cases, got, strict=True):
+        plus = [x.copy() if isinstance(x, np.ndarray) else x for x in xs]
+        minus = [x.copy() if isinstance(x, np.ndarray) else x for x in xs]
+        last = xs[-1]
+        if isinstance(last, np.ndarray):
+            plus[-1][0] += h
+            minus[-1][0] -= h
+            d = ours[1][-1][0]
+        else:
+            plus[-1] += h
+            minus[-1] -= h
+            d = ours[1][-1]
+        fd = (recurrent(w, plus) - recurrent(w, minus)) / (2 * h)
+        assert d == pytest.approx(fd, rel=1e-6, abs=1e-8)
+
+
+def pair_sum(ps):
+    out = 0.0
+    for p in ps:
+        out = out + np.sum(p[0] * p[1]) + np.sum(np.asarray(p[0]) ** 2)
+    return out
+
+
+def test_lists_of_containers_share_generic_code(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A list of tuples (or of lists) has no kind, whatever its length: lists of tuples
+    of one structure share the generic build, and the gradients are right."""
+    r = np.random.default_rng(13)
+    cases = [[(r.normal(size=2), float(r.normal())) for _ in range(n)] for n in (1, 3, 4)]
+    cases += [[[float(v) for v in r.normal(size=2)] for _ in range(n)] for n in (2, 3)]
+    cases += [[[0.5, 0.3, -0.2], [0.1, 0.2]]]  # (inner lists of several lengths)
+    assert all(value_kind(ps) is None for ps in cases)
+    g = tl.grad(pair_sum)
+    got = [g(ps) for ps in cases]
+    assert g.compile_count == 2
+    monkeypatch.setenv("TAPELESS_OPTIMIZE", "0")
+    plain = tl.grad(pair_sum)
+    for ps, ours in zip(cases, got, strict=True):
+        _assert_same(ours, plain(ps), rtol=1e-12, atol=1e-14)
+    d = got[1]
+    for (a, b), (da, db) in zip(cases[1], d, strict=True):
+        np.testing.assert_allclose(da, b + 2 * a, rtol=1e-12)
+        assert db == pytest.approx(np.sum(a), rel=1e-12)
+
+
+def item_sum(t, key):
+    return np.sum(np.asarray(t[key])) * 2.0
+
+
+def test_integer_leaves_in_containers_are_refused_on_later_calls(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The check for integer leaves: for containers whose signature does not show their
+    leaves (dicts, dataclasses, NamedTuples, long lists) it runs on every call, so an
+    integer is refused after a first call with floats; for floats, arrays and tuples and
+    lists of them the signature shows there is none, and arguments are not walked
+    again."""
+    class Pair(NamedTuple):
+        a: Any
+        b: Any
+
+    walks = []  # what the check walks (each item of a container, too)
+    walk = tapeless.grad_api._integer_leaf
+
+    def counted(x: Any) -> str | None:
+        walks.append(x)
+        return walk(x)
+
+    monkeypatch.setattr(tapeless.grad_api, "_integer_leaf", counted)
+    long = [1.0] * (MAX_TUPLE_ITEMS + 2)
+    fits = [
+        ([1.0, 2.0], [1.0, 2.0, 3]),
+        ({"a": 1.0, "b": 2.0}, {"a": 1.0, "b": 2}),
+        ({"a": [1.0, 2.0]}, {"a": [1.0, np.arange(2)]}),
+        (Pair(1.0, 2.0), Pair(1.0, True)),
+        (long, long[:-1] + [3]),
+        (long, long[:-1] + [np.int64(3)]),
+        ((long,), (long[:-1] + [np.arange(2)],)),
+    ]
+    for good, bad in fits:
+        g = tl.grad(item_sum)
+        key = "a" if isinstance(good, dict) else 0
+        assert g(good, key) is not None
+        with pytest.raises(tl.GradError, match=r"argument 0: it is \(or contains\) (an int|a "
+                           r"bool|an array of dtype int64)"):
+            g(bad, key)
+        # and the floats still work (the code was not replaced)
+        assert g(good, key) is not None
+    # a list of floats or a tuple of arrays: walked on the first call only
+    for arg in ([1.0, 2.0, 3.0], (np.ones(2), (np.ones(3), 2.0)), [np.ones(2)] * 3):
+        g = tl.grad(item_sum)
+        walks.clear()
+        for _ in range(3):
+            g(arg, 0)
+        assert sum(w is arg for w in walks) == 1, arg
+    # a dict: on every call
+    g = tl.grad(item_sum)
+    d = {"a": 1.0, "b": 2.0}
+    for _ in range(3):
+        g(d, "a")
+    assert sum(w is d for w in walks) == 3
+    # a list of floats then a list of ints of the same length: another signature, checked
+    g = tl.grad(item_sum)
+    g([1.0, 2.0], 0)
+    with pytest.raises(tl.GradError, match=r"argument 0: it is \(or contains\) an int"):
+        g([1, 2], 0)
+    with pytest.raises(tl.GradError, match=r"argument 0: it is \(or contains\) a bool"):
+        g([1.0, True], 0)

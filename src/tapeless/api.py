@@ -91,15 +91,28 @@ def load(graph: Graph, kinds: tuple = ()) -> Compiled:
     return compiled
 
 
+# The head of the signature of a list whose items all have one signature: it does not
+# hold the length (see `_signature`); other signatures start with a type or a shape.
+LIST_OF = "list_of"
+
+
 def _signature(value: Any, depth: int = 0) -> Any:
     """What a compiled specialization depends on (`value_kind` is a function of it):
     cheap to compute on every call. A tuple's is its items' (up to a size and a depth,
-    like its kind), so a tuple of two arrays never runs code made for three."""
+    like its kind), so a tuple of two arrays never runs code made for three. A list's is
+    its items' one signature when they all have the same, without the length, since its
+    kind `list<K>` has none: lists of 2 and of 20 floats share code (items of one
+    signature have one kind, of which the list's kind is a function). Other lists (empty,
+    or with items of several signatures) keep all their items' signatures, like tuples;
+    lists too long or too deep to have a kind have only their type, like such tuples."""
     t = type(value)
     if t is np.ndarray:
         return (value.shape, value.dtype.str)
     if (t is tuple or t is list) and len(value) <= MAX_TUPLE_ITEMS and depth < MAX_TUPLE_DEPTH:
-        return (t, tuple([_signature(v, depth + 1) for v in value]))
+        items = [_signature(v, depth + 1) for v in value]
+        if t is list and items and items.count(items[0]) == len(items):
+            return (LIST_OF, items[0])
+        return (t, tuple(items))
     return t
 
 
@@ -135,9 +148,9 @@ class Transformed:
         self._simple = all(p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD
                            for p in sig.parameters.values())
         self.compile_count = 0
-        # Arguments are checked when a signature is first seen; containers (whose
-        # signature does not say what they hold) on every call.
-        self._check_each_call = False
+        # Arguments are checked when their signatures are first seen, and on every call
+        # for these signatures, which do not prove them fit (`check_each_call`).
+        self._check_each_call: set[tuple] = set()
 
     @property
     def graph(self) -> Graph:
@@ -150,14 +163,14 @@ class Transformed:
 
     def _get(self, args: tuple = ()) -> Compiled:  # noqa: D401
         """The code for arguments like `args`: compiled once per argument signature
-        (Python floats and ints, NumPy arrays by dtype and shape, and tuples of them by
-        their structure, are specialized; other values share generic code)."""
+        (Python floats and ints, NumPy arrays by dtype and shape, tuples of them by
+        their structure and lists by their items' one signature, whatever their length,
+        are specialized; other values share generic code)."""
         key = tuple(map(_signature, args))
         compiled = self._compiled.get(key)
         if compiled is None:
-            if any(isinstance(a, (tuple, list, dict)) or hasattr(a, "__dataclass_fields__")
-                   for a in args):
-                self._check_each_call = True
+            if self.check_each_call(key):
+                self._check_each_call.add(key)
             kinds = tuple(value_kind(a) for a in args)
             # The cyclic garbage collector is paused while compiling: compiling makes
             # many IR objects that live until it ends (graphs and nodes refer to each
@@ -182,7 +195,8 @@ class Transformed:
         args = self.bind(args, kwargs)
         key = tuple(map(_signature, args))
         compiled = self._compiled.get(key)
-        if compiled is None or self._check_each_call:
+        # (A function that never needs a second check pays one truth test of an empty set.)
+        if compiled is None or (self._check_each_call and key in self._check_each_call):
             self.check_arguments(args)
             if compiled is None:
                 compiled = self._get(args)
@@ -196,6 +210,13 @@ class Transformed:
 
     def check_arguments(self, args: tuple) -> None:
         """Refuse arguments this transform cannot take (overridden by `grad`)."""
+
+    def check_each_call(self, key: tuple) -> bool:
+        """Whether arguments with the signatures `key` must be checked on every call,
+        not only on the first: when the signatures do not prove that `check_arguments`
+        accepts every value that has them (overridden by `grad`; here nothing is
+        checked)."""
+        return False
 
     @property
     def source(self) -> str:

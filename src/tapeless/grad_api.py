@@ -8,7 +8,15 @@ from typing import Any
 import numpy as np
 
 from .ad.api_graphs import TRANSFORM, grad_graph
-from .api import Transformed, _api, graph_of, load, positional_arguments, python_function
+from .api import (
+    LIST_OF,
+    Transformed,
+    _api,
+    graph_of,
+    load,
+    positional_arguments,
+    python_function,
+)
 from .errors import GradError
 from .runtime import from_structure, is_struct, to_structure
 
@@ -36,6 +44,30 @@ def _integer_leaf(x: Any) -> str | None:
         if found is not None:
             return found
     return None
+
+
+# Leaf types whose values may be (or hold) an integer leaf: a signature that is one of
+# these types does not show what the value holds, or is one (`_integer_leaf`'s cases).
+_MAYBE_INTEGER = (int, np.integer, np.bool_, np.ndarray, tuple, list, dict)
+
+
+def _shows_no_integer(sig: Any) -> bool:
+    """Whether every value with this signature (`tapeless.api._signature`) has no integer
+    or boolean leaf (`_integer_leaf` finds none). Signatures record the type of every
+    leaf of tuples and lists up to their size and depth limits and the dtype of every
+    array, so for floats, float arrays and tuples and lists of them they prove it, and
+    the check need not walk the arguments again on later calls; a dict, a dataclass, a
+    NamedTuple, an array subclass, a long or deep tuple or list has only its type."""
+    if isinstance(sig, type):
+        import dataclasses
+
+        return not issubclass(sig, _MAYBE_INTEGER) and not dataclasses.is_dataclass(sig)
+    head, rest = sig
+    if head is tuple or head is list:
+        return all(_shows_no_integer(s) for s in rest)
+    if head == LIST_OF:
+        return _shows_no_integer(rest)
+    return np.dtype(rest).kind not in "biu"  # an array: (shape, dtype.str)
 
 
 class GradFunction(Transformed):
@@ -69,6 +101,13 @@ class GradFunction(Transformed):
                     f"argument {a}: it is (or contains) {found}, and only floating-point "
                     "values can be differentiated; pass a float (e.g. 3.0), or leave "
                     "this argument out of argnums")
+
+    def check_each_call(self, key: tuple) -> bool:
+        """Arguments are checked again on each call unless their signatures show that
+        the differentiated ones have no integer leaf (one walk of them per call, the
+        signature's): containers of floats and arrays are not walked twice."""
+        nums = (self.argnums,) if isinstance(self.argnums, int) else self.argnums
+        return not all(-len(key) <= a < len(key) and _shows_no_integer(key[a]) for a in nums)
 
 
 @_api

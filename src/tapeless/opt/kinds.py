@@ -148,7 +148,7 @@ def items_of(k: str | None) -> tuple[str | None, ...] | None:
 
 def value_kind(value: object, depth: int = 0) -> str | None:
     """The kind of a run-time value (for specializing on arguments: a function of
-    `tapeless.api.signature(value)`)."""
+    `tapeless.api._signature(value)`)."""
     if type(value) is float:
         return FLOAT
     if type(value) is int:
