@@ -410,7 +410,7 @@ def scatter_add_known(acc: Any, x: Any, indices: tuple, ds: tuple) -> Any:
     if type(x) is list:
         if acc is ZERO:
             acc = [ZERO] * len(x)
-        for i, d in zip(indices, ds):
+        for i, d in zip(indices, ds, strict=True):
             a = acc[i]
             acc[i] = d if a is ZERO else a + d
         return acc
@@ -418,7 +418,7 @@ def scatter_add_known(acc: Any, x: Any, indices: tuple, ds: tuple) -> Any:
         import numpy as np
 
         acc = np.zeros(x.shape)
-    for i, d in zip(indices, ds):
+    for i, d in zip(indices, ds, strict=True):
         acc[i] += d
     return acc
 
