@@ -218,9 +218,10 @@ def _const(node: Node) -> object:
 _MISSING = object()
 
 
-def _array_kind(name: str, node: Apply, args: list[str | None],
-                facts: LoopFacts | None = None, assumed: dict | None = None) -> str | None:
-    """Kinds of array operations whose shape follows from their inputs' shapes."""
+def _array_kind(name: str, node: Apply, args: list[str | None], facts: LoopFacts | None,
+                depth: int, assumed: dict | None) -> str | None:
+    """Kinds of array operations whose shape follows from their inputs' shapes (`depth`:
+    the caller's, for the index inference some of them recurse into)."""
     if not any((a or "").startswith("array") for a in args):
         return None
     shapes = [_scalar_shape(a) for a in args]
@@ -274,11 +275,11 @@ def _array_kind(name: str, node: Apply, args: list[str | None],
                 return array(_keep_dtype(args[0]), rest)
             # (an item of an object or string array may be anything)
             return SCALAR if dtype_of(args[0]) in ("f8", "i8", "b1") else None
-        bounds = _constant_slice(index, facts, 1, assumed)
+        bounds = _constant_slice(index, facts, depth + 1, assumed)
         if bounds is not None:
             n = len(range(*bounds.indices(first[0])))
             return array(_keep_dtype(args[0]), (n,) + first[1:])
-        shape = _index_shape(first, index, facts, assumed)
+        shape = _index_shape(first, index, facts, depth + 1, assumed)
         if shape is None:
             return None
         return array(_keep_dtype(args[0]), shape) if shape else None
@@ -337,7 +338,7 @@ def _index_parts(index: Node) -> list[Node] | None:
     return None
 
 
-def _index_shape(shape: tuple[int, ...], index: Node, facts: LoopFacts | None,
+def _index_shape(shape: tuple[int, ...], index: Node, facts: LoopFacts | None, depth: int,
                  assumed: dict | None) -> tuple[int, ...] | None:
     """The shape of `x[index]` for a tuple of `None`s, constant slices, ints and (at most
     one) int64 array, where x has `shape`; None where unknown."""
@@ -354,12 +355,12 @@ def _index_shape(shape: tuple[int, ...], index: Node, facts: LoopFacts | None,
             continue
         if axis >= len(shape):
             return None
-        bounds = _constant_slice(p, facts, 1, assumed)
+        bounds = _constant_slice(p, facts, depth + 1, assumed)
         if bounds is not None:
             out.append(len(range(*bounds.indices(shape[axis]))))
             axis += 1
             continue
-        k = kind(p, facts, 1, assumed)
+        k = kind(p, facts, depth + 1, assumed)
         if k == INT:
             axis += 1
             continue
@@ -369,7 +370,7 @@ def _index_shape(shape: tuple[int, ...], index: Node, facts: LoopFacts | None,
             axis += 1
             continue
         return None
-    if advanced is not None and any(kind(p, facts, 1, assumed) == INT for p in parts):
+    if advanced is not None and any(kind(p, facts, depth + 1, assumed) == INT for p in parts):
         return None  # ints then take part in the advanced index
     out.extend(shape[axis:])
     if advanced is not None:
@@ -664,7 +665,7 @@ def _infer(node: Node, facts: LoopFacts | None, depth: int,
     if (name in _UNARY or name in _ELEMENTWISE) and SCALAR in args and \
             all(a in (FLOAT, INT, SCALAR) for a in args):
         return SCALAR
-    result = _array_kind(name, node, args, facts, assumed)
+    result = _array_kind(name, node, args, facts, depth, assumed)
     if result is not None:
         return result
     if name == "getitem_sens" and dtype_of(args[0]) == "f8" and dtype_of(args[1]) == "f8":
