@@ -732,23 +732,17 @@ def _tuple_op_kind(name: str, node: Apply, args: list[str | None]) -> str | None
 
 def _list_map_kind(node: Apply, facts: LoopFacts | None, depth: int,
                    assumed: dict | None) -> str | None:
-    """[f(x) for x in seq]: f's result kind, with x of seq's elements' kind."""
+    """[f(x) for x in seq]: f's result kind, with x of seq's elements' kind. (The
+    derivative of a comprehension maps (value, backpropagator) pairs, then projects the
+    values: the pairs' list has a kind `list<tuple<K|?>>`, so the projection needs no
+    case of its own.)"""
     f, seq = node.inputs[1:3]
     if not (isinstance(f, Constant) and hasattr(f.value, "parameters")) or \
             len(f.value.parameters) != 1:
         return None
-    projection = _pair_projection(f.value, seq)
-    if projection is not None:
-        # The derivative of a comprehension maps (value, backpropagator) pairs, then
-        # projects the values: the kind of the first map's results' element i.
-        i, g, inner_seq = projection
-        element = _elements(inner_seq, facts, depth, assumed)
-        out = None if element is None else _item_kind(
-            g.output, i, facts, depth + 1, _bind(g.parameters, [element], assumed))  # type: ignore
-    else:
-        element = _elements(seq, facts, depth, assumed)
-        out = None if element is None else kind(
-            f.value.output, facts, depth + 1, _bind(f.value.parameters, [element], assumed))
+    element = _elements(seq, facts, depth, assumed)
+    out = None if element is None else kind(
+        f.value.output, facts, depth + 1, _bind(f.value.parameters, [element], assumed))
     return list_of(out) if out is not None and not _is_list(out) else None
 
 
@@ -784,21 +778,6 @@ def _elements(seq: Node, facts: LoopFacts | None, depth: int, assumed: dict | No
     if _prim_name(seq) == "range":
         return INT
     return element_of(kind(seq, facts, depth + 1, assumed)) or None
-
-
-def _pair_projection(f: object, seq: Node) -> tuple[int, object, Node] | None:
-    """`f` is `lambda item: item[i]` and `seq` is `list_map(g, inner_seq)`."""
-    out = f.output  # type: ignore[attr-defined]
-    params = f.parameters  # type: ignore[attr-defined]
-    if len(params) != 1 or _prim_name(out) not in ("tuple_getitem", "getitem") or \
-            out.inputs[1] is not params[0] \
-            or not isinstance(out.inputs[2], Constant) or _prim_name(seq) != "list_map":
-        return None
-    g = seq.inputs[1]  # type: ignore[attr-defined]
-    if not (isinstance(g, Constant) and hasattr(g.value, "parameters")) or \
-            len(g.value.parameters) != 1:
-        return None
-    return out.inputs[2].value, g.value, seq.inputs[2]  # type: ignore[attr-defined]
 
 
 def _item_kind(node: Node, i: int, facts: LoopFacts | None, depth: int,
