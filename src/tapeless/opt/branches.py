@@ -17,7 +17,7 @@ from ..ir.nodes import (
     is_inside,
 )
 from ..primitives import PRIMITIVES
-from .kinds import _is_switch_call
+from .kinds import is_switch_call
 from .loops import _is, rebuild_closure
 
 P = PRIMITIVES
@@ -39,7 +39,7 @@ def branch_backprops(graphs: list[Graph], use: dict[int, list[tuple[Node | None,
         if is_constant_graph(g.output):
             refs[g.output.value.id] = refs.get(g.output.value.id, 0) + 1  # type: ignore
     return any(
-        _is_switch_call(node) and node.id not in replace and
+        is_switch_call(node) and node.id not in replace and
         all(refs.get(b.value.id, 0) == 1 for b in node.inputs[0].inputs[2:4]) and  # type: ignore
         _rewrite_switch(g, node, use, replace)  # type: ignore[arg-type]
         for g in graphs for node in graph_nodes(g))

@@ -333,7 +333,7 @@ def _array_kind(name: str, node: Apply, args: list[str | None], facts: LoopFacts
 def _index_parts(index: Node) -> list[Node] | None:
     if isinstance(index, Constant) and type(index.value) is tuple:
         return [Constant(v) for v in index.value]
-    if _prim_name(index) == "make_tuple":
+    if prim_name(index) == "make_tuple":
         return list(index.inputs[1:])  # type: ignore[attr-defined]
     return None
 
@@ -382,7 +382,7 @@ def _constant_slice(index: Node, facts: LoopFacts | None = None, depth: int = 0,
                     assumed: dict | None = None) -> slice | None:
     if isinstance(index, Constant) and isinstance(index.value, slice):
         return index.value
-    if _prim_name(index) == "make_slice":
+    if prim_name(index) == "make_slice":
         bounds = []
         for i in index.inputs[1:]:  # type: ignore[attr-defined]
             if isinstance(i, Constant) and i.value is None:
@@ -404,7 +404,7 @@ def int_value(node: Node, facts: LoopFacts | None = None, depth: int = 0,
         return node.value if type(node.value) is int else None
     if depth > 40:
         return None
-    name = _prim_name(node)
+    name = prim_name(node)
     if name in ("add", "sub", "mul", "floordiv") and isinstance(node, Apply):
         a, b = (int_value(x, facts, depth + 1, assumed) for x in node.inputs[1:3])
         if a is None or b is None or (name == "floordiv" and b == 0):
@@ -413,7 +413,7 @@ def int_value(node: Node, facts: LoopFacts | None = None, depth: int = 0,
                 "floordiv": a // b if b else 0}[name]
     if name in ("getitem", "tuple_getitem") and isinstance(node, Apply):
         seq, i = node.inputs[1:3]
-        if _prim_name(seq) == "getattr" and isinstance(seq.inputs[2], Constant) and \
+        if prim_name(seq) == "getattr" and isinstance(seq.inputs[2], Constant) and \
                 seq.inputs[2].value == "shape" and isinstance(i, Constant) and \
                 type(i.value) is int:  # type: ignore[attr-defined]
             shape = shape_of(kind(seq.inputs[1], facts, depth + 1, assumed))  # type: ignore
@@ -422,29 +422,29 @@ def int_value(node: Node, facts: LoopFacts | None = None, depth: int = 0,
     return None
 
 
-def _sequence_items(node: Node, facts: LoopFacts | None = None) -> list[Node] | None:
+def sequence_items(node: Node, facts: LoopFacts | None = None) -> list[Node] | None:
     """The element nodes of a tuple or list display (or `list(...)` of one). With loop
     facts, a display a forward loop saved, for a backward loop's read of it: then the
     elements are the forward loop's nodes, good for their kinds only."""
-    if facts is not None and _prim_name(node) == "tuple_getitem" and \
+    if facts is not None and prim_name(node) == "tuple_getitem" and \
             isinstance(node.inputs[2], Constant) and type(node.inputs[2].value) is int:  # type: ignore[attr-defined]
-        item = _item(node.inputs[1], node.inputs[2].value, facts)  # type: ignore[attr-defined]
+        item = item_nodes(node.inputs[1], node.inputs[2].value, facts)  # type: ignore[attr-defined]
         if item is not None and len(item) == 1 and item[0] is not node:
-            return _sequence_items(item[0], facts)
+            return sequence_items(item[0], facts)
     if not (isinstance(node, Apply) and isinstance(node.inputs[0], Constant)):
         return None
     name = getattr(node.inputs[0].value, "name", None)
     if name in ("make_tuple", "make_list"):
         return node.inputs[1:]
     if name == "list" and len(node.inputs) == 2:
-        return _sequence_items(node.inputs[1], facts)
+        return sequence_items(node.inputs[1], facts)
     return None
 
 
 def _concatenate_kind(node: Apply, facts: LoopFacts | None, depth: int,
                       assumed: dict | None) -> str | None:
     """np.concatenate of a display of float64 arrays along axis 0 (the default)."""
-    items = _sequence_items(node.inputs[1])
+    items = sequence_items(node.inputs[1])
     axis = _const(node.inputs[2]) if len(node.inputs) > 2 else 0
     if not items or type(axis) is not int:
         return None
@@ -617,14 +617,14 @@ def _infer(node: Node, facts: LoopFacts | None, depth: int,
             if node.id in facts.popped:
                 return kind(facts.popped[node.id], facts, depth + 1, assumed)
         if isinstance(index, Constant) and isinstance(index.value, int):
-            item = _item(seq, index.value, facts)
+            item = item_nodes(seq, index.value, facts)
             if item is not None:
                 # A value a forward loop saved, read back in its backward loop: forward
                 # nodes never depend on backward ones, so the search starts afresh there.
                 start = 0 if facts is not None and seq.id in facts.popped else depth + 1
                 return _common([kind(i, facts, start, assumed) for i in item])
             return _item_kind(seq, index.value, facts, depth + 1, assumed)
-    if _is_switch_call(node):
+    if is_switch_call(node):
         outs = [b.value.output for b in node.inputs[0].inputs[2:4]]  # type: ignore
         return _common([kind(o, facts, depth + 1, assumed) for o in outs])
     if name == "list_map":
@@ -647,9 +647,9 @@ def _infer(node: Node, facts: LoopFacts | None, depth: int,
         return _tuple_op_kind(name, node, args)
     if name == "make_list":
         return _list_of_items(args)
-    if name == "list" and len(node.inputs) == 2 and _sequence_items(node.inputs[1]) is not None:
+    if name == "list" and len(node.inputs) == 2 and sequence_items(node.inputs[1]) is not None:
         return _list_of_items([kind(i, facts, depth + 1, assumed)
-                               for i in _sequence_items(node.inputs[1])])  # type: ignore
+                               for i in sequence_items(node.inputs[1])])  # type: ignore
     if name == "list" and (not args or (isinstance(node.inputs[1], Constant) and
                                         type(node.inputs[1].value) is tuple and
                                         node.inputs[1].value == ())):
@@ -767,7 +767,8 @@ def _with_arguments(node: Apply, g: Graph, facts: LoopFacts | None, depth: int,
                  assumed)
 
 
-def _prim_name(node: Node) -> str | None:
+def prim_name(node: Node) -> str | None:
+    """The name of the primitive `node` applies (a constant callee), else None."""
     if isinstance(node, Apply) and isinstance(node.inputs[0], Constant):
         return getattr(node.inputs[0].value, "name", None)
     return None
@@ -775,7 +776,7 @@ def _prim_name(node: Node) -> str | None:
 
 def _elements(seq: Node, facts: LoopFacts | None, depth: int, assumed: dict | None
               ) -> str | None:
-    if _prim_name(seq) == "range":
+    if prim_name(seq) == "range":
         return INT
     return element_of(kind(seq, facts, depth + 1, assumed)) or None
 
@@ -787,7 +788,7 @@ def _item_kind(node: Node, i: int, facts: LoopFacts | None, depth: int,
         return None
     if not isinstance(node, Apply):  # a parameter of a known tuple kind
         return _tuple_item(kind(node, facts, depth + 1, assumed), i)
-    if _prim_name(node) == "make_tuple":
+    if prim_name(node) == "make_tuple":
         return kind(node.inputs[1 + i], facts, depth + 1, assumed) \
             if 0 <= i < len(node.inputs) - 1 else None
     g = _known_call(node, depth)
@@ -802,7 +803,9 @@ def is_f8(k: str | None) -> bool:
     return k is not None and (k == FLOAT or dtype_of(k) == "f8")
 
 
-def _is_switch_call(node: Node) -> bool:
+def is_switch_call(node: Node) -> bool:
+    """Whether `node` is a value-`if`: a call, with no arguments, of what `switch(c,
+    if_true, if_false)` picks between two known functions."""
     if not (isinstance(node, Apply) and len(node.inputs) == 1):
         return False
     sw = node.inputs[0]
@@ -811,17 +814,19 @@ def _is_switch_call(node: Node) -> bool:
             isinstance(b, Constant) and hasattr(b.value, "parameters") for b in sw.inputs[2:4])
 
 
-def _item(seq: Node, i: int, facts: LoopFacts | None) -> list[Node] | None:
-    """The nodes `seq[i]` may be: an element of a tuple display, or of each branch's."""
+def item_nodes(seq: Node, i: int, facts: LoopFacts | None) -> list[Node] | None:
+    """The nodes `seq[i]` may be: an element of a tuple display, or of each branch's
+    (through a value-`if`, and from a backward loop's read back to what its forward loop
+    saved), else None."""
     if isinstance(seq, Apply) and isinstance(seq.inputs[0], Constant) and \
             getattr(seq.inputs[0].value, "name", None) == "make_tuple":
         return [seq.inputs[1 + i]] if 0 <= i < len(seq.inputs) - 1 else None
     if facts is not None and seq.id in facts.popped:
-        return _item(facts.popped[seq.id], i, facts)
-    if _is_switch_call(seq):
+        return item_nodes(facts.popped[seq.id], i, facts)
+    if is_switch_call(seq):
         items = []
         for b in seq.inputs[0].inputs[2:4]:  # type: ignore[union-attr]
-            found = _item(b.value.output, i, facts)
+            found = item_nodes(b.value.output, i, facts)
             if found is None:
                 return None
             items.extend(found)

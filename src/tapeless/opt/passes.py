@@ -35,17 +35,18 @@ from .kinds import (
     FLOAT,
     INT,
     SCALAR,
-    _is_switch_call,
-    _item,
     array,
     dtype_of,
     element_of,
     is_f8,
+    is_switch_call,
     is_tuple,
+    item_nodes,
     items_of,
     kind,
     ndim_of,
     same_array,
+    sequence_items,
     shape_of,
 )
 from .loops import LoopFacts, drop_dead_state, lower_stacks, prune_saved, uses
@@ -305,7 +306,7 @@ def _never_zero(node: Node, facts: LoopFacts | None, assumed: set | None,
     if isinstance(node, Parameter):
         return facts is not None and facts.inductive(
             node, lambda n, a: never_zero(n, facts, a, depth + 1), assumed)
-    if _is_switch_call(node):  # a value-`if`: each branch's value
+    if is_switch_call(node):  # a value-`if`: each branch's value
         return all(never_zero(b.value.output, facts, assumed, depth + 1)  # type: ignore
                    for b in node.inputs[0].inputs[2:4])  # type: ignore[attr-defined]
     p = prim_of(node)
@@ -314,7 +315,7 @@ def _never_zero(node: Node, facts: LoopFacts | None, assumed: set | None,
     assert isinstance(node, Apply)
     if p.name == "tuple_getitem" and isinstance(node.inputs[2], Constant) and \
             isinstance(node.inputs[2].value, int):
-        items = _item(node.inputs[1], node.inputs[2].value, facts)
+        items = item_nodes(node.inputs[1], node.inputs[2].value, facts)
         if items is not None:
             return all(never_zero(i, facts, assumed, depth + 1) for i in items)
     if p.name in _NUMERIC or p.name.startswith(_NEVER_ZERO_PREFIXES):
@@ -398,15 +399,14 @@ def _tuple_sens_display(ctx: Context, node: Apply) -> Node | None:
     display, ZERO elsewhere (a tuple of ZEROs where `d` is ZERO: also a zero), which
     the rewrites of displays then take apart."""
     d, i, like = node.inputs[1:]
-    from .kinds import _sequence_items
     items: list[Node] | None = _tuple_items(like)
     known = items_of(kind(like, ctx.facts))
     if items is None and known is not None:
         items = [Constant(ZERO)] * len(known)  # (a tuple of known kind: its length only)
     if items is None and is_prim(like, "tuple_getitem"):
         # A tuple a forward loop saved (its elements are that loop's nodes: count only).
-        found = _sequence_items(like, ctx.facts)
-        forward = _item(like.inputs[1], like.inputs[2].value, ctx.facts) \
+        found = sequence_items(like, ctx.facts)
+        forward = item_nodes(like.inputs[1], like.inputs[2].value, ctx.facts) \
             if isinstance(like.inputs[2], Constant) and type(like.inputs[2].value) is int \
             else None  # type: ignore[union-attr]
         if found is not None and forward is not None and is_prim(forward[0], "make_tuple"):
@@ -916,8 +916,7 @@ def _concat_piece(ctx: Context, node: Apply) -> Node | None:
         return None
     assert isinstance(t, Apply)
     d, arrays, axis = t.inputs[1:]
-    from .kinds import _sequence_items
-    items = _sequence_items(arrays, ctx.facts)
+    items = sequence_items(arrays, ctx.facts)
     kd = kind(d, ctx.facts)
     if items is None or not 0 <= i.value < len(items) or not isinstance(axis, Constant) or \
             type(axis.value) is not int or dtype_of(kd) != "f8":
@@ -941,8 +940,7 @@ def _concat_piece(ctx: Context, node: Apply) -> Node | None:
 def _split_indices_known(ctx: Context, node: Apply) -> Node | None:
     """Where `np.concatenate(arrays, axis)` splits its gradient, from the arrays' shapes."""
     arrays, axis = node.inputs[1:]
-    from .kinds import _sequence_items
-    items = _sequence_items(arrays, ctx.facts)
+    items = sequence_items(arrays, ctx.facts)
     if items is None or not isinstance(axis, Constant) or type(axis.value) is not int:
         return None
     shapes = [shape_of(kind(i, ctx.facts)) for i in items]

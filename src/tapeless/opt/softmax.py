@@ -14,7 +14,7 @@ import math
 from typing import TYPE_CHECKING
 
 from ..ir.nodes import Apply, Constant, Node
-from .kinds import FLOAT, INT, SCALAR, _prim_name, dtype_of, kind, ndim_of, shape_of
+from .kinds import FLOAT, INT, SCALAR, dtype_of, kind, ndim_of, prim_name, shape_of
 
 if TYPE_CHECKING:
     from .loops import LoopFacts
@@ -24,7 +24,7 @@ _SUM = ("np.sum", "method.sum")
 
 
 def _args(node: Node, names: tuple[str, ...]) -> list[Node] | None:
-    return list(node.inputs[1:]) if _prim_name(node) in names else None  # type: ignore
+    return list(node.inputs[1:]) if prim_name(node) in names else None  # type: ignore
 
 
 def reduced_axes(axis: Node, ndim: int) -> tuple[int, ...] | None:
@@ -58,7 +58,7 @@ def _reduction(node: Node, names: tuple[str, ...], ndim: int
 def _spread(node: Node, axes: tuple[int, ...], ndim: int) -> tuple[Node, bool]:
     """(r, expanded) where `node` puts the reduced axes back into `r`
     (`np.expand_dims(r, axes)`, `expand_reduced(r, x, axes, False)`), else (node, False)."""
-    name = _prim_name(node)
+    name = prim_name(node)
     if name == "np.expand_dims" and reduced_axes(node.inputs[2], ndim) == axes:  # type: ignore
         return node.inputs[1], True  # type: ignore[attr-defined]
     if name == "expand_reduced" and isinstance(node.inputs[4], Constant) and \
@@ -82,7 +82,7 @@ def _shape(node: Node, facts: LoopFacts | None) -> tuple[int, ...] | None:
 
 def _factors(node: Node) -> list[tuple[Node, Node]]:
     """The two orders of `x * y`."""
-    if _prim_name(node) != "mul":
+    if prim_name(node) != "mul":
         return []
     a, b = node.inputs[1:]  # type: ignore[attr-defined]
     return [(a, b), (b, a)]
@@ -96,7 +96,7 @@ def _same(a: Node, b: Node, facts: LoopFacts | None) -> bool:
         return True
     if isinstance(a, Constant) and isinstance(b, Constant):
         return type(a.value) is float and type(b.value) is float and a.value == b.value
-    if _prim_name(a) == _prim_name(b) == "sens_of" and a.inputs[1] is b.inputs[1]:  # type: ignore
+    if prim_name(a) == prim_name(b) == "sens_of" and a.inputs[1] is b.inputs[1]:  # type: ignore
         ka, kb = kind(a.inputs[2], facts), kind(b.inputs[2], facts)  # type: ignore
         return shape_of(ka) is not None and ka == kb
     return False
@@ -130,7 +130,7 @@ def _max_of(a: Node, spread_mx: Node, facts: LoopFacts | None) -> _Max | None:
 
 
 def _spread_source(node: Node) -> Node | None:
-    if _prim_name(node) in ("np.expand_dims", "expand_reduced"):
+    if prim_name(node) in ("np.expand_dims", "expand_reduced"):
         return node.inputs[1]  # type: ignore[attr-defined]
     return None
 
@@ -138,9 +138,9 @@ def _spread_source(node: Node) -> Node | None:
 def _summed(total: Node, facts: LoopFacts | None) -> tuple[Node, Node] | None:
     """(w, axis) where `total` sums w over `axis` (None: all axes): `np.sum(w, axis)`, or
     `unbroadcast(w, x)` for a number x (before the optimizer rewrites it as a sum)."""
-    if _prim_name(total) in _SUM:
+    if prim_name(total) in _SUM:
         return total.inputs[1], total.inputs[2]  # type: ignore[attr-defined]
-    if _prim_name(total) == "unbroadcast" and \
+    if prim_name(total) == "unbroadcast" and \
             kind(total.inputs[2], facts) in (FLOAT, SCALAR):  # type: ignore[attr-defined]
         return total.inputs[1], Constant(None)  # type: ignore[attr-defined]
     return None
@@ -156,12 +156,12 @@ def _softmax_sum(total: Node, facts: LoopFacts | None, negated: bool = False
         return None
     w, axis = found
     if negated:
-        if _prim_name(w) != "neg":
+        if prim_name(w) != "neg":
             return None
         w = w.inputs[1]  # type: ignore[attr-defined]
     for f, y in _factors(w):
         sub = _args(y, ("np.exp",))
-        if sub is None or _prim_name(sub[0]) != "sub":
+        if sub is None or prim_name(sub[0]) != "sub":
             continue
         a, spread_mx = sub[0].inputs[1:]  # type: ignore[attr-defined]
         mx = _max_of(a, spread_mx, facts)
@@ -188,23 +188,23 @@ def _softmax_sum(total: Node, facts: LoopFacts | None, negated: bool = False
 def _cancelling(delta: Node, facts: LoopFacts | None) -> tuple[_Max, Node] | None:
     """(mx, w) where `delta` is `d − Σ_k w_k` for a softmax sum (see `_softmax_sum`) and
     `d` laid out like the sum: mathematically zero."""
-    name = _prim_name(delta)
+    name = prim_name(delta)
     pairs: list[tuple[Node, Node, bool]] = []  # (d, total, whether total sums −w)
     if name == "sub":
         pairs = [(delta.inputs[1], delta.inputs[2], False)]  # type: ignore[attr-defined]
     elif name in ("add", "gadd"):
         a, b = delta.inputs[1:]  # type: ignore[attr-defined]
         for p, n in ((a, b), (b, a)):
-            if _prim_name(n) == "neg":
+            if prim_name(n) == "neg":
                 pairs.append((p, n.inputs[1], False))  # type: ignore[attr-defined]
-            elif _prim_name(n) == "unbroadcast":
+            elif prim_name(n) == "unbroadcast":
                 pairs.append((p, n, True))
     for p, total, negated in pairs:
         found = _softmax_sum(total, facts, negated)
         if found is None:
             continue
         mx, d, w = found
-        plain = p.inputs[1] if _prim_name(p) in ("reshape_like", "np.expand_dims",
+        plain = p.inputs[1] if prim_name(p) in ("reshape_like", "np.expand_dims",
                                                  "np.reshape") else p  # type: ignore
         if not _same(plain, d, facts):
             continue
