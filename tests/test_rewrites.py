@@ -3,6 +3,8 @@ unoptimized gradient and finite differences, including where they must not apply
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pytest
 
@@ -303,3 +305,100 @@ def test_kinds_of_unusual_values_are_not_guessed():
     x = np.array(1.5)
     assert tl.jit(sum_over_axis_of_a_number)(x) == sum_over_axis_of_a_number(x)
     assert tl.grad(sum_over_axis_of_a_number)(x) == 1.0
+
+
+# --- kinds of calls with constant axes, against NumPy ---------------------------------------
+
+_REDUCTIONS = ("np.sum", "np.mean", "np.prod", "np.max", "method.sum", "method.max")
+_AXES = (None, 0, 1, -1, 2, -3, 3, -4, (), (0, 2), (2, 0), (-1, 0), (0, -3), (1, 1),
+         (0, 3), True, [0])
+
+
+def _axis_calls():
+    """(primitive, shape, arguments after the array) for reductions, `squeeze` and
+    `expand_dims`, valid and not."""
+    for name in _REDUCTIONS:
+        dtype = () if name.endswith(("max", "min")) else (None,)
+        for shape in ((2, 1, 3), ()):
+            for axis in _AXES:
+                for keepdims in (False, True):
+                    yield name, shape, (axis, *dtype, keepdims)
+        yield name, (2, 1, 3), (0, *dtype, None)  # keepdims=None: a TypeError
+    for name in ("np.squeeze", "method.squeeze"):
+        for shape in ((2, 1, 3), (1, 1), ()):
+            for axis in _AXES:
+                yield name, shape, (axis,)
+    for shape in ((2, 1, 3), ()):
+        for axis in (None, 0, 3, -1, -4, 4, -5, (), (0, -1), (-1, 0), (1, 3), (0, 0),
+                     (0, -4), (0, 4), (0, -5), (0, 1, 2, 3, 4), True, [0]):
+            yield "np.expand_dims", shape, (axis,)
+
+
+def _numpy_kind(name, shape, args):
+    """The kind of what NumPy returns for the call, or "raises"."""
+    from tapeless.opt.kinds import SCALAR, array
+
+    x = np.zeros(shape)
+    fn = functools.partial(getattr(np, name[3:]), x) if name.startswith("np.") else \
+        getattr(x, name[7:])
+    keywords = dict(zip(("axis", "keepdims") if len(args) == 2 else
+                        ("axis", "dtype", "keepdims"), args, strict=False))
+    try:
+        r = fn(**keywords)
+    except (TypeError, ValueError):  # (AxisError is a ValueError)
+        return "raises"
+    if isinstance(r, np.generic):
+        return SCALAR
+    assert isinstance(r, np.ndarray) and r.dtype == np.float64
+    return array("f8", r.shape)
+
+
+@pytest.mark.parametrize("name, shape, args", list(_axis_calls()),
+                         ids=lambda v: str(v).replace(" ", ""))
+def test_kinds_of_calls_with_constant_axes_are_numpys(name, shape, args):
+    """Negative axes, tuples of axes (`expand_dims`'s against the result's dimensions),
+    duplicates and axes out of range (where NumPy raises, the kind is unknown: never a
+    shape), `squeeze` of an axis of length other than 1."""
+    from tapeless.ir.nodes import Graph
+    from tapeless.opt.kinds import NUMERIC, array, kind
+    from tapeless.primitives import PRIMITIVES as P
+
+    g = Graph("f")
+    x = g.add_parameter("x")
+    x.kind = array("f8", shape)
+    got = kind(g.apply(P[name], x, *args))
+    if got == NUMERIC:  # (some number or array: says no more than None)
+        got = None
+    expected = _numpy_kind(name, shape, args)
+    axis = args[0]
+    # Calls whose kind may stay unknown although NumPy gives a value: bools and lists as
+    # axes, squeeze of all axes of length 1, axis 0 (or -1) of a 0-d array.
+    guessed = type(axis) in (int, tuple) or (axis is None and name in _REDUCTIONS)
+    if name != "np.expand_dims" and shape == () and axis not in (None, ()):
+        guessed = False
+    if expected == "raises":
+        assert got is None, (got, expected)
+    elif guessed:
+        assert got == expected, (got, expected)
+    else:
+        assert got in (None, expected), (got, expected)
+
+
+def squeeze_twice(x):
+    s = np.squeeze(x, (1, 1))
+    return x * 2.0 if np.ndim(s) == 2 else x
+
+
+def sum_twice(x):
+    s = np.sum(x, axis=(0, 0))
+    return x * 2.0 if np.ndim(s) == 2 else x
+
+
+@pytest.mark.parametrize("fn", [squeeze_twice, sum_twice])
+def test_calls_naming_an_axis_twice_raise_as_in_numpy(fn):
+    """A kind given to a call NumPy refuses folded `np.ndim` of it (and dropped the call)."""
+    x = np.zeros((2, 1, 3))
+    with pytest.raises(ValueError, match="duplicate value in 'axis'"):
+        fn(x)
+    with pytest.raises(ValueError, match="duplicate value in 'axis'"):
+        tl.jit(fn)(x)

@@ -211,6 +211,19 @@ def _broadcast(shapes: list[tuple[int, ...]]) -> tuple[int, ...] | None:
     return tuple(out)
 
 
+def normalized_axes(axis: object, ndim: int) -> tuple[int, ...] | None:
+    """The axes a constant `axis` argument (an int or a tuple of ints) names in an array of
+    `ndim` dimensions, non-negative and sorted, as NumPy reads them; None where NumPy
+    raises (an axis out of range, one named twice) and for arguments of other types
+    (None, whose meaning is each caller's; bools, lists and NumPy ints, which are not
+    guessed at)."""
+    axes = (axis,) if type(axis) is int else axis if type(axis) is tuple else None
+    if axes is None or not all(type(a) is int and -ndim <= a < ndim for a in axes):
+        return None
+    out = tuple(sorted({a % ndim for a in axes}))
+    return out if len(out) == len(axes) else None
+
+
 def _const(node: Node) -> object:
     return node.value if isinstance(node, Constant) else _MISSING
 
@@ -284,15 +297,11 @@ def _array_kind(name: str, node: Apply, args: list[str | None], facts: LoopFacts
             return None
         return array(_keep_dtype(args[0]), shape) if shape else None
     if name == "np.expand_dims":
+        # The axes are the result's: as many more dimensions as the tuple has items.
         axis = _const(node.inputs[2])
-        axes = (axis,) if type(axis) is int else axis if type(axis) is tuple else None
-        if axes is None or not all(type(a) is int for a in axes):
-            return None
-        ndim = len(first) + len(axes)
-        if not all(-ndim <= a < ndim for a in axes):
-            return None
-        axes = tuple(sorted(a % ndim for a in axes))
-        if len(set(axes)) != len(axes):
+        ndim = len(first) + (len(axis) if type(axis) is tuple else 1)
+        axes = normalized_axes(axis, ndim)
+        if axes is None:
             return None
         rest = iter(first)
         return array(_keep_dtype(args[0]), tuple(1 if i in axes else next(rest)
@@ -301,13 +310,12 @@ def _array_kind(name: str, node: Apply, args: list[str | None], facts: LoopFacts
         axis, keepdims = _const(node.inputs[2]), _const(node.inputs[-1])
         if axis is None and keepdims is False:
             return SCALAR
-        if keepdims is _MISSING or axis is _MISSING:
+        if type(keepdims) is not bool:
             return None
-        axes = (axis,) if isinstance(axis, int) else tuple(axis) if axis is not None \
-            else tuple(range(len(first)))
-        if not all(type(a) is int and -len(first) <= a < len(first) for a in axes):
+        # (NumPy takes axis 0 of a 0-d array, and makes it a scalar: not guessed.)
+        axes = tuple(range(len(first))) if axis is None else normalized_axes(axis, len(first))
+        if axes is None:
             return None
-        axes = tuple(a % len(first) for a in axes)
         shape = tuple(1 if i in axes else n for i, n in enumerate(first)) if keepdims else \
             tuple(n for i, n in enumerate(first) if i not in axes)
         dtype = _dtype(args[:1])
@@ -317,14 +325,9 @@ def _array_kind(name: str, node: Apply, args: list[str | None], facts: LoopFacts
         # A reduction to no axes at all gives a NumPy scalar, not a 0-d array.
         return array(dtype, shape) if shape else SCALAR
     if name in ("np.squeeze", "method.squeeze"):
-        axis = _const(node.inputs[2])
-        axes = (axis,) if type(axis) is int else axis if type(axis) is tuple else None
-        if axes is None or not all(type(a) is int and -len(first) <= a < len(first)
-                                   for a in axes):
-            return None
-        axes = tuple(a % len(first) for a in axes)
-        if any(first[a] != 1 for a in axes):
-            return None
+        axes = normalized_axes(_const(node.inputs[2]), len(first))
+        if axes is None or any(first[a] != 1 for a in axes):
+            return None  # (NumPy refuses to squeeze an axis of another length)
         return array(_keep_dtype(args[0]), tuple(n for i, n in enumerate(first)
                                                  if i not in axes))
     return None

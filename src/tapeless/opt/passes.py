@@ -45,6 +45,7 @@ from .kinds import (
     items_of,
     kind,
     ndim_of,
+    normalized_axes,
     same_array,
     sequence_items,
     shape_of,
@@ -773,11 +774,9 @@ def _broadcast_implicitly(ctx: Context, node: Apply) -> Node | None:
             return node.graph.apply(node.inputs[0], *ins, loc=node.loc, name=node.name)
         if sc is None or not isinstance(axis, Constant) or not isinstance(keepdims, Constant):
             continue
-        axes = (axis.value,) if type(axis.value) is int else axis.value
-        if not isinstance(axes, tuple) or not axes or \
-                not all(type(n) is int and -len(sx) <= n < len(sx) for n in axes):
+        axes = normalized_axes(axis.value, len(sx))
+        if not axes:
             continue
-        axes = tuple(sorted(n % len(sx) for n in axes))
         if keepdims.value is True:
             if sc != tuple(1 if j in axes else n for j, n in enumerate(sx)):
                 continue

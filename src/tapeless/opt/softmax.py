@@ -14,7 +14,17 @@ import math
 from typing import TYPE_CHECKING
 
 from ..ir.nodes import Apply, Constant, Node
-from .kinds import FLOAT, INT, SCALAR, dtype_of, kind, ndim_of, prim_name, shape_of
+from .kinds import (
+    FLOAT,
+    INT,
+    SCALAR,
+    dtype_of,
+    kind,
+    ndim_of,
+    normalized_axes,
+    prim_name,
+    shape_of,
+)
 
 if TYPE_CHECKING:
     from .loops import LoopFacts
@@ -28,17 +38,11 @@ def _args(node: Node, names: tuple[str, ...]) -> list[Node] | None:
 
 
 def reduced_axes(axis: Node, ndim: int) -> tuple[int, ...] | None:
-    """The axes a reduction's constant `axis` names, sorted and non-negative."""
+    """The axes a reduction's constant `axis` names (None: all of them), sorted and
+    non-negative; None where unknown or refused by NumPy (see `normalized_axes`)."""
     if not isinstance(axis, Constant):
         return None
-    v = axis.value
-    if v is None:
-        return tuple(range(ndim))
-    vs = (v,) if type(v) is int else v
-    if type(vs) is not tuple or not all(type(n) is int and -ndim <= n < ndim for n in vs):
-        return None
-    axes = tuple(sorted({n % ndim for n in vs}))
-    return axes if len(axes) == len(vs) else None
+    return tuple(range(ndim)) if axis.value is None else normalized_axes(axis.value, ndim)
 
 
 def _reduction(node: Node, names: tuple[str, ...], ndim: int
@@ -59,7 +63,10 @@ def _spread(node: Node, axes: tuple[int, ...], ndim: int) -> tuple[Node, bool]:
     """(r, expanded) where `node` puts the reduced axes back into `r`
     (`np.expand_dims(r, axes)`, `expand_reduced(r, x, axes, False)`), else (node, False)."""
     name = prim_name(node)
-    if name == "np.expand_dims" and reduced_axes(node.inputs[2], ndim) == axes:  # type: ignore
+    # (`expand_dims` names the axes of its result, which has ndim dimensions; its axis
+    # is never None.)
+    if name == "np.expand_dims" and isinstance(node.inputs[2], Constant) and \
+            normalized_axes(node.inputs[2].value, ndim) == axes:  # type: ignore[attr-defined]
         return node.inputs[1], True  # type: ignore[attr-defined]
     if name == "expand_reduced" and isinstance(node.inputs[4], Constant) and \
             node.inputs[4].value is False and reduced_axes(node.inputs[3], ndim) == axes:  # type: ignore
