@@ -17,6 +17,7 @@ kind is never ZERO."""
 from __future__ import annotations
 
 import functools
+import itertools
 import math
 from functools import lru_cache
 from typing import TYPE_CHECKING
@@ -468,15 +469,33 @@ def _concatenate_kind(node: Apply, facts: LoopFacts | None, depth: int,
 
 class Assumptions(dict):
     """Kinds assumed for parameters while inferring a loop body or a call (made by
-    `assume`, never changed after), with their memoization key."""
+    `assume`, never changed after), with the id of this set of assumptions (0: none),
+    which memoization keys hold."""
 
-    __slots__ = ("key",)
+    __slots__ = ("id",)
+
+
+# Each distinct set of assumptions gets a small int, so that a memo key is a pair of ints,
+# cheap to hash, where the tuple of all assumptions would be hashed again at each lookup
+# (tuples do not cache their hash). Ids are never reused: when the table is cleared (it
+# grows with every set assumed in the process), an equal set gets a fresh id, under which
+# the memo tables merely have no entries yet.
+_ASSUMPTION_IDS: dict[tuple, int] = {(): 0}
+_MAX_ASSUMPTION_IDS = 1 << 14
+_next_assumption_id = itertools.count(1)
 
 
 def assume(base: dict | None, more: dict) -> Assumptions:
     out = Assumptions(base or {})
     out.update(more)
-    out.key = tuple(sorted(out.items()))
+    key = tuple(sorted(out.items()))
+    found = _ASSUMPTION_IDS.get(key)
+    if found is None:
+        if len(_ASSUMPTION_IDS) >= _MAX_ASSUMPTION_IDS:
+            _ASSUMPTION_IDS.clear()
+            _ASSUMPTION_IDS[()] = 0
+        found = _ASSUMPTION_IDS[key] = next(_next_assumption_id)
+    out.id = found
     return out
 
 
@@ -487,10 +506,11 @@ def kind(node: Node, facts: LoopFacts | None = None, depth: int = 0,
         return _kind(node, facts, depth, assumed)
     # Memoized per assumption set (loop state assumed to have a kind while checking the
     # loop body), so shared subexpressions are inferred once.
-    key = (node.id, assumed.key if assumed else ())  # type: ignore[attr-defined]
-    if key not in facts.kinds:
-        facts.kinds[key] = _kind(node, facts, depth, assumed)  # type: ignore[index]
-    return facts.kinds[key]  # type: ignore[index]
+    key = (node.id, assumed.id if assumed else 0)  # type: ignore[attr-defined]
+    found = facts.kinds.get(key, _MISSING)
+    if found is _MISSING:
+        found = facts.kinds[key] = _kind(node, facts, depth, assumed)
+    return found  # type: ignore[return-value]
 
 
 def _state_kinds(info: object, facts: LoopFacts, depth: int,
@@ -502,7 +522,7 @@ def _state_kinds(info: object, facts: LoopFacts, depth: int,
     loop = info.node.id  # type: ignore[attr-defined]
     outputs = info.outputs  # type: ignore[attr-defined]
     n = len(info.init)  # type: ignore[attr-defined]
-    memo = ("state", loop, assumed.key if assumed else ())  # type: ignore[attr-defined]
+    memo = ("state", loop, assumed.id if assumed else 0)  # type: ignore[attr-defined]
     if memo in facts.kinds:
         return facts.kinds[memo]  # type: ignore[return-value]
     if outputs is None:
