@@ -402,3 +402,15 @@ def test_calls_naming_an_axis_twice_raise_as_in_numpy(fn):
         fn(x)
     with pytest.raises(ValueError, match="duplicate value in 'axis'"):
         tl.jit(fn)(x)
+
+
+def test_equal_assumptions_share_one_memo_id():
+    """Kinds are memoized by (node, id of the assumptions): equal sets, made apart, must
+    share an id, and other sets must not."""
+    from tapeless.opt.kinds import assume
+
+    a = assume(None, {(1, -1): "float", (2, 0): "int"})
+    b = assume(assume(None, {(2, 0): "int"}), {(1, -1): "float"})
+    assert a.id == b.id != 0
+    assert assume(a, {(1, -1): "int"}).id not in (a.id, 0)
+    assert assume(None, {}).id == 0
