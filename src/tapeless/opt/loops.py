@@ -104,33 +104,47 @@ class LoopFacts:
         # backward loop's forward loop, the forward loop's stack slot and its push.
         self.popped: dict[int, Node] = {}
         self.pushed_by: dict[int, tuple[LoopInfo, int, Apply]] = {}
-        for _ in range(3):  # outer loops first: a nested loop's stack goes through theirs
-            for back in self.loops:
-                self._link_stack(back)
+        self._link_stacks()
 
-    def _link_stack(self, back: LoopInfo) -> None:
-        if back.cond is None or not back.init or not back.body.parameters or \
-                getattr(back.body, "loop_role", None) != "backward":
-            return
+    def _link_stacks(self) -> None:
+        """Link every backward loop it can, until a pass links none more. A nested
+        loop's stack is found through what its outer backward loop pops, so that loop
+        must be linked first, and `self.loops` need not list outer loops first (it
+        follows the order of `graphs`). Each pass links at least one loop or is the
+        last, and tries only the loops still unlinked: in the usual order (outer loops
+        first) the first pass links them all, and a second, if any are left, is short."""
+        left = [b for b in self.loops if b.cond is not None and b.init and
+                b.body.parameters and getattr(b.body, "loop_role", None) == "backward"]
+        while left:
+            unlinked = [b for b in left if not self._link_stack(b)]
+            if len(unlinked) == len(left):
+                return
+            left = unlinked
+
+    def _link_stack(self, back: LoopInfo) -> bool:
+        """Link the backward loop `back` to the forward loop whose stack it pops: record
+        the push and the values its body pops (`popped`). Returns whether it was
+        linked (not yet, for a nested loop whose outer backward loop is not)."""
         found = self.result_of(back.init[0])
         if found is None:
             found = self._through_popped(back.init[0])
         if found is None:
-            return
+            return False
         fwd, kf = found
         outputs = fwd.outputs
         if outputs is None:
-            return
+            return False
         push = outputs[kf]
         if not (is_call_of(push, "make_tuple") and len(push.inputs) == 3  # type: ignore[union-attr]
                 and push.inputs[2] is fwd.body.parameters[fwd.lead + kf]):  # type: ignore
-            return
+            return False
         self.pushed_by[back.node.id] = (fwd, kf, push)  # type: ignore[assignment]
         p = back.body.parameters[0]
         for n in graph_nodes(back.body):
             if is_call_of(n, "tuple_getitem") and n.inputs[1] is p and \
                     isinstance(n.inputs[2], Constant) and n.inputs[2].value == 0:
                 self.popped[n.id] = push.inputs[1]  # type: ignore[union-attr]
+        return True
 
     def _through_popped(self, start: Node) -> tuple[LoopInfo, int] | None:
         """A nested loop's stack, saved on an outer loop's stack: `start` is `saved[i]`
