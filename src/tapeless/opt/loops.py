@@ -383,11 +383,12 @@ def prune_saved(root: Graph, facts: LoopFacts, replace: dict[int, Node]) -> int:
             is_constant_graph(v) and free_variables(v.value)) for v in values]
         keep: list[int] = []
         same: dict[int, int] = {}  # a value saved twice: read from its first slot
+        first: dict[int, int] = {}  # each kept value's slot, by node id (one lookup each)
         for j in range(len(values)):
             if j in read_index and not plain[j]:
-                first = [k for k in keep if values[k] is values[j]]
-                if first:
-                    same[j] = first[0]
+                k = first.setdefault(values[j].id, j)
+                if k != j:
+                    same[j] = k
                 else:
                     keep.append(j)
         remat = _recomputable(values, keep, facts)
