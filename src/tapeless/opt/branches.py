@@ -18,7 +18,7 @@ from ..ir.nodes import (
 )
 from ..primitives import PRIMITIVES
 from .kinds import is_switch_call
-from .loops import _is, rebuild_closure
+from .loops import is_call_of, rebuild_closure
 
 P = PRIMITIVES
 
@@ -51,11 +51,11 @@ def _rewrite_switch(g: Graph, node: Apply, use: dict[int, list[tuple[Node | None
     cond = sw.inputs[1]  # type: ignore[attr-defined]
     branches: list[Graph] = [b.value for b in sw.inputs[2:4]]  # type: ignore[attr-defined]
     outs = [b.output for b in branches]
-    if any(b.parameters for b in branches) or not all(_is(o, "make_tuple") for o in outs) \
+    if any(b.parameters for b in branches) or not all(is_call_of(o, "make_tuple") for o in outs) \
             or len({len(o.inputs) for o in outs}) != 1:  # type: ignore[union-attr]
         return False
     users = [u for u, _ in use.get(node.id, [])]
-    if any(u is None or not _is(u, "tuple_getitem") or not isinstance(u.inputs[2], Constant)
+    if any(u is None or not is_call_of(u, "tuple_getitem") or not isinstance(u.inputs[2], Constant)
            for u in users):
         return False
     for k in range(len(outs[0].inputs) - 1):  # type: ignore[union-attr]

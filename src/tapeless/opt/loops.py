@@ -42,7 +42,7 @@ class LoopInfo:
     @property
     def outputs(self) -> list[Node] | None:
         out = self.body.output
-        if isinstance(out, Apply) and _is(out, "make_tuple") and \
+        if isinstance(out, Apply) and is_call_of(out, "make_tuple") and \
                 len(out.inputs) - 1 == len(self.init):
             return out.inputs[1:]
         return None
@@ -54,7 +54,9 @@ class LoopInfo:
         return ps
 
 
-def _is(node: Node, name: str) -> bool:
+def is_call_of(node: Node, name: str) -> bool:
+    """Whether `node` applies the primitive called `name` (the rewrites here and in
+    branches.py match the IR by primitive name)."""
     return isinstance(node, Apply) and isinstance(node.inputs[0], Constant) and \
         getattr(node.inputs[0].value, "name", None) == name
 
@@ -102,42 +104,56 @@ class LoopFacts:
         # backward loop's forward loop, the forward loop's stack slot and its push.
         self.popped: dict[int, Node] = {}
         self.pushed_by: dict[int, tuple[LoopInfo, int, Apply]] = {}
-        for _ in range(3):  # outer loops first: a nested loop's stack goes through theirs
-            for back in self.loops:
-                self._link_stack(back)
+        self._link_stacks()
 
-    def _link_stack(self, back: LoopInfo) -> None:
-        if back.cond is None or not back.init or not back.body.parameters or \
-                getattr(back.body, "loop_role", None) != "backward":
-            return
+    def _link_stacks(self) -> None:
+        """Link every backward loop it can, until a pass links none more. A nested
+        loop's stack is found through what its outer backward loop pops, so that loop
+        must be linked first, and `self.loops` need not list outer loops first (it
+        follows the order of `graphs`). Each pass links at least one loop or is the
+        last, and tries only the loops still unlinked: in the usual order (outer loops
+        first) the first pass links them all, and a second, if any are left, is short."""
+        left = [b for b in self.loops if b.cond is not None and b.init and
+                b.body.parameters and getattr(b.body, "loop_role", None) == "backward"]
+        while left:
+            unlinked = [b for b in left if not self._link_stack(b)]
+            if len(unlinked) == len(left):
+                return
+            left = unlinked
+
+    def _link_stack(self, back: LoopInfo) -> bool:
+        """Link the backward loop `back` to the forward loop whose stack it pops: record
+        the push and the values its body pops (`popped`). Returns whether it was
+        linked (not yet, for a nested loop whose outer backward loop is not)."""
         found = self.result_of(back.init[0])
         if found is None:
             found = self._through_popped(back.init[0])
         if found is None:
-            return
+            return False
         fwd, kf = found
         outputs = fwd.outputs
         if outputs is None:
-            return
+            return False
         push = outputs[kf]
-        if not (_is(push, "make_tuple") and len(push.inputs) == 3  # type: ignore[union-attr]
+        if not (is_call_of(push, "make_tuple") and len(push.inputs) == 3  # type: ignore[union-attr]
                 and push.inputs[2] is fwd.body.parameters[fwd.lead + kf]):  # type: ignore
-            return
+            return False
         self.pushed_by[back.node.id] = (fwd, kf, push)  # type: ignore[assignment]
         p = back.body.parameters[0]
         for n in graph_nodes(back.body):
-            if _is(n, "tuple_getitem") and n.inputs[1] is p and \
+            if is_call_of(n, "tuple_getitem") and n.inputs[1] is p and \
                     isinstance(n.inputs[2], Constant) and n.inputs[2].value == 0:
                 self.popped[n.id] = push.inputs[1]  # type: ignore[union-attr]
+        return True
 
     def _through_popped(self, start: Node) -> tuple[LoopInfo, int] | None:
         """A nested loop's stack, saved on an outer loop's stack: `start` is `saved[i]`
         in the outer backward loop, where `saved` is what its forward loop pushed."""
-        if not (_is(start, "tuple_getitem") and isinstance(start.inputs[2], Constant)):  # type: ignore[union-attr]
+        if not (is_call_of(start, "tuple_getitem") and isinstance(start.inputs[2], Constant)):  # type: ignore[union-attr]
             return None
         pushed = self.popped.get(start.inputs[1].id)  # type: ignore[union-attr]
         i = start.inputs[2].value  # type: ignore[union-attr]
-        if pushed is None or not _is(pushed, "make_tuple") or \
+        if pushed is None or not is_call_of(pushed, "make_tuple") or \
                 not 0 <= i < len(pushed.inputs) - 1:  # type: ignore[union-attr]
             return None
         return self.result_of(pushed.inputs[1 + i])  # type: ignore[union-attr]
@@ -166,8 +182,8 @@ class LoopFacts:
         return self._result_of(node)
 
     def _result_of(self, node: Node) -> tuple[LoopInfo, int] | None:
-        if (_is(node, "tuple_getitem") or _is(node, "getitem")) and isinstance(node, Apply) and \
-                isinstance(node.inputs[2], Constant):
+        if (is_call_of(node, "tuple_getitem") or is_call_of(node, "getitem")) and \
+                isinstance(node, Apply) and isinstance(node.inputs[2], Constant):
             for info in self.loops:
                 if info.node is node.inputs[1]:
                     j = node.inputs[2].value
@@ -196,8 +212,8 @@ def drop_dead_state(root: Graph, facts: LoopFacts, replace: dict[int, Node]) -> 
             continue
         k = len(info.init)
         results = [u for u, _ in use.get(info.node.id, [])]
-        if any(u is None or not _is(u, "tuple_getitem") or not isinstance(u.inputs[2], Constant)
-               for u in results):
+        if any(u is None or not is_call_of(u, "tuple_getitem") or
+               not isinstance(u.inputs[2], Constant) for u in results):
             continue
         live = _live_state(info, outputs, {u.inputs[2].value for u in results},  # type: ignore[union-attr]
                            use)
@@ -305,7 +321,7 @@ def _saved_pairs(facts: LoopFacts, use: dict[int, list[tuple[Node | None, Graph]
             continue
         fwd, kf, push = found
         start = back.init[0]
-        if len(use.get(start.id, [])) != 1 or not _is(push.inputs[1], "make_tuple") or \
+        if len(use.get(start.id, [])) != 1 or not is_call_of(push.inputs[1], "make_tuple") or \
                 getattr(fwd.body, "loop_role", None) != "forward":
             continue
         if facts.result_of(start) is None and not _only_reader(start, facts, use):
@@ -322,12 +338,13 @@ def _constant_reads(p: Node, use: dict[int, list[tuple[Node | None, Graph]]]
     `p[0]`), or None if it is used another way."""
     reads: list[Node] = []
     for u, _ in use.get(p.id, []):
-        if u is None or not _is(u, "tuple_getitem") or not isinstance(u.inputs[2], Constant):
+        if u is None or not is_call_of(u, "tuple_getitem") or not isinstance(u.inputs[2], Constant):
             return None
         if u.inputs[2].value != 0:  # the rest of the stack
             continue
         for r, _ in use.get(u.id, []):
-            if r is None or not _is(r, "tuple_getitem") or not isinstance(r.inputs[2], Constant):
+            if r is None or not is_call_of(r, "tuple_getitem") or \
+                    not isinstance(r.inputs[2], Constant):
                 return None
             reads.append(r)
     return reads
@@ -366,11 +383,12 @@ def prune_saved(root: Graph, facts: LoopFacts, replace: dict[int, Node]) -> int:
             is_constant_graph(v) and free_variables(v.value)) for v in values]
         keep: list[int] = []
         same: dict[int, int] = {}  # a value saved twice: read from its first slot
+        first: dict[int, int] = {}  # each kept value's slot, by node id (one lookup each)
         for j in range(len(values)):
             if j in read_index and not plain[j]:
-                first = [k for k in keep if values[k] is values[j]]
-                if first:
-                    same[j] = first[0]
+                k = first.setdefault(values[j].id, j)
+                if k != j:
+                    same[j] = k
                 else:
                     keep.append(j)
         remat = _recomputable(values, keep, facts)
@@ -541,13 +559,13 @@ def lower_stacks(root: Graph,
                     continue
                 p = fwd.body.parameters[fwd.lead + s]
                 push = only_use(p)
-                if push is None or not _is(push, "make_tuple") or len(push.inputs) != 3 or \
+                if push is None or not is_call_of(push, "make_tuple") or len(push.inputs) != 3 or \
                         push.inputs[2] is not p or push.inputs[1] is p or \
                         fwd.outputs[s] is not push or only_use(push) is not fwd.body.output:
                     continue
                 if fwd.cond is not None and use.get(fwd.cond.parameters[s].id):
                     continue
-                if any(u is None or not _is(u, "tuple_getitem") or
+                if any(u is None or not is_call_of(u, "tuple_getitem") or
                        not isinstance(u.inputs[2], Constant)
                        for u, _ in use.get(fwd_node.id, [])):
                     continue
@@ -601,7 +619,7 @@ def accumulate_in_place(graphs: list[Graph], use: dict[int, list[tuple[Node | No
                 p = body.parameters[info.lead + j]
                 add = outputs[j]
                 if not (isinstance(init, Constant) and init.value is ZERO) or \
-                        not _is(add, "gadd") or add.graph is not body or \
+                        not is_call_of(add, "gadd") or add.graph is not body or \
                         [u for u, _ in use.get(p.id, [])] != [add] or \
                         [u for u, _ in use.get(add.id, [])] != [body.output]:
                     continue
@@ -609,7 +627,7 @@ def accumulate_in_place(graphs: list[Graph], use: dict[int, list[tuple[Node | No
                     continue
                 a, b = add.inputs[1:]  # type: ignore[union-attr]
                 scatter = b if a is p else a
-                if not _is(scatter, "scatter_sens") or (a is p) == (b is p):
+                if not is_call_of(scatter, "scatter_sens") or (a is p) == (b is p):
                     continue
                 found.append((body, j, p, scatter))  # type: ignore[arg-type]
     # (Every proof first: the rewrites change what the kinds of loop state would be.)
@@ -629,7 +647,7 @@ def _lower_pops(back: LoopInfo, t: int, use: dict[int, list[tuple[Node | None, G
     """The backward side of `lower_stacks`, if its loop only pops from state `t` (one
     `[0]`, one `[1]` passed on as the next state) and stops when the stack is empty."""
     q = back.body.parameters[t]
-    heads = [u for u, _ in use.get(q.id, []) if u is not None and _is(u, "tuple_getitem")]
+    heads = [u for u, _ in use.get(q.id, []) if u is not None and is_call_of(u, "tuple_getitem")]
     if len(heads) != 2 or len(use.get(q.id, [])) != 2 or \
             sorted(u.inputs[2].value for u in heads) != [0, 1]:  # type: ignore[union-attr]
         return False
@@ -638,13 +656,14 @@ def _lower_pops(back: LoopInfo, t: int, use: dict[int, list[tuple[Node | None, G
     assert outputs is not None and back.cond is not None
     if outputs[t] is not rest or len(use.get(rest.id, [])) != 1:
         return False
-    if any(u is not None and _is(u, "tuple_getitem") and u.inputs[2].value == t  # type: ignore[union-attr]
+    if any(u is not None and is_call_of(u, "tuple_getitem") and u.inputs[2].value == t  # type: ignore[union-attr]
            for u, _ in use.get(back.node.id, [])) or \
-            any(u is None or not _is(u, "tuple_getitem") for u, _ in use.get(back.node.id, [])):
+            any(u is None or not is_call_of(u, "tuple_getitem")
+                for u, _ in use.get(back.node.id, [])):
         return False
     c = back.cond.parameters[t]
     test = back.cond.output
-    if use.get(c.id) != [(test, back.cond)] or not _is(test, "is_not") or \
+    if use.get(c.id) != [(test, back.cond)] or not is_call_of(test, "is_not") or \
             not (isinstance(test.inputs[2], Constant) and test.inputs[2].value is None):  # type: ignore[union-attr]
         return False
     back.cond.output = back.cond.apply(P["stack_nonempty"], c)
