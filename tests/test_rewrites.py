@@ -275,6 +275,26 @@ def test_saved_values_recomputed_from_other_saved_values(monkeypatch):
         np.testing.assert_array_equal(x, y)
 
 
+def parameter_row_steps(w, xs):
+    """Each step reads row t of w and its row 0; the loop does not change w, which the
+    backward loop sees too: the rows are read again there, not saved (neither is the
+    row of the constant index)."""
+    h = xs[0]
+    for t in range(1, xs.shape[0]):
+        h = np.tanh(h * w[t] + xs[t] * w[0])
+    return np.sum(h * h)
+
+
+def test_items_of_unchanged_values_read_again_not_saved(monkeypatch):
+    r = np.random.default_rng(8)
+    args = (r.normal(size=(6, 5)), r.normal(size=(6, 5)))
+    source = _check(parameter_row_steps, args, (0, 1), monkeypatch)
+    forward, backward = source.split("for saved in reversed", 1)
+    saved = forward[forward.index("stack_append(("):].split("\n")[0]
+    assert "w[" not in saved and "w[" in backward, source
+    assert saved.count(",") == 2, saved  # (t, tanh, h)
+
+
 # --- kinds that must stay unknown -------------------------------------------------------------
 
 

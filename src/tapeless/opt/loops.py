@@ -391,7 +391,7 @@ def prune_saved(root: Graph, facts: LoopFacts, replace: dict[int, Node]) -> int:
                     same[j] = k
                 else:
                     keep.append(j)
-        remat = _recomputable(values, keep, facts)
+        remat = _recomputable(values, keep, facts, fwd.body, reads)
         remat.update({j: remat[k] for j, k in same.items() if k in remat})
         keep = [j for j in keep if j not in remat]
         if len(keep) == len(values) and len(keep) != 1:
@@ -406,7 +406,8 @@ def prune_saved(root: Graph, facts: LoopFacts, replace: dict[int, Node]) -> int:
             for u in reads:
                 j = u.inputs[2].value  # type: ignore[union-attr]
                 if j in remat:
-                    replace[u.id] = _recompute(values[j], values[remat[j]],  # type: ignore
+                    k = remat[j]
+                    replace[u.id] = _recompute(values[j], values[k] if k >= 0 else None,  # type: ignore
                                                u.inputs[1], u)  # type: ignore[union-attr]
                     continue
                 if u.id not in replace:
@@ -418,11 +419,15 @@ def prune_saved(root: Graph, facts: LoopFacts, replace: dict[int, Node]) -> int:
                                                           *[values[j] for j in keep]),
                                 stack_param, name="stack")
             position = {j: i for i, j in enumerate(keep)}
-            position.update({j: position[k] for j, k in same.items()})
+            # (A value saved twice that is computed again has no position.)
+            position.update({j: position[k] for j, k in same.items() if k in position})
             for u in reads:
                 j = u.inputs[2].value  # type: ignore[union-attr]
                 if j in remat:
                     k = remat[j]
+                    if k < 0:
+                        replace[u.id] = _recompute(values[j], None, None, u)  # type: ignore
+                        continue
                     source = u.graph.apply(P["tuple_getitem"], u.inputs[1],  # type: ignore
                                            position[k])
                     replace[u.id] = _recompute(values[j], values[k], source, u)  # type: ignore
@@ -441,43 +446,61 @@ def prune_saved(root: Graph, facts: LoopFacts, replace: dict[int, Node]) -> int:
 _RECOMPUTED = {"add", "sub", "mul", "truediv", "neg"}
 
 
-def _recomputable(values: list[Node], keep: list[int], facts: LoopFacts) -> dict[int, int]:
+def _recomputable(values: list[Node], keep: list[int], facts: LoopFacts, body: Graph,
+                  reads: list[Apply]) -> dict[int, int]:
     """Saved float64 arrays that are one arithmetic operation of a number and another
-    saved value (`1.0 + y` where y is saved too): the backward loop computes them again
-    from it, and the forward loop saves one array less. The operations (+ - * / and
-    negation) are correctly rounded, so the same operands give the same values bit for
-    bit. A value others are computed from stays saved this round; over rounds a chain
-    (`1.0 / (1.0 + y)`) is computed again from its start. Returns {slot: the slot it is
-    computed from}."""
-    from .kinds import dtype_of, kind, shape_of
+    saved value (`1.0 + y` where y is saved too), or an item of a value the loop does not
+    change at a saved int (`w[i]`, the row of a parameter, where the backward loop sees
+    `w` too): the backward loop computes them again from it, and the forward loop saves
+    one array (or view) less. The operations (+ - * / and negation) are correctly
+    rounded, so the same operands give the same values bit for bit, and an item is the
+    same item. A value others are computed from stays saved this round; over rounds a
+    chain (`1.0 / (1.0 + y)`) is computed again from its start. Returns {slot: the slot
+    it is computed from, -1 for an item at a constant index}."""
+    from .kinds import INT, dtype_of, kind, shape_of
 
     kept = {values[j].id: j for j in keep}
     out: dict[int, int] = {}
     sources: set[int] = set()
     for j in keep:
         v = values[j]
-        if j in sources or not isinstance(v, Apply) or not isinstance(v.inputs[0], Constant) \
-                or getattr(v.inputs[0].value, "name", None) not in _RECOMPUTED:
+        if j in sources or not isinstance(v, Apply) or not isinstance(v.inputs[0], Constant):
             continue
-        operands = [x for x in v.inputs[1:] if not (
-            isinstance(x, Constant) and type(x.value) in (float, int))]
-        if len(operands) != 1 or operands[0].id not in kept:
+        name = getattr(v.inputs[0].value, "name", None)
+        if name == "getitem":
+            x, index = v.inputs[1:]
+            constant = isinstance(index, Constant) and type(index.value) is int
+            if not (constant or (index.id in kept and kind(index, facts) == INT)) or \
+                    not isinstance(x, (Apply, Parameter)) or x.graph is None or \
+                    is_inside(x.graph, body) or not all(
+                        is_inside(u.graph, x.graph) for u in reads
+                        if u.inputs[2].value == j):  # type: ignore[union-attr]
+                continue
+            k = -1 if constant else kept[index.id]  # (-1: computed from nothing saved)
+        elif name in _RECOMPUTED:
+            operands = [x for x in v.inputs[1:] if not (
+                isinstance(x, Constant) and type(x.value) in (float, int))]
+            if len(operands) != 1 or operands[0].id not in kept:
+                continue
+            k = kept[operands[0].id]
+        else:
             continue
-        k = kept[operands[0].id]
         k_kind = kind(v, facts)
         if k == j or k in out or not shape_of(k_kind) or dtype_of(k_kind) != "f8":
             continue
         out[j] = k
-        sources.add(k)
+        if k >= 0:
+            sources.add(k)
     return out
 
 
-def _recompute(v: Apply, source: Node, read: Node, like: Node) -> Node:
-    """`v` again, in the backward loop, on `read` (the saved `source`)."""
+def _recompute(v: Apply, source: Node | None, read: Node | None, like: Node) -> Node:
+    """`v` again, in the backward loop, on `read` (the saved `source`; None: `v`'s inputs
+    as they are)."""
     g = like.graph
     assert g is not None
-    return g.apply(v.inputs[0], *[read if x is source else x for x in v.inputs[1:]],
-                   name=like.name)
+    return g.apply(v.inputs[0], *[read if x is source and read is not None else x
+                                  for x in v.inputs[1:]], name=like.name)
 
 
 def _rebuild_closures(fg: Graph, push: Apply, values: list[Node], reads: list[Node],
