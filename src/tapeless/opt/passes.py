@@ -55,6 +55,7 @@ from .softmax import max_share_cancels, reduced_axes
 
 P = PRIMITIVES
 INLINE_MAX_NODES = 60
+LOOP_STEPS_MAX = 64  # loop-state steps in one round (each removes something: a bound)
 
 Rewrite = Callable[["Context", Apply], "Node | None"]
 RULES: dict[str, list[tuple[str, Rewrite]]] = {}
@@ -1415,7 +1416,10 @@ def _round(root: Graph, enabled: set[str] | None, log: PassLog, hints: dict) -> 
         # Each step may enable the next (a slot dropped frees a saved value): steps run
         # until none applies, each on facts about the rebuilt loops (no sweep between).
         facts = ctx.facts
-        while drop_dead_state(root, facts, replace) or prune_saved(root, facts, replace):
+        for _ in range(LOOP_STEPS_MAX):
+            if not (drop_dead_state(root, facts, replace) or
+                    prune_saved(root, facts, replace)):
+                break
             log.add("loop_state")
             structural = True
             _apply(root, replace, spliced, None)  # (all graphs: this round's changes too)
