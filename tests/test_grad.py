@@ -21,8 +21,10 @@ import io
 import math
 import os
 import random
+import sys
 import types
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -151,7 +153,7 @@ def test_corpus_gradient(name: str, k: int, fn: Any, args: tuple,
 # --- (b) random programs --------------------------------------------------------------------
 
 try:
-    from test_random_programs import RandomChoices, generate_program, programs
+    from test_random_programs import Program, RandomChoices, generate_program, programs
     from test_random_programs import load_program as _load_random
 except ImportError:  # pragma: no cover - the generator is optional
     generate_program = programs = None
@@ -177,9 +179,131 @@ def _stable_fd(f: Any, x: float) -> float | None:
     return fine
 
 
+_TRACED = "<random program, traced>"  # the file name of the copy `_program_paths` runs
+
+
+class _Replaced:
+    """A module (math, np) with some of its functions replaced."""
+
+    def __init__(self, module: Any, **replaced: Callable[..., Any]):
+        self._module = module
+        self.__dict__.update(replaced)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._module, name)
+
+
+def _side(a: Any, b: Any = 0) -> Any:
+    """Which side of b a is on: -1, 0 or 1 (elementwise for arrays)."""
+    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+        return tuple(np.sign(np.subtract(a, b)).ravel().tolist())
+    return (a > b) - (a < b)
+
+
+def _program_paths(source: str, entry: str) -> Callable[[tuple], tuple]:
+    """A function of the arguments giving the path the program takes: the bytecode
+    instructions it runs (its branches, loop trips, `and`/`or`, conditional
+    expressions) and the side of each kink or step of a builtin (the sign of the
+    argument of abs and np.abs, the order of the arguments of min and max, the result
+    of round, int, math.floor and math.ceil). It runs a copy of the program's module
+    (tapeless compiles the original, which keeps the real builtins) under a tracer:
+    the path depends on the program alone, never on tapeless."""
+    notes: list = []
+
+    def noting(fn: Callable[..., Any], side: Callable[..., Any]) -> Callable[..., Any]:
+        def wrapper(*args: Any) -> Any:
+            out = fn(*args)
+            notes.append((fn.__name__, side(out, *args)))
+            return out
+        return wrapper
+
+    def sign(out: Any, a: Any, *rest: Any) -> Any:
+        return _side(a)
+
+    def order(out: Any, *args: Any) -> Any:
+        if len(args) == 1:  # min(iterable): the result
+            return out
+        return tuple(_side(a, b) for a, b in zip(args[:-1], args[1:], strict=True))
+
+    def result(out: Any, *args: Any) -> Any:
+        return out
+
+    namespace: dict[str, Any] = {"__name__": "_traced_random_program"}
+    exec(compile(source, _TRACED, "exec"), namespace)  # noqa: S102
+    namespace.update(abs=noting(abs, sign), min=noting(min, order),
+                     max=noting(max, order), round=noting(round, result),
+                     int=noting(int, result),
+                     math=_Replaced(math, floor=noting(math.floor, result),
+                                    ceil=noting(math.ceil, result)),
+                     np=_Replaced(np, abs=noting(np.abs, sign)))
+    fn = namespace[entry]
+
+    def step(frame: Any, event: str, arg: Any) -> Any:
+        if event == "opcode":
+            notes.append((id(frame.f_code), frame.f_lasti))
+        return step
+
+    def enter(frame: Any, event: str, arg: Any) -> Any:
+        if frame.f_code.co_filename != _TRACED:
+            return None
+        frame.f_trace_opcodes = True
+        return step
+
+    def path(args: tuple) -> tuple:
+        notes.clear()
+        old = sys.gettrace()
+        sys.settrace(enter)
+        try:
+            with _quiet():
+                fn(*args)
+        except Exception as exc:  # noqa: BLE001 - raising is a path too
+            notes.append(("raised", type(exc)))
+        finally:
+            sys.settrace(old)
+        return tuple(notes)
+
+    return path
+
+
+def _decided_at_point(path: Callable[[tuple], tuple], f: Callable[[float], float],
+                      point: tuple, i: int) -> bool:
+    """Whether the program decides something at `point` that finite differences along
+    argument `i` (of the function `f` of it) cannot see: it takes another path (see
+    `_program_paths`) at the point than on both sides of it, next to it (`if
+    math.sin(y):` at y == 0.0, or `max(x, y)` at x == y: a derivative that holds at the
+    point alone, as in every AD tool), or it switches paths there and the slopes on the
+    two sides differ (the derivative is one side's, finite differences average them)."""
+    here = path(point)
+    v = point[i]
+
+    def other(*nears: float) -> bool:
+        return any(path(point[:i] + (near,) + point[i + 1:]) != here for near in nears)
+
+    left = other(math.nextafter(v, -math.inf), v - 1e-9)
+    right = other(math.nextafter(v, math.inf), v + 1e-9)
+    return (left and right) or ((left or right) and not _slopes_agree(f, v))
+
+
+def _slopes_agree(f: Callable[[float], float], v: float) -> bool:
+    """Whether the one-sided slopes of f at v (3-point stencils, error O(h^2)) agree."""
+    h = 1e-5
+    try:
+        with _quiet():
+            here, l1, l2, r1, r2 = f(v), f(v - h), f(v - 2 * h), f(v + h), f(v + 2 * h)
+    except (ArithmeticError, ValueError, AssertionError):
+        return False
+    left = (3 * here - 4 * l1 + l2) / (2 * h)
+    right = (-3 * here + 4 * r1 - r2) / (2 * h)
+    return math.isfinite(left) and math.isfinite(right) and \
+        abs(left - right) <= 1e-6 * (1.0 + abs(left) + abs(right))
+
+
 def check_random_program(fn: Any, points: list[tuple]) -> int:
-    """Check the gradient at each point where it is defined; return how many."""
+    """Check the gradient at each point where it is defined and smooth; return how
+    many. Which points are skipped depends on the program and finite differences
+    alone, so that a wrong gradient fails, never skips."""
     grad = tl.grad(fn, (0, 1))
+    path = _program_paths(Path(fn.__code__.co_filename).read_text(), fn.__name__)
     checked = 0
     for x, y, n in points:
         try:
@@ -189,18 +313,12 @@ def check_random_program(fn: Any, points: list[tuple]) -> int:
             continue
         if not isinstance(value, float) or not math.isfinite(value):
             continue
-        fds = (_stable_fd(lambda t: fn(t, y, n), x), _stable_fd(lambda t: fn(x, t, n), y))
-        if None in fds:
+        along = (lambda t: fn(t, y, n), lambda t: fn(x, t, n))
+        fds = (_stable_fd(along[0], x), _stable_fd(along[1], y))
+        if None in fds or any(_decided_at_point(path, along[i], (x, y, n), i) for i in (0, 1)):
             continue
         with _quiet():
             gx, gy = grad(x, y, n)
-            # A branch decided by an exact value at the point (`if math.sin(y):` at
-            # y == 0.0) gives a derivative that holds at the point alone, as in every AD
-            # tool; finite differences see the neighbours' branch. Skip such points.
-            near = (grad(x + 1e-9, y, n)[0], grad(x, y + 1e-9, n)[1])
-        if any(abs(g - g2) > 1e-6 * (1.0 + abs(g)) for g, g2 in zip((gx, gy), near,
-                                                                      strict=True)):
-            continue
         for g, fd, which in ((gx, fds[0], "x"), (gy, fds[1], "y")):
             assert abs(g - fd) <= 1e-5 * (1.0 + abs(fd)), \
                 f"d/d{which} at {(x, y, n)}: tapeless {g!r}, finite differences {fd!r}"
@@ -257,6 +375,49 @@ def test_larger_random_program_gradients(program_dir: Path) -> None:
             raise AssertionError(f"{exc}\n--- program ---\n{program.source}") from None
         total += len(points)
     assert checked >= total // 3, f"only {checked} of {total} points could be checked"
+
+
+def _program(source: str, directory: Path) -> Any:
+    body = "".join(f"    {line}\n" for line in source.splitlines())
+    return _load_random(Program(f"import math\n\n\ndef f(x, y, n):\n{body}"), directory).f
+
+
+@pytest.mark.skipif(generate_program is None, reason="tests/test_random_programs.py missing")
+@pytest.mark.parametrize(("source", "point", "checked"), [
+    # Decided at the point alone: the derivative there is not its neighbours'.
+    ("if y == 0.0:\n    return 2.0 * y\nreturn 3.0 * y", (0.5, 0.0, 1), 0),
+    ("if math.sin(y):\n    return 3.0 * y\nreturn 2.0 * y", (0.5, 0.0, 1), 0),
+    ("return max(x, y) * 1.1 + min(x, y)", (0.3, 0.3, 1), 0),
+    # Paths switch at the point, with slopes too close for finite differences to tell.
+    ("if x < 0.0:\n    return 1.0 * x\nreturn 1.1 * x", (0.0, 0.5, 1), 0),
+    ("return 1.0 * x if x < 1e-300 else 1.1 * x", (1e-308, 0.5, 1), 0),
+    # Paths switch at the point with the same slope on both sides: checked.
+    ("k = math.floor(x)\nreturn math.sin(x) * y + 0.0 * k", (0.0, 0.5, 1), 1),
+    ("if x < 0.0:\n    return math.sin(x)\nreturn x - x ** 3 / 6.0", (0.0, 0.5, 1), 1),
+    # Smooth: checked.
+    ("if y == 0.0:\n    return 2.0 * y\nreturn 3.0 * y", (0.5, 0.25, 1), 1),
+    ("return max(x, y) * 1.1 + min(x, y)", (0.3, 0.4, 1), 1),
+])
+def test_random_program_points_skipped(source: str, point: tuple, checked: int,
+                                       program_dir: Path) -> None:
+    """Points where the gradient holds at the point alone or on one side of it are
+    skipped (finite differences measure another derivative); others are checked."""
+    assert check_random_program(_program(source, program_dir), [point]) == checked
+
+
+@pytest.mark.skipif(generate_program is None, reason="tests/test_random_programs.py missing")
+def test_random_program_skips_do_not_depend_on_the_gradient(
+        monkeypatch: pytest.MonkeyPatch, program_dir: Path) -> None:
+    """A wrong gradient fails, even one that changes next to the point (an earlier
+    version skipped the points where tapeless's gradient did)."""
+    fn = _program("return math.sin(x) * y", program_dir)
+
+    def wrong(fn: Any, argnums: Any) -> Any:
+        return lambda x, y, n: (math.cos(x) * y + (1.0 if x == 0.3 else 0.0), math.sin(x))
+
+    monkeypatch.setattr(tl, "grad", wrong)
+    with pytest.raises(AssertionError, match="d/dx at"):
+        check_random_program(fn, [(0.3, 0.7, 1)])
 
 
 # --- (c) HIPS autograd -----------------------------------------------------------------------
