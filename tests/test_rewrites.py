@@ -69,6 +69,42 @@ def test_transpositions_of_products(fn, shapes, expected):
     assert f"return {expected}\n" in f.source_for(*args), f.source_for(*args)
 
 
+# --- gradients the caller owns -------------------------------------------------------------------
+
+
+def times_other(x, y):
+    return np.sum(x * y)  # d/dx is y itself
+
+
+def total(x, y):
+    return np.sum(x) + 2.0 * np.sum(y)  # the gradients are broadcast numbers
+
+
+def row_of_other(x, y):
+    return np.sum(x * y[0])  # d/dx is a view of y
+
+
+@pytest.mark.parametrize("optimize", ["", "0"])
+@pytest.mark.parametrize("fn", [times_other, total, row_of_other])
+def test_gradients_are_new_writable_arrays(monkeypatch, fn, optimize):
+    """A gradient is an array of the caller's: never an argument, a view of one or a
+    read-only broadcast (`x * y`'s gradient in x has y's values, in a new array)."""
+    if optimize:
+        monkeypatch.setenv("TAPELESS_OPTIMIZE", optimize)
+    r = np.random.default_rng(11)
+    x, y = r.normal(size=(3, 4)), r.normal(size=(3, 4))
+    if fn is row_of_other:
+        y = r.normal(size=(2, 4))
+    y_before = y.copy()
+    grads = tl.grad(fn, argnums=(0, 1))(x, y)
+    _, vgrads = tl.value_and_grad(fn, argnums=(0, 1))(x, y)
+    for g in [*grads, *vgrads, tl.grad(fn)(x, y)]:
+        assert g.flags.writeable and g.flags.owndata
+        assert not np.shares_memory(g, x) and not np.shares_memory(g, y)
+        g += 1.0  # the caller may change it
+    np.testing.assert_array_equal(y, y_before)
+
+
 # --- sums of products -------------------------------------------------------------------------
 
 

@@ -171,12 +171,22 @@ def to_structure(sens: Any, like: Any) -> Any:
                                             for f in struct_fields(like)})
     if isinstance(like, np.ndarray):
         out = np.asarray(sens, dtype=like.dtype if like.dtype.kind in "fc" else np.float64)
-        return np.broadcast_to(out, like.shape).copy() if out.shape != like.shape else out
+        if out.shape != like.shape:
+            return np.broadcast_to(out, like.shape).copy()
+        # The caller owns the gradient: not a view (a read-only broadcast number) or the
+        # argument itself.
+        return out.copy() if out is like or not out.flags.owndata else out
     if isinstance(like, float) and isinstance(sens, np.ndarray) and sens.ndim == 0:
         return float(sens)
     if isinstance(like, float) and isinstance(sens, np.floating):
         return float(sens)
     return sens
+
+
+def own(x: Any) -> Any:
+    """A copy of the array `x` for the caller of a gradient to own (the optimizer's
+    `to_structure` of an array that may be a read-only view or another argument)."""
+    return x.copy() if x is not ZERO else x
 
 
 def from_structure(value: Any) -> Any:

@@ -709,6 +709,8 @@ def _infer(node: Node, facts: LoopFacts | None, depth: int,
         if args[0] == args[1] or args[1] is None:
             return args[0] if is_f8(args[0]) else None
         return args[1] if args[0] is None and is_f8(args[1]) else None
+    if name == "own":  # (a copy, or the array itself: see passes._settle_owns)
+        return args[0]
     if name == "ones_like_output":
         return args[0] if args[0] in (FLOAT, SCALAR) else None
     if name == "unbroadcast" and ((args[1] in (FLOAT, INT) and args[0] in (FLOAT, INT)) or

@@ -564,7 +564,12 @@ def _to_structure_known(ctx: Context, node: Apply) -> Node | None:
     d, like = node.inputs[1:]
     kd, kl = kind(d, ctx.facts), kind(like, ctx.facts)
     if same_array(kd, kl):
-        return d
+        # The caller owns the gradient: an array that may be a view (a broadcast number,
+        # read-only) or another argument (`x * y`'s gradient is y) is copied.
+        # (Whether d is new is decided once the program is final, `_settle_owns`: a
+        # later rewrite may turn `1.0 * y` into y.)
+        return d if shape_of(kd) is None or is_prim(d, "own") else \
+            node.graph.apply(P["own"], d, loc=node.loc, name=node.name)
     known = items_of(kl)
     if known is None:
         return None
@@ -576,6 +581,28 @@ def _to_structure_known(ctx: Context, node: Apply) -> Node | None:
     return g.apply(P["make_tuple"], *[
         g.apply(P["to_structure"], p, g.apply(P["tuple_getitem"], like, i, loc=node.loc),
                 loc=node.loc) for i, p in enumerate(parts)], loc=node.loc, name=node.name)
+
+
+# Primitives whose result is a new array, never one of their inputs or a view of one
+# (besides NumPy's ufuncs, which `_fresh` recognizes by type).
+_FRESH = {"add", "sub", "mul", "truediv", "floordiv", "pow", "mod", "neg", "pos", "abs",
+          "matmul", "np.dot", "np.einsum", "np.tensordot", "np.outer", "np.concatenate",
+          "np.stack", "np.zeros", "np.ones", "np.full", "np.copy", "np.where", "np.sum",
+          "np.mean", "np.max", "np.min", "np.prod", "np.cumsum", "scatter_sens",
+          "scatter_add", "scatter_add_known", "getitem_sens", "concat_sens"}
+
+
+def _fresh(node: Node) -> bool:
+    """Whether `node`'s value is an array that nothing else holds: made by an operation
+    that allocates its result (a reduction over constant axes of an array stays an
+    array; its kind says so)."""
+    p = prim_of(node)
+    if p is None:
+        return False
+    if p.name in _FRESH:
+        return True
+    fn = getattr(np, p.name[3:], None) if p.name.startswith("np.") else None
+    return isinstance(fn, np.ufunc)
 
 
 @rewrite("check_scalar_output")
@@ -1256,7 +1283,21 @@ def optimize(root: Graph, enabled: set[str] | None = None, max_rounds: int = 30)
     # Last, once the program is final: mutable stacks where no one can tell.
     if _allowed(enabled, "lower_stacks") and lower_stacks(root, _scatter_known(root)):
         log.add("lower_stacks")
+    _settle_owns(root)
     return log
+
+
+def _settle_owns(root: Graph) -> None:
+    """`own(d)`, a gradient array the caller gets to own, is d itself where d is made by
+    an operation that allocates its result, and a copy otherwise (a view, such as a
+    broadcast number, or another argument). Decided here, on the final program."""
+    replace: dict[int, Node] = {}
+    for g in reachable_graphs(root):
+        for node in graph_nodes(g):
+            if is_prim(node, "own") and _fresh(node.inputs[1]):  # type: ignore[attr-defined]
+                replace[node.id] = node.inputs[1]  # type: ignore[attr-defined]
+    if replace:
+        _apply(root, replace, {}, None)
 
 
 def _scatter_known(root: Graph) -> Callable[[Node, Node, Node], bool]:
