@@ -105,6 +105,23 @@ def test_gradients_are_new_writable_arrays(monkeypatch, fn, optimize):
     np.testing.assert_array_equal(y, y_before)
 
 
+def scaled_by_one(x):
+    return x * 1.0  # a new array in CPython, whose value is x's
+
+
+def scaled_pair(x, y):
+    return x * 1.0, y  # a new array, and y itself
+
+
+def test_results_new_in_cpython_stay_new():
+    x, y = np.ones(3), np.ones(2)
+    got = tl.jit(scaled_by_one)(x)
+    assert got is not x and not np.shares_memory(got, x)
+    a, b = tl.jit(scaled_pair)(x, y)
+    assert a is not x and not np.shares_memory(a, x) and b is y  # (as CPython returns it)
+    assert tl.jit(scaled_by_one)(2.0) == 2.0
+
+
 # --- sums of products -------------------------------------------------------------------------
 
 

@@ -186,7 +186,9 @@ def to_structure(sens: Any, like: Any) -> Any:
 def own(x: Any) -> Any:
     """A copy of the array `x` for the caller of a gradient to own (the optimizer's
     `to_structure` of an array that may be a read-only view or another argument)."""
-    return x.copy() if x is not ZERO else x
+    import numpy as np
+
+    return x.copy() if isinstance(x, np.ndarray) else x  # (numbers are immutable)
 
 
 def from_structure(value: Any) -> Any:

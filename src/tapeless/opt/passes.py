@@ -1274,6 +1274,7 @@ def optimize(root: Graph, enabled: set[str] | None = None, max_rounds: int = 30)
     log = PassLog()
     check = os.environ.get("TAPELESS_CHECK_IR") == "1"
     hints: dict[int, list] = {}  # loop state kinds, from one round to the next
+    _own_outputs(root)
     for _ in range(max_rounds):
         more = _round(root, enabled, log, hints)
         if check and (errors := scope_errors(root)):
@@ -1285,6 +1286,24 @@ def optimize(root: Graph, enabled: set[str] | None = None, max_rounds: int = 30)
         log.add("lower_stacks")
     _settle_owns(root)
     return log
+
+
+def _own_outputs(root: Graph) -> None:
+    """The results `root` returns that are new arrays in CPython stay new (`own`, settled
+    at the end): a rewrite such as `x * 1.0 -> x` must not hand the caller its own
+    argument back."""
+    out = root.output
+    leaves = list(out.inputs[1:]) if is_prim(out, "make_tuple") else [out]  # type: ignore
+    owned = {leaf.id: root.apply(P["own"], leaf) for leaf in leaves
+             if isinstance(leaf, Apply) and leaf.graph is root and _fresh(leaf)}
+    if not owned:
+        return
+    if is_prim(out, "make_tuple"):
+        assert isinstance(out, Apply)
+        out.inputs = [out.inputs[0]] + [owned.get(i.id, i) for i in out.inputs[1:]]
+    else:
+        root.output = owned[out.id]  # type: ignore[union-attr]
+    root.invalidate()
 
 
 def _settle_owns(root: Graph) -> None:
