@@ -122,6 +122,45 @@ def test_results_new_in_cpython_stay_new():
     assert tl.jit(scaled_by_one)(2.0) == 2.0
 
 
+# --- additions of zero, sums over no axes -------------------------------------------------------
+
+
+def plus_zero(x):
+    return np.sum(np.tanh(x + 0.0) * (0.0 + x) - (x - 0.0))
+
+
+def sum_over_no_axes(x):
+    return np.sum(np.sum(x * x, axis=()) * np.sum(np.sin(x), axis=(), keepdims=True))
+
+
+def int_plus_zero(n, x):
+    return np.sum((n + 0.0) * x)  # an int array plus 0.0 is a float array: kept
+
+
+def zero_d_sum_over_no_axes(x):
+    return np.sum(x, axis=()) * 2.0  # a 0-d array's sum over no axes is a NumPy scalar
+
+
+@pytest.mark.parametrize("fn, gone", [(plus_zero, "0.0"), (sum_over_no_axes, "axis=()")])
+def test_zero_additions_and_sums_over_no_axes_disappear(monkeypatch, fn, gone):
+    r = np.random.default_rng(12)
+    args = (r.normal(size=(3, 4)),)
+    f = tl.jit(fn)
+    np.testing.assert_allclose(f(*args), fn(*args), rtol=1e-13)
+    assert gone not in f.source_for(*args), f.source_for(*args)
+    source = _check(fn, args, (0,), monkeypatch)
+    assert gone not in source, source
+
+
+def test_zero_additions_that_change_a_type_stay():
+    n, x = np.arange(3), np.ones(3)
+    f = tl.jit(int_plus_zero)
+    assert f(n, x) == int_plus_zero(n, x) and "0.0" in f.source_for(n, x)
+    z = np.array(2.0)
+    g = tl.jit(zero_d_sum_over_no_axes)
+    assert type(g(z)) is type(zero_d_sum_over_no_axes(z)) and g(z) == 4.0
+
+
 # --- sums of products -------------------------------------------------------------------------
 
 

@@ -716,6 +716,43 @@ def _times_one(ctx: Context, node: Apply) -> Node | None:
     return None
 
 
+@rewrite("add", "sub")
+def _plus_zero(ctx: Context, node: Apply) -> Node | None:
+    """`x + 0.0`, `0.0 + x` and `x - 0.0` are `x` for float64 arrays and Python floats
+    (up to the sign of a zero: -0.0 + 0.0 is 0.0)."""
+    a, b = node.inputs[1:]
+    pairs = ((a, b), (b, a)) if is_prim(node, "add") else ((b, a),)
+    for zero, x in pairs:
+        if isinstance(zero, Constant) and type(zero.value) in (float, int) and \
+                zero.value == 0:
+            k = kind(x, ctx.facts)
+            if k == FLOAT or dtype_of(k) == "f8":
+                return x
+    return None
+
+
+@rewrite("np.sum", "expand_reduced")
+def _sum_over_no_axes(ctx: Context, node: Apply) -> Node | None:
+    """A sum over no axes (`axis=()`) of a float64 array of at least one dimension is the
+    array (a sum of one term each; a 0-d array would become a NumPy scalar), and its
+    gradient, `expand_reduced(d, x, (), keepdims)`, is d where d has x's shape."""
+    if is_prim(node, "expand_reduced"):
+        d, x, axis, _ = node.inputs[1:]
+        kd = kind(d, ctx.facts)
+        if isinstance(axis, Constant) and type(axis.value) is tuple and not axis.value and \
+                dtype_of(kd) == "f8" and \
+                shape_of(kd) is not None and shape_of(kd) == shape_of(kind(x, ctx.facts)):
+            return d
+        return None
+    x, axis, dtype, _ = node.inputs[1:]
+    if isinstance(axis, Constant) and type(axis.value) is tuple and not axis.value and \
+            isinstance(dtype, Constant) and dtype.value is None:
+        k = kind(x, ctx.facts)
+        if dtype_of(k) == "f8" and shape_of(k):
+            return x
+    return None
+
+
 @rewrite("tuple_getitem")
 def _getitem_of_tuple_sens(ctx: Context, node: Apply) -> Node | None:
     """`tuple_sens(d, i, like)[j]` is d where j == i, else ZERO."""
@@ -1245,7 +1282,7 @@ PASS_ORDER = ["inline", "select_constants", "getitem_of_tuple", "tuple_of_tuple"
               "drop_pure_effects", "loop_state", "branch_backprops", "lower_stacks",
               "class_of_known", "max_share_zero", "transpose_twice",
               "reduced_count_known", "getitem_sens_of_tuple", "power_of_one",
-              "scale_broadcast", "sum_before_product"]
+              "scale_broadcast", "sum_before_product", "plus_zero", "sum_over_no_axes"]
 
 
 def passes_up_to(level: int | str) -> set[str]:
