@@ -161,6 +161,36 @@ def test_zero_additions_that_change_a_type_stay():
     assert type(g(z)) is type(zero_d_sum_over_no_axes(z)) and g(z) == 4.0
 
 
+# --- arguments nothing uses --------------------------------------------------------------------
+
+
+def _scale_first(a, unused):
+    return a * 2.0
+
+
+def sum_scaled(x, y):
+    return np.sum(_scale_first(x, y))
+
+
+def through_unused_argument(x, y):
+    """`unused`'s sensitivity is ZERO: the scaling of x that feeds it does no work in the
+    gradient, and the gradient in x is a filled array (x * 2.0 is not computed for its
+    shape)."""
+    return np.sum(_scale_first(x, -x * 3.0)) + np.sum(x * y)
+
+
+def test_the_sensitivity_of_an_unused_argument_does_no_work(monkeypatch):
+    r = np.random.default_rng(13)
+    args = (r.normal(size=(3, 4)), r.normal(size=(3, 4)))
+    source = _check(through_unused_argument, args, (0,), monkeypatch)
+    for gone in ("sens_of", "ZERO", "3.0", "expand_reduced"):
+        assert gone not in source, (gone, source)
+    only_x = tl.grad(sum_scaled)
+    assert "np.full((3, 4), 2.0)" in only_x.source_for(args[0], args[1])
+    assert only_x(args[0], args[1]).flags.writeable
+    np.testing.assert_array_equal(only_x(args[0], args[1]), np.full((3, 4), 2.0))
+
+
 # --- sums of products -------------------------------------------------------------------------
 
 

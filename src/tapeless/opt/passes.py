@@ -355,6 +355,49 @@ def _sens_of_nonzero(ctx: Context, node: Apply) -> Node | None:
     return node.inputs[1] if never_zero(node.inputs[1], ctx.facts) else None
 
 
+def _zeros_of(node: Node, facts: LoopFacts | None) -> bool:
+    """Whether node is `sens_of(ZERO, like)` for a float64 array or float `like`: zeros
+    of like's kind, made only because an operation needs a value."""
+    if not is_prim(node, "sens_of"):
+        return False
+    d, like = node.inputs[1:]  # type: ignore[attr-defined]
+    k = kind(like, facts)
+    return isinstance(d, Constant) and d.value is ZERO and (k == FLOAT or dtype_of(k) == "f8")
+
+
+@rewrite("mul", "neg")
+def _zeros_scaled(ctx: Context, node: Apply) -> Node | None:
+    """Zeros scaled by a finite number (or negated) are the zeros: the sensitivity of an
+    argument nothing uses, through a scaling, does no work (up to the sign of a zero)."""
+    if is_prim(node, "neg"):
+        return node.inputs[1] if _zeros_of(node.inputs[1], ctx.facts) else None
+    a, b = node.inputs[1:]
+    for z, c in ((a, b), (b, a)):
+        if _zeros_of(z, ctx.facts) and isinstance(c, Constant) and \
+                type(c.value) in (float, int) and math.isfinite(c.value):
+            return z
+    return None
+
+
+@rewrite("add", "gadd")
+def _plus_zeros(ctx: Context, node: Apply) -> Node | None:
+    """A sensitivity plus zeros of its own kind is the sensitivity (up to the sign of a
+    zero)."""
+    a, b = node.inputs[1:]
+    for z, x in ((a, b), (b, a)):
+        if _zeros_of(z, ctx.facts):
+            kx, kz = kind(x, ctx.facts), kind(z.inputs[2], ctx.facts)  # type: ignore[attr-defined]
+            if kx == kz and (kx == FLOAT or shape_of(kx) is not None):
+                return x
+    return None
+
+
+@rewrite("unbroadcast")
+def _unbroadcast_zeros(ctx: Context, node: Apply) -> Node | None:
+    """The sensitivity of x given zeros is zero: ZERO, which needs no array."""
+    return Constant(ZERO) if _zeros_of(node.inputs[1], ctx.facts) else None
+
+
 @rewrite("gadd")
 def _gadd_zero(ctx: Context, node: Apply) -> Node | None:
     """ZERO + x is x; two sensitivities that are surely numbers of one kind add with +."""
@@ -1282,7 +1325,8 @@ PASS_ORDER = ["inline", "select_constants", "getitem_of_tuple", "tuple_of_tuple"
               "drop_pure_effects", "loop_state", "branch_backprops", "lower_stacks",
               "class_of_known", "max_share_zero", "transpose_twice",
               "reduced_count_known", "getitem_sens_of_tuple", "power_of_one",
-              "scale_broadcast", "sum_before_product", "plus_zero", "sum_over_no_axes"]
+              "scale_broadcast", "sum_before_product", "plus_zero", "sum_over_no_axes",
+              "zeros_scaled", "unbroadcast_zeros", "plus_zeros"]
 
 
 def passes_up_to(level: int | str) -> set[str]:
@@ -1348,10 +1392,28 @@ def _settle_owns(root: Graph) -> None:
     an operation that allocates its result, and a copy otherwise (a view, such as a
     broadcast number, or another argument). Decided here, on the final program."""
     replace: dict[int, Node] = {}
+    facts: LoopFacts | None = None
     for g in reachable_graphs(root):
         for node in graph_nodes(g):
-            if is_prim(node, "own") and _fresh(node.inputs[1]):  # type: ignore[attr-defined]
-                replace[node.id] = node.inputs[1]  # type: ignore[attr-defined]
+            if not is_prim(node, "own"):
+                continue
+            assert isinstance(node, Apply)
+            d = node.inputs[1]
+            if _fresh(d):
+                replace[node.id] = d
+                continue
+            if is_prim(d, "expand_reduced"):
+                # A number broadcast to x's shape: a new array of that shape, filled in,
+                # without computing x (often computed only for its shape).
+                assert isinstance(d, Apply)
+                c, x, axis, keepdims = d.inputs[1:]
+                facts = facts or LoopFacts(root)
+                shape = shape_of(kind(x, facts))
+                if kind(c, facts) == FLOAT and shape is not None and \
+                        isinstance(axis, Constant) and axis.value is None and \
+                        isinstance(keepdims, Constant) and keepdims.value is False:
+                    replace[node.id] = g.apply(P["np.full"], shape, c, loc=node.loc,
+                                               name=node.name)
     if replace:
         _apply(root, replace, {}, None)
 
