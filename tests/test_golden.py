@@ -239,6 +239,14 @@ def test_random_gradient_regressions(n):
     np.testing.assert_allclose(got, fd, rtol=1e-6, atol=1e-9)
 
 
+def test_a_gradient_that_is_zero_is_a_number():
+    from tests import grad_regressions as gr
+
+    got = tl.grad(gr.argument_updated_then_unused, argnums=(0, 1))(0.3, 0.3, 0)
+    assert type(got[1]) is float and got[1] == 0.0
+    assert got[0] == pytest.approx(3.0 * (1.0 - np.tanh(0.5 + 0.9) ** 2), rel=1e-12)
+
+
 def test_logsumexp_gradient_is_two_softmaxes():
     make, args = CASES["logsumexp_grad"]
     scores, alpha = args()

@@ -606,7 +606,7 @@ def _to_structure_known(ctx: Context, node: Apply) -> Node | None:
     items' sensitivities, or ZERO, a display of the items' gradients."""
     d, like = node.inputs[1:]
     kd, kl = kind(d, ctx.facts), kind(like, ctx.facts)
-    if same_array(kd, kl):
+    if same_array(kd, kl) and never_zero(d, ctx.facts):  # (a sensitivity may be ZERO)
         # The caller owns the gradient: an array that may be a view (a broadcast number,
         # read-only) or another argument (`x * y`'s gradient is y) is copied.
         # (Whether d is new is decided once the program is final, `_settle_owns`: a
