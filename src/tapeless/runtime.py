@@ -375,8 +375,7 @@ def scatter_add(acc: Any, x: Any, indices: tuple, ds: tuple) -> Any:
     for i in indices:
         if type(i) is not int:
             return gadd(acc, scatter_sens(x, indices, ds))
-    n = len(indices)
-    if n > 1 and (indices[0] == indices[1] if n == 2 else len(set(indices)) != n):
+    if _repeats(indices):
         return gadd(acc, scatter_sens(x, indices, ds))
     t = type(acc)
     if t is list:
@@ -410,14 +409,20 @@ def scatter_add(acc: Any, x: Any, indices: tuple, ds: tuple) -> Any:
 _F8: list[Any] = [None, None]  # np.dtype(np.float64) and np.ndarray, once NumPy is needed
 
 
+def _repeats(indices: tuple) -> bool:
+    """Whether an int index is given twice (then the pieces are summed first, as
+    `scatter_sens` does, not added one by one into the accumulator)."""
+    n = len(indices)
+    return n > 1 and (indices[0] == indices[1] if n == 2 else len(set(indices)) != n)
+
+
 def scatter_add_known(acc: Any, x: Any, indices: tuple, ds: tuple) -> Any:
     """`scatter_add` without its tests, where the optimizer proved them: `x` is a float64
     array (or a list of float64 values of one shape), the indices are ints and the pieces
     are float64 values of an element's shape, never ZERO. Called once per iteration of a
     backward loop (the LSTM's gradient of its parameter rows). An index given twice sums
     like `scatter_add` (its pieces first), so the result is the same to the bit."""
-    n = len(indices)
-    if n > 1 and (indices[0] == indices[1] if n == 2 else len(set(indices)) != n):
+    if _repeats(indices):
         return scatter_add(acc, x, indices, ds)
     if type(x) is list:
         if acc is ZERO:

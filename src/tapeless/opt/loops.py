@@ -499,8 +499,8 @@ def _recompute(v: Apply, source: Node | None, read: Node | None, like: Node) -> 
     as they are)."""
     g = like.graph
     assert g is not None
-    return g.apply(v.inputs[0], *[read if x is source and read is not None else x
-                                  for x in v.inputs[1:]], name=like.name)
+    return g.apply(v.inputs[0], *[read if x is source else x for x in v.inputs[1:]],
+                   name=like.name)
 
 
 def _rebuild_closures(fg: Graph, push: Apply, values: list[Node], reads: list[Node],

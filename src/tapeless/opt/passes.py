@@ -746,17 +746,22 @@ def _holds_term(x: Node, w: Node, depth: int = 0) -> bool:
     return any(_holds_term(t, w, depth + 1) for t in x.inputs[1:])  # type: ignore[attr-defined]
 
 
-@rewrite("mul")
-def _times_one(ctx: Context, node: Apply) -> Node | None:
-    """`1.0 * x` is `x` for float arrays and Python floats (not for ints: 1.0 * 2 is a
-    float)."""
-    a, b = node.inputs[1:]
-    for one, x in ((a, b), (b, a)):
-        if isinstance(one, Constant) and type(one.value) is float and one.value == 1.0:
+def _without_neutral(ctx: Context, pairs: tuple, neutral: float) -> Node | None:
+    """x, for the first (c, x) of `pairs` where c is the number `neutral` and x a float64
+    array or a Python float (not an int: 1.0 * 2 is a float)."""
+    for c, x in pairs:
+        if isinstance(c, Constant) and type(c.value) in (float, int) and c.value == neutral:
             k = kind(x, ctx.facts)
             if k == FLOAT or dtype_of(k) == "f8":
                 return x
     return None
+
+
+@rewrite("mul")
+def _times_one(ctx: Context, node: Apply) -> Node | None:
+    """`1.0 * x` and `x * 1` are `x` for float arrays and Python floats."""
+    a, b = node.inputs[1:]
+    return _without_neutral(ctx, ((a, b), (b, a)), 1.0)
 
 
 @rewrite("add", "sub")
@@ -764,14 +769,7 @@ def _plus_zero(ctx: Context, node: Apply) -> Node | None:
     """`x + 0.0`, `0.0 + x` and `x - 0.0` are `x` for float64 arrays and Python floats
     (up to the sign of a zero: -0.0 + 0.0 is 0.0)."""
     a, b = node.inputs[1:]
-    pairs = ((a, b), (b, a)) if is_prim(node, "add") else ((b, a),)
-    for zero, x in pairs:
-        if isinstance(zero, Constant) and type(zero.value) in (float, int) and \
-                zero.value == 0:
-            k = kind(x, ctx.facts)
-            if k == FLOAT or dtype_of(k) == "f8":
-                return x
-    return None
+    return _without_neutral(ctx, ((a, b), (b, a)) if is_prim(node, "add") else ((b, a),), 0.0)
 
 
 @rewrite("np.sum", "expand_reduced")
@@ -782,18 +780,20 @@ def _sum_over_no_axes(ctx: Context, node: Apply) -> Node | None:
     if is_prim(node, "expand_reduced"):
         d, x, axis, _ = node.inputs[1:]
         kd = kind(d, ctx.facts)
-        if isinstance(axis, Constant) and type(axis.value) is tuple and not axis.value and \
-                dtype_of(kd) == "f8" and \
-                shape_of(kd) is not None and shape_of(kd) == shape_of(kind(x, ctx.facts)):
+        if _no_axes(axis) and dtype_of(kd) == "f8" and shape_of(kd) is not None and \
+                shape_of(kd) == shape_of(kind(x, ctx.facts)):
             return d
         return None
     x, axis, dtype, _ = node.inputs[1:]
-    if isinstance(axis, Constant) and type(axis.value) is tuple and not axis.value and \
-            isinstance(dtype, Constant) and dtype.value is None:
+    if _no_axes(axis) and isinstance(dtype, Constant) and dtype.value is None:
         k = kind(x, ctx.facts)
         if dtype_of(k) == "f8" and shape_of(k):
             return x
     return None
+
+
+def _no_axes(axis: Node) -> bool:
+    return isinstance(axis, Constant) and type(axis.value) is tuple and not axis.value
 
 
 @rewrite("tuple_getitem")
