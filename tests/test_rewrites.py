@@ -122,6 +122,51 @@ def test_results_new_in_cpython_stay_new():
     assert tl.jit(scaled_by_one)(2.0) == 2.0
 
 
+def scaled_in_while(x, n):
+    i = 0
+    while i < n:
+        x = x * 1.0
+        i += 1
+    return x
+
+
+def shifted_in_for(x, n):
+    for _ in range(n):
+        x = x + 0.0
+    return x, x
+
+
+def copied_then_looped(x, n):
+    y = x * 1.0
+    for _ in range(n):
+        y = y - 0.0
+    return y
+
+
+def scaled_in_branch(x, c):
+    if c > 0:
+        y = x + 0.0
+    else:
+        y = scaled_by_one(x)
+    return y
+
+
+@pytest.mark.parametrize("fn, args", [
+    (scaled_in_while, (0,)), (scaled_in_while, (3,)), (shifted_in_for, (0,)),
+    (shifted_in_for, (2,)), (copied_then_looped, (0,)), (copied_then_looped, (2,)),
+    (scaled_in_branch, (1,)), (scaled_in_branch, (-1,))])
+def test_results_alias_arguments_as_in_cpython(fn, args):
+    """A result made new by a loop step, a branch or a call stays new where `x * 1.0`
+    simplifies away; where CPython returns the argument itself (a loop of no steps), so
+    does tapeless."""
+    x = np.ones(3)
+    want, got = fn(x, *args), tl.jit(fn)(x, *args)
+    want, got = (want, got) if isinstance(want, tuple) else ((want,), (got,))
+    assert [w is x for w in want] == [g is x for g in got]
+    assert [np.shares_memory(w, x) for w in want] == [np.shares_memory(g, x) for g in got]
+    assert [w is want[0] for w in want] == [g is got[0] for g in got]
+
+
 # --- additions of zero, sums over no axes -------------------------------------------------------
 
 

@@ -1372,19 +1372,54 @@ def optimize(root: Graph, enabled: set[str] | None = None, max_rounds: int = 30)
 def _own_outputs(root: Graph) -> None:
     """The results `root` returns that are new arrays in CPython stay new (`own`, settled
     at the end): a rewrite such as `x * 1.0 -> x` must not hand the caller its own
-    argument back."""
-    out = root.output
-    leaves = list(out.inputs[1:]) if is_prim(out, "make_tuple") else [out]  # type: ignore
-    owned = {leaf.id: root.apply(P["own"], leaf) for leaf in leaves
-             if isinstance(leaf, Apply) and leaf.graph is root and _fresh(leaf)}
-    if not owned:
-        return
-    if is_prim(out, "make_tuple"):
-        assert isinstance(out, Apply)
-        out.inputs = [out.inputs[0]] + [owned.get(i.id, i) for i in out.inputs[1:]]
-    else:
-        root.output = owned[out.id]  # type: ignore[union-attr]
-    root.invalidate()
+    argument back. A result made in a branch, a called function or a loop body is owned
+    there: `x = x * 1.0` in a loop gives a new array after one step or more, but the
+    argument itself after none, as in CPython."""
+    seen: set[tuple[int, int | None]] = set()
+
+    def enter(g: Graph, k: int | None) -> None:
+        """Own what `g` returns (its item `k`, if `k` is not None)."""
+        if (g.id, k) in seen or g.output is None:
+            return
+        seen.add((g.id, k))
+        out = g.output
+        if k is None:
+            g.output = owned(out)
+        elif is_prim(out, "make_tuple") and k + 1 < len(out.inputs):  # type: ignore
+            assert isinstance(out, Apply)
+            out.inputs = out.inputs[:k + 1] + [owned(out.inputs[k + 1])] + \
+                out.inputs[k + 2:]
+        g.invalidate()
+
+    def owned(n: Node) -> Node:
+        if type(n) is not Apply or is_prim(n, "own"):
+            return n
+        if _fresh(n):
+            return n.graph.apply(P["own"], n)
+        if is_prim(n, "make_tuple"):
+            n.inputs = [n.inputs[0]] + [owned(i) for i in n.inputs[1:]]
+            n.graph.invalidate()
+        elif is_prim(n, "tuple_getitem") and isinstance(n.inputs[2], Constant) and \
+                type(n.inputs[2].value) is int:
+            src, k = n.inputs[1], n.inputs[2].value
+            at = 2 if is_prim(src, "while_loop") else 4 if is_prim(src, "for_range") else 0
+            if at and is_constant_graph(src.inputs[at]):  # type: ignore[union-attr]
+                assert isinstance(src, Apply)
+                enter(src.inputs[at].value, k)  # type: ignore[attr-defined]
+                if 0 <= k < len(src.inputs) - at - 1:  # (after no step: the initial value)
+                    i = at + 1 + k
+                    src.inputs = src.inputs[:i] + [owned(src.inputs[i])] + src.inputs[i + 1:]
+                    src.graph.invalidate()
+            elif isinstance(src, Apply) and is_constant_graph(src.inputs[0]):
+                enter(src.inputs[0].value, k)  # type: ignore[attr-defined]
+        elif is_constant_graph(n.inputs[0]):
+            enter(n.inputs[0].value, None)  # type: ignore[attr-defined]
+        elif is_switch_call(n):
+            for branch in n.inputs[0].inputs[2:4]:  # type: ignore[attr-defined]
+                enter(branch.value, None)  # type: ignore[attr-defined]
+        return n
+
+    enter(root, None)
 
 
 def _settle_owns(root: Graph) -> None:
