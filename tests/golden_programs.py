@@ -9,6 +9,13 @@ def mlp(W1, b1, W2, b2, X):
     return np.sum(np.tanh(W2 @ np.tanh(W1 @ X + b1) + b2))
 
 
+def small_mlp_args():
+    """Arguments of `mlp`: 8 units, batch 5."""
+    rng = np.random.default_rng(1)
+    return (rng.normal(size=(8, 8)) / 4, rng.normal(size=(8, 1)), rng.normal(size=(8, 8)) / 4,
+            rng.normal(size=(8, 1)), rng.normal(size=(8, 5)))
+
+
 def mlp_hand_gradient(W1, b1, W2, b2, X):
     h1 = np.tanh(W1 @ X + b1)
     h2 = np.tanh(W2 @ h1 + b2)

@@ -10,15 +10,9 @@ from tests import golden_programs as gp
 from tests.corpus import programs as corpus
 
 
-def _mlp_args():
-    rng = np.random.default_rng(1)
-    return (rng.normal(size=(8, 8)) / 4, rng.normal(size=(8, 1)), rng.normal(size=(8, 8)) / 4,
-            rng.normal(size=(8, 1)), rng.normal(size=(8, 5)))
-
-
 def _sample():
     cases = [
-        (lambda: tl.grad(gp.mlp, argnums=(0, 1, 2, 3)), _mlp_args()),
+        (lambda: tl.grad(gp.mlp, argnums=(0, 1, 2, 3)), gp.small_mlp_args()),
         (lambda: tl.grad(gp.scalar_loop), (0.3,)),
         (lambda: tl.grad(gp.branchy, argnums=(0, 1)), (1.5, 0.5)),
         (lambda: tl.grad(gp.branchy, argnums=(0, 1)), (0.2, 0.5)),

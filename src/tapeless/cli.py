@@ -55,7 +55,8 @@ def cmd_show(args: argparse.Namespace) -> int:
         for name in PASS_ORDER:
             if enabled is None or name in enabled:
                 print(f"{name:24s} {log.counts.get(name, 0)}")
-        print()
+        print(f"\n# {len(log.rounds)} rounds; nodes matched / nodes in the program, per round:"
+              f" {', '.join(f'{m}/{n}' for m, n in log.rounds)}\n")
     if stage not in ("source",):
         label = "all passes" if enabled is None else f"passes up to {stage}"
         print(f"# IR of {what}{fn.__name__} after {label}\n")

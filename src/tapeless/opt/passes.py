@@ -1,4 +1,4 @@
-"""Rewrites on the IR, run in rounds over every node to a fixed point.
+"""Rewrites on the IR, run on a worklist to a fixed point.
 
 Each rewrite looks at one Apply node and returns a replacement (or None). Rewrites are
 indexed by the primitive they match; `inline` applies to calls of known graphs.
@@ -1344,24 +1344,37 @@ def passes_up_to(level: int | str) -> set[str]:
 @dataclass
 class PassLog:
     counts: dict[str, int] = field(default_factory=dict)
+    # Per round: (nodes matched against the rules, nodes in the program when it began).
+    rounds: list[tuple[int, int]] = field(default_factory=list)
 
     def add(self, name: str) -> None:
         self.counts[name] = self.counts.get(name, 0) + 1
 
 
-def optimize(root: Graph, enabled: set[str] | None = None, max_rounds: int = 30) -> PassLog:
+def optimize(root: Graph, enabled: set[str] | None = None, max_rounds: int = 30,
+             worklist: bool = True) -> PassLog:
     """Rewrite `root` and the graphs it reaches, in place, until nothing changes.
-    `enabled` limits the rewrites (by name, e.g. {"inline", "getitem_of_tuple"})."""
+    `enabled` limits the rewrites (by name, e.g. {"inline", "getitem_of_tuple"}).
+    After the first round, each round matches only the nodes a change can have made
+    match (a worklist); when it is empty, one round over every node confirms the fixed
+    point. `worklist=False` matches every node in every round."""
     log = PassLog()
     check = os.environ.get("TAPELESS_CHECK_IR") == "1"
     hints: dict[int, list] = {}  # loop state kinds, from one round to the next
     _own_outputs(root)
+    work: Worklist | None = None  # None: every node
     for _ in range(max_rounds):
-        more = _round(root, enabled, log, hints)
+        more, after = _round(root, enabled, log, hints, work)
         if check and (errors := scope_errors(root)):
             raise AssertionError("optimizer broke scoping: " + "; ".join(errors[:5]))
         if not more:
-            break
+            if work is None:
+                break
+            # The worklist is empty: one sweep over every node confirms the fixed point
+            # (a change far upstream can make a kind, and so a rule, apply downstream).
+            work = None
+            continue
+        work = after if worklist else None
     # Last, once the program is final: mutable stacks where no one can tell.
     if _allowed(enabled, "lower_stacks") and lower_stacks(root, _scatter_known(root)):
         log.add("lower_stacks")
@@ -1490,26 +1503,41 @@ class _Sweep:
     (matching them at once saves no round on the benchmarks and changes the fixed point,
     since the rules of one primitive are tried in a fixed order)."""
 
-    def __init__(self, ctx: Context, enabled: set[str] | None, log: PassLog):
-        self.ctx, self.enabled, self.log = ctx, enabled, log
+    def __init__(self, ctx: Context, enabled: set[str] | None, log: PassLog,
+                 work: Worklist | None):
+        self.ctx, self.enabled, self.log, self.work = ctx, enabled, log, work
         self.replace: dict[int, Node] = {}
         self.spliced: dict[int, list[Node]] = {}
         self.touched: set[int] = set()  # graphs whose nodes were redirected or changed
+        self.changed: set[int] = set()  # nodes whose inputs changed
+        self.matched = 0  # nodes matched against the rules
         self.inlined = False  # whether the last match inlined a call
 
     def visit(self, node: Apply, g: Graph, copied: bool = False) -> None:
         """Match `node` (`copied`: a node an inlining just made)."""
         callee = node.inputs[0]
-        if self.replace and _redirect(node, self.replace):
+        redirected = bool(self.replace) and _redirect(node, self.replace)
+        if redirected:
             self.touched.add(g.id)
+            self.changed.add(node.id)
             # Copies made later in the sweep (inlining) must see the new inputs: the
             # enclosing graphs schedule this graph's free variables.
             h: Graph | None = g
             while h is not None:
                 h.invalidate()
                 h = h.parent
+        if self.work is not None and not redirected and not copied and \
+                node.id not in self.work.nodes:
+            # Not on the worklist: nothing it looks at has changed. It still takes part
+            # in common-subexpression elimination (an earlier node may now equal it).
+            if prim_of(node) is not None and _allowed(self.enabled, "cse") and \
+                    (result := _cse(self.ctx, node)) is not None:
+                self.log.add("cse")
+                self.replace[node.id] = result
+            return
         # (A callee found in this sweep waits for the next round to be inlined: its body
         # may not be simplified yet, and its call counts are stale.)
+        self.matched += 1
         mark = serial_mark()  # the nodes made from here on are new
         self.inlined = False
         result = self._match(node, g, inline=node.inputs[0] is callee)
@@ -1573,24 +1601,96 @@ def _made_since(result: Apply, g: Graph, mark: int) -> list[Apply]:
     return order
 
 
-def _round(root: Graph, enabled: set[str] | None, log: PassLog, hints: dict) -> bool:
+@dataclass
+class Worklist:
+    """The nodes the next round matches: those a change can have made match a rule.
+    Kinds are inferred afresh each round, so the worklist is matched in rounds too."""
+    nodes: set[int]
+    calls: dict[int, int]  # graph id -> call sites (2 per use as a value), for the round
+
+
+WORKLIST_DEPTH = 3  # users of a changed node matched again (rules look this deep)
+
+
+def _worklist(root: Graph, changed: set[int], mark: int, graphs_changed: set[int],
+              calls: dict[int, int]) -> Worklist:
+    """The worklist after a round: the nodes made in it (ids above `mark`) or whose
+    inputs it changed, with their users to WORKLIST_DEPTH; where a graph changed, the
+    nodes that call or pass it (the value they return may have a new kind) and the users
+    of its parameters (they may be passed new kinds); where a graph's count of call sites
+    changed, its call sites (it may now be inlined)."""
+    users: dict[int, list[Apply]] = {}
+    refs: dict[int, list[Apply]] = {}  # graph id -> nodes with the graph as an input
+    params: dict[int, list[Parameter]] = {}
+    counts: dict[int, int] = {}
+    seeds: list[Apply] = []
+    for g in reachable_graphs(root):
+        params[g.id] = g.parameters
+        for n in graph_nodes(g):
+            assert isinstance(n, Apply)
+            if n.id > mark or n.id in changed:
+                seeds.append(n)
+            for pos, i in enumerate(n.inputs):
+                users.setdefault(i.id, []).append(n)
+                if is_constant_graph(i):
+                    gid = i.value.id  # type: ignore[attr-defined]
+                    refs.setdefault(gid, []).append(n)
+                    counts[gid] = counts.get(gid, 0) + (1 if pos == 0 else 2)
+    depth: dict[int, int] = {}
+    todo: list[tuple[Apply, int]] = [(n, 0) for n in seeds]
+    todo += [(n, 0) for gid, c in counts.items() if calls.get(gid) != c
+             for n in refs.get(gid, ())]
+    graphs_done: set[int] = set()
+    pending_graphs = set(graphs_changed)
+    while todo or pending_graphs:
+        for gid in pending_graphs - graphs_done:
+            graphs_done.add(gid)
+            todo += [(n, 0) for n in refs.get(gid, ())]
+        pending_graphs = set()
+        next_todo: list[tuple[Apply, int]] = []
+        for n, d in todo:
+            if depth.get(n.id, WORKLIST_DEPTH + 1) <= d:
+                continue
+            depth[n.id] = d
+            if d == 0 and n.graph.id not in graphs_done:
+                pending_graphs.add(n.graph.id)
+            if d < WORKLIST_DEPTH:
+                next_todo += [(u, d + 1) for u in users.get(n.id, ())]
+                for i in n.inputs:
+                    if is_constant_graph(i):
+                        for p in params.get(i.value.id, ()):  # type: ignore[attr-defined]
+                            next_todo += [(u, d + 1) for u in users.get(p.id, ())]
+        todo = next_todo
+    return Worklist(set(depth), counts)
+
+
+def _round(root: Graph, enabled: set[str] | None, log: PassLog, hints: dict,
+           work: Worklist | None) -> tuple[bool, Worklist | None]:
+    """One round: match the nodes of `work` (every node if None); whether anything
+    changed, and the next round's worklist (None: every node)."""
     # (Kinds are inferred afresh each round: a rewrite keeps a value but not always its
     # kind, e.g. the seed np.float64(1.0) becomes 1.0.)
+    mark = serial_mark()
     graphs = reachable_graphs(root)
     ctx = Context(root, facts=LoopFacts(root, graphs), enabled=enabled)
     ctx.facts.hints = hints  # type: ignore[union-attr]
+    if work is not None:
+        ctx.call_sites = work.calls
+    else:
+        for g in graphs:
+            for n in graph_nodes(g):
+                for pos, inp in enumerate(n.inputs):
+                    if is_constant_graph(inp):  # used as a value: never "called once"
+                        gid = inp.value.id  # type: ignore[attr-defined]
+                        ctx.call_sites[gid] = ctx.call_sites.get(gid, 0) + (2 if pos else 1)
+    sweep = _Sweep(ctx, enabled, log, work)
+    total = 0
     for g in graphs:
-        for n in graph_nodes(g):
-            if is_constant_graph(n.inputs[0]):
-                ctx.call_sites[n.inputs[0].value.id] = ctx.call_sites.get(
-                    n.inputs[0].value.id, 0) + 1
-            for inp in n.inputs[1:]:
-                if is_constant_graph(inp):  # used as a value: never "called once"
-                    ctx.call_sites[inp.value.id] = ctx.call_sites.get(inp.value.id, 0) + 2
-    sweep = _Sweep(ctx, enabled, log)
-    for g in graphs:
-        for node in graph_nodes(g):
+        nodes = graph_nodes(g)
+        total += len(nodes)
+        for node in nodes:
             sweep.visit(node, g)  # type: ignore[arg-type]
+    log.rounds.append((sweep.matched, total))
     replace, spliced, touched = sweep.replace, sweep.spliced, sweep.touched
     changed = bool(replace)
     if _allowed(enabled, "drop_pure_effects"):
@@ -1621,16 +1721,20 @@ def _round(root: Graph, enabled: set[str] | None, log: PassLog, hints: dict) -> 
             facts = LoopFacts(root)
         if structural:
             hints.clear()  # (loops rebuilt, slots renumbered)
-            return True
+            return True, None
     if not changed and _allowed(enabled, "branch_backprops"):  # alone in its round
         if branch_backprops(graphs, uses(graphs), replace):
             log.add("branch_backprops")
             changed = structural = True
+    redirected = sweep.changed
     if replace or touched or structural:
-        _apply(root, replace, spliced, None if structural else touched)
+        _apply(root, replace, spliced, None if structural else touched, redirected)
     if structural:
         hints.clear()  # (loops rebuilt, slots renumbered)
-    return changed
+        return changed, None
+    if not changed:
+        return False, None
+    return True, _worklist(root, redirected, mark, touched, ctx.call_sites)
 
 
 def _resolve(x: Node, replace: dict[int, Node]) -> Node:
@@ -1654,7 +1758,7 @@ def _redirect(node: Apply, replace: dict[int, Node]) -> bool:
 
 
 def _apply(root: Graph, replace: dict[int, Node], spliced: dict[int, list[Node]],
-           stale: set[int] | None) -> None:
+           stale: set[int] | None, redirected: set[int] | None = None) -> None:
     """Redirect every use of a replaced node to its replacement, in every graph, and
     forget the schedules this changes: those of the graphs in `stale` (every graph if
     None) and of the graphs whose nodes or effects change here, then, transitively, of
@@ -1696,6 +1800,8 @@ def _apply(root: Graph, replace: dict[int, Node], spliced: dict[int, list[Node]]
             for node in graph_nodes(g):
                 if _redirect(node, replace):  # type: ignore[arg-type]
                     changed.add(g.id)
+                    if redirected is not None:
+                        redirected.add(node.id)
         if not changed:
             return
         # Only graphs with a new schedule can hold nodes not redirected yet.
