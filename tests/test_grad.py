@@ -1067,6 +1067,108 @@ def test_a_class_passed_as_value_stays_a_class(opt: str,
                                   [2.0, 2.0])
 
 
+def h_dtype_and_call(dt, x):
+    # Called (a J-callable in derivative code) and used as a dtype (the class).
+    return np.sum(np.ones(3, dtype=dt) * x) + dt(2.0) * np.sum(np.asarray(x, dtype=dt), dtype=dt)
+
+
+def h_passes_on(dt, x):
+    return h_ones_of(dt, x) * dt(3.0) + np.sum(np.full(2, x, dtype=dt))
+
+
+@pytest.mark.parametrize("opt", ["", "0"])
+def test_a_class_called_and_used_as_a_dtype(opt: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TAPELESS_OPTIMIZE", opt)
+    for dt in (float, np.float64):
+        f = lambda x, dt=dt: h_dtype_and_call(dt, x)  # noqa: E731  (3x + 2x)
+        g = lambda x, dt=dt: h_passes_on(dt, x)  # noqa: E731  (9x + 2x)
+        assert tl.jit(f)(1.5) == f(1.5) and tl.jit(g)(1.5) == g(1.5)
+        assert tl.grad(f)(1.5) == pytest.approx(5.0)
+        assert tl.grad(g)(1.5) == pytest.approx(11.0)
+        assert tl.grad(tl.grad(g))(1.5) == pytest.approx(0.0)
+
+
+def applied_twice(x, f, c):
+    # A function and a class passed as arguments to the function differentiated.
+    return np.sum(f(f(x))) * c(2.0)
+
+
+def cube(v):
+    return v * v * v
+
+
+cube_grad = tl.grad(cube)
+cube_jit = tl.jit(cube)
+
+
+class Scaler:
+    def __init__(self, k):
+        self.k = k
+
+    def apply(self, v):
+        return v * self.k
+
+
+@pytest.mark.parametrize("opt", ["", "0"])
+def test_functions_passed_as_arguments(opt: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A function, a class or a tapeless transform passed to the differentiated function is
+    bound into its derivative code by identity (compiled once per function)."""
+    monkeypatch.setenv("TAPELESS_OPTIMIZE", opt)
+    x = np.array([0.3, -0.8])
+
+    def check(f, c, second, on_arrays=True):
+        if on_arrays:
+            want = _fd(lambda v: applied_twice(v, f, c), x)
+            np.testing.assert_allclose(tl.grad(applied_twice)(x, f, c), want, rtol=1e-6)
+            value, g = tl.value_and_grad(applied_twice)(x, f, c)
+            assert value == pytest.approx(applied_twice(x, f, c))
+            np.testing.assert_allclose(g, want, rtol=1e-6)
+            np.testing.assert_allclose(tl.jit(tl.grad(applied_twice))(x, f, c), want,
+                                       rtol=1e-6)
+        # d2/da2 of c(2) * f(f(a)) at 0.3, with f and c passed to both gradients
+        assert tl.grad(tl.grad(applied_twice))(0.3, f, c) == pytest.approx(second, rel=1e-5)
+
+    s = Scaler(3.0)
+    check(np.tanh, float, 2.0 * _second_tanh_tanh(0.3))
+    check(cube, float, 2.0 * 72 * 0.3 ** 7)  # f(f(a)) = a^9
+    check(cube_jit, np.float64, 2.0 * 72 * 0.3 ** 7)
+    check(cube_grad, float, 2.0 * 324 * 0.3 ** 2, on_arrays=False)  # 3(3a^2)^2 = 27a^4
+    check(lambda v: v * 2.0, float, 0.0)
+    with pytest.raises(tl.GradError, match="argument 1 is <bound method.*a function taking"):
+        tl.grad(applied_twice)(x, s.apply, float)
+
+
+def _second_tanh_tanh(a: float, eps: float = 1e-4) -> float:
+    f = lambda v: math.tanh(math.tanh(v))  # noqa: E731
+    return (f(a + eps) - 2 * f(a) + f(a - eps)) / eps ** 2
+
+
+def test_functions_passed_as_arguments_compile_once_each() -> None:
+    g = tl.grad(applied_twice)
+    x = np.ones(2)
+    g(x, np.tanh, float)
+    g(x, np.tanh, float)
+    assert g.compile_count == 1
+    g(x, np.sin, float)
+    assert g.compile_count == 2
+
+
+def test_functions_in_containers_or_differentiated_are_refused() -> None:
+    with pytest.raises(tl.GradError, match="tuple or list holding a function"):
+        tl.grad(lambda x, fs: fs[0](x))(1.0, (np.tanh,))
+    with pytest.raises(tl.GradError, match="a function or a class"):
+        tl.grad(h_apply)(np.tanh, 1.0)
+
+
+def uses_global_transforms(v):
+    return cube_grad(v) + cube_jit(v)  # 3v^2 + v^3
+
+
+def test_a_global_transform_is_the_transform() -> None:
+    assert tl.jit(uses_global_transforms)(2.0) == 20.0
+    assert tl.grad(uses_global_transforms)(2.0) == pytest.approx(6 * 2.0 + 3 * 4.0)
+
+
 def _fd(f: Any, x: np.ndarray, eps: float = 1e-6) -> np.ndarray:
     """Central differences of a scalar function of a vector."""
     out = np.zeros_like(x)

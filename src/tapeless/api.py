@@ -7,6 +7,7 @@ import gc
 import inspect
 import os
 import sys
+import types
 from collections.abc import Callable
 from types import TracebackType
 from typing import Any
@@ -116,6 +117,14 @@ def _signature(value: Any, depth: int = 0) -> Any:
     return t
 
 
+# The signature of an argument bound into the compiled code by its identity: a function,
+# a class or a tapeless transform passed to a function being differentiated.
+# (The types of tapeless transforms are added where they are defined.)
+BOUND = "bound"
+BOUND_TYPES = {types.FunctionType, types.BuiltinFunctionType, types.MethodType, np.ufunc,
+               type, functools.partial}
+
+
 def graph_of(fn: Any) -> Graph:
     """The IR graph of a Python function or of a tapeless-transformed function."""
     if isinstance(fn, Transformed):
@@ -148,6 +157,9 @@ class Transformed:
         self._simple = all(p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD
                            for p in sig.parameters.values())
         self.compile_count = 0
+        # Whether functions passed as arguments are bound by identity (see `key`): where
+        # a derivative is taken, here or in the function transformed.
+        self.binds_functions = isinstance(fun, Transformed) and fun.binds_functions
         # Arguments are checked when their signatures are first seen, and on every call
         # for these signatures, which do not prove them fit (`check_each_call`).
         self._check_each_call: set[tuple] = set()
@@ -166,7 +178,7 @@ class Transformed:
         (Python floats and ints, NumPy arrays by dtype and shape, tuples of them by
         their structure and lists by their items' one signature, whatever their length,
         are specialized; other values share generic code)."""
-        key = tuple(map(_signature, args))
+        key = self.key(args)
         compiled = self._compiled.get(key)
         if compiled is None:
             if self.check_each_call(key):
@@ -179,7 +191,7 @@ class Transformed:
             paused = gc.isenabled()
             gc.disable()
             try:
-                compiled = self._compiled[key] = load(self.graph, kinds)
+                compiled = self._compiled[key] = load(self.graph_for(key), kinds)
             finally:
                 if paused:
                     gc.enable()
@@ -191,9 +203,30 @@ class Transformed:
             return tuple(positional_arguments(self.__tapeless_wrapped__, args, kwargs))
         return args
 
+    def key(self, args: tuple) -> tuple:
+        """The signatures of the arguments, which select the compiled code. Where a
+        derivative is taken (`binds_functions`), a function, a class or a tapeless
+        transform passed as an argument counts by its identity: derivative code calls it
+        through its derivative, compiled with the program (`graph_for`)."""
+        key = tuple(map(_signature, args))
+        if self.binds_functions and not BOUND_TYPES.isdisjoint(key):
+            return tuple((BOUND, a) if s in BOUND_TYPES else s
+                         for s, a in zip(key, args, strict=True))
+        return key
+
+    def graph_for(self, key: tuple) -> Graph:
+        """The graph to compile for arguments with signatures `key` (with the functions
+        passed as arguments put in, where the transformed function binds them)."""
+        if self.binds_functions and isinstance(self.fun, Transformed) and \
+                any(type(s) is tuple and s and s[0] is BOUND for s in key):
+            return self.fun.graph_for(key)
+        return self.graph
+
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         args = self.bind(args, kwargs)
         key = tuple(map(_signature, args))
+        if self.binds_functions and not BOUND_TYPES.isdisjoint(key):
+            key = self.key(args)
         compiled = self._compiled.get(key)
         # (A function that never needs a second check pays one truth test of an empty set.)
         if compiled is None or (self._check_each_call and key in self._check_each_call):
@@ -238,7 +271,7 @@ class Transformed:
 
 
 CompiledFunction = Transformed
-
+BOUND_TYPES.add(Transformed)
 
 @_api
 def jit(fn: Callable[..., Any]) -> Transformed:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import types
 from collections.abc import Callable
 from typing import Any
 
@@ -9,15 +10,21 @@ import numpy as np
 
 from .ad.api_graphs import TRANSFORM, grad_graph
 from .api import (
+    BOUND,
+    BOUND_TYPES,
     LIST_OF,
     Transformed,
     _api,
+    _signature,
     graph_of,
     load,
     positional_arguments,
     python_function,
 )
 from .errors import GradError
+from .frontend.expressions import constant_node
+from .frontend.parser import RESOLVER
+from .ir.nodes import Constant, Graph
 from .runtime import from_structure, is_struct, to_structure
 
 
@@ -63,11 +70,60 @@ def _shows_no_integer(sig: Any) -> bool:
 
         return not issubclass(sig, _MAYBE_INTEGER) and not dataclasses.is_dataclass(sig)
     head, rest = sig
+    if head is BOUND:
+        return True  # (refused by check_arguments where differentiated)
     if head is tuple or head is list:
         return all(_shows_no_integer(s) for s in rest)
     if head == LIST_OF:
         return _shows_no_integer(rest)
     return np.dtype(rest).kind not in "biu"  # an array: (shape, dtype.str)
+
+
+def _is_bound(sig: Any) -> bool:
+    """Whether a signature is that of an argument bound by identity (`api.BOUND_TYPES`)."""
+    return isinstance(sig, type) and sig in BOUND_TYPES
+
+
+def _refuse_uncallable(fn: GradFunction, i: int, value: Any) -> None:
+    """Refuse a function passed as an argument that derivative code cannot call: what
+    tapeless does not compile (a bound method, a `functools.partial`, a class other than
+    a number type, a dataclass or a NamedTuple)."""
+    import dataclasses
+
+    from .frontend.expressions import _is_namedtuple
+    from .frontend.parser import unwrap
+    from .primitives import lookup_callable
+
+    v = unwrap(value)
+    if isinstance(value, Transformed) or isinstance(v, types.FunctionType) or \
+            lookup_callable(v) is not None or _is_namedtuple(v) or \
+            (isinstance(v, type) and dataclasses.is_dataclass(v)):
+        return
+    raise GradError(
+        f"{fn.kind} of {fn.__tapeless_wrapped__.__qualname__}: argument {i} is {value!r}, "
+        "which derivative code cannot call; pass a Python function, a NumPy or math "
+        "function, a number type, a dataclass or NamedTuple class, or a tapeless "
+        "transform (write a bound method as a function taking what it reads)")
+
+
+def _refuse_nested_functions(fn: GradFunction, key: tuple) -> None:
+    """A function inside a tuple or list argument cannot be bound by identity (it would be
+    called without its derivative): refuse it, saying what to do instead."""
+    def holds(sig: Any) -> bool:
+        if type(sig) is not tuple or not sig or sig[0] is BOUND:
+            return False
+        head, rest = sig
+        if head is tuple or head is list:
+            return any(_is_bound(s) or holds(s) for s in rest)
+        return head == LIST_OF and (_is_bound(rest) or holds(rest))
+
+    for i, sig in enumerate(key):
+        if holds(sig):
+            raise GradError(
+                f"{fn.kind} of {fn.__tapeless_wrapped__.__qualname__}: argument {i} is a "
+                "tuple or list holding a function or a class, which derivative code cannot "
+                "call; pass each function as an argument of its own, or refer to it from "
+                "the function's body (a global or a closure)")
 
 
 class GradFunction(Transformed):
@@ -76,10 +132,14 @@ class GradFunction(Transformed):
     def __init__(self, fun: Callable[..., Any], argnums: int | tuple[int, ...],
                  has_aux: bool, with_value: bool):
         super().__init__(fun)
+        self.binds_functions = True
         if not isinstance(argnums, int) and not (
                 isinstance(argnums, tuple) and all(isinstance(a, int) for a in argnums)):
             raise GradError(f"argnums must be an int or a tuple of ints, not {argnums!r}")
         self.argnums = argnums
+        # Gradient graphs with functions passed as arguments put in, by their positions
+        # and identities (the functions are kept alive with them).
+        self._bound_graphs: dict[tuple, tuple[Graph, list]] = {}
         self.has_aux = has_aux
         self.with_value = with_value
         if with_value:
@@ -88,6 +148,33 @@ class GradFunction(Transformed):
     def build_graph(self):  # noqa: ANN201
         return grad_graph(graph_of(self.fun), self.argnums, self.has_aux, self.with_value)
 
+    def graph_for(self, key: tuple) -> Graph:
+        """The gradient's graph, where the functions passed as arguments are constants:
+        the graph of `lambda *args: fun(*args)` with those arguments put in."""
+        bound = {i: s[1] for i, s in enumerate(key) if type(s) is tuple and s and s[0] is BOUND}
+        _refuse_nested_functions(self, key)
+        if not bound:
+            return self.graph
+        for i, v in bound.items():
+            _refuse_uncallable(self, i, v)
+        cache_key = tuple(sorted((i, id(v)) for i, v in bound.items()))
+        if cache_key not in self._bound_graphs:
+            # (The gradient of a gradient: the inner one takes the same arguments, and
+            # puts in the same functions.)
+            g = self.fun.graph_for(key) if isinstance(self.fun, GradFunction) else \
+                graph_of(self.fun)
+            w = Graph(g.name, None, g.loc)
+            params = [w.add_parameter(p.name, p.loc) for p in g.parameters]
+            w.vararg = g.vararg
+            if hasattr(g, "signature"):
+                w.signature = g.signature  # type: ignore[attr-defined]
+            w.output = w.apply(Constant(g), *[
+                constant_node(bound[i], RESOLVER, g.loc) if i in bound else p
+                for i, p in enumerate(params)], loc=g.loc)
+            self._bound_graphs[cache_key] = (grad_graph(
+                w, self.argnums, self.has_aux, self.with_value), list(bound.values()))
+        return self._bound_graphs[cache_key][0]
+
     def check_arguments(self, args: tuple) -> None:
         nums = (self.argnums,) if isinstance(self.argnums, int) else self.argnums
         for a in nums:
@@ -95,6 +182,8 @@ class GradFunction(Transformed):
                 raise GradError(f"argnums={self.argnums!r} is out of range: the function "
                                 f"was called with {len(args)} arguments")
             found = _integer_leaf(args[a])
+            if _is_bound(_signature(args[a])):
+                found = "a function or a class"
             if found is not None:
                 raise GradError(
                     f"{self.kind} of {self.__tapeless_wrapped__.__qualname__} with respect to "
@@ -108,6 +197,9 @@ class GradFunction(Transformed):
         signature's): containers of floats and arrays are not walked twice."""
         nums = (self.argnums,) if isinstance(self.argnums, int) else self.argnums
         return not all(-len(key) <= a < len(key) and _shows_no_integer(key[a]) for a in nums)
+
+
+BOUND_TYPES.add(GradFunction)
 
 
 @_api

@@ -62,6 +62,27 @@ def _may_be_class_value(classinfo: Node) -> bool:
     return True
 
 
+def _may_hold_class_value(node: Node) -> bool:
+    """Whether `node` may be a class passed as a value (a J-callable in derivative code):
+    a parameter, what a call returns, or an item taken out of a container or a branch;
+    not a constant or what another primitive makes."""
+    if isinstance(node, Parameter):
+        return True
+    if not isinstance(node, Apply):
+        return False
+    prim = _primitive(node.inputs[0])
+    if prim is None:
+        return True
+    if prim is P["make_tuple"]:
+        return any(_may_hold_class_value(i) for i in node.inputs[1:])
+    return prim.name in ("tuple_getitem", "getitem", "switch", "getattr")
+
+
+def _class_positions(prim: Primitive) -> list[int]:
+    """The positions of a primitive's parameters that take a class (`dtype`, `cls`)."""
+    return [i for i, name in enumerate(prim.signature.parameters) if name in ("dtype", "cls")]
+
+
 def _may_call_parameter(g: Graph, i: int) -> bool:
     """Whether the value `g` receives as parameter i may be called: it is called, in `g`
     or a graph nested in it, or passed to (or returned by) something other than a
@@ -161,6 +182,12 @@ class JTransform:
                 self._loop_forward(node, prim.name, jg):
             return
         jargs = [self.value(a, jg) for a in args]
+        if prim is not None:
+            # A class passed as a value and used as a dtype or to make an instance: the
+            # class, not its J-callable.
+            for i in _class_positions(prim):
+                if i < len(args) and _may_hold_class_value(args[i]):
+                    jargs[i] = jg.apply(P["class_of"], jargs[i], loc=node.loc)
         if prim is not None and not prim.differentiable:
             if prim.name == "isinstance" and len(args) == 2 and _may_be_class_value(args[1]):
                 # The class may have been passed as a value: in derivative code it is

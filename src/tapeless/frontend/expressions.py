@@ -69,14 +69,7 @@ class ExpressionMixin:
                          "the file")
 
     def constant_for(self, value: Any, node: ast.AST) -> Node:
-        """A compile-time value: Python functions become graphs (compiled once)."""
-        from .parser import unwrap
-
-        value = unwrap(value)
-        if isinstance(value, types.FunctionType) and lookup_callable(value) is None \
-                and not _is_api(value):
-            return Constant(self.resolver.graph_for(value), self.loc(node))
-        return Constant(value, self.loc(node))
+        return constant_node(value, self.resolver, self.loc(node))
 
     def expr_BinOp(self, node: ast.BinOp, block: Block) -> Node:
         left = self.expr(node.left, block)
@@ -595,6 +588,22 @@ class ExpressionMixin:
         if not isinstance(value, Constant):
             raise self.error("this argument must be a constant known when compiling", node)
         return value.value
+
+
+def constant_node(value: Any, resolver: Any, loc: Any = None) -> Constant:
+    """A compile-time value: Python functions become graphs (compiled once), and so do
+    functions transformed by tapeless (a global `g = tl.grad(h)` is the gradient's
+    graph, not h's)."""
+    from ..api import Transformed
+    from .parser import unwrap
+
+    if isinstance(value, Transformed):
+        return Constant(value.graph, loc)
+    value = unwrap(value)
+    if isinstance(value, types.FunctionType) and lookup_callable(value) is None \
+            and not _is_api(value):
+        return Constant(resolver.graph_for(value), loc)
+    return Constant(value, loc)
 
 
 def _is_api(fn: Any) -> bool:
