@@ -250,7 +250,8 @@ def test_sum_of_products_over_points_is_one_product(monkeypatch):
     r = np.random.default_rng(7)
     args = (r.normal(size=(9, 3)), r.normal(size=(4, 3)), r.normal(size=(4, 3, 3)))
     source = _check(offset_points, args, (1, 2), monkeypatch)
-    assert "np.sum(np.sum(" in source and "keepdims=True) @ Q" in source, source
+    # (then the row sum of the scaled Qx is a vector-matrix product: weighted_row_sum)
+    assert "np.expand_dims(_t_1, -2) @ Qx @ Q" in source, source
 
 
 @pytest.mark.parametrize("fn, shapes, applies", [
@@ -601,3 +602,62 @@ def test_equal_assumptions_share_one_memo_id():
     assert a.id == b.id != 0
     assert assume(a, {(1, -1): "int"}).id not in (a.id, 0)
     assert assume(None, {}).id == 0
+
+
+# --- products contracting a long axis, in blocks ------------------------------------------
+
+
+def weighted_quadratic(Q, X, w):
+    # d/dQ is swapaxes(w * (X @ Q^T)) @ X: a product contracting X's rows
+    return np.sum(w[:, :, None] * (X @ np.swapaxes(Q, 1, 2)) ** 2)
+
+
+@pytest.mark.parametrize("n, d, blocked", [(1000, 64, True), (1000, 32, True), (300, 64, False),
+                                           (1000, 10, False), (1000, 128, False)])
+def test_long_products_are_computed_in_blocks(n, d, blocked):
+    rng = np.random.default_rng(4)
+    Q, X, w = rng.normal(size=(3, d, d)), rng.normal(size=(3, n, d)), rng.random((3, n))
+    g = tl.grad(weighted_quadratic)
+    assert ("matmul_tn" in g.source_for(Q, X, w)) == blocked
+    want = 4 * np.swapaxes(w[:, :, None] * (X @ np.swapaxes(Q, 1, 2)), 1, 2) @ X
+    np.testing.assert_allclose(g(Q, X, w), want / 2, rtol=1e-12,
+                               atol=1e-13 * np.abs(want).max())  # (sums in another order)
+
+
+# --- sums of rows scaled row by row -------------------------------------------------------
+
+
+def rows_weighted_keep(c, a):
+    return np.sum(np.expand_dims(c, 2) * a, axis=-2, keepdims=True)
+
+
+def rows_weighted_flat(c, a):
+    return np.sum(a * np.expand_dims(c, -1), axis=0)
+
+
+def rows_weighted_stack(c, a):
+    return np.sum(np.expand_dims(c, -1) * a, axis=1)
+
+
+def columns_weighted(c, a):
+    return np.sum(np.expand_dims(c, -1) * a, axis=-1)  # (not a row sum)
+
+
+@pytest.mark.parametrize("fn, c_shape, a_shape, applies", [
+    (rows_weighted_keep, (3, 50), (3, 50, 4), True),
+    (rows_weighted_flat, (50,), (50, 4), True),
+    (rows_weighted_stack, (3, 50), (3, 50, 4), True),
+    (columns_weighted, (3, 50), (3, 50, 4), False),
+    (rows_weighted_stack, (1, 50), (3, 50, 4), False),  # (c broadcast over the stack)
+])
+def test_weighted_row_sums_are_products(fn, c_shape, a_shape, applies):
+    rng = np.random.default_rng(5)
+    c, a = rng.normal(size=c_shape), rng.normal(size=a_shape)
+    f = tl.jit(fn)
+    assert ("@" in f.source_for(c, a)) == applies
+    got, want = f(c, a), fn(c, a)
+    assert got.shape == want.shape
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-13)
+    ints = np.arange(np.prod(a_shape)).reshape(a_shape)
+    assert "@" not in f.source_for(c, ints)  # (float64 only)
+    np.testing.assert_array_equal(f(c, ints), fn(c, ints))

@@ -89,3 +89,14 @@ def test_scatter_add_known_sums_like_scatter_add():
             else:
                 assert got.dtype == np.float64
                 np.testing.assert_array_equal(got, again)
+
+
+def test_matmul_tn_is_the_transposed_product_in_blocks():
+    rng = np.random.default_rng(3)
+    for a_shape, b_shape, block in [((5, 450, 33), (5, 450, 40), 150), ((450, 33), (450, 40), 200),
+                                    ((2, 3, 401, 4), (401, 5), 200), ((7, 2), (7, 3), 10)]:
+        a, b = rng.normal(size=a_shape), rng.normal(size=b_shape)
+        want = np.swapaxes(a, -1, -2) @ b
+        got = rt.matmul_tn(a, b, block)
+        assert got.shape == want.shape
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)

@@ -29,6 +29,8 @@ _helper("scatter_sens", "x, indices, ds", differentiable=False)
 _helper("scatter_add", "acc, x, indices, ds", differentiable=False)
 # ... where kinds prove what it tests (`tapeless.opt.passes._scatter_known`).
 _helper("scatter_add_known", "acc, x, indices, ds", differentiable=False)
+# A matrix product contracting a long axis, in blocks (made by the optimizer, last).
+_helper("matmul_tn", "a, b, block", differentiable=False)
 _helper("getattr_sens", "d, x, name")
 _helper("sens_getattr", "dd, x, name")
 _helper("field_sens", "d, cls, n")
