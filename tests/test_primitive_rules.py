@@ -347,6 +347,7 @@ SAMPLES: dict[str, list[Sample]] = {
     "np.square": unary(), "np.reciprocal": unary(0.3, 1.5, gen=away),
     "np.sin": unary(-2.0, 2.0), "np.cos": unary(-2.0, 2.0), "np.tan": unary(-1.2, 1.2),
     "np.tanh": unary(-2.0, 2.0), "np.sinh": unary(), "np.cosh": unary(),
+    "logistic": unary(-3.0, 3.0),
     "np.arcsin": unary(-0.8, 0.8), "np.arccos": unary(-0.8, 0.8), "np.arctan": unary(-2, 2),
     "np.arcsinh": unary(-2.0, 2.0), "np.arccosh": unary(1.2, 3.0),
     "np.arctanh": unary(-0.8, 0.8), "np.abs": unary(0.3, 1.5, gen=away), "np.negative": unary(),

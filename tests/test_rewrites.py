@@ -661,3 +661,61 @@ def test_weighted_row_sums_are_products(fn, c_shape, a_shape, applies):
     ints = np.arange(np.prod(a_shape)).reshape(a_shape)
     assert "@" not in f.source_for(c, ints)  # (float64 only)
     np.testing.assert_array_equal(f(c, ints), fn(c, ints))
+
+
+# --- the logistic function ----------------------------------------------------------------
+
+
+def logistic_a(x):
+    return np.sum(1.0 / (1.0 + np.exp(-x)) * x)
+
+
+def logistic_b(x):
+    return np.sum(1 / (np.exp(-x) + 1) * x)
+
+
+def not_logistic_c(x):
+    return np.sum(2.0 / (1.0 + np.exp(-x)) * x)
+
+
+def not_logistic_d(x):
+    return np.sum(1.0 / (1.0 + np.exp(x)) * x)
+
+
+def not_logistic_e(x):
+    return np.sum(1.0 / (1.0 - np.exp(-x)) * x)
+
+
+@pytest.mark.parametrize("fn, recognized", [(logistic_a, True), (logistic_b, True),
+                                            (not_logistic_c, False), (not_logistic_d, False),
+                                            (not_logistic_e, False)])
+def test_the_logistic_function_is_recognized(fn, recognized):
+    """`1 / (1 + np.exp(-x))` compiles to the `logistic` primitive: computed the same way
+    (same values, to the bit, also where exp overflows) and differentiated from its value
+    (`d * s * (1 - s)`)."""
+    assert ("logistic(" in tl.ir(fn)) == recognized
+    x = np.array([-800.0, -3.0, -0.5, 0.0, 0.7, 4.0, 40.0])
+    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+        np.testing.assert_array_equal(tl.jit(fn)(x), fn(x))
+        assert tl.jit(fn)(0.25) == fn(0.25)
+    x = x[[1, 2, 4, 5]]
+    g = tl.grad(fn)(x)
+    v = np.random.default_rng(9).normal(size=x.shape)
+    assert np.dot(g, v) == pytest.approx(directional_fd(fn, (x,), (0,), (v,)), rel=1e-6)
+    if recognized:
+        s = 1.0 / (1.0 + np.exp(-x))
+        np.testing.assert_allclose(g, s + x * s * (1 - s), rtol=1e-13)
+        h = tl.grad(lambda a: tl.grad(fn)(a)[2])(x)  # a row of the Hessian (diagonal)
+        sa = s[2]
+        want = np.zeros_like(x)
+        want[2] = 2 * sa * (1 - sa) + x[2] * sa * (1 - sa) * (1 - 2 * sa)
+        np.testing.assert_allclose(h, want, rtol=1e-10, atol=1e-14)
+
+
+def logistic_of_a_variable(x):
+    e = np.exp(-x)  # (a variable: the program may read it again)
+    return np.sum(1.0 / (1.0 + e) * x)
+
+
+def test_the_logistic_function_of_a_variable_is_left_as_written():
+    assert "logistic(" not in tl.ir(logistic_of_a_variable)

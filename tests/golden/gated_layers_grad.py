@@ -1,6 +1,5 @@
 def grad_gated_layers(params, state, xs):
     _concatenate = np.concatenate
-    _exp = np.exp
     _tanh = np.tanh
     _sens_of = _rt.sens_of
     _gadd = _rt.gadd
@@ -40,16 +39,15 @@ def grad_gated_layers(params, state, xs):
             _t_2 = _concatenate([x_1, st[_t_1], x_1])
             _t_3 = _t_1 + 1
             g_1 = _t_2 * params[_t_1] + params[_t_3]
-            y = _exp(-g_1[0:3])
-            f_1 = 1.0 / (1.0 + y)
+            f_1 = 1.0 / (1.0 + np.exp(-g_1[0:3]))
             _t_4 = st[_t_3]
-            y_1 = _tanh(g_1[3:6])
+            y = _tanh(g_1[3:6])
             _t_5 = g_1[6:9]
-            s_1 = _t_4 * f_1 + y_1 * _t_5
-            y_2 = _tanh(s_1)
-            h_1 = f_1 * y_2
+            s_1 = _t_4 * f_1 + y * _t_5
+            y_1 = _tanh(s_1)
+            h_1 = f_1 * y_1
             new_2 = new_1 + [h_1, s_1]
-            stack_1 = (_t_4, new_1, new_2, y_2, _t_3, _t_2, y_1, _t_5, g_1, y, _t_1), stack_1
+            stack_1 = (_t_4, new_1, new_2, f_1, y_1, _t_3, _t_2, y, _t_5, g_1, _t_1), stack_1
             j_1, b_1, new_1, x_1 = j_2, 3, new_2, h_1
         stack_append((x, st, stack_1))
         j, b, g, f, s, h, st = j_1, b_1, g_1, f_1, s_1, h_1, new_1
@@ -87,28 +85,26 @@ def grad_gated_layers(params, state, xs):
             d_s = _t_8[1]
             d_h = _t_8[0]
             d_h_1 = _gadd(_gadd(d5_1, d7_1), d_h)
-            _t_9 = saved_1[9]
-            _t_10 = 1.0 + _t_9
-            out = 1.0 / _t_10
-            y_3 = saved_1[3]
-            d_s_1 = _gadd(_gadd(d4_1, d_s), d_h_1 * out * (1.0 - y_3 * y_3))
-            y_4 = saved_1[6]
-            g_2 = saved_1[8]
-            d_f = _gadd(d3_1, d_h_1 * y_3) + d_s_1 * saved_1[0]
-            d_g = _gadd(d2, _getitem_sens(d_s_1 * y_4, g_2, slice(6, 9, None))) + _getitem_sens(d_s_1 * saved_1[7] * (1.0 - y_4 * y_4), g_2, slice(3, 6, None)) + _getitem_sens(d_f * out / _t_10 * _t_9, g_2, slice(0, 3, None))
-            _t_11 = saved_1[10]
-            _t_12 = d_g * params[_t_11]
-            d_x = _t_12[0:3]
-            d_x_1 = _t_12[6:9]
-            _t_13 = saved_1[4], _t_11
-            stack_4, d0, d1, d2, d3_1, d4_1, d5_1, d6_1, d7_1, d_st, d_params_1 = rest, _rt.ZERO, _rt.ZERO, _rt.ZERO, _rt.ZERO, _rt.ZERO, _rt.ZERO, _t_7[:n], d_x + d_x_1, _scatter_add_known(d_st, st_1, _t_13, (d_s_1 * out, _t_12[3:6])), _scatter_add_known(d_params_1, params, _t_13, (d_g, d_g * saved_1[5]))
+            s_2 = saved_1[3]
+            y_2 = saved_1[4]
+            d_s_1 = _gadd(_gadd(d4_1, d_s), d_h_1 * s_2 * (1.0 - y_2 * y_2))
+            y_3 = saved_1[7]
+            g_2 = saved_1[9]
+            d_f = _gadd(d3_1, d_h_1 * y_2) + d_s_1 * saved_1[0]
+            d_g = _gadd(d2, _getitem_sens(d_s_1 * y_3, g_2, slice(6, 9, None))) + _getitem_sens(d_s_1 * saved_1[8] * (1.0 - y_3 * y_3), g_2, slice(3, 6, None)) + _getitem_sens(d_f * s_2 * (1.0 - s_2), g_2, slice(0, 3, None))
+            _t_9 = saved_1[10]
+            _t_10 = d_g * params[_t_9]
+            d_x = _t_10[0:3]
+            d_x_1 = _t_10[6:9]
+            _t_11 = saved_1[5], _t_9
+            stack_4, d0, d1, d2, d3_1, d4_1, d5_1, d6_1, d7_1, d_st, d_params_1 = rest, _rt.ZERO, _rt.ZERO, _rt.ZERO, _rt.ZERO, _rt.ZERO, _rt.ZERO, _t_7[:n], d_x + d_x_1, _scatter_add_known(d_st, st_1, _t_11, (d_s_1 * s_2, _t_10[3:6])), _scatter_add_known(d_params_1, params, _t_11, (d_g, d_g * saved_1[6]))
         d3, d4, d5, d6, d7, d8, d9, d_params = d0, d1, d2, d3_1, d4_1, d5_1, d_st, _gadd(d_params, d_params_1)
     d_params_2 = _rt.to_structure(d_params, params)
-    _t_14 = _rt.as_sequence(results)
-    _t_15 = len(_t_14)
+    _t_12 = _rt.as_sequence(results)
+    _t_13 = len(_t_12)
     d_fn = _rt.ZERO
-    for i in range(_t_15):
-        r = _t_14[i]
+    for i in range(_t_13):
+        r = _t_12[i]
         g_3 = r[1](_sens_index(d9, i))
         d_fn = _gadd(d_fn, g_3[0])
     d_state = _rt.to_structure(d_fn[0], state)

@@ -78,6 +78,8 @@ class ExpressionMixin:
 
     def binop(self, op: ast.operator, left: Node, right: Node, block: Block,
               at: ast.AST) -> Node:
+        if type(op) is ast.Div and (x := _logistic_argument(left, right)) is not None:
+            return block.graph.apply(P["logistic"], x, loc=self.loc(at))
         return block.graph.apply(P[BINOPS[type(op)]], left, right, loc=self.loc(at))
 
     def expr_UnaryOp(self, node: ast.UnaryOp, block: Block) -> Node:
@@ -588,6 +590,30 @@ class ExpressionMixin:
         if not isinstance(value, Constant):
             raise self.error("this argument must be a constant known when compiling", node)
         return value.value
+
+
+def _is_one(node: Node) -> bool:
+    return isinstance(node, Constant) and type(node.value) in (int, float) and \
+        node.value == 1
+
+
+def _logistic_argument(left: Node, right: Node) -> Node | None:
+    """x, where `left / right` is the logistic function `1 / (1 + np.exp(-x))` (either
+    order of the sum; 1 or 1.0), written as one expression: it compiles to the `logistic`
+    primitive, which computes it the same way and differentiates it from its value. (Not
+    where a part is a variable, `e = np.exp(-x)`, which the program may read elsewhere.)"""
+    def applies(node: Node, name: str) -> bool:
+        return isinstance(node, Apply) and len(node.inputs) >= 2 and not node.name and \
+            isinstance(node.inputs[0], Constant) and node.inputs[0].value is P[name]
+
+    if not _is_one(left) or not applies(right, "add"):
+        return None
+    a, b = right.inputs[1:]  # type: ignore[attr-defined]
+    e = b if _is_one(a) else a if _is_one(b) else None
+    if e is None or not applies(e, "np.exp") or len(e.inputs) != 2:  # type: ignore
+        return None
+    n = e.inputs[1]  # type: ignore[attr-defined]
+    return n.inputs[1] if applies(n, "neg") else None  # type: ignore[attr-defined]
 
 
 def constant_node(value: Any, resolver: Any, loc: Any = None) -> Constant:

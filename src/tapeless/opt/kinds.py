@@ -42,7 +42,7 @@ _ELEMENTWISE = {"add", "sub", "mul", "truediv", "pow", "mod", "gadd", "np.add",
                 "np.minimum", "np.logaddexp", "np.arctan2", "np.hypot", "np.fmax", "np.fmin"}
 _COMPARISONS = {"np.equal", "np.not_equal", "np.less", "np.less_equal", "np.greater",
                 "np.greater_equal"}
-_UNARY = {"neg", "pos", "abs"} | {f"np.{n}" for n in (
+_UNARY = {"neg", "pos", "abs", "logistic"} | {f"np.{n}" for n in (
     "exp log log1p expm1 sqrt sin cos tan tanh sinh cosh arcsin arccos arctan arcsinh "
     "arccosh arctanh abs square negative positive reciprocal exp2 log2 log10 cbrt deg2rad "
     "rad2deg sign").split()}

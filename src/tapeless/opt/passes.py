@@ -632,7 +632,8 @@ _FRESH = {"add", "sub", "mul", "truediv", "floordiv", "pow", "mod", "neg", "pos"
           "matmul", "np.dot", "np.einsum", "np.tensordot", "np.outer", "np.concatenate",
           "np.stack", "np.zeros", "np.ones", "np.full", "np.copy", "np.where", "np.sum",
           "np.mean", "np.max", "np.min", "np.prod", "np.cumsum", "scatter_sens",
-          "scatter_add", "scatter_add_known", "getitem_sens", "concat_sens", "matmul_tn"}
+          "scatter_add", "scatter_add_known", "getitem_sens", "concat_sens", "matmul_tn",
+          "logistic"}
 
 
 def _fresh(node: Node) -> bool:

@@ -197,3 +197,18 @@ _method("values", "self", "method.values")
 _method("get", "self, key, default=None", "method.get", positional=True)
 _method("index", "self, value", "method.index", differentiable=False)
 _method("count", "self, value", "method.count", differentiable=False)
+
+
+# The logistic function as the front end recognizes it in `1.0 / (1.0 + np.exp(-x))`
+# (see `tapeless.frontend.expressions`): computed exactly that way, with a reverse rule
+# from its value alone, `d * s * (1 - s)` (the rule of the three operations would keep
+# `np.exp(-x)` for the backward pass and compute `1 + e` and its reciprocal again).
+def logistic(x: object) -> object:
+    return 1.0 / (1.0 + np.exp(-x))  # type: ignore[operator]
+
+
+def _emit_logistic(a: list[str]) -> str:
+    return f"(1.0 / (1.0 + np.exp(-{a[0]})))"
+
+
+register(Primitive("logistic", logistic, "x", _emit_logistic), logistic)

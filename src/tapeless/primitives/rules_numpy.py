@@ -24,6 +24,7 @@ from ..runtime import (
     tensordot_subscripts,
     unbroadcast,
 )
+from .numpy_ops import logistic
 from .registry import rule
 from .rules_core import _matmul
 
@@ -34,6 +35,12 @@ from .rules_core import _matmul
 def _exp(x):
     y = np.exp(x)
     return y, lambda d: (d * y,)
+
+
+@rule("logistic")
+def _logistic(x):
+    s = logistic(x)
+    return s, lambda d: (d * s * (1.0 - s),)
 
 
 @rule("np.expm1")
