@@ -1,11 +1,13 @@
-"""Specialization to the structure of tuple arguments (kinds "tuple<K1|K2|...>") and to
-lists of one kind of item ("list<K>"): the kinds themselves, gradients through tuples and
-lists of known structure against finite differences and against the unoptimized
-gradient, and recompilation for arguments of another structure (never reusing code made
-for a different tuple or list)."""
+"""Specialization to the structure of tuple arguments (kinds "tuple<K1|K2|...>"), to
+lists of one kind of item ("list<K>") and to dicts, NamedTuples and dataclasses
+("dict<k:K|...>", "namedtuple<Name#n|f:K|...>", "dataclass<Name#n|f:K|...>"): the kinds
+themselves, gradients through containers of known structure against finite differences
+and against the unoptimized gradient, and recompilation for arguments of another
+structure (never reusing code made for a different container)."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from typing import Any, NamedTuple
 
@@ -15,7 +17,20 @@ import pytest
 import tapeless as tl
 import tapeless.grad_api
 from tapeless.api import _signature
-from tapeless.opt.kinds import MAX_TUPLE_ITEMS, items_of, tuple_of, value_kind
+from tapeless.opt.kinds import (
+    MAX_TUPLE_ITEMS,
+    as_tuple,
+    class_of_kind,
+    field_kind,
+    fields_of,
+    is_container,
+    is_namedtuple,
+    is_tuple,
+    items_of,
+    record_class,
+    tuple_of,
+    value_kind,
+)
 
 
 def test_tuple_kinds_split_nested_items() -> None:
@@ -32,7 +47,8 @@ def test_only_plain_tuples_get_tuple_kinds() -> None:
         a: float
         b: float
 
-    assert value_kind(Pair(1.0, 2.0)) is None
+    k = value_kind(Pair(1.0, 2.0))
+    assert not is_tuple(k) and items_of(k) is None and is_namedtuple(k)
     assert value_kind(tuple(range(MAX_TUPLE_ITEMS + 1))) is None
 
 
@@ -429,12 +445,14 @@ def test_integer_leaves_in_containers_are_refused_on_later_calls(
         for _ in range(3):
             g(arg, 0)
         assert sum(w is arg for w in walks) == 1, arg
-    # a dict: on every call
-    g = tl.grad(item_sum)
-    d = {"a": 1.0, "b": 2.0}
-    for _ in range(3):
-        g(d, "a")
-    assert sum(w is d for w in walks) == 3
+    # a dict with string keys: its signature shows its leaves, walked on the first call
+    # only; a dict with other keys, on every call
+    for d, key in (({"a": 1.0, "b": 2.0}, "a"), ({1: 1.0, "b": 2.0}, 1)):
+        g = tl.grad(item_sum)
+        walks.clear()
+        for _ in range(3):
+            g(d, key)
+        assert sum(w is d for w in walks) == (1 if key == "a" else 3)
     # a list of floats then a list of ints of the same length: another signature, checked
     g = tl.grad(item_sum)
     g([1.0, 2.0], 0)
@@ -442,3 +460,258 @@ def test_integer_leaves_in_containers_are_refused_on_later_calls(
         g([1, 2], 0)
     with pytest.raises(tl.GradError, match=r"argument 0: it is \(or contains\) a bool"):
         g([1.0, True], 0)
+
+
+# --- dicts, NamedTuples, dataclasses --------------------------------------------------------
+
+
+class Params(NamedTuple):
+    W1: Any
+    b1: Any
+    W2: Any
+    b2: Any
+
+
+class Twin(NamedTuple):  # the same fields as Params, another class
+    W1: Any
+    b1: Any
+    W2: Any
+    b2: Any
+
+
+@dataclasses.dataclass(frozen=True)
+class Frozen:
+    W1: Any
+    b1: Any
+    W2: Any
+    b2: Any
+
+
+@dataclasses.dataclass
+class Mutable:  # (never changed by a tapeless program: `x.a = v` is refused)
+    W1: Any
+    b1: Any
+    W2: Any
+    b2: Any
+
+
+class Indexed(NamedTuple):  # indexing is not a tuple's: no kind
+    a: Any
+    b: Any
+
+    def __getitem__(self, i: Any) -> Any:
+        return tuple.__getitem__(self, 1 - i)
+
+
+def mlp_tuple(p, X):
+    W1, b1, W2, b2 = p
+    return np.sum(np.tanh(W2 @ np.tanh(W1 @ X + b1) + b2))
+
+
+def mlp_dict(p, X):
+    return np.sum(np.tanh(p["W2"] @ np.tanh(p["W1"] @ X + p["b1"]) + p["b2"]))
+
+
+def mlp_fields(p, X):
+    return np.sum(np.tanh(p.W2 @ np.tanh(p.W1 @ X + p.b1) + p.b2))
+
+
+def _mlp(r: np.random.Generator, n: int = 4, batch: int = 3) -> tuple[tuple, Any]:
+    return (r.normal(size=(n, n)) / 2, r.normal(size=(n, 1)), r.normal(size=(n, n)) / 2,
+            r.normal(size=(n, 1))), r.normal(size=(n, batch))
+
+
+def test_dict_and_record_kinds() -> None:
+    a = np.zeros((2, 3))
+    k = value_kind({"W": a, "b": 1.5, "t": (a, 2)})
+    assert k == "dict<W:arrayf8[2,3]|b:float|t:tuple<arrayf8[2,3]|int>>"
+    assert fields_of(k) == (("W", "arrayf8[2,3]"), ("b", "float"),
+                            ("t", "tuple<arrayf8[2,3]|int>"))
+    assert field_kind(k, "t") == "tuple<arrayf8[2,3]|int>" and field_kind(k, "x") is None
+    assert value_kind({"b": 1.5, "W": a}) != value_kind({"W": a, "b": 1.5})  # (in order)
+    assert value_kind({}) == "dict<>" and fields_of("dict<>") == ()
+    assert value_kind({"a": "text"}) == "dict<a:?>" and fields_of("dict<a:?>") == (("a", None),)
+    # keys that are not plain strings, dict subclasses: no kind
+    for d in ({1: a}, {"a|b": a}, {"a:b": 1.0}, {"<": 1.0}, dict.fromkeys("abc", 1.0) | {2: 1.0}):
+        assert value_kind(d) is None, d
+    import collections
+
+    assert value_kind(collections.OrderedDict(a=1.0)) is None
+    p, t, f, m = (cls(a, 1.0, a, {"x": 2.0}) for cls in (Params, Twin, Frozen, Mutable))
+    kinds = [value_kind(v) for v in (p, t, f, m)]
+    assert len(set(kinds)) == 4  # two classes never share a kind
+    assert kinds[0].startswith("namedtuple<Params#") and kinds[2].startswith("dataclass<Frozen#")
+    assert [record_class(k) for k in kinds] == [Params, Twin, Frozen, Mutable]
+    assert [class_of_kind(k) for k in kinds] == [Params, Twin, Frozen, Mutable]
+    assert all(field_kind(k, "b2") == "dict<x:float>" for k in kinds)
+    assert as_tuple(kinds[0]) == "tuple<arrayf8[2,3]|float|arrayf8[2,3]|dict<x:float>>"
+    assert as_tuple(kinds[2]) == kinds[2]  # (a dataclass is no tuple)
+    assert all(is_container(k) for k in kinds + [value_kind({"a": 1.0})])
+    assert value_kind(Indexed(1.0, 2.0)) is None
+    assert value_kind(((p,),)) == f"tuple<tuple<{kinds[0]}>>"
+    # one class, two layouts of fields: two kinds
+    assert value_kind(Params(a, 1.0, a, 2.0)) != kinds[0]
+
+
+@pytest.mark.parametrize("cls", [dict, Params, Frozen, Mutable, "unpacked"])
+def test_record_gradients_are_the_tuple_gradients(
+        cls: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A dict, a NamedTuple (read by field or unpacked) and a dataclass of weights: the
+    same gradient as the tuple version, in the argument's structure, and the same as the
+    unoptimized gradient; the optimized code has none of the run-time shape tests."""
+    r = np.random.default_rng(11)
+    weights, X = _mlp(r)
+    names = ("W1", "b1", "W2", "b2")
+    if cls is dict:
+        fn, p = mlp_dict, dict(zip(names, weights, strict=True))
+    elif cls == "unpacked":
+        fn, p, cls = mlp_tuple, Params(*weights), Params
+    else:
+        fn, p = mlp_fields, cls(*weights)
+    g = tl.grad(fn)
+    ours = g(p, X)
+    assert type(ours) is cls
+    got = [ours[k] for k in names] if cls is dict else [getattr(ours, k) for k in names]
+    ref = tl.grad(mlp_tuple)(weights, X)
+    for a, b, w in zip(got, ref, weights, strict=True):
+        assert type(a) is np.ndarray and a.shape == w.shape and a is not w
+        np.testing.assert_allclose(a, b, rtol=1e-13, atol=1e-15)
+    if cls is dict:
+        assert list(ours) == list(names)
+    # one entry against finite differences
+    h = 1e-6
+    plus = {k: v.copy() for k, v in zip(names, weights, strict=True)}
+    minus = {k: v.copy() for k, v in zip(names, weights, strict=True)}
+    plus["b1"][2, 0] += h
+    minus["b1"][2, 0] -= h
+    fd = (mlp_dict(plus, X) - mlp_dict(minus, X)) / (2 * h)
+    assert got[1][2, 0] == pytest.approx(fd, rel=1e-6, abs=1e-8)
+    if os.environ.get("TAPELESS_OPTIMIZE", "") in ("", "all"):
+        source = g.source_for(p, X)
+        for helper in ("np.ndim", "isinstance", "unbroadcast", "getattr_sens", "gadd"):
+            assert helper not in source, (helper, source)
+    monkeypatch.setenv("TAPELESS_OPTIMIZE", "0")
+    plain = tl.grad(fn)(p, X)
+    assert type(plain) is cls
+    for k in names:
+        a, b = (ours[k], plain[k]) if cls is dict else (getattr(ours, k), getattr(plain, k))
+        np.testing.assert_allclose(a, b, rtol=1e-13, atol=1e-15)
+
+
+def _record_values(d: Any) -> list[Any]:
+    if isinstance(d, dict):
+        return [v for item in d.values() for v in _record_values(item)]
+    if dataclasses.is_dataclass(d):
+        return [v for f in dataclasses.fields(d) for v in _record_values(getattr(d, f.name))]
+    if isinstance(d, (tuple, list)):
+        return [v for item in d for v in _record_values(item)]
+    return [d]
+
+
+def _check_against_plain(fn: Any, cases: list[tuple], monkeypatch: pytest.MonkeyPatch,
+                         compiles: int, argnums: Any = 0) -> None:
+    g = tl.grad(fn, argnums)
+    got = [g(*args) for args in cases]
+    assert g.compile_count == compiles
+    with monkeypatch.context() as m:
+        m.setenv("TAPELESS_OPTIMIZE", "0")
+        plain = [tl.grad(fn, argnums)(*args) for args in cases]
+    for ours, ref in zip(got, plain, strict=True):
+        assert type(ours) is type(ref)
+        a, b = _record_values(ours), _record_values(ref)
+        assert len(a) == len(b)
+        for x, y in zip(a, b, strict=True):
+            assert np.shape(x) == np.shape(y)
+            np.testing.assert_allclose(x, y, rtol=1e-12, atol=1e-14)
+
+
+def some_items(p, X):
+    out = np.sum(p["W1"] @ X) * len(p)
+    if "b2" in p:
+        out = out + np.sum(p["b2"] ** 2)
+    return out
+
+
+def test_other_dicts_and_records_recompile(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A dict with other keys, in another order, or with an item of another shape or
+    type, a NamedTuple or a dataclass of another class with the same fields: new code
+    each, and the right gradient."""
+    r = np.random.default_rng(5)
+    weights, X = _mlp(r)
+    small, X3 = _mlp(r, n=3)
+    names = ("W1", "b1", "W2", "b2")
+    full = dict(zip(names, weights, strict=True))
+    cases = [
+        (full, X),
+        (dict(zip(names, small, strict=True)), X3),  # other shapes
+        ({k: full[k] for k in ("b2", "W2", "b1", "W1")}, X),  # another order
+        ({**full, "b2": 0.5}, X),  # a float item
+        ({"W1": full["W1"], "b1": full["b1"], "W2": full["W2"]}, X),  # fewer keys
+        (full, X),
+    ]
+    _check_against_plain(some_items, cases, monkeypatch, compiles=5)
+    _check_against_plain(mlp_dict, [c for c in cases if "b2" in c[0]], monkeypatch,
+                         compiles=4)
+    records = [(cls(*weights), X) for cls in (Params, Twin, Frozen, Mutable, Params)]
+    records.append((Frozen(*small), X3))
+    _check_against_plain(mlp_fields, records, monkeypatch, compiles=5)
+    g = tl.grad(mlp_fields)
+    assert [type(g(p, x)) for p, x in records] == [Params, Twin, Frozen, Mutable, Params, Frozen]
+
+
+def rebuilt(p, X):
+    # dicts built in the function from the argument's items (no dict is changed in place:
+    # `p[k] = v` is refused), then read; a NamedTuple built by calling its class
+    q = {"W1": p["W1"] * 2.0, "b1": p["b1"]}
+    s = 0.0
+    for key in q:
+        s = s + np.sum(q[key])
+    q = {"W1": q["W1"], "b1": q["b1"] * 3.0, "n": len(q)}
+    t = Params(p["W2"], q["b1"], p["W2"], p["b2"])
+    return np.sum(np.tanh(q["W1"] @ X + q["b1"])) + s + np.sum(t[1] * t.b2) * q["n"]
+
+
+def type_tests(p, x):
+    if isinstance(p, dict):
+        return np.sum(p["a"] * x)
+    if isinstance(p, tuple):
+        a, b = p
+        return np.sum(a * b * x)
+    return np.sum(p.a * x) * 2.0
+
+
+def test_dicts_built_inside_and_type_tests(monkeypatch: pytest.MonkeyPatch) -> None:
+    r = np.random.default_rng(9)
+    weights, X = _mlp(r)
+    names = ("W1", "b1", "W2", "b2")
+    cases = [(dict(zip(names, weights, strict=True)), X),
+             ({k: w.copy() for k, w in zip(names, weights, strict=True)}, X)]
+    _check_against_plain(rebuilt, cases, monkeypatch, compiles=1)
+
+    @dataclasses.dataclass(frozen=True)
+    class One:
+        a: Any
+
+    class Two(NamedTuple):
+        a: Any
+        b: Any
+
+    v = r.normal(size=3)
+    cases = [({"a": v}, v), (Two(v, v * 2), v), (One(v), v), ((v, v), v)]
+    _check_against_plain(type_tests, cases, monkeypatch, compiles=4)
+    g = tl.grad(type_tests, argnums=1)
+    for p, x in cases:
+        expected = type_tests(p, x + 1e-6) - type_tests(p, x - 1e-6)
+        assert np.sum(g(p, x)) * 2e-6 == pytest.approx(expected, rel=1e-6)
+
+
+def test_namedtuple_that_indexes_otherwise_shares_generic_code(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    def first(t):
+        return np.sum(t[0] * 2.0) + np.sum(t.b)
+
+    v, w = np.arange(3.0), np.arange(3.0) + 1
+    assert value_kind(Indexed(v, w)) is None
+    assert tl.jit(first)(Indexed(v, w)) == first(Indexed(v, w))
+    _check_against_plain(first, [(Indexed(v, w),), (Indexed(w, v),)], monkeypatch,
+                         compiles=1)

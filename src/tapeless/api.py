@@ -19,7 +19,7 @@ from .frontend import parse
 from .frontend.parser import unwrap
 from .ir import Graph, print_graph
 from .ir.clone import copy_module, is_recursive
-from .opt.kinds import MAX_TUPLE_DEPTH, MAX_TUPLE_ITEMS, value_kind
+from .opt.kinds import MAX_TUPLE_DEPTH, MAX_TUPLE_ITEMS, record_fields, value_kind
 from .opt.passes import optimize, passes_up_to
 
 # Generated files by name, so run-time errors can point back at the user's source.
@@ -105,7 +105,11 @@ def _signature(value: Any, depth: int = 0) -> Any:
     kind `list<K>` has none: lists of 2 and of 20 floats share code (items of one
     signature have one kind, of which the list's kind is a function). Other lists (empty,
     or with items of several signatures) keep all their items' signatures, like tuples;
-    lists too long or too deep to have a kind have only their type, like such tuples."""
+    lists too long or too deep to have a kind have only their type, like such tuples.
+    A dict (exactly `dict`) whose keys are all strings (exactly `str`) has its (key,
+    signature) pairs in order, and a NamedTuple or a dataclass of a class that gets
+    record kinds (`record_fields`) its class and its fields' signatures in order, within
+    the same limits; other dicts and instances have only their type."""
     t = type(value)
     if t is np.ndarray:
         return (value.shape, value.dtype.str)
@@ -114,6 +118,16 @@ def _signature(value: Any, depth: int = 0) -> Any:
         if t is list and items and items.count(items[0]) == len(items):
             return (LIST_OF, items[0])
         return (t, tuple(items))
+    if t is dict:
+        if len(value) <= MAX_TUPLE_ITEMS and depth < MAX_TUPLE_DEPTH and \
+                all(type(k) is str for k in value):
+            return (dict, tuple([(k, _signature(v, depth + 1)) for k, v in value.items()]))
+        return t
+    fields = record_fields(t)
+    if fields is not None and depth < MAX_TUPLE_DEPTH:
+        items = value if isinstance(value, tuple) else [getattr(value, f) for f in fields]
+        if len(items) == len(fields):
+            return (t, tuple([_signature(v, depth + 1) for v in items]))
     return t
 
 
@@ -175,9 +189,10 @@ class Transformed:
 
     def _get(self, args: tuple = ()) -> Compiled:  # noqa: D401
         """The code for arguments like `args`: compiled once per argument signature
-        (Python floats and ints, NumPy arrays by dtype and shape, tuples of them by
-        their structure and lists by their items' one signature, whatever their length,
-        are specialized; other values share generic code)."""
+        (Python floats and ints, NumPy arrays by dtype and shape, tuples, dicts,
+        NamedTuples and dataclasses of them by their structure and lists by their items'
+        one signature, whatever their length, are specialized; other values share
+        generic code)."""
         key = self.key(args)
         compiled = self._compiled.get(key)
         if compiled is None:

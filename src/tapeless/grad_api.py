@@ -61,10 +61,12 @@ _MAYBE_INTEGER = (int, np.integer, np.bool_, np.ndarray, tuple, list, dict)
 def _shows_no_integer(sig: Any) -> bool:
     """Whether every value with this signature (`tapeless.api._signature`) has no integer
     or boolean leaf (`_integer_leaf` finds none). Signatures record the type of every
-    leaf of tuples and lists up to their size and depth limits and the dtype of every
-    array, so for floats, float arrays and tuples and lists of them they prove it, and
-    the check need not walk the arguments again on later calls; a dict, a dataclass, a
-    NamedTuple, an array subclass, a long or deep tuple or list has only its type."""
+    leaf of tuples, lists, dicts with string keys, NamedTuples and dataclasses (every
+    field, `dataclasses.fields`: what `_integer_leaf` walks) up to their size and depth
+    limits and the dtype of every array, so for floats, float arrays and containers of
+    them they prove it, and the check need not walk the arguments again on later calls;
+    another dict, dataclass or NamedTuple, an array subclass, a long or deep container
+    has only its type."""
     if isinstance(sig, type):
         import dataclasses
 
@@ -72,7 +74,9 @@ def _shows_no_integer(sig: Any) -> bool:
     head, rest = sig
     if head is BOUND:
         return True  # (refused by check_arguments where differentiated)
-    if head is tuple or head is list:
+    if head is dict:
+        return all(_shows_no_integer(s) for _, s in rest)
+    if isinstance(head, type):  # a tuple, a list, a NamedTuple or a dataclass
         return all(_shows_no_integer(s) for s in rest)
     if head == LIST_OF:
         return _shows_no_integer(rest)

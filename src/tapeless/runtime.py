@@ -183,6 +183,15 @@ def to_structure(sens: Any, like: Any) -> Any:
     return sens
 
 
+def replace_fields(like: Any, names: tuple, values: tuple) -> Any:
+    """`like` with these fields replaced (`dataclasses.replace`): the gradient of a
+    dataclass, from its fields' (the optimizer's `to_structure` of a dataclass of known
+    kind)."""
+    import dataclasses
+
+    return dataclasses.replace(like, **dict(zip(names, values, strict=True)))
+
+
 def own(x: Any) -> Any:
     """A copy of the array `x` for the caller of a gradient to own (the optimizer's
     `to_structure` of an array that may be a read-only view or another argument)."""

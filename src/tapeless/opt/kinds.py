@@ -8,14 +8,30 @@ Kinds are strings: "float", "int", "scalar" (a NumPy scalar), "numeric" (some nu
 array), "array<dtype>[d0,d1,...]" for arrays ("f8", "i8", "b1" or "?" for the dtype), and
 "list<K>" for a list whose elements all have kind K ("list<>": the empty list), and
 "tuple<K1|K2|...>" for a tuple (exactly `tuple`: not a NamedTuple) whose items have these
-kinds ("?" for an item of unknown kind, "tuple<>" for the empty tuple). Only primal values
-get container kinds: a list's or a tuple's sensitivity may hold symbolic zeros (a display
-of sensitivities gets one, each item the kind of its node, which says what it is when it is
-not ZERO; `gadd`, `sens_of` and `to_structure` never give one). A value of a container
-kind is never ZERO."""
+kinds ("?" for an item of unknown kind, "tuple<>" for the empty tuple).
+
+Dicts, NamedTuples and dataclasses (records) have kinds that name their items:
+"dict<k1:K1|k2:K2|...>" for a dict (exactly `dict`) with these string keys, in this order,
+whose items have these kinds; "namedtuple<Name#n|f1:K1|...>" and "dataclass<Name#n|f1:K1
+|...>" for an instance of the NamedTuple or dataclass class numbered n (`record_class(k)`:
+numbers are given out once per class and never reused, so two classes never share a kind;
+the name is only for reading) whose fields, all of them in the class's order, have these
+kinds. Only keys and field names without any of the characters `<>[]|:#` are written in
+kinds (a dict with another key has no kind); a NamedTuple class gets kinds only if it
+indexes, iterates and reads fields like a tuple (`record_fields`). A NamedTuple of a known
+kind is a tuple of its fields' kinds wherever it is indexed, sliced, concatenated or
+unpacked. Tapeless programs never change a dict or a record (`d[k] = v` and `x.a = v`
+are refused), so an argument's kind holds for every read of it.
+
+Only primal values get container kinds: a container's sensitivity may hold symbolic zeros
+or miss items (a display of sensitivities gets a kind, each item the kind of its node,
+which says what it is when it is not ZERO; `gadd`, `sens_of` and `to_structure` never give
+one). A value of a container kind (tuple, list, dict or record) is never ZERO and never
+numeric."""
 
 from __future__ import annotations
 
+import collections
 import functools
 import itertools
 import math
@@ -119,12 +135,154 @@ def is_tuple(k: str | None) -> bool:
 
 
 def is_container(k: str | None) -> bool:
-    """A tuple or list kind: a value that is not a number or an array."""
-    return k is not None and (k.startswith("tuple<") or k.startswith("list<"))
+    """A tuple, list, dict or record kind: a value that is not a number or an array."""
+    return k is not None and k.startswith(_CONTAINERS)
+
+
+_CONTAINERS = ("tuple<", "list<", "dict<", "namedtuple<", "dataclass<")
+_NOT_IN_NAMES = frozenset("<>[]|:#")
+
+
+def _plain_name(name: str) -> bool:
+    """Whether a key or field name can be written in a kind."""
+    return _NOT_IN_NAMES.isdisjoint(name)
+
+
+def dict_of(keys: list[str], items: list[str | None]) -> str:
+    """The kind of a dict with these keys (plain strings), whose items have these kinds."""
+    return "dict<" + "|".join(f"{key}:{'?' if k is None else k}"
+                              for key, k in zip(keys, items, strict=True)) + ">"
+
+
+def is_dict(k: str | None) -> bool:
+    return k is not None and k.startswith("dict<")
+
+
+def is_namedtuple(k: str | None) -> bool:
+    return k is not None and k.startswith("namedtuple<")
+
+
+def is_record(k: str | None) -> bool:
+    """A NamedTuple or dataclass kind."""
+    return k is not None and k.startswith(("namedtuple<", "dataclass<"))
+
+
+# Classes numbered for record kinds, both ways (the classes are kept: a kind may be read
+# back into its class as long as the process runs).
+_CLASS_NUMBERS: dict[type, int] = {}
+_NUMBERED_CLASSES: dict[int, type] = {}
+_class_numbers = itertools.count(1)
+# The field names of each class seen (None: not a record, or one that gets no kind).
+_RECORD_FIELDS: dict[type, tuple[str, ...] | None] = {}
+
+
+def record_fields(cls: type) -> tuple[str, ...] | None:
+    """The field names of a NamedTuple or dataclass class that gets record kinds, else
+    None (cached per class: `tapeless.api._signature` asks on every call). A NamedTuple
+    class qualifies if tuple methods are its own (indexing, iterating, length,
+    concatenation, attribute lookup) and each field is read by the field descriptor of its
+    position; a dataclass if its fields' names are plain."""
+    try:
+        return _RECORD_FIELDS[cls]
+    except KeyError:
+        pass
+    import dataclasses
+
+    names: tuple[str, ...] | None = None
+    if isinstance(cls, type) and issubclass(cls, tuple) and \
+            type(getattr(cls, "_fields", None)) is tuple:
+        names = tuple(cls._fields)  # type: ignore[attr-defined]
+        if any(getattr(cls, m, None) is not getattr(tuple, m) for m in _TUPLE_METHODS) or \
+                hasattr(cls, "__getattr__") or hasattr(cls, "__radd__") or not all(
+                    type(d := getattr(cls, f, None)) is _FIELD_GETTER and
+                    d.__reduce__()[1][0] == i for i, f in enumerate(names)):
+            names = None
+    elif isinstance(cls, type) and dataclasses.is_dataclass(cls):
+        names = tuple(f.name for f in dataclasses.fields(cls))
+    if names is not None and (len(names) > MAX_TUPLE_ITEMS or not all(
+            type(f) is str and _plain_name(f) for f in names)):
+        names = None
+    _RECORD_FIELDS[cls] = names
+    return names
+
+
+# The descriptor type of NamedTuple fields.
+_FIELD_GETTER = type(collections.namedtuple("_Pair", "a").a)  # type: ignore[attr-defined]
+_TUPLE_METHODS = ("__getitem__", "__iter__", "__len__", "__add__", "__mul__", "__rmul__",
+                  "__getattribute__", "__eq__", "__hash__")
+
+
+def record_of(cls: type, items: list[str | None]) -> str:
+    """The kind of an instance of a record class (`record_fields(cls)` is not None) whose
+    fields have these kinds."""
+    n = _CLASS_NUMBERS.get(cls)
+    if n is None:
+        n = _CLASS_NUMBERS[cls] = next(_class_numbers)  # (atomic: never given twice)
+        _NUMBERED_CLASSES[n] = cls
+    name = cls.__name__ if _plain_name(cls.__name__) else ""
+    head = "namedtuple" if issubclass(cls, tuple) else "dataclass"
+    names = record_fields(cls)
+    assert names is not None
+    return f"{head}<{name}#{n}" + "".join(
+        f"|{f}:{'?' if k is None else k}" for f, k in zip(names, items, strict=True)) + ">"
+
+
+def record_class(k: str | None) -> type | None:
+    """The class of a record kind, else None."""
+    if not is_record(k):
+        return None
+    head = k[k.index("<") + 1:]  # type: ignore[union-attr]
+    end = head.find("|")
+    return _NUMBERED_CLASSES.get(int(head[head.index("#") + 1:end if end >= 0 else -1]))
+
+
+def class_of_kind(k: str | None) -> type | None:
+    """The exact class of the values of a container kind, else None."""
+    if k is None:
+        return None
+    for prefix, cls in (("tuple<", tuple), ("list<", list), ("dict<", dict)):
+        if k.startswith(prefix):
+            return cls
+    return record_class(k)
 
 
 @functools.lru_cache(maxsize=4096)
-def _split_items(inner: str) -> tuple[str | None, ...]:
+def fields_of(k: str | None) -> tuple[tuple[str, str | None], ...] | None:
+    """The (key or field name, kind) pairs of a dict or record kind (None for an item of
+    unknown kind), in order, else None."""
+    if not (is_dict(k) or is_record(k)):
+        return None
+    inner = k[k.index("<") + 1:-1]  # type: ignore[union-attr]
+    parts = _split_items(inner, raw=True) if inner else ()
+    if is_record(k):
+        parts = parts[1:]  # (the class)
+    out = []
+    for part in parts:
+        name, _, item = part.partition(":")  # type: ignore[union-attr]
+        out.append((name, None if item == "?" else item))
+    return tuple(out)
+
+
+def field_kind(k: str | None, name: object) -> str | None:
+    """The kind of item `name` of a dict kind, or of field `name` of a record kind."""
+    for f, item in fields_of(k) or ():
+        if f == name:
+            return item
+    return None
+
+
+def as_tuple(k: str | None) -> str | None:
+    """A NamedTuple kind as the kind of the plain tuple of its fields (what indexing,
+    slicing, concatenating and unpacking see); other kinds as they are."""
+    fields = fields_of(k) if is_namedtuple(k) else None
+    return k if fields is None else tuple_of([item for _, item in fields])
+
+
+
+@functools.lru_cache(maxsize=4096)
+def _split_items(inner: str, raw: bool = False) -> tuple[str | None, ...]:
+    """The items of a container kind's inner text, split at its own `|`s ("?": None,
+    unless `raw`)."""
     parts: list[str | None] = []
     depth = start = 0
     for i, c in enumerate(inner):
@@ -136,7 +294,7 @@ def _split_items(inner: str) -> tuple[str | None, ...]:
             parts.append(inner[start:i])
             start = i + 1
     parts.append(inner[start:])
-    return tuple(None if p == "?" else p for p in parts)
+    return tuple(parts) if raw else tuple(None if p == "?" else p for p in parts)
 
 
 def items_of(k: str | None) -> tuple[str | None, ...] | None:
@@ -165,6 +323,18 @@ def value_kind(value: object, depth: int = 0) -> str | None:
         kinds = {value_kind(v, depth + 1) for v in value}
         k = kinds.pop() if len(kinds) == 1 else None
         return list_of(k) if k is not None and not is_tuple(k) and not _is_list(k) else None
+    if type(value) is dict:
+        if len(value) > MAX_TUPLE_ITEMS or depth >= MAX_TUPLE_DEPTH or \
+                not all(type(key) is str and _plain_name(key) for key in value):
+            return None
+        return dict_of(list(value), [value_kind(v, depth + 1) for v in value.values()])
+    fields = record_fields(type(value))
+    if fields is not None:
+        items = list(value) if isinstance(value, tuple) else \
+            [getattr(value, f) for f in fields]
+        if depth >= MAX_TUPLE_DEPTH or len(items) != len(fields):
+            return None
+        return record_of(type(value), [value_kind(v, depth + 1) for v in items])
     if type(value).__name__ == "ndarray" and type(value).__module__ == "numpy":
         dtype = {"<f8": "f8", "=f8": "f8", "<i8": "i8", "=i8": "i8", "|b1": "b1"}.get(
             value.dtype.str, "?")  # type: ignore[attr-defined]
@@ -666,8 +836,16 @@ def _infer(node: Node, facts: LoopFacts | None, depth: int,
         return INT
     if name == "make_tuple":
         return tuple_of(args)
-    if args and is_tuple(args[0]) and name in ("getitem", "tuple_getitem", "add", "tuple"):
-        return _tuple_op_kind(name, node, args)
+    if name == "make_dict":
+        return _dict_display_kind(node, args)
+    if args and (is_tuple(args[0]) or is_namedtuple(args[0])) and \
+            name in ("getitem", "tuple_getitem", "add", "tuple"):
+        # (A NamedTuple indexed, sliced, added or made a tuple: the tuple of its fields.)
+        return _tuple_op_kind(name, node, [as_tuple(a) for a in args])
+    if args and type(key := _const(node.inputs[-1])) is str and (
+            (name == "getitem" and is_dict(args[0])) or
+            (name == "getattr" and is_record(args[0]))):
+        return field_kind(args[0], key)  # d["key"], x.field
     if name == "make_list":
         return _list_of_items(args)
     if name == "list" and len(node.inputs) == 2 and sequence_items(node.inputs[1]) is not None:
@@ -733,10 +911,22 @@ def _infer(node: Node, facts: LoopFacts | None, depth: int,
 
 
 def _tuple_item(k: str | None, i: object) -> str | None:
-    items = items_of(k)
+    items = items_of(as_tuple(k))
     if items is None or type(i) is not int or not -len(items) <= i < len(items):
         return None
     return items[i]
+
+
+def _dict_display_kind(node: Apply, args: list[str | None]) -> str | None:
+    """`make_dict(keys, values)` with distinct plain string keys, constants, and a display of
+    values."""
+    keys = _index_parts(node.inputs[1])
+    items = items_of(args[1])
+    if keys is None or items is None or len(keys) != len(items) or not all(
+            isinstance(key, Constant) and type(key.value) is str and _plain_name(key.value)
+            for key in keys) or len({key.value for key in keys}) != len(keys):  # type: ignore
+        return None
+    return dict_of([key.value for key in keys], list(items))  # type: ignore[attr-defined]
 
 
 def _tuple_op_kind(name: str, node: Apply, args: list[str | None]) -> str | None:

@@ -36,9 +36,16 @@ from .kinds import (
     INT,
     SCALAR,
     array,
+    as_tuple,
+    class_of_kind,
     dtype_of,
     element_of,
+    fields_of,
+    is_container,
+    is_dict,
     is_f8,
+    is_namedtuple,
+    is_record,
     is_switch_call,
     is_tuple,
     item_nodes,
@@ -46,6 +53,7 @@ from .kinds import (
     kind,
     ndim_of,
     normalized_axes,
+    record_class,
     same_array,
     sequence_items,
     shape_of,
@@ -217,9 +225,12 @@ def _repeat_zero_tuple(ctx: Context, node: Apply) -> Node | None:
 
 @rewrite("len")
 def _len_of_tuple(ctx: Context, node: Apply) -> Node | None:
+    """The length of a display, or of a tuple, a dict or a record of known kind."""
     items = _tuple_items(node.inputs[1])
     if items is None:
-        known = items_of(kind(node.inputs[1], ctx.facts))
+        k = kind(node.inputs[1], ctx.facts)
+        known = items_of(k) if is_tuple(k) else fields_of(k) if is_namedtuple(k) or \
+            is_dict(k) else None
         return Constant(len(known)) if known is not None else None
     return Constant(len(items))
 
@@ -229,7 +240,7 @@ def _getitem_sens_of_tuple(ctx: Context, node: Apply) -> Node | None:
     """The sensitivity of a tuple of known kind given that of an item, `tuple_sens`; given
     that of a constant slice, when it is a display, a display."""
     d, x, index = node.inputs[1:]
-    known = items_of(kind(x, ctx.facts))
+    known = items_of(as_tuple(kind(x, ctx.facts)))  # (a NamedTuple's is a tuple too)
     if known is None or not isinstance(index, Constant):
         return None
     i, n = index.value, len(known)
@@ -421,8 +432,9 @@ def _scattered(node: Node) -> tuple[Node, list[Node], list[Node]] | None:
         return x, [i], [d]
     if is_prim(node, "scatter_sens") and isinstance(node, Apply):
         x, ii, dd = node.inputs[1:]
-        if is_prim(ii, "make_tuple") and is_prim(dd, "make_tuple"):
-            return x, ii.inputs[1:], dd.inputs[1:]  # type: ignore[union-attr]
+        indices = _tuple_items(ii)
+        if indices is not None and is_prim(dd, "make_tuple"):
+            return x, indices, dd.inputs[1:]  # type: ignore[union-attr]
     return None
 
 
@@ -445,7 +457,7 @@ def _tuple_sens_display(ctx: Context, node: Apply) -> Node | None:
     the rewrites of displays then take apart."""
     d, i, like = node.inputs[1:]
     items: list[Node] | None = _tuple_items(like)
-    known = items_of(kind(like, ctx.facts))
+    known = items_of(as_tuple(kind(like, ctx.facts)))  # (a NamedTuple's is a tuple too)
     if items is None and known is not None:
         items = [Constant(ZERO)] * len(known)  # (a tuple of known kind: its length only)
     if items is None and is_prim(like, "tuple_getitem"):
@@ -539,9 +551,9 @@ def _isinstance_numeric(ctx: Context, node: Apply) -> Node | None:
     if not isinstance(classes, Constant) or k is None:
         return None
     cls = classes.value if isinstance(classes.value, tuple) else (classes.value,)
-    if k.startswith(("list<", "tuple<")):  # exactly a list, exactly a tuple
-        exact = list if k.startswith("list<") else tuple
-        if all(isinstance(c, type) for c in cls):
+    if is_container(k):  # exactly a list, a tuple, a dict, or a record of its class
+        exact = class_of_kind(k)
+        if exact is not None and all(isinstance(c, type) for c in cls):
             return Constant(any(issubclass(exact, c) for c in cls))
         return None
     if all(c in (tuple, list, dict) for c in cls):
@@ -599,6 +611,26 @@ def _shape_sens(ctx: Context, node: Apply) -> Node | None:
     return None
 
 
+@rewrite("getattr_sens")
+def _field_sens(ctx: Context, node: Apply) -> Node | None:
+    """The sensitivity of a NamedTuple of known kind given that of a field: `tuple_sens`
+    at the field's position (as `runtime.getattr_sens` does, for names it does not take
+    for an array's attributes)."""
+    d, x, name = node.inputs[1:]
+    k = kind(x, ctx.facts)
+    if not is_namedtuple(k) or not isinstance(name, Constant) or \
+            name.value in _ARRAY_ATTRIBUTES:
+        return None
+    names = [f for f, _ in fields_of(k)]  # type: ignore[union-attr]
+    if name.value not in names:
+        return None
+    return node.graph.apply(P["tuple_sens"], d, names.index(name.value), x, loc=node.loc,
+                            name=node.name)
+
+
+_ARRAY_ATTRIBUTES = ("T", "real", "shape", "ndim", "size", "dtype", "imag")
+
+
 @rewrite("to_structure")
 def _to_structure_known(ctx: Context, node: Apply) -> Node | None:
     """The gradient of an argument of known kind: `d` itself for a float64 array or a
@@ -613,7 +645,11 @@ def _to_structure_known(ctx: Context, node: Apply) -> Node | None:
         # later rewrite may turn `1.0 * y` into y.)
         return d if shape_of(kd) is None or is_prim(d, "own") else \
             node.graph.apply(P["own"], d, loc=node.loc, name=node.name)
-    known = items_of(kl)
+    if is_dict(kl):
+        return _dict_gradient(node, d, like, kl)  # type: ignore[arg-type]
+    if is_record(kl) and not is_namedtuple(kl):
+        return _dataclass_gradient(node, d, like, kl)  # type: ignore[arg-type]
+    known = items_of(as_tuple(kl))
     if known is None:
         return None
     parts = _tuple_items(d) if is_prim(d, "make_tuple") else \
@@ -621,9 +657,87 @@ def _to_structure_known(ctx: Context, node: Apply) -> Node | None:
     if parts is None or len(parts) != len(known):
         return None
     g = node.graph
-    return g.apply(P["make_tuple"], *[
-        g.apply(P["to_structure"], p, g.apply(P["tuple_getitem"], like, i, loc=node.loc),
-                loc=node.loc) for i, p in enumerate(parts)], loc=node.loc, name=node.name)
+    items = [g.apply(P["to_structure"], p, g.apply(P["tuple_getitem"], like, i, loc=node.loc),
+                     loc=node.loc) for i, p in enumerate(parts)]
+    cls = record_class(kl)
+    if is_namedtuple(kl):  # a NamedTuple of the items' gradients, as `to_structure` builds
+        if cls is None:
+            return None
+        return g.apply(P["construct"], Constant(cls, node.loc),
+                       g.apply(P["make_tuple"], *items, loc=node.loc), loc=node.loc,
+                       name=node.name)
+    return g.apply(P["make_tuple"], *items, loc=node.loc, name=node.name)
+
+
+def _dataclass_gradient(node: Apply, d: Node, like: Node, kl: str) -> Node | None:
+    """The gradient of a dataclass of known kind whose sensitivity is ZERO or a sum
+    (`gadd`) of its fields' (`getattr_sens` of like): the dataclass with each field's
+    gradient (`replace_fields`), each the sum of its pieces in the same order (what
+    `runtime.gadd` of their dicts and `to_structure` compute)."""
+    names = [f for f, _ in fields_of(kl)]  # type: ignore[union-attr]
+    g = node.graph
+    pieces = _field_pieces(d, like, names, g)
+    if pieces is None:
+        return None
+    items = [g.apply(P["to_structure"], pieces.get(f, Constant(ZERO)),
+                     g.apply(P["getattr"], like, f, loc=node.loc), loc=node.loc)
+             for f in names]
+    return g.apply(P["replace_fields"], like, Constant(tuple(names)),
+                   g.apply(P["make_tuple"], *items, loc=node.loc), loc=node.loc,
+                   name=node.name)
+
+
+def _field_pieces(d: Node, like: Node, names: list[str], g: Graph,
+                  depth: int = 0) -> dict[str, Node] | None:
+    """A dataclass's sensitivity `d` field by field, where it is ZERO, a field's
+    (`getattr_sens` of like) or a `gadd` of such; else None."""
+    if isinstance(d, Constant) and d.value is ZERO:
+        return {}
+    if is_prim(d, "getattr_sens") and isinstance(d, Apply) and d.inputs[2] is like:
+        name = d.inputs[3]
+        if isinstance(name, Constant) and name.value in names and \
+                name.value not in _ARRAY_ATTRIBUTES:
+            return {name.value: d.inputs[1]}
+        return None
+    if not is_prim(d, "gadd") or depth > 100:
+        return None
+    a, b = (_field_pieces(x, like, names, g, depth + 1)
+            for x in d.inputs[1:])  # type: ignore[attr-defined]
+    if a is None or b is None:
+        return None
+    for f, piece in b.items():
+        a[f] = g.apply(P["gadd"], a[f], piece, loc=d.loc) if f in a else piece
+    return a
+
+
+def _dict_gradient(node: Apply, d: Node, like: Node, kl: str) -> Node | None:
+    """The gradient of a dict of known kind whose sensitivity is the sensitivities of
+    some of its items (`getitem_sens`, `scatter_sens` of like with constant keys) or ZERO:
+    a dict display of its items' gradients, in like's order, each the sum of its pieces in
+    their order (what `runtime.scatter_sens` and `to_structure` compute)."""
+    keys = [f for f, _ in fields_of(kl)]  # type: ignore[union-attr]
+    pieces: dict[str, list[Node]] = {key: [] for key in keys}
+    if not (isinstance(d, Constant) and d.value is ZERO):
+        found = _scattered(d)
+        if found is None or found[0] is not like:
+            return None
+        for index, piece in zip(found[1], found[2], strict=True):
+            if not (isinstance(index, Constant) and type(index.value) is str and
+                    index.value in pieces):
+                return None
+            pieces[index.value].append(piece)
+    g = node.graph
+    items = []
+    for key in keys:
+        total: Node = Constant(ZERO)
+        for piece in pieces[key]:
+            total = piece if isinstance(total, Constant) else \
+                g.apply(P["gadd"], total, piece, loc=node.loc)
+        items.append(g.apply(P["to_structure"], total, g.apply(P["getitem"], like, key,
+                                                                 loc=node.loc), loc=node.loc))
+    return g.apply(P["make_dict"], Constant(tuple(keys)),
+                   g.apply(P["make_tuple"], *items, loc=node.loc), loc=node.loc,
+                   name=node.name)
 
 
 # Primitives whose result is a new array, never one of their inputs or a view of one

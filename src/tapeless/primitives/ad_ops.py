@@ -43,6 +43,8 @@ _helper("check_scalar_output", "out", effect=True)
 _helper("check_aux_output", "out")
 _helper("ones_like_output", "out", differentiable=False)
 _helper("to_structure", "sens, like")
+# Only the optimizer makes it: a dataclass's gradient from its fields' (see passes.py).
+_helper("replace_fields", "like, names, values", differentiable=False)
 # Only the optimizer makes it: a gradient array copied for the caller (see passes.py).
 _helper("own", "x", differentiable=False)
 _helper("from_structure", "value")
