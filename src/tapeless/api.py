@@ -113,6 +113,8 @@ def _signature(value: Any, depth: int = 0) -> Any:
     t = type(value)
     if t is np.ndarray:
         return (value.shape, value.dtype.str)
+    if t is float or t is int:
+        return t
     if (t is tuple or t is list) and len(value) <= MAX_TUPLE_ITEMS and depth < MAX_TUPLE_DEPTH:
         items = [_signature(v, depth + 1) for v in value]
         if t is list and items and items.count(items[0]) == len(items):
