@@ -719,3 +719,41 @@ def logistic_of_a_variable(x):
 
 def test_the_logistic_function_of_a_variable_is_left_as_written():
     assert "logistic(" not in tl.ir(logistic_of_a_variable)
+
+
+# --- unused parameters --------------------------------------------------------------------
+
+
+def halve(x, unused, n):
+    if n == 0:
+        return x
+    return halve(x * 0.5, unused, n - 1)
+
+
+def swap_halve(x, other, n):
+    if n == 0:
+        return x
+    return swap_halve(other * 0.5, x, n - 1)  # (other is read: passed in another place)
+
+
+def apply_twice(f, x):
+    return f(f(x, 0.0, 1), 0.0, 1)
+
+
+def with_unused(x):
+    return np.sum(halve(x, x * 3.0, 4)) + np.sum(swap_halve(x, x * 5.0, 3)) + \
+        np.sum(apply_twice(halve, x))
+
+
+def test_unused_parameters_are_removed():
+    """A parameter a recursive function only passes on to itself in the same place is
+    removed, with what its callers compute for it; one passed in another place, or of a
+    function used as a value, stays."""
+    x = np.arange(1.0, 5.0)
+    source = tl.jit(with_unused).source_for(x)
+    assert "3.0" not in source and "def halve(x, n)" in source.replace("x_1", "x"), source
+    assert "5.0" in source  # (swap_halve reads both)
+    assert tl.jit(with_unused)(x) == with_unused(x)
+    # d/dx of x / 16 + 1.25 x (5x/2, x/2, 2.5x/2 in turn) + x / 4
+    np.testing.assert_allclose(tl.grad(with_unused)(x), np.full(4, 0.0625 + 1.25 + 0.25),
+                               rtol=1e-15)

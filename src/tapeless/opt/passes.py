@@ -1478,7 +1478,7 @@ PASS_ORDER = ["inline", "select_constants", "getitem_of_tuple", "tuple_of_tuple"
               "reduced_count_known", "getitem_sens_of_tuple", "power_of_one",
               "scale_broadcast", "sum_before_product", "plus_zero", "sum_over_no_axes",
               "zeros_scaled", "unbroadcast_zeros", "plus_zeros", "weighted_row_sum",
-              "block_products"]
+              "unused_parameters", "block_products"]
 
 
 def passes_up_to(level: int | str) -> set[str]:
@@ -1925,6 +1925,10 @@ def _round(root: Graph, enabled: set[str] | None, log: PassLog, hints: dict,
         if branch_backprops(graphs, uses(graphs), replace):
             log.add("branch_backprops")
             changed = structural = True
+    if not changed and _allowed(enabled, "unused_parameters"):  # alone in its round
+        if (n := drop_unused_parameters(root, graphs)):
+            log.counts["unused_parameters"] = log.counts.get("unused_parameters", 0) + n
+            changed = structural = True
     redirected = sweep.changed
     if replace or touched or structural:
         _apply(root, replace, spliced, None if structural else touched, redirected)
@@ -1934,6 +1938,54 @@ def _round(root: Graph, enabled: set[str] | None, log: PassLog, hints: dict,
     if not changed:
         return False, None
     return True, _worklist(root, redirected, mark, touched, ctx.call_sites)
+
+
+def drop_unused_parameters(root: Graph, graphs: list[Graph]) -> int:
+    """Remove the parameters of a function that nothing reads, and the arguments its
+    calls pass them (a parameter a recursive function only passes on to itself, in the
+    same place, counts as unread). Only for functions used by direct calls alone (not
+    `root`, not a value that escapes, not a loop body or a branch), with positional
+    parameters only. Returns how many parameters were removed."""
+    calls: dict[int, list[Apply]] = {}
+    escaped: set[int] = {root.id}
+    users: dict[int, list[tuple[Apply, int]]] = {}
+    for g in graphs:
+        if is_constant_graph(g.output):
+            escaped.add(g.output.value.id)  # type: ignore[union-attr]
+        if isinstance(g.output, Parameter):
+            escaped.add(-g.output.id)  # (a parameter returned is read)
+        for n in graph_nodes(g):
+            assert isinstance(n, Apply)
+            for pos, i in enumerate(n.inputs):
+                if is_constant_graph(i):
+                    gid = i.value.id  # type: ignore[attr-defined]
+                    if pos == 0:
+                        calls.setdefault(gid, []).append(n)
+                    else:
+                        escaped.add(gid)
+                elif type(i) is Parameter:
+                    users.setdefault(i.id, []).append((n, pos))
+    removed = 0
+    for g in graphs:
+        if g.id in escaped or g.id not in calls or g.vararg or any(
+                spec.kind != "pos" for spec in getattr(g, "signature", None) or ()):
+            continue
+        sites = calls[g.id]
+        if any(len(c.inputs) - 1 != len(g.parameters) for c in sites):
+            continue
+        drop = [i for i, p in enumerate(g.parameters) if -p.id not in escaped and all(
+            n.inputs[0].value is g and pos == i + 1  # type: ignore[attr-defined]
+            and is_constant_graph(n.inputs[0]) for n, pos in users.get(p.id, ()))]
+        if not drop:
+            continue
+        for c in sites:
+            c.inputs = [x for k, x in enumerate(c.inputs) if k - 1 not in drop]
+        g.parameters = [p for i, p in enumerate(g.parameters) if i not in drop]
+        if getattr(g, "signature", None):
+            g.signature = [s for i, s in enumerate(g.signature)  # type: ignore[attr-defined]
+                           if i not in drop]
+        removed += len(drop)
+    return removed
 
 
 def _resolve(x: Node, replace: dict[int, Node]) -> Node:
