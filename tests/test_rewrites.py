@@ -757,3 +757,16 @@ def test_unused_parameters_are_removed():
     # d/dx of x / 16 + 1.25 x (5x/2, x/2, 2.5x/2 in turn) + x / 4
     np.testing.assert_allclose(tl.grad(with_unused)(x), np.full(4, 0.0625 + 1.25 + 0.25),
                                rtol=1e-15)
+
+
+def reshaped_to_own_shape(x):
+    return x.reshape(3, 4) * x.reshape((3, 4)) + x.reshape(4, 3).T
+
+
+def test_reshapes_to_the_shape_a_value_has_are_nothing():
+    x = np.arange(12.0).reshape(3, 4)
+    source = tl.jit(reshaped_to_own_shape).source_for(x)
+    assert source.count(".reshape(") == 1 and ".reshape(4, 3)" in source, source
+    np.testing.assert_array_equal(tl.jit(reshaped_to_own_shape)(x), reshaped_to_own_shape(x))
+    ints = np.arange(12).reshape(3, 4)  # (float64 only)
+    assert tl.jit(reshaped_to_own_shape).source_for(ints).count(".reshape(") == 3

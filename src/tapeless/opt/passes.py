@@ -1200,6 +1200,23 @@ def _unbroadcast_to_sum(ctx: Context, node: Apply) -> Node | None:
     return node.graph.apply(P["np.reshape"], total, sx, loc=node.loc, name=node.name)
 
 
+@rewrite("method.reshape")
+def _reshape_to_own_shape(ctx: Context, node: Apply) -> Node | None:
+    """`x.reshape(3, 4)` or `x.reshape((3, 4))` of a float64 array of shape (3, 4) is x
+    (NumPy returns a view of the same data)."""
+    x, shape = node.inputs[1:]
+    if not isinstance(shape, Constant) or type(shape.value) is not tuple:
+        return None
+    target = shape.value
+    if len(target) == 1 and type(target[0]) is tuple:
+        target = target[0]
+    kx = kind(x, ctx.facts)
+    if dtype_of(kx) == "f8" and all(type(n) is int for n in target) and \
+            shape_of(kx) == target:
+        return x
+    return None
+
+
 @rewrite("reshape_like", "np.reshape")
 def _sum_without_keepdims(ctx: Context, node: Apply) -> Node | None:
     """A sum kept its reduced axes only to lose them: `np.sum(d, axis)` as it is; a
@@ -1478,7 +1495,7 @@ PASS_ORDER = ["inline", "select_constants", "getitem_of_tuple", "tuple_of_tuple"
               "reduced_count_known", "getitem_sens_of_tuple", "power_of_one",
               "scale_broadcast", "sum_before_product", "plus_zero", "sum_over_no_axes",
               "zeros_scaled", "unbroadcast_zeros", "plus_zeros", "weighted_row_sum",
-              "unused_parameters", "block_products"]
+              "unused_parameters", "reshape_to_own_shape", "block_products"]
 
 
 def passes_up_to(level: int | str) -> set[str]:
