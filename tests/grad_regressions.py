@@ -60,3 +60,14 @@ def argument_updated_then_unused(x, y, n):
     else:
         pass
     return np.tanh(np.abs(C1) + x + x + x)
+
+
+def derivative_infinite_where_nothing_uses_it(x, y, n):
+    """`math.acos(float(n))` at n = 1: the value is 0.0, its derivative -inf; n is an int,
+    so that derivative goes nowhere, but the reverse rule divided by zero and Python's
+    floats raised ZeroDivisionError (random program, seed 113)."""
+    w = 0
+    while (float(n) + 3 < 0.25 * C0 <= y) and w < 8:
+        w += 1
+        x = math.sin(x)
+    return math.acos(float(n)) + 0.0 * x * y

@@ -247,6 +247,28 @@ def test_a_gradient_that_is_zero_is_a_number():
     assert got[0] == pytest.approx(3.0 * (1.0 - np.tanh(0.5 + 0.9) ** 2), rel=1e-12)
 
 
+@pytest.mark.parametrize("optimize", ["", "0"])
+def test_infinite_derivatives_are_ieee_not_errors(monkeypatch, optimize):
+    """Where a function's value is defined and its derivative infinite, the gradient is
+    inf, -inf or nan as NumPy gives (JAX's results), never ZeroDivisionError."""
+    from tests import grad_regressions as gr
+
+    if optimize:
+        monkeypatch.setenv("TAPELESS_OPTIMIZE", optimize)
+    assert tl.grad(gr.derivative_infinite_where_nothing_uses_it, argnums=(0, 1))(
+        0.45, -0.9, 1) == (0.0, 0.0)
+    assert tl.grad(lambda x: math.sqrt(x))(0.0) == math.inf
+    assert tl.grad(lambda x: x ** 0.5)(0.0) == math.inf
+    assert tl.grad(lambda x: math.pow(x, 0.5))(0.0) == math.inf
+    assert tl.grad(lambda x: math.acos(x))(1.0) == -math.inf
+    assert tl.grad(lambda x: math.asin(x))(-1.0) == math.inf
+    assert tl.grad(lambda x: math.acosh(x))(1.0) == math.inf
+    assert all(math.isnan(g) for g in
+               tl.grad(lambda y, x: math.atan2(y, x), argnums=(0, 1))(0.0, 0.0))
+    assert tl.grad(lambda x: math.sqrt(x))(4.0) == 0.25
+    assert tl.grad(lambda x: x ** 0.5)(4.0) == 0.25
+
+
 def test_logsumexp_gradient_is_two_softmaxes():
     make, args = CASES["logsumexp_grad"]
     scores, alpha = args()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import operator
 from typing import Any
 
 
@@ -423,6 +424,32 @@ def _repeats(indices: tuple) -> bool:
     `scatter_sens` does, not added one by one into the accumulator)."""
     n = len(indices)
     return n > 1 and (indices[0] == indices[1] if n == 2 else len(set(indices)) != n)
+
+
+def fdiv(a: Any, b: Any) -> Any:
+    """`a / b`, with the IEEE result (inf, -inf or nan, as NumPy gives) where Python's
+    float division raises: the reverse rules of `math.sqrt`, `math.asin`, ... at the ends
+    of their domains, where the value is defined and the derivative infinite (it may
+    well be multiplied by nothing that matters: `math.acos(float(n))` with n an int)."""
+    try:
+        return a / b
+    except ZeroDivisionError:
+        return _ieee(a, b, operator.truediv)
+
+
+def fpow(a: Any, b: Any) -> Any:
+    """`a ** b`, with the IEEE result where Python raises (`0.0 ** -0.5`)."""
+    try:
+        return a ** b
+    except ZeroDivisionError:
+        return _ieee(a, b, operator.pow)
+
+
+def _ieee(a: Any, b: Any, op: Any) -> float:
+    import numpy as np
+
+    with np.errstate(all="ignore"):
+        return float(op(np.float64(a), np.float64(b)))
 
 
 def matmul_tn(a: Any, b: Any, block: int) -> Any:

@@ -50,10 +50,11 @@ SCALAR = "scalar"    # a NumPy scalar (what a full reduction returns), or loop s
 #                      starts as a Python float and becomes one: a 0-d number, no array
 NUMERIC = "numeric"  # a number or an array: never a tuple, list, dict or function
 _NUMBERS = (FLOAT, INT, SCALAR)
-_SCALAR_OPS = {"add", "sub", "mul", "truediv", "pow", "neg", "pos", "abs", "mod"}
+_SCALAR_OPS = {"add", "sub", "mul", "truediv", "pow", "neg", "pos", "abs", "mod", "fdiv",
+               "fpow"}
 _NOT_NUMERIC = {"np.split", "np.shape", "np.linalg.slogdet"}
 _MATH_INT = {"math.floor", "math.ceil", "math.trunc", "math.factorial"}
-_ELEMENTWISE = {"add", "sub", "mul", "truediv", "pow", "mod", "gadd", "np.add",
+_ELEMENTWISE = {"add", "sub", "mul", "truediv", "pow", "mod", "gadd", "fdiv", "fpow", "np.add",
                 "np.subtract", "np.multiply", "np.divide", "np.power", "np.maximum",
                 "np.minimum", "np.logaddexp", "np.arctan2", "np.hypot", "np.fmax", "np.fmin"}
 _COMPARISONS = {"np.equal", "np.not_equal", "np.less", "np.less_equal", "np.greater",
@@ -897,7 +898,8 @@ def _infer(node: Node, facts: LoopFacts | None, depth: int,
     if name in _SCALAR_OPS or name == "floordiv":
         if all(a in (FLOAT, INT) for a in args):
             if all(a == INT for a in args):
-                return FLOAT if name == "truediv" else (INT if name != "pow" else None)
+                return FLOAT if name in ("truediv", "fdiv") else \
+                    (INT if name not in ("pow", "fpow") else None)
             return FLOAT
         if all(a in (FLOAT, INT, SCALAR) for a in args):
             return SCALAR  # a NumPy scalar with Python numbers: a NumPy scalar

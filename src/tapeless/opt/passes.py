@@ -291,6 +291,7 @@ def _call_star_known(ctx: Context, node: Apply) -> Node | None:
 
 _NEVER_ZERO_PREFIXES = ("np.", "math.", "method.")
 _NUMERIC = {"add", "sub", "mul", "truediv", "floordiv", "mod", "pow", "matmul", "neg", "pos",
+            "fdiv", "fpow",
             "abs", "float", "make_tuple", "make_list", "sum", "min", "max", "ones_like_output"}
 _ZERO_PRESERVING = {"unbroadcast", "broadcast_like", "reshape_like", "expand_reduced",
                     "sens_of", "take_sens", "diag_sens", "getitem_sens", "tuple_sens",
@@ -743,6 +744,7 @@ def _dict_gradient(node: Apply, d: Node, like: Node, kl: str) -> Node | None:
 # Primitives whose result is a new array, never one of their inputs or a view of one
 # (besides NumPy's ufuncs, which `_fresh` recognizes by type).
 _FRESH = {"add", "sub", "mul", "truediv", "floordiv", "pow", "mod", "neg", "pos", "abs",
+          "fdiv", "fpow",
           "matmul", "np.dot", "np.einsum", "np.tensordot", "np.outer", "np.concatenate",
           "np.stack", "np.zeros", "np.ones", "np.full", "np.copy", "np.where", "np.sum",
           "np.mean", "np.max", "np.min", "np.prod", "np.cumsum", "scatter_sens",
@@ -1063,6 +1065,24 @@ def _fold_scalings(ctx: Context, node: Apply) -> Node | None:
     return node.graph.apply(P["mul"], c, a, loc=node.loc, name=node.name)
 
 
+@rewrite("fdiv", "fpow")
+def _ieee_not_needed(ctx: Context, node: Apply) -> Node | None:
+    """`fdiv(a, b)` and `fpow(a, b)` are `a / b` and `a ** b` where Python cannot raise:
+    an operand is a NumPy array or scalar (NumPy gives inf or nan), or b is a constant
+    other than 0 (for `/`) or not negative (for `**`)."""
+    a, b = node.inputs[1:]
+    power = is_prim(node, "fpow")
+    ka, kb = kind(a, ctx.facts), kind(b, ctx.facts)
+    safe = any(k == SCALAR or (shape_of(k) is not None and dtype_of(k) == "f8")
+               for k in (ka, kb))
+    if isinstance(b, Constant) and type(b.value) in (int, float):
+        safe = safe or (b.value >= 0 if power else b.value != 0)
+    if not safe:
+        return None
+    return node.graph.apply(P["pow" if power else "truediv"], a, b, loc=node.loc,
+                            name=node.name)
+
+
 @rewrite("pow")
 def _power_of_one(ctx: Context, node: Apply) -> Node | None:
     """`x ** 1` is `x` for float64 arrays and floats (the derivative of `x ** 2`)."""
@@ -1354,6 +1374,7 @@ def _getitem_sens_reshape(ctx: Context, node: Apply) -> Node | None:
 # Primitives that compute a value from their inputs alone (not iterators such as
 # `enumerate(xs)`, which a first use consumes; not fresh mutable stacks).
 _SHARABLE = {"add", "sub", "mul", "truediv", "floordiv", "mod", "pow", "matmul", "neg", "pos",
+             "fdiv", "fpow",
              "abs", "float", "len", "getitem", "tuple_getitem", "getattr", "make_tuple",
              "make_slice", "eq", "ne", "lt", "le", "gt", "ge", "not_", "is_", "is_not",
              "switch", "gadd", "sens_of", "unbroadcast", "broadcast_like", "reshape_like",
@@ -1495,7 +1516,8 @@ PASS_ORDER = ["inline", "select_constants", "getitem_of_tuple", "tuple_of_tuple"
               "reduced_count_known", "getitem_sens_of_tuple", "power_of_one",
               "scale_broadcast", "sum_before_product", "plus_zero", "sum_over_no_axes",
               "zeros_scaled", "unbroadcast_zeros", "plus_zeros", "weighted_row_sum",
-              "unused_parameters", "reshape_to_own_shape", "block_products"]
+              "unused_parameters", "reshape_to_own_shape", "ieee_not_needed",
+              "block_products"]
 
 
 def passes_up_to(level: int | str) -> set[str]:
@@ -1991,8 +2013,9 @@ def drop_unused_parameters(root: Graph, graphs: list[Graph]) -> int:
         if any(len(c.inputs) - 1 != len(g.parameters) for c in sites):
             continue
         drop = [i for i, p in enumerate(g.parameters) if -p.id not in escaped and all(
-            n.inputs[0].value is g and pos == i + 1  # type: ignore[attr-defined]
-            and is_constant_graph(n.inputs[0]) for n, pos in users.get(p.id, ()))]
+            pos == i + 1 and is_constant_graph(n.inputs[0]) and
+            n.inputs[0].value is g  # type: ignore[attr-defined]
+            for n, pos in users.get(p.id, ()))]
         if not drop:
             continue
         for c in sites:

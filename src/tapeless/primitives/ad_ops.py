@@ -31,6 +31,9 @@ _helper("scatter_add", "acc, x, indices, ds", differentiable=False)
 _helper("scatter_add_known", "acc, x, indices, ds", differentiable=False)
 # A matrix product contracting a long axis, in blocks (made by the optimizer, last).
 _helper("matmul_tn", "a, b, block", differentiable=False)
+# Division and power with IEEE results where Python's floats raise (reverse rules use them).
+_helper("fdiv", "a, b")
+_helper("fpow", "a, b")
 _helper("getattr_sens", "d, x, name")
 _helper("sens_getattr", "dd, x, name")
 _helper("field_sens", "d, cls, n")

@@ -14,7 +14,9 @@ from ..runtime import (
     check_scalar_output,
     construct_value,
     expand_reduced,
+    fdiv,
     field_sens,
+    fpow,
     from_structure,
     gadd,
     getattr_sens,
@@ -366,15 +368,28 @@ def _mod(a, b):
 @rule("pow")
 def _pow(a, b):
     out = a ** b
+    return out, lambda d: _pow_back(d, a, b, out)
 
-    def back(d):
-        da = unbroadcast(d * b * a ** (b - 1), a)
-        if isinstance(b, int):
-            return da, ZERO
-        safe = np.where(np.greater(a, 0), a, 1.0)
-        return da, unbroadcast(d * out * np.log(safe), b)
 
-    return out, back
+def _pow_back(d, a, b, out):
+    # (fpow: where a is 0.0 and b - 1 negative, the derivative is inf, not an error)
+    da = unbroadcast(d * b * fpow(a, b - 1), a)
+    if isinstance(b, int):
+        return da, ZERO
+    safe = np.where(np.greater(a, 0), a, 1.0)
+    return da, unbroadcast(d * out * np.log(safe), b)
+
+
+@rule("fdiv")
+def _fdiv(a, b):
+    out = fdiv(a, b)
+    return out, lambda d: (unbroadcast(fdiv(d, b), a), unbroadcast(-fdiv(d * out, b), b))
+
+
+@rule("fpow")
+def _fpow(a, b):
+    out = fpow(a, b)
+    return out, lambda d: _pow_back(d, a, b, out)
 
 
 @rule("matmul")

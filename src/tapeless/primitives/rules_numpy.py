@@ -14,6 +14,8 @@ from ..runtime import (
     diag_sens,
     einsum_specs,
     expand_reduced,
+    fdiv,
+    fpow,
     polygamma,
     reduced_count,
     reshape_like,
@@ -810,12 +812,12 @@ def _mtan(x):
 
 @rule("math.asin")
 def _masin(x):
-    return math.asin(x), lambda d: (d / math.sqrt(1.0 - x * x),)
+    return math.asin(x), lambda d: (fdiv(d, math.sqrt(1.0 - x * x)),)
 
 
 @rule("math.acos")
 def _macos(x):
-    return math.acos(x), lambda d: (-d / math.sqrt(1.0 - x * x),)
+    return math.acos(x), lambda d: (-fdiv(d, math.sqrt(1.0 - x * x)),)
 
 
 @rule("math.atan")
@@ -846,7 +848,7 @@ def _masinh(x):
 
 @rule("math.acosh")
 def _macosh(x):
-    return math.acosh(x), lambda d: (d / math.sqrt(x * x - 1.0),)
+    return math.acosh(x), lambda d: (fdiv(d, math.sqrt(x * x - 1.0)),)
 
 
 @rule("math.atanh")
@@ -894,7 +896,7 @@ def _mlog(x, base):
 @rule("math.sqrt")
 def _msqrt(x):
     y = math.sqrt(x)
-    return y, lambda d: (d * 0.5 / y,)
+    return y, lambda d: (fdiv(d * 0.5, y),)
 
 
 @rule("math.fabs")
@@ -941,14 +943,14 @@ def _mradians(x):
 @rule("math.pow")
 def _mpow(x, y):
     out = math.pow(x, y)
-    return out, lambda d: (d * y * math.pow(x, y - 1.0),
+    return out, lambda d: (d * y * fpow(x, y - 1.0),
                            d * out * math.log(x) if x > 0 else 0.0)
 
 
 @rule("math.atan2")
 def _matan2(y, x):
     r = x * x + y * y
-    return math.atan2(y, x), lambda d: (d * x / r, -d * y / r)
+    return math.atan2(y, x), lambda d: (fdiv(d * x, r), -fdiv(d * y, r))
 
 
 @rule("math.hypot")
