@@ -36,6 +36,7 @@ def _cases():
 
 
 def _source(make, args, worklist: bool, monkeypatch) -> str:
+    monkeypatch.setattr(passes, "WORKLIST_MIN_NODES", 0)  # (small programs use it too)
     monkeypatch.setattr(api, "optimize", functools.partial(passes.optimize, worklist=worklist))
     try:
         return make().source_for(*args)
@@ -48,7 +49,8 @@ def test_worklist_reaches_the_same_program(make, args, monkeypatch):
     assert _source(make, args, True, monkeypatch) == _source(make, args, False, monkeypatch)
 
 
-def test_worklist_matches_fewer_nodes_and_confirms_with_every_node():
+def test_worklist_matches_fewer_nodes_and_confirms_with_every_node(monkeypatch):
+    monkeypatch.setattr(passes, "WORKLIST_MIN_NODES", 0)
     graph = graph_of(tl.grad(gp.mlp, argnums=(0, 1, 2, 3)))
     logs = {wl: passes.optimize(copy_module(graph), worklist=wl) for wl in (True, False)}
     matched = {wl: sum(m for m, _ in log.rounds) for wl, log in logs.items()}
@@ -58,3 +60,10 @@ def test_worklist_matches_fewer_nodes_and_confirms_with_every_node():
         last_matched, last_total = log.rounds[-1]
         assert last_matched == last_total  # the round that finds nothing matches every node
     assert any(m < n for m, n in logs[True].rounds)
+
+
+def test_small_programs_match_every_node():
+    graph = graph_of(tl.grad(gp.mlp, argnums=(0, 1, 2, 3)))
+    log = passes.optimize(copy_module(graph))
+    assert log.rounds[0][1] < passes.WORKLIST_MIN_NODES
+    assert all(m >= n for m, n in log.rounds)
