@@ -770,3 +770,28 @@ def test_reshapes_to_the_shape_a_value_has_are_nothing():
     np.testing.assert_array_equal(tl.jit(reshaped_to_own_shape)(x), reshaped_to_own_shape(x))
     ints = np.arange(12).reshape(3, 4)  # (float64 only)
     assert tl.jit(reshaped_to_own_shape).source_for(ints).count(".reshape(") == 3
+
+
+def variable_nothing_reads(w, xs):
+    h = xs[0]
+    for t in range(1, xs.shape[0]):
+        e = np.exp(-(h * w + xs[t]))  # (assigned on each step, never read)
+        h = np.tanh(h * w + xs[t])
+    return np.sum(h * h)
+
+
+def test_the_sensitivity_of_a_variable_nothing_reads_does_no_work():
+    """Its sensitivity is a zero made concrete for exp's rule (`d * y`); zeros times a
+    float64 array stay zeros, so the gradient neither computes nor saves e, and gives 0,
+    not nan, where e overflows."""
+    r = np.random.default_rng(7)
+    w, xs = r.normal(size=5), r.normal(size=(6, 5))
+    g = tl.grad(variable_nothing_reads)
+    assert "exp" not in g.source_for(w, xs)
+    h = 1e-6
+    fd = [(variable_nothing_reads(w + h * e, xs) - variable_nothing_reads(w - h * e, xs))
+          / (2 * h) for e in np.eye(5)]
+    np.testing.assert_allclose(g(w, xs), fd, rtol=1e-6)
+    xs[1:, 0] = -800.0  # exp(-(...)) overflows to inf in the first column
+    with np.errstate(over="ignore"):
+        assert np.all(np.isfinite(g(w, xs)))

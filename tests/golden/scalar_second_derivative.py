@@ -51,21 +51,19 @@ def grad_grad_branchy(x, y):
     d_d_z = _t_27[1]
     _t_29 = _rt.sens_of(_rt.broadcast_like(d_d_z, z_2), z_2)
     d_z_3 = _t_29 + _t_29
-    _t_30 = _rt.sens_of(_rt.ZERO, z_2 * z_2) * z_2
-    d_z_4 = d_z_3 + _t_30 + _t_30
     if _t:
-        d_z_5 = _rt.gadd(d_z_4, _t_28[1])
-        d_x = _rt.gadd(_t_28[0], d_z_5 * y)
-        d_y = _rt.gadd(_t_28[2], d_z_5 * x)
-        _t_31 = d_x, d_y
+        d_z_4 = _rt.gadd(d_z_3, _t_28[1])
+        d_x = _rt.gadd(_t_28[0], d_z_4 * y)
+        d_y = _rt.gadd(_t_28[2], d_z_4 * x)
+        _t_30 = d_x, d_y
     else:
-        d_z_6 = _rt.gadd(d_z_4, _t_28[0])
-        d_y_1 = _rt.gadd(_t_28[1], d_z_6)
+        d_z_5 = _rt.gadd(d_z_3, _t_28[0])
+        d_y_1 = _rt.gadd(_t_28[1], d_z_5)
         y_2 = _t_2[1]
-        d_y_2 = _rt.gadd(_t_28[2], -d_z_6)
-        _t_31 = d_y_1 * y_2, d_y_2
-    _t_32 = (((_t_31[0], _t_31[1]),) if _t else ((_t_31[0], _t_31[1]),))[0]
-    _t_33 = (_rt.ZERO, _t_32, _rt.ZERO) if _t else (_rt.ZERO, _rt.ZERO, _t_32)
-    d_x_1 = _rt.gadd(_t_33[1][0], _t_33[2][0])
+        d_y_2 = _rt.gadd(_t_28[2], -d_z_5)
+        _t_30 = d_y_1 * y_2, d_y_2
+    _t_31 = (((_t_30[0], _t_30[1]),) if _t else ((_t_30[0], _t_30[1]),))[0]
+    _t_32 = (_rt.ZERO, _t_31, _rt.ZERO) if _t else (_rt.ZERO, _rt.ZERO, _t_31)
+    d_x_1 = _rt.gadd(_t_32[1][0], _t_32[2][0])
     return _rt.to_structure(d_x_1, x)
 

@@ -380,13 +380,23 @@ def _zeros_of(node: Node, facts: LoopFacts | None) -> bool:
 @rewrite("mul", "neg")
 def _zeros_scaled(ctx: Context, node: Apply) -> Node | None:
     """Zeros scaled by a finite number (or negated) are the zeros: the sensitivity of an
-    argument nothing uses, through a scaling, does no work (up to the sign of a zero)."""
+    argument nothing uses, through a scaling, does no work (up to the sign of a zero).
+    So are zeros times a float64 value whose product has the zeros' kind (the sensitivity
+    of a variable nothing reads, through a rule such as exp's `d * y`): the sensitivity
+    is a zero, made concrete only for the rule, and stays one; where the value holds inf
+    or nan this gives 0 where the unoptimized program's IEEE product gives nan (0 is the
+    symbolic zero's answer, and JAX's)."""
     if is_prim(node, "neg"):
         return node.inputs[1] if _zeros_of(node.inputs[1], ctx.facts) else None
     a, b = node.inputs[1:]
     for z, c in ((a, b), (b, a)):
-        if _zeros_of(z, ctx.facts) and isinstance(c, Constant) and \
-                type(c.value) in (float, int) and math.isfinite(c.value):
+        if not _zeros_of(z, ctx.facts):
+            continue
+        if isinstance(c, Constant) and type(c.value) in (float, int) and \
+                math.isfinite(c.value):
+            return z
+        kz, kc = kind(z.inputs[2], ctx.facts), kind(c, ctx.facts)  # type: ignore[attr-defined]
+        if (kc == FLOAT or is_f8(kc)) and kind(node, ctx.facts) == kz:
             return z
     return None
 
