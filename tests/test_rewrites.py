@@ -775,7 +775,7 @@ def test_reshapes_to_the_shape_a_value_has_are_nothing():
 def variable_nothing_reads(w, xs):
     h = xs[0]
     for t in range(1, xs.shape[0]):
-        e = np.exp(-(h * w + xs[t]))  # (assigned on each step, never read)
+        e = np.exp(-(h * w + xs[t]))  # noqa: F841  (assigned on each step, never read)
         h = np.tanh(h * w + xs[t])
     return np.sum(h * h)
 
