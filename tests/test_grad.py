@@ -1171,8 +1171,12 @@ def test_functions_passed_as_arguments_compile_once_each() -> None:
 
 
 def test_functions_in_containers_or_differentiated_are_refused() -> None:
-    with pytest.raises(tl.GradError, match="tuple or list holding a function"):
+    with pytest.raises(tl.GradError, match="container holding a function"):
         tl.grad(lambda x, fs: fs[0](x))(1.0, (np.tanh,))
+    with pytest.raises(tl.GradError, match="argument 1 is a container holding a function"):
+        tl.grad(lambda x, fs: fs["f"](x))(1.0, {"f": np.tanh, "g": 2.0})
+    with pytest.raises(tl.GradError, match="container holding a function"):
+        tl.grad(lambda x, fs: fs[0][0](x))(1.0, [(np.tanh,)])
     with pytest.raises(tl.GradError, match="a function or a class"):
         tl.grad(h_apply)(np.tanh, 1.0)
 

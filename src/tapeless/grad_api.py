@@ -111,21 +111,28 @@ def _refuse_uncallable(fn: GradFunction, i: int, value: Any) -> None:
 
 
 def _refuse_nested_functions(fn: GradFunction, key: tuple) -> None:
-    """A function inside a tuple or list argument cannot be bound by identity (it would be
-    called without its derivative): refuse it, saying what to do instead."""
+    """A function inside a tuple, list, dict, NamedTuple or dataclass argument cannot be
+    bound by identity (it would be called without its derivative): refuse it, saying
+    what to do instead."""
     def holds(sig: Any) -> bool:
         if type(sig) is not tuple or not sig or sig[0] is BOUND:
             return False
         head, rest = sig
-        if head is tuple or head is list:
-            return any(_is_bound(s) or holds(s) for s in rest)
-        return head == LIST_OF and (_is_bound(rest) or holds(rest))
+        if head is dict:
+            items = [s for _, s in rest]
+        elif isinstance(head, type):  # a tuple, a list, a NamedTuple or a dataclass
+            items = list(rest)
+        elif head == LIST_OF:
+            items = [rest]
+        else:  # an array: (shape, dtype)
+            return False
+        return any(_is_bound(s) or holds(s) for s in items)
 
     for i, sig in enumerate(key):
         if holds(sig):
             raise GradError(
                 f"{fn.kind} of {fn.__tapeless_wrapped__.__qualname__}: argument {i} is a "
-                "tuple or list holding a function or a class, which derivative code cannot "
+                "container holding a function or a class, which derivative code cannot "
                 "call; pass each function as an argument of its own, or refer to it from "
                 "the function's body (a global or a closure)")
 
