@@ -1177,6 +1177,8 @@ def test_functions_in_containers_or_differentiated_are_refused() -> None:
         tl.grad(lambda x, fs: fs["f"](x))(1.0, {"f": np.tanh, "g": 2.0})
     with pytest.raises(tl.GradError, match="container holding a function"):
         tl.grad(lambda x, fs: fs[0][0](x))(1.0, [(np.tanh,)])
+    with pytest.raises(tl.GradError, match="container holding a function"):
+        tl.jit(tl.grad(lambda x, fs: fs[0](x)))(1.0, (np.tanh,))
     with pytest.raises(tl.GradError, match="a function or a class"):
         tl.grad(h_apply)(np.tanh, 1.0)
 

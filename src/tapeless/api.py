@@ -141,6 +141,14 @@ BOUND_TYPES = {types.FunctionType, types.BuiltinFunctionType, types.MethodType, 
                type, functools.partial}
 
 
+def _bound(key: tuple, args: tuple) -> tuple:
+    """`key` with the signature of each argument bound by identity (a function, a class or
+    a tapeless transform) replaced by `(BOUND, the argument)`."""
+    if BOUND_TYPES.isdisjoint(key):
+        return key
+    return tuple((BOUND, a) if s in BOUND_TYPES else s for s, a in zip(key, args, strict=True))
+
+
 def graph_of(fn: Any) -> Graph:
     """The IR graph of a Python function or of a tapeless-transformed function."""
     if isinstance(fn, Transformed):
@@ -226,24 +234,19 @@ class Transformed:
         transform passed as an argument counts by its identity: derivative code calls it
         through its derivative, compiled with the program (`graph_for`)."""
         key = tuple(map(_signature, args))
-        if self.binds_functions and not BOUND_TYPES.isdisjoint(key):
-            return tuple((BOUND, a) if s in BOUND_TYPES else s
-                         for s, a in zip(key, args, strict=True))
-        return key
+        return _bound(key, args) if self.binds_functions else key
 
     def graph_for(self, key: tuple) -> Graph:
-        """The graph to compile for arguments with signatures `key` (with the functions
-        passed as arguments put in, where the transformed function binds them)."""
-        if self.binds_functions and isinstance(self.fun, Transformed) and \
-                any(type(s) is tuple and s and s[0] is BOUND for s in key):
-            return self.fun.graph_for(key)
-        return self.graph
+        """The graph to compile for arguments with signatures `key`: where the transformed
+        function binds the functions passed as arguments (`jit` of a `grad`), its graph
+        for them."""
+        return self.fun.graph_for(key) if self.binds_functions else self.graph
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         args = self.bind(args, kwargs)
         key = tuple(map(_signature, args))
-        if self.binds_functions and not BOUND_TYPES.isdisjoint(key):
-            key = self.key(args)
+        if self.binds_functions:
+            key = _bound(key, args)
         compiled = self._compiled.get(key)
         # (A function that never needs a second check pays one truth test of an empty set.)
         if compiled is None or (self._check_each_call and key in self._check_each_call):

@@ -15,7 +15,6 @@ from .api import (
     LIST_OF,
     Transformed,
     _api,
-    _signature,
     graph_of,
     load,
     positional_arguments,
@@ -193,7 +192,7 @@ class GradFunction(Transformed):
                 raise GradError(f"argnums={self.argnums!r} is out of range: the function "
                                 f"was called with {len(args)} arguments")
             found = _integer_leaf(args[a])
-            if _is_bound(_signature(args[a])):
+            if _is_bound(type(args[a])):
                 found = "a function or a class"
             if found is not None:
                 raise GradError(

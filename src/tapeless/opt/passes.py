@@ -374,7 +374,7 @@ def _zeros_of(node: Node, facts: LoopFacts | None) -> bool:
         return False
     d, like = node.inputs[1:]  # type: ignore[attr-defined]
     k = kind(like, facts)
-    return isinstance(d, Constant) and d.value is ZERO and (k == FLOAT or dtype_of(k) == "f8")
+    return isinstance(d, Constant) and d.value is ZERO and is_f8(k)
 
 
 @rewrite("mul", "neg")
@@ -877,10 +877,9 @@ def _without_neutral(ctx: Context, pairs: tuple, neutral: float) -> Node | None:
     """x, for the first (c, x) of `pairs` where c is the number `neutral` and x a float64
     array or a Python float (not an int: 1.0 * 2 is a float)."""
     for c, x in pairs:
-        if isinstance(c, Constant) and type(c.value) in (float, int) and c.value == neutral:
-            k = kind(x, ctx.facts)
-            if k == FLOAT or dtype_of(k) == "f8":
-                return x
+        if isinstance(c, Constant) and type(c.value) in (float, int) and c.value == neutral \
+                and is_f8(kind(x, ctx.facts)):
+            return x
     return None
 
 
@@ -1548,8 +1547,8 @@ class PassLog:
     # Per round: (nodes matched against the rules, nodes in the program when it began).
     rounds: list[tuple[int, int]] = field(default_factory=list)
 
-    def add(self, name: str) -> None:
-        self.counts[name] = self.counts.get(name, 0) + 1
+    def add(self, name: str, n: int = 1) -> None:
+        self.counts[name] = self.counts.get(name, 0) + n
 
 
 def optimize(root: Graph, enabled: set[str] | None = None, max_rounds: int = 30,
@@ -1565,14 +1564,14 @@ def optimize(root: Graph, enabled: set[str] | None = None, max_rounds: int = 30,
     _own_outputs(root)
     work: Worklist | None = None  # None: every node
     for _ in range(max_rounds):
-        more, after = _round(root, enabled, log, hints, work)
+        more, after, every_node = _round(root, enabled, log, hints, work)
         if check and (errors := scope_errors(root)):
             raise AssertionError("optimizer broke scoping: " + "; ".join(errors[:5]))
         if not more:
-            if work is None or log.rounds[-1][0] >= log.rounds[-1][1]:
-                break  # (that round matched every node)
-            # The worklist is empty: one sweep over every node confirms the fixed point
-            # (a change far upstream can make a kind, and so a rule, apply downstream).
+            if every_node:
+                break
+            # The worklist matched nothing: one round over every node confirms the fixed
+            # point (a change far upstream can make a kind, and so a rule, apply here).
             work = None
             continue
         work = after if worklist else None
@@ -1580,7 +1579,7 @@ def optimize(root: Graph, enabled: set[str] | None = None, max_rounds: int = 30,
     if _allowed(enabled, "lower_stacks") and lower_stacks(root, _scatter_known(root)):
         log.add("lower_stacks")
     if _allowed(enabled, "block_products") and (n := block_products(root)):
-        log.counts["block_products"] = n
+        log.add("block_products", n)
     _settle_owns(root)
     return log
 
@@ -1916,9 +1915,10 @@ def _worklist(root: Graph, changed: set[int], mark: int, graphs_changed: set[int
 
 
 def _round(root: Graph, enabled: set[str] | None, log: PassLog, hints: dict,
-           work: Worklist | None) -> tuple[bool, Worklist | None]:
-    """One round: match the nodes of `work` (every node if None); whether anything
-    changed, and the next round's worklist (None: every node)."""
+           work: Worklist | None) -> tuple[bool, Worklist | None, bool]:
+    """One round: match the nodes of `work` (every node if None). Returns whether anything
+    changed, the next round's worklist (None: every node) and whether this round matched
+    every node."""
     # (Kinds are inferred afresh each round: a rewrite keeps a value but not always its
     # kind, e.g. the seed np.float64(1.0) becomes 1.0.)
     mark = serial_mark()
@@ -1974,29 +1974,29 @@ def _round(root: Graph, enabled: set[str] | None, log: PassLog, hints: dict,
             facts = LoopFacts(root)
         if structural:
             hints.clear()  # (loops rebuilt, slots renumbered)
-            return True, None
+            return True, None, work is None
     if not changed and _allowed(enabled, "branch_backprops"):  # alone in its round
         if branch_backprops(graphs, uses(graphs), replace):
             log.add("branch_backprops")
             changed = structural = True
     if not changed and _allowed(enabled, "unused_parameters"):  # alone in its round
         if (n := drop_unused_parameters(root, graphs)):
-            log.counts["unused_parameters"] = log.counts.get("unused_parameters", 0) + n
+            log.add("unused_parameters", n)
             changed = structural = True
     redirected = sweep.changed
     if replace or touched or structural:
         _apply(root, replace, spliced, None if structural else touched, redirected)
     if structural:
         hints.clear()  # (loops rebuilt, slots renumbered)
-        return changed, None
+        return changed, None, work is None
     if not changed:
-        return False, None
+        return False, None, work is None
     if total < WORKLIST_MIN_NODES:
-        return True, None
-    work = _worklist(root, redirected, mark, touched, ctx.call_sites)
+        return True, None, work is None
+    after = _worklist(root, redirected, mark, touched, ctx.call_sites)
     # (An empty worklist: the next round is the one over every node that confirms the
     # fixed point, and runs the whole-program steps a round without rewrites runs.)
-    return True, work if work.nodes else None
+    return True, after if after.nodes else None, work is None
 
 
 def drop_unused_parameters(root: Graph, graphs: list[Graph]) -> int:
