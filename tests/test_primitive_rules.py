@@ -180,8 +180,39 @@ def star_target(a, b, c):
     return a * np.sin(b) + c * c
 """
 
+CALLEES_HELPER = """
+class Scaled:
+    def __init__(self, c):
+        self.c = c
+
+    def __call__(self, z):
+        return self.c * np.sin(z) * z
+
+
+FUNCS = [lambda z: z * np.sin(z), np.tanh, Scaled(1.5)]
+"""
+
+LIFT_HELPER = """
+def inner(w, f):
+    return np.sum(f(w) * w)
+
+
+def lifted(x, act):
+    return tl.grad(inner)(x, act) * x
+"""
+
 S = Sample
 SAMPLES: dict[str, list[Sample]] = {
+    # A function value derivative code did not make: a lambda, a NumPy function and a
+    # callable object held in a list.
+    "call_value": [S(lambda r: (u(r, (3,)),), call="FUNCS[0](a0) + FUNCS[1](a0)",
+                     extra=CALLEES_HELPER),
+                   S(lambda r: (u(r, (3,)),), call="FUNCS[2](a0) * a0", extra=CALLEES_HELPER,
+                     second=False, label="object")],
+    # A function passed to a `tl.grad` called inside compiled code.
+    "lift": [S(lambda r: (u(r, (3,)),), call="lifted(a0, np.tanh)", extra=LIFT_HELPER),
+             S(lambda r: (u(r, (3,)),), call="lifted(a0, lambda z: z * z * z)",
+               extra=LIFT_HELPER, label="lambda")],
     # --- structure -------------------------------------------------------------------
     "make_tuple": [S(lambda r: (u(r, None), u(r, (2, 3)), u(r, None)), (0, 1, 2),
                      call="(a0, a1, a2)")],

@@ -1,5 +1,6 @@
 """tapeless: a compiler for differentiable Python."""
 
+from . import dynamic  # noqa: F401  (J-callables made at run time)
 from .api import ir, jit
 from .errors import CompileError, GradError, TapelessError
 from .grad_api import grad, value_and_grad, vjp

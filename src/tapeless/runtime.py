@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import operator
+from types import FunctionType as _FunctionType
 from typing import Any
 
 
@@ -55,6 +56,36 @@ def unpack(value: Any, n: int) -> Any:
             raise ValueError(f"too many values to unpack (expected {n})")
         raise ValueError(f"not enough values to unpack (expected {n}, got {len(value)})")
     return value
+
+
+# --- calls of values in derivative code ----------------------------------------------
+# In derivative code a function value is its J-callable: called, it returns (value,
+# backpropagator). A value that is not (a callable object, a plain function held in a
+# container, a NumPy function in a list) gets one from `DYNAMIC`, which the derivative
+# API sets (`tapeless.dynamic`): the runtime knows no compiler.
+
+DYNAMIC: Any = None
+_GENERATED = "<tapeless-"
+
+
+def is_generated(fn: Any) -> bool:
+    """Whether `fn` is a function of tapeless's generated code."""
+    return type(fn) is _FunctionType and fn.__code__.co_filename.startswith(_GENERATED)
+
+
+def call_value(level: int, fn: Any, args: tuple) -> Any:
+    """`fn(*args)` in derivative code of order `level`: a generated function is the
+    J-callable of that order; any other callable gets one (compiled once, cached)."""
+    if type(fn) is _FunctionType and fn.__code__.co_filename.startswith(_GENERATED):
+        return fn(*args)
+    return DYNAMIC.call(level, fn, args)
+
+
+def lift(value: Any) -> Any:
+    """A value passed into derivative code from the code around it (the arguments of a
+    `tl.grad` called inside compiled code): a function becomes its J-callable, one order
+    above the code it comes from; data is itself."""
+    return DYNAMIC.lift(value) if callable(value) else value
 
 
 # --- sensitivities ----------------------------------------------------------------------

@@ -13,13 +13,16 @@ TRANSFORM = JTransform()
 
 
 def grad_graph(g: Graph, argnums: int | tuple[int, ...], has_aux: bool, with_value: bool,
-               transform: JTransform | None = None) -> Graph:
+               transform: JTransform | None = None, lift: bool = False) -> Graph:
     """A graph computing the gradient of `g` (and optionally its value) with respect to
-    the arguments in `argnums`."""
+    the arguments in `argnums`. With `lift` (a `tl.grad` called inside compiled code),
+    the arguments are values of the code around it and pass into derivative code through
+    `lift`: a function among them becomes its J-callable."""
     transform = transform or TRANSFORM
     jg = transform.graph(g)
     prefix = "value_and_grad" if with_value else "grad"
     out = Graph(f"{prefix}_{g.name}", None, g.loc)
+    out.derived = True
     params = [out.add_parameter(p.name, p.loc) for p in g.parameters]
     out.vararg = g.vararg
     if hasattr(g, "signature"):
@@ -31,7 +34,8 @@ def grad_graph(g: Graph, argnums: int | tuple[int, ...], has_aux: bool, with_val
 
             raise GradError(f"argnums={argnums!r} is out of range: {g.name} takes "
                             f"{len(params)} arguments")
-    call = out.apply(Constant(jg), *params, loc=g.loc)
+    jargs = [out.apply(P["lift"], p) for p in params] if lift else params
+    call = out.apply(Constant(jg), *jargs, loc=g.loc)
     out.effects.append(call)
     value = out.apply(P["tuple_getitem"], call, 0, name="value")
     if has_aux:

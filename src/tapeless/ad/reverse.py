@@ -26,6 +26,7 @@ from ..ir.nodes import (
 from ..opt.kinds import kind
 from ..primitives import PRIMITIVES, Primitive, lookup_callable
 from ..runtime import ZERO
+from .callees import known_callee
 
 P = PRIMITIVES
 _STRUCTURAL_ZERO_OK = {"make_tuple", "make_list", "tuple_getitem", "getitem", "switch",
@@ -108,6 +109,20 @@ def _may_call_parameter(g: Graph, i: int) -> bool:
 _PASSES_ON = {"call_star", "make_tuple", "make_list", "make_dict", "list", "tuple"}
 
 
+def _derived_graph(name: str, parent: Graph | None = None, loc=None) -> Graph:  # noqa: ANN001
+    g = Graph(name, parent, loc)
+    g.derived = True
+    return g
+
+
+def _derived(g: Graph) -> Graph:
+    """A rule's graph (and the graphs inside it), marked as derivative code."""
+    if not g.derived:
+        for h in reachable_graphs(g):
+            h.derived = True
+    return g
+
+
 def _primitive(node: Node) -> Primitive | None:
     if isinstance(node, Constant):
         if isinstance(node.value, Primitive):
@@ -135,7 +150,7 @@ class JTransform:
         if g.id in self.graphs:
             return self.graphs[g.id]
         parent = self.graphs.get(g.parent.id) if g.parent is not None else None
-        jg = Graph(f"J_{g.name}", parent, g.loc)
+        jg = _derived_graph(f"J_{g.name}", parent, g.loc)
         self.graphs[g.id] = jg
         jg.vararg = g.vararg
         for attr in ("signature", "stands_for"):
@@ -230,7 +245,14 @@ class JTransform:
             known = callee.value if is_constant_graph(callee) else None
             jargs = [self.class_value(a, known, i) or j
                      for i, (a, j) in enumerate(zip(args, jargs, strict=True))]
-            call = jg.apply(jcallee, *jargs, loc=node.loc)
+            if known is not None or node.graph.derived or known_callee(jcallee):
+                call = jg.apply(jcallee, *jargs, loc=node.loc)
+            else:
+                # A callee known only at run time may be other than a J-callable (a
+                # callable object, a function held in a container): `call_value` gives
+                # it one (the optimizer calls a callee it comes to know directly).
+                call = jg.apply(P["call_value"], Constant(1), jcallee,
+                                jg.apply(P["make_tuple"], *jargs), loc=node.loc)
             self.calls[node.id] = [call]
         self.values[node.id] = jg.apply(P["tuple_getitem"], call, 0, loc=node.loc,
                                         name=node.name)
@@ -256,7 +278,7 @@ class JTransform:
         init = node.inputs[body_at + 1:]
         k = len(init)
         lead = 1 if kind == "for_range" else 0
-        fb = Graph(f"J_{body.name}", jg, body.loc)
+        fb = _derived_graph(f"J_{body.name}", jg, body.loc)
         fb.loop_role = "forward"  # type: ignore[attr-defined]  (pushes onto a stack)
         self.graphs[body.id] = fb  # graphs nested in the body nest in its J
         for p in body.parameters:
@@ -279,7 +301,7 @@ class JTransform:
                             loc=node.loc)
         else:
             cond: Graph = cond_node.value  # type: ignore[union-attr]
-            fc = Graph(f"J_{cond.name}", jg, cond.loc)
+            fc = _derived_graph(f"J_{cond.name}", jg, cond.loc)
             self.graphs[cond.id] = fc
             for p in cond.parameters:
                 self.values[p.id] = fc.add_parameter(p.name, p.loc)
@@ -302,7 +324,7 @@ class JTransform:
         init = node.inputs[len(node.inputs) - len(body.parameters) + lead:]
         k = len(init)
         fvs = free_variables(body)
-        bb = Graph(f"B_{body.name}", bg, body.loc)
+        bb = _derived_graph(f"B_{body.name}", bg, body.loc)
         bb.loop_role = "backward"  # type: ignore[attr-defined]  (pops what `fb` pushed)
         stack = bb.add_parameter("stack")
         ds = [bb.add_parameter(f"d{j}") for j in range(k)]
@@ -320,7 +342,7 @@ class JTransform:
         new_env = [bb.apply(P["gadd"], denv[t], bb.apply(P["tuple_getitem"], env, t))
                    for t in range(len(fvs))]
         bb.output = bb.apply(P["make_tuple"], rest, *new_ds, *new_env)
-        bc = Graph("B_cond", bg, body.loc)
+        bc = _derived_graph("B_cond", bg, body.loc)
         stack_c = bc.add_parameter("stack")
         for j in range(k + len(fvs)):
             bc.add_parameter(f"_{j}")
@@ -343,7 +365,7 @@ class JTransform:
             fn = P[prim.alias].reverse_rule  # type: ignore[attr-defined]
         if fn is None:
             raise GradError(f"no derivative rule is registered for the primitive {prim.name}")
-        return parse(fn)
+        return _derived(parse(fn))
 
     def graph_value(self, g: Graph) -> Graph:
         """J of a graph used as a value. Python calls it with `*args` spread and
@@ -375,18 +397,18 @@ class JTransform:
         from ..frontend.parser import ParamSpec, parse
         from ..primitives.rules_core import bind_args, value_sens
 
-        w = Graph(name, parent, loc)
+        w = _derived_graph(name, parent, loc)
         args = w.add_parameter("args")
         w.vararg = True
         w.signature = [ParamSpec("args", "vararg")]  # type: ignore[attr-defined]
         if bind is None:
             call = w.apply(P["call_star"], callee, args, loc=loc)
         else:
-            bound, effects = inline_body(parse(bind_args), w,
+            bound, effects = inline_body(_derived(parse(bind_args)), w,
                                          [Constant(bind[0]), args, *map(Constant, bind[1:])])
             n = bind[1] + int(bind[3]) + len(bind[4])  # positional, `*args`, keyword-only
             call = w.apply(callee, *[w.apply(P["tuple_getitem"], bound, i) for i in range(n)])
-        back = Graph(f"B_{name}", w, loc)
+        back = _derived_graph(f"B_{name}", w, loc)
         d = back.add_parameter("d")
         m = back.apply(P["len"], args)
         if isinstance(callee.value, Primitive):  # not differentiable: zero sensitivities
@@ -397,7 +419,7 @@ class JTransform:
             return w
         inner = w.apply(P["tuple_getitem"], call, 1)
         sens = back.apply(inner, d)
-        out, _ = inline_body(parse(value_sens), back, [sens, Constant(int(has_env)),
+        out, _ = inline_body(_derived(parse(value_sens)), back, [sens, Constant(int(has_env)),
                                                        Constant(npos), m])
         back.output = out if has_env else back.apply(
             P["add"], back.apply(P["make_tuple"], Constant(ZERO)), out)
@@ -433,7 +455,7 @@ class JTransform:
         if cls not in self.constructors:
             from ..frontend.parser import ParamSpec
 
-            g = Graph(cls.__name__)
+            g = _derived_graph(cls.__name__)
             fields = g.add_parameter("fields")
             g.vararg = True
             g.signature = [ParamSpec("fields", "vararg")]  # type: ignore[attr-defined]
@@ -467,7 +489,7 @@ class JTransform:
     # --- backward -----------------------------------------------------------------
 
     def _backward(self, g: Graph, jg: Graph) -> Graph:
-        bg = Graph(f"B_{g.name}", jg, g.loc)
+        bg = _derived_graph(f"B_{g.name}", jg, g.loc)
         dout = bg.add_parameter(f"d_{g.output.name}" if g.output is not None and
                                 g.output.name else "dout")
         sens: dict[int, list[Node]] = {}

@@ -254,8 +254,11 @@ class ModuleEmitter:
         code = compile(source, filename, "exec")
         exec(code, self.namespace)  # noqa: S102
         for g in top:
+            fn = self.namespace[self.graph_name(g)]
+            # Its graph, for J of it while derivative code runs (`tapeless.dynamic.lift`).
+            fn.__tapeless_graph__ = g
             if hasattr(g, "stands_for"):  # a class passed as a value, as a J-callable
-                self.namespace[self.graph_name(g)].__tapeless_class__ = g.stands_for
+                fn.__tapeless_class__ = g.stands_for
         linemap = {i + 1: loc for i, loc in enumerate(self.line_locs) if loc is not None}
         fn = self.namespace[self.graph_name(self.root)]
         specs = _signature(self.root)

@@ -576,7 +576,8 @@ class ExpressionMixin:
         for fv in free_variables(graph):
             transform.values[fv.id] = fv
         return Constant(grad_graph(graph, options["argnums"], options["has_aux"],
-                                   name == "value_and_grad", transform), self.loc(node))
+                                   name == "value_and_grad", transform, lift=True),
+                        self.loc(node))
 
     def _compile_time(self, node: ast.expr, block: Block) -> Any:
         value = self.expr(node, block)

@@ -191,6 +191,7 @@ def rebind_value_call(node: Apply) -> None:
 
 
 def _copy_attributes(source: Graph, target: Graph) -> None:
+    target.derived = source.derived
     for name in ("signature", "loop_role", "stands_for"):
         if hasattr(source, name):
             setattr(target, name, getattr(source, name))

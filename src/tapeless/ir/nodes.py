@@ -83,6 +83,9 @@ class Graph:
         self.id = next(_serial)
         # A flag for graphs whose last parameter collects extra positional arguments.
         self.vararg = False
+        # Made by differentiation (or a derivative rule), not from the user's code: a
+        # function value it calls is a J-callable (see `tapeless.ad.reverse`).
+        self.derived = False
         self._fv_cache: list[Node] | None = None
         self._nodes_cache: list[Node] | None = None
         self._uses_cache: list[Graph] | None = None

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..ad.callees import known_callee
 from ..ir.clone import inline_body, is_recursive, node_count, rebind_value_call
 from ..ir.nodes import (
     Apply,
@@ -285,6 +286,18 @@ def _call_star_known(ctx: Context, node: Apply) -> Node | None:
     elif isinstance(fn, Constant):
         return None
     return node.graph.apply(fn, *items, loc=node.loc, name=node.name)
+
+
+@rewrite("call_value")
+def _call_value_known(ctx: Context, node: Apply) -> Node | None:
+    """A call of a value in derivative code whose callee is now known to be a graph (or
+    a switch between graphs) is a direct call: no run-time test of the callee."""
+    fn, items = node.inputs[2], _tuple_items(node.inputs[3])
+    if items is None or not known_callee(fn):
+        return None
+    call = node.graph.apply(fn, *items, loc=node.loc, name=node.name)
+    rebind_value_call(call)  # (a graph with `*args` takes them packed)
+    return call
 
 
 # --- symbolic zeros -------------------------------------------------------------------------
@@ -1526,7 +1539,7 @@ PASS_ORDER = ["inline", "select_constants", "getitem_of_tuple", "tuple_of_tuple"
               "scale_broadcast", "sum_before_product", "plus_zero", "sum_over_no_axes",
               "zeros_scaled", "unbroadcast_zeros", "plus_zeros", "weighted_row_sum",
               "unused_parameters", "reshape_to_own_shape", "ieee_not_needed",
-              "block_products"]
+              "block_products", "call_value_known"]
 
 
 def passes_up_to(level: int | str) -> set[str]:

@@ -59,6 +59,10 @@ _helper("split_indices", "arrays, axis", differentiable=False)
 _helper("concat_sens", "d, arrays, axis")
 _helper("take_sens", "d, a, indices, axis")
 _helper("diag_sens", "d, v, k")
+# A call of a value in derivative code of a given order, and a value passed into
+# derivative code from the code around it (see `tapeless.runtime.call_value`, `lift`).
+_helper("call_value", "level, fn, args", effect=True)
+_helper("lift", "value")
 
 # A loop's stack of saved values as a Python list, when the optimizer proves the forward
 # loop's pushes are popped exactly once by a backward loop in the same graph

@@ -10,6 +10,7 @@ from ..runtime import (
     ZERO,
     as_sequence,
     broadcast_like,
+    call_value,
     check_aux_output,
     check_scalar_output,
     construct_value,
@@ -21,6 +22,7 @@ from ..runtime import (
     gadd,
     getattr_sens,
     getitem_sens,
+    lift,
     repeat_sens,
     reshape_like,
     sens_getattr,
@@ -90,13 +92,31 @@ def _construct(cls, fields):
 
 @rule("call_star")
 def _call_star(fn, args):
-    out, b = fn(*args)
+    out, b = call_value(1, fn, args)
 
     def back(d):
         g = b(d)
         return g[0], tuple(g[1:])
 
     return out, back
+
+
+@rule("call_value")
+def _call_value(level, fn, args):
+    # J of a call in derivative code of order `level` is the call of order level + 1.
+    out, b = call_value(level + 1, fn, args)
+
+    def back(d):
+        g = b(d)
+        return ZERO, g[0], tuple(g[1:])
+
+    return out, back
+
+
+@rule("lift")
+def _lift(value):
+    back = lambda d: (d,)
+    return lift(value), back
 
 
 def bind_args(name, args, npos, pos_defaults, star, kw_defaults):

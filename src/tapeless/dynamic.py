@@ -1,0 +1,135 @@
+"""J-callables made while derivative code runs, for callees the compiler could not see.
+
+Derivative code calls a function value through its J-callable (see `tapeless.ad.reverse`).
+Where the compiler cannot know the callee (a function held in a container, a callable
+object passed as an argument, a function passed to a `tl.grad` called inside compiled
+code), the generated code asks `tapeless.runtime.call_value` or `tapeless.runtime.lift`,
+which come here: the callee's J-callable is compiled on first use and cached. Callable
+objects are data in derivative code (their fields are what is differentiated), so a
+call `obj(x)` runs J of `type(obj).__call__` on `(obj, x)` and gives the sensitivity of
+`obj` as the callee's."""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+from collections.abc import Callable
+from typing import Any
+
+from . import runtime
+from .ad.api_graphs import TRANSFORM
+from .api import Transformed, load
+from .errors import GradError
+from .frontend.parser import parse, unwrap
+from .ir.nodes import Graph
+from .primitives import lookup_callable
+
+# (callee or its class, order) -> (the callee, kept alive so its id is not reused; the
+# J-callable). Callable objects are keyed by their class.
+_CACHE: dict[tuple[int, int], tuple[Any, Callable[..., Any]]] = {}
+
+
+def _j_graph(g: Graph, level: int) -> Graph:
+    """J applied `level` times to `g`, as a value (Python's calling convention)."""
+    for _ in range(level):
+        g = TRANSFORM.graph_value(g)
+    return g
+
+
+def _compiled(key_object: Any, level: int, make: Callable[[], Graph]) -> Callable[..., Any]:
+    key = (id(key_object), level)
+    hit = _CACHE.get(key)
+    if hit is None or hit[0] is not key_object:
+        # (The generated function itself, called as Python calls values, not the entry
+        # that takes `*args` packed, as compiled functions are called from the API.)
+        fn = load(make()).fn
+        hit = _CACHE[key] = (key_object, getattr(fn, "__wrapped__", fn))
+    return hit[1]
+
+
+def _method(obj: Any) -> types.FunctionType | None:
+    """The Python function `type(obj).__call__`, for a callable object of a user class."""
+    call = None
+    for klass in type(obj).__mro__:  # (the class's own, or a base class's, in Python)
+        if "__call__" in vars(klass):
+            call = vars(klass)["__call__"]
+            break
+    return call if isinstance(call, types.FunctionType) else None
+
+
+def _function_graph(fn: Any) -> Graph | None:
+    """The graph of a callee known by value: a Python function, a tapeless transform, a
+    NumPy or math function, a dataclass or NamedTuple class, a number type."""
+    if isinstance(fn, Transformed):
+        return fn.graph
+    fn = unwrap(fn)
+    if isinstance(fn, types.FunctionType):
+        return parse(fn)
+    return None
+
+
+def j_callable(fn: Any, level: int) -> Callable[..., Any]:
+    """The J-callable of order `level` of a callee that generated code did not make."""
+    g = _function_graph(fn)
+    if g is not None:
+        return _compiled(fn, level, lambda: _j_graph(g, level))
+    prim = lookup_callable(fn)
+    if prim is not None and not isinstance(fn, type):
+        return _compiled(fn, level, lambda: _j_graph(TRANSFORM.primitive_value(prim),
+                                                     level - 1))
+    if isinstance(fn, type):
+        if dataclasses.is_dataclass(fn) or (issubclass(fn, tuple) and hasattr(fn, "_fields")):
+            return _compiled(fn, level, lambda: _j_graph(TRANSFORM.constructor(fn), level - 1))
+        if prim is not None:
+            return _compiled(fn, level, lambda: _j_graph(TRANSFORM.primitive_value(prim),
+                                                         level - 1))
+    raise GradError(
+        f"derivative code cannot call {fn!r}: tapeless differentiates Python functions, "
+        "tapeless transforms, NumPy and math functions, dataclass and NamedTuple classes "
+        "and objects whose class defines __call__ in Python; call a function instead")
+
+
+def call(level: int, fn: Any, args: tuple) -> Any:
+    """`fn(*args)` in derivative code of order `level` (see `runtime.call_value`)."""
+    if isinstance(fn, types.MethodType) and isinstance(fn.__func__, types.FunctionType):
+        raise GradError(
+            f"derivative code cannot call the bound method {fn.__func__.__qualname__}: "
+            "its object's sensitivity would be lost; call it through the class, "
+            f"`{fn.__func__.__qualname__}(obj, ...)`, or pass a function")
+    method = _method(fn) if not isinstance(fn, (types.FunctionType, type, Transformed)) \
+        else None
+    if method is None:
+        return j_callable(fn, level)(*args)
+    if level != 1:
+        raise GradError(
+            f"calling the object {type(fn).__qualname__}(...) in a function differentiated "
+            "more than once is not supported; call a function of its fields instead")
+    # J of `__call__` on (obj, *args): its backpropagator gives (d_env, d_obj, d_args...);
+    # a value call's gives (d_callee, d_args...), and the callee here is the object.
+    value, backprop = _compiled(type(fn), 1, lambda: _j_graph(parse(method), 1))(fn, *args)
+    return value, lambda d: backprop(d)[1:]
+
+
+def lift(value: Any) -> Any:
+    """A callable passed into derivative code (see `runtime.lift`): a function becomes
+    its J-callable one order above the code it comes from; a callable object is data."""
+    if isinstance(value, (types.FunctionType, Transformed, type)) or (
+            _method(value) is None and lookup_callable(value) is not None):
+        if runtime.is_generated(value):
+            graph = getattr(value, "__tapeless_graph__", None)
+            if graph is None:
+                raise GradError(
+                    f"the function {value.__qualname__}, made inside compiled code, is "
+                    "passed to a tl.grad called there; define it at module level, or "
+                    "call it inside the function differentiated instead of passing it")
+            return _compiled(value, 1, lambda: _j_graph(graph, 1))
+        return j_callable(value, 1)
+    return value
+
+
+class _Dynamic:
+    call = staticmethod(call)
+    lift = staticmethod(lift)
+
+
+runtime.DYNAMIC = _Dynamic()
