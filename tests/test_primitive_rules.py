@@ -380,6 +380,9 @@ SAMPLES: dict[str, list[Sample]] = {
     "np.square": unary(), "np.reciprocal": unary(0.3, 1.5, gen=away),
     "np.sin": unary(-2.0, 2.0), "np.cos": unary(-2.0, 2.0), "np.tan": unary(-1.2, 1.2),
     "np.tanh": unary(-2.0, 2.0), "np.sinh": unary(), "np.cosh": unary(),
+    # (Near 0 and at 0 too, where the rule switches to its series.)
+    "np.sinc": unary(-2.0, 2.0) + [S(lambda r: (np.array([0.0, 3e-5, -2e-4, 0.7]),),
+                                     label="near-zero", second=True)],
     "logistic": unary(-3.0, 3.0),
     "np.arcsin": unary(-0.8, 0.8), "np.arccos": unary(-0.8, 0.8), "np.arctan": unary(-2, 2),
     "np.arcsinh": unary(-2.0, 2.0), "np.arccosh": unary(1.2, 3.0),

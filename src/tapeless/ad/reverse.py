@@ -29,15 +29,6 @@ from ..runtime import ZERO
 from .callees import known_callee
 
 P = PRIMITIVES
-_STRUCTURAL_ZERO_OK = {"make_tuple", "make_list", "tuple_getitem", "getitem", "switch",
-                       "getattr", "construct", "gadd", "call_star", "while_loop",
-                       "for_range", "list_map", "list_flatmap", "as_sequence", "make_dict",
-                       "tuple", "list", "sens_of", "tuple_sens", "getitem_sens",
-                       "sens_index", "getattr_sens", "sens_getattr", "field_sens",
-                       "struct_sens", "to_structure", "from_structure", "unbroadcast",
-                       "broadcast_like", "reshape_like", "expand_reduced", "take_sens",
-                       "diag_sens", "check_scalar_output", "check_aux_output",
-                       "method.items", "method.values", "method.get", "sum", "max", "min"}
 
 
 def _is_pair(node: Node) -> bool:
@@ -76,7 +67,7 @@ def _may_hold_class_value(node: Node) -> bool:
         return True
     if prim is P["make_tuple"]:
         return any(_may_hold_class_value(i) for i in node.inputs[1:])
-    return prim.name in ("tuple_getitem", "getitem", "switch", "getattr")
+    return prim.selects
 
 
 def _class_positions(prim: Primitive) -> list[int]:
@@ -100,13 +91,9 @@ def _may_call_parameter(g: Graph, i: int) -> bool:
                 return True
             if p in inputs[1:]:
                 prim = _primitive(inputs[0])
-                if prim is None or prim.name in _PASSES_ON:
+                if prim is None or prim.passes_on:
                     return True
     return False
-
-
-# Primitives that hand a value on to whoever may call it (a call, a container).
-_PASSES_ON = {"call_star", "make_tuple", "make_list", "make_dict", "list", "tuple"}
 
 
 def _derived_graph(name: str, parent: Graph | None = None, loc=None) -> Graph:  # noqa: ANN001
@@ -208,7 +195,7 @@ class JTransform:
                 # The class may have been passed as a value: in derivative code it is
                 # then a J-callable, which knows the class it stands for.
                 jargs[1] = jg.apply(P["class_of"], jargs[1], loc=node.loc)
-            elif prim.name in ("is_", "is_not", "eq", "ne") and \
+            elif prim.equality and \
                     any(_is_struct_class(a) or isinstance(getattr(a, "value", None), type)
                         for a in args):
                 # (`c is float`, `c == float`: likewise, against a class.)
@@ -514,7 +501,7 @@ class JTransform:
                 continue
             d = self._sum(bg, parts, node)
             prim = _primitive(node.inputs[0])
-            if prim is not None and prim.name not in _STRUCTURAL_ZERO_OK:
+            if prim is not None and not prim.accepts_zero:
                 d = bg.apply(P["sens_of"], d, self.values[node.id])
             backprop = self.backprops[node.id]
             if isinstance(backprop, Constant) and isinstance(backprop.value, Graph) and \

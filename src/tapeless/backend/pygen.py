@@ -36,7 +36,6 @@ from ..primitives import PRIMITIVES, Primitive
 from ..primitives.registry import ATOM, PRECEDENCE, _star
 
 P = PRIMITIVES
-_LOOPS = ("while_loop", "for_range")
 _counter = itertools.count()
 
 
@@ -393,7 +392,7 @@ class FunctionEmitter:
         uses it."""
         if not self.mod.single_use_here(node, g):
             return False
-        if _prim_of(node) is not None and _prim_of(node).name in _LOOPS:
+        if _prim_of(node) is not None and _prim_of(node).loop:
             return False
         # An effect may only move to the end when nothing is scheduled after it.
         return node not in g.effects or self.mod.nodes_of[g.id][-1] is node
@@ -408,12 +407,12 @@ class FunctionEmitter:
             return self._inline_switch(node) and all(
                 self._expression_only(b.value) for b in node.inputs[0].inputs[2:4])
         prim = _prim_of(node)
-        if prim is None or prim.effect or prim.statement or prim.name in _LOOPS:
+        if prim is None or prim.effect or prim.statement or prim.loop:
             return False
         user = self.mod.uses[node.id][0][0]
         if user is None or prim is P["stack_new"]:
             return True
-        return not (_prim_of(user) is not None and _prim_of(user).name in _LOOPS)
+        return not (_prim_of(user) is not None and _prim_of(user).loop)
 
     def _expression_only(self, g: Graph) -> bool:
         """Whether an inline graph needs no statements: it renders as one expression."""
@@ -441,7 +440,7 @@ class FunctionEmitter:
     def statement(self, node: Node, g: Graph, indent: int) -> None:
         mod = self.mod
         prim = _prim_of(node)
-        if prim is not None and prim.name in _LOOPS:
+        if prim is not None and prim.loop:
             self.loop(node, g, indent)
             return
         if _is_switch_call(node) and self._inline_switch(node) and not \
@@ -703,7 +702,7 @@ class FunctionEmitter:
             prim = _prim_of(v)
             if not isinstance(v, Apply) or v.graph is not body or v.id in mod.names or \
                     v.id in taken or v.id not in pos or prim is None or \
-                    prim.name in _LOOPS or prim is P["tuple_getitem"] or \
+                    prim.loop or prim is P["tuple_getitem"] or \
                     self._inlined(v, body):
                 continue
             if any(w is p for k, w in enumerate(values) if k != j):

@@ -18,8 +18,7 @@ from .nodes import (
     is_constant_graph,
     reachable_graphs,
 )
-
-_BLOCK_USES = {"switch": (1, 2), "while_loop": (0, 1), "for_range": (3,)}
+from .primitive import Primitive
 
 
 def graphs_inside(g: Graph, also: set[int] | None = None) -> list[Graph]:
@@ -50,13 +49,11 @@ def graphs_inside(g: Graph, also: set[int] | None = None) -> list[Graph]:
 
 
 def _blocks(g: Graph) -> list[Graph]:
-    from ..primitives.registry import Primitive
-
     found = []
     for node in graph_nodes(g):
         callee = node.inputs[0]
         if isinstance(callee, Constant) and isinstance(callee.value, Primitive):
-            for pos in _BLOCK_USES.get(callee.value.name, ()):
+            for pos in callee.value.blocks:
                 arg = node.inputs[1 + pos] if 1 + pos < len(node.inputs) else None
                 if arg is not None and is_constant_graph(arg):
                     found.append(arg.value)

@@ -8,6 +8,8 @@ import itertools
 from dataclasses import dataclass
 from typing import Any
 
+from .primitive import Primitive
+
 _serial = itertools.count()
 
 
@@ -113,6 +115,16 @@ class Graph:
 def serial_mark() -> int:
     """A number below the id of every node made from now on (ids only grow)."""
     return next(_serial)
+
+
+def prim_of(node: Node) -> Primitive | None:
+    """The primitive `node` applies (a constant callee), else None."""
+    # (Exact type tests: none of these classes has subclasses, and this runs for every
+    # node and rule.)
+    if type(node) is Apply and type(c := node.inputs[0]) is Constant and \
+            type(c.value) is Primitive:  # type: ignore[attr-defined]
+        return c.value  # type: ignore[attr-defined]
+    return None
 
 
 def is_constant_graph(node: Node) -> bool:

@@ -14,6 +14,7 @@ from .nodes import (
     graph_nodes,
     reachable_graphs,
 )
+from .primitive import Primitive
 
 
 def _graph_label(g: Graph) -> str:
@@ -21,8 +22,6 @@ def _graph_label(g: Graph) -> str:
 
 
 def _const_text(value: Any) -> str:
-    from ..primitives.registry import Primitive
-
     if isinstance(value, Graph):
         return _graph_label(value)
     if isinstance(value, Primitive):

@@ -35,11 +35,12 @@ import collections
 import functools
 import itertools
 import math
+import operator
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
 from ..ir.nodes import Apply, Constant, Graph, Node, Parameter
-from ..primitives import Primitive
+from ..primitives import PRIMITIVES, Primitive
 
 if TYPE_CHECKING:
     from .loops import LoopFacts
@@ -50,23 +51,6 @@ SCALAR = "scalar"    # a NumPy scalar (what a full reduction returns), or loop s
 #                      starts as a Python float and becomes one: a 0-d number, no array
 NUMERIC = "numeric"  # a number or an array: never a tuple, list, dict or function
 _NUMBERS = (FLOAT, INT, SCALAR)
-_SCALAR_OPS = {"add", "sub", "mul", "truediv", "pow", "neg", "pos", "abs", "mod", "fdiv",
-               "fpow"}
-_NOT_NUMERIC = {"np.split", "np.shape", "np.linalg.slogdet"}
-_MATH_INT = {"math.floor", "math.ceil", "math.trunc", "math.factorial"}
-_ELEMENTWISE = {"add", "sub", "mul", "truediv", "pow", "mod", "gadd", "fdiv", "fpow", "np.add",
-                "np.subtract", "np.multiply", "np.divide", "np.power", "np.maximum",
-                "np.minimum", "np.logaddexp", "np.arctan2", "np.hypot", "np.fmax", "np.fmin"}
-_COMPARISONS = {"np.equal", "np.not_equal", "np.less", "np.less_equal", "np.greater",
-                "np.greater_equal"}
-_UNARY = {"neg", "pos", "abs", "logistic"} | {f"np.{n}" for n in (
-    "exp log log1p expm1 sqrt sin cos tan tanh sinh cosh arcsin arccos arctan arcsinh "
-    "arccosh arctanh abs square negative positive reciprocal exp2 log2 log10 cbrt deg2rad "
-    "rad2deg sign").split()}
-_REDUCTIONS = {"np.sum", "np.mean", "np.max", "np.min", "np.amax", "np.amin", "np.prod",
-               "method.sum", "method.mean", "method.max", "method.min", "method.prod"}
-
-
 def array(dtype: str, shape: tuple[int, ...]) -> str:
     return f"array{dtype}[{','.join(str(n) for n in shape)}]"
 
@@ -365,6 +349,17 @@ def _dtype(kinds: list[str | None]) -> str:
         (k or "").startswith("array") for k in kinds) else "?"
 
 
+def _where_kind(args: list[str | None]) -> str | None:
+    """`np.where(condition, x, y)`: an array of the three shapes broadcast, of x's and
+    y's dtype (a 0-d result is a 0-d array, not a NumPy scalar: no kind)."""
+    shapes = [_scalar_shape(a) for a in args]
+    if dtype_of(args[0]) != "b1" or any(s is None for s in shapes):
+        return None  # (a boolean array condition only)
+    shape = _broadcast(shapes)  # type: ignore[arg-type]
+    dtype = _dtype(args[1:])
+    return array(dtype, shape) if shape else None
+
+
 def _keep_dtype(k: str | None) -> str:
     """The dtype of a rearrangement (transpose, indexing) of a value of kind k."""
     d = dtype_of(k)
@@ -403,18 +398,19 @@ def _const(node: Node) -> object:
 _MISSING = object()
 
 
-def _array_kind(name: str, node: Apply, args: list[str | None], facts: LoopFacts | None,
-                depth: int, assumed: dict | None) -> str | None:
+def _array_kind(prim: Primitive, node: Apply, args: list[str | None],
+                facts: LoopFacts | None, depth: int, assumed: dict | None) -> str | None:
     """Kinds of array operations whose shape follows from their inputs' shapes (`depth`:
     the caller's, for the index inference some of them recurse into)."""
     if not any((a or "").startswith("array") for a in args):
         return None
+    name = prim.name
     shapes = [_scalar_shape(a) for a in args]
-    if name in _ELEMENTWISE or name in _UNARY or name in _COMPARISONS:
+    if prim.elementwise:
         if any(s is None for s in shapes):
             return None
         shape = _broadcast(shapes)  # type: ignore[arg-type]
-        dtype = "b1" if name in _COMPARISONS else _dtype(args)
+        dtype = "b1" if prim.comparison else _dtype(args)
         if shape == ():
             return SCALAR  # ufuncs return NumPy scalars, not 0-d arrays
         return array(dtype, shape) if shape is not None else None
@@ -434,8 +430,8 @@ def _array_kind(name: str, node: Apply, args: list[str | None], facts: LoopFacts
             return array(_dtype(args[:2]), a[:-1])
         batch = _broadcast([a[:-2], b[:-2]])
         return array(_dtype(args[:2]), batch + (a[-2], b[-1])) if batch is not None else None
-    if name in ("expand_reduced", "broadcast_like", "unbroadcast", "reshape_like"):
-        other = args[1] if len(args) > 1 else None
+    if prim.shaped_like is not None:
+        other = args[prim.shaped_like] if len(args) > prim.shaped_like else None
         if other in (FLOAT, INT):
             return FLOAT if args[0] in (FLOAT, INT) else None
         dtype = _keep_dtype(args[0]) if shape_of(args[0]) is not None else _dtype(args[:1])
@@ -478,7 +474,7 @@ def _array_kind(name: str, node: Apply, args: list[str | None], facts: LoopFacts
         rest = iter(first)
         return array(_keep_dtype(args[0]), tuple(1 if i in axes else next(rest)
                                              for i in range(ndim)))
-    if name in _REDUCTIONS:
+    if prim.reduction:
         axis, keepdims = _const(node.inputs[2]), _const(node.inputs[-1])
         if axis is None and keepdims is False:
             return SCALAR
@@ -580,12 +576,11 @@ def int_value(node: Node, facts: LoopFacts | None = None, depth: int = 0,
     if depth > 40:
         return None
     name = prim_name(node)
-    if name in ("add", "sub", "mul", "floordiv") and isinstance(node, Apply):
+    if name in _INT_ARITHMETIC and isinstance(node, Apply):
         a, b = (int_value(x, facts, depth + 1, assumed) for x in node.inputs[1:3])
         if a is None or b is None or (name == "floordiv" and b == 0):
             return None
-        return {"add": a + b, "sub": a - b, "mul": a * b,
-                "floordiv": a // b if b else 0}[name]
+        return _INT_ARITHMETIC[name](a, b)
     if name in ("getitem", "tuple_getitem") and isinstance(node, Apply):
         seq, i = node.inputs[1:3]
         if prim_name(seq) == "getattr" and isinstance(seq.inputs[2], Constant) and \
@@ -797,9 +792,10 @@ def _infer(node: Node, facts: LoopFacts | None, depth: int,
         return kind(g.output, facts, depth + 4, _with_arguments(node, g, facts, depth, assumed))
     if not (isinstance(callee, Constant) and isinstance(callee.value, Primitive)):
         return None
-    name = callee.value.name
-    if name.startswith("math."):
-        return INT if name in _MATH_INT else FLOAT
+    prim = callee.value
+    name = prim.name
+    if prim.result_kind is not None:
+        return prim.result_kind  # (FLOAT or INT)
     if name == "tuple_getitem" or (name == "getitem" and facts is not None and
                                    facts.result_of(node) is not None):
         seq, index = node.inputs[1], node.inputs[2]
@@ -839,8 +835,7 @@ def _infer(node: Node, facts: LoopFacts | None, depth: int,
         return tuple_of(args)
     if name == "make_dict":
         return _dict_display_kind(node, args)
-    if args and (is_tuple(args[0]) or is_namedtuple(args[0])) and \
-            name in ("getitem", "tuple_getitem", "add", "tuple"):
+    if args and (is_tuple(args[0]) or is_namedtuple(args[0])) and name in _TUPLE_OPS:
         # (A NamedTuple indexed, sliced, added or made a tuple: the tuple of its fields.)
         return _tuple_op_kind(name, node, [as_tuple(a) for a in args])
     if args and type(key := _const(node.inputs[-1])) is str and (
@@ -864,10 +859,12 @@ def _infer(node: Node, facts: LoopFacts | None, depth: int,
         if name == "getitem" and args[1] == INT:
             return element_of(args[0]) or None
         return None
-    if (name in _UNARY or name in _ELEMENTWISE) and SCALAR in args and \
+    if prim.elementwise and not prim.comparison and SCALAR in args and \
             all(a in (FLOAT, INT, SCALAR) for a in args):
         return SCALAR
-    result = _array_kind(name, node, args, facts, depth, assumed)
+    if prim.abstract_eval is not None:
+        return prim.abstract_eval(args)
+    result = _array_kind(prim, node, args, facts, depth, assumed)
     if result is not None:
         return result
     if name == "getitem_sens" and dtype_of(args[0]) == "f8" and dtype_of(args[1]) == "f8":
@@ -878,10 +875,6 @@ def _infer(node: Node, facts: LoopFacts | None, depth: int,
         if ds is not None and all(is_f8(kind(d, facts, depth + 1, assumed))
                                   for d in ds):
             return args[0]
-    if name in ("sens_of", "check_scalar_output", "to_structure"):
-        # (Not a container kind: a tuple's sensitivity may hold ZEROs.)
-        k = args[0] if args[0] is not None else (args[1] if len(args) > 1 else None)
-        return None if is_container(k) else k
     if name == "gadd":
         # Two sensitivities of one value: either one's kind, when the other's is not
         # known (a sensitivity is ZERO or has its value's kind).
@@ -895,7 +888,7 @@ def _infer(node: Node, facts: LoopFacts | None, depth: int,
     if name == "unbroadcast" and ((args[1] in (FLOAT, INT) and args[0] in (FLOAT, INT)) or
                                   (args[1] == SCALAR and args[0] == FLOAT)):
         return FLOAT  # (a float's sensitivity stays one against any 0-d number)
-    if name in _SCALAR_OPS or name == "floordiv":
+    if prim.number_op:
         if all(a in (FLOAT, INT) for a in args):
             if all(a == INT for a in args):
                 return FLOAT if name in ("truediv", "fdiv") else \
@@ -907,7 +900,7 @@ def _infer(node: Node, facts: LoopFacts | None, depth: int,
             return NUMERIC
     if name == "float":
         return FLOAT
-    if name.startswith("np.") and name not in _NOT_NUMERIC:
+    if prim.numeric:
         return NUMERIC
     return None
 
@@ -932,19 +925,43 @@ def _dict_display_kind(node: Apply, args: list[str | None]) -> str | None:
 
 
 def _tuple_op_kind(name: str, node: Apply, args: list[str | None]) -> str | None:
-    """Kinds of operations on a tuple of known kind: indexing by a constant, slicing by
-    a constant slice, concatenation with another, `tuple(t)`."""
+    """Kinds of operations on a tuple of known kind (`_TUPLE_OPS`)."""
     items = items_of(args[0])
     assert items is not None
-    if name in ("getitem", "tuple_getitem"):
-        i = _const(node.inputs[2])
-        if type(i) is slice:
-            return tuple_of(list(items[i]))
-        return _tuple_item(args[0], i)
-    if name == "add":
-        more = items_of(args[1]) if len(args) == 2 else None
-        return tuple_of(list(items) + list(more)) if more is not None else None
-    return args[0] if len(args) == 1 else None  # tuple(t) is t
+    return _TUPLE_OPS[name](node, args, items)
+
+
+def _tuple_index_kind(node: Apply, args: list[str | None], items: tuple) -> str | None:
+    """A tuple indexed by a constant, or sliced by a constant slice."""
+    i = _const(node.inputs[2])
+    if type(i) is slice:
+        return tuple_of(list(items[i]))
+    return _tuple_item(args[0], i)
+
+
+def _tuple_concat_kind(node: Apply, args: list[str | None], items: tuple) -> str | None:
+    more = items_of(args[1]) if len(args) == 2 else None
+    return tuple_of(list(items) + list(more)) if more is not None else None
+
+
+# Kind rules of operations on tuples of known kind, by primitive.
+_TUPLE_OPS = {
+    "getitem": _tuple_index_kind,
+    "tuple_getitem": _tuple_index_kind,
+    "add": _tuple_concat_kind,
+    "tuple": lambda node, args, items: args[0] if len(args) == 1 else None,  # tuple(t) is t
+}
+# Int arithmetic on ints known when compiling (`x.shape[0] * 2`), by primitive.
+_INT_ARITHMETIC = {"add": operator.add, "sub": operator.sub, "mul": operator.mul,
+                   "floordiv": operator.floordiv}
+
+
+def _sensitivity_kind(args: list[str | None]) -> str | None:
+    """`sens_of(d, like)`, `check_scalar_output(out)`, `to_structure(sens, like)`: the
+    kind of the value given, else of the value it is like (not a container kind: a
+    tuple's sensitivity may hold ZEROs)."""
+    k = args[0] if args[0] is not None else (args[1] if len(args) > 1 else None)
+    return None if is_container(k) else k
 
 
 def _list_map_kind(node: Apply, facts: LoopFacts | None, depth: int,
@@ -1061,3 +1078,10 @@ def same_array(a: str | None, b: str | None) -> bool:
 
 
 _ = math
+
+
+# Result kinds that no declared property of the primitive gives.
+PRIMITIVES["np.where"].abstract_eval = _where_kind
+PRIMITIVES["sens_of"].abstract_eval = _sensitivity_kind
+PRIMITIVES["check_scalar_output"].abstract_eval = _sensitivity_kind
+PRIMITIVES["to_structure"].abstract_eval = _sensitivity_kind

@@ -443,9 +443,6 @@ def prune_saved(root: Graph, facts: LoopFacts, replace: dict[int, Node]) -> int:
     return changed
 
 
-_RECOMPUTED = {"add", "sub", "mul", "truediv", "neg"}
-
-
 def _recomputable(values: list[Node], keep: list[int], facts: LoopFacts, body: Graph,
                   reads: list[Apply]) -> dict[int, int]:
     """Saved float64 arrays that are one arithmetic operation of a number and another
@@ -466,7 +463,8 @@ def _recomputable(values: list[Node], keep: list[int], facts: LoopFacts, body: G
         v = values[j]
         if j in sources or not isinstance(v, Apply) or not isinstance(v.inputs[0], Constant):
             continue
-        name = getattr(v.inputs[0].value, "name", None)
+        prim = v.inputs[0].value
+        name = getattr(prim, "name", None)
         if name == "getitem":
             x, index = v.inputs[1:]
             constant = isinstance(index, Constant) and type(index.value) is int
@@ -477,7 +475,7 @@ def _recomputable(values: list[Node], keep: list[int], facts: LoopFacts, body: G
                         if u.inputs[2].value == j):  # type: ignore[union-attr]
                 continue
             k = -1 if constant else kept[index.id]  # (-1: computed from nothing saved)
-        elif name in _RECOMPUTED:
+        elif getattr(prim, "cheap", False):
             operands = [x for x in v.inputs[1:] if not (
                 isinstance(x, Constant) and type(x.value) in (float, int))]
             if len(operands) != 1 or operands[0].id not in kept:

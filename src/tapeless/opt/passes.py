@@ -24,12 +24,13 @@ from ..ir.nodes import (
     Parameter,
     graph_nodes,
     is_constant_graph,
+    prim_of,
     reachable_graphs,
     scope_errors,
     serial_mark,
     used_graphs,
 )
-from ..primitives import PRIMITIVES, Primitive
+from ..primitives import PRIMITIVES
 from ..runtime import ZERO
 from .branches import branch_backprops
 from .kinds import (
@@ -93,15 +94,6 @@ class Context:
         if g.id not in self.recursive:
             self.recursive[g.id] = is_recursive(g)
         return self.recursive[g.id]
-
-
-def prim_of(node: Node) -> Primitive | None:
-    # (Exact type tests: none of these classes has subclasses, and this runs for every
-    # node and rule.)
-    if type(node) is Apply and type(c := node.inputs[0]) is Constant and \
-            type(c.value) is Primitive:  # type: ignore[attr-defined]
-        return c.value  # type: ignore[attr-defined]
-    return None
 
 
 def is_prim(node: Node, name: str) -> bool:
@@ -302,15 +294,6 @@ def _call_value_known(ctx: Context, node: Apply) -> Node | None:
 
 # --- symbolic zeros -------------------------------------------------------------------------
 
-_NEVER_ZERO_PREFIXES = ("np.", "math.", "method.")
-_NUMERIC = {"add", "sub", "mul", "truediv", "floordiv", "mod", "pow", "matmul", "neg", "pos",
-            "fdiv", "fpow",
-            "abs", "float", "make_tuple", "make_list", "sum", "min", "max", "ones_like_output"}
-_ZERO_PRESERVING = {"unbroadcast", "broadcast_like", "reshape_like", "expand_reduced",
-                    "sens_of", "take_sens", "diag_sens", "getitem_sens", "tuple_sens",
-                    "concat_sens"}
-
-
 def never_zero(node: Node, facts: LoopFacts | None = None, assumed: set | None = None,
                depth: int = 0) -> bool:
     """Whether `node` can never be the symbolic zero at run time (loop state: by
@@ -345,11 +328,11 @@ def _never_zero(node: Node, facts: LoopFacts | None, assumed: set | None,
         items = item_nodes(node.inputs[1], node.inputs[2].value, facts)
         if items is not None:
             return all(never_zero(i, facts, assumed, depth + 1) for i in items)
-    if p.name in _NUMERIC or p.name.startswith(_NEVER_ZERO_PREFIXES):
+    if p.never_zero:
         return True
     if p.name == "sens_of" and _materializes(kind(node.inputs[2], facts)):
         return True  # zeros of a known kind where d is ZERO
-    if p.name in _ZERO_PRESERVING:
+    if p.zero_preserving:
         return never_zero(node.inputs[1], facts, assumed, depth + 1)
     if p.name == "getitem" and (is_prim(node.inputs[2], "make_slice") or (
             isinstance(node.inputs[2], Constant) and type(node.inputs[2].value) is slice)):
@@ -764,28 +747,12 @@ def _dict_gradient(node: Apply, d: Node, like: Node, kl: str) -> Node | None:
                    name=node.name)
 
 
-# Primitives whose result is a new array, never one of their inputs or a view of one
-# (besides NumPy's ufuncs, which `_fresh` recognizes by type).
-_FRESH = {"add", "sub", "mul", "truediv", "floordiv", "pow", "mod", "neg", "pos", "abs",
-          "fdiv", "fpow",
-          "matmul", "np.dot", "np.einsum", "np.tensordot", "np.outer", "np.concatenate",
-          "np.stack", "np.zeros", "np.ones", "np.full", "np.copy", "np.where", "np.sum",
-          "np.mean", "np.max", "np.min", "np.prod", "np.cumsum", "scatter_sens",
-          "scatter_add", "scatter_add_known", "getitem_sens", "concat_sens", "matmul_tn",
-          "logistic"}
-
-
 def _fresh(node: Node) -> bool:
     """Whether `node`'s value is an array that nothing else holds: made by an operation
-    that allocates its result (a reduction over constant axes of an array stays an
-    array; its kind says so)."""
+    that allocates its result (`Primitive.fresh`; a reduction over constant axes of an
+    array stays an array; its kind says so)."""
     p = prim_of(node)
-    if p is None:
-        return False
-    if p.name in _FRESH:
-        return True
-    fn = getattr(np, p.name[3:], None) if p.name.startswith("np.") else None
-    return isinstance(fn, np.ufunc)
+    return p is not None and p.fresh
 
 
 @rewrite("check_scalar_output")
@@ -1393,17 +1360,6 @@ def _getitem_sens_reshape(ctx: Context, node: Apply) -> Node | None:
     return node.graph.apply(P["reshape_like"], d, x, loc=node.loc, name=node.name)
 
 
-# Primitives that compute a value from their inputs alone (not iterators such as
-# `enumerate(xs)`, which a first use consumes; not fresh mutable stacks).
-_SHARABLE = {"add", "sub", "mul", "truediv", "floordiv", "mod", "pow", "matmul", "neg", "pos",
-             "fdiv", "fpow",
-             "abs", "float", "len", "getitem", "tuple_getitem", "getattr", "make_tuple",
-             "make_slice", "eq", "ne", "lt", "le", "gt", "ge", "not_", "is_", "is_not",
-             "switch", "gadd", "sens_of", "unbroadcast", "broadcast_like", "reshape_like",
-             "expand_reduced", "reduced_count", "getitem_sens", "tuple_sens", "getattr_sens",
-             "split_indices", "to_structure", "take_sens", "diag_sens"}
-
-
 def _input_key(x: Node) -> object:
     if isinstance(x, Constant):
         v = x.value
@@ -1419,11 +1375,11 @@ def _input_key(x: Node) -> object:
 
 
 def _cse(ctx: Context, node: Apply) -> Node | None:
-    """A pure primitive applied to the same inputs as an earlier node of its graph is
-    that node."""
+    """A pure primitive (`Primitive.pure`: not iterators such as `enumerate(xs)`, which a
+    first use consumes, nor fresh mutable stacks) applied to the same inputs as an
+    earlier node of its graph is that node."""
     p = prim_of(node)
-    if p is None or p.effect or p.statement or not (
-            p.name in _SHARABLE or p.name.startswith(("np.", "math."))):
+    if p is None or p.effect or p.statement or not p.pure:
         return None
     key = (node.graph.id,) + tuple(_input_key(x) for x in node.inputs)
     first = ctx.computed.setdefault(key, node)
@@ -1444,14 +1400,9 @@ def _switch_constant(ctx: Context, node: Apply) -> Node | None:
     return None
 
 
-_FOLDABLE = {"make_tuple", "isinstance", "len", "is_", "is_not", "not_", "truth", "eq", "ne",
-             "lt", "le", "gt", "ge", "add", "sub", "mul", "truediv", "neg", "tuple_getitem",
-             "contains", "not_contains", "make_slice"}
-
-
 def _fold(ctx: Context, node: Apply) -> Node | None:
     p = prim_of(node)
-    if p is None or p.name not in _FOLDABLE or p.impl is None:
+    if p is None or not p.foldable or p.impl is None:
         return None
     args = node.inputs[1:]
     if not all(const(a) for a in args):

@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
 
-from ..ir.nodes import Apply, Constant, Node
+from ..ir.nodes import Apply, Constant, Node, prim_of
 from .kinds import (
     FLOAT,
     INT,
@@ -29,8 +29,7 @@ from .kinds import (
 if TYPE_CHECKING:
     from .loops import LoopFacts
 
-_MAX = ("np.max", "np.amax", "method.max")
-_SUM = ("np.sum", "method.sum")
+
 
 
 def _args(node: Node, names: tuple[str, ...]) -> list[Node] | None:
@@ -45,12 +44,14 @@ def reduced_axes(axis: Node, ndim: int) -> tuple[int, ...] | None:
     return tuple(range(ndim)) if axis.value is None else normalized_axes(axis.value, ndim)
 
 
-def _reduction(node: Node, names: tuple[str, ...], ndim: int
+def _reduction(node: Node, reduction: str, ndim: int
                ) -> tuple[Node, tuple[int, ...], bool] | None:
     """(a, axes, keepdims) for `np.sum(a, axis, None, keepdims)` (or a max: no dtype)."""
-    args = _args(node, names)
-    if args is None or (names is _SUM and not (isinstance(args[2], Constant)
-                                               and args[2].value is None)):
+    p = prim_of(node)
+    if p is None or p.reduction != reduction:
+        return None
+    args = list(node.inputs[1:])  # type: ignore[attr-defined]
+    if reduction == "sum" and not (isinstance(args[2], Constant) and args[2].value is None):
         return None
     keep = args[-1]
     axes = reduced_axes(args[1], ndim)
@@ -129,7 +130,7 @@ def _max_of(a: Node, spread_mx: Node, facts: LoopFacts | None) -> _Max | None:
     if ndim is None or dtype_of(k) != "f8":
         return None
     for candidate in (spread_mx, _spread_source(spread_mx)):
-        found = _reduction(candidate, _MAX, ndim) if candidate is not None else None
+        found = _reduction(candidate, "max", ndim) if candidate is not None else None
         if found is not None and found[0] is a:
             mx = _Max(candidate, a, found[1], found[2], shape_of(k))  # type: ignore[arg-type]
             return mx if mx.spread(spread_mx) else None
@@ -145,7 +146,8 @@ def _spread_source(node: Node) -> Node | None:
 def _summed(total: Node, facts: LoopFacts | None) -> tuple[Node, Node] | None:
     """(w, axis) where `total` sums w over `axis` (None: all axes): `np.sum(w, axis)`, or
     `unbroadcast(w, x)` for a number x (before the optimizer rewrites it as a sum)."""
-    if prim_name(total) in _SUM:
+    p = prim_of(total)
+    if p is not None and p.reduction == "sum":
         return total.inputs[1], total.inputs[2]  # type: ignore[attr-defined]
     if prim_name(total) == "unbroadcast" and \
             kind(total.inputs[2], facts) in (FLOAT, SCALAR):  # type: ignore[attr-defined]
@@ -180,7 +182,7 @@ def _softmax_sum(total: Node, facts: LoopFacts | None, negated: bool = False
         if reduced_axes(axis, ndim) != mx.axes or div is None:
             continue
         d, s = div
-        normalizer = _reduction(s, _SUM, ndim)
+        normalizer = _reduction(s, "sum", ndim)
         if normalizer is None or normalizer[0] is not y or normalizer[1] != mx.axes or \
                 not _aligned(expanded, normalizer[2], mx.axes):
             continue
@@ -211,8 +213,8 @@ def _cancelling(delta: Node, facts: LoopFacts | None) -> tuple[_Max, Node] | Non
         if found is None:
             continue
         mx, d, w = found
-        plain = p.inputs[1] if prim_name(p) in ("reshape_like", "np.expand_dims",
-                                                 "np.reshape") else p  # type: ignore
+        reshaped = prim_of(p)
+        plain = p.inputs[1] if reshaped is not None and reshaped.reshapes else p  # type: ignore
         if not _same(plain, d, facts):
             continue
         # The same numbers in the same order: d as it is (one number, or the sum's
@@ -243,7 +245,7 @@ def max_share_cancels(node: Apply, facts: LoopFacts | None) -> Node | None:
                 continue
             ratio, expanded = _spread(share, mx.axes, len(mx.shape))
             div = _args(ratio, ("truediv",))
-            count = _reduction(div[1], _SUM, len(mx.shape)) if div is not None else None
+            count = _reduction(div[1], "sum", len(mx.shape)) if div is not None else None
             if div is None or count is None or count[0] is not hits or \
                     count[1] != mx.axes or not _aligned(expanded, count[2], mx.axes) or \
                     _shape(node, facts) != mx.shape:

@@ -3,66 +3,76 @@ structural operations (see `tapeless.runtime`)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from .. import runtime as rt
 from .registry import Primitive, call_emitter, register
 
 
-def _helper(name: str, spec: str, differentiable: bool = True,
-            effect: bool = False) -> Primitive:
+def _helper(name: str, spec: str, differentiable: bool = True, effect: bool = False,
+            **properties: Any) -> Primitive:
     fn = getattr(rt, name)
     return register(Primitive(name, fn, spec, call_emitter(f"_rt.{name}", 99, spec),
-                              differentiable=differentiable, effect=effect), fn)
+                              differentiable=differentiable, effect=effect, **properties),
+                    fn)
 
 
-_helper("gadd", "a, b")
-_helper("sens_of", "d, like")
-_helper("unbroadcast", "d, x")
-_helper("broadcast_like", "d, x")
-_helper("reshape_like", "d, x")
-_helper("expand_reduced", "d, x, axis, keepdims")
-_helper("reduced_count", "x, axis", differentiable=False)
-_helper("tuple_sens", "d, i, like")
-_helper("getitem_sens", "d, x, index")
+# Sensitivity plumbing whose result is the symbolic zero exactly when its first input
+# is, which takes a zero sensitivity as it is, and computes from its inputs alone.
+_PLUMBING: dict[str, Any] = dict(zero_preserving=True, accepts_zero=True, pure=True)
+
+
+_helper("gadd", "a, b", elementwise=True, accepts_zero=True, pure=True)
+_helper("sens_of", "d, like", **_PLUMBING)
+_helper("unbroadcast", "d, x", **_PLUMBING, shaped_like=1)
+_helper("broadcast_like", "d, x", **_PLUMBING, shaped_like=1)
+_helper("reshape_like", "d, x", **_PLUMBING, shaped_like=1, reshapes=True)
+_helper("expand_reduced", "d, x, axis, keepdims", **_PLUMBING, shaped_like=1)
+_helper("reduced_count", "x, axis", differentiable=False, pure=True)
+_helper("tuple_sens", "d, i, like", **_PLUMBING)
+_helper("getitem_sens", "d, x, index", **_PLUMBING, fresh=True)
 # Only the optimizer makes it (from gadd of getitem_sens), after differentiation.
-_helper("scatter_sens", "x, indices, ds", differentiable=False)
+_helper("scatter_sens", "x, indices, ds", differentiable=False, fresh=True)
 # The optimizer's in-place form of `gadd(acc, scatter_sens(...))` for loop accumulators.
-_helper("scatter_add", "acc, x, indices, ds", differentiable=False)
+_helper("scatter_add", "acc, x, indices, ds", differentiable=False, fresh=True)
 # ... where kinds prove what it tests (`tapeless.opt.passes._scatter_known`).
-_helper("scatter_add_known", "acc, x, indices, ds", differentiable=False)
+_helper("scatter_add_known", "acc, x, indices, ds", differentiable=False, fresh=True)
 # A matrix product contracting a long axis, in blocks (made by the optimizer, last).
-_helper("matmul_tn", "a, b, block", differentiable=False)
+_helper("matmul_tn", "a, b, block", differentiable=False, fresh=True)
 # Division and power with IEEE results where Python's floats raise (reverse rules use them).
-_helper("fdiv", "a, b")
-_helper("fpow", "a, b")
-_helper("getattr_sens", "d, x, name")
-_helper("sens_getattr", "dd, x, name")
-_helper("field_sens", "d, cls, n")
-_helper("struct_sens", "ds, cls")
+_helper("fdiv", "a, b", elementwise=True, number_op=True, never_zero=True, fresh=True,
+        pure=True)
+_helper("fpow", "a, b", elementwise=True, number_op=True, never_zero=True, fresh=True,
+        pure=True)
+_helper("getattr_sens", "d, x, name", accepts_zero=True, pure=True)
+_helper("sens_getattr", "dd, x, name", accepts_zero=True)
+_helper("field_sens", "d, cls, n", accepts_zero=True)
+_helper("struct_sens", "ds, cls", accepts_zero=True)
 _helper("construct_value", "cls, fields")
 _helper("repeat_sens", "d, seq")
 _helper("zeros_like_value", "x", differentiable=False)
 # A check kept for the error it may raise, even where the derivative ignores the output.
-_helper("check_scalar_output", "out", effect=True)
-_helper("check_aux_output", "out")
-_helper("ones_like_output", "out", differentiable=False)
-_helper("to_structure", "sens, like")
+_helper("check_scalar_output", "out", effect=True, accepts_zero=True)
+_helper("check_aux_output", "out", accepts_zero=True)
+_helper("ones_like_output", "out", differentiable=False, never_zero=True)
+_helper("to_structure", "sens, like", accepts_zero=True, pure=True)
 # Only the optimizer makes it: a dataclass's gradient from its fields' (see passes.py).
 _helper("replace_fields", "like, names, values", differentiable=False)
 # Only the optimizer makes it: a gradient array copied for the caller (see passes.py).
 _helper("own", "x", differentiable=False)
-_helper("from_structure", "value")
+_helper("from_structure", "value", accepts_zero=True)
 _helper("polygamma", "n, x")
-_helper("sens_index", "dd, index")
+_helper("sens_index", "dd, index", accepts_zero=True)
 _helper("einsum_specs", "subscripts, n", differentiable=False)
 _helper("tensordot_subscripts", "a_ndim, b_ndim, axes", differentiable=False)
-_helper("split_indices", "arrays, axis", differentiable=False)
-_helper("concat_sens", "d, arrays, axis")
-_helper("take_sens", "d, a, indices, axis")
-_helper("diag_sens", "d, v, k")
+_helper("split_indices", "arrays, axis", differentiable=False, pure=True)
+_helper("concat_sens", "d, arrays, axis", zero_preserving=True, fresh=True)
+_helper("take_sens", "d, a, indices, axis", **_PLUMBING)
+_helper("diag_sens", "d, v, k", **_PLUMBING)
 # A call of a value in derivative code of a given order, and a value passed into
 # derivative code from the code around it (see `tapeless.runtime.call_value`, `lift`).
-_helper("call_value", "level, fn, args", effect=True)
-_helper("lift", "value")
+_helper("call_value", "level, fn, args", effect=True, accepts_zero=True, passes_on=True)
+_helper("lift", "value", accepts_zero=True)
 
 # A loop's stack of saved values as a Python list, when the optimizer proves the forward
 # loop's pushes are popped exactly once by a backward loop in the same graph

@@ -25,17 +25,22 @@ def _emit_tuple(a: list[str]) -> str:
 
 
 # make_tuple and make_list take their elements as separate inputs.
-make_tuple = _prim("make_tuple", lambda *xs: xs, "*xs", _emit_tuple, variadic=True)
-tuple_getitem = _prim("tuple_getitem", lambda t, i: t[i], "t, i", lambda a: f"{a[0]}[{a[1]}]")
+make_tuple = _prim("make_tuple", lambda *xs: xs, "*xs", _emit_tuple, variadic=True,
+                   never_zero=True, pure=True, foldable=True, accepts_zero=True,
+                   passes_on=True)
+tuple_getitem = _prim("tuple_getitem", lambda t, i: t[i], "t, i", lambda a: f"{a[0]}[{a[1]}]",
+                      pure=True, foldable=True, accepts_zero=True, selects=True)
 getitem = _prim("getitem", operator.getitem, "x, index", lambda a: f"{a[0]}[{a[1]}]",
-                operator.getitem)
-make_list = _prim("make_list", lambda *xs: list(xs), "*xs", variadic=True, emit=
+                operator.getitem, pure=True, accepts_zero=True, selects=True)
+make_list = _prim("make_list", lambda *xs: list(xs), "*xs", variadic=True, never_zero=True,
+                  accepts_zero=True, passes_on=True, emit=
                   lambda a: "[" + a[0][1:-1].rstrip().rstrip(",") + "]"
                   if a[0].startswith("(") else f"list({a[0]})")
 make_dict = _prim("make_dict", lambda ks, vs: dict(zip(ks, vs, strict=True)), "keys, values",
-                  lambda a: f"dict(zip({a[0]}, {a[1]}))")
+                  lambda a: f"dict(zip({a[0]}, {a[1]}))", accepts_zero=True, passes_on=True)
 make_slice = _prim("make_slice", slice, "start, stop, step",
-                   lambda a: f"slice({a[0]}, {a[1]}, {a[2]})", differentiable=False)
+                   lambda a: f"slice({a[0]}, {a[1]}, {a[2]})", differentiable=False,
+                   pure=True, foldable=True)
 def _emit_getattr(a: list[str]) -> str:
     name = a[1]
     if len(name) > 2 and name[0] == name[-1] and name[0] in "'\"" and name[1:-1].isidentifier():
@@ -43,10 +48,12 @@ def _emit_getattr(a: list[str]) -> str:
     return f"getattr({a[0]}, {name})"
 
 
-getattr_ = _prim("getattr", getattr, "x, name", _emit_getattr, getattr)
+getattr_ = _prim("getattr", getattr, "x, name", _emit_getattr, getattr, pure=True,
+                 accepts_zero=True, selects=True)
 # switch(c, a, b) is `a if c else b`; an `if` statement is switch(c, g_true, g_false)().
 switch = _prim("switch", lambda c, a, b: a if c else b, "cond, if_true, if_false",
-               lambda a: f"({a[1]} if {a[0]} else {a[2]})")
+               lambda a: f"({a[1]} if {a[0]} else {a[2]})", pure=True, accepts_zero=True,
+               blocks=(1, 2), selects=True)
 
 
 def _while_loop(cond: Any, body: Any, state: tuple) -> tuple:
@@ -64,11 +71,11 @@ def _for_range(start: int, stop: int, step: int, body: Any, state: tuple) -> tup
 # Loops: while_loop(cond, body, *state) runs `state = body(*state)` while `cond(*state)`
 # and returns the final state tuple; for_range runs `state = body(i, *state)` over a range.
 while_loop = _prim("while_loop", _while_loop, "cond, body, *state", None, effect=True,
-                   variadic=True)
+                   variadic=True, accepts_zero=True, loop=True, blocks=(0, 1))
 for_range = _prim("for_range", _for_range, "start, stop, step, body, *state", None,
-                  effect=True, variadic=True)
+                  effect=True, variadic=True, accepts_zero=True, loop=True, blocks=(3,))
 call_star = _prim("call_star", lambda f, args: f(*args), "fn, args",
-                  lambda a: f"{a[0]}(*{a[1]})")
+                  lambda a: f"{a[0]}(*{a[1]})", accepts_zero=True, passes_on=True)
 
 
 def _assert(cond: Any, msg: Any) -> None:
@@ -98,17 +105,37 @@ BINARY = {
 }
 NON_DIFFERENTIABLE_OPS = {"floordiv", "lt", "le", "gt", "ge", "eq", "ne", "is_", "is_not",
                           "bitand", "bitor", "bitxor", "lshift", "rshift"}
+# Declared properties of the operators (see `Primitive`).
+_ARITHMETIC = dict(number_op=True, never_zero=True, fresh=True, pure=True)
+_OPERATOR_PROPERTIES: dict[str, dict[str, Any]] = {
+    "add": dict(_ARITHMETIC, elementwise=True, foldable=True, cheap=True),
+    "sub": dict(_ARITHMETIC, elementwise=True, foldable=True, cheap=True),
+    "mul": dict(_ARITHMETIC, elementwise=True, foldable=True, cheap=True),
+    "truediv": dict(_ARITHMETIC, elementwise=True, foldable=True, cheap=True),
+    "pow": dict(_ARITHMETIC, elementwise=True),
+    "mod": dict(_ARITHMETIC, elementwise=True),
+    "floordiv": _ARITHMETIC,
+    "matmul": dict(never_zero=True, fresh=True, pure=True),
+    **{c: dict(pure=True, foldable=True) for c in ("lt", "le", "gt", "ge")},
+    **{c: dict(pure=True, foldable=True, equality=True) for c in ("eq", "ne", "is_", "is_not")},
+}
 for _name, (_fn, _sym) in BINARY.items():
     _prim(_name, _fn, "a, b", infix(_sym), _fn,
-          differentiable=_name not in NON_DIFFERENTIABLE_OPS)
+          differentiable=_name not in NON_DIFFERENTIABLE_OPS,
+          **_OPERATOR_PROPERTIES.get(_name, {}))
 
-_prim("contains", lambda a, b: a in b, "a, b", infix("in"), differentiable=False)
-_prim("not_contains", lambda a, b: a not in b, "a, b", infix("not in"), differentiable=False)
-_prim("neg", operator.neg, "a", prefix("-"), operator.neg)
-_prim("pos", operator.pos, "a", prefix("+"), operator.pos)
-_prim("not_", operator.not_, "a", prefix("not "), operator.not_, differentiable=False)
+_prim("contains", lambda a, b: a in b, "a, b", infix("in"), differentiable=False,
+      foldable=True)
+_prim("not_contains", lambda a, b: a not in b, "a, b", infix("not in"), differentiable=False,
+      foldable=True)
+_prim("neg", operator.neg, "a", prefix("-"), operator.neg, **_ARITHMETIC, elementwise=True,
+      foldable=True, cheap=True)
+_prim("pos", operator.pos, "a", prefix("+"), operator.pos, **_ARITHMETIC, elementwise=True)
+_prim("not_", operator.not_, "a", prefix("not "), operator.not_, differentiable=False,
+      pure=True, foldable=True)
 _prim("invert", operator.invert, "a", prefix("~"), operator.invert, differentiable=False)
-_prim("truth", bool, "a", call_emitter("bool", spec="a"), builtins.bool, differentiable=False)
+_prim("truth", bool, "a", call_emitter("bool", spec="a"), builtins.bool, differentiable=False,
+      foldable=True)
 
 # --- builtins -------------------------------------------------------------------------
 
@@ -120,12 +147,12 @@ def _builtin(name: str, spec: str, differentiable: bool = True, **kw: Any) -> Pr
                  differentiable=differentiable, **kw)
 
 
-_builtin("len", "obj", differentiable=False)
-_builtin("abs", "x")
-_builtin("float", "x=0.0")
+_builtin("len", "obj", differentiable=False, pure=True, foldable=True)
+_builtin("abs", "x", **_ARITHMETIC, elementwise=True)
+_builtin("float", "x=0.0", never_zero=True, pure=True)
 _builtin("int", "x=0", differentiable=False)
 _builtin("round", "number, ndigits=None", differentiable=False)
-_builtin("isinstance", "obj, classinfo", differentiable=False)
+_builtin("isinstance", "obj, classinfo", differentiable=False, foldable=True)
 _builtin("range", "*args", differentiable=False)
 _builtin("zip", "*iterables")
 _builtin("enumerate", "iterable, start=0")
@@ -134,19 +161,19 @@ _builtin("divmod", "a, b", differentiable=False)
 _builtin("any", "iterable", differentiable=False)
 _builtin("all", "iterable", differentiable=False)
 _builtin("sorted", "iterable")
-_builtin("tuple", "iterable=()")
-_builtin("list", "iterable=()")
+_builtin("tuple", "iterable=()", accepts_zero=True, passes_on=True)
+_builtin("list", "iterable=()", accepts_zero=True, passes_on=True)
 _builtin("dict", "*args")
 _builtin("hasattr", "obj, name", differentiable=False)
 _builtin("callable", "obj", differentiable=False)
 _builtin("str", "obj=''", differentiable=False)
 _prim("sum", builtins.sum, "iterable, start=0", call_emitter("sum", spec="iterable, start=0"),
-      builtins.sum)
+      builtins.sum, never_zero=True, accepts_zero=True)
 # min/max take either one iterable or several arguments; both forms pass one tuple.
 _prim("min", lambda args: builtins.min(*args), "*args", call_emitter("min", spec="*args"),
-      builtins.min)
+      builtins.min, never_zero=True, accepts_zero=True)
 _prim("max", lambda args: builtins.max(*args), "*args", call_emitter("max", spec="*args"),
-      builtins.max)
+      builtins.max, never_zero=True, accepts_zero=True)
 
 
 def _raise(exc: Any) -> None:
@@ -173,16 +200,17 @@ def _class_of(classinfo: Any) -> Any:
 # J-callable; J of `isinstance(x, c)` tests against class_of(c)).
 _prim("class_of", _class_of, "classinfo", call_emitter("_rt.class_of", spec="classinfo"),
       differentiable=False)
-_prim("as_sequence", _as_sequence, "iterable", call_emitter("_rt.as_sequence", spec="iterable"))
+_prim("as_sequence", _as_sequence, "iterable", call_emitter("_rt.as_sequence", spec="iterable"),
+      accepts_zero=True)
 # Comprehensions: list_map(f, xs) is [f(x) for x in xs]; list_flatmap(f, xs) is
 # [y for x in xs for y in f(x)].
 _prim("list_map", lambda f, xs: [f(x) for x in xs], "fn, seq",
-      lambda a: f"[{a[0]}(_x) for _x in {a[1]}]")
+      lambda a: f"[{a[0]}(_x) for _x in {a[1]}]", accepts_zero=True)
 _prim("list_flatmap", lambda f, xs: [y for x in xs for y in f(x)], "fn, seq",
-      lambda a: f"[_y for _x in {a[1]} for _y in {a[0]}(_x)]")
+      lambda a: f"[_y for _x in {a[1]} for _y in {a[0]}(_x)]", accepts_zero=True)
 # construct(cls, *fields): a dataclass or NamedTuple built from its fields in order.
 _prim("construct", lambda cls, fields: cls(*fields), "cls, *fields",
-      lambda a: f"{a[0]}({_splice(a[1])})")
+      lambda a: f"{a[0]}({_splice(a[1])})", accepts_zero=True)
 _prim("format", format, "value, spec", lambda a: f"format({a[0]}, {a[1]})",
       differentiable=False)
 _prim("convert", lambda v, fn: fn(v), "value, fn", lambda a: f"{a[1]}({a[0]})",

@@ -4,6 +4,7 @@ parameters as NumPy does, so keyword calls bind the same way as in NumPy."""
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 
@@ -16,7 +17,7 @@ NUMPY_FUNCTIONS: dict[str, tuple[str, bool]] = {
     **{n: ("x", True) for n in (
         "exp log log1p expm1 sqrt sin cos tan tanh sinh cosh arcsin arccos arctan arcsinh "
         "arccosh arctanh abs square negative positive reciprocal exp2 log2 log10 "
-        "cbrt deg2rad rad2deg").split()},
+        "cbrt deg2rad rad2deg sinc").split()},
     **{n: ("x", False) for n in (
         "sign floor ceil trunc rint isnan isinf isfinite logical_not signbit").split()},
     # elementwise, two arguments
@@ -136,16 +137,47 @@ def _required(spec: str) -> int:
     return count
 
 
+# Declared properties (see `tapeless.ir.primitive.Primitive`) beyond what every NumPy
+# and math function has (pure, never the symbolic zero, a number or an array unless
+# NOT_NUMERIC says otherwise; ufuncs return new arrays).
+PROPERTIES: dict[str, dict[str, Any]] = {
+    **{f"np.{n}": dict(elementwise=True) for n in (
+        "exp log log1p expm1 sqrt sin cos tan tanh sinh cosh arcsin arccos arctan arcsinh "
+        "arccosh arctanh abs square negative positive reciprocal exp2 log2 log10 cbrt "
+        "deg2rad rad2deg sinc sign add subtract multiply divide power maximum minimum logaddexp "
+        "arctan2 hypot fmax fmin").split()},
+    **{f"np.{n}": dict(comparison=True) for n in (
+        "equal not_equal less less_equal greater greater_equal").split()},
+    **{f"np.{n}": dict(reduction=n, fresh=True) for n in "sum mean max min prod".split()},
+    "np.amax": dict(reduction="max"), "np.amin": dict(reduction="min"),
+    "np.reshape": dict(reshapes=True), "np.expand_dims": dict(reshapes=True),
+    **{f"np.{n}": dict(fresh=True) for n in (
+        "dot einsum tensordot outer concatenate stack zeros ones full copy where "
+        "cumsum").split()},
+    **{f"math.{n}": dict(result_kind="int") for n in ("floor", "ceil", "trunc", "factorial")},
+    # (isnan, isinf, isfinite and isclose give bools: no fixed number kind.)
+    **{f"math.{n}": dict(result_kind="float") for n in (
+        "sin cos tan asin acos atan sinh cosh tanh asinh acosh atanh exp expm1 log1p log2 "
+        "log10 sqrt fabs erf erfc gamma lgamma degrees radians log pow atan2 hypot copysign "
+        "fmod").split()},
+}
+# NumPy functions whose result is a tuple or a list, not a number or an array.
+NOT_NUMERIC = {"np.split", "np.shape", "np.linalg.slogdet"}
+
+
 def _register_table(prefix: str, module: object, table: dict[str, tuple[str, bool]],
                     positional_only: bool = False) -> None:
     for name, (spec, diff) in table.items():
         fn = getattr(module, name, None)
         if fn is None or id(fn) in BY_CALLABLE:
             continue
+        full = f"{prefix}.{name}"
         npos = 99 if positional_only else max(_required(spec), 1)
-        register(Primitive(f"{prefix}.{name}", fn, spec,
-                           call_emitter(f"{prefix}.{name}", npos, spec),
-                           differentiable=diff), fn)
+        props = dict(PROPERTIES.get(full, {}))
+        props.setdefault("fresh", isinstance(fn, np.ufunc))
+        register(Primitive(full, fn, spec, call_emitter(full, npos, spec),
+                           differentiable=diff, pure=True, never_zero=True,
+                           numeric=prefix != "math" and full not in NOT_NUMERIC, **props), fn)
 
 
 _register_table("np", np, NUMPY_FUNCTIONS)
@@ -156,21 +188,21 @@ _register_table("math", math, MATH_FUNCTIONS, positional_only=True)
 # Array (and list/dict) methods: `x.name(...)` compiles to a primitive whose first
 # parameter is the receiver; its derivative is that of the function named in `alias`.
 def _method(name: str, spec: str, alias: str | None, differentiable: bool = True,
-            positional: bool = False) -> None:
+            positional: bool = False, **properties: Any) -> None:
     """`positional`: the method takes no keyword arguments (dict.get, ...)."""
     rest = spec.partition(",")[2].strip()
     prim = Primitive(f"method.{name}", lambda x, *a, _n=name: getattr(x, _n)(*a), spec,
                      method_emitter(name, rest, 99 if positional else None),
-                     differentiable=differentiable)
-    prim.alias = alias  # type: ignore[attr-defined]
+                     differentiable=differentiable, never_zero=True, alias=alias,
+                     **properties)
     register(prim)
     METHODS[name] = prim
 
 
 for _n in ("sum", "mean", "prod"):
-    _method(_n, "self, axis=None, dtype=None, keepdims=False", f"np.{_n}")
+    _method(_n, "self, axis=None, dtype=None, keepdims=False", f"np.{_n}", reduction=_n)
 for _n in ("max", "min"):
-    _method(_n, "self, axis=None, keepdims=False", f"np.{_n}")
+    _method(_n, "self, axis=None, keepdims=False", f"np.{_n}", reduction=_n)
 for _n in ("var", "std"):
     _method(_n, "self, axis=None, dtype=None, ddof=0, keepdims=False", f"np.{_n}")
 for _n in ("argmax", "argmin"):
@@ -191,10 +223,10 @@ _method("astype", "self, dtype", "method.astype")
 _method("item", "self", "method.item")
 _method("round", "self, decimals=0", "np.round", differentiable=False)
 _method("conj", "self", "method.conj")
-_method("items", "self", "method.items")
+_method("items", "self", "method.items", accepts_zero=True)
 _method("keys", "self", "method.keys", differentiable=False)
-_method("values", "self", "method.values")
-_method("get", "self, key, default=None", "method.get", positional=True)
+_method("values", "self", "method.values", accepts_zero=True)
+_method("get", "self, key, default=None", "method.get", positional=True, accepts_zero=True)
 _method("index", "self, value", "method.index", differentiable=False)
 _method("count", "self, value", "method.count", differentiable=False)
 
@@ -211,4 +243,5 @@ def _emit_logistic(a: list[str]) -> str:
     return f"(1.0 / (1.0 + np.exp(-{a[0]})))"
 
 
-register(Primitive("logistic", logistic, "x", _emit_logistic), logistic)
+register(Primitive("logistic", logistic, "x", _emit_logistic, elementwise=True, fresh=True),
+         logistic)

@@ -1,6 +1,6 @@
-"""The primitive registry: one `Primitive` per operation, holding its signature, its
-run-time implementation, how the backend spells a call to it, and (registered by
-`tapeless.primitives.rules`) its reverse rule."""
+"""The primitive registry: one `Primitive` (`tapeless.ir.primitive`) per operation, with
+its signature, its run-time implementation, its declared properties, how the Python
+backend spells a call to it, and (registered by the rules modules) its reverse rule."""
 
 from __future__ import annotations
 
@@ -8,57 +8,10 @@ import inspect
 from collections.abc import Callable
 from typing import Any
 
-Emitter = Callable[[list[str]], str]
+from ..ir.primitive import Emitter, Primitive
 
-
-class Primitive:
-    """An operation the compiler does not look inside.
-
-    `signature` binds call-site arguments (positional and keyword) to the primitive's
-    parameters; a `*name` parameter is passed as one tuple. `emit` turns the rendered
-    arguments (one string per parameter, in order) into Python source."""
-
-    def __init__(self, name: str, impl: Callable[..., Any] | None, spec: str, emit: Emitter,
-                 *, effect: bool = False, statement: bool = False,
-                 differentiable: bool = True, variadic: bool = False):
-        self.name = name
-        self.impl = impl
-        self.spec = spec
-        self.signature = inspect.signature(eval(f"lambda {spec}: None")) if spec else \
-            inspect.Signature()
-        self.emit = emit
-        self.effect = effect
-        self.statement = statement
-        self.differentiable = differentiable
-        # Variadic in the IR: its trailing arguments are separate inputs, which its rule
-        # receives packed as one `*args` tuple.
-        self.variadic = variadic
-        # Filled in by the rules module: a Python function written in the supported
-        # subset that returns (value, backpropagator).
-        self.reverse_rule: Callable[..., Any] | None = None
-
-    @property
-    def param_names(self) -> list[str]:
-        return list(self.signature.parameters)
-
-    @property
-    def vararg_index(self) -> int | None:
-        for i, p in enumerate(self.signature.parameters.values()):
-            if p.kind is inspect.Parameter.VAR_POSITIONAL:
-                return i
-        return None
-
-    def default(self, index: int) -> Any:
-        p = list(self.signature.parameters.values())[index]
-        return p.default
-
-    def __repr__(self) -> str:
-        return f"<primitive {self.name}>"
-
-    def __call__(self, *args: Any) -> Any:
-        """Run the primitive with its parameters in order (varargs as one tuple)."""
-        assert self.impl is not None, self.name
-        return self.impl(*args)
+__all__ = ["Emitter", "Primitive", "PRIMITIVES", "BY_CALLABLE", "METHODS", "ATTRIBUTES",
+           "register", "lookup_callable", "rule"]
 
 
 # Every primitive by name, and the Python callables (np.tanh, math.exp, len, ...) that

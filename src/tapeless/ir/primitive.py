@@ -1,0 +1,138 @@
+"""The `Primitive` record: everything the compiler knows about an operation it does not
+look inside, in one place. The front end binds calls to its signature; AD reads its
+rules; the optimizer and kind inference read its declared properties (never lists of
+names); each backend keeps its own table of how to spell it."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from typing import Any
+
+Emitter = Callable[[list[str]], str]
+
+
+class Primitive:
+    """An operation, registered once (`tapeless.primitives.registry.register`).
+
+    `signature` binds call-site arguments (positional and keyword) to the primitive's
+    parameters; a `*name` parameter is passed as one tuple. `emit` turns the rendered
+    arguments (one string per parameter, in order) into Python source.
+
+    Rules (filled in by the rules modules; a differentiable primitive without a reverse
+    rule fails the registry's tests):
+      reverse_rule: a function in the supported subset taking the primitive's parameters
+        and returning (value, backpropagator);
+      jvp_rule, batch_rule: the forward-mode and batching rules (slots for the
+        transforms that use them);
+      abstract_eval: the result's kind from the arguments' kinds and input nodes, where
+        a declared property below does not already say it.
+
+    Declared properties (what AD, kind inference and the optimizer ask):
+      effect: kept for its side effects, never removed or shared;
+      statement: emitted as a statement, not an expression;
+      differentiable: has a derivative (else its sensitivities are zero);
+      variadic: its trailing arguments are separate inputs, which its rule receives
+        packed as one `*args` tuple;
+      elementwise: applied element by element, broadcasting its array arguments; with
+        comparison, its result is boolean;
+      number_op: an operator that gives a Python number for Python numbers;
+      reduction: "sum", "mean", "max", "min" or "prod" for a reduction of its first
+        argument over `axis` (its second parameter), with `keepdims` its last;
+      shaped_like: the argument whose shape the result takes (sensitivity plumbing:
+        `unbroadcast(d, x)` has x's shape);
+      selects: its result is one of its inputs or a part of one (an item, an attribute,
+        a branch), so it may be whatever was put in (a function, a class);
+      equality: an identity or equality test, which may compare classes;
+      reshapes: its result holds its first argument's elements in the same order, in
+        another shape;
+      result_kind: the kind of every result, where it is fixed ("float", "int");
+      numeric: its result is a number or an array (never a container or a zero);
+      never_zero: its result is never the symbolic zero (numeric results never are);
+      fresh: its result is a new array, never an input or a view of one;
+      pure: its result depends on its inputs alone (calls with the same inputs may be
+        shared);
+      foldable: computed at compile time when its inputs are constants;
+      zero_preserving: its result is the symbolic zero exactly when its first input is
+        (sensitivity plumbing);
+      accepts_zero: its reverse rule takes a symbolic zero sensitivity as it is;
+      passes_on: hands a value it receives to whoever may call it (a call, a container);
+      cheap: one correctly rounded arithmetic operation, computed again rather than
+        saved for a backward loop;
+      loop: a loop (emitted as a Python loop statement);
+      blocks: the positions of the arguments that are graphs run in place (branches,
+        loop bodies)."""
+
+    def __init__(self, name: str, impl: Callable[..., Any] | None, spec: str,
+                 emit: Emitter | None, *, effect: bool = False, statement: bool = False,
+                 differentiable: bool = True, variadic: bool = False,
+                 elementwise: bool = False, comparison: bool = False,
+                 number_op: bool = False, reduction: str | None = None,
+                 result_kind: str | None = None, numeric: bool = False,
+                 never_zero: bool = False, fresh: bool = False, pure: bool = False,
+                 foldable: bool = False,
+                 zero_preserving: bool = False, accepts_zero: bool = False,
+                 passes_on: bool = False, cheap: bool = False, loop: bool = False,
+                 blocks: tuple[int, ...] = (), alias: str | None = None,
+                 shaped_like: int | None = None, selects: bool = False,
+                 equality: bool = False, reshapes: bool = False):
+        self.name = name
+        self.impl = impl
+        self.spec = spec
+        self.signature = inspect.signature(eval(f"lambda {spec}: None")) if spec else \
+            inspect.Signature()
+        self.emit = emit
+        self.effect = effect
+        self.statement = statement
+        self.differentiable = differentiable
+        self.variadic = variadic
+        self.elementwise = elementwise or comparison
+        self.comparison = comparison
+        self.number_op = number_op
+        self.reduction = reduction
+        self.result_kind = result_kind
+        self.numeric = numeric or result_kind is not None
+        self.never_zero = never_zero or self.numeric
+        self.fresh = fresh
+        self.pure = pure
+        self.foldable = foldable
+        self.zero_preserving = zero_preserving
+        self.accepts_zero = accepts_zero
+        self.passes_on = passes_on
+        self.cheap = cheap
+        self.loop = loop
+        self.blocks = blocks
+        self.shaped_like = shaped_like
+        self.selects = selects
+        self.equality = equality
+        self.reshapes = reshapes
+        # A method's derivative is that of the primitive named here (`x.sum()` is
+        # `np.sum(x)`'s).
+        self.alias = alias
+        self.reverse_rule: Callable[..., Any] | None = None
+        self.jvp_rule: Callable[..., Any] | None = None
+        self.batch_rule: Callable[..., Any] | None = None
+        self.abstract_eval: Callable[..., Any] | None = None
+
+    @property
+    def param_names(self) -> list[str]:
+        return list(self.signature.parameters)
+
+    @property
+    def vararg_index(self) -> int | None:
+        for i, p in enumerate(self.signature.parameters.values()):
+            if p.kind is inspect.Parameter.VAR_POSITIONAL:
+                return i
+        return None
+
+    def default(self, index: int) -> Any:
+        p = list(self.signature.parameters.values())[index]
+        return p.default
+
+    def __repr__(self) -> str:
+        return f"<primitive {self.name}>"
+
+    def __call__(self, *args: Any) -> Any:
+        """Run the primitive with its parameters in order (varargs as one tuple)."""
+        assert self.impl is not None, self.name
+        return self.impl(*args)
