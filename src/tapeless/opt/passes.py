@@ -1436,6 +1436,12 @@ _FOLDABLE = {"make_tuple", "isinstance", "len", "is_", "is_not", "not_", "truth"
              "contains", "not_contains", "make_slice"}
 
 
+# What these compute from an array does not depend on the values it holds (its type,
+# its length, its identity; a tuple holds it by reference).
+_FOLDABLE_ON_ARRAYS = {"make_tuple", "isinstance", "len", "is_", "is_not", "tuple_getitem",
+                       "make_slice"}
+
+
 def _fold(ctx: Context, node: Apply) -> Node | None:
     p = prim_of(node)
     if p is None or p.name not in _FOLDABLE or p.impl is None:
@@ -1445,6 +1451,10 @@ def _fold(ctx: Context, node: Apply) -> Node | None:
         return None
     values = [a.value for a in args]  # type: ignore[attr-defined]
     if any(v is ZERO for v in values) and p.name not in ("is_", "is_not"):
+        return None
+    # An array constant (a global array, a default value) is read when the code runs,
+    # as CPython reads it: the values it holds may change in place after compiling.
+    if p.name not in _FOLDABLE_ON_ARRAYS and any(isinstance(v, np.ndarray) for v in values):
         return None
     try:
         return Constant(p.impl(*values))
