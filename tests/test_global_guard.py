@@ -89,6 +89,18 @@ def uses_module_attribute(w):
     return w - CFG.LR * w
 
 
+class Consts:
+    SCALE = 3.0
+
+    @staticmethod
+    def scale(w):
+        return Consts.SCALE * w
+
+
+def uses_class(w):
+    return Consts.scale(w) + Consts.SCALE
+
+
 def uses_array(x):
     return np.sum(W * 2.0 * x) + np.sum(W / 2.0) * x
 
@@ -297,6 +309,32 @@ def test_module_attribute(opt, monkeypatch):
     monkeypatch.setattr(CFG, "LR", 0.5)
     assert f(1.0) == uses_module_attribute(1.0) == 0.5
     assert g(1.0) == pytest.approx(0.5)
+
+
+def test_class_attribute(opt, monkeypatch):
+    f = tl.jit(uses_class)
+    g = tl.grad(uses_class)
+    assert f(2.0) == uses_class(2.0) == 9.0
+    assert g(2.0) == 3.0
+    f(2.0)
+    assert f.compile_count == 1
+    monkeypatch.setattr(Consts, "SCALE", 0.5)
+    assert f(2.0) == uses_class(2.0) == 1.5
+    assert g(2.0) == 0.5
+    f(2.0)
+    assert f.compile_count == 2
+
+
+def test_deleted_global(opt, monkeypatch):
+    f = tl.jit(step)
+    assert f(1.0) == 0.9
+    monkeypatch.delitem(globals(), "LR")
+    with pytest.raises(tl.TapelessError, match="name 'LR' is not defined"):
+        f(1.0)
+    with pytest.raises(tl.TapelessError, match="name 'LR' is not defined"):
+        tl.grad(loss)(1.0)
+    monkeypatch.setitem(globals(), "LR", 0.5)
+    assert f(1.0) == 0.5
 
 
 def test_global_array_changed_in_place(opt, monkeypatch):
