@@ -49,8 +49,8 @@ def test_a_primitive_added_as_one_row_and_one_rule_is_optimized_like_tanh() -> N
 def test_every_primitive_is_a_primitive_record_with_declared_properties() -> None:
     flags = ("elementwise", "comparison", "number_op", "numeric", "never_zero", "fresh",
              "pure", "foldable", "zero_preserving", "accepts_zero", "passes_on", "cheap",
-             "loop", "selects", "equality", "reshapes", "effect", "statement", "differentiable",
-             "variadic")
+             "loop", "selects", "equality", "reshapes", "ignores_values", "effect",
+             "statement", "differentiable", "variadic")
     for name, prim in PRIMITIVES.items():
         assert isinstance(prim, Primitive), name
         for flag in flags:

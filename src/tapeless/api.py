@@ -16,7 +16,8 @@ import numpy as np
 
 from .backend import Compiled, compile_graph
 from .frontend import parse
-from .frontend.parser import unwrap
+from .frontend.guards import make_guard, reads_of
+from .frontend.parser import RESOLVER, unwrap
 from .ir import Graph, print_graph
 from .ir.clone import copy_module, is_recursive
 from .opt.kinds import MAX_TUPLE_DEPTH, MAX_TUPLE_ITEMS, record_fields, value_kind
@@ -166,7 +167,13 @@ def python_function(fn: Any) -> Callable[..., Any]:
 class Transformed:
     """A function compiled by tapeless (`jit`, `grad`, ...); call it like the original.
     The generated code is dynamically typed, so one compiled version serves every
-    argument signature: after the first call, calls do no compiling."""
+    argument signature: after the first call, calls do no compiling.
+
+    Compiled code holds the values that the globals and closure cells it read had when
+    it was compiled (in the function and in every function it reaches). Each call first
+    tests one guard over all of them (`_guard`: an identity test per name); when a name
+    was rebound, the graph and every compiled version are dropped (`invalidate`) and
+    built again from the current values."""
 
     kind = "jit"
 
@@ -187,11 +194,43 @@ class Transformed:
         # Arguments are checked when their signatures are first seen, and on every call
         # for these signatures, which do not prove them fit (`check_each_call`).
         self._check_each_call: set[tuple] = set()
+        # The resolver's entries of the functions the graphs built here came from, and
+        # the guard over the globals and cells they read (None: nothing to test).
+        self._deps: set[Any] = set()
+        self._guard: Callable[[], bool] | None = None
+
+    def _validate(self) -> None:
+        """Drop the graph and the compiled code if a global or a cell they read was
+        rebound since."""
+        if self._guard is not None and not self._guard():
+            self.invalidate()
+
+    def invalidate(self) -> None:
+        """Forget the graph and every compiled version (the next call compiles anew,
+        from the globals' current values)."""
+        self._graph = None
+        self._compiled = {}
+        self._deps = set()
+        self._guard = None
+
+    def _used(self, deps: set[Any]) -> None:
+        """Add the entries a graph built here used to the guard, and report them to
+        whatever graph is being built from this one."""
+        if not deps <= self._deps:
+            self._deps |= deps
+            self._guard = make_guard(reads_of(self._deps))
+        RESOLVER.note(*self._deps)
 
     @property
     def graph(self) -> Graph:
+        self._validate()
         if self._graph is None:
-            self._graph = self.build_graph()
+            with RESOLVER.recording() as deps:
+                graph = self.build_graph()
+            self._graph = graph
+            self._used(deps)
+        else:
+            RESOLVER.note(*self._deps)
         return self._graph
 
     def build_graph(self) -> Graph:
@@ -203,6 +242,7 @@ class Transformed:
         NamedTuples and dataclasses of them by their structure and lists by their items'
         one signature, whatever their length, are specialized; other values share
         generic code)."""
+        self._validate()
         key = self.key(args)
         compiled = self._compiled.get(key)
         if compiled is None:
@@ -237,12 +277,23 @@ class Transformed:
         return _bound(key, args) if self.binds_functions else key
 
     def graph_for(self, key: tuple) -> Graph:
-        """The graph to compile for arguments with signatures `key`: where the transformed
-        function binds the functions passed as arguments (`jit` of a `grad`), its graph
-        for them."""
+        """The graph to compile for arguments with signatures `key` (`build_graph_for`),
+        guarded like `graph`."""
+        self._validate()
+        with RESOLVER.recording() as deps:
+            graph = self.build_graph_for(key)
+        self._used(deps)
+        return graph
+
+    def build_graph_for(self, key: tuple) -> Graph:
+        """The graph for arguments with signatures `key`: where the transformed function
+        binds the functions passed as arguments (`jit` of a `grad`), its graph for them."""
         return self.fun.graph_for(key) if self.binds_functions else self.graph
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        guard = self._guard
+        if guard is not None and not guard():
+            self.invalidate()
         args = self.bind(args, kwargs)
         key = tuple(map(_signature, args))
         if self.binds_functions:

@@ -158,7 +158,11 @@ class GradFunction(Transformed):
     def build_graph(self):  # noqa: ANN201
         return grad_graph(graph_of(self.fun), self.argnums, self.has_aux, self.with_value)
 
-    def graph_for(self, key: tuple) -> Graph:
+    def invalidate(self) -> None:
+        super().invalidate()
+        self._bound_graphs = {}
+
+    def build_graph_for(self, key: tuple) -> Graph:
         """The gradient's graph, where the functions passed as arguments are constants:
         the graph of `lambda *args: fun(*args)` with those arguments put in."""
         bound = {i: s[1] for i, s in enumerate(key) if type(s) is tuple and s and s[0] is BOUND}

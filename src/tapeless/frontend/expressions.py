@@ -14,6 +14,7 @@ import numpy as np
 
 from ..ir.nodes import Apply, Constant, Graph, Node
 from ..primitives import METHODS, PRIMITIVES, Primitive, lookup_callable
+from .guards import MISSING
 
 if TYPE_CHECKING:
     from .parser import Block
@@ -34,7 +35,7 @@ NATIVE_MODULES = ("numpy", "math", "builtins", "scipy", "operator", "random")
 
 class ExpressionMixin:
     """Expression compilation; relies on the Compiler's `error`, `loc`, `define`,
-    `resolve_free`, `assign`, `_branch` and `globals`."""
+    `resolve_free`, `assign`, `_branch`, `lookup_global` and `entry`."""
 
     def expr(self, node: ast.expr, block: Block) -> Node:
         method = getattr(self, "expr_" + type(node).__name__, None)
@@ -60,8 +61,9 @@ class ExpressionMixin:
         return self.global_value(name, node)
 
     def global_value(self, name: str, node: ast.AST) -> Node:
-        if name in self.globals:
-            return self.constant_for(self.globals[name], node)
+        value = self.lookup_global(name)
+        if value is not MISSING:
+            return self.constant_for(value, node)
         if hasattr(builtins, name):
             return self.constant_for(getattr(builtins, name), node)
         raise self.error(f"name '{name}' is not defined", node,
@@ -249,8 +251,25 @@ class ExpressionMixin:
                 _is_namespace(value.value):
             if not hasattr(value.value, node.attr):
                 raise self.error(f"{_qualname(value.value)}.{node.attr} does not exist", node)
+            self._record_attribute(value.value, node.attr)
             return self.constant_for(getattr(value.value, node.attr), node)
         return block.graph.apply(P["getattr"], value, node.attr, loc=self.loc(node))
+
+    def _record_attribute(self, namespace: Any, attr: str) -> None:
+        """Record an attribute of a module or a class read when compiling (`config.LR`,
+        `Model.SCALE`) for the guards: the object in the namespace's `__dict__`. Not for
+        the libraries whose functions are primitives (`np.tanh`, `math.pi`) nor for
+        attributes a class inherits or a module computes (`__getattr__`)."""
+        if isinstance(namespace, types.ModuleType):
+            module = namespace.__name__
+        else:
+            module = getattr(namespace, "__module__", None) or ""
+        if module.split(".")[0] in NATIVE_MODULES + ("tapeless",):
+            return
+        space = vars(namespace)
+        raw = space.get(attr)
+        if raw is not None or attr in space:
+            self.entry.record(space, attr, raw)
 
     def expr_Call(self, node: ast.Call, block: Block) -> Node:
         g = block.graph

@@ -24,6 +24,7 @@ from ..ir.nodes import Apply, Constant, Graph, Node
 from ..primitives import METHODS, PRIMITIVES, Primitive, lookup_callable
 from ..runtime import UNBOUND
 from .expressions import ExpressionMixin
+from .guards import MISSING, Entry, Recorder, current
 from .source import FunctionSource, ScopeInfo, analyze_scope, function_source, param_names
 
 P = PRIMITIVES
@@ -109,17 +110,32 @@ class _LoopElse(ast.stmt):
 class Compiler(ExpressionMixin):
     """Compiles one Python function (and what it defines inside) to a graph."""
 
-    def __init__(self, fn: types.FunctionType, resolver: Resolver):
+    def __init__(self, fn: types.FunctionType, resolver: Resolver, entry: Entry):
         self.fn = fn
         self.resolver = resolver
         self.src: FunctionSource = function_source(fn)
-        self.globals = dict(fn.__globals__)
-        if fn.__closure__:
-            for name, cell in zip(fn.__code__.co_freevars, fn.__closure__, strict=True):
-                try:
-                    self.globals[name] = cell.cell_contents
-                except ValueError:
-                    pass
+        # Globals and closure cells are read when compiling; each read is recorded in
+        # the function's entry (see `guards`), so a graph is compiled again once a name
+        # it read is bound to another object.
+        self.entry = entry
+        self.fn_globals: dict[str, Any] = fn.__globals__
+        self.cells: dict[str, types.CellType] = dict(
+            zip(fn.__code__.co_freevars, fn.__closure__ or (), strict=True))
+
+    def lookup_global(self, name: str) -> Any:
+        """The value of a global name (or of a closure cell of the function compiled),
+        MISSING when it is unbound; recorded for the guards."""
+        cell = self.cells.get(name)
+        if cell is not None:
+            try:
+                value = cell.cell_contents
+            except ValueError:  # an empty cell: the name is not defined
+                return MISSING
+            self.entry.record(cell, None, value)
+            return value
+        value = self.fn_globals.get(name, MISSING)
+        self.entry.record(self.fn_globals, name, value)
+        return value
 
     def error(self, message: str, node: ast.AST, hint: str = "") -> CompileError:
         return CompileError(message, self.src.loc(node), hint)
@@ -549,7 +565,7 @@ class Compiler(ExpressionMixin):
             if scope.is_local(name):
                 return False
             scope = scope.parent
-        return name not in self.globals and hasattr(builtins, name)
+        return self.lookup_global(name) is MISSING and hasattr(builtins, name)
 
     def _iteration(self, it: ast.expr, block: Block) -> tuple[Node, Callable[..., Node]]:
         """The length of what a `for` loop iterates over, and how to get element i."""
@@ -697,24 +713,43 @@ def _contains_jump(node: ast.AST, in_loop: bool,
     return any(_contains_jump(c, in_loop, kinds) for c in ast.iter_child_nodes(node))
 
 
-class Resolver:
-    """Compiles Python functions to graphs, once each, and resolves global names."""
+class Resolver(Recorder):
+    """Compiles Python functions to graphs, once each while the globals and closure
+    cells they read (and those of the functions they reach) keep their values, and
+    resolves global names. A function whose reads no longer hold is compiled again (a
+    new graph; code built from the old one keeps it). Lookups made while a graph is built
+    (`recording`) are collected, so whatever is built from them knows what it read.
+    tapeless's own functions (reverse rules, runtime helpers) are compiled once and not
+    guarded."""
 
     def __init__(self) -> None:
-        self.graphs: dict[Any, Graph] = {}
+        super().__init__()
+        self.graphs: dict[Any, Entry] = {}
 
     def graph_for(self, fn: types.FunctionType) -> Graph:
+        return self.entry_for(fn).graph
+
+    def entry_for(self, fn: types.FunctionType) -> Entry:
         key = fn
-        if key in self.graphs:
-            return self.graphs[key]
-        graph = Graph(fn.__name__ if fn.__name__ != "<lambda>" else "lambda")
-        self.graphs[key] = graph
-        try:
-            Compiler(fn, self).compile_top(graph)
-        except BaseException:
-            del self.graphs[key]
-            raise
-        return graph
+        entry = self.graphs.get(key)
+        if entry is not None and entry.done and not entry.exempt and not current([entry]):
+            entry = None  # stale: a name it read was rebound
+        if entry is None:
+            graph = Graph(fn.__name__ if fn.__name__ != "<lambda>" else "lambda")
+            exempt = (getattr(fn, "__module__", None) or "").startswith("tapeless.")
+            entry = self.graphs[key] = Entry(fn, graph, exempt)
+            try:
+                with self.recording() as deps:
+                    Compiler(fn, self, entry).compile_top(graph)
+            except BaseException:
+                del self.graphs[key]
+                raise
+            deps.discard(entry)
+            entry.deps = deps
+            entry.done = True
+        if not entry.exempt:
+            self.note(entry)
+        return entry
 
 
 RESOLVER = Resolver()

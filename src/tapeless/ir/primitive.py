@@ -44,6 +44,9 @@ class Primitive:
       selects: its result is one of its inputs or a part of one (an item, an attribute,
         a branch), so it may be whatever was put in (a function, a class);
       equality: an identity or equality test, which may compare classes;
+      ignores_values: what it computes from an array depends on its type, its length or
+        its identity, never on the values it holds (a tuple holds it by reference), so
+        it may be folded on an array constant whose values change after compiling;
       reshapes: its result holds its first argument's elements in the same order, in
         another shape;
       result_kind: the kind of every result, where it is fixed ("float", "int");
@@ -75,7 +78,8 @@ class Primitive:
                  passes_on: bool = False, cheap: bool = False, loop: bool = False,
                  blocks: tuple[int, ...] = (), alias: str | None = None,
                  shaped_like: int | None = None, selects: bool = False,
-                 equality: bool = False, reshapes: bool = False):
+                 equality: bool = False, reshapes: bool = False,
+                 ignores_values: bool = False):
         self.name = name
         self.impl = impl
         self.spec = spec
@@ -106,6 +110,7 @@ class Primitive:
         self.selects = selects
         self.equality = equality
         self.reshapes = reshapes
+        self.ignores_values = ignores_values
         # A method's derivative is that of the primitive named here (`x.sum()` is
         # `np.sum(x)`'s).
         self.alias = alias

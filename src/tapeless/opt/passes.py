@@ -1410,6 +1410,10 @@ def _fold(ctx: Context, node: Apply) -> Node | None:
     values = [a.value for a in args]  # type: ignore[attr-defined]
     if any(v is ZERO for v in values) and p.name not in ("is_", "is_not"):
         return None
+    # An array constant (a global array, a default value) is read when the code runs,
+    # as CPython reads it: the values it holds may change in place after compiling.
+    if not p.ignores_values and any(isinstance(v, np.ndarray) for v in values):
+        return None
     try:
         return Constant(p.impl(*values))
     except Exception:  # noqa: BLE001  (folding must never change which error is raised)

@@ -27,9 +27,10 @@ def _emit_tuple(a: list[str]) -> str:
 # make_tuple and make_list take their elements as separate inputs.
 make_tuple = _prim("make_tuple", lambda *xs: xs, "*xs", _emit_tuple, variadic=True,
                    never_zero=True, pure=True, foldable=True, accepts_zero=True,
-                   passes_on=True)
+                   passes_on=True, ignores_values=True)
 tuple_getitem = _prim("tuple_getitem", lambda t, i: t[i], "t, i", lambda a: f"{a[0]}[{a[1]}]",
-                      pure=True, foldable=True, accepts_zero=True, selects=True)
+                      pure=True, foldable=True, accepts_zero=True, selects=True,
+                      ignores_values=True)
 getitem = _prim("getitem", operator.getitem, "x, index", lambda a: f"{a[0]}[{a[1]}]",
                 operator.getitem, pure=True, accepts_zero=True, selects=True)
 make_list = _prim("make_list", lambda *xs: list(xs), "*xs", variadic=True, never_zero=True,
@@ -40,7 +41,7 @@ make_dict = _prim("make_dict", lambda ks, vs: dict(zip(ks, vs, strict=True)), "k
                   lambda a: f"dict(zip({a[0]}, {a[1]}))", accepts_zero=True, passes_on=True)
 make_slice = _prim("make_slice", slice, "start, stop, step",
                    lambda a: f"slice({a[0]}, {a[1]}, {a[2]})", differentiable=False,
-                   pure=True, foldable=True)
+                   pure=True, foldable=True, ignores_values=True)
 def _emit_getattr(a: list[str]) -> str:
     name = a[1]
     if len(name) > 2 and name[0] == name[-1] and name[0] in "'\"" and name[1:-1].isidentifier():
@@ -117,7 +118,9 @@ _OPERATOR_PROPERTIES: dict[str, dict[str, Any]] = {
     "floordiv": _ARITHMETIC,
     "matmul": dict(never_zero=True, fresh=True, pure=True),
     **{c: dict(pure=True, foldable=True) for c in ("lt", "le", "gt", "ge")},
-    **{c: dict(pure=True, foldable=True, equality=True) for c in ("eq", "ne", "is_", "is_not")},
+    **{c: dict(pure=True, foldable=True, equality=True) for c in ("eq", "ne")},
+    **{c: dict(pure=True, foldable=True, equality=True, ignores_values=True)
+       for c in ("is_", "is_not")},
 }
 for _name, (_fn, _sym) in BINARY.items():
     _prim(_name, _fn, "a, b", infix(_sym), _fn,
@@ -147,12 +150,13 @@ def _builtin(name: str, spec: str, differentiable: bool = True, **kw: Any) -> Pr
                  differentiable=differentiable, **kw)
 
 
-_builtin("len", "obj", differentiable=False, pure=True, foldable=True)
+_builtin("len", "obj", differentiable=False, pure=True, foldable=True, ignores_values=True)
 _builtin("abs", "x", **_ARITHMETIC, elementwise=True)
 _builtin("float", "x=0.0", never_zero=True, pure=True)
 _builtin("int", "x=0", differentiable=False)
 _builtin("round", "number, ndigits=None", differentiable=False)
-_builtin("isinstance", "obj, classinfo", differentiable=False, foldable=True)
+_builtin("isinstance", "obj, classinfo", differentiable=False, foldable=True,
+         ignores_values=True)
 _builtin("range", "*args", differentiable=False)
 _builtin("zip", "*iterables")
 _builtin("enumerate", "iterable, start=0")
