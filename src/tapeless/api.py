@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from .ad.api_graphs import expand_transforms
 from .backend import Compiled, compile_graph
 from .frontend import parse
 from .frontend.guards import make_guard, reads_of
@@ -79,6 +80,7 @@ def load(graph: Graph, kinds: tuple = ()) -> Compiled:
     """Optimize a copy of `graph` (graphs are shared between compiled functions, so
     they are never rewritten in place), specialized to arguments of the given kinds
     (see `tapeless.opt.kinds`), generate its code and load it."""
+    expand_transforms(graph)
     passes = optimization_passes()
     if passes is None or passes:
         graph = copy_module(graph)
@@ -154,7 +156,7 @@ def graph_of(fn: Any) -> Graph:
     """The IR graph of a Python function or of a tapeless-transformed function."""
     if isinstance(fn, Transformed):
         return fn.graph
-    return parse(fn)
+    return expand_transforms(parse(fn))
 
 
 def python_function(fn: Any) -> Callable[..., Any]:
@@ -176,6 +178,8 @@ class Transformed:
     built again from the current values."""
 
     kind = "jit"
+    # (How the front end knows one when the compiled code reads it as a global.)
+    __tapeless_transform__ = True
 
     def __init__(self, fun: Callable[..., Any]):
         self.fun = fun

@@ -18,9 +18,9 @@ from typing import Any
 
 from . import runtime
 from .ad.api_graphs import TRANSFORM
-from .api import Transformed, load
+from .api import Transformed, graph_of, load
 from .errors import GradError
-from .frontend.parser import parse, unwrap
+from .frontend.parser import unwrap
 from .ir.nodes import Graph
 from .primitives import lookup_callable
 
@@ -64,7 +64,7 @@ def _function_graph(fn: Any) -> Graph | None:
         return fn.graph
     fn = unwrap(fn)
     if isinstance(fn, types.FunctionType):
-        return parse(fn)
+        return graph_of(fn)
     return None
 
 
@@ -106,7 +106,7 @@ def call(level: int, fn: Any, args: tuple) -> Any:
             "more than once is not supported; call a function of its fields instead")
     # J of `__call__` on (obj, *args): its backpropagator gives (d_env, d_obj, d_args...);
     # a value call's gives (d_callee, d_args...), and the callee here is the object.
-    value, backprop = _compiled(type(fn), 1, lambda: _j_graph(parse(method), 1))(fn, *args)
+    value, backprop = _compiled(type(fn), 1, lambda: _j_graph(graph_of(method), 1))(fn, *args)
     return value, lambda d: backprop(d)[1:]
 
 

@@ -3,7 +3,10 @@ from user code, names file:line:col, shows the line with a caret, and says what 
 
 from __future__ import annotations
 
-from .ir.nodes import Location
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # (errors sit below every stage)
+    from .ir.nodes import Location
 
 
 class TapelessError(Exception):

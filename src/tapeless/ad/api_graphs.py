@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from ..ir.nodes import Constant, Graph
+from ..ir.nodes import Constant, Graph, free_variables, reachable_graphs
 from ..primitives import PRIMITIVES
 from ..runtime import ZERO
 from .reverse import JTransform
@@ -13,20 +13,26 @@ TRANSFORM = JTransform()
 
 
 def grad_graph(g: Graph, argnums: int | tuple[int, ...], has_aux: bool, with_value: bool,
-               transform: JTransform | None = None, lift: bool = False) -> Graph:
+               transform: JTransform | None = None, lift: bool = False,
+               into: Graph | None = None) -> Graph:
     """A graph computing the gradient of `g` (and optionally its value) with respect to
     the arguments in `argnums`. With `lift` (a `tl.grad` called inside compiled code),
     the arguments are values of the code around it and pass into derivative code through
-    `lift`: a function among them becomes its J-callable."""
+    `lift`: a function among them becomes its J-callable. With `into`, the body is built
+    in that graph (a stand-in made by the front end, with `g`'s parameters)."""
     transform = transform or TRANSFORM
+    expand_transforms(g)
     jg = transform.graph(g)
     prefix = "value_and_grad" if with_value else "grad"
-    out = Graph(f"{prefix}_{g.name}", None, g.loc)
+    out = into if into is not None else Graph(f"{prefix}_{g.name}", None, g.loc)
     out.derived = True
-    params = [out.add_parameter(p.name, p.loc) for p in g.parameters]
-    out.vararg = g.vararg
-    if hasattr(g, "signature"):
-        out.signature = g.signature  # type: ignore[attr-defined]
+    if into is None:
+        for p in g.parameters:
+            out.add_parameter(p.name, p.loc)
+        out.vararg = g.vararg
+        if hasattr(g, "signature"):
+            out.signature = g.signature  # type: ignore[attr-defined]
+    params = out.parameters
     nums = (argnums,) if isinstance(argnums, int) else tuple(argnums)
     for a in nums:
         if not -len(params) <= a < len(params):
@@ -59,3 +65,27 @@ def grad_graph(g: Graph, argnums: int | tuple[int, ...], has_aux: bool, with_val
     else:
         out.output = result
     return out
+
+
+def expand_transforms(root: Graph) -> Graph:
+    """Build the body of every graph reachable from `root` that stands for a transform
+    (`TransformSpec`: a `tl.grad` called inside compiled code), once; returns `root`."""
+    pending = [h for h in reachable_graphs(root) if h.transform is not None]
+    for h in pending:
+        spec = h.transform
+        if spec is None:  # (built meanwhile, as a part of another)
+            continue
+        h.transform = None
+        # The function's free variables are values of the enclosing (primal) code: the
+        # transform sees them as they are.
+        transform = JTransform(outer=free_variables(spec.target))
+        try:
+            grad_graph(spec.target, spec.argnums, spec.has_aux,
+                       spec.kind == "value_and_grad", transform, lift=True, into=h)
+        except BaseException:
+            h.transform = spec
+            h.effects, h.output = [], None
+            raise
+        finally:
+            h.invalidate()  # (what was computed from its empty body)
+    return root

@@ -23,7 +23,6 @@ from ..ir.nodes import (
     is_constant_graph,
     reachable_graphs,
 )
-from ..opt.kinds import kind
 from ..primitives import PRIMITIVES, Primitive, lookup_callable
 from ..runtime import ZERO
 from .callees import known_callee
@@ -121,9 +120,11 @@ class JTransform:
     """Maps primal graphs to their J graphs. One instance shares work between the graphs
     it transforms (a graph is transformed once)."""
 
-    def __init__(self) -> None:
+    def __init__(self, outer: list[Node] | None = None) -> None:
+        """`outer`: nodes of code around the graphs transformed (the free variables of a
+        function differentiated inside compiled code), which J sees as plain values."""
         self.graphs: dict[int, Graph] = {}
-        self.values: dict[int, Node] = {}   # primal node -> its J-space value
+        self.values: dict[int, Node] = {n.id: n for n in outer or ()}  # primal -> J value
         self.backprops: dict[int, Node] = {}  # primal node -> its backpropagator
         self.calls: dict[int, Node] = {}    # primal node -> the call computing both
         self.wrappers: dict[str, Graph] = {}
@@ -320,8 +321,6 @@ class JTransform:
         rest = bb.apply(P["tuple_getitem"], stack, 1, name="rest")
         substitute = {fv.id: bb.apply(P["tuple_getitem"], values, j, name=fv.name)
                       for j, fv in enumerate(saved)}
-        for fv in saved:
-            substitute[fv.id].kind = kind(fv)
         out, _ = inline_body(backprop, bb, [bb.apply(P["make_tuple"], *ds)], substitute,
                              loc=node.loc)
         env = bb.apply(P["tuple_getitem"], out, 0)

@@ -12,12 +12,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..ir.nodes import Apply, Constant, Graph, Node
+from ..ir.nodes import Apply, Constant, Graph, Node, TransformSpec
 from ..primitives import METHODS, PRIMITIVES, Primitive, lookup_callable
 from .guards import MISSING
 
 if TYPE_CHECKING:
-    from .parser import Block
+    from .scopes import Block
 
 P = PRIMITIVES
 
@@ -503,8 +503,8 @@ class ExpressionMixin:
                                  loc=self.loc(node))
 
     def _comprehension(self, node: Any, block: Block, element: Any) -> Node:
-        from .parser import Block as BlockCls
-        from .parser import Scope
+        from .scopes import Block as BlockCls
+        from .scopes import Scope
         from .source import ScopeInfo
 
         info = ScopeInfo()
@@ -563,10 +563,8 @@ class ExpressionMixin:
     def api_call(self, fn: Any, node: ast.Call, block: Block) -> Node:
         """`tl.grad(f, ...)`, `tl.value_and_grad(f, ...)` or `tl.jit(f)` inside compiled
         code: `f` must be known at compile time (a function, lambda or nested def); the
-        result is the graph of the transformed function."""
-        from ..ad.api_graphs import grad_graph
-        from ..ad.reverse import JTransform
-
+        result is a graph that stands for the transformed function, whose body the AD
+        stage builds (`TransformSpec`; the front end knows no AD)."""
         name = fn.__name__
         if name not in ("grad", "value_and_grad", "jit") or not node.args:
             raise self.error(f"tapeless.{name} cannot be called inside compiled code", node,
@@ -586,17 +584,15 @@ class ExpressionMixin:
             if kw.arg not in options:
                 raise self.error(f"unexpected argument {kw.arg!r} to tapeless.{name}", kw)
             options[kw.arg] = self._compile_time(kw.value, block)
-        graph = target.value
-        # The function's free variables are values of the enclosing (primal) code: the
-        # transform sees them as they are.
-        transform = JTransform()
-        from ..ir.nodes import free_variables
-
-        for fv in free_variables(graph):
-            transform.values[fv.id] = fv
-        return Constant(grad_graph(graph, options["argnums"], options["has_aux"],
-                                   name == "value_and_grad", transform, lift=True),
-                        self.loc(node))
+        graph: Graph = target.value
+        stand_in = Graph(f"{name}_{graph.name}", None, graph.loc)
+        for p in graph.parameters:
+            stand_in.add_parameter(p.name, p.loc)
+        stand_in.vararg = graph.vararg
+        if hasattr(graph, "signature"):
+            stand_in.signature = graph.signature  # type: ignore[attr-defined]
+        stand_in.transform = TransformSpec(name, graph, options["argnums"], options["has_aux"])
+        return Constant(stand_in, self.loc(node))
 
     def _compile_time(self, node: ast.expr, block: Block) -> Any:
         value = self.expr(node, block)
@@ -640,10 +636,9 @@ def constant_node(value: Any, resolver: Any, loc: Any = None) -> Constant:
     """A compile-time value: Python functions become graphs (compiled once), and so do
     functions transformed by tapeless (a global `g = tl.grad(h)` is the gradient's
     graph, not h's)."""
-    from ..api import Transformed
-    from .parser import unwrap
+    from .source import unwrap
 
-    if isinstance(value, Transformed):
+    if getattr(value, "__tapeless_transform__", False):  # (a `tapeless.api.Transformed`)
         return Constant(value.graph, loc)
     value = unwrap(value)
     if isinstance(value, types.FunctionType) and lookup_callable(value) is None \

@@ -16,7 +16,6 @@ import ast
 import builtins
 import types
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import CompileError
@@ -25,57 +24,11 @@ from ..primitives import METHODS, PRIMITIVES, Primitive, lookup_callable
 from ..runtime import UNBOUND
 from .expressions import ExpressionMixin
 from .guards import MISSING, Entry, Recorder, current
-from .source import FunctionSource, ScopeInfo, analyze_scope, function_source, param_names
+from .scopes import Block, LoopContext, ParamSpec, Scope
+from .source import FunctionSource, ScopeInfo, analyze_scope, function_source, param_names, unwrap
 
 P = PRIMITIVES
 BRK, RET, RETVAL, IDX = "#break", "#return", "#retval", "#index"
-
-
-@dataclass
-class ParamSpec:
-    name: str
-    kind: str  # "pos", "vararg" or "kwonly"
-    default: Node | None = None
-
-
-@dataclass
-class Scope:
-    """A Python function scope (def, lambda or comprehension) being compiled."""
-
-    info: ScopeInfo
-    parent: Scope | None
-    def_node: ast.AST | None  # where this scope is defined in its parent
-    immediate: bool = False  # a comprehension: runs where it is defined
-    def_graphs: dict[str, Graph] = field(default_factory=dict)
-
-    def is_local(self, name: str) -> bool:
-        return name in self.info.assigned and name not in self.info.declared
-
-
-class Block:
-    """A graph under construction, with the current value of each variable."""
-
-    def __init__(self, graph: Graph, scope: Scope, parent: Block | None):
-        self.graph = graph
-        self.scope = scope
-        self.parent = parent
-        self.vars: dict[str, Node] = {}
-
-    def lookup(self, name: str) -> Node | None:
-        block: Block | None = self
-        while block is not None and block.scope is self.scope:
-            if name in block.vars:
-                return block.vars[name]
-            block = block.parent
-        return None
-
-
-@dataclass
-class LoopContext:
-    state: list[str]
-    has_break: bool
-    has_return: bool
-    broke: Node | None = None  # after the loop: whether it ended by `break`
 
 
 FUNCTION = "function"  # the jump context of a function body
@@ -763,10 +716,5 @@ def parse(fn: Callable[..., Any]) -> Graph:
     return RESOLVER.graph_for(fn)
 
 
-def unwrap(fn: Any) -> Any:
-    while hasattr(fn, "__tapeless_wrapped__"):
-        fn = fn.__tapeless_wrapped__
-    return fn
-
-
-__all__ = ["Compiler", "Primitive", "RESOLVER", "parse", "METHODS", "lookup_callable"]
+__all__ = ["Compiler", "Primitive", "RESOLVER", "parse", "METHODS", "lookup_callable", "ParamSpec",
+           "unwrap", "Block", "Scope", "LoopContext"]

@@ -6,6 +6,7 @@ import ast
 import linecache
 from dataclasses import dataclass, field
 from types import FunctionType
+from typing import Any
 
 from ..errors import CompileError
 from ..ir.nodes import Location
@@ -255,3 +256,9 @@ def param_names(args: ast.arguments) -> list[str]:
     if args.kwarg:
         names.append(args.kwarg.arg)
     return names
+
+
+def unwrap(fn: Any) -> Any:
+    while hasattr(fn, "__tapeless_wrapped__"):
+        fn = fn.__tapeless_wrapped__
+    return fn

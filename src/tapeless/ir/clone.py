@@ -18,7 +18,7 @@ from .nodes import (
     is_constant_graph,
     reachable_graphs,
 )
-from .primitive import Primitive
+from .primitive import MAKE_TUPLE, Primitive
 
 
 def graphs_inside(g: Graph, also: set[int] | None = None) -> list[Graph]:
@@ -170,12 +170,10 @@ def rebind_value_call(node: Apply) -> None:
     specs = getattr(callee.value, "signature", None)
     if specs is None or all(s.kind == "pos" for s in specs):
         return
-    from ..primitives.registry import PRIMITIVES
-
     args, bound = list(node.inputs[1:]), []
     for s in specs:
         if s.kind == "vararg":
-            bound.append(node.graph.apply(PRIMITIVES["make_tuple"], *args, loc=node.loc))
+            bound.append(node.graph.apply(MAKE_TUPLE, *args, loc=node.loc))
             args = []
         elif s.kind == "pos" and args:
             bound.append(args.pop(0))

@@ -70,6 +70,18 @@ class Apply(Node):
         return f"%{self.name or 'v'}{self.id}"
 
 
+@dataclass(frozen=True, eq=False)
+class TransformSpec:
+    """What a graph stands for until the AD stage builds its body: `tl.grad(target,
+    argnums, has_aux)` (kind "grad") or `tl.value_and_grad(...)` ("value_and_grad")
+    called inside compiled code, whose arguments come from the code around it."""
+
+    kind: str
+    target: Graph
+    argnums: Any
+    has_aux: bool
+
+
 class Graph:
     """A function. `parent` is the lexically enclosing graph (None at top level)."""
 
@@ -88,6 +100,8 @@ class Graph:
         # Made by differentiation (or a derivative rule), not from the user's code: a
         # function value it calls is a J-callable (see `tapeless.ad.reverse`).
         self.derived = False
+        # A transform of another graph, whose body the AD stage builds (then None).
+        self.transform: TransformSpec | None = None
         self._fv_cache: list[Node] | None = None
         self._nodes_cache: list[Node] | None = None
         self._uses_cache: list[Graph] | None = None

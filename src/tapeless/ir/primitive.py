@@ -141,3 +141,11 @@ class Primitive:
         """Run the primitive with its parameters in order (varargs as one tuple)."""
         assert self.impl is not None, self.name
         return self.impl(*args)
+
+
+# The one primitive the IR itself relies on: a call through a value passes `*args`
+# packed into a tuple (`tapeless.ir.clone.rebind_value_call`). `tapeless.primitives.core`
+# registers it with the others.
+MAKE_TUPLE = Primitive("make_tuple", lambda *xs: xs, "*xs", None, variadic=True,
+                       never_zero=True, pure=True, foldable=True, accepts_zero=True,
+                       passes_on=True, ignores_values=True)

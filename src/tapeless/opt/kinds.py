@@ -43,7 +43,7 @@ from ..ir.nodes import Apply, Constant, Graph, Node, Parameter
 from ..primitives import PRIMITIVES, Primitive
 
 if TYPE_CHECKING:
-    from .loops import LoopFacts
+    from .loop_facts import LoopFacts
 
 FLOAT = "float"      # a Python float
 INT = "int"          # a Python int

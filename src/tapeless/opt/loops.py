@@ -1,10 +1,10 @@
-"""Loop rewrites: loop-carried facts (by induction over the state), removal of dead or
-invariant state, and pruning of the values a forward loop saves for its backward loop."""
+"""Loop rewrites: removal of dead or invariant state, pruning of the values a forward loop
+saves for its backward loop, closures saved as their free variables, stacks lowered to
+lists and accumulators added in place (the facts they use: `loop_facts`)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from ..ir.clone import clone_graph
 from ..ir.nodes import (
@@ -20,175 +20,11 @@ from ..ir.nodes import (
     reachable_graphs,
 )
 from ..primitives import PRIMITIVES
+from .loop_facts import LoopFacts, LoopInfo, is_call_of, loop_info
 
 P = PRIMITIVES
 
-
-@dataclass
-class LoopInfo:
-    """A loop node and where its state lives: state j enters as `init[j]`, is parameter
-    `lead + j` of the body (and `j` of the condition), and leaves as `outputs[j]`."""
-
-    node: Apply
-    body: Graph
-    cond: Graph | None
-    lead: int  # 1 for for_range (the index comes first), else 0
-    first_init: int  # position of init[0] among node.inputs
-
-    @property
-    def init(self) -> list[Node]:
-        return self.node.inputs[self.first_init:]
-
-    @property
-    def outputs(self) -> list[Node] | None:
-        out = self.body.output
-        if isinstance(out, Apply) and is_call_of(out, "make_tuple") and \
-                len(out.inputs) - 1 == len(self.init):
-            return out.inputs[1:]
-        return None
-
-    def params(self, j: int) -> list[Node]:
-        ps = [self.body.parameters[self.lead + j]]
-        if self.cond is not None:
-            ps.append(self.cond.parameters[j])
-        return ps
-
-
-def is_call_of(node: Node, name: str) -> bool:
-    """Whether `node` applies the primitive called `name` (the rewrites here and in
-    branches.py match the IR by primitive name)."""
-    return isinstance(node, Apply) and isinstance(node.inputs[0], Constant) and \
-        getattr(node.inputs[0].value, "name", None) == name
-
-
-def loop_info(node: Node) -> LoopInfo | None:
-    if type(node) is not Apply or type(node.inputs[0]) is not Constant:
-        return None
-    name = getattr(node.inputs[0].value, "name", None)  # type: ignore[attr-defined]
-    if name == "for_range" and is_constant_graph(node.inputs[4]):
-        return LoopInfo(node, node.inputs[4].value, None, 1, 5)  # type: ignore[attr-defined]
-    if name == "while_loop" and \
-            is_constant_graph(node.inputs[1]) and is_constant_graph(node.inputs[2]):
-        return LoopInfo(node, node.inputs[2].value, node.inputs[1].value, 0, 3)
-    return None
-
-
-class LoopFacts:
-    """Where each loop-state parameter and loop result comes from, for inductive
-    questions ("is this never ZERO?", "is this always a float?")."""
-
-    def __init__(self, root: Graph, graphs: list[Graph] | None = None):
-        self.state_of: dict[int, tuple[LoopInfo, int]] = {}
-        self.index_of: dict[int, LoopInfo] = {}
-        self.loops: list[LoopInfo] = []
-        # Memo tables for kind() and never_zero(), valid while the graphs do not change.
-        self.kinds: dict[tuple, str | None] = {}
-        self.nonzero: dict[tuple, bool] = {}
-        # Loop state kinds found by an earlier round, by loop node id (see kinds.py).
-        self.hints: dict[int, list] = {}
-        self.graphs = graphs if graphs is not None else reachable_graphs(root)
-        for g in self.graphs:
-            for n in graph_nodes(g):
-                info = loop_info(n)
-                if info is None or len(info.body.parameters) != info.lead + len(info.init):
-                    continue
-                if info.cond is not None and len(info.cond.parameters) != len(info.init):
-                    continue
-                self.loops.append(info)
-                if info.lead:  # a `for` loop's index: an int when the bounds are ints
-                    self.index_of[info.body.parameters[0].id] = info
-                for j in range(len(info.init)):
-                    for p in info.params(j):
-                        self.state_of[p.id] = (info, j)
-        # Values a backward loop pops, by the forward value that was pushed; and each
-        # backward loop's forward loop, the forward loop's stack slot and its push.
-        self.popped: dict[int, Node] = {}
-        self.pushed_by: dict[int, tuple[LoopInfo, int, Apply]] = {}
-        self._link_stacks()
-
-    def _link_stacks(self) -> None:
-        """Link every backward loop it can, until a pass links none more. A nested
-        loop's stack is found through what its outer backward loop pops, so that loop
-        must be linked first, and `self.loops` need not list outer loops first (it
-        follows the order of `graphs`). Each pass links at least one loop or is the
-        last, and tries only the loops still unlinked: in the usual order (outer loops
-        first) the first pass links them all, and a second, if any are left, is short."""
-        left = [b for b in self.loops if b.cond is not None and b.init and
-                b.body.parameters and getattr(b.body, "loop_role", None) == "backward"]
-        while left:
-            unlinked = [b for b in left if not self._link_stack(b)]
-            if len(unlinked) == len(left):
-                return
-            left = unlinked
-
-    def _link_stack(self, back: LoopInfo) -> bool:
-        """Link the backward loop `back` to the forward loop whose stack it pops: record
-        the push and the values its body pops (`popped`). Returns whether it was
-        linked (not yet, for a nested loop whose outer backward loop is not)."""
-        found = self.result_of(back.init[0])
-        if found is None:
-            found = self._through_popped(back.init[0])
-        if found is None:
-            return False
-        fwd, kf = found
-        outputs = fwd.outputs
-        if outputs is None:
-            return False
-        push = outputs[kf]
-        if not (is_call_of(push, "make_tuple") and len(push.inputs) == 3  # type: ignore[union-attr]
-                and push.inputs[2] is fwd.body.parameters[fwd.lead + kf]):  # type: ignore
-            return False
-        self.pushed_by[back.node.id] = (fwd, kf, push)  # type: ignore[assignment]
-        p = back.body.parameters[0]
-        for n in graph_nodes(back.body):
-            if is_call_of(n, "tuple_getitem") and n.inputs[1] is p and \
-                    isinstance(n.inputs[2], Constant) and n.inputs[2].value == 0:
-                self.popped[n.id] = push.inputs[1]  # type: ignore[union-attr]
-        return True
-
-    def _through_popped(self, start: Node) -> tuple[LoopInfo, int] | None:
-        """A nested loop's stack, saved on an outer loop's stack: `start` is `saved[i]`
-        in the outer backward loop, where `saved` is what its forward loop pushed."""
-        if not (is_call_of(start, "tuple_getitem") and isinstance(start.inputs[2], Constant)):  # type: ignore[union-attr]
-            return None
-        pushed = self.popped.get(start.inputs[1].id)  # type: ignore[union-attr]
-        i = start.inputs[2].value  # type: ignore[union-attr]
-        if pushed is None or not is_call_of(pushed, "make_tuple") or \
-                not 0 <= i < len(pushed.inputs) - 1:  # type: ignore[union-attr]
-            return None
-        return self.result_of(pushed.inputs[1 + i])  # type: ignore[union-attr]
-
-    def inductive(self, node: Node, test, assumed: set[int]) -> bool:  # noqa: ANN001
-        """For a state parameter: `test` holds of its initial value and of the body's
-        output, assuming it holds of the parameter (and of other state under test)."""
-        found = self.state_of.get(node.id)
-        if found is None:
-            return False
-        info, j = found
-        outputs = info.outputs
-        if outputs is None:
-            return False
-        key = (info.node.id, j)
-        if key in assumed:
-            return True
-        assumed.add(key)  # type: ignore[arg-type]
-        try:
-            return test(info.init[j], assumed) and test(outputs[j], assumed)
-        finally:
-            assumed.discard(key)  # type: ignore[arg-type]
-
-    def result_of(self, node: Node) -> tuple[LoopInfo, int] | None:
-        """For `tuple_getitem(loop, j)`: the loop and j."""
-        return self._result_of(node)
-
-    def _result_of(self, node: Node) -> tuple[LoopInfo, int] | None:
-        if (is_call_of(node, "tuple_getitem") or is_call_of(node, "getitem")) and \
-                isinstance(node, Apply) and isinstance(node.inputs[2], Constant):
-            for info in self.loops:
-                if info.node is node.inputs[1]:
-                    j = node.inputs[2].value
-                    return (info, j) if 0 <= j < len(info.init) else None
-        return None
+__all__ = ["LoopFacts", "LoopInfo", "is_call_of", "loop_info"]
 
 
 def uses(graphs: list[Graph]) -> dict[int, list[tuple[Node | None, Graph]]]:

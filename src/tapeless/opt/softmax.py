@@ -27,7 +27,7 @@ from .kinds import (
 )
 
 if TYPE_CHECKING:
-    from .loops import LoopFacts
+    from .loop_facts import LoopFacts
 
 
 

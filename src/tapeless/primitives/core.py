@@ -7,6 +7,7 @@ import builtins
 import operator
 from typing import Any
 
+from ..ir.primitive import MAKE_TUPLE
 from .registry import Primitive, call_emitter, infix, prefix, register
 
 
@@ -25,9 +26,8 @@ def _emit_tuple(a: list[str]) -> str:
 
 
 # make_tuple and make_list take their elements as separate inputs.
-make_tuple = _prim("make_tuple", lambda *xs: xs, "*xs", _emit_tuple, variadic=True,
-                   never_zero=True, pure=True, foldable=True, accepts_zero=True,
-                   passes_on=True, ignores_values=True)
+make_tuple = register(MAKE_TUPLE)  # (the IR's own: see `tapeless.ir.primitive`)
+make_tuple.emit = _emit_tuple
 tuple_getitem = _prim("tuple_getitem", lambda t, i: t[i], "t, i", lambda a: f"{a[0]}[{a[1]}]",
                       pure=True, foldable=True, accepts_zero=True, selects=True,
                       ignores_values=True)
