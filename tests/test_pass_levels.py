@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import tapeless as tl
-from tapeless.opt.passes import PASS_ORDER
+from tapeless.opt import PASS_ORDER
 from tests import golden_programs as gp
 from tests.corpus import programs as corpus
 
@@ -55,3 +55,22 @@ def test_every_pass_level_gives_the_unoptimized_results(level, monkeypatch):
             assert _close(got[1], value), (PASS_ORDER[level - 1], args)
         else:
             assert got[1] is value
+
+
+def test_every_rewrite_and_step_is_reachable_from_tapeless_optimize():
+    # The pass order is the order of registration: a rewrite or a step the driver asks
+    # for by name that is not in it could never be enabled by TAPELESS_OPTIMIZE=N.
+    import re
+    from pathlib import Path
+
+    import tapeless.opt as opt
+    from tapeless.opt.rules import RULES
+
+    rewrites = {name for rules in RULES.values() for name, _ in rules}
+    assert rewrites <= set(PASS_ORDER), rewrites - set(PASS_ORDER)
+    asked = set()
+    for path in Path(opt.__file__).parent.glob("*.py"):
+        asked |= set(re.findall(r"allowed\([a-z_.]+, \"([a-z_]+)\"\)", path.read_text()))
+    assert asked, "the driver asks for its steps by name"
+    assert asked <= set(PASS_ORDER), asked - set(PASS_ORDER)
+    assert len(PASS_ORDER) == len(set(PASS_ORDER))

@@ -1,4 +1,4 @@
-"""Rewrites of the optimizer (`tapeless.opt.passes`), checked against NumPy, the
+"""Rewrites of the optimizer (`tapeless.opt`), checked against NumPy, the
 unoptimized gradient and finite differences, including where they must not apply."""
 
 from __future__ import annotations

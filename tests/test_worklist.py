@@ -12,7 +12,7 @@ import tapeless as tl
 import tapeless.api as api
 from tapeless.api import graph_of
 from tapeless.ir.clone import copy_module
-from tapeless.opt import passes
+from tapeless.opt import driver as passes
 from tests import golden_programs as gp
 from tests.corpus import programs as corpus
 

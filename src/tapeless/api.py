@@ -21,8 +21,8 @@ from .frontend.guards import make_guard, reads_of
 from .frontend.parser import RESOLVER, unwrap
 from .ir import Graph, print_graph
 from .ir.clone import copy_module, is_recursive
+from .opt import optimize, passes_up_to
 from .opt.kinds import MAX_TUPLE_DEPTH, MAX_TUPLE_ITEMS, record_fields, value_kind
-from .opt.passes import optimize, passes_up_to
 
 # Generated files by name, so run-time errors can point back at the user's source.
 GENERATED: dict[str, Compiled] = {}

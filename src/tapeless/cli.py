@@ -34,7 +34,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     from .grad_api import grad
     from .ir import print_graph
     from .ir.clone import copy_module
-    from .opt.passes import PASS_ORDER, optimize, passes_up_to
+    from .opt import PASS_ORDER, optimize, passes_up_to
 
     fn = _load_function(args.target)
     transformed = grad(fn) if args.grad else jit(fn)

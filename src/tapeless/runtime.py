@@ -486,7 +486,7 @@ def _ieee(a: Any, b: Any, op: Any) -> float:
 def matmul_tn(a: Any, b: Any, block: int) -> Any:
     """`swapaxes(a, -1, -2) @ b`, summed over blocks of `block` rows of a and b (the axis
     the product contracts). The optimizer uses it where that axis is long and the result
-    small (see `tapeless.opt.passes.block_products`): there OpenBLAS runs the blocks
+    small (see `tapeless.opt.arrays.block_products`): there OpenBLAS runs the blocks
     faster than the one product."""
     import numpy as np
 

@@ -35,7 +35,7 @@ _helper("getitem_sens", "d, x, index", **_PLUMBING, fresh=True)
 _helper("scatter_sens", "x, indices, ds", differentiable=False, fresh=True)
 # The optimizer's in-place form of `gadd(acc, scatter_sens(...))` for loop accumulators.
 _helper("scatter_add", "acc, x, indices, ds", differentiable=False, fresh=True)
-# ... where kinds prove what it tests (`tapeless.opt.passes._scatter_known`).
+# ... where kinds prove what it tests (`tapeless.opt.driver.scatter_known`).
 _helper("scatter_add_known", "acc, x, indices, ds", differentiable=False, fresh=True)
 # A matrix product contracting a long axis, in blocks (made by the optimizer, last).
 _helper("matmul_tn", "a, b, block", differentiable=False, fresh=True)

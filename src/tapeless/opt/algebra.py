@@ -1,0 +1,207 @@
+"""Algebraic simplification of arithmetic: neutral elements, negations, scalings folded
+together, powers, IEEE helpers that cannot raise."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..ir.nodes import Apply, Constant, Node
+from .kinds import FLOAT, INT, SCALAR, dtype_of, is_f8, kind, shape_of
+from .patterns import is_prim, size_of
+from .rules import Context, P, rewrite
+
+
+@rewrite("neg")
+def _double_negation(ctx: Context, node: Apply) -> Node | None:
+    """`-(-a * b / c)` is `a * b / c`: a negation cancels one at the left end of a
+    product (negation is exact, so the result is bit for bit the same)."""
+    chain: list[Apply] = []
+    x = node.inputs[1]
+    while (is_prim(x, "mul") or is_prim(x, "truediv")) and isinstance(x, Apply):
+        chain.append(x)
+        x = x.inputs[1]
+    if not is_prim(x, "neg") or not isinstance(x, Apply):
+        return None
+    inner = x.inputs[1]
+    for link in reversed(chain):
+        inner = link.graph.apply(link.inputs[0], inner, link.inputs[2], loc=link.loc)  # type: ignore
+    return inner
+
+
+def _without_neutral(ctx: Context, pairs: tuple, neutral: float) -> Node | None:
+    """x, for the first (c, x) of `pairs` where c is the number `neutral` and x a float64
+    array or a Python float (not an int: 1.0 * 2 is a float)."""
+    for c, x in pairs:
+        if isinstance(c, Constant) and type(c.value) in (float, int) and c.value == neutral \
+                and is_f8(kind(x, ctx.facts)):
+            return x
+    return None
+
+
+@rewrite("mul")
+def _times_one(ctx: Context, node: Apply) -> Node | None:
+    """`1.0 * x` and `x * 1` are `x` for float arrays and Python floats."""
+    a, b = node.inputs[1:]
+    return _without_neutral(ctx, ((a, b), (b, a)), 1.0)
+
+
+@rewrite("add", "sub")
+def _plus_zero(ctx: Context, node: Apply) -> Node | None:
+    """`x + 0.0`, `0.0 + x` and `x - 0.0` are `x` for float64 arrays and Python floats
+    (up to the sign of a zero: -0.0 + 0.0 is 0.0)."""
+    a, b = node.inputs[1:]
+    return _without_neutral(ctx, ((a, b), (b, a)) if is_prim(node, "add") else ((b, a),), 0.0)
+
+
+@rewrite("add")
+def _double(ctx: Context, node: Apply) -> Node | None:
+    """`u + u` is `2.0 * u` (exactly), which the next rewrite can fold into a smaller
+    factor of `u`."""
+    a, b = node.inputs[1:]
+    if a is b and isinstance(a, Apply) and shape_of(kind(a, ctx.facts)) is not None and \
+            is_f8(kind(a, ctx.facts)):
+        return node.graph.apply(P["mul"], 2.0, a, loc=node.loc, name=node.name)
+    return None
+
+
+def _power_of_two(node: Node) -> bool:
+    if not (isinstance(node, Constant) and type(node.value) is float):
+        return False
+    m, _ = np.frexp(abs(node.value))
+    return bool(m == 0.5)
+
+
+@rewrite("mul")
+def _scale_smaller_factor(ctx: Context, node: Apply) -> Node | None:
+    """`c * (a * b)` is `(c * a) * b` when c is a power of two (scaling is exact) and
+    `a` is smaller than the product: the scaling then touches fewer elements."""
+    c, p = node.inputs[1:]
+    if not _power_of_two(c) or not is_prim(p, "mul"):
+        return None
+    assert isinstance(p, Apply)
+    kp = kind(p, ctx.facts)
+    sp = shape_of(kp)
+    if sp is None or not is_f8(kp):
+        return None
+    for small, big in ((p.inputs[1], p.inputs[2]), (p.inputs[2], p.inputs[1])):
+        ks, kb = kind(small, ctx.facts), kind(big, ctx.facts)
+        ss = () if ks == FLOAT else shape_of(ks)
+        if ss is not None and is_f8(ks) and is_f8(kb) and shape_of(kb) == sp and \
+                size_of(ss) < size_of(sp):
+            scaled = node.graph.apply(P["mul"], c, small, loc=node.loc)
+            return node.graph.apply(P["mul"], scaled, big, loc=node.loc, name=node.name)
+    return None
+
+
+def _float_const(node: Node) -> float | None:
+    return node.value if isinstance(node, Constant) and type(node.value) is float else None
+
+
+def _scaled(node: Node) -> tuple[float, Node] | None:
+    """(c, a) where node is `c * a`, `a * c` or `-a` for a float constant c."""
+    if is_prim(node, "neg"):
+        return -1.0, node.inputs[1]  # type: ignore[attr-defined]
+    if is_prim(node, "mul"):
+        a, b = node.inputs[1:]  # type: ignore[attr-defined]
+        if _float_const(a) is not None:
+            return a.value, b  # type: ignore[attr-defined]
+        if _float_const(b) is not None:
+            return b.value, a  # type: ignore[attr-defined]
+    return None
+
+
+@rewrite("mul", "neg")
+def _fold_scalings(ctx: Context, node: Apply) -> Node | None:
+    """`c1 * (c2 * a)` is `(c1 * c2) * a` when c1 or c2 is a power of two (then both
+    round the same), for float64 `a`; a product by -1.0 is a negation, by 1.0 nothing;
+    a scaling of `np.expand_dims(y, axis)` scales y."""
+    outer = _scaled(node)
+    if outer is None:
+        return None
+    c1, x = outer
+    if is_prim(x, "np.expand_dims") and is_f8(kind(x, ctx.facts)):
+        assert isinstance(x, Apply)
+        inner = node.graph.apply(P["mul"], c1, x.inputs[1], loc=node.loc)
+        return node.graph.apply(x.inputs[0], inner, x.inputs[2], loc=node.loc, name=node.name)
+    inner_scaled = _scaled(x)
+    if inner_scaled is None:
+        if c1 == -1.0 and is_prim(node, "mul") and is_f8(kind(x, ctx.facts)):
+            return node.graph.apply(P["neg"], x, loc=node.loc, name=node.name)
+        return None
+    c2, a = inner_scaled
+    if not is_f8(kind(a, ctx.facts)) or not (
+            _power_of_two(Constant(c1)) or _power_of_two(Constant(c2))):
+        return None
+    c = c1 * c2
+    if c == 1.0:
+        return a
+    if c == -1.0:
+        return node.graph.apply(P["neg"], a, loc=node.loc, name=node.name)
+    return node.graph.apply(P["mul"], c, a, loc=node.loc, name=node.name)
+
+
+@rewrite("fdiv", "fpow")
+def _ieee_not_needed(ctx: Context, node: Apply) -> Node | None:
+    """`fdiv(a, b)` and `fpow(a, b)` are `a / b` and `a ** b` where Python cannot raise:
+    an operand is a NumPy array or scalar (NumPy gives inf or nan), or b is a constant
+    other than 0 (for `/`) or not negative (for `**`)."""
+    a, b = node.inputs[1:]
+    power = is_prim(node, "fpow")
+    ka, kb = kind(a, ctx.facts), kind(b, ctx.facts)
+    safe = any(k == SCALAR or (shape_of(k) is not None and dtype_of(k) == "f8")
+               for k in (ka, kb))
+    if isinstance(b, Constant) and type(b.value) in (int, float):
+        safe = safe or (b.value >= 0 if power else b.value != 0)
+    if not safe:
+        return None
+    return node.graph.apply(P["pow" if power else "truediv"], a, b, loc=node.loc,
+                            name=node.name)
+
+
+@rewrite("pow")
+def _power_of_one(ctx: Context, node: Apply) -> Node | None:
+    """`x ** 1` is `x` for float64 arrays and floats (the derivative of `x ** 2`)."""
+    x, n = node.inputs[1:]
+    if isinstance(n, Constant) and type(n.value) in (int, float) and n.value == 1 and \
+            (is_f8(kind(x, ctx.facts)) or kind(x, ctx.facts) == SCALAR):
+        return x
+    return None
+
+
+@rewrite("mul", "truediv", "neg")
+def _scale_broadcast(ctx: Context, node: Apply) -> Node | None:
+    """A number broadcast to a shape, then scaled by a number (or negated), is the
+    scaled number broadcast: `expand_reduced(c, x, ...) / s` is `expand_reduced(c / s,
+    x, ...)` (the same operations on the same numbers, once instead of per element)."""
+    if is_prim(node, "neg"):
+        e = node.inputs[1]
+        if isinstance(e, Apply) and is_prim(e, "expand_reduced") and \
+                kind(e.inputs[1], ctx.facts) in (FLOAT, SCALAR):
+            g = node.graph
+            return g.apply(P["expand_reduced"], g.apply(P["neg"], e.inputs[1], loc=node.loc),
+                           *e.inputs[2:], loc=node.loc, name=node.name)
+        return None
+    a, b = node.inputs[1:]
+    numbers = (FLOAT, INT, SCALAR)
+    for e, s, first in ((a, b, True), (b, a, False)):
+        if is_prim(e, "expand_reduced") and kind(s, ctx.facts) in numbers and \
+                (first or is_prim(node, "mul")):
+            assert isinstance(e, Apply)
+            c = e.inputs[1]
+            if kind(c, ctx.facts) not in (FLOAT, SCALAR):
+                return None
+            g = node.graph
+            scaled = g.apply(node.inputs[0], *((c, s) if first else (s, c)), loc=node.loc)
+            return g.apply(P["expand_reduced"], scaled, *e.inputs[2:], loc=node.loc,
+                           name=node.name)
+    return None
+
+
+@rewrite("add")
+def _add_negated(ctx: Context, node: Apply) -> Node | None:
+    """`a + -b` is `a - b` (exactly) for float64 values."""
+    a, b = node.inputs[1:]
+    if is_prim(b, "neg") and is_f8(kind(a, ctx.facts)) and is_f8(kind(b, ctx.facts)):
+        assert isinstance(b, Apply)
+        return node.graph.apply(P["sub"], a, b.inputs[1], loc=node.loc, name=node.name)
+    return None

@@ -1,0 +1,493 @@
+"""Rewrites of array code by what kinds prove: type tests, shapes and broadcasting,
+reshapes and transposes, reductions and products, sensitivities of array pieces."""
+
+from __future__ import annotations
+
+import math
+
+from ..ir.nodes import Apply, Constant, Graph, Node, graph_nodes, reachable_graphs
+from ..runtime import ZERO
+from .kinds import (
+    FLOAT,
+    INT,
+    SCALAR,
+    dtype_of,
+    is_f8,
+    kind,
+    ndim_of,
+    normalized_axes,
+    shape_of,
+)
+from .loops import LoopFacts
+from .patterns import holds_term, is_prim, scattered, size_of, tuple_items
+from .replace import apply_replacements
+from .rules import Context, P, rewrite
+from .softmax import max_share_cancels, reduced_axes
+from .zeros import never_zero
+
+
+@rewrite("gadd")
+def _gadd_scatter(ctx: Context, node: Apply) -> Node | None:
+    """The sensitivities of several elements or slices of one array, added: one zero
+    array and an add per piece, not a zero array per piece."""
+    a, b = (scattered(x) for x in node.inputs[1:])
+    if a is None or b is None or a[0] is not b[0]:
+        return None
+    g = node.graph
+    return g.apply(P["scatter_sens"], a[0], g.apply(P["make_tuple"], *a[1], *b[1]),
+                   g.apply(P["make_tuple"], *a[2], *b[2]), loc=node.loc, name=node.name)
+
+
+@rewrite("scatter_sens")
+def _scatter_whole(ctx: Context, node: Apply) -> Node | None:
+    """The sensitivities of slices that cover a float64 array along its first axis, each
+    once and none ZERO: their concatenation (not zeros, then an add per slice)."""
+    x, indices, ds = node.inputs[1:]
+    kx = kind(x, ctx.facts)
+    sx = shape_of(kx)
+    pieces = tuple_items(ds)
+    if not (isinstance(indices, Constant) and type(indices.value) is tuple) or \
+            pieces is None or not sx or dtype_of(kx) != "f8" or \
+            len(pieces) != len(indices.value):
+        return None
+    spans = []
+    for index, d in zip(indices.value, pieces, strict=True):
+        if type(index) is not slice:
+            return None
+        start, stop, step = index.indices(sx[0])
+        kd = kind(d, ctx.facts)
+        if step != 1 or stop <= start or dtype_of(kd) != "f8" or \
+                shape_of(kd) != (stop - start,) + sx[1:] or not never_zero(d, ctx.facts):
+            return None
+        spans.append((start, stop, d))
+    spans.sort(key=lambda span: span[0])
+    if spans[0][0] != 0 or spans[-1][1] != sx[0] or \
+            any(a[1] != b[0] for a, b in zip(spans, spans[1:], strict=False)):
+        return None
+    g = node.graph
+    return g.apply(P["np.concatenate"], g.apply(P["make_tuple"], *[d for _, _, d in spans]),
+                   0, loc=node.loc, name=node.name)
+
+
+@rewrite("np.ndim")
+def _ndim_known(ctx: Context, node: Apply) -> Node | None:
+    n = ndim_of(kind(node.inputs[1], ctx.facts))
+    return Constant(n) if n is not None else None
+
+
+@rewrite("unbroadcast")
+def _unbroadcast_known(ctx: Context, node: Apply) -> Node | None:
+    """Nothing to undo when `d` already has `x`'s shape (or both are Python scalars)."""
+    d, x = node.inputs[1:]
+    kd, kx = kind(d, ctx.facts), kind(x, ctx.facts)
+    if (kx in (FLOAT, INT, SCALAR) or shape_of(kx) == ()) and kd == FLOAT:
+        return d
+    sd, sx = shape_of(kd), shape_of(kx)
+    if sd is not None and sd == sx:
+        return d
+    return None
+
+
+@rewrite("reduced_count")
+def _reduced_count_known(ctx: Context, node: Apply) -> Node | None:
+    """How many elements a reduction over constant axes of a value of known shape adds."""
+    x, axis = node.inputs[1:]
+    k = kind(x, ctx.facts)
+    shape = () if k in (FLOAT, INT, SCALAR) else shape_of(k)
+    axes = reduced_axes(axis, len(shape)) if shape is not None else None
+    return Constant(math.prod(shape[a] for a in axes)) if axes is not None else None  # type: ignore[index]
+
+
+@rewrite("getattr_sens")
+def _shape_sens(ctx: Context, node: Apply) -> Node | None:
+    """Attributes such as `x.shape` carry no sensitivity back to x."""
+    name = node.inputs[3]
+    if isinstance(name, Constant) and name.value in ("shape", "ndim", "size", "dtype"):
+        return Constant(ZERO)
+    return None
+
+
+@rewrite("np.swapaxes")
+def _swapaxes_2d(ctx: Context, node: Apply) -> Node | None:
+    x, i, j = node.inputs[1:]
+    if ndim_of(kind(x, ctx.facts)) == 2 and isinstance(i, Constant) and \
+            isinstance(j, Constant) and {i.value % 2, j.value % 2} == {0, 1}:
+        return node.graph.apply(P["getattr"], x, "T", loc=node.loc, name=node.name)
+    return None
+
+
+def _transposed(node: Node, facts: LoopFacts | None) -> tuple[Node, int] | None:
+    """(x, n) where node swaps the last two axes of x, an array of n >= 2 dimensions
+    (`np.swapaxes(x, -1, -2)` or the like, `x.T` for a matrix)."""
+    if is_prim(node, "np.swapaxes"):
+        x, i, j = node.inputs[1:]  # type: ignore[attr-defined]
+        n = ndim_of(kind(x, facts))
+        if n is not None and n >= 2 and isinstance(i, Constant) and isinstance(j, Constant) \
+                and type(i.value) is int and type(j.value) is int and \
+                -n <= i.value < n and -n <= j.value < n and \
+                {i.value % n, j.value % n} == {n - 2, n - 1}:
+            return x, n
+    if is_prim(node, "getattr") and isinstance(node.inputs[2], Constant) and \
+            node.inputs[2].value == "T":  # type: ignore[attr-defined]
+        x = node.inputs[1]  # type: ignore[attr-defined]
+        if ndim_of(kind(x, facts)) == 2:
+            return x, 2
+    return None
+
+
+@rewrite("np.swapaxes", "getattr")
+def _transpose_twice(ctx: Context, node: Apply) -> Node | None:
+    """Swapping the last two axes of a value whose last two axes were swapped gives the
+    value back; a transposed matrix product is the product of the transposed factors in
+    the other order, which cancels a transposition of a factor (each entry is a sum of
+    the same products, which BLAS may add in another order)."""
+    outer = _transposed(node, ctx.facts)
+    if outer is None:
+        return None
+    x, n = outer
+    inner = _transposed(x, ctx.facts)
+    if inner is not None:
+        return inner[0]
+    if not is_prim(x, "matmul"):
+        return None
+    a, b = x.inputs[1:]  # type: ignore[attr-defined]
+    ta, tb = _transposed(a, ctx.facts), _transposed(b, ctx.facts)
+    if (ta is None and tb is None) or ndim_of(kind(a, ctx.facts)) != n or \
+            ndim_of(kind(b, ctx.facts)) != n:
+        return None
+    g = node.graph
+    new_a = tb[0] if tb is not None else g.apply(P["np.swapaxes"], b, -1, -2, loc=node.loc)
+    new_b = ta[0] if ta is not None else g.apply(P["np.swapaxes"], a, -1, -2, loc=node.loc)
+    return g.apply(P["matmul"], new_a, new_b, loc=node.loc, name=node.name)
+
+
+@rewrite("add", "gadd")
+def _max_share_zero(ctx: Context, node: Apply) -> Node | None:
+    """`x + share` where share is the part of a log-sum-exp's gradient that goes through
+    the max, which is zero (`tapeless.opt.softmax`), and x holds the softmax term: x.
+    Computed, the share is rounding noise: the result differs from it by that noise."""
+    a, b = node.inputs[1:]
+    for x, share in ((a, b), (b, a)):
+        # (The share's form first: it is rare, and kinds are costly to infer for every sum.)
+        w = max_share_cancels(share, ctx.facts)  # type: ignore[arg-type]
+        if w is None:
+            continue
+        kx = kind(x, ctx.facts)
+        if is_f8(kx) and shape_of(kx) == shape_of(kind(share, ctx.facts)) and holds_term(x, w):
+            return x
+    return None
+
+
+@rewrite("np.sum", "expand_reduced")
+def _sum_over_no_axes(ctx: Context, node: Apply) -> Node | None:
+    """A sum over no axes (`axis=()`) of a float64 array of at least one dimension is the
+    array (a sum of one term each; a 0-d array would become a NumPy scalar), and its
+    gradient, `expand_reduced(d, x, (), keepdims)`, is d where d has x's shape."""
+    if is_prim(node, "expand_reduced"):
+        d, x, axis, _ = node.inputs[1:]
+        kd = kind(d, ctx.facts)
+        if _no_axes(axis) and dtype_of(kd) == "f8" and shape_of(kd) is not None and \
+                shape_of(kd) == shape_of(kind(x, ctx.facts)):
+            return d
+        return None
+    x, axis, dtype, _ = node.inputs[1:]
+    if _no_axes(axis) and isinstance(dtype, Constant) and dtype.value is None:
+        k = kind(x, ctx.facts)
+        if dtype_of(k) == "f8" and shape_of(k):
+            return x
+    return None
+
+
+def _no_axes(axis: Node) -> bool:
+    return isinstance(axis, Constant) and type(axis.value) is tuple and not axis.value
+
+
+@rewrite("mul", "truediv", "add", "sub", "np.equal")
+def _broadcast_implicitly(ctx: Context, node: Apply) -> Node | None:
+    """`expand_reduced(c, x, axis, keepdims) * z` with z of x's shape: `c` (a number, or
+    with the reduced axes put back, size 1) broadcasts against z by itself, without a
+    full-size view."""
+    a, b = node.inputs[1:]
+    for i, (e, other) in enumerate(((a, b), (b, a))):
+        if is_prim(e, "reshape_like") and isinstance(e, Apply) and \
+                kind(e.inputs[1], ctx.facts) in (FLOAT, SCALAR) and \
+                shape_of(kind(e.inputs[2], ctx.facts)) == shape_of(kind(other, ctx.facts)) \
+                is not None:
+            ins = [e.inputs[1], other] if i == 0 else [other, e.inputs[1]]
+            return node.graph.apply(node.inputs[0], *ins, loc=node.loc, name=node.name)
+        if not is_prim(e, "expand_reduced"):
+            continue
+        assert isinstance(e, Apply)
+        c, x, axis, keepdims = e.inputs[1:]
+        sx = shape_of(kind(x, ctx.facts))
+        kc = kind(c, ctx.facts)
+        sc = shape_of(kc)
+        if sx is None or sx != shape_of(kind(other, ctx.facts)):
+            continue
+        if kc in (FLOAT, SCALAR):  # a number broadcasts by itself
+            ins = [c, other] if i == 0 else [other, c]
+            return node.graph.apply(node.inputs[0], *ins, loc=node.loc, name=node.name)
+        if sc is None or not isinstance(axis, Constant) or not isinstance(keepdims, Constant):
+            continue
+        axes = normalized_axes(axis.value, len(sx))
+        if not axes:
+            continue
+        if keepdims.value is True:
+            if sc != tuple(1 if j in axes else n for j, n in enumerate(sx)):
+                continue
+            small: Node = c
+        elif keepdims.value is False:
+            if sc != tuple(n for j, n in enumerate(sx) if j not in axes):
+                continue
+            small = node.graph.apply(P["np.expand_dims"], c, axes[0] if len(axes) == 1
+                                     else axes, loc=node.loc)
+        else:
+            continue
+        ins = [small, other] if i == 0 else [other, small]
+        return node.graph.apply(node.inputs[0], *ins, loc=node.loc, name=node.name)
+    return None
+
+
+@rewrite("reshape_like")
+def _reshape_broadcast(ctx: Context, node: Apply) -> Node | None:
+    """A number broadcast to one shape and reshaped to another is broadcast to that one."""
+    e, y = node.inputs[1:]
+    if not is_prim(e, "expand_reduced"):
+        return None
+    assert isinstance(e, Apply)
+    c, x = e.inputs[1:3]
+    sx, ky = shape_of(kind(x, ctx.facts)), kind(y, ctx.facts)
+    sy = shape_of(ky)
+    if kind(c, ctx.facts) in (FLOAT, SCALAR) and sx is not None and sy is not None and \
+            size_of(sx) == size_of(sy) and sy != () and is_f8(ky):
+        return node.graph.apply(P["expand_reduced"], c, y, None, False, loc=node.loc,
+                                name=node.name)
+    return None
+
+
+@rewrite("unbroadcast")
+def _unbroadcast_to_sum(ctx: Context, node: Apply) -> Node | None:
+    """`unbroadcast(d, x)` with both shapes known is the sum over the broadcast axes
+    (what the run-time helper computes, without its shape tests)."""
+    d, x = node.inputs[1:]
+    kd, kx = kind(d, ctx.facts), kind(x, ctx.facts)
+    sd, sx = shape_of(kd), shape_of(kx)
+    if kx == SCALAR and sd and dtype_of(kd) == "f8" and not is_prim(d, "neg"):
+        # A 0-d number (of either type: the helper gives a Python float for a float64
+        # one): the whole sum, with the same value.
+        return node.graph.apply(P["np.sum"], d, None, None, False, loc=node.loc,
+                                name=node.name)
+    if sd is None or not sx or sd == sx or len(sx) > len(sd) or dtype_of(kd) != "f8" or \
+            is_prim(d, "neg"):  # (first negate the sum instead: sum_then_negate)
+        return None
+    lead = len(sd) - len(sx)
+    if any(n != 1 and n != sd[lead + i] for i, n in enumerate(sx)):
+        return None
+    axes = tuple(range(lead)) + tuple(i + lead for i, n in enumerate(sx)
+                                      if n == 1 and sd[i + lead] != 1)
+    axis = axes[0] if len(axes) == 1 else axes
+    total = node.graph.apply(P["np.sum"], d, axis, None, True, loc=node.loc,
+                             name=node.name if not lead else "")
+    if not lead:
+        return total
+    return node.graph.apply(P["np.reshape"], total, sx, loc=node.loc, name=node.name)
+
+
+@rewrite("method.reshape")
+def _reshape_to_own_shape(ctx: Context, node: Apply) -> Node | None:
+    """`x.reshape(3, 4)` or `x.reshape((3, 4))` of a float64 array of shape (3, 4) is x
+    (NumPy returns a view of the same data)."""
+    x, shape = node.inputs[1:]
+    if not isinstance(shape, Constant) or type(shape.value) is not tuple:
+        return None
+    target = shape.value
+    if len(target) == 1 and type(target[0]) is tuple:
+        target = target[0]
+    kx = kind(x, ctx.facts)
+    if dtype_of(kx) == "f8" and all(type(n) is int for n in target) and \
+            shape_of(kx) == target:
+        return x
+    return None
+
+
+@rewrite("reshape_like", "np.reshape")
+def _sum_without_keepdims(ctx: Context, node: Apply) -> Node | None:
+    """A sum kept its reduced axes only to lose them: `np.sum(d, axis)` as it is; a
+    reshape to the shape a value already has is nothing."""
+    v, like = node.inputs[1:]
+    if is_prim(node, "reshape_like"):
+        ky = kind(like, ctx.facts)
+        target = shape_of(ky) if ky is not None and dtype_of(ky) == "f8" else None
+    else:
+        target = like.value if isinstance(like, Constant) and type(like.value) is tuple \
+            else None
+    kv = kind(v, ctx.facts)
+    if target is None or dtype_of(kv) != "f8":
+        return None
+    if shape_of(kv) == target:
+        return v
+    if is_prim(v, "neg") and isinstance(v, Apply) and is_prim(v.inputs[1], "np.sum"):
+        inner = node.graph.apply(node.inputs[0], v.inputs[1], like, loc=node.loc)
+        return node.graph.apply(P["neg"], inner, loc=node.loc, name=node.name)
+    if is_prim(v, "np.sum") and isinstance(v, Apply):
+        a, axis, dtype, keepdims = v.inputs[1:]
+        sa = shape_of(kind(a, ctx.facts))
+        # (not axis=None: a sum over all axes is a NumPy scalar, not a 0-d array)
+        axes = reduced_axes(axis, len(sa)) if sa is not None and \
+            getattr(axis, "value", None) is not None else None
+        if isinstance(keepdims, Constant) and keepdims.value is True and axes is not None \
+                and isinstance(dtype, Constant) and dtype.value is None and \
+                tuple(n for i, n in enumerate(sa) if i not in axes) == target:  # type: ignore[arg-type]
+            return node.graph.apply(P["np.sum"], a, axis, None, False, loc=node.loc,
+                                    name=node.name)
+    return None
+
+
+@rewrite("unbroadcast")
+def _sum_then_negate(ctx: Context, node: Apply) -> Node | None:
+    """`unbroadcast(-d, x)` is `-unbroadcast(d, x)` (exactly): negate the smaller array."""
+    nd, x = node.inputs[1:]
+    if not is_prim(nd, "neg"):
+        return None
+    assert isinstance(nd, Apply)
+    kd, kx = kind(nd.inputs[1], ctx.facts), kind(x, ctx.facts)
+    sd, sx = shape_of(kd), (() if kx in (FLOAT, INT, SCALAR) else shape_of(kx))
+    if sd is None or sx is None or not is_f8(kd) or size_of(sx) >= size_of(sd):
+        return None
+    summed = node.graph.apply(P["unbroadcast"], nd.inputs[1], x, loc=node.loc)
+    return node.graph.apply(P["neg"], summed, loc=node.loc, name=node.name)
+
+
+@rewrite("np.sum")
+def _sum_before_product(ctx: Context, node: Apply) -> Node | None:
+    """A sum of a matrix product over its rows is the product of the left factor's row
+    sum (`np.sum(a @ b, axis=-2) == np.sum(np.sum(a, -2, keepdims=True) @ b, axis=-2)`),
+    and over its columns the product with the right factor's column sum: one product
+    with a single row (or column) instead of n, for n additions more (the gradient of a
+    batch of points that share an offset: `np.sum(d @ Q, axis=1)` in the GMM). The same
+    sums of products, added in another order."""
+    m, axis, dtype, keepdims = node.inputs[1:]
+    if not is_prim(m, "matmul") or not (isinstance(dtype, Constant) and dtype.value is None):
+        return None
+    assert isinstance(m, Apply)
+    a, b = m.inputs[1:]
+    ka, kb = kind(a, ctx.facts), kind(b, ctx.facts)
+    sa, sb = shape_of(ka), shape_of(kb)
+    if not is_f8(ka) or not is_f8(kb) or sa is None or sb is None or len(sa) < 2 or \
+            len(sb) < 2:
+        return None
+    n = max(len(sa), len(sb))
+    axes = reduced_axes(axis, n)
+    if axes is None:
+        return None
+    rows, cols = n - 2 in axes and sa[-2] > 1, n - 1 in axes and sb[-1] > 1
+    if not rows and not cols:
+        return None
+    g = node.graph
+    if rows:
+        a = g.apply(P["np.sum"], a, -2, None, True, loc=node.loc)
+    if cols:
+        b = g.apply(P["np.sum"], b, -1, None, True, loc=node.loc)
+    product = g.apply(P["matmul"], a, b, loc=node.loc)
+    return g.apply(P["np.sum"], product, axis, dtype, keepdims, loc=node.loc, name=node.name)
+
+
+@rewrite("np.sum")
+def _weighted_row_sum(ctx: Context, node: Apply) -> Node | None:
+    """A sum over the rows of a matrix (or a stack of them) scaled row by row is a
+    vector-matrix product: `np.sum(c[..., :, None] * a, axis=-2, keepdims=True)` is
+    `c[..., None, :] @ a` (c of shape a.shape[:-1]). NumPy sums the rows of a matrix
+    of few columns slowly (3-14x the product, for 1000 rows of 2 to 64 columns). The same
+    products, added in another order."""
+    x, axis, dtype, keepdims = node.inputs[1:]
+    if not is_prim(x, "mul") or not (isinstance(dtype, Constant) and dtype.value is None) or \
+            not isinstance(keepdims, Constant) or type(keepdims.value) is not bool:
+        return None
+    assert isinstance(x, Apply)
+    for e, a in (x.inputs[1:], x.inputs[:0:-1]):
+        if not is_prim(e, "np.expand_dims"):
+            continue
+        assert isinstance(e, Apply)
+        c, at = e.inputs[1:]
+        kc, ka = kind(c, ctx.facts), kind(a, ctx.facts)
+        sc, sa = shape_of(kc), shape_of(ka)
+        if not is_f8(kc) or not is_f8(ka) or sc is None or sa is None or len(sa) < 2 or \
+                sc != sa[:-1] or not isinstance(at, Constant) or \
+                not isinstance(axis, Constant) or \
+                normalized_axes(at.value, len(sa)) != (len(sa) - 1,) or \
+                normalized_axes(axis.value, len(sa)) != (len(sa) - 2,):
+            continue
+        g = node.graph
+        if not keepdims.value and len(sa) == 2:  # (a vector times a matrix: a vector)
+            return g.apply(P["matmul"], c, a, loc=node.loc, name=node.name)
+        row = g.apply(P["np.expand_dims"], c, -2, loc=node.loc)
+        product = g.apply(P["matmul"], row, a, loc=node.loc,
+                          name=node.name if keepdims.value else "")
+        return product if keepdims.value else \
+            g.apply(P["np.squeeze"], product, -2, loc=node.loc, name=node.name)
+    return None
+
+
+@rewrite("getitem_sens")
+def _getitem_sens_reshape(ctx: Context, node: Apply) -> Node | None:
+    """The sensitivity of `x[None, :, :]` (new axes and whole slices only) is `d` reshaped
+    to x's shape."""
+    d, x, index = node.inputs[1:]
+    kx = kind(x, ctx.facts)
+    if not (isinstance(index, Constant) and type(index.value) is tuple) or \
+            shape_of(kx) is None or not is_f8(kx) or not is_f8(kind(d, ctx.facts)):
+        return None
+    parts = index.value
+    if not all(p is None or p == slice(None) for p in parts) or \
+            sum(p is not None for p in parts) > len(shape_of(kx)):  # type: ignore[arg-type]
+        return None
+    return node.graph.apply(P["reshape_like"], d, x, loc=node.loc, name=node.name)
+
+
+# Matrix products `swapaxes(a, -1, -2) @ b` (the gradient of a product in its right
+# factor) whose contracted axis has at least BLOCK_MIN_ROWS rows and whose result is at
+# least BLOCK_MIN_SIDE and at most BLOCK_MAX_SIDE on each side are computed in blocks of
+# at most BLOCK_ROWS rows (`runtime.matmul_tn`). Measured with NumPy's OpenBLAS (0.3.31,
+# one thread), blocks take 0.60x the time of one product for 10 products 1000x64 by
+# 1000x64, 0.70x for 4 of 1000x32 by 1000x32, 0.87-0.90x for one of 1000-4000 rows; they
+# are slower for results of 10x10 or less (the calls cost more than they save) and of
+# 128x128 or more (the product is bound by arithmetic, not memory).
+BLOCK_ROWS = 200
+
+
+BLOCK_MIN_ROWS = 400
+
+
+BLOCK_MIN_SIDE, BLOCK_MAX_SIDE = 32, 64
+
+
+def block_products(root: Graph) -> int:
+    """Compute the long, thin-result products in blocks (see BLOCK_ROWS), on the final
+    program; returns how many."""
+    replace: dict[int, Node] = {}
+    facts: LoopFacts | None = None
+    for g in reachable_graphs(root):
+        for node in graph_nodes(g):
+            if not is_prim(node, "matmul") or not is_prim(node.inputs[1], "np.swapaxes"):
+                continue
+            assert isinstance(node, Apply)
+            facts = facts or LoopFacts(root)
+            t = _transposed(node.inputs[1], facts)
+            if t is None:
+                continue
+            a, b = t[0], node.inputs[2]
+            ka, kb = kind(a, facts), kind(b, facts)
+            sa, sb = shape_of(ka), shape_of(kb)
+            if not (is_f8(ka) and is_f8(kb) and sa is not None and sb is not None and
+                    len(sa) >= 2 and len(sb) >= 2 and sa[-2] == sb[-2] and
+                    sa[-2] >= BLOCK_MIN_ROWS and
+                    BLOCK_MIN_SIDE <= min(sa[-1], sb[-1]) and
+                    max(sa[-1], sb[-1]) <= BLOCK_MAX_SIDE):
+                continue
+            n = sa[-2]
+            count = -(-n // BLOCK_ROWS)
+            replace[node.id] = g.apply(P["matmul_tn"], a, b, -(-n // count), loc=node.loc,
+                                       name=node.name)
+    if replace:
+        apply_replacements(root, replace, {}, None)
+    return len(replace)

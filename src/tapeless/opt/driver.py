@@ -1,0 +1,428 @@
+"""The optimizer's driver: rounds of rewrites over a worklist, to a fixed point, then the
+steps that run once the program is final.
+
+Each rewrite looks at one Apply node and returns a replacement (or None). Rewrites are
+indexed by the primitive they match; `inline` applies to calls of known graphs.
+Dead code disappears on its own: only nodes reachable from a graph's output or effects
+exist for the later stages."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from ..ir.nodes import (
+    Apply,
+    Graph,
+    Node,
+    Parameter,
+    graph_nodes,
+    is_constant_graph,
+    prim_of,
+    reachable_graphs,
+    scope_errors,
+    serial_mark,
+)
+from .arrays import block_products
+from .branches import branch_backprops
+from .kinds import FLOAT, INT, array, element_of, is_f8, kind, shape_of
+from .loops import LoopFacts, drop_dead_state, lower_stacks, prune_saved, uses
+from .patterns import tuple_items
+from .replace import apply_replacements, redirect
+from .results import own_outputs, settle_owns
+from .rules import RULES, Context, allowed, step
+from .simplify import cse, fold_constants, idle_loop, inline_call, pure, select_constants
+from .zeros import never_zero
+
+# Steps that change whole graphs: in a round without other changes, and at the end.
+step("drop_pure_effects")
+step("loop_state")
+step("branch_backprops")
+step("unused_parameters")
+step("lower_stacks")
+step("block_products")
+
+
+LOOP_STEPS_MAX = 64  # loop-state steps in one round (each removes something: a bound)
+
+
+# The passes in the order `TAPELESS_OPTIMIZE=N` and `tapeless show --stage` enable them.
+
+
+
+@dataclass
+class PassLog:
+    counts: dict[str, int] = field(default_factory=dict)
+    # Per round: (nodes matched against the rules, nodes in the program when it began).
+    rounds: list[tuple[int, int]] = field(default_factory=list)
+
+    def add(self, name: str, n: int = 1) -> None:
+        self.counts[name] = self.counts.get(name, 0) + n
+
+
+def optimize(root: Graph, enabled: set[str] | None = None, max_rounds: int = 30,
+             worklist: bool = True) -> PassLog:
+    """Rewrite `root` and the graphs it reaches, in place, until nothing changes.
+    `enabled` limits the rewrites (by name, e.g. {"inline", "getitem_of_tuple"}).
+    After the first round, each round matches only the nodes a change can have made
+    match (a worklist); when it is empty, one round over every node confirms the fixed
+    point. `worklist=False` matches every node in every round."""
+    log = PassLog()
+    check = os.environ.get("TAPELESS_CHECK_IR") == "1"
+    hints: dict[int, list] = {}  # loop state kinds, from one round to the next
+    own_outputs(root)
+    work: Worklist | None = None  # None: every node
+    for _ in range(max_rounds):
+        more, after, every_node = _round(root, enabled, log, hints, work)
+        if check and (errors := scope_errors(root)):
+            raise AssertionError("optimizer broke scoping: " + "; ".join(errors[:5]))
+        if not more:
+            if every_node:
+                break
+            # The worklist matched nothing: one round over every node confirms the fixed
+            # point (a change far upstream can make a kind, and so a rule, apply here).
+            work = None
+            continue
+        work = after if worklist else None
+    # Last, once the program is final: mutable stacks where no one can tell.
+    if allowed(enabled, "lower_stacks") and lower_stacks(root, scatter_known(root)):
+        log.add("lower_stacks")
+    if allowed(enabled, "block_products") and (n := block_products(root)):
+        log.add("block_products", n)
+    settle_owns(root)
+    return log
+
+
+def scatter_known(root: Graph) -> Callable[[Node, Node, Node], bool]:
+    """Whether kinds prove, for `scatter_add(acc, x, indices, ds)`, what it tests on each
+    call (then `scatter_add_known` does the same without the tests): x a float64 array (or
+    a list of float64 values of one kind), int indices, and pieces that are float64
+    values of an element's kind and never ZERO."""
+    made: list[LoopFacts] = []  # (made at the first question: most programs ask none)
+
+    def known(x: Node, indices: Node, ds: Node) -> bool:
+        if not made:
+            made.append(LoopFacts(root))
+        facts = made[0]
+        kx = kind(x, facts)
+        item = element_of(kx)
+        if item is None and is_f8(kx) and shape_of(kx):
+            item = array("f8", shape_of(kx)[1:])  # type: ignore[index]
+        if item is None or not (item == FLOAT or (is_f8(item) and shape_of(item) is not None)):
+            return False
+        index_items, d_items = tuple_items(indices), tuple_items(ds)
+        return index_items is not None and d_items is not None and \
+            all(kind(i, facts) == INT for i in index_items) and \
+            all(kind(d, facts) in (item, FLOAT) and never_zero(d, facts) for d in d_items)
+
+    return known
+
+
+class _Sweep:
+    """One round's pass over the nodes. Nodes are visited inputs first, and a node is
+    pointed at its inputs' replacements before it is matched, so chains of rewrites
+    finish in one round. The body an inlining copies is visited at once (one level: what
+    that inlines waits); the nodes other rewrites make are matched in the next round
+    (matching them at once saves no round on the benchmarks and changes the fixed point,
+    since the rules of one primitive are tried in a fixed order)."""
+
+    def __init__(self, ctx: Context, enabled: set[str] | None, log: PassLog,
+                 work: Worklist | None):
+        self.ctx, self.enabled, self.log, self.work = ctx, enabled, log, work
+        self.replace: dict[int, Node] = {}
+        self.spliced: dict[int, list[Node]] = {}
+        self.touched: set[int] = set()  # graphs whose nodes were redirected or changed
+        self.changed: set[int] = set()  # nodes whose inputs changed
+        self.matched = 0  # nodes matched against the rules
+        self.inlined = False  # whether the last match inlined a call
+
+    def visit(self, node: Apply, g: Graph, copied: bool = False) -> None:
+        """Match `node` (`copied`: a node an inlining just made)."""
+        callee = node.inputs[0]
+        redirected = bool(self.replace) and redirect(node, self.replace)
+        if redirected:
+            self.touched.add(g.id)
+            self.changed.add(node.id)
+            # Copies made later in the sweep (inlining) must see the new inputs: the
+            # enclosing graphs schedule this graph's free variables.
+            h: Graph | None = g
+            while h is not None:
+                h.invalidate()
+                h = h.parent
+        if self.work is not None and not redirected and not copied and \
+                node.id not in self.work.nodes:
+            # Not on the worklist: nothing it looks at has changed. It still takes part
+            # in common-subexpression elimination (an earlier node may now equal it).
+            if prim_of(node) is not None and allowed(self.enabled, "cse") and \
+                    (result := cse(self.ctx, node)) is not None:
+                self.log.add("cse")
+                self.replace[node.id] = result
+            return
+        # (A callee found in this sweep waits for the next round to be inlined: its body
+        # may not be simplified yet, and its call counts are stale.)
+        self.matched += 1
+        mark = serial_mark()  # the nodes made from here on are new
+        self.inlined = False
+        result = self._match(node, g, inline=node.inputs[0] is callee)
+        if result is not None and result is not node:
+            self.replace[node.id] = result
+            if self.inlined and not copied and isinstance(result, Apply) and \
+                    result.graph is g:
+                for new in _made_since(result, g, mark):
+                    self.visit(new, g, copied=True)
+
+    def _match(self, node: Apply, g: Graph, inline: bool) -> Node | None:
+        ctx, enabled, log = self.ctx, self.enabled, self.log
+        p = prim_of(node)
+        result: Node | None = None
+        if p is not None and allowed(enabled, "cse") and \
+                (result := cse(ctx, node)) is not None:
+            log.add("cse")
+        elif p is not None:
+            for name, fn in RULES.get(p.name, []):
+                if allowed(enabled, name):
+                    result = fn(ctx, node)
+                    if result is not None:
+                        log.add(name)
+                        break
+            if result is None and allowed(enabled, "constant_fold"):
+                result = fold_constants(ctx, node)
+                if result is not None:
+                    log.add("constant_fold")
+        elif allowed(enabled, "select_constants") and \
+                (result := select_constants(ctx, node)) is not None:
+            log.add("select_constants")
+        elif inline and allowed(enabled, "inline"):
+            done = inline_call(ctx, node)
+            if done is not None:
+                result, effects = done
+                if node in g.effects:
+                    self.spliced[node.id] = effects
+                elif effects:
+                    # A call kept only for its value (e.g. in tail position): its
+                    # effects now belong to the caller.
+                    g.effects = g.effects + effects
+                    self.touched.add(g.id)
+                log.add("inline")
+                self.inlined = True
+        return result
+
+
+def _made_since(result: Apply, g: Graph, mark: int) -> list[Apply]:
+    """The nodes of `g` made after `mark` that `result` depends on, inputs first."""
+    order: list[Apply] = []
+    seen: set[int] = set()
+
+    def walk(n: Apply) -> None:
+        seen.add(n.id)
+        for i in n.inputs:
+            if type(i) is Apply and i.graph is g and i.id > mark and i.id not in seen:
+                walk(i)
+        order.append(n)
+
+    walk(result)
+    return order
+
+
+@dataclass
+class Worklist:
+    """The nodes the next round matches: those a change can have made match a rule.
+    Kinds are inferred afresh each round, so the worklist is matched in rounds too."""
+    nodes: set[int]
+    calls: dict[int, int]  # graph id -> call sites (2 per use as a value), for the round
+
+
+WORKLIST_DEPTH = 3  # users of a changed node matched again (rules look this deep)
+
+
+# Programs smaller than this match every node in every round: making the worklist costs
+# more than it saves (measured: the scalar loop's 78 nodes, the MLP's 141).
+WORKLIST_MIN_NODES = 300
+
+
+def _worklist(root: Graph, changed: set[int], mark: int, graphs_changed: set[int],
+              calls: dict[int, int]) -> Worklist:
+    """The worklist after a round: the nodes made in it (ids above `mark`) or whose
+    inputs it changed, with their users to WORKLIST_DEPTH; where a graph changed, the
+    nodes that call or pass it (the value they return may have a new kind) and the users
+    of its parameters (they may be passed new kinds); where a graph's count of call sites
+    changed, its call sites (it may now be inlined)."""
+    users: dict[int, list[Apply]] = {}
+    refs: dict[int, list[Apply]] = {}  # graph id -> nodes with the graph as an input
+    params: dict[int, list[Parameter]] = {}
+    counts: dict[int, int] = {}
+    seeds: list[Apply] = []
+    for g in reachable_graphs(root):
+        params[g.id] = g.parameters
+        for n in graph_nodes(g):
+            assert isinstance(n, Apply)
+            if n.id > mark or n.id in changed:
+                seeds.append(n)
+            for pos, i in enumerate(n.inputs):
+                users.setdefault(i.id, []).append(n)
+                if is_constant_graph(i):
+                    gid = i.value.id  # type: ignore[attr-defined]
+                    refs.setdefault(gid, []).append(n)
+                    counts[gid] = counts.get(gid, 0) + (1 if pos == 0 else 2)
+    depth: dict[int, int] = {}
+    todo: list[tuple[Apply, int]] = [(n, 0) for n in seeds]
+    todo += [(n, 0) for gid, c in counts.items() if calls.get(gid) != c
+             for n in refs.get(gid, ())]
+    graphs_done: set[int] = set()
+    pending_graphs = set(graphs_changed)
+    while todo or pending_graphs:
+        for gid in pending_graphs - graphs_done:
+            graphs_done.add(gid)
+            todo += [(n, 0) for n in refs.get(gid, ())]
+        pending_graphs = set()
+        next_todo: list[tuple[Apply, int]] = []
+        for n, d in todo:
+            if depth.get(n.id, WORKLIST_DEPTH + 1) <= d:
+                continue
+            depth[n.id] = d
+            if d == 0 and n.graph.id not in graphs_done:
+                pending_graphs.add(n.graph.id)
+            if d < WORKLIST_DEPTH:
+                next_todo += [(u, d + 1) for u in users.get(n.id, ())]
+                for i in n.inputs:
+                    if is_constant_graph(i):
+                        for p in params.get(i.value.id, ()):  # type: ignore[attr-defined]
+                            next_todo += [(u, d + 1) for u in users.get(p.id, ())]
+        todo = next_todo
+    return Worklist(set(depth), counts)
+
+
+def _round(root: Graph, enabled: set[str] | None, log: PassLog, hints: dict,
+           work: Worklist | None) -> tuple[bool, Worklist | None, bool]:
+    """One round: match the nodes of `work` (every node if None). Returns whether anything
+    changed, the next round's worklist (None: every node) and whether this round matched
+    every node."""
+    # (Kinds are inferred afresh each round: a rewrite keeps a value but not always its
+    # kind, e.g. the seed np.float64(1.0) becomes 1.0.)
+    mark = serial_mark()
+    graphs = reachable_graphs(root)
+    ctx = Context(root, facts=LoopFacts(root, graphs), enabled=enabled)
+    ctx.facts.hints = hints  # type: ignore[union-attr]
+    if work is not None:
+        ctx.call_sites = work.calls
+    else:
+        for g in graphs:
+            for n in graph_nodes(g):
+                for pos, inp in enumerate(n.inputs):
+                    if is_constant_graph(inp):  # used as a value: never "called once"
+                        gid = inp.value.id  # type: ignore[attr-defined]
+                        ctx.call_sites[gid] = ctx.call_sites.get(gid, 0) + (2 if pos else 1)
+    total = sum(len(graph_nodes(g)) for g in graphs)
+    if work is not None and 2 * len(work.nodes) > total:
+        # Most nodes are on the worklist: match them all, so that if nothing matches
+        # this round confirms the fixed point (no second round over every node).
+        work = None
+    sweep = _Sweep(ctx, enabled, log, work)
+    for g in graphs:
+        for node in graph_nodes(g):
+            sweep.visit(node, g)  # type: ignore[arg-type]
+    log.rounds.append((sweep.matched, total))
+    replace, spliced, touched = sweep.replace, sweep.spliced, sweep.touched
+    changed = bool(replace)
+    if allowed(enabled, "drop_pure_effects"):
+        for g in graphs:
+            kept = [e for e in g.effects
+                    if not (pure(e) or idle_loop(e)) or e.id in replace]
+            if len(kept) != len(g.effects):
+                log.add("drop_pure_effects")
+                g.effects = kept
+                touched.add(g.id)
+                changed = True
+    structural = False  # loop and branch rewrites change graphs in place, anywhere
+    if not replace and allowed(enabled, "loop_state"):
+        assert ctx.facts is not None
+        # Not both in one round: pruning copies closures that may hold the loops
+        # drop_dead_state renumbers (the copies would keep the old numbering).
+        # Each step may enable the next (a slot dropped frees a saved value): steps run
+        # until none applies, each on facts about the rebuilt loops (no sweep between).
+        facts = ctx.facts
+        for _ in range(LOOP_STEPS_MAX):
+            if not (drop_dead_state(root, facts, replace) or
+                    prune_saved(root, facts, replace)):
+                break
+            log.add("loop_state")
+            structural = True
+            # (All graphs: this round's changes too.)
+            apply_replacements(root, replace, spliced, None)
+            replace = {}
+            facts = LoopFacts(root)
+        if structural:
+            hints.clear()  # (loops rebuilt, slots renumbered)
+            return True, None, work is None
+    if not changed and allowed(enabled, "branch_backprops"):  # alone in its round
+        if branch_backprops(graphs, uses(graphs), replace):
+            log.add("branch_backprops")
+            changed = structural = True
+    if not changed and allowed(enabled, "unused_parameters"):  # alone in its round
+        if (n := drop_unused_parameters(root, graphs)):
+            log.add("unused_parameters", n)
+            changed = structural = True
+    redirected = sweep.changed
+    if replace or touched or structural:
+        apply_replacements(root, replace, spliced, None if structural else touched, redirected)
+    if structural:
+        hints.clear()  # (loops rebuilt, slots renumbered)
+        return changed, None, work is None
+    if not changed:
+        return False, None, work is None
+    if total < WORKLIST_MIN_NODES:
+        return True, None, work is None
+    after = _worklist(root, redirected, mark, touched, ctx.call_sites)
+    # (An empty worklist: the next round is the one over every node that confirms the
+    # fixed point, and runs the whole-program steps a round without rewrites runs.)
+    return True, after if after.nodes else None, work is None
+
+
+def drop_unused_parameters(root: Graph, graphs: list[Graph]) -> int:
+    """Remove the parameters of a function that nothing reads, and the arguments its
+    calls pass them (a parameter a recursive function only passes on to itself, in the
+    same place, counts as unread). Only for functions used by direct calls alone (not
+    `root`, not a value that escapes, not a loop body or a branch), with positional
+    parameters only. Returns how many parameters were removed."""
+    calls: dict[int, list[Apply]] = {}
+    escaped: set[int] = {root.id}
+    users: dict[int, list[tuple[Apply, int]]] = {}
+    for g in graphs:
+        if is_constant_graph(g.output):
+            escaped.add(g.output.value.id)  # type: ignore[union-attr]
+        if isinstance(g.output, Parameter):
+            escaped.add(-g.output.id)  # (a parameter returned is read)
+        for n in graph_nodes(g):
+            assert isinstance(n, Apply)
+            for pos, i in enumerate(n.inputs):
+                if is_constant_graph(i):
+                    gid = i.value.id  # type: ignore[attr-defined]
+                    if pos == 0:
+                        calls.setdefault(gid, []).append(n)
+                    else:
+                        escaped.add(gid)
+                elif type(i) is Parameter:
+                    users.setdefault(i.id, []).append((n, pos))
+    removed = 0
+    for g in graphs:
+        if g.id in escaped or g.id not in calls or g.vararg or any(
+                spec.kind != "pos" for spec in getattr(g, "signature", None) or ()):
+            continue
+        sites = calls[g.id]
+        if any(len(c.inputs) - 1 != len(g.parameters) for c in sites):
+            continue
+        drop = [i for i, p in enumerate(g.parameters) if -p.id not in escaped and all(
+            pos == i + 1 and is_constant_graph(n.inputs[0]) and
+            n.inputs[0].value is g  # type: ignore[attr-defined]
+            for n, pos in users.get(p.id, ()))]
+        if not drop:
+            continue
+        for c in sites:
+            c.inputs = [x for k, x in enumerate(c.inputs) if k - 1 not in drop]
+        g.parameters = [p for i, p in enumerate(g.parameters) if i not in drop]
+        if getattr(g, "signature", None):
+            g.signature = [s for i, s in enumerate(g.signature)  # type: ignore[attr-defined]
+                           if i not in drop]
+        removed += len(drop)
+    return removed

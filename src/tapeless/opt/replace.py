@@ -1,0 +1,110 @@
+"""Applying a round's replacements to the graphs: every input pointed at its replacement,
+effects spliced, and what was computed from the changed graphs forgotten."""
+
+from __future__ import annotations
+
+from ..ir.clone import rebind_value_call
+from ..ir.nodes import (
+    Apply,
+    Graph,
+    Node,
+    graph_nodes,
+    is_constant_graph,
+    reachable_graphs,
+    used_graphs,
+)
+from .simplify import pure
+
+
+def resolved(x: Node, replace: dict[int, Node]) -> Node:
+    seen = 0
+    while x.id in replace and seen < 100:
+        x = replace[x.id]
+        seen += 1
+    return x
+
+
+def redirect(node: Apply, replace: dict[int, Node]) -> bool:
+    """Point `node`'s inputs at their replacements; whether any changed."""
+    inputs = node.inputs
+    if not any(i.id in replace for i in inputs):
+        return False
+    was_value_call = not is_constant_graph(inputs[0])
+    node.inputs = [resolved(i, replace) for i in inputs]
+    if was_value_call:
+        rebind_value_call(node)
+    return True
+
+
+def apply_replacements(root: Graph, replace: dict[int, Node], spliced: dict[int, list[Node]],
+           stale: set[int] | None, redirected: set[int] | None = None) -> None:
+    """Redirect every use of a replaced node to its replacement, in every graph, and
+    forget the schedules this changes: those of the graphs in `stale` (every graph if
+    None) and of the graphs whose nodes or effects change here, then, transitively, of
+    the graphs using them (a graph's schedule depends on its closures' free variables)."""
+    fixed_effects: set[int] = set()
+    graphs = reachable_graphs(root)
+    if stale is None:
+        for g in graphs:
+            g.invalidate()
+    elif stale:
+        forget(graphs, stale)
+    graphs = reachable_graphs(root)
+    todo: set[int] | None = None  # the graphs to visit (all, first)
+    while True:
+        changed: set[int] = set()
+        for g in graphs:
+            if todo is not None and g.id not in todo:
+                continue  # (visited, and its schedule has not changed since)
+            if g.id not in fixed_effects:
+                fixed_effects.add(g.id)
+                if any(e.id in replace for e in g.effects):
+                    effects: list[Node] = []
+                    for e in g.effects:
+                        if e.id in spliced:
+                            effects.extend(spliced[e.id])
+                        elif e.id in replace:
+                            r = resolved(e, replace)
+                            if isinstance(r, Apply) and r.graph is g and not pure(r):
+                                effects.append(r)
+                        else:
+                            effects.append(e)
+                    g.effects = effects
+                    g.invalidate()
+                    changed.add(g.id)
+            if g.output is not None and g.output.id in replace:
+                g.output = resolved(g.output, replace)
+                g.invalidate()
+                changed.add(g.id)
+            for node in graph_nodes(g):
+                if redirect(node, replace):  # type: ignore[arg-type]
+                    changed.add(g.id)
+                    if redirected is not None:
+                        redirected.add(node.id)
+        if not changed:
+            return
+        # Only graphs with a new schedule can hold nodes not redirected yet.
+        todo = forget(graphs, changed)
+        seen = {g.id for g in graphs}
+        graphs = reachable_graphs(root)
+        todo |= {g.id for g in graphs if g.id not in seen}
+
+
+def forget(graphs: list[Graph], changed: set[int]) -> set[int]:
+    """Invalidate the graphs in `changed` and every graph that uses one of them; returns
+    the invalidated graphs."""
+    users: dict[int, set[int]] = {}
+    for g in graphs:
+        for h in used_graphs(g):
+            users.setdefault(h.id, set()).add(g.id)
+    stale = set(changed)
+    todo = list(changed)
+    while todo:
+        for u in users.get(todo.pop(), ()):
+            if u not in stale:
+                stale.add(u)
+                todo.append(u)
+    for g in graphs:
+        if g.id in stale:
+            g.invalidate()
+    return stale

@@ -1,0 +1,112 @@
+"""Whose arrays the results are: a gradient or a result CPython makes as a new array stays
+one (`own`), settled at the end of optimization."""
+
+from __future__ import annotations
+
+from ..ir.nodes import (
+    Apply,
+    Constant,
+    Graph,
+    Node,
+    graph_nodes,
+    is_constant_graph,
+    prim_of,
+    reachable_graphs,
+)
+from .kinds import FLOAT, is_switch_call, kind, shape_of
+from .loops import LoopFacts
+from .patterns import is_prim
+from .replace import apply_replacements
+from .rules import P
+
+
+def fresh(node: Node) -> bool:
+    """Whether `node`'s value is an array that nothing else holds: made by an operation
+    that allocates its result (`Primitive.fresh`; a reduction over constant axes of an
+    array stays an array; its kind says so)."""
+    p = prim_of(node)
+    return p is not None and p.fresh
+
+
+def own_outputs(root: Graph) -> None:
+    """The results `root` returns that are new arrays in CPython stay new (`own`, settled
+    at the end): a rewrite such as `x * 1.0 -> x` must not hand the caller its own
+    argument back. A result made in a branch, a called function or a loop body is owned
+    there: `x = x * 1.0` in a loop gives a new array after one step or more, but the
+    argument itself after none, as in CPython."""
+    seen: set[tuple[int, int | None]] = set()
+
+    def enter(g: Graph, k: int | None) -> None:
+        """Own what `g` returns (its item `k`, if `k` is not None)."""
+        if (g.id, k) in seen or g.output is None:
+            return
+        seen.add((g.id, k))
+        out = g.output
+        if k is None:
+            g.output = owned(out)
+        elif is_prim(out, "make_tuple") and k + 1 < len(out.inputs):  # type: ignore
+            assert isinstance(out, Apply)
+            out.inputs = out.inputs[:k + 1] + [owned(out.inputs[k + 1])] + \
+                out.inputs[k + 2:]
+        g.invalidate()
+
+    def owned(n: Node) -> Node:
+        if type(n) is not Apply or is_prim(n, "own"):
+            return n
+        if fresh(n):
+            return n.graph.apply(P["own"], n)
+        if is_prim(n, "make_tuple"):
+            n.inputs = [n.inputs[0]] + [owned(i) for i in n.inputs[1:]]
+            n.graph.invalidate()
+        elif is_prim(n, "tuple_getitem") and isinstance(n.inputs[2], Constant) and \
+                type(n.inputs[2].value) is int:
+            src, k = n.inputs[1], n.inputs[2].value
+            at = 2 if is_prim(src, "while_loop") else 4 if is_prim(src, "for_range") else 0
+            if at and is_constant_graph(src.inputs[at]):  # type: ignore[union-attr]
+                assert isinstance(src, Apply)
+                enter(src.inputs[at].value, k)  # type: ignore[attr-defined]
+                if 0 <= k < len(src.inputs) - at - 1:  # (after no step: the initial value)
+                    i = at + 1 + k
+                    src.inputs = src.inputs[:i] + [owned(src.inputs[i])] + src.inputs[i + 1:]
+                    src.graph.invalidate()
+            elif isinstance(src, Apply) and is_constant_graph(src.inputs[0]):
+                enter(src.inputs[0].value, k)  # type: ignore[attr-defined]
+        elif is_constant_graph(n.inputs[0]):
+            enter(n.inputs[0].value, None)  # type: ignore[attr-defined]
+        elif is_switch_call(n):
+            for branch in n.inputs[0].inputs[2:4]:  # type: ignore[attr-defined]
+                enter(branch.value, None)  # type: ignore[attr-defined]
+        return n
+
+    enter(root, None)
+
+
+def settle_owns(root: Graph) -> None:
+    """`own(d)`, a gradient array the caller gets to own, is d itself where d is made by
+    an operation that allocates its result, and a copy otherwise (a view, such as a
+    broadcast number, or another argument). Decided here, on the final program."""
+    replace: dict[int, Node] = {}
+    facts: LoopFacts | None = None
+    for g in reachable_graphs(root):
+        for node in graph_nodes(g):
+            if not is_prim(node, "own"):
+                continue
+            assert isinstance(node, Apply)
+            d = node.inputs[1]
+            if fresh(d):
+                replace[node.id] = d
+                continue
+            if is_prim(d, "expand_reduced"):
+                # A number broadcast to x's shape: a new array of that shape, filled in,
+                # without computing x (often computed only for its shape).
+                assert isinstance(d, Apply)
+                c, x, axis, keepdims = d.inputs[1:]
+                facts = facts or LoopFacts(root)
+                shape = shape_of(kind(x, facts))
+                if kind(c, facts) == FLOAT and shape is not None and \
+                        isinstance(axis, Constant) and axis.value is None and \
+                        isinstance(keepdims, Constant) and keepdims.value is False:
+                    replace[node.id] = g.apply(P["np.full"], shape, c, loc=node.loc,
+                                               name=node.name)
+    if replace:
+        apply_replacements(root, replace, {}, None)

@@ -1,0 +1,126 @@
+"""Inlining, constant folding, switches on constants, and common-subexpression
+elimination."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..ir.clone import inline_body, node_count
+from ..ir.nodes import Apply, Constant, Graph, Node, graph_nodes, is_constant_graph, prim_of
+from ..runtime import ZERO
+from .patterns import const, is_prim
+from .rules import INLINE_MAX_NODES, Context, P, rewrite, step
+
+# Steps of the driver's sweep that are not rewrites of one primitive's nodes.
+step("inline")
+step("select_constants")
+step("constant_fold")
+step("cse")
+
+
+def input_key(x: Node) -> object:
+    if isinstance(x, Constant):
+        v = x.value
+        if v is None or type(v) in (bool, int, float, str):
+            return ("v", type(v).__name__, repr(v))
+        if type(v) is slice:
+            return ("s", input_key(Constant(v.start)), input_key(Constant(v.stop)),
+                    input_key(Constant(v.step)))
+        if type(v) is tuple:
+            return ("t",) + tuple(input_key(Constant(i)) for i in v)
+        return ("o", id(v))
+    return ("n", x.id)
+
+
+def cse(ctx: Context, node: Apply) -> Node | None:
+    """A pure primitive (`Primitive.pure`: not iterators such as `enumerate(xs)`, which a
+    first use consumes, nor fresh mutable stacks) applied to the same inputs as an
+    earlier node of its graph is that node."""
+    p = prim_of(node)
+    if p is None or p.effect or p.statement or not p.pure:
+        return None
+    key = (node.graph.id,) + tuple(input_key(x) for x in node.inputs)
+    first = ctx.computed.setdefault(key, node)
+    return None if first is node else first
+
+
+@rewrite("switch")
+def _switch_constant(ctx: Context, node: Apply) -> Node | None:
+    c = node.inputs[1]
+    if isinstance(c, Constant) and not isinstance(c.value, Graph):
+        try:
+            return node.inputs[2] if c.value else node.inputs[3]
+        except Exception:  # noqa: BLE001  (an object whose truth raises: leave it)
+            return None
+    return None
+
+
+def fold_constants(ctx: Context, node: Apply) -> Node | None:
+    p = prim_of(node)
+    if p is None or not p.foldable or p.impl is None:
+        return None
+    args = node.inputs[1:]
+    if not all(const(a) for a in args):
+        return None
+    values = [a.value for a in args]  # type: ignore[attr-defined]
+    if any(v is ZERO for v in values) and p.name not in ("is_", "is_not"):
+        return None
+    # An array constant (a global array, a default value) is read when the code runs,
+    # as CPython reads it: the values it holds may change in place after compiling.
+    if not p.ignores_values and any(isinstance(v, np.ndarray) for v in values):
+        return None
+    try:
+        return Constant(p.impl(*values))
+    except Exception:  # noqa: BLE001  (folding must never change which error is raised)
+        return None
+
+
+def inline_call(ctx: Context, node: Apply) -> tuple[Node, list[Node]] | None:
+    callee = node.inputs[0]
+    if not is_constant_graph(callee):
+        return None
+    g: Graph = callee.value
+    if g is ctx.root or g.output is None or len(node.inputs) - 1 != len(g.parameters):
+        return None
+    if ctx.is_recursive(g):
+        return None
+    if ctx.call_sites.get(g.id, 0) > 1 and node_count(g) > INLINE_MAX_NODES:
+        return None
+    return inline_body(g, node.graph, node.inputs[1:], loc=node.loc)  # type: ignore[arg-type]
+
+
+def select_constants(ctx: Context, node: Apply) -> Node | None:
+    """`switch(c, lambda: A, lambda: B)()` where each branch only returns a constant is
+    `switch(c, A, B)`: a plain selection (then calling it is an ordinary `if`)."""
+    if len(node.inputs) != 1 or not is_prim(node.inputs[0], "switch"):
+        return None
+    sw = node.inputs[0]
+    assert isinstance(sw, Apply)
+    outs = []
+    for b in sw.inputs[2:4]:
+        if not is_constant_graph(b):
+            return None
+        g: Graph = b.value
+        if g.parameters or g.effects or not isinstance(g.output, Constant) or graph_nodes(g):
+            return None
+        outs.append(g.output)
+    return node.graph.apply(P["switch"], sw.inputs[1], *outs, loc=node.loc, name=node.name)
+
+
+def pure(node: Node) -> bool:
+    p = prim_of(node)
+    return p is not None and not p.effect and not p.statement
+
+
+def idle_loop(node: Node) -> bool:
+    """A loop over a range of constant bounds, without state, whose body does nothing
+    (`for j in range(1, 3): pass`, what remains of a loop whose results are unused)."""
+    if not is_prim(node, "for_range") or len(node.inputs) != 5:  # type: ignore[attr-defined]
+        return False
+    start, stop, step, body = node.inputs[1:]  # type: ignore[attr-defined]
+    if not all(isinstance(b, Constant) and type(b.value) is int for b in (start, stop, step)) \
+            or step.value == 0 or not is_constant_graph(body):
+        return False
+    g: Graph = body.value
+    return not g.effects and isinstance(g.output, Constant) and \
+        type(g.output.value) is tuple and not g.output.value and not graph_nodes(g)

@@ -1,0 +1,176 @@
+"""Symbolic zeros: which values can never be `ZERO` (by induction for loop state), and the
+rewrites that delete the work a zero sensitivity would cause."""
+
+from __future__ import annotations
+
+import math
+
+from ..ir.nodes import Apply, Constant, Node, Parameter, prim_of
+from ..runtime import ZERO
+from .kinds import FLOAT, INT, SCALAR, is_f8, is_switch_call, item_nodes, kind, shape_of
+from .loops import LoopFacts
+from .patterns import is_prim, tuple_items
+from .rules import Context, P, rewrite
+
+
+def never_zero(node: Node, facts: LoopFacts | None = None, assumed: set | None = None,
+               depth: int = 0) -> bool:
+    """Whether `node` can never be the symbolic zero at run time (loop state: by
+    induction over the loop)."""
+    if facts is None:
+        return _never_zero(node, facts, assumed, depth)
+    key = (node.id, frozenset(assumed) if assumed else frozenset())
+    if key not in facts.nonzero:
+        facts.nonzero[key] = _never_zero(node, facts, assumed, depth)  # type: ignore[index]
+    return facts.nonzero[key]  # type: ignore[index]
+
+
+def _never_zero(node: Node, facts: LoopFacts | None, assumed: set | None,
+                depth: int) -> bool:
+    if isinstance(node, Constant):
+        return node.value is not ZERO
+    if depth > 30:
+        return False
+    assumed = set() if assumed is None else assumed
+    if isinstance(node, Parameter):
+        return facts is not None and facts.inductive(
+            node, lambda n, a: never_zero(n, facts, a, depth + 1), assumed)
+    if is_switch_call(node):  # a value-`if`: each branch's value
+        return all(never_zero(b.value.output, facts, assumed, depth + 1)  # type: ignore
+                   for b in node.inputs[0].inputs[2:4])  # type: ignore[attr-defined]
+    p = prim_of(node)
+    if p is None:
+        return False
+    assert isinstance(node, Apply)
+    if p.name == "tuple_getitem" and isinstance(node.inputs[2], Constant) and \
+            isinstance(node.inputs[2].value, int):
+        items = item_nodes(node.inputs[1], node.inputs[2].value, facts)
+        if items is not None:
+            return all(never_zero(i, facts, assumed, depth + 1) for i in items)
+    if p.never_zero:
+        return True
+    if p.name == "sens_of" and _materializes(kind(node.inputs[2], facts)):
+        return True  # zeros of a known kind where d is ZERO
+    if p.zero_preserving:
+        return never_zero(node.inputs[1], facts, assumed, depth + 1)
+    if p.name == "getitem" and (is_prim(node.inputs[2], "make_slice") or (
+            isinstance(node.inputs[2], Constant) and type(node.inputs[2].value) is slice)):
+        # A slice of a value (a list, a tuple, an array) that is not ZERO.
+        return never_zero(node.inputs[1], facts, assumed, depth + 1)
+    if p.name == "getitem" and shape_of(kind(node.inputs[1], facts)) is not None:
+        return never_zero(node.inputs[1], facts, assumed, depth + 1)  # a part of an array
+    if p.name == "gadd":
+        return never_zero(node.inputs[1], facts, assumed, depth + 1) or \
+            never_zero(node.inputs[2], facts, assumed, depth + 1)
+    if p.name == "tuple_getitem" and facts is not None:
+        found = facts.result_of(node)
+        if found is not None:
+            info, j = found
+            return never_zero(info.params(j)[0], facts, assumed, depth + 1)
+    return False
+
+
+def _materializes(k: str | None) -> bool:
+    """`zeros_like_value` of a value of kind k is a value, not ZERO: numbers, float, int
+    and bool arrays, lists, tuples."""
+    return k in (FLOAT, INT, SCALAR) or shape_of(k) is not None or \
+        (k is not None and k.startswith(("list<", "tuple<")))
+
+
+@rewrite("sens_of")
+def _sens_of_nonzero(ctx: Context, node: Apply) -> Node | None:
+    return node.inputs[1] if never_zero(node.inputs[1], ctx.facts) else None
+
+
+def _zeros_of(node: Node, facts: LoopFacts | None) -> bool:
+    """Whether node is `sens_of(ZERO, like)` for a float64 array or float `like`: zeros
+    of like's kind, made only because an operation needs a value."""
+    if not is_prim(node, "sens_of"):
+        return False
+    d, like = node.inputs[1:]  # type: ignore[attr-defined]
+    k = kind(like, facts)
+    return isinstance(d, Constant) and d.value is ZERO and is_f8(k)
+
+
+@rewrite("mul", "neg")
+def _zeros_scaled(ctx: Context, node: Apply) -> Node | None:
+    """Zeros scaled by a finite number (or negated) are the zeros: the sensitivity of an
+    argument nothing uses, through a scaling, does no work (up to the sign of a zero).
+    So are zeros times a float64 value whose product has the zeros' kind (the sensitivity
+    of a variable nothing reads, through a rule such as exp's `d * y`): the sensitivity
+    is a zero, made concrete only for the rule, and stays one; where the value holds inf
+    or nan this gives 0 where the unoptimized program's IEEE product gives nan (0 is the
+    symbolic zero's answer, and JAX's)."""
+    if is_prim(node, "neg"):
+        return node.inputs[1] if _zeros_of(node.inputs[1], ctx.facts) else None
+    a, b = node.inputs[1:]
+    for z, c in ((a, b), (b, a)):
+        if not _zeros_of(z, ctx.facts):
+            continue
+        if isinstance(c, Constant) and type(c.value) in (float, int) and \
+                math.isfinite(c.value):
+            return z
+        kz, kc = kind(z.inputs[2], ctx.facts), kind(c, ctx.facts)  # type: ignore[attr-defined]
+        if (kc == FLOAT or is_f8(kc)) and kind(node, ctx.facts) == kz:
+            return z
+    return None
+
+
+@rewrite("add", "gadd")
+def _plus_zeros(ctx: Context, node: Apply) -> Node | None:
+    """A sensitivity plus zeros of its own kind is the sensitivity (up to the sign of a
+    zero)."""
+    a, b = node.inputs[1:]
+    for z, x in ((a, b), (b, a)):
+        if _zeros_of(z, ctx.facts):
+            kx, kz = kind(x, ctx.facts), kind(z.inputs[2], ctx.facts)  # type: ignore[attr-defined]
+            if kx == kz and (kx == FLOAT or shape_of(kx) is not None):
+                return x
+    return None
+
+
+@rewrite("unbroadcast")
+def _unbroadcast_zeros(ctx: Context, node: Apply) -> Node | None:
+    """The sensitivity of x given zeros is zero: ZERO, which needs no array."""
+    return Constant(ZERO) if _zeros_of(node.inputs[1], ctx.facts) else None
+
+
+@rewrite("gadd")
+def _gadd_zero(ctx: Context, node: Apply) -> Node | None:
+    """ZERO + x is x; two sensitivities that are surely numbers of one kind add with +."""
+    a, b = node.inputs[1:]
+    if isinstance(a, Constant) and a.value is ZERO:
+        return b
+    if isinstance(b, Constant) and b.value is ZERO:
+        return a
+    ka = kind(a, ctx.facts)
+    if ka is not None and ka == kind(b, ctx.facts) and (ka == FLOAT or shape_of(ka) is not None) \
+            and never_zero(a, ctx.facts) and never_zero(b, ctx.facts):
+        return node.graph.apply(P["add"], a, b, loc=node.loc, name=node.name)
+    return None
+
+
+@rewrite("is_", "is_not")
+def _is_zero(ctx: Context, node: Apply) -> Node | None:
+    a, b = node.inputs[1:]
+    if isinstance(b, Constant) and b.value is ZERO and never_zero(a, ctx.facts):
+        return Constant(is_prim(node, "is_not"))
+    return None
+
+
+@rewrite("check_scalar_output")
+def _scalar_output_known(ctx: Context, node: Apply) -> Node | None:
+    v = node.inputs[1]
+    return v if kind(v, ctx.facts) in (FLOAT, SCALAR) else None
+
+
+@rewrite("check_aux_output")
+def _aux_output_known(ctx: Context, node: Apply) -> Node | None:
+    v = node.inputs[1]
+    items = tuple_items(v)
+    return v if items is not None and len(items) == 2 else None
+
+
+@rewrite("ones_like_output")
+def _seed_known(ctx: Context, node: Apply) -> Node | None:
+    return Constant(1.0) if kind(node.inputs[1], ctx.facts) in (FLOAT, SCALAR) else None
