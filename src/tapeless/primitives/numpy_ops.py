@@ -22,9 +22,9 @@ NUMPY_FUNCTIONS: dict[str, tuple[str, bool]] = {
     # elementwise, two arguments
     **{n: ("x1, x2", True) for n in (
         "add subtract multiply divide power maximum minimum fmax fmin arctan2 "
-        "logaddexp hypot").split()},
+        "logaddexp hypot mod fmod").split()},
     **{n: ("x1, x2", False) for n in (
-        "floor_divide mod equal not_equal less less_equal greater greater_equal "
+        "floor_divide equal not_equal less less_equal greater greater_equal "
         "logical_and logical_or logical_xor").split()},
     "where": ("condition, x, y", True),
     "clip": ("a, a_min, a_max", True),

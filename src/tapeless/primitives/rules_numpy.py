@@ -223,6 +223,21 @@ def _np_power(x1, x2):
     return y, back
 
 
+@rule("np.mod")
+def _np_mod(x1, x2):
+    # np.mod is np.remainder (Python's %): x1 - x2 * floor(x1 / x2), with the floor's
+    # derivative 0 almost everywhere, as for the `%` operator.
+    back = lambda d: (unbroadcast(d, x1), unbroadcast(-d * np.floor_divide(x1, x2), x2))
+    return np.mod(x1, x2), back
+
+
+@rule("np.fmod")
+def _np_fmod(x1, x2):
+    # C's fmod: x1 - x2 * trunc(x1 / x2).
+    back = lambda d: (unbroadcast(d, x1), unbroadcast(-d * np.trunc(np.divide(x1, x2)), x2))
+    return np.fmod(x1, x2), back
+
+
 def _balanced(a, b):
     """Where a > b: 1, where a == b: 1/2, else 0 (ties share, as autograd and JAX do)."""
     return np.where(np.greater(a, b), 1.0, np.where(np.equal(a, b), 0.5, 0.0))
