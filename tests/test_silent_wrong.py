@@ -67,3 +67,67 @@ def test_np_fmod_and_math_fmod(optimize: str) -> None:
 def test_np_floor_divide_has_zero_derivative(optimize: str) -> None:
     same(tl.grad(lambda x, y: np.floor_divide(x, y) * 1.0, argnums=(0, 1))(0.7, 0.3),
          (0.0, 0.0))
+
+
+# --- 2. np.r_ and np.c_ -----------------------------------------------------------------------
+
+C = np.array([1.0, 2.0])
+W4 = np.array([1.0, 2.0, 3.0, 4.0])
+
+
+def r_loss(x):
+    return np.sum(np.r_[x, C] * W4)
+
+
+def test_np_r_(optimize: str) -> None:
+    same(tl.grad(r_loss)(np.array([0.5, -0.5])), np.array([1.0, 2.0]))
+
+
+def r_mixed(x, s):
+    return np.sum(np.r_[x, s, 0:2, C] * np.arange(1.0, 8.0))
+
+
+def test_np_r_numbers_and_slices(optimize: str) -> None:
+    same(tl.grad(r_mixed, argnums=(0, 1))(np.array([0.5, -0.5]), 2.0),
+         (np.array([1.0, 2.0]), 3.0))
+
+
+def c_loss(x, m):
+    return np.sum(np.c_[m, x, 3.0 * x] * np.arange(1.0, 9.0).reshape(2, 4))
+
+
+def test_np_c_(optimize: str) -> None:
+    gx, gm = tl.grad(c_loss, argnums=(0, 1))(np.array([0.5, -0.5]), np.ones((2, 2)))
+    same(gx, np.array([3.0 + 3.0 * 4.0, 7.0 + 3.0 * 8.0]))
+    same(gm, np.array([[1.0, 2.0], [5.0, 6.0]]))
+
+
+def c_numbers(s):
+    return np.sum(np.c_[s, 2.0 * s] ** 2)
+
+
+def test_np_c_numbers_second_order(optimize: str) -> None:
+    same(tl.grad(c_numbers)(1.5), 15.0)
+    same(tl.grad(tl.grad(c_numbers))(1.5), 10.0)
+
+
+def r_directive(x):
+    return np.sum(np.r_["0", x, C] * W4)
+
+
+def test_getitem_into_another_object_raises_rather_than_zero(optimize: str) -> None:
+    """A subscript the front end does not compile to a concatenation (a string
+    directive) is a getitem into np.r_: its index's sensitivity is unknown. The gradient
+    raises, optimized or not (the optimizer used to drop the unoptimized program's
+    error along with the index's sensitivity, which the rule said was zero, and return
+    zeros)."""
+    with pytest.raises(TypeError, match="cannot differentiate indexing into RClass"):
+        tl.grad(r_directive)(np.array([0.5, -0.5]))
+
+
+def r_constant_slice(x):
+    return np.sum(np.r_[0:3] * x)
+
+
+def test_getitem_of_constant_slice_into_r_(optimize: str) -> None:
+    same(tl.grad(r_constant_slice)(np.ones(3)), np.array([0.0, 1.0, 2.0]))

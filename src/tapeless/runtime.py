@@ -332,9 +332,100 @@ def getitem_sens(d: Any, x: Any, index: Any) -> Any:
         else:
             out[index] = d
         return out
-    if isinstance(x, range):
+    if isinstance(x, (range, str, bytes, *_index_tricks())):
         return ZERO
     raise TypeError(f"cannot differentiate indexing into {type(x).__name__}")
+
+
+def _index_tricks() -> tuple:
+    """NumPy's indexing helper objects (np.r_, np.c_, np.s_, np.mgrid, ...): they hold no
+    numbers of their own, so indexing into one gives them no sensitivity."""
+    import numpy as np
+
+    return (type(np.r_).__mro__[1], type(np.s_), type(np.mgrid).__mro__[1])
+
+
+def index_sens(d: Any, x: Any, index: Any) -> Any:
+    """The sensitivity of `index` given that of `x[index]`: none when `x` is a container
+    or an array (an index selects, it is not differentiated). Indexing into another
+    object calls its `__getitem__`, whose result may depend on the index's numbers in
+    a way tapeless does not know: that raises rather than give the index a zero
+    sensitivity (a wrong gradient), unless the index holds no float."""
+    import numpy as np
+
+    if d is ZERO or isinstance(x, (tuple, list, dict, str, bytes, range, np.ndarray,
+                                   np.generic)) or not holds_float(index):
+        return ZERO
+    raise TypeError(f"cannot differentiate indexing into {type(x).__name__} with respect "
+                    "to the index")
+
+
+def holds_float(index: Any) -> bool:
+    import numpy as np
+
+    if isinstance(index, (tuple, list)):
+        return any(holds_float(i) for i in index)
+    if isinstance(index, slice):
+        return any(holds_float(i) for i in (index.start, index.stop, index.step))
+    if isinstance(index, (float, complex)):
+        return True
+    if isinstance(index, (np.ndarray, np.generic)):
+        return np.result_type(index).kind in "fc"
+    return False
+
+
+def index_concat(axis: int, items: tuple) -> Any:
+    """`np.r_[items]` (axis 0) or `np.c_[items]` (axis -1): what the front end compiles
+    those subscripts to (items: a tuple of arrays, numbers and slices)."""
+    import numpy as np
+
+    return (np.r_ if axis == 0 else np.c_)[items]
+
+
+def _index_concat_sizes(axis: int, items: tuple) -> list:
+    """How many entries along `axis` each item fills in `index_concat(axis, *items)`."""
+    import numpy as np
+
+    sizes = []
+    for it in items:
+        if isinstance(it, slice):
+            sizes.append(np.shape(index_concat(axis, (it,)))[axis])
+            continue
+        shape = np.shape(it)
+        if axis == 0:
+            sizes.append(shape[0] if shape else 1)
+        else:  # np.c_: numbers and 1-d arrays become one column
+            sizes.append(shape[-1] if len(shape) >= 2 else 1)
+    return sizes
+
+
+def index_concat_sens(d: Any, axis: int, items: tuple) -> tuple:
+    """The sensitivities of the items of `index_concat(axis, *items)` given that of its
+    result (none for a slice, which is a range of constants)."""
+    import numpy as np
+
+    if d is ZERO:
+        return (ZERO,) * len(items)
+    sizes = _index_concat_sizes(axis, items)
+    pieces = np.split(d, list(np.cumsum(sizes)[:-1]), axis)
+    return tuple(ZERO if isinstance(it, slice) else reshape_like(p, it)
+                 for p, it in zip(pieces, items, strict=True))
+
+
+def index_concat_dense(ds: Any, axis: int, items: tuple) -> Any:
+    """The transpose of `index_concat_sens`: the items' sensitivities `ds` (ZERO where
+    there is none) laid out as `index_concat(axis, *items)` lays out the items."""
+    import numpy as np
+
+    if ds is ZERO:
+        return ZERO
+    parts = []
+    for it, size, p in zip(items, _index_concat_sizes(axis, items), ds, strict=True):
+        if isinstance(it, slice):
+            parts.append(np.zeros(size))
+        else:
+            parts.append(sens_of(p, it) if not isinstance(it, (int, bool)) else 0.0)
+    return index_concat(axis, tuple(parts))
 
 
 def scatter_sens(x: Any, indices: tuple, ds: tuple) -> Any:

@@ -58,6 +58,23 @@ _helper("tensordot_subscripts", "a_ndim, b_ndim, axes", differentiable=False)
 _helper("split_indices", "arrays, axis", differentiable=False)
 _helper("concat_sens", "d, arrays, axis")
 _helper("take_sens", "d, a, indices, axis")
+# The index's sensitivity in `x[index]`: ZERO, or an error where x is not a container.
+_helper("index_sens", "d, x, index", differentiable=False)
+_helper("index_concat_sens", "d, axis, items")
+_helper("index_concat_dense", "ds, axis, items")
+
+
+def _emit_index_concat(a: list[str]) -> str:
+    from .registry import _star
+
+    inner = _star(a[1])  # `(x, c)` -> `x, c`; a tuple `t` -> `*t`, written `t`
+    return f"{'np.r_' if a[0] == '0' else 'np.c_'}[{a[1] if inner[:1] == '*' else inner}]"
+
+
+# `np.r_[a, b, ...]` (axis 0) and `np.c_[a, b, ...]` (axis -1), as the front end compiles
+# them: index_concat(axis, (a, b, ...)).
+register(Primitive("index_concat", rt.index_concat, "axis, items", _emit_index_concat),
+         rt.index_concat)
 _helper("diag_sens", "d, v, k")
 
 # A loop's stack of saved values as a Python list, when the optimizer proves the forward

@@ -21,6 +21,10 @@ from ..runtime import (
     gadd,
     getattr_sens,
     getitem_sens,
+    index_concat,
+    index_concat_dense,
+    index_concat_sens,
+    index_sens,
     repeat_sens,
     reshape_like,
     sens_getattr,
@@ -59,8 +63,29 @@ def _tuple_getitem(t, i):
 
 @rule("getitem")
 def _getitem(x, index):
-    back = lambda d: (getitem_sens(d, x, index), ZERO)
+    # (index_sens: ZERO, or an error where x is an object whose `__getitem__` may
+    # compute with the index's numbers: np.r_[x, y] through a path the front end does
+    # not compile to index_concat. Never a silent zero.)
+    back = lambda d: (getitem_sens(d, x, index), index_sens(d, x, index))
     return x[index], back
+
+
+@rule("index_concat")
+def _index_concat(axis, items):
+    back = lambda d: (ZERO, index_concat_sens(d, axis, items))
+    return index_concat(axis, items), back
+
+
+@rule("index_concat_sens")
+def _index_concat_sens(d, axis, items):
+    back = lambda dd: (index_concat_dense(dd, axis, items), ZERO, ZERO)
+    return index_concat_sens(d, axis, items), back
+
+
+@rule("index_concat_dense")
+def _index_concat_dense(ds, axis, items):
+    back = lambda dd: (index_concat_sens(dd, axis, items), ZERO, ZERO)
+    return index_concat_dense(ds, axis, items), back
 
 
 @rule("make_dict")
