@@ -131,3 +131,45 @@ def r_constant_slice(x):
 
 def test_getitem_of_constant_slice_into_r_(optimize: str) -> None:
     same(tl.grad(r_constant_slice)(np.ones(3)), np.array([0.0, 1.0, 2.0]))
+
+
+# --- 3. einsum ---------------------------------------------------------------------------------
+
+M23 = np.array([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]])
+
+
+def test_einsum_sublist_transpose(optimize: str) -> None:
+    g = tl.grad(lambda x: np.sum(np.einsum(x, [0, 1], [1, 0]) * M23.T))(np.zeros((2, 3)))
+    same(g, M23)
+
+
+def test_einsum_sublist_product(optimize: str) -> None:
+    a = np.array([[1.0, 2.0], [3.0, 4.0]])
+    b = np.array([[1.0, -1.0, 2.0], [0.5, 3.0, 1.0]])
+    ga, gb = tl.grad(lambda a, b: np.sum(np.einsum(a, [0, 1], b, [1, 2], [0, 2])),
+                     argnums=(0, 1))(a, b)
+    same(ga, np.ones((2, 3)) @ b.T)
+    same(gb, a.T @ np.ones((2, 3)))
+    ga, gb = tl.grad(lambda a, b: np.sum(np.einsum(a, [0, 1], b, [1, 2])),  # implicit
+                     argnums=(0, 1))(a, b)
+    same(ga, np.ones((2, 3)) @ b.T)
+    same(gb, a.T @ np.ones((2, 3)))
+
+
+def test_einsum_ellipsis_and_implicit(optimize: str) -> None:
+    a = np.arange(12.0).reshape(3, 2, 2)
+    b = np.arange(12.0).reshape(3, 2, 2) - 5.0
+    ga, gb = tl.grad(lambda a, b: np.sum(np.einsum("...ij,...jk->...ik", a, b)),
+                     argnums=(0, 1))(a, b)
+    same(ga, np.ones((3, 2, 2)) @ np.swapaxes(b, -1, -2))
+    same(gb, np.swapaxes(a, -1, -2) @ np.ones((3, 2, 2)))
+    # broadcast along the ellipsis: a's batch axis of 1 is summed back
+    a1 = a[:1]
+    ga1, gb1 = tl.grad(lambda a, b: np.sum(np.einsum("...ij,...jk->...ik", a, b)),
+                       argnums=(0, 1))(a1, b)
+    same(ga1, np.sum(np.ones((3, 2, 2)) @ np.swapaxes(b, -1, -2), axis=0, keepdims=True))
+    same(gb1, np.broadcast_to(np.swapaxes(a1, -1, -2) @ np.ones((1, 2, 2)), (3, 2, 2)))
+    m = np.array([[1.0, 2.0], [3.0, 4.0]])
+    ga, gb = tl.grad(lambda a, b: np.sum(np.einsum("ij,jk", a, b)), argnums=(0, 1))(m, m.T)
+    same(ga, np.ones((2, 2)) @ m)
+    same(gb, m.T @ np.ones((2, 2)))

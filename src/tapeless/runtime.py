@@ -768,23 +768,38 @@ def sens_index(dd: Any, index: Any) -> Any:
     return dd[index]
 
 
-def einsum_specs(subscripts: str, n: int) -> tuple:
-    """For each operand k of `einsum(subscripts, ...)`: the einsum spec that computes its
-    gradient from (d, the other operands), and the axes that spec cannot produce (labels
-    only operand k has), which the gradient is broadcast along."""
+def einsum_specs(subscripts: str, operands: tuple) -> tuple:
+    """For each operand k of `einsum(subscripts, *operands)`:
+    the einsum spec that computes its gradient from (d, the other operands), and the
+    axes that spec cannot produce (labels only operand k has), which the gradient is
+    broadcast along. An ellipsis is written out as letters the spec does not use."""
+    import numpy as np
+
+    n = len(operands)
     spec = subscripts.replace(" ", "")
-    if "." in spec:
-        raise ValueError("tapeless cannot differentiate einsum with '...' yet; "
-                         "write the axes out explicitly")
     if "->" in spec:
         inputs, out = spec.split("->")
     else:
-        inputs = spec
-        letters = inputs.replace(",", "")
-        out = "".join(sorted(c for c in set(letters) if letters.count(c) == 1))
+        inputs, out = spec, None
     parts = inputs.split(",")
     if len(parts) != n:
         raise ValueError(f"einsum spec {subscripts!r} names {len(parts)} operands, got {n}")
+    if "." in spec:
+        free = [c for c in _EINSUM_LETTERS if c not in spec]
+        widths = [np.ndim(operands[k]) - (len(p) - 3) if "..." in p else 0
+                  for k, p in enumerate(parts)]
+        width = max(widths)
+        dots = "".join(free[:width])
+        parts = [p.replace("...", dots[width - w:]) for p, w in zip(parts, widths, strict=True)]
+        if out is None:
+            letters = "".join(parts).replace(",", "")
+            out = dots + "".join(sorted(c for c in set(letters) if letters.count(c) == 1
+                                        and c not in dots))
+        else:
+            out = out.replace("...", dots)
+    elif out is None:
+        letters = inputs.replace(",", "")
+        out = "".join(sorted(c for c in set(letters) if letters.count(c) == 1))
     result = []
     for k, part in enumerate(parts):
         if len(set(part)) != len(part):
@@ -794,8 +809,46 @@ def einsum_specs(subscripts: str, n: int) -> tuple:
         available = set(out).union(*others) if others else set(out)
         produced = "".join(c for c in part if c in available)
         missing = tuple(i for i, c in enumerate(part) if c not in available)
-        result.append((",".join([out] + others) + "->" + produced, missing))
+        summed: tuple = ()
+        back = ",".join([out] + others) + "->" + produced
+        if "." in spec and any(c in dots for c in produced):
+            # The ellipsis's letters as an ellipsis again, so that the spec broadcasts
+            # them as the original did, and its own derivative sums them back (NumPy
+            # wants an ellipsis in the output where the inputs have one). An operand
+            # with fewer of them gets them all, then sums the ones it lacks.
+            mine = "".join(c for c in produced if c in dots)
+            extra = dots[:width - len(mine)]
+            summed = tuple(range(produced.index(mine), produced.index(mine) + len(extra)))
+            back = ",".join(_ellipsis_again(t, dots) for t in back.split("->")[0].split(","))
+            back = back + "->" + produced.replace(mine, "...")
+        result.append((back, missing, summed))
     return tuple(result)
+
+
+def _ellipsis_again(term: str, dots: str) -> str:
+    """`term` with its letters of `dots` (a suffix of them, in order) written `...`."""
+    mine = "".join(c for c in term if c in dots)
+    if not mine:
+        return term
+    return term.replace(mine, "...")
+
+
+# Labels in the order NumPy sorts them (an implicit output lists its labels sorted).
+_EINSUM_LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+
+
+def einsum_sublist_spec(first: Any, rest: tuple) -> str:
+    """The subscripts string of `np.einsum(first, sublist0, op1, sublist1, ...,
+    [output])` (the sublist form: `rest` is everything after the first operand)."""
+    n = (len(rest) + 1) // 2
+    sublists = [rest[0]] + [rest[2 * k] for k in range(1, n)]
+    out = rest[2 * n - 1] if len(rest) == 2 * n else None
+
+    def letters(sub: Any) -> str:
+        return "".join("..." if s is Ellipsis else _EINSUM_LETTERS[s] for s in sub)
+
+    spec = ",".join(letters(s) for s in sublists)
+    return spec if out is None else spec + "->" + letters(out)
 
 
 def tensordot_subscripts(a_ndim: int, b_ndim: int, axes: Any) -> str:

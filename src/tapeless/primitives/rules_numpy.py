@@ -13,6 +13,7 @@ from ..runtime import (
     concat_sens,
     diag_sens,
     einsum_specs,
+    einsum_sublist_spec,
     expand_reduced,
     fdiv,
     fpow,
@@ -315,21 +316,26 @@ def _m_clip(x, min, max):  # noqa: A002
 
 def _einsum_back(spec, operands, d):
     """The sensitivities of einsum(spec, *operands) given that of its result."""
-    specs = einsum_specs(spec, len(operands))
+    specs = einsum_specs(spec, operands)
     grads = []
     for k in range(len(operands)):
-        back_spec, missing = specs[k]
+        back_spec, missing, summed = specs[k]
         others = operands[:k] + operands[k + 1:]
         g = _einsum_call(back_spec, (d,) + others)
+        if summed:  # (ellipsis axes the operand does not have)
+            g = np.sum(g, axis=summed)
         if missing:
             g = np.broadcast_to(np.expand_dims(g, missing), np.shape(operands[k]))
+        if "." in spec:  # (axes of an ellipsis may be broadcast: sum them back)
+            g = unbroadcast(g, operands[k])
         grads = grads + [g]
     return tuple(grads)
 
 
 def _einsum_call(spec, operands):
     """np.einsum(spec, *operands), spelled without `*` (the supported subset cannot pass
-    `*args` after a positional argument); at most 6 operands."""
+    `*args` after a positional argument); at most 8 of them (the sublist form passes
+    up to 4 operands with their sublists)."""
     n = len(operands)
     if n == 1:
         return np.einsum(spec, operands[0])
@@ -342,13 +348,37 @@ def _einsum_call(spec, operands):
     if n == 5:
         return np.einsum(spec, operands[0], operands[1], operands[2], operands[3],
                          operands[4])
-    return np.einsum(spec, operands[0], operands[1], operands[2], operands[3], operands[4],
-                     operands[5])
+    if n == 6:
+        return np.einsum(spec, operands[0], operands[1], operands[2], operands[3],
+                         operands[4], operands[5])
+    if n == 7:
+        return np.einsum(spec, operands[0], operands[1], operands[2], operands[3],
+                         operands[4], operands[5], operands[6])
+    if n == 8:
+        return np.einsum(spec, operands[0], operands[1], operands[2], operands[3],
+                         operands[4], operands[5], operands[6], operands[7])
+    raise ValueError(f"tapeless differentiates np.einsum of at most 8 arguments after the "
+                     f"first, got {n}")
 
 
 @rule("np.einsum")
 def _einsum(subscripts, operands):
-    back = lambda d: (ZERO, _einsum_back(subscripts, operands, d))
+    if isinstance(subscripts, str):
+        back = lambda d: (ZERO, _einsum_back(subscripts, operands, d))
+        return _einsum_call(subscripts, operands), back
+    # The sublist form, einsum(a, [0, 1], b, [1, 2], [0, 2]): `subscripts` is the first
+    # operand and `operands` alternates sublists and the other operands; differentiated
+    # through the equivalent subscripts string.
+    spec = einsum_sublist_spec(subscripts, operands)
+    n = (len(operands) + 1) // 2
+    arrays = (subscripts,) + tuple(operands[2 * k - 1] for k in range(1, n))
+
+    def back(d):
+        g = _einsum_back(spec, arrays, d)
+        rest = tuple(g[(i + 1) // 2] if i % 2 == 1 and i < 2 * n - 2 else ZERO
+                     for i in range(len(operands)))
+        return g[0], rest
+
     return _einsum_call(subscripts, operands), back
 
 
