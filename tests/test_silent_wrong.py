@@ -173,3 +173,91 @@ def test_einsum_ellipsis_and_implicit(optimize: str) -> None:
     ga, gb = tl.grad(lambda a, b: np.sum(np.einsum("ij,jk", a, b)), argnums=(0, 1))(m, m.T)
     same(ga, np.ones((2, 2)) @ m)
     same(gb, m.T @ np.ones((2, 2)))
+
+
+# --- 4. nan where the derivative is 0 ----------------------------------------------------------
+
+Z3 = np.zeros(3)
+
+
+def pow_zero(x):
+    return x ** 0.0
+
+
+def pow_int_zero(x):
+    return x ** 0
+
+
+def np_pow_zero(x):
+    return np.sum(np.power(x, 0.0))
+
+
+def np_pow(x, y):
+    return np.sum(np.power(x, y))
+
+
+def star_pow(x, y):
+    return np.sum(x ** y)
+
+
+def math_pow(x, y):
+    return math.pow(x, y)
+
+
+def test_power_zero_exponent_at_zero(optimize: str) -> None:
+    same(tl.grad(pow_zero)(0.0), 0.0)
+    same(tl.grad(tl.grad(pow_zero))(0.0), 0.0)
+    same(tl.grad(pow_int_zero)(0.0), 0.0)
+    same(tl.grad(np_pow_zero)(Z3), Z3)
+    same(tl.grad(lambda x: np.sum(tl.grad(np_pow_zero)(x)))(Z3), Z3)
+    same(tl.grad(math_pow, argnums=(0, 1))(0.0, 0.0), (0.0, 0.0))
+    same(tl.grad(tl.grad(math_pow))(0.0, 0.0), 0.0)
+
+
+def test_power_array_exponent_with_zeros(optimize: str) -> None:
+    y = np.array([0.0, 1.0, 2.5])
+    same(tl.grad(np_pow, argnums=(0, 1))(Z3, y), (np.array([0.0, 1.0, 0.0]), Z3))
+    same(tl.grad(star_pow, argnums=(0, 1))(Z3, y), (np.array([0.0, 1.0, 0.0]), Z3))
+    # d/dx of y x^(y - 1) is y (y - 1) x^(y - 2): 0 at x = 0 for y = 0, 1, 2.5
+    same(tl.grad(lambda x, y: np.sum(tl.grad(np_pow)(x, y)))(Z3, y), Z3)
+
+
+def test_power_of_zero_base(optimize: str) -> None:
+    """0 ** y is 0 for y > 0: both derivatives 0, first and second order."""
+    for f in (np_pow, star_pow):
+        same(tl.grad(f, argnums=(0, 1))(0.0, 2.5), (0.0, 0.0))
+        same(tl.grad(f, argnums=(0, 1))(Z3, 2.5), (Z3, 0.0))
+        same(tl.grad(tl.grad(f, argnums=1), argnums=1)(Z3, 2.5), 0.0)
+        same(tl.grad(tl.grad(f, argnums=1), argnums=1)(0.0, 2.5), 0.0)
+        same(tl.grad(tl.grad(f, argnums=1), argnums=0)(Z3, 2.5), Z3)
+    same(tl.grad(lambda x, y: np.sum(tl.grad(np_pow)(x, y)), argnums=1)(Z3, 2.5), 0.0)
+    same(tl.grad(lambda x, y: np.sum(tl.grad(star_pow)(x, y)), argnums=1)(Z3, 2.5), 0.0)
+    same(tl.grad(math_pow, argnums=(0, 1))(0.0, 2.5), (0.0, 0.0))
+    same(tl.grad(tl.grad(math_pow, argnums=1), argnums=1)(0.0, 2.5), 0.0)
+
+
+def std_all(x):
+    return np.std(x)
+
+
+def std_rows(x):
+    return np.sum(np.std(x, axis=1))
+
+
+def var_all(x):
+    return np.var(x)
+
+
+def test_std_where_it_is_zero(optimize: str) -> None:
+    """std of one element, or along an axis of length 1, is identically 0: gradient 0
+    (it was nan); where equal elements make it 0, 0 too (the convention of abs'(0))."""
+    same(tl.grad(std_all)(np.array([0.5])), np.zeros(1))
+    same(tl.grad(lambda x: np.sum(tl.grad(std_all)(x)))(np.array([0.5])), np.zeros(1))
+    same(tl.grad(std_rows)(np.ones((2, 1))), np.zeros((2, 1)))
+    same(tl.grad(lambda x: np.sum(tl.grad(std_rows)(x) ** 2))(np.ones((2, 1))),
+         np.zeros((2, 1)))
+    same(tl.grad(std_all)(np.ones(3)), Z3)
+    same(tl.grad(var_all)(np.array([0.5])), np.zeros(1))
+    # rows of length 2 where one row is constant: that row gets 0, the other its gradient
+    x = np.array([[1.0, 1.0], [1.0, 3.0]])
+    same(tl.grad(std_rows)(x), np.array([[0.0, 0.0], [-0.5, 0.5]]))

@@ -589,7 +589,8 @@ def _isinstance_numeric(ctx: Context, node: Apply) -> Node | None:
 
 @rewrite("np.ndim")
 def _ndim_known(ctx: Context, node: Apply) -> Node | None:
-    n = ndim_of(kind(node.inputs[1], ctx.facts))
+    k = kind(node.inputs[1], ctx.facts)
+    n = 0 if k in (FLOAT, INT, SCALAR) else ndim_of(k)
     return Constant(n) if n is not None else None
 
 
@@ -1448,7 +1449,7 @@ def _switch_constant(ctx: Context, node: Apply) -> Node | None:
 
 _FOLDABLE = {"make_tuple", "isinstance", "len", "is_", "is_not", "not_", "truth", "eq", "ne",
              "lt", "le", "gt", "ge", "add", "sub", "mul", "truediv", "neg", "tuple_getitem",
-             "contains", "not_contains", "make_slice"}
+             "contains", "not_contains", "make_slice", "np.ndim"}
 
 
 def _fold(ctx: Context, node: Apply) -> Node | None:

@@ -398,11 +398,25 @@ def _pow(a, b):
 
 def _pow_back(d, a, b, out):
     # (fpow: where a is 0.0 and b - 1 negative, the derivative is inf, not an error)
-    da = unbroadcast(d * b * fpow(a, b - 1), a)
+    da = _pow_base_sens(d, a, b)
     if isinstance(b, int):
         return da, ZERO
     safe = np.where(np.greater(a, 0), a, 1.0)
     return da, unbroadcast(d * out * np.log(safe), b)
+
+
+def _pow_base_sens(d, a, b):
+    """The sensitivity of a in a ** b: d * b * a ** (b - 1), and 0 where b == 0 (a ** 0
+    is 1 everywhere; the formula gives 0 * inf = nan at a == 0). Where b may be an
+    array: the "double where" (the power is taken of 1 where b == 0), so the derivative
+    of this is not nan either. A constant exponent (`x ** 2`) folds the tests away."""
+    if np.ndim(b) == 0:
+        if b == 0:
+            return unbroadcast(d * 0.0 * a, a)
+        return unbroadcast(d * b * fpow(a, b - 1), a)
+    zero = np.equal(b, 0)
+    safe = np.where(zero, 1.0, a)
+    return unbroadcast(d * np.where(zero, 0.0, b * fpow(safe, b - 1)), a)
 
 
 @rule("fdiv")

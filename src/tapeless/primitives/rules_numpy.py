@@ -217,11 +217,23 @@ def _np_power(x1, x2):
     y = np.power(x1, x2)
 
     def back(d):
-        d1 = unbroadcast(d * x2 * np.power(x1, x2 - 1), x1)
+        d1 = _np_power_base_sens(d, x1, x2)
         safe = np.where(np.greater(x1, 0), x1, 1.0)
         return d1, unbroadcast(d * y * np.log(safe), x2)
 
     return y, back
+
+
+def _np_power_base_sens(d, x1, x2):
+    """As `rules_core._pow_base_sens`, with np.power (nan, not Python's complex result,
+    for a negative base and a fractional exponent)."""
+    if np.ndim(x2) == 0:
+        if x2 == 0:
+            return unbroadcast(d * 0.0 * x1, x1)
+        return unbroadcast(d * x2 * np.power(x1, x2 - 1), x1)
+    zero = np.equal(x2, 0)
+    safe = np.where(zero, 1.0, x1)
+    return unbroadcast(d * np.where(zero, 0.0, x2 * np.power(safe, x2 - 1)), x1)
 
 
 @rule("np.mod")
@@ -588,8 +600,14 @@ def _std(a, axis, dtype, ddof, keepdims):
     n = reduced_count(a, axis)
     out = np.std(a, axis=axis, dtype=dtype, ddof=ddof, keepdims=keepdims)
     centered = a - np.mean(a, axis=axis, keepdims=True)
-    back = lambda d: (expand_reduced(d / out, a, axis, keepdims) * centered / (n - ddof),
-                      ZERO, ZERO, ZERO, ZERO)
+    # Where the standard deviation is 0 (one element, an axis of length 1, or equal
+    # elements) the gradient is 0: exact where std is identically 0, the subgradient
+    # abs'(0) = 0 uses otherwise (JAX's sqrt(var) gives nan there). The double where keeps
+    # the second derivative finite too.
+    zero = np.equal(out, 0.0)
+    safe = np.where(zero, 1.0, out)
+    back = lambda d: (expand_reduced(np.where(zero, 0.0, d / safe), a, axis, keepdims) *
+                      centered / (n - ddof), ZERO, ZERO, ZERO, ZERO)
     return out, back
 
 
@@ -988,7 +1006,8 @@ def _mradians(x):
 @rule("math.pow")
 def _mpow(x, y):
     out = math.pow(x, y)
-    return out, lambda d: (d * y * fpow(x, y - 1.0),
+    # (x ** 0.0 is 1 everywhere: its slope is 0, not 0 * inf at x == 0)
+    return out, lambda d: (0.0 if y == 0 else d * y * fpow(x, y - 1.0),
                            d * out * math.log(x) if x > 0 else 0.0)
 
 
