@@ -214,6 +214,16 @@ def test_power_zero_exponent_at_zero(optimize: str) -> None:
     same(tl.grad(tl.grad(math_pow))(0.0, 0.0), 0.0)
 
 
+def test_power_zero_exponent_keeps_its_derivative_in_the_exponent(optimize: str) -> None:
+    """Away from x == 0 the slope y x^(y - 1) at y == 0 is 0, and its derivative in y is
+    x^-1: the fix of the nan at x == 0 must not make it 0."""
+    same(tl.grad(lambda x, y: tl.grad(star_pow)(x, y), argnums=1)(2.0, 0.0), 0.5)
+    same(tl.grad(lambda x, y: tl.grad(np_pow)(x, y), argnums=1)(2.0, 0.0), 0.5)
+    same(tl.grad(lambda x, y: tl.grad(math_pow)(x, y), argnums=1)(2.0, 0.0), 0.5)
+    same(tl.grad(lambda x, y: np.sum(tl.grad(np_pow)(x, y)), argnums=1)(
+        np.array([2.0, 4.0]), np.array([0.0, 0.0])), np.array([0.5, 0.25]))
+
+
 def test_power_array_exponent_with_zeros(optimize: str) -> None:
     y = np.array([0.0, 1.0, 2.5])
     same(tl.grad(np_pow, argnums=(0, 1))(Z3, y), (np.array([0.0, 1.0, 0.0]), Z3))

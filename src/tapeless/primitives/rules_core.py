@@ -406,15 +406,14 @@ def _pow_back(d, a, b, out):
 
 
 def _pow_base_sens(d, a, b):
-    """The sensitivity of a in a ** b: d * b * a ** (b - 1), and 0 where b == 0 (a ** 0
-    is 1 everywhere; the formula gives 0 * inf = nan at a == 0). Where b may be an
-    array: the "double where" (the power is taken of 1 where b == 0), so the derivative
-    of this is not nan either. A constant exponent (`x ** 2`) folds the tests away."""
-    if np.ndim(b) == 0:
-        if b == 0:
-            return unbroadcast(d * 0.0 * a, a)
+    """The sensitivity of a in a ** b: d * b * a ** (b - 1), and 0 where b == 0 and
+    a == 0 (a ** 0 is 1 everywhere; the formula gives 0 * inf = nan there; elsewhere it
+    gives 0, whose derivative in b, a ** -1, it must keep). A constant nonzero exponent
+    (`x ** 2`) folds the test away; otherwise the "double where" (the power is taken of
+    1 where b == 0 and a == 0), so that the derivative of this is not nan either."""
+    if np.ndim(b) == 0 and b != 0:
         return unbroadcast(d * b * fpow(a, b - 1), a)
-    zero = np.equal(b, 0)
+    zero = np.logical_and(np.equal(b, 0), np.equal(a, 0))
     safe = np.where(zero, 1.0, a)
     return unbroadcast(d * np.where(zero, 0.0, b * fpow(safe, b - 1)), a)
 

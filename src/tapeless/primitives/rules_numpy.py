@@ -227,11 +227,9 @@ def _np_power(x1, x2):
 def _np_power_base_sens(d, x1, x2):
     """As `rules_core._pow_base_sens`, with np.power (nan, not Python's complex result,
     for a negative base and a fractional exponent)."""
-    if np.ndim(x2) == 0:
-        if x2 == 0:
-            return unbroadcast(d * 0.0 * x1, x1)
+    if np.ndim(x2) == 0 and x2 != 0:
         return unbroadcast(d * x2 * np.power(x1, x2 - 1), x1)
-    zero = np.equal(x2, 0)
+    zero = np.logical_and(np.equal(x2, 0), np.equal(x1, 0))
     safe = np.where(zero, 1.0, x1)
     return unbroadcast(d * np.where(zero, 0.0, x2 * np.power(safe, x2 - 1)), x1)
 
@@ -1007,7 +1005,7 @@ def _mradians(x):
 def _mpow(x, y):
     out = math.pow(x, y)
     # (x ** 0.0 is 1 everywhere: its slope is 0, not 0 * inf at x == 0)
-    return out, lambda d: (0.0 if y == 0 else d * y * fpow(x, y - 1.0),
+    return out, lambda d: (0.0 if y == 0 and x == 0 else d * y * fpow(x, y - 1.0),
                            d * out * math.log(x) if x > 0 else 0.0)
 
 
