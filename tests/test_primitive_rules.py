@@ -153,7 +153,7 @@ def reduction(name: str, extra_params: tuple = ()) -> list[Sample]:
     ddof = 1 if "ddof" in extra_params else 0
     return [mk((2, 3), None, False), mk((2, 3), 0, False, ddof), mk((2, 3, 2), -1, True),
             mk((2, 3, 2), (0, 2), False, second=True), mk((1, 3), 1, True, ddof),
-            mk((4,), 0, False)]
+            mk((4,), 0, False), mk((3, 1), 1, False)]  # (the last: along an axis of 1)
 
 
 SUM_PARAMS = ("dtype",)

@@ -216,7 +216,8 @@ def test_power_zero_exponent_at_zero(optimize: str) -> None:
 
 def test_power_zero_exponent_keeps_its_derivative_in_the_exponent(optimize: str) -> None:
     """Away from x == 0 the slope y x^(y - 1) at y == 0 is 0, and its derivative in y is
-    x^-1: the fix of the nan at x == 0 must not make it 0."""
+    x^-1: the fix of the nan at x == 0 must not make it 0 (the second-order audit of
+    tests/test_special_points.py found that)."""
     same(tl.grad(lambda x, y: tl.grad(star_pow)(x, y), argnums=1)(2.0, 0.0), 0.5)
     same(tl.grad(lambda x, y: tl.grad(np_pow)(x, y), argnums=1)(2.0, 0.0), 0.5)
     same(tl.grad(lambda x, y: tl.grad(math_pow)(x, y), argnums=1)(2.0, 0.0), 0.5)
@@ -271,3 +272,41 @@ def test_std_where_it_is_zero(optimize: str) -> None:
     # rows of length 2 where one row is constant: that row gets 0, the other its gradient
     x = np.array([[1.0, 1.0], [1.0, 3.0]])
     same(tl.grad(std_rows)(x), np.array([[0.0, 0.0], [-0.5, 0.5]]))
+
+
+# --- 5. found by the special-points audit (tests/test_special_points.py) ---------------------
+
+
+def prod_all(x):
+    return np.prod(x)
+
+
+def prod_rows(x):
+    return np.sum(np.prod(x, axis=1))
+
+
+def test_prod_with_zeros(optimize: str) -> None:
+    """d prod / d x_i is the product of the others: out / x_i gave nan at a zero."""
+    same(tl.grad(prod_all)(np.array([0.0, 2.0, 3.0])), np.array([6.0, 0.0, 0.0]))
+    same(tl.grad(prod_all)(np.array([0.0, 2.0, 0.0])), np.zeros(3))
+    x = np.array([[0.0, 2.0, 3.0], [1.0, 2.0, 3.0], [0.0, 0.0, 5.0]])
+    same(tl.grad(prod_rows)(x),
+         np.array([[6.0, 0.0, 0.0], [6.0, 3.0, 2.0], [0.0, 0.0, 0.0]]))
+    # second order: d2 prod / dx0 dx1 = x2
+    same(tl.grad(lambda x: tl.grad(prod_all)(x)[0])(np.array([0.0, 0.0, 3.0])),
+         np.array([0.0, 3.0, 0.0]))
+
+
+def clip_sum(x, lo, hi):
+    return np.sum(np.clip(x, lo, hi))
+
+
+def test_clip_with_min_above_max(optimize: str) -> None:
+    """np.clip(x, 1.0, 0.5) is 0.5 everywhere (NumPy's minimum(maximum(x, lo), hi)): all
+    of the sensitivity goes to a_max (a_min got it where x < a_min)."""
+    x = np.array([-1.0, 0.7, 2.0])
+    same(tl.grad(clip_sum, argnums=(0, 1, 2))(x, 1.0, 0.5), (np.zeros(3), 0.0, 3.0))
+    same(tl.grad(clip_sum, argnums=(0, 1, 2))(x, -0.5, 0.5),
+         (np.array([0.0, 0.0, 0.0]), 1.0, 2.0))
+    same(tl.grad(clip_sum, argnums=(0, 1, 2))(np.array([0.2]), -0.5, 0.5),
+         (np.ones(1), 0.0, 0.0))

@@ -283,6 +283,17 @@ def expand_reduced(d: Any, x: Any, axis: Any, keepdims: bool) -> Any:
     return np.broadcast_to(d, shape)
 
 
+def reduced_axes(x: Any, axis: Any) -> tuple:
+    """The axes of x a reduction over `axis` reduces, as non-negative ints in order."""
+    import numpy as np
+
+    ndim = np.ndim(x)
+    if axis is None:
+        return tuple(range(ndim))
+    axes = (axis,) if isinstance(axis, int) else tuple(axis)
+    return tuple(sorted(a % ndim for a in axes))
+
+
 def reduced_count(x: Any, axis: Any) -> int:
     import numpy as np
 

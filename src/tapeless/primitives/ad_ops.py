@@ -21,6 +21,7 @@ _helper("broadcast_like", "d, x")
 _helper("reshape_like", "d, x")
 _helper("expand_reduced", "d, x, axis, keepdims")
 _helper("reduced_count", "x, axis", differentiable=False)
+_helper("reduced_axes", "x, axis", differentiable=False)
 _helper("tuple_sens", "d, i, like")
 _helper("getitem_sens", "d, x, index")
 # Only the optimizer makes it (from gadd of getitem_sens), after differentiation.

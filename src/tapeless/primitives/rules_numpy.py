@@ -18,6 +18,7 @@ from ..runtime import (
     fdiv,
     fpow,
     polygamma,
+    reduced_axes,
     reduced_count,
     reshape_like,
     sens_index,
@@ -302,16 +303,20 @@ def _clip(a, a_min, a_max):
     out = np.clip(a, a_min, a_max)
 
     def back(d):
-        inside = np.ones(np.shape(out))
-        lo = ZERO
+        # np.clip is minimum(maximum(a, a_min), a_max): with a_min > a_max the result is
+        # a_max everywhere (a_min used to get the sensitivity where a < a_min). At a
+        # bound (a tie) neither gets it.
+        low = a if a_min is None else np.maximum(a, a_min)
+        da = d
         hi = ZERO
-        if a_min is not None:
-            inside = inside * np.not_equal(out, a_min)
-            lo = unbroadcast(d * np.less(a, a_min), a_min)
         if a_max is not None:
-            inside = inside * np.not_equal(out, a_max)
-            hi = unbroadcast(d * np.greater(a, a_max), a_max)
-        return unbroadcast(d * inside, a), lo, hi
+            da = d * np.less(low, a_max)
+            hi = unbroadcast(d * np.greater(low, a_max), a_max)
+        lo = ZERO
+        if a_min is not None:
+            lo = unbroadcast(da * np.less(a, a_min), a_min)
+            da = da * np.greater(a, a_min)
+        return unbroadcast(da, a), lo, hi
 
     return out, back
 
@@ -559,8 +564,29 @@ def _mean(a, axis, dtype, keepdims):
 @rule("np.prod", "method.prod")
 def _prod(a, axis, dtype, keepdims):
     out = np.prod(a, axis=axis, dtype=dtype, keepdims=keepdims)
-    back = lambda d: (expand_reduced(d * out, a, axis, keepdims) / a, ZERO, ZERO, ZERO)
+    back = lambda d: (expand_reduced(d, a, axis, keepdims) * _prod_of_others(a, axis),
+                      ZERO, ZERO, ZERO)
     return out, back
+
+
+def _prod_of_others(a, axis):
+    """For each element of a, the product of the others it is reduced with: out / a
+    where no element is 0 (that division gave nan at a zero, where the derivative is the
+    product of the others). Otherwise without dividing: each element's group as a row,
+    repeated once per element with that element replaced by 1, then multiplied out
+    (memory: the group's size squared), which differentiates again correctly."""
+    if not np.any(np.equal(a, 0)):
+        return np.prod(a, axis=axis, keepdims=True) / a
+    axes = reduced_axes(a, axis)
+    k = len(axes)
+    last = tuple(range(np.ndim(a) - k, np.ndim(a)))
+    moved = np.moveaxis(a, axes, last)
+    shape = np.shape(moved)
+    n = reduced_count(a, axis)
+    rows = np.reshape(moved, shape[:np.ndim(a) - k] + (1, n))
+    grid = np.where(np.eye(n, dtype=bool), 1.0, rows)
+    others = np.prod(grid, axis=-1)
+    return np.moveaxis(np.reshape(others, shape), last, axes)
 
 
 def _chooser(a, out, axis, keepdims, d):
