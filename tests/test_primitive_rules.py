@@ -254,6 +254,8 @@ SAMPLES: dict[str, list[Sample]] = {
     "mod": [S(lambda r: (u(r, None, 0.2, 0.8) + 2.0, 1.5), (0, 1)),
             S(lambda r: (u(r, (3,), 0.2, 0.8) + 3.0, u(r, None, 1.1, 1.4)), (0, 1)),
             S(lambda r: (-u(r, (2, 2), 0.2, 0.8), u(r, (2,), 1.1, 1.4)), (0, 1))],
+    "divmod": [S(lambda r: (u(r, None, 0.2, 0.8) + 2.0, 1.5), (0, 1)),
+               S(lambda r: (-u(r, (2, 2), 0.2, 0.8), u(r, (2,), 1.1, 1.4)), (0, 1))],
     "fdiv": binary(gen2=lambda r, s: away(r, s, 0.5, 2.0)),
     "fpow": binary(lambda r, s: u(r, s, 0.5, 2.0), lambda r, s: u(r, s, -1.5, 2.5)),
     "pow": binary(lambda r, s: u(r, s, 0.5, 2.0), lambda r, s: u(r, s, -1.5, 2.5))

@@ -310,3 +310,15 @@ def test_clip_with_min_above_max(optimize: str) -> None:
          (np.array([0.0, 0.0, 0.0]), 1.0, 2.0))
     same(tl.grad(clip_sum, argnums=(0, 1, 2))(np.array([0.2]), -0.5, 0.5),
          (np.ones(1), 0.0, 0.0))
+
+
+def divmod_rest(x, y):
+    q, r = divmod(x, y)
+    return r + 0.0 * q
+
+
+def test_divmod_remainder(optimize: str) -> None:
+    """divmod was registered as non-differentiable: its remainder's gradient was 0."""
+    same(tl.grad(divmod_rest, argnums=(0, 1))(0.7, 0.3), (1.0, -2.0))
+    same(tl.grad(lambda x, y: np.sum(divmod(x, y)[1]), argnums=(0, 1))(
+        np.array([0.7, -0.7]), 0.3), (np.ones(2), 1.0))

@@ -390,6 +390,20 @@ def _mod(a, b):
     return a % b, back
 
 
+@rule("divmod")
+def _divmod(a, b):
+    # (a // b, a % b): the quotient's derivative is 0 almost everywhere, the remainder's
+    # that of `%` (divmod was registered as non-differentiable: the remainder's gradient
+    # was silently 0).
+    def back(d):
+        dr = sens_index(d, 1)
+        if dr is ZERO:
+            return ZERO, ZERO
+        return unbroadcast(dr, a), unbroadcast(-dr * np.floor_divide(a, b), b)
+
+    return divmod(a, b), back
+
+
 @rule("pow")
 def _pow(a, b):
     out = a ** b
