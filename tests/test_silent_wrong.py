@@ -322,3 +322,20 @@ def test_divmod_remainder(optimize: str) -> None:
     same(tl.grad(divmod_rest, argnums=(0, 1))(0.7, 0.3), (1.0, -2.0))
     same(tl.grad(lambda x, y: np.sum(divmod(x, y)[1]), argnums=(0, 1))(
         np.array([0.7, -0.7]), 0.3), (np.ones(2), 1.0))
+
+
+def arange_start(x):
+    return np.sum(np.arange(x, x + 3.0) * np.array([1.0, 2.0, 3.0]))
+
+
+def arange_step(x, s):
+    return np.sum(np.arange(x, 4.0, s) ** 2)
+
+
+def test_arange_with_float_arguments(optimize: str) -> None:
+    """np.arange was registered as non-differentiable: a float start or step had a
+    silently zero gradient."""
+    same(tl.grad(arange_start)(0.5), 6.0)
+    # arange(0.5, 4.0, 1.5) = [0.5, 2.0, 3.5]
+    same(tl.grad(arange_step, argnums=(0, 1))(0.5, 1.5), (12.0, 18.0))
+    same(tl.grad(lambda n: np.sum(np.arange(3) * n))(2.0), 3.0)

@@ -88,7 +88,7 @@ NUMPY_FUNCTIONS: dict[str, tuple[str, bool]] = {
     "full_like": ("a, fill_value, dtype=None", True),
     "eye": ("N, M=None, k=0, dtype=float", False),
     "identity": ("n, dtype=None", False),
-    "arange": ("*args, dtype=None", False),
+    "arange": ("*args, dtype=None", True),
     "linspace": ("start, stop, num=50, endpoint=True", True),
     "array": ("object, dtype=None", True),
     "asarray": ("a, dtype=None", True),

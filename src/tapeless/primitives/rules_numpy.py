@@ -801,6 +801,24 @@ def _full_like(a, fill_value, dtype):
     return np.full_like(a, fill_value, dtype), back
 
 
+@rule("np.arange")
+def _arange(args, dtype):
+    # start + step * k, for k = 0, 1, ...: d/d start = sum(d), d/d step = sum(d * k);
+    # the stop only decides how many (0 almost everywhere). It was registered as
+    # non-differentiable: np.arange(x, x + 3.0) had a silently zero gradient.
+    out = np.arange(*args, dtype=dtype)
+
+    def back(d):
+        n = len(args)
+        if n == 1:
+            return (ZERO,), ZERO
+        if n == 2:
+            return (np.sum(d), ZERO), ZERO
+        return (np.sum(d), ZERO, np.sum(d * np.arange(len(out)))), ZERO
+
+    return out, back
+
+
 @rule("np.linspace")
 def _linspace(start, stop, num, endpoint):
     t = np.linspace(0.0, 1.0, num, endpoint)
