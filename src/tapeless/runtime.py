@@ -314,6 +314,17 @@ def expand_reduced(d: Any, x: Any, axis: Any, keepdims: bool) -> Any:
     return np.broadcast_to(d, shape)
 
 
+def reduced_axes(x: Any, axis: Any) -> tuple:
+    """The axes of x a reduction over `axis` reduces, as non-negative ints in order."""
+    import numpy as np
+
+    ndim = np.ndim(x)
+    if axis is None:
+        return tuple(range(ndim))
+    axes = (axis,) if isinstance(axis, int) else tuple(axis)
+    return tuple(sorted(a % ndim for a in axes))
+
+
 def reduced_count(x: Any, axis: Any) -> int:
     import numpy as np
 
@@ -363,9 +374,100 @@ def getitem_sens(d: Any, x: Any, index: Any) -> Any:
         else:
             out[index] = d
         return out
-    if isinstance(x, range):
+    if isinstance(x, (range, str, bytes, *_index_tricks())):
         return ZERO
     raise TypeError(f"cannot differentiate indexing into {type(x).__name__}")
+
+
+def _index_tricks() -> tuple:
+    """NumPy's indexing helper objects (np.r_, np.c_, np.s_, np.mgrid, ...): they hold no
+    numbers of their own, so indexing into one gives them no sensitivity."""
+    import numpy as np
+
+    return (type(np.r_).__mro__[1], type(np.s_), type(np.mgrid).__mro__[1])
+
+
+def index_sens(d: Any, x: Any, index: Any) -> Any:
+    """The sensitivity of `index` given that of `x[index]`: none when `x` is a container
+    or an array (an index selects, it is not differentiated). Indexing into another
+    object calls its `__getitem__`, whose result may depend on the index's numbers in
+    a way tapeless does not know: that raises rather than give the index a zero
+    sensitivity (a wrong gradient), unless the index holds no float."""
+    import numpy as np
+
+    if d is ZERO or isinstance(x, (tuple, list, dict, str, bytes, range, np.ndarray,
+                                   np.generic)) or not holds_float(index):
+        return ZERO
+    raise TypeError(f"cannot differentiate indexing into {type(x).__name__} with respect "
+                    "to the index")
+
+
+def holds_float(index: Any) -> bool:
+    import numpy as np
+
+    if isinstance(index, (tuple, list)):
+        return any(holds_float(i) for i in index)
+    if isinstance(index, slice):
+        return any(holds_float(i) for i in (index.start, index.stop, index.step))
+    if isinstance(index, (float, complex)):
+        return True
+    if isinstance(index, (np.ndarray, np.generic)):
+        return np.result_type(index).kind in "fc"
+    return False
+
+
+def index_concat(axis: int, items: tuple) -> Any:
+    """`np.r_[items]` (axis 0) or `np.c_[items]` (axis -1): what the front end compiles
+    those subscripts to (items: a tuple of arrays, numbers and slices)."""
+    import numpy as np
+
+    return (np.r_ if axis == 0 else np.c_)[items]
+
+
+def _index_concat_sizes(axis: int, items: tuple) -> list:
+    """How many entries along `axis` each item fills in `index_concat(axis, *items)`."""
+    import numpy as np
+
+    sizes = []
+    for it in items:
+        if isinstance(it, slice):
+            sizes.append(np.shape(index_concat(axis, (it,)))[axis])
+            continue
+        shape = np.shape(it)
+        if axis == 0:
+            sizes.append(shape[0] if shape else 1)
+        else:  # np.c_: numbers and 1-d arrays become one column
+            sizes.append(shape[-1] if len(shape) >= 2 else 1)
+    return sizes
+
+
+def index_concat_sens(d: Any, axis: int, items: tuple) -> tuple:
+    """The sensitivities of the items of `index_concat(axis, *items)` given that of its
+    result (none for a slice, which is a range of constants)."""
+    import numpy as np
+
+    if d is ZERO:
+        return (ZERO,) * len(items)
+    sizes = _index_concat_sizes(axis, items)
+    pieces = np.split(d, list(np.cumsum(sizes)[:-1]), axis)
+    return tuple(ZERO if isinstance(it, slice) else reshape_like(p, it)
+                 for p, it in zip(pieces, items, strict=True))
+
+
+def index_concat_dense(ds: Any, axis: int, items: tuple) -> Any:
+    """The transpose of `index_concat_sens`: the items' sensitivities `ds` (ZERO where
+    there is none) laid out as `index_concat(axis, *items)` lays out the items."""
+    import numpy as np
+
+    if ds is ZERO:
+        return ZERO
+    parts = []
+    for it, size, p in zip(items, _index_concat_sizes(axis, items), ds, strict=True):
+        if isinstance(it, slice):
+            parts.append(np.zeros(size))
+        else:
+            parts.append(sens_of(p, it) if not isinstance(it, (int, bool)) else 0.0)
+    return index_concat(axis, tuple(parts))
 
 
 def scatter_sens(x: Any, indices: tuple, ds: tuple) -> Any:
@@ -708,23 +810,38 @@ def sens_index(dd: Any, index: Any) -> Any:
     return dd[index]
 
 
-def einsum_specs(subscripts: str, n: int) -> tuple:
-    """For each operand k of `einsum(subscripts, ...)`: the einsum spec that computes its
-    gradient from (d, the other operands), and the axes that spec cannot produce (labels
-    only operand k has), which the gradient is broadcast along."""
+def einsum_specs(subscripts: str, operands: tuple) -> tuple:
+    """For each operand k of `einsum(subscripts, *operands)`:
+    the einsum spec that computes its gradient from (d, the other operands), and the
+    axes that spec cannot produce (labels only operand k has), which the gradient is
+    broadcast along. An ellipsis is written out as letters the spec does not use."""
+    import numpy as np
+
+    n = len(operands)
     spec = subscripts.replace(" ", "")
-    if "." in spec:
-        raise ValueError("tapeless cannot differentiate einsum with '...' yet; "
-                         "write the axes out explicitly")
     if "->" in spec:
         inputs, out = spec.split("->")
     else:
-        inputs = spec
-        letters = inputs.replace(",", "")
-        out = "".join(sorted(c for c in set(letters) if letters.count(c) == 1))
+        inputs, out = spec, None
     parts = inputs.split(",")
     if len(parts) != n:
         raise ValueError(f"einsum spec {subscripts!r} names {len(parts)} operands, got {n}")
+    if "." in spec:
+        free = [c for c in _EINSUM_LETTERS if c not in spec]
+        widths = [np.ndim(operands[k]) - (len(p) - 3) if "..." in p else 0
+                  for k, p in enumerate(parts)]
+        width = max(widths)
+        dots = "".join(free[:width])
+        parts = [p.replace("...", dots[width - w:]) for p, w in zip(parts, widths, strict=True)]
+        if out is None:
+            letters = "".join(parts).replace(",", "")
+            out = dots + "".join(sorted(c for c in set(letters) if letters.count(c) == 1
+                                        and c not in dots))
+        else:
+            out = out.replace("...", dots)
+    elif out is None:
+        letters = inputs.replace(",", "")
+        out = "".join(sorted(c for c in set(letters) if letters.count(c) == 1))
     result = []
     for k, part in enumerate(parts):
         if len(set(part)) != len(part):
@@ -734,8 +851,46 @@ def einsum_specs(subscripts: str, n: int) -> tuple:
         available = set(out).union(*others) if others else set(out)
         produced = "".join(c for c in part if c in available)
         missing = tuple(i for i, c in enumerate(part) if c not in available)
-        result.append((",".join([out] + others) + "->" + produced, missing))
+        summed: tuple = ()
+        back = ",".join([out] + others) + "->" + produced
+        if "." in spec and any(c in dots for c in produced):
+            # The ellipsis's letters as an ellipsis again, so that the spec broadcasts
+            # them as the original did, and its own derivative sums them back (NumPy
+            # wants an ellipsis in the output where the inputs have one). An operand
+            # with fewer of them gets them all, then sums the ones it lacks.
+            mine = "".join(c for c in produced if c in dots)
+            extra = dots[:width - len(mine)]
+            summed = tuple(range(produced.index(mine), produced.index(mine) + len(extra)))
+            back = ",".join(_ellipsis_again(t, dots) for t in back.split("->")[0].split(","))
+            back = back + "->" + produced.replace(mine, "...")
+        result.append((back, missing, summed))
     return tuple(result)
+
+
+def _ellipsis_again(term: str, dots: str) -> str:
+    """`term` with its letters of `dots` (a suffix of them, in order) written `...`."""
+    mine = "".join(c for c in term if c in dots)
+    if not mine:
+        return term
+    return term.replace(mine, "...")
+
+
+# Labels in the order NumPy sorts them (an implicit output lists its labels sorted).
+_EINSUM_LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+
+
+def einsum_sublist_spec(first: Any, rest: tuple) -> str:
+    """The subscripts string of `np.einsum(first, sublist0, op1, sublist1, ...,
+    [output])` (the sublist form: `rest` is everything after the first operand)."""
+    n = (len(rest) + 1) // 2
+    sublists = [rest[0]] + [rest[2 * k] for k in range(1, n)]
+    out = rest[2 * n - 1] if len(rest) == 2 * n else None
+
+    def letters(sub: Any) -> str:
+        return "".join("..." if s is Ellipsis else _EINSUM_LETTERS[s] for s in sub)
+
+    spec = ",".join(letters(s) for s in sublists)
+    return spec if out is None else spec + "->" + letters(out)
 
 
 def tensordot_subscripts(a_ndim: int, b_ndim: int, axes: Any) -> str:

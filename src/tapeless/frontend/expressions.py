@@ -213,6 +213,20 @@ class ExpressionMixin:
 
     def expr_Subscript(self, node: ast.Subscript, block: Block) -> Node:
         value = self.expr(node.value, block)
+        if isinstance(value, Constant) and (value.value is np.r_ or value.value is np.c_):
+            elts = node.slice.elts if isinstance(node.slice, ast.Tuple) else [node.slice]
+            # `np.r_[a, b, ...]` / `np.c_[a, b, ...]` of arrays, numbers and slices are
+            # concatenations, differentiated item by item (a string directive such as
+            # np.r_['0,2', ...] or a starred item stays a getitem, whose index is not
+            # differentiated: it raises if a derivative must flow through it).
+            if not any(isinstance(e, ast.Starred) or (isinstance(e, ast.Constant) and
+                                                       isinstance(e.value, str))
+                       for e in elts):
+                items = [self._index(e, block) for e in elts]
+                axis = 0 if value.value is np.r_ else -1
+                return block.graph.apply(P["index_concat"], Constant(axis),
+                                         block.graph.apply(P["make_tuple"], *items),
+                                         loc=self.loc(node))
         index = self._index(node.slice, block)
         return block.graph.apply(P["getitem"], value, index, loc=self.loc(node))
 

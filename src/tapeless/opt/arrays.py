@@ -71,7 +71,8 @@ def _scatter_whole(ctx: Context, node: Apply) -> Node | None:
 
 @rewrite("np.ndim")
 def _ndim_known(ctx: Context, node: Apply) -> Node | None:
-    n = ndim_of(kind(node.inputs[1], ctx.facts))
+    k = kind(node.inputs[1], ctx.facts)
+    n = 0 if k in (FLOAT, INT, SCALAR) else ndim_of(k)
     return Constant(n) if n is not None else None
 
 

@@ -9,11 +9,16 @@ import numpy as np
 from ..ad.callees import known_callee
 from ..ir.clone import rebind_value_call
 from ..ir.nodes import Apply, Constant, Graph, Node, is_constant_graph
-from ..runtime import ZERO
+from ..runtime import ZERO, holds_float
 from .kinds import (
+    FLOAT,
+    INT,
+    NUMERIC,
+    SCALAR,
     as_tuple,
     class_of_kind,
     dtype_of,
+    element_of,
     fields_of,
     is_container,
     is_dict,
@@ -167,6 +172,20 @@ def _getitem_sens_of_tuple(ctx: Context, node: Apply) -> Node | None:
         for j, p in zip(where, pieces, strict=True):
             parts[j] = p
         return node.graph.apply(P["make_tuple"], *parts, loc=node.loc, name=node.name)
+    return None
+
+
+@rewrite("index_sens")
+def _index_sens_known(ctx: Context, node: Apply) -> Node | None:
+    """The index of an array, a number, a tuple, a list or a dict has no sensitivity
+    (`index_sens` raises only for other objects, whose `__getitem__` tapeless does not
+    know, and only where the index holds floats)."""
+    x, index = node.inputs[2:]
+    k, ki = kind(x, ctx.facts), kind(index, ctx.facts)
+    if k in (FLOAT, INT, SCALAR, NUMERIC) or shape_of(k) is not None or is_tuple(k) or \
+            element_of(k) is not None or is_dict(k) or is_namedtuple(k) or ki == INT or \
+            (isinstance(index, Constant) and not holds_float(index.value)):
+        return Constant(ZERO)
     return None
 
 

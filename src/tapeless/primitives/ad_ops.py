@@ -29,6 +29,7 @@ _helper("broadcast_like", "d, x", **_PLUMBING, shaped_like=1)
 _helper("reshape_like", "d, x", **_PLUMBING, shaped_like=1, reshapes=True)
 _helper("expand_reduced", "d, x, axis, keepdims", **_PLUMBING, shaped_like=1)
 _helper("reduced_count", "x, axis", differentiable=False, pure=True)
+_helper("reduced_axes", "x, axis", differentiable=False, pure=True)
 _helper("tuple_sens", "d, i, like", **_PLUMBING)
 _helper("getitem_sens", "d, x, index", **_PLUMBING, fresh=True)
 # Only the optimizer makes it (from gadd of getitem_sens), after differentiation.
@@ -63,7 +64,8 @@ _helper("own", "x", differentiable=False)
 _helper("from_structure", "value", accepts_zero=True)
 _helper("polygamma", "n, x")
 _helper("sens_index", "dd, index", accepts_zero=True)
-_helper("einsum_specs", "subscripts, n", differentiable=False)
+_helper("einsum_specs", "subscripts, operands", differentiable=False)
+_helper("einsum_sublist_spec", "first, rest", differentiable=False)
 _helper("tensordot_subscripts", "a_ndim, b_ndim, axes", differentiable=False)
 _helper("split_indices", "arrays, axis", differentiable=False, pure=True)
 _helper("concat_sens", "d, arrays, axis", zero_preserving=True, fresh=True)
@@ -73,6 +75,23 @@ _helper("diag_sens", "d, v, k", **_PLUMBING)
 # derivative code from the code around it (see `tapeless.runtime.call_value`, `lift`).
 _helper("call_value", "level, fn, args", effect=True, accepts_zero=True, passes_on=True)
 _helper("lift", "value", accepts_zero=True)
+# The index's sensitivity in `x[index]`: ZERO, or an error where x is not a container.
+_helper("index_sens", "d, x, index", differentiable=False)
+_helper("index_concat_sens", "d, axis, items")
+_helper("index_concat_dense", "ds, axis, items")
+
+
+def _emit_index_concat(a: list[str]) -> str:
+    from .registry import _star
+
+    inner = _star(a[1])  # `(x, c)` -> `x, c`; a tuple `t` -> `*t`, written `t`
+    return f"{'np.r_' if a[0] == '0' else 'np.c_'}[{a[1] if inner[:1] == '*' else inner}]"
+
+
+# `np.r_[a, b, ...]` (axis 0) and `np.c_[a, b, ...]` (axis -1), as the front end compiles
+# them: index_concat(axis, (a, b, ...)).
+register(Primitive("index_concat", rt.index_concat, "axis, items", _emit_index_concat,
+                   fresh=True), rt.index_concat)
 
 # A loop's stack of saved values as a Python list, when the optimizer proves the forward
 # loop's pushes are popped exactly once by a backward loop in the same graph

@@ -23,9 +23,9 @@ NUMPY_FUNCTIONS: dict[str, tuple[str, bool]] = {
     # elementwise, two arguments
     **{n: ("x1, x2", True) for n in (
         "add subtract multiply divide power maximum minimum fmax fmin arctan2 "
-        "logaddexp hypot").split()},
+        "logaddexp hypot mod fmod").split()},
     **{n: ("x1, x2", False) for n in (
-        "floor_divide mod equal not_equal less less_equal greater greater_equal "
+        "floor_divide equal not_equal less less_equal greater greater_equal "
         "logical_and logical_or logical_xor").split()},
     "where": ("condition, x, y", True),
     "clip": ("a, a_min, a_max", True),
@@ -89,7 +89,7 @@ NUMPY_FUNCTIONS: dict[str, tuple[str, bool]] = {
     "full_like": ("a, fill_value, dtype=None", True),
     "eye": ("N, M=None, k=0, dtype=float", False),
     "identity": ("n, dtype=None", False),
-    "arange": ("*args, dtype=None", False),
+    "arange": ("*args, dtype=None", True),
     "linspace": ("start, stop, num=50, endpoint=True", True),
     "array": ("object, dtype=None", True),
     "asarray": ("a, dtype=None", True),
@@ -151,6 +151,8 @@ PROPERTIES: dict[str, dict[str, Any]] = {
     **{f"np.{n}": dict(reduction=n, fresh=True) for n in "sum mean max min prod".split()},
     "np.amax": dict(reduction="max"), "np.amin": dict(reduction="min"),
     "np.reshape": dict(reshapes=True), "np.expand_dims": dict(reshapes=True),
+    # (np.ndim of a constant depends on its shape only.)
+    "np.ndim": dict(foldable=True, ignores_values=True),
     **{f"np.{n}": dict(fresh=True) for n in (
         "dot einsum tensordot outer concatenate stack zeros ones full copy where "
         "cumsum").split()},

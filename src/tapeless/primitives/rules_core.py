@@ -22,6 +22,10 @@ from ..runtime import (
     gadd,
     getattr_sens,
     getitem_sens,
+    index_concat,
+    index_concat_dense,
+    index_concat_sens,
+    index_sens,
     lift,
     repeat_sens,
     reshape_like,
@@ -61,8 +65,29 @@ def _tuple_getitem(t, i):
 
 @rule("getitem")
 def _getitem(x, index):
-    back = lambda d: (getitem_sens(d, x, index), ZERO)
+    # (index_sens: ZERO, or an error where x is an object whose `__getitem__` may
+    # compute with the index's numbers: np.r_[x, y] through a path the front end does
+    # not compile to index_concat. Never a silent zero.)
+    back = lambda d: (getitem_sens(d, x, index), index_sens(d, x, index))
     return x[index], back
+
+
+@rule("index_concat")
+def _index_concat(axis, items):
+    back = lambda d: (ZERO, index_concat_sens(d, axis, items))
+    return index_concat(axis, items), back
+
+
+@rule("index_concat_sens")
+def _index_concat_sens(d, axis, items):
+    back = lambda dd: (index_concat_dense(dd, axis, items), ZERO, ZERO)
+    return index_concat_sens(d, axis, items), back
+
+
+@rule("index_concat_dense")
+def _index_concat_dense(ds, axis, items):
+    back = lambda dd: (index_concat_sens(dd, axis, items), ZERO, ZERO)
+    return index_concat_dense(ds, axis, items), back
 
 
 @rule("make_dict")
@@ -385,6 +410,20 @@ def _mod(a, b):
     return a % b, back
 
 
+@rule("divmod")
+def _divmod(a, b):
+    # (a // b, a % b): the quotient's derivative is 0 almost everywhere, the remainder's
+    # that of `%` (divmod was registered as non-differentiable: the remainder's gradient
+    # was silently 0).
+    def back(d):
+        dr = sens_index(d, 1)
+        if dr is ZERO:
+            return ZERO, ZERO
+        return unbroadcast(dr, a), unbroadcast(-dr * np.floor_divide(a, b), b)
+
+    return divmod(a, b), back
+
+
 @rule("pow")
 def _pow(a, b):
     out = a ** b
@@ -393,11 +432,24 @@ def _pow(a, b):
 
 def _pow_back(d, a, b, out):
     # (fpow: where a is 0.0 and b - 1 negative, the derivative is inf, not an error)
-    da = unbroadcast(d * b * fpow(a, b - 1), a)
+    da = _pow_base_sens(d, a, b)
     if isinstance(b, int):
         return da, ZERO
     safe = np.where(np.greater(a, 0), a, 1.0)
     return da, unbroadcast(d * out * np.log(safe), b)
+
+
+def _pow_base_sens(d, a, b):
+    """The sensitivity of a in a ** b: d * b * a ** (b - 1), and 0 where b == 0 and
+    a == 0 (a ** 0 is 1 everywhere; the formula gives 0 * inf = nan there; elsewhere it
+    gives 0, whose derivative in b, a ** -1, it must keep). A constant nonzero exponent
+    (`x ** 2`) folds the test away; otherwise the "double where" (the power is taken of
+    1 where b == 0 and a == 0), so that the derivative of this is not nan either."""
+    if np.ndim(b) == 0 and b != 0:
+        return unbroadcast(d * b * fpow(a, b - 1), a)
+    zero = np.logical_and(np.equal(b, 0), np.equal(a, 0))
+    safe = np.where(zero, 1.0, a)
+    return unbroadcast(d * np.where(zero, 0.0, b * fpow(safe, b - 1)), a)
 
 
 @rule("fdiv")

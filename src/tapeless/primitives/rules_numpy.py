@@ -13,10 +13,12 @@ from ..runtime import (
     concat_sens,
     diag_sens,
     einsum_specs,
+    einsum_sublist_spec,
     expand_reduced,
     fdiv,
     fpow,
     polygamma,
+    reduced_axes,
     reduced_count,
     reshape_like,
     sens_index,
@@ -235,11 +237,36 @@ def _np_power(x1, x2):
     y = np.power(x1, x2)
 
     def back(d):
-        d1 = unbroadcast(d * x2 * np.power(x1, x2 - 1), x1)
+        d1 = _np_power_base_sens(d, x1, x2)
         safe = np.where(np.greater(x1, 0), x1, 1.0)
         return d1, unbroadcast(d * y * np.log(safe), x2)
 
     return y, back
+
+
+def _np_power_base_sens(d, x1, x2):
+    """As `rules_core._pow_base_sens`, with np.power (nan, not Python's complex result,
+    for a negative base and a fractional exponent)."""
+    if np.ndim(x2) == 0 and x2 != 0:
+        return unbroadcast(d * x2 * np.power(x1, x2 - 1), x1)
+    zero = np.logical_and(np.equal(x2, 0), np.equal(x1, 0))
+    safe = np.where(zero, 1.0, x1)
+    return unbroadcast(d * np.where(zero, 0.0, x2 * np.power(safe, x2 - 1)), x1)
+
+
+@rule("np.mod")
+def _np_mod(x1, x2):
+    # np.mod is np.remainder (Python's %): x1 - x2 * floor(x1 / x2), with the floor's
+    # derivative 0 almost everywhere, as for the `%` operator.
+    back = lambda d: (unbroadcast(d, x1), unbroadcast(-d * np.floor_divide(x1, x2), x2))
+    return np.mod(x1, x2), back
+
+
+@rule("np.fmod")
+def _np_fmod(x1, x2):
+    # C's fmod: x1 - x2 * trunc(x1 / x2).
+    back = lambda d: (unbroadcast(d, x1), unbroadcast(-d * np.trunc(np.divide(x1, x2)), x2))
+    return np.fmod(x1, x2), back
 
 
 def _balanced(a, b):
@@ -295,16 +322,20 @@ def _clip(a, a_min, a_max):
     out = np.clip(a, a_min, a_max)
 
     def back(d):
-        inside = np.ones(np.shape(out))
-        lo = ZERO
+        # np.clip is minimum(maximum(a, a_min), a_max): with a_min > a_max the result is
+        # a_max everywhere (a_min used to get the sensitivity where a < a_min). At a
+        # bound (a tie) neither gets it.
+        low = a if a_min is None else np.maximum(a, a_min)
+        da = d
         hi = ZERO
-        if a_min is not None:
-            inside = inside * np.not_equal(out, a_min)
-            lo = unbroadcast(d * np.less(a, a_min), a_min)
         if a_max is not None:
-            inside = inside * np.not_equal(out, a_max)
-            hi = unbroadcast(d * np.greater(a, a_max), a_max)
-        return unbroadcast(d * inside, a), lo, hi
+            da = d * np.less(low, a_max)
+            hi = unbroadcast(d * np.greater(low, a_max), a_max)
+        lo = ZERO
+        if a_min is not None:
+            lo = unbroadcast(da * np.less(a, a_min), a_min)
+            da = da * np.greater(a, a_min)
+        return unbroadcast(da, a), lo, hi
 
     return out, back
 
@@ -319,21 +350,26 @@ def _m_clip(x, min, max):  # noqa: A002
 
 def _einsum_back(spec, operands, d):
     """The sensitivities of einsum(spec, *operands) given that of its result."""
-    specs = einsum_specs(spec, len(operands))
+    specs = einsum_specs(spec, operands)
     grads = []
     for k in range(len(operands)):
-        back_spec, missing = specs[k]
+        back_spec, missing, summed = specs[k]
         others = operands[:k] + operands[k + 1:]
         g = _einsum_call(back_spec, (d,) + others)
+        if summed:  # (ellipsis axes the operand does not have)
+            g = np.sum(g, axis=summed)
         if missing:
             g = np.broadcast_to(np.expand_dims(g, missing), np.shape(operands[k]))
+        if "." in spec:  # (axes of an ellipsis may be broadcast: sum them back)
+            g = unbroadcast(g, operands[k])
         grads = grads + [g]
     return tuple(grads)
 
 
 def _einsum_call(spec, operands):
     """np.einsum(spec, *operands), spelled without `*` (the supported subset cannot pass
-    `*args` after a positional argument); at most 6 operands."""
+    `*args` after a positional argument); at most 8 of them (the sublist form passes
+    up to 4 operands with their sublists)."""
     n = len(operands)
     if n == 1:
         return np.einsum(spec, operands[0])
@@ -346,13 +382,37 @@ def _einsum_call(spec, operands):
     if n == 5:
         return np.einsum(spec, operands[0], operands[1], operands[2], operands[3],
                          operands[4])
-    return np.einsum(spec, operands[0], operands[1], operands[2], operands[3], operands[4],
-                     operands[5])
+    if n == 6:
+        return np.einsum(spec, operands[0], operands[1], operands[2], operands[3],
+                         operands[4], operands[5])
+    if n == 7:
+        return np.einsum(spec, operands[0], operands[1], operands[2], operands[3],
+                         operands[4], operands[5], operands[6])
+    if n == 8:
+        return np.einsum(spec, operands[0], operands[1], operands[2], operands[3],
+                         operands[4], operands[5], operands[6], operands[7])
+    raise ValueError(f"tapeless differentiates np.einsum of at most 8 arguments after the "
+                     f"first, got {n}")
 
 
 @rule("np.einsum")
 def _einsum(subscripts, operands):
-    back = lambda d: (ZERO, _einsum_back(subscripts, operands, d))
+    if isinstance(subscripts, str):
+        back = lambda d: (ZERO, _einsum_back(subscripts, operands, d))
+        return _einsum_call(subscripts, operands), back
+    # The sublist form, einsum(a, [0, 1], b, [1, 2], [0, 2]): `subscripts` is the first
+    # operand and `operands` alternates sublists and the other operands; differentiated
+    # through the equivalent subscripts string.
+    spec = einsum_sublist_spec(subscripts, operands)
+    n = (len(operands) + 1) // 2
+    arrays = (subscripts,) + tuple(operands[2 * k - 1] for k in range(1, n))
+
+    def back(d):
+        g = _einsum_back(spec, arrays, d)
+        rest = tuple(g[(i + 1) // 2] if i % 2 == 1 and i < 2 * n - 2 else ZERO
+                     for i in range(len(operands)))
+        return g[0], rest
+
     return _einsum_call(subscripts, operands), back
 
 
@@ -523,8 +583,29 @@ def _mean(a, axis, dtype, keepdims):
 @rule("np.prod", "method.prod")
 def _prod(a, axis, dtype, keepdims):
     out = np.prod(a, axis=axis, dtype=dtype, keepdims=keepdims)
-    back = lambda d: (expand_reduced(d * out, a, axis, keepdims) / a, ZERO, ZERO, ZERO)
+    back = lambda d: (expand_reduced(d, a, axis, keepdims) * _prod_of_others(a, axis),
+                      ZERO, ZERO, ZERO)
     return out, back
+
+
+def _prod_of_others(a, axis):
+    """For each element of a, the product of the others it is reduced with: out / a
+    where no element is 0 (that division gave nan at a zero, where the derivative is the
+    product of the others). Otherwise without dividing: each element's group as a row,
+    repeated once per element with that element replaced by 1, then multiplied out
+    (memory: the group's size squared), which differentiates again correctly."""
+    if not np.any(np.equal(a, 0)):
+        return np.prod(a, axis=axis, keepdims=True) / a
+    axes = reduced_axes(a, axis)
+    k = len(axes)
+    last = tuple(range(np.ndim(a) - k, np.ndim(a)))
+    moved = np.moveaxis(a, axes, last)
+    shape = np.shape(moved)
+    n = reduced_count(a, axis)
+    rows = np.reshape(moved, shape[:np.ndim(a) - k] + (1, n))
+    grid = np.where(np.eye(n, dtype=bool), 1.0, rows)
+    others = np.prod(grid, axis=-1)
+    return np.moveaxis(np.reshape(others, shape), last, axes)
 
 
 def _chooser(a, out, axis, keepdims, d):
@@ -562,8 +643,14 @@ def _std(a, axis, dtype, ddof, keepdims):
     n = reduced_count(a, axis)
     out = np.std(a, axis=axis, dtype=dtype, ddof=ddof, keepdims=keepdims)
     centered = a - np.mean(a, axis=axis, keepdims=True)
-    back = lambda d: (expand_reduced(d / out, a, axis, keepdims) * centered / (n - ddof),
-                      ZERO, ZERO, ZERO, ZERO)
+    # Where the standard deviation is 0 (one element, an axis of length 1, or equal
+    # elements) the gradient is 0: exact where std is identically 0, the subgradient
+    # abs'(0) = 0 uses otherwise (JAX's sqrt(var) gives nan there). The double where keeps
+    # the second derivative finite too.
+    zero = np.equal(out, 0.0)
+    safe = np.where(zero, 1.0, out)
+    back = lambda d: (expand_reduced(np.where(zero, 0.0, d / safe), a, axis, keepdims) *
+                      centered / (n - ddof), ZERO, ZERO, ZERO, ZERO)
     return out, back
 
 
@@ -731,6 +818,24 @@ def _full(shape, fill_value, dtype):
 def _full_like(a, fill_value, dtype):
     back = lambda d: (ZERO, unbroadcast(d, fill_value), ZERO)
     return np.full_like(a, fill_value, dtype), back
+
+
+@rule("np.arange")
+def _arange(args, dtype):
+    # start + step * k, for k = 0, 1, ...: d/d start = sum(d), d/d step = sum(d * k);
+    # the stop only decides how many (0 almost everywhere). It was registered as
+    # non-differentiable: np.arange(x, x + 3.0) had a silently zero gradient.
+    out = np.arange(*args, dtype=dtype)
+
+    def back(d):
+        n = len(args)
+        if n == 1:
+            return (ZERO,), ZERO
+        if n == 2:
+            return (np.sum(d), ZERO), ZERO
+        return (np.sum(d), ZERO, np.sum(d * np.arange(len(out)))), ZERO
+
+    return out, back
 
 
 @rule("np.linspace")
@@ -962,7 +1067,8 @@ def _mradians(x):
 @rule("math.pow")
 def _mpow(x, y):
     out = math.pow(x, y)
-    return out, lambda d: (d * y * fpow(x, y - 1.0),
+    # (x ** 0.0 is 1 everywhere: its slope is 0, not 0 * inf at x == 0)
+    return out, lambda d: (0.0 if y == 0 and x == 0 else d * y * fpow(x, y - 1.0),
                            d * out * math.log(x) if x > 0 else 0.0)
 
 
