@@ -6,6 +6,7 @@ from the values, where the inliner then copies it in place."""
 
 from __future__ import annotations
 
+from ..ir.edit import set_input, set_output
 from ..ir.nodes import (
     Apply,
     Constant,
@@ -77,9 +78,7 @@ def _rewrite_switch(g: Graph, node: Apply, use: dict[int, list[tuple[Node | None
         for b, fvs in zip(branches, saved, strict=True):
             out = b.output
             assert isinstance(out, Apply)
-            out.inputs = list(out.inputs)
-            out.inputs[1 + k] = b.apply(P["make_tuple"], *fvs)
-            b.invalidate()
+            set_input(out, 1 + k, b.apply(P["make_tuple"], *fvs))
         for _, call in calls:
             h = call.graph
             assert h is not None and isinstance(call, Apply)
@@ -88,7 +87,7 @@ def _rewrite_switch(g: Graph, node: Apply, use: dict[int, list[tuple[Node | None
                 nb = Graph(f"B_{b.name}", h, call.loc)
                 rebuilt = rebuild_closure(clo.value, nb, call.inputs[0],  # type: ignore
                                           {fv.id: i for i, fv in enumerate(fvs)})
-                nb.output = nb.apply(Constant(rebuilt), *call.inputs[1:], loc=call.loc)
+                set_output(nb, nb.apply(Constant(rebuilt), *call.inputs[1:], loc=call.loc))
                 new_branches.append(nb)
             choose = h.apply(P["switch"], cond, Constant(new_branches[0]),
                              Constant(new_branches[1]), loc=call.loc)

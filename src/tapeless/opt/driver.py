@@ -12,6 +12,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from ..ir.edit import forget_enclosing, set_effects, set_inputs, set_parameters
 from ..ir.nodes import (
     Apply,
     Graph,
@@ -146,10 +147,7 @@ class _Sweep:
             self.changed.add(node.id)
             # Copies made later in the sweep (inlining) must see the new inputs: the
             # enclosing graphs schedule this graph's free variables.
-            h: Graph | None = g
-            while h is not None:
-                h.invalidate()
-                h = h.parent
+            forget_enclosing(g)
         if self.work is not None and not redirected and not copied and \
                 node.id not in self.work.nodes:
             # Not on the worklist: nothing it looks at has changed. It still takes part
@@ -202,7 +200,7 @@ class _Sweep:
                 elif effects:
                     # A call kept only for its value (e.g. in tail position): its
                     # effects now belong to the caller.
-                    g.effects = g.effects + effects
+                    set_effects(g, g.effects + effects)
                     self.touched.add(g.id)
                 log.add("inline")
                 self.inlined = True
@@ -331,7 +329,7 @@ def _round(root: Graph, enabled: set[str] | None, log: PassLog, hints: dict,
                     if not (pure(e) or idle_loop(e)) or e.id in replace]
             if len(kept) != len(g.effects):
                 log.add("drop_pure_effects")
-                g.effects = kept
+                set_effects(g, kept)
                 touched.add(g.id)
                 changed = True
     structural = False  # loop and branch rewrites change graphs in place, anywhere
@@ -419,8 +417,8 @@ def drop_unused_parameters(root: Graph, graphs: list[Graph]) -> int:
         if not drop:
             continue
         for c in sites:
-            c.inputs = [x for k, x in enumerate(c.inputs) if k - 1 not in drop]
-        g.parameters = [p for i, p in enumerate(g.parameters) if i not in drop]
+            set_inputs(c, [x for k, x in enumerate(c.inputs) if k - 1 not in drop])
+        set_parameters(g, [p for i, p in enumerate(g.parameters) if i not in drop])
         if getattr(g, "signature", None):
             g.signature = [s for i, s in enumerate(g.signature)  # type: ignore[attr-defined]
                            if i not in drop]

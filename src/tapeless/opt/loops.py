@@ -7,6 +7,15 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from ..ir.clone import clone_graph
+from ..ir.edit import (
+    forget_all,
+    set_effects,
+    set_input,
+    set_inputs,
+    set_output,
+    set_parameters,
+    users,
+)
 from ..ir.nodes import (
     Apply,
     Constant,
@@ -28,14 +37,7 @@ __all__ = ["LoopFacts", "LoopInfo", "is_call_of", "loop_info"]
 
 
 def uses(graphs: list[Graph]) -> dict[int, list[tuple[Node | None, Graph]]]:
-    out: dict[int, list[tuple[Node | None, Graph]]] = {}
-    for g in graphs:
-        for n in graph_nodes(g):
-            for i in n.inputs:
-                out.setdefault(i.id, []).append((n, g))
-        if g.output is not None:
-            out.setdefault(g.output.id, []).append((None, g))
-    return out
+    return users(graphs)
 
 
 def drop_dead_state(root: Graph, facts: LoopFacts, replace: dict[int, Node]) -> int:
@@ -125,14 +127,12 @@ def _rebuild(info: LoopInfo, keep: list[int], results: list[Node],
     outputs = info.outputs
     assert outputs is not None
     body = info.body
-    body.parameters = body.parameters[:info.lead] + [body.parameters[info.lead + j]
-                                                     for j in keep]
-    body.output = body.apply(P["make_tuple"], *[outputs[j] for j in keep],
-                             loc=body.output.loc if body.output is not None else None)
-    body.invalidate()
+    set_parameters(body, body.parameters[:info.lead] + [body.parameters[info.lead + j]
+                                                        for j in keep])
+    set_output(body, body.apply(P["make_tuple"], *[outputs[j] for j in keep],
+                                loc=body.output.loc if body.output is not None else None))
     if info.cond is not None:
-        info.cond.parameters = [info.cond.parameters[j] for j in keep]
-        info.cond.invalidate()
+        set_parameters(info.cond, [info.cond.parameters[j] for j in keep])
     position = {j: i for i, j in enumerate(keep)}
     for u in results:
         j = u.inputs[2].value  # type: ignore[union-attr]
@@ -141,7 +141,7 @@ def _rebuild(info: LoopInfo, keep: list[int], results: list[Node],
             replace[u.id].kind = u.kind
     replace[node.id] = new
     if node in g.effects:
-        g.effects = [new if e is node else e for e in g.effects]
+        set_effects(g, [new if e is node else e for e in g.effects])
 
 
 def _saved_pairs(facts: LoopFacts, use: dict[int, list[tuple[Node | None, Graph]]],
@@ -439,17 +439,16 @@ def lower_stacks(root: Graph,
                 if len(t) != 1 or not _lower_pops(back, t[0], use):
                     continue
                 # The forward side: a fresh list per run of `g`, appended to in place.
-                fwd_node.inputs[fwd.first_init + s] = g.apply(P["stack_new"])
+                set_input(fwd_node, fwd.first_init + s, g.apply(P["stack_new"]))
                 body = fwd.body
-                body.effects = [body.apply(P["stack_push"], p, push.inputs[1])] + body.effects
+                set_effects(body, [body.apply(P["stack_push"], p, push.inputs[1])] +
+                            body.effects)
                 out = body.output
                 assert isinstance(out, Apply)
-                out.inputs[1 + s] = p
-                body.invalidate()
+                set_input(out, 1 + s, p)
                 lowered += 1
     if lowered:
-        for g in graphs:
-            g.invalidate()
+        forget_all(graphs)
     return lowered
 
 
@@ -493,9 +492,8 @@ def accumulate_in_place(graphs: list[Graph], use: dict[int, list[tuple[Node | No
         out = body.output
         assert isinstance(out, Apply)
         add = out.inputs[1 + j]
-        out.inputs[1 + j] = body.apply(P["scatter_add_known" if f else "scatter_add"], p,
-                                       *scatter.inputs[1:], name=add.name)
-        body.invalidate()
+        set_input(out, 1 + j, body.apply(P["scatter_add_known" if f else "scatter_add"], p,
+                                         *scatter.inputs[1:], name=add.name))
     return len(found)
 
 
@@ -523,18 +521,16 @@ def _lower_pops(back: LoopInfo, t: int, use: dict[int, list[tuple[Node | None, G
     if use.get(c.id) != [(test, back.cond)] or not is_call_of(test, "is_not") or \
             not (isinstance(test.inputs[2], Constant) and test.inputs[2].value is None):  # type: ignore[union-attr]
         return False
-    back.cond.output = back.cond.apply(P["stack_nonempty"], c)
-    back.cond.invalidate()
+    set_output(back.cond, back.cond.apply(P["stack_nonempty"], c))
     body = back.body
     pop = body.apply(P["stack_pop"], q, name=head.name)
     for u, ug in use.get(head.id, []):
         if u is None:
-            ug.output = pop
+            set_output(ug, pop)
         else:
-            u.inputs = [pop if x is head else x for x in u.inputs]
-    body.effects = [pop] + body.effects
+            set_inputs(u, [pop if x is head else x for x in u.inputs])  # type: ignore[arg-type]
+    set_effects(body, [pop] + body.effects)
     out = body.output
     assert isinstance(out, Apply)
-    out.inputs[1 + t] = q
-    body.invalidate()
+    set_input(out, 1 + t, q)
     return True

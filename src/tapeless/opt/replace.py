@@ -4,6 +4,7 @@ effects spliced, and what was computed from the changed graphs forgotten."""
 from __future__ import annotations
 
 from ..ir.clone import rebind_value_call
+from ..ir.edit import forget_all, forget_users, set_effects, set_inputs, set_output
 from ..ir.nodes import (
     Apply,
     Graph,
@@ -11,7 +12,6 @@ from ..ir.nodes import (
     graph_nodes,
     is_constant_graph,
     reachable_graphs,
-    used_graphs,
 )
 from .simplify import pure
 
@@ -30,7 +30,7 @@ def redirect(node: Apply, replace: dict[int, Node]) -> bool:
     if not any(i.id in replace for i in inputs):
         return False
     was_value_call = not is_constant_graph(inputs[0])
-    node.inputs = [resolved(i, replace) for i in inputs]
+    set_inputs(node, [resolved(i, replace) for i in inputs])
     if was_value_call:
         rebind_value_call(node)
     return True
@@ -45,10 +45,9 @@ def apply_replacements(root: Graph, replace: dict[int, Node], spliced: dict[int,
     fixed_effects: set[int] = set()
     graphs = reachable_graphs(root)
     if stale is None:
-        for g in graphs:
-            g.invalidate()
+        forget_all(graphs)
     elif stale:
-        forget(graphs, stale)
+        forget_users(graphs, stale)
     graphs = reachable_graphs(root)
     todo: set[int] | None = None  # the graphs to visit (all, first)
     while True:
@@ -69,12 +68,10 @@ def apply_replacements(root: Graph, replace: dict[int, Node], spliced: dict[int,
                                 effects.append(r)
                         else:
                             effects.append(e)
-                    g.effects = effects
-                    g.invalidate()
+                    set_effects(g, effects)
                     changed.add(g.id)
             if g.output is not None and g.output.id in replace:
-                g.output = resolved(g.output, replace)
-                g.invalidate()
+                set_output(g, resolved(g.output, replace))
                 changed.add(g.id)
             for node in graph_nodes(g):
                 if redirect(node, replace):  # type: ignore[arg-type]
@@ -84,27 +81,7 @@ def apply_replacements(root: Graph, replace: dict[int, Node], spliced: dict[int,
         if not changed:
             return
         # Only graphs with a new schedule can hold nodes not redirected yet.
-        todo = forget(graphs, changed)
+        todo = forget_users(graphs, changed)
         seen = {g.id for g in graphs}
         graphs = reachable_graphs(root)
         todo |= {g.id for g in graphs if g.id not in seen}
-
-
-def forget(graphs: list[Graph], changed: set[int]) -> set[int]:
-    """Invalidate the graphs in `changed` and every graph that uses one of them; returns
-    the invalidated graphs."""
-    users: dict[int, set[int]] = {}
-    for g in graphs:
-        for h in used_graphs(g):
-            users.setdefault(h.id, set()).add(g.id)
-    stale = set(changed)
-    todo = list(changed)
-    while todo:
-        for u in users.get(todo.pop(), ()):
-            if u not in stale:
-                stale.add(u)
-                todo.append(u)
-    for g in graphs:
-        if g.id in stale:
-            g.invalidate()
-    return stale

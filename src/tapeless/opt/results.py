@@ -3,6 +3,7 @@ one (`own`), settled at the end of optimization."""
 
 from __future__ import annotations
 
+from ..ir.edit import set_input, set_inputs, set_output
 from ..ir.nodes import (
     Apply,
     Constant,
@@ -43,12 +44,10 @@ def own_outputs(root: Graph) -> None:
         seen.add((g.id, k))
         out = g.output
         if k is None:
-            g.output = owned(out)
+            set_output(g, owned(out))
         elif is_prim(out, "make_tuple") and k + 1 < len(out.inputs):  # type: ignore
             assert isinstance(out, Apply)
-            out.inputs = out.inputs[:k + 1] + [owned(out.inputs[k + 1])] + \
-                out.inputs[k + 2:]
-        g.invalidate()
+            set_input(out, k + 1, owned(out.inputs[k + 1]))
 
     def owned(n: Node) -> Node:
         if type(n) is not Apply or is_prim(n, "own"):
@@ -56,8 +55,7 @@ def own_outputs(root: Graph) -> None:
         if fresh(n):
             return n.graph.apply(P["own"], n)
         if is_prim(n, "make_tuple"):
-            n.inputs = [n.inputs[0]] + [owned(i) for i in n.inputs[1:]]
-            n.graph.invalidate()
+            set_inputs(n, [n.inputs[0]] + [owned(i) for i in n.inputs[1:]])
         elif is_prim(n, "tuple_getitem") and isinstance(n.inputs[2], Constant) and \
                 type(n.inputs[2].value) is int:
             src, k = n.inputs[1], n.inputs[2].value
@@ -67,8 +65,7 @@ def own_outputs(root: Graph) -> None:
                 enter(src.inputs[at].value, k)  # type: ignore[attr-defined]
                 if 0 <= k < len(src.inputs) - at - 1:  # (after no step: the initial value)
                     i = at + 1 + k
-                    src.inputs = src.inputs[:i] + [owned(src.inputs[i])] + src.inputs[i + 1:]
-                    src.graph.invalidate()
+                    set_input(src, i, owned(src.inputs[i]))
             elif isinstance(src, Apply) and is_constant_graph(src.inputs[0]):
                 enter(src.inputs[0].value, k)  # type: ignore[attr-defined]
         elif is_constant_graph(n.inputs[0]):

@@ -1,0 +1,90 @@
+"""Editing graphs in place: the one way the stages after the front end change a node's
+inputs or a graph's parameters, output and effects. Each edit forgets what was computed
+from the graph's body (its schedule, its free variables, the graphs it uses), so no
+stage keeps a stale answer; `forget_enclosing` also forgets the graphs around it, whose
+schedules hold the nodes it reads from them. `users` is the one place that indexes who
+uses each node."""
+
+from __future__ import annotations
+
+from .nodes import Apply, Graph, Node, Parameter, graph_nodes, used_graphs
+
+
+def set_inputs(node: Apply, inputs: list[Node]) -> None:
+    """Give `node` new inputs (inputs[0] the callee)."""
+    node.inputs = inputs
+    if node.graph is not None:
+        node.graph.invalidate()
+
+
+def set_input(node: Apply, i: int, value: Node) -> None:
+    """Replace input `i` of `node` (0 is the callee)."""
+    inputs = list(node.inputs)
+    inputs[i] = value
+    set_inputs(node, inputs)
+
+
+def set_output(g: Graph, output: Node | None) -> None:
+    g.output = output
+    g.invalidate()
+
+
+def set_effects(g: Graph, effects: list[Node]) -> None:
+    g.effects = effects
+    g.invalidate()
+
+
+def set_parameters(g: Graph, parameters: list[Parameter]) -> None:
+    """Give `g` a new list of parameters (its own, kept or made by `add_parameter`)."""
+    g.parameters = parameters
+    g.invalidate()
+
+
+def forget_all(graphs: list[Graph]) -> None:
+    """Forget what was computed from each of `graphs` (after edits anywhere in them)."""
+    for g in graphs:
+        g.invalidate()
+
+
+def forget_enclosing(g: Graph) -> None:
+    """Forget what was computed from `g` and from every graph enclosing it."""
+    h: Graph | None = g
+    while h is not None:
+        h.invalidate()
+        h = h.parent
+
+
+def forget_users(graphs: list[Graph], changed: set[int]) -> set[int]:
+    """Invalidate the graphs in `changed` and every graph that uses one of them; returns
+    the invalidated graphs."""
+    users: dict[int, set[int]] = {}
+    for g in graphs:
+        for h in used_graphs(g):
+            users.setdefault(h.id, set()).add(g.id)
+    stale = set(changed)
+    todo = list(changed)
+    while todo:
+        for u in users.get(todo.pop(), ()):
+            if u not in stale:
+                stale.add(u)
+                todo.append(u)
+    for g in graphs:
+        if g.id in stale:
+            g.invalidate()
+    return stale
+
+
+Users = dict[int, list[tuple[Node | None, Graph]]]
+
+
+def users(graphs: list[Graph]) -> Users:
+    """Who uses each node, by node id: (the node using it, its graph), or (None, g)
+    where it is g's output."""
+    out: Users = {}
+    for g in graphs:
+        for n in graph_nodes(g):
+            for i in n.inputs:  # type: ignore[attr-defined]
+                out.setdefault(i.id, []).append((n, g))
+        if g.output is not None:
+            out.setdefault(g.output.id, []).append((None, g))
+    return out

@@ -1,0 +1,83 @@
+"""The IR's edit API (`tapeless.ir.edit`) is the one way later stages change graphs: each
+edit forgets what was computed from the graph, so no stage reads a stale schedule or
+stale free variables; outside `ir/`, no code writes a node's inputs, and the rewriting
+stages write no graph's output, effects or parameters."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import tapeless
+from tapeless.ir.edit import (
+    forget_enclosing,
+    set_effects,
+    set_input,
+    set_output,
+    set_parameters,
+    users,
+)
+from tapeless.ir.nodes import Constant, Graph, free_variables, graph_nodes
+from tapeless.primitives import PRIMITIVES as P
+
+SRC = Path(tapeless.__file__).parent
+
+
+def _writes(path: Path, attrs: set[str]) -> list[str]:
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        targets = node.targets if isinstance(node, ast.Assign) else \
+            [node.target] if isinstance(node, (ast.AugAssign, ast.AnnAssign)) else []
+        for t in targets:
+            for part in t.elts if isinstance(t, ast.Tuple) else [t]:
+                # `x.inputs = ...` or `x.inputs[i] = ...` (not `x.inputs[i].kind = ...`)
+                written = part.value if isinstance(part, ast.Subscript) else part
+                if isinstance(written, ast.Attribute) and written.attr in attrs:
+                    found.append(f"{path.relative_to(SRC)}:{node.lineno}")
+    return found
+
+
+def test_only_the_ir_writes_node_inputs() -> None:
+    wrong = [w for p in SRC.rglob("*.py") if p.parent.name != "ir"
+             for w in _writes(p, {"inputs"})]
+    assert not wrong, wrong
+
+
+def test_rewriting_stages_change_graphs_through_the_edit_api() -> None:
+    wrong = [w for folder in ("opt", "backend") for p in (SRC / folder).glob("*.py")
+             for w in _writes(p, {"output", "effects", "parameters", "inputs"})]
+    assert not wrong, wrong
+
+
+def _closure_over(outer: Graph) -> tuple[Graph, object, object]:
+    a = outer.add_parameter("a")
+    b = outer.add_parameter("b")
+    inner = Graph("inner", outer)
+    x = inner.add_parameter("x")
+    inner.output = inner.apply(P["add"], x, a)
+    outer.output = outer.apply(Constant(inner), b)
+    return inner, a, b
+
+
+def test_an_edit_forgets_free_variables_and_schedules() -> None:
+    outer = Graph("outer")
+    inner, a, b = _closure_over(outer)
+    assert free_variables(inner) == [a]
+    set_input(inner.output, 2, b)  # x + b
+    assert free_variables(inner) == [b]
+    set_output(inner, inner.parameters[0])
+    assert free_variables(inner) == []
+    y = inner.apply(P["neg"], inner.parameters[0])
+    set_effects(inner, [y])
+    assert y in graph_nodes(inner)
+    forget_enclosing(inner)
+    set_parameters(inner, [])
+    assert inner.parameters == []
+
+
+def test_users_index_every_use_and_outputs() -> None:
+    outer = Graph("outer")
+    inner, a, _ = _closure_over(outer)
+    index = users([outer, inner])
+    assert [(u, g) for u, g in index[a.id]] == [(inner.output, inner)]
+    assert index[inner.output.id] == [(None, inner)]
