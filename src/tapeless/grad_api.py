@@ -180,8 +180,7 @@ class GradFunction(Transformed):
             w = Graph(g.name, None, g.loc)
             params = [w.add_parameter(p.name, p.loc) for p in g.parameters]
             w.vararg = g.vararg
-            if hasattr(g, "signature"):
-                w.signature = g.signature  # type: ignore[attr-defined]
+            w.signature = g.signature
             w.output = w.apply(Constant(g), *[
                 constant_node(bound[i], RESOLVER, g.loc) if i in bound else p
                 for i, p in enumerate(params)], loc=g.loc)

@@ -30,8 +30,7 @@ def grad_graph(g: Graph, argnums: int | tuple[int, ...], has_aux: bool, with_val
         for p in g.parameters:
             out.add_parameter(p.name, p.loc)
         out.vararg = g.vararg
-        if hasattr(g, "signature"):
-            out.signature = g.signature  # type: ignore[attr-defined]
+        out.signature = g.signature
     params = out.parameters
     nums = (argnums,) if isinstance(argnums, int) else tuple(argnums)
     for a in nums:

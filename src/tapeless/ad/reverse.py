@@ -141,9 +141,7 @@ class JTransform:
         jg = _derived_graph(f"J_{g.name}", parent, g.loc)
         self.graphs[g.id] = jg
         jg.vararg = g.vararg
-        for attr in ("signature", "stands_for"):
-            if hasattr(g, attr):
-                setattr(jg, attr, getattr(g, attr))
+        jg.signature, jg.stands_for = g.signature, g.stands_for
         for p in g.parameters:
             self.values[p.id] = jg.add_parameter(p.name, p.loc)
         for node in graph_nodes(g):
@@ -267,7 +265,7 @@ class JTransform:
         k = len(init)
         lead = 1 if kind == "for_range" else 0
         fb = _derived_graph(f"J_{body.name}", jg, body.loc)
-        fb.loop_role = "forward"  # type: ignore[attr-defined]  (pushes onto a stack)
+        fb.loop_role = "forward"  # (pushes onto a stack)
         self.graphs[body.id] = fb  # graphs nested in the body nest in its J
         for p in body.parameters:
             self.values[p.id] = fb.add_parameter(p.name, p.loc)
@@ -313,7 +311,7 @@ class JTransform:
         k = len(init)
         fvs = free_variables(body)
         bb = _derived_graph(f"B_{body.name}", bg, body.loc)
-        bb.loop_role = "backward"  # type: ignore[attr-defined]  (pops what `fb` pushed)
+        bb.loop_role = "backward"  # (pops what `fb` pushed)
         stack = bb.add_parameter("stack")
         ds = [bb.add_parameter(f"d{j}") for j in range(k)]
         denv = [bb.add_parameter(f"d_{fv.name or 'env'}") for fv in fvs]
@@ -360,15 +358,14 @@ class JTransform:
         defaults, a wrapper `(*args) -> J(g)(*args)` lays its sensitivities out that
         way."""
         jg = self.graph(g)
-        specs = getattr(g, "signature", None)
+        specs = g.signature
         if specs is None or all(s.kind == "pos" and s.default is None for s in specs):
             return jg
         if g.id not in self.value_graphs:
             npos = sum(s.kind == "pos" for s in specs)
             w = self._value_wrapper(f"{jg.name}_value", jg.parent, g.loc, Constant(jg),
                                     npos, True)
-            if hasattr(g, "stands_for"):
-                w.stands_for = g.stands_for  # type: ignore[attr-defined]
+            w.stands_for = g.stands_for
             self.value_graphs[g.id] = w
         return self.value_graphs[g.id]
 
@@ -386,7 +383,7 @@ class JTransform:
         w = _derived_graph(name, parent, loc)
         args = w.add_parameter("args")
         w.vararg = True
-        w.signature = [ParamSpec("args", "vararg")]  # type: ignore[attr-defined]
+        w.signature = [ParamSpec("args", "vararg")]
         if bind is None:
             call = w.apply(P["call_star"], callee, args, loc=loc)
         else:
@@ -432,7 +429,7 @@ class JTransform:
         if prim is None:
             return None
         w = self.primitive_value(prim)
-        w.stands_for = cls  # type: ignore[attr-defined]
+        w.stands_for = cls
         return Constant(w, node.loc)
 
     def constructor(self, cls: type) -> Graph:
@@ -444,9 +441,9 @@ class JTransform:
             g = _derived_graph(cls.__name__)
             fields = g.add_parameter("fields")
             g.vararg = True
-            g.signature = [ParamSpec("fields", "vararg")]  # type: ignore[attr-defined]
+            g.signature = [ParamSpec("fields", "vararg")]
             g.output = g.apply(P["construct"], Constant(cls), fields)
-            g.stands_for = cls  # type: ignore[attr-defined]
+            g.stands_for = cls
             self.constructors[cls] = self.graph_value(g)
         return self.constructors[cls]
 

@@ -256,7 +256,7 @@ class ModuleEmitter:
             fn = self.namespace[self.graph_name(g)]
             # Its graph, for J of it while derivative code runs (`tapeless.dynamic.lift`).
             fn.__tapeless_graph__ = g
-            if hasattr(g, "stands_for"):  # a class passed as a value, as a J-callable
+            if g.stands_for is not None:  # a class passed as a value, as a J-callable
                 fn.__tapeless_class__ = g.stands_for
         linemap = {i + 1: loc for i, loc in enumerate(self.line_locs) if loc is not None}
         fn = self.namespace[self.graph_name(self.root)]
@@ -270,7 +270,7 @@ class ModuleEmitter:
 def _signature(g: Graph) -> list[Any] | None:
     """The front end's parameter specs of a user function (kind "pos", "vararg" or
     "kwonly", and default node), one per parameter; None for other graphs."""
-    specs = getattr(g, "signature", None)
+    specs = g.signature
     if specs is None or len(specs) != len(g.parameters):
         return None
     return specs

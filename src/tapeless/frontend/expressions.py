@@ -432,7 +432,7 @@ class ExpressionMixin:
 
     def bind_graph(self, graph: Graph, args: list[Node], kwargs: dict[str, Node],
                    at: ast.AST, block: Block) -> list[Node]:
-        specs = getattr(graph, "signature", None)
+        specs = graph.signature
         if specs is None:  # being compiled right now (recursion): positional only
             if kwargs:
                 raise self.error("keyword arguments in a recursive call are not supported",
@@ -603,8 +603,7 @@ class ExpressionMixin:
         for p in graph.parameters:
             stand_in.add_parameter(p.name, p.loc)
         stand_in.vararg = graph.vararg
-        if hasattr(graph, "signature"):
-            stand_in.signature = graph.signature  # type: ignore[attr-defined]
+        stand_in.signature = graph.signature
         stand_in.transform = TransformSpec(name, graph, options["argnums"], options["has_aux"])
         return Constant(stand_in, self.loc(node))
 

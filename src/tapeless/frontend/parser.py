@@ -139,7 +139,7 @@ class Compiler(ExpressionMixin):
             p = graph.add_parameter(a.arg, self.loc(a))
             block.vars[a.arg] = p
             specs.append(ParamSpec(a.arg, "kwonly", kwdefaults.get(a.arg)))
-        graph.signature = specs  # type: ignore[attr-defined]
+        graph.signature = specs
         self._body(body, block, FUNCTION)
         return graph
 
@@ -557,7 +557,7 @@ class Compiler(ExpressionMixin):
             else None
         # A `def` compiled a second time (code after an `if` that returns is compiled
         # once per branch) is a new closure, over that branch's values.
-        if graph is None or hasattr(graph, "signature"):
+        if graph is None or graph.signature is not None:
             graph = Graph(name, block.graph)
             if isinstance(node, ast.FunctionDef) and name in block.scope.info.def_only:
                 block.scope.def_graphs[name] = graph

@@ -92,8 +92,7 @@ def inline_body(callee: Graph, target: Graph, args: list[Node],
         clone = gmap[h.id]
         parent = h.parent
         clone.parent = gmap.get(parent.id, parent) if parent is not None else None
-        clone.vararg = h.vararg
-        _copy_attributes(h, clone)
+        clone.copy_attributes(h)
     nmap: dict[int, Node] = dict(substitute or {})
     for p, a in zip(callee.parameters, args, strict=True):
         nmap[p.id] = a
@@ -115,8 +114,7 @@ def clone_graph(g: Graph, parent: Graph | None, substitute: dict[int, Node]) -> 
     variables in `substitute` replaced: e.g. a closure rebuilt, in another graph, from
     values saved where it was made."""
     new = Graph(g.name, parent, g.loc)
-    new.vararg = g.vararg
-    _copy_attributes(g, new)
+    new.copy_attributes(g)
     params = [new.add_parameter(p.name, p.loc) for p in g.parameters]
     new.output, new.effects = inline_body(g, new, params, substitute)  # type: ignore[arg-type]
     return new
@@ -167,7 +165,7 @@ def rebind_value_call(node: Apply) -> None:
     callee = node.inputs[0]
     if not is_constant_graph(callee):
         return
-    specs = getattr(callee.value, "signature", None)
+    specs = callee.value.signature
     if specs is None or all(s.kind == "pos" for s in specs):
         return
     args, bound = list(node.inputs[1:]), []
@@ -183,13 +181,6 @@ def rebind_value_call(node: Apply) -> None:
             return
     if not args:
         node.inputs = [callee, *bound]
-
-
-def _copy_attributes(source: Graph, target: Graph) -> None:
-    target.derived = source.derived
-    for name in ("signature", "loop_role", "stands_for"):
-        if hasattr(source, name):
-            setattr(target, name, getattr(source, name))
 
 
 def is_recursive(g: Graph) -> bool:
@@ -220,8 +211,7 @@ def copy_module(root: Graph) -> Graph:
     gmap: dict[int, Graph] = {}
     for h in graphs:
         copy = Graph(h.name, None, h.loc)
-        copy.vararg = h.vararg
-        _copy_attributes(h, copy)
+        copy.copy_attributes(h)
         gmap[h.id] = copy
     for h in graphs:
         if h.parent is not None:

@@ -102,6 +102,15 @@ class Graph:
         self.derived = False
         # A transform of another graph, whose body the AD stage builds (then None).
         self.transform: TransformSpec | None = None
+        # The front end's parameter specs of a user function (`frontend.scopes.ParamSpec`:
+        # kind "pos", "vararg" or "kwonly", and a default node), one per parameter: how
+        # Python binds a call through a value to them. None for other graphs.
+        self.signature: list[Any] | None = None
+        # A loop body made by differentiation: "forward" (pushes the values its
+        # backward loop needs onto a stack) or "backward" (pops them).
+        self.loop_role: str | None = None
+        # The class a J-callable stands for (a class passed as a value), for isinstance.
+        self.stands_for: type | None = None
         self._fv_cache: list[Node] | None = None
         self._nodes_cache: list[Node] | None = None
         self._uses_cache: list[Graph] | None = None
@@ -118,6 +127,15 @@ class Graph:
 
     def __repr__(self) -> str:
         return f"<Graph {self.name}>"
+
+    def copy_attributes(self, source: Graph) -> None:
+        """Take `source`'s declared attributes (all but its body, name and scope): what
+        a copy of a graph must keep."""
+        self.vararg = source.vararg
+        self.derived = source.derived
+        self.signature = source.signature
+        self.loop_role = source.loop_role
+        self.stands_for = source.stands_for
 
     def invalidate(self) -> None:
         """Forget what was computed from this graph's body (after changing it)."""

@@ -405,7 +405,7 @@ def drop_unused_parameters(root: Graph, graphs: list[Graph]) -> int:
     removed = 0
     for g in graphs:
         if g.id in escaped or g.id not in calls or g.vararg or any(
-                spec.kind != "pos" for spec in getattr(g, "signature", None) or ()):
+                spec.kind != "pos" for spec in g.signature or ()):
             continue
         sites = calls[g.id]
         if any(len(c.inputs) - 1 != len(g.parameters) for c in sites):
@@ -419,8 +419,7 @@ def drop_unused_parameters(root: Graph, graphs: list[Graph]) -> int:
         for c in sites:
             set_inputs(c, [x for k, x in enumerate(c.inputs) if k - 1 not in drop])
         set_parameters(g, [p for i, p in enumerate(g.parameters) if i not in drop])
-        if getattr(g, "signature", None):
-            g.signature = [s for i, s in enumerate(g.signature)  # type: ignore[attr-defined]
-                           if i not in drop]
+        if g.signature:
+            g.signature = [s for i, s in enumerate(g.signature) if i not in drop]
         removed += len(drop)
     return removed

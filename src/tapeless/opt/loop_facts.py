@@ -110,7 +110,7 @@ class LoopFacts:
         last, and tries only the loops still unlinked: in the usual order (outer loops
         first) the first pass links them all, and a second, if any are left, is short."""
         left = [b for b in self.loops if b.cond is not None and b.init and
-                b.body.parameters and getattr(b.body, "loop_role", None) == "backward"]
+                b.body.parameters and b.body.loop_role == "backward"]
         while left:
             unlinked = [b for b in left if not self._link_stack(b)]
             if len(unlinked) == len(left):

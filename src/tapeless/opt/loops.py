@@ -158,7 +158,7 @@ def _saved_pairs(facts: LoopFacts, use: dict[int, list[tuple[Node | None, Graph]
         fwd, kf, push = found
         start = back.init[0]
         if len(use.get(start.id, [])) != 1 or not is_call_of(push.inputs[1], "make_tuple") or \
-                getattr(fwd.body, "loop_role", None) != "forward":
+                fwd.body.loop_role != "forward":
             continue
         if facts.result_of(start) is None and not _only_reader(start, facts, use):
             continue

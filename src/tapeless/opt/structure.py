@@ -193,7 +193,7 @@ def _index_sens_known(ctx: Context, node: Apply) -> Node | None:
 def _class_of_known(ctx: Context, node: Apply) -> Node | None:
     """`class_of(c)` where `c` is a known class, or a graph standing for one: the class."""
     c = node.inputs[1]
-    if is_constant_graph(c) and hasattr(c.value, "stands_for"):
+    if is_constant_graph(c) and c.value.stands_for is not None:
         return Constant(c.value.stands_for, c.loc)
     if isinstance(c, Constant) and isinstance(c.value, type):
         return c
@@ -209,7 +209,7 @@ def _call_star_known(ctx: Context, node: Apply) -> Node | None:
         return None
     if is_constant_graph(fn):
         g: Graph = fn.value
-        specs = getattr(g, "signature", None)
+        specs = g.signature
         if g.vararg or len(items) != len(g.parameters) or (
                 specs is not None and any(sp.kind != "pos" for sp in specs)):
             return None
