@@ -96,6 +96,9 @@ class ModuleEmitter:
         # Nodes named by the statement that computes them (loop and `if` results).
         self.aliases: set[int] = set()
         self.const_names: dict[int, str] = {}
+        # The user's names of constants read from globals, closure variables and
+        # attributes (`W` for a global array), by the value's identity.
+        self.const_origin: dict[int, str] = {}
         self.keep_names = True
         self.lines: list[str] = []
         self.line_locs: list[Location | None] = []
@@ -113,10 +116,14 @@ class ModuleEmitter:
             for n in nodes:
                 for i, inp in enumerate(n.inputs):
                     self.uses.setdefault(inp.id, []).append((n, g))
+                    if inp.name and isinstance(inp, Constant):
+                        self.const_origin.setdefault(id(inp.value), inp.name)
                     if is_constant_graph(inp):
                         self.graph_uses.setdefault(inp.value.id, []).append((n, i))
             if g.output is not None:
                 self.uses.setdefault(g.output.id, []).append((None, g))
+                if g.output.name and isinstance(g.output, Constant):
+                    self.const_origin.setdefault(id(g.output.value), g.output.name)
                 if is_constant_graph(g.output):
                     self.graph_uses.setdefault(g.output.value.id, []).append((None, -1))
         # Graphs emitted inline: used exactly once, as a branch of an immediately
@@ -228,8 +235,10 @@ class ModuleEmitter:
         if known is not None:
             return known
         if id(value) not in self.const_names:
-            base = getattr(value, "__name__", None) or "_const"
-            name = self.fresh(base if isinstance(base, str) else "_const")
+            base = self.const_origin.get(id(value)) or getattr(value, "__name__", None)
+            if not isinstance(base, str) or not base:
+                base = "_array" if isinstance(value, np.ndarray) else "_const"
+            name = self.fresh(base)
             self.namespace[name] = value
             self.const_names[id(value)] = name
         return self.const_names[id(value)]
