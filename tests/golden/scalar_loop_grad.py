@@ -7,8 +7,8 @@ def grad_scalar_loop(x):
     for _ in range(1000):
         stack_append(x_1)
         x_1 = _sin(x_1) * 1.01
-    d1 = 1.0
+    d_x = 1.0
     for saved in reversed(stack):
-        d1 = d1 * 1.01 * _cos(saved)
-    return d1
+        d_x = d_x * 1.01 * _cos(saved)
+    return d_x
 
