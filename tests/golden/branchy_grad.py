@@ -18,8 +18,8 @@ def grad_branchy(x, y):
     _t_3 = _t_2[1]
     _t_4 = _t_2[2]
     d_x_1 = _rt.gadd(_t_3[0], _t_4[0])
-    d_x_2 = _rt.to_structure(d_x_1, x)
+    d_x_1 = _rt.to_structure(d_x_1, x)
     d_y = _rt.gadd(_t_3[1], _t_4[1])
-    d_y_1 = _rt.to_structure(d_y, y)
-    return d_x_2, d_y_1
+    d_y = _rt.to_structure(d_y, y)
+    return d_x_1, d_y
 
