@@ -41,7 +41,7 @@ def test_a_primitive_added_as_one_row_and_one_rule_is_optimized_like_tanh() -> N
         source = tl.grad(fn).source_for(x)
         assert "_rt." not in source, source
         body = [line for line in source.splitlines()[1:] if line.strip()]
-        assert body[-1].strip().startswith("return _const * "), source
+        assert body[-1].strip().startswith("return w * "), source
     fd = [(with_sinc(x + 1e-6 * e) - with_sinc(x - 1e-6 * e)) / 2e-6 for e in np.eye(3)]
     np.testing.assert_allclose(tl.grad(with_sinc)(x), fd, rtol=1e-7, atol=1e-9)
 

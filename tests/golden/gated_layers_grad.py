@@ -8,107 +8,93 @@ def grad_gated_layers(params, state, xs):
     _sens_index = _rt.sens_index
     def comprehension_1(item, *, state=state):
         def B_comprehension(dout, *, state=state, item=item):
-            return (_rt.getitem_sens(dout, state, item),), _rt.ZERO
+            d_state = _rt.getitem_sens(dout, state, item)
+            return (d_state,), _rt.ZERO
         return state[item], B_comprehension
     results = [comprehension_1(_x) for _x in range(4)]
-    values = [comprehension(_x) for _x in results]
+    st = [comprehension(_x) for _x in results]
     j = _rt.UNBOUND
     b = _rt.UNBOUND
     g = _rt.UNBOUND
     f = _rt.UNBOUND
     s = _rt.UNBOUND
     h = _rt.UNBOUND
-    st = values
     stack = []
     stack_append = stack.append
     for t in range(5):
         x = xs[t]
         _t = len(st) // 2
         new = []
-        j_1 = j
-        b_1 = b
-        g_1 = g
-        f_1 = f
-        s_1 = s
-        h_1 = h
-        new_1 = new
         x_1 = x
         stack_1 = None
-        for j_2 in range(_t):
-            _t_1 = 2 * j_2
+        for j_1 in range(_t):
+            _t_1 = 2 * j_1
             _t_2 = _concatenate([x_1, st[_t_1], x_1])
             _t_3 = _t_1 + 1
-            g_1 = _t_2 * params[_t_1] + params[_t_3]
-            f_1 = 1.0 / (1.0 + np.exp(-g_1[0:3]))
+            g = _t_2 * params[_t_1] + params[_t_3]
+            f = 1.0 / (1.0 + np.exp(-g[0:3]))
             _t_4 = st[_t_3]
-            y = _tanh(g_1[3:6])
-            _t_5 = g_1[6:9]
-            s_1 = _t_4 * f_1 + y * _t_5
-            y_1 = _tanh(s_1)
-            h_1 = f_1 * y_1
-            new_2 = new_1 + [h_1, s_1]
-            stack_1 = (_t_4, new_1, new_2, f_1, y_1, _t_3, _t_2, y, _t_5, g_1, _t_1), stack_1
-            j_1, b_1, new_1, x_1 = j_2, 3, new_2, h_1
+            y = _tanh(g[3:6])
+            _t_5 = g[6:9]
+            s = _t_4 * f + y * _t_5
+            y_1 = _tanh(s)
+            h = f * y_1
+            new_1 = new + [h, s]
+            stack_1 = (_t_4, new, new_1, f, y_1, _t_3, _t_2, y, _t_5, g, _t_1), stack_1
+            j, b, new, x_1 = j_1, 3, new_1, h
         stack_append((x, st, stack_1))
-        j, b, g, f, s, h, st = j_1, b_1, g_1, f_1, s_1, h_1, new_1
-    d3 = _rt.ZERO
-    d4 = _rt.ZERO
-    d5 = _rt.ZERO
-    d6 = _rt.ZERO
-    d7 = _rt.ZERO
-    d8 = _rt.ZERO
-    d9 = _rt.ZERO
+        st = new
+    d_j = _rt.ZERO
+    d_b = _rt.ZERO
+    d_g = _rt.ZERO
+    d_f = _rt.ZERO
+    d_s = _rt.ZERO
+    d_h = _rt.ZERO
+    d_st = _rt.ZERO
     d_params = _rt.ZERO
     for saved in reversed(stack):
         st_1 = saved[1]
-        stack_3 = saved[2]
+        stack_2 = saved[2]
         _t_6 = 0.2 * saved[0]
-        stack_4 = stack_3
-        d0 = d3
-        d1 = d4
-        d2 = d5
-        d3_1 = d6
-        d4_1 = d7
-        d5_1 = d8
-        d6_1 = d9
-        d7_1 = _t_6
-        d_st = _rt.ZERO
+        d_new = d_st
+        d_x = _t_6
+        d_st_1 = _rt.ZERO
         d_params_1 = _rt.ZERO
-        while stack_4 is not None:
-            rest = stack_4[1]
-            saved_1 = stack_4[0]
-            new_3 = saved_1[2]
-            _t_7 = _sens_of(d6_1, new_3)
-            new_4 = saved_1[1]
-            n = len(new_4)
+        while stack_2 is not None:
+            rest = stack_2[1]
+            saved_1 = stack_2[0]
+            new_2 = saved_1[2]
+            _t_7 = _sens_of(d_new, new_2)
+            new_3 = saved_1[1]
+            n = len(new_3)
             _t_8 = _t_7[n:]
-            d_s = _t_8[1]
-            d_h = _t_8[0]
-            d_h_1 = _gadd(_gadd(d5_1, d7_1), d_h)
-            s_2 = saved_1[3]
+            d_s_1 = _t_8[1]
+            d_h_1 = _t_8[0]
+            d_h_1 = _gadd(_gadd(d_h, d_x), d_h_1)
+            f_1 = saved_1[3]
             y_2 = saved_1[4]
-            d_s_1 = _gadd(_gadd(d4_1, d_s), d_h_1 * s_2 * (1.0 - y_2 * y_2))
+            d_s_1 = _gadd(_gadd(d_s, d_s_1), d_h_1 * f_1 * (1.0 - y_2 * y_2))
             y_3 = saved_1[7]
-            g_2 = saved_1[9]
-            d_f = _gadd(d3_1, d_h_1 * y_2) + d_s_1 * saved_1[0]
-            d_g = _gadd(d2, _getitem_sens(d_s_1 * y_3, g_2, slice(6, 9, None))) + _getitem_sens(d_s_1 * saved_1[8] * (1.0 - y_3 * y_3), g_2, slice(3, 6, None)) + _getitem_sens(d_f * s_2 * (1.0 - s_2), g_2, slice(0, 3, None))
+            g_1 = saved_1[9]
+            d_f_1 = _gadd(d_f, d_h_1 * y_2) + d_s_1 * saved_1[0]
+            d_g_1 = _gadd(d_g, _getitem_sens(d_s_1 * y_3, g_1, slice(6, 9, None))) + _getitem_sens(d_s_1 * saved_1[8] * (1.0 - y_3 * y_3), g_1, slice(3, 6, None)) + _getitem_sens(d_f_1 * f_1 * (1.0 - f_1), g_1, slice(0, 3, None))
             _t_9 = saved_1[10]
-            _t_10 = d_g * params[_t_9]
-            d_x = _t_10[0:3]
-            d_x_1 = _t_10[6:9]
+            _t_10 = d_g_1 * params[_t_9]
+            d_x_1 = _t_10[0:3]
+            d_x_2 = _t_10[6:9]
             _t_11 = saved_1[5], _t_9
-            stack_4, d0, d1, d2, d3_1, d4_1, d5_1, d6_1, d7_1, d_st, d_params_1 = rest, _rt.ZERO, _rt.ZERO, _rt.ZERO, _rt.ZERO, _rt.ZERO, _rt.ZERO, _t_7[:n], d_x + d_x_1, _scatter_add_known(d_st, st_1, _t_11, (d_s_1 * s_2, _t_10[3:6])), _scatter_add_known(d_params_1, params, _t_11, (d_g, d_g * saved_1[6]))
-        d3, d4, d5, d6, d7, d8, d9, d_params = d0, d1, d2, d3_1, d4_1, d5_1, d_st, _gadd(d_params, d_params_1)
+            stack_2, d_j, d_b, d_g, d_f, d_s, d_h, d_new, d_x, d_st_1, d_params_1 = rest, _rt.ZERO, _rt.ZERO, _rt.ZERO, _rt.ZERO, _rt.ZERO, _rt.ZERO, _t_7[:n], d_x_1 + d_x_2, _scatter_add_known(d_st_1, st_1, _t_11, (d_s_1 * f_1, _t_10[3:6])), _scatter_add_known(d_params_1, params, _t_11, (d_g_1, d_g_1 * saved_1[6]))
+        d_st, d_params = d_st_1, _gadd(d_params, d_params_1)
     d_params_2 = _rt.to_structure(d_params, params)
     _t_12 = _rt.as_sequence(results)
     _t_13 = len(_t_12)
     d_fn = _rt.ZERO
     for i in range(_t_13):
         r = _t_12[i]
-        g_3 = r[1](_sens_index(d9, i))
-        d_fn = _gadd(d_fn, g_3[0])
-    d_state = _rt.to_structure(d_fn[0], state)
-    return d_params_2, d_state
+        g_2 = r[1](_sens_index(d_st, i))
+        d_fn = _gadd(d_fn, g_2[0])
+    d_state_1 = _rt.to_structure(d_fn[0], state)
+    return d_params_2, d_state_1
 
 def comprehension(item_1):
     return item_1[0]

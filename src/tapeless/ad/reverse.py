@@ -211,12 +211,14 @@ class JTransform:
                 jargs = jargs[:fixed] + [jg.apply(P["make_tuple"], *jargs[fixed:])]
             # The rule's body is copied in place, so the backpropagator it makes is a
             # known closure, which the backward pass inlines in turn.
+            mark = _watermark()
             out, effects = inline_body(rule, jg, jargs, loc=node.loc)
             self.calls[node.id] = effects
             if _is_pair(out):
                 value, backprop = out.inputs[1], out.inputs[2]  # type: ignore[union-attr]
-                if isinstance(value, Apply) and value.graph is jg and not value.name:
-                    value.name = node.name
+                if isinstance(value, Apply) and value.graph is jg and value.id > mark and \
+                        (node.name or not value.name):
+                    value.name = node.name  # the user's name, not the rule's (`y`)
                 self.values[node.id] = value
                 self.backprops[node.id] = backprop
                 return
@@ -313,8 +315,8 @@ class JTransform:
         bb = _derived_graph(f"B_{body.name}", bg, body.loc)
         bb.loop_role = "backward"  # (pops what `fb` pushed)
         stack = bb.add_parameter("stack")
-        ds = [bb.add_parameter(f"d{j}") for j in range(k)]
-        denv = [bb.add_parameter(f"d_{fv.name or 'env'}") for fv in fvs]
+        ds = [bb.add_parameter(_sens_name(p) or "_d") for p in body.parameters[lead:lead + k]]
+        denv = [bb.add_parameter(_sens_name(fv) or "d_env") for fv in fvs]
         values = bb.apply(P["tuple_getitem"], stack, 0, name="saved")
         rest = bb.apply(P["tuple_getitem"], stack, 1, name="rest")
         substitute = {fv.id: bb.apply(P["tuple_getitem"], values, j, name=fv.name)
@@ -336,9 +338,9 @@ class JTransform:
                         *[Constant(ZERO)] * len(fvs), loc=node.loc)
         for j, a in enumerate(init):
             if not (isinstance(a, Constant) and not isinstance(a.value, Graph)):
-                contribute(a, bg.apply(P["tuple_getitem"], loop, 1 + j))
+                contribute(a, bg.apply(P["tuple_getitem"], loop, 1 + j, name=_sens_name(a)))
         for t, fv in enumerate(fvs):
-            contribute(fv, bg.apply(P["tuple_getitem"], loop, 1 + k + t))
+            contribute(fv, bg.apply(P["tuple_getitem"], loop, 1 + k + t, name=_sens_name(fv)))
 
     def rule(self, prim: Primitive) -> Graph:
         """The graph of a primitive's reverse rule (compiled once)."""
@@ -473,8 +475,8 @@ class JTransform:
 
     def _backward(self, g: Graph, jg: Graph) -> Graph:
         bg = _derived_graph(f"B_{g.name}", jg, g.loc)
-        dout = bg.add_parameter(f"d_{g.output.name}" if g.output is not None and
-                                g.output.name else "dout")
+        dout = bg.add_parameter(_sens_name(g.output) if g.output is not None and
+                                _sens_name(g.output) else "dout")
         sens: dict[int, list[Node]] = {}
         fvs = free_variables(g)
 
@@ -500,6 +502,7 @@ class JTransform:
             if prim is not None and not prim.accepts_zero:
                 d = bg.apply(P["sens_of"], d, self.values[node.id])
             backprop = self.backprops[node.id]
+            mark = _watermark()
             if isinstance(backprop, Constant) and isinstance(backprop.value, Graph) and \
                     len(backprop.value.parameters) == 1:
                 grads, _ = inline_body(backprop.value, bg, [d], loc=node.loc)
@@ -509,11 +512,17 @@ class JTransform:
             if prim is None:
                 contribute(node.inputs[0], bg.apply(P["tuple_getitem"], grads, 0))
                 offset = 1
+            # A copied rule's sensitivities are the items of its output tuple.
+            items = grads.inputs[1:] if isinstance(grads, Apply) and grads.graph is bg and \
+                grads.id > mark and _primitive(grads.inputs[0]) is P["make_tuple"] else None
             for i, inp in enumerate(node.inputs[1:]):
                 if isinstance(inp, Constant) and not isinstance(inp.value, Graph):
                     continue
+                if items is not None and i + offset < len(items):
+                    contribute(inp, items[i + offset])
+                    continue
                 contribute(inp, bg.apply(P["tuple_getitem"], grads, i + offset, loc=node.loc,
-                                         name=f"d_{inp.name}" if inp.name else ""))
+                                         name=_sens_name(inp)))
         env = [self._sum(bg, sens[fv.id], fv) if fv.id in sens else Constant(ZERO)
                for fv in fvs]
         params = [self._sum(bg, sens[p.id], p) if p.id in sens else Constant(ZERO)
@@ -525,9 +534,26 @@ class JTransform:
         total = parts[0]
         for p in parts[1:]:
             total = bg.apply(P["gadd"], total, p)
-        if len(parts) > 1 and like.name and isinstance(total, Apply):
-            total.name = f"d_{like.name}"
+        # The sensitivity of a named value is named after it (a single part, where
+        # nothing named it yet: the sensitivity of `x` in `x + y` may be the sum's; not
+        # an item taken out of a tuple, which is written where it is used).
+        if _sens_name(like) and isinstance(total, Apply) and total.graph is bg and (
+                len(parts) > 1 or not (total.name or _primitive(total.inputs[0]) is
+                                       P["tuple_getitem"])):
+            total.name = _sens_name(like)
         return total
+
+
+def _sens_name(node: Node | None) -> str:
+    """The name of the sensitivity of a named value: `d_h` for `h` ("" for a value
+    without a name, `_`, or a name that is not an identifier, such as a loop's flag)."""
+    name = node.name if node is not None else ""
+    return f"d_{name}" if name and name.isidentifier() and name.strip("_") else ""
+
+
+def _watermark() -> int:
+    """An id below every node made from now on (node ids increase)."""
+    return Constant(None).id
 
 
 def is_parameter(node: Node) -> bool:

@@ -95,7 +95,17 @@ class ModuleEmitter:
         self.names: dict[int, str] = {}
         # Nodes named by the statement that computes them (loop and `if` results).
         self.aliases: set[int] = set()
+        # The nodes named after each base name (a user's variable), in order: a value
+        # assigned again may take its old value's name (`h = f(h)`).
+        self.by_base: dict[str, list[Node]] = {}
+        # A loop state parameter (body or condition) -> its loop node; the values a loop
+        # body computes straight into a state variable (`_coalesce_state`).
+        self.state_of: dict[int, Node] = {}
+        self.coalesced: dict[int, Node] = {}
         self.const_names: dict[int, str] = {}
+        # The user's names of constants read from globals, closure variables and
+        # attributes (`W` for a global array), by the value's identity.
+        self.const_origin: dict[int, str] = {}
         self.keep_names = True
         self.lines: list[str] = []
         self.line_locs: list[Location | None] = []
@@ -113,10 +123,14 @@ class ModuleEmitter:
             for n in nodes:
                 for i, inp in enumerate(n.inputs):
                     self.uses.setdefault(inp.id, []).append((n, g))
+                    if inp.name and isinstance(inp, Constant):
+                        self.const_origin.setdefault(id(inp.value), inp.name)
                     if is_constant_graph(inp):
                         self.graph_uses.setdefault(inp.value.id, []).append((n, i))
             if g.output is not None:
                 self.uses.setdefault(g.output.id, []).append((None, g))
+                if g.output.name and isinstance(g.output, Constant):
+                    self.const_origin.setdefault(id(g.output.value), g.output.name)
                 if is_constant_graph(g.output):
                     self.graph_uses.setdefault(g.output.value.id, []).append((None, -1))
         # Graphs emitted inline: used exactly once, as a branch of an immediately
@@ -187,7 +201,13 @@ class ModuleEmitter:
         if node.id not in self.names:
             base = node.name or ("p" if isinstance(node, Parameter) else "_t")
             self.names[node.id] = self.fresh(base)
+            if node.name:
+                self.by_base.setdefault(node.name, []).append(node)
         return self.names[node.id]
+
+    def holders(self, name: str) -> list[int]:
+        """The nodes that the generated code names `name`."""
+        return [k for k, v in self.names.items() if v == name]
 
     def graph_name(self, g: Graph) -> str:
         if g.id not in self.names:
@@ -228,8 +248,10 @@ class ModuleEmitter:
         if known is not None:
             return known
         if id(value) not in self.const_names:
-            base = getattr(value, "__name__", None) or "_const"
-            name = self.fresh(base if isinstance(base, str) else "_const")
+            base = self.const_origin.get(id(value)) or getattr(value, "__name__", None)
+            if not isinstance(base, str) or not base:
+                base = "_array" if isinstance(value, np.ndarray) else "_const"
+            name = self.fresh(base)
             self.namespace[name] = value
             self.const_names[id(value)] = name
         return self.const_names[id(value)]
@@ -454,7 +476,59 @@ class FunctionEmitter:
         if not mod.uses.get(node.id):
             mod.emit_line(indent, _strip(text), node.loc)
         else:
+            self._reuse_name(node, g)
             mod.emit_line(indent, f"{mod.name_of(node)} = {_strip(text)}", node.loc)
+
+    def _reuse_name(self, node: Node, g: Graph) -> None:
+        """A value named like an earlier value of the same region that nothing reads
+        after it takes that value's name: `y = np.sin(y) + x`, not `y_1 = ...`."""
+        mod = self.mod
+        if node.id in mod.names or not node.name or not mod.keep_names:
+            return
+        olds = mod.by_base.get(node.name)
+        if not olds:
+            return
+        old = olds[-1]
+        name = mod.names.get(old.id)
+        if name is None or old.graph is not g or old.id in mod.aliases or \
+                not self._reads(node, old, g) or mod.holders(name) != [old.id] or \
+                not self._dead_after(old, node, g):
+            return
+        mod.names[node.id] = name
+        olds.append(node)
+
+    def _reads(self, node: Node, old: Node, g: Graph, depth: int = 0) -> bool:
+        """Whether `node`'s statement reads `old` (a new value of the same variable,
+        `x = f(x)`; two unrelated values that happen to share a name keep two names)."""
+        for inp in node.inputs:
+            if inp is old:
+                return True
+            if depth < 20 and isinstance(inp, Apply) and inp.graph is g and \
+                    inp.id not in self.mod.names and self._inlined(inp, g) and \
+                    self._reads(inp, old, g, depth + 1):
+                return True
+        return False
+
+    def _dead_after(self, old: Node, node: Node, g: Graph) -> bool:
+        """Whether every read of `old` is evaluated at or before `node` (its inputs are
+        evaluated before it is assigned), in `g`'s region."""
+        pos = self._positions(g)
+        at = pos.get(node.id)
+        if at is None:
+            return False
+        for u, _ in self.mod.uses.get(old.id, []):
+            if u is None:
+                return False
+            where = self._effective_position(u, g, pos)
+            if where is None or where > at:
+                return False
+        return True
+
+    def _positions(self, g: Graph) -> dict[int, int]:
+        cache = self.__dict__.setdefault("_pos_cache", {})
+        if g.id not in cache:
+            cache[g.id] = {n.id: i for i, n in enumerate(self.mod.nodes_of[g.id])}
+        return cache[g.id]
 
     def _inline_switch(self, call: Node) -> bool:
         sw = call.inputs[0]
@@ -583,6 +657,7 @@ class FunctionEmitter:
         assert body is not None
         for p, n in zip(body.parameters[skip:], names, strict=True):
             mod.names[p.id] = n
+            mod.state_of[p.id] = node
         for e in body.effects:  # `push = stack.append` once, `push(x)` per iteration
             if _prim_of(e) is P["stack_push"] and e.inputs[1] in body.parameters[skip:]:
                 j = body.parameters.index(e.inputs[1]) - skip
@@ -598,6 +673,7 @@ class FunctionEmitter:
         elif cond is not None:
             for p, n in zip(cond.parameters, names, strict=True):
                 mod.names[p.id] = n
+                mod.state_of[p.id] = node
             mark = len(mod.lines)
             c = mod.fresh("_go")
             self.region(cond, indent + 1, ("assign", [c]))
@@ -618,6 +694,7 @@ class FunctionEmitter:
             i = mod.name_of(body.parameters[0])
             mod.emit_line(indent, f"for {i} in {self._range(node, g)}:", node.loc)
         mark = len(mod.lines)
+        self._loop_node = node
         self._coalesce_state(body, names, skip)
         live = [None if j in dead else n for j, n in enumerate(names)]
         self.region(body, indent + 1, ("state", live))
@@ -719,6 +796,7 @@ class FunctionEmitter:
             if last is None or last > pos[v.id]:
                 continue
             mod.names[v.id] = names[j]
+            mod.coalesced[v.id] = self._loop_node
             taken.add(v.id)
 
     def _range(self, node: Apply, g: Graph) -> str:
@@ -733,15 +811,49 @@ class FunctionEmitter:
         mod = self.mod
         uses = mod.uses.get(node.id, [])
         params = body.parameters[skip:] if body is not None else []
-        names = [mod.fresh(p.name or "_s") for p in params]
+        init = node.inputs[(3 if skip == 0 else 5):]
+        names = [self._init_name(node, init[j]) if j < len(init) and
+                 init[j].name == p.name else None for j, p in enumerate(params)]
+        names = [n or mod.fresh(p.name or "_s") for n, p in zip(names, params, strict=True)]
         if body is None:
-            names = [mod.fresh("_s") for _ in node.inputs[(3 if skip == 0 else 5):]]
+            names = [mod.fresh("_s") for _ in init]
         for u, _ in uses:
             if u is not None and _prim_of(u) is P["tuple_getitem"] and \
                     isinstance(u.inputs[2], Constant):
                 mod.names[u.id] = names[u.inputs[2].value]
                 mod.aliases.add(u.id)
         return names
+
+    def _init_name(self, node: Apply, v: Node) -> str | None:
+        """The name of a loop's initial value `v` (a value of the same variable), when
+        the loop's state variable may take it (`h = f(h)` in the loop, with no
+        `h_1 = h` before it): nothing but the loop reads `v`, and no other value still
+        needed has its name."""
+        mod = self.mod
+        name = mod.names.get(v.id)
+        if name is None or isinstance(v, Constant) or \
+                mod.uses.get(v.id, []) != [(node, node.graph)]:
+            return None
+        # `v` may share its name with the other values of a loop's state variable:
+        # inside that loop (v is its state), they are all read before this loop or
+        # assigned after it; after that loop (v is its result), those inside it are done.
+        loop, inside = mod.state_of.get(v.id), True
+        if loop is None and v.id in mod.aliases and isinstance(v, Apply) and \
+                _prim_of(v) is P["tuple_getitem"] and (_prim_of(v.inputs[1]) or P["add"]).loop:
+            loop, inside = v.inputs[1], False
+        results = {u.id for u, _ in mod.uses.get(loop.id, []) if u is not None} \
+            if loop is not None else set()
+        for k in mod.holders(name):
+            if k == v.id:
+                continue
+            if loop is None:
+                return None
+            if mod.state_of.get(k) is loop or mod.coalesced.get(k) is loop:
+                continue
+            if k in results and (inside or not mod.uses.get(k)):
+                continue
+            return None
+        return name
 
     def _bind_loop_result(self, node: Apply, names: list[str], indent: int) -> None:
         mod = self.mod

@@ -63,15 +63,20 @@ class ExpressionMixin:
     def global_value(self, name: str, node: ast.AST) -> Node:
         value = self.lookup_global(name)
         if value is not MISSING:
-            return self.constant_for(value, node)
+            return self.constant_for(value, node, name)
         if hasattr(builtins, name):
             return self.constant_for(getattr(builtins, name), node)
         raise self.error(f"name '{name}' is not defined", node,
                          f"define '{name}' before this line, or import it at the top of "
                          "the file")
 
-    def constant_for(self, value: Any, node: ast.AST) -> Node:
-        return constant_node(value, self.resolver, self.loc(node))
+    def constant_for(self, value: Any, node: ast.AST, name: str = "") -> Node:
+        """The constant of a compile-time value; `name`, the global, closure variable
+        or attribute it was read from, names it in the generated code."""
+        c = constant_node(value, self.resolver, self.loc(node))
+        if name and not isinstance(c.value, Graph):
+            c.name = name
+        return c
 
     def expr_BinOp(self, node: ast.BinOp, block: Block) -> Node:
         left = self.expr(node.left, block)
@@ -266,7 +271,7 @@ class ExpressionMixin:
             if not hasattr(value.value, node.attr):
                 raise self.error(f"{_qualname(value.value)}.{node.attr} does not exist", node)
             self._record_attribute(value.value, node.attr)
-            return self.constant_for(getattr(value.value, node.attr), node)
+            return self.constant_for(getattr(value.value, node.attr), node, node.attr)
         return block.graph.apply(P["getattr"], value, node.attr, loc=self.loc(node))
 
     def _record_attribute(self, namespace: Any, attr: str) -> None:
