@@ -33,7 +33,7 @@ from ..ir.nodes import (
     reachable_graphs,
 )
 from ..primitives import PRIMITIVES, Primitive
-from ..primitives.registry import ATOM, PRECEDENCE, _star
+from .spelling import ATOM, PRECEDENCE, _star, spelling
 
 P = PRIMITIVES
 _counter = itertools.count()
@@ -888,7 +888,7 @@ class FunctionEmitter:
         g = node.graph
         assert g is not None
         prim = _prim_of(node)
-        emit = prim.emit if prim is not None else None
+        emit = spelling(prim) if prim is not None else None
         if emit is not None and hasattr(emit, "op"):
             op = emit.op
             p = PRECEDENCE[op]
@@ -946,11 +946,13 @@ class FunctionEmitter:
             if prim is P["assert"]:
                 msg = "" if _is_none(args[1]) else f"({_strip(self.render(args[1], g))})"
                 return f"if not {self.render(args[0], g)}: raise AssertionError{msg}"
-            if hasattr(prim.emit, "op") or hasattr(prim.emit, "unary"):
+            emit = spelling(prim)
+            assert emit is not None, prim.name  # (loops are emitted as statements)
+            if hasattr(emit, "op") or hasattr(emit, "unary"):
                 return self.expression(node)[0]
-            if getattr(prim.emit, "call", False):
-                text = prim.emit([self.render_operand(a, g, 1) for a in args])
-                callee = prim.emit.callee  # type: ignore[attr-defined]
+            if getattr(emit, "call", False):
+                text = emit([self.render_operand(a, g, 1) for a in args])
+                callee = emit.callee  # type: ignore[attr-defined]
                 if self.loop_depth and "." in callee and text.startswith(callee + "("):
                     local = self.hoisted.get(callee)
                     if local is None:
@@ -958,7 +960,7 @@ class FunctionEmitter:
                             "_" + callee.rsplit(".", 1)[1])
                     text = local + text[len(callee):]
                 return text
-            return prim.emit([self.render_operand(a, g, ATOM) for a in args])
+            return emit([self.render_operand(a, g, ATOM) for a in args])
         if _is_switch_call(node):
             sw = node.inputs[0]
             if self._inline_switch(node):

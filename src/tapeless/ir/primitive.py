@@ -9,15 +9,13 @@ import inspect
 from collections.abc import Callable
 from typing import Any
 
-Emitter = Callable[[list[str]], str]
-
 
 class Primitive:
     """An operation, registered once (`tapeless.primitives.registry.register`).
 
     `signature` binds call-site arguments (positional and keyword) to the primitive's
-    parameters; a `*name` parameter is passed as one tuple. `emit` turns the rendered
-    arguments (one string per parameter, in order) into Python source.
+    parameters; a `*name` parameter is passed as one tuple. How a backend spells a call
+    is the backend's (`tapeless.backend.spelling` for the Python backend).
 
     Rules (filled in by the rules modules; a differentiable primitive without a reverse
     rule fails the registry's tests):
@@ -66,8 +64,8 @@ class Primitive:
       blocks: the positions of the arguments that are graphs run in place (branches,
         loop bodies)."""
 
-    def __init__(self, name: str, impl: Callable[..., Any] | None, spec: str,
-                 emit: Emitter | None, *, effect: bool = False, statement: bool = False,
+    def __init__(self, name: str, impl: Callable[..., Any] | None, spec: str, *,
+                 effect: bool = False, statement: bool = False,
                  differentiable: bool = True, variadic: bool = False,
                  elementwise: bool = False, comparison: bool = False,
                  number_op: bool = False, reduction: str | None = None,
@@ -85,7 +83,6 @@ class Primitive:
         self.spec = spec
         self.signature = inspect.signature(eval(f"lambda {spec}: None")) if spec else \
             inspect.Signature()
-        self.emit = emit
         self.effect = effect
         self.statement = statement
         self.differentiable = differentiable
@@ -146,6 +143,6 @@ class Primitive:
 # The one primitive the IR itself relies on: a call through a value passes `*args`
 # packed into a tuple (`tapeless.ir.clone.rebind_value_call`). `tapeless.primitives.core`
 # registers it with the others.
-MAKE_TUPLE = Primitive("make_tuple", lambda *xs: xs, "*xs", None, variadic=True,
+MAKE_TUPLE = Primitive("make_tuple", lambda *xs: xs, "*xs", variadic=True,
                        never_zero=True, pure=True, foldable=True, accepts_zero=True,
                        passes_on=True, ignores_values=True)

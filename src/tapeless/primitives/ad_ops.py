@@ -6,13 +6,13 @@ from __future__ import annotations
 from typing import Any
 
 from .. import runtime as rt
-from .registry import Primitive, call_emitter, register
+from .registry import Primitive, register
 
 
 def _helper(name: str, spec: str, differentiable: bool = True, effect: bool = False,
             **properties: Any) -> Primitive:
     fn = getattr(rt, name)
-    return register(Primitive(name, fn, spec, call_emitter(f"_rt.{name}", 99, spec),
+    return register(Primitive(name, fn, spec,
                               differentiable=differentiable, effect=effect, **properties),
                     fn)
 
@@ -81,25 +81,17 @@ _helper("index_concat_sens", "d, axis, items")
 _helper("index_concat_dense", "ds, axis, items")
 
 
-def _emit_index_concat(a: list[str]) -> str:
-    from .registry import _star
-
-    inner = _star(a[1])  # `(x, c)` -> `x, c`; a tuple `t` -> `*t`, written `t`
-    return f"{'np.r_' if a[0] == '0' else 'np.c_'}[{a[1] if inner[:1] == '*' else inner}]"
-
-
 # `np.r_[a, b, ...]` (axis 0) and `np.c_[a, b, ...]` (axis -1), as the front end compiles
 # them: index_concat(axis, (a, b, ...)).
-register(Primitive("index_concat", rt.index_concat, "axis, items", _emit_index_concat,
+register(Primitive("index_concat", rt.index_concat, "axis, items",
                    fresh=True), rt.index_concat)
 
 # A loop's stack of saved values as a Python list, when the optimizer proves the forward
 # loop's pushes are popped exactly once by a backward loop in the same graph
 # (`tapeless.opt.loops.lower_stacks`); otherwise the stack is immutable cons cells.
-register(Primitive("stack_new", lambda: [], "", lambda a: "[]", differentiable=False))
-register(Primitive("stack_push", lambda s, x: s.append(x), "stack, x",
-                   lambda a: f"{a[0]}.append({a[1]})", effect=True, statement=True,
+register(Primitive("stack_new", lambda: [], "", differentiable=False))
+register(Primitive("stack_push", lambda s, x: s.append(x), "stack, x", effect=True, statement=True,
                    differentiable=False))
-register(Primitive("stack_pop", lambda s: s.pop(), "stack", lambda a: f"{a[0]}.pop()",
+register(Primitive("stack_pop", lambda s: s.pop(), "stack",
                    effect=True, differentiable=False))
-register(Primitive("stack_nonempty", bool, "stack", lambda a: a[0], differentiable=False))
+register(Primitive("stack_nonempty", bool, "stack", differentiable=False))

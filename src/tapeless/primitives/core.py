@@ -8,53 +8,34 @@ import operator
 from typing import Any
 
 from ..ir.primitive import MAKE_TUPLE
-from .registry import Primitive, call_emitter, infix, prefix, register
+from .registry import Primitive, register
 
 
-def _prim(name: str, impl: Any, spec: str, emit: Any, *callables: Any, **kw: Any) -> Primitive:
-    return register(Primitive(name, impl, spec, emit, **kw), *callables)
+def _prim(name: str, impl: Any, spec: str, *callables: Any, **kw: Any) -> Primitive:
+    return register(Primitive(name, impl, spec, **kw), *callables)
 
 
 # --- structure ------------------------------------------------------------------------
 
 
-def _emit_tuple(a: list[str]) -> str:
-    inner = a[0]
-    if inner.startswith("(") and inner.endswith(")"):
-        return inner
-    return f"tuple({inner})"
-
-
 # make_tuple and make_list take their elements as separate inputs.
 make_tuple = register(MAKE_TUPLE)  # (the IR's own: see `tapeless.ir.primitive`)
-make_tuple.emit = _emit_tuple
-tuple_getitem = _prim("tuple_getitem", lambda t, i: t[i], "t, i", lambda a: f"{a[0]}[{a[1]}]",
+tuple_getitem = _prim("tuple_getitem", lambda t, i: t[i], "t, i",
                       pure=True, foldable=True, accepts_zero=True, selects=True,
                       ignores_values=True)
-getitem = _prim("getitem", operator.getitem, "x, index", lambda a: f"{a[0]}[{a[1]}]",
+getitem = _prim("getitem", operator.getitem, "x, index",
                 operator.getitem, pure=True, accepts_zero=True, selects=True)
 make_list = _prim("make_list", lambda *xs: list(xs), "*xs", variadic=True, never_zero=True,
-                  accepts_zero=True, passes_on=True, emit=
-                  lambda a: "[" + a[0][1:-1].rstrip().rstrip(",") + "]"
-                  if a[0].startswith("(") else f"list({a[0]})")
+                  accepts_zero=True, passes_on=True)
 make_dict = _prim("make_dict", lambda ks, vs: dict(zip(ks, vs, strict=True)), "keys, values",
-                  lambda a: f"dict(zip({a[0]}, {a[1]}))", accepts_zero=True, passes_on=True)
-make_slice = _prim("make_slice", slice, "start, stop, step",
-                   lambda a: f"slice({a[0]}, {a[1]}, {a[2]})", differentiable=False,
+                  accepts_zero=True, passes_on=True)
+make_slice = _prim("make_slice", slice, "start, stop, step", differentiable=False,
                    pure=True, foldable=True, ignores_values=True)
-def _emit_getattr(a: list[str]) -> str:
-    name = a[1]
-    if len(name) > 2 and name[0] == name[-1] and name[0] in "'\"" and name[1:-1].isidentifier():
-        return f"{a[0]}.{name[1:-1]}"
-    return f"getattr({a[0]}, {name})"
-
-
-getattr_ = _prim("getattr", getattr, "x, name", _emit_getattr, getattr, pure=True,
+getattr_ = _prim("getattr", getattr, "x, name", getattr, pure=True,
                  accepts_zero=True, selects=True)
 # switch(c, a, b) is `a if c else b`; an `if` statement is switch(c, g_true, g_false)().
-switch = _prim("switch", lambda c, a, b: a if c else b, "cond, if_true, if_false",
-               lambda a: f"({a[1]} if {a[0]} else {a[2]})", pure=True, accepts_zero=True,
-               blocks=(1, 2), selects=True)
+switch = _prim("switch", lambda c, a, b: a if c else b, "cond, if_true, if_false", pure=True,
+               accepts_zero=True, blocks=(1, 2), selects=True)
 
 
 def _while_loop(cond: Any, body: Any, state: tuple) -> tuple:
@@ -71,12 +52,12 @@ def _for_range(start: int, stop: int, step: int, body: Any, state: tuple) -> tup
 
 # Loops: while_loop(cond, body, *state) runs `state = body(*state)` while `cond(*state)`
 # and returns the final state tuple; for_range runs `state = body(i, *state)` over a range.
-while_loop = _prim("while_loop", _while_loop, "cond, body, *state", None, effect=True,
+while_loop = _prim("while_loop", _while_loop, "cond, body, *state", effect=True,
                    variadic=True, accepts_zero=True, loop=True, blocks=(0, 1))
-for_range = _prim("for_range", _for_range, "start, stop, step, body, *state", None,
+for_range = _prim("for_range", _for_range, "start, stop, step, body, *state",
                   effect=True, variadic=True, accepts_zero=True, loop=True, blocks=(3,))
-call_star = _prim("call_star", lambda f, args: f(*args), "fn, args",
-                  lambda a: f"{a[0]}(*{a[1]})", accepts_zero=True, passes_on=True)
+call_star = _prim("call_star", lambda f, args: f(*args), "fn, args", accepts_zero=True,
+                  passes_on=True)
 
 
 def _assert(cond: Any, msg: Any) -> None:
@@ -85,24 +66,21 @@ def _assert(cond: Any, msg: Any) -> None:
 
 
 assert_ = _prim("assert", _assert, "cond, msg",
-                lambda a: f"assert {a[0]}" + ("" if a[1] == "None" else f", {a[1]}"),
                 effect=True, statement=True, differentiable=False)
 print_ = _prim("print", lambda args, sep, end: print(*args, sep=sep, end=end),
-               "*args, sep=' ', end='\\n'", call_emitter("print", spec="*args, sep=' ', end='\\n'"),
+               "*args, sep=' ', end='\\n'",
                builtins.print, effect=True, differentiable=False)
 
 # --- operators ------------------------------------------------------------------------
 
 BINARY = {
-    "add": (operator.add, "+"), "sub": (operator.sub, "-"), "mul": (operator.mul, "*"),
-    "truediv": (operator.truediv, "/"), "floordiv": (operator.floordiv, "//"),
-    "mod": (operator.mod, "%"), "pow": (operator.pow, "**"), "matmul": (operator.matmul, "@"),
-    "lt": (operator.lt, "<"), "le": (operator.le, "<="), "gt": (operator.gt, ">"),
-    "ge": (operator.ge, ">="), "eq": (operator.eq, "=="), "ne": (operator.ne, "!="),
-    "is_": (operator.is_, "is"), "is_not": (operator.is_not, "is not"),
-    "bitand": (operator.and_, "&"), "bitor": (operator.or_, "|"),
-    "bitxor": (operator.xor, "^"), "lshift": (operator.lshift, "<<"),
-    "rshift": (operator.rshift, ">>"),
+    "add": operator.add, "sub": operator.sub, "mul": operator.mul,
+    "truediv": operator.truediv, "floordiv": operator.floordiv, "mod": operator.mod,
+    "pow": operator.pow, "matmul": operator.matmul, "lt": operator.lt, "le": operator.le,
+    "gt": operator.gt, "ge": operator.ge, "eq": operator.eq, "ne": operator.ne,
+    "is_": operator.is_, "is_not": operator.is_not, "bitand": operator.and_,
+    "bitor": operator.or_, "bitxor": operator.xor, "lshift": operator.lshift,
+    "rshift": operator.rshift,
 }
 NON_DIFFERENTIABLE_OPS = {"floordiv", "lt", "le", "gt", "ge", "eq", "ne", "is_", "is_not",
                           "bitand", "bitor", "bitxor", "lshift", "rshift"}
@@ -122,22 +100,22 @@ _OPERATOR_PROPERTIES: dict[str, dict[str, Any]] = {
     **{c: dict(pure=True, foldable=True, equality=True, ignores_values=True)
        for c in ("is_", "is_not")},
 }
-for _name, (_fn, _sym) in BINARY.items():
-    _prim(_name, _fn, "a, b", infix(_sym), _fn,
+for _name, _fn in BINARY.items():
+    _prim(_name, _fn, "a, b", _fn,
           differentiable=_name not in NON_DIFFERENTIABLE_OPS,
           **_OPERATOR_PROPERTIES.get(_name, {}))
 
-_prim("contains", lambda a, b: a in b, "a, b", infix("in"), differentiable=False,
+_prim("contains", lambda a, b: a in b, "a, b", differentiable=False,
       foldable=True)
-_prim("not_contains", lambda a, b: a not in b, "a, b", infix("not in"), differentiable=False,
+_prim("not_contains", lambda a, b: a not in b, "a, b", differentiable=False,
       foldable=True)
-_prim("neg", operator.neg, "a", prefix("-"), operator.neg, **_ARITHMETIC, elementwise=True,
+_prim("neg", operator.neg, "a", operator.neg, **_ARITHMETIC, elementwise=True,
       foldable=True, cheap=True)
-_prim("pos", operator.pos, "a", prefix("+"), operator.pos, **_ARITHMETIC, elementwise=True)
-_prim("not_", operator.not_, "a", prefix("not "), operator.not_, differentiable=False,
+_prim("pos", operator.pos, "a", operator.pos, **_ARITHMETIC, elementwise=True)
+_prim("not_", operator.not_, "a", operator.not_, differentiable=False,
       pure=True, foldable=True)
-_prim("invert", operator.invert, "a", prefix("~"), operator.invert, differentiable=False)
-_prim("truth", bool, "a", call_emitter("bool", spec="a"), builtins.bool, differentiable=False,
+_prim("invert", operator.invert, "a", operator.invert, differentiable=False)
+_prim("truth", bool, "a", builtins.bool, differentiable=False,
       foldable=True)
 
 # --- builtins -------------------------------------------------------------------------
@@ -146,7 +124,7 @@ _prim("truth", bool, "a", call_emitter("bool", spec="a"), builtins.bool, differe
 def _builtin(name: str, spec: str, differentiable: bool = True, **kw: Any) -> Primitive:
     # Passed positionally: several builtins (float, int, list, ...) take no keywords.
     fn = getattr(builtins, name)
-    return _prim(name, fn, spec, call_emitter(name, 99, spec), fn,
+    return _prim(name, fn, spec, fn,
                  differentiable=differentiable, **kw)
 
 
@@ -171,12 +149,12 @@ _builtin("dict", "*args")
 _builtin("hasattr", "obj, name", differentiable=False)
 _builtin("callable", "obj", differentiable=False)
 _builtin("str", "obj=''", differentiable=False)
-_prim("sum", builtins.sum, "iterable, start=0", call_emitter("sum", spec="iterable, start=0"),
+_prim("sum", builtins.sum, "iterable, start=0",
       builtins.sum, never_zero=True, accepts_zero=True)
 # min/max take either one iterable or several arguments; both forms pass one tuple.
-_prim("min", lambda args: builtins.min(*args), "*args", call_emitter("min", spec="*args"),
+_prim("min", lambda args: builtins.min(*args), "*args",
       builtins.min, never_zero=True, accepts_zero=True)
-_prim("max", lambda args: builtins.max(*args), "*args", call_emitter("max", spec="*args"),
+_prim("max", lambda args: builtins.max(*args), "*args",
       builtins.max, never_zero=True, accepts_zero=True)
 
 
@@ -184,7 +162,7 @@ def _raise(exc: Any) -> None:
     raise exc
 
 
-_prim("raise", _raise, "exc", lambda a: f"raise {a[0]}", effect=True, statement=True,
+_prim("raise", _raise, "exc", effect=True, statement=True,
       differentiable=False)
 
 
@@ -202,28 +180,18 @@ def _class_of(classinfo: Any) -> Any:
 
 # class_of(c): the class that `c` stands for (J turns a class passed as a value into a
 # J-callable; J of `isinstance(x, c)` tests against class_of(c)).
-_prim("class_of", _class_of, "classinfo", call_emitter("_rt.class_of", spec="classinfo"),
+_prim("class_of", _class_of, "classinfo",
       differentiable=False)
-_prim("as_sequence", _as_sequence, "iterable", call_emitter("_rt.as_sequence", spec="iterable"),
+_prim("as_sequence", _as_sequence, "iterable",
       accepts_zero=True)
 # Comprehensions: list_map(f, xs) is [f(x) for x in xs]; list_flatmap(f, xs) is
 # [y for x in xs for y in f(x)].
-_prim("list_map", lambda f, xs: [f(x) for x in xs], "fn, seq",
-      lambda a: f"[{a[0]}(_x) for _x in {a[1]}]", accepts_zero=True)
-_prim("list_flatmap", lambda f, xs: [y for x in xs for y in f(x)], "fn, seq",
-      lambda a: f"[_y for _x in {a[1]} for _y in {a[0]}(_x)]", accepts_zero=True)
+_prim("list_map", lambda f, xs: [f(x) for x in xs], "fn, seq", accepts_zero=True)
+_prim("list_flatmap", lambda f, xs: [y for x in xs for y in f(x)], "fn, seq", accepts_zero=True)
 # construct(cls, *fields): a dataclass or NamedTuple built from its fields in order.
-_prim("construct", lambda cls, fields: cls(*fields), "cls, *fields",
-      lambda a: f"{a[0]}({_splice(a[1])})", accepts_zero=True)
-_prim("format", format, "value, spec", lambda a: f"format({a[0]}, {a[1]})",
+_prim("construct", lambda cls, fields: cls(*fields), "cls, *fields", accepts_zero=True)
+_prim("format", format, "value, spec",
       differentiable=False)
-_prim("convert", lambda v, fn: fn(v), "value, fn", lambda a: f"{a[1]}({a[0]})",
+_prim("convert", lambda v, fn: fn(v), "value, fn",
       differentiable=False)
-_prim("join_strings", lambda parts: "".join(parts), "*parts",
-      lambda a: f"''.join({a[0]})", differentiable=False)
-
-
-def _splice(text: str) -> str:
-    from .registry import _star
-
-    return _star(text)
+_prim("join_strings", lambda parts: "".join(parts), "*parts", differentiable=False)

@@ -8,10 +8,9 @@ from typing import Any
 
 import numpy as np
 
-from .registry import BY_CALLABLE, METHODS, Primitive, call_emitter, method_emitter, register
+from .registry import BY_CALLABLE, METHODS, Primitive, register
 
-# name: (spec, differentiable). Emitted as `np.<name>(...)`; the first parameter (or,
-# where NumPy's parameters are all required, every parameter) is passed positionally.
+# name: (spec, differentiable), the parameters named as NumPy names them.
 NUMPY_FUNCTIONS: dict[str, tuple[str, bool]] = {
     # elementwise, one argument
     **{n: ("x", True) for n in (
@@ -126,17 +125,6 @@ MATH_FUNCTIONS: dict[str, tuple[str, bool]] = {
 }
 
 
-def _required(spec: str) -> int:
-    """How many leading parameters have no default (and are not `*args`)."""
-    count = 0
-    for part in spec.split(","):
-        part = part.strip()
-        if not part or "=" in part or part.startswith("*"):
-            break
-        count += 1
-    return count
-
-
 # Declared properties (see `tapeless.ir.primitive.Primitive`) beyond what every NumPy
 # and math function has (pure, never the symbolic zero, a number or an array unless
 # NOT_NUMERIC says otherwise; ufuncs return new arrays).
@@ -167,34 +155,29 @@ PROPERTIES: dict[str, dict[str, Any]] = {
 NOT_NUMERIC = {"np.split", "np.shape", "np.linalg.slogdet"}
 
 
-def _register_table(prefix: str, module: object, table: dict[str, tuple[str, bool]],
-                    positional_only: bool = False) -> None:
+def _register_table(prefix: str, module: object, table: dict[str, tuple[str, bool]]) -> None:
     for name, (spec, diff) in table.items():
         fn = getattr(module, name, None)
         if fn is None or id(fn) in BY_CALLABLE:
             continue
         full = f"{prefix}.{name}"
-        npos = 99 if positional_only else max(_required(spec), 1)
         props = dict(PROPERTIES.get(full, {}))
         props.setdefault("fresh", isinstance(fn, np.ufunc))
-        register(Primitive(full, fn, spec, call_emitter(full, npos, spec),
+        register(Primitive(full, fn, spec,
                            differentiable=diff, pure=True, never_zero=True,
                            numeric=prefix != "math" and full not in NOT_NUMERIC, **props), fn)
 
 
 _register_table("np", np, NUMPY_FUNCTIONS)
 _register_table("np.linalg", np.linalg, NUMPY_LINALG)
-_register_table("math", math, MATH_FUNCTIONS, positional_only=True)
+_register_table("math", math, MATH_FUNCTIONS)
 
 
 # Array (and list/dict) methods: `x.name(...)` compiles to a primitive whose first
 # parameter is the receiver; its derivative is that of the function named in `alias`.
 def _method(name: str, spec: str, alias: str | None, differentiable: bool = True,
-            positional: bool = False, **properties: Any) -> None:
-    """`positional`: the method takes no keyword arguments (dict.get, ...)."""
-    rest = spec.partition(",")[2].strip()
+            **properties: Any) -> None:
     prim = Primitive(f"method.{name}", lambda x, *a, _n=name: getattr(x, _n)(*a), spec,
-                     method_emitter(name, rest, 99 if positional else None),
                      differentiable=differentiable, never_zero=True, alias=alias,
                      **properties)
     register(prim)
@@ -228,7 +211,7 @@ _method("conj", "self", "method.conj")
 _method("items", "self", "method.items", accepts_zero=True)
 _method("keys", "self", "method.keys", differentiable=False)
 _method("values", "self", "method.values", accepts_zero=True)
-_method("get", "self, key, default=None", "method.get", positional=True, accepts_zero=True)
+_method("get", "self, key, default=None", "method.get", accepts_zero=True)
 _method("index", "self, value", "method.index", differentiable=False)
 _method("count", "self, value", "method.count", differentiable=False)
 
@@ -241,9 +224,5 @@ def logistic(x: object) -> object:
     return 1.0 / (1.0 + np.exp(-x))  # type: ignore[operator]
 
 
-def _emit_logistic(a: list[str]) -> str:
-    return f"(1.0 / (1.0 + np.exp(-{a[0]})))"
-
-
-register(Primitive("logistic", logistic, "x", _emit_logistic, elementwise=True, fresh=True),
+register(Primitive("logistic", logistic, "x", elementwise=True, fresh=True),
          logistic)
