@@ -33,7 +33,7 @@ from ..ir.nodes import (
     reachable_graphs,
 )
 from ..primitives import PRIMITIVES, Primitive
-from .spelling import ATOM, PRECEDENCE, _star, spelling
+from .spelling import ATOM, PRECEDENCE, _star, one_group, spelling
 
 P = PRIMITIVES
 _counter = itertools.count()
@@ -1035,14 +1035,8 @@ def _is_none(node: Node) -> bool:
 def _strip(text: str) -> str:
     """Drop one pair of redundant outer parentheses."""
     if len(text) >= 2 and text[0] == "(" and text[-1] == ")":
-        depth = 0
-        for i, ch in enumerate(text):
-            if ch in "([{":
-                depth += 1
-            elif ch in ")]}":
-                depth -= 1
-                if depth == 0 and i != len(text) - 1:
-                    return text
+        if not one_group(text):
+            return text
         inner = text[1:-1]
         if inner.rstrip().endswith(",") or inner.strip() == "":
             return text

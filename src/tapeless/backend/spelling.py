@@ -66,8 +66,9 @@ def _star(text: str) -> str:
     return "*" + text
 
 
-def _balanced_tuple(text: str) -> bool:
-    """True when `text` is one parenthesized tuple display (not `(a)(b)`)."""
+def one_group(text: str) -> bool:
+    """Whether `text`, which starts with an opening bracket, is one bracketed group (not
+    `(a)(b)` or `(a) + (b)`): its first bracket closes at its last character."""
     depth = 0
     for i, ch in enumerate(text):
         if ch in "([{":
@@ -76,7 +77,12 @@ def _balanced_tuple(text: str) -> bool:
             depth -= 1
             if depth == 0 and i != len(text) - 1:
                 return False
-    return text == "()" or "," in text
+    return True
+
+
+def _balanced_tuple(text: str) -> bool:
+    """True when `text` is one parenthesized tuple display (not `(a)(b)`)."""
+    return one_group(text) and (text == "()" or "," in text)
 
 
 # Python's operator precedence, lowest first; used to parenthesize only where needed.
