@@ -10,6 +10,8 @@ backward pass needs is held by the backpropagator closures."""
 
 from __future__ import annotations
 
+from typing import TypeGuard
+
 from ..errors import GradError
 from ..ir.clone import inline_body
 from ..ir.nodes import (
@@ -30,7 +32,13 @@ from .callees import known_callee
 P = PRIMITIVES
 
 
-def _is_pair(node: Node) -> bool:
+# What the backward pass of a loop needs from its forward pass: the loop's body, the
+# body's backpropagator, the values saved each iteration, the final stack, and how many
+# leading parameters (the index of a `for_range`) the body has before the loop state.
+_LoopParts = tuple[Graph, Graph, list[Node], Node, int]
+
+
+def _is_pair(node: Node) -> TypeGuard[Apply]:
     return isinstance(node, Apply) and isinstance(node.inputs[0], Constant) and \
         node.inputs[0].value is P["make_tuple"] and len(node.inputs) == 3
 
@@ -85,7 +93,7 @@ def _may_call_parameter(g: Graph, i: int) -> bool:
         if h.output is p:
             return True
         for n in graph_nodes(h):
-            inputs = n.inputs  # type: ignore[attr-defined]
+            inputs = n.inputs
             if inputs[0] is p:
                 return True
             if p in inputs[1:]:
@@ -126,11 +134,11 @@ class JTransform:
         self.graphs: dict[int, Graph] = {}
         self.values: dict[int, Node] = {n.id: n for n in outer or ()}  # primal -> J value
         self.backprops: dict[int, Node] = {}  # primal node -> its backpropagator
-        self.calls: dict[int, Node] = {}    # primal node -> the call computing both
+        self.calls: dict[int, list[Node]] = {}  # primal node -> the call computing both
         self.wrappers: dict[str, Graph] = {}
         self.value_graphs: dict[int, Graph] = {}  # graph -> its J as a Python callable
         self.constructors: dict[type, Graph] = {}
-        self.loops: dict[int, tuple] = {}     # primal loop node -> what its backward needs
+        self.loops: dict[int, _LoopParts] = {}  # primal loop node -> what its backward needs
 
     # --- graphs -------------------------------------------------------------------
 
@@ -200,9 +208,9 @@ class JTransform:
                 # (`c is float`, `c == float`: likewise, against a class.)
                 jargs = [jg.apply(P["class_of"], j, loc=node.loc) if _may_be_class_value(a)
                          else j for a, j in zip(args, jargs, strict=True)]
-            out = jg.apply(callee, *jargs, loc=node.loc, name=node.name)
-            self.values[node.id] = out
-            self.calls[node.id] = [out]
+            plain = jg.apply(callee, *jargs, loc=node.loc, name=node.name)
+            self.values[node.id] = plain
+            self.calls[node.id] = [plain]
             return
         if prim is not None:
             rule = self.rule(prim)
@@ -215,7 +223,7 @@ class JTransform:
             out, effects = inline_body(rule, jg, jargs, loc=node.loc)
             self.calls[node.id] = effects
             if _is_pair(out):
-                value, backprop = out.inputs[1], out.inputs[2]  # type: ignore[union-attr]
+                value, backprop = out.inputs[1], out.inputs[2]
                 if isinstance(value, Apply) and value.graph is jg and value.id > mark and \
                         (node.name or not value.name):
                     value.name = node.name  # the user's name, not the rule's (`y`)
@@ -288,7 +296,8 @@ class JTransform:
             loop = jg.apply(P["for_range"], *bounds, Constant(fb), *jinit, Constant(None),
                             loc=node.loc)
         else:
-            cond: Graph = cond_node.value  # type: ignore[union-attr]
+            assert isinstance(cond_node, Constant)  # (tested above, for a while loop)
+            cond: Graph = cond_node.value
             fc = _derived_graph(f"J_{cond.name}", jg, cond.loc)
             self.graphs[cond.id] = fc
             for p in cond.parameters:
@@ -347,8 +356,8 @@ class JTransform:
         from ..frontend.parser import parse
 
         fn = prim.reverse_rule
-        if fn is None and getattr(prim, "alias", None):
-            fn = P[prim.alias].reverse_rule  # type: ignore[attr-defined]
+        if fn is None and prim.alias:
+            fn = P[prim.alias].reverse_rule
         if fn is None:
             raise GradError(f"no derivative rule is registered for the primitive {prim.name}")
         return _derived(parse(fn))

@@ -60,6 +60,7 @@ class Apply(Node):
     """`inputs[0]` is the callee, the rest are positional arguments."""
 
     __slots__ = ("inputs",)
+    graph: Graph  # an Apply always belongs to a graph
 
     def __init__(self, graph: Graph, inputs: list[Node], loc: Location | None = None,
                  name: str = ""):
