@@ -10,6 +10,7 @@ backward pass needs is held by the backpropagator closures."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TypeGuard
 
 from ..errors import GradError
@@ -18,6 +19,7 @@ from ..ir.nodes import (
     Apply,
     Constant,
     Graph,
+    Location,
     Node,
     Parameter,
     free_variables,
@@ -103,7 +105,8 @@ def _may_call_parameter(g: Graph, i: int) -> bool:
     return False
 
 
-def _derived_graph(name: str, parent: Graph | None = None, loc=None) -> Graph:  # noqa: ANN001
+def _derived_graph(name: str, parent: Graph | None = None,
+                   loc: Location | None = None) -> Graph:
     g = Graph(name, parent, loc)
     g.derived = True
     return g
@@ -316,7 +319,8 @@ class JTransform:
         self.loops[node.id] = (body, backprop, saved, final_stack, lead)
         return True
 
-    def _loop_backward(self, node: Apply, d: Node, bg: Graph, contribute) -> None:  # noqa
+    def _loop_backward(self, node: Apply, d: Node, bg: Graph,
+                       contribute: Callable[[Node, Node], None]) -> None:
         body, backprop, saved, final_stack, lead = self.loops[node.id]
         init = node.inputs[len(node.inputs) - len(body.parameters) + lead:]
         k = len(init)
@@ -380,7 +384,8 @@ class JTransform:
             self.value_graphs[g.id] = w
         return self.value_graphs[g.id]
 
-    def _value_wrapper(self, name: str, parent: Graph | None, loc, callee: Constant,
+    def _value_wrapper(self, name: str, parent: Graph | None, loc: Location | None,
+                       callee: Constant,
                        npos: int, has_env: bool, bind: list | None = None) -> Graph:
         """A J-callable `(*args) -> (value, backpropagator)`. Without `bind`, it calls
         the J graph `callee` with the arguments; with `bind`, it binds them to the

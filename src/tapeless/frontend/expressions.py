@@ -60,7 +60,8 @@ class ExpressionMixin:
                     param_label: dict[str, str] | None = None) -> Graph: ...
 
     def expr(self, node: ast.expr, block: Block) -> Node:
-        method = getattr(self, "expr_" + type(node).__name__, None)
+        method: Callable[[ast.expr, Block], Node] | None = \
+            getattr(self, "expr_" + type(node).__name__, None)
         if method is None:
             raise self.error(f"{_describe(node)} is not supported", node,
                              _EXPR_HINTS.get(type(node), ""))
@@ -155,7 +156,7 @@ class ExpressionMixin:
             block.graph.effects.append(out)
         return out
 
-    def lossy(self, build: Any) -> Any:
+    def lossy(self, build: Callable[[Block], Node]) -> Callable[[Block], Node]:
         """`build(block)`, compiled where an assignment expression's binding would not
         reach the rest of the function (a branch of an expression, a loop condition)."""
 
