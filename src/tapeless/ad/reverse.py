@@ -385,8 +385,8 @@ class JTransform:
         return self.value_graphs[g.id]
 
     def _value_wrapper(self, name: str, parent: Graph | None, loc: Location | None,
-                       callee: Constant,
-                       npos: int, has_env: bool, bind: list | None = None) -> Graph:
+                       callee: Constant, npos: int, has_env: bool,
+                       bind: list | None = None) -> Graph:
         """A J-callable `(*args) -> (value, backpropagator)`. Without `bind`, it calls
         the J graph `callee` with the arguments; with `bind`, it binds them to the
         parameters of a primitive by `bind_args(*bind)` and applies `callee` (the
