@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -102,8 +103,9 @@ def main(argv: list[str] | None = None) -> int:
     demo = sub.add_parser("demo", help="compile an example model and run it")
     demo.set_defaults(run=cmd_demo)
     args = parser.parse_args(argv)
+    run: Callable[[argparse.Namespace], int] = args.run
     try:
-        return args.run(args)
+        return run(args)
     except TapelessError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

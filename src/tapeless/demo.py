@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import numpy as np
 
 from . import api
 
+Layer = tuple[np.ndarray, np.ndarray]  # (weights, bias)
 
-def mlp_loss(params, x, y):
+
+def mlp_loss(params: tuple[Layer, Layer], x: np.ndarray, y: np.ndarray) -> Any:
     """A two-layer tanh network with a squared-error loss."""
     (w1, b1), (w2, b2) = params
     h = np.tanh(x @ w1 + b1)

@@ -461,7 +461,7 @@ def index_concat_dense(ds: Any, axis: int, items: tuple) -> Any:
 
     if ds is ZERO:
         return ZERO
-    parts = []
+    parts: list[Any] = []
     for it, size, p in zip(items, _index_concat_sizes(axis, items), ds, strict=True):
         if isinstance(it, slice):
             parts.append(np.zeros(size))
@@ -479,15 +479,15 @@ def scatter_sens(x: Any, indices: tuple, ds: tuple) -> Any:
     if not pieces or x is ZERO:
         return ZERO
     if type(x) is list and all(type(i) is int for i, _ in pieces):
-        out = [ZERO] * len(x)  # elements of a list: their sensitivities, ZERO elsewhere
+        elements: list[Any] = [ZERO] * len(x)  # their sensitivities, ZERO elsewhere
         for i, d in pieces:
-            out[i] = gadd(out[i], d)
-        return out
+            elements[i] = gadd(elements[i], d)
+        return elements
     if not isinstance(x, np.ndarray) or np.result_type(x).kind not in "fc":
-        out = ZERO
+        total: Any = ZERO
         for i, d in pieces:
-            out = gadd(out, getitem_sens(d, x, i))
-        return out
+            total = gadd(total, getitem_sens(d, x, i))
+        return total
     dtype = x.dtype
     for _, d in pieces:
         dd = getattr(d, "dtype", None)

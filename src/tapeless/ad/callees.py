@@ -3,13 +3,15 @@ test (`tapeless.runtime.call_value`)."""
 
 from __future__ import annotations
 
+from typing import TypeGuard
+
 from ..ir.nodes import Apply, Constant, Node, is_constant_graph
 from ..primitives import PRIMITIVES
 
 P = PRIMITIVES
 
 
-def _is(node: Node, name: str) -> bool:
+def _is(node: Node, name: str) -> TypeGuard[Apply]:
     return isinstance(node, Apply) and isinstance(node.inputs[0], Constant) and \
         node.inputs[0].value is P[name]
 
@@ -25,7 +27,7 @@ def known_callee(node: Node) -> bool:
     if _is(node, "switch"):
         return all(known_callee(b) for b in node.inputs[2:4])
     if len(node.inputs) == 1 and _is(node.inputs[0], "switch"):  # switch(c, g, h)()
-        branches = node.inputs[0].inputs[2:4]  # type: ignore[attr-defined]
+        branches = node.inputs[0].inputs[2:4]
         return all(is_constant_graph(b) and b.value.output is not None and
                    known_callee(b.value.output) for b in branches)
     if _is(node, "tuple_getitem"):
@@ -38,12 +40,12 @@ def _known_item(t: Node, i: int) -> bool:
     if isinstance(t, Constant) and type(t.value) is tuple:
         return -len(t.value) <= i < len(t.value) and known_callee(Constant(t.value[i]))
     if _is(t, "make_tuple"):
-        items = t.inputs[1:]  # type: ignore[attr-defined]
+        items = t.inputs[1:]
         return -len(items) <= i < len(items) and known_callee(items[i])
     if _is(t, "switch"):
-        return all(_known_item(b, i) for b in t.inputs[2:4])  # type: ignore[attr-defined]
+        return all(_known_item(b, i) for b in t.inputs[2:4])
     if isinstance(t, Apply) and len(t.inputs) == 1 and _is(t.inputs[0], "switch"):
-        branches = t.inputs[0].inputs[2:4]  # type: ignore[attr-defined]
+        branches = t.inputs[0].inputs[2:4]
         return all(is_constant_graph(b) and b.value.output is not None and
                    _known_item(b.value.output, i) for b in branches)
     return False

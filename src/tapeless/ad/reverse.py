@@ -10,12 +10,16 @@ backward pass needs is held by the backpropagator closures."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TypeGuard
+
 from ..errors import GradError
 from ..ir.clone import inline_body
 from ..ir.nodes import (
     Apply,
     Constant,
     Graph,
+    Location,
     Node,
     Parameter,
     free_variables,
@@ -30,7 +34,13 @@ from .callees import known_callee
 P = PRIMITIVES
 
 
-def _is_pair(node: Node) -> bool:
+# What the backward pass of a loop needs from its forward pass: the loop's body, the
+# body's backpropagator, the values saved each iteration, the final stack, and how many
+# leading parameters (the index of a `for_range`) the body has before the loop state.
+_LoopParts = tuple[Graph, Graph, list[Node], Node, int]
+
+
+def _is_pair(node: Node) -> TypeGuard[Apply]:
     return isinstance(node, Apply) and isinstance(node.inputs[0], Constant) and \
         node.inputs[0].value is P["make_tuple"] and len(node.inputs) == 3
 
@@ -85,7 +95,7 @@ def _may_call_parameter(g: Graph, i: int) -> bool:
         if h.output is p:
             return True
         for n in graph_nodes(h):
-            inputs = n.inputs  # type: ignore[attr-defined]
+            inputs = n.inputs
             if inputs[0] is p:
                 return True
             if p in inputs[1:]:
@@ -95,7 +105,8 @@ def _may_call_parameter(g: Graph, i: int) -> bool:
     return False
 
 
-def _derived_graph(name: str, parent: Graph | None = None, loc=None) -> Graph:  # noqa: ANN001
+def _derived_graph(name: str, parent: Graph | None = None,
+                   loc: Location | None = None) -> Graph:
     g = Graph(name, parent, loc)
     g.derived = True
     return g
@@ -126,11 +137,11 @@ class JTransform:
         self.graphs: dict[int, Graph] = {}
         self.values: dict[int, Node] = {n.id: n for n in outer or ()}  # primal -> J value
         self.backprops: dict[int, Node] = {}  # primal node -> its backpropagator
-        self.calls: dict[int, Node] = {}    # primal node -> the call computing both
+        self.calls: dict[int, list[Node]] = {}  # primal node -> the call computing both
         self.wrappers: dict[str, Graph] = {}
         self.value_graphs: dict[int, Graph] = {}  # graph -> its J as a Python callable
         self.constructors: dict[type, Graph] = {}
-        self.loops: dict[int, tuple] = {}     # primal loop node -> what its backward needs
+        self.loops: dict[int, _LoopParts] = {}  # primal loop node -> what its backward needs
 
     # --- graphs -------------------------------------------------------------------
 
@@ -200,9 +211,9 @@ class JTransform:
                 # (`c is float`, `c == float`: likewise, against a class.)
                 jargs = [jg.apply(P["class_of"], j, loc=node.loc) if _may_be_class_value(a)
                          else j for a, j in zip(args, jargs, strict=True)]
-            out = jg.apply(callee, *jargs, loc=node.loc, name=node.name)
-            self.values[node.id] = out
-            self.calls[node.id] = [out]
+            plain = jg.apply(callee, *jargs, loc=node.loc, name=node.name)
+            self.values[node.id] = plain
+            self.calls[node.id] = [plain]
             return
         if prim is not None:
             rule = self.rule(prim)
@@ -215,7 +226,7 @@ class JTransform:
             out, effects = inline_body(rule, jg, jargs, loc=node.loc)
             self.calls[node.id] = effects
             if _is_pair(out):
-                value, backprop = out.inputs[1], out.inputs[2]  # type: ignore[union-attr]
+                value, backprop = out.inputs[1], out.inputs[2]
                 if isinstance(value, Apply) and value.graph is jg and value.id > mark and \
                         (node.name or not value.name):
                     value.name = node.name  # the user's name, not the rule's (`y`)
@@ -288,7 +299,8 @@ class JTransform:
             loop = jg.apply(P["for_range"], *bounds, Constant(fb), *jinit, Constant(None),
                             loc=node.loc)
         else:
-            cond: Graph = cond_node.value  # type: ignore[union-attr]
+            assert isinstance(cond_node, Constant)  # (tested above, for a while loop)
+            cond: Graph = cond_node.value
             fc = _derived_graph(f"J_{cond.name}", jg, cond.loc)
             self.graphs[cond.id] = fc
             for p in cond.parameters:
@@ -307,7 +319,8 @@ class JTransform:
         self.loops[node.id] = (body, backprop, saved, final_stack, lead)
         return True
 
-    def _loop_backward(self, node: Apply, d: Node, bg: Graph, contribute) -> None:  # noqa
+    def _loop_backward(self, node: Apply, d: Node, bg: Graph,
+                       contribute: Callable[[Node, Node], None]) -> None:
         body, backprop, saved, final_stack, lead = self.loops[node.id]
         init = node.inputs[len(node.inputs) - len(body.parameters) + lead:]
         k = len(init)
@@ -347,8 +360,8 @@ class JTransform:
         from ..frontend.parser import parse
 
         fn = prim.reverse_rule
-        if fn is None and getattr(prim, "alias", None):
-            fn = P[prim.alias].reverse_rule  # type: ignore[attr-defined]
+        if fn is None and prim.alias:
+            fn = P[prim.alias].reverse_rule
         if fn is None:
             raise GradError(f"no derivative rule is registered for the primitive {prim.name}")
         return _derived(parse(fn))
@@ -371,8 +384,9 @@ class JTransform:
             self.value_graphs[g.id] = w
         return self.value_graphs[g.id]
 
-    def _value_wrapper(self, name: str, parent: Graph | None, loc, callee: Constant,
-                       npos: int, has_env: bool, bind: list | None = None) -> Graph:
+    def _value_wrapper(self, name: str, parent: Graph | None, loc: Location | None,
+                       callee: Constant, npos: int, has_env: bool,
+                       bind: list | None = None) -> Graph:
         """A J-callable `(*args) -> (value, backpropagator)`. Without `bind`, it calls
         the J graph `callee` with the arguments; with `bind`, it binds them to the
         parameters of a primitive by `bind_args(*bind)` and applies `callee` (the

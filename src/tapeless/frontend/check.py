@@ -41,8 +41,9 @@ class _Checker(ast.NodeVisitor):
 
     def add(self, node: ast.AST, message: str, hint: str) -> None:
         line = getattr(node, "lineno", 0)
+        col = getattr(node, "col_offset", 0)
         text = self.lines[line - 1] if 0 < line <= len(self.lines) else ""
-        self.findings.append(Finding(Location(self.filename, line, node.col_offset, text),
+        self.findings.append(Finding(Location(self.filename, line, col, text),
                                      message, hint))
 
     def visit_Try(self, node: ast.AST) -> None:
@@ -231,7 +232,8 @@ def check_file(path: str) -> list[Finding]:
     return sorted(findings, key=lambda f: (f.loc.line, f.loc.col))
 
 
-def _compile_each(path: str, functions: list[ast.AST]) -> list[Finding]:
+def _compile_each(path: str,
+                  functions: list[ast.FunctionDef | ast.AsyncFunctionDef]) -> list[Finding]:
     """Compile every top-level function for what only the compiler finds."""
     from .parser import parse
 
@@ -247,7 +249,7 @@ def _compile_each(path: str, functions: list[ast.AST]) -> list[Finding]:
         return []
     found = []
     for fn_node in functions:
-        fn = getattr(module, fn_node.name, None)  # type: ignore[attr-defined]
+        fn = getattr(module, fn_node.name, None)
         if fn is None:
             continue
         try:

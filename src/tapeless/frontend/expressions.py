@@ -8,7 +8,7 @@ import dataclasses
 import inspect
 import math
 import types
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeGuard
 
 import numpy as np
 
@@ -17,6 +17,12 @@ from ..primitives import METHODS, PRIMITIVES, Primitive, lookup_callable
 from .guards import MISSING
 
 if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+
+    from ..errors import CompileError
+    from ..ir.nodes import Location
+    from .guards import Entry
+    from .parser import Resolver
     from .scopes import Block
 
 P = PRIMITIVES
@@ -35,10 +41,27 @@ NATIVE_MODULES = ("numpy", "math", "builtins", "scipy", "operator", "random")
 
 class ExpressionMixin:
     """Expression compilation; relies on the Compiler's `error`, `loc`, `define`,
-    `resolve_free`, `assign`, `_branch`, `lookup_global` and `entry`."""
+    `resolve_free`, `assign`, `_branch`, `lookup_global`, `entry` and `resolver`."""
+
+    if TYPE_CHECKING:
+        # What the Compiler (frontend.parser) provides, declared for the type checker
+        # only: at run time these come from the Compiler, the mixin's only user.
+        resolver: Resolver
+        entry: Entry
+
+        def error(self, message: str, node: ast.AST, hint: str = "") -> CompileError: ...
+        def loc(self, node: ast.AST) -> Location: ...
+        def lookup_global(self, name: str) -> Any: ...
+        def resolve_free(self, name: str, block: Block, at: ast.AST) -> Node | None: ...
+        def define(self, node: ast.FunctionDef | ast.Lambda, block: Block) -> Graph: ...
+        def assign(self, target: ast.AST, value: Node, block: Block) -> None: ...
+        def _branch(self, block: Block, name: str, build: Callable[[Block], Node],
+                    at: ast.AST, params: Sequence[str] = (),
+                    param_label: dict[str, str] | None = None) -> Graph: ...
 
     def expr(self, node: ast.expr, block: Block) -> Node:
-        method = getattr(self, "expr_" + type(node).__name__, None)
+        method: Callable[[ast.expr, Block], Node] | None = \
+            getattr(self, "expr_" + type(node).__name__, None)
         if method is None:
             raise self.error(f"{_describe(node)} is not supported", node,
                              _EXPR_HINTS.get(type(node), ""))
@@ -133,7 +156,7 @@ class ExpressionMixin:
             block.graph.effects.append(out)
         return out
 
-    def lossy(self, build: Any) -> Any:
+    def lossy(self, build: Callable[[Block], Node]) -> Callable[[Block], Node]:
         """`build(block)`, compiled where an assignment expression's binding would not
         reach the rest of the function (a branch of an expression, a loop condition)."""
 
@@ -212,7 +235,8 @@ class ExpressionMixin:
             raise self.error("`**` in dict displays is not supported", node,
                              "build the dict key by key")
         g = block.graph
-        keys = g.apply(P["make_tuple"], *[self.expr(k, block) for k in node.keys])  # type: ignore
+        keys = g.apply(P["make_tuple"], *[self.expr(k, block) for k in node.keys
+                                          if k is not None])  # (none is, see above)
         values = g.apply(P["make_tuple"], *[self.expr(v, block) for v in node.values])
         return g.apply(P["make_dict"], keys, values, loc=self.loc(node))
 
@@ -247,7 +271,7 @@ class ExpressionMixin:
 
     def expr_JoinedStr(self, node: ast.JoinedStr, block: Block) -> Node:
         g = block.graph
-        parts = []
+        parts: list[Node] = []
         for v in node.values:
             if isinstance(v, ast.Constant):
                 parts.append(Constant(v.value))
@@ -300,11 +324,8 @@ class ExpressionMixin:
             callee = self.expr_Attribute(node.func, block)
         else:
             callee = self.expr(node.func, block)
-        if any(k.arg is None for k in node.keywords):
-            raise self.error("`**` in calls is not supported", node,
-                             "pass keyword arguments by name")
+        kwargs = self._keywords(node, block)
         starred = any(isinstance(a, ast.Starred) for a in node.args)
-        kwargs = {k.arg: self.expr(k.value, block) for k in node.keywords}
         if isinstance(callee, Constant):
             fn = callee.value
             if _is_api(fn):
@@ -354,6 +375,13 @@ class ExpressionMixin:
         g.effects.append(out)
         return out
 
+    def _keywords(self, node: ast.Call, block: Block) -> dict[str, Node]:
+        """The keyword arguments of a call, by name (`**kwargs` is not supported)."""
+        if any(k.arg is None for k in node.keywords):
+            raise self.error("`**` in calls is not supported", node,
+                             "pass keyword arguments by name")
+        return {k.arg: self.expr(k.value, block) for k in node.keywords if k.arg is not None}
+
     def _call_args(self, node: ast.Call, block: Block, starred: bool) -> list[Node]:
         if starred:
             return [self._elements(node.args, block)]
@@ -372,7 +400,7 @@ class ExpressionMixin:
                              "call the corresponding NumPy function, e.g. np.f(x)")
         starred = any(isinstance(a, ast.Starred) for a in node.args)
         args = [receiver] + self._call_args(node, block, starred)
-        kwargs = {k.arg: self.expr(k.value, block) for k in node.keywords}
+        kwargs = self._keywords(node, block)
         bound = self.bind_primitive(prim, args, kwargs, node, block, starred)
         return block.graph.apply(prim, *bound, loc=self.loc(node))
 
@@ -486,7 +514,7 @@ class ExpressionMixin:
             defaults = {f.name: f.default for f in dataclasses.fields(cls)
                         if f.default is not dataclasses.MISSING}
         else:
-            names = list(cls._fields)  # type: ignore[attr-defined]
+            names = list(cls._fields)  # type: ignore[attr-defined]  # a namedtuple class
             defaults = dict(getattr(cls, "_field_defaults", {}))
         if len(args) > len(names):
             raise self.error(f"{cls.__name__}() takes {len(names)} arguments", at)
@@ -556,11 +584,8 @@ class ExpressionMixin:
 
                 def filtered(bb: Block, k: int = 0) -> Node:
                     c = self.expr(conds[k], bb)
-                    if k + 1 < len(conds):
-                        def keep(b3: Block) -> Node:
-                            return filtered(b3, k + 1)
-                    else:
-                        keep = inner
+                    keep: Callable[[Block], Node] = \
+                        (lambda b3: filtered(b3, k + 1)) if k + 1 < len(conds) else inner
                     g_keep = self._branch(bb, "keep", keep, node)
                     g_skip = self._branch(bb, "skip", lambda b3: b3.graph.apply(
                         P["make_list"]), node)
@@ -614,8 +639,8 @@ class ExpressionMixin:
 
     def _compile_time(self, node: ast.expr, block: Block) -> Any:
         value = self.expr(node, block)
-        if isinstance(value, Apply) and value.inputs[0].value is P["make_tuple"] \
-                if isinstance(value, Apply) and isinstance(value.inputs[0], Constant) else False:
+        if isinstance(value, Apply) and isinstance(value.inputs[0], Constant) and \
+                value.inputs[0].value is P["make_tuple"]:
             parts = [self._compile_time_node(v, node) for v in value.inputs[1:]]
             return tuple(parts)
         return self._compile_time_node(value, node)
@@ -636,18 +661,18 @@ def _logistic_argument(left: Node, right: Node) -> Node | None:
     order of the sum; 1 or 1.0), written as one expression: it compiles to the `logistic`
     primitive, which computes it the same way and differentiates it from its value. (Not
     where a part is a variable, `e = np.exp(-x)`, which the program may read elsewhere.)"""
-    def applies(node: Node, name: str) -> bool:
+    def applies(node: Node, name: str) -> TypeGuard[Apply]:
         return isinstance(node, Apply) and len(node.inputs) >= 2 and not node.name and \
             isinstance(node.inputs[0], Constant) and node.inputs[0].value is P[name]
 
     if not _is_one(left) or not applies(right, "add"):
         return None
-    a, b = right.inputs[1:]  # type: ignore[attr-defined]
+    a, b = right.inputs[1:]
     e = b if _is_one(a) else a if _is_one(b) else None
-    if e is None or not applies(e, "np.exp") or len(e.inputs) != 2:  # type: ignore
+    if e is None or not applies(e, "np.exp") or len(e.inputs) != 2:
         return None
-    n = e.inputs[1]  # type: ignore[attr-defined]
-    return n.inputs[1] if applies(n, "neg") else None  # type: ignore[attr-defined]
+    n = e.inputs[1]
+    return n.inputs[1] if applies(n, "neg") else None
 
 
 def constant_node(value: Any, resolver: Any, loc: Any = None) -> Constant:
@@ -683,7 +708,7 @@ def _qualname(value: Any) -> str:
     if isinstance(value, types.ModuleType):
         return value.__name__
     module = getattr(value, "__module__", None)
-    name = getattr(value, "__qualname__", None) or getattr(value, "__name__", repr(value))
+    name: str = getattr(value, "__qualname__", "") or getattr(value, "__name__", repr(value))
     if module == "numpy" or (module or "").startswith("numpy."):
         return f"numpy.{name}" if module == "numpy" else f"{module}.{name}"
     if isinstance(value, np.ufunc):

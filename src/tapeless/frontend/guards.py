@@ -127,7 +127,8 @@ def make_guard(reads: list[Read]) -> Callable[[], bool] | None:
               "        return False\n")
     scope: dict[str, Any] = dict(zip(params, values, strict=True))
     exec(compile(source, "<tapeless guard>", "exec"), scope)  # noqa: S102
-    return scope["guard"]
+    guard: Callable[[], bool] = scope["guard"]
+    return guard
 
 
 class Recorder:

@@ -15,11 +15,11 @@ from __future__ import annotations
 import ast
 import builtins
 import types
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from ..errors import CompileError
-from ..ir.nodes import Apply, Constant, Graph, Node
+from ..ir.nodes import Apply, Constant, Graph, Location, Node
 from ..primitives import METHODS, PRIMITIVES, Primitive, lookup_callable
 from ..runtime import UNBOUND
 from .expressions import ExpressionMixin
@@ -93,7 +93,7 @@ class Compiler(ExpressionMixin):
     def error(self, message: str, node: ast.AST, hint: str = "") -> CompileError:
         return CompileError(message, self.src.loc(node), hint)
 
-    def loc(self, node: ast.AST):  # noqa: ANN201
+    def loc(self, node: ast.AST) -> Location:
         return self.src.loc(node)
 
     # --- functions --------------------------------------------------------------
@@ -114,7 +114,7 @@ class Compiler(ExpressionMixin):
         if args.kwarg is not None:
             raise self.error("`**kwargs` parameters are not supported", args.kwarg,
                              "name each keyword parameter explicitly")
-        body = node.body if isinstance(node, ast.FunctionDef) else [
+        body: list[ast.stmt] = node.body if isinstance(node, ast.FunctionDef) else [
             ast.Return(value=node.body, lineno=node.body.lineno,
                        col_offset=node.body.col_offset)]
         info = analyze_scope(node, body, param_names(args))
@@ -254,7 +254,7 @@ class Compiler(ExpressionMixin):
                                               name=n if not n.startswith("#") else "")
 
     def _branch(self, block: Block, name: str, build: Callable[[Block], Node],
-                at: ast.AST, params: list[str] = (),  # type: ignore[assignment]
+                at: ast.AST, params: Sequence[str] = (),
                 param_label: dict[str, str] | None = None) -> Graph:
         param_label = param_label or {}
         g = Graph(name, block.graph, self.loc(at))
@@ -387,9 +387,9 @@ class Compiler(ExpressionMixin):
                 if isinstance(elt, ast.Starred):
                     raise self.error("starred assignment targets are not supported", elt,
                                      "index the sequence explicitly")
-            direct = isinstance(value, Apply) and value.inputs[0].value is P["make_tuple"] \
-                if isinstance(value, Apply) and isinstance(value.inputs[0], Constant) else False
-            if direct and len(value.inputs) - 1 == len(target.elts):
+            if isinstance(value, Apply) and isinstance(value.inputs[0], Constant) and \
+                    value.inputs[0].value is P["make_tuple"] and \
+                    len(value.inputs) - 1 == len(target.elts):
                 for elt, item in zip(target.elts, value.inputs[1:], strict=True):
                     self.assign(elt, item, block)
                 return
@@ -408,12 +408,14 @@ class Compiler(ExpressionMixin):
         has_return = any(_contains_jump(x, False, kinds=(ast.Return,)) for x in s.body)
         names = assigned_names(s.body)
         if isinstance(s, ast.For):
-            names = _ordered(assigned_names([ast.Assign(targets=[s.target])]) + names)
+            names = _ordered(assigned_names([ast.Assign(targets=[s.target],
+                                                        value=ast.Constant(None))]) + names)
         names = [n for n in names if block.scope.is_local(n)]
         flags = ([BRK] if has_break else []) + ([RET, RETVAL] if has_return else [])
         ctx = LoopContext(names + flags, has_break, has_return)
         loc = self.loc(s)
         init = [self._read_or_unbound(block, n) for n in ctx.state]
+        result: Node
         if isinstance(s, ast.While):
             cond = self._loop_cond(block, ctx, self.lossy(lambda b: self.expr(s.test, b)), s)
             body = self._branch(block, "while_body",
@@ -435,7 +437,7 @@ class Compiler(ExpressionMixin):
         return ctx
 
     def _loop_cond(self, block: Block, ctx: LoopContext, test: Callable[[Block], Node],
-                   at: ast.AST, extra: list[str] = ()) -> Graph:  # type: ignore[assignment]
+                   at: ast.AST, extra: Sequence[str] = ()) -> Graph:
         def build(b: Block) -> Node:
             flags = [f for f in (BRK, RET) if f in ctx.state]
             return self._and_not_flags(b, flags, test, at)
@@ -469,6 +471,7 @@ class Compiler(ExpressionMixin):
             label = {"#i": s.target.id} if isinstance(s.target, ast.Name) else {}
             body = self._branch(block, "for_body", body_range, s, ["#i"] + ctx.state, label)
             return g.apply(P["for_range"], start, stop, step, body, *init, loc=loc), 0
+        length: Node
         if simple_range is not None:
             seq = g.apply(P["range"], g.apply(P["make_tuple"], *simple_range), loc=loc)
             length, element = g.apply(P["len"], seq, loc=loc), \
@@ -524,6 +527,7 @@ class Compiler(ExpressionMixin):
         """The length of what a `for` loop iterates over, and how to get element i."""
         g = block.graph
         loc = self.loc(it)
+        length: Node
         if isinstance(it, ast.Call) and isinstance(it.func, ast.Name) and not it.keywords \
                 and self._is_global_builtin(it.func.id, block):
             name = it.func.id

@@ -24,7 +24,7 @@ class Scope:
 
     info: ScopeInfo
     parent: Scope | None
-    def_node: ast.AST | None  # where this scope is defined in its parent
+    def_node: ast.stmt | ast.expr | None  # where this scope is defined in its parent
     immediate: bool = False  # a comprehension: runs where it is defined
     def_graphs: dict[str, Graph] = field(default_factory=dict)
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import ast
 import linecache
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from types import FunctionType
+from types import CodeType, FunctionType
 from typing import Any
 
 from ..errors import CompileError
@@ -14,15 +15,17 @@ from ..ir.nodes import Location
 _module_cache: dict[str, tuple[int, ast.Module]] = {}
 # Per parsed module: its function definitions by (name, line of `def` or of a decorator)
 # and its lambdas by line, so finding a function is a lookup, not a walk of the module.
-_index_cache: dict[int, tuple[ast.Module, tuple[dict, dict]]] = {}
+_Defs = dict[tuple[str, int], ast.FunctionDef | ast.AsyncFunctionDef]
+_Lambdas = dict[int, list[ast.Lambda]]
+_index_cache: dict[int, tuple[ast.Module, tuple[_Defs, _Lambdas]]] = {}
 
 
-def _index(tree: ast.Module) -> tuple[dict, dict]:
+def _index(tree: ast.Module) -> tuple[_Defs, _Lambdas]:
     cached = _index_cache.get(id(tree))
     if cached is not None and cached[0] is tree:
         return cached[1]
-    defs: dict[tuple[str, int], ast.AST] = {}
-    lambdas: dict[int, list[ast.Lambda]] = {}
+    defs: _Defs = {}
+    lambdas: _Lambdas = {}
     for cand in ast.walk(tree):
         if isinstance(cand, (ast.FunctionDef, ast.AsyncFunctionDef)):
             for line in [cand.lineno] + [d.lineno for d in cand.decorator_list]:
@@ -40,10 +43,14 @@ class FunctionSource:
     lines: list[str]
 
     def loc(self, node: ast.AST) -> Location:
-        line = getattr(node, "lineno", 0)
-        col = getattr(node, "col_offset", 0)
-        text = self.lines[line - 1] if 0 < line <= len(self.lines) else ""
-        return Location(self.filename, line, col, text)
+        return _location(self.filename, self.lines, node)
+
+
+def _location(filename: str, lines: list[str], node: ast.AST) -> Location:
+    line = getattr(node, "lineno", 0)
+    col = getattr(node, "col_offset", 0)
+    text = lines[line - 1] if 0 < line <= len(lines) else ""
+    return Location(filename, line, col, text)
 
 
 def _parse_file(filename: str) -> tuple[list[str], ast.Module] | None:
@@ -62,24 +69,23 @@ def _parse_file(filename: str) -> tuple[list[str], ast.Module] | None:
     return lines, tree
 
 
-_segment_cache: dict[tuple[str, int, str], ast.AST | None] = {}
+_segment_cache: dict[tuple[str, int, str], ast.FunctionDef | ast.AsyncFunctionDef | None] = {}
 
 
-def _last_line(code: object) -> int:
+def _last_line(code: CodeType) -> int:
     """The last line with bytecode of `code` or of a function nested in it."""
-    last = max((line for _, _, line in code.co_lines() if line is not None),  # type: ignore
-               default=0)
-    for c in code.co_consts:  # type: ignore[attr-defined]
-        if hasattr(c, "co_lines"):
+    last = max((line for _, _, line in code.co_lines() if line is not None), default=0)
+    for c in code.co_consts:
+        if isinstance(c, CodeType):
             last = max(last, _last_line(c))
     return last
 
 
-def _top_level_def(code: object) -> ast.AST | None:
+def _top_level_def(code: CodeType) -> ast.FunctionDef | ast.AsyncFunctionDef | None:
     """A module-level `def`, parsed alone (its lines up to the next module-level
     statement), not with its whole module: most of a first compile's time in a big file.
     None where that does not work out (then the module is parsed)."""
-    filename, first = code.co_filename, code.co_firstlineno  # type: ignore[attr-defined]
+    filename, first = code.co_filename, code.co_firstlineno
     lines = linecache.getlines(filename)
     if not (0 < first <= len(lines)) or not lines[first - 1][:1].strip():
         return None
@@ -93,7 +99,7 @@ def _top_level_def(code: object) -> ast.AST | None:
     key = (filename, first, text)
     if key in _segment_cache:
         return _segment_cache[key]
-    node = None
+    node: ast.FunctionDef | ast.AsyncFunctionDef | None = None
     try:
         # (Blank lines in front give the nodes their line numbers in the file: cheaper
         # than renumbering every node afterwards.)
@@ -102,7 +108,7 @@ def _top_level_def(code: object) -> ast.AST | None:
         tree = None
     if tree is not None and len(tree.body) == 1 and \
             isinstance(tree.body[0], (ast.FunctionDef, ast.AsyncFunctionDef)) and \
-            tree.body[0].name == code.co_name:  # type: ignore[attr-defined]
+            tree.body[0].name == code.co_name:
         if (tree.body[0].end_lineno or 0) >= _last_line(code):
             node = tree.body[0]
     _segment_cache[key] = node
@@ -112,7 +118,8 @@ def _top_level_def(code: object) -> ast.AST | None:
 def function_source(fn: FunctionType) -> FunctionSource:
     """The syntax tree of `fn` (a `def` or a `lambda`), located in its file."""
     code = fn.__code__
-    node = _top_level_def(code) if code.co_name != "<lambda>" else None
+    node: ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda | None = \
+        _top_level_def(code) if code.co_name != "<lambda>" else None
     if node is not None:
         lines = linecache.getlines(code.co_filename)
     else:
@@ -132,17 +139,16 @@ def function_source(fn: FunctionType) -> FunctionSource:
         if node is None:
             raise CompileError(f"could not find the source of {fn.__qualname__} in "
                                f"{code.co_filename}:{first}")
-    src = FunctionSource(node, code.co_filename, lines)  # type: ignore[arg-type]
     if isinstance(node, ast.AsyncFunctionDef):
-        raise CompileError("async functions are not supported", src.loc(node),
-                           "write an ordinary `def`")
-    return src
+        raise CompileError("async functions are not supported",
+                           _location(code.co_filename, lines, node), "write an ordinary `def`")
+    return FunctionSource(node, code.co_filename, lines)
 
 
-def _find_lambda(candidates: list[ast.Lambda], code: object) -> ast.Lambda | None:
-    first = code.co_firstlineno  # type: ignore[attr-defined]
-    argnames = list(code.co_varnames[:code.co_argcount])  # type: ignore[attr-defined]
-    positions = [(p[0], p[2]) for p in code.co_positions()  # type: ignore[attr-defined]
+def _find_lambda(candidates: list[ast.Lambda], code: CodeType) -> ast.Lambda | None:
+    first = code.co_firstlineno
+    argnames = list(code.co_varnames[:code.co_argcount])
+    positions = [(p[0], p[2]) for p in code.co_positions()
                  if p[0] is not None and p[2] is not None]
     best = None
     best_key = None
@@ -175,14 +181,14 @@ class ScopeInfo:
     declared: dict[str, ast.AST] = field(default_factory=dict)
 
 
-def analyze_scope(fn: ast.FunctionDef | ast.Lambda | None, body: list[ast.AST],
+def analyze_scope(fn: ast.FunctionDef | ast.Lambda | None, body: Sequence[ast.AST],
                   params: list[str]) -> ScopeInfo:
     info = ScopeInfo()
     for p in params:
         info.assigned.setdefault(p, []).append((0, 0))
     kinds: dict[str, set[str]] = {}
 
-    def bind(name: str, node: ast.AST, kind: str) -> None:
+    def bind(name: str, node: ast.stmt | ast.expr, kind: str) -> None:
         info.assigned.setdefault(name, []).append((node.lineno, node.col_offset))
         kinds.setdefault(name, set()).add(kind)
 
@@ -191,14 +197,14 @@ def analyze_scope(fn: ast.FunctionDef | ast.Lambda | None, body: list[ast.AST],
     loops: list[ast.AST] = []
 
     def visit(node: ast.AST) -> None:
-        t = type(node)
-        if t is ast.Name:
-            if type(node.ctx) is ast.Store:  # type: ignore[attr-defined]
-                bind(node.id, node, "assign")  # type: ignore[attr-defined]
+        if type(node) is ast.Name:
+            if type(node.ctx) is ast.Store:
+                bind(node.id, node, "assign")
             return
-        if t is ast.Constant:
+        if type(node) is ast.Constant:
             return
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
+            # (An attribute of tapeless's own on the AST node, read by _check_capture.)
             node._tapeless_loops = list(loops)  # type: ignore[union-attr]
         if isinstance(node, (ast.For, ast.While)):
             if isinstance(node, ast.For):
@@ -238,8 +244,8 @@ def analyze_scope(fn: ast.FunctionDef | ast.Lambda | None, body: list[ast.AST],
         elif isinstance(node, (ast.Import, ast.ImportFrom)):
             for alias in node.names:
                 bind((alias.asname or alias.name).split(".")[0], node, "import")
-        for child in ast.iter_child_nodes(node):
-            visit(child)
+        for sub in ast.iter_child_nodes(node):
+            visit(sub)
 
     for stmt in body:
         visit(stmt)

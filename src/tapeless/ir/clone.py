@@ -3,9 +3,10 @@ graph, with some nodes replaced; the basis of inlining."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Mapping, Sequence
 from functools import lru_cache
 from pathlib import Path
+from typing import overload
 
 from .nodes import (
     Apply,
@@ -74,8 +75,8 @@ def _in_package(filename: str) -> bool:
     return Path(filename).resolve().is_relative_to(_PACKAGE)
 
 
-def inline_body(callee: Graph, target: Graph, args: list[Node],
-                substitute: dict[int, Node] | None = None,
+def inline_body(callee: Graph, target: Graph, args: Sequence[Node],
+                substitute: Mapping[int, Node] | None = None,
                 loc: Location | None = None) -> tuple[Node, list[Node]]:
     """Copy `callee`'s body into `target` with its parameters bound to `args` (and the
     free variables in `substitute` replaced); returns the node standing for the call's
@@ -103,10 +104,10 @@ def inline_body(callee: Graph, target: Graph, args: list[Node],
     for h in nested:
         clone = gmap[h.id]
         clone.output = mapped(h.output)
-        clone.effects = [mapped(e) for e in h.effects]  # type: ignore[misc]
+        clone.effects = [mapped(e) for e in h.effects]
     output = mapped(callee.output)
     assert output is not None
-    return output, [mapped(e) for e in callee.effects]  # type: ignore[misc]
+    return output, [mapped(e) for e in callee.effects]
 
 
 def clone_graph(g: Graph, parent: Graph | None, substitute: dict[int, Node]) -> Graph:
@@ -116,7 +117,7 @@ def clone_graph(g: Graph, parent: Graph | None, substitute: dict[int, Node]) -> 
     new = Graph(g.name, parent, g.loc)
     new.copy_attributes(g)
     params = [new.add_parameter(p.name, p.loc) for p in g.parameters]
-    new.output, new.effects = inline_body(g, new, params, substitute)  # type: ignore[arg-type]
+    new.output, new.effects = inline_body(g, new, params, substitute)
     return new
 
 
@@ -125,7 +126,7 @@ def _relocated(own: Location | None, call_site: Location | None) -> Location | N
 
 
 def _copy_bodies(graphs: list[Graph], gmap: dict[int, Graph], nmap: dict[int, Node],
-                 loc: Location | None = None) -> Callable[[Node | None], Node | None]:
+                 loc: Location | None = None) -> _Mapping:
     """Copy the nodes of `graphs` into the graphs `gmap` maps them to (parameters and
     substitutions already in `nmap`); returns the function mapping an old node to its
     copy (graph constants to the copied graph, anything else to itself). Copies of
@@ -134,26 +135,42 @@ def _copy_bodies(graphs: list[Graph], gmap: dict[int, Graph], nmap: dict[int, No
     for h in graphs:
         owner = gmap[h.id]
         for node in graph_nodes(h):
-            assert isinstance(node, Apply)
             copy = Apply(owner, [], _relocated(node.loc, loc), node.name)
             copy.kind = node.kind
             nmap[node.id] = copy
             originals.append((node, copy))
 
-    def mapped(x: Node | None) -> Node | None:
-        if x is None:
-            return None
-        if x.id in nmap:
-            return nmap[x.id]
-        if is_constant_graph(x) and x.value.id in gmap:
-            return Constant(gmap[x.value.id], x.loc)
-        return x
-
+    mapped = _Mapping(gmap, nmap)
     for node, copy in originals:
-        copy.inputs = [mapped(i) for i in node.inputs]  # type: ignore[misc]
+        copy.inputs = [mapped(i) for i in node.inputs]
         if not is_constant_graph(node.inputs[0]):
             rebind_value_call(copy)
     return mapped
+
+
+class _Mapping:
+    """Maps an old node to its copy (graph constants to the copied graph, anything
+    else, None included, to itself)."""
+
+    def __init__(self, gmap: dict[int, Graph], nmap: dict[int, Node]):
+        self.gmap = gmap
+        self.nmap = nmap
+
+    @overload
+    def __call__(self, x: Node) -> Node: ...
+    @overload
+    def __call__(self, x: None) -> None: ...
+    @overload
+    def __call__(self, x: Node | None) -> Node | None: ...
+
+    def __call__(self, x: Node | None) -> Node | None:
+        if x is None:
+            return None
+        if x.id in self.nmap:
+            return self.nmap[x.id]
+        if is_constant_graph(x) and x.value.id in self.gmap:
+            return Constant(self.gmap[x.value.id], x.loc)
+        return x
 
 
 def rebind_value_call(node: Apply) -> None:
@@ -168,7 +185,8 @@ def rebind_value_call(node: Apply) -> None:
     specs = callee.value.signature
     if specs is None or all(s.kind == "pos" for s in specs):
         return
-    args, bound = list(node.inputs[1:]), []
+    args = list(node.inputs[1:])
+    bound: list[Node] = []
     for s in specs:
         if s.kind == "vararg":
             bound.append(node.graph.apply(MAKE_TUPLE, *args, loc=node.loc))
@@ -223,5 +241,5 @@ def copy_module(root: Graph) -> Graph:
     mapped = _copy_bodies(graphs, gmap, nmap)
     for h in graphs:
         gmap[h.id].output = mapped(h.output)
-        gmap[h.id].effects = [mapped(e) for e in h.effects]  # type: ignore[misc]
+        gmap[h.id].effects = [mapped(e) for e in h.effects]
     return gmap[root.id]

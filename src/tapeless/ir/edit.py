@@ -83,7 +83,7 @@ def users(graphs: list[Graph]) -> Users:
     out: Users = {}
     for g in graphs:
         for n in graph_nodes(g):
-            for i in n.inputs:  # type: ignore[attr-defined]
+            for i in n.inputs:
                 out.setdefault(i.id, []).append((n, g))
         if g.output is not None:
             out.setdefault(g.output.id, []).append((None, g))

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeGuard
 
 from .primitive import Primitive
 
@@ -60,6 +60,7 @@ class Apply(Node):
     """`inputs[0]` is the callee, the rest are positional arguments."""
 
     __slots__ = ("inputs",)
+    graph: Graph  # an Apply always belongs to a graph
 
     def __init__(self, graph: Graph, inputs: list[Node], loc: Location | None = None,
                  name: str = ""):
@@ -112,7 +113,7 @@ class Graph:
         # The class a J-callable stands for (a class passed as a value), for isinstance.
         self.stands_for: type | None = None
         self._fv_cache: list[Node] | None = None
-        self._nodes_cache: list[Node] | None = None
+        self._nodes_cache: list[Apply] | None = None
         self._uses_cache: list[Graph] | None = None
 
     def add_parameter(self, name: str, loc: Location | None = None) -> Parameter:
@@ -154,17 +155,18 @@ def prim_of(node: Node) -> Primitive | None:
     # (Exact type tests: none of these classes has subclasses, and this runs for every
     # node and rule.)
     if type(node) is Apply and type(c := node.inputs[0]) is Constant and \
-            type(c.value) is Primitive:  # type: ignore[attr-defined]
-        return c.value  # type: ignore[attr-defined]
+            type(c.value) is Primitive:
+        return c.value
     return None
 
 
-def is_constant_graph(node: Node) -> bool:
+def is_constant_graph(node: Node | None) -> TypeGuard[Constant]:
+    """Whether `node` is a constant whose value is a graph (then `node.value` is one)."""
     # Exact type tests (neither class has subclasses): the optimizer asks this a lot.
-    return type(node) is Constant and type(node.value) is Graph  # type: ignore[attr-defined]
+    return type(node) is Constant and type(node.value) is Graph
 
 
-def graph_nodes(g: Graph) -> list[Node]:
+def graph_nodes(g: Graph) -> list[Apply]:
     """The Apply nodes owned by `g` that are reachable from its output or effects,
     in a valid evaluation order (inputs first, effects in program order). Cached until
     `g.invalidate()`."""
@@ -173,8 +175,8 @@ def graph_nodes(g: Graph) -> list[Node]:
     return g._nodes_cache
 
 
-def _schedule(g: Graph) -> list[Node]:
-    order: list[Node] = []
+def _schedule(g: Graph) -> list[Apply]:
+    order: list[Apply] = []
     seen: set[int] = set()
     roots = list(g.effects) + ([g.output] if g.output is not None else [])
     if is_constant_graph(g.output):  # a closure returned as is needs its free variables
@@ -184,7 +186,7 @@ def _schedule(g: Graph) -> list[Node]:
             continue
         seen.add(root.id)
         # Each node's dependencies are computed once (not once per visit of the node).
-        stack: list[tuple[Node, list[Node], int]] = [(root, _deps(root, g), 0)]
+        stack: list[tuple[Apply, list[Node], int]] = [(root, _deps(root, g), 0)]
         while stack:
             node, deps, i = stack[-1]
             if i < len(deps):
@@ -201,8 +203,7 @@ def _schedule(g: Graph) -> list[Node]:
 
 def _deps(node: Apply, g: Graph) -> list[Node]:
     """Inputs of `node`, plus, for closures it uses, their free variables owned by `g`."""
-    if not any(type(i) is Constant and type(i.value) is Graph  # type: ignore[attr-defined]
-               for i in node.inputs):
+    if not any(type(i) is Constant and type(i.value) is Graph for i in node.inputs):
         return node.inputs
     deps: list[Node] = []
     for inp in node.inputs:
@@ -252,10 +253,10 @@ def used_graphs(g: Graph) -> list[Graph]:
     included). Cached until `g.invalidate()`."""
     if g._uses_cache is None:
         found = [inp.value for node in graph_nodes(g)
-                 for inp in node.inputs  # type: ignore[attr-defined]
+                 for inp in node.inputs
                  if type(inp) is Constant and type(inp.value) is Graph]
         if g.output is not None and is_constant_graph(g.output):
-            found.append(g.output.value)  # type: ignore[attr-defined]
+            found.append(g.output.value)
         g._uses_cache = found
     return g._uses_cache
 

@@ -4,6 +4,8 @@ Each is compiled by tapeless's own front end, so it can be differentiated again.
 # ruff: noqa: E731
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from ..runtime import (
@@ -182,7 +184,7 @@ def _as_sequence(iterable):
 
 @rule("while_loop")
 def _while_loop(cond, body, *state):
-    stack = None
+    stack: Any = None  # (the nested pairs (backpropagator, rest of the stack))
     go = cond(*state)[0]
     while go:
         step = body(*state)
@@ -199,7 +201,7 @@ def _while_loop(cond, body, *state):
 
 @rule("for_range")
 def _for_range(start, stop, step, body, *state):
-    stack = None
+    stack: Any = None  # (the nested pairs (backpropagator, rest of the stack))
     for i in range(start, stop, step):
         r = body(i, *state)
         state = r[0]
@@ -237,7 +239,7 @@ def _list_map(fn, seq):
 
     def back(d):
         d_fn = ZERO
-        d_seq = []
+        d_seq: list[Any] = []
         for i, r in enumerate(results):
             g = r[1](sens_index(d, i))
             d_fn = gadd(d_fn, g[0])
@@ -254,7 +256,7 @@ def _list_flatmap(fn, seq):
 
     def back(d):
         d_fn = ZERO
-        d_seq = []
+        d_seq: list[Any] = []
         start = 0
         for r in results:
             n = len(r[0])

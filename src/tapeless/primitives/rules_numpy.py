@@ -5,6 +5,7 @@ and a backpropagator giving one sensitivity per parameter (ZERO where there is n
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 
@@ -44,7 +45,8 @@ def _exp(x):
 @rule("logistic")
 def _logistic(x):
     s = logistic(x)
-    return s, lambda d: (d * s * (1.0 - s),)
+    # (numpy_ops.logistic is typed `object -> object`, which has no `-`: retype it there.)
+    return s, lambda d: (d * s * (1.0 - s),)  # type: ignore[operator]
 
 
 @rule("np.expm1")
@@ -351,7 +353,7 @@ def _m_clip(x, min, max):  # noqa: A002
 def _einsum_back(spec, operands, d):
     """The sensitivities of einsum(spec, *operands) given that of its result."""
     specs = einsum_specs(spec, operands)
-    grads = []
+    grads: list[Any] = []
     for k in range(len(operands)):
         back_spec, missing, summed = specs[k]
         others = operands[:k] + operands[k + 1:]
@@ -398,8 +400,8 @@ def _einsum_call(spec, operands):
 @rule("np.einsum")
 def _einsum(subscripts, operands):
     if isinstance(subscripts, str):
-        back = lambda d: (ZERO, _einsum_back(subscripts, operands, d))
-        return _einsum_call(subscripts, operands), back
+        back_str = lambda d: (ZERO, _einsum_back(subscripts, operands, d))
+        return _einsum_call(subscripts, operands), back_str
     # The sublist form, einsum(a, [0, 1], b, [1, 2], [0, 2]): `subscripts` is the first
     # operand and `operands` alternates sublists and the other operands; differentiated
     # through the equivalent subscripts string.
