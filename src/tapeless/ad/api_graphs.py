@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from ..ir.nodes import Constant, Graph, free_variables, reachable_graphs
+from ..ir.nodes import PENDING_TRANSFORMS, Constant, Graph, free_variables, reachable_graphs
 from ..primitives import PRIMITIVES
 from ..runtime import ZERO
 from .reverse import JTransform
@@ -69,12 +69,15 @@ def grad_graph(g: Graph, argnums: int | tuple[int, ...], has_aux: bool, with_val
 def expand_transforms(root: Graph) -> Graph:
     """Build the body of every graph reachable from `root` that stands for a transform
     (`TransformSpec`: a `tl.grad` called inside compiled code), once; returns `root`."""
+    if not PENDING_TRANSFORMS:  # (no program has one: nothing to walk)
+        return root
     pending = [h for h in reachable_graphs(root) if h.transform is not None]
     for h in pending:
         spec = h.transform
         if spec is None:  # (built meanwhile, as a part of another)
             continue
         h.transform = None
+        PENDING_TRANSFORMS.discard(h)
         # The function's free variables are values of the enclosing (primal) code: the
         # transform sees them as they are.
         transform = JTransform(outer=free_variables(spec.target))
@@ -83,6 +86,7 @@ def expand_transforms(root: Graph) -> Graph:
                        spec.kind == "value_and_grad", transform, lift=True, into=h)
         except BaseException:
             h.transform = spec
+            PENDING_TRANSFORMS.add(h)
             h.effects, h.output = [], None
             raise
         finally:

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, TypeGuard
 
 import numpy as np
 
-from ..ir.nodes import Apply, Constant, Graph, Node, TransformSpec
+from ..ir.nodes import PENDING_TRANSFORMS, Apply, Constant, Graph, Node, TransformSpec
 from ..primitives import METHODS, PRIMITIVES, Primitive, lookup_callable
 from .guards import MISSING
 
@@ -635,6 +635,7 @@ class ExpressionMixin:
         stand_in.vararg = graph.vararg
         stand_in.signature = graph.signature
         stand_in.transform = TransformSpec(name, graph, options["argnums"], options["has_aux"])
+        PENDING_TRANSFORMS.add(stand_in)
         return Constant(stand_in, self.loc(node))
 
     def _compile_time(self, node: ast.expr, block: Block) -> Any:

@@ -5,6 +5,7 @@ owned by an enclosing graph (its free variables)."""
 from __future__ import annotations
 
 import itertools
+import weakref
 from dataclasses import dataclass
 from typing import Any, TypeGuard
 
@@ -81,6 +82,11 @@ class TransformSpec:
     target: Graph
     argnums: Any
     has_aux: bool
+
+
+# The graphs standing for a transform whose body is not built yet (a weak set: so that
+# building them can skip walking a program that has none).
+PENDING_TRANSFORMS: weakref.WeakSet[Graph] = weakref.WeakSet()
 
 
 class Graph:
