@@ -15,7 +15,7 @@ import linecache
 import math
 import types
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeGuard
 
 import numpy as np
 
@@ -47,16 +47,43 @@ class Compiled:
     linemap: dict[int, Location]
 
 
-def _prim_of(node: Node) -> Primitive | None:
+def _prim_of(node: Node | None) -> Primitive | None:
     if isinstance(node, Apply) and isinstance(node.inputs[0], Constant) and \
             isinstance(node.inputs[0].value, Primitive):
         return node.inputs[0].value
     return None
 
 
-def _is_switch_call(node: Node) -> bool:
+def _calls(node: Node | None, prim: Primitive) -> TypeGuard[Apply]:
+    """Whether `node` applies `prim` (then it is an Apply)."""
+    return _prim_of(node) is prim
+
+
+def _is_switch_call(node: Node | None) -> TypeGuard[Apply]:
     return isinstance(node, Apply) and len(node.inputs) == 1 and \
         _prim_of(node.inputs[0]) is P["switch"]
+
+
+def _switch_of(call: Apply) -> Apply:
+    """The `switch(cond, if_true, if_false)` node that a switch call (`_is_switch_call`)
+    calls."""
+    sw = call.inputs[0]
+    assert isinstance(sw, Apply)
+    return sw
+
+
+def _branches(call: Apply) -> tuple[Graph, Graph]:
+    """The branch graphs of a switch call whose branches are constant graphs (as
+    `FunctionEmitter._inline_switch` checks)."""
+    if_true, if_false = _switch_of(call).inputs[2:4]
+    assert is_constant_graph(if_true) and is_constant_graph(if_false)
+    return if_true.value, if_false.value
+
+
+def _value(node: Node) -> Any:
+    """The value of `node`, known to be a Constant (e.g. a `tuple_getitem` index)."""
+    assert isinstance(node, Constant)
+    return node.value
 
 
 def _known_names() -> dict[int, str]:
@@ -114,9 +141,9 @@ class ModuleEmitter:
     # --- analysis ---------------------------------------------------------------
 
     def _analyze(self) -> None:
-        self.uses: dict[int, list[tuple[Node | None, Graph]]] = {}
-        self.graph_uses: dict[int, list[tuple[Node | None, int]]] = {}
-        self.nodes_of: dict[int, list[Node]] = {}
+        self.uses: dict[int, list[tuple[Apply | None, Graph]]] = {}
+        self.graph_uses: dict[int, list[tuple[Apply | None, int]]] = {}
+        self.nodes_of: dict[int, list[Apply]] = {}
         for g in self.graphs:
             nodes = graph_nodes(g)
             self.nodes_of[g.id] = nodes
@@ -409,17 +436,18 @@ class FunctionEmitter:
     def _emit_closure(self, c: Graph, indent: int) -> None:
         FunctionEmitter(self.mod, c, indent).emit_def(free_variables(c))
 
-    def _tail_handles(self, node: Node, g: Graph) -> bool:
+    def _tail_handles(self, node: Apply, g: Graph) -> bool:
         """The output is emitted by `tail` (not as a statement) when only the output
         uses it."""
         if not self.mod.single_use_here(node, g):
             return False
-        if _prim_of(node) is not None and _prim_of(node).loop:
+        prim = _prim_of(node)
+        if prim is not None and prim.loop:
             return False
         # An effect may only move to the end when nothing is scheduled after it.
         return node not in g.effects or self.mod.nodes_of[g.id][-1] is node
 
-    def _inlined(self, node: Node, g: Graph) -> bool:
+    def _inlined(self, node: Apply, g: Graph) -> bool:
         """Pure single-use nodes are rendered inside the expression that uses them."""
         if node in g.effects or not self.mod.single_use_here(node, g):
             return False
@@ -427,14 +455,15 @@ class FunctionEmitter:
             return False  # the user named it: keep it a statement
         if _is_switch_call(node):
             return self._inline_switch(node) and all(
-                self._expression_only(b.value) for b in node.inputs[0].inputs[2:4])
+                self._expression_only(b) for b in _branches(node))
         prim = _prim_of(node)
         if prim is None or prim.effect or prim.statement or prim.loop:
             return False
         user = self.mod.uses[node.id][0][0]
         if user is None or prim is P["stack_new"]:
             return True
-        return not (_prim_of(user) is not None and _prim_of(user).loop)
+        user_prim = _prim_of(user)
+        return not (user_prim is not None and user_prim.loop)
 
     def _expression_only(self, g: Graph) -> bool:
         """Whether an inline graph needs no statements: it renders as one expression."""
@@ -453,13 +482,13 @@ class FunctionEmitter:
                 return False
         return True
 
-    def _inlined_as_value(self, node: Node, g: Graph) -> bool:
+    def _inlined_as_value(self, node: Apply, g: Graph) -> bool:
         return self._inline_switch(node) and all(
-            self._expression_only(b.value) for b in node.inputs[0].inputs[2:4])
+            self._expression_only(b) for b in _branches(node))
 
     # --- statements -------------------------------------------------------------
 
-    def statement(self, node: Node, g: Graph, indent: int) -> None:
+    def statement(self, node: Apply, g: Graph, indent: int) -> None:
         mod = self.mod
         prim = _prim_of(node)
         if prim is not None and prim.loop:
@@ -479,7 +508,7 @@ class FunctionEmitter:
             self._reuse_name(node, g)
             mod.emit_line(indent, f"{mod.name_of(node)} = {_strip(text)}", node.loc)
 
-    def _reuse_name(self, node: Node, g: Graph) -> None:
+    def _reuse_name(self, node: Apply, g: Graph) -> None:
         """A value named like an earlier value of the same region that nothing reads
         after it takes that value's name: `y = np.sin(y) + x`, not `y_1 = ...`."""
         mod = self.mod
@@ -497,7 +526,7 @@ class FunctionEmitter:
         mod.names[node.id] = name
         olds.append(node)
 
-    def _reads(self, node: Node, old: Node, g: Graph, depth: int = 0) -> bool:
+    def _reads(self, node: Apply, old: Node, g: Graph, depth: int = 0) -> bool:
         """Whether `node`'s statement reads `old` (a new value of the same variable,
         `x = f(x)`; two unrelated values that happen to share a name keep two names)."""
         for inp in node.inputs:
@@ -525,17 +554,17 @@ class FunctionEmitter:
         return True
 
     def _positions(self, g: Graph) -> dict[int, int]:
-        cache = self.__dict__.setdefault("_pos_cache", {})
+        cache: dict[int, dict[int, int]] = self.__dict__.setdefault("_pos_cache", {})
         if g.id not in cache:
             cache[g.id] = {n.id: i for i, n in enumerate(self.mod.nodes_of[g.id])}
         return cache[g.id]
 
-    def _inline_switch(self, call: Node) -> bool:
-        sw = call.inputs[0]
+    def _inline_switch(self, call: Apply) -> bool:
+        sw = _switch_of(call)
         return all(is_constant_graph(b) and b.value.id in self.mod.inline
                    for b in sw.inputs[2:4])
 
-    def _result_target(self, node: Node) -> tuple[str, list[str]]:
+    def _result_target(self, node: Apply) -> tuple[str, list[str]]:
         """Where an `if` statement's result goes: `("unpack", names)`, one name per
         `tuple_getitem` use (the branches' tuples are unpacked, even 1-tuples), else
         `("assign", [name])`."""
@@ -548,21 +577,22 @@ class FunctionEmitter:
         # target: `_, y = a, b`, not `y = a, b`.
         width = _result_width(node)
         if uses and len(getitems) == len(uses) and node.id not in mod.names and width:
-            width = max([u.inputs[2].value + 1 for u in getitems] + [width])
-            names = [None] * width
+            width = max([_value(u.inputs[2]) + 1 for u in getitems] + [width])
+            names: list[str | None] = [None] * width
             for u in getitems:
-                i = u.inputs[2].value
-                if names[i] is None:
+                i = _value(u.inputs[2])
+                name = names[i]
+                if name is None:
                     names[i] = mod.name_of(u)
                 else:
-                    mod.names[u.id] = names[i]
+                    mod.names[u.id] = name
                 mod.aliases.add(u.id)
             return "unpack", [n if n is not None else "_" for n in names]
         return "assign", [mod.name_of(node)]
 
-    def if_statement(self, call: Node, g: Graph, indent: int, target: tuple) -> None:
-        sw = call.inputs[0]
-        cond, g_true, g_false = sw.inputs[1], sw.inputs[2].value, sw.inputs[3].value
+    def if_statement(self, call: Apply, g: Graph, indent: int, target: tuple) -> None:
+        cond = _switch_of(call).inputs[1]
+        g_true, g_false = _branches(call)
         self.mod.emit_line(indent, f"if {_strip(self.render(cond, g))}:", call.loc)
         for k, branch in enumerate((g_true, g_false)):
             if k:
@@ -599,7 +629,7 @@ class FunctionEmitter:
         if len(names) == 1 and target[0] == "assign":
             mod.emit_line(indent, f"{names[0]} = {_strip(self.render(out, g))}", loc)
             return
-        if _prim_of(out) is P["make_tuple"] and out.graph is g and \
+        if _calls(out, P["make_tuple"]) and out.graph is g and \
                 self._tail_handles(out, g) and len(out.inputs) - 1 == len(names):
             values = [self.render(v, g) for v in out.inputs[1:]]
             pairs = [(n, v) for n, v in zip(names, values, strict=True)
@@ -624,16 +654,20 @@ class FunctionEmitter:
         else:
             cond_node, body_node, init = None, node.inputs[4], node.inputs[5:]
             skip = 1
-        body = body_node.value if is_constant_graph(body_node) else None
-        cond = cond_node.value if cond_node is not None and is_constant_graph(cond_node) \
-            else None
+        body: Graph | None = body_node.value if is_constant_graph(body_node) else None
+        cond: Graph | None = cond_node.value if cond_node is not None and \
+            is_constant_graph(cond_node) else None
         inline_ok = body is not None and body.id in mod.inline and (
             cond_node is None or (cond is not None and cond.id in mod.inline))
         names = self._result_names_loop(node, body, skip)
         if len(names) != len(init):
             names = names + [mod.fresh("_s") for _ in range(len(init) - len(names))]
-        dead = self._dead_slots(node, body, cond, skip) if inline_ok else set()
-        popped = self._popping_loop(body, cond) if inline_ok else None
+        dead: set[int] = set()
+        popped = None
+        if inline_ok:
+            assert body is not None
+            dead = self._dead_slots(node, body, cond, skip)
+            popped = self._popping_loop(body, cond)
         for j, (n, v) in enumerate(zip(names, init, strict=True)):
             text = self.render(v, g)
             if popped is not None and j == popped[0] and text.isidentifier():
@@ -644,6 +678,7 @@ class FunctionEmitter:
             fn = self.render(body_node, g)
             state = ", ".join(names) + ("," if len(names) == 1 else "")
             if prim.name == "while_loop":
+                assert cond_node is not None
                 c = self.render(cond_node, g)
                 mod.emit_line(indent, f"while {c}({', '.join(names)}):", node.loc)
                 mod.emit_line(indent + 1, f"{state} = {fn}({', '.join(names)})", node.loc)
@@ -659,7 +694,7 @@ class FunctionEmitter:
             mod.names[p.id] = n
             mod.state_of[p.id] = node
         for e in body.effects:  # `push = stack.append` once, `push(x)` per iteration
-            if _prim_of(e) is P["stack_push"] and e.inputs[1] in body.parameters[skip:]:
+            if _calls(e, P["stack_push"]) and e.inputs[1] in body.parameters[skip:]:
                 j = body.parameters.index(e.inputs[1]) - skip
                 self.pushes[e.id] = mod.fresh(f"{names[j]}_append")
                 mod.emit_line(indent, f"{self.pushes[e.id]} = {names[j]}.append", node.loc)
@@ -703,17 +738,19 @@ class FunctionEmitter:
             mod.emit_line(indent + 1, "pass")
         self._bind_loop_result(node, names, indent)
 
-    def _popping_loop(self, body: Graph, cond: Graph | None) -> tuple[int, Node] | None:
+    def _popping_loop(self, body: Graph, cond: Graph | None) -> tuple[int, Apply] | None:
         """For a backward loop over a list stack (`tapeless.opt.loops.lower_stacks`): the
         stack's slot and its `pop` node, when the loop runs until the list is empty."""
-        if cond is None or _prim_of(cond.output) is not P["stack_nonempty"] or \
-                cond.output.inputs[1] not in cond.parameters:
+        if cond is None:
             return None
-        t = cond.parameters.index(cond.output.inputs[1])
+        test = cond.output
+        if not _calls(test, P["stack_nonempty"]) or test.inputs[1] not in cond.parameters:
+            return None
+        t = cond.parameters.index(test.inputs[1])
         q = body.parameters[t]
-        pops = [e for e in body.effects if _prim_of(e) is P["stack_pop"] and e.inputs[1] is q]
+        pops = [e for e in body.effects if _calls(e, P["stack_pop"]) and e.inputs[1] is q]
         out = body.output
-        if len(pops) != 1 or _prim_of(out) is not P["make_tuple"] or out.inputs[1 + t] is not q \
+        if len(pops) != 1 or not _calls(out, P["make_tuple"]) or out.inputs[1 + t] is not q \
                 or len(self.mod.uses.get(q.id, [])) != 2:
             return None
         return t, pops[0]
@@ -728,7 +765,7 @@ class FunctionEmitter:
             if u is None or _prim_of(u) is not P["tuple_getitem"] or \
                     not isinstance(u.inputs[2], Constant):
                 return set()
-            used_after.add(u.inputs[2].value)
+            used_after.add(_value(u.inputs[2]))
         dead = set()
         for j, p in enumerate(body.parameters[skip:]):
             if j in used_after or mod.uses.get(p.id):
@@ -738,7 +775,7 @@ class FunctionEmitter:
             dead.add(j)
         return dead
 
-    def _effective_position(self, n: Node, body: Graph, pos: dict[int, int]) -> int | None:
+    def _effective_position(self, n: Apply, body: Graph, pos: dict[int, int]) -> int | None:
         """Where `n` (a node of `body` or of a graph inlined in it) is evaluated, as an
         index into `body`'s schedule: an inlined node is evaluated by its user."""
         mod = self.mod
@@ -765,7 +802,7 @@ class FunctionEmitter:
         after the new one is computed."""
         mod = self.mod
         out = body.output
-        if _prim_of(out) is not P["make_tuple"] or out.graph is not body or \
+        if not _calls(out, P["make_tuple"]) or out.graph is not body or \
                 mod.closures_of.get(body.id):
             return
         order = mod.nodes_of[body.id]
@@ -784,20 +821,26 @@ class FunctionEmitter:
                 continue
             if any(w is p for k, w in enumerate(values) if k != j):
                 continue
-            last = -1
-            for u, _ in mod.uses.get(p.id, []):
-                if u is out:
-                    continue
-                at = None if u is None else self._effective_position(u, body, pos)
-                if at is None:
-                    last = None
-                    break
-                last = max(last, at)
+            last = self._last_read(p, out, body, pos)
             if last is None or last > pos[v.id]:
                 continue
             mod.names[v.id] = names[j]
             mod.coalesced[v.id] = self._loop_node
             taken.add(v.id)
+
+    def _last_read(self, p: Parameter, out: Apply, body: Graph,
+                   pos: dict[int, int]) -> int | None:
+        """The position in `body`'s schedule of the last read of `p` (a state parameter)
+        other than by the body's output `out`, -1 if none; None if one is not known."""
+        last = -1
+        for u, _ in self.mod.uses.get(p.id, []):
+            if u is out:
+                continue
+            at = None if u is None else self._effective_position(u, body, pos)
+            if at is None:
+                return None
+            last = max(last, at)
+        return last
 
     def _range(self, node: Apply, g: Graph) -> str:
         start, stop, step = node.inputs[1:4]
@@ -812,15 +855,15 @@ class FunctionEmitter:
         uses = mod.uses.get(node.id, [])
         params = body.parameters[skip:] if body is not None else []
         init = node.inputs[(3 if skip == 0 else 5):]
-        names = [self._init_name(node, init[j]) if j < len(init) and
+        given = [self._init_name(node, init[j]) if j < len(init) and
                  init[j].name == p.name else None for j, p in enumerate(params)]
-        names = [n or mod.fresh(p.name or "_s") for n, p in zip(names, params, strict=True)]
+        names = [n or mod.fresh(p.name or "_s") for n, p in zip(given, params, strict=True)]
         if body is None:
             names = [mod.fresh("_s") for _ in init]
         for u, _ in uses:
             if u is not None and _prim_of(u) is P["tuple_getitem"] and \
                     isinstance(u.inputs[2], Constant):
-                mod.names[u.id] = names[u.inputs[2].value]
+                mod.names[u.id] = names[_value(u.inputs[2])]
                 mod.aliases.add(u.id)
         return names
 
@@ -962,20 +1005,21 @@ class FunctionEmitter:
                 return text
             return emit([self.render_operand(a, g, ATOM) for a in args])
         if _is_switch_call(node):
-            sw = node.inputs[0]
+            sw = _switch_of(node)
             if self._inline_switch(node):
                 c = self.render_operand(sw.inputs[1], g, PRECEDENCE["or"])
-                t, f = (self.render_operand(b.value.output, b.value, PRECEDENCE["or"])
-                        for b in sw.inputs[2:4])
+                t, f = (self.render_operand(_output(b), b, PRECEDENCE["or"])
+                        for b in _branches(node))
                 return f"({t} if {c} else {f})"
             c, t, f = (self.render(x, g) for x in sw.inputs[1:4])
             return f"({t} if {c} else {f})()"
-        specs = _signature(callee.value) if is_constant_graph(callee) else None
-        if specs is not None and len(specs) == len(args) and \
+        fn: Graph | None = callee.value if is_constant_graph(callee) else None
+        specs = _signature(fn) if fn is not None else None
+        if fn is not None and specs is not None and len(specs) == len(args) and \
                 any(spec.kind != "pos" for spec in specs):
             # The IR passes `*args` as one tuple and keyword-only parameters in order.
             parts = []
-            for a, spec, p in zip(args, specs, callee.value.parameters, strict=True):
+            for a, spec, p in zip(args, specs, fn.parameters, strict=True):
                 text = self.render_operand(a, g, 1)
                 if spec.kind == "vararg":
                     text = _star(text)
@@ -1008,15 +1052,21 @@ def _result_width(node: Node, depth: int = 0) -> int:
     """How many values an `if` statement's branches produce (0 if not known)."""
     if depth > 50 or not _is_switch_call(node):
         return 0
-    for b in node.inputs[0].inputs[2:4]:
+    for b in _switch_of(node).inputs[2:4]:
         if is_constant_graph(b):
             out = b.value.output
-            if _prim_of(out) is P["make_tuple"]:
+            if _calls(out, P["make_tuple"]):
                 return len(out.inputs) - 1
             width = _result_width(out, depth + 1) if out is not None else 0
             if width:
                 return width
     return 0
+
+
+def _output(g: Graph) -> Node:
+    """The output of `g`, a graph that has one (an inline branch)."""
+    assert g.output is not None
+    return g.output
 
 
 def _index_constant(mod: ModuleEmitter, v: Any) -> str:
