@@ -40,6 +40,7 @@ import collections
 import itertools
 import math
 import operator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
@@ -408,7 +409,7 @@ def _dtype(kinds: list[Kind | None]) -> str:
         type(k) is ArrayKind for k in kinds) else "?"
 
 
-def _where_kind(args: list[Kind | None]) -> Kind | None:
+def _where_kind(args: list[Kind | None], inputs: list[Node]) -> Kind | None:
     """`np.where(condition, x, y)`: an array of the three shapes broadcast, of x's and
     y's dtype (a 0-d result is a 0-d array, not a NumPy scalar: no kind)."""
     shapes = [_scalar_shape(a) for a in args]
@@ -476,37 +477,12 @@ def _array_kind(prim: Primitive, node: Apply, args: list[Kind | None],
     first = shapes[0]
     if first is None:
         return None
-    if name in ("matmul", "np.matmul") and shapes[1] is not None:
-        a, b = first, shapes[1]
-        assert b is not None
-        if len(a) == 0 or len(b) == 0:
-            return None
-        if len(a) == 1 and len(b) == 1:
-            return SCALAR
-        if len(a) == 1:
-            return array(_dtype(args[:2]), b[:-2] + b[-1:])
-        if len(b) == 1:
-            return array(_dtype(args[:2]), a[:-1])
-        batch = _broadcast([a[:-2], b[:-2]])
-        return array(_dtype(args[:2]), batch + (a[-2], b[-1])) if batch is not None else None
     if prim.shaped_like is not None:
         other = args[prim.shaped_like] if len(args) > prim.shaped_like else None
         if other in (FLOAT, INT):
             return FLOAT if args[0] in (FLOAT, INT) else None
         dtype = _keep_dtype(args[0]) if shape_of(args[0]) is not None else _dtype(args[:1])
         return array(dtype, shape_of(other)) if shape_of(other) is not None else None
-    if name in ("np.swapaxes",):
-        i, j = _const(node.inputs[2]), _const(node.inputs[3])
-        if isinstance(i, int) and isinstance(j, int) and -len(first) <= min(i, j) and \
-                max(i, j) < len(first):
-            s = list(first)
-            s[i], s[j] = s[j], s[i]
-            return array(_keep_dtype(args[0]), tuple(s))
-        return None
-    if name == "np.transpose" and _const(node.inputs[2]) is None:
-        return array(_keep_dtype(args[0]), tuple(reversed(first)))
-    if name == "getattr" and _const(node.inputs[2]) == "T":
-        return array(_keep_dtype(args[0]), tuple(reversed(first)))
     if name == "getitem" and len(first) >= 1:
         index = node.inputs[2]
         if args[1] == INT:
@@ -523,16 +499,6 @@ def _array_kind(prim: Primitive, node: Apply, args: list[Kind | None],
         if shape is None:
             return None
         return array(_keep_dtype(args[0]), shape) if shape else None
-    if name == "np.expand_dims":
-        # The axes are the result's: as many more dimensions as the tuple has items.
-        axis = _const(node.inputs[2])
-        ndim = len(first) + (len(axis) if type(axis) is tuple else 1)
-        axes = normalized_axes(axis, ndim)
-        if axes is None:
-            return None
-        rest = iter(first)
-        return array(_keep_dtype(args[0]), tuple(1 if i in axes else next(rest)
-                                             for i in range(ndim)))
     if prim.reduction:
         axis, keepdims = _const(node.inputs[2]), _const(node.inputs[-1])
         if axis is None and keepdims is False:
@@ -551,13 +517,105 @@ def _array_kind(prim: Primitive, node: Apply, args: list[Kind | None],
             dtype = "i8"
         # A reduction to no axes at all gives a NumPy scalar, not a 0-d array.
         return array(dtype, shape) if shape else SCALAR
-    if name in ("np.squeeze", "method.squeeze"):
-        axes = normalized_axes(_const(node.inputs[2]), len(first))
-        if axes is None or any(first[a] != 1 for a in axes):
-            return None  # (NumPy refuses to squeeze an axis of another length)
-        return array(_keep_dtype(args[0]), tuple(n for i, n in enumerate(first)
-                                                 if i not in axes))
     return None
+
+
+def _array_shapes(args: list[Kind | None]) -> list[tuple[int, ...] | None] | None:
+    """The arguments' shapes (a number's is ()) where one of them is an array and the
+    first one's shape is known, else None: where a shape rule applies."""
+    if not any(type(a) is ArrayKind for a in args):
+        return None
+    shapes = [_scalar_shape(a) for a in args]
+    return shapes if shapes[0] is not None else None
+
+
+# Shape rules of primitives, registered as their `abstract_eval` (see the end of the
+# module): (arguments' kinds, argument nodes) -> the result's kind, or None where the rule
+# does not apply.
+
+def _matmul_kind(args: list[Kind | None], inputs: list[Node]) -> Kind | None:
+    """`a @ b`, `np.matmul(a, b)`: NumPy's rules for vectors and (stacks of) matrices."""
+    shapes = _array_shapes(args)
+    if shapes is None or shapes[1] is None:
+        return None
+    a, b = shapes[0], shapes[1]
+    assert a is not None
+    if len(a) == 0 or len(b) == 0:
+        return None
+    if len(a) == 1 and len(b) == 1:
+        return SCALAR
+    if len(a) == 1:
+        return array(_dtype(args[:2]), b[:-2] + b[-1:])
+    if len(b) == 1:
+        return array(_dtype(args[:2]), a[:-1])
+    batch = _broadcast([a[:-2], b[:-2]])
+    return array(_dtype(args[:2]), batch + (a[-2], b[-1])) if batch is not None else None
+
+
+def _swapaxes_kind(args: list[Kind | None], inputs: list[Node]) -> Kind | None:
+    """`np.swapaxes(a, i, j)`, constant axes in range: a's shape with the two swapped."""
+    shapes = _array_shapes(args)
+    if shapes is None:
+        return None
+    first = shapes[0]
+    assert first is not None
+    i, j = _const(inputs[1]), _const(inputs[2])
+    if isinstance(i, int) and isinstance(j, int) and -len(first) <= min(i, j) and \
+            max(i, j) < len(first):
+        s = list(first)
+        s[i], s[j] = s[j], s[i]
+        return array(_keep_dtype(args[0]), tuple(s))
+    return None
+
+
+def _reversed_kind(args: list[Kind | None]) -> Kind | None:
+    """The transpose of the first argument: its shape reversed."""
+    shapes = _array_shapes(args)
+    if shapes is None:
+        return None
+    return array(_keep_dtype(args[0]), tuple(reversed(shapes[0])))  # type: ignore[arg-type]
+
+
+def _transpose_kind(args: list[Kind | None], inputs: list[Node]) -> Kind | None:
+    """`np.transpose(a)`, no axes given."""
+    return _reversed_kind(args) if _const(inputs[1]) is None else None
+
+
+def _attribute_kind(args: list[Kind | None], inputs: list[Node]) -> Kind | None:
+    """`x.T` (the fields of dicts and records: see `_infer`)."""
+    return _reversed_kind(args) if _const(inputs[1]) == "T" else None
+
+
+def _expand_dims_kind(args: list[Kind | None], inputs: list[Node]) -> Kind | None:
+    """`np.expand_dims(a, axis)`, a constant axis or tuple of axes: the axes are the
+    result's, as many more dimensions as the tuple has items."""
+    shapes = _array_shapes(args)
+    if shapes is None:
+        return None
+    first = shapes[0]
+    assert first is not None
+    axis = _const(inputs[1])
+    ndim = len(first) + (len(axis) if type(axis) is tuple else 1)
+    axes = normalized_axes(axis, ndim)
+    if axes is None:
+        return None
+    rest = iter(first)
+    return array(_keep_dtype(args[0]), tuple(1 if i in axes else next(rest)
+                                         for i in range(ndim)))
+
+
+def _squeeze_kind(args: list[Kind | None], inputs: list[Node]) -> Kind | None:
+    """`np.squeeze(a, axis)`, `a.squeeze(axis)`, constant axes of length 1."""
+    shapes = _array_shapes(args)
+    if shapes is None:
+        return None
+    first = shapes[0]
+    assert first is not None
+    axes = normalized_axes(_const(inputs[1]), len(first))
+    if axes is None or any(first[a] != 1 for a in axes):
+        return None  # (NumPy refuses to squeeze an axis of another length)
+    return array(_keep_dtype(args[0]), tuple(n for i, n in enumerate(first)
+                                             if i not in axes))
 
 
 def _index_parts(index: Node) -> list[Node] | None:
@@ -922,12 +980,10 @@ def _infer(node: Node, facts: LoopFacts | None, depth: int,
             all(a in (FLOAT, INT, SCALAR) for a in args):
         return SCALAR
     if prim.abstract_eval is not None:
-        return prim.abstract_eval(args)
+        return prim.abstract_eval(args, node.inputs[1:])
     result = _array_kind(prim, node, args, facts, depth, assumed)
     if result is not None:
         return result
-    if name == "getitem_sens" and dtype_of(args[0]) == "f8" and dtype_of(args[1]) == "f8":
-        return args[1]
     if name == "scatter_sens" and dtype_of(args[0]) == "f8":
         # A float64 array's pieces added into zeros of its shape: float64 if they are.
         ds = _index_parts(node.inputs[3])
@@ -940,10 +996,6 @@ def _infer(node: Node, facts: LoopFacts | None, depth: int,
         if args[0] == args[1] or args[1] is None:
             return args[0] if is_f8(args[0]) else None
         return args[1] if args[0] is None and is_f8(args[1]) else None
-    if name == "own":  # (a copy, or the array itself: see passes._settle_owns)
-        return args[0]
-    if name == "ones_like_output":
-        return args[0] if args[0] in (FLOAT, SCALAR) else None
     if name == "unbroadcast" and ((args[1] in (FLOAT, INT) and args[0] in (FLOAT, INT)) or
                                   (args[1] == SCALAR and args[0] == FLOAT)):
         return FLOAT  # (a float's sensitivity stays one against any 0-d number)
@@ -957,8 +1009,6 @@ def _infer(node: Node, facts: LoopFacts | None, depth: int,
             return SCALAR  # a NumPy scalar with Python numbers: a NumPy scalar
         if all(a is not None and not is_container(a) for a in args):
             return NUMERIC
-    if name == "float":
-        return FLOAT
     if prim.numeric:
         return NUMERIC
     return None
@@ -1015,7 +1065,7 @@ _INT_ARITHMETIC = {"add": operator.add, "sub": operator.sub, "mul": operator.mul
                    "floordiv": operator.floordiv}
 
 
-def _sensitivity_kind(args: list[Kind | None]) -> Kind | None:
+def _sensitivity_kind(args: list[Kind | None], inputs: list[Node]) -> Kind | None:
     """`sens_of(d, like)`, `check_scalar_output(out)`, `to_structure(sens, like)`: the
     kind of the value given, else of the value it is like (not a container kind: a
     tuple's sensitivity may hold ZEROs)."""
@@ -1139,8 +1189,34 @@ def same_array(a: Kind | None, b: Kind | None) -> bool:
 _ = math
 
 
-# Result kinds that no declared property of the primitive gives.
+def _or_declared(rule: Callable, prim: Primitive) -> Callable:
+    """`rule` as the `abstract_eval` of `prim`, which stands for the declared properties:
+    where the rule gives no kind, NUMERIC for a numeric primitive, else none."""
+    assert not (prim.number_op or prim.elementwise or prim.reduction or
+                prim.shaped_like is not None or prim.result_kind is not None)
+    fallback = NUMERIC if prim.numeric else None
+    return lambda args, inputs: rule(args, inputs) or fallback
+
+
+# Result kinds that no declared property of the primitive gives: an `abstract_eval` is
+# called with the arguments' kinds and nodes, and its result (None: unknown) is the kind.
 PRIMITIVES["np.where"].abstract_eval = _where_kind
 PRIMITIVES["sens_of"].abstract_eval = _sensitivity_kind
 PRIMITIVES["check_scalar_output"].abstract_eval = _sensitivity_kind
 PRIMITIVES["to_structure"].abstract_eval = _sensitivity_kind
+PRIMITIVES["float"].abstract_eval = lambda args, inputs: FLOAT
+# (`own` is a copy, or the array itself: see results.settle_owns)
+PRIMITIVES["own"].abstract_eval = lambda args, inputs: args[0]
+PRIMITIVES["ones_like_output"].abstract_eval = \
+    lambda args, inputs: args[0] if args[0] in (FLOAT, SCALAR) else None
+PRIMITIVES["getitem_sens"].abstract_eval = lambda args, inputs: \
+    args[1] if dtype_of(args[0]) == "f8" and dtype_of(args[1]) == "f8" else None
+# Shape rules.
+for _names, _rule in ((("matmul", "np.matmul"), _matmul_kind),
+                      (("np.swapaxes",), _swapaxes_kind),
+                      (("np.transpose",), _transpose_kind),
+                      (("getattr",), _attribute_kind),
+                      (("np.expand_dims",), _expand_dims_kind),
+                      (("np.squeeze", "method.squeeze"), _squeeze_kind)):
+    for _name in _names:
+        PRIMITIVES[_name].abstract_eval = _or_declared(_rule, PRIMITIVES[_name])
