@@ -301,7 +301,8 @@ def record_of(cls: type, items: list[Kind | None]) -> RecordKind:
         n = _CLASS_NUMBERS[cls] = next(_class_numbers)  # (atomic: never given twice)
         _NUMBERED_CLASSES[n] = cls
     name = cls.__name__ if _plain_name(cls.__name__) else ""
-    head = "namedtuple" if issubclass(cls, tuple) else "dataclass"
+    head: Literal["namedtuple", "dataclass"] = \
+        "namedtuple" if issubclass(cls, tuple) else "dataclass"
     names = record_fields(cls)
     assert names is not None
     return RecordKind(head, n, tuple(zip(names, items, strict=True)), name)
