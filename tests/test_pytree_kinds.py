@@ -1,9 +1,10 @@
-"""Specialization to the structure of tuple arguments (kinds "tuple<K1|K2|...>"), to
-lists of one kind of item ("list<K>") and to dicts, NamedTuples and dataclasses
-("dict<k:K|...>", "namedtuple<Name#n|f:K|...>", "dataclass<Name#n|f:K|...>"): the kinds
-themselves, gradients through containers of known structure against finite differences
-and against the unoptimized gradient, and recompilation for arguments of another
-structure (never reusing code made for a different container)."""
+"""Specialization to the structure of tuple arguments (kinds `TupleKind`, printed
+"tuple<K1|K2|...>"), to lists of one kind of item (`ListKind`, "list<K>") and to dicts,
+NamedTuples and dataclasses (`DictKind`, "dict<k:K|...>"; `RecordKind`,
+"namedtuple<Name#n|f:K|...>", "dataclass<Name#n|f:K|...>"): the kinds themselves,
+gradients through containers of known structure against finite differences and against
+the unoptimized gradient, and recompilation for arguments of another structure (never
+reusing code made for a different container)."""
 
 from __future__ import annotations
 
@@ -18,15 +19,25 @@ import tapeless as tl
 import tapeless.grad_api
 from tapeless.api import _signature
 from tapeless.opt.kinds import (
+    EMPTY_LIST,
+    FLOAT,
+    INT,
     MAX_TUPLE_ITEMS,
+    DictKind,
+    ListKind,
+    RecordKind,
+    TupleKind,
+    array,
     as_tuple,
     class_of_kind,
     field_kind,
     fields_of,
     is_container,
+    is_list,
     is_namedtuple,
     is_tuple,
     items_of,
+    list_of,
     record_class,
     tuple_of,
     value_kind,
@@ -35,11 +46,14 @@ from tapeless.opt.kinds import (
 
 def test_tuple_kinds_split_nested_items() -> None:
     k = value_kind(((np.zeros((2, 3)), 1.5), (np.zeros(3), 2, "name"), ()))
-    assert k == "tuple<tuple<arrayf8[2,3]|float>|tuple<arrayf8[3]|int|?>|tuple<>>"
-    assert items_of(k) == ("tuple<arrayf8[2,3]|float>", "tuple<arrayf8[3]|int|?>", "tuple<>")
-    assert items_of("tuple<?>") == (None,) and items_of("tuple<>") == ()
-    assert items_of(tuple_of([None, "list<float>", "float"])) == (None, "list<float>", "float")
-    assert items_of("list<float>") is None and items_of(None) is None
+    pair, triple = tuple_of([array("f8", (2, 3)), FLOAT]), tuple_of([array("f8", (3,)), INT, None])
+    assert k == TupleKind((pair, triple, TupleKind(())))
+    assert str(k) == "tuple<tuple<arrayf8[2,3]|float>|tuple<arrayf8[3]|int|?>|tuple<>>"
+    assert items_of(k) == (pair, triple, tuple_of([]))
+    assert items_of(tuple_of([None])) == (None,) and items_of(tuple_of([])) == ()
+    assert items_of(tuple_of([None, list_of(FLOAT), FLOAT])) == (None, list_of(FLOAT), FLOAT)
+    assert items_of(list_of(FLOAT)) is None and items_of(None) is None
+    assert hash(k) == hash(value_kind(((np.ones((2, 3)), 2.5), (np.ones(3), 3, None), ())))
 
 
 def test_only_plain_tuples_get_tuple_kinds() -> None:
@@ -53,9 +67,11 @@ def test_only_plain_tuples_get_tuple_kinds() -> None:
 
 
 def test_lists_of_one_kind_get_list_kinds() -> None:
-    assert value_kind([1.0, 2.0]) == "list<float>"
-    assert value_kind([np.zeros(3), np.ones(3)]) == "list<arrayf8[3]>"
-    assert value_kind((1.0, [2.0])) == "tuple<float|list<float>>"
+    assert value_kind([1.0, 2.0]) == ListKind(FLOAT) == list_of(FLOAT)
+    assert value_kind([np.zeros(3), np.ones(3)]) == list_of(array("f8", (3,)))
+    assert value_kind((1.0, [2.0])) == tuple_of([FLOAT, list_of(FLOAT)])
+    assert str(value_kind((1.0, [np.zeros(3)]))) == "tuple<float|list<arrayf8[3]>>"
+    assert is_list(EMPTY_LIST) and str(EMPTY_LIST) == "list<>" and EMPTY_LIST != list_of(FLOAT)
     # items of several kinds, containers, empty or long lists: no kind (generic code)
     for v in ([1.0, 2], [np.zeros(3), np.zeros(4)], [(1.0,)], [[1.0]], [],
               [1.0] * (MAX_TUPLE_ITEMS + 1)):
@@ -290,7 +306,7 @@ def test_lists_of_one_kind_share_code_whatever_their_length(
     calls = [(0.7, [float(v) for v in r.normal(size=n)]) for n in lengths]
     got = []
     for w, xs in calls:
-        assert value_kind(xs) == "list<float>"
+        assert value_kind(xs) == list_of(FLOAT)
         assert f(w, xs) == pytest.approx(weighted(w, xs), rel=1e-13)
         got.append(g(w, xs))
         dw, dxs = _weighted_grad(w, xs)
@@ -337,7 +353,7 @@ def test_lists_of_other_items_compile_separately(monkeypatch: pytest.MonkeyPatch
     ]
     keys = [_signature(xs) for _, xs in cases]
     kinds = [value_kind(xs) for _, xs in cases]
-    assert kinds[:4] == ["list<arrayf8[2]>"] * 2 + ["list<arrayf8[3]>"] * 2
+    assert kinds[:4] == [list_of(array("f8", (2,)))] * 2 + [list_of(array("f8", (3,)))] * 2
     assert kinds[4:] == [None] * 4
     # the signatures of lists with items of several signatures keep them all
     assert len({keys[0], keys[2], keys[4], keys[5], keys[6], keys[7]}) == 6
@@ -524,13 +540,16 @@ def _mlp(r: np.random.Generator, n: int = 4, batch: int = 3) -> tuple[tuple, Any
 def test_dict_and_record_kinds() -> None:
     a = np.zeros((2, 3))
     k = value_kind({"W": a, "b": 1.5, "t": (a, 2)})
-    assert k == "dict<W:arrayf8[2,3]|b:float|t:tuple<arrayf8[2,3]|int>>"
-    assert fields_of(k) == (("W", "arrayf8[2,3]"), ("b", "float"),
-                            ("t", "tuple<arrayf8[2,3]|int>"))
-    assert field_kind(k, "t") == "tuple<arrayf8[2,3]|int>" and field_kind(k, "x") is None
+    a23 = array("f8", (2, 3))
+    assert k == DictKind((("W", a23), ("b", FLOAT), ("t", tuple_of([a23, INT]))))
+    assert str(k) == "dict<W:arrayf8[2,3]|b:float|t:tuple<arrayf8[2,3]|int>>"
+    assert fields_of(k) == (("W", a23), ("b", FLOAT), ("t", tuple_of([a23, INT])))
+    assert field_kind(k, "t") == tuple_of([a23, INT]) and field_kind(k, "x") is None
     assert value_kind({"b": 1.5, "W": a}) != value_kind({"W": a, "b": 1.5})  # (in order)
-    assert value_kind({}) == "dict<>" and fields_of("dict<>") == ()
-    assert value_kind({"a": "text"}) == "dict<a:?>" and fields_of("dict<a:?>") == (("a", None),)
+    assert value_kind({}) == DictKind(()) and fields_of(DictKind(())) == ()
+    assert value_kind({"a": "text"}) == DictKind((("a", None),))
+    assert str(value_kind({"a": "text"})) == "dict<a:?>"
+    assert fields_of(value_kind({"a": "text"})) == (("a", None),)
     # keys that are not plain strings, dict subclasses: no kind
     for d in ({1: a}, {"a|b": a}, {"a:b": 1.0}, {"<": 1.0}, dict.fromkeys("abc", 1.0) | {2: 1.0}):
         assert value_kind(d) is None, d
@@ -540,15 +559,21 @@ def test_dict_and_record_kinds() -> None:
     p, t, f, m = (cls(a, 1.0, a, {"x": 2.0}) for cls in (Params, Twin, Frozen, Mutable))
     kinds = [value_kind(v) for v in (p, t, f, m)]
     assert len(set(kinds)) == 4  # two classes never share a kind
-    assert kinds[0].startswith("namedtuple<Params#") and kinds[2].startswith("dataclass<Frozen#")
+    assert type(kinds[0]) is RecordKind and kinds[0].kind == "namedtuple"
+    assert type(kinds[2]) is RecordKind and kinds[2].kind == "dataclass"
+    assert str(kinds[0]).startswith("namedtuple<Params#") and \
+        str(kinds[2]).startswith("dataclass<Frozen#")
+    assert str(kinds[0]) == f"namedtuple<Params#{kinds[0].number}|W1:arrayf8[2,3]|b1:float" \
+        "|W2:arrayf8[2,3]|b2:dict<x:float>>"
     assert [record_class(k) for k in kinds] == [Params, Twin, Frozen, Mutable]
     assert [class_of_kind(k) for k in kinds] == [Params, Twin, Frozen, Mutable]
-    assert all(field_kind(k, "b2") == "dict<x:float>" for k in kinds)
-    assert as_tuple(kinds[0]) == "tuple<arrayf8[2,3]|float|arrayf8[2,3]|dict<x:float>>"
+    assert all(field_kind(k, "b2") == DictKind((("x", FLOAT),)) for k in kinds)
+    assert as_tuple(kinds[0]) == tuple_of([a23, FLOAT, a23, DictKind((("x", FLOAT),))])
     assert as_tuple(kinds[2]) == kinds[2]  # (a dataclass is no tuple)
     assert all(is_container(k) for k in kinds + [value_kind({"a": 1.0})])
     assert value_kind(Indexed(1.0, 2.0)) is None
-    assert value_kind(((p,),)) == f"tuple<tuple<{kinds[0]}>>"
+    assert value_kind(((p,),)) == tuple_of([tuple_of([kinds[0]])])
+    assert str(value_kind(((p,),))) == f"tuple<tuple<{kinds[0]}>>"
     # one class, two layouts of fields: two kinds
     assert value_kind(Params(a, 1.0, a, 2.0)) != kinds[0]
 

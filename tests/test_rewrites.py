@@ -595,12 +595,12 @@ def test_calls_naming_an_axis_twice_raise_as_in_numpy(fn):
 def test_equal_assumptions_share_one_memo_id():
     """Kinds are memoized by (node, id of the assumptions): equal sets, made apart, must
     share an id, and other sets must not."""
-    from tapeless.opt.kinds import assume
+    from tapeless.opt.kinds import FLOAT, INT, array, assume
 
-    a = assume(None, {(1, -1): "float", (2, 0): "int"})
-    b = assume(assume(None, {(2, 0): "int"}), {(1, -1): "float"})
+    a = assume(None, {(1, -1): FLOAT, (2, 0): array("f8", (3,))})
+    b = assume(assume(None, {(2, 0): array("f8", (3,))}), {(1, -1): FLOAT})
     assert a.id == b.id != 0
-    assert assume(a, {(1, -1): "int"}).id not in (a.id, 0)
+    assert assume(a, {(1, -1): INT}).id not in (a.id, 0)
     assert assume(None, {}).id == 0
 
 

@@ -7,9 +7,12 @@ from __future__ import annotations
 import itertools
 import weakref
 from dataclasses import dataclass
-from typing import Any, TypeGuard
+from typing import TYPE_CHECKING, Any, TypeGuard
 
 from .primitive import Primitive
+
+if TYPE_CHECKING:  # (for annotations only: the IR does not import the optimizer)
+    from ..opt.kinds import Kind
 
 _serial = itertools.count()
 
@@ -36,7 +39,7 @@ class Node:
         self.id = next(_serial)
         self.name = name
         # What is known of the value's type (see tapeless.opt.kinds), or None.
-        self.kind: str | None = None
+        self.kind: Kind | None = None
 
 
 class Parameter(Node):

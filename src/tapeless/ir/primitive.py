@@ -47,7 +47,8 @@ class Primitive:
         it may be folded on an array constant whose values change after compiling;
       reshapes: its result holds its first argument's elements in the same order, in
         another shape;
-      result_kind: the kind of every result, where it is fixed ("float", "int");
+      result_kind: the kind of every result, where it is fixed, by name ("float",
+        "int": `tapeless.opt.kinds` reads it as FLOAT or INT);
       numeric: its result is a number or an array (never a container or a zero);
       never_zero: its result is never the symbolic zero (numeric results never are);
       fresh: its result is a new array, never an input or a view of one;

@@ -4,24 +4,29 @@ broadcasting bookkeeping where shapes are known. Parameters of a compiled functi
 kind from the arguments it is specialized for (Python float or int, NumPy array of a
 given dtype and shape); loop state gets one by induction.
 
-Kinds are strings: "float", "int", "scalar" (a NumPy scalar), "numeric" (some number or
-array), "array<dtype>[d0,d1,...]" for arrays ("f8", "i8", "b1" or "?" for the dtype), and
-"list<K>" for a list whose elements all have kind K ("list<>": the empty list), and
-"tuple<K1|K2|...>" for a tuple (exactly `tuple`: not a NamedTuple) whose items have these
-kinds ("?" for an item of unknown kind, "tuple<>" for the empty tuple).
+Kinds are small frozen values (hashable, compared by value; None where nothing is
+known): the singletons FLOAT (a Python float), INT (a Python int), SCALAR (a NumPy
+scalar) and NUMERIC (some number or array); `ArrayKind(dtype, shape)` for arrays (dtype
+"f8", "i8", "b1" or "?" for another one); `ListKind(element)` for a list whose elements
+all have kind `element` (`EMPTY_LIST`, element None: the empty list); and
+`TupleKind(items)` for a tuple (exactly `tuple`: not a NamedTuple) whose items have these
+kinds (None for an item of unknown kind; no items for the empty tuple).
 
 Dicts, NamedTuples and dataclasses (records) have kinds that name their items:
-"dict<k1:K1|k2:K2|...>" for a dict (exactly `dict`) with these string keys, in this order,
-whose items have these kinds; "namedtuple<Name#n|f1:K1|...>" and "dataclass<Name#n|f1:K1
-|...>" for an instance of the NamedTuple or dataclass class numbered n (`record_class(k)`:
-numbers are given out once per class and never reused, so two classes never share a kind;
-the name is only for reading) whose fields, all of them in the class's order, have these
-kinds. Only keys and field names without any of the characters `<>[]|:#` are written in
-kinds (a dict with another key has no kind); a NamedTuple class gets kinds only if it
-indexes, iterates and reads fields like a tuple (`record_fields`). A NamedTuple of a known
-kind is a tuple of its fields' kinds wherever it is indexed, sliced, concatenated or
-unpacked. Tapeless programs never change a dict or a record (`d[k] = v` and `x.a = v`
-are refused), so an argument's kind holds for every read of it.
+`DictKind(items)`, items the (key, kind) pairs of a dict (exactly `dict`) with these
+string keys, in this order; `RecordKind(kind, number, fields)` ("namedtuple" or
+"dataclass") for an instance of the NamedTuple or dataclass class numbered `number`
+(`record_class(k)`: numbers are given out once per class and never reused, so two
+classes never share a kind; its `name`, the class's, is only for reading) whose fields,
+all of them in the class's order, have these kinds. Only keys and field names without
+any of the characters `<>[]|:#` get kinds (a dict with another key has none), so that
+`str(k)` prints every kind readably and unambiguously: "float", "arrayf8[3,4]",
+"list<float>", "list<>", "tuple<float|?>", "dict<k1:K1|k2:K2>",
+"namedtuple<Name#n|f1:K1|...>". A NamedTuple class gets kinds only if it indexes,
+iterates and reads fields like a tuple (`record_fields`). A NamedTuple of a known kind is
+a tuple of its fields' kinds wherever it is indexed, sliced, concatenated or unpacked.
+Tapeless programs never change a dict or a record (`d[k] = v` and `x.a = v` are
+refused), so an argument's kind holds for every read of it.
 
 Only primal values get container kinds: a container's sensitivity may hold symbolic zeros
 or miss items (a display of sensitivities gets a kind, each item the kind of its node,
@@ -32,12 +37,12 @@ numeric."""
 from __future__ import annotations
 
 import collections
-import functools
 import itertools
 import math
 import operator
-from functools import lru_cache
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Literal
 
 from ..ir.nodes import Apply, Constant, Graph, Node, Parameter
 from ..primitives import PRIMITIVES, Primitive
@@ -45,63 +50,156 @@ from ..primitives import PRIMITIVES, Primitive
 if TYPE_CHECKING:
     from .loop_facts import LoopFacts
 
-FLOAT = "float"      # a Python float
-INT = "int"          # a Python int
-SCALAR = "scalar"    # a NumPy scalar (what a full reduction returns), or loop state that
-#                      starts as a Python float and becomes one: a 0-d number, no array
-NUMERIC = "numeric"  # a number or an array: never a tuple, list, dict or function
+
+class Kind:
+    """What is known of a value's type (see the module's documentation)."""
+
+    __slots__ = ()
+
+
+@dataclass(frozen=True, eq=False, repr=False, slots=True)
+class ScalarKind(Kind):
+    """A kind of number: FLOAT, INT, SCALAR or NUMERIC, one instance each (compared by
+    identity)."""
+
+    name: str
+
+    def __str__(self) -> str:
+        return self.name
+
+    def __repr__(self) -> str:
+        return self.name.upper()
+
+    def __reduce__(self) -> str:
+        return self.name.upper()  # (copied and pickled as the module's singleton)
+
+
+FLOAT = ScalarKind("float")      # a Python float
+INT = ScalarKind("int")          # a Python int
+SCALAR = ScalarKind("scalar")    # a NumPy scalar (what a full reduction returns), or loop
+#                                  state that starts as a Python float and becomes one: a
+#                                  0-d number, no array
+NUMERIC = ScalarKind("numeric")  # a number or an array: never a tuple, list, dict or function
 _NUMBERS = (FLOAT, INT, SCALAR)
-def array(dtype: str, shape: tuple[int, ...]) -> str:
-    return f"array{dtype}[{','.join(str(n) for n in shape)}]"
+# `Primitive.result_kind` (declared below the optimizer, as a name) as a kind.
+_RESULT_KINDS = {"float": FLOAT, "int": INT}
 
 
-@lru_cache(maxsize=4096)
-def shape_of(k: str | None) -> tuple[int, ...] | None:
-    if k is None or not k.startswith("array"):
+@dataclass(frozen=True, slots=True)
+class ArrayKind(Kind):
+    """A NumPy array of this dtype ("f8", "i8", "b1", or "?" for any other) and shape."""
+
+    dtype: str
+    shape: tuple[int, ...]
+
+    def __str__(self) -> str:
+        return f"array{self.dtype}[{','.join(str(n) for n in self.shape)}]"
+
+
+@dataclass(frozen=True, slots=True)
+class ListKind(Kind):
+    """A list (exactly `list`) whose elements all have kind `element` (None: the empty
+    list, `EMPTY_LIST`, which joins with a list of any kind of element)."""
+
+    element: Kind | None
+
+    def __str__(self) -> str:
+        return f"list<{'' if self.element is None else self.element}>"
+
+
+@dataclass(frozen=True, slots=True)
+class TupleKind(Kind):
+    """A tuple (exactly `tuple`) whose items have these kinds (None: unknown)."""
+
+    items: tuple[Kind | None, ...]
+
+    def __str__(self) -> str:
+        return f"tuple<{_joined(self.items)}>"
+
+
+@dataclass(frozen=True, slots=True)
+class DictKind(Kind):
+    """A dict (exactly `dict`) with these plain string keys, in this order, whose items
+    have these kinds (None: unknown)."""
+
+    items: tuple[tuple[str, Kind | None], ...]
+
+    def __str__(self) -> str:
+        return f"dict<{_joined_fields(self.items)}>"
+
+
+@dataclass(frozen=True, slots=True)
+class RecordKind(Kind):
+    """An instance of the NamedTuple or dataclass class numbered `number` (see
+    `record_of`), whose fields, all of them in the class's order, have these kinds (None:
+    unknown). `name` is the class's name, for reading only (the number says the class)."""
+
+    kind: Literal["namedtuple", "dataclass"]
+    number: int
+    fields: tuple[tuple[str, Kind | None], ...]
+    name: str = field(default="", compare=False)
+
+    def __str__(self) -> str:
+        fields = "".join(f"|{f}:{'?' if k is None else k}" for f, k in self.fields)
+        return f"{self.kind}<{self.name}#{self.number}{fields}>"
+
+
+def _joined(items: tuple[Kind | None, ...]) -> str:
+    return "|".join("?" if k is None else str(k) for k in items)
+
+
+def _joined_fields(items: tuple[tuple[str, Kind | None], ...]) -> str:
+    return "|".join(f"{key}:{'?' if k is None else k}" for key, k in items)
+
+
+EMPTY_LIST = ListKind(None)
+_CONTAINERS = (TupleKind, ListKind, DictKind, RecordKind)
+
+
+def array(dtype: str, shape: tuple[int, ...]) -> ArrayKind:
+    return ArrayKind(dtype, tuple(shape))
+
+
+def shape_of(k: Kind | None) -> tuple[int, ...] | None:
+    return k.shape if type(k) is ArrayKind else None
+
+
+def dtype_of(k: Kind | None) -> str | None:
+    return k.dtype if type(k) is ArrayKind else None
+
+
+def ndim_of(k: Kind | None) -> int | None:
+    return len(k.shape) if type(k) is ArrayKind else None
+
+
+def list_of(element: Kind) -> ListKind:
+    return ListKind(element)
+
+
+def element_of(k: Kind | None) -> Kind | None:
+    """The elements' kind of a list kind, else None (also for the empty list: see
+    `is_list`)."""
+    return k.element if type(k) is ListKind else None
+
+
+def is_list(k: Kind | None) -> bool:
+    """A list kind (the empty list's included)."""
+    return type(k) is ListKind
+
+
+def _join_lists(a: Kind | None, b: Kind | None) -> Kind | None:
+    if type(a) is not ListKind or type(b) is not ListKind:
         return None
-    inner = k[k.index("[") + 1:-1]
-    return tuple(int(n) for n in inner.split(",")) if inner else ()
-
-
-@lru_cache(maxsize=4096)
-def dtype_of(k: str | None) -> str | None:
-    if k is None or not k.startswith("array"):
-        return None
-    return k[5:k.index("[")]
-
-
-def ndim_of(k: str | None) -> int | None:
-    shape = shape_of(k)
-    return None if shape is None else len(shape)
-
-
-def list_of(element: str) -> str:
-    return f"list<{element}>"
-
-
-def element_of(k: str | None) -> str | None:
-    """The elements' kind of a list kind ("" for the empty list), else None."""
-    return k[5:-1] if k is not None and k.startswith("list<") else None
-
-
-def _join_lists(a: str | None, b: str | None) -> str | None:
-    ea, eb = element_of(a), element_of(b)
-    if ea is None or eb is None:
-        return None
-    if ea == "" or ea == eb:
+    if a.element is None or a.element == b.element:
         return b
-    return a if eb == "" else None
+    return a if b.element is None else None
 
 
-def _list_of_items(kinds: list[str | None]) -> str | None:
+def _list_of_items(kinds: list[Kind | None]) -> ListKind | None:
     """The kind of a list display whose elements have these kinds."""
     if not kinds:
-        return "list<>"
+        return EMPTY_LIST
     return list_of(kinds[0]) if kinds[0] is not None and _common(kinds) else None
-
-
-def _is_list(k: str | None) -> bool:
-    return k is not None and k.startswith("list<")
 
 
 # Arguments are specialized to tuples of at most this many items, this deep: beyond, a
@@ -110,21 +208,20 @@ MAX_TUPLE_ITEMS = 32
 MAX_TUPLE_DEPTH = 6
 
 
-def tuple_of(items: list[str | None]) -> str:
+def tuple_of(items: list[Kind | None] | tuple[Kind | None, ...]) -> TupleKind:
     """The kind of a tuple whose items have these kinds (None: unknown)."""
-    return "tuple<" + "|".join("?" if k is None else k for k in items) + ">"
+    return TupleKind(tuple(items))
 
 
-def is_tuple(k: str | None) -> bool:
-    return k is not None and k.startswith("tuple<")
+def is_tuple(k: Kind | None) -> bool:
+    return type(k) is TupleKind
 
 
-def is_container(k: str | None) -> bool:
+def is_container(k: Kind | None) -> bool:
     """A tuple, list, dict or record kind: a value that is not a number or an array."""
-    return k is not None and k.startswith(_CONTAINERS)
+    return type(k) in _CONTAINERS
 
 
-_CONTAINERS = ("tuple<", "list<", "dict<", "namedtuple<", "dataclass<")
 _NOT_IN_NAMES = frozenset("<>[]|:#")
 
 
@@ -133,23 +230,22 @@ def _plain_name(name: str) -> bool:
     return _NOT_IN_NAMES.isdisjoint(name)
 
 
-def dict_of(keys: list[str], items: list[str | None]) -> str:
+def dict_of(keys: list[str], items: list[Kind | None]) -> DictKind:
     """The kind of a dict with these keys (plain strings), whose items have these kinds."""
-    return "dict<" + "|".join(f"{key}:{'?' if k is None else k}"
-                              for key, k in zip(keys, items, strict=True)) + ">"
+    return DictKind(tuple(zip(keys, items, strict=True)))
 
 
-def is_dict(k: str | None) -> bool:
-    return k is not None and k.startswith("dict<")
+def is_dict(k: Kind | None) -> bool:
+    return type(k) is DictKind
 
 
-def is_namedtuple(k: str | None) -> bool:
-    return k is not None and k.startswith("namedtuple<")
+def is_namedtuple(k: Kind | None) -> bool:
+    return type(k) is RecordKind and k.kind == "namedtuple"
 
 
-def is_record(k: str | None) -> bool:
+def is_record(k: Kind | None) -> bool:
     """A NamedTuple or dataclass kind."""
-    return k is not None and k.startswith(("namedtuple<", "dataclass<"))
+    return type(k) is RecordKind
 
 
 # Classes numbered for record kinds, both ways (the classes are kept: a kind may be read
@@ -197,7 +293,7 @@ _TUPLE_METHODS = ("__getitem__", "__iter__", "__len__", "__add__", "__mul__", "_
                   "__getattribute__", "__eq__", "__hash__")
 
 
-def record_of(cls: type, items: list[str | None]) -> str:
+def record_of(cls: type, items: list[Kind | None]) -> RecordKind:
     """The kind of an instance of a record class (`record_fields(cls)` is not None) whose
     fields have these kinds."""
     n = _CLASS_NUMBERS.get(cls)
@@ -205,50 +301,36 @@ def record_of(cls: type, items: list[str | None]) -> str:
         n = _CLASS_NUMBERS[cls] = next(_class_numbers)  # (atomic: never given twice)
         _NUMBERED_CLASSES[n] = cls
     name = cls.__name__ if _plain_name(cls.__name__) else ""
-    head = "namedtuple" if issubclass(cls, tuple) else "dataclass"
+    head: Literal["namedtuple", "dataclass"] = \
+        "namedtuple" if issubclass(cls, tuple) else "dataclass"
     names = record_fields(cls)
     assert names is not None
-    return f"{head}<{name}#{n}" + "".join(
-        f"|{f}:{'?' if k is None else k}" for f, k in zip(names, items, strict=True)) + ">"
+    return RecordKind(head, n, tuple(zip(names, items, strict=True)), name)
 
 
-def record_class(k: str | None) -> type | None:
+def record_class(k: Kind | None) -> type | None:
     """The class of a record kind, else None."""
-    if not is_record(k):
-        return None
-    head = k[k.index("<") + 1:]  # type: ignore[union-attr]
-    end = head.find("|")
-    return _NUMBERED_CLASSES.get(int(head[head.index("#") + 1:end if end >= 0 else -1]))
+    return _NUMBERED_CLASSES.get(k.number) if type(k) is RecordKind else None
 
 
-def class_of_kind(k: str | None) -> type | None:
+_CLASS_OF_KIND: dict[type, type] = {TupleKind: tuple, ListKind: list, DictKind: dict}
+
+
+def class_of_kind(k: Kind | None) -> type | None:
     """The exact class of the values of a container kind, else None."""
-    if k is None:
-        return None
-    for prefix, cls in (("tuple<", tuple), ("list<", list), ("dict<", dict)):
-        if k.startswith(prefix):
-            return cls
-    return record_class(k)
+    cls = _CLASS_OF_KIND.get(type(k))
+    return cls if cls is not None else record_class(k)
 
 
-@functools.lru_cache(maxsize=4096)
-def fields_of(k: str | None) -> tuple[tuple[str, str | None], ...] | None:
+def fields_of(k: Kind | None) -> tuple[tuple[str, Kind | None], ...] | None:
     """The (key or field name, kind) pairs of a dict or record kind (None for an item of
     unknown kind), in order, else None."""
-    if not (is_dict(k) or is_record(k)):
-        return None
-    inner = k[k.index("<") + 1:-1]  # type: ignore[union-attr]
-    parts = _split_items(inner, raw=True) if inner else ()
-    if is_record(k):
-        parts = parts[1:]  # (the class)
-    out = []
-    for part in parts:
-        name, _, item = part.partition(":")  # type: ignore[union-attr]
-        out.append((name, None if item == "?" else item))
-    return tuple(out)
+    if type(k) is DictKind:
+        return k.items
+    return k.fields if type(k) is RecordKind else None
 
 
-def field_kind(k: str | None, name: object) -> str | None:
+def field_kind(k: Kind | None, name: object) -> Kind | None:
     """The kind of item `name` of a dict kind, or of field `name` of a record kind."""
     for f, item in fields_of(k) or ():
         if f == name:
@@ -256,41 +338,20 @@ def field_kind(k: str | None, name: object) -> str | None:
     return None
 
 
-def as_tuple(k: str | None) -> str | None:
+def as_tuple(k: Kind | None) -> Kind | None:
     """A NamedTuple kind as the kind of the plain tuple of its fields (what indexing,
     slicing, concatenating and unpacking see); other kinds as they are."""
-    fields = fields_of(k) if is_namedtuple(k) else None
-    return k if fields is None else tuple_of([item for _, item in fields])
+    if type(k) is RecordKind and k.kind == "namedtuple":
+        return TupleKind(tuple(item for _, item in k.fields))
+    return k
 
 
-
-@functools.lru_cache(maxsize=4096)
-def _split_items(inner: str, raw: bool = False) -> tuple[str | None, ...]:
-    """The items of a container kind's inner text, split at its own `|`s ("?": None,
-    unless `raw`)."""
-    parts: list[str | None] = []
-    depth = start = 0
-    for i, c in enumerate(inner):
-        if c in "<[":
-            depth += 1
-        elif c in ">]":
-            depth -= 1
-        elif c == "|" and depth == 0:
-            parts.append(inner[start:i])
-            start = i + 1
-    parts.append(inner[start:])
-    return tuple(parts) if raw else tuple(None if p == "?" else p for p in parts)
-
-
-def items_of(k: str | None) -> tuple[str | None, ...] | None:
+def items_of(k: Kind | None) -> tuple[Kind | None, ...] | None:
     """The items' kinds of a tuple kind (None for an unknown item), else None."""
-    if not is_tuple(k):
-        return None
-    inner = k[6:-1]  # type: ignore[index]
-    return _split_items(inner) if inner else ()
+    return k.items if type(k) is TupleKind else None
 
 
-def value_kind(value: object, depth: int = 0) -> str | None:
+def value_kind(value: object, depth: int = 0) -> Kind | None:
     """The kind of a run-time value (for specializing on arguments: a function of
     `tapeless.api._signature(value)`)."""
     if type(value) is float:
@@ -307,7 +368,7 @@ def value_kind(value: object, depth: int = 0) -> str | None:
             return None
         kinds = {value_kind(v, depth + 1) for v in value}
         k = kinds.pop() if len(kinds) == 1 else None
-        return list_of(k) if k is not None and not is_tuple(k) and not _is_list(k) else None
+        return list_of(k) if k is not None and not is_tuple(k) and not is_list(k) else None
     if type(value) is dict:
         if len(value) > MAX_TUPLE_ITEMS or depth >= MAX_TUPLE_DEPTH or \
                 not all(type(key) is str and _plain_name(key) for key in value):
@@ -327,29 +388,29 @@ def value_kind(value: object, depth: int = 0) -> str | None:
     return None
 
 
-def _scalar_shape(k: str | None) -> tuple[int, ...] | None:
+def _scalar_shape(k: Kind | None) -> tuple[int, ...] | None:
     """Shapes for broadcasting: scalars are ()."""
     if k in (FLOAT, INT, SCALAR):
         return ()
     return shape_of(k)
 
 
-def _dtype(kinds: list[str | None]) -> str:
+def _dtype(kinds: list[Kind | None]) -> str:
     """The dtype of an arithmetic result: float64 where a float64 array (or, with int and
     bool arrays only, a Python float) takes part."""
     f8_array = any(dtype_of(k) == "f8" for k in kinds)
     for k in kinds:
-        if k is not None and k.startswith("array") and dtype_of(k) not in ("f8", "i8", "b1"):
+        if type(k) is ArrayKind and k.dtype not in ("f8", "i8", "b1"):
             return "?"
-        if k not in (FLOAT, INT, SCALAR) and not (k or "").startswith("array"):
+        if k not in (FLOAT, INT, SCALAR) and type(k) is not ArrayKind:
             return "?"
         if k == SCALAR and not f8_array:
             return "?"
     return "f8" if f8_array or FLOAT in kinds or not any(
-        (k or "").startswith("array") for k in kinds) else "?"
+        type(k) is ArrayKind for k in kinds) else "?"
 
 
-def _where_kind(args: list[str | None]) -> str | None:
+def _where_kind(args: list[Kind | None], inputs: list[Node]) -> Kind | None:
     """`np.where(condition, x, y)`: an array of the three shapes broadcast, of x's and
     y's dtype (a 0-d result is a 0-d array, not a NumPy scalar: no kind)."""
     shapes = [_scalar_shape(a) for a in args]
@@ -360,7 +421,7 @@ def _where_kind(args: list[str | None]) -> str | None:
     return array(dtype, shape) if shape else None
 
 
-def _keep_dtype(k: str | None) -> str:
+def _keep_dtype(k: Kind | None) -> str:
     """The dtype of a rearrangement (transpose, indexing) of a value of kind k."""
     d = dtype_of(k)
     return d if d in ("f8", "i8", "b1") else _dtype([k])
@@ -398,11 +459,11 @@ def _const(node: Node) -> object:
 _MISSING = object()
 
 
-def _array_kind(prim: Primitive, node: Apply, args: list[str | None],
-                facts: LoopFacts | None, depth: int, assumed: dict | None) -> str | None:
+def _array_kind(prim: Primitive, node: Apply, args: list[Kind | None],
+                facts: LoopFacts | None, depth: int, assumed: dict | None) -> Kind | None:
     """Kinds of array operations whose shape follows from their inputs' shapes (`depth`:
     the caller's, for the index inference some of them recurse into)."""
-    if not any((a or "").startswith("array") for a in args):
+    if not any(type(a) is ArrayKind for a in args):
         return None
     name = prim.name
     shapes = [_scalar_shape(a) for a in args]
@@ -417,37 +478,12 @@ def _array_kind(prim: Primitive, node: Apply, args: list[str | None],
     first = shapes[0]
     if first is None:
         return None
-    if name in ("matmul", "np.matmul") and shapes[1] is not None:
-        a, b = first, shapes[1]
-        assert b is not None
-        if len(a) == 0 or len(b) == 0:
-            return None
-        if len(a) == 1 and len(b) == 1:
-            return SCALAR
-        if len(a) == 1:
-            return array(_dtype(args[:2]), b[:-2] + b[-1:])
-        if len(b) == 1:
-            return array(_dtype(args[:2]), a[:-1])
-        batch = _broadcast([a[:-2], b[:-2]])
-        return array(_dtype(args[:2]), batch + (a[-2], b[-1])) if batch is not None else None
     if prim.shaped_like is not None:
         other = args[prim.shaped_like] if len(args) > prim.shaped_like else None
         if other in (FLOAT, INT):
             return FLOAT if args[0] in (FLOAT, INT) else None
         dtype = _keep_dtype(args[0]) if shape_of(args[0]) is not None else _dtype(args[:1])
         return array(dtype, shape_of(other)) if shape_of(other) is not None else None
-    if name in ("np.swapaxes",):
-        i, j = _const(node.inputs[2]), _const(node.inputs[3])
-        if isinstance(i, int) and isinstance(j, int) and -len(first) <= min(i, j) and \
-                max(i, j) < len(first):
-            s = list(first)
-            s[i], s[j] = s[j], s[i]
-            return array(_keep_dtype(args[0]), tuple(s))
-        return None
-    if name == "np.transpose" and _const(node.inputs[2]) is None:
-        return array(_keep_dtype(args[0]), tuple(reversed(first)))
-    if name == "getattr" and _const(node.inputs[2]) == "T":
-        return array(_keep_dtype(args[0]), tuple(reversed(first)))
     if name == "getitem" and len(first) >= 1:
         index = node.inputs[2]
         if args[1] == INT:
@@ -464,16 +500,6 @@ def _array_kind(prim: Primitive, node: Apply, args: list[str | None],
         if shape is None:
             return None
         return array(_keep_dtype(args[0]), shape) if shape else None
-    if name == "np.expand_dims":
-        # The axes are the result's: as many more dimensions as the tuple has items.
-        axis = _const(node.inputs[2])
-        ndim = len(first) + (len(axis) if type(axis) is tuple else 1)
-        axes = normalized_axes(axis, ndim)
-        if axes is None:
-            return None
-        rest = iter(first)
-        return array(_keep_dtype(args[0]), tuple(1 if i in axes else next(rest)
-                                             for i in range(ndim)))
     if prim.reduction:
         axis, keepdims = _const(node.inputs[2]), _const(node.inputs[-1])
         if axis is None and keepdims is False:
@@ -492,13 +518,105 @@ def _array_kind(prim: Primitive, node: Apply, args: list[str | None],
             dtype = "i8"
         # A reduction to no axes at all gives a NumPy scalar, not a 0-d array.
         return array(dtype, shape) if shape else SCALAR
-    if name in ("np.squeeze", "method.squeeze"):
-        axes = normalized_axes(_const(node.inputs[2]), len(first))
-        if axes is None or any(first[a] != 1 for a in axes):
-            return None  # (NumPy refuses to squeeze an axis of another length)
-        return array(_keep_dtype(args[0]), tuple(n for i, n in enumerate(first)
-                                                 if i not in axes))
     return None
+
+
+def _array_shapes(args: list[Kind | None]) -> list[tuple[int, ...] | None] | None:
+    """The arguments' shapes (a number's is ()) where one of them is an array and the
+    first one's shape is known, else None: where a shape rule applies."""
+    if not any(type(a) is ArrayKind for a in args):
+        return None
+    shapes = [_scalar_shape(a) for a in args]
+    return shapes if shapes[0] is not None else None
+
+
+# Shape rules of primitives, registered as their `abstract_eval` (see the end of the
+# module): (arguments' kinds, argument nodes) -> the result's kind, or None where the rule
+# does not apply.
+
+def _matmul_kind(args: list[Kind | None], inputs: list[Node]) -> Kind | None:
+    """`a @ b`, `np.matmul(a, b)`: NumPy's rules for vectors and (stacks of) matrices."""
+    shapes = _array_shapes(args)
+    if shapes is None or shapes[1] is None:
+        return None
+    a, b = shapes[0], shapes[1]
+    assert a is not None
+    if len(a) == 0 or len(b) == 0:
+        return None
+    if len(a) == 1 and len(b) == 1:
+        return SCALAR
+    if len(a) == 1:
+        return array(_dtype(args[:2]), b[:-2] + b[-1:])
+    if len(b) == 1:
+        return array(_dtype(args[:2]), a[:-1])
+    batch = _broadcast([a[:-2], b[:-2]])
+    return array(_dtype(args[:2]), batch + (a[-2], b[-1])) if batch is not None else None
+
+
+def _swapaxes_kind(args: list[Kind | None], inputs: list[Node]) -> Kind | None:
+    """`np.swapaxes(a, i, j)`, constant axes in range: a's shape with the two swapped."""
+    shapes = _array_shapes(args)
+    if shapes is None:
+        return None
+    first = shapes[0]
+    assert first is not None
+    i, j = _const(inputs[1]), _const(inputs[2])
+    if isinstance(i, int) and isinstance(j, int) and -len(first) <= min(i, j) and \
+            max(i, j) < len(first):
+        s = list(first)
+        s[i], s[j] = s[j], s[i]
+        return array(_keep_dtype(args[0]), tuple(s))
+    return None
+
+
+def _reversed_kind(args: list[Kind | None]) -> Kind | None:
+    """The transpose of the first argument: its shape reversed."""
+    shapes = _array_shapes(args)
+    if shapes is None:
+        return None
+    return array(_keep_dtype(args[0]), tuple(reversed(shapes[0])))  # type: ignore[arg-type]
+
+
+def _transpose_kind(args: list[Kind | None], inputs: list[Node]) -> Kind | None:
+    """`np.transpose(a)`, no axes given."""
+    return _reversed_kind(args) if _const(inputs[1]) is None else None
+
+
+def _attribute_kind(args: list[Kind | None], inputs: list[Node]) -> Kind | None:
+    """`x.T` (the fields of dicts and records: see `_infer`)."""
+    return _reversed_kind(args) if _const(inputs[1]) == "T" else None
+
+
+def _expand_dims_kind(args: list[Kind | None], inputs: list[Node]) -> Kind | None:
+    """`np.expand_dims(a, axis)`, a constant axis or tuple of axes: the axes are the
+    result's, as many more dimensions as the tuple has items."""
+    shapes = _array_shapes(args)
+    if shapes is None:
+        return None
+    first = shapes[0]
+    assert first is not None
+    axis = _const(inputs[1])
+    ndim = len(first) + (len(axis) if type(axis) is tuple else 1)
+    axes = normalized_axes(axis, ndim)
+    if axes is None:
+        return None
+    rest = iter(first)
+    return array(_keep_dtype(args[0]), tuple(1 if i in axes else next(rest)
+                                         for i in range(ndim)))
+
+
+def _squeeze_kind(args: list[Kind | None], inputs: list[Node]) -> Kind | None:
+    """`np.squeeze(a, axis)`, `a.squeeze(axis)`, constant axes of length 1."""
+    shapes = _array_shapes(args)
+    if shapes is None:
+        return None
+    first = shapes[0]
+    assert first is not None
+    axes = normalized_axes(_const(inputs[1]), len(first))
+    if axes is None or any(first[a] != 1 for a in axes):
+        return None  # (NumPy refuses to squeeze an axis of another length)
+    return array(_keep_dtype(args[0]), tuple(n for i, n in enumerate(first)
+                                             if i not in axes))
 
 
 def _index_parts(index: Node) -> list[Node] | None:
@@ -612,7 +730,7 @@ def sequence_items(node: Node, facts: LoopFacts | None = None) -> list[Node] | N
 
 
 def _concatenate_kind(node: Apply, facts: LoopFacts | None, depth: int,
-                      assumed: dict | None) -> str | None:
+                      assumed: dict | None) -> Kind | None:
     """np.concatenate of a display of float64 arrays along axis 0 (the default)."""
     items = sequence_items(node.inputs[1])
     axis = _const(node.inputs[2]) if len(node.inputs) > 2 else 0
@@ -666,7 +784,7 @@ def assume(base: dict | None, more: dict) -> Assumptions:
 
 
 def kind(node: Node, facts: LoopFacts | None = None, depth: int = 0,
-         assumed: dict | None = None) -> str | None:
+         assumed: dict | None = None) -> Kind | None:
     """The kind of `node`'s value when known, else None."""
     if facts is None:
         return _kind(node, facts, depth, assumed)
@@ -680,7 +798,7 @@ def kind(node: Node, facts: LoopFacts | None = None, depth: int = 0,
 
 
 def _state_kinds(info: object, facts: LoopFacts, depth: int,
-                 assumed: dict | None) -> list[str | None]:
+                 assumed: dict | None) -> list[Kind | None]:
     """The kinds of a loop's state slots, by induction on all slots together: assuming
     each slot has a kind while inferring the body's outputs, a slot keeps its kind if
     its output has it too; a slot that fails is assumed unknown and the body is
@@ -715,24 +833,24 @@ def _state_kinds(info: object, facts: LoopFacts, depth: int,
         current = new
 
 
-def _widens(k: str, h: str) -> bool:
+def _widens(k: Kind, h: Kind) -> bool:
     """Whether the induction may widen a slot of kind k to kind h."""
-    return (k == "list<>" and _is_list(h)) or (k == FLOAT and h == SCALAR) or \
+    return (k == EMPTY_LIST and is_list(h)) or (k == FLOAT and h == SCALAR) or \
         (k in _NUMBERS + (NUMERIC,) and h == NUMERIC)
 
 
 def _induction_step(info: object, facts: LoopFacts, depth: int, assumed: dict | None,
-                    current: list[str | None]) -> list[str | None]:
+                    current: list[Kind | None]) -> list[Kind | None]:
     """The slots' kinds after one iteration of the body, assuming they have `current`'s."""
     loop = info.node.id  # type: ignore[attr-defined]
     outputs = info.outputs  # type: ignore[attr-defined]
     inner = assume(assumed, {(loop, j): k for j, k in enumerate(current)})
-    new: list[str | None] = []
+    new: list[Kind | None] = []
     for j, k in enumerate(current):
         out = kind(outputs[j], facts, depth + 1, inner) if k is not None else None
-        if k is None or out == k or (out == "list<>" and _is_list(k)):
+        if k is None or out == k or (out == EMPTY_LIST and is_list(k)):
             new.append(k)  # (an empty list is a list of any kind of element)
-        elif k == "list<>" and _is_list(out):
+        elif k == EMPTY_LIST and is_list(out):
             new.append(out)  # a list that starts empty: its elements' kind is the body's
         elif {k, out} <= {FLOAT, SCALAR}:
             # A float accumulating NumPy scalars: a 0-d number either way, which every
@@ -747,7 +865,7 @@ def _induction_step(info: object, facts: LoopFacts, depth: int, assumed: dict | 
 
 
 def _kind(node: Node, facts: LoopFacts | None, depth: int,
-          assumed: dict | None) -> str | None:
+          assumed: dict | None) -> Kind | None:
     if isinstance(node, Constant):
         v = node.value
         if type(v) is float:
@@ -767,7 +885,7 @@ def _kind(node: Node, facts: LoopFacts | None, depth: int,
 
 
 def _infer(node: Node, facts: LoopFacts | None, depth: int,
-           assumed: dict | None) -> str | None:
+           assumed: dict | None) -> Kind | None:
     if isinstance(node, Parameter):
         if assumed and (node.id, -1) in assumed:  # a comprehension's element
             return assumed[(node.id, -1)]
@@ -795,7 +913,7 @@ def _infer(node: Node, facts: LoopFacts | None, depth: int,
     prim = callee.value
     name = prim.name
     if prim.result_kind is not None:
-        return prim.result_kind  # (FLOAT or INT)
+        return _RESULT_KINDS[prim.result_kind]  # (FLOAT or INT)
     if name == "tuple_getitem" or (name == "getitem" and facts is not None and
                                    facts.result_of(node) is not None):
         seq, index = node.inputs[1], node.inputs[2]
@@ -850,25 +968,23 @@ def _infer(node: Node, facts: LoopFacts | None, depth: int,
     if name == "list" and (not args or (isinstance(node.inputs[1], Constant) and
                                         type(node.inputs[1].value) is tuple and
                                         node.inputs[1].value == ())):
-        return "list<>"
-    if any(_is_list(a) for a in args):
+        return EMPTY_LIST
+    if any(is_list(a) for a in args):
         if name == "list" and len(args) == 1:
             return args[0]
         if name == "add" and len(args) == 2:
             return _join_lists(args[0], args[1])
         if name == "getitem" and args[1] == INT:
-            return element_of(args[0]) or None
+            return element_of(args[0])
         return None
     if prim.elementwise and not prim.comparison and SCALAR in args and \
             all(a in (FLOAT, INT, SCALAR) for a in args):
         return SCALAR
     if prim.abstract_eval is not None:
-        return prim.abstract_eval(args)
+        return prim.abstract_eval(args, node.inputs[1:])
     result = _array_kind(prim, node, args, facts, depth, assumed)
     if result is not None:
         return result
-    if name == "getitem_sens" and dtype_of(args[0]) == "f8" and dtype_of(args[1]) == "f8":
-        return args[1]
     if name == "scatter_sens" and dtype_of(args[0]) == "f8":
         # A float64 array's pieces added into zeros of its shape: float64 if they are.
         ds = _index_parts(node.inputs[3])
@@ -881,10 +997,6 @@ def _infer(node: Node, facts: LoopFacts | None, depth: int,
         if args[0] == args[1] or args[1] is None:
             return args[0] if is_f8(args[0]) else None
         return args[1] if args[0] is None and is_f8(args[1]) else None
-    if name == "own":  # (a copy, or the array itself: see passes._settle_owns)
-        return args[0]
-    if name == "ones_like_output":
-        return args[0] if args[0] in (FLOAT, SCALAR) else None
     if name == "unbroadcast" and ((args[1] in (FLOAT, INT) and args[0] in (FLOAT, INT)) or
                                   (args[1] == SCALAR and args[0] == FLOAT)):
         return FLOAT  # (a float's sensitivity stays one against any 0-d number)
@@ -898,21 +1010,19 @@ def _infer(node: Node, facts: LoopFacts | None, depth: int,
             return SCALAR  # a NumPy scalar with Python numbers: a NumPy scalar
         if all(a is not None and not is_container(a) for a in args):
             return NUMERIC
-    if name == "float":
-        return FLOAT
     if prim.numeric:
         return NUMERIC
     return None
 
 
-def _tuple_item(k: str | None, i: object) -> str | None:
+def _tuple_item(k: Kind | None, i: object) -> Kind | None:
     items = items_of(as_tuple(k))
     if items is None or type(i) is not int or not -len(items) <= i < len(items):
         return None
     return items[i]
 
 
-def _dict_display_kind(node: Apply, args: list[str | None]) -> str | None:
+def _dict_display_kind(node: Apply, args: list[Kind | None]) -> Kind | None:
     """`make_dict(keys, values)` with distinct plain string keys, constants, and a display of
     values."""
     keys = _index_parts(node.inputs[1])
@@ -924,14 +1034,14 @@ def _dict_display_kind(node: Apply, args: list[str | None]) -> str | None:
     return dict_of([key.value for key in keys], list(items))  # type: ignore[attr-defined]
 
 
-def _tuple_op_kind(name: str, node: Apply, args: list[str | None]) -> str | None:
+def _tuple_op_kind(name: str, node: Apply, args: list[Kind | None]) -> Kind | None:
     """Kinds of operations on a tuple of known kind (`_TUPLE_OPS`)."""
     items = items_of(args[0])
     assert items is not None
     return _TUPLE_OPS[name](node, args, items)
 
 
-def _tuple_index_kind(node: Apply, args: list[str | None], items: tuple) -> str | None:
+def _tuple_index_kind(node: Apply, args: list[Kind | None], items: tuple) -> Kind | None:
     """A tuple indexed by a constant, or sliced by a constant slice."""
     i = _const(node.inputs[2])
     if type(i) is slice:
@@ -939,7 +1049,7 @@ def _tuple_index_kind(node: Apply, args: list[str | None], items: tuple) -> str 
     return _tuple_item(args[0], i)
 
 
-def _tuple_concat_kind(node: Apply, args: list[str | None], items: tuple) -> str | None:
+def _tuple_concat_kind(node: Apply, args: list[Kind | None], items: tuple) -> Kind | None:
     more = items_of(args[1]) if len(args) == 2 else None
     return tuple_of(list(items) + list(more)) if more is not None else None
 
@@ -956,7 +1066,7 @@ _INT_ARITHMETIC = {"add": operator.add, "sub": operator.sub, "mul": operator.mul
                    "floordiv": operator.floordiv}
 
 
-def _sensitivity_kind(args: list[str | None]) -> str | None:
+def _sensitivity_kind(args: list[Kind | None], inputs: list[Node]) -> Kind | None:
     """`sens_of(d, like)`, `check_scalar_output(out)`, `to_structure(sens, like)`: the
     kind of the value given, else of the value it is like (not a container kind: a
     tuple's sensitivity may hold ZEROs)."""
@@ -965,7 +1075,7 @@ def _sensitivity_kind(args: list[str | None]) -> str | None:
 
 
 def _list_map_kind(node: Apply, facts: LoopFacts | None, depth: int,
-                   assumed: dict | None) -> str | None:
+                   assumed: dict | None) -> Kind | None:
     """[f(x) for x in seq]: f's result kind, with x of seq's elements' kind. (The
     derivative of a comprehension maps (value, backpropagator) pairs, then projects the
     values: the pairs' list has a kind `list<tuple<K|?>>`, so the projection needs no
@@ -977,7 +1087,7 @@ def _list_map_kind(node: Apply, facts: LoopFacts | None, depth: int,
     element = _elements(seq, facts, depth, assumed)
     out = None if element is None else kind(
         f.value.output, facts, depth + 1, _bind(f.value.parameters, [element], assumed))
-    return list_of(out) if out is not None and not _is_list(out) else None
+    return list_of(out) if out is not None and not is_list(out) else None
 
 
 def _known_call(node: Apply, depth: int) -> Graph | None:
@@ -990,7 +1100,7 @@ def _known_call(node: Apply, depth: int) -> Graph | None:
     return None
 
 
-def _bind(params: list, kinds: list[str | None], assumed: dict | None) -> dict:
+def _bind(params: list, kinds: list[Kind | None], assumed: dict | None) -> dict:
     """The assumptions with each parameter given a kind."""
     return assume(assumed, {(p.id, -1): k for p, k in zip(params, kinds, strict=True)})
 
@@ -1009,14 +1119,14 @@ def prim_name(node: Node) -> str | None:
 
 
 def _elements(seq: Node, facts: LoopFacts | None, depth: int, assumed: dict | None
-              ) -> str | None:
+              ) -> Kind | None:
     if prim_name(seq) == "range":
         return INT
-    return element_of(kind(seq, facts, depth + 1, assumed)) or None
+    return element_of(kind(seq, facts, depth + 1, assumed))
 
 
 def _item_kind(node: Node, i: int, facts: LoopFacts | None, depth: int,
-               assumed: dict | None) -> str | None:
+               assumed: dict | None) -> Kind | None:
     """The kind of element i of a tuple built by `node` (or by the function it calls)."""
     if depth > 40:
         return None
@@ -1032,7 +1142,7 @@ def _item_kind(node: Node, i: int, facts: LoopFacts | None, depth: int,
     return _tuple_item(kind(node, facts, depth + 1, assumed), i)
 
 
-def is_f8(k: str | None) -> bool:
+def is_f8(k: Kind | None) -> bool:
     """A Python float or a float64 array."""
     return k is not None and (k == FLOAT or dtype_of(k) == "f8")
 
@@ -1068,11 +1178,11 @@ def item_nodes(seq: Node, i: int, facts: LoopFacts | None) -> list[Node] | None:
     return None
 
 
-def _common(kinds: list[str | None]) -> str | None:
+def _common(kinds: list[Kind | None]) -> Kind | None:
     return kinds[0] if kinds and all(k == kinds[0] for k in kinds) else None
 
 
-def same_array(a: str | None, b: str | None) -> bool:
+def same_array(a: Kind | None, b: Kind | None) -> bool:
     """Both the same float64 array kind (same shape), or both Python floats."""
     return a is not None and a == b and (a == FLOAT or dtype_of(a) == "f8")
 
@@ -1080,8 +1190,34 @@ def same_array(a: str | None, b: str | None) -> bool:
 _ = math
 
 
-# Result kinds that no declared property of the primitive gives.
+def _or_declared(rule: Callable, prim: Primitive) -> Callable:
+    """`rule` as the `abstract_eval` of `prim`, which stands for the declared properties:
+    where the rule gives no kind, NUMERIC for a numeric primitive, else none."""
+    assert not (prim.number_op or prim.elementwise or prim.reduction or
+                prim.shaped_like is not None or prim.result_kind is not None)
+    fallback = NUMERIC if prim.numeric else None
+    return lambda args, inputs: rule(args, inputs) or fallback
+
+
+# Result kinds that no declared property of the primitive gives: an `abstract_eval` is
+# called with the arguments' kinds and nodes, and its result (None: unknown) is the kind.
 PRIMITIVES["np.where"].abstract_eval = _where_kind
 PRIMITIVES["sens_of"].abstract_eval = _sensitivity_kind
 PRIMITIVES["check_scalar_output"].abstract_eval = _sensitivity_kind
 PRIMITIVES["to_structure"].abstract_eval = _sensitivity_kind
+PRIMITIVES["float"].abstract_eval = lambda args, inputs: FLOAT
+# (`own` is a copy, or the array itself: see results.settle_owns)
+PRIMITIVES["own"].abstract_eval = lambda args, inputs: args[0]
+PRIMITIVES["ones_like_output"].abstract_eval = \
+    lambda args, inputs: args[0] if args[0] in (FLOAT, SCALAR) else None
+PRIMITIVES["getitem_sens"].abstract_eval = lambda args, inputs: \
+    args[1] if dtype_of(args[0]) == "f8" and dtype_of(args[1]) == "f8" else None
+# Shape rules.
+for _names, _rule in ((("matmul", "np.matmul"), _matmul_kind),
+                      (("np.swapaxes",), _swapaxes_kind),
+                      (("np.transpose",), _transpose_kind),
+                      (("getattr",), _attribute_kind),
+                      (("np.expand_dims",), _expand_dims_kind),
+                      (("np.squeeze", "method.squeeze"), _squeeze_kind)):
+    for _name in _names:
+        PRIMITIVES[_name].abstract_eval = _or_declared(_rule, PRIMITIVES[_name])

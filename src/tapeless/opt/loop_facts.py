@@ -5,6 +5,7 @@ induction over the loop (`LoopFacts`)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from ..ir.nodes import (
     Apply,
@@ -16,6 +17,9 @@ from ..ir.nodes import (
     reachable_graphs,
 )
 from ..primitives import PRIMITIVES
+
+if TYPE_CHECKING:
+    from .kinds import Kind
 
 P = PRIMITIVES
 
@@ -78,7 +82,7 @@ class LoopFacts:
         self.index_of: dict[int, LoopInfo] = {}
         self.loops: list[LoopInfo] = []
         # Memo tables for kind() and never_zero(), valid while the graphs do not change.
-        self.kinds: dict[tuple, str | None] = {}
+        self.kinds: dict[tuple, Kind | None] = {}
         self.nonzero: dict[tuple, bool] = {}
         # Loop state kinds found by an earlier round, by loop node id (see kinds.py).
         self.hints: dict[int, list] = {}

@@ -18,10 +18,10 @@ from .kinds import (
     as_tuple,
     class_of_kind,
     dtype_of,
-    element_of,
     fields_of,
     is_container,
     is_dict,
+    is_list,
     is_namedtuple,
     is_record,
     is_tuple,
@@ -91,7 +91,7 @@ def _is_sequence(x: Node, facts: LoopFacts | None, depth: int = 0) -> bool:
     """Whether x is surely a list, a tuple or an array (or the sensitivity of a list,
     which is a list or a tuple: never a dict)."""
     k = kind(x, facts)
-    if shape_of(k) is not None or (k is not None and k.startswith("list<")) or is_tuple(k) or \
+    if shape_of(k) is not None or is_list(k) or is_tuple(k) or \
             is_prim(x, "make_tuple") or is_prim(x, "make_list"):
         return True
     if depth > 10 or not isinstance(x, Apply):
@@ -101,7 +101,7 @@ def _is_sequence(x: Node, facts: LoopFacts | None, depth: int = 0) -> bool:
         return _is_sequence(x.inputs[1], facts, depth + 1)
     if is_prim(x, "sens_of"):
         lk = kind(x.inputs[2], facts)
-        return lk is not None and lk.startswith("list<") and never_zero(x, facts)
+        return is_list(lk) and never_zero(x, facts)
     return False
 
 
@@ -183,7 +183,7 @@ def _index_sens_known(ctx: Context, node: Apply) -> Node | None:
     x, index = node.inputs[2:]
     k, ki = kind(x, ctx.facts), kind(index, ctx.facts)
     if k in (FLOAT, INT, SCALAR, NUMERIC) or shape_of(k) is not None or is_tuple(k) or \
-            element_of(k) is not None or is_dict(k) or is_namedtuple(k) or ki == INT or \
+            is_list(k) or is_dict(k) or is_namedtuple(k) or ki == INT or \
             (isinstance(index, Constant) and not holds_float(index.value)):
         return Constant(ZERO)
     return None

@@ -7,7 +7,19 @@ import math
 
 from ..ir.nodes import Apply, Constant, Node, Parameter, prim_of
 from ..runtime import ZERO
-from .kinds import FLOAT, INT, SCALAR, is_f8, is_switch_call, item_nodes, kind, shape_of
+from .kinds import (
+    FLOAT,
+    INT,
+    SCALAR,
+    Kind,
+    is_f8,
+    is_list,
+    is_switch_call,
+    is_tuple,
+    item_nodes,
+    kind,
+    shape_of,
+)
 from .loops import LoopFacts
 from .patterns import is_prim, tuple_items
 from .rules import Context, P, rewrite
@@ -70,11 +82,11 @@ def _never_zero(node: Node, facts: LoopFacts | None, assumed: set | None,
     return False
 
 
-def _materializes(k: str | None) -> bool:
+def _materializes(k: Kind | None) -> bool:
     """`zeros_like_value` of a value of kind k is a value, not ZERO: numbers, float, int
     and bool arrays, lists, tuples."""
     return k in (FLOAT, INT, SCALAR) or shape_of(k) is not None or \
-        (k is not None and k.startswith(("list<", "tuple<")))
+        is_list(k) or is_tuple(k)
 
 
 @rewrite("sens_of")
