@@ -130,9 +130,9 @@ def _signature(value: Any, depth: int = 0) -> Any:
         return t
     fields = record_fields(t)
     if fields is not None and depth < MAX_TUPLE_DEPTH:
-        items = value if isinstance(value, tuple) else [getattr(value, f) for f in fields]
-        if len(items) == len(fields):
-            return (t, tuple([_signature(v, depth + 1) for v in items]))
+        parts = list(value) if isinstance(value, tuple) else [getattr(value, f) for f in fields]
+        if len(parts) == len(fields):
+            return (t, tuple([_signature(v, depth + 1) for v in parts]))
     return t
 
 
@@ -163,7 +163,8 @@ def python_function(fn: Any) -> Callable[..., Any]:
     """The user's Python function underneath any number of transforms."""
     while isinstance(fn, Transformed):
         fn = fn.fun
-    return unwrap(fn)
+    found: Callable[..., Any] = unwrap(fn)
+    return found
 
 
 class Transformed:
@@ -194,7 +195,7 @@ class Transformed:
         self.compile_count = 0
         # Whether functions passed as arguments are bound by identity (see `key`): where
         # a derivative is taken, here or in the function transformed.
-        self.binds_functions = isinstance(fun, Transformed) and fun.binds_functions
+        self.binds_functions: bool = isinstance(fun, Transformed) and fun.binds_functions
         # Arguments are checked when their signatures are first seen, and on every call
         # for these signatures, which do not prove them fit (`check_each_call`).
         self._check_each_call: set[tuple] = set()
@@ -292,7 +293,10 @@ class Transformed:
     def build_graph_for(self, key: tuple) -> Graph:
         """The graph for arguments with signatures `key`: where the transformed function
         binds the functions passed as arguments (`jit` of a `grad`), its graph for them."""
-        return self.fun.graph_for(key) if self.binds_functions else self.graph
+        if self.binds_functions:
+            assert isinstance(self.fun, Transformed)  # (binds_functions says so)
+            return self.fun.graph_for(key)
+        return self.graph
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         guard = self._guard

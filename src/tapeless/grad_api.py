@@ -155,7 +155,7 @@ class GradFunction(Transformed):
         if with_value:
             self.kind = "value_and_grad"
 
-    def build_graph(self):  # noqa: ANN201
+    def build_graph(self) -> Graph:
         return grad_graph(graph_of(self.fun), self.argnums, self.has_aux, self.with_value)
 
     def invalidate(self) -> None:
