@@ -685,6 +685,9 @@ SAMPLES: dict[str, list[Sample]] = {
                                None, None, None), (0, 2), label="float"),
                   S(lambda r: (np.array([-1.0, 0.5, 4.0]), np.array([0.0, 1.0, 3.0]), u(r, (3,)),
                                u(r, None), u(r, None), None), (0, 2, 3, 4), label="left-right")],
+    "np.unique": [S(lambda r: (distinct(r, (2, 3)), False, False, False, None)),
+                  S(lambda r: (distinct(r, (4,)), False, True, True, None), label="flags"),
+                  S(lambda r: (distinct(r, (3,)), True, False, False, None), label="index")],
     "np.bincount": [S(lambda r: (np.array([0, 2, 2, 5]), u(r, (4,)), 0), (1,)),
                     S(lambda r: (np.array([1, 1]), u(r, (2,)), 4), (1,), label="minlength")],
     # --- NumPy: constructors and conversions --------------------------------------------

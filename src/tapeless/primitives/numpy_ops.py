@@ -152,7 +152,7 @@ NUMPY_FUNCTIONS: dict[str, tuple[str, bool]] = {
     "tril_indices": ("n, k=0, m=None", False),
     "searchsorted": ("a, v, side='left', sorter=None", False),
     "unique": ("ar, return_index=False, return_inverse=False, return_counts=False, axis=None",
-               False),
+               True),
     "histogram": ("a, bins=10, range=None, density=None, weights=None", False),
 }
 

@@ -713,6 +713,25 @@ def _interp(x, xp, fp, left, right, period):
     return out, back
 
 
+@rule("np.unique")
+def _unique(ar, return_index, return_inverse, return_counts, axis):
+    # Differentiable in the unique values (a sort that merges equal elements): each
+    # value's sensitivity shared equally among the elements equal to it.
+    if axis is not None:
+        raise ValueError("tapeless differentiates np.unique without axis")
+    out = np.unique(ar, return_index, return_inverse, return_counts, axis)
+    merged = np.unique(ar, return_inverse=True, return_counts=True)
+    inverse = np.ravel(merged[1])
+    counts = merged[2]
+    several = return_index or return_inverse or return_counts
+
+    def back(d):
+        dv = sens_of(sens_index(d, 0), out[0]) if several else d
+        return reshape_like(np.take(dv / counts, inverse), ar), ZERO, ZERO, ZERO, ZERO
+
+    return out, back
+
+
 @rule("np.bincount")
 def _bincount(x, weights, minlength):
     # Differentiable in the weights: each one counted in its bin.
