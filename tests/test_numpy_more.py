@@ -85,7 +85,8 @@ def sorting(a):
     return (np.sort(a), np.sort(a, axis=0), np.sort(a, axis=None), np.median(a),
             np.median(a, axis=-1), np.median(a, axis=0, keepdims=True),
             np.percentile(a, 30.0), np.percentile(a, [10.0, 90.0], axis=1),
-            np.quantile(a, 0.5, axis=0), np.quantile(a, [0.25, 0.75], keepdims=True))
+            np.quantile(a, 0.5, axis=0), np.quantile(a, [0.25, 0.75], keepdims=True),
+            np.partition(a, 1), np.partition(a, (0, 2), axis=0), np.partition(a, -1, axis=None))
 
 
 def nan_reductions(a):

@@ -131,6 +131,7 @@ NUMPY_FUNCTIONS: dict[str, tuple[str, bool]] = {
     "kron": ("a, b", True),
     "cross": ("a, b, axisa=-1, axisb=-1, axisc=-1, axis=None", True),
     "sort": ("a, axis=-1, kind=None, order=None", True),
+    "partition": ("a, kth, axis=-1, kind='introselect', order=None", True),
     "nansum": ("a, axis=None, dtype=None, keepdims=False", True),
     "nanmean": ("a, axis=None, dtype=None, keepdims=False", True),
     "nanmax": ("a, axis=None, keepdims=False", True),
@@ -202,7 +203,7 @@ PROPERTIES: dict[str, dict[str, Any]] = {
     **{f"np.{n}": dict(elementwise=True) for n in (
         "fabs degrees radians conjugate logaddexp2").split()},
     **{f"np.{n}": dict(fresh=True) for n in (
-        "repeat roll tile column_stack append pad select diff cumprod kron cross sort "
+        "repeat roll tile column_stack append pad select diff cumprod kron cross sort partition "
         "convolve correlate cov corrcoef interp bincount").split()},
     **{f"math.{n}": dict(result_kind="int") for n in ("floor", "ceil", "trunc", "factorial")},
     # (isnan, isinf, isfinite and isclose give bools: no fixed number kind.)

@@ -416,6 +416,19 @@ def _sort(a, axis, kind, order):
     return np.sort(a, axis, kind, order), back
 
 
+@rule("np.partition")
+def _partition(a, kth, axis, kind, order):
+    # Where each element of the result came from: the element of equal rank in a
+    # (equal elements are interchangeable).
+    out = np.partition(a, kth, axis, kind, order)
+    x = np.ravel(a) if axis is None else a
+    ax = -1 if axis is None else axis
+    src = np.take_along_axis(np.argsort(x, ax), np.argsort(np.argsort(out, ax), ax), ax)
+    back = lambda d: (reshape_like(take_along_axis_sens(d, x, src, ax), a), ZERO, ZERO, ZERO,
+                      ZERO)
+    return out, back
+
+
 def _quantile_back(d, a, q, axis):
     """The sensitivities of a and of q (fractions in [0, 1]) given that of
     np.quantile(a, q, axis) (any keepdims), with its linear interpolation between the
