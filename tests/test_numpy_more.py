@@ -70,6 +70,8 @@ def splits(a):
 
 def differences(a):
     return (np.diff(a), np.diff(a, n=2), np.diff(a, axis=0), np.diff(a, 0),
+            np.diff(a, prepend=0.0), np.diff(a, axis=0, append=a[:1]),
+            np.diff(a, 2, -1, a[:, :1], 1.5),
             np.cumprod(a), np.cumprod(a, axis=-1), np.cumprod(a, 0))
 
 

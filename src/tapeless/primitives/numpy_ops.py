@@ -125,7 +125,7 @@ NUMPY_FUNCTIONS: dict[str, tuple[str, bool]] = {
     "meshgrid": ("*xi, copy=True, sparse=False, indexing='xy'", True),
     "select": ("condlist, choicelist, default=0", True),
     # differences, products, sorting, statistics (more)
-    "diff": ("a, n=1, axis=-1", True),
+    "diff": ("a, n=1, axis=-1, prepend=None, append=None", True),
     "cumprod": ("a, axis=None, dtype=None", True),
     "gradient": ("f, *varargs, axis=None, edge_order=1", True),
     "kron": ("a, b", True),

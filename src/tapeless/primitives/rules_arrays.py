@@ -283,20 +283,40 @@ def _select(condlist, choicelist, default):
 
 
 @rule("np.diff")
-def _diff(a, n, axis):
+def _diff(a, n, axis, prepend, append):
+    # (prepend and append: None for none, as NumPy's own default, which is no value.)
     nd = np.ndim(a)
     ax = axis % nd
     widths = tuple((1, 1) if i == ax else (0, 0) for i in range(nd))
+    if prepend is None and append is None:
+        return np.diff(a, n, ax), lambda d: (_diff_back(d, n, ax, widths), ZERO, ZERO, ZERO,
+                                             ZERO)
+    # Numbers are broadcast to one slice along the axis; the arrays are concatenated.
+    side = tuple(1 if i == ax else np.shape(a)[i] for i in range(nd))
+    parts = (a,)
+    if prepend is not None:
+        parts = (np.broadcast_to(prepend, side) if np.ndim(prepend) == 0 else prepend,) + parts
+    if append is not None:
+        parts = parts + (np.broadcast_to(append, side) if np.ndim(append) == 0 else append,)
+    joined = np.concatenate(parts, ax)
 
     def back(d):
-        # The adjoint of one difference: minus the difference of d padded with a zero
-        # at both ends.
-        g = d
-        for _ in range(n):
-            g = -np.diff(np.pad(g, widths), 1, ax)
-        return g, ZERO, ZERO
+        g = concat_sens(_diff_back(d, n, ax, widths), parts, ax)
+        first = 0 if prepend is None else 1
+        dpre = ZERO if prepend is None else unbroadcast(g[0], prepend)
+        dapp = ZERO if append is None else unbroadcast(g[len(parts) - 1], append)
+        return g[first], ZERO, ZERO, dpre, dapp
 
-    return np.diff(a, n, axis), back
+    return np.diff(joined, n, ax), back
+
+
+def _diff_back(d, n, ax, widths):
+    """The adjoint of n differences along ax: each, minus the difference of d padded
+    with a zero at both ends."""
+    g = d
+    for _ in range(n):
+        g = -np.diff(np.pad(g, widths), 1, ax)
+    return g
 
 
 def _reverse_cumsum(v):
