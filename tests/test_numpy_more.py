@@ -136,6 +136,8 @@ def counting(x, w):
     return (np.bincount(x), np.bincount(x, weights=w), np.bincount(x, w, minlength=9),
             np.searchsorted(np.sort(w), 0.0), np.searchsorted([1.0, 2.0, 3.0], w, side="right"),
             np.unique(x), np.unique(x, return_counts=True), np.histogram(w, bins=3),
+            np.histogram(w, [-1.0, 0.0, 2.0], density=True),
+            np.histogram(w, 2, (-1.0, 1.0), weights=w),
             np.triu_indices(3), np.tril_indices(3, -1), np.triu_indices(2, 1, 4),
             np.take_along_axis(w[None, :], np.argsort(w)[None, :], axis=1))
 
@@ -216,6 +218,11 @@ def interp_curve(x, fp):
     return np.sum(np.interp(x, np.array([0.0, 1.0, 2.0, 3.0]), fp) ** 2)
 
 
+def histogram_uses(x, w):
+    h, e = np.histogram(x, bins=3, weights=w, density=True)
+    return np.sum(h * np.array([1.0, 2.0, 3.0])) + np.sum(e ** 2)
+
+
 GRAD_CASES = [
     (robust_loss, (R.normal(size=7),)),
     (smoothness, (R.normal(size=6),)),
@@ -224,6 +231,7 @@ GRAD_CASES = [
     (weighted, (R.normal(size=4), R.normal(size=4))),
     (geometry, (R.normal(size=3), R.normal(size=3))),
     (interp_curve, (np.array([0.2, 1.7, 2.4, 3.5]), R.normal(size=4))),
+    (histogram_uses, (np.array([0.3, -1.2, 2.5, 0.7, 1.9, -0.4]), R.uniform(0.5, 1.5, size=6))),
 ]
 
 
@@ -253,6 +261,7 @@ def test_gradients_through_empty_results() -> None:
 def non_differentiable(x):
     return (np.sum(x * np.imag(x)) + np.sum(np.searchsorted(np.sort(x), x))
             + np.sum(np.histogram(x, bins=2)[0]) + np.sum(np.triu_indices(3)[0]))
+
 
 
 def test_non_differentiable_functions_give_zero_gradients() -> None:

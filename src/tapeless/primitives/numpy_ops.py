@@ -148,13 +148,13 @@ NUMPY_FUNCTIONS: dict[str, tuple[str, bool]] = {
     "correlate": ("a, v, mode='valid'", True),
     "interp": ("x, xp, fp, left=None, right=None, period=None", True),
     "bincount": ("x, weights=None, minlength=0", True),
-    # non-differentiable: indices, counts, searches
+    # non-differentiable: indices, searches
     "triu_indices": ("n, k=0, m=None", False),
     "tril_indices": ("n, k=0, m=None", False),
     "searchsorted": ("a, v, side='left', sorter=None", False),
     "unique": ("ar, return_index=False, return_inverse=False, return_counts=False, axis=None",
                True),
-    "histogram": ("a, bins=10, range=None, density=None, weights=None", False),
+    "histogram": ("a, bins=10, range=None, density=None, weights=None", True),
 }
 
 NUMPY_LINALG: dict[str, tuple[str, bool]] = {

@@ -765,6 +765,48 @@ def _unique(ar, return_index, return_inverse, return_counts, axis):
     return out, back
 
 
+@rule("np.histogram")
+def _histogram(a, bins, range, density, weights):  # noqa: A002
+    # The counts are piecewise constant in a; differentiable are the weighted counts in
+    # the weights, and the edges in the bins given as edges, or else in the range (by
+    # default the data's smallest and largest element: ties share, as for np.min/max).
+    out = np.histogram(a, bins, range, density, weights)
+    hist = out[0]
+    edges = out[1]
+    x = np.ravel(a)
+    nb = len(edges) - 1
+    idx = np.maximum(np.minimum(np.searchsorted(edges, x, "right") - 1, nb - 1), 0)
+    inside = np.logical_and(np.greater_equal(x, edges[0]), np.less_equal(x, edges[nb]))
+    widths = np.diff(edges)
+    total = np.sum(np.where(inside, np.ones_like(x) if weights is None else np.ravel(weights),
+                            0.0))
+
+    def back(d):
+        dh = sens_of(sens_index(d, 0), hist)
+        de = sens_of(sens_index(d, 1), edges)
+        dc = dh
+        if density:
+            # hist = counts / (total * widths)
+            dc = dh / (total * widths) - np.sum(dh * hist) / total
+            dwidths = -dh * hist / widths
+            de = de - np.diff(np.pad(dwidths, 1))
+        dw = ZERO if weights is None else \
+            reshape_like(np.where(inside, np.take(dc, idx), 0.0), weights)
+        if np.ndim(bins) == 1:
+            return ZERO, reshape_like(de, bins), ZERO, ZERO, dw
+        t = np.linspace(0.0, 1.0, nb + 1)
+        dlo = np.sum(de * (1.0 - t))
+        dhi = np.sum(de * t)
+        if range is not None:
+            return ZERO, ZERO, (dlo, dhi), ZERO, dw
+        low = np.equal(x, np.min(x))
+        high = np.equal(x, np.max(x))
+        da = low * (dlo / np.sum(low)) + high * (dhi / np.sum(high))
+        return reshape_like(da, a), ZERO, ZERO, ZERO, dw
+
+    return out, back
+
+
 @rule("np.bincount")
 def _bincount(x, weights, minlength):
     # Differentiable in the weights: each one counted in its bin.
