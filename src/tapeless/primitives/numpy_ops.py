@@ -202,8 +202,9 @@ PROPERTIES: dict[str, dict[str, Any]] = {
         "cumsum").split()},
     **{f"np.{n}": dict(elementwise=True) for n in (
         "fabs degrees radians conjugate logaddexp2").split()},
+    # (np.diff is not fresh: with n=0 it returns its argument.)
     **{f"np.{n}": dict(fresh=True) for n in (
-        "repeat roll tile column_stack append pad select diff cumprod kron cross sort partition "
+        "repeat roll tile column_stack append pad select cumprod kron cross sort partition "
         "convolve correlate cov corrcoef interp bincount").split()},
     **{f"math.{n}": dict(result_kind="int") for n in ("floor", "ceil", "trunc", "factorial")},
     # (isnan, isinf, isfinite and isclose give bools: no fixed number kind.)
