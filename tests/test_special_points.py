@@ -41,7 +41,14 @@ H = 1e-6
 # np.minimum, np.fmax and np.fmin share a tie equally (1/2 each); np.max and np.min
 # reductions share among ties equally; np.clip gives 0 to all three at a bound; np.std
 # gives 0 where it is 0 (JAX: nan); np.linalg.norm at 0 gives nan (as JAX); the
-# derivative of x ** y in x is 0 where y == 0 and x == 0, and in y 0 where x <= 0.
+# derivative of x ** y in x is 0 where y == 0 and x == 0, and in y 0 where x <= 0;
+# np.fabs gives 0 at 0; np.nanmax and np.nanmin share among ties as np.max does; np.sort
+# and np.partition send each sorted element's sensitivity to one of equal elements (in
+# np.argsort's order); np.median, np.quantile and np.percentile share an order
+# statistic's sensitivity among equal elements where its rank is the first or last of
+# theirs (inside, each partial derivative is 0 and so is theirs); np.unique shares a
+# value's among the elements equal to it, np.histogram the range's among the smallest
+# (largest) elements; np.interp at a knot takes the slope of the segment to its right.
 
 
 def _float_args(sample: Sample, args: tuple) -> bool:

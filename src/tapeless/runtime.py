@@ -964,3 +964,27 @@ def diag_sens(d: Any, v: Any, k: int) -> Any:
     i = np.arange(len(d))
     out[i + max(-k, 0), i + max(k, 0)] = d
     return out
+
+
+# --- helpers of the reverse rules of `tapeless.primitives.rules_arrays` ---------------------
+
+
+def take_along_axis_sens(d: Any, arr: Any, indices: Any, axis: Any) -> Any:
+    """The sensitivity of `arr` given that of `np.take_along_axis(arr, indices, axis)`
+    (repeated indices add up)."""
+    import numpy as np
+
+    if d is ZERO:
+        return ZERO
+    out = np.zeros(np.shape(arr), dtype=np.result_type(arr, d, np.float64))
+    if axis is None:
+        flat = out.reshape(-1)  # (a view: out is new and contiguous)
+        np.add.at(flat, indices, d)
+        return out
+    ndim = out.ndim
+    axis = axis % ndim
+    index = tuple(indices if i == axis else
+                  np.arange(out.shape[i]).reshape((-1,) + (1,) * (ndim - 1 - i))
+                  for i in range(ndim))
+    np.add.at(out, index, d)
+    return out

@@ -71,6 +71,7 @@ _helper("split_indices", "arrays, axis", differentiable=False, pure=True)
 _helper("concat_sens", "d, arrays, axis", zero_preserving=True, fresh=True)
 _helper("take_sens", "d, a, indices, axis", **_PLUMBING)
 _helper("diag_sens", "d, v, k", **_PLUMBING)
+_helper("take_along_axis_sens", "d, arr, indices, axis", **_PLUMBING)
 # A call of a value in derivative code of a given order, and a value passed into
 # derivative code from the code around it (see `tapeless.runtime.call_value`, `lift`).
 _helper("call_value", "level, fn, args", effect=True, accepts_zero=True, passes_on=True)

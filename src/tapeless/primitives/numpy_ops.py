@@ -99,6 +99,62 @@ NUMPY_FUNCTIONS: dict[str, tuple[str, bool]] = {
     "isclose": ("a, b, rtol=1e-05, atol=1e-08", False),
     "allclose": ("a, b, rtol=1e-05, atol=1e-08", False),
     "array_equal": ("a1, a2", False),
+    # elementwise (more)
+    **{n: ("x", True) for n in "fabs degrees radians conjugate".split()},
+    "logaddexp2": ("x1, x2", True),
+    "nan_to_num": ("x, copy=True, nan=0.0, posinf=None, neginf=None", True),
+    "real": ("val", True),
+    "imag": ("val", False),
+    # shapes and rearrangements (more)
+    "repeat": ("a, repeats, axis=None", True),
+    "roll": ("a, shift, axis=None", True),
+    "tile": ("A, reps", True),
+    "flipud": ("m", True),
+    "fliplr": ("m", True),
+    "rot90": ("m, k=1, axes=(0, 1)", True),
+    "rollaxis": ("a, axis, start=0", True),
+    "atleast_3d": ("a", True),
+    "column_stack": ("tup", True),
+    "append": ("arr, values, axis=None", True),
+    "array_split": ("ary, indices_or_sections, axis=0", True),
+    "hsplit": ("ary, indices_or_sections", True),
+    "vsplit": ("ary, indices_or_sections", True),
+    "dsplit": ("ary, indices_or_sections", True),
+    "take_along_axis": ("arr, indices, axis=-1", True),
+    "pad": ("array, pad_width, mode='constant', constant_values=0", True),
+    "meshgrid": ("*xi, copy=True, sparse=False, indexing='xy'", True),
+    "select": ("condlist, choicelist, default=0", True),
+    # differences, products, sorting, statistics (more)
+    "diff": ("a, n=1, axis=-1, prepend=None, append=None", True),
+    "cumprod": ("a, axis=None, dtype=None", True),
+    "gradient": ("f, *varargs, axis=None, edge_order=1", True),
+    "kron": ("a, b", True),
+    "cross": ("a, b, axisa=-1, axisb=-1, axisc=-1, axis=None", True),
+    "sort": ("a, axis=-1, kind=None, order=None", True),
+    "partition": ("a, kth, axis=-1, kind='introselect', order=None", True),
+    "nansum": ("a, axis=None, dtype=None, keepdims=False", True),
+    "nanmean": ("a, axis=None, dtype=None, keepdims=False", True),
+    "nanmax": ("a, axis=None, keepdims=False", True),
+    "nanmin": ("a, axis=None, keepdims=False", True),
+    "average": ("a, axis=None, weights=None, returned=False, keepdims=False", True),
+    "median": ("a, axis=None, out=None, overwrite_input=False, keepdims=False", True),
+    "percentile": ("a, q, axis=None, out=None, overwrite_input=False, method='linear', "
+                   "keepdims=False", True),
+    "quantile": ("a, q, axis=None, out=None, overwrite_input=False, method='linear', "
+                 "keepdims=False", True),
+    "cov": ("m, y=None, rowvar=True, bias=False, ddof=None", True),
+    "corrcoef": ("x, y=None, rowvar=True", True),
+    "convolve": ("a, v, mode='full'", True),
+    "correlate": ("a, v, mode='valid'", True),
+    "interp": ("x, xp, fp, left=None, right=None, period=None", True),
+    "bincount": ("x, weights=None, minlength=0", True),
+    # non-differentiable: indices, searches
+    "triu_indices": ("n, k=0, m=None", False),
+    "tril_indices": ("n, k=0, m=None", False),
+    "searchsorted": ("a, v, side='left', sorter=None", False),
+    "unique": ("ar, return_index=False, return_inverse=False, return_counts=False, axis=None",
+               True),
+    "histogram": ("a, bins=10, range=None, density=None, weights=None", True),
 }
 
 NUMPY_LINALG: dict[str, tuple[str, bool]] = {
@@ -144,6 +200,12 @@ PROPERTIES: dict[str, dict[str, Any]] = {
     **{f"np.{n}": dict(fresh=True) for n in (
         "dot einsum tensordot outer concatenate stack zeros ones full copy where "
         "cumsum").split()},
+    **{f"np.{n}": dict(elementwise=True) for n in (
+        "fabs degrees radians conjugate logaddexp2").split()},
+    # (np.diff is not fresh: with n=0 it returns its argument.)
+    **{f"np.{n}": dict(fresh=True) for n in (
+        "repeat roll tile column_stack append pad select cumprod kron cross sort partition "
+        "convolve correlate cov corrcoef interp bincount").split()},
     **{f"math.{n}": dict(result_kind="int") for n in ("floor", "ceil", "trunc", "factorial")},
     # (isnan, isinf, isfinite and isclose give bools: no fixed number kind.)
     **{f"math.{n}": dict(result_kind="float") for n in (
@@ -152,7 +214,9 @@ PROPERTIES: dict[str, dict[str, Any]] = {
         "fmod").split()},
 }
 # NumPy functions whose result is a tuple or a list, not a number or an array.
-NOT_NUMERIC = {"np.split", "np.shape", "np.linalg.slogdet"}
+NOT_NUMERIC = {"np.split", "np.shape", "np.linalg.slogdet", "np.array_split", "np.hsplit",
+               "np.vsplit", "np.dsplit", "np.meshgrid", "np.gradient", "np.triu_indices",
+               "np.tril_indices", "np.unique", "np.histogram"}
 
 
 def _register_table(prefix: str, module: object, table: dict[str, tuple[str, bool]]) -> None:
