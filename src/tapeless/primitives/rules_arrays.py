@@ -293,7 +293,7 @@ def _diff(a, n, axis, prepend, append):
                                              ZERO)
     # Numbers are broadcast to one slice along the axis; the arrays are concatenated.
     side = tuple(1 if i == ax else np.shape(a)[i] for i in range(nd))
-    parts = (a,)
+    parts: tuple = (a,)
     if prepend is not None:
         parts = (np.broadcast_to(prepend, side) if np.ndim(prepend) == 0 else prepend,) + parts
     if append is not None:
@@ -572,8 +572,9 @@ def _average(a, axis, weights, returned, keepdims):
     out = np.average(a, axis=axis, weights=weights, keepdims=keepdims)
     if weights is None:
         n = reduced_count(a, axis)
-        back = lambda d: (expand_reduced(d, a, axis, keepdims) / n, ZERO, ZERO, ZERO, ZERO)
-        return out, back
+        back_mean = lambda d: (expand_reduced(d, a, axis, keepdims) / n, ZERO, ZERO, ZERO,
+                               ZERO)
+        return out, back_mean
     w = weights
     if np.ndim(weights) != np.ndim(a):  # (1-d weights along the axis)
         ax = axis % np.ndim(a)

@@ -465,15 +465,6 @@ def _np_matmul(x1, x2):
     return _matmul_rule(x1, x2)
 
 
-@rule("np.trace")
-def _trace(a, offset, axis1, axis2):
-    if np.ndim(a) != 2:
-        raise ValueError("tapeless differentiates np.trace of 2-D arrays only")
-    shape = np.shape(a)
-    eye = np.eye(shape[0], shape[1], offset)
-    return np.trace(a, offset), lambda d: (d * eye, ZERO, ZERO, ZERO)
-
-
 @rule("np.diag")
 def _diag(v, k):
     if np.ndim(v) == 1:
