@@ -208,7 +208,7 @@ SAMPLES: dict[str, list[Sample]] = {
     "call_value": [S(lambda r: (u(r, (3,)),), call="FUNCS[0](a0) + FUNCS[1](a0)",
                      extra=CALLEES_HELPER),
                    S(lambda r: (u(r, (3,)),), call="FUNCS[2](a0) * a0", extra=CALLEES_HELPER,
-                     second=False, label="object")],
+                     second=True, label="object")],
     # A function passed to a `tl.grad` called inside compiled code.
     "lift": [S(lambda r: (u(r, (3,)),), call="lifted(a0, np.tanh)", extra=LIFT_HELPER),
              S(lambda r: (u(r, (3,)),), call="lifted(a0, lambda z: z * z * z)",

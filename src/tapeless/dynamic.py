@@ -21,7 +21,9 @@ from .ad.api_graphs import TRANSFORM
 from .api import Transformed, graph_of, load
 from .errors import GradError
 from .frontend.parser import unwrap
-from .ir.nodes import Graph
+from .frontend.scopes import ParamSpec
+from .ir.nodes import Constant, Graph
+from .primitives import PRIMITIVES as P
 from .primitives import lookup_callable
 
 # (callee or its class, order) -> (the callee, kept alive so its id is not reused; the
@@ -100,14 +102,37 @@ def call(level: int, fn: Any, args: tuple) -> Any:
         else None
     if method is None:
         return j_callable(fn, level)(*args)
-    if level != 1:
-        raise GradError(
-            f"calling the object {type(fn).__qualname__}(...) in a function differentiated "
-            "more than once is not supported; call a function of its fields instead")
-    # J of `__call__` on (obj, *args): its backpropagator gives (d_env, d_obj, d_args...);
-    # a value call's gives (d_callee, d_args...), and the callee here is the object.
-    value, backprop = _compiled(type(fn), 1, lambda: _j_graph(graph_of(method), 1))(fn, *args)
+    # The call as derivative code of order 1 sees it (`_bound_call`); at order n, J of
+    # that, n - 1 times, whose backpropagator gives (d_env, d_obj, d_args...) where a
+    # value call's gives (d_callee, d_args...): the callee here is the object.
+    cls = type(fn)
+    if level == 1:
+        return _compiled(cls, 1, lambda: _bound_call(method))(fn, *args)
+    value, backprop = _compiled(cls, level, lambda: _j_graph(_bound_call(method),
+                                                             level - 1))(fn, *args)
     return value, lambda d: backprop(d)[1:]
+
+
+def _bound_call(method: types.FunctionType) -> Graph:
+    """`obj(*args)` in derivative code of order 1, as a graph (derivative code itself, so
+    J applies to it for higher orders): J of `type(obj).__call__` on `(obj, *args)`,
+    whose backpropagator's sensitivities, (d_env, d_obj, d_args...), are laid out as a
+    value call's, (d_obj, d_args...): the object's sensitivity is the callee's."""
+    jm = Constant(_j_graph(graph_of(method), 1))
+    g = Graph(f"call_{method.__qualname__.replace('.', '_')}")
+    g.derived = True
+    obj, args = g.add_parameter("obj"), g.add_parameter("args")
+    g.vararg = True
+    g.signature = [ParamSpec("obj", "pos"), ParamSpec("args", "vararg")]
+    pair = g.apply(P["call_star"], jm, g.apply(P["add"], g.apply(P["make_tuple"], obj), args))
+    back = Graph("back", g)
+    back.derived = True
+    d = back.add_parameter("d")
+    sens = back.apply(g.apply(P["tuple_getitem"], pair, 1), d)
+    back.output = back.apply(P["getitem"], sens, Constant(slice(1, None, None)))
+    g.output = g.apply(P["make_tuple"], g.apply(P["tuple_getitem"], pair, 0), Constant(back))
+    g.effects = [pair]
+    return g
 
 
 def lift(value: Any) -> Any:
