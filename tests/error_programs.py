@@ -158,7 +158,7 @@ def undefined_name(x):
 
 
 def unknown_method(x):
-    return x.frobnicate()  # ERR: method
+    return x.nonzero()  # ERR: method
 
 
 def uses_match(x):

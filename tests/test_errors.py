@@ -73,7 +73,7 @@ UNSUPPORTED = [
      r"local variable 'y' is used before it is assigned"),
     ("undefined_name", "undefined", "undefined_thing",
      r"name 'undefined_thing' is not defined"),
-    ("unknown_method", "method", "x.frobnicate", r"the method \.frobnicate\(\) is not supported"),
+    ("unknown_method", "method", "x.nonzero", r"the method \.nonzero\(\) is not supported"),
     ("uses_match", "match", "match", r"`match` statements are not supported"),
     ("nested_decorator", "decorator", "staticmethod",
      r"decorators on nested functions are not supported"),

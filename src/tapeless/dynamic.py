@@ -94,22 +94,33 @@ def j_callable(fn: Any, level: int) -> Callable[..., Any]:
 def call(level: int, fn: Any, args: tuple) -> Any:
     """`fn(*args)` in derivative code of order `level` (see `runtime.call_value`)."""
     if isinstance(fn, types.MethodType) and isinstance(fn.__func__, types.FunctionType):
-        raise GradError(
-            f"derivative code cannot call the bound method {fn.__func__.__qualname__}: "
-            "its object's sensitivity would be lost; call it through the class, "
-            f"`{fn.__func__.__qualname__}(obj, ...)`, or pass a function")
+        # `obj.method(...)`: the method's function on the object, whose sensitivity is the
+        # bound method's (`runtime.getattr_sens` gives it to the object as it is).
+        obj, func = fn.__self__, fn.__func__
+        if isinstance(obj, (type, types.ModuleType)) or not runtime.is_method(obj,
+                                                                              func.__name__):
+            raise GradError(
+                f"derivative code cannot call the bound method {func.__qualname__} "
+                "taken from somewhere else than its object; call it as `obj.method(...)` "
+                "or pass a function")
+        return _object_call(level, func, obj, args)
     method = _method(fn) if not isinstance(fn, (types.FunctionType, type, Transformed)) \
         else None
     if method is None:
         return j_callable(fn, level)(*args)
+    return _object_call(level, method, fn, args)
+
+
+def _object_call(level: int, method: types.FunctionType, obj: Any, args: tuple) -> Any:
+    """`method(obj, *args)` as the call of a value standing for `obj` (the object called,
+    or its bound method) in derivative code of order `level`."""
     # The call as derivative code of order 1 sees it (`_bound_call`); at order n, J of
     # that, n - 1 times, whose backpropagator gives (d_env, d_obj, d_args...) where a
     # value call's gives (d_callee, d_args...): the callee here is the object.
-    cls = type(fn)
     if level == 1:
-        return _compiled(cls, 1, lambda: _bound_call(method))(fn, *args)
-    value, backprop = _compiled(cls, level, lambda: _j_graph(_bound_call(method),
-                                                             level - 1))(fn, *args)
+        return _compiled(method, 1, lambda: _bound_call(method))(obj, *args)
+    value, backprop = _compiled(method, level, lambda: _j_graph(_bound_call(method),
+                                                                level - 1))(obj, *args)
     return value, lambda d: backprop(d)[1:]
 
 

@@ -670,10 +670,22 @@ def _advanced(index: Any) -> bool:
     return any(isinstance(p, (list, np.ndarray)) for p in parts)
 
 
+def is_method(x: Any, name: str) -> bool:
+    """Whether `x.name` is a method of `x`'s class written in Python (a bound method, whose
+    sensitivity in derivative code is its object's: `tapeless.dynamic.call`)."""
+    for klass in type(x).__mro__:
+        if name in vars(klass):
+            return isinstance(vars(klass)[name], _FunctionType) and \
+                name not in getattr(x, "__dict__", {})
+    return False
+
+
 def getattr_sens(d: Any, x: Any, name: str) -> Any:
     """The sensitivity of `x` given that of `x.name`."""
     if d is ZERO or x is ZERO:
         return ZERO
+    if is_method(x, name):  # (a bound method's sensitivity is its object's)
+        return d
     if name == "T":
         return d.T
     if name in ("real",):
@@ -689,6 +701,8 @@ def sens_getattr(dd: Any, x: Any, name: str) -> Any:
     """The adjoint of `getattr_sens` in its first argument: pick `name` from `dd`."""
     if dd is ZERO:
         return ZERO
+    if is_method(x, name):
+        return dd
     if name == "T":
         return dd.T
     if name == "real":

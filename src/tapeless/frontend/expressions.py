@@ -367,6 +367,12 @@ class ExpressionMixin:
             raise self.error("keyword arguments are only supported when the called "
                              "function is known at compile time", node,
                              "pass the arguments positionally")
+        return self._call_value(callee, node, block)
+
+    def _call_value(self, callee: Node, node: ast.Call, block: Block) -> Node:
+        """A call of a value known at run time only, with positional arguments."""
+        g, loc = block.graph, self.loc(node)
+        starred = any(isinstance(a, ast.Starred) for a in node.args)
         args = self._call_args(node, block, starred)
         if starred:
             out = g.apply(P["call_star"], callee, args[0], loc=loc)
@@ -395,9 +401,18 @@ class ExpressionMixin:
                              "build a new value instead, e.g. `xs = xs + [v]` or a list "
                              "comprehension")
         prim = METHODS.get(name)
-        if prim is None:
+        if prim is None and any(hasattr(t, name) for t in _BUILTIN_RECEIVERS):
             raise self.error(f"the method .{name}() is not supported", node,
                              "call the corresponding NumPy function, e.g. np.f(x)")
+        if prim is None:
+            # A method of the user's class (`model.apply(x)`): the bound method, called
+            # like any value (derivative code calls J of the function on the object).
+            if node.keywords:
+                raise self.error(f"keyword arguments to the method .{name}() are not "
+                                 "supported", node, "pass them positionally")
+            bound_method = block.graph.apply(P["getattr"], receiver, Constant(name),
+                                             loc=self.loc(node))
+            return self._call_value(bound_method, node, block)
         starred = any(isinstance(a, ast.Starred) for a in node.args)
         args = [receiver] + self._call_args(node, block, starred)
         kwargs = self._keywords(node, block)
@@ -650,6 +665,12 @@ class ExpressionMixin:
         if not isinstance(value, Constant):
             raise self.error("this argument must be a constant known when compiling", node)
         return value.value
+
+
+# The types whose methods tapeless registers one by one (`primitives.METHODS`): a method
+# of theirs that is not registered is refused when compiling, where a method of another
+# class is called as the user's (`model.apply(x)`).
+_BUILTIN_RECEIVERS = (np.ndarray, np.generic, list, tuple, dict, str, float, int)
 
 
 def _is_one(node: Node) -> bool:
