@@ -74,9 +74,9 @@ def uses_del(x):
 
 
 def imports_inside(x):
-    import os  # ERR: import
+    from os import not_a_name_in_os  # ERR: import
 
-    return x + len(os.sep)
+    return x + not_a_name_in_os
 
 
 def uses_exec(x):

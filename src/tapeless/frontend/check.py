@@ -84,9 +84,22 @@ class _Checker(ast.NodeVisitor):
         self.add(node, "`del` is not supported",
                  "let the variable go out of use instead of deleting it")
 
-    def visit_Import(self, node: ast.AST) -> None:
-        self.add(node, "`import` inside a function is not supported",
-                 "import the module at the top of the file")
+    def visit_Import(self, node: ast.Import | ast.ImportFrom) -> None:
+        # An import inside a compiled function is bound when compiling: report one that
+        # cannot be.
+        import importlib
+
+        for alias in node.names:
+            try:
+                if isinstance(node, ast.Import):
+                    importlib.import_module(alias.name)
+                elif node.level or alias.name == "*":
+                    raise ImportError("relative and `*` imports")
+                else:
+                    getattr(importlib.import_module(node.module or ""), alias.name)
+            except (ImportError, AttributeError) as exc:
+                self.add(node, f"cannot import inside the compiled function: {exc}",
+                         "import at the top of the file")
 
     visit_ImportFrom = visit_Import
 

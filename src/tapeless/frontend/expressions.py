@@ -331,6 +331,10 @@ class ExpressionMixin:
             if _is_api(fn):
                 return self.api_call(fn, node, block)
             prim = lookup_callable(fn) if not isinstance(fn, Graph) else None
+            if fn is builtins.dict and kwargs and not node.args:
+                # dict(a=x, b=y): the display {"a": x, "b": y}.
+                return g.apply(P["make_dict"], Constant(tuple(kwargs)),
+                               g.apply(P["make_tuple"], *kwargs.values()), loc=loc)
             if prim is not None:
                 args = self._call_args(node, block, starred)
                 bound = self.bind_primitive(prim, args, kwargs, node, block, starred)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import ast
 import builtins
+import importlib
 import types
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -298,6 +299,9 @@ class Compiler(ExpressionMixin):
             if s.value is not None:
                 self.assign(s.target, self.expr(s.value, block), block)
             return False
+        if isinstance(s, (ast.Import, ast.ImportFrom)):
+            self._import(s, block)
+            return False
         if isinstance(s, ast.AugAssign):
             if not isinstance(s.target, ast.Name):
                 raise self._mutation_error(s.target)
@@ -348,6 +352,26 @@ class Compiler(ExpressionMixin):
                           "build a new value instead, e.g. `a = np.where(mask, v, a)` or "
                           "`a = np.concatenate(...)`, or a new tuple/dataclass")
 
+    def _import(self, s: ast.Import | ast.ImportFrom, block: Block) -> None:
+        """`import m`, `import m as n`, `from m import x`: the module (or what it holds)
+        is bound when compiling, a constant of the compiled code, as a global is."""
+        for alias in s.names:
+            try:
+                if isinstance(s, ast.Import):
+                    module = importlib.import_module(alias.name)
+                    top = alias.name.split(".")[0]
+                    value = module if alias.asname else importlib.import_module(top)
+                    name = alias.asname or top
+                else:
+                    if s.level or alias.name == "*":
+                        raise ImportError("relative and `*` imports")
+                    value = getattr(importlib.import_module(s.module or ""), alias.name)
+                    name = alias.asname or alias.name
+            except (ImportError, AttributeError) as exc:
+                raise self.error(f"cannot import inside the compiled function: {exc}", s,
+                                 "import at the top of the file") from None
+            block.vars[name] = self.constant_for(value, s)
+
     def _unsupported_statement(self, s: ast.stmt) -> CompileError:
         hints = {
             ast.Try: ("`try` statements are not supported",
@@ -360,10 +384,6 @@ class Compiler(ExpressionMixin):
                            "define the class at module level"),
             ast.Delete: ("`del` is not supported",
                          "let the variable go out of use instead of deleting it"),
-            ast.Import: ("`import` inside a function is not supported",
-                         "import the module at the top of the file"),
-            ast.ImportFrom: ("`import` inside a function is not supported",
-                             "import at the top of the file"),
             ast.AsyncFunctionDef: ("async functions are not supported", "use `def`"),
         }
         message, hint = hints.get(type(s), (f"`{type(s).__name__}` statements are not "

@@ -217,6 +217,10 @@ def analyze_scope(fn: ast.FunctionDef | ast.Lambda | None, body: Sequence[ast.AS
             for child in node.orelse:
                 visit(child)
             return
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            for alias in node.names:  # (`import a.b` binds `a`)
+                bind(alias.asname or alias.name.split(".")[0], node, "assign")
+            return
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
             bind(node.name, node, "def")
             for d in getattr(node, "decorator_list", []):
