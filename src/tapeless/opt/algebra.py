@@ -24,7 +24,7 @@ def _double_negation(ctx: Context, node: Apply) -> Node | None:
         return None
     inner = x.inputs[1]
     for link in reversed(chain):
-        inner = link.graph.apply(link.inputs[0], inner, link.inputs[2], loc=link.loc)  # type: ignore
+        inner = link.graph.apply(link.inputs[0], inner, link.inputs[2], loc=link.loc)
     return inner
 
 
@@ -100,13 +100,13 @@ def _float_const(node: Node) -> float | None:
 def _scaled(node: Node) -> tuple[float, Node] | None:
     """(c, a) where node is `c * a`, `a * c` or `-a` for a float constant c."""
     if is_prim(node, "neg"):
-        return -1.0, node.inputs[1]  # type: ignore[attr-defined]
+        return -1.0, node.inputs[1]
     if is_prim(node, "mul"):
-        a, b = node.inputs[1:]  # type: ignore[attr-defined]
+        a, b = node.inputs[1:]
         if _float_const(a) is not None:
-            return a.value, b  # type: ignore[attr-defined]
+            return a.value, b
         if _float_const(b) is not None:
-            return b.value, a  # type: ignore[attr-defined]
+            return b.value, a
     return None
 
 

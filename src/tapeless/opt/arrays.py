@@ -121,7 +121,7 @@ def _transposed(node: Node, facts: LoopFacts | None) -> tuple[Node, int] | None:
     """(x, n) where node swaps the last two axes of x, an array of n >= 2 dimensions
     (`np.swapaxes(x, -1, -2)` or the like, `x.T` for a matrix)."""
     if is_prim(node, "np.swapaxes"):
-        x, i, j = node.inputs[1:]  # type: ignore[attr-defined]
+        x, i, j = node.inputs[1:]
         n = ndim_of(kind(x, facts))
         if n is not None and n >= 2 and isinstance(i, Constant) and isinstance(j, Constant) \
                 and type(i.value) is int and type(j.value) is int and \
@@ -129,8 +129,8 @@ def _transposed(node: Node, facts: LoopFacts | None) -> tuple[Node, int] | None:
                 {i.value % n, j.value % n} == {n - 2, n - 1}:
             return x, n
     if is_prim(node, "getattr") and isinstance(node.inputs[2], Constant) and \
-            node.inputs[2].value == "T":  # type: ignore[attr-defined]
-        x = node.inputs[1]  # type: ignore[attr-defined]
+            node.inputs[2].value == "T":
+        x = node.inputs[1]
         if ndim_of(kind(x, facts)) == 2:
             return x, 2
     return None
@@ -151,7 +151,7 @@ def _transpose_twice(ctx: Context, node: Apply) -> Node | None:
         return inner[0]
     if not is_prim(x, "matmul"):
         return None
-    a, b = x.inputs[1:]  # type: ignore[attr-defined]
+    a, b = x.inputs[1:]
     ta, tb = _transposed(a, ctx.facts), _transposed(b, ctx.facts)
     if (ta is None and tb is None) or ndim_of(kind(a, ctx.facts)) != n or \
             ndim_of(kind(b, ctx.facts)) != n:

@@ -34,15 +34,15 @@ def branch_backprops(graphs: list[Graph], use: dict[int, list[tuple[Node | None,
     refs: dict[int, int] = {}
     for g in graphs:
         for node in graph_nodes(g):
-            for i in node.inputs:  # type: ignore[attr-defined]
+            for i in node.inputs:
                 if is_constant_graph(i):
                     refs[i.value.id] = refs.get(i.value.id, 0) + 1
         if is_constant_graph(g.output):
-            refs[g.output.value.id] = refs.get(g.output.value.id, 0) + 1  # type: ignore
+            refs[g.output.value.id] = refs.get(g.output.value.id, 0) + 1
     return any(
         is_switch_call(node) and node.id not in replace and
         all(refs.get(b.value.id, 0) == 1 for b in node.inputs[0].inputs[2:4]) and  # type: ignore
-        _rewrite_switch(g, node, use, replace)  # type: ignore[arg-type]
+        _rewrite_switch(g, node, use, replace)
         for g in graphs for node in graph_nodes(g))
 
 
@@ -85,7 +85,7 @@ def _rewrite_switch(g: Graph, node: Apply, use: dict[int, list[tuple[Node | None
             new_branches = []
             for b, clo, fvs in zip(branches, closures, saved, strict=True):
                 nb = Graph(f"B_{b.name}", h, call.loc)
-                rebuilt = rebuild_closure(clo.value, nb, call.inputs[0],  # type: ignore
+                rebuilt = rebuild_closure(clo.value, nb, call.inputs[0],
                                           {fv.id: i for i, fv in enumerate(fvs)})
                 set_output(nb, nb.apply(Constant(rebuilt), *call.inputs[1:], loc=call.loc))
                 new_branches.append(nb)

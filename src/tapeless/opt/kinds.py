@@ -703,7 +703,7 @@ def int_value(node: Node, facts: LoopFacts | None = None, depth: int = 0,
         seq, i = node.inputs[1:3]
         if prim_name(seq) == "getattr" and isinstance(seq.inputs[2], Constant) and \
                 seq.inputs[2].value == "shape" and isinstance(i, Constant) and \
-                type(i.value) is int:  # type: ignore[attr-defined]
+                type(i.value) is int:
             shape = shape_of(kind(seq.inputs[1], facts, depth + 1, assumed))  # type: ignore
             if shape is not None and -len(shape) <= i.value < len(shape):
                 return shape[i.value]
@@ -810,7 +810,7 @@ def _state_kinds(info: object, facts: LoopFacts, depth: int,
     if memo in facts.kinds:
         return facts.kinds[memo]  # type: ignore[return-value]
     if outputs is None:
-        facts.kinds[memo] = [None] * n  # type: ignore[index]
+        facts.kinds[memo] = [None] * n
         return facts.kinds[memo]  # type: ignore[return-value]
     current = [kind(i, facts, depth + 1, assumed) for i in info.init]  # type: ignore
     # The kinds the last round found (hints): if they hold, one pass over the body proves
@@ -822,12 +822,12 @@ def _state_kinds(info: object, facts: LoopFacts, depth: int,
                   for k, h in zip(current, hint, strict=True)]
         if hinted != current and _induction_step(info, facts, depth, assumed,
                                                  hinted) == hinted:
-            facts.kinds[memo] = hinted  # type: ignore[index]
+            facts.kinds[memo] = hinted
             return hinted
     while True:
         new = _induction_step(info, facts, depth, assumed, current)
         if new == current:
-            facts.kinds[memo] = current  # type: ignore[index]
+            facts.kinds[memo] = current
             facts.hints[loop] = current
             return current
         current = new
@@ -1096,7 +1096,7 @@ def _known_call(node: Apply, depth: int) -> Graph | None:
     if isinstance(callee, Constant) and hasattr(callee.value, "parameters") and depth <= 10 \
             and len(callee.value.parameters) == len(node.inputs) - 1 and \
             callee.value.output is not None and not callee.value.vararg:
-        return callee.value  # type: ignore[return-value]
+        return callee.value
     return None
 
 
@@ -1169,7 +1169,7 @@ def item_nodes(seq: Node, i: int, facts: LoopFacts | None) -> list[Node] | None:
         return item_nodes(facts.popped[seq.id], i, facts)
     if is_switch_call(seq):
         items = []
-        for b in seq.inputs[0].inputs[2:4]:  # type: ignore[union-attr]
+        for b in seq.inputs[0].inputs[2:4]:
             found = item_nodes(b.value.output, i, facts)
             if found is None:
                 return None

@@ -64,9 +64,9 @@ def is_call_of(node: Node, name: str) -> bool:
 def loop_info(node: Node) -> LoopInfo | None:
     if type(node) is not Apply or type(node.inputs[0]) is not Constant:
         return None
-    name = getattr(node.inputs[0].value, "name", None)  # type: ignore[attr-defined]
+    name = getattr(node.inputs[0].value, "name", None)
     if name == "for_range" and is_constant_graph(node.inputs[4]):
-        return LoopInfo(node, node.inputs[4].value, None, 1, 5)  # type: ignore[attr-defined]
+        return LoopInfo(node, node.inputs[4].value, None, 1, 5)
     if name == "while_loop" and \
             is_constant_graph(node.inputs[1]) and is_constant_graph(node.inputs[2]):
         return LoopInfo(node, node.inputs[2].value, node.inputs[1].value, 0, 3)
@@ -135,7 +135,7 @@ class LoopFacts:
         if outputs is None:
             return False
         push = outputs[kf]
-        if not (is_call_of(push, "make_tuple") and len(push.inputs) == 3  # type: ignore[union-attr]
+        if not (is_call_of(push, "make_tuple") and len(push.inputs) == 3
                 and push.inputs[2] is fwd.body.parameters[fwd.lead + kf]):  # type: ignore
             return False
         self.pushed_by[back.node.id] = (fwd, kf, push)  # type: ignore[assignment]
@@ -143,20 +143,20 @@ class LoopFacts:
         for n in graph_nodes(back.body):
             if is_call_of(n, "tuple_getitem") and n.inputs[1] is p and \
                     isinstance(n.inputs[2], Constant) and n.inputs[2].value == 0:
-                self.popped[n.id] = push.inputs[1]  # type: ignore[union-attr]
+                self.popped[n.id] = push.inputs[1]
         return True
 
     def _through_popped(self, start: Node) -> tuple[LoopInfo, int] | None:
         """A nested loop's stack, saved on an outer loop's stack: `start` is `saved[i]`
         in the outer backward loop, where `saved` is what its forward loop pushed."""
-        if not (is_call_of(start, "tuple_getitem") and isinstance(start.inputs[2], Constant)):  # type: ignore[union-attr]
+        if not (is_call_of(start, "tuple_getitem") and isinstance(start.inputs[2], Constant)):
             return None
-        pushed = self.popped.get(start.inputs[1].id)  # type: ignore[union-attr]
-        i = start.inputs[2].value  # type: ignore[union-attr]
+        pushed = self.popped.get(start.inputs[1].id)
+        i = start.inputs[2].value
         if pushed is None or not is_call_of(pushed, "make_tuple") or \
-                not 0 <= i < len(pushed.inputs) - 1:  # type: ignore[union-attr]
+                not 0 <= i < len(pushed.inputs) - 1:
             return None
-        return self.result_of(pushed.inputs[1 + i])  # type: ignore[union-attr]
+        return self.result_of(pushed.inputs[1 + i])
 
     def inductive(self, node: Node, test, assumed: set[int]) -> bool:  # noqa: ANN001
         """For a state parameter: `test` holds of its initial value and of the body's
@@ -175,7 +175,7 @@ class LoopFacts:
         try:
             return test(info.init[j], assumed) and test(outputs[j], assumed)
         finally:
-            assumed.discard(key)  # type: ignore[arg-type]
+            assumed.discard(key)
 
     def result_of(self, node: Node) -> tuple[LoopInfo, int] | None:
         """For `tuple_getitem(loop, j)`: the loop and j."""

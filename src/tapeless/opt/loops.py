@@ -135,7 +135,7 @@ def _rebuild(info: LoopInfo, keep: list[int], results: list[Node],
         set_parameters(info.cond, [info.cond.parameters[j] for j in keep])
     position = {j: i for i, j in enumerate(keep)}
     for u in results:
-        j = u.inputs[2].value  # type: ignore[union-attr]
+        j = u.inputs[2].value
         if j in position and u.id not in replace:
             replace[u.id] = g.apply(P["tuple_getitem"], new, position[j], name=u.name)
             replace[u.id].kind = u.kind
@@ -191,10 +191,10 @@ def _only_reader(start: Node, facts: LoopFacts,
     """A nested loop's stack comes to its backward loop as `saved[i]` of an outer
     backward loop: `start` must be the only read of slot i, and that slot's pushed
     value used nowhere else."""
-    saved = start.inputs[1]  # type: ignore[union-attr]
-    i = start.inputs[2].value  # type: ignore[union-attr]
+    saved = start.inputs[1]
+    i = start.inputs[2].value
     pushed = facts.popped[saved.id].inputs[1 + i]  # type: ignore[attr-defined]
-    reads = _constant_reads(saved.inputs[1], use)  # type: ignore[union-attr]
+    reads = _constant_reads(saved.inputs[1], use)
     return len(use.get(pushed.id, [])) == 1 and reads is not None and \
         [r for r in reads if r.inputs[2].value == i] == [start]
 
@@ -213,7 +213,7 @@ def prune_saved(root: Graph, facts: LoopFacts, replace: dict[int, Node]) -> int:
         return changed
     for fwd, kf, push, values, reads in pairs:
         stack_param = fwd.body.parameters[fwd.lead + kf]
-        read_index = {u.inputs[2].value for u in reads}  # type: ignore[union-attr]
+        read_index = {u.inputs[2].value for u in reads}
         # Constants need not be saved, except closures: those hold forward values.
         plain = [isinstance(v, Constant) and not (
             is_constant_graph(v) and free_variables(v.value)) for v in values]
@@ -233,23 +233,23 @@ def prune_saved(root: Graph, facts: LoopFacts, replace: dict[int, Node]) -> int:
         if len(keep) == len(values) and len(keep) != 1:
             continue
         for u in reads:
-            j = u.inputs[2].value  # type: ignore[union-attr]
+            j = u.inputs[2].value
             if plain[j]:
                 replace[u.id] = values[j]
         fg = fwd.body
         if len(keep) == 1:
             new_push = fg.apply(P["make_tuple"], values[keep[0]], stack_param, name="stack")
             for u in reads:
-                j = u.inputs[2].value  # type: ignore[union-attr]
+                j = u.inputs[2].value
                 if j in remat:
                     k = remat[j]
-                    replace[u.id] = _recompute(values[j], values[k] if k >= 0 else None,  # type: ignore
-                                               u.inputs[1], u)  # type: ignore[union-attr]
+                    replace[u.id] = _recompute(values[j], values[k] if k >= 0 else None,
+                                               u.inputs[1], u)
                     continue
                 if u.id not in replace:
-                    replace[u.id] = u.inputs[1]  # type: ignore[union-attr]
-                    if u.inputs[1].kind is None:  # type: ignore[union-attr]
-                        u.inputs[1].kind = u.kind  # type: ignore[union-attr]
+                    replace[u.id] = u.inputs[1]
+                    if u.inputs[1].kind is None:
+                        u.inputs[1].kind = u.kind
         else:
             new_push = fg.apply(P["make_tuple"], fg.apply(P["make_tuple"],
                                                           *[values[j] for j in keep]),
@@ -258,21 +258,21 @@ def prune_saved(root: Graph, facts: LoopFacts, replace: dict[int, Node]) -> int:
             # (A value saved twice that is computed again has no position.)
             position.update({j: position[k] for j, k in same.items() if k in position})
             for u in reads:
-                j = u.inputs[2].value  # type: ignore[union-attr]
+                j = u.inputs[2].value
                 if j in remat:
                     k = remat[j]
                     if k < 0:
-                        replace[u.id] = _recompute(values[j], None, None, u)  # type: ignore
+                        replace[u.id] = _recompute(values[j], None, None, u)
                         continue
-                    source = u.graph.apply(P["tuple_getitem"], u.inputs[1],  # type: ignore
+                    source = u.graph.apply(P["tuple_getitem"], u.inputs[1],
                                            position[k])
-                    replace[u.id] = _recompute(values[j], values[k], source, u)  # type: ignore
+                    replace[u.id] = _recompute(values[j], values[k], source, u)
                     continue
                 if u.id not in replace:
                     g = u.graph
                     assert g is not None
-                    replace[u.id] = g.apply(P["tuple_getitem"], u.inputs[1],  # type: ignore
-                                            position[u.inputs[2].value], name=u.name)  # type: ignore
+                    replace[u.id] = g.apply(P["tuple_getitem"], u.inputs[1],
+                                            position[u.inputs[2].value], name=u.name)
                     replace[u.id].kind = u.kind
         replace[push.id] = new_push
         changed += 1
@@ -308,7 +308,7 @@ def _recomputable(values: list[Node], keep: list[int], facts: LoopFacts, body: G
                     not isinstance(x, (Apply, Parameter)) or x.graph is None or \
                     is_inside(x.graph, body) or not all(
                         is_inside(u.graph, x.graph) for u in reads
-                        if u.inputs[2].value == j):  # type: ignore[union-attr]
+                        if u.inputs[2].value == j):
                 continue
             k = -1 if constant else kept[index.id]  # (-1: computed from nothing saved)
         elif getattr(prim, "cheap", False):
@@ -346,11 +346,11 @@ def _rebuild_closures(fg: Graph, push: Apply, values: list[Node], reads: list[No
     new_values = list(values)
     rebuilt = False
     for u in reads:
-        j = u.inputs[2].value  # type: ignore[union-attr]
+        j = u.inputs[2].value
         v = values[j]
         if not is_constant_graph(v) or u.id in replace:
             continue
-        clo: Graph = v.value  # type: ignore[union-attr]
+        clo: Graph = v.value
         bg = u.graph
         assert bg is not None
         # Saved: the free variables not visible where the closure is rebuilt (values of
@@ -359,7 +359,7 @@ def _rebuild_closures(fg: Graph, push: Apply, values: list[Node], reads: list[No
         if not here:
             continue
         new_values += [fv for fv in here if fv not in new_values]
-        rebuilt_clo = rebuild_closure(clo, bg, u.inputs[1],  # type: ignore[union-attr]
+        rebuilt_clo = rebuild_closure(clo, bg, u.inputs[1],
                                       {fv.id: new_values.index(fv) for fv in here})
         replace[u.id] = Constant(rebuilt_clo, v.loc)
         rebuilt = True
@@ -481,11 +481,11 @@ def accumulate_in_place(graphs: list[Graph], use: dict[int, list[tuple[Node | No
                     continue
                 if info.cond is not None and use.get(info.cond.parameters[j].id):
                     continue
-                a, b = add.inputs[1:]  # type: ignore[union-attr]
+                a, b = add.inputs[1:]
                 scatter = b if a is p else a
                 if not is_call_of(scatter, "scatter_sens") or (a is p) == (b is p):
                     continue
-                found.append((body, j, p, scatter))  # type: ignore[arg-type]
+                found.append((body, j, p, scatter))
     # (Every proof first: the rewrites change what the kinds of loop state would be.)
     fast = [known is not None and known(*s.inputs[1:]) for _, _, _, s in found]
     for (body, j, p, scatter), f in zip(found, fast, strict=True):
@@ -504,14 +504,14 @@ def _lower_pops(back: LoopInfo, t: int, use: dict[int, list[tuple[Node | None, G
     q = back.body.parameters[t]
     heads = [u for u, _ in use.get(q.id, []) if u is not None and is_call_of(u, "tuple_getitem")]
     if len(heads) != 2 or len(use.get(q.id, [])) != 2 or \
-            sorted(u.inputs[2].value for u in heads) != [0, 1]:  # type: ignore[union-attr]
+            sorted(u.inputs[2].value for u in heads) != [0, 1]:
         return False
-    head, rest = sorted(heads, key=lambda u: u.inputs[2].value)  # type: ignore[union-attr]
+    head, rest = sorted(heads, key=lambda u: u.inputs[2].value)
     outputs = back.outputs
     assert outputs is not None and back.cond is not None
     if outputs[t] is not rest or len(use.get(rest.id, [])) != 1:
         return False
-    if any(u is not None and is_call_of(u, "tuple_getitem") and u.inputs[2].value == t  # type: ignore[union-attr]
+    if any(u is not None and is_call_of(u, "tuple_getitem") and u.inputs[2].value == t
            for u, _ in use.get(back.node.id, [])) or \
             any(u is None or not is_call_of(u, "tuple_getitem")
                 for u, _ in use.get(back.node.id, [])):

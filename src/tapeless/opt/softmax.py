@@ -205,7 +205,7 @@ def _cancelling(delta: Node, facts: LoopFacts | None) -> tuple[_Max, Node] | Non
         a, b = delta.inputs[1:]  # type: ignore[attr-defined]
         for p, n in ((a, b), (b, a)):
             if prim_name(n) == "neg":
-                pairs.append((p, n.inputs[1], False))  # type: ignore[attr-defined]
+                pairs.append((p, n.inputs[1], False))
             elif prim_name(n) == "unbroadcast":
                 pairs.append((p, n, True))
     for p, total, negated in pairs:

@@ -81,7 +81,7 @@ def _getitem_of_tuple_call(ctx: Context, node: Apply) -> Node | None:
     t, i = node.inputs[1:]
     if not is_prim(t, "tuple") or not (isinstance(i, Constant) and type(i.value) is int):
         return None
-    x = t.inputs[1]  # type: ignore[union-attr]
+    x = t.inputs[1]
     if not _is_sequence(x, ctx.facts):
         return None
     return node.graph.apply(P["getitem"], x, i, loc=node.loc, name=node.name)
@@ -245,7 +245,7 @@ def _tuple_sens_display(ctx: Context, node: Apply) -> Node | None:
         found = sequence_items(like, ctx.facts)
         forward = item_nodes(like.inputs[1], like.inputs[2].value, ctx.facts) \
             if isinstance(like.inputs[2], Constant) and type(like.inputs[2].value) is int \
-            else None  # type: ignore[union-attr]
+            else None
         if found is not None and forward is not None and is_prim(forward[0], "make_tuple"):
             items = found
     if items is None or not (isinstance(i, Constant) and type(i.value) is int and
@@ -388,7 +388,7 @@ def _field_pieces(d: Node, like: Node, names: list[str], g: Graph,
     if not is_prim(d, "gadd") or depth > 100:
         return None
     a, b = (_field_pieces(x, like, names, g, depth + 1)
-            for x in d.inputs[1:])  # type: ignore[attr-defined]
+            for x in d.inputs[1:])
     if a is None or b is None:
         return None
     for f, piece in b.items():

@@ -33,8 +33,8 @@ def never_zero(node: Node, facts: LoopFacts | None = None, assumed: set | None =
         return _never_zero(node, facts, assumed, depth)
     key = (node.id, frozenset(assumed) if assumed else frozenset())
     if key not in facts.nonzero:
-        facts.nonzero[key] = _never_zero(node, facts, assumed, depth)  # type: ignore[index]
-    return facts.nonzero[key]  # type: ignore[index]
+        facts.nonzero[key] = _never_zero(node, facts, assumed, depth)
+    return facts.nonzero[key]
 
 
 def _never_zero(node: Node, facts: LoopFacts | None, assumed: set | None,
@@ -48,7 +48,7 @@ def _never_zero(node: Node, facts: LoopFacts | None, assumed: set | None,
         return facts is not None and facts.inductive(
             node, lambda n, a: never_zero(n, facts, a, depth + 1), assumed)
     if is_switch_call(node):  # a value-`if`: each branch's value
-        return all(never_zero(b.value.output, facts, assumed, depth + 1)  # type: ignore
+        return all(never_zero(b.value.output, facts, assumed, depth + 1)
                    for b in node.inputs[0].inputs[2:4])  # type: ignore[attr-defined]
     p = prim_of(node)
     if p is None:
@@ -99,7 +99,7 @@ def _zeros_of(node: Node, facts: LoopFacts | None) -> bool:
     of like's kind, made only because an operation needs a value."""
     if not is_prim(node, "sens_of"):
         return False
-    d, like = node.inputs[1:]  # type: ignore[attr-defined]
+    d, like = node.inputs[1:]
     k = kind(like, facts)
     return isinstance(d, Constant) and d.value is ZERO and is_f8(k)
 
