@@ -28,7 +28,7 @@ def _double_negation(ctx: Context, node: Apply) -> Node | None:
     return inner
 
 
-def _without_neutral(ctx: Context, pairs: tuple, neutral: float) -> Node | None:
+def _without_neutral(ctx: Context, pairs: tuple[tuple[Node, Node], ...], neutral: float) -> Node | None:
     """x, for the first (c, x) of `pairs` where c is the number `neutral` and x a float64
     array or a Python float (not an int: 1.0 * 2 is a float)."""
     for c, x in pairs:
@@ -103,10 +103,10 @@ def _scaled(node: Node) -> tuple[float, Node] | None:
         return -1.0, node.inputs[1]
     if is_prim(node, "mul"):
         a, b = node.inputs[1:]
-        if _float_const(a) is not None:
-            return a.value, b
-        if _float_const(b) is not None:
-            return b.value, a
+        if (c := _float_const(a)) is not None:
+            return c, b
+        if (c := _float_const(b)) is not None:
+            return c, a
     return None
 
 

@@ -94,9 +94,11 @@ def _reduced_count_known(ctx: Context, node: Apply) -> Node | None:
     """How many elements a reduction over constant axes of a value of known shape adds."""
     x, axis = node.inputs[1:]
     k = kind(x, ctx.facts)
-    shape = () if k in (FLOAT, INT, SCALAR) else shape_of(k)
-    axes = reduced_axes(axis, len(shape)) if shape is not None else None
-    return Constant(math.prod(shape[a] for a in axes)) if axes is not None else None  # type: ignore[index]
+    shape: tuple[int, ...] | None = () if k in (FLOAT, INT, SCALAR) else shape_of(k)
+    if shape is None:
+        return None
+    axes = reduced_axes(axis, len(shape))
+    return Constant(math.prod(shape[a] for a in axes)) if axes is not None else None
 
 
 @rewrite("getattr_sens")

@@ -358,8 +358,8 @@ def _round(root: Graph, enabled: set[str] | None, log: PassLog, hints: dict,
             log.add("branch_backprops")
             changed = structural = True
     if not changed and allowed(enabled, "unused_parameters"):  # alone in its round
-        if (n := drop_unused_parameters(root, graphs)):
-            log.add("unused_parameters", n)
+        if (dropped := drop_unused_parameters(root, graphs)):
+            log.add("unused_parameters", dropped)
             changed = structural = True
     redirected = sweep.changed
     if replace or touched or structural:

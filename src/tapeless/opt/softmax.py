@@ -33,7 +33,9 @@ if TYPE_CHECKING:
 
 
 def _args(node: Node, names: tuple[str, ...]) -> list[Node] | None:
-    return list(node.inputs[1:]) if prim_name(node) in names else None  # type: ignore
+    if not isinstance(node, Apply):
+        return None
+    return list(node.inputs[1:]) if prim_name(node) in names else None
 
 
 def reduced_axes(axis: Node, ndim: int) -> tuple[int, ...] | None:
@@ -63,15 +65,17 @@ def _reduction(node: Node, reduction: str, ndim: int
 def _spread(node: Node, axes: tuple[int, ...], ndim: int) -> tuple[Node, bool]:
     """(r, expanded) where `node` puts the reduced axes back into `r`
     (`np.expand_dims(r, axes)`, `expand_reduced(r, x, axes, False)`), else (node, False)."""
+    if not isinstance(node, Apply):  # (then it applies no primitive)
+        return node, False
     name = prim_name(node)
     # (`expand_dims` names the axes of its result, which has ndim dimensions; its axis
     # is never None.)
     if name == "np.expand_dims" and isinstance(node.inputs[2], Constant) and \
-            normalized_axes(node.inputs[2].value, ndim) == axes:  # type: ignore[attr-defined]
-        return node.inputs[1], True  # type: ignore[attr-defined]
+            normalized_axes(node.inputs[2].value, ndim) == axes:
+        return node.inputs[1], True
     if name == "expand_reduced" and isinstance(node.inputs[4], Constant) and \
-            node.inputs[4].value is False and reduced_axes(node.inputs[3], ndim) == axes:  # type: ignore
-        return node.inputs[1], True  # type: ignore[attr-defined]
+            node.inputs[4].value is False and reduced_axes(node.inputs[3], ndim) == axes:
+        return node.inputs[1], True
     return node, False
 
 
@@ -104,8 +108,9 @@ def _same(a: Node, b: Node, facts: LoopFacts | None) -> bool:
         return True
     if isinstance(a, Constant) and isinstance(b, Constant):
         return type(a.value) is float and type(b.value) is float and a.value == b.value
-    if prim_name(a) == prim_name(b) == "sens_of" and a.inputs[1] is b.inputs[1]:  # type: ignore
-        ka, kb = kind(a.inputs[2], facts), kind(b.inputs[2], facts)  # type: ignore
+    if isinstance(a, Apply) and isinstance(b, Apply) and \
+            prim_name(a) == prim_name(b) == "sens_of" and a.inputs[1] is b.inputs[1]:
+        ka, kb = kind(a.inputs[2], facts), kind(b.inputs[2], facts)
         return shape_of(ka) is not None and ka == kb
     return False
 
@@ -138,20 +143,21 @@ def _max_of(a: Node, spread_mx: Node, facts: LoopFacts | None) -> _Max | None:
 
 
 def _spread_source(node: Node) -> Node | None:
-    if prim_name(node) in ("np.expand_dims", "expand_reduced"):
-        return node.inputs[1]  # type: ignore[attr-defined]
+    if isinstance(node, Apply) and prim_name(node) in ("np.expand_dims", "expand_reduced"):
+        return node.inputs[1]
     return None
 
 
 def _summed(total: Node, facts: LoopFacts | None) -> tuple[Node, Node] | None:
     """(w, axis) where `total` sums w over `axis` (None: all axes): `np.sum(w, axis)`, or
     `unbroadcast(w, x)` for a number x (before the optimizer rewrites it as a sum)."""
+    if not isinstance(total, Apply):  # (then it applies no primitive)
+        return None
     p = prim_of(total)
     if p is not None and p.reduction == "sum":
-        return total.inputs[1], total.inputs[2]  # type: ignore[attr-defined]
-    if prim_name(total) == "unbroadcast" and \
-            kind(total.inputs[2], facts) in (FLOAT, SCALAR):  # type: ignore[attr-defined]
-        return total.inputs[1], Constant(None)  # type: ignore[attr-defined]
+        return total.inputs[1], total.inputs[2]
+    if prim_name(total) == "unbroadcast" and kind(total.inputs[2], facts) in (FLOAT, SCALAR):
+        return total.inputs[1], Constant(None)
     return None
 
 
@@ -214,7 +220,8 @@ def _cancelling(delta: Node, facts: LoopFacts | None) -> tuple[_Max, Node] | Non
             continue
         mx, d, w = found
         reshaped = prim_of(p)
-        plain = p.inputs[1] if reshaped is not None and reshaped.reshapes else p  # type: ignore
+        plain = p.inputs[1] if isinstance(p, Apply) and reshaped is not None and reshaped.reshapes \
+            else p
         if not _same(plain, d, facts):
             continue
         # The same numbers in the same order: d as it is (one number, or the sum's
