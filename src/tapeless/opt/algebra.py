@@ -28,7 +28,8 @@ def _double_negation(ctx: Context, node: Apply) -> Node | None:
     return inner
 
 
-def _without_neutral(ctx: Context, pairs: tuple[tuple[Node, Node], ...], neutral: float) -> Node | None:
+def _without_neutral(ctx: Context, pairs: tuple[tuple[Node, Node], ...], neutral: float
+                     ) -> Node | None:
     """x, for the first (c, x) of `pairs` where c is the number `neutral` and x a float64
     array or a Python float (not an int: 1.0 * 2 is a float)."""
     for c, x in pairs:

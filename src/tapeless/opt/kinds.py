@@ -42,7 +42,7 @@ import math
 import operator
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, TypeGuard
 
 from ..ir.nodes import Apply, Constant, Graph, Node, Parameter
 from ..primitives import PRIMITIVES, Primitive
@@ -235,15 +235,15 @@ def dict_of(keys: list[str], items: list[Kind | None]) -> DictKind:
     return DictKind(tuple(zip(keys, items, strict=True)))
 
 
-def is_dict(k: Kind | None) -> bool:
+def is_dict(k: Kind | None) -> TypeGuard[DictKind]:
     return type(k) is DictKind
 
 
-def is_namedtuple(k: Kind | None) -> bool:
+def is_namedtuple(k: Kind | None) -> TypeGuard[RecordKind]:
     return type(k) is RecordKind and k.kind == "namedtuple"
 
 
-def is_record(k: Kind | None) -> bool:
+def is_record(k: Kind | None) -> TypeGuard[RecordKind]:
     """A NamedTuple or dataclass kind."""
     return type(k) is RecordKind
 
@@ -1145,6 +1145,12 @@ def _item_kind(node: Node, i: int, facts: LoopFacts | None, depth: int,
 def is_f8(k: Kind | None) -> bool:
     """A Python float or a float64 array."""
     return k is not None and (k == FLOAT or dtype_of(k) == "f8")
+
+
+def switch_branches(sw: Apply) -> list[Graph]:
+    """The two functions `switch(c, if_true, if_false)` picks between (the callee of a
+    value-`if`, see `is_switch_call`)."""
+    return [b.value for b in sw.inputs[2:4] if isinstance(b, Constant)]
 
 
 def is_switch_call(node: Node) -> bool:

@@ -5,7 +5,7 @@ induction over the loop (`LoopFacts`)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeGuard
 
 from ..ir.nodes import (
     Apply,
@@ -54,7 +54,7 @@ class LoopInfo:
         return ps
 
 
-def is_call_of(node: Node, name: str) -> bool:
+def is_call_of(node: Node | None, name: str) -> TypeGuard[Apply]:
     """Whether `node` applies the primitive called `name` (the rewrites here and in
     branches.py match the IR by primitive name)."""
     return isinstance(node, Apply) and isinstance(node.inputs[0], Constant) and \
@@ -136,9 +136,9 @@ class LoopFacts:
             return False
         push = outputs[kf]
         if not (is_call_of(push, "make_tuple") and len(push.inputs) == 3
-                and push.inputs[2] is fwd.body.parameters[fwd.lead + kf]):  # type: ignore
+                and push.inputs[2] is fwd.body.parameters[fwd.lead + kf]):
             return False
-        self.pushed_by[back.node.id] = (fwd, kf, push)  # type: ignore[assignment]
+        self.pushed_by[back.node.id] = (fwd, kf, push)
         p = back.body.parameters[0]
         for n in graph_nodes(back.body):
             if is_call_of(n, "tuple_getitem") and n.inputs[1] is p and \

@@ -519,7 +519,7 @@ def _lower_pops(back: LoopInfo, t: int, use: dict[int, list[tuple[Node | None, G
     c = back.cond.parameters[t]
     test = back.cond.output
     if use.get(c.id) != [(test, back.cond)] or not is_call_of(test, "is_not") or \
-            not (isinstance(test.inputs[2], Constant) and test.inputs[2].value is None):  # type: ignore[union-attr]
+            not (isinstance(test.inputs[2], Constant) and test.inputs[2].value is None):
         return False
     set_output(back.cond, back.cond.apply(P["stack_nonempty"], c))
     body = back.body

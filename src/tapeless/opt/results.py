@@ -14,7 +14,7 @@ from ..ir.nodes import (
     prim_of,
     reachable_graphs,
 )
-from .kinds import FLOAT, is_switch_call, kind, shape_of
+from .kinds import FLOAT, is_switch_call, kind, shape_of, switch_branches
 from .loops import LoopFacts
 from .patterns import is_prim
 from .replace import apply_replacements
@@ -60,9 +60,8 @@ def own_outputs(root: Graph) -> None:
                 type(n.inputs[2].value) is int:
             src, k = n.inputs[1], n.inputs[2].value
             at = 2 if is_prim(src, "while_loop") else 4 if is_prim(src, "for_range") else 0
-            if at and is_constant_graph(src.inputs[at]):
-                assert isinstance(src, Apply)
-                enter(src.inputs[at].value, k)  # type: ignore[attr-defined]
+            if at and isinstance(src, Apply) and is_constant_graph(body := src.inputs[at]):
+                enter(body.value, k)
                 if 0 <= k < len(src.inputs) - at - 1:  # (after no step: the initial value)
                     i = at + 1 + k
                     set_input(src, i, owned(src.inputs[i]))
@@ -71,8 +70,10 @@ def own_outputs(root: Graph) -> None:
         elif is_constant_graph(n.inputs[0]):
             enter(n.inputs[0].value, None)
         elif is_switch_call(n):
-            for branch in n.inputs[0].inputs[2:4]:  # type: ignore[attr-defined]
-                enter(branch.value, None)
+            sw = n.inputs[0]
+            assert isinstance(sw, Apply)
+            for branch in switch_branches(sw):
+                enter(branch, None)
         return n
 
     enter(root, None)

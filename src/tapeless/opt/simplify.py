@@ -118,8 +118,9 @@ def idle_loop(node: Node) -> bool:
     if not is_prim(node, "for_range") or len(node.inputs) != 5:
         return False
     start, stop, step, body = node.inputs[1:]
-    if not all(isinstance(b, Constant) and type(b.value) is int for b in (start, stop, step)) \
-            or step.value == 0 or not is_constant_graph(body):
+    bounds = [b.value for b in (start, stop, step)
+              if isinstance(b, Constant) and type(b.value) is int]
+    if len(bounds) != 3 or bounds[2] == 0 or not is_constant_graph(body):
         return False
     g: Graph = body.value
     return not g.effects and isinstance(g.output, Constant) and \
