@@ -18,7 +18,7 @@ from ..ir.nodes import (
     is_inside,
 )
 from ..primitives import PRIMITIVES
-from .kinds import is_switch_call, switch_branches
+from .kinds import if_branches, is_switch_call, switch_branches
 from .loops import is_call_of, rebuild_closure
 
 P = PRIMITIVES
@@ -41,16 +41,9 @@ def branch_backprops(graphs: list[Graph], use: dict[int, list[tuple[Node | None,
             refs[g.output.value.id] = refs.get(g.output.value.id, 0) + 1
     return any(
         is_switch_call(node) and node.id not in replace and
-        all(refs.get(b.id, 0) == 1 for b in _branches_of(node)) and
+        all(refs.get(b.id, 0) == 1 for b in if_branches(node)) and
         _rewrite_switch(g, node, use, replace)
         for g in graphs for node in graph_nodes(g))
-
-
-def _branches_of(node: Apply) -> list[Graph]:
-    """The two functions a value-`if` (see `is_switch_call`) picks between."""
-    sw = node.inputs[0]
-    assert isinstance(sw, Apply)
-    return switch_branches(sw)
 
 
 def _index_of(getitem: Apply) -> object:

@@ -42,13 +42,13 @@ import math
 import operator
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal, TypeGuard
+from typing import TYPE_CHECKING, Literal, TypeGuard, cast
 
 from ..ir.nodes import Apply, Constant, Graph, Node, Parameter
 from ..primitives import PRIMITIVES, Primitive
 
 if TYPE_CHECKING:
-    from .loop_facts import LoopFacts
+    from .loop_facts import LoopFacts, LoopInfo
 
 
 class Kind:
@@ -460,7 +460,7 @@ _MISSING = object()
 
 
 def _array_kind(prim: Primitive, node: Apply, args: list[Kind | None],
-                facts: LoopFacts | None, depth: int, assumed: dict | None) -> Kind | None:
+                facts: LoopFacts | None, depth: int, assumed: Assumptions | None) -> Kind | None:
     """Kinds of array operations whose shape follows from their inputs' shapes (`depth`:
     the caller's, for the index inference some of them recurse into)."""
     if not any(type(a) is ArrayKind for a in args):
@@ -483,7 +483,8 @@ def _array_kind(prim: Primitive, node: Apply, args: list[Kind | None],
         if other in (FLOAT, INT):
             return FLOAT if args[0] in (FLOAT, INT) else None
         dtype = _keep_dtype(args[0]) if shape_of(args[0]) is not None else _dtype(args[:1])
-        return array(dtype, shape_of(other)) if shape_of(other) is not None else None
+        other_shape = shape_of(other)
+        return array(dtype, other_shape) if other_shape is not None else None
     if name == "getitem" and len(first) >= 1:
         index = node.inputs[2]
         if args[1] == INT:
@@ -628,7 +629,7 @@ def _index_parts(index: Node) -> list[Node] | None:
 
 
 def _index_shape(shape: tuple[int, ...], index: Node, facts: LoopFacts | None, depth: int,
-                 assumed: dict | None) -> tuple[int, ...] | None:
+                 assumed: Assumptions | None) -> tuple[int, ...] | None:
     """The shape of `x[index]` for a tuple of `None`s, constant slices, ints and (at most
     one) int64 array, where x has `shape`; None where unknown."""
     parts = _index_parts(index)
@@ -668,12 +669,12 @@ def _index_shape(shape: tuple[int, ...], index: Node, facts: LoopFacts | None, d
 
 
 def _constant_slice(index: Node, facts: LoopFacts | None = None, depth: int = 0,
-                    assumed: dict | None = None) -> slice | None:
+                    assumed: Assumptions | None = None) -> slice | None:
     if isinstance(index, Constant) and isinstance(index.value, slice):
         return index.value
-    if prim_name(index) == "make_slice":
-        bounds = []
-        for i in index.inputs[1:]:  # type: ignore[attr-defined]
+    if isinstance(index, Apply) and prim_name(index) == "make_slice":
+        bounds: list[int | None] = []
+        for i in index.inputs[1:]:
             if isinstance(i, Constant) and i.value is None:
                 bounds.append(None)
                 continue
@@ -686,11 +687,12 @@ def _constant_slice(index: Node, facts: LoopFacts | None = None, depth: int = 0,
 
 
 def int_value(node: Node, facts: LoopFacts | None = None, depth: int = 0,
-              assumed: dict | None = None) -> int | None:
+              assumed: Assumptions | None = None) -> int | None:
     """The value of an int computed from constants and known shapes (`x.shape[0] * 2`),
     else None."""
     if isinstance(node, Constant):
-        return node.value if type(node.value) is int else None
+        value: object = node.value
+        return value if type(value) is int else None
     if depth > 40:
         return None
     name = prim_name(node)
@@ -701,10 +703,11 @@ def int_value(node: Node, facts: LoopFacts | None = None, depth: int = 0,
         return _INT_ARITHMETIC[name](a, b)
     if name in ("getitem", "tuple_getitem") and isinstance(node, Apply):
         seq, i = node.inputs[1:3]
-        if prim_name(seq) == "getattr" and isinstance(seq.inputs[2], Constant) and \
+        if isinstance(seq, Apply) and prim_name(seq) == "getattr" and \
+                isinstance(seq.inputs[2], Constant) and \
                 seq.inputs[2].value == "shape" and isinstance(i, Constant) and \
                 type(i.value) is int:
-            shape = shape_of(kind(seq.inputs[1], facts, depth + 1, assumed))  # type: ignore
+            shape = shape_of(kind(seq.inputs[1], facts, depth + 1, assumed))
             if shape is not None and -len(shape) <= i.value < len(shape):
                 return shape[i.value]
     return None
@@ -730,33 +733,36 @@ def sequence_items(node: Node, facts: LoopFacts | None = None) -> list[Node] | N
 
 
 def _concatenate_kind(node: Apply, facts: LoopFacts | None, depth: int,
-                      assumed: dict | None) -> Kind | None:
+                      assumed: Assumptions | None) -> Kind | None:
     """np.concatenate of a display of float64 arrays along axis 0 (the default)."""
     items = sequence_items(node.inputs[1])
     axis = _const(node.inputs[2]) if len(node.inputs) > 2 else 0
     if not items or type(axis) is not int:
         return None
-    shapes = [shape_of(kind(i, facts, depth + 1, assumed)) for i in items]
+    found = [shape_of(kind(i, facts, depth + 1, assumed)) for i in items]
     kinds = [kind(i, facts, depth + 1, assumed) for i in items]
-    if any(s is None or len(s) == 0 for s in shapes) or any(dtype_of(k) != "f8" for k in kinds):
+    shapes = [s for s in found if s is not None and len(s) != 0]
+    if len(shapes) != len(found) or any(dtype_of(k) != "f8" for k in kinds):
         return None
-    ndim = len(shapes[0])  # type: ignore[arg-type]
-    if not -ndim <= axis < ndim or any(len(s) != ndim for s in shapes):  # type: ignore
+    ndim = len(shapes[0])
+    if not -ndim <= axis < ndim or any(len(s) != ndim for s in shapes):
         return None
     axis %= ndim
-    rest = [s[:axis] + s[axis + 1:] for s in shapes]  # type: ignore[index]
+    rest = [s[:axis] + s[axis + 1:] for s in shapes]
     if any(r != rest[0] for r in rest):
         return None
-    total = sum(s[axis] for s in shapes)  # type: ignore[index]
-    return array("f8", shapes[0][:axis] + (total,) + shapes[0][axis + 1:])  # type: ignore
+    total = sum(s[axis] for s in shapes)
+    return array("f8", shapes[0][:axis] + (total,) + shapes[0][axis + 1:])
 
 
-class Assumptions(dict):
+class Assumptions(dict[tuple[int, int], "Kind | None"]):
     """Kinds assumed for parameters while inferring a loop body or a call (made by
     `assume`, never changed after), with the id of this set of assumptions (0: none),
-    which memoization keys hold."""
+    which memoization keys hold. A key is (parameter id, -1) for a parameter given a
+    kind, (loop node id, j) for a loop's state slot j."""
 
     __slots__ = ("id",)
+    id: int
 
 
 # Each distinct set of assumptions gets a small int, so that a memo key is a pair of ints,
@@ -769,7 +775,7 @@ _MAX_ASSUMPTION_IDS = 1 << 14
 _next_assumption_id = itertools.count(1)
 
 
-def assume(base: dict | None, more: dict) -> Assumptions:
+def assume(base: Assumptions | None, more: dict[tuple[int, int], Kind | None]) -> Assumptions:
     out = Assumptions(base or {})
     out.update(more)
     key = tuple(sorted(out.items()))
@@ -784,35 +790,35 @@ def assume(base: dict | None, more: dict) -> Assumptions:
 
 
 def kind(node: Node, facts: LoopFacts | None = None, depth: int = 0,
-         assumed: dict | None = None) -> Kind | None:
+         assumed: Assumptions | None = None) -> Kind | None:
     """The kind of `node`'s value when known, else None."""
     if facts is None:
         return _kind(node, facts, depth, assumed)
     # Memoized per assumption set (loop state assumed to have a kind while checking the
     # loop body), so shared subexpressions are inferred once.
-    key = (node.id, assumed.id if assumed else 0)  # type: ignore[attr-defined]
+    key = (node.id, assumed.id if assumed else 0)
     found = facts.kinds.get(key, _MISSING)
     if found is _MISSING:
         found = facts.kinds[key] = _kind(node, facts, depth, assumed)
-    return found  # type: ignore[return-value]
+    return cast("Kind | None", found)
 
 
-def _state_kinds(info: object, facts: LoopFacts, depth: int,
-                 assumed: dict | None) -> list[Kind | None]:
+def _state_kinds(info: LoopInfo, facts: LoopFacts, depth: int,
+                 assumed: Assumptions | None) -> list[Kind | None]:
     """The kinds of a loop's state slots, by induction on all slots together: assuming
     each slot has a kind while inferring the body's outputs, a slot keeps its kind if
     its output has it too; a slot that fails is assumed unknown and the body is
     inferred again, until nothing changes (each slot changes at most twice)."""
-    loop = info.node.id  # type: ignore[attr-defined]
-    outputs = info.outputs  # type: ignore[attr-defined]
-    n = len(info.init)  # type: ignore[attr-defined]
-    memo = ("state", loop, assumed.id if assumed else 0)  # type: ignore[attr-defined]
-    if memo in facts.kinds:
-        return facts.kinds[memo]  # type: ignore[return-value]
+    loop = info.node.id
+    outputs = info.outputs
+    n = len(info.init)
+    memo = (loop, assumed.id if assumed else 0)
+    if memo in facts.state_kinds:
+        return facts.state_kinds[memo]
     if outputs is None:
-        facts.kinds[memo] = [None] * n
-        return facts.kinds[memo]  # type: ignore[return-value]
-    current = [kind(i, facts, depth + 1, assumed) for i in info.init]  # type: ignore
+        facts.state_kinds[memo] = [None] * n
+        return facts.state_kinds[memo]
+    current = [kind(i, facts, depth + 1, assumed) for i in info.init]
     # The kinds the last round found (hints): if they hold, one pass over the body proves
     # them, where starting from the initial kinds takes a pass per widening (a list that
     # starts empty, a float that becomes a NumPy scalar). If they do not, start over.
@@ -822,12 +828,12 @@ def _state_kinds(info: object, facts: LoopFacts, depth: int,
                   for k, h in zip(current, hint, strict=True)]
         if hinted != current and _induction_step(info, facts, depth, assumed,
                                                  hinted) == hinted:
-            facts.kinds[memo] = hinted
+            facts.state_kinds[memo] = hinted
             return hinted
     while True:
         new = _induction_step(info, facts, depth, assumed, current)
         if new == current:
-            facts.kinds[memo] = current
+            facts.state_kinds[memo] = current
             facts.hints[loop] = current
             return current
         current = new
@@ -839,11 +845,12 @@ def _widens(k: Kind, h: Kind) -> bool:
         (k in _NUMBERS + (NUMERIC,) and h == NUMERIC)
 
 
-def _induction_step(info: object, facts: LoopFacts, depth: int, assumed: dict | None,
+def _induction_step(info: LoopInfo, facts: LoopFacts, depth: int, assumed: Assumptions | None,
                     current: list[Kind | None]) -> list[Kind | None]:
     """The slots' kinds after one iteration of the body, assuming they have `current`'s."""
-    loop = info.node.id  # type: ignore[attr-defined]
-    outputs = info.outputs  # type: ignore[attr-defined]
+    loop = info.node.id
+    outputs = info.outputs
+    assert outputs is not None  # (see _state_kinds)
     inner = assume(assumed, {(loop, j): k for j, k in enumerate(current)})
     new: list[Kind | None] = []
     for j, k in enumerate(current):
@@ -865,7 +872,7 @@ def _induction_step(info: object, facts: LoopFacts, depth: int, assumed: dict | 
 
 
 def _kind(node: Node, facts: LoopFacts | None, depth: int,
-          assumed: dict | None) -> Kind | None:
+          assumed: Assumptions | None) -> Kind | None:
     if isinstance(node, Constant):
         v = node.value
         if type(v) is float:
@@ -885,7 +892,7 @@ def _kind(node: Node, facts: LoopFacts | None, depth: int,
 
 
 def _infer(node: Node, facts: LoopFacts | None, depth: int,
-           assumed: dict | None) -> Kind | None:
+           assumed: Assumptions | None) -> Kind | None:
     if isinstance(node, Parameter):
         if assumed and (node.id, -1) in assumed:  # a comprehension's element
             return assumed[(node.id, -1)]
@@ -901,12 +908,14 @@ def _infer(node: Node, facts: LoopFacts | None, depth: int,
         info, j = state
         if assumed and (info.node.id, j) in assumed:
             return assumed[(info.node.id, j)]
-        return _state_kinds(info, facts, depth, assumed)[j]  # type: ignore[arg-type]
+        assert facts is not None  # (state_of is one of its tables)
+        return _state_kinds(info, facts, depth, assumed)[j]
     if not isinstance(node, Apply):
         return None
     callee = node.inputs[0]
     g = _known_call(node, depth)
     if g is not None:  # its result's kind, given its arguments' kinds
+        assert g.output is not None  # (see _known_call)
         return kind(g.output, facts, depth + 4, _with_arguments(node, g, facts, depth, assumed))
     if not (isinstance(callee, Constant) and isinstance(callee.value, Primitive)):
         return None
@@ -933,8 +942,11 @@ def _infer(node: Node, facts: LoopFacts | None, depth: int,
                 return _common([kind(i, facts, start, assumed) for i in item])
             return _item_kind(seq, index.value, facts, depth + 1, assumed)
     if is_switch_call(node):
-        outs = [b.value.output for b in node.inputs[0].inputs[2:4]]  # type: ignore
-        return _common([kind(o, facts, depth + 1, assumed) for o in outs])
+        outs: list[Kind | None] = []
+        for b in if_branches(node):
+            assert b.output is not None  # (a branch returns its value)
+            outs.append(kind(b.output, facts, depth + 1, assumed))
+        return _common(outs)
     if name == "list_map":
         return _list_map_kind(node, facts, depth, assumed)
     if name == "np.concatenate":
@@ -962,9 +974,9 @@ def _infer(node: Node, facts: LoopFacts | None, depth: int,
         return field_kind(args[0], key)  # d["key"], x.field
     if name == "make_list":
         return _list_of_items(args)
-    if name == "list" and len(node.inputs) == 2 and sequence_items(node.inputs[1]) is not None:
-        return _list_of_items([kind(i, facts, depth + 1, assumed)
-                               for i in sequence_items(node.inputs[1])])  # type: ignore
+    if name == "list" and len(node.inputs) == 2 and \
+            (items := sequence_items(node.inputs[1])) is not None:
+        return _list_of_items([kind(i, facts, depth + 1, assumed) for i in items])
     if name == "list" and (not args or (isinstance(node.inputs[1], Constant) and
                                         type(node.inputs[1].value) is tuple and
                                         node.inputs[1].value == ())):
@@ -981,7 +993,8 @@ def _infer(node: Node, facts: LoopFacts | None, depth: int,
             all(a in (FLOAT, INT, SCALAR) for a in args):
         return SCALAR
     if prim.abstract_eval is not None:
-        return prim.abstract_eval(args, node.inputs[1:])
+        abstract: Kind | None = prim.abstract_eval(args, node.inputs[1:])
+        return abstract
     result = _array_kind(prim, node, args, facts, depth, assumed)
     if result is not None:
         return result
@@ -1027,11 +1040,13 @@ def _dict_display_kind(node: Apply, args: list[Kind | None]) -> Kind | None:
     values."""
     keys = _index_parts(node.inputs[1])
     items = items_of(args[1])
-    if keys is None or items is None or len(keys) != len(items) or not all(
-            isinstance(key, Constant) and type(key.value) is str and _plain_name(key.value)
-            for key in keys) or len({key.value for key in keys}) != len(keys):  # type: ignore
+    if keys is None or items is None or len(keys) != len(items):
         return None
-    return dict_of([key.value for key in keys], list(items))  # type: ignore[attr-defined]
+    names = [key.value for key in keys
+             if isinstance(key, Constant) and type(key.value) is str and _plain_name(key.value)]
+    if len(names) != len(keys) or len(set(names)) != len(keys):
+        return None
+    return dict_of(names, list(items))
 
 
 def _tuple_op_kind(name: str, node: Apply, args: list[Kind | None]) -> Kind | None:
@@ -1062,8 +1077,8 @@ _TUPLE_OPS = {
     "tuple": lambda node, args, items: args[0] if len(args) == 1 else None,  # tuple(t) is t
 }
 # Int arithmetic on ints known when compiling (`x.shape[0] * 2`), by primitive.
-_INT_ARITHMETIC = {"add": operator.add, "sub": operator.sub, "mul": operator.mul,
-                   "floordiv": operator.floordiv}
+_INT_ARITHMETIC: dict[str, Callable[[int, int], int]] = {
+    "add": operator.add, "sub": operator.sub, "mul": operator.mul, "floordiv": operator.floordiv}
 
 
 def _sensitivity_kind(args: list[Kind | None], inputs: list[Node]) -> Kind | None:
@@ -1075,7 +1090,7 @@ def _sensitivity_kind(args: list[Kind | None], inputs: list[Node]) -> Kind | Non
 
 
 def _list_map_kind(node: Apply, facts: LoopFacts | None, depth: int,
-                   assumed: dict | None) -> Kind | None:
+                   assumed: Assumptions | None) -> Kind | None:
     """[f(x) for x in seq]: f's result kind, with x of seq's elements' kind. (The
     derivative of a comprehension maps (value, backpropagator) pairs, then projects the
     values: the pairs' list has a kind `list<tuple<K|?>>`, so the projection needs no
@@ -1096,17 +1111,19 @@ def _known_call(node: Apply, depth: int) -> Graph | None:
     if isinstance(callee, Constant) and hasattr(callee.value, "parameters") and depth <= 10 \
             and len(callee.value.parameters) == len(node.inputs) - 1 and \
             callee.value.output is not None and not callee.value.vararg:
-        return callee.value
+        g: Graph = callee.value
+        return g
     return None
 
 
-def _bind(params: list, kinds: list[Kind | None], assumed: dict | None) -> dict:
+def _bind(params: list[Parameter], kinds: list[Kind | None], assumed: Assumptions | None
+          ) -> Assumptions:
     """The assumptions with each parameter given a kind."""
     return assume(assumed, {(p.id, -1): k for p, k in zip(params, kinds, strict=True)})
 
 
 def _with_arguments(node: Apply, g: Graph, facts: LoopFacts | None, depth: int,
-                    assumed: dict | None) -> dict:
+                    assumed: Assumptions | None) -> Assumptions:
     return _bind(g.parameters, [kind(a, facts, depth + 1, assumed) for a in node.inputs[1:]],
                  assumed)
 
@@ -1118,7 +1135,7 @@ def prim_name(node: Node) -> str | None:
     return None
 
 
-def _elements(seq: Node, facts: LoopFacts | None, depth: int, assumed: dict | None
+def _elements(seq: Node, facts: LoopFacts | None, depth: int, assumed: Assumptions | None
               ) -> Kind | None:
     if prim_name(seq) == "range":
         return INT
@@ -1126,7 +1143,7 @@ def _elements(seq: Node, facts: LoopFacts | None, depth: int, assumed: dict | No
 
 
 def _item_kind(node: Node, i: int, facts: LoopFacts | None, depth: int,
-               assumed: dict | None) -> Kind | None:
+               assumed: Assumptions | None) -> Kind | None:
     """The kind of element i of a tuple built by `node` (or by the function it calls)."""
     if depth > 40:
         return None
@@ -1153,7 +1170,14 @@ def switch_branches(sw: Apply) -> list[Graph]:
     return [b.value for b in sw.inputs[2:4] if isinstance(b, Constant)]
 
 
-def is_switch_call(node: Node) -> bool:
+def if_branches(node: Apply) -> list[Graph]:
+    """The two functions a value-`if` (see `is_switch_call`) picks between."""
+    sw = node.inputs[0]
+    assert isinstance(sw, Apply)
+    return switch_branches(sw)
+
+
+def is_switch_call(node: Node | None) -> TypeGuard[Apply]:
     """Whether `node` is a value-`if`: a call, with no arguments, of what `switch(c,
     if_true, if_false)` picks between two known functions."""
     if not (isinstance(node, Apply) and len(node.inputs) == 1):
@@ -1175,8 +1199,9 @@ def item_nodes(seq: Node, i: int, facts: LoopFacts | None) -> list[Node] | None:
         return item_nodes(facts.popped[seq.id], i, facts)
     if is_switch_call(seq):
         items = []
-        for b in seq.inputs[0].inputs[2:4]:
-            found = item_nodes(b.value.output, i, facts)
+        for b in if_branches(seq):
+            assert b.output is not None  # (a branch returns its value)
+            found = item_nodes(b.output, i, facts)
             if found is None:
                 return None
             items.extend(found)

@@ -82,10 +82,13 @@ class LoopFacts:
         self.index_of: dict[int, LoopInfo] = {}
         self.loops: list[LoopInfo] = []
         # Memo tables for kind() and never_zero(), valid while the graphs do not change.
-        self.kinds: dict[tuple, Kind | None] = {}
+        # (Keys: (node id, assumptions id); for state_kinds, (loop node id, assumptions
+        # id).)
+        self.kinds: dict[tuple[int, int], Kind | None] = {}
+        self.state_kinds: dict[tuple[int, int], list[Kind | None]] = {}
         self.nonzero: dict[tuple, bool] = {}
         # Loop state kinds found by an earlier round, by loop node id (see kinds.py).
-        self.hints: dict[int, list] = {}
+        self.hints: dict[int, list[Kind | None]] = {}
         self.graphs = graphs if graphs is not None else reachable_graphs(root)
         for g in self.graphs:
             for n in graph_nodes(g):

@@ -14,7 +14,7 @@ from ..ir.nodes import (
     prim_of,
     reachable_graphs,
 )
-from .kinds import FLOAT, is_switch_call, kind, shape_of, switch_branches
+from .kinds import FLOAT, if_branches, is_switch_call, kind, shape_of
 from .loops import LoopFacts
 from .patterns import is_prim
 from .replace import apply_replacements
@@ -70,9 +70,7 @@ def own_outputs(root: Graph) -> None:
         elif is_constant_graph(n.inputs[0]):
             enter(n.inputs[0].value, None)
         elif is_switch_call(n):
-            sw = n.inputs[0]
-            assert isinstance(sw, Apply)
-            for branch in switch_branches(sw):
+            for branch in if_branches(n):
                 enter(branch, None)
         return n
 
