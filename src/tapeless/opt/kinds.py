@@ -942,11 +942,7 @@ def _infer(node: Node, facts: LoopFacts | None, depth: int,
                 return _common([kind(i, facts, start, assumed) for i in item])
             return _item_kind(seq, index.value, facts, depth + 1, assumed)
     if is_switch_call(node):
-        outs: list[Kind | None] = []
-        for b in if_branches(node):
-            assert b.output is not None  # (a branch returns its value)
-            outs.append(kind(b.output, facts, depth + 1, assumed))
-        return _common(outs)
+        return _common([kind(o, facts, depth + 1, assumed) for o in if_outputs(node)])
     if name == "list_map":
         return _list_map_kind(node, facts, depth, assumed)
     if name == "np.concatenate":
@@ -1177,6 +1173,15 @@ def if_branches(node: Apply) -> list[Graph]:
     return switch_branches(sw)
 
 
+def if_outputs(node: Apply) -> list[Node]:
+    """The values the two branches of a value-`if` (see `is_switch_call`) return."""
+    outs = []
+    for b in if_branches(node):
+        assert b.output is not None  # (a branch returns its value)
+        outs.append(b.output)
+    return outs
+
+
 def is_switch_call(node: Node | None) -> TypeGuard[Apply]:
     """Whether `node` is a value-`if`: a call, with no arguments, of what `switch(c,
     if_true, if_false)` picks between two known functions."""
@@ -1199,9 +1204,8 @@ def item_nodes(seq: Node, i: int, facts: LoopFacts | None) -> list[Node] | None:
         return item_nodes(facts.popped[seq.id], i, facts)
     if is_switch_call(seq):
         items = []
-        for b in if_branches(seq):
-            assert b.output is not None  # (a branch returns its value)
-            found = item_nodes(b.output, i, facts)
+        for out in if_outputs(seq):
+            found = item_nodes(out, i, facts)
             if found is None:
                 return None
             items.extend(found)

@@ -4,6 +4,7 @@ induction over the loop (`LoopFacts`)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeGuard
 
@@ -22,6 +23,9 @@ if TYPE_CHECKING:
     from .kinds import Kind
 
 P = PRIMITIVES
+
+# The loop state slots, (loop node id, j), an inductive question assumes has its answer.
+Assumed = set[tuple[int, int]]
 
 
 @dataclass
@@ -48,7 +52,7 @@ class LoopInfo:
         return None
 
     def params(self, j: int) -> list[Node]:
-        ps = [self.body.parameters[self.lead + j]]
+        ps: list[Node] = [self.body.parameters[self.lead + j]]
         if self.cond is not None:
             ps.append(self.cond.parameters[j])
         return ps
@@ -86,7 +90,7 @@ class LoopFacts:
         # id).)
         self.kinds: dict[tuple[int, int], Kind | None] = {}
         self.state_kinds: dict[tuple[int, int], list[Kind | None]] = {}
-        self.nonzero: dict[tuple, bool] = {}
+        self.nonzero: dict[tuple[int, frozenset[tuple[int, int]]], bool] = {}
         # Loop state kinds found by an earlier round, by loop node id (see kinds.py).
         self.hints: dict[int, list[Kind | None]] = {}
         self.graphs = graphs if graphs is not None else reachable_graphs(root)
@@ -161,7 +165,8 @@ class LoopFacts:
             return None
         return self.result_of(pushed.inputs[1 + i])
 
-    def inductive(self, node: Node, test, assumed: set[int]) -> bool:  # noqa: ANN001
+    def inductive(self, node: Node, test: Callable[[Node, Assumed], bool],
+                  assumed: Assumed) -> bool:
         """For a state parameter: `test` holds of its initial value and of the body's
         output, assuming it holds of the parameter (and of other state under test)."""
         found = self.state_of.get(node.id)
@@ -174,7 +179,7 @@ class LoopFacts:
         key = (info.node.id, j)
         if key in assumed:
             return True
-        assumed.add(key)  # type: ignore[arg-type]
+        assumed.add(key)
         try:
             return test(info.init[j], assumed) and test(outputs[j], assumed)
         finally:

@@ -29,7 +29,7 @@ from ..ir.nodes import (
     reachable_graphs,
 )
 from ..primitives import PRIMITIVES
-from .loop_facts import LoopFacts, LoopInfo, is_call_of, loop_info
+from .loop_facts import Assumed, LoopFacts, LoopInfo, is_call_of, loop_info
 
 P = PRIMITIVES
 
@@ -381,7 +381,8 @@ def rebuild_closure(clo: Graph, where: Graph, saved: Node, slots: dict[int, int]
     return clone_graph(clo, where, substitute)
 
 
-def never_zero_param(facts: LoopFacts, node: Node, test) -> bool:  # noqa: ANN001
+def never_zero_param(facts: LoopFacts, node: Node, test: Callable[[Node, Assumed], bool]
+                     ) -> bool:
     return isinstance(node, Parameter) and facts.inductive(node, test, set())
 
 

@@ -12,6 +12,7 @@ from .kinds import (
     INT,
     SCALAR,
     Kind,
+    if_outputs,
     is_f8,
     is_list,
     is_switch_call,
@@ -20,12 +21,13 @@ from .kinds import (
     kind,
     shape_of,
 )
+from .loop_facts import Assumed
 from .loops import LoopFacts
 from .patterns import is_prim, tuple_items
 from .rules import Context, P, rewrite
 
 
-def never_zero(node: Node, facts: LoopFacts | None = None, assumed: set | None = None,
+def never_zero(node: Node, facts: LoopFacts | None = None, assumed: Assumed | None = None,
                depth: int = 0) -> bool:
     """Whether `node` can never be the symbolic zero at run time (loop state: by
     induction over the loop)."""
@@ -37,7 +39,7 @@ def never_zero(node: Node, facts: LoopFacts | None = None, assumed: set | None =
     return facts.nonzero[key]
 
 
-def _never_zero(node: Node, facts: LoopFacts | None, assumed: set | None,
+def _never_zero(node: Node, facts: LoopFacts | None, assumed: Assumed | None,
                 depth: int) -> bool:
     if isinstance(node, Constant):
         return node.value is not ZERO
@@ -48,8 +50,7 @@ def _never_zero(node: Node, facts: LoopFacts | None, assumed: set | None,
         return facts is not None and facts.inductive(
             node, lambda n, a: never_zero(n, facts, a, depth + 1), assumed)
     if is_switch_call(node):  # a value-`if`: each branch's value
-        return all(never_zero(b.value.output, facts, assumed, depth + 1)
-                   for b in node.inputs[0].inputs[2:4])  # type: ignore[attr-defined]
+        return all(never_zero(o, facts, assumed, depth + 1) for o in if_outputs(node))
     p = prim_of(node)
     if p is None:
         return False
