@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, TypeGuard
+from typing import TYPE_CHECKING, Any, TypeGuard
 
 from ..ir.nodes import (
     Apply,
@@ -63,6 +63,24 @@ def is_call_of(node: Node | None, name: str) -> TypeGuard[Apply]:
     branches.py match the IR by primitive name)."""
     return isinstance(node, Apply) and isinstance(node.inputs[0], Constant) and \
         getattr(node.inputs[0].value, "name", None) == name
+
+
+def constant_index(getitem: Apply) -> Any:
+    """The index `i` of `tuple_getitem(x, i)` (or `getitem`) where it is a constant (the
+    caller checked, or the IR makes it one)."""
+    i = getitem.inputs[2]
+    assert isinstance(i, Constant)
+    return i.value
+
+
+def constant_getitems(nodes: list[Node | None]) -> list[Apply] | None:
+    """`nodes` if each is a `tuple_getitem(x, i)` with a constant i, else None."""
+    out: list[Apply] = []
+    for u in nodes:
+        if not (is_call_of(u, "tuple_getitem") and isinstance(u.inputs[2], Constant)):
+            return None
+        out.append(u)
+    return out
 
 
 def loop_info(node: Node) -> LoopInfo | None:
