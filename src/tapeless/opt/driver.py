@@ -108,8 +108,8 @@ def scatter_known(root: Graph) -> Callable[[Node, Node, Node], bool]:
         facts = made[0]
         kx = kind(x, facts)
         item = element_of(kx)
-        if item is None and is_f8(kx) and shape_of(kx):
-            item = array("f8", shape_of(kx)[1:])  # type: ignore[index]
+        if item is None and is_f8(kx) and (shape := shape_of(kx)):
+            item = array("f8", shape[1:])
         if item is None or not (item == FLOAT or (is_f8(item) and shape_of(item) is not None)):
             return False
         index_items, d_items = tuple_items(indices), tuple_items(ds)
@@ -300,8 +300,9 @@ def _round(root: Graph, enabled: set[str] | None, log: PassLog, hints: dict,
     # kind, e.g. the seed np.float64(1.0) becomes 1.0.)
     mark = serial_mark()
     graphs = reachable_graphs(root)
-    ctx = Context(root, facts=LoopFacts(root, graphs), enabled=enabled)
-    ctx.facts.hints = hints  # type: ignore[union-attr]
+    facts = LoopFacts(root, graphs)
+    facts.hints = hints
+    ctx = Context(root, facts=facts, enabled=enabled)
     if work is not None:
         ctx.call_sites = work.calls
     else:

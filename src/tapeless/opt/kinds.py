@@ -42,7 +42,7 @@ import math
 import operator
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal, TypeGuard, cast
+from typing import TYPE_CHECKING, Any, Literal, TypeGuard, cast
 
 from ..ir.nodes import Apply, Constant, Graph, Node, Parameter
 from ..primitives import PRIMITIVES, Primitive
@@ -272,7 +272,7 @@ def record_fields(cls: type) -> tuple[str, ...] | None:
     names: tuple[str, ...] | None = None
     if isinstance(cls, type) and issubclass(cls, tuple) and \
             type(getattr(cls, "_fields", None)) is tuple:
-        names = tuple(cls._fields)  # type: ignore[attr-defined]
+        names = tuple(cls._fields)  # type: ignore[attr-defined]  # (a NamedTuple's, checked)
         if any(getattr(cls, m, None) is not getattr(tuple, m) for m in _TUPLE_METHODS) or \
                 hasattr(cls, "__getattr__") or hasattr(cls, "__radd__") or not all(
                     type(d := getattr(cls, f, None)) is _FIELD_GETTER and
@@ -288,7 +288,7 @@ def record_fields(cls: type) -> tuple[str, ...] | None:
 
 
 # The descriptor type of NamedTuple fields.
-_FIELD_GETTER = type(collections.namedtuple("_Pair", "a").a)  # type: ignore[attr-defined]
+_FIELD_GETTER = type(collections.namedtuple("_Pair", "a").a)  # type: ignore[attr-defined]  # (made at run time)
 _TUPLE_METHODS = ("__getitem__", "__iter__", "__len__", "__add__", "__mul__", "__rmul__",
                   "__getattribute__", "__eq__", "__hash__")
 
@@ -382,9 +382,11 @@ def value_kind(value: object, depth: int = 0) -> Kind | None:
             return None
         return record_of(type(value), [value_kind(v, depth + 1) for v in items])
     if type(value).__name__ == "ndarray" and type(value).__module__ == "numpy":
+        # (A NumPy array, told by its type's name: kinds do not import NumPy.)
+        nd: Any = value
         dtype = {"<f8": "f8", "=f8": "f8", "<i8": "i8", "=i8": "i8", "|b1": "b1"}.get(
-            value.dtype.str, "?")  # type: ignore[attr-defined]
-        return array(dtype, value.shape)  # type: ignore[attr-defined]
+            nd.dtype.str, "?")
+        return array(dtype, nd.shape)
     return None
 
 
@@ -413,10 +415,10 @@ def _dtype(kinds: list[Kind | None]) -> str:
 def _where_kind(args: list[Kind | None], inputs: list[Node]) -> Kind | None:
     """`np.where(condition, x, y)`: an array of the three shapes broadcast, of x's and
     y's dtype (a 0-d result is a 0-d array, not a NumPy scalar: no kind)."""
-    shapes = [_scalar_shape(a) for a in args]
-    if dtype_of(args[0]) != "b1" or any(s is None for s in shapes):
+    shapes = [s for a in args if (s := _scalar_shape(a)) is not None]
+    if dtype_of(args[0]) != "b1" or len(shapes) != len(args):
         return None  # (a boolean array condition only)
-    shape = _broadcast(shapes)  # type: ignore[arg-type]
+    shape = _broadcast(shapes)
     dtype = _dtype(args[1:])
     return array(dtype, shape) if shape else None
 
@@ -468,9 +470,10 @@ def _array_kind(prim: Primitive, node: Apply, args: list[Kind | None],
     name = prim.name
     shapes = [_scalar_shape(a) for a in args]
     if prim.elementwise:
-        if any(s is None for s in shapes):
+        known = [s for s in shapes if s is not None]
+        if len(known) != len(shapes):
             return None
-        shape = _broadcast(shapes)  # type: ignore[arg-type]
+        shape = _broadcast(known)
         dtype = "b1" if prim.comparison else _dtype(args)
         if shape == ():
             return SCALAR  # ufuncs return NumPy scalars, not 0-d arrays
@@ -575,7 +578,9 @@ def _reversed_kind(args: list[Kind | None]) -> Kind | None:
     shapes = _array_shapes(args)
     if shapes is None:
         return None
-    return array(_keep_dtype(args[0]), tuple(reversed(shapes[0])))  # type: ignore[arg-type]
+    first = shapes[0]
+    assert first is not None  # (see _array_shapes)
+    return array(_keep_dtype(args[0]), tuple(reversed(first)))
 
 
 def _transpose_kind(args: list[Kind | None], inputs: list[Node]) -> Kind | None:
@@ -623,8 +628,8 @@ def _squeeze_kind(args: list[Kind | None], inputs: list[Node]) -> Kind | None:
 def _index_parts(index: Node) -> list[Node] | None:
     if isinstance(index, Constant) and type(index.value) is tuple:
         return [Constant(v) for v in index.value]
-    if prim_name(index) == "make_tuple":
-        return list(index.inputs[1:])  # type: ignore[attr-defined]
+    if isinstance(index, Apply) and prim_name(index) == "make_tuple":
+        return list(index.inputs[1:])
     return None
 
 
@@ -717,9 +722,9 @@ def sequence_items(node: Node, facts: LoopFacts | None = None) -> list[Node] | N
     """The element nodes of a tuple or list display (or `list(...)` of one). With loop
     facts, a display a forward loop saved, for a backward loop's read of it: then the
     elements are the forward loop's nodes, good for their kinds only."""
-    if facts is not None and prim_name(node) == "tuple_getitem" and \
-            isinstance(node.inputs[2], Constant) and type(node.inputs[2].value) is int:  # type: ignore[attr-defined]
-        item = item_nodes(node.inputs[1], node.inputs[2].value, facts)  # type: ignore[attr-defined]
+    if facts is not None and isinstance(node, Apply) and prim_name(node) == "tuple_getitem" \
+            and isinstance(node.inputs[2], Constant) and type(node.inputs[2].value) is int:
+        item = item_nodes(node.inputs[1], node.inputs[2].value, facts)
         if item is not None and len(item) == 1 and item[0] is not node:
             return sequence_items(item[0], facts)
     if not (isinstance(node, Apply) and isinstance(node.inputs[0], Constant)):
@@ -952,8 +957,10 @@ def _infer(node: Node, facts: LoopFacts | None, depth: int,
         items = _index_parts(node.inputs[1])
         dims = [int_value(i, facts, depth + 1, assumed) for i in items] if items is not None \
             else None
-        if dims is not None and all(n is not None and n >= 0 for n in dims):
-            return array("f8", tuple(dims))  # type: ignore[arg-type]
+        if dims is not None:
+            known = [n for n in dims if n is not None and n >= 0]
+            if len(known) == len(dims):
+                return array("f8", tuple(known))
     args = [kind(a, facts, depth + 1, assumed) for a in node.inputs[1:]]
     if name == "len":
         return INT
@@ -1150,7 +1157,8 @@ def _item_kind(node: Node, i: int, facts: LoopFacts | None, depth: int,
             if 0 <= i < len(node.inputs) - 1 else None
     g = _known_call(node, depth)
     if g is not None:
-        return _item_kind(g.output, i, facts, depth + 4,  # type: ignore[arg-type]
+        assert g.output is not None  # (see _known_call)
+        return _item_kind(g.output, i, facts, depth + 4,
                           _with_arguments(node, g, facts, depth, assumed))
     return _tuple_item(kind(node, facts, depth + 1, assumed), i)
 

@@ -62,7 +62,7 @@ def fold_constants(ctx: Context, node: Apply) -> Node | None:
     args = node.inputs[1:]
     if not all(const(a) for a in args):
         return None
-    values = [a.value for a in args]  # type: ignore[attr-defined]
+    values = [a.value for a in args if isinstance(a, Constant)]  # (all of them)
     if any(v is ZERO for v in values) and p.name not in ("is_", "is_not"):
         return None
     # An array constant (a global array, a default value) is read when the code runs,

@@ -4,6 +4,7 @@ rewrites that delete the work a zero sensitivity would cause."""
 from __future__ import annotations
 
 import math
+from typing import TypeGuard
 
 from ..ir.nodes import Apply, Constant, Node, Parameter, prim_of
 from ..runtime import ZERO
@@ -95,7 +96,7 @@ def _sens_of_nonzero(ctx: Context, node: Apply) -> Node | None:
     return node.inputs[1] if never_zero(node.inputs[1], ctx.facts) else None
 
 
-def _zeros_of(node: Node, facts: LoopFacts | None) -> bool:
+def _zeros_of(node: Node, facts: LoopFacts | None) -> TypeGuard[Apply]:
     """Whether node is `sens_of(ZERO, like)` for a float64 array or float `like`: zeros
     of like's kind, made only because an operation needs a value."""
     if not is_prim(node, "sens_of"):
@@ -123,7 +124,7 @@ def _zeros_scaled(ctx: Context, node: Apply) -> Node | None:
         if isinstance(c, Constant) and type(c.value) in (float, int) and \
                 math.isfinite(c.value):
             return z
-        kz, kc = kind(z.inputs[2], ctx.facts), kind(c, ctx.facts)  # type: ignore[attr-defined]
+        kz, kc = kind(z.inputs[2], ctx.facts), kind(c, ctx.facts)
         if (kc == FLOAT or is_f8(kc)) and kind(node, ctx.facts) == kz:
             return z
     return None
@@ -136,7 +137,7 @@ def _plus_zeros(ctx: Context, node: Apply) -> Node | None:
     a, b = node.inputs[1:]
     for z, x in ((a, b), (b, a)):
         if _zeros_of(z, ctx.facts):
-            kx, kz = kind(x, ctx.facts), kind(z.inputs[2], ctx.facts)  # type: ignore[attr-defined]
+            kx, kz = kind(x, ctx.facts), kind(z.inputs[2], ctx.facts)
             if kx == kz and (kx == FLOAT or shape_of(kx) is not None):
                 return x
     return None
