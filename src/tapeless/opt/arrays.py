@@ -172,7 +172,7 @@ def _max_share_zero(ctx: Context, node: Apply) -> Node | None:
     a, b = node.inputs[1:]
     for x, share in ((a, b), (b, a)):
         # (The share's form first: it is rare, and kinds are costly to infer for every sum.)
-        w = max_share_cancels(share, ctx.facts)  # type: ignore[arg-type]
+        w = max_share_cancels(share, ctx.facts)
         if w is None:
             continue
         kx = kind(x, ctx.facts)
@@ -340,7 +340,7 @@ def _sum_without_keepdims(ctx: Context, node: Apply) -> Node | None:
             getattr(axis, "value", None) is not None else None
         if isinstance(keepdims, Constant) and keepdims.value is True and axes is not None \
                 and isinstance(dtype, Constant) and dtype.value is None and \
-                tuple(n for i, n in enumerate(sa) if i not in axes) == target:  # type: ignore[arg-type]
+                sa is not None and tuple(n for i, n in enumerate(sa) if i not in axes) == target:
             return node.graph.apply(P["np.sum"], a, axis, None, False, loc=node.loc,
                                     name=node.name)
     return None
@@ -438,11 +438,11 @@ def _getitem_sens_reshape(ctx: Context, node: Apply) -> Node | None:
     d, x, index = node.inputs[1:]
     kx = kind(x, ctx.facts)
     if not (isinstance(index, Constant) and type(index.value) is tuple) or \
-            shape_of(kx) is None or not is_f8(kx) or not is_f8(kind(d, ctx.facts)):
+            (shape := shape_of(kx)) is None or not is_f8(kx) or not is_f8(kind(d, ctx.facts)):
         return None
     parts = index.value
     if not all(p is None or p == slice(None) for p in parts) or \
-            sum(p is not None for p in parts) > len(shape_of(kx)):  # type: ignore[arg-type]
+            sum(p is not None for p in parts) > len(shape):
         return None
     return node.graph.apply(P["reshape_like"], d, x, loc=node.loc, name=node.name)
 

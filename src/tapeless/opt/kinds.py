@@ -271,8 +271,8 @@ def record_fields(cls: type) -> tuple[str, ...] | None:
 
     names: tuple[str, ...] | None = None
     if isinstance(cls, type) and issubclass(cls, tuple) and \
-            type(getattr(cls, "_fields", None)) is tuple:
-        names = tuple(cls._fields)  # type: ignore[attr-defined]  # (a NamedTuple's, checked)
+            type(fields := getattr(cls, "_fields", None)) is tuple:
+        names = tuple(fields)
         if any(getattr(cls, m, None) is not getattr(tuple, m) for m in _TUPLE_METHODS) or \
                 hasattr(cls, "__getattr__") or hasattr(cls, "__radd__") or not all(
                     type(d := getattr(cls, f, None)) is _FIELD_GETTER and
@@ -288,7 +288,7 @@ def record_fields(cls: type) -> tuple[str, ...] | None:
 
 
 # The descriptor type of NamedTuple fields.
-_FIELD_GETTER = type(collections.namedtuple("_Pair", "a").a)  # type: ignore[attr-defined]  # (made at run time)
+_FIELD_GETTER = type(vars(collections.namedtuple("_Pair", "a"))["a"])
 _TUPLE_METHODS = ("__getitem__", "__iter__", "__len__", "__add__", "__mul__", "__rmul__",
                   "__getattribute__", "__eq__", "__hash__")
 
@@ -805,7 +805,7 @@ def kind(node: Node, facts: LoopFacts | None = None, depth: int = 0,
     found = facts.kinds.get(key, _MISSING)
     if found is _MISSING:
         found = facts.kinds[key] = _kind(node, facts, depth, assumed)
-    return cast("Kind | None", found)
+    return cast("Kind | None", found)  # (not _MISSING any more)
 
 
 def _state_kinds(info: LoopInfo, facts: LoopFacts, depth: int,
@@ -1136,6 +1136,12 @@ def prim_name(node: Node) -> str | None:
     if isinstance(node, Apply) and isinstance(node.inputs[0], Constant):
         return getattr(node.inputs[0].value, "name", None)
     return None
+
+
+def applies(node: Node, name: str) -> TypeGuard[Apply]:
+    """Whether `node` applies the primitive called `name` (a constant callee with that
+    name: see `prim_name`)."""
+    return prim_name(node) == name
 
 
 def _elements(seq: Node, facts: LoopFacts | None, depth: int, assumed: Assumptions | None

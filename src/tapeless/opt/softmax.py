@@ -18,9 +18,9 @@ from .kinds import (
     FLOAT,
     INT,
     SCALAR,
+    applies,
     dtype_of,
     kind,
-    ndim_of,
     normalized_axes,
     prim_name,
     shape_of,
@@ -49,10 +49,12 @@ def reduced_axes(axis: Node, ndim: int) -> tuple[int, ...] | None:
 def _reduction(node: Node, reduction: str, ndim: int
                ) -> tuple[Node, tuple[int, ...], bool] | None:
     """(a, axes, keepdims) for `np.sum(a, axis, None, keepdims)` (or a max: no dtype)."""
+    if not isinstance(node, Apply):  # (then it applies no primitive)
+        return None
     p = prim_of(node)
     if p is None or p.reduction != reduction:
         return None
-    args = list(node.inputs[1:])  # type: ignore[attr-defined]
+    args = list(node.inputs[1:])
     if reduction == "sum" and not (isinstance(args[2], Constant) and args[2].value is None):
         return None
     keep = args[-1]
@@ -94,9 +96,9 @@ def _shape(node: Node, facts: LoopFacts | None) -> tuple[int, ...] | None:
 
 def _factors(node: Node) -> list[tuple[Node, Node]]:
     """The two orders of `x * y`."""
-    if prim_name(node) != "mul":
+    if not applies(node, "mul"):
         return []
-    a, b = node.inputs[1:]  # type: ignore[attr-defined]
+    a, b = node.inputs[1:]
     return [(a, b), (b, a)]
 
 
@@ -131,13 +133,16 @@ class _Max:
 def _max_of(a: Node, spread_mx: Node, facts: LoopFacts | None) -> _Max | None:
     """The max that `spread_mx` broadcasts, if it is a max of `a` over some axes."""
     k = kind(a, facts)
-    ndim = ndim_of(k)
-    if ndim is None or dtype_of(k) != "f8":
+    shape = shape_of(k)
+    if shape is None or dtype_of(k) != "f8":
         return None
+    ndim = len(shape)
     for candidate in (spread_mx, _spread_source(spread_mx)):
-        found = _reduction(candidate, "max", ndim) if candidate is not None else None
+        if candidate is None:
+            continue
+        found = _reduction(candidate, "max", ndim)
         if found is not None and found[0] is a:
-            mx = _Max(candidate, a, found[1], found[2], shape_of(k))  # type: ignore[arg-type]
+            mx = _Max(candidate, a, found[1], found[2], shape)
             return mx if mx.spread(spread_mx) else None
     return None
 
@@ -171,14 +176,14 @@ def _softmax_sum(total: Node, facts: LoopFacts | None, negated: bool = False
         return None
     w, axis = found
     if negated:
-        if prim_name(w) != "neg":
+        if not applies(w, "neg"):
             return None
-        w = w.inputs[1]  # type: ignore[attr-defined]
+        w = w.inputs[1]
     for f, y in _factors(w):
         sub = _args(y, ("np.exp",))
-        if sub is None or prim_name(sub[0]) != "sub":
+        if sub is None or not applies(sub[0], "sub"):
             continue
-        a, spread_mx = sub[0].inputs[1:]  # type: ignore[attr-defined]
+        a, spread_mx = sub[0].inputs[1:]
         mx = _max_of(a, spread_mx, facts)
         if mx is None:
             continue
@@ -203,14 +208,16 @@ def _softmax_sum(total: Node, facts: LoopFacts | None, negated: bool = False
 def _cancelling(delta: Node, facts: LoopFacts | None) -> tuple[_Max, Node] | None:
     """(mx, w) where `delta` is `d − Σ_k w_k` for a softmax sum (see `_softmax_sum`) and
     `d` laid out like the sum: mathematically zero."""
+    if not isinstance(delta, Apply):  # (then it applies no primitive)
+        return None
     name = prim_name(delta)
     pairs: list[tuple[Node, Node, bool]] = []  # (d, total, whether total sums −w)
     if name == "sub":
-        pairs = [(delta.inputs[1], delta.inputs[2], False)]  # type: ignore[attr-defined]
+        pairs = [(delta.inputs[1], delta.inputs[2], False)]
     elif name in ("add", "gadd"):
-        a, b = delta.inputs[1:]  # type: ignore[attr-defined]
+        a, b = delta.inputs[1:]
         for p, n in ((a, b), (b, a)):
-            if prim_name(n) == "neg":
+            if applies(n, "neg"):
                 pairs.append((p, n.inputs[1], False))
             elif prim_name(n) == "unbroadcast":
                 pairs.append((p, n, True))
@@ -234,7 +241,7 @@ def _cancelling(delta: Node, facts: LoopFacts | None) -> tuple[_Max, Node] | Non
     return None
 
 
-def max_share_cancels(node: Apply, facts: LoopFacts | None) -> Node | None:
+def max_share_cancels(node: Node, facts: LoopFacts | None) -> Node | None:
     """w where `node` is the sensitivity the max of a log-sum-exp passes to `a`,
     `(delta / count) · hits` with `hits = (a == mx)` and `count = Σ_k hits`, for a
     `delta` that cancels (`_cancelling`) and a softmax term w of the same max.

@@ -476,8 +476,8 @@ def _split_indices_known(ctx: Context, node: Apply) -> Node | None:
     items = sequence_items(arrays, ctx.facts)
     if items is None or not isinstance(axis, Constant) or type(axis.value) is not int:
         return None
-    shapes = [shape_of(kind(i, ctx.facts)) for i in items]
-    if any(s is None or not -len(s) <= axis.value < len(s) for s in shapes):
+    shapes = [s for i in items if (s := shape_of(kind(i, ctx.facts))) is not None]
+    if len(shapes) != len(items) or any(not -len(s) <= axis.value < len(s) for s in shapes):
         return None
-    ends = np.cumsum([s[axis.value] for s in shapes])[:-1]  # type: ignore[index]
+    ends = np.cumsum([s[axis.value] for s in shapes])[:-1]
     return Constant([int(e) for e in ends])
