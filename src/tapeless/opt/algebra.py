@@ -24,11 +24,12 @@ def _double_negation(ctx: Context, node: Apply) -> Node | None:
         return None
     inner = x.inputs[1]
     for link in reversed(chain):
-        inner = link.graph.apply(link.inputs[0], inner, link.inputs[2], loc=link.loc)  # type: ignore
+        inner = link.graph.apply(link.inputs[0], inner, link.inputs[2], loc=link.loc)
     return inner
 
 
-def _without_neutral(ctx: Context, pairs: tuple, neutral: float) -> Node | None:
+def _without_neutral(ctx: Context, pairs: tuple[tuple[Node, Node], ...], neutral: float
+                     ) -> Node | None:
     """x, for the first (c, x) of `pairs` where c is the number `neutral` and x a float64
     array or a Python float (not an int: 1.0 * 2 is a float)."""
     for c, x in pairs:
@@ -100,13 +101,13 @@ def _float_const(node: Node) -> float | None:
 def _scaled(node: Node) -> tuple[float, Node] | None:
     """(c, a) where node is `c * a`, `a * c` or `-a` for a float constant c."""
     if is_prim(node, "neg"):
-        return -1.0, node.inputs[1]  # type: ignore[attr-defined]
+        return -1.0, node.inputs[1]
     if is_prim(node, "mul"):
-        a, b = node.inputs[1:]  # type: ignore[attr-defined]
-        if _float_const(a) is not None:
-            return a.value, b  # type: ignore[attr-defined]
-        if _float_const(b) is not None:
-            return b.value, a  # type: ignore[attr-defined]
+        a, b = node.inputs[1:]
+        if (c := _float_const(a)) is not None:
+            return c, b
+        if (c := _float_const(b)) is not None:
+            return c, a
     return None
 
 

@@ -94,9 +94,11 @@ def _reduced_count_known(ctx: Context, node: Apply) -> Node | None:
     """How many elements a reduction over constant axes of a value of known shape adds."""
     x, axis = node.inputs[1:]
     k = kind(x, ctx.facts)
-    shape = () if k in (FLOAT, INT, SCALAR) else shape_of(k)
-    axes = reduced_axes(axis, len(shape)) if shape is not None else None
-    return Constant(math.prod(shape[a] for a in axes)) if axes is not None else None  # type: ignore[index]
+    shape: tuple[int, ...] | None = () if k in (FLOAT, INT, SCALAR) else shape_of(k)
+    if shape is None:
+        return None
+    axes = reduced_axes(axis, len(shape))
+    return Constant(math.prod(shape[a] for a in axes)) if axes is not None else None
 
 
 @rewrite("getattr_sens")
@@ -121,7 +123,7 @@ def _transposed(node: Node, facts: LoopFacts | None) -> tuple[Node, int] | None:
     """(x, n) where node swaps the last two axes of x, an array of n >= 2 dimensions
     (`np.swapaxes(x, -1, -2)` or the like, `x.T` for a matrix)."""
     if is_prim(node, "np.swapaxes"):
-        x, i, j = node.inputs[1:]  # type: ignore[attr-defined]
+        x, i, j = node.inputs[1:]
         n = ndim_of(kind(x, facts))
         if n is not None and n >= 2 and isinstance(i, Constant) and isinstance(j, Constant) \
                 and type(i.value) is int and type(j.value) is int and \
@@ -129,8 +131,8 @@ def _transposed(node: Node, facts: LoopFacts | None) -> tuple[Node, int] | None:
                 {i.value % n, j.value % n} == {n - 2, n - 1}:
             return x, n
     if is_prim(node, "getattr") and isinstance(node.inputs[2], Constant) and \
-            node.inputs[2].value == "T":  # type: ignore[attr-defined]
-        x = node.inputs[1]  # type: ignore[attr-defined]
+            node.inputs[2].value == "T":
+        x = node.inputs[1]
         if ndim_of(kind(x, facts)) == 2:
             return x, 2
     return None
@@ -151,7 +153,7 @@ def _transpose_twice(ctx: Context, node: Apply) -> Node | None:
         return inner[0]
     if not is_prim(x, "matmul"):
         return None
-    a, b = x.inputs[1:]  # type: ignore[attr-defined]
+    a, b = x.inputs[1:]
     ta, tb = _transposed(a, ctx.facts), _transposed(b, ctx.facts)
     if (ta is None and tb is None) or ndim_of(kind(a, ctx.facts)) != n or \
             ndim_of(kind(b, ctx.facts)) != n:
@@ -170,7 +172,7 @@ def _max_share_zero(ctx: Context, node: Apply) -> Node | None:
     a, b = node.inputs[1:]
     for x, share in ((a, b), (b, a)):
         # (The share's form first: it is rare, and kinds are costly to infer for every sum.)
-        w = max_share_cancels(share, ctx.facts)  # type: ignore[arg-type]
+        w = max_share_cancels(share, ctx.facts)
         if w is None:
             continue
         kx = kind(x, ctx.facts)
@@ -338,7 +340,7 @@ def _sum_without_keepdims(ctx: Context, node: Apply) -> Node | None:
             getattr(axis, "value", None) is not None else None
         if isinstance(keepdims, Constant) and keepdims.value is True and axes is not None \
                 and isinstance(dtype, Constant) and dtype.value is None and \
-                tuple(n for i, n in enumerate(sa) if i not in axes) == target:  # type: ignore[arg-type]
+                sa is not None and tuple(n for i, n in enumerate(sa) if i not in axes) == target:
             return node.graph.apply(P["np.sum"], a, axis, None, False, loc=node.loc,
                                     name=node.name)
     return None
@@ -436,11 +438,11 @@ def _getitem_sens_reshape(ctx: Context, node: Apply) -> Node | None:
     d, x, index = node.inputs[1:]
     kx = kind(x, ctx.facts)
     if not (isinstance(index, Constant) and type(index.value) is tuple) or \
-            shape_of(kx) is None or not is_f8(kx) or not is_f8(kind(d, ctx.facts)):
+            (shape := shape_of(kx)) is None or not is_f8(kx) or not is_f8(kind(d, ctx.facts)):
         return None
     parts = index.value
     if not all(p is None or p == slice(None) for p in parts) or \
-            sum(p is not None for p in parts) > len(shape_of(kx)):  # type: ignore[arg-type]
+            sum(p is not None for p in parts) > len(shape):
         return None
     return node.graph.apply(P["reshape_like"], d, x, loc=node.loc, name=node.name)
 

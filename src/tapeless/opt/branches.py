@@ -18,7 +18,7 @@ from ..ir.nodes import (
     is_inside,
 )
 from ..primitives import PRIMITIVES
-from .kinds import is_switch_call
+from .kinds import if_branches, is_switch_call, switch_branches
 from .loops import is_call_of, rebuild_closure
 
 P = PRIMITIVES
@@ -34,43 +34,52 @@ def branch_backprops(graphs: list[Graph], use: dict[int, list[tuple[Node | None,
     refs: dict[int, int] = {}
     for g in graphs:
         for node in graph_nodes(g):
-            for i in node.inputs:  # type: ignore[attr-defined]
+            for i in node.inputs:
                 if is_constant_graph(i):
                     refs[i.value.id] = refs.get(i.value.id, 0) + 1
         if is_constant_graph(g.output):
-            refs[g.output.value.id] = refs.get(g.output.value.id, 0) + 1  # type: ignore
+            refs[g.output.value.id] = refs.get(g.output.value.id, 0) + 1
     return any(
         is_switch_call(node) and node.id not in replace and
-        all(refs.get(b.value.id, 0) == 1 for b in node.inputs[0].inputs[2:4]) and  # type: ignore
-        _rewrite_switch(g, node, use, replace)  # type: ignore[arg-type]
+        all(refs.get(b.id, 0) == 1 for b in if_branches(node)) and
+        _rewrite_switch(g, node, use, replace)
         for g in graphs for node in graph_nodes(g))
+
+
+def _index_of(getitem: Apply) -> object:
+    """The constant index of `tuple_getitem(t, i)`."""
+    i = getitem.inputs[2]
+    assert isinstance(i, Constant)
+    return i.value
 
 
 def _rewrite_switch(g: Graph, node: Apply, use: dict[int, list[tuple[Node | None, Graph]]],
                     replace: dict[int, Node]) -> bool:
     sw = node.inputs[0]
-    cond = sw.inputs[1]  # type: ignore[attr-defined]
-    branches: list[Graph] = [b.value for b in sw.inputs[2:4]]  # type: ignore[attr-defined]
-    outs = [b.output for b in branches]
-    if any(b.parameters for b in branches) or not all(is_call_of(o, "make_tuple") for o in outs) \
-            or len({len(o.inputs) for o in outs}) != 1:  # type: ignore[union-attr]
+    assert isinstance(sw, Apply)
+    cond = sw.inputs[1]
+    branches = switch_branches(sw)
+    outs = [o for b in branches if is_call_of(o := b.output, "make_tuple")]
+    if any(b.parameters for b in branches) or len(outs) != len(branches) \
+            or len({len(o.inputs) for o in outs}) != 1:
         return False
-    users = [u for u, _ in use.get(node.id, [])]
-    if any(u is None or not is_call_of(u, "tuple_getitem") or not isinstance(u.inputs[2], Constant)
-           for u in users):
+    users = [u for u, _ in use.get(node.id, []) if is_call_of(u, "tuple_getitem")
+             and isinstance(u.inputs[2], Constant)]
+    if len(users) != len(use.get(node.id, [])):
         return False
-    for k in range(len(outs[0].inputs) - 1):  # type: ignore[union-attr]
-        closures = [o.inputs[1 + k] for o in outs]  # type: ignore[union-attr]
-        if not all(is_constant_graph(c) for c in closures):
+    for k in range(len(outs[0].inputs) - 1):
+        closures = [c for o in outs if is_constant_graph(c := o.inputs[1 + k])]
+        if len(closures) != len(outs):
             continue
         # Every use of the backpropagator must be a call of it.
-        calls = [(bp, u) for bp in (u for u in users if u.inputs[2].value == k)  # type: ignore
+        calls = [(bp, u) for bp in (u for u in users if _index_of(u) == k)
                  for u, _ in use.get(bp.id, [])]
-        if not calls or any(u is None or u.inputs[0] is not bp or bp in u.inputs[1:]
+        if not calls or any(not isinstance(u, Apply) or u.inputs[0] is not bp or bp in u.inputs[1:]
                             for bp, u in calls):
             continue
         # What each branch's closure needs that only the branch can see.
-        saved = [[fv for fv in free_variables(c.value) if not is_inside(g, fv.graph)]
+        saved = [[fv for fv in free_variables(c.value)
+                  if fv.graph is None or not is_inside(g, fv.graph)]
                  for c in closures]
         if any(fv.graph is not b for fvs, b in zip(saved, branches, strict=True)
                for fv in fvs):
@@ -80,12 +89,12 @@ def _rewrite_switch(g: Graph, node: Apply, use: dict[int, list[tuple[Node | None
             assert isinstance(out, Apply)
             set_input(out, 1 + k, b.apply(P["make_tuple"], *fvs))
         for _, call in calls:
+            assert isinstance(call, Apply)
             h = call.graph
-            assert h is not None and isinstance(call, Apply)
             new_branches = []
             for b, clo, fvs in zip(branches, closures, saved, strict=True):
                 nb = Graph(f"B_{b.name}", h, call.loc)
-                rebuilt = rebuild_closure(clo.value, nb, call.inputs[0],  # type: ignore
+                rebuilt = rebuild_closure(clo.value, nb, call.inputs[0],
                                           {fv.id: i for i, fv in enumerate(fvs)})
                 set_output(nb, nb.apply(Constant(rebuilt), *call.inputs[1:], loc=call.loc))
                 new_branches.append(nb)

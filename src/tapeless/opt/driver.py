@@ -108,8 +108,8 @@ def scatter_known(root: Graph) -> Callable[[Node, Node, Node], bool]:
         facts = made[0]
         kx = kind(x, facts)
         item = element_of(kx)
-        if item is None and is_f8(kx) and shape_of(kx):
-            item = array("f8", shape_of(kx)[1:])  # type: ignore[index]
+        if item is None and is_f8(kx) and (shape := shape_of(kx)):
+            item = array("f8", shape[1:])
         if item is None or not (item == FLOAT or (is_f8(item) and shape_of(item) is not None)):
             return False
         index_items, d_items = tuple_items(indices), tuple_items(ds)
@@ -260,7 +260,7 @@ def _worklist(root: Graph, changed: set[int], mark: int, graphs_changed: set[int
             for pos, i in enumerate(n.inputs):
                 users.setdefault(i.id, []).append(n)
                 if is_constant_graph(i):
-                    gid = i.value.id  # type: ignore[attr-defined]
+                    gid = i.value.id
                     refs.setdefault(gid, []).append(n)
                     counts[gid] = counts.get(gid, 0) + (1 if pos == 0 else 2)
     depth: dict[int, int] = {}
@@ -285,7 +285,7 @@ def _worklist(root: Graph, changed: set[int], mark: int, graphs_changed: set[int
                 next_todo += [(u, d + 1) for u in users.get(n.id, ())]
                 for i in n.inputs:
                     if is_constant_graph(i):
-                        for p in params.get(i.value.id, ()):  # type: ignore[attr-defined]
+                        for p in params.get(i.value.id, ()):
                             next_todo += [(u, d + 1) for u in users.get(p.id, ())]
         todo = next_todo
     return Worklist(set(depth), counts)
@@ -300,8 +300,9 @@ def _round(root: Graph, enabled: set[str] | None, log: PassLog, hints: dict,
     # kind, e.g. the seed np.float64(1.0) becomes 1.0.)
     mark = serial_mark()
     graphs = reachable_graphs(root)
-    ctx = Context(root, facts=LoopFacts(root, graphs), enabled=enabled)
-    ctx.facts.hints = hints  # type: ignore[union-attr]
+    facts = LoopFacts(root, graphs)
+    facts.hints = hints
+    ctx = Context(root, facts=facts, enabled=enabled)
     if work is not None:
         ctx.call_sites = work.calls
     else:
@@ -309,7 +310,7 @@ def _round(root: Graph, enabled: set[str] | None, log: PassLog, hints: dict,
             for n in graph_nodes(g):
                 for pos, inp in enumerate(n.inputs):
                     if is_constant_graph(inp):  # used as a value: never "called once"
-                        gid = inp.value.id  # type: ignore[attr-defined]
+                        gid = inp.value.id
                         ctx.call_sites[gid] = ctx.call_sites.get(gid, 0) + (2 if pos else 1)
     total = sum(len(graph_nodes(g)) for g in graphs)
     if work is not None and 2 * len(work.nodes) > total:
@@ -319,7 +320,7 @@ def _round(root: Graph, enabled: set[str] | None, log: PassLog, hints: dict,
     sweep = _Sweep(ctx, enabled, log, work)
     for g in graphs:
         for node in graph_nodes(g):
-            sweep.visit(node, g)  # type: ignore[arg-type]
+            sweep.visit(node, g)
     log.rounds.append((sweep.matched, total))
     replace, spliced, touched = sweep.replace, sweep.spliced, sweep.touched
     changed = bool(replace)
@@ -358,8 +359,8 @@ def _round(root: Graph, enabled: set[str] | None, log: PassLog, hints: dict,
             log.add("branch_backprops")
             changed = structural = True
     if not changed and allowed(enabled, "unused_parameters"):  # alone in its round
-        if (n := drop_unused_parameters(root, graphs)):
-            log.add("unused_parameters", n)
+        if (dropped := drop_unused_parameters(root, graphs)):
+            log.add("unused_parameters", dropped)
             changed = structural = True
     redirected = sweep.changed
     if replace or touched or structural:
@@ -388,14 +389,14 @@ def drop_unused_parameters(root: Graph, graphs: list[Graph]) -> int:
     users: dict[int, list[tuple[Apply, int]]] = {}
     for g in graphs:
         if is_constant_graph(g.output):
-            escaped.add(g.output.value.id)  # type: ignore[union-attr]
+            escaped.add(g.output.value.id)
         if isinstance(g.output, Parameter):
             escaped.add(-g.output.id)  # (a parameter returned is read)
         for n in graph_nodes(g):
             assert isinstance(n, Apply)
             for pos, i in enumerate(n.inputs):
                 if is_constant_graph(i):
-                    gid = i.value.id  # type: ignore[attr-defined]
+                    gid = i.value.id
                     if pos == 0:
                         calls.setdefault(gid, []).append(n)
                     else:
@@ -412,7 +413,7 @@ def drop_unused_parameters(root: Graph, graphs: list[Graph]) -> int:
             continue
         drop = [i for i, p in enumerate(g.parameters) if -p.id not in escaped and all(
             pos == i + 1 and is_constant_graph(n.inputs[0]) and
-            n.inputs[0].value is g  # type: ignore[attr-defined]
+            n.inputs[0].value is g
             for n, pos in users.get(p.id, ()))]
         if not drop:
             continue

@@ -42,13 +42,13 @@ import math
 import operator
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeGuard, cast
 
 from ..ir.nodes import Apply, Constant, Graph, Node, Parameter
 from ..primitives import PRIMITIVES, Primitive
 
 if TYPE_CHECKING:
-    from .loop_facts import LoopFacts
+    from .loop_facts import LoopFacts, LoopInfo
 
 
 class Kind:
@@ -235,15 +235,15 @@ def dict_of(keys: list[str], items: list[Kind | None]) -> DictKind:
     return DictKind(tuple(zip(keys, items, strict=True)))
 
 
-def is_dict(k: Kind | None) -> bool:
+def is_dict(k: Kind | None) -> TypeGuard[DictKind]:
     return type(k) is DictKind
 
 
-def is_namedtuple(k: Kind | None) -> bool:
+def is_namedtuple(k: Kind | None) -> TypeGuard[RecordKind]:
     return type(k) is RecordKind and k.kind == "namedtuple"
 
 
-def is_record(k: Kind | None) -> bool:
+def is_record(k: Kind | None) -> TypeGuard[RecordKind]:
     """A NamedTuple or dataclass kind."""
     return type(k) is RecordKind
 
@@ -271,8 +271,8 @@ def record_fields(cls: type) -> tuple[str, ...] | None:
 
     names: tuple[str, ...] | None = None
     if isinstance(cls, type) and issubclass(cls, tuple) and \
-            type(getattr(cls, "_fields", None)) is tuple:
-        names = tuple(cls._fields)  # type: ignore[attr-defined]
+            type(fields := getattr(cls, "_fields", None)) is tuple:
+        names = tuple(fields)
         if any(getattr(cls, m, None) is not getattr(tuple, m) for m in _TUPLE_METHODS) or \
                 hasattr(cls, "__getattr__") or hasattr(cls, "__radd__") or not all(
                     type(d := getattr(cls, f, None)) is _FIELD_GETTER and
@@ -288,7 +288,7 @@ def record_fields(cls: type) -> tuple[str, ...] | None:
 
 
 # The descriptor type of NamedTuple fields.
-_FIELD_GETTER = type(collections.namedtuple("_Pair", "a").a)  # type: ignore[attr-defined]
+_FIELD_GETTER = type(vars(collections.namedtuple("_Pair", "a"))["a"])
 _TUPLE_METHODS = ("__getitem__", "__iter__", "__len__", "__add__", "__mul__", "__rmul__",
                   "__getattribute__", "__eq__", "__hash__")
 
@@ -382,9 +382,11 @@ def value_kind(value: object, depth: int = 0) -> Kind | None:
             return None
         return record_of(type(value), [value_kind(v, depth + 1) for v in items])
     if type(value).__name__ == "ndarray" and type(value).__module__ == "numpy":
+        # (A NumPy array, told by its type's name: kinds do not import NumPy.)
+        nd: Any = value
         dtype = {"<f8": "f8", "=f8": "f8", "<i8": "i8", "=i8": "i8", "|b1": "b1"}.get(
-            value.dtype.str, "?")  # type: ignore[attr-defined]
-        return array(dtype, value.shape)  # type: ignore[attr-defined]
+            nd.dtype.str, "?")
+        return array(dtype, nd.shape)
     return None
 
 
@@ -413,10 +415,10 @@ def _dtype(kinds: list[Kind | None]) -> str:
 def _where_kind(args: list[Kind | None], inputs: list[Node]) -> Kind | None:
     """`np.where(condition, x, y)`: an array of the three shapes broadcast, of x's and
     y's dtype (a 0-d result is a 0-d array, not a NumPy scalar: no kind)."""
-    shapes = [_scalar_shape(a) for a in args]
-    if dtype_of(args[0]) != "b1" or any(s is None for s in shapes):
+    shapes = [s for a in args if (s := _scalar_shape(a)) is not None]
+    if dtype_of(args[0]) != "b1" or len(shapes) != len(args):
         return None  # (a boolean array condition only)
-    shape = _broadcast(shapes)  # type: ignore[arg-type]
+    shape = _broadcast(shapes)
     dtype = _dtype(args[1:])
     return array(dtype, shape) if shape else None
 
@@ -460,7 +462,7 @@ _MISSING = object()
 
 
 def _array_kind(prim: Primitive, node: Apply, args: list[Kind | None],
-                facts: LoopFacts | None, depth: int, assumed: dict | None) -> Kind | None:
+                facts: LoopFacts | None, depth: int, assumed: Assumptions | None) -> Kind | None:
     """Kinds of array operations whose shape follows from their inputs' shapes (`depth`:
     the caller's, for the index inference some of them recurse into)."""
     if not any(type(a) is ArrayKind for a in args):
@@ -468,9 +470,10 @@ def _array_kind(prim: Primitive, node: Apply, args: list[Kind | None],
     name = prim.name
     shapes = [_scalar_shape(a) for a in args]
     if prim.elementwise:
-        if any(s is None for s in shapes):
+        known = [s for s in shapes if s is not None]
+        if len(known) != len(shapes):
             return None
-        shape = _broadcast(shapes)  # type: ignore[arg-type]
+        shape = _broadcast(known)
         dtype = "b1" if prim.comparison else _dtype(args)
         if shape == ():
             return SCALAR  # ufuncs return NumPy scalars, not 0-d arrays
@@ -483,7 +486,8 @@ def _array_kind(prim: Primitive, node: Apply, args: list[Kind | None],
         if other in (FLOAT, INT):
             return FLOAT if args[0] in (FLOAT, INT) else None
         dtype = _keep_dtype(args[0]) if shape_of(args[0]) is not None else _dtype(args[:1])
-        return array(dtype, shape_of(other)) if shape_of(other) is not None else None
+        other_shape = shape_of(other)
+        return array(dtype, other_shape) if other_shape is not None else None
     if name == "getitem" and len(first) >= 1:
         index = node.inputs[2]
         if args[1] == INT:
@@ -574,7 +578,9 @@ def _reversed_kind(args: list[Kind | None]) -> Kind | None:
     shapes = _array_shapes(args)
     if shapes is None:
         return None
-    return array(_keep_dtype(args[0]), tuple(reversed(shapes[0])))  # type: ignore[arg-type]
+    first = shapes[0]
+    assert first is not None  # (see _array_shapes)
+    return array(_keep_dtype(args[0]), tuple(reversed(first)))
 
 
 def _transpose_kind(args: list[Kind | None], inputs: list[Node]) -> Kind | None:
@@ -622,13 +628,13 @@ def _squeeze_kind(args: list[Kind | None], inputs: list[Node]) -> Kind | None:
 def _index_parts(index: Node) -> list[Node] | None:
     if isinstance(index, Constant) and type(index.value) is tuple:
         return [Constant(v) for v in index.value]
-    if prim_name(index) == "make_tuple":
-        return list(index.inputs[1:])  # type: ignore[attr-defined]
+    if isinstance(index, Apply) and prim_name(index) == "make_tuple":
+        return list(index.inputs[1:])
     return None
 
 
 def _index_shape(shape: tuple[int, ...], index: Node, facts: LoopFacts | None, depth: int,
-                 assumed: dict | None) -> tuple[int, ...] | None:
+                 assumed: Assumptions | None) -> tuple[int, ...] | None:
     """The shape of `x[index]` for a tuple of `None`s, constant slices, ints and (at most
     one) int64 array, where x has `shape`; None where unknown."""
     parts = _index_parts(index)
@@ -668,12 +674,12 @@ def _index_shape(shape: tuple[int, ...], index: Node, facts: LoopFacts | None, d
 
 
 def _constant_slice(index: Node, facts: LoopFacts | None = None, depth: int = 0,
-                    assumed: dict | None = None) -> slice | None:
+                    assumed: Assumptions | None = None) -> slice | None:
     if isinstance(index, Constant) and isinstance(index.value, slice):
         return index.value
-    if prim_name(index) == "make_slice":
-        bounds = []
-        for i in index.inputs[1:]:  # type: ignore[attr-defined]
+    if isinstance(index, Apply) and prim_name(index) == "make_slice":
+        bounds: list[int | None] = []
+        for i in index.inputs[1:]:
             if isinstance(i, Constant) and i.value is None:
                 bounds.append(None)
                 continue
@@ -686,11 +692,12 @@ def _constant_slice(index: Node, facts: LoopFacts | None = None, depth: int = 0,
 
 
 def int_value(node: Node, facts: LoopFacts | None = None, depth: int = 0,
-              assumed: dict | None = None) -> int | None:
+              assumed: Assumptions | None = None) -> int | None:
     """The value of an int computed from constants and known shapes (`x.shape[0] * 2`),
     else None."""
     if isinstance(node, Constant):
-        return node.value if type(node.value) is int else None
+        value: object = node.value
+        return value if type(value) is int else None
     if depth > 40:
         return None
     name = prim_name(node)
@@ -701,10 +708,11 @@ def int_value(node: Node, facts: LoopFacts | None = None, depth: int = 0,
         return _INT_ARITHMETIC[name](a, b)
     if name in ("getitem", "tuple_getitem") and isinstance(node, Apply):
         seq, i = node.inputs[1:3]
-        if prim_name(seq) == "getattr" and isinstance(seq.inputs[2], Constant) and \
+        if isinstance(seq, Apply) and prim_name(seq) == "getattr" and \
+                isinstance(seq.inputs[2], Constant) and \
                 seq.inputs[2].value == "shape" and isinstance(i, Constant) and \
-                type(i.value) is int:  # type: ignore[attr-defined]
-            shape = shape_of(kind(seq.inputs[1], facts, depth + 1, assumed))  # type: ignore
+                type(i.value) is int:
+            shape = shape_of(kind(seq.inputs[1], facts, depth + 1, assumed))
             if shape is not None and -len(shape) <= i.value < len(shape):
                 return shape[i.value]
     return None
@@ -714,9 +722,9 @@ def sequence_items(node: Node, facts: LoopFacts | None = None) -> list[Node] | N
     """The element nodes of a tuple or list display (or `list(...)` of one). With loop
     facts, a display a forward loop saved, for a backward loop's read of it: then the
     elements are the forward loop's nodes, good for their kinds only."""
-    if facts is not None and prim_name(node) == "tuple_getitem" and \
-            isinstance(node.inputs[2], Constant) and type(node.inputs[2].value) is int:  # type: ignore[attr-defined]
-        item = item_nodes(node.inputs[1], node.inputs[2].value, facts)  # type: ignore[attr-defined]
+    if facts is not None and isinstance(node, Apply) and prim_name(node) == "tuple_getitem" \
+            and isinstance(node.inputs[2], Constant) and type(node.inputs[2].value) is int:
+        item = item_nodes(node.inputs[1], node.inputs[2].value, facts)
         if item is not None and len(item) == 1 and item[0] is not node:
             return sequence_items(item[0], facts)
     if not (isinstance(node, Apply) and isinstance(node.inputs[0], Constant)):
@@ -730,33 +738,36 @@ def sequence_items(node: Node, facts: LoopFacts | None = None) -> list[Node] | N
 
 
 def _concatenate_kind(node: Apply, facts: LoopFacts | None, depth: int,
-                      assumed: dict | None) -> Kind | None:
+                      assumed: Assumptions | None) -> Kind | None:
     """np.concatenate of a display of float64 arrays along axis 0 (the default)."""
     items = sequence_items(node.inputs[1])
     axis = _const(node.inputs[2]) if len(node.inputs) > 2 else 0
     if not items or type(axis) is not int:
         return None
-    shapes = [shape_of(kind(i, facts, depth + 1, assumed)) for i in items]
+    found = [shape_of(kind(i, facts, depth + 1, assumed)) for i in items]
     kinds = [kind(i, facts, depth + 1, assumed) for i in items]
-    if any(s is None or len(s) == 0 for s in shapes) or any(dtype_of(k) != "f8" for k in kinds):
+    shapes = [s for s in found if s is not None and len(s) != 0]
+    if len(shapes) != len(found) or any(dtype_of(k) != "f8" for k in kinds):
         return None
-    ndim = len(shapes[0])  # type: ignore[arg-type]
-    if not -ndim <= axis < ndim or any(len(s) != ndim for s in shapes):  # type: ignore
+    ndim = len(shapes[0])
+    if not -ndim <= axis < ndim or any(len(s) != ndim for s in shapes):
         return None
     axis %= ndim
-    rest = [s[:axis] + s[axis + 1:] for s in shapes]  # type: ignore[index]
+    rest = [s[:axis] + s[axis + 1:] for s in shapes]
     if any(r != rest[0] for r in rest):
         return None
-    total = sum(s[axis] for s in shapes)  # type: ignore[index]
-    return array("f8", shapes[0][:axis] + (total,) + shapes[0][axis + 1:])  # type: ignore
+    total = sum(s[axis] for s in shapes)
+    return array("f8", shapes[0][:axis] + (total,) + shapes[0][axis + 1:])
 
 
-class Assumptions(dict):
+class Assumptions(dict[tuple[int, int], "Kind | None"]):
     """Kinds assumed for parameters while inferring a loop body or a call (made by
     `assume`, never changed after), with the id of this set of assumptions (0: none),
-    which memoization keys hold."""
+    which memoization keys hold. A key is (parameter id, -1) for a parameter given a
+    kind, (loop node id, j) for a loop's state slot j."""
 
     __slots__ = ("id",)
+    id: int
 
 
 # Each distinct set of assumptions gets a small int, so that a memo key is a pair of ints,
@@ -769,7 +780,7 @@ _MAX_ASSUMPTION_IDS = 1 << 14
 _next_assumption_id = itertools.count(1)
 
 
-def assume(base: dict | None, more: dict) -> Assumptions:
+def assume(base: Assumptions | None, more: dict[tuple[int, int], Kind | None]) -> Assumptions:
     out = Assumptions(base or {})
     out.update(more)
     key = tuple(sorted(out.items()))
@@ -784,35 +795,35 @@ def assume(base: dict | None, more: dict) -> Assumptions:
 
 
 def kind(node: Node, facts: LoopFacts | None = None, depth: int = 0,
-         assumed: dict | None = None) -> Kind | None:
+         assumed: Assumptions | None = None) -> Kind | None:
     """The kind of `node`'s value when known, else None."""
     if facts is None:
         return _kind(node, facts, depth, assumed)
     # Memoized per assumption set (loop state assumed to have a kind while checking the
     # loop body), so shared subexpressions are inferred once.
-    key = (node.id, assumed.id if assumed else 0)  # type: ignore[attr-defined]
+    key = (node.id, assumed.id if assumed else 0)
     found = facts.kinds.get(key, _MISSING)
     if found is _MISSING:
         found = facts.kinds[key] = _kind(node, facts, depth, assumed)
-    return found  # type: ignore[return-value]
+    return cast("Kind | None", found)  # (not _MISSING any more)
 
 
-def _state_kinds(info: object, facts: LoopFacts, depth: int,
-                 assumed: dict | None) -> list[Kind | None]:
+def _state_kinds(info: LoopInfo, facts: LoopFacts, depth: int,
+                 assumed: Assumptions | None) -> list[Kind | None]:
     """The kinds of a loop's state slots, by induction on all slots together: assuming
     each slot has a kind while inferring the body's outputs, a slot keeps its kind if
     its output has it too; a slot that fails is assumed unknown and the body is
     inferred again, until nothing changes (each slot changes at most twice)."""
-    loop = info.node.id  # type: ignore[attr-defined]
-    outputs = info.outputs  # type: ignore[attr-defined]
-    n = len(info.init)  # type: ignore[attr-defined]
-    memo = ("state", loop, assumed.id if assumed else 0)  # type: ignore[attr-defined]
-    if memo in facts.kinds:
-        return facts.kinds[memo]  # type: ignore[return-value]
+    loop = info.node.id
+    outputs = info.outputs
+    n = len(info.init)
+    memo = (loop, assumed.id if assumed else 0)
+    if memo in facts.state_kinds:
+        return facts.state_kinds[memo]
     if outputs is None:
-        facts.kinds[memo] = [None] * n  # type: ignore[index]
-        return facts.kinds[memo]  # type: ignore[return-value]
-    current = [kind(i, facts, depth + 1, assumed) for i in info.init]  # type: ignore
+        facts.state_kinds[memo] = [None] * n
+        return facts.state_kinds[memo]
+    current = [kind(i, facts, depth + 1, assumed) for i in info.init]
     # The kinds the last round found (hints): if they hold, one pass over the body proves
     # them, where starting from the initial kinds takes a pass per widening (a list that
     # starts empty, a float that becomes a NumPy scalar). If they do not, start over.
@@ -822,12 +833,12 @@ def _state_kinds(info: object, facts: LoopFacts, depth: int,
                   for k, h in zip(current, hint, strict=True)]
         if hinted != current and _induction_step(info, facts, depth, assumed,
                                                  hinted) == hinted:
-            facts.kinds[memo] = hinted  # type: ignore[index]
+            facts.state_kinds[memo] = hinted
             return hinted
     while True:
         new = _induction_step(info, facts, depth, assumed, current)
         if new == current:
-            facts.kinds[memo] = current  # type: ignore[index]
+            facts.state_kinds[memo] = current
             facts.hints[loop] = current
             return current
         current = new
@@ -839,11 +850,12 @@ def _widens(k: Kind, h: Kind) -> bool:
         (k in _NUMBERS + (NUMERIC,) and h == NUMERIC)
 
 
-def _induction_step(info: object, facts: LoopFacts, depth: int, assumed: dict | None,
+def _induction_step(info: LoopInfo, facts: LoopFacts, depth: int, assumed: Assumptions | None,
                     current: list[Kind | None]) -> list[Kind | None]:
     """The slots' kinds after one iteration of the body, assuming they have `current`'s."""
-    loop = info.node.id  # type: ignore[attr-defined]
-    outputs = info.outputs  # type: ignore[attr-defined]
+    loop = info.node.id
+    outputs = info.outputs
+    assert outputs is not None  # (see _state_kinds)
     inner = assume(assumed, {(loop, j): k for j, k in enumerate(current)})
     new: list[Kind | None] = []
     for j, k in enumerate(current):
@@ -865,7 +877,7 @@ def _induction_step(info: object, facts: LoopFacts, depth: int, assumed: dict | 
 
 
 def _kind(node: Node, facts: LoopFacts | None, depth: int,
-          assumed: dict | None) -> Kind | None:
+          assumed: Assumptions | None) -> Kind | None:
     if isinstance(node, Constant):
         v = node.value
         if type(v) is float:
@@ -885,7 +897,7 @@ def _kind(node: Node, facts: LoopFacts | None, depth: int,
 
 
 def _infer(node: Node, facts: LoopFacts | None, depth: int,
-           assumed: dict | None) -> Kind | None:
+           assumed: Assumptions | None) -> Kind | None:
     if isinstance(node, Parameter):
         if assumed and (node.id, -1) in assumed:  # a comprehension's element
             return assumed[(node.id, -1)]
@@ -901,12 +913,14 @@ def _infer(node: Node, facts: LoopFacts | None, depth: int,
         info, j = state
         if assumed and (info.node.id, j) in assumed:
             return assumed[(info.node.id, j)]
-        return _state_kinds(info, facts, depth, assumed)[j]  # type: ignore[arg-type]
+        assert facts is not None  # (state_of is one of its tables)
+        return _state_kinds(info, facts, depth, assumed)[j]
     if not isinstance(node, Apply):
         return None
     callee = node.inputs[0]
     g = _known_call(node, depth)
     if g is not None:  # its result's kind, given its arguments' kinds
+        assert g.output is not None  # (see _known_call)
         return kind(g.output, facts, depth + 4, _with_arguments(node, g, facts, depth, assumed))
     if not (isinstance(callee, Constant) and isinstance(callee.value, Primitive)):
         return None
@@ -933,8 +947,7 @@ def _infer(node: Node, facts: LoopFacts | None, depth: int,
                 return _common([kind(i, facts, start, assumed) for i in item])
             return _item_kind(seq, index.value, facts, depth + 1, assumed)
     if is_switch_call(node):
-        outs = [b.value.output for b in node.inputs[0].inputs[2:4]]  # type: ignore
-        return _common([kind(o, facts, depth + 1, assumed) for o in outs])
+        return _common([kind(o, facts, depth + 1, assumed) for o in if_outputs(node)])
     if name == "list_map":
         return _list_map_kind(node, facts, depth, assumed)
     if name == "np.concatenate":
@@ -944,8 +957,10 @@ def _infer(node: Node, facts: LoopFacts | None, depth: int,
         items = _index_parts(node.inputs[1])
         dims = [int_value(i, facts, depth + 1, assumed) for i in items] if items is not None \
             else None
-        if dims is not None and all(n is not None and n >= 0 for n in dims):
-            return array("f8", tuple(dims))  # type: ignore[arg-type]
+        if dims is not None:
+            known = [n for n in dims if n is not None and n >= 0]
+            if len(known) == len(dims):
+                return array("f8", tuple(known))
     args = [kind(a, facts, depth + 1, assumed) for a in node.inputs[1:]]
     if name == "len":
         return INT
@@ -962,9 +977,9 @@ def _infer(node: Node, facts: LoopFacts | None, depth: int,
         return field_kind(args[0], key)  # d["key"], x.field
     if name == "make_list":
         return _list_of_items(args)
-    if name == "list" and len(node.inputs) == 2 and sequence_items(node.inputs[1]) is not None:
-        return _list_of_items([kind(i, facts, depth + 1, assumed)
-                               for i in sequence_items(node.inputs[1])])  # type: ignore
+    if name == "list" and len(node.inputs) == 2 and \
+            (items := sequence_items(node.inputs[1])) is not None:
+        return _list_of_items([kind(i, facts, depth + 1, assumed) for i in items])
     if name == "list" and (not args or (isinstance(node.inputs[1], Constant) and
                                         type(node.inputs[1].value) is tuple and
                                         node.inputs[1].value == ())):
@@ -981,7 +996,8 @@ def _infer(node: Node, facts: LoopFacts | None, depth: int,
             all(a in (FLOAT, INT, SCALAR) for a in args):
         return SCALAR
     if prim.abstract_eval is not None:
-        return prim.abstract_eval(args, node.inputs[1:])
+        abstract: Kind | None = prim.abstract_eval(args, node.inputs[1:])
+        return abstract
     result = _array_kind(prim, node, args, facts, depth, assumed)
     if result is not None:
         return result
@@ -1027,11 +1043,13 @@ def _dict_display_kind(node: Apply, args: list[Kind | None]) -> Kind | None:
     values."""
     keys = _index_parts(node.inputs[1])
     items = items_of(args[1])
-    if keys is None or items is None or len(keys) != len(items) or not all(
-            isinstance(key, Constant) and type(key.value) is str and _plain_name(key.value)
-            for key in keys) or len({key.value for key in keys}) != len(keys):  # type: ignore
+    if keys is None or items is None or len(keys) != len(items):
         return None
-    return dict_of([key.value for key in keys], list(items))  # type: ignore[attr-defined]
+    names = [key.value for key in keys
+             if isinstance(key, Constant) and type(key.value) is str and _plain_name(key.value)]
+    if len(names) != len(keys) or len(set(names)) != len(keys):
+        return None
+    return dict_of(names, list(items))
 
 
 def _tuple_op_kind(name: str, node: Apply, args: list[Kind | None]) -> Kind | None:
@@ -1062,8 +1080,8 @@ _TUPLE_OPS = {
     "tuple": lambda node, args, items: args[0] if len(args) == 1 else None,  # tuple(t) is t
 }
 # Int arithmetic on ints known when compiling (`x.shape[0] * 2`), by primitive.
-_INT_ARITHMETIC = {"add": operator.add, "sub": operator.sub, "mul": operator.mul,
-                   "floordiv": operator.floordiv}
+_INT_ARITHMETIC: dict[str, Callable[[int, int], int]] = {
+    "add": operator.add, "sub": operator.sub, "mul": operator.mul, "floordiv": operator.floordiv}
 
 
 def _sensitivity_kind(args: list[Kind | None], inputs: list[Node]) -> Kind | None:
@@ -1075,7 +1093,7 @@ def _sensitivity_kind(args: list[Kind | None], inputs: list[Node]) -> Kind | Non
 
 
 def _list_map_kind(node: Apply, facts: LoopFacts | None, depth: int,
-                   assumed: dict | None) -> Kind | None:
+                   assumed: Assumptions | None) -> Kind | None:
     """[f(x) for x in seq]: f's result kind, with x of seq's elements' kind. (The
     derivative of a comprehension maps (value, backpropagator) pairs, then projects the
     values: the pairs' list has a kind `list<tuple<K|?>>`, so the projection needs no
@@ -1096,17 +1114,19 @@ def _known_call(node: Apply, depth: int) -> Graph | None:
     if isinstance(callee, Constant) and hasattr(callee.value, "parameters") and depth <= 10 \
             and len(callee.value.parameters) == len(node.inputs) - 1 and \
             callee.value.output is not None and not callee.value.vararg:
-        return callee.value  # type: ignore[return-value]
+        g: Graph = callee.value
+        return g
     return None
 
 
-def _bind(params: list, kinds: list[Kind | None], assumed: dict | None) -> dict:
+def _bind(params: list[Parameter], kinds: list[Kind | None], assumed: Assumptions | None
+          ) -> Assumptions:
     """The assumptions with each parameter given a kind."""
     return assume(assumed, {(p.id, -1): k for p, k in zip(params, kinds, strict=True)})
 
 
 def _with_arguments(node: Apply, g: Graph, facts: LoopFacts | None, depth: int,
-                    assumed: dict | None) -> dict:
+                    assumed: Assumptions | None) -> Assumptions:
     return _bind(g.parameters, [kind(a, facts, depth + 1, assumed) for a in node.inputs[1:]],
                  assumed)
 
@@ -1118,7 +1138,13 @@ def prim_name(node: Node) -> str | None:
     return None
 
 
-def _elements(seq: Node, facts: LoopFacts | None, depth: int, assumed: dict | None
+def applies(node: Node, name: str) -> TypeGuard[Apply]:
+    """Whether `node` applies the primitive called `name` (a constant callee with that
+    name: see `prim_name`)."""
+    return prim_name(node) == name
+
+
+def _elements(seq: Node, facts: LoopFacts | None, depth: int, assumed: Assumptions | None
               ) -> Kind | None:
     if prim_name(seq) == "range":
         return INT
@@ -1126,7 +1152,7 @@ def _elements(seq: Node, facts: LoopFacts | None, depth: int, assumed: dict | No
 
 
 def _item_kind(node: Node, i: int, facts: LoopFacts | None, depth: int,
-               assumed: dict | None) -> Kind | None:
+               assumed: Assumptions | None) -> Kind | None:
     """The kind of element i of a tuple built by `node` (or by the function it calls)."""
     if depth > 40:
         return None
@@ -1137,7 +1163,8 @@ def _item_kind(node: Node, i: int, facts: LoopFacts | None, depth: int,
             if 0 <= i < len(node.inputs) - 1 else None
     g = _known_call(node, depth)
     if g is not None:
-        return _item_kind(g.output, i, facts, depth + 4,  # type: ignore[arg-type]
+        assert g.output is not None  # (see _known_call)
+        return _item_kind(g.output, i, facts, depth + 4,
                           _with_arguments(node, g, facts, depth, assumed))
     return _tuple_item(kind(node, facts, depth + 1, assumed), i)
 
@@ -1147,7 +1174,29 @@ def is_f8(k: Kind | None) -> bool:
     return k is not None and (k == FLOAT or dtype_of(k) == "f8")
 
 
-def is_switch_call(node: Node) -> bool:
+def switch_branches(sw: Apply) -> list[Graph]:
+    """The two functions `switch(c, if_true, if_false)` picks between (the callee of a
+    value-`if`, see `is_switch_call`)."""
+    return [b.value for b in sw.inputs[2:4] if isinstance(b, Constant)]
+
+
+def if_branches(node: Apply) -> list[Graph]:
+    """The two functions a value-`if` (see `is_switch_call`) picks between."""
+    sw = node.inputs[0]
+    assert isinstance(sw, Apply)
+    return switch_branches(sw)
+
+
+def if_outputs(node: Apply) -> list[Node]:
+    """The values the two branches of a value-`if` (see `is_switch_call`) return."""
+    outs = []
+    for b in if_branches(node):
+        assert b.output is not None  # (a branch returns its value)
+        outs.append(b.output)
+    return outs
+
+
+def is_switch_call(node: Node | None) -> TypeGuard[Apply]:
     """Whether `node` is a value-`if`: a call, with no arguments, of what `switch(c,
     if_true, if_false)` picks between two known functions."""
     if not (isinstance(node, Apply) and len(node.inputs) == 1):
@@ -1169,8 +1218,8 @@ def item_nodes(seq: Node, i: int, facts: LoopFacts | None) -> list[Node] | None:
         return item_nodes(facts.popped[seq.id], i, facts)
     if is_switch_call(seq):
         items = []
-        for b in seq.inputs[0].inputs[2:4]:  # type: ignore[union-attr]
-            found = item_nodes(b.value.output, i, facts)
+        for out in if_outputs(seq):
+            found = item_nodes(out, i, facts)
             if found is None:
                 return None
             items.extend(found)

@@ -4,8 +4,9 @@ induction over the loop (`LoopFacts`)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeGuard
 
 from ..ir.nodes import (
     Apply,
@@ -22,6 +23,9 @@ if TYPE_CHECKING:
     from .kinds import Kind
 
 P = PRIMITIVES
+
+# The loop state slots, (loop node id, j), an inductive question assumes has its answer.
+Assumed = set[tuple[int, int]]
 
 
 @dataclass
@@ -48,25 +52,43 @@ class LoopInfo:
         return None
 
     def params(self, j: int) -> list[Node]:
-        ps = [self.body.parameters[self.lead + j]]
+        ps: list[Node] = [self.body.parameters[self.lead + j]]
         if self.cond is not None:
             ps.append(self.cond.parameters[j])
         return ps
 
 
-def is_call_of(node: Node, name: str) -> bool:
+def is_call_of(node: Node | None, name: str) -> TypeGuard[Apply]:
     """Whether `node` applies the primitive called `name` (the rewrites here and in
     branches.py match the IR by primitive name)."""
     return isinstance(node, Apply) and isinstance(node.inputs[0], Constant) and \
         getattr(node.inputs[0].value, "name", None) == name
 
 
+def constant_index(getitem: Apply) -> Any:
+    """The index `i` of `tuple_getitem(x, i)` (or `getitem`) where it is a constant (the
+    caller checked, or the IR makes it one)."""
+    i = getitem.inputs[2]
+    assert isinstance(i, Constant)
+    return i.value
+
+
+def constant_getitems(nodes: list[Node | None]) -> list[Apply] | None:
+    """`nodes` if each is a `tuple_getitem(x, i)` with a constant i, else None."""
+    out: list[Apply] = []
+    for u in nodes:
+        if not (is_call_of(u, "tuple_getitem") and isinstance(u.inputs[2], Constant)):
+            return None
+        out.append(u)
+    return out
+
+
 def loop_info(node: Node) -> LoopInfo | None:
     if type(node) is not Apply or type(node.inputs[0]) is not Constant:
         return None
-    name = getattr(node.inputs[0].value, "name", None)  # type: ignore[attr-defined]
+    name = getattr(node.inputs[0].value, "name", None)
     if name == "for_range" and is_constant_graph(node.inputs[4]):
-        return LoopInfo(node, node.inputs[4].value, None, 1, 5)  # type: ignore[attr-defined]
+        return LoopInfo(node, node.inputs[4].value, None, 1, 5)
     if name == "while_loop" and \
             is_constant_graph(node.inputs[1]) and is_constant_graph(node.inputs[2]):
         return LoopInfo(node, node.inputs[2].value, node.inputs[1].value, 0, 3)
@@ -82,10 +104,13 @@ class LoopFacts:
         self.index_of: dict[int, LoopInfo] = {}
         self.loops: list[LoopInfo] = []
         # Memo tables for kind() and never_zero(), valid while the graphs do not change.
-        self.kinds: dict[tuple, Kind | None] = {}
-        self.nonzero: dict[tuple, bool] = {}
+        # (Keys: (node id, assumptions id); for state_kinds, (loop node id, assumptions
+        # id).)
+        self.kinds: dict[tuple[int, int], Kind | None] = {}
+        self.state_kinds: dict[tuple[int, int], list[Kind | None]] = {}
+        self.nonzero: dict[tuple[int, frozenset[tuple[int, int]]], bool] = {}
         # Loop state kinds found by an earlier round, by loop node id (see kinds.py).
-        self.hints: dict[int, list] = {}
+        self.hints: dict[int, list[Kind | None]] = {}
         self.graphs = graphs if graphs is not None else reachable_graphs(root)
         for g in self.graphs:
             for n in graph_nodes(g):
@@ -135,30 +160,31 @@ class LoopFacts:
         if outputs is None:
             return False
         push = outputs[kf]
-        if not (is_call_of(push, "make_tuple") and len(push.inputs) == 3  # type: ignore[union-attr]
-                and push.inputs[2] is fwd.body.parameters[fwd.lead + kf]):  # type: ignore
+        if not (is_call_of(push, "make_tuple") and len(push.inputs) == 3
+                and push.inputs[2] is fwd.body.parameters[fwd.lead + kf]):
             return False
-        self.pushed_by[back.node.id] = (fwd, kf, push)  # type: ignore[assignment]
+        self.pushed_by[back.node.id] = (fwd, kf, push)
         p = back.body.parameters[0]
         for n in graph_nodes(back.body):
             if is_call_of(n, "tuple_getitem") and n.inputs[1] is p and \
                     isinstance(n.inputs[2], Constant) and n.inputs[2].value == 0:
-                self.popped[n.id] = push.inputs[1]  # type: ignore[union-attr]
+                self.popped[n.id] = push.inputs[1]
         return True
 
     def _through_popped(self, start: Node) -> tuple[LoopInfo, int] | None:
         """A nested loop's stack, saved on an outer loop's stack: `start` is `saved[i]`
         in the outer backward loop, where `saved` is what its forward loop pushed."""
-        if not (is_call_of(start, "tuple_getitem") and isinstance(start.inputs[2], Constant)):  # type: ignore[union-attr]
+        if not (is_call_of(start, "tuple_getitem") and isinstance(start.inputs[2], Constant)):
             return None
-        pushed = self.popped.get(start.inputs[1].id)  # type: ignore[union-attr]
-        i = start.inputs[2].value  # type: ignore[union-attr]
+        pushed = self.popped.get(start.inputs[1].id)
+        i = start.inputs[2].value
         if pushed is None or not is_call_of(pushed, "make_tuple") or \
-                not 0 <= i < len(pushed.inputs) - 1:  # type: ignore[union-attr]
+                not 0 <= i < len(pushed.inputs) - 1:
             return None
-        return self.result_of(pushed.inputs[1 + i])  # type: ignore[union-attr]
+        return self.result_of(pushed.inputs[1 + i])
 
-    def inductive(self, node: Node, test, assumed: set[int]) -> bool:  # noqa: ANN001
+    def inductive(self, node: Node, test: Callable[[Node, Assumed], bool],
+                  assumed: Assumed) -> bool:
         """For a state parameter: `test` holds of its initial value and of the body's
         output, assuming it holds of the parameter (and of other state under test)."""
         found = self.state_of.get(node.id)
@@ -171,11 +197,11 @@ class LoopFacts:
         key = (info.node.id, j)
         if key in assumed:
             return True
-        assumed.add(key)  # type: ignore[arg-type]
+        assumed.add(key)
         try:
             return test(info.init[j], assumed) and test(outputs[j], assumed)
         finally:
-            assumed.discard(key)  # type: ignore[arg-type]
+            assumed.discard(key)
 
     def result_of(self, node: Node) -> tuple[LoopInfo, int] | None:
         """For `tuple_getitem(loop, j)`: the loop and j."""

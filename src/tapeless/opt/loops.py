@@ -29,7 +29,15 @@ from ..ir.nodes import (
     reachable_graphs,
 )
 from ..primitives import PRIMITIVES
-from .loop_facts import LoopFacts, LoopInfo, is_call_of, loop_info
+from .loop_facts import (
+    Assumed,
+    LoopFacts,
+    LoopInfo,
+    constant_getitems,
+    constant_index,
+    is_call_of,
+    loop_info,
+)
 
 P = PRIMITIVES
 
@@ -49,12 +57,10 @@ def drop_dead_state(root: Graph, facts: LoopFacts, replace: dict[int, Node]) -> 
         if outputs is None or info.node.id in replace:
             continue
         k = len(info.init)
-        results = [u for u, _ in use.get(info.node.id, [])]
-        if any(u is None or not is_call_of(u, "tuple_getitem") or
-               not isinstance(u.inputs[2], Constant) for u in results):
+        results = constant_getitems([u for u, _ in use.get(info.node.id, [])])
+        if results is None:
             continue
-        live = _live_state(info, outputs, {u.inputs[2].value for u in results},  # type: ignore[union-attr]
-                           use)
+        live = _live_state(info, outputs, {constant_index(u) for u in results}, use)
         drop: list[int] = []
         for j in range(k):
             if j not in live:
@@ -69,7 +75,7 @@ def drop_dead_state(root: Graph, facts: LoopFacts, replace: dict[int, Node]) -> 
                 for p in params:
                     replace[p.id] = init_j
                 for u in results:
-                    if u.inputs[2].value == j:  # type: ignore[union-attr]
+                    if constant_index(u) == j:
                         replace[u.id] = init_j
                 drop.append(j)
         if not drop:
@@ -117,7 +123,7 @@ def _live_state(info: LoopInfo, outputs: list[Node], used_after: set[int],
         todo = fresh
 
 
-def _rebuild(info: LoopInfo, keep: list[int], results: list[Node],
+def _rebuild(info: LoopInfo, keep: list[int], results: list[Apply],
              replace: dict[int, Node]) -> None:
     node = info.node
     g = node.graph
@@ -135,7 +141,7 @@ def _rebuild(info: LoopInfo, keep: list[int], results: list[Node],
         set_parameters(info.cond, [info.cond.parameters[j] for j in keep])
     position = {j: i for i, j in enumerate(keep)}
     for u in results:
-        j = u.inputs[2].value  # type: ignore[union-attr]
+        j = constant_index(u)
         if j in position and u.id not in replace:
             replace[u.id] = g.apply(P["tuple_getitem"], new, position[j], name=u.name)
             replace[u.id].kind = u.kind
@@ -145,7 +151,8 @@ def _rebuild(info: LoopInfo, keep: list[int], results: list[Node],
 
 
 def _saved_pairs(facts: LoopFacts, use: dict[int, list[tuple[Node | None, Graph]]],
-                 replace: dict[int, Node]) -> list[tuple]:
+                 replace: dict[int, Node]
+                 ) -> list[tuple[LoopInfo, int, Apply, list[Node], list[Apply]]]:
     """The forward/backward loop pairs `LoopFacts` found whose saved values may be
     rewritten, as (forward loop, its stack's slot, the push, the pushed values, the
     backward loop's reads of them): the stack goes to that backward loop alone, which
@@ -157,26 +164,27 @@ def _saved_pairs(facts: LoopFacts, use: dict[int, list[tuple[Node | None, Graph]
             continue
         fwd, kf, push = found
         start = back.init[0]
-        if len(use.get(start.id, [])) != 1 or not is_call_of(push.inputs[1], "make_tuple") or \
+        saved = push.inputs[1]
+        if len(use.get(start.id, [])) != 1 or not is_call_of(saved, "make_tuple") or \
                 fwd.body.loop_role != "forward":
             continue
         if facts.result_of(start) is None and not _only_reader(start, facts, use):
             continue
         reads = _constant_reads(back.body.parameters[0], use)
         if reads is not None:
-            pairs.append((fwd, kf, push, push.inputs[1].inputs[1:], reads))
+            pairs.append((fwd, kf, push, saved.inputs[1:], reads))
     return pairs
 
 
 def _constant_reads(p: Node, use: dict[int, list[tuple[Node | None, Graph]]]
-                    ) -> list[Node] | None:
+                    ) -> list[Apply] | None:
     """`saved[j]` for each use of a backward loop's stack parameter `p` (`saved` is
     `p[0]`), or None if it is used another way."""
-    reads: list[Node] = []
+    reads: list[Apply] = []
     for u, _ in use.get(p.id, []):
         if u is None or not is_call_of(u, "tuple_getitem") or not isinstance(u.inputs[2], Constant):
             return None
-        if u.inputs[2].value != 0:  # the rest of the stack
+        if constant_index(u) != 0:  # the rest of the stack
             continue
         for r, _ in use.get(u.id, []):
             if r is None or not is_call_of(r, "tuple_getitem") or \
@@ -191,12 +199,17 @@ def _only_reader(start: Node, facts: LoopFacts,
     """A nested loop's stack comes to its backward loop as `saved[i]` of an outer
     backward loop: `start` must be the only read of slot i, and that slot's pushed
     value used nowhere else."""
-    saved = start.inputs[1]  # type: ignore[union-attr]
-    i = start.inputs[2].value  # type: ignore[union-attr]
-    pushed = facts.popped[saved.id].inputs[1 + i]  # type: ignore[attr-defined]
-    reads = _constant_reads(saved.inputs[1], use)  # type: ignore[union-attr]
+    # (`saved[i]` where `saved` is what the outer forward loop pushed, popped: see
+    # `LoopFacts._through_popped`.)
+    assert isinstance(start, Apply)
+    saved = start.inputs[1]
+    i = constant_index(start)
+    pushed_tuple = facts.popped[saved.id]
+    assert isinstance(pushed_tuple, Apply) and isinstance(saved, Apply)
+    pushed = pushed_tuple.inputs[1 + i]
+    reads = _constant_reads(saved.inputs[1], use)
     return len(use.get(pushed.id, [])) == 1 and reads is not None and \
-        [r for r in reads if r.inputs[2].value == i] == [start]
+        [r for r in reads if constant_index(r) == i] == [start]
 
 
 def prune_saved(root: Graph, facts: LoopFacts, replace: dict[int, Node]) -> int:
@@ -213,7 +226,7 @@ def prune_saved(root: Graph, facts: LoopFacts, replace: dict[int, Node]) -> int:
         return changed
     for fwd, kf, push, values, reads in pairs:
         stack_param = fwd.body.parameters[fwd.lead + kf]
-        read_index = {u.inputs[2].value for u in reads}  # type: ignore[union-attr]
+        read_index = {constant_index(u) for u in reads}
         # Constants need not be saved, except closures: those hold forward values.
         plain = [isinstance(v, Constant) and not (
             is_constant_graph(v) and free_variables(v.value)) for v in values]
@@ -233,23 +246,23 @@ def prune_saved(root: Graph, facts: LoopFacts, replace: dict[int, Node]) -> int:
         if len(keep) == len(values) and len(keep) != 1:
             continue
         for u in reads:
-            j = u.inputs[2].value  # type: ignore[union-attr]
+            j = constant_index(u)
             if plain[j]:
                 replace[u.id] = values[j]
         fg = fwd.body
         if len(keep) == 1:
             new_push = fg.apply(P["make_tuple"], values[keep[0]], stack_param, name="stack")
             for u in reads:
-                j = u.inputs[2].value  # type: ignore[union-attr]
+                j = constant_index(u)
                 if j in remat:
                     k = remat[j]
-                    replace[u.id] = _recompute(values[j], values[k] if k >= 0 else None,  # type: ignore
-                                               u.inputs[1], u)  # type: ignore[union-attr]
+                    replace[u.id] = _recompute(values[j], values[k] if k >= 0 else None,
+                                               u.inputs[1], u)
                     continue
                 if u.id not in replace:
-                    replace[u.id] = u.inputs[1]  # type: ignore[union-attr]
-                    if u.inputs[1].kind is None:  # type: ignore[union-attr]
-                        u.inputs[1].kind = u.kind  # type: ignore[union-attr]
+                    replace[u.id] = u.inputs[1]
+                    if u.inputs[1].kind is None:
+                        u.inputs[1].kind = u.kind
         else:
             new_push = fg.apply(P["make_tuple"], fg.apply(P["make_tuple"],
                                                           *[values[j] for j in keep]),
@@ -258,21 +271,21 @@ def prune_saved(root: Graph, facts: LoopFacts, replace: dict[int, Node]) -> int:
             # (A value saved twice that is computed again has no position.)
             position.update({j: position[k] for j, k in same.items() if k in position})
             for u in reads:
-                j = u.inputs[2].value  # type: ignore[union-attr]
+                j = constant_index(u)
                 if j in remat:
                     k = remat[j]
                     if k < 0:
-                        replace[u.id] = _recompute(values[j], None, None, u)  # type: ignore
+                        replace[u.id] = _recompute(values[j], None, None, u)
                         continue
-                    source = u.graph.apply(P["tuple_getitem"], u.inputs[1],  # type: ignore
+                    source = u.graph.apply(P["tuple_getitem"], u.inputs[1],
                                            position[k])
-                    replace[u.id] = _recompute(values[j], values[k], source, u)  # type: ignore
+                    replace[u.id] = _recompute(values[j], values[k], source, u)
                     continue
                 if u.id not in replace:
                     g = u.graph
                     assert g is not None
-                    replace[u.id] = g.apply(P["tuple_getitem"], u.inputs[1],  # type: ignore
-                                            position[u.inputs[2].value], name=u.name)  # type: ignore
+                    replace[u.id] = g.apply(P["tuple_getitem"], u.inputs[1],
+                                            position[constant_index(u)], name=u.name)
                     replace[u.id].kind = u.kind
         replace[push.id] = new_push
         changed += 1
@@ -308,7 +321,7 @@ def _recomputable(values: list[Node], keep: list[int], facts: LoopFacts, body: G
                     not isinstance(x, (Apply, Parameter)) or x.graph is None or \
                     is_inside(x.graph, body) or not all(
                         is_inside(u.graph, x.graph) for u in reads
-                        if u.inputs[2].value == j):  # type: ignore[union-attr]
+                        if constant_index(u) == j):
                 continue
             k = -1 if constant else kept[index.id]  # (-1: computed from nothing saved)
         elif getattr(prim, "cheap", False):
@@ -337,7 +350,7 @@ def _recompute(v: Apply, source: Node | None, read: Node | None, like: Node) -> 
                    name=like.name)
 
 
-def _rebuild_closures(fg: Graph, push: Apply, values: list[Node], reads: list[Node],
+def _rebuild_closures(fg: Graph, push: Apply, values: list[Node], reads: list[Apply],
                       replace: dict[int, Node]) -> bool:
     """A closure made in the forward loop and called in the backward loop (the
     backpropagator of a call in the loop's body) is saved as its free variables, values,
@@ -346,20 +359,21 @@ def _rebuild_closures(fg: Graph, push: Apply, values: list[Node], reads: list[No
     new_values = list(values)
     rebuilt = False
     for u in reads:
-        j = u.inputs[2].value  # type: ignore[union-attr]
+        j = constant_index(u)
         v = values[j]
         if not is_constant_graph(v) or u.id in replace:
             continue
-        clo: Graph = v.value  # type: ignore[union-attr]
+        clo: Graph = v.value
         bg = u.graph
         assert bg is not None
         # Saved: the free variables not visible where the closure is rebuilt (values of
         # this loop's body, or of an outer loop's body for a nested loop).
-        here = [fv for fv in free_variables(clo) if not is_inside(bg, fv.graph)]
+        here = [fv for fv in free_variables(clo)
+                if fv.graph is None or not is_inside(bg, fv.graph)]
         if not here:
             continue
         new_values += [fv for fv in here if fv not in new_values]
-        rebuilt_clo = rebuild_closure(clo, bg, u.inputs[1],  # type: ignore[union-attr]
+        rebuilt_clo = rebuild_closure(clo, bg, u.inputs[1],
                                       {fv.id: new_values.index(fv) for fv in here})
         replace[u.id] = Constant(rebuilt_clo, v.loc)
         rebuilt = True
@@ -381,7 +395,8 @@ def rebuild_closure(clo: Graph, where: Graph, saved: Node, slots: dict[int, int]
     return clone_graph(clo, where, substitute)
 
 
-def never_zero_param(facts: LoopFacts, node: Node, test) -> bool:  # noqa: ANN001
+def never_zero_param(facts: LoopFacts, node: Node, test: Callable[[Node, Assumed], bool]
+                     ) -> bool:
     return isinstance(node, Parameter) and facts.inductive(node, test, set())
 
 
@@ -422,17 +437,15 @@ def lower_stacks(root: Graph,
                     continue
                 if fwd.cond is not None and use.get(fwd.cond.parameters[s].id):
                     continue
-                if any(u is None or not is_call_of(u, "tuple_getitem") or
-                       not isinstance(u.inputs[2], Constant)
-                       for u, _ in use.get(fwd_node.id, [])):
+                getitems = constant_getitems([u for u, _ in use.get(fwd_node.id, [])])
+                if getitems is None:
                     continue
-                result = [u for u, _ in use.get(fwd_node.id, [])
-                          if u.inputs[2].value == s]  # type: ignore[union-attr]
+                result = [u for u in getitems if constant_index(u) == s]
                 if len(result) != 1:
                     continue
                 back_node = only_use(result[0])
                 back = loop_info(back_node) if back_node is not None else None
-                if back is None or back.cond is None or back.lead or back_node.graph is not g \
+                if back is None or back.cond is None or back.lead or back.node.graph is not g \
                         or back.outputs is None:
                     continue
                 t = [j for j, x in enumerate(back.init) if x is result[0]]
@@ -462,7 +475,7 @@ def accumulate_in_place(graphs: list[Graph], use: dict[int, list[tuple[Node | No
     tests of `scatter_add` pass)."""
     from ..runtime import ZERO
 
-    found: list[tuple[Graph, int, Node, Apply]] = []
+    found: list[tuple[Graph, int, Parameter, Apply]] = []
     for g in graphs:
         for node in graph_nodes(g):
             info = loop_info(node)
@@ -481,11 +494,11 @@ def accumulate_in_place(graphs: list[Graph], use: dict[int, list[tuple[Node | No
                     continue
                 if info.cond is not None and use.get(info.cond.parameters[j].id):
                     continue
-                a, b = add.inputs[1:]  # type: ignore[union-attr]
+                a, b = add.inputs[1:]
                 scatter = b if a is p else a
                 if not is_call_of(scatter, "scatter_sens") or (a is p) == (b is p):
                     continue
-                found.append((body, j, p, scatter))  # type: ignore[arg-type]
+                found.append((body, j, p, scatter))
     # (Every proof first: the rewrites change what the kinds of loop state would be.)
     fast = [known is not None and known(*s.inputs[1:]) for _, _, _, s in found]
     for (body, j, p, scatter), f in zip(found, fast, strict=True):
@@ -504,14 +517,14 @@ def _lower_pops(back: LoopInfo, t: int, use: dict[int, list[tuple[Node | None, G
     q = back.body.parameters[t]
     heads = [u for u, _ in use.get(q.id, []) if u is not None and is_call_of(u, "tuple_getitem")]
     if len(heads) != 2 or len(use.get(q.id, [])) != 2 or \
-            sorted(u.inputs[2].value for u in heads) != [0, 1]:  # type: ignore[union-attr]
+            sorted(constant_index(u) for u in heads) != [0, 1]:
         return False
-    head, rest = sorted(heads, key=lambda u: u.inputs[2].value)  # type: ignore[union-attr]
+    head, rest = sorted(heads, key=constant_index)
     outputs = back.outputs
     assert outputs is not None and back.cond is not None
     if outputs[t] is not rest or len(use.get(rest.id, [])) != 1:
         return False
-    if any(u is not None and is_call_of(u, "tuple_getitem") and u.inputs[2].value == t  # type: ignore[union-attr]
+    if any(u is not None and is_call_of(u, "tuple_getitem") and constant_index(u) == t
            for u, _ in use.get(back.node.id, [])) or \
             any(u is None or not is_call_of(u, "tuple_getitem")
                 for u, _ in use.get(back.node.id, [])):
@@ -519,7 +532,7 @@ def _lower_pops(back: LoopInfo, t: int, use: dict[int, list[tuple[Node | None, G
     c = back.cond.parameters[t]
     test = back.cond.output
     if use.get(c.id) != [(test, back.cond)] or not is_call_of(test, "is_not") or \
-            not (isinstance(test.inputs[2], Constant) and test.inputs[2].value is None):  # type: ignore[union-attr]
+            not (isinstance(test.inputs[2], Constant) and test.inputs[2].value is None):
         return False
     set_output(back.cond, back.cond.apply(P["stack_nonempty"], c))
     body = back.body
@@ -528,7 +541,8 @@ def _lower_pops(back: LoopInfo, t: int, use: dict[int, list[tuple[Node | None, G
         if u is None:
             set_output(ug, pop)
         else:
-            set_inputs(u, [pop if x is head else x for x in u.inputs])  # type: ignore[arg-type]
+            assert isinstance(u, Apply)  # (a use is by an Apply, or a graph's output: None)
+            set_inputs(u, [pop if x is head else x for x in u.inputs])
     set_effects(body, [pop] + body.effects)
     out = body.output
     assert isinstance(out, Apply)

@@ -3,10 +3,13 @@ of a tuple display, the pieces of a scattered sensitivity."""
 
 from __future__ import annotations
 
+from typing import TypeGuard
+
 from ..ir.nodes import Apply, Constant, Graph, Node, prim_of
 
 
-def is_prim(node: Node, name: str) -> bool:
+def is_prim(node: Node, name: str) -> TypeGuard[Apply]:
+    """Whether `node` applies the primitive `name` (then it is an Apply)."""
     p = prim_of(node)
     return p is not None and p.name == name
 
@@ -33,7 +36,7 @@ def scattered(node: Node) -> tuple[Node, list[Node], list[Node]] | None:
         x, ii, dd = node.inputs[1:]
         indices = tuple_items(ii)
         if indices is not None and is_prim(dd, "make_tuple"):
-            return x, indices, dd.inputs[1:]  # type: ignore[union-attr]
+            return x, indices, dd.inputs[1:]
     return None
 
 
@@ -43,7 +46,7 @@ def holds_term(x: Node, w: Node, depth: int = 0) -> bool:
         return True
     if depth > 8 or not (is_prim(x, "add") or is_prim(x, "gadd")):
         return False
-    return any(holds_term(t, w, depth + 1) for t in x.inputs[1:])  # type: ignore[attr-defined]
+    return any(holds_term(t, w, depth + 1) for t in x.inputs[1:])
 
 
 def size_of(shape: tuple[int, ...]) -> int:

@@ -74,7 +74,7 @@ def apply_replacements(root: Graph, replace: dict[int, Node], spliced: dict[int,
                 set_output(g, resolved(g.output, replace))
                 changed.add(g.id)
             for node in graph_nodes(g):
-                if redirect(node, replace):  # type: ignore[arg-type]
+                if redirect(node, replace):
                     changed.add(g.id)
                     if redirected is not None:
                         redirected.add(node.id)

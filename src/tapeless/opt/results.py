@@ -14,7 +14,7 @@ from ..ir.nodes import (
     prim_of,
     reachable_graphs,
 )
-from .kinds import FLOAT, is_switch_call, kind, shape_of
+from .kinds import FLOAT, if_branches, is_switch_call, kind, shape_of
 from .loops import LoopFacts
 from .patterns import is_prim
 from .replace import apply_replacements
@@ -45,7 +45,7 @@ def own_outputs(root: Graph) -> None:
         out = g.output
         if k is None:
             set_output(g, owned(out))
-        elif is_prim(out, "make_tuple") and k + 1 < len(out.inputs):  # type: ignore
+        elif is_prim(out, "make_tuple") and k + 1 < len(out.inputs):
             assert isinstance(out, Apply)
             set_input(out, k + 1, owned(out.inputs[k + 1]))
 
@@ -60,19 +60,18 @@ def own_outputs(root: Graph) -> None:
                 type(n.inputs[2].value) is int:
             src, k = n.inputs[1], n.inputs[2].value
             at = 2 if is_prim(src, "while_loop") else 4 if is_prim(src, "for_range") else 0
-            if at and is_constant_graph(src.inputs[at]):  # type: ignore[union-attr]
-                assert isinstance(src, Apply)
-                enter(src.inputs[at].value, k)  # type: ignore[attr-defined]
+            if at and isinstance(src, Apply) and is_constant_graph(body := src.inputs[at]):
+                enter(body.value, k)
                 if 0 <= k < len(src.inputs) - at - 1:  # (after no step: the initial value)
                     i = at + 1 + k
                     set_input(src, i, owned(src.inputs[i]))
             elif isinstance(src, Apply) and is_constant_graph(src.inputs[0]):
-                enter(src.inputs[0].value, k)  # type: ignore[attr-defined]
+                enter(src.inputs[0].value, k)
         elif is_constant_graph(n.inputs[0]):
-            enter(n.inputs[0].value, None)  # type: ignore[attr-defined]
+            enter(n.inputs[0].value, None)
         elif is_switch_call(n):
-            for branch in n.inputs[0].inputs[2:4]:  # type: ignore[attr-defined]
-                enter(branch.value, None)  # type: ignore[attr-defined]
+            for branch in if_branches(n):
+                enter(branch, None)
         return n
 
     enter(root, None)

@@ -62,7 +62,7 @@ def fold_constants(ctx: Context, node: Apply) -> Node | None:
     args = node.inputs[1:]
     if not all(const(a) for a in args):
         return None
-    values = [a.value for a in args]  # type: ignore[attr-defined]
+    values = [a.value for a in args if isinstance(a, Constant)]  # (all of them)
     if any(v is ZERO for v in values) and p.name not in ("is_", "is_not"):
         return None
     # An array constant (a global array, a default value) is read when the code runs,
@@ -86,7 +86,7 @@ def inline_call(ctx: Context, node: Apply) -> tuple[Node, list[Node]] | None:
         return None
     if ctx.call_sites.get(g.id, 0) > 1 and node_count(g) > INLINE_MAX_NODES:
         return None
-    return inline_body(g, node.graph, node.inputs[1:], loc=node.loc)  # type: ignore[arg-type]
+    return inline_body(g, node.graph, node.inputs[1:], loc=node.loc)
 
 
 def select_constants(ctx: Context, node: Apply) -> Node | None:
@@ -115,11 +115,12 @@ def pure(node: Node) -> bool:
 def idle_loop(node: Node) -> bool:
     """A loop over a range of constant bounds, without state, whose body does nothing
     (`for j in range(1, 3): pass`, what remains of a loop whose results are unused)."""
-    if not is_prim(node, "for_range") or len(node.inputs) != 5:  # type: ignore[attr-defined]
+    if not is_prim(node, "for_range") or len(node.inputs) != 5:
         return False
-    start, stop, step, body = node.inputs[1:]  # type: ignore[attr-defined]
-    if not all(isinstance(b, Constant) and type(b.value) is int for b in (start, stop, step)) \
-            or step.value == 0 or not is_constant_graph(body):
+    start, stop, step, body = node.inputs[1:]
+    bounds = [b.value for b in (start, stop, step)
+              if isinstance(b, Constant) and type(b.value) is int]
+    if len(bounds) != 3 or bounds[2] == 0 or not is_constant_graph(body):
         return False
     g: Graph = body.value
     return not g.effects and isinstance(g.output, Constant) and \

@@ -18,9 +18,9 @@ from .kinds import (
     FLOAT,
     INT,
     SCALAR,
+    applies,
     dtype_of,
     kind,
-    ndim_of,
     normalized_axes,
     prim_name,
     shape_of,
@@ -33,7 +33,9 @@ if TYPE_CHECKING:
 
 
 def _args(node: Node, names: tuple[str, ...]) -> list[Node] | None:
-    return list(node.inputs[1:]) if prim_name(node) in names else None  # type: ignore
+    if not isinstance(node, Apply):
+        return None
+    return list(node.inputs[1:]) if prim_name(node) in names else None
 
 
 def reduced_axes(axis: Node, ndim: int) -> tuple[int, ...] | None:
@@ -47,10 +49,12 @@ def reduced_axes(axis: Node, ndim: int) -> tuple[int, ...] | None:
 def _reduction(node: Node, reduction: str, ndim: int
                ) -> tuple[Node, tuple[int, ...], bool] | None:
     """(a, axes, keepdims) for `np.sum(a, axis, None, keepdims)` (or a max: no dtype)."""
+    if not isinstance(node, Apply):  # (then it applies no primitive)
+        return None
     p = prim_of(node)
     if p is None or p.reduction != reduction:
         return None
-    args = list(node.inputs[1:])  # type: ignore[attr-defined]
+    args = list(node.inputs[1:])
     if reduction == "sum" and not (isinstance(args[2], Constant) and args[2].value is None):
         return None
     keep = args[-1]
@@ -63,15 +67,17 @@ def _reduction(node: Node, reduction: str, ndim: int
 def _spread(node: Node, axes: tuple[int, ...], ndim: int) -> tuple[Node, bool]:
     """(r, expanded) where `node` puts the reduced axes back into `r`
     (`np.expand_dims(r, axes)`, `expand_reduced(r, x, axes, False)`), else (node, False)."""
+    if not isinstance(node, Apply):  # (then it applies no primitive)
+        return node, False
     name = prim_name(node)
     # (`expand_dims` names the axes of its result, which has ndim dimensions; its axis
     # is never None.)
     if name == "np.expand_dims" and isinstance(node.inputs[2], Constant) and \
-            normalized_axes(node.inputs[2].value, ndim) == axes:  # type: ignore[attr-defined]
-        return node.inputs[1], True  # type: ignore[attr-defined]
+            normalized_axes(node.inputs[2].value, ndim) == axes:
+        return node.inputs[1], True
     if name == "expand_reduced" and isinstance(node.inputs[4], Constant) and \
-            node.inputs[4].value is False and reduced_axes(node.inputs[3], ndim) == axes:  # type: ignore
-        return node.inputs[1], True  # type: ignore[attr-defined]
+            node.inputs[4].value is False and reduced_axes(node.inputs[3], ndim) == axes:
+        return node.inputs[1], True
     return node, False
 
 
@@ -90,9 +96,9 @@ def _shape(node: Node, facts: LoopFacts | None) -> tuple[int, ...] | None:
 
 def _factors(node: Node) -> list[tuple[Node, Node]]:
     """The two orders of `x * y`."""
-    if prim_name(node) != "mul":
+    if not applies(node, "mul"):
         return []
-    a, b = node.inputs[1:]  # type: ignore[attr-defined]
+    a, b = node.inputs[1:]
     return [(a, b), (b, a)]
 
 
@@ -104,8 +110,9 @@ def _same(a: Node, b: Node, facts: LoopFacts | None) -> bool:
         return True
     if isinstance(a, Constant) and isinstance(b, Constant):
         return type(a.value) is float and type(b.value) is float and a.value == b.value
-    if prim_name(a) == prim_name(b) == "sens_of" and a.inputs[1] is b.inputs[1]:  # type: ignore
-        ka, kb = kind(a.inputs[2], facts), kind(b.inputs[2], facts)  # type: ignore
+    if isinstance(a, Apply) and isinstance(b, Apply) and \
+            prim_name(a) == prim_name(b) == "sens_of" and a.inputs[1] is b.inputs[1]:
+        ka, kb = kind(a.inputs[2], facts), kind(b.inputs[2], facts)
         return shape_of(ka) is not None and ka == kb
     return False
 
@@ -126,32 +133,36 @@ class _Max:
 def _max_of(a: Node, spread_mx: Node, facts: LoopFacts | None) -> _Max | None:
     """The max that `spread_mx` broadcasts, if it is a max of `a` over some axes."""
     k = kind(a, facts)
-    ndim = ndim_of(k)
-    if ndim is None or dtype_of(k) != "f8":
+    shape = shape_of(k)
+    if shape is None or dtype_of(k) != "f8":
         return None
+    ndim = len(shape)
     for candidate in (spread_mx, _spread_source(spread_mx)):
-        found = _reduction(candidate, "max", ndim) if candidate is not None else None
+        if candidate is None:
+            continue
+        found = _reduction(candidate, "max", ndim)
         if found is not None and found[0] is a:
-            mx = _Max(candidate, a, found[1], found[2], shape_of(k))  # type: ignore[arg-type]
+            mx = _Max(candidate, a, found[1], found[2], shape)
             return mx if mx.spread(spread_mx) else None
     return None
 
 
 def _spread_source(node: Node) -> Node | None:
-    if prim_name(node) in ("np.expand_dims", "expand_reduced"):
-        return node.inputs[1]  # type: ignore[attr-defined]
+    if isinstance(node, Apply) and prim_name(node) in ("np.expand_dims", "expand_reduced"):
+        return node.inputs[1]
     return None
 
 
 def _summed(total: Node, facts: LoopFacts | None) -> tuple[Node, Node] | None:
     """(w, axis) where `total` sums w over `axis` (None: all axes): `np.sum(w, axis)`, or
     `unbroadcast(w, x)` for a number x (before the optimizer rewrites it as a sum)."""
+    if not isinstance(total, Apply):  # (then it applies no primitive)
+        return None
     p = prim_of(total)
     if p is not None and p.reduction == "sum":
-        return total.inputs[1], total.inputs[2]  # type: ignore[attr-defined]
-    if prim_name(total) == "unbroadcast" and \
-            kind(total.inputs[2], facts) in (FLOAT, SCALAR):  # type: ignore[attr-defined]
-        return total.inputs[1], Constant(None)  # type: ignore[attr-defined]
+        return total.inputs[1], total.inputs[2]
+    if prim_name(total) == "unbroadcast" and kind(total.inputs[2], facts) in (FLOAT, SCALAR):
+        return total.inputs[1], Constant(None)
     return None
 
 
@@ -165,14 +176,14 @@ def _softmax_sum(total: Node, facts: LoopFacts | None, negated: bool = False
         return None
     w, axis = found
     if negated:
-        if prim_name(w) != "neg":
+        if not applies(w, "neg"):
             return None
-        w = w.inputs[1]  # type: ignore[attr-defined]
+        w = w.inputs[1]
     for f, y in _factors(w):
         sub = _args(y, ("np.exp",))
-        if sub is None or prim_name(sub[0]) != "sub":
+        if sub is None or not applies(sub[0], "sub"):
             continue
-        a, spread_mx = sub[0].inputs[1:]  # type: ignore[attr-defined]
+        a, spread_mx = sub[0].inputs[1:]
         mx = _max_of(a, spread_mx, facts)
         if mx is None:
             continue
@@ -197,15 +208,17 @@ def _softmax_sum(total: Node, facts: LoopFacts | None, negated: bool = False
 def _cancelling(delta: Node, facts: LoopFacts | None) -> tuple[_Max, Node] | None:
     """(mx, w) where `delta` is `d − Σ_k w_k` for a softmax sum (see `_softmax_sum`) and
     `d` laid out like the sum: mathematically zero."""
+    if not isinstance(delta, Apply):  # (then it applies no primitive)
+        return None
     name = prim_name(delta)
     pairs: list[tuple[Node, Node, bool]] = []  # (d, total, whether total sums −w)
     if name == "sub":
-        pairs = [(delta.inputs[1], delta.inputs[2], False)]  # type: ignore[attr-defined]
+        pairs = [(delta.inputs[1], delta.inputs[2], False)]
     elif name in ("add", "gadd"):
-        a, b = delta.inputs[1:]  # type: ignore[attr-defined]
+        a, b = delta.inputs[1:]
         for p, n in ((a, b), (b, a)):
-            if prim_name(n) == "neg":
-                pairs.append((p, n.inputs[1], False))  # type: ignore[attr-defined]
+            if applies(n, "neg"):
+                pairs.append((p, n.inputs[1], False))
             elif prim_name(n) == "unbroadcast":
                 pairs.append((p, n, True))
     for p, total, negated in pairs:
@@ -214,7 +227,8 @@ def _cancelling(delta: Node, facts: LoopFacts | None) -> tuple[_Max, Node] | Non
             continue
         mx, d, w = found
         reshaped = prim_of(p)
-        plain = p.inputs[1] if reshaped is not None and reshaped.reshapes else p  # type: ignore
+        plain = p.inputs[1] if isinstance(p, Apply) and reshaped is not None and reshaped.reshapes \
+            else p
         if not _same(plain, d, facts):
             continue
         # The same numbers in the same order: d as it is (one number, or the sum's
@@ -227,7 +241,7 @@ def _cancelling(delta: Node, facts: LoopFacts | None) -> tuple[_Max, Node] | Non
     return None
 
 
-def max_share_cancels(node: Apply, facts: LoopFacts | None) -> Node | None:
+def max_share_cancels(node: Node, facts: LoopFacts | None) -> Node | None:
     """w where `node` is the sensitivity the max of a log-sum-exp passes to `a`,
     `(delta / count) · hits` with `hits = (a == mx)` and `count = Σ_k hits`, for a
     `delta` that cancels (`_cancelling`) and a softmax term w of the same max.

@@ -15,6 +15,8 @@ from .kinds import (
     INT,
     NUMERIC,
     SCALAR,
+    DictKind,
+    RecordKind,
     as_tuple,
     class_of_kind,
     dtype_of,
@@ -81,7 +83,7 @@ def _getitem_of_tuple_call(ctx: Context, node: Apply) -> Node | None:
     t, i = node.inputs[1:]
     if not is_prim(t, "tuple") or not (isinstance(i, Constant) and type(i.value) is int):
         return None
-    x = t.inputs[1]  # type: ignore[union-attr]
+    x = t.inputs[1]
     if not _is_sequence(x, ctx.facts):
         return None
     return node.graph.apply(P["getitem"], x, i, loc=node.loc, name=node.name)
@@ -245,7 +247,7 @@ def _tuple_sens_display(ctx: Context, node: Apply) -> Node | None:
         found = sequence_items(like, ctx.facts)
         forward = item_nodes(like.inputs[1], like.inputs[2].value, ctx.facts) \
             if isinstance(like.inputs[2], Constant) and type(like.inputs[2].value) is int \
-            else None  # type: ignore[union-attr]
+            else None
         if found is not None and forward is not None and is_prim(forward[0], "make_tuple"):
             items = found
     if items is None or not (isinstance(i, Constant) and type(i.value) is int and
@@ -307,7 +309,7 @@ def _field_sens(ctx: Context, node: Apply) -> Node | None:
     if not is_namedtuple(k) or not isinstance(name, Constant) or \
             name.value in _ARRAY_ATTRIBUTES:
         return None
-    names = [f for f, _ in fields_of(k)]  # type: ignore[union-attr]
+    names = [f for f, _ in k.fields]
     if name.value not in names:
         return None
     return node.graph.apply(P["tuple_sens"], d, names.index(name.value), x, loc=node.loc,
@@ -332,9 +334,9 @@ def _to_structure_known(ctx: Context, node: Apply) -> Node | None:
         return d if shape_of(kd) is None or is_prim(d, "own") else \
             node.graph.apply(P["own"], d, loc=node.loc, name=node.name)
     if is_dict(kl):
-        return _dict_gradient(node, d, like, kl)  # type: ignore[arg-type]
+        return _dict_gradient(node, d, like, kl)
     if is_record(kl) and not is_namedtuple(kl):
-        return _dataclass_gradient(node, d, like, kl)  # type: ignore[arg-type]
+        return _dataclass_gradient(node, d, like, kl)
     known = items_of(as_tuple(kl))
     if known is None:
         return None
@@ -355,12 +357,12 @@ def _to_structure_known(ctx: Context, node: Apply) -> Node | None:
     return g.apply(P["make_tuple"], *items, loc=node.loc, name=node.name)
 
 
-def _dataclass_gradient(node: Apply, d: Node, like: Node, kl: str) -> Node | None:
+def _dataclass_gradient(node: Apply, d: Node, like: Node, kl: RecordKind) -> Node | None:
     """The gradient of a dataclass of known kind whose sensitivity is ZERO or a sum
     (`gadd`) of its fields' (`getattr_sens` of like): the dataclass with each field's
     gradient (`replace_fields`), each the sum of its pieces in the same order (what
     `runtime.gadd` of their dicts and `to_structure` compute)."""
-    names = [f for f, _ in fields_of(kl)]  # type: ignore[union-attr]
+    names = [f for f, _ in kl.fields]
     g = node.graph
     pieces = _field_pieces(d, like, names, g)
     if pieces is None:
@@ -388,7 +390,7 @@ def _field_pieces(d: Node, like: Node, names: list[str], g: Graph,
     if not is_prim(d, "gadd") or depth > 100:
         return None
     a, b = (_field_pieces(x, like, names, g, depth + 1)
-            for x in d.inputs[1:])  # type: ignore[attr-defined]
+            for x in d.inputs[1:])
     if a is None or b is None:
         return None
     for f, piece in b.items():
@@ -396,12 +398,12 @@ def _field_pieces(d: Node, like: Node, names: list[str], g: Graph,
     return a
 
 
-def _dict_gradient(node: Apply, d: Node, like: Node, kl: str) -> Node | None:
+def _dict_gradient(node: Apply, d: Node, like: Node, kl: DictKind) -> Node | None:
     """The gradient of a dict of known kind whose sensitivity is the sensitivities of
     some of its items (`getitem_sens`, `scatter_sens` of like with constant keys) or ZERO:
     a dict display of its items' gradients, in like's order, each the sum of its pieces in
     their order (what `runtime.scatter_sens` and `to_structure` compute)."""
-    keys = [f for f, _ in fields_of(kl)]  # type: ignore[union-attr]
+    keys = [f for f, _ in kl.items]
     pieces: dict[str, list[Node]] = {key: [] for key in keys}
     if not (isinstance(d, Constant) and d.value is ZERO):
         found = scattered(d)
@@ -453,14 +455,14 @@ def _concat_piece(ctx: Context, node: Apply) -> Node | None:
             type(axis.value) is not int or dtype_of(kd) != "f8":
         return None
     kinds = [kind(a, ctx.facts) for a in items]
-    shapes = [shape_of(k) for k in kinds]
-    if any(s is None or dtype_of(k) != "f8" or not -len(s) <= axis.value < len(s)
-           for s, k in zip(shapes, kinds, strict=True)):
+    shapes = [s for k in kinds if (s := shape_of(k)) is not None]
+    if len(shapes) != len(kinds) or any(dtype_of(k) != "f8" or not -len(s) <= axis.value < len(s)
+                                        for s, k in zip(shapes, kinds, strict=True)):
         return None
-    ax = axis.value % len(shapes[0])  # type: ignore[arg-type]
-    start = sum(s[ax] for s in shapes[:i.value])  # type: ignore[index]
-    stop = start + shapes[i.value][ax]  # type: ignore[index]
-    whole = shapes[0][:ax] + (sum(s[ax] for s in shapes),) + shapes[0][ax + 1:]  # type: ignore
+    ax = axis.value % len(shapes[0])
+    start = sum(s[ax] for s in shapes[:i.value])
+    stop = start + shapes[i.value][ax]
+    whole = shapes[0][:ax] + (sum(s[ax] for s in shapes),) + shapes[0][ax + 1:]
     if shape_of(kd) != whole:
         return None
     index = (slice(None),) * ax + (slice(start, stop),)
@@ -474,8 +476,8 @@ def _split_indices_known(ctx: Context, node: Apply) -> Node | None:
     items = sequence_items(arrays, ctx.facts)
     if items is None or not isinstance(axis, Constant) or type(axis.value) is not int:
         return None
-    shapes = [shape_of(kind(i, ctx.facts)) for i in items]
-    if any(s is None or not -len(s) <= axis.value < len(s) for s in shapes):
+    shapes = [s for i in items if (s := shape_of(kind(i, ctx.facts))) is not None]
+    if len(shapes) != len(items) or any(not -len(s) <= axis.value < len(s) for s in shapes):
         return None
-    ends = np.cumsum([s[axis.value] for s in shapes])[:-1]  # type: ignore[index]
+    ends = np.cumsum([s[axis.value] for s in shapes])[:-1]
     return Constant([int(e) for e in ends])

@@ -4,6 +4,7 @@ rewrites that delete the work a zero sensitivity would cause."""
 from __future__ import annotations
 
 import math
+from typing import TypeGuard
 
 from ..ir.nodes import Apply, Constant, Node, Parameter, prim_of
 from ..runtime import ZERO
@@ -12,6 +13,7 @@ from .kinds import (
     INT,
     SCALAR,
     Kind,
+    if_outputs,
     is_f8,
     is_list,
     is_switch_call,
@@ -20,12 +22,13 @@ from .kinds import (
     kind,
     shape_of,
 )
+from .loop_facts import Assumed
 from .loops import LoopFacts
 from .patterns import is_prim, tuple_items
 from .rules import Context, P, rewrite
 
 
-def never_zero(node: Node, facts: LoopFacts | None = None, assumed: set | None = None,
+def never_zero(node: Node, facts: LoopFacts | None = None, assumed: Assumed | None = None,
                depth: int = 0) -> bool:
     """Whether `node` can never be the symbolic zero at run time (loop state: by
     induction over the loop)."""
@@ -33,11 +36,11 @@ def never_zero(node: Node, facts: LoopFacts | None = None, assumed: set | None =
         return _never_zero(node, facts, assumed, depth)
     key = (node.id, frozenset(assumed) if assumed else frozenset())
     if key not in facts.nonzero:
-        facts.nonzero[key] = _never_zero(node, facts, assumed, depth)  # type: ignore[index]
-    return facts.nonzero[key]  # type: ignore[index]
+        facts.nonzero[key] = _never_zero(node, facts, assumed, depth)
+    return facts.nonzero[key]
 
 
-def _never_zero(node: Node, facts: LoopFacts | None, assumed: set | None,
+def _never_zero(node: Node, facts: LoopFacts | None, assumed: Assumed | None,
                 depth: int) -> bool:
     if isinstance(node, Constant):
         return node.value is not ZERO
@@ -48,8 +51,7 @@ def _never_zero(node: Node, facts: LoopFacts | None, assumed: set | None,
         return facts is not None and facts.inductive(
             node, lambda n, a: never_zero(n, facts, a, depth + 1), assumed)
     if is_switch_call(node):  # a value-`if`: each branch's value
-        return all(never_zero(b.value.output, facts, assumed, depth + 1)  # type: ignore
-                   for b in node.inputs[0].inputs[2:4])  # type: ignore[attr-defined]
+        return all(never_zero(o, facts, assumed, depth + 1) for o in if_outputs(node))
     p = prim_of(node)
     if p is None:
         return False
@@ -94,12 +96,12 @@ def _sens_of_nonzero(ctx: Context, node: Apply) -> Node | None:
     return node.inputs[1] if never_zero(node.inputs[1], ctx.facts) else None
 
 
-def _zeros_of(node: Node, facts: LoopFacts | None) -> bool:
+def _zeros_of(node: Node, facts: LoopFacts | None) -> TypeGuard[Apply]:
     """Whether node is `sens_of(ZERO, like)` for a float64 array or float `like`: zeros
     of like's kind, made only because an operation needs a value."""
     if not is_prim(node, "sens_of"):
         return False
-    d, like = node.inputs[1:]  # type: ignore[attr-defined]
+    d, like = node.inputs[1:]
     k = kind(like, facts)
     return isinstance(d, Constant) and d.value is ZERO and is_f8(k)
 
@@ -122,7 +124,7 @@ def _zeros_scaled(ctx: Context, node: Apply) -> Node | None:
         if isinstance(c, Constant) and type(c.value) in (float, int) and \
                 math.isfinite(c.value):
             return z
-        kz, kc = kind(z.inputs[2], ctx.facts), kind(c, ctx.facts)  # type: ignore[attr-defined]
+        kz, kc = kind(z.inputs[2], ctx.facts), kind(c, ctx.facts)
         if (kc == FLOAT or is_f8(kc)) and kind(node, ctx.facts) == kz:
             return z
     return None
@@ -135,7 +137,7 @@ def _plus_zeros(ctx: Context, node: Apply) -> Node | None:
     a, b = node.inputs[1:]
     for z, x in ((a, b), (b, a)):
         if _zeros_of(z, ctx.facts):
-            kx, kz = kind(x, ctx.facts), kind(z.inputs[2], ctx.facts)  # type: ignore[attr-defined]
+            kx, kz = kind(x, ctx.facts), kind(z.inputs[2], ctx.facts)
             if kx == kz and (kx == FLOAT or shape_of(kx) is not None):
                 return x
     return None
