@@ -1,8 +1,11 @@
 """Constructs research code uses that compile as written: `import` inside a function
-(bound when compiling, like a global) and `dict(a=..., b=...)`; values as CPython's,
-gradients against finite differences, optimizer on and off."""
+(bound when compiling, like a global), `dict(a=..., b=...)` and `dataclasses.replace`;
+values as CPython's, gradients against finite differences, optimizer on and off."""
 
 from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
 
 import numpy as np
 import pytest
@@ -74,3 +77,41 @@ def test_dict_built_with_keywords(optimize: str) -> None:
     assert tl.jit(dict_by_keywords)(x, w) == pytest.approx(dict_by_keywords(x, w))
     g = tl.grad(dict_by_keywords, argnums=(0, 1))(x, w)
     check_directional(g, dict_by_keywords, (x, w), (0, 1), np.random.default_rng(1))
+
+
+@dataclass(frozen=True)
+class Params:
+    w: np.ndarray
+    b: float
+
+
+def sgd_then_loss(p, x):
+    # One step of gradient descent on a dataclass of parameters, updated with
+    # dataclasses.replace, inside the function differentiated (second order).
+    g = tl.grad(inner_loss)(p, x)
+    q = dataclasses.replace(p, w=p.w - 0.1 * g.w, b=p.b - 0.1 * g.b)
+    return inner_loss(q, x)
+
+
+def inner_loss(p, x):
+    return np.sum(np.tanh(x @ p.w + p.b) ** 2)
+
+
+def replaced_product(p):
+    q = dataclasses.replace(p, b=p.b * 3.0)
+    return np.sum(q.w) * q.b
+
+
+def test_dataclasses_replace(optimize: str) -> None:
+    rng = np.random.default_rng(2)
+    p = Params(rng.normal(size=3), 0.4)
+    x = rng.normal(size=(4, 3))
+    assert tl.jit(replaced_product)(p) == pytest.approx(replaced_product(p))
+    g = tl.grad(replaced_product)(p)
+    assert type(g) is Params
+    check_directional(g, replaced_product, (p,), (0,), rng)
+    assert tl.jit(sgd_then_loss)(p, x) == pytest.approx(
+        inner_loss(Params(p.w - 0.1 * tl.grad(inner_loss)(p, x).w,
+                          p.b - 0.1 * tl.grad(inner_loss)(p, x).b), x), rel=1e-12)
+    check_directional(tl.grad(sgd_then_loss)(p, x), sgd_then_loss, (p, x), (0,), rng,
+                      rtol=1e-5)

@@ -261,6 +261,15 @@ SAMPLES: dict[str, list[Sample]] = {
     "repeat_sens": [S(lambda r: ((u(r, None), u(r, (2,)), u(r, None), u(r, (2,))),
                            (0.0, np.zeros(2)))),
                     S(lambda r: ([u(r, None), u(r, None), u(r, None)], [0.0]))],
+    # dataclasses.replace(like, **dict(zip(names, values))), and the part of a
+    # sensitivity it leaves to the original.
+    "replace_fields": [S(lambda r: (Point(u(r, None), u(r, (2,))), ("y",), (u(r, (2,)),)),
+                         (0, 2)),
+                       S(lambda r: (Point(u(r, None), u(r, (2,))), ("x", "y"),
+                                    (u(r, None), u(r, (2,)))), (0, 2), label="all")],
+    "without_fields": [S(lambda r: ({"x": u(r, None), "y": u(r, (2,))},
+                                    Point(0.0, np.zeros(2)), ("y",)), (0,)),
+                       S(lambda r: ((u(r, None), u(r, None)), Pair(0.0, 0.0), ("b",)), (0,))],
     "construct_value": [S(lambda r: (Point, (u(r, None), u(r, (2,)))), (1,)),
                         S(lambda r: (Pair, (u(r, None), u(r, None))), (1,))],
     "zip": [S(lambda r: ([u(r, None), u(r, None), u(r, None)], (u(r, None), u(r, None))),

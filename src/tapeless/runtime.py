@@ -224,6 +224,18 @@ def replace_fields(like: Any, names: tuple, values: tuple) -> Any:
     return dataclasses.replace(like, **dict(zip(names, values, strict=True)))
 
 
+def without_fields(d: Any, like: Any, names: tuple) -> Any:
+    """The sensitivity `d` of a dataclass or NamedTuple like `like`, with the fields
+    `names` zero (what `dataclasses.replace` leaves of the original's sensitivity)."""
+    if d is ZERO or not names:
+        return d
+    if isinstance(d, dict):
+        return {k: v for k, v in d.items() if k not in names}
+    fields = list(like._fields)
+    drop = {fields.index(n) for n in names}
+    return tuple(ZERO if i in drop else v for i, v in enumerate(d))
+
+
 def own(x: Any) -> Any:
     """A copy of the array `x` for the caller of a gradient to own (the optimizer's
     `to_structure` of an array that may be a read-only view or another argument)."""

@@ -331,6 +331,14 @@ class ExpressionMixin:
             if _is_api(fn):
                 return self.api_call(fn, node, block)
             prim = lookup_callable(fn) if not isinstance(fn, Graph) else None
+            if fn is dataclasses.replace:
+                # dataclasses.replace(obj, f=v, ...): the fields replaced at run time.
+                if len(node.args) != 1 or starred:
+                    raise self.error("dataclasses.replace takes the object and keyword "
+                                     "arguments", node)
+                return g.apply(P["replace_fields"], self.expr(node.args[0], block),
+                               Constant(tuple(kwargs)),
+                               g.apply(P["make_tuple"], *kwargs.values()), loc=loc)
             if fn is builtins.dict and kwargs and not node.args:
                 # dict(a=x, b=y): the display {"a": x, "b": y}.
                 return g.apply(P["make_dict"], Constant(tuple(kwargs)),
@@ -711,7 +719,7 @@ def constant_node(value: Any, resolver: Any, loc: Any = None) -> Constant:
         return Constant(value.graph, loc)
     value = unwrap(value)
     if isinstance(value, types.FunctionType) and lookup_callable(value) is None \
-            and not _is_api(value):
+            and not _is_api(value) and value is not dataclasses.replace:
         return Constant(resolver.graph_for(value), loc)
     return Constant(value, loc)
 

@@ -58,7 +58,8 @@ _helper("check_aux_output", "out", accepts_zero=True)
 _helper("ones_like_output", "out", differentiable=False, never_zero=True)
 _helper("to_structure", "sens, like", accepts_zero=True, pure=True)
 # Only the optimizer makes it: a dataclass's gradient from its fields' (see passes.py).
-_helper("replace_fields", "like, names, values", differentiable=False)
+_helper("replace_fields", "like, names, values")
+_helper("without_fields", "d, like, names", accepts_zero=True)
 # Only the optimizer makes it: a gradient array copied for the caller (see passes.py).
 _helper("own", "x", differentiable=False)
 _helper("from_structure", "value", accepts_zero=True)

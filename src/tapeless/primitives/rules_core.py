@@ -30,6 +30,7 @@ from ..runtime import (
     index_sens,
     lift,
     repeat_sens,
+    replace_fields,
     reshape_like,
     sens_getattr,
     sens_index,
@@ -38,6 +39,7 @@ from ..runtime import (
     to_structure,
     tuple_sens,
     unbroadcast,
+    without_fields,
     zeros_like_value,
 )
 from .registry import rule
@@ -639,6 +641,25 @@ def _sens_index(dd, index):
 def _getattr_sens(d, x, name):
     back = lambda dd: (sens_getattr(dd, x, name), ZERO, ZERO)
     return getattr_sens(d, x, name), back
+
+
+@rule("replace_fields")
+def _replace_fields(like, names, values):
+    # `dataclasses.replace(like, **dict(zip(names, values)))`.
+    n = len(names)
+
+    def back(d):
+        dvalues = tuple([sens_getattr(d, like, names[i]) for i in range(n)])
+        return without_fields(d, like, names), ZERO, dvalues
+
+    return replace_fields(like, names, values), back
+
+
+@rule("without_fields")
+def _without_fields(d, like, names):
+    # (A projection: its adjoint is itself.)
+    back = lambda dd: (without_fields(dd, like, names), ZERO, ZERO)
+    return without_fields(d, like, names), back
 
 
 @rule("sens_getattr")
