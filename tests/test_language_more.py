@@ -115,3 +115,14 @@ def test_dataclasses_replace(optimize: str) -> None:
                           p.b - 0.1 * tl.grad(inner_loss)(p, x).b), x), rel=1e-12)
     check_directional(tl.grad(sgd_then_loss)(p, x), sgd_then_loss, (p, x), (0,), rng,
                       rtol=1e-5)
+
+
+def weighted_by_sorted_keys(d):
+    return sum(d[k] * (i + 1.0) for i, k in enumerate(sorted(d)))
+
+
+def test_sorted_keys_of_a_dict(optimize: str) -> None:
+    # (The keys have no sensitivity: the dict's gradient is the weights, by key.)
+    d = {"b": 1.5, "a": -2.0, "c": 0.25}
+    assert tl.jit(weighted_by_sorted_keys)(d) == pytest.approx(weighted_by_sorted_keys(d))
+    assert tl.grad(weighted_by_sorted_keys)(d) == {"a": 1.0, "b": 2.0, "c": 3.0}

@@ -334,6 +334,8 @@ def _reversed_back(d, items):
 
 @rule("sorted")
 def _sorted(iterable):
+    if isinstance(iterable, dict):  # (its keys, which have no sensitivity)
+        return sorted(iterable), lambda d: (ZERO,)
     items = as_sequence(iterable)
     n = len(items)
     # Python's sort is stable: ties keep their order, as (item, position) pairs do.
