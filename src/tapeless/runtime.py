@@ -1014,3 +1014,113 @@ def take_along_axis_sens(d: Any, arr: Any, indices: Any, axis: Any) -> Any:
                   for i in range(ndim))
     np.add.at(out, index, d)
     return out
+
+
+# --- trees (`tapeless.tree`) --------------------------------------------------------------
+# A tree is a tuple, a list, a dict (its keys sorted, as JAX orders them), a NamedTuple or
+# a dataclass of trees; None is a tree without leaves; anything else is a leaf.
+
+
+def _children(x: Any) -> list[Any] | None:
+    """A container's subtrees in leaf order, or None for a leaf."""
+    if isinstance(x, (tuple, list)):
+        return list(x)
+    if isinstance(x, dict):
+        return [x[k] for k in sorted(x)]
+    if is_struct(x):
+        return [getattr(x, f) for f in struct_fields(x)]
+    return None
+
+
+def tree_leaves(tree: Any) -> list:
+    """The leaves of `tree`, in order."""
+    if tree is None:
+        return []
+    children = _children(tree)
+    if children is None:
+        return [tree]
+    return [leaf for c in children for leaf in tree_leaves(c)]
+
+
+def _rebuild(like: Any, children: list) -> Any:
+    if isinstance(like, dict):
+        by_key = dict(zip(sorted(like), children, strict=True))
+        return {k: by_key[k] for k in like}
+    if is_struct(like):
+        return replace_fields(like, tuple(struct_fields(like)), tuple(children))
+    if isinstance(like, tuple) and hasattr(like, "_fields"):
+        return type(like)(*children)
+    return type(like)(children)
+
+
+def tree_unflatten(like: Any, leaves: Any) -> Any:
+    """A tree of `like`'s structure (a tree or a `tapeless.tree.TreeDef`) with `leaves`."""
+    like = getattr(like, "skeleton", like)
+    it = iter(leaves)
+    out = _unflatten(like, it)
+    if next(it, _END) is not _END:
+        raise ValueError("tree_unflatten: more leaves than the structure holds")
+    return out
+
+
+_END = object()
+
+
+def _unflatten(like: Any, it: Any) -> Any:
+    if like is None:
+        return None
+    children = _children(like)
+    if children is None:
+        leaf = next(it, _END)
+        if leaf is _END:
+            raise ValueError("tree_unflatten: fewer leaves than the structure holds")
+        return leaf
+    return _rebuild(like, [_unflatten(c, it) for c in children])
+
+
+def tree_leaves_sens(like: Any, d: Any) -> list:
+    """The sensitivity of a tree like `like`, as the list of its leaves' (ZERO where `d`
+    holds none): the adjoint of `tree_unflatten_sens`."""
+    return list(_leaf_sens(like, d))
+
+
+def _leaf_sens(like: Any, d: Any) -> Any:
+    if like is None:
+        return
+    children = _children(like)
+    if children is None:
+        yield d
+        return
+    if d is ZERO:
+        parts: list = [ZERO] * len(children)
+    elif isinstance(like, dict):
+        parts = [d.get(k, ZERO) for k in sorted(like)]
+    elif is_struct(like):
+        parts = [d.get(f, ZERO) if isinstance(d, dict) else ZERO for f in struct_fields(like)]
+    else:
+        parts = list(d)
+    for c, dc in zip(children, parts, strict=True):
+        yield from _leaf_sens(c, dc)
+
+
+def tree_unflatten_sens(like: Any, ds: Any) -> Any:
+    """The sensitivity of a tree like `like` from its leaves' (`ds`, a list or ZERO), in
+    the form sensitivities take (a dataclass's is a dict of its fields)."""
+    if ds is ZERO:
+        return ZERO
+    it = iter(ds)
+    return _sens_of_leaves(like, it)
+
+
+def _sens_of_leaves(like: Any, it: Any) -> Any:
+    if like is None:
+        return ZERO
+    children = _children(like)
+    if children is None:
+        return next(it)
+    parts = [_sens_of_leaves(c, it) for c in children]
+    if isinstance(like, dict):
+        return dict(zip(sorted(like), parts, strict=True))
+    if is_struct(like):
+        return dict(zip(struct_fields(like), parts, strict=True))
+    return parts if isinstance(like, list) else tuple(parts)

@@ -60,6 +60,12 @@ _helper("to_structure", "sens, like", accepts_zero=True, pure=True)
 # Only the optimizer makes it: a dataclass's gradient from its fields' (see passes.py).
 _helper("replace_fields", "like, names, values")
 _helper("without_fields", "d, like, names", accepts_zero=True)
+# Trees (`tapeless.tree`): their leaves, a tree of a structure from leaves, and the
+# sensitivities between the two forms.
+_helper("tree_leaves", "tree")
+_helper("tree_unflatten", "like, leaves")
+_helper("tree_leaves_sens", "like, d", accepts_zero=True)
+_helper("tree_unflatten_sens", "like, ds", accepts_zero=True)
 # Only the optimizer makes it: a gradient array copied for the caller (see passes.py).
 _helper("own", "x", differentiable=False)
 _helper("from_structure", "value", accepts_zero=True)

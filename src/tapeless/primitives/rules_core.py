@@ -37,6 +37,10 @@ from ..runtime import (
     sens_of,
     struct_sens,
     to_structure,
+    tree_leaves,
+    tree_leaves_sens,
+    tree_unflatten,
+    tree_unflatten_sens,
     tuple_sens,
     unbroadcast,
     without_fields,
@@ -662,6 +666,30 @@ def _without_fields(d, like, names):
     # (A projection: its adjoint is itself.)
     back = lambda dd: (without_fields(dd, like, names), ZERO, ZERO)
     return without_fields(d, like, names), back
+
+
+@rule("tree_leaves")
+def _tree_leaves(tree):
+    back = lambda d: (tree_unflatten_sens(tree, d),)
+    return tree_leaves(tree), back
+
+
+@rule("tree_unflatten")
+def _tree_unflatten(like, leaves):
+    back = lambda d: (ZERO, tree_leaves_sens(like, d))
+    return tree_unflatten(like, leaves), back
+
+
+@rule("tree_leaves_sens")
+def _tree_leaves_sens(like, d):
+    back = lambda dd: (ZERO, tree_unflatten_sens(like, dd))
+    return tree_leaves_sens(like, d), back
+
+
+@rule("tree_unflatten_sens")
+def _tree_unflatten_sens(like, ds):
+    back = lambda dd: (ZERO, tree_leaves_sens(like, dd))
+    return tree_unflatten_sens(like, ds), back
 
 
 @rule("sens_getattr")
