@@ -126,3 +126,17 @@ def test_sorted_keys_of_a_dict(optimize: str) -> None:
     d = {"b": 1.5, "a": -2.0, "c": 0.25}
     assert tl.jit(weighted_by_sorted_keys)(d) == pytest.approx(weighted_by_sorted_keys(d))
     assert tl.grad(weighted_by_sorted_keys)(d) == {"a": 1.0, "b": 2.0, "c": 3.0}
+
+
+def merged_config(x, base):
+    config = {**base, "scale": x * 2.0, "shift": 0.5}
+    more = {"extra": x, **config}
+    return more["scale"] * more["w"] + more["shift"] + more["extra"] * base["w"]
+
+
+def test_dict_displays_with_double_star(optimize: str) -> None:
+    base = {"w": 1.5, "scale": 100.0}
+    assert tl.jit(merged_config)(0.3, base) == pytest.approx(merged_config(0.3, base))
+    g = tl.grad(merged_config, argnums=(0, 1))(0.3, base)
+    assert g[1]["scale"] == 0.0  # (overwritten by the later key)
+    check_directional(g, merged_config, (0.3, base), (0, 1), np.random.default_rng(3))

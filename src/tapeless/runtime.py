@@ -236,6 +236,23 @@ def without_fields(d: Any, like: Any, names: tuple) -> Any:
     return tuple(ZERO if i in drop else v for i, v in enumerate(d))
 
 
+def dict_merge(parts: tuple) -> dict:
+    """`{**a, "k": v, **b}`: the dicts `parts` merged in order, later keys winning."""
+    out: dict = {}
+    for p in parts:
+        out.update(p)
+    return out
+
+
+def dict_merge_sens(d: Any, parts: tuple, i: int) -> Any:
+    """The sensitivity of `parts[i]` given `d`, that of their merge: its keys that no
+    later part overwrites."""
+    if d is ZERO:
+        return ZERO
+    later = {k for p in parts[i + 1:] for k in p}
+    return {k: d.get(k, ZERO) for k in parts[i] if k not in later}
+
+
 def own(x: Any) -> Any:
     """A copy of the array `x` for the caller of a gradient to own (the optimizer's
     `to_structure` of an array that may be a read-only view or another argument)."""

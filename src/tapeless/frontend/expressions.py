@@ -231,10 +231,28 @@ class ExpressionMixin:
                                  loc=self.loc(node))
 
     def expr_Dict(self, node: ast.Dict, block: Block) -> Node:
-        if any(k is None for k in node.keys):
-            raise self.error("`**` in dict displays is not supported", node,
-                             "build the dict key by key")
         g = block.graph
+        if any(k is None for k in node.keys):
+            # {**a, "k": v, **b}: displays of the runs of pairs and the dicts spliced,
+            # merged in order.
+            parts: list[Node] = []
+            run: list[tuple[ast.expr, ast.expr]] = []
+
+            def close_run() -> None:
+                if run:
+                    display = ast.Dict([a for a, _ in run], [b for _, b in run])
+                    parts.append(self.expr(ast.copy_location(display, node), block))
+                    run.clear()
+
+            for k, v in zip(node.keys, node.values, strict=True):
+                if k is not None:
+                    run.append((k, v))
+                else:
+                    close_run()
+                    parts.append(self.expr(v, block))
+            close_run()
+            return g.apply(P["dict_merge"], g.apply(P["make_tuple"], *parts),
+                           loc=self.loc(node))
         keys = g.apply(P["make_tuple"], *[self.expr(k, block) for k in node.keys
                                           if k is not None])  # (none is, see above)
         values = g.apply(P["make_tuple"], *[self.expr(v, block) for v in node.values])

@@ -60,6 +60,9 @@ _helper("to_structure", "sens, like", accepts_zero=True, pure=True)
 # Only the optimizer makes it: a dataclass's gradient from its fields' (see passes.py).
 _helper("replace_fields", "like, names, values")
 _helper("without_fields", "d, like, names", accepts_zero=True)
+# `{**a, "k": v}`: a tuple of dicts merged.
+_helper("dict_merge", "parts", passes_on=True, accepts_zero=True)
+_helper("dict_merge_sens", "d, parts, i", accepts_zero=True)
 # Trees (`tapeless.tree`): their leaves, a tree of a structure from leaves, and the
 # sensitivities between the two forms.
 _helper("tree_leaves", "tree")

@@ -16,6 +16,8 @@ from ..runtime import (
     check_aux_output,
     check_scalar_output,
     construct_value,
+    dict_merge,
+    dict_merge_sens,
     expand_reduced,
     fdiv,
     field_sens,
@@ -666,6 +668,21 @@ def _without_fields(d, like, names):
     # (A projection: its adjoint is itself.)
     back = lambda dd: (without_fields(dd, like, names), ZERO, ZERO)
     return without_fields(d, like, names), back
+
+
+@rule("dict_merge")
+def _dict_merge(parts):
+    n = len(parts)
+    back = lambda d: (tuple([dict_merge_sens(d, parts, i) for i in range(n)]),)
+    return dict_merge(parts), back
+
+
+@rule("dict_merge_sens")
+def _dict_merge_sens(d, parts, i):
+    # (A projection of d onto the keys part i gives the merge: its adjoint is itself; dd
+    # may hold the part's other keys too, the shadowed ones, which reach no key of d.)
+    back = lambda dd: (dict_merge_sens(dd, parts, i), ZERO, ZERO)
+    return dict_merge_sens(d, parts, i), back
 
 
 @rule("tree_leaves")
