@@ -140,3 +140,16 @@ def test_dict_displays_with_double_star(optimize: str) -> None:
     g = tl.grad(merged_config, argnums=(0, 1))(0.3, base)
     assert g[1]["scale"] == 0.0  # (overwritten by the later key)
     check_directional(g, merged_config, (0.3, base), (0, 1), np.random.default_rng(3))
+
+
+def sum_of_fields(p):
+    return sum(getattr(p, f.name) * (i + 1.0) for i, f in enumerate(dataclasses.fields(p)))
+
+
+def test_dataclasses_fields(optimize: str) -> None:
+    p = Params(np.array([0.5, 1.5]), 2.0)
+    np.testing.assert_allclose(tl.jit(sum_of_fields)(p), sum_of_fields(p))
+    g = tl.grad(lambda p: np.sum(sum_of_fields(p)))(p)
+    assert type(g) is Params
+    np.testing.assert_array_equal(g.w, [1.0, 1.0])
+    assert g.b == 4.0

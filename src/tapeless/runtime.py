@@ -236,6 +236,13 @@ def without_fields(d: Any, like: Any, names: tuple) -> Any:
     return tuple(ZERO if i in drop else v for i, v in enumerate(d))
 
 
+def fields_of(obj: Any) -> tuple:
+    """`dataclasses.fields(obj)`, as compiled code calls it."""
+    import dataclasses
+
+    return dataclasses.fields(obj)
+
+
 def dict_merge(parts: tuple) -> dict:
     """`{**a, "k": v, **b}`: the dicts `parts` merged in order, later keys winning."""
     out: dict = {}

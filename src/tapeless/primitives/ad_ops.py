@@ -3,10 +3,11 @@ structural operations (see `tapeless.runtime`)."""
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from .. import runtime as rt
-from .registry import Primitive, register
+from .registry import BY_CALLABLE, Primitive, register
 
 
 def _helper(name: str, spec: str, differentiable: bool = True, effect: bool = False,
@@ -60,6 +61,8 @@ _helper("to_structure", "sens, like", accepts_zero=True, pure=True)
 # Only the optimizer makes it: a dataclass's gradient from its fields' (see passes.py).
 _helper("replace_fields", "like, names, values")
 _helper("without_fields", "d, like, names", accepts_zero=True)
+# `dataclasses.fields(obj)` (its fields' names read with getattr).
+BY_CALLABLE[id(dataclasses.fields)] = _helper("fields_of", "obj", differentiable=False)
 # `{**a, "k": v}`: a tuple of dicts merged.
 _helper("dict_merge", "parts", passes_on=True, accepts_zero=True)
 _helper("dict_merge_sens", "d, parts, i", accepts_zero=True)
