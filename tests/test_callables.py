@@ -22,11 +22,6 @@ X = RNG.normal(size=(5, 3))
 Y = RNG.normal(size=5)
 
 
-@pytest.fixture(params=["optimized", "unoptimized"])
-def optimize(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    if request.param == "unoptimized":
-        monkeypatch.setenv("TAPELESS_OPTIMIZE", "0")
-    return request.param
 
 
 @dataclass(frozen=True)

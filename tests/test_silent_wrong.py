@@ -12,15 +12,6 @@ import pytest
 import tapeless as tl
 
 
-@pytest.fixture(params=["on", "off"])
-def optimize(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    if request.param == "off":
-        monkeypatch.setenv("TAPELESS_OPTIMIZE", "0")
-    else:
-        monkeypatch.delenv("TAPELESS_OPTIMIZE", raising=False)
-    return request.param
-
-
 def same(got: object, expected: object) -> None:
     """Exactly the expected value (tuples item by item), nan nowhere."""
     if isinstance(expected, tuple):

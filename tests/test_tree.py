@@ -14,13 +14,6 @@ from gradcheck import check_directional
 import tapeless as tl
 
 
-@pytest.fixture(params=["optimized", "unoptimized"])
-def optimize(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    if request.param == "unoptimized":
-        monkeypatch.setenv("TAPELESS_OPTIMIZE", "0")
-    return request.param
-
-
 @dataclass(frozen=True)
 class Layer:
     w: np.ndarray
