@@ -15,6 +15,7 @@ import numpy as np
 from ..errors import CompileError, format_error
 from ..ir.nodes import Location
 from ..primitives import BY_CALLABLE, METHODS
+from .expressions import _BUILTIN_RECEIVERS
 
 _MUTATING = {"append", "extend", "insert", "pop", "remove", "update", "setdefault", "clear",
              "sort", "reverse", "fill", "resize", "add", "discard"}
@@ -100,6 +101,11 @@ class _Checker(ast.NodeVisitor):
             except (ImportError, AttributeError) as exc:
                 self.add(node, f"cannot import inside the compiled function: {exc}",
                          "import at the top of the file")
+                continue
+            if isinstance(node, ast.Import):  # (what the function's body then reads)
+                name = alias.asname or alias.name.split(".")[0]
+                self.modules[name] = importlib.import_module(
+                    alias.name if alias.asname else alias.name.split(".")[0])
 
     visit_ImportFrom = visit_Import
 
@@ -185,7 +191,9 @@ class _Checker(ast.NodeVisitor):
                 self.add(node, f"the method .{func.attr}() mutates its object in place, "
                          "which is not supported", "build a new value instead, e.g. "
                          "`xs = xs + [v]` or a list comprehension")
-            elif func.attr not in METHODS:
+            elif func.attr not in METHODS and \
+                    any(hasattr(t, func.attr) for t in _BUILTIN_RECEIVERS):
+                # (A method of another class is the user's: `model.apply(x)` compiles.)
                 self.add(node, f"the method .{func.attr}() is not supported",
                          "call the corresponding NumPy function, e.g. np.f(x)")
         for kw in node.keywords:
