@@ -228,3 +228,31 @@ def test_a_bound_method_held_in_a_list(optimize: str) -> None:
     assert type(g) is Model
     check_directional(g, loss, (model, X), (0,), rng)
     check_directional(tl.grad(loss, argnums=1)(model, X), loss, (model, X), (1,), rng)
+
+
+SCALE = 2.0
+
+
+class Scaler:
+    def __call__(self, x):
+        return x * SCALE
+
+
+SCALED = [lambda z: z * SCALE]
+
+
+def scaled_loss(x, pre):
+    return np.sum(pre(x) ** 2) + np.sum(SCALED[0](x))
+
+
+def test_callees_compiled_at_run_time_see_a_global_rebound(optimize: str) -> None:
+    # (The J-callables made while derivative code runs are guarded like the API's.)
+    global SCALE
+    x = np.array([1.0, 2.0])
+    g = tl.grad(scaled_loss)
+    try:
+        np.testing.assert_allclose(g(x, Scaler()), 2 * x * 4 + 2)
+        SCALE = 3.0
+        np.testing.assert_allclose(g(x, Scaler()), 2 * x * 9 + 3)
+    finally:
+        SCALE = 2.0

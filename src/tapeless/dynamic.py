@@ -20,15 +20,16 @@ from . import runtime
 from .ad.api_graphs import TRANSFORM
 from .api import Transformed, graph_of, load
 from .errors import GradError
-from .frontend.parser import unwrap
+from .frontend.guards import make_guard, reads_of
+from .frontend.parser import RESOLVER, unwrap
 from .frontend.scopes import ParamSpec
 from .ir.nodes import Constant, Graph
 from .primitives import PRIMITIVES as P
 from .primitives import lookup_callable
 
-# (callee or its class, order) -> (the callee, kept alive so its id is not reused; the
-# J-callable). Callable objects are keyed by their class.
-_CACHE: dict[tuple[int, int], tuple[Any, Callable[..., Any]]] = {}
+# (callee or its method, order) -> (the callee, kept alive so its id is not reused; the
+# J-callable; the guard over the globals it read, or None).
+_CACHE: dict[tuple[int, int], tuple[Any, Callable[..., Any], Callable[[], bool] | None]] = {}
 
 
 def _j_graph(g: Graph, level: int) -> Graph:
@@ -41,11 +42,15 @@ def _j_graph(g: Graph, level: int) -> Graph:
 def _compiled(key_object: Any, level: int, make: Callable[[], Graph]) -> Callable[..., Any]:
     key = (id(key_object), level)
     hit = _CACHE.get(key)
-    if hit is None or hit[0] is not key_object:
-        # (The generated function itself, called as Python calls values, not the entry
-        # that takes `*args` packed, as compiled functions are called from the API.)
-        fn = load(make()).fn
-        hit = _CACHE[key] = (key_object, getattr(fn, "__wrapped__", fn))
+    if hit is None or hit[0] is not key_object or (hit[2] is not None and not hit[2]()):
+        # Compiled with the globals it reads guarded, as the API's transforms are: one
+        # rebound since compiles it again. (The generated function itself, called as
+        # Python calls values, not the entry that takes `*args` packed.)
+        with RESOLVER.recording() as deps:
+            graph = make()
+        fn = load(graph).fn
+        guard = make_guard(reads_of(deps))
+        hit = _CACHE[key] = (key_object, getattr(fn, "__wrapped__", fn), guard)
     return hit[1]
 
 
@@ -57,6 +62,12 @@ def _method(obj: Any) -> types.FunctionType | None:
             call = vars(klass)["__call__"]
             break
     return call if isinstance(call, types.FunctionType) else None
+
+
+def _graph_of_function(fn: Any) -> Graph:
+    g = _function_graph(fn)
+    assert g is not None
+    return g
 
 
 def _function_graph(fn: Any) -> Graph | None:
@@ -72,9 +83,10 @@ def _function_graph(fn: Any) -> Graph | None:
 
 def j_callable(fn: Any, level: int) -> Callable[..., Any]:
     """The J-callable of order `level` of a callee that generated code did not make."""
-    g = _function_graph(fn)
-    if g is not None:
-        return _compiled(fn, level, lambda: _j_graph(g, level))
+    if isinstance(fn, (Transformed, types.FunctionType)) or \
+            isinstance(unwrap(fn), types.FunctionType):
+        # (Its graph is made where the globals it reads are recorded, for the guard.)
+        return _compiled(fn, level, lambda: _j_graph(_graph_of_function(fn), level))
     prim = lookup_callable(fn)
     if prim is not None and not isinstance(fn, type):
         return _compiled(fn, level, lambda: _j_graph(TRANSFORM.primitive_value(prim),
