@@ -13,6 +13,7 @@ from pathlib import Path
 
 from tapeless.primitives import BY_CALLABLE, METHODS
 from tapeless.primitives.numpy_ops import MATH_FUNCTIONS, NUMPY_FUNCTIONS, NUMPY_LINALG
+from tapeless.primitives.scipy_ops import SCIPY_SPECIAL
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "language.md"
 SECTION = re.compile(r"(<!-- BEGIN generated: (\S+) -->\n)(.*?)(<!-- END generated: \2 -->)",
@@ -63,6 +64,7 @@ def generated() -> dict[str, str]:
         "numpy": _table(NUMPY_FUNCTIONS, "np."),
         "linalg": _table(NUMPY_LINALG, "np.linalg."),
         "math": _table(MATH_FUNCTIONS, "math."),
+        "scipy_special": _table(SCIPY_SPECIAL, "scipy.special."),
         "methods": _methods(),
     }
     return {k: "\n".join(v) + "\n" for k, v in sections.items()}

@@ -794,6 +794,55 @@ SAMPLES: dict[str, list[Sample]] = {
                   S(lambda r: (-u(r, None, 3.2, 3.8), u(r, None, 1.1, 1.4)), (0, 1))],
 }
 
+# --- scipy.special (registered only where SciPy is installed) ----------------------------
+
+
+def lse(shape: tuple | None, axis: Any, keepdims: bool = False, b: Any = False,
+        second: bool = False) -> Sample:
+    """logsumexp(a, axis, b, keepdims): b a positive weight array of shape `b`, or None."""
+    def make(r: Gen) -> tuple:
+        weights = None if b is False else u(r, b, 0.5, 1.5)
+        return (u(r, shape, -2.0, 2.0), axis, weights, keepdims)
+
+    return Sample(make, (0,) if b is False else (0, 2), second=second,
+                  label=f"{shape}-axis={axis}-keepdims={keepdims}-b={b}")
+
+
+def along(shape: tuple | None, axis: Any, second: bool = False) -> Sample:
+    return Sample(lambda r: (u(r, shape, -2.0, 2.0), axis), second=second,
+                  label=f"{shape}-axis={axis}")
+
+
+if "scipy.special.expit" in PRIMITIVES:
+    SAMPLES.update({
+        "scipy.special.expit": unary(-3.0, 3.0),
+        "scipy.special.logit": unary(0.1, 0.9),
+        "scipy.special.erf": unary(-1.5, 1.5),
+        "scipy.special.erfc": unary(-1.5, 1.5),
+        "scipy.special.gammaln": unary(0.5, 4.0),
+        "scipy.special.digamma": unary(0.5, 4.0),
+        "scipy.special.entr": unary(0.2, 2.0),
+        "scipy.special.polygamma": [
+            S(lambda r: (1, u(r, (3,), 0.5, 4.0)), (1,), second=True),
+            S(lambda r: (0, u(r, None, 0.5, 4.0)), (1,)),
+            S(lambda r: (np.array([0, 1, 2]), u(r, (2, 3), 0.5, 4.0)), (1,))],
+        "scipy.special.xlogy": binary(gen2=lambda r, s: u(r, s, 0.3, 2.0)) + [
+            S(lambda r: (np.array([0.0, 1.5, 0.0]), u(r, (3,), 0.3, 2.0)), (0, 1),
+              label="x=0")],
+        "scipy.special.xlog1py": binary(gen2=lambda r, s: u(r, s, -0.5, 2.0)) + [
+            S(lambda r: (np.array([0.0, 1.5, 0.0]), u(r, (3,), -0.5, 2.0)), (0, 1),
+              label="x=0")],
+        "scipy.special.logsumexp": [
+            lse((2, 3), None), lse((2, 3), 1, second=True), lse((2, 3, 2), -1, True),
+            lse((2, 3, 2), (0, 2)), lse((4,), 0), lse((2, 3), None, True),
+            lse((2, 3), 1, b=(2, 3), second=True), lse((2, 3), 0, True, b=(3,)),
+            lse(None, None)],
+        "scipy.special.softmax": [along((2, 3), None), along((2, 3), 1, second=True),
+                                  along((2, 3, 2), 0), along((4,), -1)],
+        "scipy.special.log_softmax": [along((2, 3), None), along((2, 3), 1, second=True),
+                                      along((2, 3, 2), 0), along((4,), -1)],
+    })
+
 
 # --- generated wrappers ------------------------------------------------------------------
 

@@ -13,6 +13,7 @@ import itertools
 import keyword
 import linecache
 import math
+import sys
 import types
 from dataclasses import dataclass
 from typing import Any, TypeGuard
@@ -117,8 +118,12 @@ class ModuleEmitter:
         self.graphs = reachable_graphs(root)
         self.namespace: dict[str, Any] = {"np": np, "math": math, "_rt": runtime,
                                           "__builtins__": builtins}
+        # scipy.special, where SciPy is installed (its functions are spelled `_sp.name`).
+        special = sys.modules.get("scipy.special")
+        if special is not None:
+            self.namespace["_sp"] = special
         self.taken: set[str] = set(dir(builtins)) | set(keyword.kwlist) | \
-            {"np", "math", "_rt", "_x", "_y"}
+            {"np", "math", "_rt", "_sp", "_x", "_y"}
         self.names: dict[int, str] = {}
         # Nodes named by the statement that computes them (loop and `if` results).
         self.aliases: set[int] = set()

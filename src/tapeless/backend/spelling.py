@@ -1,5 +1,6 @@
 """How the Python backend spells each primitive: one table (`spelling`). A NumPy or
-`math` function is spelled `np.name(...)` / `math.name(...)`, a method `x.name(...)`, a
+`math` function is spelled `np.name(...)` / `math.name(...)` (a `scipy.special`
+function `_sp.name(...)`), a method `x.name(...)`, a
 builtin by its name and a runtime helper `_rt.name(...)`, by where its callable lives;
 the operators and the structural primitives are written out here. Another backend keeps
 its own table."""
@@ -208,6 +209,9 @@ def _spelling(prim: Primitive) -> Emitter | None:
         return call_emitter(name, 99, spec)  # (math's functions take no keywords)
     if name.startswith("np."):
         return call_emitter(name, max(_required(spec), 1), spec)
+    if name.startswith("scipy.special."):  # (`_sp` is scipy.special in generated code)
+        return call_emitter(f"_sp.{name[len('scipy.special.'):]}", max(_required(spec), 1),
+                            spec)
     if name.startswith("method."):
         method = name[len("method."):]
         rest = spec.partition(",")[2].strip()

@@ -2,7 +2,16 @@
 its signature, implementation, emission and derivative rule."""
 
 # Registration happens on import: primitives first, then their rules.
-from . import ad_ops, core, numpy_ops, rules_arrays, rules_core, rules_numpy  # noqa: F401
+from . import (  # noqa: F401
+    ad_ops,
+    core,
+    numpy_ops,
+    rules_arrays,
+    rules_core,
+    rules_numpy,
+    rules_scipy,
+    scipy_ops,
+)
 from .registry import ATTRIBUTES, BY_CALLABLE, METHODS, PRIMITIVES, Primitive, lookup_callable
 
 __all__ = ["ATTRIBUTES", "BY_CALLABLE", "METHODS", "PRIMITIVES", "Primitive", "lookup_callable"]
