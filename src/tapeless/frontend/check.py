@@ -15,7 +15,7 @@ import numpy as np
 from ..errors import CompileError, format_error
 from ..ir.nodes import Location
 from ..primitives import BY_CALLABLE, METHODS
-from .expressions import _BUILTIN_RECEIVERS
+from .expressions import BUILTIN_RECEIVERS
 
 _MUTATING = {"append", "extend", "insert", "pop", "remove", "update", "setdefault", "clear",
              "sort", "reverse", "fill", "resize", "add", "discard"}
@@ -192,7 +192,7 @@ class _Checker(ast.NodeVisitor):
                          "which is not supported", "build a new value instead, e.g. "
                          "`xs = xs + [v]` or a list comprehension")
             elif func.attr not in METHODS and \
-                    any(hasattr(t, func.attr) for t in _BUILTIN_RECEIVERS):
+                    any(hasattr(t, func.attr) for t in BUILTIN_RECEIVERS):
                 # (A method of another class is the user's: `model.apply(x)` compiles.)
                 self.add(node, f"the method .{func.attr}() is not supported",
                          "call the corresponding NumPy function, e.g. np.f(x)")

@@ -431,7 +431,7 @@ class ExpressionMixin:
                              "build a new value instead, e.g. `xs = xs + [v]` or a list "
                              "comprehension")
         prim = METHODS.get(name)
-        if prim is None and any(hasattr(t, name) for t in _BUILTIN_RECEIVERS):
+        if prim is None and any(hasattr(t, name) for t in BUILTIN_RECEIVERS):
             raise self.error(f"the method .{name}() is not supported", node,
                              "call the corresponding NumPy function, e.g. np.f(x)")
         if prim is None:
@@ -700,7 +700,7 @@ class ExpressionMixin:
 # The types whose methods tapeless registers one by one (`primitives.METHODS`): a method
 # of theirs that is not registered is refused when compiling, where a method of another
 # class is called as the user's (`model.apply(x)`).
-_BUILTIN_RECEIVERS = (np.ndarray, np.generic, list, tuple, dict, str, float, int)
+BUILTIN_RECEIVERS = (np.ndarray, np.generic, list, tuple, dict, str, float, int)
 
 
 def _is_one(node: Node) -> bool:
