@@ -256,3 +256,30 @@ def test_callees_compiled_at_run_time_see_a_global_rebound(optimize: str) -> Non
         np.testing.assert_allclose(g(x, Scaler()), 2 * x * 9 + 3)
     finally:
         SCALE = 2.0
+
+
+@dataclass(frozen=True)
+class WithStatic:
+    w: np.ndarray
+
+    @staticmethod
+    def act(z):
+        return np.tanh(z)
+
+    @classmethod
+    def doubled(cls, z):
+        return 2.0 * z
+
+    def __call__(self, x):
+        return self.act(x * self.w)
+
+
+def test_staticmethods_work_and_classmethods_are_refused(optimize: str) -> None:
+    m, x = WithStatic(np.array([0.5, -1.0])), np.array([1.0, 2.0])
+
+    def loss(m, x):
+        return np.sum(m(x))
+
+    check_directional(tl.grad(loss)(m, x), loss, (m, x), (0,), np.random.default_rng(10))
+    with pytest.raises(tl.GradError, match="classmethod"):
+        tl.grad(lambda m, x: np.sum(m.doubled(x) * m.w))(m, x)

@@ -86,3 +86,12 @@ def test_adam_over_a_tree_of_parameters_compiles(optimize: str) -> None:
     g = tl.grad(trained_loss)(params, x)
     assert type(g["out"]) is Layer and g["hidden"][1] is None
     check_directional(g, trained_loss, (params, x), (0,), np.random.default_rng(2), rtol=1e-5)
+
+
+def test_trees_of_different_structures_are_refused(optimize: str) -> None:
+    def add(a, b):
+        return tl.tree_map(lambda x, y: x + y, a, b)
+
+    for fn in (add, tl.jit(add)):
+        with pytest.raises(ValueError, match="one structure"):
+            fn((1.0, 2.0), (1.0,))

@@ -109,8 +109,11 @@ def call(level: int, fn: Any, args: tuple) -> Any:
         # `obj.method(...)`: the method's function on the object, whose sensitivity is the
         # bound method's (`runtime.getattr_sens` gives it to the object as it is).
         obj, func = fn.__self__, fn.__func__
-        if isinstance(obj, (type, types.ModuleType)) or not runtime.is_method(obj,
-                                                                              func.__name__):
+        if isinstance(obj, type):
+            raise GradError(
+                f"derivative code cannot call the classmethod {func.__qualname__}; "
+                "write it as a function or a staticmethod")
+        if isinstance(obj, types.ModuleType) or not runtime.is_method(obj, func.__name__):
             raise GradError(
                 f"derivative code cannot call the bound method {func.__qualname__} "
                 "taken from somewhere else than its object; call it as `obj.method(...)` "

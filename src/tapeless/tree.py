@@ -37,5 +37,9 @@ def tree_map(f: Callable[..., Any], tree: Any, *rest: Any) -> Any:
     code calling it is differentiated through it.)"""
     leaves = tree_leaves(tree)
     others = [tree_leaves(r) for r in rest]
+    for o in others:
+        if len(o) != len(leaves):
+            raise ValueError(f"tree_map: a tree of {len(o)} leaves where {len(leaves)} "
+                             "were expected (the trees must have one structure)")
     return tree_unflatten(tree, [f(leaves[i], *[o[i] for o in others])
                                  for i in range(len(leaves))])
