@@ -58,7 +58,8 @@ class Sample:
     second: whether to check the second derivative too (default: for the first sample
       of each primitive only);
     xfail, xfail2: a known bug outside the rules (first / second order), as a strict
-      xfail with its reason."""
+      xfail with its reason;
+    fxfail, fxfail2: the same for the forward-mode checks (`test_forward_rules.py`)."""
 
     make: Callable[[Gen], tuple]
     diff: tuple[int, ...] = (0,)
@@ -69,6 +70,8 @@ class Sample:
     rtol: float = 1e-6
     xfail: str = ""
     xfail2: str = ""
+    fxfail: str = ""
+    fxfail2: str = ""
 
 
 # --- argument generators ---------------------------------------------------------------
@@ -201,8 +204,41 @@ def lifted(x, act):
     return tl.grad(inner)(x, act) * x
 """
 
+FWD_HELPER = """
+def picked(z, k):
+    fs = [lambda w: w * np.sin(w), lambda w: w * w * w]
+    return fs[k](z)
+
+
+def fwd_pick(x, t, k):
+    return tl.jvp(lambda z: picked(z, k), (x,), (t,))[1]
+
+
+def scaled(y, s=2.0):
+    return np.sin(y) * s
+
+
+def fwd_outer(x, t, act):
+    return tl.jvp(lambda z: act(z) * z, (x,), (t,))[1]
+"""
+
 S = Sample
 SAMPLES: dict[str, list[Sample]] = {
+    # Forward mode (`tapeless.ad.forward`): a call of a function value chosen at run
+    # time, a function of the code around a `tl.jvp` (taken forward only: reverse mode
+    # over it is refused), a tangent made dense, and a function value with a default.
+    "call_fwd": [S(lambda r: (u(r, (3,)), u(r, (3,)), 1), (0, 1), call="fwd_pick(a0, a1, a2)",
+                   extra=FWD_HELPER)],
+    "lift_fwd": [S(lambda r: (u(r, None), u(r, None)), (0, 1),
+                   call="fwd_outer(a0, a1, np.tanh)", extra=FWD_HELPER,
+                   xfail="reverse mode over a tl.jvp given a function from outside is "
+                         "refused (GradError)", second=False)],
+    "split_fwd": [S(lambda r: (u(r, None), u(r, None)), (0, 1),
+                    call="fwd_outer(a0, a1, scaled)", extra=FWD_HELPER,
+                    xfail="reverse mode over a tl.jvp given a function from outside is "
+                          "refused (GradError)", second=False)],
+    "dense": [S(lambda r: ((u(r, None), u(r, (2,))), (u(r, None), u(r, (2,)))), (0,))],
+    "stop_gradient": [S(lambda r: (u(r, (3,)),), call="a0 * np.cos(P(a0) * 0.0)")],
     # A function value derivative code did not make: a lambda, a NumPy function and a
     # callable object held in a list.
     "call_value": [S(lambda r: (u(r, (3,)),), call="FUNCS[0](a0) + FUNCS[1](a0)",
@@ -943,7 +979,7 @@ def rule_of(name: str) -> Any:
     return PRIMITIVES[alias].reverse_rule if alias else None
 
 
-def sample_params(order: int) -> list:
+def sample_params(order: int, forward: bool = False) -> list:
     """(name, sample, index) for every sample; for second derivatives, the samples whose
     `second` is True, by default the first of each primitive, once per rule function
     (compiling a second derivative costs much more than a first)."""
@@ -965,7 +1001,8 @@ def sample_params(order: int) -> list:
         for k, s in enumerate(samples):
             if order == 2 and (k not in (chosen or [0]) or s.second is False):
                 continue
-            xfail = s.xfail if order == 1 else s.xfail2
+            xfail = (s.fxfail if order == 1 else s.fxfail2) if forward else \
+                (s.xfail if order == 1 else s.xfail2)
             marks = [pytest.mark.xfail(strict=True, reason=xfail)] if xfail else []
             out.append(pytest.param(name, s, k, marks=marks,
                                     id=f"{name}-{k}" + (f"-{s.label}" if s.label else "")))

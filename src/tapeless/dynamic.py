@@ -17,7 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 from . import runtime
-from .ad.api_graphs import TRANSFORM
+from .ad.api_graphs import FORWARD, TRANSFORM
 from .api import Transformed, graph_of, load
 from .errors import GradError
 from .frontend.guards import make_guard, reads_of
@@ -178,9 +178,62 @@ def lift(value: Any) -> Any:
     return value
 
 
+def call_fwd(fn: Any, t_fn: Any, args: tuple, tangents: tuple) -> Any:
+    """`fn(*args)` in forward-mode code, where `fn` is not an F-callable (see
+    `runtime.call_fwd`): F of the function, compiled on first use; a callable object's
+    (or a bound method's) `__call__` takes the object, whose tangent is `t_fn`."""
+    # (Cached apart from J-callables: order -1.)
+    if isinstance(fn, types.MethodType) and isinstance(fn.__func__, types.FunctionType) and \
+            not isinstance(fn.__self__, (type, types.ModuleType)):
+        func = fn.__func__
+        return _compiled(func, -1, lambda: FORWARD.graph(graph_of(func)))(
+            fn.__self__, *args, t_fn, *tangents)
+    method = _method(fn) if not isinstance(fn, (types.FunctionType, type, Transformed)) \
+        else None
+    if method is not None:
+        return _compiled(method, -1, lambda: FORWARD.graph(graph_of(method)))(
+            fn, *args, t_fn, *tangents)
+    if isinstance(fn, (Transformed, types.FunctionType)) or \
+            isinstance(unwrap(fn), types.FunctionType):
+        return _compiled(fn, -1, lambda: FORWARD.graph_value(_graph_of_function(fn)))(
+            *args, *tangents)
+    prim = lookup_callable(fn)
+    if prim is not None and not isinstance(fn, type):
+        return _compiled(fn, -1, lambda: FORWARD.primitive_value(prim))(*args, *tangents)
+    raise GradError(
+        f"forward mode cannot call {fn!r}: it differentiates Python functions, tapeless "
+        "transforms, NumPy and math functions and objects whose class defines __call__ "
+        "in Python; call a function instead")
+
+
+def lift_fwd(value: Any) -> Any:
+    """A callable passed into forward-mode code from the code around it (see
+    `runtime.lift_fwd`): a function becomes its F-callable; a callable object is data
+    (`call_fwd` calls its `__call__`)."""
+    if isinstance(value, (types.FunctionType, Transformed)) or (
+            _method(value) is None and lookup_callable(value) is not None and
+            not isinstance(value, type)):
+        if runtime.is_generated(value):
+            graph = getattr(value, "__tapeless_graph__", None)
+            if graph is None:
+                raise GradError(
+                    f"the function {value!r}, made inside compiled code, is "
+                    "used by a tl.jvp called there; define it at module level, or call "
+                    "it inside the function differentiated")
+            return _compiled(value, -1, lambda: FORWARD.graph_value(graph))
+        if isinstance(value, (Transformed, types.FunctionType)):
+            return _compiled(value, -1, lambda: FORWARD.graph_value(_graph_of_function(value)))
+        prim = lookup_callable(value)
+        assert prim is not None
+        return _compiled(value, -1, lambda: FORWARD.primitive_value(prim))
+    return value
+
+
 class _Dynamic:
     call = staticmethod(call)
     lift = staticmethod(lift)
+    call_fwd = staticmethod(call_fwd)
+    lift_fwd = staticmethod(lift_fwd)
 
 
 runtime.DYNAMIC = _Dynamic()

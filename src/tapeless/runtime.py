@@ -81,6 +81,53 @@ def call_value(level: int, fn: Any, args: tuple) -> Any:
     return DYNAMIC.call(level, fn, args)
 
 
+def stop_gradient(x: Any) -> Any:
+    """`x`, as a constant for differentiation: its derivative is zero in every mode and
+    at every order (`tl.stop_gradient`)."""
+    return x
+
+
+def call_fwd(fn: Any, t_fn: Any, args: tuple, tangents: tuple) -> Any:
+    """`fn(*args)` in forward-mode code, where `fn` (whose tangent is `t_fn`) is known
+    only at run time: its F-callable takes the arguments and then their tangents. A
+    function of generated code is one; any other callable gets one (`DYNAMIC`: a Python
+    function, a NumPy function, a callable object, whose fields' tangents are
+    `t_fn`)."""
+    if type(fn) is _FunctionType and fn.__code__.co_filename.startswith(_GENERATED):
+        return fn(*args, *tangents)
+    return DYNAMIC.call_fwd(fn, t_fn, args, tangents)
+
+
+def split_fwd(args: tuple, npos: int, defaults: tuple) -> tuple:
+    """The arguments `(*args, *tangents)` of an F-callable called the way Python calls a
+    function value, laid out for F of a function with `npos` positional parameters, the
+    last ones defaulting to `defaults` (a default's tangent is zero)."""
+    m = len(args) // 2
+    missing = npos - m
+    if missing < 0 or missing > len(defaults):
+        raise TypeError(f"a function of {npos} parameters called with {m} arguments")
+    extra = defaults[len(defaults) - missing:] if missing else ()
+    return tuple(args[:m]) + tuple(extra) + tuple(args[m:]) + (ZERO,) * missing
+
+
+def lift_fwd(value: Any) -> Any:
+    """A value of the code around a `tl.jvp` called inside compiled code, as forward-mode
+    code sees it: a function becomes its F-callable; data is itself."""
+    return DYNAMIC.lift_fwd(value) if callable(value) else value
+
+
+def data_only(value: Any) -> Any:
+    """`value`, refused if it is a function: a function that reaches a `tl.jvp` inside
+    compiled code from the code around it cannot be differentiated again there."""
+    if callable(value) and not isinstance(value, type):
+        from .errors import GradError
+
+        raise GradError(f"{value!r} is passed into a tl.jvp called inside code that is "
+                        "itself differentiated; call the function by its name inside the "
+                        "function given to tl.jvp instead")
+    return value
+
+
 def lift(value: Any) -> Any:
     """A value passed into derivative code from the code around it (the arguments of a
     `tl.grad` called inside compiled code): a function becomes its J-callable, one order
@@ -164,6 +211,18 @@ def zeros_like_value(x: Any) -> Any:
 def sens_of(d: Any, like: Any) -> Any:
     """`d`, with a symbolic zero made concrete (rules of array operations need values)."""
     return d if d is not ZERO else zeros_like_value(like)
+
+
+def dense(d: Any, like: Any) -> Any:
+    """`d` with every symbolic zero in it made concrete, shaped like the matching part of
+    `like` (a primitive applied to tangents, in forward mode, needs values)."""
+    if d is ZERO:
+        return zeros_like_value(like)
+    if isinstance(d, tuple) and isinstance(like, tuple):
+        return tuple(dense(x, y) for x, y in zip(d, like, strict=True))
+    if isinstance(d, list) and isinstance(like, list):
+        return [dense(x, y) for x, y in zip(d, like, strict=True)]
+    return d
 
 
 def is_struct(x: Any) -> bool:

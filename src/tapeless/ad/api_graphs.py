@@ -3,13 +3,22 @@
 
 from __future__ import annotations
 
-from ..ir.nodes import PENDING_TRANSFORMS, Constant, Graph, free_variables, reachable_graphs
+from ..ir.nodes import (
+    PENDING_TRANSFORMS,
+    Constant,
+    Graph,
+    Node,
+    free_variables,
+    reachable_graphs,
+)
 from ..primitives import PRIMITIVES
 from ..runtime import ZERO
+from .forward import FTransform, tangent_name
 from .reverse import JTransform
 
 P = PRIMITIVES
 TRANSFORM = JTransform()
+FORWARD = FTransform()
 
 
 def grad_graph(g: Graph, argnums: int | tuple[int, ...], has_aux: bool, with_value: bool,
@@ -66,6 +75,32 @@ def grad_graph(g: Graph, argnums: int | tuple[int, ...], has_aux: bool, with_val
     return out
 
 
+def jvp_graph(g: Graph, transform: FTransform | None = None,
+              into: Graph | None = None) -> Graph:
+    """A graph `(x_1, ..., x_n, t_1, ..., t_n) -> (value, tangent)`: F of `g`, with the
+    tangents taken and given in the primals' structures. With `into`, the body is built
+    in that graph (a stand-in made by the front end, with those parameters)."""
+    expand_transforms(g)
+    fg = (transform or FORWARD).graph(g)
+    out = into if into is not None else Graph(f"jvp_{g.name}", None, g.loc)
+    out.derived = True
+    if into is None:
+        for p in g.parameters:
+            out.add_parameter(p.name, p.loc)
+        for p in g.parameters:
+            out.add_parameter(tangent_name(p.name) or "t", p.loc)
+    n = len(g.parameters)
+    xs, ts = out.parameters[:n], out.parameters[n:]
+    call = out.apply(Constant(fg), *xs,
+                     *[out.apply(P["from_structure"], t) for t in ts], loc=g.loc)
+    out.effects.append(call)
+    value = out.apply(P["tuple_getitem"], call, 0, name="value")
+    tangent = out.apply(P["to_structure"], out.apply(P["tuple_getitem"], call, 1), value,
+                        name="tangent")
+    out.output = out.apply(P["make_tuple"], value, tangent)
+    return out
+
+
 def expand_transforms(root: Graph) -> Graph:
     """Build the body of every graph reachable from `root` that stands for a transform
     (`TransformSpec`: a `tl.grad` called inside compiled code), once; returns `root`."""
@@ -80,10 +115,16 @@ def expand_transforms(root: Graph) -> Graph:
         PENDING_TRANSFORMS.discard(h)
         # The function's free variables are values of the enclosing (primal) code: the
         # transform sees them as they are.
-        transform = JTransform(outer=free_variables(spec.target))
         try:
-            grad_graph(spec.target, spec.argnums, spec.has_aux,
-                       spec.kind == "value_and_grad", transform, lift=True, into=h)
+            if spec.kind == "jvp":
+                # (A function among them becomes its F-callable.)
+                outer: dict[int, Node] = {fv.id: h.apply(P["lift_fwd"], fv)
+                                          for fv in free_variables(spec.target)}
+                jvp_graph(spec.target, FTransform(outer, parent=h), h)
+            else:
+                grad_graph(spec.target, spec.argnums, spec.has_aux,
+                           spec.kind == "value_and_grad",
+                           JTransform(outer=free_variables(spec.target)), lift=True, into=h)
         except BaseException:
             h.transform = spec
             PENDING_TRANSFORMS.add(h)

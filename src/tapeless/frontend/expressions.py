@@ -12,7 +12,15 @@ from typing import TYPE_CHECKING, Any, TypeGuard
 
 import numpy as np
 
-from ..ir.nodes import PENDING_TRANSFORMS, Apply, Constant, Graph, Node, TransformSpec
+from ..ir.nodes import (
+    PENDING_TRANSFORMS,
+    Apply,
+    Constant,
+    Graph,
+    Node,
+    TransformSpec,
+    is_constant_graph,
+)
 from ..primitives import METHODS, PRIMITIVES, Primitive, lookup_callable
 from .guards import MISSING
 
@@ -655,6 +663,8 @@ class ExpressionMixin:
         result is a graph that stands for the transformed function, whose body the AD
         stage builds (`TransformSpec`; the front end knows no AD)."""
         name = fn.__name__
+        if name == "jvp":
+            return self._jvp_call(node, block)
         if name not in ("grad", "value_and_grad", "jit") or not node.args:
             raise self.error(f"tapeless.{name} cannot be called inside compiled code", node,
                              "call it outside the compiled function")
@@ -682,6 +692,41 @@ class ExpressionMixin:
         stand_in.transform = TransformSpec(name, graph, options["argnums"], options["has_aux"])
         PENDING_TRANSFORMS.add(stand_in)
         return Constant(stand_in, self.loc(node))
+
+    def _jvp_call(self, node: ast.Call, block: Block) -> Node:
+        """`tl.jvp(f, primals, tangents)` inside compiled code: a call of a graph that
+        stands for `f`'s jvp, `(*primals, *tangents) -> (value, tangent)`, built by the AD
+        stage (`TransformSpec` of kind "jvp")."""
+        if len(node.args) != 3 or node.keywords:
+            raise self.error("tapeless.jvp takes three arguments: tl.jvp(f, primals, "
+                             "tangents)", node)
+        target = self.expr(node.args[0], block)
+        if not is_constant_graph(target):
+            raise self.error("the function passed to tapeless.jvp inside compiled code must "
+                             "be known when compiling (a def, lambda or global function)",
+                             node.args[0], "define the function with def or lambda")
+        graph: Graph = target.value
+        n = len(graph.parameters)
+        if graph.vararg:
+            raise self.error("tapeless.jvp inside compiled code of a function with *args "
+                             "is not supported", node.args[0], "take a tuple instead")
+        items: list[Node] = []
+        for arg in node.args[1:]:
+            value = self.expr(arg, block)
+            if isinstance(arg, (ast.Tuple, ast.List)) and len(arg.elts) != n:
+                raise self.error(f"tapeless.jvp: {graph.name} takes {n} arguments, but "
+                                 f"{len(arg.elts)} are given here", arg)
+            items += [block.graph.apply(P["tuple_getitem"], value, i, loc=self.loc(arg))
+                      for i in range(n)]
+        stand_in = Graph(f"jvp_{graph.name}", None, graph.loc)
+        for p in graph.parameters:
+            stand_in.add_parameter(p.name, p.loc)
+        for p in graph.parameters:
+            stand_in.add_parameter(f"{p.name}_dot", p.loc)
+        stand_in.transform = TransformSpec("jvp", graph, None, False)
+        PENDING_TRANSFORMS.add(stand_in)
+        call = block.graph.apply(Constant(stand_in, self.loc(node)), *items, loc=self.loc(node))
+        return call
 
     def _compile_time(self, node: ast.expr, block: Block) -> Any:
         value = self.expr(node, block)

@@ -21,8 +21,15 @@ class Primitive:
     rule fails the registry's tests):
       reverse_rule: a function in the supported subset taking the primitive's parameters
         and returning (value, backpropagator);
-      jvp_rule, batch_rule: the forward-mode and batching rules (slots for the
-        transforms that use them);
+      jvp_rule: the forward rule (`tapeless.ad.forward`): a function in the supported
+        subset taking the primitive's parameters and returning (value, one map per
+        parameter from its tangent to the result's, or None), or, where `jvp_joint`,
+        taking the parameters then their tangents and returning (value, tangent);
+      linear: the positions of the parameters in which the primitive is linear (jointly):
+        its forward rule is the primitive applied to their tangents;
+      jvp_from_reverse: a one-parameter primitive whose Jacobian is diagonal (elementwise,
+        or on numbers), so its reverse rule's backpropagator maps tangents too;
+      batch_rule: the batching rule (a slot for `vmap`);
       abstract_eval: the result's kind from the arguments' kinds and input nodes, where
         a declared property below does not already say it.
 
@@ -114,6 +121,9 @@ class Primitive:
         self.alias = alias
         self.reverse_rule: Callable[..., Any] | None = None
         self.jvp_rule: Callable[..., Any] | None = None
+        self.jvp_joint = False
+        self.linear: tuple[int, ...] = ()
+        self.jvp_from_reverse = False
         self.batch_rule: Callable[..., Any] | None = None
         self.abstract_eval: Callable[..., Any] | None = None
 

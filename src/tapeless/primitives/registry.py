@@ -11,7 +11,7 @@ from typing import Any
 from ..ir.primitive import Primitive
 
 __all__ = ["Primitive", "PRIMITIVES", "BY_CALLABLE", "METHODS", "ATTRIBUTES", "register",
-           "lookup_callable", "rule"]
+           "lookup_callable", "rule", "jvp", "linear", "jvp_from_reverse"]
 
 
 # Every primitive by name, and the Python callables (np.tanh, math.exp, len, ...) that
@@ -52,3 +52,35 @@ def rule(*names: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
         return fn
 
     return register_rule
+
+
+def jvp(*names: str, joint: bool = False) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Register a forward rule (see `Primitive.jvp_rule`): a function in the supported
+    subset that takes the primitive's parameters and returns (value, one map per
+    parameter from its tangent to the result's tangent, None where it has none); with
+    `joint`, it takes the parameters and then their tangents and returns (value,
+    tangent)."""
+
+    def register_rule(fn: Callable[..., Any]) -> Callable[..., Any]:
+        for name in names:
+            PRIMITIVES[name].jvp_rule = fn
+            PRIMITIVES[name].jvp_joint = joint
+        return fn
+
+    return register_rule
+
+
+def linear(positions: tuple[int, ...], *names: str) -> None:
+    """Declare primitives linear (jointly) in the parameters at `positions`: their
+    forward rule is the primitive applied to those parameters' tangents."""
+    for name in names:
+        PRIMITIVES[name].linear = positions
+
+
+def jvp_from_reverse(*names: str) -> None:
+    """Declare one-parameter primitives whose Jacobian is diagonal: the backpropagator
+    of their reverse rule maps a tangent to the result's."""
+    for name in names:
+        prim = PRIMITIVES[name]
+        assert len(prim.param_names) == 1 and prim.reverse_rule is not None, name
+        prim.jvp_from_reverse = True

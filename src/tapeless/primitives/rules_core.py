@@ -16,6 +16,8 @@ from ..runtime import (
     check_aux_output,
     check_scalar_output,
     construct_value,
+    data_only,
+    dense,
     dict_merge,
     dict_merge_sens,
     expand_reduced,
@@ -31,12 +33,15 @@ from ..runtime import (
     index_concat_sens,
     index_sens,
     lift,
+    lift_fwd,
     repeat_sens,
     replace_fields,
     reshape_like,
     sens_getattr,
     sens_index,
     sens_of,
+    split_fwd,
+    stop_gradient,
     struct_sens,
     to_structure,
     tree_leaves,
@@ -146,6 +151,48 @@ def _call_value(level, fn, args):
         return ZERO, g[0], tuple(g[1:])
 
     return out, back
+
+
+@rule("dense")
+def _dense(d, like):
+    return dense(d, like), lambda dd: (dd, ZERO)
+
+
+@rule("call_fwd")
+def _call_fwd(fn, t_fn, args, tangents):
+    # (J of an F-callable takes the arguments, then the tangents)
+    n = len(args)
+    out, b = call_value(1, fn, args + tangents)
+
+    def back(d):
+        g = b(d)
+        return g[0], ZERO, tuple(g[1:1 + n]), tuple(g[1 + n:])
+
+    return out, back
+
+
+@rule("stop_gradient")
+def _stop_gradient(x):
+    # (The value stays a stop_gradient: a transform of this code must see it too.)
+    return stop_gradient(x), lambda d: (ZERO,)
+
+
+@rule("split_fwd")
+def _split_fwd(args, npos, defaults):
+    m = len(args) // 2
+
+    def back(d):
+        if d is ZERO:
+            return ZERO, ZERO, ZERO
+        return tuple(d[:m]) + tuple(d[npos:npos + m]), ZERO, ZERO
+
+    return split_fwd(args, npos, defaults), back
+
+
+@rule("lift_fwd")
+def _lift_fwd(value):
+    # (In derivative code a function value is a J-callable, which F cannot take.)
+    return lift_fwd(data_only(value)), lambda d: (d,)
 
 
 @rule("lift")

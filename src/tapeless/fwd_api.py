@@ -1,0 +1,238 @@
+"""Forward mode and the derivative API built on it and on reverse mode: `jvp`, `jacfwd`,
+`jacrev`, `hessian`, `stop_gradient` (JAX's names and signatures)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from .ad.api_graphs import jvp_graph
+from .api import Transformed, _api, graph_of, positional_arguments, python_function
+from .errors import GradError
+from .grad_api import GradFunction, _integer_leaf
+from .ir.nodes import Graph
+from .runtime import stop_gradient, tree_leaves, tree_unflatten
+
+__all__ = ["hessian", "jacfwd", "jacrev", "jvp", "stop_gradient"]
+
+
+class JvpFunction(Transformed):
+    """`(*primals, *tangents) -> (value, tangent)` of a function, compiled per argument
+    signature (what `jvp` calls)."""
+
+    kind = "jvp"
+
+    def __init__(self, fun: Callable[..., Any]):
+        super().__init__(fun)
+        # (A function passed as an argument is data here: F calls only functions it
+        # compiled, and refuses others where they are called.)
+        self.binds_functions = False
+
+    def build_graph(self) -> Graph:
+        return jvp_graph(graph_of(self.fun))
+
+    def bind(self, args: tuple, kwargs: dict) -> tuple:
+        return args
+
+
+_JVP: dict[int, tuple[Any, JvpFunction]] = {}
+
+
+def _jvp_function(fun: Callable[..., Any]) -> JvpFunction:
+    hit = _JVP.get(id(fun))
+    if hit is None or hit[0] is not fun:
+        hit = _JVP[id(fun)] = (fun, JvpFunction(fun))
+    return hit[1]
+
+
+def _describe(x: Any) -> str:
+    if isinstance(x, np.ndarray):
+        return f"an array of shape {x.shape} and dtype {x.dtype}"
+    return f"{type(x).__name__}"
+
+
+def _check_tangent(name: str, i: int, primal: Any, tangent: Any) -> None:
+    """Refuse a tangent whose structure or shapes differ from its primal's, and a primal
+    with an integer leaf, saying which argument and what to pass."""
+    found = _integer_leaf(primal)
+    if found is not None and any(np.any(np.asarray(v) != 0) for v in tree_leaves(tangent)):
+        raise GradError(f"jvp of {name}: primal {i} is (or contains) {found}; only "
+                        "floating-point values have nonzero tangents (pass a float, e.g. "
+                        "3.0, or a zero tangent for the integer)")
+    p_leaves, t_leaves = tree_leaves(primal), tree_leaves(tangent)
+    if len(p_leaves) != len(t_leaves) or \
+            tree_unflatten(primal, list(range(len(p_leaves)))) != \
+            tree_unflatten(tangent, list(range(len(t_leaves)))):
+        raise GradError(f"jvp of {name}: tangent {i} does not have the structure of primal "
+                        f"{i} ({type(primal).__name__} of {len(p_leaves)} leaves, tangent "
+                        f"{type(tangent).__name__} of {len(t_leaves)}); pass tangents "
+                        "shaped like the primals")
+    for p, t in zip(p_leaves, t_leaves, strict=True):
+        if np.shape(p) != np.shape(t):
+            raise GradError(f"jvp of {name}: a leaf of tangent {i} is {_describe(t)}, where "
+                            f"its primal is {_describe(p)}; a tangent has its primal's shape")
+
+
+@_api
+def jvp(fun: Callable[..., Any], primals: tuple | list,
+        tangents: tuple | list) -> tuple[Any, Any]:
+    """`(fun(*primals), J tangents)`: the value and the Jacobian-vector product, by forward
+    mode (no backward pass, no saved values). `primals` and `tangents` are tuples of the
+    same structure; each tangent has its primal's structure and shapes."""
+    name = python_function(fun).__qualname__
+    if not isinstance(primals, (tuple, list)) or not isinstance(tangents, (tuple, list)):
+        raise GradError(f"jvp of {name}: primals and tangents must be tuples (or lists) of "
+                        "the arguments, e.g. tl.jvp(f, (x,), (v,))")
+    if len(primals) != len(tangents):
+        raise GradError(f"jvp of {name}: {len(primals)} primals but {len(tangents)} "
+                        "tangents; pass one tangent per primal")
+    for i, (p, t) in enumerate(zip(primals, tangents, strict=True)):
+        _check_tangent(name, i, p, t)
+    f = python_function(fun)
+    args = positional_arguments(f, tuple(primals), {})
+    targs = positional_arguments(f, tuple(tangents), {})
+    result: tuple[Any, Any] = _jvp_function(fun)(*args, *targs)
+    return result
+
+
+def _argnums(argnums: int | tuple[int, ...], n: int, kind: str) -> tuple[int, ...]:
+    nums = (argnums,) if isinstance(argnums, int) else tuple(argnums)
+    for a in nums:
+        if not isinstance(a, int) or not -n <= a < n:
+            raise GradError(f"{kind}: argnums={argnums!r} is out of range for {n} arguments")
+    return nums
+
+
+def _basis(x: Any) -> list[Any]:
+    """One tangent per element of the leaves of `x`: each a tree like `x` that is 1 in
+    that element and 0 elsewhere."""
+    leaves = tree_leaves(x)
+    out = []
+    for k, leaf in enumerate(leaves):
+        for j in range(int(np.size(leaf))):
+            parts: list[Any] = [np.zeros(np.shape(lf)) if isinstance(lf, np.ndarray)
+                                else 0.0 for lf in leaves]
+            if isinstance(leaf, np.ndarray):
+                e = np.zeros(leaf.size)
+                e[j] = 1.0
+                parts[k] = e.reshape(leaf.shape)
+            else:
+                parts[k] = 1.0
+            out.append(tree_unflatten(x, parts))
+    return out
+
+
+def _assemble(columns: list[Any], out: Any, x: Any, rows: bool) -> Any:
+    """The Jacobian of `out` (a tree) with respect to `x` (a tree), shaped like JAX's: a
+    tree like `out` of trees like `x`, each leaf of shape out_leaf.shape + x_leaf.shape.
+    `columns` holds one tree like `out` per element of `x` (forward mode), or, with
+    `rows`, one tree like `x` per element of `out` (reverse mode)."""
+    out_leaves, x_leaves = tree_leaves(out), tree_leaves(x)
+    sizes_x = [int(np.size(v)) for v in x_leaves]
+    sizes_o = [int(np.size(v)) for v in out_leaves]
+    # A dense matrix (all of out) x (all of x), filled from the columns or rows.
+    m = np.zeros((sum(sizes_o), sum(sizes_x)))
+    for j, c in enumerate(columns):
+        flat = np.concatenate([np.ravel(np.asarray(v, dtype=float)) for v in tree_leaves(c)]) \
+            if tree_leaves(c) else np.zeros(0)
+        if rows:
+            m[j, :] = flat
+        else:
+            m[:, j] = flat
+    blocks = []
+    r0 = 0
+    for o, so in zip(out_leaves, sizes_o, strict=True):
+        c0 = 0
+        per_x = []
+        for v, sx in zip(x_leaves, sizes_x, strict=True):
+            block = m[r0:r0 + so, c0:c0 + sx].reshape(np.shape(o) + np.shape(v))
+            per_x.append(float(block) if block.ndim == 0 else block)
+            c0 += sx
+        blocks.append(tree_unflatten(x, per_x))
+        r0 += so
+    return tree_unflatten(out, blocks)
+
+
+def _split_aux(value: Any, has_aux: bool, kind: str) -> tuple[Any, Any]:
+    if not has_aux:
+        return value, None
+    if not (isinstance(value, tuple) and len(value) == 2):
+        raise GradError(f"{kind} with has_aux=True: the function must return a pair "
+                        "(output, aux)")
+    return value[0], value[1]
+
+
+@_api
+def jacfwd(fun: Callable[..., Any], argnums: int | tuple[int, ...] = 0,
+           has_aux: bool = False) -> Callable[..., Any]:
+    """The Jacobian of `fun` with respect to argument(s) `argnums`, by forward mode: one
+    `jvp` per input element. For an output of shape S and an input of shape T, the
+    Jacobian has shape S + T (trees of them for trees, as JAX builds them)."""
+
+    def jacobian(*args: Any) -> Any:
+        nums = _argnums(argnums, len(args), "jacfwd")
+        results = []
+        value = None
+        for a in nums:
+            cols = []
+            for e in _basis(args[a]):
+                tangents = tuple(e if i == a % len(args) else _zero_tangent(x)
+                                 for i, x in enumerate(args))
+                value, t = jvp(fun, args, tangents)
+                out, _ = _split_aux(t, has_aux, "jacfwd")
+                cols.append(out)
+            if value is None:
+                value = fun(*args)
+            out_v, _ = _split_aux(value, has_aux, "jacfwd")
+            results.append(_assemble(cols, out_v, args[a], rows=False))
+        jac = results[0] if isinstance(argnums, int) else tuple(results)
+        if has_aux:
+            return jac, _split_aux(value, True, "jacfwd")[1]
+        return jac
+
+    jacobian.__name__ = f"jacfwd_{getattr(fun, '__name__', 'f')}"
+    return jacobian
+
+
+def _zero_tangent(x: Any) -> Any:
+    leaves = tree_leaves(x)
+    return tree_unflatten(x, [np.zeros(np.shape(v)) if isinstance(v, np.ndarray) else 0.0
+                              for v in leaves])
+
+
+@_api
+def jacrev(fun: Callable[..., Any], argnums: int | tuple[int, ...] = 0,
+           has_aux: bool = False) -> Callable[..., Any]:
+    """The Jacobian of `fun` with respect to argument(s) `argnums`, by reverse mode: one
+    backward pass per output element (shaped as `jacfwd`'s)."""
+    from .grad_api import vjp
+
+    def jacobian(*args: Any) -> Any:
+        nums = _argnums(argnums, len(args), "jacrev")
+        value, back = vjp(fun, *args)
+        out, aux = _split_aux(value, has_aux, "jacrev")
+        results: list[list[Any]] = [[] for _ in nums]
+        for e in _basis(out):
+            ct = (e, None) if has_aux else e
+            sens = back(ct)
+            for k, a in enumerate(nums):
+                results[k].append(sens[a % len(args)])
+        jacs = [_assemble(rows, out, args[a], rows=True) for rows, a in zip(
+            results, nums, strict=True)]
+        jac = jacs[0] if isinstance(argnums, int) else tuple(jacs)
+        return (jac, aux) if has_aux else jac
+
+    jacobian.__name__ = f"jacrev_{getattr(fun, '__name__', 'f')}"
+    return jacobian
+
+
+@_api
+def hessian(fun: Callable[..., Any], argnums: int | tuple[int, ...] = 0,
+            has_aux: bool = False) -> Callable[..., Any]:
+    """The Hessian of the scalar function `fun`: forward mode over its compiled gradient
+    (`jacfwd(grad(fun))`), of shape T + T for an input of shape T."""
+    g = GradFunction(fun, argnums, has_aux, with_value=False)
+    result: Callable[..., Any] = jacfwd(g, argnums, has_aux)
+    return result
