@@ -98,16 +98,23 @@ def call_fwd(fn: Any, t_fn: Any, args: tuple, tangents: tuple) -> Any:
     return DYNAMIC.call_fwd(fn, t_fn, args, tangents)
 
 
-def split_fwd(args: tuple, npos: int, defaults: tuple) -> tuple:
+def split_fwd(args: tuple, npos: int, defaults: tuple, star: bool) -> tuple:
     """The arguments `(*args, *tangents)` of an F-callable called the way Python calls a
-    function value, laid out for F of a function with `npos` positional parameters, the
-    last ones defaulting to `defaults` (a default's tangent is zero)."""
+    function value, laid out for F of a function with `npos` positional parameters (the
+    last ones defaulting to `defaults`, whose tangents are zero) and, with `star`, a
+    `*args` parameter that takes the rest (and a tuple of their tangents)."""
     m = len(args) // 2
+    values, tangents = tuple(args[:m]), tuple(args[m:])
     missing = npos - m
-    if missing < 0 or missing > len(defaults):
-        raise TypeError(f"a function of {npos} parameters called with {m} arguments")
-    extra = defaults[len(defaults) - missing:] if missing else ()
-    return tuple(args[:m]) + tuple(extra) + tuple(args[m:]) + (ZERO,) * missing
+    if missing > len(defaults) or (missing < 0 and not star):
+        raise TypeError(f"a function of {npos} positional parameters called with {m} "
+                        "arguments")
+    if missing > 0:
+        values = values + tuple(defaults[len(defaults) - missing:])
+        tangents = tangents + (ZERO,) * missing
+    if star:
+        return values[:npos] + (values[npos:],) + tangents[:npos] + (tangents[npos:],)
+    return values + tangents
 
 
 def lift_fwd(value: Any) -> Any:
@@ -159,6 +166,10 @@ class _Zero:
 
     def __getitem__(self, index: Any) -> _Zero:
         return self
+
+    def __iter__(self) -> Any:
+        # (Indexing gives ZERO again: without this, iterating would never end.)
+        raise TypeError("the symbolic zero ZERO is not iterable")
 
     def __bool__(self) -> bool:
         return False

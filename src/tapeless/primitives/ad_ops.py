@@ -95,7 +95,7 @@ _helper("call_fwd", "fn, t_fn, args, tangents", effect=True, accepts_zero=True, 
 _helper("dense", "d, like", accepts_zero=True, pure=True)
 _helper("lift_fwd", "value", accepts_zero=True)
 _helper("data_only", "value", differentiable=False)
-_helper("split_fwd", "args, npos, defaults", accepts_zero=True, pure=True)
+_helper("split_fwd", "args, npos, defaults, star", accepts_zero=True, pure=True)
 # `tl.stop_gradient(x)`: x, whose derivative is zero (its rules say so).
 _helper("stop_gradient", "x", pure=True, accepts_zero=True)
 # The index's sensitivity in `x[index]`: ZERO, or an error where x is not a container.
