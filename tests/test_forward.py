@@ -335,11 +335,11 @@ def test_integer_primals_with_zero_tangents_are_allowed() -> None:
 
 
 def test_random_programs_forward_equals_reverse() -> None:
-    from test_grad import generate_program, _load_random  # noqa: PLC0415
-    from test_random_programs import RandomChoices
-
     import tempfile
     from pathlib import Path
+
+    from test_grad import _load_random, generate_program  # noqa: PLC0415
+    from test_random_programs import RandomChoices
 
     checked = 0
     with tempfile.TemporaryDirectory() as d:

@@ -188,7 +188,7 @@ def _split_fwd_back(d, m, npos, star):
     if d is ZERO:
         return ZERO
     width = npos + 1 if star else len(d) // 2
-    out = ()
+    out: tuple = ()
     for base in (0, width):
         for j in range(m):
             if star and j >= npos:
