@@ -4,11 +4,16 @@ like a code reviewer's comments."""
 from __future__ import annotations
 
 import ast
+import functools
 import importlib.util
+import inspect
 import math
 import sys
+import types
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -16,9 +21,44 @@ from ..errors import CompileError, format_error
 from ..ir.nodes import Location
 from ..primitives import BY_CALLABLE, METHODS
 from .expressions import BUILTIN_RECEIVERS
+from .reach import Function, compiled_functions
+
+Definition = ast.FunctionDef | ast.AsyncFunctionDef
 
 _MUTATING = {"append", "extend", "insert", "pop", "remove", "update", "setdefault", "clear",
              "sort", "reverse", "fill", "resize", "add", "discard"}
+
+
+# Constructs whose support is being added: the static checks defer to the compiler,
+# asked once with a probe of each (so the checker and the compiler cannot disagree).
+def _probe_item_assignment(a: Any) -> Any:
+    a[0] = 1.0
+    return a
+
+
+def _probe_append(xs: Any) -> Any:
+    xs.append(1.0)
+    return xs
+
+
+def _probe_kwargs(**options: Any) -> Any:
+    return options
+
+
+def _probe_double_star(f: Any, options: Any) -> Any:
+    return f(**options)
+
+
+@functools.cache
+def compiler_refuses(probe: Callable[..., Any]) -> bool:
+    """Whether the compiler refuses the construct `probe` is written with."""
+    from .parser import parse
+
+    try:
+        parse(probe)
+    except CompileError:
+        return True
+    return False
 
 
 @dataclass(frozen=True)
@@ -126,13 +166,13 @@ class _Checker(ast.NodeVisitor):
         self.add(node, "a set display is not supported", "use a tuple or list")
 
     def visit_Lambda(self, node: ast.Lambda) -> None:
-        if node.args.kwarg is not None:
+        if node.args.kwarg is not None and compiler_refuses(_probe_kwargs):
             self.add(node.args.kwarg, "`**kwargs` parameters are not supported",
                      "name each keyword parameter explicitly")
         self._visit_scope(node)
 
     def visit_FunctionDef(self, node: ast.FunctionDef) -> None:
-        if node.args.kwarg is not None:
+        if node.args.kwarg is not None and compiler_refuses(_probe_kwargs):
             self.add(node.args.kwarg, "`**kwargs` parameters are not supported",
                      "name each keyword parameter explicitly")
         self._visit_scope(node)
@@ -144,7 +184,7 @@ class _Checker(ast.NodeVisitor):
         self.declared = outer
 
     def _target(self, target: ast.AST) -> None:
-        if isinstance(target, ast.Subscript):
+        if isinstance(target, ast.Subscript) and compiler_refuses(_probe_item_assignment):
             self.add(target, "in-place item assignment is not supported (tapeless programs "
                      "are functional)", "build a new value instead, e.g. "
                      "`a = np.where(mask, v, a)` or `a = np.concatenate(...)`")
@@ -187,7 +227,7 @@ class _Checker(ast.NodeVisitor):
                     self.add(node, f"{path} is not supported by tapeless (no primitive is "
                              "registered for it)", "see docs/language.md for the supported "
                              "functions, or write it with supported operations")
-            elif func.attr in _MUTATING:
+            elif func.attr in _MUTATING and compiler_refuses(_probe_append):
                 self.add(node, f"the method .{func.attr}() mutates its object in place, "
                          "which is not supported", "build a new value instead, e.g. "
                          "`xs = xs + [v]` or a list comprehension")
@@ -197,7 +237,7 @@ class _Checker(ast.NodeVisitor):
                 self.add(node, f"the method .{func.attr}() is not supported",
                          "call the corresponding NumPy function, e.g. np.f(x)")
         for kw in node.keywords:
-            if kw.arg is None:
+            if kw.arg is None and compiler_refuses(_probe_double_star):
                 self.add(kw.value, "`**` in calls is not supported",
                          "pass keyword arguments by name")
         self.generic_visit(node)
@@ -233,29 +273,53 @@ def _module_aliases(tree: ast.Module) -> dict[str, object]:
     return aliases
 
 
-def check_file(path: str) -> list[Finding]:
-    """Every construct in `path`'s top-level functions that tapeless cannot compile."""
+def check_file(path: str, entries: list[str] | None = None) -> list[Finding]:
+    """Every construct that tapeless cannot compile in the functions of `path` that it
+    compiles (see `frontend.reach`: those given to a transform in the file, those named
+    in `entries`, and what they reach). A file that gives no function to a transform and
+    names no entry is a module of functions compiled elsewhere: all its top-level
+    functions are checked."""
     filename = str(Path(path).resolve())
     text = Path(path).read_text()
     lines = text.splitlines(True)
     tree = ast.parse(text, filename)
     modules = _module_aliases(tree)
+    builtin_methods = frozenset(METHODS) | frozenset(
+        name for t in BUILTIN_RECEIVERS for name in dir(t))
+    reached = compiled_functions(tree, list(entries or ()), builtin_methods)
+    if reached.has_sites:
+        functions = _outermost(reached.functions)
+    else:
+        functions = [n for n in tree.body if isinstance(n, (ast.FunctionDef,
+                                                            ast.AsyncFunctionDef))]
     checker = _Checker(filename, lines, modules)
-    functions = [n for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))]
     for fn in functions:
         checker.declared = {}
-        checker.visit(fn) if isinstance(fn, ast.FunctionDef) else \
+        if isinstance(fn, ast.AsyncFunctionDef):
             checker.visit_AsyncFunctionDef(fn)
+        else:
+            checker.visit(fn)
     findings = checker.findings
     seen = {(f.loc.line, f.loc.col) for f in findings}
-    findings += [f for f in _compile_each(path, functions)
-                 if (f.loc.line, f.loc.col) not in seen]
+    compiled: list[tuple[ast.ClassDef | None, Definition]] = [
+        (reached.owner.get(fn), fn) for fn in functions
+        if isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)) and
+        (fn in reached.owner or fn in tree.body)]
+    findings += [f for f in _compile_each(path, compiled) if (f.loc.line, f.loc.col) not in seen]
     return sorted(findings, key=lambda f: (f.loc.line, f.loc.col))
 
 
-def _compile_each(path: str,
-                  functions: list[ast.FunctionDef | ast.AsyncFunctionDef]) -> list[Finding]:
-    """Compile every top-level function for what only the compiler finds."""
+def _outermost(functions: list[Function]) -> list[Function]:
+    """The functions not nested in another of them (checking one checks its nested
+    functions)."""
+    inside = {id(n) for fn in functions for n in ast.walk(fn) if n is not fn}
+    return [fn for fn in functions if id(fn) not in inside]
+
+
+def _compile_each(path: str, functions: list[tuple[ast.ClassDef | None, Definition]]
+                  ) -> list[Finding]:
+    """Compile each top-level function and method for what only the compiler finds. The
+    file is imported as a module (not run as `__main__`)."""
     from .parser import parse
 
     name = f"_tapeless_check_{abs(hash(path))}"
@@ -268,10 +332,12 @@ def _compile_each(path: str,
         spec.loader.exec_module(module)
     except Exception:  # noqa: BLE001  (a module that does not import: static checks only)
         return []
-    found = []
-    for fn_node in functions:
-        fn = getattr(module, fn_node.name, None)
-        if fn is None:
+    found: list[Finding] = []
+    for cls, fn_node in functions:
+        owner = module if cls is None else getattr(module, cls.name, None)
+        fn = inspect.getattr_static(owner, fn_node.name, None) if owner is not None else None
+        fn = getattr(fn, "__func__", fn)  # (a staticmethod's or classmethod's function)
+        if not isinstance(fn, types.FunctionType):
             continue
         try:
             parse(fn)

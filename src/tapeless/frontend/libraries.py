@@ -83,7 +83,7 @@ def library_error(fn: types.FunctionType, error: CompileError,
                   loc: Location | None) -> CompileError:
     """`error`, raised inside the installed package's function `fn`, reported at the
     user's reference to `fn` (`loc`) first."""
-    inner = f" ({error.loc.file}:{error.loc.line})" if error.loc is not None else ""
+    inner = f" (at {error.loc})" if error.loc is not None else ""
     return CompileError(f"{public_name(fn)} cannot be compiled: {error.message}{inner}",
                         loc, error.hint or LIBRARY_HINT)
 
@@ -92,13 +92,14 @@ def public_name(value: Any) -> str:
     """The dotted name users call `value` by: private submodules left out
     (`scipy.special.comb`, not `scipy.special._basic.comb`), SciPy's ufuncs under
     `scipy.special`."""
-    name = getattr(value, "__qualname__", None) or getattr(value, "__name__", repr(value))
+    name: str = getattr(value, "__qualname__", None) or getattr(value, "__name__", None) \
+        or repr(value)
     if isinstance(value, np.ufunc):
-        special = sys.modules.get("scipy.special")
-        if special is not None and getattr(special, value.__name__, None) is value:
-            return f"scipy.special.{value.__name__}"
-        return f"numpy.{value.__name__}"
-    module = getattr(value, "__module__", None) or ""
+        short: str = getattr(value, "__name__", "")
+        if getattr(sys.modules.get("scipy.special"), short, None) is value:
+            return f"scipy.special.{short}"
+        return f"numpy.{short}"
+    module: str = getattr(value, "__module__", None) or ""
     if module in ("builtins", ""):
         return name
     parts = module.split(".")
