@@ -221,3 +221,15 @@ def test_clean_check_means_it_compiles(tmp_path: Path) -> None:
            - module.logistic_loss(w - eps * e, x, y)) / (2 * eps)  # type: ignore[attr-defined]
           for e in np.eye(2)]
     np.testing.assert_allclose(g, fd, rtol=1e-6)
+
+
+def test_a_file_compiling_none_of_its_functions_is_checked_whole(
+        capsys: pytest.CaptureFixture) -> None:
+    # library_calls.py's one transform call differentiates a library function: its own
+    # functions are compiled elsewhere (by tests/test_library_errors.py), so all are
+    # checked, each error once, at the user's line.
+    path = FIXTURES.parent / "library_calls.py"
+    code, out = run_check(path, capsys)
+    assert code == 1
+    assert set(reported_lines(out, path)) == set(marked_lines(path)), out
+    assert out.strip().splitlines()[-1] == f"{len(marked_lines(path))} findings in {path}"

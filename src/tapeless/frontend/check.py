@@ -276,9 +276,9 @@ def _module_aliases(tree: ast.Module) -> dict[str, object]:
 def check_file(path: str, entries: list[str] | None = None) -> list[Finding]:
     """Every construct that tapeless cannot compile in the functions of `path` that it
     compiles (see `frontend.reach`: those given to a transform in the file, those named
-    in `entries`, and what they reach). A file that gives no function to a transform and
-    names no entry is a module of functions compiled elsewhere: all its top-level
-    functions are checked."""
+    in `entries`, and what they reach). A file that gives none of its functions to a
+    transform and names no entry is a module of functions compiled elsewhere: all its
+    top-level functions are checked."""
     filename = str(Path(path).resolve())
     text = Path(path).read_text()
     lines = text.splitlines(True)
@@ -287,7 +287,7 @@ def check_file(path: str, entries: list[str] | None = None) -> list[Finding]:
     builtin_methods = frozenset(METHODS) | frozenset(
         name for t in BUILTIN_RECEIVERS for name in dir(t))
     reached = compiled_functions(tree, list(entries or ()), builtin_methods)
-    if reached.has_sites:
+    if reached.functions:
         functions = _outermost(reached.functions)
     else:
         functions = [n for n in tree.body if isinstance(n, (ast.FunctionDef,
@@ -305,7 +305,10 @@ def check_file(path: str, entries: list[str] | None = None) -> list[Finding]:
         (reached.owner.get(fn), fn) for fn in functions
         if isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)) and
         (fn in reached.owner or fn in tree.body)]
-    findings += [f for f in _compile_each(path, compiled) if (f.loc.line, f.loc.col) not in seen]
+    for f in _compile_each(path, compiled):  # (two functions may reach the same error)
+        if (f.loc.line, f.loc.col) not in seen:
+            seen.add((f.loc.line, f.loc.col))
+            findings.append(f)
     return sorted(findings, key=lambda f: (f.loc.line, f.loc.col))
 
 

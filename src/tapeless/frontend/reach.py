@@ -31,9 +31,6 @@ class Reached:
     functions: list[Function] = field(default_factory=list)
     # The class each method belongs to (methods only).
     owner: dict[Function, ast.ClassDef] = field(default_factory=dict)
-    # Whether the file gives any function to a transform (else it is a module of
-    # functions compiled elsewhere, and all of them are checked).
-    has_sites: bool = False
 
 
 class _Index:
@@ -255,7 +252,6 @@ class _Reacher:
 
     def site(self, call: ast.Call, scope: Scope) -> None:
         """A call of a transform: its function (and a partial's arguments) is compiled."""
-        self.reached.has_sites = True
         args = call.args[1:] if _is_partial(call.func) else call.args
         if args:
             self.add_value(args[0], scope)
@@ -291,7 +287,6 @@ class _Reacher:
                 inner = child
                 if not isinstance(child, ast.Lambda) and \
                         any(self._is_transform(d) for d in child.decorator_list):
-                    self.reached.has_sites = True
                     self.add(child)
             if isinstance(child, ast.Call):
                 if self.transforms.is_transform_call(child):
@@ -345,7 +340,6 @@ class _Reacher:
         if not isinstance(found, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
             raise TapelessError(f"--entry {entry}: no function of that name at the top "
                                 "level of the file (write NAME or CLASS.METHOD)")
-        self.reached.has_sites = True
         self.add(found)
 
 
