@@ -233,3 +233,23 @@ def test_a_file_compiling_none_of_its_functions_is_checked_whole(
     assert code == 1
     assert set(reported_lines(out, path)) == set(marked_lines(path)), out
     assert out.strip().splitlines()[-1] == f"{len(marked_lines(path))} findings in {path}"
+
+
+def test_a_syntax_error_is_one_located_finding(tmp_path: Path,
+                                               capsys: pytest.CaptureFixture) -> None:
+    path = tmp_path / "broken.py"
+    path.write_text("import tapeless as tl\n\n\ndef f(x:\n    return x\n")
+    code, out = run_check(path, capsys)
+    assert code == 1
+    assert out.startswith(f"{path.resolve()}:4:6: syntax error: ")
+
+
+def test_a_file_that_does_not_import_gets_the_static_checks_and_a_note(
+        tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    path = tmp_path / "needs_data.py"
+    path.write_text("import tapeless as tl\n\nDATA = open('/nonexistent/data.csv').read()\n\n\n"
+                    "def f(x):\n    del x\n    return 1.0\n\n\ng = tl.grad(f)\n")
+    assert main(["check", str(path)]) == 1
+    captured = capsys.readouterr()
+    assert reported_lines(captured.out, path) == {7: "`del` is not supported"}
+    assert "does not import (FileNotFoundError" in captured.err

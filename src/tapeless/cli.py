@@ -72,7 +72,10 @@ def cmd_show(args: argparse.Namespace) -> int:
 def cmd_check(args: argparse.Namespace) -> int:
     from .frontend.check import check_file
 
-    findings = check_file(args.file, args.entry)
+    notes: list[str] = []
+    findings = check_file(args.file, args.entry, notes)
+    for note in notes:
+        print(f"note: {note}", file=sys.stderr)
     for f in findings:
         print(f)
         print()

@@ -7,6 +7,7 @@ import ast
 import functools
 import importlib.util
 import inspect
+import linecache
 import math
 import sys
 import types
@@ -273,16 +274,25 @@ def _module_aliases(tree: ast.Module) -> dict[str, object]:
     return aliases
 
 
-def check_file(path: str, entries: list[str] | None = None) -> list[Finding]:
+def check_file(path: str, entries: list[str] | None = None,
+               notes: list[str] | None = None) -> list[Finding]:
     """Every construct that tapeless cannot compile in the functions of `path` that it
     compiles (see `frontend.reach`: those given to a transform in the file, those named
     in `entries`, and what they reach). A file that gives none of its functions to a
     transform and names no entry is a module of functions compiled elsewhere: all its
-    top-level functions are checked."""
+    top-level functions are checked. What limited the check (a file that does not
+    import, so only the static checks ran) is appended to `notes`."""
     filename = str(Path(path).resolve())
     text = Path(path).read_text()
     lines = text.splitlines(True)
-    tree = ast.parse(text, filename)
+    try:
+        tree = ast.parse(text, filename)
+    except SyntaxError as e:
+        line = e.lineno or 0
+        loc = Location(filename, line, max((e.offset or 1) - 1, 0),
+                       lines[line - 1] if 0 < line <= len(lines) else "")
+        return [Finding(loc, f"syntax error: {e.msg}", "fix the syntax; Python cannot "
+                        "run this file either")]
     modules = _module_aliases(tree)
     builtin_methods = frozenset(METHODS) | frozenset(
         name for t in BUILTIN_RECEIVERS for name in dir(t))
@@ -305,7 +315,8 @@ def check_file(path: str, entries: list[str] | None = None) -> list[Finding]:
         (reached.owner.get(fn), fn) for fn in functions
         if isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)) and
         (fn in reached.owner or fn in tree.body)]
-    for f in _compile_each(path, compiled):  # (two functions may reach the same error)
+    notes = notes if notes is not None else []
+    for f in _compile_each(path, compiled, notes):  # (two functions may reach one error)
         if (f.loc.line, f.loc.col) not in seen:
             seen.add((f.loc.line, f.loc.col))
             findings.append(f)
@@ -319,8 +330,8 @@ def _outermost(functions: list[Function]) -> list[Function]:
     return [fn for fn in functions if id(fn) not in inside]
 
 
-def _compile_each(path: str, functions: list[tuple[ast.ClassDef | None, Definition]]
-                  ) -> list[Finding]:
+def _compile_each(path: str, functions: list[tuple[ast.ClassDef | None, Definition]],
+                  notes: list[str]) -> list[Finding]:
     """Compile each top-level function and method for what only the compiler finds. The
     file is imported as a module (not run as `__main__`)."""
     from .parser import parse
@@ -333,7 +344,10 @@ def _compile_each(path: str, functions: list[tuple[ast.ClassDef | None, Definiti
     sys.modules[name] = module
     try:
         spec.loader.exec_module(module)
-    except Exception:  # noqa: BLE001  (a module that does not import: static checks only)
+    except (Exception, SystemExit) as e:  # (it does not import: static checks only)
+        sys.modules.pop(name, None)
+        notes.append(f"{path} does not import ({type(e).__name__}: {e}): only the checks "
+                     "that need no compiling ran")
         return []
     found: list[Finding] = []
     for cls, fn_node in functions:
@@ -345,6 +359,12 @@ def _compile_each(path: str, functions: list[tuple[ast.ClassDef | None, Definiti
         try:
             parse(fn)
         except CompileError as e:
-            if e.loc is not None:
-                found.append(Finding(e.loc, e.message, e.hint))
+            loc = e.loc or Location(fn.__code__.co_filename, fn_node.lineno,
+                                    fn_node.col_offset,
+                                    linecache.getline(fn.__code__.co_filename, fn_node.lineno))
+            found.append(Finding(loc, e.message, e.hint))
+        except Exception as e:  # noqa: BLE001  (a bug of tapeless's: say so, go on)
+            notes.append(f"compiling {fn.__qualname__} failed inside tapeless "
+                         f"({type(e).__name__}: {e}); please report it")
+    sys.modules.pop(name, None)
     return found
