@@ -253,3 +253,20 @@ def test_a_file_that_does_not_import_gets_the_static_checks_and_a_note(
     captured = capsys.readouterr()
     assert reported_lines(captured.out, path) == {7: "`del` is not supported"}
     assert "does not import (FileNotFoundError" in captured.err
+
+
+def test_a_function_imported_from_a_sibling_module(tmp_path: Path,
+                                                   capsys: pytest.CaptureFixture) -> None:
+    # `from model import loss; tl.grad(loss)`: the sibling module is found as `python
+    # train.py` finds it, and the imported loss is compiled (its error is in its file).
+    (tmp_path / "sibling_model_for_check.py").write_text(
+        "import numpy as np\n\n\ndef loss(w):\n    s = {1}\n    return np.sum(w) * len(s)\n")
+    script = tmp_path / "train.py"
+    script.write_text("import tapeless as tl\nfrom sibling_model_for_check import loss\n\n\n"
+                      "def main():\n    with open('log.txt') as f:\n        f.write('x')\n"
+                      "    return tl.grad(loss)\n")
+    code, out = run_check(script, capsys)
+    assert code == 1
+    assert reported_lines(out, tmp_path / "sibling_model_for_check.py") == \
+        {5: "a set display is not supported"}
+    assert reported_lines(out, script) == {}

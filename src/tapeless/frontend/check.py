@@ -22,6 +22,7 @@ from ..errors import CompileError, format_error
 from ..ir.nodes import Location
 from ..primitives import BY_CALLABLE, METHODS
 from .expressions import BUILTIN_RECEIVERS
+from .libraries import installed_package, refused_library
 from .reach import Function, compiled_functions
 
 Definition = ast.FunctionDef | ast.AsyncFunctionDef
@@ -297,7 +298,7 @@ def check_file(path: str, entries: list[str] | None = None,
     builtin_methods = frozenset(METHODS) | frozenset(
         name for t in BUILTIN_RECEIVERS for name in dir(t))
     reached = compiled_functions(tree, list(entries or ()), builtin_methods)
-    if reached.functions:
+    if reached.functions or reached.imported:
         functions = _outermost(reached.functions)
     else:
         functions = [n for n in tree.body if isinstance(n, (ast.FunctionDef,
@@ -316,7 +317,8 @@ def check_file(path: str, entries: list[str] | None = None,
         if isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)) and
         (fn in reached.owner or fn in tree.body)]
     notes = notes if notes is not None else []
-    for f in _compile_each(path, compiled, notes):  # (two functions may reach one error)
+    # (Two functions may reach one error: it is reported once.)
+    for f in _compile_each(path, compiled, notes, reached.imported):
         if (f.loc.line, f.loc.col) not in seen:
             seen.add((f.loc.line, f.loc.col))
             findings.append(f)
@@ -331,10 +333,12 @@ def _outermost(functions: list[Function]) -> list[Function]:
 
 
 def _compile_each(path: str, functions: list[tuple[ast.ClassDef | None, Definition]],
-                  notes: list[str]) -> list[Finding]:
-    """Compile each top-level function and method for what only the compiler finds. The
-    file is imported as a module (not run as `__main__`)."""
+                  notes: list[str], imported: list[str]) -> list[Finding]:
+    """Compile each top-level function and method, and the functions imported by name
+    and given to a transform, for what only the compiler finds. The file is imported as
+    a module (not run as `__main__`)."""
     from .parser import parse
+    from .source import unwrap
 
     name = f"_tapeless_check_{abs(hash(path))}"
     spec = importlib.util.spec_from_file_location(name, path)
@@ -342,6 +346,9 @@ def _compile_each(path: str, functions: list[tuple[ast.ClassDef | None, Definiti
         return []
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
+    # (As `python FILE.py` does, the file's folder comes first on the import path.)
+    folder = str(Path(path).resolve().parent)
+    sys.path.insert(0, folder)
     try:
         spec.loader.exec_module(module)
     except (Exception, SystemExit) as e:  # (it does not import: static checks only)
@@ -349,19 +356,28 @@ def _compile_each(path: str, functions: list[tuple[ast.ClassDef | None, Definiti
         notes.append(f"{path} does not import ({type(e).__name__}: {e}): only the checks "
                      "that need no compiling ran")
         return []
+    finally:
+        sys.path.remove(folder)
     found: list[Finding] = []
+    targets: list[tuple[Any, int, int]] = []
     for cls, fn_node in functions:
         owner = module if cls is None else getattr(module, cls.name, None)
         fn = inspect.getattr_static(owner, fn_node.name, None) if owner is not None else None
+        targets.append((fn, fn_node.lineno, fn_node.col_offset))
+    for imported_name in imported:
+        fn = unwrap(getattr(module, imported_name, None))
+        if isinstance(fn, types.FunctionType):
+            targets.append((fn, fn.__code__.co_firstlineno, 0))
+    for fn, line, col in targets:
         fn = getattr(fn, "__func__", fn)  # (a staticmethod's or classmethod's function)
-        if not isinstance(fn, types.FunctionType):
+        if not isinstance(fn, types.FunctionType) or refused_library(fn) or \
+                installed_package(fn):
             continue
         try:
             parse(fn)
         except CompileError as e:
-            loc = e.loc or Location(fn.__code__.co_filename, fn_node.lineno,
-                                    fn_node.col_offset,
-                                    linecache.getline(fn.__code__.co_filename, fn_node.lineno))
+            filename = fn.__code__.co_filename
+            loc = e.loc or Location(filename, line, col, linecache.getline(filename, line))
             found.append(Finding(loc, e.message, e.hint))
         except Exception as e:  # noqa: BLE001  (a bug of tapeless's: say so, go on)
             notes.append(f"compiling {fn.__qualname__} failed inside tapeless "

@@ -6,7 +6,8 @@ A function is compiled when it is given to a transform (`tl.jit(f)`, `tl.grad(f)
 with `--entry`, or when compiled code reaches it: it calls it or passes it along (a
 function of the file referred to by name), it calls a method of that name that a class
 of the file defines (`model.apply(x)`), or it is the `__call__` of a class whose
-instance is given to a transform or to a transformed function. What the driver code
+instance is given to a transform or to a transformed function. A function the file
+imports by name and gives to a transform is compiled too. What the driver code
 does (`main()`, argparse, printing, file I/O, classes used only there) is not compiled,
 so it is not checked."""
 
@@ -31,6 +32,8 @@ class Reached:
     functions: list[Function] = field(default_factory=list)
     # The class each method belongs to (methods only).
     owner: dict[Function, ast.ClassDef] = field(default_factory=dict)
+    # Names the file imports (`from model import loss`) and gives to a transform.
+    imported: list[str] = field(default_factory=list)
 
 
 class _Index:
@@ -46,6 +49,9 @@ class _Index:
         # What each name of each scope is bound to, by plain assignment (`model = MLP(...)`,
         # `step = tl.jit(train_step)`).
         self.assigned: dict[Scope, dict[str, ast.expr]] = {}
+        # Names bound by `from M import name` at the top level.
+        self.imported = {a.asname or a.name for node in tree.body
+                         if isinstance(node, ast.ImportFrom) for a in node.names}
         self._scan(tree.body, tree, None)
 
     def _scan(self, stmts: list[ast.stmt], scope: Scope, cls: ast.ClassDef | None) -> None:
@@ -224,6 +230,9 @@ class _Reacher:
             elif found is None and (value := self.index.assignment(expr.id, scope)) \
                     is not None and not isinstance(value, ast.Name):
                 self.add_value(value, scope)
+            elif found is None and expr.id in self.index.imported and \
+                    expr.id not in self.reached.imported:
+                self.reached.imported.append(expr.id)
         elif isinstance(expr, ast.Attribute) and isinstance(expr.value, ast.Name):
             cls = self.index.lookup(expr.value.id, self.index.tree)
             if isinstance(cls, ast.ClassDef):  # `Model.loss`
