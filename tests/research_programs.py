@@ -103,6 +103,31 @@ def train(params, x, y, steps, loss_and_grad, update):
     return params, losses
 
 
+# --- a linear probe on a frozen encoder, with a standardizing preprocessor -------------
+
+
+@dataclass(frozen=True)
+class Encoder:
+    W: np.ndarray
+    b: np.ndarray
+
+    def __call__(self, x):
+        return np.tanh(x @ self.W + self.b)
+
+
+class Standardize:
+    def __init__(self, mean, std):
+        self.mean = mean
+        self.std = std
+
+    def __call__(self, x):
+        return (x - self.mean) / self.std
+
+
+def probe_loss(w, x, y, encoder, preprocess):
+    return np.mean((encoder(preprocess(x)) @ w - y) ** 2)
+
+
 # --- a classifier using scipy.special.logsumexp ---------------------------------------
 
 

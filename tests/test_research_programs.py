@@ -160,6 +160,16 @@ def test_compiled_train_step(optimize: str) -> None:
         assert_close(p1, p2, rtol=1e-10)
 
 
+def test_linear_probe_on_a_frozen_encoder(optimize: str) -> None:
+    # Callable objects passed in and not differentiated (a dataclass, a plain class).
+    rng = rng_for("probe")
+    x = rng.normal(loc=2.0, scale=3.0, size=(12, 3))
+    encoder = rp.Encoder(rng.normal(size=(3, 4)), 0.1 * rng.normal(size=4))
+    preprocess = rp.Standardize(x.mean(axis=0), x.std(axis=0))
+    w, y = rng.normal(size=4), rng.normal(size=12)
+    check_program(rp.probe_loss, (w, x, y, encoder, preprocess), (0, 3))
+
+
 # --- a classifier, an embedding, recurrent networks, a mixture --------------------------
 
 
