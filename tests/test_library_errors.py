@@ -145,3 +145,8 @@ def test_user_code_and_tapeless_are_not_libraries() -> None:
                 if callable(v) and getattr(v, "__module__", "") == rules_numpy.__name__
                 and hasattr(v, "__code__"))
     assert libraries.refused_library(rule) is None and not libraries.installed_package(rule)
+
+
+def test_typing_cast_compiles(optimize: str) -> None:
+    assert tl.jit(lc.typed)(1.5) == 3.0
+    assert tl.grad(lc.typed)(1.5) == 2.0

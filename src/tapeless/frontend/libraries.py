@@ -24,6 +24,8 @@ from ..ir.nodes import Location
 # Libraries whose Python functions tapeless does not compile (besides the standard
 # library): only their functions registered as primitives can be called.
 REFUSED_PACKAGES = ("numpy", "scipy")
+# Standard modules whose Python functions compile as written (`typing.cast(T, x)` is x).
+COMPILED_STDLIB = ("typing",)
 
 LIBRARY_HINT = ("tapeless compiles your code, not the library's: write it with the "
                 "supported operations (docs/language.md lists the NumPy, SciPy and math "
@@ -55,8 +57,8 @@ def refused_library(fn: types.FunctionType) -> str | None:
     if top in REFUSED_PACKAGES:
         return top
     filename = fn.__code__.co_filename
-    if top in sys.stdlib_module_names and _under(filename, _STDLIB) and \
-            not _under(filename, _SITE):
+    if top in sys.stdlib_module_names and top not in COMPILED_STDLIB and \
+            _under(filename, _STDLIB) and not _under(filename, _SITE):
         return top
     return None
 
