@@ -311,7 +311,7 @@ def check_file(path: str, entries: list[str] | None = None,
         else:
             checker.visit(fn)
     findings = checker.findings
-    seen = {(f.loc.line, f.loc.col) for f in findings}
+    seen = {(f.loc.filename, f.loc.line, f.loc.col) for f in findings}
     compiled: list[tuple[ast.ClassDef | None, Definition]] = [
         (reached.owner.get(fn), fn) for fn in functions
         if isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)) and
@@ -319,10 +319,12 @@ def check_file(path: str, entries: list[str] | None = None,
     notes = notes if notes is not None else []
     # (Two functions may reach one error: it is reported once.)
     for f in _compile_each(path, compiled, notes, reached.imported):
-        if (f.loc.line, f.loc.col) not in seen:
-            seen.add((f.loc.line, f.loc.col))
+        if (f.loc.filename, f.loc.line, f.loc.col) not in seen:
+            seen.add((f.loc.filename, f.loc.line, f.loc.col))
             findings.append(f)
-    return sorted(findings, key=lambda f: (f.loc.line, f.loc.col))
+    # (The file's own findings first, then those in the modules it imports.)
+    return sorted(findings, key=lambda f: (f.loc.filename != filename, f.loc.filename,
+                                           f.loc.line, f.loc.col))
 
 
 def _outermost(functions: list[Function]) -> list[Function]:
