@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, TypeGuard
 
 import numpy as np
 
+from ..errors import CompileError
 from ..ir.nodes import (
     PENDING_TRANSFORMS,
     Apply,
@@ -23,11 +24,11 @@ from ..ir.nodes import (
 )
 from ..primitives import METHODS, PRIMITIVES, Primitive, lookup_callable
 from .guards import MISSING
+from .libraries import installed_package, library_error, public_name, refusal
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
-    from ..errors import CompileError
     from ..ir.nodes import Location
     from .guards import Entry
     from .parser import Resolver
@@ -319,7 +320,9 @@ class ExpressionMixin:
         if isinstance(value, Constant) and not isinstance(value.value, Graph) and \
                 _is_namespace(value.value):
             if not hasattr(value.value, node.attr):
-                raise self.error(f"{_qualname(value.value)}.{node.attr} does not exist", node)
+                raise self.error(f"{_qualname(value.value)}.{node.attr} does not exist", node,
+                                 "check the spelling; docs/language.md lists the functions "
+                                 "tapeless supports")
             self._record_attribute(value.value, node.attr)
             return self.constant_for(getattr(value.value, node.attr), node, node.attr)
         return block.graph.apply(P["getattr"], value, node.attr, loc=self.loc(node))
@@ -783,7 +786,15 @@ def constant_node(value: Any, resolver: Any, loc: Any = None) -> Constant:
     value = unwrap(value)
     if isinstance(value, types.FunctionType) and lookup_callable(value) is None \
             and not _is_api(value) and value is not dataclasses.replace:
-        return Constant(resolver.graph_for(value), loc)
+        # A library's function is refused, or its errors reported, at this reference.
+        if (refused := refusal(value, loc)) is not None:
+            raise refused
+        if not installed_package(value):
+            return Constant(resolver.graph_for(value), loc)
+        try:
+            return Constant(resolver.graph_for(value), loc)
+        except CompileError as e:
+            raise library_error(value, e, loc) from e
     return Constant(value, loc)
 
 
@@ -804,15 +815,7 @@ def _is_namedtuple(cls: Any) -> bool:
 def _qualname(value: Any) -> str:
     if isinstance(value, types.ModuleType):
         return value.__name__
-    module = getattr(value, "__module__", None)
-    name: str = getattr(value, "__qualname__", "") or getattr(value, "__name__", repr(value))
-    if module == "numpy" or (module or "").startswith("numpy."):
-        return f"numpy.{name}" if module == "numpy" else f"{module}.{name}"
-    if isinstance(value, np.ufunc):
-        return f"numpy.{value.__name__}"
-    if module in ("math", "builtins"):
-        return f"{module}.{name}" if module == "math" else name
-    return f"{module}.{name}" if module else name
+    return public_name(value)
 
 
 def _prim_label(prim: Primitive) -> str:

@@ -25,6 +25,7 @@ from ..primitives import METHODS, PRIMITIVES, Primitive, lookup_callable
 from ..runtime import UNBOUND
 from .expressions import ExpressionMixin
 from .guards import MISSING, Entry, Recorder, current
+from .libraries import refusal
 from .scopes import Block, LoopContext, ParamSpec, Scope
 from .source import FunctionSource, ScopeInfo, analyze_scope, function_source, param_names, unwrap
 
@@ -737,6 +738,8 @@ def parse(fn: Callable[..., Any]) -> Graph:
     fn = unwrap(fn)
     if not isinstance(fn, types.FunctionType):
         raise CompileError(f"tapeless can only compile Python functions, not {fn!r}")
+    if (refused := refusal(fn, None)) is not None:  # (`tl.grad(statistics.fmean)`)
+        raise refused
     return RESOLVER.graph_for(fn)
 
 

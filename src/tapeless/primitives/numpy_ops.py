@@ -278,6 +278,9 @@ _method("values", "self", "method.values", accepts_zero=True)
 _method("get", "self, key, default=None", "method.get", accepts_zero=True)
 _method("index", "self, value", "method.index", differentiable=False)
 _method("count", "self, value", "method.count", differentiable=False)
+# (String methods that select parameters by name: `k.startswith("W")`.)
+_method("startswith", "self, prefix", "method.startswith", differentiable=False)
+_method("endswith", "self, suffix", "method.endswith", differentiable=False)
 
 
 # The logistic function as the front end recognizes it in `1.0 / (1.0 + np.exp(-x))`
