@@ -204,6 +204,9 @@ def lifted(x, act):
     return tl.grad(inner)(x, act) * x
 """
 
+_LIFT_FWD = ("forward mode over a tl.grad, inside compiled code, given a function from "
+             "outside is refused (GradError)")
+
 FWD_HELPER = """
 def picked(z, k):
     fs = [lambda w: w * np.sin(w), lambda w: w * w * w]
@@ -232,11 +235,20 @@ SAMPLES: dict[str, list[Sample]] = {
     "lift_fwd": [S(lambda r: (u(r, None), u(r, None)), (0, 1),
                    call="fwd_outer(a0, a1, np.tanh)", extra=FWD_HELPER,
                    xfail="reverse mode over a tl.jvp given a function from outside is "
-                         "refused (GradError)", second=False)],
+                         "refused (GradError)", second=False,
+                   fxfail="forward mode over a tl.jvp given a function from outside is "
+                          "refused (GradError)")],
     "split_fwd": [S(lambda r: (u(r, None), u(r, None)), (0, 1),
                     call="fwd_outer(a0, a1, scaled)", extra=FWD_HELPER,
                     xfail="reverse mode over a tl.jvp given a function from outside is "
                           "refused (GradError)", second=False)],
+    # Forward over reverse through a function held in a list (made J-callable at run
+    # time): its third order is refused (NotImplementedError), never wrong.
+    "call_value_fwd": [S(lambda r: (u(r, (3,)), u(r, (3,))), (0, 1),
+                         call="tl.jvp(lambda z: tl.grad(lambda w: np.sum(FUNCS[0](w)))(z), "
+                              "(a0,), (a1,))[1]", extra=CALLEES_HELPER,
+                         xfail="reverse mode over it is refused", second=False,
+                         fxfail="forward mode over it is refused")],
     "dense": [S(lambda r: ((u(r, None), u(r, (2,))), (u(r, None), u(r, (2,)))), (0,))],
     "stop_gradient": [S(lambda r: (u(r, (3,)),), call="a0 * np.cos(P(a0) * 0.0)")],
     # A function value derivative code did not make: a lambda, a NumPy function and a
@@ -244,11 +256,14 @@ SAMPLES: dict[str, list[Sample]] = {
     "call_value": [S(lambda r: (u(r, (3,)),), call="FUNCS[0](a0) + FUNCS[1](a0)",
                      extra=CALLEES_HELPER),
                    S(lambda r: (u(r, (3,)),), call="FUNCS[2](a0) * a0", extra=CALLEES_HELPER,
-                     second=True, label="object")],
+                     second=True, label="object",
+                     fxfail2="forward over reverse through a callable object held in a "
+                             "container is refused (GradError)")],
     # A function passed to a `tl.grad` called inside compiled code.
-    "lift": [S(lambda r: (u(r, (3,)),), call="lifted(a0, np.tanh)", extra=LIFT_HELPER),
+    "lift": [S(lambda r: (u(r, (3,)),), call="lifted(a0, np.tanh)", extra=LIFT_HELPER,
+               fxfail=_LIFT_FWD, fxfail2=_LIFT_FWD),
              S(lambda r: (u(r, (3,)),), call="lifted(a0, lambda z: z * z * z)",
-               extra=LIFT_HELPER, label="lambda")],
+               extra=LIFT_HELPER, label="lambda", fxfail=_LIFT_FWD)],
     # --- structure -------------------------------------------------------------------
     "make_tuple": [S(lambda r: (u(r, None), u(r, (2, 3)), u(r, None)), (0, 1, 2),
                      call="(a0, a1, a2)")],

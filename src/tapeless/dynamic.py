@@ -73,8 +73,8 @@ def _graph_of_function(fn: Any) -> Graph:
 def _function_graph(fn: Any) -> Graph | None:
     """The graph of a callee known by value: a Python function, a tapeless transform, a
     NumPy or math function, a dataclass or NamedTuple class, a number type."""
-    if isinstance(fn, Transformed):
-        return fn.graph
+    if isinstance(fn, Transformed) or getattr(fn, "__tapeless_custom__", False):
+        return graph_of(fn)
     fn = unwrap(fn)
     if isinstance(fn, types.FunctionType):
         return graph_of(fn)
@@ -206,6 +206,23 @@ def call_fwd(fn: Any, t_fn: Any, args: tuple, tangents: tuple) -> Any:
         "in Python; call a function instead")
 
 
+def call_value_fwd(level: int, fn: Any, t_fn: Any, args: tuple, tangents: tuple) -> Any:
+    """Forward mode over a call of order `level` of a callee the transforms could not see
+    (see `runtime.call_value_fwd`): F of its J-callable, compiled on first use."""
+    key = -100 - level  # (cached apart from J- and F-callables)
+    if isinstance(fn, (Transformed, types.FunctionType)) or \
+            isinstance(unwrap(fn), types.FunctionType):
+        return _compiled(fn, key, lambda: FORWARD.graph_value(
+            _j_graph(_graph_of_function(fn), level)))(*args, *tangents)
+    prim = lookup_callable(fn)
+    if prim is not None and not isinstance(fn, type):
+        return _compiled(fn, key, lambda: FORWARD.graph_value(
+            _j_graph(TRANSFORM.primitive_value(prim), level - 1)))(*args, *tangents)
+    raise GradError(
+        f"forward mode over reverse mode cannot call {fn!r}, known only at run time: "
+        "call a function defined with def or lambda instead")
+
+
 def lift_fwd(value: Any) -> Any:
     """A callable passed into forward-mode code from the code around it (see
     `runtime.lift_fwd`): a function becomes its F-callable; a callable object is data
@@ -234,6 +251,7 @@ class _Dynamic:
     lift = staticmethod(lift)
     call_fwd = staticmethod(call_fwd)
     lift_fwd = staticmethod(lift_fwd)
+    call_value_fwd = staticmethod(call_value_fwd)
 
 
 runtime.DYNAMIC = _Dynamic()

@@ -99,6 +99,7 @@ def _refuse_uncallable(fn: GradFunction, i: int, value: Any) -> None:
 
     v = unwrap(value)
     if isinstance(value, Transformed) or isinstance(v, types.FunctionType) or \
+            getattr(value, "__tapeless_custom__", False) or \
             lookup_callable(v) is not None or _is_namedtuple(v) or \
             (isinstance(v, type) and dataclasses.is_dataclass(v)):
         return

@@ -81,6 +81,15 @@ def call_value(level: int, fn: Any, args: tuple) -> Any:
     return DYNAMIC.call(level, fn, args)
 
 
+def call_value_fwd(level: int, fn: Any, t_fn: Any, args: tuple, tangents: tuple) -> Any:
+    """Forward mode over `call_value(level, fn, args)`: `fn` is then the F-callable of a
+    J-callable of order `level` (made by the transforms, or made here for a callee
+    they could not see)."""
+    if type(fn) is _FunctionType and fn.__code__.co_filename.startswith(_GENERATED):
+        return fn(*args, *tangents)
+    return DYNAMIC.call_value_fwd(level, fn, t_fn, args, tangents)
+
+
 def stop_gradient(x: Any) -> Any:
     """`x`, as a constant for differentiation: its derivative is zero in every mode and
     at every order (`tl.stop_gradient`)."""

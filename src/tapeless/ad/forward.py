@@ -23,6 +23,8 @@ in any mix of modes)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from ..errors import GradError
 from ..ir.clone import inline_body
 from ..ir.nodes import (
@@ -108,6 +110,8 @@ class FTransform:
             raise
 
     def _graph(self, g: Graph) -> Graph:
+        if g.custom is not None:
+            return self._custom(g)
         parent = self.graphs.get(g.parent.id, self.parent) if g.parent is not None else \
             self.parent
         fg = _derived_graph(f"F_{g.name}", parent, g.loc)
@@ -120,6 +124,31 @@ class FTransform:
         fg.effects = self._body(g, fg)
         fg.output = fg.apply(P["make_tuple"], self.value(g.output, fg),
                              self.tangent(g.output), loc=g.loc)
+        return fg
+
+    def _custom(self, g: Graph) -> Graph:
+        """F of a function with the user's derivative rules (`tl.custom_jvp`,
+        `tl.custom_vjp`): the rules' code (`tapeless.ad.custom`), not the body's F."""
+        from . import custom
+
+        rule = g.custom
+        assert rule is not None
+        helper: Any
+        fg = _derived_graph(f"F_{g.name}", None, g.loc)
+        self.graphs[g.id] = fg
+        xs = [fg.add_parameter(p.name, p.loc) for p in g.parameters]
+        ts = [fg.add_parameter(tangent_name(p.name) or "t", p.loc) for p in g.parameters]
+        diff = tuple(i for i in range(len(xs)) if i not in rule.nondiff)
+        if rule.kind == "vjp":
+            from .reverse import JTransform
+
+            helper, first = custom.vjp_forward, [
+                Constant(rule.fwd), Constant(JTransform().graph(custom.along_graph(rule)))]
+        else:
+            helper, first = custom.jvp_forward, [Constant(rule.rule)]
+        fg.output, fg.effects = inline_body(custom.prepared(helper), fg, [
+            *first, fg.apply(P["make_tuple"], *xs), fg.apply(P["make_tuple"], *ts),
+            Constant(diff), Constant(rule.nondiff)], loc=g.loc)
         return fg
 
     def _body(self, g: Graph, fg: Graph) -> list[Node]:

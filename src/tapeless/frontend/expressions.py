@@ -783,6 +783,8 @@ def constant_node(value: Any, resolver: Any, loc: Any = None) -> Constant:
 
     if getattr(value, "__tapeless_transform__", False):  # (a `tapeless.api.Transformed`)
         return Constant(value.graph, loc)
+    if getattr(value, "__tapeless_custom__", False):  # (`tl.custom_jvp`, `tl.custom_vjp`)
+        return Constant(value.custom_graph(), loc)
     value = unwrap(value)
     if isinstance(value, types.FunctionType) and lookup_callable(value) is None \
             and not _is_api(value) and value is not dataclasses.replace:

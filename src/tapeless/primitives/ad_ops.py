@@ -93,6 +93,8 @@ _helper("lift", "value", accepts_zero=True)
 # tangent with its symbolic zeros made concrete.
 _helper("call_fwd", "fn, t_fn, args, tangents", effect=True, accepts_zero=True, passes_on=True)
 _helper("dense", "d, like", accepts_zero=True, pure=True)
+_helper("call_value_fwd", "level, fn, t_fn, args, tangents", effect=True, accepts_zero=True,
+        passes_on=True)
 _helper("lift_fwd", "value", accepts_zero=True)
 _helper("data_only", "value", differentiable=False)
 _helper("split_fwd", "args, npos, defaults, star", accepts_zero=True, pure=True)

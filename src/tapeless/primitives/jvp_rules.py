@@ -16,6 +16,7 @@ from ..runtime import (
     ZERO,
     broadcast_like,
     call_fwd,
+    call_value_fwd,
     check_scalar_output,
     construct_value,
     data_only,
@@ -125,6 +126,19 @@ def _call_star(fn, args, t_fn, t_args):
     return r[0], r[1]
 
 
+@jvp("call_value", joint=True)
+def _call_value(level, fn, args, t_level, t_fn, t_args):
+    r = call_value_fwd(level, fn, t_fn, args, _tangents_of(t_args, args))
+    return r[0], r[1]
+
+
+@jvp("call_value_fwd", joint=True)
+def _call_value_fwd(level, fn, t_fn, args, tangents, t_level, t_fn_, t_t_fn, t_args,
+                    t_tangents):
+    raise NotImplementedError("forward mode over forward mode over a call of a function "
+                              "known only at run time is not supported yet")
+
+
 @jvp("call_fwd", joint=True)
 def _call_fwd(fn, t_fn, args, tangents, t_fn_, t_t_fn, t_args, t_tangents):
     # F of an F-callable takes (args, tangents) and then their tangents.
@@ -175,7 +189,8 @@ def _lift_fwd(value):
 
 @jvp("lift")
 def _lift(value):
-    return lift(value), lambda t: t
+    # (A function here is an F-callable, which J cannot take.)
+    return lift(data_only(value)), lambda t: t
 
 
 @jvp("sum")

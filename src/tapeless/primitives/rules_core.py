@@ -158,6 +158,13 @@ def _dense(d, like):
     return dense(d, like), lambda dd: (dd, ZERO)
 
 
+@rule("call_value_fwd")
+def _call_value_fwd(level, fn, t_fn, args, tangents):
+    # (reverse over forward over reverse: not yet)
+    raise NotImplementedError("reverse mode over forward mode over a call of a function "
+                              "known only at run time is not supported yet")
+
+
 @rule("call_fwd")
 def _call_fwd(fn, t_fn, args, tangents):
     # (J of an F-callable takes the arguments, then the tangents)
