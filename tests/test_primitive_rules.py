@@ -485,7 +485,14 @@ SAMPLES: dict[str, list[Sample]] = {
                   S(lambda r: ("...ij,...jk->...ik", u(r, (1, 2, 3)), u(r, (4, 3, 2))), (1, 2),
                     label="ellipsis-broadcast", second=True),
                   S(lambda r: ("i...,i...", u(r, (3, 2)), u(r, (3, 1, 2))), (1, 2),
-                    label="ellipsis-implicit")],
+                    label="ellipsis-implicit"),
+                  S(lambda r: ("ii->i", u(r, (3, 3))), (1,), label="diagonal", second=True),
+                  S(lambda r: ("ii", u(r, (3, 3))), (1,), label="trace"),
+                  S(lambda r: ("iij->j", u(r, (3, 3, 2))), (1,), label="diagonal-sum"),
+                  S(lambda r: ("iji,jk->ik", u(r, (2, 3, 2)), u(r, (3, 4))), (1, 2),
+                    label="diagonal-product"),
+                  S(lambda r: ("...ii->...i", u(r, (2, 3, 3))), (1,), label="ellipsis-diagonal"),
+                  S(lambda r: (u(r, (3, 3)), [0, 0], [0]), label="sublist-diagonal")],
     "np.tensordot": [S(lambda r: (u(r, (2, 3, 4)), u(r, (3, 4, 2)), 2), (0, 1)),
                      S(lambda r: (u(r, (2, 3)), u(r, (3, 4)), 1), (0, 1)),
                      S(lambda r: (u(r, (3, 2)), u(r, (3, 4)), ((0,), (0,))), (0, 1))],
@@ -906,6 +913,11 @@ SAMPLES["np.linalg.norm"] = SAMPLES["np.linalg.norm"] + [
     norm_sample((2, 3, 4), "nuc", (-1, 0), True, gen=separated),
     norm_sample((2, 3, 4), None, (1, 2))]
 SAMPLES.update({
+    "np.diagonal": [S(lambda r: (u(r, (3, 3)), 0, 0, 1), second=True),
+                    S(lambda r: (u(r, (3, 4)), 1, 0, 1), label="offset"),
+                    S(lambda r: (u(r, (4, 3)), -2, 1, 0), label="axes-swapped"),
+                    S(lambda r: (u(r, (2, 3, 4)), 1, -1, 0), label="3-d")],
+    "method.diagonal": [S(lambda r: (u(r, (2, 3, 4)), -1, 2, 1))],
     "np.linalg.svd": [
         fixed("svd", lambda r: (separated(r, (4, 3)), False, True, False), label="tall",
               second=True),

@@ -155,6 +155,8 @@ NUMPY_FUNCTIONS: dict[str, tuple[str, bool]] = {
     "unique": ("ar, return_index=False, return_inverse=False, return_counts=False, axis=None",
                True),
     "histogram": ("a, bins=10, range=None, density=None, weights=None", True),
+    # (rules in rules_linalg.py)
+    "diagonal": ("a, offset=0, axis1=0, axis2=1", True),
 }
 
 NUMPY_LINALG: dict[str, tuple[str, bool]] = {
@@ -283,6 +285,7 @@ _method("astype", "self, dtype", "method.astype")
 _method("item", "self", "method.item")
 _method("round", "self, decimals=0", "np.round", differentiable=False)
 _method("conj", "self", "method.conj")
+_method("diagonal", "self, offset=0, axis1=0, axis2=1", "np.diagonal")
 _method("items", "self", "method.items", accepts_zero=True)
 _method("keys", "self", "method.keys", differentiable=False)
 _method("values", "self", "method.values", accepts_zero=True)

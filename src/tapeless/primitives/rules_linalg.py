@@ -54,6 +54,29 @@ def _unused_columns(du, k):
     return du
 
 
+@rule("np.diagonal")
+def _diagonal(a, offset, axis1, axis2):
+    nd = np.ndim(a)
+    ax1 = axis1 % nd
+    ax2 = axis2 % nd
+    out = np.diagonal(a, offset, axis1, axis2)
+
+    def back(d):
+        # d[..., i] goes to [..., i + max(-offset, 0), i + max(offset, 0)] of the two
+        # axes, moved to the end: a product with a 0/1 selection tensor (linear in d).
+        n1 = np.shape(a)[ax1]
+        n2 = np.shape(a)[ax2]
+        i = np.arange(np.shape(out)[-1])
+        rows = np.equal(np.expand_dims(i + max(-offset, 0), (1, 2)),
+                        np.expand_dims(np.arange(n1), (0, 2)))
+        cols = np.equal(np.expand_dims(i + max(offset, 0), (1, 2)),
+                        np.expand_dims(np.arange(n2), (0, 1)))
+        full = np.einsum("...i,irc->...rc", d, rows * cols * 1.0)
+        return np.moveaxis(full, (nd - 2, nd - 1), (ax1, ax2)), ZERO, ZERO, ZERO
+
+    return out, back
+
+
 # --- singular values and eigenvalues ---------------------------------------------------------
 
 
@@ -63,7 +86,8 @@ def _svd(a, full_matrices, compute_uv, hermitian):
         s = np.linalg.svd(a, compute_uv=False, hermitian=hermitian)
 
         def back_s(d):
-            _no_hermitian(hermitian, "svd")
+            if hermitian:
+                raise ValueError(_hermitian_refused("svd"))
             usv = np.linalg.svd(a, full_matrices=False)
             return usv[0] @ (np.expand_dims(d, -1) * usv[2]), ZERO, ZERO, ZERO
 
@@ -75,7 +99,8 @@ def _svd(a, full_matrices, compute_uv, hermitian):
     k = np.shape(s)[-1]
 
     def back(d):
-        _no_hermitian(hermitian, "svd")
+        if hermitian:
+            raise ValueError(_hermitian_refused("svd"))
         du = sens_index(d, 0)
         dvt = sens_index(d, 2)
         if du is not ZERO:
@@ -88,11 +113,11 @@ def _svd(a, full_matrices, compute_uv, hermitian):
     return (u, s, vt), back
 
 
-def _no_hermitian(hermitian, name):
-    if hermitian:
-        raise ValueError(f"tapeless cannot differentiate np.linalg.{name} with "
-                         f"hermitian=True (NumPy then reads one triangle only): pass a "
-                         f"symmetric matrix with hermitian=False")
+def _hermitian_refused(name):
+    # (A check is raised where the backpropagator computes its result: a call kept
+    # for its check alone would be removed as unused.)
+    return (f"tapeless cannot differentiate np.linalg.{name} with hermitian=True (NumPy "
+            f"then reads one triangle only): pass a symmetric matrix with hermitian=False")
 
 
 def _svd_back(u, s, vt, du, ds, dvt):
@@ -255,7 +280,8 @@ def _pinv(a, rcond, hermitian, rtol):
         p = np.linalg.pinv(a, rcond, hermitian, rtol=rtol)
 
     def back(d):
-        _no_hermitian(hermitian, "pinv")
+        if hermitian:
+            raise ValueError(_hermitian_refused("pinv"))
         return _pinv_back(a, p, d), ZERO, ZERO, ZERO
 
     return p, back
@@ -354,7 +380,7 @@ def _norm(x, ord, axis, keepdims):  # noqa: A002
         if ord is None or ord == "fro":  # (the 2-norm of the entries)
             return dx * x / expand_reduced(out, x, axis, keepdims), ZERO, ZERO, ZERO
         if _matrix_axes(axis, nd):
-            axes = (0, 1) if axis is None else (axis[0] % nd, axis[1] % nd)
+            axes = _two_axes(axis, nd)
             g = _matrix_norm_back(np.moveaxis(x, axes, (-2, -1)), ord)
             return dx * np.moveaxis(g, (-2, -1), axes), ZERO, ZERO, ZERO
         n = expand_reduced(out, x, axis, keepdims)
@@ -370,6 +396,13 @@ def _matrix_axes(axis, nd):
     if isinstance(axis, int):
         return False
     return len(axis) == 2
+
+
+def _two_axes(axis, nd):
+    """The two axes of a matrix norm, non-negative."""
+    if axis is None:
+        return (0, 1)
+    return (axis[0] % nd, axis[1] % nd)
 
 
 def _vector_norm_back(x, ord, axis, n):  # noqa: A002
