@@ -316,6 +316,23 @@ def test_second_derivatives_match_finite_differences(optimize: str, name: str) -
                       what=f"{name} second derivative")
 
 
+def named_fields_loss(a, w):
+    r = np.linalg.svd(a, full_matrices=False)
+    e = np.linalg.eigh(a.T @ a)
+    q = np.linalg.qr(a)
+    return np.sum(r.S ** 2 * w) + np.sum(e.eigenvalues * w) + np.sum(e.eigenvectors ** 2 * w) + \
+        np.sum(q.R * q.R) + np.sum(q.Q[:, 0] ** 2) + np.sum(r.U * r.U * a[:, :1])
+
+
+def test_named_fields_of_results_differentiate(optimize: str) -> None:
+    assert tl.jit(named_fields_loss)(A43, W3) == pytest.approx(named_fields_loss(A43, W3),
+                                                                rel=1e-12)
+    grad = tl.grad(named_fields_loss, (0, 1))(A43, W3)
+    for seed in range(2):
+        check_directional(grad, named_fields_loss, (A43, W3), (0, 1),
+                          np.random.default_rng(seed), rtol=1e-5)
+
+
 # --- what is refused -------------------------------------------------------------------------
 
 

@@ -110,7 +110,7 @@ def _svd(a, full_matrices, compute_uv, hermitian):
         da = _svd_back(u[..., :k], s, vt[..., :k, :], du, sens_index(d, 1), dvt)
         return da, ZERO, ZERO, ZERO
 
-    return (u, s, vt), back
+    return usv, back
 
 
 def _hermitian_refused(name):
@@ -164,7 +164,7 @@ def _eigh(a, UPLO):  # noqa: N803
             inner = inner + f * (_t(v) @ dv)
         return _read_triangle(v @ inner @ _t(v), _is_lower(UPLO)), ZERO
 
-    return (w, v), back
+    return wv, back
 
 
 @rule("np.linalg.eigvalsh")
@@ -230,7 +230,7 @@ def _qr(a, mode):
             dr = dr[..., :k, :]  # (the rows of a complete R beyond k are zeros)
         return _qr_back(q[..., :k], r[..., :k, :], dq, dr), ZERO
 
-    return (q, r), back
+    return qr, back
 
 
 def _copyltu(x):
@@ -357,7 +357,7 @@ def _lstsq(a, b, rcond):
             da = da + usv[0] @ (np.expand_dims(ds, -1) * usv[2])
         return da, db, ZERO
 
-    return (x, residuals, out[2], out[3]), back
+    return out, back
 
 
 def _pinv_rcond(rcond):
