@@ -206,7 +206,9 @@ def gp_loss(s, y):
     """A Gaussian process's negative log marginal likelihood, through SciPy's Cholesky."""
     c, lower = sla.cho_factor(s, lower=True)
     alpha = sla.cho_solve((c, lower), y)
-    return 0.5 * np.dot(y, alpha) + np.sum(np.log(np.diagonal(c)))
+    # (cho_factor's result passed on whole, with the upper factor.)
+    beta = sla.cho_solve(sla.cho_factor(s), y * y)
+    return 0.5 * np.dot(y, alpha) + np.sum(np.log(np.diagonal(c))) + np.sum(beta * y)
 
 
 def triangular_loss(a, b):
@@ -355,6 +357,20 @@ def test_undetermined_columns_of_a_full_svd_are_refused() -> None:
         tl.grad(full_u_loss)(A43)
     # (Only the determined columns used: differentiable.)
     check_directional((tl.grad(full_s_loss)(A43),), full_s_loss, (A43,), (0,),
+                      np.random.default_rng(0), rtol=1e-6)
+
+
+def test_undetermined_columns_of_a_complete_qr_are_refused() -> None:
+    def complete_q(a):
+        return np.sum(np.linalg.qr(a, "complete").Q ** 3)
+
+    def complete_r(a):
+        q, r = np.linalg.qr(a, mode="complete")
+        return np.sum(r ** 2) + np.sum(q[:, :3] ** 4)
+
+    with pytest.raises(ValueError, match="beyond min"):
+        tl.grad(complete_q)(A43)
+    check_directional((tl.grad(complete_r)(A43),), complete_r, (A43,), (0,),
                       np.random.default_rng(0), rtol=1e-6)
 
 
