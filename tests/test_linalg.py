@@ -335,6 +335,51 @@ def test_named_fields_of_results_differentiate(optimize: str) -> None:
                           np.random.default_rng(seed), rtol=1e-5)
 
 
+# --- ties of eigenvalues and singular values --------------------------------------------------
+
+
+def eigenvalue_loss(s):
+    return np.sum(np.linalg.eigh(s)[0] ** 2)
+
+
+def reassembled_loss(s, c):
+    w, v = np.linalg.eigh(s)
+    return np.sum(((v * w) @ v.T) * c)
+
+
+def spectral_norm_hvp(a, v):
+    return np.sum(tl.grad(lambda x: np.linalg.norm(x, 2))(a) * v)
+
+
+def test_ties_the_loss_does_not_see_are_differentiated(optimize: str) -> None:
+    # sum(w^2) = |A|_F^2 at A = I, every eigenvalue tied: the gradient 2 A (in the
+    # triangle eigh reads).
+    eye = np.eye(3)
+    np.testing.assert_allclose(tl.grad(eigenvalue_loss)(eye), 2.0 * eye, atol=1e-14)
+    # The spectral norm of a rank-1 matrix (its other singular values tied at 0) has a
+    # second derivative: its top singular vectors' derivative does not see the tie.
+    ones = np.ones((3, 4)) + np.outer([0.0, 0.5, 1.0], [1.0, 0.0, 0.0, 0.0])
+    ones = np.outer(np.sum(ones, 1), np.sum(ones, 0))  # (rank 1)
+    v = np.random.default_rng(0).normal(size=(3, 4))
+    hvp = tl.grad(spectral_norm_hvp)(ones, v)
+    assert np.all(np.isfinite(hvp))
+    check_directional((hvp,), spectral_norm_hvp, (ones, v), (0,), np.random.default_rng(1),
+                      rtol=1e-4)
+
+
+def test_ties_the_loss_sees_give_no_silent_number() -> None:
+    # V diag(w) V^T is A itself, but at tied eigenvalues the derivative through the
+    # eigenvectors does not exist term by term: inf or nan, never a wrong finite number.
+    s = np.diag([1.0, 1.0, 2.0])
+    with np.errstate(all="ignore"):
+        g = tl.grad(reassembled_loss)(s, C33)
+    assert not np.all(np.isfinite(g))
+    # (Away from the tie, the derivative is C's triangle read.)
+    g = tl.grad(reassembled_loss)(S3, C33)
+    np.testing.assert_allclose(g, np.tril(C33 + C33.T, -1) + np.diag(np.diag(C33)),
+                               atol=1e-10)
+
+
 # --- what is refused -------------------------------------------------------------------------
 
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 import numpy as np
 
 from ..runtime import ZERO, expand_reduced, sens_index
-from . import rules_numpy  # noqa: F401  (np.linalg.inv, solve, det, slogdet: there)
 from .registry import rule
 
 
@@ -32,10 +31,26 @@ def _read_triangle(g, lower):
     """The gradient with respect to a matrix of which only one triangle is read (the
     lower one when `lower`) as a symmetric matrix, from a gradient `g` with respect to
     that symmetric matrix (whose symmetric part alone matters)."""
-    diagonal = g * np.eye(np.shape(g)[-1])
+    diagonal = np.tril(np.triu(g))  # (not g * eye: a nan off the diagonal stays there)
     if lower:
         return np.tril(g + _t(g), -1) + diagonal
     return np.triu(g + _t(g), 1) + diagonal
+
+
+# Machine epsilon: a smallest singular value within it (times the matrix's size) of the
+# largest is taken as 0 by the -2 norm's derivative.
+_EPS = float(np.finfo(np.float64).eps)
+
+
+def _divide(m, by, skip_diagonal):
+    """m / by elementwise, and 0 where m is exactly 0 (and on the diagonal when asked).
+    At a tie of eigenvalues or singular values (or a zero one) the derivative of the
+    vectors does not exist; a loss that does not see them gives m exactly 0 there, and
+    its derivative is taken as 0; otherwise m / 0 is inf or nan, not a silent number."""
+    skip = np.equal(m, 0.0)
+    if skip_diagonal:
+        skip = np.logical_or(skip, np.eye(np.shape(m)[-1]) > 0.0)
+    return np.where(skip, 0.0, m / np.where(skip, 1.0, by))
 
 
 def _is_lower(uplo):
@@ -122,7 +137,7 @@ def _hermitian_refused(name):
 
 def _svd_back(u, s, vt, du, ds, dvt):
     """Townsend (2016), real case: A = U diag(s) Vt with U (m, k), Vt (k, n) and the k
-    singular values distinct and nonzero where U's or Vt's sensitivity is nonzero."""
+    singular values distinct and nonzero where U's or Vt's sensitivity sees them."""
     k = np.shape(s)[-1]
     eye = np.eye(k)
     s_col = np.expand_dims(s, -1)  # s_i
@@ -132,15 +147,15 @@ def _svd_back(u, s, vt, du, ds, dvt):
     if ds is not ZERO:
         inner = inner + eye * np.expand_dims(ds, -2)
     if du is not ZERO or dvt is not ZERO:
-        f = (1.0 - eye) / (s_row * s_row - s_col * s_col + eye)  # 1 / (s_j^2 - s_i^2)
+        gaps = s_row * s_row - s_col * s_col  # s_j^2 - s_i^2
         if du is not ZERO:
             utdu = _t(u) @ du
-            inner = inner + f * (utdu - _t(utdu)) * s_row
-            extra = extra + ((du - u @ utdu) / s_row) @ vt
+            inner = inner + _divide((utdu - _t(utdu)) * s_row, gaps, True)
+            extra = extra + _divide(du - u @ utdu, s_row, False) @ vt
         if dvt is not ZERO:
             vtdv = vt @ _t(dvt)
-            inner = inner + s_col * (f * (vtdv - _t(vtdv)))
-            extra = extra + u @ ((dvt - (dvt @ _t(vt)) @ vt) / s_col)
+            inner = inner + _divide(s_col * (vtdv - _t(vtdv)), gaps, True)
+            extra = extra + u @ _divide(dvt - (dvt @ _t(vt)) @ vt, s_col, False)
     return u @ inner @ vt + extra
 
 
@@ -159,9 +174,10 @@ def _eigh(a, UPLO):  # noqa: N803
         if dw is not ZERO:
             inner = inner + eye * np.expand_dims(dw, -2)
         if dv is not ZERO:
-            # 1 / (w_j - w_i) off the diagonal: the eigenvalues must be distinct.
-            f = (1.0 - eye) / (np.expand_dims(w, -2) - np.expand_dims(w, -1) + eye)
-            inner = inner + f * (_t(v) @ dv)
+            # (V^T dV)_ij / (w_j - w_i) off the diagonal: the eigenvectors' derivative
+            # needs distinct eigenvalues.
+            gaps = np.expand_dims(w, -2) - np.expand_dims(w, -1)
+            inner = inner + _divide(_t(v) @ dv, gaps, True)
         return _read_triangle(v @ inner @ _t(v), _is_lower(UPLO)), ZERO
 
     return wv, back
@@ -417,7 +433,11 @@ def _vector_norm_back(x, ord, axis, n):  # noqa: A002
     if ord == 0:
         return np.zeros(np.shape(x))  # (a count of nonzero entries)
     p = float(ord)
-    return np.sign(x) * (np.abs(x) / n) ** (p - 1.0)
+    # (Where the norm is 0, as a negative p's is wherever an entry is 0, it stays 0
+    # along each entry: 0.)
+    zero = np.equal(n, 0.0)
+    g = np.sign(x) * (np.abs(x) / np.where(zero, 1.0, n)) ** (p - 1.0)
+    return np.where(zero, 0.0, g)
 
 
 def _matrix_norm_back(xm, ord):  # noqa: A002
@@ -425,10 +445,16 @@ def _matrix_norm_back(xm, ord):  # noqa: A002
     if ord == "nuc":
         usv = np.linalg.svd(xm, full_matrices=False)
         return usv[0] @ usv[2]
-    if ord == 2 or ord == -2:  # the largest / smallest singular value's vectors
+    if ord == 2:  # the largest singular value's vectors
         usv = np.linalg.svd(xm, full_matrices=False)
-        j = 0 if ord == 2 else np.shape(usv[1])[-1] - 1
-        return usv[0][..., j:j + 1] @ usv[2][..., j:j + 1, :]
+        return usv[0][..., :1] @ usv[2][..., :1, :]
+    if ord == -2:  # the smallest's, 0 where it is 0 (where it stays 0 or has a kink)
+        usv = np.linalg.svd(xm, full_matrices=False)
+        s = usv[1]
+        j = np.shape(s)[-1] - 1
+        tiny = _EPS * max(np.shape(xm)[-2], np.shape(xm)[-1]) * s[..., :1]
+        nonzero = np.greater(s[..., j:j + 1], tiny)
+        return usv[0][..., j:j + 1] @ usv[2][..., j:j + 1, :] * np.expand_dims(nonzero, -1)
     if ord == 1 or ord == -1:  # max / min over columns of the column sums
         sums = np.sum(np.abs(xm), axis=-2)
         best = np.max(sums, axis=-1, keepdims=True) if ord == 1 else \
