@@ -61,7 +61,6 @@ CORPUS_SKIP: dict[tuple[str, int], str] = {
     ("np_where_clip", 1): "np.clip and np.where(x < 1, ...) switch at x == 1.0",
     ("np_more_elementwise", 0): "np.floor and np.ceil jump at x == 2.0",
     ("np_astype_and_dtypes", 0): "(x * 10).astype(int) jumps at x = 0.5 and 2.0",
-    ("np_einsum", 0): "einsum 'ii' (a diagonal) is not differentiable yet (ValueError)",
 }
 # Known failures, with their minimal repro in the test named in the reason.
 CORPUS_XFAIL: dict[tuple[str, int], str] = {}

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from tapeless.primitives import BY_CALLABLE, METHODS
 from tapeless.primitives.numpy_ops import MATH_FUNCTIONS, NUMPY_FUNCTIONS, NUMPY_LINALG
-from tapeless.primitives.scipy_ops import SCIPY_SPECIAL
+from tapeless.primitives.scipy_ops import SCIPY_LINALG, SCIPY_SPECIAL
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "language.md"
 SECTION = re.compile(r"(<!-- BEGIN generated: (\S+) -->\n)(.*?)(<!-- END generated: \2 -->)",
@@ -65,6 +65,7 @@ def generated() -> dict[str, str]:
         "linalg": _table(NUMPY_LINALG, "np.linalg."),
         "math": _table(MATH_FUNCTIONS, "math."),
         "scipy_special": _table(SCIPY_SPECIAL, "scipy.special."),
+        "scipy_linalg": _table(SCIPY_LINALG, "scipy.linalg."),
         "methods": _methods(),
     }
     return {k: "\n".join(v) + "\n" for k, v in sections.items()}

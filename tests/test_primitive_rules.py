@@ -536,7 +536,14 @@ SAMPLES: dict[str, list[Sample]] = {
                   S(lambda r: ("...ij,...jk->...ik", u(r, (1, 2, 3)), u(r, (4, 3, 2))), (1, 2),
                     label="ellipsis-broadcast", second=True),
                   S(lambda r: ("i...,i...", u(r, (3, 2)), u(r, (3, 1, 2))), (1, 2),
-                    label="ellipsis-implicit")],
+                    label="ellipsis-implicit"),
+                  S(lambda r: ("ii->i", u(r, (3, 3))), (1,), label="diagonal", second=True),
+                  S(lambda r: ("ii", u(r, (3, 3))), (1,), label="trace"),
+                  S(lambda r: ("iij->j", u(r, (3, 3, 2))), (1,), label="diagonal-sum"),
+                  S(lambda r: ("iji,jk->ik", u(r, (2, 3, 2)), u(r, (3, 4))), (1, 2),
+                    label="diagonal-product"),
+                  S(lambda r: ("...ii->...i", u(r, (2, 3, 3))), (1,), label="ellipsis-diagonal"),
+                  S(lambda r: (u(r, (3, 3)), [0, 0], [0]), label="sublist-diagonal")],
     "np.tensordot": [S(lambda r: (u(r, (2, 3, 4)), u(r, (3, 4, 2)), 2), (0, 1)),
                      S(lambda r: (u(r, (2, 3)), u(r, (3, 4)), 1), (0, 1)),
                      S(lambda r: (u(r, (3, 2)), u(r, (3, 4)), ((0,), (0,))), (0, 1))],
@@ -892,6 +899,140 @@ if "scipy.special.expit" in PRIMITIVES:
                                   along((2, 3, 2), 0), along((4,), -1)],
         "scipy.special.log_softmax": [along((2, 3), None), along((2, 3), 1, second=True),
                                       along((2, 3, 2), 0), along((4,), -1)],
+    })
+
+
+# --- linear algebra: factorizations (rules_linalg.py, and scipy.linalg) ------------------
+
+
+def separated(r: Gen, shape: tuple) -> np.ndarray:
+    """A stack of matrices U diag(s) V^T with singular values at least 0.4 apart, the
+    smallest 0.8 (the svd's and qr's derivatives are well conditioned there)."""
+    m, n = shape[-2], shape[-1]
+    k = min(m, n)
+    u = np.linalg.qr(r.normal(size=shape[:-2] + (m, k)))[0]
+    v = np.linalg.qr(r.normal(size=shape[:-2] + (n, k)))[0]
+    s = 0.8 + 0.5 * np.arange(k)[::-1] + r.uniform(0.0, 0.1, size=shape[:-2] + (k,))
+    return (u * s[..., None, :]) @ np.swapaxes(v, -1, -2)
+
+
+def symmetric(r: Gen, n: int, batch: tuple = ()) -> np.ndarray:
+    """A stack of symmetric positive-definite matrices with eigenvalues at least 0.4
+    apart (distinct: the eigenvectors' derivative exists)."""
+    a = separated(r, batch + (n, n))
+    q = np.linalg.qr(a)[0]
+    w = 0.8 + 0.5 * np.arange(n) + r.uniform(0.0, 0.1, size=batch + (n,))
+    return (q * w[..., None, :]) @ np.swapaxes(q, -1, -2)
+
+
+def norm_sample(shape: tuple, ord: Any, axis: Any = None, keepdims: bool = False,
+                gen: Callable[..., Any] = away, second: bool = False) -> Sample:
+    return Sample(lambda r: (gen(r, shape), ord, axis, keepdims), second=second,
+                  label=f"{shape}-ord={ord}-axis={axis}-keepdims={keepdims}")
+
+
+# LAPACK's eigenvectors and singular vectors may change sign under a small perturbation:
+# the samples fix each one's sign by its first entry's (a gauge-invariant result).
+FIX_SIGNS = """
+def fix_eigh(wv):
+    sign = np.sign(wv[1][..., :1, :])
+    return wv[0], wv[1] * sign
+
+
+def fix_svd(usv):
+    sign = np.sign(usv[0][..., :1, :])
+    return usv[0] * sign, usv[1], usv[2] * np.swapaxes(sign, -1, -2)
+"""
+
+
+def fixed(kind: str, make: Callable[[Gen], tuple], **kw: Any) -> Sample:
+    """A sample of svd or eigh (`kind`) with the vectors' signs fixed."""
+    params = "a0, a1" if kind == "eigh" else "a0, a1, a2, a3"
+    return Sample(make, call=f"fix_{kind}(P({params}))", extra=FIX_SIGNS, **kw)
+
+
+SAMPLES["np.linalg.norm"] = SAMPLES["np.linalg.norm"] + [
+    norm_sample((4,), None, second=True), norm_sample((4,), np.inf),
+    norm_sample((4,), -np.inf, second=True), norm_sample((4,), 0),
+    norm_sample((4,), 3, second=True), norm_sample((2, 4), 0.5, 1),
+    norm_sample((2, 4), -1.5, 0, True), norm_sample((3, 4), np.inf, -1),
+    norm_sample((3, 3), "nuc", gen=separated, second=True),
+    norm_sample((3, 4), 2, gen=separated, second=True),
+    norm_sample((4, 3), -2, gen=separated), norm_sample((3, 4), 1), norm_sample((3, 4), -1),
+    norm_sample((3, 4), np.inf, second=True), norm_sample((3, 4), -np.inf),
+    norm_sample((2, 3, 4), "fro", (0, 2), True), norm_sample((2, 3, 4), 1, (2, 1)),
+    norm_sample((2, 3, 4), "nuc", (-1, 0), True, gen=separated),
+    norm_sample((2, 3, 4), None, (1, 2))]
+SAMPLES.update({
+    "np.diagonal": [S(lambda r: (u(r, (3, 3)), 0, 0, 1), second=True),
+                    S(lambda r: (u(r, (3, 4)), 1, 0, 1), label="offset"),
+                    S(lambda r: (u(r, (4, 3)), -2, 1, 0), label="axes-swapped"),
+                    S(lambda r: (u(r, (2, 3, 4)), 1, -1, 0), label="3-d")],
+    "method.diagonal": [S(lambda r: (u(r, (2, 3, 4)), -1, 2, 1))],
+    "np.linalg.svd": [
+        fixed("svd", lambda r: (separated(r, (4, 3)), False, True, False), label="tall",
+              second=True),
+        fixed("svd", lambda r: (separated(r, (3, 4)), False, True, False), label="wide"),
+        fixed("svd", lambda r: (separated(r, (2, 3, 3)), True, True, False),
+              label="stacked-full"),
+        S(lambda r: (separated(r, (4, 3)), True, False, False), label="values",
+          second=True),
+        S(lambda r: (separated(r, (2, 3, 2)), True, False, False), label="stacked-values"),
+        fixed("svd", lambda r: (separated(r, (1, 1)), False, True, False), label="1x1")],
+    "np.linalg.eigh": [
+        fixed("eigh", lambda r: (symmetric(r, 3), "L"), second=True),
+        fixed("eigh", lambda r: (symmetric(r, 3) + np.triu(r.normal(size=(3, 3)), 1), "U"),
+              label="U"),
+        fixed("eigh", lambda r: (symmetric(r, 3, (2,)), "L"), label="stacked"),
+        fixed("eigh", lambda r: (symmetric(r, 1), "L"), label="1x1")],
+    "np.linalg.eigvalsh": [
+        S(lambda r: (symmetric(r, 3) + np.tril(r.normal(size=(3, 3)), -1), "U"),
+          second=True),
+        S(lambda r: (symmetric(r, 3, (2,)), "L"), label="stacked")],
+    "np.linalg.cholesky": [
+        S(lambda r: (symmetric(r, 3),), second=True),
+        S(lambda r: (symmetric(r, 3),), call="P(a0, upper=True)", label="upper"),
+        S(lambda r: (symmetric(r, 2, (2,)),), label="stacked"),
+        S(lambda r: (symmetric(r, 1),), label="1x1")],
+    "np.linalg.qr": [
+        S(lambda r: (separated(r, (4, 3)), "reduced"), label="tall", second=True),
+        S(lambda r: (separated(r, (3, 3)), "complete"), label="square"),
+        S(lambda r: (separated(r, (3, 5)), "reduced"), label="wide", second=True),
+        S(lambda r: (separated(r, (4, 3)), "r"), label="r"),
+        S(lambda r: (separated(r, (2, 4, 2)), "reduced"), label="stacked")],
+    "np.linalg.pinv": [
+        S(lambda r: (separated(r, (4, 3)),), second=True),
+        S(lambda r: (separated(r, (3, 4)),), label="wide"),
+        S(lambda r: (separated(r, (2, 3, 3)),), label="stacked")],
+    "np.linalg.matrix_power": [
+        S(lambda r: (spd(r, 3) / 2.0, 3), second=True),
+        S(lambda r: (spd(r, 3), 1)), S(lambda r: (spd(r, 3), 0)),
+        S(lambda r: (spd(r, 3), -2), label="negative", second=True),
+        S(lambda r: (spd(r, 2, (2,)) / 2.0, 4), label="stacked")],
+    "np.linalg.lstsq": [
+        S(lambda r: (separated(r, (5, 3)), u(r, (5,)), None), (0, 1), second=True),
+        S(lambda r: (separated(r, (5, 3)), u(r, (5, 2)), None), (0, 1), label="matrix-b"),
+        S(lambda r: (separated(r, (3, 5)), u(r, (3,)), 1e-10), (0, 1), label="wide")],
+})
+
+if "scipy.linalg.solve_triangular" in PRIMITIVES:
+    SAMPLES.update({
+        "scipy.linalg.solve_triangular": [
+            S(lambda r: (spd(r, 3), u(r, (3,)), 0, True, False), (0, 1), second=True),
+            S(lambda r: (spd(r, 3), u(r, (3, 2)), 1, False, False), (0, 1), label="trans",
+              second=True),
+            S(lambda r: (spd(r, 3), u(r, (3,)), "T", True, True), (0, 1), label="unit"),
+            S(lambda r: (spd(r, 3), u(r, (3, 2)), 0, False, True), (0, 1), label="upper-unit")],
+        # (Not the upper factor's second derivative at special points: SciPy factors
+        # a singular matrix of equal entries there, with pivots of 1e-8.)
+        "scipy.linalg.cho_factor": [
+            S(lambda r: (symmetric(r, 3), False), second=False),
+            S(lambda r: (symmetric(r, 3), True), label="lower", second=True)],
+        "scipy.linalg.cho_solve": [
+            S(lambda r: (np.linalg.cholesky(symmetric(r, 3)), True, u(r, (3,))), (0, 2),
+              call="P((a0, a1), a2)", second=True),
+            S(lambda r: (np.linalg.cholesky(symmetric(r, 3)).T, False, u(r, (3, 2))), (0, 2),
+              call="P((a0, a1), a2)", label="upper")],
     })
 
 

@@ -941,9 +941,11 @@ def sens_index(dd: Any, index: Any) -> Any:
 
 def einsum_specs(subscripts: str, operands: tuple) -> tuple:
     """For each operand k of `einsum(subscripts, *operands)`:
-    the einsum spec that computes its gradient from (d, the other operands), and the
+    the einsum spec that computes its gradient from (d, the other operands), the
     axes that spec cannot produce (labels only operand k has), which the gradient is
-    broadcast along. An ellipsis is written out as letters the spec does not use."""
+    broadcast along, the ellipsis axes to sum, and, where operand k repeats a label,
+    how to put its gradient on the diagonal it reads (`_einsum_diagonal`; else None).
+    An ellipsis is written out as letters the spec does not use."""
     import numpy as np
 
     n = len(operands)
@@ -973,9 +975,10 @@ def einsum_specs(subscripts: str, operands: tuple) -> tuple:
         out = "".join(sorted(c for c in set(letters) if letters.count(c) == 1))
     result = []
     for k, part in enumerate(parts):
+        embed = None
         if len(set(part)) != len(part):
-            raise ValueError(f"tapeless cannot differentiate einsum {subscripts!r}: operand "
-                             f"{k} repeats a label (a diagonal)")
+            embed = _einsum_diagonal(part, np.shape(operands[k]), "".join(parts) + out)
+            part = "".join(c for i, c in enumerate(part) if part.index(c) == i)
         others = parts[:k] + parts[k + 1:]
         available = set(out).union(*others) if others else set(out)
         produced = "".join(c for c in part if c in available)
@@ -992,8 +995,29 @@ def einsum_specs(subscripts: str, operands: tuple) -> tuple:
             summed = tuple(range(produced.index(mine), produced.index(mine) + len(extra)))
             back = ",".join(_ellipsis_again(t, dots) for t in back.split("->")[0].split(","))
             back = back + "->" + produced.replace(mine, "...")
-        result.append((back, missing, summed))
+        result.append((back, missing, summed, embed))
     return tuple(result)
+
+
+def _einsum_diagonal(part: str, shape: tuple, used: str) -> tuple:
+    """For an operand whose labels `part` repeat (it is read along a diagonal): the
+    einsum spec that puts a gradient over its unique labels on that diagonal, as a
+    product with one identity matrix per repetition, the identities' sizes, and the
+    shape of the gradient over the unique labels. `np.einsum('ii->i', a)`'s operand
+    gets 'i,ij->ij' with eye(n): d[i] at [i, i]."""
+    fresh = [c for c in _EINSUM_LETTERS if c not in used]
+    unique, result, eyes, sizes = "", "", [], []
+    for i, c in enumerate(part):
+        if part.index(c) == i:
+            unique += c
+            result += c
+        else:
+            f = fresh.pop(0)
+            result += f
+            eyes.append(c + f)
+            sizes.append(shape[i])
+    spec = ",".join([unique] + eyes) + "->" + result
+    return spec, tuple(sizes), tuple(shape[part.index(c)] for c in unique)
 
 
 def _ellipsis_again(term: str, dots: str) -> str:

@@ -9,6 +9,7 @@ from . import (  # noqa: F401
     numpy_ops,
     rules_arrays,
     rules_core,
+    rules_linalg,
     rules_numpy,
     rules_scipy,
     scipy_ops,
