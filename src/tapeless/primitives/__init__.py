@@ -6,9 +6,11 @@ from . import (  # noqa: F401
     ad_ops,
     core,
     numpy_ops,
+    random_ops,
     rules_arrays,
     rules_core,
     rules_numpy,
+    rules_random,
     rules_scipy,
     scipy_ops,
 )
