@@ -1246,11 +1246,13 @@ def rng_seed(rng: Any, seed: Any = None) -> None:
     random_method(rng, "seed")(seed)
 
 
-# Reparameterized draws, for derivative code: the sample and the standard variates it was
-# made from (`loc + scale * z`, `low + (high - low) * u`, `scale * e`), recovered from the
-# sample, or, where that loses precision (a scale of 0, or tiny beside the location),
-# drawn again from a copy of the generator's state taken before the draw (the same
-# numbers). `rng` None is NumPy's global generator (the legacy `np.random.*` functions).
+# Reparameterized draws, for derivative code: the sample, as NumPy draws it, and the
+# standard variates it was made from (`loc + scale * z`, `low + (high - low) * u`,
+# `scale * e`) where they cannot be recovered from the sample without losing precision
+# (a scale of 0, or one tiny beside the location): then they are drawn again from a copy
+# of the generator's state taken before the draw (the same numbers); else None, and
+# `standard_variates` recovers them from the sample where derivative code needs them.
+# `rng` None is NumPy's global generator (the legacy `np.random.*` functions).
 _RECOVERABLE = 2.0 ** 20  # recovering z from the sample loses log2(|loc| / |scale|) bits
 
 
@@ -1263,56 +1265,54 @@ def _generator(rng: Any, method: str) -> Any:
     return rng
 
 
-def _twin(rng: Any) -> Any:
+def _twin(rng: Any, recoverable: Any) -> Any:
+    """A copy of the generator, where the standard variates cannot be recovered."""
     import copy
 
-    return copy.deepcopy(rng)
-
-
-def _standard(twin: Any, method: str, like: Any) -> Any:
     import numpy as np
 
+    return None if np.all(recoverable) else copy.deepcopy(rng)
+
+
+def _drawn(sample: Any, twin: Any, method: str) -> tuple:
+    import numpy as np
+
+    if twin is None:
+        return sample, None
     draw = getattr(twin, method)
-    return draw(np.shape(like)) if np.ndim(like) else draw()
+    return sample, draw(np.shape(sample)) if np.ndim(sample) else draw()
 
 
 def normal_and_standard(rng: Any, loc: Any, scale: Any, size: Any) -> tuple:
-    """(rng.normal(loc, scale, size), the standard normal variates z it is loc + scale * z
-    of)."""
+    """rng.normal(loc, scale, size) and the standard normal variates z (or None)."""
     import numpy as np
 
     gen = _generator(rng, "normal")
-    exact = np.all(np.abs(loc) < _RECOVERABLE * np.abs(scale))
-    twin = None if exact else _twin(gen)
-    sample = gen.normal(loc, scale, size)
-    if twin is None:
-        return sample, (sample - loc) / scale
-    return sample, _standard(twin, "standard_normal", sample)
+    twin = _twin(gen, np.abs(loc) < _RECOVERABLE * np.abs(scale))
+    return _drawn(gen.normal(loc, scale, size), twin, "standard_normal")
 
 
 def uniform_and_unit(rng: Any, low: Any, high: Any, size: Any) -> tuple:
-    """(rng.uniform(low, high, size), the uniform variates u on [0, 1) it is
-    low + (high - low) * u of)."""
+    """rng.uniform(low, high, size) and the uniform variates on [0, 1) (or None)."""
     import numpy as np
 
     gen = _generator(rng, "uniform")
-    span = np.subtract(high, low)
-    exact = np.all(np.maximum(np.abs(low), np.abs(high)) < _RECOVERABLE * np.abs(span))
-    twin = None if exact else _twin(gen)
-    sample = gen.uniform(low, high, size)
-    if twin is None:
-        return sample, (sample - low) / span
-    return sample, _standard(twin, "random", sample)
+    bound = np.maximum(np.abs(low), np.abs(high))
+    twin = _twin(gen, bound < _RECOVERABLE * np.abs(np.subtract(high, low)))
+    return _drawn(gen.uniform(low, high, size), twin, "random")
 
 
 def exponential_and_standard(rng: Any, scale: Any, size: Any) -> tuple:
-    """(rng.exponential(scale, size), the standard exponential variates e it is
-    scale * e of)."""
+    """rng.exponential(scale, size) and the standard exponential variates (or None)."""
     import numpy as np
 
     gen = _generator(rng, "exponential")
-    twin = None if np.all(np.not_equal(scale, 0)) else _twin(gen)
-    sample = gen.exponential(scale, size)
-    if twin is None:
-        return sample, sample / scale
-    return sample, _standard(twin, "standard_exponential", sample)
+    twin = _twin(gen, np.not_equal(scale, 0))
+    return _drawn(gen.exponential(scale, size), twin, "standard_exponential")
+
+
+def standard_variates(drawn: tuple, offset: Any, scale: Any) -> Any:
+    """The standard variates of a reparameterized draw (`normal_and_standard`, ...):
+    those drawn again, else recovered from the sample, (sample - offset) / scale."""
+    sample, standard = drawn
+    return standard if standard is not None else (sample - offset) / scale

@@ -105,13 +105,17 @@ for _name, _spec in CONSTRUCTORS.items():
                        never_zero=True), _fn)
 
 # A reparameterized draw for derivative code (`rules_random.py`): the sample and the
-# standard variates it was made from, `(sample, z)`; differentiable in the parameters
-# through the sample (z does not depend on them).
+# standard variates it was made from, `(sample, z)` (z None where `standard_variates`
+# recovers it from the sample); differentiable in the parameters through the sample (z
+# does not depend on them).
 for _name, _spec in (("normal_and_standard", "rng, loc, scale, size"),
                      ("uniform_and_unit", "rng, low, high, size"),
                      ("exponential_and_standard", "rng, scale, size")):
     _impl = getattr(runtime, _name)
     register(Primitive(_name, _impl, _spec, effect=True, never_zero=True), _impl)
+register(Primitive("standard_variates", runtime.standard_variates, "drawn, offset, scale",
+                   differentiable=False, pure=True, numeric=True),
+         runtime.standard_variates)
 
 
 def method_primitive(name: str, receiver: Any) -> Primitive | None:

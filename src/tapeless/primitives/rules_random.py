@@ -19,6 +19,7 @@ from ..runtime import (
     rng_permutation,
     sens_index,
     sens_of,
+    standard_variates,
     take_sens,
     unbroadcast,
     uniform_and_unit,
@@ -34,7 +35,7 @@ from .rules_numpy import _array_back
 @rule("rng_normal")
 def _rng_normal(rng, loc, scale, size):
     drawn = normal_and_standard(rng, loc, scale, size)
-    standard = drawn[1]
+    standard = standard_variates(drawn, loc, scale)
     back = lambda d: (ZERO, unbroadcast(d, loc), unbroadcast(d * standard, scale), ZERO)
     return drawn[0], back
 
@@ -42,14 +43,14 @@ def _rng_normal(rng, loc, scale, size):
 @rule("np.random.normal")
 def _np_normal(loc, scale, size):
     drawn = normal_and_standard(None, loc, scale, size)
-    standard = drawn[1]
+    standard = standard_variates(drawn, loc, scale)
     return drawn[0], lambda d: (unbroadcast(d, loc), unbroadcast(d * standard, scale), ZERO)
 
 
 @rule("normal_and_standard")
 def _normal_and_standard(rng, loc, scale, size):
     drawn = normal_and_standard(rng, loc, scale, size)
-    standard = drawn[1]
+    standard = standard_variates(drawn, loc, scale)
     sample_sens = lambda d: sens_of(sens_index(d, 0), drawn[0])
     back = lambda d: (ZERO, unbroadcast(sample_sens(d), loc),
                       unbroadcast(sample_sens(d) * standard, scale), ZERO)
@@ -59,7 +60,7 @@ def _normal_and_standard(rng, loc, scale, size):
 @rule("rng_uniform")
 def _rng_uniform(rng, low, high, size):
     drawn = uniform_and_unit(rng, low, high, size)
-    unit = drawn[1]
+    unit = standard_variates(drawn, low, high - low)
     back = lambda d: (ZERO, unbroadcast(d * (1.0 - unit), low), unbroadcast(d * unit, high),
                       ZERO)
     return drawn[0], back
@@ -68,7 +69,7 @@ def _rng_uniform(rng, low, high, size):
 @rule("np.random.uniform")
 def _np_uniform(low, high, size):
     drawn = uniform_and_unit(None, low, high, size)
-    unit = drawn[1]
+    unit = standard_variates(drawn, low, high - low)
     back = lambda d: (unbroadcast(d * (1.0 - unit), low), unbroadcast(d * unit, high), ZERO)
     return drawn[0], back
 
@@ -76,7 +77,7 @@ def _np_uniform(low, high, size):
 @rule("uniform_and_unit")
 def _uniform_and_unit(rng, low, high, size):
     drawn = uniform_and_unit(rng, low, high, size)
-    unit = drawn[1]
+    unit = standard_variates(drawn, low, high - low)
     sample_sens = lambda d: sens_of(sens_index(d, 0), drawn[0])
     back = lambda d: (ZERO, unbroadcast(sample_sens(d) * (1.0 - unit), low),
                       unbroadcast(sample_sens(d) * unit, high), ZERO)
@@ -86,21 +87,21 @@ def _uniform_and_unit(rng, low, high, size):
 @rule("rng_exponential")
 def _rng_exponential(rng, scale, size):
     drawn = exponential_and_standard(rng, scale, size)
-    standard = drawn[1]
+    standard = standard_variates(drawn, 0.0, scale)
     return drawn[0], lambda d: (ZERO, unbroadcast(d * standard, scale), ZERO)
 
 
 @rule("np.random.exponential")
 def _np_exponential(scale, size):
     drawn = exponential_and_standard(None, scale, size)
-    standard = drawn[1]
+    standard = standard_variates(drawn, 0.0, scale)
     return drawn[0], lambda d: (unbroadcast(d * standard, scale), ZERO)
 
 
 @rule("exponential_and_standard")
 def _exponential_and_standard(rng, scale, size):
     drawn = exponential_and_standard(rng, scale, size)
-    standard = drawn[1]
+    standard = standard_variates(drawn, 0.0, scale)
     back = lambda d: (ZERO, unbroadcast(sens_of(sens_index(d, 0), drawn[0]) * standard, scale),
                       ZERO)
     return drawn, back
