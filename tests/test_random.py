@@ -488,3 +488,11 @@ def test_degenerate_and_tiny_scales_give_the_standard_variates(optimize: str) ->
     e = np.random.default_rng(3).standard_exponential(3)
     np.testing.assert_allclose(tl.grad(exponential)(0.0, np.random.default_rng(3)),
                                np.sum(e * weights), rtol=1e-14)
+
+
+def test_a_generator_is_not_differentiated() -> None:
+    def loss(w, rng):
+        return np.sum(w * rng.normal(size=3))
+
+    with pytest.raises(tl.GradError, match="argument 1: it is .*a random generator"):
+        tl.grad(loss, argnums=1)(np.ones(3), np.random.default_rng(0))
