@@ -171,6 +171,19 @@ def helper(rng, n):
     return rng.normal(size=n), rng.random()
 
 
+def draws_in_comprehensions(x, rng):
+    zs = [x * rng.normal() for _ in range(3)]
+    a = rng.random()
+    ys = [rng.uniform(0.0, v) for v in zs if v > 0]
+    return sum(zs) * a + sum(ys)
+
+
+def test_draws_in_comprehensions(optimize: str) -> None:
+    for seed in range(3):
+        assert_same_stream(draws_in_comprehensions, 1.5, seed=seed)
+        check_grad_with_seed(draws_in_comprehensions, (1.5,), seed=seed)
+
+
 def draws_in_calls(x, rng):
     a, b = helper(rng, 2)
     c, d = helper(rng, 3)
@@ -432,7 +445,20 @@ def effects_in_order(x):
     print("c1")
     z = middle(x) * middle(x)
     print("c2")
-    return z
+    ys = [inner(v) for v in (x, 2.0 * x)]
+    print("c3")
+    args = (x,)
+    w = branchy(*args)
+    print("c4")
+    return z + ys[1] + w + branchy(-x)
+
+
+def branchy(x):
+    if x > 0:
+        print("positive")
+        return x
+    print("not positive")
+    return -x
 
 
 def middle(x):
