@@ -114,6 +114,7 @@ def pure(node: Node) -> bool:
     p = prim_of(node)
     if p is None or p.effect or p.statement or p is P["call_star"]:
         return False
+    assert isinstance(node, Apply)  # (prim_of says so)
     return not any(is_constant_graph(i) and i.value.effects for i in node.inputs[1:])
 
 
