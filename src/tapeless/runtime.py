@@ -1158,12 +1158,20 @@ def _sens_of_leaves(like: Any, it: Any) -> Any:
 # has is passed only when it is not its default, so a RandomState takes the same call.
 
 
+_GENERATORS: tuple[type, ...] = ()  # numpy.random.Generator and RandomState
+
+
 def random_method(rng: Any, method: str) -> Any:
     """`rng.method`, where `rng` is a NumPy random generator; else a TypeError (the
     front end compiles `x.normal(...)` as a draw whatever x is)."""
-    import numpy as np
+    global _GENERATORS
+    if type(rng) in _GENERATORS:
+        return getattr(rng, method)
+    if not _GENERATORS:
+        import numpy as np
 
-    if isinstance(rng, (np.random.Generator, np.random.RandomState)):
+        _GENERATORS = (np.random.Generator, np.random.RandomState)
+    if isinstance(rng, _GENERATORS):
         return getattr(rng, method)
     raise TypeError(f".{method}(...) was compiled as the method of a NumPy random "
                     f"generator (numpy.random.Generator.{method}), but it is called on "
@@ -1265,13 +1273,21 @@ def _generator(rng: Any, method: str) -> Any:
     return rng
 
 
-def _twin(rng: Any, recoverable: Any) -> Any:
+def _twin(rng: Any, recoverable: bool) -> Any:
     """A copy of the generator, where the standard variates cannot be recovered."""
     import copy
 
+    return None if recoverable else copy.deepcopy(rng)
+
+
+def _recoverable(bound: Any, scale: Any) -> bool:
+    """Whether (sample - offset) / scale recovers the standard variates to within
+    2^-20 (relative to 1) for samples of magnitude up to `bound`."""
+    if type(bound) is float and type(scale) is float:  # (the common case: numbers)
+        return abs(bound) < _RECOVERABLE * abs(scale)
     import numpy as np
 
-    return None if np.all(recoverable) else copy.deepcopy(rng)
+    return bool(np.all(np.abs(bound) < _RECOVERABLE * np.abs(scale)))
 
 
 def _drawn(sample: Any, twin: Any, method: str) -> tuple:
@@ -1285,10 +1301,10 @@ def _drawn(sample: Any, twin: Any, method: str) -> tuple:
 
 def normal_and_standard(rng: Any, loc: Any, scale: Any, size: Any) -> tuple:
     """rng.normal(loc, scale, size) and the standard normal variates z (or None)."""
-    import numpy as np
 
     gen = _generator(rng, "normal")
-    twin = _twin(gen, np.abs(loc) < _RECOVERABLE * np.abs(scale))
+    twin = _twin(gen, _recoverable(float(loc) if type(loc) is int else loc,
+                                   float(scale) if type(scale) is int else scale))
     return _drawn(gen.normal(loc, scale, size), twin, "standard_normal")
 
 
@@ -1297,8 +1313,11 @@ def uniform_and_unit(rng: Any, low: Any, high: Any, size: Any) -> tuple:
     import numpy as np
 
     gen = _generator(rng, "uniform")
-    bound = np.maximum(np.abs(low), np.abs(high))
-    twin = _twin(gen, bound < _RECOVERABLE * np.abs(np.subtract(high, low)))
+    if type(low) in (float, int) and type(high) in (float, int):
+        bound, span = float(max(abs(low), abs(high))), float(high - low)
+    else:
+        bound, span = np.maximum(np.abs(low), np.abs(high)), np.subtract(high, low)
+    twin = _twin(gen, _recoverable(bound, span))
     return _drawn(gen.uniform(low, high, size), twin, "random")
 
 
@@ -1307,7 +1326,8 @@ def exponential_and_standard(rng: Any, scale: Any, size: Any) -> tuple:
     import numpy as np
 
     gen = _generator(rng, "exponential")
-    twin = _twin(gen, np.not_equal(scale, 0))
+    twin = _twin(gen, scale != 0 if type(scale) in (float, int) else
+                 bool(np.all(np.not_equal(scale, 0))))
     return _drawn(gen.exponential(scale, size), twin, "standard_exponential")
 
 
