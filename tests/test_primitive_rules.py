@@ -1035,6 +1035,70 @@ if "scipy.linalg.solve_triangular" in PRIMITIVES:
               call="P((a0, a1), a2)", label="upper")],
     })
 
+# --- random draws (reparameterized): each evaluation makes its generator again, so that
+# finite differences see the same numbers drawn -------------------------------------------
+
+RNG5 = "np.random.default_rng(5)"
+LEGACY_HELPER = """
+def seeded(draw, *args):
+    np.random.seed(5)
+    return draw(*args)
+"""
+
+RUNTIME_DRAWS = """
+from tapeless.runtime import exponential_and_standard, normal_and_standard, uniform_and_unit
+"""
+
+
+def positive(r: Gen, shape: tuple | None) -> Any:
+    return u(r, shape, 0.5, 1.5)
+
+
+SAMPLES.update({
+    "rng_normal": [
+        S(lambda r: (u(r, (3,)), positive(r, (3,))), (0, 1), call=f"{RNG5}.normal(a0, a1)"),
+        S(lambda r: (u(r, None), positive(r, None)), (0, 1),
+          call=f"{RNG5}.normal(a0, scale=a1, size=(2, 3))", label="size")],
+    "rng_uniform": [
+        S(lambda r: (u(r, (3,)), positive(r, (3,))), (0, 1),
+          call=f"{RNG5}.uniform(a0, a0 + a1)"),
+        S(lambda r: (u(r, None), positive(r, (3,))), (0, 1),
+          call=f"{RNG5}.uniform(low=a0, high=a1 + 1.0, size=(2, 3))", label="size")],
+    "rng_exponential": [
+        S(lambda r: (positive(r, (3,)),), call=f"{RNG5}.exponential(a0, size=(2, 3))")],
+    "rng_choice": [
+        S(lambda r: (u(r, (4, 3)),), call=f"{RNG5}.choice(a0, size=5)"),
+        S(lambda r: (u(r, (4, 3)),), call=f"{RNG5}.choice(a0, 2, replace=False, axis=1)",
+          label="axis")],
+    "rng_permutation": [
+        S(lambda r: (u(r, (4, 3)),), call=f"{RNG5}.permutation(a0)"),
+        S(lambda r: (u(r, (4, 3)),), call=f"{RNG5}.permutation(a0, axis=1)", label="axis")],
+    "normal_and_standard": [
+        S(lambda r: (u(r, (3,)), positive(r, (3,))), (0, 1), extra=RUNTIME_DRAWS,
+          call=f"normal_and_standard({RNG5}, a0, a1, None)")],
+    "uniform_and_unit": [
+        S(lambda r: (u(r, None), positive(r, (3,))), (0, 1), extra=RUNTIME_DRAWS,
+          call=f"uniform_and_unit({RNG5}, a0, a0 + a1, (2, 3))")],
+    "exponential_and_standard": [
+        S(lambda r: (positive(r, (3,)),), extra=RUNTIME_DRAWS,
+          call=f"exponential_and_standard({RNG5}, a0, None)")],
+    "np.random.normal": [
+        S(lambda r: (u(r, (3,)), positive(r, (3,))), (0, 1),
+          call="seeded(np.random.normal, a0, a1)", extra=LEGACY_HELPER)],
+    "np.random.uniform": [
+        S(lambda r: (u(r, (3,)), positive(r, (3,))), (0, 1),
+          call="seeded(np.random.uniform, a0, a0 + a1)", extra=LEGACY_HELPER)],
+    "np.random.exponential": [
+        S(lambda r: (positive(r, (3,)),), call="seeded(np.random.exponential, a0)",
+          extra=LEGACY_HELPER)],
+    "np.random.choice": [
+        S(lambda r: (u(r, (6,)),), call="seeded(np.random.choice, a0, 5)",
+          extra=LEGACY_HELPER)],
+    "np.random.permutation": [
+        S(lambda r: (u(r, (4, 3)),), call="seeded(np.random.permutation, a0)",
+          extra=LEGACY_HELPER)],
+})
+
 
 # --- generated wrappers ------------------------------------------------------------------
 

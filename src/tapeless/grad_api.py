@@ -24,6 +24,7 @@ from .errors import GradError
 from .frontend.expressions import constant_node
 from .frontend.parser import RESOLVER
 from .ir.nodes import Constant, Graph
+from .primitives.random_ops import GENERATOR_TYPES
 from .runtime import from_structure, is_struct, to_structure
 
 
@@ -198,6 +199,8 @@ class GradFunction(Transformed):
             found = _integer_leaf(args[a])
             if _is_bound(type(args[a])):
                 found = "a function or a class"
+            if isinstance(args[a], GENERATOR_TYPES):
+                found = "a random generator"
             if found is not None:
                 raise GradError(
                     f"{self.kind} of {self.__tapeless_wrapped__.__qualname__} with respect to "

@@ -22,7 +22,7 @@ from ..ir.nodes import (
     TransformSpec,
     is_constant_graph,
 )
-from ..primitives import METHODS, PRIMITIVES, Primitive, lookup_callable
+from ..primitives import METHODS, PRIMITIVES, Primitive, lookup_callable, random_ops
 from .guards import MISSING
 from .libraries import installed_package, library_error, public_name, refusal
 
@@ -442,6 +442,12 @@ class ExpressionMixin:
                              "build a new value instead, e.g. `xs = xs + [v]` or a list "
                              "comprehension")
         prim = METHODS.get(name)
+        if prim is None:  # a random generator's method (`rng.normal(size=3)`): a draw
+            known = receiver.value if isinstance(receiver, Constant) else None
+            if (hint := random_ops.in_place_hint(name, known)) is not None:
+                raise self.error(f"the method .{name}() of a random generator changes its "
+                                 "argument in place, which is not supported", node, hint)
+            prim = random_ops.method_primitive(name, known)
         if prim is None and any(hasattr(t, name) for t in BUILTIN_RECEIVERS):
             raise self.error(f"the method .{name}() is not supported", node,
                              "call the corresponding NumPy function, e.g. np.f(x)")
@@ -458,7 +464,10 @@ class ExpressionMixin:
         args = [receiver] + self._call_args(node, block, starred)
         kwargs = self._keywords(node, block)
         bound = self.bind_primitive(prim, args, kwargs, node, block, starred)
-        return block.graph.apply(prim, *bound, loc=self.loc(node))
+        out = block.graph.apply(prim, *bound, loc=self.loc(node))
+        if prim.effect:
+            block.graph.effects.append(out)
+        return out
 
     def _unknown_callable(self, fn: Any, node: ast.AST) -> Exception:
         name = _qualname(fn)
@@ -467,6 +476,9 @@ class ExpressionMixin:
             return self.error(f"`{name}` is not supported: tapeless compiles the source "
                               "it can read, not code built at run time", node,
                               "write the code directly in the function")
+        if (hint := random_ops.REFUSED.get(id(fn))) is not None:
+            return self.error(f"{name} changes its argument in place, which is not "
+                              "supported", node, hint)
         if isinstance(fn, types.BuiltinFunctionType) or isinstance(fn, np.ufunc) or \
                 module.split(".")[0] in NATIVE_MODULES:
             return self.error(f"{name} is not supported by tapeless (no primitive is "

@@ -231,6 +231,10 @@ class Compiler(ExpressionMixin):
         g_false = self._branch(block, "if_false", lambda b: self._body(orelse, b, ctx), at)
         sw = block.graph.apply(P["switch"], cond, g_true, g_false, loc=self.loc(at))
         block.graph.output = block.graph.apply(sw, loc=self.loc(at))
+        if g_true.effects or g_false.effects:
+            # (An effect too: where this graph is inlined, its effects keep their place
+            # among the caller's.)
+            block.graph.effects.append(block.graph.output)
 
     def _value_if(self, cond: Node, body: list[ast.stmt], orelse: list[ast.stmt],
                   block: Block, at: ast.AST) -> None:

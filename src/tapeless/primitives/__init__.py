@@ -7,10 +7,12 @@ from . import (  # noqa: F401
     core,
     jvp_rules,
     numpy_ops,
+    random_ops,
     rules_arrays,
     rules_core,
     rules_linalg,
     rules_numpy,
+    rules_random,
     rules_scipy,
     scipy_ops,
 )
