@@ -330,3 +330,29 @@ def test_arange_with_float_arguments(optimize: str) -> None:
     # arange(0.5, 4.0, 1.5) = [0.5, 2.0, 3.5]
     same(tl.grad(arange_step, argnums=(0, 1))(0.5, 1.5), (12.0, 18.0))
     same(tl.grad(lambda n: np.sum(np.arange(3) * n))(2.0), 3.0)
+
+
+def check_nonnegative(x):
+    if x < 0:
+        raise ValueError("negative")
+    return x
+
+
+def calls_check_as_statement(x):
+    check_nonnegative(x)
+    return x * 2
+
+
+def calls_check_unused(x):
+    y = check_nonnegative(x)  # noqa: F841 (unused: the call must still run)
+    return x * 2
+
+
+@pytest.mark.parametrize("fn", [calls_check_as_statement, calls_check_unused])
+def test_a_call_that_may_raise_is_kept_where_its_value_is_unused(fn, optimize) -> None:
+    # (The optimizer dropped the inlined call and returned -2.0.)
+    with pytest.raises(ValueError, match="negative"):
+        tl.jit(fn)(-1.0)
+    with pytest.raises(ValueError, match="negative"):
+        tl.grad(fn)(-1.0)
+    assert tl.jit(fn)(1.5) == 3.0

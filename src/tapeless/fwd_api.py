@@ -9,9 +9,16 @@ from typing import Any
 import numpy as np
 
 from .ad.api_graphs import jvp_graph
-from .api import Transformed, _api, graph_of, positional_arguments, python_function
+from .api import (
+    Transformed,
+    _api,
+    _signature,
+    graph_of,
+    positional_arguments,
+    python_function,
+)
 from .errors import GradError
-from .grad_api import GradFunction, _integer_leaf
+from .grad_api import GradFunction, _integer_leaf, _shows_no_integer
 from .ir.nodes import Graph
 from .runtime import stop_gradient, tree_leaves, tree_unflatten
 
@@ -26,6 +33,8 @@ class JvpFunction(Transformed):
 
     def __init__(self, fun: Callable[..., Any]):
         super().__init__(fun)
+        # The argument signatures whose tangents were checked (see `jvp`).
+        self.checked: set[tuple] = set()
         # (A function passed as an argument is data here: F calls only functions it
         # compiled, and refuses others where they are called.)
         self.binds_functions = False
@@ -91,6 +100,14 @@ def jvp(fun: Callable[..., Any], primals: tuple | list,
     """`(fun(*primals), J tangents)`: the value and the Jacobian-vector product, by forward
     mode (no backward pass, no saved values). `primals` and `tangents` are tuples of the
     same structure; each tangent has its primal's structure and shapes."""
+    jf = _jvp_function(fun)
+    if type(primals) is tuple and type(tangents) is tuple and jf._simple and \
+            len(primals) == len(tangents) == jf._nparams:
+        # (Checked once per signature: one that describes every leaf's type and shape.)
+        args = primals + tangents
+        if tuple(map(_signature, args)) in jf.checked:
+            fast: tuple[Any, Any] = jf(*args)
+            return fast
     name = python_function(fun).__qualname__
     if not isinstance(primals, (tuple, list)) or not isinstance(tangents, (tuple, list)):
         raise GradError(f"jvp of {name}: primals and tangents must be tuples (or lists) of "
@@ -103,8 +120,29 @@ def jvp(fun: Callable[..., Any], primals: tuple | list,
     f = python_function(fun)
     args = positional_arguments(f, tuple(primals), {})
     targs = _bind_tangents(f, tuple(tangents), args)
-    result: tuple[Any, Any] = _jvp_function(fun)(*args, *targs)
+    result: tuple[Any, Any] = jf(*args, *targs)
+    key = tuple(map(_signature, (*args, *targs)))
+    if all(_complete(k) for k in key) and all(_shows_no_integer(k) for k in key[:len(args)]):
+        jf.checked.add(key)
     return result
+
+
+def _complete(sig: Any) -> bool:
+    """Whether a signature (`tapeless.api._signature`) gives the type and shape of every
+    leaf of its value, and the length of every container: values of one complete
+    signature have one tree structure and shapes, which `_check_tangent` checks."""
+    if sig is float:
+        return True
+    if type(sig) is not tuple or len(sig) != 2:
+        return False
+    head, rest = sig
+    if type(head) is tuple and type(rest) is str:  # an array: (shape, dtype)
+        return True
+    if head is dict:
+        return all(_complete(s) for _, s in rest)
+    if isinstance(head, type) and type(rest) is tuple:  # a tuple, list or record
+        return all(_complete(s) for s in rest)
+    return False
 
 
 def _bind_tangents(f: Callable[..., Any], tangents: tuple, args: list[Any]) -> list[Any]:

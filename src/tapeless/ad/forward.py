@@ -26,7 +26,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..errors import GradError
-from ..ir.clone import inline_body
+from ..ir.clone import inline_body, is_internal, is_recursive
 from ..ir.nodes import (
     Apply,
     Constant,
@@ -202,7 +202,14 @@ class FTransform:
         vals = [self.value(a, fg) for a in args]
         tans = [self.tangent(a) for a in args]
         if is_constant_graph(callee):
-            fcallee: Node = Constant(self.graph(callee.value), callee.loc)
+            g = callee.value
+            fcallee: Node = Constant(self.graph(g), callee.loc)
+            if is_internal(g.loc) and g.custom is None and not is_recursive(g):
+                # A helper of a rule (`_matmul_back`): copied in place, like the rule, so
+                # that each copy is simplified for its own arguments' kinds.
+                out, effects = inline_body(fcallee.value, fg, [*vals, *tans], loc=node.loc)
+                self._set(node, *self._pair(out, fg, node))
+                return effects
             call = fg.apply(fcallee, *vals, *tans, loc=node.loc)
         else:
             fcallee = self.value(callee, fg)

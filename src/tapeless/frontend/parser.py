@@ -294,6 +294,9 @@ class Compiler(ExpressionMixin):
                                  "raise an exception instance, e.g. `raise ValueError(...)`")
             exc = self.expr(s.exc, block)
             g.output = g.apply(P["raise"], exc, loc=self.loc(s))
+            # (An effect: a call of this block, or of a function ending in it, is kept
+            # even where its value is unused.)
+            g.effects.append(g.output)
             return True
         if isinstance(s, ast.Assign):
             value = self.expr(s.value, block)

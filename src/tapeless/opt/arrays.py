@@ -89,6 +89,17 @@ def _unbroadcast_known(ctx: Context, node: Apply) -> Node | None:
     return None
 
 
+@rewrite("broadcast_like")
+def _broadcast_known(ctx: Context, node: Apply) -> Node | None:
+    """Nothing to broadcast when `d` already has `x`'s shape (or both are numbers)."""
+    d, x = node.inputs[1:]
+    kd, kx = kind(d, ctx.facts), kind(x, ctx.facts)
+    if kx in (FLOAT, SCALAR) and kd in (FLOAT, SCALAR):
+        return d
+    sd, sx = shape_of(kd), shape_of(kx)
+    return d if sd is not None and sd == sx else None
+
+
 @rewrite("reduced_count")
 def _reduced_count_known(ctx: Context, node: Apply) -> Node | None:
     """How many elements a reduction over constant axes of a value of known shape adds."""

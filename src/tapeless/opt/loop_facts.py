@@ -100,6 +100,8 @@ class LoopFacts:
     questions ("is this never ZERO?", "is this always a float?")."""
 
     def __init__(self, root: Graph, graphs: list[Graph] | None = None):
+        # (The compiled function: its arguments are values its caller passed.)
+        self.root = root
         self.state_of: dict[int, tuple[LoopInfo, int]] = {}
         self.index_of: dict[int, LoopInfo] = {}
         self.loops: list[LoopInfo] = []

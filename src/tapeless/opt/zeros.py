@@ -48,6 +48,12 @@ def _never_zero(node: Node, facts: LoopFacts | None, assumed: Assumed | None,
         return False
     assumed = set() if assumed is None else assumed
     if isinstance(node, Parameter):
+        if facts is not None and node.graph is facts.root:
+            # An argument of the compiled function is what its caller passed: a number
+            # or an array is never ZERO (a tangent given to `tl.jvp`).
+            k = kind(node, facts)
+            if k in (FLOAT, INT, SCALAR) or shape_of(k) is not None:
+                return True
         return facts is not None and facts.inductive(
             node, lambda n, a: never_zero(n, facts, a, depth + 1), assumed)
     if is_switch_call(node):  # a value-`if`: each branch's value
@@ -71,6 +77,9 @@ def _never_zero(node: Node, facts: LoopFacts | None, assumed: Assumed | None,
             isinstance(node.inputs[2], Constant) and type(node.inputs[2].value) is slice)):
         # A slice of a value (a list, a tuple, an array) that is not ZERO.
         return never_zero(node.inputs[1], facts, assumed, depth + 1)
+    if p.name == "getattr" and isinstance(node.inputs[2], Constant) and \
+            node.inputs[2].value == "T" and shape_of(kind(node.inputs[1], facts)) is not None:
+        return never_zero(node.inputs[1], facts, assumed, depth + 1)  # an array's transpose
     if p.name == "getitem" and shape_of(kind(node.inputs[1], facts)) is not None:
         return never_zero(node.inputs[1], facts, assumed, depth + 1)  # a part of an array
     if p.name == "gadd":
@@ -93,7 +102,38 @@ def _materializes(k: Kind | None) -> bool:
 
 @rewrite("sens_of")
 def _sens_of_nonzero(ctx: Context, node: Apply) -> Node | None:
-    return node.inputs[1] if never_zero(node.inputs[1], ctx.facts) else None
+    d = node.inputs[1]
+    return d if never_zero(d, ctx.facts) or _argument_value(ctx, d) else None
+
+
+def _argument_value(ctx: Context, node: Node) -> bool:
+    """Whether `node` is an argument of the compiled function with a number or array
+    kind (a value its caller passed: a tangent given to `tl.jvp`), or sensitivity
+    plumbing of one: never ZERO."""
+    p = prim_of(node)
+    if p is not None and p.zero_preserving:
+        assert isinstance(node, Apply)
+        return _argument_value(ctx, node.inputs[1])
+    k = kind(node, ctx.facts)
+    return isinstance(node, Parameter) and node.graph is ctx.root and \
+        (k in (FLOAT, INT, SCALAR) or shape_of(k) is not None)
+
+
+@rewrite("from_structure")
+def _from_structure_of_value(ctx: Context, node: Apply) -> Node | None:
+    """A number or an array is its own sensitivity form."""
+    x = node.inputs[1]
+    k = kind(x, ctx.facts)
+    return x if k in (FLOAT, INT, SCALAR) or shape_of(k) is not None else None
+
+
+@rewrite("dense")
+def _dense_value(ctx: Context, node: Apply) -> Node | None:
+    """A tangent that is a number or an array, surely not ZERO, is dense already."""
+    d = node.inputs[1]
+    k = kind(d, ctx.facts)
+    numeric = k in (FLOAT, INT, SCALAR) or shape_of(k) is not None
+    return d if numeric and (never_zero(d, ctx.facts) or _argument_value(ctx, d)) else None
 
 
 def _zeros_of(node: Node, facts: LoopFacts | None) -> TypeGuard[Apply]:
@@ -159,7 +199,8 @@ def _gadd_zero(ctx: Context, node: Apply) -> Node | None:
         return a
     ka = kind(a, ctx.facts)
     if ka is not None and ka == kind(b, ctx.facts) and (ka == FLOAT or shape_of(ka) is not None) \
-            and never_zero(a, ctx.facts) and never_zero(b, ctx.facts):
+            and (never_zero(a, ctx.facts) or _argument_value(ctx, a)) and \
+            (never_zero(b, ctx.facts) or _argument_value(ctx, b)):
         return node.graph.apply(P["add"], a, b, loc=node.loc, name=node.name)
     return None
 
@@ -167,7 +208,8 @@ def _gadd_zero(ctx: Context, node: Apply) -> Node | None:
 @rewrite("is_", "is_not")
 def _is_zero(ctx: Context, node: Apply) -> Node | None:
     a, b = node.inputs[1:]
-    if isinstance(b, Constant) and b.value is ZERO and never_zero(a, ctx.facts):
+    if isinstance(b, Constant) and b.value is ZERO and (
+            never_zero(a, ctx.facts) or _argument_value(ctx, a)):
         return Constant(is_prim(node, "is_not"))
     return None
 

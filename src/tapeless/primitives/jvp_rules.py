@@ -277,7 +277,7 @@ def _replaced_tangent(t_like, names, t_values):
 @jvp("add")
 def _add(a, b):
     y = a + b
-    return y, lambda t: _add_part(t, ZERO, a, b, y), lambda t: _add_part(ZERO, t, a, b, y)
+    return y, lambda t: _add_left(t, a, b, y), lambda t: _add_right(t, a, b, y)
 
 
 @jvp("np.add")
@@ -286,10 +286,16 @@ def _np_add(x1, x2):
     return y, lambda t: broadcast_like(t, y), lambda t: broadcast_like(t, y)
 
 
-def _add_part(ta, tb, a, b, y):
+def _add_left(t, a, b, y):
     if isinstance(a, (tuple, list)):  # (a concatenation)
-        return dense(ta, a) + dense(tb, b)
-    return broadcast_like(ta if tb is ZERO else tb, y)
+        return dense(t, a) + dense(ZERO, b)
+    return broadcast_like(t, y)
+
+
+def _add_right(t, a, b, y):
+    if isinstance(a, (tuple, list)):
+        return dense(ZERO, a) + dense(t, b)
+    return broadcast_like(t, y)
 
 
 @jvp("sub", "np.subtract")
@@ -440,9 +446,10 @@ def _copysign(x, y):
 
 @jvp("math.log")
 def _math_log(x, base):
-    y = math.log(x, *base)
-    return y, lambda t: t / (x * math.log(base[0])) if len(base) else t / x, \
-        lambda t: -sens_index(t, 0) * y / (base[0] * math.log(base[0]))
+    y = math.log(x) if len(base) == 0 else math.log(x, base[0])
+    lb = 1.0 if len(base) == 0 else math.log(base[0])
+    return y, lambda t: t / (x * lb), \
+        lambda t: 0.0 if len(base) == 0 else -sens_index(t, 0) * y / (base[0] * lb)
 
 
 @jvp("math.hypot")
