@@ -104,9 +104,9 @@ def jvp(fun: Callable[..., Any], primals: tuple | list,
     if type(primals) is tuple and type(tangents) is tuple and jf._simple and \
             len(primals) == len(tangents) == jf._nparams:
         # (Checked once per signature: one that describes every leaf's type and shape.)
-        args = primals + tangents
-        if tuple(map(_signature, args)) in jf.checked:
-            fast: tuple[Any, Any] = jf(*args)
+        both = primals + tangents
+        if tuple(map(_signature, both)) in jf.checked:
+            fast: tuple[Any, Any] = jf(*both)
             return fast
     name = python_function(fun).__qualname__
     if not isinstance(primals, (tuple, list)) or not isinstance(tangents, (tuple, list)):

@@ -203,11 +203,12 @@ class FTransform:
         tans = [self.tangent(a) for a in args]
         if is_constant_graph(callee):
             g = callee.value
-            fcallee: Node = Constant(self.graph(g), callee.loc)
+            fgraph = self.graph(g)
+            fcallee: Node = Constant(fgraph, callee.loc)
             if is_internal(g.loc) and g.custom is None and not is_recursive(g):
                 # A helper of a rule (`_matmul_back`): copied in place, like the rule, so
                 # that each copy is simplified for its own arguments' kinds.
-                out, effects = inline_body(fcallee.value, fg, [*vals, *tans], loc=node.loc)
+                out, effects = inline_body(fgraph, fg, [*vals, *tans], loc=node.loc)
                 self._set(node, *self._pair(out, fg, node))
                 return effects
             call = fg.apply(fcallee, *vals, *tans, loc=node.loc)
