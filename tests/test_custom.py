@@ -175,3 +175,76 @@ def no_rule(x):
 def test_a_custom_function_without_its_rule_is_refused() -> None:
     with pytest.raises(tl.CompileError, match="call no_rule.defjvp"):
         tl.grad(no_rule)(1.0)
+
+
+# --- tl.checkpoint ---------------------------------------------------------------------
+
+
+@tl.checkpoint
+def block(w, h):
+    for _ in range(3):
+        h = np.tanh(h @ w)
+    return h
+
+
+def checkpointed_loss(w, x):
+    return np.sum(block(w, block(w, x)) ** 2)
+
+
+def plain_loss(w, x):
+    h = x
+    for _ in range(6):
+        h = np.tanh(h @ w)
+    return np.sum(h ** 2)
+
+
+def test_checkpoint_gives_the_same_derivatives_in_every_mode(optimize: str) -> None:
+    rng = np.random.default_rng(3)
+    w, x, v = rng.normal(size=(4, 4)) * 0.5, rng.normal(size=(3, 4)), rng.normal(size=(4, 4))
+    np.testing.assert_allclose(tl.grad(checkpointed_loss)(w, x), tl.grad(plain_loss)(w, x),
+                               rtol=1e-12)
+    np.testing.assert_allclose(tl.jvp(tl.grad(checkpointed_loss), (w, x), (v, 0 * x))[1],
+                               tl.jvp(tl.grad(plain_loss), (w, x), (v, 0 * x))[1], rtol=1e-10)
+    np.testing.assert_allclose(
+        tl.grad(lambda u: np.sum(tl.grad(checkpointed_loss)(u, x) * v))(w),
+        tl.grad(lambda u: np.sum(tl.grad(plain_loss)(u, x) * v))(w), rtol=1e-10)
+    assert tl.jvp(checkpointed_loss, (w, x), (v, 0 * x))[1] == pytest.approx(
+        tl.jvp(plain_loss, (w, x), (v, 0 * x))[1], rel=1e-12)
+
+
+def test_checkpoint_recomputes_instead_of_saving() -> None:
+    rng = np.random.default_rng(4)
+    w, x = rng.normal(size=(4, 4)) * 0.5, rng.normal(size=(3, 4))
+    source = tl.grad(checkpointed_loss).source_for(w, x)
+    head = source.split("\ndef ")[0]
+    # The forward pass runs the blocks as plain loops, saving nothing; the backward pass
+    # runs their derivative again.
+    assert "stack" not in head and "J_block(" in head
+
+
+@tl.checkpoint
+def noisy(x):
+    print("side effect")
+    return x * 2.0
+
+
+def test_checkpoint_refuses_effects() -> None:
+    with pytest.raises(tl.CompileError, match="print, which the backward pass would run"):
+        tl.grad(noisy)(1.0)
+
+
+def test_checkpoint_policies() -> None:
+    with pytest.raises(tl.CompileError, match="unknown policy"):
+        tl.checkpoint(plain_loss, policy="dots")
+    saved = tl.checkpoint(plain_loss, policy="everything")
+    x = np.ones((2, 4))
+    w = np.eye(4) * 0.3
+    np.testing.assert_allclose(tl.grad(saved)(w, x), tl.grad(plain_loss)(w, x), rtol=1e-12)
+
+
+def test_linearize() -> None:
+    x = np.array([0.3, -0.2])
+    out, f_jvp = tl.linearize(lambda v: np.sin(v) * v, x)
+    np.testing.assert_allclose(out, np.sin(x) * x)
+    for t in (np.array([1.0, 0.0]), np.array([0.5, 2.0])):
+        np.testing.assert_allclose(f_jvp(t), (np.cos(x) * x + np.sin(x)) * t, rtol=1e-12)

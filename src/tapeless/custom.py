@@ -40,7 +40,7 @@ class _Custom:
     def _missing(self) -> str:
         raise NotImplementedError
 
-    def _rule(self, fun: Graph) -> CustomRule:
+    def _rule(self, fun: Graph) -> CustomRule | None:
         raise NotImplementedError
 
     def custom_graph(self) -> Graph:
@@ -144,6 +144,45 @@ class custom_vjp(_Custom):  # noqa: N801 (JAX's name)
                           nondiff=self.nondiff_argnums)
 
 
+class checkpoint(_Custom):  # noqa: N801 (JAX's name)
+    """`tl.checkpoint(f)` (`jax.checkpoint`): reverse mode does not save `f`'s
+    intermediate values for the backward pass; it saves `f`'s arguments and runs `f`
+    again (differentiated) when the backward pass reaches it: less memory, one more
+    forward pass. `policy`: None (save nothing inside `f`, the default) or
+    `"everything"` (save as usual: no checkpoint). Forward mode saves nothing anyway.
+
+    A checkpointed function must not print or draw random numbers (running it again
+    would repeat them): it is refused with a located error."""
+
+    kind = "checkpoint"
+    POLICIES = (None, "nothing", "everything")
+
+    def __init__(self, fun: Callable[..., Any], policy: str | None = None):
+        super().__init__(fun, ())
+        if policy not in self.POLICIES:
+            raise CompileError(f"tl.checkpoint: unknown policy {policy!r}; use None (save "
+                               "nothing, the default) or 'everything'")
+        self.policy = policy
+
+    def _missing(self) -> str:
+        return ""
+
+    def _rule(self, fun: Graph) -> CustomRule | None:
+        from .ir.nodes import graph_nodes, prim_of, reachable_graphs
+
+        if self.policy == "everything":
+            return None
+        for h in reachable_graphs(fun):
+            for n in graph_nodes(h):
+                p = prim_of(n)
+                if p is not None and p.effect and not p.statement and not p.loop and \
+                        p.name not in ("call_value", "call_star"):
+                    raise CompileError(f"{n.loc}: tl.checkpoint of {self.fun.__qualname__}: "
+                                       f"it calls {p.name}, which the backward pass would "
+                                       "run again; move it out of the checkpointed function")
+        return CustomRule("checkpoint", fun)
+
+
 # Passed to a transformed function, a function with rules is bound by identity, like a
 # Python function (`tapeless.api.BOUND_TYPES`): derivative code calls its rules.
-BOUND_TYPES.update({custom_jvp, custom_vjp})
+BOUND_TYPES.update({custom_jvp, custom_vjp, checkpoint})

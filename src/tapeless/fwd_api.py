@@ -22,7 +22,7 @@ from .grad_api import GradFunction, _integer_leaf, _shows_no_integer
 from .ir.nodes import Graph
 from .runtime import stop_gradient, tree_leaves, tree_unflatten
 
-__all__ = ["hessian", "jacfwd", "jacrev", "jvp", "stop_gradient"]
+__all__ = ["hessian", "jacfwd", "jacrev", "jvp", "linearize", "stop_gradient"]
 
 
 class JvpFunction(Transformed):
@@ -143,6 +143,21 @@ def _complete(sig: Any) -> bool:
     if isinstance(head, type) and type(rest) is tuple:  # a tuple, list or record
         return all(_complete(s) for s in rest)
     return False
+
+
+@_api
+def linearize(fun: Callable[..., Any], *primals: Any) -> tuple[Any, Callable[..., Any]]:
+    """`(fun(*primals), f_jvp)` where `f_jvp(*tangents)` is the Jacobian-vector product at
+    `primals` (JAX's `linearize`). Unlike JAX's, `f_jvp` runs the forward-mode program
+    again, primal included, on each call (tapeless does not partially evaluate it yet):
+    it costs what `tl.jvp` costs."""
+    zeros = tuple(_zero_tangent(p) for p in primals)
+    out, _ = jvp(fun, primals, zeros)
+
+    def f_jvp(*tangents: Any) -> Any:
+        return jvp(fun, primals, tangents)[1]
+
+    return out, f_jvp
 
 
 def _bind_tangents(f: Callable[..., Any], tangents: tuple, args: list[Any]) -> list[Any]:

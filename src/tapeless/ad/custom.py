@@ -128,6 +128,13 @@ def jvp_reverse(fun, j_along, xs, diff, nondiff):
     return y, back
 
 
+def checkpoint_reverse(fun, j_fun, xs):
+    # (j_fun: J of the function; run again in the backward pass, which saves nothing
+    # from the forward pass but the arguments)
+    y = fun(*xs)
+    return y, lambda c: j_fun(*xs)[1](c)
+
+
 # --- forward mode (F): (value, tangent) ------------------------------------------------------
 
 

@@ -110,7 +110,8 @@ class FTransform:
             raise
 
     def _graph(self, g: Graph) -> Graph:
-        if g.custom is not None:
+        if g.custom is not None and g.custom.kind != "checkpoint":
+            # (A checkpoint saves nothing in forward mode anyway: F of its body.)
             return self._custom(g)
         parent = self.graphs.get(g.parent.id, self.parent) if g.parent is not None else \
             self.parent

@@ -179,6 +179,10 @@ class JTransform:
         params = [jg.add_parameter(p.name, p.loc) for p in g.parameters]
         xs = jg.apply(P["make_tuple"], *params)
         diff = tuple(i for i in range(len(params)) if i not in rule.nondiff)
+        if rule.kind == "checkpoint":
+            jg.output, jg.effects = inline_body(custom.prepared(custom.checkpoint_reverse), jg, [
+                Constant(rule.fun), Constant(self.graph(rule.fun)), xs], loc=g.loc)
+            return jg
         if rule.kind == "vjp":
             helper, first = custom.vjp_reverse, [Constant(rule.fwd), Constant(rule.bwd)]
         else:

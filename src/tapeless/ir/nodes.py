@@ -93,7 +93,9 @@ class CustomRule:
     `kind` "jvp" (with `rule(*nondiff, primals, tangents) -> (out, tangent)`) or "vjp"
     (with `fwd(*args) -> (out, residuals)` and `bwd(*nondiff, residuals, cotangent) ->
     cotangents`); `nondiff` the positions of the arguments without derivatives. AD uses
-    them instead of the function's body (`fun`), in every mode and order."""
+    them instead of the function's body (`fun`), in every mode and order. Kind
+    "checkpoint" (`tl.checkpoint`): reverse mode runs `fun`'s J again in the backward
+    pass instead of saving its values."""
 
     kind: str
     fun: Graph
