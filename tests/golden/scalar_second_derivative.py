@@ -29,7 +29,7 @@ def grad_grad_branchy(x, y):
                 d_d_x_1 = _t_13[0]
                 _t_14 = _rt.sens_of(d_d_x_1, d_x)
                 d_d_y_1 = _t_13[1]
-                d_d_z = _rt.gadd(-_rt.sens_of(_rt.broadcast_like(d_d_y_1, _t_11), _t_11), _rt.broadcast_like(_t_14 * y_1, _t_10))
+                d_d_z = -_rt.sens_of(_rt.broadcast_like(d_d_y_1, _t_11), _t_11) + _t_14 * y_1
                 return (_rt.ZERO, _t_14 * _t_10, _rt.ZERO), d_d_z
             return ((d_x, _t_11),), B_B_if_false
         _t_1, _t_2 = (z_1, J_B_if_false), (z_1, y_1)
@@ -41,31 +41,30 @@ def grad_grad_branchy(x, y):
     _t_17 = _t_16[0]
     _t_18 = (((_rt.ZERO, _t_17, _rt.ZERO), ()) if _t else ((_rt.ZERO, _rt.ZERO, _t_17), ()))[0]
     _t_19 = _t_18[1]
-    _t_20 = _rt.from_structure(1.0)
-    _t_21 = _rt.gadd(_rt.tuple_sens(_rt.ZERO, 1, _t_19), _rt.tuple_sens(_t_20, 0, _t_19))
-    _t_22 = _t_18[2]
-    _t_23 = _rt.gadd(_rt.tuple_sens(_rt.ZERO, 1, _t_22), _rt.tuple_sens(_t_20, 0, _t_22))
-    _t_24 = (((_t_21,),) if _t else ((_t_23,),))[0]
-    _t_25 = (_rt.ZERO, _t_24, _rt.ZERO) if _t else (_rt.ZERO, _rt.ZERO, _t_24)
-    _t_26 = _t_15[1](_rt.tuple_sens(_rt.gadd(_t_25[1][0], _t_25[2][0]), 0, _t_16))
-    _t_27 = _t_26[0]
-    d_d_z_1 = _t_26[1]
-    _t_28 = _rt.sens_of(_rt.broadcast_like(d_d_z_1, z_2), z_2)
-    d_z_3 = _t_28 + _t_28
+    _t_20 = _rt.gadd(_rt.tuple_sens(_rt.ZERO, 1, _t_19), _rt.tuple_sens(1.0, 0, _t_19))
+    _t_21 = _t_18[2]
+    _t_22 = _rt.gadd(_rt.tuple_sens(_rt.ZERO, 1, _t_21), _rt.tuple_sens(1.0, 0, _t_21))
+    _t_23 = (((_t_20,),) if _t else ((_t_22,),))[0]
+    _t_24 = (_rt.ZERO, _t_23, _rt.ZERO) if _t else (_rt.ZERO, _rt.ZERO, _t_23)
+    _t_25 = _t_15[1](_rt.tuple_sens(_rt.gadd(_t_24[1][0], _t_24[2][0]), 0, _t_16))
+    _t_26 = _t_25[0]
+    d_d_z_1 = _t_25[1]
+    _t_27 = _rt.sens_of(_rt.broadcast_like(d_d_z_1, z_2), z_2)
+    d_z_3 = _t_27 + _t_27
     if _t:
-        d_z_4 = _rt.gadd(d_z_3, _t_27[1])
-        d_x_1 = _rt.gadd(_t_27[0], d_z_4 * y)
-        d_y = _rt.gadd(_t_27[2], d_z_4 * x)
-        _t_29 = d_x_1, d_y
+        d_z_4 = _rt.gadd(d_z_3, _t_26[1])
+        d_x_1 = _rt.gadd(_t_26[0], d_z_4 * y)
+        d_y = _rt.gadd(_t_26[2], d_z_4 * x)
+        _t_28 = d_x_1, d_y
     else:
-        d_z_5 = _rt.gadd(d_z_3, _t_27[0])
-        d_y_1 = _rt.gadd(_t_27[1], d_z_5)
+        d_z_5 = _rt.gadd(d_z_3, _t_26[0])
+        d_y_1 = _rt.gadd(_t_26[1], d_z_5)
         y_2 = _t_2[1]
         d_x_2 = d_y_1 * y_2
-        d_y_2 = _rt.gadd(_t_27[2], -d_z_5)
-        _t_29 = d_x_2, d_y_2
-    _t_30 = (((_t_29[0], _t_29[1]),) if _t else ((_t_29[0], _t_29[1]),))[0]
-    _t_31 = (_rt.ZERO, _t_30, _rt.ZERO) if _t else (_rt.ZERO, _rt.ZERO, _t_30)
-    d_x_3 = _rt.gadd(_t_31[1][0], _t_31[2][0])
+        d_y_2 = _rt.gadd(_t_26[2], -d_z_5)
+        _t_28 = d_x_2, d_y_2
+    _t_29 = (((_t_28[0], _t_28[1]),) if _t else ((_t_28[0], _t_28[1]),))[0]
+    _t_30 = (_rt.ZERO, _t_29, _rt.ZERO) if _t else (_rt.ZERO, _rt.ZERO, _t_29)
+    d_x_3 = _rt.gadd(_t_30[1][0], _t_30[2][0])
     return _rt.to_structure(d_x_3, x)
 
