@@ -1270,3 +1270,24 @@ for _names, _rule in ((("matmul", "np.matmul"), _matmul_kind),
                       (("np.squeeze", "method.squeeze"), _squeeze_kind)):
     for _name in _names:
         PRIMITIVES[_name].abstract_eval = _or_declared(_rule, PRIMITIVES[_name])
+
+
+# In-place updates (`primitives/update_ops.py`): an updated array keeps its kind, and
+# the sensitivities of an update have those of the values they belong to.
+def _update_kind(args: list, inputs: list) -> Kind | None:
+    return args[0] if isinstance(args[0], ArrayKind) else None
+
+
+def _update_value_kind(args: list, inputs: list) -> Kind | None:
+    if args[2] == FLOAT or (dtype_of(args[2]) == "f8" and dtype_of(args[0]) == "f8"):
+        return args[2]
+    return None
+
+
+PRIMITIVES["index_update"].abstract_eval = _update_kind
+PRIMITIVES["index_add"].abstract_eval = _update_kind
+PRIMITIVES["update_rest_sens"].abstract_eval = \
+    lambda args, inputs: args[0] if dtype_of(args[0]) == "f8" else None
+PRIMITIVES["update_value_sens"].abstract_eval = _update_value_kind
+PRIMITIVES["update_value_scatter"].abstract_eval = \
+    lambda args, inputs: args[1] if dtype_of(args[1]) == "f8" else None

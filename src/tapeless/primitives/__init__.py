@@ -11,6 +11,7 @@ from . import (  # noqa: F401
     rules_numpy,
     rules_scipy,
     scipy_ops,
+    update_ops,
 )
 from .registry import ATTRIBUTES, BY_CALLABLE, METHODS, PRIMITIVES, Primitive, lookup_callable
 
