@@ -1296,3 +1296,47 @@ def list_extend(lst: Any, items: Any) -> Any:
     if not isinstance(lst, list):
         raise AttributeError(f"'{type(lst).__name__}' object has no attribute 'extend'")
     return [*lst, *items]
+
+
+# --- `f(**kwargs)` with keys known at run time only -------------------------------------
+
+
+class _NoDefault:
+    """The default of a parameter that has none (`kwarg_or`)."""
+
+    def __repr__(self) -> str:
+        return "NO_DEFAULT"
+
+    def __reduce__(self) -> str:
+        return "NO_DEFAULT"
+
+
+NO_DEFAULT = _NoDefault()
+
+
+def kwarg_or(kwargs: dict, name: str, default: Any, fname: str) -> Any:
+    """The argument `name` from the dict spread into a call (`f(**kwargs)`), else the
+    parameter's default; a TypeError, as Python's, where it has none."""
+    if name in kwargs:
+        return kwargs[name]
+    if default is NO_DEFAULT:
+        raise TypeError(f"{fname}() missing 1 required argument: '{name}'")
+    return default
+
+
+def dict_without(d: dict, names: tuple) -> dict:
+    """The items of `d` whose keys are not in `names` (what `**rest` receives)."""
+    return {k: v for k, v in d.items() if k not in names}
+
+
+def check_kwargs(kwargs: Any, bound: tuple, accepted: tuple, rest: bool, fname: str) -> None:
+    """Python's errors for the dict spread into a call: a key that names a parameter
+    already given, or one the function does not accept (unless it has `**rest`)."""
+    if not isinstance(kwargs, dict):
+        raise TypeError(f"{fname}() argument after ** must be a mapping, not "
+                        f"{type(kwargs).__name__}")
+    for key in kwargs:
+        if key in bound:
+            raise TypeError(f"{fname}() got multiple values for argument '{key}'")
+        if not rest and key not in accepted:
+            raise TypeError(f"{fname}() got an unexpected keyword argument '{key}'")

@@ -121,6 +121,8 @@ class Ownership:
     # Loop state parameters whose updates were allowed because the initial value is
     # owned: (parameter, variable, node of the update) -> checked at the loop's end.
     assumed: list[tuple[Parameter, str, object]] = field(default_factory=list)
+    # The `**kwargs` parameters: a new dict at each call.
+    fresh_params: set[Parameter] = field(default_factory=set)
 
     def owned(self, node: Node, seen: frozenset[int] = frozenset(),
               params: list[Parameter] | None = None) -> bool:
@@ -132,7 +134,7 @@ class Ownership:
         if isinstance(node, Parameter):
             init = self.param_init.get(node)
             if init is None:
-                return False
+                return node in self.fresh_params
             if params is not None:
                 params.append(node)
             return self.owned(init, seen, params)

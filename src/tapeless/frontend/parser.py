@@ -118,9 +118,6 @@ class Compiler(UpdateMixin, ExpressionMixin):
                   parent_block: Block | None, parent_scope: Scope | None,
                   defaults: list[Node], kwdefaults: dict[str, Node]) -> Graph:
         args = node.args
-        if args.kwarg is not None:
-            raise self.error("`**kwargs` parameters are not supported", args.kwarg,
-                             "name each keyword parameter explicitly")
         body: list[ast.stmt] = node.body if isinstance(node, ast.FunctionDef) else [
             ast.Return(value=node.body, lineno=node.body.lineno,
                        col_offset=node.body.col_offset)]
@@ -146,6 +143,13 @@ class Compiler(UpdateMixin, ExpressionMixin):
             p = graph.add_parameter(a.arg, self.loc(a))
             block.vars[a.arg] = p
             specs.append(ParamSpec(a.arg, "kwonly", kwdefaults.get(a.arg)))
+        if args.kwarg is not None:
+            # `**name`: a dict of the other keyword arguments (empty by default), new at
+            # each call, so the function owns it.
+            p = graph.add_parameter(args.kwarg.arg, self.loc(args.kwarg))
+            block.vars[args.kwarg.arg] = p
+            specs.append(ParamSpec(args.kwarg.arg, "varkw", Constant({})))
+            self.ownership.fresh_params.add(p)
         graph.signature = specs
         self._body(body, block, FUNCTION)
         return graph

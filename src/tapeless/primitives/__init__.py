@@ -5,6 +5,7 @@ its signature, implementation, emission and derivative rule."""
 from . import (  # noqa: F401
     ad_ops,
     core,
+    keyword_ops,
     numpy_ops,
     rules_arrays,
     rules_core,
