@@ -1161,6 +1161,7 @@ def index_update(x: Any, index: Any, value: Any) -> Any:
     """`x[index] = value` as a value: a copy of `x` with the item(s) replaced."""
     import numpy as np
 
+    out: Any
     if isinstance(x, np.ndarray):
         out = x.copy(order="K")
     elif isinstance(x, (list, dict)):
@@ -1229,13 +1230,13 @@ def update_rest_sens(d: Any, index: Any) -> Any:
     if isinstance(d, dict):
         return {k: v for k, v in d.items() if k != index}
     if isinstance(d, (list, tuple)):
-        out = list(d)
+        items = list(d)
         if isinstance(index, slice):
-            for j in range(*index.indices(len(out))):
-                out[j] = ZERO
+            for j in range(*index.indices(len(items))):
+                items[j] = ZERO
         else:
-            out[index] = ZERO
-        return out if isinstance(d, list) else tuple(out)
+            items[index] = ZERO
+        return items if isinstance(d, list) else tuple(items)
     out = np.array(d)
     if out.dtype.kind not in "fc":
         out = out.astype(np.float64)

@@ -571,9 +571,9 @@ class ExpressionMixin:
                 bound.append(self._pack(remaining, at, block) if remaining else Constant(()))
                 remaining = []
             elif spec.kind == "varkw":
-                rest = block.graph.apply(P["make_dict"], Constant(tuple(kwargs)),
-                                         self._pack(list(kwargs.values()), at, block),
-                                         loc=self.loc(at))
+                rest: Node = block.graph.apply(P["make_dict"], Constant(tuple(kwargs)),
+                                               self._pack(list(kwargs.values()), at, block),
+                                               loc=self.loc(at))
                 if spread:
                     rest = self._spread_rest(graph, spread, rest, at, block)
                 bound.append(rest)

@@ -149,13 +149,13 @@ class Ownership:
             source = node.inputs[1]
             loop = _loop_parts(source)
             if loop is not None:
-                body, init = loop
-                found = slots(body.output, k.value)
-                return found is not None and k.value < len(init) and \
-                    self.owned(init[k.value], seen, params) and \
-                    all(self.owned(s, seen, params) for s in found)
-            found = slots(source, k.value) if _switch_call(source) is not None else None
-            return found is not None and all(self.owned(s, seen, params) for s in found)
+                body, start = loop
+                exits = slots(body.output, k.value)
+                return exits is not None and k.value < len(start) and \
+                    self.owned(start[k.value], seen, params) and \
+                    all(self.owned(s, seen, params) for s in exits)
+            joined = slots(source, k.value) if _switch_call(source) is not None else None
+            return joined is not None and all(self.owned(s, seen, params) for s in joined)
         sw = _switch_call(node)
         if sw is not None:
             outs = _branch_outputs(sw)
@@ -218,7 +218,7 @@ class Ownership:
             if isinstance(k, Constant) and isinstance(k.value, int):
                 source = node.inputs[1]
                 loop = _loop_parts(source)
-                found = None
+                found: list[Node] | None = None
                 if loop is not None:
                     found = slots(loop[0].output, k.value)
                     if found is not None and k.value < len(loop[1]):

@@ -26,9 +26,9 @@ from ..runtime import UNBOUND
 from .expressions import ExpressionMixin
 from .guards import MISSING, Entry, Recorder, current
 from .mutation import Ownership, mutated_name
-from .updates import UpdateMixin
 from .scopes import Block, LoopContext, ParamSpec, Scope
 from .source import FunctionSource, ScopeInfo, analyze_scope, function_source, param_names, unwrap
+from .updates import UpdateMixin
 
 P = PRIMITIVES
 BRK, RET, RETVAL, IDX = "#break", "#return", "#retval", "#index"

@@ -96,7 +96,7 @@ class UpdateMixin:
         if func.attr == "update":
             if len(call.args) > 1:
                 raise self.error(f"{what} takes at most one positional argument", call)
-            parts = []
+            parts: list[Node] = []
             if call.args:
                 parts.append(g.apply(P["dict"], g.apply(P["make_tuple"],
                                                         self.expr(call.args[0], block)),
@@ -158,7 +158,7 @@ class UpdateMixin:
         params: list[Parameter] = []
         if not own.owned(node, params=params):
             if isinstance(node, Parameter) and node not in own.param_init and \
-                    node.graph.signature is not None:
+                    node.graph is not None and node.graph.signature is not None:
                 raise self.error(f"{what} changes the argument '{name}' in place, which the "
                                  "caller would see; tapeless compiles updates as new values",
                                  at, _copy_hint(name))
@@ -246,11 +246,11 @@ class UpdateMixin:
 def _made_by_numpy(node: Node) -> bool:
     """Whether an owned value is an array a NumPy function made (updates included)."""
     while isinstance(node, Apply) and isinstance(node.inputs[0], Constant):
-        name = getattr(node.inputs[0].value, "name", "")
+        prim = node.inputs[0].value
+        name = getattr(prim, "name", "")
         if name in ("index_update", "index_add"):
             node = node.inputs[1]
             continue
-        prim = node.inputs[0].value
         return name.startswith("np.") or (getattr(prim, "fresh", False) and
                                           allocates(prim) and not name.startswith("list"))
     return False

@@ -1279,8 +1279,9 @@ def _update_kind(args: list, inputs: list) -> Kind | None:
 
 
 def _update_value_kind(args: list, inputs: list) -> Kind | None:
-    if args[2] == FLOAT or (dtype_of(args[2]) == "f8" and dtype_of(args[0]) == "f8"):
-        return args[2]
+    value: Kind | None = args[2]
+    if value == FLOAT or (dtype_of(value) == "f8" and dtype_of(args[0]) == "f8"):
+        return value
     return None
 
 

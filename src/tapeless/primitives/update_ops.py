@@ -24,7 +24,6 @@ from ..runtime import (
 from .registry import Primitive, register, rule
 
 
-
 def _register(name: str, spec: str, **properties: Any) -> Primitive:
     fn = getattr(rt, name)
     return register(Primitive(name, fn, spec, **properties), fn)
