@@ -170,6 +170,37 @@ def list_of_rows(x):
     return np.sum(np.stack(rows) ** 2)
 
 
+def nested_loops_continue(x):
+    m = np.zeros((3, 3))
+    for i in range(3):
+        for j in range(3):
+            if j > i:
+                continue
+            m[i, j] += x * (i + 1) * (j + 1)
+    return np.sum(m ** 2)
+
+
+def returns_from_loop(x):
+    y = np.zeros(4)
+    for i in range(4):
+        y[i] = x * i
+        if i == 2:
+            return np.sum(y ** 2)
+    return 0.0
+
+
+def appends_in_branches(x):
+    out = []
+    i = 0
+    while i < 4:
+        if i % 2 == 0:
+            out.append(x * x * i)
+        else:
+            out.append(-x)
+        i += 1
+    return sum(out) * out[1]
+
+
 VECTOR = np.array([0.7, -0.4, 1.3])
 PROGRAMS = [
     (item_and_slice, (0.8,)),
@@ -192,6 +223,9 @@ PROGRAMS = [
     (rebound_alias, (0.4,)),
     (referenced_after_last_update, (0.4,)),
     (list_of_rows, (VECTOR,)),
+    (nested_loops_continue, (0.5,)),
+    (returns_from_loop, (0.7,)),
+    (appends_in_branches, (0.3,)),
 ]
 IDS = [f"{f.__name__}-{i}" for i, (f, _) in enumerate(PROGRAMS)]
 
@@ -329,6 +363,17 @@ def alias_across_iterations(x):
     return np.sum(prev)
 
 
+def alias_on_continue(x):
+    y = np.zeros(3)
+    keep = np.zeros(3)
+    for i in range(3):
+        if i == 1:
+            keep = y
+            continue
+        y[i] = x
+    return np.sum(keep)
+
+
 def mutates_global(x):
     y = G
     y[0] = x
@@ -370,7 +415,10 @@ REFUSED = [
     (mutates_viewed, "y[0, 1]", r"but 'row' refers to the same object", "copy"),
     (mutates_contained, "y[0] = x", r"but 'box' refers to the same object", "copy"),
     (mutates_captured, "y[0] = x", r"but 'g' refers to the same object", "copy"),
-    (alias_across_iterations, "y[i] = x", r"but 'prev' refers to the same object", "copy"),
+    (alias_across_iterations, "y[i] = x",
+     r"changed in place in the loop, but at the end of an iteration 'prev' refers",
+     r"prev = y\.copy\(\)"),
+    (alias_on_continue, "y[i] = x", r"at the end of an iteration 'keep' refers", "copy"),
     (mutates_global, "y[0] = x", r"may refer to an object this function did not make",
      r"y = y\.copy\(\)"),
     (mutates_item, "a[0] = v", r"may refer to an object this function did not make", "copy"),

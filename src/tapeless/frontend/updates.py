@@ -221,8 +221,16 @@ class UpdateMixin:
                 memo: dict[int, int] = {}
                 for other, value in values.items():
                     if other != name and own.holds(value, target, memo):
-                        raise self._shared_error(f"'{name}' changed in the loop", name,
-                                                 other, at)
+                        holder = f"'{other}'" if not other.startswith("#") else \
+                            "the value returned"
+                        raise self.error(
+                            f"'{name}' is changed in place in the loop, but at the end of "
+                            f"an iteration {holder} refers to the same object (or to a part "
+                            "or a view of it), which CPython would change too in the next "
+                            "iteration; tapeless compiles updates as new values", at,
+                            f"copy where the object is shared (e.g. `{other} = "
+                            f"{name}.copy()`)" if not other.startswith("#")
+                            else _copy_hint(name))
         own.assumed = keep
 
     # --- helpers --------------------------------------------------------------------
