@@ -2158,7 +2158,7 @@ def power_iteration(m):
 # --- in-place updates and **kwargs ----------------------------------------------------
 
 
-@case((V4,), (np.array([0.0, 0.0, 0.0, 0.0]),))
+@case((V4,), (np.array([0.5, 0.25, -0.5, 0.3]),))
 def fills_rows_and_columns(x):
     m = np.zeros((4, 4))
     for i in range(4):
