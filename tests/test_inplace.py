@@ -448,3 +448,41 @@ def test_refused_with_a_located_error(fn, anchor: str, message: str, hint: str) 
 def test_refused_under_grad_too() -> None:
     with pytest.raises(tl.CompileError, match="changes the argument 'a' in place"):
         tl.grad(mutates_argument)(np.zeros(3), 1.0)
+
+
+# --- the optimizer ------------------------------------------------------------------------
+
+
+def test_optimized_updates_assign_in_place() -> None:
+    """Where nothing else can see the array (made by the function, read by no one but
+    the next update), the optimized program assigns into it: filling `hidden` row by
+    row is not T copies of it."""
+    w = np.array([[0.5, -0.3], [0.2, 0.8]])
+    xs = np.array([[0.1, 0.2], [-0.3, 0.5], [0.7, -0.1]])
+    forward = tl.jit(rnn).source_for(w, xs)
+    assert "index_update_inplace(hidden, t, h)" in forward, forward
+    assert "_rt.index_update(" not in forward
+    gradient = tl.grad(rnn).source_for(w, xs)
+    assert "index_update_inplace(" in gradient, gradient
+    straight = tl.jit(item_and_slice).source_for(0.8)
+    assert "index_update(" not in straight.replace("index_update_inplace(", ""), straight
+    # The values (checked against CPython above) do not depend on it.
+    assert tl.jit(rnn)(w, xs) == pytest.approx(rnn(w, xs), rel=1e-13)
+
+
+def test_an_array_read_apart_from_its_update_is_copied() -> None:
+    # `doubled` does not feed the second update: nothing orders its read of `y` before
+    # the write, so that update copies. (`y[1:] = y[:-1]` reads y for the update
+    # itself, which may then write in place: NumPy copies overlapping memory first.)
+    def reads_apart(x):
+        y = np.zeros(3)
+        y[0] = x
+        doubled = y * 2.0
+        y[1] = x
+        y[1:] = y[:-1]
+        return np.sum(doubled) + np.sum(y * np.array([1.0, 2.0, 3.0]))
+
+    source = tl.jit(reads_apart).source_for(0.5)
+    assert "index_update(y, 1, x)" in source, source
+    assert "index_update_inplace(" in source, source
+    assert tl.jit(reads_apart)(0.5) == reads_apart(0.5)

@@ -1341,3 +1341,36 @@ def check_kwargs(kwargs: Any, bound: tuple, accepted: tuple, rest: bool, fname: 
             raise TypeError(f"{fname}() got multiple values for argument '{key}'")
         if not rest and key not in accepted:
             raise TypeError(f"{fname}() got an unexpected keyword argument '{key}'")
+
+
+# The optimizer's forms of the updates where nothing else can see the array
+# (`tapeless.opt.updates`): they assign into it.
+
+
+def index_update_inplace(x: Any, index: Any, value: Any) -> Any:
+    import numpy as np
+
+    if isinstance(x, np.ndarray) and not x.flags.writeable:
+        return index_update(x, index, value)
+    if not isinstance(x, (np.ndarray, list, dict)):
+        raise TypeError(f"'{type(x).__name__}' object does not support item assignment")
+    x[index] = value
+    return x
+
+
+def index_add_inplace(x: Any, index: Any, value: Any) -> Any:
+    import numpy as np
+
+    if isinstance(x, np.ndarray) and not x.flags.writeable:
+        return index_add(x, index, value)
+    np.add.at(x, index, value)
+    return x
+
+
+def update_rest_inplace(d: Any, index: Any) -> Any:
+    import numpy as np
+
+    if isinstance(d, np.ndarray) and d.dtype.kind in "fc" and d.flags.writeable:
+        d[index] = 0
+        return d
+    return update_rest_sens(d, index)

@@ -30,13 +30,9 @@ if TYPE_CHECKING:
 
 P = PRIMITIVES
 
-# Primitives whose result is a new object (beyond those declared `fresh`): NumPy
-# constructors and copies, new containers, the updates themselves.
-_ALLOCATES = {"np.array", "np.empty", "np.zeros_like", "np.ones_like", "np.empty_like",
-              "np.full_like", "np.eye", "np.identity", "np.arange", "np.linspace",
-              "method.copy", "method.astype", "method.flatten", "list", "dict", "sorted",
-              "make_list", "make_dict", "list_map", "list_flatmap", "dict_merge",
-              "index_update", "index_add", "list_append", "list_extend"}
+# Primitives whose result is a new list or dict (a new array: `Primitive.fresh`).
+_NEW_CONTAINERS = {"list", "dict", "sorted", "make_list", "make_dict", "list_map",
+                   "list_flatmap", "dict_merge", "list_append", "list_extend"}
 # Of those, the ones whose result holds its inputs (or their items) by reference.
 _CONTAINERS = {"make_tuple", "make_list", "make_dict", "list_map", "list_flatmap",
                "dict_merge", "index_update", "list_append", "list_extend", "list", "dict",
@@ -56,7 +52,7 @@ def _prim(node: Node) -> Primitive | None:
 
 
 def allocates(prim: Primitive) -> bool:
-    return prim.fresh or prim.name in _ALLOCATES or prim.reduction is not None
+    return prim.fresh or prim.name in _NEW_CONTAINERS or prim.reduction is not None
 
 
 def _switch_call(node: Node) -> Apply | None:

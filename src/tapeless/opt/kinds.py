@@ -1287,6 +1287,8 @@ def _update_value_kind(args: list, inputs: list) -> Kind | None:
 
 PRIMITIVES["index_update"].abstract_eval = _update_kind
 PRIMITIVES["index_add"].abstract_eval = _update_kind
+PRIMITIVES["index_update_inplace"].abstract_eval = _update_kind
+PRIMITIVES["index_add_inplace"].abstract_eval = _update_kind
 PRIMITIVES["update_rest_sens"].abstract_eval = \
     lambda args, inputs: args[0] if dtype_of(args[0]) == "f8" else None
 PRIMITIVES["update_value_sens"].abstract_eval = _update_value_kind

@@ -31,7 +31,8 @@ def _register(name: str, spec: str, **properties: Any) -> Primitive:
 
 _register("index_update", "x, index, value", fresh=True, pure=True, passes_on=True)
 _register("index_add", "x, index, value", fresh=True, pure=True)
-_register("update_rest_sens", "d, index", zero_preserving=True, accepts_zero=True, pure=True)
+_register("update_rest_sens", "d, index", zero_preserving=True, accepts_zero=True, pure=True,
+          fresh=True)
 _register("update_value_sens", "d, index, value, add", zero_preserving=True,
           accepts_zero=True, pure=True)
 _register("update_value_scatter", "dd, like, index, value, add", zero_preserving=True,
@@ -92,3 +93,10 @@ def _list_extend(lst, items):
         return d[:n], (tuple(rest) if isinstance(items, tuple) else rest)
 
     return list_extend(lst, items), back
+
+
+# Their in-place forms, which only the optimizer makes, where nothing else can see the
+# array (`tapeless.opt.updates`).
+_register("index_update_inplace", "x, index, value", differentiable=False)
+_register("index_add_inplace", "x, index, value", differentiable=False)
+_register("update_rest_inplace", "d, index", differentiable=False)
