@@ -201,6 +201,25 @@ def appends_in_branches(x):
     return sum(out) * out[1]
 
 
+def _buffer(n):
+    return np.zeros((n, 2))
+
+
+def _pick(n, c):
+    if c:
+        return np.ones(n)
+    return np.zeros(n)
+
+
+def made_by_a_helper(x):
+    h = _buffer(3)
+    h[0] = x
+    h[2, 1] += x * x
+    v = _pick(2, x > 0)
+    v[1] = np.sin(x)
+    return np.sum(h ** 2) + np.sum(v * h[0])
+
+
 VECTOR = np.array([0.7, -0.4, 1.3])
 PROGRAMS = [
     (item_and_slice, (0.8,)),
@@ -226,6 +245,8 @@ PROGRAMS = [
     (nested_loops_continue, (0.5,)),
     (returns_from_loop, (0.7,)),
     (appends_in_branches, (0.3,)),
+    (made_by_a_helper, (0.6,)),
+    (made_by_a_helper, (-0.6,)),
 ]
 IDS = [f"{f.__name__}-{i}" for i, (f, _) in enumerate(PROGRAMS)]
 
@@ -374,6 +395,16 @@ def alias_on_continue(x):
     return np.sum(keep)
 
 
+def _passthrough(a):
+    return a
+
+
+def mutates_what_a_helper_passed_on(x, a):
+    b = _passthrough(a)
+    b[0] = x
+    return b
+
+
 def mutates_global(x):
     y = G
     y[0] = x
@@ -422,6 +453,8 @@ REFUSED = [
     (mutates_global, "y[0] = x", r"may refer to an object this function did not make",
      r"y = y\.copy\(\)"),
     (mutates_item, "a[0] = v", r"may refer to an object this function did not make", "copy"),
+    (mutates_what_a_helper_passed_on, "b[0] = x",
+     r"may refer to an object this function did not make", r"b = b\.copy\(\)"),
     (mutates_enclosing, "y[0] = v", r"a variable of an enclosing function", "copy"),
     (stores_itself, "xs.append", r"stores 'xs' .* into itself", "copy"),
     (nested_item, "m[0][1]", r"supported on a variable", r"x\[i, j\] = v"),

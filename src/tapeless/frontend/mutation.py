@@ -98,6 +98,23 @@ def slots(node: Node | None, k: int) -> list[Node] | None:
     return None
 
 
+def _returns_new(out: Node | None, g: Graph) -> bool:
+    """Whether the graph `g` returns (as `out`, its output or a branch's) an object made
+    by an operation of its own that allocates it."""
+    if out is None:
+        return False
+    p = _prim(out)
+    if p is not None and allocates(p):
+        return out.graph is g
+    sw = _switch_call(out)
+    if sw is not None:
+        outs = _branch_outputs(sw)
+        return outs is not None and all(
+            _returns_new(o, b.value) for o, b in zip(outs, sw.inputs[2:], strict=True)
+            if isinstance(b, Constant))
+    return False
+
+
 def _branch_outputs(sw: Apply) -> list[Node] | None:
     outs = []
     for g in sw.inputs[2:]:
@@ -137,6 +154,11 @@ class Ownership:
         p = _prim(node)
         if p is not None and allocates(p):
             return True
+        callee = node.inputs[0] if isinstance(node, Apply) else None
+        if isinstance(callee, Constant) and isinstance(callee.value, Graph):
+            # A Python function that returns a new object it made (`return np.zeros(n)`):
+            # the caller is the only one to see it.
+            return _returns_new(callee.value.output, callee.value)
         if p is P["tuple_getitem"]:
             assert isinstance(node, Apply)
             k = node.inputs[2]
