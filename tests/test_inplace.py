@@ -486,10 +486,11 @@ def test_refused_under_grad_too() -> None:
 # --- the optimizer ------------------------------------------------------------------------
 
 
-def test_optimized_updates_assign_in_place() -> None:
+def test_optimized_updates_assign_in_place(monkeypatch: pytest.MonkeyPatch) -> None:
     """Where nothing else can see the array (made by the function, read by no one but
     the next update), the optimized program assigns into it: filling `hidden` row by
     row is not T copies of it."""
+    monkeypatch.delenv("TAPELESS_OPTIMIZE", raising=False)
     w = np.array([[0.5, -0.3], [0.2, 0.8]])
     xs = np.array([[0.1, 0.2], [-0.3, 0.5], [0.7, -0.1]])
     forward = tl.jit(rnn).source_for(w, xs)
@@ -503,7 +504,8 @@ def test_optimized_updates_assign_in_place() -> None:
     assert tl.jit(rnn)(w, xs) == pytest.approx(rnn(w, xs), rel=1e-13)
 
 
-def test_an_array_read_apart_from_its_update_is_copied() -> None:
+def test_an_array_read_apart_from_its_update_is_copied(monkeypatch: pytest.MonkeyPatch
+                                                       ) -> None:
     # `doubled` does not feed the second update: nothing orders its read of `y` before
     # the write, so that update copies. (`y[1:] = y[:-1]` reads y for the update
     # itself, which may then write in place: NumPy copies overlapping memory first.)
@@ -515,6 +517,7 @@ def test_an_array_read_apart_from_its_update_is_copied() -> None:
         y[1:] = y[:-1]
         return np.sum(doubled) + np.sum(y * np.array([1.0, 2.0, 3.0]))
 
+    monkeypatch.delenv("TAPELESS_OPTIMIZE", raising=False)
     source = tl.jit(reads_apart).source_for(0.5)
     assert "index_update(y, 1, x)" in source, source
     assert "index_update_inplace(" in source, source
