@@ -201,6 +201,24 @@ def appends_in_branches(x):
     return sum(out) * out[1]
 
 
+def leaves_a_loop_sharing_the_array(x):
+    # The paths that leave a loop (return, break) are not followed by an iteration:
+    # another name may refer to the array updated there.
+    y = np.zeros(4)
+    keep = np.ones(4)
+    for i in range(4):
+        y[i] = x * i
+        if i == 1:
+            keep = y
+            break
+    z = np.zeros(3)
+    for i in range(3):
+        z[i] = keep[i] * x
+        if i == 1:
+            return np.sum(z ** 2) + np.sum(y)
+    return 0.0
+
+
 def _buffer(n):
     return np.zeros((n, 2))
 
@@ -245,6 +263,7 @@ PROGRAMS = [
     (nested_loops_continue, (0.5,)),
     (returns_from_loop, (0.7,)),
     (appends_in_branches, (0.3,)),
+    (leaves_a_loop_sharing_the_array, (0.8,)),
     (made_by_a_helper, (0.6,)),
     (made_by_a_helper, (-0.6,)),
 ]

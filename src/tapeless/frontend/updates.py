@@ -210,8 +210,11 @@ class UpdateMixin:
             assert isinstance(at, ast.AST)
             for values in exits:
                 final = values.get(name)
-                if final is None:
-                    continue
+                if final is None or any(
+                        isinstance(values.get(flag), Constant) and
+                        values[flag].value is True  # type: ignore[attr-defined]
+                        for flag in ("#break", "#return")):
+                    continue  # (a path that leaves the loop: no next iteration)
                 if not own.owned(final):
                     raise self.error(
                         f"'{name}' is changed in place in the loop, but at the end of an "
