@@ -306,6 +306,21 @@ def test_integer_array_keeps_its_dtype() -> None:
     assert out.dtype == truncates(2.7).dtype
 
 
+def test_augmented_item_of_a_list_that_is_an_array_raises() -> None:
+    # CPython's `rows[0] += 1.0` changes the array `a` in place (and `rows[0]` with it);
+    # compiled code refuses rather than leave `a` unchanged.
+    def shares(x):
+        a = np.zeros(2)
+        rows = [np.ones(2)]
+        rows = rows + [a]
+        rows[1] += x
+        return np.sum(a)
+
+    with pytest.raises(TypeError, match=r"changes that item in place"):
+        tl.jit(shares)(1.0)
+    assert shares(1.0) == 2.0
+
+
 def test_item_assignment_on_a_number_raises_as_cpython() -> None:
     def sets_float(x):
         y = x + 1.0

@@ -878,6 +878,8 @@ SAMPLES.update({
     "list_append": [S(lambda r: ([u(r, None), u(r, (2,))], u(r, (3,))), (0, 1))],
     "list_extend": [S(lambda r: ([u(r, None)], [u(r, (2,)), u(r, None)]), (0, 1)),
                     S(lambda r: ([u(r, None)], (u(r, None), u(r, None))), (0, 1))],
+    "immutable_item": [S(lambda r: ([0.0], u(r, None)), (1,)),
+                       S(lambda r: (np.zeros(3), u(r, (2,))), (1,))],
     # `f(**kwargs)` with keys known at run time (primitives/keyword_ops.py).
     "kwarg_or": [S(lambda r: ({"a": u(r, (2,)), "b": u(r, None)}, "a", 0.0, "f"), (0, 2),
                    second=True),

@@ -1285,6 +1285,21 @@ def update_value_scatter(dd: Any, like: Any, index: Any, value: Any, add: bool) 
     return out
 
 
+def immutable_item(container: Any, item: Any) -> Any:
+    """`item`, `container[i]`, which `container[i] op= v` is about to replace: where the
+    container is a list or a dict and the item an array or a list, CPython would change
+    the item in place (`item.__iadd__`), which other names may also see; that raises
+    instead of giving a different result."""
+    import numpy as np
+
+    if isinstance(container, (list, dict)) and isinstance(item, (np.ndarray, list)):
+        raise TypeError(
+            f"`x[i] op= v` on a list or dict whose item is a {type(item).__name__}: CPython "
+            "changes that item in place (other names may refer to it), tapeless would not; "
+            "write `x[i] = x[i] + v` (a new item) instead")
+    return item
+
+
 def list_append(lst: Any, item: Any) -> Any:
     """`lst.append(item)` as a value: a new list."""
     if not isinstance(lst, list):

@@ -66,7 +66,12 @@ class UpdateMixin:
         current = self.owned_value(name, block, target, f"`{name}[...] {_op(s.op)}= ...`")
         index = self._index(target.slice, block)
         g = block.graph
-        item = g.apply(P["getitem"], current, index, loc=self._loc(target))
+        item: Node = g.apply(P["getitem"], current, index, loc=self._loc(target))
+        if not _made_by_numpy(current, strict=True):
+            # (An item of a list or dict: CPython's `item.__iadd__` would change an array
+            # or a list item in place; compiled code raises there rather than differ.)
+            item = g.apply(P["immutable_item"], current, item, loc=self._loc(target))
+            g.effects.append(item)
         new = self.binop(s.op, item, self.expr(s.value, block), block, s)
         self._rebind(name, g.apply(P["index_update"], current, index, new,
                                    loc=self._loc(target)), block)
@@ -254,15 +259,17 @@ class UpdateMixin:
         return self.src.loc(node)  # type: ignore[attr-defined]
 
 
-def _made_by_numpy(node: Node) -> bool:
-    """Whether an owned value is an array a NumPy function made (updates included)."""
+def _made_by_numpy(node: Node, strict: bool = False) -> bool:
+    """Whether an owned value is an array a NumPy function made (updates included);
+    unless `strict`, arithmetic results count (they are arrays unless the program adds
+    lists)."""
     while isinstance(node, Apply) and isinstance(node.inputs[0], Constant):
         prim = node.inputs[0].value
         name = getattr(prim, "name", "")
         if name in ("index_update", "index_add"):
             node = node.inputs[1]
             continue
-        return name.startswith("np.") or (getattr(prim, "fresh", False) and
+        return name.startswith("np.") or (not strict and getattr(prim, "fresh", False) and
                                           allocates(prim) and not name.startswith("list"))
     return False
 

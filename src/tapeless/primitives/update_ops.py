@@ -13,6 +13,7 @@ from typing import Any
 from .. import runtime as rt
 from ..runtime import (
     ZERO,
+    immutable_item,
     index_add,
     index_update,
     list_append,
@@ -71,8 +72,16 @@ def _update_value_scatter(dd, like, index, value, add):
     return update_value_scatter(dd, like, index, value, add), back
 
 
+# (An effect: the check must run even where the updated container is never read.)
+_register("immutable_item", "container, item", selects=True, effect=True)
 _register("list_append", "lst, item", pure=True, passes_on=True)
 _register("list_extend", "lst, items", pure=True, passes_on=True)
+
+
+@rule("immutable_item")
+def _immutable_item(container, item):
+    back = lambda d: (ZERO, d)
+    return immutable_item(container, item), back
 
 
 @rule("list_append")
