@@ -111,10 +111,6 @@ def sets_attribute(box, v):
     return box
 
 
-def takes_kwargs(x, **options):  # ERR: kwargs
-    return x
-
-
 def set_comprehension(xs):
     return len({x * 2 for x in xs})  # ERR: setcomp
 

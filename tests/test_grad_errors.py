@@ -134,9 +134,9 @@ def uses_try(x):
     return y
 
 
-def appends(x):
-    ys = []
-    ys.append(x)  # construct: append
+def sorts(x):
+    ys = [x, 1.0]
+    ys.sort()  # construct: sort
     return ys[0]
 
 
@@ -167,7 +167,7 @@ def _line_of(fn: object, marker: str) -> int:
 
 @pytest.mark.parametrize(("fn", "where", "marker", "message"), [
     (uses_try, uses_try, "try", "try"),
-    (appends, appends, "append", "mutates"),
+    (sorts, sorts, "sort", "mutates"),
     (uses_yield, uses_yield, "yield", "yield"),
     (calls_bad_helper, helper_with_global, "global", "global"),
 ])

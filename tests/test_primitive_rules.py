@@ -1100,6 +1100,52 @@ SAMPLES.update({
 })
 
 
+# In-place updates, functionalized (primitives/update_ops.py): arrays (an int, slices, a
+# repeated integer index, broadcasting), lists and dicts; the sensitivity helpers.
+REPEATED = np.array([0, 2, 0])
+SAMPLES.update({
+    "index_update": [
+        S(lambda r: (u(r, (3, 4)), 1, u(r, (4,))), (0, 2), second=True),
+        S(lambda r: (u(r, (4,)), REPEATED, u(r, (3,))), (0, 2), second=True, label="repeated"),
+        S(lambda r: (u(r, (3, 4)), (slice(None), 1), u(r, None)), (0, 2), label="broadcast"),
+        S(lambda r: (u(r, (3, 4)), (slice(1, None), slice(None)), u(r, (1, 4))), (0, 2)),
+        S(lambda r: ([u(r, None), u(r, (2,))], 1, u(r, (2,))), (0, 2), label="list"),
+        S(lambda r: ({"a": u(r, None), "b": u(r, (2,))}, "a", u(r, None)), (0, 2),
+          label="dict")],
+    "index_add": [
+        S(lambda r: (u(r, (4,)), np.array([0, 1, 1, 3]), u(r, (4,))), (0, 2), second=True),
+        S(lambda r: (u(r, (3, 2)), np.array([0, 0]), u(r, (2,))), (0, 2), label="broadcast")],
+    "update_rest_sens": [
+        S(lambda r: (u(r, (3, 4)), 1), second=True),
+        S(lambda r: (u(r, (4,)), REPEATED)),
+        S(lambda r: ([u(r, None), u(r, (2,))], 0)),
+        S(lambda r: ({"a": u(r, None), "b": u(r, (2,))}, "b"))],
+    "update_value_sens": [
+        S(lambda r: (u(r, (3, 4)), 1, np.zeros(4), False), second=True),
+        S(lambda r: (u(r, (4,)), REPEATED, np.zeros(3), False)),
+        S(lambda r: (u(r, (4,)), REPEATED, np.zeros(3), True)),
+        S(lambda r: (u(r, (3, 4)), (slice(None), 1), 0.0, False)),
+        S(lambda r: ([u(r, None), u(r, (2,))], 1, np.zeros(2), False))],
+    "update_value_scatter": [
+        S(lambda r: (u(r, (4,)), np.zeros((3, 4)), 1, np.zeros(4), False), second=True),
+        S(lambda r: (u(r, (3,)), np.zeros(4), REPEATED, np.zeros(3), False)),
+        S(lambda r: (u(r, (3,)), np.zeros(4), REPEATED, np.zeros(3), True)),
+        S(lambda r: (u(r, None), np.zeros((3, 4)), (slice(None), 1), 0.0, False))],
+    "list_append": [S(lambda r: ([u(r, None), u(r, (2,))], u(r, (3,))), (0, 1))],
+    "list_extend": [S(lambda r: ([u(r, None)], [u(r, (2,)), u(r, None)]), (0, 1)),
+                    S(lambda r: ([u(r, None)], (u(r, None), u(r, None))), (0, 1))],
+    "immutable_item": [S(lambda r: ([0.0], u(r, None)), (1,)),
+                       S(lambda r: (np.zeros(3), u(r, (2,))), (1,))],
+    # `f(**kwargs)` with keys known at run time (primitives/keyword_ops.py).
+    "kwarg_or": [S(lambda r: ({"a": u(r, (2,)), "b": u(r, None)}, "a", 0.0, "f"), (0, 2),
+                   second=True),
+                 S(lambda r: ({"b": u(r, None)}, "a", u(r, (2,)), "f"), (0, 2),
+                   label="default")],
+    "dict_without": [S(lambda r: ({"a": u(r, (2,)), "b": u(r, None), "c": u(r, None)},
+                                  ("a", "c")), second=True)],
+})
+
+
 # --- generated wrappers ------------------------------------------------------------------
 
 

@@ -7,8 +7,9 @@ functions (some returning tuples, some taking a function argument) and an entry 
 `while` loops whose trip count depends on the data, `for` loops over `range` (and
 tuples) with `break`/`continue`/`else`, early returns inside loops and branches,
 closures (nested `def`s and lambdas reading enclosing variables), tuples (built and
-unpacked), float/int/bool arithmetic, `and`/`or`/`not`, conditional expressions and
-calls between helpers.
+unpacked), float/int/bool arithmetic, `and`/`or`/`not`, conditional expressions, calls
+between helpers, and arrays of 3 floats updated in place (`a[i] = v`, `a[i] += v`,
+`a[1:] *= c`, `np.add.at`, `a.fill(v)`) in loops and branches.
 
 Invariants the generator keeps, so that CPython and tapeless must agree:
 - every variable is assigned before use on every path (names first bound inside a
@@ -22,6 +23,10 @@ Invariants the generator keeps, so that CPython and tapeless must agree:
 - a variable read by a nested function is never assigned again, nor assigned inside a
   loop that encloses the nested function's definition (tapeless refuses those
   programs, because Python closures would see the later values);
+- an array is made by the function (`np.zeros`, `np.array`, `np.full`), only ever
+  updated in place, never bound to a second name nor read by a nested function (what
+  tapeless requires of an in-place update: docs/language.md); it is read through
+  `math.tanh`, so float bounds hold;
 - operations that may raise (division by a variable, `math.sqrt` of a possibly
   negative number, ...) appear only in the entry point's `return` expressions, whose
   value is always used (tapeless drops unused pure computations: see "Differences
@@ -101,6 +106,7 @@ class ByteChoices(RandomChoices):
 # --- the generator --------------------------------------------------------------------
 
 F, I, B, T2, T3 = "float", "int", "bool", "tuple2", "tuple3"
+A = "array3"  # a float array of 3 elements the function made, updated in place
 FN1, FN2 = "fn1", "fn2"  # functions of one or two floats returning a float
 
 
@@ -252,7 +258,18 @@ class ProgramGenerator:
         if self.draws and ch.chance(10):  # drawn for nothing, but drawn
             return [f"{pad}{ch.pick(DRAWS)[0]}"]
         kind = ch.pick(["assign", "assign", "reassign", "aug", "tuple", "if", "if",
-                        "while", "for", "for", "def", "lambda", "assert", "pass"])
+                        "while", "for", "for", "def", "lambda", "assert", "pass",
+                        "array", "update", "update"])
+        if kind == "update":
+            target = self.assignable(env, scope, (A,))
+            if target is not None:
+                return [pad + self.update(target, env, scope)]
+            kind = "array"
+        if kind == "array":
+            e, _ = self.value(F, env, scope, 2)
+            value = ch.pick(["np.zeros(3)", f"np.full(3, {e})",
+                             f"np.array([{e}, 0.5, -1.0])"])
+            return [f"{pad}{self.bind(env, scope, A)} = {value}"]
         if kind == "reassign":
             target = self.assignable(env, scope, (F, I, B))
             if target is not None:
@@ -293,6 +310,25 @@ class ProgramGenerator:
             c, _ = self.bexpr(env, scope, 1)
             return [f"{pad}assert {c} or True"] if ch.chance(80) else [f"{pad}assert {c}"]
         return [f"{pad}pass"]
+
+    def update(self, a: str, env: Env, scope: Scope) -> str:
+        """An in-place update of the array `a`."""
+        ch = self.ch
+        kind = ch.int(0, 5)
+        index = ch.pick([str(ch.int(-3, 2)), f"({self.iexpr(env, scope, 1)[0]}) % 3",
+                         "1:", ":2", "::2"])
+        e, _ = self.value(F, env, scope, 2)
+        if kind == 0:
+            return f"{a}[{index}] = {e}"
+        if kind == 1:
+            return f"{a}[{index}] {ch.pick(['+=', '-='])} 0.5 * math.tanh({e})"
+        if kind == 2:
+            return f"{a}[{index}] *= {ch.pick(['0.5', '-0.75', '0.9'])}"
+        if kind == 3:
+            return f"np.add.at({a}, np.array([0, 2, 0]), 0.25 * math.tanh({e}))"
+        if kind == 4:
+            return f"{a}[np.array([2, 0, 2])] = np.array([{e}, 0.5, -{e}])"
+        return f"{a}.fill({e})"
 
     def tuple_statement(self, env: Env, scope: Scope, pad: str) -> list[str]:
         ch = self.ch
@@ -442,11 +478,11 @@ class ProgramGenerator:
         loop of this scope assigns (the closure would capture one iteration's value)."""
         in_loops = set().union(*scope.loops) if scope.loops else set()
         return {k: Var(v.type, v.owner, readonly=True) for k, v in env.items()
-                if v.owner is not scope or k not in in_loops}
+                if (v.owner is not scope or k not in in_loops) and v.type != A}
 
     def bind(self, env: Env, scope: Scope, t: str) -> str:
         name = self.fresh({F: "v", I: "k", B: "b", T2: "t", T3: "t", FN1: "g",
-                           FN2: "g"}[t])
+                           FN2: "g", A: "arr"}[t])
         env[name] = Var(t, scope)
         self.note_assigned(name, scope)
         return name
@@ -617,6 +653,11 @@ class ProgramGenerator:
             ints = self.readable(env, (I,))
             if ints:
                 return f"float({self.read(ch.pick(ints), env, scope)})", INT_BOUND
+            arrays = self.readable(env, (A,))
+            if arrays:
+                a = self.read(ch.pick(arrays), env, scope)
+                return ch.pick([f"math.tanh({a}[{ch.int(-3, 2)}])",
+                                f"math.tanh(np.sum({a} * {a}))"]), 1.0
         if self.draws and ch.chance(30):
             return ch.pick(DRAWS)
         c = ch.pick([0.5, 1.0, 0.0, -1.5, 2.0, 0.25, -0.125, 3.0])
@@ -928,6 +969,9 @@ FEATURES = {
     "helper call": r"\bh\d\(", "function argument": r"def h\d\(fn0",
     "and/or": r" (and|or) ", "not": r"\bnot ", "conditional expression": r" if .* else ",
     "assert": r"^\s*assert ", "may raise": r"math\.log\(|math\.acos\(|// \(?(y|n)",
+    "item assignment": r"^\s*arr\d+\[.*\] = ",
+    "augmented item assignment": r"^\s*arr\d+\[.*\] [-+*]= ",
+    "np.add.at": r"np\.add\.at\(", "array read": r"math\.tanh\(arr\d+\[",
 }
 
 

@@ -43,6 +43,7 @@ def positional_arguments(fn: Callable[..., Any], args: tuple, kwargs: dict) -> l
     out = []
     for name, param in sig.parameters.items():
         if param.kind is inspect.Parameter.VAR_KEYWORD:
+            out.append(dict(bound.arguments.get(name, {})))  # (`**name`: one dict)
             continue
         out.append(bound.arguments[name])
     return out

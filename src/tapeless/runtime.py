@@ -1439,3 +1439,242 @@ def standard_variates(drawn: tuple, offset: Any, scale: Any) -> Any:
     those drawn again, else recovered from the sample, (sample - offset) / scale."""
     sample, standard = drawn
     return standard if standard is not None else (sample - offset) / scale
+# --- in-place updates, functionalized ------------------------------------------------
+# The front end compiles `x[index] = v` to `x = index_update(x, index, v)` and
+# `np.add.at(x, index, v)` to `x = index_add(x, index, v)`, where the program owns x
+# (see `tapeless.frontend.mutation`): no other name, container or closure sees the
+# object, so a new value is indistinguishable from the object changed in place.
+
+
+def index_update(x: Any, index: Any, value: Any) -> Any:
+    """`x[index] = value` as a value: a copy of `x` with the item(s) replaced."""
+    import numpy as np
+
+    out: Any
+    if isinstance(x, np.ndarray):
+        out = x.copy(order="K")
+    elif isinstance(x, (list, dict)):
+        out = x.copy()
+    else:
+        raise TypeError(f"'{type(x).__name__}' object does not support item assignment")
+    out[index] = value
+    return out
+
+
+def index_add(x: Any, index: Any, value: Any) -> Any:
+    """`np.add.at(x, index, value)` as a value: a copy of `x` where each position the
+    index names (as often as it names it) has `value` added."""
+    import numpy as np
+
+    out = x.copy(order="K") if isinstance(x, np.ndarray) else x  # (np.add.at raises)
+    np.add.at(out, index, value)
+    return out
+
+
+def _integer_arrays(index: Any) -> bool:
+    """Whether `index` holds an integer array (or a list), which may name a position
+    more than once."""
+    import numpy as np
+
+    parts = index if isinstance(index, tuple) else (index,)
+    return any(isinstance(p, list) or (isinstance(p, np.ndarray) and p.dtype.kind != "b")
+               for p in parts)
+
+
+def _written(shape: tuple, index: Any) -> Any:
+    """Which of the positions `x[index]` gathers an assignment `x[index] = v` writes
+    last (a position named twice keeps one value), as a boolean array of the gathered
+    shape: NumPy's own choice, found by assigning the positions' numbers."""
+    import numpy as np
+
+    probe = np.zeros(shape, dtype=np.intp)
+    gathered = probe[index].shape
+    order = np.arange(1, int(np.prod(gathered)) + 1, dtype=np.intp).reshape(gathered)
+    probe[index] = order
+    return probe[index] == order
+
+
+def _to_value_shape(g: Any, value: Any) -> Any:
+    """`g`, the gathered sensitivity, summed to the shape of the `value` assigned (which
+    NumPy broadcast, maybe after dropping leading axes of length 1)."""
+    import numpy as np
+
+    extra = np.ndim(value) - np.ndim(g)
+    if extra > 0:
+        g = np.reshape(g, (1,) * extra + np.shape(g))
+    out = unbroadcast(g, value)
+    if isinstance(value, (list, tuple)):
+        items = np.asarray(out).tolist()
+        return items if isinstance(value, list) else tuple(items)
+    return out
+
+
+def update_rest_sens(d: Any, index: Any) -> Any:
+    """The sensitivity of `x` in `index_update(x, index, v)` given the result's: `d`
+    with the positions assigned zeroed (linear in d, and its own adjoint)."""
+    import numpy as np
+
+    if d is ZERO:
+        return ZERO
+    if isinstance(d, dict):
+        return {k: v for k, v in d.items() if k != index}
+    if isinstance(d, (list, tuple)):
+        items = list(d)
+        if isinstance(index, slice):
+            for j in range(*index.indices(len(items))):
+                items[j] = ZERO
+        else:
+            items[index] = ZERO
+        return items if isinstance(d, list) else tuple(items)
+    out = np.array(d)
+    if out.dtype.kind not in "fc":
+        out = out.astype(np.float64)
+    out[index] = 0
+    return out
+
+
+def update_value_sens(d: Any, index: Any, value: Any, add: bool) -> Any:
+    """The sensitivity of `value` in `index_update(x, index, value)` (`add` False) or
+    `index_add(x, index, value)` (`add` True) given the result's, `d`: the gathered
+    `d[index]` (for an assignment, only where the value was written last), summed to the
+    value's shape. Linear in d."""
+    import numpy as np
+
+    if d is ZERO:
+        return ZERO
+    if isinstance(d, (list, tuple, dict)):
+        return sens_index(d, index)
+    g = np.asarray(d)[index]
+    if not add and _integer_arrays(index):
+        g = np.where(_written(np.shape(d), index), g, 0.0)
+    return _to_value_shape(g, value)
+
+
+def update_value_scatter(dd: Any, like: Any, index: Any, value: Any, add: bool) -> Any:
+    """The adjoint of `update_value_sens` in its first argument: the value's sensitivity
+    `dd` broadcast to the positions `like[index]` names, in an array shaped like `like`
+    (added where a position is named twice and `add`; else where it was written last)."""
+    import numpy as np
+
+    if dd is ZERO:
+        return ZERO
+    if isinstance(like, (list, tuple, dict)):
+        return getitem_sens(dd, like, index)
+    shape = np.shape(like)
+    out = np.zeros(shape, dtype=np.result_type(like, dd, np.float64))
+    gathered = out[index].shape
+    g = np.broadcast_to(np.reshape(dd, np.shape(dd)[max(np.ndim(dd) - len(gathered), 0):]),
+                        gathered)
+    if add and _integer_arrays(index):
+        np.add.at(out, index, g)
+    else:
+        if _integer_arrays(index):
+            g = np.where(_written(shape, index), g, 0.0)
+        out[index] = g
+    return out
+
+
+def immutable_item(container: Any, item: Any) -> Any:
+    """`item`, `container[i]`, which `container[i] op= v` is about to replace: where the
+    container is a list or a dict and the item an array or a list, CPython would change
+    the item in place (`item.__iadd__`), which other names may also see; that raises
+    instead of giving a different result."""
+    import numpy as np
+
+    if isinstance(container, (list, dict)) and isinstance(item, (np.ndarray, list)):
+        raise TypeError(
+            f"`x[i] op= v` on a list or dict whose item is a {type(item).__name__}: CPython "
+            "changes that item in place (other names may refer to it), tapeless would not; "
+            "write `x[i] = x[i] + v` (a new item) instead")
+    return item
+
+
+def list_append(lst: Any, item: Any) -> Any:
+    """`lst.append(item)` as a value: a new list."""
+    if not isinstance(lst, list):
+        raise AttributeError(f"'{type(lst).__name__}' object has no attribute 'append'")
+    return [*lst, item]
+
+
+def list_extend(lst: Any, items: Any) -> Any:
+    """`lst.extend(items)` as a value: a new list."""
+    if not isinstance(lst, list):
+        raise AttributeError(f"'{type(lst).__name__}' object has no attribute 'extend'")
+    return [*lst, *items]
+
+
+# --- `f(**kwargs)` with keys known at run time only -------------------------------------
+
+
+class _NoDefault:
+    """The default of a parameter that has none (`kwarg_or`)."""
+
+    def __repr__(self) -> str:
+        return "NO_DEFAULT"
+
+    def __reduce__(self) -> str:
+        return "NO_DEFAULT"
+
+
+NO_DEFAULT = _NoDefault()
+
+
+def kwarg_or(kwargs: dict, name: str, default: Any, fname: str) -> Any:
+    """The argument `name` from the dict spread into a call (`f(**kwargs)`), else the
+    parameter's default; a TypeError, as Python's, where it has none."""
+    if name in kwargs:
+        return kwargs[name]
+    if default is NO_DEFAULT:
+        raise TypeError(f"{fname}() missing 1 required argument: '{name}'")
+    return default
+
+
+def dict_without(d: dict, names: tuple) -> dict:
+    """The items of `d` whose keys are not in `names` (what `**rest` receives)."""
+    return {k: v for k, v in d.items() if k not in names}
+
+
+def check_kwargs(kwargs: Any, bound: tuple, accepted: tuple, rest: bool, fname: str) -> None:
+    """Python's errors for the dict spread into a call: a key that names a parameter
+    already given, or one the function does not accept (unless it has `**rest`)."""
+    if not isinstance(kwargs, dict):
+        raise TypeError(f"{fname}() argument after ** must be a mapping, not "
+                        f"{type(kwargs).__name__}")
+    for key in kwargs:
+        if key in bound:
+            raise TypeError(f"{fname}() got multiple values for argument '{key}'")
+        if not rest and key not in accepted:
+            raise TypeError(f"{fname}() got an unexpected keyword argument '{key}'")
+
+
+# The optimizer's forms of the updates where nothing else can see the array
+# (`tapeless.opt.updates`): they assign into it.
+
+
+def index_update_inplace(x: Any, index: Any, value: Any) -> Any:
+    import numpy as np
+
+    if isinstance(x, np.ndarray) and not x.flags.writeable:
+        return index_update(x, index, value)
+    if not isinstance(x, (np.ndarray, list, dict)):
+        raise TypeError(f"'{type(x).__name__}' object does not support item assignment")
+    x[index] = value
+    return x
+
+
+def index_add_inplace(x: Any, index: Any, value: Any) -> Any:
+    import numpy as np
+
+    if isinstance(x, np.ndarray) and not x.flags.writeable:
+        return index_add(x, index, value)
+    np.add.at(x, index, value)
+    return x
+
+
+def update_rest_inplace(d: Any, index: Any) -> Any:
+    import numpy as np
+
+    if isinstance(d, np.ndarray) and d.dtype.kind in "fc" and d.flags.writeable:
+        d[index] = 0
+        return d
+    return update_rest_sens(d, index)

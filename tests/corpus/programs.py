@@ -2153,3 +2153,57 @@ def power_iteration(m):
         lam = float(v @ w)
         v = w / np.linalg.norm(w)
     return lam, v
+
+
+# --- in-place updates and **kwargs ----------------------------------------------------
+
+
+@case((V4,), (np.array([0.5, 0.25, -0.5, 0.3]),))
+def fills_rows_and_columns(x):
+    m = np.zeros((4, 4))
+    for i in range(4):
+        m[i] = x * i
+        m[i, i] += 1.0
+    m[:, 0] = x
+    m[m > 1.0] = 1.0
+    np.add.at(m, (np.array([0, 0, 3]), np.array([1, 1, 2])), 0.5)
+    return m
+
+
+@case((5,), (0,))
+def sieve(n):
+    flags = [True] * (n + 2)
+    primes = []
+    for i in range(2, n + 2):
+        if flags[i]:
+            primes.append(i)
+            for j in range(i * i, n + 2, i):
+                flags[j] = False
+    return primes
+
+
+@case(("abracadabra",))
+def letter_counts(s):
+    counts = {}
+    for ch in s:
+        counts[ch] = counts.get(ch, 0) + 1
+    counts.update(total=len(s))
+    return counts
+
+
+@case((IV, 2))
+def int_array_updates(v, k):
+    out = v.copy()
+    out[k:] = 7
+    out[0] += 10
+    out[np.array([1, 1])] -= 3
+    return out
+
+
+def _options(x, scale=1.0, **rest):
+    return x * scale + len(rest)
+
+
+@case(kw(2.0, scale=3.0, a=1, b=2), (2.0,))
+def forwards_options(x, **kw):
+    return _options(x, **kw) + _options(x, **{"scale": 0.5})

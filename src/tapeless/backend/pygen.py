@@ -392,10 +392,10 @@ class FunctionEmitter:
                     out.append("*" + name)
                     star = True
                     continue
-                if spec.kind == "kwonly" and not star:
+                if spec.kind in ("kwonly", "varkw") and not star:
                     out.append("*")
                     star = True
-                if isinstance(spec.default, Constant) and (spec.kind == "kwonly"
+                if isinstance(spec.default, Constant) and (spec.kind in ("kwonly", "varkw")
                                                            or i in defaults):
                     name = f"{name}={mod.constant(spec.default.value)}"
                 out.append(name)
@@ -1032,7 +1032,7 @@ class FunctionEmitter:
                 text = self.render_operand(a, g, 1)
                 if spec.kind == "vararg":
                     text = _star(text)
-                elif spec.kind == "kwonly":
+                elif spec.kind in ("kwonly", "varkw"):  # (`**name` is a keyword dict)
                     text = f"{self.mod.name_of(p)}={text}"
                 if text:
                     parts.append(text)

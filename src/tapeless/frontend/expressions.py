@@ -23,6 +23,7 @@ from ..ir.nodes import (
     is_constant_graph,
 )
 from ..primitives import METHODS, PRIMITIVES, Primitive, lookup_callable, random_ops
+from ..runtime import NO_DEFAULT
 from .guards import MISSING
 from .libraries import installed_package, library_error, public_name, refusal
 
@@ -353,8 +354,12 @@ class ExpressionMixin:
             callee = self.expr_Attribute(node.func, block)
         else:
             callee = self.expr(node.func, block)
-        kwargs = self._keywords(node, block)
+        spread: list[tuple[Node, ast.expr]] = []
+        kwargs = self._keywords(node, block, spread)
         starred = any(isinstance(a, ast.Starred) for a in node.args)
+        if spread and (starred or not (isinstance(callee, Constant) and
+                                       isinstance(callee.value, Graph))):
+            raise self._unknown_keys(spread[0][1])
         if isinstance(callee, Constant):
             fn = callee.value
             if _is_api(fn):
@@ -387,7 +392,9 @@ class ExpressionMixin:
                                          "supported", node)
                     out = g.apply(P["call_star"], callee, args[0], loc=loc)
                 else:
-                    out = g.apply(callee, *self.bind_graph(fn, args, kwargs, node, block), loc=loc)
+                    bound = self.bind_graph(fn, args, kwargs, node, block,
+                                            [d for d, _ in spread])
+                    out = g.apply(callee, *bound, loc=loc)
                 g.effects.append(out)
                 return out
             if isinstance(fn, type) and (dataclasses.is_dataclass(fn) or _is_namedtuple(fn)):
@@ -422,12 +429,35 @@ class ExpressionMixin:
         g.effects.append(out)
         return out
 
-    def _keywords(self, node: ast.Call, block: Block) -> dict[str, Node]:
-        """The keyword arguments of a call, by name (`**kwargs` is not supported)."""
-        if any(k.arg is None for k in node.keywords):
-            raise self.error("`**` in calls is not supported", node,
-                             "pass keyword arguments by name")
-        return {k.arg: self.expr(k.value, block) for k in node.keywords if k.arg is not None}
+    def _keywords(self, node: ast.Call, block: Block,
+                  spread: list[tuple[Node, ast.expr]] | None = None) -> dict[str, Node]:
+        """The keyword arguments of a call, by name; `**d` spreads a dict whose keys are
+        known when compiling (a display, `dict(...)`, and updates of them). Other dicts
+        spread are collected in `spread` (for a call of a known function), or refused."""
+        out: dict[str, Node] = {}
+        for k in node.keywords:
+            if k.arg is not None:
+                items = [(k.arg, self.expr(k.value, block))]
+            else:
+                value = self.expr(k.value, block)
+                found = known_items(value)
+                if found is None:
+                    if spread is None:
+                        raise self._unknown_keys(k.value)
+                    spread.append((value, k.value))
+                    continue
+                items = found
+            for key, item in items:
+                if key in out:
+                    raise self.error(f"keyword argument '{key}' is given twice", node)
+                out[key] = item
+        return out
+
+    def _unknown_keys(self, at: ast.expr) -> CompileError:
+        return self.error("`**` here needs a dict whose keys are known when compiling (a "
+                          "dict passed to a function defined in Python may have any keys)",
+                          at, "pass keyword arguments by name, or a dict display such as "
+                          "`{'a': a}` or `dict(a=a)`")
 
     def _call_args(self, node: ast.Call, block: Block, starred: bool) -> list[Node]:
         if starred:
@@ -532,16 +562,18 @@ class ExpressionMixin:
         return block.graph.apply(P["make_tuple"], *nodes, loc=self.loc(at))
 
     def bind_graph(self, graph: Graph, args: list[Node], kwargs: dict[str, Node],
-                   at: ast.AST, block: Block) -> list[Node]:
+                   at: ast.AST, block: Block, spread: Sequence[Node] = ()) -> list[Node]:
         specs = graph.signature
         if specs is None:  # being compiled right now (recursion): positional only
-            if kwargs:
+            if kwargs or spread:
                 raise self.error("keyword arguments in a recursive call are not supported",
                                  at, "pass them positionally")
             return args
         bound: list[Node] = []
         remaining = list(args)
         kwargs = dict(kwargs)
+        if spread:
+            self._check_spread(graph, spread, at, block)
         for spec in specs:
             if spec.kind == "pos":
                 if remaining:
@@ -551,6 +583,8 @@ class ExpressionMixin:
                                          f"'{spec.name}'", at)
                 elif spec.name in kwargs:
                     bound.append(kwargs.pop(spec.name))
+                elif spread:
+                    bound.append(self._from_spread(graph, spec, spread, at, block))
                 elif spec.default is not None:
                     bound.append(spec.default)
                 else:
@@ -559,9 +593,19 @@ class ExpressionMixin:
             elif spec.kind == "vararg":
                 bound.append(self._pack(remaining, at, block) if remaining else Constant(()))
                 remaining = []
+            elif spec.kind == "varkw":
+                rest: Node = block.graph.apply(P["make_dict"], Constant(tuple(kwargs)),
+                                               self._pack(list(kwargs.values()), at, block),
+                                               loc=self.loc(at))
+                if spread:
+                    rest = self._spread_rest(graph, spread, rest, at, block)
+                bound.append(rest)
+                kwargs = {}
             else:
                 if spec.name in kwargs:
                     bound.append(kwargs.pop(spec.name))
+                elif spread:
+                    bound.append(self._from_spread(graph, spec, spread, at, block))
                 elif spec.default is not None:
                     bound.append(spec.default)
                 else:
@@ -574,6 +618,53 @@ class ExpressionMixin:
             raise self.error(f"{graph.name}() got an unexpected keyword argument "
                              f"'{next(iter(kwargs))}'", at)
         return bound
+
+    def _spread_dict(self, spread: Sequence[Node], at: ast.AST, block: Block) -> Node:
+        if len(spread) == 1:
+            return spread[0]
+        return block.graph.apply(P["dict_merge"], self._pack(list(spread), at, block),
+                                 loc=self.loc(at))
+
+    def _check_spread(self, graph: Graph, spread: Sequence[Node], at: ast.AST,
+                      block: Block) -> None:
+        """The check that the keys of the dicts spread into a call (`f(**kw)` with keys
+        known at run time) fit the parameters: Python's TypeErrors otherwise."""
+        g = block.graph
+        specs = graph.signature or []
+        g.effects.append(g.apply(P["check_kwargs"], self._spread_dict(spread, at, block),
+                                 Constant(self._given_names(graph, at)),
+                                 Constant(tuple(s.name for s in specs
+                                                if s.kind in ("pos", "kwonly"))),
+                                 Constant(any(s.kind == "varkw" for s in specs)),
+                                 Constant(graph.name), loc=self.loc(at)))
+
+    def _from_spread(self, graph: Graph, spec: Any, spread: Sequence[Node], at: ast.AST,
+                     block: Block) -> Node:
+        """A parameter's argument from the dicts spread into the call, else its
+        default."""
+        g = block.graph
+        merged = self._spread_dict(spread, at, block)
+        default = spec.default if spec.default is not None else Constant(NO_DEFAULT)
+        return g.apply(P["kwarg_or"], merged, Constant(spec.name), default,
+                       Constant(graph.name), loc=self.loc(at), name=spec.name)
+
+    def _given_names(self, graph: Graph, at: ast.AST) -> tuple:
+        """The parameters a call gives positionally or by name (a dict spread into it
+        must not name them again)."""
+        assert isinstance(at, ast.Call)
+        specs = graph.signature or []
+        positional = [s.name for s in specs if s.kind == "pos"][:len(at.args)]
+        return tuple(positional + [k.arg for k in at.keywords if k.arg is not None])
+
+    def _spread_rest(self, graph: Graph, spread: Sequence[Node], named: Node, at: ast.AST,
+                     block: Block) -> Node:
+        """What a `**rest` parameter receives: the spread items no parameter takes, and
+        the other keyword arguments given by name."""
+        g = block.graph
+        merged = self._spread_dict(spread, at, block)
+        params = tuple(s.name for s in graph.signature or [] if s.kind in ("pos", "kwonly"))
+        rest = g.apply(P["dict_without"], merged, Constant(params), loc=self.loc(at))
+        return g.apply(P["dict_merge"], self._pack([named, rest], at, block), loc=self.loc(at))
 
     def _bind_class(self, cls: type, args: list[Node], kwargs: dict[str, Node],
                     at: ast.AST) -> list[Node]:
@@ -761,6 +852,55 @@ class ExpressionMixin:
 # of theirs that is not registered is refused when compiling, where a method of another
 # class is called as the user's (`model.apply(x)`).
 BUILTIN_RECEIVERS = (np.ndarray, np.generic, list, tuple, dict, str, float, int)
+
+
+def known_items(d: Node) -> list[tuple[str, Node]] | None:
+    """The (key, value node) pairs of a dict built from string keys known when compiling
+    (a display, `dict(k=v)`, `{**a, **b}`, `d[k] = v`), in the dict's order; None
+    otherwise."""
+    if not (isinstance(d, Apply) and isinstance(d.inputs[0], Constant)):
+        return None
+    prim = d.inputs[0].value
+    if prim is P["make_dict"]:
+        keys = _constant_items(d.inputs[1])
+        if keys is None or not all(isinstance(k, str) for k in keys):
+            return None
+        values = d.inputs[2]
+        if isinstance(values, Apply) and isinstance(values.inputs[0], Constant) and \
+                values.inputs[0].value is P["make_tuple"]:
+            return list(dict(zip(keys, values.inputs[1:], strict=True)).items())
+        return None
+    if prim is P["dict_merge"]:
+        parts = d.inputs[1]
+        if not (isinstance(parts, Apply) and isinstance(parts.inputs[0], Constant) and
+                parts.inputs[0].value is P["make_tuple"]):
+            return None
+        merged: dict[str, Node] = {}
+        for part in parts.inputs[1:]:
+            found = known_items(part)
+            if found is None:
+                return None
+            merged.update(found)
+        return list(merged.items())
+    if prim is P["index_update"] and isinstance(d.inputs[2], Constant) and \
+            isinstance(d.inputs[2].value, str):
+        found = known_items(d.inputs[1])
+        if found is None:
+            return None
+        updated = dict(found)
+        updated[d.inputs[2].value] = d.inputs[3]
+        return list(updated.items())
+    return None
+
+
+def _constant_items(node: Node) -> tuple | None:
+    if isinstance(node, Constant) and isinstance(node.value, tuple):
+        return node.value
+    if isinstance(node, Apply) and isinstance(node.inputs[0], Constant) and \
+            node.inputs[0].value is P["make_tuple"] and \
+            all(isinstance(i, Constant) for i in node.inputs[1:]):
+        return tuple(i.value for i in node.inputs[1:])  # type: ignore[attr-defined]
+    return None
 
 
 def _is_one(node: Node) -> bool:

@@ -26,8 +26,10 @@ from ..runtime import UNBOUND
 from .expressions import ExpressionMixin
 from .guards import MISSING, Entry, Recorder, current
 from .libraries import refusal
+from .mutation import Ownership, mutated_name
 from .scopes import Block, LoopContext, ParamSpec, Scope
 from .source import FunctionSource, ScopeInfo, analyze_scope, function_source, param_names, unwrap
+from .updates import UpdateMixin
 
 P = PRIMITIVES
 BRK, RET, RETVAL, IDX = "#break", "#return", "#retval", "#index"
@@ -62,7 +64,7 @@ class _LoopElse(ast.stmt):
         self.col_offset = loop.col_offset
 
 
-class Compiler(ExpressionMixin):
+class Compiler(UpdateMixin, ExpressionMixin):
     """Compiles one Python function (and what it defines inside) to a graph."""
 
     def __init__(self, fn: types.FunctionType, resolver: Resolver, entry: Entry):
@@ -76,6 +78,10 @@ class Compiler(ExpressionMixin):
         self.fn_globals: dict[str, Any] = fn.__globals__
         self.cells: dict[str, types.CellType] = dict(
             zip(fn.__code__.co_freevars, fn.__closure__ or (), strict=True))
+        # Which objects the function owns, for in-place updates (`frontend.mutation`).
+        self.ownership = Ownership()
+        # Per loop context: the state each path through its body leaves.
+        self.exits: dict[int, list[dict[str, Node]]] = {}
 
     def lookup_global(self, name: str) -> Any:
         """The value of a global name (or of a closure cell of the function compiled),
@@ -113,9 +119,6 @@ class Compiler(ExpressionMixin):
                   parent_block: Block | None, parent_scope: Scope | None,
                   defaults: list[Node], kwdefaults: dict[str, Node]) -> Graph:
         args = node.args
-        if args.kwarg is not None:
-            raise self.error("`**kwargs` parameters are not supported", args.kwarg,
-                             "name each keyword parameter explicitly")
         body: list[ast.stmt] = node.body if isinstance(node, ast.FunctionDef) else [
             ast.Return(value=node.body, lineno=node.body.lineno,
                        col_offset=node.body.col_offset)]
@@ -141,6 +144,13 @@ class Compiler(ExpressionMixin):
             p = graph.add_parameter(a.arg, self.loc(a))
             block.vars[a.arg] = p
             specs.append(ParamSpec(a.arg, "kwonly", kwdefaults.get(a.arg)))
+        if args.kwarg is not None:
+            # `**name`: a dict of the other keyword arguments (empty by default), new at
+            # each call, so the function owns it.
+            p = graph.add_parameter(args.kwarg.arg, self.loc(args.kwarg))
+            block.vars[args.kwarg.arg] = p
+            specs.append(ParamSpec(args.kwarg.arg, "varkw", Constant({})))
+            self.ownership.fresh_params.add(p)
         graph.signature = specs
         self._body(body, block, FUNCTION)
         return graph
@@ -172,8 +182,9 @@ class Compiler(ExpressionMixin):
             block.graph.output = self._vars_tuple(block, ctx)
 
     def _state_tuple(self, block: Block, ctx: LoopContext) -> Node:
-        return block.graph.apply(P["make_tuple"], *[self._read_or_unbound(block, n)
-                                                     for n in ctx.state])
+        values = [self._read_or_unbound(block, n) for n in ctx.state]
+        self.exits.setdefault(id(ctx), []).append(dict(zip(ctx.state, values, strict=True)))
+        return block.graph.apply(P["make_tuple"], *values)
 
     def _vars_tuple(self, block: Block, names: list[str]) -> Node:
         values = [self._read_or_unbound(block, n) for n in names]
@@ -261,12 +272,17 @@ class Compiler(ExpressionMixin):
 
     def _branch(self, block: Block, name: str, build: Callable[[Block], Node],
                 at: ast.AST, params: Sequence[str] = (),
-                param_label: dict[str, str] | None = None) -> Graph:
+                param_label: dict[str, str] | None = None,
+                inits: dict[str, Node] | None = None) -> Graph:
+        """A graph for a block nested in `block` (a branch, a loop body); `inits` gives
+        a loop body's state parameters their initial values (see `mutation`)."""
         param_label = param_label or {}
         g = Graph(name, block.graph, self.loc(at))
         b = Block(g, block.scope, block)
         for p in params:
-            b.vars[p] = g.add_parameter(param_label.get(p, p.lstrip("#")))
+            param = b.vars[p] = g.add_parameter(param_label.get(p, p.lstrip("#")))
+            if inits is not None and p in inits:
+                self.ownership.param_init[param] = inits[p]
         g.output = build(b)
         return g
 
@@ -311,6 +327,9 @@ class Compiler(ExpressionMixin):
             self._import(s, block)
             return False
         if isinstance(s, ast.AugAssign):
+            if isinstance(s.target, ast.Subscript):
+                self.augment_item(s, block)
+                return False
             if not isinstance(s.target, ast.Name):
                 raise self._mutation_error(s.target)
             current = self.expr(ast.Name(id=s.target.id, ctx=ast.Load(), lineno=s.lineno,
@@ -321,6 +340,8 @@ class Compiler(ExpressionMixin):
         if isinstance(s, ast.Expr):
             if isinstance(s.value, ast.Constant):
                 return False  # docstrings and bare constants do nothing
+            if self.update_call(s.value, block):
+                return False
             value = self.expr(s.value, block)
             if isinstance(value, Apply) and value not in g.effects and value.graph is g:
                 g.effects.append(value)
@@ -424,7 +445,9 @@ class Compiler(ExpressionMixin):
             for i, elt in enumerate(target.elts):
                 item = block.graph.apply(P["tuple_getitem"], value, i, loc=self.loc(elt))
                 self.assign(elt, item, block)
-        elif isinstance(target, (ast.Subscript, ast.Attribute)):
+        elif isinstance(target, ast.Subscript):
+            self.store_item(target, value, block)
+        elif isinstance(target, ast.Attribute):
             raise self._mutation_error(target)
         else:
             raise self.error(f"cannot assign to {type(target).__name__}", target)
@@ -447,7 +470,9 @@ class Compiler(ExpressionMixin):
         if isinstance(s, ast.While):
             cond = self._loop_cond(block, ctx, self.lossy(lambda b: self.expr(s.test, b)), s)
             body = self._branch(block, "while_body",
-                                lambda b: self._body(s.body, b, ctx), s, ctx.state)
+                                lambda b: self._body(s.body, b, ctx), s, ctx.state,
+                                inits=dict(zip(ctx.state, init, strict=True)))
+            self.check_loop_updates(body, ctx)
             result = block.graph.apply(P["while_loop"], cond, body, *init, loc=loc)
             offset = 0
         else:
@@ -497,7 +522,9 @@ class Compiler(ExpressionMixin):
                 return self._body(s.body, b, ctx)
 
             label = {"#i": s.target.id} if isinstance(s.target, ast.Name) else {}
-            body = self._branch(block, "for_body", body_range, s, ["#i"] + ctx.state, label)
+            body = self._branch(block, "for_body", body_range, s, ["#i"] + ctx.state, label,
+                                dict(zip(ctx.state, init, strict=True)))
+            self.check_loop_updates(body, ctx)
             return g.apply(P["for_range"], start, stop, step, body, *init, loc=loc), 0
         length: Node
         if simple_range is not None:
@@ -511,7 +538,9 @@ class Compiler(ExpressionMixin):
                 self.assign(s.target, element(b, b.vars["#i"]), b)
                 return self._body(s.body, b, ctx)
 
-            body = self._branch(block, "for_body", body_seq, s, ["#i"] + ctx.state)
+            body = self._branch(block, "for_body", body_seq, s, ["#i"] + ctx.state,
+                                inits=dict(zip(ctx.state, init, strict=True)))
+            self.check_loop_updates(body, ctx)
             return g.apply(P["for_range"], 0, length, 1, body, *init, loc=loc), 0
         # A loop that may break or return: a while loop over an explicit index.
         index_ctx = LoopContext([IDX] + ctx.state, ctx.has_break, ctx.has_return)
@@ -526,7 +555,9 @@ class Compiler(ExpressionMixin):
             return self._body(s.body, b, index_ctx)
 
         cond = self._loop_cond(block, ctx, test, s, [IDX])
-        body = self._branch(block, "for_body", body_while, s, index_ctx.state)
+        body = self._branch(block, "for_body", body_while, s, index_ctx.state,
+                            inits=dict(zip(ctx.state, init, strict=True)))
+        self.check_loop_updates(body, index_ctx)
         return g.apply(P["while_loop"], cond, body, Constant(0), *init, loc=loc), 1
 
     def _range_args(self, it: ast.expr, block: Block) -> tuple[Node, Node, Node] | None:
@@ -669,6 +700,9 @@ def assigned_names(stmts: list[ast.stmt]) -> list[str]:
             return
         if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
             out.append(node.id)
+        changed = mutated_name(node)
+        if changed is not None:
+            out.append(changed)
         if isinstance(node, ast.NamedExpr):
             out.append(node.target.id)
         for child in ast.iter_child_nodes(node):

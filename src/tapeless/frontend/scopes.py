@@ -14,7 +14,7 @@ from .source import ScopeInfo
 @dataclass
 class ParamSpec:
     name: str
-    kind: str  # "pos", "vararg" or "kwonly"
+    kind: str  # "pos", "vararg", "kwonly" or "varkw" (`**name`, a dict)
     default: Node | None = None
 
 

@@ -34,6 +34,7 @@ from .replace import apply_replacements, redirect
 from .results import own_outputs, settle_owns
 from .rules import RULES, Context, allowed, step
 from .simplify import cse, fold_constants, idle_loop, inline_call, pure, select_constants
+from .updates import update_in_place
 from .zeros import never_zero
 
 # Steps that change whole graphs: in a round without other changes, and at the end.
@@ -43,6 +44,7 @@ step("branch_backprops")
 step("unused_parameters")
 step("lower_stacks")
 step("block_products")
+step("update_in_place")
 
 
 LOOP_STEPS_MAX = 64  # loop-state steps in one round (each removes something: a bound)
@@ -91,6 +93,8 @@ def optimize(root: Graph, enabled: set[str] | None = None, max_rounds: int = 30,
         log.add("lower_stacks")
     if allowed(enabled, "block_products") and (n := block_products(root)):
         log.add("block_products", n)
+    if allowed(enabled, "update_in_place") and (n := update_in_place(root)):
+        log.add("update_in_place", n)
     settle_owns(root)
     return log
 

@@ -1343,3 +1343,25 @@ for _name, _params, _size in (("normal_and_standard", (1, 2), 3),
 # (The standard variates have the sample's kind.)
 PRIMITIVES["standard_variates"].abstract_eval = _or_declared(
     lambda args, inputs: (items_of(args[0]) or (None,))[0], PRIMITIVES["standard_variates"])
+# In-place updates (`primitives/update_ops.py`): an updated array keeps its kind, and
+# the sensitivities of an update have those of the values they belong to.
+def _update_kind(args: list, inputs: list) -> Kind | None:
+    return args[0] if isinstance(args[0], ArrayKind) else None
+
+
+def _update_value_kind(args: list, inputs: list) -> Kind | None:
+    value: Kind | None = args[2]
+    if value == FLOAT or (dtype_of(value) == "f8" and dtype_of(args[0]) == "f8"):
+        return value
+    return None
+
+
+PRIMITIVES["index_update"].abstract_eval = _update_kind
+PRIMITIVES["index_add"].abstract_eval = _update_kind
+PRIMITIVES["index_update_inplace"].abstract_eval = _update_kind
+PRIMITIVES["index_add_inplace"].abstract_eval = _update_kind
+PRIMITIVES["update_rest_sens"].abstract_eval = \
+    lambda args, inputs: args[0] if dtype_of(args[0]) == "f8" else None
+PRIMITIVES["update_value_sens"].abstract_eval = _update_value_kind
+PRIMITIVES["update_value_scatter"].abstract_eval = \
+    lambda args, inputs: args[1] if dtype_of(args[1]) == "f8" else None

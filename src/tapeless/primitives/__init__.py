@@ -6,6 +6,7 @@ from . import (  # noqa: F401
     ad_ops,
     core,
     jvp_rules,
+    keyword_ops,
     numpy_ops,
     random_ops,
     rules_arrays,
@@ -15,6 +16,7 @@ from . import (  # noqa: F401
     rules_random,
     rules_scipy,
     scipy_ops,
+    update_ops,
 )
 from .registry import ATTRIBUTES, BY_CALLABLE, METHODS, PRIMITIVES, Primitive, lookup_callable
 

@@ -218,6 +218,10 @@ PROPERTIES: dict[str, dict[str, Any]] = {
         "repeat roll tile column_stack append pad select cumprod kron cross sort partition "
         "convolve correlate cov corrcoef interp bincount").split()},
     **{f"np.linalg.{n}": dict(fresh=True) for n in "eigvalsh cholesky pinv".split()},
+    # Constructors: a new array each call (what an in-place update may own).
+    **{f"np.{n}": dict(fresh=True) for n in (
+        "array empty zeros_like ones_like empty_like full_like eye identity arange "
+        "linspace").split()},
     **{f"math.{n}": dict(result_kind="int") for n in ("floor", "ceil", "trunc", "factorial")},
     # (isnan, isinf, isfinite and isclose give bools: no fixed number kind.)
     **{f"math.{n}": dict(result_kind="float") for n in (
@@ -279,9 +283,9 @@ _method("squeeze", "self, axis=None", "np.squeeze")
 _method("clip", "self, min=None, max=None", "np.clip")
 _method("dot", "self, b", "np.dot")
 _method("ravel", "self", "np.ravel")
-_method("flatten", "self", "np.ravel")
-_method("copy", "self", "np.copy")
-_method("astype", "self, dtype", "method.astype")
+_method("flatten", "self", "np.ravel", fresh=True)
+_method("copy", "self", "np.copy", fresh=True)
+_method("astype", "self, dtype", "method.astype", fresh=True)
 _method("item", "self", "method.item")
 _method("round", "self, decimals=0", "np.round", differentiable=False)
 _method("conj", "self", "method.conj")
