@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -46,13 +47,16 @@ class JvpFunction(Transformed):
         return args
 
 
-_JVP: dict[int, tuple[Any, JvpFunction]] = {}
+_JVP: dict[tuple[int, str], tuple[Any, JvpFunction]] = {}
 
 
 def _jvp_function(fun: Callable[..., Any]) -> JvpFunction:
-    hit = _JVP.get(id(fun))
+    """The compiled jvp of `fun` (one per function, and per optimizer setting, which is
+    read when compiling)."""
+    key = (id(fun), os.environ.get("TAPELESS_OPTIMIZE", ""))
+    hit = _JVP.get(key)
     if hit is None or hit[0] is not fun:
-        hit = _JVP[id(fun)] = (fun, JvpFunction(fun))
+        hit = _JVP[key] = (fun, JvpFunction(fun))
     return hit[1]
 
 

@@ -219,43 +219,19 @@ class GradFunction(Transformed):
 BOUND_TYPES.add(GradFunction)
 
 
-# The transforms made lately, by function and options: `tl.grad(f)(x)` written inline, as
-# JAX users write it, compiles once, not on every call. (Bounded: a new lambda each call
-# would only fill it.)
-_TRANSFORMS: dict[tuple, tuple[Any, GradFunction]] = {}
-_TRANSFORMS_MAX = 256
-
-
-def _grad_function(fun: Callable[..., Any], argnums: Any, has_aux: bool,
-                   with_value: bool) -> GradFunction:
-    try:
-        key = (id(fun), argnums, bool(has_aux), with_value)
-        hash(key)
-    except TypeError:  # (argnums that is not hashable: refused by GradFunction)
-        return GradFunction(fun, argnums, has_aux, with_value)
-    hit = _TRANSFORMS.get(key)
-    if hit is not None and hit[0] is fun:
-        return hit[1]
-    made = GradFunction(fun, argnums, has_aux, with_value)
-    if len(_TRANSFORMS) >= _TRANSFORMS_MAX:
-        _TRANSFORMS.pop(next(iter(_TRANSFORMS)))
-    _TRANSFORMS[key] = (fun, made)
-    return made
-
-
 @_api
 def grad(fun: Callable[..., Any], argnums: int | tuple[int, ...] = 0,
          has_aux: bool = False) -> GradFunction:
     """The gradient of the scalar function `fun` with respect to argument(s) `argnums`;
     with `has_aux`, `fun` returns `(value, aux)` and the result returns `(grad, aux)`."""
-    return _grad_function(fun, argnums, has_aux, with_value=False)
+    return GradFunction(fun, argnums, has_aux, with_value=False)
 
 
 @_api
 def value_and_grad(fun: Callable[..., Any], argnums: int | tuple[int, ...] = 0,
                    has_aux: bool = False) -> GradFunction:
     """Like `grad`, but the result returns `(value, grad)` (`((value, aux), grad)`)."""
-    return _grad_function(fun, argnums, has_aux, with_value=True)
+    return GradFunction(fun, argnums, has_aux, with_value=True)
 
 
 _VJP_CACHE: dict[int, Any] = {}
