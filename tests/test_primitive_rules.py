@@ -249,6 +249,7 @@ SAMPLES: dict[str, list[Sample]] = {
                               "(a0,), (a1,))[1]", extra=CALLEES_HELPER,
                          xfail="reverse mode over it is refused", second=False,
                          fxfail="forward mode over it is refused")],
+    "data_only": [S(lambda r: (u(r, (3,)),))],
     "dense": [S(lambda r: ((u(r, None), u(r, (2,))), (u(r, None), u(r, (2,)))), (0,))],
     "stop_gradient": [S(lambda r: (u(r, (3,)),), call="a0 * np.cos(P(a0) * 0.0)")],
     # A function value derivative code did not make: a lambda, a NumPy function and a

@@ -35,6 +35,11 @@ def prepared(fn: Any) -> Graph:
     return g
 
 
+def differentiated(rule: CustomRule) -> tuple[int, ...]:
+    """The positions of the arguments a rule differentiates (all but `nondiff`)."""
+    return tuple(i for i in range(len(rule.fun.parameters)) if i not in rule.nondiff)
+
+
 def along_graph(rule: CustomRule) -> Graph:
     """The scalar whose gradient transposes a rule: for a custom_jvp, `<c, J t>` as a
     function `(c, y, xs, ts)`, linear in the tangents `ts`; for a custom_vjp, `<bwd(res,
@@ -47,9 +52,8 @@ def along_graph(rule: CustomRule) -> Graph:
     else:
         names, helper, first = ["c", "res", "y", "xs", "ts"], vjp_along, rule.bwd
     params = [g.add_parameter(n) for n in names]
-    diff = tuple(i for i in range(len(rule.fun.parameters)) if i not in rule.nondiff)
     g.output, g.effects = inline_body(parse(helper), g, [
-        Constant(first), *params, Constant(diff), Constant(rule.nondiff)])
+        Constant(first), *params, Constant(differentiated(rule)), Constant(rule.nondiff)])
     return g
 
 

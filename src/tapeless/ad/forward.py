@@ -139,7 +139,7 @@ class FTransform:
         self.graphs[g.id] = fg
         xs = [fg.add_parameter(p.name, p.loc) for p in g.parameters]
         ts = [fg.add_parameter(tangent_name(p.name) or "t", p.loc) for p in g.parameters]
-        diff = tuple(i for i in range(len(xs)) if i not in rule.nondiff)
+        diff = custom.differentiated(rule)
         if rule.kind == "vjp":
             from .reverse import JTransform
 

@@ -178,7 +178,7 @@ class JTransform:
         jg.signature, jg.vararg = g.signature, g.vararg
         params = [jg.add_parameter(p.name, p.loc) for p in g.parameters]
         xs = jg.apply(P["make_tuple"], *params)
-        diff = tuple(i for i in range(len(params)) if i not in rule.nondiff)
+        diff = custom.differentiated(rule)
         if rule.kind == "checkpoint":
             jg.output, jg.effects = inline_body(custom.prepared(custom.checkpoint_reverse), jg, [
                 Constant(rule.fun), Constant(self.graph(rule.fun)), xs], loc=g.loc)

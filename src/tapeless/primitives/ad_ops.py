@@ -96,7 +96,9 @@ _helper("dense", "d, like", accepts_zero=True, pure=True)
 _helper("call_value_fwd", "level, fn, t_fn, args, tangents", effect=True, accepts_zero=True,
         passes_on=True)
 _helper("lift_fwd", "value", accepts_zero=True)
-_helper("data_only", "value", differentiable=False)
+# (The identity on data, refusing a function: differentiable, so the data's derivative
+# flows through it.)
+_helper("data_only", "value", accepts_zero=True)
 _helper("split_fwd", "args, npos, defaults, star", accepts_zero=True, pure=True)
 # `tl.stop_gradient(x)`: x, whose derivative is zero (its rules say so).
 _helper("stop_gradient", "x", pure=True, accepts_zero=True)

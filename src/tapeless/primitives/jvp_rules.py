@@ -175,6 +175,11 @@ def _stop_gradient(x):
     return stop_gradient(x), None
 
 
+@jvp("data_only")
+def _data_only(value):
+    return data_only(value), lambda t: t
+
+
 @jvp("split_fwd")
 def _split_fwd(args, npos, defaults, star):
     zeros = (ZERO,) * len(defaults)
@@ -208,22 +213,22 @@ def _sum_tangent(t, items):
 
 @jvp("max", joint=True)
 def _max_builtin(args, t_args):
-    items = args[0] if len(args) == 1 else args
-    ts = sens_index(t_args, 0) if len(args) == 1 else t_args
-    k = 0
-    for i in range(1, len(items)):
-        if items[i] > items[k]:
-            k = i
-    return items[k], sens_index(ts, k)
+    return _extreme_item(args, t_args, 1)
 
 
 @jvp("min", joint=True)
 def _min_builtin(args, t_args):
+    return _extreme_item(args, t_args, -1)
+
+
+def _extreme_item(args, t_args, sign):
+    """`max(*args)` (sign 1) or `min(*args)` (-1), of one iterable or several arguments,
+    and the tangent of the item chosen (the first, among ties, as Python chooses)."""
     items = args[0] if len(args) == 1 else args
     ts = sens_index(t_args, 0) if len(args) == 1 else t_args
     k = 0
     for i in range(1, len(items)):
-        if items[i] < items[k]:
+        if (items[i] > items[k]) if sign > 0 else (items[i] < items[k]):
             k = i
     return items[k], sens_index(ts, k)
 

@@ -184,6 +184,11 @@ def _stop_gradient(x):
     return stop_gradient(x), lambda d: (ZERO,)
 
 
+@rule("data_only")
+def _data_only(value):
+    return data_only(value), lambda d: (d,)
+
+
 @rule("split_fwd")
 def _split_fwd(args, npos, defaults, star):
     return split_fwd(args, npos, defaults, star), \
