@@ -42,9 +42,11 @@ def _zero_tangent(x: Any) -> Any:
 
 def has_forward_rule(name: str) -> bool:
     prim = PRIMITIVES[name]
-    if prim.alias and prim.jvp_rule is None and not prim.linear and not prim.jvp_from_reverse:
+    if prim.alias and prim.jvp_rule is None and not prim.linear and \
+            not prim.jvp_from_reverse and not prim.jvp_by_transposition:
         prim = PRIMITIVES[prim.alias]
-    return prim.jvp_rule is not None or bool(prim.linear) or prim.jvp_from_reverse
+    return prim.jvp_rule is not None or bool(prim.linear) or prim.jvp_from_reverse or \
+        prim.jvp_by_transposition
 
 
 def test_every_differentiable_primitive_has_a_forward_rule() -> None:

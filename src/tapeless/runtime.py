@@ -228,6 +228,23 @@ def zeros_like_value(x: Any) -> Any:
     return ZERO
 
 
+def ones_like_value(x: Any) -> Any:
+    """A sensitivity for the value `x` that is 1 in every float (`zeros_like_value`'s
+    structure): a point, away from the special case of a zero cotangent, at which to take
+    the gradient of a function linear in it (a forward rule by transposition)."""
+    z = zeros_like_value(x)
+    if z is ZERO:
+        return ZERO
+    if isinstance(z, tuple):
+        return tuple(ones_like_value(v) for v in x)
+    if isinstance(z, list):
+        return [ones_like_value(v) for v in x]
+    if isinstance(z, dict):
+        src = x if isinstance(x, dict) else {f: getattr(x, f) for f in struct_fields(x)}
+        return {k: ones_like_value(v) for k, v in src.items()}
+    return z + 1.0
+
+
 def sens_of(d: Any, like: Any) -> Any:
     """`d`, with a symbolic zero made concrete (rules of array operations need values)."""
     return d if d is not ZERO else zeros_like_value(like)

@@ -40,6 +40,14 @@ def differentiated(rule: CustomRule) -> tuple[int, ...]:
     return tuple(i for i in range(len(rule.fun.parameters)) if i not in rule.nondiff)
 
 
+def transposed_graph(rule: Graph, name: str) -> Graph:
+    """`(c, xs, ts) -> <back(c), ts>` for the reverse rule `rule` (see `reverse_along`)."""
+    g = Graph(f"{name}_transposed")
+    params = [g.add_parameter(n) for n in ("c", "xs", "ts")]
+    g.output, g.effects = inline_body(parse(reverse_along), g, [Constant(rule), *params])
+    return g
+
+
 def along_graph(rule: CustomRule) -> Graph:
     """The scalar whose gradient transposes a rule: for a custom_jvp, `<c, J t>` as a
     function `(c, y, xs, ts)`, linear in the tangents `ts`; for a custom_vjp, `<bwd(res,
@@ -63,7 +71,8 @@ def tree_vdot(a, b):
     lb = tree_leaves(b)
     total = 0.0
     for i in range(len(la)):
-        total = total + np.sum(la[i] * lb[i])
+        if la[i] is not ZERO and lb[i] is not ZERO:  # (a bool's, a string's: none)
+            total = total + np.sum(la[i] * lb[i])
     return total
 
 
@@ -102,6 +111,18 @@ def vjp_along(bwd, c, res, y, xs, ts, diff, nondiff):
     fixed = pick(xs, nondiff)
     return cotangent_dot(bwd(*fixed, res, to_structure(c, y)), pick(ts, diff),
                          pick(xs, diff))
+
+
+def reverse_along(rule, c, xs, ts):
+    """<back(c), t> for a primitive's reverse rule (its forward rule by transposition:
+    `tapeless.ad.forward`), linear in the cotangent `c`."""
+    back = rule(*xs)[1]
+    d = back(c)
+    total = 0.0
+    for i in range(len(xs)):
+        if ts[i] is not ZERO and d[i] is not ZERO:
+            total = total + tree_vdot(dense(d[i], xs[i]), dense(ts[i], xs[i]))
+    return total
 
 
 # --- reverse mode (J): (value, backpropagator (d_env, d_args...)) ---------------------------
@@ -155,5 +176,7 @@ def vjp_forward(fwd, j_along, xs, ts, diff, nondiff):
     out = fwd(*xs)
     y = out[0]
     res = out[1]
+    # (At c = 0: the user's bwd is linear in c, or, like a clipped gradient, has there
+    # the slope its author means.)
     sens = j_along(zeros_like_value(y), res, y, xs, ts)[1](1.0)
     return y, sens[1]

@@ -90,6 +90,7 @@ class FTransform:
         self.tangents: dict[int, Node] = {i: Constant(ZERO) for i in outer or {}}
         self.wrappers: dict[str, Graph] = {}
         self.value_graphs: dict[int, Graph] = {}
+        self.transposed: dict[str, Graph] = {}  # primitive -> J of its `reverse_along`
         self.parent = parent
 
     # --- graphs -------------------------------------------------------------------
@@ -242,7 +243,7 @@ class FTransform:
             return [plain]
         tans = [self.tangent(a) for a in args]
         if prim.alias and prim.jvp_rule is None and not prim.linear and \
-                not prim.jvp_from_reverse:
+                not prim.jvp_from_reverse and not prim.jvp_by_transposition:
             prim = P[prim.alias]  # (a method: the function's rule, on the same parameters)
         if prim.variadic:
             fixed = len(prim.param_names) - 1
@@ -261,6 +262,8 @@ class FTransform:
             plain = fg.apply(node.inputs[0], *vals, loc=node.loc, name=node.name)
             self._set(node, plain, Constant(ZERO))
             return [plain]
+        if prim.jvp_by_transposition:
+            return self._transposed(node, prim, fg, pvals, ptans)
         if prim.linear:
             value: Node = fg.apply(node.inputs[0], *vals, loc=node.loc, name=node.name)
             targs: list[Node] = list(pvals)
@@ -308,6 +311,31 @@ class FTransform:
             total.name = tangent_name(node.name)
         self._set(node, value, total)
         return effects
+
+    def _transposed(self, node: Apply, prim: Primitive, fg: Graph, pvals: list[Node],
+                    ptans: list[Node]) -> list[Node]:
+        """The tangent of a primitive whose forward rule is its reverse rule transposed:
+        the cotangent's sensitivity in J of `<back(c), t>` (`ad/custom.reverse_along`),
+        at c = 1 (it is linear in c)."""
+        from . import custom
+        from .reverse import JTransform
+
+        if prim.name not in self.transposed:
+            rule = JTransform().rule(prim)
+            self.transposed[prim.name] = JTransform().graph(
+                custom.transposed_graph(rule, prim.name.replace(".", "_")))
+        value = fg.apply(node.inputs[0], *[self.value(a, fg) for a in node.inputs[1:]],
+                         loc=node.loc, name=node.name)
+        # (At c = 1, not 0: a rule may treat a zero cotangent apart, e.g. the terms of an
+        # svd's derivative that the loss does not see.)
+        point = fg.apply(P["ones_like_value"], value)
+        call = fg.apply(Constant(self.transposed[prim.name]), point,
+                        fg.apply(P["make_tuple"], *pvals), fg.apply(P["make_tuple"], *ptans),
+                        loc=node.loc)
+        sens = fg.apply(fg.apply(P["tuple_getitem"], call, 1), Constant(1.0), loc=node.loc)
+        self._set(node, value, fg.apply(P["tuple_getitem"], sens, 1,
+                                        name=tangent_name(node.name)))
+        return [value, call] if prim.effect else [call]
 
     def _apply_map(self, m: Node, t: Node, fg: Graph, loc: Location | None) -> Node:
         if is_constant_graph(m) and len(m.value.parameters) == 1 and m.value.parent is fg:
@@ -430,9 +458,12 @@ class FTransform:
         return self.value_graphs[g.id]
 
     def primitive_value(self, prim: Primitive) -> Graph:
-        """A primitive used as a value (`np.tanh` passed to a function): an F-callable
-        `(*args, *tangents)`, for primitives with positional parameters only."""
+        """A primitive used as a value (`np.tanh` passed to a function): the F-callable
+        of a graph calling it, `(*args, *tangents)`, its defaults filled in as Python
+        binds them (for primitives with positional parameters only)."""
         import inspect
+
+        from ..frontend.parser import ParamSpec
 
         if prim.name not in self.wrappers:
             params = list(prim.signature.parameters.values())
@@ -440,21 +471,12 @@ class FTransform:
                                     for p in params):
                 raise GradError(f"forward mode does not support passing {prim.name} as a "
                                 "value yet; wrap it in a lambda")
-            w = _derived_graph(f"F_{prim.name}", None, None)
-            n = len(params)
-            xs = [w.add_parameter(p.name) for p in params]
-            ts = [w.add_parameter(tangent_name(p.name) or "t") for p in params]
-            # (All positional parameters are passed: a shorter call binds defaults.)
-            inner = Graph(prim.name, None, None)
+            inner = Graph(prim.name.replace(".", "_"), None, None)
             ps = [inner.add_parameter(p.name) for p in params]
+            inner.signature = [ParamSpec(p.name, "pos", None if p.default is p.empty
+                                         else Constant(p.default)) for p in params]
             inner.output = inner.apply(Constant(prim), *ps)
             inner.effects = [inner.output] if prim.effect else []
-            sub = FTransform()
-            fin = sub.graph(inner)
-            out = w.apply(Constant(fin), *xs, *ts)
-            w.output = out
-            w.effects = [out]
-            assert n == len(xs)
-            self.wrappers[prim.name] = w
+            self.wrappers[prim.name] = self.graph_value(inner)
         return self.wrappers[prim.name]
 

@@ -148,8 +148,16 @@ class JTransform:
     def graph(self, g: Graph) -> Graph:
         if g.id in self.graphs:
             return self.graphs[g.id]
-        if g.custom is not None:
-            return self._custom(g)
+        before = set(self.graphs)
+        try:
+            return self._custom(g) if g.custom is not None else self._graph(g)
+        except BaseException:
+            # (A graph half built is never handed out again: a later try starts over.)
+            for key in set(self.graphs) - before:
+                del self.graphs[key]
+            raise
+
+    def _graph(self, g: Graph) -> Graph:
         parent = self.graphs.get(g.parent.id) if g.parent is not None else None
         jg = _derived_graph(f"J_{g.name}", parent, g.loc)
         self.graphs[g.id] = jg

@@ -29,6 +29,9 @@ class Primitive:
         its forward rule is the primitive applied to their tangents;
       jvp_from_reverse: a one-parameter primitive whose Jacobian is diagonal (elementwise,
         or on numbers), so its reverse rule's backpropagator maps tangents too;
+      jvp_by_transposition: its forward rule is its reverse rule transposed (the
+        backpropagator is linear in the cotangent: J t = grad_c <back(c), t>), for
+        primitives whose forward rule is not written out;
       batch_rule: the batching rule (a slot for `vmap`);
       abstract_eval: the result's kind from the arguments' kinds and input nodes, where
         a declared property below does not already say it.
@@ -124,6 +127,7 @@ class Primitive:
         self.jvp_joint = False
         self.linear: tuple[int, ...] = ()
         self.jvp_from_reverse = False
+        self.jvp_by_transposition = False
         self.batch_rule: Callable[..., Any] | None = None
         self.abstract_eval: Callable[..., Any] | None = None
 

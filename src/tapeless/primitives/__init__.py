@@ -5,6 +5,7 @@ its signature, implementation, emission and derivative rule."""
 from . import (  # noqa: F401
     ad_ops,
     core,
+    jvp_more,  # noqa: F401, I001  (last: it completes the forward rules)
     jvp_rules,
     keyword_ops,
     numpy_ops,

@@ -53,6 +53,7 @@ _helper("struct_sens", "ds, cls", accepts_zero=True)
 _helper("construct_value", "cls, fields")
 _helper("repeat_sens", "d, seq")
 _helper("zeros_like_value", "x", differentiable=False)
+_helper("ones_like_value", "x", differentiable=False)
 # A check kept for the error it may raise, even where the derivative ignores the output.
 _helper("check_scalar_output", "out", effect=True, accepts_zero=True)
 _helper("check_aux_output", "out", accepts_zero=True)
