@@ -70,7 +70,10 @@ def _check_tangent(name: str, i: int, primal: Any, tangent: Any) -> None:
                         f"{type(tangent).__name__} of {len(t_leaves)}); pass tangents "
                         "shaped like the primals")
     for p, t in zip(p_leaves, t_leaves, strict=True):
-        if np.shape(p) != np.shape(t):
+        # (A leaf that is not data, such as a dtype, a string or a class, has no shape:
+        # np.shape(np.float64) is the attribute of its instances.)
+        if isinstance(p, (np.ndarray, np.generic, float, int, complex)) and \
+                np.shape(p) != np.shape(t):
             raise GradError(f"jvp of {name}: a leaf of tangent {i} is {_describe(t)}, where "
                             f"its primal is {_describe(p)}; a tangent has its primal's shape")
 

@@ -5,6 +5,7 @@ its signature, implementation, emission and derivative rule."""
 from . import (  # noqa: F401
     ad_ops,
     core,
+    jvp_arrays,
     jvp_rules,
     numpy_ops,
     rules_arrays,
