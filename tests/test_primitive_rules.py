@@ -222,6 +222,18 @@ def fwd_outer(x, t, act):
     return tl.jvp(lambda z: act(z) * z, (x,), (t,))[1]
 """
 
+# Forward mode over derivative code (a `tl.jvp` of a `tl.grad`, inside compiled code) that
+# calls a function value chosen at run time: F of the J-callable's call.
+FWD_OF_GRAD_HELPER = FWD_HELPER + """
+
+def summed(w, k):
+    return np.sum(picked(w, k))
+
+
+def fwd_of_grad(x, t, k):
+    return tl.jvp(lambda z: tl.grad(summed)(z, k), (x,), (t,))[1]
+"""
+
 S = Sample
 SAMPLES: dict[str, list[Sample]] = {
     # Forward mode (`tapeless.ad.forward`): a call of a function value chosen at run
@@ -229,6 +241,8 @@ SAMPLES: dict[str, list[Sample]] = {
     # over it is refused), a tangent made dense, and a function value with a default.
     "call_fwd": [S(lambda r: (u(r, (3,)), u(r, (3,)), 1), (0, 1), call="fwd_pick(a0, a1, a2)",
                    extra=FWD_HELPER)],
+    "call_value_fwd": [S(lambda r: (u(r, (3,)), u(r, (3,)), 1), (0, 1),
+                         call="fwd_of_grad(a0, a1, a2)", extra=FWD_OF_GRAD_HELPER)],
     "lift_fwd": [S(lambda r: (u(r, None), u(r, None)), (0, 1),
                    call="fwd_outer(a0, a1, np.tanh)", extra=FWD_HELPER,
                    xfail="reverse mode over a tl.jvp given a function from outside is "

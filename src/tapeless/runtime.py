@@ -98,6 +98,28 @@ def call_fwd(fn: Any, t_fn: Any, args: tuple, tangents: tuple) -> Any:
     return DYNAMIC.call_fwd(fn, t_fn, args, tangents)
 
 
+def call_value_fwd(level: int, fn: Any, t_fn: Any, args: tuple, tangents: tuple) -> Any:
+    """F of `call_value(level, fn, args)`, in forward-mode code over derivative code: a
+    generated function is F of a J-callable already; any other callable gets F of its
+    J-callable of that order (`DYNAMIC`)."""
+    if type(fn) is _FunctionType and fn.__code__.co_filename.startswith(_GENERATED):
+        return fn(*args, *tangents)
+    return DYNAMIC.call_value_fwd(level, fn, t_fn, args, tangents)
+
+
+def generated_only(fn: Any) -> Any:
+    """`fn`, refused unless it is a function of generated code: derivative code over
+    forward-mode code over derivative code (the third order through a call of a value)
+    calls only the functions it compiled."""
+    if not is_generated(fn):
+        from .errors import GradError
+
+        raise GradError(f"{fn!r} is called through a function value in code differentiated "
+                        "three times over (reverse or forward mode over forward mode over "
+                        "derivative code); call the function by its name instead")
+    return fn
+
+
 def split_fwd(args: tuple, npos: int, defaults: tuple) -> tuple:
     """The arguments `(*args, *tangents)` of an F-callable called the way Python calls a
     function value, laid out for F of a function with `npos` positional parameters, the

@@ -17,6 +17,7 @@ from ..runtime import (
     as_sequence,
     broadcast_like,
     call_fwd,
+    call_value_fwd,
     check_scalar_output,
     construct_value,
     data_only,
@@ -25,6 +26,7 @@ from ..runtime import (
     fdiv,
     fpow,
     from_structure,
+    generated_only,
     gadd,
     index_concat,
     index_concat_dense,
@@ -172,6 +174,24 @@ def _call_star(fn, args, t_fn, t_args):
 def _call_fwd(fn, t_fn, args, tangents, t_fn_, t_t_fn, t_args, t_tangents):
     # F of an F-callable takes (args, tangents) and then their tangents.
     r = call_fwd(fn, t_fn, args + tangents, _tangents_of(t_args, args) +
+                 _tangents_of(t_tangents, tangents))
+    return r[0], r[1]
+
+
+@jvp("call_value", joint=True)
+def _call_value(level, fn, args, t_level, t_fn, t_args):
+    # (Forward mode over derivative code: the J-callable's F takes the arguments, then
+    # their tangents.)
+    r = call_value_fwd(level, fn, t_fn, args, _tangents_of(t_args, args))
+    return r[0], r[1]
+
+
+@jvp("call_value_fwd", joint=True)
+def _call_value_fwd(level, fn, t_fn, args, tangents, t_level, t_fn_, t_t_fn, t_args,
+                    t_tangents):
+    # F of F of a J-callable (a function of generated code) takes (args, tangents) and
+    # then their tangents.
+    r = call_fwd(generated_only(fn), t_fn, args + tangents, _tangents_of(t_args, args) +
                  _tangents_of(t_tangents, tangents))
     return r[0], r[1]
 
@@ -658,11 +678,15 @@ def _einsum(subscripts, operands):
 def _einsum_tangent(t, subscripts, operands):
     """The sum over the operands of einsum with that operand replaced by its tangent."""
     total = ZERO
-    sublists = not isinstance(subscripts, str)
-    for i in range(len(operands)):
+    n = len(operands)
+    # (The sublist form's operands: sublist, array, sublist, ..., and the output's
+    # sublist last where their number is even.)
+    arrays = [i for i in range(n) if isinstance(subscripts, str) or (
+        i % 2 == 1 and not (i == n - 1 and n % 2 == 0))]
+    for i in arrays:
         ti = sens_index(t, i)
-        if ti is not ZERO and not (sublists and i % 2 == 0):
-            ops = tuple(ti if j == i else operands[j] for j in range(len(operands)))
+        if ti is not ZERO:
+            ops = tuple(ti if j == i else operands[j] for j in range(n))
             total = gadd(total, _einsum_call(subscripts, ops))
     return total
 
