@@ -150,6 +150,19 @@ def data_only(value: Any) -> Any:
     return value
 
 
+def data_only_grad(value: Any) -> Any:
+    """`value`, refused if it is a function: forward-mode code holds a function value as
+    its F-callable, from which a `tl.grad` called inside that code cannot make the
+    J-callable it needs."""
+    if callable(value) and not isinstance(value, type):
+        from .errors import GradError
+
+        raise GradError(f"{value!r} is passed into a tl.grad (or tl.vjp) called inside code "
+                        "that forward mode differentiates; call the function by its name "
+                        "inside the function given to tl.grad instead")
+    return value
+
+
 def lift(value: Any) -> Any:
     """A value passed into derivative code from the code around it (the arguments of a
     `tl.grad` called inside compiled code): a function becomes its J-callable, one order

@@ -99,6 +99,7 @@ _helper("dense", "d, like", accepts_zero=True, pure=True)
 _helper("lift_fwd", "value", accepts_zero=True)
 _helper("data_only", "value", differentiable=False)
 _helper("generated_only", "fn", differentiable=False)
+_helper("data_only_grad", "value", differentiable=False)
 _helper("split_fwd", "args, npos, defaults", accepts_zero=True, pure=True)
 # `tl.stop_gradient(x)`: x, whose derivative is zero (its rules say so).
 _helper("stop_gradient", "x", pure=True, accepts_zero=True)

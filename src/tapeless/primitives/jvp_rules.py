@@ -21,6 +21,7 @@ from ..runtime import (
     check_scalar_output,
     construct_value,
     data_only,
+    data_only_grad,
     dense,
     expand_reduced,
     fdiv,
@@ -196,6 +197,34 @@ def _call_value_fwd(level, fn, t_fn, args, tangents, t_level, t_fn_, t_t_fn, t_a
     return r[0], r[1]
 
 
+# Loops whose body (or condition) is a function value known only at run time (`F` makes
+# a loop over the state and its tangents of the others itself): the F-callables carry the
+# tangents along, with no stack.
+
+
+@jvp("while_loop", joint=True)
+def _while_loop(cond, body, state, t_cond, t_body, t_state):
+    ts = _tangents_of(t_state, state)
+    go = call_fwd(cond, t_cond, state, ts)[0]
+    while go:
+        step = call_fwd(body, t_body, state, ts)
+        state = step[0]
+        ts = _tangents_of(step[1], state)
+        go = call_fwd(cond, t_cond, state, ts)[0]
+    return state, ts
+
+
+@jvp("for_range", joint=True)
+def _for_range(start, stop, step, body, state, t_start, t_stop, t_step, t_body, t_state):
+    ts = _tangents_of(t_state, state)
+    for i in range(start, stop, step):
+        # (The index has no tangent.)
+        r = call_fwd(body, t_body, (i,) + tuple(state), (ZERO,) + ts)
+        state = r[0]
+        ts = _tangents_of(r[1], state)
+    return state, ts
+
+
 def _tangents_of(t, args):
     """The tangents of the items of the tuple `args` (ZERO: each item's is zero)."""
     if t is ZERO:
@@ -240,7 +269,17 @@ def _lift_fwd(value):
 
 @jvp("lift")
 def _lift(value):
-    return lift(value), lambda t: t
+    # (A function here is an F-callable; the J-callable a tl.grad inside forward-mode code
+    # needs is F of the function's J-callable, which cannot be made from it: refused.)
+    return lift(_no_function(value)), lambda t: t
+
+
+def _no_function(value):
+    """`value`; a function is refused (GradError). (Data passes through a branch, so its
+    derivative of any order does too: a guard on the value's path would stop it.)"""
+    if callable(value) and not isinstance(value, type):
+        return data_only_grad(value)
+    return value
 
 
 @jvp("sum")
