@@ -237,15 +237,18 @@ def call_value_fwd(level: int, fn: Any, t_fn: Any, args: tuple, tangents: tuple)
     first use, called with the arguments and then their tangents (a callable object's
     `__call__` takes the object, whose tangent is `t_fn`)."""
     n = len(args)
-    if isinstance(fn, types.MethodType) and isinstance(fn.__func__, types.FunctionType) and \
+    func = fn.__func__ if isinstance(fn, types.MethodType) else None
+    if isinstance(func, types.FunctionType) and \
             not isinstance(fn.__self__, (type, types.ModuleType)):
-        return _compiled(fn.__func__, ("fwd", level, n), lambda: FORWARD.graph(
-            _object_graph(fn.__func__, level, n)))(fn.__self__, *args, t_fn, *tangents)
+        bound = func
+        return _compiled(bound, ("fwd", level, n), lambda: FORWARD.graph(
+            _object_graph(bound, level, n)))(fn.__self__, *args, t_fn, *tangents)
     method = _method(fn) if not isinstance(fn, (types.FunctionType, type, Transformed)) \
         else None
     if method is not None:
-        return _compiled(method, ("fwd", level, n), lambda: FORWARD.graph(
-            _object_graph(method, level, n)))(fn, *args, t_fn, *tangents)
+        call_method = method
+        return _compiled(call_method, ("fwd", level, n), lambda: FORWARD.graph(
+            _object_graph(call_method, level, n)))(fn, *args, t_fn, *tangents)
     if isinstance(fn, (Transformed, types.FunctionType)) or \
             isinstance(unwrap(fn), types.FunctionType):
         return _compiled(fn, ("fwd", level, n), lambda: FORWARD.graph_value(
