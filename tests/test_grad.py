@@ -61,7 +61,6 @@ CORPUS_SKIP: dict[tuple[str, int], str] = {
     ("np_where_clip", 1): "np.clip and np.where(x < 1, ...) switch at x == 1.0",
     ("np_more_elementwise", 0): "np.floor and np.ceil jump at x == 2.0",
     ("np_astype_and_dtypes", 0): "(x * 10).astype(int) jumps at x = 0.5 and 2.0",
-    ("np_einsum", 0): "einsum 'ii' (a diagonal) is not differentiable yet (ValueError)",
 }
 # Known failures, with their minimal repro in the test named in the reason.
 CORPUS_XFAIL: dict[tuple[str, int], str] = {}
@@ -383,6 +382,27 @@ def test_larger_random_program_gradients(program_dir: Path) -> None:
     for seed in range(LARGER_PROGRAMS):
         rng = random.Random(5000 + 1000 * RANDOM_SEED + seed)
         program = generate_program(RandomChoices(7000 + 1000 * RANDOM_SEED + seed), size=20)
+        fn = getattr(_load_random(program, program_dir), program.entry)
+        points = [(rng.uniform(-3, 3), rng.uniform(-3, 3), rng.randint(-2, 6))
+                  for _ in range(3)]
+        try:
+            checked += check_random_program(fn, points)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\n--- program ---\n{program.source}") from None
+        total += len(points)
+    assert checked >= total // 3, f"only {checked} of {total} points could be checked"
+
+
+@pytest.mark.skipif(generate_program is None, reason="tests/test_random_programs.py missing")
+def test_random_program_gradients_with_draws(program_dir: Path) -> None:
+    """Programs that draw random numbers (seeding NumPy's global generator first, so
+    that each evaluation draws the same numbers): the derivative code draws what the
+    program draws and differentiates the rest."""
+    checked = total = 0
+    for seed in range(LARGER_PROGRAMS):
+        rng = random.Random(9000 + 1000 * RANDOM_SEED + seed)
+        program = generate_program(RandomChoices(8000 + 1000 * RANDOM_SEED + seed), size=16,
+                                   draws=True, seeded=True)
         fn = getattr(_load_random(program, program_dir), program.entry)
         points = [(rng.uniform(-3, 3), rng.uniform(-3, 3), rng.randint(-2, 6))
                   for _ in range(3)]

@@ -13,7 +13,8 @@ from pathlib import Path
 
 from tapeless.primitives import BY_CALLABLE, METHODS
 from tapeless.primitives.numpy_ops import MATH_FUNCTIONS, NUMPY_FUNCTIONS, NUMPY_LINALG
-from tapeless.primitives.scipy_ops import SCIPY_SPECIAL
+from tapeless.primitives.random_ops import CONSTRUCTORS, LEGACY_FUNCTIONS, RANDOM_METHODS
+from tapeless.primitives.scipy_ops import SCIPY_LINALG, SCIPY_SPECIAL
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "language.md"
 SECTION = re.compile(r"(<!-- BEGIN generated: (\S+) -->\n)(.*?)(<!-- END generated: \2 -->)",
@@ -58,6 +59,14 @@ def _methods() -> list[str]:
     return _grouped(entries, ".", "methods")
 
 
+def _random() -> list[str]:
+    constructors = [(f"np.random.{n}", spec, False) for n, spec in CONSTRUCTORS.items()]
+    methods = [(n, spec, diff) for n, (spec, diff) in RANDOM_METHODS.items()]
+    return (_grouped(constructors, "", "generators") + [""] +
+            _grouped(methods, "rng.", "methods") + [""] +
+            _table(LEGACY_FUNCTIONS, "np.random."))
+
+
 def generated() -> dict[str, str]:
     sections = {
         "builtins": _builtins(),
@@ -65,7 +74,9 @@ def generated() -> dict[str, str]:
         "linalg": _table(NUMPY_LINALG, "np.linalg."),
         "math": _table(MATH_FUNCTIONS, "math."),
         "scipy_special": _table(SCIPY_SPECIAL, "scipy.special."),
+        "scipy_linalg": _table(SCIPY_LINALG, "scipy.linalg."),
         "methods": _methods(),
+        "random": _random(),
     }
     return {k: "\n".join(v) + "\n" for k, v in sections.items()}
 

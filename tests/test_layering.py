@@ -19,7 +19,8 @@ LAYERS = [
     {"ad"},
     {"opt"},
     {"backend"},
-    {"api", "grad_api", "fwd_api", "dynamic", "tree", "cli", "demo", "__init__"},
+    {"api", "grad_api", "fwd_api", "custom", "dynamic", "tree", "cli", "demo",
+     "__init__"},
 ]
 
 

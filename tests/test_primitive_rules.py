@@ -204,6 +204,9 @@ def lifted(x, act):
     return tl.grad(inner)(x, act) * x
 """
 
+_LIFT_FWD = ("forward mode over a tl.grad, inside compiled code, given a function from "
+             "outside is refused (GradError)")
+
 FWD_HELPER = """
 def picked(z, k):
     fs = [lambda w: w * np.sin(w), lambda w: w * w * w]
@@ -246,8 +249,18 @@ SAMPLES: dict[str, list[Sample]] = {
     # over it is refused), a tangent made dense, and a function value with a default.
     "call_fwd": [S(lambda r: (u(r, (3,)), u(r, (3,)), 1), (0, 1), call="fwd_pick(a0, a1, a2)",
                    extra=FWD_HELPER)],
+    # Forward over reverse through a function value chosen at run time: one made in
+    # compiled code (a J-callable of generated code), and one held in a list (made
+    # J-callable at run time), whose third order is refused (GradError), never wrong.
     "call_value_fwd": [S(lambda r: (u(r, (3,)), u(r, (3,)), 1), (0, 1),
-                         call="fwd_of_grad(a0, a1, a2)", extra=FWD_OF_GRAD_HELPER)],
+                         call="fwd_of_grad(a0, a1, a2)", extra=FWD_OF_GRAD_HELPER),
+                       S(lambda r: (u(r, (3,)), u(r, (3,))), (0, 1),
+                         call="tl.jvp(lambda z: tl.grad(lambda w: np.sum(FUNCS[0](w)))(z), "
+                              "(a0,), (a1,))[1]", extra=CALLEES_HELPER, label="held",
+                         xfail="reverse mode over it is refused (GradError): the callee is "
+                               "not a function of generated code", second=False,
+                         fxfail="forward mode over it is refused (GradError): the callee is "
+                                "not a function of generated code")],
     "lift_fwd": [S(lambda r: (u(r, None), u(r, None)), (0, 1),
                    call="fwd_outer(a0, a1, np.tanh)", extra=FWD_HELPER,
                    xfail="reverse mode over a tl.jvp given a function from outside is "
@@ -269,7 +282,9 @@ SAMPLES: dict[str, list[Sample]] = {
     "call_value": [S(lambda r: (u(r, (3,)),), call="FUNCS[0](a0) + FUNCS[1](a0)",
                      extra=CALLEES_HELPER),
                    S(lambda r: (u(r, (3,)),), call="FUNCS[2](a0) * a0", extra=CALLEES_HELPER,
-                     second=True, label="object")],
+                     second=True, label="object",
+                     fxfail2="forward over reverse through a callable object held in a "
+                             "container is refused (GradError)")],
     # A function passed to a `tl.grad` called inside compiled code.
     "lift": [S(lambda r: (u(r, (3,)),), call="lifted(a0, np.tanh)", extra=LIFT_HELPER,
                fxfail=_LIFT_FWD, fxfail2=_LIFT_FWD),
@@ -547,7 +562,14 @@ SAMPLES: dict[str, list[Sample]] = {
                   S(lambda r: ("...ij,...jk->...ik", u(r, (1, 2, 3)), u(r, (4, 3, 2))), (1, 2),
                     label="ellipsis-broadcast", second=True),
                   S(lambda r: ("i...,i...", u(r, (3, 2)), u(r, (3, 1, 2))), (1, 2),
-                    label="ellipsis-implicit")],
+                    label="ellipsis-implicit"),
+                  S(lambda r: ("ii->i", u(r, (3, 3))), (1,), label="diagonal", second=True),
+                  S(lambda r: ("ii", u(r, (3, 3))), (1,), label="trace"),
+                  S(lambda r: ("iij->j", u(r, (3, 3, 2))), (1,), label="diagonal-sum"),
+                  S(lambda r: ("iji,jk->ik", u(r, (2, 3, 2)), u(r, (3, 4))), (1, 2),
+                    label="diagonal-product"),
+                  S(lambda r: ("...ii->...i", u(r, (2, 3, 3))), (1,), label="ellipsis-diagonal"),
+                  S(lambda r: (u(r, (3, 3)), [0, 0], [0]), label="sublist-diagonal")],
     "np.tensordot": [S(lambda r: (u(r, (2, 3, 4)), u(r, (3, 4, 2)), 2), (0, 1)),
                      S(lambda r: (u(r, (2, 3)), u(r, (3, 4)), 1), (0, 1)),
                      S(lambda r: (u(r, (3, 2)), u(r, (3, 4)), ((0,), (0,))), (0, 1))],
@@ -904,6 +926,204 @@ if "scipy.special.expit" in PRIMITIVES:
         "scipy.special.log_softmax": [along((2, 3), None), along((2, 3), 1, second=True),
                                       along((2, 3, 2), 0), along((4,), -1)],
     })
+
+
+# --- linear algebra: factorizations (rules_linalg.py, and scipy.linalg) ------------------
+
+
+def separated(r: Gen, shape: tuple) -> np.ndarray:
+    """A stack of matrices U diag(s) V^T with singular values at least 0.4 apart, the
+    smallest 0.8 (the svd's and qr's derivatives are well conditioned there)."""
+    m, n = shape[-2], shape[-1]
+    k = min(m, n)
+    u = np.linalg.qr(r.normal(size=shape[:-2] + (m, k)))[0]
+    v = np.linalg.qr(r.normal(size=shape[:-2] + (n, k)))[0]
+    s = 0.8 + 0.5 * np.arange(k)[::-1] + r.uniform(0.0, 0.1, size=shape[:-2] + (k,))
+    return (u * s[..., None, :]) @ np.swapaxes(v, -1, -2)
+
+
+def symmetric(r: Gen, n: int, batch: tuple = ()) -> np.ndarray:
+    """A stack of symmetric positive-definite matrices with eigenvalues at least 0.4
+    apart (distinct: the eigenvectors' derivative exists)."""
+    a = separated(r, batch + (n, n))
+    q = np.linalg.qr(a)[0]
+    w = 0.8 + 0.5 * np.arange(n) + r.uniform(0.0, 0.1, size=batch + (n,))
+    return (q * w[..., None, :]) @ np.swapaxes(q, -1, -2)
+
+
+def norm_sample(shape: tuple, ord: Any, axis: Any = None, keepdims: bool = False,
+                gen: Callable[..., Any] = away, second: bool = False) -> Sample:
+    return Sample(lambda r: (gen(r, shape), ord, axis, keepdims), second=second,
+                  label=f"{shape}-ord={ord}-axis={axis}-keepdims={keepdims}")
+
+
+# LAPACK's eigenvectors and singular vectors may change sign under a small perturbation:
+# the samples fix each one's sign by its first entry's (a gauge-invariant result).
+FIX_SIGNS = """
+def fix_eigh(wv):
+    sign = np.sign(wv[1][..., :1, :])
+    return wv[0], wv[1] * sign
+
+
+def fix_svd(usv):
+    sign = np.sign(usv[0][..., :1, :])
+    return usv[0] * sign, usv[1], usv[2] * np.swapaxes(sign, -1, -2)
+"""
+
+
+def fixed(kind: str, make: Callable[[Gen], tuple], **kw: Any) -> Sample:
+    """A sample of svd or eigh (`kind`) with the vectors' signs fixed."""
+    params = "a0, a1" if kind == "eigh" else "a0, a1, a2, a3"
+    return Sample(make, call=f"fix_{kind}(P({params}))", extra=FIX_SIGNS, **kw)
+
+
+SAMPLES["np.linalg.norm"] = SAMPLES["np.linalg.norm"] + [
+    norm_sample((4,), None, second=True), norm_sample((4,), np.inf),
+    norm_sample((4,), -np.inf, second=True), norm_sample((4,), 0),
+    norm_sample((4,), 3, second=True), norm_sample((2, 4), 0.5, 1),
+    norm_sample((2, 4), -1.5, 0, True), norm_sample((3, 4), np.inf, -1),
+    norm_sample((3, 3), "nuc", gen=separated, second=True),
+    norm_sample((3, 4), 2, gen=separated, second=True),
+    norm_sample((4, 3), -2, gen=separated), norm_sample((3, 4), 1), norm_sample((3, 4), -1),
+    norm_sample((3, 4), np.inf, second=True), norm_sample((3, 4), -np.inf),
+    norm_sample((2, 3, 4), "fro", (0, 2), True), norm_sample((2, 3, 4), 1, (2, 1)),
+    norm_sample((2, 3, 4), "nuc", (-1, 0), True, gen=separated),
+    norm_sample((2, 3, 4), None, (1, 2))]
+SAMPLES.update({
+    "np.diagonal": [S(lambda r: (u(r, (3, 3)), 0, 0, 1), second=True),
+                    S(lambda r: (u(r, (3, 4)), 1, 0, 1), label="offset"),
+                    S(lambda r: (u(r, (4, 3)), -2, 1, 0), label="axes-swapped"),
+                    S(lambda r: (u(r, (2, 3, 4)), 1, -1, 0), label="3-d")],
+    "method.diagonal": [S(lambda r: (u(r, (2, 3, 4)), -1, 2, 1))],
+    "np.linalg.svd": [
+        fixed("svd", lambda r: (separated(r, (4, 3)), False, True, False), label="tall",
+              second=True),
+        fixed("svd", lambda r: (separated(r, (3, 4)), False, True, False), label="wide"),
+        fixed("svd", lambda r: (separated(r, (2, 3, 3)), True, True, False),
+              label="stacked-full"),
+        S(lambda r: (separated(r, (4, 3)), True, False, False), label="values",
+          second=True),
+        S(lambda r: (separated(r, (2, 3, 2)), True, False, False), label="stacked-values"),
+        fixed("svd", lambda r: (separated(r, (1, 1)), False, True, False), label="1x1")],
+    "np.linalg.eigh": [
+        fixed("eigh", lambda r: (symmetric(r, 3), "L"), second=True),
+        fixed("eigh", lambda r: (symmetric(r, 3) + np.triu(r.normal(size=(3, 3)), 1), "U"),
+              label="U"),
+        fixed("eigh", lambda r: (symmetric(r, 3, (2,)), "L"), label="stacked"),
+        fixed("eigh", lambda r: (symmetric(r, 1), "L"), label="1x1")],
+    "np.linalg.eigvalsh": [
+        S(lambda r: (symmetric(r, 3) + np.tril(r.normal(size=(3, 3)), -1), "U"),
+          second=True),
+        S(lambda r: (symmetric(r, 3, (2,)), "L"), label="stacked")],
+    "np.linalg.cholesky": [
+        S(lambda r: (symmetric(r, 3),), second=True),
+        S(lambda r: (symmetric(r, 3),), call="P(a0, upper=True)", label="upper"),
+        S(lambda r: (symmetric(r, 2, (2,)),), label="stacked"),
+        S(lambda r: (symmetric(r, 1),), label="1x1")],
+    "np.linalg.qr": [
+        S(lambda r: (separated(r, (4, 3)), "reduced"), label="tall", second=True),
+        S(lambda r: (separated(r, (3, 3)), "complete"), label="square"),
+        S(lambda r: (separated(r, (3, 5)), "reduced"), label="wide", second=True),
+        S(lambda r: (separated(r, (4, 3)), "r"), label="r"),
+        S(lambda r: (separated(r, (2, 4, 2)), "reduced"), label="stacked")],
+    "np.linalg.pinv": [
+        S(lambda r: (separated(r, (4, 3)),), second=True),
+        S(lambda r: (separated(r, (3, 4)),), label="wide"),
+        S(lambda r: (separated(r, (2, 3, 3)),), label="stacked")],
+    "np.linalg.matrix_power": [
+        S(lambda r: (spd(r, 3) / 2.0, 3), second=True),
+        S(lambda r: (spd(r, 3), 1)), S(lambda r: (spd(r, 3), 0)),
+        S(lambda r: (spd(r, 3), -2), label="negative", second=True),
+        S(lambda r: (spd(r, 2, (2,)) / 2.0, 4), label="stacked")],
+    "np.linalg.lstsq": [
+        S(lambda r: (separated(r, (5, 3)), u(r, (5,)), None), (0, 1), second=True),
+        S(lambda r: (separated(r, (5, 3)), u(r, (5, 2)), None), (0, 1), label="matrix-b"),
+        S(lambda r: (separated(r, (3, 5)), u(r, (3,)), 1e-10), (0, 1), label="wide")],
+})
+
+if "scipy.linalg.solve_triangular" in PRIMITIVES:
+    SAMPLES.update({
+        "scipy.linalg.solve_triangular": [
+            S(lambda r: (spd(r, 3), u(r, (3,)), 0, True, False), (0, 1), second=True),
+            S(lambda r: (spd(r, 3), u(r, (3, 2)), 1, False, False), (0, 1), label="trans",
+              second=True),
+            S(lambda r: (spd(r, 3), u(r, (3,)), "T", True, True), (0, 1), label="unit"),
+            S(lambda r: (spd(r, 3), u(r, (3, 2)), 0, False, True), (0, 1), label="upper-unit")],
+        # (Not the upper factor's second derivative at special points: SciPy factors
+        # a singular matrix of equal entries there, with pivots of 1e-8.)
+        "scipy.linalg.cho_factor": [
+            S(lambda r: (symmetric(r, 3), False), second=False),
+            S(lambda r: (symmetric(r, 3), True), label="lower", second=True)],
+        "scipy.linalg.cho_solve": [
+            S(lambda r: (np.linalg.cholesky(symmetric(r, 3)), True, u(r, (3,))), (0, 2),
+              call="P((a0, a1), a2)", second=True),
+            S(lambda r: (np.linalg.cholesky(symmetric(r, 3)).T, False, u(r, (3, 2))), (0, 2),
+              call="P((a0, a1), a2)", label="upper")],
+    })
+
+# --- random draws (reparameterized): each evaluation makes its generator again, so that
+# finite differences see the same numbers drawn -------------------------------------------
+
+RNG5 = "np.random.default_rng(5)"
+LEGACY_HELPER = """
+def seeded(draw, *args):
+    np.random.seed(5)
+    return draw(*args)
+"""
+
+RUNTIME_DRAWS = """
+from tapeless.runtime import exponential_and_standard, normal_and_standard, uniform_and_unit
+"""
+
+
+def positive(r: Gen, shape: tuple | None) -> Any:
+    return u(r, shape, 0.5, 1.5)
+
+
+SAMPLES.update({
+    "rng_normal": [
+        S(lambda r: (u(r, (3,)), positive(r, (3,))), (0, 1), call=f"{RNG5}.normal(a0, a1)"),
+        S(lambda r: (u(r, None), positive(r, None)), (0, 1),
+          call=f"{RNG5}.normal(a0, scale=a1, size=(2, 3))", label="size")],
+    "rng_uniform": [
+        S(lambda r: (u(r, (3,)), positive(r, (3,))), (0, 1),
+          call=f"{RNG5}.uniform(a0, a0 + a1)"),
+        S(lambda r: (u(r, None), positive(r, (3,))), (0, 1),
+          call=f"{RNG5}.uniform(low=a0, high=a1 + 1.0, size=(2, 3))", label="size")],
+    "rng_exponential": [
+        S(lambda r: (positive(r, (3,)),), call=f"{RNG5}.exponential(a0, size=(2, 3))")],
+    "rng_choice": [
+        S(lambda r: (u(r, (4, 3)),), call=f"{RNG5}.choice(a0, size=5)"),
+        S(lambda r: (u(r, (4, 3)),), call=f"{RNG5}.choice(a0, 2, replace=False, axis=1)",
+          label="axis")],
+    "rng_permutation": [
+        S(lambda r: (u(r, (4, 3)),), call=f"{RNG5}.permutation(a0)"),
+        S(lambda r: (u(r, (4, 3)),), call=f"{RNG5}.permutation(a0, axis=1)", label="axis")],
+    "normal_and_standard": [
+        S(lambda r: (u(r, (3,)), positive(r, (3,))), (0, 1), extra=RUNTIME_DRAWS,
+          call=f"normal_and_standard({RNG5}, a0, a1, None)")],
+    "uniform_and_unit": [
+        S(lambda r: (u(r, None), positive(r, (3,))), (0, 1), extra=RUNTIME_DRAWS,
+          call=f"uniform_and_unit({RNG5}, a0, a0 + a1, (2, 3))")],
+    "exponential_and_standard": [
+        S(lambda r: (positive(r, (3,)),), extra=RUNTIME_DRAWS,
+          call=f"exponential_and_standard({RNG5}, a0, None)")],
+    "np.random.normal": [
+        S(lambda r: (u(r, (3,)), positive(r, (3,))), (0, 1),
+          call="seeded(np.random.normal, a0, a1)", extra=LEGACY_HELPER)],
+    "np.random.uniform": [
+        S(lambda r: (u(r, (3,)), positive(r, (3,))), (0, 1),
+          call="seeded(np.random.uniform, a0, a0 + a1)", extra=LEGACY_HELPER)],
+    "np.random.exponential": [
+        S(lambda r: (positive(r, (3,)),), call="seeded(np.random.exponential, a0)",
+          extra=LEGACY_HELPER)],
+    "np.random.choice": [
+        S(lambda r: (u(r, (6,)),), call="seeded(np.random.choice, a0, 5)",
+          extra=LEGACY_HELPER)],
+    "np.random.permutation": [
+        S(lambda r: (u(r, (4, 3)),), call="seeded(np.random.permutation, a0)",
+          extra=LEGACY_HELPER)],
+})
 
 
 # --- generated wrappers ------------------------------------------------------------------

@@ -141,9 +141,13 @@ class Program:
 
 
 class ProgramGenerator:
-    def __init__(self, choices: RandomChoices, size: int = 14):
+    def __init__(self, choices: RandomChoices, size: int = 14, draws: bool = False):
         self.ch = choices
         self.size = size
+        # Random draws from NumPy's global generator (`np.random.uniform(-1.0, 1.0)`,
+        # ...) among the float leaves and as statements whose value is unused.
+        self.draws = draws
+        self.seeded = False  # the entry point seeds the global generator first
         self.counter = itertools.count()
         self.helpers: list[Helper] = []
         self.consts: dict[str, float] = {}
@@ -164,8 +168,11 @@ class ProgramGenerator:
         out.append("")
         for _ in range(ch.int(0, 3)):
             out += ["", *self.helper(), ""]
-        out += ["", *self.function("f", ["x", "y", "n"], [F, F, I], F,
-                                   Scope(None, risky=True), {}, 0, self.size)]
+        entry = self.function("f", ["x", "y", "n"], [F, F, I], F, Scope(None, risky=True),
+                              {}, 0, self.size)
+        if self.seeded:  # each call draws the same numbers (for finite differences)
+            entry.insert(1, "    np.random.seed(n % 4)")
+        out += ["", *entry]
         return Program("\n".join(out) + "\n")
 
     def helper(self) -> list[str]:
@@ -242,6 +249,8 @@ class ProgramGenerator:
                   in_loop: bool) -> list[str]:
         ch = self.ch
         pad = "    " * indent
+        if self.draws and ch.chance(10):  # drawn for nothing, but drawn
+            return [f"{pad}{ch.pick(DRAWS)[0]}"]
         kind = ch.pick(["assign", "assign", "reassign", "aug", "tuple", "if", "if",
                         "while", "for", "for", "def", "lambda", "assert", "pass"])
         if kind == "reassign":
@@ -608,6 +617,8 @@ class ProgramGenerator:
             ints = self.readable(env, (I,))
             if ints:
                 return f"float({self.read(ch.pick(ints), env, scope)})", INT_BOUND
+        if self.draws and ch.chance(30):
+            return ch.pick(DRAWS)
         c = ch.pick([0.5, 1.0, 0.0, -1.5, 2.0, 0.25, -0.125, 3.0])
         return (f"({c!r})" if c < 0 else repr(c)), abs(c)
 
@@ -738,9 +749,20 @@ class ProgramGenerator:
         return f"(({a}) % 2 == {ch.int(0, 1)})", 1
 
 
-def generate_program(choices: RandomChoices, size: int = 14) -> Program:
-    """A random program; its entry point is `f(x: float, y: float, n: int) -> float`."""
-    return ProgramGenerator(choices, size).program()
+# Draws from NumPy's global generator, each a float of bounded size: (source, bound).
+DRAWS = [("np.random.uniform(-1.0, 1.0)", 1.0), ("np.random.random()", 1.0),
+         ("math.tanh(np.random.normal(0.5, 2.0))", 1.0), ("float(np.random.randint(-2, 3))", 2.0),
+         ("float(np.random.choice(3))", 2.0)]
+
+
+def generate_program(choices: RandomChoices, size: int = 14, draws: bool = False,
+                     seeded: bool = False) -> Program:
+    """A random program; its entry point is `f(x: float, y: float, n: int) -> float`
+    (with `draws`, it draws random numbers from NumPy's global generator, which with
+    `seeded` it seeds first)."""
+    generator = ProgramGenerator(choices, size, draws)
+    generator.seeded = seeded
+    return generator.program()
 
 
 # --- running programs -----------------------------------------------------------------
@@ -785,14 +807,25 @@ def same_value(a: Any, b: Any) -> bool:
     return bool(a == b)
 
 
-def check_program(program: Program, inputs: list[tuple], directory: Path) -> None:
+def seeded_outcome(fn: Any, args: tuple, seed: int | None) -> tuple[str, Any, Any]:
+    """The outcome from NumPy's global generator seeded with `seed` (None: as it is),
+    and the generator's next draw after it (where the program drew what CPython drew,
+    in the same order, the two runs leave it in the same state)."""
+    if seed is not None:
+        np.random.seed(seed)
+    result = outcome(fn, args)
+    return (*result, np.random.random() if seed is not None else None)
+
+
+def check_program(program: Program, inputs: list[tuple], directory: Path,
+                  draws: bool = False) -> None:
     module = load_program(program, directory)
     fn = getattr(module, program.entry)
     compiled = tl.jit(fn)
-    for args in inputs:
-        expected = outcome(fn, args)
-        got = outcome(compiled, args)
-        if expected[0] != got[0] or not (
+    for k, args in enumerate(inputs):
+        expected = seeded_outcome(fn, args, k if draws else None)
+        got = seeded_outcome(compiled, args, k if draws else None)
+        if expected[0] != got[0] or expected[2] != got[2] or not (
                 expected[1] is got[1] if expected[0] == "raised"
                 else same_value(expected[1], got[1])):
             pytest.fail(f"f{args}: CPython gave {expected}, tapeless gave {got}\n\n"
@@ -800,9 +833,9 @@ def check_program(program: Program, inputs: list[tuple], directory: Path) -> Non
                         f"--- generated ---\n{compiled.source}")
 
 
-def programs(size: int = 14) -> st.SearchStrategy[Program]:
+def programs(size: int = 14, draws: bool = False) -> st.SearchStrategy[Program]:
     return st.binary(min_size=PROGRAM_BYTES, max_size=PROGRAM_BYTES).map(
-        lambda data: generate_program(ByteChoices(data), size))
+        lambda data: generate_program(ByteChoices(data), size, draws))
 
 
 PROGRAM_BYTES = 1024
@@ -843,6 +876,26 @@ def test_larger_random_programs(seed: int, program_dir: Path) -> None:
     args = [(rng.uniform(-4, 4), rng.choice([0.0, rng.uniform(-4, 4)]), rng.randint(-3, 8))
             for _ in range(5)]
     check_program(program, args, program_dir)
+
+
+@quiet
+@settings(SETTINGS, max_examples=150)
+@given(program=programs(draws=True), args=inputs)
+def test_random_programs_with_draws_agree_with_cpython(program: Program, args: list[tuple],
+                                                      program_dir: Path) -> None:
+    """Programs drawing from NumPy's global generator (in expressions, branches, loops,
+    short-circuit operands, helpers, closures, and unused): the same numbers as CPython,
+    in the same order, and the generator left in the same state."""
+    check_program(program, args, program_dir, draws=True)
+
+
+@pytest.mark.parametrize("seed", range(15))
+def test_larger_random_programs_with_draws(seed: int, program_dir: Path) -> None:
+    rng = random.Random(3000 + seed)
+    program = generate_program(RandomChoices(500 + seed), size=30, draws=True)
+    args = [(rng.uniform(-4, 4), rng.choice([0.0, rng.uniform(-4, 4)]), rng.randint(-3, 8))
+            for _ in range(5)]
+    check_program(program, args, program_dir, draws=True)
 
 
 def test_generator_is_deterministic() -> None:

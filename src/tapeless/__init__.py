@@ -2,12 +2,13 @@
 
 from . import dynamic  # noqa: F401  (J-callables made at run time)
 from .api import ir, jit
+from .custom import custom_jvp, custom_vjp
 from .errors import CompileError, GradError, TapelessError
 from .fwd_api import hessian, jacfwd, jacrev, jvp, stop_gradient
 from .grad_api import grad, value_and_grad, vjp
 from .tree import tree_leaves, tree_map, tree_structure, tree_unflatten
 
-__all__ = ["CompileError", "GradError", "TapelessError", "grad", "hessian", "ir", "jacfwd",
-           "jacrev", "jit", "jvp", "stop_gradient", "tree_leaves", "tree_map",
-           "tree_structure", "tree_unflatten", "value_and_grad", "vjp"]
+__all__ = ["CompileError", "GradError", "TapelessError", "custom_jvp", "custom_vjp", "grad",
+           "hessian", "ir", "jacfwd", "jacrev", "jit", "jvp", "stop_gradient", "tree_leaves",
+           "tree_map", "tree_structure", "tree_unflatten", "value_and_grad", "vjp"]
 __version__ = "0.1.0"

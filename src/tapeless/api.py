@@ -156,6 +156,9 @@ def graph_of(fn: Any) -> Graph:
     """The IR graph of a Python function or of a tapeless-transformed function."""
     if isinstance(fn, Transformed):
         return fn.graph
+    if getattr(fn, "__tapeless_custom__", False):  # (`tl.custom_jvp`, `tl.custom_vjp`)
+        graph: Graph = fn.custom_graph()
+        return expand_transforms(graph)
     return expand_transforms(parse(fn))
 
 

@@ -1,4 +1,5 @@
-"""The `tapeless` command: `demo`, `show FILE.py:FUNC [--grad]`, `check FILE.py`."""
+"""The `tapeless` command: `demo`, `show FILE.py:FUNC [--grad]`,
+`check FILE.py [--entry NAME]...`."""
 
 from __future__ import annotations
 
@@ -71,7 +72,10 @@ def cmd_show(args: argparse.Namespace) -> int:
 def cmd_check(args: argparse.Namespace) -> int:
     from .frontend.check import check_file
 
-    findings = check_file(args.file)
+    notes: list[str] = []
+    findings = check_file(args.file, args.entry, notes)
+    for note in notes:
+        print(f"note: {note}", file=sys.stderr)
     for f in findings:
         print(f)
         print()
@@ -97,8 +101,12 @@ def main(argv: list[str] | None = None) -> int:
     show.add_argument("--passes", action="store_true",
                       help="list how many rewrites each optimizer pass made")
     show.set_defaults(run=cmd_show)
-    check = sub.add_parser("check", help="report constructs tapeless cannot compile")
+    check = sub.add_parser("check", help="report constructs tapeless cannot compile in the "
+                           "functions of a file that are compiled")
     check.add_argument("file")
+    check.add_argument("--entry", action="append", default=[], metavar="NAME",
+                       help="also check this function (NAME or CLASS.METHOD) as compiled, "
+                       "with what it calls; repeatable")
     check.set_defaults(run=cmd_check)
     demo = sub.add_parser("demo", help="compile an example model and run it")
     demo.set_defaults(run=cmd_demo)

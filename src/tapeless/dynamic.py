@@ -75,8 +75,8 @@ def _graph_of_function(fn: Any) -> Graph:
 def _function_graph(fn: Any) -> Graph | None:
     """The graph of a callee known by value: a Python function, a tapeless transform, a
     NumPy or math function, a dataclass or NamedTuple class, a number type."""
-    if isinstance(fn, Transformed):
-        return fn.graph
+    if isinstance(fn, Transformed) or getattr(fn, "__tapeless_custom__", False):
+        return graph_of(fn)
     fn = unwrap(fn)
     if isinstance(fn, types.FunctionType):
         return graph_of(fn)

@@ -70,10 +70,17 @@ def _check_tangent(name: str, i: int, primal: Any, tangent: Any) -> None:
                         f"{type(tangent).__name__} of {len(t_leaves)}); pass tangents "
                         "shaped like the primals")
     for p, t in zip(p_leaves, t_leaves, strict=True):
-        # (A leaf that is not data, such as a dtype, a string or a class, has no shape:
-        # np.shape(np.float64) is the attribute of its instances.)
-        if isinstance(p, (np.ndarray, np.generic, float, int, complex)) and \
-                np.shape(p) != np.shape(t):
+        if not isinstance(p, (float, int, np.ndarray, np.generic)):
+            # (An object that is not a container: its attributes are not a tree.)
+            if t is None or (isinstance(t, (float, int)) and t == 0):
+                continue
+            raise GradError(f"jvp of {name}: primal {i} holds {type(p).__name__} object, "
+                            "whose tangent can only be zero (pass 0.0); make its class a "
+                            "dataclass to give its fields tangents")
+        if not isinstance(t, (float, int, np.ndarray, np.generic)):
+            raise GradError(f"jvp of {name}: a leaf of tangent {i} is {_describe(t)}; a "
+                            "tangent's leaves are floats and arrays")
+        if np.shape(p) != np.shape(t):
             raise GradError(f"jvp of {name}: a leaf of tangent {i} is {_describe(t)}, where "
                             f"its primal is {_describe(p)}; a tangent has its primal's shape")
 
@@ -95,9 +102,24 @@ def jvp(fun: Callable[..., Any], primals: tuple | list,
         _check_tangent(name, i, p, t)
     f = python_function(fun)
     args = positional_arguments(f, tuple(primals), {})
-    targs = positional_arguments(f, tuple(tangents), {})
+    targs = _bind_tangents(f, tuple(tangents), args)
     result: tuple[Any, Any] = _jvp_function(fun)(*args, *targs)
     return result
+
+
+def _bind_tangents(f: Callable[..., Any], tangents: tuple, args: list[Any]) -> list[Any]:
+    """The tangents bound to `f`'s parameters like the primals (`args`, bound by
+    `positional_arguments`): `*args` packed into one tuple, and a zero tangent for each
+    parameter left to its default."""
+    import inspect
+
+    sig = inspect.signature(f)
+    bound = sig.bind(*tangents).arguments
+    out = []
+    names = [n for n, p in sig.parameters.items() if p.kind is not p.VAR_KEYWORD]
+    for name, a in zip(names, args, strict=True):
+        out.append(bound[name] if name in bound else _zero_tangent(a))
+    return out
 
 
 def _argnums(argnums: int | tuple[int, ...], n: int, kind: str) -> tuple[int, ...]:

@@ -24,6 +24,7 @@ from .errors import GradError
 from .frontend.expressions import constant_node
 from .frontend.parser import RESOLVER
 from .ir.nodes import Constant, Graph
+from .primitives.random_ops import GENERATOR_TYPES
 from .runtime import from_structure, is_struct, to_structure
 
 
@@ -99,6 +100,7 @@ def _refuse_uncallable(fn: GradFunction, i: int, value: Any) -> None:
 
     v = unwrap(value)
     if isinstance(value, Transformed) or isinstance(v, types.FunctionType) or \
+            getattr(value, "__tapeless_custom__", False) or \
             lookup_callable(v) is not None or _is_namedtuple(v) or \
             (isinstance(v, type) and dataclasses.is_dataclass(v)):
         return
@@ -197,6 +199,8 @@ class GradFunction(Transformed):
             found = _integer_leaf(args[a])
             if _is_bound(type(args[a])):
                 found = "a function or a class"
+            if isinstance(args[a], GENERATOR_TYPES):
+                found = "a random generator"
             if found is not None:
                 raise GradError(
                     f"{self.kind} of {self.__tapeless_wrapped__.__qualname__} with respect to "

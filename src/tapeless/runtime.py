@@ -81,6 +81,15 @@ def call_value(level: int, fn: Any, args: tuple) -> Any:
     return DYNAMIC.call(level, fn, args)
 
 
+def call_value_fwd(level: int, fn: Any, t_fn: Any, args: tuple, tangents: tuple) -> Any:
+    """Forward mode over `call_value(level, fn, args)`: `fn` is then the F-callable of a
+    J-callable of order `level` (made by the transforms, or made here for a callee
+    they could not see)."""
+    if type(fn) is _FunctionType and fn.__code__.co_filename.startswith(_GENERATED):
+        return fn(*args, *tangents)
+    return DYNAMIC.call_value_fwd(level, fn, t_fn, args, tangents)
+
+
 def stop_gradient(x: Any) -> Any:
     """`x`, as a constant for differentiation: its derivative is zero in every mode and
     at every order (`tl.stop_gradient`)."""
@@ -98,15 +107,6 @@ def call_fwd(fn: Any, t_fn: Any, args: tuple, tangents: tuple) -> Any:
     return DYNAMIC.call_fwd(fn, t_fn, args, tangents)
 
 
-def call_value_fwd(level: int, fn: Any, t_fn: Any, args: tuple, tangents: tuple) -> Any:
-    """F of `call_value(level, fn, args)`, in forward-mode code over derivative code: a
-    generated function is F of a J-callable already; any other callable gets F of its
-    J-callable of that order (`DYNAMIC`)."""
-    if type(fn) is _FunctionType and fn.__code__.co_filename.startswith(_GENERATED):
-        return fn(*args, *tangents)
-    return DYNAMIC.call_value_fwd(level, fn, t_fn, args, tangents)
-
-
 def generated_only(fn: Any) -> Any:
     """`fn`, refused unless it is a function of generated code: derivative code over
     forward-mode code over derivative code (the third order through a call of a value)
@@ -120,16 +120,23 @@ def generated_only(fn: Any) -> Any:
     return fn
 
 
-def split_fwd(args: tuple, npos: int, defaults: tuple) -> tuple:
+def split_fwd(args: tuple, npos: int, defaults: tuple, star: bool) -> tuple:
     """The arguments `(*args, *tangents)` of an F-callable called the way Python calls a
-    function value, laid out for F of a function with `npos` positional parameters, the
-    last ones defaulting to `defaults` (a default's tangent is zero)."""
+    function value, laid out for F of a function with `npos` positional parameters (the
+    last ones defaulting to `defaults`, whose tangents are zero) and, with `star`, a
+    `*args` parameter that takes the rest (and a tuple of their tangents)."""
     m = len(args) // 2
+    values, tangents = tuple(args[:m]), tuple(args[m:])
     missing = npos - m
-    if missing < 0 or missing > len(defaults):
-        raise TypeError(f"a function of {npos} parameters called with {m} arguments")
-    extra = defaults[len(defaults) - missing:] if missing else ()
-    return tuple(args[:m]) + tuple(extra) + tuple(args[m:]) + (ZERO,) * missing
+    if missing > len(defaults) or (missing < 0 and not star):
+        raise TypeError(f"a function of {npos} positional parameters called with {m} "
+                        "arguments")
+    if missing > 0:
+        values = values + tuple(defaults[len(defaults) - missing:])
+        tangents = tangents + (ZERO,) * missing
+    if star:
+        return values[:npos] + (values[npos:],) + tangents[:npos] + (tangents[npos:],)
+    return values + tangents
 
 
 def lift_fwd(value: Any) -> Any:
@@ -194,6 +201,10 @@ class _Zero:
 
     def __getitem__(self, index: Any) -> _Zero:
         return self
+
+    def __iter__(self) -> Any:
+        # (Indexing gives ZERO again: without this, iterating would never end.)
+        raise TypeError("the symbolic zero ZERO is not iterable")
 
     def __bool__(self) -> bool:
         return False
@@ -956,9 +967,11 @@ def sens_index(dd: Any, index: Any) -> Any:
 
 def einsum_specs(subscripts: str, operands: tuple) -> tuple:
     """For each operand k of `einsum(subscripts, *operands)`:
-    the einsum spec that computes its gradient from (d, the other operands), and the
+    the einsum spec that computes its gradient from (d, the other operands), the
     axes that spec cannot produce (labels only operand k has), which the gradient is
-    broadcast along. An ellipsis is written out as letters the spec does not use."""
+    broadcast along, the ellipsis axes to sum, and, where operand k repeats a label,
+    how to put its gradient on the diagonal it reads (`_einsum_diagonal`; else None).
+    An ellipsis is written out as letters the spec does not use."""
     import numpy as np
 
     n = len(operands)
@@ -988,9 +1001,10 @@ def einsum_specs(subscripts: str, operands: tuple) -> tuple:
         out = "".join(sorted(c for c in set(letters) if letters.count(c) == 1))
     result = []
     for k, part in enumerate(parts):
+        embed = None
         if len(set(part)) != len(part):
-            raise ValueError(f"tapeless cannot differentiate einsum {subscripts!r}: operand "
-                             f"{k} repeats a label (a diagonal)")
+            embed = _einsum_diagonal(part, np.shape(operands[k]), "".join(parts) + out)
+            part = "".join(c for i, c in enumerate(part) if part.index(c) == i)
         others = parts[:k] + parts[k + 1:]
         available = set(out).union(*others) if others else set(out)
         produced = "".join(c for c in part if c in available)
@@ -1007,8 +1021,29 @@ def einsum_specs(subscripts: str, operands: tuple) -> tuple:
             summed = tuple(range(produced.index(mine), produced.index(mine) + len(extra)))
             back = ",".join(_ellipsis_again(t, dots) for t in back.split("->")[0].split(","))
             back = back + "->" + produced.replace(mine, "...")
-        result.append((back, missing, summed))
+        result.append((back, missing, summed, embed))
     return tuple(result)
+
+
+def _einsum_diagonal(part: str, shape: tuple, used: str) -> tuple:
+    """For an operand whose labels `part` repeat (it is read along a diagonal): the
+    einsum spec that puts a gradient over its unique labels on that diagonal, as a
+    product with one identity matrix per repetition, the identities' sizes, and the
+    shape of the gradient over the unique labels. `np.einsum('ii->i', a)`'s operand
+    gets 'i,ij->ij' with eye(n): d[i] at [i, i]."""
+    fresh = [c for c in _EINSUM_LETTERS if c not in used]
+    unique, result, eyes, sizes = "", "", [], []
+    for i, c in enumerate(part):
+        if part.index(c) == i:
+            unique += c
+            result += c
+        else:
+            f = fresh.pop(0)
+            result += f
+            eyes.append(c + f)
+            sizes.append(shape[i])
+    spec = ",".join([unique] + eyes) + "->" + result
+    return spec, tuple(sizes), tuple(shape[part.index(c)] for c in unique)
 
 
 def _ellipsis_again(term: str, dots: str) -> str:
@@ -1242,3 +1277,191 @@ def _sens_of_leaves(like: Any, it: Any) -> Any:
     if is_struct(like):
         return dict(zip(struct_fields(like), parts, strict=True))
     return parts if isinstance(like, list) else tuple(parts)
+
+
+# --- random numbers -------------------------------------------------------------------
+# The methods of a NumPy random generator (`numpy.random.Generator`, or the legacy
+# `numpy.random.RandomState`) as compiled code calls them (`primitives/random_ops.py`):
+# each checks its object, then makes the call the user wrote, so the compiled program
+# draws the numbers CPython draws, in the same order. A parameter that only a Generator
+# has is passed only when it is not its default, so a RandomState takes the same call.
+
+
+_GENERATORS: tuple[type, ...] = ()  # numpy.random.Generator and RandomState
+
+
+def random_method(rng: Any, method: str) -> Any:
+    """`rng.method`, where `rng` is a NumPy random generator; else a TypeError (the
+    front end compiles `x.normal(...)` as a draw whatever x is)."""
+    global _GENERATORS
+    if type(rng) in _GENERATORS:
+        return getattr(rng, method)
+    if not _GENERATORS:
+        import numpy as np
+
+        _GENERATORS = (np.random.Generator, np.random.RandomState)
+    if isinstance(rng, _GENERATORS):
+        return getattr(rng, method)
+    raise TypeError(f".{method}(...) was compiled as the method of a NumPy random "
+                    f"generator (numpy.random.Generator.{method}), but it is called on "
+                    f"a {type(rng).__qualname__}: give your class's method another name")
+
+
+def rng_normal(rng: Any, loc: Any = 0.0, scale: Any = 1.0, size: Any = None) -> Any:
+    return random_method(rng, "normal")(loc, scale, size)
+
+
+def rng_uniform(rng: Any, low: Any = 0.0, high: Any = 1.0, size: Any = None) -> Any:
+    return random_method(rng, "uniform")(low, high, size)
+
+
+def rng_standard_normal(rng: Any, size: Any = None, dtype: Any = None) -> Any:
+    draw = random_method(rng, "standard_normal")
+    return draw(size) if dtype is None else draw(size, dtype)
+
+
+def rng_random(rng: Any, size: Any = None, dtype: Any = None) -> Any:
+    draw = random_method(rng, "random")
+    return draw(size) if dtype is None else draw(size, dtype)
+
+
+def rng_integers(rng: Any, low: Any, high: Any = None, size: Any = None, dtype: Any = None,
+                 endpoint: Any = False) -> Any:
+    options: dict[str, Any] = {} if dtype is None else {"dtype": dtype}
+    if endpoint is not False:
+        options["endpoint"] = endpoint
+    return random_method(rng, "integers")(low, high, size, **options)
+
+
+def rng_choice(rng: Any, a: Any, size: Any = None, replace: Any = True, p: Any = None,
+               axis: Any = 0, shuffle: Any = True) -> Any:
+    options: dict[str, Any] = {}
+    if not (type(axis) is int and axis == 0):
+        options["axis"] = axis
+    if shuffle is not True:
+        options["shuffle"] = shuffle
+    return random_method(rng, "choice")(a, size, replace, p, **options)
+
+
+def rng_permutation(rng: Any, x: Any, axis: Any = 0) -> Any:
+    draw = random_method(rng, "permutation")
+    return draw(x) if type(axis) is int and axis == 0 else draw(x, axis)
+
+
+def rng_binomial(rng: Any, n: Any, p: Any, size: Any = None) -> Any:
+    return random_method(rng, "binomial")(n, p, size)
+
+
+def rng_exponential(rng: Any, scale: Any = 1.0, size: Any = None) -> Any:
+    return random_method(rng, "exponential")(scale, size)
+
+
+def rng_poisson(rng: Any, lam: Any = 1.0, size: Any = None) -> Any:
+    return random_method(rng, "poisson")(lam, size)
+
+
+# (The legacy RandomState's own methods.)
+def rng_randn(rng: Any, *shape: Any) -> Any:
+    return random_method(rng, "randn")(*shape)
+
+
+def rng_rand(rng: Any, *shape: Any) -> Any:
+    return random_method(rng, "rand")(*shape)
+
+
+def rng_randint(rng: Any, low: Any, high: Any = None, size: Any = None,
+                dtype: Any = None) -> Any:
+    draw = random_method(rng, "randint")
+    return draw(low, high, size) if dtype is None else draw(low, high, size, dtype)
+
+
+def rng_random_sample(rng: Any, size: Any = None) -> Any:
+    return random_method(rng, "random_sample")(size)
+
+
+def rng_seed(rng: Any, seed: Any = None) -> None:
+    random_method(rng, "seed")(seed)
+
+
+# Reparameterized draws, for derivative code: the sample, as NumPy draws it, and the
+# standard variates it was made from (`loc + scale * z`, `low + (high - low) * u`,
+# `scale * e`) where they cannot be recovered from the sample without losing precision
+# (a scale of 0, or one tiny beside the location): then they are drawn again from a copy
+# of the generator's state taken before the draw (the same numbers); else None, and
+# `standard_variates` recovers them from the sample where derivative code needs them.
+# `rng` None is NumPy's global generator (the legacy `np.random.*` functions).
+_RECOVERABLE = 2.0 ** 20  # recovering z from the sample loses log2(|loc| / |scale|) bits
+
+
+def _generator(rng: Any, method: str) -> Any:
+    if rng is None:
+        import numpy as np
+
+        return np.random.mtrand._rand
+    random_method(rng, method)  # (checks it is a generator)
+    return rng
+
+
+def _twin(rng: Any, recoverable: bool) -> Any:
+    """A copy of the generator, where the standard variates cannot be recovered."""
+    import copy
+
+    return None if recoverable else copy.deepcopy(rng)
+
+
+def _recoverable(bound: Any, scale: Any) -> bool:
+    """Whether (sample - offset) / scale recovers the standard variates to within
+    2^-20 (relative to 1) for samples of magnitude up to `bound`."""
+    if type(bound) is float and type(scale) is float:  # (the common case: numbers)
+        return abs(bound) < _RECOVERABLE * abs(scale)
+    import numpy as np
+
+    return bool(np.all(np.abs(bound) < _RECOVERABLE * np.abs(scale)))
+
+
+def _drawn(sample: Any, twin: Any, method: str) -> tuple:
+    import numpy as np
+
+    if twin is None:
+        return sample, None
+    draw = getattr(twin, method)
+    return sample, draw(np.shape(sample)) if np.ndim(sample) else draw()
+
+
+def normal_and_standard(rng: Any, loc: Any, scale: Any, size: Any) -> tuple:
+    """rng.normal(loc, scale, size) and the standard normal variates z (or None)."""
+
+    gen = _generator(rng, "normal")
+    twin = _twin(gen, _recoverable(float(loc) if type(loc) is int else loc,
+                                   float(scale) if type(scale) is int else scale))
+    return _drawn(gen.normal(loc, scale, size), twin, "standard_normal")
+
+
+def uniform_and_unit(rng: Any, low: Any, high: Any, size: Any) -> tuple:
+    """rng.uniform(low, high, size) and the uniform variates on [0, 1) (or None)."""
+    import numpy as np
+
+    gen = _generator(rng, "uniform")
+    if type(low) in (float, int) and type(high) in (float, int):
+        bound, span = float(max(abs(low), abs(high))), float(high - low)
+    else:
+        bound, span = np.maximum(np.abs(low), np.abs(high)), np.subtract(high, low)
+    twin = _twin(gen, _recoverable(bound, span))
+    return _drawn(gen.uniform(low, high, size), twin, "random")
+
+
+def exponential_and_standard(rng: Any, scale: Any, size: Any) -> tuple:
+    """rng.exponential(scale, size) and the standard exponential variates (or None)."""
+    import numpy as np
+
+    gen = _generator(rng, "exponential")
+    twin = _twin(gen, scale != 0 if type(scale) in (float, int) else
+                 bool(np.all(np.not_equal(scale, 0))))
+    return _drawn(gen.exponential(scale, size), twin, "standard_exponential")
+
+
+def standard_variates(drawn: tuple, offset: Any, scale: Any) -> Any:
+    """The standard variates of a reparameterized draw (`normal_and_standard`, ...):
+    those drawn again, else recovered from the sample, (sample - offset) / scale."""
+    sample, standard = drawn
+    return standard if standard is not None else (sample - offset) / scale

@@ -22,9 +22,9 @@ def grad_gated_layers(params, state, xs):
     stack = []
     stack_append = stack.append
     for t in range(5):
-        x = xs[t]
         _t = len(st) // 2
         new = []
+        x = xs[t]
         x_1 = x
         stack_1 = None
         for j_1 in range(_t):

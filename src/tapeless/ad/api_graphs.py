@@ -133,3 +133,4 @@ def expand_transforms(root: Graph) -> Graph:
         finally:
             h.invalidate()  # (what was computed from its empty body)
     return root
+

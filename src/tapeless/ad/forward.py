@@ -23,6 +23,8 @@ in any mix of modes)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from ..errors import GradError
 from ..ir.clone import inline_body
 from ..ir.nodes import (
@@ -93,11 +95,23 @@ class FTransform:
     # --- graphs -------------------------------------------------------------------
 
     def graph(self, g: Graph) -> Graph:
+        """F of `g`, as called where `g` is known: one parameter per parameter of `g` (a
+        `*args` one takes the tuple the call packs), then one tangent per parameter."""
         if g.id in self.graphs:
             return self.graphs[g.id]
-        if g.vararg:
-            raise GradError(f"{_where(g.loc)}forward mode does not support functions with "
-                            f"*args yet ({g.name}); take the arguments as a tuple instead")
+        before = set(self.graphs)
+        try:
+            return self._graph(g)
+        except BaseException:
+            # (A graph half built is never handed out again: a later try starts over.)
+            for key in set(self.graphs) - before:
+                del self.graphs[key]
+            self.value_graphs = {k: v for k, v in self.value_graphs.items() if k in before}
+            raise
+
+    def _graph(self, g: Graph) -> Graph:
+        if g.custom is not None:
+            return self._custom(g)
         parent = self.graphs.get(g.parent.id, self.parent) if g.parent is not None else \
             self.parent
         fg = _derived_graph(f"F_{g.name}", parent, g.loc)
@@ -110,6 +124,31 @@ class FTransform:
         fg.effects = self._body(g, fg)
         fg.output = fg.apply(P["make_tuple"], self.value(g.output, fg),
                              self.tangent(g.output), loc=g.loc)
+        return fg
+
+    def _custom(self, g: Graph) -> Graph:
+        """F of a function with the user's derivative rules (`tl.custom_jvp`,
+        `tl.custom_vjp`): the rules' code (`tapeless.ad.custom`), not the body's F."""
+        from . import custom
+
+        rule = g.custom
+        assert rule is not None
+        helper: Any
+        fg = _derived_graph(f"F_{g.name}", None, g.loc)
+        self.graphs[g.id] = fg
+        xs = [fg.add_parameter(p.name, p.loc) for p in g.parameters]
+        ts = [fg.add_parameter(tangent_name(p.name) or "t", p.loc) for p in g.parameters]
+        diff = tuple(i for i in range(len(xs)) if i not in rule.nondiff)
+        if rule.kind == "vjp":
+            from .reverse import JTransform
+
+            helper, first = custom.vjp_forward, [
+                Constant(rule.fwd), Constant(JTransform().graph(custom.along_graph(rule)))]
+        else:
+            helper, first = custom.jvp_forward, [Constant(rule.rule)]
+        fg.output, fg.effects = inline_body(custom.prepared(helper), fg, [
+            *first, fg.apply(P["make_tuple"], *xs), fg.apply(P["make_tuple"], *ts),
+            Constant(diff), Constant(rule.nondiff)], loc=g.loc)
         return fg
 
     def _body(self, g: Graph, fg: Graph) -> list[Node]:
@@ -216,8 +255,11 @@ class FTransform:
         if prim.linear:
             value: Node = fg.apply(node.inputs[0], *vals, loc=node.loc, name=node.name)
             targs: list[Node] = list(pvals)
+            # (Sensitivity plumbing and displays take a symbolic zero as it is; other
+            # functions are given a tangent made of values.)
+            takes_zero = prim.zero_preserving or prim.variadic or prim is P["gadd"]
             for i in prim.linear:
-                targs[i] = ptans[i] if prim.accepts_zero else \
+                targs[i] = ptans[i] if takes_zero else \
                     fg.apply(P["dense"], ptans[i], pvals[i])
             if prim.variadic:
                 fixed = len(prim.param_names) - 1
@@ -345,27 +387,34 @@ class FTransform:
 
     def graph_value(self, g: Graph) -> Graph:
         """F of a graph used as a value. Python calls it with the arguments it passes,
-        so where `g` has defaults, a wrapper `(*args, *tangents)` fills them in (with zero
-        tangents) before calling F(g)."""
+        so where `g` has defaults or `*args`, a wrapper `(*args, *tangents)` fills the
+        defaults in (with zero tangents) and packs the extra arguments and their tangents
+        before calling F(g)."""
         specs = g.signature
-        if specs is None or all(s.kind == "pos" and s.default is None for s in specs):
+        if not g.vararg and (specs is None or all(s.kind == "pos" and s.default is None
+                                                  for s in specs)):
             return self.graph(g)
         if g.id not in self.value_graphs:
-            if any(s.kind != "pos" for s in specs) or any(
+            specs = specs or []
+            if any(s.kind == "kwonly" for s in specs) or any(
                     s.default is not None and not isinstance(s.default, Constant)
                     for s in specs):
-                raise GradError(f"{_where(g.loc)}forward mode does not support passing "
+                raise GradError(f"{_where(g.loc)}forward mode does not support calling "
                                 f"{g.name}, which has keyword-only parameters or defaults "
                                 "computed at run time, as a value yet; wrap it in a lambda")
-            defaults = tuple(s.default.value for s in specs if s.default is not None)
+            npos = sum(s.kind == "pos" for s in specs) if specs else \
+                len(g.parameters) - int(g.vararg)
+            defaults = tuple(s.default.value for s in specs
+                             if s.kind == "pos" and s.default is not None)
             fg = self.graph(g)
-            w = _derived_graph(f"{fg.name}_value", fg.parent, g.loc)
             from ..frontend.parser import ParamSpec
 
+            w = _derived_graph(f"{fg.name}_value", fg.parent, g.loc)
             args = w.add_parameter("args")
             w.vararg = True
             w.signature = [ParamSpec("args", "vararg")]
-            laid = w.apply(P["split_fwd"], args, len(specs), Constant(defaults))
+            laid = w.apply(P["split_fwd"], args, npos, Constant(defaults),
+                           Constant(g.vararg))
             w.output = w.apply(P["call_star"], Constant(fg), laid, loc=g.loc)
             w.effects = [w.output]
             self.value_graphs[g.id] = w

@@ -11,7 +11,7 @@ backward pass needs is held by the backpropagator closures."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TypeGuard
+from typing import Any, TypeGuard
 
 from ..errors import GradError
 from ..ir.clone import inline_body
@@ -148,6 +148,8 @@ class JTransform:
     def graph(self, g: Graph) -> Graph:
         if g.id in self.graphs:
             return self.graphs[g.id]
+        if g.custom is not None:
+            return self._custom(g)
         parent = self.graphs.get(g.parent.id) if g.parent is not None else None
         jg = _derived_graph(f"J_{g.name}", parent, g.loc)
         self.graphs[g.id] = jg
@@ -161,6 +163,29 @@ class JTransform:
         backprop = self._backward(g, jg)
         jg.output = jg.apply(P["make_tuple"], value, Constant(backprop), loc=g.loc)
         jg.effects = self._effects(g)
+        return jg
+
+    def _custom(self, g: Graph) -> Graph:
+        """J of a function with the user's derivative rules (`tl.custom_vjp`,
+        `tl.custom_jvp`): the rules' code (`tapeless.ad.custom`), not the body's J."""
+        from . import custom
+
+        rule = g.custom
+        assert rule is not None
+        helper: Any
+        jg = _derived_graph(f"J_{g.name}", None, g.loc)
+        self.graphs[g.id] = jg
+        jg.signature, jg.vararg = g.signature, g.vararg
+        params = [jg.add_parameter(p.name, p.loc) for p in g.parameters]
+        xs = jg.apply(P["make_tuple"], *params)
+        diff = tuple(i for i in range(len(params)) if i not in rule.nondiff)
+        if rule.kind == "vjp":
+            helper, first = custom.vjp_reverse, [Constant(rule.fwd), Constant(rule.bwd)]
+        else:
+            helper, first = custom.jvp_reverse, [Constant(rule.fun),
+                                                 Constant(self.graph(custom.along_graph(rule)))]
+        jg.output, jg.effects = inline_body(custom.prepared(helper), jg, [
+            *first, xs, Constant(diff), Constant(rule.nondiff)], loc=g.loc)
         return jg
 
     def _effects(self, g: Graph) -> list[Node]:

@@ -122,8 +122,12 @@ class ModuleEmitter:
         special = sys.modules.get("scipy.special")
         if special is not None:
             self.namespace["_sp"] = special
+        # scipy.linalg likewise (`_sla.name`).
+        scipy_linalg = sys.modules.get("scipy.linalg")
+        if scipy_linalg is not None:
+            self.namespace["_sla"] = scipy_linalg
         self.taken: set[str] = set(dir(builtins)) | set(keyword.kwlist) | \
-            {"np", "math", "_rt", "_sp", "_x", "_y"}
+            {"np", "math", "_rt", "_sp", "_sla", "_x", "_y"}
         self.names: dict[int, str] = {}
         # Nodes named by the statement that computes them (loop and `if` results).
         self.aliases: set[int] = set()

@@ -1,6 +1,6 @@
 """How the Python backend spells each primitive: one table (`spelling`). A NumPy or
 `math` function is spelled `np.name(...)` / `math.name(...)` (a `scipy.special`
-function `_sp.name(...)`), a method `x.name(...)`, a
+function `_sp.name(...)`, a `scipy.linalg` one `_sla.name(...)`), a method `x.name(...)`, a
 builtin by its name and a runtime helper `_rt.name(...)`, by where its callable lives;
 the operators and the structural primitives are written out here. Another backend keeps
 its own table."""
@@ -124,6 +124,8 @@ def _required(spec: str) -> int:
     count = 0
     for part in spec.split(","):
         part = part.strip()
+        if part == "/":  # (the end of the positional-only parameters)
+            continue
         if not part or "=" in part or part.startswith("*"):
             break
         count += 1
@@ -211,6 +213,9 @@ def _spelling(prim: Primitive) -> Emitter | None:
         return call_emitter(name, max(_required(spec), 1), spec)
     if name.startswith("scipy.special."):  # (`_sp` is scipy.special in generated code)
         return call_emitter(f"_sp.{name[len('scipy.special.'):]}", max(_required(spec), 1),
+                            spec)
+    if name.startswith("scipy.linalg."):  # (`_sla` is scipy.linalg in generated code)
+        return call_emitter(f"_sla.{name[len('scipy.linalg.'):]}", max(_required(spec), 1),
                             spec)
     if name.startswith("method."):
         method = name[len("method."):]

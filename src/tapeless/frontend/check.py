@@ -4,11 +4,17 @@ like a code reviewer's comments."""
 from __future__ import annotations
 
 import ast
+import functools
 import importlib.util
+import inspect
+import linecache
 import math
 import sys
+import types
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -16,9 +22,45 @@ from ..errors import CompileError, format_error
 from ..ir.nodes import Location
 from ..primitives import BY_CALLABLE, METHODS
 from .expressions import BUILTIN_RECEIVERS
+from .libraries import installed_package, refused_library
+from .reach import Function, compiled_functions
+
+Definition = ast.FunctionDef | ast.AsyncFunctionDef
 
 _MUTATING = {"append", "extend", "insert", "pop", "remove", "update", "setdefault", "clear",
              "sort", "reverse", "fill", "resize", "add", "discard"}
+
+
+# Constructs whose support is being added: the static checks defer to the compiler,
+# asked once with a probe of each (so the checker and the compiler cannot disagree).
+def _probe_item_assignment(a: Any) -> Any:
+    a[0] = 1.0
+    return a
+
+
+def _probe_append(xs: Any) -> Any:
+    xs.append(1.0)
+    return xs
+
+
+def _probe_kwargs(**options: Any) -> Any:
+    return options
+
+
+def _probe_double_star(f: Any, options: Any) -> Any:
+    return f(**options)
+
+
+@functools.cache
+def compiler_refuses(probe: Callable[..., Any]) -> bool:
+    """Whether the compiler refuses the construct `probe` is written with."""
+    from .parser import parse
+
+    try:
+        parse(probe)
+    except CompileError:
+        return True
+    return False
 
 
 @dataclass(frozen=True)
@@ -126,13 +168,13 @@ class _Checker(ast.NodeVisitor):
         self.add(node, "a set display is not supported", "use a tuple or list")
 
     def visit_Lambda(self, node: ast.Lambda) -> None:
-        if node.args.kwarg is not None:
+        if node.args.kwarg is not None and compiler_refuses(_probe_kwargs):
             self.add(node.args.kwarg, "`**kwargs` parameters are not supported",
                      "name each keyword parameter explicitly")
         self._visit_scope(node)
 
     def visit_FunctionDef(self, node: ast.FunctionDef) -> None:
-        if node.args.kwarg is not None:
+        if node.args.kwarg is not None and compiler_refuses(_probe_kwargs):
             self.add(node.args.kwarg, "`**kwargs` parameters are not supported",
                      "name each keyword parameter explicitly")
         self._visit_scope(node)
@@ -144,7 +186,7 @@ class _Checker(ast.NodeVisitor):
         self.declared = outer
 
     def _target(self, target: ast.AST) -> None:
-        if isinstance(target, ast.Subscript):
+        if isinstance(target, ast.Subscript) and compiler_refuses(_probe_item_assignment):
             self.add(target, "in-place item assignment is not supported (tapeless programs "
                      "are functional)", "build a new value instead, e.g. "
                      "`a = np.where(mask, v, a)` or `a = np.concatenate(...)`")
@@ -187,7 +229,7 @@ class _Checker(ast.NodeVisitor):
                     self.add(node, f"{path} is not supported by tapeless (no primitive is "
                              "registered for it)", "see docs/language.md for the supported "
                              "functions, or write it with supported operations")
-            elif func.attr in _MUTATING:
+            elif func.attr in _MUTATING and compiler_refuses(_probe_append):
                 self.add(node, f"the method .{func.attr}() mutates its object in place, "
                          "which is not supported", "build a new value instead, e.g. "
                          "`xs = xs + [v]` or a list comprehension")
@@ -197,7 +239,7 @@ class _Checker(ast.NodeVisitor):
                 self.add(node, f"the method .{func.attr}() is not supported",
                          "call the corresponding NumPy function, e.g. np.f(x)")
         for kw in node.keywords:
-            if kw.arg is None:
+            if kw.arg is None and compiler_refuses(_probe_double_star):
                 self.add(kw.value, "`**` in calls is not supported",
                          "pass keyword arguments by name")
         self.generic_visit(node)
@@ -233,30 +275,72 @@ def _module_aliases(tree: ast.Module) -> dict[str, object]:
     return aliases
 
 
-def check_file(path: str) -> list[Finding]:
-    """Every construct in `path`'s top-level functions that tapeless cannot compile."""
+def check_file(path: str, entries: list[str] | None = None,
+               notes: list[str] | None = None) -> list[Finding]:
+    """Every construct that tapeless cannot compile in the functions of `path` that it
+    compiles (see `frontend.reach`: those given to a transform in the file, those named
+    in `entries`, and what they reach). A file that gives none of its functions to a
+    transform and names no entry is a module of functions compiled elsewhere: all its
+    top-level functions are checked. What limited the check (a file that does not
+    import, so only the static checks ran) is appended to `notes`."""
     filename = str(Path(path).resolve())
     text = Path(path).read_text()
     lines = text.splitlines(True)
-    tree = ast.parse(text, filename)
+    try:
+        tree = ast.parse(text, filename)
+    except SyntaxError as e:
+        line = e.lineno or 0
+        loc = Location(filename, line, max((e.offset or 1) - 1, 0),
+                       lines[line - 1] if 0 < line <= len(lines) else "")
+        return [Finding(loc, f"syntax error: {e.msg}", "fix the syntax; Python cannot "
+                        "run this file either")]
     modules = _module_aliases(tree)
+    builtin_methods = frozenset(METHODS) | frozenset(
+        name for t in BUILTIN_RECEIVERS for name in dir(t))
+    reached = compiled_functions(tree, list(entries or ()), builtin_methods)
+    if reached.functions or reached.imported:
+        functions = _outermost(reached.functions)
+    else:
+        functions = [n for n in tree.body if isinstance(n, (ast.FunctionDef,
+                                                            ast.AsyncFunctionDef))]
     checker = _Checker(filename, lines, modules)
-    functions = [n for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))]
     for fn in functions:
         checker.declared = {}
-        checker.visit(fn) if isinstance(fn, ast.FunctionDef) else \
+        if isinstance(fn, ast.AsyncFunctionDef):
             checker.visit_AsyncFunctionDef(fn)
+        else:
+            checker.visit(fn)
     findings = checker.findings
-    seen = {(f.loc.line, f.loc.col) for f in findings}
-    findings += [f for f in _compile_each(path, functions)
-                 if (f.loc.line, f.loc.col) not in seen]
-    return sorted(findings, key=lambda f: (f.loc.line, f.loc.col))
+    seen = {(f.loc.filename, f.loc.line, f.loc.col) for f in findings}
+    compiled: list[tuple[ast.ClassDef | None, Definition]] = [
+        (reached.owner.get(fn), fn) for fn in functions
+        if isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)) and
+        (fn in reached.owner or fn in tree.body)]
+    notes = notes if notes is not None else []
+    # (Two functions may reach one error: it is reported once.)
+    for f in _compile_each(path, compiled, notes, reached.imported):
+        if (f.loc.filename, f.loc.line, f.loc.col) not in seen:
+            seen.add((f.loc.filename, f.loc.line, f.loc.col))
+            findings.append(f)
+    # (The file's own findings first, then those in the modules it imports.)
+    return sorted(findings, key=lambda f: (f.loc.filename != filename, f.loc.filename,
+                                           f.loc.line, f.loc.col))
 
 
-def _compile_each(path: str,
-                  functions: list[ast.FunctionDef | ast.AsyncFunctionDef]) -> list[Finding]:
-    """Compile every top-level function for what only the compiler finds."""
+def _outermost(functions: list[Function]) -> list[Function]:
+    """The functions not nested in another of them (checking one checks its nested
+    functions)."""
+    inside = {id(n) for fn in functions for n in ast.walk(fn) if n is not fn}
+    return [fn for fn in functions if id(fn) not in inside]
+
+
+def _compile_each(path: str, functions: list[tuple[ast.ClassDef | None, Definition]],
+                  notes: list[str], imported: list[str]) -> list[Finding]:
+    """Compile each top-level function and method, and the functions imported by name
+    and given to a transform, for what only the compiler finds. The file is imported as
+    a module (not run as `__main__`)."""
     from .parser import parse
+    from .source import unwrap
 
     name = f"_tapeless_check_{abs(hash(path))}"
     spec = importlib.util.spec_from_file_location(name, path)
@@ -264,18 +348,41 @@ def _compile_each(path: str,
         return []
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
+    # (As `python FILE.py` does, the file's folder comes first on the import path.)
+    folder = str(Path(path).resolve().parent)
+    sys.path.insert(0, folder)
     try:
         spec.loader.exec_module(module)
-    except Exception:  # noqa: BLE001  (a module that does not import: static checks only)
+    except (Exception, SystemExit) as e:  # (it does not import: static checks only)
+        sys.modules.pop(name, None)
+        notes.append(f"{path} does not import ({type(e).__name__}: {e}): only the checks "
+                     "that need no compiling ran")
         return []
-    found = []
-    for fn_node in functions:
-        fn = getattr(module, fn_node.name, None)
-        if fn is None:
+    finally:
+        sys.path.remove(folder)
+    found: list[Finding] = []
+    targets: list[tuple[Any, int, int]] = []
+    for cls, fn_node in functions:
+        owner = module if cls is None else getattr(module, cls.name, None)
+        fn = inspect.getattr_static(owner, fn_node.name, None) if owner is not None else None
+        targets.append((fn, fn_node.lineno, fn_node.col_offset))
+    for imported_name in imported:
+        fn = unwrap(getattr(module, imported_name, None))
+        if isinstance(fn, types.FunctionType):
+            targets.append((fn, fn.__code__.co_firstlineno, 0))
+    for fn, line, col in targets:
+        fn = getattr(fn, "__func__", fn)  # (a staticmethod's or classmethod's function)
+        if not isinstance(fn, types.FunctionType) or refused_library(fn) or \
+                installed_package(fn):
             continue
         try:
             parse(fn)
         except CompileError as e:
-            if e.loc is not None:
-                found.append(Finding(e.loc, e.message, e.hint))
+            filename = fn.__code__.co_filename
+            loc = e.loc or Location(filename, line, col, linecache.getline(filename, line))
+            found.append(Finding(loc, e.message, e.hint))
+        except Exception as e:  # noqa: BLE001  (a bug of tapeless's: say so, go on)
+            notes.append(f"compiling {fn.__qualname__} failed inside tapeless "
+                         f"({type(e).__name__}: {e}); please report it")
+    sys.modules.pop(name, None)
     return found

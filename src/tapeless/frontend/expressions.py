@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, TypeGuard
 
 import numpy as np
 
+from ..errors import CompileError
 from ..ir.nodes import (
     PENDING_TRANSFORMS,
     Apply,
@@ -21,13 +22,13 @@ from ..ir.nodes import (
     TransformSpec,
     is_constant_graph,
 )
-from ..primitives import METHODS, PRIMITIVES, Primitive, lookup_callable
+from ..primitives import METHODS, PRIMITIVES, Primitive, lookup_callable, random_ops
 from .guards import MISSING
+from .libraries import installed_package, library_error, public_name, refusal
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
-    from ..errors import CompileError
     from ..ir.nodes import Location
     from .guards import Entry
     from .parser import Resolver
@@ -319,7 +320,9 @@ class ExpressionMixin:
         if isinstance(value, Constant) and not isinstance(value.value, Graph) and \
                 _is_namespace(value.value):
             if not hasattr(value.value, node.attr):
-                raise self.error(f"{_qualname(value.value)}.{node.attr} does not exist", node)
+                raise self.error(f"{_qualname(value.value)}.{node.attr} does not exist", node,
+                                 "check the spelling; docs/language.md lists the functions "
+                                 "tapeless supports")
             self._record_attribute(value.value, node.attr)
             return self.constant_for(getattr(value.value, node.attr), node, node.attr)
         return block.graph.apply(P["getattr"], value, node.attr, loc=self.loc(node))
@@ -439,6 +442,12 @@ class ExpressionMixin:
                              "build a new value instead, e.g. `xs = xs + [v]` or a list "
                              "comprehension")
         prim = METHODS.get(name)
+        if prim is None:  # a random generator's method (`rng.normal(size=3)`): a draw
+            known = receiver.value if isinstance(receiver, Constant) else None
+            if (hint := random_ops.in_place_hint(name, known)) is not None:
+                raise self.error(f"the method .{name}() of a random generator changes its "
+                                 "argument in place, which is not supported", node, hint)
+            prim = random_ops.method_primitive(name, known)
         if prim is None and any(hasattr(t, name) for t in BUILTIN_RECEIVERS):
             raise self.error(f"the method .{name}() is not supported", node,
                              "call the corresponding NumPy function, e.g. np.f(x)")
@@ -455,7 +464,10 @@ class ExpressionMixin:
         args = [receiver] + self._call_args(node, block, starred)
         kwargs = self._keywords(node, block)
         bound = self.bind_primitive(prim, args, kwargs, node, block, starred)
-        return block.graph.apply(prim, *bound, loc=self.loc(node))
+        out = block.graph.apply(prim, *bound, loc=self.loc(node))
+        if prim.effect:
+            block.graph.effects.append(out)
+        return out
 
     def _unknown_callable(self, fn: Any, node: ast.AST) -> Exception:
         name = _qualname(fn)
@@ -464,6 +476,9 @@ class ExpressionMixin:
             return self.error(f"`{name}` is not supported: tapeless compiles the source "
                               "it can read, not code built at run time", node,
                               "write the code directly in the function")
+        if (hint := random_ops.REFUSED.get(id(fn))) is not None:
+            return self.error(f"{name} changes its argument in place, which is not "
+                              "supported", node, hint)
         if isinstance(fn, types.BuiltinFunctionType) or isinstance(fn, np.ufunc) or \
                 module.split(".")[0] in NATIVE_MODULES:
             return self.error(f"{name} is not supported by tapeless (no primitive is "
@@ -780,10 +795,20 @@ def constant_node(value: Any, resolver: Any, loc: Any = None) -> Constant:
 
     if getattr(value, "__tapeless_transform__", False):  # (a `tapeless.api.Transformed`)
         return Constant(value.graph, loc)
+    if getattr(value, "__tapeless_custom__", False):  # (`tl.custom_jvp`, `tl.custom_vjp`)
+        return Constant(value.custom_graph(), loc)
     value = unwrap(value)
     if isinstance(value, types.FunctionType) and lookup_callable(value) is None \
             and not _is_api(value) and value is not dataclasses.replace:
-        return Constant(resolver.graph_for(value), loc)
+        # A library's function is refused, or its errors reported, at this reference.
+        if (refused := refusal(value, loc)) is not None:
+            raise refused
+        if not installed_package(value):
+            return Constant(resolver.graph_for(value), loc)
+        try:
+            return Constant(resolver.graph_for(value), loc)
+        except CompileError as e:
+            raise library_error(value, e, loc) from e
     return Constant(value, loc)
 
 
@@ -804,15 +829,7 @@ def _is_namedtuple(cls: Any) -> bool:
 def _qualname(value: Any) -> str:
     if isinstance(value, types.ModuleType):
         return value.__name__
-    module = getattr(value, "__module__", None)
-    name: str = getattr(value, "__qualname__", "") or getattr(value, "__name__", repr(value))
-    if module == "numpy" or (module or "").startswith("numpy."):
-        return f"numpy.{name}" if module == "numpy" else f"{module}.{name}"
-    if isinstance(value, np.ufunc):
-        return f"numpy.{value.__name__}"
-    if module in ("math", "builtins"):
-        return f"{module}.{name}" if module == "math" else name
-    return f"{module}.{name}" if module else name
+    return public_name(value)
 
 
 def _prim_label(prim: Primitive) -> str:

@@ -25,6 +25,7 @@ from ..primitives import METHODS, PRIMITIVES, Primitive, lookup_callable
 from ..runtime import UNBOUND
 from .expressions import ExpressionMixin
 from .guards import MISSING, Entry, Recorder, current
+from .libraries import refusal
 from .scopes import Block, LoopContext, ParamSpec, Scope
 from .source import FunctionSource, ScopeInfo, analyze_scope, function_source, param_names, unwrap
 
@@ -230,6 +231,10 @@ class Compiler(ExpressionMixin):
         g_false = self._branch(block, "if_false", lambda b: self._body(orelse, b, ctx), at)
         sw = block.graph.apply(P["switch"], cond, g_true, g_false, loc=self.loc(at))
         block.graph.output = block.graph.apply(sw, loc=self.loc(at))
+        if g_true.effects or g_false.effects:
+            # (An effect too: where this graph is inlined, its effects keep their place
+            # among the caller's.)
+            block.graph.effects.append(block.graph.output)
 
     def _value_if(self, cond: Node, body: list[ast.stmt], orelse: list[ast.stmt],
                   block: Block, at: ast.AST) -> None:
@@ -737,6 +742,8 @@ def parse(fn: Callable[..., Any]) -> Graph:
     fn = unwrap(fn)
     if not isinstance(fn, types.FunctionType):
         raise CompileError(f"tapeless can only compile Python functions, not {fn!r}")
+    if (refused := refusal(fn, None)) is not None:  # (`tl.grad(statistics.fmean)`)
+        raise refused
     return RESOLVER.graph_for(fn)
 
 

@@ -87,6 +87,22 @@ class TransformSpec:
     has_aux: bool
 
 
+@dataclass(frozen=True)
+class CustomRule:
+    """The derivative rules a user gave a function (`tl.custom_jvp`, `tl.custom_vjp`):
+    `kind` "jvp" (with `rule(*nondiff, primals, tangents) -> (out, tangent)`) or "vjp"
+    (with `fwd(*args) -> (out, residuals)` and `bwd(*nondiff, residuals, cotangent) ->
+    cotangents`); `nondiff` the positions of the arguments without derivatives. AD uses
+    them instead of the function's body (`fun`), in every mode and order."""
+
+    kind: str
+    fun: Graph
+    rule: Graph | None = None
+    fwd: Graph | None = None
+    bwd: Graph | None = None
+    nondiff: tuple[int, ...] = ()
+
+
 # The graphs standing for a transform whose body is not built yet (a weak set: so that
 # building them can skip walking a program that has none).
 PENDING_TRANSFORMS: weakref.WeakSet[Graph] = weakref.WeakSet()
@@ -121,6 +137,8 @@ class Graph:
         self.loop_role: str | None = None
         # The class a J-callable stands for (a class passed as a value), for isinstance.
         self.stands_for: type | None = None
+        # The user's derivative rules for the function this graph calls (see CustomRule).
+        self.custom: CustomRule | None = None
         self._fv_cache: list[Node] | None = None
         self._nodes_cache: list[Apply] | None = None
         self._uses_cache: list[Graph] | None = None
@@ -146,6 +164,7 @@ class Graph:
         self.signature = source.signature
         self.loop_role = source.loop_role
         self.stands_for = source.stands_for
+        self.custom = source.custom
 
     def invalidate(self) -> None:
         """Forget what was computed from this graph's body (after changing it)."""

@@ -133,6 +133,7 @@ class _Sweep:
         self.ctx, self.enabled, self.log, self.work = ctx, enabled, log, work
         self.replace: dict[int, Node] = {}
         self.spliced: dict[int, list[Node]] = {}
+        self.splicing: set[int] = set()  # the nodes in the lists of `spliced`
         self.touched: set[int] = set()  # graphs whose nodes were redirected or changed
         self.changed: set[int] = set()  # nodes whose inputs changed
         self.matched = 0  # nodes matched against the rules
@@ -195,8 +196,11 @@ class _Sweep:
             done = inline_call(ctx, node)
             if done is not None:
                 result, effects = done
-                if node in g.effects:
+                if node in g.effects or node.id in self.splicing:
+                    # (A call among the effects an inlining in this sweep made, not yet
+                    # spliced in: its effects go in its place, in program order.)
                     self.spliced[node.id] = effects
+                    self.splicing.update(e.id for e in effects)
                 elif effects:
                     # A call kept only for its value (e.g. in tail position): its
                     # effects now belong to the caller.

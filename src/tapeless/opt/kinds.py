@@ -1270,3 +1270,76 @@ for _names, _rule in ((("matmul", "np.matmul"), _matmul_kind),
                       (("np.squeeze", "method.squeeze"), _squeeze_kind)):
     for _name in _names:
         PRIMITIVES[_name].abstract_eval = _or_declared(_rule, PRIMITIVES[_name])
+
+
+# Random draws (`primitives/random_ops.py`): float64 samples of the shape `size` names,
+# else of the distribution's parameters broadcast (a Python float where they are Python
+# numbers), so that derivative code through a draw gets the kinds arithmetic gets.
+def _shape_value(node: Node) -> tuple[int, ...] | None:
+    """The shape a `size` argument names, where it is known when compiling: an int or a
+    tuple of ints, a display of ints computed from constants and shapes, `x.shape`."""
+    value = _const(node)
+    if type(value) is tuple and all(type(v) is int for v in value):
+        return value
+    if isinstance(node, Apply) and prim_name(node) == "getattr" and \
+            _const(node.inputs[2]) == "shape":
+        return shape_of(kind(node.inputs[1]))
+    items = sequence_items(node)
+    if items is not None:
+        ints = [int_value(i) for i in items]
+        return tuple(i for i in ints if i is not None) if None not in ints else None
+    n = int_value(node)
+    return (n,) if n is not None else None
+
+
+def _draw_kind(params: tuple[int, ...], size: int | None, dtype: int | None = None
+               ) -> Callable[[list[Kind | None], list[Node]], Kind | None]:
+    """The kind of a float64 draw whose distribution's parameters are the arguments at
+    `params` and whose shape is the argument at `size` (`dtype`: a dtype argument,
+    where None means float64)."""
+    def rule(args: list[Kind | None], inputs: list[Node]) -> Kind | None:
+        if dtype is not None and _const(inputs[dtype]) is not None:
+            return None
+        if size is not None and _const(inputs[size]) is not None:
+            shape = _shape_value(inputs[size])
+            return array("f8", shape) if shape else None
+        kinds = [args[i] for i in params]
+        if all(k in (FLOAT, INT) for k in kinds):
+            return FLOAT
+        shapes = [_scalar_shape(k) for k in kinds]
+        if not any(type(k) is ArrayKind for k in kinds) or \
+                any(s is None for s in shapes):
+            return None
+        shape = _broadcast(cast(list[tuple[int, ...]], shapes))
+        return array("f8", shape) if shape else None
+
+    return rule
+
+
+def _pair_kind(rule: Callable[[list[Kind | None], list[Node]], Kind | None]
+               ) -> Callable[[list[Kind | None], list[Node]], Kind | None]:
+    """(sample, standard variates or None)."""
+    def pair(args: list[Kind | None], inputs: list[Node]) -> Kind | None:
+        k = rule(args, inputs)
+        return tuple_of([k, None]) if k is not None else None
+
+    return pair
+
+
+for _name, _params, _size, _dtype_at in (
+        ("rng_normal", (1, 2), 3, None), ("rng_uniform", (1, 2), 3, None),
+        ("rng_exponential", (1,), 2, None), ("rng_standard_normal", (), 1, 2),
+        ("rng_random", (), 1, 2), ("rng_random_sample", (), 1, None),
+        ("np.random.normal", (0, 1), 2, None), ("np.random.uniform", (0, 1), 2, None),
+        ("np.random.exponential", (0,), 1, None),
+        ("np.random.standard_normal", (), 0, None), ("np.random.random", (), 0, None),
+        ("np.random.random_sample", (), 0, None)):
+    PRIMITIVES[_name].abstract_eval = _or_declared(_draw_kind(_params, _size, _dtype_at),
+                                                   PRIMITIVES[_name])
+for _name, _params, _size in (("normal_and_standard", (1, 2), 3),
+                              ("uniform_and_unit", (1, 2), 3),
+                              ("exponential_and_standard", (1,), 2)):
+    PRIMITIVES[_name].abstract_eval = _pair_kind(_draw_kind(_params, _size))
+# (The standard variates have the sample's kind.)
+PRIMITIVES["standard_variates"].abstract_eval = _or_declared(
+    lambda args, inputs: (items_of(args[0]) or (None,))[0], PRIMITIVES["standard_variates"])

@@ -454,8 +454,9 @@ def lower_stacks(root: Graph,
                 # The forward side: a fresh list per run of `g`, appended to in place.
                 set_input(fwd_node, fwd.first_init + s, g.apply(P["stack_new"]))
                 body = fwd.body
-                set_effects(body, [body.apply(P["stack_push"], p, push.inputs[1])] +
-                            body.effects)
+                stack_push = body.apply(P["stack_push"], p, push.inputs[1])
+                at = _after_effects_needed(body, stack_push)
+                set_effects(body, body.effects[:at] + [stack_push] + body.effects[at:])
                 out = body.output
                 assert isinstance(out, Apply)
                 set_input(out, 1 + s, p)
@@ -508,6 +509,26 @@ def accumulate_in_place(graphs: list[Graph], use: dict[int, list[tuple[Node | No
         set_input(out, 1 + j, body.apply(P["scatter_add_known" if f else "scatter_add"], p,
                                          *scatter.inputs[1:], name=add.name))
     return len(found)
+
+
+def _after_effects_needed(body: Graph, node: Apply) -> int:
+    """Where `node` goes among `body`'s effects: first, unless it needs the value of an
+    effect (a draw from a random generator, a call), then after the last one it needs,
+    so that scheduling it does not run that effect before the effects listed earlier."""
+    effects = {e.id: i for i, e in enumerate(body.effects)}
+    at, seen, todo = 0, set(), [node]
+    while todo:
+        n = todo.pop()
+        for i in n.inputs:
+            if is_constant_graph(i):
+                todo.extend(fv for fv in free_variables(i.value)
+                            if isinstance(fv, Apply) and fv.graph is body and fv.id not in seen)
+            elif isinstance(i, Apply) and i.graph is body and i.id not in seen:
+                seen.add(i.id)
+                if i.id in effects:
+                    at = max(at, effects[i.id] + 1)
+                todo.append(i)
+    return at
 
 
 def _lower_pops(back: LoopInfo, t: int, use: dict[int, list[tuple[Node | None, Graph]]]

@@ -60,14 +60,7 @@ def apply_replacements(root: Graph, replace: dict[int, Node], spliced: dict[int,
                 if any(e.id in replace for e in g.effects):
                     effects: list[Node] = []
                     for e in g.effects:
-                        if e.id in spliced:
-                            effects.extend(spliced[e.id])
-                        elif e.id in replace:
-                            r = resolved(e, replace)
-                            if isinstance(r, Apply) and r.graph is g and not pure(r):
-                                effects.append(r)
-                        else:
-                            effects.append(e)
+                        _splice(e, g, replace, spliced, effects)
                     set_effects(g, effects)
                     changed.add(g.id)
             if g.output is not None and g.output.id in replace:
@@ -85,3 +78,20 @@ def apply_replacements(root: Graph, replace: dict[int, Node], spliced: dict[int,
         seen = {g.id for g in graphs}
         graphs = reachable_graphs(root)
         todo |= {g.id for g in graphs if g.id not in seen}
+
+
+def _splice(e: Node, g: Graph, replace: dict[int, Node], spliced: dict[int, list[Node]],
+            effects: list[Node]) -> None:
+    """Append to `effects` what the effect `e` of `g` became: the effects of the body
+    that replaced it (where it was an inlined call; those may have been inlined calls in
+    turn, each spliced in its place, so that every effect is run once, in program order),
+    or its replacement where that is still an effect."""
+    if e.id in spliced:
+        for inner in spliced[e.id]:
+            _splice(inner, g, replace, spliced, effects)
+    elif e.id in replace:
+        r = resolved(e, replace)
+        if isinstance(r, Apply) and r.graph is g and not pure(r):
+            effects.append(r)
+    else:
+        effects.append(e)

@@ -108,8 +108,14 @@ def select_constants(ctx: Context, node: Apply) -> Node | None:
 
 
 def pure(node: Node) -> bool:
+    """Whether `node`'s only effect is its value: a primitive without effects, which does
+    not call a function with effects that it is given (`[f(x) for x in xs]`, which
+    is `list_map`, with a draw or a print in f; `f(*args)`, whose f is any value)."""
     p = prim_of(node)
-    return p is not None and not p.effect and not p.statement
+    if p is None or p.effect or p.statement or p is P["call_star"]:
+        return False
+    assert isinstance(node, Apply)  # (prim_of says so)
+    return not any(is_constant_graph(i) and i.value.effects for i in node.inputs[1:])
 
 
 def idle_loop(node: Node) -> bool:

@@ -8,9 +8,12 @@ from . import (  # noqa: F401
     jvp_arrays,
     jvp_rules,
     numpy_ops,
+    random_ops,
     rules_arrays,
     rules_core,
+    rules_linalg,
     rules_numpy,
+    rules_random,
     rules_scipy,
     scipy_ops,
 )

@@ -92,15 +92,14 @@ _helper("lift", "value", accepts_zero=True)
 # Forward mode (`tapeless.ad.forward`): a call of a value known only at run time, and a
 # tangent with its symbolic zeros made concrete.
 _helper("call_fwd", "fn, t_fn, args, tangents", effect=True, accepts_zero=True, passes_on=True)
-# F of `call_value` (forward mode over derivative code): see `runtime.call_value_fwd`.
+_helper("dense", "d, like", accepts_zero=True, pure=True)
 _helper("call_value_fwd", "level, fn, t_fn, args, tangents", effect=True, accepts_zero=True,
         passes_on=True)
-_helper("dense", "d, like", accepts_zero=True, pure=True)
 _helper("lift_fwd", "value", accepts_zero=True)
 _helper("data_only", "value", differentiable=False)
 _helper("generated_only", "fn", differentiable=False)
 _helper("data_only_grad", "value", differentiable=False)
-_helper("split_fwd", "args, npos, defaults", accepts_zero=True, pure=True)
+_helper("split_fwd", "args, npos, defaults, star", accepts_zero=True, pure=True)
 # `tl.stop_gradient(x)`: x, whose derivative is zero (its rules say so).
 _helper("stop_gradient", "x", pure=True, accepts_zero=True)
 # The index's sensitivity in `x[index]`: ZERO, or an error where x is not a container.

@@ -256,10 +256,10 @@ def _stop_gradient(x):
 
 
 @jvp("split_fwd")
-def _split_fwd(args, npos, defaults):
+def _split_fwd(args, npos, defaults, star):
     zeros = (ZERO,) * len(defaults)
-    return split_fwd(args, npos, defaults), lambda t: split_fwd(
-        _tangents_of(t, args), npos, zeros), None, None
+    return split_fwd(args, npos, defaults, star), lambda t: split_fwd(
+        _tangents_of(t, args), npos, zeros, star), None, None, None
 
 
 @jvp("lift_fwd")

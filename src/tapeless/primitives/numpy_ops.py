@@ -155,6 +155,8 @@ NUMPY_FUNCTIONS: dict[str, tuple[str, bool]] = {
     "unique": ("ar, return_index=False, return_inverse=False, return_counts=False, axis=None",
                True),
     "histogram": ("a, bins=10, range=None, density=None, weights=None", True),
+    # (rules in rules_linalg.py)
+    "diagonal": ("a, offset=0, axis1=0, axis2=1", True),
 }
 
 NUMPY_LINALG: dict[str, tuple[str, bool]] = {
@@ -163,6 +165,15 @@ NUMPY_LINALG: dict[str, tuple[str, bool]] = {
     "solve": ("a, b", True),
     "det": ("a", True),
     "slogdet": ("a", True),
+    # (rules in rules_linalg.py)
+    "svd": ("a, full_matrices=True, compute_uv=True, hermitian=False", True),
+    "eigh": ("a, UPLO='L'", True),
+    "eigvalsh": ("a, UPLO='L'", True),
+    "cholesky": ("a, /, *, upper=False", True),
+    "qr": ("a, mode='reduced'", True),
+    "pinv": ("a, rcond=None, hermitian=False, *, rtol=None", True),
+    "matrix_power": ("a, n", True),
+    "lstsq": ("a, b, rcond=None", True),
 }
 
 # `math` functions take positional arguments only.
@@ -206,6 +217,7 @@ PROPERTIES: dict[str, dict[str, Any]] = {
     **{f"np.{n}": dict(fresh=True) for n in (
         "repeat roll tile column_stack append pad select cumprod kron cross sort partition "
         "convolve correlate cov corrcoef interp bincount").split()},
+    **{f"np.linalg.{n}": dict(fresh=True) for n in "eigvalsh cholesky pinv".split()},
     **{f"math.{n}": dict(result_kind="int") for n in ("floor", "ceil", "trunc", "factorial")},
     # (isnan, isinf, isfinite and isclose give bools: no fixed number kind.)
     **{f"math.{n}": dict(result_kind="float") for n in (
@@ -216,7 +228,8 @@ PROPERTIES: dict[str, dict[str, Any]] = {
 # NumPy functions whose result is a tuple or a list, not a number or an array.
 NOT_NUMERIC = {"np.split", "np.shape", "np.linalg.slogdet", "np.array_split", "np.hsplit",
                "np.vsplit", "np.dsplit", "np.meshgrid", "np.gradient", "np.triu_indices",
-               "np.tril_indices", "np.unique", "np.histogram"}
+               "np.tril_indices", "np.unique", "np.histogram",
+               "np.linalg.svd", "np.linalg.eigh", "np.linalg.qr", "np.linalg.lstsq"}
 
 
 def _register_table(prefix: str, module: object, table: dict[str, tuple[str, bool]]) -> None:
@@ -272,12 +285,16 @@ _method("astype", "self, dtype", "method.astype")
 _method("item", "self", "method.item")
 _method("round", "self, decimals=0", "np.round", differentiable=False)
 _method("conj", "self", "method.conj")
+_method("diagonal", "self, offset=0, axis1=0, axis2=1", "np.diagonal")
 _method("items", "self", "method.items", accepts_zero=True)
 _method("keys", "self", "method.keys", differentiable=False)
 _method("values", "self", "method.values", accepts_zero=True)
 _method("get", "self, key, default=None", "method.get", accepts_zero=True)
 _method("index", "self, value", "method.index", differentiable=False)
 _method("count", "self, value", "method.count", differentiable=False)
+# (String methods that select parameters by name: `k.startswith("W")`.)
+_method("startswith", "self, prefix", "method.startswith", differentiable=False)
+_method("endswith", "self, suffix", "method.endswith", differentiable=False)
 
 
 # The logistic function as the front end recognizes it in `1.0 / (1.0 + np.exp(-x))`

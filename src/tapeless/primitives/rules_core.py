@@ -193,15 +193,24 @@ def _stop_gradient(x):
 
 
 @rule("split_fwd")
-def _split_fwd(args, npos, defaults):
-    m = len(args) // 2
+def _split_fwd(args, npos, defaults, star):
+    return split_fwd(args, npos, defaults, star), \
+        lambda d: (_split_fwd_back(d, len(args) // 2, npos, star), ZERO, ZERO, ZERO)
 
-    def back(d):
-        if d is ZERO:
-            return ZERO, ZERO, ZERO
-        return tuple(d[:m]) + tuple(d[npos:npos + m]), ZERO, ZERO
 
-    return split_fwd(args, npos, defaults), back
+def _split_fwd_back(d, m, npos, star):
+    """The sensitivity of `(*args, *tangents)` from that of `split_fwd`'s layout."""
+    if d is ZERO:
+        return ZERO
+    width = npos + 1 if star else len(d) // 2
+    out: tuple = ()
+    for base in (0, width):
+        for j in range(m):
+            if star and j >= npos:
+                out = out + (sens_index(sens_index(d, base + npos), j - npos),)
+            else:
+                out = out + (sens_index(d, base + j),)
+    return out
 
 
 @rule("lift_fwd")

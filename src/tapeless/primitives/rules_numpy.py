@@ -355,13 +355,16 @@ def _einsum_back(spec, operands, d):
     specs = einsum_specs(spec, operands)
     grads: list[Any] = []
     for k in range(len(operands)):
-        back_spec, missing, summed = specs[k]
+        back_spec, missing, summed, embed = specs[k]
         others = operands[:k] + operands[k + 1:]
         g = _einsum_call(back_spec, (d,) + others)
         if summed:  # (ellipsis axes the operand does not have)
             g = np.sum(g, axis=summed)
         if missing:
-            g = np.broadcast_to(np.expand_dims(g, missing), np.shape(operands[k]))
+            shape = np.shape(operands[k]) if embed is None else embed[2]
+            g = np.broadcast_to(np.expand_dims(g, missing), shape)
+        if embed is not None:  # (a repeated label: the gradient lies on a diagonal)
+            g = _einsum_call(embed[0], (g,) + tuple(np.eye(n) for n in embed[1]))
         if "." in spec:  # (axes of an ellipsis may be broadcast: sum them back)
             g = unbroadcast(g, operands[k])
         grads = grads + [g]
@@ -485,24 +488,6 @@ def _tril(m, k):
 @rule("np.triu")
 def _triu(m, k):
     return np.triu(m, k), lambda d: (np.triu(d, k), ZERO)
-
-
-@rule("np.linalg.norm")
-def _norm(x, ord, axis, keepdims):  # noqa: A002
-    out = np.linalg.norm(x, ord, axis, keepdims)
-
-    def back(d):
-        dx = expand_reduced(d, x, axis, keepdims)
-        if ord is None or ord == 2 or ord == "fro":
-            if ord == 2 and np.ndim(x) - (0 if axis is None else 1) > 1:
-                raise ValueError("tapeless cannot differentiate the spectral norm (ord=2 "
-                                 "of a matrix)")
-            return dx * x / expand_reduced(out, x, axis, keepdims), ZERO, ZERO, ZERO
-        if ord == 1 and (np.ndim(x) == 1 or axis is not None):
-            return dx * np.sign(x), ZERO, ZERO, ZERO
-        raise ValueError(f"tapeless cannot differentiate np.linalg.norm with ord={ord!r}")
-
-    return out, back
 
 
 @rule("np.linalg.inv")

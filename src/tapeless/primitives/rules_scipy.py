@@ -1,6 +1,6 @@
-"""Reverse rules of the `scipy.special` primitives (`scipy_ops.py`), registered only
-where SciPy is importable. Each rule returns the value and a backpropagator giving one
-sensitivity per parameter (ZERO where there is none)."""
+"""Reverse rules of the `scipy.special` and `scipy.linalg` primitives (`scipy_ops.py`),
+registered only where SciPy is importable. Each rule returns the value and a
+backpropagator giving one sensitivity per parameter (ZERO where there is none)."""
 
 # ruff: noqa: E731
 from __future__ import annotations
@@ -9,8 +9,10 @@ import math
 
 import numpy as np
 
-from ..runtime import ZERO, expand_reduced, unbroadcast
+from ..runtime import ZERO, expand_reduced, sens_index, unbroadcast
 from .registry import rule
+from .rules_linalg import _cholesky_back, _t
+from .scipy_ops import linalg as sla
 from .scipy_ops import special as sp
 
 if sp is not None:
@@ -91,3 +93,69 @@ if sp is not None:
         y = sp.log_softmax(x, axis=axis)
         s = np.exp(y)
         return y, lambda d: (d - s * np.sum(d, axis=axis, keepdims=True), ZERO)
+
+
+if sla is not None:
+
+    @rule("scipy.linalg.solve_triangular")
+    def _solve_triangular(a, b, trans, lower, unit_diagonal, overwrite_b, check_finite):
+        x = sla.solve_triangular(a, b, trans, lower, unit_diagonal, overwrite_b, check_finite)
+        transposed = trans == 1 or trans == 2 or trans == "T" or trans == "C"
+
+        def back(d):
+            # op(A) x = b: b gets op(A)^-T d, op(A) gets -db x^T, in the triangle read.
+            db = sla.solve_triangular(a, d, 0 if transposed else 1, lower, unit_diagonal)
+            if np.ndim(b) == 1:
+                dop = -np.outer(db, x)
+            else:
+                dop = -(db @ _t(x))
+            da = _t(dop) if transposed else dop
+            if lower:
+                da = np.tril(da, -1 if unit_diagonal else 0)
+            else:
+                da = np.triu(da, 1 if unit_diagonal else 0)
+            return da, db, ZERO, ZERO, ZERO, ZERO, ZERO
+
+        return x, back
+
+    @rule("scipy.linalg.cho_factor")
+    def _cho_factor(a, lower, overwrite_a, check_finite):
+        out = sla.cho_factor(a, lower, overwrite_a, check_finite)
+        c = out[0]
+
+        def back(d):
+            # c holds the factor in one triangle and a's entries in the other (SciPy
+            # leaves them there), whose sensitivities pass to a unchanged.
+            dc = sens_index(d, 0)
+            if dc is ZERO:
+                return ZERO, ZERO, ZERO, ZERO
+            if lower:
+                da = _cholesky_back(np.tril(c), np.tril(dc), True) + np.triu(dc, 1)
+            else:
+                da = _cholesky_back(_t(np.triu(c)), _t(np.triu(dc)), False) + np.tril(dc, -1)
+            return da, ZERO, ZERO, ZERO
+
+        return (c, out[1]), back
+
+    @rule("scipy.linalg.cho_solve")
+    def _cho_solve(c_and_lower, b, overwrite_b, check_finite):
+        x = sla.cho_solve(c_and_lower, b, overwrite_b, check_finite)
+        c = c_and_lower[0]
+        lower = c_and_lower[1]
+
+        def back(d):
+            # A x = b with A = L L^T (or U^T U) read from c's triangle: b gets A^-1 d,
+            # A gets -db x^T, symmetrized, and the factor dA L (or U dA).
+            db = sla.cho_solve(c_and_lower, d)
+            if np.ndim(b) == 1:
+                da = -np.outer(db, x)
+            else:
+                da = -(db @ _t(x))
+            da = da + _t(da)
+            if lower:
+                dc = np.tril(da @ np.tril(c))
+            else:
+                dc = np.triu(np.triu(c) @ da)
+            return (dc, ZERO), db, ZERO, ZERO
+
+        return x, back

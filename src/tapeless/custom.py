@@ -1,0 +1,149 @@
+"""User-defined derivative rules: `tl.custom_jvp` and `tl.custom_vjp` (JAX's decorator API).
+
+A rule written once serves every mode and order: forward mode uses a `custom_jvp` rule
+as given and transposes a `custom_vjp`'s backward function; reverse mode uses a
+`custom_vjp`'s pair as given and transposes a `custom_jvp` rule; higher orders
+differentiate the rules themselves, which are compiled like any tapeless program (see
+`tapeless.ad.custom`)."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any
+
+from .api import BOUND_TYPES
+from .errors import CompileError
+from .frontend.parser import parse
+from .ir.nodes import Constant, CustomRule, Graph
+
+
+class _Custom:
+    """A function with derivative rules. Called from Python, it runs the function; called
+    in compiled code (or transformed), it is a graph whose derivatives are the rules'."""
+
+    # (How the front end and the API know one.)
+    __tapeless_custom__ = True
+    kind = ""
+
+    def __init__(self, fun: Callable[..., Any], nondiff_argnums: tuple[int, ...] = ()):
+        self.fun = fun
+        self.nondiff_argnums = tuple(nondiff_argnums)
+        # (The names of the function; the Python function underneath, for signatures.)
+        functools.update_wrapper(self, fun, updated=())
+        self.__tapeless_wrapped__ = fun
+        self._graph: Graph | None = None
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.fun(*args, **kwargs)
+
+    def _missing(self) -> str:
+        raise NotImplementedError
+
+    def _rule(self, fun: Graph) -> CustomRule:
+        raise NotImplementedError
+
+    def custom_graph(self) -> Graph:
+        """The graph standing for the function: it calls the function's graph, and
+        carries the rules (`Graph.custom`) that AD uses instead of its body."""
+        missing = self._missing()
+        if missing:
+            raise CompileError(f"{self.fun.__qualname__} is a tl.{self.kind} function without "
+                               f"its rule: call {self.fun.__name__}.{missing}(...) before "
+                               "compiling code that calls it")
+        if self._graph is None:
+            fun = parse(self.fun)
+            g = Graph(fun.name, None, fun.loc)
+            params = [g.add_parameter(p.name, p.loc) for p in fun.parameters]
+            g.vararg, g.signature = fun.vararg, fun.signature
+            if fun.vararg or any(s.kind != "pos" for s in fun.signature or ()):
+                raise CompileError(f"tl.{self.kind} of {self.fun.__qualname__}: a function "
+                                   "with *args or keyword-only parameters is not supported; "
+                                   "take a tuple instead")
+            for i in self.nondiff_argnums:
+                if not 0 <= i < len(params):
+                    raise CompileError(f"tl.{self.kind} of {self.fun.__qualname__}: "
+                                       f"nondiff_argnums={self.nondiff_argnums!r} is out of "
+                                       f"range for {len(params)} parameters")
+            g.output = g.apply(Constant(fun), *params, loc=fun.loc)
+            g.effects = [g.output]
+            g.custom = self._rule(fun)
+            self._graph = g
+        return self._graph
+
+
+class custom_jvp(_Custom):  # noqa: N801 (JAX's name)
+    """A function whose forward-mode derivative is given by a rule:
+
+        @tl.custom_jvp
+        def f(x): ...
+
+        @f.defjvp
+        def f_jvp(primals, tangents):
+            x, = primals
+            t, = tangents
+            return f(x), t * slope(x)
+
+    With `nondiff_argnums`, those arguments are passed to the rule first, and left out of
+    `primals` and `tangents`. Reverse mode transposes the rule's tangent map."""
+
+    kind = "custom_jvp"
+
+    def __init__(self, fun: Callable[..., Any], nondiff_argnums: tuple[int, ...] = ()):
+        super().__init__(fun, nondiff_argnums)
+        self.jvp: Callable[..., Any] | None = None
+
+    def defjvp(self, jvp: Callable[..., Any]) -> Callable[..., Any]:
+        self.jvp = jvp
+        self._graph = None
+        return jvp
+
+    def _missing(self) -> str:
+        return "defjvp" if self.jvp is None else ""
+
+    def _rule(self, fun: Graph) -> CustomRule:
+        assert self.jvp is not None
+        return CustomRule("jvp", fun, rule=parse(self.jvp), nondiff=self.nondiff_argnums)
+
+
+class custom_vjp(_Custom):  # noqa: N801 (JAX's name)
+    """A function whose reverse-mode derivative is given by a pair of functions:
+
+        @tl.custom_vjp
+        def f(x): ...
+
+        def f_fwd(x):
+            return f(x), residuals
+
+        def f_bwd(residuals, g):
+            return (cotangent_of_x,)
+
+        f.defvjp(f_fwd, f_bwd)
+
+    `bwd` returns one cotangent per argument (None for zero); with `nondiff_argnums`,
+    those arguments are passed to `bwd` first and get no cotangent. Forward mode
+    transposes `bwd` (JAX refuses forward mode of a custom_vjp function)."""
+
+    kind = "custom_vjp"
+
+    def __init__(self, fun: Callable[..., Any], nondiff_argnums: tuple[int, ...] = ()):
+        super().__init__(fun, nondiff_argnums)
+        self.fwd: Callable[..., Any] | None = None
+        self.bwd: Callable[..., Any] | None = None
+
+    def defvjp(self, fwd: Callable[..., Any], bwd: Callable[..., Any]) -> None:
+        self.fwd, self.bwd = fwd, bwd
+        self._graph = None
+
+    def _missing(self) -> str:
+        return "defvjp" if self.fwd is None or self.bwd is None else ""
+
+    def _rule(self, fun: Graph) -> CustomRule:
+        assert self.fwd is not None and self.bwd is not None
+        return CustomRule("vjp", fun, fwd=parse(self.fwd), bwd=parse(self.bwd),
+                          nondiff=self.nondiff_argnums)
+
+
+# Passed to a transformed function, a function with rules is bound by identity, like a
+# Python function (`tapeless.api.BOUND_TYPES`): derivative code calls its rules.
+BOUND_TYPES.update({custom_jvp, custom_vjp})

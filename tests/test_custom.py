@@ -1,0 +1,177 @@
+"""`tl.custom_jvp` and `tl.custom_vjp`: a rule written once gives correct derivatives in
+both modes and at every order (forward mode transposes a custom_vjp's backward function,
+reverse mode a custom_jvp's tangent map, higher orders differentiate the rules)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+import tapeless as tl
+
+
+def _expit(x):
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+@tl.custom_jvp
+def softplus(x):
+    return np.log1p(np.exp(x))
+
+
+@softplus.defjvp
+def softplus_jvp(primals, tangents):
+    (x,) = primals
+    (t,) = tangents
+    return softplus(x), t * _expit(x)
+
+
+@tl.custom_vjp
+def safe_sqrt(x):
+    return np.sqrt(x)
+
+
+def safe_sqrt_fwd(x):
+    y = np.sqrt(x)
+    return y, y
+
+
+def safe_sqrt_bwd(y, g):
+    # 0 at 0, where the true slope is infinite (the rule's choice, kept in every mode)
+    positive = y > 0
+    return (np.where(positive, g / (2.0 * np.where(positive, y, 1.0)), 0.0),)
+
+
+safe_sqrt.defvjp(safe_sqrt_fwd, safe_sqrt_bwd)
+
+
+def _sp(x):
+    return np.log1p(np.exp(x))
+
+
+def _d1(x):
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def _d2(x):
+    s = _d1(x)
+    return s * (1.0 - s)
+
+
+def _d3(x):
+    s = _d1(x)
+    return s * (1.0 - s) * (1.0 - 2.0 * s)
+
+
+@pytest.mark.parametrize("x", [-3.0, 0.0, 2.0])
+def test_custom_jvp_in_every_mode_and_order(x: float, optimize: str) -> None:
+    assert softplus(x) == pytest.approx(_sp(x))  # (Python: the function itself)
+    assert tl.jit(softplus)(x) == pytest.approx(_sp(x))
+    assert tl.jvp(softplus, (x,), (1.0,)) == pytest.approx((_sp(x), _d1(x)), rel=1e-12)
+    assert tl.grad(softplus)(x) == pytest.approx(_d1(x), rel=1e-12)  # transposed
+    assert tl.hessian(softplus)(x) == pytest.approx(_d2(x), rel=1e-12)
+    assert tl.grad(tl.grad(softplus))(x) == pytest.approx(_d2(x), rel=1e-12)
+    assert tl.jvp(lambda y: tl.jvp(softplus, (y,), (1.0,))[1], (x,), (1.0,))[1] == \
+        pytest.approx(_d2(x), rel=1e-12)
+    assert tl.grad(tl.grad(tl.grad(softplus)))(x) == pytest.approx(_d3(x), rel=1e-9)
+
+
+def test_custom_jvp_rule_is_used_where_the_naive_derivative_overflows(optimize: str) -> None:
+    with np.errstate(over="ignore", invalid="ignore"):
+        naive = tl.grad(_sp)(1000.0)
+        assert not math.isfinite(naive)
+        assert tl.grad(softplus)(1000.0) == 1.0
+        assert tl.jvp(softplus, (1000.0,), (2.0,))[1] == 2.0
+        assert tl.hessian(softplus)(1000.0) == 0.0
+
+
+@pytest.mark.parametrize("x", [0.0, 0.25, 4.0])
+def test_custom_vjp_in_every_mode_and_order(x: float, optimize: str) -> None:
+    d1 = 0.0 if x == 0 else 0.5 / math.sqrt(x)
+    d2 = 0.0 if x == 0 else -0.25 * x ** -1.5
+    with np.errstate(divide="ignore", invalid="ignore"):
+        assert tl.grad(safe_sqrt)(x) == pytest.approx(d1, rel=1e-12)
+        assert tl.jvp(safe_sqrt, (x,), (1.0,))[1] == pytest.approx(d1, rel=1e-12)  # transposed
+        if x == 0:
+            return  # (the second derivative differentiates the rule's sqrt at 0: inf * 0)
+        assert tl.hessian(safe_sqrt)(x) == pytest.approx(d2, rel=1e-12)
+        assert tl.grad(tl.grad(safe_sqrt))(x) == pytest.approx(d2, rel=1e-12)
+        assert tl.grad(lambda y: tl.jvp(safe_sqrt, (y,), (1.0,))[1])(x) == \
+            pytest.approx(d2, rel=1e-12)
+
+
+def model(w, xs, act):
+    h = xs
+    for _ in range(2):
+        h = act(h @ w)
+    return np.sum(h)
+
+
+def test_custom_functions_inside_programs_loops_and_as_values(optimize: str) -> None:
+    rng = np.random.default_rng(0)
+    w, xs = rng.normal(size=(3, 3)) * 0.5, rng.normal(size=(4, 3))
+    g = tl.grad(model)(w, xs, softplus)
+    expected = tl.grad(model)(w, xs, _sp)
+    np.testing.assert_allclose(g, expected, rtol=1e-10)
+    v = rng.normal(size=(3, 3))
+    hv = tl.jvp(tl.grad(model), (w, xs, softplus), (v, np.zeros_like(xs), 0.0))[1]
+    hv_expected = tl.jvp(tl.grad(model), (w, xs, _sp), (v, np.zeros_like(xs), 0.0))[1]
+    np.testing.assert_allclose(hv, hv_expected, rtol=1e-9)
+
+
+@tl.custom_vjp
+def clip_gradient(lo, hi, x):
+    return x
+
+
+def clip_gradient_fwd(lo, hi, x):
+    return x, None
+
+
+def clip_gradient_bwd(lo, hi, res, g):
+    return (np.clip(g, lo, hi),)
+
+
+clip_gradient.defvjp(clip_gradient_fwd, clip_gradient_bwd)
+clip_gradient.nondiff_argnums = (0, 1)
+
+
+@tl.custom_jvp
+def scaled_tanh(scale, x):
+    return np.tanh(x) * scale
+
+
+@scaled_tanh.defjvp
+def scaled_tanh_jvp(scale, primals, tangents):
+    (x,) = primals
+    (t,) = tangents
+    y = np.tanh(x)
+    return y * scale, t * (1.0 - y * y) * scale
+
+
+scaled_tanh.nondiff_argnums = (0,)
+
+
+def test_nondiff_argnums(optimize: str) -> None:
+    x = np.array([0.5, -2.0, 3.0])
+    g = tl.grad(lambda v: np.sum(clip_gradient(-1.0, 1.0, v) * 3.0))(x)
+    np.testing.assert_array_equal(g, np.ones(3))
+    # forward mode of the custom_vjp: the transpose of the clipped backward (linear in g)
+    _, t = tl.jvp(lambda v: clip_gradient(-1.0, 1.0, v), (x,), (np.array([0.5, 2.0, -3.0]),))
+    np.testing.assert_array_equal(t, np.array([0.5, 2.0, -3.0]))
+    assert tl.grad(lambda v: scaled_tanh(2.0, v))(0.3) == pytest.approx(
+        2.0 * (1 - math.tanh(0.3) ** 2))
+    assert tl.hessian(lambda v: scaled_tanh(2.0, v))(0.3) == pytest.approx(
+        2.0 * -2 * math.tanh(0.3) * (1 - math.tanh(0.3) ** 2))
+
+
+@tl.custom_jvp
+def no_rule(x):
+    return x
+
+
+def test_a_custom_function_without_its_rule_is_refused() -> None:
+    with pytest.raises(tl.CompileError, match="call no_rule.defjvp"):
+        tl.grad(no_rule)(1.0)
