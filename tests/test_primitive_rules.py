@@ -282,9 +282,7 @@ SAMPLES: dict[str, list[Sample]] = {
     "call_value": [S(lambda r: (u(r, (3,)),), call="FUNCS[0](a0) + FUNCS[1](a0)",
                      extra=CALLEES_HELPER),
                    S(lambda r: (u(r, (3,)),), call="FUNCS[2](a0) * a0", extra=CALLEES_HELPER,
-                     second=True, label="object",
-                     fxfail2="forward over reverse through a callable object held in a "
-                             "container is refused (GradError)")],
+                     second=True, label="object")],
     # A function passed to a `tl.grad` called inside compiled code.
     "lift": [S(lambda r: (u(r, (3,)),), call="lifted(a0, np.tanh)", extra=LIFT_HELPER,
                fxfail=_LIFT_FWD, fxfail2=_LIFT_FWD),

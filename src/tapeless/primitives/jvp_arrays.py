@@ -24,12 +24,22 @@ from ..runtime import (
 )
 from . import jvp_rules  # noqa: F401  (first: the rules declared there)
 from .registry import jvp, linear
+from .rules_linalg import (
+    _divide,
+    _is_lower,
+    _matrix_axes,
+    _matrix_norm_back,
+    _t,
+    _two_axes,
+    _vector_norm_back,
+)
 
 # --- declared: linear functions -----------------------------------------------------------
 
 linear((0, 1), "np.append")
 linear((0,), "np.meshgrid")
 linear((1, 2), "np.select")
+linear((0,), "np.diagonal")
 
 # --- elementwise ------------------------------------------------------------------------
 
@@ -527,18 +537,110 @@ def _histogram_tangent(tw, te, out, parts, density):
 @jvp("np.linalg.norm")
 def _norm(x, ord, axis, keepdims):  # noqa: A002
     out = np.linalg.norm(x, ord, axis, keepdims)
-    return out, lambda t: _norm_tangent(t, x, out, ord, axis, keepdims), None, None, None
+    g = _norm_slope(x, out, ord, axis, keepdims)
+    # (A sum over the reduced axes: all of them for axis=None, vector or matrix norm.)
+    return out, lambda t: np.sum(g * t, axis=axis, keepdims=keepdims), None, None, None
 
 
-def _norm_tangent(t, x, out, ord, axis, keepdims):  # noqa: A002
-    if ord is None or ord == 2 or ord == "fro":
-        if ord == 2 and np.ndim(x) - (0 if axis is None else 1) > 1:
-            raise ValueError("tapeless cannot differentiate the spectral norm (ord=2 of a "
-                             "matrix)")
-        return np.sum(x * t, axis=axis, keepdims=keepdims) / out
-    if ord == 1 and (np.ndim(x) == 1 or axis is not None):
-        return np.sum(np.sign(x) * t, axis=axis, keepdims=keepdims)
-    raise ValueError(f"tapeless cannot differentiate np.linalg.norm with ord={ord!r}")
+def _norm_slope(x, out, ord, axis, keepdims):  # noqa: A002
+    """d norm / dx, shaped like x: the reverse rule's (`rules_linalg`), whose conventions
+    (ties, zeros) it keeps."""
+    if ord is None or ord == "fro":  # (the 2-norm of the entries)
+        return x / expand_reduced(out, x, axis, keepdims)
+    nd = np.ndim(x)
+    if _matrix_axes(axis, nd):
+        axes = _two_axes(axis, nd)
+        g = _matrix_norm_back(np.moveaxis(x, axes, (-2, -1)), ord)
+        return np.moveaxis(g, (-2, -1), axes)
+    return _vector_norm_back(x, ord, axis, expand_reduced(out, x, axis, keepdims))
+
+
+def _symmetric_tangent(t, uplo):
+    """The tangent of the symmetric matrix NumPy reads from one triangle of a (the lower
+    one for 'L'), given a's tangent t (the transpose of `rules_linalg._read_triangle`)."""
+    one = np.tril(t, -1) if _is_lower(uplo) else np.triu(t, 1)
+    return one + _t(one) + np.tril(np.triu(t))
+
+
+@jvp("np.linalg.eigh")
+def _eigh(a, UPLO):  # noqa: N803
+    wv = np.linalg.eigh(a, UPLO)
+    return wv, lambda t: _eigh_tangent(_symmetric_tangent(t, UPLO), wv[0], wv[1]), None
+
+
+def _eigh_tangent(ta, w, v):
+    """(dw, dv) = (diag(P), V (P_ij / (w_j - w_i) off the diagonal)), P = V^T dA V (0
+    where P is exactly 0, as the reverse rule: the vectors' derivative needs distinct
+    eigenvalues)."""
+    p = _t(v) @ ta @ v
+    gaps = np.expand_dims(w, -2) - np.expand_dims(w, -1)
+    return np.diagonal(p, 0, -2, -1), v @ _divide(p, gaps, True)
+
+
+@jvp("np.linalg.eigvalsh")
+def _eigvalsh(a, UPLO):  # noqa: N803
+    return np.linalg.eigvalsh(a, UPLO), lambda t: _eigvalsh_tangent(
+        _symmetric_tangent(t, UPLO), a, UPLO), None
+
+
+def _eigvalsh_tangent(ta, a, uplo):
+    v = np.linalg.eigh(a, uplo)[1]
+    return np.diagonal(_t(v) @ ta @ v, 0, -2, -1)
+
+
+@jvp("np.linalg.svd")
+def _svd(a, full_matrices, compute_uv, hermitian):
+    out = np.linalg.svd(a, full_matrices=full_matrices, compute_uv=compute_uv,
+                        hermitian=hermitian)
+    return out, lambda t: _svd_tangent(t, a, full_matrices, compute_uv, hermitian), \
+        None, None, None
+
+
+def _svd_tangent(t, a, full_matrices, compute_uv, hermitian):
+    """The thin SVD's tangent: with P = U^T dA V, dS = diag(P), and, F_ij = 1 / (s_j^2 -
+    s_i^2) off the diagonal, dU = U (F o (P S + S P^T)) + (dA V - U P) S^-1 and dV = V (F
+    o (S P + P^T S)) + (dA^T U - V P^T) S^-1."""
+    if hermitian:
+        raise ValueError("tapeless cannot differentiate np.linalg.svd with hermitian=True "
+                         "(NumPy then reads one triangle only): pass a symmetric matrix "
+                         "with hermitian=False")
+    if compute_uv and full_matrices and np.shape(a)[-1] != np.shape(a)[-2]:
+        raise ValueError("tapeless cannot differentiate the columns of a complete "
+                         "factorization beyond min(m, n), which it does not determine: "
+                         "use full_matrices=False (svd) or mode='reduced' (qr)")
+    usv = np.linalg.svd(a, full_matrices=False)
+    u = usv[0]
+    s = usv[1]
+    v = _t(usv[2])
+    p = _t(u) @ t @ v
+    ds = np.diagonal(p, 0, -2, -1)
+    if not compute_uv:
+        return ds
+    right = np.expand_dims(s, -2)  # (X S = X * right)
+    left = np.expand_dims(s, -1)  # (S X = left * X)
+    s2 = s * s
+    f = _divide(np.ones(np.shape(p)), np.expand_dims(s2, -2) - np.expand_dims(s2, -1), True)
+    pt = _t(p)
+    du = u @ (f * (p * right + left * pt)) + (t @ v - u @ p) / right
+    dv = v @ (f * (left * p + pt * right)) + (_t(t) @ u - v @ pt) / right
+    return du, ds, _t(dv)
+
+
+@jvp("np.linalg.matrix_power")
+def _matrix_power(a, n):
+    return np.linalg.matrix_power(a, n), lambda t: _matrix_power_tangent(t, a, n), None
+
+
+def _matrix_power_tangent(t, a, n):
+    """The sum over k of b^k db b^(m - 1 - k), for a^n = b^m with b = a (n >= 0) or its
+    inverse (whose tangent is -b t b), m = |n|."""
+    b = a if n >= 0 else np.linalg.inv(a)
+    tb = t if n >= 0 else -(b @ t @ b)
+    m = n if n >= 0 else -n
+    total = np.zeros(np.shape(t))
+    for k in range(m):
+        total = total + np.linalg.matrix_power(b, k) @ tb @ np.linalg.matrix_power(b, m - 1 - k)
+    return total
 
 
 # --- methods --------------------------------------------------------------------------------
