@@ -433,19 +433,29 @@ class FTransform:
                                 "value yet; wrap it in a lambda")
             w = _derived_graph(f"F_{prim.name}", None, None)
             n = len(params)
-            xs = [w.add_parameter(p.name) for p in params]
-            ts = [w.add_parameter(tangent_name(p.name) or "t") for p in params]
-            # (All positional parameters are passed: a shorter call binds defaults.)
             inner = Graph(prim.name, None, None)
             ps = [inner.add_parameter(p.name) for p in params]
             inner.output = inner.apply(Constant(prim), *ps)
             inner.effects = [inner.output] if prim.effect else []
             sub = FTransform()
             fin = sub.graph(inner)
-            out = w.apply(Constant(fin), *xs, *ts)
+            defaults = tuple(p.default for p in params if p.default is not p.empty)
+            if defaults:
+                # Python passes the arguments given (`draw(*args)`): the defaults of the
+                # others are filled in, with zero tangents, as `graph_value` does.
+                from ..frontend.parser import ParamSpec
+
+                args = w.add_parameter("args")
+                w.vararg = True
+                w.signature = [ParamSpec("args", "vararg")]
+                laid = w.apply(P["split_fwd"], args, n, Constant(defaults), Constant(False))
+                out = w.apply(P["call_star"], Constant(fin), laid)
+            else:
+                xs = [w.add_parameter(p.name) for p in params]
+                ts = [w.add_parameter(tangent_name(p.name) or "t") for p in params]
+                out = w.apply(Constant(fin), *xs, *ts)
             w.output = out
             w.effects = [out]
-            assert n == len(xs)
             self.wrappers[prim.name] = w
         return self.wrappers[prim.name]
 

@@ -6,6 +6,7 @@ from . import (  # noqa: F401
     ad_ops,
     core,
     jvp_arrays,
+    jvp_random,
     jvp_rules,
     numpy_ops,
     random_ops,
