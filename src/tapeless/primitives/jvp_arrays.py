@@ -33,6 +33,7 @@ from .rules_linalg import (
     _two_axes,
     _vector_norm_back,
 )
+from .scipy_ops import linalg as sla
 
 # --- declared: linear functions -----------------------------------------------------------
 
@@ -626,6 +627,23 @@ def _svd_tangent(t, a, full_matrices, compute_uv, hermitian):
     return du, ds, _t(dv)
 
 
+@jvp("np.linalg.cholesky")
+def _cholesky(a, upper):
+    c = np.linalg.cholesky(a, upper=upper)
+    # (A = L L^T, or U^T U with U = L^T, read from a's lower or upper triangle.)
+    return c, lambda t: _cholesky_tangent(_symmetric_tangent(t, "U" if upper else "L"),
+                                          _t(c) if upper else c, upper), None
+
+
+def _cholesky_tangent(ta, low, upper):
+    """Murray (2016): dL = L Phi(L^-1 dA L^-T) (Phi: the lower triangle with its
+    diagonal halved), transposed for the upper factor."""
+    linv = np.linalg.inv(low)
+    x = linv @ ta @ _t(linv)
+    dl = low @ (np.tril(x) - 0.5 * x * np.eye(np.shape(low)[-1]))
+    return _t(dl) if upper else dl
+
+
 @jvp("np.linalg.matrix_power")
 def _matrix_power(a, n):
     return np.linalg.matrix_power(a, n), lambda t: _matrix_power_tangent(t, a, n), None
@@ -691,3 +709,63 @@ def _m_transpose(x, axes):
     order = None if len(axes) == 0 or (len(axes) == 1 and axes[0] is None) else \
         (axes[0] if len(axes) == 1 else axes)
     return np.transpose(x, order), lambda t: np.transpose(t, order), None
+
+
+# --- scipy.linalg (where SciPy is importable) -------------------------------------------
+
+if sla is not None:
+
+    @jvp("scipy.linalg.solve_triangular")
+    def _solve_triangular(a, b, trans, lower, unit_diagonal, overwrite_b, check_finite):
+        x = sla.solve_triangular(a, b, trans, lower, unit_diagonal, overwrite_b, check_finite)
+        # op(T) x = b, T the triangle of a read (its diagonal 1 when unit_diagonal): dx =
+        # op(T)^-1 (db - op(dT) x).
+        return x, lambda t: sla.solve_triangular(
+            a, -(_op_triangle(t, trans, lower, unit_diagonal) @ x), trans, lower,
+            unit_diagonal), \
+            lambda t: sla.solve_triangular(a, t, trans, lower, unit_diagonal), \
+            None, None, None, None, None
+
+    def _op_triangle(t, trans, lower, unit_diagonal):
+        """op(dT): the triangle of t that solve_triangular reads, transposed for trans."""
+        if lower:
+            dt = np.tril(t, -1 if unit_diagonal else 0)
+        else:
+            dt = np.triu(t, 1 if unit_diagonal else 0)
+        transposed = trans == 1 or trans == 2 or trans == "T" or trans == "C"
+        return _t(dt) if transposed else dt
+
+    @jvp("scipy.linalg.cho_factor")
+    def _cho_factor(a, lower, overwrite_a, check_finite):
+        out = sla.cho_factor(a, lower, overwrite_a, check_finite)
+        c = out[0]
+        # c holds the factor in one triangle and a's entries in the other (SciPy leaves
+        # them there), whose tangents are a's.
+        return (c, out[1]), lambda t: (_cho_factor_tangent(t, c, lower), ZERO), \
+            None, None, None
+
+    def _cho_factor_tangent(t, c, lower):
+        if lower:
+            return _cholesky_tangent(_symmetric_tangent(t, "L"), np.tril(c), False) + \
+                np.triu(t, 1)
+        return _cholesky_tangent(_symmetric_tangent(t, "U"), _t(np.triu(c)), True) + \
+            np.tril(t, -1)
+
+    @jvp("scipy.linalg.cho_solve")
+    def _cho_solve(c_and_lower, b, overwrite_b, check_finite):
+        x = sla.cho_solve(c_and_lower, b, overwrite_b, check_finite)
+        # A x = b with A = L L^T (or U^T U) from c's triangle: dx = A^-1 (db - dA x).
+        return x, lambda t: sla.cho_solve(c_and_lower, -(_cho_matrix_tangent(
+            sens_of(sens_index(t, 0), c_and_lower[0]), c_and_lower) @ x)), \
+            lambda t: sla.cho_solve(c_and_lower, t), None, None
+
+    def _cho_matrix_tangent(tc, c_and_lower):
+        """dA from the tangent of c, of which the factor's triangle is read."""
+        c = c_and_lower[0]
+        if c_and_lower[1]:
+            low = np.tril(c)
+            dl = np.tril(tc)
+            return dl @ _t(low) + low @ _t(dl)
+        up = np.triu(c)
+        du = np.triu(tc)
+        return _t(du) @ up + _t(up) @ du
