@@ -29,6 +29,7 @@ from .rules_linalg import (
     _is_lower,
     _matrix_axes,
     _matrix_norm_back,
+    _pinv_rcond,
     _t,
     _two_axes,
     _vector_norm_back,
@@ -642,6 +643,97 @@ def _cholesky_tangent(ta, low, upper):
     x = linv @ ta @ _t(linv)
     dl = low @ (np.tril(x) - 0.5 * x * np.eye(np.shape(low)[-1]))
     return _t(dl) if upper else dl
+
+
+@jvp("np.linalg.qr")
+def _qr(a, mode):
+    out = np.linalg.qr(a, mode)
+    return out, lambda t: _qr_tangent(t, a, mode), None
+
+
+def _qr_tangent(t, a, mode):
+    """(dQ, dR), or dR for mode 'r'. Tall or square: with C = Q^T dA R^-1 and Omega the
+    skew matrix of C's strict lower triangle, dR = (C - Omega) R and dQ = dA R^-1 -
+    Q (C - Omega). Wide, A = [X | Y] with X = Q R1 square and R2 = Q^T Y: X's tangents,
+    and dR2 = dQ^T Y + Q^T dY."""
+    if mode != "reduced" and mode != "complete" and mode != "r":
+        raise ValueError(f"tapeless differentiates np.linalg.qr with mode='reduced', "
+                         f"'complete' or 'r', not {mode!r}")
+    m = np.shape(a)[-2]
+    n = np.shape(a)[-1]
+    if mode == "complete" and m > n:
+        raise ValueError("tapeless cannot differentiate the columns of a complete "
+                         "factorization beyond min(m, n), which it does not determine: "
+                         "use full_matrices=False (svd) or mode='reduced' (qr)")
+    qr = np.linalg.qr(a)
+    q = qr[0]
+    r = qr[1]
+    if m >= n:
+        d = _qr_square_tangent(q, r, t)
+    else:
+        dx = _qr_square_tangent(q, r[..., :m], t[..., :m])
+        dr2 = _t(dx[0]) @ a[..., m:] + _t(q) @ t[..., m:]
+        d = (dx[0], np.concatenate([dx[1], dr2], -1))
+    if mode == "r":
+        return d[1]
+    return d
+
+
+def _qr_square_tangent(q, r, t):
+    """(dQ, dR) for A = Q R with R square and invertible (see `_qr_tangent`)."""
+    t_rinv = _t(np.linalg.solve(_t(r), _t(t)))  # dA R^-1
+    c = _t(q) @ t_rinv
+    low = np.tril(c, -1)
+    up = c - (low - _t(low))  # (upper triangular)
+    return t_rinv - q @ up, up @ r
+
+
+@jvp("np.linalg.pinv")
+def _pinv(a, rcond, hermitian, rtol):
+    p = _pinv_call(a, rcond, hermitian, rtol)
+    return p, lambda t: _pinv_tangent(t, a, p, hermitian), None, None, None
+
+
+def _pinv_call(a, rcond, hermitian, rtol):
+    if rtol is None:
+        return np.linalg.pinv(a, rcond, hermitian)
+    return np.linalg.pinv(a, rcond, hermitian, rtol=rtol)
+
+
+def _pinv_tangent(t, a, p, hermitian):
+    """Golub and Pereyra, for P = pinv(A) of locally constant rank: dP = -P dA P +
+    P P^T dA^T (I - A P) + (I - P A) dA^T P^T P."""
+    if hermitian:
+        raise ValueError("tapeless cannot differentiate np.linalg.pinv with hermitian=True "
+                         "(NumPy then reads one triangle only): pass a symmetric matrix "
+                         "with hermitian=False")
+    pt = _t(p)
+    tt = _t(t)
+    return -(p @ t @ p) + (p @ pt) @ (tt - (tt @ a) @ p) + (tt - p @ (a @ tt)) @ (pt @ p)
+
+
+@jvp("np.linalg.lstsq")
+def _lstsq(a, b, rcond):
+    out = np.linalg.lstsq(a, b, rcond)
+    p = np.linalg.pinv(a, _pinv_rcond(rcond))
+    e = a @ out[0] - b
+    # (x, residuals, rank, s): x = pinv(A) b (cut off as lstsq cuts the singular
+    # values); the squared residuals |A x - b|^2 at their minimum x; s, A's singular
+    # values.
+    return out, lambda t: (_pinv_tangent(t, a, p, False) @ b,
+                           _residuals_tangent(t @ out[0], e, out[1]), ZERO,
+                           _svd_tangent(t, a, False, False, False)), \
+        lambda t: (p @ t, _residuals_tangent(-t, e, out[1]), ZERO, ZERO), None
+
+
+def _residuals_tangent(de, e, residuals):
+    """The tangent of the squared residuals, 2 <e, de> per column (none where lstsq
+    gives none)."""
+    if np.size(residuals) == 0:
+        return np.zeros(np.shape(residuals))
+    if np.ndim(e) == 1:
+        return np.reshape(2.0 * np.sum(e * de), (1,))
+    return 2.0 * np.sum(e * de, axis=0)
 
 
 @jvp("np.linalg.matrix_power")
