@@ -237,6 +237,11 @@ def call_value_fwd(level: int, fn: Any, t_fn: Any, args: tuple, tangents: tuple)
     first use, called with the arguments and then their tangents (a callable object's
     `__call__` takes the object, whose tangent is `t_fn`)."""
     n = len(args)
+    # (A function first: a tapeless wrapper, such as a custom_jvp function, is one.)
+    if isinstance(fn, (Transformed, types.FunctionType)) or \
+            isinstance(unwrap(fn), types.FunctionType):
+        return _compiled(fn, ("fwd", level, n), lambda: FORWARD.graph_value(
+            _j_graph(_graph_of_function(fn), level)))(*args, *tangents)
     func = fn.__func__ if isinstance(fn, types.MethodType) else None
     if isinstance(func, types.FunctionType) and \
             not isinstance(fn.__self__, (type, types.ModuleType)):
@@ -249,10 +254,6 @@ def call_value_fwd(level: int, fn: Any, t_fn: Any, args: tuple, tangents: tuple)
         call_method = method
         return _compiled(call_method, ("fwd", level, n), lambda: FORWARD.graph(
             _object_graph(call_method, level, n)))(fn, *args, t_fn, *tangents)
-    if isinstance(fn, (Transformed, types.FunctionType)) or \
-            isinstance(unwrap(fn), types.FunctionType):
-        return _compiled(fn, ("fwd", level, n), lambda: FORWARD.graph_value(
-            _j_graph(_graph_of_function(fn), level)))(*args, *tangents)
     prim = lookup_callable(fn)
     if prim is not None and not isinstance(fn, type):
         return _compiled(fn, ("fwd", level, n), lambda: FORWARD.graph(
