@@ -596,13 +596,13 @@ def _prod(a, axis, dtype, keepdims):
         None, None, None
 
 
-@jvp("np.max", "np.amax", "np.nanmax")
+@jvp("np.max", "np.amax")
 def _max(a, axis, keepdims):
     y = np.max(a, axis=axis, keepdims=keepdims)
     return y, lambda t: _extreme_tangent(t, a, y, axis, keepdims), None, None
 
 
-@jvp("np.min", "np.amin", "np.nanmin")
+@jvp("np.min", "np.amin")
 def _min(a, axis, keepdims):
     y = np.min(a, axis=axis, keepdims=keepdims)
     return y, lambda t: _extreme_tangent(t, a, y, axis, keepdims), None, None
