@@ -363,3 +363,30 @@ def test_random_programs_forward_equals_reverse() -> None:
 
 
 _ = leaves
+
+
+def svd_loss(a):
+    return np.sum(np.linalg.svd(a, compute_uv=False) ** 2) + np.sum(np.tanh(a))
+
+
+def test_forward_rules_by_transposition_of_the_reverse_rule(monkeypatch) -> None:
+    """A primitive that declares `jvp_by_transposition` gets the tangent of its reverse
+    rule's transpose: the same as its written rule's, at first and second order."""
+    from tapeless.primitives import PRIMITIVES
+
+    a = np.array([[1.0, 0.3, -0.2], [0.4, 2.0, 0.1]])
+    v = np.array([[0.5, -1.0, 0.2], [0.3, 0.1, -0.7]])
+    written = tl.jvp(svd_loss, (a,), (v,))[1]
+    hvp_written = tl.jvp(tl.grad(svd_loss), (a,), (v,))[1]
+    for name in ("np.linalg.svd", "np.tanh"):
+        monkeypatch.setattr(PRIMITIVES[name], "jvp_by_transposition", True)
+    fresh = _copy_function(svd_loss)
+    assert tl.jvp(fresh, (a,), (v,))[1] == pytest.approx(written, rel=1e-10)
+    np.testing.assert_allclose(tl.jvp(tl.grad(_copy_function(svd_loss)), (a,), (v,))[1],
+                               hvp_written, rtol=1e-9)
+
+
+def _copy_function(fn: Any) -> Any:
+    import types
+
+    return types.FunctionType(fn.__code__, fn.__globals__, fn.__name__)

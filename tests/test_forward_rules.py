@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from gradcheck import abs_dot, directional_fd, random_like, vdot
+from gradcheck import abs_dot, directional_fd, is_float_leaf, random_like, vdot
 from test_primitive_rules import (
     DIFFERENTIABLE,
     SAMPLES,
@@ -54,8 +54,15 @@ def test_every_differentiable_primitive_has_a_forward_rule() -> None:
     assert not missing, f"differentiable primitives without a forward rule: {missing}"
 
 
+def _random_tangent(rng: np.random.Generator, x: Any) -> Any:
+    """A random tangent of `x`'s structure (0.0 for leaves that are not floats: a
+    string's or an integer's tangent is zero)."""
+    return tl.tree_map(lambda v: random_like(rng, v) if is_float_leaf(v) else
+                       (np.zeros(np.shape(v)) if isinstance(v, np.ndarray) else 0.0), x)
+
+
 def _tangents(rng: np.random.Generator, args: tuple, diff: tuple[int, ...]) -> tuple:
-    return tuple(random_like(rng, a) if i in diff else _zero_tangent(a)
+    return tuple(_random_tangent(rng, a) if i in diff else _zero_tangent(a)
                  for i, a in enumerate(args))
 
 

@@ -225,6 +225,23 @@ def fwd_outer(x, t, act):
     return tl.jvp(lambda z: act(z) * z, (x,), (t,))[1]
 """
 
+# Forward mode over derivative code (a `tl.jvp` of a `tl.grad`, inside compiled code) that
+# calls a function value chosen at run time: F of the J-callable's call.
+FWD_OF_GRAD_HELPER = FWD_HELPER + """
+
+def summed(w, k):
+    return np.sum(picked(w, k))
+
+
+def fwd_of_grad(x, t, k):
+    return tl.jvp(lambda z: tl.grad(summed)(z, k), (x,), (t,))[1]
+"""
+
+# (Forward mode over a tl.grad inside compiled code given a function from outside.)
+_LIFT_FWD = ("forward mode over a tl.grad given a function from outside is refused "
+             "(GradError): F-space code holds the function's F-callable, not its graph, so "
+             "it cannot make F of the function's J-callable")
+
 S = Sample
 SAMPLES: dict[str, list[Sample]] = {
     # Forward mode (`tapeless.ad.forward`): a call of a function value chosen at run
@@ -232,23 +249,32 @@ SAMPLES: dict[str, list[Sample]] = {
     # over it is refused), a tangent made dense, and a function value with a default.
     "call_fwd": [S(lambda r: (u(r, (3,)), u(r, (3,)), 1), (0, 1), call="fwd_pick(a0, a1, a2)",
                    extra=FWD_HELPER)],
+    # Forward over reverse through a function value chosen at run time: one made in
+    # compiled code (a J-callable of generated code), and one held in a list (made
+    # J-callable at run time), whose third order is refused (GradError), never wrong.
+    "call_value_fwd": [S(lambda r: (u(r, (3,)), u(r, (3,)), 1), (0, 1),
+                         call="fwd_of_grad(a0, a1, a2)", extra=FWD_OF_GRAD_HELPER),
+                       S(lambda r: (u(r, (3,)), u(r, (3,))), (0, 1),
+                         call="tl.jvp(lambda z: tl.grad(lambda w: np.sum(FUNCS[0](w)))(z), "
+                              "(a0,), (a1,))[1]", extra=CALLEES_HELPER, label="held",
+                         xfail="reverse mode over it is refused (GradError): the callee is "
+                               "not a function of generated code", second=False,
+                         fxfail="forward mode over it is refused (GradError): the callee is "
+                                "not a function of generated code")],
     "lift_fwd": [S(lambda r: (u(r, None), u(r, None)), (0, 1),
                    call="fwd_outer(a0, a1, np.tanh)", extra=FWD_HELPER,
                    xfail="reverse mode over a tl.jvp given a function from outside is "
                          "refused (GradError)", second=False,
                    fxfail="forward mode over a tl.jvp given a function from outside is "
-                          "refused (GradError)")],
+                          "refused (GradError): F-space code holds the function's F-callable, "
+                          "not its graph, so it cannot make F of that F-callable")],
     "split_fwd": [S(lambda r: (u(r, None), u(r, None)), (0, 1),
                     call="fwd_outer(a0, a1, scaled)", extra=FWD_HELPER,
                     xfail="reverse mode over a tl.jvp given a function from outside is "
-                          "refused (GradError)", second=False)],
-    # Forward over reverse through a function held in a list (made J-callable at run
-    # time): its third order is refused (NotImplementedError), never wrong.
-    "call_value_fwd": [S(lambda r: (u(r, (3,)), u(r, (3,))), (0, 1),
-                         call="tl.jvp(lambda z: tl.grad(lambda w: np.sum(FUNCS[0](w)))(z), "
-                              "(a0,), (a1,))[1]", extra=CALLEES_HELPER,
-                         xfail="reverse mode over it is refused", second=False,
-                         fxfail="forward mode over it is refused")],
+                          "refused (GradError)", second=False,
+                    fxfail="forward mode over a tl.jvp given a function from outside is "
+                           "refused (GradError): F-space code holds the function's "
+                           "F-callable, not its graph, so it cannot make F of that F-callable")],
     "data_only": [S(lambda r: (u(r, (3,)),))],
     "dense": [S(lambda r: ((u(r, None), u(r, (2,))), (u(r, None), u(r, (2,)))), (0,))],
     "stop_gradient": [S(lambda r: (u(r, (3,)),), call="a0 * np.cos(P(a0) * 0.0)")],
@@ -257,9 +283,7 @@ SAMPLES: dict[str, list[Sample]] = {
     "call_value": [S(lambda r: (u(r, (3,)),), call="FUNCS[0](a0) + FUNCS[1](a0)",
                      extra=CALLEES_HELPER),
                    S(lambda r: (u(r, (3,)),), call="FUNCS[2](a0) * a0", extra=CALLEES_HELPER,
-                     second=True, label="object",
-                     fxfail2="forward over reverse through a callable object held in a "
-                             "container is refused (GradError)")],
+                     second=True, label="object")],
     # A function passed to a `tl.grad` called inside compiled code.
     "lift": [S(lambda r: (u(r, (3,)),), call="lifted(a0, np.tanh)", extra=LIFT_HELPER,
                fxfail=_LIFT_FWD, fxfail2=_LIFT_FWD),

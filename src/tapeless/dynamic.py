@@ -29,7 +29,9 @@ from .primitives import lookup_callable
 
 # (callee or its method, order) -> (the callee, kept alive so its id is not reused; the
 # J-callable; the guard over the globals it read, or None).
-_CACHE: dict[tuple[int, int], tuple[Any, Callable[..., Any], Callable[[], bool] | None]] = {}
+# (The order is an int for J-callables, -1 for F-callables, ("fwd", order, arity) for F
+# of J-callables.)
+_CACHE: dict[tuple[int, Any], tuple[Any, Callable[..., Any], Callable[[], bool] | None]] = {}
 
 
 def _j_graph(g: Graph, level: int) -> Graph:
@@ -39,7 +41,7 @@ def _j_graph(g: Graph, level: int) -> Graph:
     return g
 
 
-def _compiled(key_object: Any, level: int, make: Callable[[], Graph]) -> Callable[..., Any]:
+def _compiled(key_object: Any, level: Any, make: Callable[[], Graph]) -> Callable[..., Any]:
     key = (id(key_object), level)
     hit = _CACHE.get(key)
     if hit is None or hit[0] is not key_object or (hit[2] is not None and not hit[2]()):
@@ -206,23 +208,6 @@ def call_fwd(fn: Any, t_fn: Any, args: tuple, tangents: tuple) -> Any:
         "in Python; call a function instead")
 
 
-def call_value_fwd(level: int, fn: Any, t_fn: Any, args: tuple, tangents: tuple) -> Any:
-    """Forward mode over a call of order `level` of a callee the transforms could not see
-    (see `runtime.call_value_fwd`): F of its J-callable, compiled on first use."""
-    key = -100 - level  # (cached apart from J- and F-callables)
-    if isinstance(fn, (Transformed, types.FunctionType)) or \
-            isinstance(unwrap(fn), types.FunctionType):
-        return _compiled(fn, key, lambda: FORWARD.graph_value(
-            _j_graph(_graph_of_function(fn), level)))(*args, *tangents)
-    prim = lookup_callable(fn)
-    if prim is not None and not isinstance(fn, type):
-        return _compiled(fn, key, lambda: FORWARD.graph_value(
-            _j_graph(TRANSFORM.primitive_value(prim), level - 1)))(*args, *tangents)
-    raise GradError(
-        f"forward mode over reverse mode cannot call {fn!r}, known only at run time: "
-        "call a function defined with def or lambda instead")
-
-
 def lift_fwd(value: Any) -> Any:
     """A callable passed into forward-mode code from the code around it (see
     `runtime.lift_fwd`): a function becomes its F-callable; a callable object is data
@@ -244,6 +229,84 @@ def lift_fwd(value: Any) -> Any:
         assert prim is not None
         return _compiled(value, -1, lambda: FORWARD.primitive_value(prim))
     return value
+
+
+def call_value_fwd(level: int, fn: Any, t_fn: Any, args: tuple, tangents: tuple) -> Any:
+    """F of `call_value(level, fn, args)` (forward mode over derivative code of order
+    `level`), where `fn` is not generated: F of its J-callable of that order, compiled on
+    first use, called with the arguments and then their tangents (a callable object's
+    `__call__` takes the object, whose tangent is `t_fn`)."""
+    n = len(args)
+    # (A function first: a tapeless wrapper, such as a custom_jvp function, is one.)
+    if isinstance(fn, (Transformed, types.FunctionType)) or \
+            isinstance(unwrap(fn), types.FunctionType):
+        return _compiled(fn, ("fwd", level, n), lambda: FORWARD.graph_value(
+            _j_graph(_graph_of_function(fn), level)))(*args, *tangents)
+    func = fn.__func__ if isinstance(fn, types.MethodType) else None
+    if isinstance(func, types.FunctionType) and \
+            not isinstance(fn.__self__, (type, types.ModuleType)):
+        bound = func
+        return _compiled(bound, ("fwd", level, n), lambda: FORWARD.graph(
+            _object_graph(bound, level, n)))(fn.__self__, *args, t_fn, *tangents)
+    method = _method(fn) if not isinstance(fn, (types.FunctionType, type, Transformed)) \
+        else None
+    if method is not None:
+        call_method = method
+        return _compiled(call_method, ("fwd", level, n), lambda: FORWARD.graph(
+            _object_graph(call_method, level, n)))(fn, *args, t_fn, *tangents)
+    prim = lookup_callable(fn)
+    if prim is not None and not isinstance(fn, type):
+        return _compiled(fn, ("fwd", level, n), lambda: FORWARD.graph(
+            _j_graph(_primitive_graph(prim, n), level)))(*args, *tangents)
+    raise GradError(
+        f"forward mode over derivative code cannot call {fn!r}: it differentiates Python "
+        "functions, tapeless transforms, NumPy and math functions and objects whose class "
+        "defines __call__ in Python; call a function instead")
+
+
+def _primitive_graph(prim: Any, n: int) -> Graph:
+    """`prim(a_1, ..., a_n)` as a graph of n parameters (the others' defaults bound)."""
+    import inspect
+
+    params = list(prim.signature.parameters.values())
+    if any(p.kind is not inspect.Parameter.POSITIONAL_OR_KEYWORD for p in params) or \
+            n > len(params):
+        raise GradError(f"forward mode over derivative code cannot call {prim.name} as a "
+                        "value; wrap it in a lambda")
+    g = Graph(prim.name.replace(".", "_"))
+    g.derived = True
+    xs = [g.add_parameter(p.name) for p in params[:n]]
+    g.output = g.apply(Constant(prim), *xs, *[Constant(p.default) for p in params[n:]])
+    g.effects = [g.output] if prim.effect else []
+    return g
+
+
+def _object_graph(method: types.FunctionType, level: int, n: int) -> Graph:
+    """`obj(a_1, ..., a_n)` in derivative code of order `level` as a graph of fixed arity
+    (what F transforms), as `_object_call` computes it: J of `type(obj).__call__` on
+    `(obj, a_1, ...)`, its backpropagator's sensitivities laid out as a value call's
+    (the object's is the callee's), and J of that for higher orders."""
+    g1 = _sliced(Constant(_j_graph(graph_of(method), 1)), n, f"call_{method.__name__}")
+    return g1 if level == 1 else _sliced(Constant(_j_graph(g1, level - 1)), n,
+                                         f"call_{method.__name__}_{level}")
+
+
+def _sliced(jm: Constant, n: int, name: str) -> Graph:
+    """`(obj, a_1, ..., a_n) -> (value, d -> backprop(d)[1:])` around the J-callable
+    `jm`, whose backpropagator gives an environment sensitivity first."""
+    g = Graph(name)
+    g.derived = True
+    obj = g.add_parameter("obj")
+    xs = [g.add_parameter(f"a{i}") for i in range(n)]
+    pair = g.apply(jm, obj, *xs)
+    back = Graph("back", g)
+    back.derived = True
+    d = back.add_parameter("d")
+    sens = back.apply(g.apply(P["tuple_getitem"], pair, 1), d)
+    back.output = back.apply(P["getitem"], sens, Constant(slice(1, None, None)))
+    g.output = g.apply(P["make_tuple"], g.apply(P["tuple_getitem"], pair, 0), Constant(back))
+    g.effects = [pair]
+    return g
 
 
 class _Dynamic:

@@ -107,6 +107,19 @@ def call_fwd(fn: Any, t_fn: Any, args: tuple, tangents: tuple) -> Any:
     return DYNAMIC.call_fwd(fn, t_fn, args, tangents)
 
 
+def generated_only(fn: Any) -> Any:
+    """`fn`, refused unless it is a function of generated code: derivative code over
+    forward-mode code over derivative code (the third order through a call of a value)
+    calls only the functions it compiled."""
+    if not is_generated(fn):
+        from .errors import GradError
+
+        raise GradError(f"{fn!r} is called through a function value in code differentiated "
+                        "three times over (reverse or forward mode over forward mode over "
+                        "derivative code); call the function by its name instead")
+    return fn
+
+
 def split_fwd(args: tuple, npos: int, defaults: tuple, star: bool) -> tuple:
     """The arguments `(*args, *tangents)` of an F-callable called the way Python calls a
     function value, laid out for F of a function with `npos` positional parameters (the
@@ -141,6 +154,19 @@ def data_only(value: Any) -> Any:
         raise GradError(f"{value!r} is passed into a tl.jvp called inside code that is "
                         "itself differentiated; call the function by its name inside the "
                         "function given to tl.jvp instead")
+    return value
+
+
+def data_only_grad(value: Any) -> Any:
+    """`value`, refused if it is a function: forward-mode code holds a function value as
+    its F-callable, from which a `tl.grad` called inside that code cannot make the
+    J-callable it needs."""
+    if callable(value) and not isinstance(value, type):
+        from .errors import GradError
+
+        raise GradError(f"{value!r} is passed into a tl.grad (or tl.vjp) called inside code "
+                        "that forward mode differentiates; call the function by its name "
+                        "inside the function given to tl.grad instead")
     return value
 
 

@@ -5,7 +5,9 @@ its signature, implementation, emission and derivative rule."""
 from . import (  # noqa: F401
     ad_ops,
     core,
-    jvp_more,  # noqa: F401, I001  (last: it completes the forward rules)
+    jvp_arrays,
+    jvp_more,
+    jvp_random,
     jvp_rules,
     keyword_ops,
     numpy_ops,

@@ -100,6 +100,8 @@ _helper("lift_fwd", "value", accepts_zero=True)
 # (The identity on data, refusing a function: differentiable, so the data's derivative
 # flows through it.)
 _helper("data_only", "value", accepts_zero=True)
+_helper("generated_only", "fn", differentiable=False)
+_helper("data_only_grad", "value", differentiable=False)
 _helper("split_fwd", "args, npos, defaults, star", accepts_zero=True, pure=True)
 # `tl.stop_gradient(x)`: x, whose derivative is zero (its rules say so).
 _helper("stop_gradient", "x", pure=True, accepts_zero=True)

@@ -63,6 +63,9 @@ def jvp(*names: str, joint: bool = False) -> Callable[[Callable[..., Any]], Call
 
     def register_rule(fn: Callable[..., Any]) -> Callable[..., Any]:
         for name in names:
+            # (One forward rule per primitive: a second would silently replace the first.)
+            assert PRIMITIVES[name].jvp_rule is None and not PRIMITIVES[name].linear and \
+                not PRIMITIVES[name].jvp_from_reverse, f"two forward rules for {name}"
             PRIMITIVES[name].jvp_rule = fn
             PRIMITIVES[name].jvp_joint = joint
         return fn
@@ -74,6 +77,8 @@ def linear(positions: tuple[int, ...], *names: str) -> None:
     """Declare primitives linear (jointly) in the parameters at `positions`: their
     forward rule is the primitive applied to those parameters' tangents."""
     for name in names:
+        assert PRIMITIVES[name].jvp_rule is None and not PRIMITIVES[name].linear, \
+            f"two forward rules for {name}"
         PRIMITIVES[name].linear = positions
 
 

@@ -26,6 +26,7 @@ from ..runtime import (
     fpow,
     from_structure,
     gadd,
+    generated_only,
     getattr_sens,
     getitem_sens,
     index_concat,
@@ -158,13 +159,6 @@ def _dense(d, like):
     return dense(d, like), lambda dd: (dd, ZERO)
 
 
-@rule("call_value_fwd")
-def _call_value_fwd(level, fn, t_fn, args, tangents):
-    # (reverse over forward over reverse: not yet)
-    raise NotImplementedError("reverse mode over forward mode over a call of a function "
-                              "known only at run time is not supported yet")
-
-
 @rule("call_fwd")
 def _call_fwd(fn, t_fn, args, tangents):
     # (J of an F-callable takes the arguments, then the tangents)
@@ -174,6 +168,20 @@ def _call_fwd(fn, t_fn, args, tangents):
     def back(d):
         g = b(d)
         return g[0], ZERO, tuple(g[1:1 + n]), tuple(g[1 + n:])
+
+    return out, back
+
+
+@rule("call_value_fwd")
+def _call_value_fwd(level, fn, t_fn, args, tangents):
+    # (J of F of a J-callable, a function of generated code, takes the arguments, then
+    # the tangents.)
+    n = len(args)
+    out, b = call_value(1, generated_only(fn), args + tangents)
+
+    def back(d):
+        g = b(d)
+        return ZERO, g[0], ZERO, tuple(g[1:1 + n]), tuple(g[1 + n:])
 
     return out, back
 
