@@ -10,7 +10,9 @@ A primitive's forward rule (`Primitive.jvp_rule`, registered by `tapeless.primit
 jvp_rules`) takes the primitive's parameters and returns `(value, m_1, ..., m_n)`, where
 `m_i` maps the tangent of parameter i to its contribution to the result's tangent (None
 where the parameter has no derivative): the transform applies only the maps of tangents
-that are not known to be zero, so a constant argument costs nothing. A joint rule
+that are not known to be zero, so a constant argument costs nothing. A map is given a
+value, never ZERO (`sens_of` makes one), except where the parameter's own value is None
+(an optional argument left out), whose tangent stays ZERO. A joint rule
 (`jvp_joint`) takes the parameters and then their tangents and returns `(value,
 tangent)`: for primitives that call function values, which are F-callables here. Two
 declared properties give a rule without writing one: `linear` (the tangent is the
