@@ -23,7 +23,7 @@ from .errors import GradError
 from .frontend.guards import make_guard, reads_of
 from .frontend.parser import RESOLVER, unwrap
 from .frontend.scopes import ParamSpec
-from .ir.nodes import Constant, Graph
+from .ir.nodes import Constant, Graph, Node
 from .primitives import PRIMITIVES as P
 from .primitives import lookup_callable
 
@@ -153,6 +153,12 @@ def _bound_call(method: types.FunctionType) -> Graph:
     g.vararg = True
     g.signature = [ParamSpec("obj", "pos"), ParamSpec("args", "vararg")]
     pair = g.apply(P["call_star"], jm, g.apply(P["add"], g.apply(P["make_tuple"], obj), args))
+    return _without_environment(g, pair)
+
+
+def _without_environment(g: Graph, pair: Node) -> Graph:
+    """`g` returning `pair`'s value and a backpropagator that drops the environment's
+    sensitivity from `pair`'s (the object's is then the callee's)."""
     back = Graph("back", g)
     back.derived = True
     d = back.add_parameter("d")
@@ -298,15 +304,7 @@ def _sliced(jm: Constant, n: int, name: str) -> Graph:
     g.derived = True
     obj = g.add_parameter("obj")
     xs = [g.add_parameter(f"a{i}") for i in range(n)]
-    pair = g.apply(jm, obj, *xs)
-    back = Graph("back", g)
-    back.derived = True
-    d = back.add_parameter("d")
-    sens = back.apply(g.apply(P["tuple_getitem"], pair, 1), d)
-    back.output = back.apply(P["getitem"], sens, Constant(slice(1, None, None)))
-    g.output = g.apply(P["make_tuple"], g.apply(P["tuple_getitem"], pair, 0), Constant(back))
-    g.effects = [pair]
-    return g
+    return _without_environment(g, g.apply(jm, obj, *xs))
 
 
 class _Dynamic:
