@@ -190,3 +190,19 @@ def test_unsupported_construct_is_located(fn: object, where: object, marker: str
 def test_grad_error_is_a_tapeless_error() -> None:
     assert issubclass(tl.GradError, tl.TapelessError)
     assert issubclass(tl.CompileError, tl.TapelessError)
+
+
+def _pick_and_grad(x, k):
+    def f(z):
+        return (z * k, z)
+
+    g = f if k > 0 else (lambda z: (z, z))
+    return tl.grad(lambda y: g(y)[0] * y)(x)
+
+
+def test_a_function_value_of_the_code_around_a_nested_grad_is_refused_not_miscompiled() -> None:
+    # (The value `g` was left out of the generated code, a NameError, and the derivative
+    # code called the primal function as if it were its J-callable.)
+    with pytest.raises(tl.GradError, match="made inside compiled code, is passed to a "
+                                           "tl.grad"):
+        tl.jit(_pick_and_grad)(0.5, 2.0)

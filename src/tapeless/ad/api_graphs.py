@@ -9,6 +9,8 @@ from ..ir.nodes import (
     Graph,
     Node,
     free_variables,
+    graph_nodes,
+    prim_of,
     reachable_graphs,
 )
 from ..primitives import PRIMITIVES
@@ -101,12 +103,29 @@ def jvp_graph(g: Graph, transform: FTransform | None = None,
     return out
 
 
+def _may_be_called(node: Node, target: Graph) -> bool:
+    """Whether the graphs of `target` call `node` or hand it to something that may call
+    it (a call of a graph or a value, or a primitive that passes values on)."""
+    for g in reachable_graphs(target):
+        for n in graph_nodes(g):
+            if n.inputs[0] is node:
+                return True
+            if any(i is node for i in n.inputs[1:]):
+                prim = prim_of(n)
+                if prim is None or prim.passes_on:
+                    return True
+    return False
+
+
 def expand_transforms(root: Graph) -> Graph:
     """Build the body of every graph reachable from `root` that stands for a transform
     (`TransformSpec`: a `tl.grad` called inside compiled code), once; returns `root`."""
     if not PENDING_TRANSFORMS:  # (no program has one: nothing to walk)
         return root
-    pending = [h for h in reachable_graphs(root) if h.transform is not None]
+    graphs = reachable_graphs(root)
+    pending = [h for h in graphs if h.transform is not None]
+    if not pending:
+        return root
     for h in pending:
         spec = h.transform
         if spec is None:  # (built meanwhile, as a part of another)
@@ -122,9 +141,14 @@ def expand_transforms(root: Graph) -> Graph:
                                           for fv in free_variables(spec.target)}
                 jvp_graph(spec.target, FTransform(outer, parent=h), h)
             else:
+                # (A function among them, which the derivative code calls, becomes its
+                # J-callable: `lift`.)
+                lifted: dict[int, Node] = {
+                    fv.id: h.apply(P["lift"], fv) if _may_be_called(fv, spec.target) else fv
+                    for fv in free_variables(spec.target)}
                 grad_graph(spec.target, spec.argnums, spec.has_aux,
-                           spec.kind == "value_and_grad",
-                           JTransform(outer=free_variables(spec.target)), lift=True, into=h)
+                           spec.kind == "value_and_grad", JTransform(outer=lifted),
+                           lift=True, into=h)
         except BaseException:
             h.transform = spec
             PENDING_TRANSFORMS.add(h)
@@ -132,5 +156,10 @@ def expand_transforms(root: Graph) -> Graph:
             raise
         finally:
             h.invalidate()  # (what was computed from its empty body)
+    # What the graphs around them computed from their empty bodies is stale too: a graph
+    # that calls one schedules the free variables the built body reads (`g` in
+    # `g = f if c else h; tl.grad(lambda y: g(y))(x)` was left out of the code).
+    for g in graphs:
+        g.invalidate()
     return root
 

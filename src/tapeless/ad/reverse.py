@@ -131,11 +131,14 @@ class JTransform:
     """Maps primal graphs to their J graphs. One instance shares work between the graphs
     it transforms (a graph is transformed once)."""
 
-    def __init__(self, outer: list[Node] | None = None) -> None:
+    def __init__(self, outer: list[Node] | dict[int, Node] | None = None) -> None:
         """`outer`: nodes of code around the graphs transformed (the free variables of a
-        function differentiated inside compiled code), which J sees as plain values."""
+        function differentiated inside compiled code), which J sees as plain values; or,
+        by id, what J sees for each (a function made J-callable by `lift`)."""
         self.graphs: dict[int, Graph] = {}
-        self.values: dict[int, Node] = {n.id: n for n in outer or ()}  # primal -> J value
+        # primal -> J value
+        self.values: dict[int, Node] = dict(outer) if isinstance(outer, dict) else \
+            {n.id: n for n in outer or ()}
         self.backprops: dict[int, Node] = {}  # primal node -> its backpropagator
         self.calls: dict[int, list[Node]] = {}  # primal node -> the call computing both
         self.wrappers: dict[str, Graph] = {}
