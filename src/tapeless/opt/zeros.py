@@ -167,6 +167,14 @@ def _zeros_scaled(ctx: Context, node: Apply) -> Node | None:
         kz, kc = kind(z.inputs[2], ctx.facts), kind(c, ctx.facts)
         if (kc == FLOAT or is_f8(kc)) and kind(node, ctx.facts) == kz:
             return z
+    for z, c in ((a, b), (b, a)):
+        # A number's zeros times a float64 array: the array's zeros (a zero tangent of a
+        # full reduction's result, scaled by an array, in forward-over-reverse code).
+        if is_prim(z, "sens_of") and isinstance(z.inputs[1], Constant) and \
+                z.inputs[1].value is ZERO and kind(z.inputs[2], ctx.facts) in (FLOAT, SCALAR):
+            kc = kind(c, ctx.facts)
+            if shape_of(kc) and is_f8(kc) and kind(node, ctx.facts) == kc:
+                return node.graph.apply(P["sens_of"], Constant(ZERO), c, loc=node.loc)
     return None
 
 
