@@ -10,7 +10,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 import pytest
-from gradcheck import leaves, random_cotangent, random_like, vdot
+from gradcheck import random_cotangent, random_like, vdot
 from test_grad import CORPUS, CORPUS_SKIP, _quiet
 from test_higher_order import EXACT, _poly4
 
@@ -57,10 +57,6 @@ def test_forward_and_reverse_agree_on_the_corpus(name: str, k: int, fn: Any, arg
     forward = _dot(ct, tangent)
     reverse = sum(vdot(sens[i], tangents[i]) for i in argnums)
     assert forward == pytest.approx(reverse, rel=1e-9, abs=1e-9), name
-
-
-def test_the_corpus_check_covers_many_programs() -> None:
-    assert len(CORPUS) >= 100
 
 
 # --- hessian and higher orders against exact derivatives -------------------------------------
@@ -361,8 +357,6 @@ def test_random_programs_forward_equals_reverse() -> None:
                 checked += 1
     assert checked >= 20
 
-
-_ = leaves
 
 
 def svd_loss(a):

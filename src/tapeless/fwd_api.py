@@ -48,6 +48,7 @@ class JvpFunction(Transformed):
 
 
 _JVP: dict[tuple[int, str], tuple[Any, JvpFunction]] = {}
+_JVP_MAX = 256
 
 
 def _jvp_function(fun: Callable[..., Any]) -> JvpFunction:
@@ -56,6 +57,8 @@ def _jvp_function(fun: Callable[..., Any]) -> JvpFunction:
     key = (id(fun), os.environ.get("TAPELESS_OPTIMIZE", ""))
     hit = _JVP.get(key)
     if hit is None or hit[0] is not fun:
+        if len(_JVP) >= _JVP_MAX:  # (a new lambda on every call would only fill it)
+            _JVP.pop(next(iter(_JVP)))
         hit = _JVP[key] = (fun, JvpFunction(fun))
     return hit[1]
 

@@ -24,6 +24,7 @@ from ..runtime import (
 )
 from . import jvp_rules  # noqa: F401  (first: the rules declared there)
 from .registry import jvp, linear
+from .rules_arrays import _interp_parts
 from .rules_linalg import (
     _divide,
     _is_lower,
@@ -429,25 +430,6 @@ def _interp(x, xp, fp, left, right, period):
         lambda dl: ZERO if left is None else reshape_like(np.where(g[3], dl, 0.0), out), \
         lambda dr: ZERO if right is None else reshape_like(np.where(g[4], dr, 0.0), out), \
         None
-
-
-def _interp_parts(x, xp, fp, period):
-    if period is not None:
-        raise ValueError("tapeless differentiates np.interp without period")
-    npts = np.size(xp)
-    j = np.minimum(np.maximum(np.searchsorted(xp, x, "right") - 1, 0), npts - 2)
-    x0 = np.take(xp, j)
-    f0 = np.take(fp, j)
-    h = np.take(xp, j + 1) - x0
-    # (Where the last two points are equal, np.interp gives fp[-1] at xp[-1]: t = 1.)
-    flat = np.equal(h, 0)
-    safe = np.where(flat, 1.0, h)
-    slope = np.where(flat, 0.0, (np.take(fp, j + 1) - f0) / safe)
-    t = np.where(flat, 1.0, (x - x0) / safe)
-    below = np.less(x, xp[0])
-    above = np.greater(x, xp[npts - 1])
-    inside = np.logical_not(np.logical_or(below, above))
-    return j, t, slope, below, above, inside
 
 
 def _interp_fp(dfp, g, left, right):

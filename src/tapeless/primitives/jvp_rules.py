@@ -621,10 +621,7 @@ def _min(a, axis, keepdims):
 
 def _extreme_tangent(t, a, y, axis, keepdims):
     """The mean of the tangents at the positions of the extreme value (ties share)."""
-    yk = y if keepdims or axis is None and np.ndim(a) == 0 else \
-        np.max(a, axis=axis, keepdims=True) * 0 + np.reshape(y, np.shape(
-            np.max(a, axis=axis, keepdims=True)))
-    hit = np.equal(a, yk)
+    hit = np.equal(a, expand_reduced(y, a, axis, keepdims))
     count = np.sum(hit, axis=axis, keepdims=keepdims)
     return np.sum(np.where(hit, t, 0.0), axis=axis, keepdims=keepdims) / count
 

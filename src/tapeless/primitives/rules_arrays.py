@@ -709,11 +709,11 @@ def _correlate(a, v, mode):
 # --- interpolation, counting ----------------------------------------------------------------
 
 
-@rule("np.interp")
-def _interp(x, xp, fp, left, right, period):
+def _interp_parts(x, xp, fp, period):
+    """Where each x falls among the points xp: (j, t, slope, below, above, inside), x in
+    [xp[j], xp[j + 1]] at fraction t, the segment's slope, and which x lie outside."""
     if period is not None:
         raise ValueError("tapeless differentiates np.interp without period")
-    out = np.interp(x, xp, fp, left, right)
     npts = np.size(xp)
     j = np.minimum(np.maximum(np.searchsorted(xp, x, "right") - 1, 0), npts - 2)
     x0 = np.take(xp, j)
@@ -727,6 +727,15 @@ def _interp(x, xp, fp, left, right, period):
     below = np.less(x, xp[0])
     above = np.greater(x, xp[npts - 1])
     inside = np.logical_not(np.logical_or(below, above))
+    return j, t, slope, below, above, inside
+
+
+@rule("np.interp")
+def _interp(x, xp, fp, left, right, period):
+    parts = _interp_parts(x, xp, fp, period)
+    out = np.interp(x, xp, fp, left, right)
+    j, t, slope, below, above, inside = parts
+    npts = np.size(xp)
 
     def back(d):
         din = np.where(inside, d, 0.0)
