@@ -4,6 +4,7 @@ its signature, implementation, emission and derivative rule."""
 # Registration happens on import: primitives first, then their rules.
 from . import (  # noqa: F401
     ad_ops,
+    batch_rules,
     core,
     jvp_arrays,
     jvp_more,

@@ -1,0 +1,731 @@
+"""The V transform: vectorizing a graph over a batch (`tl.vmap`), by source transformation.
+
+`V(g)` computes `g` for every element of a batch at once. A batched value has the batch
+as its leading axis (a batched number is a 1-D array; a batched tuple, list or record
+holds batched leaves). What is batched is known when the code is built: each node's
+*batch tree* is `U` (the same for every element: the value as it is), `B` (batched, all
+of its leaves) or a `Tup` of trees (a tuple or list display whose items differ). A
+primitive whose arguments are all unbatched runs as it is; otherwise its batching rule
+(`tapeless.primitives.batch_rules`) is copied in.
+
+Control flow follows the batch:
+
+- an `if` on a batched condition runs each branch under a *mask* (the elements that
+  take it), skips a branch no element takes, and selects between the results element by
+  element; branches inside see the mask, so a recursion whose depth differs across the
+  batch stops when no element needs a deeper call;
+- a `while` whose condition is batched runs until no element's holds, keeping the state
+  of finished elements as it was;
+- a loop or branch on an unbatched condition stays as it is.
+
+Random draws and prints under a batched condition are refused (a loop over the batch
+would run them for some elements only). Derivative code that saves values on stacks
+(a gradient taken inside the function mapped) is refused under a batched condition: the
+backward loop would run the iterations some elements never ran; `tl.vmap(tl.grad(f))`
+differentiates the batched program instead (`tapeless.vmap_api`).
+
+Each graph gets one batched version per pattern of batch trees of its arguments (and
+whether it runs under a mask), built on demand; a recursive graph's result tree is found
+by iterating to a fixed point, as are a loop's state trees. The output is ordinary IR:
+the optimizer simplifies it for the batched arguments' kinds, J and F differentiate it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from ..errors import TapelessError
+from ..ir.clone import inline_body
+from ..ir.nodes import (
+    Apply,
+    Constant,
+    Graph,
+    Location,
+    Node,
+    free_variables,
+    graph_nodes,
+    is_constant_graph,
+)
+from ..primitives import PRIMITIVES, Primitive
+from ..primitives.batch_rules import ARRAY_FACTS, STACK_OPS, TYPE_LEVEL
+
+P = PRIMITIVES
+
+U = "U"
+B = "B"
+
+
+@dataclass(frozen=True)
+class Tup:
+    """The batch tree of a tuple or list display."""
+
+    items: tuple
+    is_list: bool = False
+
+
+Tree = Any  # U, B or Tup
+
+
+class VmapError(TapelessError):
+    """A function that `tl.vmap` cannot batch as written."""
+
+    def __init__(self, message: str, loc: Location | None = None):
+        where = f"{loc}: " if loc is not None else ""
+        line = f"\n    {loc.source_line.strip()}" if loc is not None and loc.source_line \
+            else ""
+        super().__init__(f"{where}{message}{line}")
+
+
+def unbatched(t: Tree) -> bool:
+    if isinstance(t, Tup):
+        return all(unbatched(i) for i in t.items)
+    return bool(t == U)
+
+
+def join(a: Tree, b: Tree) -> Tree:
+    if a == b:
+        return a
+    if isinstance(a, Tup) and isinstance(b, Tup) and len(a.items) == len(b.items) and \
+            a.is_list == b.is_list:
+        return Tup(tuple(join(x, y) for x, y in zip(a.items, b.items, strict=True)),
+                   a.is_list)
+    if unbatched(a) and unbatched(b):
+        return U
+    return B
+
+
+def _primitive(node: Node) -> Primitive | None:
+    if isinstance(node, Constant) and isinstance(node.value, Primitive):
+        return node.value
+    return None
+
+
+def per_element_effect(prim: Primitive) -> bool:
+    """Whether a primitive must run once per element even on unbatched arguments (a
+    random draw, a print: what a loop over the batch does)."""
+    from ..primitives.batch_rules import ALWAYS_PER_ELEMENT
+
+    return prim.name in ALWAYS_PER_ELEMENT
+
+
+class Pending:
+    """A `switch` between two branches, batched where it is called."""
+
+    def __init__(self, node: Apply):
+        self.node = node
+
+
+class Inst:
+    """One batched version of a graph: its graph, the instance it nests in, the batch
+    size and mask nodes, and what each node of the original became."""
+
+    def __init__(self, g: Graph, vg: Graph, parent: Inst | None, size: Node,
+                 mask: Node | None):
+        self.g = g
+        self.vg = vg
+        self.parent = parent
+        self.size = size
+        self.mask = mask
+        self.values: dict[int, tuple[Any, Tree]] = {}
+        self.out_tree: Tree = None
+        self.assumed: Tree = None  # (the result tree its recursive calls assume)
+        self.assumed_used = False
+        self.done = False
+        self.caller: Inst | None = None
+
+
+class VTransform:
+    def __init__(self, outer: dict[int, Node] | None = None) -> None:
+        """`outer`: values of the code around the function batched (a `tl.vmap` called
+        inside compiled code: the free variables of the function mapped), unbatched."""
+        self.outer = dict(outer or {})
+        self.memo: dict[tuple, Inst] = {}
+        self._rules: dict[Any, Graph] = {}
+
+    # --- entry ----------------------------------------------------------------------
+
+    def root(self, g: Graph, trees: list[Tree], parent: Graph | None = None) -> Graph:
+        """V of `g` as a function `(batch_size, *args)`, its arguments batched as `trees`
+        say (batch axis first) and its result batched entirely (nested in `parent`)."""
+        vg = Graph(f"vmap_{g.name}", parent, g.loc)
+        size = vg.add_parameter("batch_size")
+        inst = Inst(g, vg, None, size, None)
+        for p, t in zip(g.parameters, trees, strict=True):
+            inst.values[p.id] = (vg.add_parameter(p.name, p.loc), t)
+        self._body(inst)
+        out, t = self.lookup(g.output, inst, g.loc)
+        vg.output = self.materialize(out, t, B, inst)
+        return vg
+
+    # --- graphs ---------------------------------------------------------------------
+
+    def _body(self, inst: Inst) -> None:
+        g = inst.g
+        effect_ids = {e.id for e in g.effects}
+        for node in graph_nodes(g):
+            made = self._node(node, inst)
+            if node.id in effect_ids:
+                inst.vg.effects.extend(made)
+
+    def _find(self, owner: Graph | None, inst: Inst | None) -> Inst | None:
+        """The instance of `owner` that `inst` sees: in its scope, else in the scope of
+        whoever called it (a derivative's graphs read the values of the code they were
+        made from)."""
+        start = inst
+        while inst is not None and inst.g is not owner:
+            inst = inst.parent
+        if inst is None and start is not None and start.caller is not None:
+            return self._find(owner, start.caller)
+        return inst
+
+    def lookup(self, node: Node | None, inst: Inst, loc: Location | None = None
+               ) -> tuple[Node, Tree]:
+        if node is None:
+            return Constant(None), U
+        if isinstance(node, Constant):
+            if isinstance(node.value, Graph):
+                return self.boxed(node.value, inst, loc), B
+            return node, U
+        if node.id in self.outer:
+            return self.outer[node.id], U
+        owner = self._find(node.graph, inst)
+        if owner is None or node.id not in owner.values:
+            raise VmapError(f"internal error: {node!r} used before it was batched", loc)
+        value, tree = owner.values[node.id]
+        if isinstance(value, Pending):
+            return self._switch_value(value, owner, loc)
+        return value, tree
+
+    def materialize(self, node: Node, tree: Tree, want: Tree, inst: Inst) -> Node:
+        """`node` (batched as `tree`) batched as `want` (at least as batched)."""
+        if tree == want or unbatched(want):
+            return node
+        vg = inst.vg
+        if isinstance(want, Tup):
+            if not isinstance(tree, Tup):  # (an unbatched tuple: its items)
+                items: list[Node] = [vg.apply(P["tuple_getitem"], node, j)
+                                     for j in range(len(want.items))]
+                trees = [U] * len(want.items)
+            else:
+                items = [vg.apply(P["tuple_getitem"], node, j) for j in range(len(want.items))]
+                trees = list(tree.items)
+            parts = [self.materialize(x, t, w, inst)
+                     for x, t, w in zip(items, trees, want.items, strict=True)]
+            return vg.apply(P["make_list" if want.is_list else "make_tuple"], *parts)
+        # want is B
+        if isinstance(tree, Tup):
+            if isinstance(node, Apply) and _primitive(node.inputs[0]) in (
+                    P["make_tuple"], P["make_list"]) and len(node.inputs) == len(tree.items) + 1:
+                items = list(node.inputs[1:])
+            else:
+                items = [vg.apply(P["tuple_getitem"], node, j) for j in range(len(tree.items))]
+            parts = [self.materialize(x, t, B, inst)
+                     for x, t in zip(items, tree.items, strict=True)]
+            return vg.apply(P["make_list" if tree.is_list else "make_tuple"], *parts)
+        return self._helper("broadcast", inst, [inst.size, node])
+
+    def _helper(self, name: str, inst: Inst, args: list[Node],
+                loc: Location | None = None) -> Node:
+        from ..primitives import batch_rules
+
+        out, _ = self._inline(getattr(batch_rules, name), inst, args, loc)
+        return out
+
+    def _inline(self, fn: Any, inst: Inst, args: list[Node], loc: Location | None
+                ) -> tuple[Node, list[Node]]:
+        """Copy a rule or helper of `batch_rules` in, its `*args` packed."""
+        g = self._parsed(fn)
+        if g.vararg:
+            fixed = len(g.parameters) - 1
+            args = [*args[:fixed], inst.vg.apply(P["make_tuple"], *args[fixed:])]
+        return inline_body(g, inst.vg, args, loc=loc)
+
+    def _prim_graph(self, prim: Primitive, n: int) -> Graph:
+        """A function of `n` arguments calling `prim` (for rules that call it through a
+        value: spelled by the backend like any call of it)."""
+        key = ("prim", prim.name, n)
+        if key not in self._rules:
+            g = Graph(prim.name.replace(".", "_"), None, None)
+            ps = [g.add_parameter(f"a{j}") for j in range(n)]
+            g.output = g.apply(Constant(prim), *ps)
+            g.effects = [g.output] if prim.effect else []
+            self._rules[key] = g
+        return self._rules[key]
+
+    def _parsed(self, fn: Any) -> Graph:
+        from ..frontend.parser import parse
+
+        if fn not in self._rules:
+            g = parse(fn)
+            self._rules[fn] = g
+        return self._rules[fn]
+
+    # --- calls of graphs ------------------------------------------------------------
+
+    def instance(self, h: Graph, trees: list[Tree], inst: Inst, loc: Location | None,
+                 masked: bool) -> Inst:
+        """The batched version of `h` for arguments batched as `trees`."""
+        parent = self._find(h.parent, inst) if h.parent is not None else \
+            self._scope_of(h, inst)
+        if h.parent is not None and parent is None:
+            raise VmapError(f"vmap cannot call {h.name} here (outside its scope)", loc)
+        key = (h.id, tuple(trees), masked, id(parent))
+        found = self.memo.get(key)
+        if found is not None:
+            if not found.done:
+                if found.assumed is None:
+                    found.assumed = U
+                found.assumed_used = True
+            return found
+        assumed: Tree = None
+        while True:
+            made = self._build(h, trees, parent, inst, masked, assumed, key)
+            if not made.assumed_used or join(made.assumed, made.out_tree) == made.assumed:
+                if made.assumed_used:
+                    assert made.vg.output is not None
+                    made.vg.output = self.materialize(made.vg.output, made.out_tree,
+                                                      made.assumed, made)
+                    made.out_tree = made.assumed
+                made.done = True
+                return made
+            assumed = join(made.assumed, made.out_tree)
+
+    def _scope_of(self, h: Graph, inst: Inst) -> Inst | None:
+        """Where a graph without a parent that reads values of other graphs (a
+        derivative's) nests: the innermost instance among their owners'."""
+        best: Inst | None = None
+        depth = -1
+        for fv in free_variables(h):
+            if fv.graph is None or fv.id in self.outer:
+                continue
+            found = self._find(fv.graph, inst)
+            if found is None:
+                continue
+            d, i = 0, found
+            while i.parent is not None:
+                d, i = d + 1, i.parent
+            if d > depth:
+                best, depth = found, d
+        return best
+
+    def _build(self, h: Graph, trees: list[Tree], parent: Inst | None, caller: Inst,
+               masked: bool, assumed: Tree, key: tuple) -> Inst:
+        vh = Graph(f"vmap_{h.name}", parent.vg if parent is not None else None, h.loc)
+        # (A top-level graph takes the batch size; a closure sees its scope's.)
+        size: Node = parent.size if parent is not None else vh.add_parameter("batch_size")
+        mask = vh.add_parameter("mask") if masked else None
+        made = Inst(h, vh, parent, size, mask)
+        made.caller = caller
+        made.assumed = assumed
+        if assumed is not None:
+            made.assumed_used = True
+        self.memo[key] = made
+        for p, t in zip(h.parameters, trees, strict=True):
+            made.values[p.id] = (vh.add_parameter(p.name, p.loc), t)
+        self._body(made)
+        out, t = self.lookup(h.output, made, h.loc)
+        vh.output = out
+        made.out_tree = t
+        return made
+
+    def boxed(self, h: Graph, inst: Inst, loc: Location | None) -> Node:
+        """A graph used as a value: a function of `(mask, *args)`, all batched, whose
+        result is batched (how batched code calls a function it knows only at run
+        time)."""
+        if h.vararg or any(s.kind != "pos" or s.default is not None
+                           for s in h.signature or []):
+            raise VmapError(f"vmap does not support passing {h.name}, which has defaults "
+                            "or *args, as a value yet; call it directly or wrap it in a "
+                            "lambda", loc or h.loc)
+        made = self.instance(h, [B] * len(h.parameters), inst, loc, True)
+        if made.out_tree == B and made.parent is not None:
+            return Constant(made.vg, loc)
+        w = Graph(f"{made.vg.name}_value", inst.vg, h.loc)
+        ps = [w.add_parameter(p.name) for p in h.parameters]
+        mask = w.add_parameter("mask")
+        w.parameters = [mask, *ps]
+        wi = Inst(h, w, inst, inst.size, mask)
+        call = w.apply(Constant(made.vg), *([inst.size] if made.parent is None else []),
+                       mask, *ps)
+        w.effects = [call]
+        w.output = self.materialize(call, made.out_tree, B, wi)
+        return Constant(w, loc)
+
+    # --- nodes ----------------------------------------------------------------------
+
+    def _node(self, node: Apply, inst: Inst) -> list[Node]:
+        callee, args = node.inputs[0], node.inputs[1:]
+        prim = _primitive(callee)
+        if prim is not None:
+            if prim.name == "switch":
+                return self._switch(node, inst)
+            if prim.loop:
+                return self._loop(node, prim, inst)
+            return self._primitive_call(node, prim, inst)
+        vg = inst.vg
+        loc = node.loc
+        if is_constant_graph(callee):
+            h = callee.value
+            vals, trees = self._args(args, inst, loc)
+            masked = inst.mask is not None
+            made = self.instance(h, trees, inst, loc, masked)
+            call = vg.apply(Constant(made.vg), *([inst.size] if made.parent is None
+                                                 else []),
+                            *([inst.mask] if masked else []), *vals, loc=loc,
+                            name=node.name)
+            inst.values[node.id] = (call, made.out_tree if made.done else made.assumed)
+            return [call]
+        owner = self._find(callee.graph, inst) if isinstance(callee, Apply) else None
+        if owner is not None and isinstance(owner.values.get(callee.id, (None,))[0], Pending):
+            return self._branches(owner.values[callee.id][0], node, inst)
+        fn, ftree = self.lookup(callee, inst, loc)
+        vals, trees = self._args(args, inst, loc)
+        if unbatched(ftree):
+            if all(unbatched(t) for t in trees):
+                call = vg.apply(fn, *vals, loc=loc, name=node.name)
+                inst.values[node.id] = (call, U)
+                return [call]
+            per = self._per_element(fn, vals, trees, inst, loc)
+            inst.values[node.id] = (per, B)
+            return [per]
+        mask = inst.mask if inst.mask is not None else self._ones(inst)
+        call = vg.apply(fn, mask, *[self.materialize(v, t, B, inst)
+                                    for v, t in zip(vals, trees, strict=True)],
+                        loc=loc, name=node.name)
+        inst.values[node.id] = (call, B)
+        return [call]
+
+    def _ones(self, inst: Inst) -> Node:
+        return inst.vg.apply(P["np.ones"], inst.size, Constant(bool))
+
+    def _args(self, args: list[Node], inst: Inst, loc: Location | None
+              ) -> tuple[list[Node], list[Tree]]:
+        pairs = [self.lookup(a, inst, loc) for a in args]
+        return [v for v, _ in pairs], [t for _, t in pairs]
+
+    def _per_element(self, fn: Node, vals: list[Node], trees: list[Tree], inst: Inst,
+                     loc: Location | None) -> Node:
+        from ..primitives import batch_rules
+
+        flags = tuple(not unbatched(t) for t in trees)
+        vals = [self.materialize(v, t, B, inst) if f else v
+                for v, t, f in zip(vals, trees, flags, strict=True)]
+        out, _ = self._inline(batch_rules.per_element, inst,
+                              [fn, inst.size, Constant(flags), *vals], loc)
+        return out
+
+    def _primitive_call(self, node: Apply, prim: Primitive, inst: Inst) -> list[Node]:
+        from ..primitives import batch_rules
+
+        vg, loc = inst.vg, node.loc
+        args = node.inputs[1:]
+        vals, trees = self._args(args, inst, loc)
+        name = prim.name
+        forced = per_element_effect(prim)
+        if forced and inst.mask is not None:
+            raise VmapError(f"vmap: {name} under a condition that differs across the batch "
+                            "(a loop over the batch would run it for some elements only); "
+                            "move it out of the branch or loop, or draw for every element "
+                            "before the branch", loc)
+        if name in STACK_OPS:
+            if inst.mask is not None and name in ("stack_push", "stack_pop"):
+                raise VmapError("vmap of derivative code under a condition that differs "
+                                "across the batch: take the derivative of the batched "
+                                "function instead (tl.grad of a function that calls "
+                                "tl.vmap)", loc)
+            if name == "stack_push":
+                vals[1] = self.materialize(vals[1], trees[1], B, inst)
+            made = vg.apply(node.inputs[0], *vals, loc=loc, name=node.name)
+            inst.values[node.id] = (made, U if name == "stack_nonempty" else B)
+            return [made]
+        if all(unbatched(t) for t in trees) and not forced:
+            made = vg.apply(node.inputs[0], *vals, loc=loc, name=node.name)
+            tree: Tree = U
+            if name in ("make_tuple", "make_list"):
+                tree = Tup(tuple(trees), name == "make_list")
+                tree = U if unbatched(tree) else tree
+            inst.values[node.id] = (made, tree)
+            return [made]
+        # --- structural
+        if name in ("make_tuple", "make_list"):
+            made = vg.apply(node.inputs[0], *vals, loc=loc, name=node.name)
+            inst.values[node.id] = (made, Tup(tuple(trees), name == "make_list"))
+            return [made]
+        if name == "tuple_getitem" or (name == "getitem" and isinstance(trees[0], Tup) and
+                                       isinstance(args[1], Constant) and
+                                       isinstance(args[1].value, int)):
+            made = vg.apply(node.inputs[0], *vals, loc=loc, name=node.name)
+            t0, index = trees[0], args[1]
+            if isinstance(t0, Tup) and isinstance(index, Constant):
+                tree = t0.items[index.value]
+            else:
+                tree = t0
+            inst.values[node.id] = (made, tree)
+            return [made]
+        if name in ("list_append", "list_extend"):
+            items = [self.materialize(v, t, B, inst) for v, t in zip(vals, trees, strict=True)]
+            made = vg.apply(node.inputs[0], *items, loc=loc, name=node.name)
+            inst.values[node.id] = (made, B)
+            return [made]
+        if name in TYPE_LEVEL or (name == "getattr" and isinstance(args[1], Constant) and
+                                   args[1].value in ARRAY_FACTS and not unbatched(trees[0])):
+            firsts = [self._helper("first_of", inst, [inst.size, self.materialize(
+                v, t, B, inst)]) if not unbatched(t) else v
+                for v, t in zip(vals, trees, strict=True)]
+            made = vg.apply(node.inputs[0], *firsts, loc=loc, name=node.name)
+            inst.values[node.id] = (made, U)
+            return [made]
+        # --- a rule
+        entry = batch_rules.BATCH.get(name)
+        if entry is None and prim.alias:
+            entry = batch_rules.BATCH.get(prim.alias)
+        if entry is None:
+            raise VmapError(f"vmap: no batching rule for {name}", loc)
+        rule, callee, when = entry
+        if rule is batch_rules.per_element:
+            call = self._per_element(Constant(self._prim_graph(prim, len(vals))), vals,
+                                     trees, inst, loc)
+            inst.values[node.id] = (call, B)
+            return [call]
+        plain_vals, plain_trees = vals, trees
+        if prim.variadic:
+            fixed = len(prim.param_names) - 1
+            rest_b = any(not unbatched(t) for t in trees[fixed:])
+            rest = [self.materialize(v, t, B, inst) if rest_b else v
+                    for v, t in zip(vals[fixed:], trees[fixed:], strict=True)]
+            vals = vals[:fixed] + [vg.apply(P["make_tuple"], *rest)]
+            trees = trees[:fixed] + [B if rest_b else U]
+        flags = tuple(not unbatched(t) for t in trees)
+        if when is not None and not when(flags):
+            call = self._per_element(Constant(self._prim_graph(prim, len(plain_vals))),
+                                     plain_vals, plain_trees, inst, loc)
+            inst.values[node.id] = (call, B)
+            return [call]
+        vals = [self.materialize(v, t, B, inst) if f else v
+                for v, t, f in zip(vals, trees, flags, strict=True)]
+        if rule is batch_rules.elementwise:
+            inst.values[node.id] = (self._elementwise(callee, vals, flags, inst, node), B)
+            return [inst.values[node.id][0]]
+        lead = [Constant(self._prim_graph(callee, len(vals)))] if callee is not None else []
+        out, effects = self._inline(rule, inst, [*lead, inst.size, Constant(flags), *vals],
+                                    loc)
+        inst.values[node.id] = (out, B)
+        return effects or [out]
+
+    def _elementwise(self, prim: Primitive, vals: list[Node], flags: tuple, inst: Inst,
+                     node: Apply) -> Node:
+        """An elementwise primitive on batched arguments: those whose examples have
+        fewer axes than another argument's get unit axes after the batch axis (so they
+        broadcast as each example would)."""
+        vg = inst.vg
+        if sum(flags) == 1 and len(flags) == 1:
+            return vg.apply(Constant(prim), *vals, loc=node.loc, name=node.name)
+        ndims = [self._helper("example_ndim", inst, [v, Constant(f)])
+                 for v, f in zip(vals, flags, strict=True)]
+        nd = ndims[0]
+        for other in ndims[1:]:
+            nd = self._helper("larger", inst, [nd, other])
+        lifted = [self._helper("lift", inst, [v, nd]) if f else v
+                  for v, f in zip(vals, flags, strict=True)]
+        return vg.apply(Constant(prim), *lifted, loc=node.loc, name=node.name)
+
+    # --- branches -------------------------------------------------------------------
+
+    def _switch(self, node: Apply, inst: Inst) -> list[Node]:
+        _, c, t, f = node.inputs
+        if is_constant_graph(t) and is_constant_graph(f) and not t.value.parameters and \
+                not f.value.parameters:
+            inst.values[node.id] = (Pending(node), U)
+            return []
+        vals, trees = self._args([c, t, f], inst, node.loc)
+        if unbatched(trees[0]):
+            want = join(trees[1], trees[2])
+            made = inst.vg.apply(node.inputs[0], vals[0],
+                                 self.materialize(vals[1], trees[1], want, inst),
+                                 self.materialize(vals[2], trees[2], want, inst),
+                                 loc=node.loc, name=node.name)
+            inst.values[node.id] = (made, want)
+            return [made]
+        mask = self._helper("as_mask", inst, [vals[0]])
+        a = self.materialize(vals[1], trees[1], B, inst)
+        b = self.materialize(vals[2], trees[2], B, inst)
+        chosen = self._helper("select", inst, [mask, a, b], node.loc)
+        inst.values[node.id] = (chosen, B)
+        return [chosen]
+
+    def _switch_value(self, pending: Pending, owner: Inst, loc: Location | None
+                      ) -> tuple[Node, Tree]:
+        """A switch between branches used other than by calling it: a function value."""
+        node = pending.node
+        c, ctree = self.lookup(node.inputs[1], owner, loc)
+        if not unbatched(ctree):
+            raise VmapError("vmap: a function chosen by a condition that differs across "
+                            "the batch", node.loc)
+        t, f = node.inputs[2], node.inputs[3]
+        assert is_constant_graph(t) and is_constant_graph(f)
+        made = owner.vg.apply(node.inputs[0], c, self.boxed(t.value, owner, loc),
+                              self.boxed(f.value, owner, loc), loc=node.loc)
+        return made, B
+
+    def _branch(self, g: Graph, inst: Inst, mask_param: bool) -> Inst:
+        vb = Graph(f"vmap_{g.name}", inst.vg, g.loc)
+        mask = vb.add_parameter("mask") if mask_param else inst.mask
+        made = Inst(g, vb, inst, inst.size, mask)
+        self._body(made)
+        out, t = self.lookup(g.output, made, g.loc)
+        vb.output = out
+        made.out_tree = t
+        made.done = True
+        return made
+
+    def _finish(self, made: Inst, want: Tree) -> None:
+        assert made.vg.output is not None
+        made.vg.output = self.materialize(made.vg.output, made.out_tree, want, made)
+        made.out_tree = want
+
+    def _branches(self, pending: Pending, call: Apply, inst: Inst) -> list[Node]:
+        node = pending.node
+        vg, loc = inst.vg, call.loc
+        c, ctree = self.lookup(node.inputs[1], inst, loc)
+        t, f = node.inputs[2], node.inputs[3]
+        assert is_constant_graph(t) and is_constant_graph(f)
+        gt, gf = t.value, f.value
+        if unbatched(ctree):
+            bt, bf = self._branch(gt, inst, False), self._branch(gf, inst, False)
+            want = join(bt.out_tree, bf.out_tree)
+            self._finish(bt, want)
+            self._finish(bf, want)
+            sw = vg.apply(node.inputs[0], c, Constant(bt.vg), Constant(bf.vg), loc=node.loc)
+            made = vg.apply(sw, loc=loc, name=call.name)
+            inst.values[call.id] = (made, want)
+            return [made]
+        bt, bf = self._branch(gt, inst, True), self._branch(gf, inst, True)
+        self._finish(bt, B)
+        self._finish(bf, B)
+        cm = self._helper("as_mask", inst, [c])
+        mt = cm if inst.mask is None else vg.apply(P["np.logical_and"], cm, inst.mask)
+        nc = vg.apply(P["np.logical_not"], cm)
+        mf = nc if inst.mask is None else vg.apply(P["np.logical_and"], nc, inst.mask)
+        any_t = vg.apply(P["np.any"], mt, Constant(None), Constant(False))
+        any_f = vg.apply(P["np.any"], mf, Constant(None), Constant(False))
+
+        def closure(name: str) -> Graph:
+            return Graph(f"{name}_{gt.name}", vg, loc)
+
+        only_t, only_f, both, not_f = (closure("only_true"), closure("only_false"),
+                                       closure("both"), closure("unless_false"))
+        call_t = only_t.apply(Constant(bt.vg), mt, loc=loc)
+        only_t.output, only_t.effects = call_t, [call_t]
+        call_f = only_f.apply(Constant(bf.vg), mf, loc=loc)
+        only_f.output, only_f.effects = call_f, [call_f]
+        rt = both.apply(Constant(bt.vg), mt, loc=loc)
+        rf = both.apply(Constant(bf.vg), mf, loc=loc)
+        both.effects = [rt, rf]
+        both_inst = Inst(gt, both, inst, inst.size, inst.mask)
+        both.output = self._helper("select", both_inst, [cm, rt, rf], loc)
+        sw1 = not_f.apply(P["switch"], any_t, Constant(both), Constant(only_f))
+        r1 = not_f.apply(sw1, loc=loc)
+        not_f.output, not_f.effects = r1, [r1]
+        sw = vg.apply(P["switch"], any_f, Constant(not_f), Constant(only_t))
+        made = vg.apply(sw, loc=loc, name=call.name)
+        inst.values[call.id] = (made, B)
+        return [made]
+
+    # --- loops ----------------------------------------------------------------------
+
+    def _loop(self, node: Apply, prim: Primitive, inst: Inst) -> list[Node]:
+        kind = prim.name
+        vg, loc = inst.vg, node.loc
+        body_at = 4 if kind == "for_range" else 2
+        body_node = node.inputs[body_at]
+        cond_node = node.inputs[1] if kind == "while_loop" else None
+        if not is_constant_graph(body_node) or (
+                cond_node is not None and not is_constant_graph(cond_node)):
+            raise VmapError("vmap: a loop whose body is not known", loc)
+        body: Graph = body_node.value
+        init_vals, init_trees = self._args(node.inputs[body_at + 1:], inst, loc)
+        k = len(init_vals)
+        lead = 1 if kind == "for_range" else 0
+        if kind == "for_range":
+            bounds, btrees = self._args(node.inputs[1:4], inst, loc)
+            if not all(unbatched(t) for t in btrees):
+                raise VmapError("vmap: a for loop over a range whose bounds differ across "
+                                "the batch is not supported yet; write it as a while loop",
+                                loc)
+        trees = list(init_trees)
+        while True:
+            vb = self._loop_graph(body, inst, [U] * lead + trees, False)
+            vc = self._loop_graph(cond_node.value, inst, trees, False) \
+                if cond_node is not None else None
+            if vc is not None and not unbatched(vc.out_tree):
+                assert cond_node is not None
+                return self._batched_while(node, inst, cond_node.value, body, init_vals,
+                                           init_trees)
+            out = vb.out_tree
+            outs = list(out.items) if isinstance(out, Tup) else [out] * k
+            new = [join(a, b) for a, b in zip(trees, outs, strict=True)]
+            if new == trees:
+                break
+            trees = new
+        self._finish(vb, Tup(tuple(trees)))
+        init = [self.materialize(v, t, w, inst)
+                for v, t, w in zip(init_vals, init_trees, trees, strict=True)]
+        if kind == "for_range":
+            loop = vg.apply(P["for_range"], *bounds, Constant(vb.vg), *init, loc=loc)
+        else:
+            assert vc is not None
+            loop = vg.apply(P["while_loop"], Constant(vc.vg), Constant(vb.vg), *init, loc=loc)
+        inst.values[node.id] = (loop, Tup(tuple(trees)))
+        return [loop]
+
+    def _loop_graph(self, g: Graph, inst: Inst, trees: list[Tree], mask_param: bool) -> Inst:
+        vb = Graph(f"vmap_{g.name}", inst.vg, g.loc)
+        mask = vb.add_parameter("mask") if mask_param else inst.mask
+        made = Inst(g, vb, inst, inst.size, mask)
+        for p, t in zip(g.parameters, trees, strict=True):
+            made.values[p.id] = (vb.add_parameter(p.name, p.loc), t)
+        self._body(made)
+        out, t = self.lookup(g.output, made, g.loc)
+        vb.output = out
+        made.out_tree = t
+        made.done = True
+        return made
+
+    def _batched_while(self, node: Apply, inst: Inst, cond: Graph, body: Graph,
+                       init_vals: list[Node], init_trees: list[Tree]) -> list[Node]:
+        """A while loop whose condition differs across the batch: it runs until no
+        element's condition holds; a finished element's state stays as it was."""
+        vg, loc = inst.vg, node.loc
+        k = len(init_vals)
+        vb = self._loop_graph(body, inst, [B] * k, True)
+        vc = self._loop_graph(cond, inst, [B] * k, True)
+        self._finish(vb, Tup(tuple([B] * k)))
+        init = [self.materialize(v, t, B, inst)
+                for v, t in zip(init_vals, init_trees, strict=True)]
+        start_mask = inst.mask if inst.mask is not None else self._ones(inst)
+        c0 = vg.apply(Constant(vc.vg), start_mask, *init, loc=loc)
+        a0 = self._helper("as_mask", inst, [c0])
+        if inst.mask is not None:
+            a0 = vg.apply(P["np.logical_and"], a0, inst.mask)
+        wc = Graph(f"vmap_any_{cond.name}", vg, loc)
+        active_c = wc.add_parameter("active")
+        for j in range(k):
+            wc.add_parameter(f"s{j}")
+        wc.output = wc.apply(P["np.any"], active_c, Constant(None), Constant(False))
+        wb = Graph(f"vmap_masked_{body.name}", vg, loc)
+        active = wb.add_parameter("active")
+        state = [wb.add_parameter(p.name) for p in body.parameters]
+        wi = Inst(body, wb, inst, inst.size, active)
+        new = wb.apply(Constant(vb.vg), active, *state, loc=loc)
+        kept = [self._helper("select", wi, [active, wb.apply(P["tuple_getitem"], new, j), s])
+                for j, s in enumerate(state)]
+        c = wb.apply(Constant(vc.vg), active, *kept, loc=loc)
+        still = wb.apply(P["np.logical_and"], active, self._helper("as_mask", wi, [c]))
+        wb.output = wb.apply(P["make_tuple"], still, *kept)
+        wb.effects = [new, c]
+        loop = vg.apply(P["while_loop"], Constant(wc), Constant(wb), a0, *init, loc=loc)
+        result = vg.apply(P["make_tuple"], *[vg.apply(P["tuple_getitem"], loop, j + 1)
+                                             for j in range(k)])
+        inst.values[node.id] = (result, Tup(tuple([B] * k)))
+        return [c0, loop]
+

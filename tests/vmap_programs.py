@@ -1,0 +1,76 @@
+"""Programs for tests/test_vmap.py: written as a user writes them for one example."""
+
+import math
+
+import numpy as np
+
+import tapeless as tl
+
+
+def affine_tanh(x, w):
+    return np.tanh(w @ x) * 2.0 + np.sum(x)
+
+
+def branch(x):
+    if x > 0:
+        y = math.sin(x)
+    else:
+        y = x * x
+    return y
+
+
+def halve_until_small(x):
+    n = 0
+    while x > 1.0:
+        x = x / 2.0
+        n += 1
+    return x + n
+
+
+def scaled_factorial(n, x):
+    if n <= 0:
+        return x
+    return n * scaled_factorial(n - 1, x)
+
+
+def list_of_multiples(x):
+    out = []
+    for i in range(3):
+        out.append(x * i)
+    return out[2] + len(out)
+
+
+def loss(w, x, y):
+    h = np.tanh(w @ x)
+    return np.sum((h - y) ** 2)
+
+
+def mlp(W1, b1, W2, b2, x):
+    return np.sum(np.tanh(W2 @ np.tanh(W1 @ x + b1) + b2))
+
+
+def newton_sqrt(a):
+    x = a
+    while abs(x * x - a) > 1e-10:
+        x = 0.5 * (x + a / x)
+    return x
+
+
+def one_sgd_step(w, x):
+    g = tl.grad(lambda w: np.sum(np.tanh(w @ x) ** 2))(w)
+    return np.sum((w - 0.1 * g) ** 2)
+
+
+def tuple_io(pair, scale):
+    a, b = pair
+    return a * scale, np.sum(b) * scale
+
+
+def draw_under_branch(x):
+    if x > 0:
+        return x + np.random.normal()
+    return x
+
+
+def reductions(x):
+    return np.mean(x, axis=0) + np.max(x) + x.sum(axis=1)[0] + np.linalg.det(x)
