@@ -19,7 +19,7 @@ LAYERS = [
     {"ad"},
     {"opt"},
     {"backend"},
-    {"api", "grad_api", "fwd_api", "custom", "dynamic", "tree", "cli", "demo",
+    {"api", "grad_api", "fwd_api", "vmap_api", "custom", "dynamic", "tree", "cli", "demo",
      "__init__"},
 ]
 

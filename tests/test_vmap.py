@@ -121,8 +121,6 @@ def test_every_primitive_has_a_batching_rule():
     assert missing == []
 
 
-@pytest.mark.xfail(reason="tl.vmap called inside compiled code is not supported yet",
-                   strict=True)
 def test_grad_of_a_function_that_calls_vmap():
     def batched(w, xs, ys):
         return np.sum(tl.vmap(vp.loss, in_axes=(None, 0, 0))(w, xs, ys))
@@ -132,9 +130,30 @@ def test_grad_of_a_function_that_calls_vmap():
     np.testing.assert_allclose(tl.grad(batched)(w, xs, ys), expected, rtol=1e-12)
 
 
-@pytest.mark.xfail(reason="the gradient of a while loop under vmap (vmap(grad(f))) is "
-                   "not batched correctly yet", strict=False)
 def test_per_example_gradient_through_a_while_loop():
     a = np.abs(RNG.normal(size=5)) + 0.5
     out = tl.vmap(tl.grad(vp.newton_sqrt))(a)
     np.testing.assert_allclose(out, 0.5 / np.sqrt(a), rtol=1e-8)
+
+
+def test_per_example_gradients_with_a_list_of_parameters():
+    n = 6
+
+    params = [RNG.normal(size=(n, n)) / 8, RNG.normal(size=n), RNG.normal(size=(n, n)) / 8,
+              RNG.normal(size=n)]
+    X = RNG.normal(size=(4, n))
+    g = tl.grad(vp.mlp_list)
+    out = tl.vmap(g, in_axes=(None, 0))(params, X)
+    loop = [g(params, x) for x in X]
+    for j, part in enumerate(out):
+        np.testing.assert_allclose(part, np.stack([grads[j] for grads in loop]), rtol=1e-12)
+
+
+def test_vmap_of_vmap():
+    w = RNG.normal(size=(4, 3))
+    xs, ys = RNG.normal(size=(2, 3, 3)), RNG.normal(size=(2, 3, 4))
+    inner = tl.vmap(vp.loss, in_axes=(None, 0, 0))
+    out = tl.vmap(inner, in_axes=(None, 0, 0))(w, xs, ys)
+    expected = np.array([[vp.loss(w, x, y) for x, y in zip(X, Y, strict=True)]
+                         for X, Y in zip(xs, ys, strict=True)])
+    np.testing.assert_allclose(out, expected, rtol=1e-12)

@@ -13,84 +13,113 @@ from typing import Any
 
 import numpy as np
 
-from .ad.batch import B, Tup, U, VmapError, VTransform
+from .ad.batch import VmapError, vmap_graph
 from .api import BOUND_TYPES, Transformed, _api, graph_of
 from .ir import Graph
-from .ir.clone import inline_body
-from .ir.nodes import Constant, Node
-from .primitives import PRIMITIVES as P
+from .ir.nodes import Node
 from .runtime import tree_leaves
 
 
-def _tree(axis: Any, where: str) -> Any:
+def _with_example_kinds(fg: Graph, examples: list[Any]
+                        ) -> tuple[Graph, Callable[[Node], int | None]]:
+    """A copy of `fg` whose parameters have the kinds of one example's arguments,
+    optimized for them, and what kind inference says of its nodes' numbers of axes (so
+    that the V transform writes batched code whose shapes are known)."""
+    from .ad.api_graphs import expand_transforms
+    from .api import optimization_passes
+    from .ir.clone import copy_module, is_recursive
+    from .opt import optimize
+    from .opt.kinds import FLOAT, INT, SCALAR, kind, ndim_of, value_kind
+    from .opt.loop_facts import LoopFacts
+
+    expand_transforms(fg)
+    copy = copy_module(fg)
+    if not is_recursive(copy):
+        for p, example in zip(copy.parameters, examples, strict=True):
+            p.kind = value_kind(example)
+    # The program for one example, optimized first (its derivative code inlined and its
+    # plumbing gone): the V transform batches what one example runs.
+    passes = optimization_passes()
+    if passes is None or passes:
+        optimize(copy, passes)
+    facts = LoopFacts(copy)
+
+    def example_ndim(node: Node) -> int | None:
+        k = kind(node, facts)
+        if k in (FLOAT, INT, SCALAR):
+            return 0
+        return ndim_of(k)
+
+    return copy, example_ndim
+
+
+def _example(arg: Any, axis: Any) -> Any:
+    """Element 0 of an argument along its mapped axis (what one example looks like)."""
+    from .runtime import tree_unflatten
+
     if axis is None:
-        return U
+        return arg
     if isinstance(axis, int):
-        return B
-    if isinstance(axis, (tuple, list)):
-        trees = tuple(_tree(a, f"{where}[{i}]") for i, a in enumerate(axis))
-        return U if all(t == U for t in trees) else Tup(trees, isinstance(axis, list))
-    raise VmapError(f"vmap: {where}: an axis is an int, None, or a tuple or list of them "
-                    f"matching a tuple or list argument, not {axis!r}")
+        leaves = tree_leaves(arg)
+        if not all(np.ndim(leaf) > 0 for leaf in leaves):
+            return arg
+        return tree_unflatten(arg, [np.take(np.asarray(leaf), 0, axis=axis)
+                                    for leaf in leaves])
+    if isinstance(axis, (tuple, list)) and isinstance(arg, (tuple, list)):
+        parts = [_example(a, x) for a, x in zip(arg, axis, strict=False)]
+        return type(arg)(parts) if type(arg) in (tuple, list) else type(arg)(*parts)
+    return arg
 
 
-def _helper(name: str, g: Graph, args: list[Node]) -> Node:
-    from .frontend.parser import parse
-    from .primitives import batch_rules
+def per_example_gradient_graph(fg: Graph, argnums: int | tuple[int, ...], in_axes: list[Any],
+                                out_axes: Any, axis_size: int | None) -> Graph:
+    """`vmap(grad(f, argnums), in_axes)` as the gradient of a batched function: each
+    differentiated argument is given one copy per element (broadcast where it is not
+    mapped), and the gradient of `sum(vmap(f)(...))` with respect to the copies is each
+    element's gradient. (Used where `f`'s derivative code cannot be batched itself.)"""
+    from .ad.api_graphs import grad_graph
+    from .ad.batch import helper_call
+    from .ir.nodes import Constant
+    from .primitives import PRIMITIVES as P
 
-    out, _ = inline_body(parse(getattr(batch_rules, name)), g, args)
-    return out
-
-
-def vmap_graph(fg: Graph, in_axes: list[Any], out_axes: Any, axis_size: int | None,
-               name: str) -> Graph:
-    """The graph of `vmap(f)` (see the module's docstring)."""
-    g = Graph(f"vmap_{name}", None, fg.loc)
-    for p in fg.parameters:
-        g.add_parameter(p.name, p.loc)
-    g.signature = fg.signature
-    g.vararg = fg.vararg
-    trees = [_tree(a, f"in_axes[{i}]") for i, a in enumerate(in_axes)]
-    moved: list[Node] = []
+    nums = (argnums,) if isinstance(argnums, int) else tuple(argnums)
+    n = len(fg.parameters)
+    nums = tuple(a % n for a in nums)
+    copies = [0 if i in nums else a for i, a in enumerate(in_axes)]
+    summed = Graph(f"batched_{fg.name}", None, fg.loc)
+    ps = [summed.add_parameter(p.name, p.loc) for p in fg.parameters]
+    batched = vmap_graph(fg, copies, 0, axis_size, fg.name)
+    call = summed.apply(Constant(batched), *ps, loc=fg.loc)
+    summed.effects = [call]
+    summed.output = summed.apply(P["np.sum"], call, Constant(None), Constant(None),
+                                 Constant(False))
+    grads = grad_graph(summed, argnums, False, False)
+    w = Graph(f"per_example_grad_{fg.name}", None, fg.loc)
+    wp = [w.add_parameter(p.name, p.loc) for p in fg.parameters]
     size: Node | None = Constant(axis_size) if axis_size is not None else None
-    for p, axis in zip(g.parameters, in_axes, strict=True):
-        if isinstance(axis, int):
-            moved.append(_helper("move_in", g, [p, Constant(axis)]))
-            if size is None:
-                size = _helper("size_of", g, [p, Constant(axis)])
-        elif isinstance(axis, (tuple, list)):
-            parts = []
-            for j, a in enumerate(axis):
-                item = g.apply(P["getitem"], p, j)
-                if isinstance(a, int):
-                    parts.append(_helper("move_in", g, [item, Constant(a)]))
-                    if size is None:
-                        size = _helper("size_of", g, [item, Constant(a)])
-                elif a is None:
-                    parts.append(item)
-                else:
-                    raise VmapError("vmap: nested in_axes deeper than one level are not "
-                                    "supported yet")
-            moved.append(g.apply(P["make_list" if isinstance(axis, list) else "make_tuple"],
-                                 *parts))
-        else:
-            moved.append(p)
+    for p, a in zip(wp, in_axes, strict=True):
+        if isinstance(a, int) and size is None:
+            size = helper_call("size_of", w, [p, Constant(a)])
     if size is None:
-        raise VmapError("vmap: no argument is mapped (in_axes is None everywhere); give "
-                        "axis_size")
-    vg = VTransform().root(fg, trees)
-    out = g.apply(Constant(vg), size, *moved, loc=fg.loc)
-    g.effects = [out]
+        raise VmapError("vmap: no argument is mapped; give axis_size")
+    args: list[Node] = []
+    for i, (p, a) in enumerate(zip(wp, in_axes, strict=True)):
+        if i not in nums:
+            args.append(p)
+        elif a is None:
+            args.append(helper_call("broadcast", w, [size, p]))
+        elif isinstance(a, int):
+            args.append(helper_call("move_in", w, [p, Constant(a)]))
+        else:
+            raise VmapError("vmap of a gradient: a differentiated argument's in_axes must "
+                            "be an int or None")
+    out = w.apply(Constant(grads), *args, loc=fg.loc)
+    w.effects = [out]
     if isinstance(out_axes, int):
-        g.output = _helper("move_out", g, [out, Constant(out_axes)])
-    elif isinstance(out_axes, (tuple, list)) and all(isinstance(a, int) for a in out_axes):
-        g.output = g.apply(P["make_tuple"], *[
-            _helper("move_out", g, [g.apply(P["getitem"], out, j), Constant(a)])
-            for j, a in enumerate(out_axes)])
+        w.output = helper_call("move_out", w, [out, Constant(out_axes)])
     else:
-        raise VmapError(f"vmap: out_axes {out_axes!r}: give an int, or a tuple of ints "
-                        "matching a tuple result")
-    return g
+        raise VmapError("vmap of a gradient: out_axes must be an int")
+    return w
 
 
 class Vmapped(Transformed):
@@ -116,15 +145,41 @@ class Vmapped(Transformed):
     def build_graph(self) -> Graph:
         return self._vmapped(graph_of(self.fun))
 
+    def _get(self, args: tuple = ()) -> Any:
+        # (What one example looks like: the batched code is written for its shapes.)
+        self._examples = [_example(a, x) for a, x in
+                          zip(args, self._axes(len(args)), strict=False)] if args else None
+        try:
+            return super()._get(args)
+        finally:
+            self._examples = None
+
     def build_graph_for(self, key: tuple) -> Graph:
         if self.binds_functions:  # (`vmap(grad(f))`: the gradient for these arguments)
             assert isinstance(self.fun, Transformed)
-            return self._vmapped(self.fun.graph_for(key))
-        return self.graph
+            fg = self.fun.graph_for(key)
+        else:
+            fg = graph_of(self.fun)
+        try:
+            return self._vmapped(fg, getattr(self, "_examples", None))
+        except VmapError as exc:
+            # Derivative code under a condition that differs across the batch (a loop
+            # to a per-element tolerance): the gradient of the batched function instead.
+            from .grad_api import GradFunction
 
-    def _vmapped(self, fg: Graph) -> Graph:
+            if "derivative code" not in str(exc) or not isinstance(self.fun, GradFunction) \
+                    or self.fun.has_aux or self.fun.with_value:
+                raise
+            return per_example_gradient_graph(graph_of(self.fun.fun), self.fun.argnums,
+                                              self._axes(len(fg.parameters)), self.out_axes,
+                                              self.axis_size)
+
+    def _vmapped(self, fg: Graph, examples: list[Any] | None = None) -> Graph:
+        example_ndim = None
+        if examples is not None:
+            fg, example_ndim = _with_example_kinds(fg, examples)
         return vmap_graph(fg, self._axes(len(fg.parameters)), self.out_axes,
-                          self.axis_size, fg.name)
+                          self.axis_size, fg.name, example_ndim)
 
     def check_arguments(self, args: tuple) -> None:
         """The mapped axes must exist and have one length."""

@@ -135,7 +135,16 @@ def expand_transforms(root: Graph) -> Graph:
         # The function's free variables are values of the enclosing (primal) code: the
         # transform sees them as they are.
         try:
-            if spec.kind == "jvp":
+            if spec.kind == "vmap":
+                from .batch import vmap_graph
+
+                in_axes, out_axes, axis_size = spec.argnums
+                n = len(spec.target.parameters)
+                axes = [in_axes] * n if isinstance(in_axes, int) or in_axes is None \
+                    else list(in_axes)
+                vmap_graph(spec.target, axes, out_axes, axis_size, spec.target.name,
+                           into=h, outer={fv.id: fv for fv in free_variables(spec.target)})
+            elif spec.kind == "jvp":
                 # (A function among them becomes its F-callable.)
                 outer: dict[int, Node] = {fv.id: h.apply(P["lift_fwd"], fv)
                                           for fv in free_variables(spec.target)}

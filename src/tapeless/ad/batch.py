@@ -31,8 +31,11 @@ the optimizer simplifies it for the batched arguments' kinds, J and F differenti
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+
+import numpy as np
 
 from ..errors import TapelessError
 from ..ir.clone import inline_body
@@ -48,6 +51,7 @@ from ..ir.nodes import (
 )
 from ..primitives import PRIMITIVES, Primitive
 from ..primitives.batch_rules import ARRAY_FACTS, STACK_OPS, TYPE_LEVEL
+from ..runtime import tree_leaves  # noqa: F401
 
 P = PRIMITIVES
 
@@ -135,10 +139,14 @@ class Inst:
 
 
 class VTransform:
-    def __init__(self, outer: dict[int, Node] | None = None) -> None:
+    def __init__(self, outer: dict[int, Node] | None = None,
+                 example_ndim: Callable[[Node], int | None] | None = None) -> None:
         """`outer`: values of the code around the function batched (a `tl.vmap` called
-        inside compiled code: the free variables of the function mapped), unbatched."""
+        inside compiled code: the free variables of the function mapped), unbatched.
+        `example_ndim`: the number of axes of an original node's value, where the
+        examples' kinds are known (`tapeless.vmap_api`), else None."""
         self.outer = dict(outer or {})
+        self.example_ndim = example_ndim
         self.memo: dict[tuple, Inst] = {}
         self._rules: dict[Any, Graph] = {}
 
@@ -475,6 +483,11 @@ class VTransform:
             made = vg.apply(node.inputs[0], *firsts, loc=loc, name=node.name)
             inst.values[node.id] = (made, U)
             return [made]
+        # --- what the examples' shapes decide, where they are known
+        fast = self._static(node, prim, vals, trees, inst)
+        if fast is not None:
+            inst.values[node.id] = (fast, B)
+            return [fast]
         # --- a rule
         entry = batch_rules.BATCH.get(name)
         if entry is None and prim.alias:
@@ -511,6 +524,94 @@ class VTransform:
                                     loc)
         inst.values[node.id] = (out, B)
         return effects or [out]
+
+    def ndim(self, node: Node) -> int | None:
+        """The number of axes of each example of an original node's value, where known
+        (a number's is 0)."""
+        if isinstance(node, Constant):
+            v = node.value
+            return int(np.ndim(v)) if isinstance(v, (bool, int, float, np.ndarray,
+                                                     np.generic)) else None
+        return self.example_ndim(node) if self.example_ndim is not None else None
+
+    def _static(self, node: Apply, prim: Primitive, vals: list[Node], trees: list[Tree],
+                inst: Inst) -> Node | None:
+        """A batched primitive written directly where the examples' numbers of axes are
+        known (what the generic rules find out at run time): code whose shapes the
+        optimizer knows in turn."""
+        from ..primitives import batch_rules
+
+        args = node.inputs[1:]
+        flags = tuple(not unbatched(t) for t in trees)
+        if any(isinstance(t, Tup) for t in trees):
+            return None
+        ndims = [self.ndim(a) for a in args]
+        vg, loc = inst.vg, node.loc
+        entry = batch_rules.BATCH.get(prim.name) or (
+            batch_rules.BATCH.get(prim.alias) if prim.alias else None)
+        rule = entry[0] if entry else None
+        name = prim.alias if prim.alias and prim.name not in batch_rules.BATCH else prim.name
+
+        def call(callee: Any, *xs: Any) -> Apply:
+            return vg.apply(Constant(callee) if isinstance(callee, Primitive) else callee,
+                            *xs, loc=loc)
+
+        known = [k for k in ndims if k is not None]
+        if rule is batch_rules.elementwise and len(known) == len(ndims) and entry is not None:
+            nd = max(known)
+            lifted = [call(P["np.expand_dims"], v, Constant(tuple(range(1, 1 + nd - k))))
+                      if f and k < nd else v
+                      for v, f, k in zip(vals, flags, known, strict=True)]
+            return vg.apply(Constant(entry[1]), *lifted, loc=loc, name=node.name)
+        if prim.reduction is not None and flags[0] and not any(flags[1:]) and \
+                isinstance(args[1], Constant) and ndims[0] is not None:
+            axis, nd = args[1].value, ndims[0]
+            if axis is None:
+                axes: Any = tuple(range(1, nd + 1))
+            elif isinstance(axis, tuple):
+                axes = tuple(k % nd + 1 for k in axis)
+            elif isinstance(axis, int):
+                axes = axis % nd + 1
+            else:
+                return None
+            return vg.apply(node.inputs[0], vals[0], Constant(axes), *vals[2:], loc=loc,
+                            name=node.name)
+        if name in ("matmul", "np.matmul", "np.dot", "method.dot") and len(known) == 2:
+            a, b = vals
+            pa, pb = known
+            if pa == 0 or pb == 0:
+                return None
+            if flags == (True, False):
+                return call(P["np.matmul"], a, b)
+            if flags == (False, True):
+                if pb == 1:
+                    if pa == 1:
+                        return call(P["np.matmul"], b, a)
+                    if pa == 2:
+                        return call(P["np.matmul"], b, call(P["np.transpose"], a, Constant(None)))
+                    return None
+                return call(P["np.matmul"], a, b)
+            spec = {(1, 1): "si,si->s", (2, 1): "sij,sj->si", (1, 2): "si,sij->sj"}.get(
+                (pa, pb))
+            if spec is not None:
+                return call(P["np.einsum"], Constant(spec), a, b)
+            return call(P["np.matmul"], a, b) if pa == pb == 2 else None
+        if name == "getattr" and flags == (True, False) and isinstance(args[1], Constant) \
+                and args[1].value == "T" and ndims[0] is not None:
+            nd = ndims[0]
+            return call(P["np.transpose"], vals[0], Constant((0, *range(nd, 0, -1))))
+        if name == "np.transpose" and flags[0] and isinstance(args[1], Constant) and \
+                ndims[0] is not None:
+            nd, axes_ = ndims[0], args[1].value
+            order = (0, *range(nd, 0, -1)) if axes_ is None else \
+                (0, *[k % nd + 1 for k in axes_])
+            return call(P["np.transpose"], vals[0], Constant(order))
+        if name == "np.reshape" and flags == (True, False) and isinstance(args[1], Constant):
+            shape = args[1].value
+            shape = tuple(shape) if isinstance(shape, (tuple, list)) else (shape,)
+            if -1 not in shape:
+                return call(P["np.reshape"], vals[0], Constant((-1, *shape)))
+        return None
 
     def _elementwise(self, prim: Primitive, vals: list[Node], flags: tuple, inst: Inst,
                      node: Apply) -> Node:
@@ -729,3 +830,87 @@ class VTransform:
         inst.values[node.id] = (result, Tup(tuple([B] * k)))
         return [c0, loop]
 
+
+def _tree(axis: Any, where: str) -> Any:
+    if axis is None:
+        return U
+    if isinstance(axis, int):
+        return B
+    if isinstance(axis, (tuple, list)):
+        trees = tuple(_tree(a, f"{where}[{i}]") for i, a in enumerate(axis))
+        return U if all(t == U for t in trees) else Tup(trees, isinstance(axis, list))
+    raise VmapError(f"vmap: {where}: an axis is an int, None, or a tuple or list of them "
+                    f"matching a tuple or list argument, not {axis!r}")
+
+
+def helper_call(name: str, g: Graph, args: list[Node]) -> Node:
+    """A helper of `tapeless.primitives.batch_rules` copied into `g`."""
+    return _helper(name, g, args)
+
+
+def _helper(name: str, g: Graph, args: list[Node]) -> Node:
+    from ..frontend.parser import parse
+    from ..primitives import batch_rules
+
+    out, _ = inline_body(parse(getattr(batch_rules, name)), g, args)
+    return out
+
+
+def vmap_graph(fg: Graph, in_axes: list[Any], out_axes: Any, axis_size: int | None,
+               name: str, example_ndim: Callable[[Node], int | None] | None = None,
+               into: Graph | None = None, outer: dict[int, Node] | None = None) -> Graph:
+    """The graph of `tl.vmap(f)`, `fg` being f's: it moves each mapped axis first, calls
+    V of `fg` and moves the results' batch axis where `out_axes` says. `example_ndim`:
+    see `VTransform`. With `into`, the body is built in that graph (a stand-in made by
+    the front end for a `tl.vmap` called inside compiled code, whose function reads the
+    values `outer` of the code around it)."""
+    g = into if into is not None else Graph(f"vmap_{name}", None, fg.loc)
+    if into is None:
+        for p in fg.parameters:
+            g.add_parameter(p.name, p.loc)
+        g.signature = fg.signature
+        g.vararg = fg.vararg
+    if len(in_axes) != len(g.parameters):
+        raise VmapError(f"vmap: in_axes has {len(in_axes)} entries for "
+                        f"{len(g.parameters)} arguments", fg.loc)
+    trees = [_tree(a, f"in_axes[{i}]") for i, a in enumerate(in_axes)]
+    moved: list[Node] = []
+    size: Node | None = Constant(axis_size) if axis_size is not None else None
+    for p, axis in zip(g.parameters, in_axes, strict=True):
+        if isinstance(axis, int):
+            moved.append(_helper("move_in", g, [p, Constant(axis)]))
+            if size is None:
+                size = _helper("size_of", g, [p, Constant(axis)])
+        elif isinstance(axis, (tuple, list)):
+            parts = []
+            for j, a in enumerate(axis):
+                item = g.apply(P["getitem"], p, j)
+                if isinstance(a, int):
+                    parts.append(_helper("move_in", g, [item, Constant(a)]))
+                    if size is None:
+                        size = _helper("size_of", g, [item, Constant(a)])
+                elif a is None:
+                    parts.append(item)
+                else:
+                    raise VmapError("vmap: nested in_axes deeper than one level are not "
+                                    "supported yet")
+            moved.append(g.apply(P["make_list" if isinstance(axis, list) else "make_tuple"],
+                                 *parts))
+        else:
+            moved.append(p)
+    if size is None:
+        raise VmapError("vmap: no argument is mapped (in_axes is None everywhere); give "
+                        "axis_size")
+    vg = VTransform(outer, example_ndim).root(fg, trees, g if into is not None else None)
+    out = g.apply(Constant(vg), size, *moved, loc=fg.loc)
+    g.effects = [out]
+    if isinstance(out_axes, int):
+        g.output = _helper("move_out", g, [out, Constant(out_axes)])
+    elif isinstance(out_axes, (tuple, list)) and all(isinstance(a, int) for a in out_axes):
+        g.output = g.apply(P["make_tuple"], *[
+            _helper("move_out", g, [g.apply(P["getitem"], out, j), Constant(a)])
+            for j, a in enumerate(out_axes)])
+    else:
+        raise VmapError(f"vmap: out_axes {out_axes!r}: give an int, or a tuple of ints "
+                        "matching a tuple result")
+    return g

@@ -771,6 +771,8 @@ class ExpressionMixin:
         name = fn.__name__
         if name == "jvp":
             return self._jvp_call(node, block)
+        if name == "vmap" and node.args:
+            return self._vmap_call(node, block)
         if name not in ("grad", "value_and_grad", "jit") or not node.args:
             raise self.error(f"tapeless.{name} cannot be called inside compiled code", node,
                              "call it outside the compiled function")
@@ -833,6 +835,35 @@ class ExpressionMixin:
         PENDING_TRANSFORMS.add(stand_in)
         call = block.graph.apply(Constant(stand_in, self.loc(node)), *items, loc=self.loc(node))
         return call
+
+    def _vmap_call(self, node: ast.Call, block: Block) -> Node:
+        """`tl.vmap(f, in_axes, out_axes, axis_size)` inside compiled code: a stand-in
+        for the batched function (`TransformSpec` of kind "vmap", options known when
+        compiling), built by the V transform."""
+        target = self.expr(node.args[0], block)
+        if not (isinstance(target, Constant) and isinstance(target.value, Graph)):
+            raise self.error("the function passed to tapeless.vmap inside compiled code "
+                             "must be known when compiling (a def, lambda or global "
+                             "function)", node.args[0], "define it with def or lambda")
+        names = ("in_axes", "out_axes", "axis_size")
+        options: dict[str, Any] = {"in_axes": 0, "out_axes": 0, "axis_size": None}
+        for i, arg in enumerate(node.args[1:]):
+            options[names[i]] = self._compile_time(arg, block)
+        for kw in node.keywords:
+            if kw.arg not in options:
+                raise self.error(f"unexpected argument {kw.arg!r} to tapeless.vmap", kw)
+            options[kw.arg] = self._compile_time(kw.value, block)
+        graph: Graph = target.value
+        stand_in = Graph(f"vmap_{graph.name}", None, graph.loc)
+        for p in graph.parameters:
+            stand_in.add_parameter(p.name, p.loc)
+        stand_in.vararg = graph.vararg
+        stand_in.signature = graph.signature
+        stand_in.transform = TransformSpec(
+            "vmap", graph, (options["in_axes"], options["out_axes"], options["axis_size"]),
+            False)
+        PENDING_TRANSFORMS.add(stand_in)
+        return Constant(stand_in, self.loc(node))
 
     def _compile_time(self, node: ast.expr, block: Block) -> Any:
         value = self.expr(node, block)

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..runtime import tree_leaves, tree_unflatten
+from ..runtime import ZERO, tree_leaves, tree_unflatten
 
 # (Every primitive and rule module first: the rules here cover every primitive.)
 from . import (  # noqa: F401
@@ -74,11 +74,24 @@ def element(a, i):
     return tree_unflatten(a, [leaf[i] for leaf in tree_leaves(a)])
 
 
+def _stacked(column):
+    # (a sensitivity that is zero for every example stays the symbolic zero)
+    if column[0] is ZERO:
+        return ZERO
+    return np.stack(column)
+
+
 def stack(outs):
     """One batched value from a list of per-example values of one structure."""
     leaves = [tree_leaves(o) for o in outs]
-    return tree_unflatten(outs[0], [np.stack([ls[j] for ls in leaves])
+    return tree_unflatten(outs[0], [_stacked([ls[j] for ls in leaves])
                                     for j in range(len(leaves[0]))])
+
+
+def _broadcast_leaf(size, leaf):
+    if leaf is ZERO:
+        return ZERO
+    return np.broadcast_to(leaf, (size,) + np.shape(leaf))
 
 
 def per_element(fn, size, flags, *args):
@@ -91,8 +104,7 @@ def per_element(fn, size, flags, *args):
 
 def broadcast(size, x):
     """An unbatched value as a batched one: each leaf repeated along a new first axis."""
-    return tree_unflatten(x, [np.broadcast_to(leaf, (size,) + np.shape(leaf))
-                              for leaf in tree_leaves(x)])
+    return tree_unflatten(x, [_broadcast_leaf(size, leaf) for leaf in tree_leaves(x)])
 
 
 def select(c, a, b):
