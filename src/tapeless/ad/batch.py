@@ -418,6 +418,12 @@ class VTransform:
         flags = tuple(not unbatched(t) for t in trees)
         vals = [self.materialize(v, t, B, inst) if f else v
                 for v, t, f in zip(vals, trees, flags, strict=True)]
+        if inst.mask is not None:
+            # (Only the elements under the mask: the others' values are never used, and
+            # may be out of the function's domain: the index one past a loop's end.)
+            out, _ = self._inline(batch_rules.per_active_element, inst,
+                                  [fn, inst.size, Constant(flags), inst.mask, *vals], loc)
+            return out
         out, _ = self._inline(batch_rules.per_element, inst,
                               [fn, inst.size, Constant(flags), *vals], loc)
         return out
@@ -591,10 +597,15 @@ class VTransform:
                         return call(P["np.matmul"], b, call(P["np.transpose"], a, Constant(None)))
                     return None
                 return call(P["np.matmul"], a, b)
-            spec = {(1, 1): "si,si->s", (2, 1): "sij,sj->si", (1, 2): "si,sij->sj"}.get(
-                (pa, pb))
-            if spec is not None:
-                return call(P["np.einsum"], Constant(spec), a, b)
+            if (pa, pb) == (1, 1):
+                return call(P["np.sum"], call(P["mul"], a, b), Constant(1), Constant(None),
+                            Constant(False))
+            if (pa, pb) == (2, 1):
+                return call(P["np.squeeze"], call(P["np.matmul"], a, call(
+                    P["np.expand_dims"], b, Constant(-1))), Constant(-1))
+            if (pa, pb) == (1, 2):
+                return call(P["np.squeeze"], call(P["np.matmul"], call(
+                    P["np.expand_dims"], a, Constant(1)), b), Constant(1))
             return call(P["np.matmul"], a, b) if pa == pb == 2 else None
         if name == "getattr" and flags == (True, False) and isinstance(args[1], Constant) \
                 and args[1].value == "T" and ndims[0] is not None:

@@ -102,6 +102,23 @@ def per_element(fn, size, flags, *args):
     return stack(outs)
 
 
+def per_active_element(fn, size, flags, mask, *args):
+    """`per_element` where `mask` holds; elsewhere, the first such element's result
+    (a placeholder, never used: see `tapeless.ad.batch`)."""
+    outs = []
+    first = -1
+    for i in range(size):
+        if mask[i]:
+            outs.append(fn(*[element(a, i) if f else a for a, f in zip(args, flags)]))
+            if first < 0:
+                first = i
+        else:
+            outs.append(None)
+    if first < 0:
+        return per_element(fn, size, flags, *args)
+    return stack([outs[i] if mask[i] else outs[first] for i in range(size)])
+
+
 def broadcast(size, x):
     """An unbatched value as a batched one: each leaf repeated along a new first axis."""
     return tree_unflatten(x, [_broadcast_leaf(size, leaf) for leaf in tree_leaves(x)])
@@ -195,7 +212,7 @@ for _name in ["sin", "cos", "tan", "sinh", "cosh", "tanh", "exp", "expm1", "log1
     batch_generic(elementwise, f"np.{_name}", f"math.{_name}")
 for _math, _np in [("asin", "arcsin"), ("acos", "arccos"), ("atan", "arctan"),
                    ("asinh", "arcsinh"), ("acosh", "arccosh"), ("atanh", "arctanh"),
-                   ("atan2", "arctan2"), ("hypot", "hypot"), ("copysign", "copysign"),
+                   ("atan2", "arctan2"), ("copysign", "copysign"),
                    ("fmod", "fmod"), ("pow", "power")]:
     batch_generic(elementwise, f"np.{_np}", f"math.{_math}")
 batch_generic(elementwise, None, "lt", "le", "gt", "ge", "eq", "ne", "bitand", "bitor",
@@ -396,6 +413,45 @@ def _stack(size, flags, arrays, axis=0):
     if axis < 0:
         return np.stack(arrays, axis)
     return np.stack(arrays, axis + 1)
+
+
+# --- sequences ----------------------------------------------------------------------------
+
+def _rows(x):
+    # (a batched sequence as a list of its batched items: an array's rows per example)
+    if isinstance(x, list) or isinstance(x, tuple):
+        return list(x)
+    return [x[:, j] for j in range(np.shape(x)[1])]
+
+
+@batch("as_sequence")
+def _as_sequence(size, flags, iterable):
+    return iterable
+
+
+@batch("list", when=_first_only)
+def _list(size, flags, iterable):
+    return _rows(iterable)
+
+
+@batch("tuple", when=_first_only)
+def _tuple(size, flags, iterable):
+    return tuple(_rows(iterable))
+
+
+@batch("reversed", when=_first_only)
+def _reversed(size, flags, seq):
+    return list(reversed(_rows(seq)))
+
+
+@batch("sum", when=_first_only)
+def _sum(size, flags, iterable, start=0):
+    if isinstance(iterable, list) or isinstance(iterable, tuple):
+        total = start
+        for item in iterable:
+            total = total + item
+        return total + np.zeros(size)
+    return np.sum(iterable, axis=1) + start
 
 
 # --- the edges of a batched function (`tapeless.vmap_api`) -----------------------------
