@@ -135,12 +135,34 @@ class Vmapped(Transformed):
         self.axis_size = axis_size
 
     def _axes(self, n: int) -> list[Any]:
+        """One axis per parameter of the function (as calls bind them: `*args` packed
+        into one tuple). An int maps every positional argument; a parameter with a
+        default is passed whole unless `in_axes` is a tuple that names it. A tuple gives
+        one entry per positional argument, those past the named parameters going to
+        `*args`; parameters it does not reach are passed whole."""
+        import inspect
+
+        params = list(inspect.signature(self.__tapeless_wrapped__).parameters.values())
+        if len(params) != n:  # (a transform's graph: one entry per parameter)
+            params = []
+        kinds = [p.kind for p in params]
+        star = kinds.index(inspect.Parameter.VAR_POSITIONAL) \
+            if inspect.Parameter.VAR_POSITIONAL in kinds else None
         if isinstance(self.in_axes, (int, type(None))):
-            return [self.in_axes] * n
+            if not params:
+                return [self.in_axes] * n
+            return [None if p.default is not inspect.Parameter.empty or p.kind in (
+                inspect.Parameter.KEYWORD_ONLY, inspect.Parameter.VAR_KEYWORD) else
+                self.in_axes for p in params]
         axes = list(self.in_axes)
-        if len(axes) != n:
-            raise VmapError(f"vmap: in_axes has {len(axes)} entries for {n} arguments")
-        return axes
+        if star is not None:
+            fixed, rest = axes[:star], axes[star:]
+            return [*fixed, *[None] * (star - len(fixed)), tuple(rest),
+                    *[None] * (n - star - 1)]
+        if len(axes) > n:
+            raise VmapError(f"vmap: in_axes has {len(axes)} entries for a function of "
+                            f"{n} parameters")
+        return axes + [None] * (n - len(axes))
 
     def build_graph(self) -> Graph:
         return self._vmapped(graph_of(self.fun))

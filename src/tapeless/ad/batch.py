@@ -50,7 +50,7 @@ from ..ir.nodes import (
     is_constant_graph,
 )
 from ..primitives import PRIMITIVES, Primitive
-from ..primitives.batch_rules import ARRAY_FACTS, STACK_OPS, TYPE_LEVEL
+from ..primitives.batch_rules import ARRAY_FACTS, IN_PLACE, STACK_OPS, TYPE_LEVEL
 from ..runtime import tree_leaves  # noqa: F401
 
 P = PRIMITIVES
@@ -210,10 +210,10 @@ class VTransform:
             return node
         vg = inst.vg
         if isinstance(want, Tup):
-            if not isinstance(tree, Tup):  # (an unbatched tuple: its items)
+            if not isinstance(tree, Tup):  # (a tuple batched entirely, or not at all)
                 items: list[Node] = [vg.apply(P["tuple_getitem"], node, j)
                                      for j in range(len(want.items))]
-                trees = [U] * len(want.items)
+                trees = [tree] * len(want.items)
             else:
                 items = [vg.apply(P["tuple_getitem"], node, j) for j in range(len(want.items))]
                 trees = list(tree.items)
@@ -286,6 +286,7 @@ class VTransform:
                 found.assumed_used = True
             return found
         assumed: Tree = None
+        before = set(self.memo)
         while True:
             made = self._build(h, trees, parent, inst, masked, assumed, key)
             if not made.assumed_used or join(made.assumed, made.out_tree) == made.assumed:
@@ -297,6 +298,10 @@ class VTransform:
                 made.done = True
                 return made
             assumed = join(made.assumed, made.out_tree)
+            # (What was built for the wrong result tree is built again: a mutual
+            # recursion's other graph assumed it.)
+            for stale in set(self.memo) - before:
+                del self.memo[stale]
 
     def _scope_of(self, h: Graph, inst: Inst) -> Inst | None:
         """Where a graph without a parent that reads values of other graphs (a
@@ -403,6 +408,30 @@ class VTransform:
         inst.values[node.id] = (call, B)
         return [call]
 
+    def _map(self, node: Apply, prim: Primitive, h: Graph, inst: Inst) -> list[Node]:
+        """A comprehension: its body batched for the sequence's items (a batched array's
+        items are its rows, per example)."""
+        vg, loc = inst.vg, node.loc
+        seq, stree = self.lookup(node.inputs[2], inst, loc)
+        masked = inst.mask is not None
+        made = self.instance(h, [U if unbatched(stree) else B], inst, loc, masked)
+        if not masked and unbatched(stree) and unbatched(made.out_tree):
+            out = vg.apply(node.inputs[0], Constant(made.vg), seq, loc=loc, name=node.name)
+            inst.values[node.id] = (out, U)
+            return [out]
+        w = Graph(f"{made.vg.name}_item", vg, loc)
+        x = w.add_parameter("item")
+        wi = Inst(h, w, inst, inst.size, inst.mask)
+        call = w.apply(Constant(made.vg), *([inst.size] if made.parent is None else []),
+                       *([inst.mask] if masked else []), x, loc=loc)
+        w.effects = [call]
+        w.output = self.materialize(call, made.out_tree if made.done else made.assumed, B,
+                                    wi)
+        items = seq if unbatched(stree) else self._helper("rows", inst, [seq])
+        out = vg.apply(node.inputs[0], Constant(w), items, loc=loc, name=node.name)
+        inst.values[node.id] = (out, B)
+        return [out]
+
     def _ones(self, inst: Inst) -> Node:
         return inst.vg.apply(P["np.ones"], inst.size, Constant(bool))
 
@@ -433,8 +462,11 @@ class VTransform:
 
         vg, loc = inst.vg, node.loc
         args = node.inputs[1:]
-        vals, trees = self._args(args, inst, loc)
         name = prim.name
+        if name in ("list_map", "list_flatmap") and is_constant_graph(args[0]) and \
+                len(args[0].value.parameters) == 1:
+            return self._map(node, prim, args[0].value, inst)
+        vals, trees = self._args(args, inst, loc)
         forced = per_element_effect(prim)
         if forced and inst.mask is not None:
             raise VmapError(f"vmap: {name} under a condition that differs across the batch "
@@ -460,6 +492,9 @@ class VTransform:
                 tree = U if unbatched(tree) else tree
             inst.values[node.id] = (made, tree)
             return [made]
+        if name in IN_PLACE and unbatched(trees[0]):
+            vals[0] = self._helper("broadcast_copy", inst, [inst.size, vals[0]])
+            trees[0] = B
         # --- structural
         if name in ("make_tuple", "make_list"):
             made = vg.apply(node.inputs[0], *vals, loc=loc, name=node.name)
@@ -480,6 +515,11 @@ class VTransform:
             items = [self.materialize(v, t, B, inst) for v, t in zip(vals, trees, strict=True)]
             made = vg.apply(node.inputs[0], *items, loc=loc, name=node.name)
             inst.values[node.id] = (made, B)
+            return [made]
+        if name in ("is_", "is_not"):
+            # (Identity: batched values are the same object where the examples' are.)
+            made = vg.apply(node.inputs[0], *vals, loc=loc, name=node.name)
+            inst.values[node.id] = (made, U)
             return [made]
         if name in TYPE_LEVEL or (name == "getattr" and isinstance(args[1], Constant) and
                                    args[1].value in ARRAY_FACTS and not unbatched(trees[0])):
@@ -761,9 +801,8 @@ class VTransform:
         if kind == "for_range":
             bounds, btrees = self._args(node.inputs[1:4], inst, loc)
             if not all(unbatched(t) for t in btrees):
-                raise VmapError("vmap: a for loop over a range whose bounds differ across "
-                                "the batch is not supported yet; write it as a while loop",
-                                loc)
+                return self._batched_range(node, body, bounds, btrees, init_vals,
+                                           init_trees, inst)
         trees = list(init_trees)
         while True:
             vb = self._loop_graph(body, inst, [U] * lead + trees, False)
@@ -803,10 +842,36 @@ class VTransform:
         made.done = True
         return made
 
+    def _batched_range(self, node: Apply, body: Graph, bounds: list[Node],
+                       btrees: list[Tree], init_vals: list[Node], init_trees: list[Tree],
+                       inst: Inst) -> list[Node]:
+        """A `for` loop over a range whose bounds differ across the batch: the while
+        loop it stands for (`while (stop - i) * step > 0: ...; i += step`), batched."""
+        g, loc = node.graph, node.loc
+        start, stop, step = node.inputs[1:4]
+        cond = Graph(f"{body.name}_in_range", g, loc)
+        i = cond.add_parameter("i")
+        for p in body.parameters[1:]:
+            cond.add_parameter(p.name)
+        cond.output = cond.apply(P["gt"], cond.apply(P["mul"], cond.apply(P["sub"], stop, i),
+                                                     step), 0, loc=loc)
+        stepped = Graph(f"{body.name}_stepped", g, loc)
+        j = stepped.add_parameter("i")
+        state = [stepped.add_parameter(p.name) for p in body.parameters[1:]]
+        r = stepped.apply(Constant(body), j, *state, loc=loc)
+        stepped.effects = [r]
+        stepped.output = stepped.apply(P["make_tuple"], stepped.apply(P["add"], j, step),
+                                       *[stepped.apply(P["tuple_getitem"], r, k)
+                                         for k in range(len(state))])
+        return self._batched_while(node, inst, cond, stepped, [bounds[0], *init_vals],
+                                   [btrees[0], *init_trees], skip=1)
+
     def _batched_while(self, node: Apply, inst: Inst, cond: Graph, body: Graph,
-                       init_vals: list[Node], init_trees: list[Tree]) -> list[Node]:
+                       init_vals: list[Node], init_trees: list[Tree], skip: int = 0
+                       ) -> list[Node]:
         """A while loop whose condition differs across the batch: it runs until no
-        element's condition holds; a finished element's state stays as it was."""
+        element's condition holds; a finished element's state stays as it was. (`skip`:
+        leading state that is not the loop's result.)"""
         vg, loc = inst.vg, node.loc
         k = len(init_vals)
         vb = self._loop_graph(body, inst, [B] * k, True)
@@ -837,8 +902,8 @@ class VTransform:
         wb.effects = [new, c]
         loop = vg.apply(P["while_loop"], Constant(wc), Constant(wb), a0, *init, loc=loc)
         result = vg.apply(P["make_tuple"], *[vg.apply(P["tuple_getitem"], loop, j + 1)
-                                             for j in range(k)])
-        inst.values[node.id] = (result, Tup(tuple([B] * k)))
+                                             for j in range(skip, k)])
+        inst.values[node.id] = (result, Tup(tuple([B] * (k - skip))))
         return [c0, loop]
 
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..runtime import ZERO, tree_leaves, tree_unflatten
+from ..runtime import UNBOUND, ZERO, tree_leaves, tree_unflatten
 
 # (Every primitive and rule module first: the rules here cover every primitive.)
 from . import (  # noqa: F401
@@ -89,8 +89,8 @@ def stack(outs):
 
 
 def _broadcast_leaf(size, leaf):
-    if leaf is ZERO:
-        return ZERO
+    if leaf is ZERO or leaf is UNBOUND:
+        return leaf
     return np.broadcast_to(leaf, (size,) + np.shape(leaf))
 
 
@@ -124,10 +124,23 @@ def broadcast(size, x):
     return tree_unflatten(x, [_broadcast_leaf(size, leaf) for leaf in tree_leaves(x)])
 
 
+def _select_leaf(c, x, y):
+    # (a placeholder, a variable not bound yet, is never read: the other side)
+    if y is UNBOUND:
+        return x
+    if x is UNBOUND:
+        return y
+    return np.where(np.reshape(c, np.shape(c) + (1,) * (np.ndim(x) - 1)), x, y)
+
+
+def broadcast_copy(size, x):
+    """`broadcast`, each element its own copy (for updates in place)."""
+    return tree_unflatten(x, [np.array(_broadcast_leaf(size, leaf)) for leaf in tree_leaves(x)])
+
+
 def select(c, a, b):
     """Per element, `a` where the mask `c` (of the batch's length) holds, else `b`."""
-    return tree_unflatten(a, [np.where(np.reshape(c, np.shape(c) + (1,) * (np.ndim(x) - 1)),
-                                       x, y)
+    return tree_unflatten(a, [_select_leaf(c, x, y)
                               for x, y in zip(tree_leaves(a), tree_leaves(b))])
 
 
@@ -137,8 +150,15 @@ def as_mask(c):
 
 
 def first_of(size, x):
-    """Element 0 of a batched value (for what depends on types and lengths only)."""
-    return element(x, 0)
+    """Element 0 of a batched value (for what depends on types and lengths only), a
+    NumPy number as the Python number an example holds."""
+    return tree_unflatten(x, [_python_number(leaf[0]) for leaf in tree_leaves(x)])
+
+
+def _python_number(v):
+    if isinstance(v, np.generic):
+        return v.item()
+    return v
 
 
 def _container(a):
@@ -417,8 +437,9 @@ def _stack(size, flags, arrays, axis=0):
 
 # --- sequences ----------------------------------------------------------------------------
 
-def _rows(x):
-    # (a batched sequence as a list of its batched items: an array's rows per example)
+def rows(x):
+    """A batched sequence as a list of its batched items (an array's rows, per
+    example)."""
     if isinstance(x, list) or isinstance(x, tuple):
         return list(x)
     return [x[:, j] for j in range(np.shape(x)[1])]
@@ -431,17 +452,17 @@ def _as_sequence(size, flags, iterable):
 
 @batch("list", when=_first_only)
 def _list(size, flags, iterable):
-    return _rows(iterable)
+    return rows(iterable)
 
 
 @batch("tuple", when=_first_only)
 def _tuple(size, flags, iterable):
-    return tuple(_rows(iterable))
+    return tuple(rows(iterable))
 
 
 @batch("reversed", when=_first_only)
 def _reversed(size, flags, seq):
-    return list(reversed(_rows(seq)))
+    return list(reversed(rows(seq)))
 
 
 @batch("sum", when=_first_only)
@@ -484,10 +505,13 @@ ALWAYS_PER_ELEMENT = {name for name in PRIMITIVES
                           "normal_and_standard", "uniform_and_unit",
                           "exponential_and_standard", "standard_variates", "print")}
 # What depends on types, lengths and identities only: computed on element 0, unbatched.
-TYPE_LEVEL = {"len", "np.shape", "np.ndim", "np.size", "is_", "is_not", "isinstance",
-              "callable", "hasattr", "class_of"}
+TYPE_LEVEL = {"len", "np.shape", "np.ndim", "np.size", "isinstance", "callable", "hasattr",
+              "class_of"}
 # Attributes of an array that are the same for every example (taken of element 0).
 ARRAY_FACTS = {"shape", "ndim", "size", "dtype"}
+# Updates of their first argument in place: batched, it is a copy per element (an update
+# that differs across the batch must not reach the other elements).
+IN_PLACE = {"index_update_inplace", "index_add_inplace", "update_rest_inplace"}
 # The stacks of derivative loops: they hold batched values (see `tapeless.ad.batch`).
 STACK_OPS = {"stack_new", "stack_push", "stack_pop", "stack_nonempty"}
 
