@@ -255,8 +255,9 @@ class VTransform:
         if key not in self._rules:
             g = Graph(prim.name.replace(".", "_"), None, None)
             ps = [g.add_parameter(f"a{j}") for j in range(n)]
-            g.output = g.apply(Constant(prim), *ps)
-            g.effects = [g.output] if prim.effect else []
+            call = g.apply(Constant(prim), *ps)
+            g.effects = [call] if prim.effect or prim.statement else []
+            g.output = Constant(None) if prim.statement else call
             self._rules[key] = g
         return self._rules[key]
 
@@ -273,9 +274,12 @@ class VTransform:
     def instance(self, h: Graph, trees: list[Tree], inst: Inst, loc: Location | None,
                  masked: bool) -> Inst:
         """The batched version of `h` for arguments batched as `trees`."""
-        parent = self._find(h.parent, inst) if h.parent is not None else \
-            self._scope_of(h, inst)
-        if h.parent is not None and parent is None:
+        parent = self._find(h.parent, inst) if h.parent is not None else None
+        if parent is None:
+            # (No enclosing graph, or one the optimizer inlined away: where the values
+            # it reads are.)
+            parent = self._scope_of(h, inst)
+        if parent is None and free_variables(h):
             raise VmapError(f"vmap cannot call {h.name} here (outside its scope)", loc)
         key = (h.id, tuple(trees), masked, id(parent))
         found = self.memo.get(key)

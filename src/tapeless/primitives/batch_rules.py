@@ -138,10 +138,39 @@ def broadcast_copy(size, x):
     return tree_unflatten(x, [np.array(_broadcast_leaf(size, leaf)) for leaf in tree_leaves(x)])
 
 
+def _unbound_in(leaves):
+    for leaf in leaves:
+        if leaf is UNBOUND:
+            return True
+    return False
+
+
+def _select_same(c, a, b):
+    # (a and b of one structure, or one of them a placeholder)
+    if a is UNBOUND:
+        return b
+    if b is UNBOUND:
+        return a
+    la = tree_leaves(a)
+    lb = tree_leaves(b)
+    if len(la) != len(lb) or _unbound_in(la) or _unbound_in(lb):
+        raise ValueError("vmap: an if whose condition differs across the batch gives "
+                         "values of different structures in its branches (a tuple in one, "
+                         "a number in the other); give both branches the same structure")
+    return tree_unflatten(a, [_select_leaf(c, x, y) for x, y in zip(la, lb)])
+
+
 def select(c, a, b):
-    """Per element, `a` where the mask `c` (of the batch's length) holds, else `b`."""
-    return tree_unflatten(a, [_select_leaf(c, x, y)
-                              for x, y in zip(tree_leaves(a), tree_leaves(b))])
+    """Per element, `a` where the mask `c` (of the batch's length) holds, else `b`. (A
+    variable not bound yet on one side, a placeholder, takes the other side's value.)"""
+    if a is UNBOUND or b is UNBOUND or len(tree_leaves(a)) == len(tree_leaves(b)) and \
+            not _unbound_in(tree_leaves(a)) and not _unbound_in(tree_leaves(b)):
+        return _select_same(c, a, b)
+    if isinstance(a, tuple) and isinstance(b, tuple) and len(a) == len(b):
+        return tuple([_select_same(c, x, y) for x, y in zip(a, b)])
+    if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
+        return [_select_same(c, x, y) for x, y in zip(a, b)]
+    return _select_same(c, a, b)
 
 
 def as_mask(c):
