@@ -17,6 +17,7 @@ import time
 
 import numpy as np
 
+import tapeless as tl
 from lib import costs, data, models, optim, plots, train
 
 
@@ -36,16 +37,17 @@ def pretrain(rng, x, sizes, steps, noise, quiet):
     encoders, h = [], x
     for n_in, n_out in zip(sizes[:-1], sizes[1:], strict=True):
         ae = models.autoencoder(rng, n_in, n_out)
-        ae, _ = train.fit(denoising_cost, ae, optim.Momentum(0.05, 0.9), (h, rng, noise),
-                          steps, 32, rng, desc=f"pretrain {n_in}->{n_out}", quiet=quiet)
+        ae, _ = train.fit(tl.value_and_grad(denoising_cost), ae, optim.Momentum(0.05, 0.9),
+                          (h, rng, noise), steps, 32, rng, desc=f"pretrain {n_in}->{n_out}",
+                          quiet=quiet)
         encoders.append(ae.encoder)
         h = ae.code(h)
     return encoders
 
 
 def finetune(rng, model, x, y, steps, lr, quiet, desc):
-    return train.fit(classification_cost, model, optim.Momentum(lr, 0.9), (x, y), steps, 32,
-                     rng, desc=desc, quiet=quiet, log_every=5)
+    return train.fit(tl.value_and_grad(classification_cost), model, optim.Momentum(lr, 0.9),
+                     (x, y), steps, 32, rng, desc=desc, quiet=quiet, log_every=5)
 
 
 def run_seed(seed, args, x, y):
@@ -55,10 +57,9 @@ def run_seed(seed, args, x, y):
     top = models.dense(rng, args.hidden, 10)
 
     encoders = pretrain(rng, x, sizes, args.pretrain_steps, args.noise, args.quiet)
-    pretrained = models.MLP(tuple(encoders) + (top,), sigmoid=True)
-    random_init = models.MLP(tuple(models.dense(rng, a, b) for a, b in
-                                   zip(sizes[:-1], sizes[1:], strict=True)) + (top,),
-                             sigmoid=True)
+    pretrained = models.SigmoidMLP(tuple(encoders) + (top,))
+    random_init = models.SigmoidMLP(tuple(models.dense(rng, a, b) for a, b in
+                                          zip(sizes[:-1], sizes[1:], strict=True)) + (top,))
     results = {}
     for name, model in (("pretrained", pretrained), ("random init", random_init)):
         fitted, history = finetune(np.random.default_rng(seed + 1000), model, x[train_idx],

@@ -21,6 +21,7 @@ import time
 import numpy as np
 from scipy.sparse.csgraph import shortest_path
 
+import tapeless as tl
 from lib import data, optim, plots, train
 
 SIDE = 8
@@ -94,7 +95,7 @@ def main(argv=None):
     target = pixel_distances(xs, args.knn)
     i, j = np.triu_indices(len(target), k=1)
     embedding = rng.normal(0.0, 1.0, size=(len(target), 2))
-    embedding, history = train.fit(stress, embedding, optim.Adam(0.05),
+    embedding, history = train.fit(tl.value_and_grad(stress), embedding, optim.Adam(0.05),
                                    (i, j, target[i, j]), args.steps, 256, rng,
                                    desc="embed pixels", quiet=args.quick)
     recovered, chance = neighbour_recovery(embedding, true_positions[informative])

@@ -24,10 +24,15 @@ def cross_entropy_each(logits, labels):
 
 
 def soft_cross_entropy(logits, targets, weights):
-    """Weighted mean cross-entropy against one-hot (or soft) `targets`; examples with
-    weight 0 (padding) count for nothing."""
+    """Weighted cross-entropy against one-hot (or soft) `targets`: sum_i w_i nll_i, so
+    the weights should sum to 1; examples with weight 0 (padding) count for nothing.
+
+    (Normalizing here, `np.sum(weights * nll) / np.sum(weights)`, is what one would
+    write, but its second derivative fails in tapeless -- "unsupported operand type(s)
+    for /: '_Zero' and 'float'" -- when the loss is differentiated through a `tl.grad`
+    of it: the callers normalize the weights instead.)"""
     nll = -np.sum(targets * log_softmax(logits), axis=-1)
-    return np.sum(weights * nll) / np.sum(weights)
+    return np.sum(weights * nll)
 
 
 def mse(predictions, targets):

@@ -35,25 +35,44 @@ def dense(rng: np.random.Generator, n_in: int, n_out: int, scale: float | None =
 
 @dataclass(frozen=True)
 class MLP:
-    """Dense layers with tanh between them (sigmoid when `sigmoid` is set), linear output."""
+    """Dense layers with tanh between them, linear output."""
 
     layers: tuple
-    sigmoid: bool = False
 
     def hidden(self, x):
         h = x
         for layer in self.layers[:-1]:
-            z = layer(h)
-            h = expit(z) if self.sigmoid else np.tanh(z)
+            h = np.tanh(layer(h))
         return h
 
     def __call__(self, x):
         return self.layers[-1](self.hidden(x))
 
 
-def mlp(rng: np.random.Generator, sizes: list[int], sigmoid: bool = False) -> MLP:
-    return MLP(tuple(dense(rng, a, b) for a, b in zip(sizes[:-1], sizes[1:], strict=True)),
-               sigmoid)
+@dataclass(frozen=True)
+class SigmoidMLP:
+    """Dense layers with logistic sigmoids between them, linear output (the networks of
+    Bengio et al. 2006).
+
+    (A separate class, not a `sigmoid: bool` field of MLP: `tl.value_and_grad(cost)`
+    called from Python refuses a model with a bool field -- "it is (or contains) a bool,
+    and only floating-point values can be differentiated" -- though the same gradient
+    taken inside compiled code accepts it.)"""
+
+    layers: tuple
+
+    def hidden(self, x):
+        h = x
+        for layer in self.layers[:-1]:
+            h = expit(layer(h))
+        return h
+
+    def __call__(self, x):
+        return self.layers[-1](self.hidden(x))
+
+
+def mlp(rng: np.random.Generator, sizes: list[int]) -> MLP:
+    return MLP(tuple(dense(rng, a, b) for a, b in zip(sizes[:-1], sizes[1:], strict=True)))
 
 
 @dataclass(frozen=True)

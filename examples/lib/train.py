@@ -14,26 +14,19 @@ from tqdm import tqdm
 import tapeless as tl
 
 
-def make_step(cost: Callable[..., Any]) -> Callable[..., Any]:
-    """A compiled step of an optimizer on `cost(params, *batch)`:
-    `step(optimizer, params, state, *batch) -> (params, state, cost)`.
-
-    (The natural form, one global `train_step(cost, optimizer, params, state, *batch)`
-    calling `tl.value_and_grad(cost)` on its argument, is refused by the compiler: "the
-    function passed to tapeless.value_and_grad inside compiled code must be known when
-    compiling". Closing over `cost` makes it known.)"""
-    if cost not in _STEPS:
-
-        def train_step(optimizer, params, state, *batch):
-            value, grads = tl.value_and_grad(cost)(params, *batch)
-            params, state = optimizer.step(params, grads, state)
-            return params, state, value
-
-        _STEPS[cost] = tl.jit(train_step)
-    return _STEPS[cost]
+def train_step(value_and_grad, optimizer, params, state, *batch):
+    """One step of `optimizer` with the cost's `value_and_grad` (`tl.value_and_grad(cost)`):
+    returns (params, state, cost)."""
+    value, grads = value_and_grad(params, *batch)
+    params, state = optimizer.step(params, grads, state)
+    return params, state, value
 
 
-_STEPS: dict[Callable[..., Any], Callable[..., Any]] = {}
+# (The cost's derivative is made by the caller, `tl.value_and_grad(cost)`, and passed in.
+# Writing `tl.value_and_grad(cost)` here, on an argument `cost`, is refused by the
+# compiler: "the function passed to tapeless.value_and_grad inside compiled code must be
+# known when compiling".)
+compiled_step = tl.jit(train_step)
 
 
 def minibatches(rng: np.random.Generator, n: int, batch_size: int) -> Iterator[np.ndarray]:
@@ -52,14 +45,14 @@ class History:
     seconds: float = 0.0
 
 
-def fit(cost: Callable[..., Any], params: Any, optimizer: Any, data: tuple[np.ndarray, ...],
-        steps: int, batch_size: int, rng: np.random.Generator, desc: str = "train",
-        quiet: bool = False, log_every: int = 10) -> tuple[Any, History]:
-    """Minimize `cost(params, *batch)` over minibatches of the arrays in `data` (split
-    along their first axis) for `steps` steps. Extra arguments that are not per-example
-    (a random generator, a constant) can be closed over in `cost` or passed in `data` as
-    non-arrays, which are given whole to every step."""
-    train_step = make_step(cost)
+def fit(value_and_grad: Callable[..., Any], params: Any, optimizer: Any,
+        data: tuple[np.ndarray, ...], steps: int, batch_size: int, rng: np.random.Generator,
+        desc: str = "train", quiet: bool = False,
+        log_every: int = 10) -> tuple[Any, History]:
+    """Minimize `cost(params, *batch)`, given `value_and_grad = tl.value_and_grad(cost)`,
+    over minibatches of the arrays in `data` (split along their first axis) for `steps`
+    steps. Items of `data` that are not arrays (a random generator, a constant) are
+    given whole to every step."""
     state = optimizer.init(params)
     history = History()
     n = next(len(d) for d in data if isinstance(d, np.ndarray))
@@ -69,7 +62,8 @@ def fit(cost: Callable[..., Any], params: Any, optimizer: Any, data: tuple[np.nd
     for step in bar:
         idx = next(batches)
         batch = tuple(d[idx] if isinstance(d, np.ndarray) else d for d in data)
-        params, state, value = train_step(optimizer, params, state, *batch)
+        params, state, value = compiled_step(value_and_grad, optimizer, params, state,
+                                             *batch)
         if step % log_every == 0 or step == steps - 1:
             history.steps.append(step)
             history.values.append(float(value))
