@@ -38,7 +38,10 @@ def pixel_distances(x, k):
     for i in range(n):
         graph[i, nearest[i]] = d[i, nearest[i]]
     graph = np.maximum(graph, graph.T)
-    return shortest_path(graph, directed=False)
+    distances = shortest_path(graph, directed=False)
+    if np.isinf(distances).any():  # the graph falls apart: link more neighbours
+        return pixel_distances(x, k + 1)
+    return distances
 
 
 def stress(embedding, i, j, target):
@@ -75,7 +78,8 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a few seconds, for CI")
     parser.add_argument("--steps", type=int, default=3000, help="embedding steps")
-    parser.add_argument("--knn", type=int, default=6, help="neighbours in the pixel graph")
+    parser.add_argument("--knn", type=int, default=3,
+                        help="neighbours of each pixel in the similarity graph")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--results", default=None, help="folder for the PNG")
     args = parser.parse_args(argv)

@@ -78,13 +78,16 @@ def corpus(vocab, context, held_out_chars):
     return (train_windows, train_targets), keep, forget, reference
 
 
-def unlearn(model, value_and_grad, with_retain, forget, retain, steps, lr, rng, batch):
+def unlearn(model, value_and_grad, with_retain, forget, retain, steps, lr, rng, batch,
+            target):
     """Full-batch gradient ascent on the forget set (with `batch` retain examples per step
-    when `with_retain`, for the gradient difference); the forget and retain loss after
-    each step."""
+    when `with_retain`, for the gradient difference). Returns the forget and retain loss
+    after each step, and the model at the first step whose forget loss reaches `target`
+    (the last model if none does)."""
     optimizer = optim.SGD(lr)
     state = optimizer.init(model)
     curve = [(float(loss_of(model, *forget)), float(loss_of(model, *retain)))]
+    reached = None
     for _ in range(steps):
         if with_retain:
             idx = rng.integers(0, len(retain[1]), size=batch)
@@ -94,7 +97,9 @@ def unlearn(model, value_and_grad, with_retain, forget, retain, steps, lr, rng, 
             model, state, _ = train.compiled_step(value_and_grad, optimizer, model, state,
                                                   *forget)
         curve.append((float(loss_of(model, *forget)), float(loss_of(model, *retain))))
-    return model, np.array(curve)
+        if reached is None and curve[-1][0] >= target:
+            reached = model
+    return (model if reached is None else reached), np.array(curve)
 
 
 def main(argv=None):
@@ -131,6 +136,7 @@ def main(argv=None):
     folder = args.results and plots.Path(args.results)
     fig, axes = plots.figure(1, 2, figsize=(11, 4))
     fig2, ax2 = plots.figure(figsize=(6, 4.5))
+    fig3, ax3 = plots.figure(figsize=(6, 4.5))
     for name in forget:
         before = float(loss_of(model, *forget[name]))
         never_seen = float(loss_of(model, *reference[name]))
@@ -140,7 +146,7 @@ def main(argv=None):
             t0 = time.perf_counter()
             after, curve = unlearn(model, value_and_grad, with_retain, forget[name], retain,
                                    args.unlearn_steps, args.unlearn_lr,
-                                   np.random.default_rng(args.seed), 256)
+                                   np.random.default_rng(args.seed), 256, never_seen)
             seconds = time.perf_counter() - t0
             quality = (curve[:, 0] - before) / (never_seen - before)
             reached = np.nonzero(quality >= 1.0)[0]
@@ -149,6 +155,8 @@ def main(argv=None):
                                       "after": float(curve[-1, 0]),
                                       "retain_before": float(curve[0, 1]),
                                       "retain_after": float(curve[-1, 1]),
+                                      "retain_at_1": (float(curve[steps_needed, 1])
+                                                      if steps_needed is not None else None),
                                       "steps_needed": steps_needed, "seconds": seconds}
             color = "C0" if "in distribution" in name else "C1"
             axes[0].plot(curve[:, 0], style, color=color, label=f"{name}, {label}")
@@ -156,11 +164,13 @@ def main(argv=None):
             ax2.plot(curve[:, 1], quality, style, color=color, label=f"{name}, {label}")
             if label == "gradient ascent":
                 axes[0].axhline(never_seen, color=color, lw=0.8, ls=":")
-                # Memorization: per-window loss before, against its rise.
+                # Memorization: each window's loss before unlearning, against its rise by
+                # the step the forget set as a whole reaches the never-seen level.
                 first = losses_of(model, *forget[name])
                 rise = losses_of(after, *forget[name]) - first
                 results[(name, label)]["memorization_corr"] = float(np.corrcoef(first,
                                                                                 rise)[0, 1])
+                ax3.scatter(first, rise, s=4, alpha=0.4, color=color, label=name)
     # Gradient ascent has no floor: once past the never-seen level the loss runs away.
     top = 2.0 * max(r["never_seen"] for r in results.values())
     axes[0].set_ylim(0.0, top)
@@ -177,16 +187,24 @@ def main(argv=None):
     ax2.set_xlabel("retain-set loss (lower is better)")
     ax2.set_ylabel("unlearning quality (1 = as if never seen)")
     ax2.legend(fontsize=7)
+    ax3.set_xlabel("loss of a window before unlearning (low = memorized)")
+    ax3.set_ylabel("its rise when the set reaches the never-seen loss")
+    ax3.set_title("memorization and unlearning (gradient ascent)")
+    ax3.legend()
     paths = [plots.save(fig, "unlearning_curves.png", folder),
-             plots.save(fig2, "unlearning_quality.png", folder)]
+             plots.save(fig2, "unlearning_quality.png", folder),
+             plots.save(fig3, "unlearning_memorization.png", folder)]
 
-    print(f"{'forget set':>26} {'method':>20} {'before':>7} {'after':>7} {'unseen':>7} "
-          f"{'retain':>13} {'steps to 1':>10} {'corr(mem, rise)':>15}")
+    print("losses in nats per character; quality 1 = the forget set's loss has reached "
+          "that of never-seen text of its kind")
+    print(f"{'forget set':>26} {'method':>20} {'before':>7} {'unseen':>7} {'steps to 1':>10} "
+          f"{'retain before':>13} {'retain at 1':>11} {'corr(loss, rise)':>16}")
     for (name, label), r in results.items():
         corr = r.get("memorization_corr")
-        print(f"{name:>26} {label:>20} {r['before']:7.3f} {r['after']:7.3f} "
-              f"{r['never_seen']:7.3f} {r['retain_before']:6.3f}->{r['retain_after']:5.3f} "
-              f"{str(r['steps_needed']):>10} {'' if corr is None else f'{corr:+.2f}':>15}")
+        at_1 = "-" if r["retain_at_1"] is None else f"{r['retain_at_1']:.3f}"
+        print(f"{name:>26} {label:>20} {r['before']:7.3f} {r['never_seen']:7.3f} "
+              f"{str(r['steps_needed']):>10} {r['retain_before']:13.3f} {at_1:>11} "
+              f"{'' if corr is None else f'{corr:+.2f}':>16}")
     print(f"saved {', '.join(map(str, paths))}; done in {time.perf_counter() - start:.1f} s")
     return results
 
