@@ -1,7 +1,8 @@
 """Unlearning by gradient ascent, on a small character-level language model.
 
 A model of the next character given the previous `context` characters (an MLP over the
-embedded window, Bengio et al. 2003) is trained on the source of a few standard-library
+embedded window, Bengio et al. 2003; `--model lstm` reads the window with an LSTM
+instead, several times slower) is trained on the source of a few standard-library
 modules plus the Zen of Python. Two forget sets, both trained on: a stretch of that
 source (in distribution) and the Zen (out of distribution: English, not code). Each is
 then unlearned by gradient ascent on its loss, and by the gradient-difference variant
@@ -106,6 +107,8 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a few seconds, for CI")
     parser.add_argument("--context", type=int, default=8)
+    parser.add_argument("--model", choices=("mlp", "lstm"), default="mlp",
+                        help="an MLP over the window, or an LSTM reading it")
     parser.add_argument("--hidden", type=int, default=256)
     parser.add_argument("--train-steps", type=int, default=6000)
     parser.add_argument("--unlearn-steps", type=int, default=80)
@@ -124,7 +127,10 @@ def main(argv=None):
     sample = rng.choice(len(retain_all[1]), size=2000, replace=False)
     retain = (retain_all[0][sample], retain_all[1][sample])
 
-    model = models.window_lm(rng, len(vocab), args.context, 16, args.hidden)
+    if args.model == "lstm":
+        model = models.recurrent_lm(rng, len(vocab), 16, args.hidden)
+    else:
+        model = models.window_lm(rng, len(vocab), args.context, 16, args.hidden)
     model, history = train.fit(tl.value_and_grad(nll), model, optim.Adam(3e-3), (windows, targets),
                                args.train_steps, 128, rng, desc="train LM",
                                quiet=args.quick)

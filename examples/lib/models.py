@@ -164,6 +164,28 @@ def window_lm(rng: np.random.Generator, vocab: int, context: int, dim: int,
 
 
 @dataclass(frozen=True)
+class RecurrentLM:
+    """A character model that reads the window with an LSTM and predicts the next
+    character from its last state: a drop-in for WindowLM."""
+
+    embed: np.ndarray
+    cell: LSTMCell
+    out: Dense
+
+    def __call__(self, windows):
+        n = self.cell.Wh.shape[0]
+        state = (np.zeros((windows.shape[0], n)), np.zeros((windows.shape[0], n)))
+        for t in range(windows.shape[1]):
+            state = self.cell(state, self.embed[windows[:, t]])
+        return self.out(state[0])
+
+
+def recurrent_lm(rng: np.random.Generator, vocab: int, dim: int, n_hidden: int) -> RecurrentLM:
+    return RecurrentLM(rng.normal(0.0, 0.3, size=(vocab, dim)), lstm_cell(rng, dim, n_hidden),
+                       dense(rng, n_hidden, vocab))
+
+
+@dataclass(frozen=True)
 class CharRNN:
     """A recurrent character model: an LSTM over the embedded characters, logits at each
     step."""
