@@ -3,8 +3,10 @@
 
 Each hidden layer is first trained alone as a denoising autoencoder (Vincent et al. 2008)
 of the layer below's codes -- the masking noise is drawn inside the compiled cost -- and
-the stack is then fine-tuned with a softmax layer on the labels. The same network from
-random initialization gets the same supervised budget. Prints a table of test errors
+the stack is then fine-tuned with a softmax layer on the labels. Pretraining sees the
+labelled and unlabelled training images, never the test third. The same network from
+random initialization gets the same supervised budget (and, outside --quick, also as many
+supervised steps as the pretrained network took in all). Prints a table of test errors
 over several seeds and saves the learning curves.
 
     python examples/greedy_pretraining.py [--quick]
@@ -52,18 +54,28 @@ def finetune(rng, model, x, y, steps, lr, quiet, desc):
 
 def run_seed(seed, args, x, y):
     rng = np.random.default_rng(seed)
-    train_idx, test_idx = data.split(rng, len(x), args.labeled, -1)
+    # Labelled training images, unlabelled ones, and the test images (a third), which
+    # pretraining never sees.
+    n_test = len(x) // 3
+    train_idx, unlabeled_idx, test_idx = data.split(rng, len(x), args.labeled,
+                                                    len(x) - n_test - args.labeled, -1)
     sizes = [x.shape[1]] + [args.hidden] * args.depth
     top = models.dense(rng, args.hidden, 10)
 
-    encoders = pretrain(rng, x, sizes, args.pretrain_steps, args.noise, args.quiet)
+    encoders = pretrain(rng, x[np.concatenate([train_idx, unlabeled_idx])], sizes,
+                        args.pretrain_steps, args.noise, args.quiet)
     pretrained = models.SigmoidMLP(tuple(encoders) + (top,))
     random_init = models.SigmoidMLP(tuple(models.dense(rng, a, b) for a, b in
                                           zip(sizes[:-1], sizes[1:], strict=True)) + (top,))
+    runs = [("pretrained", pretrained, args.finetune_steps),
+            ("random init", random_init, args.finetune_steps)]
+    if not args.quick:  # and with as many supervised steps as the pretrained net took in all
+        runs.append(("random init, all steps", random_init,
+                     args.finetune_steps + args.depth * args.pretrain_steps))
     results = {}
-    for name, model in (("pretrained", pretrained), ("random init", random_init)):
+    for name, model, steps in runs:
         fitted, history = finetune(np.random.default_rng(seed + 1000), model, x[train_idx],
-                                   y[train_idx], args.finetune_steps, args.lr, args.quiet,
+                                   y[train_idx], steps, args.lr, args.quiet,
                                    f"finetune ({name})")
         error = 1.0 - costs.accuracy(fitted(x[test_idx]), y[test_idx])
         results[name] = (error, history)
@@ -90,24 +102,26 @@ def main(argv=None):
 
     start = time.perf_counter()
     x, y = data.digits()
-    errors = {"pretrained": [], "random init": []}
-    curves = {}
+    errors, curves = {}, {}
     for seed in range(args.seeds):
         for name, (error, history) in run_seed(seed, args, x, y).items():
-            errors[name].append(error)
+            errors.setdefault(name, []).append(error)
             curves.setdefault(name, []).append(history)
 
     print(f"test error, {args.depth} sigmoid layers of {args.hidden}, {args.labeled} labels, "
           f"{args.finetune_steps} fine-tuning steps, {args.seeds} seeds")
-    print(f"{'seed':>6} " + " ".join(f"{seed:>6}" for seed in range(args.seeds))
+    print(f"{'seed':>22} " + " ".join(f"{seed:>6}" for seed in range(args.seeds))
           + "    mean +- 95%")
     for name, errs in errors.items():
         mean, half = plots.confidence95(errs)
-        print(f"{name:>12} " + " ".join(f"{e:6.3f}" for e in errs)
+        print(f"{name:>22} " + " ".join(f"{e:6.3f}" for e in errs)
               + f"   {mean:.3f} +- {half:.3f}")
 
     fig, ax = plots.figure(figsize=(6, 4))
-    for name, color in (("pretrained", "C0"), ("random init", "C1")):
+    for name, color in (("pretrained", "C0"), ("random init", "C1"),
+                        ("random init, all steps", "C2")):
+        if name not in curves:
+            continue
         for i, history in enumerate(curves[name]):
             ax.plot(history.steps, history.values, color=color, alpha=0.6,
                     label=name if i == 0 else None)
