@@ -147,3 +147,41 @@ def test_recurrent_cells_differentiate(optimize: str) -> None:
     analytic = sum(np.sum(g * d) for g, d in zip(tl.tree_leaves(grads),
                                                   tl.tree_leaves(direction), strict=True))
     assert np.isclose(numeric, analytic, rtol=1e-5)
+
+
+def test_maml_meta_gradients_are_right() -> None:
+    # Second order: against central differences. First order: the query loss's gradient
+    # at the adapted parameters (what stop_gradient on the inner gradients leaves).
+    maml = example("maml")
+    data = example("lib.data")
+    x, y = data.digits()
+    rng = np.random.default_rng(3)
+    episodes = [maml.sample_episode(rng, x, y, maml.META_TRAIN_CLASSES, 3, 2, 2)
+                for _ in range(2)]
+    model = maml.classifier(rng, [64, 8], 3)
+    model = maml.Classifier(model.features, maml.models.Dense(
+        rng.normal(0.0, 0.5, size=(8, 3)), rng.normal(0.0, 0.5, size=3)))
+    args = (episodes, 2, 0.5)
+
+    second = tl.grad(maml.meta_loss)(model, *args, False, False)
+    direction = tl.tree_map(lambda p: rng.normal(size=np.shape(p)), model)
+    eps = 1e-6
+    plus, minus = (tl.tree_map(lambda p, d, s=s: p + s * eps * d, model, direction)
+                   for s in (1.0, -1.0))
+    numeric = (maml.meta_loss(plus, *args, False, False)
+               - maml.meta_loss(minus, *args, False, False)) / (2 * eps)
+    analytic = sum(np.sum(g * d) for g, d in zip(tl.tree_leaves(second),
+                                                  tl.tree_leaves(direction), strict=True))
+    assert np.isclose(numeric, analytic, rtol=1e-5)
+
+    first = tl.grad(maml.meta_loss)(model, *args, True, False)
+    expected = None
+    for episode in episodes:
+        adapted = maml.adapt(model, episode, 2, 0.5, True, False)
+        g = tl.grad(maml.episode_cost)(adapted, episode.query_x, episode.query_y,
+                                      episode.query_w, episode.mask)
+        expected = g if expected is None else tl.tree_map(np.add, expected, g)
+    for a, b in zip(tl.tree_leaves(first), tl.tree_leaves(expected), strict=True):
+        assert np.allclose(a, b / len(episodes), atol=1e-12)
+    assert not all(np.allclose(a, b) for a, b in zip(tl.tree_leaves(first),
+                                                     tl.tree_leaves(second), strict=True))
