@@ -220,7 +220,7 @@ def main(argv=None):
     parser.add_argument("--results", default=None, help="folder for the PNG")
     args = parser.parse_args(argv)
     if args.quick:
-        args.meta_steps, args.test_episodes, args.hidden = 60, 100, 32
+        args.meta_steps, args.test_episodes, args.hidden = 40, 60, 32
 
     start = time.perf_counter()
     x, y = data.digits()
