@@ -130,8 +130,9 @@ def meta_loss(model, episodes, steps, lr, first_order, proto):
 #         return np.mean(losses)
 #
 # in place of `meta_loss` (task_loss already takes one padded episode of a fixed shape).
-# It is left as a comment because `tapeless check` (rightly) reports `tl.vmap` as unknown
-# today.
+# It is left as a comment because this branch's tapeless has no `tl.vmap` (`tapeless
+# check` reports it), and the first `tl.vmap` (on main) fails on a tl.grad of a model
+# object inside the mapped function: tests/test_examples_gaps.py has the reduced case.
 
 
 def query_logits(model, episode, steps, lr, proto):

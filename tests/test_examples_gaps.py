@@ -124,3 +124,32 @@ def test_grad_of_a_model_with_a_bool_field() -> None:
                    reason="tl.jit of a bound method: 'can only compile Python functions'")
 def test_jit_of_a_bound_method() -> None:
     assert np.allclose(tl.jit(SGD(0.1).update)(np.ones(2), np.ones(2)), 0.9)
+
+
+@dataclass(frozen=True)
+class Linear:
+    W: np.ndarray
+
+    def __call__(self, x: Any) -> Any:
+        return x @ self.W
+
+
+def linear_cost(m: Any, x: Any) -> Any:
+    return np.sum(m(x) ** 2)
+
+
+def adapted_loss(m: Any, x: Any) -> Any:
+    g = tl.grad(linear_cost)(m, x)
+    return linear_cost(Linear(m.W - 0.1 * g.W), x)
+
+
+@pytest.mark.skipif(not hasattr(tl, "vmap"), reason="tl.vmap is not in this tapeless")
+@pytest.mark.xfail(raises=TypeError,
+                   reason="tl.vmap of a function that takes tl.grad of a cost calling a "
+                          "model object (MAML's task loss): \"'numpy.ndarray' object is not "
+                          "callable\" (the object call's backpropagator is batched into an "
+                          "array); examples/maml.py keeps its meta-batch a Python loop")
+def test_vmap_of_an_inner_gradient_step_on_a_model_object() -> None:
+    m, xs = Linear(np.ones(3)), np.random.default_rng(0).normal(size=(4, 2, 3))
+    batched = tl.vmap(adapted_loss, in_axes=(None, 0))(m, xs)  # type: ignore[attr-defined]
+    assert np.allclose(batched, [adapted_loss(m, x) for x in xs])
