@@ -144,11 +144,6 @@ def adapted_loss(m: Any, x: Any) -> Any:
 
 
 @pytest.mark.skipif(not hasattr(tl, "vmap"), reason="tl.vmap is not in this tapeless")
-@pytest.mark.xfail(raises=TypeError,
-                   reason="tl.vmap of a function that takes tl.grad of a cost calling a "
-                          "model object (MAML's task loss): \"'numpy.ndarray' object is not "
-                          "callable\" (the object call's backpropagator is batched into an "
-                          "array); examples/maml.py keeps its meta-batch a Python loop")
 def test_vmap_of_an_inner_gradient_step_on_a_model_object() -> None:
     m, xs = Linear(np.ones(3)), np.random.default_rng(0).normal(size=(4, 2, 3))
     batched = tl.vmap(adapted_loss, in_axes=(None, 0))(m, xs)  # type: ignore[attr-defined]

@@ -262,3 +262,51 @@ def test_corpus_with_batched_ints_is_refused_or_right(name, fn, args):
     except Exception:
         return
     _same(got, expected)
+
+
+# --- random programs, batched ------------------------------------------------------------
+
+from test_random_programs import (  # noqa: E402
+    RandomChoices,
+    generate_program,
+    load_program,
+    outcome,
+)
+
+
+@pytest.fixture(scope="module")
+def random_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("vmap_random")
+
+
+@pytest.mark.parametrize("seed", range(24))
+@pytest.mark.parametrize("ints", [False, True], ids=["floats", "all"])
+def test_random_programs_under_vmap_are_refused_or_right(seed, ints, random_dir):
+    """Random programs (branches, loops with break and continue, closures, recursion)
+    on five examples: the loop's results, or an error; never another value. Those
+    with only floats batched must batch."""
+    import random
+    import warnings
+
+    rng = random.Random(7000 + seed)
+    program = generate_program(RandomChoices(seed), size=14 if seed % 2 else 30)
+    fn = getattr(load_program(program, random_dir), program.entry)
+    n0 = rng.randint(-3, 8)
+    args = [(rng.uniform(-4, 4), rng.choice([0.0, rng.uniform(-4, 4)]),
+             rng.randint(-3, 8) if ints else n0) for _ in range(5)]
+    outs = [outcome(fn, a) for a in args]
+    if any(kind == "raised" for kind, _ in outs):
+        pytest.skip("an example raises under CPython")
+    xs, ys = np.array([a[0] for a in args]), np.array([a[1] for a in args])
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore")
+        if ints:
+            try:
+                got = tl.vmap(fn)(xs, ys, np.array([a[2] for a in args]))
+            except Exception:
+                return
+        else:
+            got = tl.vmap(fn, in_axes=(0, 0, None))(xs, ys, n0)
+    np.testing.assert_allclose(np.asarray(got, dtype=float),
+                               np.array([v for _, v in outs], dtype=float),
+                               rtol=1e-10, atol=1e-12, equal_nan=True)

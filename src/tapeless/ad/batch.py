@@ -57,6 +57,7 @@ P = PRIMITIVES
 
 U = "U"
 B = "B"
+F = "F"  # a function of batched code: `(mask, *args)`, all batched, returning a batched value
 
 
 @dataclass(frozen=True)
@@ -192,7 +193,7 @@ class VTransform:
             return Constant(None), U
         if isinstance(node, Constant):
             if isinstance(node.value, Graph):
-                return self.boxed(node.value, inst, loc), B
+                return self.boxed(node.value, inst, loc), F
             return node, U
         if node.id in self.outer:
             return self.outer[node.id], U
@@ -206,7 +207,7 @@ class VTransform:
 
     def materialize(self, node: Node, tree: Tree, want: Tree, inst: Inst) -> Node:
         """`node` (batched as `tree`) batched as `want` (at least as batched)."""
-        if tree == want or unbatched(want):
+        if tree == want or unbatched(want) or tree == F:
             return node
         vg = inst.vg
         if isinstance(want, Tup):
@@ -371,6 +372,8 @@ class VTransform:
     # --- nodes ----------------------------------------------------------------------
 
     def _node(self, node: Apply, inst: Inst) -> list[Node]:
+        from ..primitives import batch_rules
+
         callee, args = node.inputs[0], node.inputs[1:]
         prim = _primitive(callee)
         if prim is not None:
@@ -405,12 +408,22 @@ class VTransform:
             per = self._per_element(fn, vals, trees, inst, loc)
             inst.values[node.id] = (per, B)
             return [per]
-        mask = inst.mask if inst.mask is not None else self._ones(inst)
-        call = vg.apply(fn, mask, *[self.materialize(v, t, B, inst)
-                                    for v, t in zip(vals, trees, strict=True)],
-                        loc=loc, name=node.name)
+        if ftree == F:  # (a function of batched code)
+            mask = inst.mask if inst.mask is not None else self._ones(inst)
+            call = vg.apply(fn, mask, *[self.materialize(v, t, B, inst)
+                                        for v, t in zip(vals, trees, strict=True)],
+                            loc=loc, name=node.name)
+            inst.values[node.id] = (call, B)
+            return [call]
+        # (One function per element: a callable object with batched fields, or what a
+        # per-element call returned, such as a derivative's backpropagators.)
+        flags = tuple(not unbatched(t) for t in trees)
+        vals = [self.materialize(v, t, B, inst) if f else v
+                for v, t, f in zip(vals, trees, flags, strict=True)]
+        call, effects = self._inline(batch_rules.call_each, inst,
+                                     [fn, inst.size, Constant(flags), *vals], loc)
         inst.values[node.id] = (call, B)
-        return [call]
+        return effects or [call]
 
     def _map(self, node: Apply, prim: Primitive, h: Graph, inst: Inst) -> list[Node]:
         """A comprehension: its body batched for the sequence's items (a batched array's
@@ -721,7 +734,7 @@ class VTransform:
         assert is_constant_graph(t) and is_constant_graph(f)
         made = owner.vg.apply(node.inputs[0], c, self.boxed(t.value, owner, loc),
                               self.boxed(f.value, owner, loc), loc=node.loc)
-        return made, B
+        return made, F
 
     def _branch(self, g: Graph, inst: Inst, mask_param: bool) -> Inst:
         vb = Graph(f"vmap_{g.name}", inst.vg, g.loc)

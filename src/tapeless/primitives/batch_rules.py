@@ -78,6 +78,12 @@ def _stacked(column):
     # (a sensitivity that is zero for every example stays the symbolic zero)
     if column[0] is ZERO:
         return ZERO
+    for x in column:
+        if np.shape(x) != np.shape(column[0]):
+            raise ValueError("vmap: the examples give values of different shapes or "
+                             "lengths here (a list whose length differs across the "
+                             "batch), which one batched value cannot hold; map over "
+                             "examples of one shape, or loop over them")
     return np.stack(column)
 
 
@@ -117,6 +123,17 @@ def per_active_element(fn, size, flags, mask, *args):
     if first < 0:
         return per_element(fn, size, flags, *args)
     return stack([outs[i] if mask[i] else outs[first] for i in range(size)])
+
+
+def call_each(fn, size, flags, *args):
+    """A call of a function value that differs across the batch (a callable object with
+    batched fields, or an array of per-element functions): each element's on its
+    element's arguments."""
+    outs = []
+    for i in range(size):
+        outs.append(element(fn, i)(*[element(a, i) if f else a
+                                     for a, f in zip(args, flags)]))
+    return stack(outs)
 
 
 def broadcast(size, x):
