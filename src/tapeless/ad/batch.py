@@ -420,10 +420,10 @@ class VTransform:
         flags = tuple(not unbatched(t) for t in trees)
         vals = [self.materialize(v, t, B, inst) if f else v
                 for v, t, f in zip(vals, trees, flags, strict=True)]
-        call, effects = self._inline(batch_rules.call_each, inst,
+        each, effects = self._inline(batch_rules.call_each, inst,
                                      [fn, inst.size, Constant(flags), *vals], loc)
-        inst.values[node.id] = (call, B)
-        return effects or [call]
+        inst.values[node.id] = (each, B)
+        return effects or [each]
 
     def _map(self, node: Apply, prim: Primitive, h: Graph, inst: Inst) -> list[Node]:
         """A comprehension: its body batched for the sequence's items (a batched array's
