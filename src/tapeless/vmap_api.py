@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from .ad import batch
 from .ad.batch import VmapError, vmap_graph
 from .api import BOUND_TYPES, Transformed, _api, graph_of
 from .ir import Graph
@@ -120,6 +121,24 @@ def per_example_gradient_graph(fg: Graph, argnums: int | tuple[int, ...], in_axe
     else:
         raise VmapError("vmap of a gradient: out_axes must be an int")
     return w
+
+
+def _prepared(fg: Graph) -> Graph:
+    """A copy of `fg` optimized as it is (no argument kinds): what the V transform
+    batches for a `tl.vmap` inside compiled code."""
+    from .api import optimization_passes
+    from .ir.clone import copy_module
+    from .opt import optimize
+
+    passes = optimization_passes()
+    if passes is not None and not passes:
+        return fg
+    copy = copy_module(fg)
+    optimize(copy, passes)
+    return copy
+
+
+batch.PREPARE = _prepared
 
 
 class Vmapped(Transformed):

@@ -71,6 +71,12 @@ class Tup:
 Tree = Any  # U, B or Tup
 
 
+# How a function is prepared for batching where its arguments' kinds are unknown (a
+# `tl.vmap` inside compiled code): set by `tapeless.vmap_api` to the optimizer (its
+# derivative code inlined and simplified first), which this layer does not import.
+PREPARE: Callable[[Graph], Graph] | None = None
+
+
 class VmapError(TapelessError):
     """A function that `tl.vmap` cannot batch as written."""
 
@@ -541,11 +547,24 @@ class VTransform:
         if name in TYPE_LEVEL or (name == "getattr" and isinstance(args[1], Constant) and
                                    args[1].value in ARRAY_FACTS and not unbatched(trees[0])):
             firsts = [self._helper("first_of", inst, [inst.size, self.materialize(
-                v, t, B, inst)]) if not unbatched(t) else v
+                v, t, B, inst)]) if not unbatched(t) and t != F else v
                 for v, t in zip(vals, trees, strict=True)]
             made = vg.apply(node.inputs[0], *firsts, loc=loc, name=node.name)
             inst.values[node.id] = (made, U)
             return [made]
+        # (`f(*args)`, f of batched code; in derivative code, `call_value` of f: a
+        # function of generated code is called as it is.)
+        at = {"call_star": 0, "call_value": 1}.get(name)
+        if at is not None and trees[at] == F:
+            mask = inst.mask if inst.mask is not None else self._ones(inst)
+            packed = self.materialize(vals[at + 1], trees[at + 1], B, inst)
+            out, effects = self._inline(batch_rules.call_star_batched, inst,
+                                        [vals[at], mask, packed], loc)
+            inst.values[node.id] = (out, B)
+            return effects or [out]
+        if F in trees:
+            raise VmapError(f"vmap: passing a function made in the mapped code to {name} "
+                            "is not supported yet; call the function directly", loc)
         # --- what the examples' shapes decide, where they are known
         fast = self._static(node, prim, vals, trees, inst)
         if fast is not None:
@@ -957,6 +976,11 @@ def vmap_graph(fg: Graph, in_axes: list[Any], out_axes: Any, axis_size: int | No
     see `VTransform`. With `into`, the body is built in that graph (a stand-in made by
     the front end for a `tl.vmap` called inside compiled code, whose function reads the
     values `outer` of the code around it)."""
+    from .api_graphs import expand_transforms
+
+    expand_transforms(fg)  # (a `tl.grad` inside the function mapped: its body first)
+    if example_ndim is None and PREPARE is not None:
+        fg = PREPARE(fg)
     g = into if into is not None else Graph(f"vmap_{name}", None, fg.loc)
     if into is None:
         for p in fg.parameters:

@@ -69,9 +69,16 @@ def batch_generic(fn, callee, *names, when=None):
 
 # --- helpers (compiled with the rules) ------------------------------------------------
 
+def _item(leaf, i):
+    # (a function among batched leaves is the same for every element)
+    if callable(leaf) and not isinstance(leaf, np.ndarray):
+        return leaf
+    return leaf[i]
+
+
 def element(a, i):
     """Element `i` of a batched value (a view for arrays)."""
-    return tree_unflatten(a, [leaf[i] for leaf in tree_leaves(a)])
+    return tree_unflatten(a, [_item(leaf, i) for leaf in tree_leaves(a)])
 
 
 def _stacked(column):
@@ -123,6 +130,11 @@ def per_active_element(fn, size, flags, mask, *args):
     if first < 0:
         return per_element(fn, size, flags, *args)
     return stack([outs[i] if mask[i] else outs[first] for i in range(size)])
+
+
+def call_star_batched(fn, mask, args):
+    """`fn(*args)` for a function of batched code (`args` batched)."""
+    return fn(mask, *args)
 
 
 def call_each(fn, size, flags, *args):
@@ -198,7 +210,7 @@ def as_mask(c):
 def first_of(size, x):
     """Element 0 of a batched value (for what depends on types and lengths only), a
     NumPy number as the Python number an example holds."""
-    return tree_unflatten(x, [_python_number(leaf[0]) for leaf in tree_leaves(x)])
+    return tree_unflatten(x, [_python_number(_item(leaf, 0)) for leaf in tree_leaves(x)])
 
 
 def _python_number(v):
