@@ -142,8 +142,8 @@ class GradFunction(Transformed):
     kind = "grad"
 
     def __init__(self, fun: Callable[..., Any], argnums: int | tuple[int, ...],
-                 has_aux: bool, with_value: bool):
-        super().__init__(fun)
+                 has_aux: bool, with_value: bool, backend: str | None = None):
+        super().__init__(fun, backend)
         self.binds_functions = True
         if not isinstance(argnums, int) and not (
                 isinstance(argnums, tuple) and all(isinstance(a, int) for a in argnums)):
@@ -221,17 +221,18 @@ BOUND_TYPES.add(GradFunction)
 
 @_api
 def grad(fun: Callable[..., Any], argnums: int | tuple[int, ...] = 0,
-         has_aux: bool = False) -> GradFunction:
+         has_aux: bool = False, backend: str | None = None) -> GradFunction:
     """The gradient of the scalar function `fun` with respect to argument(s) `argnums`;
-    with `has_aux`, `fun` returns `(value, aux)` and the result returns `(grad, aux)`."""
-    return GradFunction(fun, argnums, has_aux, with_value=False)
+    with `has_aux`, `fun` returns `(value, aux)` and the result returns `(grad, aux)`.
+    `backend` is as in `jit`."""
+    return GradFunction(fun, argnums, has_aux, with_value=False, backend=backend)
 
 
 @_api
 def value_and_grad(fun: Callable[..., Any], argnums: int | tuple[int, ...] = 0,
-                   has_aux: bool = False) -> GradFunction:
+                   has_aux: bool = False, backend: str | None = None) -> GradFunction:
     """Like `grad`, but the result returns `(value, grad)` (`((value, aux), grad)`)."""
-    return GradFunction(fun, argnums, has_aux, with_value=True)
+    return GradFunction(fun, argnums, has_aux, with_value=True, backend=backend)
 
 
 _VJP_CACHE: dict[int, Any] = {}

@@ -1,0 +1,478 @@
+"""The native backend: the Python backend's generated module, compiled by Numba.
+
+The optimized program that `pygen` prints for floats, ints, tuples, lists and NumPy
+arrays is already the flat loop code Numba types well. This module rewrites the few
+constructs whose meaning differs under Numba (`reversed` over a list, `**`, `math`
+functions, the runtime helpers that have a native twin), writes the module into a
+directory tapeless owns, and compiles every function of it with `numba.njit`.
+
+Nothing here may change a result. Where native code and CPython could disagree it raises
+instead (a `math` function that returns NaN or an infinity from finite arguments, an
+integer `**` that leaves 64 bits), and any exception raised by native code runs the call
+again on the Python backend, which raises exactly what CPython raises. A module Numba
+cannot type, or that uses a construct that is not lowered (a dict, a set, `print`, a
+runtime helper, SciPy, random draws), runs on the Python backend: the reason and the
+user's file:line are recorded (`FALLBACKS`, `tapeless show --backend native`).
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import math
+import os
+import re
+import sys
+import tempfile
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..ir.nodes import Location
+from .pygen import Compiled
+
+# Runtime helpers with a native twin (`_nt_<name>` in `_HELPERS`).
+_NATIVE_RUNTIME = {"as_sequence", "unpack"}
+# `math` functions whose result is checked (`_CHECKED_MATH`): CPython raises where the
+# C library returns NaN or an infinity from finite arguments; Numba returns the value.
+_MATH_ONE = ("acos acosh asin asinh atan atanh cos cosh erf erfc exp expm1 gamma lgamma "
+             "log log10 log1p log2 sin sinh sqrt tan tanh exp2 cbrt").split()
+_MATH_TWO = ("pow atan2 fmod hypot copysign").split()
+# `math` functions that convert a float to an int (CPython raises on NaN and infinities,
+# and returns big ints where Numba's would wrap around).
+_MATH_TO_INT = ("floor ceil trunc").split()
+# Beyond this, a float converted to int or an int power leaves int64.
+_INT_LIMIT = 9.0e18
+
+_HELPERS = '''
+
+# --- native helpers (tapeless.backend.native) --------------------------------------------
+
+def _nt_as_sequence(iterable):
+    return iterable
+
+
+def _nt_unpack(value, n):
+    if len(value) != n:
+        raise ValueError("wrong number of values to unpack")
+    return value
+
+
+def _nt_pow(a, b):
+    if isinstance(a, int) and isinstance(b, int):
+        if b < 0 or abs(float(a)) ** float(b) >= LIMIT:
+            raise OverflowError("integer power beyond 64 bits")
+        return a ** b
+    r = a ** b
+    if (r != r and a == a and b == b) or (math.isinf(r) and math.isfinite(a)
+                                          and math.isfinite(b)):
+        raise ValueError("math range error")
+    return r
+'''.replace("LIMIT", repr(_INT_LIMIT))
+
+_ONE = '''
+
+def _nt_math_NAME(x):
+    r = math.NAME(x)
+    if (r != r and x == x) or (math.isinf(r) and math.isfinite(x)):
+        raise ValueError("math domain error")
+    return r
+'''
+_TWO = '''
+
+def _nt_math_NAME(x, y):
+    r = math.NAME(x, y)
+    if (r != r and x == x and y == y) or (math.isinf(r) and math.isfinite(x)
+                                          and math.isfinite(y)):
+        raise ValueError("math domain error")
+    return r
+'''
+_TO_INT = '''
+
+def _nt_math_NAME(x):
+    if isinstance(x, int):
+        return x
+    if not abs(x) < LIMIT:
+        raise OverflowError("cannot convert float to a 64-bit integer")
+    return math.NAME(x)
+'''.replace("LIMIT", repr(_INT_LIMIT))
+
+
+@dataclass(frozen=True)
+class Fallback:
+    """A compiled program that runs on the Python backend, and why."""
+
+    function: str  # the generated function (graph) where native lowering stopped
+    reason: str
+    where: Location | None  # the user's source, where known
+
+    def __str__(self) -> str:
+        at = f"{self.where}: " if self.where is not None else ""
+        return f"{at}{self.function} runs on the Python backend: {self.reason}"
+
+
+# Every fallback of this process, in order (what `tapeless show --backend native` prints).
+FALLBACKS: list[Fallback] = []
+
+
+class _Refused(Exception):
+    def __init__(self, reason: str, line: int | None):
+        super().__init__(reason)
+        self.reason = reason
+        self.line = line
+
+
+def available() -> bool:
+    """Whether Numba can be imported."""
+    try:
+        import numba  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def cache_dir() -> Path | None:
+    """The directory where native modules and Numba's cache of them are written: a
+    directory this user owns and no one else may write (`$TAPELESS_CACHE_DIR`, else
+    `tapeless/native` under the user's cache directory), or None where caching is off
+    (`TAPELESS_NATIVE_CACHE=0`, `NUMBA_CACHE_DIR` set, or no such directory)."""
+    if os.environ.get("TAPELESS_NATIVE_CACHE", "1") == "0":
+        return None
+    if os.environ.get("NUMBA_CACHE_DIR"):
+        return None  # (Numba would then read and write its cache elsewhere)
+    base = os.environ.get("TAPELESS_CACHE_DIR")
+    if base:
+        root = Path(base)
+    elif sys.platform == "win32":
+        root = Path(os.environ.get("LOCALAPPDATA", Path.home() / "AppData" / "Local")) / \
+            "tapeless"
+    elif sys.platform == "darwin":
+        root = Path.home() / "Library" / "Caches" / "tapeless"
+    else:
+        root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "tapeless"
+    path = root / "native"
+    try:
+        path.mkdir(parents=True, exist_ok=True, mode=0o700)
+        st = path.stat()
+    except OSError:
+        return None
+    if hasattr(os, "getuid") and (st.st_uid != os.getuid() or st.st_mode & 0o022):
+        return None  # (someone else could have written there)
+    return path
+
+
+class _Lowering(ast.NodeTransformer):
+    """Rewrites a generated module for Numba (see the module's docstring); refuses, with
+    the line, what it does not lower."""
+
+    def __init__(self) -> None:
+        self.math: set[str] = set()
+        self.loops = 0
+
+    def refuse(self, node: ast.AST, reason: str) -> None:
+        raise _Refused(reason, getattr(node, "lineno", None))
+
+    def visit_Name(self, node: ast.Name) -> ast.AST:
+        if node.id == "print":
+            self.refuse(node, "print (Numba formats numbers differently from CPython)")
+        if node.id in ("dict", "set", "frozenset"):
+            self.refuse(node, f"a {node.id} (only numbers, tuples, lists and arrays are "
+                              "lowered)")
+        return node
+
+    def visit_Dict(self, node: ast.Dict) -> ast.AST:
+        self.refuse(node, "a dict (only numbers, tuples, lists and arrays are lowered)")
+        return node
+
+    def visit_Set(self, node: ast.Set) -> ast.AST:
+        self.refuse(node, "a set (only numbers, tuples, lists and arrays are lowered)")
+        return node
+
+    def visit_JoinedStr(self, node: ast.JoinedStr) -> ast.AST:
+        self.refuse(node, "an f-string")
+        return node
+
+    def visit_Try(self, node: ast.Try) -> ast.AST:
+        self.refuse(node, "try/except")
+        return node
+
+    def visit_Global(self, node: ast.Global) -> ast.AST:
+        self.refuse(node, "a global statement")
+        return node
+
+    def visit_Nonlocal(self, node: ast.Nonlocal) -> ast.AST:
+        self.refuse(node, "a nonlocal statement")
+        return node
+
+    def visit_Attribute(self, node: ast.Attribute) -> ast.AST:
+        if isinstance(node.value, ast.Name):
+            owner, attr = node.value.id, node.attr
+            if owner == "_rt":
+                if attr not in _NATIVE_RUNTIME:
+                    self.refuse(node, f"the runtime helper {attr} (no native version)")
+                return ast.copy_location(ast.Name(f"_nt_{attr}", node.ctx), node)
+            if owner in ("_sp", "_sla"):
+                self.refuse(node, "SciPy (no Numba implementation is used)")
+            if owner == "math" and attr in _MATH_ONE + _MATH_TWO + _MATH_TO_INT:
+                self.math.add(attr)
+                return ast.copy_location(ast.Name(f"_nt_math_{attr}", node.ctx), node)
+        if isinstance(node.value, ast.Attribute) and isinstance(node.value.value, ast.Name) \
+                and node.value.value.id == "np" and node.value.attr == "random":
+            self.refuse(node, "a random draw (Numba keeps its own generator state)")
+        self.generic_visit(node)
+        return node
+
+    def visit_BinOp(self, node: ast.BinOp) -> ast.AST:
+        self.generic_visit(node)
+        if isinstance(node.op, ast.Pow):
+            return ast.copy_location(ast.Call(ast.Name("_nt_pow", ast.Load()),
+                                              [node.left, node.right], []), node)
+        return node
+
+    def visit_AugAssign(self, node: ast.AugAssign) -> ast.AST:
+        self.generic_visit(node)
+        if isinstance(node.op, ast.Pow) and isinstance(node.target, ast.Name):
+            value = ast.Call(ast.Name("_nt_pow", ast.Load()),
+                             [ast.Name(node.target.id, ast.Load()), node.value], [])
+            return ast.copy_location(ast.Assign([node.target], value), node)
+        return node
+
+    def visit_For(self, node: ast.For) -> ast.AST:
+        """`for x in reversed(seq)` as a loop over indices (Numba has no `reversed`)."""
+        self.generic_visit(node)
+        it = node.iter
+        if not (isinstance(it, ast.Call) and isinstance(it.func, ast.Name) and
+                it.func.id == "reversed" and len(it.args) == 1 and not it.keywords):
+            return node
+        self.loops += 1
+        seq, index = f"_nt_seq{self.loops}", f"_nt_i{self.loops}"
+        load = ast.Load()
+        start = ast.BinOp(ast.Call(ast.Name("len", load), [ast.Name(seq, load)], []),
+                          ast.Sub(), ast.Constant(1))
+        loop = ast.For(
+            target=ast.Name(index, ast.Store()),
+            iter=ast.Call(ast.Name("range", load),
+                          [start, ast.Constant(-1), ast.Constant(-1)], []),
+            body=[ast.Assign([node.target], ast.Subscript(ast.Name(seq, load),
+                                                          ast.Name(index, load), load)),
+                  *node.body],
+            orelse=node.orelse)
+        bind = ast.Assign([ast.Name(seq, ast.Store())], it.args[0])
+        out = [ast.copy_location(bind, node), ast.copy_location(loop, node)]
+        for n in out:
+            for sub in ast.walk(n):
+                if not hasattr(sub, "lineno"):
+                    ast.copy_location(sub, node)
+        return out  # type: ignore[return-value]
+
+
+def _helpers(math_names: set[str]) -> str:
+    parts = [_HELPERS]
+    for name in sorted(math_names):
+        template = _TWO if name in _MATH_TWO else _TO_INT if name in _MATH_TO_INT else _ONE
+        parts.append(template.replace("NAME", name))
+    return "".join(parts)
+
+
+def _fingerprint(value: Any) -> bytes | None:
+    """What a global constant of the module contributes to its cache key (Numba freezes
+    globals into the code); None for a value that cannot be keyed by content."""
+    if value is np or value is math:
+        return b"module " + value.__name__.encode()
+    if isinstance(value, np.ndarray):
+        return b"array " + repr((value.dtype.str, value.shape)).encode() + value.tobytes()
+    if isinstance(value, (bool, int, float, complex, str, type(None), np.generic)):
+        return b"value " + repr((type(value).__name__, value)).encode()
+    if type(value) is tuple:
+        parts = [_fingerprint(v) for v in value]
+        if any(p is None for p in parts):
+            return None
+        return b"tuple(" + b",".join(p for p in parts if p is not None) + b")"
+    return None
+
+
+def _line_of(error: BaseException, filename: str) -> int | None:
+    """The line of the generated module that a Numba error points at."""
+    found = re.findall(r'File "([^"]+)", line (\d+)', str(error))
+    for file, line in reversed(found):
+        if file == filename or os.path.basename(file) == os.path.basename(filename):
+            return int(line)
+    return None
+
+
+def _numba_reason(error: BaseException) -> str:
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(error))
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    lines = [ln for ln in lines if not ln.startswith(("Failed in", "File ", "During:",
+                                                      "<source elided>", "^"))]
+    head = lines[0] if lines else type(error).__name__
+    return f"Numba cannot type it: {head[:200]}"
+
+
+class NativeFunction:
+    """A compiled program's entry: native code, with the Python backend's code for the
+    calls native code must not answer (see the module's docstring)."""
+
+    def __init__(self, python: Any, native: Any, module: _Module | None,
+                 fallback: Fallback | None):
+        self.python = python
+        self.native = native
+        self.module = module
+        self.fallback = fallback
+        self.first = True
+
+    @property
+    def is_native(self) -> bool:
+        return self.native is not None
+
+    def _fall_back(self, error: BaseException) -> None:
+        assert self.module is not None
+        self.fallback = self.module.fallback(_numba_reason(error), _line_of(
+            error, self.module.filename))
+        self.native = None
+
+    def __call__(self, *args: Any) -> Any:
+        native = self.native
+        if native is None:
+            return self.python(*args)
+        from numba.core.errors import NumbaError
+
+        try:
+            if self.first:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    out = native(*args)
+                self.first = False
+            else:
+                out = native(*args)
+        except NumbaError as error:
+            self._fall_back(error)
+            return self.python(*args)
+        except Exception:  # noqa: BLE001 - CPython's exception comes from the Python code
+            return self.python(*args)
+        return out
+
+
+class _Module:
+    """A generated module lowered for Numba: its file, its functions, the user's lines."""
+
+    def __init__(self, compiled: Compiled, root: str):
+        self.compiled = compiled
+        self.root = root
+        self.filename = compiled.filename
+        self.tree: ast.Module | None = None
+
+    def location(self, line: int | None) -> Location | None:
+        if line is None:
+            return None
+        return self.compiled.linemap.get(line)
+
+    def function_at(self, line: int | None) -> str:
+        if line is not None and self.tree is not None:
+            for node in self.tree.body:
+                if isinstance(node, ast.FunctionDef) and \
+                        node.lineno <= line <= (node.end_lineno or node.lineno):
+                    return node.name
+        return self.root
+
+    def fallback(self, reason: str, line: int | None) -> Fallback:
+        record = Fallback(self.function_at(line), reason, self.location(line))
+        FALLBACKS.append(record)
+        return record
+
+
+def lower_source(source: str) -> tuple[ast.Module, set[str]]:
+    """The generated module `source` rewritten for Numba, and the `math` functions it
+    checks; raises `_Refused` (with the line) for a construct that is not lowered."""
+    tree = ast.parse(source)
+    lowering = _Lowering()
+    tree = lowering.visit(tree)
+    ast.fix_missing_locations(tree)
+    return tree, lowering.math
+
+
+def native_source(compiled: Compiled) -> str:
+    """The module that the native backend compiles (for reading; `tapeless show`)."""
+    tree, math_names = lower_source(compiled.source)
+    return ast.unparse(tree) + "\n" + _helpers(math_names)
+
+
+def compile_native(compiled: Compiled) -> Compiled:
+    """`compiled` (the Python backend's module of a program) with an entry that runs it as
+    native code, or on the Python backend with the reason recorded where it cannot."""
+    python = compiled.fn
+    inner = getattr(python, "__wrapped__", python)  # (a packed `*args` entry: see pygen)
+    root = inner.__name__
+    module = _Module(compiled, root)
+    if inner is not python:
+        fallback = module.fallback("*args or keyword-only parameters", None)
+        return _with_entry(compiled, NativeFunction(python, None, module, fallback))
+    try:
+        tree, math_names = lower_source(compiled.source)
+    except _Refused as refused:
+        fallback = module.fallback(refused.reason, refused.line)
+        return _with_entry(compiled, NativeFunction(python, None, module, fallback))
+    module.tree = tree
+    namespace: dict[str, Any] = dict(python.__globals__)
+    helpers = ast.parse(_helpers(math_names))
+    offset = len(compiled.source.splitlines()) + 1
+    ast.increment_lineno(helpers, offset)
+    tree.body.extend(helpers.body)
+    names = [n.name for n in tree.body if isinstance(n, ast.FunctionDef)]
+    key = _cache_key(tree, {k: v for k, v in namespace.items() if k not in names})
+    directory = cache_dir() if key is not None else None
+    if directory is not None and key is not None:
+        path = directory / f"{_safe(root)}_{key[:24]}.py"
+        _write_once(path, compiled.source)
+        filename = str(path)
+    else:
+        filename = compiled.filename
+    module.filename = filename
+    import numba
+
+    namespace["__name__"] = f"tapeless_native_{_safe(root)}"
+    exec(compile(tree, filename, "exec"), namespace)  # noqa: S102
+    for name in names:
+        namespace[name] = numba.njit(cache=directory is not None)(namespace[name])
+    return _with_entry(compiled, NativeFunction(python, namespace[root], module, None))
+
+
+def _with_entry(compiled: Compiled, entry: NativeFunction) -> Compiled:
+    return Compiled(entry, compiled.source, compiled.filename, compiled.linemap)
+
+
+def _safe(name: str) -> str:
+    return "".join(c if c.isalnum() or c == "_" else "_" for c in name)[:40] or "f"
+
+
+def _cache_key(tree: ast.Module, namespace: dict[str, Any]) -> str | None:
+    """A hash of everything the native code depends on: the lowered module, the values
+    of the globals it reads, and the versions that compile it; None where a global
+    cannot be keyed by its content (such a module is not cached)."""
+    import numba
+
+    h = hashlib.sha256()
+    h.update(ast.dump(tree).encode())
+    h.update(repr((numba.__version__, np.__version__, sys.version)).encode())
+    for name in sorted(namespace):
+        if name.startswith("__") or name in ("_rt", "_sp", "_sla"):
+            continue
+        part = _fingerprint(namespace[name])
+        if part is None:
+            return None
+        h.update(name.encode() + b"=" + part)
+    return h.hexdigest()
+
+
+def _write_once(path: Path, text: str) -> None:
+    """Write `text` to `path` unless it is there (atomically: a concurrent writer writes
+    the same text). The file is never rewritten: Numba's cache checks its time stamp."""
+    if path.exists():
+        return
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
