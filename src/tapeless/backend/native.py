@@ -35,7 +35,8 @@ from ..ir.nodes import Location
 from .pygen import Compiled
 
 # Runtime helpers with a native twin (`_nt_<name>` in `_HELPERS`).
-_NATIVE_RUNTIME = {"as_sequence", "unpack"}
+_OVERLOADS = ("gadd", "unbroadcast", "own", "to_structure", "from_structure", "pow")
+_NATIVE_RUNTIME = {"as_sequence", "unpack", *_OVERLOADS}
 # `math` functions whose result is checked (`_CHECKED_MATH`): CPython raises where the
 # C library returns NaN or an infinity from finite arguments; Numba returns the value.
 _MATH_ONE = ("acos acosh asin asinh atan atanh cos cosh erf erfc exp expm1 gamma lgamma "
@@ -59,18 +60,6 @@ def _nt_unpack(value, n):
     if len(value) != n:
         raise ValueError("wrong number of values to unpack")
     return value
-
-
-def _nt_pow(a, b):
-    if isinstance(a, int) and isinstance(b, int):
-        if b < 0 or abs(float(a)) ** float(b) >= LIMIT:
-            raise OverflowError("integer power beyond 64 bits")
-        return a ** b
-    r = a ** b
-    if (r != r and a == a and b == b) or (math.isinf(r) and math.isfinite(a)
-                                          and math.isfinite(b)):
-        raise ValueError("math range error")
-    return r
 '''.replace("LIMIT", repr(_INT_LIMIT))
 
 _ONE = '''
@@ -211,6 +200,8 @@ class _Lowering(ast.NodeTransformer):
         if isinstance(node.value, ast.Name):
             owner, attr = node.value.id, node.attr
             if owner == "_rt":
+                if attr == "ZERO":  # (the symbolic zero is None in native code)
+                    return ast.copy_location(ast.Constant(None), node)
                 if attr not in _NATIVE_RUNTIME:
                     self.refuse(node, f"the runtime helper {attr} (no native version)")
                 return ast.copy_location(ast.Name(f"_nt_{attr}", node.ctx), node)
@@ -312,6 +303,66 @@ def _numba_reason(error: BaseException) -> str:
     return f"Numba cannot type it: {head[:200]}"
 
 
+RTOL = 1e-12
+
+
+def _difference(expected: Any, actual: Any) -> str | None:
+    """How `actual` (a native result) differs from `expected` (the Python backend's),
+    or None: numbers of the same kind within `RTOL` (exact for ints and bools), arrays
+    of the same shape and dtype, containers of the same type and length."""
+    if isinstance(expected, (bool, np.bool_)):
+        return None if isinstance(actual, (bool, np.bool_)) and bool(actual) == bool(
+            expected) else f"{actual!r} != {expected!r}"
+    if isinstance(expected, (int, np.integer)):
+        return None if isinstance(actual, (int, np.integer)) and not isinstance(
+            actual, (bool, np.bool_)) and int(actual) == int(expected) else \
+            f"{actual!r} != {expected!r}"
+    if isinstance(expected, (float, np.floating)):
+        if not isinstance(actual, (float, np.floating)):
+            return f"{type(actual).__name__} != {type(expected).__name__}"
+        if math.isnan(expected) and math.isnan(actual) or actual == expected or \
+                abs(actual - expected) <= RTOL * abs(expected):
+            return None
+        return f"{actual!r} != {expected!r}"
+    if isinstance(expected, np.ndarray):
+        if not isinstance(actual, np.ndarray) or actual.shape != expected.shape or \
+                actual.dtype != expected.dtype:
+            return "array shape or dtype"
+        if expected.dtype.kind in "fc":
+            ok = np.allclose(actual, expected, rtol=RTOL, atol=0, equal_nan=True)
+        else:
+            ok = np.array_equal(actual, expected)
+        return None if ok else "array values"
+    if type(expected) in (tuple, list):
+        if type(actual) is not type(expected) or len(actual) != len(expected):
+            return f"{type(actual).__name__} != {type(expected).__name__} of length " \
+                   f"{len(expected)}"
+        for e, a in zip(expected, actual, strict=True):
+            found = _difference(e, a)
+            if found is not None:
+                return found
+        return None
+    if expected is None:
+        return None if actual is None else f"{actual!r} != None"
+    return f"a result of type {type(expected).__name__}"
+
+
+def _retype(expected: Any) -> Any:
+    """A function giving a native result the NumPy scalar types of the Python backend's
+    result `expected` (Numba returns Python numbers), or None where there are none."""
+    if isinstance(expected, np.generic):
+        t = type(expected)
+        return lambda v: t(v)
+    if type(expected) in (tuple, list):
+        parts = [_retype(e) for e in expected]
+        if all(p is None for p in parts):
+            return None
+        kind = type(expected)
+        return lambda v: kind(p(x) if p is not None else x
+                              for p, x in zip(parts, v, strict=True))
+    return None
+
+
 class NativeFunction:
     """A compiled program's entry: native code, with the Python backend's code for the
     calls native code must not answer (see the module's docstring)."""
@@ -323,6 +374,8 @@ class NativeFunction:
         self.module = module
         self.fallback = fallback
         self.first = True
+        # Converts native results to the Python backend's NumPy scalar types, or None.
+        self.types: Any = None
 
     @property
     def is_native(self) -> bool:
@@ -342,18 +395,33 @@ class NativeFunction:
 
         try:
             if self.first:
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")
-                    out = native(*args)
-                self.first = False
-            else:
-                out = native(*args)
+                return self._first_call(args)
+            out = native(*args)
         except NumbaError as error:
             self._fall_back(error)
             return self.python(*args)
         except Exception:  # noqa: BLE001 - CPython's exception comes from the Python code
             return self.python(*args)
-        return out
+        return self.types(out) if self.types is not None else out
+
+    def _first_call(self, args: tuple) -> Any:
+        """Compile, and check the native result against the Python backend's once: a
+        difference (beyond `RTOL`, or of structure) makes the program fall back for good;
+        NumPy scalar types of the Python result are kept (`_retype`)."""
+        expected = self.python(*args)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            out = self.native(*args)
+        self.first = False
+        problem = _difference(expected, out)
+        if problem is not None:
+            assert self.module is not None
+            self.fallback = self.module.fallback(
+                f"its result differs from the Python backend's ({problem})", None)
+            self.native = None
+            return expected
+        self.types = _retype(expected)
+        return expected
 
 
 class _Module:
@@ -382,6 +450,120 @@ class _Module:
         record = Fallback(self.function_at(line), reason, self.location(line))
         FALLBACKS.append(record)
         return record
+
+
+# --- runtime helpers with native twins ------------------------------------------------
+# In native code the symbolic zero is None; each helper is a Numba overload chosen by the
+# types of its arguments (the module's functions call them by the `_nt_` names).
+
+
+def _nt_gadd(a, b): ...  # type: ignore[no-untyped-def]
+def _nt_unbroadcast(d, x): ...  # type: ignore[no-untyped-def]
+def _nt_own(x): ...  # type: ignore[no-untyped-def]
+def _nt_to_structure(sens, like): ...  # type: ignore[no-untyped-def]
+def _nt_from_structure(value): ...  # type: ignore[no-untyped-def]
+def _nt_pow(a, b): ...  # type: ignore[no-untyped-def]
+
+
+_OVERLOADED = False
+
+
+def _register_overloads() -> None:
+    """Register the helpers' Numba implementations (once, when first needed)."""
+    global _OVERLOADED
+    if _OVERLOADED:
+        return
+    _OVERLOADED = True
+    from numba import types as nt
+    from numba.extending import overload
+
+    def number(t: Any) -> bool:
+        return isinstance(t, (nt.Float, nt.Integer, nt.Boolean))
+
+    @overload(_nt_gadd)
+    def _gadd(a, b):  # type: ignore[no-untyped-def]
+        if isinstance(a, nt.NoneType):
+            return lambda a, b: b
+        if isinstance(b, nt.NoneType):
+            return lambda a, b: a
+        if isinstance(a, nt.Optional) or isinstance(b, nt.Optional):
+            def maybe(a, b):  # type: ignore[no-untyped-def]
+                if a is None:
+                    return b
+                if b is None:
+                    return a
+                return a + b
+            return maybe
+        return lambda a, b: a + b
+
+    @overload(_nt_unbroadcast)
+    def _unbroadcast(d, x):  # type: ignore[no-untyped-def]
+        if isinstance(d, nt.NoneType):
+            return lambda d, x: None
+        if number(x) and number(d):
+            return lambda d, x: d
+        if number(x) and isinstance(d, nt.Array):
+            return lambda d, x: float(np.sum(d))
+        if isinstance(x, nt.Array) and isinstance(d, nt.Array):
+            if d.ndim == x.ndim:
+                def same(d, x):  # type: ignore[no-untyped-def]
+                    if d.shape != x.shape:
+                        raise ValueError("unbroadcast without a native version")
+                    return d
+                return same
+            if d.ndim == x.ndim + 1:
+                def lead(d, x):  # type: ignore[no-untyped-def]
+                    if d.shape[1:] != x.shape:
+                        raise ValueError("unbroadcast without a native version")
+                    return np.sum(d, axis=0)
+                return lead
+        return None
+
+    @overload(_nt_own)
+    def _own(x):  # type: ignore[no-untyped-def]
+        if isinstance(x, nt.Array):
+            return lambda x: x.copy()
+        if number(x):
+            return lambda x: x
+        return None
+
+    @overload(_nt_to_structure)
+    def _to_structure(sens, like):  # type: ignore[no-untyped-def]
+        if isinstance(sens, nt.NoneType):
+            if isinstance(like, nt.Float):
+                return lambda sens, like: 0.0
+            if isinstance(like, nt.Array) and isinstance(like.dtype, nt.Float):
+                return lambda sens, like: np.zeros(like.shape, like.dtype)
+            return None
+        if isinstance(sens, (nt.Array, nt.Float)):
+            return lambda sens, like: sens
+        return None
+
+    @overload(_nt_pow)
+    def _pow(a, b):  # type: ignore[no-untyped-def]
+        if isinstance(a, nt.Array) or isinstance(b, nt.Array):
+            return lambda a, b: a ** b  # (NumPy's semantics, which Numba follows)
+        if isinstance(a, nt.Integer) and isinstance(b, nt.Integer):
+            def integers(a, b):  # type: ignore[no-untyped-def]
+                if b < 0 or abs(float(a)) ** float(b) >= _INT_LIMIT:
+                    raise OverflowError("an integer power beyond 64 bits")
+                return a ** b
+            return integers
+        if number(a) and number(b):
+            def floats(a, b):  # type: ignore[no-untyped-def]
+                r = a ** b
+                if (r != r and a == a and b == b) or (math.isinf(r) and math.isfinite(a)
+                                                      and math.isfinite(b)):
+                    raise ValueError("a power CPython computes otherwise")
+                return r
+            return floats
+        return None
+
+    @overload(_nt_from_structure)
+    def _from_structure(value):  # type: ignore[no-untyped-def]
+        if isinstance(value, (nt.Array, nt.Float, nt.NoneType)):
+            return lambda value: value
+        return None
 
 
 def lower_source(source: str) -> tuple[ast.Module, set[str]]:
@@ -433,6 +615,8 @@ def compile_native(compiled: Compiled) -> Compiled:
     module.filename = filename
     import numba
 
+    _register_overloads()
+    namespace.update({f"_nt_{name}": globals()[f"_nt_{name}"] for name in _OVERLOADS})
     namespace["__name__"] = f"tapeless_native_{_safe(root)}"
     exec(compile(tree, filename, "exec"), namespace)  # noqa: S102
     for name in names:
