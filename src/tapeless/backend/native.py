@@ -320,8 +320,8 @@ def _difference(expected: Any, actual: Any) -> str | None:
     if isinstance(expected, (float, np.floating)):
         if not isinstance(actual, (float, np.floating)):
             return f"{type(actual).__name__} != {type(expected).__name__}"
-        if math.isnan(expected) and math.isnan(actual) or actual == expected or \
-                abs(actual - expected) <= RTOL * abs(expected):
+        e, a = float(expected), float(actual)
+        if math.isnan(e) and math.isnan(a) or a == e or abs(a - e) <= RTOL * abs(e):
             return None
         return f"{actual!r} != {expected!r}"
     if isinstance(expected, np.ndarray):
