@@ -1,7 +1,7 @@
 """The native backend (Numba) gives the Python backend's results, or runs on the Python
 backend and says why.
 
-By default a quarter of the differential corpus (every fourth program) and of the
+By default a sixth of the differential corpus (every sixth program) and of the
 gradient corpus run here (Numba's compile is slow); `pytest -m slow` runs all of both.
 """
 
@@ -61,7 +61,7 @@ DIFF = [pytest.param(fn, args, id=f"{name}-{i}")
         for name, fn, arg_sets in CASES for i, args in enumerate(arg_sets)]
 
 
-@pytest.mark.parametrize(("fn", "args"), _every(DIFF, 4))
+@pytest.mark.parametrize(("fn", "args"), _every(DIFF, 6))
 def test_corpus_same_as_python_backend(fn: Any, args: Any) -> None:
     with _quiet():
         kind, expected = run(tl.jit(fn), args)
@@ -88,7 +88,7 @@ def _derivatives(fn: Any, args: tuple, argnums: tuple[int, ...], backend: str) -
         return out, vjp_fn(random_cotangent(rng, result))
 
 
-@pytest.mark.parametrize(("name", "k", "fn", "args", "argnums"), _every(CORPUS, 4))
+@pytest.mark.parametrize(("name", "k", "fn", "args", "argnums"), _every(CORPUS, 6))
 def test_gradients_same_as_python_backend(name: str, k: int, fn: Any, args: tuple,
                                           argnums: tuple[int, ...]) -> None:
     if (name, k) in CORPUS_SKIP:

@@ -297,7 +297,10 @@ def vjp(fun: Callable[..., Any], *primals: Any,
         out = value_of(*primals)
 
         def native_vjp_fn(cotangent: Any) -> tuple:
-            return tuple(program(*args, cotangent)[1])
+            sens = program(*args, cotangent)[1]
+            # (The types the Python backend's `vjp_fn` gives: a float for a float.)
+            return tuple(float(s) if type(p) is float and isinstance(s, np.floating) else s
+                         for s, p in zip(sens, args, strict=True))
 
         return out, native_vjp_fn
     key = g.id
