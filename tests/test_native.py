@@ -35,9 +35,11 @@ ROOT = Path(__file__).parent.parent
 
 @pytest.fixture(autouse=True)
 def _own_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Native modules go to a cache directory of the test session's own."""
+    """Native modules go to a cache directory of the test session's own; native code runs
+    even where it is no faster (so that its results are what is compared)."""
     monkeypatch.setenv("TAPELESS_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "cache"))
     monkeypatch.delenv("NUMBA_CACHE_DIR", raising=False)
+    monkeypatch.setenv("TAPELESS_NATIVE_SPEED_CHECK", "0")
 
 
 def _every(items: list, k: int) -> list:
@@ -245,6 +247,35 @@ def test_fallback_when_numba_cannot_type() -> None:
     assert f(np.arange(3.0)) == 5.0
     entry = _entry(f, np.arange(3.0))
     assert entry.fallback is not None and "Numba cannot type it" in entry.fallback.reason
+
+
+def test_fallback_when_no_faster(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TAPELESS_NATIVE_SPEED_CHECK", "1")
+    timings = iter([(1e-6, 2.0 * 1.5), (5e-6, None)])  # (the Python call, then native)
+    real = native._timed
+    monkeypatch.setattr(native, "_timed",
+                        lambda fn, args: (next(timings)[0], real(fn, args)[1]))
+
+    def double(x):
+        return 2.0 * x
+
+    f = tl.jit(double, backend="native")
+    assert f(1.5) == 3.0
+    entry = _entry(f, 1.5)
+    assert entry.fallback is not None and "no faster" in entry.fallback.reason
+    assert f(2.5) == 5.0
+
+
+def loop_with_unbound(n):
+    for i in range(n):
+        last = i * 2.0
+    return last
+
+
+def test_unbound_variable_as_the_python_backend() -> None:
+    f = tl.jit(loop_with_unbound, backend="native")
+    assert f(3) == 4.0
+    assert f(0) is tl.jit(loop_with_unbound)(0)
 
 
 def test_show_native_lists_fallbacks(tmp_path: Path) -> None:

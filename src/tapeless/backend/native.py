@@ -24,6 +24,7 @@ import os
 import re
 import sys
 import tempfile
+import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,7 +36,8 @@ from ..ir.nodes import Location
 from .pygen import Compiled
 
 # Runtime helpers with a native twin (`_nt_<name>` in `_HELPERS`).
-_OVERLOADS = ("gadd", "unbroadcast", "own", "to_structure", "from_structure", "pow")
+_OVERLOADS = ("gadd", "unbroadcast", "own", "to_structure", "from_structure", "pow",
+              "sens_of", "getitem_sens", "fdiv", "check_bound")
 _NATIVE_RUNTIME = {"as_sequence", "unpack", *_OVERLOADS}
 # `math` functions whose result is checked (`_CHECKED_MATH`): CPython raises where the
 # C library returns NaN or an infinity from finite arguments; Numba returns the value.
@@ -200,7 +202,7 @@ class _Lowering(ast.NodeTransformer):
         if isinstance(node.value, ast.Name):
             owner, attr = node.value.id, node.attr
             if owner == "_rt":
-                if attr == "ZERO":  # (the symbolic zero is None in native code)
+                if attr in ("ZERO", "UNBOUND"):  # (both are None in native code)
                     return ast.copy_location(ast.Constant(None), node)
                 if attr not in _NATIVE_RUNTIME:
                     self.refuse(node, f"the runtime helper {attr} (no native version)")
@@ -363,6 +365,26 @@ def _retype(expected: Any) -> Any:
     return None
 
 
+# A first call shorter than this is timed twice (the faster counts).
+_TIME_AGAIN = 0.05
+
+
+def _timed(fn: Any, args: tuple) -> tuple[float, Any]:
+    """(seconds, result) of `fn(*args)`: of the faster of two calls if one is short."""
+    t0 = time.perf_counter()
+    out = fn(*args)
+    best = time.perf_counter() - t0
+    if best < _TIME_AGAIN:
+        t0 = time.perf_counter()
+        fn(*args)
+        best = min(best, time.perf_counter() - t0)
+    return best, out
+
+
+def _us(t: float) -> str:
+    return f"{t * 1e6:.0f} µs" if t < 1e-3 else f"{t * 1e3:.1f} ms"
+
+
 class NativeFunction:
     """A compiled program's entry: native code, with the Python backend's code for the
     calls native code must not answer (see the module's docstring)."""
@@ -397,6 +419,10 @@ class NativeFunction:
             if self.first:
                 return self._first_call(args)
             out = native(*args)
+            if out is None or type(out) is tuple and any(v is None for v in out):
+                # (None stands for the symbolic zero and for an unbound variable in native
+                # code: the Python backend says which it was.)
+                return self.python(*args)
         except NumbaError as error:
             self._fall_back(error)
             return self.python(*args)
@@ -408,19 +434,27 @@ class NativeFunction:
         """Compile, and check the native result against the Python backend's once: a
         difference (beyond `RTOL`, or of structure) makes the program fall back for good;
         NumPy scalar types of the Python result are kept (`_retype`)."""
-        expected = self.python(*args)
+        t_python, expected = _timed(self.python, args)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             out = self.native(*args)
         self.first = False
+        assert self.module is not None
         problem = _difference(expected, out)
         if problem is not None:
-            assert self.module is not None
             self.fallback = self.module.fallback(
                 f"its result differs from the Python backend's ({problem})", None)
             self.native = None
             return expected
         self.types = _retype(expected)
+        if os.environ.get("TAPELESS_NATIVE_SPEED_CHECK", "1") != "0":
+            t_native, _ = _timed(self.native, args)
+            if t_native > t_python:
+                self.fallback = self.module.fallback(
+                    f"no faster than the Python backend at its first call "
+                    f"({_us(t_native)} against {_us(t_python)}: NumPy-bound code gains "
+                    "nothing from Numba)", None)
+                self.native = None
         return expected
 
 
@@ -463,6 +497,10 @@ def _nt_own(x): ...  # type: ignore[no-untyped-def]
 def _nt_to_structure(sens, like): ...  # type: ignore[no-untyped-def]
 def _nt_from_structure(value): ...  # type: ignore[no-untyped-def]
 def _nt_pow(a, b): ...  # type: ignore[no-untyped-def]
+def _nt_sens_of(d, like): ...  # type: ignore[no-untyped-def]
+def _nt_getitem_sens(d, x, index): ...  # type: ignore[no-untyped-def]
+def _nt_fdiv(a, b): ...  # type: ignore[no-untyped-def]
+def _nt_check_bound(value, name, where): ...  # type: ignore[no-untyped-def]
 
 
 _OVERLOADED = False
@@ -558,6 +596,67 @@ def _register_overloads() -> None:
                 return r
             return floats
         return None
+
+    @overload(_nt_sens_of)
+    def _sens_of(d, like):  # type: ignore[no-untyped-def]
+        if not isinstance(d, (nt.NoneType, nt.Optional)):
+            return lambda d, like: d
+        if isinstance(like, nt.Float):
+            zero = lambda like: 0.0  # noqa: E731
+        elif isinstance(like, nt.Array) and isinstance(like.dtype, nt.Float):
+            zero = lambda like: np.zeros(like.shape, like.dtype)  # noqa: E731
+        else:
+            return None
+        from numba import njit
+
+        make_zero = njit(zero)
+        if isinstance(d, nt.NoneType):
+            return lambda d, like: make_zero(like)
+
+        def maybe(d, like):  # type: ignore[no-untyped-def]
+            if d is None:
+                return make_zero(like)
+            return d
+        return maybe
+
+    @overload(_nt_getitem_sens)
+    def _getitem_sens(d, x, index):  # type: ignore[no-untyped-def]
+        if isinstance(d, nt.NoneType):
+            return lambda d, x, index: None
+        if isinstance(x, nt.Array) and isinstance(index, nt.Integer) and \
+                isinstance(d, (nt.Array, nt.Float)):
+            dtype = x.dtype if isinstance(x.dtype, nt.Float) else nt.float64
+
+            def scatter(d, x, index):  # type: ignore[no-untyped-def]
+                out = np.zeros(x.shape, dtype)
+                out[index] = d
+                return out
+            return scatter
+        return None
+
+    @overload(_nt_fdiv)
+    def _fdiv(a, b):  # type: ignore[no-untyped-def]
+        if number(a) and number(b):
+            def divide(a, b):  # type: ignore[no-untyped-def]
+                if b == 0:
+                    raise ZeroDivisionError("the IEEE quotient comes from CPython")
+                return a / b
+            return divide
+        return lambda a, b: a / b
+
+    @overload(_nt_check_bound)
+    def _check_bound(value, name, where):  # type: ignore[no-untyped-def]
+        if isinstance(value, nt.NoneType):
+            def unbound(value, name, where):  # type: ignore[no-untyped-def]
+                raise UnboundLocalError("a variable is used before it is assigned")
+            return unbound
+        if isinstance(value, nt.Optional):
+            def maybe(value, name, where):  # type: ignore[no-untyped-def]
+                if value is None:
+                    raise UnboundLocalError("a variable is used before it is assigned")
+                return value
+            return maybe
+        return lambda value, name, where: value
 
     @overload(_nt_from_structure)
     def _from_structure(value):  # type: ignore[no-untyped-def]
