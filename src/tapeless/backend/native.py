@@ -601,6 +601,7 @@ def _register_overloads() -> None:
     def _sens_of(d, like):  # type: ignore[no-untyped-def]
         if not isinstance(d, (nt.NoneType, nt.Optional)):
             return lambda d, like: d
+        zero: Any
         if isinstance(like, nt.Float):
             zero = lambda like: 0.0  # noqa: E731
         elif isinstance(like, nt.Array) and isinstance(like.dtype, nt.Float):
@@ -625,7 +626,7 @@ def _register_overloads() -> None:
             return lambda d, x, index: None
         if isinstance(x, nt.Array) and isinstance(index, nt.Integer) and \
                 isinstance(d, (nt.Array, nt.Float)):
-            dtype = x.dtype if isinstance(x.dtype, nt.Float) else nt.float64
+            dtype: Any = x.dtype if isinstance(x.dtype, nt.Float) else nt.float64
 
             def scatter(d, x, index):  # type: ignore[no-untyped-def]
                 out = np.zeros(x.shape, dtype)
