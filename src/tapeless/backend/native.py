@@ -162,6 +162,7 @@ class _Lowering(ast.NodeTransformer):
     def __init__(self) -> None:
         self.math: set[str] = set()
         self.loops = 0
+        self.joins: set[str] = set()
 
     def refuse(self, node: ast.AST, reason: str) -> None:
         raise _Refused(reason, getattr(node, "lineno", None))
@@ -198,6 +199,23 @@ class _Lowering(ast.NodeTransformer):
         self.refuse(node, "a nonlocal statement")
         return node
 
+    def visit_FunctionDef(self, node: ast.FunctionDef) -> ast.AST:
+        """A closure's free variables are bound as keyword-only defaults (`x=x`, which
+        Numba does not compile); where each such name is assigned once in the enclosing
+        function, the closure reads it instead (the same value)."""
+        once = _assigned_once(node)
+        for inner in ast.walk(node):
+            if inner is node or not isinstance(inner, ast.FunctionDef):
+                continue
+            args = inner.args
+            captured = [a.arg for a, d in zip(args.kwonlyargs, args.kw_defaults, strict=True)
+                        if isinstance(d, ast.Name) and d.id == a.arg]
+            if captured and len(captured) == len(args.kwonlyargs) and \
+                    all(name in once for name in captured):
+                args.kwonlyargs, args.kw_defaults = [], []
+        self.generic_visit(node)
+        return node
+
     def visit_Attribute(self, node: ast.Attribute) -> ast.AST:
         if isinstance(node.value, ast.Name):
             owner, attr = node.value.id, node.attr
@@ -216,6 +234,24 @@ class _Lowering(ast.NodeTransformer):
                 and node.value.value.id == "np" and node.value.attr == "random":
             self.refuse(node, "a random draw (Numba keeps its own generator state)")
         self.generic_visit(node)
+        return node
+
+    def visit_Assign(self, node: ast.Assign) -> ast.AST:
+        # (`_concatenate = np.concatenate`: the names that stand for NumPy's joins.)
+        if len(node.targets) == 1 and isinstance(node.targets[0], ast.Name) and \
+                _numpy_name(node.value) in _JOINS:
+            self.joins.add(node.targets[0].id)
+        self.generic_visit(node)
+        return node
+
+    def visit_Call(self, node: ast.Call) -> ast.AST:
+        """`np.concatenate([a, b])`: Numba joins a tuple of arrays, not a list."""
+        self.generic_visit(node)
+        f = node.func
+        if (_numpy_name(f) in _JOINS or isinstance(f, ast.Name) and f.id in self.joins) \
+                and node.args and isinstance(node.args[0], ast.List):
+            node.args[0] = ast.copy_location(ast.Tuple(node.args[0].elts, ast.Load()),
+                                             node.args[0])
         return node
 
     def visit_BinOp(self, node: ast.BinOp) -> ast.AST:
@@ -260,6 +296,41 @@ class _Lowering(ast.NodeTransformer):
                 if not hasattr(sub, "lineno"):
                     ast.copy_location(sub, node)
         return out  # type: ignore[return-value]
+
+
+_JOINS = {"concatenate", "stack", "vstack", "hstack", "column_stack"}
+
+
+def _numpy_name(node: ast.AST) -> str | None:
+    """`name` for the expression `np.name`."""
+    if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and \
+            node.value.id == "np":
+        return node.attr
+    return None
+
+
+def _assigned_once(fn: ast.FunctionDef) -> set[str]:
+    """The names bound exactly once in `fn` and the functions nested in it (parameters
+    count as a binding; so do loop targets, however many times the loop runs)."""
+    counts: dict[str, int] = {}
+    # (A closure's `x=x` parameters are the bindings being replaced.)
+    captures = {id(a) for n in ast.walk(fn) if isinstance(n, ast.FunctionDef) and n is not fn
+                for a in n.args.kwonlyargs}
+    for node in ast.walk(fn):
+        names: list[str] = []
+        if isinstance(node, ast.arg) and id(node) not in captures:
+            names = [node.arg]
+        elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+            names = [node.id]
+        elif isinstance(node, ast.FunctionDef) and node is not fn:
+            names = [node.name]
+        elif isinstance(node, ast.For):
+            names = [n.id for n in ast.walk(node.target) if isinstance(n, ast.Name)]
+            for n in names:  # (a loop target is bound many times)
+                counts[n] = counts.get(n, 0) + 1
+        for n in names:
+            counts[n] = counts.get(n, 0) + 1
+    return {n for n, k in counts.items() if k == 1}
 
 
 def _helpers(math_names: set[str]) -> str:
@@ -435,11 +506,23 @@ class NativeFunction:
         difference (beyond `RTOL`, or of structure) makes the program fall back for good;
         NumPy scalar types of the Python result are kept (`_retype`)."""
         t_python, expected = _timed(self.python, args)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            out = self.native(*args)
-        self.first = False
         assert self.module is not None
+        from numba.core.errors import NumbaError
+
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                out = self.native(*args)
+        except NumbaError:
+            raise
+        except Exception as error:  # noqa: BLE001
+            if not self.native.signatures:  # (Numba's compiler failed, not the program)
+                self.fallback = self.module.fallback(
+                    f"Numba cannot compile it: {type(error).__name__}: {error}",
+                    _line_of(error, self.module.filename))
+                self.native = None
+            return expected  # (a check of native code raised: see the next call)
+        self.first = False
         problem = _difference(expected, out)
         if problem is not None:
             self.fallback = self.module.fallback(
