@@ -19,12 +19,14 @@ from __future__ import annotations
 
 import ast
 import hashlib
+import itertools
 import math
 import os
 import re
 import sys
 import tempfile
 import time
+import types
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,7 +39,8 @@ from .pygen import Compiled
 
 # Runtime helpers with a native twin (`_nt_<name>` in `_HELPERS`).
 _OVERLOADS = ("gadd", "unbroadcast", "own", "to_structure", "from_structure", "pow",
-              "sens_of", "getitem_sens", "fdiv", "check_bound")
+              "sens_of", "getitem_sens", "fdiv", "check_bound", "check_scalar_output",
+              "sens_index", "reshape_like", "expand_reduced")
 _NATIVE_RUNTIME = {"as_sequence", "unpack", *_OVERLOADS}
 # `math` functions whose result is checked (`_CHECKED_MATH`): CPython raises where the
 # C library returns NaN or an infinity from finite arguments; Numba returns the value.
@@ -415,8 +418,9 @@ def _difference(expected: Any, actual: Any) -> str | None:
             if found is not None:
                 return found
         return None
-    if expected is None:
-        return None if actual is None else f"{actual!r} != None"
+    if expected is None or isinstance(expected, str):
+        return None if actual == expected and type(actual) is type(expected) else \
+            f"{actual!r} != {expected!r}"
     return f"a result of type {type(expected).__name__}"
 
 
@@ -584,6 +588,10 @@ def _nt_sens_of(d, like): ...  # type: ignore[no-untyped-def]
 def _nt_getitem_sens(d, x, index): ...  # type: ignore[no-untyped-def]
 def _nt_fdiv(a, b): ...  # type: ignore[no-untyped-def]
 def _nt_check_bound(value, name, where): ...  # type: ignore[no-untyped-def]
+def _nt_check_scalar_output(out): ...  # type: ignore[no-untyped-def]
+def _nt_sens_index(dd, index): ...  # type: ignore[no-untyped-def]
+def _nt_reshape_like(d, x): ...  # type: ignore[no-untyped-def]
+def _nt_expand_reduced(d, x, axis, keepdims): ...  # type: ignore[no-untyped-def]
 
 
 _OVERLOADED = False
@@ -742,10 +750,52 @@ def _register_overloads() -> None:
             return maybe
         return lambda value, name, where: value
 
+    def plain(t: Any) -> bool:
+        """Values the internal sensitivity form leaves as they are: numbers, arrays, and
+        tuples of them (no None in them, which would be the symbolic zero)."""
+        if isinstance(t, (nt.Array, nt.Float, nt.Integer)):
+            return True
+        if isinstance(t, nt.BaseTuple):
+            return all(plain(x) for x in t.types)
+        return False
+
     @overload(_nt_from_structure)
     def _from_structure(value):  # type: ignore[no-untyped-def]
-        if isinstance(value, (nt.Array, nt.Float, nt.NoneType)):
+        if isinstance(value, nt.NoneType) or plain(value):
             return lambda value: value
+        return None
+
+    @overload(_nt_check_scalar_output)
+    def _check_scalar_output(out):  # type: ignore[no-untyped-def]
+        if isinstance(out, (nt.Float, nt.Integer)) and not isinstance(out, nt.Boolean):
+            return lambda out: out
+        return None
+
+    @overload(_nt_sens_index, prefer_literal=True)
+    def _sens_index(dd, index):  # type: ignore[no-untyped-def]
+        if isinstance(dd, nt.NoneType):
+            return lambda dd, index: None
+        if isinstance(dd, (nt.BaseTuple, nt.Array)) and isinstance(index, nt.Integer):
+            return lambda dd, index: dd[index]
+        return None
+
+    @overload(_nt_reshape_like)
+    def _reshape_like(d, x):  # type: ignore[no-untyped-def]
+        if isinstance(d, nt.NoneType):
+            return lambda d, x: None
+        if isinstance(x, nt.Float) and isinstance(d, (nt.Float, nt.Array)):
+            return lambda d, x: float(np.sum(d))
+        if isinstance(x, nt.Array) and x.ndim > 0 and isinstance(d, nt.Array):
+            return lambda d, x: np.reshape(np.ascontiguousarray(d), x.shape)
+        return None
+
+    @overload(_nt_expand_reduced)
+    def _expand_reduced(d, x, axis, keepdims):  # type: ignore[no-untyped-def]
+        if isinstance(d, nt.NoneType):
+            return lambda d, x, axis, keepdims: None
+        if isinstance(x, nt.Array) and isinstance(axis, nt.NoneType) and \
+                isinstance(d, nt.Float):
+            return lambda d, x, axis, keepdims: np.full(x.shape, d)
         return None
 
 
@@ -790,21 +840,33 @@ def compile_native(compiled: Compiled) -> Compiled:
     key = _cache_key(tree, {k: v for k, v in namespace.items() if k not in names})
     directory = cache_dir() if key is not None else None
     if directory is not None and key is not None:
-        path = directory / f"{_safe(root)}_{key[:24]}.py"
+        stem = f"{_safe(root)}_{key[:24]}"
+        path = directory / f"{stem}.py"
         _write_once(path, compiled.source)
         filename = str(path)
     else:
+        stem = f"{_safe(root)}_{next(_uncached)}"
         filename = compiled.filename
     module.filename = filename
     import numba
 
     _register_overloads()
     namespace.update({f"_nt_{name}": globals()[f"_nt_{name}"] for name in _OVERLOADS})
-    namespace["__name__"] = f"tapeless_native_{_safe(root)}"
-    exec(compile(tree, filename, "exec"), namespace)  # noqa: S102
-    for name in names:
-        namespace[name] = numba.njit(cache=directory is not None)(namespace[name])
-    return _with_entry(compiled, NativeFunction(python, namespace[root], module, None))
+    # A module registered under its name: Numba's cached code finds its globals by
+    # importing the module of the function it was compiled from.
+    name = f"tapeless_native.{stem}"
+    mod = sys.modules.get(name)
+    if mod is None:
+        mod = sys.modules[name] = types.ModuleType(name)
+        mod.__file__ = filename
+        mod.__dict__.update(namespace)
+        exec(compile(tree, filename, "exec"), mod.__dict__)  # noqa: S102
+        for fn_name in names:
+            setattr(mod, fn_name, numba.njit(cache=directory is not None)(getattr(mod, fn_name)))
+    return _with_entry(compiled, NativeFunction(python, getattr(mod, root), module, None))
+
+
+_uncached = itertools.count()
 
 
 def _with_entry(compiled: Compiled, entry: NativeFunction) -> Compiled:
