@@ -756,7 +756,7 @@ def _register_overloads() -> None:
         if isinstance(t, (nt.Array, nt.Float, nt.Integer)):
             return True
         if isinstance(t, nt.BaseTuple):
-            return all(plain(x) for x in t)
+            return all(plain(x) for x in getattr(t, "types", ()))
         return False
 
     @overload(_nt_from_structure)
