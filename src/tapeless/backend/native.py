@@ -240,6 +240,10 @@ class _Lowering(ast.NodeTransformer):
         return node
 
     def visit_Assign(self, node: ast.Assign) -> ast.AST:
+        if _conses(node):
+            # (Numba's type inference does not end on a tuple type that grows each turn.)
+            self.refuse(node, "a linked stack of tuples (the derivative of a loop inside a "
+                              "loop), which Numba cannot type")
         # (`_concatenate = np.concatenate`: the names that stand for NumPy's joins.)
         if len(node.targets) == 1 and isinstance(node.targets[0], ast.Name) and \
                 _numpy_name(node.value) in _JOINS:
@@ -299,6 +303,19 @@ class _Lowering(ast.NodeTransformer):
                 if not hasattr(sub, "lineno"):
                     ast.copy_location(sub, node)
         return out  # type: ignore[return-value]
+
+
+def _conses(node: ast.Assign) -> bool:
+    """Whether `node` is `s = (item, s)` (or assigns such a pair among others)."""
+    targets = node.targets[0].elts if isinstance(node.targets[0], ast.Tuple) and \
+        isinstance(node.value, ast.Tuple) else node.targets
+    values = node.value.elts if len(targets) > 1 and isinstance(node.value, ast.Tuple) \
+        else [node.value]
+    for target, value in zip(targets, values, strict=False):
+        if isinstance(target, ast.Name) and isinstance(value, ast.Tuple) and value.elts and \
+                isinstance(value.elts[-1], ast.Name) and value.elts[-1].id == target.id:
+            return True
+    return False
 
 
 _JOINS = {"concatenate", "stack", "vstack", "hstack", "column_stack"}
