@@ -95,6 +95,13 @@ def particle(v, drag):
     return x
 
 
+def numba_start(x):
+    """A trivial loop: its first native call in a process times Numba's own start."""
+    for _ in range(3):
+        x = x + 1.0
+    return x
+
+
 # --- timing ----------------------------------------------------------------------------------
 
 
@@ -214,7 +221,7 @@ def jax_versions(name: str, args: tuple) -> tuple[Callable, Callable, tuple, str
 def time_jax(name: str, args: tuple) -> tuple[float | None, float | None, float | None, str]:
     found = jax_versions(name, args)
     if found is None:
-        return None, None, None, "JAX not installed"
+        return None, None, None, "not measured here (bench/run.py has JAX's GMM)"
     import jax
 
     f, g, jargs, rewrite = found
@@ -264,6 +271,9 @@ def cache_probe() -> None:
     """(In a second process.) The first call of each native gradient, Numba's cache warm."""
     import numba  # noqa: F401  (imported before timing, as a program using it would)
 
+    t0 = time.perf_counter()
+    tl.jit(numba_start, backend="native")(1.0)
+    print(f"(Numba's start in a process: a trivial function)\t{time.perf_counter() - t0}")
     for name, fn, args, argnums in workloads()[:5]:
         t0 = time.perf_counter()
         tl.value_and_grad(fn, argnums, backend="native")(*args)
@@ -308,10 +318,15 @@ def main() -> None:
           "empty cache; native in a second process that finds Numba's cache; JAX jit.\n")
     print("| workload | python | native, cold | native, cache warm | JAX jit |")
     print("|---|---|---|---|---|")
+    start = [float(v) for k, v in warm.items() if k.startswith("(Numba")]
     for name, pg, ng, jfirst in firsts:
         w = warm.get(name)
         print(f"| {name} | {fmt(pg)} | {fmt(ng)} | {fmt(float(w)) if w else '—'} | "
               f"{fmt(jfirst)} |")
+    if start:
+        print(f"\nIn the second process, Numba's own start (the first native call of a "
+              f"trivial function, before the workloads) took {fmt(start[0])}; the warm "
+              "column is each gradient's first call after it, tapeless's compile included.")
     print("\nFallbacks (these run on the Python backend):\n")
     for name, *_, fb in rows:
         for line in fb or ["none: native"]:
