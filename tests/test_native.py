@@ -333,3 +333,19 @@ def test_cache_is_reused_by_a_second_process(tmp_path: Path) -> None:
     assert any(p.suffix == ".nbi" for p in (tmp_path / "native" / "__pycache__").iterdir())
     second = run_once()  # (Numba's cache loaded: no compile)
     assert second < first
+
+
+# --- forward mode and the transforms built on it ---------------------------------------------
+
+
+def test_forward_transforms_native() -> None:
+    y = np.linspace(0.1, 1.0, 4)
+    out, t = tl.jvp(rk4_vector, (y, 0.05), (np.ones(4), 0.0), backend="native")
+    assert_same(tl.jvp(rk4_vector, (y, 0.05), (np.ones(4), 0.0)), (out, t))
+    assert _entry(tl.fwd_api._jvp_function(rk4_vector, "native"), y, 0.05, np.ones(4),
+                  0.0).is_native
+    for transform in (tl.jacfwd, tl.jacrev, tl.hessian):
+        assert_same(transform(rk4_vector)(y, 0.05),
+                    transform(rk4_vector, backend="native")(y, 0.05))
+    out, f_jvp = tl.linearize(scalar_loop, 0.5, backend="native")
+    assert_same(tl.linearize(scalar_loop, 0.5)[1](1.0), f_jvp(1.0))
