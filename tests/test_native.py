@@ -349,3 +349,19 @@ def test_forward_transforms_native() -> None:
                     transform(rk4_vector, backend="native")(y, 0.05))
     out, f_jvp = tl.linearize(scalar_loop, 0.5, backend="native")
     assert_same(tl.linearize(scalar_loop, 0.5)[1](1.0), f_jvp(1.0))
+
+
+def noisy_sum(x, rng):
+    s = 0.0
+    for _ in range(3):
+        s = s + x * rng.normal()
+    return s
+
+
+def test_random_generator_draws_once() -> None:
+    f = tl.jit(noisy_sum, backend="native")
+    mine, theirs = np.random.default_rng(0), np.random.default_rng(0)
+    for _ in range(2):
+        assert f(1.0, mine) == noisy_sum(1.0, theirs)
+    entry = _entry(f, 1.0, mine)
+    assert not entry.is_native and entry.fallback is not None

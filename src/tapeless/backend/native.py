@@ -457,6 +457,7 @@ def _retype(expected: Any) -> Any:
     return None
 
 
+_RANDOM_STATE = (np.random.Generator, np.random.RandomState, np.random.BitGenerator)
 # A first call shorter than this is timed twice (the faster counts).
 _TIME_AGAIN = 0.05
 
@@ -526,8 +527,13 @@ class NativeFunction:
         """Compile, and check the native result against the Python backend's once: a
         difference (beyond `RTOL`, or of structure) makes the program fall back for good;
         NumPy scalar types of the Python result are kept (`_retype`)."""
-        t_python, expected = _timed(self.python, args)
         assert self.module is not None
+        if any(isinstance(a, _RANDOM_STATE) for a in args):
+            # (Its draws are effects: the call must run once, as CPython runs it.)
+            self.fallback = self.module.fallback("a random generator argument", None)
+            self.native = None
+            return self.python(*args)
+        t_python, expected = _timed(self.python, args)
         from numba.core.errors import NumbaError
 
         try:
