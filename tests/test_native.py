@@ -365,3 +365,49 @@ def test_random_generator_draws_once() -> None:
         assert f(1.0, mine) == noisy_sum(1.0, theirs)
     entry = _entry(f, 1.0, mine)
     assert not entry.is_native and entry.fallback is not None
+
+
+# --- random programs -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("seed", [pytest.param(s, marks=[pytest.mark.slow] if s >= 8 else [])
+                                  for s in range(40)])
+def test_random_programs_same_as_python_backend(seed: int, tmp_path: Path) -> None:
+    """test_random_programs.py's larger programs (the same seeds), without draws."""
+    import random
+
+    from test_random_programs import (
+        RandomChoices,
+        generate_program,
+        load_program,
+        outcome,
+        same_value,
+    )
+
+    rng = random.Random(1000 + seed)
+    program = generate_program(RandomChoices(seed), size=30)
+    args = [(rng.uniform(-4, 4), rng.choice([0.0, rng.uniform(-4, 4)]), rng.randint(-3, 8))
+            for _ in range(5)]
+    fn = getattr(load_program(program, tmp_path), program.entry)
+    python, compiled = tl.jit(fn), tl.jit(fn, backend="native")
+    for a in args:
+        expected, got = outcome(python, a), outcome(compiled, a)
+        assert expected[0] == got[0] and (expected[1] is got[1] if expected[0] == "raised"
+                                          else same_value(expected[1], got[1])), \
+            f"f{a}: python backend {expected}, native {got}\n{program.source}"
+
+
+def index_past_the_end(xs, n):
+    total = 0.0
+    for i in range(n):
+        total = total + xs[i]
+    return total
+
+
+def test_index_out_of_range_raises_like_cpython() -> None:
+    f = tl.jit(index_past_the_end, backend="native")
+    xs = np.arange(4.0)
+    assert f(xs, 4) == 6.0
+    with pytest.raises(IndexError):
+        f(xs, 5)
+    assert _entry(f, xs, 4).is_native

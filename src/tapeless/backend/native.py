@@ -40,7 +40,8 @@ from .pygen import Compiled
 # Runtime helpers with a native twin (`_nt_<name>` in `_HELPERS`).
 _OVERLOADS = ("gadd", "unbroadcast", "own", "to_structure", "from_structure", "pow",
               "sens_of", "getitem_sens", "fdiv", "check_bound", "check_scalar_output",
-              "sens_index", "reshape_like", "expand_reduced")
+              "sens_index", "reshape_like", "expand_reduced", "index_update",
+              "index_update_inplace", "immutable_item")
 _NATIVE_RUNTIME = {"as_sequence", "unpack", *_OVERLOADS}
 # `math` functions whose result is checked (`_CHECKED_MATH`): CPython raises where the
 # C library returns NaN or an infinity from finite arguments; Numba returns the value.
@@ -615,6 +616,9 @@ def _nt_check_scalar_output(out): ...  # type: ignore[no-untyped-def]
 def _nt_sens_index(dd, index): ...  # type: ignore[no-untyped-def]
 def _nt_reshape_like(d, x): ...  # type: ignore[no-untyped-def]
 def _nt_expand_reduced(d, x, axis, keepdims): ...  # type: ignore[no-untyped-def]
+def _nt_index_update(x, index, value): ...  # type: ignore[no-untyped-def]
+def _nt_index_update_inplace(x, index, value): ...  # type: ignore[no-untyped-def]
+def _nt_immutable_item(container, item): ...  # type: ignore[no-untyped-def]
 
 
 _OVERLOADED = False
@@ -782,6 +786,36 @@ def _register_overloads() -> None:
             return all(plain(x) for x in getattr(t, "types", ()))
         return False
 
+    def updated(x, index, value):  # type: ignore[no-untyped-def]
+        out = x.copy()
+        out[index] = value
+        return out
+
+    @overload(_nt_index_update)
+    def _index_update(x, index, value):  # type: ignore[no-untyped-def]
+        if isinstance(x, (nt.Array, nt.List)):
+            return updated
+        return None
+
+    @overload(_nt_index_update_inplace)
+    def _index_update_inplace(x, index, value):  # type: ignore[no-untyped-def]
+        if isinstance(x, nt.Array) and not x.mutable:
+            return updated  # (a read-only array is copied, as by the Python backend)
+        if isinstance(x, (nt.Array, nt.List)):
+            def in_place(x, index, value):  # type: ignore[no-untyped-def]
+                x[index] = value
+                return x
+            return in_place
+        return None
+
+    @overload(_nt_immutable_item)
+    def _immutable_item(container, item):  # type: ignore[no-untyped-def]
+        if isinstance(container, nt.List) and isinstance(item, (nt.Array, nt.List)):
+            def refuse(container, item):  # type: ignore[no-untyped-def]
+                raise TypeError("x[i] op= v on a list whose item is an array")
+            return refuse
+        return lambda container, item: item
+
     @overload(_nt_from_structure)
     def _from_structure(value):  # type: ignore[no-untyped-def]
         if isinstance(value, nt.NoneType) or plain(value):
@@ -885,7 +919,9 @@ def compile_native(compiled: Compiled) -> Compiled:
         mod.__dict__.update(namespace)
         exec(compile(tree, filename, "exec"), mod.__dict__)  # noqa: S102
         for fn_name in names:
-            setattr(mod, fn_name, numba.njit(cache=directory is not None)(getattr(mod, fn_name)))
+            # (With bounds checks: an index out of range raises IndexError, as in CPython.)
+            setattr(mod, fn_name, numba.njit(cache=directory is not None, boundscheck=True)(
+                getattr(mod, fn_name)))
     return _with_entry(compiled, NativeFunction(python, getattr(mod, root), module, None))
 
 
