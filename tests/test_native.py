@@ -263,6 +263,9 @@ def test_fallback_when_no_faster(monkeypatch: pytest.MonkeyPatch) -> None:
     assert f(1.5) == 3.0
     entry = _entry(f, 1.5)
     assert entry.fallback is not None and "no faster" in entry.fallback.reason
+    where = entry.fallback.where  # (no line of its own: the function's)
+    assert where is not None and (where.filename, where.line) == \
+        (__file__, double.__code__.co_firstlineno)
     assert f(2.5) == 5.0
 
 

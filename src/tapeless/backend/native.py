@@ -569,6 +569,13 @@ class NativeFunction:
         return expected
 
 
+def _parse_or_none(source: str) -> ast.Module | None:
+    try:
+        return ast.parse(source)
+    except SyntaxError:
+        return None
+
+
 class _Module:
     """A generated module lowered for Numba: its file, its functions, the user's lines."""
 
@@ -579,9 +586,15 @@ class _Module:
         self.tree: ast.Module | None = None
 
     def location(self, line: int | None) -> Location | None:
-        if line is None:
-            return None
-        return self.compiled.linemap.get(line)
+        """The user's source of a line of the generated module; where it has none (or
+        no line is known), that of the function the program was compiled from."""
+        found = self.compiled.linemap.get(line) if line is not None else None
+        if found is None:
+            tree = self.tree or _parse_or_none(self.compiled.source)
+            for node in tree.body if tree is not None else []:
+                if isinstance(node, ast.FunctionDef) and node.name == self.root:
+                    found = self.compiled.linemap.get(node.lineno)
+        return found
 
     def function_at(self, line: int | None) -> str:
         if line is not None and self.tree is not None:
