@@ -414,3 +414,16 @@ def test_index_out_of_range_raises_like_cpython() -> None:
     with pytest.raises(IndexError):
         f(xs, 5)
     assert _entry(f, xs, 4).is_native
+
+
+def zeros_of_python_types(n):
+    a = np.zeros(n, float)
+    for i in range(n):
+        a = a + i
+    return a.astype(int), np.ones(n, dtype=bool)
+
+
+def test_python_types_as_dtypes() -> None:
+    f = tl.jit(zeros_of_python_types, backend="native")
+    assert_same(tl.jit(zeros_of_python_types)(3), f(3))
+    assert _entry(f, 3).is_native

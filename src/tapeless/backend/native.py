@@ -166,7 +166,7 @@ class _Lowering(ast.NodeTransformer):
     def __init__(self) -> None:
         self.math: set[str] = set()
         self.loops = 0
-        self.joins: set[str] = set()
+        self.numpy_aliases: dict[str, str] = {}  # (`_zeros = np.zeros`)
 
     def refuse(self, node: ast.AST, reason: str) -> None:
         raise _Refused(reason, getattr(node, "lineno", None))
@@ -247,8 +247,8 @@ class _Lowering(ast.NodeTransformer):
                               "loop), which Numba cannot type")
         # (`_concatenate = np.concatenate`: the names that stand for NumPy's joins.)
         if len(node.targets) == 1 and isinstance(node.targets[0], ast.Name) and \
-                _numpy_name(node.value) in _JOINS:
-            self.joins.add(node.targets[0].id)
+                _numpy_name(node.value) is not None:
+            self.numpy_aliases[node.targets[0].id] = _numpy_name(node.value) or ""
         self.generic_visit(node)
         return node
 
@@ -256,10 +256,18 @@ class _Lowering(ast.NodeTransformer):
         """`np.concatenate([a, b])`: Numba joins a tuple of arrays, not a list."""
         self.generic_visit(node)
         f = node.func
-        if (_numpy_name(f) in _JOINS or isinstance(f, ast.Name) and f.id in self.joins) \
-                and node.args and isinstance(node.args[0], ast.List):
+        numpy = _numpy_name(f) or (self.numpy_aliases.get(f.id) if isinstance(f, ast.Name)
+                                   else None)
+        if numpy in _JOINS and node.args and isinstance(node.args[0], ast.List):
             node.args[0] = ast.copy_location(ast.Tuple(node.args[0].elts, ast.Load()),
                                              node.args[0])
+        if numpy is not None or isinstance(f, ast.Attribute) and f.attr == "astype":
+            # (A Python type as a dtype is NumPy's type of it; Numba knows only those.)
+            for i, arg in enumerate(node.args):
+                node.args[i] = _as_dtype(arg)
+            for keyword in node.keywords:
+                if keyword.arg == "dtype":
+                    keyword.value = _as_dtype(keyword.value)
         return node
 
     def visit_BinOp(self, node: ast.BinOp) -> ast.AST:
@@ -320,6 +328,18 @@ def _conses(node: ast.Assign) -> bool:
 
 
 _JOINS = {"concatenate", "stack", "vstack", "hstack", "column_stack"}
+
+
+_DTYPES = {"float": np.dtype(float).name, "int": np.dtype(int).name, "bool": "bool_",
+           "complex": np.dtype(complex).name}
+
+
+def _as_dtype(node: ast.expr) -> ast.expr:
+    """`np.float64` for the name `float` (and so on), other expressions as they are."""
+    if isinstance(node, ast.Name) and node.id in _DTYPES:
+        return ast.copy_location(ast.Attribute(ast.Name("np", ast.Load()), _DTYPES[node.id],
+                                               ast.Load()), node)
+    return node
 
 
 def _numpy_name(node: ast.AST) -> str | None:
