@@ -952,13 +952,15 @@ def compile_native(compiled: Compiled) -> Compiled:
         mod.__dict__.update(namespace)
         exec(compile(tree, filename, "exec"), mod.__dict__)  # noqa: S102
         for fn_name in names:
-            # (With bounds checks: an index out of range raises IndexError, as in CPython.)
-            setattr(mod, fn_name, numba.njit(cache=directory is not None, boundscheck=True)(
+            setattr(mod, fn_name, numba.njit(cache=directory is not None, **_NJIT)(
                 getattr(mod, fn_name)))
     return _with_entry(compiled, NativeFunction(python, getattr(mod, root), module, None))
 
 
 _uncached = itertools.count()
+# Numba's options (part of the cache key: Numba's own key leaves them out). Bounds checks:
+# an index out of range raises IndexError, as in CPython.
+_NJIT: dict[str, Any] = {"boundscheck": True}
 
 
 def _with_entry(compiled: Compiled, entry: NativeFunction) -> Compiled:
@@ -977,7 +979,7 @@ def _cache_key(tree: ast.Module, namespace: dict[str, Any]) -> str | None:
 
     h = hashlib.sha256()
     h.update(ast.dump(tree).encode())
-    h.update(repr((numba.__version__, np.__version__, sys.version)).encode())
+    h.update(repr((numba.__version__, np.__version__, sys.version, _NJIT)).encode())
     for name in sorted(namespace):
         if name.startswith("__") or name in ("_rt", "_sp", "_sla"):
             continue
