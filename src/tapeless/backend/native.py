@@ -18,6 +18,7 @@ user's file:line are recorded (`FALLBACKS`, `tapeless show --backend native`).
 from __future__ import annotations
 
 import ast
+import functools
 import hashlib
 import itertools
 import math
@@ -980,6 +981,7 @@ def _cache_key(tree: ast.Module, namespace: dict[str, Any]) -> str | None:
     h = hashlib.sha256()
     h.update(ast.dump(tree).encode())
     h.update(repr((numba.__version__, np.__version__, sys.version, _NJIT)).encode())
+    h.update(_own_source_hash())  # (the helpers' overloads are compiled into the code)
     for name in sorted(namespace):
         if name.startswith("__") or name in ("_rt", "_sp", "_sla"):
             continue
@@ -988,6 +990,12 @@ def _cache_key(tree: ast.Module, namespace: dict[str, Any]) -> str | None:
             return None
         h.update(name.encode() + b"=" + part)
     return h.hexdigest()
+
+
+@functools.cache
+def _own_source_hash() -> bytes:
+    """A hash of this module's source: the lowering and the overloads it compiles in."""
+    return hashlib.sha256(Path(__file__).read_bytes()).digest()
 
 
 def _write_once(path: Path, text: str) -> None:
