@@ -1,7 +1,7 @@
 """tapeless: a compiler for differentiable Python."""
 
 from . import dynamic  # noqa: F401  (J-callables made at run time)
-from .api import ir, jit
+from .api import config, ir, jit
 from .custom import checkpoint, custom_jvp, custom_vjp
 from .errors import CompileError, GradError, TapelessError
 from .fwd_api import hessian, jacfwd, jacrev, jvp, linearize, stop_gradient
@@ -9,7 +9,7 @@ from .grad_api import grad, value_and_grad, vjp
 from .tree import tree_leaves, tree_map, tree_structure, tree_unflatten
 from .vmap_api import vmap
 
-__all__ = ["CompileError", "GradError", "TapelessError", "checkpoint", "custom_jvp",
+__all__ = ["CompileError", "GradError", "TapelessError", "checkpoint", "config", "custom_jvp",
            "custom_vjp", "grad", "hessian", "ir", "jacfwd", "jacrev", "jit", "jvp", "vmap",
            "linearize", "stop_gradient", "tree_leaves", "tree_map", "tree_structure",
            "tree_unflatten", "value_and_grad", "vjp"]

@@ -16,6 +16,7 @@ import numpy as np
 
 from .ad.api_graphs import expand_transforms
 from .backend import Compiled, compile_graph
+from .errors import TapelessError
 from .frontend import parse
 from .frontend.guards import make_guard, reads_of
 from .frontend.parser import RESOLVER, unwrap
@@ -77,10 +78,52 @@ def optimization_passes() -> set[str] | None:
     return passes_up_to(int(level))
 
 
-def load(graph: Graph, kinds: tuple = ()) -> Compiled:
+BACKENDS = ("python", "native")
+
+
+class Config:
+    """Process-wide settings. `backend` is what `jit` and the transforms use when they
+    are not given one: "python" (the default) or "native" (Numba; see
+    `tapeless.backend.native`); the environment variable `TAPELESS_BACKEND` sets it at
+    import."""
+
+    def __init__(self) -> None:
+        self._backend = "python"
+        self.backend = os.environ.get("TAPELESS_BACKEND", "") or "python"
+
+    @property
+    def backend(self) -> str:
+        return self._backend
+
+    @backend.setter
+    def backend(self, value: str) -> None:
+        self._backend = check_backend(value)
+
+
+def check_backend(backend: str | None) -> str:
+    """`backend`, or the process-wide default where it is None; refuses other names, and
+    "native" where Numba is not installed."""
+    if backend is None:
+        return config.backend
+    if backend not in BACKENDS:
+        raise TapelessError(f"unknown backend {backend!r}: use one of {', '.join(BACKENDS)}")
+    if backend == "native":
+        from .backend.native import available
+
+        if not available():
+            raise TapelessError('backend="native" needs Numba: pip install "tapeless[native]"'
+                                ' (or leave backend at "python")')
+    return backend
+
+
+config = Config()
+
+
+def load(graph: Graph, kinds: tuple = (), backend: str = "python") -> Compiled:
     """Optimize a copy of `graph` (graphs are shared between compiled functions, so
     they are never rewritten in place), specialized to arguments of the given kinds
-    (see `tapeless.opt.kinds`), generate its code and load it."""
+    (see `tapeless.opt.kinds`), generate its code and load it (as native code with
+    `backend="native"`, where Numba can type it)."""
     expand_transforms(graph)
     passes = optimization_passes()
     if passes is None or passes:
@@ -93,6 +136,10 @@ def load(graph: Graph, kinds: tuple = ()) -> Compiled:
         optimize(graph, passes)
     compiled = compile_graph(graph)
     GENERATED[compiled.filename] = compiled
+    if backend == "native":
+        from .backend.native import compile_native
+
+        compiled = compile_native(compiled)
     return compiled
 
 
@@ -186,8 +233,9 @@ class Transformed:
     # (How the front end knows one when the compiled code reads it as a global.)
     __tapeless_transform__ = True
 
-    def __init__(self, fun: Callable[..., Any]):
+    def __init__(self, fun: Callable[..., Any], backend: str | None = None):
         self.fun = fun
+        self.backend = check_backend(backend)
         self.__tapeless_wrapped__ = python_function(fun)
         functools.update_wrapper(self, self.__tapeless_wrapped__)
         self._graph: Graph | None = None
@@ -265,7 +313,8 @@ class Transformed:
             paused = gc.isenabled()
             gc.disable()
             try:
-                compiled = self._compiled[key] = load(self.graph_for(key), kinds)
+                compiled = self._compiled[key] = load(self.graph_for(key), kinds,
+                                                          self.backend)
             finally:
                 if paused:
                     gc.enable()
@@ -357,9 +406,11 @@ CompiledFunction = Transformed
 BOUND_TYPES.add(Transformed)
 
 @_api
-def jit(fn: Callable[..., Any]) -> Transformed:
-    """Compile `fn` ahead of time; the result computes exactly what `fn` computes."""
-    return Transformed(fn)
+def jit(fn: Callable[..., Any], backend: str | None = None) -> Transformed:
+    """Compile `fn` ahead of time; the result computes exactly what `fn` computes. With
+    `backend="native"` the code is compiled by Numba where it can be (default: the
+    process-wide `tapeless.config.backend`)."""
+    return Transformed(fn, backend)
 
 
 @_api

@@ -1,4 +1,4 @@
-"""The `tapeless` command: `demo`, `show FILE.py:FUNC [--grad]`,
+"""The `tapeless` command: `demo`, `show FILE.py:FUNC [--grad] [--backend native]`,
 `check FILE.py [--entry NAME]...`."""
 
 from __future__ import annotations
@@ -39,6 +39,8 @@ def cmd_show(args: argparse.Namespace) -> int:
     from .opt import PASS_ORDER, optimize, passes_up_to
 
     fn = _load_function(args.target)
+    if args.backend == "native":
+        return _show_native(fn, args)
     transformed = grad(fn) if args.grad else jit(fn)
     what = "the gradient of " if args.grad else ""
     graph = graph_of(transformed)
@@ -66,6 +68,43 @@ def cmd_show(args: argparse.Namespace) -> int:
     if stage in (None, "opt", "source"):
         print(f"# generated Python source of {what}{fn.__name__}\n")
         print(compile_graph(graph).source)
+    return 0
+
+
+def _show_native(fn: Any, args: argparse.Namespace) -> int:
+    """Which compiled programs run natively, and where and why the others fall back."""
+    import math
+
+    import numpy as np
+
+    from .api import jit
+    from .backend.native import NativeFunction, native_source
+    from .grad_api import grad
+
+    transformed = grad(fn, backend="native") if args.grad else jit(fn, backend="native")
+    what = "the gradient of " if args.grad else ""
+    if args.args is not None:
+        values = eval(f"({args.args},)", {"np": np, "math": math})  # noqa: S307 - the user's
+        transformed(*values)
+        entries = list(transformed._compiled.values())
+        when = f"called with ({args.args})"
+    else:
+        entries = [transformed._get()]
+        when = "not called (pass --args to let Numba type it for arguments)"
+    print(f"# native backend: {what}{fn.__name__}, {when}\n")
+    for compiled in entries:
+        entry = compiled.fn
+        if not isinstance(entry, NativeFunction):
+            continue
+        if entry.fallback is not None:
+            print(f"falls back: {entry.fallback}")
+        elif entry.is_native and not entry.first:
+            print(f"runs natively: {compiled.fn.module.root if entry.module else ''}")
+        else:
+            print("lowered for Numba; Numba types it at the first call")
+        if entry.fallback is None:
+            print("\n# the module Numba compiles\n")
+            print(native_source(compiled))
     return 0
 
 
@@ -100,6 +139,11 @@ def main(argv: list[str] | None = None) -> int:
                       "pass: show the IR after it")
     show.add_argument("--passes", action="store_true",
                       help="list how many rewrites each optimizer pass made")
+    show.add_argument("--backend", choices=["python", "native"], default="python",
+                      help="native: say which compiled programs run as native code (Numba) "
+                      "and why the others fall back to the Python backend, at file:line")
+    show.add_argument("--args", metavar="EXPR", help="with --backend native: arguments to "
+                      "call the function with (a Python expression; np and math are known)")
     show.set_defaults(run=cmd_show)
     check = sub.add_parser("check", help="report constructs tapeless cannot compile in the "
                            "functions of a file that are compiled")

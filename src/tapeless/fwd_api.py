@@ -14,6 +14,7 @@ from .api import (
     Transformed,
     _api,
     _signature,
+    check_backend,
     graph_of,
     positional_arguments,
     python_function,
@@ -32,8 +33,8 @@ class JvpFunction(Transformed):
 
     kind = "jvp"
 
-    def __init__(self, fun: Callable[..., Any]):
-        super().__init__(fun)
+    def __init__(self, fun: Callable[..., Any], backend: str | None = None):
+        super().__init__(fun, backend)
         # The argument signatures whose tangents were checked (see `jvp`).
         self.checked: set[tuple] = set()
         # (A function passed as an argument is data here: F calls only functions it
@@ -47,19 +48,19 @@ class JvpFunction(Transformed):
         return args
 
 
-_JVP: dict[tuple[int, str], tuple[Any, JvpFunction]] = {}
+_JVP: dict[tuple[int, str, str], tuple[Any, JvpFunction]] = {}
 _JVP_MAX = 256
 
 
-def _jvp_function(fun: Callable[..., Any]) -> JvpFunction:
-    """The compiled jvp of `fun` (one per function, and per optimizer setting, which is
-    read when compiling)."""
-    key = (id(fun), os.environ.get("TAPELESS_OPTIMIZE", ""))
+def _jvp_function(fun: Callable[..., Any], backend: str = "python") -> JvpFunction:
+    """The compiled jvp of `fun` (one per function, backend, and optimizer setting, which
+    is read when compiling)."""
+    key = (id(fun), os.environ.get("TAPELESS_OPTIMIZE", ""), backend)
     hit = _JVP.get(key)
     if hit is None or hit[0] is not fun:
         if len(_JVP) >= _JVP_MAX:  # (a new lambda on every call would only fill it)
             _JVP.pop(next(iter(_JVP)))
-        hit = _JVP[key] = (fun, JvpFunction(fun))
+        hit = _JVP[key] = (fun, JvpFunction(fun, backend))
     return hit[1]
 
 
@@ -103,11 +104,12 @@ def _check_tangent(name: str, i: int, primal: Any, tangent: Any) -> None:
 
 @_api
 def jvp(fun: Callable[..., Any], primals: tuple | list,
-        tangents: tuple | list) -> tuple[Any, Any]:
+        tangents: tuple | list, backend: str | None = None) -> tuple[Any, Any]:
     """`(fun(*primals), J tangents)`: the value and the Jacobian-vector product, by forward
     mode (no backward pass, no saved values). `primals` and `tangents` are tuples of the
-    same structure; each tangent has its primal's structure and shapes."""
-    jf = _jvp_function(fun)
+    same structure; each tangent has its primal's structure and shapes. `backend` is as
+    in `jit`."""
+    jf = _jvp_function(fun, check_backend(backend))
     if type(primals) is tuple and type(tangents) is tuple and jf._simple and \
             len(primals) == len(tangents) == jf._nparams:
         # (Checked once per signature: one that describes every leaf's type and shape.)
@@ -153,16 +155,17 @@ def _complete(sig: Any) -> bool:
 
 
 @_api
-def linearize(fun: Callable[..., Any], *primals: Any) -> tuple[Any, Callable[..., Any]]:
+def linearize(fun: Callable[..., Any], *primals: Any,
+              backend: str | None = None) -> tuple[Any, Callable[..., Any]]:
     """`(fun(*primals), f_jvp)` where `f_jvp(*tangents)` is the Jacobian-vector product at
     `primals` (JAX's `linearize`). Unlike JAX's, `f_jvp` runs the forward-mode program
     again, primal included, on each call (tapeless does not partially evaluate it yet):
     it costs what `tl.jvp` costs."""
     zeros = tuple(_zero_tangent(p) for p in primals)
-    out, _ = jvp(fun, primals, zeros)
+    out, _ = jvp(fun, primals, zeros, backend)
 
     def f_jvp(*tangents: Any) -> Any:
-        return jvp(fun, primals, tangents)[1]
+        return jvp(fun, primals, tangents, backend)[1]
 
     return out, f_jvp
 
@@ -251,7 +254,7 @@ def _split_aux(value: Any, has_aux: bool, kind: str) -> tuple[Any, Any]:
 
 @_api
 def jacfwd(fun: Callable[..., Any], argnums: int | tuple[int, ...] = 0,
-           has_aux: bool = False) -> Callable[..., Any]:
+           has_aux: bool = False, backend: str | None = None) -> Callable[..., Any]:
     """The Jacobian of `fun` with respect to argument(s) `argnums`, by forward mode: one
     `jvp` per input element. For an output of shape S and an input of shape T, the
     Jacobian has shape S + T (trees of them for trees, as JAX builds them)."""
@@ -265,7 +268,7 @@ def jacfwd(fun: Callable[..., Any], argnums: int | tuple[int, ...] = 0,
             for e in _basis(args[a]):
                 tangents = tuple(e if i == a % len(args) else _zero_tangent(x)
                                  for i, x in enumerate(args))
-                value, t = jvp(fun, args, tangents)
+                value, t = jvp(fun, args, tangents, backend)
                 out, _ = _split_aux(t, has_aux, "jacfwd")
                 cols.append(out)
             if value is None:
@@ -289,14 +292,14 @@ def _zero_tangent(x: Any) -> Any:
 
 @_api
 def jacrev(fun: Callable[..., Any], argnums: int | tuple[int, ...] = 0,
-           has_aux: bool = False) -> Callable[..., Any]:
+           has_aux: bool = False, backend: str | None = None) -> Callable[..., Any]:
     """The Jacobian of `fun` with respect to argument(s) `argnums`, by reverse mode: one
     backward pass per output element (shaped as `jacfwd`'s)."""
     from .grad_api import vjp
 
     def jacobian(*args: Any) -> Any:
         nums = _argnums(argnums, len(args), "jacrev")
-        value, back = vjp(fun, *args)
+        value, back = vjp(fun, *args, backend=backend)
         out, aux = _split_aux(value, has_aux, "jacrev")
         results: list[list[Any]] = [[] for _ in nums]
         for e in _basis(out):
@@ -315,9 +318,9 @@ def jacrev(fun: Callable[..., Any], argnums: int | tuple[int, ...] = 0,
 
 @_api
 def hessian(fun: Callable[..., Any], argnums: int | tuple[int, ...] = 0,
-            has_aux: bool = False) -> Callable[..., Any]:
+            has_aux: bool = False, backend: str | None = None) -> Callable[..., Any]:
     """The Hessian of the scalar function `fun`: forward mode over its compiled gradient
     (`jacfwd(grad(fun))`), of shape T + T for an input of shape T."""
-    g = GradFunction(fun, argnums, has_aux, with_value=False)
-    result: Callable[..., Any] = jacfwd(g, argnums, has_aux)
+    g = GradFunction(fun, argnums, has_aux, with_value=False, backend=backend)
+    result: Callable[..., Any] = jacfwd(g, argnums, has_aux, backend)
     return result

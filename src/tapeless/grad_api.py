@@ -15,7 +15,9 @@ from .api import (
     LIST_OF,
     Transformed,
     _api,
+    check_backend,
     graph_of,
+    jit,
     load,
     positional_arguments,
     python_function,
@@ -24,6 +26,7 @@ from .errors import GradError
 from .frontend.expressions import constant_node
 from .frontend.parser import RESOLVER
 from .ir.nodes import Constant, Graph
+from .primitives import PRIMITIVES as P
 from .primitives.random_ops import GENERATOR_TYPES
 from .runtime import from_structure, is_struct, to_structure
 
@@ -142,8 +145,8 @@ class GradFunction(Transformed):
     kind = "grad"
 
     def __init__(self, fun: Callable[..., Any], argnums: int | tuple[int, ...],
-                 has_aux: bool, with_value: bool):
-        super().__init__(fun)
+                 has_aux: bool, with_value: bool, backend: str | None = None):
+        super().__init__(fun, backend)
         self.binds_functions = True
         if not isinstance(argnums, int) and not (
                 isinstance(argnums, tuple) and all(isinstance(a, int) for a in argnums)):
@@ -221,32 +224,89 @@ BOUND_TYPES.add(GradFunction)
 
 @_api
 def grad(fun: Callable[..., Any], argnums: int | tuple[int, ...] = 0,
-         has_aux: bool = False) -> GradFunction:
+         has_aux: bool = False, backend: str | None = None) -> GradFunction:
     """The gradient of the scalar function `fun` with respect to argument(s) `argnums`;
-    with `has_aux`, `fun` returns `(value, aux)` and the result returns `(grad, aux)`."""
-    return GradFunction(fun, argnums, has_aux, with_value=False)
+    with `has_aux`, `fun` returns `(value, aux)` and the result returns `(grad, aux)`.
+    `backend` is as in `jit`."""
+    return GradFunction(fun, argnums, has_aux, with_value=False, backend=backend)
 
 
 @_api
 def value_and_grad(fun: Callable[..., Any], argnums: int | tuple[int, ...] = 0,
-                   has_aux: bool = False) -> GradFunction:
+                   has_aux: bool = False, backend: str | None = None) -> GradFunction:
     """Like `grad`, but the result returns `(value, grad)` (`((value, aux), grad)`)."""
-    return GradFunction(fun, argnums, has_aux, with_value=True)
+    return GradFunction(fun, argnums, has_aux, with_value=True, backend=backend)
 
 
 _VJP_CACHE: dict[int, Any] = {}
+_VJP_NATIVE: dict[int, tuple[Graph, Transformed, Transformed]] = {}
+
+
+def vjp_graph(g: Graph) -> Graph:
+    """`(x_1, ..., x_n, cotangent) -> (value, (d_x_1, ..., d_x_n))`: the value of `g` and
+    the sensitivities of its arguments for one cotangent, in one program (what the native
+    backend compiles for `vjp`: native code returns no closures)."""
+    jg = TRANSFORM.graph(g)
+    out = Graph(f"vjp_{g.name}", None, g.loc)
+    out.derived = True
+    params = [out.add_parameter(p.name, p.loc) for p in g.parameters]
+    cotangent = out.add_parameter("cotangent", g.loc)
+    call = out.apply(Constant(jg), *params, loc=g.loc)
+    out.effects.append(call)
+    value = out.apply(P["tuple_getitem"], call, 0, name="value")
+    backprop = out.apply(P["tuple_getitem"], call, 1, name="backprop")
+    sens = out.apply(backprop, out.apply(P["from_structure"], cotangent), name="sensitivities")
+    out.output = out.apply(P["make_tuple"], value, out.apply(P["make_tuple"], *[
+        out.apply(P["to_structure"], out.apply(P["tuple_getitem"], sens, 1 + i), p,
+                  name=f"d_{p.name}") for i, p in enumerate(params)]))
+    return out
+
+
+class _VjpFunction(Transformed):
+    """`vjp_graph` of a function, compiled per argument signature."""
+
+    kind = "vjp"
+
+    def __init__(self, fun: Callable[..., Any], graph: Graph, backend: str):
+        super().__init__(fun, backend)
+        self._vjp = graph
+        self.binds_functions = False
+
+    def build_graph(self) -> Graph:
+        return self._vjp
+
+    def bind(self, args: tuple, kwargs: dict) -> tuple:
+        return args
 
 
 @_api
-def vjp(fun: Callable[..., Any], *primals: Any) -> tuple[Any, Callable[[Any], tuple]]:
+def vjp(fun: Callable[..., Any], *primals: Any,
+        backend: str | None = None) -> tuple[Any, Callable[[Any], tuple]]:
     """`(fun(*primals), vjp_fn)`, where `vjp_fn(cotangent)` returns the tuple of
-    sensitivities of the primals (each shaped like its primal)."""
+    sensitivities of the primals (each shaped like its primal). With the native backend
+    (`backend`, as in `jit`), `vjp_fn` runs the function again with its derivative, as
+    one native program (native code returns no closures)."""
     g = graph_of(fun)
+    args = positional_arguments(python_function(fun), primals, {})
+    if check_backend(backend) == "native":
+        hit = _VJP_NATIVE.get(g.id)
+        if hit is None or hit[0] is not g:
+            hit = _VJP_NATIVE[g.id] = (g, jit(fun, backend="native"),
+                                       _VjpFunction(fun, vjp_graph(g), "native"))
+        _, value_of, program = hit
+        out = value_of(*primals)
+
+        def native_vjp_fn(cotangent: Any) -> tuple:
+            sens = program(*args, cotangent)[1]
+            # (The types the Python backend's `vjp_fn` gives: a float for a float.)
+            return tuple(float(s) if type(p) is float and isinstance(s, np.floating) else s
+                         for s, p in zip(sens, args, strict=True))
+
+        return out, native_vjp_fn
     key = g.id
     if key not in _VJP_CACHE:
         _VJP_CACHE[key] = load(TRANSFORM.graph(g))
     compiled = _VJP_CACHE[key]
-    args = positional_arguments(python_function(fun), primals, {})
     out, backprop = compiled.fn(*args)
 
     def vjp_fn(cotangent: Any) -> tuple:

@@ -1,0 +1,1009 @@
+"""The native backend: the Python backend's generated module, compiled by Numba.
+
+The optimized program that `pygen` prints for floats, ints, tuples, lists and NumPy
+arrays is already the flat loop code Numba types well. This module rewrites the few
+constructs whose meaning differs under Numba (`reversed` over a list, `**`, `math`
+functions, the runtime helpers that have a native twin), writes the module into a
+directory tapeless owns, and compiles every function of it with `numba.njit`.
+
+Nothing here may change a result. Where native code and CPython could disagree it raises
+instead (a `math` function that returns NaN or an infinity from finite arguments, an
+integer `**` that leaves 64 bits), and any exception raised by native code runs the call
+again on the Python backend, which raises exactly what CPython raises. A module Numba
+cannot type, or that uses a construct that is not lowered (a dict, a set, `print`, a
+runtime helper, SciPy, random draws), runs on the Python backend: the reason and the
+user's file:line are recorded (`FALLBACKS`, `tapeless show --backend native`).
+"""
+
+from __future__ import annotations
+
+import ast
+import functools
+import hashlib
+import itertools
+import math
+import os
+import re
+import sys
+import tempfile
+import time
+import types
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..ir.nodes import Location
+from .pygen import Compiled
+
+# Runtime helpers with a native twin (`_nt_<name>` in `_HELPERS`).
+_OVERLOADS = ("gadd", "unbroadcast", "own", "to_structure", "from_structure", "pow",
+              "sens_of", "getitem_sens", "fdiv", "check_bound", "check_scalar_output",
+              "sens_index", "reshape_like", "expand_reduced", "index_update",
+              "index_update_inplace", "immutable_item")
+_NATIVE_RUNTIME = {"as_sequence", "unpack", *_OVERLOADS}
+# `math` functions whose result is checked (`_CHECKED_MATH`): CPython raises where the
+# C library returns NaN or an infinity from finite arguments; Numba returns the value.
+_MATH_ONE = ("acos acosh asin asinh atan atanh cos cosh erf erfc exp expm1 gamma lgamma "
+             "log log10 log1p log2 sin sinh sqrt tan tanh exp2 cbrt").split()
+_MATH_TWO = ("pow atan2 fmod hypot copysign").split()
+# `math` functions that convert a float to an int (CPython raises on NaN and infinities,
+# and returns big ints where Numba's would wrap around).
+_MATH_TO_INT = ("floor ceil trunc").split()
+# Beyond this, a float converted to int or an int power leaves int64.
+_INT_LIMIT = 9.0e18
+
+_HELPERS = '''
+
+# --- native helpers (tapeless.backend.native) --------------------------------------------
+
+def _nt_as_sequence(iterable):
+    return iterable
+
+
+def _nt_unpack(value, n):
+    if len(value) != n:
+        raise ValueError("wrong number of values to unpack")
+    return value
+'''.replace("LIMIT", repr(_INT_LIMIT))
+
+_ONE = '''
+
+def _nt_math_NAME(x):
+    r = math.NAME(x)
+    if (r != r and x == x) or (math.isinf(r) and math.isfinite(x)):
+        raise ValueError("math domain error")
+    return r
+'''
+_TWO = '''
+
+def _nt_math_NAME(x, y):
+    r = math.NAME(x, y)
+    if (r != r and x == x and y == y) or (math.isinf(r) and math.isfinite(x)
+                                          and math.isfinite(y)):
+        raise ValueError("math domain error")
+    return r
+'''
+_TO_INT = '''
+
+def _nt_math_NAME(x):
+    if isinstance(x, int):
+        return x
+    if not abs(x) < LIMIT:
+        raise OverflowError("cannot convert float to a 64-bit integer")
+    return math.NAME(x)
+'''.replace("LIMIT", repr(_INT_LIMIT))
+
+
+@dataclass(frozen=True)
+class Fallback:
+    """A compiled program that runs on the Python backend, and why."""
+
+    function: str  # the generated function (graph) where native lowering stopped
+    reason: str
+    where: Location | None  # the user's source, where known
+
+    def __str__(self) -> str:
+        at = f"{self.where}: " if self.where is not None else ""
+        return f"{at}{self.function} runs on the Python backend: {self.reason}"
+
+
+# Every fallback of this process, in order (what `tapeless show --backend native` prints).
+FALLBACKS: list[Fallback] = []
+
+
+class _Refused(Exception):
+    def __init__(self, reason: str, line: int | None):
+        super().__init__(reason)
+        self.reason = reason
+        self.line = line
+
+
+def available() -> bool:
+    """Whether Numba can be imported."""
+    try:
+        import numba  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def cache_dir() -> Path | None:
+    """The directory where native modules and Numba's cache of them are written: a
+    directory this user owns and no one else may write (`$TAPELESS_CACHE_DIR`, else
+    `tapeless/native` under the user's cache directory), or None where caching is off
+    (`TAPELESS_NATIVE_CACHE=0`, `NUMBA_CACHE_DIR` set, or no such directory)."""
+    if os.environ.get("TAPELESS_NATIVE_CACHE", "1") == "0":
+        return None
+    if os.environ.get("NUMBA_CACHE_DIR"):
+        return None  # (Numba would then read and write its cache elsewhere)
+    base = os.environ.get("TAPELESS_CACHE_DIR")
+    if base:
+        root = Path(base)
+    elif sys.platform == "win32":
+        root = Path(os.environ.get("LOCALAPPDATA", Path.home() / "AppData" / "Local")) / \
+            "tapeless"
+    elif sys.platform == "darwin":
+        root = Path.home() / "Library" / "Caches" / "tapeless"
+    else:
+        root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "tapeless"
+    path = root / "native"
+    try:
+        path.mkdir(parents=True, exist_ok=True, mode=0o700)
+        st = path.stat()
+    except OSError:
+        return None
+    if hasattr(os, "getuid") and (st.st_uid != os.getuid() or st.st_mode & 0o022):
+        return None  # (someone else could have written there)
+    return path
+
+
+class _Lowering(ast.NodeTransformer):
+    """Rewrites a generated module for Numba (see the module's docstring); refuses, with
+    the line, what it does not lower."""
+
+    def __init__(self) -> None:
+        self.math: set[str] = set()
+        self.loops = 0
+        self.numpy_aliases: dict[str, str] = {}  # (`_zeros = np.zeros`)
+
+    def refuse(self, node: ast.AST, reason: str) -> None:
+        raise _Refused(reason, getattr(node, "lineno", None))
+
+    def visit_Name(self, node: ast.Name) -> ast.AST:
+        if node.id == "print":
+            self.refuse(node, "print (Numba formats numbers differently from CPython)")
+        if node.id in ("dict", "set", "frozenset"):
+            self.refuse(node, f"a {node.id} (only numbers, tuples, lists and arrays are "
+                              "lowered)")
+        return node
+
+    def visit_Dict(self, node: ast.Dict) -> ast.AST:
+        self.refuse(node, "a dict (only numbers, tuples, lists and arrays are lowered)")
+        return node
+
+    def visit_Set(self, node: ast.Set) -> ast.AST:
+        self.refuse(node, "a set (only numbers, tuples, lists and arrays are lowered)")
+        return node
+
+    def visit_JoinedStr(self, node: ast.JoinedStr) -> ast.AST:
+        self.refuse(node, "an f-string")
+        return node
+
+    def visit_Try(self, node: ast.Try) -> ast.AST:
+        self.refuse(node, "try/except")
+        return node
+
+    def visit_Global(self, node: ast.Global) -> ast.AST:
+        self.refuse(node, "a global statement")
+        return node
+
+    def visit_Nonlocal(self, node: ast.Nonlocal) -> ast.AST:
+        self.refuse(node, "a nonlocal statement")
+        return node
+
+    def visit_FunctionDef(self, node: ast.FunctionDef) -> ast.AST:
+        """A closure's free variables are bound as keyword-only defaults (`x=x`, which
+        Numba does not compile); where each such name is assigned once in the enclosing
+        function, the closure reads it instead (the same value)."""
+        once = _assigned_once(node)
+        for inner in ast.walk(node):
+            if inner is node or not isinstance(inner, ast.FunctionDef):
+                continue
+            args = inner.args
+            captured = [a.arg for a, d in zip(args.kwonlyargs, args.kw_defaults, strict=True)
+                        if isinstance(d, ast.Name) and d.id == a.arg]
+            if captured and len(captured) == len(args.kwonlyargs) and \
+                    all(name in once for name in captured):
+                args.kwonlyargs, args.kw_defaults = [], []
+        self.generic_visit(node)
+        return node
+
+    def visit_Attribute(self, node: ast.Attribute) -> ast.AST:
+        if isinstance(node.value, ast.Name):
+            owner, attr = node.value.id, node.attr
+            if owner == "_rt":
+                if attr in ("ZERO", "UNBOUND"):  # (both are None in native code)
+                    return ast.copy_location(ast.Constant(None), node)
+                if attr not in _NATIVE_RUNTIME:
+                    self.refuse(node, f"the runtime helper {attr} (no native version)")
+                return ast.copy_location(ast.Name(f"_nt_{attr}", node.ctx), node)
+            if owner in ("_sp", "_sla"):
+                self.refuse(node, "SciPy (no Numba implementation is used)")
+            if owner == "math" and attr in _MATH_ONE + _MATH_TWO + _MATH_TO_INT:
+                self.math.add(attr)
+                return ast.copy_location(ast.Name(f"_nt_math_{attr}", node.ctx), node)
+        if isinstance(node.value, ast.Attribute) and isinstance(node.value.value, ast.Name) \
+                and node.value.value.id == "np" and node.value.attr == "random":
+            self.refuse(node, "a random draw (Numba keeps its own generator state)")
+        self.generic_visit(node)
+        return node
+
+    def visit_Assign(self, node: ast.Assign) -> ast.AST:
+        if _conses(node):
+            # (Numba's type inference does not end on a tuple type that grows each turn.)
+            self.refuse(node, "a linked stack of tuples (the derivative of a loop inside a "
+                              "loop), which Numba cannot type")
+        # (`_concatenate = np.concatenate`: the names that stand for NumPy's joins.)
+        if len(node.targets) == 1 and isinstance(node.targets[0], ast.Name) and \
+                _numpy_name(node.value) is not None:
+            self.numpy_aliases[node.targets[0].id] = _numpy_name(node.value) or ""
+        self.generic_visit(node)
+        return node
+
+    def visit_Call(self, node: ast.Call) -> ast.AST:
+        """`np.concatenate([a, b])`: Numba joins a tuple of arrays, not a list."""
+        self.generic_visit(node)
+        f = node.func
+        numpy = _numpy_name(f) or (self.numpy_aliases.get(f.id) if isinstance(f, ast.Name)
+                                   else None)
+        if numpy in _JOINS and node.args and isinstance(node.args[0], ast.List):
+            node.args[0] = ast.copy_location(ast.Tuple(node.args[0].elts, ast.Load()),
+                                             node.args[0])
+        if numpy is not None or isinstance(f, ast.Attribute) and f.attr == "astype":
+            # (A Python type as a dtype is NumPy's type of it; Numba knows only those.)
+            for i, arg in enumerate(node.args):
+                node.args[i] = _as_dtype(arg)
+            for keyword in node.keywords:
+                if keyword.arg == "dtype":
+                    keyword.value = _as_dtype(keyword.value)
+        return node
+
+    def visit_BinOp(self, node: ast.BinOp) -> ast.AST:
+        self.generic_visit(node)
+        if isinstance(node.op, ast.Pow):
+            return ast.copy_location(ast.Call(ast.Name("_nt_pow", ast.Load()),
+                                              [node.left, node.right], []), node)
+        return node
+
+    def visit_AugAssign(self, node: ast.AugAssign) -> ast.AST:
+        self.generic_visit(node)
+        if isinstance(node.op, ast.Pow) and isinstance(node.target, ast.Name):
+            value = ast.Call(ast.Name("_nt_pow", ast.Load()),
+                             [ast.Name(node.target.id, ast.Load()), node.value], [])
+            return ast.copy_location(ast.Assign([node.target], value), node)
+        return node
+
+    def visit_For(self, node: ast.For) -> ast.AST:
+        """`for x in reversed(seq)` as a loop over indices (Numba has no `reversed`)."""
+        self.generic_visit(node)
+        it = node.iter
+        if not (isinstance(it, ast.Call) and isinstance(it.func, ast.Name) and
+                it.func.id == "reversed" and len(it.args) == 1 and not it.keywords):
+            return node
+        self.loops += 1
+        seq, index = f"_nt_seq{self.loops}", f"_nt_i{self.loops}"
+        load = ast.Load()
+        start = ast.BinOp(ast.Call(ast.Name("len", load), [ast.Name(seq, load)], []),
+                          ast.Sub(), ast.Constant(1))
+        loop = ast.For(
+            target=ast.Name(index, ast.Store()),
+            iter=ast.Call(ast.Name("range", load),
+                          [start, ast.Constant(-1), ast.Constant(-1)], []),
+            body=[ast.Assign([node.target], ast.Subscript(ast.Name(seq, load),
+                                                          ast.Name(index, load), load)),
+                  *node.body],
+            orelse=node.orelse)
+        bind = ast.Assign([ast.Name(seq, ast.Store())], it.args[0])
+        out = [ast.copy_location(bind, node), ast.copy_location(loop, node)]
+        for n in out:
+            for sub in ast.walk(n):
+                if not hasattr(sub, "lineno"):
+                    ast.copy_location(sub, node)
+        return out  # type: ignore[return-value]
+
+
+def _conses(node: ast.Assign) -> bool:
+    """Whether `node` is `s = (item, s)` (or assigns such a pair among others)."""
+    targets = node.targets[0].elts if isinstance(node.targets[0], ast.Tuple) and \
+        isinstance(node.value, ast.Tuple) else node.targets
+    values = node.value.elts if len(targets) > 1 and isinstance(node.value, ast.Tuple) \
+        else [node.value]
+    for target, value in zip(targets, values, strict=False):
+        if isinstance(target, ast.Name) and isinstance(value, ast.Tuple) and value.elts and \
+                isinstance(value.elts[-1], ast.Name) and value.elts[-1].id == target.id:
+            return True
+    return False
+
+
+_JOINS = {"concatenate", "stack", "vstack", "hstack", "column_stack"}
+
+
+_DTYPES = {"float": np.dtype(float).name, "int": np.dtype(int).name, "bool": "bool_",
+           "complex": np.dtype(complex).name}
+
+
+def _as_dtype(node: ast.expr) -> ast.expr:
+    """`np.float64` for the name `float` (and so on), other expressions as they are."""
+    if isinstance(node, ast.Name) and node.id in _DTYPES:
+        return ast.copy_location(ast.Attribute(ast.Name("np", ast.Load()), _DTYPES[node.id],
+                                               ast.Load()), node)
+    return node
+
+
+def _numpy_name(node: ast.AST) -> str | None:
+    """`name` for the expression `np.name`."""
+    if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and \
+            node.value.id == "np":
+        return node.attr
+    return None
+
+
+def _assigned_once(fn: ast.FunctionDef) -> set[str]:
+    """The names bound exactly once in `fn` and the functions nested in it (parameters
+    count as a binding; so do loop targets, however many times the loop runs)."""
+    counts: dict[str, int] = {}
+    # (A closure's `x=x` parameters are the bindings being replaced.)
+    captures = {id(a) for n in ast.walk(fn) if isinstance(n, ast.FunctionDef) and n is not fn
+                for a in n.args.kwonlyargs}
+    for node in ast.walk(fn):
+        names: list[str] = []
+        if isinstance(node, ast.arg) and id(node) not in captures:
+            names = [node.arg]
+        elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+            names = [node.id]
+        elif isinstance(node, ast.FunctionDef) and node is not fn:
+            names = [node.name]
+        elif isinstance(node, ast.For):
+            names = [n.id for n in ast.walk(node.target) if isinstance(n, ast.Name)]
+            for n in names:  # (a loop target is bound many times)
+                counts[n] = counts.get(n, 0) + 1
+        for n in names:
+            counts[n] = counts.get(n, 0) + 1
+    return {n for n, k in counts.items() if k == 1}
+
+
+def _helpers(math_names: set[str]) -> str:
+    parts = [_HELPERS]
+    for name in sorted(math_names):
+        template = _TWO if name in _MATH_TWO else _TO_INT if name in _MATH_TO_INT else _ONE
+        parts.append(template.replace("NAME", name))
+    return "".join(parts)
+
+
+def _fingerprint(value: Any) -> bytes | None:
+    """What a global constant of the module contributes to its cache key (Numba freezes
+    globals into the code); None for a value that cannot be keyed by content."""
+    if value is np or value is math:
+        return b"module " + value.__name__.encode()
+    if isinstance(value, np.ndarray):
+        return b"array " + repr((value.dtype.str, value.shape)).encode() + value.tobytes()
+    if isinstance(value, (bool, int, float, complex, str, type(None), np.generic)):
+        return b"value " + repr((type(value).__name__, value)).encode()
+    if type(value) is tuple:
+        parts = [_fingerprint(v) for v in value]
+        if any(p is None for p in parts):
+            return None
+        return b"tuple(" + b",".join(p for p in parts if p is not None) + b")"
+    return None
+
+
+def _line_of(error: BaseException, filename: str) -> int | None:
+    """The line of the generated module that a Numba error points at."""
+    found = re.findall(r'File "([^"]+)", line (\d+)', str(error))
+    for file, line in reversed(found):
+        if file == filename or os.path.basename(file) == os.path.basename(filename):
+            return int(line)
+    return None
+
+
+def _numba_reason(error: BaseException) -> str:
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(error))
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    lines = [ln for ln in lines if not ln.startswith(("Failed in", "File ", "During:",
+                                                      "<source elided>", "^"))]
+    head = lines[0] if lines else type(error).__name__
+    return f"Numba cannot type it: {head[:200]}"
+
+
+RTOL = 1e-12
+
+
+def _difference(expected: Any, actual: Any) -> str | None:
+    """How `actual` (a native result) differs from `expected` (the Python backend's),
+    or None: numbers of the same kind within `RTOL` (exact for ints and bools), arrays
+    of the same shape and dtype, containers of the same type and length."""
+    if isinstance(expected, (bool, np.bool_)):
+        return None if isinstance(actual, (bool, np.bool_)) and bool(actual) == bool(
+            expected) else f"{actual!r} != {expected!r}"
+    if isinstance(expected, (int, np.integer)):
+        return None if isinstance(actual, (int, np.integer)) and not isinstance(
+            actual, (bool, np.bool_)) and int(actual) == int(expected) else \
+            f"{actual!r} != {expected!r}"
+    if isinstance(expected, (float, np.floating)):
+        if not isinstance(actual, (float, np.floating)):
+            return f"{type(actual).__name__} != {type(expected).__name__}"
+        e, a = float(expected), float(actual)
+        if math.isnan(e) and math.isnan(a) or a == e or abs(a - e) <= RTOL * abs(e):
+            return None
+        return f"{actual!r} != {expected!r}"
+    if isinstance(expected, np.ndarray):
+        if not isinstance(actual, np.ndarray) or actual.shape != expected.shape or \
+                actual.dtype != expected.dtype:
+            return "array shape or dtype"
+        if expected.dtype.kind in "fc":
+            ok = np.allclose(actual, expected, rtol=RTOL, atol=0, equal_nan=True)
+        else:
+            ok = np.array_equal(actual, expected)
+        return None if ok else "array values"
+    if type(expected) in (tuple, list):
+        if type(actual) is not type(expected) or len(actual) != len(expected):
+            return f"{type(actual).__name__} != {type(expected).__name__} of length " \
+                   f"{len(expected)}"
+        for e, a in zip(expected, actual, strict=True):
+            found = _difference(e, a)
+            if found is not None:
+                return found
+        return None
+    if expected is None or isinstance(expected, str):
+        return None if actual == expected and type(actual) is type(expected) else \
+            f"{actual!r} != {expected!r}"
+    return f"a result of type {type(expected).__name__}"
+
+
+def _retype(expected: Any) -> Any:
+    """A function giving a native result the NumPy scalar types of the Python backend's
+    result `expected` (Numba returns Python numbers), or None where there are none."""
+    if isinstance(expected, np.generic):
+        t = type(expected)
+        return lambda v: t(v)
+    if type(expected) in (tuple, list):
+        parts = [_retype(e) for e in expected]
+        if all(p is None for p in parts):
+            return None
+        kind = type(expected)
+        return lambda v: kind(p(x) if p is not None else x
+                              for p, x in zip(parts, v, strict=True))
+    return None
+
+
+_RANDOM_STATE = (np.random.Generator, np.random.RandomState, np.random.BitGenerator)
+# A first call shorter than this is timed twice (the faster counts).
+_TIME_AGAIN = 0.05
+
+
+def _timed(fn: Any, args: tuple) -> tuple[float, Any]:
+    """(seconds, result) of `fn(*args)`: of the faster of two calls if one is short."""
+    t0 = time.perf_counter()
+    out = fn(*args)
+    best = time.perf_counter() - t0
+    if best < _TIME_AGAIN:
+        t0 = time.perf_counter()
+        fn(*args)
+        best = min(best, time.perf_counter() - t0)
+    return best, out
+
+
+def _us(t: float) -> str:
+    return f"{t * 1e6:.0f} µs" if t < 1e-3 else f"{t * 1e3:.1f} ms"
+
+
+class NativeFunction:
+    """A compiled program's entry: native code, with the Python backend's code for the
+    calls native code must not answer (see the module's docstring)."""
+
+    def __init__(self, python: Any, native: Any, module: _Module | None,
+                 fallback: Fallback | None):
+        self.python = python
+        self.native = native
+        self.module = module
+        self.fallback = fallback
+        self.first = True
+        # Converts native results to the Python backend's NumPy scalar types, or None.
+        self.types: Any = None
+
+    @property
+    def is_native(self) -> bool:
+        return self.native is not None
+
+    def _fall_back(self, error: BaseException) -> None:
+        assert self.module is not None
+        self.fallback = self.module.fallback(_numba_reason(error), _line_of(
+            error, self.module.filename))
+        self.native = None
+
+    def __call__(self, *args: Any) -> Any:
+        native = self.native
+        if native is None:
+            return self.python(*args)
+        from numba.core.errors import NumbaError
+
+        try:
+            if self.first:
+                return self._first_call(args)
+            out = native(*args)
+            if out is None or type(out) is tuple and any(v is None for v in out):
+                # (None stands for the symbolic zero and for an unbound variable in native
+                # code: the Python backend says which it was.)
+                return self.python(*args)
+        except NumbaError as error:
+            self._fall_back(error)
+            return self.python(*args)
+        except Exception:  # noqa: BLE001 - CPython's exception comes from the Python code
+            return self.python(*args)
+        return self.types(out) if self.types is not None else out
+
+    def _first_call(self, args: tuple) -> Any:
+        """Compile, and check the native result against the Python backend's once: a
+        difference (beyond `RTOL`, or of structure) makes the program fall back for good;
+        NumPy scalar types of the Python result are kept (`_retype`)."""
+        assert self.module is not None
+        if any(isinstance(a, _RANDOM_STATE) for a in args):
+            # (Its draws are effects: the call must run once, as CPython runs it.)
+            self.fallback = self.module.fallback("a random generator argument", None)
+            self.native = None
+            return self.python(*args)
+        t_python, expected = _timed(self.python, args)
+        from numba.core.errors import NumbaError
+
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                out = self.native(*args)
+        except NumbaError:
+            raise
+        except Exception as error:  # noqa: BLE001
+            if not self.native.signatures:  # (Numba's compiler failed, not the program)
+                self.fallback = self.module.fallback(
+                    f"Numba cannot compile it: {type(error).__name__}: {error}",
+                    _line_of(error, self.module.filename))
+                self.native = None
+            return expected  # (a check of native code raised: see the next call)
+        self.first = False
+        problem = _difference(expected, out)
+        if problem is not None:
+            self.fallback = self.module.fallback(
+                f"its result differs from the Python backend's ({problem})", None)
+            self.native = None
+            return expected
+        self.types = _retype(expected)
+        if os.environ.get("TAPELESS_NATIVE_SPEED_CHECK", "1") != "0":
+            t_native, _ = _timed(self.native, args)
+            if t_native > t_python:
+                self.fallback = self.module.fallback(
+                    f"no faster than the Python backend at its first call "
+                    f"({_us(t_native)} against {_us(t_python)}: NumPy-bound code gains "
+                    "nothing from Numba)", None)
+                self.native = None
+        return expected
+
+
+def _parse_or_none(source: str) -> ast.Module | None:
+    try:
+        return ast.parse(source)
+    except SyntaxError:
+        return None
+
+
+class _Module:
+    """A generated module lowered for Numba: its file, its functions, the user's lines."""
+
+    def __init__(self, compiled: Compiled, root: str):
+        self.compiled = compiled
+        self.root = root
+        self.filename = compiled.filename
+        self.tree: ast.Module | None = None
+
+    def location(self, line: int | None) -> Location | None:
+        """The user's source of a line of the generated module; where it has none (or
+        no line is known), that of the function the program was compiled from."""
+        found = self.compiled.linemap.get(line) if line is not None else None
+        if found is None:
+            tree = self.tree or _parse_or_none(self.compiled.source)
+            for node in tree.body if tree is not None else []:
+                if isinstance(node, ast.FunctionDef) and node.name == self.root:
+                    found = self.compiled.linemap.get(node.lineno)
+        return found
+
+    def function_at(self, line: int | None) -> str:
+        if line is not None and self.tree is not None:
+            for node in self.tree.body:
+                if isinstance(node, ast.FunctionDef) and \
+                        node.lineno <= line <= (node.end_lineno or node.lineno):
+                    return node.name
+        return self.root
+
+    def fallback(self, reason: str, line: int | None) -> Fallback:
+        record = Fallback(self.function_at(line), reason, self.location(line))
+        FALLBACKS.append(record)
+        return record
+
+
+# --- runtime helpers with native twins ------------------------------------------------
+# In native code the symbolic zero is None; each helper is a Numba overload chosen by the
+# types of its arguments (the module's functions call them by the `_nt_` names).
+
+
+def _nt_gadd(a, b): ...  # type: ignore[no-untyped-def]
+def _nt_unbroadcast(d, x): ...  # type: ignore[no-untyped-def]
+def _nt_own(x): ...  # type: ignore[no-untyped-def]
+def _nt_to_structure(sens, like): ...  # type: ignore[no-untyped-def]
+def _nt_from_structure(value): ...  # type: ignore[no-untyped-def]
+def _nt_pow(a, b): ...  # type: ignore[no-untyped-def]
+def _nt_sens_of(d, like): ...  # type: ignore[no-untyped-def]
+def _nt_getitem_sens(d, x, index): ...  # type: ignore[no-untyped-def]
+def _nt_fdiv(a, b): ...  # type: ignore[no-untyped-def]
+def _nt_check_bound(value, name, where): ...  # type: ignore[no-untyped-def]
+def _nt_check_scalar_output(out): ...  # type: ignore[no-untyped-def]
+def _nt_sens_index(dd, index): ...  # type: ignore[no-untyped-def]
+def _nt_reshape_like(d, x): ...  # type: ignore[no-untyped-def]
+def _nt_expand_reduced(d, x, axis, keepdims): ...  # type: ignore[no-untyped-def]
+def _nt_index_update(x, index, value): ...  # type: ignore[no-untyped-def]
+def _nt_index_update_inplace(x, index, value): ...  # type: ignore[no-untyped-def]
+def _nt_immutable_item(container, item): ...  # type: ignore[no-untyped-def]
+
+
+_OVERLOADED = False
+
+
+def _register_overloads() -> None:
+    """Register the helpers' Numba implementations (once, when first needed)."""
+    global _OVERLOADED
+    if _OVERLOADED:
+        return
+    _OVERLOADED = True
+    from numba import types as nt
+    from numba.extending import overload
+
+    def number(t: Any) -> bool:
+        return isinstance(t, (nt.Float, nt.Integer, nt.Boolean))
+
+    @overload(_nt_gadd)
+    def _gadd(a, b):  # type: ignore[no-untyped-def]
+        if isinstance(a, nt.NoneType):
+            return lambda a, b: b
+        if isinstance(b, nt.NoneType):
+            return lambda a, b: a
+        if isinstance(a, nt.Optional) or isinstance(b, nt.Optional):
+            def maybe(a, b):  # type: ignore[no-untyped-def]
+                if a is None:
+                    return b
+                if b is None:
+                    return a
+                return a + b
+            return maybe
+        return lambda a, b: a + b
+
+    @overload(_nt_unbroadcast)
+    def _unbroadcast(d, x):  # type: ignore[no-untyped-def]
+        if isinstance(d, nt.NoneType):
+            return lambda d, x: None
+        if number(x) and number(d):
+            return lambda d, x: d
+        if number(x) and isinstance(d, nt.Array):
+            return lambda d, x: float(np.sum(d))
+        if isinstance(x, nt.Array) and isinstance(d, nt.Array):
+            if d.ndim == x.ndim:
+                def same(d, x):  # type: ignore[no-untyped-def]
+                    if d.shape != x.shape:
+                        raise ValueError("unbroadcast without a native version")
+                    return d
+                return same
+            if d.ndim == x.ndim + 1:
+                def lead(d, x):  # type: ignore[no-untyped-def]
+                    if d.shape[1:] != x.shape:
+                        raise ValueError("unbroadcast without a native version")
+                    return np.sum(d, axis=0)
+                return lead
+        return None
+
+    @overload(_nt_own)
+    def _own(x):  # type: ignore[no-untyped-def]
+        if isinstance(x, nt.Array):
+            return lambda x: x.copy()
+        if number(x):
+            return lambda x: x
+        return None
+
+    @overload(_nt_to_structure)
+    def _to_structure(sens, like):  # type: ignore[no-untyped-def]
+        if isinstance(sens, nt.NoneType):
+            if isinstance(like, nt.Float):
+                return lambda sens, like: 0.0
+            if isinstance(like, nt.Array) and isinstance(like.dtype, nt.Float):
+                return lambda sens, like: np.zeros(like.shape, like.dtype)
+            return None
+        if isinstance(sens, (nt.Array, nt.Float)):
+            return lambda sens, like: sens
+        return None
+
+    @overload(_nt_pow)
+    def _pow(a, b):  # type: ignore[no-untyped-def]
+        if isinstance(a, nt.Array) or isinstance(b, nt.Array):
+            return lambda a, b: a ** b  # (NumPy's semantics, which Numba follows)
+        if isinstance(a, nt.Integer) and isinstance(b, nt.Integer):
+            def integers(a, b):  # type: ignore[no-untyped-def]
+                if b < 0 or abs(float(a)) ** float(b) >= _INT_LIMIT:
+                    raise OverflowError("an integer power beyond 64 bits")
+                return a ** b
+            return integers
+        if number(a) and number(b):
+            def floats(a, b):  # type: ignore[no-untyped-def]
+                r = a ** b
+                if (r != r and a == a and b == b) or (math.isinf(r) and math.isfinite(a)
+                                                      and math.isfinite(b)):
+                    raise ValueError("a power CPython computes otherwise")
+                return r
+            return floats
+        return None
+
+    @overload(_nt_sens_of)
+    def _sens_of(d, like):  # type: ignore[no-untyped-def]
+        if not isinstance(d, (nt.NoneType, nt.Optional)):
+            return lambda d, like: d
+        zero: Any
+        if isinstance(like, nt.Float):
+            zero = lambda like: 0.0  # noqa: E731
+        elif isinstance(like, nt.Array) and isinstance(like.dtype, nt.Float):
+            zero = lambda like: np.zeros(like.shape, like.dtype)  # noqa: E731
+        else:
+            return None
+        from numba import njit
+
+        make_zero = njit(zero)
+        if isinstance(d, nt.NoneType):
+            return lambda d, like: make_zero(like)
+
+        def maybe(d, like):  # type: ignore[no-untyped-def]
+            if d is None:
+                return make_zero(like)
+            return d
+        return maybe
+
+    @overload(_nt_getitem_sens)
+    def _getitem_sens(d, x, index):  # type: ignore[no-untyped-def]
+        if isinstance(d, nt.NoneType):
+            return lambda d, x, index: None
+        if isinstance(x, nt.Array) and isinstance(index, nt.Integer) and \
+                isinstance(d, (nt.Array, nt.Float)):
+            dtype: Any = x.dtype if isinstance(x.dtype, nt.Float) else nt.float64
+
+            def scatter(d, x, index):  # type: ignore[no-untyped-def]
+                out = np.zeros(x.shape, dtype)
+                out[index] = d
+                return out
+            return scatter
+        return None
+
+    @overload(_nt_fdiv)
+    def _fdiv(a, b):  # type: ignore[no-untyped-def]
+        if number(a) and number(b):
+            def divide(a, b):  # type: ignore[no-untyped-def]
+                if b == 0:
+                    raise ZeroDivisionError("the IEEE quotient comes from CPython")
+                return a / b
+            return divide
+        return lambda a, b: a / b
+
+    @overload(_nt_check_bound)
+    def _check_bound(value, name, where):  # type: ignore[no-untyped-def]
+        if isinstance(value, nt.NoneType):
+            def unbound(value, name, where):  # type: ignore[no-untyped-def]
+                raise UnboundLocalError("a variable is used before it is assigned")
+            return unbound
+        if isinstance(value, nt.Optional):
+            def maybe(value, name, where):  # type: ignore[no-untyped-def]
+                if value is None:
+                    raise UnboundLocalError("a variable is used before it is assigned")
+                return value
+            return maybe
+        return lambda value, name, where: value
+
+    def plain(t: Any) -> bool:
+        """Values the internal sensitivity form leaves as they are: numbers, arrays, and
+        tuples of them (no None in them, which would be the symbolic zero)."""
+        if isinstance(t, (nt.Array, nt.Float, nt.Integer)):
+            return True
+        if isinstance(t, nt.BaseTuple):
+            return all(plain(x) for x in getattr(t, "types", ()))
+        return False
+
+    def updated(x, index, value):  # type: ignore[no-untyped-def]
+        out = x.copy()
+        out[index] = value
+        return out
+
+    @overload(_nt_index_update)
+    def _index_update(x, index, value):  # type: ignore[no-untyped-def]
+        if isinstance(x, (nt.Array, nt.List)):
+            return updated
+        return None
+
+    @overload(_nt_index_update_inplace)
+    def _index_update_inplace(x, index, value):  # type: ignore[no-untyped-def]
+        if isinstance(x, nt.Array) and not x.mutable:
+            return updated  # (a read-only array is copied, as by the Python backend)
+        if isinstance(x, (nt.Array, nt.List)):
+            def in_place(x, index, value):  # type: ignore[no-untyped-def]
+                x[index] = value
+                return x
+            return in_place
+        return None
+
+    @overload(_nt_immutable_item)
+    def _immutable_item(container, item):  # type: ignore[no-untyped-def]
+        if isinstance(container, nt.List) and isinstance(item, (nt.Array, nt.List)):
+            def refuse(container, item):  # type: ignore[no-untyped-def]
+                raise TypeError("x[i] op= v on a list whose item is an array")
+            return refuse
+        return lambda container, item: item
+
+    @overload(_nt_from_structure)
+    def _from_structure(value):  # type: ignore[no-untyped-def]
+        if isinstance(value, nt.NoneType) or plain(value):
+            return lambda value: value
+        return None
+
+    @overload(_nt_check_scalar_output)
+    def _check_scalar_output(out):  # type: ignore[no-untyped-def]
+        if isinstance(out, (nt.Float, nt.Integer)) and not isinstance(out, nt.Boolean):
+            return lambda out: out
+        return None
+
+    @overload(_nt_sens_index, prefer_literal=True)
+    def _sens_index(dd, index):  # type: ignore[no-untyped-def]
+        if isinstance(dd, nt.NoneType):
+            return lambda dd, index: None
+        if isinstance(dd, (nt.BaseTuple, nt.Array)) and isinstance(index, nt.Integer):
+            return lambda dd, index: dd[index]
+        return None
+
+    @overload(_nt_reshape_like)
+    def _reshape_like(d, x):  # type: ignore[no-untyped-def]
+        if isinstance(d, nt.NoneType):
+            return lambda d, x: None
+        if isinstance(x, nt.Float) and isinstance(d, (nt.Float, nt.Array)):
+            return lambda d, x: float(np.sum(d))
+        if isinstance(x, nt.Array) and x.ndim > 0 and isinstance(d, nt.Array):
+            return lambda d, x: np.reshape(np.ascontiguousarray(d), x.shape)
+        return None
+
+    @overload(_nt_expand_reduced)
+    def _expand_reduced(d, x, axis, keepdims):  # type: ignore[no-untyped-def]
+        if isinstance(d, nt.NoneType):
+            return lambda d, x, axis, keepdims: None
+        if isinstance(x, nt.Array) and isinstance(axis, nt.NoneType) and \
+                isinstance(d, nt.Float):
+            return lambda d, x, axis, keepdims: np.full(x.shape, d)
+        return None
+
+
+def lower_source(source: str) -> tuple[ast.Module, set[str]]:
+    """The generated module `source` rewritten for Numba, and the `math` functions it
+    checks; raises `_Refused` (with the line) for a construct that is not lowered."""
+    tree = ast.parse(source)
+    lowering = _Lowering()
+    tree = lowering.visit(tree)
+    ast.fix_missing_locations(tree)
+    return tree, lowering.math
+
+
+def native_source(compiled: Compiled) -> str:
+    """The module that the native backend compiles (for reading; `tapeless show`)."""
+    tree, math_names = lower_source(compiled.source)
+    return ast.unparse(tree) + "\n" + _helpers(math_names)
+
+
+def compile_native(compiled: Compiled) -> Compiled:
+    """`compiled` (the Python backend's module of a program) with an entry that runs it as
+    native code, or on the Python backend with the reason recorded where it cannot."""
+    python = compiled.fn
+    inner = getattr(python, "__wrapped__", python)  # (a packed `*args` entry: see pygen)
+    root = inner.__name__
+    module = _Module(compiled, root)
+    if inner is not python:
+        fallback = module.fallback("*args or keyword-only parameters", None)
+        return _with_entry(compiled, NativeFunction(python, None, module, fallback))
+    try:
+        tree, math_names = lower_source(compiled.source)
+    except _Refused as refused:
+        fallback = module.fallback(refused.reason, refused.line)
+        return _with_entry(compiled, NativeFunction(python, None, module, fallback))
+    module.tree = tree
+    namespace: dict[str, Any] = dict(python.__globals__)
+    helpers = ast.parse(_helpers(math_names))
+    offset = len(compiled.source.splitlines()) + 1
+    ast.increment_lineno(helpers, offset)
+    tree.body.extend(helpers.body)
+    names = [n.name for n in tree.body if isinstance(n, ast.FunctionDef)]
+    key = _cache_key(tree, {k: v for k, v in namespace.items() if k not in names})
+    directory = cache_dir() if key is not None else None
+    if directory is not None and key is not None:
+        stem = f"{_safe(root)}_{key[:24]}"
+        path = directory / f"{stem}.py"
+        _write_once(path, compiled.source)
+        filename = str(path)
+    else:
+        stem = f"{_safe(root)}_{next(_uncached)}"
+        filename = compiled.filename
+    module.filename = filename
+    import numba
+
+    _register_overloads()
+    namespace.update({f"_nt_{name}": globals()[f"_nt_{name}"] for name in _OVERLOADS})
+    # A module registered under its name: Numba's cached code finds its globals by
+    # importing the module of the function it was compiled from.
+    name = f"tapeless_native.{stem}"
+    mod = sys.modules.get(name)
+    if mod is None:
+        mod = sys.modules[name] = types.ModuleType(name)
+        mod.__file__ = filename
+        mod.__dict__.update(namespace)
+        exec(compile(tree, filename, "exec"), mod.__dict__)  # noqa: S102
+        for fn_name in names:
+            setattr(mod, fn_name, numba.njit(cache=directory is not None, **_NJIT)(
+                getattr(mod, fn_name)))
+    return _with_entry(compiled, NativeFunction(python, getattr(mod, root), module, None))
+
+
+_uncached = itertools.count()
+# Numba's options (part of the cache key: Numba's own key leaves them out). Bounds checks:
+# an index out of range raises IndexError, as in CPython.
+_NJIT: dict[str, Any] = {"boundscheck": True}
+
+
+def _with_entry(compiled: Compiled, entry: NativeFunction) -> Compiled:
+    return Compiled(entry, compiled.source, compiled.filename, compiled.linemap)
+
+
+def _safe(name: str) -> str:
+    return "".join(c if c.isalnum() or c == "_" else "_" for c in name)[:40] or "f"
+
+
+def _cache_key(tree: ast.Module, namespace: dict[str, Any]) -> str | None:
+    """A hash of everything the native code depends on: the lowered module, the values
+    of the globals it reads, and the versions that compile it; None where a global
+    cannot be keyed by its content (such a module is not cached)."""
+    import numba
+
+    h = hashlib.sha256()
+    h.update(ast.dump(tree).encode())
+    h.update(repr((numba.__version__, np.__version__, sys.version, _NJIT)).encode())
+    h.update(_own_source_hash())  # (the helpers' overloads are compiled into the code)
+    for name in sorted(namespace):
+        if name.startswith("__") or name in ("_rt", "_sp", "_sla"):
+            continue
+        part = _fingerprint(namespace[name])
+        if part is None:
+            return None
+        h.update(name.encode() + b"=" + part)
+    return h.hexdigest()
+
+
+@functools.cache
+def _own_source_hash() -> bytes:
+    """A hash of this module's source: the lowering and the overloads it compiles in."""
+    return hashlib.sha256(Path(__file__).read_bytes()).digest()
+
+
+def _write_once(path: Path, text: str) -> None:
+    """Write `text` to `path` unless it is there (atomically: a concurrent writer writes
+    the same text). The file is never rewritten: Numba's cache checks its time stamp."""
+    if path.exists():
+        return
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)

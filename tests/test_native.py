@@ -1,0 +1,429 @@
+"""The native backend (Numba) gives the Python backend's results, or runs on the Python
+backend and says why.
+
+By default a sixth of the differential corpus (every sixth program) and of the
+gradient corpus run here (Numba's compile is slow); `pytest -m slow` runs all of both.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import math
+import os
+import subprocess
+import sys
+import textwrap
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+pytest.importorskip("numba")
+
+from corpus.programs import CASES  # noqa: E402
+from test_corpus import assert_same, run  # noqa: E402
+from test_grad import CORPUS, CORPUS_SKIP  # noqa: E402
+
+import tapeless as tl  # noqa: E402
+from tapeless.backend import native  # noqa: E402
+
+ROOT = Path(__file__).parent.parent
+
+
+@pytest.fixture(autouse=True)
+def _own_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Native modules go to a cache directory of the test session's own; native code runs
+    even where it is no faster (so that its results are what is compared)."""
+    monkeypatch.setenv("TAPELESS_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "cache"))
+    monkeypatch.delenv("NUMBA_CACHE_DIR", raising=False)
+    monkeypatch.setenv("TAPELESS_NATIVE_SPEED_CHECK", "0")
+
+
+def _every(items: list, k: int) -> list:
+    """Every k-th item in CI; all of them as `slow` tests."""
+    return [p if i % k == 0 else pytest.param(*p.values, id=p.id, marks=pytest.mark.slow)
+            for i, p in enumerate(items)]
+
+
+def _quiet() -> Any:
+    stack = contextlib.ExitStack()
+    stack.enter_context(contextlib.redirect_stdout(io.StringIO()))
+    stack.enter_context(np.errstate(all="ignore"))
+    stack.enter_context(warnings.catch_warnings())
+    warnings.simplefilter("ignore")
+    return stack
+
+
+# --- the differential corpus --------------------------------------------------------------
+
+DIFF = [pytest.param(fn, args, id=f"{name}-{i}")
+        for name, fn, arg_sets in CASES for i, args in enumerate(arg_sets)]
+
+
+@pytest.mark.parametrize(("fn", "args"), _every(DIFF, 6))
+def test_corpus_same_as_python_backend(fn: Any, args: Any) -> None:
+    with _quiet():
+        kind, expected = run(tl.jit(fn), args)
+        kind_native, actual = run(tl.jit(fn, backend="native"), args)
+    assert kind_native == kind, f"python: {kind} {expected!r}, native: {kind_native} {actual!r}"
+    if kind == "raised":
+        assert actual is expected
+    else:
+        assert_same(expected, actual)
+
+
+# --- the gradient corpus ---------------------------------------------------------------------
+
+
+def _derivatives(fn: Any, args: tuple, argnums: tuple[int, ...], backend: str) -> Any:
+    with _quiet():
+        result = fn(*args)
+        if isinstance(result, (float, np.floating)):
+            return tl.value_and_grad(fn, argnums, backend=backend)(*args)
+        rng = np.random.default_rng(0)
+        from gradcheck import random_cotangent
+
+        out, vjp_fn = tl.vjp(fn, *args, backend=backend)
+        return out, vjp_fn(random_cotangent(rng, result))
+
+
+@pytest.mark.parametrize(("name", "k", "fn", "args", "argnums"), _every(CORPUS, 6))
+def test_gradients_same_as_python_backend(name: str, k: int, fn: Any, args: tuple,
+                                          argnums: tuple[int, ...]) -> None:
+    if (name, k) in CORPUS_SKIP:
+        pytest.skip(CORPUS_SKIP[(name, k)])
+    expected = _derivatives(fn, args, argnums, "python")
+    actual = _derivatives(fn, args, argnums, "native")
+    assert_same(expected, actual)
+
+
+# --- what runs natively ----------------------------------------------------------------------
+
+
+def scalar_loop(x):
+    for _ in range(1000):
+        x = math.sin(x) * 1.01
+    return x
+
+
+def rk4_vector(y, h):
+    for _ in range(20):
+        k1 = -y * y
+        k2 = -(y + 0.5 * h * k1) ** 2
+        k3 = -(y + 0.5 * h * k2) ** 2
+        k4 = -(y + h * k3) ** 2
+        y = y + h / 6.0 * (k1 + 2.0 * k2 + 2.0 * k3 + k4)
+    return np.sum(y * y)
+
+
+def _entry(transformed: Any, *args: Any) -> native.NativeFunction:
+    entry = transformed._get(transformed.bind(args, {})).fn
+    assert isinstance(entry, native.NativeFunction)
+    return entry
+
+
+@pytest.mark.parametrize("make", [tl.jit, tl.grad, tl.value_and_grad])
+def test_scalar_loop_is_native(make: Any) -> None:
+    f = make(scalar_loop, backend="native")
+    assert_same(make(scalar_loop)(0.5), f(0.5))
+    assert _entry(f, 0.5).is_native
+    assert_same(make(scalar_loop)(0.25), f(0.25))
+
+
+def test_loop_over_vectors_is_native() -> None:
+    y = np.linspace(0.1, 1.0, 5)
+    f = tl.value_and_grad(rk4_vector, backend="native")
+    assert_same(tl.value_and_grad(rk4_vector)(y, 0.05), f(y, 0.05))
+    assert _entry(f, y, 0.05).is_native
+
+
+def test_vjp_native() -> None:
+    def f(x, y):
+        s = x * 0.0
+        for i in range(3):
+            s = s + np.sin(x * y) * i
+        return s
+
+    x = np.arange(3.0)
+    out, vjp_fn = tl.vjp(f, x, 0.7, backend="native")
+    out_py, vjp_py = tl.vjp(f, x, 0.7)
+    assert_same(out_py, out)
+    assert_same(vjp_py(np.ones(3)), vjp_fn(np.ones(3)))
+
+
+def test_default_backend_from_config(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert tl.config.backend == "python"
+    monkeypatch.setattr(tl.config, "backend", "native")
+    assert tl.jit(scalar_loop).backend == "native"
+    assert tl.grad(scalar_loop, backend="python").backend == "python"
+    with pytest.raises(tl.TapelessError, match="unknown backend"):
+        tl.jit(scalar_loop, backend="llvm")
+
+
+def test_environment_variable_sets_default() -> None:
+    code = "import tapeless as tl; print(tl.config.backend, tl.jit(abs).backend)"
+    env = dict(os.environ, TAPELESS_BACKEND="native", PYTHONPATH=str(ROOT / "src"))
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                         text=True, check=True).stdout
+    assert out.split() == ["native", "native"]
+
+
+# --- CPython's semantics where Numba's differ ---------------------------------------------------
+
+
+def log_of(x):
+    return math.log(x) + 1.0
+
+
+def int_power(n, k):
+    return n ** k
+
+
+def float_power(x, y):
+    return x ** y
+
+
+def test_math_domain_error_raises_like_cpython() -> None:
+    f = tl.jit(log_of, backend="native")
+    assert f(2.0) == log_of(2.0)
+    with pytest.raises(ValueError, match="math domain error"):
+        f(-1.0)
+    assert _entry(f, 2.0).is_native
+
+
+def test_powers_like_cpython() -> None:
+    f = tl.jit(int_power, backend="native")
+    assert f(3, 4) == 81 and type(f(3, 4)) is int
+    assert f(2, -1) == 0.5  # (a float, as in CPython; Numba's int power gives 0)
+    assert f(3, 50) == 3 ** 50  # (beyond 64 bits: CPython's big int)
+    g = tl.jit(float_power, backend="native")
+    assert g(-8.0, 1 / 3) == (-8.0) ** (1 / 3)  # (a complex number)
+    with pytest.raises(ZeroDivisionError):
+        g(0.0, -1.0)
+
+
+# --- fallback ---------------------------------------------------------------------------------
+
+
+def prints(x):
+    print("x is", x)
+    return x * 2.0
+
+
+def uses_dict(x):
+    d = {"a": x, "b": 2.0 * x}
+    return d["a"] * d["b"]
+
+
+def test_fallback_print_is_located() -> None:
+    f = tl.jit(prints, backend="native")
+    with contextlib.redirect_stdout(io.StringIO()) as out:
+        assert f(1.5) == 3.0
+    assert out.getvalue() == "x is 1.5\n"
+    entry = _entry(f, 1.5)
+    assert not entry.is_native and entry.fallback is not None
+    assert "print" in entry.fallback.reason
+    assert entry.fallback.where is not None
+    assert entry.fallback.where.filename == __file__
+    assert entry.fallback.where.line == prints.__code__.co_firstlineno + 1
+    assert f"{__file__}:{prints.__code__.co_firstlineno + 1}" in str(entry.fallback)
+
+
+def test_fallback_dict() -> None:
+    f = tl.jit(uses_dict, backend="native")
+    assert f(3.0) == uses_dict(3.0)
+    entry = _entry(f, 3.0)
+    assert entry.fallback is not None and "dict" in entry.fallback.reason
+
+
+def test_fallback_when_numba_cannot_type() -> None:
+    def shapes(x):
+        return np.einsum("i,i->", x, x)
+
+    f = tl.jit(shapes, backend="native")
+    assert f(np.arange(3.0)) == 5.0
+    entry = _entry(f, np.arange(3.0))
+    assert entry.fallback is not None and "Numba cannot type it" in entry.fallback.reason
+
+
+def test_fallback_when_no_faster(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TAPELESS_NATIVE_SPEED_CHECK", "1")
+    timings = iter([(1e-6, 2.0 * 1.5), (5e-6, None)])  # (the Python call, then native)
+    real = native._timed
+    monkeypatch.setattr(native, "_timed",
+                        lambda fn, args: (next(timings)[0], real(fn, args)[1]))
+
+    def double(x):
+        return 2.0 * x
+
+    f = tl.jit(double, backend="native")
+    assert f(1.5) == 3.0
+    entry = _entry(f, 1.5)
+    assert entry.fallback is not None and "no faster" in entry.fallback.reason
+    where = entry.fallback.where  # (no line of its own: the function's)
+    assert where is not None and (where.filename, where.line) == \
+        (__file__, double.__code__.co_firstlineno)
+    assert f(2.5) == 5.0
+
+
+def loop_with_unbound(n):
+    for i in range(n):
+        last = i * 2.0
+    return last
+
+
+def test_unbound_variable_as_the_python_backend() -> None:
+    f = tl.jit(loop_with_unbound, backend="native")
+    assert f(3) == 4.0
+    assert f(0) is tl.jit(loop_with_unbound)(0)
+
+
+def test_show_native_lists_fallbacks(tmp_path: Path) -> None:
+    script = tmp_path / "prog.py"
+    script.write_text(textwrap.dedent("""
+        import math
+
+        def loop(x):
+            for _ in range(10):
+                x = math.sin(x)
+            return x
+
+        def noisy(x):
+            print(x)
+            return x
+    """))
+    from tapeless.cli import main
+
+    with contextlib.redirect_stdout(io.StringIO()) as out:
+        assert main(["show", f"{script}:loop", "--grad", "--backend", "native",
+                     "--args", "0.5"]) == 0
+    assert "runs natively" in out.getvalue()
+    with contextlib.redirect_stdout(io.StringIO()) as out:
+        assert main(["show", f"{script}:noisy", "--backend", "native"]) == 0
+    text = out.getvalue()
+    assert f"{script}:10" in text and "print" in text
+
+
+# --- the cache ---------------------------------------------------------------------------------
+
+
+def test_cache_is_reused_by_a_second_process(tmp_path: Path) -> None:
+    code = textwrap.dedent(f"""
+        import sys, time
+        sys.path.insert(0, {str(Path(__file__).parent)!r})
+        import tapeless as tl
+        import numba  # (imported before timing)
+        from test_native import scalar_loop
+        f = tl.grad(scalar_loop, backend="native")
+        t = time.perf_counter()
+        f(0.5)
+        print(time.perf_counter() - t, f._get((0.5,)).fn.is_native)
+    """)
+    env = dict(os.environ, TAPELESS_CACHE_DIR=str(tmp_path), PYTHONPATH=str(ROOT / "src"))
+    env.pop("NUMBA_CACHE_DIR", None)
+    def run_once() -> float:
+        out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                             text=True, check=True).stdout.split()
+        assert out[1] == "True", "the gradient did not run natively"
+        return float(out[0])
+
+    first = run_once()
+    written = sorted(p.name for p in (tmp_path / "native").iterdir())
+    assert any(n.startswith("grad_scalar_loop") and n.endswith(".py") for n in written)
+    assert any(p.suffix == ".nbi" for p in (tmp_path / "native" / "__pycache__").iterdir())
+    second = run_once()  # (Numba's cache loaded: no compile)
+    assert second < first
+
+
+# --- forward mode and the transforms built on it ---------------------------------------------
+
+
+def test_forward_transforms_native() -> None:
+    y = np.linspace(0.1, 1.0, 4)
+    out, t = tl.jvp(rk4_vector, (y, 0.05), (np.ones(4), 0.0), backend="native")
+    assert_same(tl.jvp(rk4_vector, (y, 0.05), (np.ones(4), 0.0)), (out, t))
+    assert _entry(tl.fwd_api._jvp_function(rk4_vector, "native"), y, 0.05, np.ones(4),
+                  0.0).is_native
+    for transform in (tl.jacfwd, tl.jacrev, tl.hessian):
+        assert_same(transform(rk4_vector)(y, 0.05),
+                    transform(rk4_vector, backend="native")(y, 0.05))
+    out, f_jvp = tl.linearize(scalar_loop, 0.5, backend="native")
+    assert_same(tl.linearize(scalar_loop, 0.5)[1](1.0), f_jvp(1.0))
+
+
+def noisy_sum(x, rng):
+    s = 0.0
+    for _ in range(3):
+        s = s + x * rng.normal()
+    return s
+
+
+def test_random_generator_draws_once() -> None:
+    f = tl.jit(noisy_sum, backend="native")
+    mine, theirs = np.random.default_rng(0), np.random.default_rng(0)
+    for _ in range(2):
+        assert f(1.0, mine) == noisy_sum(1.0, theirs)
+    entry = _entry(f, 1.0, mine)
+    assert not entry.is_native and entry.fallback is not None
+
+
+# --- random programs -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("seed", [pytest.param(s, marks=[pytest.mark.slow] if s >= 8 else [])
+                                  for s in range(40)])
+def test_random_programs_same_as_python_backend(seed: int, tmp_path: Path) -> None:
+    """test_random_programs.py's larger programs (the same seeds), without draws."""
+    import random
+
+    from test_random_programs import (
+        RandomChoices,
+        generate_program,
+        load_program,
+        outcome,
+        same_value,
+    )
+
+    rng = random.Random(1000 + seed)
+    program = generate_program(RandomChoices(seed), size=30)
+    args = [(rng.uniform(-4, 4), rng.choice([0.0, rng.uniform(-4, 4)]), rng.randint(-3, 8))
+            for _ in range(5)]
+    fn = getattr(load_program(program, tmp_path), program.entry)
+    python, compiled = tl.jit(fn), tl.jit(fn, backend="native")
+    for a in args:
+        expected, got = outcome(python, a), outcome(compiled, a)
+        assert expected[0] == got[0] and (expected[1] is got[1] if expected[0] == "raised"
+                                          else same_value(expected[1], got[1])), \
+            f"f{a}: python backend {expected}, native {got}\n{program.source}"
+
+
+def index_past_the_end(xs, n):
+    total = 0.0
+    for i in range(n):
+        total = total + xs[i]
+    return total
+
+
+def test_index_out_of_range_raises_like_cpython() -> None:
+    f = tl.jit(index_past_the_end, backend="native")
+    xs = np.arange(4.0)
+    assert f(xs, 4) == 6.0
+    with pytest.raises(IndexError):
+        f(xs, 5)
+    assert _entry(f, xs, 4).is_native
+
+
+def zeros_of_python_types(n):
+    a = np.zeros(n, float)
+    for i in range(n):
+        a = a + i
+    return a.astype(int), np.ones(n, dtype=bool)
+
+
+def test_python_types_as_dtypes() -> None:
+    f = tl.jit(zeros_of_python_types, backend="native")
+    assert_same(tl.jit(zeros_of_python_types)(3), f(3))
+    assert _entry(f, 3).is_native
