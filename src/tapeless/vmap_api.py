@@ -37,7 +37,9 @@ def _with_example_kinds(fg: Graph, examples: list[Any]
     copy = copy_module(fg)
     if not is_recursive(copy):
         for p, example in zip(copy.parameters, examples, strict=True):
-            p.kind = value_kind(example)
+            # (An example's number, a NumPy scalar here, is a number of its kind.)
+            p.kind = value_kind(example.item() if isinstance(example, np.generic)
+                                else example)
     # The program for one example, optimized first (its derivative code inlined and its
     # plumbing gone): the V transform batches what one example runs.
     passes = optimization_passes()
@@ -147,8 +149,8 @@ class Vmapped(Transformed):
     kind = "vmap"
 
     def __init__(self, fun: Callable[..., Any], in_axes: Any = 0, out_axes: Any = 0,
-                 axis_size: int | None = None):
-        super().__init__(fun)
+                 axis_size: int | None = None, backend: str | None = None):
+        super().__init__(fun, backend)
         self.in_axes = in_axes
         self.out_axes = out_axes
         self.axis_size = axis_size
@@ -252,7 +254,7 @@ BOUND_TYPES.add(Vmapped)
 
 @_api
 def vmap(fun: Callable[..., Any], in_axes: Any = 0, out_axes: Any = 0,
-         axis_size: int | None = None) -> Vmapped:
+         axis_size: int | None = None, backend: str | None = None) -> Vmapped:
     """`fun` mapped over an axis of its arguments: `vmap(f)(xs)[i] == f(xs[i])`.
 
     `in_axes`: the axis of each argument to map over (an int for all of them, or one
@@ -260,5 +262,5 @@ def vmap(fun: Callable[..., Any], in_axes: Any = 0, out_axes: Any = 0,
     a tuple or list matching a tuple or list argument); `out_axes`: where the batch axis
     goes in the results; `axis_size`: the batch's length where no argument is mapped.
     Python control flow on values that differ across the batch runs per element (see
-    `tapeless.ad.batch`)."""
-    return Vmapped(fun, in_axes, out_axes, axis_size)
+    `tapeless.ad.batch`). `backend`: as for `tl.jit`."""
+    return Vmapped(fun, in_axes, out_axes, axis_size, backend)

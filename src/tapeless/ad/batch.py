@@ -766,6 +766,16 @@ class VTransform:
         made.done = True
         return made
 
+    def _select(self, inst: Inst, c: Node, a: Node, b: Node, nd: int | None) -> Node:
+        """Per element, `a` where the mask `c` holds, else `b`: `np.where` where the
+        examples' number of axes is known, else the generic helper."""
+        if nd is None:
+            return self._helper("select", inst, [c, a, b])
+        g = inst.vg
+        if nd:
+            c = g.apply(P["np.reshape"], c, Constant((-1,) + (1,) * nd))
+        return g.apply(P["np.where"], c, a, b)
+
     def _finish(self, made: Inst, want: Tree) -> None:
         assert made.vg.output is not None
         made.vg.output = self.materialize(made.vg.output, made.out_tree, want, made)
@@ -810,7 +820,7 @@ class VTransform:
         rf = both.apply(Constant(bf.vg), mf, loc=loc)
         both.effects = [rt, rf]
         both_inst = Inst(gt, both, inst, inst.size, inst.mask)
-        both.output = self._helper("select", both_inst, [cm, rt, rf], loc)
+        both.output = self._select(both_inst, cm, rt, rf, self.ndim(call))
         sw1 = not_f.apply(P["switch"], any_t, Constant(both), Constant(only_f))
         r1 = not_f.apply(sw1, loc=loc)
         not_f.output, not_f.effects = r1, [r1]
@@ -930,8 +940,13 @@ class VTransform:
         state = [wb.add_parameter(p.name) for p in body.parameters]
         wi = Inst(body, wb, inst, inst.size, active)
         new = wb.apply(Constant(vb.vg), active, *state, loc=loc)
-        kept = [self._helper("select", wi, [active, wb.apply(P["tuple_getitem"], new, j), s])
-                for j, s in enumerate(state)]
+        from ..runtime import UNBOUND
+
+        kept = [self._select(wi, active, wb.apply(P["tuple_getitem"], new, j), s,
+                             self.ndim(p) if not (isinstance(v, Constant) and
+                                                  v.value is UNBOUND) else None)
+                for j, (s, p, v) in enumerate(zip(state, body.parameters, init_vals,
+                                                  strict=True))]
         c = wb.apply(Constant(vc.vg), active, *kept, loc=loc)
         still = wb.apply(P["np.logical_and"], active, self._helper("as_mask", wi, [c]))
         wb.output = wb.apply(P["make_tuple"], still, *kept)
