@@ -1,8 +1,9 @@
 """Hand-written NumPy gradients of the programs in bench/control_programs.py that have a
-natural hand-written adjoint (determinant, RK4, polynomial least squares, classifier; the
-GMM's is bench/handwritten.gmm_grad). Each forward pass follows the first spelling of
-its program operation for operation; bench/bench_control.py checks each one against
-central finite differences (handwritten.check_against_fd) before timing.
+natural hand-written adjoint (determinant, recursive walk, RK4, polynomial least squares,
+classifier; the GMM's is bench/handwritten.gmm_grad). Each forward pass follows the
+first spelling of its program operation for operation; bench/bench_control.py checks
+each one against central finite differences (handwritten.check_against_fd) before
+timing.
 """
 
 from __future__ import annotations
@@ -36,6 +37,17 @@ def det_laplace_grad(A):
             sign = -sign
 
     backward(0, list(range(A.shape[0])), 1.0)
+    return G
+
+
+def walk_energy_grad(A):
+    """Gradient of control_programs.walk_energy: two adds per step into one buffer."""
+    n = A.shape[0]
+    G = np.zeros_like(A)
+    for i in range(n):
+        j = (7 * i) % n
+        G[i, i] += A[i, j]
+        G[i, j] += A[i, i]
     return G
 
 

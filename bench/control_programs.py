@@ -52,6 +52,29 @@ def det_laplace_filter(A):
     return det_minor_filter(A, 0, list(range(A.shape[0])))
 
 
+# --- a recursion reading two elements of a large matrix per call --------------------------
+
+
+def walk(A, i):
+    n = A.shape[0]
+    if i == n:
+        return 0.0
+    return A[i, i] * A[i, (7 * i) % n] + walk(A, i + 1)
+
+
+def walk_energy(A):
+    return walk(A, 0)
+
+
+def walk_energy_loop(A):
+    """The same sum as a `for` loop (the optimizer knows A's kind there)."""
+    n = A.shape[0]
+    total = 0.0
+    for i in range(n):
+        total = total + A[i, i] * A[i, (7 * i) % n]
+    return total
+
+
 # --- a particle flown by a `while` loop; launch angle chosen by gradient descent -----------
 
 GRAVITY = 9.81
@@ -263,6 +286,11 @@ def gmm_objective_loop(alpha, mu, q, l, x, idx, gamma, m):
 
 
 def det_data(n=7):
+    rng = np.random.default_rng(0)
+    return (rng.standard_normal((n, n)),)
+
+
+def walk_data(n=600):
     rng = np.random.default_rng(0)
     return (rng.standard_normal((n, n)),)
 
