@@ -322,8 +322,6 @@ def _list_map(fn, seq):
     values = [r[0] for r in results]
 
     def back(d):
-        if d is ZERO:  # (the elements' backpropagators would all give ZERO)
-            return ZERO, ZERO
         d_fn = ZERO
         d_seq: list[Any] = []
         for i, r in enumerate(results):
