@@ -215,10 +215,18 @@ ZERO = _Zero()
 
 def gadd(a: Any, b: Any) -> Any:
     """Add two sensitivities of the same value."""
+    ta = type(a)
+    if ta in _NUMBERS and type(b) in _NUMBERS:  # (the common case of scalar code)
+        return a + b
     if a is ZERO:
         return b
     if b is ZERO:
         return a
+    if ta is tuple:
+        return tuple([y if x is ZERO else (x if y is ZERO else
+                                           (x + y if type(x) is float and type(y) is float
+                                            else gadd(x, y)))
+                      for x, y in zip(a, b, strict=True)])
     if isinstance(a, tuple):
         return tuple(gadd(x, y) for x, y in zip(a, b, strict=True))
     if isinstance(a, list):
@@ -228,11 +236,19 @@ def gadd(a: Any, b: Any) -> Any:
         for k, v in b.items():
             out[k] = gadd(out[k], v) if k in out else v
         return out
+    sparse = _SPARSE_TYPE[0]
+    if sparse is not None:
+        # (`+` does the same through NumPy's dispatch, several times slower)
+        r = a.plus(b) if ta is sparse else (b.plus(a) if type(b) is sparse else None)
+        if r is not None:
+            return r
     return a + b
 
 
 def zeros_like_value(x: Any) -> Any:
     """A materialized zero sensitivity for the value `x`."""
+    if type(x) is float:
+        return 0.0
     import numpy as np
 
     if isinstance(x, bool) or x is None or isinstance(x, str):
@@ -251,6 +267,9 @@ def zeros_like_value(x: Any) -> Any:
         return {k: zeros_like_value(v) for k, v in x.items()}
     if is_struct(x):
         return {f: zeros_like_value(getattr(x, f)) for f in struct_fields(x)}
+    if type(x) is _indexed_sens_type():
+        # (a sensitivity, as a value of derivative code differentiated again)
+        return np.zeros(x.shape)
     return ZERO
 
 
@@ -304,6 +323,8 @@ def to_structure(sens: Any, like: Any) -> Any:
     """The gradient for argument `like`: its structure, zeros filled in."""
     import numpy as np
 
+    if type(like) is _indexed_sens_type():
+        like = like.dense()
     if sens is ZERO:
         sens = zeros_like_value(like)
         if sens is ZERO:
@@ -387,7 +408,15 @@ def own(x: Any) -> Any:
     `to_structure` of an array that may be a read-only view or another argument)."""
     import numpy as np
 
+    if type(x) is _indexed_sens_type():
+        return x.dense()
     return x.copy() if isinstance(x, np.ndarray) else x  # (numbers are immutable)
+
+
+def dense_sens(d: Any) -> Any:
+    """`d`, built as an array where it is a sparse sensitivity (`sparse_sens`): a
+    gradient the caller receives (the optimizer's `own` of a result that is new)."""
+    return d.dense() if type(d) is _indexed_sens_type() else d
 
 
 def from_structure(value: Any) -> Any:
@@ -406,16 +435,27 @@ def from_structure(value: Any) -> Any:
 
 
 _SCALARS = (float, int)
+# Python's numbers and, once NumPy is imported by a helper, its float64 scalar (what reading
+# an element of a float64 array gives): sensitivities that add and broadcast as numbers.
+_NUMBERS: set[type] = {float, int}
+
+
+def _note_numpy_numbers() -> None:
+    import numpy as np
+
+    _NUMBERS.add(np.float64)
 
 
 def unbroadcast(d: Any, x: Any) -> Any:
     """Sum `d` down to the shape of `x` (undoing NumPy broadcasting)."""
-    import numpy as np
-
     if d is ZERO:
         return ZERO
-    if type(x) in _SCALARS and type(d) in _SCALARS:
+    if type(x) in _NUMBERS and type(d) in _NUMBERS:
         return d
+    import numpy as np
+
+    if np.float64 not in _NUMBERS:
+        _note_numpy_numbers()
     if type(x) is np.ndarray and type(d) is np.ndarray and x.shape == d.shape:
         return d
     dshape = np.shape(d)
@@ -438,10 +478,12 @@ def unbroadcast(d: Any, x: Any) -> Any:
 
 def broadcast_like(d: Any, x: Any) -> Any:
     """Broadcast `d` to the shape of `x` (the adjoint of `unbroadcast`)."""
-    import numpy as np
-
     if d is ZERO:
         return ZERO
+    if type(d) in _NUMBERS and type(x) in _NUMBERS:
+        return d
+    import numpy as np
+
     shape = np.shape(x)
     if np.shape(d) == shape:
         return d
@@ -523,6 +565,12 @@ def getitem_sens(d: Any, x: Any, index: Any) -> Any:
         return tuple_sens(d, index, x)
     if isinstance(x, dict):
         return {index: d}
+    if type(x) is np.ndarray:
+        sparse = _indexed_sens(d, x, index)  # (None for an advanced index)
+        if sparse is not None:
+            return sparse
+    elif type(x) is _indexed_sens_type():
+        x = x.dense()  # (in derivative code differentiated again)
     if isinstance(x, (np.ndarray, np.generic)):
         out = np.zeros(np.shape(x), dtype=np.result_type(x, d, np.float64)
                        if np.result_type(x).kind not in "fc" else np.result_type(x, d))
@@ -535,6 +583,26 @@ def getitem_sens(d: Any, x: Any, index: Any) -> Any:
     if isinstance(x, (range, str, bytes, *_index_tricks())):
         return ZERO
     raise TypeError(f"cannot differentiate indexing into {type(x).__name__}")
+
+
+def _indexed_sens(d: Any, x: Any, index: Any) -> Any:
+    from .sparse_sens import indexed_sens
+
+    globals()["_indexed_sens"] = indexed_sens  # (imported once, on first use)
+    return indexed_sens(d, x, index)
+
+
+def _indexed_sens_type() -> Any:
+    """`sparse_sens.IndexedSens` (imported on first use: it needs NumPy)."""
+    t = _SPARSE_TYPE[0]
+    if t is None:
+        from .sparse_sens import IndexedSens
+
+        t = _SPARSE_TYPE[0] = IndexedSens
+    return t
+
+
+_SPARSE_TYPE: list[Any] = [None]
 
 
 def _index_tricks() -> tuple:
@@ -646,6 +714,12 @@ def scatter_sens(x: Any, indices: tuple, ds: tuple) -> Any:
         for i, d in pieces:
             total = gadd(total, getitem_sens(d, x, i))
         return total
+    if type(x) is np.ndarray:
+        from .sparse_sens import indexed_pieces
+
+        sparse = indexed_pieces(x, pieces)
+        if sparse is not None:
+            return sparse
     dtype = x.dtype
     for _, d in pieces:
         dd = getattr(d, "dtype", None)
@@ -824,8 +898,12 @@ def _scatter_add(out: Any, index: Any, d: Any) -> bool:
 def _advanced(index: Any) -> bool:
     import numpy as np
 
-    parts = index if isinstance(index, tuple) else (index,)
-    return any(isinstance(p, (list, np.ndarray)) for p in parts)
+    if type(index) is tuple:
+        for p in index:
+            if isinstance(p, (list, np.ndarray)):
+                return True
+        return False
+    return isinstance(index, (list, np.ndarray))
 
 
 def is_method(x: Any, name: str) -> bool:

@@ -1,7 +1,6 @@
 def grad_gated_layers(params, state, xs):
     _concatenate = np.concatenate
     _tanh = np.tanh
-    _sens_of = _rt.sens_of
     _gadd = _rt.gadd
     _getitem_sens = _rt.getitem_sens
     _scatter_add_known = _rt.scatter_add_known
@@ -40,7 +39,7 @@ def grad_gated_layers(params, state, xs):
             y_1 = _tanh(s)
             h = f * y_1
             new_1 = new + [h, s]
-            stack_1 = (_t_4, new, new_1, f, y_1, _t_3, _t_2, y, _t_5, g, _t_1), stack_1
+            stack_1 = (_t_4, new, f, y_1, _t_3, _t_2, y, _t_5, g, _t_1), stack_1
             j, b, new, x_1 = j_1, 3, new_1, h
         stack_append((x, st, stack_1))
         st = new
@@ -63,34 +62,35 @@ def grad_gated_layers(params, state, xs):
         while stack_2 is not None:
             rest = stack_2[1]
             saved_1 = stack_2[0]
-            new_2 = saved_1[2]
-            _t_7 = _sens_of(d_new, new_2)
-            new_3 = saved_1[1]
-            n = len(new_3)
-            _t_8 = _t_7[n:]
-            d_s_1 = _t_8[1]
-            d_h_1 = _t_8[0]
+            new_2 = saved_1[1]
+            n = len(new_2)
+            _t_7 = (_rt.ZERO, _rt.ZERO) if d_new is _rt.ZERO else (d_new[:n], d_new[n:])
+            d_new_1 = _t_7[0]
+            _t_8 = _t_7[1]
+            _t_9 = (_rt.ZERO,) * 2 if _t_8 is _rt.ZERO else tuple(_t_8)
+            d_s_1 = _t_9[1]
+            d_h_1 = _t_9[0]
             d_h_1 = _gadd(_gadd(d_h, d_x), d_h_1)
-            f_1 = saved_1[3]
-            y_2 = saved_1[4]
+            f_1 = saved_1[2]
+            y_2 = saved_1[3]
             d_s_1 = _gadd(_gadd(d_s, d_s_1), d_h_1 * f_1 * (1.0 - y_2 * y_2))
-            y_3 = saved_1[7]
-            g_1 = saved_1[9]
+            y_3 = saved_1[6]
+            g_1 = saved_1[8]
             d_f_1 = _gadd(d_f, d_h_1 * y_2) + d_s_1 * saved_1[0]
-            d_g_1 = _gadd(d_g, _getitem_sens(d_s_1 * y_3, g_1, slice(6, 9, None))) + _getitem_sens(d_s_1 * saved_1[8] * (1.0 - y_3 * y_3), g_1, slice(3, 6, None)) + _getitem_sens(d_f_1 * f_1 * (1.0 - f_1), g_1, slice(0, 3, None))
-            _t_9 = saved_1[10]
-            _t_10 = d_g_1 * params[_t_9]
-            d_x_1 = _t_10[0:3]
-            d_x_2 = _t_10[6:9]
-            _t_11 = saved_1[5], _t_9
-            stack_2, d_j, d_b, d_g, d_f, d_s, d_h, d_new, d_x, d_st_1, d_params_1 = rest, _rt.ZERO, _rt.ZERO, _rt.ZERO, _rt.ZERO, _rt.ZERO, _rt.ZERO, _t_7[:n], d_x_1 + d_x_2, _scatter_add_known(d_st_1, st_1, _t_11, (d_s_1 * f_1, _t_10[3:6])), _scatter_add_known(d_params_1, params, _t_11, (d_g_1, d_g_1 * saved_1[6]))
+            d_g_1 = _gadd(d_g, _getitem_sens(d_s_1 * y_3, g_1, slice(6, 9, None))) + _getitem_sens(d_s_1 * saved_1[7] * (1.0 - y_3 * y_3), g_1, slice(3, 6, None)) + _getitem_sens(d_f_1 * f_1 * (1.0 - f_1), g_1, slice(0, 3, None))
+            _t_10 = saved_1[9]
+            _t_11 = d_g_1 * params[_t_10]
+            d_x_1 = _t_11[0:3]
+            d_x_2 = _t_11[6:9]
+            _t_12 = saved_1[4], _t_10
+            stack_2, d_j, d_b, d_g, d_f, d_s, d_h, d_new, d_x, d_st_1, d_params_1 = rest, _rt.ZERO, _rt.ZERO, _rt.ZERO, _rt.ZERO, _rt.ZERO, _rt.ZERO, d_new_1, d_x_1 + d_x_2, _scatter_add_known(d_st_1, st_1, _t_12, (d_s_1 * f_1, _t_11[3:6])), _scatter_add_known(d_params_1, params, _t_12, (d_g_1, d_g_1 * saved_1[5]))
         d_st, d_params = d_st_1, _gadd(d_params, d_params_1)
     d_params_2 = _rt.to_structure(d_params, params)
-    _t_12 = _rt.as_sequence(results)
-    _t_13 = len(_t_12)
+    _t_13 = _rt.as_sequence(results)
+    _t_14 = len(_t_13)
     d_fn = _rt.ZERO
-    for i in range(_t_13):
-        r = _t_12[i]
+    for i in range(_t_14):
+        r = _t_13[i]
         g_2 = r[1](_sens_index(d_st, i))
         d_fn = _gadd(d_fn, g_2[0])
     d_state_1 = _rt.to_structure(d_fn[0], state)

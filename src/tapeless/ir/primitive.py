@@ -68,6 +68,8 @@ class Primitive:
       zero_preserving: its result is the symbolic zero exactly when its first input is
         (sensitivity plumbing);
       accepts_zero: its reverse rule takes a symbolic zero sensitivity as it is;
+      sparse_result: its result may be a sparse sensitivity (`tapeless.sparse_sens`),
+        which a caller must not receive as it is;
       passes_on: hands a value it receives to whoever may call it (a call, a container);
       cheap: one correctly rounded arithmetic operation, computed again rather than
         saved for a backward loop;
@@ -88,7 +90,7 @@ class Primitive:
                  blocks: tuple[int, ...] = (), alias: str | None = None,
                  shaped_like: int | None = None, selects: bool = False,
                  equality: bool = False, reshapes: bool = False,
-                 ignores_values: bool = False):
+                 ignores_values: bool = False, sparse_result: bool = False):
         self.name = name
         self.impl = impl
         self.spec = spec
@@ -119,6 +121,7 @@ class Primitive:
         self.equality = equality
         self.reshapes = reshapes
         self.ignores_values = ignores_values
+        self.sparse_result = sparse_result
         # A method's derivative is that of the primitive named here (`x.sum()` is
         # `np.sum(x)`'s).
         self.alias = alias

@@ -77,6 +77,31 @@ def own_outputs(root: Graph) -> None:
     enter(root, None)
 
 
+_SUMS = ("add", "np.add")  # (a sum with a sparse term is sparse)
+
+
+def _may_be_sparse(node: Node, depth: int = 0) -> bool:
+    """Whether `node`'s value may be a sparse sensitivity (`Primitive.sparse_result`), or
+    a sum with a term that is not surely an array (a new array that no sum made, an item
+    read)."""
+    p = prim_of(node)
+    if p is None or not (p.sparse_result or p.name in _SUMS):
+        return False
+    if p.sparse_result or depth > 8:
+        return True
+    assert isinstance(node, Apply)
+    for x in node.inputs[1:]:
+        q = prim_of(x)
+        if isinstance(x, Constant) or (q is not None and not q.sparse_result and
+                                       q.name not in _SUMS and
+                                       (q.fresh or q.name == "getitem")):
+            continue
+        if q is None or q.sparse_result or q.name not in _SUMS or \
+                _may_be_sparse(x, depth + 1):
+            return True
+    return False
+
+
 def settle_owns(root: Graph) -> None:
     """`own(d)`, a gradient array the caller gets to own, is d itself where d is made by
     an operation that allocates its result, and a copy otherwise (a view, such as a
@@ -90,7 +115,10 @@ def settle_owns(root: Graph) -> None:
             assert isinstance(node, Apply)
             d = node.inputs[1]
             if fresh(d):
-                replace[node.id] = d
+                # (A sum of sensitivities may be a sparse one: the caller gets an array.)
+                replace[node.id] = g.apply(P["dense_sens"], d, loc=node.loc,
+                                           name=node.name) \
+                    if _may_be_sparse(d) else d
                 continue
             if is_prim(d, "expand_reduced"):
                 # A number broadcast to x's shape: a new array of that shape, filled in,

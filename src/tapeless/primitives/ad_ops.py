@@ -32,11 +32,16 @@ _helper("expand_reduced", "d, x, axis, keepdims", **_PLUMBING, shaped_like=1)
 _helper("reduced_count", "x, axis", differentiable=False, pure=True)
 _helper("reduced_axes", "x, axis", differentiable=False, pure=True)
 _helper("tuple_sens", "d, i, like", **_PLUMBING)
-_helper("getitem_sens", "d, x, index", **_PLUMBING, fresh=True)
+_helper("getitem_sens", "d, x, index", **_PLUMBING, fresh=True, sparse_result=True)
+# A gradient the caller receives, built as an array if it is sparse (tapeless.sparse_sens):
+# only the optimizer makes it (`opt.results.settle_owns`).
+_helper("dense_sens", "d", differentiable=False, fresh=True)
 # Only the optimizer makes it (from gadd of getitem_sens), after differentiation.
-_helper("scatter_sens", "x, indices, ds", differentiable=False, fresh=True)
+_helper("scatter_sens", "x, indices, ds", differentiable=False, fresh=True,
+        sparse_result=True)
 # The optimizer's in-place form of `gadd(acc, scatter_sens(...))` for loop accumulators.
-_helper("scatter_add", "acc, x, indices, ds", differentiable=False, fresh=True)
+_helper("scatter_add", "acc, x, indices, ds", differentiable=False, fresh=True,
+        sparse_result=True)
 # ... where kinds prove what it tests (`tapeless.opt.driver.scatter_known`).
 _helper("scatter_add_known", "acc, x, indices, ds", differentiable=False, fresh=True)
 # A matrix product contracting a long axis, in blocks (made by the optimizer, last).

@@ -87,7 +87,9 @@ NON_DIFFERENTIABLE_OPS = {"floordiv", "lt", "le", "gt", "ge", "eq", "ne", "is_",
 # Declared properties of the operators (see `Primitive`).
 _ARITHMETIC = dict(number_op=True, never_zero=True, fresh=True, pure=True)
 _OPERATOR_PROPERTIES: dict[str, dict[str, Any]] = {
-    "add": dict(_ARITHMETIC, elementwise=True, foldable=True, cheap=True),
+    # (add's rule takes ZERO as it is: the sensitivity of a concatenation of lists of
+    # ints stays ZERO instead of becoming lists of zeros that are split and summed)
+    "add": dict(_ARITHMETIC, elementwise=True, foldable=True, cheap=True, accepts_zero=True),
     "sub": dict(_ARITHMETIC, elementwise=True, foldable=True, cheap=True),
     "mul": dict(_ARITHMETIC, elementwise=True, foldable=True, cheap=True),
     "truediv": dict(_ARITHMETIC, elementwise=True, foldable=True, cheap=True),

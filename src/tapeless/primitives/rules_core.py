@@ -339,6 +339,8 @@ def _list_flatmap(fn, seq):
     values = [y for r in results for y in r[0]]
 
     def back(d):
+        if d is ZERO:  # (the elements' backpropagators would all give ZERO)
+            return ZERO, ZERO
         d_fn = ZERO
         d_seq: list[Any] = []
         start = 0
