@@ -24,29 +24,16 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-_ENV = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-if any(os.environ.get(k) != v for k, v in _ENV.items()):
-    os.environ.update(_ENV)
-    os.execv(sys.executable, [sys.executable, *sys.argv])
-
-import numpy as np  # noqa: E402
-
 sys.path.insert(0, str(Path(__file__).parent))
+from timing import median_time, single_threaded  # noqa: E402
+
+single_threaded()
+
 import forward_programs as fp  # noqa: E402
+import numpy as np  # noqa: E402
 import workloads as wl  # noqa: E402
 
 import tapeless as tl  # noqa: E402
-
-
-def median_time(fn: Callable[[], Any], repeat: int, number: int) -> float:
-    fn()
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        for _ in range(number):
-            fn()
-        times.append((time.perf_counter() - start) / number)
-    return statistics.median(times)
 
 
 def first_call(make: Callable[[], Callable[[], Any]]) -> float:

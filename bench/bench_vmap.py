@@ -22,36 +22,21 @@ result is checked against its reference before it is timed."""
 from __future__ import annotations
 
 import argparse
-import os
-import statistics
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-_ENV = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-if any(os.environ.get(k) != v for k, v in _ENV.items()):
-    os.environ.update(_ENV)
-    os.execv(sys.executable, [sys.executable, *sys.argv])
+sys.path.insert(0, str(Path(__file__).parent))
+from timing import median_time, single_threaded  # noqa: E402
+
+single_threaded()
 
 import numpy as np  # noqa: E402
-
-sys.path.insert(0, str(Path(__file__).parent))
 import vmap_programs as vp  # noqa: E402
 
 import tapeless as tl  # noqa: E402
-
-
-def median_time(fn: Callable[[], Any], repeat: int, number: int) -> float:
-    fn()
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        for _ in range(number):
-            fn()
-        times.append((time.perf_counter() - start) / number)
-    return statistics.median(times)
 
 
 def first_call(fn: Callable[[], Any]) -> float:

@@ -344,13 +344,18 @@ class VTransform:
         if assumed is not None:
             made.assumed_used = True
         self.memo[key] = made
-        for p, t in zip(h.parameters, trees, strict=True):
-            made.values[p.id] = (vh.add_parameter(p.name, p.loc), t)
-        self._body(made)
-        out, t = self.lookup(h.output, made, h.loc)
-        vh.output = out
-        made.out_tree = t
+        self._fill(made, trees)
         return made
+
+    def _fill(self, made: Inst, trees: list[Tree]) -> None:
+        """Batch `made.g`'s body into `made.vg`, its parameters batched as `trees`."""
+        g, vg = made.g, made.vg
+        for p, t in zip(g.parameters, trees, strict=True):
+            made.values[p.id] = (vg.add_parameter(p.name, p.loc), t)
+        self._body(made)
+        out, t = self.lookup(g.output, made, g.loc)
+        vg.output = out
+        made.out_tree = t
 
     def boxed(self, h: Graph, inst: Inst, loc: Location | None) -> Node:
         """A graph used as a value: a function of `(mask, *args)`, all batched, whose
@@ -756,15 +761,7 @@ class VTransform:
         return made, F
 
     def _branch(self, g: Graph, inst: Inst, mask_param: bool) -> Inst:
-        vb = Graph(f"vmap_{g.name}", inst.vg, g.loc)
-        mask = vb.add_parameter("mask") if mask_param else inst.mask
-        made = Inst(g, vb, inst, inst.size, mask)
-        self._body(made)
-        out, t = self.lookup(g.output, made, g.loc)
-        vb.output = out
-        made.out_tree = t
-        made.done = True
-        return made
+        return self._loop_graph(g, inst, [], mask_param)
 
     def _select(self, inst: Inst, c: Node, a: Node, b: Node, nd: int | None) -> Node:
         """Per element, `a` where the mask `c` holds, else `b`: `np.where` where the
@@ -879,12 +876,7 @@ class VTransform:
         vb = Graph(f"vmap_{g.name}", inst.vg, g.loc)
         mask = vb.add_parameter("mask") if mask_param else inst.mask
         made = Inst(g, vb, inst, inst.size, mask)
-        for p, t in zip(g.parameters, trees, strict=True):
-            made.values[p.id] = (vb.add_parameter(p.name, p.loc), t)
-        self._body(made)
-        out, t = self.lookup(g.output, made, g.loc)
-        vb.output = out
-        made.out_tree = t
+        self._fill(made, trees)
         made.done = True
         return made
 

@@ -791,13 +791,19 @@ class ExpressionMixin:
             if kw.arg not in options:
                 raise self.error(f"unexpected argument {kw.arg!r} to tapeless.{name}", kw)
             options[kw.arg] = self._compile_time(kw.value, block)
-        graph: Graph = target.value
+        return self._stand_in(name, target.value, options["argnums"], options["has_aux"],
+                              node)
+
+    def _stand_in(self, name: str, graph: Graph, options: Any, has_aux: bool,
+                  node: ast.Call) -> Node:
+        """A graph with `graph`'s parameters standing for a transform of it, whose body
+        the AD stage builds (`TransformSpec`)."""
         stand_in = Graph(f"{name}_{graph.name}", None, graph.loc)
         for p in graph.parameters:
             stand_in.add_parameter(p.name, p.loc)
         stand_in.vararg = graph.vararg
         stand_in.signature = graph.signature
-        stand_in.transform = TransformSpec(name, graph, options["argnums"], options["has_aux"])
+        stand_in.transform = TransformSpec(name, graph, options, has_aux)
         PENDING_TRANSFORMS.add(stand_in)
         return Constant(stand_in, self.loc(node))
 
@@ -853,17 +859,8 @@ class ExpressionMixin:
             if kw.arg not in options:
                 raise self.error(f"unexpected argument {kw.arg!r} to tapeless.vmap", kw)
             options[kw.arg] = self._compile_time(kw.value, block)
-        graph: Graph = target.value
-        stand_in = Graph(f"vmap_{graph.name}", None, graph.loc)
-        for p in graph.parameters:
-            stand_in.add_parameter(p.name, p.loc)
-        stand_in.vararg = graph.vararg
-        stand_in.signature = graph.signature
-        stand_in.transform = TransformSpec(
-            "vmap", graph, (options["in_axes"], options["out_axes"], options["axis_size"]),
-            False)
-        PENDING_TRANSFORMS.add(stand_in)
-        return Constant(stand_in, self.loc(node))
+        return self._stand_in("vmap", target.value, (
+            options["in_axes"], options["out_axes"], options["axis_size"]), False, node)
 
     def _compile_time(self, node: ast.expr, block: Block) -> Any:
         value = self.expr(node, block)

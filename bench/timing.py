@@ -1,0 +1,34 @@
+"""What the benchmark scripts share: one BLAS thread (the process starts again with it
+set, before NumPy loads) and the median of repeated timings."""
+
+from __future__ import annotations
+
+import os
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+_ENV = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+
+
+def single_threaded() -> None:
+    """Run this script again with one BLAS thread, unless it already has one (call it
+    before importing NumPy)."""
+    if any(os.environ.get(k) != v for k, v in _ENV.items()):
+        os.environ.update(_ENV)
+        os.execv(sys.executable, [sys.executable, *sys.argv])
+
+
+def median_time(fn: Callable[[], Any], repeat: int, number: int) -> float:
+    """The median over `repeat` runs of the time of one call, each run `number` calls
+    (after one call to warm up)."""
+    fn()
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        for _ in range(number):
+            fn()
+        times.append((time.perf_counter() - start) / number)
+    return statistics.median(times)
