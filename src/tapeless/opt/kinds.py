@@ -557,6 +557,24 @@ def _matmul_kind(args: list[Kind | None], inputs: list[Node]) -> Kind | None:
     return array(_dtype(args[:2]), batch + (a[-2], b[-1])) if batch is not None else None
 
 
+def _dot_kind(args: list[Kind | None], inputs: list[Node]) -> Kind | None:
+    """`np.dot(a, b)`: a product where either is a number; a sum over the last axis of
+    `a` and the second-to-last of `b` (the last, for a vector) otherwise."""
+    shapes = _array_shapes(args)
+    if shapes is None or shapes[1] is None:
+        return None
+    a, b = shapes[0], shapes[1]
+    assert a is not None
+    if len(a) == 0 or len(b) == 0:
+        shape = _broadcast([a, b])
+        return array(_dtype(args[:2]), shape) if shape is not None else None
+    if len(a) == 1 and len(b) == 1:
+        return SCALAR
+    if len(b) == 1:
+        return array(_dtype(args[:2]), a[:-1])
+    return array(_dtype(args[:2]), a[:-1] + b[:-2] + b[-1:])
+
+
 def _swapaxes_kind(args: list[Kind | None], inputs: list[Node]) -> Kind | None:
     """`np.swapaxes(a, i, j)`, constant axes in range: a's shape with the two swapped."""
     shapes = _array_shapes(args)
@@ -1263,6 +1281,7 @@ PRIMITIVES["getitem_sens"].abstract_eval = lambda args, inputs: \
     args[1] if dtype_of(args[0]) == "f8" and dtype_of(args[1]) == "f8" else None
 # Shape rules.
 for _names, _rule in ((("matmul", "np.matmul"), _matmul_kind),
+                      (("np.dot", "method.dot"), _dot_kind),
                       (("np.swapaxes",), _swapaxes_kind),
                       (("np.transpose",), _transpose_kind),
                       (("getattr",), _attribute_kind),
