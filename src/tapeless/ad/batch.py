@@ -237,6 +237,9 @@ class VTransform:
             parts = [self.materialize(x, t, B, inst)
                      for x, t in zip(items, tree.items, strict=True)]
             return vg.apply(P["make_list" if tree.is_list else "make_tuple"], *parts)
+        if isinstance(node, Constant) and type(node.value) in (bool, int, float):
+            # (a number: the array of it; NumPy's dtype for a Python number)
+            return vg.apply(P["np.full"], inst.size, node, Constant(None))
         return self._helper("broadcast", inst, [inst.size, node])
 
     def _helper(self, name: str, inst: Inst, args: list[Node],
@@ -742,7 +745,11 @@ class VTransform:
         mask = self._helper("as_mask", inst, [vals[0]])
         a = self.materialize(vals[1], trees[1], B, inst)
         b = self.materialize(vals[2], trees[2], B, inst)
-        chosen = self._helper("select", inst, [mask, a, b], node.loc)
+        nt, nf = self.ndim(t), self.ndim(f)
+        from ..runtime import UNBOUND
+
+        unbound = any(isinstance(v, Constant) and v.value is UNBOUND for v in (t, f))
+        chosen = self._select(inst, mask, a, b, nt if nt == nf and not unbound else None)
         inst.values[node.id] = (chosen, B)
         return [chosen]
 
@@ -772,6 +779,34 @@ class VTransform:
         if nd:
             c = g.apply(P["np.reshape"], c, Constant((-1,) + (1,) * nd))
         return g.apply(P["np.where"], c, a, b)
+
+    def _select_results(self, inst: Inst, c: Node, rt: Node, rf: Node, gt: Graph,
+                        gf: Graph, call: Apply) -> Node:
+        """Select between two branches' batched results: item by item where both
+        return tuple displays (a loop body's state), each with `np.where` where the
+        examples' shapes are known."""
+        from ..runtime import UNBOUND
+
+        ot, of = gt.output, gf.output
+        if isinstance(ot, Apply) and isinstance(of, Apply) and \
+                _primitive(ot.inputs[0]) is P["make_tuple"] and \
+                _primitive(of.inputs[0]) is P["make_tuple"] and \
+                len(ot.inputs) == len(of.inputs):
+            g = inst.vg
+            parts = []
+            for j, (x, y) in enumerate(zip(ot.inputs[1:], of.inputs[1:], strict=True)):
+                nx, ny = self.ndim(x), self.ndim(y)
+                unbound = any(isinstance(v, Constant) and v.value is UNBOUND for v in (x, y))
+                nd = nx if nx == ny and not unbound else None
+                parts.append(self._select(inst, c, g.apply(P["tuple_getitem"], rt, j),
+                                          g.apply(P["tuple_getitem"], rf, j), nd))
+            return g.apply(P["make_tuple"], *parts)
+        nd = self.ndim(call)
+        if nd is None and ot is not None and of is not None and \
+                not any(isinstance(v, Constant) and v.value is UNBOUND for v in (ot, of)):
+            nt, nf = self.ndim(ot), self.ndim(of)
+            nd = nt if nt == nf else None
+        return self._select(inst, c, rt, rf, nd)
 
     def _finish(self, made: Inst, want: Tree) -> None:
         assert made.vg.output is not None
@@ -817,7 +852,7 @@ class VTransform:
         rf = both.apply(Constant(bf.vg), mf, loc=loc)
         both.effects = [rt, rf]
         both_inst = Inst(gt, both, inst, inst.size, inst.mask)
-        both.output = self._select(both_inst, cm, rt, rf, self.ndim(call))
+        both.output = self._select_results(both_inst, cm, rt, rf, gt, gf, call)
         sw1 = not_f.apply(P["switch"], any_t, Constant(both), Constant(only_f))
         r1 = not_f.apply(sw1, loc=loc)
         not_f.output, not_f.effects = r1, [r1]
