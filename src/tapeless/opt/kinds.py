@@ -838,7 +838,7 @@ def _state_kinds(info: LoopInfo, facts: LoopFacts, depth: int,
     memo = (loop, assumed.id if assumed else 0)
     if memo in facts.state_kinds:
         return facts.state_kinds[memo]
-    if outputs is None:
+    if outputs is None and _slot_outputs(info.body.output, n) is None:
         facts.state_kinds[memo] = [None] * n
         return facts.state_kinds[memo]
     current = [kind(i, facts, depth + 1, assumed) for i in info.init]
@@ -862,6 +862,41 @@ def _state_kinds(info: LoopInfo, facts: LoopFacts, depth: int,
         current = new
 
 
+def _slot_outputs(out: Node | None, n: int, depth: int = 0) -> list[list[Node]] | None:
+    """What a loop body's `n` state slots may leave, where its output is a tuple display
+    or an `if` between branches that each end in one (a body with a `break`): per slot,
+    every node that may be its next value. None where a branch ends otherwise."""
+    if isinstance(out, Apply) and out.inputs and isinstance(out.inputs[0], Constant) and \
+            getattr(out.inputs[0].value, "name", None) == "make_tuple":
+        return [[o] for o in out.inputs[1:]] if len(out.inputs) - 1 == n else None
+    if depth > 4 or not isinstance(out, Apply) or len(out.inputs) != 1:
+        return None
+    sw = out.inputs[0]
+    if not (isinstance(sw, Apply) and isinstance(sw.inputs[0], Constant) and
+            getattr(sw.inputs[0].value, "name", None) == "switch"):
+        return None
+    parts = []
+    for branch in sw.inputs[2:]:
+        if not (isinstance(branch, Constant) and isinstance(branch.value, Graph)) or \
+                branch.value.parameters:
+            return None
+        found = _slot_outputs(branch.value.output, n, depth + 1)
+        if found is None:
+            return None
+        parts.append(found)
+    return [[o for part in parts for o in part[j]] for j in range(n)]
+
+
+def _common_kind(kinds: list[Kind | None]) -> Kind | None:
+    """The kind every one of `kinds` is (a float or a NumPy scalar: a scalar)."""
+    first = kinds[0]
+    if all(k == first for k in kinds):
+        return first
+    if all(k in (FLOAT, SCALAR) for k in kinds):
+        return SCALAR
+    return None
+
+
 def _widens(k: Kind, h: Kind) -> bool:
     """Whether the induction may widen a slot of kind k to kind h."""
     return (k == EMPTY_LIST and is_list(h)) or (k == FLOAT and h == SCALAR) or \
@@ -873,11 +908,14 @@ def _induction_step(info: LoopInfo, facts: LoopFacts, depth: int, assumed: Assum
     """The slots' kinds after one iteration of the body, assuming they have `current`'s."""
     loop = info.node.id
     outputs = info.outputs
-    assert outputs is not None  # (see _state_kinds)
+    slots = [[o] for o in outputs] if outputs is not None else \
+        _slot_outputs(info.body.output, len(current))
+    assert slots is not None  # (see _state_kinds)
     inner = assume(assumed, {(loop, j): k for j, k in enumerate(current)})
     new: list[Kind | None] = []
     for j, k in enumerate(current):
-        out = kind(outputs[j], facts, depth + 1, inner) if k is not None else None
+        out = _common_kind([kind(o, facts, depth + 1, inner) for o in slots[j]]) \
+            if k is not None else None
         if k is None or out == k or (out == EMPTY_LIST and is_list(k)):
             new.append(k)  # (an empty list is a list of any kind of element)
         elif k == EMPTY_LIST and is_list(out):
