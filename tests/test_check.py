@@ -250,6 +250,8 @@ def test_a_file_that_does_not_import_gets_the_static_checks_and_a_note(
     path.write_text("import tapeless as tl\n\nDATA = open('/nonexistent/data.csv').read()\n\n\n"
                     "def f(x):\n    del x\n    return 1.0\n\n\ng = tl.grad(f)\n")
     assert main(["check", str(path)]) == 1
+    # (several files at once: one line of counts each, non-zero if any has a finding)
+    assert main(["check", str(FIXTURES / "mlp_adam.py"), str(path)]) == 1
     captured = capsys.readouterr()
     assert reported_lines(captured.out, path) == {7: "`del` is not supported"}
     assert "does not import (FileNotFoundError" in captured.err

@@ -1,5 +1,5 @@
 """The `tapeless` command: `demo`, `show FILE.py:FUNC [--grad] [--backend native]`,
-`check FILE.py [--entry NAME]...`."""
+`check FILE.py... [--entry NAME]...`."""
 
 from __future__ import annotations
 
@@ -111,16 +111,19 @@ def _show_native(fn: Any, args: argparse.Namespace) -> int:
 def cmd_check(args: argparse.Namespace) -> int:
     from .frontend.check import check_file
 
-    notes: list[str] = []
-    findings = check_file(args.file, args.entry, notes)
-    for note in notes:
-        print(f"note: {note}", file=sys.stderr)
-    for f in findings:
-        print(f)
-        print()
-    n = len(findings)
-    print(f"{n} finding{'s' if n != 1 else ''} in {args.file}")
-    return 1 if findings else 0
+    total = 0
+    for path in args.files:
+        notes: list[str] = []
+        findings = check_file(path, args.entry, notes)
+        for note in notes:
+            print(f"note: {note}", file=sys.stderr)
+        for f in findings:
+            print(f)
+            print()
+        n = len(findings)
+        total += n
+        print(f"{n} finding{'s' if n != 1 else ''} in {path}")
+    return 1 if total else 0
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -147,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
     show.set_defaults(run=cmd_show)
     check = sub.add_parser("check", help="report constructs tapeless cannot compile in the "
                            "functions of a file that are compiled")
-    check.add_argument("file")
+    check.add_argument("files", nargs="+", metavar="FILE")
     check.add_argument("--entry", action="append", default=[], metavar="NAME",
                        help="also check this function (NAME or CLASS.METHOD) as compiled, "
                        "with what it calls; repeatable")
