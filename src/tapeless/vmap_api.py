@@ -128,10 +128,12 @@ def per_example_gradient_graph(fg: Graph, argnums: int | tuple[int, ...], in_axe
 def _prepared(fg: Graph) -> Graph:
     """A copy of `fg` optimized as it is (no argument kinds): what the V transform
     batches for a `tl.vmap` inside compiled code."""
+    from .ad.api_graphs import expand_transforms
     from .api import optimization_passes
     from .ir.clone import copy_module
     from .opt import optimize
 
+    expand_transforms(fg)  # (a `tl.grad` inside the function mapped: built first)
     passes = optimization_passes()
     if passes is not None and not passes:
         return fg

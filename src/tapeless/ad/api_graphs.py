@@ -138,6 +138,7 @@ def expand_transforms(root: Graph) -> Graph:
             if spec.kind == "vmap":
                 from .batch import vmap_graph
 
+                expand_transforms(spec.target)
                 in_axes, out_axes, axis_size = spec.argnums
                 n = len(spec.target.parameters)
                 axes = [in_axes] * n if isinstance(in_axes, int) or in_axes is None \

@@ -50,7 +50,13 @@ from ..ir.nodes import (
     is_constant_graph,
 )
 from ..primitives import PRIMITIVES, Primitive
-from ..primitives.batch_rules import ARRAY_FACTS, IN_PLACE, STACK_OPS, TYPE_LEVEL
+from ..primitives.batch_rules import (
+    ARRAY_FACTS,
+    IN_PLACE,
+    MATMUL_LIKE,
+    STACK_OPS,
+    TYPE_LEVEL,
+)
 from ..runtime import tree_leaves  # noqa: F401
 
 P = PRIMITIVES
@@ -666,7 +672,7 @@ class VTransform:
                 return None
             return vg.apply(node.inputs[0], vals[0], Constant(axes), *vals[2:], loc=loc,
                             name=node.name)
-        if name in ("matmul", "np.matmul", "np.dot", "method.dot") and len(known) == 2:
+        if name in MATMUL_LIKE and len(known) == 2:
             a, b = vals
             pa, pb = known
             if pa == 0 or pb == 0:
@@ -1018,9 +1024,7 @@ def vmap_graph(fg: Graph, in_axes: list[Any], out_axes: Any, axis_size: int | No
     see `VTransform`. With `into`, the body is built in that graph (a stand-in made by
     the front end for a `tl.vmap` called inside compiled code, whose function reads the
     values `outer` of the code around it)."""
-    from .api_graphs import expand_transforms
-
-    expand_transforms(fg)  # (a `tl.grad` inside the function mapped: its body first)
+    # (A `tl.grad` inside the function mapped is built first, by the caller.)
     if example_ndim is None and PREPARE is not None:
         fg = PREPARE(fg)
     g = into if into is not None else Graph(f"vmap_{name}", None, fg.loc)

@@ -35,14 +35,18 @@ from typing import Any
 
 import numpy as np
 
+from .. import runtime as _rt
 from ..ir.nodes import Location
 from .pygen import Compiled
 
 # Runtime helpers with a native twin (`_nt_<name>` in `_HELPERS`).
-_OVERLOADS = ("gadd", "unbroadcast", "own", "to_structure", "from_structure", "pow",
-              "sens_of", "getitem_sens", "fdiv", "check_bound", "check_scalar_output",
-              "sens_index", "reshape_like", "expand_reduced", "index_update",
-              "index_update_inplace", "immutable_item")
+# (By the runtime functions themselves, whose names the generated code spells; `pow` is
+# the builtin the generated code calls for `**`.)
+_OVERLOADS = ("pow", *[f.__name__ for f in (
+    _rt.gadd, _rt.unbroadcast, _rt.own, _rt.to_structure, _rt.from_structure, _rt.sens_of,
+    _rt.getitem_sens, _rt.fdiv, _rt.check_bound, _rt.check_scalar_output, _rt.sens_index,
+    _rt.reshape_like, _rt.expand_reduced, _rt.index_update, _rt.index_update_inplace,
+    _rt.immutable_item)])
 _NATIVE_RUNTIME = {"as_sequence", "unpack", *_OVERLOADS}
 # `math` functions whose result is checked (`_CHECKED_MATH`): CPython raises where the
 # C library returns NaN or an infinity from finite arguments; Numba returns the value.

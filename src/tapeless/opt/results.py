@@ -3,6 +3,8 @@ one (`own`), settled at the end of optimization."""
 
 from __future__ import annotations
 
+import numpy as np
+
 from ..ir.edit import set_input, set_inputs, set_output
 from ..ir.nodes import (
     Apply,
@@ -14,7 +16,7 @@ from ..ir.nodes import (
     prim_of,
     reachable_graphs,
 )
-from .kinds import FLOAT, if_branches, is_switch_call, kind, shape_of
+from .kinds import FLOAT, INT, SCALAR, if_branches, is_switch_call, kind, shape_of
 from .loops import LoopFacts
 from .patterns import is_prim
 from .replace import apply_replacements
@@ -80,12 +82,22 @@ def own_outputs(root: Graph) -> None:
 _SUMS = ("add", "np.add")  # (a sum with a sparse term is sparse)
 
 
-def _may_be_sparse(node: Node, depth: int = 0) -> bool:
+def _small(node: Node, facts: LoopFacts) -> bool:
+    """Whether `node`'s value is a number or a small array, by its kind: never a sparse
+    sensitivity (those stand for float64 arrays of 64 elements or more)."""
+    k = kind(node, facts)
+    if k in (FLOAT, INT, SCALAR):
+        return True
+    shape = shape_of(k)
+    return shape is not None and int(np.prod(shape)) < 64
+
+
+def _may_be_sparse(node: Node, facts: LoopFacts, depth: int = 0) -> bool:
     """Whether `node`'s value may be a sparse sensitivity (`Primitive.sparse_result`), or
     a sum with a term that is not surely an array (a new array that no sum made, an item
     read)."""
     p = prim_of(node)
-    if p is None or not (p.sparse_result or p.name in _SUMS):
+    if p is None or not (p.sparse_result or p.name in _SUMS) or _small(node, facts):
         return False
     if p.sparse_result or depth > 8:
         return True
@@ -94,10 +106,12 @@ def _may_be_sparse(node: Node, depth: int = 0) -> bool:
         q = prim_of(x)
         if isinstance(x, Constant) or (q is not None and not q.sparse_result and
                                        q.name not in _SUMS and
-                                       (q.fresh or q.name == "getitem")):
+                                       (q.fresh or q.numeric or q.name == "getitem")):
+            continue  # (a value computed here: a number or an array, never sparse)
+        if _small(x, facts):
             continue
         if q is None or q.sparse_result or q.name not in _SUMS or \
-                _may_be_sparse(x, depth + 1):
+                _may_be_sparse(x, facts, depth + 1):
             return True
     return False
 
@@ -116,9 +130,10 @@ def settle_owns(root: Graph) -> None:
             d = node.inputs[1]
             if fresh(d):
                 # (A sum of sensitivities may be a sparse one: the caller gets an array.)
+                facts = facts or LoopFacts(root)
                 replace[node.id] = g.apply(P["dense_sens"], d, loc=node.loc,
                                            name=node.name) \
-                    if _may_be_sparse(d) else d
+                    if _may_be_sparse(d, facts) else d
                 continue
             if is_prim(d, "expand_reduced"):
                 # A number broadcast to x's shape: a new array of that shape, filled in,

@@ -570,6 +570,8 @@ ARRAY_FACTS = {"shape", "ndim", "size", "dtype"}
 # Updates of their first argument in place: batched, it is a copy per element (an update
 # that differs across the batch must not reach the other elements).
 IN_PLACE = {"index_update_inplace", "index_add_inplace", "update_rest_inplace"}
+# Products of vectors and matrices (`tapeless.ad.batch` writes them for known shapes).
+MATMUL_LIKE = {"matmul", "np.matmul", "np.dot", "method.dot"}
 # The stacks of derivative loops: they hold batched values (see `tapeless.ad.batch`).
 STACK_OPS = {"stack_new", "stack_push", "stack_pop", "stack_nonempty"}
 
