@@ -310,3 +310,24 @@ def test_random_programs_under_vmap_are_refused_or_right(seed, ints, random_dir)
     np.testing.assert_allclose(np.asarray(got, dtype=float),
                                np.array([v for _, v in outs], dtype=float),
                                rtol=1e-10, atol=1e-12, equal_nan=True)
+
+
+def test_random_draws_per_element_in_the_order_of_the_draws():
+    """Each draw of the program is made for every element in turn (element 0's, then
+    element 1's, ...), where the program makes it: a function that draws once draws what
+    a loop over the batch draws; one that draws twice draws all of the first draw's
+    numbers first. The generator is left where a loop leaves it."""
+    xs = np.arange(4.0)
+    np.random.seed(3)
+    got = tl.vmap(vp.noisy)(xs)
+    after = np.random.random()
+    np.random.seed(3)
+    normals = [np.random.normal() for _ in xs]
+    uniforms = [np.random.uniform(size=2) for _ in xs]
+    assert np.random.random() == after
+    expected = np.stack([x + n * 0.1 + u for x, n, u in zip(xs, normals, uniforms,
+                                                              strict=True)])
+    np.testing.assert_array_equal(got, expected)
+    got = tl.vmap(vp.noisy_rng, in_axes=(0, None))(xs, np.random.default_rng(5))
+    rng = np.random.default_rng(5)
+    np.testing.assert_array_equal(got, np.stack([vp.noisy_rng(x, rng) for x in xs]))

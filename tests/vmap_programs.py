@@ -79,3 +79,11 @@ def reductions(x):
 def mlp_list(params, x):
     W1, b1, W2, b2 = params
     return np.sum(np.tanh(W2 @ np.tanh(W1 @ x + b1) + b2))
+
+
+def noisy(x):
+    return x + np.random.normal() * 0.1 + np.random.uniform(size=2)
+
+
+def noisy_rng(x, rng):
+    return x * rng.normal(size=3)

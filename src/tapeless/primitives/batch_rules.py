@@ -11,7 +11,8 @@ Three generic rules cover whole families, chosen by declared properties: element
 primitives (`_elementwise`: batched arguments get their per-example axes aligned), the
 reductions (`_reduction`: the axes move past the batch axis) and everything else, which
 runs once per element and stacks the results (`per_element`: what a Python loop over
-the batch computes, random draws and prints included, in the loop's order)."""
+the batch computes for that one call, random draws and prints included: each draw site
+draws for element 0, then element 1, ...)."""
 
 # ruff: noqa: E731
 from __future__ import annotations
@@ -577,7 +578,7 @@ STACK_OPS = {"stack_new", "stack_push", "stack_pop", "stack_nonempty"}
 
 
 # --- everything else runs per element ---------------------------------------------------
-# (Random draws and prints included: per element, in the order of a loop over the batch.)
+# (Random draws and prints included: each call for element 0, then element 1, ...)
 
 for _name, _p in PRIMITIVES.items():
     if _name not in BATCH:
