@@ -5,6 +5,7 @@ values as CPython's, gradients against finite differences, optimizer on and off.
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -146,3 +147,50 @@ def test_dataclasses_fields(optimize: str) -> None:
     assert type(g) is Params
     np.testing.assert_array_equal(g.w, [1.0, 1.0])
     assert g.b == 4.0
+
+
+# --- zip(..., strict=True) ------------------------------------------------------------------
+
+def zip_loop(xs, ys):
+    s = 0.0
+    for a, b in zip(xs, ys, strict=True):
+        s = s + a * b
+    return s
+
+
+def zip_loop_three(xs, ys, zs):
+    s = 0.0
+    for a, b, c in zip(xs, ys, zs, strict=True):
+        s = s + a * b * c
+    return s
+
+
+def zip_value(xs, ys):
+    pairs = list(zip(xs, ys, strict=True))
+    return sum(a * b for a, b in pairs) + len(pairs)
+
+
+def zip_not_strict(xs, ys):
+    return sum(a * b for a, b in zip(xs, ys, strict=False))
+
+
+@pytest.mark.parametrize("fn", [zip_loop, zip_value, zip_not_strict])
+def test_zip_strict(fn, optimize: str) -> None:
+    xs, ys = [1.0, 2.0, 3.0], np.array([0.5, -1.0, 2.0])
+    assert tl.jit(fn)(xs, ys) == fn(xs, ys)
+    assert tl.grad(fn)(xs, ys) == pytest.approx(list(ys))
+    np.testing.assert_allclose(tl.grad(fn, argnums=1)(xs, ys), xs)
+
+
+@pytest.mark.parametrize("fn, args", [
+    (zip_loop, ([1.0, 2.0], [1.0])), (zip_loop, ([1.0], [1.0, 2.0])),
+    (zip_value, ([1.0, 2.0], [1.0])), (zip_loop_three, ([1.0], [2.0], [1.0, 3.0])),
+])
+def test_zip_strict_lengths_differ(fn, args, optimize: str) -> None:
+    with pytest.raises(ValueError) as expected:
+        fn(*args)
+    with pytest.raises(ValueError, match=re.escape(str(expected.value))):
+        tl.jit(fn)(*args)
+    with pytest.raises(ValueError, match=re.escape(str(expected.value))):
+        tl.grad(fn)(*args)
+    assert zip_not_strict([1.0, 2.0], [3.0]) == tl.jit(zip_not_strict)([1.0, 2.0], [3.0])

@@ -356,3 +356,101 @@ def test_a_call_that_may_raise_is_kept_where_its_value_is_unused(fn, optimize) -
     with pytest.raises(ValueError, match="negative"):
         tl.grad(fn)(-1.0)
     assert tl.jit(fn)(1.5) == 3.0
+
+
+# --- A variable unbound on the path taken ------------------------------------------------
+# (It used to come back as the `UNBOUND` placeholder, or a TypeError from it.)
+
+def last_of_loop(n):
+    for i in range(n):
+        last = i * 2.0
+    return last
+
+
+def assigned_in_one_branch(x, c):
+    if c:
+        y = x * 2.0
+    return y
+
+
+def assigned_in_while(x, n):
+    i = 0
+    while i < n:
+        z = x * i
+        i += 1
+    return z + 1.0
+
+
+def loop_variable_after_loop(x, n):
+    for i in range(n):  # noqa: B007 (read after the loop)
+        x = x * 1.5
+    return x * i
+
+
+def read_twice(x, c):
+    if c:
+        y = x * 3.0
+    return y * y + y
+
+
+@pytest.mark.parametrize("fn, args", [
+    (last_of_loop, (0,)), (assigned_in_one_branch, (1.0, False)),
+    (assigned_in_while, (1.0, 0)), (loop_variable_after_loop, (2.0, 0)),
+    (read_twice, (2.0, False)),
+])
+def test_unbound_variable_raises_as_cpython(fn, args, optimize: str) -> None:
+    with pytest.raises(UnboundLocalError):
+        fn(*args)
+    with pytest.raises(UnboundLocalError, match=r"test_silent_wrong\.py:\d+:\d+: local "
+                       r"variable '\w+' is used before it is assigned"):
+        tl.jit(fn)(*args)
+
+
+@pytest.mark.parametrize("fn, args, dx", [
+    (assigned_in_one_branch, (1.5, True), 2.0), (assigned_in_while, (1.5, 3), 2.0),
+    (loop_variable_after_loop, (2.0, 3), 1.5 ** 3 * 2), (read_twice, (2.0, True), 39.0),
+])
+def test_bound_on_the_path_taken(fn, args, dx, optimize: str) -> None:
+    assert tl.jit(fn)(*args) == fn(*args)
+    assert tl.grad(fn)(*args) == pytest.approx(dx)
+    with pytest.raises(UnboundLocalError):
+        tl.grad(fn)(*(args[:-1] + (type(args[-1])(0),)))
+
+
+# --- A loop's next value computed into the variable that an inner loop's result shares -----
+# (The second derivative through nested loops read the outer state's new value where it
+# needed the inner loop's result: a wrong Hessian-vector product with the optimizer on.)
+
+def nested_loops(w, x, n):
+    for _ in range(n):
+        for _ in range(3):
+            x = np.tanh(w @ x)
+        x = x + 0.5 * x * x
+    return np.sum(x)
+
+
+def _nested_loops_autograd(w, x, n):
+    import autograd.numpy as anp
+
+    for _ in range(n):
+        for _ in range(3):
+            x = anp.tanh(anp.dot(w, x))
+        x = x + 0.5 * x * x
+    return anp.sum(x)
+
+
+@pytest.mark.parametrize("n", [1, 3])
+def test_hessian_vector_product_through_nested_loops(n, optimize: str) -> None:
+    autograd = pytest.importorskip("autograd")
+    import autograd.numpy as anp
+
+    rng = np.random.default_rng(2)
+    w, x = rng.normal(size=(4, 4)) / 2, rng.normal(size=4)
+    v = np.linspace(-1.0, 1.0, 4)
+
+    def hvp(y):
+        return np.dot(tl.grad(nested_loops, argnums=1)(w, y, n), v)
+
+    expected = autograd.grad(
+        lambda y: anp.dot(autograd.grad(_nested_loops_autograd, 1)(w, y, n), v))(x)
+    np.testing.assert_allclose(tl.grad(hvp)(x), expected, rtol=1e-12, atol=1e-14)

@@ -30,7 +30,9 @@ UNBOUND = _Unbound()
 def check_bound(value: Any, name: str, where: str) -> Any:
     if value is UNBOUND:
         raise UnboundLocalError(
-            f"{where}: local variable '{name}' is used before it is assigned on this path")
+            f"{where}: local variable '{name}' is used before it is assigned on this path "
+            f"(a loop that ran no iteration, or a branch that did not assign it); assign "
+            f"'{name}' before the loop or the `if`")
     return value
 
 
@@ -47,6 +49,36 @@ def as_sequence(iterable: Any) -> Any:
     if isinstance(iterable, (list, tuple, range)) or hasattr(iterable, "__array__"):
         return iterable
     return tuple(iterable)
+
+
+def _zip_mismatch(lengths: list[int] | tuple[int, ...]) -> ValueError | None:
+    for k in range(1, len(lengths)):
+        if lengths[k] != lengths[0]:
+            if k == 1:
+                which = "argument 1"
+            else:
+                which = f"arguments 1-{k}"
+            side = "shorter" if lengths[k] < lengths[0] else "longer"
+            return ValueError(f"zip() argument {k + 1} is {side} than {which}")
+    return None
+
+
+def zip_strict(seqs: tuple[Any, ...]) -> tuple[Any, ...]:
+    """`zip(*seqs, strict=True)`'s check: the sequences, once their lengths agree."""
+    seqs = tuple(as_sequence(s) for s in seqs)
+    error = _zip_mismatch([len(s) for s in seqs])
+    if error is not None:
+        raise error
+    return seqs
+
+
+def zip_strict_length(lengths: tuple[int, ...]) -> int:
+    """The length of a `for` loop over `zip(..., strict=True)`: the common length, or
+    CPython's ValueError."""
+    error = _zip_mismatch(lengths)
+    if error is not None:
+        raise error
+    return lengths[0]
 
 
 def unpack(value: Any, n: int) -> Any:
@@ -1799,3 +1831,99 @@ def update_rest_inplace(d: Any, index: Any) -> Any:
         d[index] = 0
         return d
     return update_rest_sens(d, index)
+
+
+# --- Checkpointed loops (`tapeless.opt.checkpoint`) -------------------------------------
+# A gradient's forward `for` loop pushes, each iteration, the values its backward loop
+# needs. Where those would take more than a budget of memory, the forward loop keeps
+# only its starting state (`LoopTape`), and the backward loop recomputes them segment by
+# segment, bisecting: the forward pass runs again from a snapshot to the middle of the
+# iterations left, the second half is reversed first, then the first. Memory: one
+# segment's saved values (within the budget) plus a snapshot per level, log2(n) of them;
+# time: the forward body runs about log2(n / segment) more times per iteration.
+
+
+def saved_bytes(value: Any, depth: int = 0) -> int:
+    """About how many bytes `value` (a tuple of saved values) holds."""
+    import numpy as np
+
+    if isinstance(value, np.ndarray):
+        return value.nbytes + 112
+    if isinstance(value, (tuple, list)) and depth < 8:
+        return 56 + 8 * len(value) + sum(saved_bytes(v, depth + 1) for v in value)
+    return 32
+
+
+class LoopTape:
+    """What a checkpointed forward loop leaves its backward loop instead of a stack: the
+    iterations, the forward body, where the stack is in its state, the state before the
+    first iteration, and how many iterations a segment may hold."""
+
+    __slots__ = ("iterations", "body", "slot", "start", "segment")
+
+    def __init__(self, iterations: range, body: Any, slot: int, start: tuple, segment: int):
+        self.iterations, self.body, self.slot = iterations, body, slot
+        self.start, self.segment = start, segment
+
+
+def checkpoint_for(start: int, stop: int, step: int, body: Any, slot: int, budget: int,
+                   init: tuple) -> tuple:
+    """A gradient's forward `for_range(start, stop, step, body, *init)` loop whose state
+    `slot` is the stack of saved values: as that loop, where the values all iterations
+    save fit in `budget` bytes (measured on the first iteration); otherwise the stack is
+    dropped each iteration and the state leaves a `LoopTape` in its place."""
+    iterations = range(start, stop, step)
+    n = len(iterations)
+    if n == 0:
+        return tuple(init)
+    state = body(iterations[0], *init)
+    per_step = saved_bytes(state[slot][0])
+    if per_step * n <= budget:
+        for i in iterations[1:]:
+            state = body(i, *state)
+        return tuple(state)
+    kept = list(state)
+    kept[slot] = None
+    for i in iterations[1:]:
+        kept = list(body(i, *kept))
+        kept[slot] = None
+    kept[slot] = LoopTape(iterations, body, slot, tuple(init), max(1, budget // per_step))
+    return tuple(kept)
+
+
+def checkpoint_while(cond: Any, body: Any, slot: int, init: tuple) -> tuple:
+    """The backward `while_loop(cond, body, *init)` of a `checkpoint_for` loop, whose state
+    `slot` is the stack it pops: as that loop where the forward loop kept its stack;
+    otherwise the saved values are made again, a segment at a time (see above)."""
+    tape = init[slot]
+    if type(tape) is not LoopTape:
+        state = tuple(init)
+        while cond(*state):
+            state = body(*state)
+        return tuple(state)
+    back = list(init)
+    fwd, iterations, fslot = tape.body, tape.iterations, tape.slot
+
+    def advance(state: tuple, lo: int, hi: int) -> tuple:
+        kept = list(state)
+        for k in range(lo, hi):
+            kept = list(fwd(iterations[k], *kept))
+            kept[fslot] = None
+        return tuple(kept)
+
+    def reverse(lo: int, hi: int, state: tuple) -> None:
+        nonlocal back
+        if hi - lo <= tape.segment:
+            for k in range(lo, hi):
+                state = fwd(iterations[k], *state)
+            back[slot] = state[fslot]
+            while cond(*back):
+                back = list(body(*back))
+            return
+        mid = (lo + hi) // 2
+        reverse(mid, hi, advance(state, lo, mid))
+        reverse(lo, mid, state)
+
+    reverse(0, len(iterations), tape.start)
+    back[slot] = None
+    return tuple(back)

@@ -138,6 +138,7 @@ class ModuleEmitter:
         # body computes straight into a state variable (`_coalesce_state`).
         self.state_of: dict[int, Node] = {}
         self.coalesced: dict[int, Node] = {}
+        self.coalesced_values: dict[int, Apply] = {}  # (by id, the values themselves)
         self.const_names: dict[int, str] = {}
         # The user's names of constants read from globals, closure variables and
         # attributes (`W` for a global array), by the value's identity.
@@ -835,6 +836,7 @@ class FunctionEmitter:
                 continue
             mod.names[v.id] = names[j]
             mod.coalesced[v.id] = self._loop_node
+            mod.coalesced_values[v.id] = v
             taken.add(v.id)
 
     def _last_read(self, p: Parameter, out: Apply, body: Graph,
@@ -900,12 +902,39 @@ class FunctionEmitter:
                 continue
             if loop is None:
                 return None
-            if mod.state_of.get(k) is loop or mod.coalesced.get(k) is loop:
+            if mod.state_of.get(k) is loop:
+                continue
+            if mod.coalesced.get(k) is loop:
+                # The loop's next value, computed into the variable: this loop's results
+                # may share its name only if none is read after it is assigned.
+                if inside and self._read_after(node, k):
+                    return None
                 continue
             if k in results and (inside or not mod.uses.get(k)):
                 continue
             return None
         return name
+
+    def _read_after(self, node: Apply, k: int) -> bool:
+        """Whether a result of the loop `node` may be read after the node `k` (a value of
+        an enclosing loop's body, computed into that loop's state variable) is."""
+        mod = self.mod
+        holder = mod.coalesced_values.get(k)
+        body = holder.graph if holder is not None else None
+        if body is None or body.id not in mod.nodes_of:
+            return True
+        pos = {n.id: i for i, n in enumerate(mod.nodes_of[body.id])}
+        limit = pos.get(k)
+        if limit is None:
+            return True
+        for r, _ in mod.uses.get(node.id, []):
+            if r is None:
+                return True
+            for u, _ in mod.uses.get(r.id, []):
+                at = None if u is None else self._effective_position(u, body, pos)
+                if at is None or at > limit:
+                    return True
+        return False
 
     def _bind_loop_result(self, node: Apply, names: list[str], indent: int) -> None:
         mod = self.mod

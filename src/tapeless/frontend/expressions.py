@@ -58,9 +58,11 @@ class ExpressionMixin:
         # only: at run time these come from the Compiler, the mixin's only user.
         resolver: Resolver
         entry: Entry
+        maybe_unbound: set[Node]
 
         def error(self, message: str, node: ast.AST, hint: str = "") -> CompileError: ...
         def loc(self, node: ast.AST) -> Location: ...
+        def may_be_unbound(self, node: Node | None) -> bool: ...
         def lookup_global(self, name: str) -> Any: ...
         def resolve_free(self, name: str, block: Block, at: ast.AST) -> Node | None: ...
         def define(self, node: ast.FunctionDef | ast.Lambda, block: Block) -> Graph: ...
@@ -87,6 +89,13 @@ class ExpressionMixin:
             if found is None:
                 raise self.error(f"local variable '{name}' is used before it is assigned",
                                  node, f"assign '{name}' on every path before this line")
+            if self.may_be_unbound(found):
+                # Unbound on some path (CPython raises UnboundLocalError there); once
+                # checked, later reads in this block need no check.
+                found = block.graph.apply(P["check_bound"], found, Constant(name),
+                                          Constant(str(self.loc(node))), loc=self.loc(node),
+                                          name=name)
+                block.vars[name] = found
             return found
         free = self.resolve_free(name, block, node)
         if free is not None:
@@ -373,6 +382,8 @@ class ExpressionMixin:
                 return g.apply(P["replace_fields"], self.expr(node.args[0], block),
                                Constant(tuple(kwargs)),
                                g.apply(P["make_tuple"], *kwargs.values()), loc=loc)
+            if fn is builtins.zip and "strict" in kwargs:
+                return self._zip_strict(node, kwargs, block)
             if fn is builtins.dict and kwargs and not node.args:
                 # dict(a=x, b=y): the display {"a": x, "b": y}.
                 return g.apply(P["make_dict"], Constant(tuple(kwargs)),
@@ -428,6 +439,19 @@ class ExpressionMixin:
             out = g.apply(callee, *args, loc=loc)
         g.effects.append(out)
         return out
+
+    def _zip_strict(self, node: ast.Call, kwargs: dict[str, Node], block: Block) -> Node:
+        """`zip(a, b, ..., strict=flag)` with `flag` known when compiling."""
+        g = block.graph
+        strict = kwargs.pop("strict")
+        if kwargs or any(isinstance(a, ast.Starred) for a in node.args) or \
+                not (isinstance(strict, Constant) and isinstance(strict.value, bool)):
+            raise self.error("zip() here takes its iterables as positional arguments and "
+                             "`strict=True` or `strict=False` written as a constant", node)
+        seqs = g.apply(P["make_tuple"], *[self.expr(a, block) for a in node.args])
+        if strict.value and len(node.args) > 1:
+            seqs = g.apply(P["zip_strict"], seqs, loc=self.loc(node))
+        return g.apply(P["zip"], seqs, loc=self.loc(node))
 
     def _keywords(self, node: ast.Call, block: Block,
                   spread: list[tuple[Node, ast.expr]] | None = None) -> dict[str, Node]:

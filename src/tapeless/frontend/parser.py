@@ -82,6 +82,9 @@ class Compiler(UpdateMixin, ExpressionMixin):
         self.ownership = Ownership()
         # Per loop context: the state each path through its body leaves.
         self.exits: dict[int, list[dict[str, Node]]] = {}
+        # Variables' values that are UNBOUND on some path (a name first assigned in a
+        # loop's body or in one branch): a read of one checks it (`runtime.check_bound`).
+        self.maybe_unbound: set[Node] = set()
 
     def lookup_global(self, name: str) -> Any:
         """The value of a global name (or of a closure cell of the function compiled),
@@ -192,6 +195,10 @@ class Compiler(UpdateMixin, ExpressionMixin):
             return values[0]
         return block.graph.apply(P["make_tuple"], *values)
 
+    def may_be_unbound(self, node: Node | None) -> bool:
+        return isinstance(node, Constant) and node.value is UNBOUND or \
+            node in self.maybe_unbound
+
     def _read_or_unbound(self, block: Block, name: str) -> Node:
         node = block.lookup(name)
         if node is None:
@@ -258,6 +265,10 @@ class Compiler(UpdateMixin, ExpressionMixin):
         if g_true.effects or g_false.effects:
             block.graph.effects.append(result)
         self._bind_results(block, names, result, at)
+        for i, n in enumerate(names):
+            if any(self.may_be_unbound(_branch_value(g, i, len(names)))
+                   for g in (g_true, g_false)):
+                self.maybe_unbound.add(block.vars[n])
 
     def _bind_results(self, block: Block, names: list[str], result: Node,
                       at: ast.AST) -> None:
@@ -283,6 +294,10 @@ class Compiler(UpdateMixin, ExpressionMixin):
             param = b.vars[p] = g.add_parameter(param_label.get(p, p.lstrip("#")))
             if inits is not None and p in inits:
                 self.ownership.param_init[param] = inits[p]
+        if inits is not None:
+            for p in params:
+                if p in inits and self.may_be_unbound(inits[p]):
+                    self.maybe_unbound.add(b.vars[p])
         g.output = build(b)
         return g
 
@@ -482,6 +497,8 @@ class Compiler(UpdateMixin, ExpressionMixin):
         for i, n in enumerate(ctx.state):
             block.vars[n] = block.graph.apply(P["tuple_getitem"], result, i + offset, loc=loc,
                                               name=n if not n.startswith("#") else "")
+            if self.may_be_unbound(init[i]):
+                self.maybe_unbound.add(block.vars[n])
         if has_break:
             # This loop's break flag is not that of an enclosing loop.
             ctx.broke = block.vars.pop(BRK)
@@ -587,12 +604,17 @@ class Compiler(UpdateMixin, ExpressionMixin):
         g = block.graph
         loc = self.loc(it)
         length: Node
-        if isinstance(it, ast.Call) and isinstance(it.func, ast.Name) and not it.keywords \
+        strict = _zip_strict_flag(it)
+        if isinstance(it, ast.Call) and isinstance(it.func, ast.Name) and \
+                (not it.keywords or strict is not None and it.func.id == "zip") \
                 and self._is_global_builtin(it.func.id, block):
             name = it.func.id
-            if name == "zip" and it.args:
+            if name == "zip" and it.args and \
+                    not any(isinstance(a, ast.Starred) for a in it.args):
                 parts = [self._iteration(a, block) for a in it.args]
-                length = g.apply(P["min"], g.apply(P["make_tuple"], *[p[0] for p in parts]))
+                lengths = g.apply(P["make_tuple"], *[p[0] for p in parts])
+                length = g.apply(P["zip_strict_length" if strict else "min"], lengths,
+                                 loc=loc)
                 return length, lambda b, i: b.graph.apply(
                     P["make_tuple"], *[p[1](b, i) for p in parts], loc=loc)
             if name == "enumerate" and len(it.args) in (1, 2):
@@ -681,6 +703,23 @@ class Compiler(UpdateMixin, ExpressionMixin):
                 f"{again} (line {line}); Python closures would see the new value", at,
                 f"pass '{name}' to the nested function as an argument, or give each value "
                 "its own name")
+
+
+def _zip_strict_flag(it: ast.expr) -> bool | None:
+    """For `zip(..., strict=<True or False>)`, the flag; otherwise None."""
+    if isinstance(it, ast.Call) and len(it.keywords) == 1 and \
+            it.keywords[0].arg == "strict" and isinstance(it.keywords[0].value, ast.Constant) \
+            and isinstance(it.keywords[0].value.value, bool):
+        return it.keywords[0].value.value
+    return None
+
+
+def _branch_value(g: Graph, i: int, n: int) -> Node | None:
+    """The value a value-if branch `g` leaves for the `i`-th of its `n` variables."""
+    out = g.output
+    if n == 1 or not isinstance(out, Apply):
+        return out
+    return out.inputs[1 + i]
 
 
 def _ordered(names: list[str]) -> list[str]:

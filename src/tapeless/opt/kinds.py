@@ -1313,6 +1313,9 @@ PRIMITIVES["to_structure"].abstract_eval = _sensitivity_kind
 PRIMITIVES["float"].abstract_eval = lambda args, inputs: FLOAT
 # (`own` is a copy, or the array itself: see results.settle_owns)
 PRIMITIVES["own"].abstract_eval = lambda args, inputs: args[0]
+PRIMITIVES["zip_strict_length"].abstract_eval = lambda args, inputs: INT
+PRIMITIVES["check_bound"].abstract_eval = lambda args, inputs: \
+    None if isinstance(inputs[0], Constant) else args[0]
 PRIMITIVES["ones_like_output"].abstract_eval = \
     lambda args, inputs: args[0] if args[0] in (FLOAT, SCALAR) else None
 PRIMITIVES["getitem_sens"].abstract_eval = lambda args, inputs: \

@@ -108,6 +108,16 @@ _helper("data_only", "value", accepts_zero=True)
 _helper("generated_only", "fn", differentiable=False)
 _helper("data_only_grad", "value", differentiable=False)
 _helper("split_fwd", "args, npos, defaults, star", accepts_zero=True, pure=True)
+# A read of a variable that is unbound on some path: the value, or UnboundLocalError.
+_helper("check_bound", "value, name, where", accepts_zero=True, pure=True)
+# `zip(..., strict=True)`: the sequences once their lengths agree; a `for` loop's length.
+_helper("zip_strict", "seqs", accepts_zero=True, pure=True)
+_helper("zip_strict_length", "lengths", differentiable=False, pure=True)
+# A gradient's forward and backward loops, checkpointed (`tapeless.opt.checkpoint`): only
+# the optimizer makes them, last.
+_helper("checkpoint_for", "start, stop, step, body, slot, budget, init", differentiable=False,
+        effect=True)
+_helper("checkpoint_while", "cond, body, slot, init", differentiable=False, effect=True)
 # `tl.stop_gradient(x)`: x, whose derivative is zero (its rules say so).
 _helper("stop_gradient", "x", pure=True, accepts_zero=True)
 # The index's sensitivity in `x[index]`: ZERO, or an error where x is not a container.

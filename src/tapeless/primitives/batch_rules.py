@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..runtime import UNBOUND, ZERO, tree_leaves, tree_unflatten
+from ..runtime import UNBOUND, ZERO, check_bound, tree_leaves, tree_unflatten
 
 # (Every primitive and rule module first: the rules here cover every primitive.)
 from . import (  # noqa: F401
@@ -319,6 +319,11 @@ def _float(size, flags, x):
 @batch("int", "np.int64")
 def _int(size, flags, x):
     return np.int64(x)
+
+
+@batch("check_bound")
+def _check_bound(size, flags, value, name, where):
+    return check_bound(value, name, where)
 
 
 @batch("truth")

@@ -18,6 +18,7 @@ from ..runtime import (
     broadcast_like,
     call_fwd,
     call_value_fwd,
+    check_bound,
     check_scalar_output,
     construct_value,
     data_only,
@@ -47,6 +48,7 @@ from ..runtime import (
     tree_leaves_sens,
     tree_unflatten,
     tree_unflatten_sens,
+    zip_strict,
 )
 from . import rules_arrays, rules_core, rules_numpy, rules_scipy  # noqa: F401 (first)
 from .registry import PRIMITIVES, jvp, jvp_from_reverse, linear
@@ -253,6 +255,16 @@ def _list_flatmap(fn, seq, t_fn, t_seq):
 @jvp("stop_gradient")
 def _stop_gradient(x):
     return stop_gradient(x), None
+
+
+@jvp("check_bound")
+def _check_bound(value, name, where):
+    return check_bound(value, name, where), lambda t: t
+
+
+@jvp("zip_strict")
+def _zip_strict(seqs):
+    return zip_strict(seqs), lambda t: t
 
 
 @jvp("data_only")

@@ -14,6 +14,7 @@ from ..runtime import (
     broadcast_like,
     call_value,
     check_aux_output,
+    check_bound,
     check_scalar_output,
     construct_value,
     data_only,
@@ -53,6 +54,7 @@ from ..runtime import (
     unbroadcast,
     without_fields,
     zeros_like_value,
+    zip_strict,
 )
 from .registry import rule
 
@@ -190,6 +192,16 @@ def _call_value_fwd(level, fn, t_fn, args, tangents):
 def _stop_gradient(x):
     # (The value stays a stop_gradient: a transform of this code must see it too.)
     return stop_gradient(x), lambda d: (ZERO,)
+
+
+@rule("check_bound")
+def _check_bound(value, name, where):
+    return check_bound(value, name, where), lambda d: (d, ZERO, ZERO)
+
+
+@rule("zip_strict")
+def _zip_strict(seqs):
+    return zip_strict(seqs), lambda d: (d,)
 
 
 @rule("data_only")
