@@ -79,6 +79,7 @@ def optimization_passes() -> set[str] | None:
 
 
 BACKENDS = ("python", "native")
+LOOP_CHECKPOINT_MODES = ("auto", "always", "never")
 
 
 class Config:
@@ -90,6 +91,38 @@ class Config:
     def __init__(self) -> None:
         self._backend = "python"
         self.backend = os.environ.get("TAPELESS_BACKEND", "") or "python"
+        self._loop_checkpoint = "auto"
+        self.loop_checkpoint = os.environ.get("TAPELESS_LOOP_CHECKPOINT", "") or "auto"
+        self._loop_memory = 1 << 30
+        self.loop_memory = int(os.environ.get("TAPELESS_LOOP_MEMORY", "") or 1 << 30)
+
+    @property
+    def loop_checkpoint(self) -> str:
+        """Which `for` loops of a gradient may be checkpointed (see docs/design.md,
+        "Checkpointed loops"): "auto" (those whose saved values are not proven to fit in
+        `loop_memory` bytes when compiling), "always" or "never". Read when a function is
+        compiled."""
+        return self._loop_checkpoint
+
+    @loop_checkpoint.setter
+    def loop_checkpoint(self, value: str) -> None:
+        if value not in LOOP_CHECKPOINT_MODES:
+            raise TapelessError(f"unknown loop_checkpoint {value!r}: use one of "
+                                f"{', '.join(LOOP_CHECKPOINT_MODES)}")
+        self._loop_checkpoint = value
+
+    @property
+    def loop_memory(self) -> int:
+        """The bytes a gradient's `for` loop may save for its backward pass before it is
+        checkpointed (1 GiB by default; `TAPELESS_LOOP_MEMORY`)."""
+        return self._loop_memory
+
+    @loop_memory.setter
+    def loop_memory(self, value: int) -> None:
+        if not isinstance(value, int) or value < 0:
+            raise TapelessError(f"loop_memory must be a number of bytes (an int >= 0), not "
+                                f"{value!r}")
+        self._loop_memory = value
 
     @property
     def backend(self) -> str:
@@ -133,7 +166,7 @@ def load(graph: Graph, kinds: tuple = (), backend: str = "python") -> Compiled:
         if not is_recursive(graph):
             for p, k in zip(graph.parameters, kinds, strict=False):
                 p.kind = k
-        optimize(graph, passes)
+        optimize(graph, passes, loops=(config.loop_checkpoint, config.loop_memory))
     compiled = compile_graph(graph)
     GENERATED[compiled.filename] = compiled
     if backend == "native":

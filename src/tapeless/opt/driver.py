@@ -27,6 +27,7 @@ from ..ir.nodes import (
 )
 from .arrays import block_products
 from .branches import branch_backprops
+from .checkpoint import checkpoint_loops
 from .kinds import FLOAT, INT, array, element_of, is_f8, kind, shape_of
 from .loops import LoopFacts, drop_dead_state, lower_stacks, prune_saved, uses
 from .patterns import tuple_items
@@ -45,6 +46,7 @@ step("unused_parameters")
 step("lower_stacks")
 step("block_products")
 step("update_in_place")
+step("checkpoint_loops")
 
 
 LOOP_STEPS_MAX = 64  # loop-state steps in one round (each removes something: a bound)
@@ -65,12 +67,13 @@ class PassLog:
 
 
 def optimize(root: Graph, enabled: set[str] | None = None, max_rounds: int = 30,
-             worklist: bool = True) -> PassLog:
+             worklist: bool = True, loops: tuple[str, int] = ("auto", 1 << 30)) -> PassLog:
     """Rewrite `root` and the graphs it reaches, in place, until nothing changes.
     `enabled` limits the rewrites (by name, e.g. {"inline", "getitem_of_tuple"}).
     After the first round, each round matches only the nodes a change can have made
     match (a worklist); when it is empty, one round over every node confirms the fixed
-    point. `worklist=False` matches every node in every round."""
+    point. `worklist=False` matches every node in every round. `loops`: which gradient
+    loops to checkpoint, and the memory budget (`checkpoint.checkpoint_loops`)."""
     log = PassLog()
     check = os.environ.get("TAPELESS_CHECK_IR") == "1"
     hints: dict[int, list] = {}  # loop state kinds, from one round to the next
@@ -88,7 +91,10 @@ def optimize(root: Graph, enabled: set[str] | None = None, max_rounds: int = 30,
             work = None
             continue
         work = after if worklist else None
-    # Last, once the program is final: mutable stacks where no one can tell.
+    # Last, once the program is final: loops that may save too much checkpointed, and
+    # mutable stacks where no one can tell.
+    if allowed(enabled, "checkpoint_loops") and (n := checkpoint_loops(root, *loops)):
+        log.add("checkpoint_loops", n)
     if allowed(enabled, "lower_stacks") and lower_stacks(root, scatter_known(root)):
         log.add("lower_stacks")
     if allowed(enabled, "block_products") and (n := block_products(root)):
@@ -362,17 +368,21 @@ def _round(root: Graph, enabled: set[str] | None, log: PassLog, hints: dict,
         if structural:
             hints.clear()  # (loops rebuilt, slots renumbered)
             return True, None, work is None
+    # (Branch adjoints change graphs anywhere, but leave loops as they are: the next
+    # round matches the nodes they made, from a worklist.)
+    anywhere = False
     if not changed and allowed(enabled, "branch_backprops"):  # alone in its round
         if branch_backprops(graphs, uses(graphs), replace):
             log.add("branch_backprops")
-            changed = structural = True
+            changed = anywhere = True
     if not changed and allowed(enabled, "unused_parameters"):  # alone in its round
         if (dropped := drop_unused_parameters(root, graphs)):
             log.add("unused_parameters", dropped)
             changed = structural = True
     redirected = sweep.changed
-    if replace or touched or structural:
-        apply_replacements(root, replace, spliced, None if structural else touched, redirected)
+    if replace or touched or structural or anywhere:
+        apply_replacements(root, replace, spliced, None if structural or anywhere else touched,
+                           redirected)
     if structural:
         hints.clear()  # (loops rebuilt, slots renumbered)
         return changed, None, work is None

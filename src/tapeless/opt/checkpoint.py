@@ -1,0 +1,187 @@
+"""Checkpointed loops: a gradient's forward `for` loop saves, each iteration, what its
+backward loop needs. Where that may exceed a memory budget, the pair becomes
+`checkpoint_for` / `checkpoint_while` (see `tapeless.runtime`): the forward loop keeps
+its starting state only, and the backward loop makes the saved values again, a segment
+at a time, by bisection (O(log n) snapshots, a log factor more forward work). Whether a
+loop needs it is decided at run time, from the first iteration's saved values; here,
+which loops may: those whose trip count and saved values' kinds do not prove they fit
+(see `_fits`).
+
+Run once, on the final program, before the stacks are lowered to lists."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from ..ir.edit import forget_all, set_inputs
+from ..ir.nodes import (
+    Apply,
+    Constant,
+    Graph,
+    Node,
+    graph_nodes,
+    is_constant_graph,
+    reachable_graphs,
+)
+from ..primitives import PRIMITIVES
+from .kinds import FLOAT, INT, NUMERIC, SCALAR, Kind, TupleKind, dtype_of, int_value, kind, shape_of
+from .loop_facts import (
+    LoopFacts,
+    LoopInfo,
+    constant_getitems,
+    constant_index,
+    is_call_of,
+    loop_info,
+)
+from .loops import uses
+
+P = PRIMITIVES
+Uses = dict[int, list[tuple[Node | None, Graph]]]
+
+MODES = ("auto", "always", "never")
+_ITEMSIZE = {"f8": 8, "i8": 8, "b1": 1}
+
+
+def saved_bytes_bound(k: Kind | None) -> int | None:
+    """An upper bound of the bytes a value of kind `k` holds (as `runtime.saved_bytes`
+    counts them), or None where the kind does not tell. ("numeric", a number or an
+    array, counts as a number: loop state gets it where a number changes type, a float
+    becoming a NumPy scalar.)"""
+    if k in (FLOAT, INT, SCALAR, NUMERIC):
+        return 32
+    shape = shape_of(k)
+    if shape is not None:
+        size = 1
+        for n in shape:
+            if n < 0:
+                return None
+            size *= n
+        return _ITEMSIZE.get(dtype_of(k) or "", 16) * size + 112
+    if type(k) is TupleKind:
+        parts = [saved_bytes_bound(i) for i in k.items]
+        if any(p is None for p in parts):
+            return None
+        return 56 + 8 * len(parts) + sum(p for p in parts if p is not None)
+    return None
+
+
+def checkpoint_loops(root: Graph, mode: str, budget: int) -> int:
+    """Make the forward/backward loop pairs that may save more than `budget` bytes
+    checkpointed (`mode` "auto"; every pair with "always", none with "never"). Returns
+    how many."""
+    if mode == "never":
+        return 0
+    graphs = reachable_graphs(root)
+    use = uses(graphs)
+    facts = LoopFacts(root, graphs)
+    done = 0
+
+    def only_use(n: Node) -> Node | None:
+        us = use.get(n.id, [])
+        return us[0][0] if len(us) == 1 else None
+
+    for g in graphs:
+        for node in graph_nodes(g):
+            fwd = loop_info(node)
+            if fwd is None or fwd.cond is not None or fwd.outputs is None or \
+                    _has_effects(fwd.body):
+                continue
+            pair = _pair(g, fwd, use, only_use)
+            if pair is None:
+                continue
+            s, push, back, t = pair
+            if mode == "auto" and _fits(fwd, push, facts, budget):
+                continue
+            start, stop, step = fwd.node.inputs[1:4]
+            set_inputs(fwd.node, [
+                Constant(P["checkpoint_for"]), start, stop, step, Constant(fwd.body),
+                Constant(s), Constant(budget), g.apply(P["make_tuple"], *fwd.init)])
+            assert back.cond is not None
+            set_inputs(back.node, [
+                Constant(P["checkpoint_while"]), Constant(back.cond), Constant(back.body),
+                Constant(t), g.apply(P["make_tuple"], *back.init)])
+            done += 1
+    if done:
+        forget_all(graphs)
+    return done
+
+
+def _pair(g: Graph, fwd: LoopInfo, use: Uses, only_use: Callable[[Node], Node | None]
+          ) -> tuple[int, Apply, LoopInfo, int] | None:
+    """The stack slot `s` of a forward `for` loop, its push, the backward `while` loop of
+    the same graph that pops it, and the slot `t` it pops there; None if not such a pair."""
+    outputs = fwd.outputs
+    assert outputs is not None
+    for s, init in enumerate(fwd.init):
+        if not (isinstance(init, Constant) and init.value is None):
+            continue
+        p = fwd.body.parameters[fwd.lead + s]
+        push = only_use(p)
+        if push is None or not is_call_of(push, "make_tuple") or len(push.inputs) != 3 or \
+                push.inputs[2] is not p or push.inputs[1] is p or outputs[s] is not push:
+            continue
+        getitems = constant_getitems([u for u, _ in use.get(fwd.node.id, [])])
+        if getitems is None:
+            continue
+        result = [u for u in getitems if constant_index(u) == s]
+        if len(result) != 1:
+            continue
+        back_node = only_use(result[0])
+        back = loop_info(back_node) if back_node is not None else None
+        if back is None or back.cond is None or back.lead or back.node.graph is not g or \
+                back.outputs is None or _has_effects(back.body):
+            continue
+        t = [j for j, x in enumerate(back.init) if x is result[0]]
+        if len(t) != 1 or not _pops_until_empty(back, t[0], use):
+            continue
+        return s, push, back, t[0]
+    return None
+
+
+def _has_effects(g: Graph, depth: int = 0) -> bool:
+    """Whether running `g` again could be seen (it prints, draws random numbers, raises,
+    changes something): its effects, looking into the loops and known calls among them."""
+    for e in g.effects:
+        inner = loop_info(e)
+        if inner is not None:
+            if depth > 8 or _has_effects(inner.body, depth + 1) or \
+                    (inner.cond is not None and _has_effects(inner.cond, depth + 1)):
+                return True
+        elif isinstance(e, Apply) and is_constant_graph(e.inputs[0]):
+            if depth > 8 or _has_effects(e.inputs[0].value, depth + 1):
+                return True
+        else:
+            return True
+    return False
+
+
+def _pops_until_empty(back: LoopInfo, t: int, use: Uses) -> bool:
+    """Whether the backward loop stops exactly when its state `t` (the stack) is None, and
+    nothing reads the stack it leaves."""
+    assert back.cond is not None
+    c = back.cond.parameters[t]
+    test = back.cond.output
+    if use.get(c.id) != [(test, back.cond)] or not is_call_of(test, "is_not") or \
+            not (isinstance(test.inputs[2], Constant) and test.inputs[2].value is None):
+        return False
+    return not any(u is None or not is_call_of(u, "tuple_getitem") or constant_index(u) == t
+                   for u, _ in use.get(back.node.id, []))
+
+
+# A loop whose trip count is not known when compiling is left as it is where an
+# iteration saves at most budget / SMALL_STEPS bytes (a scalar loop: a million iterations
+# under the default budget).
+SMALL_STEPS = 1 << 20
+
+
+def _fits(fwd: LoopInfo, push: Apply, facts: LoopFacts, budget: int) -> bool:
+    """Whether the values the loop saves are known to fit in `budget` bytes (or so small
+    per iteration that they would take a very long loop not to)."""
+    per_step = saved_bytes_bound(kind(push.inputs[1], facts))
+    if per_step is None:
+        return False
+    bounds = [int_value(b, facts) for b in fwd.node.inputs[1:4]]
+    if any(b is None for b in bounds) or bounds[2] == 0:
+        return per_step * SMALL_STEPS <= budget
+    start, stop, step = (b for b in bounds if b is not None)
+    return len(range(start, stop, step)) * per_step <= budget
