@@ -87,3 +87,12 @@ def noisy(x):
 
 def noisy_rng(x, rng):
     return x * rng.normal(size=3)
+
+
+def lengths_and_types(x):
+    n = len(x)
+    return x * n, x.shape[0], isinstance(x[0], float)
+
+
+def through_a_per_element_call(x):
+    return np.sort(x) + np.median(x)

@@ -108,8 +108,16 @@ def _broadcast_leaf(size, leaf):
     return np.broadcast_to(leaf, (size,) + np.shape(leaf))
 
 
+EMPTY_BATCH = ("vmap over an empty batch: this call runs once per element (see "
+               "tapeless.primitives.batch_rules.PER_ELEMENT), so the shape of its result is "
+               "not known without an element; map over at least one element, or leave the "
+               "empty batch out")
+
+
 def per_element(fn, size, flags, *args):
     """What a loop over the batch computes: `fn` on each element, results stacked."""
+    if size == 0:
+        raise ValueError(EMPTY_BATCH)
     outs = []
     for i in range(size):
         outs.append(fn(*[element(a, i) if f else a for a, f in zip(args, flags)]))
@@ -142,6 +150,8 @@ def call_each(fn, size, flags, *args):
     """A call of a function value that differs across the batch (a callable object with
     batched fields, or an array of per-element functions): each element's on its
     element's arguments."""
+    if size == 0:
+        raise ValueError(EMPTY_BATCH)
     outs = []
     for i in range(size):
         outs.append(element(fn, i)(*[element(a, i) if f else a
@@ -211,7 +221,15 @@ def as_mask(c):
 def first_of(size, x):
     """Element 0 of a batched value (for what depends on types and lengths only), a
     NumPy number as the Python number an example holds."""
-    return tree_unflatten(x, [_python_number(_item(leaf, 0)) for leaf in tree_leaves(x)])
+    return tree_unflatten(x, [_python_number(_first(leaf)) for leaf in tree_leaves(x)])
+
+
+def _first(leaf):
+    if isinstance(leaf, np.ndarray) and np.ndim(leaf) > 0 and np.shape(leaf)[0] == 0:
+        # (an empty batch: a made-up element of the examples' shape and type, for what
+        # depends on types and lengths only)
+        return np.zeros(np.shape(leaf)[1:], leaf.dtype)[()]
+    return _item(leaf, 0)
 
 
 def _python_number(v):
