@@ -355,3 +355,16 @@ def test_an_empty_batch_through_a_per_element_call_is_refused_where_it_runs():
     x = RNG.normal(size=(2, 3))
     np.testing.assert_allclose(tl.vmap(vp.through_a_per_element_call)(x),
                                stacked(vp.through_a_per_element_call, x), rtol=1e-12)
+
+
+def test_per_task_gradients_of_inner_sgd_steps_on_a_tuple_of_parameters():
+    # (MAML's per-task gradients: the backward loop of the inner steps saves functions of
+    # batched code on its stack, called once for the whole batch)
+    p = (RNG.normal(size=(1, 4)), RNG.normal(size=4), RNG.normal(size=(4, 1)))
+    tasks = (RNG.normal(size=(3, 5, 1)), RNG.normal(size=(3, 5, 1)))
+    out = tl.vmap(tl.grad(vp.inner_steps_loss), in_axes=(None, 0))(p, tasks)
+    grad = tl.grad(vp.inner_steps_loss)
+    loop = [grad(p, (tasks[0][i], tasks[1][i])) for i in range(3)]
+    for j in range(3):
+        np.testing.assert_allclose(out[j], np.stack([g[j] for g in loop]), rtol=1e-12,
+                                   atol=1e-14)

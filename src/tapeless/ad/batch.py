@@ -219,8 +219,13 @@ class VTransform:
 
     def materialize(self, node: Node, tree: Tree, want: Tree, inst: Inst) -> Node:
         """`node` (batched as `tree`) batched as `want` (at least as batched)."""
-        if tree == want or unbatched(want) or tree == F:
+        if tree == want or unbatched(want):
             return node
+        if tree == F:
+            # (a function of batched code where a batched value is wanted, as in a tuple
+            # saved on a derivative loop's stack: marked, so that a call of it runs it
+            # once on the whole batch)
+            return self._helper("batched_code", inst, [node])
         vg = inst.vg
         if isinstance(want, Tup):
             if not isinstance(tree, Tup):  # (a tuple batched entirely, or not at all)
@@ -455,8 +460,9 @@ class VTransform:
         flags = tuple(not unbatched(t) for t in trees)
         vals = [self.materialize(v, t, B, inst) if f else v
                 for v, t, f in zip(vals, trees, flags, strict=True)]
+        mask = inst.mask if inst.mask is not None else Constant(None)
         each, effects = self._inline(batch_rules.call_each, inst,
-                                     [fn, inst.size, Constant(flags), *vals], loc)
+                                     [fn, inst.size, Constant(flags), mask, *vals], loc)
         inst.values[node.id] = (each, B)
         return effects or [each]
 

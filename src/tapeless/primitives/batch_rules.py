@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..runtime import UNBOUND, ZERO, tree_leaves, tree_unflatten
+from ..runtime import UNBOUND, ZERO, BatchedCode, tree_leaves, tree_unflatten
 
 # (Every primitive and rule module first: the rules here cover every primitive.)
 from . import (  # noqa: F401
@@ -146,10 +146,14 @@ def call_star_batched(fn, mask, args):
     return fn(mask, *args)
 
 
-def call_each(fn, size, flags, *args):
+def call_each(fn, size, flags, mask, *args):
     """A call of a function value that differs across the batch (a callable object with
     batched fields, or an array of per-element functions): each element's on its
-    element's arguments."""
+    element's arguments; a function of batched code held in a batched value, once on the
+    whole batch (under `mask`, where not None)."""
+    if isinstance(fn, BatchedCode):
+        return fn.fn(mask if mask is not None else np.ones(size, dtype=bool),
+                     *[a if f else broadcast(size, a) for a, f in zip(args, flags)])
     if size == 0:
         raise ValueError(EMPTY_BATCH)
     outs = []
@@ -157,6 +161,12 @@ def call_each(fn, size, flags, *args):
         outs.append(element(fn, i)(*[element(a, i) if f else a
                                      for a, f in zip(args, flags)]))
     return stack(outs)
+
+
+def batched_code(fn):
+    """A function of batched code where a batched value is wanted (see
+    `tapeless.runtime.BatchedCode`)."""
+    return BatchedCode(fn)
 
 
 def broadcast(size, x):
