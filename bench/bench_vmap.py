@@ -5,12 +5,14 @@
 
 Reports:
 - per-example gradients of the MLP (N = 64; batches of 32 and 256), in two spellings,
-  against a hand-written batched NumPy version and a Python loop of `tl.grad` (target:
-  <= 1.5x hand-written);
+  against a hand-written batched NumPy version, a Python loop of `tl.grad` and, where
+  PyTorch is installed, `torch.func.vmap(torch.func.grad(...))` (targets: <= 1.5x
+  hand-written, ahead of torch.func);
 - a MAML meta-gradient over 8 tasks x 5 inner steps (sinusoid regression, a 40-40 tanh
   MLP): `tl.grad` of a meta-loss that maps the task loss with `tl.vmap`, against the
-  same meta-loss written as a Python loop over tasks, and JAX `jit(grad(vmap))` where JAX
-  is installed (target: <= 3x JAX);
+  same meta-loss written as a Python loop over tasks, JAX `jit(grad(vmap))` where JAX
+  is installed and PyTorch eager (a loop over tasks, `create_graph=True`) where PyTorch
+  is (targets: <= 3x JAX, ahead of PyTorch eager);
 - Newton iterations to a per-element tolerance (a data-dependent `while`), batch 1,000,
   in two spellings: `tl.vmap` against (the largest trip count x one hand-written batched
   step) (target <= 1.5) and against a Python loop calling the compiled unbatched function
@@ -70,6 +72,16 @@ def per_example(batch: int, repeat: int, number: int) -> list[str]:
     t_tuple = median_time(lambda: v_tuple(params, X), repeat, number)
     t_loop = median_time(lambda: [g_args(W1, b1, W2, b2, x) for x in X], repeat,
                          max(1, number // 8))
+    torch_rows = []
+    t_torch = torch_per_example(W1, b1, W2, b2, X, hand, repeat, number)
+    if t_torch is None:
+        torch_rows.append("| (PyTorch is not installed: no torch.func row) | | | | | |")
+    else:
+        torch_rows.append(
+            f"| (PyTorch torch.func.vmap(torch.func.grad), batch {batch}) | "
+            f"{t_torch * 1e3:.3f} ms | {t_hand * 1e3:.3f} ms | {t_torch / t_hand:.2f} | | "
+            f"tapeless ÷ torch.func: separate arrays {t_args / t_torch:.2f}, tuple "
+            f"{t_tuple / t_torch:.2f} (target < 1) |")
     return [
         f"| per-example MLP grads, batch {batch}, separate arrays | {t_args * 1e3:.3f} ms "
         f"| {t_hand * 1e3:.3f} ms | {t_args / t_hand:.2f} | <= 1.5 | first call "
@@ -79,7 +91,65 @@ def per_example(batch: int, repeat: int, number: int) -> list[str]:
         f"| first call {first_t * 1e3:.0f} ms |",
         f"| (a Python loop of tl.grad, batch {batch}) | {t_loop * 1e3:.3f} ms | "
         f"{t_hand * 1e3:.3f} ms | {t_loop / t_hand:.2f} | | |",
+        *torch_rows,
     ]
+
+
+def torch_per_example(W1: np.ndarray, b1: np.ndarray, W2: np.ndarray, b2: np.ndarray,
+                      X: np.ndarray, hand: Any, repeat: int, number: int) -> float | None:
+    """PyTorch's per-example gradients of the same MLP: `torch.func.vmap` of
+    `torch.func.grad` (float64, one thread), checked against the hand-written ones."""
+    try:
+        import torch
+        from torch.func import grad, vmap
+    except ImportError:
+        return None
+    torch.set_num_threads(1)
+
+    def loss(W1: Any, b1: Any, W2: Any, b2: Any, x: Any) -> Any:
+        return torch.sum(torch.tanh(W2 @ torch.tanh(W1 @ x + b1) + b2))
+
+    per = vmap(grad(loss, argnums=(0, 1, 2, 3)), in_dims=(None, None, None, None, 0))
+    tw = [torch.tensor(a, dtype=torch.float64) for a in (W1, b1, W2, b2, X)]
+    assert close(tuple(g.numpy() for g in per(*tw)), hand)
+    return median_time(lambda: per(*tw), repeat, number)
+
+
+def torch_maml(params: tuple, tasks: tuple, reference: Any, repeat: int,
+               number: int) -> float | None:
+    """The MAML meta-gradient in PyTorch eager (float64, one thread): a Python loop over
+    tasks, each inner step's gradient taken with `create_graph=True`, the meta-gradient
+    by `torch.autograd.grad`; checked against tapeless's."""
+    try:
+        import torch
+    except ImportError:
+        return None
+    torch.set_num_threads(1)
+    xs, ys, xq, yq = (torch.tensor(a, dtype=torch.float64) for a in tasks)
+    n_tasks = xs.shape[0]
+
+    def mlp(p: list, x: Any) -> Any:
+        W1, b1, W2, b2, W3, b3 = p
+        h = torch.tanh(x @ W1 + b1)
+        h = torch.tanh(h @ W2 + b2)
+        return h @ W3 + b3
+
+    def mse(p: list, x: Any, y: Any) -> Any:
+        return torch.mean((mlp(p, x) - y) ** 2)
+
+    def meta_grad() -> tuple:
+        p = [torch.tensor(w, dtype=torch.float64, requires_grad=True) for w in params]
+        total = torch.zeros((), dtype=torch.float64)
+        for i in range(n_tasks):
+            q = p
+            for _ in range(5):
+                g = torch.autograd.grad(mse(q, xs[i], ys[i]), q, create_graph=True)
+                q = [w - 0.01 * gw for w, gw in zip(q, g, strict=True)]
+            total = total + mse(q, xq[i], yq[i])
+        return torch.autograd.grad(total / n_tasks, p)
+
+    assert close(tuple(g.numpy() for g in meta_grad()), reference)
+    return median_time(meta_grad, repeat, number)
 
 
 def maml(repeat: int, number: int) -> list[str]:
@@ -95,6 +165,14 @@ def maml(repeat: int, number: int) -> list[str]:
             f"{t_v * 1e3:.2f} ms | first call {first_v:.1f} s |",
             f"| MAML meta-gradient: tl.grad of a Python loop over tasks | {t_l * 1e3:.2f} ms "
             f"| first call {first_l:.1f} s |"]
+    t_t = torch_maml(params, tasks, g_loop(params, tasks), repeat, number)
+    if t_t is None:
+        rows.append("| (PyTorch is not installed: no PyTorch row) | | |")
+    else:
+        rows += [f"| MAML meta-gradient: PyTorch eager, a loop over tasks, create_graph | "
+                 f"{t_t * 1e3:.2f} ms | |",
+                 f"| ratio tl.vmap ÷ PyTorch eager (target < 1) | {t_v / t_t:.2f} | |",
+                 f"| ratio Python loop ÷ PyTorch eager | {t_l / t_t:.2f} | |"]
     try:
         import jax
         import jax.numpy as jnp

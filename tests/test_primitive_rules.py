@@ -207,6 +207,13 @@ def lifted(x, act):
 _LIFT_FWD = ("forward mode over a tl.grad, inside compiled code, given a function from "
              "outside is refused (GradError)")
 
+UNBOUND_HELPER = """
+def assigned_in_loop(x, n):
+    for _ in range(n):
+        y = np.sin(x) * x
+    return y * x
+"""
+
 FWD_HELPER = """
 def picked(z, k):
     fs = [lambda w: w * np.sin(w), lambda w: w * w * w]
@@ -276,6 +283,12 @@ SAMPLES: dict[str, list[Sample]] = {
                            "refused (GradError): F-space code holds the function's "
                            "F-callable, not its graph, so it cannot make F of that F-callable")],
     "data_only": [S(lambda r: (u(r, (3,)),))],
+    # A read of a variable bound on some paths only, and zip(..., strict=True).
+    "check_bound": [S(lambda r: (u(r, (3,)),), call="assigned_in_loop(a0, 2)",
+                      extra=UNBOUND_HELPER)],
+    "zip_strict": [S(lambda r: (u(r, (3,)), u(r, (3,))), (0, 1),
+                     call="np.sum(np.array([x * np.sin(y) "
+                          "for x, y in zip(a0, a1, strict=True)]))")],
     "dense": [S(lambda r: ((u(r, None), u(r, (2,))), (u(r, None), u(r, (2,)))), (0,))],
     "stop_gradient": [S(lambda r: (u(r, (3,)),), call="a0 * np.cos(P(a0) * 0.0)")],
     # A function value derivative code did not make: a lambda, a NumPy function and a

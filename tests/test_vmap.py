@@ -325,3 +325,46 @@ def test_random_draws_per_element_in_the_order_of_the_draws():
     got = tl.vmap(vp.noisy_rng, in_axes=(0, None))(xs, np.random.default_rng(5))
     rng = np.random.default_rng(5)
     np.testing.assert_array_equal(got, np.stack([vp.noisy_rng(x, rng) for x in xs]))
+
+
+def test_an_empty_batch_gives_empty_results_of_the_right_shape():
+    # (elementwise code, branches and loops that diverge, types and lengths of element 0,
+    # per-example gradients, out_axes: the shapes are known without an element)
+    empty = np.zeros((0, 3))
+    out = tl.vmap(vp.affine_tanh, in_axes=(0, None))(empty, RNG.normal(size=(4, 3)))
+    assert out.shape == (0, 4) and out.dtype == np.float64
+    assert tl.vmap(vp.branch)(np.zeros(0)).shape == (0,)
+    assert tl.vmap(vp.halve_until_small)(np.zeros(0)).shape == (0,)
+    assert tl.vmap(vp.newton_sqrt)(np.zeros(0)).shape == (0,)
+    scaled, first, is_float = tl.vmap(vp.lengths_and_types)(empty)
+    assert scaled.shape == (0, 3) and first.shape == (0,) and is_float.shape == (0,)
+    assert is_float.dtype == np.bool_
+    w = RNG.normal(size=(4, 3))
+    grads = tl.vmap(tl.grad(vp.loss), in_axes=(None, 0, 0))(w, empty, np.zeros((0, 4)))
+    assert grads.shape == (0, 4, 3)
+    assert tl.vmap(vp.reductions, out_axes=1)(np.zeros((0, 3, 3))).shape == (3, 0)
+    assert tl.vmap(vp.affine_tanh, in_axes=(1, None))(empty.T, w).shape == (0, 4)
+
+
+def test_an_empty_batch_through_a_per_element_call_is_refused_where_it_runs():
+    # (np.median runs once per element: without an element its result's shape is unknown)
+    with pytest.raises(ValueError, match="vmap over an empty batch") as info:
+        tl.vmap(vp.through_a_per_element_call)(np.zeros((0, 3)))
+    assert "vmap_programs.py" in str(info.value) + "".join(getattr(info.value, "__notes__", []))
+    # (and with elements, the same function is the loop's)
+    x = RNG.normal(size=(2, 3))
+    np.testing.assert_allclose(tl.vmap(vp.through_a_per_element_call)(x),
+                               stacked(vp.through_a_per_element_call, x), rtol=1e-12)
+
+
+def test_per_task_gradients_of_inner_sgd_steps_on_a_tuple_of_parameters():
+    # (MAML's per-task gradients: the backward loop of the inner steps saves functions of
+    # batched code on its stack, called once for the whole batch)
+    p = (RNG.normal(size=(1, 4)), RNG.normal(size=4), RNG.normal(size=(4, 1)))
+    tasks = (RNG.normal(size=(3, 5, 1)), RNG.normal(size=(3, 5, 1)))
+    out = tl.vmap(tl.grad(vp.inner_steps_loss), in_axes=(None, 0))(p, tasks)
+    grad = tl.grad(vp.inner_steps_loss)
+    loop = [grad(p, (tasks[0][i], tasks[1][i])) for i in range(3)]
+    for j in range(3):
+        np.testing.assert_allclose(out[j], np.stack([g[j] for g in loop]), rtol=1e-12,
+                                   atol=1e-14)

@@ -87,3 +87,31 @@ def noisy(x):
 
 def noisy_rng(x, rng):
     return x * rng.normal(size=3)
+
+
+def lengths_and_types(x):
+    n = len(x)
+    return x * n, x.shape[0], isinstance(x[0], float)
+
+
+def through_a_per_element_call(x):
+    return np.sort(x) + np.median(x)
+
+
+def _small_mlp(p, x):
+    W1, b1, W2 = p
+    return np.tanh(x @ W1 + b1) @ W2
+
+
+def _small_mse(p, x, y):
+    return np.mean((_small_mlp(p, x) - y) ** 2)
+
+
+def inner_steps_loss(p, task):
+    """MAML's task loss, small: SGD steps on a tuple of parameters (a second-order
+    gradient whose backward loop saves backpropagators on its stack)."""
+    x, y = task
+    for _ in range(2):
+        g = tl.grad(_small_mse)(p, x, y)
+        p = (p[0] - 0.1 * g[0], p[1] - 0.1 * g[1], p[2] - 0.1 * g[2])
+    return _small_mse(p, x, y)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import operator
 from types import FunctionType as _FunctionType
 from typing import Any
@@ -1757,6 +1758,21 @@ def list_extend(lst: Any, items: Any) -> Any:
 
 
 # --- `f(**kwargs)` with keys known at run time only -------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class BatchedCode:
+    """A function of batched code (`tapeless.ad.batch`'s F: called `(mask, *batched
+    arguments)`) held in a batched value, as in a tuple saved on a derivative loop's
+    stack: the same function for every element, so a call runs it once on the whole
+    batch (`tapeless.primitives.batch_rules.call_each`). (A dataclass: compiled code
+    makes it.)"""
+
+    fn: Any
+
+    def __call__(self, *args: Any) -> Any:
+        raise TypeError("vmap: a function of batched code called for one element; call "
+                        "it directly in the mapped function")
 
 
 class _NoDefault:

@@ -66,12 +66,19 @@ def _example(arg: Any, axis: Any) -> Any:
         leaves = tree_leaves(arg)
         if not all(np.ndim(leaf) > 0 for leaf in leaves):
             return arg
-        return tree_unflatten(arg, [np.take(np.asarray(leaf), 0, axis=axis)
-                                    for leaf in leaves])
+        return tree_unflatten(arg, [_first_along(np.asarray(leaf), axis) for leaf in leaves])
     if isinstance(axis, (tuple, list)) and isinstance(arg, (tuple, list)):
         parts = [_example(a, x) for a, x in zip(arg, axis, strict=False)]
         return type(arg)(parts) if type(arg) in (tuple, list) else type(arg)(*parts)
     return arg
+
+
+def _first_along(leaf: np.ndarray, axis: int) -> Any:
+    """Element 0 along `axis`; of an empty batch, zeros of an element's shape and type
+    (only its kind is used)."""
+    if leaf.shape[axis] == 0:
+        return np.zeros(np.delete(np.array(leaf.shape), axis), leaf.dtype)[()]
+    return np.take(leaf, 0, axis=axis)
 
 
 def per_example_gradient_graph(fg: Graph, argnums: int | tuple[int, ...], in_axes: list[Any],

@@ -219,8 +219,13 @@ class VTransform:
 
     def materialize(self, node: Node, tree: Tree, want: Tree, inst: Inst) -> Node:
         """`node` (batched as `tree`) batched as `want` (at least as batched)."""
-        if tree == want or unbatched(want) or tree == F:
+        if tree == want or unbatched(want):
             return node
+        if tree == F:
+            # (a function of batched code where a batched value is wanted, as in a tuple
+            # saved on a derivative loop's stack: marked, so that a call of it runs it
+            # once on the whole batch)
+            return self._helper("batched_code", inst, [node])
         vg = inst.vg
         if isinstance(want, Tup):
             if not isinstance(tree, Tup):  # (a tuple batched entirely, or not at all)
@@ -264,18 +269,33 @@ class VTransform:
             args = [*args[:fixed], inst.vg.apply(P["make_tuple"], *args[fixed:])]
         return inline_body(g, inst.vg, args, loc=loc)
 
-    def _prim_graph(self, prim: Primitive, n: int) -> Graph:
+    def _prim_graph(self, prim: Primitive, n: int,
+                    fixed: dict[int, Constant] | None = None) -> Graph:
         """A function of `n` arguments calling `prim` (for rules that call it through a
-        value: spelled by the backend like any call of it)."""
+        value: spelled by the backend like any call of it); with `fixed`, the arguments
+        at those positions are the call's constants, not parameters (so that the call is
+        spelled as written: a default left out, `np.r_` for its axis)."""
         key = ("prim", prim.name, n)
-        if key not in self._rules:
+        if fixed or key not in self._rules:
+            fixed = fixed or {}
             g = Graph(prim.name.replace(".", "_"), None, None)
-            ps = [g.add_parameter(f"a{j}") for j in range(n)]
-            call = g.apply(Constant(prim), *ps)
+            ins: list[Node] = [fixed[j] if j in fixed else g.add_parameter(f"a{j}")
+                               for j in range(n)]
+            call = g.apply(Constant(prim), *ins)
             g.effects = [call] if prim.effect or prim.statement else []
             g.output = Constant(None) if prim.statement else call
-            self._rules[key] = g
+            if not fixed:
+                self._rules[key] = g
+            return g
         return self._rules[key]
+
+    def _per_element_call(self, prim: Primitive, args: list[Node], vals: list[Node],
+                          trees: list[Tree], inst: Inst, loc: Location | None) -> Node:
+        """`prim` run once per element, its constant arguments written into the call."""
+        fixed = {j: a for j, a in enumerate(args) if isinstance(a, Constant)}
+        keep = [j for j in range(len(vals)) if j not in fixed]
+        return self._per_element(Constant(self._prim_graph(prim, len(vals), fixed)),
+                                 [vals[j] for j in keep], [trees[j] for j in keep], inst, loc)
 
     def _parsed(self, fn: Any) -> Graph:
         from ..frontend.parser import parse
@@ -440,8 +460,9 @@ class VTransform:
         flags = tuple(not unbatched(t) for t in trees)
         vals = [self.materialize(v, t, B, inst) if f else v
                 for v, t, f in zip(vals, trees, flags, strict=True)]
+        mask = inst.mask if inst.mask is not None else Constant(None)
         each, effects = self._inline(batch_rules.call_each, inst,
-                                     [fn, inst.size, Constant(flags), *vals], loc)
+                                     [fn, inst.size, Constant(flags), mask, *vals], loc)
         inst.values[node.id] = (each, B)
         return effects or [each]
 
@@ -592,8 +613,7 @@ class VTransform:
             raise VmapError(f"vmap: no batching rule for {name}", loc)
         rule, callee, when = entry
         if rule is batch_rules.per_element:
-            call = self._per_element(Constant(self._prim_graph(prim, len(vals))), vals,
-                                     trees, inst, loc)
+            call = self._per_element_call(prim, list(args), vals, trees, inst, loc)
             inst.values[node.id] = (call, B)
             return [call]
         plain_vals, plain_trees = vals, trees
@@ -606,8 +626,8 @@ class VTransform:
             trees = trees[:fixed] + [B if rest_b else U]
         flags = tuple(not unbatched(t) for t in trees)
         if when is not None and not when(flags):
-            call = self._per_element(Constant(self._prim_graph(prim, len(plain_vals))),
-                                     plain_vals, plain_trees, inst, loc)
+            call = self._per_element_call(prim, list(args), plain_vals, plain_trees, inst,
+                                          loc)
             inst.values[node.id] = (call, B)
             return [call]
         vals = [self.materialize(v, t, B, inst) if f else v
@@ -677,8 +697,13 @@ class VTransform:
             pa, pb = known
             if pa == 0 or pb == 0:
                 return None
+            # (np.dot is np.matmul where b has two axes or fewer; the batch axes line up
+            # where the batched operand has as many axes as the other or more)
+            dot_like = name in ("np.dot", "method.dot")
             if flags == (True, False):
-                return call(P["np.matmul"], a, b)
+                if pb <= 2 or (pa >= pb and not dot_like):
+                    return call(P["np.matmul"], a, b)
+                return None
             if flags == (False, True):
                 if pb == 1:
                     if pa == 1:
@@ -686,7 +711,9 @@ class VTransform:
                     if pa == 2:
                         return call(P["np.matmul"], b, call(P["np.transpose"], a, Constant(None)))
                     return None
-                return call(P["np.matmul"], a, b)
+                if (pa <= 2 or pb >= pa) and (pb <= 2 or not dot_like):
+                    return call(P["np.matmul"], a, b)
+                return None
             if (pa, pb) == (1, 1):
                 return call(P["np.sum"], call(P["mul"], a, b), Constant(1), Constant(None),
                             Constant(False))

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..runtime import UNBOUND, ZERO, check_bound, tree_leaves, tree_unflatten
+from ..runtime import UNBOUND, ZERO, BatchedCode, check_bound, tree_leaves, tree_unflatten
 
 # (Every primitive and rule module first: the rules here cover every primitive.)
 from . import (  # noqa: F401
@@ -108,8 +108,16 @@ def _broadcast_leaf(size, leaf):
     return np.broadcast_to(leaf, (size,) + np.shape(leaf))
 
 
+EMPTY_BATCH = ("vmap over an empty batch: this call runs once per element (see "
+               "tapeless.primitives.batch_rules.PER_ELEMENT), so the shape of its result is "
+               "not known without an element; map over at least one element, or leave the "
+               "empty batch out")
+
+
 def per_element(fn, size, flags, *args):
     """What a loop over the batch computes: `fn` on each element, results stacked."""
+    if size == 0:
+        raise ValueError(EMPTY_BATCH)
     outs = []
     for i in range(size):
         outs.append(fn(*[element(a, i) if f else a for a, f in zip(args, flags)]))
@@ -138,15 +146,27 @@ def call_star_batched(fn, mask, args):
     return fn(mask, *args)
 
 
-def call_each(fn, size, flags, *args):
+def call_each(fn, size, flags, mask, *args):
     """A call of a function value that differs across the batch (a callable object with
     batched fields, or an array of per-element functions): each element's on its
-    element's arguments."""
+    element's arguments; a function of batched code held in a batched value, once on the
+    whole batch (under `mask`, where not None)."""
+    if isinstance(fn, BatchedCode):
+        return fn.fn(mask if mask is not None else np.ones(size, dtype=bool),
+                     *[a if f else broadcast(size, a) for a, f in zip(args, flags)])
+    if size == 0:
+        raise ValueError(EMPTY_BATCH)
     outs = []
     for i in range(size):
         outs.append(element(fn, i)(*[element(a, i) if f else a
                                      for a, f in zip(args, flags)]))
     return stack(outs)
+
+
+def batched_code(fn):
+    """A function of batched code where a batched value is wanted (see
+    `tapeless.runtime.BatchedCode`)."""
+    return BatchedCode(fn)
 
 
 def broadcast(size, x):
@@ -211,7 +231,15 @@ def as_mask(c):
 def first_of(size, x):
     """Element 0 of a batched value (for what depends on types and lengths only), a
     NumPy number as the Python number an example holds."""
-    return tree_unflatten(x, [_python_number(_item(leaf, 0)) for leaf in tree_leaves(x)])
+    return tree_unflatten(x, [_python_number(_first(leaf)) for leaf in tree_leaves(x)])
+
+
+def _first(leaf):
+    if isinstance(leaf, np.ndarray) and np.ndim(leaf) > 0 and np.shape(leaf)[0] == 0:
+        # (an empty batch: a made-up element of the examples' shape and type, for what
+        # depends on types and lengths only)
+        return np.zeros(np.shape(leaf)[1:], leaf.dtype)[()]
+    return _item(leaf, 0)
 
 
 def _python_number(v):
@@ -281,7 +309,9 @@ def _lead(index):
 
 # --- elementwise and reductions ---------------------------------------------------------
 
-batch_generic(elementwise, None, *[name for name, p in PRIMITIVES.items() if p.elementwise])
+# (gadd adds sensitivity trees: see below)
+batch_generic(elementwise, None, *[name for name, p in PRIMITIVES.items()
+                                   if p.elementwise and name != "gadd"])
 batch_generic(_reduction, None, *[name for name, p in PRIMITIVES.items() if p.reduction],
               when=_first_only)
 # Functions of numbers (math, builtins) on a batch: their NumPy counterparts.
@@ -298,10 +328,30 @@ batch_generic(elementwise, None, "lt", "le", "gt", "ge", "eq", "ne", "bitand", "
               "bitxor", "lshift", "rshift", "invert", "np.floor", "np.ceil", "np.trunc",
               "np.rint", "np.isnan", "np.isinf", "np.isfinite", "np.logical_not",
               "np.signbit", "np.mod", "np.fmod", "np.floor_divide", "np.logical_and",
-              "np.logical_or", "np.logical_xor", "np.nan_to_num", "np.real", "np.imag",
+              "np.logical_or", "np.logical_xor", "np.real", "np.imag",
               "np.isclose")
 batch_generic(elementwise, None, "np.where", "np.clip", "np.zeros_like", "np.ones_like",
-              "np.full_like", "np.round", "method.clip", "method.round", "floordiv")
+              "np.round", "method.clip", "method.round", "floordiv")
+
+
+def _shaped_by_first(prim, size, flags, a, *rest):
+    # (the result has the first argument's shape: an unbatched one is repeated, so that
+    # batched values given for the others broadcast into it)
+    aa = a if flags[0] else np.array(np.broadcast_to(a, (size,) + np.shape(a)))
+    nd = np.ndim(aa) - 1
+    return prim(aa, *[lift(x, nd) if f else x for x, f in zip(rest, flags[1:])])
+
+
+batch_generic(_shaped_by_first, None, "np.full_like", "np.nan_to_num")
+
+
+def _trees_added(prim, size, flags, a, b):
+    # (sensitivity trees: a leaf only one side has is that side's, so an unbatched side
+    # is repeated first)
+    return prim(a if flags[0] else broadcast(size, a), b if flags[1] else broadcast(size, b))
+
+
+batch_generic(_trees_added, None, "gadd")
 
 
 @batch("math.log")
@@ -361,31 +411,61 @@ def _getattr(size, flags, x, name):
 
 # --- linear algebra ---------------------------------------------------------------------
 
-@batch("matmul", "np.matmul", "np.dot", "method.dot")
+def _example_ndim(x, batched):
+    if batched:
+        return np.ndim(x) - 1
+    return np.ndim(x)
+
+
+def matmul_batched(size, flags, a, b):
+    """`np.matmul` per element (examples of one axis or more)."""
+    pa = _example_ndim(a, flags[0])
+    pb = _example_ndim(b, flags[1])
+    if flags[0] and flags[1]:
+        if pa == 1 and pb == 1:
+            return np.sum(a * b, axis=1)
+        # (a vector as a one-row or one-column matrix; the examples' stacks of matrices
+        # with as many axes: unit axes after the batch axis)
+        nd = larger(larger(pa, pb), 2)
+        aa = lift(np.expand_dims(a, -2), nd) if pa == 1 else lift(a, nd)
+        bb = lift(np.expand_dims(b, -1), nd) if pb == 1 else lift(b, nd)
+        out = np.matmul(aa, bb)
+        if pa == 1:
+            return np.squeeze(out, -2)
+        if pb == 1:
+            return np.squeeze(out, -1)
+        return out
+    if flags[0]:  # (b the same for every element)
+        if pb == 1:
+            return np.matmul(a, b)
+        if pa == 1:
+            return np.squeeze(np.matmul(lift(np.expand_dims(a, -2), pb), b), -2)
+        return np.matmul(lift(a, pb), b)
+    # (a the same for every element)
+    if pa == 1 and pb == 1:
+        return np.matmul(b, a)
+    if pa == 1:
+        return np.matmul(a, b)
+    if pb == 1:
+        return np.squeeze(np.matmul(a, lift(np.expand_dims(b, -1), pa)), -1)
+    return np.matmul(a, lift(b, pa))
+
+
+@batch("matmul", "np.matmul")
 def _matmul(size, flags, a, b):
-    if flags[0] and not flags[1]:
-        if np.ndim(b) == 0:
-            return a * b
-        return np.matmul(a, b)
-    if flags[1] and not flags[0]:
-        if np.ndim(a) == 0:
-            return a * b
-        if np.ndim(b) == 2:  # (a vector per example)
-            if np.ndim(a) == 1:
-                return np.matmul(b, a)
-            if np.ndim(a) == 2:
-                return np.matmul(b, np.transpose(a))
-            return np.moveaxis(np.matmul(a, np.transpose(b)), -1, 0)
-        return np.matmul(a, b)
-    if np.ndim(a) == 1 or np.ndim(b) == 1:
+    return matmul_batched(size, flags, a, b)
+
+
+@batch("np.dot", "method.dot")
+def _dot(size, flags, a, b):
+    pa = _example_ndim(a, flags[0])
+    pb = _example_ndim(b, flags[1])
+    if pa == 0 or pb == 0:  # (a product with a number)
+        nd = larger(pa, pb)
+        return (lift(a, nd) if flags[0] else a) * (lift(b, nd) if flags[1] else b)
+    if pb > 2:  # (not a product of matrices: over b's second-to-last axis)
         return per_element(np.dot, size, flags, a, b)
-    if np.ndim(a) == 2 and np.ndim(b) == 2:
-        return np.sum(a * b, axis=1)
-    if np.ndim(b) == 2:
-        return np.matmul(a, np.expand_dims(b, -1))[..., 0]
-    if np.ndim(a) == 2:
-        return np.matmul(np.expand_dims(a, 1), b)[:, 0]
-    return np.matmul(a, b)
+    return matmul_batched(size, flags, a, b)
 
 
 @batch("np.outer")
@@ -470,6 +550,8 @@ def _moveaxis(size, flags, a, source, destination):
 
 @batch("np.expand_dims", when=_first_only)
 def _expand_dims(size, flags, a, axis):
+    if isinstance(axis, tuple) or isinstance(axis, list):
+        return np.expand_dims(a, tuple([k + 1 if k >= 0 else k for k in axis]))
     if axis < 0:
         return np.expand_dims(a, axis)
     return np.expand_dims(a, axis + 1)
@@ -489,6 +571,8 @@ def _all_batched(size, flags, arrays):
 
 @batch("np.concatenate", when=lambda flags: not any(flags[1:]))
 def _concatenate(size, flags, arrays, axis=0):
+    if axis is None:  # (each example's arrays flattened)
+        return np.concatenate([np.reshape(x, (size, -1)) for x in arrays], 1)
     return np.concatenate(arrays, axis % (np.ndim(arrays[0]) - 1) + 1)
 
 
@@ -514,6 +598,22 @@ def _as_sequence(size, flags, iterable):
     return iterable
 
 
+@batch("zip")
+def _zip(size, flags, iterables):
+    return list(zip(*[rows(x) for x in iterables]))
+
+
+@batch("enumerate", when=_first_only)
+def _enumerate(size, flags, iterable, start=0):
+    items = rows(iterable)
+    return [(np.full(size, start + j), items[j]) for j in range(len(items))]
+
+
+@batch("method.values", when=_first_only)
+def _values(size, flags, d):
+    return list(d.values())
+
+
 @batch("list", when=_first_only)
 def _list(size, flags, iterable):
     return rows(iterable)
@@ -532,10 +632,12 @@ def _reversed(size, flags, seq):
 @batch("sum", when=_first_only)
 def _sum(size, flags, iterable, start=0):
     if isinstance(iterable, list) or isinstance(iterable, tuple):
+        if len(iterable) == 0:
+            return start + np.zeros(size)
         total = start
         for item in iterable:
             total = total + item
-        return total + np.zeros(size)
+        return total
     return np.sum(iterable, axis=1) + start
 
 
@@ -582,9 +684,190 @@ MATMUL_LIKE = {"matmul", "np.matmul", "np.dot", "method.dot"}
 STACK_OPS = {"stack_new", "stack_push", "stack_pop", "stack_nonempty"}
 
 
-# --- everything else runs per element ---------------------------------------------------
-# (Random draws and prints included: each call for element 0, then element 1, ...)
+# --- more reductions and axis-taking functions -------------------------------------------
 
-for _name, _p in PRIMITIVES.items():
+batch_generic(_reduction, None, "np.var", "np.std", "method.var", "method.std", "np.all",
+              "np.any", "method.all", "method.any", "np.count_nonzero", "np.nansum",
+              "np.nanmean", "np.nanmax", "np.nanmin", "scipy.special.logsumexp",
+              "scipy.special.softmax", "scipy.special.log_softmax", when=_first_only)
+
+
+def _flat_or_axis(prim, size, flags, a, axis, *rest):
+    # (axis None: over each example flattened, as NumPy does)
+    if axis is None:
+        return prim(np.reshape(a, (size, -1)), 1, *rest)
+    return prim(a, axis % (np.ndim(a) - 1) + 1, *rest)
+
+
+batch_generic(_flat_or_axis, None, "np.argmax", "np.argmin", "method.argmax",
+              "method.argmin", "np.cumsum", "np.cumprod", "method.cumsum", "np.sort",
+              "np.argsort", when=_first_only)
+
+
+@batch("np.partition", when=_first_only)
+def _partition(size, flags, a, kth, axis=-1, kind="introselect", order=None):
+    if axis is None:
+        return np.partition(np.reshape(a, (size, -1)), kth, 1, kind, order)
+    return np.partition(a, kth, axis % (np.ndim(a) - 1) + 1, kind, order)
+
+
+@batch("np.take", when=_first_only)
+def _take(size, flags, a, indices, axis=None):
+    if axis is None:
+        return np.take(np.reshape(a, (size, -1)), indices, 1)
+    return np.take(a, indices, axis % (np.ndim(a) - 1) + 1)
+
+
+@batch("np.roll", when=_first_only)
+def _roll(size, flags, a, shift, axis=None):
+    if axis is None:
+        return np.reshape(np.roll(np.reshape(a, (size, -1)), shift, 1), np.shape(a))
+    return np.roll(a, shift, _axes(axis, np.ndim(a) - 1))
+
+
+@batch("np.diff", when=_first_only)
+def _diff(size, flags, a, n=1, axis=-1, prepend=None, append=None):
+    # (an unbatched array to put before or after: each example's)
+    if prepend is not None and np.ndim(prepend) > 0:
+        prepend = np.broadcast_to(prepend, (size,) + np.shape(prepend))
+    if append is not None and np.ndim(append) > 0:
+        append = np.broadcast_to(append, (size,) + np.shape(append))
+    return np.diff(a, n, axis % (np.ndim(a) - 1) + 1, prepend, append)
+
+
+@batch("np.flip", when=_first_only)
+def _flip(size, flags, m, axis=None):
+    return np.flip(m, _axes(axis, np.ndim(m) - 1))
+
+
+@batch("np.flipud", when=_first_only)
+def _flipud(size, flags, m):
+    return np.flip(m, 1)
+
+
+@batch("np.fliplr", when=_first_only)
+def _fliplr(size, flags, m):
+    return np.flip(m, 2)
+
+
+def _diagonal_of(prim, size, flags, a, offset=0, axis1=0, axis2=1):
+    nd = np.ndim(a) - 1
+    return prim(a, offset, axis1 % nd + 1, axis2 % nd + 1)
+
+
+batch_generic(_diagonal_of, None, "np.trace", "np.diagonal", "method.diagonal",
+              when=_first_only)
+
+
+def _matrices(prim, size, flags, m, *rest):
+    # (on the last two axes, for examples that are matrices; a vector's is a matrix made
+    # from it, per element)
+    if np.ndim(m) >= 3:
+        return prim(m, *rest)
+    return per_element(prim, size, flags, m, *rest)
+
+
+batch_generic(_matrices, None, "np.tril", "np.triu", when=_first_only)
+batch_generic(_as_is, None, "np.linalg.svd", "np.linalg.qr", "np.linalg.matrix_power",
+              "np.copy", "method.copy", "method.astype", "method.conj", "stop_gradient",
+              when=_first_only)
+batch_generic(elementwise, "scipy.special.erf", "math.erf")
+batch_generic(elementwise, "scipy.special.erfc", "math.erfc")
+batch_generic(elementwise, "scipy.special.gammaln", "math.lgamma")
+batch_generic(elementwise, "scipy.special.polygamma", "polygamma")
+batch_generic(elementwise, "np.hypot", "math.hypot",
+              when=lambda flags: len(flags) == 2)
+batch_generic(elementwise, None, "np.float32")
+
+
+@batch("method.item", when=_first_only)
+def _item_of(size, flags, a):
+    return np.reshape(a, (size,))
+
+
+@batch("np.broadcast_to", when=_first_only)
+def _broadcast_to(size, flags, array, shape):
+    target = _shape_tuple(shape)
+    return np.broadcast_to(lift(array, len(target)), (size,) + target)
+
+
+# --- declared to run per element ----------------------------------------------------------
+# What a loop over the batch computes: the primitive on each element, results stacked.
+# Every primitive without a rule above (or a case of `tapeless.ad.batch` itself: structure,
+# branches, loops, types and lengths) is named here with the reason; one that is neither
+# is refused by the V transform ("no batching rule") and fails tests/test_batch_rules.py.
+
+_WHY_PER_ELEMENT = {
+    "an effect (a print, an assert, a raise): once per element, in turn, as a loop would": (
+        "assert", "print", "raise"),
+    "a random draw: each element draws in turn from the one stream, as a loop would": tuple(
+        name for name in PRIMITIVES if name.startswith(("rng_", "np.random."))) + (
+        "normal_and_standard", "uniform_and_unit", "exponential_and_standard",
+        "standard_variates"),
+    "works on Python objects (sequences, strings, dicts, slices, classes, keyword "
+    "arguments), not on arrays": (
+        "make_dict", "make_slice", "contains", "not_contains", "range",
+        "divmod", "any", "all", "sorted", "dict", "str", "min", "max", "construct",
+        "format", "convert", "join_strings", "method.items", "method.keys",
+        "method.get", "method.index", "method.count",
+        "method.startswith", "method.endswith", "kwarg_or", "dict_without",
+        "check_kwargs", "zip_strict", "zip_strict_length"),
+    "a call of a function value that is not batched code (or a comprehension whose body is "
+    "not known): each element's call in turn": (
+        "call_value", "call_star", "list_map", "list_flatmap"),
+    "derivative code's plumbing (sensitivities, symbolic and sparse zeros, structures, "
+    "function values): each example's, as a loop computes it": (
+        "sens_of", "unbroadcast", "broadcast_like", "reshape_like", "expand_reduced",
+        "reduced_count", "reduced_axes", "tuple_sens", "getitem_sens", "dense_sens",
+        "scatter_sens", "scatter_add", "scatter_add_known", "matmul_tn", "getattr_sens",
+        "sens_getattr", "field_sens", "struct_sens", "construct_value", "repeat_sens",
+        "zeros_like_value", "ones_like_value", "check_scalar_output", "check_aux_output",
+        "ones_like_output", "to_structure", "replace_fields", "without_fields",
+        "fields_of", "dict_merge", "dict_merge_sens", "tree_leaves", "tree_unflatten",
+        "tree_leaves_sens", "tree_unflatten_sens", "own", "from_structure", "sens_index",
+        "einsum_specs", "einsum_sublist_spec", "tensordot_subscripts", "split_indices",
+        "concat_sens", "take_sens", "diag_sens", "take_along_axis_sens", "lift",
+        "call_fwd", "dense", "call_value_fwd", "lift_fwd", "data_only", "generated_only",
+        "data_only_grad", "split_fwd", "index_sens", "index_concat_sens",
+        "index_concat_dense", "index_concat", "update_rest_sens", "update_value_sens",
+        "update_value_scatter", "checkpoint_for", "checkpoint_while"),
+    "an update of a copy (functional or in place): each element's copy updated in turn "
+    "(a batched rule is not written yet)": (
+        "index_update", "index_add", "immutable_item", "index_update_inplace",
+        "index_add_inplace", "update_rest_inplace"),
+    "makes an array from shapes, lengths or bounds: batched, they may differ across the "
+    "batch, so each element makes its own": (
+        "np.zeros", "np.ones", "np.empty", "np.full", "np.eye", "np.identity",
+        "np.arange", "np.linspace", "np.triu_indices", "np.tril_indices", "np.meshgrid"),
+    "what it does depends on each example's number of axes or on the sequence it is given "
+    "(a batched rule is not written yet)": (
+        "np.array", "np.asarray", "np.atleast_1d", "np.atleast_2d", "np.atleast_3d",
+        "np.hstack", "np.vstack", "np.column_stack", "np.append", "np.split",
+        "np.array_split", "np.hsplit", "np.vsplit", "np.dsplit", "np.tile", "np.repeat",
+        "np.rot90", "np.rollaxis", "np.pad", "np.select", "np.kron", "np.cross",
+        "np.diag", "np.take_along_axis", "np.inner", "np.einsum", "np.tensordot",
+        "np.linalg.norm", "np.average", "np.gradient", "np.convolve", "np.correlate",
+        "np.interp", "np.searchsorted"),
+    "the shape of its result depends on the values (or on a solver's rank), which may "
+    "differ across the batch": (
+        "np.unique", "np.histogram", "np.bincount", "np.linalg.lstsq"),
+    "takes its axes or order statistics as further arguments (a batched rule is not "
+    "written yet)": (
+        "np.median", "np.percentile", "np.quantile", "np.cov", "np.corrcoef"),
+    "a solver or factorization of SciPy's that does not take a stack of matrices": (
+        "scipy.linalg.solve_triangular", "scipy.linalg.cho_factor", "scipy.linalg.cho_solve"),
+    "a function of Python numbers without a NumPy counterpart registered, or a test that "
+    "gives one bool for whole arrays": (
+        "math.gamma", "math.factorial", "math.copysign", "math.isclose", "np.allclose",
+        "np.array_equal"),
+}
+PER_ELEMENT: dict[str, str] = {name: why for why, names in _WHY_PER_ELEMENT.items()
+                               for name in names if name in PRIMITIVES}
+for _name in PER_ELEMENT:
     if _name not in BATCH:
         batch_generic(per_element, None, _name)
+# The V transform's own cases (`tapeless.ad.batch`), never looked up in BATCH: structure,
+# branches, loops, the stacks of derivative loops, identities, types and lengths.
+IN_TRANSFORM = {"switch", "while_loop", "for_range", "make_tuple", "make_list",
+                "tuple_getitem", "list_append", "list_extend", "is_", "is_not"} | \
+    STACK_OPS | TYPE_LEVEL
