@@ -110,6 +110,8 @@ _helper("data_only_grad", "value", differentiable=False)
 _helper("split_fwd", "args, npos, defaults, star", accepts_zero=True, pure=True)
 # `tl.stop_gradient(x)`: x, whose derivative is zero (its rules say so).
 _helper("stop_gradient", "x", pure=True, accepts_zero=True)
+# `tl.checkpoint_name(x, name)`: x, marked for a checkpoint policy that saves it by name.
+_helper("checkpoint_name", "x, name", pure=True, accepts_zero=True)
 # The index's sensitivity in `x[index]`: ZERO, or an error where x is not a container.
 _helper("index_sens", "d, x, index", differentiable=False)
 _helper("index_concat_sens", "d, axis, items")

@@ -19,6 +19,7 @@ from ..runtime import (
     call_fwd,
     call_value_fwd,
     check_scalar_output,
+    checkpoint_name,
     construct_value,
     data_only,
     data_only_grad,
@@ -253,6 +254,11 @@ def _list_flatmap(fn, seq, t_fn, t_seq):
 @jvp("stop_gradient")
 def _stop_gradient(x):
     return stop_gradient(x), None
+
+
+@jvp("checkpoint_name")
+def _checkpoint_name(x, name):
+    return checkpoint_name(x, name), lambda t: t, None
 
 
 @jvp("data_only")
