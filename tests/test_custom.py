@@ -5,6 +5,7 @@ reverse mode a custom_jvp's tangent map, higher orders differentiate the rules).
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 import pytest
@@ -248,3 +249,69 @@ def test_linearize() -> None:
     np.testing.assert_allclose(out, np.sin(x) * x)
     for t in (np.array([1.0, 0.0]), np.array([0.5, 2.0])):
         np.testing.assert_allclose(f_jvp(t), (np.cos(x) * x + np.sin(x)) * t, rtol=1e-12)
+
+
+def two_layers(w, h):
+    a = np.tanh(h @ w)
+    a = tl.checkpoint_name(a, "a")
+    return np.sin(a @ w)
+
+
+POLICIES = {
+    "default": None,
+    "nothing": tl.checkpoint_policies.nothing_saveable,
+    "dots": tl.checkpoint_policies.dots_saveable,
+    "names": tl.checkpoint_policies.save_only_these_names("a"),
+    "other names": tl.checkpoint_policies.save_only_these_names("b"),
+    "everything": tl.checkpoint_policies.everything_saveable,
+}
+
+
+def _loss_with(policy: Any) -> Any:
+    layers = tl.checkpoint(two_layers, policy=policy)
+
+    def loss(w, x):
+        return np.sum(layers(w, layers(w, x)) ** 2)
+
+    return loss
+
+
+def plain_two(w, x):
+    return np.sum(two_layers(w, two_layers(w, x)) ** 2)
+
+
+@pytest.mark.parametrize("policy", sorted(POLICIES))
+def test_every_policy_gives_the_same_derivatives(policy: str, optimize: str) -> None:
+    loss = _loss_with(POLICIES[policy])
+    rng = np.random.default_rng(5)
+    w, x, v = rng.normal(size=(4, 4)) * 0.5, rng.normal(size=(3, 4)), rng.normal(size=(4, 4))
+    g = tl.grad(loss)(w, x)
+    np.testing.assert_allclose(g, tl.grad(plain_two)(w, x), rtol=1e-12)
+    h = 1e-6
+    fd = (plain_two(w + h * v, x) - plain_two(w - h * v, x)) / (2 * h)
+    assert np.sum(g * v) == pytest.approx(fd, rel=1e-6)
+    # second order: forward over reverse and reverse over reverse
+    np.testing.assert_allclose(tl.jvp(tl.grad(loss), (w, x), (v, 0 * x))[1],
+                               tl.jvp(tl.grad(plain_two), (w, x), (v, 0 * x))[1], rtol=1e-10)
+    np.testing.assert_allclose(
+        tl.grad(lambda u: np.sum(tl.grad(loss)(u, x) * v))(w),
+        tl.grad(lambda u: np.sum(tl.grad(plain_two)(u, x) * v))(w), rtol=1e-10)
+
+
+def test_a_policy_changes_what_is_saved(monkeypatch: pytest.MonkeyPatch) -> None:
+    rng = np.random.default_rng(6)
+    w, x = rng.normal(size=(4, 4)) * 0.5, rng.normal(size=(3, 4))
+    # (The optimizer off: the derivative program's functions keep their names.)
+    monkeypatch.setenv("TAPELESS_OPTIMIZE", "0")
+
+    def source(policy: str) -> str:
+        return tl.grad(_loss_with(POLICIES[policy])).source_for(w, x)
+
+    nothing, dots, names = source("nothing"), source("dots"), source("names")
+    # Saving nothing, the backward pass runs J of the whole block again; saving the
+    # products, it runs J of a copy that reads them (each through the product's rule,
+    # `saved_matmul`); saving "a", J of a copy that reads a.
+    assert "saved_" not in nothing and "J_two_layers(" in nothing
+    assert "J_saved_matmul" in dots and "J_saved_checkpoint_name" not in dots
+    assert "J_saved_checkpoint_name" in names and "J_saved_matmul" not in names
+    assert "saved_" not in source("other names")

@@ -290,6 +290,7 @@ SAMPLES: dict[str, list[Sample]] = {
                      call="np.sum(np.array([x * np.sin(y) "
                           "for x, y in zip(a0, a1, strict=True)]))")],
     "dense": [S(lambda r: ((u(r, None), u(r, (2,))), (u(r, None), u(r, (2,)))), (0,))],
+    "checkpoint_name": [S(lambda r: (u(r, (3,)), "h"), diff=(0,))],
     "stop_gradient": [S(lambda r: (u(r, (3,)),), call="a0 * np.cos(P(a0) * 0.0)")],
     # A function value derivative code did not make: a lambda, a NumPy function and a
     # callable object held in a list.

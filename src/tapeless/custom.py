@@ -144,33 +144,90 @@ class custom_vjp(_Custom):  # noqa: N801 (JAX's name)
                           nondiff=self.nondiff_argnums)
 
 
+class CheckpointPolicy:
+    """What a `tl.checkpoint` saves for the backward pass (`tl.checkpoint_policies`):
+    `saveable(primitive, inputs)` says whether a value the checkpointed function's body
+    computes is saved; None saves nothing (everything recomputed)."""
+
+    def __init__(self, name: str, saveable: Callable[[Any, list[Any]], bool] | None,
+                 everything: bool = False) -> None:
+        self.name = name
+        self.saveable = saveable
+        self.everything = everything
+
+    def __repr__(self) -> str:
+        return f"tl.checkpoint_policies.{self.name}"
+
+
+# The products (JAX's `dots_saveable`: matmul, dot, einsum and their kin).
+DOTS = frozenset({"matmul", "np.matmul", "np.dot", "np.einsum", "np.tensordot", "np.inner",
+                  "np.vdot", "np.outer"})
+
+
+def _is_dot(prim: Any, inputs: list[Any]) -> bool:
+    return prim.name in DOTS or prim.alias in DOTS
+
+
+class checkpoint_policies:  # noqa: N801 (JAX's name)
+    """JAX's checkpoint policies: `nothing_saveable` (the default: recompute everything),
+    `everything_saveable` (save as usual: no checkpoint), `dots_saveable` (save the
+    results of matrix products, recompute the rest) and `save_only_these_names(*names)`
+    (save the values marked with `tl.checkpoint_name(x, name)` under those names)."""
+
+    nothing_saveable = CheckpointPolicy("nothing_saveable", None)
+    everything_saveable = CheckpointPolicy("everything_saveable", None, everything=True)
+    dots_saveable = CheckpointPolicy("dots_saveable", _is_dot)
+
+    @staticmethod
+    def save_only_these_names(*names: str) -> CheckpointPolicy:
+        from .ir.nodes import Constant
+
+        wanted = frozenset(names)
+
+        def named(prim: Any, inputs: list[Any]) -> bool:
+            return prim.name == "checkpoint_name" and isinstance(inputs[1], Constant) and \
+                inputs[1].value in wanted
+
+        return CheckpointPolicy(f"save_only_these_names{tuple(names)!r}", named)
+
+
 class checkpoint(_Custom):  # noqa: N801 (JAX's name)
     """`tl.checkpoint(f)` (`jax.checkpoint`): reverse mode does not save `f`'s
     intermediate values for the backward pass; it saves `f`'s arguments and runs `f`
     again (differentiated) when the backward pass reaches it: less memory, one more
-    forward pass. `policy`: None (save nothing inside `f`, the default) or
-    `"everything"` (save as usual: no checkpoint). Forward mode saves nothing anyway.
+    forward pass. `policy` (`tl.checkpoint_policies`) says what may be saved:
+    `nothing_saveable` (or None, the default), `everything_saveable` (or
+    "everything": no checkpoint), `dots_saveable`, `save_only_these_names(*names)`. A
+    policy sees the primitives of `f`'s own body, not those inside its loops, branches
+    or the functions it calls (recomputed). Forward mode saves nothing anyway.
 
     A checkpointed function must not print or draw random numbers (running it again
     would repeat them): it is refused with a located error."""
 
     kind = "checkpoint"
-    POLICIES = (None, "nothing", "everything")
 
-    def __init__(self, fun: Callable[..., Any], policy: str | None = None):
+    def __init__(self, fun: Callable[..., Any],
+                 policy: str | CheckpointPolicy | None = None) -> None:
         super().__init__(fun, ())
-        if policy not in self.POLICIES:
-            raise CompileError(f"tl.checkpoint: unknown policy {policy!r}; use None (save "
-                               "nothing, the default) or 'everything'")
+        if policy is None or policy == "nothing":
+            policy = checkpoint_policies.nothing_saveable
+        elif policy == "everything":
+            policy = checkpoint_policies.everything_saveable
+        if not isinstance(policy, CheckpointPolicy):
+            raise CompileError(f"tl.checkpoint: unknown policy {policy!r}; use one of "
+                               "tl.checkpoint_policies (nothing_saveable, the default, "
+                               "everything_saveable, dots_saveable, "
+                               "save_only_these_names(*names))")
         self.policy = policy
 
     def _missing(self) -> str:
         return ""
 
     def _rule(self, fun: Graph) -> CustomRule | None:
+        from .ad.checkpoint import saving_graphs
         from .ir.nodes import graph_nodes, prim_of, reachable_graphs
 
-        if self.policy == "everything":
+        if self.policy.everything:
             return None
         for h in reachable_graphs(fun):
             for n in graph_nodes(h):
@@ -180,6 +237,10 @@ class checkpoint(_Custom):  # noqa: N801 (JAX's name)
                     raise CompileError(f"{n.loc}: tl.checkpoint of {self.fun.__qualname__}: "
                                        f"it calls {p.name}, which the backward pass would "
                                        "run again; move it out of the checkpointed function")
+        if self.policy.saveable is not None:
+            parts = saving_graphs(fun, self.policy.saveable)
+            if parts is not None:
+                return CustomRule("checkpoint", fun, fwd=parts[0], bwd=parts[1])
         return CustomRule("checkpoint", fun)
 
 

@@ -9,19 +9,24 @@ from typing import Any
 
 import numpy as np
 
-from .ad.api_graphs import jvp_graph
+from .ad.api_graphs import expand_transforms, jvp_graph
 from .api import (
     Transformed,
     _api,
     _signature,
     check_backend,
     graph_of,
+    load,
+    optimization_passes,
     positional_arguments,
     python_function,
 )
 from .errors import GradError
 from .grad_api import GradFunction, _integer_leaf, _shows_no_integer
+from .ir.clone import copy_module, is_recursive
 from .ir.nodes import Graph
+from .opt import optimize
+from .opt.kinds import value_kind
 from .runtime import stop_gradient, tree_leaves, tree_unflatten
 
 __all__ = ["hessian", "jacfwd", "jacrev", "jvp", "linearize", "stop_gradient"]
@@ -158,16 +163,81 @@ def _complete(sig: Any) -> bool:
 def linearize(fun: Callable[..., Any], *primals: Any,
               backend: str | None = None) -> tuple[Any, Callable[..., Any]]:
     """`(fun(*primals), f_jvp)` where `f_jvp(*tangents)` is the Jacobian-vector product at
-    `primals` (JAX's `linearize`). Unlike JAX's, `f_jvp` runs the forward-mode program
-    again, primal included, on each call (tapeless does not partially evaluate it yet):
-    it costs what `tl.jvp` costs."""
+    `primals` (JAX's `linearize`). The primal computation runs once, here: `f_jvp` runs
+    the tangent part of the forward-mode program (`tapeless.ad.linearize`), reading the
+    values it needs (the residuals) from this call. Inside a loop that carries tangents
+    (and in a recursive call) the primal work is recomputed on each `f_jvp` call, not
+    saved per iteration; a `print` there prints again."""
+    jf = _jvp_function(fun, check_backend(backend))
+    name = python_function(fun).__qualname__
     zeros = tuple(_zero_tangent(p) for p in primals)
-    out, _ = jvp(fun, primals, zeros, backend)
+    f = python_function(fun)
+    args = positional_arguments(f, tuple(primals), {})
+    zargs = _bind_tangents(f, zeros, args)
+    signature = tuple(map(_signature, (*args, *zargs)))
+    parts = _linearized(jf, args, zargs, signature)
+    value, residuals = parts.primal.fn(*args, *zargs)
+    tangent_part = parts.tangent_for(args, zargs, residuals)
+    n = len(primals)
 
     def f_jvp(*tangents: Any) -> Any:
-        return jvp(fun, primals, tangents, backend)[1]
+        if len(tangents) != n:
+            raise GradError(f"linearize of {name}: f_jvp takes {n} tangents (one per "
+                            f"primal), not {len(tangents)}")
+        for i, (p, t) in enumerate(zip(primals, tangents, strict=True)):
+            _check_tangent(name, i, p, t)
+        targs = _bind_tangents(f, tangents, args)
+        if tuple(map(_signature, targs)) != signature[len(args):]:
+            # (Tangents of other types than the zeros the parts were made for: jvp.)
+            return jvp(fun, primals, tangents, backend)[1]
+        return tangent_part.fn(*args, *targs, *residuals)
 
-    return out, f_jvp
+    return value, f_jvp
+
+
+class _Linearized:
+    """The compiled parts of a linearized function for one argument signature: the
+    primal part, and the tangent part, compiled per signature of the residuals."""
+
+    def __init__(self, jf: JvpFunction, graph: Graph, kinds: tuple) -> None:
+        from .ad.linearize import split
+
+        self.backend = jf.backend
+        self.parts = split(graph)
+        self.kinds = kinds
+        self.primal = load(self.parts.primal, kinds, self.backend)
+        self.tangents: dict[tuple, Any] = {}
+
+    def tangent_for(self, args: list[Any], targs: list[Any], residuals: tuple) -> Any:
+        key = tuple(map(_signature, residuals))
+        compiled = self.tangents.get(key)
+        if compiled is None:
+            kinds = self.kinds + tuple(value_kind(r) for r in residuals)
+            compiled = self.tangents[key] = load(self.parts.tangent, kinds, self.backend)
+        return compiled
+
+
+def _linearized(jf: JvpFunction, args: list[Any], zargs: list[Any],
+                signature: tuple) -> _Linearized:
+    """The parts for arguments of `signature`, compiled once (kept with jf's compiled
+    code, so that a rebound global drops them too)."""
+    jf._validate()
+    key = ("linearize", *signature)
+    hit = jf._compiled.get(key)
+    if hit is None:
+        graph = jf.graph_for(signature)
+        expand_transforms(graph)
+        graph = copy_module(graph)
+        kinds = tuple(value_kind(a) for a in (*args, *zargs))
+        passes = optimization_passes()
+        if passes is None or passes:
+            if not is_recursive(graph):
+                for p, k in zip(graph.parameters, kinds, strict=False):
+                    p.kind = k
+            optimize(graph, passes)
+        hit = jf._compiled[key] = _Linearized(jf, graph, kinds)  # type: ignore[assignment]
+    assert isinstance(hit, _Linearized)
+    return hit
 
 
 def _bind_tangents(f: Callable[..., Any], tangents: tuple, args: list[Any]) -> list[Any]:

@@ -129,6 +129,12 @@ def stop_gradient(x: Any) -> Any:
     return x
 
 
+def checkpoint_name(x: Any, name: str) -> Any:
+    """`x`, named for a checkpoint policy (`tl.checkpoint_name`,
+    `tl.checkpoint_policies.save_only_these_names`): the identity in every mode."""
+    return x
+
+
 def call_fwd(fn: Any, t_fn: Any, args: tuple, tangents: tuple) -> Any:
     """`fn(*args)` in forward-mode code, where `fn` (whose tangent is `t_fn`) is known
     only at run time: its F-callable takes the arguments and then their tangents. A

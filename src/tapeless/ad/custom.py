@@ -160,6 +160,15 @@ def checkpoint_reverse(fun, j_fun, xs):
     return y, lambda c: j_fun(*xs)[1](c)
 
 
+def checkpoint_saving_reverse(saving, j_reusing, xs):
+    # (saving: the function, also returning the values its policy saves; j_reusing: J of
+    # the function reading them (`tapeless.ad.checkpoint`), run in the backward pass)
+    out = saving(*xs)
+    y = out[0]
+    saved = out[1]
+    return y, lambda c: j_reusing(*(xs + (saved,)))[1](c)[:-1]
+
+
 # --- forward mode (F): (value, tangent) ------------------------------------------------------
 
 

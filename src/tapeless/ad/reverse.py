@@ -190,6 +190,11 @@ class JTransform:
         params = [jg.add_parameter(p.name, p.loc) for p in g.parameters]
         xs = jg.apply(P["make_tuple"], *params)
         diff = custom.differentiated(rule)
+        if rule.kind == "checkpoint" and rule.fwd is not None and rule.bwd is not None:
+            jg.output, jg.effects = inline_body(
+                custom.prepared(custom.checkpoint_saving_reverse), jg,
+                [Constant(rule.fwd), Constant(self.graph(rule.bwd)), xs], loc=g.loc)
+            return jg
         if rule.kind == "checkpoint":
             jg.output, jg.effects = inline_body(custom.prepared(custom.checkpoint_reverse), jg, [
                 Constant(rule.fun), Constant(self.graph(rule.fun)), xs], loc=g.loc)

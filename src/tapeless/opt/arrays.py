@@ -452,7 +452,8 @@ def _getitem_sens_reshape(ctx: Context, node: Apply) -> Node | None:
             (shape := shape_of(kx)) is None or not is_f8(kx) or not is_f8(kind(d, ctx.facts)):
         return None
     parts = index.value
-    if not all(p is None or p == slice(None) for p in parts) or \
+    # (`type(p) is slice` first: an index array's `==` is elementwise.)
+    if not all(p is None or (type(p) is slice and p == slice(None)) for p in parts) or \
             sum(p is not None for p in parts) > len(shape):
         return None
     return node.graph.apply(P["reshape_like"], d, x, loc=node.loc, name=node.name)

@@ -120,6 +120,8 @@ _helper("checkpoint_for", "start, stop, step, body, slot, budget, init", differe
 _helper("checkpoint_while", "cond, body, slot, init", differentiable=False, effect=True)
 # `tl.stop_gradient(x)`: x, whose derivative is zero (its rules say so).
 _helper("stop_gradient", "x", pure=True, accepts_zero=True)
+# `tl.checkpoint_name(x, name)`: x, marked for a checkpoint policy that saves it by name.
+_helper("checkpoint_name", "x, name", pure=True, accepts_zero=True)
 # The index's sensitivity in `x[index]`: ZERO, or an error where x is not a container.
 _helper("index_sens", "d, x, index", differentiable=False)
 _helper("index_concat_sens", "d, axis, items")

@@ -19,7 +19,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..runtime import UNBOUND, ZERO, BatchedCode, check_bound, tree_leaves, tree_unflatten
+from ..runtime import (
+    UNBOUND,
+    ZERO,
+    BatchedCode,
+    check_bound,
+    checkpoint_name,
+    tree_leaves,
+    tree_unflatten,
+)
 
 # (Every primitive and rule module first: the rules here cover every primitive.)
 from . import (  # noqa: F401
@@ -369,6 +377,11 @@ def _float(size, flags, x):
 @batch("int", "np.int64")
 def _int(size, flags, x):
     return np.int64(x)
+
+
+@batch("checkpoint_name")
+def _checkpoint_name(size, flags, x, name):
+    return checkpoint_name(x, name)
 
 
 @batch("check_bound")

@@ -20,6 +20,7 @@ from ..runtime import (
     call_value_fwd,
     check_bound,
     check_scalar_output,
+    checkpoint_name,
     construct_value,
     data_only,
     data_only_grad,
@@ -265,6 +266,11 @@ def _check_bound(value, name, where):
 @jvp("zip_strict")
 def _zip_strict(seqs):
     return zip_strict(seqs), lambda t: t
+
+
+@jvp("checkpoint_name")
+def _checkpoint_name(x, name):
+    return checkpoint_name(x, name), lambda t: t, None
 
 
 @jvp("data_only")

@@ -16,6 +16,7 @@ from ..runtime import (
     check_aux_output,
     check_bound,
     check_scalar_output,
+    checkpoint_name,
     construct_value,
     data_only,
     dense,
@@ -186,6 +187,12 @@ def _call_value_fwd(level, fn, t_fn, args, tangents):
         return ZERO, g[0], ZERO, tuple(g[1:1 + n]), tuple(g[1 + n:])
 
     return out, back
+
+
+@rule("checkpoint_name")
+def _checkpoint_name(x, name):
+    # (The value keeps its name: a checkpoint of this derivative code sees it too.)
+    return checkpoint_name(x, name), lambda d: (d, ZERO)
 
 
 @rule("stop_gradient")
