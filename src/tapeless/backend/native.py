@@ -37,6 +37,7 @@ import numpy as np
 
 from .. import runtime as _rt
 from ..ir.nodes import Location
+from .native_loops import lower_item_sums, lower_linked_stacks, lower_list_growth
 from .pygen import Compiled
 
 # Runtime helpers with a native twin (`_nt_<name>` in `_HELPERS`).
@@ -46,8 +47,10 @@ _OVERLOADS = ("pow", *[f.__name__ for f in (
     _rt.gadd, _rt.unbroadcast, _rt.own, _rt.to_structure, _rt.from_structure, _rt.sens_of,
     _rt.getitem_sens, _rt.fdiv, _rt.check_bound, _rt.check_scalar_output, _rt.sens_index,
     _rt.reshape_like, _rt.expand_reduced, _rt.index_update, _rt.index_update_inplace,
-    _rt.immutable_item)])
+    _rt.immutable_item, _rt.dense_sens, _rt.scatter_add, _rt.scatter_add_known)])
 _NATIVE_RUNTIME = {"as_sequence", "unpack", *_OVERLOADS}
+# Overloads the lowering itself calls (`native_loops`), not runtime helpers.
+_LOWERING_OVERLOADS = ("item_sens", "scatter_into", "add_into", "zeros_for")
 # `math` functions whose result is checked (`_CHECKED_MATH`): CPython raises where the
 # C library returns NaN or an infinity from finite arguments; Numba returns the value.
 _MATH_ONE = ("acos acosh asin asinh atan atanh cos cosh erf erfc exp expm1 gamma lgamma "
@@ -657,6 +660,13 @@ def _nt_expand_reduced(d, x, axis, keepdims): ...  # type: ignore[no-untyped-def
 def _nt_index_update(x, index, value): ...  # type: ignore[no-untyped-def]
 def _nt_index_update_inplace(x, index, value): ...  # type: ignore[no-untyped-def]
 def _nt_immutable_item(container, item): ...  # type: ignore[no-untyped-def]
+def _nt_dense_sens(d): ...  # type: ignore[no-untyped-def]
+def _nt_scatter_add(acc, x, indices, ds): ...  # type: ignore[no-untyped-def]
+def _nt_scatter_add_known(acc, x, indices, ds): ...  # type: ignore[no-untyped-def]
+def _nt_item_sens(d, x, index): ...  # type: ignore[no-untyped-def]
+def _nt_scatter_into(acc, item): ...  # type: ignore[no-untyped-def]
+def _nt_add_into(acc, d): ...  # type: ignore[no-untyped-def]
+def _nt_zeros_for(x): ...  # type: ignore[no-untyped-def]
 
 
 _OVERLOADED = False
@@ -854,6 +864,123 @@ def _register_overloads() -> None:
             return refuse
         return lambda container, item: item
 
+    @overload(_nt_dense_sens)
+    def _dense_sens(d):  # type: ignore[no-untyped-def]
+        # (Sparse sensitivities are Python objects: in native code every one is dense.)
+        if isinstance(d, (nt.NoneType, nt.Optional, nt.Array)) or number(d):
+            return lambda d: d
+        return None
+
+    def scatter_add(acc, x, indices, ds):  # type: ignore[no-untyped-def]
+        """`scatter_add` for a float array x, int indices and pieces of one type: the
+        pieces of an index given twice are summed first, as `scatter_sens` sums them."""
+        if acc is None:
+            out = np.zeros(x.shape, x.dtype)
+        else:
+            out = acc
+        n = len(indices)
+        for k in range(n):
+            first = True
+            for m in range(k):
+                if indices[m] == indices[k]:
+                    first = False
+            if first:
+                total = ds[k]
+                for m in range(k + 1, n):
+                    if indices[m] == indices[k]:
+                        total = total + ds[m]
+                out[indices[k]] = out[indices[k]] + total
+        return out
+
+    def scatter_add_types(acc, x, indices, ds):  # type: ignore[no-untyped-def]
+        if not (isinstance(x, nt.Array) and isinstance(x.dtype, nt.Float) and
+                isinstance(indices, nt.UniTuple) and isinstance(indices.dtype, nt.Integer)
+                and isinstance(ds, nt.UniTuple) and len(ds) == len(indices)):
+            return None
+        piece = ds.dtype
+        if not (isinstance(piece, nt.Float) and x.ndim == 1 or isinstance(piece, nt.Array)
+                and isinstance(piece.dtype, nt.Float) and piece.ndim == x.ndim - 1):
+            return None
+        base = acc.type if isinstance(acc, nt.Optional) else acc
+        if not (isinstance(base, nt.NoneType) or isinstance(base, nt.Array) and
+                base.ndim == x.ndim and base.dtype == x.dtype):
+            return None
+        return scatter_add
+
+    overload(_nt_scatter_add)(scatter_add_types)
+    overload(_nt_scatter_add_known)(scatter_add_types)
+
+    # (`native_loops.lower_item_sums`: `_nt_item_sens` is `getitem_sens` kept as its
+    # pieces where `_nt_scatter_into` can add them in place, the dense array otherwise.)
+    def one_item(d, x, index):  # type: ignore[no-untyped-def]
+        return isinstance(x, nt.Array) and isinstance(x.dtype, nt.Float) and \
+            isinstance(index, nt.Integer) and (
+                isinstance(d, nt.Float) if x.ndim == 1 else
+                isinstance(d, nt.Array) and d.ndim == x.ndim - 1)
+
+    @overload(_nt_item_sens)
+    def _item_sens(d, x, index):  # type: ignore[no-untyped-def]
+        if isinstance(d, nt.NoneType):
+            return lambda d, x, index: None
+        if one_item(d, x, index):
+            return lambda d, x, index: (d, x, index)
+        return lambda d, x, index: _nt_getitem_sens(d, x, index)
+
+    @overload(_nt_scatter_into)
+    def _scatter_into(acc, item):  # type: ignore[no-untyped-def]
+        if isinstance(item, nt.NoneType):
+            return lambda acc, item: acc
+        pieces: tuple[Any, ...] = getattr(item, "types", ())
+        if not (isinstance(item, nt.BaseTuple) and len(pieces) == 3 and one_item(*pieces)):
+            return lambda acc, item: _nt_gadd(acc, item)
+        dtype: Any = pieces[1].dtype
+
+        def fresh(acc, item):  # type: ignore[no-untyped-def]
+            d, x, index = item
+            out = np.zeros(x.shape, dtype)
+            out[index] = d
+            return out
+        if isinstance(acc, nt.NoneType):
+            return fresh
+
+        def add(acc, item):  # type: ignore[no-untyped-def]
+            d, x, index = item
+            if acc is None:
+                out = np.zeros(x.shape, dtype)
+                out[index] = d
+                return out
+            acc[index] = acc[index] + d  # (not +=: Numba 0.68 mistypes it for some arrays)
+            return acc
+        return add
+
+    @overload(_nt_zeros_for)
+    def _zeros_for(x):  # type: ignore[no-untyped-def]
+        if isinstance(x, nt.Array) and isinstance(x.dtype, nt.Float):
+            return lambda x: np.zeros(x.shape, x.dtype)
+        return lambda x: None  # (the symbolic zero, as before the rewrite)
+
+    @overload(_nt_add_into)
+    def _add_into(acc, d):  # type: ignore[no-untyped-def]
+        if isinstance(d, nt.NoneType):
+            return lambda acc, d: acc
+        if not (isinstance(d, nt.Array) and isinstance(d.dtype, nt.Float)):
+            return lambda acc, d: _nt_gadd(acc, d)
+        if isinstance(acc, nt.NoneType):
+            return lambda acc, d: d.copy()  # (a copy: d itself may be seen elsewhere)
+        base = acc.type if isinstance(acc, nt.Optional) else acc
+        if not (isinstance(base, nt.Array) and base.ndim == d.ndim and
+                base.dtype == d.dtype):
+            return lambda acc, d: _nt_gadd(acc, d)
+
+        def add(acc, d):  # type: ignore[no-untyped-def]
+            if acc is None:
+                return d.copy()
+            if acc.shape != d.shape:
+                return acc + d  # (NumPy's broadcasting, as gadd)
+            np.add(acc, d, acc)  # (in place; Numba 0.68 mistypes `+=` for some arrays)
+            return acc
+        return add
+
     @overload(_nt_from_structure)
     def _from_structure(value):  # type: ignore[no-untyped-def]
         if isinstance(value, nt.NoneType) or plain(value):
@@ -898,6 +1025,9 @@ def lower_source(source: str) -> tuple[ast.Module, set[str]]:
     """The generated module `source` rewritten for Numba, and the `math` functions it
     checks; raises `_Refused` (with the line) for a construct that is not lowered."""
     tree = ast.parse(source)
+    lower_linked_stacks(tree)
+    lower_item_sums(tree)
+    lower_list_growth(tree)
     lowering = _Lowering()
     tree = lowering.visit(tree)
     ast.fix_missing_locations(tree)
@@ -946,7 +1076,8 @@ def compile_native(compiled: Compiled) -> Compiled:
     import numba
 
     _register_overloads()
-    namespace.update({f"_nt_{name}": globals()[f"_nt_{name}"] for name in _OVERLOADS})
+    namespace.update({f"_nt_{name}": globals()[f"_nt_{name}"]
+                      for name in _OVERLOADS + _LOWERING_OVERLOADS})
     # A module registered under its name: Numba's cached code finds its globals by
     # importing the module of the function it was compiled from.
     name = f"tapeless_native.{stem}"
