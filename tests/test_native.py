@@ -532,3 +532,22 @@ def test_recursive_determinant_is_native() -> None:
     assert_same(tl.jit(det_laplace)(A), f(A))
     assert f(A) == pytest.approx(np.linalg.det(A), rel=1e-12)
     assert _entry(f, A).is_native
+
+
+def curved(x, a):
+    return a * x * x + math.sin(x)
+
+
+def descended(a):
+    """A `tl.grad` inside the compiled function: its derivative code is generic (it
+    tests `isinstance(v, (tuple, list))`, which Numba decides by type)."""
+    x = 0.5
+    for _ in range(5):
+        x = x - 0.1 * tl.grad(curved)(x, a)
+    return x
+
+
+def test_grad_inside_compiled_code_is_native() -> None:
+    f = tl.jit(descended, backend="native")
+    assert_same(tl.jit(descended)(0.7), f(0.7))
+    assert _entry(f, 0.7).is_native

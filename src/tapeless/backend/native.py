@@ -47,7 +47,8 @@ _OVERLOADS = ("pow", *[f.__name__ for f in (
     _rt.gadd, _rt.unbroadcast, _rt.own, _rt.to_structure, _rt.from_structure, _rt.sens_of,
     _rt.getitem_sens, _rt.fdiv, _rt.check_bound, _rt.check_scalar_output, _rt.sens_index,
     _rt.reshape_like, _rt.expand_reduced, _rt.index_update, _rt.index_update_inplace,
-    _rt.immutable_item, _rt.dense_sens, _rt.scatter_add, _rt.scatter_add_known)])
+    _rt.immutable_item, _rt.dense_sens, _rt.scatter_add, _rt.scatter_add_known,
+    _rt.ones_like_output, _rt.lift, _rt.repeat_sens)])
 _NATIVE_RUNTIME = {"as_sequence", "unpack", *_OVERLOADS}
 # Overloads the lowering itself calls (`native_loops`), not runtime helpers.
 _LOWERING_OVERLOADS = ("item_sens", "scatter_into", "add_into", "zeros_for")
@@ -171,7 +172,8 @@ class _Lowering(ast.NodeTransformer):
     """Rewrites a generated module for Numba (see the module's docstring); refuses, with
     the line, what it does not lower."""
 
-    def __init__(self) -> None:
+    def __init__(self, namespace: dict[str, Any] | None = None) -> None:
+        self.namespace = namespace or {}
         self.math: set[str] = set()
         self.loops = 0
         self.numpy_aliases: dict[str, str] = {}  # (`_zeros = np.zeros`)
@@ -261,9 +263,18 @@ class _Lowering(ast.NodeTransformer):
         return node
 
     def visit_Call(self, node: ast.Call) -> ast.AST:
-        """`np.concatenate([a, b])`: Numba joins a tuple of arrays, not a list."""
+        """`np.concatenate([a, b])`: Numba joins a tuple of arrays, not a list;
+        `isinstance(v, _const)` names its classes (Numba reads no global tuple of
+        classes; it decides `isinstance` by types, pruning the other branch)."""
         self.generic_visit(node)
         f = node.func
+        if isinstance(f, ast.Name) and f.id == "isinstance" and len(node.args) == 2 and \
+                isinstance(node.args[1], ast.Name):
+            classes = self.namespace.get(node.args[1].id)
+            if classes == (tuple, list) or classes == (list, tuple):
+                node.args[1] = ast.copy_location(ast.Tuple(
+                    [ast.Name(c.__name__, ast.Load()) for c in classes], ast.Load()),
+                    node.args[1])
         numpy = _numpy_name(f) or (self.numpy_aliases.get(f.id) if isinstance(f, ast.Name)
                                    else None)
         if numpy in _JOINS and node.args and isinstance(node.args[0], ast.List):
@@ -661,6 +672,9 @@ def _nt_index_update(x, index, value): ...  # type: ignore[no-untyped-def]
 def _nt_index_update_inplace(x, index, value): ...  # type: ignore[no-untyped-def]
 def _nt_immutable_item(container, item): ...  # type: ignore[no-untyped-def]
 def _nt_dense_sens(d): ...  # type: ignore[no-untyped-def]
+def _nt_ones_like_output(out): ...  # type: ignore[no-untyped-def]
+def _nt_lift(value): ...  # type: ignore[no-untyped-def]
+def _nt_repeat_sens(d, seq): ...  # type: ignore[no-untyped-def]
 def _nt_scatter_add(acc, x, indices, ds): ...  # type: ignore[no-untyped-def]
 def _nt_scatter_add_known(acc, x, indices, ds): ...  # type: ignore[no-untyped-def]
 def _nt_item_sens(d, x, index): ...  # type: ignore[no-untyped-def]
@@ -871,6 +885,30 @@ def _register_overloads() -> None:
             return lambda d: d
         return None
 
+    @overload(_nt_ones_like_output)
+    def _ones_like_output(out):  # type: ignore[no-untyped-def]
+        if number(out):
+            return lambda out: 1.0
+        if isinstance(out, nt.Array) and out.ndim > 0:
+            return lambda out: np.ones_like(out)
+        return None
+
+    @overload(_nt_lift)
+    def _lift(value):  # type: ignore[no-untyped-def]
+        # (Data passes into derivative code as it is; a function would need its
+        # J-callable, which native code does not have.)
+        if isinstance(value, (nt.Array, nt.BaseTuple)) or number(value):
+            return lambda value: value
+        return None
+
+    @overload(_nt_repeat_sens)
+    def _repeat_sens(d, seq):  # type: ignore[no-untyped-def]
+        # (Only where `isinstance(seq, (tuple, list))` holds, a branch Numba prunes for
+        # numbers and arrays; a real sequence here is not lowered.)
+        if isinstance(d, nt.NoneType):
+            return lambda d, seq: None
+        return None
+
     def scatter_add(acc, x, indices, ds):  # type: ignore[no-untyped-def]
         """`scatter_add` for a float array x, int indices and pieces of one type: the
         pieces of an index given twice are summed first, as `scatter_sens` sums them."""
@@ -1021,22 +1059,28 @@ def _register_overloads() -> None:
         return None
 
 
-def lower_source(source: str) -> tuple[ast.Module, set[str]]:
+def lower_source(source: str, namespace: dict[str, Any] | None = None
+                 ) -> tuple[ast.Module, set[str]]:
     """The generated module `source` rewritten for Numba, and the `math` functions it
     checks; raises `_Refused` (with the line) for a construct that is not lowered."""
     tree = ast.parse(source)
     lower_linked_stacks(tree)
     lower_item_sums(tree)
     lower_list_growth(tree)
-    lowering = _Lowering()
+    lowering = _Lowering(namespace)
     tree = lowering.visit(tree)
     ast.fix_missing_locations(tree)
     return tree, lowering.math
 
 
+def _globals_of(compiled: Compiled) -> dict[str, Any]:
+    python = compiled.fn.python if isinstance(compiled.fn, NativeFunction) else compiled.fn
+    return getattr(getattr(python, "__wrapped__", python), "__globals__", {})
+
+
 def native_source(compiled: Compiled) -> str:
     """The module that the native backend compiles (for reading; `tapeless show`)."""
-    tree, math_names = lower_source(compiled.source)
+    tree, math_names = lower_source(compiled.source, _globals_of(compiled))
     return ast.unparse(tree) + "\n" + _helpers(math_names)
 
 
@@ -1051,7 +1095,7 @@ def compile_native(compiled: Compiled) -> Compiled:
         fallback = module.fallback("*args or keyword-only parameters", None)
         return _with_entry(compiled, NativeFunction(python, None, module, fallback))
     try:
-        tree, math_names = lower_source(compiled.source)
+        tree, math_names = lower_source(compiled.source, _globals_of(compiled))
     except _Refused as refused:
         fallback = module.fallback(refused.reason, refused.line)
         return _with_entry(compiled, NativeFunction(python, None, module, fallback))
