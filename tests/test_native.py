@@ -338,6 +338,32 @@ def test_cache_is_reused_by_a_second_process(tmp_path: Path) -> None:
     assert second < first
 
 
+def list_sum(xs, i):
+    if i == len(xs):
+        return 0.0
+    return xs[i] * xs[i] + list_sum(xs, i + 1)
+
+
+def test_recursion_is_not_cached(tmp_path: Path) -> None:
+    """Numba 0.68 crashes (a segmentation fault) loading the cached code of a recursive
+    function: a second process compiles it again, and runs."""
+    code = textwrap.dedent(f"""
+        import sys
+        sys.path.insert(0, {str(Path(__file__).parent)!r})
+        import tapeless as tl
+        from test_native import list_sum
+        f = tl.jit(list_sum, backend="native")
+        print(f([0.5, 1.5, -2.0], 0), f._get(([0.5, 1.5, -2.0], 0)).fn.is_native)
+    """)
+    env = dict(os.environ, TAPELESS_CACHE_DIR=str(tmp_path), PYTHONPATH=str(ROOT / "src"))
+    env.pop("NUMBA_CACHE_DIR", None)
+    for _ in range(2):
+        out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                             text=True, check=True).stdout.split()
+        assert out == [repr(0.25 + 2.25 + 4.0), "True"]
+    assert not any((tmp_path / "native").glob("list_sum*.py"))
+
+
 # --- forward mode and the transforms built on it ---------------------------------------------
 
 

@@ -1107,7 +1107,8 @@ def compile_native(compiled: Compiled) -> Compiled:
     tree.body.extend(helpers.body)
     names = [n.name for n in tree.body if isinstance(n, ast.FunctionDef)]
     key = _cache_key(tree, {k: v for k, v in namespace.items() if k not in names})
-    directory = cache_dir() if key is not None else None
+    # (Numba 0.68 crashes loading cached code of a recursive function: not cached.)
+    directory = cache_dir() if key is not None and not _recursive(tree) else None
     if directory is not None and key is not None:
         stem = f"{_safe(root)}_{key[:24]}"
         path = directory / f"{stem}.py"
@@ -1145,6 +1146,24 @@ _NJIT: dict[str, Any] = {"boundscheck": True}
 
 def _with_entry(compiled: Compiled, entry: NativeFunction) -> Compiled:
     return Compiled(entry, compiled.source, compiled.filename, compiled.linemap)
+
+
+def _recursive(tree: ast.Module) -> bool:
+    """Whether a function of the module calls itself, directly or through others."""
+    functions = {n.name: n for n in tree.body if isinstance(n, ast.FunctionDef)}
+    calls = {name: {c.func.id for c in ast.walk(fn) if isinstance(c, ast.Call) and
+                    isinstance(c.func, ast.Name) and c.func.id in functions}
+             for name, fn in functions.items()}
+    for start in functions:
+        seen, todo = set(), list(calls[start])
+        while todo:
+            name = todo.pop()
+            if name == start:
+                return True
+            if name not in seen:
+                seen.add(name)
+                todo.extend(calls[name])
+    return False
 
 
 def _safe(name: str) -> str:
