@@ -7,8 +7,10 @@ Python backend and on the native one, JAX `jit` of the same (float64, one thread
 `block_until_ready`; a `lax.fori_loop`/`lax.scan` rewrite where JAX cannot run the
 program as written), which programs fall back and why, the first call's time (tapeless's
 compile and Numba's, with an empty cache; JAX's trace and compile), and the first call
-in a second process that finds Numba's cache. MLP and GMM check that array-dominated
-code is no slower on the native backend.
+in a second process that finds Numba's cache (objective and gradient). MLP and GMM check
+that array-dominated code is no slower on the native backend. The source must not change
+while it runs: the second process would not find the cache (its key covers the
+backend's source).
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ import warnings  # noqa: E402
 from collections.abc import Callable  # noqa: E402
 from typing import Any  # noqa: E402
 
+import control_programs as C  # noqa: E402
 import numpy as np  # noqa: E402
 import programs_core as PC  # noqa: E402
 import workloads as W  # noqa: E402
@@ -205,6 +208,37 @@ def jax_versions(name: str, args: tuple) -> tuple[Callable, Callable, tuple, str
         return f, jax.jacfwd(f), (jnp.float64(args[0]), jnp.float64(args[1])), \
             "`lax.while_loop`; its gradient by forward mode (`jacfwd`): reverse mode " \
             "cannot differentiate `while_loop`"
+    if name == "recursive determinant":
+        import itertools
+
+        n = args[0].shape[0]
+        perms = np.array(list(itertools.permutations(range(n))))
+        # (the sign of each permutation: the parity of its inversions)
+        inversions = sum((perms[:, i] > perms[:, j]).astype(int)
+                         for i in range(n) for j in range(i + 1, n))
+        signs = jnp.asarray(1.0 - 2.0 * (inversions % 2))
+        rows, cols = jnp.arange(n)[None, :], jnp.asarray(perms)
+
+        def f(A):
+            return jnp.sum(signs * jnp.prod(A[rows, cols], axis=1))
+        return f, jax.grad(f), (jnp.asarray(args[0]),), \
+            f"a table of the {len(perms)} permutations with their signs (Leibniz's " \
+            "formula, vectorized) instead of the recursion"
+    if name == "nested-descent saddle":
+        def game(x, y, a, b):
+            return 0.5 * x * x + a * x * y - 0.5 * y * y + b * jnp.sin(x)
+
+        dx, dy = jax.grad(game, 0), jax.grad(game, 1)
+
+        def f(a, b):
+            def outer(_, s):
+                x, y = s
+                x = lax.fori_loop(0, 15, lambda _, x: x - 0.3 * dx(x, y, a, b), x)
+                return x, y + 0.3 * dy(x, y, a, b)
+            x, y = lax.fori_loop(0, 12, outer, (jnp.float64(0.0), jnp.float64(0.0)))
+            return game(x, y, a, b)
+        return f, jax.grad(f, (0, 1)), (jnp.float64(args[0]), jnp.float64(args[1])), \
+            "two nested `lax.fori_loop`s, `jax.grad` inside"
     if name == "LSTM":
         from peers import jax_setup
 
@@ -251,6 +285,8 @@ def workloads() -> list[tuple[str, Callable, tuple, Any]]:
         ("coefficient-loop least squares", coefficient_least_squares,
          (rng.standard_normal(6), xs, np.sin(3 * xs)), 0),
         ("while-loop particle", particle, (10.0, 0.1), (0, 1)),
+        ("recursive determinant", C.det_laplace, C.det_data(7), 0),
+        ("nested-descent saddle", C.saddle_value, C.saddle_data(), (0, 1)),
         ("LSTM", W.lstm_objective, W.lstm_data(2, 64), (0, 1)),
         ("MLP", W.mlp, W.mlp_data(64, 32), (0, 1, 2, 3)),
         ("GMM", W.gmm_objective, W.gmm_data(10, 5, 3), (0, 1, 2, 3)),
@@ -274,10 +310,12 @@ def cache_probe() -> None:
     t0 = time.perf_counter()
     tl.jit(numba_start, backend="native")(1.0)
     print(f"(Numba's start in a process: a trivial function)\t{time.perf_counter() - t0}")
-    for name, fn, args, argnums in workloads()[:5]:
+    for name, fn, args, argnums in workloads():
         t0 = time.perf_counter()
+        tl.jit(fn, backend="native")(*args)
+        t1 = time.perf_counter()
         tl.value_and_grad(fn, argnums, backend="native")(*args)
-        print(f"{name}\t{time.perf_counter() - t0}")
+        print(f"{name}\t{t1 - t0}\t{time.perf_counter() - t1}")
 
 
 def main() -> None:
@@ -294,39 +332,47 @@ def main() -> None:
         first_ng, nat_g = first_call(
             lambda fn=fn, a=argnums: tl.value_and_grad(fn, a, backend="native"), args)
         first_pg, _ = first_call(lambda fn=fn, a=argnums: tl.value_and_grad(fn, a), args)
+        first_pf, _ = first_call(lambda fn=fn: tl.jit(fn), args)
         t = {k: per_call(lambda f=f: f(*args)) for k, f in
              (("py_f", py_f), ("py_g", py_g), ("nat_f", nat_f), ("nat_g", nat_g))}
         jf, jg, jfirst, rewrite = time_jax(name, args)
         fb = fallbacks_of(nat_f) + fallbacks_of(nat_g)
         rows.append((name, t, jf, jg, fb))
-        firsts.append((name, first_pg, first_ng, jfirst))
+        firsts.append((name, first_pf, first_nf, first_pg, first_ng, jfirst))
         notes.append((name, rewrite))
     probe = subprocess.run([sys.executable, os.path.abspath(__file__), "--cache-probe"],
                            capture_output=True, text=True, env=os.environ).stdout
-    warm = dict(line.split("\t") for line in probe.splitlines() if "\t" in line)
+    warm = {line.split("\t")[0]: line.split("\t")[1:] for line in probe.splitlines()
+            if "\t" in line}
 
     print(f"numba {numba.__version__}, numpy {np.__version__}, one thread, float64\n")
     print("| workload | objective python | objective native | gradient python | "
-          "gradient native | native ÷ python (gradient) | JAX jit objective | "
-          "JAX jit gradient | native gradient ÷ JAX | native gradient ÷ native objective |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+          "gradient native | native ÷ python (objective) | native ÷ python (gradient) | "
+          "JAX jit objective | JAX jit gradient | native gradient ÷ JAX | "
+          "native gradient ÷ native objective |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for name, t, jf, jg, _ in rows:
         print(f"| {name} | {fmt(t['py_f'])} | {fmt(t['nat_f'])} | {fmt(t['py_g'])} | "
-              f"{fmt(t['nat_g'])} | {ratio(t['nat_g'], t['py_g'])} | {fmt(jf)} | {fmt(jg)} | "
+              f"{fmt(t['nat_g'])} | {ratio(t['nat_f'], t['py_f'])} | "
+              f"{ratio(t['nat_g'], t['py_g'])} | {fmt(jf)} | {fmt(jg)} | "
               f"{ratio(t['nat_g'], jg)} | {ratio(t['nat_g'], t['nat_f'])} |")
-    print("\nFirst call of the gradient (compile included): Python backend; native with an "
-          "empty cache; native in a second process that finds Numba's cache; JAX jit.\n")
-    print("| workload | python | native, cold | native, cache warm | JAX jit |")
-    print("|---|---|---|---|---|")
-    start = [float(v) for k, v in warm.items() if k.startswith("(Numba")]
-    for name, pg, ng, jfirst in firsts:
-        w = warm.get(name)
-        print(f"| {name} | {fmt(pg)} | {fmt(ng)} | {fmt(float(w)) if w else '—'} | "
+    print("\nFirst call (compile included) of the objective (`jit`) and the gradient: Python "
+          "backend; native with an empty cache; native in a second process that finds "
+          "Numba's cache; JAX jit (the gradient).\n")
+    print("| workload | objective: python | native, cold | native, cache warm | "
+          "gradient: python | native, cold | native, cache warm | JAX jit gradient |")
+    print("|---|---|---|---|---|---|---|---|")
+    start = [float(v[0]) for k, v in warm.items() if k.startswith("(Numba")]
+    for name, pf, nf, pg, ng, jfirst in firsts:
+        w = warm.get(name) or ["", ""]
+        wf, wg = (fmt(float(v)) if v else "—" for v in w[:2])
+        print(f"| {name} | {fmt(pf)} | {fmt(nf)} | {wf} | {fmt(pg)} | {fmt(ng)} | {wg} | "
               f"{fmt(jfirst)} |")
     if start:
         print(f"\nIn the second process, Numba's own start (the first native call of a "
               f"trivial function, before the workloads) took {fmt(start[0])}; the warm "
-              "column is each gradient's first call after it, tapeless's compile included.")
+              "columns are each function's first call after it, tapeless's compile "
+              "included.")
     print("\nFallbacks (these run on the Python backend):\n")
     for name, *_, fb in rows:
         for line in fb or ["none: native"]:

@@ -340,6 +340,32 @@ def test_cache_is_reused_by_a_second_process(tmp_path: Path) -> None:
     assert second < first
 
 
+def list_sum(xs, i):
+    if i == len(xs):
+        return 0.0
+    return xs[i] * xs[i] + list_sum(xs, i + 1)
+
+
+def test_recursion_is_not_cached(tmp_path: Path) -> None:
+    """Numba 0.68 crashes (a segmentation fault) loading the cached code of a recursive
+    function: a second process compiles it again, and runs."""
+    code = textwrap.dedent(f"""
+        import sys
+        sys.path.insert(0, {str(Path(__file__).parent)!r})
+        import tapeless as tl
+        from test_native import list_sum
+        f = tl.jit(list_sum, backend="native")
+        print(f([0.5, 1.5, -2.0], 0), f._get(([0.5, 1.5, -2.0], 0)).fn.is_native)
+    """)
+    env = dict(os.environ, TAPELESS_CACHE_DIR=str(tmp_path), PYTHONPATH=str(ROOT / "src"))
+    env.pop("NUMBA_CACHE_DIR", None)
+    for _ in range(2):
+        out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                             text=True, check=True).stdout.split()
+        assert out == [repr(0.25 + 2.25 + 4.0), "True"]
+    assert not any((tmp_path / "native").glob("list_sum*.py"))
+
+
 # --- forward mode and the transforms built on it ---------------------------------------------
 
 
@@ -429,3 +455,127 @@ def test_python_types_as_dtypes() -> None:
     f = tl.jit(zeros_of_python_types, backend="native")
     assert_same(tl.jit(zeros_of_python_types)(3), f(3))
     assert _entry(f, 3).is_native
+
+
+# --- loops inside loops (backend/native_loops.py) ------------------------------------------
+
+
+def horner_least_squares(c, xs, ys):
+    """A loop over coefficients inside a loop over points: the inner loop's derivative
+    keeps a linked stack, and the inner backward loop sums element sensitivities of c."""
+    total = 0.0
+    for i in range(xs.shape[0]):
+        x = xs[i]
+        p = 0.0
+        for j in range(c.shape[0]):
+            p = p * x + c[j]
+        r = p - ys[i]
+        total = total + r * r
+    return total
+
+
+def test_loop_inside_loop_gradient_is_native() -> None:
+    rng = np.random.default_rng(3)
+    c, xs, ys = rng.standard_normal(4), rng.uniform(-1, 1, 5), rng.standard_normal(5)
+    f = tl.value_and_grad(horner_least_squares, backend="native")
+    value, grad = f(c, xs, ys)
+    assert_same(tl.value_and_grad(horner_least_squares)(c, xs, ys), (value, grad))
+    # (against the gradient by hand: d/dc_j of sum_i r_i^2 is sum_i 2 r_i x_i^(m-1-j))
+    powers = xs[:, None] ** np.arange(len(c) - 1, -1, -1)[None, :]
+    r = powers @ c - ys
+    np.testing.assert_allclose(grad, 2.0 * r @ powers, rtol=1e-12)
+    assert _entry(f, c, xs, ys).is_native
+    source = native.native_source(f._get(f.bind((c, xs, ys), {})))
+    assert "_nt_scatter_into" in source and "_nt_items" in source
+
+
+def test_loop_inside_loop_stack_read_twice() -> None:
+    """A vjp function's backward loops read the stacks its forward loops saved, as often
+    as it is called: the lists are read by index, not popped."""
+    rng = np.random.default_rng(4)
+    c, xs, ys = rng.standard_normal(3), rng.uniform(-1, 1, 4), rng.standard_normal(4)
+    out, vjp_fn = tl.vjp(horner_least_squares, c, xs, ys, backend="native")
+    out_py, vjp_py = tl.vjp(horner_least_squares, c, xs, ys)
+    assert_same(out_py, out)
+    for seed in (1.0, -2.5):
+        assert_same(vjp_py(seed), vjp_fn(seed))
+
+
+def tanh_chain_loops(w, xs):
+    """Array sensitivities summed across a loop inside a loop (`_nt_add_into`)."""
+    total = 0.0
+    for i in range(xs.shape[0]):
+        h = xs[i]
+        for _ in range(3):
+            h = np.tanh(w * h)
+        total = total + np.sum(h)
+    return total
+
+
+def test_array_sums_inside_loops_are_native() -> None:
+    rng = np.random.default_rng(5)
+    w, xs = rng.standard_normal(3), rng.standard_normal((2, 3))
+    f = tl.value_and_grad(tanh_chain_loops, backend="native")
+    assert_same(tl.value_and_grad(tanh_chain_loops)(w, xs), f(w, xs))
+    assert _entry(f, w, xs).is_native
+
+
+def doubled_list(x):
+    """A list grown by concatenation in a loop, from an empty list."""
+    out = []
+    for i in range(x.shape[0]):
+        out = out + [x[i] * 2.0, x[i] + 1.0]
+    total = 0.0
+    for v in out:
+        total = total + v * v
+    return total
+
+
+def test_list_grown_in_a_loop_is_native() -> None:
+    x = np.array([0.5, -1.25, 2.0])
+    f = tl.jit(doubled_list, backend="native")
+    assert_same(doubled_list(x), f(x))
+    assert _entry(f, x).is_native
+
+
+def det_minor(A, row, cols):
+    if len(cols) == 1:
+        return A[row, cols[0]]
+    total = 0.0
+    sign = 1.0
+    for k in range(len(cols)):
+        rest = cols[:k] + cols[k + 1:]
+        total = total + sign * A[row, cols[k]] * det_minor(A, row + 1, rest)
+        sign = -sign
+    return total
+
+
+def det_laplace(A):
+    return det_minor(A, 0, list(range(A.shape[0])))
+
+
+def test_recursive_determinant_is_native() -> None:
+    A = np.random.default_rng(6).standard_normal((4, 4))
+    f = tl.jit(det_laplace, backend="native")
+    assert_same(tl.jit(det_laplace)(A), f(A))
+    assert f(A) == pytest.approx(np.linalg.det(A), rel=1e-12)
+    assert _entry(f, A).is_native
+
+
+def curved(x, a):
+    return a * x * x + math.sin(x)
+
+
+def descended(a):
+    """A `tl.grad` inside the compiled function: its derivative code is generic (it
+    tests `isinstance(v, (tuple, list))`, which Numba decides by type)."""
+    x = 0.5
+    for _ in range(5):
+        x = x - 0.1 * tl.grad(curved)(x, a)
+    return x
+
+
+def test_grad_inside_compiled_code_is_native() -> None:
+    f = tl.jit(descended, backend="native")
+    assert_same(tl.jit(descended)(0.7), f(0.7))
+    assert _entry(f, 0.7).is_native

@@ -37,6 +37,7 @@ import numpy as np
 
 from .. import runtime as _rt
 from ..ir.nodes import Location
+from .native_loops import lower_item_sums, lower_linked_stacks, lower_list_growth
 from .pygen import Compiled
 
 # Runtime helpers with a native twin (`_nt_<name>` in `_HELPERS`).
@@ -46,8 +47,11 @@ _OVERLOADS = ("pow", *[f.__name__ for f in (
     _rt.gadd, _rt.unbroadcast, _rt.own, _rt.to_structure, _rt.from_structure, _rt.sens_of,
     _rt.getitem_sens, _rt.fdiv, _rt.check_bound, _rt.check_scalar_output, _rt.sens_index,
     _rt.reshape_like, _rt.expand_reduced, _rt.index_update, _rt.index_update_inplace,
-    _rt.immutable_item)])
+    _rt.immutable_item, _rt.dense_sens, _rt.scatter_add, _rt.scatter_add_known,
+    _rt.ones_like_output, _rt.lift, _rt.repeat_sens)])
 _NATIVE_RUNTIME = {"as_sequence", "unpack", *_OVERLOADS}
+# Overloads the lowering itself calls (`native_loops`), not runtime helpers.
+_LOWERING_OVERLOADS = ("item_sens", "scatter_into", "add_into", "zeros_for")
 # `math` functions whose result is checked (`_CHECKED_MATH`): CPython raises where the
 # C library returns NaN or an infinity from finite arguments; Numba returns the value.
 _MATH_ONE = ("acos acosh asin asinh atan atanh cos cosh erf erfc exp expm1 gamma lgamma "
@@ -168,7 +172,8 @@ class _Lowering(ast.NodeTransformer):
     """Rewrites a generated module for Numba (see the module's docstring); refuses, with
     the line, what it does not lower."""
 
-    def __init__(self) -> None:
+    def __init__(self, namespace: dict[str, Any] | None = None) -> None:
+        self.namespace = namespace or {}
         self.math: set[str] = set()
         self.loops = 0
         self.numpy_aliases: dict[str, str] = {}  # (`_zeros = np.zeros`)
@@ -258,9 +263,18 @@ class _Lowering(ast.NodeTransformer):
         return node
 
     def visit_Call(self, node: ast.Call) -> ast.AST:
-        """`np.concatenate([a, b])`: Numba joins a tuple of arrays, not a list."""
+        """`np.concatenate([a, b])`: Numba joins a tuple of arrays, not a list;
+        `isinstance(v, _const)` names its classes (Numba reads no global tuple of
+        classes; it decides `isinstance` by types, pruning the other branch)."""
         self.generic_visit(node)
         f = node.func
+        if isinstance(f, ast.Name) and f.id == "isinstance" and len(node.args) == 2 and \
+                isinstance(node.args[1], ast.Name):
+            classes = self.namespace.get(node.args[1].id)
+            if classes == (tuple, list) or classes == (list, tuple):
+                node.args[1] = ast.copy_location(ast.Tuple(
+                    [ast.Name(c.__name__, ast.Load()) for c in classes], ast.Load()),
+                    node.args[1])
         numpy = _numpy_name(f) or (self.numpy_aliases.get(f.id) if isinstance(f, ast.Name)
                                    else None)
         if numpy in _JOINS and node.args and isinstance(node.args[0], ast.List):
@@ -657,6 +671,16 @@ def _nt_expand_reduced(d, x, axis, keepdims): ...  # type: ignore[no-untyped-def
 def _nt_index_update(x, index, value): ...  # type: ignore[no-untyped-def]
 def _nt_index_update_inplace(x, index, value): ...  # type: ignore[no-untyped-def]
 def _nt_immutable_item(container, item): ...  # type: ignore[no-untyped-def]
+def _nt_dense_sens(d): ...  # type: ignore[no-untyped-def]
+def _nt_ones_like_output(out): ...  # type: ignore[no-untyped-def]
+def _nt_lift(value): ...  # type: ignore[no-untyped-def]
+def _nt_repeat_sens(d, seq): ...  # type: ignore[no-untyped-def]
+def _nt_scatter_add(acc, x, indices, ds): ...  # type: ignore[no-untyped-def]
+def _nt_scatter_add_known(acc, x, indices, ds): ...  # type: ignore[no-untyped-def]
+def _nt_item_sens(d, x, index): ...  # type: ignore[no-untyped-def]
+def _nt_scatter_into(acc, item): ...  # type: ignore[no-untyped-def]
+def _nt_add_into(acc, d): ...  # type: ignore[no-untyped-def]
+def _nt_zeros_for(x): ...  # type: ignore[no-untyped-def]
 
 
 _OVERLOADED = False
@@ -854,6 +878,147 @@ def _register_overloads() -> None:
             return refuse
         return lambda container, item: item
 
+    @overload(_nt_dense_sens)
+    def _dense_sens(d):  # type: ignore[no-untyped-def]
+        # (Sparse sensitivities are Python objects: in native code every one is dense.)
+        if isinstance(d, (nt.NoneType, nt.Optional, nt.Array)) or number(d):
+            return lambda d: d
+        return None
+
+    @overload(_nt_ones_like_output)
+    def _ones_like_output(out):  # type: ignore[no-untyped-def]
+        if number(out):
+            return lambda out: 1.0
+        if isinstance(out, nt.Array) and out.ndim > 0:
+            return lambda out: np.ones_like(out)
+        return None
+
+    @overload(_nt_lift)
+    def _lift(value):  # type: ignore[no-untyped-def]
+        # (Data passes into derivative code as it is; a function would need its
+        # J-callable, which native code does not have.)
+        if isinstance(value, (nt.Array, nt.BaseTuple)) or number(value):
+            return lambda value: value
+        return None
+
+    @overload(_nt_repeat_sens)
+    def _repeat_sens(d, seq):  # type: ignore[no-untyped-def]
+        # (Only where `isinstance(seq, (tuple, list))` holds, a branch Numba prunes for
+        # numbers and arrays; a real sequence here is not lowered.)
+        if isinstance(d, nt.NoneType):
+            return lambda d, seq: None
+        return None
+
+    def scatter_add(acc, x, indices, ds):  # type: ignore[no-untyped-def]
+        """`scatter_add` for a float array x, int indices and pieces of one type: the
+        pieces of an index given twice are summed first, as `scatter_sens` sums them."""
+        if acc is None:
+            out = np.zeros(x.shape, x.dtype)
+        else:
+            out = acc
+        n = len(indices)
+        for k in range(n):
+            first = True
+            for m in range(k):
+                if indices[m] == indices[k]:
+                    first = False
+            if first:
+                total = ds[k]
+                for m in range(k + 1, n):
+                    if indices[m] == indices[k]:
+                        total = total + ds[m]
+                out[indices[k]] = out[indices[k]] + total
+        return out
+
+    def scatter_add_types(acc, x, indices, ds):  # type: ignore[no-untyped-def]
+        if not (isinstance(x, nt.Array) and isinstance(x.dtype, nt.Float) and
+                isinstance(indices, nt.UniTuple) and isinstance(indices.dtype, nt.Integer)
+                and isinstance(ds, nt.UniTuple) and len(ds) == len(indices)):
+            return None
+        piece = ds.dtype
+        if not (isinstance(piece, nt.Float) and x.ndim == 1 or isinstance(piece, nt.Array)
+                and isinstance(piece.dtype, nt.Float) and piece.ndim == x.ndim - 1):
+            return None
+        base = acc.type if isinstance(acc, nt.Optional) else acc
+        if not (isinstance(base, nt.NoneType) or isinstance(base, nt.Array) and
+                base.ndim == x.ndim and base.dtype == x.dtype):
+            return None
+        return scatter_add
+
+    overload(_nt_scatter_add)(scatter_add_types)
+    overload(_nt_scatter_add_known)(scatter_add_types)
+
+    # (`native_loops.lower_item_sums`: `_nt_item_sens` is `getitem_sens` kept as its
+    # pieces where `_nt_scatter_into` can add them in place, the dense array otherwise.)
+    def one_item(d, x, index):  # type: ignore[no-untyped-def]
+        return isinstance(x, nt.Array) and isinstance(x.dtype, nt.Float) and \
+            isinstance(index, nt.Integer) and (
+                isinstance(d, nt.Float) if x.ndim == 1 else
+                isinstance(d, nt.Array) and d.ndim == x.ndim - 1)
+
+    @overload(_nt_item_sens)
+    def _item_sens(d, x, index):  # type: ignore[no-untyped-def]
+        if isinstance(d, nt.NoneType):
+            return lambda d, x, index: None
+        if one_item(d, x, index):
+            return lambda d, x, index: (d, x, index)
+        return lambda d, x, index: _nt_getitem_sens(d, x, index)
+
+    @overload(_nt_scatter_into)
+    def _scatter_into(acc, item):  # type: ignore[no-untyped-def]
+        if isinstance(item, nt.NoneType):
+            return lambda acc, item: acc
+        pieces: tuple[Any, ...] = getattr(item, "types", ())
+        if not (isinstance(item, nt.BaseTuple) and len(pieces) == 3 and one_item(*pieces)):
+            return lambda acc, item: _nt_gadd(acc, item)
+        dtype: Any = pieces[1].dtype
+
+        def fresh(acc, item):  # type: ignore[no-untyped-def]
+            d, x, index = item
+            out = np.zeros(x.shape, dtype)
+            out[index] = d
+            return out
+        if isinstance(acc, nt.NoneType):
+            return fresh
+
+        def add(acc, item):  # type: ignore[no-untyped-def]
+            d, x, index = item
+            if acc is None:
+                out = np.zeros(x.shape, dtype)
+                out[index] = d
+                return out
+            acc[index] = acc[index] + d  # (not +=: Numba 0.68 mistypes it for some arrays)
+            return acc
+        return add
+
+    @overload(_nt_zeros_for)
+    def _zeros_for(x):  # type: ignore[no-untyped-def]
+        if isinstance(x, nt.Array) and isinstance(x.dtype, nt.Float):
+            return lambda x: np.zeros(x.shape, x.dtype)
+        return lambda x: None  # (the symbolic zero, as before the rewrite)
+
+    @overload(_nt_add_into)
+    def _add_into(acc, d):  # type: ignore[no-untyped-def]
+        if isinstance(d, nt.NoneType):
+            return lambda acc, d: acc
+        if not (isinstance(d, nt.Array) and isinstance(d.dtype, nt.Float)):
+            return lambda acc, d: _nt_gadd(acc, d)
+        if isinstance(acc, nt.NoneType):
+            return lambda acc, d: d.copy()  # (a copy: d itself may be seen elsewhere)
+        base = acc.type if isinstance(acc, nt.Optional) else acc
+        if not (isinstance(base, nt.Array) and base.ndim == d.ndim and
+                base.dtype == d.dtype):
+            return lambda acc, d: _nt_gadd(acc, d)
+
+        def add(acc, d):  # type: ignore[no-untyped-def]
+            if acc is None:
+                return d.copy()
+            if acc.shape != d.shape:
+                return acc + d  # (NumPy's broadcasting, as gadd)
+            np.add(acc, d, acc)  # (in place; Numba 0.68 mistypes `+=` for some arrays)
+            return acc
+        return add
+
     @overload(_nt_from_structure)
     def _from_structure(value):  # type: ignore[no-untyped-def]
         if isinstance(value, nt.NoneType) or plain(value):
@@ -894,19 +1059,28 @@ def _register_overloads() -> None:
         return None
 
 
-def lower_source(source: str) -> tuple[ast.Module, set[str]]:
+def lower_source(source: str, namespace: dict[str, Any] | None = None
+                 ) -> tuple[ast.Module, set[str]]:
     """The generated module `source` rewritten for Numba, and the `math` functions it
     checks; raises `_Refused` (with the line) for a construct that is not lowered."""
     tree = ast.parse(source)
-    lowering = _Lowering()
+    lower_linked_stacks(tree)
+    lower_item_sums(tree)
+    lower_list_growth(tree)
+    lowering = _Lowering(namespace)
     tree = lowering.visit(tree)
     ast.fix_missing_locations(tree)
     return tree, lowering.math
 
 
+def _globals_of(compiled: Compiled) -> dict[str, Any]:
+    python = compiled.fn.python if isinstance(compiled.fn, NativeFunction) else compiled.fn
+    return getattr(getattr(python, "__wrapped__", python), "__globals__", {})
+
+
 def native_source(compiled: Compiled) -> str:
     """The module that the native backend compiles (for reading; `tapeless show`)."""
-    tree, math_names = lower_source(compiled.source)
+    tree, math_names = lower_source(compiled.source, _globals_of(compiled))
     return ast.unparse(tree) + "\n" + _helpers(math_names)
 
 
@@ -921,7 +1095,7 @@ def compile_native(compiled: Compiled) -> Compiled:
         fallback = module.fallback("*args or keyword-only parameters", None)
         return _with_entry(compiled, NativeFunction(python, None, module, fallback))
     try:
-        tree, math_names = lower_source(compiled.source)
+        tree, math_names = lower_source(compiled.source, _globals_of(compiled))
     except _Refused as refused:
         fallback = module.fallback(refused.reason, refused.line)
         return _with_entry(compiled, NativeFunction(python, None, module, fallback))
@@ -933,7 +1107,8 @@ def compile_native(compiled: Compiled) -> Compiled:
     tree.body.extend(helpers.body)
     names = [n.name for n in tree.body if isinstance(n, ast.FunctionDef)]
     key = _cache_key(tree, {k: v for k, v in namespace.items() if k not in names})
-    directory = cache_dir() if key is not None else None
+    # (Numba 0.68 crashes loading cached code of a recursive function: not cached.)
+    directory = cache_dir() if key is not None and not _recursive(tree) else None
     if directory is not None and key is not None:
         stem = f"{_safe(root)}_{key[:24]}"
         path = directory / f"{stem}.py"
@@ -946,7 +1121,8 @@ def compile_native(compiled: Compiled) -> Compiled:
     import numba
 
     _register_overloads()
-    namespace.update({f"_nt_{name}": globals()[f"_nt_{name}"] for name in _OVERLOADS})
+    namespace.update({f"_nt_{name}": globals()[f"_nt_{name}"]
+                      for name in _OVERLOADS + _LOWERING_OVERLOADS})
     # A module registered under its name: Numba's cached code finds its globals by
     # importing the module of the function it was compiled from.
     name = f"tapeless_native.{stem}"
@@ -970,6 +1146,24 @@ _NJIT: dict[str, Any] = {"boundscheck": True}
 
 def _with_entry(compiled: Compiled, entry: NativeFunction) -> Compiled:
     return Compiled(entry, compiled.source, compiled.filename, compiled.linemap)
+
+
+def _recursive(tree: ast.Module) -> bool:
+    """Whether a function of the module calls itself, directly or through others."""
+    functions = {n.name: n for n in tree.body if isinstance(n, ast.FunctionDef)}
+    calls = {name: {c.func.id for c in ast.walk(fn) if isinstance(c, ast.Call) and
+                    isinstance(c.func, ast.Name) and c.func.id in functions}
+             for name, fn in functions.items()}
+    for start in functions:
+        seen, todo = set(), list(calls[start])
+        while todo:
+            name = todo.pop()
+            if name == start:
+                return True
+            if name not in seen:
+                seen.add(name)
+                todo.extend(calls[name])
+    return False
 
 
 def _safe(name: str) -> str:

@@ -1,0 +1,401 @@
+"""Loop state in native code: linked stacks as lists, sums of element sensitivities
+in place.
+
+The derivative of a loop that the optimizer could not give a Python list (`lower_stacks`
+in `opt/loops.py`: the inner loop of a loop nest, whose stack is saved on the outer
+loop's stack) saves its values on a linked stack of pairs: `stack = None` before the
+loop, `stack = (saved, stack)` in it, and a backward loop
+`while stack is not None: rest = stack[1]; saved = stack[0]; ...; stack = rest`.
+Numba cannot type a tuple that nests one level deeper each turn. This module rewrites
+such a stack, in the generated module's source, as a list that the forward loop appends
+to and the backward loop reads from its end by an index (without popping: a stack read
+twice reads the same values).
+
+The rewrite is made only where it cannot be observed: the list is made fresh where the
+linked stack starts (`stack = None`), nothing reads it while the loop that pushes runs,
+and nothing pushes onto it after that loop; the backward loop reads it only through
+`[0]` and `[1]` and passes `[1]` on as its next state. Any push left as a pair keeps
+the module off the native backend (the lowering refuses it), so every backward loop
+rewritten reads a list.
+
+A backward loop that reads `x[j]` forward gathers its sensitivity as
+`d_x = gadd(d_x, g)` with `g = getitem_sens(d, x, j)`: an array of x's shape, zero but
+at j, made each turn. Where `d_x` starts as ZERO (`None`) right before the loop and is
+named in the loop only there, each array it holds is made by that sum and seen by no one
+else until the loop ends, so the sum can go into it in place (`_nt_scatter_into`); where
+x is a parameter, `d_x` starts as x's zeros (`_nt_zeros_for`), the same sum: the loop
+then never tests for None.
+Any other sum `d_x = gadd(d_x, g)` of such an accumulator copies the first `g` and adds
+the others into that copy (`_nt_add_into`).
+"""
+
+from __future__ import annotations
+
+import ast
+import itertools
+from collections.abc import Iterator
+
+
+def lower_linked_stacks(tree: ast.Module) -> int:
+    """Rewrite the linked stacks of `tree` as lists (see the module's docstring); returns
+    how many stacks were rewritten (backward loops are rewritten only if one was)."""
+    scopes = [n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef)]
+    counter = itertools.count(1)
+    pushed = sum(_lower_pushes(fn, counter) for fn in scopes)
+    if pushed:
+        for fn in scopes:
+            _lower_pops(fn, counter)
+    return pushed
+
+
+def lower_item_sums(tree: ast.Module) -> int:
+    """Rewrite the sums of element sensitivities of `tree`'s loops in place (see the
+    module's docstring); returns how many were rewritten."""
+    done = 0
+    for fn in [n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef)]:
+        for stmts in list(_statement_lists(fn)):
+            for i, start in enumerate(stmts):
+                if isinstance(start, ast.Assign) and len(start.targets) == 1 and \
+                        isinstance(start.targets[0], ast.Name) and _is_zero(start.value):
+                    done += _lower_item_sum(fn, stmts, i, start.targets[0].id)
+    return done
+
+
+def _lower_item_sum(fn: ast.FunctionDef, stmts: list[ast.stmt], i: int, acc: str) -> int:
+    """`acc = None` at `stmts[i]`, then a loop in which `acc` appears only as
+    `acc = _gadd(acc, g)` (an element sensitivity where `g = _getitem_sens(...)` is named
+    nowhere else)."""
+    loops = [s for s in stmts[i + 1:] if isinstance(s, (ast.For, ast.While))]
+    if not loops:
+        return 0
+    loop = loops[0]
+    if any(_is_name(n, acc) for s in stmts[i + 1:stmts.index(loop)] for n in ast.walk(s)):
+        return 0
+    sums: list[tuple[ast.Call, ast.Name]] = []  # (the `_gadd` call, the `g` it adds)
+    for node in ast.walk(loop):
+        if isinstance(node, ast.Assign):
+            for target, value in _pairs(node) or []:
+                if _is_name(target, acc) and isinstance(value, ast.Call) and \
+                        _calls(value, "gadd") and len(value.args) == 2 and \
+                        all(isinstance(a, ast.Name) for a in value.args) and \
+                        sum(_is_name(a, acc) for a in value.args) == 1:
+                    other = value.args[1] if _is_name(value.args[0], acc) else value.args[0]
+                    assert isinstance(other, ast.Name)
+                    sums.append((value, other))
+    if not sums:
+        return 0
+    allowed = {id(n) for call, _ in sums for n in ast.walk(call)}
+    allowed |= {id(t) for node in ast.walk(loop) if isinstance(node, ast.Assign)
+                for t, v in _pairs(node) or [] if any(v is call for call, _ in sums)}
+    if any(_is_name(n, acc) and id(n) not in allowed for n in ast.walk(loop)) or \
+            any(isinstance(n, (ast.FunctionDef, ast.Lambda)) for n in ast.walk(loop)):
+        return 0
+    done, scattered = 0, []
+    for call, g in sums:
+        made = [s for s in ast.walk(loop) if isinstance(s, ast.Assign) and
+                len(s.targets) == 1 and _is_name(s.targets[0], g.id) and
+                _calls(s.value, "getitem_sens")]
+        uses = [n for n in _own_nodes(fn) if _is_name(n, g.id)]
+        call.func = ast.copy_location(ast.Name("_nt_add_into", ast.Load()), call.func)
+        call.args = [ast.Name(acc, ast.Load()), g]
+        done += 1
+        if len(made) != 1 or len(uses) != 2:
+            continue
+        assert isinstance(made[0].value, ast.Call)
+        made[0].value.func = ast.copy_location(ast.Name("_nt_item_sens", ast.Load()),
+                                               made[0].value.func)
+        call.func = ast.copy_location(ast.Name("_nt_scatter_into", ast.Load()), call.func)
+        scattered.append(made[0].value.args[1])
+    # Where every sum scatters into one parameter's shape, the accumulator starts as an
+    # array of zeros (`_nt_zeros_for`): no test for None in the loop.
+    params = {a.arg for a in fn.args.args}
+    first = scattered[0] if scattered else None
+    if isinstance(first, ast.Name) and len(scattered) == len(sums) and \
+            all(_is_name(x, first.id) for x in scattered) and first.id in params and \
+            not any(isinstance(n, ast.Name) and n.id == first.id and
+                    isinstance(n.ctx, ast.Store) for n in _own_nodes(fn)):
+        start = stmts[i]
+        assert isinstance(start, ast.Assign)
+        start.value = ast.copy_location(ast.Call(ast.Name("_nt_zeros_for", ast.Load()),
+                                                 [ast.Name(first.id, ast.Load())], []),
+                                        start.value)
+    return done
+
+
+def lower_list_growth(tree: ast.Module) -> int:
+    """`xs = []` before a loop that only grows it, `xs = xs + [a, b]`, as appends: Numba
+    cannot type the empty list from a concatenation, and can from `append`. The lists
+    concatenated in the loop are seen by no one until it ends, so appending to one list
+    gives the same list. Returns how many lists were rewritten."""
+    done = 0
+    for fn in [n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef)]:
+        for stmts in list(_statement_lists(fn)):
+            for i, start in enumerate(stmts):
+                if isinstance(start, ast.Assign) and len(start.targets) == 1 and \
+                        isinstance(start.targets[0], ast.Name) and \
+                        isinstance(start.value, ast.List) and not start.value.elts:
+                    done += _lower_growth(stmts, i, start.targets[0].id)
+    return done
+
+
+def _lower_growth(stmts: list[ast.stmt], i: int, name: str) -> int:
+    loop = next((s for s in stmts[i + 1:] if isinstance(s, (ast.For, ast.While))), None)
+    if loop is None or any(_is_name(n, name) for s in stmts[i + 1:stmts.index(loop)]
+                           for n in ast.walk(s)):
+        return 0
+    grows = [s for s in ast.walk(loop) if isinstance(s, ast.Assign) and len(s.targets) == 1
+             and _is_name(s.targets[0], name) and isinstance(s.value, ast.BinOp) and
+             isinstance(s.value.op, ast.Add) and _is_name(s.value.left, name) and
+             isinstance(s.value.right, ast.List) and s.value.right.elts]
+    inside = {id(s.targets[0]) for s in grows}
+    inside |= {id(s.value.left) for s in grows if isinstance(s.value, ast.BinOp)}
+    if not grows or any(_is_name(n, name) and id(n) not in inside for n in ast.walk(loop)) \
+            or any(isinstance(n, (ast.FunctionDef, ast.Lambda)) for n in ast.walk(loop)):
+        return 0
+    for grow in grows:
+        assert isinstance(grow.value, ast.BinOp) and isinstance(grow.value.right, ast.List)
+        appends = [ast.copy_location(ast.Expr(ast.Call(
+            ast.Attribute(ast.Name(name, ast.Load()), "append", ast.Load()), [e], [])), grow)
+            for e in grow.value.right.elts]
+        for block in _blocks(loop):
+            if grow in block:
+                at = block.index(grow)
+                block[at:at + 1] = appends
+    return len(grows)
+
+
+def _blocks(node: ast.AST) -> list[list[ast.stmt]]:
+    """The statement lists in `node` (itself a statement), functions left out."""
+    out = []
+    for n in ast.walk(node):
+        if isinstance(n, (ast.FunctionDef, ast.Lambda)):
+            continue
+        for field in ("body", "orelse", "finalbody"):
+            stmts = getattr(n, field, None)
+            if isinstance(stmts, list) and stmts and isinstance(stmts[0], ast.stmt):
+                out.append(stmts)
+    return out
+
+
+def _is_zero(node: ast.AST) -> bool:
+    """The symbolic zero sensitivity: `_rt.ZERO` (None in native code)."""
+    return isinstance(node, ast.Constant) and node.value is None or \
+        isinstance(node, ast.Attribute) and _is_name(node.value, "_rt") and node.attr == "ZERO"
+
+
+def _calls(node: ast.AST, helper: str) -> bool:
+    """Whether `node` calls the runtime helper `helper` (`_rt.helper`, or the name
+    `_helper` the generated code binds it to)."""
+    if not isinstance(node, ast.Call):
+        return False
+    f = node.func
+    return _is_name(f, f"_{helper}") or isinstance(f, ast.Attribute) and \
+        _is_name(f.value, "_rt") and f.attr == helper
+
+
+def _own_nodes(fn: ast.FunctionDef) -> Iterator[ast.AST]:
+    """The nodes of `fn`'s body, not those of functions nested in it."""
+    todo: list[ast.AST] = list(fn.body)
+    while todo:
+        node = todo.pop()
+        yield node
+        if not isinstance(node, (ast.FunctionDef, ast.Lambda)):
+            todo.extend(ast.iter_child_nodes(node))
+
+
+def _statement_lists(fn: ast.FunctionDef) -> Iterator[list[ast.stmt]]:
+    yield fn.body
+    for node in _own_nodes(fn):
+        for field in ("body", "orelse", "finalbody"):
+            stmts = getattr(node, field, None)
+            if isinstance(stmts, list) and stmts and isinstance(stmts[0], ast.stmt) and \
+                    not isinstance(node, (ast.FunctionDef, ast.Lambda)):
+                yield stmts
+
+
+def _is_name(node: ast.AST, name: str) -> bool:
+    return isinstance(node, ast.Name) and node.id == name
+
+
+def _pairs(stmt: ast.Assign) -> list[tuple[ast.expr, ast.expr]] | None:
+    """The (target, value) pairs of `a = x` or `a, b = x, y`; None for other forms."""
+    if len(stmt.targets) != 1:
+        return None
+    target = stmt.targets[0]
+    if isinstance(target, ast.Tuple) and isinstance(stmt.value, ast.Tuple):
+        if len(target.elts) != len(stmt.value.elts) or \
+                any(isinstance(e, ast.Starred) for e in target.elts + stmt.value.elts):
+            return None
+        return list(zip(target.elts, stmt.value.elts, strict=True))
+    return [(target, stmt.value)]
+
+
+def _push_of(stmt: ast.AST) -> tuple[str, ast.expr] | None:
+    """(S, item) where `stmt` assigns `(item, S)` to S (alone or among others)."""
+    if not isinstance(stmt, ast.Assign):
+        return None
+    for target, value in _pairs(stmt) or []:
+        if isinstance(target, ast.Name) and isinstance(value, ast.Tuple) and \
+                len(value.elts) == 2 and _is_name(value.elts[1], target.id):
+            return target.id, value.elts[0]
+    return None
+
+
+def _without(stmt: ast.Assign, name: str) -> ast.stmt | None:
+    """`stmt` without its pair that assigns `name` (None if nothing is left)."""
+    pairs = [(t, v) for t, v in _pairs(stmt) or [] if not _is_name(t, name)]
+    if not pairs:
+        return None
+    if len(pairs) == 1:
+        out = ast.Assign([pairs[0][0]], pairs[0][1])
+    else:
+        out = ast.Assign([ast.Tuple([t for t, _ in pairs], ast.Store())],
+                         ast.Tuple([v for _, v in pairs], ast.Load()))
+    return ast.copy_location(out, stmt)
+
+
+def _lower_pushes(fn: ast.FunctionDef, counter: itertools.count) -> int:
+    pushes: dict[str, list[ast.Assign]] = {}
+    for node in _own_nodes(fn):
+        found = _push_of(node)
+        if found is not None:
+            assert isinstance(node, ast.Assign)
+            pushes.setdefault(found[0], []).append(node)
+    lowered = 0
+    for name, stmts in pushes.items():
+        if _lower_push(fn, name, stmts, counter):
+            lowered += 1
+    return lowered
+
+
+def _lower_push(fn: ast.FunctionDef, name: str, pushes: list[ast.Assign],
+                counter: itertools.count) -> bool:
+    """Rewrite the stack `name` if its start (`name = None`) and the loop that pushes
+    onto it are statements of one block, nothing else in the loop reads or assigns it,
+    and nothing else assigns it at all."""
+    for stmts in _statement_lists(fn):
+        for i, start in enumerate(stmts):
+            if not (isinstance(start, ast.Assign) and len(start.targets) == 1 and
+                    _is_name(start.targets[0], name) and
+                    isinstance(start.value, ast.Constant) and start.value.value is None):
+                continue
+            loop = next((s for s in stmts[i + 1:] if isinstance(s, (ast.For, ast.While)) and
+                         all(any(p is n for n in ast.walk(s)) for p in pushes)), None)
+            if loop is None:
+                return False
+            between = stmts[i + 1:stmts.index(loop)]
+            if any(_is_name(n, name) for s in between for n in ast.walk(s)):
+                return False
+            # (In the loop only the pushes name it; elsewhere only reads and the start.)
+            inside_pushes = {id(n) for p in pushes for n in ast.walk(p)}
+            for n in ast.walk(loop):
+                if _is_name(n, name) and id(n) not in inside_pushes:
+                    return False
+            for n in _own_nodes(fn):
+                if isinstance(n, ast.Name) and n.id == name and isinstance(n.ctx, ast.Store) \
+                        and n is not start.targets[0] and \
+                        not any(n is t for p in pushes for t in ast.walk(p)):
+                    return False
+            n = next(counter)
+            items, first = f"_nt_items{n}", f"_nt_start{n}"
+            load = ast.Load()
+            stmts[i] = ast.copy_location(ast.Assign(
+                [ast.Name(first, ast.Store())],
+                ast.Call(ast.Name("len", load), [ast.Name(items, load)], [])), start)
+            # (Stacks made by other runs of the loop share the list: each is a range.)
+            view = ast.Assign([ast.Name(name, ast.Store())], ast.Tuple(
+                [ast.Name(items, load), ast.Name(first, load),
+                 ast.Call(ast.Name("len", load), [ast.Name(items, load)], [])], load))
+            at = stmts.index(loop)
+            stmts.insert(at + 1, ast.copy_location(view, loop))
+            fn.body.insert(0, ast.copy_location(
+                ast.Assign([ast.Name(items, ast.Store())], ast.List([], load)), fn.body[0]))
+            for p in pushes:
+                _replace_push(fn, p, items)
+            return True
+    return False
+
+
+def _replace_push(fn: ast.FunctionDef, push: ast.Assign, items: str) -> None:
+    found = _push_of(push)
+    assert found is not None
+    append = ast.copy_location(ast.Expr(ast.Call(
+        ast.Attribute(ast.Name(items, ast.Load()), "append", ast.Load()), [found[1]], [])),
+        push)
+    rest = _without(push, found[0])
+    for stmts in _statement_lists(fn):
+        for i, s in enumerate(stmts):
+            if s is push:
+                stmts[i:i + 1] = [append] + ([rest] if rest is not None else [])
+                return
+
+
+def _lower_pops(fn: ast.FunctionDef, counter: itertools.count) -> None:
+    for node in list(_own_nodes(fn)):
+        if isinstance(node, ast.While):
+            _lower_pop(fn, node, counter)
+
+
+def _lower_pop(fn: ast.FunctionDef, loop: ast.While, counter: itertools.count) -> bool:
+    """`while S is not None: rest = S[1]; item = S[0]...; S = rest` as a loop over the
+    list S from its end, by an index; S read nowhere else in `fn`."""
+    test = loop.test
+    if not (isinstance(test, ast.Compare) and isinstance(test.left, ast.Name) and
+            len(test.ops) == 1 and isinstance(test.ops[0], ast.IsNot) and
+            isinstance(test.comparators[0], ast.Constant) and
+            test.comparators[0].value is None) or loop.orelse:
+        return False
+    name = test.left.id
+    rest_stmts = [s for s in loop.body if isinstance(s, ast.Assign) and len(s.targets) == 1
+                  and isinstance(s.targets[0], ast.Name) and isinstance(s.value, ast.Subscript)
+                  and _is_name(s.value.value, name) and isinstance(s.value.slice, ast.Constant)
+                  and s.value.slice.value == 1]
+    if len(rest_stmts) != 1:
+        return False
+    rest_stmt = rest_stmts[0]
+    assert isinstance(rest_stmt.targets[0], ast.Name)
+    rest = rest_stmt.targets[0].id
+    heads = [n for s in loop.body for n in ast.walk(s) if isinstance(n, ast.Subscript) and
+             _is_name(n.value, name) and isinstance(n.slice, ast.Constant) and
+             n.slice.value == 0]
+    nexts = [s for s in loop.body if isinstance(s, ast.Assign) and
+             any(_is_name(t, name) and _is_name(v, rest) for t, v in _pairs(s) or [])]
+    if len(heads) != 1 or len(nexts) != 1:
+        return False
+    # S: read only by the test, `S[0]` and `S[1]`; rest: only passed on as S.
+    assert isinstance(rest_stmt.value, ast.Subscript)
+    allowed = {id(test.left), id(heads[0].value), id(rest_stmt.value.value)}
+    allowed |= {id(t) for s in nexts for t, v in _pairs(s) or [] if _is_name(t, name)}
+    for n in _own_nodes(fn):
+        if _is_name(n, name) and id(n) not in allowed:
+            if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store) and \
+                    not any(n is x for x in ast.walk(loop)):
+                continue  # (where S is bound, before the loop)
+            return False
+        if _is_name(n, rest) and n is not rest_stmt.targets[0] and \
+                not any(_is_name(v, rest) and n is v for s in nexts for _, v in _pairs(s) or []):
+            return False
+    index = f"_nt_k{next(counter)}"
+    load = ast.Load()
+    heads[0].slice = ast.Name(index, load)
+    heads[0].value = ast.Subscript(ast.Name(name, load), ast.Constant(0), load)
+    loop.test = ast.copy_location(ast.Compare(ast.Name(index, load), [ast.GtE()], [
+        ast.Subscript(ast.Name(name, load), ast.Constant(1), load)]), test)
+    step = ast.BinOp(ast.Name(index, load), ast.Sub(), ast.Constant(1))
+    nxt = nexts[0]
+    pairs = [(ast.Name(index, ast.Store()), step) if _is_name(t, name) else (t, v)
+             for t, v in _pairs(nxt) or []]
+    replacement = ast.Assign([pairs[0][0]], pairs[0][1]) if len(pairs) == 1 else \
+        ast.Assign([ast.Tuple([t for t, _ in pairs], ast.Store())],
+                   ast.Tuple([v for _, v in pairs], load))
+    loop.body = [ast.copy_location(replacement, nxt) if s is nxt else s
+                 for s in loop.body if s is not rest_stmt]
+    start = ast.Assign([ast.Name(index, ast.Store())], ast.BinOp(
+        ast.Subscript(ast.Name(name, load), ast.Constant(2), load), ast.Sub(),
+        ast.Constant(1)))
+    for stmts in _statement_lists(fn):
+        for i, s in enumerate(stmts):
+            if s is loop:
+                stmts[i:i] = [ast.copy_location(start, loop)]
+                return True
+    return False
