@@ -831,6 +831,22 @@ def matmul_tn(a: Any, b: Any, block: int) -> Any:
     return out
 
 
+def max_sens(d: Any, a: Any, b: Any) -> Any:
+    """The sensitivity of `a` in `np.maximum(a, b)` given `d`, that of the result: d where
+    a > b, half of d where a == b (ties share, as autograd and JAX do), else `d * 0`.
+    The same values as `d * np.where(a > b, 1.0, np.where(a == b, 0.5, 0.0))`, which
+    the reverse rule computes, with one comparison and a product where nothing ties
+    (ReLU's gradient, as written by hand). The optimizer makes it for float64 arrays
+    (`tapeless.opt.arrays.max_sens_one_comparison`)."""
+    import numpy as np
+
+    out = d * np.greater(a, b)
+    ties = np.equal(a, b)
+    if ties.any():
+        out = np.where(ties, 0.5 * d, out)
+    return out
+
+
 def scatter_add_known(acc: Any, x: Any, indices: tuple, ds: tuple) -> Any:
     """`scatter_add` without its tests, where the optimizer proved them: `x` is a float64
     array (or a list of float64 values of one shape), the indices are ints and the pieces
