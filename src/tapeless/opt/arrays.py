@@ -23,7 +23,7 @@ from .loops import LoopFacts
 from .patterns import holds_term, is_prim, scattered, size_of, tuple_items
 from .replace import apply_replacements
 from .rules import Context, P, rewrite
-from .softmax import max_share_cancels, reduced_axes
+from .softmax import invariant_share, max_share_cancels, reduced_axes, softmax_term_in
 from .zeros import never_zero
 
 
@@ -179,16 +179,21 @@ def _transpose_twice(ctx: Context, node: Apply) -> Node | None:
 @rewrite("add", "gadd")
 def _max_share_zero(ctx: Context, node: Apply) -> Node | None:
     """`x + share` where share is the part of a log-sum-exp's gradient that goes through
-    the max, which is zero (`tapeless.opt.softmax`), and x holds the softmax term: x.
-    Computed, the share is rounding noise: the result differs from it by that noise."""
+    the max, which is zero (`tapeless.opt.softmax`: the derivative's terms cancel, or
+    the objective does not depend on the max, however the shift is spelled), and x
+    holds the softmax term: x. Computed, the share is rounding noise: the result
+    differs from it by that noise."""
     a, b = node.inputs[1:]
     for x, share in ((a, b), (b, a)):
         # (The share's form first: it is rare, and kinds are costly to infer for every sum.)
         w = max_share_cancels(share, ctx.facts)
         if w is None:
-            continue
+            mx = invariant_share(share, ctx.root, ctx.facts)
+            if mx is None or not softmax_term_in(x, mx, ctx.facts):
+                continue
         kx = kind(x, ctx.facts)
-        if is_f8(kx) and shape_of(kx) == shape_of(kind(share, ctx.facts)) and holds_term(x, w):
+        if is_f8(kx) and shape_of(kx) == shape_of(kind(share, ctx.facts)) and \
+                (w is None or holds_term(x, w)):
             return x
     return None
 

@@ -656,10 +656,13 @@ def _index_shape(shape: tuple[int, ...], index: Node, facts: LoopFacts | None, d
     """The shape of `x[index]` for a tuple of `None`s, constant slices, ints and int64
     arrays, where x has `shape`; None where unknown. As NumPy does: where there is an
     array, the arrays and ints are one advanced index whose shapes broadcast together;
-    its axes replace theirs where they are adjacent, else come first."""
+    its axes replace theirs where they are adjacent, else come first. (One int64 array
+    alone is an index of one part.)"""
     parts = _index_parts(index)
     if parts is None:
-        return None
+        if dtype_of(kind(index, facts, depth + 1, assumed)) != "i8":
+            return None
+        parts = [index]
     out: list[int] = []
     advanced: list[tuple[int, ...]] = []  # the shapes of the arrays and ints
     places: list[int] = []  # where each of them is among the parts
@@ -1031,6 +1034,16 @@ def _infer(node: Node, facts: LoopFacts | None, depth: int,
             if items is not None and 1 <= len(items) <= 3 else None
         if ends is not None and None not in ends and ends[2:] != [0]:
             return array("i8", (len(range(*cast(list[int], ends))),))
+    if name in ("np.triu_indices", "np.tril_indices"):
+        n, k, m = (int_value(i, facts, depth + 1, assumed) for i in node.inputs[1:4])
+        if m is None and _const(node.inputs[3]) is None:
+            m = n
+        if n is not None and k is not None and m is not None and n >= 0 and m >= 0:
+            # (row i has the columns j >= i + k above, j <= i + k below, of 0..m-1)
+            count = sum(max(0, m - max(0, i + k)) if name == "np.triu_indices" else
+                        max(0, min(m, i + k + 1)) for i in range(n))
+            pair = array("i8", (count,))
+            return tuple_of([pair, pair])
     args = [kind(a, facts, depth + 1, assumed) for a in node.inputs[1:]]
     if name == "len":
         return INT
@@ -1351,6 +1364,11 @@ PRIMITIVES["ones_like_output"].abstract_eval = \
 PRIMITIVES["getitem_sens"].abstract_eval = lambda args, inputs: \
     args[1] if dtype_of(args[0]) == "f8" and dtype_of(args[1]) == "f8" else None
 PRIMITIVES["max_sens"].abstract_eval = _max_sens_kind
+# `np.zeros_like(a)`, `np.ones_like(a)`: an array of a's kind (of a number: a 0-d array).
+for _name in ("np.zeros_like", "np.ones_like"):
+    PRIMITIVES[_name].abstract_eval = _or_declared(
+        lambda args, inputs: args[0] if isinstance(args[0], ArrayKind) and
+        _const(inputs[1]) is None else None, PRIMITIVES[_name])
 for _name in ("lt", "le", "gt", "ge", "eq", "ne"):
     PRIMITIVES[_name].abstract_eval = _compared_kind
 # Shape rules.
