@@ -920,3 +920,41 @@ def test_per_example_gradients_of_a_relu_layer():
     assert "max_sens(" in g.source_for(w, xs[0])
     got = tl.vmap(g, in_axes=(None, 0))(w, xs)
     np.testing.assert_allclose(got, np.stack([g(w, x) for x in xs]), rtol=1e-14, atol=0)
+
+
+# --- a loop over coefficients: dot products, one accumulator -------------------------------
+
+
+def coefficient_loop(c, x, y):
+    """bench/control_programs.poly_loss: every kind inside the loop is known."""
+    pred = np.zeros_like(x)
+    for k in range(c.shape[0]):
+        pred = pred + c[k] * x ** k
+    return np.mean((pred - y) ** 2)
+
+
+def sum_of_products_2d(a, b):
+    """Not vectors: the sum stays a sum."""
+    return np.sum(np.sin(a) * b)
+
+
+def sum_of_products_1d(a, b):
+    return np.sum(np.sin(a) * b)
+
+
+def test_coefficient_loop_gradient_is_dots_into_one_accumulator(monkeypatch):
+    r = np.random.default_rng(10)
+    args = (r.normal(size=5), r.uniform(-1.0, 1.0, size=40), r.normal(size=40))
+    source = _check(coefficient_loop, args, (0,), monkeypatch)
+    assert "_scatter_add(" in source and "getitem_sens" not in source and \
+        "np.sum(" not in source and " @ " in source and "unbroadcast" not in source, source
+
+
+@pytest.mark.parametrize("shape, dot", [((3, 4), False), ((7,), True)])
+def test_a_sum_of_products_of_vectors_is_a_dot_product(shape, dot):
+    r = np.random.default_rng(11)
+    a, b = r.normal(size=shape), r.normal(size=shape)
+    f = tl.jit(sum_of_products_2d if len(shape) == 2 else sum_of_products_1d)
+    np.testing.assert_allclose(f(a, b), np.sum(np.sin(a) * b), rtol=1e-14)
+    source = f.source_for(a, b)
+    assert ("np.sum(" in source) != dot and (" @ " in source) == dot, source

@@ -217,6 +217,10 @@ def _tie_sharing_mask(node: Node) -> tuple[Node, Node] | None:
     return a, b
 
 
+def _constant_is(node: Node, value: object) -> bool:
+    return isinstance(node, Constant) and node.value is value
+
+
 def _float_constant(node: Node, value: float) -> bool:
     return isinstance(node, Constant) and type(node.value) is float and node.value == value
 
@@ -457,6 +461,24 @@ def _sum_before_product(ctx: Context, node: Apply) -> Node | None:
         b = g.apply(P["np.sum"], b, -1, None, True, loc=node.loc)
     product = g.apply(P["matmul"], a, b, loc=node.loc)
     return g.apply(P["np.sum"], product, axis, dtype, keepdims, loc=node.loc, name=node.name)
+
+
+@rewrite("np.sum")
+def _sum_of_product_as_dot(ctx: Context, node: Apply) -> Node | None:
+    """`np.sum(a * b)` of two float64 vectors of one shape is their dot product `a @ b`
+    (a NumPy float64 either way), without the product's temporary: the gradient of a
+    coefficient that scales a vector (`c[k] * x ** k`), as written by hand. The same
+    products, added in another order."""
+    m, axis, dtype, keepdims = node.inputs[1:]
+    if not is_prim(m, "mul") or not _constant_is(axis, None) or \
+            not _constant_is(dtype, None) or not _constant_is(keepdims, False):
+        return None
+    a, b = m.inputs[1:]
+    ka, kb = kind(a, ctx.facts), kind(b, ctx.facts)
+    sa = shape_of(ka)
+    if not is_f8(ka) or not is_f8(kb) or sa is None or len(sa) != 1 or shape_of(kb) != sa:
+        return None
+    return node.graph.apply(P["matmul"], a, b, loc=node.loc, name=node.name)
 
 
 @rewrite("np.sum")

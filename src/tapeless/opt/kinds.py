@@ -1021,9 +1021,8 @@ def _infer(node: Node, facts: LoopFacts | None, depth: int,
         return _concatenate_kind(node, facts, depth, assumed)
     if name in ("np.zeros", "np.ones") and len(node.inputs) == 3 and \
             _const(node.inputs[2]) is float:
-        items = _index_parts(node.inputs[1])
-        dims = [int_value(i, facts, depth + 1, assumed) for i in items] if items is not None \
-            else None
+        sizes = _index_parts(node.inputs[1]) or [node.inputs[1]]  # (`np.zeros(n)`)
+        dims = [int_value(i, facts, depth + 1, assumed) for i in sizes]
         if dims is not None:
             known = [n for n in dims if n is not None and n >= 0]
             if len(known) == len(dims):
