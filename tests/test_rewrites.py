@@ -904,7 +904,20 @@ def test_comparison_operators_have_kinds(monkeypatch):
     r = np.random.default_rng(8)
     source = _check(relu_where, (r.normal(size=(5, 3)), r.normal(size=(3, 2))), (0, 1),
                     monkeypatch)
-    assert "_rt." not in source and "np.ndim" not in source, source
+    assert "_rt." not in source.replace("_rt.where_zero(", "") and "np.ndim" not in source \
+        and "np.where" not in source, source
+
+
+def test_where_zero_matches_np_where_with_nans_and_infinities():
+    from tapeless.runtime import where_zero
+
+    c = np.array([[True, False, False, True], [False, False, True, True]])
+    for x in (np.array([[1.0, -2.0, 3.0, -0.0], [0.5, 4.0, -1.0, 2.0]]),
+              np.array([[1.0, np.inf, np.nan, 2.0], [-np.inf, 1.0, np.nan, np.inf]])):
+        got, expected = where_zero(c, x), np.where(c, x, 0.0)
+        np.testing.assert_array_equal(got, expected)  # (-0.0 == 0.0)
+        np.testing.assert_array_equal(np.signbit(got[c]), np.signbit(expected[c]))
+    np.testing.assert_array_equal(where_zero(c[0], x), np.where(c[0], x, 0.0))
 
 
 def relu_layer(w, x):

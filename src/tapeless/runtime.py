@@ -847,6 +847,20 @@ def max_sens(d: Any, a: Any, b: Any) -> Any:
     return out
 
 
+def where_zero(condition: Any, x: Any) -> Any:
+    """`np.where(condition, x, 0.0)` for a float64 array x of the result's shape and a
+    boolean array condition: `x * condition` where x is finite (ReLU's `np.where(z > 0,
+    z, 0.0)` and its gradient `np.where(z > 0, d, 0.0)`: NumPy's where on an irregular
+    mask takes 4-6 times the product's time). The same values, up to the sign of a zero
+    (-0.0 where x is negative and the condition false). The optimizer makes it
+    (`tapeless.opt.arrays.where_zero_as_product`)."""
+    import numpy as np
+
+    if np.isfinite(x).all():
+        return x * condition
+    return np.where(condition, x, 0.0)
+
+
 def scatter_add_known(acc: Any, x: Any, indices: tuple, ds: tuple) -> Any:
     """`scatter_add` without its tests, where the optimizer proved them: `x` is a float64
     array (or a list of float64 values of one shape), the indices are ints and the pieces

@@ -1363,6 +1363,8 @@ PRIMITIVES["ones_like_output"].abstract_eval = \
 PRIMITIVES["getitem_sens"].abstract_eval = lambda args, inputs: \
     args[1] if dtype_of(args[0]) == "f8" and dtype_of(args[1]) == "f8" else None
 PRIMITIVES["max_sens"].abstract_eval = _max_sens_kind
+PRIMITIVES["where_zero"].abstract_eval = lambda args, inputs: \
+    args[1] if dtype_of(args[1]) == "f8" else None
 # `np.zeros_like(a)`, `np.ones_like(a)`: an array of a's kind (of a number: a 0-d array).
 for _name in ("np.zeros_like", "np.ones_like"):
     PRIMITIVES[_name].abstract_eval = _or_declared(

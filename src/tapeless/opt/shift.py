@@ -120,7 +120,7 @@ class _Walk:
             self.reached = True
             return self.start
         if not isinstance(node, Apply):
-            return NONE  # (parameters and constants; graphs: `_uses_graphs`)
+            return NONE  # (parameters and constants; graphs: `_opaque`)
         if node.id in self.memo:
             return self.memo[node.id]
         if depth > DEPTH_MAX:

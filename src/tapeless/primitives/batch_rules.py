@@ -302,8 +302,8 @@ batch_generic(elementwise, None, "lt", "le", "gt", "ge", "eq", "ne", "bitand", "
               "np.isclose")
 batch_generic(elementwise, None, "np.where", "np.clip", "np.zeros_like", "np.ones_like",
               "np.full_like", "np.round", "method.clip", "method.round", "floordiv")
-# (The optimizer's `max_sens`: element by element, broadcasting its three arguments.)
-batch_generic(elementwise, None, "max_sens")
+# (The optimizer's `max_sens` and `where_zero`: element by element, broadcasting.)
+batch_generic(elementwise, None, "max_sens", "where_zero")
 
 
 @batch("math.log")
