@@ -115,6 +115,9 @@ EXTRA_SAMPLES: dict[str, list[Sample]] = {
     **{name: [S(lambda r: (_bools(r, (2, 3)), 1)), S(lambda r: (_bools(r, (4,)), None))]
        for name in ["np.all", "np.any", "method.all", "method.any", "np.count_nonzero"]},
     "np.argsort": [S(lambda r: (distinct(r, (2, 3)), -1))],
+    # The optimizer's ReLU derivative and `np.where(c, x, 0.0)` (ties included).
+    "max_sens": [S(lambda r: (u(r, (2, 3)), _with_ties(r, (2, 3)), _with_ties(r, (2, 3))))],
+    "where_zero": [S(lambda r: (_bools(r, (2, 3)), u(r, (2, 3))))],
 }
 
 

@@ -795,3 +795,179 @@ def test_the_sensitivity_of_a_variable_nothing_reads_does_no_work():
     xs[1:, 0] = -800.0  # exp(-(...)) overflows to inf in the first column
     with np.errstate(over="ignore"):
         assert np.all(np.isfinite(g(w, xs)))
+
+
+# --- ReLU and np.maximum: one comparison, whichever spelling --------------------------------
+
+
+def relu_maximum(z, w):
+    return np.sum(np.maximum(z @ w, 0.0) ** 2)
+
+
+def relu_zero_first(z, w):
+    return np.sum(np.maximum(0.0, z @ w) * w[0])
+
+
+def clipped_above(z, w):
+    return np.sum(np.sin(np.minimum(z @ w, 0.25)))
+
+
+def maximum_of_two(z, w):
+    """Both arguments arrays: each gets its share (ties split)."""
+    return np.sum(np.maximum(z, np.tanh(z)) * np.maximum(w[:1], w[1:2]))
+
+
+def embedding_hinge(E, target):
+    """tests/research_programs.embedding_loss's hinge term."""
+    from tests.research_programs import embedding_loss
+
+    return embedding_loss(E, target)
+
+
+def _ties(shape, seed):
+    """Values with exact zeros and repeats, where a max ties."""
+    z = np.random.default_rng(seed).normal(size=shape)
+    z.flat[::3] = 0.0
+    return z
+
+
+@pytest.mark.parametrize("fn", [relu_maximum, relu_zero_first, clipped_above, maximum_of_two])
+def test_the_derivative_of_a_max_is_one_comparison(fn, monkeypatch):
+    r = np.random.default_rng(4)
+    args = (r.normal(size=(6, 3)), r.normal(size=(3, 3)))
+    source = _check(fn, args, (0, 1), monkeypatch)
+    assert "max_sens(" in source and "np.where(np.greater" not in source, source
+    # Ties (z @ w == 0 exactly, z == tanh(z) at 0) share as the reverse rule does.
+    tied = (_ties((6, 3), 1), np.eye(3))
+    got = tl.grad(fn, argnums=(0, 1))(*tied)
+    monkeypatch.setenv("TAPELESS_OPTIMIZE", "0")
+    expected = tl.grad(fn, argnums=(0, 1))(*tied)
+    monkeypatch.delenv("TAPELESS_OPTIMIZE")
+    for x, y in zip(got, expected, strict=True):
+        np.testing.assert_array_equal(x, y)
+
+
+def test_research_embedding_hinge_is_one_comparison(monkeypatch):
+    r = np.random.default_rng(6)
+    args = (r.normal(size=(7, 2)), r.uniform(0.5, 2.0, size=21))
+    source = _check(embedding_hinge, args, (0,), monkeypatch)
+    assert "max_sens(" in source, source
+
+
+def test_max_sens_matches_the_mask_with_nans_and_infinities():
+    from tapeless.runtime import max_sens
+
+    a = np.array([[1.0, 0.0, np.nan, -2.0], [0.0, 3.0, np.inf, -np.inf]])
+    d = np.array([[2.0, np.inf, 1.0, np.nan], [-1.0, 4.0, 5.0, 6.0]])
+    for b in (0.0, np.array([1.0, 0.0, np.inf, -np.inf])):
+        mask = np.where(np.greater(a, b), 1.0, np.where(np.equal(a, b), 0.5, 0.0))
+        np.testing.assert_array_equal(max_sens(d, a, b), d * mask)
+        np.testing.assert_array_equal(max_sens(d[0], a, b), d[0] * mask)
+
+
+# --- gathers by integer arrays -----------------------------------------------------------------
+
+
+def nll_by_label(logp, labels):
+    return -np.mean(logp[np.arange(logp.shape[0]), labels] ** 2)
+
+
+def rows_by_label(x, labels):
+    """A 3-d array: each row's label selects a vector."""
+    return np.sum(np.sin(x[np.arange(x.shape[0]), labels]))
+
+
+def gather_with_repeats(x, labels):
+    """No np.arange: positions may repeat, their sensitivities add."""
+    return np.sum(x[labels, labels[::-1]] ** 2)
+
+
+@pytest.mark.parametrize("fn, shape", [(nll_by_label, (6, 4)), (rows_by_label, (6, 4, 3)),
+                                       (gather_with_repeats, (6, 6))])
+def test_gather_sensitivities(fn, shape, monkeypatch):
+    r = np.random.default_rng(7)
+    args = (r.normal(size=shape), np.array([0, 3, 3, 1, 2, 0]))
+    source = _check(fn, args, (0,), monkeypatch)
+    if fn is gather_with_repeats:
+        assert "index_update" not in source, source  # (repeats add: not an assignment)
+    else:
+        assert "_rt." not in source.replace("_rt.index_update_inplace(np.zeros(", ""), source
+
+
+def relu_where(z, w):
+    """ReLU as np.where of a comparison operator: every kind is known."""
+    h = z @ w
+    return np.sum(np.where(h > 0, h, 0.0) ** 2)
+
+
+def test_comparison_operators_have_kinds(monkeypatch):
+    r = np.random.default_rng(8)
+    source = _check(relu_where, (r.normal(size=(5, 3)), r.normal(size=(3, 2))), (0, 1),
+                    monkeypatch)
+    assert "_rt." not in source.replace("_rt.where_zero(", "") and "np.ndim" not in source \
+        and "np.where" not in source, source
+
+
+def test_where_zero_matches_np_where_with_nans_and_infinities():
+    from tapeless.runtime import where_zero
+
+    c = np.array([[True, False, False, True], [False, False, True, True]])
+    for x in (np.array([[1.0, -2.0, 3.0, -0.0], [0.5, 4.0, -1.0, 2.0]]),
+              np.array([[1.0, np.inf, np.nan, 2.0], [-np.inf, 1.0, np.nan, np.inf]])):
+        got, expected = where_zero(c, x), np.where(c, x, 0.0)
+        np.testing.assert_array_equal(got, expected)  # (-0.0 == 0.0)
+        np.testing.assert_array_equal(np.signbit(got[c]), np.signbit(expected[c]))
+    np.testing.assert_array_equal(where_zero(c[0], x), np.where(c[0], x, 0.0))
+
+
+def relu_layer(w, x):
+    return np.sum(np.maximum(x @ w, 0.0) ** 2)
+
+
+def test_per_example_gradients_of_a_relu_layer():
+    """`max_sens` in the optimized per-example gradient is batched element by element."""
+    r = np.random.default_rng(9)
+    w, xs = r.normal(size=(3, 4)), r.normal(size=(5, 2, 3))
+    xs[0, 0] = 0.0  # (a tie at zero)
+    g = tl.grad(relu_layer)
+    assert "max_sens(" in g.source_for(w, xs[0])
+    got = tl.vmap(g, in_axes=(None, 0))(w, xs)
+    np.testing.assert_allclose(got, np.stack([g(w, x) for x in xs]), rtol=1e-14, atol=0)
+
+
+# --- a loop over coefficients: dot products, one accumulator -------------------------------
+
+
+def coefficient_loop(c, x, y):
+    """bench/control_programs.poly_loss: every kind inside the loop is known."""
+    pred = np.zeros_like(x)
+    for k in range(c.shape[0]):
+        pred = pred + c[k] * x ** k
+    return np.mean((pred - y) ** 2)
+
+
+def sum_of_products_2d(a, b):
+    """Not vectors: the sum stays a sum."""
+    return np.sum(np.sin(a) * b)
+
+
+def sum_of_products_1d(a, b):
+    return np.sum(np.sin(a) * b)
+
+
+def test_coefficient_loop_gradient_is_dots_into_one_accumulator(monkeypatch):
+    r = np.random.default_rng(10)
+    args = (r.normal(size=5), r.uniform(-1.0, 1.0, size=40), r.normal(size=40))
+    source = _check(coefficient_loop, args, (0,), monkeypatch)
+    assert "_scatter_add(" in source and "getitem_sens" not in source and \
+        "np.sum(" not in source and " @ " in source and "unbroadcast" not in source, source
+
+
+@pytest.mark.parametrize("shape, dot", [((3, 4), False), ((7,), True)])
+def test_a_sum_of_products_of_vectors_is_a_dot_product(shape, dot):
+    r = np.random.default_rng(11)
+    a, b = r.normal(size=shape), r.normal(size=shape)
+    f = tl.jit(sum_of_products_2d if len(shape) == 2 else sum_of_products_1d)
+    np.testing.assert_allclose(f(a, b), np.sum(np.sin(a) * b), rtol=1e-14)
+    source = f.source_for(a, b)
+    assert ("np.sum(" in source) != dot and (" @ " in source) == dot, source

@@ -653,16 +653,23 @@ def _index_parts(index: Node) -> list[Node] | None:
 
 def _index_shape(shape: tuple[int, ...], index: Node, facts: LoopFacts | None, depth: int,
                  assumed: Assumptions | None) -> tuple[int, ...] | None:
-    """The shape of `x[index]` for a tuple of `None`s, constant slices, ints and (at most
-    one) int64 array, where x has `shape`; None where unknown."""
+    """The shape of `x[index]` for a tuple of `None`s, constant slices, ints and int64
+    arrays, where x has `shape`; None where unknown. As NumPy does: where there is an
+    array, the arrays and ints are one advanced index whose shapes broadcast together;
+    its axes replace theirs where they are adjacent, else come first. (One int64 array
+    alone is an index of one part.)"""
     parts = _index_parts(index)
     if parts is None:
-        return None
+        if dtype_of(kind(index, facts, depth + 1, assumed)) != "i8":
+            return None
+        parts = [index]
     out: list[int] = []
-    advanced: tuple[int, ...] | None = None
+    advanced: list[tuple[int, ...]] = []  # the shapes of the arrays and ints
+    places: list[int] = []  # where each of them is among the parts
+    arrays = False
     where = 0
     axis = 0
-    for p in parts:
+    for place, p in enumerate(parts):
         if isinstance(p, Constant) and p.value is None:
             out.append(1)
             continue
@@ -674,20 +681,24 @@ def _index_shape(shape: tuple[int, ...], index: Node, facts: LoopFacts | None, d
             axis += 1
             continue
         k = kind(p, facts, depth + 1, assumed)
-        if k == INT:
-            axis += 1
-            continue
-        if dtype_of(k) == "i8" and advanced is None:
-            advanced = shape_of(k)
+        s = () if k == INT else shape_of(k) if dtype_of(k) == "i8" else None
+        if s is None:
+            return None
+        arrays = arrays or k != INT
+        if not advanced:
             where = len(out)
-            axis += 1
-            continue
-        return None
-    if advanced is not None and any(kind(p, facts, depth + 1, assumed) == INT for p in parts):
-        return None  # ints then take part in the advanced index
+        advanced.append(s)
+        places.append(place)
+        axis += 1
     out.extend(shape[axis:])
-    if advanced is not None:
-        out[where:where] = advanced
+    if not arrays:
+        return tuple(out)
+    broadcast = _broadcast(advanced)
+    if broadcast is None:
+        return None
+    if places != list(range(places[0], places[0] + len(places))):
+        where = 0  # (arrays apart: NumPy puts their axes first)
+    out[where:where] = broadcast
     return tuple(out)
 
 
@@ -1010,13 +1021,28 @@ def _infer(node: Node, facts: LoopFacts | None, depth: int,
         return _concatenate_kind(node, facts, depth, assumed)
     if name in ("np.zeros", "np.ones") and len(node.inputs) == 3 and \
             _const(node.inputs[2]) is float:
-        items = _index_parts(node.inputs[1])
-        dims = [int_value(i, facts, depth + 1, assumed) for i in items] if items is not None \
-            else None
+        sizes = _index_parts(node.inputs[1]) or [node.inputs[1]]  # (`np.zeros(n)`)
+        dims = [int_value(i, facts, depth + 1, assumed) for i in sizes]
         if dims is not None:
             known = [n for n in dims if n is not None and n >= 0]
             if len(known) == len(dims):
                 return array("f8", tuple(known))
+    if name == "np.arange" and len(node.inputs) == 3 and _const(node.inputs[2]) is None:
+        items = _index_parts(node.inputs[1])
+        ends = [int_value(i, facts, depth + 1, assumed) for i in items] \
+            if items is not None and 1 <= len(items) <= 3 else None
+        if ends is not None and None not in ends and ends[2:] != [0]:
+            return array("i8", (len(range(*cast(list[int], ends))),))
+    if name in ("np.triu_indices", "np.tril_indices"):
+        n, k, m = (int_value(i, facts, depth + 1, assumed) for i in node.inputs[1:4])
+        if m is None and _const(node.inputs[3]) is None:
+            m = n
+        if n is not None and k is not None and m is not None and n >= 0 and m >= 0:
+            # (row i has the columns j >= i + k above, j <= i + k below, of 0..m-1)
+            count = sum(max(0, m - max(0, i + k)) if name == "np.triu_indices" else
+                        max(0, min(m, i + k + 1)) for i in range(n))
+            pair = array("i8", (count,))
+            return tuple_of([pair, pair])
     args = [kind(a, facts, depth + 1, assumed) for a in node.inputs[1:]]
     if name == "len":
         return INT
@@ -1295,6 +1321,25 @@ def same_array(a: Kind | None, b: Kind | None) -> bool:
 _ = math
 
 
+def _compared_kind(args: list[Kind | None], inputs: list[Node]) -> Kind | None:
+    """`a > b` (and the other comparison operators) where an argument is a numeric
+    array: a boolean array of their shapes broadcast, as `np.greater` gives."""
+    if not any(dtype_of(a) in ("f8", "i8", "b1") for a in args) or \
+            not all(a in (FLOAT, INT) or dtype_of(a) in ("f8", "i8", "b1") for a in args):
+        return None
+    shape = _broadcast(cast(list[tuple[int, ...]], [_scalar_shape(a) for a in args]))
+    return array("b1", shape) if shape else None
+
+
+def _max_sens_kind(args: list[Kind | None], inputs: list[Node]) -> Kind | None:
+    """`max_sens(d, a, b)`: float64, of the shape of d, a and b broadcast."""
+    shapes = [_scalar_shape(a) for a in args]
+    if not (is_f8(args[0]) or args[0] == FLOAT) or any(s is None for s in shapes):
+        return None
+    shape = _broadcast(cast(list[tuple[int, ...]], shapes))
+    return array("f8", shape) if shape else None
+
+
 def _or_declared(rule: Callable, prim: Primitive) -> Callable:
     """`rule` as the `abstract_eval` of `prim`, which stands for the declared properties:
     where the rule gives no kind, NUMERIC for a numeric primitive, else none."""
@@ -1320,6 +1365,16 @@ PRIMITIVES["ones_like_output"].abstract_eval = \
     lambda args, inputs: args[0] if args[0] in (FLOAT, SCALAR) else None
 PRIMITIVES["getitem_sens"].abstract_eval = lambda args, inputs: \
     args[1] if dtype_of(args[0]) == "f8" and dtype_of(args[1]) == "f8" else None
+PRIMITIVES["max_sens"].abstract_eval = _max_sens_kind
+PRIMITIVES["where_zero"].abstract_eval = lambda args, inputs: \
+    args[1] if dtype_of(args[1]) == "f8" else None
+# `np.zeros_like(a)`, `np.ones_like(a)`: an array of a's kind (of a number: a 0-d array).
+for _name in ("np.zeros_like", "np.ones_like"):
+    PRIMITIVES[_name].abstract_eval = _or_declared(
+        lambda args, inputs: args[0] if isinstance(args[0], ArrayKind) and
+        _const(inputs[1]) is None else None, PRIMITIVES[_name])
+for _name in ("lt", "le", "gt", "ge", "eq", "ne"):
+    PRIMITIVES[_name].abstract_eval = _compared_kind
 # Shape rules.
 for _names, _rule in ((("matmul", "np.matmul"), _matmul_kind),
                       (("np.dot", "method.dot"), _dot_kind),

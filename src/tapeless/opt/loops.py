@@ -469,14 +469,15 @@ def lower_stacks(root: Graph,
 def accumulate_in_place(graphs: list[Graph], use: dict[int, list[tuple[Node | None, Graph]]],
                         known: Callable[[Node, Node, Node], bool] | None = None) -> int:
     """Loop state that starts as ZERO and only gathers scattered sensitivities,
-    `acc = gadd(acc, scatter_sens(x, indices, ds))` with `acc` read nowhere else: each
+    `acc = gadd(acc, scatter_sens(x, indices, ds))` (or one piece, `getitem_sens(d, x,
+    i)`: a coefficient's gradient, one per iteration) with `acc` read nowhere else: each
     value it holds is made inside the loop and seen by no one else, so the sum can go
     into it in place (`scatter_add`), not into a fresh array each iteration; as
     `scatter_add_known` where `known(x, indices, ds)` (the caller's proof that the
     tests of `scatter_add` pass)."""
     from ..runtime import ZERO
 
-    found: list[tuple[Graph, int, Parameter, Apply]] = []
+    found: list[tuple[Graph, int, Parameter, tuple[Node, ...]]] = []
     for g in graphs:
         for node in graph_nodes(g):
             info = loop_info(node)
@@ -497,17 +498,22 @@ def accumulate_in_place(graphs: list[Graph], use: dict[int, list[tuple[Node | No
                     continue
                 a, b = add.inputs[1:]
                 scatter = b if a is p else a
-                if not is_call_of(scatter, "scatter_sens") or (a is p) == (b is p):
+                if (a is p) == (b is p):
                     continue
-                found.append((body, j, p, scatter))
+                if is_call_of(scatter, "scatter_sens"):
+                    found.append((body, j, p, tuple(scatter.inputs[1:])))
+                elif is_call_of(scatter, "getitem_sens"):  # (one piece: d, x, i)
+                    d, x, i = scatter.inputs[1:]
+                    found.append((body, j, p, (x, body.apply(P["make_tuple"], i),
+                                               body.apply(P["make_tuple"], d))))
     # (Every proof first: the rewrites change what the kinds of loop state would be.)
-    fast = [known is not None and known(*s.inputs[1:]) for _, _, _, s in found]
-    for (body, j, p, scatter), f in zip(found, fast, strict=True):
+    fast = [known is not None and known(*s) for _, _, _, s in found]
+    for (body, j, p, pieces), f in zip(found, fast, strict=True):
         out = body.output
         assert isinstance(out, Apply)
         add = out.inputs[1 + j]
         set_input(out, 1 + j, body.apply(P["scatter_add_known" if f else "scatter_add"], p,
-                                         *scatter.inputs[1:], name=add.name))
+                                         *pieces, name=add.name))
     return len(found)
 
 

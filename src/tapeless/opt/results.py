@@ -26,8 +26,11 @@ from .rules import P
 def fresh(node: Node) -> bool:
     """Whether `node`'s value is an array that nothing else holds: made by an operation
     that allocates its result (`Primitive.fresh`; a reduction over constant axes of an
-    array stays an array; its kind says so)."""
+    array stays an array; its kind says so), or updated in place after that."""
     p = prim_of(node)
+    if p is not None and p.name in ("index_update_inplace", "index_add_inplace"):
+        assert isinstance(node, Apply)
+        return fresh(node.inputs[1])  # (x updated in place, or a copy of x)
     return p is not None and p.fresh
 
 

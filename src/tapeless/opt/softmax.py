@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
 
-from ..ir.nodes import Apply, Constant, Node, prim_of
+from ..ir.nodes import Apply, Constant, Graph, Node, prim_of
 from .kinds import (
     FLOAT,
     INT,
@@ -25,6 +25,7 @@ from .kinds import (
     prim_name,
     shape_of,
 )
+from .shift import invariant_in, objective_of
 
 if TYPE_CHECKING:
     from .loop_facts import LoopFacts
@@ -78,7 +79,20 @@ def _spread(node: Node, axes: tuple[int, ...], ndim: int) -> tuple[Node, bool]:
     if name == "expand_reduced" and isinstance(node.inputs[4], Constant) and \
             node.inputs[4].value is False and reduced_axes(node.inputs[3], ndim) == axes:
         return node.inputs[1], True
+    if name == "getitem" and _new_axes(node.inputs[2], ndim) == axes:
+        return node.inputs[1], True
     return node, False
+
+
+def _new_axes(index: Node, ndim: int) -> tuple[int, ...] | None:
+    """The axes `r[index]` adds to r, where index is whole slices and `None`s (`mx[:,
+    None]`, `mx[None, :]`) and the result has ndim axes: expand_dims at those axes."""
+    if not isinstance(index, Constant):
+        return None
+    parts = index.value if type(index.value) is tuple else (index.value,)
+    if not all(p is None or p == slice(None) for p in parts) or len(parts) > ndim:
+        return None
+    return tuple(i for i, p in enumerate(parts) if p is None)
 
 
 def _aligned(expanded: bool, keepdims: bool, axes: tuple[int, ...]) -> bool:
@@ -148,7 +162,8 @@ def _max_of(a: Node, spread_mx: Node, facts: LoopFacts | None) -> _Max | None:
 
 
 def _spread_source(node: Node) -> Node | None:
-    if isinstance(node, Apply) and prim_name(node) in ("np.expand_dims", "expand_reduced"):
+    if isinstance(node, Apply) and prim_name(node) in ("np.expand_dims", "expand_reduced",
+                                                       "getitem"):
         return node.inputs[1]
     return None
 
@@ -241,14 +256,10 @@ def _cancelling(delta: Node, facts: LoopFacts | None) -> tuple[_Max, Node] | Non
     return None
 
 
-def max_share_cancels(node: Node, facts: LoopFacts | None) -> Node | None:
-    """w where `node` is the sensitivity the max of a log-sum-exp passes to `a`,
-    `(delta / count) · hits` with `hits = (a == mx)` and `count = Σ_k hits`, for a
-    `delta` that cancels (`_cancelling`) and a softmax term w of the same max.
-
-    Wherever the max is a number, count ≥ 1 and the share is zero; where the max is NaN
-    (a NaN in a's slice; count = 0), every entry of w's slice is NaN as well, so adding
-    the share to anything that contains w changes nothing there either."""
+def _shares(node: Node, facts: LoopFacts | None) -> list[tuple[_Max, Node]]:
+    """(mx, delta) where `node` is the sensitivity the max mx passes to its array a,
+    `(delta / count) · hits` with `hits = (a == mx)` and `count = Σ_k hits`."""
+    found = []
     for share, hits in _factors(node):
         eq = _args(hits, ("np.equal",))
         if eq is None:
@@ -264,7 +275,81 @@ def max_share_cancels(node: Node, facts: LoopFacts | None) -> Node | None:
                     count[1] != mx.axes or not _aligned(expanded, count[2], mx.axes) or \
                     _shape(node, facts) != mx.shape:
                 continue
-            found = _cancelling(div[0], facts)
-            if found is not None and found[0].node is mx.node:
-                return found[1]
+            found.append((mx, div[0]))
+    return found
+
+
+def max_share_cancels(node: Node, facts: LoopFacts | None) -> Node | None:
+    """w where `node` is the sensitivity the max of a log-sum-exp passes to `a`,
+    `(delta / count) · hits` with `hits = (a == mx)` and `count = Σ_k hits`, for a
+    `delta` that cancels (`_cancelling`) and a softmax term w of the same max.
+
+    Wherever the max is a number, count ≥ 1 and the share is zero; where the max is NaN
+    (a NaN in a's slice; count = 0), every entry of w's slice is NaN as well, so adding
+    the share to anything that contains w changes nothing there either."""
+    for mx, delta in _shares(node, facts):
+        found = _cancelling(delta, facts)
+        if found is not None and found[0].node is mx.node:
+            return found[1]
     return None
+
+
+def invariant_share(node: Node, root: Graph, facts: LoopFacts | None) -> _Max | None:
+    """mx where `node` is the sensitivity the max mx passes to its array (see
+    `max_share_cancels`) and the objective the program differentiates does not change
+    when mx does (`shift.invariant_in`: log-softmax, softmax and log-sum-exp however
+    spelled): its sensitivity `delta` is zero, and so is the share, wherever mx is a
+    number. (Where it is not, see `softmax_term_in`.)"""
+    candidates = _shares(node, facts)
+    if not candidates:
+        return None
+    objective = objective_of(root)
+    if objective is None:
+        return None
+    for mx, _ in candidates:
+        m = mx.node
+        assert isinstance(m, Apply)  # (a reduction)
+        if invariant_in(objective, m, mx.axes, mx.keepdims, len(mx.shape), facts):
+            return mx
+    return None
+
+
+def softmax_term_in(x: Node, mx: _Max, facts: LoopFacts | None, depth: int = 0) -> bool:
+    """Whether the sum x has a term `f · y` with `y = exp(a − mx)` and f NaN across a
+    slice wherever `s = Σ_k y` is (`_nan_with_normalizer`): NaN across a slice wherever
+    mx is NaN or infinite there, as the share is, so that dropping the share keeps x's
+    value there."""
+    if applies(x, "add") or applies(x, "gadd"):
+        return depth < 8 and any(softmax_term_in(t, mx, facts, depth + 1)
+                                 for t in x.inputs[1:])
+    for f, y in _factors(x):
+        sub = _args(y, ("np.exp",))
+        if sub is None or not applies(sub[0], "sub"):
+            continue
+        a, spread_mx = sub[0].inputs[1:]
+        found = _max_of(a, spread_mx, facts)
+        if found is not None and found.node is mx.node and _shape(x, facts) == mx.shape \
+                and _nan_with_normalizer(f, y, mx, facts):
+            return True
+    return False
+
+
+def _nan_with_normalizer(f: Node, y: Node, mx: _Max, facts: LoopFacts | None,
+                         depth: int = 0) -> bool:
+    """Whether f, broadcast against y, is NaN across each slice whose `s = Σ_k y` is:
+    `r / s` (r of s's shape or of y's), or a sum, difference or product with such a
+    term, of y's shape or one number per slice."""
+    ndim = len(mx.shape)
+    ratio, expanded = _spread(f, mx.axes, ndim)
+    div = _args(ratio, ("truediv",))
+    if div is not None:
+        normalizer = _reduction(div[1], "sum", ndim)
+        if normalizer is not None and normalizer[0] is y and normalizer[1] == mx.axes and \
+                _aligned(expanded, normalizer[2], mx.axes) and \
+                _shape(ratio, facts) in (_shape(div[1], facts), mx.shape):
+            return True
+    if depth < 4 and not expanded and _shape(f, facts) == mx.shape and \
+            any(applies(f, op) for op in ("add", "gadd", "sub", "mul")):
+        assert isinstance(f, Apply)
+        return any(_nan_with_normalizer(t, y, mx, facts, depth + 1) for t in f.inputs[1:])
+    return False

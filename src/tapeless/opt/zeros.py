@@ -26,6 +26,7 @@ from .loop_facts import Assumed
 from .loops import LoopFacts
 from .patterns import is_prim, tuple_items
 from .rules import Context, P, rewrite
+from .shift import remember_objective
 
 
 def never_zero(node: Node, facts: LoopFacts | None = None, assumed: Assumed | None = None,
@@ -225,7 +226,10 @@ def _is_zero(ctx: Context, node: Apply) -> Node | None:
 @rewrite("check_scalar_output")
 def _scalar_output_known(ctx: Context, node: Apply) -> Node | None:
     v = node.inputs[1]
-    return v if kind(v, ctx.facts) in (FLOAT, SCALAR) else None
+    if kind(v, ctx.facts) not in (FLOAT, SCALAR):
+        return None
+    remember_objective(ctx.root)  # (for `shift.invariant_in`)
+    return v
 
 
 @rewrite("check_aux_output")

@@ -46,6 +46,10 @@ _helper("scatter_add", "acc, x, indices, ds", differentiable=False, fresh=True,
 _helper("scatter_add_known", "acc, x, indices, ds", differentiable=False, fresh=True)
 # A matrix product contracting a long axis, in blocks (made by the optimizer, last).
 _helper("matmul_tn", "a, b, block", differentiable=False, fresh=True)
+# `d * (the max's tie-sharing mask)` in one comparison (made by the optimizer).
+_helper("max_sens", "d, a, b", differentiable=False, fresh=True, pure=True)
+# `np.where(condition, x, 0.0)` as a product (made by the optimizer).
+_helper("where_zero", "condition, x", differentiable=False, fresh=True, pure=True)
 # Division and power with IEEE results where Python's floats raise (reverse rules use them).
 _helper("fdiv", "a, b", elementwise=True, number_op=True, never_zero=True, fresh=True,
         pure=True)

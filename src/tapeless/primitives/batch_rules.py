@@ -360,6 +360,8 @@ def _trees_added(prim, size, flags, a, b):
 
 
 batch_generic(_trees_added, None, "gadd")
+# (The optimizer's `max_sens` and `where_zero`: element by element, broadcasting.)
+batch_generic(elementwise, None, "max_sens", "where_zero")
 
 
 @batch("math.log")

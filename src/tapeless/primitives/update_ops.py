@@ -30,7 +30,8 @@ def _register(name: str, spec: str, **properties: Any) -> Primitive:
     return register(Primitive(name, fn, spec, **properties), fn)
 
 
-_register("index_update", "x, index, value", fresh=True, pure=True, passes_on=True)
+_register("index_update", "x, index, value", fresh=True, pure=True, passes_on=True,
+          never_zero=True)
 _register("index_add", "x, index, value", fresh=True, pure=True)
 _register("update_rest_sens", "d, index", zero_preserving=True, accepts_zero=True, pure=True,
           fresh=True)
