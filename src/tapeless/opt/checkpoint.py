@@ -4,7 +4,7 @@ backward loop needs. Where that may exceed a memory budget, the pair becomes
 its starting state only, and the backward loop makes the saved values again, a segment
 at a time, by bisection (O(log n) snapshots, a log factor more forward work). Whether a
 loop needs it is decided at run time, from the first iteration's saved values; here,
-which loops may: those whose trip count and saved values' kinds do not prove they fit
+which loops may: those whose saved values' kinds and trip count may exceed the budget
 (see `_fits`).
 
 Run once, on the final program, before the stacks are lowered to lists."""
@@ -175,11 +175,14 @@ SMALL_STEPS = 1 << 20
 
 
 def _fits(fwd: LoopInfo, push: Apply, facts: LoopFacts, budget: int) -> bool:
-    """Whether the values the loop saves are known to fit in `budget` bytes (or so small
-    per iteration that they would take a very long loop not to)."""
+    """Whether the values the loop saves are not known to exceed `budget` bytes: the
+    bytes of an iteration's saved values are known (a list's, an object's are not: such
+    loops are left as they are), and the known trip count times them fits, or, the trip
+    count known only at run time, an iteration is so small that a very long loop would
+    be needed not to."""
     per_step = saved_bytes_bound(kind(push.inputs[1], facts))
     if per_step is None:
-        return False
+        return True
     bounds = [int_value(b, facts) for b in fwd.node.inputs[1:4]]
     if any(b is None for b in bounds) or bounds[2] == 0:
         return per_step * SMALL_STEPS <= budget
