@@ -8,6 +8,7 @@ spellings each (bench/control_programs.py). Prints a Markdown report.
     python bench/bench_control.py --quick         # short samples: a smoke test
     python bench/bench_control.py --activity      # also the gradient built without the
                                                   # activity analysis (TAPELESS_ACTIVITY=0)
+    python bench/bench_control.py --no-cpython    # not the objective run by CPython
 
 Reported, per workload and spelling, from one run: the objective run by CPython and by
 `tl.jit`; the gradient `tl.grad(f, argnums)`; *gradient ÷ objective* (over tl.jit's
@@ -235,6 +236,8 @@ def bench_case(case: Case, opts, off_rows: list[str]) -> list[str]:
             continue
         fns = {"python": lambda fn=fn: fn(*args), "jit": lambda: f(*args),
                "grad": lambda: g(*args)}
+        if opts.no_cpython:
+            del fns["python"]
         if case.hand is not None:
             fns["hand"] = lambda: case.hand(*args)
         if opts.activity:
@@ -257,7 +260,7 @@ def bench_case(case: Case, opts, off_rows: list[str]) -> list[str]:
         p = {} if opts.no_probes else run_probe(case.key, i)
         hand_ratio = t["grad"] / t["hand"] if "hand" in t else None
         rows.append(
-            f"| {case.key} | {label} | {fmt_ms(t['python'])} | {fmt_ms(t['jit'])} | "
+            f"| {case.key} | {label} | {fmt_ms(t.get('python'))} | {fmt_ms(t['jit'])} | "
             f"{fmt_ms(t['grad'])} | {fmt_ms(t.get('hand'))} | "
             f"**{fmt_ratio(t['grad'] / t['jit'])}** | **{fmt_ratio(hand_ratio)}** | "
             f"{fmt_ms(p.get('compile'))} | {fmt_ms(p.get('first'))} | {check} |")
@@ -283,6 +286,9 @@ def main() -> None:
                     + ", ".join(c.key for c in CASES))
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--no-probes", action="store_true")
+    ap.add_argument("--no-cpython", action="store_true",
+                    help="do not time the objective run by CPython (seconds for the "
+                    "nested derivatives)")
     ap.add_argument("--activity", action="store_true",
                     help="also time the gradient built with TAPELESS_ACTIVITY=0")
     ap.add_argument("--probe", nargs=2, help=argparse.SUPPRESS)
