@@ -6,6 +6,9 @@ spellings each (bench/control_programs.py). Prints a Markdown report.
     python bench/bench_control.py --only det,rk4  # some workloads (keys below)
     python bench/bench_control.py --no-probes     # no fresh-process compile times
     python bench/bench_control.py --quick         # short samples: a smoke test
+    python bench/bench_control.py --activity      # also the gradient built without the
+                                                  # activity analysis (TAPELESS_ACTIVITY=0)
+    python bench/bench_control.py --no-cpython    # not the objective run by CPython
 
 Reported, per workload and spelling, from one run: the objective run by CPython and by
 `tl.jit`; the gradient `tl.grad(f, argnums)`; *gradient ÷ objective* (over tl.jit's
@@ -203,7 +206,7 @@ def fmt_ratio(x: float | None) -> str:
     return "–" if x is None else f"{x:.2f}"
 
 
-def bench_case(case: Case, opts) -> list[str]:
+def bench_case(case: Case, opts, off_rows: list[str]) -> list[str]:
     args = case.data()
     rows = []
     ref = None
@@ -233,13 +236,31 @@ def bench_case(case: Case, opts) -> list[str]:
             continue
         fns = {"python": lambda fn=fn: fn(*args), "jit": lambda: f(*args),
                "grad": lambda: g(*args)}
+        if opts.no_cpython:
+            del fns["python"]
         if case.hand is not None:
             fns["hand"] = lambda: case.hand(*args)
+        if opts.activity:
+            # (The setting is read when a gradient is built.)
+            os.environ["TAPELESS_ACTIVITY"] = "0"
+            try:
+                g_off = tl.grad(fn, argnums=case.argnums)
+                off_err = rel_error(as_tuple(g_off(*args)), got)
+            finally:
+                del os.environ["TAPELESS_ACTIVITY"]
+            log(f"      without the activity analysis: {off_err:.1e} from the gradient")
+            fns["grad_off"] = lambda: g_off(*args)
         t = measure(fns, opts.min_sample, opts.repeats)
+        if opts.activity:
+            off_rows.append(
+                f"| {case.key} | {label} | {fmt_ms(t['jit'])} | {fmt_ms(t['grad_off'])} | "
+                f"{fmt_ms(t['grad'])} | **{fmt_ratio(t['grad_off'] / t['jit'])}** | "
+                f"**{fmt_ratio(t['grad'] / t['jit'])}** | "
+                f"{fmt_ratio(t['grad_off'] / t['grad'])} |")
         p = {} if opts.no_probes else run_probe(case.key, i)
         hand_ratio = t["grad"] / t["hand"] if "hand" in t else None
         rows.append(
-            f"| {case.key} | {label} | {fmt_ms(t['python'])} | {fmt_ms(t['jit'])} | "
+            f"| {case.key} | {label} | {fmt_ms(t.get('python'))} | {fmt_ms(t['jit'])} | "
             f"{fmt_ms(t['grad'])} | {fmt_ms(t.get('hand'))} | "
             f"**{fmt_ratio(t['grad'] / t['jit'])}** | **{fmt_ratio(hand_ratio)}** | "
             f"{fmt_ms(p.get('compile'))} | {fmt_ms(p.get('first'))} | {check} |")
@@ -253,12 +274,23 @@ HEADER = ("| workload | spelling | CPython objective (ms) | tl.jit objective (ms
           "against |\n|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|")
 
 
+ACTIVITY_HEADER = (
+    "| workload | spelling | tl.jit objective (ms) | tl.grad, analysis off (ms) | "
+    "tl.grad, on (ms) | gradient ÷ objective, off | on | off ÷ on |\n"
+    "|---|---|---:|---:|---:|---:|---:|---:|")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--only", default="", help="comma-separated workload keys: "
                     + ", ".join(c.key for c in CASES))
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--no-probes", action="store_true")
+    ap.add_argument("--no-cpython", action="store_true",
+                    help="do not time the objective run by CPython (seconds for the "
+                    "nested derivatives)")
+    ap.add_argument("--activity", action="store_true",
+                    help="also time the gradient built with TAPELESS_ACTIVITY=0")
     ap.add_argument("--probe", nargs=2, help=argparse.SUPPRESS)
     opts = ap.parse_args()
     if opts.probe:
@@ -272,12 +304,17 @@ def main() -> None:
           + ", ".join(f"{x:.2f}" for x in os.getloadavg()))
     print(f"- {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}\n")
     print(HEADER)
+    off_rows: list[str] = []
     for case in CASES:
         if only and case.key not in only:
             continue
         log(f"{case.key}: {case.title}")
-        for row in bench_case(case, opts):
+        for row in bench_case(case, opts, off_rows):
             print(row, flush=True)
+    if opts.activity:
+        print("\nWith and without the activity analysis (interleaved samples, one run):\n")
+        print(ACTIVITY_HEADER)
+        print("\n".join(off_rows))
     print("\nWorkloads: " + "; ".join(f"`{c.key}`: {c.title}" for c in CASES
                                       if not only or c.key in only))
 

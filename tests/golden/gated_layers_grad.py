@@ -43,7 +43,6 @@ def grad_gated_layers(params, state, xs):
             j, b, new, x_1 = j_1, 3, new_1, h
         stack_append((x, st, stack_1))
         st = new
-    d_j = _rt.ZERO
     d_b = _rt.ZERO
     d_g = _rt.ZERO
     d_f = _rt.ZERO
@@ -83,7 +82,7 @@ def grad_gated_layers(params, state, xs):
             d_x_1 = _t_11[0:3]
             d_x_2 = _t_11[6:9]
             _t_12 = saved_1[4], _t_10
-            stack_2, d_j, d_b, d_g, d_f, d_s, d_h, d_new, d_x, d_st_1, d_params_1 = rest, _rt.ZERO, _rt.ZERO, _rt.ZERO, _rt.ZERO, _rt.ZERO, _rt.ZERO, d_new_1, d_x_1 + d_x_2, _scatter_add_known(d_st_1, st_1, _t_12, (d_s_1 * f_1, _t_11[3:6])), _scatter_add_known(d_params_1, params, _t_12, (d_g_1, d_g_1 * saved_1[5]))
+            stack_2, d_b, d_g, d_f, d_s, d_h, d_new, d_x, d_st_1, d_params_1 = rest, _rt.ZERO, _rt.ZERO, _rt.ZERO, _rt.ZERO, _rt.ZERO, d_new_1, d_x_1 + d_x_2, _scatter_add_known(d_st_1, st_1, _t_12, (d_s_1 * f_1, _t_11[3:6])), _scatter_add_known(d_params_1, params, _t_12, (d_g_1, d_g_1 * saved_1[5]))
         d_st, d_params = d_st_1, _gadd(d_params, d_params_1)
     d_params_2 = _rt.to_structure(d_params, params)
     _t_13 = _rt.as_sequence(results)

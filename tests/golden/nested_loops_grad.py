@@ -14,7 +14,6 @@ def grad_nested_loops(w, xs):
             stack_1 = (y, h), stack_1
             _, h = __1, y
         stack_append((h, stack_1))
-    _d = _rt.ZERO
     d_w = _rt.ZERO
     for saved in reversed(stack):
         stack_2 = saved[1]
@@ -27,7 +26,7 @@ def grad_nested_loops(w, xs):
             y_1 = saved_1[0]
             _t_1 = d_h * (1.0 - y_1 * y_1)
             h_2 = saved_1[1]
-            stack_2, _d, d_h, d_w_1 = rest, _rt.ZERO, _t_1 * w, _gadd(d_w_1, _t_1 * h_2)
+            stack_2, d_h, d_w_1 = rest, _t_1 * w, _gadd(d_w_1, _t_1 * h_2)
         d_w = _gadd(d_w, d_w_1)
     return _rt.to_structure(d_w, w)
 

@@ -15,6 +15,7 @@ from ..ir.nodes import (
 )
 from ..primitives import PRIMITIVES
 from ..runtime import ZERO
+from . import activity
 from .forward import FTransform, tangent_name
 from .reverse import JTransform
 
@@ -30,9 +31,25 @@ def grad_graph(g: Graph, argnums: int | tuple[int, ...], has_aux: bool, with_val
     the arguments in `argnums`. With `lift` (a `tl.grad` called inside compiled code),
     the arguments are values of the code around it and pass into derivative code through
     `lift`: a function among them becomes its J-callable. With `into`, the body is built
-    in that graph (a stand-in made by the front end, with `g`'s parameters)."""
-    transform = transform or TRANSFORM
+    in that graph (a stand-in made by the front end, with `g`'s parameters).
+
+    J differentiates only the values that the arguments in `argnums` vary and that the
+    output depends on (`ad/activity.py`; a fresh transform per gradient, since its J
+    graphs leave out the sensitivities of the other arguments), unless
+    `TAPELESS_ACTIVITY=0`."""
     expand_transforms(g)
+    nums = (argnums,) if isinstance(argnums, int) else tuple(argnums)
+    n = len(into.parameters) if into is not None else len(g.parameters)
+    for a in nums:
+        if not -n <= a < n:
+            from ..errors import GradError
+
+            raise GradError(f"argnums={argnums!r} is out of range: {g.name} takes "
+                            f"{n} arguments")
+    if activity.enabled():
+        transform = transform or JTransform()
+        transform.activity = activity.Activity(g, nums)
+    transform = transform or TRANSFORM
     jg = transform.graph(g)
     prefix = "value_and_grad" if with_value else "grad"
     out = into if into is not None else Graph(f"{prefix}_{g.name}", None, g.loc)
@@ -43,13 +60,6 @@ def grad_graph(g: Graph, argnums: int | tuple[int, ...], has_aux: bool, with_val
         out.vararg = g.vararg
         out.signature = g.signature
     params = out.parameters
-    nums = (argnums,) if isinstance(argnums, int) else tuple(argnums)
-    for a in nums:
-        if not -len(params) <= a < len(params):
-            from ..errors import GradError
-
-            raise GradError(f"argnums={argnums!r} is out of range: {g.name} takes "
-                            f"{len(params)} arguments")
     jargs = [out.apply(P["lift"], p) for p in params] if lift else params
     call = out.apply(Constant(jg), *jargs, loc=g.loc)
     out.effects.append(call)

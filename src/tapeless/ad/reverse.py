@@ -29,6 +29,7 @@ from ..ir.nodes import (
 )
 from ..primitives import PRIMITIVES, Primitive, lookup_callable
 from ..runtime import ZERO
+from .activity import Activity
 from .callees import known_callee
 
 P = PRIMITIVES
@@ -131,10 +132,15 @@ class JTransform:
     """Maps primal graphs to their J graphs. One instance shares work between the graphs
     it transforms (a graph is transformed once)."""
 
-    def __init__(self, outer: list[Node] | dict[int, Node] | None = None) -> None:
+    def __init__(self, outer: list[Node] | dict[int, Node] | None = None,
+                 activity: Activity | None = None) -> None:
         """`outer`: nodes of code around the graphs transformed (the free variables of a
         function differentiated inside compiled code), which J sees as plain values; or,
-        by id, what J sees for each (a function made J-callable by `lift`)."""
+        by id, what J sees for each (a function made J-callable by `lift`). `activity`:
+        which values to differentiate (`ad/activity.py`; None: all of them); the others
+        are computed as constants are, with no backpropagator, no sensitivity and no
+        place on a loop's stack."""
+        self.activity = activity
         self.graphs: dict[int, Graph] = {}
         # primal -> J value
         self.values: dict[int, Node] = dict(outer) if isinstance(outer, dict) else \
@@ -145,6 +151,10 @@ class JTransform:
         self.value_graphs: dict[int, Graph] = {}  # graph -> its J as a Python callable
         self.constructors: dict[type, Graph] = {}
         self.loops: dict[int, _LoopParts] = {}  # primal loop node -> what its backward needs
+
+    def active(self, node: Node) -> bool:
+        """Whether `node` (a primal node) is differentiated."""
+        return self.activity is None or self.activity.active(node)
 
     # --- graphs -------------------------------------------------------------------
 
@@ -276,7 +286,8 @@ class JTransform:
                         (node.name or not value.name):
                     value.name = node.name  # the user's name, not the rule's (`y`)
                 self.values[node.id] = value
-                self.backprops[node.id] = backprop
+                if self.active(node):
+                    self.backprops[node.id] = backprop
                 return
             call = out
         else:
@@ -300,6 +311,8 @@ class JTransform:
             self.calls[node.id] = [call]
         self.values[node.id] = jg.apply(P["tuple_getitem"], call, 0, loc=node.loc,
                                         name=node.name)
+        if not self.active(node):
+            return
         self.backprops[node.id] = jg.apply(P["tuple_getitem"], call, 1, loc=node.loc,
                                            name=f"{node.name}_backprop" if node.name else "")
 
@@ -333,8 +346,10 @@ class JTransform:
         out = self.value(body.output, fb)
         backprop = self._backward(body, fb)
         saved = [fv for fv in free_variables(backprop) if fv.graph is fb]
+        # (A loop nothing differentiates through saves nothing: no backward loop.)
+        active = self.active(node)
         pushed = fb.apply(P["make_tuple"], fb.apply(P["make_tuple"], *saved), stack,
-                          name="stack")
+                          name="stack") if active else stack
         fb.output = fb.apply(P["make_tuple"], *[fb.apply(P["tuple_getitem"], out, j)
                                                 for j in range(k)], pushed)
         fb.effects = self._effects(body)
@@ -361,7 +376,8 @@ class JTransform:
         self.values[node.id] = jg.apply(P["make_tuple"], *[
             jg.apply(P["tuple_getitem"], loop, j) for j in range(k)], name=node.name)
         final_stack = jg.apply(P["tuple_getitem"], loop, k, name="stack")
-        self.loops[node.id] = (body, backprop, saved, final_stack, lead)
+        if active:
+            self.loops[node.id] = (body, backprop, saved, final_stack, lead)
         return True
 
     def _loop_backward(self, node: Apply, d: Node, bg: Graph,
@@ -544,6 +560,8 @@ class JTransform:
                 if isinstance(node.value, Graph):
                     for k, fv in enumerate(free_variables(node.value)):
                         contribute(fv, bg.apply(P["tuple_getitem"], d, k))
+                return
+            if not self.active(node):  # (a constant to the derivative: no sensitivity)
                 return
             sens.setdefault(node.id, []).append(d)
 
