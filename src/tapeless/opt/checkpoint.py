@@ -11,8 +11,6 @@ Run once, on the final program, before the stacks are lowered to lists."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from ..ir.edit import forget_all, set_inputs
 from ..ir.nodes import (
     Apply,
@@ -28,12 +26,11 @@ from .kinds import FLOAT, INT, NUMERIC, SCALAR, Kind, TupleKind, dtype_of, int_v
 from .loop_facts import (
     LoopFacts,
     LoopInfo,
-    constant_getitems,
     constant_index,
     is_call_of,
     loop_info,
 )
-from .loops import uses
+from .loops import stack_pairs, uses
 
 P = PRIMITIVES
 Uses = dict[int, list[tuple[Node | None, Graph]]]
@@ -75,18 +72,14 @@ def checkpoint_loops(root: Graph, mode: str, budget: int) -> int:
     use = uses(graphs)
     facts = LoopFacts(root, graphs)
     done = 0
-
-    def only_use(n: Node) -> Node | None:
-        us = use.get(n.id, [])
-        return us[0][0] if len(us) == 1 else None
-
     for g in graphs:
         for node in graph_nodes(g):
             fwd = loop_info(node)
-            if fwd is None or fwd.cond is not None or fwd.outputs is None or \
-                    _has_effects(fwd.body):
+            if fwd is None or fwd.cond is not None or _has_effects(fwd.body):
                 continue
-            pair = _pair(g, fwd, use, only_use)
+            pair = next(((s, push, back, t) for s, _, push, back, t in stack_pairs(fwd, use)
+                         if not _has_effects(back.body) and _pops_until_empty(back, t, use)),
+                        None)
             if pair is None:
                 continue
             s, push, back, t = pair
@@ -104,38 +97,6 @@ def checkpoint_loops(root: Graph, mode: str, budget: int) -> int:
     if done:
         forget_all(graphs)
     return done
-
-
-def _pair(g: Graph, fwd: LoopInfo, use: Uses, only_use: Callable[[Node], Node | None]
-          ) -> tuple[int, Apply, LoopInfo, int] | None:
-    """The stack slot `s` of a forward `for` loop, its push, the backward `while` loop of
-    the same graph that pops it, and the slot `t` it pops there; None if not such a pair."""
-    outputs = fwd.outputs
-    assert outputs is not None
-    for s, init in enumerate(fwd.init):
-        if not (isinstance(init, Constant) and init.value is None):
-            continue
-        p = fwd.body.parameters[fwd.lead + s]
-        push = only_use(p)
-        if push is None or not is_call_of(push, "make_tuple") or len(push.inputs) != 3 or \
-                push.inputs[2] is not p or push.inputs[1] is p or outputs[s] is not push:
-            continue
-        getitems = constant_getitems([u for u, _ in use.get(fwd.node.id, [])])
-        if getitems is None:
-            continue
-        result = [u for u in getitems if constant_index(u) == s]
-        if len(result) != 1:
-            continue
-        back_node = only_use(result[0])
-        back = loop_info(back_node) if back_node is not None else None
-        if back is None or back.cond is None or back.lead or back.node.graph is not g or \
-                back.outputs is None or _has_effects(back.body):
-            continue
-        t = [j for j, x in enumerate(back.init) if x is result[0]]
-        if len(t) != 1 or not _pops_until_empty(back, t[0], use):
-            continue
-        return s, push, back, t[0]
-    return None
 
 
 def _has_effects(g: Graph, depth: int = 0) -> bool:

@@ -4,7 +4,7 @@ lists and accumulators added in place (the facts they use: `loop_facts`)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from ..ir.clone import clone_graph
 from ..ir.edit import (
@@ -401,6 +401,48 @@ def never_zero_param(facts: LoopFacts, node: Node, test: Callable[[Node, Assumed
 
 
 
+def stack_pairs(fwd: LoopInfo, use: dict[int, list[tuple[Node | None, Graph]]]
+                ) -> Iterator[tuple[int, Parameter, Apply, LoopInfo, int]]:
+    """The stacks of saved values of a forward loop `fwd` and the backward loops that pop
+    them: each state slot `s` that starts as None and that the body only pushes onto
+    (`push`, a pair (saved values, the stack `p`), the body's next value of the slot),
+    whose final value goes, once, to a `while` loop `back` of the same graph (the slot `t`
+    of its state). (`back` may still do other things with it: see its users.)"""
+    outputs = fwd.outputs
+    if outputs is None:
+        return
+
+    def only_use(n: Node) -> Node | None:
+        us = use.get(n.id, [])
+        return us[0][0] if len(us) == 1 else None
+
+    for s, init in enumerate(fwd.init):
+        if not (isinstance(init, Constant) and init.value is None):
+            continue
+        p = fwd.body.parameters[fwd.lead + s]
+        push = only_use(p)
+        if push is None or not is_call_of(push, "make_tuple") or len(push.inputs) != 3 or \
+                push.inputs[2] is not p or push.inputs[1] is p or \
+                outputs[s] is not push or only_use(push) is not fwd.body.output:
+            continue
+        if fwd.cond is not None and use.get(fwd.cond.parameters[s].id):
+            continue
+        getitems = constant_getitems([u for u, _ in use.get(fwd.node.id, [])])
+        if getitems is None:
+            continue
+        result = [u for u in getitems if constant_index(u) == s]
+        if len(result) != 1:
+            continue
+        back_node = only_use(result[0])
+        back = loop_info(back_node) if back_node is not None else None
+        if back is None or back.cond is None or back.lead or \
+                back.node.graph is not fwd.node.graph or back.outputs is None:
+            continue
+        t = [j for j, x in enumerate(back.init) if x is result[0]]
+        if len(t) == 1:
+            yield s, p, push, back, t[0]
+
+
 def lower_stacks(root: Graph,
                  known: Callable[[Node, Node, Node], bool] | None = None) -> int:
     """Turn a loop's cons-cell stack into a Python list (`append` / `pop`) where that is
@@ -417,39 +459,13 @@ def lower_stacks(root: Graph,
     if lowered:
         use = uses(graphs)
 
-    def only_use(n: Node) -> Node | None:
-        us = use.get(n.id, [])
-        return us[0][0] if len(us) == 1 else None
-
     for g in graphs:
         for fwd_node in graph_nodes(g):
             fwd = loop_info(fwd_node)
-            if fwd is None or fwd.outputs is None:
+            if fwd is None:
                 continue
-            for s, init in enumerate(fwd.init):
-                if not (isinstance(init, Constant) and init.value is None):
-                    continue
-                p = fwd.body.parameters[fwd.lead + s]
-                push = only_use(p)
-                if push is None or not is_call_of(push, "make_tuple") or len(push.inputs) != 3 or \
-                        push.inputs[2] is not p or push.inputs[1] is p or \
-                        fwd.outputs[s] is not push or only_use(push) is not fwd.body.output:
-                    continue
-                if fwd.cond is not None and use.get(fwd.cond.parameters[s].id):
-                    continue
-                getitems = constant_getitems([u for u, _ in use.get(fwd_node.id, [])])
-                if getitems is None:
-                    continue
-                result = [u for u in getitems if constant_index(u) == s]
-                if len(result) != 1:
-                    continue
-                back_node = only_use(result[0])
-                back = loop_info(back_node) if back_node is not None else None
-                if back is None or back.cond is None or back.lead or back.node.graph is not g \
-                        or back.outputs is None:
-                    continue
-                t = [j for j, x in enumerate(back.init) if x is result[0]]
-                if len(t) != 1 or not _lower_pops(back, t[0], use):
+            for s, p, push, back, t in stack_pairs(fwd, use):
+                if not _lower_pops(back, t, use):
                     continue
                 # The forward side: a fresh list per run of `g`, appended to in place.
                 set_input(fwd_node, fwd.first_init + s, g.apply(P["stack_new"]))
