@@ -239,3 +239,18 @@ def test_small_or_advanced_reads_stay_dense():
     assert type(rt.getitem_sens(np.ones(2), x, (np.array([0, 1]), 0))) is np.ndarray
     assert type(rt.getitem_sens(1.0, np.zeros(4), 1)) is np.ndarray
     assert type(rt.getitem_sens(1.0, np.zeros(100, dtype=np.float32), 1)) is np.ndarray
+
+
+def appended_in_a_loop(x, n):
+    out = []
+    for _ in range(n):
+        x = x * 0.5 + 1.0
+        out = out + [x, np.sin(x)]
+    return out, np.arange(3.0) * x
+
+
+def test_code_without_derivatives_settles_no_sparse_sensitivity():
+    # (It has none: its results are returned as they are, not through `dense_sens`.)
+    f = tl.jit(appended_in_a_loop)
+    assert f(0.3, 3)[0] == appended_in_a_loop(0.3, 3)[0]
+    assert "dense_sens" not in f.source_for(0.3, 3)

@@ -95,6 +95,11 @@ def _small(node: Node, facts: LoopFacts) -> bool:
     return shape is not None and int(np.prod(shape)) < 64
 
 
+# Calls of derivative code compiled at run time (`tapeless.dynamic`): what they return
+# may be sparse.
+_RUNTIME_J = frozenset({"call_value", "call_value_fwd", "call_fwd", "lift"})
+
+
 def _may_be_sparse(node: Node, facts: LoopFacts, depth: int = 0) -> bool:
     """Whether `node`'s value may be a sparse sensitivity (`Primitive.sparse_result`), or
     a sum with a term that is not surely an array (a new array that no sum made, an item
@@ -125,7 +130,12 @@ def settle_owns(root: Graph) -> None:
     broadcast number, or another argument). Decided here, on the final program."""
     replace: dict[int, Node] = {}
     facts: LoopFacts | None = None
-    for g in reachable_graphs(root):
+    graphs = reachable_graphs(root)
+    # (Code that makes no sparse sensitivity, nor calls derivative code made at run time,
+    # has none to settle: a program without derivatives.)
+    sparse = any((p := prim_of(n)) is not None and (p.sparse_result or p.name in _RUNTIME_J)
+                 for g in graphs for n in graph_nodes(g))
+    for g in graphs:
         for node in graph_nodes(g):
             if not is_prim(node, "own"):
                 continue
@@ -136,7 +146,7 @@ def settle_owns(root: Graph) -> None:
                 facts = facts or LoopFacts(root)
                 replace[node.id] = g.apply(P["dense_sens"], d, loc=node.loc,
                                            name=node.name) \
-                    if _may_be_sparse(d, facts) else d
+                    if sparse and _may_be_sparse(d, facts) else d
                 continue
             if is_prim(d, "expand_reduced"):
                 # A number broadcast to x's shape: a new array of that shape, filled in,
