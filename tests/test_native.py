@@ -486,7 +486,9 @@ def test_loop_inside_loop_gradient_is_native() -> None:
     np.testing.assert_allclose(grad, 2.0 * r @ powers, rtol=1e-12)
     assert _entry(f, c, xs, ys).is_native
     source = native.native_source(f._get(f.bind((c, xs, ys), {})))
-    assert "_nt_scatter_into" in source and "_nt_items" in source
+    # (The inner stack in one list; the sensitivities of c summed into one array in place,
+    # by the optimizer's accumulator or native_loops' own.)
+    assert "_nt_items" in source and ("_nt_scatter_into" in source or "_scatter_add" in source)
 
 
 def test_loop_inside_loop_stack_read_twice() -> None:

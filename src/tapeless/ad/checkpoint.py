@@ -22,6 +22,7 @@ from typing import Any
 
 from ..frontend.parser import ParamSpec, parse
 from ..ir.clone import clone_graph, copy_module, inline_body
+from ..ir.edit import set_inputs, set_output
 from ..ir.nodes import Apply, Constant, CustomRule, Graph, graph_nodes, prim_of, reachable_graphs
 from ..primitives import PRIMITIVES as P
 from ..primitives import Primitive
@@ -61,9 +62,9 @@ def reuse_rule(prim: Primitive) -> Graph:
         for h in reachable_graphs(rule):
             for node in graph_nodes(h):
                 if node is not out:
-                    node.inputs = [s if i is value else i for i in node.inputs]
+                    set_inputs(node, [s if i is value else i for i in node.inputs])
             if h is not rule and h.output is value:
-                h.output = s
+                set_output(h, s)
             h.invalidate()
     for h in reachable_graphs(rule):
         h.derived = True
@@ -113,6 +114,6 @@ def saving_graphs(fun: Graph, saveable: Saveable) -> tuple[Graph, Graph] | None:
         assert prim is not None
         args = reusing.apply(P["make_tuple"], *node.inputs[1:])
         item = reusing.apply(P["tuple_getitem"], saved, i)
-        node.inputs = [Constant(_reuse_graph(prim)), item, args]
+        set_inputs(node, [Constant(_reuse_graph(prim)), item, args])
     reusing.invalidate()
     return saving, reusing

@@ -26,6 +26,7 @@ from typing import Any
 
 from ..errors import GradError
 from ..ir.clone import copy_module
+from ..ir.edit import set_inputs, set_output
 from ..ir.nodes import (
     Apply,
     Constant,
@@ -203,9 +204,9 @@ def split(fg: Graph) -> Split:
     dynamic_effects = [tmap(e) for e in fg.effects if _any(times.of(e))]
     for h in reachable_graphs(tan):
         for node in graph_nodes(h):
-            node.inputs = [params.get(i.id, i) for i in node.inputs]
+            set_inputs(node, [params.get(i.id, i) for i in node.inputs])
         if h is not tan and h.output is not None:
-            h.output = params.get(h.output.id, h.output)
+            set_output(h, params.get(h.output.id, h.output))
         h.invalidate()
     _drop_primal_items(fg, times, tmap)
     tan.output = params.get(tangent_out.id, tangent_out)
