@@ -17,7 +17,9 @@ int, which may be an axis) are batched:
 - one of them at a time, the others unbatched (`in_axes=None`: the first example's),
 
 and `tl.vmap` of the call must equal stacking the call's results over the examples
-(exact for ints and bools, 1e-12 for floats). A primitive with a rule of its own but no
+(exact for ints and bools, 1e-12 for floats). The default run (CI) takes each
+primitive's first sample in every mode; `pytest -m slow tests/test_batch_rules.py` runs
+the others too. A primitive with a rule of its own but no
 sample with data to batch fails too: add samples when you add a primitive. Primitives
 declared per element run along axis 0 only (their rule is the loop); random draws are
 checked against a loop in tests/test_vmap.py (a loop's numbers where the function draws
@@ -276,6 +278,8 @@ def batch_params() -> list:
                 ["axis0", "last"] + (["only"] if len(data) > 1 else [])
             known = KNOWN.get((name, k))
             marks = [pytest.mark.xfail(strict=True, reason=known)] if known else []
+            if k > 0:
+                marks.append(pytest.mark.slow)  # (CI: each primitive's first sample)
             for mode in modes:
                 out.append(pytest.param(name, s, k, mode, marks=marks,
                                         id=f"{name}-{k}-{mode}" +

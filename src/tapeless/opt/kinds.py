@@ -46,6 +46,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeGuard, cast
 
 from ..ir.nodes import Apply, Constant, Graph, Node, Parameter
 from ..primitives import PRIMITIVES, Primitive
+from ..primitives.core import COMPARISON_OPERATORS
 
 if TYPE_CHECKING:
     from .loop_facts import LoopFacts, LoopInfo
@@ -1373,7 +1374,7 @@ for _name in ("np.zeros_like", "np.ones_like"):
     PRIMITIVES[_name].abstract_eval = _or_declared(
         lambda args, inputs: args[0] if isinstance(args[0], ArrayKind) and
         _const(inputs[1]) is None else None, PRIMITIVES[_name])
-for _name in ("lt", "le", "gt", "ge", "eq", "ne"):
+for _name in COMPARISON_OPERATORS:
     PRIMITIVES[_name].abstract_eval = _compared_kind
 # Shape rules.
 for _names, _rule in ((("matmul", "np.matmul"), _matmul_kind),

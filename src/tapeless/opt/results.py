@@ -95,11 +95,6 @@ def _small(node: Node, facts: LoopFacts) -> bool:
     return shape is not None and int(np.prod(shape)) < 64
 
 
-# Calls of derivative code compiled at run time (`tapeless.dynamic`): what they return
-# may be sparse.
-_RUNTIME_J = frozenset({"call_value", "call_value_fwd", "call_fwd", "lift"})
-
-
 def _may_be_sparse(node: Node, facts: LoopFacts, depth: int = 0) -> bool:
     """Whether `node`'s value may be a sparse sensitivity (`Primitive.sparse_result`), or
     a sum with a term that is not surely an array (a new array that no sum made, an item
@@ -131,9 +126,11 @@ def settle_owns(root: Graph) -> None:
     replace: dict[int, Node] = {}
     facts: LoopFacts | None = None
     graphs = reachable_graphs(root)
-    # (Code that makes no sparse sensitivity, nor calls derivative code made at run time,
-    # has none to settle: a program without derivatives.)
-    sparse = any((p := prim_of(n)) is not None and (p.sparse_result or p.name in _RUNTIME_J)
+    # (Code that makes no sparse sensitivity, nor calls derivative code made at run time
+    # (`call_value` and kin: effects passing their values on), has none to settle: a
+    # program without derivatives.)
+    sparse = any((p := prim_of(n)) is not None and
+                 (p.sparse_result or (p.effect and p.passes_on))
                  for g in graphs for n in graph_nodes(g))
     for g in graphs:
         for node in graph_nodes(g):

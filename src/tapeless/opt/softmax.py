@@ -162,10 +162,15 @@ def _max_of(a: Node, spread_mx: Node, facts: LoopFacts | None) -> _Max | None:
 
 
 def _spread_source(node: Node) -> Node | None:
-    if isinstance(node, Apply) and prim_name(node) in ("np.expand_dims", "expand_reduced",
-                                                       "getitem"):
+    if isinstance(node, Apply) and prim_name(node) in _SPREADS:
         return node.inputs[1]
     return None
+
+
+# The primitives whose first input's values `_spread_source` follows into their result
+# (repeated along new or broadcast axes, or read): a table by primitive, like the rules.
+_SPREADS = {"np.expand_dims": "new axes", "expand_reduced": "broadcast axes",
+            "getitem": "a part"}
 
 
 def _summed(total: Node, facts: LoopFacts | None) -> tuple[Node, Node] | None:
@@ -349,7 +354,14 @@ def _nan_with_normalizer(f: Node, y: Node, mx: _Max, facts: LoopFacts | None,
                 _shape(ratio, facts) in (_shape(div[1], facts), mx.shape):
             return True
     if depth < 4 and not expanded and _shape(f, facts) == mx.shape and \
-            any(applies(f, op) for op in ("add", "gadd", "sub", "mul")):
+            _propagates_nan(f):
         assert isinstance(f, Apply)
         return any(_nan_with_normalizer(t, y, mx, facts, depth + 1) for t in f.inputs[1:])
     return False
+
+
+def _propagates_nan(node: Node) -> bool:
+    """Whether `node` is an elementwise sum, difference, product or quotient (a nan in an
+    input is a nan in the result, unlike `pow`'s `1 ** nan`)."""
+    p = prim_of(node)
+    return p is not None and ((p.cheap and p.elementwise and p.number_op) or p.name == "gadd")

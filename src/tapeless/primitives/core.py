@@ -82,6 +82,9 @@ BINARY = {
     "bitor": operator.or_, "bitxor": operator.xor, "lshift": operator.lshift,
     "rshift": operator.rshift,
 }
+# The comparison operators (`a < b`, ...; NumPy's functions declare `comparison`): a bool,
+# or a bool array for arrays.
+COMPARISON_OPERATORS = ("lt", "le", "gt", "ge", "eq", "ne")
 NON_DIFFERENTIABLE_OPS = {"floordiv", "lt", "le", "gt", "ge", "eq", "ne", "is_", "is_not",
                           "bitand", "bitor", "bitxor", "lshift", "rshift"}
 # Declared properties of the operators (see `Primitive`).
