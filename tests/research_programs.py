@@ -238,3 +238,23 @@ def train_step(params, state, x, y):
     value, grads = tl.value_and_grad(objective)(params, x, y)
     params, state = adam_step(params, grads, state)
     return params, state, value
+
+
+# --- a determinant by recursive Laplace expansion (tests of activity, sparse
+# sensitivities and the native backend) ------------------------------------------------
+
+def det_minor(A, row, cols):
+    """Laplace expansion over a list of remaining columns (ints) and a row index."""
+    if len(cols) == 1:
+        return A[row, cols[0]]
+    total = 0.0
+    sign = 1.0
+    for k in range(len(cols)):
+        rest = cols[:k] + cols[k + 1:]
+        total = total + sign * A[row, cols[k]] * det_minor(A, row + 1, rest)
+        sign = -sign
+    return total
+
+
+def det_laplace(A):
+    return det_minor(A, 0, list(range(A.shape[0])))

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import pytest
 from gradcheck import check_directional, leaves
+from research_programs import det_laplace as det
 from test_grad import CORPUS, _quiet, _quiet_call
 
 import tapeless as tl
@@ -59,21 +60,6 @@ def assert_close(a: Any, b: Any, rtol: float = 1e-12) -> None:
 # --- programs ----------------------------------------------------------------------------
 
 
-def det_minor(A, row, cols):
-    """Laplace expansion over a list of remaining columns (ints) and a row index."""
-    if len(cols) == 1:
-        return A[row, cols[0]]
-    total = 0.0
-    sign = 1.0
-    for k in range(len(cols)):
-        rest = cols[:k] + cols[k + 1:]
-        total = total + sign * A[row, cols[k]] * det_minor(A, row + 1, rest)
-        sign = -sign
-    return total
-
-
-def det(A):
-    return det_minor(A, 0, list(range(A.shape[0])))
 
 
 def game(x, y, a, b):

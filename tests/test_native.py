@@ -24,6 +24,7 @@ import pytest
 pytest.importorskip("numba")
 
 from corpus.programs import CASES  # noqa: E402
+from research_programs import det_laplace  # noqa: E402
 from test_corpus import assert_same, run  # noqa: E402
 from test_grad import CORPUS, CORPUS_SKIP  # noqa: E402
 
@@ -540,20 +541,6 @@ def test_list_grown_in_a_loop_is_native() -> None:
     assert _entry(f, x).is_native
 
 
-def det_minor(A, row, cols):
-    if len(cols) == 1:
-        return A[row, cols[0]]
-    total = 0.0
-    sign = 1.0
-    for k in range(len(cols)):
-        rest = cols[:k] + cols[k + 1:]
-        total = total + sign * A[row, cols[k]] * det_minor(A, row + 1, rest)
-        sign = -sign
-    return total
-
-
-def det_laplace(A):
-    return det_minor(A, 0, list(range(A.shape[0])))
 
 
 def test_recursive_determinant_is_native() -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from gradcheck import directional_fd
+from research_programs import det_laplace
 
 import tapeless as tl
 from tapeless import runtime as rt
@@ -29,20 +30,6 @@ def walk_energy(A):
     return walk(A, 0)
 
 
-def det_minor(A, row, cols):
-    if len(cols) == 1:
-        return A[row, cols[0]]
-    total = 0.0
-    sign = 1.0
-    for k in range(len(cols)):
-        rest = cols[:k] + cols[k + 1:]
-        total = total + sign * A[row, cols[k]] * det_minor(A, row + 1, rest)
-        sign = -sign
-    return total
-
-
-def det_laplace(A):
-    return det_minor(A, 0, list(range(A.shape[0])))
 
 
 def rows_while(A, v):
