@@ -120,6 +120,9 @@ EXTRA_SAMPLES: dict[str, list[Sample]] = {
     # The optimizer's ReLU derivative and `np.where(c, x, 0.0)` (ties included).
     "max_sens": [S(lambda r: (u(r, (2, 3)), _with_ties(r, (2, 3)), _with_ties(r, (2, 3))))],
     "where_zero": [S(lambda r: (_bools(r, (2, 3)), u(r, (2, 3))))],
+    # Whether two trees have one structure (vmap's selects): batching changes leaves only.
+    "same_structure": [S(lambda r: ((u(r, (2,)), [u(r, None)]), (u(r, (2,)), [u(r, None)]))),
+                       S(lambda r: ((u(r, (2,)), u(r, None)), [u(r, (2,)), u(r, None)]))],
 }
 
 

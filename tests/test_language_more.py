@@ -194,3 +194,84 @@ def test_zip_strict_lengths_differ(fn, args, optimize: str) -> None:
     with pytest.raises(ValueError, match=re.escape(str(expected.value))):
         tl.grad(fn)(*args)
     assert zip_not_strict([1.0, 2.0], [3.0]) == tl.jit(zip_not_strict)([1.0, 2.0], [3.0])
+
+
+# --- tuple unpacking: the length is checked as CPython checks it ---------------------
+
+def unpack_two(x, t):
+    a, b = t
+    return a * x + b
+
+
+def unpack_in_loop(x, pairs):
+    s = 0.0
+    for p in pairs:
+        a, b = p
+        s = s + a * b * x
+    return s
+
+
+def unpack_for_target(x, pairs):
+    s = 0.0
+    for a, b in pairs:
+        s = s + a * np.sin(b * x)
+    return s
+
+
+def unpack_array(x):
+    a, b, c = x
+    return a * b * np.sin(c)
+
+
+def unpack_nested(x):
+    (a, b), c = (x, x * 2.0), x * 3.0
+    return a * b * c
+
+
+def unpack_result(x):
+    q, r = divmod(x, 0.75)
+    return q + r * x
+
+
+def unpack_dict_keys(x, d):
+    a, b = d
+    return x * d[a] + d[b]
+
+
+@pytest.mark.parametrize("fn, args", [
+    (unpack_two, (1.5, (2.0, 3.0))), (unpack_two, (1.5, [2.0, 3.0])),
+    (unpack_two, (1.5, np.array([2.0, 3.0]))),
+    (unpack_in_loop, (1.5, [(1.0, 2.0), (3.0, -1.0)])),
+    (unpack_for_target, (0.7, [(1.0, 2.0), (3.0, -1.0)])),
+    (unpack_array, (np.array([0.5, -1.5, 2.0]),)), (unpack_nested, (1.25,)),
+    (unpack_result, (2.3,)), (unpack_dict_keys, (0.5, {"p": 2.0, "q": 3.0})),
+])
+def test_unpacking_of_the_right_length(fn, args, optimize: str) -> None:
+    assert tl.jit(fn)(*args) == pytest.approx(fn(*args), rel=1e-13)
+    check_directional(tl.grad(fn)(*args), fn, args, (0,), np.random.default_rng(1))
+
+
+@pytest.mark.parametrize("fn, args", [
+    (unpack_two, (1.5, (2.0, 3.0, 4.0))), (unpack_two, (1.5, [2.0])),
+    (unpack_two, (1.5, np.array([2.0, 3.0, 4.0]))), (unpack_two, (1.5, 2.0)),
+    (unpack_in_loop, (1.5, [(1.0, 2.0), (3.0, -1.0, 0.0)])),
+    (unpack_for_target, (0.7, [(1.0, 2.0), (3.0,)])),
+    (unpack_array, (np.array([0.5, -1.5]),)),
+    (unpack_dict_keys, (0.5, {"p": 2.0, "q": 3.0, "r": 1.0})),
+])
+def test_unpacking_of_the_wrong_length(fn, args, optimize: str) -> None:
+    with pytest.raises((ValueError, TypeError)) as expected:
+        fn(*args)
+    for compiled in (tl.jit(fn), tl.grad(fn)):
+        with pytest.raises(expected.type, match=re.escape(str(expected.value))):
+            compiled(*args)
+
+
+def test_unpacking_under_vmap_takes_each_examples_items() -> None:
+    xs = np.random.default_rng(2).normal(size=(5, 3))
+    want = np.array([unpack_array(x) for x in xs])
+    np.testing.assert_allclose(tl.vmap(unpack_array)(xs), want, rtol=1e-13)
+    np.testing.assert_allclose(tl.vmap(unpack_array, in_axes=1)(xs.T.copy()), want,
+                               rtol=1e-13)
+    grads = np.array([tl.grad(unpack_array)(x) for x in xs])
+    np.testing.assert_allclose(tl.vmap(tl.grad(unpack_array))(xs), grads, rtol=1e-13)

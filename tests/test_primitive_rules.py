@@ -207,6 +207,14 @@ def lifted(x, act):
 _LIFT_FWD = ("forward mode over a tl.grad, inside compiled code, given a function from "
              "outside is refused (GradError)")
 
+UNPACK_HELPER = """
+def unpacked(x, y):
+    a, b, c = x
+    u, v = [a * y, b]
+    (p, q), r = (u, v), c
+    return a * b * np.sin(c) + u * v + p * q * r
+"""
+
 UNBOUND_HELPER = """
 def assigned_in_loop(x, n):
     for _ in range(n):
@@ -286,6 +294,8 @@ SAMPLES: dict[str, list[Sample]] = {
     # A read of a variable bound on some paths only, and zip(..., strict=True).
     "check_bound": [S(lambda r: (u(r, (3,)),), call="assigned_in_loop(a0, 2)",
                       extra=UNBOUND_HELPER)],
+    "unpack": [S(lambda r: (u(r, (3,)), u(r, None)), (0, 1), call="unpacked(a0, a1)",
+                 extra=UNPACK_HELPER)],
     "zip_strict": [S(lambda r: (u(r, (3,)), u(r, (3,))), (0, 1),
                      call="np.sum(np.array([x * np.sin(y) "
                           "for x, y in zip(a0, a1, strict=True)]))")],

@@ -454,3 +454,70 @@ def test_hessian_vector_product_through_nested_loops(n, optimize: str) -> None:
     expected = autograd.grad(
         lambda y: anp.dot(autograd.grad(_nested_loops_autograd, 1)(w, y, n), v))(x)
     np.testing.assert_allclose(tl.grad(hvp)(x), expected, rtol=1e-12, atol=1e-14)
+
+
+# --- vmap: values whose structure differs across the batch ----------------------------
+
+
+def doubled_until(y, c):
+    while y < 10.0:
+        y = y * c + 1.0
+    return y
+
+
+def doubled_until_capped(y):
+    n = 0
+    while y < 10.0 and n < 50:
+        y = y * 2.0 + 1.0
+        n += 1
+    return y
+
+
+def linked_steps(y):
+    t = None
+    while y < 10.0:
+        y = y * 2.0 + 1.0
+        t = ((), t)
+    n = 0
+    while t is not None:
+        t = t[1]
+        n += 1
+    return n * 1.0
+
+
+def smallest_of_sorted(x):
+    return sorted(x)[0]
+
+
+def smallest_of_list(x):
+    items = list(x)
+    return items[int(np.argmin(x))] * items[0]
+
+
+def test_vmap_of_a_gradient_through_a_while_whose_trip_count_differs(optimize: str) -> None:
+    # (Its gradient's loops push per-step values: each example's stack has its own depth.
+    # This gave every example the deepest one's gradient.)
+    ys, cs = np.array([3.0, 1.0, 0.1]), np.array([2.0, 2.0, 3.0])
+    want = np.array([tl.grad(doubled_until)(y, c) for y, c in zip(ys, cs, strict=True)])
+    same(tl.vmap(tl.grad(doubled_until))(ys, cs), want)
+    assert list(want) == [4.0, 8.0, 27.0]
+    want = np.array([tl.grad(doubled_until_capped)(y) for y in ys])
+    same(tl.vmap(tl.grad(doubled_until_capped))(ys), want)
+    assert list(want) == [4.0, 8.0, 16.0]
+
+
+def test_vmap_of_a_structure_that_grows_differently_raises(optimize: str) -> None:
+    ys = np.array([3.0, 1.0, 0.1])
+    assert [linked_steps(y) for y in ys] == [2.0, 3.0, 4.0]
+    with pytest.raises(ValueError, match="structure differs across the batch"):
+        tl.vmap(linked_steps)(ys)
+
+
+@pytest.mark.parametrize("fn", [smallest_of_sorted, smallest_of_list])
+def test_vmap_of_a_gradient_whose_nonzero_entries_differ(fn, optimize: str) -> None:
+    # (Per-example sensitivities zero in different places: the first example's zeros
+    # were taken for all.)
+    xs = np.random.default_rng(0).normal(size=(4, 3))
+    want = np.array([tl.grad(fn)(x) for x in xs])
+    same(tl.vmap(tl.grad(fn))(xs), want)
+    assert len({tuple(np.flatnonzero(w)) for w in want}) > 1

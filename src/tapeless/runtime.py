@@ -83,12 +83,33 @@ def zip_strict_length(lengths: tuple[int, ...]) -> int:
 
 
 def unpack(value: Any, n: int) -> Any:
-    """Check a tuple-unpacking assignment's length like CPython does."""
-    if isinstance(value, (tuple, list)) and len(value) != n:
-        if len(value) > n:
-            raise ValueError(f"too many values to unpack (expected {n})")
-        raise ValueError(f"not enough values to unpack (expected {n}, got {len(value)})")
+    """`a, b = value`: the value, once its length is `n`, or CPython's error. (A value
+    that is not a tuple, list or array (a dict, a range, a string...) becomes the tuple of
+    its items, as CPython iterates it.)"""
+    if isinstance(value, (tuple, list)):
+        if len(value) == n:
+            return value
+        return _unpack_error(len(value), n)
+    import numpy as np
+
+    if isinstance(value, np.ndarray) and value.ndim > 0:
+        length = value.shape[0]
+    else:
+        try:
+            value = tuple(value)
+        except TypeError:
+            raise TypeError(f"cannot unpack non-iterable {type(value).__name__} "
+                            "object") from None
+        length = len(value)
+    if length != n:
+        _unpack_error(length, n)
     return value
+
+
+def _unpack_error(length: int, n: int) -> Any:
+    if length > n:
+        raise ValueError(f"too many values to unpack (expected {n})")
+    raise ValueError(f"not enough values to unpack (expected {n}, got {length})")
 
 
 # --- calls of values in derivative code ----------------------------------------------
@@ -1357,6 +1378,20 @@ def tree_leaves(tree: Any) -> list:
     if children is None:
         return [tree]
     return [leaf for c in children for leaf in tree_leaves(c)]
+
+
+def same_structure(a: Any, b: Any) -> bool:
+    """Whether two trees have one structure (containers of the same types and keys, the
+    same lengths, leaves in the same places); the leaves themselves may differ."""
+    if a is None or b is None:
+        return a is b
+    ca, cb = _children(a), _children(b)
+    if ca is None or cb is None:
+        return ca is None and cb is None
+    if type(a) is not type(b) or len(ca) != len(cb) or \
+            (isinstance(a, dict) and sorted(a) != sorted(b)):
+        return False
+    return all(same_structure(x, y) for x, y in zip(ca, cb, strict=True))
 
 
 def _rebuild(like: Any, children: list) -> Any:

@@ -213,7 +213,8 @@ class Vmapped(Transformed):
         else:
             fg = graph_of(self.fun)
         try:
-            return self._vmapped(fg, getattr(self, "_examples", None))
+            return self._vmapped(fg, getattr(self, "_examples", None),
+                                 derivative=self._reverse_mode())
         except VmapError as exc:
             # Derivative code under a condition that differs across the batch (a loop
             # to a per-element tolerance): the gradient of the batched function instead.
@@ -226,12 +227,20 @@ class Vmapped(Transformed):
                                               self._axes(len(fg.parameters)), self.out_axes,
                                               self.axis_size)
 
-    def _vmapped(self, fg: Graph, examples: list[Any] | None = None) -> Graph:
+    def _reverse_mode(self) -> bool:
+        """Whether the function mapped is reverse-mode derivative code (`vmap(grad(f))`,
+        `vmap(value_and_grad(f))`)."""
+        from .grad_api import GradFunction
+
+        return isinstance(self.fun, GradFunction)
+
+    def _vmapped(self, fg: Graph, examples: list[Any] | None = None,
+                 derivative: bool = False) -> Graph:
         example_ndim = None
         if examples is not None:
             fg, example_ndim = _with_example_kinds(fg, examples)
         return vmap_graph(fg, self._axes(len(fg.parameters)), self.out_axes,
-                          self.axis_size, fg.name, example_ndim)
+                          self.axis_size, fg.name, example_ndim, derivative=derivative)
 
     def check_arguments(self, args: tuple) -> None:
         """The mapped axes must exist and have one length."""

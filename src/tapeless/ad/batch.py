@@ -153,13 +153,16 @@ class Inst:
 
 class VTransform:
     def __init__(self, outer: dict[int, Node] | None = None,
-                 example_ndim: Callable[[Node], int | None] | None = None) -> None:
+                 example_ndim: Callable[[Node], int | None] | None = None,
+                 derivative: bool = False) -> None:
         """`outer`: values of the code around the function batched (a `tl.vmap` called
         inside compiled code: the free variables of the function mapped), unbatched.
         `example_ndim`: the number of axes of an original node's value, where the
-        examples' kinds are known (`tapeless.vmap_api`), else None."""
+        examples' kinds are known (`tapeless.vmap_api`), else None. `derivative`: the
+        function is reverse-mode derivative code (`vmap(grad(f))`)."""
         self.outer = dict(outer or {})
         self.example_ndim = example_ndim
+        self.derivative = derivative
         self.memo: dict[tuple, Inst] = {}
         self._rules: dict[Any, Graph] = {}
 
@@ -561,8 +564,14 @@ class VTransform:
         if name == "tuple_getitem" or (name == "getitem" and isinstance(trees[0], Tup) and
                                        isinstance(args[1], Constant) and
                                        isinstance(args[1].value, int)):
-            made = vg.apply(node.inputs[0], *vals, loc=loc, name=node.name)
             t0, index = trees[0], args[1]
+            if t0 == B and unbatched(trees[1]):
+                # (`a, b = x` of a batched array takes each example's items: along the
+                # axis after the batch's; a batched tuple or list holds batched items)
+                item = self._helper("batched_item", inst, vals, loc)
+                inst.values[node.id] = (item, B)
+                return [item]
+            made = vg.apply(node.inputs[0], *vals, loc=loc, name=node.name)
             if isinstance(t0, Tup) and isinstance(index, Constant):
                 tree = t0.items[index.value]
             else:
@@ -979,6 +988,15 @@ class VTransform:
         element's condition holds; a finished element's state stays as it was. (`skip`:
         leading state that is not the loop's result.)"""
         vg, loc = inst.vg, node.loc
+        if self.derivative:
+            # (A gradient's forward loop saves each step's values for its backward loop,
+            # in a stack whose depth would differ across the batch: masking the loop
+            # cannot express that, so the caller batches the function, then
+            # differentiates.)
+            raise VmapError("vmap of derivative code under a condition that differs across "
+                            "the batch (a loop whose trip count differs): take the "
+                            "derivative of the batched function instead (tl.grad of a "
+                            "function that calls tl.vmap)", loc)
         k = len(init_vals)
         vb = self._loop_graph(body, inst, [B] * k, True)
         vc = self._loop_graph(cond, inst, [B] * k, True)
@@ -1045,7 +1063,8 @@ def _helper(name: str, g: Graph, args: list[Node]) -> Node:
 
 def vmap_graph(fg: Graph, in_axes: list[Any], out_axes: Any, axis_size: int | None,
                name: str, example_ndim: Callable[[Node], int | None] | None = None,
-               into: Graph | None = None, outer: dict[int, Node] | None = None) -> Graph:
+               into: Graph | None = None, outer: dict[int, Node] | None = None,
+               derivative: bool = False) -> Graph:
     """The graph of `tl.vmap(f)`, `fg` being f's: it moves each mapped axis first, calls
     V of `fg` and moves the results' batch axis where `out_axes` says. `example_ndim`:
     see `VTransform`. With `into`, the body is built in that graph (a stand-in made by
@@ -1091,7 +1110,8 @@ def vmap_graph(fg: Graph, in_axes: list[Any], out_axes: Any, axis_size: int | No
     if size is None:
         raise VmapError("vmap: no argument is mapped (in_axes is None everywhere); give "
                         "axis_size")
-    vg = VTransform(outer, example_ndim).root(fg, trees, g if into is not None else None)
+    vg = VTransform(outer, example_ndim, derivative).root(fg, trees,
+                                                          g if into is not None else None)
     out = g.apply(Constant(vg), size, *moved, loc=fg.loc)
     g.effects = [out]
     if isinstance(out_axes, int):

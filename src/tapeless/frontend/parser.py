@@ -457,6 +457,8 @@ class Compiler(UpdateMixin, ExpressionMixin):
                 for elt, item in zip(target.elts, value.inputs[1:], strict=True):
                     self.assign(elt, item, block)
                 return
+            value = block.graph.apply(P["unpack"], value, len(target.elts),
+                                      loc=self.loc(target))
             for i, elt in enumerate(target.elts):
                 item = block.graph.apply(P["tuple_getitem"], value, i, loc=self.loc(elt))
                 self.assign(elt, item, block)

@@ -1360,6 +1360,12 @@ PRIMITIVES["float"].abstract_eval = lambda args, inputs: FLOAT
 # (`own` is a copy, or the array itself: see results.settle_owns)
 PRIMITIVES["own"].abstract_eval = lambda args, inputs: args[0]
 PRIMITIVES["zip_strict_length"].abstract_eval = lambda args, inputs: INT
+PRIMITIVES["divmod"].abstract_eval = lambda args, inputs: \
+    (tuple_of([INT, INT]) if args[0] is INT and args[1] is INT else tuple_of([FLOAT, FLOAT])) \
+    if args[0] in (INT, FLOAT) and args[1] in (INT, FLOAT) else None
+PRIMITIVES["unpack"].abstract_eval = lambda args, inputs: \
+    args[0] if is_tuple(as_tuple(args[0])) or is_list(args[0]) or (ndim_of(args[0]) or 0) > 0 \
+    else None
 PRIMITIVES["check_bound"].abstract_eval = lambda args, inputs: \
     None if isinstance(inputs[0], Constant) else args[0]
 PRIMITIVES["ones_like_output"].abstract_eval = \

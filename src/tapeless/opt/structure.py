@@ -154,6 +154,23 @@ def _len_of_tuple(ctx: Context, node: Apply) -> Node | None:
     return Constant(len(items))
 
 
+@rewrite("unpack")
+def _unpack_known(ctx: Context, node: Apply) -> Node | None:
+    """`a, b = t` where `t`'s length is known to be right: `t` (the check cannot fail)."""
+    x, n = node.inputs[1], node.inputs[2]
+    items = tuple_items(x)
+    if items is not None:
+        length: int | None = len(items)
+    else:
+        k = kind(x, ctx.facts)
+        known = items_of(as_tuple(k))
+        shape = shape_of(k)
+        length = len(known) if known is not None else shape[0] if shape else None
+    if length is None or not isinstance(n, Constant) or length != n.value:
+        return None
+    return x
+
+
 @rewrite("getitem_sens")
 def _getitem_sens_of_tuple(ctx: Context, node: Apply) -> Node | None:
     """The sensitivity of a tuple of known kind given that of an item, `tuple_sens`; given

@@ -79,6 +79,7 @@ _helper("dict_merge_sens", "d, parts, i", accepts_zero=True)
 # Trees (`tapeless.tree`): their leaves, a tree of a structure from leaves, and the
 # sensitivities between the two forms.
 _helper("tree_leaves", "tree")
+_helper("same_structure", "a, b", differentiable=False, pure=True)
 _helper("tree_unflatten", "like, leaves")
 _helper("tree_leaves_sens", "like, d", accepts_zero=True)
 _helper("tree_unflatten_sens", "like, ds", accepts_zero=True)
@@ -117,6 +118,8 @@ _helper("check_bound", "value, name, where", accepts_zero=True, pure=True)
 # `zip(..., strict=True)`: the sequences once their lengths agree; a `for` loop's length.
 _helper("zip_strict", "seqs", accepts_zero=True, pure=True)
 _helper("zip_strict_length", "lengths", differentiable=False, pure=True)
+# `a, b = value`: the value once its length is right (CPython's ValueError otherwise).
+_helper("unpack", "value, n", accepts_zero=True, pure=True)
 # A gradient's forward and backward loops, checkpointed (`tapeless.opt.checkpoint`): only
 # the optimizer makes them, last.
 _helper("checkpoint_for", "start, stop, step, body, slot, budget, init", differentiable=False,

@@ -25,8 +25,11 @@ from ..runtime import (
     BatchedCode,
     check_bound,
     checkpoint_name,
+    same_structure,
     tree_leaves,
     tree_unflatten,
+    unpack,
+    zeros_like_value,
 )
 
 # (Every primitive and rule module first: the rules here cover every primitive.)
@@ -91,20 +94,32 @@ def element(a, i):
 
 
 def _stacked(column):
-    # (a sensitivity that is zero for every example stays the symbolic zero)
-    if column[0] is ZERO:
+    # (a sensitivity that is zero for every example stays the symbolic zero; where it
+    # is zero for some, those take zeros of the others' shape)
+    nonzero = [x for x in column if x is not ZERO]
+    if not nonzero:
         return ZERO
-    for x in column:
-        if np.shape(x) != np.shape(column[0]):
+    first = nonzero[0]
+    for x in nonzero:
+        if np.shape(x) != np.shape(first):
             raise ValueError("vmap: the examples give values of different shapes or "
                              "lengths here (a list whose length differs across the "
                              "batch), which one batched value cannot hold; map over "
                              "examples of one shape, or loop over them")
+    if len(nonzero) < len(column):
+        return np.stack([zeros_like_value(first) if x is ZERO else x for x in column])
     return np.stack(column)
 
 
 def stack(outs):
     """One batched value from a list of per-example values of one structure."""
+    for o in outs:
+        if not same_structure(o, outs[0]):
+            raise ValueError("vmap: the examples give values of different structures "
+                             "here (tuples or lists of different lengths, dicts with "
+                             "different keys, or an item missing in some), which one "
+                             "batched value cannot hold; map over examples that give "
+                             "values of one structure, or loop over them")
     leaves = [tree_leaves(o) for o in outs]
     return tree_unflatten(outs[0], [_stacked([ls[j] for ls in leaves])
                                     for j in range(len(leaves[0]))])
@@ -211,10 +226,12 @@ def _select_same(c, a, b):
         return a
     la = tree_leaves(a)
     lb = tree_leaves(b)
-    if len(la) != len(lb) or _unbound_in(la) or _unbound_in(lb):
-        raise ValueError("vmap: an if whose condition differs across the batch gives "
-                         "values of different structures in its branches (a tuple in one, "
-                         "a number in the other); give both branches the same structure")
+    if not same_structure(a, b) or _unbound_in(la) or _unbound_in(lb):
+        raise ValueError("vmap: a value's structure differs across the batch (an if whose "
+                         "condition differs across the batch gives a tuple in one branch, "
+                         "a number in the other; or a loop whose trip count differs grows "
+                         "a tuple or list); give both branches the same structure, or "
+                         "loop over the batch in Python")
     return tree_unflatten(a, [_select_leaf(c, x, y) for x, y in zip(la, lb)])
 
 
@@ -234,6 +251,15 @@ def select(c, a, b):
 def as_mask(c):
     """A batched condition as a boolean mask (Python's truth, element by element)."""
     return np.not_equal(c, 0)
+
+
+def batched_item(x, i):
+    """Item `i` of each example of a batched value (`tuple_getitem`, as in `a, b = x`):
+    an array's along the axis after the batch's; a tuple's or list's, whose items are
+    batched, as it is."""
+    if isinstance(x, np.ndarray):
+        return x[:, i]
+    return x[i]
 
 
 def first_of(size, x):
@@ -389,6 +415,20 @@ def _checkpoint_name(size, flags, x, name):
 @batch("check_bound")
 def _check_bound(size, flags, value, name, where):
     return check_bound(value, name, where)
+
+
+@batch("same_structure")
+def _same_structure(size, flags, a, b):
+    # (a batched value has its examples' structure: batching changes leaves only)
+    return np.full(size, same_structure(a, b))
+
+
+@batch("unpack")
+def _unpack(size, flags, value, n):
+    if isinstance(value, np.ndarray):
+        # (an array's items are along its first axis after the batch's)
+        return np.swapaxes(unpack(np.swapaxes(value, 0, 1), n), 0, 1)
+    return unpack(value, n)
 
 
 @batch("truth")

@@ -49,6 +49,7 @@ from ..runtime import (
     tree_leaves_sens,
     tree_unflatten,
     tree_unflatten_sens,
+    unpack,
     zip_strict,
 )
 from . import rules_arrays, rules_core, rules_numpy, rules_scipy  # noqa: F401 (first)
@@ -256,6 +257,11 @@ def _list_flatmap(fn, seq, t_fn, t_seq):
 @jvp("stop_gradient")
 def _stop_gradient(x):
     return stop_gradient(x), None
+
+
+@jvp("unpack")
+def _unpack(value, n):
+    return unpack(value, n), lambda t: t
 
 
 @jvp("check_bound")

@@ -53,6 +53,7 @@ from ..runtime import (
     tree_unflatten_sens,
     tuple_sens,
     unbroadcast,
+    unpack,
     without_fields,
     zeros_like_value,
     zip_strict,
@@ -204,6 +205,11 @@ def _stop_gradient(x):
 @rule("check_bound")
 def _check_bound(value, name, where):
     return check_bound(value, name, where), lambda d: (d, ZERO, ZERO)
+
+
+@rule("unpack")
+def _unpack(value, n):
+    return unpack(value, n), lambda d: (d, ZERO)
 
 
 @rule("zip_strict")
@@ -622,16 +628,24 @@ def _float(x):
     return float(x), back
 
 
+def _items_sens(d, x):
+    """The sensitivity of the array `x` from that of the list or tuple of its rows."""
+    if d is ZERO:
+        return ZERO
+    return _seq_sens([sens_index(d, i) for i in range(len(x))], x)
+
+
 @rule("tuple")
 def _tuple(iterable):
-    back = lambda d: (d,)
+    back = lambda d: (_items_sens(d, iterable) if isinstance(iterable, np.ndarray) else d,)
     return tuple(iterable), back
 
 
 @rule("list")
 def _list(iterable):
-    back = lambda d: (ZERO if d is ZERO else (tuple(d) if isinstance(iterable, tuple)
-                                             else list(d)),)
+    back = lambda d: (ZERO if d is ZERO else _items_sens(d, iterable)
+                      if isinstance(iterable, np.ndarray) else
+                      (tuple(d) if isinstance(iterable, tuple) else list(d)),)
     return list(iterable), back
 
 
