@@ -54,6 +54,7 @@ from ..primitives.batch_rules import (
     ARRAY_FACTS,
     IN_PLACE,
     MATMUL_LIKE,
+    SHAPE_LEVEL,
     STACK_OPS,
     TYPE_LEVEL,
 )
@@ -580,7 +581,8 @@ class VTransform:
             inst.values[node.id] = (made, U)
             return [made]
         if name in TYPE_LEVEL or (name == "getattr" and isinstance(args[1], Constant) and
-                                   args[1].value in ARRAY_FACTS and not unbatched(trees[0])):
+                                   args[1].value in ARRAY_FACTS and not unbatched(trees[0])) \
+                or (name in SHAPE_LEVEL and all(unbatched(t) for t in trees[1:])):
             firsts = [self._helper("first_of", inst, [inst.size, self.materialize(
                 v, t, B, inst)]) if not unbatched(t) and t != F else v
                 for v, t in zip(vals, trees, strict=True)]
