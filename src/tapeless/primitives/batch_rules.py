@@ -705,6 +705,15 @@ TYPE_LEVEL = {"len", "np.shape", "np.ndim", "np.size", "isinstance", "callable",
 # What depends on the shape of its first argument only (the others unbatched): computed
 # on element 0, unbatched, like TYPE_LEVEL.
 SHAPE_LEVEL = {"reduced_count", "reduced_axes"}
+# Whose result is a bool (or, batched, a bool array) whatever the arguments: a condition
+# of theirs is a mask as it is.
+BOOL_RESULTS = {name for name in ("lt", "le", "gt", "ge", "eq", "ne", "not_", "truth",
+                                  "np.logical_and", "np.logical_or", "np.logical_not",
+                                  "np.logical_xor", "np.isnan", "np.isinf", "np.isfinite",
+                                  "np.less", "np.less_equal", "np.greater",
+                                  "np.greater_equal", "np.equal", "np.not_equal",
+                                  "math.isnan", "math.isinf", "math.isfinite")
+                if name in PRIMITIVES}
 # Attributes of an array that are the same for every example (taken of element 0).
 ARRAY_FACTS = {"shape", "ndim", "size", "dtype"}
 # Updates of their first argument in place: batched, it is a copy per element (an update
@@ -1083,10 +1092,8 @@ def _tuple_sens(size, flags, d, i, like):
 
 @batch("lift")
 def _lift(size, flags, value):
-    # (data passes as it is; a function made in the mapped code is refused, as before)
-    if callable(value):
-        return per_element(lift_value, size, flags, value)
-    return value
+    # (data passes as it is; a function, the same for every element, is lifted once)
+    return lift_value(value)
 
 
 @batch("check_scalar_output")
