@@ -996,6 +996,24 @@ class VTransform:
             nd = nt if nt == nf else None
         return self._select(inst, c, rt, rf, nd)
 
+    def _same_arrays(self, gt: Graph, gf: Graph) -> bool:
+        """Whether two branches give tuples whose items are the same value, or arrays
+        (numbers) with as many axes on both sides: what `np.where` selects between."""
+        from ..runtime import UNBOUND
+
+        ot, of = gt.output, gf.output
+        if not (isinstance(ot, Apply) and isinstance(of, Apply) and
+                _primitive(ot.inputs[0]) is P["make_tuple"] and
+                _primitive(of.inputs[0]) is P["make_tuple"] and
+                len(ot.inputs) == len(of.inputs)):
+            return False
+        for x, y in zip(ot.inputs[1:], of.inputs[1:], strict=True):
+            if any(isinstance(v, Constant) and v.value is UNBOUND for v in (x, y)):
+                return False
+            if x is not y and (self.ndim(x) is None or self.ndim(x) != self.ndim(y)):
+                return False
+        return True
+
     def _finish(self, made: Inst, want: Tree) -> None:
         assert made.vg.output is not None
         made.vg.output = self.materialize(made.vg.output, made.out_tree, want, made)
@@ -1024,6 +1042,14 @@ class VTransform:
         mt = cm if inst.mask is None else vg.apply(P["np.logical_and"], cm, inst.mask)
         nc = vg.apply(P["np.logical_not"], cm)
         mf = nc if inst.mask is None else vg.apply(P["np.logical_and"], nc, inst.mask)
+        if _displays_only(gt) and _displays_only(gf) and self._same_arrays(gt, gf):
+            # (branches that only gather values, as a `break` setting a flag: both run,
+            # which costs less than finding whether an element takes each)
+            rt = vg.apply(Constant(bt.vg), mt, loc=loc)
+            rf = vg.apply(Constant(bf.vg), mf, loc=loc)
+            chosen = self._select_results(inst, cm, rt, rf, gt, gf, call)
+            inst.values[call.id] = (chosen, B)
+            return [rt, rf, chosen]
         any_t = vg.apply(P["method.any"], mt, Constant(None), Constant(False))
         any_f = vg.apply(P["method.any"], mf, Constant(None), Constant(False))
 
@@ -1173,6 +1199,13 @@ class VTransform:
                                              for j in range(skip, k)])
         inst.values[node.id] = (result, Tup(tuple([B] * (k - skip))))
         return [c0, loop]
+
+
+def _displays_only(g: Graph) -> bool:
+    """Whether a graph only makes tuples and lists of values it reads (reading nothing
+    else: an item of a value not bound yet would raise)."""
+    return all(_primitive(n.inputs[0]) in (P["make_tuple"], P["make_list"])
+               for n in graph_nodes(g))
 
 
 def _tuple_item(node: Node | None, k: int) -> Node | None:
