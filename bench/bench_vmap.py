@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
-from timing import best_time, single_threaded  # noqa: E402
+from timing import best_time, best_times, single_threaded  # noqa: E402
 
 single_threaded()
 
@@ -245,9 +245,6 @@ def newton(batch: int, repeat: int, number: int) -> list[str]:
         expected = np.array([jitted(float(x)) for x in a])
         assert np.allclose(v(a), expected, rtol=1e-12)
         assert np.allclose(masked_loop(fn, a), expected, rtol=1e-12)
-        t_v = best_time(lambda v=v: v(a), repeat, number)
-        t_loop = best_time(lambda j=jitted: [j(float(x)) for x in a], repeat,
-                             max(1, number // 4))
         # One batched Newton step, hand-written, and the largest trip count.
         trips = 0
         x = a.copy()
@@ -269,8 +266,11 @@ def newton(batch: int, repeat: int, number: int) -> list[str]:
                 trips += 1
                 if np.all(np.abs(s) <= 1e-12 * np.abs(x)):
                     break
-        t_step = best_time(step, repeat, number * 10)
-        t_hand = best_time(lambda f=fn: masked_loop(f, a), repeat, number)
+        # (interleaved: the four timings see the same load)
+        t_v, t_loop, t_step, t_hand = best_times(
+            [lambda v=v: v(a), lambda j=jitted: [j(float(x)) for x in a], step,
+             lambda f=fn: masked_loop(f, a)], [number, max(1, number // 4), number * 10,
+                                               number], repeat)
         rows.append(f"| Newton {name}, batch {batch} | {t_v * 1e3:.3f} ms | {trips} x "
                     f"{t_step * 1e6:.1f} µs = {trips * t_step * 1e3:.3f} ms | "
                     f"{t_v / (trips * t_step):.2f} (target <= 1.5) | loop of the compiled "

@@ -47,3 +47,19 @@ def best_time(fn: Callable[[], Any], repeat: int, number: int) -> float:
             fn()
         best = min(best, (time.perf_counter() - start) / number)
     return best
+
+
+def best_times(fns: list[Callable[[], Any]], numbers: list[int], repeat: int) -> list[float]:
+    """`best_time` of each of `fns` (`numbers[i]` calls a run), their runs interleaved
+    round by round, so that a stretch when other jobs load the machine falls on all of
+    them alike."""
+    for fn in fns:
+        fn()
+    best = [float("inf")] * len(fns)
+    for _ in range(repeat):
+        for i, (fn, number) in enumerate(zip(fns, numbers, strict=True)):
+            start = time.perf_counter()
+            for _ in range(number):
+                fn()
+            best[i] = min(best[i], (time.perf_counter() - start) / number)
+    return best
