@@ -1,5 +1,6 @@
 """What the benchmark scripts share: one BLAS thread (the process starts again with it
-set, before NumPy loads) and the median of repeated timings."""
+set, before NumPy loads) and the median (or, on a loaded machine, the minimum) of
+repeated timings."""
 
 from __future__ import annotations
 
@@ -32,3 +33,33 @@ def median_time(fn: Callable[[], Any], repeat: int, number: int) -> float:
             fn()
         times.append((time.perf_counter() - start) / number)
     return statistics.median(times)
+
+
+def best_time(fn: Callable[[], Any], repeat: int, number: int) -> float:
+    """The least over `repeat` runs of the time of one call, each run `number` calls
+    (after one call to warm up): on a machine other jobs load, the time the code takes
+    when it is not interrupted, which the median is not."""
+    fn()
+    best = float("inf")
+    for _ in range(repeat):
+        start = time.perf_counter()
+        for _ in range(number):
+            fn()
+        best = min(best, (time.perf_counter() - start) / number)
+    return best
+
+
+def best_times(fns: list[Callable[[], Any]], numbers: list[int], repeat: int) -> list[float]:
+    """`best_time` of each of `fns` (`numbers[i]` calls a run), their runs interleaved
+    round by round, so that a stretch when other jobs load the machine falls on all of
+    them alike."""
+    for fn in fns:
+        fn()
+    best = [float("inf")] * len(fns)
+    for _ in range(repeat):
+        for i, (fn, number) in enumerate(zip(fns, numbers, strict=True)):
+            start = time.perf_counter()
+            for _ in range(number):
+                fn()
+            best[i] = min(best[i], (time.perf_counter() - start) / number)
+    return best

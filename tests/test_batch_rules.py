@@ -123,6 +123,23 @@ EXTRA_SAMPLES: dict[str, list[Sample]] = {
     # Whether two trees have one structure (vmap's selects): batching changes leaves only.
     "same_structure": [S(lambda r: ((u(r, (2,)), [u(r, None)]), (u(r, (2,)), [u(r, None)]))),
                        S(lambda r: ((u(r, (2,)), u(r, None)), [u(r, (2,)), u(r, None)]))],
+    # (derivative plumbing of a `tl.grad` inside the function mapped)
+    "ones_like_output": [S(lambda r: (u(r, None),)), S(lambda r: (u(r, (2, 3)),))],
+    "reduced_count": [S(lambda r: (u(r, (2, 3)), 1)), S(lambda r: (u(r, (2, 3, 4)), (0, 2))),
+                      S(lambda r: (u(r, (2, 3)), None))],
+    "reduced_axes": [S(lambda r: (u(r, (2, 3)), 1)), S(lambda r: (u(r, (2, 3)), None))],
+    # (updates in place, of a copy: the loop and the batch update the same arguments)
+    "index_update_inplace": [
+        S(lambda r: (u(r, (3, 4)), 1, u(r, (4,))), call="P(np.copy(a0), a1, a2)"),
+        S(lambda r: (u(r, (3, 4)), (slice(None), 1), u(r, None)),
+          call="P(np.copy(a0), a1, a2)", label="broadcast"),
+        S(lambda r: (u(r, (4,)), np.array([0, 2, 0]), u(r, (3,))),
+          call="P(np.copy(a0), a1, a2)", label="repeated")],
+    "index_add_inplace": [
+        S(lambda r: (u(r, (4,)), np.array([0, 1, 1, 3]), u(r, (4,))),
+          call="P(np.copy(a0), a1, a2)"),
+        S(lambda r: (u(r, (3, 2)), (np.array([0, 0]), 1), u(r, None)),
+          call="P(np.copy(a0), a1, a2)", label="tuple-index")],
 }
 
 

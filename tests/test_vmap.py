@@ -3,6 +3,10 @@ recursion that diverge across the batch, and composed with `grad` and `jit`."""
 
 from __future__ import annotations
 
+import cProfile
+import pstats
+import re
+
 import numpy as np
 import pytest
 import vmap_programs as vp
@@ -122,6 +126,40 @@ def test_grad_of_a_function_that_calls_vmap():
     w, xs, ys = RNG.normal(size=(4, 3)), RNG.normal(size=(6, 3)), RNG.normal(size=(6, 4))
     expected = sum(tl.grad(vp.loss)(w, x, y) for x, y in zip(xs, ys, strict=True))
     np.testing.assert_allclose(tl.grad(batched)(w, xs, ys), expected, rtol=1e-12)
+
+
+def test_grad_of_a_vmap_of_inner_gradient_steps_runs_no_per_element_loop():
+    # (MAML written with tl.vmap over tasks: the inner gradient's plumbing (unbroadcast,
+    # sums, structures) has batching rules, so nothing runs once per task)
+    p = (RNG.normal(size=(1, 4)), RNG.normal(size=4), RNG.normal(size=(4, 1)))
+    tasks = (RNG.normal(size=(3, 5, 1)), RNG.normal(size=(3, 5, 1)))
+    grad = tl.grad(vp.inner_steps_meta_loss)
+    got = grad(p, tasks)
+    per_task = tl.grad(vp.inner_steps_loss)
+    loop = [per_task(p, (tasks[0][i], tasks[1][i])) for i in range(3)]
+    for j in range(3):
+        np.testing.assert_allclose(got[j], sum(g[j] for g in loop) / 3, rtol=1e-10,
+                                   atol=1e-14)
+    # (what runs: no function of the per-element fallback is called)
+    profile = cProfile.Profile()
+    profile.runcall(grad, p, tasks)
+    called = {fn[2] for fn in pstats.Stats(profile).stats}  # type: ignore[attr-defined]
+    assert not {name for name in called
+                if re.search(r"(^|_)(per_element|per_active_element|element|call_each)$",
+                             name)}, sorted(called)
+
+
+def test_a_while_true_with_a_break_batches_to_masked_array_code():
+    # (the loop's bool flag has no kind: V finds its number of axes from the loop itself,
+    # so the selects are np.where, not the generic run-time select)
+    a = np.abs(RNG.normal(size=7)) * 50 + 0.01
+    v = tl.vmap(vp.cube_root_with_break)
+    x, steps = v(a)
+    want = [tl.jit(vp.cube_root_with_break)(float(v_)) for v_ in a]
+    np.testing.assert_allclose(x, [w[0] for w in want], rtol=1e-15)
+    np.testing.assert_array_equal(steps, [w[1] for w in want])
+    source = v.source_for(a)
+    assert "select" not in source and "not_equal" not in source
 
 
 def test_per_example_gradient_through_a_while_loop():
@@ -347,7 +385,7 @@ def test_an_empty_batch_gives_empty_results_of_the_right_shape():
 
 
 def test_an_empty_batch_through_a_per_element_call_is_refused_where_it_runs():
-    # (np.median runs once per element: without an element its result's shape is unknown)
+    # (np.percentile runs once per element: without an element its result's shape is unknown)
     with pytest.raises(ValueError, match="vmap over an empty batch") as info:
         tl.vmap(vp.through_a_per_element_call)(np.zeros((0, 3)))
     assert "vmap_programs.py" in str(info.value) + "".join(getattr(info.value, "__notes__", []))

@@ -165,6 +165,14 @@ class Vmapped(Transformed):
         self.axis_size = axis_size
 
     def _axes(self, n: int) -> list[Any]:
+        """`_axes_of(n)`, computed once per number of arguments (every call checks its
+        arguments against them)."""
+        cache = self.__dict__.setdefault("_axes_cache", {})
+        if n not in cache:
+            cache[n] = self._axes_of(n)
+        return list(cache[n])
+
+    def _axes_of(self, n: int) -> list[Any]:
         """One axis per parameter of the function (as calls bind them: `*args` packed
         into one tuple). An int maps every positional argument; a parameter with a
         default is passed whole unless `in_axes` is a tuple that names it. A tuple gives
@@ -264,7 +272,32 @@ class Vmapped(Transformed):
             raise VmapError(f"vmap: the mapped axes have different lengths: {sorted(sizes)}")
 
     def check_each_call(self, key: tuple) -> bool:
+        """The mapped axes are checked on every call unless the arguments' signatures
+        hold every leaf's shape (arrays, numbers, and tuples, lists, dicts and records
+        of them), which decides the check for all calls with this key."""
+        return not all(_shapes_known(s) for s in key)
+
+
+def _shapes_known(sig: Any) -> bool:
+    """Whether an argument's signature (`tapeless.api._signature`) holds the shape of
+    each of its leaves."""
+    from .api import LIST_OF
+
+    if sig is float or sig is int:
         return True
+    if not (isinstance(sig, tuple) and len(sig) == 2):
+        return False
+    head, rest = sig
+    if isinstance(head, tuple) and isinstance(rest, str):  # (an array: shape, dtype)
+        return True
+    if head == LIST_OF:
+        return _shapes_known(rest)
+    if head is dict and isinstance(rest, tuple):
+        return all(isinstance(kv, tuple) and len(kv) == 2 and _shapes_known(kv[1])
+                   for kv in rest)
+    if isinstance(head, type) and isinstance(rest, tuple):  # (a tuple, list or record)
+        return all(_shapes_known(s) for s in rest)
+    return False
 
 
 BOUND_TYPES.add(Vmapped)

@@ -54,6 +54,7 @@ from ..primitives.batch_rules import (
     ARRAY_FACTS,
     IN_PLACE,
     MATMUL_LIKE,
+    SHAPE_LEVEL,
     STACK_OPS,
     TYPE_LEVEL,
 )
@@ -165,6 +166,10 @@ class VTransform:
         self.derivative = derivative
         self.memo: dict[tuple, Inst] = {}
         self._rules: dict[Any, Graph] = {}
+        # (loop state whose examples' number of axes is assumed while batching a loop
+        # whose condition differs across the batch: see `_assume_state`)
+        self._assumed: dict[int, int] = {}
+        self._bool_state: set[int] = set()  # (likewise, loop state that stays a bool)
 
     # --- entry ----------------------------------------------------------------------
 
@@ -589,7 +594,8 @@ class VTransform:
             inst.values[node.id] = (made, U)
             return [made]
         if name in TYPE_LEVEL or (name == "getattr" and isinstance(args[1], Constant) and
-                                   args[1].value in ARRAY_FACTS and not unbatched(trees[0])):
+                                   args[1].value in ARRAY_FACTS and not unbatched(trees[0])) \
+                or (name in SHAPE_LEVEL and all(unbatched(t) for t in trees[1:])):
             firsts = [self._helper("first_of", inst, [inst.size, self.materialize(
                 v, t, B, inst)]) if not unbatched(t) and t != F else v
                 for v, t in zip(vals, trees, strict=True)]
@@ -650,14 +656,127 @@ class VTransform:
         inst.values[node.id] = (out, B)
         return effects or [out]
 
-    def ndim(self, node: Node) -> int | None:
+    def ndim(self, node: Node, depth: int = 0) -> int | None:
         """The number of axes of each example of an original node's value, where known
-        (a number's is 0)."""
+        (a number's is 0): from kind inference, else (a bool, which has no kind) from
+        the node itself: an elementwise primitive's broadcast of its arguments, a branch
+        both of whose sides agree, loop state assumed (`_assume_state`)."""
         if isinstance(node, Constant):
             v = node.value
             return int(np.ndim(v)) if isinstance(v, (bool, int, float, np.ndarray,
                                                      np.generic)) else None
-        return self.example_ndim(node) if self.example_ndim is not None else None
+        if self.example_ndim is None:
+            return None
+        known = self.example_ndim(node)
+        if known is not None or depth > 12:
+            return known
+        if node.id in self._assumed:
+            return self._assumed[node.id]
+        if not isinstance(node, Apply):
+            return None
+        prim = _primitive(node.inputs[0])
+        if prim is not None:
+            if prim.name in ("truth", "not_"):
+                return 0
+            if prim.elementwise:
+                nds = [self.ndim(a, depth + 1) for a in node.inputs[1:]]
+                return max(nds) if nds and all(n is not None for n in nds) else None  # type: ignore[type-var]
+            if prim.name == "tuple_getitem" and isinstance(node.inputs[1], Apply) and \
+                    isinstance(node.inputs[2], Constant) and isinstance(node.inputs[2].value, int):
+                outs = self._branch_outputs(node.inputs[1])
+                k = node.inputs[2].value
+                items = [_tuple_item(o, k) for o in outs]
+                return self._agreed(items, depth)
+            return None
+        return self._agreed(self._branch_outputs(node), depth)
+
+    def _branch_outputs(self, call: Apply) -> list[Node | None]:
+        """The outputs of the branches a call of a `switch` between two graphs runs (or
+        of the graph called), else []."""
+        callee = call.inputs[0]
+        if is_constant_graph(callee):
+            return [callee.value.output]
+        if isinstance(callee, Apply) and _primitive(callee.inputs[0]) is P["switch"] and \
+                len(call.inputs) == 1 and all(is_constant_graph(b) for b in callee.inputs[2:]):
+            return [b.value.output for b in callee.inputs[2:]
+                    if isinstance(b, Constant)]
+        return []
+
+    def _agreed(self, nodes: list[Node | None], depth: int) -> int | None:
+        nds = [self.ndim(n, depth + 1) if n is not None else None for n in nodes]
+        if not nds or any(n is None for n in nds) or len(set(nds)) != 1:
+            return None
+        return nds[0]
+
+    def item_ndim(self, node: Node | None, k: int, depth: int = 0) -> int | None:
+        """`ndim` of item `k` of a tuple `node` (a display, or the result of a branch or
+        graph that returns displays)."""
+        item = _tuple_item(node, k)
+        if item is not None:
+            return self.ndim(item, depth + 1)
+        if not isinstance(node, Apply) or depth > 12:
+            return None
+        nds = [self.item_ndim(o, k, depth + 1) for o in self._branch_outputs(node)]
+        if not nds or any(n is None for n in nds) or len(set(nds)) != 1:
+            return None
+        return nds[0]
+
+    def _kept(self, inst: Inst, active: Node, new: Node, old: Node, param: Node,
+               init: Node, out_ndim: int | None) -> Node:
+        """A loop state's value after a masked iteration: `new` where `active`, else
+        `old`. (A variable first bound in the loop starts as a placeholder, which the
+        active elements' values replace: the leaf's select, which takes the other side
+        of a placeholder, where the body's value is one array.)"""
+        from ..runtime import UNBOUND
+
+        if isinstance(init, Constant) and init.value is UNBOUND:
+            if out_ndim is None:
+                return self._select(inst, active, new, old, None)
+            return self._helper("_select_leaf", inst, [active, new, old])
+        return self._select(inst, active, new, old, self.ndim(param))
+
+    def _item_is_bool(self, node: Node | None, k: int, depth: int) -> bool:
+        item = _tuple_item(node, k)
+        if item is not None:
+            return self._is_bool(item, depth + 1)
+        if not isinstance(node, Apply) or depth > 12:
+            return False
+        outs = self._branch_outputs(node)
+        return bool(outs) and all(self._item_is_bool(o, k, depth + 1) for o in outs)
+
+    def _assume_state(self, params: list[list[Node]], init: list[Node], out: Node | None
+                      ) -> None:
+        """Where kind inference does not know a loop state's number of axes (a bool flag
+        set by a `break`), assume its initial value's for the state's parameters (each
+        list in `params`, one per graph reading the state) if the body's new value `out`
+        (a tuple) then has the same; else the assumption is dropped."""
+        if self.example_ndim is None:
+            return
+        slots = [j for j, p in enumerate(params[0]) if self.example_ndim(p) is None and
+                 self.ndim(init[j]) is not None]
+        for j in slots:
+            for ps in params:
+                self._assumed[ps[j].id] = self.ndim(init[j])  # type: ignore[assignment]
+        flags = [j for j in range(len(init)) if self._is_bool(init[j], 0)]
+        for j in flags:
+            self._bool_state.update(ps[j].id for ps in params)
+        changed = True
+        while changed:
+            changed = False
+            for j in list(flags):
+                if not self._item_is_bool(out, j, 0):
+                    flags.remove(j)
+                    self._bool_state.difference_update(ps[j].id for ps in params)
+                    changed = True
+        changed = True
+        while changed:
+            changed = False
+            for j in list(slots):
+                if self.item_ndim(out, j) != self._assumed[params[0][j].id]:
+                    slots.remove(j)
+                    for ps in params:
+                        del self._assumed[ps[j].id]
+                    changed = True
 
     def _static(self, node: Apply, prim: Primitive, vals: list[Node], trees: list[Tree],
                 inst: Inst) -> Node | None:
@@ -784,7 +903,13 @@ class VTransform:
                                  loc=node.loc, name=node.name)
             inst.values[node.id] = (made, want)
             return [made]
-        mask = self._helper("as_mask", inst, [vals[0]])
+        mask = self._mask(inst, vals[0], c)
+        if isinstance(t, Constant) and isinstance(f, Constant) and type(t.value) is bool \
+                and type(f.value) is bool and t.value != f.value:
+            # (`True if c else False`, `False if c else True`)
+            chosen = mask if t.value else inst.vg.apply(P["np.logical_not"], mask)
+            inst.values[node.id] = (chosen, B)
+            return [chosen]
         a = self.materialize(vals[1], trees[1], B, inst)
         b = self.materialize(vals[2], trees[2], B, inst)
         nt, nf = self.ndim(t), self.ndim(f)
@@ -812,9 +937,36 @@ class VTransform:
     def _branch(self, g: Graph, inst: Inst, mask_param: bool) -> Inst:
         return self._loop_graph(g, inst, [], mask_param)
 
+    def _mask(self, inst: Inst, c: Node, orig: Node | None) -> Node:
+        """A batched condition `c` (the value of the original node `orig`) as a mask:
+        as it is where it is known to be boolean (a comparison's), else Python's truth
+        element by element."""
+        if orig is not None and self._is_bool(orig, 0):
+            return c
+        return self._helper("as_mask", inst, [c])
+
+    def _is_bool(self, node: Node | None, depth: int) -> bool:
+        from ..primitives.batch_rules import BOOL_RESULTS
+
+        if isinstance(node, Constant):
+            return type(node.value) in (bool, np.bool_)
+        if node is not None and node.id in self._bool_state:
+            return True
+        if not isinstance(node, Apply) or depth > 12:
+            return False
+        prim = _primitive(node.inputs[0])
+        if prim is P["switch"]:  # (a choice between values)
+            return all(self._is_bool(v, depth + 1) for v in node.inputs[2:])
+        if prim is not None:
+            return prim.name in BOOL_RESULTS
+        outs = self._branch_outputs(node)
+        return bool(outs) and all(self._is_bool(o, depth + 1) for o in outs)
+
     def _select(self, inst: Inst, c: Node, a: Node, b: Node, nd: int | None) -> Node:
         """Per element, `a` where the mask `c` holds, else `b`: `np.where` where the
         examples' number of axes is known, else the generic helper."""
+        if a is b:
+            return a
         if nd is None:
             return self._helper("select", inst, [c, a, b])
         g = inst.vg
@@ -835,11 +987,14 @@ class VTransform:
                 _primitive(of.inputs[0]) is P["make_tuple"] and \
                 len(ot.inputs) == len(of.inputs):
             g = inst.vg
-            parts = []
+            parts: list[Node] = []
             for j, (x, y) in enumerate(zip(ot.inputs[1:], of.inputs[1:], strict=True)):
                 nx, ny = self.ndim(x), self.ndim(y)
                 unbound = any(isinstance(v, Constant) and v.value is UNBOUND for v in (x, y))
                 nd = nx if nx == ny and not unbound else None
+                if x is y and not unbound:  # (the same value on both sides)
+                    parts.append(g.apply(P["tuple_getitem"], rt, j))
+                    continue
                 parts.append(self._select(inst, c, g.apply(P["tuple_getitem"], rt, j),
                                           g.apply(P["tuple_getitem"], rf, j), nd))
             return g.apply(P["make_tuple"], *parts)
@@ -849,6 +1004,24 @@ class VTransform:
             nt, nf = self.ndim(ot), self.ndim(of)
             nd = nt if nt == nf else None
         return self._select(inst, c, rt, rf, nd)
+
+    def _same_arrays(self, gt: Graph, gf: Graph) -> bool:
+        """Whether two branches give tuples whose items are the same value, or arrays
+        (numbers) with as many axes on both sides: what `np.where` selects between."""
+        from ..runtime import UNBOUND
+
+        ot, of = gt.output, gf.output
+        if not (isinstance(ot, Apply) and isinstance(of, Apply) and
+                _primitive(ot.inputs[0]) is P["make_tuple"] and
+                _primitive(of.inputs[0]) is P["make_tuple"] and
+                len(ot.inputs) == len(of.inputs)):
+            return False
+        for x, y in zip(ot.inputs[1:], of.inputs[1:], strict=True):
+            if any(isinstance(v, Constant) and v.value is UNBOUND for v in (x, y)):
+                return False
+            if x is not y and (self.ndim(x) is None or self.ndim(x) != self.ndim(y)):
+                return False
+        return True
 
     def _finish(self, made: Inst, want: Tree) -> None:
         assert made.vg.output is not None
@@ -874,12 +1047,20 @@ class VTransform:
         bt, bf = self._branch(gt, inst, True), self._branch(gf, inst, True)
         self._finish(bt, B)
         self._finish(bf, B)
-        cm = self._helper("as_mask", inst, [c])
+        cm = self._mask(inst, c, node.inputs[1])
         mt = cm if inst.mask is None else vg.apply(P["np.logical_and"], cm, inst.mask)
         nc = vg.apply(P["np.logical_not"], cm)
         mf = nc if inst.mask is None else vg.apply(P["np.logical_and"], nc, inst.mask)
-        any_t = vg.apply(P["np.any"], mt, Constant(None), Constant(False))
-        any_f = vg.apply(P["np.any"], mf, Constant(None), Constant(False))
+        if _displays_only(gt) and _displays_only(gf) and self._same_arrays(gt, gf):
+            # (branches that only gather values, as a `break` setting a flag: both run,
+            # which costs less than finding whether an element takes each)
+            rt = vg.apply(Constant(bt.vg), mt, loc=loc)
+            rf = vg.apply(Constant(bf.vg), mf, loc=loc)
+            chosen = self._select_results(inst, cm, rt, rf, gt, gf, call)
+            inst.values[call.id] = (chosen, B)
+            return [rt, rf, chosen]
+        any_t = vg.apply(P["method.any"], mt, Constant(None), Constant(False))
+        any_f = vg.apply(P["method.any"], mf, Constant(None), Constant(False))
 
         def closure(name: str) -> Graph:
             return Graph(f"{name}_{gt.name}", vg, loc)
@@ -998,6 +1179,10 @@ class VTransform:
                             "derivative of the batched function instead (tl.grad of a "
                             "function that calls tl.vmap)", loc)
         k = len(init_vals)
+        init_nodes = list(node.inputs[len(node.inputs) - k:]) if skip == 0 else \
+            [node.inputs[1], *node.inputs[len(node.inputs) - k + 1:]]
+        self._assume_state([list(body.parameters), list(cond.parameters)], init_nodes,
+                           body.output)
         vb = self._loop_graph(body, inst, [B] * k, True)
         vc = self._loop_graph(cond, inst, [B] * k, True)
         self._finish(vb, Tup(tuple([B] * k)))
@@ -1005,28 +1190,26 @@ class VTransform:
                 for v, t in zip(init_vals, init_trees, strict=True)]
         start_mask = inst.mask if inst.mask is not None else self._ones(inst)
         c0 = vg.apply(Constant(vc.vg), start_mask, *init, loc=loc)
-        a0 = self._helper("as_mask", inst, [c0])
+        a0 = self._mask(inst, c0, cond.output)
         if inst.mask is not None:
             a0 = vg.apply(P["np.logical_and"], a0, inst.mask)
         wc = Graph(f"vmap_any_{cond.name}", vg, loc)
         active_c = wc.add_parameter("active")
         for j in range(k):
             wc.add_parameter(f"s{j}")
-        wc.output = wc.apply(P["np.any"], active_c, Constant(None), Constant(False))
+        wc.output = wc.apply(P["method.any"], active_c, Constant(None), Constant(False))
         wb = Graph(f"vmap_masked_{body.name}", vg, loc)
         active = wb.add_parameter("active")
         state = [wb.add_parameter(p.name) for p in body.parameters]
         wi = Inst(body, wb, inst, inst.size, active)
         new = wb.apply(Constant(vb.vg), active, *state, loc=loc)
-        from ..runtime import UNBOUND
 
-        kept = [self._select(wi, active, wb.apply(P["tuple_getitem"], new, j), s,
-                             self.ndim(p) if not (isinstance(v, Constant) and
-                                                  v.value is UNBOUND) else None)
+        kept = [self._kept(wi, active, wb.apply(P["tuple_getitem"], new, j), s, p, v,
+                           self.item_ndim(body.output, j))
                 for j, (s, p, v) in enumerate(zip(state, body.parameters, init_vals,
                                                   strict=True))]
         c = wb.apply(Constant(vc.vg), active, *kept, loc=loc)
-        still = wb.apply(P["np.logical_and"], active, self._helper("as_mask", wi, [c]))
+        still = wb.apply(P["np.logical_and"], active, self._mask(wi, c, cond.output))
         wb.output = wb.apply(P["make_tuple"], still, *kept)
         wb.effects = [new, c]
         loop = vg.apply(P["while_loop"], Constant(wc), Constant(wb), a0, *init, loc=loc)
@@ -1034,6 +1217,22 @@ class VTransform:
                                              for j in range(skip, k)])
         inst.values[node.id] = (result, Tup(tuple([B] * (k - skip))))
         return [c0, loop]
+
+
+def _displays_only(g: Graph) -> bool:
+    """Whether a graph only makes tuples and lists of values it reads (reading nothing
+    else: an item of a value not bound yet would raise)."""
+    return all(_primitive(n.inputs[0]) in (P["make_tuple"], P["make_list"])
+               for n in graph_nodes(g))
+
+
+def _tuple_item(node: Node | None, k: int) -> Node | None:
+    """Item `k` of a tuple display, else None."""
+    if isinstance(node, Apply) and _primitive(node.inputs[0]) in (P["make_tuple"],
+                                                                 P["make_list"]) and \
+            k < len(node.inputs) - 1:
+        return node.inputs[k + 1]
+    return None
 
 
 def _tree(axis: Any, where: str) -> Any:

@@ -24,13 +24,26 @@ from ..runtime import (
     ZERO,
     BatchedCode,
     check_bound,
+    check_scalar_output,
     checkpoint_name,
+    expand_reduced,
+    immutable_item,
+    index_add,
+    index_add_inplace,
+    index_update,
+    index_update_inplace,
+    ones_like_output,
     same_structure,
+    tensordot_subscripts,
+    to_structure,
     tree_leaves,
     tree_unflatten,
+    tuple_sens,
+    unbroadcast,
     unpack,
     zeros_like_value,
 )
+from ..runtime import lift as lift_value
 
 # (Every primitive and rule module first: the rules here cover every primitive.)
 from . import (  # noqa: F401
@@ -46,6 +59,7 @@ from . import (  # noqa: F401
     update_ops,
 )
 from .registry import PRIMITIVES
+from .rules_numpy import _einsum_call
 
 # (name -> (rule, the primitive the rule calls, a test of the flags it handles or None))
 BATCH: dict[str, tuple] = {}
@@ -728,6 +742,18 @@ ALWAYS_PER_ELEMENT = {name for name in PRIMITIVES
 # What depends on types, lengths and identities only: computed on element 0, unbatched.
 TYPE_LEVEL = {"len", "np.shape", "np.ndim", "np.size", "isinstance", "callable", "hasattr",
               "class_of"}
+# What depends on the shape of its first argument only (the others unbatched): computed
+# on element 0, unbatched, like TYPE_LEVEL.
+SHAPE_LEVEL = {"reduced_count", "reduced_axes"}
+# Whose result is a bool (or, batched, a bool array) whatever the arguments: a condition
+# of theirs is a mask as it is.
+BOOL_RESULTS = {name for name in ("lt", "le", "gt", "ge", "eq", "ne", "not_", "truth",
+                                  "np.logical_and", "np.logical_or", "np.logical_not",
+                                  "np.logical_xor", "np.isnan", "np.isinf", "np.isfinite",
+                                  "np.less", "np.less_equal", "np.greater",
+                                  "np.greater_equal", "np.equal", "np.not_equal",
+                                  "math.isnan", "math.isinf", "math.isfinite")
+                if name in PRIMITIVES}
 # Attributes of an array that are the same for every example (taken of element 0).
 ARRAY_FACTS = {"shape", "ndim", "size", "dtype"}
 # Updates of their first argument in place: batched, it is a copy per element (an update
@@ -846,6 +872,293 @@ def _broadcast_to(size, flags, array, shape):
     return np.broadcast_to(lift(array, len(target)), (size,) + target)
 
 
+# --- products by subscripts, norms, medians, padding, repetition ------------------------
+
+_LETTERS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+
+
+def _free_letter(spec):
+    for c in _LETTERS:
+        if c not in spec:
+            return c
+    raise ValueError("vmap of np.einsum: every letter is used; batch by hand")
+
+
+def _joined(items, sep):
+    text = ""
+    for k in range(len(items)):
+        text = text + (sep if k > 0 else "") + items[k]
+    return text
+
+
+def _explicit(spec):
+    """An einsum spec without spaces, with its output written out (NumPy's implicit
+    output: the ellipsis, then the labels used once, in order)."""
+    text = _joined([c for c in spec if c != " "], "")
+    if "->" in text:
+        return text
+    letters = [c for c in text if c != "," and c != "."]
+    once = sorted([c for c in letters if letters.count(c) == 1])
+    return text + "->" + ("..." if "." in text else "") + _joined(once, "")
+
+
+def _batched_spec(spec, flags):
+    """An explicit einsum spec with a batch label first on the batched operands (one
+    flag each) and on the result."""
+    spec = _explicit(spec)
+    z = _free_letter(spec)
+    parts = [""]
+    out = ""
+    arrow = False
+    for c in spec:
+        if arrow:
+            out = out + c
+        elif c == ",":
+            parts = parts + [""]
+        elif c == ">":
+            arrow = True
+        elif c != "-":
+            parts = parts[:-1] + [parts[-1] + c]
+    return _joined([z + q if f else q for q, f in zip(parts, flags)], ",") + "->" + z + out
+
+
+def _per_element_of(fn, size, flags, args):
+    # (`per_element` with the arguments as one tuple)
+    outs = []
+    for i in range(size):
+        outs.append(fn(*[element(a, i) if f else a for a, f in zip(args, flags)]))
+    return stack(outs)
+
+
+@batch("np.einsum")
+def _einsum(size, flags, subscripts, operands):
+    if flags[0] or not isinstance(subscripts, str):
+        # (the sublist form: its operands and sublists alternate, per element)
+        return _per_element_of(np.einsum, size, (flags[0],) + (flags[1],) * len(operands),
+                               (subscripts,) + tuple(operands))
+    return _einsum_call(_batched_spec(subscripts, (True,) * len(operands)), operands)
+
+
+@batch("np.tensordot", when=lambda flags: not flags[2])
+def _tensordot(size, flags, a, b, axes=2):
+    spec = tensordot_subscripts(_example_ndim(a, flags[0]), _example_ndim(b, flags[1]), axes)
+    return _einsum_call(_batched_spec(spec, flags[:2]), (a, b))
+
+
+@batch("np.linalg.norm", when=_first_only)
+def _norm(size, flags, x, ord=None, axis=None, keepdims=False):
+    nd = np.ndim(x) - 1
+    if axis is not None:
+        return np.linalg.norm(x, ord, _axes(axis, nd), keepdims)
+    if nd == 1 or nd == 2:  # (a vector's norm, or a matrix's)
+        return np.linalg.norm(x, ord, _axes(None, nd), keepdims)
+    # (ord None: the 2-norm of the example flattened)
+    out = np.linalg.norm(np.reshape(x, (size, -1)), ord, 1, False)
+    if keepdims:
+        return np.reshape(out, (size,) + (1,) * nd)
+    return out
+
+
+@batch("np.median", when=_first_only)
+def _median(size, flags, a, axis=None, out=None, overwrite_input=False, keepdims=False):
+    # (never over the batched array in place: it may be an argument or a broadcast view)
+    return np.median(a, _axes(axis, np.ndim(a) - 1), out, False, keepdims)
+
+
+def _pad_widths(pad_width, nd):
+    # (NumPy's forms of `pad_width`, one (before, after) pair per axis of an example,
+    # none for the batch axis)
+    widths = np.broadcast_to(np.asarray(pad_width), (nd, 2))
+    return tuple([(0, 0)] + [(int(w[0]), int(w[1])) for w in widths])
+
+
+@batch("np.pad", when=lambda flags: not flags[1] and not flags[2])
+def _pad(size, flags, array, pad_width, mode="constant", constant_values=0):
+    nd = _example_ndim(array, flags[0])
+    aa = _batched_like(size, flags[0], array)
+    widths = _pad_widths(pad_width, nd)
+    if len(flags) < 4 or not flags[3]:
+        if mode == "constant":
+            return np.pad(aa, widths, mode, constant_values=constant_values)
+        return np.pad(aa, widths, mode)
+    if nd == 0:  # (nothing to pad)
+        return np.array(aa)
+    if np.ndim(constant_values) != 1:  # (one value per side: each example's)
+        return per_element(np.pad, size, flags, array, pad_width, mode, constant_values)
+    # (one value per example: zeros padded, then the padding filled)
+    where = np.pad(np.zeros(np.shape(aa)[1:], dtype=bool), widths[1:], "constant",
+                   constant_values=True)
+    padded = np.pad(aa, widths, mode, constant_values=0)
+    return np.where(where, np.reshape(constant_values, (size,) + (1,) * nd), padded)
+
+
+@batch("np.tile", when=_first_only)
+def _tile(size, flags, a, reps):
+    nd = np.ndim(a) - 1
+    reps = _shape_tuple(reps)
+    if len(reps) < nd:
+        reps = (1,) * (nd - len(reps)) + reps
+    elif len(reps) > nd:
+        a = np.reshape(a, (size,) + (1,) * (len(reps) - nd) + np.shape(a)[1:])
+    return np.tile(a, (1,) + reps)
+
+
+@batch("np.repeat", when=_first_only)
+def _repeat(size, flags, a, repeats, axis=None):
+    if axis is None:
+        return np.repeat(np.reshape(a, (size, -1)), repeats, 1)
+    return np.repeat(a, repeats, axis % (np.ndim(a) - 1) + 1)
+
+
+# --- updates of items ---------------------------------------------------------------------
+
+def _advanced_in(index):
+    # (an index tuple holding an array or a list: where its axes land depends on the
+    # other items, so the batch axis may not stay first)
+    if not isinstance(index, tuple):
+        return False
+    for k in index:
+        if isinstance(k, np.ndarray) or isinstance(k, list):
+            return True
+    return False
+
+
+def _container_update(size, flags, x, index, value, fn):
+    return fn(_batched_like(size, flags[0], x), index, _batched_like(size, flags[2], value))
+
+
+@batch("index_update", when=lambda flags: not flags[1])
+def _index_update(size, flags, x, index, value):
+    if isinstance(x, list) or isinstance(x, dict):
+        return _container_update(size, flags, x, index, value, index_update)
+    if not isinstance(x, np.ndarray) or _advanced_in(index):
+        return per_element(index_update, size, flags, x, index, value)
+    out = np.array(_batched_like(size, flags[0], x))
+    at = _lead(index)
+    if flags[2]:
+        value = lift(value, np.ndim(out[at]) - 1)
+    out[at] = value
+    return out
+
+
+@batch("index_update_inplace", when=lambda flags: not flags[1])
+def _index_update_inplace(size, flags, x, index, value):
+    # (x is batched: an unbatched one was copied per element first)
+    if isinstance(x, list) or isinstance(x, dict):
+        return _container_update(size, flags, x, index, value, index_update_inplace)
+    if not isinstance(x, np.ndarray) or _advanced_in(index):
+        return per_element(index_update_inplace, size, flags, x, index, value)
+    at = _lead(index)
+    if flags[2]:
+        value = lift(value, np.ndim(x[at]) - 1)
+    return index_update_inplace(x, at, value)
+
+
+def _index_add_with(fn, size, flags, x, index, value):
+    if not isinstance(x, np.ndarray) or _advanced_in(index):
+        return per_element(fn, size, flags, x, index, value)
+    xx = _batched_like(size, flags[0], x)
+    at = _lead(index)
+    if flags[2]:
+        value = lift(value, np.ndim(xx[at]) - 1)
+    return fn(xx, at, value)
+
+
+@batch("index_add", when=lambda flags: not flags[1])
+def _index_add(size, flags, x, index, value):
+    return _index_add_with(index_add, size, flags, x, index, value)
+
+
+@batch("index_add_inplace", when=lambda flags: not flags[1])
+def _index_add_inplace(size, flags, x, index, value):
+    return _index_add_with(index_add_inplace, size, flags, x, index, value)
+
+
+@batch("immutable_item")
+def _immutable_item(size, flags, container, item):
+    # (a batched item is an array whatever each example's is: a list's or dict's item is
+    # checked element by element)
+    if isinstance(container, list) or isinstance(container, dict):
+        return per_element(immutable_item, size, flags, container, item)
+    return _batched_like(size, flags[1], item)
+
+
+# --- derivative plumbing (a `tl.grad` inside a function `tl.vmap` maps in compiled code,
+# as in MAML: the inner gradient's helpers, batched before the examples' shapes are known)
+
+def _batched_like(size, flag, x):
+    # (every leaf with the batch axis first: an unbatched value repeated)
+    if flag:
+        return x
+    return broadcast(size, x)
+
+
+@batch("unbroadcast")
+def _unbroadcast(size, flags, d, x):
+    if d is ZERO:
+        return ZERO
+    if not flags[0]:  # (the same sum for every element: it depends on x's shape only)
+        return broadcast(size, unbroadcast(d, first_of(size, x)))
+    xx = _batched_like(size, flags[1], x)
+    # (x's examples lifted to d's number of axes, so the sum keeps the batch axis)
+    return np.reshape(unbroadcast(d, lift(xx, np.ndim(d) - 1)), np.shape(xx))
+
+
+@batch("expand_reduced", when=lambda flags: not flags[2] and not flags[3])
+def _expand_reduced(size, flags, d, x, axis, keepdims):
+    if d is ZERO:
+        return ZERO
+    shape = np.shape(x)[1:] if flags[1] else np.shape(x)
+    if not flags[0]:
+        return np.broadcast_to(expand_reduced(d, np.zeros(shape), axis, keepdims),
+                               (size,) + shape)
+    nd = len(shape)
+    if axis is None:
+        d = np.reshape(d, (size,) + (1,) * nd)
+    elif not keepdims and nd > 0:
+        axes = (axis,) if isinstance(axis, int) else tuple(axis)
+        d = np.expand_dims(d, tuple([k % nd + 1 for k in axes]))
+    return np.broadcast_to(d, (size,) + shape)
+
+
+@batch("tuple_sens", when=lambda flags: not flags[1])
+def _tuple_sens(size, flags, d, i, like):
+    # (a batched sequence holds batched items: the sensitivity is built the same way; a
+    # batched array given as the sequence is a sequence of rows per example)
+    if flags[2] and isinstance(like, np.ndarray):
+        return per_element(tuple_sens, size, flags, d, i, like)
+    return tuple_sens(_batched_like(size, flags[0], d), i, like)
+
+
+@batch("lift")
+def _lift(size, flags, value):
+    # (data passes as it is; a function, the same for every element, is lifted once)
+    return lift_value(value)
+
+
+@batch("check_scalar_output")
+def _check_scalar_output(size, flags, out):
+    # (each example a number: the batch a vector of floats; anything else is checked
+    # element by element, for the error each element gives)
+    if isinstance(out, np.ndarray) and np.ndim(out) == 1 and (
+            out.dtype == np.float64 or out.dtype == np.float32):
+        return out
+    return per_element(check_scalar_output, size, flags, out)
+
+
+@batch("ones_like_output")
+def _ones_like_output(size, flags, out):
+    if isinstance(out, np.ndarray) and (out.dtype == np.float64 or out.dtype == np.float32):
+        return np.ones_like(out)
+    return per_element(ones_like_output, size, flags, out)
+
+
+@batch("to_structure")
+def _to_structure(size, flags, sens, like):
+    return to_structure(_batched_like(size, flags[0], sens),
+                        _batched_like(size, flags[1], like))
+
+
 # --- declared to run per element ----------------------------------------------------------
 # What a loop over the batch computes: the primitive on each element, results stacked.
 # Every primitive without a rule above (or a case of `tapeless.ad.batch` itself: structure,
@@ -872,24 +1185,21 @@ _WHY_PER_ELEMENT = {
         "call_value", "call_star", "list_map", "list_flatmap"),
     "derivative code's plumbing (sensitivities, symbolic and sparse zeros, structures, "
     "function values): each example's, as a loop computes it": (
-        "sens_of", "unbroadcast", "broadcast_like", "reshape_like", "expand_reduced",
-        "reduced_count", "reduced_axes", "tuple_sens", "getitem_sens", "dense_sens",
+        "sens_of", "broadcast_like", "reshape_like", "getitem_sens", "dense_sens",
         "scatter_sens", "scatter_add", "scatter_add_known", "matmul_tn", "getattr_sens",
         "sens_getattr", "field_sens", "struct_sens", "construct_value", "repeat_sens",
-        "zeros_like_value", "ones_like_value", "check_scalar_output", "check_aux_output",
-        "ones_like_output", "to_structure", "replace_fields", "without_fields",
+        "zeros_like_value", "ones_like_value", "check_aux_output",
+        "replace_fields", "without_fields",
         "fields_of", "dict_merge", "dict_merge_sens", "tree_leaves", "tree_unflatten",
         "tree_leaves_sens", "tree_unflatten_sens", "own", "from_structure", "sens_index",
         "einsum_specs", "einsum_sublist_spec", "tensordot_subscripts", "split_indices",
-        "concat_sens", "take_sens", "diag_sens", "take_along_axis_sens", "lift",
+        "concat_sens", "take_sens", "diag_sens", "take_along_axis_sens",
         "call_fwd", "dense", "call_value_fwd", "lift_fwd", "data_only", "generated_only",
         "data_only_grad", "split_fwd", "index_sens", "index_concat_sens",
         "index_concat_dense", "index_concat", "update_rest_sens", "update_value_sens",
         "update_value_scatter", "checkpoint_for", "checkpoint_while"),
-    "an update of a copy (functional or in place): each element's copy updated in turn "
-    "(a batched rule is not written yet)": (
-        "index_update", "index_add", "immutable_item", "index_update_inplace",
-        "index_add_inplace", "update_rest_inplace"),
+    "an update in place of a sensitivity (derivative code): each element's in turn": (
+        "update_rest_inplace",),
     "makes an array from shapes, lengths or bounds: batched, they may differ across the "
     "batch, so each element makes its own": (
         "np.zeros", "np.ones", "np.empty", "np.full", "np.eye", "np.identity",
@@ -898,17 +1208,16 @@ _WHY_PER_ELEMENT = {
     "(a batched rule is not written yet)": (
         "np.array", "np.asarray", "np.atleast_1d", "np.atleast_2d", "np.atleast_3d",
         "np.hstack", "np.vstack", "np.column_stack", "np.append", "np.split",
-        "np.array_split", "np.hsplit", "np.vsplit", "np.dsplit", "np.tile", "np.repeat",
-        "np.rot90", "np.rollaxis", "np.pad", "np.select", "np.kron", "np.cross",
-        "np.diag", "np.take_along_axis", "np.inner", "np.einsum", "np.tensordot",
-        "np.linalg.norm", "np.average", "np.gradient", "np.convolve", "np.correlate",
-        "np.interp", "np.searchsorted"),
+        "np.array_split", "np.hsplit", "np.vsplit", "np.dsplit",
+        "np.rot90", "np.rollaxis", "np.select", "np.kron", "np.cross",
+        "np.diag", "np.take_along_axis", "np.inner", "np.average", "np.gradient",
+        "np.convolve", "np.correlate", "np.interp", "np.searchsorted"),
     "the shape of its result depends on the values (or on a solver's rank), which may "
     "differ across the batch": (
         "np.unique", "np.histogram", "np.bincount", "np.linalg.lstsq"),
     "takes its axes or order statistics as further arguments (a batched rule is not "
     "written yet)": (
-        "np.median", "np.percentile", "np.quantile", "np.cov", "np.corrcoef"),
+        "np.percentile", "np.quantile", "np.cov", "np.corrcoef"),
     "a solver or factorization of SciPy's that does not take a stack of matrices": (
         "scipy.linalg.solve_triangular", "scipy.linalg.cho_factor", "scipy.linalg.cho_solve"),
     "a function of Python numbers without a NumPy counterpart registered, or a test that "
@@ -921,8 +1230,10 @@ PER_ELEMENT: dict[str, str] = {name: why for why, names in _WHY_PER_ELEMENT.item
 for _name in PER_ELEMENT:
     if _name not in BATCH:
         batch_generic(per_element, None, _name)
+for _name in SHAPE_LEVEL:  # (with an axis that differs across the batch)
+    batch_generic(per_element, None, _name)
 # The V transform's own cases (`tapeless.ad.batch`), never looked up in BATCH: structure,
 # branches, loops, the stacks of derivative loops, identities, types and lengths.
 IN_TRANSFORM = {"switch", "while_loop", "for_range", "make_tuple", "make_list",
                 "tuple_getitem", "list_append", "list_extend", "is_", "is_not"} | \
-    STACK_OPS | TYPE_LEVEL
+    STACK_OPS | TYPE_LEVEL | SHAPE_LEVEL
