@@ -1155,6 +1155,10 @@ def _ones_like_output(size, flags, out):
 
 @batch("to_structure")
 def _to_structure(size, flags, sens, like):
+    if isinstance(sens, (tuple, list)) and isinstance(like, np.ndarray):
+        # (an array's sensitivity given row by row, as `a, b = x` gives it: each
+        # example's rows are along its own first axis, after the batch's)
+        return per_element(to_structure, size, flags, sens, like)
     return to_structure(_batched_like(size, flags[0], sens),
                         _batched_like(size, flags[1], like))
 
