@@ -43,11 +43,6 @@ def grad_gated_layers(params, state, xs):
             j, b, new, x_1 = j_1, 3, new_1, h
         stack_append((x, st, stack_1))
         st = new
-    d_b = _rt.ZERO
-    d_g = _rt.ZERO
-    d_f = _rt.ZERO
-    d_s = _rt.ZERO
-    d_h = _rt.ZERO
     d_st = _rt.ZERO
     d_params = _rt.ZERO
     for saved in reversed(stack):
@@ -67,22 +62,22 @@ def grad_gated_layers(params, state, xs):
             d_new_1 = _t_7[0]
             _t_8 = _t_7[1]
             _t_9 = (_rt.ZERO,) * 2 if _t_8 is _rt.ZERO else tuple(_t_8)
-            d_s_1 = _t_9[1]
-            d_h_1 = _t_9[0]
-            d_h_1 = _gadd(_gadd(d_h, d_x), d_h_1)
+            d_s = _t_9[1]
+            d_h = _t_9[0]
+            d_h = _gadd(d_x, d_h)
             f_1 = saved_1[2]
             y_2 = saved_1[3]
-            d_s_1 = _gadd(_gadd(d_s, d_s_1), d_h_1 * f_1 * (1.0 - y_2 * y_2))
+            d_s = _gadd(d_s, d_h * f_1 * (1.0 - y_2 * y_2))
             y_3 = saved_1[6]
             g_1 = saved_1[8]
-            d_f_1 = _gadd(d_f, d_h_1 * y_2) + d_s_1 * saved_1[0]
-            d_g_1 = _gadd(d_g, _getitem_sens(d_s_1 * y_3, g_1, slice(6, 9, None))) + _getitem_sens(d_s_1 * saved_1[7] * (1.0 - y_3 * y_3), g_1, slice(3, 6, None)) + _getitem_sens(d_f_1 * f_1 * (1.0 - f_1), g_1, slice(0, 3, None))
+            d_f = d_h * y_2 + d_s * saved_1[0]
+            d_g = _getitem_sens(d_s * y_3, g_1, slice(6, 9, None)) + _getitem_sens(d_s * saved_1[7] * (1.0 - y_3 * y_3), g_1, slice(3, 6, None)) + _getitem_sens(d_f * f_1 * (1.0 - f_1), g_1, slice(0, 3, None))
             _t_10 = saved_1[9]
-            _t_11 = d_g_1 * params[_t_10]
+            _t_11 = d_g * params[_t_10]
             d_x_1 = _t_11[0:3]
             d_x_2 = _t_11[6:9]
             _t_12 = saved_1[4], _t_10
-            stack_2, d_b, d_g, d_f, d_s, d_h, d_new, d_x, d_st_1, d_params_1 = rest, _rt.ZERO, _rt.ZERO, _rt.ZERO, _rt.ZERO, _rt.ZERO, d_new_1, d_x_1 + d_x_2, _scatter_add_known(d_st_1, st_1, _t_12, (d_s_1 * f_1, _t_11[3:6])), _scatter_add_known(d_params_1, params, _t_12, (d_g_1, d_g_1 * saved_1[5]))
+            stack_2, d_new, d_x, d_st_1, d_params_1 = rest, d_new_1, d_x_1 + d_x_2, _scatter_add_known(d_st_1, st_1, _t_12, (d_s * f_1, _t_11[3:6])), _scatter_add_known(d_params_1, params, _t_12, (d_g, d_g * saved_1[5]))
         d_st, d_params = d_st_1, _gadd(d_params, d_params_1)
     d_params_2 = _rt.to_structure(d_params, params)
     _t_13 = _rt.as_sequence(results)

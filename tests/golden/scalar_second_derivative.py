@@ -6,54 +6,53 @@ def grad_grad_branchy(x, y):
             _t_3 = _rt.sens_of(d_z, z)
             _t_4 = _t_3 * y
             _t_5 = _t_3 * x
-            def B_B_if_true(dout, *, _t_5=_t_5, _t_3=_t_3, x=x, _t_4=_t_4, y=y):
-                _t_6 = _rt.sens_of(_rt.broadcast_like(_rt.ZERO, _t_5), _t_5)
-                _t_7 = ((_rt.ZERO,) * 1 if dout is _rt.ZERO else tuple(dout))[0]
-                d_d_x = ((_rt.ZERO,) * 2 if _t_7 is _rt.ZERO else tuple(_t_7))[0]
-                return (_t_6 * _t_3, _rt.ZERO, _rt.ZERO), _t_6 * x + _rt.sens_of(_rt.broadcast_like(d_d_x, _t_4), _t_4) * y
+            def B_B_if_true(dout, *, _t_5=_t_5, _t_4=_t_4, y=y):
+                _t_6 = ((_rt.ZERO,) * 1 if dout is _rt.ZERO else tuple(dout))[0]
+                d_d_x = ((_rt.ZERO,) * 2 if _t_6 is _rt.ZERO else tuple(_t_6))[0]
+                return (_rt.sens_of(_rt.ZERO, _t_5), _rt.ZERO, _rt.ZERO), _rt.sens_of(_rt.broadcast_like(d_d_x, _t_4), _t_4) * y
             return ((_t_4, _rt.ZERO),), B_B_if_true
         _t_1, _t_2 = (z, J_B_if_true), (z,)
     else:
         y_1 = math.exp(x)
         z_1 = y_1 - y
         def J_B_if_false(d_z_1, *, z_1=z_1, y_1=y_1):
-            _t_8 = _rt.sens_of(d_z_1, z_1)
-            d_x = _t_8 * y_1
-            def B_B_if_false(dout_1, *, d_x=d_x, _t_8=_t_8, y_1=y_1):
-                _t_9 = ((_rt.ZERO,) * 1 if dout_1 is _rt.ZERO else tuple(dout_1))[0]
-                d_d_x_1 = ((_rt.ZERO,) * 2 if _t_9 is _rt.ZERO else tuple(_t_9))[0]
-                _t_10 = _rt.sens_of(d_d_x_1, d_x)
-                return (_rt.ZERO, _t_10 * _t_8), _t_10 * y_1
+            _t_7 = _rt.sens_of(d_z_1, z_1)
+            d_x = _t_7 * y_1
+            def B_B_if_false(dout_1, *, d_x=d_x, _t_7=_t_7, y_1=y_1):
+                _t_8 = ((_rt.ZERO,) * 1 if dout_1 is _rt.ZERO else tuple(dout_1))[0]
+                d_d_x_1 = ((_rt.ZERO,) * 2 if _t_8 is _rt.ZERO else tuple(_t_8))[0]
+                _t_9 = _rt.sens_of(d_d_x_1, d_x)
+                return (_rt.ZERO, _t_9 * _t_7), _t_9 * y_1
             return ((d_x, _rt.ZERO),), B_B_if_false
         _t_1, _t_2 = (z_1, J_B_if_false), (z_1, y_1)
     z_backprop = _t_1[1]
     z_2 = _t_1[0]
     d_z_2 = _rt.gadd(z_2, z_2)
-    _t_11 = z_backprop(d_z_2)
+    _t_10 = z_backprop(d_z_2)
+    _t_11 = _t_10[0]
     _t_12 = _t_11[0]
-    _t_13 = _t_12[0]
-    _t_14 = (((_rt.ZERO, _t_13, _rt.ZERO), ()) if _t else ((_rt.ZERO, _rt.ZERO, _t_13), ()))[0]
-    _t_15 = _rt.tuple_sens(1.0, 0, _t_14[1])
-    _t_16 = _rt.tuple_sens(1.0, 0, _t_14[2])
-    _t_17 = (((_t_15,),) if _t else ((_t_16,),))[0]
-    _t_18 = (_rt.ZERO, _t_17, _rt.ZERO) if _t else (_rt.ZERO, _rt.ZERO, _t_17)
-    _t_19 = _t_11[1](_rt.tuple_sens(_rt.gadd(_t_18[1][0], _t_18[2][0]), 0, _t_12))
-    _t_20 = _t_19[0]
-    d_d_z = _t_19[1]
-    _t_21 = _rt.sens_of(_rt.broadcast_like(d_d_z, z_2), z_2)
-    d_z_3 = _t_21 + _t_21
+    _t_13 = (((_rt.ZERO, _t_12, _rt.ZERO), ()) if _t else ((_rt.ZERO, _rt.ZERO, _t_12), ()))[0]
+    _t_14 = _rt.tuple_sens(1.0, 0, _t_13[1])
+    _t_15 = _rt.tuple_sens(1.0, 0, _t_13[2])
+    _t_16 = (((_t_14,),) if _t else ((_t_15,),))[0]
+    _t_17 = (_rt.ZERO, _t_16, _rt.ZERO) if _t else (_rt.ZERO, _rt.ZERO, _t_16)
+    _t_18 = _t_10[1](_rt.tuple_sens(_rt.gadd(_t_17[1][0], _t_17[2][0]), 0, _t_11))
+    _t_19 = _t_18[0]
+    d_d_z = _t_18[1]
+    _t_20 = _rt.sens_of(_rt.broadcast_like(d_d_z, z_2), z_2)
+    d_z_3 = _t_20 + _t_20
     if _t:
-        d_z_4 = _rt.gadd(d_z_3, _t_20[1])
-        d_x_1 = _rt.gadd(_t_20[0], d_z_4 * y)
-        _t_22 = d_x_1, _rt.ZERO
+        d_z_4 = _rt.gadd(d_z_3, _t_19[1])
+        d_x_1 = _rt.gadd(_t_19[0], d_z_4 * y)
+        _t_21 = d_x_1, _rt.ZERO
     else:
-        d_z_5 = _rt.gadd(d_z_3, _t_20[0])
-        d_y = _rt.gadd(_t_20[1], d_z_5)
+        d_z_5 = _rt.gadd(d_z_3, _t_19[0])
+        d_y = _rt.gadd(_t_19[1], d_z_5)
         y_2 = _t_2[1]
         d_x_2 = d_y * y_2
-        _t_22 = d_x_2, _rt.ZERO
-    _t_23 = (((_t_22[0], _rt.ZERO),) if _t else ((_t_22[0], _rt.ZERO),))[0]
-    _t_24 = (_rt.ZERO, _t_23, _rt.ZERO) if _t else (_rt.ZERO, _rt.ZERO, _t_23)
-    d_x_3 = _rt.gadd(_t_24[1][0], _t_24[2][0])
+        _t_21 = d_x_2, _rt.ZERO
+    _t_22 = (((_t_21[0], _rt.ZERO),) if _t else ((_t_21[0], _rt.ZERO),))[0]
+    _t_23 = (_rt.ZERO, _t_22, _rt.ZERO) if _t else (_rt.ZERO, _rt.ZERO, _t_22)
+    d_x_3 = _rt.gadd(_t_23[1][0], _t_23[2][0])
     return _rt.to_structure(d_x_3, x)
 

@@ -359,6 +359,8 @@ def value_kind(value: object, depth: int = 0) -> Kind | None:
         return FLOAT
     if type(value) is int:
         return INT
+    if type(value).__name__ == "float64" and type(value).__module__ == "numpy":
+        return SCALAR  # (its signature is its type: code for it never runs on a float)
     if type(value) is tuple:
         if len(value) > MAX_TUPLE_ITEMS or depth >= MAX_TUPLE_DEPTH:
             return None
@@ -504,7 +506,9 @@ def _array_kind(prim: Primitive, node: Apply, args: list[Kind | None],
         shape = _index_shape(first, index, facts, depth + 1, assumed)
         if shape is None:
             return None
-        return array(_keep_dtype(args[0]), shape) if shape else None
+        if not shape:  # an element (`A[i, j]`): a NumPy scalar
+            return SCALAR if dtype_of(args[0]) in ("f8", "i8", "b1") else None
+        return array(_keep_dtype(args[0]), shape)
     if prim.reduction:
         axis, keepdims = _const(node.inputs[2]), _const(node.inputs[-1])
         if axis is None and keepdims is False:
@@ -944,6 +948,72 @@ def _induction_step(info: LoopInfo, facts: LoopFacts, depth: int, assumed: Assum
     return new
 
 
+def _parameter_kind(p: Parameter, facts: LoopFacts, depth: int) -> Kind | None:
+    """A parameter of a function only ever called directly (`LoopFacts.direct_calls`):
+    the kind every call's argument has."""
+    g = p.graph
+    kinds = _parameter_kinds(g, facts, depth) if g is not None else None
+    return kinds[g.parameters.index(p)] if kinds is not None and g is not None else None
+
+
+def _joined_kind(kinds: list[Kind | None]) -> Kind | None:
+    """A kind all of `kinds` have: the same one, a scalar (floats and NumPy scalars),
+    some number, or a list (an empty one and others)."""
+    first = kinds[0]
+    if all(k == first for k in kinds):
+        return first
+    if all(k in (FLOAT, SCALAR) for k in kinds):
+        return SCALAR
+    if all(k in _NUMBERS + (NUMERIC,) for k in kinds):
+        return NUMERIC
+    if all(is_list(k) for k in kinds):
+        joined: Kind | None = kinds[0]
+        for k in kinds[1:]:
+            joined = _join_lists(joined, k)
+        return joined
+    return None
+
+
+def _parameter_kinds(g: Graph, facts: LoopFacts, depth: int) -> list[Kind | None] | None:
+    """The kinds of the parameters of `g`, a function only ever called directly: the
+    kinds its calls' arguments share. A function that calls itself (or is called from
+    the functions inside it) gets them by induction, as loop state does: assuming its
+    parameters have the kinds the calls from outside pass, each call inside passes
+    them too (a slot that fails is widened: a float to a scalar, a number to some
+    number, else unknown, and the calls are inferred again)."""
+    found = facts.parameter_kinds.get(g.id, _MISSING)
+    if found is not _MISSING:
+        return cast("list[Kind | None] | None", found)  # (None: being inferred)
+    sites = facts.direct_calls(g)
+    if not sites or depth > 30:
+        return None
+    facts.parameter_kinds[g.id] = None
+    n = len(g.parameters)
+    outside = [s for s in sites if not _within(s.graph, g)]
+    current: list[Kind | None] = [
+        _joined_kind([kind(s.inputs[1 + j], facts, depth + 1) for s in outside])
+        for j in range(n)] if outside else [None] * n
+    while any(k is not None for k in current):
+        inner = _bind(g.parameters, current, None)
+        new: list[Kind | None] = [
+            _joined_kind([k, *(kind(s.inputs[1 + j], facts, depth + 1, inner) for s in sites)])
+            if k is not None else None for j, k in enumerate(current)]
+        if new == current:
+            break
+        current = new
+    facts.parameter_kinds[g.id] = current
+    return current
+
+
+def _within(h: Graph | None, g: Graph) -> bool:
+    """Whether `h` is `g` or a function defined inside it."""
+    while h is not None:
+        if h is g:
+            return True
+        h = h.parent
+    return False
+
+
 def _kind(node: Node, facts: LoopFacts | None, depth: int,
           assumed: Assumptions | None) -> Kind | None:
     if isinstance(node, Constant):
@@ -977,7 +1047,7 @@ def _infer(node: Node, facts: LoopFacts | None, depth: int,
             return INT if ok else None
         state = facts.state_of.get(node.id) if facts is not None else None
         if state is None:
-            return None
+            return _parameter_kind(node, facts, depth) if facts is not None else None
         info, j = state
         if assumed and (info.node.id, j) in assumed:
             return assumed[(info.node.id, j)]
@@ -996,8 +1066,11 @@ def _infer(node: Node, facts: LoopFacts | None, depth: int,
     name = prim.name
     if prim.result_kind is not None:
         return _RESULT_KINDS[prim.result_kind]  # (FLOAT or INT)
-    if name == "tuple_getitem" or (name == "getitem" and facts is not None and
-                                   facts.result_of(node) is not None):
+    if name == "tuple_getitem" or (name == "getitem" and facts is not None and (
+            facts.result_of(node) is not None or node.id in facts.popped or
+            (type(_const(node.inputs[2])) is int and
+             item_nodes(node.inputs[1], cast(int, _const(node.inputs[2])), facts)))):
+        # (`getitem` too where it reads an item of a display: J makes it of item reads.)
         seq, index = node.inputs[1], node.inputs[2]
         if facts is not None:
             found_loop = facts.result_of(node)
@@ -1291,23 +1364,43 @@ def is_switch_call(node: Node | None) -> TypeGuard[Apply]:
 
 
 def item_nodes(seq: Node, i: int, facts: LoopFacts | None) -> list[Node] | None:
-    """The nodes `seq[i]` may be: an element of a tuple display, or of each branch's
+    """The nodes `seq[i]` may be: an element of a tuple display (or constant), or of each branch's
     (through a value-`if`, and from a backward loop's read back to what its forward loop
     saved), else None."""
     if isinstance(seq, Apply) and isinstance(seq.inputs[0], Constant) and \
             getattr(seq.inputs[0].value, "name", None) == "make_tuple":
         return [seq.inputs[1 + i]] if 0 <= i < len(seq.inputs) - 1 else None
+    if isinstance(seq, Constant) and type(seq.value) is tuple:
+        return [Constant(seq.value[i])] if 0 <= i < len(seq.value) else None
     if facts is not None and seq.id in facts.popped:
         return item_nodes(facts.popped[seq.id], i, facts)
     if is_switch_call(seq):
-        items = []
-        for out in if_outputs(seq):
-            found = item_nodes(out, i, facts)
-            if found is None:
-                return None
-            items.extend(found)
-        return items
+        return _items_of_each(if_outputs(seq), i, facts)
+    if isinstance(seq, Apply) and prim_name(seq) in ("tuple_getitem", "getitem") and \
+            type(j := _const(seq.inputs[2])) is int:
+        # An item of an item (the values a branch saved, read in its backpropagator).
+        outer = item_nodes(seq.inputs[1], j, facts)
+        return _items_of_each(outer, i, facts) if outer is not None else None
     return None
+
+
+def _items_of_each(seqs: list[Node], i: int, facts: LoopFacts | None) -> list[Node] | None:
+    """The nodes item i of any of `seqs` may be. A tuple too short to have an item i is
+    left out: reading it raises, so `seq[i]`, where it has a value, came from another
+    (a branch that saves nothing, `()`, beside one that saves values)."""
+    items: list[Node] = []
+    for seq in seqs:
+        value = _const(seq)
+        length = len(seq.inputs) - 1 if isinstance(seq, Apply) and \
+            prim_name(seq) == "make_tuple" else \
+            (len(value) if type(value) is tuple else None)
+        if length is not None and not -length <= i < length:
+            continue
+        found = item_nodes(seq, i, facts)
+        if found is None:
+            return None
+        items.extend(found)
+    return items or None
 
 
 def _common(kinds: list[Kind | None]) -> Kind | None:
@@ -1373,6 +1466,16 @@ PRIMITIVES["ones_like_output"].abstract_eval = \
 PRIMITIVES["getitem_sens"].abstract_eval = lambda args, inputs: \
     args[1] if dtype_of(args[0]) == "f8" and dtype_of(args[1]) == "f8" else None
 PRIMITIVES["max_sens"].abstract_eval = _max_sens_kind
+# A value passed into derivative code (`lift`, `data_only`...): itself, where its kind
+# says it is data (a record's class could define `__call__`).
+def _data_kind(args: list[Kind | None], inputs: list[Node]) -> Kind | None:
+    return None if is_record(args[0]) else args[0]
+
+
+PRIMITIVES["lift"].abstract_eval = _data_kind
+PRIMITIVES["lift_fwd"].abstract_eval = _data_kind
+PRIMITIVES["data_only"].abstract_eval = _data_kind
+PRIMITIVES["data_only_grad"].abstract_eval = _data_kind
 PRIMITIVES["where_zero"].abstract_eval = lambda args, inputs: \
     args[1] if dtype_of(args[1]) == "f8" else None
 # `np.zeros_like(a)`, `np.ones_like(a)`: an array of a's kind (of a number: a 0-d array).

@@ -83,6 +83,22 @@ def constant_getitems(nodes: list[Node | None]) -> list[Apply] | None:
     return out
 
 
+def _is_item_read(node: Node | None) -> TypeGuard[Apply]:
+    """`x[i]` by `tuple_getitem` or `getitem` (what J makes of an item read)."""
+    return is_call_of(node, "tuple_getitem") or is_call_of(node, "getitem")
+
+
+def _pops(loop: LoopInfo) -> bool:
+    """Whether `loop` pops a stack held in its first state slot: each iteration leaves
+    `stack[1]` there, so `stack[0]` is always a value pushed onto it."""
+    outputs = loop.outputs
+    p = loop.body.parameters[loop.lead]
+    if outputs is None or not _is_item_read(outputs[0]):
+        return False
+    seq, i = outputs[0].inputs[1:3]
+    return seq is p and isinstance(i, Constant) and i.value == 1
+
+
 def loop_info(node: Node) -> LoopInfo | None:
     if type(node) is not Apply or type(node.inputs[0]) is not Constant:
         return None
@@ -111,6 +127,7 @@ class LoopFacts:
         self.kinds: dict[tuple[int, int], Kind | None] = {}
         self.state_kinds: dict[tuple[int, int], list[Kind | None]] = {}
         self.nonzero: dict[tuple[int, frozenset[tuple[int, int]]], bool] = {}
+        self.zero: dict[tuple[int, frozenset[tuple[int, int]]], bool] = {}
         # Loop state kinds found by an earlier round, by loop node id (see kinds.py).
         self.hints: dict[int, list[Kind | None]] = {}
         self.graphs = graphs if graphs is not None else reachable_graphs(root)
@@ -132,6 +149,36 @@ class LoopFacts:
         self.popped: dict[int, Node] = {}
         self.pushed_by: dict[int, tuple[LoopInfo, int, Apply]] = {}
         self._link_stacks()
+        # The direct calls of each function only ever called directly (see direct_calls),
+        # found when first asked; and its parameters' kinds, inferred from them (kinds.py;
+        # None while being inferred).
+        self._calls: dict[int, list[Apply] | None] | None = None
+        self.parameter_kinds: dict[int, list[Kind | None] | None] = {}
+
+    def direct_calls(self, g: Graph) -> list[Apply] | None:
+        """The calls of `g`, where every use of it is a call passing one argument per
+        parameter (so its parameters hold what these calls pass), else None: the
+        compiled function itself, a function passed as a value or returned, a loop body
+        or a branch. (Calls made later in a round by rewrites pass the same values.)"""
+        if self._calls is None:
+            calls: dict[int, list[Apply] | None] = {self.root.id: None}
+            for h in self.graphs:
+                if is_constant_graph(h.output):
+                    calls[h.output.value.id] = None
+                for n in graph_nodes(h):
+                    for pos, inp in enumerate(n.inputs):
+                        if not is_constant_graph(inp):
+                            continue
+                        callee = inp.value
+                        if pos == 0 and not callee.vararg and \
+                                len(n.inputs) - 1 == len(callee.parameters):
+                            found = calls.setdefault(callee.id, [])
+                            if found is not None:
+                                found.append(n)
+                        else:
+                            calls[callee.id] = None
+            self._calls = calls
+        return self._calls.get(g.id)
 
     def _link_stacks(self) -> None:
         """Link every backward loop it can, until a pass links none more. A nested
@@ -141,7 +188,7 @@ class LoopFacts:
         last, and tries only the loops still unlinked: in the usual order (outer loops
         first) the first pass links them all, and a second, if any are left, is short."""
         left = [b for b in self.loops if b.cond is not None and b.init and
-                b.body.parameters and b.body.loop_role == "backward"]
+                b.body.parameters and (b.body.loop_role == "backward" or _pops(b))]
         while left:
             unlinked = [b for b in left if not self._link_stack(b)]
             if len(unlinked) == len(left):
@@ -165,10 +212,13 @@ class LoopFacts:
         if not (is_call_of(push, "make_tuple") and len(push.inputs) == 3
                 and push.inputs[2] is fwd.body.parameters[fwd.lead + kf]):
             return False
-        self.pushed_by[back.node.id] = (fwd, kf, push)
+        if back.body.loop_role == "backward":
+            # (The loop J of a backward loop made, which pops its stack too, is linked
+            # for its reads alone: the rewrites of saved values keep to backward loops.)
+            self.pushed_by[back.node.id] = (fwd, kf, push)
         p = back.body.parameters[0]
         for n in graph_nodes(back.body):
-            if is_call_of(n, "tuple_getitem") and n.inputs[1] is p and \
+            if _is_item_read(n) and n.inputs[1] is p and \
                     isinstance(n.inputs[2], Constant) and n.inputs[2].value == 0:
                 self.popped[n.id] = push.inputs[1]
         return True

@@ -249,6 +249,16 @@ def _call_value_known(ctx: Context, node: Apply) -> Node | None:
     return call
 
 
+@rewrite("lift", "lift_fwd", "data_only", "data_only_grad")
+def _data_passes(ctx: Context, node: Apply) -> Node | None:
+    """A value passed into derivative code that kinds prove is data (a number, an array,
+    a list, tuple or dict of known kind: never a function) is itself: no run-time test
+    of whether it is callable. (A record's class could define `__call__`: kept.)"""
+    x = node.inputs[1]
+    k = kind(x, ctx.facts)
+    return x if k is not None and not is_record(k) else None
+
+
 @rewrite("tuple_sens")
 def _tuple_sens_display(ctx: Context, node: Apply) -> Node | None:
     """The sensitivity of a tuple of known length when only element i has one: a tuple
@@ -273,6 +283,34 @@ def _tuple_sens_display(ctx: Context, node: Apply) -> Node | None:
     parts: list[Node] = [Constant(ZERO)] * len(items)
     parts[i.value] = d
     return node.graph.apply(P["make_tuple"], *parts, loc=node.loc, name=node.name)
+
+
+@rewrite("tuple_sens")
+def _zeros_in_tuple_sens(ctx: Context, node: Apply) -> Node | None:
+    """The sensitivity of a tuple's item, a display some of whose items are zeros made
+    from ZERO (`sens_of(ZERO, x)`): those items are ZERO (a sensitivity may be ZERO
+    wherever it is zero), and if all are, so is the tuple's sensitivity."""
+    d = node.inputs[1]
+    items = tuple_items(d) if is_prim(d, "make_tuple") else None
+    if not items:
+        return None
+    zero = [_is_zero(x) or _made_from_zero(x) for x in items]
+    if all(zero):
+        return Constant(ZERO)
+    if not any(_made_from_zero(x) for x in items):
+        return None
+    g = node.graph
+    cleaned = g.apply(P["make_tuple"], *[Constant(ZERO) if z else x
+                                         for x, z in zip(items, zero, strict=True)])
+    return g.apply(P["tuple_sens"], cleaned, *node.inputs[2:], loc=node.loc, name=node.name)
+
+
+def _is_zero(x: Node) -> bool:
+    return isinstance(x, Constant) and x.value is ZERO
+
+
+def _made_from_zero(x: Node) -> bool:
+    return isinstance(x, Apply) and is_prim(x, "sens_of") and _is_zero(x.inputs[1])
 
 
 @rewrite("gadd")

@@ -41,6 +41,84 @@ def never_zero(node: Node, facts: LoopFacts | None = None, assumed: Assumed | No
     return facts.nonzero[key]
 
 
+def always_zero(node: Node, facts: LoopFacts | None, assumed: Assumed | None = None,
+                depth: int = 0) -> bool:
+    """Whether `node` is the symbolic zero whenever it is computed: ZERO, sensitivity
+    plumbing of it (not `sens_of`, which makes zeros), a sum of two, and loop state
+    that starts as one and stays one (by induction over the loop: the sensitivity of a
+    loop's stack where nothing reaches its saved values)."""
+    if isinstance(node, Constant):
+        return node.value is ZERO
+    if facts is None or depth > 30:
+        return False
+    key = (node.id, frozenset(assumed) if assumed else frozenset())
+    found = facts.zero.get(key)
+    if found is None:
+        found = facts.zero[key] = _always_zero(node, facts, assumed or set(), depth)
+    return found
+
+
+def _always_zero(node: Node, facts: LoopFacts, assumed: Assumed, depth: int) -> bool:
+    if isinstance(node, Parameter):
+        return facts.inductive(node, lambda n, a: always_zero(n, facts, a, depth + 1),
+                               assumed)
+    if is_switch_call(node):
+        return all(always_zero(o, facts, assumed, depth + 1)
+                   for o in _taken(node, facts, assumed, depth))
+    p = prim_of(node)
+    if p is None:
+        return False
+    assert isinstance(node, Apply)
+    if p.zero_preserving and p.name != "sens_of":
+        return always_zero(node.inputs[1], facts, assumed, depth + 1)
+    if p.name == "gadd":
+        return all(always_zero(x, facts, assumed, depth + 1) for x in node.inputs[1:])
+    found = facts.result_of(node) if p.name == "tuple_getitem" else None
+    if found is not None:
+        info, j = found
+        return always_zero(info.params(j)[0], facts, assumed, depth + 1)
+    index = node.inputs[2] if p.name == "tuple_getitem" else None
+    if isinstance(index, Constant) and type(index.value) is int:
+        return _item_zero(node.inputs[1], index.value, facts, assumed, depth + 1)
+    return False
+
+
+def _taken(node: Apply, facts: LoopFacts, assumed: Assumed, depth: int) -> list[Node]:
+    """The values a value-`if` may give: one branch's where it tests whether a value
+    that is always ZERO is ZERO (the sensitivity of a tuple, taken apart)."""
+    outs = if_outputs(node)
+    sw = node.inputs[0]
+    cond = sw.inputs[1] if isinstance(sw, Apply) else None
+    if isinstance(cond, Apply) and (is_prim(cond, "is_") or is_prim(cond, "is_not")) and \
+            isinstance(cond.inputs[2], Constant) and cond.inputs[2].value is ZERO and \
+            always_zero(cond.inputs[1], facts, assumed, depth + 1):
+        return outs[:1] if is_prim(cond, "is_") else outs[1:]
+    return outs
+
+
+def _item_zero(seq: Node, i: int, facts: LoopFacts, assumed: Assumed, depth: int) -> bool:
+    """Whether `seq[i]` is always ZERO (an item of ZERO is ZERO)."""
+    if depth > 30:
+        return False
+    if isinstance(seq, Constant):
+        v = seq.value
+        return v is ZERO or (type(v) is tuple and -len(v) <= i < len(v) and v[i] is ZERO)
+    if isinstance(seq, Apply) and is_prim(seq, "make_tuple"):
+        items = seq.inputs[1:]
+        return -len(items) <= i < len(items) and always_zero(items[i], facts, assumed,
+                                                              depth + 1)
+    if isinstance(seq, Apply) and is_prim(seq, "mul") and \
+            isinstance(shown := seq.inputs[1], Apply) and is_prim(shown, "make_tuple") and \
+            isinstance(seq.inputs[2], Constant):
+        # `(ZERO,) * n`: every item is one of the display's.
+        items = shown.inputs[1:]
+        return bool(items) and all(always_zero(x, facts, assumed, depth + 1) for x in items)
+    if is_switch_call(seq):
+        return all(_item_zero(o, i, facts, assumed, depth + 1)
+                   for o in _taken(seq, facts, assumed, depth))
+    return always_zero(seq, facts, assumed, depth + 1)
+
+
 def _never_zero(node: Node, facts: LoopFacts | None, assumed: Assumed | None,
                 depth: int) -> bool:
     if isinstance(node, Constant):
@@ -118,6 +196,46 @@ def _argument_value(ctx: Context, node: Node) -> bool:
     k = kind(node, ctx.facts)
     return isinstance(node, Parameter) and node.graph is ctx.root and \
         (k in (FLOAT, INT, SCALAR) or shape_of(k) is not None)
+
+
+@rewrite(*[name for name, p in P.items() if p.zero_preserving and name != "sens_of"])
+def _plumbing_of_zero(ctx: Context, node: Apply) -> Node | None:
+    """Sensitivity plumbing (`zero_preserving`) of the symbolic zero is the symbolic
+    zero (`unbroadcast(ZERO, x)`, `broadcast_like(ZERO, x)`...; not `sens_of`, which
+    makes zeros of it)."""
+    return Constant(ZERO) if always_zero(node.inputs[1], ctx.facts) else None
+
+
+@rewrite("add", "sub", "mul", "truediv", "neg")
+def _arithmetic_of_zero(ctx: Context, node: Apply) -> Node | None:
+    """Arithmetic on the symbolic zero, which only the rewrites of derivative code put
+    there (a program cannot name ZERO): `gadd` made `+` of two sensitivities proved
+    never ZERO, and a later rewrite made one of them ZERO (zeros, `unbroadcast` to a
+    number, are ZERO, which needs no array). ZERO + x is x, ZERO * x is ZERO."""
+    args = node.inputs[1:]
+    zero = [isinstance(x, Constant) and x.value is ZERO for x in args]
+    if not any(zero):
+        return None
+    prim = prim_of(node)
+    name = prim.name if prim is not None else ""
+    if name == "add":
+        return args[1] if zero[0] else args[0]
+    if name == "sub":
+        return args[0] if zero[1] else node.graph.apply(P["neg"], args[1], loc=node.loc,
+                                                        name=node.name)
+    if name == "truediv" and not zero[0]:
+        return None  # (x / ZERO: left to raise as it does)
+    return Constant(ZERO)
+
+
+@rewrite("tuple_getitem")
+def _zero_state(ctx: Context, node: Apply) -> Node | None:
+    """A loop's state that starts as ZERO and stays ZERO (see `always_zero`) is ZERO
+    when the loop ends."""
+    found = ctx.facts.result_of(node) if ctx.facts is not None else None
+    if found is None:
+        return None
+    return Constant(ZERO) if always_zero(node, ctx.facts) else None
 
 
 @rewrite("from_structure")
@@ -202,12 +320,14 @@ def _unbroadcast_zeros(ctx: Context, node: Apply) -> Node | None:
 def _gadd_zero(ctx: Context, node: Apply) -> Node | None:
     """ZERO + x is x; two sensitivities that are surely numbers of one kind add with +."""
     a, b = node.inputs[1:]
-    if isinstance(a, Constant) and a.value is ZERO:
+    if always_zero(a, ctx.facts):
         return b
-    if isinstance(b, Constant) and b.value is ZERO:
+    if always_zero(b, ctx.facts):
         return a
-    ka = kind(a, ctx.facts)
-    if ka is not None and ka == kind(b, ctx.facts) and (ka == FLOAT or shape_of(ka) is not None) \
+    ka, kb = kind(a, ctx.facts), kind(b, ctx.facts)
+    # (Numbers add with + whatever their types, as the helper adds them.)
+    if ka is not None and (ka == kb and (ka == FLOAT or shape_of(ka) is not None) or
+                           {ka, kb} <= {FLOAT, SCALAR}) \
             and (never_zero(a, ctx.facts) or _argument_value(ctx, a)) and \
             (never_zero(b, ctx.facts) or _argument_value(ctx, b)):
         return node.graph.apply(P["add"], a, b, loc=node.loc, name=node.name)
@@ -220,6 +340,8 @@ def _is_zero(ctx: Context, node: Apply) -> Node | None:
     if isinstance(b, Constant) and b.value is ZERO and (
             never_zero(a, ctx.facts) or _argument_value(ctx, a)):
         return Constant(is_prim(node, "is_not"))
+    if isinstance(b, Constant) and b.value is ZERO and always_zero(a, ctx.facts):
+        return Constant(is_prim(node, "is_"))
     return None
 
 
