@@ -37,7 +37,13 @@ import numpy as np
 
 from .. import runtime as _rt
 from ..ir.nodes import Location
-from .native_loops import lower_item_sums, lower_linked_stacks, lower_list_growth, lower_list_sens
+from .native_loops import (
+    lower_item_sums,
+    lower_linked_stacks,
+    lower_list_growth,
+    lower_list_sens,
+    lower_scatter_starts,
+)
 from .pygen import Compiled
 
 # Runtime helpers with a native twin (`_nt_<name>` in `_HELPERS`).
@@ -1200,6 +1206,7 @@ def lower_source(source: str, namespace: dict[str, Any] | None = None
     tree = ast.parse(source)
     lower_linked_stacks(tree)
     lower_item_sums(tree)
+    lower_scatter_starts(tree)
     lower_list_growth(tree)
     lower_list_sens(tree)
     lowering = _Lowering(namespace)
