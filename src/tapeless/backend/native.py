@@ -42,7 +42,6 @@ from .native_loops import (
     lower_linked_stacks,
     lower_list_growth,
     lower_list_sens,
-    lower_scatter_starts,
 )
 from .pygen import Compiled
 
@@ -1206,7 +1205,6 @@ def lower_source(source: str, namespace: dict[str, Any] | None = None
     tree = ast.parse(source)
     lower_linked_stacks(tree)
     lower_item_sums(tree)
-    lower_scatter_starts(tree)
     lower_list_growth(tree)
     lower_list_sens(tree)
     lowering = _Lowering(namespace)

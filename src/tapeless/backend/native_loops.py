@@ -122,55 +122,6 @@ def _lower_item_sum(fn: ast.FunctionDef, stmts: list[ast.stmt], i: int, acc: str
     return done
 
 
-def lower_scatter_starts(tree: ast.Module) -> int:
-    """`acc = ZERO` right before a loop in which `acc` is named only as
-    `acc = scatter_add(acc, x, indices, pieces)` (the optimizer's accumulator of element
-    sensitivities; `scatter_add_known` too), x one parameter that is never rebound: `acc`
-    starts as x's zeros (`_nt_zeros_for`), which the first `scatter_add` would have made,
-    so the loop's accumulator is an array, never None (Numba's optional type costs a test
-    and a branch each turn). Returns how many were rewritten."""
-    done = 0
-    for fn in [n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef)]:
-        params = {a.arg for a in fn.args.args}
-        stored = {n.id for n in _own_nodes(fn) if isinstance(n, ast.Name) and
-                  isinstance(n.ctx, ast.Store)}
-        for stmts in list(_statement_lists(fn)):
-            for i, start in enumerate(stmts):
-                if not (isinstance(start, ast.Assign) and len(start.targets) == 1 and
-                        isinstance(start.targets[0], ast.Name) and _is_zero(start.value)):
-                    continue
-                acc = start.targets[0].id
-                loop = next((s for s in stmts[i + 1:] if isinstance(s, (ast.For, ast.While))),
-                            None)
-                if loop is None or any(_is_name(n, acc) for s in stmts[i + 1:stmts.index(loop)]
-                                       for n in ast.walk(s)):
-                    continue
-                allowed: set[int] = set()
-                xs: set[str] = set()
-                for node in ast.walk(loop):
-                    if not isinstance(node, ast.Assign):
-                        continue
-                    for target, value in _pairs(node) or []:
-                        if _is_name(target, acc) and isinstance(value, ast.Call) and \
-                                (_calls(value, "scatter_add") or
-                                 _calls(value, "scatter_add_known")) and \
-                                len(value.args) == 4 and _is_name(value.args[0], acc) and \
-                                isinstance(value.args[1], ast.Name):
-                            allowed |= {id(target), id(value.args[0])}
-                            xs.add(value.args[1].id)
-                if len(xs) != 1 or any(_is_name(n, acc) and id(n) not in allowed
-                                       for n in ast.walk(loop)):
-                    continue
-                x = xs.pop()
-                if x not in params or x in stored:
-                    continue
-                start.value = ast.copy_location(ast.Call(
-                    ast.Name("_nt_zeros_for", ast.Load()), [ast.Name(x, ast.Load())], []),
-                    start.value)
-                done += 1
-    return done
-
-
 def lower_list_growth(tree: ast.Module) -> int:
     """`xs = []` before a loop that only grows it, `xs = xs + [a, b]`, as appends: Numba
     cannot type the empty list from a concatenation, and can from `append`. The lists
