@@ -568,3 +568,64 @@ def test_grad_inside_compiled_code_is_native() -> None:
     f = tl.jit(descended, backend="native")
     assert_same(tl.jit(descended)(0.7), f(0.7))
     assert _entry(f, 0.7).is_native
+
+
+# --- list sensitivities (backend/native_loops.py: lower_list_growth, lower_list_sens) ------
+
+
+def _sigmoid(x):
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def _cell(weight, bias, hidden, cell, inp):
+    b = hidden.shape[0]
+    gates = np.concatenate([inp, hidden, inp, hidden]) * weight + bias
+    cell = cell * _sigmoid(gates[0:b]) + _sigmoid(gates[b:2 * b]) * np.tanh(gates[3 * b:])
+    return _sigmoid(gates[2 * b:3 * b]) * np.tanh(cell), cell
+
+
+def _layers(params, state, inp):
+    """Stacked cells, their state a list grown by concatenation (bench's LSTM)."""
+    x = inp
+    new_state = []
+    for j in range(len(state) // 2):
+        h, s = _cell(params[2 * j], params[2 * j + 1], state[2 * j], state[2 * j + 1], x)
+        new_state = new_state + [h, s]
+        x = h
+    return x, new_state
+
+
+def stacked_cells(params, state, sequence):
+    st = [state[i] for i in range(state.shape[0])]
+    total = 0.0
+    for t in range(sequence.shape[0]):
+        y, st = _layers(params, st, sequence[t])
+        total = total + np.sum(y * y) + 0.5 * np.sum(st[1])
+    return total
+
+
+def test_list_state_gradient_is_native() -> None:
+    """The derivative of a list of arrays grown by concatenation and taken apart: its
+    sensitivity a list (`scatter_add_known` into a list, `tuple(d)` of it, `d[:n]`)."""
+    rng = np.random.default_rng(7)
+    b = 3
+    params = rng.standard_normal((4, 4 * b)) * 0.5
+    state = rng.standard_normal((4, b)) * 0.5
+    sequence = rng.standard_normal((5, b))
+    f = tl.value_and_grad(stacked_cells, (0, 2), backend="native")
+    value, grads = f(params, state, sequence)
+    assert_same(tl.value_and_grad(stacked_cells, (0, 2))(params, state, sequence),
+                (value, grads))
+    assert _entry(f, params, state, sequence).is_native
+    # (against central differences of the objective run by CPython)
+    for k, x in ((0, params), (1, sequence)):
+        probe = rng.standard_normal(x.shape)
+        h = 1e-6
+        args_plus = [params, state, sequence]
+        args_minus = [params, state, sequence]
+        at = 0 if k == 0 else 2
+        args_plus[at], args_minus[at] = x + h * probe, x - h * probe
+        fd = (stacked_cells(*args_plus) - stacked_cells(*args_minus)) / (2 * h)
+        assert float(np.sum(grads[k] * probe)) == pytest.approx(fd, rel=1e-6)
+    source = native.native_source(f._get(f.bind((params, state, sequence), {})))
+    assert "_nt_items_of" in source and "_nt_split_at" in source

@@ -37,7 +37,12 @@ import numpy as np
 
 from .. import runtime as _rt
 from ..ir.nodes import Location
-from .native_loops import lower_item_sums, lower_linked_stacks, lower_list_growth
+from .native_loops import (
+    lower_item_sums,
+    lower_linked_stacks,
+    lower_list_growth,
+    lower_list_sens,
+)
 from .pygen import Compiled
 
 # Runtime helpers with a native twin (`_nt_<name>` in `_HELPERS`).
@@ -51,7 +56,8 @@ _OVERLOADS = ("pow", *[f.__name__ for f in (
     _rt.ones_like_output, _rt.lift, _rt.repeat_sens)])
 _NATIVE_RUNTIME = {"as_sequence", "unpack", *_OVERLOADS}
 # Overloads the lowering itself calls (`native_loops`), not runtime helpers.
-_LOWERING_OVERLOADS = ("item_sens", "scatter_into", "add_into", "zeros_for")
+_LOWERING_OVERLOADS = ("item_sens", "scatter_into", "add_into", "zeros_for", "items_of",
+                       "split_at")
 # `math` functions whose result is checked (`_CHECKED_MATH`): CPython raises where the
 # C library returns NaN or an infinity from finite arguments; Numba returns the value.
 _MATH_ONE = ("acos acosh asin asinh atan atanh cos cosh erf erfc exp expm1 gamma lgamma "
@@ -681,6 +687,9 @@ def _nt_item_sens(d, x, index): ...  # type: ignore[no-untyped-def]
 def _nt_scatter_into(acc, item): ...  # type: ignore[no-untyped-def]
 def _nt_add_into(acc, d): ...  # type: ignore[no-untyped-def]
 def _nt_zeros_for(x): ...  # type: ignore[no-untyped-def]
+def _nt_items_of(d, k): ...  # type: ignore[no-untyped-def]
+def _nt_zeros_of(v): ...  # type: ignore[no-untyped-def]
+def _nt_split_at(d, n): ...  # type: ignore[no-untyped-def]
 
 
 _OVERLOADED = False
@@ -693,10 +702,22 @@ def _register_overloads() -> None:
         return
     _OVERLOADED = True
     from numba import types as nt
-    from numba.extending import overload
+    from numba.core.imputils import impl_ret_borrowed
+    from numba.extending import intrinsic, overload
 
     def number(t: Any) -> bool:
         return isinstance(t, (nt.Float, nt.Integer, nt.Boolean))
+
+    @intrinsic
+    def unwrap(typingctx, x):  # type: ignore[no-untyped-def]
+        """An optional value as its value (where a test for None has ruled None out:
+        Numba does not narrow the type after `if x is None`)."""
+        t = x.type if isinstance(x, nt.Optional) else x
+
+        def codegen(context, builder, signature, args):  # type: ignore[no-untyped-def]
+            value = context.cast(builder, args[0], x, t)
+            return impl_ret_borrowed(context, builder, t, value)  # (a new reference)
+        return t(x), codegen
 
     @overload(_nt_gadd)
     def _gadd(a, b):  # type: ignore[no-untyped-def]
@@ -710,8 +731,23 @@ def _register_overloads() -> None:
                     return b
                 if b is None:
                     return a
-                return a + b
+                return _nt_gadd(unwrap(a), unwrap(b))  # type: ignore[call-arg]
             return maybe
+        if isinstance(a, nt.List) and isinstance(b, nt.List):
+            # (The sensitivity of a list: item by item, as `gadd`; never `+`, which joins.)
+            def items(a, b):  # type: ignore[no-untyped-def]
+                if len(a) != len(b):
+                    raise ValueError("sensitivities of lists of different lengths")
+                return [_nt_gadd(a[i], b[i]) for i in range(len(a))]
+            return items
+        if isinstance(a, nt.BaseTuple) and isinstance(b, nt.BaseTuple):
+            if len(a) != len(b):
+                return None
+            parts = "".join(f"_nt_gadd(a[{i}], b[{i}]), " for i in range(len(a)))
+            return _made(f"def items(a, b):\n    return ({parts})\n",
+                         {"_nt_gadd": _nt_gadd})
+        if isinstance(a, (nt.List, nt.BaseTuple)) or isinstance(b, (nt.List, nt.BaseTuple)):
+            return None
         return lambda a, b: a + b
 
     @overload(_nt_unbroadcast)
@@ -813,6 +849,18 @@ def _register_overloads() -> None:
                 out[index] = d
                 return out
             return scatter
+        item = x.dtype if isinstance(x, nt.List) else None
+        if isinstance(index, nt.Integer) and (
+                isinstance(item, nt.Float) and isinstance(d, nt.Float) or
+                isinstance(item, nt.Array) and isinstance(item.dtype, nt.Float) and
+                isinstance(d, nt.Array) and d.dtype == item.dtype and d.ndim == item.ndim):
+            # (`tuple_sens` of a list: the other items' sensitivities are their zeros
+            # here, ZERO in the Python backend: the same sums.)
+            def one(d, x, index):  # type: ignore[no-untyped-def]
+                out = [_nt_zeros_of(v) for v in x]
+                out[index] = d
+                return out
+            return one
         return None
 
     @overload(_nt_fdiv)
@@ -945,8 +993,83 @@ def _register_overloads() -> None:
             return None
         return scatter_add
 
-    overload(_nt_scatter_add)(scatter_add_types)
-    overload(_nt_scatter_add_known)(scatter_add_types)
+    def scatter_add_list(acc, x, indices, ds):  # type: ignore[no-untyped-def]
+        """`scatter_add` for a list x of float arrays: the sensitivity of an element no
+        piece reaches is its zeros (ZERO in the Python backend: the same sums)."""
+        if acc is None:
+            out = [_nt_zeros_of(v) for v in x]
+        else:
+            out = acc
+        n = len(indices)
+        for k in range(n):
+            first = True
+            for m in range(k):
+                if indices[m] == indices[k]:
+                    first = False
+            if first:
+                total = ds[k]
+                for m in range(k + 1, n):
+                    if indices[m] == indices[k]:
+                        total = total + ds[m]
+                out[indices[k]] = out[indices[k]] + total  # (a new array: d is not kept)
+        return out
+
+    def scatter_add_list_types(acc, x, indices, ds):  # type: ignore[no-untyped-def]
+        item = x.dtype if isinstance(x, nt.List) else None
+        if not (isinstance(item, nt.Array) and isinstance(item.dtype, nt.Float) and
+                isinstance(indices, nt.UniTuple) and isinstance(indices.dtype, nt.Integer)
+                and isinstance(ds, nt.UniTuple) and len(ds) == len(indices) and
+                isinstance(ds.dtype, nt.Array) and ds.dtype.dtype == item.dtype and
+                ds.dtype.ndim == item.ndim):
+            return None
+        base = acc.type if isinstance(acc, nt.Optional) else acc
+        if not (isinstance(base, nt.NoneType) or isinstance(base, nt.List) and
+                base.dtype == item):
+            return None
+        return scatter_add_list
+
+    def scatter_add_any(acc, x, indices, ds):  # type: ignore[no-untyped-def]
+        return scatter_add_types(acc, x, indices, ds) or \
+            scatter_add_list_types(acc, x, indices, ds)
+
+    overload(_nt_scatter_add)(scatter_add_any)
+    overload(_nt_scatter_add_known)(scatter_add_any)
+
+    # (`native_loops.lower_list_sens`: a sensitivity of k items taken apart, and one of
+    # two joined sequences split.)
+    @overload(_nt_items_of, prefer_literal=True)
+    def _items_of(d, k):  # type: ignore[no-untyped-def]
+        if not isinstance(k, nt.IntegerLiteral):
+            return None
+        count = k.literal_value
+        nones = "(" + "None, " * count + ")"
+        if isinstance(d, nt.NoneType):
+            return _made(f"def items(d, k):\n    return {nones}\n")
+        base = d.type if isinstance(d, nt.Optional) else d
+        if isinstance(base, nt.BaseTuple) and len(base) == count:
+            return _made(f"def items(d, k):\n    if d is None:\n        return {nones}\n"
+                         "    return d\n")
+        if isinstance(base, nt.List):
+            items = "".join(f"d[{i}], " for i in range(count))
+            return _made(f"def items(d, k):\n    if d is None:\n        return {nones}\n"
+                         f"    if len(d) != {count}:\n"
+                         "        raise ValueError('a sensitivity of another length')\n"
+                         f"    return ({items})\n")
+        return None
+
+    @overload(_nt_split_at)
+    def _split_at(d, n):  # type: ignore[no-untyped-def]
+        if isinstance(d, nt.NoneType):
+            return lambda d, n: (None, None)
+        if isinstance(d, nt.Optional):
+            def maybe(d, n):  # type: ignore[no-untyped-def]
+                if d is None:
+                    return (None, None)
+                return (d[:n], d[n:])
+            return maybe
+        if isinstance(d, (nt.List, nt.Array)):
+            return lambda d, n: (d[:n], d[n:])
+        return None
 
     # (`native_loops.lower_item_sums`: `_nt_item_sens` is `getitem_sens` kept as its
     # pieces where `_nt_scatter_into` can add them in place, the dense array otherwise.)
@@ -990,6 +1113,14 @@ def _register_overloads() -> None:
             acc[index] = acc[index] + d  # (not +=: Numba 0.68 mistypes it for some arrays)
             return acc
         return add
+
+    @overload(_nt_zeros_of)
+    def _zeros_of(v):  # type: ignore[no-untyped-def]
+        if isinstance(v, nt.Float):
+            return lambda v: 0.0
+        if isinstance(v, nt.Array) and isinstance(v.dtype, nt.Float):
+            return lambda v: np.zeros_like(v)
+        return None
 
     @overload(_nt_zeros_for)
     def _zeros_for(x):  # type: ignore[no-untyped-def]
@@ -1059,6 +1190,14 @@ def _register_overloads() -> None:
         return None
 
 
+def _made(source: str, namespace: dict[str, Any] | None = None) -> Any:
+    """The function `items` defined by `source` (an overload's implementation for a
+    number of items known when typing), with the globals `namespace`."""
+    namespace = dict(namespace or {})
+    exec(source, namespace)  # noqa: S102 - text made above from an int
+    return namespace["items"]
+
+
 def lower_source(source: str, namespace: dict[str, Any] | None = None
                  ) -> tuple[ast.Module, set[str]]:
     """The generated module `source` rewritten for Numba, and the `math` functions it
@@ -1067,6 +1206,7 @@ def lower_source(source: str, namespace: dict[str, Any] | None = None
     lower_linked_stacks(tree)
     lower_item_sums(tree)
     lower_list_growth(tree)
+    lower_list_sens(tree)
     lowering = _Lowering(namespace)
     tree = lowering.visit(tree)
     ast.fix_missing_locations(tree)

@@ -126,15 +126,19 @@ def lower_list_growth(tree: ast.Module) -> int:
     """`xs = []` before a loop that only grows it, `xs = xs + [a, b]`, as appends: Numba
     cannot type the empty list from a concatenation, and can from `append`. The lists
     concatenated in the loop are seen by no one until it ends, so appending to one list
-    gives the same list. Returns how many lists were rewritten."""
+    gives the same list. The same through a name, `t = xs + [a, b]; ...; xs = t`
+    (`_lower_growth_via`). Returns how many lists were rewritten."""
     done = 0
+    counter = itertools.count(1)
     for fn in [n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef)]:
         for stmts in list(_statement_lists(fn)):
             for i, start in enumerate(stmts):
                 if isinstance(start, ast.Assign) and len(start.targets) == 1 and \
                         isinstance(start.targets[0], ast.Name) and \
                         isinstance(start.value, ast.List) and not start.value.elts:
-                    done += _lower_growth(stmts, i, start.targets[0].id)
+                    name = start.targets[0].id
+                    done += _lower_growth(stmts, i, name) or \
+                        _lower_growth_via(fn, stmts, i, name, counter)
     return done
 
 
@@ -162,6 +166,136 @@ def _lower_growth(stmts: list[ast.stmt], i: int, name: str) -> int:
                 at = block.index(grow)
                 block[at:at + 1] = appends
     return len(grows)
+
+
+def _lower_growth_via(fn: ast.FunctionDef, stmts: list[ast.stmt], i: int, name: str,
+                      counter: itertools.count) -> int:
+    """`xs = []` before a loop that grows it as `t = xs + [a, b]` and later, in the same
+    block, `xs = t` (the derivative of a loop saves the list it had before growing it: the
+    LSTM's `new_state`): the growth becomes `n = len(xs)` and appends, `t` the grown list,
+    and a read of `xs` between the two statements the list as it was, `xs[:n]` (a copy;
+    `len(xs)` is `n`). Only where nothing else in the loop names `xs`, `t` is named only
+    there, and no `break`, `continue` or `return` can skip `xs = t` after the appends."""
+    loop = next((s for s in stmts[i + 1:] if isinstance(s, (ast.For, ast.While))), None)
+    if loop is None or any(_is_name(n, name) for s in stmts[i + 1:stmts.index(loop)]
+                           for n in ast.walk(s)):
+        return 0
+    if any(isinstance(n, (ast.FunctionDef, ast.Lambda)) for n in ast.walk(loop)):
+        return 0
+    for block in _blocks(loop):
+        for g_at, grow in enumerate(block):
+            if not (isinstance(grow, ast.Assign) and len(grow.targets) == 1 and
+                    isinstance(grow.targets[0], ast.Name) and
+                    isinstance(grow.value, ast.BinOp) and isinstance(grow.value.op, ast.Add)
+                    and _is_name(grow.value.left, name) and
+                    isinstance(grow.value.right, ast.List) and grow.value.right.elts and
+                    not any(_is_name(n, name) for e in grow.value.right.elts
+                            for n in ast.walk(e))):
+                continue
+            grown = grow.targets[0].id
+            rebind = next((s for s in block[g_at + 1:] if isinstance(s, ast.Assign) and
+                           any(_is_name(t, name) and _is_name(v, grown)
+                               for t, v in _pairs(s) or [])), None)
+            if rebind is None:
+                return 0
+            between = block[g_at + 1:block.index(rebind)]
+            if any(isinstance(n, (ast.Break, ast.Continue, ast.Return))
+                   for s in between for n in ast.walk(s)):
+                return 0
+            rebind_nodes = {id(t) for t, v in _pairs(rebind) or [] if _is_name(t, name)}
+            rebind_nodes |= {id(v) for t, v in _pairs(rebind) or [] if _is_name(v, grown)}
+            reads = [n for s in between for n in ast.walk(s) if _is_name(n, name)]
+            if any(isinstance(n, ast.Name) and not isinstance(n.ctx, ast.Load) for n in reads):
+                return 0
+            allowed = {id(n) for n in reads} | rebind_nodes | {id(grow.value.left)}
+            if any(_is_name(n, name) and id(n) not in allowed for n in ast.walk(loop)):
+                return 0
+            uses = [n for n in _own_nodes(fn) if _is_name(n, grown)]
+            if len(uses) != 2 or any(n is not grow.targets[0] and id(n) not in rebind_nodes
+                                     for n in uses):
+                return 0
+            size = f"_nt_len{next(counter)}"
+            load = ast.Load()
+            _replace_reads(between, name, size)
+            new: list[ast.stmt] = [ast.Assign([ast.Name(size, ast.Store())],
+                              ast.Call(ast.Name("len", load), [ast.Name(name, load)], []))]
+            new += [ast.Expr(ast.Call(ast.Attribute(ast.Name(name, load), "append", load),
+                                      [e], [])) for e in grow.value.right.elts]
+            new.append(ast.Assign([ast.Name(grown, ast.Store())], ast.Name(name, load)))
+            block[g_at:g_at + 1] = [ast.copy_location(s, grow) for s in new]
+            return 1
+    return 0
+
+
+def _replace_reads(stmts: list[ast.stmt], name: str, size: str) -> None:
+    """In `stmts`, `len(name)` as `size` and any other read of `name` as `name[:size]`."""
+    load = ast.Load()
+
+    class Reads(ast.NodeTransformer):
+        def visit_Call(self, node: ast.Call) -> ast.AST:
+            if _is_name(node.func, "len") and len(node.args) == 1 and \
+                    _is_name(node.args[0], name) and not node.keywords:
+                return ast.copy_location(ast.Name(size, load), node)
+            self.generic_visit(node)
+            return node
+
+        def visit_Name(self, node: ast.Name) -> ast.AST:
+            if node.id != name:
+                return node
+            return ast.copy_location(ast.Subscript(
+                ast.Name(name, load), ast.Slice(None, ast.Name(size, load), None), load), node)
+
+    for k, s in enumerate(stmts):
+        stmts[k] = Reads().visit(s)
+
+
+def lower_list_sens(tree: ast.Module) -> int:
+    """The sensitivity of a list or tuple taken apart, as overloads Numba can type:
+    `(ZERO,) * k if d is ZERO else tuple(d)` (the derivative of making a tuple or a
+    list of k items) as `_nt_items_of(d, k)`, and `(ZERO, ZERO) if d is ZERO else
+    (d[:n], d[n:])` (of joining two) as `_nt_split_at(d, n)`: Numba cannot make a tuple
+    of a list, and does not narrow `d`'s optional type in a conditional expression.
+    Returns how many were rewritten."""
+    done = 0
+
+    class Sens(ast.NodeTransformer):
+        def visit_IfExp(self, node: ast.IfExp) -> ast.AST:
+            nonlocal done
+            self.generic_visit(node)
+            t = node.test
+            if not (isinstance(t, ast.Compare) and isinstance(t.left, ast.Name) and
+                    len(t.ops) == 1 and isinstance(t.ops[0], ast.Is) and
+                    _is_zero(t.comparators[0])):
+                return node
+            d = t.left.id
+            body, other = node.body, node.orelse
+            if isinstance(body, ast.BinOp) and isinstance(body.op, ast.Mult) and \
+                    isinstance(body.left, ast.Tuple) and len(body.left.elts) == 1 and \
+                    _is_zero(body.left.elts[0]) and isinstance(body.right, ast.Constant) and \
+                    type(body.right.value) is int and isinstance(other, ast.Call) and \
+                    _is_name(other.func, "tuple") and len(other.args) == 1 and \
+                    _is_name(other.args[0], d) and not other.keywords:
+                done += 1
+                return ast.copy_location(ast.Call(ast.Name("_nt_items_of", ast.Load()), [
+                    ast.Name(d, ast.Load()), ast.Constant(body.right.value)], []), node)
+            if isinstance(body, ast.Tuple) and len(body.elts) == 2 and \
+                    all(_is_zero(e) for e in body.elts) and isinstance(other, ast.Tuple) and \
+                    len(other.elts) == 2 and all(
+                        isinstance(e, ast.Subscript) and _is_name(e.value, d) and
+                        isinstance(e.slice, ast.Slice) and e.slice.step is None
+                        for e in other.elts):
+                head, tail = (e.slice for e in other.elts)  # type: ignore[attr-defined]
+                if head.lower is None and tail.upper is None and \
+                        isinstance(head.upper, (ast.Name, ast.Constant)) and \
+                        ast.dump(head.upper) == ast.dump(tail.lower):
+                    done += 1
+                    return ast.copy_location(ast.Call(
+                        ast.Name("_nt_split_at", ast.Load()),
+                        [ast.Name(d, ast.Load()), head.upper], []), node)
+            return node
+
+    Sens().visit(tree)
+    return done
 
 
 def _blocks(node: ast.AST) -> list[list[ast.stmt]]:
