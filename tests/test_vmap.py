@@ -406,3 +406,13 @@ def test_per_task_gradients_of_inner_sgd_steps_on_a_tuple_of_parameters():
     for j in range(3):
         np.testing.assert_allclose(out[j], np.stack([g[j] for g in loop]), rtol=1e-12,
                                    atol=1e-14)
+
+
+@pytest.mark.parametrize("fn", [vp.grown, vp.skipping_loop, vp.nested_branches,
+                                vp.early_return])
+def test_per_example_gradients_whose_path_differs(fn, optimize: str) -> None:
+    # (Recursion depth, `continue`, nested `if`s and an early return taken differently by
+    # each example: the gradient of the batched function, each example's own.)
+    xs = np.array([0.3, -0.7, 1.7, 2.5, 0.05])
+    want = np.array([tl.grad(fn)(x) for x in xs])
+    np.testing.assert_allclose(tl.vmap(tl.grad(fn))(xs), want, rtol=1e-13)

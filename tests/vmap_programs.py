@@ -134,3 +134,43 @@ def cube_root_with_break(a):
         if abs(step) <= 1e-12 * abs(x):
             break
     return x, steps
+
+
+# --- gradients whose path differs across the batch (vmap(grad(f))) ---------------------
+
+
+def grown_until(x, n):
+    if x > 4.0 or n > 20:
+        return x
+    return grown_until(x * 1.5 + 0.1, n + 1)
+
+
+def grown(x):
+    return grown_until(x, 0)
+
+
+def skipping_loop(x):
+    s = 0.0
+    for i in range(6):
+        if x * i > 1.0:
+            continue
+        s = s + x * x * i
+    return s
+
+
+def nested_branches(x):
+    if x > 0:
+        if x > 1:
+            y = x * x
+        else:
+            y = x
+    else:
+        y = -x * 3
+    return y
+
+
+def early_return(x):
+    for i in range(5):
+        if x * i > 2.0:
+            return x * i
+    return -x

@@ -1044,6 +1044,13 @@ class VTransform:
             made = vg.apply(sw, loc=loc, name=call.name)
             inst.values[call.id] = (made, want)
             return [made]
+        if self.derivative:
+            # (Each branch of a gradient's forward code returns its own backpropagator,
+            # with its own saved values: per element, values of different structures,
+            # which no select can join.)
+            raise VmapError("vmap of derivative code under a condition that differs across "
+                            "the batch (an if): take the derivative of the batched function "
+                            "instead (tl.grad of a function that calls tl.vmap)", node.loc)
         bt, bf = self._branch(gt, inst, True), self._branch(gf, inst, True)
         self._finish(bt, B)
         self._finish(bf, B)
