@@ -120,6 +120,15 @@ EXTRA_SAMPLES: dict[str, list[Sample]] = {
     # The optimizer's ReLU derivative and `np.where(c, x, 0.0)` (ties included).
     "max_sens": [S(lambda r: (u(r, (2, 3)), _with_ties(r, (2, 3)), _with_ties(r, (2, 3))))],
     "where_zero": [S(lambda r: (_bools(r, (2, 3)), u(r, (2, 3))))],
+    # Derivative code's plumbing (what `tl.hessian` batches): sensitivities of pieces of
+    # an array, gathered into one (in place where the pieces are elements).
+    "scatter_sens": [S(lambda r: (u(r, (4, 3)), (1, (slice(0, 2), 2), 3),
+                                  (u(r, (3,)), u(r, (2,)), u(r, (3,))))),
+                     S(lambda r: (u(r, (5,)), (slice(1, None), slice(None, -1)),
+                                  (u(r, (4,)), u(r, (4,)))))],
+    "scatter_add": [S(lambda r: (u(r, (4, 3)), u(r, (4, 3)), (slice(0, 2), 3),
+                                 (u(r, (2, 3)), u(r, (3,)))))],
+    **{name: [S(lambda r: (u(r, (2, 3)),))] for name in ["own", "dense_sens"]},
 }
 
 

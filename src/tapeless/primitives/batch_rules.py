@@ -25,8 +25,16 @@ from ..runtime import (
     BatchedCode,
     check_bound,
     checkpoint_name,
+    dense,
+    gadd,
+    getitem_sens,
+    scatter_sens,
+    to_structure,
     tree_leaves,
     tree_unflatten,
+    tuple_sens,
+    unbroadcast,
+    zeros_like_value,
 )
 
 # (Every primitive and rule module first: the rules here cover every primitive.)
@@ -806,6 +814,154 @@ def _broadcast_to(size, flags, array, shape):
     return np.broadcast_to(lift(array, len(target)), (size,) + target)
 
 
+# --- derivative code's plumbing on a batch of sensitivities ----------------------------
+# (What `tl.hessian` batches: forward mode over reverse mode with one tangent per column,
+# the primal values the same for every column. A sensitivity may be the symbolic ZERO,
+# which stands for a batch of zeros too. Other patterns of batched arguments, and values
+# these rules do not know (sparse sensitivities, objects), run per element.)
+
+def _data_first(flags):
+    # (the sensitivity batched; the value it is shaped like batched or not; the rest not)
+    return flags[0] and not any(flags[2:])
+
+
+def _example_shape(x, batched):
+    if batched:
+        return np.shape(x)[1:]
+    return np.shape(x)
+
+
+@batch("sens_of")
+def _sens_of(size, flags, d, like):
+    if d is ZERO:
+        if flags[1]:
+            return zeros_like_value(like)
+        return broadcast_copy(size, zeros_like_value(like))
+    if flags[0]:
+        return d
+    return broadcast(size, d)
+
+
+@batch("sens_index", when=_first_only)
+def _sens_index(size, flags, dd, index):
+    if dd is ZERO:
+        return ZERO
+    if isinstance(dd, dict):
+        return dd.get(index, ZERO)
+    if isinstance(dd, tuple) or isinstance(dd, list):
+        return dd[index]
+    return dd[_lead(index)]
+
+
+@batch("unbroadcast", when=_data_first)
+def _unbroadcast(size, flags, d, x):
+    if d is ZERO:
+        return ZERO
+    xshape = _example_shape(x, flags[1])
+    dshape = np.shape(d)[1:]
+    if dshape == xshape:
+        return d
+    lead = len(dshape) - len(xshape)
+    if lead < 0:
+        return per_element(unbroadcast, size, flags, d, x)
+    axes = tuple(range(1, lead + 1)) + tuple([i + lead + 1 for i, n in enumerate(xshape)
+                                              if n == 1 and dshape[i + lead] != 1])
+    return np.reshape(np.sum(d, axis=axes), (size,) + xshape)
+
+
+@batch("broadcast_like", when=_data_first)
+def _broadcast_like(size, flags, d, x):
+    if d is ZERO:
+        return ZERO
+    shape = _example_shape(x, flags[1])
+    if np.shape(d)[1:] == shape:
+        return d
+    return np.broadcast_to(lift(d, len(shape)), (size,) + shape)
+
+
+@batch("expand_reduced", when=_data_first)
+def _expand_reduced(size, flags, d, x, axis, keepdims):
+    if d is ZERO:
+        return ZERO
+    shape = _example_shape(x, flags[1])
+    if axis is not None and not keepdims and len(shape) > 0:
+        d = np.expand_dims(d, _axes(axis, len(shape)))
+    return np.broadcast_to(lift(d, len(shape)), (size,) + shape)
+
+
+@batch("reshape_like", when=_data_first)
+def _reshape_like(size, flags, d, x):
+    if d is ZERO:
+        return ZERO
+    if flags[1]:
+        return np.reshape(d, np.shape(x))
+    if len(np.shape(x)) == 0 and not isinstance(x, np.ndarray):
+        return np.sum(np.reshape(d, (size, -1)), axis=1)
+    return np.reshape(d, (size,) + np.shape(x))
+
+
+@batch("scatter_sens", when=lambda flags: not flags[1])
+def _scatter_sens(size, flags, x, indices, ds):
+    if x is ZERO:
+        return ZERO
+    if isinstance(x, np.ndarray):
+        xb = x if flags[0] else np.broadcast_to(x, (size,) + np.shape(x))
+        return scatter_sens(xb, tuple([_lead(i) for i in indices]),
+                            ds if flags[2] else broadcast(size, ds))
+    return per_element(scatter_sens, size, flags, x, indices, ds)
+
+
+@batch("getitem_sens", when=lambda flags: not flags[2])
+def _getitem_sens(size, flags, d, x, index):
+    if d is ZERO or x is ZERO:
+        return ZERO
+    if isinstance(x, np.ndarray):
+        return _scatter_sens(size, (flags[1], False, flags[0]), x, (index,), (d,))
+    if flags[0] and not flags[1] and (isinstance(x, tuple) or isinstance(x, list) or
+                                      isinstance(x, dict)):
+        return getitem_sens(d, x, index)
+    return per_element(getitem_sens, size, flags, d, x, index)
+
+
+@batch("to_structure", when=lambda flags: flags[0] and not flags[1])
+def _to_structure(size, flags, sens, like):
+    if isinstance(like, np.ndarray) or isinstance(like, float):
+        # (the gradient of a batch of arguments like `like`: its copies, made new)
+        return to_structure(sens, np.broadcast_to(like, (size,) + np.shape(like)))
+    return per_element(to_structure, size, flags, sens, like)
+
+
+batch_generic(_as_is, None, "own", "dense_sens", when=_first_only)
+
+
+@batch("scatter_add", when=lambda flags: not flags[2])
+def _scatter_add(size, flags, acc, x, indices, ds):
+    # (a new sum, not one added in place: the batch of accumulators may be a view)
+    part = _scatter_sens(size, flags[1:], x, indices, ds)
+    if acc is ZERO:
+        return part
+    if flags[0]:
+        return gadd(acc, part)
+    return gadd(broadcast(size, acc), part)
+
+
+@batch("dense", when=_data_first)
+def _dense(size, flags, d, like):
+    if d is ZERO:
+        if flags[1]:
+            return zeros_like_value(like)
+        return broadcast_copy(size, zeros_like_value(like))
+    if isinstance(d, tuple) or isinstance(d, list):
+        return per_element(dense, size, flags, d, like)
+    return d
+
+
+@batch("tuple_sens", when=lambda flags: flags[0] and not flags[1] and not flags[2])
+def _tuple_sens(size, flags, d, i, like):
+    # (a sequence of sensitivities, ZERO but at i: the batched d at i)
+    return tuple_sens(d, i, like)
+
+
 # --- declared to run per element ----------------------------------------------------------
 # What a loop over the batch computes: the primitive on each element, results stacked.
 # Every primitive without a rule above (or a case of `tapeless.ad.batch` itself: structure,
@@ -832,17 +988,15 @@ _WHY_PER_ELEMENT = {
         "call_value", "call_star", "list_map", "list_flatmap"),
     "derivative code's plumbing (sensitivities, symbolic and sparse zeros, structures, "
     "function values): each example's, as a loop computes it": (
-        "sens_of", "unbroadcast", "broadcast_like", "reshape_like", "expand_reduced",
-        "reduced_count", "reduced_axes", "tuple_sens", "getitem_sens", "dense_sens",
-        "scatter_sens", "scatter_add", "scatter_add_known", "matmul_tn", "getattr_sens",
-        "sens_getattr", "field_sens", "struct_sens", "construct_value", "repeat_sens",
-        "zeros_like_value", "ones_like_value", "check_scalar_output", "check_aux_output",
-        "ones_like_output", "to_structure", "replace_fields", "without_fields",
-        "fields_of", "dict_merge", "dict_merge_sens", "tree_leaves", "tree_unflatten",
-        "tree_leaves_sens", "tree_unflatten_sens", "own", "from_structure", "sens_index",
+        "reduced_count", "reduced_axes", "scatter_add_known", "matmul_tn", "getattr_sens",
+        "sens_getattr", "field_sens", "struct_sens",
+        "construct_value", "repeat_sens", "zeros_like_value", "ones_like_value",
+        "check_scalar_output", "check_aux_output", "ones_like_output", "replace_fields",
+        "without_fields", "fields_of", "dict_merge", "dict_merge_sens", "tree_leaves",
+        "tree_unflatten", "tree_leaves_sens", "tree_unflatten_sens", "from_structure",
         "einsum_specs", "einsum_sublist_spec", "tensordot_subscripts", "split_indices",
         "concat_sens", "take_sens", "diag_sens", "take_along_axis_sens", "lift",
-        "call_fwd", "dense", "call_value_fwd", "lift_fwd", "data_only", "generated_only",
+        "call_fwd", "call_value_fwd", "lift_fwd", "data_only", "generated_only",
         "data_only_grad", "split_fwd", "index_sens", "index_concat_sens",
         "index_concat_dense", "index_concat", "update_rest_sens", "update_value_sens",
         "update_value_scatter", "checkpoint_for", "checkpoint_while"),
