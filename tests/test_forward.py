@@ -277,6 +277,23 @@ def test_hessian_falls_back_to_columns_where_vmap_refuses(monkeypatch, optimize:
     assert "no batching rule for mul" in h.batched.refused[1]
 
 
+COLUMNS = np.array([0, 2, 1, 2])
+
+
+def gathered(a):
+    # An index array closed over (a constant of the program, as the GMM's data is).
+    return np.sum(a[:, COLUMNS] ** 2)
+
+
+def test_gradient_and_hessian_vector_product_with_an_index_array_closed_over(
+        optimize: str) -> None:
+    a = np.arange(6.0).reshape(2, 3)
+    counts = np.array([1.0, 1.0, 2.0])
+    np.testing.assert_allclose(tl.grad(gathered)(a), 2 * a * counts)
+    v = np.ones((2, 3))
+    np.testing.assert_allclose(tl.jvp(tl.grad(gathered), (a,), (v,))[1], 2 * v * counts)
+
+
 # --- pytrees ------------------------------------------------------------------------
 
 

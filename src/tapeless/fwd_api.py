@@ -426,6 +426,7 @@ class _BatchedHessian:
     went."""
 
     first_call_columns = True
+    enabled = True  # (False: one jvp per column always, to compare)
 
     def __init__(self, g: GradFunction, argnums: int | tuple[int, ...], has_aux: bool,
                  backend: str | None) -> None:
@@ -451,7 +452,7 @@ class _BatchedHessian:
 
         n = len(args)
         self.last = "columns"
-        if n in self.refused:
+        if n in self.refused or not self.enabled:
             return _NOT_BATCHED
         nums = tuple(a % n for a in _argnums(self.argnums, n, "hessian"))
         if len(set(nums)) != len(nums):
@@ -532,6 +533,9 @@ def _columns(jf: JvpFunction, in_axes: tuple, backend: str | None) -> Any:
 
         def _axes(self, n: int) -> list[Any]:
             return list(self.in_axes)
+
+        def check_each_call(self, key: tuple) -> bool:
+            return False  # (the tangents are made here, their batch axes of one length)
 
     return HessianColumns(jf, in_axes, 0, None, backend)
 
