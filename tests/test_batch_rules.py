@@ -140,6 +140,15 @@ EXTRA_SAMPLES: dict[str, list[Sample]] = {
           call="P(np.copy(a0), a1, a2)"),
         S(lambda r: (u(r, (3, 2)), (np.array([0, 0]), 1), u(r, None)),
           call="P(np.copy(a0), a1, a2)", label="tuple-index")],
+    # Derivative code's plumbing (what `tl.hessian` batches): sensitivities of pieces of
+    # an array, gathered into one (in place where the pieces are elements).
+    "scatter_sens": [S(lambda r: (u(r, (4, 3)), (1, (slice(0, 2), 2), 3),
+                                  (u(r, (3,)), u(r, (2,)), u(r, (3,))))),
+                     S(lambda r: (u(r, (5,)), (slice(1, None), slice(None, -1)),
+                                  (u(r, (4,)), u(r, (4,)))))],
+    "scatter_add": [S(lambda r: (u(r, (4, 3)), u(r, (4, 3)), (slice(0, 2), 3),
+                                 (u(r, (2, 3)), u(r, (3,)))))],
+    **{name: [S(lambda r: (u(r, (2, 3)),))] for name in ["own", "dense_sens"]},
 }
 
 

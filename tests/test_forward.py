@@ -68,7 +68,14 @@ def test_hessian_through_branches_loops_recursion_closures(name: str, optimize: 
     if d1 is None:
         d1, d2 = _poly4(x)
     assert tl.jvp(fn, (x,), (1.0,))[1] == pytest.approx(d1, rel=1e-12)
-    assert tl.hessian(fn)(x) == pytest.approx(d2, rel=1e-12)
+    h = tl.hessian(fn)
+    assert h(x) == pytest.approx(d2, rel=1e-12)
+    # (the second call runs every column in one batched pass; unoptimized, the
+    # generated code of some tests a column's values, which differ across the batch:
+    # one jvp per column again)
+    assert h(x) == pytest.approx(d2, rel=1e-12)
+    assert h.batched.last == "batched" or (optimize == "off" and h.batched.refused), \
+        h.batched.refused
     # forward over forward, reverse over forward, forward over reverse
     assert tl.jvp(lambda y: tl.jvp(fn, (y,), (1.0,))[1], (x,), (1.0,))[1] == \
         pytest.approx(d2, rel=1e-12)
@@ -114,7 +121,15 @@ def _rosenbrock_hessian(x: np.ndarray) -> np.ndarray:
 @pytest.mark.parametrize("fn", [rosenbrock, rosenbrock_loop])
 def test_hessian_of_rosenbrock_in_two_spellings(fn: Any, optimize: str) -> None:
     x = np.array([0.3, -0.8, 1.1, 0.5])
-    np.testing.assert_allclose(tl.hessian(fn)(x), _rosenbrock_hessian(x), rtol=1e-12)
+    h = tl.hessian(fn)
+    np.testing.assert_allclose(h(x), _rosenbrock_hessian(x), rtol=1e-12)
+    assert h.batched.last == "columns"  # (the first call: one jvp per column)
+    np.testing.assert_allclose(h(x), _rosenbrock_hessian(x), rtol=1e-12)
+    assert h.batched.last == "batched"
+    x7 = np.linspace(-1.0, 1.0, 7)  # (another signature: columns, then batched)
+    np.testing.assert_allclose(h(x7), _rosenbrock_hessian(x7), rtol=1e-12)
+    np.testing.assert_allclose(h(x7), _rosenbrock_hessian(x7), rtol=1e-12)
+    assert h.batched.last == "batched"
     v = np.array([1.0, -2.0, 0.5, 0.25])
     hvp = tl.jvp(tl.grad(fn), (x,), (v,))[1]
     np.testing.assert_allclose(hvp, _rosenbrock_hessian(x) @ v, rtol=1e-12)
@@ -170,6 +185,113 @@ def test_hessian_of_a_scalar_function_with_several_arguments() -> None:
     np.testing.assert_allclose(hx, np.diag(-np.sin(x) * y), rtol=1e-12)
     hy = tl.hessian(f, argnums=1)(x, y)
     np.testing.assert_allclose(hy, np.array([[6 * 1.5, 0.0], [0.0, 0.0]]), rtol=1e-12)
+
+
+# --- the batched Hessian (every column in one pass) against one jvp per column ----------
+
+
+def _batched_and_columns(fn: Any, args: tuple, **kw: Any) -> tuple[Any, Any]:
+    """`tl.hessian(fn)(*args)` by one jvp per column (the first call) and batched (the
+    second), checking which way each went."""
+    h = tl.hessian(fn, **kw)
+    columns = h(*args)
+    assert h.batched.last == "columns"
+    batched = h(*args)
+    assert h.batched.last == "batched", h.batched.refused
+    return columns, batched
+
+
+def _assert_trees_close(a: Any, b: Any) -> None:
+    la, lb = tl.tree_leaves(a), tl.tree_leaves(b)
+    assert tl.tree_map(lambda v: 0, a) == tl.tree_map(lambda v: 0, b)
+    for x, y in zip(la, lb, strict=True):
+        assert np.shape(x) == np.shape(y) and type(x) is type(y)
+        np.testing.assert_allclose(x, y, rtol=1e-12, atol=1e-13)
+
+
+def halvings(x):
+    # A while loop whose number of iterations depends on the data (the primal).
+    s = np.sum(x ** 2)
+    while s > 0.1:
+        s = s * 0.5
+    return np.sum(np.sin(x) * x) * s
+
+
+def test_batched_hessian_through_a_data_dependent_while_loop(optimize: str) -> None:
+    x = np.array([0.3, -1.2, 0.8, 2.0])
+    columns, batched = _batched_and_columns(halvings, (x,))
+    np.testing.assert_allclose(batched, columns, rtol=1e-12, atol=1e-13)
+    eps = 1e-6
+    g = tl.grad(halvings)
+    for j in range(4):
+        e = np.zeros(4)
+        e[j] = eps
+        np.testing.assert_allclose(batched[:, j], (g(x + e) - g(x - e)) / (2 * eps),
+                                   rtol=1e-6, atol=1e-8)
+
+
+def test_batched_hessian_of_parameter_trees_with_argnums_and_aux(optimize: str) -> None:
+    rng = np.random.default_rng(3)
+    params = (rng.normal(size=(3, 4)), rng.normal(size=4), rng.normal(size=(4, 2)))
+    x = rng.normal(size=(5, 3))
+
+    def loss(params, x):
+        return np.sum(mlp(params, x) ** 2)
+
+    columns, batched = _batched_and_columns(loss, (params, x))
+    _assert_trees_close(batched, columns)
+    assert batched[0][2].shape == (3, 4, 4, 2)
+    # H[i][j] is the transpose of H[j][i]
+    np.testing.assert_allclose(batched[0][2], np.transpose(batched[2][0], (2, 3, 0, 1)),
+                               rtol=1e-12, atol=1e-13)
+    columns, batched = _batched_and_columns(loss, (params, x), argnums=(0, 1))
+    _assert_trees_close(batched, columns)
+
+    def with_aux(p, q, d):
+        value = tree_loss(p, q, d) + p.b ** 3 * q.a
+        return value, (value, p.b)
+
+    p, q, d = Params(np.array([0.1, -0.3]), 1.5), Pair(2.0, np.array([1.0, 2.0])), {"k": 3.0}
+    (hc, auxc), (hb, auxb) = _batched_and_columns(with_aux, (p, q, d), argnums=(0, 2),
+                                                  has_aux=True)
+    _assert_trees_close(hb, hc)
+    assert auxb == auxc
+    # (tapeless.jacfwd's layout: per argument differentiated, the Jacobian of the gradient)
+    assert hb[0][0].b.b == pytest.approx(6 * p.b * q.a)
+
+
+def test_hessian_falls_back_to_columns_where_vmap_refuses(monkeypatch, optimize: str) -> None:
+    from tapeless.primitives import batch_rules
+
+    def f(x):
+        return np.sum(np.tanh(x) * x)
+
+    x = np.array([0.2, -0.4, 0.9])
+    expected = np.diag(2 / np.cosh(x) ** 2 - 2 * x * np.tanh(x) / np.cosh(x) ** 2)
+    # (the tangents' products: what the batched program cannot do without)
+    monkeypatch.delitem(batch_rules.BATCH, "mul")
+    h = tl.hessian(f)
+    for _ in range(3):
+        np.testing.assert_allclose(h(x), expected, rtol=1e-12, atol=1e-14)
+        assert h.batched.last == "columns"
+    assert "no batching rule for mul" in h.batched.refused[1]
+
+
+COLUMNS = np.array([0, 2, 1, 2])
+
+
+def gathered(a):
+    # An index array closed over (a constant of the program, as the GMM's data is).
+    return np.sum(a[:, COLUMNS] ** 2)
+
+
+def test_gradient_and_hessian_vector_product_with_an_index_array_closed_over(
+        optimize: str) -> None:
+    a = np.arange(6.0).reshape(2, 3)
+    counts = np.array([1.0, 1.0, 2.0])
+    np.testing.assert_allclose(tl.grad(gathered)(a), 2 * a * counts)
+    v = np.ones((2, 3))
+    np.testing.assert_allclose(tl.jvp(tl.grad(gathered), (a,), (v,))[1], 2 * v * counts)
 
 
 # --- pytrees ------------------------------------------------------------------------

@@ -390,7 +390,157 @@ def jacrev(fun: Callable[..., Any], argnums: int | tuple[int, ...] = 0,
 def hessian(fun: Callable[..., Any], argnums: int | tuple[int, ...] = 0,
             has_aux: bool = False, backend: str | None = None) -> Callable[..., Any]:
     """The Hessian of the scalar function `fun`: forward mode over its compiled gradient
-    (`jacfwd(grad(fun))`), of shape T + T for an input of shape T."""
+    (`jacfwd(grad(fun))`), of shape T + T for an input of shape T.
+
+    All the columns are computed in one pass: `tl.vmap` of the `jvp` of the gradient,
+    one tangent per input element (the identity), the primal values computed once for
+    every column. Where that program cannot be batched (`tl.vmap` refuses it), or an
+    input holds something other than float arrays and numbers, one `jvp` per column
+    instead (the same result)."""
     g = GradFunction(fun, argnums, has_aux, with_value=False, backend=backend)
-    result: Callable[..., Any] = jacfwd(g, argnums, has_aux, backend)
-    return result
+    columns: Callable[..., Any] = jacfwd(g, argnums, has_aux, backend)
+    batched = _BatchedHessian(g, argnums, has_aux, backend)
+
+    def hess(*args: Any) -> Any:
+        result = batched(args)
+        if result is _NOT_BATCHED:
+            return columns(*args)
+        return result
+
+    hess.__name__ = f"hessian_{getattr(fun, '__name__', 'f')}"
+    hess.batched = batched  # type: ignore[attr-defined]
+    return hess
+
+
+_NOT_BATCHED = object()
+
+
+class _BatchedHessian:
+    """`hessian`'s columns in one batched pass: `vmap(jvp(grad f))` over the tangents
+    (compiled once per number of arguments, then per argument signature as `tl.vmap`
+    compiles). The first call for an argument signature runs one `jvp` per column
+    (`first_call_columns`): the batched program takes several times longer to compile
+    than the `jvp`, which a function called once would not win back; the second call
+    compiles it. `refused` holds the numbers of arguments whose program `tl.vmap`
+    refused (those run one `jvp` per column), `last` says which way the latest call
+    went."""
+
+    first_call_columns = True
+    enabled = True  # (False: one jvp per column always, to compare)
+
+    def __init__(self, g: GradFunction, argnums: int | tuple[int, ...], has_aux: bool,
+                 backend: str | None) -> None:
+        self.g = g
+        self.argnums = argnums
+        self.has_aux = has_aux
+        self.backend = backend
+        self.mapped: dict[int, Any] = {}
+        self.refused: dict[int, str] = {}
+        self.seen: set[tuple] = set()
+        self.last = ""
+
+    def _mapped(self, n: int, nums: tuple[int, ...]) -> Any:
+        hit = self.mapped.get(n)
+        if hit is None:
+            axes = (None,) * n + tuple(0 if i in nums else None for i in range(n))
+            hit = self.mapped[n] = _columns(_jvp_function(self.g, check_backend(
+                self.backend)), axes, self.backend)
+        return hit
+
+    def __call__(self, args: tuple) -> Any:
+        from .ad.batch import VmapError
+
+        n = len(args)
+        self.last = "columns"
+        if n in self.refused or not self.enabled:
+            return _NOT_BATCHED
+        nums = tuple(a % n for a in _argnums(self.argnums, n, "hessian"))
+        if len(set(nums)) != len(nums):
+            return _NOT_BATCHED
+        leaves = [tree_leaves(args[a]) for a in nums]
+        if not all(_float_leaf(v) for ls in leaves for v in ls):
+            return _NOT_BATCHED  # (the columns' path says what is wrong, or handles it)
+        sizes = [[int(np.size(v)) for v in ls] for ls in leaves]
+        total = sum(sum(s) for s in sizes)
+        if total == 0:
+            return _NOT_BATCHED
+        if self.first_call_columns:
+            key = tuple(map(_signature, args))
+            if key not in self.seen:
+                self.seen.add(key)
+                return _NOT_BATCHED
+        # One tangent per element of the inputs differentiated, all of them stacked: the
+        # rows of the identity, laid out as the inputs' leaves.
+        tangents: list[Any] = [_zero_tangent(x) for x in args]
+        start = 0
+        offsets = []
+        for a, ls, ss in zip(nums, leaves, sizes, strict=True):
+            parts = []
+            offsets.append(start)
+            for v, size in zip(ls, ss, strict=True):
+                basis = np.zeros((total, size))
+                basis[start:start + size] = np.eye(size)
+                parts.append(basis.reshape((total,) + np.shape(v)))
+                start += size
+            tangents[a] = tree_unflatten(args[a], parts)
+        try:
+            out = self._mapped(n, nums)(*args, *tangents)[1]
+        except VmapError as exc:
+            self.refused[n] = str(exc)
+            return _NOT_BATCHED
+        except ValueError as exc:
+            # (What the batched code finds only when it runs: branches that give values
+            # of different structures for different columns, per-element results of
+            # different shapes. Not an error of the function's: the columns' way.)
+            if not str(exc).startswith("vmap"):
+                raise
+            self.refused[n] = str(exc).splitlines()[0]
+            return _NOT_BATCHED
+        self.last = "batched"
+        if self.has_aux:
+            out = out[0]
+        # Column j of the Hessian is row j of each batched leaf of the gradient.
+        results = []
+        for a, ls, start in zip(nums, leaves, offsets, strict=True):
+            blocks = []
+            for o in tree_leaves(out):
+                row = np.asarray(o)
+                per_x = []
+                c0 = start
+                for v in ls:
+                    sx = int(np.size(v))
+                    so = row[0].size
+                    block = row[c0:c0 + sx].reshape(sx, so).T.reshape(
+                        np.shape(row)[1:] + np.shape(v))
+                    per_x.append(float(block) if block.ndim == 0 else block)
+                    c0 += sx
+                blocks.append(tree_unflatten(args[a], per_x))
+            results.append(tree_unflatten(out, blocks))
+        h = results[0] if isinstance(self.argnums, int) else tuple(results)
+        if self.has_aux:
+            return h, self.g(*args)[1]
+        return h
+
+
+def _columns(jf: JvpFunction, in_axes: tuple, backend: str | None) -> Any:
+    """`tl.vmap` of the compiled jvp `jf` (its parameters: the primals, then their
+    tangents) with these `in_axes`."""
+    from .vmap_api import Vmapped
+
+    class HessianColumns(Vmapped):
+        def bind(self, args: tuple, kwargs: dict) -> tuple:
+            return args
+
+        def _axes(self, n: int) -> list[Any]:
+            return list(self.in_axes)
+
+        def check_each_call(self, key: tuple) -> bool:
+            return False  # (the tangents are made here, their batch axes of one length)
+
+    return HessianColumns(jf, in_axes, 0, None, backend)
+
+
+def _float_leaf(v: Any) -> bool:
+    if isinstance(v, float):
+        return True
+    return isinstance(v, np.ndarray) and v.dtype == np.float64

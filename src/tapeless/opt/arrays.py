@@ -580,8 +580,8 @@ def _distinct_positions(index: Node, facts: LoopFacts | None) -> bool:
         return False
     shapes, counted = [], False
     for p in parts:
-        if isinstance(p, Constant) and p.value == slice(None):
-            continue
+        if isinstance(p, Constant) and isinstance(p.value, slice) and p.value == slice(None):
+            continue  # (a constant array index, the data closed over, is tested below)
         k = kind(p, facts)
         s = shape_of(k)
         if dtype_of(k) != "i8" or s is None:

@@ -262,7 +262,21 @@ def _zeros_of(node: Node, facts: LoopFacts | None) -> TypeGuard[Apply]:
         return False
     d, like = node.inputs[1:]
     k = kind(like, facts)
-    return isinstance(d, Constant) and d.value is ZERO and is_f8(k)
+    return isinstance(d, Constant) and d.value is ZERO and (is_f8(k) or _f8_sum(like, facts))
+
+
+def _f8_sum(node: Node, facts: LoopFacts | None) -> bool:
+    """Whether node is a float64 number: a reduction of a whole float64 array (whose
+    kind says only that it is a NumPy scalar)."""
+    p = prim_of(node)
+    if p is None or p.reduction is None or p.name not in ("np.sum", "np.mean", "method.sum",
+                                                         "method.mean"):
+        return False
+    assert isinstance(node, Apply)
+    axis = node.inputs[2] if len(node.inputs) > 2 else None
+    k = kind(node.inputs[1], facts)
+    return (axis is None or isinstance(axis, Constant) and axis.value is None) and \
+        is_f8(k) and shape_of(k) is not None
 
 
 @rewrite("mul", "neg")
@@ -364,3 +378,52 @@ def _aux_output_known(ctx: Context, node: Apply) -> Node | None:
 @rewrite("ones_like_output")
 def _seed_known(ctx: Context, node: Apply) -> Node | None:
     return Constant(1.0) if kind(node.inputs[1], ctx.facts) in (FLOAT, SCALAR) else None
+
+
+# --- zero tangents of constants, in forward-over-reverse code --------------------------
+# A derivative rule's backpropagator called with a constant (the exponent of `x ** 2`)
+# gets a tangent for it that F cannot know is zero where the rule is transformed; once
+# inlined it is `sens_of(ZERO, 2)`: 0.0, a value only because an operation needs one.
+# These rewrites let such zeros go the way of the others (`_zeros_scaled`, `_plus_zeros`).
+
+
+@rewrite("sens_of")
+def _zeros_of_a_constant(ctx: Context, node: Apply) -> Node | None:
+    """The zeros of an int constant are 0.0, as those of a float constant: written so,
+    they are zeros `_zeros_of` knows."""
+    d, like = node.inputs[1:]
+    if isinstance(d, Constant) and d.value is ZERO and isinstance(like, Constant) and \
+            type(like.value) is int:
+        return node.graph.apply(P["sens_of"], d, Constant(float(like.value)), loc=node.loc)
+    return None
+
+
+@rewrite("expand_reduced", "broadcast_like")
+def _zeros_broadcast(ctx: Context, node: Apply) -> Node | None:
+    """Zeros of a number (or of a float64 array) broadcast to the shape of `x`, a float64
+    array or a number: the zeros of `x`."""
+    z, x = node.inputs[1:3]
+    if not _zeros_of(z, ctx.facts):
+        return None
+    kz, kx = kind(z.inputs[2], ctx.facts), kind(x, ctx.facts)
+    if kx in (FLOAT, INT, SCALAR) and kz == FLOAT and is_prim(node, "broadcast_like"):
+        return z  # (broadcast_like of two numbers is its first)
+    if is_f8(kx) and shape_of(kx) and (kz == FLOAT or _f8_sum(z.inputs[2], ctx.facts) or
+                                         shape_of(kz) is not None and is_f8(kz)):
+        # (float64 zeros broadcast to x's shape, which has axes: x's zeros)
+        return node.graph.apply(P["sens_of"], Constant(ZERO), x, loc=node.loc)
+    return None
+
+
+@rewrite("mul")
+def _times_power_zero(ctx: Context, node: Apply) -> Node | None:
+    """`t * y ** 0` is t: `y ** 0` is 1 for every y (nan and inf too), and t * 1.0 is t
+    (the slope of `x ** 1` in a derivative rule), where the product has t's kind."""
+    a, b = node.inputs[1:]
+    for t, p in ((a, b), (b, a)):
+        if (is_prim(p, "pow") or is_prim(p, "fpow")) and isinstance(p.inputs[2], Constant) \
+                and type(p.inputs[2].value) in (int, float) and p.inputs[2].value == 0:
+            kt = kind(t, ctx.facts)
+            if is_f8(kt) and kind(node, ctx.facts) == kt and is_f8(kind(p, ctx.facts)):
+                return t
+    return None

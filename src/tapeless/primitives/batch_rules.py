@@ -26,7 +26,10 @@ from ..runtime import (
     check_bound,
     check_scalar_output,
     checkpoint_name,
+    dense,
     expand_reduced,
+    gadd,
+    getitem_sens,
     immutable_item,
     index_add,
     index_add_inplace,
@@ -34,6 +37,7 @@ from ..runtime import (
     index_update_inplace,
     ones_like_output,
     same_structure,
+    scatter_sens,
     tensordot_subscripts,
     to_structure,
     tree_leaves,
@@ -1163,6 +1167,114 @@ def _to_structure(size, flags, sens, like):
                         _batched_like(size, flags[1], like))
 
 
+# --- derivative code's plumbing on a batch of sensitivities ----------------------------
+# (What `tl.hessian` batches: forward mode over reverse mode with one tangent per column,
+# the primal values the same for every column. A sensitivity may be the symbolic ZERO,
+# which stands for a batch of zeros too. Other patterns of batched arguments, and values
+# these rules do not know (sparse sensitivities, objects), run per element.)
+
+def _data_first(flags):
+    # (the sensitivity batched; the value it is shaped like batched or not; the rest not)
+    return flags[0] and not any(flags[2:])
+
+
+def _example_shape(x, batched):
+    if batched:
+        return np.shape(x)[1:]
+    return np.shape(x)
+
+
+@batch("sens_of")
+def _sens_of(size, flags, d, like):
+    if d is ZERO:
+        if flags[1]:
+            return zeros_like_value(like)
+        return broadcast_copy(size, zeros_like_value(like))
+    if flags[0]:
+        return d
+    return broadcast(size, d)
+
+
+@batch("sens_index", when=_first_only)
+def _sens_index(size, flags, dd, index):
+    if dd is ZERO:
+        return ZERO
+    if isinstance(dd, dict):
+        return dd.get(index, ZERO)
+    if isinstance(dd, tuple) or isinstance(dd, list):
+        return dd[index]
+    return dd[_lead(index)]
+
+
+@batch("broadcast_like", when=_data_first)
+def _broadcast_like(size, flags, d, x):
+    if d is ZERO:
+        return ZERO
+    shape = _example_shape(x, flags[1])
+    if np.shape(d)[1:] == shape:
+        return d
+    return np.broadcast_to(lift(d, len(shape)), (size,) + shape)
+
+
+@batch("reshape_like", when=_data_first)
+def _reshape_like(size, flags, d, x):
+    if d is ZERO:
+        return ZERO
+    if flags[1]:
+        return np.reshape(d, np.shape(x))
+    if len(np.shape(x)) == 0 and not isinstance(x, np.ndarray):
+        return np.sum(np.reshape(d, (size, -1)), axis=1)
+    return np.reshape(d, (size,) + np.shape(x))
+
+
+@batch("scatter_sens", when=lambda flags: not flags[1])
+def _scatter_sens(size, flags, x, indices, ds):
+    if x is ZERO:
+        return ZERO
+    if isinstance(x, np.ndarray):
+        xb = x if flags[0] else np.broadcast_to(x, (size,) + np.shape(x))
+        return scatter_sens(xb, tuple([_lead(i) for i in indices]),
+                            ds if flags[2] else broadcast(size, ds))
+    return per_element(scatter_sens, size, flags, x, indices, ds)
+
+
+@batch("getitem_sens", when=lambda flags: not flags[2])
+def _getitem_sens(size, flags, d, x, index):
+    if d is ZERO or x is ZERO:
+        return ZERO
+    if isinstance(x, np.ndarray):
+        return _scatter_sens(size, (flags[1], False, flags[0]), x, (index,), (d,))
+    if flags[0] and not flags[1] and (isinstance(x, tuple) or isinstance(x, list) or
+                                      isinstance(x, dict)):
+        return getitem_sens(d, x, index)
+    return per_element(getitem_sens, size, flags, d, x, index)
+
+
+batch_generic(_as_is, None, "own", "dense_sens", when=_first_only)
+
+
+@batch("scatter_add", when=lambda flags: not flags[2])
+def _scatter_add(size, flags, acc, x, indices, ds):
+    # (a new sum, not one added in place: the batch of accumulators may be a view)
+    part = _scatter_sens(size, flags[1:], x, indices, ds)
+    if acc is ZERO:
+        return part
+    if flags[0]:
+        return gadd(acc, part)
+    return gadd(broadcast(size, acc), part)
+
+
+@batch("dense", when=_data_first)
+def _dense(size, flags, d, like):
+    if d is ZERO:
+        if flags[1]:
+            return zeros_like_value(like)
+        return broadcast_copy(size, zeros_like_value(like))
+    if isinstance(d, tuple) or isinstance(d, list):
+        return per_element(dense, size, flags, d, like)
+    return d
+
+
 # --- declared to run per element ----------------------------------------------------------
 # What a loop over the batch computes: the primitive on each element, results stacked.
 # Every primitive without a rule above (or a case of `tapeless.ad.batch` itself: structure,
@@ -1189,16 +1301,14 @@ _WHY_PER_ELEMENT = {
         "call_value", "call_star", "list_map", "list_flatmap"),
     "derivative code's plumbing (sensitivities, symbolic and sparse zeros, structures, "
     "function values): each example's, as a loop computes it": (
-        "sens_of", "broadcast_like", "reshape_like", "getitem_sens", "dense_sens",
-        "scatter_sens", "scatter_add", "scatter_add_known", "matmul_tn", "getattr_sens",
-        "sens_getattr", "field_sens", "struct_sens", "construct_value", "repeat_sens",
-        "zeros_like_value", "ones_like_value", "check_aux_output",
-        "replace_fields", "without_fields",
+        "scatter_add_known", "matmul_tn", "getattr_sens", "sens_getattr", "field_sens",
+        "struct_sens", "construct_value", "repeat_sens", "zeros_like_value",
+        "ones_like_value", "check_aux_output", "replace_fields", "without_fields",
         "fields_of", "dict_merge", "dict_merge_sens", "tree_leaves", "tree_unflatten",
-        "tree_leaves_sens", "tree_unflatten_sens", "own", "from_structure", "sens_index",
-        "einsum_specs", "einsum_sublist_spec", "tensordot_subscripts", "split_indices",
-        "concat_sens", "take_sens", "diag_sens", "take_along_axis_sens",
-        "call_fwd", "dense", "call_value_fwd", "lift_fwd", "data_only", "generated_only",
+        "tree_leaves_sens", "tree_unflatten_sens", "from_structure", "einsum_specs",
+        "einsum_sublist_spec", "tensordot_subscripts", "split_indices", "concat_sens",
+        "take_sens", "diag_sens", "take_along_axis_sens", "call_fwd", "call_value_fwd",
+        "lift_fwd", "data_only", "generated_only",
         "data_only_grad", "split_fwd", "index_sens", "index_concat_sens",
         "index_concat_dense", "index_concat", "update_rest_sens", "update_value_sens",
         "update_value_scatter", "checkpoint_for", "checkpoint_while"),
