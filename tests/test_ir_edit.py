@@ -11,13 +11,15 @@ from pathlib import Path
 import tapeless
 from tapeless.ir.edit import (
     forget_enclosing,
+    forget_users,
     set_effects,
     set_input,
     set_output,
     set_parameters,
+    take_edited,
     users,
 )
-from tapeless.ir.nodes import Constant, Graph, free_variables, graph_nodes
+from tapeless.ir.nodes import Constant, Graph, free_variables, graph_nodes, stale_schedules
 from tapeless.primitives import PRIMITIVES as P
 
 SRC = Path(tapeless.__file__).parent
@@ -81,3 +83,29 @@ def test_users_index_every_use_and_outputs() -> None:
     index = users([outer, inner])
     assert [(u, g) for u, g in index[a.id]] == [(inner.output, inner)]
     assert index[inner.output.id] == [(None, inner)]
+
+
+def test_forget_users_stops_where_free_variables_stay_and_follows_where_they_change() -> None:
+    # outer: a = neg(p); b = np.exp(p); inner(1.0), where inner: x -> x + a
+    outer = Graph("outer")
+    p = outer.add_parameter("p")
+    a = outer.apply(P["neg"], p)
+    b = outer.apply(P["np.exp"], p)
+    inner = Graph("inner", outer)
+    x = inner.add_parameter("x")
+    set_output(inner, inner.apply(P["add"], x, a))
+    call = outer.apply(Constant(inner), Constant(1.0))
+    set_output(outer, call)
+    assert graph_nodes(outer) == [a, call]
+    take_edited()
+    # An edit of inner that keeps its free variables keeps outer's schedule.
+    set_input(inner.output, 1, inner.apply(P["neg"], x))
+    assert take_edited() == {inner.id}
+    assert forget_users([outer, inner], {inner.id}) == {inner.id}
+    assert graph_nodes(outer) == [a, call]
+    # One that changes them (now reads b) forgets outer's: b is scheduled there.
+    set_input(inner.output, 2, b)
+    assert forget_users([outer, inner], {inner.id}) == {inner.id, outer.id}
+    assert graph_nodes(outer) == [b, call]
+    assert b in graph_nodes(outer) and a not in graph_nodes(outer)
+    assert stale_schedules(outer) == []

@@ -7,7 +7,26 @@ uses each node."""
 
 from __future__ import annotations
 
-from .nodes import Apply, Graph, Node, Parameter, graph_nodes, used_graphs
+from .nodes import (
+    Apply,
+    Graph,
+    Node,
+    Parameter,
+    closure_inputs_changed,
+    graph_nodes,
+    used_graphs,
+)
+
+# The graphs edited since the last `take_edited()`, by id: a step that edits graphs
+# anywhere (a loop transformation) tells the graphs it changed from this journal.
+_edited: set[int] = set()
+
+
+def take_edited() -> set[int]:
+    """The graphs edited (by the functions here) since the last call, by id."""
+    out = set(_edited)
+    _edited.clear()
+    return out
 
 
 def set_inputs(node: Apply, inputs: list[Node]) -> None:
@@ -15,6 +34,7 @@ def set_inputs(node: Apply, inputs: list[Node]) -> None:
     node.inputs = inputs
     if node.graph is not None:
         node.graph.invalidate()
+        _edited.add(node.graph.id)
 
 
 def set_input(node: Apply, i: int, value: Node) -> None:
@@ -27,17 +47,20 @@ def set_input(node: Apply, i: int, value: Node) -> None:
 def set_output(g: Graph, output: Node | None) -> None:
     g.output = output
     g.invalidate()
+    _edited.add(g.id)
 
 
 def set_effects(g: Graph, effects: list[Node]) -> None:
     g.effects = effects
     g.invalidate()
+    _edited.add(g.id)
 
 
 def set_parameters(g: Graph, parameters: list[Parameter]) -> None:
     """Give `g` a new list of parameters (its own, kept or made by `add_parameter`)."""
     g.parameters = parameters
     g.invalidate()
+    _edited.add(g.id)
 
 
 def forget_all(graphs: list[Graph]) -> None:
@@ -55,19 +78,43 @@ def forget_enclosing(g: Graph) -> None:
 
 
 def forget_users(graphs: list[Graph], changed: set[int]) -> set[int]:
-    """Invalidate the graphs in `changed` and every graph that uses one of them; returns
-    the invalidated graphs."""
-    users: dict[int, set[int]] = {}
+    """Invalidate the graphs in `changed` and every graph whose schedule or free
+    variables depend on them: a graph using one of them whose free variables changed
+    (what a graph computes from a closure it uses is that closure's free variables),
+    transitively. Returns the invalidated graphs."""
+    by_id = {g.id: g for g in graphs}
+    users: dict[int, list[Graph]] = {}
     for g in graphs:
-        for h in used_graphs(g):
-            users.setdefault(h.id, set()).add(g.id)
+        for h in dict.fromkeys(used_graphs(g)):
+            if h is not g:  # (a recursive graph's own free variables are its own)
+                users.setdefault(h.id, []).append(g)
+    for gid in changed:
+        if gid in by_id:
+            by_id[gid].invalidate()
     stale = set(changed)
-    todo = list(changed)
+    todo = [gid for gid in changed if gid in by_id]
+    budget = 4 * len(graphs) + 16  # (each graph is seen again only when a closure changed)
+    while todo:
+        budget -= 1
+        if budget < 0:  # (never seen: then forget every user, as if all changed)
+            return _forget_all_users(graphs, users, stale)
+        h = by_id[todo.pop()]
+        for u in users.get(h.id, ()):
+            if closure_inputs_changed(u, h):
+                u.invalidate()
+                stale.add(u.id)
+                todo.append(u.id)
+    return stale
+
+
+def _forget_all_users(graphs: list[Graph], users: dict[int, list[Graph]],
+                      stale: set[int]) -> set[int]:
+    todo = list(stale)
     while todo:
         for u in users.get(todo.pop(), ()):
-            if u not in stale:
-                stale.add(u)
-                todo.append(u)
+            if u.id not in stale:
+                stale.add(u.id)
+                todo.append(u.id)
     for g in graphs:
         if g.id in stale:
             g.invalidate()
