@@ -12,12 +12,16 @@ import tapeless
 from tapeless.ir.edit import (
     forget_enclosing,
     forget_users,
+    keep_users,
+    keeping_users,
+    missing_users,
     set_effects,
     set_input,
     set_output,
     set_parameters,
     take_edited,
     users,
+    users_of,
 )
 from tapeless.ir.nodes import Constant, Graph, free_variables, graph_nodes, stale_schedules
 from tapeless.primitives import PRIMITIVES as P
@@ -109,3 +113,18 @@ def test_forget_users_stops_where_free_variables_stay_and_follows_where_they_cha
     assert graph_nodes(outer) == [b, call]
     assert b in graph_nodes(outer) and a not in graph_nodes(outer)
     assert stale_schedules(outer) == []
+
+
+def test_the_users_index_follows_creation_and_edits() -> None:
+    outer = Graph("outer")
+    inner, a, b = _closure_over(outer)
+    with keep_users([outer, inner]):
+        assert users_of(a.id) == [inner.output]
+        # A node made in the block is indexed; new inputs move it between its inputs.
+        n = outer.apply(P["neg"], a)
+        assert set(users_of(a.id)) == {inner.output, n}
+        set_input(n, 1, b)
+        assert users_of(a.id) == [inner.output]
+        assert n in users_of(b.id)
+        assert missing_users([outer, inner]) == []
+    assert not keeping_users()

@@ -70,9 +70,37 @@ class Apply(Node):
                  name: str = ""):
         super().__init__(graph, loc, name)
         self.inputs = inputs
+        if USERS is not None:
+            note_uses(self, inputs)
 
     def __repr__(self) -> str:
         return f"%{self.name or 'v'}{self.id}"
+
+
+# Who uses each node, by node id (the users by their id), while an index is kept (see
+# `tapeless.ir.edit.keep_users`): node creation and every edit of inputs update it. It
+# may list users that are no longer reachable from any graph's output (dead code).
+USERS: dict[int, dict[int, Apply]] | None = None
+
+
+def note_uses(node: Apply, inputs: list[Node]) -> None:
+    """Record in the users index that `node` uses `inputs`."""
+    assert USERS is not None
+    for i in inputs:
+        found = USERS.get(i.id)
+        if found is None:
+            USERS[i.id] = {node.id: node}
+        else:
+            found[node.id] = node
+
+
+def forget_uses(node: Apply, inputs: list[Node]) -> None:
+    """Record in the users index that `node` no longer uses `inputs`."""
+    assert USERS is not None
+    for i in inputs:
+        found = USERS.get(i.id)
+        if found is not None:
+            found.pop(node.id, None)
 
 
 @dataclass(frozen=True, eq=False)

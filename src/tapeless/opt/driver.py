@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 
 from ..ir.edit import (
     forget_enclosing,
+    keep_users,
+    missing_users,
     set_effects,
     set_inputs,
     set_parameters,
@@ -83,23 +85,9 @@ def optimize(root: Graph, enabled: set[str] | None = None, max_rounds: int = 30,
     loops to checkpoint, and the memory budget (`checkpoint.checkpoint_loops`)."""
     log = PassLog()
     check = os.environ.get("TAPELESS_CHECK_IR") == "1"
-    hints: dict[int, list] = {}  # loop state kinds, from one round to the next
     own_outputs(root)
-    work: Worklist | None = None  # None: every node
-    for _ in range(max_rounds):
-        more, after, every_node = _round(root, enabled, log, hints, work)
-        if check and (errors := scope_errors(root)):
-            raise AssertionError("optimizer broke scoping: " + "; ".join(errors[:5]))
-        if check and (errors := stale_schedules(root)):
-            raise AssertionError("stale schedules after a round: " + "; ".join(errors[:5]))
-        if not more:
-            if every_node:
-                break
-            # The worklist matched nothing: one round over every node confirms the fixed
-            # point (a change far upstream can make a kind, and so a rule, apply here).
-            work = None
-            continue
-        work = after if worklist else None
+    with keep_users(reachable_graphs(root)):
+        _rounds(root, enabled, log, max_rounds, worklist, check)
     # Last, once the program is final: loops that may save too much checkpointed, and
     # mutable stacks where no one can tell.
     if allowed(enabled, "checkpoint_loops") and (n := checkpoint_loops(root, *loops)):
@@ -112,6 +100,29 @@ def optimize(root: Graph, enabled: set[str] | None = None, max_rounds: int = 30,
         log.add("update_in_place", n)
     settle_owns(root)
     return log
+
+
+def _rounds(root: Graph, enabled: set[str] | None, log: PassLog, max_rounds: int,
+            worklist: bool, check: bool) -> None:
+    """The rounds of rewrites, to a fixed point (see `optimize`)."""
+    hints: dict[int, list] = {}  # loop state kinds, from one round to the next
+    work: Worklist | None = None  # None: every node
+    for _ in range(max_rounds):
+        more, after, every_node = _round(root, enabled, log, hints, work)
+        if check and (errors := scope_errors(root)):
+            raise AssertionError("optimizer broke scoping: " + "; ".join(errors[:5]))
+        if check and (errors := stale_schedules(root)):
+            raise AssertionError("stale schedules after a round: " + "; ".join(errors[:5]))
+        if check and (errors := missing_users(reachable_graphs(root))):
+            raise AssertionError("users index incomplete: " + "; ".join(errors[:5]))
+        if not more:
+            if every_node:
+                break
+            # The worklist matched nothing: one round over every node confirms the fixed
+            # point (a change far upstream can make a kind, and so a rule, apply here).
+            work = None
+            continue
+        work = after if worklist else None
 
 
 def scatter_known(root: Graph) -> Callable[[Node, Node, Node], bool]:
