@@ -16,7 +16,6 @@ from .nodes import (
     Graph,
     Node,
     Parameter,
-    closure_inputs_changed,
     graph_nodes,
     used_graphs,
 )
@@ -120,43 +119,19 @@ def forget_enclosing(g: Graph) -> None:
 
 
 def forget_users(graphs: list[Graph], changed: set[int]) -> set[int]:
-    """Invalidate the graphs in `changed` and every graph whose schedule or free
-    variables depend on them: a graph using one of them whose free variables changed
-    (what a graph computes from a closure it uses is that closure's free variables),
-    transitively. Returns the invalidated graphs."""
-    by_id = {g.id: g for g in graphs}
-    users: dict[int, list[Graph]] = {}
+    """Invalidate the graphs in `changed` and every graph that uses one of them; returns
+    the invalidated graphs."""
+    users: dict[int, set[int]] = {}
     for g in graphs:
-        for h in dict.fromkeys(used_graphs(g)):
-            if h is not g:  # (a recursive graph's own free variables are its own)
-                users.setdefault(h.id, []).append(g)
-    for gid in changed:
-        if gid in by_id:
-            by_id[gid].invalidate()
+        for h in used_graphs(g):
+            users.setdefault(h.id, set()).add(g.id)
     stale = set(changed)
-    todo = [gid for gid in changed if gid in by_id]
-    budget = 4 * len(graphs) + 16  # (each graph is seen again only when a closure changed)
-    while todo:
-        budget -= 1
-        if budget < 0:  # (never seen: then forget every user, as if all changed)
-            return _forget_all_users(graphs, users, stale)
-        h = by_id[todo.pop()]
-        for u in users.get(h.id, ()):
-            if closure_inputs_changed(u, h):
-                u.invalidate()
-                stale.add(u.id)
-                todo.append(u.id)
-    return stale
-
-
-def _forget_all_users(graphs: list[Graph], users: dict[int, list[Graph]],
-                      stale: set[int]) -> set[int]:
-    todo = list(stale)
+    todo = list(changed)
     while todo:
         for u in users.get(todo.pop(), ()):
-            if u.id not in stale:
-                stale.add(u.id)
-                todo.append(u.id)
+            if u not in stale:
+                stale.add(u)
+                todo.append(u)
     for g in graphs:
         if g.id in stale:
             g.invalidate()

@@ -172,9 +172,6 @@ class Graph:
         self._fv_cache: list[Node] | None = None
         self._nodes_cache: list[Apply] | None = None
         self._uses_cache: list[Graph] | None = None
-        # The free variables of each closure this graph's schedule and free variables
-        # were computed from, by graph id (see `closure_inputs_changed`).
-        self._fv_seen: dict[int, list[Node]] = {}
 
     def add_parameter(self, name: str, loc: Location | None = None) -> Parameter:
         p = Parameter(self, loc, name)
@@ -204,7 +201,6 @@ class Graph:
         self._fv_cache = None
         self._nodes_cache = None
         self._uses_cache = None
-        self._fv_seen = {}
 
 
 def serial_mark() -> int:
@@ -242,7 +238,7 @@ def _schedule(g: Graph) -> list[Apply]:
     seen: set[int] = set()
     roots = list(g.effects) + ([g.output] if g.output is not None else [])
     if is_constant_graph(g.output):  # a closure returned as is needs its free variables
-        roots += [fv for fv in _closure_fvs(g, g.output.value) if fv.graph is g]
+        roots += [fv for fv in free_variables(g.output.value) if fv.graph is g]
     for root in roots:
         if not isinstance(root, Apply) or root.graph is not g or root.id in seen:
             continue
@@ -270,7 +266,7 @@ def _deps(node: Apply, g: Graph) -> list[Node]:
     deps: list[Node] = []
     for inp in node.inputs:
         if is_constant_graph(inp):
-            deps.extend(fv for fv in _closure_fvs(g, inp.value) if fv.graph is g)
+            deps.extend(fv for fv in free_variables(inp.value) if fv.graph is g)
         deps.append(inp)
     return deps
 
@@ -288,36 +284,18 @@ def free_variables(g: Graph) -> list[Node]:
                 if not is_inside(inp.graph, g):
                     result.setdefault(inp.id, inp)
             elif is_constant_graph(inp) and inp.value is not g:
-                for fv in _closure_fvs(g, inp.value):
+                for fv in free_variables(inp.value):
                     if fv.graph is not g and not is_inside(fv.graph, g):
                         result.setdefault(fv.id, fv)
     out = g.output
     if isinstance(out, (Apply, Parameter)) and out.graph is not g and not is_inside(out.graph, g):
         result.setdefault(out.id, out)
     if is_constant_graph(out) and out.value is not g:
-        for fv in _closure_fvs(g, out.value):
+        for fv in free_variables(out.value):
             if fv.graph is not g and not is_inside(fv.graph, g):
                 result.setdefault(fv.id, fv)
     g._fv_cache = list(result.values())
     return g._fv_cache
-
-
-def _closure_fvs(g: Graph, h: Graph) -> list[Node]:
-    """`free_variables(h)`, for computing `g`'s schedule or free variables: noted in
-    `g`, so that a change of them can be told from a change that leaves them alone."""
-    fvs = free_variables(h)
-    g._fv_seen[h.id] = fvs
-    return fvs
-
-
-def closure_inputs_changed(g: Graph, h: Graph) -> bool:
-    """Whether what `g` computed from the closure `h` (its free variables) may be stale:
-    `g` has no record of them (nothing computed, or forgotten), or they changed since."""
-    seen = g._fv_seen.get(h.id)
-    if seen is None:
-        return True
-    now = free_variables(h)
-    return len(now) != len(seen) or any(a is not b for a, b in zip(now, seen, strict=True))
 
 
 def is_inside(inner: Graph | None, outer: Graph) -> bool:

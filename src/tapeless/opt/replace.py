@@ -11,6 +11,7 @@ from ..ir.edit import (
     set_effects,
     set_inputs,
     set_output,
+    take_edited,
     users_of,
 )
 from ..ir.nodes import (
@@ -52,6 +53,9 @@ def apply_replacements(root: Graph, replace: dict[int, Node], spliced: dict[int,
     the graphs using them (a graph's schedule depends on its closures' free variables)."""
     fixed_effects: set[int] = set()
     graphs = reachable_graphs(root)
+    if stale is not None:
+        # (Every graph edited since the last call, too: from the journal of edits.)
+        stale = stale | take_edited()
     if stale is None:
         forget_all(graphs)
     elif stale:
@@ -121,7 +125,7 @@ def _apply_indexed(root: Graph, graphs: list[Graph], replace: dict[int, Node],
                 changed.add(g.id)
         if not changed:
             return
-        forget_users(graphs, changed)
+        forget_users(graphs, changed | take_edited())
         changed = set()
         # (Graphs reachable only now get their effects and output pointed too.)
         graphs = reachable_graphs(root)
