@@ -11,13 +11,19 @@ from pathlib import Path
 import tapeless
 from tapeless.ir.edit import (
     forget_enclosing,
+    forget_users,
+    keep_users,
+    keeping_users,
+    missing_users,
     set_effects,
     set_input,
     set_output,
     set_parameters,
+    take_edited,
     users,
+    users_of,
 )
-from tapeless.ir.nodes import Constant, Graph, free_variables, graph_nodes
+from tapeless.ir.nodes import Constant, Graph, free_variables, graph_nodes, stale_schedules
 from tapeless.primitives import PRIMITIVES as P
 
 SRC = Path(tapeless.__file__).parent
@@ -81,3 +87,38 @@ def test_users_index_every_use_and_outputs() -> None:
     index = users([outer, inner])
     assert [(u, g) for u, g in index[a.id]] == [(inner.output, inner)]
     assert index[inner.output.id] == [(None, inner)]
+
+
+def test_forget_users_forgets_the_graphs_using_a_changed_closure() -> None:
+    # outer: a = neg(p); b = np.exp(p); inner(1.0), where inner: x -> x + a
+    outer = Graph("outer")
+    p = outer.add_parameter("p")
+    a = outer.apply(P["neg"], p)
+    b = outer.apply(P["np.exp"], p)
+    inner = Graph("inner", outer)
+    x = inner.add_parameter("x")
+    set_output(inner, inner.apply(P["add"], x, a))
+    call = outer.apply(Constant(inner), Constant(1.0))
+    set_output(outer, call)
+    assert graph_nodes(outer) == [a, call]
+    take_edited()
+    set_input(inner.output, 2, b)  # inner now reads b: scheduled in outer
+    assert take_edited() == {inner.id}
+    assert forget_users([outer, inner], {inner.id}) == {inner.id, outer.id}
+    assert graph_nodes(outer) == [b, call]
+    assert stale_schedules(outer) == []
+
+
+def test_the_users_index_follows_creation_and_edits() -> None:
+    outer = Graph("outer")
+    inner, a, b = _closure_over(outer)
+    with keep_users([outer, inner]):
+        assert users_of(a.id) == [inner.output]
+        # A node made in the block is indexed; new inputs move it between its inputs.
+        n = outer.apply(P["neg"], a)
+        assert set(users_of(a.id)) == {inner.output, n}
+        set_input(n, 1, b)
+        assert users_of(a.id) == [inner.output]
+        assert n in users_of(b.id)
+        assert missing_users([outer, inner]) == []
+    assert not keeping_users()

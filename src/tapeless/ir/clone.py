@@ -8,6 +8,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import overload
 
+from . import nodes
 from .nodes import (
     Apply,
     Constant,
@@ -143,6 +144,8 @@ def _copy_bodies(graphs: list[Graph], gmap: dict[int, Graph], nmap: dict[int, No
     mapped = _Mapping(gmap, nmap)
     for node, copy in originals:
         copy.inputs = [mapped(i) for i in node.inputs]
+        if nodes.USERS is not None:
+            nodes.note_uses(copy, copy.inputs)
         if not is_constant_graph(node.inputs[0]):
             rebind_value_call(copy)
     return mapped
@@ -198,6 +201,9 @@ def rebind_value_call(node: Apply) -> None:
         else:
             return
     if not args:
+        if nodes.USERS is not None:
+            nodes.forget_uses(node, node.inputs)
+            nodes.note_uses(node, [callee, *bound])
         node.inputs = [callee, *bound]
 
 

@@ -7,14 +7,75 @@ uses each node."""
 
 from __future__ import annotations
 
-from .nodes import Apply, Graph, Node, Parameter, graph_nodes, used_graphs
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from . import nodes
+from .nodes import (
+    Apply,
+    Graph,
+    Node,
+    Parameter,
+    graph_nodes,
+    used_graphs,
+)
+
+# The graphs edited since the last `take_edited()`, by id: a step that edits graphs
+# anywhere (a loop transformation) tells the graphs it changed from this journal.
+_edited: set[int] = set()
+
+
+def take_edited() -> set[int]:
+    """The graphs edited (by the functions here) since the last call, by id."""
+    out = set(_edited)
+    _edited.clear()
+    return out
+
+
+@contextmanager
+def keep_users(graphs: list[Graph]) -> Iterator[None]:
+    """Keep an index of who uses each node (`users_of`) while in this block: made from
+    the nodes of `graphs`, then kept up to date by node creation and the edits here."""
+    saved = nodes.USERS
+    nodes.USERS = {}
+    try:
+        for g in graphs:
+            for n in graph_nodes(g):
+                nodes.note_uses(n, n.inputs)
+        yield
+    finally:
+        nodes.USERS = saved
+
+
+def keeping_users() -> bool:
+    """Whether an index of users is kept (in a `keep_users` block)."""
+    return nodes.USERS is not None
+
+
+def users_of(node_id: int) -> list[Apply]:
+    """The nodes using the node `node_id` (in a `keep_users` block): every node made or
+    given inputs in it, or scheduled when it began, that uses it now; some may be dead."""
+    assert nodes.USERS is not None, "users_of outside a keep_users block"
+    return list(nodes.USERS.get(node_id, {}).values())
+
+
+def missing_users(graphs: list[Graph]) -> list[str]:
+    """The uses by the nodes of `graphs` that the users index (in a `keep_users` block)
+    lacks. The test suite checks this after every optimizer round (TAPELESS_CHECK_IR=1)."""
+    assert nodes.USERS is not None
+    return [f"{n!r} uses {i!r} in {g!r}" for g in graphs for n in graph_nodes(g)
+            for i in n.inputs if n.id not in nodes.USERS.get(i.id, {})]
 
 
 def set_inputs(node: Apply, inputs: list[Node]) -> None:
     """Give `node` new inputs (inputs[0] the callee)."""
+    if nodes.USERS is not None:
+        nodes.forget_uses(node, node.inputs)
+        nodes.note_uses(node, inputs)
     node.inputs = inputs
     if node.graph is not None:
         node.graph.invalidate()
+        _edited.add(node.graph.id)
 
 
 def set_input(node: Apply, i: int, value: Node) -> None:
@@ -27,17 +88,20 @@ def set_input(node: Apply, i: int, value: Node) -> None:
 def set_output(g: Graph, output: Node | None) -> None:
     g.output = output
     g.invalidate()
+    _edited.add(g.id)
 
 
 def set_effects(g: Graph, effects: list[Node]) -> None:
     g.effects = effects
     g.invalidate()
+    _edited.add(g.id)
 
 
 def set_parameters(g: Graph, parameters: list[Parameter]) -> None:
     """Give `g` a new list of parameters (its own, kept or made by `add_parameter`)."""
     g.parameters = parameters
     g.invalidate()
+    _edited.add(g.id)
 
 
 def forget_all(graphs: list[Graph]) -> None:

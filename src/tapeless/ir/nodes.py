@@ -70,9 +70,37 @@ class Apply(Node):
                  name: str = ""):
         super().__init__(graph, loc, name)
         self.inputs = inputs
+        if USERS is not None:
+            note_uses(self, inputs)
 
     def __repr__(self) -> str:
         return f"%{self.name or 'v'}{self.id}"
+
+
+# Who uses each node, by node id (the users by their id), while an index is kept (see
+# `tapeless.ir.edit.keep_users`): node creation and every edit of inputs update it. It
+# may list users that are no longer reachable from any graph's output (dead code).
+USERS: dict[int, dict[int, Apply]] | None = None
+
+
+def note_uses(node: Apply, inputs: list[Node]) -> None:
+    """Record in the users index that `node` uses `inputs`."""
+    assert USERS is not None
+    for i in inputs:
+        found = USERS.get(i.id)
+        if found is None:
+            USERS[i.id] = {node.id: node}
+        else:
+            found[node.id] = node
+
+
+def forget_uses(node: Apply, inputs: list[Node]) -> None:
+    """Record in the users index that `node` no longer uses `inputs`."""
+    assert USERS is not None
+    for i in inputs:
+        found = USERS.get(i.id)
+        if found is not None:
+            found.pop(node.id, None)
 
 
 @dataclass(frozen=True, eq=False)
@@ -310,3 +338,25 @@ def scope_errors(root: Graph) -> list[str]:
     generated code would read a variable of no enclosing function). The test suite
     checks this after every optimizer round (TAPELESS_CHECK_IR=1)."""
     return [f"{fv!r} of {fv.graph!r}" for fv in free_variables(root)]
+
+
+def stale_schedules(root: Graph) -> list[str]:
+    """The graphs reachable from `root` whose cached schedule or free variables differ
+    from what computing them afresh gives (a change that `forget_users` missed). The
+    test suite checks this after every optimizer round (TAPELESS_CHECK_IR=1)."""
+    graphs = reachable_graphs(root)
+    kept = {g.id: ([n.id for n in g._nodes_cache] if g._nodes_cache is not None else None,
+                   [n.id for n in g._fv_cache] if g._fv_cache is not None else None)
+            for g in graphs}
+    for g in graphs:
+        g.invalidate()
+    errors = []
+    for g in graphs:
+        nodes, fvs = kept[g.id]
+        if (nodes is not None and nodes != [n.id for n in graph_nodes(g)]) or \
+                (fvs is not None and fvs != [n.id for n in free_variables(g)]):
+            errors.append(f"{g!r}: cached schedule or free variables are stale")
+    for g in graphs:  # (as it was: what was not computed is not, so the check changes nothing)
+        if kept[g.id] == (None, None):
+            g.invalidate()
+    return errors

@@ -16,6 +16,7 @@ from ..ir.nodes import (
     graph_nodes,
     is_constant_graph,
     is_inside,
+    reachable_graphs,
 )
 from ..primitives import PRIMITIVES
 from .kinds import if_branches, is_switch_call, switch_branches
@@ -25,10 +26,13 @@ P = PRIMITIVES
 
 
 def branch_backprops(graphs: list[Graph], use: dict[int, list[tuple[Node | None, Graph]]],
-                     replace: dict[int, Node]) -> bool:
-    """Rewrite an `if` whose branches return closures that are only called (one per
-    round: a rewrite copies closures, which may hold calls another rewrite would replace,
-    and the copies would keep the old calls); returns whether one was."""
+                     replace: dict[int, Node], edited: set[int]) -> bool:
+    """Rewrite the `if`s whose branches return closures that are only called; returns
+    whether one was. A rewrite copies closures, which may hold calls another rewrite
+    would replace (the copies would keep the old calls), so the rewrites of one round
+    touch disjoint graphs: each claims the graphs it reads or edits (`busy`), and one
+    whose graphs another claimed waits for the next round. Adds to `edited` the graphs
+    edited in place (the branches); the other changes are in `replace`."""
     # How many places refer to each graph: a branch shared with another `if` keeps its
     # closures (its output is rewritten in place).
     refs: dict[int, int] = {}
@@ -39,11 +43,16 @@ def branch_backprops(graphs: list[Graph], use: dict[int, list[tuple[Node | None,
                     refs[i.value.id] = refs.get(i.value.id, 0) + 1
         if is_constant_graph(g.output):
             refs[g.output.value.id] = refs.get(g.output.value.id, 0) + 1
-    return any(
-        is_switch_call(node) and node.id not in replace and
-        all(refs.get(b.id, 0) == 1 for b in if_branches(node)) and
-        _rewrite_switch(g, node, use, replace)
-        for g in graphs for node in graph_nodes(g))
+    busy: set[int] = set()
+    done = False
+    for g in graphs:
+        for node in graph_nodes(g):
+            if g.id not in busy and is_switch_call(node) and node.id not in replace and \
+                    all(refs.get(b.id, 0) == 1 for b in if_branches(node)) and \
+                    _rewrite_switch(g, node, use, replace, busy):
+                edited.update(b.id for b in if_branches(node))
+                done = True
+    return done
 
 
 def _index_of(getitem: Apply) -> object:
@@ -54,7 +63,7 @@ def _index_of(getitem: Apply) -> object:
 
 
 def _rewrite_switch(g: Graph, node: Apply, use: dict[int, list[tuple[Node | None, Graph]]],
-                    replace: dict[int, Node]) -> bool:
+                    replace: dict[int, Node], busy: set[int]) -> bool:
     sw = node.inputs[0]
     assert isinstance(sw, Apply)
     cond = sw.inputs[1]
@@ -84,6 +93,10 @@ def _rewrite_switch(g: Graph, node: Apply, use: dict[int, list[tuple[Node | None
         if any(fv.graph is not b for fvs, b in zip(saved, branches, strict=True)
                for fv in fvs):
             continue
+        claimed = _footprint(g, branches, closures, users, calls)
+        if claimed & busy:
+            return False
+        busy |= claimed
         for b, fvs in zip(branches, saved, strict=True):
             out = b.output
             assert isinstance(out, Apply)
@@ -103,3 +116,21 @@ def _rewrite_switch(g: Graph, node: Apply, use: dict[int, list[tuple[Node | None
             replace[call.id] = Apply(h, [choose], call.loc, call.name)
         return True
     return False
+
+
+def _footprint(g: Graph, branches: list[Graph], closures: list[Constant], users: list[Apply],
+               calls: list[tuple[Apply, Node | None]]) -> set[int]:
+    """The graphs a rewrite of an `if` reads or edits: the `if`'s graph and branches,
+    every graph the closures reach (they are copied) and those owning their free
+    variables (the copies use them), and the graphs of the backpropagators' uses and of
+    the calls' arguments (the calls are replaced)."""
+    out = {g.id} | {b.id for b in branches} | {u.graph.id for u in users}
+    for c in closures:
+        for h in reachable_graphs(c.value):
+            out.add(h.id)
+            out.update(fv.graph.id for fv in free_variables(h) if fv.graph is not None)
+    for _, call in calls:
+        assert isinstance(call, Apply)
+        out.add(call.graph.id)
+        out.update(i.graph.id for i in call.inputs if i.graph is not None)
+    return out

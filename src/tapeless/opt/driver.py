@@ -12,7 +12,15 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from ..ir.edit import forget_enclosing, set_effects, set_inputs, set_parameters
+from ..ir.edit import (
+    forget_enclosing,
+    keep_users,
+    missing_users,
+    set_effects,
+    set_inputs,
+    set_parameters,
+    take_edited,
+)
 from ..ir.nodes import (
     Apply,
     Graph,
@@ -24,6 +32,7 @@ from ..ir.nodes import (
     reachable_graphs,
     scope_errors,
     serial_mark,
+    stale_schedules,
 )
 from .arrays import block_products
 from .branches import branch_backprops
@@ -76,21 +85,9 @@ def optimize(root: Graph, enabled: set[str] | None = None, max_rounds: int = 30,
     loops to checkpoint, and the memory budget (`checkpoint.checkpoint_loops`)."""
     log = PassLog()
     check = os.environ.get("TAPELESS_CHECK_IR") == "1"
-    hints: dict[int, list] = {}  # loop state kinds, from one round to the next
     own_outputs(root)
-    work: Worklist | None = None  # None: every node
-    for _ in range(max_rounds):
-        more, after, every_node = _round(root, enabled, log, hints, work)
-        if check and (errors := scope_errors(root)):
-            raise AssertionError("optimizer broke scoping: " + "; ".join(errors[:5]))
-        if not more:
-            if every_node:
-                break
-            # The worklist matched nothing: one round over every node confirms the fixed
-            # point (a change far upstream can make a kind, and so a rule, apply here).
-            work = None
-            continue
-        work = after if worklist else None
+    with keep_users(reachable_graphs(root)):
+        _rounds(root, enabled, log, max_rounds, worklist, check)
     # Last, once the program is final: loops that may save too much checkpointed, and
     # mutable stacks where no one can tell.
     if allowed(enabled, "checkpoint_loops") and (n := checkpoint_loops(root, *loops)):
@@ -103,6 +100,29 @@ def optimize(root: Graph, enabled: set[str] | None = None, max_rounds: int = 30,
         log.add("update_in_place", n)
     settle_owns(root)
     return log
+
+
+def _rounds(root: Graph, enabled: set[str] | None, log: PassLog, max_rounds: int,
+            worklist: bool, check: bool) -> None:
+    """The rounds of rewrites, to a fixed point (see `optimize`)."""
+    hints: dict[int, list] = {}  # loop state kinds, from one round to the next
+    work: Worklist | None = None  # None: every node
+    for _ in range(max_rounds):
+        more, after, every_node = _round(root, enabled, log, hints, work)
+        if check and (errors := scope_errors(root)):
+            raise AssertionError("optimizer broke scoping: " + "; ".join(errors[:5]))
+        if check and (errors := stale_schedules(root)):
+            raise AssertionError("stale schedules after a round: " + "; ".join(errors[:5]))
+        if check and (errors := missing_users(reachable_graphs(root))):
+            raise AssertionError("users index incomplete: " + "; ".join(errors[:5]))
+        if not more:
+            if every_node:
+                break
+            # The worklist matched nothing: one round over every node confirms the fixed
+            # point (a change far upstream can make a kind, and so a rule, apply here).
+            work = None
+            continue
+        work = after if worklist else None
 
 
 def scatter_known(root: Graph) -> Callable[[Node, Node, Node], bool]:
@@ -347,7 +367,7 @@ def _round(root: Graph, enabled: set[str] | None, log: PassLog, hints: dict,
                 set_effects(g, kept)
                 touched.add(g.id)
                 changed = True
-    structural = False  # loop and branch rewrites change graphs in place, anywhere
+    structural = False  # loop rewrites change graphs in place, anywhere
     if not replace and allowed(enabled, "loop_state"):
         assert ctx.facts is not None
         # Not both in one round: pruning copies closures that may hold the loops
@@ -355,33 +375,35 @@ def _round(root: Graph, enabled: set[str] | None, log: PassLog, hints: dict,
         # Each step may enable the next (a slot dropped frees a saved value): steps run
         # until none applies, each on facts about the rebuilt loops (no sweep between).
         facts = ctx.facts
+        edited = take_edited() | touched  # (this round's changes too)
         for _ in range(LOOP_STEPS_MAX):
             if not (drop_dead_state(root, facts, replace) or
                     prune_saved(root, facts, replace)):
                 break
             log.add("loop_state")
             structural = True
-            # (All graphs: this round's changes too.)
-            apply_replacements(root, replace, spliced, None)
+            # (The graphs the step edited, from the journal of edits, and those whose
+            # nodes use its replacements.)
+            apply_replacements(root, replace, spliced, edited | take_edited())
+            edited = set()
             replace = {}
             facts = LoopFacts(root)
         if structural:
             hints.clear()  # (loops rebuilt, slots renumbered)
             return True, None, work is None
-    # (Branch adjoints change graphs anywhere, but leave loops as they are: the next
-    # round matches the nodes they made, from a worklist.)
-    anywhere = False
+    # (Branch adjoints edit the branches they rewrite, in place, but leave loops as they
+    # are: the next round matches the nodes they made, from a worklist.)
     if not changed and allowed(enabled, "branch_backprops"):  # alone in its round
-        if branch_backprops(graphs, uses(graphs), replace):
+        if branch_backprops(graphs, uses(graphs), replace, touched):
             log.add("branch_backprops")
-            changed = anywhere = True
+            changed = True
     if not changed and allowed(enabled, "unused_parameters"):  # alone in its round
         if (dropped := drop_unused_parameters(root, graphs)):
             log.add("unused_parameters", dropped)
             changed = structural = True
     redirected = sweep.changed
-    if replace or touched or structural or anywhere:
-        apply_replacements(root, replace, spliced, None if structural or anywhere else touched,
+    if replace or touched or structural:
+        apply_replacements(root, replace, spliced, None if structural else touched,
                            redirected)
     if structural:
         hints.clear()  # (loops rebuilt, slots renumbered)

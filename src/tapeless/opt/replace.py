@@ -4,7 +4,16 @@ effects spliced, and what was computed from the changed graphs forgotten."""
 from __future__ import annotations
 
 from ..ir.clone import rebind_value_call
-from ..ir.edit import forget_all, forget_users, set_effects, set_inputs, set_output
+from ..ir.edit import (
+    forget_all,
+    forget_users,
+    keeping_users,
+    set_effects,
+    set_inputs,
+    set_output,
+    take_edited,
+    users_of,
+)
 from ..ir.nodes import (
     Apply,
     Graph,
@@ -44,11 +53,17 @@ def apply_replacements(root: Graph, replace: dict[int, Node], spliced: dict[int,
     the graphs using them (a graph's schedule depends on its closures' free variables)."""
     fixed_effects: set[int] = set()
     graphs = reachable_graphs(root)
+    if stale is not None:
+        # (Every graph edited since the last call, too: from the journal of edits.)
+        stale = stale | take_edited()
     if stale is None:
         forget_all(graphs)
     elif stale:
         forget_users(graphs, stale)
     graphs = reachable_graphs(root)
+    if keeping_users():
+        _apply_indexed(root, graphs, replace, spliced, redirected)
+        return
     todo: set[int] | None = None  # the graphs to visit (all, first)
     while True:
         changed: set[int] = set()
@@ -78,6 +93,42 @@ def apply_replacements(root: Graph, replace: dict[int, Node], spliced: dict[int,
         seen = {g.id for g in graphs}
         graphs = reachable_graphs(root)
         todo |= {g.id for g in graphs if g.id not in seen}
+
+
+def _apply_indexed(root: Graph, graphs: list[Graph], replace: dict[int, Node],
+                   spliced: dict[int, list[Node]], redirected: set[int] | None) -> None:
+    """`apply_replacements` with the users index: the users of each replaced node are
+    redirected at once, wherever they are (the index may name dead ones: pointing them
+    at an equal value changes nothing), then each graph's effects and output, and the
+    schedules of the graphs whose nodes changed forgotten."""
+    changed: set[int] = set()
+    for rid in list(replace):
+        for node in users_of(rid):
+            if redirect(node, replace):
+                changed.add(node.graph.id)
+                if redirected is not None:
+                    redirected.add(node.id)
+    fixed: set[int] = set()
+    while True:
+        for g in graphs:
+            if g.id in fixed:
+                continue
+            fixed.add(g.id)
+            if any(e.id in replace for e in g.effects):
+                effects: list[Node] = []
+                for e in g.effects:
+                    _splice(e, g, replace, spliced, effects)
+                set_effects(g, effects)
+                changed.add(g.id)
+            if g.output is not None and g.output.id in replace:
+                set_output(g, resolved(g.output, replace))
+                changed.add(g.id)
+        if not changed:
+            return
+        forget_users(graphs, changed | take_edited())
+        changed = set()
+        # (Graphs reachable only now get their effects and output pointed too.)
+        graphs = reachable_graphs(root)
 
 
 def _splice(e: Node, g: Graph, replace: dict[int, Node], spliced: dict[int, list[Node]],

@@ -19,17 +19,19 @@ step("cse")
 
 
 def input_key(x: Node) -> object:
-    if isinstance(x, Constant):
-        v = x.value
-        if v is None or type(v) in (bool, int, float, str):
-            return ("v", type(v).__name__, repr(v))
-        if type(v) is slice:
-            return ("s", input_key(Constant(v.start)), input_key(Constant(v.stop)),
-                    input_key(Constant(v.step)))
-        if type(v) is tuple:
-            return ("t",) + tuple(input_key(Constant(i)) for i in v)
-        return ("o", id(v))
-    return ("n", x.id)
+    """What identifies an input for common subexpressions: a node's id, or a constant's
+    value (a tuple, never an int)."""
+    if type(x) is not Constant:
+        return x.id
+    v = x.value
+    if v is None or type(v) in (bool, int, float, str):
+        return ("v", type(v).__name__, repr(v))
+    if type(v) is slice:
+        return ("s", input_key(Constant(v.start)), input_key(Constant(v.stop)),
+                input_key(Constant(v.step)))
+    if type(v) is tuple:
+        return ("t",) + tuple(input_key(Constant(i)) for i in v)
+    return ("o", id(v))
 
 
 def cse(ctx: Context, node: Apply) -> Node | None:
