@@ -269,6 +269,39 @@ class _Zero:
     def __bool__(self) -> bool:
         return False
 
+    # Arithmetic a sensitivity takes part in (a rule's `d * b`, a sum): the symbolic zero
+    # gives what a zero gives, the symbolic zero where the result is zero (as JAX's
+    # symbolic zeros, zero times anything is zero). The optimizer removes these where it
+    # proves a sensitivity is not ZERO; this is what the code does where its proof does
+    # not reach.
+    __array_ufunc__ = None  # (`array * ZERO` asks ZERO: NumPy does not broadcast it)
+
+    def __neg__(self) -> _Zero:
+        return self
+
+    def __pos__(self) -> _Zero:
+        return self
+
+    def __mul__(self, other: Any) -> _Zero:
+        return self
+
+    __rmul__ = __mul__
+    __matmul__ = __mul__
+    __rmatmul__ = __mul__
+    __truediv__ = __mul__
+    __floordiv__ = __mul__
+
+    def __add__(self, other: Any) -> Any:
+        return other
+
+    __radd__ = __add__
+
+    def __sub__(self, other: Any) -> Any:
+        return -other
+
+    def __rsub__(self, other: Any) -> Any:
+        return other
+
 
 ZERO = _Zero()
 

@@ -201,13 +201,17 @@ class JTransform:
         xs = jg.apply(P["make_tuple"], *params)
         diff = custom.differentiated(rule)
         if rule.kind == "checkpoint" and rule.fwd is not None and rule.bwd is not None:
+            recompute = self.graph(rule.bwd)
+            recompute.recomputed = True
             jg.output, jg.effects = inline_body(
                 custom.prepared(custom.checkpoint_saving_reverse), jg,
-                [Constant(rule.fwd), Constant(self.graph(rule.bwd)), xs], loc=g.loc)
+                [Constant(rule.fwd), Constant(recompute), xs], loc=g.loc)
             return jg
         if rule.kind == "checkpoint":
+            recompute = self.graph(rule.fun)
+            recompute.recomputed = True
             jg.output, jg.effects = inline_body(custom.prepared(custom.checkpoint_reverse), jg, [
-                Constant(rule.fun), Constant(self.graph(rule.fun)), xs], loc=g.loc)
+                Constant(rule.fun), Constant(recompute), xs], loc=g.loc)
             return jg
         if rule.kind == "vjp":
             helper, first = custom.vjp_reverse, [Constant(rule.fwd), Constant(rule.bwd)]

@@ -169,6 +169,11 @@ class Graph:
         self.stands_for: type | None = None
         # The user's derivative rules for the function this graph calls (see CustomRule).
         self.custom: CustomRule | None = None
+        # J of a `tl.checkpoint`ed function, which the backward pass calls to recompute
+        # it: never inlined, so the call stays where the backward pass reaches it (inlined,
+        # the schedule could run it early and hold its saved values as long as saving them
+        # in the forward pass would).
+        self.recomputed = False
         self._fv_cache: list[Node] | None = None
         self._nodes_cache: list[Apply] | None = None
         self._uses_cache: list[Graph] | None = None
@@ -195,6 +200,7 @@ class Graph:
         self.loop_role = source.loop_role
         self.stands_for = source.stands_for
         self.custom = source.custom
+        self.recomputed = source.recomputed
 
     def invalidate(self) -> None:
         """Forget what was computed from this graph's body (after changing it)."""

@@ -84,7 +84,7 @@ def inline_call(ctx: Context, node: Apply) -> tuple[Node, list[Node]] | None:
     g: Graph = callee.value
     if g is ctx.root or g.output is None or len(node.inputs) - 1 != len(g.parameters):
         return None
-    if ctx.is_recursive(g):
+    if ctx.is_recursive(g) or g.recomputed:
         return None
     if ctx.call_sites.get(g.id, 0) > 1 and node_count(g) > INLINE_MAX_NODES:
         return None

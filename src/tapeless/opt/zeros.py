@@ -269,10 +269,12 @@ def _f8_sum(node: Node, facts: LoopFacts | None) -> bool:
     """Whether node is a float64 number: a reduction of a whole float64 array (whose
     kind says only that it is a NumPy scalar)."""
     p = prim_of(node)
-    if p is None or p.reduction is None or p.name not in ("np.sum", "np.mean", "method.sum",
-                                                         "method.mean"):
+    if p is None or p.reduction is None:  # (sum, mean, max, min, prod: float64 stays)
         return False
     assert isinstance(node, Apply)
+    if any(not (isinstance(x, Constant) and x.value in (None, False))
+           for x in node.inputs[3:]):
+        return False  # (a dtype, an out array or keepdims)
     axis = node.inputs[2] if len(node.inputs) > 2 else None
     k = kind(node.inputs[1], facts)
     return (axis is None or isinstance(axis, Constant) and axis.value is None) and \
