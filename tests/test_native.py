@@ -7,6 +7,7 @@ gradient corpus run here (Numba's compile is slow); `pytest -m slow` runs all of
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import io
 import math
@@ -339,6 +340,75 @@ def test_cache_is_reused_by_a_second_process(tmp_path: Path) -> None:
     assert any(p.suffix == ".nbi" for p in (tmp_path / "native" / "__pycache__").iterdir())
     second = run_once()  # (Numba's cache loaded: no compile)
     assert second < first
+
+
+def sum_over_rows(x, state):
+    """Differentiated in x only: the comprehension pairs each row with its backpropagator
+    (a compiled function), which the gradient never calls."""
+    rows = [state[i] for i in range(state.shape[0])]
+    total = 0.0
+    for r in rows:
+        total = total + np.sum(r * x)
+    return total
+
+
+def test_uncalled_function_value_is_cached(tmp_path: Path) -> None:
+    """Numba does not cache code that uses a compiled function as a value: a function the
+    gradient makes but never calls is dropped, and a second process loads the gradient
+    from Numba's cache (the LSTM's gradient has this shape)."""
+    code = textwrap.dedent(f"""
+        import sys
+        sys.path.insert(0, {str(Path(__file__).parent)!r})
+        import numpy as np
+        import tapeless as tl
+        from test_native import sum_over_rows
+        args = (np.array([0.5, -1.5, 2.0]), np.arange(6.0).reshape(2, 3))
+        f = tl.value_and_grad(sum_over_rows, 0, backend="native")
+        value, grad = f(*args)
+        entry = f._get(args).fn
+        stats = entry.native.stats
+        print(repr(value), list(grad), entry.is_native,
+              sum(stats.cache_hits.values()), sum(stats.cache_misses.values()))
+    """)
+    env = dict(os.environ, TAPELESS_CACHE_DIR=str(tmp_path), PYTHONPATH=str(ROOT / "src"))
+    env.pop("NUMBA_CACHE_DIR", None)
+    expected = tl.value_and_grad(sum_over_rows, 0)(np.array([0.5, -1.5, 2.0]),
+                                                    np.arange(6.0).reshape(2, 3))
+    runs = []
+    for _ in range(2):
+        out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                             text=True, check=True).stdout
+        runs.append(out.split())
+        assert out.split()[:-3] == [repr(expected[0]), *str(list(expected[1])).split()]
+        assert out.split()[-3] == "True", "the gradient did not run natively"
+    assert runs[0][-2:] == ["0", "1"]  # (compiled, and written to the cache)
+    assert runs[1][-2:] == ["1", "0"]  # (loaded from the cache: no compile)
+
+
+def test_called_function_value_is_kept() -> None:
+    """Only a function that cannot be called is dropped: where the module calls through a
+    value (`p[1](x)`), every function value stays."""
+    uncalled = textwrap.dedent("""
+        def f(x, xs):
+            _sum = np.sum
+            def g(i):
+                return (xs[i], B)
+            p = [g(i) for i in range(len(xs))]
+            return _sum(x * first(p[0]))
+        def first(p):
+            return p[0]
+        def B(d):
+            return d
+    """)
+    tree = ast.parse(uncalled)
+    assert native.drop_uncalled_functions(tree) == 1
+    assert "(xs[i], None)" in ast.unparse(tree)
+    called = uncalled.replace("x * first(p[0])", "p[0][1](x)")
+    tree = ast.parse(called)
+    assert native.drop_uncalled_functions(tree) == 0
+    assert "(xs[i], B)" in ast.unparse(tree)
+    aliased = uncalled.replace("_sum = np.sum", "_sum = p_1 = g")
+    assert native.drop_uncalled_functions(ast.parse(aliased)) == 0
 
 
 def list_sum(xs, i):

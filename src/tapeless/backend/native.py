@@ -1209,8 +1209,73 @@ def lower_source(source: str, namespace: dict[str, Any] | None = None
     lower_list_sens(tree)
     lowering = _Lowering(namespace)
     tree = lowering.visit(tree)
+    drop_uncalled_functions(tree)
     ast.fix_missing_locations(tree)
     return tree, lowering.math
+
+
+def drop_uncalled_functions(tree: ast.Module) -> int:
+    """Replace by None each function of the module that is an item of a tuple (a
+    backpropagator paired with its value) where the module calls no function through a
+    value: such a function is never called. Numba does not cache code that uses a
+    compiled function as a value (its "dynamic globals"); the LSTM's gradient pairs each
+    item of a comprehension over data with `B_comprehension` and never calls it. Returns
+    how many were replaced."""
+    nodes = list(ast.walk(tree))
+    functions = {n.name for n in nodes if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))}
+    # Every name the module binds, and the values of the plain `name = value` bindings.
+    bound: dict[str, list[ast.expr | None]] = {}
+    for node in nodes:
+        if isinstance(node, ast.Name) and not isinstance(node.ctx, ast.Load):
+            bound.setdefault(node.id, [])
+        elif isinstance(node, ast.arg):
+            bound.setdefault(node.arg, []).append(None)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            for alias in node.names:
+                bound.setdefault((alias.asname or alias.name).split(".")[0], []).append(None)
+    for node in nodes:
+        if isinstance(node, ast.Assign):
+            for target in node.targets:
+                if isinstance(target, ast.Name):
+                    bound[target.id].append(node.value)
+                else:  # (unpacked, or an item or attribute: a value of unknown origin)
+                    for name in ast.walk(target):
+                        if isinstance(name, ast.Name) and name.id in bound:
+                            bound[name.id].append(None)
+        elif isinstance(node, (ast.AugAssign, ast.AnnAssign, ast.For, ast.comprehension,
+                               ast.NamedExpr, ast.withitem)):
+            where = node.optional_vars if isinstance(node, ast.withitem) else node.target
+            for name in ast.walk(where) if where is not None else ():
+                if isinstance(name, ast.Name) and not isinstance(name.ctx, ast.Load):
+                    bound[name.id].append(None)
+
+    def known(name: str) -> bool:
+        """Whether a call of `name` calls a function the module names: one of its
+        functions, a global or builtin, or a local bound only to an attribute (`np.sum`,
+        `stack.append`) or to such a global."""
+        if name not in bound:
+            return True  # (a global, a builtin, or a function of the module)
+        values = bound[name]
+        if name in functions:
+            return not values
+        return bool(values) and all(
+            isinstance(v, ast.Attribute) or
+            isinstance(v, ast.Name) and v.id not in bound and v.id not in functions
+            for v in values)
+
+    for node in nodes:
+        if isinstance(node, ast.Call) and not isinstance(node.func, ast.Attribute) and \
+                not (isinstance(node.func, ast.Name) and known(node.func.id)):
+            return 0  # (a call through a value: any function value may be called)
+    replaced = 0
+    for node in nodes:
+        if isinstance(node, ast.Tuple):
+            for i, item in enumerate(node.elts):
+                if isinstance(item, ast.Name) and isinstance(item.ctx, ast.Load) and \
+                        item.id in functions and not bound.get(item.id):
+                    node.elts[i] = ast.copy_location(ast.Constant(None), item)
+                    replaced += 1
+    return replaced
 
 
 def _globals_of(compiled: Compiled) -> dict[str, Any]:
