@@ -126,6 +126,7 @@ class ModuleEmitter:
         scipy_linalg = sys.modules.get("scipy.linalg")
         if scipy_linalg is not None:
             self.namespace["_sla"] = scipy_linalg
+        self.suffix: dict[str, int] = {}  # base -> the next suffix to try (`fresh`)
         self.taken: set[str] = set(dir(builtins)) | set(keyword.kwlist) | \
             {"np", "math", "_rt", "_sp", "_sla", "_x", "_y"}
         self.names: dict[int, str] = {}
@@ -227,10 +228,14 @@ class ModuleEmitter:
         if base[0].isdigit():
             base = "_" + base
         name = base
-        k = 1
+        # (The first free suffix: `taken` only grows, so the suffixes below the last one
+        # given for `base` stay taken, and the search starts there, not at 1, which was
+        # quadratic in the count of temporaries.)
+        k = self.suffix.get(base, 1)
         while name in self.taken:
             name = f"{base}_{k}"
             k += 1
+        self.suffix[base] = k
         self.taken.add(name)
         return name
 
