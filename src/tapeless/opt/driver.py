@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ..ir.edit import (
+    forget_all,
     forget_enclosing,
     keep_users,
     missing_users,
@@ -85,6 +86,9 @@ def optimize(root: Graph, enabled: set[str] | None = None, max_rounds: int = 30,
     loops to checkpoint, and the memory budget (`checkpoint.checkpoint_loops`)."""
     log = PassLog()
     check = os.environ.get("TAPELESS_CHECK_IR") == "1"
+    # (What earlier stages cached of the graphs, computed while they were being built,
+    # is forgotten: the rounds keep the caches current from here on.)
+    forget_all(reachable_graphs(root))
     own_outputs(root)
     with keep_users(reachable_graphs(root)):
         _rounds(root, enabled, log, max_rounds, worklist, check)
