@@ -731,7 +731,9 @@ def _register_overloads() -> None:
                     return b
                 if b is None:
                     return a
-                return _nt_gadd(unwrap(a), unwrap(b))  # type: ignore[call-arg]
+                # (an intrinsic takes the typing context first only where Numba's types
+                # are installed: mypy without Numba sees no error here)
+                return _nt_gadd(unwrap(a), unwrap(b))  # type: ignore[call-arg,unused-ignore]
             return maybe
         if isinstance(a, nt.List) and isinstance(b, nt.List):
             # (The sensitivity of a list: item by item, as `gadd`; never `+`, which joins.)

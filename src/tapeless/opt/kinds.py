@@ -44,7 +44,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, TypeGuard, cast
 
-from ..ir.nodes import Apply, Constant, Graph, Node, Parameter
+from ..ir.nodes import Apply, Constant, Graph, Node, Parameter, is_inside
 from ..primitives import PRIMITIVES, Primitive
 from ..primitives.core import COMPARISON_OPERATORS
 
@@ -989,7 +989,7 @@ def _parameter_kinds(g: Graph, facts: LoopFacts, depth: int) -> list[Kind | None
         return None
     facts.parameter_kinds[g.id] = None
     n = len(g.parameters)
-    outside = [s for s in sites if not _within(s.graph, g)]
+    outside = [s for s in sites if not is_inside(s.graph, g)]
     current: list[Kind | None] = [
         _joined_kind([kind(s.inputs[1 + j], facts, depth + 1) for s in outside])
         for j in range(n)] if outside else [None] * n
@@ -1003,15 +1003,6 @@ def _parameter_kinds(g: Graph, facts: LoopFacts, depth: int) -> list[Kind | None
         current = new
     facts.parameter_kinds[g.id] = current
     return current
-
-
-def _within(h: Graph | None, g: Graph) -> bool:
-    """Whether `h` is `g` or a function defined inside it."""
-    while h is not None:
-        if h is g:
-            return True
-        h = h.parent
-    return False
 
 
 def _kind(node: Node, facts: LoopFacts | None, depth: int,

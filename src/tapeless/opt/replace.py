@@ -72,14 +72,9 @@ def apply_replacements(root: Graph, replace: dict[int, Node], spliced: dict[int,
                 continue  # (visited, and its schedule has not changed since)
             if g.id not in fixed_effects:
                 fixed_effects.add(g.id)
-                if any(e.id in replace for e in g.effects):
-                    effects: list[Node] = []
-                    for e in g.effects:
-                        _splice(e, g, replace, spliced, effects)
-                    set_effects(g, effects)
+                if _point_effects(g, replace, spliced):
                     changed.add(g.id)
-            if g.output is not None and g.output.id in replace:
-                set_output(g, resolved(g.output, replace))
+            if _point_output(g, replace):
                 changed.add(g.id)
             for node in graph_nodes(g):
                 if redirect(node, replace):
@@ -93,6 +88,27 @@ def apply_replacements(root: Graph, replace: dict[int, Node], spliced: dict[int,
         seen = {g.id for g in graphs}
         graphs = reachable_graphs(root)
         todo |= {g.id for g in graphs if g.id not in seen}
+
+
+def _point_effects(g: Graph, replace: dict[int, Node],
+                   spliced: dict[int, list[Node]]) -> bool:
+    """Point `g`'s effects at their replacements (an inlined call's effects spliced in
+    its place); whether any changed."""
+    if not any(e.id in replace for e in g.effects):
+        return False
+    effects: list[Node] = []
+    for e in g.effects:
+        _splice(e, g, replace, spliced, effects)
+    set_effects(g, effects)
+    return True
+
+
+def _point_output(g: Graph, replace: dict[int, Node]) -> bool:
+    """Point `g`'s output at its replacement; whether it changed."""
+    if g.output is None or g.output.id not in replace:
+        return False
+    set_output(g, resolved(g.output, replace))
+    return True
 
 
 def _apply_indexed(root: Graph, graphs: list[Graph], replace: dict[int, Node],
@@ -114,14 +130,7 @@ def _apply_indexed(root: Graph, graphs: list[Graph], replace: dict[int, Node],
             if g.id in fixed:
                 continue
             fixed.add(g.id)
-            if any(e.id in replace for e in g.effects):
-                effects: list[Node] = []
-                for e in g.effects:
-                    _splice(e, g, replace, spliced, effects)
-                set_effects(g, effects)
-                changed.add(g.id)
-            if g.output is not None and g.output.id in replace:
-                set_output(g, resolved(g.output, replace))
+            if _point_effects(g, replace, spliced) | _point_output(g, replace):
                 changed.add(g.id)
         if not changed:
             return
