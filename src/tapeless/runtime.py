@@ -274,7 +274,22 @@ class _Zero:
     # symbolic zeros, zero times anything is zero). The optimizer removes these where it
     # proves a sensitivity is not ZERO; this is what the code does where its proof does
     # not reach.
-    __array_ufunc__ = None  # (`array * ZERO` asks ZERO: NumPy does not broadcast it)
+    def __array_ufunc__(self, ufunc: Any, method: str, *inputs: Any, **kwargs: Any) -> Any:
+        """NumPy's ufuncs on ZERO (`array * ZERO`, `np.sum(ZERO)`): what a zero gives,
+        rather than an object array of ZEROs; NotImplemented (a TypeError) for others."""
+        if method in ("reduce", "accumulate"):
+            return self
+        if method != "__call__" or kwargs.get("out") is not None:
+            return NotImplemented
+        name = ufunc.__name__
+        if name in ("multiply", "matmul", "negative", "positive") or \
+                name in ("divide", "true_divide") and inputs[0] is self:
+            return self
+        if name == "add":
+            return inputs[1] if inputs[0] is self else inputs[0]
+        if name == "subtract":
+            return -inputs[1] if inputs[0] is self else inputs[0]
+        return NotImplemented
 
     def __neg__(self) -> _Zero:
         return self
