@@ -1,6 +1,7 @@
 """The run-time helpers of derivative code: sums of scattered sensitivities."""
 
 import numpy as np
+import pytest
 
 from tapeless import runtime as rt
 
@@ -100,3 +101,19 @@ def test_matmul_tn_is_the_transposed_product_in_blocks():
         got = rt.matmul_tn(a, b, block)
         assert got.shape == want.shape
         np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+
+
+def test_the_symbolic_zero_computes_as_a_zero():
+    x = np.array([1.0, -2.0])
+    for got in (rt.ZERO * x, x * rt.ZERO, x @ rt.ZERO, -rt.ZERO, rt.ZERO / 2.0,
+                np.multiply(x, rt.ZERO), np.sum(rt.ZERO)):
+        assert got is rt.ZERO
+    for got in (rt.ZERO + x, x + rt.ZERO, x - rt.ZERO, np.add(rt.ZERO, x)):
+        np.testing.assert_array_equal(got, x)
+        assert got is not x  # (a sum is a new array: it may be updated in place)
+    np.testing.assert_array_equal(rt.ZERO - x, -x)
+    assert rt.ZERO + 2.5 == 2.5 and 2.5 - rt.ZERO == 2.5
+    with pytest.raises(TypeError):
+        x / rt.ZERO
+    with pytest.raises(TypeError):
+        np.exp(rt.ZERO)

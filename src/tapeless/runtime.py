@@ -286,9 +286,9 @@ class _Zero:
                 name in ("divide", "true_divide") and inputs[0] is self:
             return self
         if name == "add":
-            return inputs[1] if inputs[0] is self else inputs[0]
+            return _fresh(inputs[1] if inputs[0] is self else inputs[0])
         if name == "subtract":
-            return -inputs[1] if inputs[0] is self else inputs[0]
+            return -inputs[1] if inputs[0] is self else _fresh(inputs[0])
         return NotImplemented
 
     def __neg__(self) -> _Zero:
@@ -307,7 +307,7 @@ class _Zero:
     __floordiv__ = __mul__
 
     def __add__(self, other: Any) -> Any:
-        return other
+        return _fresh(other)
 
     __radd__ = __add__
 
@@ -315,7 +315,13 @@ class _Zero:
         return -other
 
     def __rsub__(self, other: Any) -> Any:
-        return other
+        return _fresh(other)
+
+
+def _fresh(x: Any) -> Any:
+    """`x` as `0 + x` gives it: a new array (the optimizer may update a sum's result in
+    place, which must not change `x`)."""
+    return x.copy() if hasattr(x, "__array__") and hasattr(x, "copy") else x
 
 
 ZERO = _Zero()

@@ -272,7 +272,7 @@ def _f8_sum(node: Node, facts: LoopFacts | None) -> bool:
     if p is None or p.reduction is None:  # (sum, mean, max, min, prod: float64 stays)
         return False
     assert isinstance(node, Apply)
-    if any(not (isinstance(x, Constant) and x.value in (None, False))
+    if any(not (isinstance(x, Constant) and (x.value is None or x.value is False))
            for x in node.inputs[3:]):
         return False  # (a dtype, an out array or keepdims)
     axis = node.inputs[2] if len(node.inputs) > 2 else None
