@@ -176,6 +176,28 @@ def test_hessian_vector_product_rosenbrock() -> None:
     np.testing.assert_allclose(hv, h @ v, rtol=1e-11)
 
 
+def test_hessian_vector_product_never_computes_with_the_symbolic_zero(monkeypatch) -> None:
+    """The optimizer removes a `sens_of` only where it proves the value is never ZERO.
+    A rewrite that later made zeros ZERO (zeros given to `unbroadcast`, a sum with zeros)
+    broke such a proof, and the code then multiplied ZERO (right only because ZERO's
+    arithmetic is a zero's). Here ZERO's arithmetic raises: the code must not reach it."""
+    from tapeless import runtime
+
+    def refuse(*args: object) -> None:
+        raise AssertionError("arithmetic on the symbolic zero")
+
+    for name in ("__mul__", "__rmul__", "__add__", "__radd__", "__sub__", "__rsub__",
+                 "__truediv__", "__matmul__"):
+        monkeypatch.setattr(runtime._Zero, name, refuse)
+    rng = np.random.default_rng(0)
+    x, v = rng.normal(size=5), rng.normal(size=5)
+    hv = tl.grad(hvp_rosenbrock)(x, v)
+    grad = tl.grad(rosenbrock)
+    fd = sum(c * grad(x + k * 1e-3 * v) for c, k in ((-1, 2), (8, 1), (-8, -1), (1, -2))) \
+        / (12 * 1e-3)
+    np.testing.assert_allclose(hv, fd, rtol=1e-7, atol=1e-7)
+
+
 def test_hessian_vector_product_mlp() -> None:
     rng = np.random.default_rng(1)
     w = (rng.normal(size=(3, 4)) / 2, rng.normal(size=(4,)) / 2)

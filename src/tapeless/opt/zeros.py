@@ -322,14 +322,24 @@ def _plus_zeros(ctx: Context, node: Apply) -> Node | None:
         if _zeros_of(z, ctx.facts):
             kx, kz = kind(x, ctx.facts), kind(z.inputs[2], ctx.facts)
             if kx == kz and (kx == FLOAT or shape_of(kx) is not None):
-                return x
+                if never_zero(x, ctx.facts) or _argument_value(ctx, x):
+                    return x
+                # (The sum is never ZERO, and a rewrite may have relied on that: where x
+                # may be ZERO, the sum is x made concrete.)
+                return node.graph.apply(P["sens_of"], x, z.inputs[2], loc=node.loc,
+                                        name=node.name)
     return None
 
 
 @rewrite("unbroadcast")
 def _unbroadcast_zeros(ctx: Context, node: Apply) -> Node | None:
-    """The sensitivity of x given zeros is zero: ZERO, which needs no array."""
-    return Constant(ZERO) if _zeros_of(node.inputs[1], ctx.facts) else None
+    """The sensitivity of x given zeros is x's zeros. (Not ZERO: zeros are never ZERO,
+    and a rewrite may have relied on that, removing a `sens_of` after this or making a
+    `gadd` of it a `+`.)"""
+    if not _zeros_of(node.inputs[1], ctx.facts):
+        return None
+    return node.graph.apply(P["sens_of"], Constant(ZERO), node.inputs[2], loc=node.loc,
+                            name=node.name)
 
 
 @rewrite("gadd")
