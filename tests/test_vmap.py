@@ -311,25 +311,16 @@ def random_dir(tmp_path_factory):
     return tmp_path_factory.mktemp("vmap_random")
 
 
-# Known: TAPELESS_CHECK_IR's check of cached schedules (tests/conftest.py turns it on)
-# finds a stale one in V's branch graphs for this program, from the first round of the
-# optimizer on; its results are right. Run with that check off, the values still
-# checked, until the stale cache is found.
-STALE_SCHEDULE_CHECK_OFF = {(10, False)}
 
 
 @pytest.mark.parametrize("seed", range(24))
 @pytest.mark.parametrize("ints", [False, True], ids=["floats", "all"])
-def test_random_programs_under_vmap_are_refused_or_right(seed, ints, random_dir,
-                                                         monkeypatch):
+def test_random_programs_under_vmap_are_refused_or_right(seed, ints, random_dir):
     """Random programs (branches, loops with break and continue, closures, recursion)
     on five examples: the loop's results, or an error; never another value. Those
     with only floats batched must batch."""
     import random
     import warnings
-
-    if (seed, ints) in STALE_SCHEDULE_CHECK_OFF:
-        monkeypatch.setenv("TAPELESS_CHECK_IR", "0")
 
     rng = random.Random(7000 + seed)
     program = generate_program(RandomChoices(seed), size=14 if seed % 2 else 30)

@@ -84,10 +84,19 @@ def apply_replacements(root: Graph, replace: dict[int, Node], spliced: dict[int,
         if not changed:
             return
         # Only graphs with a new schedule can hold nodes not redirected yet.
-        todo = forget_users(graphs, changed)
+        todo = _forget_changed(root, graphs, changed)
         seen = {g.id for g in graphs}
         graphs = reachable_graphs(root)
         todo |= {g.id for g in graphs if g.id not in seen}
+
+
+def _forget_changed(root: Graph, graphs: list[Graph], changed: set[int]) -> set[int]:
+    """`forget_users` over `graphs` and the graphs reachable now: a graph an inlining
+    copied in this round becomes reachable only by the redirections, and what it cached
+    (free variables) may name nodes replaced here."""
+    known = {g.id for g in graphs}
+    more = [g for g in reachable_graphs(root) if g.id not in known]
+    return forget_users(graphs + more, changed)
 
 
 def _point_effects(g: Graph, replace: dict[int, Node],
@@ -134,7 +143,7 @@ def _apply_indexed(root: Graph, graphs: list[Graph], replace: dict[int, Node],
                 changed.add(g.id)
         if not changed:
             return
-        forget_users(graphs, changed | take_edited())
+        _forget_changed(root, graphs, changed | take_edited())
         changed = set()
         # (Graphs reachable only now get their effects and output pointed too.)
         graphs = reachable_graphs(root)
