@@ -62,10 +62,6 @@ step("checkpoint_loops")
 LOOP_STEPS_MAX = 64  # loop-state steps in one round (each removes something: a bound)
 
 
-# The passes in the order `TAPELESS_OPTIMIZE=N` and `tapeless show --stage` enable them.
-
-
-
 @dataclass
 class PassLog:
     counts: dict[str, int] = field(default_factory=dict)
@@ -335,7 +331,9 @@ def _round(root: Graph, enabled: set[str] | None, log: PassLog, hints: dict,
     changed, the next round's worklist (None: every node) and whether this round matched
     every node."""
     # (Kinds are inferred afresh each round: a rewrite keeps a value but not always its
-    # kind, e.g. the seed np.float64(1.0) becomes 1.0.)
+    # kind, e.g. the seed np.float64(1.0) becomes 1.0. Keeping them, even exactly and
+    # incrementally, was measured and would save little: bench/kind_share.py and
+    # docs/design.md, "Optimization".)
     mark = serial_mark()
     graphs = reachable_graphs(root)
     facts = LoopFacts(root, graphs)
