@@ -461,8 +461,8 @@ def drop_unused_parameters(root: Graph, graphs: list[Graph]) -> int:
             continue
         for c in sites:
             set_inputs(c, [x for k, x in enumerate(c.inputs) if k - 1 not in drop])
-        set_parameters(g, [p for i, p in enumerate(g.parameters) if i not in drop])
-        if g.signature:
-            g.signature = [s for i, s in enumerate(g.signature) if i not in drop]
+        set_parameters(g, [p for i, p in enumerate(g.parameters) if i not in drop],
+                       None if not g.signature else
+                       [s for i, s in enumerate(g.signature) if i not in drop])
         removed += len(drop)
     return removed
