@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from . import nodes
 from .nodes import (
@@ -97,8 +98,14 @@ def set_effects(g: Graph, effects: list[Node]) -> None:
     _edited.add(g.id)
 
 
-def set_parameters(g: Graph, parameters: list[Parameter]) -> None:
-    """Give `g` a new list of parameters (its own, kept or made by `add_parameter`)."""
+def set_parameters(g: Graph, parameters: list[Parameter],
+                   signature: list[Any] | None = None) -> None:
+    """Give `g` a new list of parameters (its own, kept or made by `add_parameter`) and,
+    where given, new specs of them (`Graph.signature`, one per parameter: a user
+    function whose parameters change needs them)."""
+    if signature is not None:
+        assert len(signature) == len(parameters)
+        g.signature = signature
     g.parameters = parameters
     g.invalidate()
     _edited.add(g.id)

@@ -62,10 +62,6 @@ step("checkpoint_loops")
 LOOP_STEPS_MAX = 64  # loop-state steps in one round (each removes something: a bound)
 
 
-# The passes in the order `TAPELESS_OPTIMIZE=N` and `tapeless show --stage` enable them.
-
-
-
 @dataclass
 class PassLog:
     counts: dict[str, int] = field(default_factory=dict)
@@ -335,7 +331,9 @@ def _round(root: Graph, enabled: set[str] | None, log: PassLog, hints: dict,
     changed, the next round's worklist (None: every node) and whether this round matched
     every node."""
     # (Kinds are inferred afresh each round: a rewrite keeps a value but not always its
-    # kind, e.g. the seed np.float64(1.0) becomes 1.0.)
+    # kind, e.g. the seed np.float64(1.0) becomes 1.0. Keeping them, even exactly and
+    # incrementally, was measured and would save little: bench/kind_share.py and
+    # docs/design.md, "Optimization".)
     mark = serial_mark()
     graphs = reachable_graphs(root)
     facts = LoopFacts(root, graphs)
@@ -463,8 +461,8 @@ def drop_unused_parameters(root: Graph, graphs: list[Graph]) -> int:
             continue
         for c in sites:
             set_inputs(c, [x for k, x in enumerate(c.inputs) if k - 1 not in drop])
-        set_parameters(g, [p for i, p in enumerate(g.parameters) if i not in drop])
-        if g.signature:
-            g.signature = [s for i, s in enumerate(g.signature) if i not in drop]
+        set_parameters(g, [p for i, p in enumerate(g.parameters) if i not in drop],
+                       None if not g.signature else
+                       [s for i, s in enumerate(g.signature) if i not in drop])
         removed += len(drop)
     return removed
