@@ -10,7 +10,7 @@ import sys
 import types
 from collections.abc import Callable
 from types import TracebackType
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -31,7 +31,7 @@ _RECURSION_LIMIT = 100_000
 
 
 def _api(fn: Callable[..., Any]) -> Callable[..., Any]:
-    fn.__tapeless_api__ = True  # type: ignore[attr-defined]
+    cast(Any, fn).__tapeless_api__ = True
     return fn
 
 
@@ -63,7 +63,7 @@ def annotate_error(exc: BaseException, tb: TracebackType | None) -> None:
     if notes and hasattr(exc, "add_note") and not getattr(exc, "__tapeless_noted__", False):
         exc.add_note("tapeless: raised by compiled code from\n" + "\n".join(notes))
         try:
-            exc.__tapeless_noted__ = True  # type: ignore[attr-defined]
+            cast(Any, exc).__tapeless_noted__ = True
         except AttributeError:
             pass
 

@@ -16,7 +16,7 @@ import math
 import sys
 import types
 from dataclasses import dataclass
-from typing import Any, TypeGuard
+from typing import Any, TypeGuard, cast
 
 import numpy as np
 
@@ -356,7 +356,7 @@ def _packed_entry(fn: Any, kinds: list[str], names: list[str]) -> Any:
                 kwargs[name] = arg
         return fn(*pos, **kwargs)
 
-    entry.__wrapped__ = fn  # type: ignore[attr-defined]
+    cast(Any, entry).__wrapped__ = fn
     return entry
 
 
@@ -1038,13 +1038,13 @@ class FunctionEmitter:
                 return self.expression(node)[0]
             if getattr(emit, "call", False):
                 text = emit([self.render_operand(a, g, 1) for a in args])
-                callee = emit.callee  # type: ignore[attr-defined]
-                if self.loop_depth and "." in callee and text.startswith(callee + "("):
-                    local = self.hoisted.get(callee)
+                name: str = cast(Any, emit).callee
+                if self.loop_depth and "." in name and text.startswith(name + "("):
+                    local = self.hoisted.get(name)
                     if local is None:
-                        local = self.hoisted[callee] = self.mod.fresh(
-                            "_" + callee.rsplit(".", 1)[1])
-                    text = local + text[len(callee):]
+                        local = self.hoisted[name] = self.mod.fresh(
+                            "_" + name.rsplit(".", 1)[1])
+                    text = local + text[len(name):]
                 return text
             return emit([self.render_operand(a, g, ATOM) for a in args])
         if _is_switch_call(node):

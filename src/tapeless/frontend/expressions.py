@@ -8,7 +8,7 @@ import dataclasses
 import inspect
 import math
 import types
-from typing import TYPE_CHECKING, Any, TypeGuard
+from typing import TYPE_CHECKING, Any, TypeGuard, cast
 
 import numpy as np
 
@@ -697,7 +697,7 @@ class ExpressionMixin:
             defaults = {f.name: f.default for f in dataclasses.fields(cls)
                         if f.default is not dataclasses.MISSING}
         else:
-            names = list(cls._fields)  # type: ignore[attr-defined]  # a namedtuple class
+            names = list(cast(Any, cls)._fields)  # (a namedtuple class)
             defaults = dict(getattr(cls, "_field_defaults", {}))
         if len(args) > len(names):
             raise self.error(f"{cls.__name__}() takes {len(names)} arguments", at)
@@ -949,9 +949,10 @@ def _constant_items(node: Node) -> tuple | None:
     if isinstance(node, Constant) and isinstance(node.value, tuple):
         return node.value
     if isinstance(node, Apply) and isinstance(node.inputs[0], Constant) and \
-            node.inputs[0].value is P["make_tuple"] and \
-            all(isinstance(i, Constant) for i in node.inputs[1:]):
-        return tuple(i.value for i in node.inputs[1:])  # type: ignore[attr-defined]
+            node.inputs[0].value is P["make_tuple"]:
+        items = [i for i in node.inputs[1:] if isinstance(i, Constant)]
+        if len(items) == len(node.inputs) - 1:
+            return tuple(i.value for i in items)
     return None
 
 

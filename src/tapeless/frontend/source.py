@@ -7,7 +7,7 @@ import linecache
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from types import CodeType, FunctionType
-from typing import Any
+from typing import Any, cast
 
 from ..errors import CompileError
 from ..ir.nodes import Location
@@ -205,7 +205,7 @@ def analyze_scope(fn: ast.FunctionDef | ast.Lambda | None, body: Sequence[ast.AS
             return
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
             # (An attribute of tapeless's own on the AST node, read by _check_capture.)
-            node._tapeless_loops = list(loops)  # type: ignore[union-attr]
+            cast(Any, node)._tapeless_loops = list(loops)
         if isinstance(node, (ast.For, ast.While)):
             if isinstance(node, ast.For):
                 visit(node.target)

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from ..errors import CompileError
     from .mutation import Ownership
     from .scopes import Block, LoopContext
+    from .source import FunctionSource
 
 P = PRIMITIVES
 
@@ -37,6 +38,7 @@ class UpdateMixin:
     if TYPE_CHECKING:
         ownership: Ownership
         exits: dict[int, list[dict[str, Node]]]
+        src: FunctionSource
 
         def error(self, message: str, node: ast.AST, hint: str = "") -> CompileError: ...
         def expr(self, node: ast.expr, block: Block) -> Node: ...
@@ -215,10 +217,8 @@ class UpdateMixin:
             assert isinstance(at, ast.AST)
             for values in exits:
                 final = values.get(name)
-                if final is None or any(
-                        isinstance(values.get(flag), Constant) and
-                        values[flag].value is True  # type: ignore[attr-defined]
-                        for flag in ("#break", "#return")):
+                if final is None or any(_is_true(values.get(flag))
+                                        for flag in ("#break", "#return")):
                     continue  # (a path that leaves the loop: no next iteration)
                 if not own.owned(final):
                     raise self.error(
@@ -256,7 +256,7 @@ class UpdateMixin:
         block.vars[name] = node
 
     def _loc(self, node: ast.AST) -> Any:
-        return self.src.loc(node)  # type: ignore[attr-defined]
+        return self.src.loc(node)
 
 
 def _made_by_numpy(node: Node, strict: bool = False) -> bool:
@@ -278,3 +278,8 @@ def _op(op: ast.operator) -> str:
     return {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/", ast.FloorDiv: "//",
             ast.Mod: "%", ast.Pow: "**", ast.MatMult: "@", ast.BitAnd: "&", ast.BitOr: "|",
             ast.BitXor: "^", ast.LShift: "<<", ast.RShift: ">>"}.get(type(op), "op")
+
+
+def _is_true(flag: Node | None) -> bool:
+    """Whether a loop exit's flag (`#break`, `#return`) is the constant True."""
+    return isinstance(flag, Constant) and flag.value is True

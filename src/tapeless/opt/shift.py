@@ -265,12 +265,16 @@ def _reduction(walk: _Walk, node: Apply, effects: list[Effect]) -> Effect:
     x, axis, keep = node.inputs[1], node.inputs[2], node.inputs[-1]
     e = effects[0]
     n = walk.ndim(x)
-    reduction = prim_of(node).reduction  # type: ignore[union-attr]
+    p = prim_of(node)
+    assert p is not None  # (this walk's table maps reductions here)
+    reduction = p.reduction
     if n is None or not isinstance(axis, Constant) or not isinstance(keep, Constant) or \
             type(keep.value) is not bool or any(x != NONE for x in effects[1:]):
         return UNKNOWN
+    # (Not NONE: the other arguments are, and not all are; not UNKNOWN: `_effect`.)
+    assert isinstance(e, (Shift, Scale))
     axes = tuple(range(n)) if axis.value is None else normalized_axes(axis.value, n)
-    if axes is None or any(a + n in axes for a in e.axes):  # type: ignore[union-attr]
+    if axes is None or any(a + n in axes for a in e.axes):
         return UNKNOWN
     if isinstance(e, Scale) and reduction != "sum":
         return UNKNOWN

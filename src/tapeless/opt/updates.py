@@ -23,7 +23,7 @@ unobservable; a loop filling a `T x n` array does O(T n) work instead of O(T^2 n
 from __future__ import annotations
 
 from ..ir.edit import forget_all, set_input
-from ..ir.nodes import Apply, Constant, Graph, Node, graph_nodes, reachable_graphs
+from ..ir.nodes import Apply, Constant, Graph, Node, graph_nodes, prim_of, reachable_graphs
 from ..primitives import PRIMITIVES
 from ..runtime import ZERO
 from .loop_facts import loop_info
@@ -150,7 +150,9 @@ def update_in_place(root: Graph) -> int:
                     for step in chain:
                         chosen[step.id] = step
     for update in chosen.values():
-        name = IN_PLACE[update.inputs[0].value.name]  # type: ignore[attr-defined]
+        prim = prim_of(update)
+        assert prim is not None  # (`_chain` takes updates, which are primitives)
+        name = IN_PLACE[prim.name]
         set_input(update, 0, Constant(P[name]))
     if chosen:
         forget_all(graphs)

@@ -305,8 +305,8 @@ _method("endswith", "self, suffix", "method.endswith", differentiable=False)
 # (see `tapeless.frontend.expressions`): computed exactly that way, with a reverse rule
 # from its value alone, `d * s * (1 - s)` (the rule of the three operations would keep
 # `np.exp(-x)` for the backward pass and compute `1 + e` and its reciprocal again).
-def logistic(x: object) -> object:
-    return 1.0 / (1.0 + np.exp(-x))  # type: ignore[operator]
+def logistic(x: Any) -> Any:
+    return 1.0 / (1.0 + np.exp(-x))
 
 
 register(Primitive("logistic", logistic, "x", elementwise=True, fresh=True),

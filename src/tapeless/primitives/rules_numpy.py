@@ -45,8 +45,7 @@ def _exp(x):
 @rule("logistic")
 def _logistic(x):
     s = logistic(x)
-    # (numpy_ops.logistic is typed `object -> object`, which has no `-`: retype it there.)
-    return s, lambda d: (d * s * (1.0 - s),)  # type: ignore[operator]
+    return s, lambda d: (d * s * (1.0 - s),)
 
 
 @rule("np.expm1")
