@@ -184,8 +184,7 @@ class GradFunction(Transformed):
                 graph_of(self.fun)
             w = Graph(g.name, None, g.loc)
             params = [w.add_parameter(p.name, p.loc) for p in g.parameters]
-            w.vararg = g.vararg
-            w.signature = g.signature
+            w.take_signature(g)
             w.output = w.apply(Constant(g), *[
                 constant_node(bound[i], RESOLVER, g.loc) if i in bound else p
                 for i, p in enumerate(params)], loc=g.loc)

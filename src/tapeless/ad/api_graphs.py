@@ -57,8 +57,7 @@ def grad_graph(g: Graph, argnums: int | tuple[int, ...], has_aux: bool, with_val
     if into is None:
         for p in g.parameters:
             out.add_parameter(p.name, p.loc)
-        out.vararg = g.vararg
-        out.signature = g.signature
+        out.take_signature(g)
     params = out.parameters
     jargs = [out.apply(P["lift"], p) for p in params] if lift else params
     call = out.apply(Constant(jg), *jargs, loc=g.loc)

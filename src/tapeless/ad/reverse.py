@@ -174,8 +174,8 @@ class JTransform:
         parent = self.graphs.get(g.parent.id) if g.parent is not None else None
         jg = _derived_graph(f"J_{g.name}", parent, g.loc)
         self.graphs[g.id] = jg
-        jg.vararg = g.vararg
-        jg.signature, jg.stands_for = g.signature, g.stands_for
+        jg.take_signature(g)
+        jg.stands_for = g.stands_for
         for p in g.parameters:
             self.values[p.id] = jg.add_parameter(p.name, p.loc)
         for node in graph_nodes(g):
@@ -196,7 +196,7 @@ class JTransform:
         helper: Any
         jg = _derived_graph(f"J_{g.name}", None, g.loc)
         self.graphs[g.id] = jg
-        jg.signature, jg.vararg = g.signature, g.vararg
+        jg.take_signature(g)
         params = [jg.add_parameter(p.name, p.loc) for p in g.parameters]
         xs = jg.apply(P["make_tuple"], *params)
         diff = custom.differentiated(rule)

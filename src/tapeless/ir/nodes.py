@@ -194,13 +194,18 @@ class Graph:
     def copy_attributes(self, source: Graph) -> None:
         """Take `source`'s declared attributes (all but its body, name and scope): what
         a copy of a graph must keep."""
-        self.vararg = source.vararg
+        self.take_signature(source)
         self.derived = source.derived
-        self.signature = source.signature
         self.loop_role = source.loop_role
         self.stands_for = source.stands_for
         self.custom = source.custom
         self.recomputed = source.recomputed
+
+    def take_signature(self, source: Graph) -> None:
+        """Take `source`'s signature (its parameters' kinds and defaults, and whether
+        the last collects `*args`): a graph that stands in for `source` in a call."""
+        self.vararg = source.vararg
+        self.signature = source.signature
 
     def invalidate(self) -> None:
         """Forget what was computed from this graph's body (after changing it)."""
