@@ -40,6 +40,43 @@ def _gadd_scatter(ctx: Context, node: Apply) -> Node | None:
 
 
 @rewrite("scatter_sens")
+def _scatter_one_index_once(ctx: Context, node: Apply) -> Node | None:
+    """Pieces scattered to one int index (one node, or equal int constants): one piece,
+    their sum (`x[k]` read twice in a loop body: `np.sum(q[k])` and `np.exp(q[k])`).
+    `scatter_sens` sums the pieces of a repeated index first anyway, so the values are
+    the same, and `scatter_add` then adds into the accumulator in place rather than
+    making a zero array for the sum."""
+    x, indices, ds = node.inputs[1:]
+    items, pieces = tuple_items(indices), tuple_items(ds)
+    if items is None or pieces is None or len(items) != len(pieces) or len(items) < 2:
+        return None
+    merged: list[tuple[Node, Node]] = []
+    changed = False
+    for i, d in zip(items, pieces, strict=True):
+        for j, (seen, total) in enumerate(merged):
+            if _same_int_index(seen, i, ctx):
+                merged[j] = (seen, node.graph.apply(P["gadd"], total, d, loc=node.loc))
+                changed = True
+                break
+        else:
+            merged.append((i, d))
+    if not changed:
+        return None
+    g = node.graph
+    return g.apply(P["scatter_sens"], x, g.apply(P["make_tuple"], *[i for i, _ in merged]),
+                   g.apply(P["make_tuple"], *[d for _, d in merged]), loc=node.loc,
+                   name=node.name)
+
+
+def _same_int_index(a: Node, b: Node, ctx: Context) -> bool:
+    """Whether a and b are one int index: one node of kind INT, or equal int constants
+    (not arrays or slices, whose repeated pieces NumPy adds element by element)."""
+    if isinstance(a, Constant) and isinstance(b, Constant):
+        return type(a.value) is int and type(b.value) is int and a.value == b.value
+    return a is b and kind(a, ctx.facts) == INT
+
+
+@rewrite("scatter_sens")
 def _scatter_whole(ctx: Context, node: Apply) -> Node | None:
     """The sensitivities of slices that cover a float64 array along its first axis, each
     once and none ZERO: their concatenation (not zeros, then an add per slice)."""
@@ -79,10 +116,13 @@ def _ndim_known(ctx: Context, node: Apply) -> Node | None:
 
 @rewrite("unbroadcast")
 def _unbroadcast_known(ctx: Context, node: Apply) -> Node | None:
-    """Nothing to undo when `d` already has `x`'s shape (or both are Python scalars)."""
+    """Nothing to undo when `d` already has `x`'s shape (or both are numbers: the helper
+    gives d, or a float64 d as the equal Python float where x is a Python float)."""
     d, x = node.inputs[1:]
     kd, kx = kind(d, ctx.facts), kind(x, ctx.facts)
     if (kx in (FLOAT, INT, SCALAR) or shape_of(kx) == ()) and kd == FLOAT:
+        return d
+    if kd == SCALAR and kx == SCALAR:
         return d
     sd, sx = shape_of(kd), shape_of(kx)
     if sd is not None and sd == sx:
@@ -120,6 +160,18 @@ def _shape_sens(ctx: Context, node: Apply) -> Node | None:
     if isinstance(name, Constant) and name.value in ("shape", "ndim", "size", "dtype"):
         return Constant(ZERO)
     return None
+
+
+@rewrite("getattr_sens")
+def _transpose_sens(ctx: Context, node: Apply) -> Node | None:
+    """The sensitivity of a float64 array x given that of `x.T`, d never ZERO: `d.T` (what
+    the helper returns, without its tests: `(x - m) @ Q.T` in a loop body)."""
+    d, x, name = node.inputs[1:]
+    kx = kind(x, ctx.facts)
+    if not (isinstance(name, Constant) and name.value == "T") or not is_f8(kx) or \
+            shape_of(kx) is None or not never_zero(d, ctx.facts):
+        return None
+    return node.graph.apply(P["getattr"], d, "T", loc=node.loc, name=node.name)
 
 
 @rewrite("np.swapaxes")
