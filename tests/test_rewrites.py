@@ -1112,3 +1112,58 @@ def test_the_sensitivity_through_a_transpose_is_a_transpose(fn, monkeypatch):
         args, nums = (r.normal(size=(3, 4)), r.normal(size=(4, 2))), (0, 1)
     source = _check(fn, args, nums, monkeypatch)
     assert "getattr_sens" not in source, source
+
+
+def matrix_in_two_products(A, x, y):
+    """A's gradient: the outer products of two sensitivities with x and y, summed."""
+    return np.sum(np.tanh(A @ x)) + np.sum(np.sin(A @ y) * 0.5) + np.sum(A @ (x * y))
+
+
+def outer_products_written_out(u, v, w, z):
+    m = u[:, None] * v + w[:, None] * z + np.expand_dims(u * w, -1) * np.cos(z)
+    return np.sum(np.tanh(m))
+
+
+def outer_products_of_other_shapes(u, v, w, z):
+    """Not one product: the outer products have different shapes (broadcast)."""
+    return np.sum(np.tanh(u[:, None] * v + w[:, None] * z[:1]))
+
+
+@pytest.mark.parametrize("fn, args, merged", [
+    (matrix_in_two_products, ((4, 3), (3,), (3,)), True),
+    (outer_products_written_out, ((4,), (3,), (4,), (3,)), True),
+    (outer_products_of_other_shapes, ((4,), (3,), (4,), (3,)), False)],
+    ids=lambda v: getattr(v, "__name__", ""))
+def test_a_sum_of_outer_products_is_one_product(fn, args, merged, monkeypatch):
+    r = np.random.default_rng(15)
+    values = tuple(r.normal(size=s) for s in args)
+    source = _check(fn, values, tuple(range(len(args))), monkeypatch)
+    assert ("np.stack(" in source) == merged, source
+    if merged:
+        np.testing.assert_allclose(tl.jit(fn)(*values), fn(*values), rtol=1e-13)
+
+
+def horner(c, x, y):
+    pred = np.zeros_like(x)
+    for k in range(c.shape[0] - 1, -1, -1):
+        pred = pred * x + c[k]
+    return np.sum((pred - y) ** 2)
+
+
+def horner_written_otherwise(c, x):
+    """Horner written `c[k] + x * p`, a mean of a sine as the loss."""
+    pred = np.zeros_like(x)
+    for k in range(c.shape[0] - 1, -1, -1):
+        pred = c[k] + x * pred
+    return np.mean(np.sin(pred))
+
+
+@pytest.mark.parametrize("fn", [horner, horner_written_otherwise])
+def test_a_coefficients_sum_goes_into_its_accumulator_without_tests(fn, monkeypatch):
+    """The piece of a coefficient `c[k]` is a float64 array's sum (its kind says only
+    "a NumPy scalar"): `scatter_add_known`."""
+    r = np.random.default_rng(16)
+    args = (r.normal(size=4), r.uniform(-1.0, 1.0, size=30)) + \
+        ((r.normal(size=30),) if fn is horner else ())
+    source = _check(fn, args, (0,), monkeypatch)
+    assert "_scatter_add_known(" in source and "_scatter_add(" not in source, source

@@ -690,3 +690,77 @@ def block_products(root: Graph) -> int:
     if replace:
         apply_replacements(root, replace, {}, None)
     return len(replace)
+
+
+@rewrite("add")
+def _outer_products_as_one(ctx: Context, node: Apply) -> Node | None:
+    """A sum of outer products of float64 vectors, `u1[:, None] * v1 + u2[:, None] * v2
+    + ...` (the gradient of a matrix A used in several products `A @ y`: RK4's four
+    stages), as one product `np.stack((u1, u2, ...), -1) @ np.stack((v1, v2, ...))`: two
+    stacks and a product instead of a broadcast, a product and a sum per term. The same
+    sums of products, added in another order."""
+    terms: list[Node] = []
+    if not _sum_terms(node, terms, 0) or len(terms) < 2:
+        return None
+    us, vs = [], []
+    for t in terms:
+        found = _stacked_outers(t) or [_outer(t, ctx)]
+        for pair in found:
+            if pair is None:
+                return None
+            us.append(pair[0])
+            vs.append(pair[1])
+    kinds = {(kind(u, ctx.facts), kind(v, ctx.facts)) for u, v in zip(us, vs, strict=True)}
+    if len(kinds) != 1 or not all(is_f8(k) and ndim_of(k) == 1 for k in next(iter(kinds))):
+        return None
+    g = node.graph
+    left = g.apply(P["np.stack"], g.apply(P["make_tuple"], *us), -1, loc=node.loc)
+    right = g.apply(P["np.stack"], g.apply(P["make_tuple"], *vs), 0, loc=node.loc)
+    return g.apply(P["matmul"], left, right, loc=node.loc, name=node.name)
+
+
+def _sum_terms(node: Node, terms: list[Node], depth: int) -> bool:
+    """The terms of a tree of `+` (at most 16 of them)."""
+    if is_prim(node, "add") and depth < 4:
+        return all(_sum_terms(t, terms, depth + 1) for t in node.inputs[1:])
+    terms.append(node)
+    return len(terms) <= 16
+
+
+def _stacked_outers(node: Node) -> list[tuple[Node, Node] | None] | None:
+    """The pairs (u, v) of `np.stack(us, -1) @ np.stack(vs)` (what this rewrite made of
+    the first terms of a longer sum, whose inner `+` it matched first)."""
+    if not is_prim(node, "matmul"):
+        return None
+    a, b = node.inputs[1:]
+    if not (is_prim(a, "np.stack") and is_prim(b, "np.stack") and
+            _constant_is_value(a.inputs[2], -1) and _constant_is_value(b.inputs[2], 0)):
+        return None
+    us, vs = tuple_items(a.inputs[1]), tuple_items(b.inputs[1])
+    if us is None or vs is None or len(us) != len(vs):
+        return None
+    return list(zip(us, vs, strict=True))
+
+
+def _constant_is_value(node: Node, value: int) -> bool:
+    return isinstance(node, Constant) and type(node.value) is int and node.value == value
+
+
+def _outer(node: Node, ctx: Context) -> tuple[Node, Node] | None:
+    """(u, v) where node is `np.expand_dims(u, -1) * v` (either order; `-1` or `1`, or
+    `u[:, None]`) for float64 vectors u and v."""
+    if not is_prim(node, "mul"):
+        return None
+    a, b = node.inputs[1:]
+    for e, v in ((a, b), (b, a)):
+        column = is_prim(e, "np.expand_dims") and isinstance(e.inputs[2], Constant) and \
+            e.inputs[2].value in (-1, 1)
+        if not column and not (is_prim(e, "getitem") and isinstance(e.inputs[2], Constant) and
+                               e.inputs[2].value == (slice(None), None)):
+            continue
+        assert isinstance(e, Apply)  # (it applies a primitive)
+        u = e.inputs[1]
+        ku, kv = kind(u, ctx.facts), kind(v, ctx.facts)
+        if is_f8(ku) and is_f8(kv) and ndim_of(ku) == 1 and ndim_of(kv) == 1:
+            return u, v
+    return None

@@ -265,6 +265,12 @@ def _zeros_of(node: Node, facts: LoopFacts | None) -> TypeGuard[Apply]:
     return isinstance(d, Constant) and d.value is ZERO and (is_f8(k) or _f8_sum(like, facts))
 
 
+def f8_reduction(node: Node, facts: LoopFacts | None) -> bool:
+    """Whether node is a float64 number made by reducing a whole float64 array (see
+    `_f8_sum`)."""
+    return _f8_sum(node, facts)
+
+
 def _f8_sum(node: Node, facts: LoopFacts | None) -> bool:
     """Whether node is a float64 number: a reduction of a whole float64 array (whose
     kind says only that it is a NumPy scalar)."""
