@@ -572,6 +572,75 @@ def test_kinds_of_calls_with_constant_axes_are_numpys(name, shape, args):
         assert got in (None, expected), (got, expected)
 
 
+@pytest.mark.parametrize("count, shape, axis", [(3, (4,), 0), (3, (4,), 1), (3, (4,), -1),
+                                                (2, (2, 5), -2), (2, (2, 5), 2), (1, (), 0),
+                                                (3, (4,), 2), (3, (4,), -3), (0, (4,), 0)])
+def test_kinds_of_stacks_are_numpys(count, shape, axis):
+    """`np.stack` of a display of float64 arrays (or floats), of a list made by appending
+    and of a comprehension: NumPy's shape, and no kind where NumPy raises (an axis out of
+    range, nothing to stack)."""
+    from tapeless.ir.nodes import Graph
+    from tapeless.opt.kinds import FLOAT, array, kind, list_length
+    from tapeless.primitives import PRIMITIVES as P
+
+    g = Graph("f")
+    x = g.add_parameter("x")
+    x.kind = array("f8", shape) if shape else FLOAT
+    display = g.apply(P["make_list"], *[x] * count)
+    appended = g.apply(P["list"])
+    for _ in range(count):
+        appended = g.apply(P["list_append"], appended, x)
+    assert list_length(display) == list_length(appended) == count
+    try:
+        expected = array("f8", np.stack([np.zeros(shape)] * count, axis).shape)
+    except (ValueError, np.exceptions.AxisError):
+        expected = None
+    for seq in (display, appended):
+        assert kind(g.apply(P["np.stack"], seq, axis)) == expected
+
+
+def _doubled_if_matrix(s):
+    return s * 2.0 if np.ndim(s) == 2 else s
+
+
+def rows_appended(a, w):
+    rows = []
+    for k in range(a.shape[0]):
+        rows.append(a[k] * w)
+    return _doubled_if_matrix(np.stack(rows, axis=1))
+
+
+def rows_added(a, w):
+    rows = [w]
+    for k in range(1, 3):
+        rows = rows + [a[k] * w, w]
+    return _doubled_if_matrix(np.stack(rows))
+
+
+def rows_of_a_comprehension(a, w):
+    return _doubled_if_matrix(np.stack([a[k] * w for k in range(2)], axis=-1))
+
+
+def rows_while(a, w):
+    rows = []
+    k = 0
+    while k < 2:
+        rows.append(a[k] * w)
+        k += 1
+    return _doubled_if_matrix(np.stack(rows))
+
+
+@pytest.mark.parametrize("fn, folded", [(rows_appended, True), (rows_added, True),
+                                        (rows_of_a_comprehension, True), (rows_while, False)])
+def test_lists_built_by_loops_have_lengths(fn, folded):
+    """A list that a `for` loop over a known range appends to (or adds a display to), or
+    a comprehension over one, has a known length, and `np.stack` of it a kind: the test
+    `np.ndim(s) == 2` folds. A `while` loop's trip count is not known: it stays."""
+    a, w = np.arange(12.0).reshape(3, 4), np.linspace(0.0, 1.0, 4)
+    np.testing.assert_array_equal(tl.jit(fn)(a, w), fn(a, w))
+    assert ("np.ndim" not in tl.jit(fn).source_for(a, w)) == folded
+
+
 def squeeze_twice(x):
     s = np.squeeze(x, (1, 1))
     return x * 2.0 if np.ndim(s) == 2 else x
@@ -971,3 +1040,130 @@ def test_a_sum_of_products_of_vectors_is_a_dot_product(shape, dot):
     np.testing.assert_allclose(f(a, b), np.sum(np.sin(a) * b), rtol=1e-14)
     source = f.source_for(a, b)
     assert ("np.sum(" in source) != dot and (" @ " in source) == dot, source
+
+
+# --- loop bodies over components (the GMM written one component at a time) ----------------
+
+
+def row_read_twice(q, w):
+    """q[k] read twice in one iteration: its two sensitivities, one piece."""
+    total = 0.0
+    for k in range(q.shape[0]):
+        total = total + np.sum(q[k]) * np.sum(np.exp(q[k]) * w)
+    return total
+
+
+def row_read_twice_constant(q, w):
+    """The same with constant indices, no loop."""
+    return np.sum(q[1] * w) * np.sum(np.cos(q[1])) + np.sum(q[0] * q[1])
+
+
+@pytest.mark.parametrize("fn", [row_read_twice, row_read_twice_constant])
+def test_pieces_scattered_to_one_index_are_summed_first(fn, monkeypatch):
+    r = np.random.default_rng(12)
+    source = _check(fn, (r.normal(size=(3, 4)), r.normal(size=4)), (0, 1), monkeypatch)
+    assert "(k_1, k_1)" not in source and "(1, 1)" not in source, source
+    if fn is row_read_twice:
+        assert "_scatter_add_known(" in source, source
+
+
+def squares_by_row(y, v):
+    """`np.sum(y ** 2, axis=1)`: its gradient `expand_reduced(-0.5 * d, y, 1) * 2 * y`
+    scales the small array before broadcasting it."""
+    return np.sum(-0.5 * np.sum(y ** 2, axis=1) * v)
+
+
+def squares_by_row_in_a_loop(y, m):
+    rows = []
+    for k in range(m.shape[0]):
+        rows.append(np.sum(((y - m[k]) * 3.0) ** 2, axis=-1))
+    return np.sum(np.stack(rows) ** 2) / 7.0
+
+
+@pytest.mark.parametrize("fn", [squares_by_row, squares_by_row_in_a_loop])
+def test_a_broadcast_array_scaled_by_a_number_is_scaled_first(fn, monkeypatch):
+    r = np.random.default_rng(13)
+    args = (r.normal(size=(6, 3)), r.normal(size=6) if fn is squares_by_row
+            else r.normal(size=(2, 3)))
+    source = _check(fn, args, (0, 1), monkeypatch)
+    assert "expand_reduced" not in source, source
+
+
+def rows_through_a_transpose(m, Q, x):
+    """`(x - m[k]) @ Q[k].T` one component at a time: Q's sensitivity through `.T` is a
+    transpose, not a run-time helper."""
+    total = 0.0
+    for k in range(m.shape[0]):
+        total = total + np.sum(np.tanh((x - m[k]) @ Q[k].T))
+    return total
+
+
+def transpose_of_a_product(a, b):
+    return np.sum(np.sin((a @ b).T) * a[0, 0])
+
+
+@pytest.mark.parametrize("fn", [rows_through_a_transpose, transpose_of_a_product])
+def test_the_sensitivity_through_a_transpose_is_a_transpose(fn, monkeypatch):
+    r = np.random.default_rng(14)
+    if fn is rows_through_a_transpose:
+        args, nums = (r.normal(size=(2, 3)), r.normal(size=(2, 3, 3)), r.normal(size=(5, 3))), \
+            (0, 1, 2)
+    else:
+        args, nums = (r.normal(size=(3, 4)), r.normal(size=(4, 2))), (0, 1)
+    source = _check(fn, args, nums, monkeypatch)
+    assert "getattr_sens" not in source, source
+
+
+def matrix_in_two_products(A, x, y):
+    """A's gradient: the outer products of two sensitivities with x and y, summed."""
+    return np.sum(np.tanh(A @ x)) + np.sum(np.sin(A @ y) * 0.5) + np.sum(A @ (x * y))
+
+
+def outer_products_written_out(u, v, w, z):
+    m = u[:, None] * v + w[:, None] * z + np.expand_dims(u * w, -1) * np.cos(z)
+    return np.sum(np.tanh(m))
+
+
+def outer_products_of_other_shapes(u, v, w, z):
+    """Not one product: the outer products have different shapes (broadcast)."""
+    return np.sum(np.tanh(u[:, None] * v + w[:, None] * z[:1]))
+
+
+@pytest.mark.parametrize("fn, args, merged", [
+    (matrix_in_two_products, ((4, 3), (3,), (3,)), True),
+    (outer_products_written_out, ((4,), (3,), (4,), (3,)), True),
+    (outer_products_of_other_shapes, ((4,), (3,), (4,), (3,)), False)],
+    ids=lambda v: getattr(v, "__name__", ""))
+def test_a_sum_of_outer_products_is_one_product(fn, args, merged, monkeypatch):
+    r = np.random.default_rng(15)
+    values = tuple(r.normal(size=s) for s in args)
+    source = _check(fn, values, tuple(range(len(args))), monkeypatch)
+    assert ("np.stack(" in source) == merged, source
+    if merged:
+        np.testing.assert_allclose(tl.jit(fn)(*values), fn(*values), rtol=1e-13)
+
+
+def horner(c, x, y):
+    pred = np.zeros_like(x)
+    for k in range(c.shape[0] - 1, -1, -1):
+        pred = pred * x + c[k]
+    return np.sum((pred - y) ** 2)
+
+
+def horner_written_otherwise(c, x):
+    """Horner written `c[k] + x * p`, a mean of a sine as the loss."""
+    pred = np.zeros_like(x)
+    for k in range(c.shape[0] - 1, -1, -1):
+        pred = c[k] + x * pred
+    return np.mean(np.sin(pred))
+
+
+@pytest.mark.parametrize("fn", [horner, horner_written_otherwise])
+def test_a_coefficients_sum_goes_into_its_accumulator_without_tests(fn, monkeypatch):
+    """The piece of a coefficient `c[k]` is a float64 array's sum (its kind says only
+    "a NumPy scalar"): `scatter_add_known`."""
+    r = np.random.default_rng(16)
+    args = (r.normal(size=4), r.uniform(-1.0, 1.0, size=30)) + \
+        ((r.normal(size=30),) if fn is horner else ())
+    source = _check(fn, args, (0,), monkeypatch)
+    assert "_scatter_add_known(" in source and "_scatter_add(" not in source, source

@@ -99,6 +99,35 @@ def lse_columns_indexed(a):
     return np.sum(np.log(np.sum(np.exp(a - mx[None, :]), axis=0)) + mx)
 
 
+def lse_rows_appended_in_a_loop(a, w):
+    """The GMM loop's spelling: the rows appended one at a time, stacked, the max over
+    axis 0 put back with `mx[None, :]`."""
+    rows = []
+    for k in range(a.shape[0]):
+        rows.append(a[k] * w)
+    main = np.stack(rows)
+    mx = np.max(main, axis=0)
+    return np.sum(np.log(np.sum(np.exp(main - mx[None, :]), axis=0)) + mx)
+
+
+def lse_columns_of_a_comprehension(a, w):
+    """Columns stacked from a comprehension along the last axis, a max over it with
+    keepdims."""
+    main = np.stack([np.cos(a[k]) * w for k in range(a.shape[0])], axis=-1)
+    mx = np.max(main, axis=1, keepdims=True)
+    return np.sum(np.log(np.sum(np.exp(main - mx), axis=1, keepdims=True)) + mx)
+
+
+def lse_rows_added_in_a_loop_twice_the_max(a, w):
+    """Not invariant (the max counted twice), rows built by `rows + [x]`."""
+    rows = []
+    for k in range(a.shape[0]):
+        rows = rows + [a[k] * w]
+    main = np.stack(rows)
+    mx = np.max(main, axis=0)
+    return np.sum(np.log(np.sum(np.exp(main - mx[None, :]), axis=0)) + 2.0 * mx)
+
+
 def softmax_cross_entropy(logits, target):
     """The max over all elements; softmax probabilities, then their log."""
     z = logits - np.max(logits)
@@ -152,6 +181,8 @@ REWRITTEN = [
     (log_softmax_nll_keepdims, (LOGITS, LABELS), (0,)),
     (log_softmax_nll_indexed, (LOGITS, LABELS), (0,)),
     (lse_columns_indexed, (A,), (0,)),
+    (lse_rows_appended_in_a_loop, (A, V), (0,)),
+    (lse_columns_of_a_comprehension, (A, V), (0,)),
     (softmax_cross_entropy, (rng.normal(size=5), rng.uniform(size=5)), (0,)),
     (softmax_weighted_expand_dims, (A, rng.normal(size=(5, 4))), (0,)),
 ]
@@ -159,6 +190,7 @@ KEPT = [
     (lse_twice_the_max, (A,), (0,)),
     (lse_max_used_again, (A,), (0,)),
     (lse_of_min, (A,), (0,)),
+    (lse_rows_added_in_a_loop_twice_the_max, (A, V), (0,)),
     (shifted_gather_only, (LOGITS, LABELS), (0,)),
     (log_softmax_rows_by_label, (LOGITS, np.array([0, 3, 3, 1])), (0,)),
     (log_softmax_plus_max, (LOGITS, LABELS), (0,)),

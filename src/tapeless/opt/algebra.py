@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..ir.nodes import Apply, Constant, Node
-from .kinds import FLOAT, INT, SCALAR, dtype_of, is_f8, kind, shape_of
+from .kinds import FLOAT, INT, SCALAR, Kind, dtype_of, is_f8, kind, shape_of
 from .patterns import is_prim, size_of
 from .rules import Context, P, rewrite
 
@@ -171,13 +171,15 @@ def _power_of_one(ctx: Context, node: Apply) -> Node | None:
 
 @rewrite("mul", "truediv", "neg")
 def _scale_broadcast(ctx: Context, node: Apply) -> Node | None:
-    """A number broadcast to a shape, then scaled by a number (or negated), is the
-    scaled number broadcast: `expand_reduced(c, x, ...) / s` is `expand_reduced(c / s,
-    x, ...)` (the same operations on the same numbers, once instead of per element)."""
+    """A number (or a float64 array) broadcast to a shape, then scaled by a number (or
+    negated), is the scaled number (array) broadcast: `expand_reduced(c, x, ...) / s` is
+    `expand_reduced(c / s, x, ...)` (the same operations on the same numbers, once
+    instead of once per copy: `expand_reduced(-0.5 * d, y, 1, False) * 2` from the
+    derivative of `np.sum(y ** 2, axis=1)`)."""
     if is_prim(node, "neg"):
         e = node.inputs[1]
         if isinstance(e, Apply) and is_prim(e, "expand_reduced") and \
-                kind(e.inputs[1], ctx.facts) in (FLOAT, SCALAR):
+                _scalable(kind(e.inputs[1], ctx.facts)):
             g = node.graph
             return g.apply(P["expand_reduced"], g.apply(P["neg"], e.inputs[1], loc=node.loc),
                            *e.inputs[2:], loc=node.loc, name=node.name)
@@ -189,13 +191,19 @@ def _scale_broadcast(ctx: Context, node: Apply) -> Node | None:
                 (first or is_prim(node, "mul")):
             assert isinstance(e, Apply)
             c = e.inputs[1]
-            if kind(c, ctx.facts) not in (FLOAT, SCALAR):
+            if not _scalable(kind(c, ctx.facts)):
                 return None
             g = node.graph
             scaled = g.apply(node.inputs[0], *((c, s) if first else (s, c)), loc=node.loc)
             return g.apply(P["expand_reduced"], scaled, *e.inputs[2:], loc=node.loc,
                            name=node.name)
     return None
+
+
+def _scalable(k: Kind | None) -> bool:
+    """A float or NumPy scalar, or a float64 array of known shape (never ZERO: arrays of
+    a kind are values)."""
+    return k in (FLOAT, SCALAR) or (is_f8(k) and shape_of(k) is not None)
 
 
 @rewrite("add")

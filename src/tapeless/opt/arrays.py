@@ -40,6 +40,43 @@ def _gadd_scatter(ctx: Context, node: Apply) -> Node | None:
 
 
 @rewrite("scatter_sens")
+def _scatter_one_index_once(ctx: Context, node: Apply) -> Node | None:
+    """Pieces scattered to one int index (one node, or equal int constants): one piece,
+    their sum (`x[k]` read twice in a loop body: `np.sum(q[k])` and `np.exp(q[k])`).
+    `scatter_sens` sums the pieces of a repeated index first anyway, so the values are
+    the same, and `scatter_add` then adds into the accumulator in place rather than
+    making a zero array for the sum."""
+    x, indices, ds = node.inputs[1:]
+    items, pieces = tuple_items(indices), tuple_items(ds)
+    if items is None or pieces is None or len(items) != len(pieces) or len(items) < 2:
+        return None
+    merged: list[tuple[Node, Node]] = []
+    changed = False
+    for i, d in zip(items, pieces, strict=True):
+        for j, (seen, total) in enumerate(merged):
+            if _same_int_index(seen, i, ctx):
+                merged[j] = (seen, node.graph.apply(P["gadd"], total, d, loc=node.loc))
+                changed = True
+                break
+        else:
+            merged.append((i, d))
+    if not changed:
+        return None
+    g = node.graph
+    return g.apply(P["scatter_sens"], x, g.apply(P["make_tuple"], *[i for i, _ in merged]),
+                   g.apply(P["make_tuple"], *[d for _, d in merged]), loc=node.loc,
+                   name=node.name)
+
+
+def _same_int_index(a: Node, b: Node, ctx: Context) -> bool:
+    """Whether a and b are one int index: one node of kind INT, or equal int constants
+    (not arrays or slices, whose repeated pieces NumPy adds element by element)."""
+    if isinstance(a, Constant) and isinstance(b, Constant):
+        return type(a.value) is int and type(b.value) is int and a.value == b.value
+    return a is b and kind(a, ctx.facts) == INT
+
+
+@rewrite("scatter_sens")
 def _scatter_whole(ctx: Context, node: Apply) -> Node | None:
     """The sensitivities of slices that cover a float64 array along its first axis, each
     once and none ZERO: their concatenation (not zeros, then an add per slice)."""
@@ -79,10 +116,13 @@ def _ndim_known(ctx: Context, node: Apply) -> Node | None:
 
 @rewrite("unbroadcast")
 def _unbroadcast_known(ctx: Context, node: Apply) -> Node | None:
-    """Nothing to undo when `d` already has `x`'s shape (or both are Python scalars)."""
+    """Nothing to undo when `d` already has `x`'s shape (or both are numbers: the helper
+    gives d, or a float64 d as the equal Python float where x is a Python float)."""
     d, x = node.inputs[1:]
     kd, kx = kind(d, ctx.facts), kind(x, ctx.facts)
     if (kx in (FLOAT, INT, SCALAR) or shape_of(kx) == ()) and kd == FLOAT:
+        return d
+    if kd == SCALAR and kx == SCALAR:
         return d
     sd, sx = shape_of(kd), shape_of(kx)
     if sd is not None and sd == sx:
@@ -120,6 +160,18 @@ def _shape_sens(ctx: Context, node: Apply) -> Node | None:
     if isinstance(name, Constant) and name.value in ("shape", "ndim", "size", "dtype"):
         return Constant(ZERO)
     return None
+
+
+@rewrite("getattr_sens")
+def _transpose_sens(ctx: Context, node: Apply) -> Node | None:
+    """The sensitivity of a float64 array x given that of `x.T`, d never ZERO: `d.T` (what
+    the helper returns, without its tests: `(x - m) @ Q.T` in a loop body)."""
+    d, x, name = node.inputs[1:]
+    kx = kind(x, ctx.facts)
+    if not (isinstance(name, Constant) and name.value == "T") or not is_f8(kx) or \
+            shape_of(kx) is None or not never_zero(d, ctx.facts):
+        return None
+    return node.graph.apply(P["getattr"], d, "T", loc=node.loc, name=node.name)
 
 
 @rewrite("np.swapaxes")
@@ -638,3 +690,77 @@ def block_products(root: Graph) -> int:
     if replace:
         apply_replacements(root, replace, {}, None)
     return len(replace)
+
+
+@rewrite("add")
+def _outer_products_as_one(ctx: Context, node: Apply) -> Node | None:
+    """A sum of outer products of float64 vectors, `u1[:, None] * v1 + u2[:, None] * v2
+    + ...` (the gradient of a matrix A used in several products `A @ y`: RK4's four
+    stages), as one product `np.stack((u1, u2, ...), -1) @ np.stack((v1, v2, ...))`: two
+    stacks and a product instead of a broadcast, a product and a sum per term. The same
+    sums of products, added in another order."""
+    terms: list[Node] = []
+    if not _sum_terms(node, terms, 0) or len(terms) < 2:
+        return None
+    us, vs = [], []
+    for t in terms:
+        found = _stacked_outers(t) or [_outer(t, ctx)]
+        for pair in found:
+            if pair is None:
+                return None
+            us.append(pair[0])
+            vs.append(pair[1])
+    kinds = {(kind(u, ctx.facts), kind(v, ctx.facts)) for u, v in zip(us, vs, strict=True)}
+    if len(kinds) != 1 or not all(is_f8(k) and ndim_of(k) == 1 for k in next(iter(kinds))):
+        return None
+    g = node.graph
+    left = g.apply(P["np.stack"], g.apply(P["make_tuple"], *us), -1, loc=node.loc)
+    right = g.apply(P["np.stack"], g.apply(P["make_tuple"], *vs), 0, loc=node.loc)
+    return g.apply(P["matmul"], left, right, loc=node.loc, name=node.name)
+
+
+def _sum_terms(node: Node, terms: list[Node], depth: int) -> bool:
+    """The terms of a tree of `+` (at most 16 of them)."""
+    if is_prim(node, "add") and depth < 4:
+        return all(_sum_terms(t, terms, depth + 1) for t in node.inputs[1:])
+    terms.append(node)
+    return len(terms) <= 16
+
+
+def _stacked_outers(node: Node) -> list[tuple[Node, Node] | None] | None:
+    """The pairs (u, v) of `np.stack(us, -1) @ np.stack(vs)` (what this rewrite made of
+    the first terms of a longer sum, whose inner `+` it matched first)."""
+    if not is_prim(node, "matmul"):
+        return None
+    a, b = node.inputs[1:]
+    if not (is_prim(a, "np.stack") and is_prim(b, "np.stack") and
+            _constant_is_value(a.inputs[2], -1) and _constant_is_value(b.inputs[2], 0)):
+        return None
+    us, vs = tuple_items(a.inputs[1]), tuple_items(b.inputs[1])
+    if us is None or vs is None or len(us) != len(vs):
+        return None
+    return list(zip(us, vs, strict=True))
+
+
+def _constant_is_value(node: Node, value: int) -> bool:
+    return isinstance(node, Constant) and type(node.value) is int and node.value == value
+
+
+def _outer(node: Node, ctx: Context) -> tuple[Node, Node] | None:
+    """(u, v) where node is `np.expand_dims(u, -1) * v` (either order; `-1` or `1`, or
+    `u[:, None]`) for float64 vectors u and v."""
+    if not is_prim(node, "mul"):
+        return None
+    a, b = node.inputs[1:]
+    for e, v in ((a, b), (b, a)):
+        column = is_prim(e, "np.expand_dims") and isinstance(e.inputs[2], Constant) and \
+            e.inputs[2].value in (-1, 1)
+        if not column and not (is_prim(e, "getitem") and isinstance(e.inputs[2], Constant) and
+                               e.inputs[2].value == (slice(None), None)):
+            continue
+        assert isinstance(e, Apply)  # (it applies a primitive)
+        u = e.inputs[1]
+        ku, kv = kind(u, ctx.facts), kind(v, ctx.facts)
+        if is_f8(ku) and is_f8(kv) and ndim_of(ku) == 1 and ndim_of(kv) == 1:
+            return u, v
+    return None

@@ -46,7 +46,7 @@ from .results import own_outputs, settle_owns
 from .rules import RULES, Context, allowed, step
 from .simplify import cse, fold_constants, idle_loop, inline_call, pure, select_constants
 from .updates import update_in_place
-from .zeros import never_zero
+from .zeros import f8_reduction, never_zero
 
 # Steps that change whole graphs: in a round without other changes, and at the end.
 step("drop_pure_effects")
@@ -143,9 +143,12 @@ def scatter_known(root: Graph) -> Callable[[Node, Node, Node], bool]:
         if item is None or not (item == FLOAT or (is_f8(item) and shape_of(item) is not None)):
             return False
         index_items, d_items = tuple_items(indices), tuple_items(ds)
+        # (A whole float64 array's sum is a float64 number: its kind says only SCALAR.)
         return index_items is not None and d_items is not None and \
             all(kind(i, facts) == INT for i in index_items) and \
-            all(kind(d, facts) in (item, FLOAT) and never_zero(d, facts) for d in d_items)
+            all((kind(d, facts) in (item, FLOAT) or
+                 (shape_of(item) == () and f8_reduction(d, facts))) and
+                never_zero(d, facts) for d in d_items)
 
     return known
 

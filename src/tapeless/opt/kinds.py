@@ -794,6 +794,99 @@ def _concatenate_kind(node: Apply, facts: LoopFacts | None, depth: int,
     return array("f8", shapes[0][:axis] + (total,) + shapes[0][axis + 1:])
 
 
+def list_length(node: Node, facts: LoopFacts | None = None, depth: int = 0) -> int | None:
+    """The number of items of a list, where it is known: a display, `list()`, `range(n)`,
+    `list_append(l, x)` or `l + m` of lists of known length, a comprehension over one of
+    known length, and the list a `for` loop over a range
+    of known length leaves, where it starts with a known length and every iteration
+    appends the same number of items (`rows.append(...)` once per step). Else None."""
+    if depth > 40:
+        return None
+    if isinstance(node, Constant):
+        return len(node.value) if type(node.value) in (list, tuple) else None
+    name = prim_name(node)
+    if not isinstance(node, Apply):
+        return None
+    if name == "make_list":
+        return len(node.inputs) - 1
+    if name == "list":
+        if len(node.inputs) == 1:
+            return 0
+        items = sequence_items(node.inputs[1], facts)
+        return len(items) if items is not None else list_length(node.inputs[1], facts,
+                                                                depth + 1)
+    if name == "list_append":
+        n = list_length(node.inputs[1], facts, depth + 1)
+        return None if n is None else n + 1
+    if name == "add" and len(node.inputs) == 3:  # (a list plus a list)
+        a, b = (list_length(x, facts, depth + 1) for x in node.inputs[1:])
+        return None if a is None or b is None else a + b
+    if name == "list_map":  # [f(x) for x in seq]
+        return list_length(node.inputs[2], facts, depth + 1)
+    if name == "range" and len(node.inputs) == 2:  # (its arguments as one tuple)
+        parts = _index_parts(node.inputs[1])
+        ends = [int_value(b, facts, depth + 1) for b in parts] \
+            if parts is not None and 1 <= len(parts) <= 3 else [None]
+        if None in ends or ends[2:] == [0]:
+            return None
+        return len(range(*cast(list[int], ends)))
+    found = facts.result_of(node) if facts is not None else None
+    if found is None:
+        return None
+    info, j = found
+    outputs = info.outputs
+    if info.cond is not None or outputs is None or not info.lead:
+        return None  # (a `while`: its trip count is not known)
+    bounds = [int_value(b, facts, depth + 1) for b in info.node.inputs[1:4]]
+    start = list_length(info.init[j], facts, depth + 1)
+    grows = _appended(outputs[j], info.body.parameters[info.lead + j], 0)
+    if None in bounds or start is None or grows is None or bounds[2] == 0:
+        return None
+    return start + grows * len(range(*cast(list[int], bounds)))
+
+
+def _appended(node: Node, state: Node, depth: int) -> int | None:
+    """How many items `node`, a loop body's new value of the list `state`, appends to
+    it: `list_append`s and additions of lists of known length (`rows + [x]`) to the state
+    itself."""
+    if node is state:
+        return 0
+    name = prim_name(node)
+    if depth > 40 or name not in ("list_append", "add") or not isinstance(node, Apply):
+        return None
+    n = _appended(node.inputs[1], state, depth + 1)
+    if name == "add":  # rows + [x]
+        more = list_length(node.inputs[2], None, depth + 1)
+        return None if n is None or more is None else n + more
+    return None if n is None else n + 1
+
+
+def _stack_kind(node: Apply, facts: LoopFacts | None, depth: int,
+                assumed: Assumptions | None) -> Kind | None:
+    """`np.stack(arrays, axis)` of float64 arrays (or numbers) of one shape, given as a
+    display or as a list of known length (`list_length`) whose elements have a kind."""
+    arrays, axis = node.inputs[1], _const(node.inputs[2])
+    if type(axis) is not int:
+        return None
+    items = sequence_items(arrays, facts)
+    if items is not None:
+        count: int | None = len(items)
+        element = _common([kind(i, facts, depth + 1, assumed) for i in items])
+    else:
+        count = list_length(arrays, facts, depth + 1)
+        element = element_of(kind(arrays, facts, depth + 1, assumed))
+    if not count:
+        return None  # (NumPy refuses to stack nothing)
+    if element in (FLOAT, SCALAR):
+        shape: tuple[int, ...] | None = ()
+    else:
+        shape = shape_of(element) if dtype_of(element) == "f8" else None
+    if shape is None or not -len(shape) - 1 <= axis <= len(shape):
+        return None
+    axis %= len(shape) + 1
+    return array("f8", shape[:axis] + (count,) + shape[axis:])
+
+
 class Assumptions(dict[tuple[int, int], "Kind | None"]):
     """Kinds assumed for parameters while inferring a loop body or a call (made by
     `assume`, never changed after), with the id of this set of assumptions (0: none),
@@ -1084,6 +1177,8 @@ def _infer(node: Node, facts: LoopFacts | None, depth: int,
         return _list_map_kind(node, facts, depth, assumed)
     if name == "np.concatenate":
         return _concatenate_kind(node, facts, depth, assumed)
+    if name == "np.stack":
+        return _stack_kind(node, facts, depth, assumed)
     if name in ("np.zeros", "np.ones") and len(node.inputs) == 3 and \
             _const(node.inputs[2]) is float:
         sizes = _index_parts(node.inputs[1]) or [node.inputs[1]]  # (`np.zeros(n)`)
@@ -1136,6 +1231,8 @@ def _infer(node: Node, facts: LoopFacts | None, depth: int,
             return args[0]
         if name == "add" and len(args) == 2:
             return _join_lists(args[0], args[1])
+        if name == "list_append" and len(args) == 2 and args[1] is not None:
+            return _join_lists(args[0], list_of(args[1]))
         if name == "getitem" and args[1] == INT:
             return element_of(args[0])
         return None

@@ -265,6 +265,12 @@ def _zeros_of(node: Node, facts: LoopFacts | None) -> TypeGuard[Apply]:
     return isinstance(d, Constant) and d.value is ZERO and (is_f8(k) or _f8_sum(like, facts))
 
 
+def f8_reduction(node: Node, facts: LoopFacts | None) -> bool:
+    """Whether node is a float64 number made by reducing a whole float64 array (see
+    `_f8_sum`)."""
+    return _f8_sum(node, facts)
+
+
 def _f8_sum(node: Node, facts: LoopFacts | None) -> bool:
     """Whether node is a float64 number: a reduction of a whole float64 array (whose
     kind says only that it is a NumPy scalar)."""
@@ -351,9 +357,11 @@ def _gadd_zero(ctx: Context, node: Apply) -> Node | None:
     if always_zero(b, ctx.facts):
         return a
     ka, kb = kind(a, ctx.facts), kind(b, ctx.facts)
-    # (Numbers add with + whatever their types, as the helper adds them.)
+    # (Numbers add with + whatever their types, as the helper adds them; so do arrays of
+    # one shape, whatever their dtypes: `expand_reduced` of a NumPy scalar has none.)
     if ka is not None and (ka == kb and (ka == FLOAT or shape_of(ka) is not None) or
-                           {ka, kb} <= {FLOAT, SCALAR}) \
+                           {ka, kb} <= {FLOAT, SCALAR} or
+                           shape_of(ka) is not None and shape_of(ka) == shape_of(kb)) \
             and (never_zero(a, ctx.facts) or _argument_value(ctx, a)) and \
             (never_zero(b, ctx.facts) or _argument_value(ctx, b)):
         return node.graph.apply(P["add"], a, b, loc=node.loc, name=node.name)
