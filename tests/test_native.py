@@ -560,6 +560,8 @@ def test_loop_inside_loop_gradient_is_native() -> None:
     # (The inner stack in one list; the sensitivities of c summed into one array in place,
     # by the optimizer's accumulator or native_loops' own.)
     assert "_nt_items" in source and ("_nt_scatter_into" in source or "_scatter_add" in source)
+    # (The inner backward loop reads the list and its start once, before it.)
+    assert "_nt_list" in source and "_nt_low" in source
 
 
 def test_loop_inside_loop_stack_read_twice() -> None:
@@ -619,6 +621,56 @@ def test_recursive_determinant_is_native() -> None:
     assert_same(tl.jit(det_laplace)(A), f(A))
     assert f(A) == pytest.approx(np.linalg.det(A), rel=1e-12)
     assert _entry(f, A).is_native
+
+
+def test_recursive_gradient_falls_back_at_the_recursion() -> None:
+    """The determinant's gradient: the recursion's backpropagator is a closure value whose
+    captures hold the callees' closures (a type that contains itself). It runs on the
+    Python backend, refused before Numba is asked, and the reason names the recursion at
+    the user's line."""
+    import research_programs
+
+    A = np.random.default_rng(7).standard_normal((4, 4))
+    f = tl.grad(det_laplace, backend="native")
+    assert_same(tl.grad(det_laplace)(A), f(A))
+    np.testing.assert_allclose(f(A), np.linalg.det(A) * np.linalg.inv(A).T, rtol=1e-10)
+    entry = _entry(f, A)
+    assert not entry.is_native and entry.fallback is not None
+    reason = entry.fallback.reason
+    assert "B_det_minor" in reason and "recursive" in reason, reason
+    where = entry.fallback.where
+    assert where is not None and (where.filename, where.line) == \
+        (research_programs.__file__, research_programs.det_minor.__code__.co_firstlineno)
+
+
+def game(x, y, a, b):
+    return 0.5 * x * x + a * x * y - 0.5 * y * y + b * math.sin(x)
+
+
+def saddle(a, b):
+    """Descent on x inside ascent on y, each step a `tl.grad` (the saddle of bench/)."""
+    y = 0.0
+    x = 0.0
+    for _ in range(3):
+        for _ in range(4):
+            x = x - 0.3 * tl.grad(game, argnums=0)(x, y, a, b)
+        y = y + 0.3 * tl.grad(game, argnums=1)(x, y, a, b)
+    return game(x, y, a, b)
+
+
+def test_nested_descent_gradient_is_native() -> None:
+    f = tl.grad(saddle, argnums=(0, 1), backend="native")
+    expected = tl.grad(saddle, argnums=(0, 1))(0.7, 0.4)
+    assert_same(expected, f(0.7, 0.4))
+    h = 1e-6
+    for k in range(2):
+        up = [0.7, 0.4]
+        down = [0.7, 0.4]
+        up[k] += h
+        down[k] -= h
+        fd = (saddle(*up) - saddle(*down)) / (2 * h)
+        assert f(0.7, 0.4)[k] == pytest.approx(fd, rel=1e-6, abs=1e-8)
+    assert _entry(f, 0.7, 0.4).is_native
 
 
 def curved(x, a):

@@ -233,6 +233,8 @@ class _Lowering(ast.NodeTransformer):
             if captured and len(captured) == len(args.kwonlyargs) and \
                     all(name in once for name in captured):
                 args.kwonlyargs, args.kw_defaults = [], []
+            elif args.kwonlyargs:
+                self.refuse(inner, _closure_reason(node, inner, captured, once))
         self.generic_visit(node)
         return node
 
@@ -337,6 +339,25 @@ class _Lowering(ast.NodeTransformer):
                 if not hasattr(sub, "lineno"):
                     ast.copy_location(sub, node)
         return out  # type: ignore[return-value]
+
+
+def _closure_reason(outer: ast.FunctionDef, inner: ast.FunctionDef, captured: list[str],
+                    once: set[str]) -> str:
+    """Why the closure `inner` of `outer` is not lowered: it keeps values that differ
+    from call to call as keyword defaults (Numba compiles no function made at run time
+    with defaults: `op_MAKE_FUNCTION with kwdefaults`)."""
+    changing = [name for name in captured if name not in once]
+    what = f"the closure {inner.name} of {outer.name}"
+    if inner.name.startswith("B_"):
+        what = f"the backpropagator {inner.name} of {outer.name}, a closure value,"
+    reason = (f"{what} captures values bound more than once ({', '.join(changing[:4])})"
+              if changing else f"{what} captures values by keyword defaults")
+    if any(isinstance(c, ast.Call) and isinstance(c.func, ast.Name) and
+           c.func.id == outer.name for c in ast.walk(outer)):
+        reason += (f"; {outer.name} is recursive, so the closure's captures hold the "
+                   "callees' closures, a type that contains itself, which Numba cannot "
+                   "represent")
+    return reason + " (Numba compiles no closure made at run time with captured values)"
 
 
 def _conses(node: ast.Assign) -> bool:
@@ -642,8 +663,9 @@ class _Module:
         return found
 
     def function_at(self, line: int | None) -> str:
-        if line is not None and self.tree is not None:
-            for node in self.tree.body:
+        tree = self.tree or _parse_or_none(self.compiled.source)
+        if line is not None and tree is not None:
+            for node in tree.body:
                 if isinstance(node, ast.FunctionDef) and \
                         node.lineno <= line <= (node.end_lineno or node.lineno):
                     return node.name

@@ -509,12 +509,13 @@ def _lower_pop(fn: ast.FunctionDef, loop: ast.While, counter: itertools.count) -
         if _is_name(n, rest) and n is not rest_stmt.targets[0] and \
                 not any(_is_name(v, rest) and n is v for s in nexts for _, v in _pairs(s) or []):
             return False
-    index = f"_nt_k{next(counter)}"
+    n = next(counter)
+    index, items, low = f"_nt_k{n}", f"_nt_list{n}", f"_nt_low{n}"
     load = ast.Load()
     heads[0].slice = ast.Name(index, load)
-    heads[0].value = ast.Subscript(ast.Name(name, load), ast.Constant(0), load)
+    heads[0].value = ast.Name(items, load)
     loop.test = ast.copy_location(ast.Compare(ast.Name(index, load), [ast.GtE()], [
-        ast.Subscript(ast.Name(name, load), ast.Constant(1), load)]), test)
+        ast.Name(low, load)]), test)
     step = ast.BinOp(ast.Name(index, load), ast.Sub(), ast.Constant(1))
     nxt = nexts[0]
     pairs = [(ast.Name(index, ast.Store()), step) if _is_name(t, name) else (t, v)
@@ -524,9 +525,14 @@ def _lower_pop(fn: ast.FunctionDef, loop: ast.While, counter: itertools.count) -
                    ast.Tuple([v for _, v in pairs], load))
     loop.body = [ast.copy_location(replacement, nxt) if s is nxt else s
                  for s in loop.body if s is not rest_stmt]
-    start = ast.Assign([ast.Name(index, ast.Store())], ast.BinOp(
-        ast.Subscript(ast.Name(name, load), ast.Constant(2), load), ast.Sub(),
-        ast.Constant(1)))
+    # (The list and the range's start read once, before the loop: S no longer changes
+    # inside it, and reading a list out of a tuple per step costs a reference count.)
+    start = ast.Assign([ast.Tuple([ast.Name(v, ast.Store()) for v in (items, low, index)],
+                                  ast.Store())], ast.Tuple([
+        ast.Subscript(ast.Name(name, load), ast.Constant(0), load),
+        ast.Subscript(ast.Name(name, load), ast.Constant(1), load),
+        ast.BinOp(ast.Subscript(ast.Name(name, load), ast.Constant(2), load), ast.Sub(),
+                  ast.Constant(1))], load))
     for stmts in _statement_lists(fn):
         for i, s in enumerate(stmts):
             if s is loop:
