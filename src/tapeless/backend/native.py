@@ -312,7 +312,7 @@ class _Lowering(ast.NodeTransformer):
             return ast.copy_location(ast.Assign([node.target], value), node)
         return node
 
-    def visit_For(self, node: ast.For) -> ast.AST:
+    def visit_For(self, node: ast.For) -> ast.AST | list[ast.stmt]:
         """`for x in reversed(seq)` as a loop over indices (Numba has no `reversed`)."""
         self.generic_visit(node)
         it = node.iter
@@ -338,7 +338,7 @@ class _Lowering(ast.NodeTransformer):
             for sub in ast.walk(n):
                 if not hasattr(sub, "lineno"):
                     ast.copy_location(sub, node)
-        return out  # type: ignore[return-value]
+        return out
 
 
 def _closure_reason(outer: ast.FunctionDef, inner: ast.FunctionDef, captured: list[str],
@@ -682,36 +682,36 @@ class _Module:
 # types of its arguments (the module's functions call them by the `_nt_` names).
 
 
-def _nt_gadd(a, b): ...  # type: ignore[no-untyped-def]
-def _nt_unbroadcast(d, x): ...  # type: ignore[no-untyped-def]
-def _nt_own(x): ...  # type: ignore[no-untyped-def]
-def _nt_to_structure(sens, like): ...  # type: ignore[no-untyped-def]
-def _nt_from_structure(value): ...  # type: ignore[no-untyped-def]
-def _nt_pow(a, b): ...  # type: ignore[no-untyped-def]
-def _nt_sens_of(d, like): ...  # type: ignore[no-untyped-def]
-def _nt_getitem_sens(d, x, index): ...  # type: ignore[no-untyped-def]
-def _nt_fdiv(a, b): ...  # type: ignore[no-untyped-def]
-def _nt_check_bound(value, name, where): ...  # type: ignore[no-untyped-def]
-def _nt_check_scalar_output(out): ...  # type: ignore[no-untyped-def]
-def _nt_sens_index(dd, index): ...  # type: ignore[no-untyped-def]
-def _nt_reshape_like(d, x): ...  # type: ignore[no-untyped-def]
-def _nt_expand_reduced(d, x, axis, keepdims): ...  # type: ignore[no-untyped-def]
-def _nt_index_update(x, index, value): ...  # type: ignore[no-untyped-def]
-def _nt_index_update_inplace(x, index, value): ...  # type: ignore[no-untyped-def]
-def _nt_immutable_item(container, item): ...  # type: ignore[no-untyped-def]
-def _nt_dense_sens(d): ...  # type: ignore[no-untyped-def]
-def _nt_ones_like_output(out): ...  # type: ignore[no-untyped-def]
-def _nt_lift(value): ...  # type: ignore[no-untyped-def]
-def _nt_repeat_sens(d, seq): ...  # type: ignore[no-untyped-def]
-def _nt_scatter_add(acc, x, indices, ds): ...  # type: ignore[no-untyped-def]
-def _nt_scatter_add_known(acc, x, indices, ds): ...  # type: ignore[no-untyped-def]
-def _nt_item_sens(d, x, index): ...  # type: ignore[no-untyped-def]
-def _nt_scatter_into(acc, item): ...  # type: ignore[no-untyped-def]
-def _nt_add_into(acc, d): ...  # type: ignore[no-untyped-def]
-def _nt_zeros_for(x): ...  # type: ignore[no-untyped-def]
-def _nt_items_of(d, k): ...  # type: ignore[no-untyped-def]
-def _nt_zeros_of(v): ...  # type: ignore[no-untyped-def]
-def _nt_split_at(d, n): ...  # type: ignore[no-untyped-def]
+def _nt_gadd(a, b): ...
+def _nt_unbroadcast(d, x): ...
+def _nt_own(x): ...
+def _nt_to_structure(sens, like): ...
+def _nt_from_structure(value): ...
+def _nt_pow(a, b): ...
+def _nt_sens_of(d, like): ...
+def _nt_getitem_sens(d, x, index): ...
+def _nt_fdiv(a, b): ...
+def _nt_check_bound(value, name, where): ...
+def _nt_check_scalar_output(out): ...
+def _nt_sens_index(dd, index): ...
+def _nt_reshape_like(d, x): ...
+def _nt_expand_reduced(d, x, axis, keepdims): ...
+def _nt_index_update(x, index, value): ...
+def _nt_index_update_inplace(x, index, value): ...
+def _nt_immutable_item(container, item): ...
+def _nt_dense_sens(d): ...
+def _nt_ones_like_output(out): ...
+def _nt_lift(value): ...
+def _nt_repeat_sens(d, seq): ...
+def _nt_scatter_add(acc, x, indices, ds): ...
+def _nt_scatter_add_known(acc, x, indices, ds): ...
+def _nt_item_sens(d, x, index): ...
+def _nt_scatter_into(acc, item): ...
+def _nt_add_into(acc, d): ...
+def _nt_zeros_for(x): ...
+def _nt_items_of(d, k): ...
+def _nt_zeros_of(v): ...
+def _nt_split_at(d, n): ...
 
 
 _OVERLOADED = False
@@ -731,24 +731,24 @@ def _register_overloads() -> None:
         return isinstance(t, (nt.Float, nt.Integer, nt.Boolean))
 
     @intrinsic
-    def unwrap(typingctx, x):  # type: ignore[no-untyped-def]
+    def unwrap(typingctx, x):
         """An optional value as its value (where a test for None has ruled None out:
         Numba does not narrow the type after `if x is None`)."""
         t = x.type if isinstance(x, nt.Optional) else x
 
-        def codegen(context, builder, signature, args):  # type: ignore[no-untyped-def]
+        def codegen(context, builder, signature, args):
             value = context.cast(builder, args[0], x, t)
             return impl_ret_borrowed(context, builder, t, value)  # (a new reference)
         return t(x), codegen
 
     @overload(_nt_gadd)
-    def _gadd(a, b):  # type: ignore[no-untyped-def]
+    def _gadd(a, b):
         if isinstance(a, nt.NoneType):
             return lambda a, b: b
         if isinstance(b, nt.NoneType):
             return lambda a, b: a
         if isinstance(a, nt.Optional) or isinstance(b, nt.Optional):
-            def maybe(a, b):  # type: ignore[no-untyped-def]
+            def maybe(a, b):
                 if a is None:
                     return b
                 if b is None:
@@ -759,7 +759,7 @@ def _register_overloads() -> None:
             return maybe
         if isinstance(a, nt.List) and isinstance(b, nt.List):
             # (The sensitivity of a list: item by item, as `gadd`; never `+`, which joins.)
-            def items(a, b):  # type: ignore[no-untyped-def]
+            def items(a, b):
                 if len(a) != len(b):
                     raise ValueError("sensitivities of lists of different lengths")
                 return [_nt_gadd(a[i], b[i]) for i in range(len(a))]
@@ -775,7 +775,7 @@ def _register_overloads() -> None:
         return lambda a, b: a + b
 
     @overload(_nt_unbroadcast)
-    def _unbroadcast(d, x):  # type: ignore[no-untyped-def]
+    def _unbroadcast(d, x):
         if isinstance(d, nt.NoneType):
             return lambda d, x: None
         if number(x) and number(d):
@@ -784,13 +784,13 @@ def _register_overloads() -> None:
             return lambda d, x: float(np.sum(d))
         if isinstance(x, nt.Array) and isinstance(d, nt.Array):
             if d.ndim == x.ndim:
-                def same(d, x):  # type: ignore[no-untyped-def]
+                def same(d, x):
                     if d.shape != x.shape:
                         raise ValueError("unbroadcast without a native version")
                     return d
                 return same
             if d.ndim == x.ndim + 1:
-                def lead(d, x):  # type: ignore[no-untyped-def]
+                def lead(d, x):
                     if d.shape[1:] != x.shape:
                         raise ValueError("unbroadcast without a native version")
                     return np.sum(d, axis=0)
@@ -798,7 +798,7 @@ def _register_overloads() -> None:
         return None
 
     @overload(_nt_own)
-    def _own(x):  # type: ignore[no-untyped-def]
+    def _own(x):
         if isinstance(x, nt.Array):
             return lambda x: x.copy()
         if number(x):
@@ -806,7 +806,7 @@ def _register_overloads() -> None:
         return None
 
     @overload(_nt_to_structure)
-    def _to_structure(sens, like):  # type: ignore[no-untyped-def]
+    def _to_structure(sens, like):
         if isinstance(sens, nt.NoneType):
             if isinstance(like, nt.Float):
                 return lambda sens, like: 0.0
@@ -818,17 +818,17 @@ def _register_overloads() -> None:
         return None
 
     @overload(_nt_pow)
-    def _pow(a, b):  # type: ignore[no-untyped-def]
+    def _pow(a, b):
         if isinstance(a, nt.Array) or isinstance(b, nt.Array):
             return lambda a, b: a ** b  # (NumPy's semantics, which Numba follows)
         if isinstance(a, nt.Integer) and isinstance(b, nt.Integer):
-            def integers(a, b):  # type: ignore[no-untyped-def]
+            def integers(a, b):
                 if b < 0 or abs(float(a)) ** float(b) >= _INT_LIMIT:
                     raise OverflowError("an integer power beyond 64 bits")
                 return a ** b
             return integers
         if number(a) and number(b):
-            def floats(a, b):  # type: ignore[no-untyped-def]
+            def floats(a, b):
                 r = a ** b
                 if (r != r and a == a and b == b) or (math.isinf(r) and math.isfinite(a)
                                                       and math.isfinite(b)):
@@ -838,7 +838,7 @@ def _register_overloads() -> None:
         return None
 
     @overload(_nt_sens_of)
-    def _sens_of(d, like):  # type: ignore[no-untyped-def]
+    def _sens_of(d, like):
         if not isinstance(d, (nt.NoneType, nt.Optional)):
             return lambda d, like: d
         zero: Any
@@ -854,21 +854,21 @@ def _register_overloads() -> None:
         if isinstance(d, nt.NoneType):
             return lambda d, like: make_zero(like)
 
-        def maybe(d, like):  # type: ignore[no-untyped-def]
+        def maybe(d, like):
             if d is None:
                 return make_zero(like)
             return d
         return maybe
 
     @overload(_nt_getitem_sens)
-    def _getitem_sens(d, x, index):  # type: ignore[no-untyped-def]
+    def _getitem_sens(d, x, index):
         if isinstance(d, nt.NoneType):
             return lambda d, x, index: None
         if isinstance(x, nt.Array) and isinstance(index, nt.Integer) and \
                 isinstance(d, (nt.Array, nt.Float)):
             dtype: Any = x.dtype if isinstance(x.dtype, nt.Float) else nt.float64
 
-            def scatter(d, x, index):  # type: ignore[no-untyped-def]
+            def scatter(d, x, index):
                 out = np.zeros(x.shape, dtype)
                 out[index] = d
                 return out
@@ -880,7 +880,7 @@ def _register_overloads() -> None:
                 isinstance(d, nt.Array) and d.dtype == item.dtype and d.ndim == item.ndim):
             # (`tuple_sens` of a list: the other items' sensitivities are their zeros
             # here, ZERO in the Python backend: the same sums.)
-            def one(d, x, index):  # type: ignore[no-untyped-def]
+            def one(d, x, index):
                 out = [_nt_zeros_of(v) for v in x]
                 out[index] = d
                 return out
@@ -888,9 +888,9 @@ def _register_overloads() -> None:
         return None
 
     @overload(_nt_fdiv)
-    def _fdiv(a, b):  # type: ignore[no-untyped-def]
+    def _fdiv(a, b):
         if number(a) and number(b):
-            def divide(a, b):  # type: ignore[no-untyped-def]
+            def divide(a, b):
                 if b == 0:
                     raise ZeroDivisionError("the IEEE quotient comes from CPython")
                 return a / b
@@ -898,13 +898,13 @@ def _register_overloads() -> None:
         return lambda a, b: a / b
 
     @overload(_nt_check_bound)
-    def _check_bound(value, name, where):  # type: ignore[no-untyped-def]
+    def _check_bound(value, name, where):
         if isinstance(value, nt.NoneType):
-            def unbound(value, name, where):  # type: ignore[no-untyped-def]
+            def unbound(value, name, where):
                 raise UnboundLocalError("a variable is used before it is assigned")
             return unbound
         if isinstance(value, nt.Optional):
-            def maybe(value, name, where):  # type: ignore[no-untyped-def]
+            def maybe(value, name, where):
                 if value is None:
                     raise UnboundLocalError("a variable is used before it is assigned")
                 return value
@@ -920,45 +920,45 @@ def _register_overloads() -> None:
             return all(plain(x) for x in getattr(t, "types", ()))
         return False
 
-    def updated(x, index, value):  # type: ignore[no-untyped-def]
+    def updated(x, index, value):
         out = x.copy()
         out[index] = value
         return out
 
     @overload(_nt_index_update)
-    def _index_update(x, index, value):  # type: ignore[no-untyped-def]
+    def _index_update(x, index, value):
         if isinstance(x, (nt.Array, nt.List)):
             return updated
         return None
 
     @overload(_nt_index_update_inplace)
-    def _index_update_inplace(x, index, value):  # type: ignore[no-untyped-def]
+    def _index_update_inplace(x, index, value):
         if isinstance(x, nt.Array) and not x.mutable:
             return updated  # (a read-only array is copied, as by the Python backend)
         if isinstance(x, (nt.Array, nt.List)):
-            def in_place(x, index, value):  # type: ignore[no-untyped-def]
+            def in_place(x, index, value):
                 x[index] = value
                 return x
             return in_place
         return None
 
     @overload(_nt_immutable_item)
-    def _immutable_item(container, item):  # type: ignore[no-untyped-def]
+    def _immutable_item(container, item):
         if isinstance(container, nt.List) and isinstance(item, (nt.Array, nt.List)):
-            def refuse(container, item):  # type: ignore[no-untyped-def]
+            def refuse(container, item):
                 raise TypeError("x[i] op= v on a list whose item is an array")
             return refuse
         return lambda container, item: item
 
     @overload(_nt_dense_sens)
-    def _dense_sens(d):  # type: ignore[no-untyped-def]
+    def _dense_sens(d):
         # (Sparse sensitivities are Python objects: in native code every one is dense.)
         if isinstance(d, (nt.NoneType, nt.Optional, nt.Array)) or number(d):
             return lambda d: d
         return None
 
     @overload(_nt_ones_like_output)
-    def _ones_like_output(out):  # type: ignore[no-untyped-def]
+    def _ones_like_output(out):
         if number(out):
             return lambda out: 1.0
         if isinstance(out, nt.Array) and out.ndim > 0:
@@ -966,7 +966,7 @@ def _register_overloads() -> None:
         return None
 
     @overload(_nt_lift)
-    def _lift(value):  # type: ignore[no-untyped-def]
+    def _lift(value):
         # (Data passes into derivative code as it is; a function would need its
         # J-callable, which native code does not have.)
         if isinstance(value, (nt.Array, nt.BaseTuple)) or number(value):
@@ -974,14 +974,14 @@ def _register_overloads() -> None:
         return None
 
     @overload(_nt_repeat_sens)
-    def _repeat_sens(d, seq):  # type: ignore[no-untyped-def]
+    def _repeat_sens(d, seq):
         # (Only where `isinstance(seq, (tuple, list))` holds, a branch Numba prunes for
         # numbers and arrays; a real sequence here is not lowered.)
         if isinstance(d, nt.NoneType):
             return lambda d, seq: None
         return None
 
-    def scatter_add(acc, x, indices, ds):  # type: ignore[no-untyped-def]
+    def scatter_add(acc, x, indices, ds):
         """`scatter_add` for a float array x, int indices and pieces of one type: the
         pieces of an index given twice are summed first, as `scatter_sens` sums them."""
         if acc is None:
@@ -1002,7 +1002,7 @@ def _register_overloads() -> None:
                 out[indices[k]] = out[indices[k]] + total
         return out
 
-    def scatter_add_types(acc, x, indices, ds):  # type: ignore[no-untyped-def]
+    def scatter_add_types(acc, x, indices, ds):
         if not (isinstance(x, nt.Array) and isinstance(x.dtype, nt.Float) and
                 isinstance(indices, nt.UniTuple) and isinstance(indices.dtype, nt.Integer)
                 and isinstance(ds, nt.UniTuple) and len(ds) == len(indices)):
@@ -1017,7 +1017,7 @@ def _register_overloads() -> None:
             return None
         return scatter_add
 
-    def scatter_add_list(acc, x, indices, ds):  # type: ignore[no-untyped-def]
+    def scatter_add_list(acc, x, indices, ds):
         """`scatter_add` for a list x of float arrays: the sensitivity of an element no
         piece reaches is its zeros (ZERO in the Python backend: the same sums)."""
         if acc is None:
@@ -1038,7 +1038,7 @@ def _register_overloads() -> None:
                 out[indices[k]] = out[indices[k]] + total  # (a new array: d is not kept)
         return out
 
-    def scatter_add_list_types(acc, x, indices, ds):  # type: ignore[no-untyped-def]
+    def scatter_add_list_types(acc, x, indices, ds):
         item = x.dtype if isinstance(x, nt.List) else None
         if not (isinstance(item, nt.Array) and isinstance(item.dtype, nt.Float) and
                 isinstance(indices, nt.UniTuple) and isinstance(indices.dtype, nt.Integer)
@@ -1052,7 +1052,7 @@ def _register_overloads() -> None:
             return None
         return scatter_add_list
 
-    def scatter_add_any(acc, x, indices, ds):  # type: ignore[no-untyped-def]
+    def scatter_add_any(acc, x, indices, ds):
         return scatter_add_types(acc, x, indices, ds) or \
             scatter_add_list_types(acc, x, indices, ds)
 
@@ -1062,7 +1062,7 @@ def _register_overloads() -> None:
     # (`native_loops.lower_list_sens`: a sensitivity of k items taken apart, and one of
     # two joined sequences split.)
     @overload(_nt_items_of, prefer_literal=True)
-    def _items_of(d, k):  # type: ignore[no-untyped-def]
+    def _items_of(d, k):
         if not isinstance(k, nt.IntegerLiteral):
             return None
         count = k.literal_value
@@ -1082,11 +1082,11 @@ def _register_overloads() -> None:
         return None
 
     @overload(_nt_split_at)
-    def _split_at(d, n):  # type: ignore[no-untyped-def]
+    def _split_at(d, n):
         if isinstance(d, nt.NoneType):
             return lambda d, n: (None, None)
         if isinstance(d, nt.Optional):
-            def maybe(d, n):  # type: ignore[no-untyped-def]
+            def maybe(d, n):
                 if d is None:
                     return (None, None)
                 return (d[:n], d[n:])
@@ -1097,14 +1097,14 @@ def _register_overloads() -> None:
 
     # (`native_loops.lower_item_sums`: `_nt_item_sens` is `getitem_sens` kept as its
     # pieces where `_nt_scatter_into` can add them in place, the dense array otherwise.)
-    def one_item(d, x, index):  # type: ignore[no-untyped-def]
+    def one_item(d, x, index):
         return isinstance(x, nt.Array) and isinstance(x.dtype, nt.Float) and \
             isinstance(index, nt.Integer) and (
                 isinstance(d, nt.Float) if x.ndim == 1 else
                 isinstance(d, nt.Array) and d.ndim == x.ndim - 1)
 
     @overload(_nt_item_sens)
-    def _item_sens(d, x, index):  # type: ignore[no-untyped-def]
+    def _item_sens(d, x, index):
         if isinstance(d, nt.NoneType):
             return lambda d, x, index: None
         if one_item(d, x, index):
@@ -1112,7 +1112,7 @@ def _register_overloads() -> None:
         return lambda d, x, index: _nt_getitem_sens(d, x, index)
 
     @overload(_nt_scatter_into)
-    def _scatter_into(acc, item):  # type: ignore[no-untyped-def]
+    def _scatter_into(acc, item):
         if isinstance(item, nt.NoneType):
             return lambda acc, item: acc
         pieces: tuple[Any, ...] = getattr(item, "types", ())
@@ -1120,7 +1120,7 @@ def _register_overloads() -> None:
             return lambda acc, item: _nt_gadd(acc, item)
         dtype: Any = pieces[1].dtype
 
-        def fresh(acc, item):  # type: ignore[no-untyped-def]
+        def fresh(acc, item):
             d, x, index = item
             out = np.zeros(x.shape, dtype)
             out[index] = d
@@ -1128,7 +1128,7 @@ def _register_overloads() -> None:
         if isinstance(acc, nt.NoneType):
             return fresh
 
-        def add(acc, item):  # type: ignore[no-untyped-def]
+        def add(acc, item):
             d, x, index = item
             if acc is None:
                 out = np.zeros(x.shape, dtype)
@@ -1139,7 +1139,7 @@ def _register_overloads() -> None:
         return add
 
     @overload(_nt_zeros_of)
-    def _zeros_of(v):  # type: ignore[no-untyped-def]
+    def _zeros_of(v):
         if isinstance(v, nt.Float):
             return lambda v: 0.0
         if isinstance(v, nt.Array) and isinstance(v.dtype, nt.Float):
@@ -1147,13 +1147,13 @@ def _register_overloads() -> None:
         return None
 
     @overload(_nt_zeros_for)
-    def _zeros_for(x):  # type: ignore[no-untyped-def]
+    def _zeros_for(x):
         if isinstance(x, nt.Array) and isinstance(x.dtype, nt.Float):
             return lambda x: np.zeros(x.shape, x.dtype)
         return lambda x: None  # (the symbolic zero, as before the rewrite)
 
     @overload(_nt_add_into)
-    def _add_into(acc, d):  # type: ignore[no-untyped-def]
+    def _add_into(acc, d):
         if isinstance(d, nt.NoneType):
             return lambda acc, d: acc
         if not (isinstance(d, nt.Array) and isinstance(d.dtype, nt.Float)):
@@ -1165,7 +1165,7 @@ def _register_overloads() -> None:
                 base.dtype == d.dtype):
             return lambda acc, d: _nt_gadd(acc, d)
 
-        def add(acc, d):  # type: ignore[no-untyped-def]
+        def add(acc, d):
             if acc is None:
                 return d.copy()
             if acc.shape != d.shape:
@@ -1175,19 +1175,19 @@ def _register_overloads() -> None:
         return add
 
     @overload(_nt_from_structure)
-    def _from_structure(value):  # type: ignore[no-untyped-def]
+    def _from_structure(value):
         if isinstance(value, nt.NoneType) or plain(value):
             return lambda value: value
         return None
 
     @overload(_nt_check_scalar_output)
-    def _check_scalar_output(out):  # type: ignore[no-untyped-def]
+    def _check_scalar_output(out):
         if isinstance(out, (nt.Float, nt.Integer)) and not isinstance(out, nt.Boolean):
             return lambda out: out
         return None
 
     @overload(_nt_sens_index, prefer_literal=True)
-    def _sens_index(dd, index):  # type: ignore[no-untyped-def]
+    def _sens_index(dd, index):
         if isinstance(dd, nt.NoneType):
             return lambda dd, index: None
         if isinstance(dd, (nt.BaseTuple, nt.Array)) and isinstance(index, nt.Integer):
@@ -1195,7 +1195,7 @@ def _register_overloads() -> None:
         return None
 
     @overload(_nt_reshape_like)
-    def _reshape_like(d, x):  # type: ignore[no-untyped-def]
+    def _reshape_like(d, x):
         if isinstance(d, nt.NoneType):
             return lambda d, x: None
         if isinstance(x, nt.Float) and isinstance(d, (nt.Float, nt.Array)):
@@ -1205,7 +1205,7 @@ def _register_overloads() -> None:
         return None
 
     @overload(_nt_expand_reduced)
-    def _expand_reduced(d, x, axis, keepdims):  # type: ignore[no-untyped-def]
+    def _expand_reduced(d, x, axis, keepdims):
         if isinstance(d, nt.NoneType):
             return lambda d, x, axis, keepdims: None
         if isinstance(x, nt.Array) and isinstance(axis, nt.NoneType) and \
