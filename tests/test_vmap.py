@@ -162,6 +162,47 @@ def test_a_while_true_with_a_break_batches_to_masked_array_code():
     assert "select" not in source and "not_equal" not in source
 
 
+def _newton_sqrt_relative(a):
+    x = a
+    while abs(x * x - a) > 1e-12 * a:
+        x = 0.5 * (x + a / x)
+    return x
+
+
+def test_a_masked_loop_counts_its_active_elements_and_hoists_invariants():
+    # (each trip asks whether an element is still active with np.count_nonzero, not the
+    # slower .any(); the condition's `1e-12 * a`, which no trip changes, is computed once
+    # before the loop)
+    a = np.abs(RNG.normal(size=40)) * 100 + 0.01
+    v = tl.vmap(_newton_sqrt_relative)
+    np.testing.assert_allclose(v(a), stacked(_newton_sqrt_relative, a), rtol=1e-12)
+    source = v.source_for(a)
+    assert ".any()" not in source and "count_nonzero" in source, source
+    before, _, loop = source.partition("while ")
+    assert "1e-12 * a" in before and "1e-12 * a" not in loop, source
+
+
+def _tolerance_then_scale(a, s):
+    x = a
+    while x > s * 2.0:
+        x = x / (s + 1.0)
+    return x
+
+
+def test_invariants_hoisted_out_of_a_condition_run_as_the_loop_would():
+    # (a loop that no element enters, one that every element does, and a mix; the
+    # hoisted `s * 2.0` reads an unbatched argument)
+    for a in (np.array([0.5, 1.0, 1.5]), np.array([30.0, 100.0, 7.0]),
+              np.array([0.1, 50.0, 3.0, 1e6])):
+        for s in (1.0, 2.5):
+            got = tl.vmap(_tolerance_then_scale, in_axes=(0, None))(a, s)
+            np.testing.assert_array_equal(got, [_tolerance_then_scale(x, s) for x in a])
+    ss = np.array([1.0, 2.0, 3.0])
+    got = tl.vmap(_tolerance_then_scale)(np.array([10.0, 100.0, 0.5]), ss)
+    np.testing.assert_array_equal(got, [_tolerance_then_scale(x, s) for x, s in
+                                        zip([10.0, 100.0, 0.5], ss, strict=True)])
+
+
 def test_per_example_gradient_through_a_while_loop():
     a = np.abs(RNG.normal(size=5)) + 0.5
     out = tl.vmap(tl.grad(vp.newton_sqrt))(a)
