@@ -203,6 +203,33 @@ def test_invariants_hoisted_out_of_a_condition_run_as_the_loop_would():
                                         zip([10.0, 100.0, 0.5], ss, strict=True)])
 
 
+def _flags_set_in_a_loop(a):
+    done = False
+    clear = True
+    k = 0
+    while not done:
+        k += 1
+        if a * k > 10.0:
+            done = True
+        if a * k > 3.0:
+            clear = False
+    return k, done, clear
+
+
+def test_flags_set_by_branches_in_a_masked_loop_are_logical_operations():
+    # (a flag set to a constant under a condition that differs across the batch, and
+    # kept for the finished elements: logical operations, not np.where of np.full)
+    a = np.array([0.5, 2.0, 4.0, 11.0, 0.25, 3.5])
+    v = tl.vmap(_flags_set_in_a_loop)
+    got = v(a)
+    want = [_flags_set_in_a_loop(float(x)) for x in a]
+    for j in range(3):
+        np.testing.assert_array_equal(got[j], [w[j] for w in want])
+    assert got[1].dtype == bool and got[2].dtype == bool
+    loop = v.source_for(a).partition("while ")[2]
+    assert loop.count("where(") == 1 and "full" not in loop, loop  # (k's alone)
+
+
 def test_per_example_gradient_through_a_while_loop():
     a = np.abs(RNG.normal(size=5)) + 0.5
     out = tl.vmap(tl.grad(vp.newton_sqrt))(a)
