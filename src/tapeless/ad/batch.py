@@ -1057,12 +1057,15 @@ class VTransform:
         ot, of = gt.output, gf.output
         if ot is None or of is None:
             return False
-        displays = [isinstance(o, Apply) and _primitive(o.inputs[0]) is P["make_tuple"]
-                    for o in (ot, of)]
-        if any(displays):
-            if not all(displays) or len(ot.inputs) != len(of.inputs):  # type: ignore[union-attr]
+        if isinstance(ot, Apply) and isinstance(of, Apply) and \
+                _primitive(ot.inputs[0]) is P["make_tuple"] and \
+                _primitive(of.inputs[0]) is P["make_tuple"]:
+            if len(ot.inputs) != len(of.inputs):
                 return False
-            pairs = list(zip(ot.inputs[1:], of.inputs[1:], strict=True))  # type: ignore[union-attr]
+            pairs = list(zip(ot.inputs[1:], of.inputs[1:], strict=True))
+        elif any(isinstance(o, Apply) and _primitive(o.inputs[0]) is P["make_tuple"]
+                 for o in (ot, of)):
+            return False
         else:  # (one value each)
             pairs = [(ot, of)]
         for x, y in pairs:
