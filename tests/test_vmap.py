@@ -230,6 +230,33 @@ def test_flags_set_by_branches_in_a_masked_loop_are_logical_operations():
     assert loop.count("where(") == 1 and "full" not in loop, loop  # (k's alone)
 
 
+def _cube_root_only(a):
+    return vp.cube_root_with_break(a)[0]
+
+
+def _sum_of_square_roots(a):
+    return np.sum(tl.vmap(_newton_sqrt_relative)(a))
+
+
+def _sum_of_cube_roots(a):
+    return np.sum(tl.vmap(_cube_root_only)(a))
+
+
+def test_the_leaner_masked_loops_compose_with_grad_jit_and_vmap():
+    # (the hoisted invariants, the count and the flags' logical operations under
+    # tl.grad of the batched function, tl.jit and vmap of vmap)
+    a = np.array([0.5, 2.0, 9.0, 100.0])
+    np.testing.assert_allclose(tl.grad(_sum_of_square_roots)(a), 0.5 / np.sqrt(a),
+                               rtol=1e-6)
+    np.testing.assert_allclose(tl.grad(_sum_of_cube_roots)(a),
+                               1.0 / (3.0 * np.cbrt(a) ** 2), rtol=1e-6)
+    grid = np.stack([a, a[::-1] * 3.0])
+    for f in (_newton_sqrt_relative, _cube_root_only):
+        np.testing.assert_allclose(tl.jit(tl.vmap(f))(a), [f(x) for x in a], rtol=1e-14)
+        np.testing.assert_allclose(tl.vmap(tl.vmap(f))(grid),
+                                   [[f(x) for x in row] for row in grid], rtol=1e-14)
+
+
 def test_per_example_gradient_through_a_while_loop():
     a = np.abs(RNG.normal(size=5)) + 0.5
     out = tl.vmap(tl.grad(vp.newton_sqrt))(a)
