@@ -69,13 +69,16 @@ def per_example(batch: int, repeat: int, number: int) -> list[str]:
     first_t = first_call(lambda: v_tuple(params, X))
     assert close(v_args(W1, b1, W2, b2, X), hand)
     assert close(v_tuple(params, X), hand)
-    t_hand = best_time(lambda: vp.per_example_hand(W1, b1, W2, b2, X), repeat, number)
-    t_args = best_time(lambda: v_args(W1, b1, W2, b2, X), repeat, number)
-    t_tuple = best_time(lambda: v_tuple(params, X), repeat, number)
-    t_loop = best_time(lambda: [g_args(W1, b1, W2, b2, x) for x in X], repeat,
-                         max(1, number // 8))
     torch_rows = []
-    t_torch = torch_per_example(W1, b1, W2, b2, X, hand, repeat, number)
+    torch_fn = torch_per_example(W1, b1, W2, b2, X, hand)
+    # (interleaved, one call a run: runs of about the same length see the same load)
+    fns = [lambda: vp.per_example_hand(W1, b1, W2, b2, X),
+           lambda: v_args(W1, b1, W2, b2, X), lambda: v_tuple(params, X),
+           lambda: [g_args(W1, b1, W2, b2, x) for x in X]]
+    times = best_times(fns + ([torch_fn] if torch_fn is not None else []),
+                       [1] * (len(fns) + (torch_fn is not None)), repeat * number)
+    t_hand, t_args, t_tuple, t_loop = times[:4]
+    t_torch = times[4] if torch_fn is not None else None
     if t_torch is None:
         torch_rows.append("| (PyTorch is not installed: no torch.func row) | | | | | |")
     else:
@@ -98,9 +101,10 @@ def per_example(batch: int, repeat: int, number: int) -> list[str]:
 
 
 def torch_per_example(W1: np.ndarray, b1: np.ndarray, W2: np.ndarray, b2: np.ndarray,
-                      X: np.ndarray, hand: Any, repeat: int, number: int) -> float | None:
+                      X: np.ndarray, hand: Any) -> Callable[[], Any] | None:
     """PyTorch's per-example gradients of the same MLP: `torch.func.vmap` of
-    `torch.func.grad` (float64, one thread), checked against the hand-written ones."""
+    `torch.func.grad` (float64, one thread), checked against the hand-written ones; the
+    call to time."""
     try:
         import torch
         from torch.func import grad, vmap
@@ -114,7 +118,7 @@ def torch_per_example(W1: np.ndarray, b1: np.ndarray, W2: np.ndarray, b2: np.nda
     per = vmap(grad(loss, argnums=(0, 1, 2, 3)), in_dims=(None, None, None, None, 0))
     tw = [torch.tensor(a, dtype=torch.float64) for a in (W1, b1, W2, b2, X)]
     assert close(tuple(g.numpy() for g in per(*tw)), hand)
-    return best_time(lambda: per(*tw), repeat, number)
+    return lambda: per(*tw)
 
 
 def torch_maml(params: tuple, tasks: tuple, reference: Any, repeat: int,
@@ -266,11 +270,13 @@ def newton(batch: int, repeat: int, number: int) -> list[str]:
                 trips += 1
                 if np.all(np.abs(s) <= 1e-12 * np.abs(x)):
                     break
-        # (interleaved: the four timings see the same load)
+        # (interleaved: the four timings see the same load; each run of the batched
+        # loops is one call and each run of the bare step `trips` calls, the same work as
+        # the ideal loop, so that runs of about the same length are compared: on a loaded
+        # machine a longer run is more often interrupted, and its least time is worse)
         t_v, t_loop, t_step, t_hand = best_times(
             [lambda v=v: v(a), lambda j=jitted: [j(float(x)) for x in a], step,
-             lambda f=fn: masked_loop(f, a)], [number, max(1, number // 4), number * 10,
-                                               number], repeat)
+             lambda f=fn: masked_loop(f, a)], [1, 1, trips, 1], repeat * number)
         rows.append(f"| Newton {name}, batch {batch} | {t_v * 1e3:.3f} ms | {trips} x "
                     f"{t_step * 1e6:.1f} µs = {trips * t_step * 1e3:.3f} ms | "
                     f"{t_v / (trips * t_step):.2f} (target <= 1.5) | loop of the compiled "

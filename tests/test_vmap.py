@@ -162,6 +162,101 @@ def test_a_while_true_with_a_break_batches_to_masked_array_code():
     assert "select" not in source and "not_equal" not in source
 
 
+def _newton_sqrt_relative(a):
+    x = a
+    while abs(x * x - a) > 1e-12 * a:
+        x = 0.5 * (x + a / x)
+    return x
+
+
+def test_a_masked_loop_counts_its_active_elements_and_hoists_invariants():
+    # (each trip asks whether an element is still active with np.count_nonzero, not the
+    # slower .any(); the condition's `1e-12 * a`, which no trip changes, is computed once
+    # before the loop)
+    a = np.abs(RNG.normal(size=40)) * 100 + 0.01
+    v = tl.vmap(_newton_sqrt_relative)
+    np.testing.assert_allclose(v(a), stacked(_newton_sqrt_relative, a), rtol=1e-12)
+    source = v.source_for(a)
+    assert ".any()" not in source and "count_nonzero" in source, source
+    before, _, loop = source.partition("while ")
+    assert "1e-12 * a" in before and "1e-12 * a" not in loop, source
+
+
+def _tolerance_then_scale(a, s):
+    x = a
+    while x > s * 2.0:
+        x = x / (s + 1.0)
+    return x
+
+
+def test_invariants_hoisted_out_of_a_condition_run_as_the_loop_would():
+    # (a loop that no element enters, one that every element does, and a mix; the
+    # hoisted `s * 2.0` reads an unbatched argument)
+    for a in (np.array([0.5, 1.0, 1.5]), np.array([30.0, 100.0, 7.0]),
+              np.array([0.1, 50.0, 3.0, 1e6])):
+        for s in (1.0, 2.5):
+            got = tl.vmap(_tolerance_then_scale, in_axes=(0, None))(a, s)
+            np.testing.assert_array_equal(got, [_tolerance_then_scale(x, s) for x in a])
+    ss = np.array([1.0, 2.0, 3.0])
+    got = tl.vmap(_tolerance_then_scale)(np.array([10.0, 100.0, 0.5]), ss)
+    np.testing.assert_array_equal(got, [_tolerance_then_scale(x, s) for x, s in
+                                        zip([10.0, 100.0, 0.5], ss, strict=True)])
+
+
+def _flags_set_in_a_loop(a):
+    done = False
+    clear = True
+    k = 0
+    while not done:
+        k += 1
+        if a * k > 10.0:
+            done = True
+        if a * k > 3.0:
+            clear = False
+    return k, done, clear
+
+
+def test_flags_set_by_branches_in_a_masked_loop_are_logical_operations():
+    # (a flag set to a constant under a condition that differs across the batch, and
+    # kept for the finished elements: logical operations, not np.where of np.full)
+    a = np.array([0.5, 2.0, 4.0, 11.0, 0.25, 3.5])
+    v = tl.vmap(_flags_set_in_a_loop)
+    got = v(a)
+    want = [_flags_set_in_a_loop(float(x)) for x in a]
+    for j in range(3):
+        np.testing.assert_array_equal(got[j], [w[j] for w in want])
+    assert got[1].dtype == bool and got[2].dtype == bool
+    loop = v.source_for(a).partition("while ")[2]
+    assert loop.count("where(") == 1 and "full" not in loop, loop  # (k's alone)
+
+
+def _cube_root_only(a):
+    return vp.cube_root_with_break(a)[0]
+
+
+def _sum_of_square_roots(a):
+    return np.sum(tl.vmap(_newton_sqrt_relative)(a))
+
+
+def _sum_of_cube_roots(a):
+    return np.sum(tl.vmap(_cube_root_only)(a))
+
+
+def test_the_leaner_masked_loops_compose_with_grad_jit_and_vmap():
+    # (the hoisted invariants, the count and the flags' logical operations under
+    # tl.grad of the batched function, tl.jit and vmap of vmap)
+    a = np.array([0.5, 2.0, 9.0, 100.0])
+    np.testing.assert_allclose(tl.grad(_sum_of_square_roots)(a), 0.5 / np.sqrt(a),
+                               rtol=1e-6)
+    np.testing.assert_allclose(tl.grad(_sum_of_cube_roots)(a),
+                               1.0 / (3.0 * np.cbrt(a) ** 2), rtol=1e-6)
+    grid = np.stack([a, a[::-1] * 3.0])
+    for f in (_newton_sqrt_relative, _cube_root_only):
+        np.testing.assert_allclose(tl.jit(tl.vmap(f))(a), [f(x) for x in a], rtol=1e-14)
+        np.testing.assert_allclose(tl.vmap(tl.vmap(f))(grid),
+                                   [[f(x) for x in row] for row in grid], rtol=1e-14)
+
+
 def test_per_example_gradient_through_a_while_loop():
     a = np.abs(RNG.normal(size=5)) + 0.5
     out = tl.vmap(tl.grad(vp.newton_sqrt))(a)
