@@ -689,7 +689,8 @@ class VTransform:
                 return 0
             if prim.elementwise:
                 nds = [self.ndim(a, depth + 1) for a in node.inputs[1:]]
-                return max(nds) if nds and all(n is not None for n in nds) else None  # type: ignore[type-var]
+                given = [n for n in nds if n is not None]
+                return max(given) if given and len(given) == len(nds) else None
             if prim.name == "tuple_getitem" and isinstance(node.inputs[1], Apply) and \
                     isinstance(node.inputs[2], Constant) and isinstance(node.inputs[2].value, int):
                 outs = self._branch_outputs(node.inputs[1])
@@ -773,8 +774,10 @@ class VTransform:
         slots = [j for j, p in enumerate(params[0]) if self.example_ndim(p) is None and
                  self.ndim(init[j]) is not None]
         for j in slots:
+            nd = self.ndim(init[j])
+            assert nd is not None  # (a slot's is known: chosen so above)
             for ps in params:
-                self._assumed[ps[j].id] = self.ndim(init[j])  # type: ignore[assignment]
+                self._assumed[ps[j].id] = nd
         flags = [j for j in range(len(init)) if self._is_bool(init[j], 0)]
         for j in flags:
             self._bool_state.update(ps[j].id for ps in params)
