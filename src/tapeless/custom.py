@@ -55,7 +55,7 @@ class _Custom:
             fun = parse(self.fun)
             g = Graph(fun.name, None, fun.loc)
             params = [g.add_parameter(p.name, p.loc) for p in fun.parameters]
-            g.vararg, g.signature = fun.vararg, fun.signature
+            g.take_signature(fun)
             if fun.vararg or any(s.kind != "pos" for s in fun.signature or ()):
                 raise CompileError(f"tl.{self.kind} of {self.fun.__qualname__}: a function "
                                    "with *args or keyword-only parameters is not supported; "

@@ -1380,8 +1380,7 @@ def vmap_graph(fg: Graph, in_axes: list[Any], out_axes: Any, axis_size: int | No
     if into is None:
         for p in fg.parameters:
             g.add_parameter(p.name, p.loc)
-        g.signature = fg.signature
-        g.vararg = fg.vararg
+        g.take_signature(fg)
     if len(in_axes) != len(g.parameters):
         raise VmapError(f"vmap: in_axes has {len(in_axes)} entries for "
                         f"{len(g.parameters)} arguments", fg.loc)

@@ -825,8 +825,7 @@ class ExpressionMixin:
         stand_in = Graph(f"{name}_{graph.name}", None, graph.loc)
         for p in graph.parameters:
             stand_in.add_parameter(p.name, p.loc)
-        stand_in.vararg = graph.vararg
-        stand_in.signature = graph.signature
+        stand_in.take_signature(graph)
         stand_in.transform = TransformSpec(name, graph, options, has_aux)
         PENDING_TRANSFORMS.add(stand_in)
         return Constant(stand_in, self.loc(node))
