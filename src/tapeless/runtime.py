@@ -671,10 +671,23 @@ def tuple_sens(d: Any, i: Any, like: Any) -> Any:
 
 def getitem_sens(d: Any, x: Any, index: Any) -> Any:
     """The sensitivity of `x` given that of `x[index]` (linear in `d`)."""
+    if type(x) is _F8[1]:
+        t = type(d)
+        if (t is float or t is _F8[2]) and x.dtype is _F8[0] and \
+                (type(index) is int or _int_tuple(index)):
+            # One element of a float64 array (what scalar code reads): the general
+            # case's result, without its checks.
+            if x.size >= _SPARSE_MODULE[0].SPARSE_MIN_SIZE:
+                return _SPARSE_TYPE[0](x.shape, None, [(index, d)], 1)
+            out = _F8[3](x.shape)
+            out[index] = d
+            return out
     import numpy as np
 
     if d is ZERO or x is ZERO:
         return ZERO
+    if _F8[1] is None:
+        _indexed_sens_type()  # (the fast path's types, for the next call)
     if isinstance(x, (tuple, list)):
         return tuple_sens(d, index, x)
     if isinstance(x, dict):
@@ -710,13 +723,18 @@ def _indexed_sens_type() -> Any:
     """`sparse_sens.IndexedSens` (imported on first use: it needs NumPy)."""
     t = _SPARSE_TYPE[0]
     if t is None:
-        from .sparse_sens import IndexedSens
+        import numpy as np
 
-        t = _SPARSE_TYPE[0] = IndexedSens
+        from . import sparse_sens
+
+        _SPARSE_MODULE[0] = sparse_sens
+        _F8[:] = [np.dtype(np.float64), np.ndarray, np.float64, np.zeros]
+        t = _SPARSE_TYPE[0] = sparse_sens.IndexedSens
     return t
 
 
 _SPARSE_TYPE: list[Any] = [None]
+_SPARSE_MODULE: list[Any] = [None]  # sparse_sens (its thresholds are read where used)
 
 
 def _index_tricks() -> tuple:
@@ -813,8 +831,14 @@ def index_concat_dense(ds: Any, axis: int, items: tuple) -> Any:
 def scatter_sens(x: Any, indices: tuple, ds: tuple) -> Any:
     """The sum of `getitem_sens(d, x, index)` over the pairs: for an array, one zero array
     and an in-place add per piece (the gradient of several slices of one array)."""
+    if type(x) is _F8[1]:
+        fast = _sparse_elements(x, indices, ds)
+        if fast is not None:
+            return fast
     import numpy as np
 
+    if _F8[2] is None:
+        _indexed_sens_type()  # (the fast path's types, for the next call)
     pieces = [(i, d) for i, d in zip(indices, ds, strict=True) if d is not ZERO]
     if not pieces or x is ZERO:
         return ZERO
@@ -861,10 +885,7 @@ def scatter_add(acc: Any, x: Any, indices: tuple, ds: tuple) -> Any:
     once per iteration of a loop: the common cases are tested cheaply first.)"""
     if acc is ZERO:
         return scatter_sens(x, indices, ds)
-    for i in indices:
-        if type(i) is not int:
-            return gadd(acc, scatter_sens(x, indices, ds))
-    if _repeats(indices):
+    if not _element_indices(indices):
         return gadd(acc, scatter_sens(x, indices, ds))
     t = type(acc)
     if t is list:
@@ -875,12 +896,20 @@ def scatter_add(acc: Any, x: Any, indices: tuple, ds: tuple) -> Any:
                     acc[i] = d if a is ZERO else gadd(a, d)
             return acc
         return gadd(acc, scatter_sens(x, indices, ds))
-    f8 = _F8[0]
-    if f8 is None:
-        import numpy as np
-
-        f8 = _F8[0] = np.dtype(np.float64)
-        _F8[1] = np.ndarray
+    if t is _indexed_sens_type():
+        # Sparse pieces appended in place (what `gadd` would have built, without copying
+        # the handle); past 1/SPARSE_FRACTION of the array, the dense array instead.
+        if getattr(x, "shape", None) != acc.shape:
+            return gadd(acc, scatter_sens(x, indices, ds))
+        if any(d is ZERO for d in ds):
+            kept = [(i, d) for i, d in zip(indices, ds, strict=True) if d is not ZERO]
+            indices, ds = tuple(i for i, _ in kept), tuple(d for _, d in kept)
+        if acc.count * _SPARSE_MODULE[0].SPARSE_FRACTION < acc.size and \
+                acc.add_pieces(indices, ds):
+            return acc
+        acc = acc.dense()
+        t = type(acc)
+    f8 = _F8[0]  # (set: the type of a sparse sensitivity was asked for above)
     if t is _F8[1] and type(x) is t and acc.shape == x.shape and \
             (acc.dtype is f8 or acc.dtype == f8):
         for d in ds:
@@ -895,7 +924,62 @@ def scatter_add(acc: Any, x: Any, indices: tuple, ds: tuple) -> Any:
     return gadd(acc, scatter_sens(x, indices, ds))
 
 
-_F8: list[Any] = [None, None]  # np.dtype(np.float64) and np.ndarray, once NumPy is needed
+# np.dtype(np.float64), np.ndarray, np.float64 and np.zeros, once NumPy is needed
+# (set with the sparse type: `_F8[1]` is an ndarray's type only once both are)
+_F8: list[Any] = [None, None, None, None]
+
+
+def _sparse_elements(x: Any, indices: tuple, ds: tuple) -> Any:
+    """`scatter_sens` of float64 numbers at elements of the float64 array `x` (ints or
+    tuples of ints), where that is sparse (`sparse_sens.indexed_pieces`), made without
+    the general checks (a recursion reading a few elements per call makes one per call);
+    None where they do not apply."""
+    if _SPARSE_TYPE[0] is None:
+        _indexed_sens_type()
+    if x.dtype is not _F8[0] or x.size < _SPARSE_MODULE[0].SPARSE_MIN_SIZE:
+        return None
+    pieces = []
+    for i, d in zip(indices, ds, strict=True):
+        if d is ZERO:
+            continue
+        t = type(d)
+        if t is not float and t is not _F8[2]:
+            return None
+        if type(i) is not int:
+            if type(i) is not tuple:
+                return None
+            for p in i:
+                if type(p) is not int:
+                    return None
+        pieces.append((i, d))
+    if not pieces:
+        return ZERO
+    return _SPARSE_TYPE[0](x.shape, None, pieces, len(pieces))
+
+
+def _int_tuple(index: Any) -> bool:
+    """Whether `index` is a tuple of ints (an element of an array)."""
+    if type(index) is not tuple:
+        return False
+    for p in index:
+        if type(p) is not int:
+            return False
+    return True
+
+
+def _element_indices(indices: tuple) -> bool:
+    """Whether `indices` are distinct ints or tuples of ints (elements, or rows, of an
+    array or items of a list: adding the pieces one by one into an accumulator gives the
+    sums `scatter_sens` gives; a repeated one is summed first there)."""
+    for i in indices:
+        if type(i) is not int:
+            if type(i) is not tuple:
+                return False
+            for p in i:
+                if type(p) is not int:
+                    return False
+    n = len(indices)
+    return n < 2 or (indices[0] != indices[1] if n == 2 else len(set(indices)) == n)
 
 
 def _repeats(indices: tuple) -> bool:
