@@ -336,6 +336,12 @@ def gadd(a: Any, b: Any) -> Any:
         return b
     if b is ZERO:
         return a
+    sparse = _SPARSE_TYPE[0]
+    if ta is sparse and type(b) is sparse:
+        # (the sum of two reads' sensitivities, first: recursion reading elements)
+        r = a.plus(b)
+        if r is not None:
+            return r
     if ta is tuple:
         return tuple([y if x is ZERO else (x if y is ZERO else
                                            (x + y if type(x) is float and type(y) is float
@@ -350,7 +356,6 @@ def gadd(a: Any, b: Any) -> Any:
         for k, v in b.items():
             out[k] = gadd(out[k], v) if k in out else v
         return out
-    sparse = _SPARSE_TYPE[0]
     if sparse is not None:
         # (`+` does the same through NumPy's dispatch, several times slower)
         r = a.plus(b) if ta is sparse else (b.plus(a) if type(b) is sparse else None)
