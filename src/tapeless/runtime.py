@@ -884,15 +884,20 @@ _BINCOUNT_MIN = 256  # gathered elements from which _scatter_add uses np.bincoun
 
 def scatter_add(acc: Any, x: Any, indices: tuple, ds: tuple) -> Any:
     """`gadd(acc, scatter_sens(x, indices, ds))`, added into `acc` in place where `acc` is
-    a float array or a list of x's shape and the indices are distinct ints (so the sums
-    are the same). Only for an accumulator that nothing else holds: the optimizer makes
-    it for loop state that starts as ZERO and only gathers such sensitivities. (Called
-    once per iteration of a loop: the common cases are tested cheaply first.)"""
+    a float array, a sparse sensitivity (its pieces appended, until they would number
+    1/SPARSE_FRACTION of the array: then the dense array) or a list of x's shape and the
+    indices are distinct ints or tuples of ints (so the sums are the same). Only for an
+    accumulator that nothing else holds: the optimizer makes it for loop state that
+    starts as ZERO and only gathers such sensitivities. (Called once per iteration of a
+    loop: the common cases are tested cheaply first.)"""
     if acc is ZERO:
         return scatter_sens(x, indices, ds)
     if not _element_indices(indices):
         return gadd(acc, scatter_sens(x, indices, ds))
     t = type(acc)
+    if t is _SPARSE_TYPE[0] and type(x) is _F8[1] and x.shape == acc.shape and \
+            acc.add_pieces(indices, ds, _SPARSE_MODULE[0].SPARSE_FRACTION, ZERO):
+        return acc  # (the pieces appended in place: the common case, first)
     if t is list:
         if type(x) is list and len(acc) == len(x):
             for i, d in zip(indices, ds, strict=True):
@@ -902,16 +907,10 @@ def scatter_add(acc: Any, x: Any, indices: tuple, ds: tuple) -> Any:
             return acc
         return gadd(acc, scatter_sens(x, indices, ds))
     if t is _indexed_sens_type():
-        # Sparse pieces appended in place (what `gadd` would have built, without copying
-        # the handle); past 1/SPARSE_FRACTION of the array, the dense array instead.
+        # (Not appended above: many pieces, pieces not worth keeping, or a handle whose
+        # list another extends: the dense array, a new one, takes them.)
         if getattr(x, "shape", None) != acc.shape:
             return gadd(acc, scatter_sens(x, indices, ds))
-        if any(d is ZERO for d in ds):
-            kept = [(i, d) for i, d in zip(indices, ds, strict=True) if d is not ZERO]
-            indices, ds = tuple(i for i, _ in kept), tuple(d for _, d in kept)
-        if acc.count * _SPARSE_MODULE[0].SPARSE_FRACTION < acc.size and \
-                acc.add_pieces(indices, ds):
-            return acc
         acc = acc.dense()
         t = type(acc)
     f8 = _F8[0]  # (set: the type of a sparse sensitivity was asked for above)

@@ -87,22 +87,27 @@ class IndexedSens(NDArrayOperatorsMixin):
             return self._extended(None, other if self.base is None else self.base + other)
         return None
 
-    def add_pieces(self, indices: tuple, ds: tuple) -> bool:
-        """Add `ds[k]` at `indices[k]` in place (the pieces appended to this handle), for
-        an accumulator that nothing else holds and indices that are ints or tuples of
-        ints; False, nothing done, where another handle sees past this one's pieces or
-        a `d` is not worth a piece (then the caller adds them densely)."""
+    def add_pieces(self, indices: tuple, ds: tuple, fraction: int, zero: object) -> bool:
+        """Add `ds[k]` at `indices[k]` in place (the pieces appended to this handle; a
+        `d` that is `zero`, the runtime's symbolic zero, skipped), for an accumulator
+        that nothing else holds and indices that are ints or tuples of ints. False,
+        nothing done, where another handle sees past this one's pieces, the pieces
+        would number 1/`fraction` of the array's size, or a `d` is not worth a piece
+        (then the caller adds them densely)."""
         pieces = self.pieces
-        if len(pieces) != self.count:
-            return False
+        count = self.count
         size = math.prod(self.shape)
+        if len(pieces) != count or (count + len(ds)) * fraction >= size:
+            return False
         for d in ds:
             t = type(d)
-            if t is not float and t is not np.float64 and \
-                    not (t is np.ndarray and d.dtype == _F8 and
-                         d.size * SPARSE_FRACTION <= size):
-                return False
-        pieces.extend(zip(indices, ds, strict=True))
+            if t is not float and t is not np.float64 and not (
+                    t is np.ndarray and d.dtype == _F8 and d.size * fraction <= size):
+                if d is not zero:
+                    return False
+        for index, d in zip(indices, ds, strict=True):
+            if d is not zero:
+                pieces.append((index, d))
         self.count = len(pieces)
         return True
 
