@@ -227,3 +227,34 @@ def test_to_structure_of_a_sparse_sensitivity_is_a_new_array():
     g = rt.to_structure(s, x)
     assert type(g) is np.ndarray and g.flags.owndata and g is not x
     np.testing.assert_array_equal(g, np.diag([0, 1.0, 2.0] + [0] * 7))
+
+
+# --- comprehensions in the activity analysis ------------------------------------------
+
+
+def picked(x, idx):
+    keep = [i for i in idx if i % 2 == 0]  # (over ints: never varied)
+    vals = [x[i] * x[i] for i in keep]  # (an int item; the result varied through x)
+    doubled = [v * 2.0 for v in list(x[:3])]  # (over x's values: varied)
+    return sum(vals) + doubled[0] * doubled[2]
+
+
+def test_a_comprehension_over_ints_stays_not_varied():
+    from tapeless.ad.activity import Activity
+    from tapeless.grad_api import graph_of
+
+    act = Activity(graph_of(picked), (0,))
+    comps = [g for g in act.graphs if g.name.startswith("comprehension")]
+    assert len(comps) >= 3
+    varied = sorted(g.parameters[0].id in act.varied for g in comps)
+    assert varied.count(True) == 1, [(g.name, g.parameters[0].id in act.varied)
+                                     for g in comps]
+    x = np.array([0.5, -1.5, 2.0, 3.0, -0.25])
+    idx = [0, 1, 2, 4]
+    g = tl.grad(picked)(x, idx)
+    expected = np.zeros(5)
+    for i in (0, 2, 4):
+        expected[i] += 2 * x[i]
+    expected[0] += 4.0 * x[2]
+    expected[2] += 4.0 * x[0]
+    np.testing.assert_allclose(g, expected, rtol=1e-14)
