@@ -336,6 +336,12 @@ def gadd(a: Any, b: Any) -> Any:
         return b
     if b is ZERO:
         return a
+    sparse = _SPARSE_TYPE[0]
+    if ta is sparse and type(b) is sparse:
+        # (the sum of two reads' sensitivities, first: recursion reading elements)
+        r = a.plus(b)
+        if r is not None:
+            return r
     if ta is tuple:
         return tuple([y if x is ZERO else (x if y is ZERO else
                                            (x + y if type(x) is float and type(y) is float
@@ -350,7 +356,6 @@ def gadd(a: Any, b: Any) -> Any:
         for k, v in b.items():
             out[k] = gadd(out[k], v) if k in out else v
         return out
-    sparse = _SPARSE_TYPE[0]
     if sparse is not None:
         # (`+` does the same through NumPy's dispatch, several times slower)
         r = a.plus(b) if ta is sparse else (b.plus(a) if type(b) is sparse else None)
@@ -671,10 +676,23 @@ def tuple_sens(d: Any, i: Any, like: Any) -> Any:
 
 def getitem_sens(d: Any, x: Any, index: Any) -> Any:
     """The sensitivity of `x` given that of `x[index]` (linear in `d`)."""
+    if type(x) is _F8[1]:
+        t = type(d)
+        if (t is float or t is _F8[2]) and x.dtype is _F8[0] and \
+                (type(index) is int or _int_tuple(index)):
+            # One element of a float64 array (what scalar code reads): the general
+            # case's result, without its checks.
+            if x.size >= _SPARSE_MODULE[0].SPARSE_MIN_SIZE:
+                return _SPARSE_TYPE[0](x.shape, None, [(index, d)], 1)
+            out = _F8[3](x.shape)
+            out[index] = d
+            return out
     import numpy as np
 
     if d is ZERO or x is ZERO:
         return ZERO
+    if _F8[1] is None:
+        _indexed_sens_type()  # (the fast path's types, for the next call)
     if isinstance(x, (tuple, list)):
         return tuple_sens(d, index, x)
     if isinstance(x, dict):
@@ -710,13 +728,18 @@ def _indexed_sens_type() -> Any:
     """`sparse_sens.IndexedSens` (imported on first use: it needs NumPy)."""
     t = _SPARSE_TYPE[0]
     if t is None:
-        from .sparse_sens import IndexedSens
+        import numpy as np
 
-        t = _SPARSE_TYPE[0] = IndexedSens
+        from . import sparse_sens
+
+        _SPARSE_MODULE[0] = sparse_sens
+        _F8[:] = [np.dtype(np.float64), np.ndarray, np.float64, np.zeros]
+        t = _SPARSE_TYPE[0] = sparse_sens.IndexedSens
     return t
 
 
 _SPARSE_TYPE: list[Any] = [None]
+_SPARSE_MODULE: list[Any] = [None]  # sparse_sens (its thresholds are read where used)
 
 
 def _index_tricks() -> tuple:
@@ -813,8 +836,14 @@ def index_concat_dense(ds: Any, axis: int, items: tuple) -> Any:
 def scatter_sens(x: Any, indices: tuple, ds: tuple) -> Any:
     """The sum of `getitem_sens(d, x, index)` over the pairs: for an array, one zero array
     and an in-place add per piece (the gradient of several slices of one array)."""
+    if type(x) is _F8[1]:
+        fast = _sparse_elements(x, indices, ds)
+        if fast is not None:
+            return fast
     import numpy as np
 
+    if _F8[2] is None:
+        _indexed_sens_type()  # (the fast path's types, for the next call)
     pieces = [(i, d) for i, d in zip(indices, ds, strict=True) if d is not ZERO]
     if not pieces or x is ZERO:
         return ZERO
@@ -855,18 +884,20 @@ _BINCOUNT_MIN = 256  # gathered elements from which _scatter_add uses np.bincoun
 
 def scatter_add(acc: Any, x: Any, indices: tuple, ds: tuple) -> Any:
     """`gadd(acc, scatter_sens(x, indices, ds))`, added into `acc` in place where `acc` is
-    a float array or a list of x's shape and the indices are distinct ints (so the sums
-    are the same). Only for an accumulator that nothing else holds: the optimizer makes
-    it for loop state that starts as ZERO and only gathers such sensitivities. (Called
-    once per iteration of a loop: the common cases are tested cheaply first.)"""
+    a float array, a sparse sensitivity (its pieces appended, until they would number
+    1/SPARSE_FRACTION of the array: then the dense array) or a list of x's shape and the
+    indices are distinct ints or tuples of ints (so the sums are the same). Only for an
+    accumulator that nothing else holds: the optimizer makes it for loop state that
+    starts as ZERO and only gathers such sensitivities. (Called once per iteration of a
+    loop: the common cases are tested cheaply first.)"""
     if acc is ZERO:
         return scatter_sens(x, indices, ds)
-    for i in indices:
-        if type(i) is not int:
-            return gadd(acc, scatter_sens(x, indices, ds))
-    if _repeats(indices):
+    if not _element_indices(indices):
         return gadd(acc, scatter_sens(x, indices, ds))
     t = type(acc)
+    if t is _SPARSE_TYPE[0] and type(x) is _F8[1] and x.shape == acc.shape and \
+            acc.add_pieces(indices, ds, _SPARSE_MODULE[0].SPARSE_FRACTION, ZERO):
+        return acc  # (the pieces appended in place: the common case, first)
     if t is list:
         if type(x) is list and len(acc) == len(x):
             for i, d in zip(indices, ds, strict=True):
@@ -875,12 +906,14 @@ def scatter_add(acc: Any, x: Any, indices: tuple, ds: tuple) -> Any:
                     acc[i] = d if a is ZERO else gadd(a, d)
             return acc
         return gadd(acc, scatter_sens(x, indices, ds))
-    f8 = _F8[0]
-    if f8 is None:
-        import numpy as np
-
-        f8 = _F8[0] = np.dtype(np.float64)
-        _F8[1] = np.ndarray
+    if t is _indexed_sens_type():
+        # (Not appended above: many pieces, pieces not worth keeping, or a handle whose
+        # list another extends: the dense array, a new one, takes them.)
+        if getattr(x, "shape", None) != acc.shape:
+            return gadd(acc, scatter_sens(x, indices, ds))
+        acc = acc.dense()
+        t = type(acc)
+    f8 = _F8[0]  # (set: the type of a sparse sensitivity was asked for above)
     if t is _F8[1] and type(x) is t and acc.shape == x.shape and \
             (acc.dtype is f8 or acc.dtype == f8):
         for d in ds:
@@ -895,7 +928,62 @@ def scatter_add(acc: Any, x: Any, indices: tuple, ds: tuple) -> Any:
     return gadd(acc, scatter_sens(x, indices, ds))
 
 
-_F8: list[Any] = [None, None]  # np.dtype(np.float64) and np.ndarray, once NumPy is needed
+# np.dtype(np.float64), np.ndarray, np.float64 and np.zeros, once NumPy is needed
+# (set with the sparse type: `_F8[1]` is an ndarray's type only once both are)
+_F8: list[Any] = [None, None, None, None]
+
+
+def _sparse_elements(x: Any, indices: tuple, ds: tuple) -> Any:
+    """`scatter_sens` of float64 numbers at elements of the float64 array `x` (ints or
+    tuples of ints), where that is sparse (`sparse_sens.indexed_pieces`), made without
+    the general checks (a recursion reading a few elements per call makes one per call);
+    None where they do not apply."""
+    if _SPARSE_TYPE[0] is None:
+        _indexed_sens_type()
+    if x.dtype is not _F8[0] or x.size < _SPARSE_MODULE[0].SPARSE_MIN_SIZE:
+        return None
+    pieces = []
+    for i, d in zip(indices, ds, strict=True):
+        if d is ZERO:
+            continue
+        t = type(d)
+        if t is not float and t is not _F8[2]:
+            return None
+        if type(i) is not int:
+            if type(i) is not tuple:
+                return None
+            for p in i:
+                if type(p) is not int:
+                    return None
+        pieces.append((i, d))
+    if not pieces:
+        return ZERO
+    return _SPARSE_TYPE[0](x.shape, None, pieces, len(pieces))
+
+
+def _int_tuple(index: Any) -> bool:
+    """Whether `index` is a tuple of ints (an element of an array)."""
+    if type(index) is not tuple:
+        return False
+    for p in index:
+        if type(p) is not int:
+            return False
+    return True
+
+
+def _element_indices(indices: tuple) -> bool:
+    """Whether `indices` are distinct ints or tuples of ints (elements, or rows, of an
+    array or items of a list: adding the pieces one by one into an accumulator gives the
+    sums `scatter_sens` gives; a repeated one is summed first there)."""
+    for i in indices:
+        if type(i) is not int:
+            if type(i) is not tuple:
+                return False
+            for p in i:
+                if type(p) is not int:
+                    return False
+    n = len(indices)
+    return n < 2 or (indices[0] != indices[1] if n == 2 else len(set(indices)) == n)
 
 
 def _repeats(indices: tuple) -> bool:

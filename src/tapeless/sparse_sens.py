@@ -18,6 +18,7 @@ behaves as the array it stands for.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -86,11 +87,35 @@ class IndexedSens(NDArrayOperatorsMixin):
             return self._extended(None, other if self.base is None else self.base + other)
         return None
 
+    def add_pieces(self, indices: tuple, ds: tuple, fraction: int, zero: object) -> bool:
+        """Add `ds[k]` at `indices[k]` in place (the pieces appended to this handle; a
+        `d` that is `zero`, the runtime's symbolic zero, skipped), for an accumulator
+        that nothing else holds and indices that are ints or tuples of ints. False,
+        nothing done, where another handle sees past this one's pieces, the pieces
+        would number 1/`fraction` of the array's size, or a `d` is not worth a piece
+        (then the caller adds them densely)."""
+        pieces = self.pieces
+        count = self.count
+        size = math.prod(self.shape)
+        if len(pieces) != count or (count + len(ds)) * fraction >= size:
+            return False
+        for d in ds:
+            t = type(d)
+            if t is not float and t is not np.float64 and not (
+                    t is np.ndarray and d.dtype == _F8 and d.size * fraction <= size):
+                if d is not zero:
+                    return False
+        for index, d in zip(indices, ds, strict=True):
+            if d is not zero:
+                pieces.append((index, d))
+        self.count = len(pieces)
+        return True
+
     # --- behaving as the array ----------------------------------------------------------
 
     def __array__(self, dtype: Any = None, copy: Any = None) -> Any:
-        out = self.dense()
-        return out if dtype is None else out.astype(dtype)
+        out = self.dense()  # (a new float64 array: no copy where float64 is asked for)
+        return out if dtype is None or np.dtype(dtype) == _F8 else out.astype(dtype)
 
     def __array_ufunc__(self, ufunc: Any, method: str, *inputs: Any, **kwargs: Any) -> Any:
         if ufunc is np.add and method == "__call__" and len(inputs) == 2 and not kwargs:
@@ -140,7 +165,7 @@ class IndexedSens(NDArrayOperatorsMixin):
 
     @property
     def size(self) -> int:
-        return int(np.prod(self.shape))
+        return math.prod(self.shape)
 
     def __repr__(self) -> str:
         return f"IndexedSens({self.dense()!r})"

@@ -171,6 +171,16 @@ class Activity:
                     isinstance(args[1], Constant) and isinstance(args[1].value, int):
                 self._item(n, args[0], args[1].value)
                 return
+            if prim.name in _MAPS and len(args) == 2 and is_constant_graph(args[0]) and \
+                    self._known_call(args[0].value, 1):
+                # A comprehension `[f(x) for x in seq]`: f is called on seq's items,
+                # here and nowhere else (not with anything: an index list's items
+                # stay not varied).
+                g = args[0].value
+                self._from(args[1], g.parameters[0].id)
+                self._edge(_out(g), n.id)
+                self._from(args[0], n.id)
+                return
             if prim.name == "switch":
                 # Branches take no arguments: their results flow through the switch.
                 for b in args[1:]:
@@ -184,9 +194,7 @@ class Activity:
                 for a in args:
                     self._from(a, n.id)
             return
-        if is_constant_graph(callee) and callee.value.custom is None and \
-                len(callee.value.parameters) == len(args) and \
-                id(callee.value) in self.covered:
+        if is_constant_graph(callee) and self._known_call(callee.value, len(args)):
             g = callee.value
             for a, p in zip(args, g.parameters, strict=True):
                 self._from(a, p.id)
@@ -199,6 +207,10 @@ class Activity:
             self._from(a, n.id)
             if a is not callee or not is_constant_graph(a) or a.value.custom is None:
                 self._escape(a)
+
+    def _known_call(self, g: Graph, nargs: int) -> bool:
+        """Whether a call of `g` with `nargs` arguments is followed into its body."""
+        return g.custom is None and len(g.parameters) == nargs and id(g) in self.covered
 
     def _item(self, n: Apply, t: Node, i: int) -> None:
         """`t[i]`: from the item itself where `t` is a tuple built in view."""
@@ -259,6 +271,11 @@ def _tuple_display(g: Graph) -> Apply | None:
         assert isinstance(out, Apply)
         return out
     return None
+
+
+# The comprehensions: `list_map(f, seq)` is `[f(x) for x in seq]`, `list_flatmap(f, seq)`
+# `[y for x in seq for y in f(x)]`.
+_MAPS = ("list_map", "list_flatmap")
 
 
 def _loop_parts(n: Apply) -> tuple[Graph, Graph | None, int, list[Node]] | None:

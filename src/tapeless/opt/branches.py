@@ -19,6 +19,7 @@ from ..ir.nodes import (
     reachable_graphs,
 )
 from ..primitives import PRIMITIVES
+from ..runtime import ZERO
 from .kinds import if_branches, is_switch_call, switch_branches
 from .loops import is_call_of, rebuild_closure
 
@@ -133,4 +134,112 @@ def _footprint(g: Graph, branches: list[Graph], closures: list[Constant], users:
         assert isinstance(call, Apply)
         out.add(call.graph.id)
         out.update(i.graph.id for i in call.inputs if i.graph is not None)
+    return out
+
+
+# --- items of an `if`'s result that nothing reads -------------------------------------
+
+# What is read of a value: ALL, or by item index what is read of that item.
+_ALL = None
+Demand = dict | None
+_DEMAND_DEPTH = 12
+
+
+def dead_branch_items(graphs: list[Graph], use: dict[int, list[tuple[Node | None, Graph]]]
+                      ) -> set[int]:
+    """Where an `if` returns a tuple display of which some items are never read (only
+    items are taken of the result, directly or through tuple displays and value
+    `switch`es, as derivative code takes the sensitivities it needs from a branch's
+    tuple), the branches return a constant in those places, and the code computing them
+    is dead. Branches shared with another `if` are left as they are. Returns the ids of
+    the graphs edited (their outputs replaced)."""
+    refs: dict[int, int] = {}
+    for g in graphs:
+        for node in graph_nodes(g):
+            for i in node.inputs:
+                if is_constant_graph(i):
+                    refs[i.value.id] = refs.get(i.value.id, 0) + 1
+        if is_constant_graph(g.output):
+            refs[g.output.value.id] = refs.get(g.output.value.id, 0) + 1
+    ifs: list[Apply] = []
+    owner: dict[int, Apply] = {}  # a branch's graph id -> its `if`
+    for g in graphs:
+        for node in graph_nodes(g):
+            if is_switch_call(node):
+                branches = if_branches(node)
+                if all(refs.get(b.id, 0) == 1 for b in branches):
+                    ifs.append(node)
+                    owner.update((b.id, node) for b in branches)
+    memo: dict[int, Demand] = {}
+    edited: set[int] = set()
+    for node in ifs:
+        branches = if_branches(node)
+        read = _demand(node, use, owner, memo, 0)
+        if read is _ALL:
+            continue
+        for b in branches:
+            assert b.output is not None
+            out = _pruned(b, b.output, read)
+            if out is not b.output:
+                set_output(b, out)
+                edited.add(b.id)
+    return edited
+
+
+def _pruned(b: Graph, x: Node, read: Demand) -> Node:
+    """`x`, a value `b` returns of which `read` is read: where it is a tuple display, a
+    display of constants in place of the items not read (rebuilt in `b`)."""
+    if read is _ALL or not is_call_of(x, "make_tuple"):
+        return x
+    items = x.inputs[1:]
+    kept = [_pruned(b, v, read[k]) if k in read else
+            (v if isinstance(v, Constant) else Constant(ZERO))
+            for k, v in enumerate(items)]
+    if all(a is v for a, v in zip(kept, items, strict=True)):
+        return x
+    return b.apply(P["make_tuple"], *kept, loc=x.loc)
+
+
+def _merge(a: Demand, b: Demand) -> Demand:
+    if a is _ALL or b is _ALL:
+        return _ALL
+    out = dict(a)
+    for k, v in b.items():
+        out[k] = _merge(out[k], v) if k in out else v
+    return out
+
+
+def _demand(node: Node, use: dict[int, list[tuple[Node | None, Graph]]],
+            owner: dict[int, Apply], memo: dict[int, Demand], depth: int) -> Demand:
+    """What is read of `node`'s value: _ALL, or the items read (by index, what of each)."""
+    if node.id in memo:
+        return memo[node.id]
+    if depth > _DEMAND_DEPTH:
+        return _ALL
+    memo[node.id] = _ALL  # (a cycle through a loop's state: everything, conservatively)
+    out: Demand = {}
+    for u, g in use.get(node.id, []):
+        if u is None:
+            # The result of a graph: of a branch, what is read of its `if`'s result.
+            out = _merge(out, _demand(owner[g.id], use, owner, memo, depth + 1)
+                         if g.id in owner else _ALL)
+        elif (is_call_of(u, "tuple_getitem") or is_call_of(u, "getitem")) and \
+                u.inputs[1] is node and u.inputs[2] is not node and \
+                isinstance(u.inputs[2], Constant) and type(u.inputs[2].value) is int and \
+                u.inputs[2].value >= 0:
+            out = _merge(out, {u.inputs[2].value: _demand(u, use, owner, memo, depth + 1)})
+        elif is_call_of(u, "make_tuple"):
+            whole = _demand(u, use, owner, memo, depth + 1)
+            for k, x in enumerate(u.inputs[1:]):
+                if x is node:
+                    out = _merge(out, _ALL if whole is _ALL else
+                                 (whole[k] if k in whole else {}))
+        elif is_call_of(u, "switch") and u.inputs[1] is not node and not any(
+                is_constant_graph(b) for b in u.inputs[2:4]):
+            out = _merge(out, _demand(u, use, owner, memo, depth + 1))  # (a value `if`)
+        else:
+            out = _ALL
+        if out is _ALL:
+            break
+    memo[node.id] = out
     return out

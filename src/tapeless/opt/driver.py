@@ -36,7 +36,7 @@ from ..ir.nodes import (
     stale_schedules,
 )
 from .arrays import block_products
-from .branches import branch_backprops
+from .branches import branch_backprops, dead_branch_items
 from .checkpoint import checkpoint_loops
 from .kinds import FLOAT, INT, array, element_of, is_f8, kind, shape_of
 from .loops import LoopFacts, drop_dead_state, lower_stacks, prune_saved, uses
@@ -52,6 +52,7 @@ from .zeros import f8_reduction, never_zero
 step("drop_pure_effects")
 step("loop_state")
 step("branch_backprops")
+step("dead_branch_items")
 step("unused_parameters")
 step("lower_stacks")
 step("block_products")
@@ -401,6 +402,11 @@ def _round(root: Graph, enabled: set[str] | None, log: PassLog, hints: dict,
     if not changed and allowed(enabled, "branch_backprops"):  # alone in its round
         if branch_backprops(graphs, uses(graphs), replace, touched):
             log.add("branch_backprops")
+            changed = True
+    if not changed and allowed(enabled, "dead_branch_items"):  # alone in its round
+        if (edited_branches := dead_branch_items(graphs, uses(graphs))):
+            log.add("dead_branch_items", len(edited_branches))
+            touched |= edited_branches
             changed = True
     if not changed and allowed(enabled, "unused_parameters"):  # alone in its round
         if (dropped := drop_unused_parameters(root, graphs)):
