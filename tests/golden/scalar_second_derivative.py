@@ -11,7 +11,7 @@ def grad_grad_branchy(x, y):
                 d_d_x = ((_rt.ZERO,) * 2 if _t_6 is _rt.ZERO else tuple(_t_6))[0]
                 return (_rt.sens_of(_rt.ZERO, _t_5), _rt.ZERO, _rt.ZERO), _rt.sens_of(_rt.broadcast_like(d_d_x, _t_4), _t_4) * y
             return ((_t_4, _rt.ZERO),), B_B_if_true
-        _t_1, _t_2 = (z, J_B_if_true), (z,)
+        _t_1, _t_2 = (z, J_B_if_true), (_rt.ZERO,)
     else:
         y_1 = math.exp(x)
         z_1 = y_1 - y
@@ -24,7 +24,7 @@ def grad_grad_branchy(x, y):
                 _t_9 = _rt.sens_of(d_d_x_1, d_x)
                 return (_rt.ZERO, _t_9 * _t_7), _t_9 * y_1
             return ((d_x, _rt.ZERO),), B_B_if_false
-        _t_1, _t_2 = (z_1, J_B_if_false), (z_1, y_1)
+        _t_1, _t_2 = (z_1, J_B_if_false), (_rt.ZERO, y_1)
     z_backprop = _t_1[1]
     z_2 = _t_1[0]
     d_z_2 = _rt.gadd(z_2, z_2)
