@@ -151,6 +151,11 @@ class JTransform:
         self.value_graphs: dict[int, Graph] = {}  # graph -> its J as a Python callable
         self.constructors: dict[type, Graph] = {}
         self.loops: dict[int, _LoopParts] = {}  # primal loop node -> what its backward needs
+        # Whether J of a known callee is copied into a loop's body (`_inline_in_loop`):
+        # for a gradient taken inside compiled code, whose derivative code J may see
+        # again (a first-order gradient's loops save the callee's backpropagator, and
+        # the optimizer rebuilds it from its free variables in the backward loop).
+        self.copy_loop_callees = False
 
     def active(self, node: Node) -> bool:
         """Whether `node` (a primal node) is differentiated."""
@@ -304,8 +309,8 @@ class JTransform:
             known = callee.value if is_constant_graph(callee) else None
             jargs = [self.class_value(a, known, i) or j
                      for i, (a, j) in enumerate(zip(args, jargs, strict=True))]
-            copied = self._inline_in_loop(jcallee, jg, len(jargs)) if known is not None \
-                else None
+            copied = self._inline_in_loop(jcallee, jg, len(jargs)) \
+                if known is not None and self.copy_loop_callees else None
             if copied is not None:
                 # In a loop's body: J of the callee copied in place, so that its
                 # backpropagator is a known closure whose free variables (numbers,

@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 from typing import TypeGuard
 
-from ..ir.nodes import Apply, Constant, Node, Parameter, graph_nodes, is_inside, prim_of
+from ..ir.nodes import Apply, Constant, Node, Parameter, prim_of
 from ..runtime import ZERO
 from .kinds import (
     FLOAT,
@@ -22,7 +22,7 @@ from .kinds import (
     kind,
     shape_of,
 )
-from .loop_facts import Assumed, loop_info
+from .loop_facts import Assumed
 from .loops import LoopFacts
 from .patterns import is_prim, tuple_items
 from .rules import Context, P, rewrite
@@ -440,46 +440,3 @@ def _times_power_zero(ctx: Context, node: Apply) -> Node | None:
                 return t
     return None
 
-
-@rewrite("while_loop", "for_range")
-def _accumulator_from_zero(ctx: Context, node: Apply) -> Node | None:
-    """A loop's sensitivity accumulator that starts as ZERO and each iteration adds a
-    number that is never ZERO (`acc = gadd(acc, d)`, what a backward loop makes of the
-    sensitivity of a value the loop's body reads) starts as 0.0 instead: then its
-    `gadd` is a `+` of two floats. Its parameter must have no other use (a test of
-    ZERO would see the change); after no iterations the result is 0.0, a zero of the
-    numbers the loop adds, where it was ZERO."""
-    facts = ctx.facts
-    info = loop_info(node)
-    if facts is None or info is None or info.outputs is None:
-        return None
-    outputs = info.outputs
-    slots = [j for j, x in enumerate(info.init)
-             if isinstance(x, Constant) and x.value is ZERO and is_prim(outputs[j], "gadd")]
-    if not slots:
-        return None
-    body = info.body
-    count: dict[int, int] = {}
-    for h in facts.graphs:
-        if h is body or is_inside(h, body) or (info.cond is not None and h is info.cond):
-            for n in graph_nodes(h):
-                for x in n.inputs:
-                    count[x.id] = count.get(x.id, 0) + 1
-    new_init = list(info.init)
-    for j in slots:
-        p = body.parameters[info.lead + j]
-        add = outputs[j]
-        assert isinstance(add, Apply)
-        a, b = add.inputs[1:]
-        d = b if a is p else a if b is p else None
-        if d is None or d is p or count.get(p.id, 0) != 1 or \
-                (info.cond is not None and count.get(info.cond.parameters[j].id)) or \
-                kind(d, facts) not in (FLOAT, SCALAR) or not never_zero(d, facts):
-            continue
-        new_init[j] = Constant(0.0, x.loc if (x := info.init[j]) is not None else None)
-    if new_init == info.init:
-        return None
-    g = node.graph
-    assert g is not None
-    return g.apply(node.inputs[0], *node.inputs[1:info.first_init], *new_init, loc=node.loc,
-                   name=node.name)
