@@ -1,6 +1,5 @@
 def grad_nested_loops(w, xs):
     _tanh = math.tanh
-    _gadd = _rt.gadd
     _t = len(xs)
     _ = _rt.UNBOUND
     stack = []
@@ -14,19 +13,19 @@ def grad_nested_loops(w, xs):
             stack_1 = (y, h), stack_1
             _, h = __1, y
         stack_append((h, stack_1))
-    d_w = _rt.ZERO
+    d_w = 0.0
     for saved in reversed(stack):
         stack_2 = saved[1]
         h_1 = saved[0]
         d_h = h_1 + h_1
-        d_w_1 = _rt.ZERO
+        d_w_1 = 0.0
         while stack_2 is not None:
             rest = stack_2[1]
             saved_1 = stack_2[0]
             y_1 = saved_1[0]
             _t_1 = d_h * (1.0 - y_1 * y_1)
             h_2 = saved_1[1]
-            stack_2, d_h, d_w_1 = rest, _t_1 * w, _gadd(d_w_1, _t_1 * h_2)
-        d_w = _gadd(d_w, d_w_1)
-    return _rt.to_structure(d_w, w)
+            stack_2, d_h, d_w_1 = rest, _t_1 * w, d_w_1 + _t_1 * h_2
+        d_w = d_w + d_w_1
+    return d_w
 

@@ -165,9 +165,10 @@ def expand_transforms(root: Graph) -> Graph:
                 lifted: dict[int, Node] = {
                     fv.id: h.apply(P["lift"], fv) if _may_be_called(fv, spec.target) else fv
                     for fv in free_variables(spec.target)}
+                inner = JTransform(outer=lifted)
+                inner.copy_loop_callees = True  # (J may differentiate this code again)
                 grad_graph(spec.target, spec.argnums, spec.has_aux,
-                           spec.kind == "value_and_grad", JTransform(outer=lifted),
-                           lift=True, into=h)
+                           spec.kind == "value_and_grad", inner, lift=True, into=h)
         except BaseException:
             h.transform = spec
             PENDING_TRANSFORMS.add(h)

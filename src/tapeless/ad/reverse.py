@@ -151,6 +151,11 @@ class JTransform:
         self.value_graphs: dict[int, Graph] = {}  # graph -> its J as a Python callable
         self.constructors: dict[type, Graph] = {}
         self.loops: dict[int, _LoopParts] = {}  # primal loop node -> what its backward needs
+        # Whether J of a known callee is copied into a loop's body (`_inline_in_loop`):
+        # for a gradient taken inside compiled code, whose derivative code J may see
+        # again (a first-order gradient's loops save the callee's backpropagator, and
+        # the optimizer rebuilds it from its free variables in the backward loop).
+        self.copy_loop_callees = False
 
     def active(self, node: Node) -> bool:
         """Whether `node` (a primal node) is differentiated."""
@@ -304,7 +309,23 @@ class JTransform:
             known = callee.value if is_constant_graph(callee) else None
             jargs = [self.class_value(a, known, i) or j
                      for i, (a, j) in enumerate(zip(args, jargs, strict=True))]
-            if known is not None or node.graph.derived or known_callee(jcallee):
+            copied = self._inline_in_loop(jcallee, jg, len(jargs)) \
+                if known is not None and self.copy_loop_callees else None
+            if copied is not None:
+                # In a loop's body: J of the callee copied in place, so that its
+                # backpropagator is a known closure whose free variables (numbers,
+                # arrays) the loop saves, not a closure made each iteration (which J
+                # of derivative code, a nested gradient's, would have to save and
+                # differentiate as a value).
+                out, effects = inline_body(copied, jg, jargs, loc=node.loc)
+                self.calls[node.id] = effects
+                if _is_pair(out):
+                    self.values[node.id] = out.inputs[1]
+                    if self.active(node):
+                        self.backprops[node.id] = out.inputs[2]
+                    return
+                call = out
+            elif known is not None or node.graph.derived or known_callee(jcallee):
                 call = jg.apply(jcallee, *jargs, loc=node.loc)
             else:
                 # A callee known only at run time may be other than a J-callable (a
@@ -325,6 +346,26 @@ class JTransform:
     # and pushes, each iteration, the values the body's backpropagator needs (not a
     # closure) onto a stack; the backward pass is a while loop that pops them and runs a
     # copy of that backpropagator. No recursion, however many iterations.
+
+    @staticmethod
+    def _inline_in_loop(jcallee: Node, jg: Graph, nargs: int) -> Graph | None:
+        """J of a known callee, `jcallee`, where it is copied into `jg` rather than
+        called (else None): `jg` is (in) the J of a loop's body, and the callee's J is
+        complete (not a graph of a recursion still being built), takes its arguments
+        one per parameter, has no effects, and returns its `(value, backpropagator)`
+        pair as a display."""
+        h: Graph | None = jg
+        while h is not None and h.loop_role != "forward":
+            h = h.parent
+        if h is None or not is_constant_graph(jcallee):
+            return None
+        callee: Graph = jcallee.value
+        if callee.output is not None and not callee.vararg and \
+                len(callee.parameters) == nargs and not callee.effects and \
+                _is_pair(callee.output) and callee is not jg and \
+                not any(g is callee for g in _ancestors(jg)):
+            return callee
+        return None
 
     def _loop_forward(self, node: Apply, kind: str, jg: Graph) -> bool:
         body_at = 4 if kind == "for_range" else 2
@@ -639,3 +680,12 @@ def _watermark() -> int:
 
 def is_parameter(node: Node) -> bool:
     return isinstance(node, Parameter)
+
+
+def _ancestors(g: Graph) -> list[Graph]:
+    out = []
+    h = g.parent
+    while h is not None:
+        out.append(h)
+        h = h.parent
+    return out

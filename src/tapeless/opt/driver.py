@@ -39,7 +39,14 @@ from .arrays import block_products
 from .branches import branch_backprops, dead_branch_items
 from .checkpoint import checkpoint_loops
 from .kinds import FLOAT, INT, array, element_of, is_f8, kind, shape_of
-from .loops import LoopFacts, drop_dead_state, lower_stacks, prune_saved, uses
+from .loops import (
+    LoopFacts,
+    drop_dead_state,
+    lower_stacks,
+    prune_saved,
+    uses,
+    zero_accumulators,
+)
 from .patterns import tuple_items
 from .replace import apply_replacements, redirect
 from .results import own_outputs, settle_owns
@@ -384,7 +391,8 @@ def _round(root: Graph, enabled: set[str] | None, log: PassLog, hints: dict,
         edited = take_edited() | touched  # (this round's changes too)
         for _ in range(LOOP_STEPS_MAX):
             if not (drop_dead_state(root, facts, replace) or
-                    prune_saved(root, facts, replace)):
+                    prune_saved(root, facts, replace) or
+                    zero_accumulators(root, facts, replace)):
                 break
             log.add("loop_state")
             structural = True

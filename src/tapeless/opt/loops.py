@@ -591,3 +591,48 @@ def _lower_pops(back: LoopInfo, t: int, use: dict[int, list[tuple[Node | None, G
     assert isinstance(out, Apply)
     set_input(out, 1 + t, q)
     return True
+
+
+def zero_accumulators(root: Graph, facts: LoopFacts, replace: dict[int, Node]) -> int:
+    """A loop's sensitivity accumulator that starts as ZERO and each iteration adds a
+    number that is never ZERO (`acc = gadd(acc, d)`, what a backward loop makes of the
+    sensitivity of a value the loop's body reads) starts as 0.0 instead: then its
+    `gadd` is a `+` of two floats (`opt/zeros.py`). Its parameter must have no other
+    use (a test of ZERO would see the change); after no iterations the result is 0.0,
+    a zero of the numbers the loop adds, where it was ZERO. Returns how many loops
+    changed."""
+    from ..runtime import ZERO
+    from .kinds import FLOAT, SCALAR, kind
+    from .zeros import never_zero
+
+    use = uses(facts.graphs)
+    changed = 0
+    for info in facts.loops:
+        outputs = info.outputs
+        if outputs is None or info.node.id in replace:
+            continue
+        new_init = list(info.init)
+        for j, x in enumerate(info.init):
+            add = outputs[j]
+            if not (isinstance(x, Constant) and x.value is ZERO and is_call_of(add, "gadd")):
+                continue
+            p = info.body.parameters[info.lead + j]
+            a, b = add.inputs[1:]
+            d = b if a is p else a if b is p else None
+            if d is None or d is p or len(use.get(p.id, [])) != 1 or \
+                    (info.cond is not None and use.get(info.cond.parameters[j].id)) or \
+                    kind(d, facts) not in (FLOAT, SCALAR) or not never_zero(d, facts):
+                continue
+            new_init[j] = Constant(0.0, x.loc)
+        if new_init == info.init:
+            continue
+        node = info.node
+        g = node.graph
+        assert g is not None
+        new = g.apply(node.inputs[0], *node.inputs[1:info.first_init], *new_init,
+                      loc=node.loc, name=node.name)
+        replace[node.id] = new
+        if node in g.effects:
+            set_effects(g, [new if e is node else e for e in g.effects])
+        changed += 1
+    return changed

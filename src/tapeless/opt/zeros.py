@@ -447,3 +447,4 @@ def _times_power_zero(ctx: Context, node: Apply) -> Node | None:
             if is_f8(kt) and kind(node, ctx.facts) == kt and is_f8(kind(p, ctx.facts)):
                 return t
     return None
+
