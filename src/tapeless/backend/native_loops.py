@@ -34,6 +34,7 @@ from __future__ import annotations
 import ast
 import itertools
 from collections.abc import Iterator
+from typing import cast
 
 
 def lower_linked_stacks(tree: ast.Module) -> int:
@@ -284,10 +285,11 @@ def lower_list_sens(tree: ast.Module) -> int:
                         isinstance(e, ast.Subscript) and _is_name(e.value, d) and
                         isinstance(e.slice, ast.Slice) and e.slice.step is None
                         for e in other.elts):
-                head, tail = (e.slice for e in other.elts)  # type: ignore[attr-defined]
+                head, tail = (cast(ast.Slice, cast(ast.Subscript, e).slice)
+                              for e in other.elts)  # (tested above)
                 if head.lower is None and tail.upper is None and \
                         isinstance(head.upper, (ast.Name, ast.Constant)) and \
-                        ast.dump(head.upper) == ast.dump(tail.lower):
+                        tail.lower is not None and ast.dump(head.upper) == ast.dump(tail.lower):
                     done += 1
                     return ast.copy_location(ast.Call(
                         ast.Name("_nt_split_at", ast.Load()),
