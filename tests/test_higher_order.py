@@ -176,6 +176,56 @@ def test_hessian_vector_product_rosenbrock() -> None:
     np.testing.assert_allclose(hv, h @ v, rtol=1e-11)
 
 
+def test_second_order_rule_code_is_specialized_to_a_constant_exponent() -> None:
+    """Reverse over reverse differentiates the pow rule's code, called with the exponent
+    2 at three places: a copy specialized to 2 folds its run-time tests of the exponent
+    (`isinstance(b, int)`, `b != 0`, the general `fpow`) and is inlined."""
+    rng = np.random.default_rng(1)
+    x, v = rng.normal(size=6), rng.normal(size=6)
+    hvp = tl.grad(hvp_rosenbrock)
+    source = hvp.source_for(x, v)
+    assert "_pow_back" not in source and "isinstance" not in source and "fpow" not in \
+        source, source
+    h = np.zeros((6, 6))
+    for i in range(5):
+        h[i, i] += 1200 * x[i] ** 2 - 400 * x[i + 1] + 2
+        h[i + 1, i + 1] += 200
+        h[i, i + 1] += -400 * x[i]
+        h[i + 1, i] += -400 * x[i]
+    np.testing.assert_allclose(hvp(x, v), h @ v, rtol=1e-11)
+
+
+def _star_data_loss(w, b, x, y):
+    return np.sum((np.tanh(x @ w + b) - y) ** 2) + 0.5 * np.sum(w ** 3)
+
+
+STAR_DATA = (np.linspace(-1.0, 1.0, 12).reshape(4, 3), np.array([0.5, -0.2, 0.1, 0.3]))
+
+
+def _star_data_params(w, b):
+    return _star_data_loss(w, b, *STAR_DATA)
+
+
+def test_hessian_vector_product_of_a_closure_calling_with_star_data() -> None:
+    """Forward over the gradient of a function that calls another with `*data`: the
+    call through a value becomes a direct call once the callee is known (inlined, no
+    run-time dispatch), and the product is the finite difference of the gradient."""
+    rng = np.random.default_rng(2)
+    w, b = rng.normal(size=3), 0.3
+    tw, tb = rng.normal(size=3), -0.7
+    grad = tl.grad(_star_data_params, argnums=(0, 1))
+    (gw, gb), (hw, hb) = tl.jvp(grad, (w, b), (tw, tb))
+    eps = 1e-4
+    plus, minus = grad(w + eps * tw, b + eps * tb), grad(w - eps * tw, b - eps * tb)
+    np.testing.assert_allclose(hw, (plus[0] - minus[0]) / (2 * eps), rtol=1e-6, atol=1e-8)
+    assert hb == pytest.approx((plus[1] - minus[1]) / (2 * eps), rel=1e-6, abs=1e-8)
+    np.testing.assert_allclose(gw, grad(w, b)[0], rtol=1e-14)
+    from tapeless.fwd_api import _jvp_function
+
+    source = _jvp_function(grad).source_for(w, b, tw, tb)
+    assert "call_value_fwd" not in source, source
+
+
 def test_hessian_vector_product_never_computes_with_the_symbolic_zero(monkeypatch) -> None:
     """The optimizer removes a `sens_of` only where it proves the value is never ZERO.
     A rewrite that later made zeros ZERO (zeros given to `unbroadcast`, a sum with zeros)

@@ -416,14 +416,16 @@ _NOT_BATCHED = object()
 
 
 class _BatchedHessian:
-    """`hessian`'s columns in one batched pass: `vmap(jvp(grad f))` over the tangents
-    (compiled once per number of arguments, then per argument signature as `tl.vmap`
-    compiles). The first call for an argument signature runs one `jvp` per column
-    (`first_call_columns`): the batched program takes several times longer to compile
-    than the `jvp`, which a function called once would not win back; the second call
-    compiles it. `refused` holds the numbers of arguments whose program `tl.vmap`
-    refused (those run one `jvp` per column), `last` says which way the latest call
-    went."""
+    """`hessian`'s columns in one batched pass: `vmap` of the tangent part of
+    `jvp(grad f)` over the tangents (compiled once per number of arguments, then per
+    argument signature as `tl.vmap` compiles). The first call for an argument signature
+    runs one `jvp` per column (`first_call_columns`): the batched program takes several
+    times longer to compile than the `jvp`, which a function called once would not win
+    back; the second call compiles it. What a call needs besides the arguments (the
+    identity's rows as tangents, where each column goes) is made once per argument
+    signature (`_Plan`). `refused` holds the numbers of arguments whose program
+    `tl.vmap` refused (those run one `jvp` per column), `last` says which way the latest
+    call went."""
 
     first_call_columns = True
     enabled = True  # (False: one jvp per column always, to compare)
@@ -437,15 +439,38 @@ class _BatchedHessian:
         self.mapped: dict[int, Any] = {}
         self.refused: dict[int, str] = {}
         self.seen: set[tuple] = set()
+        self.plans: dict[tuple, _Plan] = {}
         self.last = ""
 
     def _mapped(self, n: int, nums: tuple[int, ...]) -> Any:
         hit = self.mapped.get(n)
         if hit is None:
             axes = (None,) * n + tuple(0 if i in nums else None for i in range(n))
-            hit = self.mapped[n] = _columns(_jvp_function(self.g, check_backend(
+            hit = self.mapped[n] = _columns(_TangentFunction(self.g, check_backend(
                 self.backend)), axes, self.backend)
         return hit
+
+    def _plan(self, args: tuple, key: tuple) -> _Plan | None:
+        """What calls with arguments like these need, or None where they run one `jvp`
+        per column."""
+        n = len(args)
+        nums = tuple(a % n for a in _argnums(self.argnums, n, "hessian"))
+        if len(set(nums)) != len(nums):
+            return None
+        leaves = [tree_leaves(args[a]) for a in nums]
+        if not all(_float_leaf(v) for ls in leaves for v in ls):
+            return None  # (the columns' path says what is wrong, or handles it)
+        if sum(int(np.size(v)) for ls in leaves for v in ls) == 0:
+            return None
+        if self.first_call_columns and key not in self.seen:
+            self.seen.add(key)
+            return None
+        plan = _Plan(self._mapped(n, nums), args, nums, leaves, self.argnums)
+        # (Kept where the signatures give every leaf's type and shape, so that arguments
+        # of one key have the plan's structure; an int's tangent is always 0.0.)
+        if all(_complete(k) or k is int for k in key):
+            self.plans[key] = plan
+        return plan
 
     def __call__(self, args: tuple) -> Any:
         from .ad.batch import VmapError
@@ -454,37 +479,14 @@ class _BatchedHessian:
         self.last = "columns"
         if n in self.refused or not self.enabled:
             return _NOT_BATCHED
-        nums = tuple(a % n for a in _argnums(self.argnums, n, "hessian"))
-        if len(set(nums)) != len(nums):
-            return _NOT_BATCHED
-        leaves = [tree_leaves(args[a]) for a in nums]
-        if not all(_float_leaf(v) for ls in leaves for v in ls):
-            return _NOT_BATCHED  # (the columns' path says what is wrong, or handles it)
-        sizes = [[int(np.size(v)) for v in ls] for ls in leaves]
-        total = sum(sum(s) for s in sizes)
-        if total == 0:
-            return _NOT_BATCHED
-        if self.first_call_columns:
-            key = tuple(map(_signature, args))
-            if key not in self.seen:
-                self.seen.add(key)
+        key = tuple(map(_signature, args))
+        plan = self.plans.get(key)
+        if plan is None:
+            plan = self._plan(args, key)
+            if plan is None:
                 return _NOT_BATCHED
-        # One tangent per element of the inputs differentiated, all of them stacked: the
-        # rows of the identity, laid out as the inputs' leaves.
-        tangents: list[Any] = [_zero_tangent(x) for x in args]
-        start = 0
-        offsets = []
-        for a, ls, ss in zip(nums, leaves, sizes, strict=True):
-            parts = []
-            offsets.append(start)
-            for v, size in zip(ls, ss, strict=True):
-                basis = np.zeros((total, size))
-                basis[start:start + size] = np.eye(size)
-                parts.append(basis.reshape((total,) + np.shape(v)))
-                start += size
-            tangents[a] = tree_unflatten(args[a], parts)
         try:
-            out = self._mapped(n, nums)(*args, *tangents)[1]
+            out = plan.mapped(*args, *plan.tangents)
         except VmapError as exc:
             self.refused[n] = str(exc)
             return _NOT_BATCHED
@@ -497,11 +499,56 @@ class _BatchedHessian:
             self.refused[n] = str(exc).splitlines()[0]
             return _NOT_BATCHED
         self.last = "batched"
+        h = plan.assemble(out[0] if self.has_aux else out)
         if self.has_aux:
-            out = out[0]
-        # Column j of the Hessian is row j of each batched leaf of the gradient.
+            return h, self.g(*args)[1]
+        return h
+
+
+class _Plan:
+    """For `_BatchedHessian`, arguments of one signature: the tangents (one per element of
+    the inputs differentiated, all of them stacked: the rows of the identity, laid out as
+    the inputs' leaves; zeros for the other arguments), made once and read-only, and how
+    the batched result's rows become the Hessian's blocks."""
+
+    def __init__(self, mapped: Any, args: tuple, nums: tuple[int, ...],
+                 leaves: list[list[Any]], argnums: int | tuple[int, ...]) -> None:
+        self.mapped = mapped
+        self.args = args
+        self.nums = nums
+        self.leaves = leaves
+        self.argnums = argnums
+        sizes = [[int(np.size(v)) for v in ls] for ls in leaves]
+        total = sum(sum(s) for s in sizes)
+        tangents: list[Any] = [_zero_tangent(x) for x in args]
+        start = 0
+        self.offsets = []
+        for a, ls, ss in zip(nums, leaves, sizes, strict=True):
+            parts = []
+            self.offsets.append(start)
+            for v, size in zip(ls, ss, strict=True):
+                basis = np.zeros((total, size))
+                basis[start:start + size] = np.eye(size)
+                parts.append(basis.reshape((total,) + np.shape(v)))
+                start += size
+            tangents[a] = tree_unflatten(args[a], parts)
+        for leaf in tree_leaves(tangents):
+            if isinstance(leaf, np.ndarray):
+                leaf.flags.writeable = False  # (shared by the calls: never written)
+        self.tangents = tuple(tangents)
+        # One argument, one array (`hessian(f)(x)`): the Hessian is the rows' transpose.
+        self.one_array = len(nums) == 1 and len(leaves[0]) == 1 and \
+            isinstance(args[nums[0]], np.ndarray) and isinstance(argnums, int)
+
+    def assemble(self, out: Any) -> Any:
+        """The Hessian's blocks from the batched gradient's tangent `out`: column j of
+        the Hessian is row j of each batched leaf."""
+        if self.one_array and type(out) is np.ndarray:
+            shape = out.shape[1:]
+            if shape and out.shape[0] == int(np.prod(shape)):
+                return out.reshape(out.shape[0], -1).T.reshape(shape + shape)
         results = []
-        for a, ls, start in zip(nums, leaves, offsets, strict=True):
+        for a, ls, start in zip(self.nums, self.leaves, self.offsets, strict=True):
             blocks = []
             for o in tree_leaves(out):
                 row = np.asarray(o)
@@ -514,12 +561,23 @@ class _BatchedHessian:
                         np.shape(row)[1:] + np.shape(v))
                     per_x.append(float(block) if block.ndim == 0 else block)
                     c0 += sx
-                blocks.append(tree_unflatten(args[a], per_x))
+                blocks.append(tree_unflatten(self.args[a], per_x))
             results.append(tree_unflatten(out, blocks))
-        h = results[0] if isinstance(self.argnums, int) else tuple(results)
-        if self.has_aux:
-            return h, self.g(*args)[1]
-        return h
+        return results[0] if isinstance(self.argnums, int) else tuple(results)
+
+
+class _TangentFunction(JvpFunction):
+    """The tangent part of `jvp` of a function: `(*primals, *tangents) -> tangent`. What
+    `hessian` maps over its tangents: the gradient itself, the same for every column,
+    is neither returned nor copied once per column."""
+
+    def build_graph(self) -> Graph:
+        from .ir.edit import set_output
+        from .primitives import PRIMITIVES
+
+        g = jvp_graph(graph_of(self.fun))
+        set_output(g, g.apply(PRIMITIVES["tuple_getitem"], g.output, 1, name="tangent"))
+        return g
 
 
 def _columns(jf: JvpFunction, in_axes: tuple, backend: str | None) -> Any:

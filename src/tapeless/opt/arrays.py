@@ -531,6 +531,33 @@ def _sum_before_product(ctx: Context, node: Apply) -> Node | None:
 
 
 @rewrite("np.sum")
+def _sum_of_products_added(ctx: Context, node: Apply) -> Node | None:
+    """`np.sum(a @ b + c @ d, axis)` over the products' rows or columns is the sum of
+    the two sums, where both products have the sum's operand's shape: each then becomes
+    a product with one row or column (`_sum_before_product`), as in the tangent of a
+    gradient that sums a product over a batch (`np.sum(d @ Q, axis=1)` of the GMM). The
+    same sums of products, added in another order."""
+    s, axis, dtype, keepdims = node.inputs[1:]
+    if not is_prim(s, "add") or not (isinstance(dtype, Constant) and dtype.value is None):
+        return None
+    assert isinstance(s, Apply)
+    ks = kind(s, ctx.facts)
+    shape = shape_of(ks)
+    if not is_f8(ks) or shape is None or len(shape) < 2:
+        return None
+    axes = reduced_axes(axis, len(shape))
+    if axes is None or not (len(shape) - 2 in axes or len(shape) - 1 in axes):
+        return None
+    for m in s.inputs[1:]:
+        if not is_prim(m, "matmul") or kind(m, ctx.facts) != ks:
+            return None
+    g = node.graph
+    a, b = (g.apply(P["np.sum"], m, axis, dtype, keepdims, loc=node.loc)
+            for m in s.inputs[1:])
+    return g.apply(P["add"], a, b, loc=node.loc, name=node.name)
+
+
+@rewrite("np.sum")
 def _sum_of_product_as_dot(ctx: Context, node: Apply) -> Node | None:
     """`np.sum(a * b)` of two float64 vectors of one shape is their dot product `a @ b`
     (a NumPy float64 either way), without the product's temporary: the gradient of a

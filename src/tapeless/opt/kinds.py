@@ -1254,9 +1254,14 @@ def _infer(node: Node, facts: LoopFacts | None, depth: int,
     if name == "gadd":
         # Two sensitivities of one value: either one's kind, when the other's is not
         # known (a sensitivity is ZERO or has its value's kind).
-        if args[0] == args[1] or args[1] is None:
+        # (Nor when the other's is known only to be a number or an array.)
+        if args[0] == args[1] or args[1] in (None, NUMERIC):
             return args[0] if is_f8(args[0]) else None
-        return args[1] if args[0] is None and is_f8(args[1]) else None
+        return args[1] if args[0] in (None, NUMERIC) and is_f8(args[1]) else None
+    if name == "dense" and is_f8(args[1]) and args[0] in (None, args[1]):
+        # A tangent made concrete, shaped like its float64 value: the value's kind (a
+        # tangent is ZERO, made zeros of that kind here, or has its value's kind).
+        return args[1]
     if name == "unbroadcast" and ((args[1] in (FLOAT, INT) and args[0] in (FLOAT, INT)) or
                                   (args[1] == SCALAR and args[0] == FLOAT)):
         return FLOAT  # (a float's sensitivity stays one against any 0-d number)

@@ -71,6 +71,9 @@ class Context:
     enabled: set[str] | None = None
     # Common subexpressions: the first node computing each (graph, primitive, inputs).
     computed: dict[tuple, Node] = field(default_factory=dict)
+    # Copies of callees specialized to constant arguments (`specialize_call`), by the
+    # callee and the constants' meanings.
+    specialized: dict[tuple, Graph] = field(default_factory=dict)
 
     def is_recursive(self, g: Graph) -> bool:
         if g.id not in self.recursive:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..ir.clone import inline_body, node_count
+from ..ir.edit import set_effects, set_output
 from ..ir.nodes import Apply, Constant, Graph, Node, graph_nodes, is_constant_graph, prim_of
 from ..runtime import ZERO
 from .patterns import const, is_prim
@@ -87,8 +88,49 @@ def inline_call(ctx: Context, node: Apply) -> tuple[Node, list[Node]] | None:
     if ctx.is_recursive(g) or g.recomputed:
         return None
     if ctx.call_sites.get(g.id, 0) > 1 and node_count(g) > INLINE_MAX_NODES:
-        return None
+        special = specialize_call(ctx, node, g)
+        return None if special is None else (special, [])
     return inline_body(g, node.graph, node.inputs[1:], loc=node.loc)
+
+
+# The constants a call's arguments may be specialized to: numbers, truth values, None and
+# strings, whose meaning (type and value) `input_key` gives.
+_SPECIALIZED_TYPES = (bool, int, float, str, type(None))
+# The most specialized copies of one callee (by distinct constant arguments).
+SPECIALIZE_MAX_COPIES = 4
+
+
+def specialize_call(ctx: Context, node: Apply, g: Graph) -> Apply | None:
+    """A call of `g` (too large to inline at each of its call sites) that passes
+    constants, e.g. the exponent 2 of `x ** 2` to the reverse rule's code that a second
+    derivative differentiates (`_pow_back(d, a, 2, out)`): a call of a copy of `g` with
+    those parameters bound to the constants, so that its tests of them
+    (`isinstance(b, int)`, `b != 0`) fold and only the code for them remains. One copy per
+    callee and constants' meanings (2, 2.0 and True are different constants), shared by
+    the call sites that pass them; a callee with effects is left as it is."""
+    if g.vararg or g.effects or ctx.is_recursive(g):
+        return None
+    args = node.inputs[1:]
+    fixed = tuple((i, input_key(a)) for i, a in enumerate(args)
+                  if type(a) is Constant and type(a.value) in _SPECIALIZED_TYPES)
+    if not fixed:
+        return None
+    key = (g.id, fixed)
+    copy = ctx.specialized.get(key)
+    if copy is None:
+        if sum(1 for k in ctx.specialized if k[0] == g.id) >= SPECIALIZE_MAX_COPIES:
+            return None
+        constant = {i for i, _ in fixed}
+        copy = Graph(g.name, g.parent, g.loc)
+        copy.copy_attributes(g)
+        bound: list[Node] = [a if i in constant else copy.add_parameter(p.name, p.loc)
+                             for i, (p, a) in enumerate(zip(g.parameters, args, strict=True))]
+        output, effects = inline_body(g, copy, bound)
+        set_output(copy, output)
+        set_effects(copy, effects)
+        ctx.specialized[key] = copy
+    rest = [a for i, a in enumerate(args) if all(i != j for j, _ in fixed)]
+    return node.graph.apply(Constant(copy), *rest, loc=node.loc, name=node.name)
 
 
 def select_constants(ctx: Context, node: Apply) -> Node | None:

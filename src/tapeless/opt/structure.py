@@ -249,6 +249,29 @@ def _call_value_known(ctx: Context, node: Apply) -> Node | None:
     return call
 
 
+@rewrite("call_value_fwd")
+def _call_value_fwd_known(ctx: Context, node: Apply) -> Node | None:
+    """Forward mode over a call of a value whose callee is now known to be a graph (the
+    F-callable of the callee's J-callable), its arguments and tangents displays: a
+    direct call, which the optimizer can inline and specialize (the Hessian-vector
+    product of a closure that calls a global function with `*data`)."""
+    fn = node.inputs[2]
+    items, tangents = tuple_items(node.inputs[4]), tuple_items(node.inputs[5])
+    if items is None or tangents is None or not is_constant_graph(fn):
+        return None
+    g: Graph = fn.value
+    specs = g.signature
+    if g.vararg or len(g.parameters) != len(items) + len(tangents) or (
+            specs is not None and any(sp.kind != "pos" for sp in specs)):
+        return None
+    # (Generated code takes the symbolic zero for a tangent: the zeros made only because
+    # a callee known at run time needs values are ZERO again.)
+    tangents = [Constant(ZERO) if is_prim(t, "sens_of") and isinstance(t, Apply) and
+                isinstance(t.inputs[1], Constant) and t.inputs[1].value is ZERO else t
+                for t in tangents]
+    return node.graph.apply(fn, *items, *tangents, loc=node.loc, name=node.name)
+
+
 @rewrite("lift", "lift_fwd", "data_only", "data_only_grad")
 def _data_passes(ctx: Context, node: Apply) -> Node | None:
     """A value passed into derivative code that kinds prove is data (a number, an array,

@@ -148,7 +148,7 @@ def _never_zero(node: Node, facts: LoopFacts | None, assumed: Assumed | None,
             return all(never_zero(i, facts, assumed, depth + 1) for i in items)
     if p.never_zero:
         return True
-    if p.name == "sens_of" and _materializes(kind(node.inputs[2], facts)):
+    if p.name in ("sens_of", "dense") and _materializes(kind(node.inputs[2], facts)):
         return True  # zeros of a known kind where d is ZERO
     if p.zero_preserving:
         return never_zero(node.inputs[1], facts, assumed, depth + 1)
@@ -244,6 +244,72 @@ def _from_structure_of_value(ctx: Context, node: Apply) -> Node | None:
     x = node.inputs[1]
     k = kind(x, ctx.facts)
     return x if k in (FLOAT, INT, SCALAR) or shape_of(k) is not None else None
+
+
+@rewrite("sens_index", "sens_getattr")
+def _part_of_zero(ctx: Context, node: Apply) -> Node | None:
+    """A part of the symbolic zero is the symbolic zero (the tangent of data passed to a
+    callee that generated code takes ZERO for)."""
+    return Constant(ZERO) if always_zero(node.inputs[1], ctx.facts) else None
+
+
+@rewrite("sens_index")
+def _sens_index_of_display(ctx: Context, node: Apply) -> Node | None:
+    """An item (or a slice) of a tuple display of tangents is that item (the display of
+    those items): the tangents of a call's results, taken apart."""
+    dd, index = node.inputs[1:]
+    items = tuple_items(dd) if is_prim(dd, "make_tuple") else None
+    if items is None or not isinstance(index, Constant):
+        return None
+    i = index.value
+    if type(i) is int and -len(items) <= i < len(items):
+        return items[i]
+    if type(i) is slice:
+        return node.graph.apply(P["make_tuple"], *items[i], loc=node.loc, name=node.name)
+    return None
+
+
+@rewrite("sens_index")
+def _sens_index_of_array(ctx: Context, node: Apply) -> Node | None:
+    """A part of a tangent or sensitivity that is surely an array (not ZERO) is the
+    array's part: `x_dot[None, :, :]` in forward-over-reverse code, where the helper
+    would test for ZERO and for a dict on each call."""
+    dd, index = node.inputs[1:]
+    if shape_of(kind(dd, ctx.facts)) is None or \
+            not (never_zero(dd, ctx.facts) or _argument_value(ctx, dd)):
+        return None
+    return node.graph.apply(P["getitem"], dd, index, loc=node.loc, name=node.name)
+
+
+@rewrite("dense")
+def _dense_parts(ctx: Context, node: Apply) -> Node | None:
+    """The symbolic zero made concrete is the zeros of `like` (`sens_of`, which the
+    rewrites of zeros know); a tuple display of tangents made concrete against a tuple
+    display (or a constant tuple) is the display of its items made concrete (the
+    tangents a call through a value passes: `dense((x_dot, ZERO), (x, data))`)."""
+    d, like = node.inputs[1:]
+    g = node.graph
+    if isinstance(d, Constant) and d.value is ZERO:
+        return g.apply(P["sens_of"], d, like, loc=node.loc, name=node.name)
+    ds, likes = tuple_items(d), tuple_items(like)
+    if ds is None or likes is None or len(ds) != len(likes):
+        return None
+    return g.apply(P["make_tuple"], *[g.apply(P["dense"], x, y, loc=node.loc)
+                                      for x, y in zip(ds, likes, strict=True)],
+                   loc=node.loc, name=node.name)
+
+
+@rewrite("sens_of")
+def _zeros_of_tuple(ctx: Context, node: Apply) -> Node | None:
+    """The zeros of a tuple display (or a constant tuple) are the display of its items'
+    zeros (`zeros_like_value` of a tuple)."""
+    d, like = node.inputs[1:]
+    likes = tuple_items(like)
+    if not (isinstance(d, Constant) and d.value is ZERO) or likes is None:
+        return None
+    g = node.graph
+    return g.apply(P["make_tuple"], *[g.apply(P["sens_of"], d, y, loc=node.loc)
+                                      for y in likes], loc=node.loc, name=node.name)
 
 
 @rewrite("dense")
