@@ -22,8 +22,7 @@ from .kinds import (
     kind,
     shape_of,
 )
-from .loop_facts import Assumed
-from .loops import LoopFacts
+from .loop_facts import Assumed, LoopFacts
 from .patterns import is_prim, tuple_items
 from .rules import Context, P, rewrite
 from .shift import remember_objective
