@@ -176,10 +176,12 @@ def test_hessian_vector_product_rosenbrock() -> None:
     np.testing.assert_allclose(hv, h @ v, rtol=1e-11)
 
 
-def test_second_order_rule_code_is_specialized_to_a_constant_exponent() -> None:
+def test_second_order_rule_code_is_specialized_to_a_constant_exponent(
+        monkeypatch: pytest.MonkeyPatch) -> None:
     """Reverse over reverse differentiates the pow rule's code, called with the exponent
     2 at three places: a copy specialized to 2 folds its run-time tests of the exponent
     (`isinstance(b, int)`, `b != 0`, the general `fpow`) and is inlined."""
+    monkeypatch.delenv("TAPELESS_OPTIMIZE", raising=False)  # (what the optimizer makes)
     rng = np.random.default_rng(1)
     x, v = rng.normal(size=6), rng.normal(size=6)
     hvp = tl.grad(hvp_rosenbrock)
@@ -206,10 +208,12 @@ def _star_data_params(w, b):
     return _star_data_loss(w, b, *STAR_DATA)
 
 
-def test_hessian_vector_product_of_a_closure_calling_with_star_data() -> None:
+def test_hessian_vector_product_of_a_closure_calling_with_star_data(
+        monkeypatch: pytest.MonkeyPatch) -> None:
     """Forward over the gradient of a function that calls another with `*data`: the
     call through a value becomes a direct call once the callee is known (inlined, no
     run-time dispatch), and the product is the finite difference of the gradient."""
+    monkeypatch.delenv("TAPELESS_OPTIMIZE", raising=False)  # (what the optimizer makes)
     rng = np.random.default_rng(2)
     w, b = rng.normal(size=3), 0.3
     tw, tb = rng.normal(size=3), -0.7
