@@ -36,14 +36,7 @@ def branch_backprops(graphs: list[Graph], use: dict[int, list[tuple[Node | None,
     edited in place (the branches); the other changes are in `replace`."""
     # How many places refer to each graph: a branch shared with another `if` keeps its
     # closures (its output is rewritten in place).
-    refs: dict[int, int] = {}
-    for g in graphs:
-        for node in graph_nodes(g):
-            for i in node.inputs:
-                if is_constant_graph(i):
-                    refs[i.value.id] = refs.get(i.value.id, 0) + 1
-        if is_constant_graph(g.output):
-            refs[g.output.value.id] = refs.get(g.output.value.id, 0) + 1
+    refs = _graph_refs(graphs)
     busy: set[int] = set()
     done = False
     for g in graphs:
@@ -153,14 +146,7 @@ def dead_branch_items(graphs: list[Graph], use: dict[int, list[tuple[Node | None
     tuple), the branches return a constant in those places, and the code computing them
     is dead. Branches shared with another `if` are left as they are. Returns the ids of
     the graphs edited (their outputs replaced)."""
-    refs: dict[int, int] = {}
-    for g in graphs:
-        for node in graph_nodes(g):
-            for i in node.inputs:
-                if is_constant_graph(i):
-                    refs[i.value.id] = refs.get(i.value.id, 0) + 1
-        if is_constant_graph(g.output):
-            refs[g.output.value.id] = refs.get(g.output.value.id, 0) + 1
+    refs = _graph_refs(graphs)
     ifs: list[Apply] = []
     owner: dict[int, Apply] = {}  # a branch's graph id -> its `if`
     for g in graphs:
@@ -243,3 +229,16 @@ def _demand(node: Node, use: dict[int, list[tuple[Node | None, Graph]]],
             break
     memo[node.id] = out
     return out
+
+
+def _graph_refs(graphs: list[Graph]) -> dict[int, int]:
+    """How many places in `graphs` refer to each graph (by id): inputs and outputs."""
+    refs: dict[int, int] = {}
+    for g in graphs:
+        for node in graph_nodes(g):
+            for i in node.inputs:
+                if is_constant_graph(i):
+                    refs[i.value.id] = refs.get(i.value.id, 0) + 1
+        if is_constant_graph(g.output):
+            refs[g.output.value.id] = refs.get(g.output.value.id, 0) + 1
+    return refs
