@@ -49,6 +49,19 @@ def test_only_the_ir_writes_node_inputs() -> None:
     assert not wrong, wrong
 
 
+def test_only_the_ir_writes_node_kinds() -> None:
+    """A node's recorded kind (`Node.kind`) is set through `ir.edit.set_kind`."""
+    wrong = [w for p in SRC.rglob("*.py") if p.parent.name != "ir"
+             for w in _writes(p, {"kind"}) if not _is_own_kind(p, w)]
+    assert not wrong, wrong
+
+
+def _is_own_kind(path: Path, where: str) -> bool:
+    """`self.kind = ...` in a class of its own (a transform's kind, a `ParamSpec`)."""
+    line = path.read_text().splitlines()[int(where.rsplit(":", 1)[1]) - 1]
+    return line.strip().startswith("self.kind")
+
+
 def test_rewriting_stages_change_graphs_through_the_edit_api() -> None:
     wrong = [w for folder in ("opt", "backend") for p in (SRC / folder).glob("*.py")
              for w in _writes(p, {"output", "effects", "parameters", "signature", "inputs"})]

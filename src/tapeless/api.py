@@ -22,6 +22,7 @@ from .frontend.guards import make_guard, reads_of
 from .frontend.parser import RESOLVER, unwrap
 from .ir import Graph, print_graph
 from .ir.clone import copy_module, is_recursive
+from .ir.edit import set_kind
 from .opt import optimize, passes_up_to
 from .opt.kinds import MAX_TUPLE_DEPTH, MAX_TUPLE_ITEMS, record_fields, value_kind
 
@@ -165,7 +166,7 @@ def load(graph: Graph, kinds: tuple = (), backend: str = "python") -> Compiled:
         # other arguments: a recursion on array halves sees other shapes).
         if not is_recursive(graph):
             for p, k in zip(graph.parameters, kinds, strict=False):
-                p.kind = k
+                set_kind(p, k)
         # (Numba compiles no checkpointed loop: on the native backend "auto" is "never".)
         mode = config.loop_checkpoint
         if backend == "native" and mode == "auto":

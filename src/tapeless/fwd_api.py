@@ -24,6 +24,7 @@ from .api import (
 from .errors import GradError
 from .grad_api import GradFunction, _integer_leaf, _shows_no_integer
 from .ir.clone import copy_module, is_recursive
+from .ir.edit import set_kind
 from .ir.nodes import Graph
 from .opt import optimize
 from .opt.kinds import value_kind
@@ -233,7 +234,7 @@ def _linearized(jf: JvpFunction, args: list[Any], zargs: list[Any],
         if passes is None or passes:
             if not is_recursive(graph):
                 for p, k in zip(graph.parameters, kinds, strict=False):
-                    p.kind = k
+                    set_kind(p, k)
             optimize(graph, passes)
         # (A linearization is kept in the function's cache of compiled code, under a
         # key of its own: the cache's declared type is the compiled code's.)

@@ -17,6 +17,7 @@ from .ad import batch
 from .ad.batch import VmapError, vmap_graph
 from .api import BOUND_TYPES, Transformed, _api, graph_of
 from .ir import Graph
+from .ir.edit import set_kind
 from .ir.nodes import Node
 from .runtime import tree_leaves
 
@@ -38,8 +39,8 @@ def _with_example_kinds(fg: Graph, examples: list[Any]
     if not is_recursive(copy):
         for p, example in zip(copy.parameters, examples, strict=True):
             # (An example's number, a NumPy scalar here, is a number of its kind.)
-            p.kind = value_kind(example.item() if isinstance(example, np.generic)
-                                else example)
+            set_kind(p, value_kind(example.item() if isinstance(example, np.generic)
+                                   else example))
     # The program for one example, optimized first (its derivative code inlined and its
     # plumbing gone): the V transform batches what one example runs.
     passes = optimization_passes()

@@ -9,9 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import nodes
+
+if TYPE_CHECKING:  # (for annotations only: the IR does not import the optimizer)
+    from ..opt.kinds import Kind
 from .nodes import (
     Apply,
     Graph,
@@ -84,6 +87,12 @@ def set_input(node: Apply, i: int, value: Node) -> None:
     inputs = list(node.inputs)
     inputs[i] = value
     set_inputs(node, inputs)
+
+
+def set_kind(node: Node, kind: Kind | None) -> None:
+    """Record what is known of `node`'s value's type (an argument's kind for the code
+    specialized to it; a replacement's, carried over from the node it replaces)."""
+    node.kind = kind
 
 
 def set_output(g: Graph, output: Node | None) -> None:

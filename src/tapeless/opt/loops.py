@@ -12,6 +12,7 @@ from ..ir.edit import (
     set_effects,
     set_input,
     set_inputs,
+    set_kind,
     set_output,
     set_parameters,
     users,
@@ -144,7 +145,7 @@ def _rebuild(info: LoopInfo, keep: list[int], results: list[Apply],
         j = constant_index(u)
         if j in position and u.id not in replace:
             replace[u.id] = g.apply(P["tuple_getitem"], new, position[j], name=u.name)
-            replace[u.id].kind = u.kind
+            set_kind(replace[u.id], u.kind)
     replace[node.id] = new
     if node in g.effects:
         set_effects(g, [new if e is node else e for e in g.effects])
@@ -262,7 +263,7 @@ def prune_saved(root: Graph, facts: LoopFacts, replace: dict[int, Node]) -> int:
                 if u.id not in replace:
                     replace[u.id] = u.inputs[1]
                     if u.inputs[1].kind is None:
-                        u.inputs[1].kind = u.kind
+                        set_kind(u.inputs[1], u.kind)
         else:
             new_push = fg.apply(P["make_tuple"], fg.apply(P["make_tuple"],
                                                           *[values[j] for j in keep]),
@@ -286,7 +287,7 @@ def prune_saved(root: Graph, facts: LoopFacts, replace: dict[int, Node]) -> int:
                     assert g is not None
                     replace[u.id] = g.apply(P["tuple_getitem"], u.inputs[1],
                                             position[constant_index(u)], name=u.name)
-                    replace[u.id].kind = u.kind
+                    set_kind(replace[u.id], u.kind)
         replace[push.id] = new_push
         changed += 1
     return changed
@@ -390,7 +391,7 @@ def rebuild_closure(clo: Graph, where: Graph, saved: Node, slots: dict[int, int]
     for fv in free_variables(clo):
         if fv.id in slots:
             got = where.apply(P["tuple_getitem"], saved, slots[fv.id], name=fv.name)
-            got.kind = fv.kind
+            set_kind(got, fv.kind)
             substitute[fv.id] = got
     return clone_graph(clo, where, substitute)
 
