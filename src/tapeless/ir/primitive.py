@@ -34,7 +34,11 @@ class Primitive:
         primitives whose forward rule is not written out;
       batch_rule: the batching rule (a slot for `vmap`);
       abstract_eval: the result's kind from the arguments' kinds and input nodes, where
-        a declared property below does not already say it.
+        a declared property below does not already say it;
+      infer_kind: the result's kind where it takes more than the arguments' kinds (the
+        items of a display, sizes computed from constants): called by kind inference
+        with the node, the loop facts, the search depth and the assumptions, before the
+        arguments' kinds; None leaves it to the rules on the arguments' kinds.
 
     Declared properties (what AD, kind inference and the optimizer ask):
       effect: kept for its side effects, never removed or shared;
@@ -133,6 +137,7 @@ class Primitive:
         self.jvp_by_transposition = False
         self.batch_rule: Callable[..., Any] | None = None
         self.abstract_eval: Callable[..., Any] | None = None
+        self.infer_kind: Callable[..., Any] | None = None
 
     @property
     def param_names(self) -> list[str]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 
 from ..ir.nodes import Apply, Constant, Graph, Node, graph_nodes, reachable_graphs
+from ..ir.replace import apply_replacements
 from ..runtime import ZERO
 from .kinds import (
     FLOAT,
@@ -21,8 +22,8 @@ from .kinds import (
 )
 from .loops import LoopFacts
 from .patterns import holds_term, is_prim, scattered, size_of, tuple_items
-from .replace import apply_replacements
 from .rules import Context, P, rewrite
+from .simplify import pure
 from .softmax import invariant_share, max_share_cancels, reduced_axes, softmax_term_in
 from .zeros import never_zero
 
@@ -715,7 +716,7 @@ def block_products(root: Graph) -> int:
             replace[node.id] = g.apply(P["matmul_tn"], a, b, -(-n // count), loc=node.loc,
                                        name=node.name)
     if replace:
-        apply_replacements(root, replace, {}, None)
+        apply_replacements(root, replace, {}, None, pure)
     return len(replace)
 
 

@@ -35,6 +35,7 @@ from ..ir.nodes import (
     serial_mark,
     stale_schedules,
 )
+from ..ir.replace import apply_replacements, redirect
 from .arrays import block_products
 from .branches import branch_backprops, dead_branch_items
 from .checkpoint import checkpoint_loops
@@ -48,7 +49,6 @@ from .loops import (
     zero_accumulators,
 )
 from .patterns import tuple_items
-from .replace import apply_replacements, redirect
 from .results import own_outputs, settle_owns
 from .rules import RULES, Context, allowed, step
 from .simplify import cse, fold_constants, idle_loop, inline_call, pure, select_constants
@@ -398,7 +398,7 @@ def _round(root: Graph, enabled: set[str] | None, log: PassLog, hints: dict,
             structural = True
             # (The graphs the step edited, from the journal of edits, and those whose
             # nodes use its replacements.)
-            apply_replacements(root, replace, spliced, edited | take_edited())
+            apply_replacements(root, replace, spliced, edited | take_edited(), pure)
             edited = set()
             replace = {}
             facts = LoopFacts(root)
@@ -422,7 +422,7 @@ def _round(root: Graph, enabled: set[str] | None, log: PassLog, hints: dict,
             changed = structural = True
     redirected = sweep.changed
     if replace or touched or structural:
-        apply_replacements(root, replace, spliced, None if structural else touched,
+        apply_replacements(root, replace, spliced, None if structural else touched, pure,
                            redirected)
     if structural:
         hints.clear()  # (loops rebuilt, slots renumbered)

@@ -1173,36 +1173,10 @@ def _infer(node: Node, facts: LoopFacts | None, depth: int,
             return _item_kind(seq, index.value, facts, depth + 1, assumed)
     if is_switch_call(node):
         return _common([kind(o, facts, depth + 1, assumed) for o in if_outputs(node)])
-    if name == "list_map":
-        return _list_map_kind(node, facts, depth, assumed)
-    if name == "np.concatenate":
-        return _concatenate_kind(node, facts, depth, assumed)
-    if name == "np.stack":
-        return _stack_kind(node, facts, depth, assumed)
-    if name in ("np.zeros", "np.ones") and len(node.inputs) == 3 and \
-            _const(node.inputs[2]) is float:
-        sizes = _index_parts(node.inputs[1]) or [node.inputs[1]]  # (`np.zeros(n)`)
-        dims = [int_value(i, facts, depth + 1, assumed) for i in sizes]
-        if dims is not None:
-            known = [n for n in dims if n is not None and n >= 0]
-            if len(known) == len(dims):
-                return array("f8", tuple(known))
-    if name == "np.arange" and len(node.inputs) == 3 and _const(node.inputs[2]) is None:
-        items = _index_parts(node.inputs[1])
-        ends = [int_value(i, facts, depth + 1, assumed) for i in items] \
-            if items is not None and 1 <= len(items) <= 3 else None
-        if ends is not None and None not in ends and ends[2:] != [0]:
-            return array("i8", (len(range(*cast(list[int], ends))),))
-    if name in ("np.triu_indices", "np.tril_indices"):
-        n, k, m = (int_value(i, facts, depth + 1, assumed) for i in node.inputs[1:4])
-        if m is None and _const(node.inputs[3]) is None:
-            m = n
-        if n is not None and k is not None and m is not None and n >= 0 and m >= 0:
-            # (row i has the columns j >= i + k above, j <= i + k below, of 0..m-1)
-            count = sum(max(0, m - max(0, i + k)) if name == "np.triu_indices" else
-                        max(0, min(m, i + k + 1)) for i in range(n))
-            pair = array("i8", (count,))
-            return tuple_of([pair, pair])
+    if prim.infer_kind is not None:  # (a rule that reads more than the arguments' kinds)
+        inferred: Kind | None = prim.infer_kind(node, facts, depth, assumed)
+        if inferred is not None:
+            return inferred
     args = [kind(a, facts, depth + 1, assumed) for a in node.inputs[1:]]
     if name == "len":
         return INT
@@ -1683,3 +1657,58 @@ PRIMITIVES["update_rest_sens"].abstract_eval = \
 PRIMITIVES["update_value_sens"].abstract_eval = _update_value_kind
 PRIMITIVES["update_value_scatter"].abstract_eval = \
     lambda args, inputs: args[1] if dtype_of(args[1]) == "f8" else None
+
+
+# Rules that read more than the arguments' kinds (the items of a display, the integer
+# values of sizes): registered as the primitives' `infer_kind`, called with the node,
+# the loop facts, the depth of the search and the assumptions, before the arguments'
+# kinds are inferred; None leaves the kind to the rules on the arguments' kinds.
+def _filled_kind(node: Apply, facts: LoopFacts | None, depth: int,
+                 assumed: Assumptions | None) -> Kind | None:
+    """`np.zeros(shape, float)`, `np.ones(shape, float)` with sizes known when compiling."""
+    if len(node.inputs) != 3 or _const(node.inputs[2]) is not float:
+        return None
+    sizes = _index_parts(node.inputs[1]) or [node.inputs[1]]  # (`np.zeros(n)`)
+    dims = [int_value(i, facts, depth + 1, assumed) for i in sizes]
+    known = [n for n in dims if n is not None and n >= 0]
+    return array("f8", tuple(known)) if len(known) == len(dims) else None
+
+
+def _arange_kind(node: Apply, facts: LoopFacts | None, depth: int,
+                 assumed: Assumptions | None) -> Kind | None:
+    """`np.arange(...)` of int bounds known when compiling (no dtype)."""
+    if len(node.inputs) != 3 or _const(node.inputs[2]) is not None:
+        return None
+    items = _index_parts(node.inputs[1])
+    ends = [int_value(i, facts, depth + 1, assumed) for i in items] \
+        if items is not None and 1 <= len(items) <= 3 else None
+    if ends is None or None in ends or ends[2:] == [0]:
+        return None
+    return array("i8", (len(range(*cast(list[int], ends))),))
+
+
+def _triangle_indices_kind(node: Apply, facts: LoopFacts | None, depth: int,
+                           assumed: Assumptions | None) -> Kind | None:
+    """`np.triu_indices(n, k, m)`, `np.tril_indices(n, k, m)` of ints known when compiling:
+    two int arrays of the triangle's count."""
+    n, k, m = (int_value(i, facts, depth + 1, assumed) for i in node.inputs[1:4])
+    if m is None and _const(node.inputs[3]) is None:
+        m = n
+    if n is None or k is None or m is None or n < 0 or m < 0:
+        return None
+    upper = cast(Constant, node.inputs[0]).value is PRIMITIVES["np.triu_indices"]
+    # (row i has the columns j >= i + k above, j <= i + k below, of 0..m-1)
+    count = sum(max(0, m - max(0, i + k)) if upper else max(0, min(m, i + k + 1))
+                for i in range(n))
+    pair = array("i8", (count,))
+    return tuple_of([pair, pair])
+
+
+for _name, _infer_rule in (("list_map", _list_map_kind),
+                           ("np.concatenate", _concatenate_kind),
+                           ("np.stack", _stack_kind),
+                           ("np.zeros", _filled_kind), ("np.ones", _filled_kind),
+                           ("np.arange", _arange_kind),
+                           ("np.triu_indices", _triangle_indices_kind),
+                           ("np.tril_indices", _triangle_indices_kind)):
+    PRIMITIVES[_name].infer_kind = _infer_rule

@@ -16,11 +16,12 @@ from ..ir.nodes import (
     prim_of,
     reachable_graphs,
 )
+from ..ir.replace import apply_replacements
 from .kinds import FLOAT, INT, SCALAR, if_branches, is_switch_call, kind, shape_of
 from .loops import LoopFacts
 from .patterns import is_prim
-from .replace import apply_replacements
 from .rules import P
+from .simplify import pure
 
 
 def fresh(node: Node) -> bool:
@@ -158,4 +159,4 @@ def settle_owns(root: Graph) -> None:
                     replace[node.id] = g.apply(P["np.full"], shape, c, loc=node.loc,
                                                name=node.name)
     if replace:
-        apply_replacements(root, replace, {}, None)
+        apply_replacements(root, replace, {}, None, pure)

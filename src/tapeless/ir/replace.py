@@ -1,10 +1,15 @@
-"""Applying a round's replacements to the graphs: every input pointed at its replacement,
-effects spliced, and what was computed from the changed graphs forgotten."""
+"""Replacing nodes everywhere: every use of a replaced node (an input, a graph's output or
+effect) pointed at its replacement, an inlined call's effects spliced in its place, and
+what was computed from the changed graphs forgotten. The optimizer applies each round's
+replacements with `apply_replacements`; the users index (`edit.keep_users`) finds the
+uses without a walk over every node."""
 
 from __future__ import annotations
 
-from ..ir.clone import rebind_value_call
-from ..ir.edit import (
+from collections.abc import Callable
+
+from .clone import rebind_value_call
+from .edit import (
     forget_all,
     forget_users,
     keeping_users,
@@ -14,7 +19,7 @@ from ..ir.edit import (
     take_edited,
     users_of,
 )
-from ..ir.nodes import (
+from .nodes import (
     Apply,
     Graph,
     Node,
@@ -22,7 +27,10 @@ from ..ir.nodes import (
     is_constant_graph,
     reachable_graphs,
 )
-from .simplify import pure
+
+# Whether a node's only effect is its value (the optimizer's `simplify.pure`: it reads the
+# primitives' declared effects, which the IR does not know).
+Pure = Callable[[Node], bool]
 
 
 def resolved(x: Node, replace: dict[int, Node]) -> Node:
@@ -46,11 +54,14 @@ def redirect(node: Apply, replace: dict[int, Node]) -> bool:
 
 
 def apply_replacements(root: Graph, replace: dict[int, Node], spliced: dict[int, list[Node]],
-           stale: set[int] | None, redirected: set[int] | None = None) -> None:
+                       stale: set[int] | None, pure: Pure,
+                       redirected: set[int] | None = None) -> None:
     """Redirect every use of a replaced node to its replacement, in every graph, and
     forget the schedules this changes: those of the graphs in `stale` (every graph if
     None) and of the graphs whose nodes or effects change here, then, transitively, of
-    the graphs using them (a graph's schedule depends on its closures' free variables)."""
+    the graphs using them (a graph's schedule depends on its closures' free variables).
+    An effect replaced by a node that `pure` says has no effect is dropped from the
+    effects; `spliced` maps an inlined call to the effects of its body."""
     fixed_effects: set[int] = set()
     graphs = reachable_graphs(root)
     if stale is not None:
@@ -62,7 +73,7 @@ def apply_replacements(root: Graph, replace: dict[int, Node], spliced: dict[int,
         forget_users(graphs, stale)
     graphs = reachable_graphs(root)
     if keeping_users():
-        _apply_indexed(root, graphs, replace, spliced, redirected)
+        _apply_indexed(root, graphs, replace, spliced, pure, redirected)
         return
     todo: set[int] | None = None  # the graphs to visit (all, first)
     while True:
@@ -72,7 +83,7 @@ def apply_replacements(root: Graph, replace: dict[int, Node], spliced: dict[int,
                 continue  # (visited, and its schedule has not changed since)
             if g.id not in fixed_effects:
                 fixed_effects.add(g.id)
-                if _point_effects(g, replace, spliced):
+                if _point_effects(g, replace, spliced, pure):
                     changed.add(g.id)
             if _point_output(g, replace):
                 changed.add(g.id)
@@ -100,14 +111,14 @@ def _forget_changed(root: Graph, graphs: list[Graph], changed: set[int]) -> set[
 
 
 def _point_effects(g: Graph, replace: dict[int, Node],
-                   spliced: dict[int, list[Node]]) -> bool:
+                   spliced: dict[int, list[Node]], pure: Pure) -> bool:
     """Point `g`'s effects at their replacements (an inlined call's effects spliced in
     its place); whether any changed."""
     if not any(e.id in replace for e in g.effects):
         return False
     effects: list[Node] = []
     for e in g.effects:
-        _splice(e, g, replace, spliced, effects)
+        _splice(e, g, replace, spliced, effects, pure)
     set_effects(g, effects)
     return True
 
@@ -121,7 +132,8 @@ def _point_output(g: Graph, replace: dict[int, Node]) -> bool:
 
 
 def _apply_indexed(root: Graph, graphs: list[Graph], replace: dict[int, Node],
-                   spliced: dict[int, list[Node]], redirected: set[int] | None) -> None:
+                   spliced: dict[int, list[Node]], pure: Pure,
+                   redirected: set[int] | None) -> None:
     """`apply_replacements` with the users index: the users of each replaced node are
     redirected at once, wherever they are (the index may name dead ones: pointing them
     at an equal value changes nothing), then each graph's effects and output, and the
@@ -139,7 +151,7 @@ def _apply_indexed(root: Graph, graphs: list[Graph], replace: dict[int, Node],
             if g.id in fixed:
                 continue
             fixed.add(g.id)
-            if _point_effects(g, replace, spliced) | _point_output(g, replace):
+            if _point_effects(g, replace, spliced, pure) | _point_output(g, replace):
                 changed.add(g.id)
         if not changed:
             return
@@ -150,14 +162,14 @@ def _apply_indexed(root: Graph, graphs: list[Graph], replace: dict[int, Node],
 
 
 def _splice(e: Node, g: Graph, replace: dict[int, Node], spliced: dict[int, list[Node]],
-            effects: list[Node]) -> None:
+            effects: list[Node], pure: Pure) -> None:
     """Append to `effects` what the effect `e` of `g` became: the effects of the body
     that replaced it (where it was an inlined call; those may have been inlined calls in
     turn, each spliced in its place, so that every effect is run once, in program order),
     or its replacement where that is still an effect."""
     if e.id in spliced:
         for inner in spliced[e.id]:
-            _splice(inner, g, replace, spliced, effects)
+            _splice(inner, g, replace, spliced, effects, pure)
     elif e.id in replace:
         r = resolved(e, replace)
         if isinstance(r, Apply) and r.graph is g and not pure(r):
