@@ -289,6 +289,11 @@ class ModuleEmitter:
             known = None
         if known is not None:
             return known
+        return self.named(value)
+
+    def named(self, value: Any) -> str:
+        """A name of the module's namespace bound to `value` (after the global it came
+        from, where known)."""
         if id(value) not in self.const_names:
             base = self.const_origin.get(id(value)) or getattr(value, "__name__", None)
             if not isinstance(base, str) or not base:
@@ -1028,7 +1033,12 @@ class FunctionEmitter:
             if prim is P["make_list"]:
                 return "[" + ", ".join(self.render_operand(a, g, 1) for a in args) + "]"
             if prim in (P["getitem"], P["tuple_getitem"]):
-                return f"{self.render_operand(args[0], g, ATOM)}[{self.render_index(args[1], g)}]"
+                base = self.render_operand(args[0], g, ATOM)
+                if isinstance(args[0], Constant) and type(args[0].value) in (int, float, bool):
+                    # (A number subscripted, in a branch that cannot run: as a literal,
+                    # Python would warn when compiling the module.)
+                    base = self.mod.named(args[0].value)
+                return f"{base}[{self.render_index(args[1], g)}]"
             if prim is P["assert"]:
                 msg = "" if _is_none(args[1]) else f"({_strip(self.render(args[1], g))})"
                 return f"if not {self.render(args[0], g)}: raise AssertionError{msg}"
