@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from functools import lru_cache
 from pathlib import Path
-from typing import overload
+from typing import cast, overload
 
 from . import nodes
 from .nodes import (
@@ -133,22 +133,42 @@ def _copy_bodies(graphs: list[Graph], gmap: dict[int, Graph], nmap: dict[int, No
     copy (graph constants to the copied graph, anything else to itself). Copies of
     nodes located in tapeless's own code take the location `loc` where one is given."""
     originals: list[tuple[Apply, Apply]] = []
+    # Each distinct location is relocated once (most nodes share a few).
+    relocated: dict[int, Location | None] = {}
     for h in graphs:
         owner = gmap[h.id]
         for node in graph_nodes(h):
-            copy = Apply(owner, [], _relocated(node.loc, loc), node.name)
+            own = node.loc
+            where = relocated.get(id(own), _UNSET)
+            if where is _UNSET:
+                where = relocated[id(own)] = _relocated(own, loc)
+            copy = Apply(owner, [], cast("Location | None", where), node.name)
             copy.kind = node.kind
             nmap[node.id] = copy
             originals.append((node, copy))
 
-    mapped = _Mapping(gmap, nmap)
+    users = nodes.USERS
     for node, copy in originals:
-        copy.inputs = [mapped(i) for i in node.inputs]
-        if nodes.USERS is not None:
-            nodes.note_uses(copy, copy.inputs)
-        if not is_constant_graph(node.inputs[0]):
+        # (What `_Mapping` does, inline: this runs for every input of every copy.)
+        inputs: list[Node] = []
+        for x in node.inputs:
+            found = nmap.get(x.id)
+            if found is None:
+                if type(x) is Constant and type(x.value) is Graph and x.value.id in gmap:
+                    found = Constant(gmap[x.value.id], x.loc)
+                else:
+                    found = x
+            inputs.append(found)
+        copy.inputs = inputs
+        if users is not None:
+            nodes.note_uses(copy, inputs)
+        callee = node.inputs[0]
+        if not (type(callee) is Constant and type(callee.value) is Graph):
             rebind_value_call(copy)
-    return mapped
+    return _Mapping(gmap, nmap)
+
+
+_UNSET = object()
 
 
 class _Mapping:

@@ -40,15 +40,25 @@ def take_edited() -> set[int]:
 def keep_users(graphs: list[Graph]) -> Iterator[None]:
     """Keep an index of who uses each node (`users_of`) while in this block: made from
     the nodes of `graphs`, then kept up to date by node creation and the edits here."""
-    saved = nodes.USERS
+    saved, saved_made = nodes.USERS, nodes.MADE
     nodes.USERS = {}
+    nodes.MADE = []
     try:
         for g in graphs:
             for n in graph_nodes(g):
                 nodes.note_uses(n, n.inputs)
         yield
     finally:
-        nodes.USERS = saved
+        nodes.USERS, nodes.MADE = saved, saved_made
+
+
+def take_made() -> list[Graph]:
+    """The graphs made since the last call (in a `keep_users` block; else none)."""
+    made = nodes.MADE
+    if not made:
+        return []
+    nodes.MADE = []
+    return made
 
 
 def keeping_users() -> bool:
@@ -152,6 +162,34 @@ def forget_users(graphs: list[Graph], changed: set[int]) -> set[int]:
         if g.id in stale:
             g.invalidate()
     return stale
+
+
+def forget_stale(graphs: list[Graph], changed: set[int]) -> None:
+    """`forget_users` from the caches alone, computing no schedule: invalidate the graphs
+    of `graphs` in `changed`, then, transitively, every one whose cached schedule uses a
+    graph without one (an edit, or a change it uses, forgot that graph's schedule since
+    this one was computed: the free variables it scheduled may have changed). `graphs`
+    must hold every graph that has a cached schedule and may be reachable."""
+    stale: set[int] = set()
+    for g in graphs:
+        if g.id in changed:
+            g.invalidate()
+        if g._nodes_cache is None:
+            stale.add(g.id)
+    users: dict[int, list[Graph]] = {}
+    for g in graphs:
+        if g.id not in stale:
+            for h in used_graphs(g):  # (from the cached schedule)
+                users.setdefault(h.id, []).append(g)
+                if h._nodes_cache is None:  # (one not in `graphs`, too)
+                    stale.add(h.id)
+    todo = list(stale)
+    while todo:
+        for u in users.get(todo.pop(), ()):
+            if u.id not in stale:
+                stale.add(u.id)
+                u.invalidate()
+                todo.append(u.id)
 
 
 Users = dict[int, list[tuple[Node | None, Graph]]]

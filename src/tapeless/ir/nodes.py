@@ -83,6 +83,12 @@ class Apply(Node):
 USERS: dict[int, dict[int, Apply]] | None = None
 
 
+# The graphs made while the users index is kept (see `tapeless.ir.edit.keep_users` and
+# `take_made`): with the graphs reachable before, every graph whose cached schedule an
+# edit can have made stale.
+MADE: list[Graph] | None = None
+
+
 def note_uses(node: Apply, inputs: list[Node]) -> None:
     """Record in the users index that `node` uses `inputs`."""
     assert USERS is not None
@@ -177,6 +183,8 @@ class Graph:
         self._fv_cache: list[Node] | None = None
         self._nodes_cache: list[Apply] | None = None
         self._uses_cache: list[Graph] | None = None
+        if MADE is not None:
+            MADE.append(self)
 
     def add_parameter(self, name: str, loc: Location | None = None) -> Parameter:
         p = Parameter(self, loc, name)
@@ -246,37 +254,43 @@ def graph_nodes(g: Graph) -> list[Apply]:
 
 def _schedule(g: Graph) -> list[Apply]:
     order: list[Apply] = []
-    seen: set[int] = set()
+    seen: set[Apply] = set()
     roots = list(g.effects) + ([g.output] if g.output is not None else [])
     if is_constant_graph(g.output):  # a closure returned as is needs its free variables
         roots += [fv for fv in free_variables(g.output.value) if fv.graph is g]
     for root in roots:
-        if not isinstance(root, Apply) or root.graph is not g or root.id in seen:
+        if type(root) is not Apply or root.graph is not g or root in seen:
             continue
-        seen.add(root.id)
-        # Each node's dependencies are computed once (not once per visit of the node).
-        stack: list[tuple[Apply, list[Node], int]] = [(root, _deps(root, g), 0)]
-        while stack:
-            node, deps, i = stack[-1]
-            if i < len(deps):
-                stack[-1] = (node, deps, i + 1)
-                dep = deps[i]
-                if isinstance(dep, Apply) and dep.graph is g and dep.id not in seen:
-                    seen.add(dep.id)
-                    stack.append((dep, _deps(dep, g), 0))
+        seen.add(root)
+        # A depth-first walk, inputs first: each node's dependencies are computed once
+        # (not once per visit of the node), and the walk resumes each node's iterator
+        # where it left off. (Exact type tests: Apply has no subclasses.)
+        path: list[Apply] = [root]
+        pending = [iter(_deps(root, g))]
+        while pending:
+            for dep in pending[-1]:
+                if type(dep) is Apply and dep.graph is g and dep not in seen:
+                    seen.add(dep)
+                    path.append(dep)
+                    pending.append(iter(_deps(dep, g)))
+                    break
             else:
-                stack.pop()
-                order.append(node)
+                pending.pop()
+                order.append(path.pop())
     return order
 
 
 def _deps(node: Apply, g: Graph) -> list[Node]:
     """Inputs of `node`, plus, for closures it uses, their free variables owned by `g`."""
-    if not any(type(i) is Constant and type(i.value) is Graph for i in node.inputs):
-        return node.inputs
+    inputs = node.inputs
+    for i in inputs:
+        if type(i) is Constant and type(i.value) is Graph:
+            break
+    else:
+        return inputs
     deps: list[Node] = []
-    for inp in node.inputs:
-        if is_constant_graph(inp):
+    for inp in inputs:
+        if type(inp) is Constant and type(inp.value) is Graph:
             deps.extend(fv for fv in free_variables(inp.value) if fv.graph is g)
         deps.append(inp)
     return deps
@@ -289,10 +303,13 @@ def free_variables(g: Graph) -> list[Node]:
         return g._fv_cache
     g._fv_cache = []  # breaks cycles through recursive graphs
     result: dict[int, Node] = {}
+    # (Exact type tests: none of these classes has subclasses.)
     for node in graph_nodes(g):
         for inp in node.inputs:
-            if isinstance(inp, (Apply, Parameter)) and inp.graph is not g:
-                if not is_inside(inp.graph, g):
+            t = type(inp)
+            if t is Apply or t is Parameter:
+                owner = inp.graph
+                if owner is not g and not is_inside(owner, g):
                     result.setdefault(inp.id, inp)
             elif is_constant_graph(inp) and inp.value is not g:
                 for fv in free_variables(inp.value):

@@ -11,12 +11,14 @@ from collections.abc import Callable
 from .clone import rebind_value_call
 from .edit import (
     forget_all,
+    forget_stale,
     forget_users,
     keeping_users,
     set_effects,
     set_inputs,
     set_output,
     take_edited,
+    take_made,
     users_of,
 )
 from .nodes import (
@@ -44,7 +46,10 @@ def resolved(x: Node, replace: dict[int, Node]) -> Node:
 def redirect(node: Apply, replace: dict[int, Node]) -> bool:
     """Point `node`'s inputs at their replacements; whether any changed."""
     inputs = node.inputs
-    if not any(i.id in replace for i in inputs):
+    for i in inputs:
+        if i.id in replace:
+            break
+    else:
         return False
     was_value_call = not is_constant_graph(inputs[0])
     set_inputs(node, [resolved(i, replace) for i in inputs])
@@ -55,13 +60,20 @@ def redirect(node: Apply, replace: dict[int, Node]) -> bool:
 
 def apply_replacements(root: Graph, replace: dict[int, Node], spliced: dict[int, list[Node]],
                        stale: set[int] | None, pure: Pure,
-                       redirected: set[int] | None = None) -> None:
+                       redirected: set[int] | None = None,
+                       known: list[Graph] | None = None) -> None:
     """Redirect every use of a replaced node to its replacement, in every graph, and
     forget the schedules this changes: those of the graphs in `stale` (every graph if
     None) and of the graphs whose nodes or effects change here, then, transitively, of
     the graphs using them (a graph's schedule depends on its closures' free variables).
     An effect replaced by a node that `pure` says has no effect is dropped from the
-    effects; `spliced` maps an inlined call to the effects of its body."""
+    effects; `spliced` maps an inlined call to the effects of its body.
+    `known`: the graphs reachable from `root` when the changes began (with the users
+    index kept, which also journals the graphs made since): then the schedules are
+    forgotten from what is cached and computed again once, after the redirections."""
+    if known is not None and keeping_users():
+        _apply_known(root, replace, spliced, stale, pure, redirected, known)
+        return
     fixed_effects: set[int] = set()
     graphs = reachable_graphs(root)
     if stale is not None:
@@ -159,6 +171,64 @@ def _apply_indexed(root: Graph, graphs: list[Graph], replace: dict[int, Node],
         changed = set()
         # (Graphs reachable only now get their effects and output pointed too.)
         graphs = reachable_graphs(root)
+
+
+def _apply_known(root: Graph, replace: dict[int, Node], spliced: dict[int, list[Node]],
+                 stale: set[int] | None, pure: Pure, redirected: set[int] | None,
+                 known: list[Graph]) -> None:
+    """`apply_replacements` from the graphs `known` and those made since (`take_made`):
+    the users of each replaced node redirected at once (through the users index), then
+    the schedules these and the earlier changes make stale forgotten from the caches
+    (`forget_stale`: no schedule is computed before the last change), computed again
+    once, and each graph's effects and output pointed at their replacements."""
+    changed: set[int] = set()
+    for rid in list(replace):
+        for node in users_of(rid):
+            if redirect(node, replace):
+                changed.add(node.graph.id)
+                if redirected is not None:
+                    redirected.add(node.id)
+    graphs = _refreshed(root, known, None if stale is None else stale | changed)
+    fixed: set[int] = set()
+    while True:
+        changed = set()
+        for g in graphs:
+            if g.id in fixed:
+                continue
+            fixed.add(g.id)
+            if _point_effects(g, replace, spliced, pure) | _point_output(g, replace):
+                changed.add(g.id)
+        if not changed:
+            return
+        # (Graphs reachable only now get their effects and output pointed too.)
+        graphs = _refreshed(root, graphs, changed)
+
+
+def _refreshed(root: Graph, known: list[Graph], stale: set[int] | None) -> list[Graph]:
+    """The graphs reachable from `root`, after forgetting the schedules of the graphs in
+    `stale` (every one if None), of the graphs edited since the last call and of those
+    using them (`forget_stale`), among `known` and the graphs made since. A graph
+    reachable again that is neither (its cache may predate the changes) makes it forget
+    as `forget_users` does, from fresh schedules."""
+    by_id = {g.id: g for g in known}
+    for g in take_made():
+        by_id.setdefault(g.id, g)
+    pool = list(by_id.values())
+    edited = take_edited()
+    if stale is None:
+        forget_all(pool)
+    else:
+        forget_stale(pool, stale | edited)
+    graphs = reachable_graphs(root)
+    extra = [g for g in graphs if g.id not in by_id]
+    if extra:
+        forget_all(extra)
+        if stale is None:
+            forget_all(graphs)
+        else:
+            forget_users(graphs, stale | edited | {g.id for g in extra})
+        graphs = reachable_graphs(root)
+    return graphs
 
 
 def _splice(e: Node, g: Graph, replace: dict[int, Node], spliced: dict[int, list[Node]],

@@ -24,6 +24,7 @@ from ..ir.edit import (
 )
 from ..ir.nodes import (
     Apply,
+    Constant,
     Graph,
     Node,
     Parameter,
@@ -303,8 +304,12 @@ def _worklist(root: Graph, changed: set[int], mark: int, graphs_changed: set[int
             if n.id > mark or n.id in changed:
                 seeds.append(n)
             for pos, i in enumerate(n.inputs):
-                users.setdefault(i.id, []).append(n)
-                if is_constant_graph(i):
+                found = users.get(i.id)
+                if found is None:
+                    users[i.id] = [n]
+                else:
+                    found.append(n)
+                if type(i) is Constant and type(i.value) is Graph:  # (is_constant_graph)
                     gid = i.value.id
                     refs.setdefault(gid, []).append(n)
                     counts[gid] = counts.get(gid, 0) + (1 if pos == 0 else 2)
@@ -398,7 +403,9 @@ def _round(root: Graph, enabled: set[str] | None, log: PassLog, hints: dict,
             structural = True
             # (The graphs the step edited, from the journal of edits, and those whose
             # nodes use its replacements.)
-            apply_replacements(root, replace, spliced, edited | take_edited(), pure)
+            apply_replacements(root, replace, spliced, edited | take_edited(), pure,
+                               known=graphs)
+            graphs = reachable_graphs(root)
             edited = set()
             replace = {}
             facts = LoopFacts(root)
@@ -423,7 +430,7 @@ def _round(root: Graph, enabled: set[str] | None, log: PassLog, hints: dict,
     redirected = sweep.changed
     if replace or touched or structural:
         apply_replacements(root, replace, spliced, None if structural else touched, pure,
-                           redirected)
+                           redirected, known=graphs)
     if structural:
         hints.clear()  # (loops rebuilt, slots renumbered)
         return changed, None, work is None

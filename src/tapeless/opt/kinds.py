@@ -929,10 +929,11 @@ def kind(node: Node, facts: LoopFacts | None = None, depth: int = 0,
     # Memoized per assumption set (loop state assumed to have a kind while checking the
     # loop body), so shared subexpressions are inferred once.
     key = (node.id, assumed.id if assumed else 0)
-    found = facts.kinds.get(key, _MISSING)
-    if found is _MISSING:
-        found = facts.kinds[key] = _kind(node, facts, depth, assumed)
-    return cast("Kind | None", found)  # (not _MISSING any more)
+    memo = facts.kinds
+    if key in memo:
+        return memo[key]
+    found = memo[key] = _kind(node, facts, depth, assumed)
+    return found
 
 
 def _state_kinds(info: LoopInfo, facts: LoopFacts, depth: int,
@@ -1200,7 +1201,7 @@ def _infer(node: Node, facts: LoopFacts | None, depth: int,
                                         type(node.inputs[1].value) is tuple and
                                         node.inputs[1].value == ())):
         return EMPTY_LIST
-    if any(is_list(a) for a in args):
+    if any(type(a) is ListKind for a in args):  # (is_list)
         if name == "list" and len(args) == 1:
             return args[0]
         if name == "add" and len(args) == 2:

@@ -42,7 +42,8 @@ def cse(ctx: Context, node: Apply) -> Node | None:
     p = prim_of(node)
     if p is None or p.effect or p.statement or not p.pure:
         return None
-    key = (node.graph.id,) + tuple(input_key(x) for x in node.inputs)
+    key = (node.graph.id, *[x.id if type(x) is not Constant else input_key(x)
+                            for x in node.inputs])
     first = ctx.computed.setdefault(key, node)
     return None if first is node else first
 
