@@ -4,7 +4,7 @@ is called with gets the value's kind, the sensitivity of a loop's tuple state ke
 kinds of its items, and a saved float64 element is known to be one. Derivative code then
 uses no generic run-time helper where these kinds decide it (`unbroadcast`,
 `broadcast_like`, the `isinstance` tests of `+`), and the element reads of a recursion
-are added into what the recursive call gave back (`scatter_into`). Gradients are checked
+are added into what the recursive call gave back (`scatter_onto`). Gradients are checked
 against autograd, hand-written gradients and finite differences, in spellings other than
 the benchmark's (bench/control_programs.py)."""
 
@@ -249,7 +249,7 @@ def test_recursive_backpropagator_uses_no_generic_helpers():
     # The sensitivity `dout` is a number (the value's kind): no unbroadcast of it, and
     # the two reads go into what the recursive call gave back, in one call.
     assert "unbroadcast" not in source
-    assert "scatter_into" in source and "scatter_sens" not in source
+    assert "scatter_onto" in source and "scatter_sens" not in source
 
 
 def test_recursive_determinant_has_no_type_tests():
@@ -275,12 +275,12 @@ def test_loop_of_element_reads_adds_in_place_without_tests():
 # --- the run-time helper ----------------------------------------------------------------
 
 
-def test_scatter_into_leaves_a_shared_sparse_sensitivity_alone():
+def test_scatter_onto_leaves_a_shared_sparse_sensitivity_alone():
     x = np.zeros((10, 10))
     base = rt.scatter_sens(x, ((1, 2),), (1.0,))
     assert type(base) is IndexedSens
-    a = rt.scatter_into(base, x, ((3, 4), (1, 2)), (2.0, 0.5))
-    b = rt.scatter_into(base, x, ((5, 5),), (7.0,))
+    a = rt.scatter_onto(base, x, ((3, 4), (1, 2)), (2.0, 0.5))
+    b = rt.scatter_onto(base, x, ((5, 5),), (7.0,))
     expected_base = np.zeros((10, 10))
     expected_base[1, 2] = 1.0
     np.testing.assert_array_equal(np.asarray(base), expected_base)
@@ -293,13 +293,13 @@ def test_scatter_into_leaves_a_shared_sparse_sensitivity_alone():
     np.testing.assert_array_equal(np.asarray(b), expected_b)
 
 
-def test_scatter_into_a_dense_sensitivity_copies_it():
+def test_scatter_onto_a_dense_sensitivity_copies_it():
     x = np.zeros((3, 3))
     acc = np.arange(9.0).reshape(3, 3)
-    out = rt.scatter_into(acc, x, ((0, 1), (2, 2)), (1.5, rt.ZERO))
+    out = rt.scatter_onto(acc, x, ((0, 1), (2, 2)), (1.5, rt.ZERO))
     np.testing.assert_array_equal(acc, np.arange(9.0).reshape(3, 3))
     np.testing.assert_array_equal(out, rt.gadd(rt.scatter_sens(x, ((0, 1),), (1.5,)), acc))
     # (an index given twice: the pieces summed as scatter_sens sums them)
-    twice = rt.scatter_into(acc, x, ((0, 1), (0, 1)), (1.5, 2.5))
+    twice = rt.scatter_onto(acc, x, ((0, 1), (0, 1)), (1.5, 2.5))
     np.testing.assert_array_equal(
         twice, rt.gadd(rt.scatter_sens(x, ((0, 1), (0, 1)), (1.5, 2.5)), acc))

@@ -928,7 +928,7 @@ def scatter_add(acc: Any, x: Any, indices: tuple, ds: tuple) -> Any:
     return gadd(acc, scatter_sens(x, indices, ds))
 
 
-def scatter_into(acc: Any, x: Any, indices: tuple, ds: tuple) -> Any:
+def scatter_onto(acc: Any, x: Any, indices: tuple, ds: tuple) -> Any:
     """`gadd(scatter_sens(x, indices, ds), acc)`, leaving `acc` as it is (it may be
     shared): where acc is a sparse sensitivity of the float64 array `x` and the pieces
     are float64 numbers at elements, a new handle with the pieces appended (O(the

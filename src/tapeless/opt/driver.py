@@ -51,7 +51,7 @@ from .patterns import tuple_items
 from .replace import apply_replacements, redirect
 from .results import own_outputs, settle_owns
 from .rules import RULES, Context, allowed, step
-from .scatter import scatter_into
+from .scatter import scatter_onto
 from .simplify import cse, fold_constants, idle_loop, inline_call, pure, select_constants
 from .updates import update_in_place
 from .zeros import f8_number, never_zero
@@ -63,7 +63,7 @@ step("branch_backprops")
 step("dead_branch_items")
 step("unused_parameters")
 step("lower_stacks")
-step("scatter_into")
+step("scatter_onto")
 step("block_products")
 step("update_in_place")
 step("checkpoint_loops")
@@ -104,8 +104,8 @@ def optimize(root: Graph, enabled: set[str] | None = None, max_rounds: int = 30,
         log.add("checkpoint_loops", n)
     if allowed(enabled, "lower_stacks") and lower_stacks(root, scatter_known(root)):
         log.add("lower_stacks")
-    if allowed(enabled, "scatter_into") and (n := scatter_into(root)):
-        log.add("scatter_into", n)
+    if allowed(enabled, "scatter_onto") and (n := scatter_onto(root)):
+        log.add("scatter_onto", n)
     if allowed(enabled, "block_products") and (n := block_products(root)):
         log.add("block_products", n)
     if allowed(enabled, "update_in_place") and (n := update_in_place(root)):

@@ -4,7 +4,7 @@ A recursion that reads a few elements of an array per call (`walk(A, i)` reading
 `A[i, i]`, a determinant by Laplace expansion reading `A[row, c]`) gets, in each call's
 backpropagator, `gadd(scatter_sens(A, indices, ds), d_A)`, with `d_A` what the recursive
 call's backpropagator gave back. Built as written, that is two sparse sensitivities
-(`tapeless.sparse_sens`) made and joined per call. `scatter_into(d_A, A, indices, ds)` is
+(`tapeless.sparse_sens`) made and joined per call. `scatter_onto(d_A, A, indices, ds)` is
 the same sum as one call that appends the pieces to `d_A`'s (a new handle: `d_A` itself
 is left as it is, so nothing needs to prove that no one else holds it).
 
@@ -22,10 +22,10 @@ from .loop_facts import LoopFacts, is_call_of
 P = PRIMITIVES
 
 
-def scatter_into(root: Graph) -> int:
+def scatter_onto(root: Graph) -> int:
     """Rewrite each `gadd(scatter_sens(x, indices, ds), acc)` (either order; or one piece,
     `getitem_sens(d, x, i)`), where nothing else reads the scattered sensitivity and `acc`
-    is not loop state, as `scatter_into(acc, x, indices, ds)`. Returns how many."""
+    is not loop state, as `scatter_onto(acc, x, indices, ds)`. Returns how many."""
     graphs = reachable_graphs(root)
     facts: LoopFacts | None = None
     use = users(graphs)
@@ -50,7 +50,7 @@ def scatter_into(root: Graph) -> int:
                     facts = facts or LoopFacts(root, graphs)
                     if acc.id in facts.state_of:
                         break  # (an accumulator: see loops.accumulate_in_place)
-                set_inputs(add, [Constant(P["scatter_into"]), acc, x, indices, ds])
+                set_inputs(add, [Constant(P["scatter_onto"]), acc, x, indices, ds])
                 rewritten += 1
                 break
     return rewritten

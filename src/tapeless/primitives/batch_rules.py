@@ -1264,8 +1264,8 @@ def _scatter_add(size, flags, acc, x, indices, ds):
     return gadd(broadcast(size, acc), part)
 
 
-# (scatter_into is scatter_add without the update in place: the same batched sum)
-batch("scatter_into", when=lambda flags: not flags[2])(_scatter_add)
+# (scatter_onto is scatter_add without the update in place: the same batched sum)
+batch("scatter_onto", when=lambda flags: not flags[2])(_scatter_add)
 
 
 @batch("dense", when=_data_first)
