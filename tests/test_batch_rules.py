@@ -148,6 +148,11 @@ EXTRA_SAMPLES: dict[str, list[Sample]] = {
                                   (u(r, (4,)), u(r, (4,)))))],
     "scatter_add": [S(lambda r: (u(r, (4, 3)), u(r, (4, 3)), (slice(0, 2), 3),
                                  (u(r, (2, 3)), u(r, (3,)))))],
+    "scatter_onto": [S(lambda r: (u(r, (4, 3)), u(r, (4, 3)), (slice(0, 2), 3),
+                                  (u(r, (2, 3)), u(r, (3,))))),
+                     S(lambda r: (u(r, (4, 3)), u(r, (4, 3)), ((1, 2), (3, 0), (1, 2)),
+                                  (u(r, None), u(r, None), u(r, None))),
+                       label="elements")],
     **{name: [S(lambda r: (u(r, (2, 3)),))] for name in ["own", "dense_sens"]},
 }
 

@@ -928,6 +928,37 @@ def scatter_add(acc: Any, x: Any, indices: tuple, ds: tuple) -> Any:
     return gadd(acc, scatter_sens(x, indices, ds))
 
 
+def scatter_onto(acc: Any, x: Any, indices: tuple, ds: tuple) -> Any:
+    """`gadd(scatter_sens(x, indices, ds), acc)`, leaving `acc` as it is (it may be
+    shared): where acc is a sparse sensitivity of the float64 array `x` and the pieces
+    are float64 numbers at elements, a new handle with the pieces appended (O(the
+    pieces), where the sum builds two handles and joins them). A recursion reading a few
+    elements per call adds them so into what the recursive call gave back."""
+    t = type(acc)
+    if t is _SPARSE_TYPE[0] and type(x) is _F8[1] and x.shape == acc.shape:
+        r = acc.appended(indices, ds, _SPARSE_MODULE[0].SPARSE_FRACTION, ZERO)
+        if r is not None:
+            return r
+    elif t is _F8[1] and type(x) is t and acc.shape == x.shape and acc.dtype is _F8[0] \
+            and _element_indices(indices):
+        # (A small array's dense sensitivity: one copy with the pieces added, where the
+        # sum makes zeros, adds the pieces and adds the two arrays. The indices are
+        # distinct: each element gets acc's value plus its one piece, the same sum.)
+        out = None
+        for i, d in zip(indices, ds, strict=True):
+            if d is ZERO:
+                continue
+            if type(d) is not float and type(d) is not _F8[2]:
+                out = None
+                break
+            if out is None:
+                out = acc.copy()
+            out[i] += d
+        if out is not None:
+            return out
+    return gadd(scatter_sens(x, indices, ds), acc)
+
+
 # np.dtype(np.float64), np.ndarray, np.float64 and np.zeros, once NumPy is needed
 # (set with the sparse type: `_F8[1]` is an ndarray's type only once both are)
 _F8: list[Any] = [None, None, None, None]
@@ -984,13 +1015,6 @@ def _element_indices(indices: tuple) -> bool:
                     return False
     n = len(indices)
     return n < 2 or (indices[0] != indices[1] if n == 2 else len(set(indices)) == n)
-
-
-def _repeats(indices: tuple) -> bool:
-    """Whether an int index is given twice (then the pieces are summed first, as
-    `scatter_sens` does, not added one by one into the accumulator)."""
-    n = len(indices)
-    return n > 1 and (indices[0] == indices[1] if n == 2 else len(set(indices)) != n)
 
 
 def fdiv(a: Any, b: Any) -> Any:
@@ -1068,9 +1092,20 @@ def scatter_add_known(acc: Any, x: Any, indices: tuple, ds: tuple) -> Any:
     array (or a list of float64 values of one shape), the indices are ints and the pieces
     are float64 values of an element's shape, never ZERO. Called once per iteration of a
     backward loop (the LSTM's gradient of its parameter rows). An index given twice sums
-    like `scatter_add` (its pieces first), so the result is the same to the bit."""
-    if _repeats(indices):
-        return scatter_add(acc, x, indices, ds)
+    like `scatter_add` (its pieces first), so the result is the same to the bit. The
+    indices may also be tuples of ints (elements of a matrix: a recursion's or a loop's
+    reads `A[i, j]`)."""
+    n = len(indices)
+    if n == 2:  # (the common case first: two reads per iteration)
+        if indices[0] == indices[1]:
+            indices, ds = indices[:1], (ds[0] + ds[1],)
+    elif n > 2 and len(set(indices)) != n:
+        # (An index given twice: its pieces summed first, as `scatter_sens` sums them,
+        # then added in place like the others.)
+        merged: dict[Any, Any] = {}
+        for i, d in zip(indices, ds, strict=True):
+            merged[i] = merged[i] + d if i in merged else d
+        indices, ds = tuple(merged), tuple(merged.values())
     if type(x) is list:
         if acc is ZERO:
             acc = [ZERO] * len(x)

@@ -111,6 +111,36 @@ class IndexedSens(NDArrayOperatorsMixin):
         self.count = len(pieces)
         return True
 
+    def appended(self, indices: tuple, ds: tuple, fraction: int, zero: object
+                 ) -> IndexedSens | None:
+        """This sensitivity plus `ds[k]` at `indices[k]` (ints or tuples of ints; a `d`
+        that is `zero` skipped), as a new handle: this one is left as it is, so it may
+        be shared. The pieces go at the end of this handle's list where no other handle
+        has extended it (O(the new pieces)), else onto a copy of its prefix. None where
+        the pieces would number 1/`fraction` of the array's size, or a `d` or an index is
+        not one a piece is kept for (then the caller adds them densely)."""
+        count = self.count
+        size = math.prod(self.shape)
+        if (count + len(ds)) * fraction >= size:
+            return None
+        new = []
+        for index, d in zip(indices, ds, strict=True):
+            if d is zero:
+                continue
+            t = type(d)
+            if t is not float and t is not np.float64:
+                return None
+            if type(index) is not int:
+                if type(index) is not tuple:
+                    return None
+                for i in index:
+                    if type(i) is not int:
+                        return None
+            new.append((index, d))
+        pieces = self.pieces if len(self.pieces) == count else self.pieces[:count]
+        pieces.extend(new)
+        return IndexedSens(self.shape, self.base, pieces, len(pieces))
+
     # --- behaving as the array ----------------------------------------------------------
 
     def __array__(self, dtype: Any = None, copy: Any = None) -> Any:

@@ -9,6 +9,7 @@ from ..ir.nodes import Apply, Constant, Node
 from .kinds import FLOAT, INT, SCALAR, Kind, dtype_of, is_f8, kind, shape_of
 from .patterns import is_prim, size_of
 from .rules import Context, P, rewrite
+from .zeros import f8_number
 
 
 @rewrite("neg")
@@ -31,10 +32,10 @@ def _double_negation(ctx: Context, node: Apply) -> Node | None:
 def _without_neutral(ctx: Context, pairs: tuple[tuple[Node, Node], ...], neutral: float
                      ) -> Node | None:
     """x, for the first (c, x) of `pairs` where c is the number `neutral` and x a float64
-    array or a Python float (not an int: 1.0 * 2 is a float)."""
+    array or number (not an int: 1.0 * 2 is a float)."""
     for c, x in pairs:
         if isinstance(c, Constant) and type(c.value) in (float, int) and c.value == neutral \
-                and is_f8(kind(x, ctx.facts)):
+                and (is_f8(kind(x, ctx.facts)) or f8_number(x, ctx.facts)):
             return x
     return None
 

@@ -40,7 +40,7 @@ from ..ir.replace import apply_replacements, redirect
 from .arrays import block_products
 from .branches import branch_backprops, dead_branch_items
 from .checkpoint import checkpoint_loops
-from .kinds import FLOAT, INT, array, element_of, is_f8, kind, shape_of
+from .kinds import FLOAT, INT, Kind, array, element_of, is_f8, items_of, kind, shape_of
 from .loops import (
     LoopFacts,
     drop_dead_state,
@@ -52,9 +52,10 @@ from .loops import (
 from .patterns import tuple_items
 from .results import own_outputs, settle_owns
 from .rules import RULES, Context, allowed, step
+from .scatter import scatter_onto
 from .simplify import cse, fold_constants, idle_loop, inline_call, pure, select_constants
 from .updates import update_in_place
-from .zeros import f8_reduction, never_zero
+from .zeros import f8_number, never_zero
 
 # Steps that change whole graphs: in a round without other changes, and at the end.
 step("drop_pure_effects")
@@ -63,6 +64,7 @@ step("branch_backprops")
 step("dead_branch_items")
 step("unused_parameters")
 step("lower_stacks")
+step("scatter_onto")
 step("block_products")
 step("update_in_place")
 step("checkpoint_loops")
@@ -103,6 +105,8 @@ def optimize(root: Graph, enabled: set[str] | None = None, max_rounds: int = 30,
         log.add("checkpoint_loops", n)
     if allowed(enabled, "lower_stacks") and lower_stacks(root, scatter_known(root)):
         log.add("lower_stacks")
+    if allowed(enabled, "scatter_onto") and (n := scatter_onto(root)):
+        log.add("scatter_onto", n)
     if allowed(enabled, "block_products") and (n := block_products(root)):
         log.add("block_products", n)
     if allowed(enabled, "update_in_place") and (n := update_in_place(root)):
@@ -146,20 +150,36 @@ def scatter_known(root: Graph) -> Callable[[Node, Node, Node], bool]:
             made.append(LoopFacts(root))
         facts = made[0]
         kx = kind(x, facts)
-        item = element_of(kx)
-        if item is None and is_f8(kx) and (shape := shape_of(kx)):
-            item = array("f8", shape[1:])
-        if item is None or not (item == FLOAT or (is_f8(item) and shape_of(item) is not None)):
-            return False
         index_items, d_items = tuple_items(indices), tuple_items(ds)
-        # (A whole float64 array's sum is a float64 number: its kind says only SCALAR.)
-        return index_items is not None and d_items is not None and \
-            all(kind(i, facts) == INT for i in index_items) and \
-            all((kind(d, facts) in (item, FLOAT) or
-                 (shape_of(item) == () and f8_reduction(d, facts))) and
-                never_zero(d, facts) for d in d_items)
+        if index_items is None or d_items is None or len(index_items) != len(d_items):
+            return False
+        for i, d in zip(index_items, d_items, strict=True):
+            item = piece_kind(kx, kind(i, facts))
+            # (A float64 number's kind says only SCALAR: f8_number follows where it is
+            # made.)
+            if item is None or not never_zero(d, facts) or not (
+                    kind(d, facts) in (item, FLOAT) or
+                    (shape_of(item) == () and f8_number(d, facts))):
+                return False
+        return True
 
     return known
+
+
+def piece_kind(kx: Kind | None, ki: Kind | None) -> Kind | None:
+    """The kind of `x[i]` where `scatter_add_known` can add a piece into it: an element
+    of a list of float64 values of one kind at an int, a row (an int) or an element or
+    sub-array (a tuple of ints) of a float64 array; else None."""
+    item = element_of(kx)
+    if item is not None:
+        return item if ki is INT and (item == FLOAT or
+                                      (is_f8(item) and shape_of(item) is not None)) else None
+    shape = shape_of(kx)
+    at = (ki,) if ki is INT else items_of(ki)
+    if not is_f8(kx) or not shape or at is None or not 0 < len(at) <= len(shape) or \
+            any(k is not INT for k in at):
+        return None
+    return array("f8", shape[len(at):])
 
 
 class _Sweep:

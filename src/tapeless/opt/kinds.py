@@ -928,6 +928,8 @@ def kind(node: Node, facts: LoopFacts | None = None, depth: int = 0,
         return _kind(node, facts, depth, assumed)
     # Memoized per assumption set (loop state assumed to have a kind while checking the
     # loop body), so shared subexpressions are inferred once.
+    if facts.result_kinds is None:
+        _infer_recursive_results(facts)
     key = (node.id, assumed.id if assumed else 0)
     memo = facts.kinds
     if key in memo:
@@ -952,6 +954,7 @@ def _state_kinds(info: LoopInfo, facts: LoopFacts, depth: int,
         facts.state_kinds[memo] = [None] * n
         return facts.state_kinds[memo]
     current = [kind(i, facts, depth + 1, assumed) for i in info.init]
+    current = _open_zero_items(info, facts, depth, assumed, current)
     # The kinds the last round found (hints): if they hold, one pass over the body proves
     # them, where starting from the initial kinds takes a pass per widening (a list that
     # starts empty, a float that becomes a NumPy scalar). If they do not, start over.
@@ -970,6 +973,47 @@ def _state_kinds(info: LoopInfo, facts: LoopFacts, depth: int,
             facts.hints[loop] = current
             return current
         current = new
+
+
+def _open_zero_items(info: LoopInfo, facts: LoopFacts, depth: int,
+                     assumed: Assumptions | None, current: list[Kind | None]
+                     ) -> list[Kind | None]:
+    """The initial kinds of tuple state whose display has ZERO items (the sensitivity of
+    a loop's tuple state, nothing added to some items before the first iteration), with
+    each such item given the float64 kind the body's first iteration leaves there: a
+    sensitivity is ZERO or has its value's kind (as in a display of sensitivities). The
+    induction then checks them like any other kind."""
+    from ..runtime import ZERO
+
+    zero_at: dict[int, list[int]] = {}
+    for j, init in enumerate(info.init):
+        if is_tuple(current[j]) and isinstance(init, Apply) and \
+                getattr(init.inputs[0], "value", None) is PRIMITIVES["make_tuple"]:
+            at = [i for i, x in enumerate(init.inputs[1:])
+                  if isinstance(x, Constant) and x.value is ZERO]
+            if at:
+                zero_at[j] = at
+    outputs = info.outputs
+    slots = [[o] for o in outputs] if outputs is not None else \
+        _slot_outputs(info.body.output, len(current))
+    if not zero_at or slots is None:
+        return current
+    opened = list(current)
+    for _ in range(len(zero_at) + 1):  # (a slot may take its kinds from one opened before)
+        inner = assume(assumed, {(info.node.id, j): k for j, k in enumerate(opened)})
+        before = list(opened)
+        for j, at in zero_at.items():
+            out = items_of(_common_kind([kind(o, facts, depth + 1, inner) for o in slots[j]]))
+            items = list(items_of(opened[j]) or ())
+            if out is None or len(out) != len(items):
+                continue
+            for i in at:
+                if items[i] is None and is_f8(out[i]):
+                    items[i] = out[i]
+            opened[j] = tuple_of(items)
+        if opened == before:
+            break
+    return opened
 
 
 def _slot_outputs(out: Node | None, n: int, depth: int = 0) -> list[list[Node]] | None:
@@ -998,12 +1042,17 @@ def _slot_outputs(out: Node | None, n: int, depth: int = 0) -> list[list[Node]] 
 
 
 def _common_kind(kinds: list[Kind | None]) -> Kind | None:
-    """The kind every one of `kinds` is (a float or a NumPy scalar: a scalar)."""
+    """The kind every one of `kinds` is (a float or a NumPy scalar: a scalar; tuples of
+    one length: a tuple of the items' common kinds)."""
     first = kinds[0]
     if all(k == first for k in kinds):
         return first
     if all(k in (FLOAT, SCALAR) for k in kinds):
         return SCALAR
+    items = [items_of(k) for k in kinds]
+    if all(i is not None and len(i) == len(items[0] or ()) for i in items):
+        return tuple_of([_common_kind([i[n] for i in items if i is not None])
+                         for n in range(len(items[0] or ()))])
     return None
 
 
@@ -1037,9 +1086,38 @@ def _induction_step(info: LoopInfo, facts: LoopFacts, depth: int, assumed: Assum
         elif k in _NUMBERS + (NUMERIC,) and out in _NUMBERS + (NUMERIC,):
             # A number that changes type otherwise: some number, if the body keeps it one.
             new.append(NUMERIC)
+        elif (ki := items_of(k)) is not None and (ko := items_of(out)) is not None and \
+                len(ki) == len(ko):
+            # A tuple whose items change kind: a tuple, its items unknown where they
+            # differ (the sensitivity of a loop's tuple state, starting with ZERO items).
+            new.append(tuple_of([a if a == b else None for a, b in zip(ki, ko, strict=True)]))
         else:
             new.append(None)
     return new
+
+
+def _backpropagator_input_kind(p: Parameter, facts: LoopFacts, depth: int,
+                               assumed: Assumptions | None) -> Kind | None:
+    """The parameter of a backpropagator that J made for a function called only
+    directly (a recursive one: `J_f` returns `(value, B_f)` and derivative code calls
+    `B_f` with the sensitivity of `value`): the value's kind, which a sensitivity has
+    where it is not ZERO. For a number, SCALAR (the sensitivity of a float may be a
+    NumPy float64); for a float64 array, its kind."""
+    b = p.graph
+    jg = b.parent if b is not None else None
+    if b is None or jg is None or not b.derived or len(b.parameters) != 1:
+        return None
+    out = jg.output
+    if not (isinstance(out, Apply) and prim_name(out) == "make_tuple" and
+            len(out.inputs) == 3 and isinstance(out.inputs[2], Constant) and
+            out.inputs[2].value is b) or not facts.direct_calls(jg):
+        return None
+    # (Afresh: the value is forward code, which never depends on what the
+    # backpropagator assumes, and a question asked deep in it must not be cut short.)
+    k = kind(out.inputs[1], facts)
+    if k in (FLOAT, SCALAR):
+        return SCALAR
+    return k if is_f8(k) and shape_of(k) is not None else None
 
 
 def _parameter_kind(p: Parameter, facts: LoopFacts, depth: int) -> Kind | None:
@@ -1132,7 +1210,9 @@ def _infer(node: Node, facts: LoopFacts | None, depth: int,
             return INT if ok else None
         state = facts.state_of.get(node.id) if facts is not None else None
         if state is None:
-            return _parameter_kind(node, facts, depth) if facts is not None else None
+            return (_parameter_kind(node, facts, depth) or
+                    _backpropagator_input_kind(node, facts, depth, assumed)) \
+                if facts is not None else None
         info, j = state
         if assumed and (info.node.id, j) in assumed:
             return assumed[(info.node.id, j)]
@@ -1144,6 +1224,10 @@ def _infer(node: Node, facts: LoopFacts | None, depth: int,
     g = _known_call(node, depth)
     if g is not None:  # its result's kind, given its arguments' kinds
         assert g.output is not None  # (see _known_call)
+        if assumed and (g.id, _RESULT) in assumed:  # a recursive call, inside its function
+            return assumed[(g.id, _RESULT)]
+        if facts is not None and facts.result_kinds and g.id in facts.result_kinds:
+            return facts.result_kinds[g.id]  # (None while being inferred)
         return kind(g.output, facts, depth + 4, _with_arguments(node, g, facts, depth, assumed))
     if not (isinstance(callee, Constant) and isinstance(callee.value, Primitive)):
         return None
@@ -1170,10 +1254,12 @@ def _infer(node: Node, facts: LoopFacts | None, depth: int,
                 # A value a forward loop saved, read back in its backward loop: forward
                 # nodes never depend on backward ones, so the search starts afresh there.
                 start = 0 if facts is not None and seq.id in facts.popped else depth + 1
-                return _common([kind(i, facts, start, assumed) for i in item])
+                return _common_kind([kind(i, facts, start, assumed) for i in item])
             return _item_kind(seq, index.value, facts, depth + 1, assumed)
     if is_switch_call(node):
-        return _common([kind(o, facts, depth + 1, assumed) for o in if_outputs(node)])
+        # (a float in one branch and a NumPy scalar in the other: a 0-d number, SCALAR,
+        # as for loop state)
+        return _common_kind([kind(o, facts, depth + 1, assumed) for o in if_outputs(node)])
     if prim.infer_kind is not None:  # (a rule that reads more than the arguments' kinds)
         inferred: Kind | None = prim.infer_kind(node, facts, depth, assumed)
         if inferred is not None:
@@ -1201,9 +1287,15 @@ def _infer(node: Node, facts: LoopFacts | None, depth: int,
                                         type(node.inputs[1].value) is tuple and
                                         node.inputs[1].value == ())):
         return EMPTY_LIST
+    if name == "list" and len(node.inputs) == 2 and prim_name(node.inputs[1]) == "range":
+        return list_of(INT)  # list(range(...)): ints (range takes only ints)
     if any(type(a) is ListKind for a in args):  # (is_list)
         if name == "list" and len(args) == 1:
             return args[0]
+        if name == "getitem" and len(args) == 2 and is_list(args[0]) and (
+                prim_name(node.inputs[2]) == "make_slice" or
+                type(_const(node.inputs[2])) is slice):
+            return args[0]  # a slice of a list: a list of its elements' kind
         if name == "add" and len(args) == 2:
             return _join_lists(args[0], args[1])
         if name == "list_append" and len(args) == 2 and args[1] is not None:
@@ -1230,6 +1322,8 @@ def _infer(node: Node, facts: LoopFacts | None, depth: int,
         # Two sensitivities of one value: either one's kind, when the other's is not
         # known (a sensitivity is ZERO or has its value's kind).
         # (Nor when the other's is known only to be a number or an array.)
+        if is_tuple(args[0]) or is_tuple(args[1]):
+            return _tuple_sum_kind(args[0], args[1])
         if args[0] == args[1] or args[1] in (None, NUMERIC):
             return args[0] if is_f8(args[0]) else None
         return args[1] if args[0] in (None, NUMERIC) and is_f8(args[1]) else None
@@ -1240,6 +1334,8 @@ def _infer(node: Node, facts: LoopFacts | None, depth: int,
     if name == "unbroadcast" and ((args[1] in (FLOAT, INT) and args[0] in (FLOAT, INT)) or
                                   (args[1] == SCALAR and args[0] == FLOAT)):
         return FLOAT  # (a float's sensitivity stays one against any 0-d number)
+    if name == "unbroadcast" and args[0] in (FLOAT, SCALAR) and args[1] in (FLOAT, SCALAR):
+        return SCALAR  # (a number's sensitivity against a number: a 0-d number)
     if prim.number_op:
         if all(a in (FLOAT, INT) for a in args):
             if all(a == INT for a in args):
@@ -1253,6 +1349,24 @@ def _infer(node: Node, facts: LoopFacts | None, depth: int,
     if prim.numeric:
         return NUMERIC
     return None
+
+
+def _tuple_sum_kind(a: Kind | None, b: Kind | None) -> Kind | None:
+    """`gadd(a, b)` where one is a tuple: a tuple (the other is ZERO or a tuple of the
+    same length: sensitivities of one value; the sum of a loop's tuple state), whose
+    float64 items have the kind either side gives them (an item is ZERO or has its
+    value's kind)."""
+    ta, tb = items_of(a), items_of(b)
+    if (ta is None and a is not None) or (tb is None and b is not None):
+        return None
+    n = len(ta) if ta is not None else len(tb) if tb is not None else -1
+    if n < 0 or (ta is not None and tb is not None and len(ta) != len(tb)):
+        return None
+    joined: list[Kind | None] = []
+    for x, y in zip(ta or (None,) * n, tb or (None,) * n, strict=True):
+        item = x if y is None or x == y else (y if x is None else None)
+        joined.append(item if is_f8(item) else None)
+    return tuple_of(joined)
 
 
 def _tuple_item(k: Kind | None, i: object) -> Kind | None:
@@ -1332,6 +1446,82 @@ def _list_map_kind(node: Apply, facts: LoopFacts | None, depth: int,
     return list_of(out) if out is not None and not is_list(out) else None
 
 
+# The slot of an assumption about what the calls of a function return (keyed by the
+# graph's id), while inferring the result of a recursive function.
+_RESULT = -2
+# Kinds a recursive function's result is tried with, narrowest first.
+_RESULT_GUESSES = (FLOAT, SCALAR, NUMERIC)
+
+
+def _infer_recursive_results(facts: LoopFacts) -> None:
+    """The kinds of what each recursive function returns (one that calls itself from
+    inside, and is only ever called directly), found before any other question of these
+    facts: a kind inferred while a recursive result is still being inferred (then
+    unknown) would be remembered. What was inferred meanwhile is forgotten."""
+    facts.result_kinds = {}
+    recursive = [g for g in facts.graphs if g.output is not None and
+                 any(is_inside(s.graph, g) for s in facts.direct_calls(g) or ())]
+    for g in recursive:
+        facts.result_kinds[g.id] = None  # (being inferred: unknown to the others)
+    for g in recursive:
+        facts.result_kinds[g.id] = _recursive_result_kind(g, facts)
+    if recursive:
+        facts.kinds.clear()
+        facts.state_kinds.clear()
+        facts.parameter_kinds.clear()
+
+
+def _recursive_result_kind(g: Graph, facts: LoopFacts) -> Kind | None:
+    """The kind of what a recursive function returns, by induction over the recursion:
+    a guess holds if, assuming every call of `g` returns it, `g`'s output has it too (a
+    float also fits SCALAR, a number NUMERIC). The guesses are FLOAT, SCALAR and
+    NUMERIC, or a tuple (what J of a recursive function returns: the value and its
+    backpropagator) whose unknown items are tried with these one by one. Its
+    parameters have the kinds all its calls pass (`_parameter_kinds`). None where no
+    guess holds."""
+    assert g.output is not None
+    out = g.output
+
+    def holds(guess: Kind | None) -> tuple[bool, Kind | None]:
+        # (Inferred afresh, from depth 0: a question asked deep in another inference
+        # must not cut this one short; the entry above stops a second one for `g`.)
+        found = kind(out, facts, 0, assume(None, {(g.id, _RESULT): guess}))
+        return _fits(found, guess), found
+
+    result: Kind | None = None
+    ok, first = holds(None)
+    if (items := items_of(first)) is not None:
+        guess = list(items)
+        for i, item in enumerate(items):
+            if item is not None:
+                continue
+            for candidate in _RESULT_GUESSES:
+                trial = tuple_of(guess[:i] + [candidate] + guess[i + 1:])
+                ok, found = holds(trial)
+                if ok or _fits(_tuple_item(found, i), candidate):
+                    guess[i] = candidate
+                    break
+        result = tuple_of(guess)
+        if not holds(result)[0]:
+            result = first if ok else None
+    else:
+        result = next((c for c in _RESULT_GUESSES if holds(c)[0]), None)
+    return result
+
+
+def _fits(found: Kind | None, guess: Kind | None) -> bool:
+    """Whether a value of kind `found` also has kind `guess`."""
+    if guess is None or found == guess:
+        return True
+    if guess is SCALAR:
+        return found in (FLOAT, SCALAR)
+    if guess is NUMERIC:
+        return found in _NUMBERS or type(found) is ArrayKind
+    a, b = items_of(found), items_of(guess)
+    return a is not None and b is not None and len(a) == len(b) and \
+        all(_fits(x, y) for x, y in zip(a, b, strict=True))
+
+
 def _known_call(node: Apply, depth: int) -> Graph | None:
     """The function a call calls, when known and bound one argument per parameter."""
     callee = node.inputs[0]
@@ -1386,10 +1576,12 @@ def _item_kind(node: Node, i: int, facts: LoopFacts | None, depth: int,
         return kind(node.inputs[1 + i], facts, depth + 1, assumed) \
             if 0 <= i < len(node.inputs) - 1 else None
     g = _known_call(node, depth)
-    if g is not None:
+    if g is not None and not (assumed and (g.id, _RESULT) in assumed) and \
+            not (facts is not None and facts.result_kinds and g.id in facts.result_kinds):
         assert g.output is not None  # (see _known_call)
         return _item_kind(g.output, i, facts, depth + 4,
                           _with_arguments(node, g, facts, depth, assumed))
+    # (A recursive function's call: what its result's kind says.)
     return _tuple_item(kind(node, facts, depth + 1, assumed), i)
 
 
@@ -1518,6 +1710,9 @@ PRIMITIVES["sens_of"].abstract_eval = _sensitivity_kind
 PRIMITIVES["check_scalar_output"].abstract_eval = _sensitivity_kind
 PRIMITIVES["to_structure"].abstract_eval = _sensitivity_kind
 PRIMITIVES["float"].abstract_eval = lambda args, inputs: FLOAT
+# (a float64 item of a tuple sensitivity: ZERO, or its value's kind)
+PRIMITIVES["sens_index"].abstract_eval = lambda args, inputs: \
+    item if is_f8(item := _tuple_item(args[0], getattr(inputs[1], "value", None))) else None
 # (`own` is a copy, or the array itself: see results.settle_owns)
 PRIMITIVES["own"].abstract_eval = lambda args, inputs: args[0]
 PRIMITIVES["zip_strict_length"].abstract_eval = lambda args, inputs: INT

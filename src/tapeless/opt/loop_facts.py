@@ -154,6 +154,9 @@ class LoopFacts:
         # None while being inferred).
         self._calls: dict[int, list[Apply] | None] | None = None
         self.parameter_kinds: dict[int, list[Kind | None] | None] = {}
+        # The kind of what each recursive function returns, by graph id (kinds.py:
+        # inferred at the first question; None in it while being inferred).
+        self.result_kinds: dict[int, Kind | None] | None = None
 
     def direct_calls(self, g: Graph) -> list[Apply] | None:
         """The calls of `g`, where every use of it is a call passing one argument per
@@ -202,6 +205,10 @@ class LoopFacts:
         found = self.result_of(back.init[0])
         if found is None:
             found = self._through_popped(back.init[0])
+        # (Found through a branch's saved values: linked for its reads alone, as below.)
+        reads_only = found is None
+        if found is None and back.body.loop_role == "backward":
+            found = self._through_saved(back.init[0])
         if found is None:
             return False
         fwd, kf = found
@@ -212,7 +219,7 @@ class LoopFacts:
         if not (is_call_of(push, "make_tuple") and len(push.inputs) == 3
                 and push.inputs[2] is fwd.body.parameters[fwd.lead + kf]):
             return False
-        if back.body.loop_role == "backward":
+        if back.body.loop_role == "backward" and not reads_only:
             # (The loop J of a backward loop made, which pops its stack too, is linked
             # for its reads alone: the rewrites of saved values keep to backward loops.)
             self.pushed_by[back.node.id] = (fwd, kf, push)
@@ -234,6 +241,21 @@ class LoopFacts:
                 not 0 <= i < len(pushed.inputs) - 1:
             return None
         return self.result_of(pushed.inputs[1 + i])
+
+    def _through_saved(self, start: Node) -> tuple[LoopInfo, int] | None:
+        """The stack of a loop inside an `if`, which J's branch returns among the values
+        it saves and the backpropagator's branch reads back (`start` is `saved[i]`): the
+        one loop's stack among the values the branches may have saved there (the other
+        branch saves something else there, never read by this loop: the
+        backpropagator takes the branch J took)."""
+        from .kinds import item_nodes
+
+        if not (is_call_of(start, "tuple_getitem") and isinstance(start.inputs[2], Constant)
+                and type(start.inputs[2].value) is int):
+            return None
+        items = item_nodes(start.inputs[1], start.inputs[2].value, self)
+        stacks = [found for i in items or () if (found := self.result_of(i)) is not None]
+        return stacks[0] if len(stacks) == 1 else None
 
     def inductive(self, node: Node, test: Callable[[Node, Assumed], bool],
                   assumed: Assumed) -> bool:

@@ -19,6 +19,7 @@ from .kinds import (
     is_switch_call,
     is_tuple,
     item_nodes,
+    items_of,
     kind,
     shape_of,
 )
@@ -334,6 +335,41 @@ def f8_reduction(node: Node, facts: LoopFacts | None) -> bool:
     """Whether node is a float64 number made by reducing a whole float64 array (see
     `_f8_sum`)."""
     return _f8_sum(node, facts)
+
+
+def f8_number(node: Node, facts: LoopFacts | None, depth: int = 0) -> bool:
+    """Whether node is always a float64 number, a Python float or a NumPy float64 (whose
+    kind, SCALAR, says only that it is a NumPy scalar): a reduction of a whole float64
+    array, an element of one read at int indices, arithmetic on such numbers and ints,
+    or such a number read back from a tuple display or a loop's stack of saved values."""
+    k = kind(node, facts)
+    if k is FLOAT:
+        return True
+    if k is not SCALAR or depth > 12 or not isinstance(node, Apply):
+        return False
+    if _f8_sum(node, facts):
+        return True
+    p = prim_of(node)
+    if p is None:
+        return False
+    if p.name == "getitem":
+        kx, ki = kind(node.inputs[1], facts), kind(node.inputs[2], facts)
+        shape = shape_of(kx)
+        at = (ki,) if ki is INT else items_of(ki)
+        return is_f8(kx) and shape is not None and at is not None and \
+            len(at) == len(shape) and all(i is INT for i in at)
+    if p.number_op and p.elementwise:  # (+, -, *, /, **, %: float64 stays float64)
+        return all(kind(x, facts) in (FLOAT, INT) or f8_number(x, facts, depth + 1)
+                   for x in node.inputs[1:])
+    if p.name == "tuple_getitem" and isinstance(i := node.inputs[2], Constant) and \
+            type(i.value) is int:
+        seq = node.inputs[1]
+        if facts is not None and seq.id in facts.popped:
+            seq = facts.popped[seq.id]  # (what the forward loop pushed)
+        items = tuple_items(seq)
+        return items is not None and 0 <= i.value < len(items) and \
+            f8_number(items[i.value], facts, depth + 1)
+    return False
 
 
 def _f8_sum(node: Node, facts: LoopFacts | None) -> bool:

@@ -1264,6 +1264,10 @@ def _scatter_add(size, flags, acc, x, indices, ds):
     return gadd(broadcast(size, acc), part)
 
 
+# (scatter_onto is scatter_add without the update in place: the same batched sum)
+batch("scatter_onto", when=lambda flags: not flags[2])(_scatter_add)
+
+
 @batch("dense", when=_data_first)
 def _dense(size, flags, d, like):
     if d is ZERO:
