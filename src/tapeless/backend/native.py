@@ -1254,17 +1254,17 @@ def lift_returned_closures(tree: ast.Module) -> int:
                 for a, d in zip(args.kwonlyargs, args.kw_defaults, strict=True)):
             continue
         captures = [a.arg for a in args.kwonlyargs]
+        in_b = {id(m) for m in ast.walk(b)}
         mine = {a.arg for a in args.args} | set(captures) | {
             n.id for n in ast.walk(b) if isinstance(n, ast.Name) and
             not isinstance(n.ctx, ast.Load)}
         j_locals = {a.arg for a in j.args.args} | {
             n.id for n in ast.walk(j) if isinstance(n, ast.Name) and
-            not isinstance(n.ctx, ast.Load) and not any(n is m for m in ast.walk(b))}
+            not isinstance(n.ctx, ast.Load) and id(n) not in in_b}
         if any(isinstance(n, ast.Name) and n.id in j_locals and n.id not in mine
                for n in ast.walk(b)):
             continue  # (it reads a local of J it does not capture)
-        uses = [n for n in ast.walk(j) if _is_named(n, b.name) and
-                not any(n is m for m in ast.walk(b))]
+        uses = [n for n in ast.walk(j) if _is_named(n, b.name) and id(n) not in in_b]
         if not uses or not all(
                 isinstance(parents.get(id(n)), ast.Tuple) and
                 len(parents[id(n)].elts) == 2 and  # type: ignore[attr-defined]
