@@ -564,6 +564,115 @@ def test_loop_inside_loop_gradient_is_native() -> None:
     assert "_nt_list" in source and "_nt_low" in source
 
 
+def test_inner_sum_adds_into_the_outer_one() -> None:
+    """The inner backward loop's sum of c's sensitivities goes straight into the outer
+    accumulator (`lower_nested_sums`), which starts as c's zeros: no array per point.
+    The same gradient as the Python backend's and the formula's, also where the inner
+    loop runs no turn (no coefficients) and for points that cancel."""
+    rng = np.random.default_rng(8)
+    for m, n in ((6, 40), (1, 3), (0, 3)):
+        c, xs = rng.standard_normal(m), rng.uniform(-1, 1, n)
+        ys = np.concatenate([rng.standard_normal(n - 1), [0.0]])
+        f = tl.value_and_grad(horner_least_squares, backend="native")
+        value, grad = f(c, xs, ys)
+        assert_same(tl.value_and_grad(horner_least_squares)(c, xs, ys), (value, grad))
+        powers = xs[:, None] ** np.arange(m - 1, -1, -1)[None, :]
+        np.testing.assert_allclose(grad, 2.0 * (powers @ c - ys) @ powers, rtol=1e-12,
+                                   atol=1e-300)
+        assert _entry(f, c, xs, ys).is_native
+    source = native.native_source(f._get(f.bind((c, xs, ys), {})))
+    tree = ast.parse(source)
+    # (`inner = outer` before the inner loop, `outer = inner` after it, and the outer
+    # sum starts as c's zeros.)
+    starts = {(a.targets[0].id, a.value.id) for a in ast.walk(tree)
+              if isinstance(a, ast.Assign) and len(a.targets) == 1 and
+              isinstance(a.targets[0], ast.Name) and isinstance(a.value, ast.Name)}
+    assert any((b, a) in starts for a, b in starts), source
+    assert "_nt_zeros_for(c)" in source and "_nt_add_into" not in source, source
+
+
+def test_inner_sum_kept_where_the_outer_one_is_read() -> None:
+    """`lower_nested_sums` leaves the sums alone where the outer accumulator is read
+    while the loops run (the inner loop's in-place sum would change what was read)."""
+    from tapeless.backend.native_loops import lower_nested_sums
+
+    source = (
+        "def f(c, n):\n"
+        "    d = None\n"
+        "    seen = []\n"
+        "    for i in range(n):\n"
+        "        e = None\n"
+        "        for j in range(n):\n"
+        "            e = _scatter_add(e, c, (j,), (1.0,))\n"
+        "        d = _nt_add_into(d, e)\n"
+        "        seen.append(d)\n"
+        "    return d, seen\n")
+    tree = ast.parse(source)
+    assert lower_nested_sums(tree) == 0
+    assert ast.unparse(tree) == ast.unparse(ast.parse(source))
+    fused = ast.parse(source.replace("        seen.append(d)\n", ""))
+    assert lower_nested_sums(fused) == 1
+    assert "e = d" in ast.unparse(fused) and "d = e" in ast.unparse(fused)
+
+
+def _tanh_step(x, w):
+    return np.tanh(w * x) * 1.1
+
+
+_checkpointed_step = tl.checkpoint(_tanh_step)
+
+
+def checkpointed_steps(x, w):
+    """Steps through a checkpointed function: the backward pass runs `J_` of it again
+    and calls the backpropagator it returns at once."""
+    for _ in range(5):
+        x = _checkpointed_step(x, w)
+    return np.sum(x * x)
+
+
+def test_checkpointed_function_gradient_is_native() -> None:
+    """`tl.checkpoint(f)`'s backpropagator is lambda-lifted (`lift_returned_closures`):
+    `J_` returns its captures, the caller passes them to a function of the module."""
+    x, w = np.linspace(0.1, 1.0, 4), np.linspace(-1.0, 1.0, 4)
+    f = tl.value_and_grad(checkpointed_steps, (0, 1), backend="native")
+    assert_same(tl.value_and_grad(checkpointed_steps, (0, 1))(x, w), f(x, w))
+    assert _entry(f, x, w).is_native
+    source = native.native_source(f._get(f.bind((x, w), {})))
+    assert "__B_" in source and "_nt_captures" in source, source
+    # (against central differences)
+    h = 1e-6
+    for k in range(4):
+        e = np.zeros(4)
+        e[k] = h
+        fd = (checkpointed_steps(x + e, w) - checkpointed_steps(x - e, w)) / (2 * h)
+        assert f(x, w)[1][0][k] == pytest.approx(fd, rel=1e-6, abs=1e-9)
+
+
+def test_lifting_leaves_closures_that_escape() -> None:
+    """A backpropagator saved rather than called at once (the derivative of a recursion
+    pushes the callees' onto its stack) is not lifted."""
+    from tapeless.backend.native import lift_returned_closures
+
+    source = (
+        "def J(x):\n"
+        "    y = x * x\n"
+        "    def B(d, *, x=x):\n"
+        "        return 2.0 * x * d\n"
+        "    return y, B\n"
+        "def f(x):\n"
+        "    t = J(x)\n"
+        "    keep = (t[1],)\n"
+        "    return t[0], keep[0](1.0)\n")
+    tree = ast.parse(source)
+    assert lift_returned_closures(tree) == 0
+    called = ast.parse(source.replace("    keep = (t[1],)\n    return t[0], keep[0](1.0)",
+                                      "    return t[0], t[1](1.0)"))
+    assert lift_returned_closures(called) == 1
+    namespace: dict[str, Any] = {}
+    exec(compile(ast.fix_missing_locations(called), "<lifted>", "exec"), namespace)  # noqa: S102
+    assert namespace["f"](3.0) == (9.0, 6.0)
+
+
 def test_loop_inside_loop_stack_read_twice() -> None:
     """A vjp function's backward loops read the stacks its forward loops saved, as often
     as it is called: the lists are read by index, not popped."""

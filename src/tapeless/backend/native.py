@@ -42,6 +42,7 @@ from .native_loops import (
     lower_linked_stacks,
     lower_list_growth,
     lower_list_sens,
+    lower_nested_sums,
 )
 from .pygen import Compiled
 
@@ -1222,17 +1223,147 @@ def _made(source: str, namespace: dict[str, Any] | None = None) -> Any:
     return namespace["items"]
 
 
+def lift_returned_closures(tree: ast.Module) -> int:
+    """Lambda-lift a backpropagator that a function returns and its callers only call:
+    `def J(...): ...; def B(d, *, a=a, b=b): body; ...; return v, B` where every call
+    `t = J(...)` is used only as `t[0]` and `t[1](args)`. `J` then returns `(v, (a, b))`
+    (the captures, evaluated where the `def` ran) and the calls become `J__B(args,
+    t[1])`, a function of the module that unpacks them: Numba compiles no closure that
+    escapes the function making it. (The derivative of a call of `tl.checkpoint(f)`
+    runs `J_f` again in the backward pass and calls its backpropagator at once.) Not
+    where `B` reads another local of `J` than its captures, nests a function, or its
+    value goes anywhere else (stored, passed on: the derivative of a recursion saves the
+    callees' backpropagators on its stack, a type that would contain itself). Returns how
+    many were lifted."""
+    functions = {n.name: n for n in tree.body if isinstance(n, ast.FunctionDef)}
+    parents: dict[int, ast.AST] = {}
+    for node in ast.walk(tree):
+        for child in ast.iter_child_nodes(node):
+            parents[id(child)] = node
+    done = 0
+    for j in list(functions.values()):
+        nested = [n for n in ast.walk(j) if isinstance(n, (ast.FunctionDef, ast.Lambda)) and
+                  n is not j]
+        if len(nested) != 1 or not isinstance(nested[0], ast.FunctionDef) or \
+                nested[0] not in j.body:
+            continue
+        b = nested[0]
+        args = b.args
+        if args.vararg or args.kwarg or args.defaults or args.posonlyargs or not all(
+                isinstance(d, ast.Name) and d.id == a.arg
+                for a, d in zip(args.kwonlyargs, args.kw_defaults, strict=True)):
+            continue
+        captures = [a.arg for a in args.kwonlyargs]
+        in_b = {id(m) for m in ast.walk(b)}
+        mine = {a.arg for a in args.args} | set(captures) | {
+            n.id for n in ast.walk(b) if isinstance(n, ast.Name) and
+            not isinstance(n.ctx, ast.Load)}
+        j_locals = {a.arg for a in j.args.args} | {
+            n.id for n in ast.walk(j) if isinstance(n, ast.Name) and
+            not isinstance(n.ctx, ast.Load) and id(n) not in in_b}
+        if any(isinstance(n, ast.Name) and n.id in j_locals and n.id not in mine
+               for n in ast.walk(b)):
+            continue  # (it reads a local of J it does not capture)
+        uses = [n for n in ast.walk(j) if _is_named(n, b.name) and id(n) not in in_b]
+        if not uses or not all(
+                isinstance(parents.get(id(n)), ast.Tuple) and
+                len(parents[id(n)].elts) == 2 and  # type: ignore[attr-defined]
+                parents[id(n)].elts[1] is n and  # type: ignore[attr-defined]
+                isinstance(parents.get(id(parents[id(n)])), ast.Return) for n in uses):
+            continue
+        calls = _direct_calls(tree, j.name, parents)
+        if calls is None:
+            continue
+        lifted = f"{j.name}__{b.name}"
+        if lifted in functions:
+            continue
+        load = ast.Load()
+        pack = ast.Assign([ast.Name(b.name, ast.Store())],
+                          ast.Tuple([ast.Name(c, load) for c in captures], load))
+        j.body[j.body.index(b)] = ast.copy_location(pack, b)
+        unpack: list[ast.stmt] = []
+        if captures:
+            unpack = [ast.copy_location(ast.Assign(
+                [ast.Tuple([ast.Name(c, ast.Store()) for c in captures], ast.Store())],
+                ast.Name("_nt_captures", load)), b.body[0])]
+        function = ast.FunctionDef(
+            name=lifted, args=ast.arguments(
+                posonlyargs=[], args=[*args.args, ast.arg("_nt_captures")], vararg=None,
+                kwonlyargs=[], kw_defaults=[], kwarg=None, defaults=[]),
+            body=unpack + b.body, decorator_list=[], returns=None)
+        if sys.version_info >= (3, 12):
+            setattr(function, "type_params", [])  # noqa: B010 - (a field since 3.12)
+        tree.body.insert(tree.body.index(j) + 1, ast.copy_location(function, b))
+        functions[lifted] = function
+        for call in calls:
+            callee = call.func
+            call.func = ast.copy_location(ast.Name(lifted, load), callee)
+            call.args = [*call.args, callee]
+        done += 1
+    return done
+
+
+def _is_named(node: ast.AST, name: str) -> bool:
+    return isinstance(node, ast.Name) and node.id == name
+
+
+def _direct_calls(tree: ast.Module, name: str, parents: dict[int, ast.AST]
+                  ) -> list[ast.Call] | None:
+    """The calls `t[1](...)` of the backpropagators that `name` returns, where every call
+    of `name` in the module is `t = name(...)` with `t` (bound only there, in a function
+    that nests none naming it) read only as `t[0]` and `t[1](...)`; None otherwise."""
+    out: list[ast.Call] = []
+    for node in ast.walk(tree):
+        if not _is_named(node, name) or isinstance(node, ast.FunctionDef):
+            continue
+        call = parents.get(id(node))
+        bind = parents.get(id(call)) if call is not None else None
+        if not (isinstance(call, ast.Call) and call.func is node and
+                isinstance(bind, ast.Assign) and len(bind.targets) == 1 and
+                isinstance(bind.targets[0], ast.Name)):
+            return None
+        t = bind.targets[0].id
+        scope = parents.get(id(bind))
+        while scope is not None and not isinstance(scope, ast.FunctionDef):
+            scope = parents.get(id(scope))
+        if scope is None:
+            return None
+        names = [n for n in ast.walk(scope) if _is_named(n, t)]
+        if any(isinstance(n, (ast.FunctionDef, ast.Lambda)) and n is not scope and
+               any(_is_named(m, t) for m in ast.walk(n)) for n in ast.walk(scope)):
+            return None
+        for n in names:
+            if n is bind.targets[0]:
+                continue
+            item = parents.get(id(n))
+            if not (isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load) and
+                    isinstance(item, ast.Subscript) and item.value is n and
+                    isinstance(item.slice, ast.Constant) and item.slice.value in (0, 1) and
+                    type(item.slice.value) is int):
+                return None
+            if item.slice.value == 1:
+                use = parents.get(id(item))
+                if not (isinstance(use, ast.Call) and use.func is item and
+                        not use.keywords and
+                        not any(isinstance(a, ast.Starred) for a in use.args)):
+                    return None
+                out.append(use)
+    return out
+
+
 def lower_source(source: str, namespace: dict[str, Any] | None = None
                  ) -> tuple[ast.Module, set[str]]:
     """The generated module `source` rewritten for Numba, and the `math` functions it
     checks; raises `_Refused` (with the line) for a construct that is not lowered."""
     tree = ast.parse(source)
+    lift_returned_closures(tree)
     lower_linked_stacks(tree)
     lower_item_sums(tree)
     lower_list_growth(tree)
     lower_list_sens(tree)
     lowering = _Lowering(namespace)
     tree = lowering.visit(tree)
+    lower_nested_sums(tree)
     drop_uncalled_functions(tree)
     ast.fix_missing_locations(tree)
     return tree, lowering.math

@@ -541,3 +541,115 @@ def _lower_pop(fn: ast.FunctionDef, loop: ast.While, counter: itertools.count) -
                 stmts[i:i] = [ast.copy_location(start, loop)]
                 return True
     return False
+
+
+# Accumulations whose result owns its array (made fresh from None, else the accumulator
+# summed into in place): `lower_nested_sums` may start them from another accumulator.
+_SCATTERS = ("_scatter_add", "_scatter_add_known", "_nt_scatter_add", "_nt_scatter_add_known")
+_OWNING_SUMS = (*_SCATTERS, "_nt_scatter_into", "_nt_add_into")
+
+
+def lower_nested_sums(tree: ast.Module) -> int:
+    """A sensitivity summed in an inner loop and then into an outer accumulator,
+    `inner = None; <loop: inner = _scatter_add(inner, ...)>; outer = _nt_add_into(outer,
+    inner)` (the derivative of a loop inside a loop reading elements of one array), as
+    one sum: `inner = outer` before the inner loop and `outer = inner` after it, so the
+    inner loop adds into the outer accumulator in place instead of into an array made per
+    outer turn. The same sum in another order (a rounding apart; the first call's check
+    against the Python backend stands). Only where `inner` is named nowhere else, the
+    inner loop only accumulates into it with sums that own their result (`_OWNING_SUMS`:
+    from None each makes a fresh array), `outer` is not named between the two statements,
+    and `outer` owns its array: bound only to None, to `_nt_zeros_for(x)` or by this sum,
+    and read elsewhere only after the statement of the function's body that holds the
+    loops. Returns how many were rewritten."""
+    done = 0
+    for fn in [n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef)]:
+        for stmts in list(_statement_lists(fn)):
+            for start in list(stmts):
+                if isinstance(start, ast.Assign) and len(start.targets) == 1 and \
+                        isinstance(start.targets[0], ast.Name) and _is_zero(start.value):
+                    done += _lower_nested_sum(fn, stmts, stmts.index(start),
+                                              start.targets[0].id)
+    return done
+
+
+def _owning_sum(value: ast.AST, acc: str) -> bool:
+    return isinstance(value, ast.Call) and isinstance(value.func, ast.Name) and \
+        value.func.id in _OWNING_SUMS and bool(value.args) and _is_name(value.args[0], acc)
+
+
+def _lower_nested_sum(fn: ast.FunctionDef, stmts: list[ast.stmt], i: int, inner: str) -> int:
+    end = next((s for s in stmts[i + 1:] if isinstance(s, ast.Assign) and
+                len(s.targets) == 1 and isinstance(s.targets[0], ast.Name) and
+                isinstance(s.value, ast.Call) and _is_name(s.value.func, "_nt_add_into") and
+                len(s.value.args) == 2 and _is_name(s.value.args[1], inner) and
+                _is_name(s.value.args[0], s.targets[0].id)), None)
+    if end is None:
+        return 0
+    assert isinstance(end.value, ast.Call) and isinstance(end.targets[0], ast.Name)
+    outer = end.targets[0].id
+    between = stmts[i + 1:stmts.index(end)]
+    own = list(_own_nodes(fn))
+    owned = {id(n) for n in own}
+    if any((_is_name(n, inner) or _is_name(n, outer)) and id(n) not in owned
+           for n in ast.walk(fn)):
+        return 0  # (a nested function names one of them)
+    if any(_is_name(n, outer) for s in between for n in ast.walk(s)):
+        return 0
+    # `inner`: bound at the start, accumulated in `between`, read by `end`; nothing else.
+    allowed = {id(stmts[i].targets[0]), id(end.value.args[1])}  # type: ignore[attr-defined]
+    sums = 0
+    for s in between:
+        for node in ast.walk(s):
+            if isinstance(node, ast.Assign):
+                for target, value in _pairs(node) or []:
+                    if _is_name(target, inner):
+                        if not _owning_sum(value, inner):
+                            return 0
+                        assert isinstance(value, ast.Call)
+                        allowed |= {id(target), id(value.args[0])}
+                        sums += 1
+    if not sums or any(_is_name(n, inner) and id(n) not in allowed for n in own):
+        return 0
+    # `outer` owns its array, and no one reads it while the loops run.
+    top = next(s for s in fn.body if any(n is end for n in ast.walk(s)))
+    at = fn.body.index(top)
+    for n in own:
+        if not _is_name(n, outer) or any(n is x for x in ast.walk(end)):
+            continue
+        assert isinstance(n, ast.Name)
+        stmt_at = next(k for k, s in enumerate(fn.body) if any(n is x for x in ast.walk(s)))
+        if isinstance(n.ctx, ast.Load):
+            if stmt_at <= at:
+                return 0
+            continue
+        bind = fn.body[stmt_at]
+        if not (stmt_at < at and isinstance(bind, ast.Assign) and len(bind.targets) == 1 and
+                bind.targets[0] is n and (_is_zero(bind.value) or (
+                    isinstance(bind.value, ast.Call) and
+                    _is_name(bind.value.func, "_nt_zeros_for")))):
+            return 0
+    load = ast.Load()
+    start = stmts[i]
+    assert isinstance(start, ast.Assign)
+    start.value = ast.copy_location(ast.Name(outer, load), start.value)
+    end.value = ast.copy_location(ast.Name(inner, load), end.value)
+    # Where the outer sum starts as None and every inner sum scatters into the shape of
+    # one parameter, it starts as that parameter's zeros (as `lower_item_sums`'
+    # accumulators): the loops then never test for None.
+    shapes = [v.args[1] for s in between for node in ast.walk(s) if isinstance(node, ast.Assign)
+              for t, v in _pairs(node) or [] if _is_name(t, inner) and
+              isinstance(v, ast.Call) and isinstance(v.func, ast.Name) and
+              v.func.id in _SCATTERS and len(v.args) > 1]
+    params = {a.arg for a in fn.args.args}
+    first = shapes[0] if len(shapes) == sums else None
+    starts = [s for s in fn.body if isinstance(s, ast.Assign) and len(s.targets) == 1 and
+              _is_name(s.targets[0], outer)]
+    if isinstance(first, ast.Name) and first.id in params and len(starts) == 1 and \
+            _is_zero(starts[0].value) and all(_is_name(x, first.id) for x in shapes) and \
+            not any(isinstance(n, ast.Name) and n.id == first.id and
+                    not isinstance(n.ctx, ast.Load) for n in own):
+        starts[0].value = ast.copy_location(ast.Call(
+            ast.Name("_nt_zeros_for", load), [ast.Name(first.id, load)], []),
+            starts[0].value)
+    return 1
