@@ -315,3 +315,14 @@ def test_a_policy_changes_what_is_saved(monkeypatch: pytest.MonkeyPatch) -> None
     assert "J_saved_matmul" in dots and "J_saved_checkpoint_name" not in dots
     assert "J_saved_checkpoint_name" in names and "J_saved_matmul" not in names
     assert "saved_" not in source("other names")
+
+
+def _checkpointed_inside(x):
+    return tl.checkpoint(np.sin)(x) * 2.0
+
+
+def test_decorating_inside_compiled_code_is_refused_at_the_call():
+    # (It crashed with a TypeError from the class itself taken for a decorated function.)
+    with pytest.raises(tl.CompileError, match=r"tl\.checkpoint\(\.\.\.\) inside compiled") as e:
+        tl.grad(_checkpointed_inside)(0.5)
+    assert "test_custom.py" in str(e.value) and "@tl.checkpoint" in str(e.value)

@@ -373,6 +373,11 @@ class ExpressionMixin:
             fn = callee.value
             if _is_api(fn):
                 return self.api_call(fn, node, block)
+            if isinstance(fn, type) and getattr(fn, "__tapeless_custom__", False):
+                name = f"tl.{fn.__name__}"
+                raise self.error(f"{name}(...) inside compiled code is not supported", node,
+                                 f"decorate the function with @{name} where it is defined "
+                                 "(at module level) and call it here")
             prim = lookup_callable(fn) if not isinstance(fn, Graph) else None
             if fn is dataclasses.replace:
                 # dataclasses.replace(obj, f=v, ...): the fields replaced at run time.
@@ -987,7 +992,8 @@ def constant_node(value: Any, resolver: Any, loc: Any = None) -> Constant:
 
     if getattr(value, "__tapeless_transform__", False):  # (a `tapeless.api.Transformed`)
         return Constant(value.graph, loc)
-    if getattr(value, "__tapeless_custom__", False):  # (`tl.custom_jvp`, `tl.custom_vjp`)
+    if getattr(value, "__tapeless_custom__", False) and not isinstance(value, type):
+        # (a function made by `tl.custom_jvp`, `tl.custom_vjp`, `tl.checkpoint`)
         return Constant(value.custom_graph(), loc)
     value = unwrap(value)
     if isinstance(value, types.FunctionType) and lookup_callable(value) is None \
