@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Callable
 from typing import Any, cast
@@ -548,7 +549,7 @@ class _Plan:
         the Hessian is row j of each batched leaf."""
         if self.one_array and type(out) is np.ndarray:
             shape = out.shape[1:]
-            if shape and out.shape[0] == int(np.prod(shape)):
+            if shape and out.shape[0] == math.prod(shape):
                 return out.reshape(out.shape[0], -1).T.reshape(shape + shape)
         results = []
         for a, ls, start in zip(self.nums, self.leaves, self.offsets, strict=True):
