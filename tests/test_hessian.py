@@ -110,3 +110,25 @@ def test_merged_pieces_and_folded_scalings_are_exact(fn: Any, monkeypatch) -> No
         np.testing.assert_allclose(a, b, rtol=1e-14, atol=0)
     if fn is overlapping:
         np.testing.assert_array_equal(optimized[0], plain[0])
+
+
+def test_second_call_batches_the_program_the_first_call_optimized(optimize: str) -> None:
+    """The first call runs the tangent part column by column; the second batches the
+    program that call optimized (optimized once: both calls' code comes from it)."""
+    h = tl.hessian(branchy)
+    x = np.linspace(-0.4, 0.9, 6)
+    by_columns = h(x)
+    assert h.batched.last == "columns"
+    batched = h(x)
+    assert h.batched.last == "batched" or (optimize == "off" and h.batched.refused), \
+        h.batched.refused
+    np.testing.assert_allclose(batched, by_columns, rtol=1e-13, atol=1e-13)
+    made = [k[0] for k in h.batched.tangent._compiled if k and isinstance(k[0], str)]
+    assert made.count("optimized") == 1, made
+    # has_aux and a second argument: the columns' and the batched results agree too
+    g = tl.hessian(lambda a, b: (branchy(a * b), np.sum(a)), has_aux=True)
+    first, aux1 = g(x, 0.5)
+    second, aux2 = g(x, 0.5)
+    assert aux1 == aux2 == pytest.approx(np.sum(x))
+    np.testing.assert_allclose(second, first, rtol=1e-13, atol=1e-13)
+    np.testing.assert_allclose(first, 0.25 * h(0.5 * x), rtol=1e-12, atol=1e-12)
