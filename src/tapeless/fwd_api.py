@@ -491,14 +491,14 @@ class _BatchedHessian:
                 return _NOT_BATCHED
         if n in self.refused or (self.first_call_columns and key not in self.seen):
             self.seen.add(key)
-            out = plan.by_columns(self.tangent, args)
+            out = plan.by_columns(self.tangent, args, self.has_aux)
         else:
             try:
                 out = plan.mapped(*args, *plan.tangents)
                 self.last = "batched"
             except VmapError as exc:
                 self.refused[n] = str(exc)
-                out = plan.by_columns(self.tangent, args)
+                out = plan.by_columns(self.tangent, args, self.has_aux)
             except ValueError as exc:
                 # (What the batched code finds only when it runs: branches that give
                 # values of different structures for different columns, per-element
@@ -507,7 +507,7 @@ class _BatchedHessian:
                 if not str(exc).startswith("vmap"):
                     raise
                 self.refused[n] = str(exc).splitlines()[0]
-                out = plan.by_columns(self.tangent, args)
+                out = plan.by_columns(self.tangent, args, self.has_aux)
         h = plan.assemble(out[0] if self.has_aux else out)
         if self.has_aux:
             return h, self.g(*args)[1]
@@ -549,15 +549,19 @@ class _Plan:
         self.one_array = len(nums) == 1 and len(leaves[0]) == 1 and \
             isinstance(args[nums[0]], np.ndarray) and isinstance(argnums, int)
 
-    def by_columns(self, tangent: _TangentFunction, args: tuple) -> Any:
-        """What the batched program gives, computed one column at a time: the tangent
-        part run on each row of the tangents, the results stacked."""
+    def by_columns(self, tangent: _TangentFunction, args: tuple, has_aux: bool) -> Any:
+        """What the batched program gives (with `has_aux`, its gradient's part, in a
+        pair), computed one column at a time: the tangent part run on each row of the
+        tangents, the results stacked."""
         fn = tangent.columns_for(args, self.row(0)).fn
         outs = [fn(*args, *self.row(j)) for j in range(self.total)]
+        if has_aux:
+            outs = [o[0] for o in outs]
         first = tree_leaves(outs[0])
         stacked = [np.stack([np.asarray(leaves[i]) for leaves in map(tree_leaves, outs)])
                    for i in range(len(first))]
-        return tree_unflatten(outs[0], stacked)
+        out = tree_unflatten(outs[0], stacked)
+        return (out, None) if has_aux else out
 
     def row(self, j: int) -> tuple:
         """Row j of the tangents (those of one column), each leaf element j of its
