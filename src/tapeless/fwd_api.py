@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import gc
 import math
 import os
 from collections.abc import Callable
@@ -623,15 +624,23 @@ class _TangentFunction(JvpFunction):
         key = ("optimized", *signature)
         hit = self._compiled.get(key)
         if hit is None:
-            graph = self.graph_for(signature)
-            expand_transforms(graph)
-            graph = copy_module(graph)
-            passes = optimization_passes()
-            if passes is None or passes:
-                if not is_recursive(graph):
-                    for p, a in zip(graph.parameters, args, strict=False):
-                        set_kind(p, value_kind(a))
-                optimize(graph, passes)
+            # (The cyclic garbage collector paused while compiling, as `Transformed._get`
+            # does: the IR's many objects would be scanned again and again for nothing.)
+            paused = gc.isenabled()
+            gc.disable()
+            try:
+                graph = self.graph_for(signature)
+                expand_transforms(graph)
+                graph = copy_module(graph)
+                passes = optimization_passes()
+                if passes is None or passes:
+                    if not is_recursive(graph):
+                        for p, a in zip(graph.parameters, args, strict=False):
+                            set_kind(p, value_kind(a))
+                    optimize(graph, passes)
+            finally:
+                if paused:
+                    gc.enable()
             hit = self._compiled[key] = graph  # type: ignore[assignment]
         assert isinstance(hit, Graph)
         return hit
@@ -642,9 +651,15 @@ class _TangentFunction(JvpFunction):
         key = ("columns", *map(_signature, both))
         hit = self._compiled.get(key)
         if hit is None:
-            hit = self._compiled[key] = load(self.optimized_for(both),
-                                             tuple(value_kind(a) for a in both),
-                                             self.backend)
+            graph = self.optimized_for(both)
+            paused = gc.isenabled()
+            gc.disable()
+            try:
+                hit = self._compiled[key] = load(graph, tuple(value_kind(a) for a in both),
+                                                 self.backend)
+            finally:
+                if paused:
+                    gc.enable()
         return hit
 
 
