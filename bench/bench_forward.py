@@ -189,7 +189,7 @@ def main() -> None:
     for name, fn in [("tapeless (rosenbrock, vectorized)", fp.rosenbrock),
                      ("tapeless (rosenbrock, loop)", fp.rosenbrock_loop)]:
         h = tl.hessian(fn)
-        h(x100)  # (the first call: one jvp per column; the second compiles the batched)
+        h(x100)  # (the first call: column by column; the second batches that program)
         results[name] = median_time(lambda: h(x100), repeat, max(number // 4, 1))  # noqa: B023
         assert h.batched.last == "batched", h.batched.refused
     for name, fn in [("tapeless (rosenbrock, vectorized), one jvp per column",
@@ -264,9 +264,9 @@ def main() -> None:
             firsts.append(first_call(lambda h=h: (lambda: h(x100[:n]))))  # noqa: B023
             seconds.append(first_call(lambda h=h: (lambda: h(x100[:n]))))  # noqa: B023
             assert h.batched.last == "batched"
-        print(f"| hessian of rosenbrock ({n}): first call (one jvp per column) | "
+        print(f"| hessian of rosenbrock ({n}): first call (column by column) | "
               f"{statistics.median(firsts) * 1e3:,.0f} ms | < 200 ms |")
-        print(f"| hessian of rosenbrock ({n}): second call (compiles the batched program) | "
+        print(f"| hessian of rosenbrock ({n}): second call (batches the program) | "
               f"{statistics.median(seconds) * 1e3:,.0f} ms | — |")
 
 

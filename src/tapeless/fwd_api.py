@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import gc
+import math
 import os
 from collections.abc import Callable
 from typing import Any, cast
@@ -395,11 +397,14 @@ def hessian(fun: Callable[..., Any], argnums: int | tuple[int, ...] = 0,
     """The Hessian of the scalar function `fun`: forward mode over its compiled gradient
     (`jacfwd(grad(fun))`), of shape T + T for an input of shape T.
 
-    All the columns are computed in one pass: `tl.vmap` of the `jvp` of the gradient,
-    one tangent per input element (the identity), the primal values computed once for
-    every column. Where that program cannot be batched (`tl.vmap` refuses it), or an
-    input holds something other than float arrays and numbers, one `jvp` per column
-    instead (the same result)."""
+    All the columns are computed in one pass: `tl.vmap` of the tangent part of the
+    `jvp` of the gradient, one tangent per input element (the identity), the primal
+    values computed once for every column. The first call for an argument signature
+    runs that tangent part once per column instead, compiled for one column; the
+    batched program, made on the second call, batches the same optimized program (so
+    the optimizing is done once). Where the program cannot be batched (`tl.vmap`
+    refuses it), column by column always; where an input holds something other than
+    float arrays and numbers, one `jvp` per column (the same result)."""
     g = GradFunction(fun, argnums, has_aux, with_value=False, backend=backend)
     columns: Callable[..., Any] = jacfwd(g, argnums, has_aux, backend)
     batched = _BatchedHessian(g, argnums, has_aux, backend)
@@ -422,16 +427,16 @@ class _BatchedHessian:
     """`hessian`'s columns in one batched pass: `vmap` of the tangent part of
     `jvp(grad f)` over the tangents (compiled once per number of arguments, then per
     argument signature as `tl.vmap` compiles). The first call for an argument signature
-    runs one `jvp` per column (`first_call_columns`): the batched program takes several
-    times longer to compile than the `jvp`, which a function called once would not win
-    back; the second call compiles it. What a call needs besides the arguments (the
-    identity's rows as tangents, where each column goes) is made once per argument
-    signature (`_Plan`). `refused` holds the numbers of arguments whose program
-    `tl.vmap` refused (those run one `jvp` per column), `last` says which way the latest
-    call went."""
+    runs the tangent part once per column instead (`first_call_columns`), compiled for
+    one column's arguments; the second call batches that same optimized program (most
+    of the compile time is optimizing it, done once for both: `_TangentFunction.
+    optimized_for`). What a call needs besides the arguments (the identity's rows as
+    tangents, where each column goes) is made once per argument signature (`_Plan`).
+    `refused` holds the numbers of arguments whose program `tl.vmap` refused (those run
+    column by column), `last` says which way the latest call went."""
 
     first_call_columns = True
-    enabled = True  # (False: one jvp per column always, to compare)
+    enabled = True  # (False: column by column always, to compare)
 
     def __init__(self, g: GradFunction, argnums: int | tuple[int, ...], has_aux: bool,
                  backend: str | None) -> None:
@@ -439,6 +444,7 @@ class _BatchedHessian:
         self.argnums = argnums
         self.has_aux = has_aux
         self.backend = backend
+        self.tangent = _TangentFunction(g, check_backend(backend))
         self.mapped: dict[int, Any] = {}
         self.refused: dict[int, str] = {}
         self.seen: set[tuple] = set()
@@ -449,8 +455,7 @@ class _BatchedHessian:
         hit = self.mapped.get(n)
         if hit is None:
             axes = (None,) * n + tuple(0 if i in nums else None for i in range(n))
-            hit = self.mapped[n] = _columns(_TangentFunction(self.g, check_backend(
-                self.backend)), axes, self.backend)
+            hit = self.mapped[n] = _columns(self.tangent, axes, self.backend)
         return hit
 
     def _plan(self, args: tuple, key: tuple) -> _Plan | None:
@@ -465,9 +470,6 @@ class _BatchedHessian:
             return None  # (the columns' path says what is wrong, or handles it)
         if sum(int(np.size(v)) for ls in leaves for v in ls) == 0:
             return None
-        if self.first_call_columns and key not in self.seen:
-            self.seen.add(key)
-            return None
         plan = _Plan(self._mapped(n, nums), args, nums, leaves, self.argnums)
         # (Kept where the signatures give every leaf's type and shape, so that arguments
         # of one key have the plan's structure; an int's tangent is always 0.0.)
@@ -480,7 +482,7 @@ class _BatchedHessian:
 
         n = len(args)
         self.last = "columns"
-        if n in self.refused or not self.enabled:
+        if not self.enabled:
             return _NOT_BATCHED
         key = tuple(map(_signature, args))
         plan = self.plans.get(key)
@@ -488,20 +490,25 @@ class _BatchedHessian:
             plan = self._plan(args, key)
             if plan is None:
                 return _NOT_BATCHED
-        try:
-            out = plan.mapped(*args, *plan.tangents)
-        except VmapError as exc:
-            self.refused[n] = str(exc)
-            return _NOT_BATCHED
-        except ValueError as exc:
-            # (What the batched code finds only when it runs: branches that give values
-            # of different structures for different columns, per-element results of
-            # different shapes. Not an error of the function's: the columns' way.)
-            if not str(exc).startswith("vmap"):
-                raise
-            self.refused[n] = str(exc).splitlines()[0]
-            return _NOT_BATCHED
-        self.last = "batched"
+        if n in self.refused or (self.first_call_columns and key not in self.seen):
+            self.seen.add(key)
+            out = plan.by_columns(self.tangent, args, self.has_aux)
+        else:
+            try:
+                out = plan.mapped(*args, *plan.tangents)
+                self.last = "batched"
+            except VmapError as exc:
+                self.refused[n] = str(exc)
+                out = plan.by_columns(self.tangent, args, self.has_aux)
+            except ValueError as exc:
+                # (What the batched code finds only when it runs: branches that give
+                # values of different structures for different columns, per-element
+                # results of different shapes. Not an error of the function's: the
+                # columns' way.)
+                if not str(exc).startswith("vmap"):
+                    raise
+                self.refused[n] = str(exc).splitlines()[0]
+                out = plan.by_columns(self.tangent, args, self.has_aux)
         h = plan.assemble(out[0] if self.has_aux else out)
         if self.has_aux:
             return h, self.g(*args)[1]
@@ -522,7 +529,7 @@ class _Plan:
         self.leaves = leaves
         self.argnums = argnums
         sizes = [[int(np.size(v)) for v in ls] for ls in leaves]
-        total = sum(sum(s) for s in sizes)
+        self.total = total = sum(sum(s) for s in sizes)
         tangents: list[Any] = [_zero_tangent(x) for x in args]
         start = 0
         self.offsets = []
@@ -543,12 +550,37 @@ class _Plan:
         self.one_array = len(nums) == 1 and len(leaves[0]) == 1 and \
             isinstance(args[nums[0]], np.ndarray) and isinstance(argnums, int)
 
+    def by_columns(self, tangent: _TangentFunction, args: tuple, has_aux: bool) -> Any:
+        """What the batched program gives (with `has_aux`, its gradient's part, in a
+        pair), computed one column at a time: the tangent part run on each row of the
+        tangents, the results stacked."""
+        fn = tangent.columns_for(args, self.row(0)).fn
+        outs = [fn(*args, *self.row(j)) for j in range(self.total)]
+        if has_aux:
+            outs = [o[0] for o in outs]
+        first = tree_leaves(outs[0])
+        stacked = [np.stack([np.asarray(leaves[i]) for leaves in map(tree_leaves, outs)])
+                   for i in range(len(first))]
+        out = tree_unflatten(outs[0], stacked)
+        return (out, None) if has_aux else out
+
+    def row(self, j: int) -> tuple:
+        """Row j of the tangents (those of one column), each leaf element j of its
+        batch (a float where that is a number), as `tl.vmap` gives one example."""
+        out = list(self.tangents)
+        for a in self.nums:
+            t = self.tangents[a]
+            parts = [leaf[j] for leaf in tree_leaves(t)]
+            out[a] = parts[0].item() if isinstance(t, np.ndarray) and t.ndim == 1 else \
+                tree_unflatten(t, parts)
+        return tuple(out)
+
     def assemble(self, out: Any) -> Any:
         """The Hessian's blocks from the batched gradient's tangent `out`: column j of
         the Hessian is row j of each batched leaf."""
         if self.one_array and type(out) is np.ndarray:
             shape = out.shape[1:]
-            if shape and out.shape[0] == int(np.prod(shape)):
+            if shape and out.shape[0] == math.prod(shape):
                 return out.reshape(out.shape[0], -1).T.reshape(shape + shape)
         results = []
         for a, ls, start in zip(self.nums, self.leaves, self.offsets, strict=True):
@@ -582,6 +614,54 @@ class _TangentFunction(JvpFunction):
         set_output(g, g.apply(PRIMITIVES["tuple_getitem"], g.output, 1, name="tangent"))
         return g
 
+    def optimized_for(self, args: tuple) -> Graph:
+        """The program for arguments like `args` (one column's), optimized for their
+        kinds, once: what `hessian` runs column by column on its first call and batches
+        on the next (optimizing it is most of either's compile time). Kept with the
+        compiled code, so that a rebound global drops it too."""
+        self._validate()
+        signature = tuple(map(_signature, args))
+        key = ("optimized", *signature)
+        hit = self._compiled.get(key)
+        if hit is None:
+            # (The cyclic garbage collector paused while compiling, as `Transformed._get`
+            # does: the IR's many objects would be scanned again and again for nothing.)
+            paused = gc.isenabled()
+            gc.disable()
+            try:
+                graph = self.graph_for(signature)
+                expand_transforms(graph)
+                graph = copy_module(graph)
+                passes = optimization_passes()
+                if passes is None or passes:
+                    if not is_recursive(graph):
+                        for p, a in zip(graph.parameters, args, strict=False):
+                            set_kind(p, value_kind(a))
+                    optimize(graph, passes)
+            finally:
+                if paused:
+                    gc.enable()
+            hit = self._compiled[key] = graph  # type: ignore[assignment]
+        assert isinstance(hit, Graph)
+        return hit
+
+    def columns_for(self, args: tuple, tangents: tuple) -> Any:
+        """The compiled program for one column's arguments like these."""
+        both = (*args, *tangents)
+        key = ("columns", *map(_signature, both))
+        hit = self._compiled.get(key)
+        if hit is None:
+            graph = self.optimized_for(both)
+            paused = gc.isenabled()
+            gc.disable()
+            try:
+                hit = self._compiled[key] = load(graph, tuple(value_kind(a) for a in both),
+                                                 self.backend)
+            finally:
+                if paused:
+                    gc.enable()
+        return hit
+
 
 def _columns(jf: JvpFunction, in_axes: tuple, backend: str | None) -> Any:
     """`tl.vmap` of the compiled jvp `jf` (its parameters: the primals, then their
@@ -591,6 +671,30 @@ def _columns(jf: JvpFunction, in_axes: tuple, backend: str | None) -> Any:
     class HessianColumns(Vmapped):
         def bind(self, args: tuple, kwargs: dict) -> tuple:
             return args
+
+        def _vmapped(self, fg: Graph, examples: list[Any] | None = None,
+                     derivative: bool = False) -> Graph:
+            if examples is None or not isinstance(jf, _TangentFunction):
+                return super()._vmapped(fg, examples, derivative)
+            # One column's program, as its first call optimized it, batched.
+            from .ad.batch import vmap_graph
+            from .opt.kinds import FLOAT, INT, SCALAR, kind, ndim_of
+            from .opt.loop_facts import LoopFacts
+
+            one = tuple(e.item() if isinstance(e, np.generic) else e for e in examples)
+            graph = copy_module(jf.optimized_for(one))
+            if not is_recursive(graph):
+                for p, e in zip(graph.parameters, one, strict=False):
+                    set_kind(p, value_kind(e))  # (what its kinds say of the shapes)
+            facts = LoopFacts(graph)
+
+            def example_ndim(node: Any) -> int | None:
+                k = kind(node, facts)
+                return 0 if k in (FLOAT, INT, SCALAR) else ndim_of(k)
+
+            return vmap_graph(graph, self._axes(len(graph.parameters)), self.out_axes,
+                              self.axis_size, graph.name, example_ndim,
+                              derivative=derivative)
 
         def _axes(self, n: int) -> list[Any]:
             return list(self.in_axes)

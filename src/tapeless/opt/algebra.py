@@ -96,7 +96,13 @@ def _scale_smaller_factor(ctx: Context, node: Apply) -> Node | None:
 
 
 def _float_const(node: Node) -> float | None:
-    return node.value if isinstance(node, Constant) and type(node.value) is float else None
+    """A float constant's value; an int constant's as a float where that is exact (the
+    exponent of `x ** 2` in its derivative: `2 * a` is `2.0 * a` for float64 `a`)."""
+    if not isinstance(node, Constant):
+        return None
+    if type(node.value) is int and abs(node.value) <= 2 ** 53:
+        return float(node.value)
+    return node.value if type(node.value) is float else None
 
 
 def _scaled(node: Node) -> tuple[float, Node] | None:

@@ -4,6 +4,7 @@ reshapes and transposes, reductions and products, sensitivities of array pieces.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 from ..ir.nodes import Apply, Constant, Graph, Node, graph_nodes, reachable_graphs
 from ..ir.replace import apply_replacements
@@ -67,6 +68,40 @@ def _scatter_one_index_once(ctx: Context, node: Apply) -> Node | None:
     return g.apply(P["scatter_sens"], x, g.apply(P["make_tuple"], *[i for i, _ in merged]),
                    g.apply(P["make_tuple"], *[d for _, d in merged]), loc=node.loc,
                    name=node.name)
+
+
+@rewrite("scatter_sens")
+def _scatter_adjacent_slices(ctx: Context, node: Apply) -> Node | None:
+    """Two pieces in a row scattered to one slice (equal constant indices made of slices
+    and ints: `x[:-1]` read twice): one piece, their sum. The values are the same bit
+    for bit: the zeros plus the first piece are the first piece, and the second is
+    added to it next either way. (Only pieces in a row: a piece in between may overlap
+    them, and floating-point sums depend on their order.)"""
+    x, indices, ds = node.inputs[1:]
+    pieces = tuple_items(ds)
+    if not (isinstance(indices, Constant) and type(indices.value) is tuple) or \
+            pieces is None or len(pieces) != len(indices.value) or len(pieces) < 2:
+        return None
+    merged: list[tuple[Any, Node]] = []
+    for i, d in zip(indices.value, pieces, strict=True):
+        if merged and _basic_index(i) and i == merged[-1][0]:
+            merged[-1] = (i, node.graph.apply(P["gadd"], merged[-1][1], d, loc=node.loc))
+        else:
+            merged.append((i, d))
+    if len(merged) == len(pieces):
+        return None
+    g = node.graph
+    return g.apply(P["scatter_sens"], x, tuple(i for i, _ in merged),
+                   g.apply(P["make_tuple"], *[d for _, d in merged]), loc=node.loc,
+                   name=node.name)
+
+
+def _basic_index(i: Any) -> bool:
+    """A slice, an int, or a tuple of them: NumPy's basic indexing, whose pieces
+    `scatter_sens` adds with `out[i] += d` (no repeated elements within one piece)."""
+    if type(i) is tuple:
+        return all(type(j) in (int, slice) for j in i)
+    return type(i) in (int, slice)
 
 
 def _same_int_index(a: Node, b: Node, ctx: Context) -> bool:

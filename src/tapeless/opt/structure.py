@@ -8,7 +8,7 @@ import numpy as np
 
 from ..ad.callees import known_callee
 from ..ir.clone import rebind_value_call
-from ..ir.nodes import Apply, Constant, Graph, Node, is_constant_graph
+from ..ir.nodes import Apply, Constant, Graph, Node, Parameter, is_constant_graph
 from ..runtime import ZERO, holds_float
 from .kinds import (
     FLOAT,
@@ -362,6 +362,10 @@ def _isinstance_numeric(ctx: Context, node: Apply) -> Node | None:
         return None
     if all(c in (tuple, list, dict) for c in cls):
         return Constant(False)
+    if isinstance(x, Parameter) and x.graph is ctx.root and shape_of(k) is not None and \
+            all(isinstance(c, type) for c in cls):
+        # An argument of an array kind is a NumPy array (`value_kind`), never ZERO.
+        return Constant(any(issubclass(np.ndarray, c) for c in cls))
     return None
 
 

@@ -150,7 +150,8 @@ def _never_zero(node: Node, facts: LoopFacts | None, assumed: Assumed | None,
         return True
     if p.name in ("sens_of", "dense") and _materializes(kind(node.inputs[2], facts)):
         return True  # zeros of a known kind where d is ZERO
-    if p.zero_preserving:
+    if p.zero_preserving or p.name in ("own", "dense_sens"):
+        # (`own` and `dense_sens` give an array for an array, ZERO for ZERO.)
         return never_zero(node.inputs[1], facts, assumed, depth + 1)
     if p.name == "getitem" and (is_prim(node.inputs[2], "make_slice") or (
             isinstance(node.inputs[2], Constant) and type(node.inputs[2].value) is slice)):
@@ -164,6 +165,10 @@ def _never_zero(node: Node, facts: LoopFacts | None, assumed: Assumed | None,
     if p.name == "gadd":
         return never_zero(node.inputs[1], facts, assumed, depth + 1) or \
             never_zero(node.inputs[2], facts, assumed, depth + 1)
+    if p.name == "scatter_sens" and is_prim(node.inputs[3], "make_tuple"):
+        # Pieces added into zeros of x's shape: ZERO only where x or every piece is.
+        return never_zero(node.inputs[1], facts, assumed, depth + 1) and \
+            any(never_zero(d, facts, assumed, depth + 1) for d in node.inputs[3].inputs[1:])
     if p.name == "tuple_getitem" and facts is not None:
         found = facts.result_of(node)
         if found is not None:
