@@ -1069,6 +1069,13 @@ def scatter_add_known(acc: Any, x: Any, indices: tuple, ds: tuple) -> Any:
     are float64 values of an element's shape, never ZERO. Called once per iteration of a
     backward loop (the LSTM's gradient of its parameter rows). An index given twice sums
     like `scatter_add` (its pieces first), so the result is the same to the bit."""
+    if len(indices) == 1 and type(x) is not list:  # (one piece into an array: first)
+        if acc is ZERO:
+            import numpy as np
+
+            acc = np.zeros(x.shape)
+        acc[indices[0]] += ds[0]
+        return acc
     if _repeats(indices):
         return scatter_add(acc, x, indices, ds)
     if type(x) is list:

@@ -20,6 +20,7 @@ from .kinds import (
     is_tuple,
     item_nodes,
     kind,
+    ndim_of,
     shape_of,
 )
 from .loop_facts import Assumed, LoopFacts
@@ -337,9 +338,14 @@ def f8_reduction(node: Node, facts: LoopFacts | None) -> bool:
 
 
 def _f8_sum(node: Node, facts: LoopFacts | None) -> bool:
-    """Whether node is a float64 number: a reduction of a whole float64 array (whose
-    kind says only that it is a NumPy scalar)."""
+    """Whether node is a float64 number: a reduction of a whole float64 array, or the
+    product `u @ v` of two float64 vectors (whose kinds say only that it is a NumPy
+    scalar)."""
     p = prim_of(node)
+    if p is not None and p.name == "matmul":
+        assert isinstance(node, Apply)
+        ku, kv = (kind(x, facts) for x in node.inputs[1:3])
+        return is_f8(ku) and is_f8(kv) and ndim_of(ku) == 1 and shape_of(ku) == shape_of(kv)
     if p is None or p.reduction is None:  # (sum, mean, max, min, prod: float64 stays)
         return False
     assert isinstance(node, Apply)
