@@ -889,9 +889,9 @@ def _python_spelling(node: Apply, name: str, facts: LoopFacts) -> Node | None:
         if not isinstance(a, Constant) or \
                 a.value is not (False if param == "keepdims" else None):
             return None
-    axis = args[1] if len(args) > 1 else None
-    if axis is not None and not (isinstance(axis, Constant) and
-                                 (axis.value is None or type(axis.value) is int)):
+    along = args[1] if len(args) > 1 else None
+    if along is not None and not (isinstance(along, Constant) and
+                                  (along.value is None or type(along.value) is int)):
         return None
     return g.apply(method, *args, loc=node.loc, name=node.name)
 
