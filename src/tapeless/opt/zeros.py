@@ -164,6 +164,14 @@ def _never_zero(node: Node, facts: LoopFacts | None, assumed: Assumed | None,
     if p.name == "gadd":
         return never_zero(node.inputs[1], facts, assumed, depth + 1) or \
             never_zero(node.inputs[2], facts, assumed, depth + 1)
+    if p.name == "list_map":
+        return True  # (a list display's comprehension: a list, whatever it maps)
+    if (p.name == "sens_of" or (p.name == "tuple" and len(node.inputs) == 2)) and \
+            never_zero(node.inputs[1], facts, assumed, depth + 1):
+        # (`sens_of(d, like)` is d where d is not ZERO; `tuple(xs)` of a value that is
+        # not ZERO is a tuple: the sensitivity of a list a loop appended to, a tuple
+        # of its items, which the backward loop passes on in slices)
+        return True
     if p.name == "tuple_getitem" and facts is not None:
         found = facts.result_of(node)
         if found is not None:
