@@ -171,7 +171,7 @@ def load(graph: Graph, kinds: tuple = (), backend: str = "python") -> Compiled:
         mode = config.loop_checkpoint
         if backend == "native" and mode == "auto":
             mode = "never"
-        optimize(graph, passes, loops=(mode, config.loop_memory))
+        optimize(graph, passes, loops=(mode, config.loop_memory), python=backend != "native")
     compiled = compile_graph(graph)
     GENERATED[compiled.filename] = compiled
     if backend == "native":

@@ -440,6 +440,12 @@ def struct_fields(x: Any) -> list[str]:
 
 def to_structure(sens: Any, like: Any) -> Any:
     """The gradient for argument `like`: its structure, zeros filled in."""
+    t = type(like)
+    if t is _F8[1] and type(sens) is t and sens.dtype is like.dtype and \
+            sens.shape == like.shape and like.dtype.kind in "fc":
+        # (An array argument's gradient, an array of its kind: the last case below,
+        # first, without the tests of the other structures.)
+        return sens.copy() if sens is like or not sens.flags.owndata else sens
     import numpy as np
 
     if type(like) is _indexed_sens_type():
@@ -1096,6 +1102,13 @@ def scatter_add_known(acc: Any, x: Any, indices: tuple, ds: tuple) -> Any:
     indices may also be tuples of ints (elements of a matrix: a recursion's or a loop's
     reads `A[i, j]`)."""
     n = len(indices)
+    if n == 1 and type(x) is not list:  # (one piece into an array: first)
+        if acc is ZERO:
+            import numpy as np
+
+            acc = np.zeros(x.shape)
+        acc[indices[0]] += ds[0]
+        return acc
     if n == 2:  # (the common case first: two reads per iteration)
         if indices[0] == indices[1]:
             indices, ds = indices[:1], (ds[0] + ds[1],)

@@ -9,5 +9,5 @@ def grad_tuple_mlp(params, x, y):
     out = h @ w2 + b2
     _t_2 = 0.0625 * (out - y)
     _t_3 = _t_2 @ w2.T * (1.0 - h * h)
-    return (x.T @ _t_3, np.sum(_t_3, axis=0)), (h.T @ _t_2, np.sum(_t_2, axis=0))
+    return (x.T @ _t_3, _t_3.sum(axis=0)), (h.T @ _t_2, _t_2.sum(axis=0))
 

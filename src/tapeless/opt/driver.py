@@ -37,7 +37,7 @@ from ..ir.nodes import (
     stale_schedules,
 )
 from ..ir.replace import apply_replacements, redirect
-from .arrays import block_products
+from .arrays import block_products, python_spellings
 from .branches import branch_backprops, dead_branch_items
 from .checkpoint import checkpoint_loops
 from .kinds import FLOAT, INT, Kind, array, element_of, is_f8, items_of, kind, shape_of
@@ -66,6 +66,7 @@ step("unused_parameters")
 step("lower_stacks")
 step("scatter_onto")
 step("block_products")
+step("python_spellings")
 step("update_in_place")
 step("checkpoint_loops")
 
@@ -84,13 +85,15 @@ class PassLog:
 
 
 def optimize(root: Graph, enabled: set[str] | None = None, max_rounds: int = 30,
-             worklist: bool = True, loops: tuple[str, int] = ("auto", 1 << 30)) -> PassLog:
+             worklist: bool = True, loops: tuple[str, int] = ("auto", 1 << 30),
+             python: bool = False) -> PassLog:
     """Rewrite `root` and the graphs it reaches, in place, until nothing changes.
     `enabled` limits the rewrites (by name, e.g. {"inline", "getitem_of_tuple"}).
     After the first round, each round matches only the nodes a change can have made
     match (a worklist); when it is empty, one round over every node confirms the fixed
     point. `worklist=False` matches every node in every round. `loops`: which gradient
-    loops to checkpoint, and the memory budget (`checkpoint.checkpoint_loops`)."""
+    loops to checkpoint, and the memory budget (`checkpoint.checkpoint_loops`).
+    `python`: the program is for the Python backend (`arrays.python_spellings`)."""
     log = PassLog()
     check = os.environ.get("TAPELESS_CHECK_IR") == "1"
     # (What earlier stages cached of the graphs, computed while they were being built,
@@ -103,6 +106,8 @@ def optimize(root: Graph, enabled: set[str] | None = None, max_rounds: int = 30,
     # mutable stacks where no one can tell.
     if allowed(enabled, "checkpoint_loops") and (n := checkpoint_loops(root, *loops)):
         log.add("checkpoint_loops", n)
+    if python and allowed(enabled, "python_spellings") and (n := python_spellings(root)):
+        log.add("python_spellings", n)
     if allowed(enabled, "lower_stacks") and lower_stacks(root, scatter_known(root)):
         log.add("lower_stacks")
     if allowed(enabled, "scatter_onto") and (n := scatter_onto(root)):

@@ -21,6 +21,7 @@ from .kinds import (
     item_nodes,
     items_of,
     kind,
+    ndim_of,
     shape_of,
 )
 from .loop_facts import Assumed, LoopFacts
@@ -169,6 +170,14 @@ def _never_zero(node: Node, facts: LoopFacts | None, assumed: Assumed | None,
         # Pieces added into zeros of x's shape: ZERO only where x or every piece is.
         return never_zero(node.inputs[1], facts, assumed, depth + 1) and \
             any(never_zero(d, facts, assumed, depth + 1) for d in node.inputs[3].inputs[1:])
+    if p.name == "list_map":
+        return True  # (a list display's comprehension: a list, whatever it maps)
+    if (p.name == "sens_of" or (p.name == "tuple" and len(node.inputs) == 2)) and \
+            never_zero(node.inputs[1], facts, assumed, depth + 1):
+        # (`sens_of(d, like)` is d where d is not ZERO; `tuple(xs)` of a value that is
+        # not ZERO is a tuple: the sensitivity of a list a loop appended to, a tuple
+        # of its items, which the backward loop passes on in slices)
+        return True
     if p.name == "tuple_getitem" and facts is not None:
         found = facts.result_of(node)
         if found is not None:
@@ -378,9 +387,14 @@ def f8_number(node: Node, facts: LoopFacts | None, depth: int = 0) -> bool:
 
 
 def _f8_sum(node: Node, facts: LoopFacts | None) -> bool:
-    """Whether node is a float64 number: a reduction of a whole float64 array (whose
-    kind says only that it is a NumPy scalar)."""
+    """Whether node is a float64 number: a reduction of a whole float64 array, or the
+    product `u @ v` of two float64 vectors (whose kinds say only that it is a NumPy
+    scalar)."""
     p = prim_of(node)
+    if p is not None and p.name == "matmul":
+        assert isinstance(node, Apply)
+        ku, kv = (kind(x, facts) for x in node.inputs[1:3])
+        return is_f8(ku) and is_f8(kv) and ndim_of(ku) == 1 and shape_of(ku) == shape_of(kv)
     if p is None or p.reduction is None:  # (sum, mean, max, min, prod: float64 stays)
         return False
     assert isinstance(node, Apply)

@@ -265,10 +265,12 @@ def _method(name: str, spec: str, alias: str | None, differentiable: bool = True
     METHODS[name] = prim
 
 
+# (Fresh as their functions are: `np.sum(x)` calls `x.sum()` where x is no array.)
 for _n in ("sum", "mean", "prod"):
-    _method(_n, "self, axis=None, dtype=None, keepdims=False", f"np.{_n}", reduction=_n)
+    _method(_n, "self, axis=None, dtype=None, keepdims=False", f"np.{_n}", reduction=_n,
+            fresh=True)
 for _n in ("max", "min"):
-    _method(_n, "self, axis=None, keepdims=False", f"np.{_n}", reduction=_n)
+    _method(_n, "self, axis=None, keepdims=False", f"np.{_n}", reduction=_n, fresh=True)
 for _n in ("var", "std"):
     _method(_n, "self, axis=None, dtype=None, ddof=0, keepdims=False", f"np.{_n}")
 for _n in ("argmax", "argmin"):

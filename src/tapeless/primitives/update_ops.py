@@ -32,7 +32,7 @@ def _register(name: str, spec: str, **properties: Any) -> Primitive:
 
 _register("index_update", "x, index, value", fresh=True, pure=True, passes_on=True,
           never_zero=True)
-_register("index_add", "x, index, value", fresh=True, pure=True)
+_register("index_add", "x, index, value", fresh=True, pure=True, never_zero=True)
 _register("update_rest_sens", "d, index", zero_preserving=True, accepts_zero=True, pure=True,
           fresh=True)
 _register("update_value_sens", "d, index, value, add", zero_preserving=True,
