@@ -15,6 +15,7 @@ from .kinds import (
     INT,
     NUMERIC,
     SCALAR,
+    ArrayKind,
     DictKind,
     RecordKind,
     as_tuple,
@@ -362,6 +363,9 @@ def _isinstance_numeric(ctx: Context, node: Apply) -> Node | None:
         return None
     if all(c in (tuple, list, dict) for c in cls):
         return Constant(False)
+    if isinstance(k, ArrayKind) and all(isinstance(c, type) for c in cls) and \
+            never_zero(x, ctx.facts):  # (an array's sensitivity may be ZERO)
+        return Constant(any(issubclass(np.ndarray, c) for c in cls))
     return None
 
 
