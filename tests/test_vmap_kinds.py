@@ -253,3 +253,23 @@ def test_a_masked_loop_with_a_break_keeps_its_flag_with_two_operations() -> None
     np.testing.assert_array_equal(steps, [w[1] for w in want])
     loop = v.source_for(a).partition("while ")[2]
     assert "logical_xor" not in loop, loop
+
+
+def _scaled_layer(s, w, xs):
+    return np.sum(tl.vmap(lambda s, w, x: np.sum(np.tanh(s * (w @ x)) ** 2),
+                          in_axes=(None, None, 0))(s, w, xs))
+
+
+def test_grad_of_grad_of_a_function_that_calls_vmap() -> None:
+    # (the inner gradient's graph is built for the arguments' kinds as well: the
+    # batched matmul is written for the shapes, not decided at run time, and nothing of
+    # the run-time rules' type tests is left to differentiate twice)
+    w, xs = RNG.normal(size=(3, 4)), RNG.normal(size=(6, 4))
+    s = 0.7
+    second = tl.grad(tl.grad(_scaled_layer))
+    first = tl.grad(_scaled_layer)
+    eps = 1e-5
+    fd = (first(s + eps, w, xs) - first(s - eps, w, xs)) / (2 * eps)
+    assert second(s, w, xs) == pytest.approx(fd, rel=1e-7)
+    source = second.source_for(s, w, xs)
+    assert "isinstance" not in source and "J_" not in source, source
