@@ -144,8 +144,9 @@ def _batch_for_kinds(root: Graph, kinds: tuple) -> Graph:
     from .opt.kinds import kind
     from .opt.loop_facts import LoopFacts
 
-    graphs = reachable_graphs(root)
-    stand_ins = [h for h in graphs if h in VMAP_STAND_INS]
+    if not VMAP_STAND_INS:  # (no program has one: nothing to walk)
+        return root
+    stand_ins = [h for h in reachable_graphs(root) if h in VMAP_STAND_INS]
     if not stand_ins or is_recursive(root) or not any(k is not None for k in kinds):
         return root
     gmap: dict[int, Graph] = {}
