@@ -30,6 +30,23 @@ from .opt.kinds import MAX_TUPLE_DEPTH, MAX_TUPLE_ITEMS, record_fields, value_ki
 GENERATED: dict[str, Compiled] = {}
 _RECURSION_LIMIT = 100_000
 
+# The argument signatures and kinds of the compiled versions being built (innermost
+# last): a `tl.vmap` called inside the function is batched for the kinds of its
+# arguments there (`with_argument_kinds`).
+_BUILDING: list[tuple[tuple | None, tuple]] = []
+# Set by `tapeless.vmap_api`: `graph` with each `tl.vmap` inside it batched for the kinds
+# its arguments have when `graph` is called with arguments of the given kinds.
+BATCH_FOR_KINDS: Callable[[Graph, tuple], Graph] | None = None
+
+
+def with_argument_kinds(graph: Graph, key: tuple) -> Graph:
+    """`graph` for arguments with signatures `key` while a compiled version for them is
+    being built: each `tl.vmap` inside batched for the shapes its arguments have there
+    (so that the optimizer knows every shape of the batched code); else `graph`."""
+    if BATCH_FOR_KINDS is None or not _BUILDING or _BUILDING[-1][0] != key:
+        return graph
+    return BATCH_FOR_KINDS(graph, _BUILDING[-1][1])
+
 
 def _api(fn: Callable[..., Any]) -> Callable[..., Any]:
     cast(Any, fn).__tapeless_api__ = True
@@ -350,10 +367,13 @@ class Transformed:
             # a tenth of a small function's compile time). It runs again afterwards.
             paused = gc.isenabled()
             gc.disable()
+            # (`tl.vmap(f)` builds f's graph for one example's kinds, not these.)
+            _BUILDING.append((key, kinds) if self.kind != "vmap" else (None, ()))
             try:
                 compiled = self._compiled[key] = load(self.graph_for(key), kinds,
                                                           self.backend)
             finally:
+                _BUILDING.pop()
                 if paused:
                     gc.enable()
             self.compile_count += 1
@@ -387,7 +407,7 @@ class Transformed:
         if self.binds_functions:
             assert isinstance(self.fun, Transformed)  # (binds_functions says so)
             return self.fun.graph_for(key)
-        return self.graph
+        return with_argument_kinds(self.graph, key)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         guard = self._guard

@@ -21,6 +21,7 @@ from .api import (
     load,
     positional_arguments,
     python_function,
+    with_argument_kinds,
 )
 from .errors import GradError
 from .frontend.expressions import constant_node
@@ -155,6 +156,9 @@ class GradFunction(Transformed):
         # Gradient graphs with functions passed as arguments put in, by their positions
         # and identities (the functions are kept alive with them).
         self._bound_graphs: dict[tuple, tuple[Graph, list]] = {}
+        # Gradient graphs by argument signatures, where the function calls `tl.vmap` (each
+        # batched for the shapes of its arguments).
+        self._kinds_graphs: dict[tuple, Graph] = {}
         self.has_aux = has_aux
         self.with_value = with_value
         if with_value:
@@ -166,6 +170,7 @@ class GradFunction(Transformed):
     def invalidate(self) -> None:
         super().invalidate()
         self._bound_graphs = {}
+        self._kinds_graphs = {}
 
     def build_graph_for(self, key: tuple) -> Graph:
         """The gradient's graph, where the functions passed as arguments are constants:
@@ -173,7 +178,16 @@ class GradFunction(Transformed):
         bound = {i: s[1] for i, s in enumerate(key) if type(s) is tuple and s and s[0] is BOUND}
         _refuse_nested_functions(self, key)
         if not bound:
-            return self.graph
+            plain = graph_of(self.fun)
+            primal = self.fun.graph_for(key) if isinstance(self.fun, GradFunction) else \
+                with_argument_kinds(plain, key)
+            if primal is plain:
+                return self.graph
+            # (a `tl.vmap` inside, batched for these arguments' shapes)
+            if key not in self._kinds_graphs:
+                self._kinds_graphs[key] = grad_graph(primal, self.argnums, self.has_aux,
+                                                     self.with_value)
+            return self._kinds_graphs[key]
         for i, v in bound.items():
             _refuse_uncallable(self, i, v)
         cache_key = tuple(sorted((i, id(v)) for i, v in bound.items()))
@@ -181,7 +195,7 @@ class GradFunction(Transformed):
             # (The gradient of a gradient: the inner one takes the same arguments, and
             # puts in the same functions.)
             g = self.fun.graph_for(key) if isinstance(self.fun, GradFunction) else \
-                graph_of(self.fun)
+                with_argument_kinds(graph_of(self.fun), key)
             w = Graph(g.name, None, g.loc)
             params = [w.add_parameter(p.name, p.loc) for p in g.parameters]
             w.take_signature(g)

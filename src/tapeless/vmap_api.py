@@ -13,34 +13,46 @@ from typing import Any
 
 import numpy as np
 
+from . import api
 from .ad import batch
 from .ad.batch import VmapError, vmap_graph
 from .api import BOUND_TYPES, Transformed, _api, graph_of
 from .ir import Graph
 from .ir.edit import set_kind
-from .ir.nodes import Node
+from .ir.nodes import Apply, Node
 from .runtime import tree_leaves
 
+# (what kind inference says of an original node: its number of axes, its number of items)
+Facts = Callable[[Node], int | None]
 
-def _with_example_kinds(fg: Graph, examples: list[Any]
-                        ) -> tuple[Graph, Callable[[Node], int | None]]:
+
+def _with_example_kinds(fg: Graph, examples: list[Any]) -> tuple[Graph, Facts, Facts]:
     """A copy of `fg` whose parameters have the kinds of one example's arguments,
-    optimized for them, and what kind inference says of its nodes' numbers of axes (so
-    that the V transform writes batched code whose shapes are known)."""
+    optimized for them, and what kind inference says of its nodes' numbers of axes and
+    of the numbers of items of its tuples (so that the V transform writes batched code
+    whose shapes are known)."""
+    from .opt.kinds import value_kind
+
+    # (An example's number, a NumPy scalar here, is a number of its kind.)
+    return _with_kinds(fg, [value_kind(e.item() if isinstance(e, np.generic) else e)
+                            for e in examples])
+
+
+def _with_kinds(fg: Graph, kinds: list[Any]) -> tuple[Graph, Facts, Facts]:
+    """`_with_example_kinds`, given the examples' kinds."""
     from .ad.api_graphs import expand_transforms
     from .api import optimization_passes
     from .ir.clone import copy_module, is_recursive
     from .opt import optimize
-    from .opt.kinds import FLOAT, INT, SCALAR, kind, ndim_of, value_kind
+    from .opt.kinds import FLOAT, INT, SCALAR, TupleKind, kind, ndim_of
     from .opt.loop_facts import LoopFacts
 
     expand_transforms(fg)
-    copy = copy_module(fg)
+    # (a `tl.vmap` inside f, batched for the shapes its arguments have in one example)
+    copy = copy_module(_batch_for_kinds(fg, tuple(kinds)))
     if not is_recursive(copy):
-        for p, example in zip(copy.parameters, examples, strict=True):
-            # (An example's number, a NumPy scalar here, is a number of its kind.)
-            set_kind(p, value_kind(example.item() if isinstance(example, np.generic)
-                                   else example))
+        for p, k in zip(copy.parameters, kinds, strict=True):
+            set_kind(p, k)
     # The program for one example, optimized first (its derivative code inlined and its
     # plumbing gone): the V transform batches what one example runs.
     passes = optimization_passes()
@@ -54,7 +66,144 @@ def _with_example_kinds(fg: Graph, examples: list[Any]
             return 0
         return ndim_of(k)
 
-    return copy, example_ndim
+    def example_items(node: Node) -> int | None:
+        k = kind(node, facts)
+        return len(k.items) if isinstance(k, TupleKind) else None
+
+    return copy, example_ndim, example_items
+
+
+def _element_kind(k: Any, axis: Any) -> Any:
+    """The kind of one element of a value of kind `k` mapped over `axis` (as `in_axes`
+    gives it: an int for every leaf, None for none, a tuple or list item by item), or
+    `_UNKNOWN` where the kind does not say it (a leaf of unknown kind, a number)."""
+    from .opt.kinds import ArrayKind, ListKind, TupleKind, array, list_of, tuple_of
+
+    if axis is None:
+        return k
+    if isinstance(axis, (tuple, list)):
+        if not isinstance(k, TupleKind) or len(k.items) < len(axis):
+            return _UNKNOWN
+        items = [_element_kind(item, a) for item, a in
+                 zip(k.items, [*axis, *[None] * (len(k.items) - len(axis))], strict=True)]
+        return _UNKNOWN if _UNKNOWN in items else tuple_of(items)
+    if not isinstance(axis, int):
+        return _UNKNOWN
+    if isinstance(k, ArrayKind):
+        if not -len(k.shape) <= axis < len(k.shape):
+            return _UNKNOWN
+        shape = list(k.shape)
+        del shape[axis]
+        return array(k.dtype, tuple(shape))
+    if isinstance(k, TupleKind):
+        items = [_element_kind(item, axis) for item in k.items]
+        return _UNKNOWN if _UNKNOWN in items else tuple_of(items)
+    if isinstance(k, ListKind) and k.element is not None:
+        element = _element_kind(k.element, axis)
+        return _UNKNOWN if element is _UNKNOWN else list_of(element)
+    return _UNKNOWN
+
+
+_UNKNOWN = object()
+
+
+def _mapped_lengths(k: Any, axis: Any) -> list[int]:
+    """The lengths of the mapped axes of the leaves of a value of kind `k` (one whose
+    `_element_kind` is known)."""
+    from .opt.kinds import ArrayKind, ListKind, TupleKind
+
+    if axis is None:
+        return []
+    if isinstance(axis, (tuple, list)):
+        items = k.items if isinstance(k, TupleKind) else ()
+        return [n for item, a in zip(items, axis, strict=False)
+                for n in _mapped_lengths(item, a)]
+    if isinstance(k, ArrayKind):
+        return [k.shape[axis]]
+    if isinstance(k, TupleKind):
+        return [n for item in k.items for n in _mapped_lengths(item, axis)]
+    return _mapped_lengths(k.element, axis) if isinstance(k, ListKind) else []
+
+
+def _batch_for_kinds(root: Graph, kinds: tuple) -> Graph:
+    """`root` with each `tl.vmap` called inside it batched again for the shapes its
+    arguments have when `root`'s arguments have these kinds (a copy; `root` where there
+    is none, or where no call's argument kinds are known).
+
+    Inside compiled code, `tl.vmap(f)` is batched when the program is parsed, before any
+    shape is known: its batching rules decide at run time (`matmul_batched`, `lift`, the
+    type tests of the plumbing of a `tl.grad` inside f), and a derivative of the program
+    differentiates those decisions too. A compiled version is built for arguments of
+    known kinds: where that tells the kinds of a `tl.vmap` call's arguments, f is batched
+    as a `tl.vmap` called with arguments is (`Vmapped.build_graph_for`): optimized for
+    one element's kinds first, its batched code written for their numbers of axes."""
+    from .ad.api_graphs import VMAP_STAND_INS
+    from .ir.clone import copy_module, is_recursive
+    from .ir.edit import set_input
+    from .ir.nodes import Constant, free_variables, graph_nodes, is_constant_graph, reachable_graphs
+    from .opt.kinds import kind
+    from .opt.loop_facts import LoopFacts
+
+    if not VMAP_STAND_INS:  # (no program has one: nothing to walk)
+        return root
+    stand_ins = [h for h in reachable_graphs(root) if h in VMAP_STAND_INS]
+    if not stand_ins or is_recursive(root) or not any(k is not None for k in kinds):
+        return root
+    gmap: dict[int, Graph] = {}
+    copy = copy_module(root, gmap)
+    for p, k in zip(copy.parameters, kinds, strict=False):
+        set_kind(p, k)
+    facts = LoopFacts(copy)
+    copies = {gmap[h.id].id: h for h in stand_ins}
+    calls: dict[int, list[Apply]] = {}
+    passed: set[int] = set()  # (stand-ins used as values, not only called)
+    for g in reachable_graphs(copy):
+        for node in graph_nodes(g):
+            for i, x in enumerate(node.inputs):
+                if is_constant_graph(x) and x.value.id in copies:
+                    if i == 0:
+                        calls.setdefault(x.value.id, []).append(node)
+                    else:
+                        passed.add(x.value.id)
+    changed = False
+    for hid, sites in calls.items():
+        spec = VMAP_STAND_INS[copies[hid]]
+        target = spec.target
+        if hid in passed or free_variables(target) or target.vararg:
+            continue
+        in_axes, out_axes, axis_size = spec.argnums
+        n = len(target.parameters)
+        axes = [in_axes] * n if isinstance(in_axes, int) or in_axes is None \
+            else list(in_axes) + [None] * (n - len(in_axes))
+        found = {tuple(_element_kind(kind(a, facts), ax) for a, ax in
+                       zip(site.inputs[1:], axes, strict=False)) for site in sites}
+        if len(found) != 1:
+            continue
+        elements = next(iter(found))
+        if len(elements) != n or _UNKNOWN in elements or \
+                not any(e is not None for e in elements):
+            continue
+        sizes = {length for site in sites
+                 for a, ax in zip(site.inputs[1:], axes, strict=False)
+                 for length in _mapped_lengths(kind(a, facts), ax)}
+        if axis_size is not None:
+            sizes.add(axis_size)
+        if len(sizes) != 1:
+            continue  # (mapped axes of different lengths: refused where it runs)
+        fg, example_ndim, example_items = _with_kinds(target, list(elements))
+        # (the batch's size, known from the arguments' shapes: every shape of the
+        # batched code is known)
+        batched = vmap_graph(fg, axes, out_axes, sizes.pop(), target.name, example_ndim,
+                             example_items=example_items)
+        for site in sites:
+            set_input(site, 0, Constant(batched, site.inputs[0].loc))
+        changed = True
+    for p in copy.parameters:
+        set_kind(p, None)
+    return copy if changed else root
+
+
+api.BATCH_FOR_KINDS = _batch_for_kinds
 
 
 def _example(arg: Any, axis: Any) -> Any:
@@ -245,11 +394,12 @@ class Vmapped(Transformed):
 
     def _vmapped(self, fg: Graph, examples: list[Any] | None = None,
                  derivative: bool = False) -> Graph:
-        example_ndim = None
+        example_ndim = example_items = None
         if examples is not None:
-            fg, example_ndim = _with_example_kinds(fg, examples)
+            fg, example_ndim, example_items = _with_example_kinds(fg, examples)
         return vmap_graph(fg, self._axes(len(fg.parameters)), self.out_axes,
-                          self.axis_size, fg.name, example_ndim, derivative=derivative)
+                          self.axis_size, fg.name, example_ndim, derivative=derivative,
+                          example_items=example_items)
 
     def check_arguments(self, args: tuple) -> None:
         """The mapped axes must exist and have one length."""

@@ -3,11 +3,14 @@
 
 from __future__ import annotations
 
+import weakref
+
 from ..ir.nodes import (
     PENDING_TRANSFORMS,
     Constant,
     Graph,
     Node,
+    TransformSpec,
     free_variables,
     graph_nodes,
     prim_of,
@@ -22,6 +25,11 @@ from .reverse import JTransform
 P = PRIMITIVES
 TRANSFORM = JTransform()
 FORWARD = FTransform()
+
+# The stand-ins of `tl.vmap` calls inside compiled code whose bodies were batched without
+# the arguments' kinds, with what they stand for: a compiled version built for known
+# argument kinds batches them again for those kinds (`tapeless.vmap_api`).
+VMAP_STAND_INS: weakref.WeakKeyDictionary[Graph, TransformSpec] = weakref.WeakKeyDictionary()
 
 
 def grad_graph(g: Graph, argnums: int | tuple[int, ...], has_aux: bool, with_value: bool,
@@ -154,6 +162,7 @@ def expand_transforms(root: Graph) -> Graph:
                     else list(in_axes)
                 vmap_graph(spec.target, axes, out_axes, axis_size, spec.target.name,
                            into=h, outer={fv.id: fv for fv in free_variables(spec.target)})
+                VMAP_STAND_INS[h] = spec
             elif spec.kind == "jvp":
                 # (A function among them becomes its F-callable.)
                 outer: dict[int, Node] = {fv.id: h.apply(P["lift_fwd"], fv)

@@ -156,14 +156,18 @@ class Inst:
 class VTransform:
     def __init__(self, outer: dict[int, Node] | None = None,
                  example_ndim: Callable[[Node], int | None] | None = None,
-                 derivative: bool = False) -> None:
+                 derivative: bool = False,
+                 example_items: Callable[[Node], int | None] | None = None) -> None:
         """`outer`: values of the code around the function batched (a `tl.vmap` called
         inside compiled code: the free variables of the function mapped), unbatched.
         `example_ndim`: the number of axes of an original node's value, where the
-        examples' kinds are known (`tapeless.vmap_api`), else None. `derivative`: the
-        function is reverse-mode derivative code (`vmap(grad(f))`)."""
+        examples' kinds are known (`tapeless.vmap_api`), else None; `example_items`,
+        likewise, the number of items of an original node's value where it is known to
+        be a tuple (exactly `tuple`). `derivative`: the function is reverse-mode
+        derivative code (`vmap(grad(f))`)."""
         self.outer = dict(outer or {})
         self.example_ndim = example_ndim
+        self.example_items = example_items
         self.derivative = derivative
         self.memo: dict[tuple, Inst] = {}
         self._rules: dict[Any, Graph] = {}
@@ -1177,7 +1181,8 @@ class VTransform:
                                            init_trees)
             out = vb.out_tree
             outs = list(out.items) if isinstance(out, Tup) else [out] * k
-            new = [join(a, b) for a, b in zip(trees, outs, strict=True)]
+            new = [self._state_tree(a, b, init) for a, b, init in
+                   zip(trees, outs, node.inputs[body_at + 1:], strict=True)]
             if new == trees:
                 break
             trees = new
@@ -1191,6 +1196,19 @@ class VTransform:
             loop = vg.apply(P["while_loop"], Constant(vc.vg), Constant(vb.vg), *init, loc=loc)
         inst.values[node.id] = (loop, Tup(tuple(trees)))
         return [loop]
+
+    def _state_tree(self, before: Tree, after: Tree, init: Node) -> Tree:
+        """The tree of a loop state slot that is `before` on entry and `after` a trip:
+        their join, except that a tuple rebuilt as a display each trip (parameters
+        updated by their gradient, `p = (p[0] - lr * g[0], ...)`) from a value the
+        examples' kinds say is a tuple of as many items keeps its items apart (each
+        batched or not), where the join would batch it whole and its items' kinds would
+        be lost."""
+        if isinstance(after, Tup) and not after.is_list and not isinstance(before, Tup) \
+                and self.example_items is not None and \
+                self.example_items(init) == len(after.items):
+            before = Tup((before,) * len(after.items))
+        return join(before, after)
 
     def _loop_graph(self, g: Graph, inst: Inst, trees: list[Tree], mask_param: bool) -> Inst:
         vb = Graph(f"vmap_{g.name}", inst.vg, g.loc)
@@ -1367,7 +1385,8 @@ def _helper(name: str, g: Graph, args: list[Node]) -> Node:
 def vmap_graph(fg: Graph, in_axes: list[Any], out_axes: Any, axis_size: int | None,
                name: str, example_ndim: Callable[[Node], int | None] | None = None,
                into: Graph | None = None, outer: dict[int, Node] | None = None,
-               derivative: bool = False) -> Graph:
+               derivative: bool = False,
+               example_items: Callable[[Node], int | None] | None = None) -> Graph:
     """The graph of `tl.vmap(f)`, `fg` being f's: it moves each mapped axis first, calls
     V of `fg` and moves the results' batch axis where `out_axes` says. `example_ndim`:
     see `VTransform`. With `into`, the body is built in that graph (a stand-in made by
@@ -1412,7 +1431,7 @@ def vmap_graph(fg: Graph, in_axes: list[Any], out_axes: Any, axis_size: int | No
     if size is None:
         raise VmapError("vmap: no argument is mapped (in_axes is None everywhere); give "
                         "axis_size")
-    vg = VTransform(outer, example_ndim, derivative).root(fg, trees,
+    vg = VTransform(outer, example_ndim, derivative, example_items).root(fg, trees,
                                                           g if into is not None else None)
     out = g.apply(Constant(vg), size, *moved, loc=fg.loc)
     g.effects = [out]

@@ -248,11 +248,13 @@ __all__ = ["graphs_inside", "inline_body", "is_internal", "is_recursive", "node_
 _ = Constant
 
 
-def copy_module(root: Graph) -> Graph:
+def copy_module(root: Graph, gmap: dict[int, Graph] | None = None) -> Graph:
     """A deep copy of `root` and every graph it reaches (so they can be rewritten
-    without touching graphs shared with other compiled functions)."""
+    without touching graphs shared with other compiled functions). `gmap`, where given,
+    receives each graph's copy by the id of the graph copied."""
     graphs = reachable_graphs(root)
-    gmap: dict[int, Graph] = {}
+    if gmap is None:
+        gmap = {}
     for h in graphs:
         copy = Graph(h.name, None, h.loc)
         copy.copy_attributes(h)

@@ -221,3 +221,33 @@ def _add_negated(ctx: Context, node: Apply) -> Node | None:
         assert isinstance(b, Apply)
         return node.graph.apply(P["sub"], a, b.inputs[1], loc=node.loc, name=node.name)
     return None
+
+
+def _other(node: Node, name: str, one: Node) -> Node | None:
+    """The argument of a commutative binary `node` (primitive `name`) besides `one`."""
+    if not is_prim(node, name) or not isinstance(node, Apply) or len(node.inputs) != 3:
+        return None
+    a, b = node.inputs[1:]
+    return b if a is one else a if b is one else None
+
+
+@rewrite("np.logical_xor")
+def _flag_set_where_active(ctx: Context, node: Apply) -> Node | None:
+    """`o ^ (a & ((m | o) ^ o))` is `o | (a & m)`: a bool flag kept where a masked
+    loop's element is done (`old ^ (active & (new ^ old))`) whose new value sets it
+    (`if c: flag = True`, as a `break` does) only sets it where the element is active.
+    Two logical operations instead of four, each about 1 µs on 1,000 elements; the
+    truth values are the same element by element, whatever the order of the operands."""
+    for old, rest in ((node.inputs[1], node.inputs[2]), (node.inputs[2], node.inputs[1])):
+        if not is_prim(rest, "np.logical_and") or not isinstance(rest, Apply):
+            continue
+        for active, changed in ((rest.inputs[1], rest.inputs[2]),
+                                (rest.inputs[2], rest.inputs[1])):
+            new = _other(changed, "np.logical_xor", old)
+            m = _other(new, "np.logical_or", old) if new is not None else None
+            if m is not None:
+                g = node.graph
+                return g.apply(P["np.logical_or"], old,
+                               g.apply(P["np.logical_and"], active, m, loc=node.loc),
+                               loc=node.loc, name=node.name)
+    return None

@@ -30,9 +30,10 @@ refused), so an argument's kind holds for every read of it.
 
 Only primal values get container kinds: a container's sensitivity may hold symbolic zeros
 or miss items (a display of sensitivities gets a kind, each item the kind of its node,
-which says what it is when it is not ZERO; `gadd`, `sens_of` and `to_structure` never give
-one). A value of a container kind (tuple, list, dict or record) is never ZERO and never
-numeric."""
+which says what it is when it is not ZERO; `gadd` and `sens_of` never give one, nor
+`to_structure` except where the value it is like is a tuple or list of float64 arrays,
+whose gradient it fills with zeros). A value of a container kind (tuple, list, dict or
+record) is never ZERO and never numeric."""
 
 from __future__ import annotations
 
@@ -607,8 +608,23 @@ def _reversed_kind(args: list[Kind | None]) -> Kind | None:
 
 
 def _transpose_kind(args: list[Kind | None], inputs: list[Node]) -> Kind | None:
-    """`np.transpose(a)`, no axes given."""
-    return _reversed_kind(args) if _const(inputs[1]) is None else None
+    """`np.transpose(a)`, no axes given (the shape reversed), or `np.transpose(a, axes)`
+    with constant axes, one for each of a's (as batched code transposes each element)."""
+    axes = _const(inputs[1])
+    if axes is None:
+        return _reversed_kind(args)
+    shapes = _array_shapes(args)
+    if shapes is None or not isinstance(axes, (tuple, list)):
+        return None
+    first = shapes[0]
+    assert first is not None  # (see _array_shapes)
+    n = len(first)
+    if not all(type(a) is int and -n <= a < n for a in axes):
+        return None
+    order = [a % n for a in axes]
+    if sorted(order) != list(range(n)):
+        return None
+    return array(_keep_dtype(args[0]), tuple(first[i] for i in order))
 
 
 def _attribute_kind(args: list[Kind | None], inputs: list[Node]) -> Kind | None:
@@ -750,6 +766,39 @@ def int_value(node: Node, facts: LoopFacts | None = None, depth: int = 0,
             if shape is not None and -len(shape) <= i.value < len(shape):
                 return shape[i.value]
     return None
+
+
+def _known_shape(node: Node, facts: LoopFacts | None, depth: int,
+                 assumed: Assumptions | None) -> tuple[int, ...] | None:
+    """The value of a shape computed from constants and known shapes (`(n,) +
+    np.shape(x)`, as a batched value's is), else None."""
+    if isinstance(node, Constant):
+        value = node.value
+        return value if type(value) is tuple and all(type(n) is int for n in value) else None
+    if depth > 40 or not isinstance(node, Apply):
+        return None
+    name = prim_name(node)
+    if name == "make_tuple":
+        dims = [int_value(i, facts, depth + 1, assumed) for i in node.inputs[1:]]
+        return None if None in dims else tuple(cast(list[int], dims))
+    if name == "add":
+        a, b = (_known_shape(x, facts, depth + 1, assumed) for x in node.inputs[1:3])
+        return None if a is None or b is None else a + b
+    if name == "np.shape":
+        return shape_of(kind(node.inputs[1], facts, depth + 1, assumed))
+    return None
+
+
+def _broadcast_to_kind(node: Apply, facts: LoopFacts | None, depth: int,
+                       assumed: Assumptions | None) -> Kind | None:
+    """`np.broadcast_to(a, shape)`: an array of a's dtype and that shape, where known."""
+    if len(node.inputs) != 3:
+        return None
+    a = kind(node.inputs[1], facts, depth + 1, assumed)
+    dtype = dtype_of(a) if isinstance(a, ArrayKind) else "f8" if a is FLOAT else \
+        "i8" if a is INT else None
+    shape = _known_shape(node.inputs[2], facts, depth + 1, assumed)
+    return array(dtype, shape) if dtype is not None and shape is not None else None
 
 
 def sequence_items(node: Node, facts: LoopFacts | None = None) -> list[Node] | None:
@@ -1430,6 +1479,23 @@ def _sensitivity_kind(args: list[Kind | None], inputs: list[Node]) -> Kind | Non
     return None if is_container(k) else k
 
 
+def _to_structure_kind(args: list[Kind | None], inputs: list[Node]) -> Kind | None:
+    """`to_structure(sens, like)`: like's kind where every leaf of it is a float64 array
+    (each leaf's gradient is an array of its shape and dtype, zeros where the sensitivity
+    is ZERO: so loop state updated by its gradient keeps its kind), else as
+    `_sensitivity_kind`."""
+    return args[1] if _float64_leaves(args[1]) else _sensitivity_kind(args, inputs)
+
+
+def _float64_leaves(k: Kind | None) -> bool:
+    """Whether `k` is a float64 array, or a tuple or list of such values."""
+    if isinstance(k, ArrayKind):
+        return k.dtype == "f8"
+    if isinstance(k, TupleKind):
+        return all(_float64_leaves(item) for item in k.items)
+    return isinstance(k, ListKind) and k.element is not None and _float64_leaves(k.element)
+
+
 def _list_map_kind(node: Apply, facts: LoopFacts | None, depth: int,
                    assumed: Assumptions | None) -> Kind | None:
     """[f(x) for x in seq]: f's result kind, with x of seq's elements' kind. (The
@@ -1708,7 +1774,7 @@ def _or_declared(rule: Callable, prim: Primitive) -> Callable:
 PRIMITIVES["np.where"].abstract_eval = _where_kind
 PRIMITIVES["sens_of"].abstract_eval = _sensitivity_kind
 PRIMITIVES["check_scalar_output"].abstract_eval = _sensitivity_kind
-PRIMITIVES["to_structure"].abstract_eval = _sensitivity_kind
+PRIMITIVES["to_structure"].abstract_eval = _to_structure_kind
 PRIMITIVES["float"].abstract_eval = lambda args, inputs: FLOAT
 # (a float64 item of a tuple sensitivity: ZERO, or its value's kind)
 PRIMITIVES["sens_index"].abstract_eval = lambda args, inputs: \
@@ -1905,6 +1971,7 @@ for _name, _infer_rule in (("list_map", _list_map_kind),
                            ("np.stack", _stack_kind),
                            ("np.zeros", _filled_kind), ("np.ones", _filled_kind),
                            ("np.arange", _arange_kind),
+                           ("np.broadcast_to", _broadcast_to_kind),
                            ("np.triu_indices", _triangle_indices_kind),
                            ("np.tril_indices", _triangle_indices_kind)):
     PRIMITIVES[_name].infer_kind = _infer_rule

@@ -15,6 +15,7 @@ from .kinds import (
     INT,
     NUMERIC,
     SCALAR,
+    ArrayKind,
     DictKind,
     RecordKind,
     as_tuple,
@@ -362,9 +363,10 @@ def _isinstance_numeric(ctx: Context, node: Apply) -> Node | None:
         return None
     if all(c in (tuple, list, dict) for c in cls):
         return Constant(False)
-    if isinstance(x, Parameter) and x.graph is ctx.root and shape_of(k) is not None and \
-            all(isinstance(c, type) for c in cls):
-        # An argument of an array kind is a NumPy array (`value_kind`), never ZERO.
+    if isinstance(k, ArrayKind) and all(isinstance(c, type) for c in cls) and (
+            never_zero(x, ctx.facts) or  # (an array's sensitivity may be ZERO)
+            (isinstance(x, Parameter) and x.graph is ctx.root)):
+        # (An argument of an array kind is a NumPy array, `value_kind`, never ZERO.)
         return Constant(any(issubclass(np.ndarray, c) for c in cls))
     return None
 

@@ -120,6 +120,22 @@ def _item_zero(seq: Node, i: int, facts: LoopFacts, assumed: Assumed, depth: int
     return always_zero(seq, facts, assumed, depth + 1)
 
 
+def _item_of_argument(node: Node, facts: LoopFacts | None, depth: int) -> bool:
+    """Whether `node` is an item (at a known position) of a tuple or list argument of the
+    compiled function, or of an item of one."""
+    if facts is None or depth > 30 or not (
+            isinstance(node, Apply) and (is_prim(node, "getitem") or
+                                         is_prim(node, "tuple_getitem")) and
+            isinstance(node.inputs[2], Constant) and type(node.inputs[2].value) is int):
+        return False
+    seq = node.inputs[1]
+    if not (is_tuple(kind(seq, facts)) or is_list(kind(seq, facts))):
+        return False
+    if isinstance(seq, Parameter):
+        return seq.graph is facts.root
+    return _item_of_argument(seq, facts, depth + 1)
+
+
 def _never_zero(node: Node, facts: LoopFacts | None, assumed: Assumed | None,
                 depth: int) -> bool:
     if isinstance(node, Constant):
@@ -147,6 +163,12 @@ def _never_zero(node: Node, facts: LoopFacts | None, assumed: Assumed | None,
         items = item_nodes(node.inputs[1], node.inputs[2].value, facts)
         if items is not None:
             return all(never_zero(i, facts, assumed, depth + 1) for i in items)
+    if _item_of_argument(node, facts, depth):
+        # (what the caller passed in an argument: a number or an array is never ZERO,
+        # as an argument is not)
+        k = kind(node, facts)
+        if k in (FLOAT, INT, SCALAR) or shape_of(k) is not None:
+            return True
     if p.never_zero:
         return True
     if p.name in ("sens_of", "dense") and _materializes(kind(node.inputs[2], facts)):
