@@ -83,10 +83,6 @@ def after_one_step(w: Any, x: Any, weights: Any) -> Any:
     return weighted_cost(w - 0.1 * g, x, weights)
 
 
-@pytest.mark.xfail(raises=TypeError,
-                   reason="second order through `/ np.sum(weights)` of an undifferentiated "
-                          "argument: TypeError `_Zero / float` in the generated code; "
-                          "examples/lib/costs.py:soft_cross_entropy takes normalized weights")
 def test_second_order_through_a_division_by_a_constant_sum() -> None:
     rng = np.random.default_rng(0)
     w, x, weights = rng.normal(size=3), rng.normal(size=(4, 3)), np.ones(4)
@@ -111,19 +107,76 @@ def net_loss(m: Any, x: Any) -> Any:
     return np.sum(m(x) ** 2)
 
 
-@pytest.mark.xfail(raises=tl.GradError,
-                   reason="a model with a bool field: tl.grad from Python refuses it "
-                          "(GradError) though the same grad inside compiled code accepts it; "
-                          "examples/lib/models.py has SigmoidMLP instead of a flag")
 def test_grad_of_a_model_with_a_bool_field() -> None:
     m, x = Net(np.full((3, 2), 0.1), True), np.ones((4, 3))
     assert tl.grad(net_loss)(m, x).W.shape == (3, 2)
 
 
-@pytest.mark.xfail(raises=tl.CompileError,
-                   reason="tl.jit of a bound method: 'can only compile Python functions'")
+@dataclass(frozen=True)
+class MaskedNet:
+    W: np.ndarray
+    relu: bool
+    mask: np.ndarray  # (of bools)
+
+    def __call__(self, x: Any) -> Any:
+        z = (x @ self.W) * self.mask * self.relu  # (bools used in arithmetic too)
+        return np.maximum(z, 0.0) if self.relu else np.tanh(z)
+
+
+def masked_grad(m: Any, x: Any) -> Any:
+    return tl.grad(net_loss)(m, x)
+
+
+@pytest.mark.parametrize("relu", [True, False])
+def test_bool_fields_are_constants_in_python_and_in_compiled_code(relu: bool) -> None:
+    """A bool leaf of a differentiated argument is a constant, like a static field: the
+    gradient holds it as it is, from Python and inside compiled code alike; the other
+    fields' gradients are the finite differences'."""
+    rng = np.random.default_rng(1)
+    m = MaskedNet(rng.normal(size=(3, 2)), relu, np.array([True, False]))
+    x = rng.normal(size=(4, 3))
+    for g in (tl.grad(net_loss)(m, x), tl.jit(masked_grad)(m, x)):
+        assert g.relu is relu and g.mask is m.mask
+        eps = 1e-6
+        for i, j in np.ndindex(3, 2):
+            e = np.zeros((3, 2))
+            e[i, j] = eps
+            numeric = (net_loss(MaskedNet(m.W + e, relu, m.mask), x) -
+                       net_loss(MaskedNet(m.W - e, relu, m.mask), x)) / (2 * eps)
+            assert np.isclose(g.W[i, j], numeric, rtol=1e-5, atol=1e-8)
+
+
+def test_grad_with_respect_to_a_bool_itself_is_refused() -> None:
+    with pytest.raises(tl.GradError, match="a bool"):
+        tl.grad(lambda b, x: np.sum(x) * b)(True, 2.0)
+
+
 def test_jit_of_a_bound_method() -> None:
     assert np.allclose(tl.jit(SGD(0.1).update)(np.ones(2), np.ones(2)), 0.9)
+
+
+@dataclass
+class Scaled:
+    """A mutable object: a bound method's compiled code reads its fields when called."""
+    s: float
+
+    def loss(self, w: Any, x: Any, *rest: Any, offset: float = 0.0) -> Any:
+        return self.s * np.sum(np.tanh(x @ w)) + sum(rest) + offset
+
+
+def test_grad_and_jit_of_a_bound_method_with_varargs_and_keywords() -> None:
+    obj = Scaled(0.5)
+    w, x = np.array([0.3, -0.2, 0.1]), np.arange(6.0).reshape(2, 3) / 5
+    assert np.isclose(tl.jit(obj.loss)(w, x, 1.0, 2.0, offset=4.0),
+                      obj.loss(w, x, 1.0, 2.0, offset=4.0))
+    eps = 1e-6
+    numeric = [(obj.loss(w + eps * e, x) - obj.loss(w - eps * e, x)) / (2 * eps)
+               for e in np.eye(3)]
+    assert np.allclose(tl.grad(obj.loss)(w, x), numeric, rtol=1e-6)
+    jitted = tl.jit(obj.loss)
+    before = jitted(w, x)
+    obj.s = 2.0
+    assert np.isclose(jitted(w, x), 4 * before)
 
 
 @dataclass(frozen=True)

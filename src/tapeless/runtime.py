@@ -444,6 +444,12 @@ def to_structure(sens: Any, like: Any) -> Any:
 
     if type(like) is _indexed_sens_type():
         like = like.dense()
+    if isinstance(like, (bool, np.bool_)) or \
+            (isinstance(like, np.ndarray) and like.dtype.kind == "b"):
+        # A bool is never differentiated: the gradient holds it as it is, like a static
+        # field (`Net(W, relu=True)`'s gradient is `Net(dW, relu=True)`), whatever the
+        # code computed with it.
+        return like
     if sens is ZERO:
         sens = zeros_like_value(like)
         if sens is ZERO:
