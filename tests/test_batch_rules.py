@@ -157,12 +157,6 @@ EXTRA_SAMPLES: dict[str, list[Sample]] = {
 KNOWN: dict[tuple[str, int], str] = {
     ("lift", 1): "a function made in the mapped code passed to a tl.grad inside it is "
                  "refused (VmapError: not supported yet)",
-    ("call_fwd", 0): "a function picked from a list by an index that is not a constant, "
-                     "inside a tl.jvp under vmap: the list's functions of batched code "
-                     "are called per element (TypeError: a function of batched code "
-                     "called for one element)",
-    ("call_value_fwd", 0): "the same through forward mode over a tl.grad (an internal "
-                           "error in ir/clone.py: zip() arguments of different lengths)",
     ("split_fwd", 0): "a function with defaults passed as a value is refused (VmapError: "
                       "not supported yet)",
     ("method.items", 0): "the items of a batched dict hold its keys, which are not batched "

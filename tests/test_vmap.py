@@ -513,3 +513,51 @@ def test_per_example_gradients_whose_path_differs(fn, optimize: str) -> None:
     xs = np.array([0.3, -0.7, 1.7, 2.5, 0.05])
     want = np.array([tl.grad(fn)(x) for x in xs])
     np.testing.assert_allclose(tl.vmap(tl.grad(fn))(xs), want, rtol=1e-13)
+
+
+# --- functions made in the mapped code, picked by an index, called in forward mode ------
+
+def _picked(z, k):
+    fs = [lambda w: w * np.sin(w), lambda w: w * w * w]
+    return fs[k](z)
+
+
+def _fwd_pick(x, t, k):
+    return tl.jvp(lambda z: _picked(z, k), (x,), (t,))[1]
+
+
+def _fwd_pick_in_a_branch(x, t, k):
+    if np.sum(x) > 0.0:
+        return tl.jvp(lambda z: _picked(z, k), (x,), (t,))[1]
+    return x
+
+
+def _summed(w, k):
+    return np.sum(_picked(w, k))
+
+
+def _fwd_of_grad_pick(x, t, k):
+    return tl.jvp(lambda z: tl.grad(_summed)(z, k), (x,), (t,))[1]
+
+
+@pytest.mark.parametrize("fn", [_fwd_pick, _fwd_pick_in_a_branch, _fwd_of_grad_pick])
+def test_functions_picked_from_a_list_in_forward_mode_under_vmap(fn):
+    """A list of functions made in the mapped code, one picked by an index (the same for
+    every element, or batched: each element its own), called in a tl.jvp (and a tl.jvp
+    of a tl.grad): the batched functions run on the whole batch (each on the elements
+    that picked it), equal to a loop, and to finite differences."""
+    r = np.random.default_rng(3)
+    xs, ts = r.normal(size=(6, 3)), r.normal(size=(6, 3))
+    ks = np.array([0, 1, 1, 0, 1, 1])
+    one = tl.jit(fn)
+    for k in (0, 1):
+        got = tl.vmap(fn, in_axes=(0, 0, None))(xs, ts, k)
+        assert np.allclose(got, stacked(lambda x, t: one(x, t, k), xs, ts), atol=1e-12)
+    got = tl.vmap(fn)(xs, ts, ks)
+    loop = [one(x, t, int(k)) for x, t, k in zip(xs, ts, ks, strict=True)]
+    assert np.allclose(got, np.stack(loop), atol=1e-12)
+    if fn is _fwd_pick:  # (the loop's numbers are the derivative's)
+        eps = 1e-6
+        numeric = np.stack([(_picked(x + eps * t, int(k)) - _picked(x - eps * t, int(k)))
+                            / (2 * eps) for x, t, k in zip(xs, ts, ks, strict=True)])
+        assert np.allclose(got, numeric, rtol=1e-6, atol=1e-8)

@@ -193,8 +193,9 @@ def call_each(fn, size, flags, mask, *args):
     element's arguments; a function of batched code held in a batched value, once on the
     whole batch (under `mask`, where not None)."""
     if isinstance(fn, BatchedCode):
-        return fn.fn(mask if mask is not None else np.ones(size, dtype=bool),
-                     *[a if f else broadcast(size, a) for a, f in zip(args, flags)])
+        return run_batched_code(fn, size, mask if mask is not None else
+                                np.ones(size, dtype=bool),
+                                [a if f else broadcast(size, a) for a, f in zip(args, flags)])
     if size == 0:
         raise ValueError(EMPTY_BATCH)
     outs = []
@@ -202,6 +203,43 @@ def call_each(fn, size, flags, mask, *args):
         outs.append(element(fn, i)(*[element(a, i) if f else a
                                      for a, f in zip(args, flags)]))
     return stack(outs)
+
+
+def run_batched_code(fn, size, mask, args):
+    """A function of batched code held in a batched value (`BatchedCode`) called on the
+    batched `args` where `mask` holds: once on the whole batch; where the elements picked
+    different functions (as from a list by a batched index: the functions stacked into an
+    array), each once, on the elements that picked it."""
+    if not isinstance(fn.fn, np.ndarray):
+        return fn.fn(mask, *args)
+    fns = fn.fn
+    done = fns == fns[0]
+    out = fns[0](mask & done, *args)
+    for i in range(size):
+        if mask[i] and not done[i]:
+            picked = (fns == fns[i]) & mask
+            out = select(picked, fns[i](picked, *args), out)
+            done = done | picked
+    return out
+
+
+def call_value_each(call, at, first, size, flags, mask, *args):
+    """A call of a function value whose callee (`args[at]`) is batched (`call`: the
+    primitive, `call_star`, `call_value`, `call_fwd` or `call_value_fwd`, whose arguments
+    from `first` on are the tuples the callee takes, spread): a function of batched code
+    held in a batched value (picked from a list of functions made in the mapped code) runs
+    once on the whole batch, and where the elements picked different ones, each once on
+    the elements that picked it; one function per element (a callable object with batched
+    fields), per element."""
+    fn = args[at]
+    if isinstance(fn, BatchedCode):
+        whole = np.ones(size, dtype=bool) if mask is None else mask
+        spread = [a for j in range(first, len(args))
+                  for a in (args[j] if flags[j] else broadcast(size, args[j]))]
+        return run_batched_code(fn, size, whole, spread)
+    if mask is None:
+        return per_element(call, size, flags, *args)
+    return per_active_element(call, size, flags, mask, *args)
 
 
 def batched_code(fn):
