@@ -149,6 +149,9 @@ EXTRA_SAMPLES: dict[str, list[Sample]] = {
     "scatter_add": [S(lambda r: (u(r, (4, 3)), u(r, (4, 3)), (slice(0, 2), 3),
                                  (u(r, (2, 3)), u(r, (3,)))))],
     **{name: [S(lambda r: (u(r, (2, 3)),))] for name in ["own", "dense_sens"]},
+    # (a batched dict's keys are the same for every example)
+    "method.keys": [S(lambda r: ({"a": u(r, None), "b": u(r, (2,))},),
+                      call="[a0[k] * 2.0 for k in P(a0)]")],
 }
 
 
@@ -159,8 +162,6 @@ KNOWN: dict[tuple[str, int], str] = {
                  "refused (VmapError: not supported yet)",
     ("split_fwd", 0): "a function with defaults passed as a value is refused (VmapError: "
                       "not supported yet)",
-    ("method.items", 0): "the items of a batched dict hold its keys, which are not batched "
-                         "(IndexError)",
 }
 
 

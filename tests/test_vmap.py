@@ -561,3 +561,55 @@ def test_functions_picked_from_a_list_in_forward_mode_under_vmap(fn):
         numeric = np.stack([(_picked(x + eps * t, int(k)) - _picked(x - eps * t, int(k)))
                             / (2 * eps) for x, t, k in zip(xs, ts, ks, strict=True)])
         assert np.allclose(got, numeric, rtol=1e-6, atol=1e-8)
+
+
+# --- the keys and items of a batched dict (the keys are the same for every example) --
+
+def _dict_values_by_key(d):
+    return [d[k] * 2.0 for k in d.keys()]
+
+
+def _dict_loop(d):
+    return [d[k] * 2.0 for k in d]
+
+
+def _dict_items_values(d):
+    return [v for k, v in d.items()]
+
+
+def _dict_rebuilt(d):
+    return {k: v * 2.0 for k, v in d.items() if k != "c"}
+
+
+def _dict_keys_tested(d, s):
+    total = 0.0
+    for k, v in d.items():
+        if k != "b":
+            total = total + np.sum(v) * s
+        else:
+            total = total - np.sum(v * v)
+    return total
+
+
+@pytest.mark.parametrize("fn", [_dict_values_by_key, _dict_loop, _dict_items_values,
+                                _dict_rebuilt])
+def test_keys_and_items_of_a_batched_dict(fn):
+    r = np.random.default_rng(4)
+    d = {"a": r.normal(size=4), "b": r.normal(size=(4, 2))}
+    got = tl.vmap(fn)(d)
+    want = [fn({"a": d["a"][i], "b": d["b"][i]}) for i in range(4)]
+    leaves = tl.tree_leaves(got)
+    for j, leaf in enumerate(leaves):
+        np.testing.assert_allclose(leaf, np.stack([tl.tree_leaves(w)[j] for w in want]),
+                                   rtol=1e-12)
+    assert type(got) is type(want[0]) and len(got) == len(want[0])
+    if isinstance(got, dict):
+        assert list(got) == list(want[0])
+
+
+def test_keys_of_a_batched_dict_in_a_branch():
+    r = np.random.default_rng(5)
+    d, s = {"a": r.normal(size=(4, 3)), "b": r.normal(size=(4, 2))}, r.normal(size=4)
+    got = tl.vmap(_dict_keys_tested)(d, s)
+    want = [_dict_keys_tested({"a": d["a"][i], "b": d["b"][i]}, s[i]) for i in range(4)]
+    np.testing.assert_allclose(got, want, rtol=1e-12)

@@ -100,8 +100,11 @@ def batch_generic(fn, callee, *names, when=None):
 # --- helpers (compiled with the rules) ------------------------------------------------
 
 def _item(leaf, i):
-    # (a function among batched leaves is the same for every element)
+    # (a function among batched leaves is the same for every element; so is a string,
+    # such as a dict's key among its items)
     if callable(leaf) and not isinstance(leaf, np.ndarray):
+        return leaf
+    if isinstance(leaf, str):
         return leaf
     return leaf[i]
 
@@ -118,6 +121,14 @@ def _stacked(column):
     if not nonzero:
         return ZERO
     first = nonzero[0]
+    if isinstance(first, str):
+        # (a string is never batched: the same for every example, or no batch holds it)
+        for x in column:
+            if x != first:
+                raise ValueError("vmap: the examples give different strings here (a "
+                                 "dict's keys, a name), which one batched value cannot "
+                                 "hold; map over examples with the same keys")
+        return first
     for x in nonzero:
         if np.shape(x) != np.shape(first):
             raise ValueError("vmap: the examples give values of different shapes or "
@@ -144,7 +155,7 @@ def stack(outs):
 
 
 def _broadcast_leaf(size, leaf):
-    if leaf is ZERO or leaf is UNBOUND:
+    if leaf is ZERO or leaf is UNBOUND or isinstance(leaf, str):
         return leaf
     return np.broadcast_to(leaf, (size,) + np.shape(leaf))
 
@@ -701,7 +712,34 @@ def rows(x):
     example)."""
     if isinstance(x, list) or isinstance(x, tuple):
         return list(x)
+    if isinstance(x, dict):  # (its keys, the same for every example)
+        return list(x.keys())
     return [x[:, j] for j in range(np.shape(x)[1])]
+
+
+# A batched dict holds batched values under keys that are the same for every example:
+# its keys are those, its items pair them with the batched values (lists: what a loop
+# over the batch stacks; a string among batched leaves is the same for every example).
+def _items_of(x):
+    return list(x.items())
+
+
+def _keys_of(x):
+    return list(x.keys())
+
+
+@batch("method.items")
+def _dict_items(size, flags, d):
+    if isinstance(d, dict):
+        return list(d.items())
+    return per_element(_items_of, size, flags, d)
+
+
+@batch("method.keys")
+def _dict_keys(size, flags, d):
+    if isinstance(d, dict):
+        return list(d.keys())
+    return per_element(_keys_of, size, flags, d)
 
 
 @batch("as_sequence")
@@ -1330,7 +1368,7 @@ _WHY_PER_ELEMENT = {
     "arguments), not on arrays": (
         "make_dict", "make_slice", "contains", "not_contains", "range",
         "divmod", "any", "all", "sorted", "dict", "str", "min", "max", "construct",
-        "format", "convert", "join_strings", "method.items", "method.keys",
+        "format", "convert", "join_strings",
         "method.get", "method.index", "method.count",
         "method.startswith", "method.endswith", "kwarg_or", "dict_without",
         "check_kwargs", "zip_strict", "zip_strict_length"),
