@@ -6,6 +6,8 @@ from __future__ import annotations
 import cProfile
 import pstats
 import re
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pytest
@@ -613,3 +615,31 @@ def test_keys_of_a_batched_dict_in_a_branch():
     got = tl.vmap(_dict_keys_tested)(d, s)
     want = [_dict_keys_tested({"a": d["a"][i], "b": d["b"][i]}, s[i]) for i in range(4)]
     np.testing.assert_allclose(got, want, rtol=1e-12)
+
+
+# --- a method of a batched object -------------------------------------------------------
+
+@dataclass(frozen=True)
+class _Scaled:
+    s: Any
+
+    def apply(self, x):
+        return self.s * np.sin(x)
+
+    def update(self, x):  # (named like a dict's method)
+        return self.s * np.cos(x)
+
+
+def _apply_method(m, x):
+    return m.apply(x) + m.update(x)
+
+
+def test_a_method_of_a_batched_object_is_each_elements():
+    r = np.random.default_rng(6)
+    m, xs = _Scaled(r.normal(size=(4, 3))), r.normal(size=(4, 3))
+    got = tl.vmap(_apply_method)(m, xs)
+    want = np.stack([_apply_method(_Scaled(m.s[i]), xs[i]) for i in range(4)])
+    np.testing.assert_allclose(got, want, rtol=1e-12)
+    got = tl.vmap(_apply_method, in_axes=(None, 0))(_Scaled(m.s[0]), xs)
+    np.testing.assert_allclose(got, stacked(lambda x: _apply_method(_Scaled(m.s[0]), x), xs),
+                               rtol=1e-12)

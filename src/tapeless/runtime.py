@@ -1154,6 +1154,22 @@ def is_method(x: Any, name: str) -> bool:
     return False
 
 
+def user_method(x: Any, name: str) -> Any:
+    """`x.name` for a call `x.name(...)` whose method name a built-in type's method also
+    has (`opt.update(p, g)`, `model.encode(x)`): the user's bound method; a built-in
+    receiver (a list, dict, string, array, number) is refused, as when compiling, since
+    its method would change it in place or is not supported."""
+    import numpy as np
+
+    if isinstance(x, (np.ndarray, np.generic, list, tuple, dict, str, float, int)):
+        from .errors import CompileError
+
+        raise CompileError(f"the method .{name}() of a {type(x).__name__} is not supported "
+                           "(it changes its object in place, or has no primitive); build a "
+                           "new value instead, or call the corresponding NumPy function")
+    return getattr(x, name)
+
+
 def getattr_sens(d: Any, x: Any, name: str) -> Any:
     """The sensitivity of `x` given that of `x.name`."""
     if d is ZERO or x is ZERO:

@@ -524,11 +524,21 @@ def _getitem(size, flags, x, index):
     return x[_lead(index)]
 
 
+def _attribute(x, name):
+    return getattr(x, name)
+
+
 @batch("getattr", when=_first_only)
 def _getattr(size, flags, x, name):
     if isinstance(x, np.ndarray) and name == "T":
         return np.transpose(x, (0,) + tuple(range(np.ndim(x) - 1, 0, -1)))
-    return getattr(x, name)
+    out = getattr(x, name)
+    if hasattr(out, "__func__") and hasattr(out, "__self__") and \
+            not isinstance(out, np.ndarray):
+        # (A method of a batched object: each element's, bound to its element, as a loop
+        # over the batch calls it; bound to the batch, it would see every element.)
+        return per_element(_attribute, size, flags, x, name)
+    return out
 
 
 # --- linear algebra ---------------------------------------------------------------------
