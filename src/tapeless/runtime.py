@@ -144,6 +144,13 @@ def call_value_fwd(level: int, fn: Any, t_fn: Any, args: tuple, tangents: tuple)
     return DYNAMIC.call_value_fwd(level, fn, t_fn, args, tangents)
 
 
+def transform_of(kind: str, fn: Any, argnums: Any, has_aux: bool) -> Any:
+    """`tl.grad(fn, argnums, has_aux)` (or `tl.value_and_grad`) inside compiled code, of a
+    function known only at run time (a function passed as an argument): the transformed
+    function, made once per function (`DYNAMIC`, where the API knows the compiler)."""
+    return DYNAMIC.transform(kind, fn, argnums, has_aux)
+
+
 def stop_gradient(x: Any) -> Any:
     """`x`, as a constant for differentiation: its derivative is zero in every mode and
     at every order (`tl.stop_gradient`)."""

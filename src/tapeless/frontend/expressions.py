@@ -812,11 +812,6 @@ class ExpressionMixin:
             raise self.error(f"tapeless.{name} cannot be called inside compiled code", node,
                              "call it outside the compiled function")
         target = self.expr(node.args[0], block)
-        if not (isinstance(target, Constant) and isinstance(target.value, Graph)):
-            raise self.error(f"the function passed to tapeless.{name} inside compiled code "
-                             "must be known when compiling (a def, lambda or global "
-                             "function)", node.args[0],
-                             "define the function to differentiate with def or lambda")
         if name == "jit":
             return target
         options: dict[str, Any] = {"argnums": 0, "has_aux": False}
@@ -826,6 +821,17 @@ class ExpressionMixin:
             if kw.arg not in options:
                 raise self.error(f"unexpected argument {kw.arg!r} to tapeless.{name}", kw)
             options[kw.arg] = self._compile_time(kw.value, block)
+        if not (isinstance(target, Constant) and isinstance(target.value, Graph)):
+            if isinstance(target, Constant):
+                raise self.error(f"tapeless.{name} inside compiled code takes a function "
+                                 f"(a def, lambda or function value), not "
+                                 f"{type(target.value).__name__}", node.args[0],
+                                 "define the function to differentiate with def or lambda")
+            # A function known only when the code runs (an argument): its transform, made
+            # then (once per function), called as a value.
+            return block.graph.apply(P["transform_of"], Constant(name), target,
+                                     Constant(options["argnums"]),
+                                     Constant(options["has_aux"]), loc=self.loc(node))
         return self._stand_in(name, target.value, options["argnums"], options["has_aux"],
                               node)
 

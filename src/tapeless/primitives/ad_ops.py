@@ -113,6 +113,8 @@ _helper("data_only", "value", accepts_zero=True)
 _helper("generated_only", "fn", differentiable=False)
 _helper("data_only_grad", "value", differentiable=False)
 _helper("split_fwd", "args, npos, defaults, star", accepts_zero=True, pure=True)
+# `tl.grad(f)` / `tl.value_and_grad(f)` inside compiled code of a function value.
+_helper("transform_of", "kind, fn, argnums, has_aux", differentiable=False, pure=True)
 # `x.name` for a call of a user's method named like a built-in type's (`opt.update`):
 # getattr, refusing a built-in receiver at run time; getattr's rules.
 _helper("user_method", "x, name", accepts_zero=True, pure=True, selects=True, alias="getattr")

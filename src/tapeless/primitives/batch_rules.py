@@ -1384,7 +1384,7 @@ _WHY_PER_ELEMENT = {
         "check_kwargs", "zip_strict", "zip_strict_length"),
     "a call of a function value that is not batched code (or a comprehension whose body is "
     "not known): each element's call in turn": (
-        "call_value", "call_star", "list_map", "list_flatmap"),
+        "call_value", "call_star", "list_map", "list_flatmap", "transform_of"),
     "derivative code's plumbing (sensitivities, symbolic and sparse zeros, structures, "
     "function values): each example's, as a loop computes it": (
         "scatter_add_known", "matmul_tn", "getattr_sens", "sens_getattr", "field_sens",
