@@ -201,3 +201,12 @@ class Point:
 class Pair(NamedTuple):
     a: Any
     b: Any
+
+
+@dataclasses.dataclass(frozen=True)
+class Scaler:
+    """A dataclass whose method is named like a built-in type's (`dict.update`)."""
+    s: Any
+
+    def update(self, x: Any) -> Any:
+        return self.s * np.sin(x)

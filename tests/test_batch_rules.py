@@ -154,6 +154,9 @@ EXTRA_SAMPLES: dict[str, list[Sample]] = {
                                   (u(r, None), u(r, None), u(r, None))),
                        label="elements")],
     **{name: [S(lambda r: (u(r, (2, 3)),))] for name in ["own", "dense_sens"]},
+    # (a batched dict's keys are the same for every example)
+    "method.keys": [S(lambda r: ({"a": u(r, None), "b": u(r, (2,))},),
+                      call="[a0[k] * 2.0 for k in P(a0)]")],
 }
 
 
@@ -162,16 +165,8 @@ EXTRA_SAMPLES: dict[str, list[Sample]] = {
 KNOWN: dict[tuple[str, int], str] = {
     ("lift", 1): "a function made in the mapped code passed to a tl.grad inside it is "
                  "refused (VmapError: not supported yet)",
-    ("call_fwd", 0): "a function picked from a list by an index that is not a constant, "
-                     "inside a tl.jvp under vmap: the list's functions of batched code "
-                     "are called per element (TypeError: a function of batched code "
-                     "called for one element)",
-    ("call_value_fwd", 0): "the same through forward mode over a tl.grad (an internal "
-                           "error in ir/clone.py: zip() arguments of different lengths)",
     ("split_fwd", 0): "a function with defaults passed as a value is refused (VmapError: "
                       "not supported yet)",
-    ("method.items", 0): "the items of a batched dict hold its keys, which are not batched "
-                         "(IndexError)",
 }
 
 

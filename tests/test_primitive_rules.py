@@ -30,6 +30,7 @@ import pytest
 from gradcheck import (
     Pair,
     Point,
+    Scaler,
     assert_same_structure,
     check_directional,
     is_dataclass_value,
@@ -339,6 +340,9 @@ SAMPLES: dict[str, list[Sample]] = {
     "getattr": [S(lambda r: (Point(u(r, None), u(r, (2,))), "y")),
                 S(lambda r: (Pair(u(r, None), u(r, None)), "a")),
                 S(lambda r: (u(r, (2, 3)), "T"))],
+    # (a method named like a built-in type's, called: `opt.update(x)`)
+    "user_method": [S(lambda r: (Scaler(u(r, (3,))), u(r, (3,))), (0, 1),
+                      call="P(a0, 'update')(a1)")],
     "switch": [S(lambda r: (True, u(r, None), u(r, (2,))), (1, 2)),
                S(lambda r: (False, u(r, (2,)), u(r, (2,))), (1, 2))],
     "while_loop": [S(lambda r: (u(r, None), u(r, (2,)), 3), (0, 1), call="loop_while(a0, a1, a2)",

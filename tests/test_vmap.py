@@ -6,6 +6,8 @@ from __future__ import annotations
 import cProfile
 import pstats
 import re
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pytest
@@ -513,3 +515,131 @@ def test_per_example_gradients_whose_path_differs(fn, optimize: str) -> None:
     xs = np.array([0.3, -0.7, 1.7, 2.5, 0.05])
     want = np.array([tl.grad(fn)(x) for x in xs])
     np.testing.assert_allclose(tl.vmap(tl.grad(fn))(xs), want, rtol=1e-13)
+
+
+# --- functions made in the mapped code, picked by an index, called in forward mode ------
+
+def _picked(z, k):
+    fs = [lambda w: w * np.sin(w), lambda w: w * w * w]
+    return fs[k](z)
+
+
+def _fwd_pick(x, t, k):
+    return tl.jvp(lambda z: _picked(z, k), (x,), (t,))[1]
+
+
+def _fwd_pick_in_a_branch(x, t, k):
+    if np.sum(x) > 0.0:
+        return tl.jvp(lambda z: _picked(z, k), (x,), (t,))[1]
+    return x
+
+
+def _summed(w, k):
+    return np.sum(_picked(w, k))
+
+
+def _fwd_of_grad_pick(x, t, k):
+    return tl.jvp(lambda z: tl.grad(_summed)(z, k), (x,), (t,))[1]
+
+
+@pytest.mark.parametrize("fn", [_fwd_pick, _fwd_pick_in_a_branch, _fwd_of_grad_pick])
+def test_functions_picked_from_a_list_in_forward_mode_under_vmap(fn):
+    """A list of functions made in the mapped code, one picked by an index (the same for
+    every element, or batched: each element its own), called in a tl.jvp (and a tl.jvp
+    of a tl.grad): the batched functions run on the whole batch (each on the elements
+    that picked it), equal to a loop, and to finite differences."""
+    r = np.random.default_rng(3)
+    xs, ts = r.normal(size=(6, 3)), r.normal(size=(6, 3))
+    ks = np.array([0, 1, 1, 0, 1, 1])
+    one = tl.jit(fn)
+    for k in (0, 1):
+        got = tl.vmap(fn, in_axes=(0, 0, None))(xs, ts, k)
+        assert np.allclose(got, stacked(lambda x, t: one(x, t, k), xs, ts), atol=1e-12)
+    got = tl.vmap(fn)(xs, ts, ks)
+    loop = [one(x, t, int(k)) for x, t, k in zip(xs, ts, ks, strict=True)]
+    assert np.allclose(got, np.stack(loop), atol=1e-12)
+    if fn is _fwd_pick:  # (the loop's numbers are the derivative's)
+        eps = 1e-6
+        numeric = np.stack([(_picked(x + eps * t, int(k)) - _picked(x - eps * t, int(k)))
+                            / (2 * eps) for x, t, k in zip(xs, ts, ks, strict=True)])
+        assert np.allclose(got, numeric, rtol=1e-6, atol=1e-8)
+
+
+# --- the keys and items of a batched dict (the keys are the same for every example) --
+
+def _dict_values_by_key(d):
+    return [d[k] * 2.0 for k in d.keys()]
+
+
+def _dict_loop(d):
+    return [d[k] * 2.0 for k in d]
+
+
+def _dict_items_values(d):
+    return [v for k, v in d.items()]
+
+
+def _dict_rebuilt(d):
+    return {k: v * 2.0 for k, v in d.items() if k != "c"}
+
+
+def _dict_keys_tested(d, s):
+    total = 0.0
+    for k, v in d.items():
+        if k != "b":
+            total = total + np.sum(v) * s
+        else:
+            total = total - np.sum(v * v)
+    return total
+
+
+@pytest.mark.parametrize("fn", [_dict_values_by_key, _dict_loop, _dict_items_values,
+                                _dict_rebuilt])
+def test_keys_and_items_of_a_batched_dict(fn):
+    r = np.random.default_rng(4)
+    d = {"a": r.normal(size=4), "b": r.normal(size=(4, 2))}
+    got = tl.vmap(fn)(d)
+    want = [fn({"a": d["a"][i], "b": d["b"][i]}) for i in range(4)]
+    leaves = tl.tree_leaves(got)
+    for j, leaf in enumerate(leaves):
+        np.testing.assert_allclose(leaf, np.stack([tl.tree_leaves(w)[j] for w in want]),
+                                   rtol=1e-12)
+    assert type(got) is type(want[0]) and len(got) == len(want[0])
+    if isinstance(got, dict):
+        assert list(got) == list(want[0])
+
+
+def test_keys_of_a_batched_dict_in_a_branch():
+    r = np.random.default_rng(5)
+    d, s = {"a": r.normal(size=(4, 3)), "b": r.normal(size=(4, 2))}, r.normal(size=4)
+    got = tl.vmap(_dict_keys_tested)(d, s)
+    want = [_dict_keys_tested({"a": d["a"][i], "b": d["b"][i]}, s[i]) for i in range(4)]
+    np.testing.assert_allclose(got, want, rtol=1e-12)
+
+
+# --- a method of a batched object -------------------------------------------------------
+
+@dataclass(frozen=True)
+class _Scaled:
+    s: Any
+
+    def apply(self, x):
+        return self.s * np.sin(x)
+
+    def update(self, x):  # (named like a dict's method)
+        return self.s * np.cos(x)
+
+
+def _apply_method(m, x):
+    return m.apply(x) + m.update(x)
+
+
+def test_a_method_of_a_batched_object_is_each_elements():
+    r = np.random.default_rng(6)
+    m, xs = _Scaled(r.normal(size=(4, 3))), r.normal(size=(4, 3))
+    got = tl.vmap(_apply_method)(m, xs)
+    want = np.stack([_apply_method(_Scaled(m.s[i]), xs[i]) for i in range(4)])
+    np.testing.assert_allclose(got, want, rtol=1e-12)
+    got = tl.vmap(_apply_method, in_axes=(None, 0))(_Scaled(m.s[0]), xs)
+    np.testing.assert_allclose(got, stacked(lambda x: _apply_method(_Scaled(m.s[0]), x), xs),
+                               rtol=1e-12)

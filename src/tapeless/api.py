@@ -16,11 +16,11 @@ import numpy as np
 
 from .ad.api_graphs import expand_transforms
 from .backend import Compiled, compile_graph
-from .errors import TapelessError
+from .errors import CompileError, TapelessError
 from .frontend import parse
 from .frontend.guards import make_guard, reads_of
 from .frontend.parser import RESOLVER, unwrap
-from .ir import Graph, print_graph
+from .ir import Constant, Graph, print_graph
 from .ir.clone import copy_module, is_recursive
 from .ir.edit import set_kind
 from .opt import optimize, passes_up_to
@@ -262,7 +262,34 @@ def graph_of(fn: Any) -> Graph:
     if getattr(fn, "__tapeless_custom__", False):  # (`tl.custom_jvp`, `tl.custom_vjp`)
         graph: Graph = fn.custom_graph()
         return expand_transforms(graph)
+    if is_bound_method(fn):
+        return _bound_method_graph(fn)
     return expand_transforms(parse(fn))
+
+
+def is_bound_method(fn: Any) -> bool:
+    """Whether `fn` is a method bound to an object (`obj.method`, not a classmethod nor
+    a module's function), whose function is a Python function."""
+    return isinstance(fn, types.MethodType) and isinstance(fn.__func__, types.FunctionType) \
+        and not isinstance(fn.__self__, (type, types.ModuleType))
+
+
+def _bound_method_graph(fn: types.MethodType) -> Graph:
+    """The graph of `obj.method`: the method's graph called with `obj`, held as a
+    constant (as a closure holds it: `tl.jit(obj.method)` sees the object it was given,
+    like `jax.jit` of a bound method), then the arguments."""
+    method = graph_of(fn.__func__)
+    if method.signature is None or not method.parameters or method.signature[0].kind != "pos":
+        raise CompileError(f"tapeless cannot compile the bound method {fn.__qualname__}: "
+                           "its function takes no positional `self` parameter")
+    g = Graph(fn.__func__.__name__, loc=method.loc)
+    params = [g.add_parameter(p.name) for p in method.parameters[1:]]
+    g.signature = method.signature[1:]
+    g.vararg = method.vararg
+    out = g.apply(Constant(method), Constant(fn.__self__), *params)
+    g.effects = [out]
+    g.output = out
+    return g
 
 
 def python_function(fn: Any) -> Callable[..., Any]:

@@ -307,7 +307,35 @@ def _sliced(jm: Constant, n: int, name: str) -> Graph:
     return _without_environment(g, g.apply(jm, obj, *xs))
 
 
+# (kind, id of the function, argnums, has_aux) -> (the function, kept alive so its id
+# is not reused; its transform).
+_TRANSFORMS: dict[tuple, tuple[Any, Any]] = {}
+
+
+def transform(kind: str, fn: Any, argnums: Any, has_aux: bool) -> Any:
+    """`tl.grad(fn, ...)` or `tl.value_and_grad(fn, ...)` called inside compiled code on a
+    function value (`runtime.transform_of`): made on first use, then the same object (its
+    compiled code is reused)."""
+    from .grad_api import grad, value_and_grad
+
+    if runtime.is_generated(fn):
+        # (A function of generated code: a lambda made in compiled code, or in derivative
+        # code a function's J-callable, whose own function is not known here.)
+        raise GradError(
+            f"tl.{kind} inside compiled code, of a function value made by compiled code (a "
+            "lambda or nested def passed along, or any function value in code that is "
+            f"itself differentiated), is not supported; apply tl.{kind} where the function "
+            "is named and pass the result, or to a def or lambda written at the call")
+    key = (kind, id(fn), argnums, has_aux)
+    found = _TRANSFORMS.get(key)
+    if found is None or found[0] is not fn:
+        make = value_and_grad if kind == "value_and_grad" else grad
+        found = _TRANSFORMS[key] = (fn, make(fn, argnums, has_aux))
+    return found[1]
+
+
 class _Dynamic:
+    transform = staticmethod(transform)
     call = staticmethod(call)
     lift = staticmethod(lift)
     call_fwd = staticmethod(call_fwd)

@@ -32,13 +32,24 @@ from .primitives.random_ops import GENERATOR_TYPES
 from .runtime import from_structure, is_struct, to_structure
 
 
-def _integer_leaf(x: Any) -> str | None:
-    """A description of the first integer or boolean leaf of a pytree, if any."""
+def _bool_itself(x: Any) -> str | None:
+    """A description of `x` where it is a bool or a bool array (never differentiated)."""
     if isinstance(x, (bool, np.bool_)):
         return "a bool"
+    if isinstance(x, np.ndarray) and x.dtype.kind == "b":
+        return f"an array of dtype {x.dtype}"
+    return None
+
+
+def _integer_leaf(x: Any) -> str | None:
+    """A description of the first integer leaf of a pytree, if any. (A bool inside a
+    container or record is a constant, like a static field: `runtime.to_structure`
+    gives it back as it is; `_bool_itself` refuses a bool argument.)"""
+    if isinstance(x, (bool, np.bool_)) or (isinstance(x, np.ndarray) and x.dtype.kind == "b"):
+        return None
     if isinstance(x, (int, np.integer)):
         return "an int"
-    if isinstance(x, np.ndarray) and x.dtype.kind in "biu":
+    if isinstance(x, np.ndarray) and x.dtype.kind in "iu":
         return f"an array of dtype {x.dtype}"
     if isinstance(x, (tuple, list)):
         items = list(x)
@@ -212,7 +223,7 @@ class GradFunction(Transformed):
             if not -len(args) <= a < len(args):
                 raise GradError(f"argnums={self.argnums!r} is out of range: the function "
                                 f"was called with {len(args)} arguments")
-            found = _integer_leaf(args[a])
+            found = _bool_itself(args[a]) or _integer_leaf(args[a])
             if _is_bound(type(args[a])):
                 found = "a function or a class"
             if isinstance(args[a], GENERATOR_TYPES):

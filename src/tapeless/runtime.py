@@ -144,6 +144,13 @@ def call_value_fwd(level: int, fn: Any, t_fn: Any, args: tuple, tangents: tuple)
     return DYNAMIC.call_value_fwd(level, fn, t_fn, args, tangents)
 
 
+def transform_of(kind: str, fn: Any, argnums: Any, has_aux: bool) -> Any:
+    """`tl.grad(fn, argnums, has_aux)` (or `tl.value_and_grad`) inside compiled code, of a
+    function known only at run time (a function passed as an argument): the transformed
+    function, made once per function (`DYNAMIC`, where the API knows the compiler)."""
+    return DYNAMIC.transform(kind, fn, argnums, has_aux)
+
+
 def stop_gradient(x: Any) -> Any:
     """`x`, as a constant for differentiation: its derivative is zero in every mode and
     at every order (`tl.stop_gradient`)."""
@@ -450,6 +457,12 @@ def to_structure(sens: Any, like: Any) -> Any:
 
     if type(like) is _indexed_sens_type():
         like = like.dense()
+    if isinstance(like, (bool, np.bool_)) or \
+            (isinstance(like, np.ndarray) and like.dtype.kind == "b"):
+        # A bool is never differentiated: the gradient holds it as it is, like a static
+        # field (`Net(W, relu=True)`'s gradient is `Net(dW, relu=True)`), whatever the
+        # code computed with it.
+        return like
     if sens is ZERO:
         sens = zeros_like_value(like)
         if sens is ZERO:
@@ -1194,6 +1207,22 @@ def is_method(x: Any, name: str) -> bool:
             return isinstance(vars(klass)[name], _FunctionType) and \
                 name not in getattr(x, "__dict__", {})
     return False
+
+
+def user_method(x: Any, name: str) -> Any:
+    """`x.name` for a call `x.name(...)` whose method name a built-in type's method also
+    has (`opt.update(p, g)`, `model.encode(x)`): the user's bound method; a built-in
+    receiver (a list, dict, string, array, number) is refused, as when compiling, since
+    its method would change it in place or is not supported."""
+    import numpy as np
+
+    if isinstance(x, (np.ndarray, np.generic, list, tuple, dict, str, float, int)):
+        from .errors import CompileError
+
+        raise CompileError(f"the method .{name}() of a {type(x).__name__} is not supported "
+                           "(it changes its object in place, or has no primitive); build a "
+                           "new value instead, or call the corresponding NumPy function")
+    return getattr(x, name)
 
 
 def getattr_sens(d: Any, x: Any, name: str) -> Any:

@@ -68,6 +68,12 @@ B = "B"
 F = "F"  # a function of batched code: `(mask, *args)`, all batched, returning a batched value
 
 
+# Calls of a function value known at run time only: where the callee is, and where the
+# tuples it takes (the arguments, then in forward mode their tangents) begin.
+_VALUE_CALLS = {"call_star": (0, 1), "call_value": (1, 2), "call_fwd": (0, 2),
+                "call_value_fwd": (1, 3)}
+
+
 @dataclass(frozen=True)
 class Tup:
     """The batch tree of a tuple or list display."""
@@ -617,12 +623,28 @@ class VTransform:
             return [made]
         # (`f(*args)`, f of batched code; in derivative code, `call_value` of f: a
         # function of generated code is called as it is.)
-        at = {"call_star": 0, "call_value": 1}.get(name)
+        # (In forward mode, `call_fwd` and `call_value_fwd` of f: an F-callable, called
+        # with the arguments, then their tangents.)
+        at, first = _VALUE_CALLS.get(name, (None, 0))
         if at is not None and trees[at] == F:
             mask = inst.mask if inst.mask is not None else self._ones(inst)
-            packed = self.materialize(vals[at + 1], trees[at + 1], B, inst)
+            packed = [self.materialize(v, t, B, inst)
+                      for v, t in zip(vals[first:], trees[first:], strict=True)]
+            whole = packed[0] if len(packed) == 1 else vg.apply(P["add"], *packed, loc=loc)
             out, effects = self._inline(batch_rules.call_star_batched, inst,
-                                        [vals[at], mask, packed], loc)
+                                        [vals[at], mask, whole], loc)
+            inst.values[node.id] = (out, B)
+            return effects or [out]
+        if at is not None and not unbatched(trees[at]):
+            # (A batched callee: functions of batched code held in a batched value, as a
+            # list of functions made in the mapped code, run once on the whole batch.)
+            flags = tuple(not unbatched(t) for t in trees)
+            vals = [self.materialize(v, t, B, inst) if f else v
+                    for v, t, f in zip(vals, trees, flags, strict=True)]
+            mask = inst.mask if inst.mask is not None else Constant(None)
+            out, effects = self._inline(batch_rules.call_value_each, inst, [
+                Constant(self._prim_graph(prim, len(vals))), Constant(at), Constant(first),
+                inst.size, Constant(flags), mask, *vals], loc)
             inst.values[node.id] = (out, B)
             return effects or [out]
         if F in trees:

@@ -808,6 +808,9 @@ def _register_overloads() -> None:
 
     @overload(_nt_to_structure)
     def _to_structure(sens, like):
+        if isinstance(like, nt.Boolean) or \
+                (isinstance(like, nt.Array) and isinstance(like.dtype, nt.Boolean)):
+            return lambda sens, like: like  # (a bool: as it is, `runtime.to_structure`)
         if isinstance(sens, nt.NoneType):
             if isinstance(like, nt.Float):
                 return lambda sens, like: 0.0

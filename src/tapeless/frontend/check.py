@@ -21,7 +21,7 @@ import numpy as np
 from ..errors import CompileError, format_error
 from ..ir.nodes import Location
 from ..primitives import BY_CALLABLE, METHODS
-from .expressions import BUILTIN_RECEIVERS
+from .expressions import BUILTIN_RECEIVERS, _array_method
 from .libraries import installed_package, refused_library
 from .reach import Function, compiled_functions
 
@@ -73,6 +73,22 @@ class Finding:
         return format_error(self.message, self.loc, self.hint)
 
 
+def _built_in(node: ast.expr) -> bool:
+    """Whether an expression's value is, by its syntax, of a built-in type (a literal, a
+    display, a comprehension, an f-string, `list(...)`, `dict(...)`, `np.f(...)`): its
+    methods are its type's (`tapeless.frontend.expressions._built_in`)."""
+    if isinstance(node, (ast.Constant, ast.List, ast.Tuple, ast.Dict, ast.ListComp,
+                         ast.DictComp, ast.JoinedStr)):
+        return True
+    if isinstance(node, ast.Call):
+        f = node.func
+        if isinstance(f, ast.Name) and f.id in ("list", "tuple", "dict", "str"):
+            return True
+        return isinstance(f, ast.Attribute) and isinstance(f.value, ast.Name) and \
+            f.value.id in ("np", "numpy")
+    return False
+
+
 class _Checker(ast.NodeVisitor):
     def __init__(self, filename: str, lines: list[str], modules: dict[str, object]):
         self.filename = filename
@@ -81,6 +97,13 @@ class _Checker(ast.NodeVisitor):
         self.findings: list[Finding] = []
         # Names declared `global` or `nonlocal` in the function being visited, and how.
         self.declared: dict[str, str] = {}
+        # Calls that are statements of their own (`xs.append(v)`: an update in place).
+        self.statement_calls: set[int] = set()
+
+    def visit_Expr(self, node: ast.Expr) -> None:
+        if isinstance(node.value, ast.Call):
+            self.statement_calls.add(id(node.value))
+        self.generic_visit(node)
 
     def add(self, node: ast.AST, message: str, hint: str) -> None:
         line = getattr(node, "lineno", 0)
@@ -229,13 +252,20 @@ class _Checker(ast.NodeVisitor):
                     self.add(node, f"{path} is not supported by tapeless (no primitive is "
                              "registered for it)", "see docs/language.md for the supported "
                              "functions, or write it with supported operations")
-            elif func.attr in _MUTATING and compiler_refuses(_probe_append):
+            elif func.attr in _MUTATING and compiler_refuses(_probe_append) and \
+                    (_built_in(func.value) or id(node) in self.statement_calls or
+                     _array_method(func.attr)):
+                # (An update of a variable as a statement, or of a built-in value; a
+                # user's method so named compiles: `new = opt.update(p, g)`.)
                 self.add(node, f"the method .{func.attr}() mutates its object in place, "
                          "which is not supported", "build a new value instead, e.g. "
                          "`xs = xs + [v]` or a list comprehension")
             elif func.attr not in METHODS and \
+                    (_built_in(func.value) or _array_method(func.attr)) and \
                     any(hasattr(t, func.attr) for t in BUILTIN_RECEIVERS):
-                # (A method of another class is the user's: `model.apply(x)` compiles.)
+                # (A method of another class is the user's: `model.apply(x)` and
+                # `opt.update(p, g)` compile; a built-in receiver the compiler does not
+                # see is refused when the code runs.)
                 self.add(node, f"the method .{func.attr}() is not supported",
                          "call the corresponding NumPy function, e.g. np.f(x)")
         for kw in node.keywords:

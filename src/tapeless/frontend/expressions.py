@@ -494,22 +494,33 @@ class ExpressionMixin:
         return [self.expr(a, block) for a in node.args]
 
     def _method_call(self, receiver: Node, name: str, node: ast.Call, block: Block) -> Node:
-        if name in ("append", "extend", "insert", "pop", "remove", "update", "setdefault",
-                    "clear", "sort", "reverse", "fill", "resize", "add", "discard"):
+        mutating = name in ("append", "extend", "insert", "pop", "remove", "update",
+                            "setdefault", "clear", "sort", "reverse", "fill", "resize", "add",
+                            "discard")
+        if mutating and (_built_in(receiver) or _array_method(name)):
             raise self.error(f"the method .{name}() mutates its object in place, which is "
                              "not supported", node,
                              "build a new value instead, e.g. `xs = xs + [v]` or a list "
                              "comprehension")
-        prim = METHODS.get(name)
+        prim = None if mutating else METHODS.get(name)
         if prim is None:  # a random generator's method (`rng.normal(size=3)`): a draw
             known = receiver.value if isinstance(receiver, Constant) else None
             if (hint := random_ops.in_place_hint(name, known)) is not None:
                 raise self.error(f"the method .{name}() of a random generator changes its "
                                  "argument in place, which is not supported", node, hint)
             prim = random_ops.method_primitive(name, known)
-        if prim is None and any(hasattr(t, name) for t in BUILTIN_RECEIVERS):
-            raise self.error(f"the method .{name}() is not supported", node,
-                             "call the corresponding NumPy function, e.g. np.f(x)")
+        if prim is None and (mutating or any(hasattr(t, name) for t in BUILTIN_RECEIVERS)):
+            if _built_in(receiver) or _array_method(name):
+                raise self.error(f"the method .{name}() is not supported", node,
+                                 "call the corresponding NumPy function, e.g. np.f(x)")
+            # (Maybe a method of the user's class named like a built-in type's, as
+            # `opt.update(p, g)`: a built-in receiver is refused when the code runs.)
+            if node.keywords:
+                raise self.error(f"keyword arguments to the method .{name}() are not "
+                                 "supported", node, "pass them positionally")
+            bound_method = block.graph.apply(P["user_method"], receiver, Constant(name),
+                                             loc=self.loc(node))
+            return self._call_value(bound_method, node, block)
         if prim is None:
             # A method of the user's class (`model.apply(x)`): the bound method, called
             # like any value (derivative code calls J of the function on the object).
@@ -806,11 +817,6 @@ class ExpressionMixin:
             raise self.error(f"tapeless.{name} cannot be called inside compiled code", node,
                              "call it outside the compiled function")
         target = self.expr(node.args[0], block)
-        if not (isinstance(target, Constant) and isinstance(target.value, Graph)):
-            raise self.error(f"the function passed to tapeless.{name} inside compiled code "
-                             "must be known when compiling (a def, lambda or global "
-                             "function)", node.args[0],
-                             "define the function to differentiate with def or lambda")
         if name == "jit":
             return target
         options: dict[str, Any] = {"argnums": 0, "has_aux": False}
@@ -820,6 +826,17 @@ class ExpressionMixin:
             if kw.arg not in options:
                 raise self.error(f"unexpected argument {kw.arg!r} to tapeless.{name}", kw)
             options[kw.arg] = self._compile_time(kw.value, block)
+        if not (isinstance(target, Constant) and isinstance(target.value, Graph)):
+            if isinstance(target, Constant):
+                raise self.error(f"tapeless.{name} inside compiled code takes a function "
+                                 f"(a def, lambda or function value), not "
+                                 f"{type(target.value).__name__}", node.args[0],
+                                 "define the function to differentiate with def or lambda")
+            # A function known only when the code runs (an argument): its transform, made
+            # then (once per function), called as a value.
+            return block.graph.apply(P["transform_of"], Constant(name), target,
+                                     Constant(options["argnums"]),
+                                     Constant(options["has_aux"]), loc=self.loc(node))
         return self._stand_in(name, target.value, options["argnums"], options["has_aux"],
                               node)
 
@@ -908,6 +925,30 @@ class ExpressionMixin:
 # of theirs that is not registered is refused when compiling, where a method of another
 # class is called as the user's (`model.apply(x)`).
 BUILTIN_RECEIVERS = (np.ndarray, np.generic, list, tuple, dict, str, float, int)
+# What makes a value of a built-in type, known when compiling (a receiver whose methods
+# are those of its type).
+_BUILT_IN_MAKERS = frozenset({"make_list", "make_tuple", "make_dict", "list", "tuple", "dict",
+                              "list_append", "list_extend", "dict_merge", "str", "format"})
+
+
+def _array_method(name: str) -> bool:
+    """Whether `name` is a method of NumPy arrays (`x.nonzero()`): refused when compiling,
+    whatever the receiver (an array, most likely); a name only lists, dicts or strings
+    have (`update`, `encode`) may be the user's method, refused when the code runs if the
+    receiver is built-in."""
+    return hasattr(np.ndarray, name) or hasattr(np.generic, name)
+
+
+def _built_in(receiver: Node) -> bool:
+    """Whether `receiver` is known, when compiling, to be of a built-in type (a constant,
+    a display, what `list(...)`, `dict(...)`, ... make, an array primitive's result)."""
+    if isinstance(receiver, Constant):
+        return isinstance(receiver.value, BUILTIN_RECEIVERS)
+    if isinstance(receiver, Apply) and isinstance(receiver.inputs[0], Constant) and \
+            isinstance(receiver.inputs[0].value, Primitive):
+        prim = receiver.inputs[0].value
+        return prim.name in _BUILT_IN_MAKERS or prim.name.startswith("np.")
+    return False
 
 
 def known_items(d: Node) -> list[tuple[str, Node]] | None:

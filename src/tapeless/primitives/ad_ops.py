@@ -116,6 +116,11 @@ _helper("data_only", "value", accepts_zero=True)
 _helper("generated_only", "fn", differentiable=False)
 _helper("data_only_grad", "value", differentiable=False)
 _helper("split_fwd", "args, npos, defaults, star", accepts_zero=True, pure=True)
+# `tl.grad(f)` / `tl.value_and_grad(f)` inside compiled code of a function value.
+_helper("transform_of", "kind, fn, argnums, has_aux", differentiable=False, pure=True)
+# `x.name` for a call of a user's method named like a built-in type's (`opt.update`):
+# getattr, refusing a built-in receiver at run time; getattr's rules.
+_helper("user_method", "x, name", accepts_zero=True, pure=True, selects=True, alias="getattr")
 # A read of a variable that is unbound on some path: the value, or UnboundLocalError.
 _helper("check_bound", "value, name, where", accepts_zero=True, pure=True)
 # `zip(..., strict=True)`: the sequences once their lengths agree; a `for` loop's length.

@@ -100,8 +100,11 @@ def batch_generic(fn, callee, *names, when=None):
 # --- helpers (compiled with the rules) ------------------------------------------------
 
 def _item(leaf, i):
-    # (a function among batched leaves is the same for every element)
+    # (a function among batched leaves is the same for every element; so is a string,
+    # such as a dict's key among its items)
     if callable(leaf) and not isinstance(leaf, np.ndarray):
+        return leaf
+    if isinstance(leaf, str):
         return leaf
     return leaf[i]
 
@@ -118,6 +121,14 @@ def _stacked(column):
     if not nonzero:
         return ZERO
     first = nonzero[0]
+    if isinstance(first, str):
+        # (a string is never batched: the same for every example, or no batch holds it)
+        for x in column:
+            if x != first:
+                raise ValueError("vmap: the examples give different strings here (a "
+                                 "dict's keys, a name), which one batched value cannot "
+                                 "hold; map over examples with the same keys")
+        return first
     for x in nonzero:
         if np.shape(x) != np.shape(first):
             raise ValueError("vmap: the examples give values of different shapes or "
@@ -144,7 +155,7 @@ def stack(outs):
 
 
 def _broadcast_leaf(size, leaf):
-    if leaf is ZERO or leaf is UNBOUND:
+    if leaf is ZERO or leaf is UNBOUND or isinstance(leaf, str):
         return leaf
     return np.broadcast_to(leaf, (size,) + np.shape(leaf))
 
@@ -193,8 +204,9 @@ def call_each(fn, size, flags, mask, *args):
     element's arguments; a function of batched code held in a batched value, once on the
     whole batch (under `mask`, where not None)."""
     if isinstance(fn, BatchedCode):
-        return fn.fn(mask if mask is not None else np.ones(size, dtype=bool),
-                     *[a if f else broadcast(size, a) for a, f in zip(args, flags)])
+        return run_batched_code(fn, size, mask if mask is not None else
+                                np.ones(size, dtype=bool),
+                                [a if f else broadcast(size, a) for a, f in zip(args, flags)])
     if size == 0:
         raise ValueError(EMPTY_BATCH)
     outs = []
@@ -202,6 +214,43 @@ def call_each(fn, size, flags, mask, *args):
         outs.append(element(fn, i)(*[element(a, i) if f else a
                                      for a, f in zip(args, flags)]))
     return stack(outs)
+
+
+def run_batched_code(fn, size, mask, args):
+    """A function of batched code held in a batched value (`BatchedCode`) called on the
+    batched `args` where `mask` holds: once on the whole batch; where the elements picked
+    different functions (as from a list by a batched index: the functions stacked into an
+    array), each once, on the elements that picked it."""
+    if not isinstance(fn.fn, np.ndarray):
+        return fn.fn(mask, *args)
+    fns = fn.fn
+    done = fns == fns[0]
+    out = fns[0](mask & done, *args)
+    for i in range(size):
+        if mask[i] and not done[i]:
+            picked = (fns == fns[i]) & mask
+            out = select(picked, fns[i](picked, *args), out)
+            done = done | picked
+    return out
+
+
+def call_value_each(call, at, first, size, flags, mask, *args):
+    """A call of a function value whose callee (`args[at]`) is batched (`call`: the
+    primitive, `call_star`, `call_value`, `call_fwd` or `call_value_fwd`, whose arguments
+    from `first` on are the tuples the callee takes, spread): a function of batched code
+    held in a batched value (picked from a list of functions made in the mapped code) runs
+    once on the whole batch, and where the elements picked different ones, each once on
+    the elements that picked it; one function per element (a callable object with batched
+    fields), per element."""
+    fn = args[at]
+    if isinstance(fn, BatchedCode):
+        whole = np.ones(size, dtype=bool) if mask is None else mask
+        spread = [a for j in range(first, len(args))
+                  for a in (args[j] if flags[j] else broadcast(size, args[j]))]
+        return run_batched_code(fn, size, whole, spread)
+    if mask is None:
+        return per_element(call, size, flags, *args)
+    return per_active_element(call, size, flags, mask, *args)
 
 
 def batched_code(fn):
@@ -477,11 +526,21 @@ def _getitem(size, flags, x, index):
     return x[_lead(index)]
 
 
+def _attribute(x, name):
+    return getattr(x, name)
+
+
 @batch("getattr", when=_first_only)
 def _getattr(size, flags, x, name):
     if isinstance(x, np.ndarray) and name == "T":
         return np.transpose(x, (0,) + tuple(range(np.ndim(x) - 1, 0, -1)))
-    return getattr(x, name)
+    out = getattr(x, name)
+    if hasattr(out, "__func__") and hasattr(out, "__self__") and \
+            not isinstance(out, np.ndarray):
+        # (A method of a batched object: each element's, bound to its element, as a loop
+        # over the batch calls it; bound to the batch, it would see every element.)
+        return per_element(_attribute, size, flags, x, name)
+    return out
 
 
 # --- linear algebra ---------------------------------------------------------------------
@@ -665,7 +724,34 @@ def rows(x):
     example)."""
     if isinstance(x, list) or isinstance(x, tuple):
         return list(x)
+    if isinstance(x, dict):  # (its keys, the same for every example)
+        return list(x.keys())
     return [x[:, j] for j in range(np.shape(x)[1])]
+
+
+# A batched dict holds batched values under keys that are the same for every example:
+# its keys are those, its items pair them with the batched values (lists: what a loop
+# over the batch stacks; a string among batched leaves is the same for every example).
+def _items_of(x):
+    return list(x.items())
+
+
+def _keys_of(x):
+    return list(x.keys())
+
+
+@batch("method.items")
+def _dict_items(size, flags, d):
+    if isinstance(d, dict):
+        return list(d.items())
+    return per_element(_items_of, size, flags, d)
+
+
+@batch("method.keys")
+def _dict_keys(size, flags, d):
+    if isinstance(d, dict):
+        return list(d.keys())
+    return per_element(_keys_of, size, flags, d)
 
 
 @batch("as_sequence")
@@ -1300,13 +1386,13 @@ _WHY_PER_ELEMENT = {
     "arguments), not on arrays": (
         "make_dict", "make_slice", "contains", "not_contains", "range",
         "divmod", "any", "all", "sorted", "dict", "str", "min", "max", "construct",
-        "format", "convert", "join_strings", "method.items", "method.keys",
+        "format", "convert", "join_strings",
         "method.get", "method.index", "method.count",
         "method.startswith", "method.endswith", "kwarg_or", "dict_without",
         "check_kwargs", "zip_strict", "zip_strict_length"),
     "a call of a function value that is not batched code (or a comprehension whose body is "
     "not known): each element's call in turn": (
-        "call_value", "call_star", "list_map", "list_flatmap"),
+        "call_value", "call_star", "list_map", "list_flatmap", "transform_of"),
     "derivative code's plumbing (sensitivities, symbolic and sparse zeros, structures, "
     "function values): each example's, as a loop computes it": (
         "scatter_add_known", "matmul_tn", "getattr_sens", "sens_getattr", "field_sens",
