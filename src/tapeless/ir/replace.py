@@ -150,13 +150,7 @@ def _apply_indexed(root: Graph, graphs: list[Graph], replace: dict[int, Node],
     redirected at once, wherever they are (the index may name dead ones: pointing them
     at an equal value changes nothing), then each graph's effects and output, and the
     schedules of the graphs whose nodes changed forgotten."""
-    changed: set[int] = set()
-    for rid in list(replace):
-        for node in users_of(rid):
-            if redirect(node, replace):
-                changed.add(node.graph.id)
-                if redirected is not None:
-                    redirected.add(node.id)
+    changed = _redirect_users(replace, redirected)
     fixed: set[int] = set()
     while True:
         for g in graphs:
@@ -173,6 +167,19 @@ def _apply_indexed(root: Graph, graphs: list[Graph], replace: dict[int, Node],
         graphs = reachable_graphs(root)
 
 
+def _redirect_users(replace: dict[int, Node], redirected: set[int] | None) -> set[int]:
+    """Point the users of each replaced node (from the users index) at its replacement;
+    the graphs of the nodes changed."""
+    changed: set[int] = set()
+    for rid in list(replace):
+        for node in users_of(rid):
+            if redirect(node, replace):
+                changed.add(node.graph.id)
+                if redirected is not None:
+                    redirected.add(node.id)
+    return changed
+
+
 def _apply_known(root: Graph, replace: dict[int, Node], spliced: dict[int, list[Node]],
                  stale: set[int] | None, pure: Pure, redirected: set[int] | None,
                  known: list[Graph]) -> None:
@@ -181,13 +188,7 @@ def _apply_known(root: Graph, replace: dict[int, Node], spliced: dict[int, list[
     the schedules these and the earlier changes make stale forgotten from the caches
     (`forget_stale`: no schedule is computed before the last change), computed again
     once, and each graph's effects and output pointed at their replacements."""
-    changed: set[int] = set()
-    for rid in list(replace):
-        for node in users_of(rid):
-            if redirect(node, replace):
-                changed.add(node.graph.id)
-                if redirected is not None:
-                    redirected.add(node.id)
+    changed = _redirect_users(replace, redirected)
     graphs = _refreshed(root, known, None if stale is None else stale | changed)
     fixed: set[int] = set()
     while True:
