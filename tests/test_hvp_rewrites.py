@@ -120,6 +120,10 @@ def test_products_of_equal_rows(monkeypatch):
     grads, hv = tl.jvp(g, args[:2], tans[:2])
     source = _jvp_function(g).source_for(*args[:2], *tans[:2])
     assert "np.broadcast_to(" in source and "broadcast_like(-c_dot" not in source, source
+    row = [line.split(" = ")[0].strip() for line in source.splitlines()
+           if line.strip().endswith("= -c_dot[:, None, :]")]
+    assert row and f"np.broadcast_to({row[0]} @ w," in source, source
+    assert f"np.swapaxes({row[0]}, -1, -2) @ " in source, source
     monkeypatch.setenv("TAPELESS_OPTIMIZE", "0")
     plain = tl.jvp(tl.grad(closed, argnums=(0, 1)), args[:2], tans[:2])
     monkeypatch.delenv("TAPELESS_OPTIMIZE")
