@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..ir.nodes import Apply, Constant, Node
-from .kinds import FLOAT, INT, SCALAR, Kind, dtype_of, is_f8, kind, shape_of
+from .kinds import FLOAT, INT, SCALAR, ArrayKind, Kind, dtype_of, is_f8, kind, shape_of
 from .patterns import is_prim, size_of
 from .rules import Context, P, rewrite
 from .zeros import f8_number
@@ -93,6 +93,72 @@ def _scale_smaller_factor(ctx: Context, node: Apply) -> Node | None:
             scaled = node.graph.apply(P["mul"], c, small, loc=node.loc)
             return node.graph.apply(P["mul"], scaled, big, loc=node.loc, name=node.name)
     return None
+
+
+def _scales_smaller_factor(ctx: Context, term: Node, shape: tuple[int, ...]) -> bool:
+    """Whether `term` is a float64 product of `shape` with a float64 factor of fewer
+    elements (`_scale_smaller_factor` moves a scaling of it there)."""
+    if not is_prim(term, "mul") or kind(term, ctx.facts) != ArrayKind("f8", shape):
+        return False
+    assert isinstance(term, Apply)
+    for small, big in ((term.inputs[1], term.inputs[2]), (term.inputs[2], term.inputs[1])):
+        ks, kb = kind(small, ctx.facts), kind(big, ctx.facts)
+        ss = () if ks == FLOAT else shape_of(ks)
+        if ss is not None and is_f8(ks) and is_f8(kb) and shape_of(kb) == shape and \
+                size_of(ss) < size_of(shape):
+            return True
+    return False
+
+
+@rewrite("mul")
+def _scale_terms(ctx: Context, node: Apply) -> Node | None:
+    """`c * (u + v)` (or `- v`) is `c * u + c * v` when c is a power of two (scaling is
+    exact) and each term is a product with a smaller factor, which takes the scaling
+    (`_scale_smaller_factor`): one pass over the sum instead of two (the tangent of
+    `2.0 * (a[:, :, None] * Qx)`, the derivative of a squared norm, in forward over
+    reverse)."""
+    for c, s in (node.inputs[1:], node.inputs[:0:-1]):
+        if not _power_of_two(c) or not (is_prim(s, "add") or is_prim(s, "sub")):
+            continue
+        assert isinstance(s, Apply)
+        ks = kind(s, ctx.facts)
+        shape = shape_of(ks)
+        if shape is None or not is_f8(ks) or \
+                not all(_scales_smaller_factor(ctx, t, shape) for t in s.inputs[1:]):
+            continue
+        g = node.graph
+        u, v = (g.apply(P["mul"], c, t, loc=node.loc) for t in s.inputs[1:])
+        return g.apply(s.inputs[0], u, v, loc=node.loc, name=node.name)
+    return None
+
+
+@rewrite("mul")
+def _scalings_around_sum(ctx: Context, node: Apply) -> Node | None:
+    """`np.sum(c1 * a, axis) * c2` is `np.sum(a, axis) * (c1 * c2)` when c1 is a power
+    of two (each partial sum scales exactly, and so does the product of the scalings):
+    `np.sum(2.0 * (t * y), axis=2) * 0.5`, the tangent of half a squared norm, is
+    `np.sum(t * y, axis=2)`, one pass over the product fewer."""
+    outer = _scaled(node)
+    if outer is None or is_prim(node, "neg") or not is_prim(outer[1], "np.sum"):
+        return None
+    c2, s = outer
+    assert isinstance(s, Apply)
+    x, axis, dtype, keepdims = s.inputs[1:]
+    inner = _scaled(x)
+    if inner is None or not (isinstance(dtype, Constant) and dtype.value is None):
+        return None
+    c1, a = inner
+    if not _power_of_two(Constant(c1)) or (sa := shape_of(ka := kind(a, ctx.facts))) is None \
+            or not is_f8(ka) or _scales_smaller_factor(ctx, a, sa):
+        return None  # (a product with a smaller factor takes the scaling there instead)
+    g = node.graph
+    total = g.apply(P["np.sum"], a, axis, dtype, keepdims, loc=node.loc)
+    c = c1 * c2
+    if c == 1.0:
+        return total
+    if c == -1.0:
+        return g.apply(P["neg"], total, loc=node.loc, name=node.name)
+    return g.apply(P["mul"], c, total, loc=node.loc, name=node.name)
 
 
 def _float_const(node: Node) -> float | None:

@@ -951,3 +951,47 @@ def _stack_as_array(node: Apply, facts: LoopFacts) -> Node | None:
         made = g.apply(P["np.array"], node.inputs[1], loc=node.loc)
         return g.apply(P["getattr"], made, Constant("T"), loc=node.loc, name=node.name)
     return None
+
+
+def _row_broadcast(node: Node, facts: LoopFacts | None) -> Node | None:
+    """b, where node is `broadcast_like(b, y)` for a float64 stack of rows b (one row:
+    `b.shape[-2] == 1`) and y of b's shape but for more rows: every row of the result is
+    b's (the tangent of `x[None, :, :] - mu[:, None, :]` in mu, `-mu_dot[:, None, :]`,
+    broadcast to the points)."""
+    if not is_prim(node, "broadcast_like"):
+        return None
+    assert isinstance(node, Apply)
+    b, y = node.inputs[1:3]
+    kb, ky = kind(b, facts), kind(y, facts)
+    sb, sy = shape_of(kb), shape_of(ky)
+    if not is_f8(kb) or not is_f8(ky) or sb is None or sy is None or len(sb) != len(sy) or \
+            len(sb) < 2 or sb[-2] != 1 or sy[-2] <= 1 or sb[:-2] != sy[:-2] or \
+            sb[-1] != sy[-1]:
+        return None
+    return b
+
+
+@rewrite("matmul")
+def _product_of_equal_rows(ctx: Context, node: Apply) -> Node | None:
+    """A stack of equal rows times w is that row times w, broadcast to the rows:
+    `broadcast_like(b, y) @ w` is `np.broadcast_to(b @ w, shape)` (one row's product,
+    not one per row; the same products). Its transpose times a, `swapaxes(
+    broadcast_like(b, y), -1, -2) @ a`, contracts the rows: it is `swapaxes(b, -1, -2) @
+    np.sum(a, axis=-2, keepdims=True)` (the same products, added in another order)."""
+    left, right = node.inputs[1:]
+    kr, kn = kind(right, ctx.facts), kind(node, ctx.facts)
+    sr, sn = shape_of(kr), shape_of(kn)
+    if not is_f8(kr) or not is_f8(kn) or sr is None or sn is None or len(sr) < 2:
+        return None
+    g = node.graph
+    b = _row_broadcast(left, ctx.facts)
+    if b is not None:
+        row = g.apply(P["matmul"], b, right, loc=node.loc)
+        return g.apply(P["np.broadcast_to"], row, Constant(sn), loc=node.loc, name=node.name)
+    t = _transposed(left, ctx.facts)
+    b = _row_broadcast(t[0], ctx.facts) if t is not None else None
+    if b is None or sr[-2] <= 1:
+        return None
+    col = g.apply(P["np.swapaxes"], b, -1, -2, loc=node.loc)
+    total = g.apply(P["np.sum"], right, -2, None, True, loc=node.loc)
+    return g.apply(P["matmul"], col, total, loc=node.loc, name=node.name)

@@ -1474,8 +1474,16 @@ _INT_ARITHMETIC: dict[str, Callable[[int, int], int]] = {
 def _sensitivity_kind(args: list[Kind | None], inputs: list[Node]) -> Kind | None:
     """`sens_of(d, like)`, `check_scalar_output(out)`, `to_structure(sens, like)`: the
     kind of the value given, else of the value it is like (not a container kind: a
-    tuple's sensitivity may hold ZEROs)."""
+    tuple's sensitivity may hold ZEROs). The zeros made for an array that is not float
+    (`sens_of(ZERO, hit)`, the tangent of a bool mask) are float64 (`zeros_like_value`);
+    where d's kind is unknown, so is the result (d's, or such zeros)."""
     k = args[0] if args[0] is not None else (args[1] if len(args) > 1 else None)
+    if args[0] is None and isinstance(k, ArrayKind) and k.dtype != "f8":
+        from ..runtime import ZERO
+
+        d = inputs[0]
+        zero = isinstance(d, Constant) and d.value is ZERO
+        return ArrayKind("f8", k.shape) if zero and k.dtype in ("i8", "b1") else None
     return None if is_container(k) else k
 
 

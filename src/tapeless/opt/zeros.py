@@ -13,6 +13,7 @@ from .kinds import (
     INT,
     SCALAR,
     Kind,
+    dtype_of,
     if_outputs,
     is_f8,
     is_list,
@@ -364,7 +365,10 @@ def _zeros_of(node: Node, facts: LoopFacts | None) -> TypeGuard[Apply]:
         return False
     d, like = node.inputs[1:]
     k = kind(like, facts)
-    return isinstance(d, Constant) and d.value is ZERO and (is_f8(k) or _f8_sum(like, facts))
+    return isinstance(d, Constant) and d.value is ZERO and (
+        is_f8(k) or _f8_sum(like, facts) or
+        # (float64 zeros of an int or bool array's shape: the tangent of a mask)
+        (shape_of(k) is not None and dtype_of(k) in ("i8", "b1")))
 
 
 def f8_reduction(node: Node, facts: LoopFacts | None) -> bool:
@@ -447,7 +451,7 @@ def _zeros_scaled(ctx: Context, node: Apply) -> Node | None:
         if isinstance(c, Constant) and type(c.value) in (float, int) and \
                 math.isfinite(c.value):
             return z
-        kz, kc = kind(z.inputs[2], ctx.facts), kind(c, ctx.facts)
+        kz, kc = kind(z, ctx.facts), kind(c, ctx.facts)
         if (kc == FLOAT or is_f8(kc)) and kind(node, ctx.facts) == kz:
             return z
     for z, c in ((a, b), (b, a)):
@@ -461,6 +465,40 @@ def _zeros_scaled(ctx: Context, node: Apply) -> Node | None:
     return None
 
 
+@rewrite("truediv")
+def _zeros_divided(ctx: Context, node: Apply) -> Node | None:
+    """Zeros divided by a nonzero finite number, or by a float64 or int array with which
+    they keep their kind, are the zeros (as `_zeros_scaled`: where the divisor is 0 the
+    unoptimized program's IEEE quotient is nan, the symbolic zero's answer 0): the
+    tangent of a count of ties, `np.sum(zeros of the mask) * share / count`."""
+    z, c = node.inputs[1:]
+    if not _zeros_of(z, ctx.facts):
+        return None
+    if isinstance(c, Constant) and type(c.value) in (float, int) and \
+            math.isfinite(c.value) and c.value != 0:
+        return z
+    kc, kz = kind(c, ctx.facts), kind(z, ctx.facts)
+    # (Arrays only: a Python float divided by 0.0 raises, which the program must still do.)
+    if shape_of(kz) is not None and kind(node, ctx.facts) == kz and \
+            (kc == FLOAT or is_f8(kc) or (shape_of(kc) is not None and dtype_of(kc) == "i8")):
+        return z
+    return None
+
+
+@rewrite("np.sum")
+def _sum_of_zeros(ctx: Context, node: Apply) -> Node | None:
+    """A sum of zeros made for x is the zeros of the same sum of x (`zeros_like_value`
+    makes float64 zeros of an int sum's shape, as summing float64 zeros does): the
+    tangent of `np.sum(mask)`, whose sum of x is the primal's own (a common
+    subexpression)."""
+    z, axis, dtype, keepdims = node.inputs[1:]
+    if not _zeros_of(z, ctx.facts) or not (isinstance(dtype, Constant) and dtype.value is None):
+        return None
+    g = node.graph
+    total = g.apply(P["np.sum"], z.inputs[2], axis, dtype, keepdims, loc=node.loc)
+    return g.apply(P["sens_of"], Constant(ZERO), total, loc=node.loc, name=node.name)
+
+
 @rewrite("add", "gadd")
 def _plus_zeros(ctx: Context, node: Apply) -> Node | None:
     """A sensitivity plus zeros of its own kind is the sensitivity (up to the sign of a
@@ -468,7 +506,7 @@ def _plus_zeros(ctx: Context, node: Apply) -> Node | None:
     a, b = node.inputs[1:]
     for z, x in ((a, b), (b, a)):
         if _zeros_of(z, ctx.facts):
-            kx, kz = kind(x, ctx.facts), kind(z.inputs[2], ctx.facts)
+            kx, kz = kind(x, ctx.facts), kind(z, ctx.facts)
             if kx == kz and (kx == FLOAT or shape_of(kx) is not None):
                 if never_zero(x, ctx.facts) or _argument_value(ctx, x):
                     return x
@@ -567,7 +605,7 @@ def _zeros_broadcast(ctx: Context, node: Apply) -> Node | None:
     z, x = node.inputs[1:3]
     if not _zeros_of(z, ctx.facts):
         return None
-    kz, kx = kind(z.inputs[2], ctx.facts), kind(x, ctx.facts)
+    kz, kx = kind(z, ctx.facts), kind(x, ctx.facts)
     if kx in (FLOAT, INT, SCALAR) and kz == FLOAT and is_prim(node, "broadcast_like"):
         return z  # (broadcast_like of two numbers is its first)
     if is_f8(kx) and shape_of(kx) and (kz == FLOAT or _f8_sum(z.inputs[2], ctx.facts) or
