@@ -153,18 +153,26 @@ def _apply_indexed(root: Graph, graphs: list[Graph], replace: dict[int, Node],
     changed = _redirect_users(replace, redirected)
     fixed: set[int] = set()
     while True:
-        for g in graphs:
-            if g.id in fixed:
-                continue
-            fixed.add(g.id)
-            if _point_effects(g, replace, spliced, pure) | _point_output(g, replace):
-                changed.add(g.id)
+        changed |= _point_ends(graphs, fixed, replace, spliced, pure)
         if not changed:
             return
         _forget_changed(root, graphs, changed | take_edited())
         changed = set()
         # (Graphs reachable only now get their effects and output pointed too.)
         graphs = reachable_graphs(root)
+
+
+def _point_ends(graphs: list[Graph], fixed: set[int], replace: dict[int, Node],
+                spliced: dict[int, list[Node]], pure: Pure) -> set[int]:
+    """Point the effects and output of each of `graphs` not in `fixed` (then added to it)
+    at their replacements; the graphs changed."""
+    changed: set[int] = set()
+    for g in graphs:
+        if g.id not in fixed:
+            fixed.add(g.id)
+            if _point_effects(g, replace, spliced, pure) | _point_output(g, replace):
+                changed.add(g.id)
+    return changed
 
 
 def _redirect_users(replace: dict[int, Node], redirected: set[int] | None) -> set[int]:
@@ -192,13 +200,7 @@ def _apply_known(root: Graph, replace: dict[int, Node], spliced: dict[int, list[
     graphs = _refreshed(root, known, None if stale is None else stale | changed)
     fixed: set[int] = set()
     while True:
-        changed = set()
-        for g in graphs:
-            if g.id in fixed:
-                continue
-            fixed.add(g.id)
-            if _point_effects(g, replace, spliced, pure) | _point_output(g, replace):
-                changed.add(g.id)
+        changed = _point_ends(graphs, fixed, replace, spliced, pure)
         if not changed:
             return
         # (Graphs reachable only now get their effects and output pointed too.)
