@@ -273,3 +273,173 @@ def test_grad_of_grad_of_a_function_that_calls_vmap() -> None:
     assert second(s, w, xs) == pytest.approx(fd, rel=1e-7)
     source = second.source_for(s, w, xs)
     assert "isinstance" not in source and "J_" not in source, source
+
+
+# --- a `tl.vmap` of a closure over values of the compiled code around it ------------------
+# (batched for the kinds of those values as well, as if they were unmapped arguments: the
+# code is the code of the same function taking them as arguments; it was batched when the
+# program was parsed, its rules deciding at run time)
+
+RUN_TIME_RULES = ("np.ndim", "_ndim", "matmul_batched", "isinstance", "_lift", "tree_leaves")
+
+
+def _body(source: str) -> str:
+    """The generated code without its first line (the function's name)."""
+    return source.split("\n", 1)[1]
+
+
+def _closure_layer(w, xs):
+    s = np.tanh(w)
+
+    def one(x):
+        return np.sum(np.tanh(s @ x) ** 2) * w[0, 0]
+
+    return np.sum(tl.vmap(one)(xs) * np.arange(1.0, xs.shape[0] + 1))
+
+
+def _one(s, w, x):
+    return np.sum(np.tanh(s @ x) ** 2) * w[0, 0]
+
+
+def _argument_layer(w, xs):
+    s = np.tanh(w)
+    return np.sum(tl.vmap(_one, in_axes=(None, None, 0))(s, w, xs) *
+                  np.arange(1.0, xs.shape[0] + 1))
+
+
+def _closure_layer_loop(w, xs):
+    s = np.tanh(w)
+    return sum((i + 1.0) * np.sum(np.tanh(s @ x) ** 2) * w[0, 0] for i, x in enumerate(xs))
+
+
+@pytest.mark.parametrize("transform", [tl.jit, tl.grad])
+def test_a_vmap_of_a_closure_is_batched_as_one_taking_its_values_as_arguments(
+        transform) -> None:
+    w, xs = RNG.normal(size=(3, 3)), RNG.normal(size=(5, 3))
+    source = transform(_closure_layer).source_for(w, xs)
+    assert _body(source) == _body(transform(_argument_layer).source_for(w, xs)), source
+    for generic in RUN_TIME_RULES:
+        assert generic not in source, (generic, source)
+
+
+def test_a_vmap_of_a_closure_inside_compiled_code_equals_the_loop(optimize: str) -> None:
+    w, xs = RNG.normal(size=(3, 3)), RNG.normal(size=(5, 3))
+    assert tl.jit(_closure_layer)(w, xs) == pytest.approx(_closure_layer_loop(w, xs),
+                                                          rel=1e-12)
+
+
+def test_grad_of_a_vmap_of_a_closure_equals_the_loop_of_grad(optimize: str) -> None:
+    w, xs = RNG.normal(size=(3, 3)), RNG.normal(size=(5, 3))
+    grad = tl.grad(_closure_layer)
+    expected = tl.grad(_closure_layer_loop)(w, xs)
+    np.testing.assert_allclose(grad(w, xs), expected, rtol=1e-10, atol=1e-14)
+    eps = 1e-6
+    up, down = w.copy(), w.copy()
+    up[0, 0] += eps
+    down[0, 0] -= eps
+    fd = (_closure_layer_loop(up, xs) - _closure_layer_loop(down, xs)) / (2 * eps)
+    assert grad(w, xs)[0, 0] == pytest.approx(fd, rel=1e-6)
+
+
+def _mapped_sines(c, k, xs):
+    return np.sum(tl.vmap(lambda x: np.sin(c @ x) * k)(xs))
+
+
+def _closure_in_a_loop(w, xs):
+    # (the values the closure reads are made by each trip of the loop around the call)
+    total = 0.0
+    for k in range(3):
+        total = total + _mapped_sines(w * (k + 1.0), k, xs)
+    return total
+
+
+def test_a_vmap_of_a_closure_over_loop_values(optimize: str) -> None:
+    w, xs = RNG.normal(size=4), RNG.normal(size=(6, 4))
+    expected = sum(np.sin((w * (k + 1.0)) @ x) * k for k in range(3) for x in xs)
+    assert tl.jit(_closure_in_a_loop)(w, xs) == pytest.approx(expected, rel=1e-12)
+    loop_grad = sum(np.cos((w * (k + 1.0)) @ x) * k * (k + 1.0) * x
+                    for k in range(3) for x in xs)
+    np.testing.assert_allclose(tl.grad(_closure_in_a_loop)(w, xs), loop_grad, rtol=1e-10)
+    if optimize == "on":
+        source = tl.grad(_closure_in_a_loop).source_for(w, xs)
+        for generic in RUN_TIME_RULES:
+            assert generic not in source, (generic, source)
+
+
+def _closure_of_a_gradient(p, tasks, lr):
+    # (the MAML shape: the parameters and the step size come from the code around)
+    def task(t):
+        x, y = t
+        q = p
+        for _ in range(2):
+            g = tl.grad(lambda q: np.mean((np.tanh(x @ q) - y) ** 2))(q)
+            q = q - lr * g
+        return np.mean((np.tanh(x @ q) - y) ** 2)
+
+    return np.mean(tl.vmap(task)(tasks))
+
+
+def _task(p, t, lr):
+    x, y = t
+    q = p
+    for _ in range(2):
+        g = tl.grad(lambda q: np.mean((np.tanh(x @ q) - y) ** 2))(q)
+        q = q - lr * g
+    return np.mean((np.tanh(x @ q) - y) ** 2)
+
+
+def _argument_of_a_gradient(p, tasks, lr):
+    return np.mean(tl.vmap(_task, in_axes=(None, 0, None))(p, tasks, lr))
+
+
+def _closure_of_a_gradient_loop(p, tasks, lr):
+    xs, ys = tasks
+    return sum(_task(p, (x, y), lr) for x, y in zip(xs, ys, strict=True)) / xs.shape[0]
+
+
+def test_meta_gradient_through_a_vmap_of_a_closure_equals_the_loop(optimize: str) -> None:
+    p = RNG.normal(size=(2, 3))
+    tasks = (RNG.normal(size=(4, 5, 2)), RNG.normal(size=(4, 5, 3)))
+    grad = tl.grad(_closure_of_a_gradient)
+    expected = tl.grad(_closure_of_a_gradient_loop)(p, tasks, 0.1)
+    np.testing.assert_allclose(grad(p, tasks, 0.1), expected, rtol=1e-10, atol=1e-14)
+    assert tl.jit(_closure_of_a_gradient)(p, tasks, 0.1) == pytest.approx(
+        _closure_of_a_gradient_loop(p, tasks, 0.1), rel=1e-12)
+    if optimize == "on":
+        source = grad.source_for(p, tasks, 0.1)
+        assert _body(source) == _body(tl.grad(_argument_of_a_gradient).source_for(
+            p, tasks, 0.1)), source
+        for generic in (*RUN_TIME_RULES, "unbroadcast", "to_structure"):
+            assert generic not in source, (generic, source)
+
+
+def _nested_closures(xs, ys):
+    # (the inner function reads the outer one's element: a mapped value there)
+    return np.sum(tl.vmap(lambda x: np.sum(tl.vmap(lambda y: np.tanh(x * y))(ys)))(xs))
+
+
+def test_nested_vmaps_of_closures(optimize: str) -> None:
+    xs, ys = RNG.normal(size=(4, 3)), RNG.normal(size=(5, 3))
+    expected = sum(np.sum(np.tanh(x * y)) for x in xs for y in ys)
+    assert tl.jit(_nested_closures)(xs, ys) == pytest.approx(expected, rel=1e-12)
+    loop_grad = np.array([sum((1 - np.tanh(x * y) ** 2) * y for y in ys) for x in xs])
+    np.testing.assert_allclose(tl.grad(_nested_closures)(xs, ys), loop_grad, rtol=1e-10)
+    if optimize == "on":
+        source = tl.grad(_nested_closures).source_for(xs, ys)
+        for generic in RUN_TIME_RULES:
+            assert generic not in source, (generic, source)
+
+
+def test_a_vmap_of_a_closure_over_a_value_of_unknown_kind_keeps_the_run_time_rules(
+        optimize: str) -> None:
+    # (a list of arrays of different shapes has no kind: the closure is batched as it
+    # was parsed, and gives the loop's results, derivatives included)
+    def batched(w, parts):
+        return np.sum(tl.vmap(lambda x: np.sum(w * x) * np.sum(parts[1]))(parts[0]))
+
+    w = RNG.normal(size=3)
+    parts = [RNG.normal(size=(4, 3)), RNG.normal(size=(2, 5))]
+    assert tl.jit(batched)(w, parts) == pytest.approx(
+        sum(np.sum(w * x) * np.sum(parts[1]) for x in parts[0]), rel=1e-12)
+    np.testing.assert_allclose(tl.grad(batched)(w, parts),
+                               np.sum(parts[0], axis=0) * np.sum(parts[1]), rtol=1e-12)

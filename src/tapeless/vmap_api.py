@@ -9,7 +9,7 @@ calls the V transform of the function, and moves the batch axis of the results w
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -136,10 +136,12 @@ def _batch_for_kinds(root: Graph, kinds: tuple) -> Graph:
     differentiates those decisions too. A compiled version is built for arguments of
     known kinds: where that tells the kinds of a `tl.vmap` call's arguments, f is batched
     as a `tl.vmap` called with arguments is (`Vmapped.build_graph_for`): optimized for
-    one element's kinds first, its batched code written for their numbers of axes."""
+    one element's kinds first, its batched code written for their numbers of axes. A
+    function that reads values of the code around it (a closure) is batched as one that
+    takes them as arguments, unmapped (`_closed`): their kinds are known there too."""
     from .ad.api_graphs import VMAP_STAND_INS
     from .ir.clone import copy_module, is_recursive
-    from .ir.edit import set_input
+    from .ir.edit import set_inputs
     from .ir.nodes import Constant, free_variables, graph_nodes, is_constant_graph, reachable_graphs
     from .opt.kinds import kind
     from .opt.loop_facts import LoopFacts
@@ -150,7 +152,8 @@ def _batch_for_kinds(root: Graph, kinds: tuple) -> Graph:
     if not stand_ins or is_recursive(root) or not any(k is not None for k in kinds):
         return root
     gmap: dict[int, Graph] = {}
-    copy = copy_module(root, gmap)
+    nmap: dict[int, Node] = {}
+    copy = copy_module(root, gmap, nmap)
     for p, k in zip(copy.parameters, kinds, strict=False):
         set_kind(p, k)
     facts = LoopFacts(copy)
@@ -169,7 +172,14 @@ def _batch_for_kinds(root: Graph, kinds: tuple) -> Graph:
     for hid, sites in calls.items():
         spec = VMAP_STAND_INS[copies[hid]]
         target = spec.target
-        if hid in passed or free_variables(target) or target.vararg:
+        if hid in passed or target.vararg:
+            continue
+        # (the values of the code around it that the function reads, in the copy: passed
+        # as unmapped arguments, where each has a kind)
+        free = free_variables(target)
+        outer = [nmap.get(fv.id) for fv in free]
+        outer_kinds = [kind(o, facts) if o is not None else None for o in outer]
+        if any(k is None for k in outer_kinds):
             continue
         in_axes, out_axes, axis_size = spec.argnums
         n = len(target.parameters)
@@ -190,13 +200,18 @@ def _batch_for_kinds(root: Graph, kinds: tuple) -> Graph:
             sizes.add(axis_size)
         if len(sizes) != 1:
             continue  # (mapped axes of different lengths: refused where it runs)
+        if free:
+            target = _closed(target, free)
+            elements = (*outer_kinds, *elements)
+            axes = [None] * len(free) + axes
         fg, example_ndim, example_items = _with_kinds(target, list(elements))
         # (the batch's size, known from the arguments' shapes: every shape of the
         # batched code is known)
         batched = vmap_graph(fg, axes, out_axes, sizes.pop(), target.name, example_ndim,
                              example_items=example_items)
         for site in sites:
-            set_input(site, 0, Constant(batched, site.inputs[0].loc))
+            set_inputs(site, [Constant(batched, site.inputs[0].loc),
+                              *cast("list[Node]", outer), *site.inputs[1:]])
         changed = True
     for p in copy.parameters:
         set_kind(p, None)
@@ -204,6 +219,20 @@ def _batch_for_kinds(root: Graph, kinds: tuple) -> Graph:
 
 
 api.BATCH_FOR_KINDS = _batch_for_kinds
+
+
+def _closed(target: Graph, free: list[Node]) -> Graph:
+    """`target` as a function of the values `free` of the code around it that it reads,
+    then of its own parameters (a copy; those values are its first parameters)."""
+    from .ir.clone import inline_body
+
+    closed = Graph(target.name, None, target.loc)
+    closed.derived = target.derived
+    taken = [closed.add_parameter(fv.name or "free", fv.loc) for fv in free]
+    params = [closed.add_parameter(p.name, p.loc) for p in target.parameters]
+    closed.output, closed.effects = inline_body(
+        target, closed, params, {fv.id: p for fv, p in zip(free, taken, strict=True)})
+    return closed
 
 
 def _example(arg: Any, axis: Any) -> Any:
@@ -284,15 +313,18 @@ def per_example_gradient_graph(fg: Graph, argnums: int | tuple[int, ...], in_axe
 
 def _prepared(fg: Graph) -> Graph:
     """A copy of `fg` optimized as it is (no argument kinds): what the V transform
-    batches for a `tl.vmap` inside compiled code."""
+    batches for a `tl.vmap` inside compiled code. A closure is batched as it is: the
+    optimizer rewrites whole programs, and the values it reads belong to the code
+    around it (which is optimized with the batched code, once that is built)."""
     from .ad.api_graphs import expand_transforms
     from .api import optimization_passes
     from .ir.clone import copy_module
+    from .ir.nodes import free_variables
     from .opt import optimize
 
     expand_transforms(fg)  # (a `tl.grad` inside the function mapped: built first)
     passes = optimization_passes()
-    if passes is not None and not passes:
+    if (passes is not None and not passes) or free_variables(fg):
         return fg
     copy = copy_module(fg)
     optimize(copy, passes)

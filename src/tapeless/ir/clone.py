@@ -248,10 +248,12 @@ __all__ = ["graphs_inside", "inline_body", "is_internal", "is_recursive", "node_
 _ = Constant
 
 
-def copy_module(root: Graph, gmap: dict[int, Graph] | None = None) -> Graph:
+def copy_module(root: Graph, gmap: dict[int, Graph] | None = None,
+                nmap: dict[int, Node] | None = None) -> Graph:
     """A deep copy of `root` and every graph it reaches (so they can be rewritten
     without touching graphs shared with other compiled functions). `gmap`, where given,
-    receives each graph's copy by the id of the graph copied."""
+    receives each graph's copy by the id of the graph copied, and `nmap` each node's
+    copy by the id of the node copied."""
     graphs = reachable_graphs(root)
     if gmap is None:
         gmap = {}
@@ -262,7 +264,8 @@ def copy_module(root: Graph, gmap: dict[int, Graph] | None = None) -> Graph:
     for h in graphs:
         if h.parent is not None:
             gmap[h.id].parent = gmap.get(h.parent.id, h.parent)
-    nmap: dict[int, Node] = {}
+    if nmap is None:
+        nmap = {}
     for h in graphs:
         for p in h.parameters:
             nmap[p.id] = gmap[h.id].add_parameter(p.name, p.loc)
