@@ -36,7 +36,7 @@ _RECURSION_LIMIT = 100_000
 _BUILDING: list[tuple[tuple | None, tuple]] = []
 # Set by `tapeless.vmap_api`: `graph` with each `tl.vmap` inside it batched for the kinds
 # its arguments have when `graph` is called with arguments of the given kinds.
-BATCH_FOR_KINDS: Callable[[Graph, tuple], Graph] | None = None
+BATCH_FOR_KINDS: Callable[..., Graph | None] | None = None
 
 
 def with_argument_kinds(graph: Graph, key: tuple) -> Graph:
@@ -45,7 +45,32 @@ def with_argument_kinds(graph: Graph, key: tuple) -> Graph:
     (so that the optimizer knows every shape of the batched code); else `graph`."""
     if BATCH_FOR_KINDS is None or not _BUILDING or _BUILDING[-1][0] != key:
         return graph
-    return BATCH_FOR_KINDS(graph, _BUILDING[-1][1])
+    batched = BATCH_FOR_KINDS(graph, _BUILDING[-1][1])
+    assert batched is not None  # (None only where the calls are not built yet)
+    return batched
+
+
+def graph_for_argument_kinds(fn: Any, key: tuple) -> tuple[Graph | None, Graph]:
+    """`(graph_of(fn), with_argument_kinds(graph_of(fn), key))`, except where
+    `batched_before_expanding` gives the second: then `(None, it)`."""
+    batched = batched_before_expanding(fn, key)
+    if batched is not None:
+        return None, batched
+    plain = graph_of(fn)
+    return plain, with_argument_kinds(plain, key)
+
+
+def batched_before_expanding(fn: Any, key: tuple) -> Graph | None:
+    """`with_argument_kinds(graph_of(fn), key)` where `fn` is a Python function each of
+    whose own `tl.vmap` calls is batched for the argument kinds (else None): built from
+    its parsed graph, those calls are never batched without the kinds first (the work a
+    first call would do, then throw away)."""
+    if BATCH_FOR_KINDS is None or not _BUILDING or _BUILDING[-1][0] != key or \
+            not isinstance(fn, types.FunctionType) or \
+            getattr(fn, "__tapeless_custom__", False):
+        return None
+    parsed = expand_transforms(parse(fn), defer_vmap=True)
+    return BATCH_FOR_KINDS(parsed, _BUILDING[-1][1], True)
 
 
 def _api(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -434,6 +459,10 @@ class Transformed:
         if self.binds_functions:
             assert isinstance(self.fun, Transformed)  # (binds_functions says so)
             return self.fun.graph_for(key)
+        if type(self).build_graph is Transformed.build_graph:  # (the graph of `fun`)
+            batched = batched_before_expanding(self.fun, key)
+            if batched is not None:
+                return batched
         return with_argument_kinds(self.graph, key)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:

@@ -16,12 +16,12 @@ from .api import (
     Transformed,
     _api,
     check_backend,
+    graph_for_argument_kinds,
     graph_of,
     jit,
     load,
     positional_arguments,
     python_function,
-    with_argument_kinds,
 )
 from .errors import GradError
 from .frontend.expressions import constant_node
@@ -189,9 +189,11 @@ class GradFunction(Transformed):
         bound = {i: s[1] for i, s in enumerate(key) if type(s) is tuple and s and s[0] is BOUND}
         _refuse_nested_functions(self, key)
         if not bound:
-            plain = graph_of(self.fun)
-            primal = self.fun.graph_for(key) if isinstance(self.fun, GradFunction) else \
-                with_argument_kinds(plain, key)
+            plain: Graph | None
+            if isinstance(self.fun, GradFunction):
+                plain, primal = graph_of(self.fun), self.fun.graph_for(key)
+            else:
+                plain, primal = graph_for_argument_kinds(self.fun, key)
             if primal is plain:
                 return self.graph
             # (a `tl.vmap` inside, batched for these arguments' shapes)
@@ -206,7 +208,7 @@ class GradFunction(Transformed):
             # (The gradient of a gradient: the inner one takes the same arguments, and
             # puts in the same functions.)
             g = self.fun.graph_for(key) if isinstance(self.fun, GradFunction) else \
-                with_argument_kinds(graph_of(self.fun), key)
+                graph_for_argument_kinds(self.fun, key)[1]
             w = Graph(g.name, None, g.loc)
             params = [w.add_parameter(p.name, p.loc) for p in g.parameters]
             w.take_signature(g)

@@ -47,9 +47,13 @@ def _with_kinds(fg: Graph, kinds: list[Any]) -> tuple[Graph, Facts, Facts]:
     from .opt.kinds import FLOAT, INT, SCALAR, TupleKind, kind, ndim_of
     from .opt.loop_facts import LoopFacts
 
-    expand_transforms(fg)
-    # (a `tl.vmap` inside f, batched for the shapes its arguments have in one example)
-    copy = copy_module(_batch_for_kinds(fg, tuple(kinds)))
+    # (a `tl.vmap` inside f, batched for the shapes its arguments have in one example;
+    # not batched without them first where each can be)
+    batched = _batch_for_kinds(expand_transforms(fg, defer_vmap=True), tuple(kinds), True)
+    if batched is None:
+        batched = _batch_for_kinds(expand_transforms(fg), tuple(kinds))
+        assert batched is not None
+    copy = copy_module(batched)
     if not is_recursive(copy):
         for p, k in zip(copy.parameters, kinds, strict=True):
             set_kind(p, k)
@@ -125,7 +129,7 @@ def _mapped_lengths(k: Any, axis: Any) -> list[int]:
     return _mapped_lengths(k.element, axis) if isinstance(k, ListKind) else []
 
 
-def _batch_for_kinds(root: Graph, kinds: tuple) -> Graph:
+def _batch_for_kinds(root: Graph, kinds: tuple, deferred: bool = False) -> Graph | None:
     """`root` with each `tl.vmap` called inside it batched again for the shapes its
     arguments have when `root`'s arguments have these kinds (a copy; `root` where there
     is none, or where no call's argument kinds are known).
@@ -136,21 +140,37 @@ def _batch_for_kinds(root: Graph, kinds: tuple) -> Graph:
     differentiates those decisions too. A compiled version is built for arguments of
     known kinds: where that tells the kinds of a `tl.vmap` call's arguments, f is batched
     as a `tl.vmap` called with arguments is (`Vmapped.build_graph_for`): optimized for
-    one element's kinds first, its batched code written for their numbers of axes. A
+    one element's kinds first, its batched code written for their numbers of axes.
+
+    `deferred`: `root`'s own `tl.vmap` calls are not built yet (`expand_transforms` with
+    `defer_vmap`); returns the copy where each is batched for the kinds, else None
+    (then the caller builds them and asks again). A
     function that reads values of the code around it (a closure) is batched as one that
     takes them as arguments, unmapped (`_closed`): their kinds are known there too."""
-    from .ad.api_graphs import VMAP_STAND_INS
+    from .ad.api_graphs import VMAP_STAND_INS, expand_transforms
     from .ir.clone import copy_module, is_recursive
     from .ir.edit import set_inputs
-    from .ir.nodes import Constant, free_variables, graph_nodes, is_constant_graph, reachable_graphs
+    from .ir.nodes import (
+        PENDING_TRANSFORMS,
+        Constant,
+        free_variables,
+        graph_nodes,
+        is_constant_graph,
+        reachable_graphs,
+    )
     from .opt.kinds import kind
     from .opt.loop_facts import LoopFacts
 
-    if not VMAP_STAND_INS:  # (no program has one: nothing to walk)
-        return root
-    stand_ins = [h for h in reachable_graphs(root) if h in VMAP_STAND_INS]
+    unchanged = None if deferred else root
+    if not VMAP_STAND_INS and not (deferred and PENDING_TRANSFORMS):
+        return unchanged  # (no program has one: nothing to walk)
+    # (each with what it stands for; those not built yet, with `deferred`, by their spec)
+    specs = {h.id: h.transform if h.transform is not None else VMAP_STAND_INS[h]
+             for h in reachable_graphs(root) if h in VMAP_STAND_INS or
+             (h.transform is not None and h.transform.kind == "vmap")}
+    stand_ins = [h for h in reachable_graphs(root) if h.id in specs]
     if not stand_ins or is_recursive(root) or not any(k is not None for k in kinds):
-        return root
+        return unchanged
     gmap: dict[int, Graph] = {}
     nmap: dict[int, Node] = {}
     copy = copy_module(root, gmap, nmap)
@@ -170,7 +190,7 @@ def _batch_for_kinds(root: Graph, kinds: tuple) -> Graph:
                         passed.add(x.value.id)
     changed = False
     for hid, sites in calls.items():
-        spec = VMAP_STAND_INS[copies[hid]]
+        spec = specs[copies[hid].id]
         target = spec.target
         if hid in passed or target.vararg:
             continue
@@ -201,7 +221,8 @@ def _batch_for_kinds(root: Graph, kinds: tuple) -> Graph:
         if len(sizes) != 1:
             continue  # (mapped axes of different lengths: refused where it runs)
         if free:
-            target = _closed(target, free)
+            # (the transforms inside built first: the copy takes their bodies)
+            target = _closed(expand_transforms(target), free)
             elements = (*outer_kinds, *elements)
             axes = [None] * len(free) + axes
         fg, example_ndim, example_items = _with_kinds(target, list(elements))
@@ -215,6 +236,11 @@ def _batch_for_kinds(root: Graph, kinds: tuple) -> Graph:
         changed = True
     for p in copy.parameters:
         set_kind(p, None)
+    if deferred:
+        # (a call not batched for the kinds reaches the empty copy of its stand-in)
+        empty = {gmap[h.id].id for h in stand_ins if h.transform is not None}
+        if not changed or any(g.id in empty for g in reachable_graphs(copy)):
+            return None
     return copy if changed else root
 
 

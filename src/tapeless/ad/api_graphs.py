@@ -134,13 +134,17 @@ def _may_be_called(node: Node, target: Graph) -> bool:
     return False
 
 
-def expand_transforms(root: Graph) -> Graph:
+def expand_transforms(root: Graph, defer_vmap: bool = False) -> Graph:
     """Build the body of every graph reachable from `root` that stands for a transform
-    (`TransformSpec`: a `tl.grad` called inside compiled code), once; returns `root`."""
+    (`TransformSpec`: a `tl.grad` called inside compiled code), once; returns `root`.
+    With `defer_vmap`, the `tl.vmap` calls of `root` itself are left to build (those a
+    compiled version for known argument kinds batches for them: `vmap_api`); those inside
+    other transforms are built with them."""
     if not PENDING_TRANSFORMS:  # (no program has one: nothing to walk)
         return root
     graphs = reachable_graphs(root)
-    pending = [h for h in graphs if h.transform is not None]
+    pending = [h for h in graphs if h.transform is not None and
+               not (defer_vmap and h.transform.kind == "vmap")]
     if not pending:
         return root
     for h in pending:
