@@ -443,3 +443,38 @@ def test_a_vmap_of_a_closure_over_a_value_of_unknown_kind_keeps_the_run_time_rul
         sum(np.sum(w * x) * np.sum(parts[1]) for x in parts[0]), rel=1e-12)
     np.testing.assert_allclose(tl.grad(batched)(w, parts),
                                np.sum(parts[0], axis=0) * np.sum(parts[1]), rtol=1e-12)
+
+
+def test_a_vmap_batched_for_the_kinds_is_not_batched_without_them_first(monkeypatch) -> None:
+    # (a compiled version for known argument kinds batches the function's own `tl.vmap`
+    # calls from its parsed graph: the batching without kinds, which it would throw away,
+    # is not done; it still is where the kinds are not known)
+    from tapeless.ad import batch
+
+    prepared = []
+    original = batch.PREPARE
+
+    def counted(fg):
+        prepared.append(fg.name)
+        return original(fg)
+
+    monkeypatch.setattr(batch, "PREPARE", counted)
+
+    def fresh(w, xs):  # (a function of its own: parsed, and batched, here)
+        return np.sum(tl.vmap(lambda w, x: np.tanh(w @ x), in_axes=(None, 0))(w, xs))
+
+    w, xs = RNG.normal(size=(3, 4)), RNG.normal(size=(5, 4))
+    got = tl.grad(fresh)(w, xs)
+    expected = sum(np.outer(1 - np.tanh(w @ x) ** 2, x) for x in xs)
+    np.testing.assert_allclose(got, expected, rtol=1e-12)
+    assert tl.jit(fresh)(w, xs) == pytest.approx(sum(np.sum(np.tanh(w @ x)) for x in xs),
+                                                 rel=1e-12)
+    assert prepared == [], prepared
+
+    def unknown(w, parts):
+        return np.sum(tl.vmap(lambda w, a: np.sum(w * a[0]), in_axes=(None, 0))(w, parts))
+
+    parts = [RNG.normal(size=(4, 3)), RNG.normal(size=(4, 2))]
+    assert tl.jit(unknown)(w[0, :3], parts) == pytest.approx(
+        sum(np.sum(w[0, :3] * parts[0][i]) for i in range(4)), rel=1e-12)
+    assert len(prepared) == 1, prepared
