@@ -314,6 +314,9 @@ class Transformed:
     kind = "jit"
     # (How the front end knows one when the compiled code reads it as a global.)
     __tapeless_transform__ = True
+    # Whether a native program may start from its record in the cache (`_start`):
+    # `tapeless show` builds it, to show what it is.
+    start_from_cache = True
 
     def __init__(self, fun: Callable[..., Any], backend: str | None = None):
         self.fun = fun
@@ -435,7 +438,7 @@ class Transformed:
         """The start key of the native program for arguments with signatures `key`, and
         the reads its guard tests; None where it is not started from the cache (another
         backend, a build inside another's, no cache directory, no key)."""
-        if self.backend != "native" or _BUILDING:
+        if self.backend != "native" or _BUILDING or not self.start_from_cache:
             return None
         description = self.start_description()
         if description is None:

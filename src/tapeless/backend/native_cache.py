@@ -70,11 +70,20 @@ class _Unkeyable(Exception):
 
 @functools.cache
 def _package_hash() -> bytes:
-    """A hash of tapeless's own source: every module of the package."""
-    root = Path(native.__file__).resolve().parent.parent
+    """A hash of tapeless's own source: every module of the package (computed once in a
+    process)."""
     h = hashlib.sha256()
-    for path in sorted(root.rglob("*.py")):
-        h.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes() + b"\0")
+    todo = [os.path.dirname(os.path.dirname(os.path.abspath(native.__file__)))]
+    while todo:
+        folder = todo.pop()
+        with os.scandir(folder) as found:
+            entries = sorted(found, key=lambda e: e.name)
+        for e in entries:
+            if e.is_dir() and e.name != "__pycache__":
+                todo.append(e.path)
+            elif e.name.endswith(".py"):
+                with open(e.path, "rb") as f:
+                    h.update(e.path.encode() + b"\0" + f.read() + b"\0")
     return h.digest()
 
 
