@@ -466,9 +466,9 @@ _START_DRIVER = textwrap.dedent("""
     import startprog
     if sys.argv[2] == "started":  # (no native program may be built: each starts from a record)
         load = tapeless.api.load
-        def refused(graph, kinds=(), backend="python"):
+        def refused(graph, kinds=(), backend="python", lower=True):
             assert backend != "native", "built, not started from the cache"
-            return load(graph, kinds, backend)
+            return load(graph, kinds, backend, lower)
         tapeless.api.load = refused
     args = (0.5, np.array([0.25, -1.0]), 50)
     for make in (lambda: tl.jit(startprog.f, backend="native"),
@@ -479,7 +479,7 @@ _START_DRIVER = textwrap.dedent("""
                                     [(0, 1), False, True]), backend="python")(*args)
         entry = fn._get(args).fn
         print(repr(out), "|", repr(expected), "|", type(entry) is StartedFunction,
-              entry.is_native)
+              entry.is_native, sum(entry.native.stats.cache_misses.values()))
 """)
 
 
@@ -504,10 +504,10 @@ def test_second_process_starts_from_the_cache(tmp_path: Path) -> None:
     results are the first process's (equal to the Python backend's)."""
     (tmp_path / "startprog.py").write_text(_START_PROGRAM)
     first = _start_runs(tmp_path, "cold")
-    assert [r[2] for r in first] == ["False True"] * 2
+    assert [r[2] for r in first] == ["False True 1"] * 2
     assert len(_records(tmp_path)) == 2
     second = _start_runs(tmp_path, "started")
-    assert [r[2] for r in second] == ["True True"] * 2
+    assert [r[2] for r in second] == ["True True 0"] * 2  # (Numba's cache hit)
     assert [r[0] for r in second] == [r[0] for r in first]  # (identical results)
     for out, expected, _ in first + second:  # (the Python backend's, within 1e-12)
         a, b = (eval(v, {"array": np.array, "np": np}) for v in (out, expected))  # noqa: S307
@@ -530,13 +530,13 @@ def test_changed_function_does_not_start_from_a_stale_record(tmp_path: Path) -> 
     records = _records(tmp_path)
     # A global's value changed (the same source):
     changed = _start_runs(tmp_path, "cold", scale="1.02")
-    assert [r[2] for r in changed] == ["False True"] * 2
+    assert [r[2] for r in changed] == ["False True 1"] * 2
     assert [r[0] for r in changed] != [r[0] for r in first]
     assert len(_records(tmp_path)) == 4 and records < _records(tmp_path)
     # The helper's source changed:
     (tmp_path / "startprog.py").write_text(_START_PROGRAM.replace("1e-3", "2e-3"))
     edited = _start_runs(tmp_path, "cold")
-    assert [r[2] for r in edited] == ["False True"] * 2
+    assert [r[2] for r in edited] == ["False True 1"] * 2
     assert [r[0] for r in edited] != [r[0] for r in first]
     assert len(_records(tmp_path)) == 6
 
@@ -562,6 +562,39 @@ def test_started_program_follows_a_rebound_global(tmp_path: Path, monkeypatch: p
     assert_same(fn(*args), tl.jit(startprog.f)(*args))
     assert type(fn._get(args).fn) is not StartedFunction
     sys.modules.pop("startprog", None)
+
+
+_FALLBACK_DRIVER = textwrap.dedent("""
+    import sys
+    sys.path.insert(0, sys.argv[1])
+    import tapeless as tl
+    from tapeless.backend import native
+    import fallbackprog
+    if sys.argv[2] == "started":  # (Numba is not tried again: nothing is lowered)
+        def refused(compiled):
+            raise AssertionError("lowered again")
+        native.compile_native = refused
+    fn = tl.jit(fallbackprog.as_dict, backend="native")
+    print(fn(1.25) == tl.jit(fallbackprog.as_dict)(1.25), fn._get((1.25,)).fn.fallback)
+""")
+
+
+def test_fallback_is_remembered_across_processes(tmp_path: Path) -> None:
+    """A program that fell back writes its reason: a second process runs it on the
+    Python backend without lowering it or calling Numba, and says why as the first did."""
+    (tmp_path / "fallbackprog.py").write_text(
+        "def as_dict(x):\n    return {'twice': x * 2.0}\n")
+    env = dict(os.environ, TAPELESS_CACHE_DIR=str(tmp_path / "cache"),
+               PYTHONPATH=str(ROOT / "src"))
+    env.pop("NUMBA_CACHE_DIR", None)
+    outs = []
+    for mode in ("cold", "started"):
+        out = subprocess.run([sys.executable, "-c", _FALLBACK_DRIVER, str(tmp_path), mode],
+                             env=env, capture_output=True, text=True)
+        assert out.returncode == 0, out.stderr
+        outs.append(out.stdout.strip())
+    assert outs[0] == outs[1]
+    assert outs[0].startswith("True ") and "fallbackprog.py:2" in outs[0] and "dict" in outs[0]
 
 
 # --- forward mode and the transforms built on it ---------------------------------------------

@@ -170,11 +170,13 @@ def check_backend(backend: str | None) -> str:
 config = Config()
 
 
-def load(graph: Graph, kinds: tuple = (), backend: str = "python") -> Compiled:
+def load(graph: Graph, kinds: tuple = (), backend: str = "python",
+         lower: bool = True) -> Compiled:
     """Optimize a copy of `graph` (graphs are shared between compiled functions, so
     they are never rewritten in place), specialized to arguments of the given kinds
     (see `tapeless.opt.kinds`), generate its code and load it (as native code with
-    `backend="native"`, where Numba can type it)."""
+    `backend="native"`, where Numba can type it; with `lower=False`, the Python code
+    that the native backend falls back to)."""
     expand_transforms(graph)
     passes = optimization_passes()
     if passes is None or passes:
@@ -191,7 +193,7 @@ def load(graph: Graph, kinds: tuple = (), backend: str = "python") -> Compiled:
         optimize(graph, passes, loops=(mode, config.loop_memory), python=backend != "native")
     compiled = compile_graph(graph)
     GENERATED[compiled.filename] = compiled
-    if backend == "native":
+    if backend == "native" and lower:
         from .backend.native import compile_native
 
         compiled = compile_native(compiled)
@@ -399,19 +401,21 @@ class Transformed:
             if start is not None:
                 compiled = self._start(key, kinds, *start)
             if compiled is None:
-                compiled = self._build(key, kinds)
-                if start is not None:
-                    from .backend.native import NativeFunction
-                    from .backend.native_cache import save
-
-                    if isinstance(compiled.fn, NativeFunction):
-                        compiled.fn.on_verified = functools.partial(save, start[0])
+                compiled = self._build(key, kinds, start)
             self._compiled[key] = compiled
             self.compile_count += 1
         return compiled
 
-    def _build(self, key: tuple, kinds: tuple) -> Compiled:
-        """Build and compile the code for arguments with signatures `key` and `kinds`."""
+    def _build(self, key: tuple, kinds: tuple, start: tuple[str, list] | None = None
+               ) -> Compiled:
+        """Build and compile the code for arguments with signatures `key` and `kinds`;
+        with a start key (`_start_key`), a native program writes its start record once
+        its first call settles it, and one recorded as falling back is not lowered."""
+        fallback = None
+        if start is not None:
+            from .backend.native_cache import load_fallback
+
+            fallback = load_fallback(start[0])
         # The cyclic garbage collector is paused while compiling: compiling makes many IR
         # objects that live until it ends (graphs and nodes refer to each other), which
         # the collector would scan again and again for nothing (about a tenth of a small
@@ -421,11 +425,25 @@ class Transformed:
         # (`tl.vmap(f)` builds f's graph for one example's kinds, not these.)
         _BUILDING.append((key, kinds) if self.kind != "vmap" else (None, ()))
         try:
-            return load(self.graph_for(key), kinds, self.backend)
+            compiled = load(self.graph_for(key), kinds, self.backend, lower=fallback is None)
         finally:
             _BUILDING.pop()
             if paused:
                 gc.enable()
+        if start is not None:
+            from .backend.native import NativeFunction
+            from .backend.native_cache import save
+
+            if fallback is not None:
+                # (recorded by an earlier process: Numba is not tried again)
+                compiled = Compiled(NativeFunction(compiled.fn, None, None, fallback),
+                                    compiled.source, compiled.filename, compiled.linemap)
+            elif isinstance(compiled.fn, NativeFunction):
+                if compiled.fn.fallback is not None:  # (refused by the lowering)
+                    save(start[0], compiled.fn)
+                else:
+                    compiled.fn.on_settled = functools.partial(save, start[0])
+        return compiled
 
     def start_description(self) -> tuple | None:
         """What this transform is, for the key that a native program starts from the

@@ -572,9 +572,10 @@ class NativeFunction:
         # (`retype_from` of `type_spec`).
         self.types: Any = None
         self.type_spec: Any = None
-        # Called with this entry once its native code has passed the first call's checks
-        # (`native_cache.save`: the record a second process starts from).
-        self.on_verified: Any = None
+        # Called with this entry once its first call settled it: its native code passed
+        # the checks, or it fell back (`native_cache.save`: the record a second process
+        # starts from).
+        self.on_settled: Any = None
 
     @property
     def is_native(self) -> bool:
@@ -585,6 +586,12 @@ class NativeFunction:
         self.fallback = self.module.fallback(_numba_reason(error), _line_of(
             error, self.module.filename))
         self.native = None
+        self._settled()
+
+    def _settled(self) -> None:
+        if self.on_settled is not None:
+            self.on_settled(self)
+            self.on_settled = None
 
     def __call__(self, *args: Any) -> Any:
         native = self.native
@@ -632,6 +639,7 @@ class NativeFunction:
                     f"Numba cannot compile it: {type(error).__name__}: {error}",
                     _line_of(error, self.module.filename))
                 self.native = None
+                self._settled()
             return expected  # (a check of native code raised: see the next call)
         self.first = False
         problem = _difference(expected, out)
@@ -639,6 +647,7 @@ class NativeFunction:
             self.fallback = self.module.fallback(
                 f"its result differs from the Python backend's ({problem})", None)
             self.native = None
+            self._settled()
             return expected
         self.type_spec = type_spec(expected)
         self.types = retype_from(self.type_spec)
@@ -650,8 +659,7 @@ class NativeFunction:
                     f"({_us(t_native)} against {_us(t_python)}: NumPy-bound code gains "
                     "nothing from Numba)", None)
                 self.native = None
-        if self.native is not None and self.on_verified is not None:
-            self.on_verified(self)
+        self._settled()
         return expected
 
 

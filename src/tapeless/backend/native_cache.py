@@ -23,11 +23,14 @@ key: it is built as before (its native code still loads from Numba's cache).
 
 The record (JSON: loading it runs no code but the lowered module it holds, in the cache
 directory that `native.cache_dir` checks this user alone can write) holds the lowered
-module with its functions' line numbers (Numba finds a function's cached code by its
-file, name and line), the module's constants and the result's NumPy scalar types. A
+module's syntax tree, exactly (Numba finds a function's cached code by its file, name
+and first line, and a hash of its bytecode: text unparsed and parsed again can compile
+to other bytecode), the module's constants and the result's NumPy scalar types. A
 started program keeps the built program's behaviour: where native code cannot answer a
 call (a symbolic zero, an exception, a Numba error), the program is built as without
-the cache (`StartedFunction`) and that build answers.
+the cache (`StartedFunction`) and that build answers. A program that fell back records
+why instead: a second process builds it for the Python backend without lowering it or
+trying Numba again (`load_fallback`).
 """
 
 from __future__ import annotations
@@ -50,6 +53,7 @@ from typing import Any
 
 import numpy as np
 
+from ..ir.nodes import Location
 from . import native
 
 # The version of the record's layout (part of the key).
@@ -292,13 +296,76 @@ def _decode(data: Any) -> Any:
     raise ValueError(data)
 
 
+def _encode_ast(node: Any) -> Any:
+    """A JSON form of a syntax tree, exact: compiled again it gives the same bytecode
+    (Numba's cache key holds a hash of a function's bytecode) and line numbers."""
+    if isinstance(node, ast.AST):
+        out: dict[str, Any] = {"_": type(node).__name__}
+        for name in (*node._fields, *node._attributes):
+            if hasattr(node, name):
+                out[name] = _encode_ast(getattr(node, name))
+        return out
+    if isinstance(node, list):
+        return [_encode_ast(v) for v in node]
+    if node is None or type(node) in (bool, int, str):
+        return node
+    if type(node) is float:
+        return {"float": repr(node)}
+    if type(node) is complex:
+        return {"complex": [repr(node.real), repr(node.imag)]}
+    if type(node) is bytes:
+        return {"bytes": base64.b64encode(node).decode()}
+    if node is Ellipsis:
+        return {"ellipsis": True}
+    if type(node) is tuple:
+        return {"tuple": [_encode_ast(v) for v in node]}
+    raise _Unkeyable
+
+
+def _decode_ast(data: Any) -> Any:
+    if isinstance(data, list):
+        return [_decode_ast(v) for v in data]
+    if not isinstance(data, dict):
+        return data
+    if "_" in data:
+        cls = getattr(ast, data["_"], None)
+        if not (isinstance(cls, type) and issubclass(cls, ast.AST)):
+            raise ValueError(data["_"])
+        node = cls()
+        for name, value in data.items():
+            if name != "_":
+                setattr(node, name, _decode_ast(value))
+        return node
+    if "float" in data:
+        return float(data["float"])
+    if "complex" in data:
+        return complex(float(data["complex"][0]), float(data["complex"][1]))
+    if "bytes" in data:
+        return base64.b64decode(data["bytes"])
+    if "ellipsis" in data:
+        return Ellipsis
+    if "tuple" in data:
+        return tuple(_decode_ast(v) for v in data["tuple"])
+    raise ValueError(data)
+
+
 def save(key: str, entry: native.NativeFunction) -> None:
-    """Write the start record of `entry` (a program whose native code passed its first
-    call's checks, compiled into Numba's cache) under `key`; nothing where it has none."""
-    module = entry.module
+    """Write the start record of `entry` under `key`: a program whose native code passed
+    its first call's checks (compiled into Numba's cache), or one that fell back (the
+    reason, so that a second process does not try Numba again); nothing where it has
+    none."""
     path = _record_path(key)
-    if path is None or module is None or module.tree is None or not module.cached or \
-            entry.native is None or entry.fallback is not None:
+    if path is None:
+        return
+    if entry.fallback is not None:
+        where = entry.fallback.where
+        _write(path, {"key": key, "fallback": {
+            "function": entry.fallback.function, "reason": entry.fallback.reason,
+            "where": None if where is None else [where.filename, where.line, where.col,
+                                                 where.source_line]}})
+        return
+    module = entry.module
+    if module is None or module.tree is None or not module.cached or entry.native is None:
         return
     tree = module.tree
     defined = {n.name for n in tree.body if isinstance(n, ast.FunctionDef)}
@@ -308,15 +375,20 @@ def save(key: str, entry: native.NativeFunction) -> None:
         constants = {name: _encode(space[name]) for name in sorted(used)
                      if name in space and not name.startswith("__") and
                      not name.startswith("_nt_")}
+        body = [_encode_ast(stmt) for stmt in tree.body]
     except _Unkeyable:
         return
     record = {
         "key": key, "file": module.filename, "stem": module.stem, "root": module.root,
         "file_hash": hashlib.sha256(Path(module.filename).read_bytes()).hexdigest(),
-        "body": [[stmt.lineno, ast.unparse(stmt)] for stmt in tree.body],
+        "body": body,
         "functions": sorted(defined), "constants": constants,
         "types": entry.type_spec,
     }
+    _write(path, record)
+
+
+def _write(path: Path, record: dict) -> None:
     path.parent.mkdir(exist_ok=True, mode=0o700)
     fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
     with os.fdopen(fd, "w") as f:
@@ -324,18 +396,45 @@ def save(key: str, entry: native.NativeFunction) -> None:
     os.replace(tmp, path)
 
 
-def load(key: str, build: Callable[[], native.NativeFunction]
-         ) -> tuple[StartedFunction, str, str] | None:
-    """The program whose start record is under `key`, with its Python source and file
-    name; None where there is no record (or it does not hold). `build` builds the
-    program as without the cache, for the calls native code cannot answer."""
+def load_fallback(key: str) -> native.Fallback | None:
+    """The fallback recorded under `key` (a program that runs on the Python backend, and
+    why), or None."""
+    record = _read(key)
+    found = None if record is None else record.get("fallback")
+    if not isinstance(found, dict):
+        return None
+    try:
+        where = found["where"]
+        location = None if where is None else Location(str(where[0]), int(where[1]),
+                                                      int(where[2]), str(where[3]))
+        fallback = native.Fallback(str(found["function"]), str(found["reason"]), location)
+    except (KeyError, TypeError, ValueError, IndexError):
+        return None
+    native.FALLBACKS.append(fallback)
+    return fallback
+
+
+def _read(key: str) -> dict | None:
     path = _record_path(key)
     if path is None or not path.exists():
         return None
     try:
         record = json.loads(path.read_text())
-        if record.get("key") != key:
-            return None
+    except (OSError, ValueError):
+        return None
+    return record if isinstance(record, dict) and record.get("key") == key else None
+
+
+def load(key: str, build: Callable[[], native.NativeFunction]
+         ) -> tuple[StartedFunction, str, str] | None:
+    """The program whose start record is under `key`, with its Python source and file
+    name; None where there is no record of native code (or it does not hold). `build`
+    builds the program as without the cache, for the calls native code cannot answer."""
+    path = _record_path(key)
+    record = _read(key)
+    if path is None or record is None or "fallback" in record:
+        return None
+    try:
         file = Path(record["file"])
         if file.parent != path.parent.parent:
             return None  # (a module tapeless did not write)
@@ -343,12 +442,8 @@ def load(key: str, build: Callable[[], native.NativeFunction]
         if hashlib.sha256(source).hexdigest() != record["file_hash"]:
             return None
         namespace = {name: _decode(v) for name, v in record["constants"].items()}
-        body: list[ast.stmt] = []
-        for line, text in record["body"]:
-            part = ast.parse(text)
-            ast.increment_lineno(part, line - 1)
-            body.extend(part.body)
-        tree = ast.Module(body=body, type_ignores=[])
+        tree = ast.Module(body=[_decode_ast(stmt) for stmt in record["body"]],
+                          type_ignores=[])
         stem, root = record["stem"], record["root"]
         functions = list(record["functions"])
         spec = record["types"]
