@@ -564,6 +564,36 @@ def test_started_program_follows_a_rebound_global(tmp_path: Path, monkeypatch: p
     sys.modules.pop("startprog", None)
 
 
+def test_start_record_is_loaded_only_as_written(tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """A record is read only where its key, its module file (in the cache directory) and
+    that file's hash are the ones written: one edited is ignored, and nothing starts."""
+    import json
+
+    from tapeless.backend import native_cache
+
+    (tmp_path / "startprog.py").write_text(_START_PROGRAM)
+    _start_runs(tmp_path, "cold")
+    monkeypatch.setenv("TAPELESS_CACHE_DIR", str(tmp_path / "cache"))
+    path = sorted((tmp_path / "cache" / "native" / "start").glob("*.json"))[0]
+    key, text = path.stem, path.read_text()
+
+    def never() -> Any:
+        raise AssertionError("not called when the record is loaded")
+
+    assert native_cache.load(key, never) is not None
+    record = json.loads(text)
+    outside = tmp_path / "elsewhere.py"
+    outside.write_bytes(Path(record["file"]).read_bytes())
+    for edit in ({"key": "0" * 64}, {"file": str(outside)}, {"file_hash": "0" * 64}):
+        path.write_text(json.dumps({**record, **edit}))
+        assert native_cache.load(key, never) is None, edit
+    path.write_text(text)
+    module = Path(record["file"])
+    module.write_text(module.read_text() + "# edited\n")
+    assert native_cache.load(key, never) is None
+
+
 _FALLBACK_DRIVER = textwrap.dedent("""
     import sys
     sys.path.insert(0, sys.argv[1])
