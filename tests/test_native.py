@@ -437,6 +437,196 @@ def test_recursion_is_not_cached(tmp_path: Path) -> None:
     assert not any((tmp_path / "native").glob("list_sum*.py"))
 
 
+_START_PROGRAM = """
+import math
+import os
+
+import numpy as np
+
+SCALE = float(os.environ.get("START_SCALE", "1.01"))
+
+
+def helper(x, w):
+    return math.sin(x) * SCALE + np.sum(w * w) * 1e-3
+
+
+def f(x, w, n):
+    for i in range(n):
+        x = helper(x, w) + 1e-9 * i
+    return x
+"""
+
+_START_DRIVER = textwrap.dedent("""
+    import sys
+    sys.path.insert(0, sys.argv[1])
+    import numpy as np
+    import tapeless as tl
+    import tapeless.api
+    from tapeless.backend.native_cache import StartedFunction
+    import startprog
+    if sys.argv[2] == "started":  # (no native program may be built: each starts from a record)
+        load = tapeless.api.load
+        def refused(graph, kinds=(), backend="python", lower=True):
+            assert backend != "native", "built, not started from the cache"
+            return load(graph, kinds, backend, lower)
+        tapeless.api.load = refused
+    args = (0.5, np.array([0.25, -1.0]), 50)
+    for make in (lambda: tl.jit(startprog.f, backend="native"),
+                 lambda: tl.value_and_grad(startprog.f, (0, 1), backend="native")):
+        fn = make()
+        out = fn(*args)
+        expected = make().__class__(startprog.f, *([] if fn.kind == "jit" else
+                                    [(0, 1), False, True]), backend="python")(*args)
+        entry = fn._get(args).fn
+        print(repr(out), "|", repr(expected), "|", type(entry) is StartedFunction,
+              entry.is_native, sum(entry.native.stats.cache_misses.values()))
+""")
+
+
+def _start_runs(tmp_path: Path, mode: str, scale: str = "1.01") -> list[list[str]]:
+    env = dict(os.environ, TAPELESS_CACHE_DIR=str(tmp_path / "cache"),
+               PYTHONPATH=str(ROOT / "src"), START_SCALE=scale,
+               TAPELESS_NATIVE_SPEED_CHECK="0")
+    env.pop("NUMBA_CACHE_DIR", None)
+    out = subprocess.run([sys.executable, "-c", _START_DRIVER, str(tmp_path), mode], env=env,
+                         capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    return [line.split(" | ") for line in out.stdout.splitlines()]
+
+
+def _records(tmp_path: Path) -> set[str]:
+    return {p.name for p in (tmp_path / "cache" / "native" / "start").glob("*.json")}
+
+
+def test_second_process_starts_from_the_cache(tmp_path: Path) -> None:
+    """A second process runs the native objective and gradient from their records: nothing
+    parsed, differentiated, optimized or generated (the build is refused there), and the
+    results are the first process's (equal to the Python backend's)."""
+    (tmp_path / "startprog.py").write_text(_START_PROGRAM)
+    first = _start_runs(tmp_path, "cold")
+    assert [r[2] for r in first] == ["False True 1"] * 2
+    assert len(_records(tmp_path)) == 2
+    second = _start_runs(tmp_path, "started")
+    assert [r[2] for r in second] == ["True True 0"] * 2  # (Numba's cache hit)
+    assert [r[0] for r in second] == [r[0] for r in first]  # (identical results)
+    for out, expected, _ in first + second:  # (the Python backend's, within 1e-12)
+        a, b = (eval(v, {"array": np.array, "np": np}) for v in (out, expected))  # noqa: S307
+        assert type(a) is type(b)
+        np.testing.assert_allclose(np.hstack([np.ravel(v) for v in _leaves(a)]),
+                                   np.hstack([np.ravel(v) for v in _leaves(b)]), rtol=1e-12)
+
+
+def _leaves(value: Any) -> list[Any]:
+    if isinstance(value, (tuple, list)):
+        return [leaf for v in value for leaf in _leaves(v)]
+    return [value]
+
+
+def test_changed_function_does_not_start_from_a_stale_record(tmp_path: Path) -> None:
+    """A changed source (of a function the program calls) or a global's changed value
+    gives another start key: the program is built again, with the new result."""
+    (tmp_path / "startprog.py").write_text(_START_PROGRAM)
+    first = _start_runs(tmp_path, "cold")
+    records = _records(tmp_path)
+    # A global's value changed (the same source):
+    changed = _start_runs(tmp_path, "cold", scale="1.02")
+    assert [r[2] for r in changed] == ["False True 1"] * 2
+    assert [r[0] for r in changed] != [r[0] for r in first]
+    assert len(_records(tmp_path)) == 4 and records < _records(tmp_path)
+    # The helper's source changed:
+    (tmp_path / "startprog.py").write_text(_START_PROGRAM.replace("1e-3", "2e-3"))
+    edited = _start_runs(tmp_path, "cold")
+    assert [r[2] for r in edited] == ["False True 1"] * 2
+    assert [r[0] for r in edited] != [r[0] for r in first]
+    assert len(_records(tmp_path)) == 6
+
+
+def test_started_program_follows_a_rebound_global(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+                                                  ) -> None:
+    """A program started from the cache is guarded like a built one: a global rebound
+    after the start is read again."""
+    (tmp_path / "startprog.py").write_text(_START_PROGRAM)
+    monkeypatch.setenv("TAPELESS_CACHE_DIR", str(tmp_path / "cache"))
+    _start_runs(tmp_path, "cold")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    sys.modules.pop("startprog", None)
+    import startprog  # type: ignore[import-not-found]
+
+    from tapeless.backend.native_cache import StartedFunction
+
+    args = (0.5, np.array([0.25, -1.0]), 50)
+    fn = tl.jit(startprog.f, backend="native")
+    fn(*args)
+    assert type(fn._get(args).fn) is StartedFunction
+    monkeypatch.setattr(startprog, "SCALE", 0.5)
+    assert_same(fn(*args), tl.jit(startprog.f)(*args))
+    assert type(fn._get(args).fn) is not StartedFunction
+    sys.modules.pop("startprog", None)
+
+
+def test_start_record_is_loaded_only_as_written(tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """A record is read only where its key, its module file (in the cache directory) and
+    that file's hash are the ones written: one edited is ignored, and nothing starts."""
+    import json
+
+    from tapeless.backend import native_cache
+
+    (tmp_path / "startprog.py").write_text(_START_PROGRAM)
+    _start_runs(tmp_path, "cold")
+    monkeypatch.setenv("TAPELESS_CACHE_DIR", str(tmp_path / "cache"))
+    path = sorted((tmp_path / "cache" / "native" / "start").glob("*.json"))[0]
+    key, text = path.stem, path.read_text()
+
+    def never() -> Any:
+        raise AssertionError("not called when the record is loaded")
+
+    assert native_cache.load(key, never) is not None
+    record = json.loads(text)
+    outside = tmp_path / "elsewhere.py"
+    outside.write_bytes(Path(record["file"]).read_bytes())
+    for edit in ({"key": "0" * 64}, {"file": str(outside)}, {"file_hash": "0" * 64}):
+        path.write_text(json.dumps({**record, **edit}))
+        assert native_cache.load(key, never) is None, edit
+    path.write_text(text)
+    module = Path(record["file"])
+    module.write_text(module.read_text() + "# edited\n")
+    assert native_cache.load(key, never) is None
+
+
+_FALLBACK_DRIVER = textwrap.dedent("""
+    import sys
+    sys.path.insert(0, sys.argv[1])
+    import tapeless as tl
+    from tapeless.backend import native
+    import fallbackprog
+    if sys.argv[2] == "started":  # (Numba is not tried again: nothing is lowered)
+        def refused(compiled):
+            raise AssertionError("lowered again")
+        native.compile_native = refused
+    fn = tl.jit(fallbackprog.as_dict, backend="native")
+    print(fn(1.25) == tl.jit(fallbackprog.as_dict)(1.25), fn._get((1.25,)).fn.fallback)
+""")
+
+
+def test_fallback_is_remembered_across_processes(tmp_path: Path) -> None:
+    """A program that fell back writes its reason: a second process runs it on the
+    Python backend without lowering it or calling Numba, and says why as the first did."""
+    (tmp_path / "fallbackprog.py").write_text(
+        "def as_dict(x):\n    return {'twice': x * 2.0}\n")
+    env = dict(os.environ, TAPELESS_CACHE_DIR=str(tmp_path / "cache"),
+               PYTHONPATH=str(ROOT / "src"))
+    env.pop("NUMBA_CACHE_DIR", None)
+    outs = []
+    for mode in ("cold", "started"):
+        out = subprocess.run([sys.executable, "-c", _FALLBACK_DRIVER, str(tmp_path), mode],
+                             env=env, capture_output=True, text=True)
+        assert out.returncode == 0, out.stderr
+        outs.append(out.stdout.strip())
+    assert outs[0] == outs[1]
+    assert outs[0].startswith("True ") and "fallbackprog.py:2" in outs[0] and "dict" in outs[0]
+
+
 # --- forward mode and the transforms built on it ---------------------------------------------
 
 

@@ -195,11 +195,13 @@ def check_backend(backend: str | None) -> str:
 config = Config()
 
 
-def load(graph: Graph, kinds: tuple = (), backend: str = "python") -> Compiled:
+def load(graph: Graph, kinds: tuple = (), backend: str = "python",
+         lower: bool = True) -> Compiled:
     """Optimize a copy of `graph` (graphs are shared between compiled functions, so
     they are never rewritten in place), specialized to arguments of the given kinds
     (see `tapeless.opt.kinds`), generate its code and load it (as native code with
-    `backend="native"`, where Numba can type it)."""
+    `backend="native"`, where Numba can type it; with `lower=False`, the Python code
+    that the native backend falls back to)."""
     expand_transforms(graph)
     passes = optimization_passes()
     if passes is None or passes:
@@ -216,7 +218,7 @@ def load(graph: Graph, kinds: tuple = (), backend: str = "python") -> Compiled:
         optimize(graph, passes, loops=(mode, config.loop_memory), python=backend != "native")
     compiled = compile_graph(graph)
     GENERATED[compiled.filename] = compiled
-    if backend == "native":
+    if backend == "native" and lower:
         from .backend.native import compile_native
 
         compiled = compile_native(compiled)
@@ -339,6 +341,9 @@ class Transformed:
     kind = "jit"
     # (How the front end knows one when the compiled code reads it as a global.)
     __tapeless_transform__ = True
+    # Whether a native program may start from its record in the cache (`_start`):
+    # `tapeless show` builds it, to show what it is.
+    start_from_cache = True
 
     def __init__(self, fun: Callable[..., Any], backend: str | None = None):
         self.fun = fun
@@ -362,6 +367,9 @@ class Transformed:
         # the guard over the globals and cells they read (None: nothing to test).
         self._deps: set[Any] = set()
         self._guard: Callable[[], bool] | None = None
+        # The globals and cells read by the programs started from the native cache
+        # (`_start`), which the guard tests too.
+        self._start_reads: list[Any] = []
 
     def _validate(self) -> None:
         """Drop the graph and the compiled code if a global or a cell they read was
@@ -376,13 +384,14 @@ class Transformed:
         self._compiled = {}
         self._deps = set()
         self._guard = None
+        self._start_reads = []
 
     def _used(self, deps: set[Any]) -> None:
         """Add the entries a graph built here used to the guard, and report them to
         whatever graph is being built from this one."""
         if not deps <= self._deps:
             self._deps |= deps
-            self._guard = make_guard(reads_of(self._deps))
+            self._guard = make_guard(reads_of(self._deps) + self._start_reads)
         RESOLVER.note(*self._deps)
 
     @property
@@ -413,23 +422,91 @@ class Transformed:
             if self.check_each_call(key):
                 self._check_each_call.add(key)
             kinds = tuple(value_kind(a) for a in args)
-            # The cyclic garbage collector is paused while compiling: compiling makes
-            # many IR objects that live until it ends (graphs and nodes refer to each
-            # other), which the collector would scan again and again for nothing (about
-            # a tenth of a small function's compile time). It runs again afterwards.
-            paused = gc.isenabled()
-            gc.disable()
-            # (`tl.vmap(f)` builds f's graph for one example's kinds, not these.)
-            _BUILDING.append((key, kinds) if self.kind != "vmap" else (None, ()))
-            try:
-                compiled = self._compiled[key] = load(self.graph_for(key), kinds,
-                                                          self.backend)
-            finally:
-                _BUILDING.pop()
-                if paused:
-                    gc.enable()
+            start = self._start_key(key)
+            if start is not None:
+                compiled = self._start(key, kinds, *start)
+            if compiled is None:
+                compiled = self._build(key, kinds, start)
+            self._compiled[key] = compiled
             self.compile_count += 1
         return compiled
+
+    def _build(self, key: tuple, kinds: tuple, start: tuple[str, list] | None = None
+               ) -> Compiled:
+        """Build and compile the code for arguments with signatures `key` and `kinds`;
+        with a start key (`_start_key`), a native program writes its start record once
+        its first call settles it, and one recorded as falling back is not lowered."""
+        fallback = None
+        if start is not None:
+            from .backend.native_cache import load_fallback
+
+            fallback = load_fallback(start[0])
+        # The cyclic garbage collector is paused while compiling: compiling makes many IR
+        # objects that live until it ends (graphs and nodes refer to each other), which
+        # the collector would scan again and again for nothing (about a tenth of a small
+        # function's compile time). It runs again afterwards.
+        paused = gc.isenabled()
+        gc.disable()
+        # (`tl.vmap(f)` builds f's graph for one example's kinds, not these.)
+        _BUILDING.append((key, kinds) if self.kind != "vmap" else (None, ()))
+        try:
+            compiled = load(self.graph_for(key), kinds, self.backend, lower=fallback is None)
+        finally:
+            _BUILDING.pop()
+            if paused:
+                gc.enable()
+        if start is not None:
+            from .backend.native import NativeFunction
+            from .backend.native_cache import save
+
+            if fallback is not None:
+                # (recorded by an earlier process: Numba is not tried again)
+                compiled = Compiled(NativeFunction(compiled.fn, None, None, fallback),
+                                    compiled.source, compiled.filename, compiled.linemap)
+            elif isinstance(compiled.fn, NativeFunction):
+                if compiled.fn.fallback is not None:  # (refused by the lowering)
+                    save(start[0], compiled.fn)
+                else:
+                    compiled.fn.on_settled = functools.partial(save, start[0])
+        return compiled
+
+    def start_description(self) -> tuple | None:
+        """What this transform is, for the key that a native program starts from the
+        cache by (`tapeless.backend.native_cache`): its kind and parameters, then the
+        function it applies to; None where it has none (only `jit` and the gradients
+        have one)."""
+        return ("jit", self.backend, self.fun) if type(self) is Transformed else None
+
+    def _start_key(self, key: tuple) -> tuple[str, list] | None:
+        """The start key of the native program for arguments with signatures `key`, and
+        the reads its guard tests; None where it is not started from the cache (another
+        backend, a build inside another's, no cache directory, no key)."""
+        if self.backend != "native" or _BUILDING or not self.start_from_cache:
+            return None
+        description = self.start_description()
+        if description is None:
+            return None
+        from .backend import native, native_cache
+
+        if native.cache_dir() is None:
+            return None
+        return native_cache.start_key(description, key, (
+            os.environ.get("TAPELESS_OPTIMIZE", ""), config.loop_checkpoint,
+            config.loop_memory))
+
+    def _start(self, key: tuple, kinds: tuple, start: str, reads: list) -> Compiled | None:
+        """The native program for arguments with signatures `key` started from its record
+        in the cache (a second process: nothing is parsed, differentiated or optimized),
+        or None where there is none."""
+        from .backend.native_cache import load as load_started
+
+        found = load_started(start, lambda: self._build(key, kinds).fn)
+        if found is None:
+            return None
+        entry, source, filename = found
+        self._start_reads = self._start_reads + reads
+        self._guard = make_guard(reads_of(self._deps) + self._start_reads)
+        return Compiled(entry, source, filename, {})
 
     def bind(self, args: tuple, kwargs: dict) -> tuple:
         if kwargs or not self._simple or len(args) != self._nparams:

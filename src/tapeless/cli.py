@@ -82,6 +82,7 @@ def _show_native(fn: Any, args: argparse.Namespace) -> int:
     from .grad_api import grad
 
     transformed = grad(fn, backend="native") if args.grad else jit(fn, backend="native")
+    transformed.start_from_cache = False  # (built, to show it: not started from the cache)
     what = "the gradient of " if args.grad else ""
     if args.args is not None:
         values = eval(f"({args.args},)", {"np": np, "math": math})  # noqa: S307 - the user's

@@ -178,6 +178,12 @@ class GradFunction(Transformed):
     def build_graph(self) -> Graph:
         return grad_graph(graph_of(self.fun), self.argnums, self.has_aux, self.with_value)
 
+    def start_description(self) -> tuple | None:
+        if type(self) is not GradFunction:
+            return None
+        return ("grad", self.backend, repr(self.argnums), self.has_aux, self.with_value,
+                self.fun)
+
     def invalidate(self) -> None:
         super().invalidate()
         self._bound_graphs = {}

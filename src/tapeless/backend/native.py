@@ -509,20 +509,31 @@ def _difference(expected: Any, actual: Any) -> str | None:
     return f"a result of type {type(expected).__name__}"
 
 
-def _retype(expected: Any) -> Any:
-    """A function giving a native result the NumPy scalar types of the Python backend's
-    result `expected` (Numba returns Python numbers), or None where there are none."""
+def type_spec(expected: Any) -> Any:
+    """The NumPy scalar types of the Python backend's result `expected` (JSON: a dtype's
+    string, or a list of the items' for a tuple or list, headed by "tuple" or "list"),
+    or None where there are none."""
     if isinstance(expected, np.generic):
-        t = type(expected)
-        return lambda v: t(v)
+        return expected.dtype.str
     if type(expected) in (tuple, list):
-        parts = [_retype(e) for e in expected]
+        parts = [type_spec(e) for e in expected]
         if all(p is None for p in parts):
             return None
-        kind = type(expected)
-        return lambda v: kind(p(x) if p is not None else x
-                              for p, x in zip(parts, v, strict=True))
+        return [type(expected).__name__, parts]
     return None
+
+
+def retype_from(spec: Any) -> Any:
+    """A function giving a native result (Numba returns Python numbers) the NumPy scalar
+    types that `spec` (`type_spec`) names, or None where it names none."""
+    if spec is None:
+        return None
+    if isinstance(spec, str):
+        t = np.dtype(spec).type
+        return lambda v: t(v)
+    kind = tuple if spec[0] == "tuple" else list
+    parts = [retype_from(p) for p in spec[1]]
+    return lambda v: kind(p(x) if p is not None else x for p, x in zip(parts, v, strict=True))
 
 
 _RANDOM_STATE = (np.random.Generator, np.random.RandomState, np.random.BitGenerator)
@@ -557,8 +568,14 @@ class NativeFunction:
         self.module = module
         self.fallback = fallback
         self.first = True
-        # Converts native results to the Python backend's NumPy scalar types, or None.
+        # Converts native results to the Python backend's NumPy scalar types, or None
+        # (`retype_from` of `type_spec`).
         self.types: Any = None
+        self.type_spec: Any = None
+        # Called with this entry once its first call settled it: its native code passed
+        # the checks, or it fell back (`native_cache.save`: the record a second process
+        # starts from).
+        self.on_settled: Any = None
 
     @property
     def is_native(self) -> bool:
@@ -569,6 +586,12 @@ class NativeFunction:
         self.fallback = self.module.fallback(_numba_reason(error), _line_of(
             error, self.module.filename))
         self.native = None
+        self._settled()
+
+    def _settled(self) -> None:
+        if self.on_settled is not None:
+            self.on_settled(self)
+            self.on_settled = None
 
     def __call__(self, *args: Any) -> Any:
         native = self.native
@@ -594,7 +617,7 @@ class NativeFunction:
     def _first_call(self, args: tuple) -> Any:
         """Compile, and check the native result against the Python backend's once: a
         difference (beyond `RTOL`, or of structure) makes the program fall back for good;
-        NumPy scalar types of the Python result are kept (`_retype`)."""
+        NumPy scalar types of the Python result are kept (`type_spec`)."""
         assert self.module is not None
         if any(isinstance(a, _RANDOM_STATE) for a in args):
             # (Its draws are effects: the call must run once, as CPython runs it.)
@@ -616,6 +639,7 @@ class NativeFunction:
                     f"Numba cannot compile it: {type(error).__name__}: {error}",
                     _line_of(error, self.module.filename))
                 self.native = None
+                self._settled()
             return expected  # (a check of native code raised: see the next call)
         self.first = False
         problem = _difference(expected, out)
@@ -623,8 +647,10 @@ class NativeFunction:
             self.fallback = self.module.fallback(
                 f"its result differs from the Python backend's ({problem})", None)
             self.native = None
+            self._settled()
             return expected
-        self.types = _retype(expected)
+        self.type_spec = type_spec(expected)
+        self.types = retype_from(self.type_spec)
         if os.environ.get("TAPELESS_NATIVE_SPEED_CHECK", "1") != "0":
             t_native, _ = _timed(self.native, args)
             if t_native > t_python:
@@ -633,6 +659,7 @@ class NativeFunction:
                     f"({_us(t_native)} against {_us(t_python)}: NumPy-bound code gains "
                     "nothing from Numba)", None)
                 self.native = None
+        self._settled()
         return expected
 
 
@@ -651,6 +678,11 @@ class _Module:
         self.root = root
         self.filename = compiled.filename
         self.tree: ast.Module | None = None
+        # The name it is loaded under (`tapeless_native.STEM`), whether Numba caches its
+        # code, and the globals it was run with.
+        self.stem = ""
+        self.cached = False
+        self.namespace: dict[str, Any] = {}
 
     def location(self, line: int | None) -> Location | None:
         """The user's source of a line of the generated module; where it has none (or
@@ -1481,11 +1513,13 @@ def compile_native(compiled: Compiled) -> Compiled:
         stem = f"{_safe(root)}_{next(_uncached)}"
         filename = compiled.filename
     module.filename = filename
+    module.stem = stem
+    module.cached = directory is not None
+    module.namespace = namespace
     import numba
 
     _register_overloads()
-    namespace.update({f"_nt_{name}": globals()[f"_nt_{name}"]
-                      for name in _OVERLOADS + _LOWERING_OVERLOADS})
+    namespace.update(overloads())
     # A module registered under its name: Numba's cached code finds its globals by
     # importing the module of the function it was compiled from.
     name = f"tapeless_native.{stem}"
@@ -1499,6 +1533,11 @@ def compile_native(compiled: Compiled) -> Compiled:
             setattr(mod, fn_name, numba.njit(cache=directory is not None, **_NJIT)(
                 getattr(mod, fn_name)))
     return _with_entry(compiled, NativeFunction(python, getattr(mod, root), module, None))
+
+
+def overloads() -> dict[str, Any]:
+    """The helpers with native twins, by the names lowered code calls them by."""
+    return {f"_nt_{name}": globals()[f"_nt_{name}"] for name in _OVERLOADS + _LOWERING_OVERLOADS}
 
 
 _uncached = itertools.count()
