@@ -316,30 +316,30 @@ def test_show_native_lists_fallbacks(tmp_path: Path) -> None:
 
 def test_cache_is_reused_by_a_second_process(tmp_path: Path) -> None:
     code = textwrap.dedent(f"""
-        import sys, time
+        import sys
         sys.path.insert(0, {str(Path(__file__).parent)!r})
         import tapeless as tl
         import numba  # (imported before timing)
         from test_native import scalar_loop
         f = tl.grad(scalar_loop, backend="native")
-        t = time.perf_counter()
-        f(0.5)
-        print(time.perf_counter() - t, f._get((0.5,)).fn.is_native)
+        print(repr(f(0.5)), f._get((0.5,)).fn.is_native)
     """)
     env = dict(os.environ, TAPELESS_CACHE_DIR=str(tmp_path), PYTHONPATH=str(ROOT / "src"))
     env.pop("NUMBA_CACHE_DIR", None)
-    def run_once() -> float:
+    def run_once() -> str:
         out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
                              text=True, check=True).stdout.split()
         assert out[1] == "True", "the gradient did not run natively"
-        return float(out[0])
+        return out[0]
 
     first = run_once()
     written = sorted(p.name for p in (tmp_path / "native").iterdir())
     assert any(n.startswith("grad_scalar_loop") and n.endswith(".py") for n in written)
     assert any(p.suffix == ".nbi" for p in (tmp_path / "native" / "__pycache__").iterdir())
-    second = run_once()  # (Numba's cache loaded: no compile)
-    assert second < first
+    # (Whether the second process compiled nothing is asserted from Numba's counts in
+    # test_second_process_starts_from_the_cache: a time comparison fails under load.)
+    second = run_once()
+    assert second == first
 
 
 def sum_over_rows(x, state):
