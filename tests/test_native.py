@@ -319,7 +319,7 @@ def test_cache_is_reused_by_a_second_process(tmp_path: Path) -> None:
         import sys
         sys.path.insert(0, {str(Path(__file__).parent)!r})
         import tapeless as tl
-        import numba  # (imported before timing)
+        import numba
         from test_native import scalar_loop
         f = tl.grad(scalar_loop, backend="native")
         print(repr(f(0.5)), f._get((0.5,)).fn.is_native)
