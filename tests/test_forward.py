@@ -387,6 +387,65 @@ def test_jvp_inside_compiled_code_of_functions_from_outside(optimize: str) -> No
     assert f(0.5, scaled) == (2.0, 4.0)  # (a default filled in)
 
 
+def tangent_of_passed(x, t, act):
+    return tl.jvp(lambda z: act(z) * z, (x,), (t,))[1]
+
+
+def inner_sum(w, f):
+    return np.sum(f(w) * w)
+
+
+def grad_of_passed(x, act):
+    return tl.grad(inner_sum)(x, act) * x
+
+
+def _fd(f: Any, x: float, h: float = 1e-5) -> float:
+    return (f(x + h) - f(x - h)) / (2 * h)
+
+
+@pytest.mark.parametrize("act", [np.tanh, scaled], ids=["numpy", "default"])
+def test_every_mode_over_a_jvp_inside_compiled_code_given_a_function(act: Any,
+                                                                     optimize: str) -> None:
+    # Reverse and forward mode over a tl.jvp given a function from outside it (its J- or
+    # F-callable derived again with F innermost), to the third order, against finite
+    # differences of the compiled function.
+    x, t = 0.3, 0.7
+    f = tl.jit(tangent_of_passed)
+    d_x = tl.grad(tangent_of_passed, (0, 1))(x, t, act)
+    assert d_x[0] == pytest.approx(_fd(lambda a: f(a, t, act), x), rel=1e-7)
+    assert d_x[1] == pytest.approx(_fd(lambda b: f(x, b, act), t), rel=1e-7)
+    assert tl.jvp(lambda a: tangent_of_passed(a, t, act), (x,), (1.0,))[1] == \
+        pytest.approx(d_x[0], rel=1e-12)
+    g = tl.jit(lambda a: tl.grad(tangent_of_passed)(a, t, act))
+    second = _fd(g, x)
+    assert tl.grad(lambda a: tl.grad(tangent_of_passed)(a, t, act))(x) == \
+        pytest.approx(second, rel=1e-6)
+    assert tl.jvp(lambda a: tl.grad(tangent_of_passed)(a, t, act), (x,), (1.0,))[1] == \
+        pytest.approx(second, rel=1e-6)
+    h = tl.jit(lambda a: tl.jvp(lambda z: tangent_of_passed(z, t, act), (a,), (1.0,))[1])
+    assert tl.jvp(h, (x,), (1.0,))[1] == pytest.approx(second, rel=1e-6)
+
+
+@pytest.mark.parametrize("act", [np.tanh, lambda z: z * z * z], ids=["numpy", "lambda"])
+def test_forward_mode_over_a_grad_inside_compiled_code_given_a_function(
+        act: Any, optimize: str) -> None:
+    # F of the function's J-callable, derived again from the F-callable forward mode
+    # holds: against finite differences of the compiled function, element by element.
+    x = np.array([0.1, -0.4, 0.7])
+    f = tl.jit(grad_of_passed)
+    value, tangent = tl.jvp(lambda a: grad_of_passed(a, act), (x,), (np.ones(3),))
+    assert value == pytest.approx(f(x, act), rel=1e-12)
+    for i in range(3):
+        e = np.eye(3)[i]
+        fd = _fd(lambda s: f(x + s * e, act)[i], 0.0)
+        assert tangent[i] == pytest.approx(fd, rel=1e-6)
+    second = tl.jvp(lambda a: tl.jvp(lambda b: grad_of_passed(b, act), (a,),
+                                     (np.ones(3),))[1], (x,), (np.ones(3),))[1]
+    first = tl.jit(lambda a: tl.jvp(lambda b: grad_of_passed(b, act), (a,),
+                                    (np.ones(3),))[1])
+    assert second == pytest.approx(_fd(lambda s: first(x + s), 0.0), rel=1e-6)
+
+
 class Affine:
     def __init__(self, a):
         self.a = a
