@@ -446,6 +446,52 @@ def test_forward_mode_over_a_grad_inside_compiled_code_given_a_function(
     assert second == pytest.approx(_fd(lambda s: first(x + s), 0.0), rel=1e-6)
 
 
+def cast_square(z, dt):
+    return np.sum(z * z.astype(dt))
+
+
+def grad_cast(x, dt):
+    return np.sum(tl.grad(cast_square)(x, dt) * x)
+
+
+def grad_grad_cast(x, dt):
+    return np.sum(tl.grad(grad_cast)(x, dt) * x)
+
+
+def jvp_cast(x, dt):
+    return tl.jvp(lambda z: cast_square(z, dt), (x,), (x,))[1]
+
+
+def call_cast(f, z, dt):
+    return f(z, dt)
+
+
+def grad_call_cast(x, dt):
+    return np.sum(tl.grad(lambda z: call_cast(cast_square, z, dt))(x) * x)
+
+
+def grad_call_float64(x, dt):
+    return np.sum(tl.grad(lambda z: call_cast(cast_square, z, np.float64))(x) * x)
+
+
+@pytest.mark.parametrize("dt", [np.float64, float], ids=["numpy", "builtin"])
+@pytest.mark.parametrize(("fn", "scale"), [(grad_cast, 4.0), (grad_grad_cast, 8.0),
+                                           (jvp_cast, 4.0), (grad_call_cast, 4.0),
+                                           (grad_call_float64, 4.0)],
+                         ids=["grad", "grad_grad", "jvp", "grad_call", "grad_call_const"])
+def test_a_class_passed_as_data_through_transforms_inside_compiled_code(
+        fn: Any, scale: float, dt: type, optimize: str) -> None:
+    # A class used as data (`astype`) inside a tl.grad or tl.jvp called inside compiled
+    # code, which reverse or forward mode differentiates again: the J- or F-callable
+    # the class becomes there (derived again where it comes from outside) stands for the
+    # class, so `astype` gets the class, not a function. Each is scale / 2 * sum(x ** 2).
+    x, t = np.array([0.5, -1.0, 2.0]), np.array([1.0, 2.0, 3.0])
+    assert tl.jit(fn)(x, dt) == pytest.approx(scale / 2 * np.sum(x * x), rel=1e-12)
+    assert tl.grad(fn)(x, dt) == pytest.approx(scale * x, rel=1e-12)
+    assert tl.jvp(lambda z: fn(z, dt), (x,), (t,))[1] == \
+        pytest.approx(scale * np.dot(x, t), rel=1e-12)
+
+
 class Affine:
     def __init__(self, a):
         self.a = a

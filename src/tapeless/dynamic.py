@@ -97,8 +97,15 @@ def j_callable(fn: Any, level: int) -> Callable[..., Any]:
         if dataclasses.is_dataclass(fn) or (issubclass(fn, tuple) and hasattr(fn, "_fields")):
             return _compiled(fn, level, lambda: _j_graph(TRANSFORM.constructor(fn), level - 1))
         if prim is not None:
-            return _compiled(fn, level, lambda: _j_graph(TRANSFORM.primitive_value(prim),
-                                                         level - 1))
+            def make() -> Graph:
+                g = _j_graph(TRANSFORM.primitive_value(prim), level - 1)
+                # It stands for the class (as `JTransform.class_value` marks it), which
+                # `runtime.class_of` gives back where the class is data: `dtype=`,
+                # `astype`, `isinstance`.
+                g.stands_for = fn
+                return g
+
+            return _compiled(fn, level, make)
     raise GradError(
         f"derivative code cannot call {fn!r}: tapeless differentiates Python functions, "
         "tapeless transforms, NumPy and math functions, dataclass and NamedTuple classes "
@@ -212,11 +219,19 @@ def _derived_again(value: Any, inner: str) -> Callable[..., Any] | None:
     if found is None:
         return None
     kinds, base = found
+    # A J-callable that stands for a class (a class passed as a value: `dtype=`,
+    # `astype`, `isinstance` take the class back from it by `runtime.class_of`) stands
+    # for it derived again too. The class is the value's, not its base's: the wrapper of
+    # a class's primitive is marked where the class is passed (`JTransform.class_value`),
+    # and this module's transforms make their own, unmarked, wrappers.
+    cls = value.__tapeless_graph__.stands_for
 
     def make() -> Graph:
         g = _apply(inner, base)
         for kind in kinds:
             g = _apply(kind, g)
+        if cls is not None:
+            g.stands_for = cls
         return g
 
     return _compiled(value, ("again", inner), make)

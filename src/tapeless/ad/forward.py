@@ -458,6 +458,7 @@ class FTransform:
                            Constant(g.vararg))
             w.output = w.apply(P["call_star"], Constant(fg), laid, loc=g.loc)
             w.effects = [w.output]
+            w.stands_for = g.stands_for  # (a class passed as a value: see `fg`)
             w.derivative_of = ("F", g)
             self.value_graphs[g.id] = w
         return self.value_graphs[g.id]
