@@ -162,12 +162,7 @@ EXTRA_SAMPLES: dict[str, list[Sample]] = {
 
 # Known failures of `tl.vmap` (outside the rules), as strict xfails: (name, sample) ->
 # why.
-KNOWN: dict[tuple[str, int], str] = {
-    ("lift", 1): "a function made in the mapped code passed to a tl.grad inside it is "
-                 "refused (VmapError: not supported yet)",
-    ("split_fwd", 0): "a function with defaults passed as a value is refused (VmapError: "
-                      "not supported yet)",
-}
+KNOWN: dict[tuple[str, int], str] = {}
 
 
 def samples_of(name: str) -> list[Sample]:

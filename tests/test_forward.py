@@ -387,6 +387,111 @@ def test_jvp_inside_compiled_code_of_functions_from_outside(optimize: str) -> No
     assert f(0.5, scaled) == (2.0, 4.0)  # (a default filled in)
 
 
+def tangent_of_passed(x, t, act):
+    return tl.jvp(lambda z: act(z) * z, (x,), (t,))[1]
+
+
+def inner_sum(w, f):
+    return np.sum(f(w) * w)
+
+
+def grad_of_passed(x, act):
+    return tl.grad(inner_sum)(x, act) * x
+
+
+def _fd(f: Any, x: float, h: float = 1e-5) -> float:
+    return (f(x + h) - f(x - h)) / (2 * h)
+
+
+@pytest.mark.parametrize("act", [np.tanh, scaled], ids=["numpy", "default"])
+def test_every_mode_over_a_jvp_inside_compiled_code_given_a_function(act: Any,
+                                                                     optimize: str) -> None:
+    # Reverse and forward mode over a tl.jvp given a function from outside it (its J- or
+    # F-callable derived again with F innermost), to the third order, against finite
+    # differences of the compiled function.
+    x, t = 0.3, 0.7
+    f = tl.jit(tangent_of_passed)
+    d_x = tl.grad(tangent_of_passed, (0, 1))(x, t, act)
+    assert d_x[0] == pytest.approx(_fd(lambda a: f(a, t, act), x), rel=1e-7)
+    assert d_x[1] == pytest.approx(_fd(lambda b: f(x, b, act), t), rel=1e-7)
+    assert tl.jvp(lambda a: tangent_of_passed(a, t, act), (x,), (1.0,))[1] == \
+        pytest.approx(d_x[0], rel=1e-12)
+    g = tl.jit(lambda a: tl.grad(tangent_of_passed)(a, t, act))
+    second = _fd(g, x)
+    assert tl.grad(lambda a: tl.grad(tangent_of_passed)(a, t, act))(x) == \
+        pytest.approx(second, rel=1e-6)
+    assert tl.jvp(lambda a: tl.grad(tangent_of_passed)(a, t, act), (x,), (1.0,))[1] == \
+        pytest.approx(second, rel=1e-6)
+    h = tl.jit(lambda a: tl.jvp(lambda z: tangent_of_passed(z, t, act), (a,), (1.0,))[1])
+    assert tl.jvp(h, (x,), (1.0,))[1] == pytest.approx(second, rel=1e-6)
+
+
+@pytest.mark.parametrize("act", [np.tanh, lambda z: z * z * z], ids=["numpy", "lambda"])
+def test_forward_mode_over_a_grad_inside_compiled_code_given_a_function(
+        act: Any, optimize: str) -> None:
+    # F of the function's J-callable, derived again from the F-callable forward mode
+    # holds: against finite differences of the compiled function, element by element.
+    x = np.array([0.1, -0.4, 0.7])
+    f = tl.jit(grad_of_passed)
+    value, tangent = tl.jvp(lambda a: grad_of_passed(a, act), (x,), (np.ones(3),))
+    assert value == pytest.approx(f(x, act), rel=1e-12)
+    for i in range(3):
+        e = np.eye(3)[i]
+        fd = _fd(lambda s: f(x + s * e, act)[i], 0.0)
+        assert tangent[i] == pytest.approx(fd, rel=1e-6)
+    second = tl.jvp(lambda a: tl.jvp(lambda b: grad_of_passed(b, act), (a,),
+                                     (np.ones(3),))[1], (x,), (np.ones(3),))[1]
+    first = tl.jit(lambda a: tl.jvp(lambda b: grad_of_passed(b, act), (a,),
+                                    (np.ones(3),))[1])
+    assert second == pytest.approx(_fd(lambda s: first(x + s), 0.0), rel=1e-6)
+
+
+def cast_square(z, dt):
+    return np.sum(z * z.astype(dt))
+
+
+def grad_cast(x, dt):
+    return np.sum(tl.grad(cast_square)(x, dt) * x)
+
+
+def grad_grad_cast(x, dt):
+    return np.sum(tl.grad(grad_cast)(x, dt) * x)
+
+
+def jvp_cast(x, dt):
+    return tl.jvp(lambda z: cast_square(z, dt), (x,), (x,))[1]
+
+
+def call_cast(f, z, dt):
+    return f(z, dt)
+
+
+def grad_call_cast(x, dt):
+    return np.sum(tl.grad(lambda z: call_cast(cast_square, z, dt))(x) * x)
+
+
+def grad_call_float64(x, dt):
+    return np.sum(tl.grad(lambda z: call_cast(cast_square, z, np.float64))(x) * x)
+
+
+@pytest.mark.parametrize("dt", [np.float64, float], ids=["numpy", "builtin"])
+@pytest.mark.parametrize(("fn", "scale"), [(grad_cast, 4.0), (grad_grad_cast, 8.0),
+                                           (jvp_cast, 4.0), (grad_call_cast, 4.0),
+                                           (grad_call_float64, 4.0)],
+                         ids=["grad", "grad_grad", "jvp", "grad_call", "grad_call_const"])
+def test_a_class_passed_as_data_through_transforms_inside_compiled_code(
+        fn: Any, scale: float, dt: type, optimize: str) -> None:
+    # A class used as data (`astype`) inside a tl.grad or tl.jvp called inside compiled
+    # code, which reverse or forward mode differentiates again: the J- or F-callable
+    # the class becomes there (derived again where it comes from outside) stands for the
+    # class, so `astype` gets the class, not a function. Each is scale / 2 * sum(x ** 2).
+    x, t = np.array([0.5, -1.0, 2.0]), np.array([1.0, 2.0, 3.0])
+    assert tl.jit(fn)(x, dt) == pytest.approx(scale / 2 * np.sum(x * x), rel=1e-12)
+    assert tl.grad(fn)(x, dt) == pytest.approx(scale * x, rel=1e-12)
+    assert tl.jvp(lambda z: fn(z, dt), (x,), (t,))[1] == \
+        pytest.approx(scale * np.dot(x, t), rel=1e-12)
+
+
 class Affine:
     def __init__(self, a):
         self.a = a

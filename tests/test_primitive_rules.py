@@ -205,9 +205,6 @@ def lifted(x, act):
     return tl.grad(inner)(x, act) * x
 """
 
-_LIFT_FWD = ("forward mode over a tl.grad, inside compiled code, given a function from "
-             "outside is refused (GradError)")
-
 UNPACK_HELPER = """
 def unpacked(x, y):
     a, b, c = x
@@ -253,16 +250,12 @@ def fwd_of_grad(x, t, k):
     return tl.jvp(lambda z: tl.grad(summed)(z, k), (x,), (t,))[1]
 """
 
-# (Forward mode over a tl.grad inside compiled code given a function from outside.)
-_LIFT_FWD = ("forward mode over a tl.grad given a function from outside is refused "
-             "(GradError): F-space code holds the function's F-callable, not its graph, so "
-             "it cannot make F of the function's J-callable")
-
 S = Sample
 SAMPLES: dict[str, list[Sample]] = {
     # Forward mode (`tapeless.ad.forward`): a call of a function value chosen at run
-    # time, a function of the code around a `tl.jvp` (taken forward only: reverse mode
-    # over it is refused), a tangent made dense, and a function value with a default.
+    # time, a function of the code around a `tl.jvp` (in both modes over it: its J- or
+    # F-callable is derived again with F innermost), a tangent made dense, and a function
+    # value with a default.
     "call_fwd": [S(lambda r: (u(r, (3,)), u(r, (3,)), 1), (0, 1), call="fwd_pick(a0, a1, a2)",
                    extra=FWD_HELPER)],
     # Forward over reverse through a function value chosen at run time: one made in
@@ -278,19 +271,9 @@ SAMPLES: dict[str, list[Sample]] = {
                          fxfail="forward mode over it is refused (GradError): the callee is "
                                 "not a function of generated code")],
     "lift_fwd": [S(lambda r: (u(r, None), u(r, None)), (0, 1),
-                   call="fwd_outer(a0, a1, np.tanh)", extra=FWD_HELPER,
-                   xfail="reverse mode over a tl.jvp given a function from outside is "
-                         "refused (GradError)", second=False,
-                   fxfail="forward mode over a tl.jvp given a function from outside is "
-                          "refused (GradError): F-space code holds the function's F-callable, "
-                          "not its graph, so it cannot make F of that F-callable")],
+                   call="fwd_outer(a0, a1, np.tanh)", extra=FWD_HELPER)],
     "split_fwd": [S(lambda r: (u(r, None), u(r, None)), (0, 1),
-                    call="fwd_outer(a0, a1, scaled)", extra=FWD_HELPER,
-                    xfail="reverse mode over a tl.jvp given a function from outside is "
-                          "refused (GradError)", second=False,
-                    fxfail="forward mode over a tl.jvp given a function from outside is "
-                           "refused (GradError): F-space code holds the function's "
-                           "F-callable, not its graph, so it cannot make F of that F-callable")],
+                    call="fwd_outer(a0, a1, scaled)", extra=FWD_HELPER)],
     "data_only": [S(lambda r: (u(r, (3,)),))],
     # A read of a variable bound on some paths only, and zip(..., strict=True).
     "check_bound": [S(lambda r: (u(r, (3,)),), call="assigned_in_loop(a0, 2)",
@@ -310,10 +293,9 @@ SAMPLES: dict[str, list[Sample]] = {
                    S(lambda r: (u(r, (3,)),), call="FUNCS[2](a0) * a0", extra=CALLEES_HELPER,
                      second=True, label="object")],
     # A function passed to a `tl.grad` called inside compiled code.
-    "lift": [S(lambda r: (u(r, (3,)),), call="lifted(a0, np.tanh)", extra=LIFT_HELPER,
-               fxfail=_LIFT_FWD, fxfail2=_LIFT_FWD),
+    "lift": [S(lambda r: (u(r, (3,)),), call="lifted(a0, np.tanh)", extra=LIFT_HELPER),
              S(lambda r: (u(r, (3,)),), call="lifted(a0, lambda z: z * z * z)",
-               extra=LIFT_HELPER, label="lambda", fxfail=_LIFT_FWD)],
+               extra=LIFT_HELPER, label="lambda")],
     # --- structure -------------------------------------------------------------------
     "make_tuple": [S(lambda r: (u(r, None), u(r, (2, 3)), u(r, None)), (0, 1, 2),
                      call="(a0, a1, a2)")],

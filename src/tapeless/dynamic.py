@@ -23,9 +23,9 @@ from .errors import GradError
 from .frontend.guards import make_guard, reads_of
 from .frontend.parser import RESOLVER, unwrap
 from .frontend.scopes import ParamSpec
-from .ir.nodes import Constant, Graph, Node
+from .ir.nodes import Constant, Graph, Node, free_variables
 from .primitives import PRIMITIVES as P
-from .primitives import lookup_callable
+from .primitives import Primitive, lookup_callable
 
 # (callee or its method, order) -> (the callee, kept alive so its id is not reused; the
 # J-callable; the guard over the globals it read, or None).
@@ -97,8 +97,15 @@ def j_callable(fn: Any, level: int) -> Callable[..., Any]:
         if dataclasses.is_dataclass(fn) or (issubclass(fn, tuple) and hasattr(fn, "_fields")):
             return _compiled(fn, level, lambda: _j_graph(TRANSFORM.constructor(fn), level - 1))
         if prim is not None:
-            return _compiled(fn, level, lambda: _j_graph(TRANSFORM.primitive_value(prim),
-                                                         level - 1))
+            def make() -> Graph:
+                g = _j_graph(TRANSFORM.primitive_value(prim), level - 1)
+                # It stands for the class (as `JTransform.class_value` marks it), which
+                # `runtime.class_of` gives back where the class is data: `dtype=`,
+                # `astype`, `isinstance`.
+                g.stands_for = fn
+                return g
+
+            return _compiled(fn, level, make)
     raise GradError(
         f"derivative code cannot call {fn!r}: tapeless differentiates Python functions, "
         "tapeless transforms, NumPy and math functions, dataclass and NamedTuple classes "
@@ -169,12 +176,76 @@ def _without_environment(g: Graph, pair: Node) -> Graph:
     return g
 
 
+def _chain(value: Any) -> tuple[list[str], Any] | None:
+    """For a function of generated code made by differentiation (a J- or F-callable of a
+    function that closes over nothing), the transforms that made it, innermost first, and
+    the graph or primitive they were applied to; None for any other value."""
+    graph = getattr(value, "__tapeless_graph__", None) if runtime.is_generated(value) \
+        else None
+    if graph is None or graph.derivative_of is None:
+        return None
+    kinds: list[str] = []
+    base: Any = graph
+    while isinstance(base, Graph) and base.derivative_of is not None:
+        kind, base = base.derivative_of
+        kinds.append(kind)
+    if isinstance(base, Graph) and free_variables(base):
+        return None  # (a closure: its J- or F-callable holds what it captures)
+    kinds.reverse()
+    return kinds, base
+
+
+def derivable(value: Any) -> bool:
+    """Whether `value` is a J- or F-callable that `lift` and `lift_fwd` can derive again
+    with another transform innermost."""
+    return _chain(value) is not None
+
+
+def _apply(kind: str, base: Any) -> Graph:
+    """J or F of a graph or primitive used as a value."""
+    if kind == "J":
+        return TRANSFORM.primitive_value(base) if isinstance(base, Primitive) else \
+            TRANSFORM.graph_value(base)
+    return FORWARD.primitive_value(base) if isinstance(base, Primitive) else \
+        FORWARD.graph_value(base)
+
+
+def _derived_again(value: Any, inner: str) -> Callable[..., Any] | None:
+    """For a J- or F-callable `value` = T_n(...T_1(f)), T_n(...T_1(inner(f))): what a
+    function passed into a transform (`inner`, J for a `tl.grad`, F for a `tl.jvp`) called
+    inside derivative code of that value's order is there. None where `value` is not one
+    (`_chain`)."""
+    found = _chain(value)
+    if found is None:
+        return None
+    kinds, base = found
+    # A J-callable that stands for a class (a class passed as a value: `dtype=`,
+    # `astype`, `isinstance` take the class back from it by `runtime.class_of`) stands
+    # for it derived again too. The class is the value's, not its base's: the wrapper of
+    # a class's primitive is marked where the class is passed (`JTransform.class_value`),
+    # and this module's transforms make their own, unmarked, wrappers.
+    cls = value.__tapeless_graph__.stands_for
+
+    def make() -> Graph:
+        g = _apply(inner, base)
+        for kind in kinds:
+            g = _apply(kind, g)
+        if cls is not None:
+            g.stands_for = cls
+        return g
+
+    return _compiled(value, ("again", inner), make)
+
+
 def lift(value: Any) -> Any:
     """A callable passed into derivative code (see `runtime.lift`): a function becomes
     its J-callable one order above the code it comes from; a callable object is data."""
     if isinstance(value, (types.FunctionType, Transformed, type)) or (
             _method(value) is None and lookup_callable(value) is not None):
         if runtime.is_generated(value):
+            again = _derived_again(value, "J")
+            if again is not None:
+                return again
             graph = getattr(value, "__tapeless_graph__", None)
             if graph is None:
                 raise GradError(
@@ -222,6 +293,9 @@ def lift_fwd(value: Any) -> Any:
             _method(value) is None and lookup_callable(value) is not None and
             not isinstance(value, type)):
         if runtime.is_generated(value):
+            again = _derived_again(value, "F")
+            if again is not None:
+                return again
             graph = getattr(value, "__tapeless_graph__", None)
             if graph is None:
                 raise GradError(
@@ -341,6 +415,7 @@ class _Dynamic:
     call_fwd = staticmethod(call_fwd)
     lift_fwd = staticmethod(lift_fwd)
     call_value_fwd = staticmethod(call_value_fwd)
+    derivable = staticmethod(derivable)
 
 
 runtime.DYNAMIC = _Dynamic()

@@ -214,8 +214,9 @@ def lift_fwd(value: Any) -> Any:
 
 def data_only(value: Any) -> Any:
     """`value`, refused if it is a function: a function that reaches a `tl.jvp` inside
-    compiled code from the code around it cannot be differentiated again there."""
-    if callable(value) and not isinstance(value, type):
+    compiled code from the code around it cannot be differentiated again there, unless it
+    is a J- or F-callable that `lift_fwd` can derive again (`dynamic.derivable`)."""
+    if callable(value) and not isinstance(value, type) and not DYNAMIC.derivable(value):
         from .errors import GradError
 
         raise GradError(f"{value!r} is passed into a tl.jvp called inside code that is "
@@ -227,8 +228,9 @@ def data_only(value: Any) -> Any:
 def data_only_grad(value: Any) -> Any:
     """`value`, refused if it is a function: forward-mode code holds a function value as
     its F-callable, from which a `tl.grad` called inside that code cannot make the
-    J-callable it needs."""
-    if callable(value) and not isinstance(value, type):
+    J-callable it needs, unless it is an F-callable that `lift` can derive again with J
+    innermost (`dynamic.derivable`)."""
+    if callable(value) and not isinstance(value, type) and not DYNAMIC.derivable(value):
         from .errors import GradError
 
         raise GradError(f"{value!r} is passed into a tl.grad (or tl.vjp) called inside code "

@@ -38,6 +38,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import TapelessError
+from ..frontend.scopes import ParamSpec
 from ..ir.clone import graphs_inside, inline_body
 from ..ir.edit import set_input, set_output
 from ..ir.nodes import (
@@ -59,6 +60,7 @@ from ..primitives.batch_rules import (
     STACK_OPS,
     TYPE_LEVEL,
 )
+from ..primitives.rules_core import bind_args
 from ..runtime import tree_leaves  # noqa: F401
 
 P = PRIMITIVES
@@ -138,6 +140,17 @@ class Pending:
 
     def __init__(self, node: Apply):
         self.node = node
+
+
+def _with_defaults(h: Graph, args: list[Node]) -> list[Node]:
+    """The arguments of a direct call of `h` (which the optimizer may make of a call of a
+    value, as Python calls it), with the defaults of the positions not passed."""
+    missing = len(h.parameters) - len(args)
+    specs = h.signature or []
+    if missing <= 0 or h.vararg or len(specs) != len(h.parameters):
+        return args
+    tail = [s.default for s in specs[len(args):]]
+    return args + tail if all(isinstance(d, Constant) for d in tail) else args
 
 
 class Inst:
@@ -409,19 +422,46 @@ class VTransform:
         """A graph used as a value: a function of `(mask, *args)`, all batched, whose
         result is batched (how batched code calls a function it knows only at run
         time)."""
-        if h.vararg or any(s.kind != "pos" or s.default is not None
-                           for s in h.signature or []):
-            raise VmapError(f"vmap does not support passing {h.name}, which has defaults "
-                            "or *args, as a value yet; call it directly or wrap it in a "
-                            "lambda", loc or h.loc)
+        specs = h.signature or []
+        defaults = [s.default for s in specs if s.default is not None]
+        star = h.vararg
+        kinds = [s.kind for s in specs] if specs else \
+            ["pos"] * (len(h.parameters) - int(star)) + ["vararg"] * int(star)
+        if star:  # (the last parameter takes the rest)
+            kinds = kinds[:-1] if kinds[-1:] == ["vararg"] else ["kwonly"]
+        if any(k != "pos" for k in kinds) or \
+                not all(isinstance(d, Constant) for d in defaults):
+            raise VmapError(f"vmap does not support passing {h.name}, which has "
+                            "keyword-only parameters or defaults computed at run time, as "
+                            "a value yet; call it directly or wrap it in a lambda",
+                            loc or h.loc)
         made = self.instance(h, [B] * len(h.parameters), inst, loc, True)
-        if made.out_tree == B and made.parent is not None:
+        if made.out_tree == B and made.parent is not None and not defaults and not star:
             return Constant(made.vg, loc)
         w = Graph(f"{made.vg.name}_value", inst.vg, h.loc)
-        ps = [w.add_parameter(p.name) for p in h.parameters]
-        mask = w.add_parameter("mask")
-        w.parameters = [mask, *ps]
-        wi = Inst(h, w, inst, inst.size, mask)
+        if defaults or star:
+            # `(mask, *args)`: the defaults of the positions not passed filled in, each
+            # the same for every element, the rest packed for `*args` (`bind_args`, as
+            # Python binds them).
+            mask = w.add_parameter("mask")
+            args = w.add_parameter("args")
+            w.vararg = True
+            w.signature = [ParamSpec("mask", "pos"), ParamSpec("args", "vararg")]
+            wi = Inst(h, w, inst, inst.size, mask)
+            filled = w.apply(P["make_tuple"], *[self.materialize(d, U, B, wi)
+                                                for d in defaults])
+            npos = len(h.parameters) - int(star)
+            bound, _ = self._inline(bind_args, wi, [Constant(h.name), args, Constant(npos),
+                                                    filled, Constant(star), Constant(())],
+                                    loc)
+            ps: list[Node] = [w.apply(P["tuple_getitem"], bound, i)
+                              for i in range(len(h.parameters))]
+        else:
+            params = [w.add_parameter(p.name) for p in h.parameters]
+            mask = w.add_parameter("mask")
+            w.parameters = [mask, *params]
+            ps = list(params)
+            wi = Inst(h, w, inst, inst.size, mask)
         call = w.apply(Constant(made.vg), *([inst.size] if made.parent is None else []),
                        mask, *ps)
         w.effects = [call]
@@ -438,6 +478,10 @@ class VTransform:
         if prim is not None:
             if prim.name == "switch":
                 return self._switch(node, inst)
+            lifted = self._lifted_graph(prim, args)
+            if lifted is not None:
+                inst.values[node.id] = self.lookup(Constant(lifted, node.loc), inst, node.loc)
+                return []
             if prim.loop:
                 return self._loop(node, prim, inst)
             return self._primitive_call(node, prim, inst)
@@ -445,6 +489,7 @@ class VTransform:
         loc = node.loc
         if is_constant_graph(callee):
             h = callee.value
+            args = _with_defaults(h, list(args))
             vals, trees = self._args(args, inst, loc)
             masked = inst.mask is not None
             made = self.instance(h, trees, inst, loc, masked)
@@ -519,6 +564,21 @@ class VTransform:
 
     def _ones(self, inst: Inst) -> Node:
         return inst.vg.apply(P["np.ones"], inst.size, Constant(bool))
+
+    @staticmethod
+    def _lifted_graph(prim: Primitive, args: list[Node]) -> Graph | None:
+        """`lift(f)` or `lift_fwd(f)` of a function `f` of the mapped code that closes over
+        nothing (a global function passed along): its J- or F-callable, a graph known
+        here (so batched like `f` would be), where the run-time helper would make it."""
+        if prim.name not in ("lift", "lift_fwd") or not is_constant_graph(args[0]) or \
+                free_variables(args[0].value):
+            return None
+        from .forward import FTransform
+        from .reverse import JTransform
+
+        h = args[0].value
+        return JTransform().graph_value(h) if prim.name == "lift" else \
+            FTransform().graph_value(h)
 
     def _args(self, args: list[Node], inst: Inst, loc: Location | None
               ) -> tuple[list[Node], list[Tree]]:

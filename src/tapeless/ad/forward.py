@@ -432,7 +432,9 @@ class FTransform:
         specs = g.signature
         if not g.vararg and (specs is None or all(s.kind == "pos" and s.default is None
                                                   for s in specs)):
-            return self.graph(g)
+            fg = self.graph(g)
+            fg.derivative_of = ("F", g)
+            return fg
         if g.id not in self.value_graphs:
             specs = specs or []
             if any(s.kind == "kwonly" for s in specs) or any(
@@ -456,6 +458,8 @@ class FTransform:
                            Constant(g.vararg))
             w.output = w.apply(P["call_star"], Constant(fg), laid, loc=g.loc)
             w.effects = [w.output]
+            w.stands_for = g.stands_for  # (a class passed as a value: see `fg`)
+            w.derivative_of = ("F", g)
             self.value_graphs[g.id] = w
         return self.value_graphs[g.id]
 

@@ -481,12 +481,14 @@ class JTransform:
         jg = self.graph(g)
         specs = g.signature
         if specs is None or all(s.kind == "pos" and s.default is None for s in specs):
+            jg.derivative_of = ("J", g)
             return jg
         if g.id not in self.value_graphs:
             npos = sum(s.kind == "pos" for s in specs)
             w = self._value_wrapper(f"{jg.name}_value", jg.parent, g.loc, Constant(jg),
                                     npos, True)
             w.stands_for = g.stands_for
+            w.derivative_of = ("J", g)
             self.value_graphs[g.id] = w
         return self.value_graphs[g.id]
 
@@ -589,6 +591,7 @@ class JTransform:
             self.wrappers[prim.name] = self._value_wrapper(
                 f"J_{prim.name}", None, None, callee, len(pos), False,
                 [prim.name, len(pos), pos_defaults, star, kw_defaults])
+            self.wrappers[prim.name].derivative_of = ("J", prim)
         return self.wrappers[prim.name]
 
     # --- backward -----------------------------------------------------------------

@@ -173,6 +173,10 @@ class Graph:
         self.loop_role: str | None = None
         # The class a J-callable stands for (a class passed as a value), for isinstance.
         self.stands_for: type | None = None
+        # For a function value made by differentiation: ("J", base) or ("F", base), the
+        # transform and the graph (or primitive) it was applied to, so that the function
+        # can be derived again with another transform innermost (`tapeless.dynamic`).
+        self.derivative_of: tuple[str, Any] | None = None
         # The user's derivative rules for the function this graph calls (see CustomRule).
         self.custom: CustomRule | None = None
         # J of a `tl.checkpoint`ed function, which the backward pass calls to recompute
@@ -206,6 +210,7 @@ class Graph:
         self.derived = source.derived
         self.loop_role = source.loop_role
         self.stands_for = source.stands_for
+        self.derivative_of = source.derivative_of
         self.custom = source.custom
         self.recomputed = source.recomputed
 

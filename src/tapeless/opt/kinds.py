@@ -1234,7 +1234,8 @@ def _kind(node: Node, facts: LoopFacts | None, depth: int,
             return FLOAT
         if type(v) is int:
             return INT
-        if isinstance(v, (int, float, complex)) or type(v).__module__ == "numpy":
+        if isinstance(v, (int, float, complex)) or (type(v).__module__ == "numpy" and
+                                                      not callable(v)):  # (not a ufunc)
             return value_kind(v) or NUMERIC
         return value_kind(v) if type(v) is tuple else None
     if node.kind is not None and node.kind != NUMERIC:
