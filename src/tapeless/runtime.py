@@ -1117,14 +1117,24 @@ def scatter_add_known(acc: Any, x: Any, indices: tuple, ds: tuple) -> Any:
     indices may also be tuples of ints (elements of a matrix: a recursion's or a loop's
     reads `A[i, j]`)."""
     n = len(indices)
-    if n == 1 and type(x) is not list:  # (one piece into an array: first)
+    if 0 < n <= 2 and type(x) is not list:  # (one or two pieces into an array: first)
         if acc is ZERO:
             import numpy as np
 
             acc = np.zeros(x.shape)
-        acc[indices[0]] += ds[0]
+        if n == 1:
+            acc[indices[0]] += ds[0]
+            return acc
+        # (Two reads per iteration, `A[i, i] * A[i, j]`: half the time of the general
+        # path below, which the walk's loop spends most of its gradient in.)
+        i, j = indices
+        if i == j:
+            acc[i] += ds[0] + ds[1]
+        else:
+            acc[i] += ds[0]
+            acc[j] += ds[1]
         return acc
-    if n == 2:  # (the common case first: two reads per iteration)
+    if n == 2:  # (two reads into a list)
         if indices[0] == indices[1]:
             indices, ds = indices[:1], (ds[0] + ds[1],)
     elif n > 2 and len(set(indices)) != n:

@@ -580,6 +580,33 @@ class Compiler(UpdateMixin, ExpressionMixin):
         return g.apply(P["while_loop"], cond, body, Constant(0), *init, loc=loc), 1
 
     def _range_args(self, it: ast.expr, block: Block) -> tuple[Node, Node, Node] | None:
+        """`range(...)`'s start, stop and step, or those of the range that
+        `reversed(range(...))` iterates over (so that both loops are `for_range` over ints:
+        a reversed range otherwise goes through the generic sequence loop, whose index
+        has no kind in derivative code)."""
+        if isinstance(it, ast.Call) and isinstance(it.func, ast.Name) and \
+                it.func.id == "reversed" and not it.keywords and len(it.args) == 1 and \
+                self._is_global_builtin("reversed", block):
+            inner = it.args[0]
+            bounds = self._range_args(inner, block)
+            if bounds is None:
+                return None
+            g, loc = block.graph, self.loc(it)
+            start, stop, step = bounds
+            if isinstance(step, Constant) and type(step.value) is int and \
+                    step.value in (1, -1):
+                # range(a, b) reversed is range(b - 1, a - 1, -1), also where it is empty
+                # (and range(a, b, -1) reversed is range(b + 1, a + 1)).
+                s = step.value
+                return (g.apply(P["sub"], stop, s, loc=loc),
+                        g.apply(P["sub"], start, s, loc=loc), Constant(-s))
+            # In general, with L = len(range(a, b, s)): range(a + (L - 1) * s, a - s, -s).
+            n = g.apply(P["len"], g.apply(P["range"], g.apply(P["make_tuple"], *bounds),
+                                          loc=loc), loc=loc)
+            last = g.apply(P["add"], start, g.apply(
+                P["mul"], g.apply(P["sub"], n, 1, loc=loc), step, loc=loc), loc=loc)
+            return (last, g.apply(P["sub"], start, step, loc=loc),
+                    g.apply(P["neg"], step, loc=loc))
         if not (isinstance(it, ast.Call) and isinstance(it.func, ast.Name)
                 and it.func.id == "range" and not it.keywords
                 and self._is_global_builtin(it.func.id, block)

@@ -46,6 +46,7 @@ from .loops import (
     drop_dead_state,
     lower_stacks,
     prune_saved,
+    split_tuple_state,
     uses,
     zero_accumulators,
 )
@@ -422,7 +423,8 @@ def _round(root: Graph, enabled: set[str] | None, log: PassLog, hints: dict,
         for _ in range(LOOP_STEPS_MAX):
             if not (drop_dead_state(root, facts, replace) or
                     prune_saved(root, facts, replace) or
-                    zero_accumulators(root, facts, replace)):
+                    zero_accumulators(root, facts, replace) or
+                    split_tuple_state(root, facts, replace)):
                 break
             log.add("loop_state")
             structural = True

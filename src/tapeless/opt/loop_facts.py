@@ -219,9 +219,10 @@ class LoopFacts:
         if not (is_call_of(push, "make_tuple") and len(push.inputs) == 3
                 and push.inputs[2] is fwd.body.parameters[fwd.lead + kf]):
             return False
-        if back.body.loop_role == "backward" and not reads_only:
-            # (The loop J of a backward loop made, which pops its stack too, is linked
-            # for its reads alone: the rewrites of saved values keep to backward loops.)
+        if not reads_only:
+            # (Also the loop J of a backward loop made, which pops its stack too: a
+            # second-order gradient's first-order backward loop, whose values the
+            # pruning of saved values drops where it reads only some of them.)
             self.pushed_by[back.node.id] = (fwd, kf, push)
         p = back.body.parameters[0]
         for n in graph_nodes(back.body):

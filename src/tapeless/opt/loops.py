@@ -180,17 +180,24 @@ def _saved_pairs(facts: LoopFacts, use: dict[int, list[tuple[Node | None, Graph]
 def _constant_reads(p: Node, use: dict[int, list[tuple[Node | None, Graph]]]
                     ) -> list[Apply] | None:
     """`saved[j]` for each use of a backward loop's stack parameter `p` (`saved` is
-    `p[0]`), or None if it is used another way."""
+    `p[0]`), or None if it is used another way. (The loop J made of a backward loop
+    reads its stack with `getitem`: its cells are tuples all the same.)"""
+    def item_read(u: Node | None, of: Node) -> bool:
+        return (is_call_of(u, "tuple_getitem") or is_call_of(u, "getitem")) and \
+            u.inputs[1] is of and isinstance(u.inputs[2], Constant) and \
+            type(u.inputs[2].value) is int
+
     reads: list[Apply] = []
     for u, _ in use.get(p.id, []):
-        if u is None or not is_call_of(u, "tuple_getitem") or not isinstance(u.inputs[2], Constant):
+        if not item_read(u, p):
             return None
+        assert isinstance(u, Apply)
         if constant_index(u) != 0:  # the rest of the stack
             continue
         for r, _ in use.get(u.id, []):
-            if r is None or not is_call_of(r, "tuple_getitem") or \
-                    not isinstance(r.inputs[2], Constant):
+            if not item_read(r, u):
                 return None
+            assert isinstance(r, Apply)
             reads.append(r)
     return reads
 
@@ -637,3 +644,176 @@ def zero_accumulators(root: Graph, facts: LoopFacts, replace: dict[int, Node]) -
             set_effects(g, [new if e is node else e for e in g.effects])
         changed += 1
     return changed
+
+
+# (Tuples of more items than this stay one slot: the benefit is in small records.)
+SPLIT_ITEMS_MAX = 16
+
+
+def split_tuple_state(root: Graph, facts: LoopFacts, replace: dict[int, Node]) -> int:
+    """Loop state that is a tuple display of n items where the loop starts and after
+    every iteration, and that the condition and body only take items of (by constant
+    indices), or pass on whole as the next value of another slot split with it, is n
+    slots, one per item. A backward loop's sensitivity of a tuple state (`d_state =
+    (d_x + ..., d_y + ..., ...)`) then has one slot per field: each starts as its own
+    value (ZERO or a number), so kinds and the rewrites of zeros reach it, and no tuple
+    is built and taken apart each iteration (the particle's second-order loop: 4
+    `sens_index`, 4 `sens_of` and 4 `gadd` calls per step before). Returns how many
+    loops changed."""
+    from .patterns import tuple_items
+
+    use = uses(facts.graphs)
+    changed = 0
+    for info in facts.loops:
+        outputs = info.outputs
+        if outputs is None or info.node.id in replace:
+            continue
+        results = constant_getitems([u for u, _ in use.get(info.node.id, [])])
+        if results is None:
+            continue
+        split = _splittable(info, outputs, use, tuple_items)
+        if not split:
+            continue
+        _split(info, outputs, split, results, replace, tuple_items)
+        changed += 1
+    return changed
+
+
+def _item_reads_only(p: Node, n: int, use: dict[int, list[tuple[Node | None, Graph]]],
+                     out: Node | None) -> list[int] | None:
+    """Whether every use of the state parameter `p` takes an item of it by a constant
+    index in range(n) (`tuple_getitem`, `getitem`, `sens_index`), or is the body's
+    output display (`out`): then the slots whose next value `p` is, else None."""
+    passed: list[int] = []
+    for u, _ in use.get(p.id, []):
+        if u is None:
+            return None
+        if u is out and isinstance(u, Apply):
+            passed.extend(k for k, x in enumerate(u.inputs[1:]) if x is p)
+            continue
+        if not (is_call_of(u, "tuple_getitem") or is_call_of(u, "getitem") or
+                is_call_of(u, "sens_index")) or u.inputs[1] is not p or \
+                any(x is p for x in u.inputs[2:]):
+            return None
+        i = u.inputs[2]
+        if not (isinstance(i, Constant) and type(i.value) is int and -n <= i.value < n):
+            return None
+    return passed
+
+
+def _splittable(info: LoopInfo, outputs: list[Node],
+                use: dict[int, list[tuple[Node | None, Graph]]],
+                tuple_items: Callable[[Node], list[Node] | None]) -> dict[int, int]:
+    """The slots `split_tuple_state` splits, with their number of items."""
+    body, out = info.body, info.body.output
+    sizes: dict[int, int] = {}
+    passes: dict[int, list[int]] = {}
+    for j, init in enumerate(info.init):
+        items = tuple_items(init)
+        if items is None or not 0 < len(items) <= SPLIT_ITEMS_MAX:
+            continue
+        n = len(items)
+        p = body.parameters[info.lead + j]
+        nxt = outputs[j]
+        nxt_items = tuple_items(nxt) if not isinstance(nxt, Parameter) else None
+        if nxt_items is not None and len(nxt_items) != n:
+            continue
+        if nxt_items is None and not (isinstance(nxt, Parameter) and nxt.graph is body and
+                                      nxt in body.parameters[info.lead:]):
+            continue
+        passed = _item_reads_only(p, n, use, out)
+        if passed is None:
+            continue
+        if info.cond is not None and \
+                _item_reads_only(info.cond.parameters[j], n, use, None) != []:
+            continue
+        sizes[j] = n
+        passes[j] = passed
+    # A slot whose next value is another slot's parameter is split with that slot, and
+    # a slot passed on whole goes only to slots split with it: drop the others until
+    # none is left to drop.
+    while True:
+        drop = set()
+        for j in sizes:
+            nxt = outputs[j]
+            if isinstance(nxt, Parameter):
+                k = body.parameters.index(nxt) - info.lead
+                if sizes.get(k) != sizes[j]:
+                    drop.add(j)
+            if any(sizes.get(k) != sizes[j] for k in passes[j]):
+                drop.add(j)
+        if not drop:
+            return sizes
+        for j in drop:
+            del sizes[j]
+
+
+def _split(info: LoopInfo, outputs: list[Node], sizes: dict[int, int], results: list[Apply],
+           replace: dict[int, Node],
+           tuple_items: Callable[[Node], list[Node] | None]) -> None:
+    body, cond, node = info.body, info.cond, info.node
+    g = node.graph
+    assert g is not None
+    lead = info.lead
+    old_params = body.parameters[lead:]
+    new_params: dict[int, list[Parameter]] = {}
+    params: list[Parameter] = list(body.parameters[:lead])
+    cond_params: list[Parameter] = []
+    init: list[Node] = []
+    for j, x in enumerate(info.init):
+        p = old_params[j]
+        if j not in sizes:
+            params.append(p)
+            init.append(x)
+            if cond is not None:
+                cond_params.append(cond.parameters[j])
+            continue
+        items = tuple_items(x)
+        assert items is not None
+        init.extend(items)
+        new_params[j] = [Parameter(body, p.loc, f"{p.name}_{i}" if p.name else "")
+                         for i in range(sizes[j])]
+        params.extend(new_params[j])
+        replace[p.id] = body.apply(P["make_tuple"], *new_params[j], loc=p.loc)
+        if cond is not None:
+            c = cond.parameters[j]
+            made = [Parameter(cond, c.loc, f"{c.name}_{i}" if c.name else "")
+                    for i in range(sizes[j])]
+            cond_params.extend(made)
+            replace[c.id] = cond.apply(P["make_tuple"], *made, loc=c.loc)
+    nexts: list[Node] = []
+    for j, nxt in enumerate(outputs):
+        if j not in sizes:
+            nexts.append(nxt)
+        elif isinstance(nxt, Parameter):
+            nexts.extend(new_params[old_params.index(nxt)])
+        else:
+            items = tuple_items(nxt)
+            assert items is not None
+            nexts.extend(items)
+    set_parameters(body, params)
+    set_output(body, body.apply(P["make_tuple"], *nexts,
+                                loc=body.output.loc if body.output is not None else None))
+    if cond is not None:
+        set_parameters(cond, cond_params)
+    new = g.apply(node.inputs[0], *node.inputs[1:info.first_init], *init,
+                  loc=node.loc, name=node.name)
+    position: dict[int, int] = {}
+    at = 0
+    for j in range(len(info.init)):
+        position[j] = at
+        at += sizes.get(j, 1)
+    for u in results:
+        j = constant_index(u)
+        if u.id in replace:
+            continue
+        if j in sizes:
+            replace[u.id] = g.apply(P["make_tuple"], *[
+                g.apply(P["tuple_getitem"], new, position[j] + i) for i in range(sizes[j])],
+                name=u.name)
+        else:
+            replace[u.id] = g.apply(P["tuple_getitem"], new, position[j], name=u.name)
+            set_kind(replace[u.id], u.kind)
+    replace[node.id] = new
+    if node in g.effects:
+        set_effects(g, [new if e is node else e for e in g.effects])
