@@ -246,8 +246,8 @@ class _Sweep:
                 (result := cse(ctx, node)) is not None:
             log.add("cse")
         elif p is not None:
-            for name, fn in RULES.get(p.name, []):
-                if allowed(enabled, name):
+            for name, fn in RULES.get(p.name, ()):
+                if enabled is None or name in enabled:  # (`allowed`, inline: per rule)
                     result = fn(ctx, node)
                     if result is not None:
                         log.add(name)
