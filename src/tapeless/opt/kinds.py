@@ -1247,7 +1247,8 @@ def _kind(node: Node, facts: LoopFacts | None, depth: int,
         if isinstance(v, (int, float, complex)) or type(v).__module__ == "numpy":
             return value_kind(v) or NUMERIC
         return value_kind(v) if type(v) is tuple else None
-    if node.kind is not None and node.kind != NUMERIC:
+    # (Identity: NUMERIC is a singleton, and `!=` would call an array kind's `__eq__`.)
+    if node.kind is not None and node.kind is not NUMERIC:
         return node.kind
     if depth > 40:
         return node.kind
@@ -1362,7 +1363,7 @@ def _infer(node: Node, facts: LoopFacts | None, depth: int,
         if name == "getitem" and args[1] == INT:
             return element_of(args[0])
         return None
-    if prim.elementwise and not prim.comparison and SCALAR in args and \
+    if prim.elementwise and not prim.comparison and any(a is SCALAR for a in args) and \
             all(a in (FLOAT, INT, SCALAR) for a in args):
         return SCALAR
     if prim.abstract_eval is not None:
