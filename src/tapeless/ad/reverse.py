@@ -26,6 +26,7 @@ from ..ir.nodes import (
     graph_nodes,
     is_constant_graph,
     reachable_graphs,
+    serial_mark,
 )
 from ..primitives import PRIMITIVES, Primitive, lookup_callable
 from ..runtime import ZERO
@@ -678,7 +679,7 @@ def _sens_name(node: Node | None) -> str:
 
 def _watermark() -> int:
     """An id below every node made from now on (node ids increase)."""
-    return Constant(None).id
+    return serial_mark()
 
 
 def is_parameter(node: Node) -> bool:

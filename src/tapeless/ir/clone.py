@@ -19,6 +19,7 @@ from .nodes import (
     graph_nodes,
     is_constant_graph,
     reachable_graphs,
+    used_graphs,
 )
 from .primitive import MAKE_TUPLE, Primitive
 
@@ -30,6 +31,7 @@ def graphs_inside(g: Graph, also: set[int] | None = None) -> list[Graph]:
     candidates = [h for h in reachable_graphs(g) if h is not g]
     inside: set[int] = {g.id} | (also or set())
     by_id = {h.id: h for h in candidates}
+    blocked: set[int] = set()  # the graphs inside whose blocks are in `inside` already
     changed = True
     while changed:
         changed = False
@@ -39,7 +41,11 @@ def graphs_inside(g: Graph, also: set[int] | None = None) -> list[Graph]:
             if any(fv.graph is not None and fv.graph.id in inside for fv in free_variables(h)):
                 inside.add(h.id)
                 changed = True
+        # (Each graph's blocks are added once: its nodes do not change here.)
         for gid in list(inside):
+            if gid in blocked:
+                continue
+            blocked.add(gid)
             owner = by_id.get(gid, g if gid == g.id else None)
             if owner is None:
                 continue
@@ -162,8 +168,11 @@ def _copy_bodies(graphs: list[Graph], gmap: dict[int, Graph], nmap: dict[int, No
         copy.inputs = inputs
         if users is not None:
             nodes.note_uses(copy, inputs)
+        # A call through a value that the substitutions made a call of a known graph
+        # (`rebind_value_call`, which does nothing to any other node).
         callee = node.inputs[0]
-        if not (type(callee) is Constant and type(callee.value) is Graph):
+        if not (type(callee) is Constant and type(callee.value) is Graph) and \
+                type(c := inputs[0]) is Constant and type(c.value) is Graph:
             rebind_value_call(copy)
     return _Mapping(gmap, nmap)
 
@@ -229,13 +238,15 @@ def rebind_value_call(node: Apply) -> None:
 
 def is_recursive(g: Graph) -> bool:
     """Whether `g` can reach a call of itself through the graphs it references."""
+    # (From the graphs each one uses, which finding the reachable ones cached: a use by
+    # a node of any of them, or by the output of one other than `g`.)
     for h in reachable_graphs(g):
-        for node in graph_nodes(h):
-            for inp in node.inputs:
-                if is_constant_graph(inp) and inp.value is g:
-                    return True
-        if is_constant_graph(h.output) and h.output.value is g and h is not g:
-            return True
+        used = used_graphs(h)
+        if h is g and is_constant_graph(h.output):
+            used = used[:-1]  # (g's own output, last: g returned as a value)
+        for u in used:
+            if u is g:
+                return True
     return False
 
 

@@ -3,7 +3,7 @@ together, powers, IEEE helpers that cannot raise."""
 
 from __future__ import annotations
 
-import numpy as np
+import math
 
 from ..ir.nodes import Apply, Constant, Node
 from .kinds import FLOAT, INT, SCALAR, ArrayKind, Kind, dtype_of, is_f8, kind, shape_of
@@ -69,7 +69,7 @@ def _double(ctx: Context, node: Apply) -> Node | None:
 def _power_of_two(node: Node) -> bool:
     if not (isinstance(node, Constant) and type(node.value) is float):
         return False
-    m, _ = np.frexp(abs(node.value))
+    m, _ = math.frexp(abs(node.value))  # (math's: NumPy's costs more on one float)
     return bool(m == 0.5)
 
 

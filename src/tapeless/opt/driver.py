@@ -247,8 +247,8 @@ class _Sweep:
                 (result := cse(ctx, node)) is not None:
             log.add("cse")
         elif p is not None:
-            for name, fn in RULES.get(p.name, []):
-                if allowed(enabled, name):
+            for name, fn in RULES.get(p.name, ()):
+                if enabled is None or name in enabled:  # (`allowed`, inline: per rule)
                     result = fn(ctx, node)
                     if result is not None:
                         log.add(name)
@@ -387,8 +387,10 @@ def _round(root: Graph, enabled: set[str] | None, log: PassLog, hints: dict,
         for g in graphs:
             for n in graph_nodes(g):
                 for pos, inp in enumerate(n.inputs):
-                    if is_constant_graph(inp):  # used as a value: never "called once"
+                    # (`is_constant_graph`, inline: this runs for every input)
+                    if type(inp) is Constant and type(inp.value) is Graph:
                         gid = inp.value.id
+                        # (2 where used as a value: never "called once")
                         ctx.call_sites[gid] = ctx.call_sites.get(gid, 0) + (2 if pos else 1)
     total = sum(len(graph_nodes(g)) for g in graphs)
     if work is not None and 2 * len(work.nodes) > total:

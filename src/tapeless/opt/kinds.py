@@ -396,24 +396,34 @@ def value_kind(value: object, depth: int = 0) -> Kind | None:
 
 def _scalar_shape(k: Kind | None) -> tuple[int, ...] | None:
     """Shapes for broadcasting: scalars are ()."""
-    if k in (FLOAT, INT, SCALAR):
-        return ()
-    return shape_of(k)
+    # (Type and identity tests: `k in (FLOAT, INT, SCALAR)` calls an array kind's
+    # dataclass `__eq__` three times, and this runs for every argument of every array
+    # operation inferred.)
+    if type(k) is ArrayKind:
+        return k.shape
+    return () if type(k) is ScalarKind and k is not NUMERIC else None
 
 
 def _dtype(kinds: list[Kind | None]) -> str:
     """The dtype of an arithmetic result: float64 where a float64 array (or, with int and
     bool arrays only, a Python float) takes part."""
-    f8_array = any(dtype_of(k) == "f8" for k in kinds)
+    # (Type and identity tests only: the scalar kinds are singletons, and comparing an
+    # array kind with one calls its dataclass `__eq__`.)
+    f8_array = any(type(k) is ArrayKind and k.dtype == "f8" for k in kinds)
+    has_float = has_array = False
     for k in kinds:
-        if type(k) is ArrayKind and k.dtype not in ("f8", "i8", "b1"):
+        t = type(k)
+        if t is ArrayKind:
+            if k.dtype not in ("f8", "i8", "b1"):  # type: ignore[union-attr]
+                return "?"
+            has_array = True
+        elif t is not ScalarKind or k is NUMERIC:
             return "?"
-        if k not in (FLOAT, INT, SCALAR) and type(k) is not ArrayKind:
+        elif k is SCALAR and not f8_array:
             return "?"
-        if k == SCALAR and not f8_array:
-            return "?"
-    return "f8" if f8_array or FLOAT in kinds or not any(
-        type(k) is ArrayKind for k in kinds) else "?"
+        elif k is FLOAT:
+            has_float = True
+    return "f8" if f8_array or has_float or not has_array else "?"
 
 
 def _where_kind(args: list[Kind | None], inputs: list[Node]) -> Kind | None:
@@ -1238,7 +1248,8 @@ def _kind(node: Node, facts: LoopFacts | None, depth: int,
                                                       not callable(v)):  # (not a ufunc)
             return value_kind(v) or NUMERIC
         return value_kind(v) if type(v) is tuple else None
-    if node.kind is not None and node.kind != NUMERIC:
+    # (Identity: NUMERIC is a singleton, and `!=` would call an array kind's `__eq__`.)
+    if node.kind is not None and node.kind is not NUMERIC:
         return node.kind
     if depth > 40:
         return node.kind
@@ -1353,7 +1364,7 @@ def _infer(node: Node, facts: LoopFacts | None, depth: int,
         if name == "getitem" and args[1] == INT:
             return element_of(args[0])
         return None
-    if prim.elementwise and not prim.comparison and SCALAR in args and \
+    if prim.elementwise and not prim.comparison and any(a is SCALAR for a in args) and \
             all(a in (FLOAT, INT, SCALAR) for a in args):
         return SCALAR
     if prim.abstract_eval is not None:
@@ -1600,7 +1611,10 @@ def _fits(found: Kind | None, guess: Kind | None) -> bool:
 def _known_call(node: Apply, depth: int) -> Graph | None:
     """The function a call calls, when known and bound one argument per parameter."""
     callee = node.inputs[0]
-    if isinstance(callee, Constant) and hasattr(callee.value, "parameters") and depth <= 10 \
+    # (A primitive, the usual callee, has no parameters: told apart without `hasattr`,
+    # whose miss raises and catches an AttributeError.)
+    if isinstance(callee, Constant) and type(callee.value) is not Primitive and \
+            hasattr(callee.value, "parameters") and depth <= 10 \
             and len(callee.value.parameters) == len(node.inputs) - 1 and \
             callee.value.output is not None and not callee.value.vararg:
         g: Graph = callee.value

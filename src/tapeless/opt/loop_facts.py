@@ -121,6 +121,7 @@ class LoopFacts:
         self.state_of: dict[int, tuple[LoopInfo, int]] = {}
         self.index_of: dict[int, LoopInfo] = {}
         self.loops: list[LoopInfo] = []
+        self._loop_of: dict[int, LoopInfo] = {}  # each of `loops` by its node's id
         # Memo tables for kind() and never_zero(), valid while the graphs do not change.
         # (Keys: (node id, assumptions id); for state_kinds, (loop node id, assumptions
         # id).)
@@ -139,6 +140,7 @@ class LoopFacts:
                 if info.cond is not None and len(info.cond.parameters) != len(info.init):
                     continue
                 self.loops.append(info)
+                self._loop_of.setdefault(n.id, info)
                 if info.lead:  # a `for` loop's index: an int when the bounds are ints
                     self.index_of[info.body.parameters[0].id] = info
                 for j in range(len(info.init)):
@@ -170,7 +172,8 @@ class LoopFacts:
                     calls[h.output.value.id] = None
                 for n in graph_nodes(h):
                     for pos, inp in enumerate(n.inputs):
-                        if not is_constant_graph(inp):
+                        # (`is_constant_graph`, inline: this runs for every input)
+                        if type(inp) is not Constant or type(inp.value) is not Graph:
                             continue
                         callee = inp.value
                         if pos == 0 and not callee.vararg and \
@@ -285,8 +288,8 @@ class LoopFacts:
     def _result_of(self, node: Node) -> tuple[LoopInfo, int] | None:
         if (is_call_of(node, "tuple_getitem") or is_call_of(node, "getitem")) and \
                 isinstance(node, Apply) and isinstance(node.inputs[2], Constant):
-            for info in self.loops:
-                if info.node is node.inputs[1]:
-                    j = node.inputs[2].value
-                    return (info, j) if 0 <= j < len(info.init) else None
+            info = self._loop_of.get(node.inputs[1].id)
+            if info is not None:
+                j = node.inputs[2].value
+                return (info, j) if 0 <= j < len(info.init) else None
         return None

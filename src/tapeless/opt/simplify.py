@@ -24,14 +24,33 @@ def input_key(x: Node) -> object:
     value (a tuple, never an int)."""
     if type(x) is not Constant:
         return x.id
-    v = x.value
-    if v is None or type(v) in (bool, int, float, str):
-        return ("v", type(v).__name__, repr(v))
-    if type(v) is slice:
-        return ("s", input_key(Constant(v.start)), input_key(Constant(v.stop)),
-                input_key(Constant(v.step)))
-    if type(v) is tuple:
-        return ("t",) + tuple(input_key(Constant(i)) for i in v)
+    return _value_key(x.value)
+
+
+# The keys of the numbers and strings seen (`_value_key`), by type and value: each is
+# spelled once, not at every node of every round that reads it. (Only where equal values
+# have one key: not 0.0 and -0.0, which are equal, nor NaN, which equals nothing.)
+_VALUE_KEYS: dict[tuple[type, object], tuple] = {}
+_VALUE_KEYS_MAX = 1 << 14
+
+
+def _value_key(v: object) -> object:
+    t = type(v)
+    if v is None or t is bool or t is int or t is float or t is str:
+        if t is float and (v == 0.0 or v != v):
+            return ("v", "float", repr(v))
+        found = _VALUE_KEYS.get((t, v))
+        if found is None:
+            if len(_VALUE_KEYS) >= _VALUE_KEYS_MAX:
+                _VALUE_KEYS.clear()
+            found = _VALUE_KEYS[(t, v)] = ("v", t.__name__, repr(v))
+        return found
+    if t is slice:
+        assert isinstance(v, slice)
+        return ("s", _value_key(v.start), _value_key(v.stop), _value_key(v.step))
+    if t is tuple:
+        assert isinstance(v, tuple)
+        return ("t",) + tuple(_value_key(i) for i in v)
     return ("o", id(v))
 
 
@@ -42,7 +61,7 @@ def cse(ctx: Context, node: Apply) -> Node | None:
     p = prim_of(node)
     if p is None or p.effect or p.statement or not p.pure:
         return None
-    key = (node.graph.id, *[x.id if type(x) is not Constant else input_key(x)
+    key = (node.graph.id, *[x.id if type(x) is not Constant else _value_key(x.value)
                             for x in node.inputs])
     first = ctx.computed.setdefault(key, node)
     return None if first is node else first

@@ -120,18 +120,34 @@ def _list_of_display(ctx: Context, node: Apply) -> Node | None:
 @rewrite("add")
 def _concat_tuples(ctx: Context, node: Apply) -> Node | None:
     """Concatenated tuples, displays or of known kinds (so of known lengths): a display."""
-    items = [tuple_items(x) or _known_items(x, ctx.facts) for x in node.inputs[1:]]
-    if items[0] is None or items[1] is None:
+    # (The reads of items are made only once both sides are known to be tuples: most
+    # sums are of numbers, and the first side alone rules them out.)
+    a, b = node.inputs[1:]
+    first = tuple_items(a) or _known_length(a, ctx.facts)
+    if first is None:
         return None
-    return node.graph.apply(P["make_tuple"], *items[0], *items[1], loc=node.loc)
+    second = tuple_items(b) or _known_length(b, ctx.facts)
+    if second is None:
+        return None
+    return node.graph.apply(P["make_tuple"], *_items(a, first), *_items(b, second),
+                            loc=node.loc)
 
 
-def _known_items(x: Node, facts: LoopFacts | None) -> list[Node] | None:
-    """The items `x[0], x[1], ...` of a value of tuple kind (exactly a tuple)."""
+def _known_length(x: Node, facts: LoopFacts | None) -> int | None:
+    """The length of a value of tuple kind (exactly a tuple), else None."""
     known = items_of(kind(x, facts))
     if known is None or x.graph is None:
         return None
-    return [x.graph.apply(P["tuple_getitem"], x, i) for i in range(len(known))]
+    return len(known)
+
+
+def _items(x: Node, found: list[Node] | int) -> list[Node]:
+    """The items of a display (`found`), or the reads `x[0], x[1], ...` of the items of a
+    tuple of `found` items."""
+    if isinstance(found, list):
+        return found
+    assert x.graph is not None  # (see _known_length)
+    return [x.graph.apply(P["tuple_getitem"], x, i) for i in range(found)]
 
 
 @rewrite("mul")
