@@ -27,6 +27,7 @@ from .api import (
     python_function,
 )
 from .errors import GradError
+from .frontend.parser import RESOLVER
 from .grad_api import GradFunction, _integer_leaf, _shows_no_integer
 from .ir.clone import copy_module, is_recursive
 from .ir.edit import set_kind
@@ -768,6 +769,16 @@ def _columns(jf: JvpFunction, in_axes: tuple, backend: str | None) -> Any:
             return vmap_graph(graph, self._axes(len(graph.parameters)), self.out_axes,
                               self.axis_size, graph.name, example_ndim,
                               derivative=derivative)
+
+        def build_graph_for(self, key: tuple) -> Graph:
+            examples = getattr(self, "_examples", None)
+            if examples is None or not isinstance(jf, _TangentFunction):
+                return super().build_graph_for(key)
+            # (The program batched is the one the first call optimized: the jvp's graph
+            # as differentiated, which `graph_of(jf)` would build, is not needed.)
+            graph = self._vmapped(cast(Graph, None), examples)
+            RESOLVER.note(*jf._deps)
+            return graph
 
         def _axes(self, n: int) -> list[Any]:
             return list(self.in_axes)
