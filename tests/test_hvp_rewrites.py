@@ -59,10 +59,27 @@ def test_tangent_of_a_sum_over_points_sums_before_the_product(monkeypatch):
     """The tangent of the centres' gradient, `-(d_zw_dot @ w.T + d_zw @ w_dot.T)` summed
     over the points, sums each term before its product (one row, not one per point):
     which needs the tangent of the max's tie mask (zeros made for a bool array) to be
-    known float64."""
+    known float64. Checked in the jvp of the gradient as differentiated (what runs where
+    user rules keep the gradient from being optimized first)."""
+    monkeypatch.setenv("TAPELESS_JVP_OF_OPTIMIZED", "0")
     source = _check(mixture, monkeypatch)
     tangent = [line for line in source.splitlines() if "d_c_dot =" in line]
     assert tangent and "keepdims=True) @" in tangent[0], source
+
+
+def test_tangent_of_a_sum_over_points_of_the_optimized_gradient(monkeypatch):
+    """The same in the jvp of the optimized gradient (`tapeless.fwd_api`, the default):
+    the optimized gradient of the centres is `-(row @ zw @ w.T).sum(axis=1)`, the
+    per-point weights as one row per component contracting the points first, and its
+    tangent keeps that form: each product with `w.T` or `w_dot.T` takes one row per
+    component, and the only transposes are w's and w_dot's (no `np.swapaxes(...)` of a
+    product of one row per point)."""
+    source = _check(mixture, monkeypatch)
+    tangent = [line for line in source.splitlines() if "tangent =" in line]
+    assert tangent, source
+    centres = tangent[0].split(".sum(axis=0), ", 1)[1]  # (after the weights' tangent)
+    assert "[:, None, :] @ zw" in centres and "w_dot.T" in centres, source
+    assert centres.count("@") == 4 and "swapaxes" not in centres, source
 
 
 def test_ties(monkeypatch):
@@ -98,10 +115,17 @@ def test_scalings_that_are_not_powers_of_two_stay(monkeypatch):
 def test_tangent_of_the_tie_count_is_gone(monkeypatch):
     """The tangent of `np.sum(hit)` (hit the max's bool tie mask) is zeros: no zeros of
     the mask's shape are made and summed, and the share of the max's sensitivity among
-    its ties, `d_top / count`, gets the plain quotient's tangent `d_top_dot / count`."""
+    its ties, `d_top / count`, gets the plain quotient's tangent `d_top_dot / count`
+    (in the jvp of the gradient as differentiated; the optimized gradient's tie share
+    is `where_zero(hit, d)` summed, whose tangent is the same with d's tangent)."""
+    monkeypatch.setenv("TAPELESS_JVP_OF_OPTIMIZED", "0")
     source = _check(mixture, monkeypatch)
     assert "ZERO, hit" not in source, source
     assert "d_top_dot / count * hit" in source, source
+    monkeypatch.delenv("TAPELESS_JVP_OF_OPTIMIZED")
+    source = _check(mixture, monkeypatch)
+    assert "ZERO" not in source and "zeros" not in source, source
+    assert "where_zero(hit, " in source and ") / count" in source, source
 
 
 def test_products_of_equal_rows(monkeypatch):

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import gc
 import inspect
 import os
 import sys
 import types
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from types import TracebackType
 from typing import Any, cast
 
@@ -37,6 +38,23 @@ _BUILDING: list[tuple[tuple | None, tuple]] = []
 # Set by `tapeless.vmap_api`: `graph` with each `tl.vmap` inside it batched for the kinds
 # its arguments have when `graph` is called with arguments of the given kinds.
 BATCH_FOR_KINDS: Callable[..., Graph | None] | None = None
+
+
+def building_kinds(key: tuple) -> tuple | None:
+    """The kinds of the arguments a compiled version for signatures `key` is being built
+    for, or None where none is being built for them."""
+    return _BUILDING[-1][1] if _BUILDING and _BUILDING[-1][0] == key else None
+
+
+@contextlib.contextmanager
+def building(key: tuple, kinds: tuple) -> Iterator[None]:
+    """Build graphs for arguments of signatures `key` and kinds `kinds` (what `_get`
+    says while it compiles a version: `with_argument_kinds`, `building_kinds`)."""
+    _BUILDING.append((key, kinds))
+    try:
+        yield
+    finally:
+        _BUILDING.pop()
 
 
 def with_argument_kinds(graph: Graph, key: tuple) -> Graph:

@@ -73,6 +73,12 @@ def _derived(g: Graph) -> Graph:
     return g
 
 
+class OptimizedCodeRefused(GradError):
+    """F met, in optimized code, a primitive only the optimizer makes that has no forward
+    rule (`Primitive.after_ad`): the caller differentiates the code as it was before
+    optimizing instead."""
+
+
 def tangent_name(name: str) -> str:
     """The name of a value's tangent in generated code: `x_dot` for `x`."""
     return f"{name}_dot" if name and name.isidentifier() and name.strip("_") else ""
@@ -239,11 +245,14 @@ class FTransform:
     def _primitive_call(self, node: Apply, prim: Primitive, fg: Graph) -> list[Node]:
         args = node.inputs[1:]
         vals = [self.value(a, fg) for a in args]
-        if not prim.differentiable:
+        tans = [self.tangent(a) for a in args]
+        if not prim.differentiable and not (prim.after_ad and prim.linear):
+            if prim.after_ad and not all(_is_zero(t) for t in tans):
+                raise OptimizedCodeRefused(
+                    f"forward mode: {prim.name} (made by the optimizer) has no forward rule")
             plain = fg.apply(node.inputs[0], *vals, loc=node.loc, name=node.name)
             self._set(node, plain, Constant(ZERO))
             return [plain]
-        tans = [self.tangent(a) for a in args]
         if prim.alias and prim.jvp_rule is None and not prim.linear and \
                 not prim.jvp_from_reverse and not prim.jvp_by_transposition:
             prim = P[prim.alias]  # (a method: the function's rule, on the same parameters)

@@ -79,7 +79,11 @@ class Primitive:
         saved for a backward loop;
       loop: a loop (emitted as a Python loop statement);
       blocks: the positions of the arguments that are graphs run in place (branches,
-        loop bodies)."""
+        loop bodies);
+      after_ad: made only by the optimizer, after differentiation (so not
+        differentiable in reverse mode); forward mode over optimized code
+        (`tapeless.fwd_api`: the jvp of a gradient optimized first) applies its `linear`
+        declaration, and refuses it where it has none."""
 
     def __init__(self, name: str, impl: Callable[..., Any] | None, spec: str, *,
                  effect: bool = False, statement: bool = False,
@@ -94,7 +98,8 @@ class Primitive:
                  blocks: tuple[int, ...] = (), alias: str | None = None,
                  shaped_like: int | None = None, selects: bool = False,
                  equality: bool = False, reshapes: bool = False,
-                 ignores_values: bool = False, sparse_result: bool = False):
+                 ignores_values: bool = False, sparse_result: bool = False,
+                 after_ad: bool = False):
         self.name = name
         self.impl = impl
         self.spec = spec
@@ -126,6 +131,7 @@ class Primitive:
         self.reshapes = reshapes
         self.ignores_values = ignores_values
         self.sparse_result = sparse_result
+        self.after_ad = after_ad
         # A method's derivative is that of the primitive named here (`x.sum()` is
         # `np.sum(x)`'s).
         self.alias = alias

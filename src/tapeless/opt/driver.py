@@ -87,14 +87,18 @@ class PassLog:
 
 def optimize(root: Graph, enabled: set[str] | None = None, max_rounds: int = 30,
              worklist: bool = True, loops: tuple[str, int] = ("auto", 1 << 30),
-             python: bool = False) -> PassLog:
+             python: bool = False, final: bool = True) -> PassLog:
     """Rewrite `root` and the graphs it reaches, in place, until nothing changes.
     `enabled` limits the rewrites (by name, e.g. {"inline", "getitem_of_tuple"}).
     After the first round, each round matches only the nodes a change can have made
     match (a worklist); when it is empty, one round over every node confirms the fixed
     point. `worklist=False` matches every node in every round. `loops`: which gradient
     loops to checkpoint, and the memory budget (`checkpoint.checkpoint_loops`).
-    `python`: the program is for the Python backend (`arrays.python_spellings`)."""
+    `python`: the program is for the Python backend (`arrays.python_spellings`).
+    `final=False` leaves out the steps that run once the program is final (checkpointed
+    loops, stacks as lists, in-place updates, blocked products, the results' copies
+    settled: for a program that is transformed again, e.g. a gradient whose jvp is
+    taken, `tapeless.fwd_api`)."""
     log = PassLog()
     check = os.environ.get("TAPELESS_CHECK_IR") == "1"
     # (What earlier stages cached of the graphs, computed while they were being built,
@@ -103,6 +107,8 @@ def optimize(root: Graph, enabled: set[str] | None = None, max_rounds: int = 30,
     own_outputs(root)
     with keep_users(reachable_graphs(root)):
         _rounds(root, enabled, log, max_rounds, worklist, check)
+    if not final:
+        return log  # (the results stay `own`: settled where the program is final)
     # Last, once the program is final: loops that may save too much checkpointed, and
     # mutable stacks where no one can tell.
     if allowed(enabled, "checkpoint_loops") and (n := checkpoint_loops(root, *loops)):

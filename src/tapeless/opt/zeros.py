@@ -306,6 +306,20 @@ def _sens_index_of_display(ctx: Context, node: Apply) -> Node | None:
     return None
 
 
+@rewrite("sens_getattr")
+def _transpose_of_array(ctx: Context, node: Apply) -> Node | None:
+    """The tangent of an array's transpose `x.T`, where the tangent is surely an array
+    (not ZERO), is the tangent's transpose: `w_dot.T` in the jvp of an optimized
+    gradient (`tapeless.fwd_api`), where the helper would test for ZERO and methods on
+    each call."""
+    dd, x, name = node.inputs[1:]
+    if not (isinstance(name, Constant) and name.value == "T") or \
+            shape_of(kind(x, ctx.facts)) is None or shape_of(kind(dd, ctx.facts)) is None or \
+            not (never_zero(dd, ctx.facts) or _argument_value(ctx, dd)):
+        return None
+    return node.graph.apply(P["getattr"], dd, "T", loc=node.loc, name=node.name)
+
+
 @rewrite("sens_index")
 def _sens_index_of_array(ctx: Context, node: Apply) -> Node | None:
     """A part of a tangent or sensitivity that is surely an array (not ZERO) is the

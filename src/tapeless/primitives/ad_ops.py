@@ -35,24 +35,27 @@ _helper("tuple_sens", "d, i, like", **_PLUMBING)
 _helper("getitem_sens", "d, x, index", **_PLUMBING, fresh=True, sparse_result=True)
 # A gradient the caller receives, built as an array if it is sparse (tapeless.sparse_sens):
 # only the optimizer makes it (`opt.results.settle_owns`).
-_helper("dense_sens", "d", differentiable=False, fresh=True)
+_helper("dense_sens", "d", after_ad=True, differentiable=False, fresh=True)
 # Only the optimizer makes it (from gadd of getitem_sens), after differentiation.
-_helper("scatter_sens", "x, indices, ds", differentiable=False, fresh=True,
+_helper("scatter_sens", "x, indices, ds", after_ad=True, differentiable=False, fresh=True,
         sparse_result=True)
 # The optimizer's in-place form of `gadd(acc, scatter_sens(...))` for loop accumulators.
-_helper("scatter_add", "acc, x, indices, ds", differentiable=False, fresh=True,
+_helper("scatter_add", "acc, x, indices, ds", after_ad=True, differentiable=False, fresh=True,
         sparse_result=True)
 # `gadd(scatter_sens(...), acc)` leaving acc as it is (made by the optimizer, last).
 # (not fresh: with no piece to add, it gives acc back)
-_helper("scatter_onto", "acc, x, indices, ds", differentiable=False, sparse_result=True)
+_helper("scatter_onto", "acc, x, indices, ds", after_ad=True, differentiable=False,
+        sparse_result=True)
 # ... where kinds prove what it tests (`tapeless.opt.driver.scatter_known`).
-_helper("scatter_add_known", "acc, x, indices, ds", differentiable=False, fresh=True)
+_helper("scatter_add_known", "acc, x, indices, ds", after_ad=True, differentiable=False,
+        fresh=True)
 # A matrix product contracting a long axis, in blocks (made by the optimizer, last).
-_helper("matmul_tn", "a, b, block", differentiable=False, fresh=True)
+_helper("matmul_tn", "a, b, block", after_ad=True, differentiable=False, fresh=True)
 # `d * (the max's tie-sharing mask)` in one comparison (made by the optimizer).
-_helper("max_sens", "d, a, b", differentiable=False, fresh=True, pure=True)
+_helper("max_sens", "d, a, b", after_ad=True, differentiable=False, fresh=True, pure=True)
 # `np.where(condition, x, 0.0)` as a product (made by the optimizer).
-_helper("where_zero", "condition, x", differentiable=False, fresh=True, pure=True)
+_helper("where_zero", "condition, x", after_ad=True, differentiable=False, fresh=True,
+        pure=True)
 # Division and power with IEEE results where Python's floats raise (reverse rules use them).
 _helper("fdiv", "a, b", elementwise=True, number_op=True, never_zero=True, fresh=True,
         pure=True)
@@ -87,7 +90,7 @@ _helper("tree_unflatten", "like, leaves")
 _helper("tree_leaves_sens", "like, d", accepts_zero=True)
 _helper("tree_unflatten_sens", "like, ds", accepts_zero=True)
 # Only the optimizer makes it: a gradient array copied for the caller (see passes.py).
-_helper("own", "x", differentiable=False)
+_helper("own", "x", after_ad=True, differentiable=False)
 _helper("from_structure", "value", accepts_zero=True)
 _helper("polygamma", "n, x")
 _helper("sens_index", "dd, index", accepts_zero=True)
@@ -130,9 +133,11 @@ _helper("zip_strict_length", "lengths", differentiable=False, pure=True)
 _helper("unpack", "value, n", accepts_zero=True, pure=True)
 # A gradient's forward and backward loops, checkpointed (`tapeless.opt.checkpoint`): only
 # the optimizer makes them, last.
-_helper("checkpoint_for", "start, stop, step, body, slot, budget, init", differentiable=False,
+_helper("checkpoint_for", "start, stop, step, body, slot, budget, init", after_ad=True,
+        differentiable=False,
         effect=True)
-_helper("checkpoint_while", "cond, body, slot, init", differentiable=False, effect=True)
+_helper("checkpoint_while", "cond, body, slot, init", after_ad=True, differentiable=False,
+        effect=True)
 # `tl.stop_gradient(x)`: x, whose derivative is zero (its rules say so).
 _helper("stop_gradient", "x", pure=True, accepts_zero=True)
 # `tl.checkpoint_name(x, name)`: x, marked for a checkpoint policy that saves it by name.
@@ -151,9 +156,9 @@ register(Primitive("index_concat", rt.index_concat, "axis, items",
 # A loop's stack of saved values as a Python list, when the optimizer proves the forward
 # loop's pushes are popped exactly once by a backward loop in the same graph
 # (`tapeless.opt.loops.lower_stacks`); otherwise the stack is immutable cons cells.
-register(Primitive("stack_new", lambda: [], "", differentiable=False))
+register(Primitive("stack_new", lambda: [], "", differentiable=False, after_ad=True))
 register(Primitive("stack_push", lambda s, x: s.append(x), "stack, x", effect=True, statement=True,
-                   differentiable=False))
+                   differentiable=False, after_ad=True))
 register(Primitive("stack_pop", lambda s: s.pop(), "stack",
-                   effect=True, differentiable=False))
-register(Primitive("stack_nonempty", bool, "stack", differentiable=False))
+                   effect=True, differentiable=False, after_ad=True))
+register(Primitive("stack_nonempty", bool, "stack", differentiable=False, after_ad=True))

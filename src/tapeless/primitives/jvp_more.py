@@ -27,6 +27,14 @@ linear((0,), "update_rest_sens", "update_value_sens", "update_value_scatter",
        "dict_without")
 linear((0, 2), "kwarg_or")
 
+# --- what only the optimizer makes (`Primitive.after_ad`), for forward mode over an
+# optimized gradient (`tapeless.fwd_api`): each is linear in its sensitivities. (Those
+# that write in place, and the loops and stacks of the final steps, have no rule: forward
+# mode refuses them, and the jvp is taken of the gradient as differentiated.)
+linear((0,), "own", "dense_sens", "max_sens")
+linear((1,), "where_zero")
+linear((2,), "scatter_sens")
+
 
 @jvp("immutable_item")
 def _immutable_item(container, item):

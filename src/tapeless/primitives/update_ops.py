@@ -107,6 +107,6 @@ def _list_extend(lst, items):
 
 # Their in-place forms, which only the optimizer makes, where nothing else can see the
 # array (`tapeless.opt.updates`).
-_register("index_update_inplace", "x, index, value", differentiable=False)
-_register("index_add_inplace", "x, index, value", differentiable=False)
-_register("update_rest_inplace", "d, index", differentiable=False)
+_register("index_update_inplace", "x, index, value", differentiable=False, after_ad=True)
+_register("index_add_inplace", "x, index, value", differentiable=False, after_ad=True)
+_register("update_rest_inplace", "d, index", differentiable=False, after_ad=True)
