@@ -477,9 +477,13 @@ def test_filtered_columns_recursion_against_autograd(n):
     expected = autograd.grad(lambda a: anp_kept(a, 0, list(range(n))))(A)
     g = tl.grad(kept_energy)(A)
     np.testing.assert_allclose(g, expected, rtol=1e-11, atol=1e-12)
+
+
+def test_filtered_columns_are_not_differentiated():
     # The columns are not differentiated: no derivative of the comprehension is made
     # (no backpropagator of its function), and their kind (a list of ints) reaches the
     # recursive calls: no `as_sequence` of them.
+    A = _data((4, 4), 17)
     source = tl.grad(kept_energy).source_for(A)
     assert "B_comprehension" not in source and "as_sequence" not in source
     assert "as_sequence" not in tl.jit(kept_energy).source_for(A)
