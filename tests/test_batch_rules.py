@@ -153,6 +153,12 @@ EXTRA_SAMPLES: dict[str, list[Sample]] = {
                      S(lambda r: (u(r, (4, 3)), u(r, (4, 3)), ((1, 2), (3, 0), (1, 2)),
                                   (u(r, None), u(r, None), u(r, None))),
                        label="elements")],
+    # (its indices ints or tuples of ints, as the optimizer proves before making it)
+    "scatter_onto_known": [S(lambda r: (u(r, (4, 3)), u(r, (4, 3)), ((1, 2), (3, 0), (1, 2)),
+                                        (u(r, None), u(r, None), u(r, None))),
+                             label="elements"),
+                           S(lambda r: (u(r, (4, 3)), u(r, (4, 3)), (2, (0, 1)),
+                                        (u(r, (3,)), u(r, None))), label="row")],
     **{name: [S(lambda r: (u(r, (2, 3)),))] for name in ["own", "dense_sens"]},
     # (a batched dict's keys are the same for every example)
     "method.keys": [S(lambda r: ({"a": u(r, None), "b": u(r, (2,))},),

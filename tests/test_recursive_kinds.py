@@ -303,3 +303,230 @@ def test_scatter_onto_a_dense_sensitivity_copies_it():
     twice = rt.scatter_onto(acc, x, ((0, 1), (0, 1)), (1.5, 2.5))
     np.testing.assert_array_equal(
         twice, rt.gadd(rt.scatter_sens(x, ((0, 1), (0, 1)), (1.5, 2.5)), acc))
+
+
+# --- more recursions (issue 12): shapes of recursion other than the benchmarks' ---------
+
+
+def sum_list(xs, k):
+    """A recursive sum over a list of arrays, the recursive call last."""
+    if k == len(xs):
+        return 0.0
+    return np.sum(xs[k] ** 2) * (k + 1) + sum_list(xs, k + 1)
+
+
+def sum_list_energy(w, xs):
+    return sum_list([x * w for x in xs], 0)
+
+
+def anp_sum_list(xs, k):
+    if k == len(xs):
+        return 0.0
+    return anp.sum(xs[k] ** 2) * (k + 1) + anp_sum_list(xs, k + 1)
+
+
+def tree_pair(M, lo, hi):
+    """Tree recursion returning a tuple (a sum and a sum of squares) over M[lo:hi]'s
+    diagonal, read an element at a time."""
+    if hi - lo == 1:
+        v = M[lo, lo]
+        return v, v * v
+    mid = (lo + hi) // 2
+    a, b = tree_pair(M, lo, mid)
+    c, d = tree_pair(M, mid, hi)
+    return a + c, b + d * M[mid, lo]
+
+
+def tree_energy(M):
+    s, q = tree_pair(M, 0, M.shape[0])
+    return s * q
+
+
+def anp_tree_pair(M, lo, hi):
+    if hi - lo == 1:
+        v = M[lo, lo]
+        return v, v * v
+    mid = (lo + hi) // 2
+    a, b = anp_tree_pair(M, lo, mid)
+    c, d = anp_tree_pair(M, mid, hi)
+    return a + c, b + d * M[mid, lo]
+
+
+def even_part(A, i):
+    """Mutual recursion: even and odd rows read by two functions calling each other."""
+    if i >= A.shape[0]:
+        return 0.0
+    return A[i, 0] * A[i, 1] + odd_part(A, i + 1)
+
+
+def odd_part(A, i):
+    if i >= A.shape[0]:
+        return 1.0
+    return A[i, 1] - 0.5 * even_part(A, i + 1)
+
+
+def mutual_energy(A):
+    return even_part(A, 0)
+
+
+def anp_even(A, i):
+    if i >= A.shape[0]:
+        return 0.0
+    return A[i, 0] * A[i, 1] + anp_odd(A, i + 1)
+
+
+def anp_odd(A, i):
+    if i >= A.shape[0]:
+        return 1.0
+    return A[i, 1] - 0.5 * anp_even(A, i + 1)
+
+
+def search(A, i, acc):
+    """Recursion with an early return in the middle of the body: stops at the first
+    negative diagonal element (data-dependent depth)."""
+    if i == A.shape[0]:
+        return acc
+    if A[i, i] < 0.0:
+        return acc * A[i, i]
+    acc = acc + A[i, i] * A[i, (i + 2) % A.shape[0]]
+    return search(A, i + 1, acc)
+
+
+def search_energy(A):
+    return search(A, 0, 1.0)
+
+
+def kept_columns(A, row, cols):
+    """A list of columns filtered by comprehensions (the benchmark's determinant's
+    spelling, here with a weighted sum of minors): the comprehension over ints is not
+    differentiated, and the columns' kind reaches the recursive call."""
+    if len(cols) == 1:
+        return A[row, cols[0]]
+    total = 0.0
+    for c in cols:
+        rest = [d for d in cols if d != c]
+        total = total + (1.0 + 0.1 * c) * A[row, c] * kept_columns(A, row + 1, rest)
+    return total
+
+
+def kept_energy(A):
+    return kept_columns(A, 0, list(range(A.shape[0])))
+
+
+def anp_kept(A, row, cols):
+    if len(cols) == 1:
+        return A[row, cols[0]]
+    total = 0.0
+    for c in cols:
+        rest = [d for d in cols if d != c]
+        total = total + (1.0 + 0.1 * c) * A[row, c] * anp_kept(A, row + 1, rest)
+    return total
+
+
+def _check_fd(fn, x, g, seed=7, rel=1e-6):
+    rng = np.random.default_rng(seed)
+    for _ in range(2):
+        t = rng.standard_normal(x.shape)
+        fd = directional_fd(fn, (x,), (0,), (t,))
+        assert float(np.sum(g * t)) == pytest.approx(fd, rel=rel, abs=1e-8)
+
+
+def test_recursive_sum_over_a_list_of_arrays():
+    rng = np.random.default_rng(11)
+    xs = [rng.standard_normal(4) for _ in range(5)]
+    w = rng.standard_normal(4)
+    g = tl.grad(sum_list_energy)(w, xs)
+    expected = autograd.grad(lambda v: anp_sum_list([x * v for x in xs], 0))(w)
+    np.testing.assert_allclose(g, expected, rtol=1e-12)
+    _check_fd(lambda v: sum_list_energy(v, xs), w, g)
+
+
+@pytest.mark.parametrize("n", [3, 9])  # (below and above the sparse threshold)
+def test_tree_recursion_returning_tuples(n):
+    M = _data((n, n), 12)
+    g = tl.grad(tree_energy)(M)
+    expected = autograd.grad(lambda m: (lambda p: p[0] * p[1])(anp_tree_pair(m, 0, n)))(M)
+    np.testing.assert_allclose(g, expected, rtol=1e-12, atol=1e-14)
+    _check_fd(tree_energy, M, g)
+
+
+@pytest.mark.parametrize("n", [5, 12])
+def test_mutual_recursion(n):
+    A = _data((n, 2), 13)
+    g = tl.grad(mutual_energy)(A)
+    np.testing.assert_allclose(g, autograd.grad(lambda a: anp_even(a, 0))(A), rtol=1e-12,
+                               atol=1e-14)
+    _check_fd(mutual_energy, A, g)
+
+
+@pytest.mark.parametrize("seed", [14, 15, 16])
+def test_recursion_with_early_return(seed):
+    A = _data((9, 9), seed)
+    A[np.diag_indices(9)] = np.abs(np.diag(A)) + 0.1
+    A[5, 5] = -0.7 if seed != 16 else 0.7  # (seed 16: no early return)
+    g = tl.grad(search_energy)(A)
+    assert search_energy(A) == pytest.approx(tl.jit(search_energy)(A), rel=1e-14)
+    _check_fd(search_energy, A, g)
+    if seed != 16:
+        assert not g[6:].any()  # (the rows after the early return do not count)
+
+
+@pytest.mark.parametrize("n", [3, 4, 5])
+def test_filtered_columns_recursion_against_autograd(n):
+    A = _data((n, n), 17)
+    expected = autograd.grad(lambda a: anp_kept(a, 0, list(range(n))))(A)
+    g = tl.grad(kept_energy)(A)
+    np.testing.assert_allclose(g, expected, rtol=1e-11, atol=1e-12)
+
+
+def test_filtered_columns_are_not_differentiated():
+    # The columns are not differentiated: no derivative of the comprehension is made
+    # (no backpropagator of its function), and their kind (a list of ints) reaches the
+    # recursive calls: no `as_sequence` of them.
+    A = _data((4, 4), 17)
+    source = tl.grad(kept_energy).source_for(A)
+    assert "B_comprehension" not in source and "as_sequence" not in source
+    assert "as_sequence" not in tl.jit(kept_energy).source_for(A)
+
+
+def test_recursion_second_order():
+    # Hessian-vector products through the recursions, against autograd.
+    A = _data((5, 5), 18)
+    v = _data((5, 5), 19)
+    for fn, ref in [(kept_energy, lambda a: anp_kept(a, 0, list(range(5)))),
+                    (mutual_energy, lambda a: anp_even(a, 0))]:
+        x = A if fn is kept_energy else A[:, :2].copy()
+        t = v if fn is kept_energy else v[:, :2].copy()
+        hv = tl.jvp(tl.grad(fn), (x,), (t,))[1]
+        expected = autograd.grad(lambda a: anp.sum(autograd.grad(ref)(a) * t))(x)
+        np.testing.assert_allclose(hv, expected, rtol=1e-10, atol=1e-12)
+        gg = tl.grad(lambda a: np.sum(tl.grad(fn)(a) * t))(x)
+        np.testing.assert_allclose(gg, expected, rtol=1e-10, atol=1e-12)
+
+
+def test_recursion_reads_use_the_helper_without_index_tests():
+    # The reads' indices are ints by their kinds: the sum onto what the recursive call
+    # gave back does not test them again (`scatter_onto_known`).
+    source = _backward_source(diagonal_energy, _data((40, 40)))
+    assert "scatter_onto_known" in source
+
+
+def test_scatter_onto_known_gives_what_scatter_onto_gives():
+    x = np.zeros((10, 10))
+    for acc in (rt.ZERO, rt.scatter_sens(x, ((1, 2),), (1.0,)), np.arange(100.0).reshape(10, 10)):
+        for indices, ds in [(((3, 4), (1, 2)), (2.0, np.float64(0.5))),
+                            (((3, 4), (3, 4)), (2.0, 0.25)),
+                            ((3,), (np.arange(10.0),)),
+                            (((5, 5),), (rt.ZERO,))]:
+            a = rt.scatter_onto_known(acc, x, indices, ds)
+            b = rt.scatter_onto(acc, x, indices, ds)
+            if b is rt.ZERO:
+                assert a is rt.ZERO
+                continue
+            np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    # (a handle shared: the other's pieces are not seen)
+    base = rt.scatter_sens(x, ((1, 2),), (1.0,))
+    a = rt.scatter_onto_known(base, x, ((3, 4),), (2.0,))
+    b = rt.scatter_onto_known(base, x, ((5, 5),), (7.0,))
+    assert np.asarray(a)[5, 5] == 0.0 and np.asarray(b)[3, 4] == 0.0
+    assert np.asarray(base).sum() == 1.0

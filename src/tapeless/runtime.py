@@ -980,6 +980,52 @@ def scatter_onto(acc: Any, x: Any, indices: tuple, ds: tuple) -> Any:
     return gadd(scatter_sens(x, indices, ds), acc)
 
 
+def scatter_onto_known(acc: Any, x: Any, indices: tuple, ds: tuple) -> Any:
+    """`scatter_onto` where the optimizer proved, from kinds, that `x` is a float64 array
+    and the indices are ints or tuples of ints (in range of x's axes): the same result,
+    without testing the indices (a recursion reading elements calls it once per call).
+    The pieces are still tested (numbers are kept as pieces, anything else is added
+    densely)."""
+    t = type(acc)
+    if t is _SPARSE_TYPE[0]:
+        # (the common case, inline: a handle at the end of its list, few pieces, every
+        # piece a float64 number; one line less here is a few per cent of a recursion's
+        # backward pass)
+        if acc.shape == x.shape:
+            pieces = acc.pieces
+            count = acc.count
+            if count == len(pieces) and \
+                    (count + len(ds)) * _SPARSE_MODULE[0].SPARSE_FRACTION < x.size:
+                for d in ds:
+                    if type(d) is not _F8[2] and type(d) is not float:
+                        break
+                else:
+                    for i, d in zip(indices, ds, strict=True):
+                        pieces.append((i, d))
+                    return t(acc.shape, acc.base, pieces, len(pieces))
+            r = acc.appended_elements(indices, ds, _SPARSE_MODULE[0].SPARSE_FRACTION, ZERO)
+            if r is not None:
+                return r
+    elif t is _F8[1] and acc.dtype is _F8[0] and acc.shape == x.shape:
+        n = len(indices)
+        if n < 2 or (indices[0] != indices[1] if n == 2 else len(set(indices)) == n):
+            # (distinct elements: each gets acc's value plus its one piece, the sum
+            # `scatter_onto` gives)
+            out = None
+            for i, d in zip(indices, ds, strict=True):
+                if d is ZERO:
+                    continue
+                if type(d) is not float and type(d) is not _F8[2]:
+                    out = None
+                    break
+                if out is None:
+                    out = acc.copy()
+                out[i] += d
+            if out is not None:
+                return out
+    return scatter_onto(acc, x, indices, ds)
+
+
 # np.dtype(np.float64), np.ndarray, np.float64 and np.zeros, once NumPy is needed
 # (set with the sparse type: `_F8[1]` is an ndarray's type only once both are)
 _F8: list[Any] = [None, None, None, None]

@@ -141,6 +141,24 @@ class IndexedSens(NDArrayOperatorsMixin):
         pieces.extend(new)
         return IndexedSens(self.shape, self.base, pieces, len(pieces))
 
+    def appended_elements(self, indices: tuple, ds: tuple, fraction: int, zero: object
+                          ) -> IndexedSens | None:
+        """`appended`, for indices known to be ints or tuples of ints (the optimizer's
+        proof, from kinds): only the pieces' types are tested."""
+        count = self.count
+        if (count + len(ds)) * fraction >= math.prod(self.shape):
+            return None
+        for d in ds:
+            if d is not zero:
+                t = type(d)
+                if t is not float and t is not np.float64:
+                    return None
+        pieces = self.pieces if len(self.pieces) == count else self.pieces[:count]
+        for index, d in zip(indices, ds, strict=True):
+            if d is not zero:
+                pieces.append((index, d))
+        return IndexedSens(self.shape, self.base, pieces, len(pieces))
+
     # --- behaving as the array ----------------------------------------------------------
 
     def __array__(self, dtype: Any = None, copy: Any = None) -> Any:

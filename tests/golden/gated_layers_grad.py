@@ -80,11 +80,10 @@ def grad_gated_layers(params, state, xs):
             stack_2, d_new, d_x, d_st_1, d_params_1 = rest, d_new_1, d_x_1 + d_x_2, _scatter_add_known(d_st_1, st_1, _t_12, (d_s * f_1, _t_11[3:6])), _scatter_add_known(d_params_1, params, _t_12, (d_g, d_g * saved_1[5]))
         d_st, d_params = d_st_1, _gadd(d_params, d_params_1)
     d_params_2 = _rt.to_structure(d_params, params)
-    _t_13 = _rt.as_sequence(results)
-    _t_14 = len(_t_13)
+    _t_13 = len(results)
     d_fn = _rt.ZERO
-    for i in range(_t_14):
-        r = _t_13[i]
+    for i in range(_t_13):
+        r = results[i]
         g_2 = r[1](_sens_index(d_st, i))
         d_fn = _gadd(d_fn, g_2[0])
     d_state_1 = _rt.to_structure(d_fn[0], state)

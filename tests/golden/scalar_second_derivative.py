@@ -7,9 +7,8 @@ def grad_grad_branchy(x, y):
             _t_4 = _t_3 * y
             _t_5 = _t_3 * x
             def B_B_if_true(dout, *, _t_5=_t_5, _t_4=_t_4, y=y):
-                _t_6 = ((_rt.ZERO,) * 1 if dout is _rt.ZERO else tuple(dout))[0]
-                d_d_x = ((_rt.ZERO,) * 2 if _t_6 is _rt.ZERO else tuple(_t_6))[0]
-                return (_rt.sens_of(_rt.ZERO, _t_5), _rt.ZERO, _rt.ZERO), _rt.sens_of(_rt.broadcast_like(d_d_x, _t_4), _t_4) * y
+                _t_6 = ((_rt.ZERO,) * 1)[0] if dout is _rt.ZERO else tuple(dout)[0]
+                return (_rt.sens_of(_rt.ZERO, _t_5), _rt.ZERO, _rt.ZERO), _rt.sens_of(_rt.broadcast_like(((_rt.ZERO,) * 2)[0] if _t_6 is _rt.ZERO else tuple(_t_6)[0], _t_4), _t_4) * y
             return ((_t_4, _rt.ZERO),), B_B_if_true
         _t_1, _t_2 = (z, J_B_if_true), (_rt.ZERO,)
     else:
@@ -19,9 +18,8 @@ def grad_grad_branchy(x, y):
             _t_7 = _rt.sens_of(d_z_1, z_1)
             d_x = _t_7 * y_1
             def B_B_if_false(dout_1, *, d_x=d_x, _t_7=_t_7, y_1=y_1):
-                _t_8 = ((_rt.ZERO,) * 1 if dout_1 is _rt.ZERO else tuple(dout_1))[0]
-                d_d_x_1 = ((_rt.ZERO,) * 2 if _t_8 is _rt.ZERO else tuple(_t_8))[0]
-                _t_9 = _rt.sens_of(d_d_x_1, d_x)
+                _t_8 = ((_rt.ZERO,) * 1)[0] if dout_1 is _rt.ZERO else tuple(dout_1)[0]
+                _t_9 = _rt.sens_of(((_rt.ZERO,) * 2)[0] if _t_8 is _rt.ZERO else tuple(_t_8)[0], d_x)
                 return (_rt.ZERO, _t_9 * _t_7), _t_9 * y_1
             return ((d_x, _rt.ZERO),), B_B_if_false
         _t_1, _t_2 = (z_1, J_B_if_false), (_rt.ZERO, y_1)
@@ -31,10 +29,10 @@ def grad_grad_branchy(x, y):
     _t_10 = z_backprop(d_z_2)
     _t_11 = _t_10[0]
     _t_12 = _t_11[0]
-    _t_13 = (((_rt.ZERO, _t_12, _rt.ZERO), ()) if _t else ((_rt.ZERO, _rt.ZERO, _t_12), ()))[0]
+    _t_13 = (_rt.ZERO, _t_12, _rt.ZERO) if _t else (_rt.ZERO, _rt.ZERO, _t_12)
     _t_14 = _rt.tuple_sens(1.0, 0, _t_13[1])
     _t_15 = _rt.tuple_sens(1.0, 0, _t_13[2])
-    _t_16 = (((_t_14,),) if _t else ((_t_15,),))[0]
+    _t_16 = (_t_14,) if _t else (_t_15,)
     _t_17 = (_rt.ZERO, _t_16, _rt.ZERO) if _t else (_rt.ZERO, _rt.ZERO, _t_16)
     _t_18 = _t_10[1](_rt.tuple_sens(_rt.gadd(_t_17[1][0], _t_17[2][0]), 0, _t_11))
     _t_19 = _t_18[0]
@@ -43,16 +41,14 @@ def grad_grad_branchy(x, y):
     d_z_3 = _t_20 + _t_20
     if _t:
         d_z_4 = _rt.gadd(d_z_3, _t_19[1])
-        d_x_1 = _rt.gadd(_t_19[0], d_z_4 * y)
-        _t_21 = d_x_1, _rt.ZERO
+        _t_21 = _rt.gadd(_t_19[0], d_z_4 * y)
     else:
         d_z_5 = _rt.gadd(d_z_3, _t_19[0])
         d_y = _rt.gadd(_t_19[1], d_z_5)
         y_2 = _t_2[1]
-        d_x_2 = d_y * y_2
-        _t_21 = d_x_2, _rt.ZERO
-    _t_22 = (((_t_21[0], _rt.ZERO),) if _t else ((_t_21[0], _rt.ZERO),))[0]
+        _t_21 = d_y * y_2
+    _t_22 = (_t_21, _rt.ZERO) if _t else (_t_21, _rt.ZERO)
     _t_23 = (_rt.ZERO, _t_22, _rt.ZERO) if _t else (_rt.ZERO, _rt.ZERO, _t_22)
-    d_x_3 = _rt.gadd(_t_23[1][0], _t_23[2][0])
-    return _rt.to_structure(d_x_3, x)
+    d_x_1 = _rt.gadd(_t_23[1][0], _t_23[2][0])
+    return _rt.to_structure(d_x_1, x)
 

@@ -280,6 +280,21 @@ class JTransform:
             self.values[node.id] = plain
             self.calls[node.id] = [plain]
             return
+        if prim is not None and prim.name in ("list_map", "list_flatmap") and \
+                not self.active(node) and is_constant_graph(args[0]) and \
+                len(args[0].value.parameters) == 1 and not args[0].value.vararg:
+            # A comprehension J need not differentiate (a list of column indices
+            # filtered): its values alone, by the function's J with its value taken, not
+            # the rule's (value, backpropagator) pairs and their projection.
+            fn = _derived_graph(f"value_{args[0].value.name}", jg, node.loc)
+            item = fn.add_parameter("item", node.loc)
+            fn.output = fn.apply(P["tuple_getitem"], fn.apply(jargs[0], item, loc=node.loc),
+                                 0, loc=node.loc)
+            plain = jg.apply(callee, Constant(fn, node.loc), jargs[1], loc=node.loc,
+                             name=node.name)
+            self.values[node.id] = plain
+            self.calls[node.id] = [plain]
+            return
         if prim is not None:
             rule = self.rule(prim)
             if prim.variadic:

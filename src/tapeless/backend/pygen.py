@@ -1102,18 +1102,25 @@ class FunctionEmitter:
 
 
 def _result_width(node: Node, depth: int = 0) -> int:
-    """How many values an `if` statement's branches produce (0 if not known)."""
+    """How many values an `if` statement's branches produce (0 if not known, or where
+    two branches give tuples of different lengths: a branch whose tuple is too short
+    for an item read only where the other branch ran cannot be unpacked)."""
     if depth > 50 or not _is_switch_call(node):
         return 0
+    found = 0
     for b in _switch_of(node).inputs[2:4]:
         if is_constant_graph(b):
             out = b.value.output
             if _calls(out, P["make_tuple"]):
-                return len(out.inputs) - 1
-            width = _result_width(out, depth + 1) if out is not None else 0
-            if width:
-                return width
-    return 0
+                width = len(out.inputs) - 1
+            elif isinstance(out, Constant) and type(out.value) is tuple:
+                width = len(out.value) or -1  # (an empty tuple: unpacks to nothing)
+            else:
+                width = _result_width(out, depth + 1) if out is not None else 0
+            if width and found and width != found:
+                return 0
+            found = found or width
+    return max(found, 0)
 
 
 def _output(g: Graph) -> Node:

@@ -6,6 +6,8 @@ from the values, where the inliner then copies it in place."""
 
 from __future__ import annotations
 
+from typing import cast
+
 from ..ir.edit import set_input, set_output
 from ..ir.nodes import (
     Apply,
@@ -170,6 +172,91 @@ def dead_branch_items(graphs: list[Graph], use: dict[int, list[tuple[Node | None
                 set_output(b, out)
                 edited.add(b.id)
     return edited
+
+
+def single_item_ifs(graphs: list[Graph], use: dict[int, list[tuple[Node | None, Graph]]],
+                    replace: dict[int, Node]) -> set[int]:
+    """A value-`if` of which one item alone is read, `(a if c else b)[k]` (each user the
+    same `tuple_getitem` or `getitem` at one int k), returns that item from each branch
+    instead: `a[k] if c else b[k]`, read from the branch's tuple display where it
+    returns one (ZERO's items are ZERO). The derivative of an `if` gives the
+    sensitivities of the branches' free variables as a tuple per branch, of which the
+    caller reads one; the backpropagator of a comprehension's function, its value. Only
+    where each branch is this `if`'s alone. Puts the users' replacements in `replace`;
+    returns the ids of the branches edited."""
+    refs = _graph_refs(graphs)
+    edited: set[int] = set()
+    for g in graphs:
+        for node in graph_nodes(g):
+            if not is_switch_call(node):
+                continue
+            branches = if_branches(node)
+            sw = node.inputs[0]
+            if any(refs.get(b.id, 0) != 1 or b.id in edited for b in branches) or \
+                    [u for u, _ in use.get(sw.id, [])] != [node]:
+                continue
+            users: list[Apply] = []
+            for u, _ in use.get(node.id, []):
+                if not isinstance(u, Apply) or u.id in replace:
+                    break
+                users.append(u)
+            else:
+                users = users if _same_item_reads(users, node) else []
+            if not users or len(users) != len(use.get(node.id, [])):
+                continue
+            first = users[0]
+            prim = first.inputs[0]
+            k = cast(Constant, first.inputs[2])
+            outs = []
+            for b in branches:
+                out = b.output
+                assert out is not None  # (a branch returns its value)
+                if is_call_of(out, "make_tuple"):
+                    items = out.inputs[1:]
+                    if k.value >= len(items):
+                        break
+                    outs.append(items[k.value])
+                elif isinstance(out, Constant):
+                    v = out.value
+                    if v is ZERO:
+                        outs.append(out)
+                    elif type(v) is tuple and k.value < len(v):
+                        outs.append(Constant(v[k.value], out.loc))
+                    else:
+                        break
+                elif is_call_of(first, "tuple_getitem"):
+                    # (derivative code's item of a tuple it built: it cannot raise, so
+                    # reading it in the branch changes no order of effects)
+                    outs.append(b.apply(prim, out, Constant(k.value), loc=first.loc))
+                else:
+                    break
+            else:
+                for b, out in zip(branches, outs, strict=True):
+                    set_output(b, out)
+                    edited.add(b.id)
+                for u in users:
+                    replace[u.id] = node
+    return edited
+
+
+def _same_item_reads(users: list[Apply], node: Node) -> bool:
+    """Whether every one of `users` reads item k of `node`, by one primitive
+    (`tuple_getitem` or `getitem`) and one int k >= 0."""
+    if not users:
+        return False
+    first = users[0]
+    if not (is_call_of(first, "tuple_getitem") or is_call_of(first, "getitem")):
+        return False
+    prim, k = first.inputs[0], first.inputs[2]
+    if not (isinstance(k, Constant) and type(k.value) is int and k.value >= 0):
+        return False
+    for u in users:
+        i = u.inputs[2] if len(u.inputs) == 3 else None
+        if not (isinstance(u.inputs[0], Constant) and isinstance(prim, Constant) and
+                u.inputs[0].value is prim.value) or u.inputs[1] is not node or \
+                not isinstance(i, Constant) or type(i.value) is not int or i.value != k.value:
+            return False
+    return True
 
 
 def _pruned(b: Graph, x: Node, read: Demand) -> Node:

@@ -38,7 +38,7 @@ from ..ir.nodes import (
 )
 from ..ir.replace import apply_replacements, redirect
 from .arrays import block_products, python_spellings
-from .branches import branch_backprops, dead_branch_items
+from .branches import branch_backprops, dead_branch_items, single_item_ifs
 from .checkpoint import checkpoint_loops
 from .kinds import FLOAT, INT, Kind, array, element_of, is_f8, items_of, kind, shape_of
 from .loops import (
@@ -454,7 +454,8 @@ def _round(root: Graph, enabled: set[str] | None, log: PassLog, hints: dict,
             log.add("branch_backprops")
             changed = True
     if not changed and allowed(enabled, "dead_branch_items"):  # alone in its round
-        if (edited_branches := dead_branch_items(graphs, uses(graphs))):
+        if (edited_branches := dead_branch_items(graphs, uses(graphs))) or \
+                (edited_branches := single_item_ifs(graphs, uses(graphs), replace)):
             log.add("dead_branch_items", len(edited_branches))
             touched |= edited_branches
             changed = True

@@ -1102,12 +1102,18 @@ def _slot_outputs(out: Node | None, n: int, depth: int = 0) -> list[list[Node]] 
 
 def _common_kind(kinds: list[Kind | None]) -> Kind | None:
     """The kind every one of `kinds` is (a float or a NumPy scalar: a scalar; tuples of
-    one length: a tuple of the items' common kinds)."""
+    one length: a tuple of the items' common kinds; lists, an empty one among them: a
+    list of the others' element kind)."""
     first = kinds[0]
     if all(k == first for k in kinds):
         return first
     if all(k in (FLOAT, SCALAR) for k in kinds):
         return SCALAR
+    if all(type(k) is ListKind for k in kinds):  # (is_list)
+        joined: Kind | None = first
+        for k in kinds[1:]:
+            joined = _join_lists(joined, k)
+        return joined
     items = [items_of(k) for k in kinds]
     if all(i is not None and len(i) == len(items[0] or ()) for i in items):
         return tuple_of([_common_kind([i[n] for i in items if i is not None])
@@ -1290,6 +1296,10 @@ def _infer(node: Node, facts: LoopFacts | None, depth: int,
         if facts is not None and facts.result_kinds and g.id in facts.result_kinds:
             return facts.result_kinds[g.id]  # (None while being inferred)
         return kind(g.output, facts, depth + 4, _with_arguments(node, g, facts, depth, assumed))
+    if is_switch_call(node):
+        # (a float in one branch and a NumPy scalar in the other: a 0-d number, SCALAR,
+        # as for loop state; `[x]` in one and `[]` in the other: a list of x's kind)
+        return _common_kind([kind(o, facts, depth + 1, assumed) for o in if_outputs(node)])
     if not (isinstance(callee, Constant) and isinstance(callee.value, Primitive)):
         return None
     prim = callee.value
@@ -1317,10 +1327,6 @@ def _infer(node: Node, facts: LoopFacts | None, depth: int,
                 start = 0 if facts is not None and seq.id in facts.popped else depth + 1
                 return _common_kind([kind(i, facts, start, assumed) for i in item])
             return _item_kind(seq, index.value, facts, depth + 1, assumed)
-    if is_switch_call(node):
-        # (a float in one branch and a NumPy scalar in the other: a 0-d number, SCALAR,
-        # as for loop state)
-        return _common_kind([kind(o, facts, depth + 1, assumed) for o in if_outputs(node)])
     if prim.infer_kind is not None:  # (a rule that reads more than the arguments' kinds)
         inferred: Kind | None = prim.infer_kind(node, facts, depth, assumed)
         if inferred is not None:
@@ -1530,6 +1536,22 @@ def _list_map_kind(node: Apply, facts: LoopFacts | None, depth: int,
     out = None if element is None else kind(
         f.value.output, facts, depth + 1, _bind(f.value.parameters, [element], assumed))
     return list_of(out) if out is not None and not is_list(out) else None
+
+
+def _list_flatmap_kind(node: Apply, facts: LoopFacts | None, depth: int,
+                       assumed: Assumptions | None) -> Kind | None:
+    """[y for x in seq for y in f(x)]: the list kind f returns, with x of seq's elements'
+    kind (a filter, `[d for d in cols if d != c]`, returns `[x]` or `[]`: a list of
+    x's kind). The derivative of a comprehension maps (value, backpropagator) pairs,
+    then flattens the values: that flattening is itself a comprehension of this kind."""
+    f, seq = node.inputs[1:3]
+    if not (isinstance(f, Constant) and hasattr(f.value, "parameters")) or \
+            len(f.value.parameters) != 1:
+        return None
+    element = _elements(seq, facts, depth, assumed)
+    out = None if element is None else kind(
+        f.value.output, facts, depth + 1, _bind(f.value.parameters, [element], assumed))
+    return out if is_list(out) and out != EMPTY_LIST else None
 
 
 # The slot of an assumption about what the calls of a function return (keyed by the
@@ -1990,6 +2012,7 @@ def _triangle_indices_kind(node: Apply, facts: LoopFacts | None, depth: int,
 
 
 for _name, _infer_rule in (("list_map", _list_map_kind),
+                           ("list_flatmap", _list_flatmap_kind),
                            ("np.concatenate", _concatenate_kind),
                            ("np.stack", _stack_kind),
                            ("np.zeros", _filled_kind), ("np.ones", _filled_kind),

@@ -15,8 +15,9 @@ owns the accumulator) and to the native backend's lowering of them.
 from __future__ import annotations
 
 from ..ir.edit import set_inputs, users
-from ..ir.nodes import Apply, Constant, Graph, Parameter, graph_nodes, reachable_graphs
+from ..ir.nodes import Apply, Constant, Graph, Node, Parameter, graph_nodes, reachable_graphs
 from ..primitives import PRIMITIVES
+from .kinds import INT, is_f8, items_of, kind, sequence_items, shape_of
 from .loop_facts import LoopFacts, is_call_of
 
 P = PRIMITIVES
@@ -50,8 +51,27 @@ def scatter_onto(root: Graph) -> int:
                     facts = facts or LoopFacts(root, graphs)
                     if acc.id in facts.state_of:
                         break  # (an accumulator: see loops.accumulate_in_place)
-                set_inputs(add, [Constant(P["scatter_onto"]), acc, x, indices, ds])
+                facts = facts or LoopFacts(root, graphs)
+                helper = "scatter_onto_known" if _element_reads(x, indices, facts) else \
+                    "scatter_onto"
+                set_inputs(add, [Constant(P[helper]), acc, x, indices, ds])
                 rewritten += 1
                 break
     return rewritten
 
+
+
+def _element_reads(x: Node, indices: Node, facts: LoopFacts) -> bool:
+    """Whether kinds prove `x` a float64 array and each index an int or a tuple of ints
+    (no more than x's axes): what `scatter_onto_known` does not test again."""
+    kx = kind(x, facts)
+    shape = shape_of(kx)
+    items = sequence_items(indices, facts)
+    if not is_f8(kx) or not shape or items is None:
+        return False
+    for i in items:
+        ki = kind(i, facts)
+        at = (ki,) if ki is INT else items_of(ki)
+        if at is None or not 0 < len(at) <= len(shape) or any(k is not INT for k in at):
+            return False
+    return True

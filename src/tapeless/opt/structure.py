@@ -171,6 +171,14 @@ def _len_of_tuple(ctx: Context, node: Apply) -> Node | None:
     return Constant(len(items))
 
 
+@rewrite("as_sequence")
+def _sequence_known(ctx: Context, node: Apply) -> Node | None:
+    """What a `for` loop over a list or a tuple of known kind indexes: the value itself
+    (`as_sequence` makes a tuple of other iterables only)."""
+    k = kind(node.inputs[1], ctx.facts)
+    return node.inputs[1] if is_list(k) or is_tuple(k) else None
+
+
 @rewrite("unpack")
 def _unpack_known(ctx: Context, node: Apply) -> Node | None:
     """`a, b = t` where `t`'s length is known to be right: `t` (the check cannot fail)."""

@@ -46,6 +46,9 @@ _helper("scatter_add", "acc, x, indices, ds", after_ad=True, differentiable=Fals
 # (not fresh: with no piece to add, it gives acc back)
 _helper("scatter_onto", "acc, x, indices, ds", after_ad=True, differentiable=False,
         sparse_result=True)
+# ... where kinds prove x a float64 array and the indices ints (`opt.scatter`).
+_helper("scatter_onto_known", "acc, x, indices, ds", after_ad=True, differentiable=False,
+        sparse_result=True)
 # ... where kinds prove what it tests (`tapeless.opt.driver.scatter_known`).
 _helper("scatter_add_known", "acc, x, indices, ds", after_ad=True, differentiable=False,
         fresh=True)

@@ -1356,6 +1356,7 @@ def _scatter_add(size, flags, acc, x, indices, ds):
 
 # (scatter_onto is scatter_add without the update in place: the same batched sum)
 batch("scatter_onto", when=lambda flags: not flags[2])(_scatter_add)
+batch("scatter_onto_known", when=lambda flags: not flags[2])(_scatter_add)
 
 
 @batch("dense", when=_data_first)
