@@ -965,19 +965,26 @@ def scatter_onto(acc: Any, x: Any, indices: tuple, ds: tuple) -> Any:
         # (A small array's dense sensitivity: one copy with the pieces added, where the
         # sum makes zeros, adds the pieces and adds the two arrays. The indices are
         # distinct: each element gets acc's value plus its one piece, the same sum.)
-        out = None
-        for i, d in zip(indices, ds, strict=True):
-            if d is ZERO:
-                continue
-            if type(d) is not float and type(d) is not _F8[2]:
-                out = None
-                break
-            if out is None:
-                out = acc.copy()
-            out[i] += d
+        out = _copy_with_pieces(acc, indices, ds)
         if out is not None:
             return out
     return gadd(scatter_sens(x, indices, ds), acc)
+
+
+def _copy_with_pieces(acc: Any, indices: tuple, ds: tuple) -> Any:
+    """A copy of the float64 array `acc` with each number piece of `ds` added at its
+    (distinct) index; None where every piece is ZERO or one is not a number (the callers
+    then add them the general way)."""
+    out = None
+    for i, d in zip(indices, ds, strict=True):
+        if d is ZERO:
+            continue
+        if type(d) is not float and type(d) is not _F8[2]:
+            return None
+        if out is None:
+            out = acc.copy()
+        out[i] += d
+    return out
 
 
 def scatter_onto_known(acc: Any, x: Any, indices: tuple, ds: tuple) -> Any:
@@ -1011,16 +1018,7 @@ def scatter_onto_known(acc: Any, x: Any, indices: tuple, ds: tuple) -> Any:
         if n < 2 or (indices[0] != indices[1] if n == 2 else len(set(indices)) == n):
             # (distinct elements: each gets acc's value plus its one piece, the sum
             # `scatter_onto` gives)
-            out = None
-            for i, d in zip(indices, ds, strict=True):
-                if d is ZERO:
-                    continue
-                if type(d) is not float and type(d) is not _F8[2]:
-                    out = None
-                    break
-                if out is None:
-                    out = acc.copy()
-                out[i] += d
+            out = _copy_with_pieces(acc, indices, ds)
             if out is not None:
                 return out
     return scatter_onto(acc, x, indices, ds)

@@ -1528,13 +1528,7 @@ def _list_map_kind(node: Apply, facts: LoopFacts | None, depth: int,
     derivative of a comprehension maps (value, backpropagator) pairs, then projects the
     values: the pairs' list has a kind `list<tuple<K|?>>`, so the projection needs no
     case of its own.)"""
-    f, seq = node.inputs[1:3]
-    if not (isinstance(f, Constant) and hasattr(f.value, "parameters")) or \
-            len(f.value.parameters) != 1:
-        return None
-    element = _elements(seq, facts, depth, assumed)
-    out = None if element is None else kind(
-        f.value.output, facts, depth + 1, _bind(f.value.parameters, [element], assumed))
+    out = _mapped_kind(node, facts, depth, assumed)
     return list_of(out) if out is not None and not is_list(out) else None
 
 
@@ -1544,6 +1538,15 @@ def _list_flatmap_kind(node: Apply, facts: LoopFacts | None, depth: int,
     kind (a filter, `[d for d in cols if d != c]`, returns `[x]` or `[]`: a list of
     x's kind). The derivative of a comprehension maps (value, backpropagator) pairs,
     then flattens the values: that flattening is itself a comprehension of this kind."""
+    out = _mapped_kind(node, facts, depth, assumed)
+    return out if is_list(out) and out != EMPTY_LIST else None
+
+
+def _mapped_kind(node: Apply, facts: LoopFacts | None, depth: int,
+                 assumed: Assumptions | None) -> Kind | None:
+    """The kind of `f(x)` in a comprehension `node` (`list_map` or `list_flatmap` of f
+    over seq), x of seq's elements' kind; None where f is not a known one-parameter
+    graph or a kind is unknown."""
     f, seq = node.inputs[1:3]
     if not (isinstance(f, Constant) and hasattr(f.value, "parameters")) or \
             len(f.value.parameters) != 1:
@@ -1551,7 +1554,7 @@ def _list_flatmap_kind(node: Apply, facts: LoopFacts | None, depth: int,
     element = _elements(seq, facts, depth, assumed)
     out = None if element is None else kind(
         f.value.output, facts, depth + 1, _bind(f.value.parameters, [element], assumed))
-    return out if is_list(out) and out != EMPTY_LIST else None
+    return out
 
 
 # The slot of an assumption about what the calls of a function return (keyed by the
