@@ -41,9 +41,9 @@ def test_compiling_pauses_the_garbage_collector_only_while_it_runs():
     seen = []
     real_load = tl.api.load
 
-    def spy(*args):
+    def spy(*args, **kwargs):
         seen.append(gc.isenabled())
-        return real_load(*args)
+        return real_load(*args, **kwargs)
 
     tl.api.load = spy
     try:

@@ -74,10 +74,11 @@ class _Unkeyable(Exception):
 
 @functools.cache
 def _package_hash() -> bytes:
-    """A hash of tapeless's own source: every module of the package (computed once in a
-    process)."""
+    """A hash of tapeless's own source: every module of the package, by its path inside
+    the package (computed once in a process)."""
     h = hashlib.sha256()
-    todo = [os.path.dirname(os.path.dirname(os.path.abspath(native.__file__)))]
+    root = os.path.dirname(os.path.dirname(os.path.abspath(native.__file__)))
+    todo = [root]
     while todo:
         folder = todo.pop()
         with os.scandir(folder) as found:
@@ -87,7 +88,10 @@ def _package_hash() -> bytes:
                 todo.append(e.path)
             elif e.name.endswith(".py"):
                 with open(e.path, "rb") as f:
-                    h.update(e.path.encode() + b"\0" + f.read() + b"\0")
+                    # (by the path inside the package: the same source installed
+                    # elsewhere, or run from a checkout, is the same tapeless)
+                    h.update(os.path.relpath(e.path, root).encode() + b"\0" + f.read()
+                             + b"\0")
     return h.digest()
 
 
