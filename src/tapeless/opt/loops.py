@@ -49,18 +49,27 @@ def uses(graphs: list[Graph]) -> dict[int, list[tuple[Node | None, Graph]]]:
     return users(graphs)
 
 
-def drop_dead_state(root: Graph, facts: LoopFacts, replace: dict[int, Node]) -> int:
-    """Remove state that nothing reads (or that never changes): returns how many."""
-    use = uses(facts.graphs)
-    removed = 0
+def _loops_read_by_items(facts: LoopFacts, replace: dict[int, Node],
+                         use: dict[int, list[tuple[Node | None, Graph]]]
+                         ) -> Iterator[tuple[LoopInfo, list[Node], list[Apply]]]:
+    """Each loop not yet replaced (tested as it comes: the caller adds replacements)
+    whose body's outputs are known and whose result is read only by items at constant
+    indices: with those outputs and those reads."""
     for info in facts.loops:
         outputs = info.outputs
         if outputs is None or info.node.id in replace:
             continue
-        k = len(info.init)
         results = constant_getitems([u for u, _ in use.get(info.node.id, [])])
-        if results is None:
-            continue
+        if results is not None:
+            yield info, outputs, results
+
+
+def drop_dead_state(root: Graph, facts: LoopFacts, replace: dict[int, Node]) -> int:
+    """Remove state that nothing reads (or that never changes): returns how many."""
+    use = uses(facts.graphs)
+    removed = 0
+    for info, outputs, results in _loops_read_by_items(facts, replace, use):
+        k = len(info.init)
         live = _live_state(info, outputs, {constant_index(u) for u in results}, use)
         drop: list[int] = []
         for j in range(k):
@@ -664,13 +673,7 @@ def split_tuple_state(root: Graph, facts: LoopFacts, replace: dict[int, Node]) -
 
     use = uses(facts.graphs)
     changed = 0
-    for info in facts.loops:
-        outputs = info.outputs
-        if outputs is None or info.node.id in replace:
-            continue
-        results = constant_getitems([u for u, _ in use.get(info.node.id, [])])
-        if results is None:
-            continue
+    for info, outputs, results in _loops_read_by_items(facts, replace, use):
         split = _splittable(info, outputs, use, tuple_items)
         if not split:
             continue
