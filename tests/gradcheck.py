@@ -128,6 +128,20 @@ def directional_fd(f: Callable[..., float], args: tuple, argnums: tuple[int, ...
     return (-at(2 * h) + 8 * at(h) - 8 * at(-h) + at(-2 * h)) / (12 * h)
 
 
+def elementwise_fd(f: Callable[[np.ndarray], float], x: Any, eps: float = 1e-6
+                   ) -> np.ndarray:
+    """The gradient of a scalar function of one array by central differences, one
+    element at a time."""
+    x = np.asarray(x, dtype=float)
+    out = np.zeros_like(x)
+    for i in np.ndindex(x.shape):
+        hi, lo = x.copy(), x.copy()
+        hi[i] += eps
+        lo[i] -= eps
+        out[i] = (f(hi) - f(lo)) / (2 * eps)
+    return out
+
+
 def assert_same_structure(grad: Any, like: Any, path: str = "grad") -> None:
     """The gradient has the structure of the argument: same containers, arrays of the
     same shape with a float dtype, floats for floats."""

@@ -36,6 +36,7 @@ from gradcheck import (
     assert_same_structure,
     check_directional,
     directional_fd,
+    elementwise_fd,
     leaves,
     random_cotangent,
     vdot,
@@ -1155,7 +1156,7 @@ def test_functions_passed_as_arguments(opt: str, monkeypatch: pytest.MonkeyPatch
 
     def check(f, c, second, on_arrays=True):
         if on_arrays:
-            want = _fd(lambda v: applied_twice(v, f, c), x)
+            want = elementwise_fd(lambda v: applied_twice(v, f, c), x)
             np.testing.assert_allclose(tl.grad(applied_twice)(x, f, c), want, rtol=1e-6)
             value, g = tl.value_and_grad(applied_twice)(x, f, c)
             assert value == pytest.approx(applied_twice(x, f, c))
@@ -1212,16 +1213,6 @@ def test_a_global_transform_is_the_transform() -> None:
     assert tl.grad(uses_global_transforms)(2.0) == pytest.approx(6 * 2.0 + 3 * 4.0)
 
 
-def _fd(f: Any, x: np.ndarray, eps: float = 1e-6) -> np.ndarray:
-    """Central differences of a scalar function of a vector."""
-    out = np.zeros_like(x)
-    for i in range(len(x)):
-        e = np.zeros_like(x)
-        e[i] = eps
-        out[i] = (f(x + e) - f(x - e)) / (2 * eps)
-    return out
-
-
 def h_apply3(f, a, b, c):
     return f(a, b, c)
 
@@ -1242,9 +1233,10 @@ def test_variadic_primitives_passed_as_values(opt: str, monkeypatch: pytest.Monk
     f = variadic_primitives_as_values
     assert tl.jit(f)(x) == pytest.approx(f(x))
     g = tl.grad(f)
-    np.testing.assert_allclose(g(x), _fd(f, x), rtol=1e-6)
+    np.testing.assert_allclose(g(x), elementwise_fd(f, x), rtol=1e-6)
     hess_row = tl.grad(lambda v: tl.grad(variadic_primitives_as_values)(v)[0])
-    np.testing.assert_allclose(hess_row(x), _fd(lambda v: g(v)[0], x), rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(hess_row(x), elementwise_fd(lambda v: g(v)[0], x), rtol=1e-5,
+                               atol=1e-7)
 
 
 def h_call_star(f, args):

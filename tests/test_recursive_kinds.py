@@ -342,16 +342,6 @@ def tree_energy(M):
     return s * q
 
 
-def anp_tree_pair(M, lo, hi):
-    if hi - lo == 1:
-        v = M[lo, lo]
-        return v, v * v
-    mid = (lo + hi) // 2
-    a, b = anp_tree_pair(M, lo, mid)
-    c, d = anp_tree_pair(M, mid, hi)
-    return a + c, b + d * M[mid, lo]
-
-
 def even_part(A, i):
     """Mutual recursion: even and odd rows read by two functions calling each other."""
     if i >= A.shape[0]:
@@ -367,18 +357,6 @@ def odd_part(A, i):
 
 def mutual_energy(A):
     return even_part(A, 0)
-
-
-def anp_even(A, i):
-    if i >= A.shape[0]:
-        return 0.0
-    return A[i, 0] * A[i, 1] + anp_odd(A, i + 1)
-
-
-def anp_odd(A, i):
-    if i >= A.shape[0]:
-        return 1.0
-    return A[i, 1] - 0.5 * anp_even(A, i + 1)
 
 
 def search(A, i, acc):
@@ -413,16 +391,6 @@ def kept_energy(A):
     return kept_columns(A, 0, list(range(A.shape[0])))
 
 
-def anp_kept(A, row, cols):
-    if len(cols) == 1:
-        return A[row, cols[0]]
-    total = 0.0
-    for c in cols:
-        rest = [d for d in cols if d != c]
-        total = total + (1.0 + 0.1 * c) * A[row, c] * anp_kept(A, row + 1, rest)
-    return total
-
-
 def _check_fd(fn, x, g, seed=7, rel=1e-6):
     rng = np.random.default_rng(seed)
     for _ in range(2):
@@ -445,7 +413,7 @@ def test_recursive_sum_over_a_list_of_arrays():
 def test_tree_recursion_returning_tuples(n):
     M = _data((n, n), 12)
     g = tl.grad(tree_energy)(M)
-    expected = autograd.grad(lambda m: (lambda p: p[0] * p[1])(anp_tree_pair(m, 0, n)))(M)
+    expected = autograd.grad(lambda m: (lambda p: p[0] * p[1])(tree_pair(m, 0, n)))(M)
     np.testing.assert_allclose(g, expected, rtol=1e-12, atol=1e-14)
     _check_fd(tree_energy, M, g)
 
@@ -454,7 +422,7 @@ def test_tree_recursion_returning_tuples(n):
 def test_mutual_recursion(n):
     A = _data((n, 2), 13)
     g = tl.grad(mutual_energy)(A)
-    np.testing.assert_allclose(g, autograd.grad(lambda a: anp_even(a, 0))(A), rtol=1e-12,
+    np.testing.assert_allclose(g, autograd.grad(lambda a: even_part(a, 0))(A), rtol=1e-12,
                                atol=1e-14)
     _check_fd(mutual_energy, A, g)
 
@@ -474,7 +442,7 @@ def test_recursion_with_early_return(seed):
 @pytest.mark.parametrize("n", [3, 4, 5])
 def test_filtered_columns_recursion_against_autograd(n):
     A = _data((n, n), 17)
-    expected = autograd.grad(lambda a: anp_kept(a, 0, list(range(n))))(A)
+    expected = autograd.grad(lambda a: kept_columns(a, 0, list(range(n))))(A)
     g = tl.grad(kept_energy)(A)
     np.testing.assert_allclose(g, expected, rtol=1e-11, atol=1e-12)
 
@@ -493,8 +461,8 @@ def test_recursion_second_order():
     # Hessian-vector products through the recursions, against autograd.
     A = _data((5, 5), 18)
     v = _data((5, 5), 19)
-    for fn, ref in [(kept_energy, lambda a: anp_kept(a, 0, list(range(5)))),
-                    (mutual_energy, lambda a: anp_even(a, 0))]:
+    for fn, ref in [(kept_energy, lambda a: kept_columns(a, 0, list(range(5)))),
+                    (mutual_energy, lambda a: even_part(a, 0))]:
         x = A if fn is kept_energy else A[:, :2].copy()
         t = v if fn is kept_energy else v[:, :2].copy()
         hv = tl.jvp(tl.grad(fn), (x,), (t,))[1]
