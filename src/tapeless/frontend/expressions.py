@@ -509,26 +509,21 @@ class ExpressionMixin:
                 raise self.error(f"the method .{name}() of a random generator changes its "
                                  "argument in place, which is not supported", node, hint)
             prim = random_ops.method_primitive(name, known)
-        if prim is None and (mutating or any(hasattr(t, name) for t in BUILTIN_RECEIVERS)):
-            if _built_in(receiver) or _array_method(name):
-                raise self.error(f"the method .{name}() is not supported", node,
-                                 "call the corresponding NumPy function, e.g. np.f(x)")
-            # (Maybe a method of the user's class named like a built-in type's, as
-            # `opt.update(p, g)`: a built-in receiver is refused when the code runs.)
-            if node.keywords:
-                raise self.error(f"keyword arguments to the method .{name}() are not "
-                                 "supported", node, "pass them positionally")
-            bound_method = block.graph.apply(P["user_method"], receiver, Constant(name),
-                                             loc=self.loc(node))
-            return self._call_value(bound_method, node, block)
         if prim is None:
             # A method of the user's class (`model.apply(x)`): the bound method, called
             # like any value (derivative code calls J of the function on the object).
+            # One named like a built-in type's (`opt.update(p, g)`) is read so that a
+            # built-in receiver is refused when the code runs (`user_method`).
+            like_built_in = mutating or any(hasattr(t, name) for t in BUILTIN_RECEIVERS)
+            if like_built_in and (_built_in(receiver) or _array_method(name)):
+                raise self.error(f"the method .{name}() is not supported", node,
+                                 "call the corresponding NumPy function, e.g. np.f(x)")
             if node.keywords:
                 raise self.error(f"keyword arguments to the method .{name}() are not "
                                  "supported", node, "pass them positionally")
-            bound_method = block.graph.apply(P["getattr"], receiver, Constant(name),
-                                             loc=self.loc(node))
+            bound_method = block.graph.apply(
+                P["user_method" if like_built_in else "getattr"], receiver, Constant(name),
+                loc=self.loc(node))
             return self._call_value(bound_method, node, block)
         starred = any(isinstance(a, ast.Starred) for a in node.args)
         args = [receiver] + self._call_args(node, block, starred)
