@@ -187,6 +187,16 @@ def test_vjp_called_twice_gets_new_buffers():
     np.testing.assert_allclose(kept, autograd.grad(cross_energy)(A), rtol=1e-13)
 
 
+def test_each_gradient_is_a_new_array():
+    A = _data((70, 70), 7)
+    grad = tl.grad(cross_energy)
+    first = grad(A)
+    kept = first.copy()
+    first[:] = 99.0  # (the caller owns what it got: the next call does not see it)
+    np.testing.assert_array_equal(grad(A), kept)
+    np.testing.assert_array_equal(A, _data((70, 70), 7))
+
+
 # --- the generated code -----------------------------------------------------------------
 
 

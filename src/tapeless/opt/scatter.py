@@ -233,9 +233,10 @@ class OwnedSlots:
 
     def _item(self, seq: Node, i: int, inside: Graph) -> bool:
         """Whether item i of the tuple `seq` (read once) is owned."""
-        if isinstance(seq, Constant):
-            return type(seq.value) is not tuple or not 0 <= i < len(seq.value) or \
-                _is_zero(seq.value[i])
+        if isinstance(seq, Constant):  # (ZERO's items are ZERO)
+            v = seq.value
+            return _is_zero(v) or (type(v) is tuple and (not 0 <= i < len(v) or
+                                                         _is_zero(v[i])))
         if not isinstance(seq, Apply) or not is_inside(seq.graph, inside):
             return False
         if is_call_of(seq, "make_tuple"):
