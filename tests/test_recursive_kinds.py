@@ -247,9 +247,11 @@ def test_recursive_backpropagator_uses_no_generic_helpers():
     M = _data((40, 40))
     source = _backward_source(diagonal_energy, M)
     # The sensitivity `dout` is a number (the value's kind): no unbroadcast of it, and
-    # the two reads go into what the recursive call gave back, in one call.
+    # the two reads go into what the recursive call gave back, in one call, in place
+    # (what the recursive call gives back is owned: `opt.scatter.OwnedSlots`).
     assert "unbroadcast" not in source
-    assert "scatter_onto" in source and "scatter_sens" not in source
+    assert "scatter_add_known" in source and "scatter_sens" not in source
+    assert "scatter_onto" not in source
 
 
 def test_recursive_determinant_has_no_type_tests():
@@ -473,10 +475,10 @@ def test_recursion_second_order():
 
 
 def test_recursion_reads_use_the_helper_without_index_tests():
-    # The reads' indices are ints by their kinds: the sum onto what the recursive call
-    # gave back does not test them again (`scatter_onto_known`).
+    # The reads' indices are ints by their kinds: the sum into what the recursive call
+    # gave back does not test them again (`scatter_add_known`, in place: it is owned).
     source = _backward_source(diagonal_energy, _data((40, 40)))
-    assert "scatter_onto_known" in source
+    assert "scatter_add_known" in source
 
 
 def test_scatter_onto_known_gives_what_scatter_onto_gives():

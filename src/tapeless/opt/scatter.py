@@ -10,23 +10,59 @@ is left as it is, so nothing needs to prove that no one else holds it).
 
 Sums into loop state are left to `loops.accumulate_in_place` (in place, where the loop
 owns the accumulator) and to the native backend's lowering of them.
+
+Where the optimizer proves that `d_A` is owned (`OwnedSlots`: what a recursive call's
+backpropagator gives back in that slot is always a new value that nothing else holds, and
+the caller reads it once), the pieces are added into it in place (`scatter_add_known`,
+`scatter_add`): one dense buffer for the whole recursion, as a hand-written adjoint
+keeps, instead of a new handle per call and the array built at the end.
 """
 
 from __future__ import annotations
 
-from ..ir.edit import set_inputs, users
-from ..ir.nodes import Apply, Constant, Graph, Node, Parameter, graph_nodes, reachable_graphs
+from collections.abc import Callable
+
+from ..ir.edit import Users, set_inputs, users
+from ..ir.nodes import (
+    Apply,
+    Constant,
+    Graph,
+    Node,
+    Parameter,
+    graph_nodes,
+    is_constant_graph,
+    is_inside,
+    reachable_graphs,
+)
 from ..primitives import PRIMITIVES
-from .kinds import INT, is_f8, items_of, kind, sequence_items, shape_of
+from .kinds import (
+    FLOAT,
+    INT,
+    SCALAR,
+    if_outputs,
+    is_f8,
+    is_switch_call,
+    item_nodes,
+    items_of,
+    kind,
+    sequence_items,
+    shape_of,
+)
 from .loop_facts import LoopFacts, is_call_of
+from .patterns import tuple_items
+from .zeros import never_zero
 
 P = PRIMITIVES
 
 
-def scatter_onto(root: Graph) -> int:
+def scatter_onto(root: Graph,
+                 known: Callable[[Node, Node, Node], bool] | None = None) -> int:
     """Rewrite each `gadd(scatter_sens(x, indices, ds), acc)` (either order; or one piece,
     `getitem_sens(d, x, i)`), where nothing else reads the scattered sensitivity and `acc`
-    is not loop state, as `scatter_onto(acc, x, indices, ds)`. Returns how many."""
+    is not loop state, as `scatter_onto(acc, x, indices, ds)`; then, where `acc` is proven
+    owned (`OwnedSlots`), as its in-place form (`scatter_add_known` where `known(x,
+    indices, ds)` proves what it leaves untested, as in `loops.accumulate_in_place`).
+    Returns how many."""
     graphs = reachable_graphs(root)
     facts: LoopFacts | None = None
     use = users(graphs)
@@ -57,6 +93,9 @@ def scatter_onto(root: Graph) -> int:
                 set_inputs(add, [Constant(P[helper]), acc, x, indices, ds])
                 rewritten += 1
                 break
+    if rewritten and known is not None:
+        facts = facts or LoopFacts(root, graphs)
+        rewritten += OwnedSlots(facts, users(graphs), known).rewrite(graphs)
     return rewritten
 
 
@@ -75,3 +114,204 @@ def _element_reads(x: Node, indices: Node, facts: LoopFacts) -> bool:
         if at is None or not 0 < len(at) <= len(shape) or any(k is not INT for k in at):
             return False
     return True
+
+
+def _onto(node: Node) -> bool:
+    """Whether `node` is a sum onto an accumulator left as it is (`scatter_onto`)."""
+    return is_call_of(node, "scatter_onto") or is_call_of(node, "scatter_onto_known")
+
+
+class OwnedSlots:
+    """Which sensitivities a backpropagator gives back are owned by its caller: in slot k
+    of what the backpropagator graph `b` returns, always ZERO or a new float64 array that
+    nothing else holds (made by `scatter_add_known` from ZERO, or added into in place
+    from such a value). Proven by induction over the recursion, as kinds are (a slot
+    being proven is assumed owned: a recursion that ends gives, at its deepest call, a
+    value the base case made). A sum `scatter_onto(acc, x, ...)` whose `acc` is slot k of
+    such a call's result, read once and by nothing else, adds its pieces into `acc` in
+    place.
+
+    The chain from `b`'s result down to where the value is made may pass only through
+    tuple displays, items read of them, value-`if`s and backpropagator calls, each value
+    on it used once, all inside `b` (made anew by each call of `b`: never a value its
+    forward pass saved, which each call of `b` would see)."""
+
+    def __init__(self, facts: LoopFacts, use: Users,
+                 known: Callable[[Node, Node, Node], bool]) -> None:
+        self.facts = facts
+        self.use = use
+        self.known = known
+        # (graph id, slot) -> proven (True also while being proven: the induction)
+        self.slots: dict[tuple[int, int], bool] = {}
+        self.inplace: dict[int, Apply] = {}  # the sums to make in place, by node id
+        self._backprop_of: dict[int, Graph | None] = {}
+
+    def rewrite(self, graphs: list[Graph]) -> int:
+        """Make in place every sum whose accumulator is proven owned. Returns how many."""
+        for g in graphs:
+            for node in graph_nodes(g):
+                if _onto(node) and node.id not in self.inplace:
+                    self._try(node)
+        for node in self.inplace.values():
+            set_inputs(node, [Constant(P["scatter_add_known"])] + node.inputs[1:])
+        return len(self.inplace)
+
+    def _try(self, node: Apply) -> None:
+        """Prove `node`'s accumulator owned, all or nothing: a failed proof keeps none of
+        the sums or slots it assumed."""
+        slots, inplace = dict(self.slots), dict(self.inplace)
+        if not self._sum(node):
+            # (A slot that failed fails under any assumption: kept as failed.)
+            failed = [key for key, ok in self.slots.items() if not ok]
+            self.slots, self.inplace = slots, inplace
+            self.slots.update(dict.fromkeys(failed, False))
+
+    def _once(self, node: Node, user: Node | None) -> bool:
+        """Whether `user` (None: its graph's output) is the one use of `node`."""
+        found = self.use.get(node.id, [])
+        return len(found) == 1 and found[0][0] is user
+
+    def _sum(self, node: Apply) -> bool:
+        """A sum of element reads into an owned accumulator, made in place: its pieces
+        proven numbers of the elements' kind, the accumulator read from an owned slot of
+        a backpropagator called here (or another such sum, or ZERO)."""
+        acc, x, indices, ds = node.inputs[1:]
+        if not _element_reads(x, indices, self.facts) or not (
+                self.known(x, indices, ds) or self._numbers(x, indices, ds)):
+            return False
+        if not (isinstance(acc, Constant) and _is_zero(acc.value)) and \
+                not (self._once(acc, node) and acc.graph is node.graph and
+                     self._owned(acc, node.graph)):
+            return False
+        self.inplace[node.id] = node
+        return True
+
+    def _numbers(self, x: Node, indices: Node, ds: Node) -> bool:
+        """Whether the pieces are numbers (never ZERO) added at elements of x (indices
+        as many ints as x has axes): `acc[i] += d` gives the sum `scatter_onto` gives
+        for any real number d, float64 or not (a sensitivity whose kind says only
+        SCALAR: what a backpropagator is called with; complex cotangents are refused
+        where they enter, `from_structure`)."""
+        shape = shape_of(kind(x, self.facts))
+        items, pieces = sequence_items(indices, self.facts), tuple_items(ds)
+        if shape is None or items is None or pieces is None or len(items) != len(pieces):
+            return False
+        for i, d in zip(items, pieces, strict=True):
+            ki = kind(i, self.facts)
+            at = (ki,) if ki is INT else items_of(ki)
+            if at is None or len(at) != len(shape) or \
+                    kind(d, self.facts) not in (FLOAT, INT, SCALAR) or \
+                    not never_zero(d, self.facts):
+                return False
+        return True
+
+    def _owned(self, node: Node, inside: Graph | None) -> bool:
+        """Whether `node`, used once, holds ZERO or a float64 array nothing else holds,
+        made anew each time `inside` (a backpropagator, or the graph of a sum) runs."""
+        if isinstance(node, Constant):
+            return _is_zero(node.value)
+        if not isinstance(node, Apply) or inside is None or not is_inside(node.graph, inside):
+            return False
+        if _onto(node):
+            return node.id in self.inplace or self._sum(node)
+        if is_switch_call(node):
+            return all(isinstance(o, Constant) and _is_zero(o.value) or
+                       (self._once(o, None) and self._owned(o, inside))
+                       for o in if_outputs(node))
+        if not (is_call_of(node, "tuple_getitem") and
+                isinstance(k := node.inputs[2], Constant) and type(k.value) is int):
+            return False
+        seq, i = node.inputs[1], k.value
+        # The one read of item i of `seq`: no other read of it, no other use of `seq`.
+        reads_of_i = 0
+        for u, _ in self.use.get(seq.id, []):
+            if not (is_call_of(u, "tuple_getitem") and u.inputs[1] is seq and
+                    isinstance(at := u.inputs[2], Constant)):
+                return False
+            reads_of_i += at.value == i
+        return reads_of_i == 1 and self._item(seq, i, inside)
+
+    def _item(self, seq: Node, i: int, inside: Graph) -> bool:
+        """Whether item i of the tuple `seq` (read once) is owned."""
+        if isinstance(seq, Constant):  # (ZERO's items are ZERO)
+            v = seq.value
+            return _is_zero(v) or (type(v) is tuple and (not 0 <= i < len(v) or
+                                                         _is_zero(v[i])))
+        if not isinstance(seq, Apply) or not is_inside(seq.graph, inside):
+            return False
+        if is_call_of(seq, "make_tuple"):
+            if not 0 <= i < len(seq.inputs) - 1:
+                return True  # (never read: reading it raises)
+            item = seq.inputs[1 + i]
+            return isinstance(item, Constant) and _is_zero(item.value) or \
+                (self._once(item, seq) and self._owned(item, inside))
+        if is_switch_call(seq):
+            return all((isinstance(o, Constant) or self._once(o, None)) and
+                       self._item(o, i, inside) for o in if_outputs(seq))
+        b = self._backprop(seq.inputs[0])
+        return b is not None and len(seq.inputs) - 1 == len(b.parameters) and \
+            self._slot(b, i)
+
+    def _slot(self, b: Graph, i: int) -> bool:
+        """Whether slot i of what the backpropagator graph `b` returns is owned."""
+        key = (b.id, i)
+        if key in self.slots:
+            return self.slots[key]
+        self.slots[key] = True  # (the induction's assumption)
+        out = b.output
+        ok = isinstance(out, Apply) and is_call_of(out, "make_tuple") and \
+            self._once(out, None) and 0 <= i < len(out.inputs) - 1
+        if ok:
+            assert isinstance(out, Apply)
+            item = out.inputs[1 + i]
+            ok = isinstance(item, Constant) and _is_zero(item.value) or \
+                (self._once(item, out) and self._owned(item, b))
+        self.slots[key] = ok
+        return ok
+
+    def _backprop(self, callee: Node) -> Graph | None:
+        """The backpropagator graph `callee` always is: read from what a call of a J
+        function `jf` returns, `(value, B)` with B a graph, through the values saved."""
+        found = self._backprop_of.get(callee.id, callee)
+        if found is not callee:
+            return found  # type: ignore[return-value]
+        graphs: set[int] = set()
+        out: Graph | None = None
+        nodes: list[Node] | None = [callee]
+        if is_call_of(callee, "tuple_getitem") and \
+                isinstance(k := callee.inputs[2], Constant) and type(k.value) is int:
+            nodes = item_nodes(callee.inputs[1], k.value, self.facts) or nodes
+        for n in nodes or []:
+            b = _returned_backprop(n)
+            if b is None:
+                graphs.clear()
+                out = None
+                break
+            graphs.add(b.id)
+            out = b
+        result = out if len(graphs) == 1 else None
+        self._backprop_of[callee.id] = result
+        return result
+
+
+def _returned_backprop(n: Node) -> Graph | None:
+    """The backpropagator graph B where `n` is `jf(...)[1]`, a call of a function `jf`
+    that returns `(value, B)`."""
+    if not (is_call_of(n, "tuple_getitem") and isinstance(n.inputs[2], Constant) and
+            n.inputs[2].value == 1):
+        return None
+    call = n.inputs[1]
+    if not (isinstance(call, Apply) and is_constant_graph(call.inputs[0])):
+        return None
+    out = call.inputs[0].value.output
+    if is_call_of(out, "make_tuple") and len(out.inputs) == 3 and \
+            is_constant_graph(b := out.inputs[2]):
+        backprop: Graph = b.value
+        return backprop
+    return None
+
+
+def _is_zero(value: object) -> bool:
+    from ..runtime import ZERO
+
+    return value is ZERO
