@@ -1022,7 +1022,7 @@ def kind(node: Node, facts: LoopFacts | None = None, depth: int = 0,
         frames.pop()
     record = (frame.deps, frame.cut)
     facts.kind_deps[key] = record
-    if not frame.cut:
+    if not frame.cut and key[1]:  # (see _Frame)
         if shared is None:
             facts.shared_kinds[node.id] = [(record, found)]
         else:
@@ -1036,7 +1036,11 @@ class _Frame:
     """What one kind being inferred (or one loop's state kinds) depends on: the
     assumptions it looked up, each with what it found there (`_MISSING`: not assumed),
     and whether a depth limit cut an inference in it short (then its kind holds only
-    under its own assumption set, as it is remembered: see `kind`)."""
+    under its own assumption set, as it is remembered: see `kind`). Without assumptions
+    (most questions: the rewrites'), what it looks up is not recorded and its kind not
+    shared: a kind inferred under none is looked up again under none, where the memo
+    has it, and one inferred under some, from the questions inside, is not shared
+    with none, whose kinds are inferred once anyway."""
 
     __slots__ = ("assumed", "id", "deps", "cut")
 
@@ -1056,7 +1060,7 @@ def _depend(frame: _Frame, record: tuple[dict[tuple[int, int], object], bool],
     deps, cut = record
     if cut:
         frame.cut = True
-    if deps:
+    if deps and frame.id:
         if assumed_id == frame.id:
             frame.deps.update(deps)
             return
@@ -1082,7 +1086,9 @@ def _look_up(key: tuple[int, int], facts: LoopFacts | None,
              assumed: Assumptions | None) -> object:
     """What `assumed` holds at `key` (`_MISSING` where nothing), recorded as a dependency
     of the kind being inferred."""
-    found = assumed.get(key, _MISSING) if assumed else _MISSING
+    if not assumed:
+        return _MISSING
+    found = assumed.get(key, _MISSING)
     if facts is not None and facts.kind_frames:
         facts.kind_frames[-1].deps[key] = found
     return found

@@ -136,8 +136,9 @@ class LoopFacts:
         self.shared_kinds: dict[int, list[tuple[tuple[dict[tuple[int, int], object], bool],
                                                 Kind | None]]] = {}
         self.kind_frames: list[Any] = []
-        self.nonzero: dict[tuple[int, frozenset[tuple[int, int]]], bool] = {}
-        self.zero: dict[tuple[int, frozenset[tuple[int, int]]], bool] = {}
+        # (never_zero and always_zero: keyed by the node id alone without assumptions.)
+        self.nonzero: dict[int | tuple[int, frozenset[tuple[int, int]]], bool] = {}
+        self.zero: dict[int | tuple[int, frozenset[tuple[int, int]]], bool] = {}
         # Loop state kinds found by an earlier round, by loop node id (see kinds.py).
         self.hints: dict[int, list[Kind | None]] = {}
         self.graphs = graphs if graphs is not None else reachable_graphs(root)
