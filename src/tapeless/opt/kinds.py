@@ -998,7 +998,7 @@ def kind(node: Node, facts: LoopFacts | None = None, depth: int = 0,
     memo = facts.kinds
     frames = facts.kind_frames
     if key in memo:
-        if frames:
+        if frames and key[1]:
             _depend(frames[-1], facts.kind_deps[key], key[1])
         return memo[key]
     # A kind inferred under other assumptions that agree on every one it looked up (and
@@ -1011,9 +1011,12 @@ def kind(node: Node, facts: LoopFacts | None = None, depth: int = 0,
             if _agrees(record[0], assumed):
                 memo[key] = value
                 facts.kind_deps[key] = record
-                if frames:
+                if frames and key[1]:
                     _depend(frames[-1], record, key[1])
                 return value
+    if not key[1]:  # (see _Frame)
+        found = memo[key] = _kind(node, facts, depth, assumed)
+        return found
     frame = _Frame(assumed, key[1])
     frames.append(frame)
     try:
@@ -1022,7 +1025,7 @@ def kind(node: Node, facts: LoopFacts | None = None, depth: int = 0,
         frames.pop()
     record = (frame.deps, frame.cut)
     facts.kind_deps[key] = record
-    if not frame.cut and key[1]:  # (see _Frame)
+    if not frame.cut:
         if shared is None:
             facts.shared_kinds[node.id] = [(record, found)]
         else:
@@ -1036,11 +1039,14 @@ class _Frame:
     """What one kind being inferred (or one loop's state kinds) depends on: the
     assumptions it looked up, each with what it found there (`_MISSING`: not assumed),
     and whether a depth limit cut an inference in it short (then its kind holds only
-    under its own assumption set, as it is remembered: see `kind`). Without assumptions
-    (most questions: the rewrites'), what it looks up is not recorded and its kind not
-    shared: a kind inferred under none is looked up again under none, where the memo
-    has it, and one inferred under some, from the questions inside, is not shared
-    with none, whose kinds are inferred once anyway."""
+    under its own assumption set, as it is remembered: see `kind`). A kind inferred
+    without assumptions (most questions: the rewrites') has no frame: it is remembered
+    under none, where any later question under none finds it whatever its depth, and
+    depends on no assumption set that a question inside one is asked under (so what
+    it looks up, under the sets made inside it, and whether it was cut short, are left
+    out of the frame around it; the sets inside record into that frame only what its
+    own assumptions hold, as `_depend` does, and any cut, which only shares less).
+    Nor is it shared."""
 
     __slots__ = ("assumed", "id", "deps", "cut")
 
@@ -1107,9 +1113,11 @@ def _state_kinds(info: LoopInfo, facts: LoopFacts, depth: int,
     memo = (info.node.id, assumed.id if assumed else 0)
     frames = facts.kind_frames
     if memo in facts.state_kinds:
-        if frames:
+        if frames and memo[1]:
             _depend(frames[-1], facts.state_deps[memo], memo[1])
         return facts.state_kinds[memo]
+    if not memo[1]:  # (without assumptions: no frame, see _Frame)
+        return _infer_state_kinds(info, facts, depth, assumed)
     frame = _Frame(assumed, memo[1])
     frames.append(frame)
     try:
