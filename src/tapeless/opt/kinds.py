@@ -1005,7 +1005,7 @@ def kind(node: Node, facts: LoopFacts | None = None, depth: int = 0,
     # not cut short by a depth limit) is this one too: loop state inferred by induction
     # asks again, under each step's assumptions, for the kinds of a body's nodes, most of
     # which do not depend on the slots that changed.
-    shared = facts.shared_kinds.get(node.id)
+    shared = facts.shared_kinds.get(node.id) if SHARE_KINDS else None
     if shared is not None:
         for record, value in shared:
             if _agrees(record[0], assumed):
@@ -1033,6 +1033,11 @@ def kind(node: Node, facts: LoopFacts | None = None, depth: int = 0,
     if frames:
         _depend(frames[-1], record, key[1])
     return found
+
+
+# Whether kinds are shared between assumption sets (see `kind`): tests compare the code
+# made without it.
+SHARE_KINDS = True
 
 
 class _Frame:
