@@ -759,6 +759,7 @@ def int_value(node: Node, facts: LoopFacts | None = None, depth: int = 0,
         value: object = node.value
         return value if type(value) is int else None
     if depth > 40:
+        _cut_short(facts)
         return None
     name = prim_name(node)
     if name in _INT_ARITHMETIC and isinstance(node, Apply):
@@ -785,7 +786,10 @@ def _known_shape(node: Node, facts: LoopFacts | None, depth: int,
     if isinstance(node, Constant):
         value = node.value
         return value if type(value) is tuple and all(type(n) is int for n in value) else None
-    if depth > 40 or not isinstance(node, Apply):
+    if not isinstance(node, Apply):
+        return None
+    if depth > 40:
+        _cut_short(facts)
         return None
     name = prim_name(node)
     if name == "make_tuple":
@@ -860,6 +864,7 @@ def list_length(node: Node, facts: LoopFacts | None = None, depth: int = 0) -> i
     of known length leaves, where it starts with a known length and every iteration
     appends the same number of items (`rows.append(...)` once per step). Else None."""
     if depth > 40:
+        _cut_short(facts)
         return None
     if isinstance(node, Constant):
         return len(node.value) if type(node.value) in (list, tuple) else None
@@ -991,14 +996,147 @@ def kind(node: Node, facts: LoopFacts | None = None, depth: int = 0,
         _infer_recursive_results(facts)
     key = (node.id, assumed.id if assumed else 0)
     memo = facts.kinds
+    frames = facts.kind_frames
     if key in memo:
+        if frames and key[1]:
+            _depend(frames[-1], facts.kind_deps[key], key[1])
         return memo[key]
-    found = memo[key] = _kind(node, facts, depth, assumed)
+    # A kind inferred under other assumptions that agree on every one it looked up (and
+    # not cut short by a depth limit) is this one too: loop state inferred by induction
+    # asks again, under each step's assumptions, for the kinds of a body's nodes, most of
+    # which do not depend on the slots that changed.
+    shared = facts.shared_kinds.get(node.id) if SHARE_KINDS else None
+    if shared is not None:
+        for record, value in shared:
+            if _agrees(record[0], assumed):
+                memo[key] = value
+                facts.kind_deps[key] = record
+                if frames and key[1]:
+                    _depend(frames[-1], record, key[1])
+                return value
+    if not key[1]:  # (see _Frame)
+        found = memo[key] = _kind(node, facts, depth, assumed)
+        return found
+    frame = _Frame(assumed, key[1])
+    frames.append(frame)
+    try:
+        found = memo[key] = _kind(node, facts, depth, assumed)
+    finally:
+        frames.pop()
+    record = (frame.deps, frame.cut)
+    facts.kind_deps[key] = record
+    if not frame.cut:
+        if shared is None:
+            facts.shared_kinds[node.id] = [(record, found)]
+        else:
+            shared.append((record, found))
+    if frames:
+        _depend(frames[-1], record, key[1])
     return found
+
+
+# Whether kinds are shared between assumption sets (see `kind`): tests compare the code
+# made without it.
+SHARE_KINDS = True
+
+
+class _Frame:
+    """What one kind being inferred (or one loop's state kinds) depends on: the
+    assumptions it looked up, each with what it found there (`_MISSING`: not assumed),
+    and whether a depth limit cut an inference in it short (then its kind holds only
+    under its own assumption set, as it is remembered: see `kind`). A kind inferred
+    without assumptions (most questions: the rewrites') has no frame: it is remembered
+    under none, where any later question under none finds it whatever its depth, and
+    depends on no assumption set that a question inside one is asked under (so what
+    it looks up, under the sets made inside it, and whether it was cut short, are left
+    out of the frame around it; the sets inside record into that frame only what its
+    own assumptions hold, as `_depend` does, and any cut, which only shares less).
+    Nor is it shared."""
+
+    __slots__ = ("assumed", "id", "deps", "cut")
+
+    def __init__(self, assumed: Assumptions | None, assumed_id: int):
+        self.assumed = assumed
+        self.id = assumed_id  # (of `assumed`: 0 for none)
+        self.deps: dict[tuple[int, int], object] = {}
+        self.cut = False
+
+
+def _depend(frame: _Frame, record: tuple[dict[tuple[int, int], object], bool],
+            assumed_id: int) -> None:
+    """`frame` uses a kind that depends on `record`, which holds under the assumption
+    set `assumed_id`: the assumptions it looked up that hold in `frame`'s own (the others
+    are ones an assumption set made inside added, from kinds inferred under `frame`'s,
+    which are recorded themselves)."""
+    deps, cut = record
+    if cut:
+        frame.cut = True
+    if deps and frame.id:
+        if assumed_id == frame.id:
+            frame.deps.update(deps)
+            return
+        assumed, into = frame.assumed, frame.deps
+        for k, v in deps.items():
+            a = assumed.get(k, _MISSING) if assumed else _MISSING
+            if a is v or (a is not _MISSING and v is not _MISSING and a == v):
+                into[k] = v
+
+
+def _agrees(deps: dict[tuple[int, int], object], assumed: Assumptions | None) -> bool:
+    """Whether `assumed` holds what `deps` found at each assumption it looked up."""
+    if not assumed:
+        return all(v is _MISSING for v in deps.values())
+    for k, v in deps.items():
+        a = assumed.get(k, _MISSING)
+        if a is not v and (a is _MISSING or v is _MISSING or a != v):
+            return False
+    return True
+
+
+def _look_up(key: tuple[int, int], facts: LoopFacts | None,
+             assumed: Assumptions | None) -> object:
+    """What `assumed` holds at `key` (`_MISSING` where nothing), recorded as a dependency
+    of the kind being inferred."""
+    if not assumed:
+        return _MISSING
+    found = assumed.get(key, _MISSING)
+    if facts is not None and facts.kind_frames:
+        facts.kind_frames[-1].deps[key] = found
+    return found
+
+
+def _cut_short(facts: LoopFacts | None) -> None:
+    """A depth limit cut the inference short: what is inferred from here depends on the
+    depth it was asked at, and is not shared between assumption sets."""
+    if facts is not None and facts.kind_frames:
+        facts.kind_frames[-1].cut = True
 
 
 def _state_kinds(info: LoopInfo, facts: LoopFacts, depth: int,
                  assumed: Assumptions | None) -> list[Kind | None]:
+    """`_infer_state_kinds`, remembering what it depends on (see `kind`)."""
+    memo = (info.node.id, assumed.id if assumed else 0)
+    frames = facts.kind_frames
+    if memo in facts.state_kinds:
+        if frames and memo[1]:
+            _depend(frames[-1], facts.state_deps[memo], memo[1])
+        return facts.state_kinds[memo]
+    if not memo[1]:  # (without assumptions: no frame, see _Frame)
+        return _infer_state_kinds(info, facts, depth, assumed)
+    frame = _Frame(assumed, memo[1])
+    frames.append(frame)
+    try:
+        found = _infer_state_kinds(info, facts, depth, assumed)
+    finally:
+        frames.pop()
+    record = facts.state_deps[memo] = (frame.deps, frame.cut)
+    if frames:
+        _depend(frames[-1], record, memo[1])
+    return found
+
+
+def _infer_state_kinds(info: LoopInfo, facts: LoopFacts, depth: int,
+                       assumed: Assumptions | None) -> list[Kind | None]:
     """The kinds of a loop's state slots, by induction on all slots together: assuming
     each slot has a kind while inferring the body's outputs, a slot keeps its kind if
     its output has it too; a slot that fails is assumed unknown and the body is
@@ -1220,9 +1358,14 @@ def _parameter_kinds(g: Graph, facts: LoopFacts, depth: int) -> list[Kind | None
     number, else unknown, and the calls are inferred again)."""
     found = facts.parameter_kinds.get(g.id, _MISSING)
     if found is not _MISSING:
-        return cast("list[Kind | None] | None", found)  # (None: being inferred)
+        if found is None:  # (being inferred)
+            _cut_short(facts)
+        return cast("list[Kind | None] | None", found)
     sites = facts.direct_calls(g)
-    if not sites or depth > 30:
+    if not sites:
+        return None
+    if depth > 30:
+        _cut_short(facts)
         return None
     facts.parameter_kinds[g.id] = None
     n = len(g.parameters)
@@ -1258,6 +1401,7 @@ def _kind(node: Node, facts: LoopFacts | None, depth: int,
     if node.kind is not None and node.kind is not NUMERIC:
         return node.kind
     if depth > 40:
+        _cut_short(facts)
         return node.kind
     # A node given the kind "numeric" when it was made (a saved value read back in a
     # backward loop) may be found to have a more precise one (the value it saved).
@@ -1267,8 +1411,9 @@ def _kind(node: Node, facts: LoopFacts | None, depth: int,
 def _infer(node: Node, facts: LoopFacts | None, depth: int,
            assumed: Assumptions | None) -> Kind | None:
     if isinstance(node, Parameter):
-        if assumed and (node.id, -1) in assumed:  # a comprehension's element
-            return assumed[(node.id, -1)]
+        element = _look_up((node.id, -1), facts, assumed)  # a comprehension's element
+        if element is not _MISSING:
+            return cast("Kind | None", element)
         # Loop state has the kind of its initial value if the body keeps it (assuming
         # the state has that kind while checking the body: induction).
         if facts is not None and node.id in facts.index_of:
@@ -1281,18 +1426,20 @@ def _infer(node: Node, facts: LoopFacts | None, depth: int,
                     _backpropagator_input_kind(node, facts, depth, assumed)) \
                 if facts is not None else None
         info, j = state
-        if assumed and (info.node.id, j) in assumed:
-            return assumed[(info.node.id, j)]
+        slot = _look_up((info.node.id, j), facts, assumed)
+        if slot is not _MISSING:
+            return cast("Kind | None", slot)
         assert facts is not None  # (state_of is one of its tables)
         return _state_kinds(info, facts, depth, assumed)[j]
     if not isinstance(node, Apply):
         return None
     callee = node.inputs[0]
-    g = _known_call(node, depth)
+    g = _known_call(node, depth, facts)
     if g is not None:  # its result's kind, given its arguments' kinds
         assert g.output is not None  # (see _known_call)
-        if assumed and (g.id, _RESULT) in assumed:  # a recursive call, inside its function
-            return assumed[(g.id, _RESULT)]
+        result = _look_up((g.id, _RESULT), facts, assumed)
+        if result is not _MISSING:  # a recursive call, inside its function
+            return cast("Kind | None", result)
         if facts is not None and facts.result_kinds and g.id in facts.result_kinds:
             return facts.result_kinds[g.id]  # (None while being inferred)
         return kind(g.output, facts, depth + 4, _with_arguments(node, g, facts, depth, assumed))
@@ -1580,6 +1727,9 @@ def _infer_recursive_results(facts: LoopFacts) -> None:
         facts.kinds.clear()
         facts.state_kinds.clear()
         facts.parameter_kinds.clear()
+        facts.kind_deps.clear()
+        facts.shared_kinds.clear()
+        facts.state_deps.clear()
 
 
 def _recursive_result_kind(g: Graph, facts: LoopFacts) -> Kind | None:
@@ -1633,15 +1783,19 @@ def _fits(found: Kind | None, guess: Kind | None) -> bool:
         all(_fits(x, y) for x, y in zip(a, b, strict=True))
 
 
-def _known_call(node: Apply, depth: int) -> Graph | None:
-    """The function a call calls, when known and bound one argument per parameter."""
+def _known_call(node: Apply, depth: int, facts: LoopFacts | None) -> Graph | None:
+    """The function a call calls, when known and bound one argument per parameter (not
+    followed deeper than 10 levels)."""
     callee = node.inputs[0]
     # (A primitive, the usual callee, has no parameters: told apart without `hasattr`,
     # whose miss raises and catches an AttributeError.)
     if isinstance(callee, Constant) and type(callee.value) is not Primitive and \
-            hasattr(callee.value, "parameters") and depth <= 10 \
+            hasattr(callee.value, "parameters") \
             and len(callee.value.parameters) == len(node.inputs) - 1 and \
             callee.value.output is not None and not callee.value.vararg:
+        if depth > 10:
+            _cut_short(facts)
+            return None
         g: Graph = callee.value
         return g
     return None
@@ -1683,14 +1837,15 @@ def _item_kind(node: Node, i: int, facts: LoopFacts | None, depth: int,
                assumed: Assumptions | None) -> Kind | None:
     """The kind of element i of a tuple built by `node` (or by the function it calls)."""
     if depth > 40:
+        _cut_short(facts)
         return None
     if not isinstance(node, Apply):  # a parameter of a known tuple kind
         return _tuple_item(kind(node, facts, depth + 1, assumed), i)
     if prim_name(node) == "make_tuple":
         return kind(node.inputs[1 + i], facts, depth + 1, assumed) \
             if 0 <= i < len(node.inputs) - 1 else None
-    g = _known_call(node, depth)
-    if g is not None and not (assumed and (g.id, _RESULT) in assumed) and \
+    g = _known_call(node, depth, facts)
+    if g is not None and _look_up((g.id, _RESULT), facts, assumed) is _MISSING and \
             not (facts is not None and facts.result_kinds and g.id in facts.result_kinds):
         assert g.output is not None  # (see _known_call)
         return _item_kind(g.output, i, facts, depth + 4,

@@ -127,8 +127,18 @@ class LoopFacts:
         # id).)
         self.kinds: dict[tuple[int, int], Kind | None] = {}
         self.state_kinds: dict[tuple[int, int], list[Kind | None]] = {}
-        self.nonzero: dict[tuple[int, frozenset[tuple[int, int]]], bool] = {}
-        self.zero: dict[tuple[int, frozenset[tuple[int, int]]], bool] = {}
+        # What each kind (and state kinds) in these tables depends on: the assumptions
+        # it looked up, with what it found, and whether a depth limit cut it short; the
+        # kinds that hold under every assumption set agreeing on what they looked up,
+        # by node id; the kinds being inferred, innermost last (kinds.py, `kind`).
+        self.kind_deps: dict[tuple[int, int], tuple[dict[tuple[int, int], object], bool]] = {}
+        self.state_deps: dict[tuple[int, int], tuple[dict[tuple[int, int], object], bool]] = {}
+        self.shared_kinds: dict[int, list[tuple[tuple[dict[tuple[int, int], object], bool],
+                                                Kind | None]]] = {}
+        self.kind_frames: list[Any] = []
+        # (never_zero and always_zero: keyed by the node id alone without assumptions.)
+        self.nonzero: dict[int | tuple[int, frozenset[tuple[int, int]]], bool] = {}
+        self.zero: dict[int | tuple[int, frozenset[tuple[int, int]]], bool] = {}
         # Loop state kinds found by an earlier round, by loop node id (see kinds.py).
         self.hints: dict[int, list[Kind | None]] = {}
         self.graphs = graphs if graphs is not None else reachable_graphs(root)

@@ -37,10 +37,12 @@ def never_zero(node: Node, facts: LoopFacts | None = None, assumed: Assumed | No
     induction over the loop)."""
     if facts is None:
         return _never_zero(node, facts, assumed, depth)
-    key = (node.id, frozenset(assumed) if assumed else frozenset())
-    if key not in facts.nonzero:
-        facts.nonzero[key] = _never_zero(node, facts, assumed, depth)
-    return facts.nonzero[key]
+    # (Without assumptions, the usual question, the key is the node's id alone.)
+    key: int | tuple = (node.id, frozenset(assumed)) if assumed else node.id
+    found = facts.nonzero.get(key)
+    if found is None:
+        found = facts.nonzero[key] = _never_zero(node, facts, assumed, depth)
+    return found
 
 
 def always_zero(node: Node, facts: LoopFacts | None, assumed: Assumed | None = None,
@@ -53,7 +55,7 @@ def always_zero(node: Node, facts: LoopFacts | None, assumed: Assumed | None = N
         return node.value is ZERO
     if facts is None or depth > 30:
         return False
-    key = (node.id, frozenset(assumed) if assumed else frozenset())
+    key: int | tuple = (node.id, frozenset(assumed)) if assumed else node.id
     found = facts.zero.get(key)
     if found is None:
         found = facts.zero[key] = _always_zero(node, facts, assumed or set(), depth)
