@@ -278,6 +278,125 @@ def test_per_example_gradients_with_a_list_of_parameters():
         np.testing.assert_allclose(part, np.stack([grads[j] for grads in loop]), rtol=1e-12)
 
 
+# --- per-example gradients of the MLP in other spellings: the same batched matrix products
+
+def _mlp_rows(W1, b1, W2, b2, x):  # (x a row: x @ W)
+    return np.sum(np.tanh(np.tanh(x @ W1 + b1) @ W2 + b2))
+
+
+def _mlp_dot_rows(W1, b1, W2, b2, x):
+    return np.tanh(np.dot(np.tanh(np.dot(x, W1) + b1), W2) + b2).sum()
+
+
+def _mlp_transposed(W1, b1, W2, b2, x):  # (W.T @ x)
+    return np.sum(np.tanh(W2.T @ np.tanh(W1.T @ x + b1) + b2))
+
+
+def _mlp_np_transpose(W1, b1, W2, b2, x):
+    return np.sum(np.tanh(np.transpose(W2) @ np.tanh(np.transpose(W1) @ x + b1) + b2))
+
+
+def _mlp_dot_transposed(W1, b1, W2, b2, x):  # (x.dot(W.T))
+    return np.sum(np.tanh(np.tanh(x.dot(W1.T) + b1).dot(W2.T) + b2))
+
+
+def _mlp_einsum(W1, b1, W2, b2, x):
+    h = np.tanh(np.einsum("ij,j->i", W1, x) + b1)
+    return np.sum(np.tanh(np.einsum("ij,j->i", W2, h) + b2))
+
+
+@pytest.mark.parametrize("fn", [_mlp_rows, _mlp_dot_rows, _mlp_transposed,
+                                _mlp_np_transpose, _mlp_dot_transposed])
+def test_per_example_gradients_in_other_spellings_are_matrix_products(fn):
+    # (the gradient of `x @ W` in the vector x is `W @ d`, not a sum of the elementwise
+    # product `W * d[None, :]`, which under vmap is a temporary of a matrix per example;
+    # the gradient of `W.T @ x` in W is the outer product made the other way round, not
+    # a transposed copy of it: each spelling batches to three matrix products and two
+    # outer products, as the hand-written batched NumPy)
+    n = 7
+    W1, W2 = RNG.normal(size=(n, n)) / 4, RNG.normal(size=(n, n)) / 4
+    b1, b2 = RNG.normal(size=n), RNG.normal(size=n)
+    X = RNG.normal(size=(5, n))
+    g = tl.grad(fn, argnums=(0, 1, 2, 3))
+    v = tl.vmap(g, in_axes=(None, None, None, None, 0))
+    loop = [g(W1, b1, W2, b2, x) for x in X]
+    for j, part in enumerate(v(W1, b1, W2, b2, X)):
+        np.testing.assert_allclose(part, np.stack([grads[j] for grads in loop]), rtol=1e-12,
+                                   atol=1e-15)
+    source = v.source_for(W1, b1, W2, b2, X)
+    assert source.count("matmul(") == 3 and ".sum(" not in source and "own(" not in source \
+        and "for " not in source, source
+    # (and the unbatched gradient: a product with the matrix, no (n, n) temporary)
+    assert ".sum(" not in g.source_for(W1, b1, W2, b2, X[0])
+
+
+def test_per_example_gradients_of_einsum_products():
+    # (the einsum's gradient picks its operands from a tuple by a count: code for more
+    # operands than there are, which no element runs, batches without an error)
+    n = 5
+    W1, W2 = RNG.normal(size=(n, n)) / 4, RNG.normal(size=(n, n)) / 4
+    b1, b2 = RNG.normal(size=n), RNG.normal(size=n)
+    X = RNG.normal(size=(4, n))
+    g = tl.grad(_mlp_einsum, argnums=(0, 1, 2, 3))
+    out = tl.vmap(g, in_axes=(None, None, None, None, 0))(W1, b1, W2, b2, X)
+    loop = [g(W1, b1, W2, b2, x) for x in X]
+    for j, part in enumerate(out):
+        np.testing.assert_allclose(part, np.stack([grads[j] for grads in loop]), rtol=1e-12,
+                                   atol=1e-15)
+
+
+# --- masked loops: no selects while every element is active
+
+def _halve_until_small(x, limit):
+    k = 0
+    while np.sum(x * x) > limit:
+        x = x * 0.5
+        k += 1
+    return x, k
+
+
+def _count_steps_down(a):
+    n = 0
+    while a > 1.0:
+        a = a / 3.0
+        n += 1
+    return a, n
+
+
+def _loop_in_a_branch(a):
+    if a > 2.0:
+        x = a
+        while abs(x * x - a) > 1e-12 * a:
+            x = 0.5 * (x + a / x)
+        return x
+    return -a
+
+
+def test_masked_loops_skip_the_selects_while_every_element_is_active():
+    # (every element active for the first trips, then some done: the trips of every
+    # element run without np.where; elements done before the first trip, an element
+    # never entering, vector state of each element, and a loop under a batched branch,
+    # whose mask never has every element active)
+    for a in (np.array([5.0, 50.0, 500.0, 5e5]), np.array([0.5, 50.0, 2.0, 5e5]),
+              np.array([0.1, 0.2]), np.array([7.0])):
+        v = tl.vmap(_count_steps_down)
+        got = v(a)
+        want = [_count_steps_down(float(x)) for x in a]
+        np.testing.assert_array_equal(got[0], [w[0] for w in want])
+        np.testing.assert_array_equal(got[1], [w[1] for w in want])
+    loop = v.source_for(a).partition("while ")[2]
+    assert "where(" in loop and " if " in loop, loop
+    xs = RNG.normal(size=(6, 3)) * np.array([[1.0], [10.0], [100.0], [0.1], [30.0], [3.0]])
+    got = tl.vmap(_halve_until_small, in_axes=(0, None))(xs, 0.5)
+    for j, x in enumerate(xs):
+        x_want, k_want = _halve_until_small(x, 0.5)
+        np.testing.assert_array_equal(got[0][j], x_want)
+        assert got[1][j] == k_want
+    a = np.array([0.5, 3.0, 30.0, 1.5, 300.0, 2.5])
+    np.testing.assert_array_equal(tl.vmap(_loop_in_a_branch)(a),
+                                  [_loop_in_a_branch(float(x)) for x in a])
+
+
 def test_vmap_of_vmap():
     w = RNG.normal(size=(4, 3))
     xs, ys = RNG.normal(size=(2, 3, 3)), RNG.normal(size=(2, 3, 4))

@@ -657,7 +657,10 @@ class VTransform:
                 return [item]
             made = vg.apply(node.inputs[0], *vals, loc=loc, name=node.name)
             if isinstance(t0, Tup) and isinstance(index, Constant):
-                tree = t0.items[index.value]
+                n = len(t0.items)
+                # (an index past the tuple's end raises where it runs, as the example's
+                # would: code no element reaches, as a branch on the number of items)
+                tree = t0.items[index.value] if -n <= index.value < n else B
             else:
                 tree = t0
             inst.values[node.id] = (made, tree)
@@ -817,28 +820,38 @@ class VTransform:
             return None
         return nds[0]
 
-    def _kept(self, inst: Inst, active: Node, new: Node, old: Node, param: Node,
-               init: Node, out_ndim: int | None) -> Node:
+    def _kept(self, inst: Inst, active: Node, every: Node, new: Node, old: Node,
+              param: Node, init: Node, out_ndim: int | None) -> Node:
         """A loop state's value after a masked iteration: `new` where `active`, else
-        `old`. (A variable first bound in the loop starts as a placeholder, which the
-        active elements' values replace: the leaf's select, which takes the other side
-        of a placeholder, where the body's value is one array.)"""
+        `old`; `new` itself on a trip every element takes (`every`, a bool the loop
+        computes from its count of active elements: no select on the first trips of a
+        loop, before any element is done). (A variable first bound in the loop starts
+        as a placeholder, which the active elements' values replace: the leaf's select,
+        which takes the other side of a placeholder, where the body's value is one
+        array.)"""
         from ..runtime import UNBOUND
 
         if isinstance(init, Constant) and init.value is UNBOUND:
             if out_ndim is None:
                 return self._select(inst, active, new, old, None)
             return self._helper("_select_leaf", inst, [active, new, old])
+        if new is old:
+            return new
         nd = self.ndim(param)
-        if nd == 0 and param.id in self._bool_state and new is not old:
+        if nd == 0 and param.id in self._bool_state:
             # (a flag, one bool per element: `old ^ (active & (new ^ old))`, three logical
             # operations, about 1 µs each on 1,000 elements, where `np.where` on an
-            # irregular mask costs 4-6 µs)
+            # irregular mask costs 4-6 µs; the optimizer makes a flag a trip only sets
+            # `old | (active & c)`, whose `c | old` a trip of every element would
+            # compute besides)
             g = inst.vg
             changed = g.apply(P["np.logical_xor"], new, old)
             return g.apply(P["np.logical_xor"], old,
                            g.apply(P["np.logical_and"], active, changed))
-        return self._select(inst, active, new, old, nd)
+        if nd is None:
+            return self._select(inst, active, new, old, nd)
+        return self._helper("kept_unless_every", inst, [every, active, new, old,
+                                                        Constant(nd)])
 
     def _item_is_bool(self, node: Node | None, k: int, depth: int) -> bool:
         item = _tuple_item(node, k)
@@ -1356,27 +1369,36 @@ class VTransform:
         a0 = self._mask(inst, c0, cond.output)
         if inst.mask is not None:
             a0 = vg.apply(P["np.logical_and"], a0, inst.mask)
+        # (The loop's state: the mask of active elements, their count, which the loop
+        # tests (`np.count_nonzero`, about 1 µs on 1,000 elements, where `.any()`'s
+        # reduction costs 3) and a trip compares with the batch's size to skip the
+        # selects while every element is active, and the state.)
+        n0 = self._any(vg, a0)
         wc = Graph(f"vmap_any_{cond.name}", vg, loc)
-        active_c = wc.add_parameter("active")
+        wc.add_parameter("active")
+        wc.output = wc.add_parameter("count")
         for j in range(k):
             wc.add_parameter(f"s{j}")
-        wc.output = self._any(wc, active_c)
         wb = Graph(f"vmap_masked_{body.name}", vg, loc)
         active = wb.add_parameter("active")
+        count = wb.add_parameter("count")
         state = [wb.add_parameter(p.name) for p in body.parameters]
         wi = Inst(body, wb, inst, inst.size, active)
+        every = wb.apply(P["eq"], count, inst.size)
         new = wb.apply(Constant(vb.vg), active, *state, loc=loc)
 
-        kept = [self._kept(wi, active, wb.apply(P["tuple_getitem"], new, j), s, p, v,
-                           self.item_ndim(body.output, j))
+        kept = [self._kept(wi, active, every, wb.apply(P["tuple_getitem"], new, j), s, p,
+                           v, self.item_ndim(body.output, j))
                 for j, (s, p, v) in enumerate(zip(state, body.parameters, init_vals,
                                                   strict=True))]
         c = wb.apply(Constant(vc.vg), active, *kept, loc=loc)
-        still = wb.apply(P["np.logical_and"], active, self._mask(wi, c, cond.output))
-        wb.output = wb.apply(P["make_tuple"], still, *kept)
+        still = self._helper("still_active", wi, [every, active,
+                                                  self._mask(wi, c, cond.output)])
+        wb.output = wb.apply(P["make_tuple"], still, self._any(wb, still), *kept)
         wb.effects = [new, c]
-        loop = vg.apply(P["while_loop"], Constant(wc), Constant(wb), a0, *init, loc=loc)
-        result = vg.apply(P["make_tuple"], *[vg.apply(P["tuple_getitem"], loop, j + 1)
+        loop = vg.apply(P["while_loop"], Constant(wc), Constant(wb), a0, n0, *init,
+                        loc=loc)
+        result = vg.apply(P["make_tuple"], *[vg.apply(P["tuple_getitem"], loop, j + 2)
                                              for j in range(skip, k)])
         inst.values[node.id] = (result, Tup(tuple([B] * (k - skip))))
         return [c0, loop]

@@ -222,7 +222,7 @@ def _swapaxes_2d(ctx: Context, node: Apply) -> Node | None:
 
 def _transposed(node: Node, facts: LoopFacts | None) -> tuple[Node, int] | None:
     """(x, n) where node swaps the last two axes of x, an array of n >= 2 dimensions
-    (`np.swapaxes(x, -1, -2)` or the like, `x.T` for a matrix)."""
+    (`np.swapaxes(x, -1, -2)` or the like, `x.T` or `np.transpose(x)` for a matrix)."""
     if is_prim(node, "np.swapaxes"):
         x, i, j = node.inputs[1:]
         n = ndim_of(kind(x, facts))
@@ -231,18 +231,22 @@ def _transposed(node: Node, facts: LoopFacts | None) -> tuple[Node, int] | None:
                 -n <= i.value < n and -n <= j.value < n and \
                 {i.value % n, j.value % n} == {n - 2, n - 1}:
             return x, n
-    if is_prim(node, "getattr") and isinstance(node.inputs[2], Constant) and \
-            node.inputs[2].value == "T":
+    if (is_prim(node, "getattr") and isinstance(node.inputs[2], Constant) and
+            node.inputs[2].value == "T") or \
+            (is_prim(node, "np.transpose") and _constant_is(node.inputs[2], None)):
         x = node.inputs[1]
         if ndim_of(kind(x, facts)) == 2:
             return x, 2
     return None
 
 
-@rewrite("np.swapaxes", "getattr")
+@rewrite("np.swapaxes", "getattr", "np.transpose")
 def _transpose_twice(ctx: Context, node: Apply) -> Node | None:
     """Swapping the last two axes of a value whose last two axes were swapped gives the
-    value back; a transposed matrix product is the product of the transposed factors in
+    value back; a transposed outer product of two vectors is the outer product in the
+    other order (the gradient of `W.T @ x` in W, made without a transposed copy: the
+    copy a gradient's caller owns, of a matrix for each example under `tl.vmap`); a
+    transposed matrix product is the product of the transposed factors in
     the other order, which cancels a transposition of a factor (each entry is a sum of
     the same products, which BLAS may add in another order)."""
     outer = _transposed(node, ctx.facts)
@@ -252,6 +256,12 @@ def _transpose_twice(ctx: Context, node: Apply) -> Node | None:
     inner = _transposed(x, ctx.facts)
     if inner is not None:
         return inner[0]
+    vectors = _outer_product(x, ctx) if n == 2 else None
+    if vectors is not None:  # (u v^T transposed is v u^T: the same products, no copy)
+        u, v = vectors
+        g = node.graph
+        return g.apply(P["mul"], g.apply(P["np.expand_dims"], v, -1, loc=node.loc), u,
+                       loc=node.loc, name=node.name)
     if not is_prim(x, "matmul"):
         return None
     a, b = x.inputs[1:]
@@ -648,6 +658,35 @@ def _weighted_row_sum(ctx: Context, node: Apply) -> Node | None:
     return None
 
 
+@rewrite("np.sum")
+def _weighted_column_sum(ctx: Context, node: Apply) -> Node | None:
+    """A sum over the columns of a matrix scaled column by column is a matrix-vector
+    product: `np.sum(a * c[None, :], axis=-1)` is `a @ c` (a of shape (n, m), c of
+    shape (m,)), as the gradient of `x @ W` in the vector x is written, without the
+    product's (n, m) temporary; under `tl.vmap` the product is one matrix product for
+    the whole batch where the elementwise product would be a temporary of a matrix for
+    each example. The same products, added in another order."""
+    x, axis, dtype, keepdims = node.inputs[1:]
+    if not is_prim(x, "mul") or not _constant_is(dtype, None) or \
+            not _constant_is(keepdims, False) or not isinstance(axis, Constant):
+        return None
+    assert isinstance(x, Apply)
+    for a, e in (x.inputs[1:], x.inputs[:0:-1]):
+        if not is_prim(e, "np.expand_dims"):
+            continue
+        assert isinstance(e, Apply)
+        c, at = e.inputs[1:]
+        kc, ka = kind(c, ctx.facts), kind(a, ctx.facts)
+        sc, sa = shape_of(kc), shape_of(ka)
+        if not is_f8(kc) or not is_f8(ka) or sc is None or sa is None or len(sa) != 2 or \
+                sc != sa[1:] or not isinstance(at, Constant) or \
+                normalized_axes(at.value, 2) != (0,) or \
+                normalized_axes(axis.value, 2) != (1,):
+            continue
+        return node.graph.apply(P["matmul"], a, c, loc=node.loc, name=node.name)
+    return None
+
+
 @rewrite("getitem_sens")
 def _getitem_sens_reshape(ctx: Context, node: Apply) -> Node | None:
     """The sensitivity of `x[None, :, :]` (new axes and whole slices only) is `d` reshaped
@@ -848,6 +887,25 @@ def _outer(node: Node, ctx: Context) -> tuple[Node, Node] | None:
         ku, kv = kind(u, ctx.facts), kind(v, ctx.facts)
         if is_f8(ku) and is_f8(kv) and ndim_of(ku) == 1 and ndim_of(kv) == 1:
             return u, v
+    return None
+
+
+def _outer_product(node: Node, ctx: Context) -> tuple[Node, Node] | None:
+    """(u, v) where node is the outer product of the float64 vectors u and v: `_outer`'s
+    `u[:, None] * v`, or `u[:, None] * v[None, :]` (`np.expand_dims(v, -2)` or `0`)."""
+    found = _outer(node, ctx)
+    if found is not None or not is_prim(node, "mul"):
+        return found
+    a, b = node.inputs[1:]
+    if not (is_prim(a, "np.expand_dims") and is_prim(b, "np.expand_dims")):
+        return None
+    (u, at), (v, bt) = a.inputs[1:], b.inputs[1:]
+    ku, kv = kind(u, ctx.facts), kind(v, ctx.facts)
+    if not (is_f8(ku) and is_f8(kv) and ndim_of(ku) == 1 and ndim_of(kv) == 1):
+        return None
+    if isinstance(at, Constant) and at.value in (-1, 1) and \
+            isinstance(bt, Constant) and bt.value in (-2, 0):
+        return u, v
     return None
 
 

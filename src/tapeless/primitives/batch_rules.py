@@ -275,6 +275,25 @@ def _select_leaf(c, x, y):
     return np.where(np.reshape(c, np.shape(c) + (1,) * (np.ndim(x) - 1)), x, y)
 
 
+def kept_unless_every(every, active, new, old, nd):
+    """A masked loop's state after a trip (an array, `nd` axes an element): `new` where
+    the element is `active`, else `old`; `new` on a trip every element takes (`every`),
+    without the select (`np.where` on 1,000 elements costs 4 µs, a Newton step 15)."""
+    if every:
+        return new
+    if nd:
+        active = np.reshape(active, (-1,) + (1,) * nd)
+    return np.where(active, new, old)
+
+
+def still_active(every, active, holds):
+    """The elements a masked loop runs again: the `active` ones whose condition `holds`
+    after this trip; `holds` itself on a trip every element took (`every`)."""
+    if every:
+        return holds
+    return np.logical_and(active, holds)
+
+
 def broadcast_copy(size, x):
     """`broadcast`, each element its own copy (for updates in place)."""
     return tree_unflatten(x, [np.array(_broadcast_leaf(size, leaf)) for leaf in tree_leaves(x)])
