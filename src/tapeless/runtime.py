@@ -890,11 +890,18 @@ def scatter_sens(x: Any, indices: tuple, ds: tuple) -> Any:
         if dd is not None and dd != dtype:
             dtype = np.result_type(dtype, dd)
     out = np.zeros(x.shape, dtype=dtype)
+    first = True
     for i, d in pieces:
         if type(i) in _BASIC or not _advanced(i):
-            out[i] += d
+            # (The first piece is written, not added: `out` is zero there, and a copy
+            # into a strided part of it costs a third of an add in place.)
+            if first:
+                out[i] = d
+            else:
+                out[i] += d
         elif not _scatter_add(out, i, d):
             np.add.at(out, i, d)
+        first = False
     return out
 
 

@@ -1465,10 +1465,13 @@ def _tuple_op_kind(name: str, node: Apply, args: list[Kind | None]) -> Kind | No
 
 
 def _tuple_index_kind(node: Apply, args: list[Kind | None], items: tuple) -> Kind | None:
-    """A tuple indexed by a constant, or sliced by a constant slice."""
+    """A tuple indexed by a constant, or sliced by a constant slice; indexed by an int
+    known only when the code runs (`layers[i]` in a loop), the kind all its items share."""
     i = _const(node.inputs[2])
     if type(i) is slice:
         return tuple_of(list(items[i]))
+    if i is _MISSING and len(args) == 2 and args[1] == INT and items:
+        return _common_kind(list(items))
     return _tuple_item(args[0], i)
 
 
@@ -1755,6 +1758,14 @@ def item_nodes(seq: Node, i: int, facts: LoopFacts | None) -> list[Node] | None:
         # An item of an item (the values a branch saved, read in its backpropagator).
         outer = item_nodes(seq.inputs[1], j, facts)
         return _items_of_each(outer, i, facts) if outer is not None else None
+    if isinstance(seq, Apply) and prim_name(seq) in ("tuple_getitem", "getitem") and \
+            prim_name(seq.inputs[1]) == "make_tuple" and _const(seq.inputs[2]) is _MISSING and \
+            prim_name(seq.inputs[2]) != "make_slice":
+        # An item of an item of a display at an index known only when the code runs
+        # (`layers[i][0]`): item i of any of the display's items.
+        display = seq.inputs[1]
+        assert isinstance(display, Apply)  # (prim_name says so)
+        return _items_of_each(list(display.inputs[1:]), i, facts)
     return None
 
 

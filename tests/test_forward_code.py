@@ -1,0 +1,190 @@
+"""The code forward mode generates for programs that loop over layers and for batched
+Hessians (issue 13's speed targets): what the optimizer resolves when compiling, checked
+for values against autograd and finite differences and for the shape of the code.
+
+- a tuple indexed by a loop variable has the kind its items share (`layers[i]`), and the
+  tangents of such a tuple display are indexed as plainly (`layers_dot[i]`, not the
+  generic `sens_index`), so no ZERO tests, `sens_of`, `gadd` or `unpack` remain per layer;
+- a bias's tangent added to a product's is added as it is (`a + b_dot`, not
+  `a + broadcast_like(b_dot, y)`: the sum broadcasts it);
+- a comprehension over a constant tuple of a few items is unrolled and folds (the batching
+  rule's `[_lead(i) for i in indices]` over a slicing's constant indices);
+- `scatter_sens` writes its first piece instead of adding it into zeros."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import autograd
+import autograd.numpy as anp
+import numpy as np
+import pytest
+
+import tapeless as tl
+from tapeless import fwd_api, runtime
+
+
+@pytest.fixture(autouse=True)
+def optimized(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("TAPELESS_OPTIMIZE", raising=False)
+
+
+def mlp_layers(W1, b1, W2, b2, X):
+    h = X
+    for W, b in ((W1, b1), (W2, b2)):
+        h = np.tanh(np.matmul(W, h) + b)
+    return h.sum()
+
+
+def mlp_indexed(W1, b1, W2, b2, X):
+    layers = ((W1, b1), (W2, b2))
+    h = X
+    for i in range(len(layers)):
+        W = layers[i][0]
+        b = layers[i][1]
+        h = np.tanh(W @ h + b)
+    return np.sum(h)
+
+
+def mlp_autograd(W1, b1, W2, b2, X):
+    h = anp.tanh(anp.matmul(W1, X) + b1)
+    return anp.sum(anp.tanh(anp.matmul(W2, h) + b2))
+
+
+def _mlp_args(seed: int = 0) -> tuple[tuple, tuple]:
+    rng = np.random.default_rng(seed)
+    shapes = [(6, 6), (6, 1), (6, 6), (6, 1), (6, 4)]
+    args = tuple(rng.standard_normal(s) for s in shapes)
+    tangents = tuple(rng.standard_normal(s) for s in shapes)
+    return args, tangents
+
+
+def _jvp_source(fn: Any, args: tuple, tangents: tuple) -> str:
+    tl.jvp(fn, args, tangents)
+    return fwd_api._jvp_function(fn, "python").source_for(*args, *tangents)
+
+
+@pytest.mark.parametrize("fn", [mlp_layers, mlp_indexed])
+def test_jvp_of_a_loop_over_layers(fn: Any) -> None:
+    args, tangents = _mlp_args()
+    value, tangent = tl.jvp(fn, args, tangents)
+    expected = autograd.grad(mlp_autograd, argnum=(0, 1, 2, 3, 4))(*args)
+    assert value == pytest.approx(mlp_autograd(*args), rel=1e-12)
+    assert tangent == pytest.approx(sum(float(np.sum(g * t)) for g, t in
+                                        zip(expected, tangents, strict=True)), rel=1e-10)
+    eps = 1e-6
+    up = fn(*(a + eps * t for a, t in zip(args, tangents, strict=True)))
+    down = fn(*(a - eps * t for a, t in zip(args, tangents, strict=True)))
+    assert tangent == pytest.approx((up - down) / (2 * eps), rel=1e-6)
+
+
+@pytest.mark.parametrize("fn", [mlp_layers, mlp_indexed])
+def test_a_loop_over_layers_indexes_its_tangents_plainly(fn: Any) -> None:
+    args, tangents = _mlp_args()
+    source = _jvp_source(fn, args, tangents)
+    for helper in ("sens_index", "sens_of", "gadd", "unpack", "broadcast_like", "dense",
+                   "isinstance"):
+        assert helper not in source, (helper, source)
+
+
+def test_a_bias_tangent_is_added_as_it_is() -> None:
+    def mlp(W1, b1, W2, b2, X):
+        h = np.tanh(W1 @ X + b1)
+        return np.sum(np.tanh(W2 @ h + b2))
+
+    args, tangents = _mlp_args(1)
+    source = _jvp_source(mlp, args, tangents)
+    assert "broadcast_like" not in source
+    _, tangent = tl.jvp(mlp, args, tangents)
+    expected = autograd.grad(mlp_autograd, argnum=(0, 1, 2, 3, 4))(*args)
+    assert tangent == pytest.approx(sum(float(np.sum(g * t)) for g, t in
+                                        zip(expected, tangents, strict=True)), rel=1e-10)
+
+
+def test_a_bias_of_another_shape_is_still_broadcast() -> None:
+    """`W @ h + b` where b has more elements than the product (the sum is b's shape, not
+    the product's): the rewrite applies only where the other term has the sum's shape."""
+
+    def f(W, h, b):
+        return np.sum(np.sin(W @ h + b))
+
+    rng = np.random.default_rng(3)
+    args = (rng.standard_normal((1, 3)), rng.standard_normal((3, 1)),
+            rng.standard_normal((4, 5)))
+    tangents = tuple(rng.standard_normal(np.shape(a)) for a in args)
+    _, tangent = tl.jvp(f, args, tangents)
+    eps = 1e-6
+    up = f(*(a + eps * t for a, t in zip(args, tangents, strict=True)))
+    down = f(*(a - eps * t for a, t in zip(args, tangents, strict=True)))
+    assert tangent == pytest.approx((up - down) / (2 * eps), rel=1e-6)
+
+
+def rosenbrock(x):
+    return np.sum(100.0 * (x[1:] - x[:-1] ** 2) ** 2 + (1.0 - x[:-1]) ** 2)
+
+
+def rosenbrock_named(x):
+    head = x[:-1]
+    tail = x[1:]
+    return np.sum(100.0 * np.square(tail - head * head) + np.square(1.0 - head))
+
+
+def rosenbrock_autograd(x):
+    return anp.sum(100.0 * (x[1:] - x[:-1] ** 2) ** 2 + (1.0 - x[:-1]) ** 2)
+
+
+@pytest.mark.parametrize("fn", [rosenbrock, rosenbrock_named])
+def test_batched_hessian_folds_the_scatter_indices(fn: Any) -> None:
+    x = np.linspace(-1.0, 1.0, 30)
+    h = tl.hessian(fn)
+    first, second = h(x), h(x)  # (column by column, then batched)
+    assert h.batched.last == "batched"
+    expected = autograd.hessian(rosenbrock_autograd)(x)
+    np.testing.assert_allclose(first, expected, rtol=1e-12, atol=1e-9)
+    np.testing.assert_allclose(second, expected, rtol=1e-12, atol=1e-9)
+    plan = next(iter(h.batched.plans.values()))
+    source = plan.mapped.source_for(x, *plan.tangents)
+    assert "comprehension" not in source, source
+    assert "scatter_sens" in source  # (the two slices' adjoints, one array)
+
+
+def test_a_comprehension_over_constants_is_unrolled() -> None:
+    def f(x):
+        scaled = [x * c for c in (1.0, 2.0, 3.0)]
+        return scaled[0] + scaled[1] * scaled[2]
+
+    compiled = tl.jit(f)
+    assert compiled(1.5) == f(1.5)
+    assert "for _x in" not in compiled.source_for(1.5)
+    assert tl.grad(f)(1.5) == pytest.approx(1.0 + 12.0 * 1.5)
+
+
+def test_a_comprehension_with_effects_is_not_unrolled() -> None:
+    def f(x):
+        out = [x * c for c in (1.0, 2.0)]
+        print("once")
+        return out[0] + out[1]
+
+    assert tl.jit(f)(2.0) == 6.0
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.complex128])
+def test_scatter_sens_writes_its_first_piece(dtype: Any) -> None:
+    rng = np.random.default_rng(0)
+    x = np.zeros((5, 7), dtype=dtype)
+    indices = ((slice(None), slice(None, -1)), (slice(None), slice(1, None)),
+               (slice(None), 3), 2)
+    ds = (rng.standard_normal((5, 6)).astype(dtype), rng.standard_normal((5, 6)),
+          rng.standard_normal(5), 1.5)
+    expected = np.zeros((5, 7), dtype=dtype)
+    for i, d in zip(indices, ds, strict=True):
+        expected[i] += d
+    out = runtime.dense_sens(runtime.scatter_sens(x, indices, ds))
+    np.testing.assert_array_equal(out, expected)
+    # (A first piece that broadcasts, and a ZERO one skipped before it.)
+    out = runtime.dense_sens(runtime.scatter_sens(
+        x, (0, (slice(None), slice(0, 2)), 1), (runtime.ZERO, 2.0, ds[2][:, None][0])))
+    expected = np.zeros((5, 7), dtype=dtype)
+    expected[:, 0:2] += 2.0
+    expected[1] += ds[2][:, None][0]
+    np.testing.assert_array_equal(out, expected)
