@@ -188,3 +188,64 @@ def test_scatter_sens_writes_its_first_piece(dtype: Any) -> None:
     expected[:, 0:2] += 2.0
     expected[1] += ds[2][:, None][0]
     np.testing.assert_array_equal(out, expected)
+
+
+def scalar_loop(x):
+    for _ in range(50):
+        x = np.sin(x) * 1.01
+    return x
+
+
+def scalar_loop_while(x):
+    i = 0
+    while i < 50:
+        x = np.sin(x) * 1.01
+        i += 1
+    return x
+
+
+@pytest.mark.parametrize("fn", [scalar_loop, scalar_loop_while])
+def test_a_loop_state_read_after_its_new_value_is_assigned_at_the_end(fn: Any) -> None:
+    """The jvp's new `x` cannot be computed into `x` (the tangent reads the old `x`
+    after it): it is rendered in the body's closing assignment, with no temporary."""
+    value, tangent = tl.jvp(fn, (0.5,), (1.0,))
+    assert value == pytest.approx(fn(0.5), rel=1e-14)
+    expected = autograd.grad(lambda x: _scalar_loop_autograd(x, fn is scalar_loop))(0.5)
+    assert tangent == pytest.approx(expected, rel=1e-12)
+    source = _jvp_source(fn, (0.5,), (1.0,))
+    body = [line.strip() for line in source.splitlines() if "x_dot" in line and "=" in line
+            and not line.strip().startswith(("def", "return"))]
+    assert any(line.startswith("x, x_dot = ") and "sin" in line for line in body), source
+    assert not any(line.startswith("y") for line in body), source
+
+
+def _scalar_loop_autograd(x: Any, _for: bool) -> Any:
+    for _ in range(50):
+        x = anp.sin(x) * 1.01
+    return x
+
+
+def test_state_read_after_in_another_order() -> None:
+    """Fibonacci-like state, `a, b = b, a + b`, and a state whose new value is read by
+    another's: what CPython computes."""
+
+    def fib(a, b, n):
+        for _ in range(n):
+            c = a + b
+            a = b
+            b = c * 0.5
+        return a, b
+
+    def mixed(x, y):
+        for _ in range(5):
+            nx = np.sin(x) + y
+            y = np.cos(x) * nx
+            x = nx
+        return x + y
+
+    assert tl.jit(fib)(1.0, 2.0, 7) == fib(1.0, 2.0, 7)
+    assert tl.jit(mixed)(0.3, 0.7) == pytest.approx(mixed(0.3, 0.7), rel=1e-15)
+    _, t = tl.jvp(mixed, (0.3, 0.7), (1.0, -0.5))
+    eps = 1e-6
+    fd = (mixed(0.3 + eps, 0.7 - 0.5 * eps) - mixed(0.3 - eps, 0.7 + 0.5 * eps)) / (2 * eps)
+    assert t == pytest.approx(fd, rel=1e-6)
