@@ -249,3 +249,52 @@ def test_state_read_after_in_another_order() -> None:
     eps = 1e-6
     fd = (mixed(0.3 + eps, 0.7 - 0.5 * eps) - mixed(0.3 - eps, 0.7 + 0.5 * eps)) / (2 * eps)
     assert t == pytest.approx(fd, rel=1e-6)
+
+
+def einsum_shapes(a, b):
+    y = np.einsum("ij,jk->ik", a, b)
+    z = np.einsum("ij,ij", y, y)
+    return y.shape[0] * 1.0 + y.shape[1] + z
+
+
+def einsum_implicit(a, b):
+    y = np.einsum("ij,kj", a, b)  # (the output: the labels used once, sorted: "ik")
+    return y.shape[0] * 10.0 + y.shape[1] + np.sum(np.sin(y))
+
+
+@pytest.mark.parametrize("fn, b_shape", [(einsum_shapes, (4, 5)), (einsum_implicit, (5, 4))])
+def test_einsum_results_have_known_shapes(fn: Any, b_shape: tuple) -> None:
+    """`np.einsum` with constant subscripts of float64 arrays of known shapes has a known
+    kind: `y.shape` folds to the numbers, and the gradient agrees with autograd's."""
+    rng = np.random.default_rng(4)
+    a, b = rng.standard_normal((3, 4)), rng.standard_normal(b_shape)
+    compiled = tl.jit(fn)
+    assert compiled(a, b) == pytest.approx(fn(a, b), rel=1e-14)
+    assert ".shape" not in compiled.source_for(a, b)
+
+    def ag(a, b):
+        spec = "ij,jk->ik" if fn is einsum_shapes else "ij,kj"
+        y = anp.einsum(spec, a, b)
+        return anp.einsum("ij,ij", y, y) if fn is einsum_shapes else anp.sum(anp.sin(y))
+
+    for got, want in zip(tl.grad(fn, argnums=(0, 1))(a, b),
+                         autograd.grad(ag, argnum=(0, 1))(a, b), strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-12)
+
+
+def test_einsum_of_four_operands() -> None:
+    """More operands than `_einsum_call` spells inline (the rest in `_einsum_call_more`)."""
+
+    def f(a, b, c, d):
+        return np.einsum("ij,jk,kl,lm->im", a, b, c, d).sum()
+
+    rng = np.random.default_rng(5)
+    args = tuple(rng.standard_normal((3, 3)) for _ in range(4))
+    got = tl.grad(f, argnums=(0, 1, 2, 3))(*args)
+    want = autograd.grad(lambda a, b, c, d: anp.einsum("ij,jk,kl,lm->im", a, b, c, d).sum(),
+                         argnum=(0, 1, 2, 3))(*args)
+    for g, w in zip(got, want, strict=True):
+        np.testing.assert_allclose(g, w, rtol=1e-12)
+    _, t = tl.jvp(f, args, args)
+    assert t == pytest.approx(sum(float(np.sum(w * a)) for w, a in zip(want, args,
+                                                                          strict=True)))
