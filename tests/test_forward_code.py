@@ -298,3 +298,35 @@ def test_einsum_of_four_operands() -> None:
     _, t = tl.jvp(f, args, args)
     assert t == pytest.approx(sum(float(np.sum(w * a)) for w, a in zip(want, args,
                                                                           strict=True)))
+
+
+def test_layers_of_different_shapes() -> None:
+    """Layers whose items do not share a kind (other shapes): `layers[i]` has no kind,
+    and the generic code gives the same derivatives."""
+
+    def net(W1, b1, W2, b2, X):
+        h = X
+        for W, b in ((W1, b1), (W2, b2)):
+            h = np.tanh(W @ h + b)
+        return np.sum(h)
+
+    def net_ag(W1, b1, W2, b2, X):
+        h = anp.tanh(anp.dot(W1, X) + b1)
+        return anp.sum(anp.tanh(anp.dot(W2, h) + b2))
+
+    rng = np.random.default_rng(6)
+    shapes = [(5, 3), (5, 1), (2, 5), (2, 1), (3, 4)]
+    args = tuple(rng.standard_normal(s) for s in shapes)
+    tangents = tuple(rng.standard_normal(s) for s in shapes)
+    value, tangent = tl.jvp(net, args, tangents)
+    grads = autograd.grad(net_ag, argnum=(0, 1, 2, 3, 4))(*args)
+    assert value == pytest.approx(net_ag(*args), rel=1e-12)
+    assert tangent == pytest.approx(sum(float(np.sum(g * t)) for g, t in
+                                        zip(grads, tangents, strict=True)), rel=1e-10)
+    hvp = tl.jvp(tl.grad(net, argnums=(0, 1, 2, 3)), args, tangents)[1]
+    eps = 1e-6
+    g = tl.grad(net, argnums=(0, 1, 2, 3))
+    up = g(*(a + eps * t for a, t in zip(args, tangents, strict=True)))
+    down = g(*(a - eps * t for a, t in zip(args, tangents, strict=True)))
+    for h, u, d in zip(hvp, up, down, strict=True):
+        np.testing.assert_allclose(h, (u - d) / (2 * eps), rtol=1e-5, atol=1e-6)
