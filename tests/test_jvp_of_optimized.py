@@ -119,11 +119,12 @@ def test_hessian_columns_take_the_optimized_gradient(taken: list[bool]) -> None:
     np.testing.assert_allclose(second, expected, rtol=1e-12)
 
 
-def test_user_rules_inside(taken: list[bool]) -> None:
+def test_user_rules_inside(taken: list[bool], monkeypatch: pytest.MonkeyPatch) -> None:
     """A `custom_jvp` function inside: the Hessian-vector product is the rule's
-    derivative, whichever way it is taken (its gradient's comprehensions' closures, as
-    the optimizer copies them, would nest outside the values they read in F's code:
-    `_nested_in_owners` sends it back to the gradient as differentiated)."""
+    derivative, whichever way it is taken. (Its gradient's comprehensions over constant
+    tuples are unrolled by the optimizer, so no closure of theirs is left to nest
+    outside the values it reads in F's code, and the optimized gradient is taken; the
+    gradient as differentiated gives the same product.)"""
 
     @tl.custom_jvp
     def softplus(x):
@@ -140,9 +141,33 @@ def test_user_rules_inside(taken: list[bool]) -> None:
     x = np.array([0.5, 30.0, -3.0])
     v = np.array([1.0, 1.0, 1.0])
     _, hv = tl.jvp(tl.grad(f), (x,), (v,))
-    assert taken == [False]
+    assert taken == [True]
     s = 1.0 / (1.0 + np.exp(-x))
     np.testing.assert_allclose(hv, (2.0 * s + x * s * (1.0 - s)) * v, rtol=1e-12)
+    monkeypatch.setenv("TAPELESS_JVP_OF_OPTIMIZED", "0")
+    _, hv = tl.jvp(tl.grad(f), (x,), (v,))
+    assert taken == [True, False]
+    np.testing.assert_allclose(hv, (2.0 * s + x * s * (1.0 - s)) * v, rtol=1e-12)
+
+
+def test_closures_nested_outside_their_reads_are_refused() -> None:
+    """`_nested_in_owners`: a closure whose parent is not the graph that owns a value it
+    reads (as a closure copied with its callee by the optimizer can be) sends a jvp
+    back to the gradient as differentiated; one nested in that graph is accepted."""
+    from tapeless.fwd_api import _nested_in_owners
+
+    for nested in (False, True):
+        root = Graph("root")
+        x = root.add_parameter("x")
+        owner = Graph("owner", root)
+        y = owner.add_parameter("y")
+        doubled = owner.apply(Constant(PRIMITIVES["mul"]), y, Constant(2.0))
+        closure = Graph("closure", owner if nested else root)
+        closure.output = closure.apply(Constant(PRIMITIVES["add"]), doubled, Constant(1.0))
+        owner.output = owner.apply(Constant(PRIMITIVES["make_tuple"]), doubled,
+                                   Constant(closure))
+        root.output = root.apply(Constant(owner), x)
+        assert _nested_in_owners(root) is nested
 
 
 # Arguments for each primitive only the optimizer makes that has a forward rule: the

@@ -12,6 +12,7 @@ from typing import Any, cast
 import numpy as np
 
 from .ad.api_graphs import VMAP_STAND_INS, expand_transforms, jvp_graph
+from .ad.batch import VmapError
 from .ad.forward import FTransform, OptimizedCodeRefused
 from .api import (
     Transformed,
@@ -552,8 +553,6 @@ class _BatchedHessian:
         return plan
 
     def __call__(self, args: tuple) -> Any:
-        from .ad.batch import VmapError
-
         n = len(args)
         self.last = "columns"
         if not self.enabled:

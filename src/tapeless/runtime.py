@@ -855,8 +855,10 @@ def index_concat_dense(ds: Any, axis: int, items: tuple) -> Any:
 
 
 def scatter_sens(x: Any, indices: tuple, ds: tuple) -> Any:
-    """The sum of `getitem_sens(d, x, index)` over the pairs: for an array, one zero array
-    and an in-place add per piece (the gradient of several slices of one array)."""
+    """The sum of `getitem_sens(d, x, index)` over the pairs: for an array, one zero array,
+    the first piece written into it and the others added in place (the gradient of several
+    slices of one array). An array x's values are never read: its type, shape and dtype
+    are."""
     if type(x) is _F8[1]:
         fast = _sparse_elements(x, indices, ds)
         if fast is not None:
@@ -879,9 +881,8 @@ def scatter_sens(x: Any, indices: tuple, ds: tuple) -> Any:
             total = gadd(total, getitem_sens(d, x, i))
         return total
     if type(x) is np.ndarray:
-        from .sparse_sens import indexed_pieces
-
-        sparse = indexed_pieces(x, pieces)
+        # (the module `_indexed_sens_type` imported above: no import statement per call)
+        sparse = _SPARSE_MODULE[0].indexed_pieces(x, pieces)
         if sparse is not None:
             return sparse
     dtype = x.dtype
@@ -890,11 +891,18 @@ def scatter_sens(x: Any, indices: tuple, ds: tuple) -> Any:
         if dd is not None and dd != dtype:
             dtype = np.result_type(dtype, dd)
     out = np.zeros(x.shape, dtype=dtype)
+    first = True
     for i, d in pieces:
         if type(i) in _BASIC or not _advanced(i):
-            out[i] += d
+            # (The first piece is written, not added: `out` is zero there, and a copy
+            # into a strided part of it costs a third of an add in place.)
+            if first:
+                out[i] = d
+            else:
+                out[i] += d
         elif not _scatter_add(out, i, d):
             np.add.at(out, i, d)
+        first = False
     return out
 
 

@@ -38,9 +38,8 @@ def grad_gated_layers(params, state, xs):
             s = _t_4 * f + y * _t_5
             y_1 = _tanh(s)
             h = f * y_1
-            new_1 = new + [h, s]
             stack_1 = (_t_4, new, f, y_1, _t_3, _t_2, y, _t_5, g, _t_1), stack_1
-            j, b, new, x_1 = j_1, 3, new_1, h
+            j, b, new, x_1 = j_1, 3, new + [h, s], h
         stack_append((x, st, stack_1))
         st = new
     d_st = _rt.ZERO
@@ -54,10 +53,9 @@ def grad_gated_layers(params, state, xs):
         d_st_1 = _rt.ZERO
         d_params_1 = _rt.ZERO
         while stack_2 is not None:
-            rest = stack_2[1]
             saved_1 = stack_2[0]
-            new_2 = saved_1[1]
-            n = len(new_2)
+            new_1 = saved_1[1]
+            n = len(new_1)
             _t_7 = (_rt.ZERO, _rt.ZERO) if d_new is _rt.ZERO else (d_new[:n], d_new[n:])
             d_new_1 = _t_7[0]
             _t_8 = _t_7[1]
@@ -77,7 +75,7 @@ def grad_gated_layers(params, state, xs):
             d_x_1 = _t_11[0:3]
             d_x_2 = _t_11[6:9]
             _t_12 = saved_1[4], _t_10
-            stack_2, d_new, d_x, d_st_1, d_params_1 = rest, d_new_1, d_x_1 + d_x_2, _scatter_add_known(d_st_1, st_1, _t_12, (d_s * f_1, _t_11[3:6])), _scatter_add_known(d_params_1, params, _t_12, (d_g, d_g * saved_1[5]))
+            stack_2, d_new, d_x, d_st_1, d_params_1 = stack_2[1], d_new_1, d_x_1 + d_x_2, _scatter_add_known(d_st_1, st_1, _t_12, (d_s * f_1, _t_11[3:6])), _scatter_add_known(d_params_1, params, _t_12, (d_g, d_g * saved_1[5]))
         d_st, d_params = d_st_1, _gadd(d_params, d_params_1)
     d_params_2 = _rt.to_structure(d_params, params)
     _t_13 = len(results)

@@ -20,12 +20,11 @@ def grad_nested_loops(w, xs):
         d_h = h_1 + h_1
         d_w_1 = 0.0
         while stack_2 is not None:
-            rest = stack_2[1]
             saved_1 = stack_2[0]
             y_1 = saved_1[0]
             _t_1 = d_h * (1.0 - y_1 * y_1)
             h_2 = saved_1[1]
-            stack_2, d_h, d_w_1 = rest, _t_1 * w, d_w_1 + _t_1 * h_2
+            stack_2, d_h, d_w_1 = stack_2[1], _t_1 * w, d_w_1 + _t_1 * h_2
         d_w = d_w + d_w_1
     return d_w
 

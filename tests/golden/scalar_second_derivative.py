@@ -25,7 +25,7 @@ def grad_grad_branchy(x, y):
         _t_1, _t_2 = (z_1, J_B_if_false), (_rt.ZERO, y_1)
     z_backprop = _t_1[1]
     z_2 = _t_1[0]
-    d_z_2 = _rt.gadd(z_2, z_2)
+    d_z_2 = z_2 + z_2
     _t_10 = z_backprop(d_z_2)
     _t_11 = _t_10[0]
     _t_12 = _t_11[0]

@@ -140,6 +140,9 @@ class ModuleEmitter:
         self.state_of: dict[int, Node] = {}
         self.coalesced: dict[int, Node] = {}
         self.coalesced_values: dict[int, Apply] = {}  # (by id, the values themselves)
+        # New values of loop state rendered in the body's closing assignment, though
+        # named (`_coalesce_state`).
+        self.in_state_tail: set[int] = set()
         self.const_names: dict[int, str] = {}
         # The user's names of constants read from globals, closure variables and
         # attributes (`W` for a global array), by the value's identity.
@@ -471,7 +474,8 @@ class FunctionEmitter:
         """Pure single-use nodes are rendered inside the expression that uses them."""
         if node in g.effects or not self.mod.single_use_here(node, g):
             return False
-        if node.name and not node.name.startswith("#") and self.mod.keep_names:
+        if node.name and not node.name.startswith("#") and self.mod.keep_names and \
+                node.id not in self.mod.in_state_tail:
             return False  # the user named it: keep it a statement
         if _is_switch_call(node):
             return self._inline_switch(node) and all(
@@ -831,6 +835,21 @@ class FunctionEmitter:
         values = out.inputs[1:]
         if not (len(values) == len(params) == len(names)):
             return
+        # A new value that cannot be computed into its variable (the old value is read
+        # after it) and that only the closing assignment reads is rendered there:
+        # `x, x_dot = sin(x) * c, x_dot * cos(x) * c`, not `y = sin(x) * c` first and
+        # `x, x_dot = y, ...` (a store and a load per iteration fewer). Decided for every
+        # slot before any is coalesced: the reads this moves later are then known.
+        for p, v in zip(params, values, strict=True):
+            if not (isinstance(v, Apply) and v.graph is body and v.name and mod.keep_names
+                    and v.id in pos and v.id not in mod.names):
+                continue
+            last = self._last_read(p, out, body, pos)
+            if last is None or last <= pos[v.id]:
+                continue  # (computed into its variable, below)
+            mod.in_state_tail.add(v.id)
+            if not self._inlined(v, body):  # (read elsewhere too, an effect, a loop...)
+                mod.in_state_tail.discard(v.id)
         taken: set[int] = set()
         for j, (p, v) in enumerate(zip(params, values, strict=True)):
             prim = _prim_of(v)

@@ -178,6 +178,26 @@ def _broadcast_known(ctx: Context, node: Apply) -> Node | None:
     return d if sd is not None and sd == sx else None
 
 
+@rewrite("add")
+def _add_broadcasts(ctx: Context, node: Apply) -> Node | None:
+    """`a + broadcast_like(d, x)` (either order), where float64 arrays `a` and `x` have one
+    shape that `d`'s broadcasts to, is `a + d`: the sum broadcasts `d` itself, with no view
+    made first (the tangent of a bias, `W_dot @ h + W @ h_dot + b_dot`, in forward mode)."""
+    for a, b in ((node.inputs[1], node.inputs[2]), (node.inputs[2], node.inputs[1])):
+        if not is_prim(b, "broadcast_like"):
+            continue
+        d, x = b.inputs[1:]
+        ka, kd, kx = kind(a, ctx.facts), kind(d, ctx.facts), kind(x, ctx.facts)
+        sa, sd, sx = shape_of(ka), shape_of(kd), shape_of(kx)
+        if not (is_f8(ka) and is_f8(kd) and is_f8(kx)) or sa is None or sa != sx or \
+                sd is None or len(sd) > len(sx) or \
+                any(m not in (1, n) for m, n in zip(sd[::-1], sx[::-1], strict=False)):
+            continue
+        return node.graph.apply(P["add"], *((a, d) if b is node.inputs[2] else (d, a)),
+                                loc=node.loc, name=node.name)
+    return None
+
+
 @rewrite("reduced_count")
 def _reduced_count_known(ctx: Context, node: Apply) -> Node | None:
     """How many elements a reduction over constant axes of a value of known shape adds."""

@@ -591,6 +591,40 @@ def _dot_kind(args: list[Kind | None], inputs: list[Node]) -> Kind | None:
     return array(_dtype(args[:2]), a[:-1] + b[:-2] + b[-1:])
 
 
+def _einsum_kind(args: list[Kind | None], inputs: list[Node]) -> Kind | None:
+    """`np.einsum(subscripts, *operands)` with constant subscripts of letters (no
+    ellipsis) and float64 operands of known shapes that give each label one size (or 1,
+    broadcast): float64 of the output labels' sizes, the explicit output's or, without
+    `->`, the labels used once, sorted (NumPy's order)."""
+    spec = _const(inputs[0])
+    if type(spec) is not str or "." in spec or len(args) < 2:
+        return None
+    # (the operands as the call's parameters, or packed in one tuple, `*operands`)
+    operands = list(items_of(args[1]) or ()) if len(args) == 2 and is_tuple(args[1]) \
+        else args[1:]
+    spec = spec.replace(" ", "")
+    terms, arrow, out = spec.partition("->")
+    parts = terms.split(",")
+    if len(parts) != len(operands) or not all(is_f8(a) for a in operands):
+        return None
+    sizes: dict[str, int] = {}
+    for part, k in zip(parts, operands, strict=True):
+        shape = shape_of(k)
+        if shape is None or len(shape) != len(part) or not part.isalpha():
+            return None
+        for c, n in zip(part, shape, strict=True):
+            m = sizes.get(c, 1)
+            if m != 1 and n not in (1, m):
+                return None  # (NumPy raises)
+            sizes[c] = max(m, n)
+    if not arrow:
+        letters = terms.replace(",", "")
+        out = "".join(sorted(c for c in set(letters) if letters.count(c) == 1))
+    if not all(c in sizes for c in out) or len(set(out)) != len(out):
+        return None
+    return array("f8", tuple(sizes[c] for c in out))
+
+
 def _swapaxes_kind(args: list[Kind | None], inputs: list[Node]) -> Kind | None:
     """`np.swapaxes(a, i, j)`, constant axes in range: a's shape with the two swapped."""
     shapes = _array_shapes(args)
@@ -1612,10 +1646,13 @@ def _tuple_op_kind(name: str, node: Apply, args: list[Kind | None]) -> Kind | No
 
 
 def _tuple_index_kind(node: Apply, args: list[Kind | None], items: tuple) -> Kind | None:
-    """A tuple indexed by a constant, or sliced by a constant slice."""
+    """A tuple indexed by a constant, or sliced by a constant slice; indexed by an int
+    known only when the code runs (`layers[i]` in a loop), the kind all its items share."""
     i = _const(node.inputs[2])
     if type(i) is slice:
         return tuple_of(list(items[i]))
+    if i is _MISSING and len(args) == 2 and args[1] == INT and items:
+        return _common_kind(list(items))
     return _tuple_item(args[0], i)
 
 
@@ -1910,6 +1947,14 @@ def item_nodes(seq: Node, i: int, facts: LoopFacts | None) -> list[Node] | None:
         # An item of an item (the values a branch saved, read in its backpropagator).
         outer = item_nodes(seq.inputs[1], j, facts)
         return _items_of_each(outer, i, facts) if outer is not None else None
+    if isinstance(seq, Apply) and prim_name(seq) in ("tuple_getitem", "getitem") and \
+            prim_name(seq.inputs[1]) == "make_tuple" and _const(seq.inputs[2]) is _MISSING and \
+            prim_name(seq.inputs[2]) != "make_slice":
+        # An item of an item of a display at an index known only when the code runs
+        # (`layers[i][0]`): item i of any of the display's items.
+        display = seq.inputs[1]
+        assert isinstance(display, Apply)  # (prim_name says so)
+        return _items_of_each(list(display.inputs[1:]), i, facts)
     return None
 
 
@@ -2021,6 +2066,7 @@ for _name in COMPARISON_OPERATORS:
 for _names, _rule in ((("matmul", "np.matmul"), _matmul_kind),
                       (("np.dot", "method.dot"), _dot_kind),
                       (("np.swapaxes",), _swapaxes_kind),
+                      (("np.einsum",), _einsum_kind),
                       (("np.transpose",), _transpose_kind),
                       (("getattr",), _attribute_kind),
                       (("np.expand_dims",), _expand_dims_kind),

@@ -72,6 +72,10 @@ def _tuple_of_tuple(ctx: Context, node: Apply) -> Node | None:
     x = node.inputs[1]
     if is_prim(x, "make_tuple") or (isinstance(x, Constant) and type(x.value) is tuple):
         return x
+    if is_prim(x, "make_list") and len(node.inputs) == 2:  # tuple([a, b]) is (a, b)
+        assert isinstance(x, Apply)
+        return node.graph.apply(P["make_tuple"], *x.inputs[1:], loc=node.loc,
+                                name=node.name)
     if is_prim(x, "concat_sens") and never_zero(x, ctx.facts):
         return x
     return None
@@ -106,6 +110,29 @@ def _is_sequence(x: Node, facts: LoopFacts | None, depth: int = 0) -> bool:
         lk = kind(x.inputs[2], facts)
         return is_list(lk) and never_zero(x, facts)
     return False
+
+
+# Comprehensions over a constant tuple of at most this many items are unrolled.
+UNROLL_CONSTANT_ITEMS = 8
+
+
+@rewrite("list_map")
+def _map_constant_items(ctx: Context, node: Apply) -> Node | None:
+    """`[f(x) for x in c]` over a constant tuple `c` of a few items is the list display
+    `[f(c[0]), f(c[1]), ...]`, whose calls are inlined and fold on their constant items:
+    a batching rule's `tuple([_lead(i) for i in indices])` over a slicing's constant
+    indices becomes the constant indices with the batch axis in front, not a
+    comprehension run on every call."""
+    f, seq = node.inputs[1:]
+    if not (isinstance(seq, Constant) and type(seq.value) is tuple and
+            len(seq.value) <= UNROLL_CONSTANT_ITEMS) or not is_constant_graph(f):
+        return None
+    fn: Graph = f.value
+    if fn.effects or len(fn.parameters) != 1 or fn.vararg:
+        return None
+    g = node.graph
+    return g.apply(P["make_list"], *[g.apply(f, Constant(v), loc=node.loc)
+                                     for v in seq.value], loc=node.loc, name=node.name)
 
 
 @rewrite("list")

@@ -161,11 +161,17 @@ def _never_zero(node: Node, facts: LoopFacts | None, assumed: Assumed | None,
     if p is None:
         return False
     assert isinstance(node, Apply)
-    if p.name == "tuple_getitem" and isinstance(node.inputs[2], Constant) and \
+    if p.name in ("tuple_getitem", "getitem") and isinstance(node.inputs[2], Constant) and \
             isinstance(node.inputs[2].value, int):
         items = item_nodes(node.inputs[1], node.inputs[2].value, facts)
         if items is not None:
             return all(never_zero(i, facts, assumed, depth + 1) for i in items)
+    if p.name in ("getitem", "tuple_getitem") and is_prim(node.inputs[1], "make_tuple") and \
+            kind(node.inputs[2], facts) == INT:
+        # An item of a display at an index known only when the code runs (the tangents of
+        # `layers[i]`): one of its items.
+        items = node.inputs[1].inputs[1:]
+        return bool(items) and all(never_zero(i, facts, assumed, depth + 1) for i in items)
     if _item_of_argument(node, facts, depth):
         # (what the caller passed in an argument: a number or an array is never ZERO,
         # as an argument is not)
@@ -298,8 +304,19 @@ def _sens_index_of_display(ctx: Context, node: Apply) -> Node | None:
     those items): the tangents of a call's results, taken apart."""
     dd, index = node.inputs[1:]
     items = tuple_items(dd) if is_prim(dd, "make_tuple") else None
-    if items is None or not isinstance(index, Constant):
+    if items is None:
+        if isinstance(index, Constant) and type(index.value) is int and \
+                item_nodes(dd, index.value, ctx.facts) is not None:
+            # (`dd` is a tuple whichever value it is, e.g. an item of a display of
+            # tuples at an index known only when the code runs: `layers_dot[i][0]`.)
+            return node.graph.apply(P["getitem"], dd, index, loc=node.loc, name=node.name)
         return None
+    if not isinstance(index, Constant):
+        # (A display is a tuple, neither ZERO nor a dict: `dd[index]` is what the helper
+        # gives, for an index known only when the code runs, `layers_dot[i]` in a loop.)
+        if kind(index, ctx.facts) != INT:
+            return None
+        return node.graph.apply(P["getitem"], dd, index, loc=node.loc, name=node.name)
     i = index.value
     if type(i) is int and -len(items) <= i < len(items):
         return items[i]

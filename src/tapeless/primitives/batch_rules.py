@@ -1341,7 +1341,10 @@ def _scatter_sens(size, flags, x, indices, ds):
     if x is ZERO:
         return ZERO
     if isinstance(x, np.ndarray):
-        xb = x if flags[0] else np.broadcast_to(x, (size,) + np.shape(x))
+        # (`scatter_sens` reads only the shape and dtype of x: an unbatched x is stood
+        # for by an array of the batch's shape left uninitialized, which costs less than
+        # a broadcast view of x, more than the scatter's adds for a (100, 100) Hessian.)
+        xb = x if flags[0] else np.empty((size,) + np.shape(x), dtype=x.dtype)
         return scatter_sens(xb, tuple([_lead(i) for i in indices]),
                             ds if flags[2] else broadcast(size, ds))
     return per_element(scatter_sens, size, flags, x, indices, ds)

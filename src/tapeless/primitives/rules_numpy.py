@@ -373,7 +373,9 @@ def _einsum_back(spec, operands, d):
 def _einsum_call(spec, operands):
     """np.einsum(spec, *operands), spelled without `*` (the supported subset cannot pass
     `*args` after a positional argument); at most 8 of them (the sublist form passes
-    up to 4 operands with their sublists)."""
+    up to 4 operands with their sublists). Small enough for the optimizer to inline at
+    each call, where the number of operands is known: the call is then `np.einsum`'s
+    own, whose result's kind the optimizer knows (`opt.kinds._einsum_kind`)."""
     n = len(operands)
     if n == 1:
         return np.einsum(spec, operands[0])
@@ -381,6 +383,12 @@ def _einsum_call(spec, operands):
         return np.einsum(spec, operands[0], operands[1])
     if n == 3:
         return np.einsum(spec, operands[0], operands[1], operands[2])
+    return _einsum_call_more(spec, operands)
+
+
+def _einsum_call_more(spec, operands):
+    """`_einsum_call` of 4 to 8 operands."""
+    n = len(operands)
     if n == 4:
         return np.einsum(spec, operands[0], operands[1], operands[2], operands[3])
     if n == 5:
