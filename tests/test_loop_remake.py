@@ -167,3 +167,46 @@ def test_native_backend_keeps_its_accumulators():
     A = _data((20, 20))
     f = tl.grad(two_reads, backend="native")
     np.testing.assert_allclose(f(A), tl.grad(two_reads)(A), rtol=1e-13, atol=1e-14)
+
+
+# --- a backward loop's float sensitivities that start or become ZERO --------------------
+
+
+def flight(v, angle):
+    """A `while` loop keeping the state of its last iteration (`px, py`), as the
+    particle of bench/control_programs.py: in the backward loop `d_vx` starts as ZERO
+    and `d_px` becomes ZERO after the first iteration."""
+    x, y = 0.0, 0.0
+    vx, vy = v * angle, v
+    px, py = x, y
+    while y >= 0.0:
+        px, py = x, y
+        x = x + vx * 0.01
+        y = y + vy * 0.01
+        vx = vx - 0.1 * vx * 0.01
+        vy = vy - 9.81 * 0.01
+    return px + (x - px) * py / (py - y)
+
+
+@pytest.mark.parametrize("v, angle", [(3.0, 0.7), (5.5, 1.3), (0.5, -0.4)])
+def test_float_sensitivities_of_a_while_loop(v, angle, monkeypatch):
+    monkeypatch.delenv("TAPELESS_OPTIMIZE", raising=False)
+    g = tl.grad(flight, argnums=(0, 1))(v, angle)
+    expected = autograd.grad(flight, (0, 1))(v, angle)
+    np.testing.assert_allclose(g, expected, rtol=1e-12, atol=1e-14)
+    h = 1e-6
+    fd = ((flight(v + h, angle) - flight(v - h, angle)) / (2 * h),
+          (flight(v, angle + h) - flight(v, angle - h)) / (2 * h))
+    np.testing.assert_allclose(g, fd, rtol=1e-6)
+    monkeypatch.setenv("TAPELESS_OPTIMIZE", "0")
+    np.testing.assert_allclose(g, tl.grad(flight, argnums=(0, 1))(v, angle), rtol=1e-12)
+
+
+def test_float_sensitivities_of_a_while_loop_are_numbers(monkeypatch):
+    """The slots start (`d_vx = 0.0`) and go on (`d_px = 0.0`) as numbers: the backward
+    loop adds floats, with no `gadd`, `sens_of` or ZERO."""
+    monkeypatch.delenv("TAPELESS_OPTIMIZE", raising=False)
+    source = tl.grad(flight, argnums=(0, 1)).source_for(3.0, 0.7)
+    loop = source[source.index("while stack"):]
+    assert "_rt" not in loop and "gadd" not in loop and "sens_of" not in loop, source
+    assert "d_vx = 0.0" in source, source

@@ -790,6 +790,26 @@ def zero_accumulators(root: Graph, facts: LoopFacts, replace: dict[int, Node]) -
 
     use = uses(facts.graphs)
     changed = 0
+
+    def numbers(n: Node) -> bool:
+        return kind(n, facts) in (FLOAT, SCALAR)
+
+    def read_as_a_number(p: Node) -> bool:
+        # Each use of p treats ZERO as a zero of the number: `sens_of(p, like)` of a
+        # number like, or `gadd(p, y)` of a number y.
+        found = use.get(p.id, [])
+        for u, _ in found:
+            if is_call_of(u, "sens_of") and u.inputs[1] is p and u.inputs[2] is not p:
+                if kind(u.inputs[2], facts) is not FLOAT:
+                    return False
+            elif is_call_of(u, "gadd") and (u.inputs[1] is p) != (u.inputs[2] is p):
+                if not numbers(u.inputs[2] if u.inputs[1] is p else u.inputs[1]):
+                    return False
+            else:
+                return False
+        return bool(found)
+
+    zero_outputs: list[tuple[Apply, int, Constant]] = []  # (edited after every proof)
     for info in facts.loops:
         outputs = info.outputs
         if outputs is None or info.node.id in replace:
@@ -797,9 +817,28 @@ def zero_accumulators(root: Graph, facts: LoopFacts, replace: dict[int, Node]) -
         new_init = list(info.init)
         for j, x in enumerate(info.init):
             add = outputs[j]
+            p = info.body.parameters[info.lead + j]
+            if info.cond is not None and use.get(info.cond.parameters[j].id):
+                continue
+            # A sensitivity the body only reads as a number, ZERO where the loop starts
+            # and a number never ZERO after each iteration (the backward loop's `d_vx`
+            # of the particle's inner gradient), or a number where it starts and ZERO
+            # after each iteration (`d_px`: the sensitivity of the value a `while` loop
+            # keeps from its last iteration): ZERO becomes 0.0, so that the slot is a
+            # number throughout and its `sens_of` and `gadd` fold.
+            if isinstance(x, Constant) and x.value is ZERO and add is not p and \
+                    not is_call_of(add, "gadd") and numbers(add) and \
+                    never_zero(add, facts) and read_as_a_number(p):
+                new_init[j] = Constant(0.0, x.loc)
+                continue
+            if isinstance(add, Constant) and add.value is ZERO and numbers(x) and \
+                    never_zero(x, facts) and read_as_a_number(p):
+                out = info.body.output
+                assert isinstance(out, Apply)
+                zero_outputs.append((out, j, Constant(0.0, add.loc)))
+                continue
             if not (isinstance(x, Constant) and x.value is ZERO and is_call_of(add, "gadd")):
                 continue
-            p = info.body.parameters[info.lead + j]
             a, b = add.inputs[1:]
             d = b if a is p else a if b is p else None
             if d is None or d is p or len(use.get(p.id, [])) != 1 or \
@@ -818,7 +857,9 @@ def zero_accumulators(root: Graph, facts: LoopFacts, replace: dict[int, Node]) -
         if node in g.effects:
             set_effects(g, [new if e is node else e for e in g.effects])
         changed += 1
-    return changed
+    for out, j, zero in zero_outputs:
+        set_input(out, 1 + j, zero)
+    return changed + len(zero_outputs)
 
 
 # (Tuples of more items than this stay one slot: the benefit is in small records.)
