@@ -1160,6 +1160,15 @@ def where_zero(condition: Any, x: Any) -> Any:
     return np.where(condition, x, 0.0)
 
 
+def add_into_known(acc: Any, index: Any, d: Any) -> Any:
+    """`acc[index] += d`, in place: the Python backend writes it as that statement. Only
+    the optimizer makes it, for a backward loop's accumulator of a float64 array's element
+    or row reads that it starts as the array's zeros before the loop and nothing else
+    reads (`tapeless.opt.loops.accumulate_in_place`)."""
+    acc[index] += d
+    return acc
+
+
 def scatter_add_known(acc: Any, x: Any, indices: tuple, ds: tuple) -> Any:
     """`scatter_add` without its tests, where the optimizer proved them: `x` is a float64
     array (or a list of float64 values of one shape), the indices are ints and the pieces

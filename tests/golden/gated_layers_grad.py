@@ -1,6 +1,7 @@
 def grad_gated_layers(params, state, xs):
     _concatenate = np.concatenate
     _tanh = np.tanh
+    _zeros = np.zeros
     _gadd = _rt.gadd
     _getitem_sens = _rt.getitem_sens
     _scatter_add_known = _rt.scatter_add_known
@@ -38,7 +39,7 @@ def grad_gated_layers(params, state, xs):
             s = _t_4 * f + y * _t_5
             y_1 = _tanh(s)
             h = f * y_1
-            stack_1 = (_t_4, new, f, y_1, _t_3, _t_2, y, _t_5, g, _t_1), stack_1
+            stack_1 = (_t_4, new, f, y_1, _t_2, y, _t_5, g, j_1), stack_1
             j, b, new, x_1 = j_1, 3, new + [h, s], h
         stack_append((x, st, stack_1))
         st = new
@@ -48,10 +49,10 @@ def grad_gated_layers(params, state, xs):
         st_1 = saved[1]
         stack_2 = saved[2]
         _t_6 = 0.2 * saved[0]
+        d_params_1 = _zeros((4, 9), dtype=float)
         d_new = d_st
         d_x = _t_6
         d_st_1 = _rt.ZERO
-        d_params_1 = _rt.ZERO
         while stack_2 is not None:
             saved_1 = stack_2[0]
             new_1 = saved_1[1]
@@ -66,16 +67,19 @@ def grad_gated_layers(params, state, xs):
             f_1 = saved_1[2]
             y_2 = saved_1[3]
             d_s = _gadd(d_s, d_h * f_1 * (1.0 - y_2 * y_2))
-            y_3 = saved_1[6]
-            g_1 = saved_1[8]
+            y_3 = saved_1[5]
+            g_1 = saved_1[7]
             d_f = d_h * y_2 + d_s * saved_1[0]
-            d_g = _getitem_sens(d_s * y_3, g_1, slice(6, 9, None)) + _getitem_sens(d_s * saved_1[7] * (1.0 - y_3 * y_3), g_1, slice(3, 6, None)) + _getitem_sens(d_f * f_1 * (1.0 - f_1), g_1, slice(0, 3, None))
-            _t_10 = saved_1[9]
+            d_g = _getitem_sens(d_s * y_3, g_1, slice(6, 9, None)) + _getitem_sens(d_s * saved_1[6] * (1.0 - y_3 * y_3), g_1, slice(3, 6, None)) + _getitem_sens(d_f * f_1 * (1.0 - f_1), g_1, slice(0, 3, None))
+            j_2 = saved_1[8]
+            _t_10 = 2 * j_2
             _t_11 = d_g * params[_t_10]
             d_x_1 = _t_11[0:3]
             d_x_2 = _t_11[6:9]
-            _t_12 = saved_1[4], _t_10
-            stack_2, d_new, d_x, d_st_1, d_params_1 = stack_2[1], d_new_1, d_x_1 + d_x_2, _scatter_add_known(d_st_1, st_1, _t_12, (d_s * f_1, _t_11[3:6])), _scatter_add_known(d_params_1, params, _t_12, (d_g, d_g * saved_1[5]))
+            _t_12 = _t_10 + 1
+            d_params_1[_t_12] += d_g
+            d_params_1[_t_10] += d_g * saved_1[4]
+            stack_2, d_new, d_x, d_st_1 = stack_2[1], d_new_1, d_x_1 + d_x_2, _scatter_add_known(d_st_1, st_1, (_t_12, _t_10), (d_s * f_1, _t_11[3:6]))
         d_st, d_params = d_st_1, _gadd(d_params, d_params_1)
     d_params_2 = _rt.to_structure(d_params, params)
     _t_13 = len(results)

@@ -524,6 +524,9 @@ class FunctionEmitter:
             return
         if prim is not None and prim.statement:
             mod.emit_line(indent, self.render_call(node), node.loc)
+            if prim is P["add_into_known"]:  # (its value: its first argument, updated)
+                mod.names[node.id] = self.render(node.inputs[1], g)
+                mod.aliases.add(node.id)
             return
         text = self.render_call(node)
         if not mod.uses.get(node.id):
@@ -1058,6 +1061,9 @@ class FunctionEmitter:
                     # Python would warn when compiling the module.)
                     base = self.mod.named(args[0].value)
                 return f"{base}[{self.render_index(args[1], g)}]"
+            if prim is P["add_into_known"]:
+                return f"{self.render_operand(args[0], g, ATOM)}" \
+                    f"[{self.render_index(args[1], g)}] += {_strip(self.render(args[2], g))}"
             if prim is P["assert"]:
                 msg = "" if _is_none(args[1]) else f"({_strip(self.render(args[1], g))})"
                 return f"if not {self.render(args[0], g)}: raise AssertionError{msg}"

@@ -185,6 +185,7 @@ WRITTEN: dict[str, Emitter] = {
     "stack_push": lambda a: f"{a[0]}.append({a[1]})",
     "stack_pop": lambda a: f"{a[0]}.pop()",
     "stack_nonempty": lambda a: a[0],
+    "add_into_known": lambda a: f"{a[0]}[{a[1]}] += {a[2]}",
 }
 
 _TABLE: dict[str, Emitter | None] = {}

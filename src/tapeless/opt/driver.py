@@ -115,7 +115,7 @@ def optimize(root: Graph, enabled: set[str] | None = None, max_rounds: int = 30,
         log.add("checkpoint_loops", n)
     if python and allowed(enabled, "python_spellings") and (n := python_spellings(root)):
         log.add("python_spellings", n)
-    if allowed(enabled, "lower_stacks") and lower_stacks(root, scatter_known(root)):
+    if allowed(enabled, "lower_stacks") and lower_stacks(root, *scatter_known(root, python)):
         log.add("lower_stacks")
     if allowed(enabled, "scatter_onto") and (n := scatter_onto(root, scatter_known(root))):
         log.add("scatter_onto", n)
@@ -150,17 +150,28 @@ def _rounds(root: Graph, enabled: set[str] | None, log: PassLog, max_rounds: int
         work = after if worklist else None
 
 
-def scatter_known(root: Graph) -> Callable[[Node, Node, Node], bool]:
+def scatter_known(root: Graph, python: bool = False
+                  ) -> tuple[Callable[[Node, Node, Node], bool],
+                             Callable[[Node], tuple[int, ...] | None] | None]:
     """Whether kinds prove, for `scatter_add(acc, x, indices, ds)`, what it tests on each
     call (then `scatter_add_known` does the same without the tests): x a float64 array (or
     a list of float64 values of one kind), int indices, and pieces that are float64
-    values of an element's kind and never ZERO."""
+    values of an element's kind and never ZERO. And, for the Python backend, the shape of
+    x where kinds prove it a float64 array (then the pieces are added in place by
+    statements, `acc[i] += d`, into the array's zeros: `loops.accumulate_in_place`)."""
     made: list[LoopFacts] = []  # (made at the first question: most programs ask none)
 
-    def known(x: Node, indices: Node, ds: Node) -> bool:
+    def facts_now() -> LoopFacts:
         if not made:
             made.append(LoopFacts(root))
-        facts = made[0]
+        return made[0]
+
+    def f8_shape(x: Node) -> tuple[int, ...] | None:
+        kx = kind(x, facts_now())
+        return shape_of(kx) if is_f8(kx) else None
+
+    def known(x: Node, indices: Node, ds: Node) -> bool:
+        facts = facts_now()
         kx = kind(x, facts)
         index_items, d_items = tuple_items(indices), tuple_items(ds)
         if index_items is None or d_items is None or len(index_items) != len(d_items):
@@ -175,7 +186,7 @@ def scatter_known(root: Graph) -> Callable[[Node, Node, Node], bool]:
                 return False
         return True
 
-    return known
+    return known, (f8_shape if python else None)
 
 
 def piece_kind(kx: Kind | None, ki: Kind | None) -> Kind | None:

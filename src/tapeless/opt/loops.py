@@ -260,17 +260,52 @@ def prune_saved(root: Graph, facts: LoopFacts, replace: dict[int, Node]) -> int:
         remat = _recomputable(values, keep, facts, fwd.body, reads)
         remat.update({j: remat[k] for j, k in same.items() if k in remat})
         keep = [j for j in keep if j not in remat]
-        if len(keep) == len(values) and len(keep) != 1:
+        # Values made from the loop's ints (its counter, int state) by a few cheap
+        # operations: those ints are saved instead, and the values made again.
+        n_values = len(values)
+        # (Not the values others are computed from above: those stay saved.)
+        ints = _made_from_ints(values, keep, set(remat.values()), facts, fwd.body, reads)
+        if ints is not None:
+            made, sources = ints
+            values = list(values)
+            for src in sources:
+                if not any(values[j] is src for j in keep):
+                    keep.append(len(values))
+                    values.append(src)
+            made.update({j: made[k] for j, k in same.items() if k in made})
+            keep = [j for j in keep if j not in made]
+        else:
+            made = {}
+        if len(keep) == n_values and len(keep) != 1:
             continue
         for u in reads:
             j = constant_index(u)
             if plain[j]:
                 replace[u.id] = values[j]
         fg = fwd.body
+        if made:
+            slot_of = {values[j].id: j for j in keep}
+            copies: dict[int, dict[int, Node]] = {}  # per backward graph: node id -> copy
+            for u in reads:
+                j = constant_index(u)
+                if j not in made:
+                    continue
+                g = u.graph
+                assert g is not None
+                memo = copies.setdefault(g.id, {})
+                for src in made[j]:
+                    if src.id not in memo:
+                        memo[src.id] = u.inputs[1] if len(keep) == 1 else g.apply(
+                            P["tuple_getitem"], u.inputs[1],
+                            keep.index(slot_of[src.id]), name=src.name)
+                        set_kind(memo[src.id], src.kind)
+                replace[u.id] = _copy_expression(values[j], fg, g, memo)
         if len(keep) == 1:
             new_push = fg.apply(P["make_tuple"], values[keep[0]], stack_param, name="stack")
             for u in reads:
                 j = constant_index(u)
+                if j in made:
+                    continue
                 if j in remat:
                     k = remat[j]
                     replace[u.id] = _recompute(values[j], values[k] if k >= 0 else None,
@@ -289,6 +324,8 @@ def prune_saved(root: Graph, facts: LoopFacts, replace: dict[int, Node]) -> int:
             position.update({j: position[k] for j, k in same.items() if k in position})
             for u in reads:
                 j = constant_index(u)
+                if j in made:
+                    continue
                 if j in remat:
                     k = remat[j]
                     if k < 0:
@@ -356,6 +393,107 @@ def _recomputable(values: list[Node], keep: list[int], facts: LoopFacts, body: G
         if k >= 0:
             sources.add(k)
     return out
+
+
+# At most this many operations make one saved value again in the backward loop (the
+# walk's `A[i, (7 * i) % n]`: a product, a remainder, a tuple and the read).
+REMAKE_MAX_NODES = 6
+
+
+def _made_from_ints(values: list[Node], keep: list[int], sources_of: set[int],
+                    facts: LoopFacts, body: Graph, reads: list[Apply]
+                    ) -> tuple[dict[int, list[Node]], list[Node]] | None:
+    """Saved values that a few cheap operations make from ints of the loop body (its
+    counter, int state) and values the loop does not change: integer arithmetic, tuples,
+    an item at constant index, an element or row of an array the loop does not change at
+    ints, correctly rounded arithmetic on numbers (`A[i, i]`, `(i, (7 * i) % n)`). The
+    backward loop makes them again from the ints, which the forward loop saves instead:
+    the same operations on the same operands give the same values, bit for bit, and an
+    element read is the same element (nothing changes the array between the loops: values
+    are immutable until `update_in_place`, which sees the backward loop's read). Returns
+    ({slot: the ints it is made from}, the ints), where that saves fewer values, else
+    None."""
+    from .kinds import FLOAT, INT, SCALAR, items_of, kind, shape_of
+
+    counter = body.parameters[0] if body.parameters and body.loop_role == "forward" and \
+        facts.index_of.get(body.parameters[0].id) is not None else None
+
+    def visible(x: Node, j: int) -> bool:
+        return x.graph is not None and all(is_inside(u.graph, x.graph) for u in reads
+                                           if constant_index(u) == j)
+
+    def walk(v: Node, j: int, seen: dict[int, Node], srcs: dict[int, Node]) -> bool:
+        if isinstance(v, Constant):
+            return not is_constant_graph(v)
+        if v.graph is not body:
+            return not is_inside(v.graph, body) and visible(v, j)
+        if v.id in seen or v.id in srcs:
+            return True
+        if isinstance(v, Parameter):
+            if v is counter or kind(v, facts) is INT:
+                srcs[v.id] = v
+                return True
+            return False
+        if not isinstance(v, Apply) or not isinstance(v.inputs[0], Constant):
+            return False
+        prim = v.inputs[0].value
+        name = getattr(prim, "name", None)
+        if name is None or getattr(prim, "effect", True):
+            return False
+        k = kind(v, facts)
+        if name == "make_tuple":
+            pass
+        elif name == "tuple_getitem":
+            if not isinstance(v.inputs[2], Constant):
+                return False
+        elif name == "getitem":
+            x, index = v.inputs[1:3]
+            k_index = kind(index, facts)
+            at = (k_index,) if k_index is INT else items_of(k_index) or ()
+            if isinstance(x, Constant) or x.graph is None or is_inside(x.graph, body) or \
+                    not at or any(a is not INT for a in at) or \
+                    len(at) > len(shape_of(kind(x, facts)) or ()):
+                return False
+        elif getattr(prim, "number_op", False) and prim.pure and name != "pow":
+            ks = [kind(x, facts) for x in v.inputs[1:]]
+            if not (k is INT and all(kx is INT for kx in ks)) and not (
+                    getattr(prim, "cheap", False) and k in (FLOAT, SCALAR, INT)):
+                return False
+        else:
+            return False
+        seen[v.id] = v
+        if len(seen) > REMAKE_MAX_NODES:
+            return False
+        return all(walk(x, j, seen, srcs) for x in v.inputs[1:])
+
+    made: dict[int, list[Node]] = {}
+    sources: dict[int, Node] = {}
+    for j in keep:
+        v = values[j]
+        if j in sources_of or not isinstance(v, Apply) or v.graph is not body:
+            continue
+        srcs: dict[int, Node] = {}
+        if walk(v, j, {}, srcs) and srcs:
+            made[j] = list(srcs.values())
+            sources.update(srcs)
+    kept = {values[j].id for j in keep if j not in made}
+    added = [s for s in sources.values() if s.id not in kept]
+    if not made or len(keep) - len(made) + len(added) >= len(keep):
+        return None
+    return made, added
+
+
+def _copy_expression(v: Node, body: Graph, g: Graph, memo: dict[int, Node]) -> Node:
+    """`v`, a node of the loop body `body`, made again in `g` from the copies in `memo`
+    (by node id: the ints it is made from, read back from the stack) and the values
+    outside the body as they are."""
+    if not isinstance(v, Apply) or v.graph is not body:
+        return memo.get(v.id, v)
+    if v.id not in memo:
+        memo[v.id] = g.apply(v.inputs[0], *[_copy_expression(x, body, g, memo)
+                                            for x in v.inputs[1:]], name=v.name)
+        set_kind(memo[v.id], v.kind)
+    return memo[v.id]
 
 
 def _recompute(v: Apply, source: Node | None, read: Node | None, like: Node) -> Node:
@@ -461,7 +599,8 @@ def stack_pairs(fwd: LoopInfo, use: dict[int, list[tuple[Node | None, Graph]]]
 
 
 def lower_stacks(root: Graph,
-                 known: Callable[[Node, Node, Node], bool] | None = None) -> int:
+                 known: Callable[[Node, Node, Node], bool] | None = None,
+                 f8_shape: Callable[[Node], tuple[int, ...] | None] | None = None) -> int:
     """Turn a loop's cons-cell stack into a Python list (`append` / `pop`) where that is
     unobservable: the forward loop only pushes onto it, its final value goes, once, to a
     backward `while` loop of the same graph that only pops from it until it is empty, and
@@ -472,7 +611,7 @@ def lower_stacks(root: Graph,
     use = uses(graphs)
     # Accumulators first, while saved values are read back through the stack's cons
     # cells (where kinds follow them: `known` may infer them).
-    lowered = accumulate_in_place(graphs, use, known)
+    lowered = accumulate_in_place(graphs, use, known, f8_shape)
     if lowered:
         use = uses(graphs)
 
@@ -500,17 +639,26 @@ def lower_stacks(root: Graph,
 
 
 def accumulate_in_place(graphs: list[Graph], use: dict[int, list[tuple[Node | None, Graph]]],
-                        known: Callable[[Node, Node, Node], bool] | None = None) -> int:
+                        known: Callable[[Node, Node, Node], bool] | None = None,
+                        f8_shape: Callable[[Node], tuple[int, ...] | None] | None = None
+                        ) -> int:
     """Loop state that starts as ZERO and only gathers scattered sensitivities,
     `acc = gadd(acc, scatter_sens(x, indices, ds))` (or one piece, `getitem_sens(d, x,
     i)`: a coefficient's gradient, one per iteration) with `acc` read nowhere else: each
     value it holds is made inside the loop and seen by no one else, so the sum can go
     into it in place (`scatter_add`), not into a fresh array each iteration; as
     `scatter_add_known` where `known(x, indices, ds)` (the caller's proof that the
-    tests of `scatter_add` pass)."""
+    tests of `scatter_add` pass). Where also `f8_shape(x)` gives x's shape (a float64
+    array; the Python backend asks) and x is seen outside the loop, the accumulator
+    starts as x's zeros and each piece is added by a statement, `acc[i] += d` (in the
+    walk's backward loop, two such adds take half the time of a `scatter_add_known`
+    call). An index given twice then adds its pieces one after the other, as a
+    hand-written gradient does, where `scatter_add_known` sums them first: the same
+    values up to rounding."""
     from ..runtime import ZERO
+    from .kinds import array
 
-    found: list[tuple[Graph, int, Parameter, tuple[Node, ...]]] = []
+    found: list[tuple[LoopInfo, int, Parameter, tuple[Node, ...]]] = []
     for g in graphs:
         for node in graph_nodes(g):
             info = loop_info(node)
@@ -534,17 +682,35 @@ def accumulate_in_place(graphs: list[Graph], use: dict[int, list[tuple[Node | No
                 if (a is p) == (b is p):
                     continue
                 if is_call_of(scatter, "scatter_sens"):
-                    found.append((body, j, p, tuple(scatter.inputs[1:])))
+                    found.append((info, j, p, tuple(scatter.inputs[1:])))
                 elif is_call_of(scatter, "getitem_sens"):  # (one piece: d, x, i)
                     d, x, i = scatter.inputs[1:]
-                    found.append((body, j, p, (x, body.apply(P["make_tuple"], i),
+                    found.append((info, j, p, (x, body.apply(P["make_tuple"], i),
                                                body.apply(P["make_tuple"], d))))
     # (Every proof first: the rewrites change what the kinds of loop state would be.)
     fast = [known is not None and known(*s) for _, _, _, s in found]
-    for (body, j, p, pieces), f in zip(found, fast, strict=True):
+    shapes = [f8_shape(s[0]) if f and f8_shape is not None else None
+              for (_, _, _, s), f in zip(found, fast, strict=True)]
+    for (info, j, p, pieces), f, shape in zip(found, fast, shapes, strict=True):
+        body = info.body
         out = body.output
         assert isinstance(out, Apply)
         add = out.inputs[1 + j]
+        x, indices, ds = pieces
+        g = info.node.graph
+        if shape is not None and g is not None and is_call_of(indices, "make_tuple") and \
+                is_call_of(ds, "make_tuple") and len(indices.inputs) == len(ds.inputs) and (
+                    isinstance(x, Constant) or (x.graph is not None and
+                                                is_inside(g, x.graph))):
+            zeros = g.apply(P["np.zeros"], Constant(shape), Constant(float), name=p.name)
+            set_kind(zeros, array("f8", shape))
+            set_input(info.node, info.first_init + j, zeros)
+            acc: Node = p
+            for i, d in zip(indices.inputs[1:], ds.inputs[1:], strict=True):
+                acc = body.apply(P["add_into_known"], acc, i, d, name=add.name)
+                set_kind(acc, zeros.kind)
+            set_input(out, 1 + j, acc)
+            continue
         set_input(out, 1 + j, body.apply(P["scatter_add_known" if f else "scatter_add"], p,
                                          *pieces, name=add.name))
     return len(found)
@@ -624,6 +790,26 @@ def zero_accumulators(root: Graph, facts: LoopFacts, replace: dict[int, Node]) -
 
     use = uses(facts.graphs)
     changed = 0
+
+    def numbers(n: Node) -> bool:
+        return kind(n, facts) in (FLOAT, SCALAR)
+
+    def read_as_a_number(p: Node) -> bool:
+        # Each use of p treats ZERO as a zero of the number: `sens_of(p, like)` of a
+        # number like, or `gadd(p, y)` of a number y.
+        found = use.get(p.id, [])
+        for u, _ in found:
+            if is_call_of(u, "sens_of") and u.inputs[1] is p and u.inputs[2] is not p:
+                if kind(u.inputs[2], facts) is not FLOAT:
+                    return False
+            elif is_call_of(u, "gadd") and (u.inputs[1] is p) != (u.inputs[2] is p):
+                if not numbers(u.inputs[2] if u.inputs[1] is p else u.inputs[1]):
+                    return False
+            else:
+                return False
+        return bool(found)
+
+    zero_outputs: list[tuple[Apply, int, Constant]] = []  # (edited after every proof)
     for info in facts.loops:
         outputs = info.outputs
         if outputs is None or info.node.id in replace:
@@ -631,9 +817,28 @@ def zero_accumulators(root: Graph, facts: LoopFacts, replace: dict[int, Node]) -
         new_init = list(info.init)
         for j, x in enumerate(info.init):
             add = outputs[j]
+            p = info.body.parameters[info.lead + j]
+            if info.cond is not None and use.get(info.cond.parameters[j].id):
+                continue
+            # A sensitivity the body only reads as a number, ZERO where the loop starts
+            # and a number never ZERO after each iteration (the backward loop's `d_vx`
+            # of the particle's inner gradient), or a number where it starts and ZERO
+            # after each iteration (`d_px`: the sensitivity of the value a `while` loop
+            # keeps from its last iteration): ZERO becomes 0.0, so that the slot is a
+            # number throughout and its `sens_of` and `gadd` fold.
+            if isinstance(x, Constant) and x.value is ZERO and add is not p and \
+                    not is_call_of(add, "gadd") and numbers(add) and \
+                    never_zero(add, facts) and read_as_a_number(p):
+                new_init[j] = Constant(0.0, x.loc)
+                continue
+            if isinstance(add, Constant) and add.value is ZERO and numbers(x) and \
+                    never_zero(x, facts) and read_as_a_number(p):
+                out = info.body.output
+                assert isinstance(out, Apply)
+                zero_outputs.append((out, j, Constant(0.0, add.loc)))
+                continue
             if not (isinstance(x, Constant) and x.value is ZERO and is_call_of(add, "gadd")):
                 continue
-            p = info.body.parameters[info.lead + j]
             a, b = add.inputs[1:]
             d = b if a is p else a if b is p else None
             if d is None or d is p or len(use.get(p.id, [])) != 1 or \
@@ -652,7 +857,9 @@ def zero_accumulators(root: Graph, facts: LoopFacts, replace: dict[int, Node]) -
         if node in g.effects:
             set_effects(g, [new if e is node else e for e in g.effects])
         changed += 1
-    return changed
+    for out, j, zero in zero_outputs:
+        set_input(out, 1 + j, zero)
+    return changed + len(zero_outputs)
 
 
 # (Tuples of more items than this stay one slot: the benefit is in small records.)

@@ -52,6 +52,9 @@ _helper("scatter_onto_known", "acc, x, indices, ds", after_ad=True, differentiab
 # ... where kinds prove what it tests (`tapeless.opt.driver.scatter_known`).
 _helper("scatter_add_known", "acc, x, indices, ds", after_ad=True, differentiable=False,
         fresh=True)
+# `acc[index] += d` in place, a statement (`accumulate_in_place`, Python backend only).
+_helper("add_into_known", "acc, index, d", after_ad=True, differentiable=False,
+        statement=True)
 # A matrix product contracting a long axis, in blocks (made by the optimizer, last).
 _helper("matmul_tn", "a, b, block", after_ad=True, differentiable=False, fresh=True)
 # `d * (the max's tie-sharing mask)` in one comparison (made by the optimizer).
