@@ -117,7 +117,7 @@ def optimize(root: Graph, enabled: set[str] | None = None, max_rounds: int = 30,
         log.add("python_spellings", n)
     if allowed(enabled, "lower_stacks") and lower_stacks(root, *scatter_known(root, python)):
         log.add("lower_stacks")
-    if allowed(enabled, "scatter_onto") and (n := scatter_onto(root, scatter_known(root))):
+    if allowed(enabled, "scatter_onto") and (n := scatter_onto(root, scatter_known(root)[0])):
         log.add("scatter_onto", n)
     if allowed(enabled, "block_products") and (n := block_products(root)):
         log.add("block_products", n)
