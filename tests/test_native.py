@@ -1186,3 +1186,20 @@ def test_nested_sum_through_a_tuple_assignment() -> None:
     assert "e = d" in text and "g, d = (i, e)" in text and "d = _nt_zeros_for(x)" in text
     tree = ast.parse(source.replace("OTHER", "d"))  # (the other value reads the sum)
     assert lower_nested_sums(tree) == 0
+
+
+_PLUS_ONE, _TIMES_FIVE = (lambda u: u + 1), (lambda u: u * 5)  # (one line: one name)
+
+
+def test_start_keys_of_two_lambdas_on_one_line(tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two lambdas on one line share their file, name and line: the start key also
+    covers their code, so the second does not start from the first's record (it
+    returned 3 for `u * 5` at 2)."""
+    monkeypatch.setenv("TAPELESS_CACHE_DIR", str(tmp_path))
+    monkeypatch.delenv("TAPELESS_NATIVE_CACHE", raising=False)
+    monkeypatch.delenv("NUMBA_CACHE_DIR", raising=False)
+    assert _PLUS_ONE.__code__.co_firstlineno == _TIMES_FIVE.__code__.co_firstlineno
+    assert tl.jit(_PLUS_ONE, backend="native")(2) == 3
+    assert tl.jit(_TIMES_FIVE, backend="native")(2) == 10
+    assert tl.jit(_PLUS_ONE, backend="native")(2) == 3
