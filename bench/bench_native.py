@@ -1,6 +1,10 @@
 """The native backend (Numba) against the Python backend and JAX `jit`; prints Markdown.
 
     python bench/bench_native.py            # one short run (a minute or two)
+    python bench/bench_native.py --only lstm,det --no-probe
+                                            # the workloads whose names contain a word;
+                                            # no second process (no cache-warm column)
+    python bench/bench_native.py --cpu      # per-call times in CPU time, not wall clock
 
 For each control-flow workload: the objective and its gradient (`value_and_grad`) on the
 Python backend and on the native one, JAX `jit` of the same (float64, one thread,
@@ -108,24 +112,30 @@ def numba_start(x):
 # --- timing ----------------------------------------------------------------------------------
 
 
+# (`--cpu`: the process's CPU time instead of the wall clock, for a machine whose cores
+# other jobs share: time spent waiting for a core is not counted. One thread everywhere,
+# so the process's CPU time is the computation's.)
+_clock = time.process_time if "--cpu" in sys.argv else time.perf_counter
+
+
 def per_call(fn: Callable[[], Any], min_sample: float = 0.05, repeats: int = 5) -> float:
     """Seconds per call: the best of `repeats` samples of back-to-back calls."""
     fn()
     k, t = 1, 0.0
     while True:
-        t0 = time.perf_counter()
+        t0 = _clock()
         for _ in range(k):
             fn()
-        t = time.perf_counter() - t0
+        t = _clock() - t0
         if t >= min_sample:
             break
         k *= 2
     best = t / k
     for _ in range(repeats - 1):
-        t0 = time.perf_counter()
+        t0 = _clock()
         for _ in range(k):
             fn()
-        best = min(best, (time.perf_counter() - t0) / k)
+        best = min(best, (_clock() - t0) / k)
     return best
 
 
@@ -293,6 +303,16 @@ def workloads() -> list[tuple[str, Callable, tuple, Any]]:
     ]
 
 
+def selected() -> list[tuple[str, Callable, tuple, Any]]:
+    """The workloads `--only WORD[,WORD]` names (by a part of the name, any case)."""
+    words = next((a.split("=", 1)[1] if "=" in a else sys.argv[i + 2]
+                  for i, a in enumerate(sys.argv[1:]) if a.startswith("--only")), None)
+    if words is None:
+        return workloads()
+    wanted = [w.strip().lower() for w in words.split(",") if w.strip()]
+    return [w for w in workloads() if any(word in w[0].lower() for word in wanted)]
+
+
 def fallbacks_of(fn: Any) -> list[str]:
     out = []
     for compiled in fn._compiled.values():
@@ -310,7 +330,7 @@ def cache_probe() -> None:
     t0 = time.perf_counter()
     tl.jit(numba_start, backend="native")(1.0)
     print(f"(Numba's start in a process: a trivial function)\t{time.perf_counter() - t0}")
-    for name, fn, args, argnums in workloads():
+    for name, fn, args, argnums in selected():
         t0 = time.perf_counter()
         tl.jit(fn, backend="native")(*args)
         t1 = time.perf_counter()
@@ -326,7 +346,7 @@ def main() -> None:
     import numba
 
     rows, notes, firsts = [], [], []
-    for name, fn, args, argnums in workloads():
+    for name, fn, args, argnums in selected():
         py_f, py_g = tl.jit(fn), tl.value_and_grad(fn, argnums)
         first_nf, nat_f = first_call(lambda fn=fn: tl.jit(fn, backend="native"), args)
         first_ng, nat_g = first_call(
@@ -340,12 +360,15 @@ def main() -> None:
         rows.append((name, t, jf, jg, fb))
         firsts.append((name, first_pf, first_nf, first_pg, first_ng, jfirst))
         notes.append((name, rewrite))
-    probe = subprocess.run([sys.executable, os.path.abspath(__file__), "--cache-probe"],
-                           capture_output=True, text=True, env=os.environ).stdout
+    probe = "" if "--no-probe" in sys.argv else subprocess.run(
+        [sys.executable, os.path.abspath(__file__), "--cache-probe", *sys.argv[1:]],
+        capture_output=True, text=True, env=os.environ).stdout
     warm = {line.split("\t")[0]: line.split("\t")[1:] for line in probe.splitlines()
             if "\t" in line}
 
-    print(f"numba {numba.__version__}, numpy {np.__version__}, one thread, float64\n")
+    clock = "process CPU time" if "--cpu" in sys.argv else "wall clock"
+    print(f"numba {numba.__version__}, numpy {np.__version__}, one thread, float64, "
+          f"per-call times by {clock}\n")
     print("| workload | objective python | objective native | gradient python | "
           "gradient native | native ÷ python (objective) | native ÷ python (gradient) | "
           "JAX jit objective | JAX jit gradient | native gradient ÷ JAX | "

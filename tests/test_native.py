@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import contextlib
+import inspect
 import io
 import math
 import os
@@ -926,7 +927,7 @@ def test_recursive_gradient_falls_back_at_the_recursion() -> None:
     """The determinant's gradient: the recursion's backpropagator is a closure value whose
     captures hold the callees' closures (a type that contains itself). It runs on the
     Python backend, refused before Numba is asked, and the reason names the recursion at
-    the user's line."""
+    the user's line of the recursive call."""
     import research_programs
 
     A = np.random.default_rng(7).standard_normal((4, 4))
@@ -938,8 +939,10 @@ def test_recursive_gradient_falls_back_at_the_recursion() -> None:
     reason = entry.fallback.reason
     assert "B_det_minor" in reason and "recursive" in reason, reason
     where = entry.fallback.where
+    lines, first = inspect.getsourcelines(research_programs.det_minor)
+    call = first + next(i for i, line in enumerate(lines) if "* det_minor(" in line)
     assert where is not None and (where.filename, where.line) == \
-        (research_programs.__file__, research_programs.det_minor.__code__.co_firstlineno)
+        (research_programs.__file__, call)
 
 
 def game(x, y, a, b):
@@ -1049,4 +1052,154 @@ def test_list_state_gradient_is_native() -> None:
         fd = (stacked_cells(*args_plus) - stacked_cells(*args_minus)) / (2 * h)
         assert float(np.sum(grads[k] * probe)) == pytest.approx(fd, rel=1e-6)
     source = native.native_source(f._get(f.bind((params, state, sequence), {})))
-    assert "_nt_items_of" in source and "_nt_split_at" in source
+    assert "_nt_items_of" in source and "_nt_split_items" in source
+
+
+def _predict(params, extra, state, inp):
+    """bench's `lstm_predict`: the new state is a list grown by concatenation, returned
+    (its derivative saves the list as it was before each growth, `t = xs + [a, b]; ...;
+    xs = t`, and needs only its length)."""
+    x = inp * extra[0]
+    new_state = []
+    for j in range(len(state) // 2):
+        h, s = _cell(params[2 * j], params[2 * j + 1], state[2 * j], state[2 * j + 1], x)
+        new_state = new_state + [h, s]
+        x = h
+    return x * extra[1] + extra[2], new_state
+
+
+def lstm_like(params, extra, state, sequence):
+    c, b = sequence.shape
+    st = [state[i] for i in range(state.shape[0])]
+    total = 0.0
+    x = sequence[0]
+    for t in range(c - 1):
+        y, st = _predict(params, extra, st, x)
+        ynorm = y - np.log(np.sum(np.exp(y)))
+        total = total + np.sum(sequence[t + 1] * ynorm)
+        x = sequence[t + 1]
+    return -total / ((c - 1) * b)
+
+
+def test_lstm_gradient_is_native() -> None:
+    """The shape of bench's LSTM gradient: native, equal to the Python backend's, with
+    the saved list kept as its length (`lower_saved_lengths`), its sensitivity split
+    into one list and a tuple (`lower_split_items`), and the parameter rows summed into
+    one accumulator in place (`lower_nested_sums` through a tuple assignment)."""
+    rng = np.random.default_rng(11)
+    b = 3
+    params = rng.standard_normal((4, 4 * b)) * 0.5
+    extra = rng.standard_normal((3, b)) * 0.5
+    state = rng.standard_normal((4, b)) * 0.5
+    sequence = rng.standard_normal((6, b))
+    args = (params, extra, state, sequence)
+    f = tl.value_and_grad(lstm_like, (0, 1), backend="native")
+    value, grads = f(*args)
+    assert_same(tl.value_and_grad(lstm_like, (0, 1))(*args), (value, grads))
+    assert _entry(f, *args).is_native
+    for k, x in ((0, params), (1, extra)):  # (against central differences, CPython)
+        probe = rng.standard_normal(x.shape)
+        h = 1e-6
+        plus, minus = list(args), list(args)
+        plus[k], minus[k] = x + h * probe, x - h * probe
+        fd = (lstm_like(*plus) - lstm_like(*minus)) / (2 * h)
+        assert float(np.sum(grads[k] * probe)) == pytest.approx(fd, rel=1e-6)
+    source = native.native_source(f._get(f.bind(args, {})))
+    assert "_nt_split_items" in source and "_nt_split_at" not in source
+    assert "[:_nt_len" not in source  # (no list copied per turn: its length is saved)
+    assert "_nt_zeros_for(params)" in source and "_nt_add_into(d_params" not in source
+
+
+_SAVED_LENGTH = """
+def f(n):
+    _nt_items1 = []
+    xs = []
+    for i in range(n):
+        _nt_len1 = len(xs)
+        xs.append(i)
+        _nt_items1.append((xs[:_nt_len1], i))
+    s = (_nt_items1, 0, len(_nt_items1))
+    out = []
+    _nt_list2, _nt_low2, _nt_k2 = (s[0], s[1], s[2] - 1)
+    while _nt_k2 >= _nt_low2:
+        saved = _nt_list2[_nt_k2]
+        v = saved[0]
+        out.append((len(v), saved[1]READ))
+        _nt_k2 = _nt_k2 - 1
+    return out
+"""
+
+
+@pytest.mark.parametrize("read, kept", [("", False), (", v[-1:]", True),
+                                        (", saved[0]", True)])
+def test_saved_lengths(read: str, kept: bool) -> None:
+    """A saved copy of a list read only by `len` is saved as its length; one read any
+    other way is kept. Either way the code computes what it did."""
+    from tapeless.backend.native_loops import lower_saved_lengths
+
+    source = _SAVED_LENGTH.replace("READ", read)
+    tree = ast.parse(source)
+    assert lower_saved_lengths(tree) == (0 if kept else 1)
+    lowered = ast.unparse(tree)
+    assert ("xs[:_nt_len1]" in lowered) == kept
+    before: dict[str, Any] = {}
+    after: dict[str, Any] = {}
+    exec(source, before)  # noqa: S102 - the test's own text
+    exec(lowered, after)  # noqa: S102
+    assert before["f"](5) == after["f"](5)
+
+
+def test_split_items_only_where_the_tail_is_taken_apart() -> None:
+    from tapeless.backend.native_loops import lower_split_items
+
+    source = textwrap.dedent("""
+        def f(d, n):
+            t = _nt_split_at(d, n)
+            a = t[0]
+            b = t[1]
+            c = _nt_items_of(b, 2)
+            return a, cEXTRA
+        """)
+    tree = ast.parse(source.replace("EXTRA", ""))
+    assert lower_split_items(tree) == 1
+    assert "_nt_split_items(d, n, 2)" in ast.unparse(tree)
+    tree = ast.parse(source.replace("EXTRA", ", b"))  # (the tail read as a list too)
+    assert lower_split_items(tree) == 0
+
+
+def test_nested_sum_through_a_tuple_assignment() -> None:
+    from tapeless.backend.native_loops import lower_nested_sums
+
+    source = textwrap.dedent("""
+        def f(x, n):
+            d = None
+            for i in range(n):
+                e = None
+                for j in range(n):
+                    e = _nt_scatter_add_known(e, x, (j,), (1.0,))
+                g, d = (OTHER, _nt_add_into(d, e))
+            return d
+        """)
+    tree = ast.parse(source.replace("OTHER", "i"))
+    assert lower_nested_sums(tree) == 1
+    text = ast.unparse(tree)
+    assert "e = d" in text and "g, d = (i, e)" in text and "d = _nt_zeros_for(x)" in text
+    tree = ast.parse(source.replace("OTHER", "d"))  # (the other value reads the sum)
+    assert lower_nested_sums(tree) == 0
+
+
+_PLUS_ONE, _TIMES_FIVE = (lambda u: u + 1), (lambda u: u * 5)  # (one line: one name)
+
+
+def test_start_keys_of_two_lambdas_on_one_line(tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two lambdas on one line share their file, name and line: the start key also
+    covers their code, so the second does not start from the first's record (it
+    returned 3 for `u * 5` at 2)."""
+    monkeypatch.setenv("TAPELESS_CACHE_DIR", str(tmp_path))
+    monkeypatch.delenv("TAPELESS_NATIVE_CACHE", raising=False)
+    monkeypatch.delenv("NUMBA_CACHE_DIR", raising=False)
+    assert _PLUS_ONE.__code__.co_firstlineno == _TIMES_FIVE.__code__.co_firstlineno
+    assert tl.jit(_PLUS_ONE, backend="native")(2) == 3
+    assert tl.jit(_TIMES_FIVE, backend="native")(2) == 10
+    assert tl.jit(_PLUS_ONE, backend="native")(2) == 3

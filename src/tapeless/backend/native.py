@@ -43,6 +43,8 @@ from .native_loops import (
     lower_list_growth,
     lower_list_sens,
     lower_nested_sums,
+    lower_saved_lengths,
+    lower_split_items,
 )
 from .pygen import Compiled
 
@@ -58,7 +60,7 @@ _OVERLOADS = ("pow", *[f.__name__ for f in (
 _NATIVE_RUNTIME = {"as_sequence", "unpack", *_OVERLOADS}
 # Overloads the lowering itself calls (`native_loops`), not runtime helpers.
 _LOWERING_OVERLOADS = ("item_sens", "scatter_into", "add_into", "zeros_for", "items_of",
-                       "split_at")
+                       "split_at", "split_items")
 # `math` functions whose result is checked (`_CHECKED_MATH`): CPython raises where the
 # C library returns NaN or an infinity from finite arguments; Numba returns the value.
 _MATH_ONE = ("acos acosh asin asinh atan atanh cos cosh erf erfc exp expm1 gamma lgamma "
@@ -235,7 +237,8 @@ class _Lowering(ast.NodeTransformer):
                     all(name in once for name in captured):
                 args.kwonlyargs, args.kw_defaults = [], []
             elif args.kwonlyargs:
-                self.refuse(inner, _closure_reason(node, inner, captured, once))
+                self.refuse(_recursive_call(node, inner) or inner,
+                            _closure_reason(node, inner, captured, once))
         self.generic_visit(node)
         return node
 
@@ -342,22 +345,34 @@ class _Lowering(ast.NodeTransformer):
         return out
 
 
+def _recursive_call(outer: ast.FunctionDef, inner: ast.FunctionDef) -> ast.Call | None:
+    """The first call of `outer` by itself outside its closure `inner` (where the
+    callee's backpropagator is made), if any."""
+    in_inner = {id(n) for n in ast.walk(inner)}
+    return next((c for c in ast.walk(outer) if isinstance(c, ast.Call) and
+                 _is_named(c.func, outer.name) and id(c) not in in_inner), None)
+
+
 def _closure_reason(outer: ast.FunctionDef, inner: ast.FunctionDef, captured: list[str],
                     once: set[str]) -> str:
     """Why the closure `inner` of `outer` is not lowered: it keeps values that differ
     from call to call as keyword defaults (Numba compiles no function made at run time
-    with defaults: `op_MAKE_FUNCTION with kwdefaults`)."""
+    with defaults: `op_MAKE_FUNCTION with kwdefaults`). For a recursion the reason is
+    given at the recursive call (the refusal's line): the callee's backpropagator that it
+    returns is what the closure's captures keep."""
     changing = [name for name in captured if name not in once]
     what = f"the closure {inner.name} of {outer.name}"
     if inner.name.startswith("B_"):
         what = f"the backpropagator {inner.name} of {outer.name}, a closure value,"
     reason = (f"{what} captures values bound more than once ({', '.join(changing[:4])})"
               if changing else f"{what} captures values by keyword defaults")
-    if any(isinstance(c, ast.Call) and isinstance(c.func, ast.Name) and
-           c.func.id == outer.name for c in ast.walk(outer)):
-        reason += (f"; {outer.name} is recursive, so the closure's captures hold the "
-                   "callees' closures, a type that contains itself, which Numba cannot "
-                   "represent")
+    if _recursive_call(outer, inner) is not None:
+        reason += (f"; {outer.name} is recursive: this call returns the callee's "
+                   f"{inner.name}, which the captures keep (its stack of saved values), "
+                   "so the closure's type contains itself, which Numba cannot represent; "
+                   "lambda lifting would need one record type for both branches' "
+                   "captures and a stack of callee records, which the lowering does not "
+                   "build")
     return reason + " (Numba compiles no closure made at run time with captured values)"
 
 
@@ -745,6 +760,7 @@ def _nt_zeros_for(x): ...
 def _nt_items_of(d, k): ...
 def _nt_zeros_of(v): ...
 def _nt_split_at(d, n): ...
+def _nt_split_items(d, n, k): ...
 
 
 _OVERLOADED = False
@@ -1038,6 +1054,28 @@ def _register_overloads() -> None:
                 out[indices[k]] = out[indices[k]] + total
         return out
 
+    def scatter_add_rows(acc, x, indices, ds):
+        """`scatter_add` of arrays into the rows of x: each row summed in place, as
+        `runtime.scatter_add` does (`acc[i] += d`), not into a new array per piece."""
+        if acc is None:
+            out = np.zeros(x.shape, x.dtype)
+        else:
+            out = acc
+        n = len(indices)
+        for k in range(n):
+            first = True
+            for m in range(k):
+                if indices[m] == indices[k]:
+                    first = False
+            if first:
+                total = ds[k]
+                for m in range(k + 1, n):
+                    if indices[m] == indices[k]:
+                        total = total + ds[m]
+                row = out[indices[k]]
+                np.add(row, total, row)  # (Numba 0.68 mistypes `+=` for some arrays)
+        return out
+
     def scatter_add_types(acc, x, indices, ds):
         if not (isinstance(x, nt.Array) and isinstance(x.dtype, nt.Float) and
                 isinstance(indices, nt.UniTuple) and isinstance(indices.dtype, nt.Integer)
@@ -1051,7 +1089,7 @@ def _register_overloads() -> None:
         if not (isinstance(base, nt.NoneType) or isinstance(base, nt.Array) and
                 base.ndim == x.ndim and base.dtype == x.dtype):
             return None
-        return scatter_add
+        return scatter_add_rows if isinstance(piece, nt.Array) else scatter_add
 
     def scatter_add_list(acc, x, indices, ds):
         """`scatter_add` for a list x of float arrays: the sensitivity of an element no
@@ -1130,6 +1168,24 @@ def _register_overloads() -> None:
         if isinstance(d, (nt.List, nt.Array)):
             return lambda d, n: (d[:n], d[n:])
         return None
+
+    @overload(_nt_split_items, prefer_literal=True)
+    def _split_items(d, n, k):
+        # (`native_loops.lower_split_items`: `_nt_split_at` whose tail is taken apart.)
+        if not isinstance(k, nt.IntegerLiteral):
+            return None
+        count = k.literal_value
+        nones = "(" + "None, " * count + ")"
+        base = d.type if isinstance(d, nt.Optional) else d
+        if isinstance(d, nt.NoneType):
+            return _made(f"def items(d, n, k):\n    return (None, {nones})\n")
+        if not isinstance(base, nt.List):
+            return None
+        items = "".join(f"d[n + {i}], " for i in range(count))
+        return _made(f"def items(d, n, k):\n    if d is None:\n        return (None, {nones})\n"
+                     f"    if n < 0 or len(d) != n + {count}:\n"
+                     "        raise ValueError('a sensitivity of another length')\n"
+                     f"    return (d[:n], ({items}))\n")
 
     # (`native_loops.lower_item_sums`: `_nt_item_sens` is `getitem_sens` kept as its
     # pieces where `_nt_scatter_into` can add them in place, the dense array otherwise.)
@@ -1395,7 +1451,9 @@ def lower_source(source: str, namespace: dict[str, Any] | None = None
     lower_linked_stacks(tree)
     lower_item_sums(tree)
     lower_list_growth(tree)
+    lower_saved_lengths(tree)
     lower_list_sens(tree)
+    lower_split_items(tree)
     lowering = _Lowering(namespace)
     tree = lowering.visit(tree)
     lower_nested_sums(tree)

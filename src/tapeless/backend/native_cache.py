@@ -193,7 +193,9 @@ class _Walk:
                 raise _Unkeyable
             file = self.files[code.co_filename] = hashlib.sha256(
                 "".join(lines).encode()).digest()
-        self.add("function", code.co_filename, file, fn.__qualname__, code.co_firstlineno)
+        # (The code itself too: two lambdas on one line share file, name and line.)
+        self.add("function", code.co_filename, file, fn.__qualname__, code.co_firstlineno,
+                 _code_identity(code))
         for d in (fn.__defaults__ or ()):
             self.value(d)
         for k, d in sorted((fn.__kwdefaults__ or {}).items()):
@@ -220,6 +222,18 @@ class _Walk:
 
                 self.reads.append((space, name, MISSING))
                 self.add("builtin" if hasattr(builtins, name) else "unbound")
+
+
+def _code_identity(code: types.CodeType) -> str:
+    """A hash of `code` and the code nested in it: bytecode, constants and positions."""
+    h = hashlib.sha256(code.co_code)
+    for c in code.co_consts:
+        h.update(_code_identity(c).encode() if isinstance(c, types.CodeType) else
+                 repr((type(c).__name__, c)).encode())
+    positions = getattr(code, "co_positions", None)  # (Python 3.11+)
+    if positions is not None:
+        h.update(repr(list(positions())).encode())
+    return h.hexdigest()
 
 
 def _names(code: types.CodeType) -> set[str]:

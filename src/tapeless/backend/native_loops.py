@@ -128,7 +128,7 @@ def lower_list_growth(tree: ast.Module) -> int:
     cannot type the empty list from a concatenation, and can from `append`. The lists
     concatenated in the loop are seen by no one until it ends, so appending to one list
     gives the same list. The same through a name, `t = xs + [a, b]; ...; xs = t`
-    (`_lower_growth_via`). Returns how many lists were rewritten."""
+    (`_lower_growth_via`; `t` becomes `xs`). Returns how many lists were rewritten."""
     done = 0
     counter = itertools.count(1)
     for fn in [n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef)]:
@@ -173,10 +173,11 @@ def _lower_growth_via(fn: ast.FunctionDef, stmts: list[ast.stmt], i: int, name: 
                       counter: itertools.count) -> int:
     """`xs = []` before a loop that grows it as `t = xs + [a, b]` and later, in the same
     block, `xs = t` (the derivative of a loop saves the list it had before growing it: the
-    LSTM's `new_state`): the growth becomes `n = len(xs)` and appends, `t` the grown list,
-    and a read of `xs` between the two statements the list as it was, `xs[:n]` (a copy;
-    `len(xs)` is `n`). Only where nothing else in the loop names `xs`, `t` is named only
-    there, and no `break`, `continue` or `return` can skip `xs = t` after the appends."""
+    LSTM's `new_state`): the growth becomes `n = len(xs)` and appends, `t` is `xs`
+    itself (`xs = t` goes), and a read of `xs` between the two statements the list as it
+    was, `xs[:n]` (a copy; `len(xs)` is `n`). Only where nothing else in the loop names
+    `xs`, `t` is named only there, and no `break`, `continue` or `return` can skip
+    `xs = t` after the appends."""
     loop = next((s for s in stmts[i + 1:] if isinstance(s, (ast.For, ast.While))), None)
     if loop is None or any(_is_name(n, name) for s in stmts[i + 1:stmts.index(loop)]
                            for n in ast.walk(s)):
@@ -222,7 +223,11 @@ def _lower_growth_via(fn: ast.FunctionDef, stmts: list[ast.stmt], i: int, name: 
                               ast.Call(ast.Name("len", load), [ast.Name(name, load)], []))]
             new += [ast.Expr(ast.Call(ast.Attribute(ast.Name(name, load), "append", load),
                                       [e], [])) for e in grow.value.right.elts]
-            new.append(ast.Assign([ast.Name(grown, ast.Store())], ast.Name(name, load)))
+            # (`t` is `xs` itself now: `t = xs` and `xs = t` go. Numba's type inference
+            # does not refine an empty list's type through such a copy of its name.)
+            at = block.index(rebind)
+            rest = _without(rebind, name)
+            block[at:at + 1] = [] if rest is None else [rest]
             block[g_at:g_at + 1] = [ast.copy_location(s, grow) for s in new]
             return 1
     return 0
@@ -248,6 +253,95 @@ def _replace_reads(stmts: list[ast.stmt], name: str, size: str) -> None:
 
     for k, s in enumerate(stmts):
         stmts[k] = Reads().visit(s)
+
+
+def lower_saved_lengths(tree: ast.Module) -> int:
+    """A list saved only for its length: where the module's one lowered stack
+    (`_nt_itemsN.append((..., xs[:n], ...))`, the copy `lower_list_growth` makes of a
+    growing list) is popped only as `saved = _nt_listK[k]` and every read of that item is
+    `len(saved[i])`, or `v = saved[i]` with `v` (bound once) read only as `len(v)`, the
+    stack keeps `n` and the reads read it: no list copied per turn (the derivative of
+    `xs + [a, b]` needs only `len(xs)`, to split the sensitivity). With one push in the
+    module every stack popped holds its tuples. Returns how many items were rewritten."""
+    nodes = list(ast.walk(tree))
+    parents = {id(c): p for p in nodes for c in ast.iter_child_nodes(p)}
+    appends = [n for n in nodes if isinstance(n, ast.Call) and
+               isinstance(n.func, ast.Attribute) and n.func.attr == "append" and
+               isinstance(n.func.value, ast.Name) and n.func.value.id.startswith("_nt_items")]
+    if len(appends) != 1 or len(appends[0].args) != 1 or \
+            not isinstance(appends[0].args[0], ast.Tuple):
+        return 0
+    items = appends[0].args[0].elts
+    # (Every read of a popped list: `saved = _nt_listK[k]`, `saved` bound once.)
+    saved: list[str] = []
+    for n in nodes:
+        if isinstance(n, ast.Subscript) and isinstance(n.value, ast.Name) and \
+                n.value.id.startswith("_nt_list"):
+            bind = parents.get(id(n))
+            if not (isinstance(bind, ast.Assign) and len(bind.targets) == 1 and
+                    isinstance(bind.targets[0], ast.Name) and bind.value is n):
+                return 0
+            saved.append(bind.targets[0].id)
+    if not saved:
+        return 0
+    stores = [n.id for n in nodes if isinstance(n, ast.Name) and not isinstance(n.ctx, ast.Load)]
+    stores += [n.arg for n in nodes if isinstance(n, ast.arg)]
+    if any(stores.count(name) != 1 for name in saved):
+        return 0
+    uses: dict[int, list[ast.Subscript]] = {}
+    for n in nodes:
+        if isinstance(n, ast.Name) and n.id in saved and isinstance(n.ctx, ast.Load):
+            item = parents.get(id(n))
+            if not (isinstance(item, ast.Subscript) and item.value is n and
+                    isinstance(item.slice, ast.Constant) and type(item.slice.value) is int
+                    and 0 <= item.slice.value < len(items)):
+                return 0
+            uses.setdefault(item.slice.value, []).append(item)
+
+    def length_of(node: ast.AST) -> ast.Call | None:
+        call = parents.get(id(node))
+        if isinstance(call, ast.Call) and _is_name(call.func, "len") and \
+                call.args == [node] and not call.keywords:
+            return call
+        return None
+
+    done = 0
+    for k, item in enumerate(items):
+        if not (isinstance(item, ast.Subscript) and isinstance(item.value, ast.Name) and
+                isinstance(item.slice, ast.Slice) and item.slice.lower is None and
+                item.slice.step is None and isinstance(item.slice.upper, ast.Name)):
+            continue
+        lengths: list[tuple[ast.AST, ast.Call]] = []  # (the call's parent, the call)
+        for read in uses.get(k, []):
+            call = length_of(read)
+            bind = parents.get(id(read))
+            if call is None and isinstance(bind, ast.Assign) and len(bind.targets) == 1 and \
+                    isinstance(bind.targets[0], ast.Name) and bind.value is read and \
+                    stores.count(bind.targets[0].id) == 1:
+                v = bind.targets[0].id
+                reads = [n for n in nodes if _is_name(n, v) and n is not bind.targets[0]]
+                calls = [length_of(n) for n in reads]
+                if not all(calls):
+                    lengths = []
+                    break
+                lengths += [(parents[id(c)], c) for c in calls if c is not None]
+            elif call is not None:
+                lengths.append((parents[id(call)], call))
+            else:
+                lengths = []
+                break
+        if not lengths and uses.get(k):
+            continue
+        for parent, call in lengths:
+            arg = call.args[0]
+            for field, value in ast.iter_fields(parent):
+                if value is call:
+                    setattr(parent, field, arg)
+                elif isinstance(value, list):
+                    value[:] = [arg if v is call else v for v in value]
+        items[k] = ast.copy_location(ast.Name(item.slice.upper.id, ast.Load()), item)
+        done += 1
+    return done
 
 
 def lower_list_sens(tree: ast.Module) -> int:
@@ -297,6 +391,62 @@ def lower_list_sens(tree: ast.Module) -> int:
             return node
 
     Sens().visit(tree)
+    return done
+
+
+def lower_split_items(tree: ast.Module) -> int:
+    """`t = _nt_split_at(d, n); ...; b = t[1]; ...; c = _nt_items_of(b, k)` (the
+    derivative of `xs + [a, b]`: the sensitivity of the joined list split, its tail then
+    taken apart) as `t = _nt_split_items(d, n, k)`, whose second item is the tuple of the
+    tail's k items: one list made, not two (Numba allocates each list twice, its header
+    and its items). Only where `t` is read only as `t[0]` and `t[1]` and `b` (bound once)
+    only by that `_nt_items_of`, which returns a tuple of k items as it is. Returns how
+    many were rewritten."""
+    done = 0
+    for fn in [n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef)]:
+        own = list(_own_nodes(fn))
+        parents = {id(c): p for p in own for c in ast.iter_child_nodes(p)}
+        nested = {n.id for f in ast.walk(fn) if isinstance(f, (ast.FunctionDef, ast.Lambda))
+                  and f is not fn for n in ast.walk(f) if isinstance(n, ast.Name)}
+        for node in own:
+            if not (isinstance(node, ast.Assign) and len(node.targets) == 1 and
+                    isinstance(node.targets[0], ast.Name) and
+                    isinstance(node.value, ast.Call) and
+                    _is_name(node.value.func, "_nt_split_at") and len(node.value.args) == 2):
+                continue
+            t = node.targets[0].id
+            if t in nested:
+                continue
+            reads = [n for n in own if _is_name(n, t) and n is not node.targets[0]]
+            if any(isinstance(n, ast.Name) and not isinstance(n.ctx, ast.Load) or not (
+                    isinstance(parents.get(id(n)), ast.Subscript) and
+                    isinstance(parents[id(n)].slice, ast.Constant)  # type: ignore[attr-defined]
+                    and parents[id(n)].slice.value in (0, 1))  # type: ignore[attr-defined]
+                    for n in reads):
+                continue
+            tails = [parents[id(n)] for n in reads
+                     if parents[id(n)].slice.value == 1]  # type: ignore[attr-defined]
+            bind = parents.get(id(tails[0])) if len(tails) == 1 else None
+            if not (isinstance(bind, ast.Assign) and len(bind.targets) == 1 and
+                    isinstance(bind.targets[0], ast.Name) and bind.value is tails[0]):
+                continue
+            b = bind.targets[0].id
+            if b in nested:
+                continue
+            uses = [n for n in own if _is_name(n, b) and n is not bind.targets[0]]
+            call = parents.get(id(uses[0])) if len(uses) == 1 else None
+            if not (isinstance(call, ast.Call) and _is_name(call.func, "_nt_items_of") and
+                    len(call.args) == 2 and call.args[0] is uses[0] and
+                    isinstance(call.args[1], ast.Constant) and
+                    type(call.args[1].value) is int) or \
+                    sum(1 for n in own if isinstance(n, ast.Name) and n.id == b and
+                        not isinstance(n.ctx, ast.Load)) != 1:
+                continue
+            node.value.func = ast.copy_location(ast.Name("_nt_split_items", ast.Load()),
+                                                node.value.func)
+            node.value.args.append(ast.copy_location(ast.Constant(call.args[1].value),
+                                                     call.args[1]))
+            done += 1
     return done
 
 
@@ -552,10 +702,11 @@ _OWNING_SUMS = (*_SCATTERS, "_nt_scatter_into", "_nt_add_into")
 def lower_nested_sums(tree: ast.Module) -> int:
     """A sensitivity summed in an inner loop and then into an outer accumulator,
     `inner = None; <loop: inner = _scatter_add(inner, ...)>; outer = _nt_add_into(outer,
-    inner)` (the derivative of a loop inside a loop reading elements of one array), as
-    one sum: `inner = outer` before the inner loop and `outer = inner` after it, so the
-    inner loop adds into the outer accumulator in place instead of into an array made per
-    outer turn. The same sum in another order (a rounding apart; the first call's check
+    inner)` (alone or as one pair of a tuple assignment, as in the LSTM's gradient) (the
+    derivative of a loop inside a loop reading elements of one array), as one sum:
+    `inner = outer` before the inner loop and `outer = inner` after it, so the inner loop
+    adds into the outer accumulator in place instead of into an array made per outer
+    turn. The same sum in another order (a rounding apart; the first call's check
     against the Python backend stands). Only where `inner` is named nowhere else, the
     inner loop only accumulates into it with sums that own their result (`_OWNING_SUMS`:
     from None each makes a fresh array), `outer` is not named between the two statements,
@@ -578,16 +729,26 @@ def _owning_sum(value: ast.AST, acc: str) -> bool:
         value.func.id in _OWNING_SUMS and bool(value.args) and _is_name(value.args[0], acc)
 
 
+def _adds_into(stmt: ast.stmt, inner: str) -> tuple[str, ast.Call] | None:
+    """(outer, the call) where `stmt` assigns `outer = _nt_add_into(outer, inner)`, alone
+    or as one pair of a tuple assignment."""
+    if not isinstance(stmt, ast.Assign):
+        return None
+    for target, value in _pairs(stmt) or []:
+        if isinstance(target, ast.Name) and isinstance(value, ast.Call) and \
+                _is_name(value.func, "_nt_add_into") and len(value.args) == 2 and \
+                _is_name(value.args[1], inner) and _is_name(value.args[0], target.id):
+            return target.id, value
+    return None
+
+
 def _lower_nested_sum(fn: ast.FunctionDef, stmts: list[ast.stmt], i: int, inner: str) -> int:
-    end = next((s for s in stmts[i + 1:] if isinstance(s, ast.Assign) and
-                len(s.targets) == 1 and isinstance(s.targets[0], ast.Name) and
-                isinstance(s.value, ast.Call) and _is_name(s.value.func, "_nt_add_into") and
-                len(s.value.args) == 2 and _is_name(s.value.args[1], inner) and
-                _is_name(s.value.args[0], s.targets[0].id)), None)
-    if end is None:
+    end = next((s for s in stmts[i + 1:] if _adds_into(s, inner) is not None), None)
+    found = _adds_into(end, inner) if end is not None else None
+    if end is None or found is None:
         return 0
-    assert isinstance(end.value, ast.Call) and isinstance(end.targets[0], ast.Name)
-    outer = end.targets[0].id
+    assert isinstance(end, ast.Assign)
+    outer, add = found
     between = stmts[i + 1:stmts.index(end)]
     own = list(_own_nodes(fn))
     owned = {id(n) for n in own}
@@ -596,8 +757,12 @@ def _lower_nested_sum(fn: ast.FunctionDef, stmts: list[ast.stmt], i: int, inner:
         return 0  # (a nested function names one of them)
     if any(_is_name(n, outer) for s in between for n in ast.walk(s)):
         return 0
+    # (Where `end` assigns other names too, none of its other values reads `outer`.)
+    if any(_is_name(n, outer) for n in ast.walk(end.value) if
+           not any(n is m for m in ast.walk(add))):
+        return 0
     # `inner`: bound at the start, accumulated in `between`, read by `end`; nothing else.
-    allowed = {id(stmts[i].targets[0]), id(end.value.args[1])}  # type: ignore[attr-defined]
+    allowed = {id(stmts[i].targets[0]), id(add.args[1])}  # type: ignore[attr-defined]
     sums = 0
     for s in between:
         for node in ast.walk(s):
@@ -633,7 +798,12 @@ def _lower_nested_sum(fn: ast.FunctionDef, stmts: list[ast.stmt], i: int, inner:
     start = stmts[i]
     assert isinstance(start, ast.Assign)
     start.value = ast.copy_location(ast.Name(outer, load), start.value)
-    end.value = ast.copy_location(ast.Name(inner, load), end.value)
+    if end.value is add:
+        end.value = ast.copy_location(ast.Name(inner, load), add)
+    else:
+        assert isinstance(end.value, ast.Tuple)
+        k = next(k for k, v in enumerate(end.value.elts) if v is add)
+        end.value.elts[k] = ast.copy_location(ast.Name(inner, load), add)
     # Where the outer sum starts as None and every inner sum scatters into the shape of
     # one parameter, it starts as that parameter's zeros (as `lower_item_sums`'
     # accumulators): the loops then never test for None.
