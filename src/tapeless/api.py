@@ -234,7 +234,7 @@ def load(graph: Graph, kinds: tuple = (), backend: str = "python",
         if backend == "native" and mode == "auto":
             mode = "never"
         optimize(graph, passes, loops=(mode, config.loop_memory), python=backend != "native")
-    compiled = compile_graph(graph)
+    compiled = compile_graph(graph, state_tails=not (backend == "native" and lower))
     GENERATED[compiled.filename] = compiled
     if backend == "native" and lower:
         from .backend.native import compile_native

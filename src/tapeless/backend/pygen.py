@@ -110,7 +110,7 @@ _KNOWN: dict[int, str] | None = None
 class ModuleEmitter:
     """Emits every graph reachable from a root graph into one Python module."""
 
-    def __init__(self, root: Graph):
+    def __init__(self, root: Graph, state_tails: bool = True):
         global _KNOWN
         if _KNOWN is None:
             _KNOWN = _known_names()
@@ -143,6 +143,10 @@ class ModuleEmitter:
         # New values of loop state rendered in the body's closing assignment, though
         # named (`_coalesce_state`).
         self.in_state_tail: set[int] = set()
+        # Whether they may be (not for the native backend: its lowering reads the stack
+        # a backward loop moves on to, `rest = S[1]`, and a list's growth, `xs_1 = xs +
+        # [...]`, as statements of their own).
+        self.state_tails = state_tails
         self.const_names: dict[int, str] = {}
         # The user's names of constants read from globals, closure variables and
         # attributes (`W` for a global array), by the value's identity.
@@ -844,8 +848,8 @@ class FunctionEmitter:
         # `x, x_dot = y, ...` (a store and a load per iteration fewer). Decided for every
         # slot before any is coalesced: the reads this moves later are then known.
         for p, v in zip(params, values, strict=True):
-            if not (isinstance(v, Apply) and v.graph is body and v.name and mod.keep_names
-                    and v.id in pos and v.id not in mod.names):
+            if not (mod.state_tails and isinstance(v, Apply) and v.graph is body and
+                    v.name and mod.keep_names and v.id in pos and v.id not in mod.names):
                 continue
             last = self._last_read(p, out, body, pos)
             if last is None or last <= pos[v.id]:
@@ -1195,6 +1199,8 @@ def _strip_element(text: str) -> str:
     return inner
 
 
-def compile_graph(root: Graph) -> Compiled:
-    """Generate, compile and load the Python source of `root` (and what it calls)."""
-    return ModuleEmitter(root).build()
+def compile_graph(root: Graph, state_tails: bool = True) -> Compiled:
+    """Generate, compile and load the Python source of `root` (and what it calls);
+    `state_tails=False` (for the native backend's lowering) keeps each named new value
+    of loop state a statement of its own."""
+    return ModuleEmitter(root, state_tails).build()
