@@ -242,6 +242,54 @@ def test_fallback_dict() -> None:
     assert entry.fallback is not None and "dict" in entry.fallback.reason
 
 
+def not_or(a, b):
+    return not a or b, a and b
+
+
+def int_or_float(x):
+    return 1 if x > 0 else 2.5
+
+
+def compares_and_numbers(x, y):
+    both = x > 0 and y > 0
+    either = x > 0 or both
+    return both, either, x if x > y else y, (2 if x > 0 else -3)
+
+
+@pytest.mark.parametrize("order", [((1, 2), (0, 2), (0, 0)), ((0, 0), (1, 0), (0, 5))])
+def test_value_that_is_a_bool_on_one_path_runs_on_python(order: Any) -> None:
+    """`not a or b` is True or b: Numba would give it one type (int64) and return 1 for
+    True on calls after the first (the first call's check compares one result)."""
+    for args in order:
+        f = tl.jit(not_or, backend="native")
+        got = f(*args)
+        assert got == not_or(*args)
+        assert [type(v) for v in got] == [type(v) for v in not_or(*args)]
+    entry = _entry(f, *order[-1])
+    assert not entry.is_native and entry.fallback is not None
+    assert "bool on one path" in entry.fallback.reason
+    assert entry.fallback.where is not None
+    assert entry.fallback.where.line == not_or.__code__.co_firstlineno + 1
+
+
+def test_value_that_is_an_int_on_one_path_and_a_float_on_another() -> None:
+    for x in (1.0, -1.0):
+        f = tl.jit(int_or_float, backend="native")
+        got = f(x)
+        assert got == int_or_float(x) and type(got) is type(int_or_float(x))
+    entry = _entry(f, -1.0)
+    assert entry.fallback is not None and "int on one path" in entry.fallback.reason
+
+
+def test_tests_and_numbers_of_one_type_per_value_stay_native() -> None:
+    f = tl.jit(compares_and_numbers, backend="native")
+    for args in ((1.0, 2.0), (-1.0, 2.0), (3.0, -1.0)):
+        got = f(*args)
+        assert got == compares_and_numbers(*args)
+        assert [type(v) for v in got] == [type(v) for v in compares_and_numbers(*args)]
+    assert _entry(f, 1.0, 2.0).is_native
+
+
 def test_fallback_when_numba_cannot_type() -> None:
     def shapes(x):
         return np.einsum("i,i->", x, x)

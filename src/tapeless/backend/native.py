@@ -1314,6 +1314,126 @@ def _made(source: str, namespace: dict[str, Any] | None = None) -> Any:
     return namespace["items"]
 
 
+def refuse_mixed_selects(tree: ast.Module) -> None:
+    """Raise `_Refused` (with the line) where a value is a bool on one path and a number
+    on another: `not a or b`, `c if c else 0` (a conditional expression, an `and`/`or`,
+    or the two branches of an `if` assigning one name), or an int on one and a float on
+    the other (`1 if c else 2.5`). CPython keeps each path's type; Numba gives the value
+    one type (an int64 for a bool and an int, a float64 for an int and a float), so
+    native code would return 1 for True or 1.0 for 1, on calls the first call's check
+    (which compares one result) does not see."""
+    for fn in ast.walk(tree):
+        if not isinstance(fn, ast.FunctionDef):
+            continue
+        bools = _bool_names(fn)
+        for node in ast.walk(fn):
+            pairs: list[tuple[ast.expr, ast.expr]] = []
+            if isinstance(node, ast.IfExp):
+                pairs.append((node.body, node.orelse))
+            elif isinstance(node, ast.If) and node.orelse:
+                then, other = _branch_bindings(node.body), _branch_bindings(node.orelse)
+                pairs.extend((then[name], other[name]) for name in then if name in other)
+            for a, b in pairs:
+                reason = _mixed(a, b, bools)
+                if reason is not None:
+                    raise _Refused(reason, getattr(a, "lineno", None) or node.lineno)
+
+
+def _mixed(a: ast.expr, b: ast.expr, bools: set[str]) -> str | None:
+    """Why the two values a path may give cannot share one native type, or None."""
+    if _is_bool(a, bools) != _is_bool(b, bools):
+        return ("a value that is a bool on one path and may be a number on another "
+                "(`and`, `or` or a conditional expression mixing a test with a number): "
+                "Numba gives it one type; write `bool(...)` or `int(...)` around it to "
+                "run natively")
+    ta, tb = _literal_type(a), _literal_type(b)
+    if ta is not None and tb is not None and ta is not tb:
+        return ("a value that is an int on one path and a float on another: Numba gives "
+                "it one type; write the int as a float (`1.0`) to run natively")
+    return None
+
+
+def _literal_type(e: ast.expr) -> type | None:
+    """int or float for a number written as a literal (or negated), else None."""
+    if isinstance(e, ast.UnaryOp) and isinstance(e.op, ast.USub):
+        e = e.operand
+    if isinstance(e, ast.Constant) and type(e.value) in (int, float):
+        return type(e.value)
+    return None
+
+
+_BOOL_CALLS = frozenset({"bool", "isinstance", "callable", "hasattr"})
+
+
+def _is_bool(e: ast.expr, bools: set[str]) -> bool:
+    """Whether `e` is always a bool (or, for arrays, a comparison's result)."""
+    if isinstance(e, ast.Compare) or isinstance(e, ast.UnaryOp) and isinstance(e.op, ast.Not):
+        return True
+    if isinstance(e, ast.Constant):
+        return type(e.value) is bool
+    if isinstance(e, ast.Name):
+        return e.id in bools
+    if isinstance(e, ast.BoolOp):
+        return all(_is_bool(v, bools) for v in e.values)
+    if isinstance(e, ast.IfExp):
+        return _is_bool(e.body, bools) and _is_bool(e.orelse, bools)
+    if isinstance(e, ast.Call) and isinstance(e.func, ast.Name):
+        return e.func.id in _BOOL_CALLS
+    return False
+
+
+def _bool_names(fn: ast.FunctionDef) -> set[str]:
+    """The names that every binding in `fn` binds to a bool (by `_is_bool`, to a fixed
+    point); a parameter, a loop target or an unpacked item is not known to be one."""
+    values: dict[str, list[ast.expr | None]] = {}
+    for node in ast.walk(fn):
+        if isinstance(node, ast.arg):
+            values.setdefault(node.arg, []).append(None)
+        elif isinstance(node, ast.Assign):
+            for target in node.targets:
+                for name, value in _bound(target, node.value):
+                    values.setdefault(name, []).append(value)
+        elif isinstance(node, (ast.AugAssign, ast.AnnAssign, ast.For, ast.comprehension,
+                               ast.NamedExpr)):
+            for name in ast.walk(node.target):
+                if isinstance(name, ast.Name):
+                    values.setdefault(name.id, []).append(None)
+    bools = {name for name, vs in values.items() if all(v is not None for v in vs)}
+    while True:
+        kept = {name for name in bools if all(
+            v is not None and _is_bool(v, bools) for v in values[name])}
+        if kept == bools:
+            return bools
+        bools = kept
+
+
+def _bound(target: ast.expr, value: ast.expr | None) -> list[tuple[str, ast.expr | None]]:
+    """The (name, value) pairs `target = value` binds (value None where unknown)."""
+    if isinstance(target, ast.Name):
+        return [(target.id, value)]
+    if isinstance(target, (ast.Tuple, ast.List)):
+        items = value.elts if isinstance(value, (ast.Tuple, ast.List)) and \
+            len(value.elts) == len(target.elts) else [None] * len(target.elts)
+        return [pair for t, v in zip(target.elts, items, strict=True) for pair in _bound(t, v)]
+    return [(n.id, None) for n in ast.walk(target) if isinstance(n, ast.Name)]
+
+
+def _branch_bindings(body: list[ast.stmt]) -> dict[str, ast.expr]:
+    """The values a branch's own statements last bind to names (`v = ...`,
+    `a, b = x, y`), where known."""
+    found: dict[str, ast.expr] = {}
+    for stmt in body:
+        if isinstance(stmt, ast.Assign):
+            for target in stmt.targets:
+                for name, value in _bound(target, stmt.value):
+                    if value is None:
+                        found.pop(name, None)
+                    else:
+                        found[name] = value
+    return found
+
+
+
 def lift_returned_closures(tree: ast.Module) -> int:
     """Lambda-lift a backpropagator that a function returns and its callers only call:
     `def J(...): ...; def B(d, *, a=a, b=b): body; ...; return v, B` where every call
@@ -1447,6 +1567,7 @@ def lower_source(source: str, namespace: dict[str, Any] | None = None
     """The generated module `source` rewritten for Numba, and the `math` functions it
     checks; raises `_Refused` (with the line) for a construct that is not lowered."""
     tree = ast.parse(source)
+    refuse_mixed_selects(tree)
     lift_returned_closures(tree)
     lower_linked_stacks(tree)
     lower_item_sums(tree)
