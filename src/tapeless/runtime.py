@@ -1549,6 +1549,75 @@ def einsum_sublist_spec(first: Any, rest: tuple) -> str:
     return spec if out is None else spec + "->" + letters(out)
 
 
+def einsum_matmul_plan(subscripts: Any, a: Any, b: Any) -> tuple | None:
+    """How to compute `np.einsum(subscripts, a, b)` with one `np.matmul` (BLAS) when
+    that is worth it: the transposes and reshapes of `a` and `b` into stacks of
+    matrices, the shape of the product before the output's transpose, and that
+    transpose. None where einsum itself should run: a spec other than an explicit
+    two-operand one, an ellipsis, a label repeated in an operand or summed from only
+    one operand, sizes that differ, integer or object arrays, no label contracted, no
+    label free on either side (a batched dot product, which einsum does faster), or
+    under about 10^5 multiplications (einsum's own loop is quicker than the reshapes)."""
+    if not isinstance(subscripts, str) or "->" not in subscripts or "." in subscripts:
+        return None
+    kind_a = getattr(getattr(a, "dtype", None), "kind", None)
+    kind_b = getattr(getattr(b, "dtype", None), "kind", None)
+    if kind_a not in ("f", "c") or kind_b not in ("f", "c"):
+        return None
+    return _einsum_matmul_plan(subscripts, a.shape, b.shape)
+
+
+_MATMUL_PLANS: dict = {}
+
+
+def _einsum_matmul_plan(subscripts: str, shape_a: tuple, shape_b: tuple) -> tuple | None:
+    key = (subscripts, shape_a, shape_b)
+    if key in _MATMUL_PLANS:
+        found: tuple | None = _MATMUL_PLANS[key]
+        return found
+    plan = _find_matmul_plan(subscripts, shape_a, shape_b)
+    if len(_MATMUL_PLANS) > 4096:
+        _MATMUL_PLANS.clear()
+    _MATMUL_PLANS[key] = plan
+    return plan
+
+
+def _find_matmul_plan(subscripts: str, shape_a: tuple, shape_b: tuple) -> tuple | None:
+    import math
+
+    inputs, out = subscripts.replace(" ", "").split("->")
+    parts = inputs.split(",")
+    if len(parts) != 2:
+        return None
+    sa, sb = parts
+    if len(sa) != len(shape_a) or len(sb) != len(shape_b) or len(set(sa)) != len(sa) \
+            or len(set(sb)) != len(sb) or len(set(out)) != len(out):
+        return None
+    size: dict = {}
+    for sub, shape in ((sa, shape_a), (sb, shape_b)):
+        for c, n in zip(sub, shape, strict=True):
+            if size.setdefault(c, n) != n:
+                return None
+    if any(c not in size for c in out) or any(c not in out and (c not in sa or c not in sb)
+                                              for c in size):
+        return None
+    batch = [c for c in out if c in sa and c in sb]
+    free_a = [c for c in out if c in sa and c not in sb]
+    free_b = [c for c in out if c in sb and c not in sa]
+    summed = [c for c in sa if c not in out]
+    if not summed or not (free_a or free_b) or math.prod(size.values()) < 100_000:
+        return None
+    batch_shape = tuple(size[c] for c in batch)
+    m = math.prod(size[c] for c in free_a)
+    k = math.prod(size[c] for c in summed)
+    n = math.prod(size[c] for c in free_b)
+    perm_a = tuple(sa.index(c) for c in batch + free_a + summed)
+    perm_b = tuple(sb.index(c) for c in batch + summed + free_b)
+    shape_r = batch_shape + tuple(size[c] for c in free_a + free_b)
+    perm_r = tuple((batch + free_a + free_b).index(c) for c in out)
+    return (perm_a, batch_shape + (m, k), perm_b, batch_shape + (k, n), shape_r, perm_r)
+
+
 def tensordot_subscripts(a_ndim: int, b_ndim: int, axes: Any) -> str:
     """The einsum spec equivalent to `np.tensordot(a, b, axes)`."""
     if isinstance(axes, int):

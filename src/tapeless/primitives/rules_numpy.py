@@ -5,7 +5,6 @@ and a backpropagator giving one sensitivity per parameter (ZERO where there is n
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import numpy as np
 
@@ -13,6 +12,7 @@ from ..runtime import (
     ZERO,
     concat_sens,
     diag_sens,
+    einsum_matmul_plan,
     einsum_specs,
     einsum_sublist_spec,
     expand_reduced,
@@ -352,22 +352,31 @@ def _m_clip(x, min, max):  # noqa: A002
 def _einsum_back(spec, operands, d):
     """The sensitivities of einsum(spec, *operands) given that of its result."""
     specs = einsum_specs(spec, operands)
-    grads: list[Any] = []
-    for k in range(len(operands)):
-        back_spec, missing, summed, embed = specs[k]
-        others = operands[:k] + operands[k + 1:]
-        g = _einsum_call(back_spec, (d,) + others)
-        if summed:  # (ellipsis axes the operand does not have)
-            g = np.sum(g, axis=summed)
-        if missing:
-            shape = np.shape(operands[k]) if embed is None else embed[2]
-            g = np.broadcast_to(np.expand_dims(g, missing), shape)
-        if embed is not None:  # (a repeated label: the gradient lies on a diagonal)
-            g = _einsum_call(embed[0], (g,) + tuple(np.eye(n) for n in embed[1]))
-        if "." in spec:  # (axes of an ellipsis may be broadcast: sum them back)
-            g = unbroadcast(g, operands[k])
-        grads = grads + [g]
-    return tuple(grads)
+    # (Built by a comprehension, not by appending to a list: the forward derivative of
+    # `grads + [g]` pads each step's tangent list with zeros and adds them.)
+    return tuple([_einsum_grad(spec, specs[k], operands, k, d)
+                  for k in range(len(operands))])
+
+
+def _einsum_grad(spec, spec_k, operands, k, d):
+    """The sensitivity of operand k of einsum(spec, *operands); `spec_k` is its entry of
+    `einsum_specs`."""
+    back_spec, missing, summed, embed = spec_k
+    # (d, then the operands other than k; a comprehension rather than concatenated
+    # tuples, whose forward derivative would add zero-padded tangents.)
+    args = tuple([d if j == 0 else operands[j - 1 if j <= k else j]
+                  for j in range(len(operands))])
+    g = _einsum_call(back_spec, args)
+    if summed:  # (ellipsis axes the operand does not have)
+        g = np.sum(g, axis=summed)
+    if missing:
+        shape = np.shape(operands[k]) if embed is None else embed[2]
+        g = np.broadcast_to(np.expand_dims(g, missing), shape)
+    if embed is not None:  # (a repeated label: the gradient lies on a diagonal)
+        g = _einsum_call(embed[0], (g,) + tuple(np.eye(n) for n in embed[1]))
+    if "." in spec:  # (axes of an ellipsis may be broadcast: sum them back)
+        g = unbroadcast(g, operands[k])
+    return g
 
 
 def _einsum_call(spec, operands):
@@ -380,10 +389,21 @@ def _einsum_call(spec, operands):
     if n == 1:
         return np.einsum(spec, operands[0])
     if n == 2:
+        plan = einsum_matmul_plan(spec, operands[0], operands[1])
+        if plan is not None:  # (a contraction BLAS does faster than einsum's own loop)
+            return _einsum_matmul(plan, operands[0], operands[1])
         return np.einsum(spec, operands[0], operands[1])
     if n == 3:
         return np.einsum(spec, operands[0], operands[1], operands[2])
     return _einsum_call_more(spec, operands)
+
+
+def _einsum_matmul(plan, a, b):
+    """A two-operand einsum as one matmul of stacks of matrices (`einsum_matmul_plan`)."""
+    perm_a, shape_a, perm_b, shape_b, shape_r, perm_r = plan
+    r = np.matmul(np.reshape(np.transpose(a, perm_a), shape_a),
+                  np.reshape(np.transpose(b, perm_b), shape_b))
+    return np.transpose(np.reshape(r, shape_r), perm_r)
 
 
 def _einsum_call_more(spec, operands):
