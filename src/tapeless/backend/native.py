@@ -1336,7 +1336,8 @@ def refuse_mixed_selects(tree: ast.Module) -> None:
             for a, b in pairs:
                 reason = _mixed(a, b, bools)
                 if reason is not None:
-                    raise _Refused(reason, getattr(a, "lineno", None) or node.lineno)
+                    raise _Refused(reason, getattr(a, "lineno", None) or
+                                   getattr(node, "lineno", None))
 
 
 def _mixed(a: ast.expr, b: ast.expr, bools: set[str]) -> str | None:
@@ -1395,9 +1396,9 @@ def _bool_names(fn: ast.FunctionDef) -> set[str]:
                     values.setdefault(name, []).append(value)
         elif isinstance(node, (ast.AugAssign, ast.AnnAssign, ast.For, ast.comprehension,
                                ast.NamedExpr)):
-            for name in ast.walk(node.target):
-                if isinstance(name, ast.Name):
-                    values.setdefault(name.id, []).append(None)
+            for bound in ast.walk(node.target):
+                if isinstance(bound, ast.Name):
+                    values.setdefault(bound.id, []).append(None)
     bools = {name for name, vs in values.items() if all(v is not None for v in vs)}
     while True:
         kept = {name for name in bools if all(
