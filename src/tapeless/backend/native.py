@@ -1363,7 +1363,8 @@ def _literal_type(e: ast.expr) -> type | None:
     return None
 
 
-_BOOL_CALLS = frozenset({"bool", "isinstance", "callable", "hasattr"})
+# (Builtins that always return a bool, as generated code calls them.)
+_BOOL_CALLS = ("bool", "isinstance")
 
 
 def _is_bool(e: ast.expr, bools: set[str]) -> bool:
