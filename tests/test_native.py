@@ -281,7 +281,7 @@ def test_value_that_is_an_int_on_one_path_and_a_float_on_another() -> None:
     assert entry.fallback is not None and "int on one path" in entry.fallback.reason
 
 
-def test_tests_and_numbers_of_one_type_per_value_stay_native() -> None:
+def test_comparisons_and_numbers_of_one_type_per_value_stay_native() -> None:
     f = tl.jit(compares_and_numbers, backend="native")
     for args in ((1.0, 2.0), (-1.0, 2.0), (3.0, -1.0)):
         got = f(*args)
