@@ -774,7 +774,7 @@ def _register_overloads() -> None:
     _OVERLOADED = True
     from numba import types as nt
     from numba.core.imputils import impl_ret_borrowed
-    from numba.extending import intrinsic, overload
+    from numba.extending import intrinsic, overload, register_jitable
 
     def number(t: Any) -> bool:
         return isinstance(t, (nt.Float, nt.Integer, nt.Boolean))
@@ -1033,6 +1033,19 @@ def _register_overloads() -> None:
             return lambda d, seq: None
         return None
 
+    @register_jitable
+    def summed_piece(indices, ds, k):
+        """Whether indices[k] is the first place its index is given, and the sum of the
+        pieces of every place it is given (as `scatter_sens` sums an index given twice)."""
+        total = ds[k]
+        for m in range(k):
+            if indices[m] == indices[k]:
+                return False, total
+        for m in range(k + 1, len(indices)):
+            if indices[m] == indices[k]:
+                total = total + ds[m]
+        return True, total
+
     def scatter_add(acc, x, indices, ds):
         """`scatter_add` for a float array x, int indices and pieces of one type: the
         pieces of an index given twice are summed first, as `scatter_sens` sums them."""
@@ -1040,17 +1053,9 @@ def _register_overloads() -> None:
             out = np.zeros(x.shape, x.dtype)
         else:
             out = acc
-        n = len(indices)
-        for k in range(n):
-            first = True
-            for m in range(k):
-                if indices[m] == indices[k]:
-                    first = False
+        for k in range(len(indices)):
+            first, total = summed_piece(indices, ds, k)
             if first:
-                total = ds[k]
-                for m in range(k + 1, n):
-                    if indices[m] == indices[k]:
-                        total = total + ds[m]
                 out[indices[k]] = out[indices[k]] + total
         return out
 
@@ -1061,17 +1066,9 @@ def _register_overloads() -> None:
             out = np.zeros(x.shape, x.dtype)
         else:
             out = acc
-        n = len(indices)
-        for k in range(n):
-            first = True
-            for m in range(k):
-                if indices[m] == indices[k]:
-                    first = False
+        for k in range(len(indices)):
+            first, total = summed_piece(indices, ds, k)
             if first:
-                total = ds[k]
-                for m in range(k + 1, n):
-                    if indices[m] == indices[k]:
-                        total = total + ds[m]
                 row = out[indices[k]]
                 np.add(row, total, row)  # (Numba 0.68 mistypes `+=` for some arrays)
         return out
@@ -1098,17 +1095,9 @@ def _register_overloads() -> None:
             out = [_nt_zeros_of(v) for v in x]
         else:
             out = acc
-        n = len(indices)
-        for k in range(n):
-            first = True
-            for m in range(k):
-                if indices[m] == indices[k]:
-                    first = False
+        for k in range(len(indices)):
+            first, total = summed_piece(indices, ds, k)
             if first:
-                total = ds[k]
-                for m in range(k + 1, n):
-                    if indices[m] == indices[k]:
-                        total = total + ds[m]
                 out[indices[k]] = out[indices[k]] + total  # (a new array: d is not kept)
         return out
 

@@ -643,15 +643,22 @@ def _sum_of_product_as_dot(ctx: Context, node: Apply) -> Node | None:
 
 
 @rewrite("np.sum")
-def _weighted_row_sum(ctx: Context, node: Apply) -> Node | None:
-    """A sum over the rows of a matrix (or a stack of them) scaled row by row is a
-    vector-matrix product: `np.sum(c[..., :, None] * a, axis=-2, keepdims=True)` is
-    `c[..., None, :] @ a` (c of shape a.shape[:-1]). NumPy sums the rows of a matrix
-    of few columns slowly (3-14x the product, for 1000 rows of 2 to 64 columns). The same
-    products, added in another order."""
+def _weighted_sum(ctx: Context, node: Apply) -> Node | None:
+    """A sum of a matrix (or a stack of them) scaled along the other axis is a matrix
+    product, without the elementwise product's temporary. The same products, added in
+    another order.
+
+    - Rows scaled row by row: `np.sum(c[..., :, None] * a, axis=-2, keepdims=True)` is
+      `c[..., None, :] @ a` (c of shape a.shape[:-1]). NumPy sums the rows of a matrix of
+      few columns slowly (3-14x the product, for 1000 rows of 2 to 64 columns).
+    - Columns scaled column by column: `np.sum(a * c[None, :], axis=-1)` is `a @ c` (a of
+      shape (n, m), c of shape (m,)), as the gradient of `x @ W` in the vector x is
+      written; under `tl.vmap` the product is one matrix product for the whole batch
+      where the elementwise product would be a temporary of a matrix for each example."""
     x, axis, dtype, keepdims = node.inputs[1:]
-    if not is_prim(x, "mul") or not (isinstance(dtype, Constant) and dtype.value is None) or \
-            not isinstance(keepdims, Constant) or type(keepdims.value) is not bool:
+    if not is_prim(x, "mul") or not _constant_is(dtype, None) or \
+            not isinstance(keepdims, Constant) or type(keepdims.value) is not bool or \
+            not isinstance(axis, Constant):
         return None
     assert isinstance(x, Apply)
     for e, a in (x.inputs[1:], x.inputs[:0:-1]):
@@ -662,48 +669,22 @@ def _weighted_row_sum(ctx: Context, node: Apply) -> Node | None:
         kc, ka = kind(c, ctx.facts), kind(a, ctx.facts)
         sc, sa = shape_of(kc), shape_of(ka)
         if not is_f8(kc) or not is_f8(ka) or sc is None or sa is None or len(sa) < 2 or \
-                sc != sa[:-1] or not isinstance(at, Constant) or \
-                not isinstance(axis, Constant) or \
-                normalized_axes(at.value, len(sa)) != (len(sa) - 1,) or \
-                normalized_axes(axis.value, len(sa)) != (len(sa) - 2,):
+                not isinstance(at, Constant):
             continue
+        scaled = normalized_axes(at.value, len(sa))
+        summed = normalized_axes(axis.value, len(sa))
         g = node.graph
-        if not keepdims.value and len(sa) == 2:  # (a vector times a matrix: a vector)
-            return g.apply(P["matmul"], c, a, loc=node.loc, name=node.name)
-        row = g.apply(P["np.expand_dims"], c, -2, loc=node.loc)
-        product = g.apply(P["matmul"], row, a, loc=node.loc,
-                          name=node.name if keepdims.value else "")
-        return product if keepdims.value else \
-            g.apply(P["np.squeeze"], product, -2, loc=node.loc, name=node.name)
-    return None
-
-
-@rewrite("np.sum")
-def _weighted_column_sum(ctx: Context, node: Apply) -> Node | None:
-    """A sum over the columns of a matrix scaled column by column is a matrix-vector
-    product: `np.sum(a * c[None, :], axis=-1)` is `a @ c` (a of shape (n, m), c of
-    shape (m,)), as the gradient of `x @ W` in the vector x is written, without the
-    product's (n, m) temporary; under `tl.vmap` the product is one matrix product for
-    the whole batch where the elementwise product would be a temporary of a matrix for
-    each example. The same products, added in another order."""
-    x, axis, dtype, keepdims = node.inputs[1:]
-    if not is_prim(x, "mul") or not _constant_is(dtype, None) or \
-            not _constant_is(keepdims, False) or not isinstance(axis, Constant):
-        return None
-    assert isinstance(x, Apply)
-    for a, e in (x.inputs[1:], x.inputs[:0:-1]):
-        if not is_prim(e, "np.expand_dims"):
-            continue
-        assert isinstance(e, Apply)
-        c, at = e.inputs[1:]
-        kc, ka = kind(c, ctx.facts), kind(a, ctx.facts)
-        sc, sa = shape_of(kc), shape_of(ka)
-        if not is_f8(kc) or not is_f8(ka) or sc is None or sa is None or len(sa) != 2 or \
-                sc != sa[1:] or not isinstance(at, Constant) or \
-                normalized_axes(at.value, 2) != (0,) or \
-                normalized_axes(axis.value, 2) != (1,):
-            continue
-        return node.graph.apply(P["matmul"], a, c, loc=node.loc, name=node.name)
+        if sc == sa[:-1] and scaled == (len(sa) - 1,) and summed == (len(sa) - 2,):
+            if not keepdims.value and len(sa) == 2:  # (a vector times a matrix: a vector)
+                return g.apply(P["matmul"], c, a, loc=node.loc, name=node.name)
+            row = g.apply(P["np.expand_dims"], c, -2, loc=node.loc)
+            product = g.apply(P["matmul"], row, a, loc=node.loc,
+                              name=node.name if keepdims.value else "")
+            return product if keepdims.value else \
+                g.apply(P["np.squeeze"], product, -2, loc=node.loc, name=node.name)
+        if len(sa) == 2 and sc == sa[1:] and scaled == (0,) and summed == (1,) and \
+                not keepdims.value:
+            return g.apply(P["matmul"], a, c, loc=node.loc, name=node.name)
     return None
 
 
