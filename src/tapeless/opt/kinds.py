@@ -45,7 +45,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, TypeGuard, cast
 
-from ..ir.nodes import Apply, Constant, Graph, Node, Parameter, is_inside
+from ..ir.nodes import Apply, Constant, Graph, Node, Parameter, graph_nodes, is_inside
 from ..primitives import PRIMITIVES, Primitive
 from ..primitives.core import COMPARISON_OPERATORS
 
@@ -1501,7 +1501,7 @@ def _infer(node: Node, facts: LoopFacts | None, depth: int,
             if node.id in facts.popped:
                 return kind(facts.popped[node.id], facts, depth + 1, assumed)
         if isinstance(index, Constant) and isinstance(index.value, int):
-            item = item_nodes(seq, index.value, facts)
+            item = item_nodes(seq, index.value, facts, node.graph)
             if item is not None:
                 # A value a forward loop saved, read back in its backward loop: forward
                 # nodes never depend on backward ones, so the search starts afresh there.
@@ -1929,10 +1929,13 @@ def is_switch_call(node: Node | None) -> TypeGuard[Apply]:
             isinstance(b, Constant) and hasattr(b.value, "parameters") for b in sw.inputs[2:4])
 
 
-def item_nodes(seq: Node, i: int, facts: LoopFacts | None) -> list[Node] | None:
+def item_nodes(seq: Node, i: int, facts: LoopFacts | None,
+               reader: Graph | None = None) -> list[Node] | None:
     """The nodes `seq[i]` may be: an element of a tuple display (or constant), or of each branch's
     (through a value-`if`, and from a backward loop's read back to what its forward loop
-    saved), else None."""
+    saved), else None. Given the graph that reads `seq[i]` (`reader`), a value-`if` read
+    inside a branch of an `if` on the same condition gives that branch's items only (a
+    recursion's backpropagator reads, in its base case, what the base case saved)."""
     if isinstance(seq, Apply) and isinstance(seq.inputs[0], Constant) and \
             getattr(seq.inputs[0].value, "name", None) == "make_tuple":
         return [seq.inputs[1 + i]] if 0 <= i < len(seq.inputs) - 1 else None
@@ -1941,11 +1944,13 @@ def item_nodes(seq: Node, i: int, facts: LoopFacts | None) -> list[Node] | None:
     if facts is not None and seq.id in facts.popped:
         return item_nodes(facts.popped[seq.id], i, facts)
     if is_switch_call(seq):
-        return _items_of_each(if_outputs(seq), i, facts)
+        outs = if_outputs(seq)
+        taken = _branch_taken(reader, seq) if reader is not None else None
+        return _items_of_each(outs if taken is None else [outs[taken]], i, facts)
     if isinstance(seq, Apply) and prim_name(seq) in ("tuple_getitem", "getitem") and \
             type(j := _const(seq.inputs[2])) is int:
         # An item of an item (the values a branch saved, read in its backpropagator).
-        outer = item_nodes(seq.inputs[1], j, facts)
+        outer = item_nodes(seq.inputs[1], j, facts, reader)
         return _items_of_each(outer, i, facts) if outer is not None else None
     if isinstance(seq, Apply) and prim_name(seq) in ("tuple_getitem", "getitem") and \
             prim_name(seq.inputs[1]) == "make_tuple" and _const(seq.inputs[2]) is _MISSING and \
@@ -1955,6 +1960,24 @@ def item_nodes(seq: Node, i: int, facts: LoopFacts | None) -> list[Node] | None:
         display = seq.inputs[1]
         assert isinstance(display, Apply)  # (prim_name says so)
         return _items_of_each(list(display.inputs[1:]), i, facts)
+    return None
+
+
+def _branch_taken(reader: Graph, value_if: Apply) -> int | None:
+    """0 or 1 where `reader` is (inside) the first or the second branch of an `if` on the
+    same condition as the value-`if` `value_if` (the same node: the same run-time value,
+    so that `if` took the same branch), else None."""
+    sw = value_if.inputs[0]
+    assert isinstance(sw, Apply)  # (see is_switch_call)
+    cond = sw.inputs[1]
+    g: Graph | None = reader
+    while g is not None and g.parent is not None:
+        for n in graph_nodes(g.parent):
+            if n is not sw and prim_name(n) == "switch" and n.inputs[1] is cond:
+                for b, branch in enumerate(n.inputs[2:4]):
+                    if isinstance(branch, Constant) and branch.value is g:
+                        return b
+        g = g.parent
     return None
 
 

@@ -15,11 +15,15 @@ Where the optimizer proves that `d_A` is owned (`OwnedSlots`: what a recursive c
 backpropagator gives back in that slot is always a new value that nothing else holds, and
 the caller reads it once), the pieces are added into it in place (`scatter_add_known`,
 `scatter_add`): one dense buffer for the whole recursion, as a hand-written adjoint
-keeps, instead of a new handle per call and the array built at the end.
+keeps, instead of a new handle per call and the array built at the end. The proof goes
+through a small array's one-element sensitivity made by the base case, sums of owned
+values, an `if`'s argument sensitivities and a backward loop's accumulator (the
+recursive determinant, whose column loop sums its recursive calls' sensitivities).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 from ..ir.edit import Users, set_inputs, users
@@ -48,7 +52,7 @@ from .kinds import (
     sequence_items,
     shape_of,
 )
-from .loop_facts import LoopFacts, is_call_of
+from .loop_facts import LoopFacts, LoopInfo, is_call_of
 from .patterns import tuple_items
 from .zeros import never_zero
 
@@ -210,10 +214,22 @@ class OwnedSlots:
         made anew each time `inside` (a backpropagator, or the graph of a sum) runs."""
         if isinstance(node, Constant):
             return _is_zero(node.value)
+        if isinstance(node, Parameter):  # loop state proven owned by induction
+            return self.slots.get((node.id, _STATE), False)
         if not isinstance(node, Apply) or inside is None or not is_inside(node.graph, inside):
             return False
         if _onto(node):
             return node.id in self.inplace or self._sum(node)
+        if is_call_of(node, "gadd"):
+            # (ZERO and a value give the value; two arrays a new one)
+            return all(isinstance(a, Constant) and _is_zero(a.value) or
+                       (self._once(a, node) and self._owned(a, inside))
+                       for a in node.inputs[1:3])
+        if is_call_of(node, "getitem_sens"):
+            return self._small_read(node)
+        found = self.facts.result_of(node)
+        if found is not None:
+            return self._state(found[0], found[1], inside)
         if is_switch_call(node):
             return all(isinstance(o, Constant) and _is_zero(o.value) or
                        (self._once(o, None) and self._owned(o, inside))
@@ -230,6 +246,48 @@ class OwnedSlots:
                 return False
             reads_of_i += at.value == i
         return reads_of_i == 1 and self._item(seq, i, inside)
+
+    def _small_read(self, node: Apply) -> bool:
+        """Whether `getitem_sens(d, x, i)` is ZERO or a new float64 array: x a float64
+        array too small for a sparse sensitivity (`sparse_sens.SPARSE_MIN_SIZE`), i an
+        element's index (d, the sensitivity of a float64 number, is then a number or
+        ZERO, and the runtime makes ZERO or a new array: `runtime.getitem_sens`)."""
+        from ..sparse_sens import SPARSE_MIN_SIZE
+
+        x, i = node.inputs[2:]
+        kx = kind(x, self.facts)
+        shape = shape_of(kx)
+        if not is_f8(kx) or not shape or math.prod(shape) >= SPARSE_MIN_SIZE:
+            return False
+        ki = kind(i, self.facts)
+        at = (ki,) if ki is INT else items_of(ki)
+        return at is not None and len(at) == len(shape) and all(k is INT for k in at)
+
+    def _state(self, info: LoopInfo, j: int, inside: Graph) -> bool:
+        """Whether slot j of the loop `info` ends owned: it starts owned (made in
+        `inside`, or ZERO) and each iteration gives an owned value, assuming the state is
+        (induction), the state read by nothing but that value's chain."""
+        key = (info.node.id, -1 - j)
+        if key in self.slots:
+            return self.slots[key]
+        self.slots[key] = False  # (a loop does not contain itself)
+        outputs = info.outputs
+        init = info.init[j]
+        body = info.body
+        if outputs is None or len(body.parameters) != info.lead + len(info.init) or \
+                (info.cond is not None and self.use.get(info.cond.parameters[j].id)):
+            return False
+        if not (isinstance(init, Constant) and _is_zero(init.value) or
+                (self._once(init, info.node) and self._owned(init, inside))):
+            return False
+        p = body.parameters[info.lead + j]
+        out = outputs[j]
+        if len(self.use.get(p.id, [])) != 1:
+            return False
+        self.slots[(p.id, _STATE)] = True
+        ok = out is p or (self._once(out, body.output) and self._owned(out, body))
+        self.slots[(p.id, _STATE)] = self.slots[key] = ok
+        return ok
 
     def _item(self, seq: Node, i: int, inside: Graph) -> bool:
         """Whether item i of the tuple `seq` (read once) is owned."""
@@ -248,9 +306,49 @@ class OwnedSlots:
         if is_switch_call(seq):
             return all((isinstance(o, Constant) or self._once(o, None)) and
                        self._item(o, i, inside) for o in if_outputs(seq))
+        if is_call_of(seq, "tuple_getitem") and is_switch_call(sw := seq.inputs[1]) and \
+                isinstance(k := seq.inputs[2], Constant) and type(k.value) is int:
+            return self._branch_item(sw, k.value, i, inside)
         b = self._backprop(seq.inputs[0])
         return b is not None and len(seq.inputs) - 1 == len(b.parameters) and \
             self._slot(b, i)
+
+    def _branch_item(self, sw: Apply, k: int, i: int, inside: Graph) -> bool:
+        """Whether item i of item k of the value-`if` `sw` is owned, where its branches
+        return displays (the sensitivity of an `if`'s arguments, `(ZERO, t, ZERO)` in one
+        branch and `(ZERO, ZERO, t)` in the other): in each branch, item k is ZERO or a
+        value that branch's display holds once, whose item i is owned, and that no other
+        read of `sw` reaches in that branch (only one branch runs)."""
+        reads = [u for u, _ in self.use.get(sw.id, [])]
+        if not all(is_call_of(u, "tuple_getitem") and isinstance(u.inputs[2], Constant)
+                   for u in reads):
+            return False
+        read_at = [u.inputs[2].value for u in reads]  # type: ignore[union-attr]
+        outs = if_outputs(sw)
+        for o in outs:
+            if isinstance(o, Constant):
+                v = o.value
+                if not (_is_zero(v) or type(v) is tuple and 0 <= k < len(v) and
+                        _is_zero(v[k])):
+                    return False
+                continue
+            if not (is_call_of(o, "make_tuple") and 0 <= k < len(o.inputs) - 1 and
+                    self._once(o, None)):
+                return False
+            item = o.inputs[1 + k]
+            if isinstance(item, Constant):
+                if not _is_zero(item.value):
+                    return False
+                continue
+            # Held once by this display, by the other branch's at most, and read through
+            # item k of `sw` once.
+            places = [n for n, u in enumerate(o.inputs[1:]) if u is item]
+            users = [u for u, _ in self.use.get(item.id, [])]
+            if places != [k] or read_at.count(k) != 1 or \
+                    any(u is not o and u not in outs for u in users) or \
+                    len(users) > len(outs) or not self._item(item, i, inside):
+                return False
+        return True
 
     def _slot(self, b: Graph, i: int) -> bool:
         """Whether slot i of what the backpropagator graph `b` returns is owned."""
@@ -309,6 +407,10 @@ def _returned_backprop(n: Node) -> Graph | None:
         backprop: Graph = b.value
         return backprop
     return None
+
+
+# (The key of loop state assumed owned while its loop is proven, with the parameter's id.)
+_STATE = -(10 ** 9)
 
 
 def _is_zero(value: object) -> bool:
