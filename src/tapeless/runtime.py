@@ -1160,6 +1160,17 @@ def where_zero(condition: Any, x: Any) -> Any:
     return np.where(condition, x, 0.0)
 
 
+def gadd_owned(a: Any, b: Any) -> Any:
+    """`gadd(a, b)` where the optimizer proved each ZERO or an array that nothing else
+    holds, of one shape (`opt.scatter.OwnedSlots`: what a recursion's backpropagators
+    give back for a small array): the sum is made into `a`, in place."""
+    if a is ZERO:
+        return b
+    if b is not ZERO:
+        a += b
+    return a
+
+
 def add_into_known(acc: Any, index: Any, d: Any) -> Any:
     """`acc[index] += d`, in place: the Python backend writes it as that statement. Only
     the optimizer makes it, for a backward loop's accumulator of a float64 array's element

@@ -148,6 +148,7 @@ class OwnedSlots:
         # (graph id, slot) -> proven (True also while being proven: the induction)
         self.slots: dict[tuple[int, int], bool] = {}
         self.inplace: dict[int, Apply] = {}  # the sums to make in place, by node id
+        self.adds: dict[int, Apply] = {}  # the `gadd`s of owned values, by node id
         self._backprop_of: dict[int, Graph | None] = {}
 
     def rewrite(self, graphs: list[Graph]) -> int:
@@ -158,16 +159,18 @@ class OwnedSlots:
                     self._try(node)
         for node in self.inplace.values():
             set_inputs(node, [Constant(P["scatter_add_known"])] + node.inputs[1:])
-        return len(self.inplace)
+        for node in self.adds.values():
+            set_inputs(node, [Constant(P["gadd_owned"])] + node.inputs[1:])
+        return len(self.inplace) + len(self.adds)
 
     def _try(self, node: Apply) -> None:
         """Prove `node`'s accumulator owned, all or nothing: a failed proof keeps none of
         the sums or slots it assumed."""
-        slots, inplace = dict(self.slots), dict(self.inplace)
+        slots, inplace, adds = dict(self.slots), dict(self.inplace), dict(self.adds)
         if not self._sum(node):
             # (A slot that failed fails under any assumption: kept as failed.)
             failed = [key for key, ok in self.slots.items() if not ok]
-            self.slots, self.inplace = slots, inplace
+            self.slots, self.inplace, self.adds = slots, inplace, adds
             self.slots.update(dict.fromkeys(failed, False))
 
     def _once(self, node: Node, user: Node | None) -> bool:
@@ -220,11 +223,15 @@ class OwnedSlots:
             return False
         if _onto(node):
             return node.id in self.inplace or self._sum(node)
-        if is_call_of(node, "gadd"):
-            # (ZERO and a value give the value; two arrays a new one)
-            return all(isinstance(a, Constant) and _is_zero(a.value) or
+        if is_call_of(node, "gadd") or is_call_of(node, "gadd_owned"):
+            # (ZERO and a value give the value; two arrays a new one, or the first, added
+            # into in place: `gadd_owned`)
+            if not all(isinstance(a, Constant) and _is_zero(a.value) or
                        (self._once(a, node) and self._owned(a, inside))
-                       for a in node.inputs[1:3])
+                       for a in node.inputs[1:3]):
+                return False
+            self.adds[node.id] = node
+            return True
         if is_call_of(node, "getitem_sens"):
             return self._small_read(node)
         found = self.facts.result_of(node)

@@ -52,6 +52,8 @@ _helper("scatter_onto_known", "acc, x, indices, ds", after_ad=True, differentiab
 # ... where kinds prove what it tests (`tapeless.opt.driver.scatter_known`).
 _helper("scatter_add_known", "acc, x, indices, ds", after_ad=True, differentiable=False,
         fresh=True)
+# `gadd(a, b)` into `a`, in place, both proven owned (`opt.scatter.OwnedSlots`).
+_helper("gadd_owned", "a, b", after_ad=True, differentiable=False, fresh=True)
 # `acc[index] += d` in place, a statement (`accumulate_in_place`, Python backend only).
 _helper("add_into_known", "acc, index, d", after_ad=True, differentiable=False,
         statement=True)
