@@ -1160,6 +1160,19 @@ def where_zero(condition: Any, x: Any) -> Any:
     return np.where(condition, x, 0.0)
 
 
+def element_sens_small(d: Any, x: Any, index: Any) -> Any:
+    """`getitem_sens(d, x, index)` where the optimizer proved x a float64 array smaller
+    than `sparse_sens.SPARSE_MIN_SIZE` and `index` an element's ints (so `d` is a real
+    number or ZERO): the same ZERO or new dense array, without the tests."""
+    if d is ZERO:
+        return ZERO
+    import numpy as np
+
+    out = np.zeros(x.shape)
+    out[index] = d
+    return out
+
+
 def gadd_owned(a: Any, b: Any) -> Any:
     """`gadd(a, b)` where the optimizer proved each ZERO or an array that nothing else
     holds, of one shape (`opt.scatter.OwnedSlots`: what a recursion's backpropagators

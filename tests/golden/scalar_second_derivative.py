@@ -32,23 +32,21 @@ def grad_grad_branchy(x, y):
     _t_13 = (_rt.ZERO, _t_12, _rt.ZERO) if _t else (_rt.ZERO, _rt.ZERO, _t_12)
     _t_14 = _rt.tuple_sens(1.0, 0, _t_13[1])
     _t_15 = _rt.tuple_sens(1.0, 0, _t_13[2])
-    _t_16 = (_t_14,) if _t else (_t_15,)
-    _t_17 = (_rt.ZERO, _t_16, _rt.ZERO) if _t else (_rt.ZERO, _rt.ZERO, _t_16)
-    _t_18 = _t_10[1](_rt.tuple_sens(_rt.gadd(_t_17[1][0], _t_17[2][0]), 0, _t_11))
-    _t_19 = _t_18[0]
-    d_d_z = _t_18[1]
-    _t_20 = _rt.sens_of(_rt.broadcast_like(d_d_z, z_2), z_2)
-    d_z_3 = _t_20 + _t_20
+    _t_16 = _t_10[1](_rt.tuple_sens(_t_14 if _t else _t_15, 0, _t_11))
+    _t_17 = _t_16[0]
+    d_d_z = _t_16[1]
+    _t_18 = _rt.sens_of(_rt.broadcast_like(d_d_z, z_2), z_2)
+    d_z_3 = _t_18 + _t_18
     if _t:
-        d_z_4 = _rt.gadd(d_z_3, _t_19[1])
-        _t_21 = _rt.gadd(_t_19[0], d_z_4 * y)
+        d_z_4 = _rt.gadd(d_z_3, _t_17[1])
+        _t_19 = _rt.gadd(_t_17[0], d_z_4 * y)
     else:
-        d_z_5 = _rt.gadd(d_z_3, _t_19[0])
-        d_y = _rt.gadd(_t_19[1], d_z_5)
+        d_z_5 = _rt.gadd(d_z_3, _t_17[0])
+        d_y = _rt.gadd(_t_17[1], d_z_5)
         y_2 = _t_2[1]
-        _t_21 = d_y * y_2
-    _t_22 = (_t_21, _rt.ZERO) if _t else (_t_21, _rt.ZERO)
-    _t_23 = (_rt.ZERO, _t_22, _rt.ZERO) if _t else (_rt.ZERO, _rt.ZERO, _t_22)
-    d_x_1 = _rt.gadd(_t_23[1][0], _t_23[2][0])
-    return _rt.to_structure(d_x_1, x)
+        _t_19 = d_y * y_2
+    if _t:
+        return _t_19
+    else:
+        return _t_19
 

@@ -149,6 +149,7 @@ class OwnedSlots:
         self.slots: dict[tuple[int, int], bool] = {}
         self.inplace: dict[int, Apply] = {}  # the sums to make in place, by node id
         self.adds: dict[int, Apply] = {}  # the `gadd`s of owned values, by node id
+        self.reads: dict[int, Apply] = {}  # one small array's element sensitivities
         self._backprop_of: dict[int, Graph | None] = {}
 
     def rewrite(self, graphs: list[Graph]) -> int:
@@ -161,16 +162,18 @@ class OwnedSlots:
             set_inputs(node, [Constant(P["scatter_add_known"])] + node.inputs[1:])
         for node in self.adds.values():
             set_inputs(node, [Constant(P["gadd_owned"])] + node.inputs[1:])
-        return len(self.inplace) + len(self.adds)
+        for node in self.reads.values():
+            set_inputs(node, [Constant(P["element_sens_small"])] + node.inputs[1:])
+        return len(self.inplace) + len(self.adds) + len(self.reads)
 
     def _try(self, node: Apply) -> None:
         """Prove `node`'s accumulator owned, all or nothing: a failed proof keeps none of
         the sums or slots it assumed."""
-        slots, inplace, adds = dict(self.slots), dict(self.inplace), dict(self.adds)
+        kept = dict(self.slots), dict(self.inplace), dict(self.adds), dict(self.reads)
         if not self._sum(node):
             # (A slot that failed fails under any assumption: kept as failed.)
             failed = [key for key, ok in self.slots.items() if not ok]
-            self.slots, self.inplace, self.adds = slots, inplace, adds
+            self.slots, self.inplace, self.adds, self.reads = kept
             self.slots.update(dict.fromkeys(failed, False))
 
     def _once(self, node: Node, user: Node | None) -> bool:
@@ -232,8 +235,11 @@ class OwnedSlots:
                 return False
             self.adds[node.id] = node
             return True
-        if is_call_of(node, "getitem_sens"):
-            return self._small_read(node)
+        if is_call_of(node, "getitem_sens") or is_call_of(node, "element_sens_small"):
+            if not self._small_read(node):
+                return False
+            self.reads[node.id] = node
+            return True
         found = self.facts.result_of(node)
         if found is not None:
             return self._state(found[0], found[1], inside)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 from typing import TypeGuard
 
-from ..ir.nodes import Apply, Constant, Node, Parameter, prim_of
+from ..ir.nodes import Apply, Constant, Node, Parameter, is_inside, prim_of
 from ..runtime import ZERO
 from .kinds import (
     FLOAT,
@@ -579,6 +579,51 @@ def _gadd_zero(ctx: Context, node: Apply) -> Node | None:
             (never_zero(b, ctx.facts) or _argument_value(ctx, b)):
         return node.graph.apply(P["add"], a, b, loc=node.loc, name=node.name)
     return None
+
+
+@rewrite("gadd")
+def _gadd_of_one_branch(ctx: Context, node: Apply) -> Node | None:
+    """`gadd(s[j][m], s[k][m])` (or `gadd(s[j], s[k])`) where `s` is a value-`if` whose
+    every branch returns a display with ZERO at one of j, k and the same value t at the
+    other (the sensitivity of an `if`'s two branch functions, `(ZERO, t, ZERO)` in one
+    branch and `(ZERO, ZERO, t)` in the other): one read is ZERO whichever branch ran,
+    so the sum is `t[m]` (`t`)."""
+    reads = []
+    for a in node.inputs[1:]:
+        path: list[Node] = []
+        while isinstance(a, Apply) and is_prim(a, "tuple_getitem") and \
+                isinstance(a.inputs[2], Constant) and type(a.inputs[2].value) is int and \
+                not is_switch_call(a.inputs[1]):
+            path.append(a.inputs[2])
+            a = a.inputs[1]
+        if not (isinstance(a, Apply) and is_prim(a, "tuple_getitem") and
+                isinstance(a.inputs[2], Constant) and type(a.inputs[2].value) is int and
+                is_switch_call(a.inputs[1]) and len(path) <= 1):
+            return None
+        reads.append((a.inputs[1], a.inputs[2].value, path))
+    (s, j, pj), (s2, k, pk) = reads
+    if s is not s2 or j == k or [c.value for c in pj] != [c.value for c in pk]:
+        return None
+    assert isinstance(s, Apply)  # (is_switch_call)
+    shared: Node | None = None
+    for out in if_outputs(s):
+        if not (is_prim(out, "make_tuple") and max(j, k) < len(out.inputs) - 1):
+            return None
+        items = [out.inputs[1 + j], out.inputs[1 + k]]
+        zeros = [isinstance(i, Constant) and i.value is ZERO for i in items]
+        if sorted(zeros) != [False, True]:
+            return None
+        t = items[zeros.index(False)]
+        if shared is not None and t is not shared:
+            return None
+        shared = t
+    if shared is None or isinstance(shared, Apply) and \
+            not is_inside(node.graph, shared.graph) or \
+            isinstance(shared, Parameter) and not is_inside(node.graph, shared.graph):
+        return None
+    if not pj:
+        return shared
+    return node.graph.apply(P["tuple_getitem"], shared, pj[0], loc=node.loc, name=node.name)
 
 
 @rewrite("is_", "is_not")

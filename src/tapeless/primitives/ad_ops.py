@@ -52,6 +52,9 @@ _helper("scatter_onto_known", "acc, x, indices, ds", after_ad=True, differentiab
 # ... where kinds prove what it tests (`tapeless.opt.driver.scatter_known`).
 _helper("scatter_add_known", "acc, x, indices, ds", after_ad=True, differentiable=False,
         fresh=True)
+# `getitem_sens` of a small float64 array's element (`opt.scatter.OwnedSlots`).
+_helper("element_sens_small", "d, x, index", after_ad=True, differentiable=False,
+        fresh=True)
 # `gadd(a, b)` into `a`, in place, both proven owned (`opt.scatter.OwnedSlots`).
 _helper("gadd_owned", "a, b", after_ad=True, differentiable=False, fresh=True)
 # `acc[index] += d` in place, a statement (`accumulate_in_place`, Python backend only).

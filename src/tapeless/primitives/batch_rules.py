@@ -1430,7 +1430,8 @@ _WHY_PER_ELEMENT = {
         "index_concat_dense", "index_concat", "update_rest_sens", "update_value_sens",
         "update_value_scatter", "checkpoint_for", "checkpoint_while"),
     "an update in place of a sensitivity (derivative code): each element's in turn": (
-        "update_rest_inplace", "add_into_known", "gadd_owned"),
+        "update_rest_inplace", "add_into_known", "gadd_owned",
+        "element_sens_small"),
     "makes an array from shapes, lengths or bounds: batched, they may differ across the "
     "batch, so each element makes its own": (
         "np.zeros", "np.ones", "np.empty", "np.full", "np.eye", "np.identity",
