@@ -590,11 +590,11 @@ def _gadd_of_one_branch(ctx: Context, node: Apply) -> Node | None:
     so the sum is `t[m]` (`t`)."""
     reads = []
     for a in node.inputs[1:]:
-        path: list[Node] = []
+        path: list[Constant] = []
         while isinstance(a, Apply) and is_prim(a, "tuple_getitem") and \
-                isinstance(a.inputs[2], Constant) and type(a.inputs[2].value) is int and \
+                isinstance(at := a.inputs[2], Constant) and type(at.value) is int and \
                 not is_switch_call(a.inputs[1]):
-            path.append(a.inputs[2])
+            path.append(at)
             a = a.inputs[1]
         if not (isinstance(a, Apply) and is_prim(a, "tuple_getitem") and
                 isinstance(a.inputs[2], Constant) and type(a.inputs[2].value) is int and
@@ -617,10 +617,9 @@ def _gadd_of_one_branch(ctx: Context, node: Apply) -> Node | None:
         if shared is not None and t is not shared:
             return None
         shared = t
-    if shared is None or isinstance(shared, Apply) and \
-            not is_inside(node.graph, shared.graph) or \
-            isinstance(shared, Parameter) and not is_inside(node.graph, shared.graph):
-        return None
+    if shared is None or not isinstance(shared, Constant) and (
+            shared.graph is None or not is_inside(node.graph, shared.graph)):
+        return None  # (t must be in scope where the sum is)
     if not pj:
         return shared
     return node.graph.apply(P["tuple_getitem"], shared, pj[0], loc=node.loc, name=node.name)
