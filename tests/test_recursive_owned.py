@@ -175,3 +175,36 @@ def test_large_array_base_case_is_not_owned(monkeypatch):
     monkeypatch.delenv("TAPELESS_OPTIMIZE", raising=False)
     source = tl.grad(det_laplace).source_for(_data((70, 70)))
     assert "scatter_add_known" not in source
+
+
+# --- the sensitivity of an `if`'s branches (`zeros._gadd_of_one_branch`) -----------------
+
+
+def alternating(x, y, n):
+    """A value-`if` per step, each branch reading both arguments and the state."""
+    total = 0.0
+    for k in range(n):
+        term = x * y + k
+        total = total + term * x if k % 2 == 0 else total - term / y
+    return total
+
+
+def branch_then_square(x, y):
+    z = x * y if x > y else x - y
+    return z * z + (y if x > 0.5 else x)
+
+
+@pytest.mark.filterwarnings("ignore:Output seems independent of input")
+@pytest.mark.parametrize("n", [0, 1, 4, 7])
+def test_value_if_per_step_against_autograd(n):
+    for x, y in ((0.7, 1.3), (-1.1, 0.4)):
+        got = tl.grad(alternating, argnums=(0, 1))(x, y, n)
+        want = (autograd.grad(alternating, 0)(x, y, n), autograd.grad(alternating, 1)(x, y, n))
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-15)
+
+
+def test_branch_sensitivities_second_order_against_autograd():
+    for x, y in ((0.9, 0.2), (0.1, 0.6), (0.3, -0.2)):  # (each pair of branches)
+        got = tl.grad(tl.grad(branch_then_square, argnums=1))(x, y)
+        want = autograd.grad(autograd.grad(branch_then_square, 1))(x, y)
+        assert got == pytest.approx(want, rel=1e-12, abs=1e-15)
