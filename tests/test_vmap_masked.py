@@ -159,6 +159,56 @@ def for_with_break(x, n):
     return acc, last
 
 
+def condition_and_break(x):
+    """A loop's own condition and a `break`: `False if flag else x > 1.0`."""
+    k = 0
+    while x > 1.0:
+        x = x * 0.7
+        k += 1
+        if x * k > 20.0:
+            break
+    return x, k
+
+
+def guarded_read(xs, t):
+    """The condition reads `xs[i]`, which is out of range once the `break` is taken: it
+    must not run for an element past its break."""
+    i = 0
+    while xs[i] < t:
+        i += 1
+        if i >= len(xs):
+            break
+    return i
+
+
+def condition_and_break_in_a_branch(x, n):
+    """`while c: ... break` under a branch's mask; `while 1` (a condition the same for
+    every element) with a `break` in the other branch."""
+    k = 0
+    if x > 2.0:
+        while k < n:
+            k += 1
+            x = x * 1.3
+            if x > 30.0:
+                break
+    else:
+        while 1:
+            k += 2
+            x = x + 0.75
+            if x > 2.0 or k > n:
+                break
+    return x, k
+
+
+def return_from_a_loop(x):
+    i = 0
+    while i < 10:
+        i += 1
+        if x * i > 5.0:
+            return x * i
+    return -x
+
+
 def cube_root(a):
     x = a
     while True:
@@ -253,3 +303,61 @@ def test_the_stop_flag_is_not_carried_by_the_masked_loop():
     loop = v.source_for(a).partition("while ")[2]
     assert "break" not in loop and "logical_or" not in loop, loop
     assert loop.count("where(") == 1, loop  # (x's select alone)
+
+
+def test_a_loop_condition_and_a_break():
+    x = np.array([0.5, 1.5, 3.0, 1e6, 7.0, 40.0, 2.0])
+    _, k = check(condition_and_break, x)
+    assert len(set(k.tolist())) > 3
+
+
+def test_the_condition_does_not_run_past_a_break():
+    xs = np.array([1.0, 3.0, 2.0, 8.0, 5.0])
+    ts = np.array([0.5, 2.5, 4.0, 9.0, 100.0, 7.9])
+    got = tl.vmap(guarded_read, in_axes=(None, 0))(xs, ts)
+    np.testing.assert_array_equal(got, [guarded_read(list(xs), float(t)) for t in ts])
+    rows = np.stack([xs, xs[::-1], xs * 2, xs - 3, xs, xs])
+    got = tl.vmap(guarded_read)(rows, ts)
+    np.testing.assert_array_equal(got, [guarded_read(list(r), float(t))
+                                        for r, t in zip(rows, ts, strict=True)])
+    # (every element breaks: the condition never runs after the first trip)
+    big = np.array([50.0, 60.0])
+    np.testing.assert_array_equal(tl.vmap(guarded_read, in_axes=(None, 0))(xs, big), [5, 5])
+
+
+def test_a_return_from_inside_a_loop():
+    check(return_from_a_loop, np.array([0.1, 0.3, 0.6, 1.0, 2.6, 6.0, -1.0]))
+
+
+def test_a_condition_and_a_break_select_once():
+    # (the condition runs for the elements whose flag is False, no select between the
+    # flag's False and the condition, and no flag carried)
+    x = np.linspace(0.5, 300.0, 40)
+    v = tl.vmap(condition_and_break)
+    check(condition_and_break, x)
+    loop = v.source_for(x).partition("while count")[2].partition("\n    return")[0]
+    assert loop and "break" not in loop and "UNBOUND" not in loop and "full(" not in loop, loop
+
+
+def test_a_condition_and_a_break_under_a_branch_mask():
+    x = np.array([0.5, 2.5, 3.0, 29.0, -4.0, 10.0, 1.9, 2.1])
+    n = np.array([3, 10, 0, 4, 2, 1, 5, 20])
+    check(condition_and_break_in_a_branch, x, n, exact=False)
+
+
+def _steps_in_code(xs):
+    return tl.vmap(condition_and_break)(xs)[1] + 1
+
+
+def _reads_in_code(xs, ts):
+    return tl.vmap(guarded_read, in_axes=(None, 0))(xs, ts) * 2
+
+
+def test_a_condition_and_a_break_mapped_inside_compiled_code():
+    x = np.array([0.5, 1.5, 3.0, 1e6, 7.0, 40.0, 2.0])
+    np.testing.assert_array_equal(tl.jit(_steps_in_code)(x),
+                                  [condition_and_break(float(v))[1] + 1 for v in x])
+    xs = np.array([1.0, 3.0, 2.0, 8.0, 5.0])
+    ts = np.array([0.5, 2.5, 4.0, 9.0, 100.0, 7.9])
+    np.testing.assert_array_equal(tl.jit(_reads_in_code)(xs, ts),
+                                  [2 * guarded_read(list(xs), float(t)) for t in ts])

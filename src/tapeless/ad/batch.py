@@ -1411,10 +1411,24 @@ class VTransform:
         init = [self.materialize(v, t, B, inst)
                 for v, t in zip(init_vals, init_trees, strict=True)]
         start_mask = inst.mask if inst.mask is not None else self._ones(inst)
-        c0 = vg.apply(Constant(vc.vg), start_mask, *init, loc=loc)
-        a0 = self._mask(inst, c0, cond.output)
-        if inst.mask is not None:
-            a0 = vg.apply(P["np.logical_and"], a0, inst.mask)
+        alone = bool(stops) and _stop_flag_of(cond, alone=True) is not None
+        vr: Inst | None = None
+        a0: Node
+        if stops and not alone:
+            # (`False if flag else c`, the flag the constant False: `c`, which runs before
+            # the loop, the flag being False on entry, so that what it computes from
+            # values no trip changes moves before the loop too)
+            flag_at = min(stops)
+            vr = self._loop_graph(cond, inst, [U if i == flag_at else B for i in range(k)],
+                                  True, {flag_at: Constant(False)})
+            _hoist_invariants(vr.vg, vg)
+            c0 = vg.apply(Constant(vr.vg), start_mask, *init, loc=loc)
+            a0 = vg.apply(P["np.logical_and"], start_mask, self._mask(inst, c0, cond.output))
+        else:
+            c0 = vg.apply(Constant(vc.vg), start_mask, *init, loc=loc)
+            a0 = self._mask(inst, c0, cond.output)
+            if inst.mask is not None:
+                a0 = vg.apply(P["np.logical_and"], a0, inst.mask)
         # (The loop's state: the mask of active elements, their count, which the loop
         # tests (`np.count_nonzero`, about 1 µs on 1,000 elements, where `.any()`'s
         # reduction costs 3) and a trip compares with the batch's size to skip the
@@ -1445,11 +1459,32 @@ class VTransform:
                 for j, (s, p, v) in enumerate(zip(state, body.parameters, init_vals,
                                                   strict=True))]
         still: Node
-        if stops and _stop_flag_of(cond, alone=True) is not None:
+        if alone:
             # (the condition is the flag alone, `while True: ... break`: the active
             # elements whose new flag is False, `active > flag` on bools, one operation)
             still = wb.apply(P["np.greater"], active, news[min(stops)])
             wb.effects = [new]
+        elif vr is not None:
+            # (`while c: ... break`: the condition `False if flag else c` is `c` for the
+            # active elements whose new flag is False, and only they run it, as the
+            # condition's own branch would: no select between the flag's False and c.
+            # Where no element goes on, the condition does not run: its per-element
+            # fallbacks would run every element, out of the loop's domain past a break.)
+            going = wb.apply(P["np.greater"], active, news[flag_at])
+            run = Graph(f"vmap_going_{cond.name}", wb, loc)
+            c = run.apply(Constant(vr.vg), going,
+                          *[Constant(False) if i == flag_at else x
+                            for i, x in enumerate(kept)],
+                          loc=loc)
+            run.effects = [c]
+            run.output = run.apply(P["np.logical_and"], going,
+                                   self._mask(Inst(cond, run, wi, inst.size, going), c,
+                                              cond.output))
+            stop = Graph(f"vmap_stopped_{cond.name}", wb, loc)
+            stop.output = going
+            sw = wb.apply(P["switch"], self._any(wb, going), Constant(run), Constant(stop))
+            still = wb.apply(sw, loc=loc)
+            wb.effects = [new, still]
         else:
             c = wb.apply(Constant(vc.vg), active,
                          *[news[j] if j in stops else x for j, x in enumerate(kept)],
