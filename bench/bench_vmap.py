@@ -274,9 +274,12 @@ def newton(batch: int, repeat: int, number: int) -> list[str]:
         # loops is one call and each run of the bare step `trips` calls, the same work as
         # the ideal loop, so that runs of about the same length are compared: on a loaded
         # machine a longer run is more often interrupted, and its least time is worse)
-        t_v, t_loop, t_step, t_hand = best_times(
+        # (the plain Python function too, no tapeless: the compiled one's calls each
+        # pay its dispatch, a few µs, which the plain one does not)
+        t_v, t_loop, t_step, t_hand, t_plain = best_times(
             [lambda v=v: v(a), lambda j=jitted: [j(float(x)) for x in a], step,
-             lambda f=fn: masked_loop(f, a)], [1, 1, trips, 1], repeat * number)
+             lambda f=fn: masked_loop(f, a), lambda f=fn: [f(float(x)) for x in a]],
+            [1, 1, trips, 1, 1], repeat * number)
         rows.append(f"| Newton {name}, batch {batch} | {t_v * 1e3:.3f} ms | {trips} x "
                     f"{t_step * 1e6:.1f} µs = {trips * t_step * 1e3:.3f} ms | "
                     f"{t_v / (trips * t_step):.2f} (target <= 1.5) | loop of the compiled "
@@ -285,6 +288,9 @@ def newton(batch: int, repeat: int, number: int) -> list[str]:
         rows.append(f"| (the same loop hand-written in NumPy, masked: np.where, "
                     f"np.logical_and, .any()) | {t_hand * 1e3:.3f} ms | | "
                     f"tl.vmap ÷ hand-written {t_v / t_hand:.2f} | | |")
+        rows.append(f"| (a Python loop of the plain Python function, no tapeless) | "
+                    f"{t_plain * 1e3:.1f} ms | | {t_plain / t_v:.0f}x slower than tl.vmap "
+                    "| | |")
     return rows
 
 

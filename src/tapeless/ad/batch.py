@@ -408,11 +408,15 @@ class VTransform:
         self._fill(made, trees)
         return made
 
-    def _fill(self, made: Inst, trees: list[Tree]) -> None:
-        """Batch `made.g`'s body into `made.vg`, its parameters batched as `trees`."""
+    def _fill(self, made: Inst, trees: list[Tree], known: dict[int, Node] | None = None
+              ) -> None:
+        """Batch `made.g`'s body into `made.vg`, its parameters batched as `trees` (those
+        at the positions `known` gives, its value, the same for every call: the
+        parameter is kept, unread)."""
         g, vg = made.g, made.vg
-        for p, t in zip(g.parameters, trees, strict=True):
-            made.values[p.id] = (vg.add_parameter(p.name, p.loc), t)
+        for j, (p, t) in enumerate(zip(g.parameters, trees, strict=True)):
+            param = vg.add_parameter(p.name, p.loc)
+            made.values[p.id] = (known[j], U) if known and j in known else (param, t)
         self._body(made)
         out, t = self.lookup(g.output, made, g.loc)
         vg.output = out
@@ -853,6 +857,25 @@ class VTransform:
         return self._helper("kept_unless_every", inst, [every, active, new, old,
                                                         Constant(nd)])
 
+    def _stop_flags(self, cond: Graph, body: Graph, init: list[Node]) -> set[int]:
+        """The loop state positions that are a flag stopping a masked loop (`_stop_flag_of`)
+        and always a bool: False on entry, a bool after each trip. Where the flag is True,
+        the condition is False, so an element whose flag is True is never active."""
+        j = _stop_flag_of(cond)
+        if j is None or j >= len(init):
+            return set()
+        start = init[j]
+        if not (isinstance(start, Constant) and start.value is False):
+            return set()
+        param = body.parameters[j]
+        known = param.id in self._bool_state
+        self._bool_state.add(param.id)  # (assumed, then checked: a bool after each trip)
+        if self._item_is_bool(body.output, j, 0):
+            return {j}
+        if not known:
+            self._bool_state.discard(param.id)
+        return set()
+
     def _item_is_bool(self, node: Node | None, k: int, depth: int) -> bool:
         item = _tuple_item(node, k)
         if item is not None:
@@ -1115,7 +1138,7 @@ class VTransform:
                 if x is y and not unbound:  # (the same value on both sides)
                     parts.append(g.apply(P["tuple_getitem"], rt, j))
                     continue
-                logical = self._bool_choice(g, c, x, y, g.apply(P["tuple_getitem"], rt, j),
+                logical = self._bool_choice(inst, c, x, y, g.apply(P["tuple_getitem"], rt, j),
                                             g.apply(P["tuple_getitem"], rf, j), nd)
                 if logical is not None:
                     parts.append(logical)
@@ -1129,26 +1152,46 @@ class VTransform:
             nt, nf = self.ndim(ot), self.ndim(of)
             nd = nt if nt == nf else None
         if ot is not None and of is not None:
-            logical = self._bool_choice(inst.vg, c, ot, of, rt, rf, nd)
+            logical = self._bool_choice(inst, c, ot, of, rt, rf, nd)
             if logical is not None:
                 return logical
         return self._select(inst, c, rt, rf, nd)
 
-    def _bool_choice(self, g: Graph, c: Node, x: Node, y: Node, a: Node, b: Node,
+    def _bool_choice(self, inst: Inst, c: Node, x: Node, y: Node, a: Node, b: Node,
                      nd: int | None) -> Node | None:
         """A select between a bool constant and a flag (original nodes `x`, `y`, batched
         `a`, `b`; one bool per element), as a `break` sets its flag: logical operations
         (each about 1 µs on 1,000 elements, where `np.where` on an irregular mask costs
-        4-6 µs, and the constant's array need not be made). None: not such a select."""
+        4-6 µs, and the constant's array need not be made); where the flag is a bool
+        the same for every element (a masked loop's stop flag, False as a trip starts),
+        the mask, its negation or that bool. None: not such a select."""
         if nd != 0:
             return None
+        g = inst.vg
         for const, other, flag, first in ((x, y, b, True), (y, x, a, False)):
             if isinstance(const, Constant) and type(const.value) is bool and \
                     self._is_bool(other, 0):
+                known = self._unbatched_bool(other, inst)
+                if known is not None and known != const.value:
+                    # (the constant where the mask holds, the other bool elsewhere)
+                    return c if const.value is first else g.apply(P["np.logical_not"], c)
                 mask = c if first else g.apply(P["np.logical_not"], c)
                 if const.value:  # (True where the mask holds, else the flag)
                     return g.apply(P["np.logical_or"], mask, flag)
                 return g.apply(P["np.logical_and"], g.apply(P["np.logical_not"], mask), flag)
+        return None
+
+    def _unbatched_bool(self, node: Node, inst: Inst) -> bool | None:
+        """The bool an original node is for every element, where its batched value is a
+        constant bool; else None."""
+        if isinstance(node, Constant):
+            return node.value if type(node.value) is bool else None
+        owner = self._find(node.graph, inst)
+        if owner is None or node.id not in owner.values:
+            return None
+        value, tree = owner.values[node.id]
+        if unbatched(tree) and isinstance(value, Constant) and type(value.value) is bool:
+            return bool(value.value)
         return None
 
     def _same_arrays(self, gt: Graph, gf: Graph) -> bool:
@@ -1305,11 +1348,12 @@ class VTransform:
             before = Tup((before,) * len(after.items))
         return join(before, after)
 
-    def _loop_graph(self, g: Graph, inst: Inst, trees: list[Tree], mask_param: bool) -> Inst:
+    def _loop_graph(self, g: Graph, inst: Inst, trees: list[Tree], mask_param: bool,
+                    known: dict[int, Node] | None = None) -> Inst:
         vb = Graph(f"vmap_{g.name}", inst.vg, g.loc)
         mask = vb.add_parameter("mask") if mask_param else inst.mask
         made = Inst(g, vb, inst, inst.size, mask)
-        self._fill(made, trees)
+        self._fill(made, trees, known)
         made.done = True
         return made
 
@@ -1358,17 +1402,33 @@ class VTransform:
             [node.inputs[1], *node.inputs[len(node.inputs) - k + 1:]]
         self._assume_state([list(body.parameters), list(cond.parameters)], init_nodes,
                            body.output)
-        vb = self._loop_graph(body, inst, [B] * k, True)
+        stops = self._stop_flags(cond, body, init_nodes)
+        vb = self._loop_graph(body, inst, [U if j in stops else B for j in range(k)], True,
+                              {j: Constant(False) for j in stops})
         vc = self._loop_graph(cond, inst, [B] * k, True)
         _hoist_invariants(vc.vg, vg)
         self._finish(vb, Tup(tuple([B] * k)))
         init = [self.materialize(v, t, B, inst)
                 for v, t in zip(init_vals, init_trees, strict=True)]
         start_mask = inst.mask if inst.mask is not None else self._ones(inst)
-        c0 = vg.apply(Constant(vc.vg), start_mask, *init, loc=loc)
-        a0 = self._mask(inst, c0, cond.output)
-        if inst.mask is not None:
-            a0 = vg.apply(P["np.logical_and"], a0, inst.mask)
+        alone = bool(stops) and _stop_flag_of(cond, alone=True) is not None
+        vr: Inst | None = None
+        a0: Node
+        if stops and not alone:
+            # (`False if flag else c`, the flag the constant False: `c`, which runs before
+            # the loop, the flag being False on entry, so that what it computes from
+            # values no trip changes moves before the loop too)
+            flag_at = min(stops)
+            vr = self._loop_graph(cond, inst, [U if i == flag_at else B for i in range(k)],
+                                  True, {flag_at: Constant(False)})
+            _hoist_invariants(vr.vg, vg)
+            c0 = vg.apply(Constant(vr.vg), start_mask, *init, loc=loc)
+            a0 = vg.apply(P["np.logical_and"], start_mask, self._mask(inst, c0, cond.output))
+        else:
+            c0 = vg.apply(Constant(vc.vg), start_mask, *init, loc=loc)
+            a0 = self._mask(inst, c0, cond.output)
+            if inst.mask is not None:
+                a0 = vg.apply(P["np.logical_and"], a0, inst.mask)
         # (The loop's state: the mask of active elements, their count, which the loop
         # tests (`np.count_nonzero`, about 1 µs on 1,000 elements, where `.any()`'s
         # reduction costs 3) and a trip compares with the batch's size to skip the
@@ -1385,23 +1445,91 @@ class VTransform:
         state = [wb.add_parameter(p.name) for p in body.parameters]
         wi = Inst(body, wb, inst, inst.size, active)
         every = wb.apply(P["eq"], count, inst.size)
-        new = wb.apply(Constant(vb.vg), active, *state, loc=loc)
-
-        kept = [self._kept(wi, active, every, wb.apply(P["tuple_getitem"], new, j), s, p,
-                           v, self.item_ndim(body.output, j))
+        # (A stop flag is False for every active element as a trip starts: the body reads
+        # the constant, and the condition the trip's new flag, so that the flag carried,
+        # `old | (active & new)` where an active element's old flag is False, is read by
+        # nothing but the loop's result: the optimizer drops it where that is unused.)
+        new = wb.apply(Constant(vb.vg), active,
+                       *[Constant(False) if j in stops else s for j, s in enumerate(state)],
+                       loc=loc)
+        news = [wb.apply(P["tuple_getitem"], new, j) for j in range(k)]
+        kept = [self._kept(wi, active, every, news[j], s, p, v,
+                           self.item_ndim(body.output, j)) if j not in stops else
+                wb.apply(P["np.logical_or"], s, wb.apply(P["np.logical_and"], active, news[j]))
                 for j, (s, p, v) in enumerate(zip(state, body.parameters, init_vals,
                                                   strict=True))]
-        c = wb.apply(Constant(vc.vg), active, *kept, loc=loc)
-        still = self._helper("still_active", wi, [every, active,
-                                                  self._mask(wi, c, cond.output)])
+        still: Node
+        if alone:
+            # (the condition is the flag alone, `while True: ... break`: the active
+            # elements whose new flag is False, `active > flag` on bools, one operation)
+            still = wb.apply(P["np.greater"], active, news[min(stops)])
+            wb.effects = [new]
+        elif vr is not None:
+            # (`while c: ... break`: the condition `False if flag else c` is `c` for the
+            # active elements whose new flag is False, and only they run it, as the
+            # condition's own branch would: no select between the flag's False and c.
+            # Where no element goes on, the condition does not run: its per-element
+            # fallbacks would run every element, out of the loop's domain past a break.)
+            going = wb.apply(P["np.greater"], active, news[flag_at])
+            run = Graph(f"vmap_going_{cond.name}", wb, loc)
+            c = run.apply(Constant(vr.vg), going,
+                          *[Constant(False) if i == flag_at else x
+                            for i, x in enumerate(kept)],
+                          loc=loc)
+            run.effects = [c]
+            run.output = run.apply(P["np.logical_and"], going,
+                                   self._mask(Inst(cond, run, wi, inst.size, going), c,
+                                              cond.output))
+            stop = Graph(f"vmap_stopped_{cond.name}", wb, loc)
+            stop.output = going
+            sw = wb.apply(P["switch"], self._any(wb, going), Constant(run), Constant(stop))
+            still = wb.apply(sw, loc=loc)
+            wb.effects = [new, still]
+        else:
+            c = wb.apply(Constant(vc.vg), active,
+                         *[news[j] if j in stops else x for j, x in enumerate(kept)],
+                         loc=loc)
+            still = self._helper("still_active", wi, [every, active,
+                                                      self._mask(wi, c, cond.output)])
+            wb.effects = [new, c]
         wb.output = wb.apply(P["make_tuple"], still, self._any(wb, still), *kept)
-        wb.effects = [new, c]
         loop = vg.apply(P["while_loop"], Constant(wc), Constant(wb), a0, n0, *init,
                         loc=loc)
         result = vg.apply(P["make_tuple"], *[vg.apply(P["tuple_getitem"], loop, j + 2)
                                              for j in range(skip, k)])
         inst.values[node.id] = (result, Tup(tuple([B] * (k - skip))))
         return [c0, loop]
+
+
+def _stop_flag_of(cond: Graph, alone: bool = False) -> int | None:
+    """The position of the parameter that `cond` (a loop's condition) reads as a flag
+    stopping the loop, where it reads one: the condition is `False if flag else ...` (as
+    a `break` compiles: a switch between values, or between graphs the first of which
+    returns False) or `not flag`. `alone`: only where the condition is the flag's
+    negation (`False if flag else True`, `not flag`)."""
+
+    def returns(node: Node | None, value: bool) -> bool:
+        if isinstance(node, Constant) and is_constant_graph(node):
+            branch: Graph = node.value
+            return not graph_nodes(branch) and returns(branch.output, value)
+        return isinstance(node, Constant) and node.value is value
+
+    out = cond.output
+    flag: Node | None = None
+    if isinstance(out, Apply) and _primitive(out.inputs[0]) is P["not_"]:
+        flag = out.inputs[1]
+    elif isinstance(out, Apply) and len(out.inputs) == 1 and isinstance(out.inputs[0], Apply):
+        sw = out.inputs[0]  # (a switch between graphs, called)
+        if _primitive(sw.inputs[0]) is P["switch"] and is_constant_graph(sw.inputs[2]) \
+                and returns(sw.inputs[2], False) and (not alone or returns(sw.inputs[3], True)):
+            flag = sw.inputs[1]
+    elif isinstance(out, Apply) and _primitive(out.inputs[0]) is P["switch"] and \
+            returns(out.inputs[2], False) and (not alone or returns(out.inputs[3], True)):
+        flag = out.inputs[1]
+    for j, p in enumerate(cond.parameters):
+        if p is flag:
+            return j
+    return None
 
 
 def _hoist_invariants(cond: Graph, target: Graph) -> None:
