@@ -1251,3 +1251,61 @@ def test_start_keys_of_two_lambdas_on_one_line(tmp_path: Path,
     assert tl.jit(_PLUS_ONE, backend="native")(2) == 3
     assert tl.jit(_TIMES_FIVE, backend="native")(2) == 10
     assert tl.jit(_PLUS_ONE, backend="native")(2) == 3
+
+
+def two_layers(W1, W2, X):
+    return np.sum(np.tanh(W2 @ np.tanh(W1 @ X)))
+
+
+def test_array_bound_program_runs_on_the_python_backend(monkeypatch: pytest.MonkeyPatch
+                                                        ) -> None:
+    """A program with no loop whose arrays are large is NumPy's work on either backend:
+    it runs on the Python backend, said why, without asking Numba (`array_bound`)."""
+    monkeypatch.setenv("TAPELESS_NATIVE_SPEED_CHECK", "1")
+    rng = np.random.default_rng(0)
+    args = (rng.standard_normal((32, 32)), rng.standard_normal((32, 32)),
+            rng.standard_normal((32, 8)))
+    for make in (tl.jit, lambda f, **kw: tl.value_and_grad(f, (0, 1), **kw)):
+        f = make(two_layers, backend="native")
+        assert_same(make(two_layers)(*args), f(*args))
+        entry = _entry(f, *args)
+        assert not entry.is_native and entry.fallback is not None
+        assert "array-bound" in entry.fallback.reason and "1024 elements" in \
+            entry.fallback.reason
+        assert "TAPELESS_NATIVE_SPEED_CHECK=0" in str(entry.fallback)
+    # Small arrays, or a loop, stay native; so does any program with the check off.
+    small = tuple(a[:8, :8] for a in args)
+    assert _entry(tl.jit(two_layers, backend="native"), *small).is_native
+
+    def looped(W1, W2, X):
+        total = 0.0
+        for _ in range(2):
+            total = total + two_layers(W1, W2, X)
+        return total
+
+    g = tl.jit(looped, backend="native")
+    assert_same(tl.jit(looped)(*args), g(*args))
+    assert _entry(g, *args).fallback is None or "array-bound" not in \
+        _entry(g, *args).fallback.reason
+    monkeypatch.setenv("TAPELESS_NATIVE_SPEED_CHECK", "0")
+    assert _entry(tl.jit(two_layers, backend="native"), *args).is_native
+
+
+def test_a_program_that_falls_back_runs_the_python_backends_program() -> None:
+    """Code lowered for Numba is not what the Python backend runs (no CPython spellings,
+    no checkpointed loops): a program that falls back runs the Python backend's own
+    (here `x.sum()`, its spelling of `np.sum(x)`)."""
+    from tapeless import api
+
+    def refused(x):
+        return {"a": np.sum(x)}["a"] * 2.0  # (a dict: the lowering refuses it)
+
+    x = np.arange(4.0)
+    f = tl.jit(refused, backend="native")
+    assert f(x) == 12.0
+    entry = _entry(f, x)
+    assert entry.fallback is not None and "a dict" in entry.fallback.reason
+    python = tl.jit(refused)
+    assert python(x) == 12.0
+    made = api.GENERATED[entry.python.__code__.co_filename].source
+    assert made == python._get((x,)).source and ".sum()" in made

@@ -591,6 +591,16 @@ class NativeFunction:
         # the checks, or it fell back (`native_cache.save`: the record a second process
         # starts from).
         self.on_settled: Any = None
+        # Builds the Python backend's own program (optimized for CPython, so faster than
+        # `python`, the code lowered for Numba as CPython runs it), which a program that
+        # falls back runs from then on (`use_python_backend`); None: `python` is it.
+        self.python_backend: Any = None
+
+    def use_python_backend(self) -> None:
+        """Run the Python backend's own program from now on (the program fell back)."""
+        build, self.python_backend = self.python_backend, None
+        if build is not None:
+            self.python = build()
 
     @property
     def is_native(self) -> bool:
@@ -604,6 +614,8 @@ class NativeFunction:
         self._settled()
 
     def _settled(self) -> None:
+        if self.native is None:
+            self.use_python_backend()
         if self.on_settled is not None:
             self.on_settled(self)
             self.on_settled = None
@@ -638,6 +650,7 @@ class NativeFunction:
             # (Its draws are effects: the call must run once, as CPython runs it.)
             self.fallback = self.module.fallback("a random generator argument", None)
             self.native = None
+            self.use_python_backend()
             return self.python(*args)
         t_python, expected = _timed(self.python, args)
         from numba.core.errors import NumbaError
@@ -1649,9 +1662,32 @@ def native_source(compiled: Compiled) -> str:
     return ast.unparse(tree) + "\n" + _helpers(math_names)
 
 
-def compile_native(compiled: Compiled) -> Compiled:
+# A program with no loop and no recursion whose largest array argument has at least this
+# many elements is array-bound (`array_bound`).
+ARRAY_BOUND = 1024
+
+
+def array_bound(tree: ast.Module, largest: int) -> str | None:
+    """Why the lowered module `tree` gains nothing from Numba, or None: it has no loop and
+    no recursion (each of its operations runs once per call) and an argument is an array
+    of at least `ARRAY_BOUND` elements (`largest`: the most), so NumPy's kernels (BLAS,
+    elementwise loops) do the work, the same kernels on both backends or Numba's own,
+    which are no faster, and Numba's compile would buy nothing. Decided before Numba is
+    asked; `TAPELESS_NATIVE_SPEED_CHECK=0` keeps such a program native."""
+    if largest < ARRAY_BOUND or os.environ.get("TAPELESS_NATIVE_SPEED_CHECK", "1") == "0":
+        return None
+    if any(isinstance(n, (ast.For, ast.While, ast.comprehension)) for n in ast.walk(tree)) \
+            or _recursive(tree):
+        return None
+    return (f"array-bound: no loop or recursion, and an array argument of {largest} "
+            "elements, so NumPy's kernels do the work on either backend "
+            "(TAPELESS_NATIVE_SPEED_CHECK=0 keeps it native)")
+
+
+def compile_native(compiled: Compiled, largest_array: int = 0) -> Compiled:
     """`compiled` (the Python backend's module of a program) with an entry that runs it as
-    native code, or on the Python backend with the reason recorded where it cannot."""
+    native code, or on the Python backend with the reason recorded where it cannot
+    (`largest_array`: the most elements of an array argument, for `array_bound`)."""
     python = compiled.fn
     inner = getattr(python, "__wrapped__", python)  # (a packed `*args` entry: see pygen)
     root = inner.__name__
@@ -1665,6 +1701,10 @@ def compile_native(compiled: Compiled) -> Compiled:
         fallback = module.fallback(refused.reason, refused.line)
         return _with_entry(compiled, NativeFunction(python, None, module, fallback))
     module.tree = tree
+    bound = array_bound(tree, largest_array)
+    if bound is not None:
+        fallback = module.fallback(bound, None)
+        return _with_entry(compiled, NativeFunction(python, None, module, fallback))
     namespace: dict[str, Any] = dict(python.__globals__)
     helpers = ast.parse(_helpers(math_names))
     offset = len(compiled.source.splitlines()) + 1
