@@ -250,7 +250,7 @@ def load(graph: Graph, kinds: tuple = (), backend: str = "python") -> Compiled:
         compiled = compile_native(compiled, largest_array(kinds))
         # (A program that falls back runs the Python backend's own program, optimized
         # for CPython, not the code lowered for Numba: built when it falls back.)
-        compiled.fn.python_backend = lambda: load(given, kinds, "python").fn
+        compiled.fn.python_backend = lambda: load(given, kinds, "python")
         if compiled.fn.fallback is not None:
             compiled.fn.use_python_backend()
     return compiled
@@ -555,10 +555,13 @@ class Transformed:
         found = load_started(start, lambda: self._build(key, kinds).fn)
         if found is None:
             return None
-        entry, source, filename = found
+        entry, source, filename, linemap = found
         self._start_reads = self._start_reads + reads
         self._guard = make_guard(reads_of(self._deps) + self._start_reads)
-        return Compiled(entry, source, filename, {})
+        compiled = Compiled(entry, source, filename, linemap)
+        if linemap:  # (the Python backend's program of one that falls back: its errors
+            GENERATED[filename] = compiled  # say where in the user's code)
+        return compiled
 
     def bind(self, args: tuple, kwargs: dict) -> tuple:
         if kwargs or not self._simple or len(args) != self._nparams:
