@@ -29,8 +29,9 @@ to other bytecode), the module's constants and the result's NumPy scalar types. 
 started program keeps the built program's behaviour: where native code cannot answer a
 call (a symbolic zero, an exception, a Numba error), the program is built as without
 the cache (`StartedFunction`) and that build answers. A program that fell back records
-why instead: a second process builds it for the Python backend without lowering it or
-trying Numba again (`load_fallback`).
+why instead, with the Python backend's program it runs where that can be loaded from its
+source alone: a second process loads it (`_load_python`), or else builds it for the
+Python backend without lowering it or trying Numba again (`load_fallback`).
 """
 
 from __future__ import annotations
