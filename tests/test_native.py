@@ -1259,8 +1259,9 @@ def two_layers(W1, W2, X):
 
 def test_array_bound_program_runs_on_the_python_backend(monkeypatch: pytest.MonkeyPatch
                                                         ) -> None:
-    """A program with no loop whose arrays are large is NumPy's work on either backend:
-    it runs on the Python backend, said why, without asking Numba (`array_bound`)."""
+    """A program with no loop whose arrays are large and that multiplies matrices is
+    BLAS's work on either backend: it runs on the Python backend, said why, without
+    asking Numba (`array_bound`)."""
     monkeypatch.setenv("TAPELESS_NATIVE_SPEED_CHECK", "1")
     rng = np.random.default_rng(0)
     args = (rng.standard_normal((32, 32)), rng.standard_normal((32, 32)),
@@ -1273,9 +1274,18 @@ def test_array_bound_program_runs_on_the_python_backend(monkeypatch: pytest.Monk
         assert "array-bound" in entry.fallback.reason and "1024 elements" in \
             entry.fallback.reason
         assert "TAPELESS_NATIVE_SPEED_CHECK=0" in str(entry.fallback)
-    # Small arrays, or a loop, stay native; so does any program with the check off.
+    # Small arrays, no matrix product, or a loop, stay native; so does any program with
+    # the check off.
     small = tuple(a[:8, :8] for a in args)
     assert _entry(tl.jit(two_layers, backend="native"), *small).is_native
+
+    def elementwise(W1, W2, X):  # (Numba fuses these into one loop: faster natively)
+        return np.sum(np.tanh(W1) * W2 - np.exp(-W2) * W1)
+
+    e = tl.jit(elementwise, backend="native")
+    assert_same(tl.jit(elementwise)(*args), e(*args))
+    assert _entry(e, *args).fallback is None or "array-bound" not in \
+        _entry(e, *args).fallback.reason
 
     def looped(W1, W2, X):
         total = 0.0

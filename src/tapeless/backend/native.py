@@ -1756,24 +1756,27 @@ def native_source(compiled: Compiled) -> str:
 
 
 # A program with no loop and no recursion whose largest array argument has at least this
-# many elements is array-bound (`array_bound`).
+# many elements, and that multiplies matrices, is array-bound (`array_bound`).
 ARRAY_BOUND = 1024
 
 
 def array_bound(tree: ast.Module, largest: int) -> str | None:
     """Why the lowered module `tree` gains nothing from Numba, or None: it has no loop and
-    no recursion (each of its operations runs once per call) and an argument is an array
-    of at least `ARRAY_BOUND` elements (`largest`: the most), so NumPy's kernels (BLAS,
-    elementwise loops) do the work, the same kernels on both backends or Numba's own,
-    which are no faster, and Numba's compile would buy nothing. Decided before Numba is
-    asked; `TAPELESS_NATIVE_SPEED_CHECK=0` keeps such a program native."""
+    no recursion (each of its operations runs once per call), an argument is an array of
+    at least `ARRAY_BOUND` elements (`largest`: the most) and it multiplies matrices
+    (`@`), so BLAS does the work on both backends and Numba's compile would buy nothing
+    (the MLP). Not a program of elementwise operations alone: Numba fuses those into one
+    loop (no temporary arrays) and runs them 0.6-0.85× NumPy's time even at 65,536
+    elements. Decided before Numba is asked; `TAPELESS_NATIVE_SPEED_CHECK=0` keeps such
+    a program native."""
     if largest < ARRAY_BOUND or os.environ.get("TAPELESS_NATIVE_SPEED_CHECK", "1") == "0":
         return None
-    if any(isinstance(n, (ast.For, ast.While, ast.comprehension)) for n in ast.walk(tree)) \
-            or _recursive(tree):
+    nodes = list(ast.walk(tree))
+    if any(isinstance(n, (ast.For, ast.While, ast.comprehension)) for n in nodes) or \
+            _recursive(tree) or not any(isinstance(n, ast.MatMult) for n in nodes):
         return None
-    return (f"array-bound: no loop or recursion, and an array argument of {largest} "
-            "elements, so NumPy's kernels do the work on either backend "
+    return (f"array-bound: no loop or recursion, matrix products and an array argument "
+            f"of {largest} elements, so BLAS does the work on either backend "
             "(TAPELESS_NATIVE_SPEED_CHECK=0 keeps it native)")
 
 
