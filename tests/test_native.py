@@ -515,9 +515,9 @@ _START_DRIVER = textwrap.dedent("""
     import startprog
     if sys.argv[2] == "started":  # (no native program may be built: each starts from a record)
         load = tapeless.api.load
-        def refused(graph, kinds=(), backend="python", lower=True):
+        def refused(graph, kinds=(), backend="python"):
             assert backend != "native", "built, not started from the cache"
-            return load(graph, kinds, backend, lower)
+            return load(graph, kinds, backend)
         tapeless.api.load = refused
     args = (0.5, np.array([0.25, -1.0]), 50)
     for make in (lambda: tl.jit(startprog.f, backend="native"),
@@ -1251,3 +1251,207 @@ def test_start_keys_of_two_lambdas_on_one_line(tmp_path: Path,
     assert tl.jit(_PLUS_ONE, backend="native")(2) == 3
     assert tl.jit(_TIMES_FIVE, backend="native")(2) == 10
     assert tl.jit(_PLUS_ONE, backend="native")(2) == 3
+
+
+def two_layers(W1, W2, X):
+    return np.sum(np.tanh(W2 @ np.tanh(W1 @ X)))
+
+
+def test_array_bound_program_runs_on_the_python_backend(monkeypatch: pytest.MonkeyPatch
+                                                        ) -> None:
+    """A program with no loop whose arrays are large and that multiplies matrices is
+    BLAS's work on either backend: it runs on the Python backend, said why, without
+    asking Numba (`array_bound`)."""
+    monkeypatch.setenv("TAPELESS_NATIVE_SPEED_CHECK", "1")
+    rng = np.random.default_rng(0)
+    args = (rng.standard_normal((32, 32)), rng.standard_normal((32, 32)),
+            rng.standard_normal((32, 8)))
+    for make in (tl.jit, lambda f, **kw: tl.value_and_grad(f, (0, 1), **kw)):
+        f = make(two_layers, backend="native")
+        assert_same(make(two_layers)(*args), f(*args))
+        entry = _entry(f, *args)
+        assert not entry.is_native and entry.fallback is not None
+        assert "array-bound" in entry.fallback.reason and "1024 elements" in \
+            entry.fallback.reason
+        assert "TAPELESS_NATIVE_SPEED_CHECK=0" in str(entry.fallback)
+    # Small arrays, no matrix product, or a loop, stay native; so does any program with
+    # the check off.
+    small = tuple(a[:8, :8] for a in args)
+    assert _entry(tl.jit(two_layers, backend="native"), *small).is_native
+
+    def elementwise(W1, W2, X):  # (Numba fuses these into one loop: faster natively)
+        return np.sum(np.tanh(W1) * W2 - np.exp(-W2) * W1)
+
+    e = tl.jit(elementwise, backend="native")
+    assert_same(tl.jit(elementwise)(*args), e(*args))
+    assert _entry(e, *args).fallback is None or "array-bound" not in \
+        _entry(e, *args).fallback.reason
+
+    def looped(W1, W2, X):
+        total = 0.0
+        for _ in range(2):
+            total = total + two_layers(W1, W2, X)
+        return total
+
+    g = tl.jit(looped, backend="native")
+    assert_same(tl.jit(looped)(*args), g(*args))
+    assert _entry(g, *args).fallback is None or "array-bound" not in \
+        _entry(g, *args).fallback.reason
+    monkeypatch.setenv("TAPELESS_NATIVE_SPEED_CHECK", "0")
+    assert _entry(tl.jit(two_layers, backend="native"), *args).is_native
+
+
+def test_a_program_that_falls_back_runs_the_python_backends_program() -> None:
+    """Code lowered for Numba is not what the Python backend runs (no CPython spellings,
+    no checkpointed loops): a program that falls back runs the Python backend's own
+    (here `x.sum()`, its spelling of `np.sum(x)`)."""
+    from tapeless import api
+
+    def refused(x):
+        return {"a": np.sum(x)}["a"] * 2.0  # (a dict: the lowering refuses it)
+
+    x = np.arange(4.0)
+    f = tl.jit(refused, backend="native")
+    assert f(x) == 12.0
+    entry = _entry(f, x)
+    assert entry.fallback is not None and "a dict" in entry.fallback.reason
+    python = tl.jit(refused)
+    assert python(x) == 12.0
+    made = api.GENERATED[entry.python.__code__.co_filename].source
+    assert made == python._get((x,)).source and ".sum()" in made
+
+
+def bool_and(a, b):
+    return a and b
+
+
+def bool_or_one(x, c):
+    return x if c else 1
+
+
+def int_then_floats(n):
+    total = 0
+    for _ in range(n):
+        total = total + 0.5
+    return total
+
+
+@pytest.mark.parametrize(("fn", "calls"), [
+    (bool_and, [(True, 2), (False, 2), (True, 0), (False, 0)]),
+    (bool_or_one, [(True, False), (True, True), (False, True), (False, False)]),
+    (int_then_floats, [(3,), (0,), (1,)]),
+])
+def test_result_type_that_depends_on_values(fn: Any, calls: list) -> None:
+    """A value that is a bool on one path and an int on another (or an int and a float)
+    keeps each path's type in CPython; Numba gives it one. The first call's result has
+    the right type whatever the code does, so the program is refused by its typed code
+    (`unified_types`), at the line where the types meet, and every later call is
+    CPython's."""
+    f = tl.jit(fn, backend="native")
+    for args in calls:
+        out, expected = f(*args), fn(*args)
+        assert out == expected and type(out) is type(expected), (args, out, expected)
+    entry = _entry(f, *calls[0])
+    assert not entry.is_native and entry.fallback is not None
+    assert "on one path" in entry.fallback.reason and "run natively" in entry.fallback.reason
+    where = entry.fallback.where
+    assert where is not None and where.filename == __file__ and \
+        fn.__code__.co_firstlineno <= where.line <= fn.__code__.co_firstlineno + 4
+
+
+def test_one_type_on_every_path_stays_native() -> None:
+    """bools on both paths, or ints on both: one type, native."""
+    def both_bools(a, b):
+        return a and b
+
+    f = tl.jit(both_bools, backend="native")
+    for args in [(True, False), (False, True), (True, True)]:
+        out = f(*args)
+        assert out is both_bools(*args)
+    assert _entry(f, True, False).is_native
+    g = tl.jit(bool_and, backend="native")
+    assert g(3, 2) == 2 and g(0, 2) == 0 and _entry(g, 3, 2).is_native
+
+
+_MIXED_DRIVER = textwrap.dedent("""
+    import sys
+    sys.path.insert(0, sys.argv[1])
+    import tapeless as tl
+    import mixedprog
+    tl.api.Transformed.start_from_cache = False  # (built: Numba's cache, no record)
+    f = tl.jit(mixedprog.f, backend="native")
+    outs = [f(True, 2), f(False, 2)]
+    entry = f._get((True, 2)).fn
+    hits = sum(sum(d.stats.cache_hits.values()) for d in entry.module.dispatchers)
+    print(repr(outs), entry.is_native, hits > 0)
+""")
+
+
+def test_mixed_types_refused_from_numbas_cache(tmp_path: Path) -> None:
+    """A second process that loads the program's code from Numba's cache (no start record:
+    `vjp` and the other transforms) checks the typed code Numba cached with it."""
+    (tmp_path / "mixedprog.py").write_text("def f(a, b):\n    return a and b\n")
+    env = dict(os.environ, TAPELESS_CACHE_DIR=str(tmp_path / "cache"),
+               PYTHONPATH=str(ROOT / "src"), TAPELESS_NATIVE_SPEED_CHECK="0")
+    env.pop("NUMBA_CACHE_DIR", None)
+    runs = [subprocess.run([sys.executable, "-c", _MIXED_DRIVER, str(tmp_path)], env=env,
+                           capture_output=True, text=True) for _ in range(2)]
+    assert all(r.returncode == 0 for r in runs), runs[-1].stderr
+    assert [r.stdout.split() for r in runs] == [["[2,", "False]", "False", "False"],
+                                                ["[2,", "False]", "False", "True"]]
+
+
+_STARTED_FALLBACK_PROGRAM = '''
+import numpy as np
+
+
+def f(x, n):
+    table = {"scale": 2.0}  # (a dict: the native backend falls back)
+    return table["scale"] / n * np.sum(x * x)
+'''
+
+_STARTED_FALLBACK_DRIVER = textwrap.dedent("""
+    import sys
+    sys.path.insert(0, sys.argv[1])
+    import numpy as np
+    import tapeless as tl
+    import tapeless.api
+    import fbprog
+    if sys.argv[2] == "started":  # (nothing may be built: each starts from its record)
+        def refused(*args, **kwargs):
+            raise AssertionError("built, not started from the cache")
+        tapeless.api.load = refused
+    x = np.array([0.5, -1.5, 2.0])
+    for make in (lambda: tl.jit(fbprog.f, backend="native"),
+                 lambda: tl.value_and_grad(fbprog.f, 0, backend="native")):
+        fn = make()
+        entry = fn._get((x, 2)).fn
+        try:
+            fn(x, 0)
+            raised = "nothing"
+        except ZeroDivisionError as error:  # (the user's line in the note)
+            raised = "fbprog.py:7" in "".join(getattr(error, "__notes__", []))
+        print(repr(fn(x, 2)), "|", entry.is_native, "|", entry.fallback.reason[:7], "|",
+              raised)
+""")
+
+
+def test_second_process_starts_a_fallback_from_its_record(tmp_path: Path) -> None:
+    """A program that falls back records the Python backend's program with why: a second
+    process loads it from its source (nothing parsed, differentiated, optimized or
+    generated: the build is refused there), with the same results, and its errors name
+    the user's line."""
+    (tmp_path / "fbprog.py").write_text(_STARTED_FALLBACK_PROGRAM)
+    env = dict(os.environ, TAPELESS_CACHE_DIR=str(tmp_path / "cache"),
+               PYTHONPATH=str(ROOT / "src"), TAPELESS_NATIVE_SPEED_CHECK="0")
+    env.pop("NUMBA_CACHE_DIR", None)
+    runs = []
+    for mode in ("cold", "started"):
+        out = subprocess.run([sys.executable, "-c", _STARTED_FALLBACK_DRIVER, str(tmp_path), mode],
+                             env=env, capture_output=True, text=True)
+        assert out.returncode == 0, out.stderr
+        runs.append([line.split(" | ") for line in out.stdout.splitlines()])
+    assert runs[0] == runs[1]
+    assert [r[1:] for r in runs[1]] == [["False", "a dict ", "True"]] * 2
+    assert runs[1][0][0] == repr(np.float64(6.5)) and \
+        runs[1][1][0].startswith(f"({np.float64(6.5)!r}, array([")

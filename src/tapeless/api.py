@@ -25,7 +25,15 @@ from .ir import Constant, Graph, print_graph
 from .ir.clone import copy_module, is_recursive
 from .ir.edit import set_kind
 from .opt import optimize, passes_up_to
-from .opt.kinds import MAX_TUPLE_DEPTH, MAX_TUPLE_ITEMS, record_fields, value_kind
+from .opt.kinds import (
+    MAX_TUPLE_DEPTH,
+    MAX_TUPLE_ITEMS,
+    ArrayKind,
+    ListKind,
+    TupleKind,
+    record_fields,
+    value_kind,
+)
 
 # Generated files by name, so run-time errors can point back at the user's source.
 GENERATED: dict[str, Compiled] = {}
@@ -213,14 +221,14 @@ def check_backend(backend: str | None) -> str:
 config = Config()
 
 
-def load(graph: Graph, kinds: tuple = (), backend: str = "python",
-         lower: bool = True) -> Compiled:
+def load(graph: Graph, kinds: tuple = (), backend: str = "python") -> Compiled:
     """Optimize a copy of `graph` (graphs are shared between compiled functions, so
     they are never rewritten in place), specialized to arguments of the given kinds
     (see `tapeless.opt.kinds`), generate its code and load it (as native code with
-    `backend="native"`, where Numba can type it; with `lower=False`, the Python code
-    that the native backend falls back to)."""
+    `backend="native"`, where Numba can type it; where it cannot, the entry runs the
+    Python backend's program, built then: `NativeFunction.use_python_backend`)."""
     expand_transforms(graph)
+    given = graph
     passes = optimization_passes()
     if passes is None or passes:
         graph = copy_module(graph)
@@ -234,13 +242,37 @@ def load(graph: Graph, kinds: tuple = (), backend: str = "python",
         if backend == "native" and mode == "auto":
             mode = "never"
         optimize(graph, passes, loops=(mode, config.loop_memory), python=backend != "native")
-    compiled = compile_graph(graph, state_tails=not (backend == "native" and lower))
+    compiled = compile_graph(graph, state_tails=backend != "native")
     GENERATED[compiled.filename] = compiled
-    if backend == "native" and lower:
+    if backend == "native":
         from .backend.native import compile_native
 
-        compiled = compile_native(compiled)
+        compiled = compile_native(compiled, largest_array(kinds))
+        # (A program that falls back runs the Python backend's own program, optimized
+        # for CPython, not the code lowered for Numba: built when it falls back.)
+        compiled.fn.python_backend = lambda: load(given, kinds, "python")
+        if compiled.fn.fallback is not None:
+            compiled.fn.use_python_backend()
     return compiled
+
+
+def largest_array(kinds: tuple) -> int:
+    """The most elements of an array among arguments of these kinds (in tuples and
+    lists too); 0 where there is none."""
+    largest = 0
+    todo = list(kinds)
+    while todo:
+        k = todo.pop()
+        if type(k) is ArrayKind:
+            size = 1
+            for n in k.shape:
+                size *= n
+            largest = max(largest, size)
+        elif type(k) is TupleKind:
+            todo.extend(k.items)
+        elif type(k) is ListKind:
+            todo.append(k.element)
+    return largest
 
 
 # The head of the signature of a list whose items all have one signature: it does not
@@ -468,7 +500,9 @@ class Transformed:
         # (`tl.vmap(f)` builds f's graph for one example's kinds, not these.)
         _BUILDING.append((key, kinds) if self.kind != "vmap" else (None, ()))
         try:
-            compiled = load(self.graph_for(key), kinds, self.backend, lower=fallback is None)
+            # (A program recorded as falling back is built for the Python backend.)
+            compiled = load(self.graph_for(key), kinds,
+                            self.backend if fallback is None else "python")
         finally:
             _BUILDING.pop()
             if paused:
@@ -521,10 +555,13 @@ class Transformed:
         found = load_started(start, lambda: self._build(key, kinds).fn)
         if found is None:
             return None
-        entry, source, filename = found
+        entry, source, filename, linemap = found
         self._start_reads = self._start_reads + reads
         self._guard = make_guard(reads_of(self._deps) + self._start_reads)
-        return Compiled(entry, source, filename, {})
+        compiled = Compiled(entry, source, filename, linemap)
+        if linemap:  # (the Python backend's program of one that falls back: its errors
+            GENERATED[filename] = compiled  # say where in the user's code)
+        return compiled
 
     def bind(self, args: tuple, kwargs: dict) -> tuple:
         if kwargs or not self._simple or len(args) != self._nparams:

@@ -591,6 +591,20 @@ class NativeFunction:
         # the checks, or it fell back (`native_cache.save`: the record a second process
         # starts from).
         self.on_settled: Any = None
+        # Builds the Python backend's own program (optimized for CPython, so faster than
+        # `python`, the code lowered for Numba as CPython runs it), which a program that
+        # falls back runs from then on (`use_python_backend`); None: `python` is it.
+        self.python_backend: Any = None
+        # The Python backend's program it runs, once it fell back (`Compiled`: its source
+        # goes into the start record, `native_cache.save`); None where it has none.
+        self.python_program: Compiled | None = None
+
+    def use_python_backend(self) -> None:
+        """Run the Python backend's own program from now on (the program fell back)."""
+        build, self.python_backend = self.python_backend, None
+        if build is not None:
+            self.python_program = build()
+            self.python = self.python_program.fn
 
     @property
     def is_native(self) -> bool:
@@ -604,6 +618,8 @@ class NativeFunction:
         self._settled()
 
     def _settled(self) -> None:
+        if self.native is None:
+            self.use_python_backend()
         if self.on_settled is not None:
             self.on_settled(self)
             self.on_settled = None
@@ -629,6 +645,21 @@ class NativeFunction:
             return self.python(*args)
         return self.types(out) if self.types is not None else out
 
+    def _overloads(self, dispatcher: Any, args: tuple) -> list[Any]:
+        """The compiled code of `dispatcher` (a function of the module) this call may
+        run: of the entry function, the code for these arguments' types (the module
+        is shared by the signatures whose code reads the same); of the others, all."""
+        if dispatcher is self.native:
+            import numba
+
+            try:
+                found = dispatcher.overloads.get(tuple(numba.typeof(a) for a in args))
+            except (TypeError, ValueError):
+                found = None
+            if found is not None:
+                return [found]
+        return list(dispatcher.overloads.values())
+
     def _first_call(self, args: tuple) -> Any:
         """Compile, and check the native result against the Python backend's once: a
         difference (beyond `RTOL`, or of structure) makes the program fall back for good;
@@ -638,6 +669,7 @@ class NativeFunction:
             # (Its draws are effects: the call must run once, as CPython runs it.)
             self.fallback = self.module.fallback("a random generator argument", None)
             self.native = None
+            self.use_python_backend()
             return self.python(*args)
         t_python, expected = _timed(self.python, args)
         from numba.core.errors import NumbaError
@@ -657,6 +689,15 @@ class NativeFunction:
                 self._settled()
             return expected  # (a check of native code raised: see the next call)
         self.first = False
+        for dispatcher in self.module.dispatchers:
+            for compiled in self._overloads(dispatcher, args):
+                found = unified_types(str(compiled.type_annotation))
+                if found is not None:
+                    self.fallback = self.module.fallback(
+                        found[0], found[1] or dispatcher.py_func.__code__.co_firstlineno)
+                    self.native = None
+                    self._settled()
+                    return expected
         problem = _difference(expected, out)
         if problem is not None:
             self.fallback = self.module.fallback(
@@ -698,6 +739,8 @@ class _Module:
         self.stem = ""
         self.cached = False
         self.namespace: dict[str, Any] = {}
+        # Its functions compiled by Numba (their typed code is checked: `unified_types`).
+        self.dispatchers: list[Any] = []
 
     def location(self, line: int | None) -> Location | None:
         """The user's source of a line of the generated module; where it has none (or
@@ -1303,6 +1346,69 @@ def _made(source: str, namespace: dict[str, Any] | None = None) -> Any:
     return namespace["items"]
 
 
+# A statement of Numba's typed IR as its annotation prints it (`str(type_annotation)`,
+# which Numba also keeps for code loaded from its cache): `name = value  :: type`.
+# (With the source at hand, each printed as a comment under its line, `# --- LINE n ---`.)
+_TYPED_ASSIGN = re.compile(r"^\s*#?\s+(\S+) = (.*)  :: (.*)$")
+_TYPED_LINE = re.compile(r"--- LINE (\d+) ---")
+_LITERAL_TYPE = re.compile(r"Literal\[(\w+)\]\([^()]*\)")
+_UNITUPLE = re.compile(r"UniTuple\(([^()]*) x (\d+)\)")
+_NUMBER_LEAF = re.compile(r"\b(bool|u?int\d+|float\d+)\b")
+
+
+def _leaves(numba_type: str) -> list[str]:
+    """The number types in a Numba type's text, in order (a literal as its type's,
+    `UniTuple(T x n)` as n times T's)."""
+    text = _LITERAL_TYPE.sub(lambda m: {"int": "int64", "float": "float64"}.get(
+        m.group(1), m.group(1)), numba_type)
+    while (found := _UNITUPLE.search(text)) is not None:
+        text = text[:found.start()] + "Tuple(" + ", ".join(
+            [found.group(1)] * int(found.group(2))) + ")" + text[found.end():]
+    return _NUMBER_LEAF.findall(text)
+
+
+def unified_types(annotation: str) -> tuple[str, int | None] | None:
+    """Why Numba's typed code (`annotation`: its text) gives a value one type where
+    CPython keeps each path's, or None: a variable bound to a bool on one path and to
+    an int or a float on another (`a and b` for a bool a and an int b, `x if c else 1`
+    for a bool x) becomes a number (1 for True), an int on one and a float on another a
+    float, which CPython would not give on the calls where that path runs (the first
+    call's check compares one result). Seen where a value is copied into a variable of
+    another type, `v = w` or `v = cast(value=w)`. With the reason, the line of the
+    module where it is copied, where the annotation says."""
+    types: dict[str, str] = {}
+    copies: list[tuple[str, str, int | None]] = []
+    at: int | None = None
+    for line in annotation.splitlines():
+        m = _TYPED_ASSIGN.match(line)
+        if m is None:
+            if (n := _TYPED_LINE.search(line)) is not None:
+                at = int(n.group(1))
+            continue
+        name, value, numba_type = m.groups()
+        types[name] = numba_type
+        source = value[len("cast(value="):-1] if value.startswith("cast(value=") and \
+            value.endswith(")") else value
+        if re.fullmatch(r"[\w.$]+", source):
+            copies.append((source, name, at))
+    for source, target, where in copies:
+        if source not in types:
+            continue
+        a, b = _leaves(types[source]), _leaves(types[target])
+        if len(a) != len(b):
+            continue
+        for x, y in zip(a, b, strict=True):
+            if x == "bool" and y != "bool":
+                return ("a value that is a bool on one path and a number on another "
+                        f"(Numba gives it one type, {y}, so True would come back as 1); "
+                        "write `bool(...)` or `int(...)` around it to run natively", where)
+            if x.startswith(("int", "uint")) and y.startswith("float"):
+                return ("a value that is an int on one path and a float on another "
+                        "(Numba gives it one type, a float, so 1 would come back as "
+                        "1.0); write the int as a float (`1.0`) to run natively", where)
+    return None
+
+
 def refuse_mixed_selects(tree: ast.Module) -> None:
     """Raise `_Refused` (with the line) where a value is a bool on one path and a number
     on another: `not a or b`, `c if c else 0` (a conditional expression, an `and`/`or`,
@@ -1649,9 +1755,35 @@ def native_source(compiled: Compiled) -> str:
     return ast.unparse(tree) + "\n" + _helpers(math_names)
 
 
-def compile_native(compiled: Compiled) -> Compiled:
+# A program with no loop and no recursion whose largest array argument has at least this
+# many elements, and that multiplies matrices, is array-bound (`array_bound`).
+ARRAY_BOUND = 1024
+
+
+def array_bound(tree: ast.Module, largest: int) -> str | None:
+    """Why the lowered module `tree` gains nothing from Numba, or None: it has no loop and
+    no recursion (each of its operations runs once per call), an argument is an array of
+    at least `ARRAY_BOUND` elements (`largest`: the most) and it multiplies matrices
+    (`@`), so BLAS does the work on both backends and Numba's compile would buy nothing
+    (the MLP). Not a program of elementwise operations alone: Numba fuses those into one
+    loop (no temporary arrays) and runs them 0.6-0.85× NumPy's time even at 65,536
+    elements. Decided before Numba is asked; `TAPELESS_NATIVE_SPEED_CHECK=0` keeps such
+    a program native."""
+    if largest < ARRAY_BOUND or os.environ.get("TAPELESS_NATIVE_SPEED_CHECK", "1") == "0":
+        return None
+    nodes = list(ast.walk(tree))
+    if any(isinstance(n, (ast.For, ast.While, ast.comprehension)) for n in nodes) or \
+            _recursive(tree) or not any(isinstance(n, ast.MatMult) for n in nodes):
+        return None
+    return (f"array-bound: no loop or recursion, matrix products and an array argument "
+            f"of {largest} elements, so BLAS does the work on either backend "
+            "(TAPELESS_NATIVE_SPEED_CHECK=0 keeps it native)")
+
+
+def compile_native(compiled: Compiled, largest_array: int = 0) -> Compiled:
     """`compiled` (the Python backend's module of a program) with an entry that runs it as
-    native code, or on the Python backend with the reason recorded where it cannot."""
+    native code, or on the Python backend with the reason recorded where it cannot
+    (`largest_array`: the most elements of an array argument, for `array_bound`)."""
     python = compiled.fn
     inner = getattr(python, "__wrapped__", python)  # (a packed `*args` entry: see pygen)
     root = inner.__name__
@@ -1665,6 +1797,10 @@ def compile_native(compiled: Compiled) -> Compiled:
         fallback = module.fallback(refused.reason, refused.line)
         return _with_entry(compiled, NativeFunction(python, None, module, fallback))
     module.tree = tree
+    bound = array_bound(tree, largest_array)
+    if bound is not None:
+        fallback = module.fallback(bound, None)
+        return _with_entry(compiled, NativeFunction(python, None, module, fallback))
     namespace: dict[str, Any] = dict(python.__globals__)
     helpers = ast.parse(_helpers(math_names))
     offset = len(compiled.source.splitlines()) + 1
@@ -1702,6 +1838,7 @@ def compile_native(compiled: Compiled) -> Compiled:
         for fn_name in names:
             setattr(mod, fn_name, numba.njit(cache=directory is not None, **_NJIT)(
                 getattr(mod, fn_name)))
+    module.dispatchers = [getattr(mod, fn_name) for fn_name in names]
     return _with_entry(compiled, NativeFunction(python, getattr(mod, root), module, None))
 
 

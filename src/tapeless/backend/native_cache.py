@@ -29,8 +29,9 @@ to other bytecode), the module's constants and the result's NumPy scalar types. 
 started program keeps the built program's behaviour: where native code cannot answer a
 call (a symbolic zero, an exception, a Numba error), the program is built as without
 the cache (`StartedFunction`) and that build answers. A program that fell back records
-why instead: a second process builds it for the Python backend without lowering it or
-trying Numba again (`load_fallback`).
+why instead, with the Python backend's program it runs where that can be loaded from its
+source alone: a second process loads it (`_load_python`), or else builds it for the
+Python backend without lowering it or trying Numba again (`load_fallback`).
 """
 
 from __future__ import annotations
@@ -54,7 +55,7 @@ from typing import Any
 import numpy as np
 
 from ..ir.nodes import Location
-from . import native
+from . import native, pygen
 
 # The version of the record's layout (part of the key).
 _FORMAT = b"tapeless-native-start-1"
@@ -290,7 +291,12 @@ def _encode(value: Any) -> Any:
         return value
     if type(value) is tuple:
         return {"tuple": [_encode(v) for v in value]}
+    if isinstance(value, type) and value in _PLAIN_TYPES:
+        return {"type": value.__name__}  # (`isinstance(v, (tuple, list))` in derivative code)
     raise _Unkeyable
+
+
+_TYPES_BY_NAME = {t.__name__: t for t in _PLAIN_TYPES}
 
 
 def _decode(data: Any) -> Any:
@@ -311,6 +317,8 @@ def _decode(data: Any) -> Any:
         return float(data["float"])
     if "tuple" in data:
         return tuple(_decode(v) for v in data["tuple"])
+    if "type" in data:
+        return _TYPES_BY_NAME[data["type"]]
     raise ValueError(data)
 
 
@@ -377,10 +385,13 @@ def save(key: str, entry: native.NativeFunction) -> None:
         return
     if entry.fallback is not None:
         where = entry.fallback.where
-        _write(path, {"key": key, "fallback": {
+        record: dict[str, Any] = {"key": key, "fallback": {
             "function": entry.fallback.function, "reason": entry.fallback.reason,
-            "where": None if where is None else [where.filename, where.line, where.col,
-                                                 where.source_line]}})
+            "where": None if where is None else _location(where)}}
+        python = _python_record(entry.python_program)
+        if python is not None:
+            record["python"] = python
+        _write(path, record)
         return
     module = entry.module
     if module is None or module.tree is None or not module.cached or entry.native is None:
@@ -406,6 +417,66 @@ def save(key: str, entry: native.NativeFunction) -> None:
     _write(path, record)
 
 
+def _location(where: Location) -> list:
+    return [where.filename, where.line, where.col, where.source_line]
+
+
+def _located(data: Any) -> Location:
+    return Location(str(data[0]), int(data[1]), int(data[2]), str(data[3]))
+
+
+@functools.cache
+def _dynamic_helpers() -> frozenset[str]:
+    """The runtime's helpers that derive or call function values as they run
+    (`runtime.DYNAMIC`: through the generated functions' graphs, which a program loaded
+    from its source has not), and the helpers calling them."""
+    from .. import runtime
+
+    code = {name: fn.__code__ for name, fn in vars(runtime).items()
+            if isinstance(fn, types.FunctionType) and fn.__module__ == runtime.__name__}
+    found = {"DYNAMIC", "is_generated", "_GENERATED"}
+    while True:
+        more = {name for name, c in code.items() if _names(c) & found} - found
+        if not more:
+            return frozenset(found)
+        found |= more
+
+
+def _python_record(program: Any) -> dict | None:
+    """The Python backend's program `program` (a `Compiled`) as a record's part: its
+    source, entry, constants and the user's lines; None where it cannot be loaded from
+    its source alone (a constant with no JSON form, such as a function or an object; a
+    packed `*args` entry; a function value derived as it runs; a class as a value)."""
+    if program is None or getattr(program.fn, "__wrapped__", None) is not None:
+        return None
+    tree = ast.parse(program.source)
+    defined = {n.name for n in tree.body if isinstance(n, ast.FunctionDef)}
+    used = _names(compile(tree, "<record>", "exec")) - defined
+    space = program.fn.__globals__
+    if used & _dynamic_helpers() or any(
+            hasattr(space.get(name), "__tapeless_class__") for name in defined):
+        return None
+    try:
+        constants = {name: _encode(space[name]) for name in sorted(used)
+                     if name in space and not name.startswith("__")}
+    except _Unkeyable:
+        return None
+    return {"source": program.source, "root": program.fn.__name__, "constants": constants,
+            "lines": [[line, *_location(where)] for line, where in program.linemap.items()]}
+
+
+def _python_program(data: dict) -> tuple[Any, str, dict[int, Location]]:
+    """The Python program of a record's part (`_python_record`): its entry, source and
+    the user's lines by line."""
+    source = str(data["source"])
+    namespace: dict[str, Any] = {"__builtins__": builtins}
+    namespace.update({name: _decode(v) for name, v in data["constants"].items()})
+    filename = pygen.generated_filename(str(data["root"]), source)
+    exec(compile(source, filename, "exec"), namespace)  # noqa: S102 - tapeless wrote it
+    linemap = {int(item[0]): _located(item[1:]) for item in data["lines"]}
+    return namespace[str(data["root"])], filename, linemap
+
+
 def _write(path: Path, record: dict) -> None:
     path.parent.mkdir(exist_ok=True, mode=0o700)
     fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
@@ -423,8 +494,7 @@ def load_fallback(key: str) -> native.Fallback | None:
         return None
     try:
         where = found["where"]
-        location = None if where is None else Location(str(where[0]), int(where[1]),
-                                                      int(where[2]), str(where[3]))
+        location = None if where is None else _located(where)
         fallback = native.Fallback(str(found["function"]), str(found["reason"]), location)
     except (KeyError, TypeError, ValueError, IndexError):
         return None
@@ -444,14 +514,18 @@ def _read(key: str) -> dict | None:
 
 
 def load(key: str, build: Callable[[], native.NativeFunction]
-         ) -> tuple[StartedFunction, str, str] | None:
-    """The program whose start record is under `key`, with its Python source and file
-    name; None where there is no record of native code (or it does not hold). `build`
-    builds the program as without the cache, for the calls native code cannot answer."""
+         ) -> tuple[native.NativeFunction, str, str, dict[int, Location]] | None:
+    """The program whose start record is under `key`, with its Python source, file name
+    and the user's lines by line (where known); None where there is no record of native
+    code or of the Python backend's program of one that falls back (or it does not
+    hold). `build` builds the program as without the cache, for the calls native code
+    cannot answer."""
     path = _record_path(key)
     record = _read(key)
-    if path is None or record is None or "fallback" in record:
+    if path is None or record is None:
         return None
+    if "fallback" in record:
+        return _load_python(record)
     try:
         file = Path(record["file"])
         if file.parent != path.parent.parent:
@@ -485,7 +559,26 @@ def load(key: str, build: Callable[[], native.NativeFunction]
     entry = StartedFunction(getattr(mod, root), build)
     entry.type_spec = spec
     entry.types = native.retype_from(spec)
-    return entry, source.decode(), str(file)
+    return entry, source.decode(), str(file), {}
+
+
+def _load_python(record: dict) -> tuple[native.NativeFunction, str, str,
+                                        dict[int, Location]] | None:
+    """A program that falls back, from its record: the Python backend's program, loaded
+    from its source (nothing parsed, differentiated or optimized), and why it falls back;
+    None where the record holds no program."""
+    if not isinstance(record.get("python"), dict):
+        return None
+    key = str(record["key"])
+    try:
+        fn, filename, linemap = _python_program(record["python"])
+    except (KeyError, TypeError, ValueError, IndexError, SyntaxError):
+        return None
+    fallback = load_fallback(key)
+    if fallback is None:
+        return None
+    return (native.NativeFunction(fn, None, None, fallback), str(record["python"]["source"]),
+            filename, linemap)
 
 
 class StartedFunction(native.NativeFunction):

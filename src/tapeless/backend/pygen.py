@@ -324,8 +324,7 @@ class ModuleEmitter:
             FunctionEmitter(self, g, 0).emit_def([])
             self.emit_line(0, "")
         source = "\n".join(self.lines) + "\n"
-        filename = f"<tapeless-{next(_counter)}:{self.root.name}>"
-        linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+        filename = generated_filename(self.root.name, source)
         code = compile(source, filename, "exec")
         exec(code, self.namespace)  # noqa: S102
         for g in top:
@@ -341,6 +340,14 @@ class ModuleEmitter:
             fn = _packed_entry(fn, [spec.kind for spec in specs],
                                [self.name_of(p) for p in self.root.parameters])
         return Compiled(fn, source, filename, linemap)
+
+
+def generated_filename(name: str, source: str) -> str:
+    """A new file name for generated code (`runtime.is_generated` knows it), with its
+    source in `linecache` (for tracebacks)."""
+    filename = f"<tapeless-{next(_counter)}:{name}>"
+    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+    return filename
 
 
 def _signature(g: Graph) -> list[Any] | None:
