@@ -66,4 +66,5 @@ def test_small_programs_match_every_node():
     graph = graph_of(tl.grad(gp.mlp, argnums=(0, 1, 2, 3)))
     log = passes.optimize(copy_module(graph))
     assert log.rounds[0][1] < passes.WORKLIST_MIN_NODES
-    assert all(m >= n for m, n in log.rounds)
+    # (every node but those of the functions a round had already inlined everywhere)
+    assert all(m + s >= n for (m, n), s in zip(log.rounds, log.skipped, strict=True))

@@ -59,8 +59,11 @@ def cmd_show(args: argparse.Namespace) -> int:
         for name in PASS_ORDER:
             if enabled is None or name in enabled:
                 print(f"{name:24s} {log.counts.get(name, 0)}")
-        print(f"\n# {len(log.rounds)} rounds; nodes matched / nodes in the program, per round:"
-              f" {', '.join(f'{m}/{n}' for m, n in log.rounds)}\n")
+        per_round = ", ".join(f"{m}/{n}" + (f" (+{k})" if k else "")
+                              for (m, n), k in zip(log.rounds, log.skipped, strict=True))
+        print(f"\n# {len(log.rounds)} rounds; nodes matched / nodes in the program (+ nodes"
+              f" of functions already inlined everywhere, not matched), per round:"
+              f" {per_round}\n")
     if stage not in ("source",):
         label = "all passes" if enabled is None else f"passes up to {stage}"
         print(f"# IR of {what}{fn.__name__} after {label}\n")

@@ -80,6 +80,10 @@ class PassLog:
     counts: dict[str, int] = field(default_factory=dict)
     # Per round: (nodes matched against the rules, nodes in the program when it began).
     rounds: list[tuple[int, int]] = field(default_factory=list)
+    # Per round: the nodes of the graphs it left unmatched because the sweep had already
+    # made them unreachable (`_DeadGraphs`): every other node of a round over every node
+    # is matched.
+    skipped: list[int] = field(default_factory=list)
 
     def add(self, name: str, n: int = 1) -> None:
         self.counts[name] = self.counts.get(name, 0) + n
@@ -296,6 +300,123 @@ class _Sweep:
         return result
 
 
+# A graph found dead is skipped only if it (with the graphs nested in it) holds at least
+# this share of the program's nodes: the walk that proves it dead visits them all.
+WALK_SHARE = 80
+
+
+class _DeadGraphs:
+    """Which graphs the sweep has already made unreachable, so that it does not match
+    their nodes: most of a nested derivative's first rounds went to the bodies of
+    functions whose every call an earlier node of the same sweep had just inlined
+    (the copies are matched instead), which the round's end drops. A graph is a
+    candidate once every node that used it when the round began has a replacement (or
+    belongs to a graph found dead); a candidate is dead if a walk from `root`, through
+    each node's inputs as they are now, the replacements of the nodes replaced and the
+    effects spliced in, does not reach it (the walk is done again only where the sweep
+    replaced something since the last). The walk reads no schedule (a schedule computed
+    in the middle of a sweep would hide a stale one): it follows outputs, effects and
+    inputs. It only over-approximates what is live, so a graph it calls dead is one the
+    round's end drops: the fixed point is the one of matching every graph."""
+
+    def __init__(self, root: Graph, graphs: list[Graph], sweep: _Sweep):
+        self.root, self.sweep = root, sweep
+        # graph id -> ids of the nodes using it, and ids of the graphs whose output
+        # it is (a use no replacement removes)
+        self.refs: dict[int, list[int]] = {}
+        self.outputs: dict[int, list[int]] = {}
+        self.owner: dict[int, int] = {}
+        for g in graphs:
+            out = g.output
+            if type(out) is Constant and type(out.value) is Graph:
+                self.outputs.setdefault(out.value.id, []).append(g.id)
+            for n in graph_nodes(g):
+                for i in n.inputs:
+                    if type(i) is Constant and type(i.value) is Graph:
+                        self.refs.setdefault(i.value.id, []).append(n.id)
+                        self.owner[n.id] = g.id
+        # The nodes of each graph and the graphs nested in it: a walk (about the cost of
+        # matching a fortieth of the nodes it walks) is done only for a candidate whose
+        # nodes would cost more to match.
+        self.size: dict[int, int] = {}
+        self.nodes: dict[int, int] = {}  # (each graph's own, when the round began)
+        for g in graphs:
+            count = self.nodes[g.id] = len(graph_nodes(g))
+            h: Graph | None = g
+            while h is not None:
+                self.size[h.id] = self.size.get(h.id, 0) + count
+                h = h.parent
+        self.least = self.size.get(root.id, 0) // WALK_SHARE
+        self.live: set[int] | None = None
+        self.version = -1
+        self.dead: set[int] = set()
+
+    def now(self, g: Graph) -> bool:
+        """Whether `g` is unreachable from the root as the sweep has left the program."""
+        if g is self.root:
+            return False
+        replace, dead = self.sweep.replace, self.dead
+        if any(o not in dead for o in self.outputs.get(g.id, ())):
+            return False
+        owner = self.owner
+        for n in self.refs.get(g.id, ()):
+            if owner[n] in dead:
+                continue
+            r = replace.get(n)
+            if r is None:
+                return False
+            # (a replacement that is the graph, or uses it, e.g. a branch chosen)
+            if isinstance(r, Constant):
+                if r.value is g:
+                    return False
+            elif isinstance(r, Apply) and any(
+                    type(i) is Constant and i.value is g  # (is_constant_graph, inline)
+                    for i in r.inputs):
+                return False
+        if self.live is None or self.version != len(replace):
+            if self.size.get(g.id, 0) < self.least:
+                return False  # (not worth a walk)
+            self.live = self._walk()
+            self.version = len(replace)
+        if g.id in self.live:
+            return False
+        dead.add(g.id)
+        return True
+
+    def _walk(self) -> set[int]:
+        replace, spliced = self.sweep.replace, self.sweep.spliced
+        live = {self.root.id}
+        graphs = [self.root]
+        seen: set[int] = set()
+        # (Exact type tests: neither class has subclasses; the walk visits every node.)
+        while graphs:
+            g = graphs.pop()
+            todo: list = list(g.effects)
+            if g.output is not None:
+                todo.append(g.output)
+            while todo:
+                n = todo.pop()
+                t = type(n)
+                if t is Apply:
+                    nid = n.id
+                    if nid in seen:
+                        continue
+                    seen.add(nid)
+                    r = replace.get(nid)
+                    if r is not None:  # (the round's end points its users at `r`)
+                        todo.append(r)
+                    else:
+                        todo.extend(n.inputs)
+                    if nid in spliced:
+                        todo.extend(spliced[nid])
+                elif t is Constant:
+                    v = n.value
+                    if type(v) is Graph and v.id not in live:
+                        live.add(v.id)
+                        graphs.append(v)
+        return live
+
+
 def _made_since(result: Apply, g: Graph, mark: int) -> list[Apply]:
     """The nodes of `g` made after `mark` that `result` depends on, inputs first."""
     order: list[Apply] = []
@@ -415,10 +536,16 @@ def _round(root: Graph, enabled: set[str] | None, log: PassLog, hints: dict,
         # this round confirms the fixed point (no second round over every node).
         work = None
     sweep = _Sweep(ctx, enabled, log, work)
+    dead = _DeadGraphs(root, graphs, sweep)
+    skipped = 0
     for g in graphs:
+        if dead.now(g):
+            skipped += dead.nodes[g.id]
+            continue
         for node in graph_nodes(g):
             sweep.visit(node, g)
     log.rounds.append((sweep.matched, total))
+    log.skipped.append(skipped)
     replace, spliced, touched = sweep.replace, sweep.spliced, sweep.touched
     changed = bool(replace)
     if allowed(enabled, "drop_pure_effects"):
