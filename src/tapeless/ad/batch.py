@@ -142,6 +142,18 @@ class Pending:
         self.node = node
 
 
+class BatchedRange:
+    """A `range` whose bounds differ across the batch, kept as its bounds (batched ints)
+    and length while only these are read (`for i in range(n): ... break` is a while loop
+    over `len(r)` reading `r[k]`); any other use makes the range objects, per element."""
+
+    def __init__(self, node: Apply, bounds: list[Node], length: Node):
+        self.node = node
+        self.bounds = bounds
+        self.length = length
+        self.objects: Node | None = None
+
+
 def _with_defaults(h: Graph, args: list[Node]) -> list[Node]:
     """The arguments of a direct call of `h` (which the optimizer may make of a call of a
     value, as Python calls it), with the defaults of the positions not passed."""
@@ -247,6 +259,13 @@ class VTransform:
         value, tree = owner.values[node.id]
         if isinstance(value, Pending):
             return self._switch_value(value, owner, loc)
+        if isinstance(value, BatchedRange):
+            if value.objects is None:
+                r = value.node
+                vals, trees = self._args(r.inputs[1:], owner, r.loc)
+                value.objects = self._per_element_call(P["range"], list(r.inputs[1:]), vals,
+                                                       trees, owner, r.loc)
+            return value.objects, B
         return value, tree
 
     def materialize(self, node: Node, tree: Tree, want: Tree, inst: Inst) -> Node:
@@ -615,6 +634,10 @@ class VTransform:
         if name in ("list_map", "list_flatmap") and is_constant_graph(args[0]) and \
                 len(args[0].value.parameters) == 1:
             return self._map(node, prim, args[0].value, inst)
+        if name in ("range", "len", "getitem"):
+            ranged = self._range_call(node, name, inst)
+            if ranged is not None:
+                return ranged
         vals, trees = self._args(args, inst, loc)
         forced = per_element_effect(prim)
         if forced and inst.mask is not None:
@@ -717,6 +740,16 @@ class VTransform:
         if F in trees:
             raise VmapError(f"vmap: passing a function made in the mapped code to {name} "
                             "is not supported yet; call the function directly", loc)
+        if name == "getitem" and _integer_index(args[1], trees[1]):
+            # (an index that differs across the batch: a gather, `batch_rules.gather`)
+            mask = inst.mask if inst.mask is not None else Constant(None)
+            flags = (not unbatched(trees[0]), True)
+            x = self.materialize(vals[0], trees[0], B, inst) if flags[0] else vals[0]
+            index = self.materialize(vals[1], trees[1], B, inst)
+            out, _ = self._inline(batch_rules.gather, inst,
+                                  [inst.size, Constant(flags), mask, x, index], loc)
+            inst.values[node.id] = (out, B)
+            return [out]
         # --- what the examples' shapes decide, where they are known
         fast = self._static(node, prim, vals, trees, inst)
         if fast is not None:
@@ -757,6 +790,42 @@ class VTransform:
                                     loc)
         inst.values[node.id] = (out, B)
         return effects or [out]
+
+    def _range_call(self, node: Apply, name: str, inst: Inst) -> list[Node] | None:
+        """`range(...)` of bounds that differ across the batch, kept as a `BatchedRange`;
+        `len` of it and an item of it, computed from its bounds. None: another case."""
+        args, loc, mask = node.inputs[1:], node.loc, inst.mask or Constant(None)
+        if name == "range":
+            # (its arguments packed in a tuple display, as a variadic primitive's are)
+            packed = args[0] if len(args) == 1 else None
+            if not isinstance(packed, Apply) or _primitive(packed.inputs[0]) is not \
+                    P["make_tuple"]:
+                return None
+            vals, trees = self._args(list(packed.inputs[1:]), inst, loc)
+            if all(unbatched(t) for t in trees) or any(t != U and t != B for t in trees) \
+                    or not 1 <= len(vals) <= 3:
+                return None
+            full = [Constant(0), *vals, Constant(1)] if len(vals) == 1 else \
+                [*vals, Constant(1)] if len(vals) == 2 else vals
+            kinds = [U, *trees, U] if len(vals) == 1 else [*trees, U][:3]
+            bounds = [self.materialize(v, t, B, inst) for v, t in zip(full, kinds, strict=True)]
+            length = self._helper("range_length", inst, [mask, *bounds], loc)
+            inst.values[node.id] = (BatchedRange(node, bounds, length), B)
+            return [length]
+        r = args[0]
+        owner = self._find(r.graph, inst) if isinstance(r, Apply) else None
+        kept = owner.values.get(r.id, (None,))[0] if owner is not None else None
+        if not isinstance(kept, BatchedRange):
+            return None
+        if name == "len":
+            inst.values[node.id] = (kept.length, B)
+            return [kept.length]
+        index, tree = self.lookup(args[1], inst, loc)
+        if tree != U and tree != B:
+            return None
+        item = self._helper("range_item", inst, [mask, *kept.bounds, kept.length, index], loc)
+        inst.values[node.id] = (item, B)
+        return [item]
 
     def ndim(self, node: Node, depth: int = 0) -> int | None:
         """The number of axes of each example of an original node's value, where known
@@ -1378,8 +1447,15 @@ class VTransform:
         stepped.output = stepped.apply(P["make_tuple"], stepped.apply(P["add"], j, step),
                                        *[stepped.apply(P["tuple_getitem"], r, k)
                                          for k in range(len(state))])
-        return self._batched_while(node, inst, cond, stepped, [bounds[0], *init_vals],
-                                   [btrees[0], *init_trees], skip=1)
+        first, first_tree = bounds[0], btrees[0]
+        if not (isinstance(step, Constant) and step.value != 0):
+            # (a step of 0 raises ValueError, as `range` does, for an element under the mask)
+            first = self._helper("range_start", inst, [
+                inst.mask or Constant(None), self.materialize(first, first_tree, B, inst),
+                self.materialize(bounds[2], btrees[2], B, inst)], loc)
+            first_tree = B
+        return self._batched_while(node, inst, cond, stepped, [first, *init_vals],
+                                   [first_tree, *init_trees], skip=1)
 
     def _batched_while(self, node: Apply, inst: Inst, cond: Graph, body: Graph,
                        init_vals: list[Node], init_trees: list[Tree], skip: int = 0
@@ -1578,6 +1654,19 @@ def _displays_only(g: Graph) -> bool:
     else: an item of a value not bound yet would raise)."""
     return all(_primitive(n.inputs[0]) in (P["make_tuple"], P["make_list"])
                for n in graph_nodes(g))
+
+
+def _integer_index(index: Node, tree: Tree) -> bool:
+    """Whether an index batched as `tree` may be a gather's: batched whole, or a tuple
+    display whose items are batched or constant ints (`t[i, 0]`), no slice among them
+    (what it holds at run time decides the rest: `batch_rules.gather`)."""
+    if tree == B:
+        return True
+    if not isinstance(tree, Tup) or tree.is_list or unbatched(tree) or \
+            not isinstance(index, Apply) or _primitive(index.inputs[0]) is not P["make_tuple"]:
+        return False
+    return all(t == B or (isinstance(a, Constant) and type(a.value) is int)
+               for a, t in zip(index.inputs[1:], tree.items, strict=True))
 
 
 def _tuple_item(node: Node | None, k: int) -> Node | None:

@@ -545,6 +545,101 @@ def _getitem(size, flags, x, index):
     return x[_lead(index)]
 
 
+def _index(x, index):
+    return x[index]
+
+
+def _index_each(size, flags, mask, x, index):
+    # (per element; under a mask, the active elements only: an inactive one's index may
+    # be out of range, one past a loop's end)
+    if mask is None:
+        return per_element(_index, size, flags, x, index)
+    return per_active_element(_index, size, flags, mask, x, index)
+
+
+def _integer_items(items, size):
+    for a in items:
+        if not isinstance(a, np.ndarray) or np.ndim(a) == 0 or np.shape(a)[0] != size:
+            return False
+        if a.dtype.kind != "i" and a.dtype.kind != "u":
+            return False
+    return True
+
+
+def gather(size, flags, mask, x, index):
+    """`x[index]` where the index differs across the batch (an integer, or a tuple of
+    integers, per element; `x` an array, batched or not): NumPy's integer-array indexing
+    of `x` (along the axis after the batch's where `x` is batched, each element's row).
+    Out of range raises IndexError for an element under the mask (as a loop over the
+    batch would); negative indices wrap. Otherwise (a list, a bool or slice index) per
+    element."""
+    items = index if isinstance(index, tuple) else (index,)
+    skip = 1 if flags[0] else 0
+    if not isinstance(x, np.ndarray) or not _integer_items(items, size) or \
+            len(items) > np.ndim(x) - skip or \
+            (len(items) > 1 and max([np.ndim(a) for a in items]) > 1):
+        return _index_each(size, flags, mask, x, index)
+    safe = []
+    for k in range(len(items)):
+        a = items[k]
+        n = np.shape(x)[k + skip]
+        out = (a < -n) | (a >= n)
+        if np.any(out):
+            live = out if mask is None else \
+                out & np.reshape(mask, (-1,) + (1,) * (np.ndim(out) - 1))
+            if np.any(live):
+                raise IndexError("index " + str(a[live][0]) + " is out of bounds for axis "
+                                 + str(k) + " with size " + str(n))
+            a = np.where(out, 0, a)  # (elements not under the mask: a placeholder)
+        safe.append(a)
+    if flags[0]:
+        rows = np.reshape(np.arange(size), (-1,) + (1,) * (np.ndim(safe[0]) - 1))
+        return x[tuple([rows] + safe)]
+    if len(safe) == 1:
+        return x[safe[0]]
+    return x[tuple(safe)]
+
+
+def _as_bound(a, mask):
+    if a.dtype.kind != "i" and a.dtype.kind != "u" and a.dtype.kind != "b":
+        raise TypeError("'" + str(a.dtype) + "' object cannot be interpreted as an integer")
+    return a
+
+
+def range_length(mask, start, stop, step):
+    """`len(range(start, stop, step))` for each element (the bounds batched ints): the
+    ceiling of (stop - start) / step, at least 0. A step of 0 raises ValueError for an
+    element under the mask, as `range` does."""
+    start = _as_bound(start, mask)
+    stop = _as_bound(stop, mask)
+    step = _as_bound(step, mask)
+    zero = step == 0
+    if np.any(zero):
+        if mask is None or np.any(zero & mask):
+            raise ValueError("range() arg 3 must not be zero")
+        step = np.where(zero, 1, step)  # (elements not under the mask: never read)
+    return np.maximum(-((start - stop) // step), 0)
+
+
+def range_start(mask, start, step):
+    """The first item of `range(start, stop, step)` for each element (a `for` loop's over
+    bounds that differ across the batch), after `range`'s check of the step."""
+    zero = step == 0
+    if np.any(zero) and (mask is None or np.any(zero & mask)):
+        raise ValueError("range() arg 3 must not be zero")
+    return start
+
+
+def range_item(mask, start, stop, step, length, index):
+    """`range(start, stop, step)[index]` for each element: `start + index * step`, a
+    negative index counting from the end; out of range raises IndexError for an element
+    under the mask (an inactive one's may be one past a loop's end)."""
+    out = (index < -length) | (index >= length)
+    if np.any(out) and (mask is None or np.any(out & mask)):
+        raise IndexError("range object index out of range")
+    return start + np.where(index < 0, index + length, index) * np.where(step == 0, 1, step)
+
+
 def _attribute(x, name):
     return getattr(x, name)
 
