@@ -115,6 +115,9 @@ def test_batched_start_stop_step():
 def test_break_inside():
     check(with_break, XS, NS)
     check(int_break, np.array([0, 3, -5, 2, 8]), np.array([2, 9, 9, 2, 20]), exact=True)
+    # (unsigned and narrower bounds count as Python ints do)
+    check(int_break, np.array([0, 3, 5], dtype=np.uint32), np.array([2, 9, 1], dtype=np.uint8),
+          exact=True)
 
 
 def test_nested_loops():

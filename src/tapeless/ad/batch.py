@@ -634,7 +634,7 @@ class VTransform:
         if name in ("list_map", "list_flatmap") and is_constant_graph(args[0]) and \
                 len(args[0].value.parameters) == 1:
             return self._map(node, prim, args[0].value, inst)
-        if name in ("range", "len", "getitem"):
+        if name == "range" or name in ("len", "getitem"):  # (making a range; reading one)
             ranged = self._range_call(node, name, inst)
             if ranged is not None:
                 return ranged

@@ -600,9 +600,15 @@ def gather(size, flags, mask, x, index):
     return x[tuple(safe)]
 
 
-def _as_bound(a, mask):
+def _as_bound(a):
+    # (a batched bound of `range`: one integer per element; a bool or unsigned one as
+    # int64, so that the arithmetic below stays in signed integers)
+    if np.ndim(a) != 1:
+        raise TypeError("only integer scalar arrays can be converted to a scalar index")
     if a.dtype.kind != "i" and a.dtype.kind != "u" and a.dtype.kind != "b":
         raise TypeError("'" + str(a.dtype) + "' object cannot be interpreted as an integer")
+    if a.dtype.kind != "i":
+        return a.astype(np.int64)
     return a
 
 
@@ -610,9 +616,9 @@ def range_length(mask, start, stop, step):
     """`len(range(start, stop, step))` for each element (the bounds batched ints): the
     ceiling of (stop - start) / step, at least 0. A step of 0 raises ValueError for an
     element under the mask, as `range` does."""
-    start = _as_bound(start, mask)
-    stop = _as_bound(stop, mask)
-    step = _as_bound(step, mask)
+    start = _as_bound(start)
+    stop = _as_bound(stop)
+    step = _as_bound(step)
     zero = step == 0
     if np.any(zero):
         if mask is None or np.any(zero & mask):
@@ -634,6 +640,8 @@ def range_item(mask, start, stop, step, length, index):
     """`range(start, stop, step)[index]` for each element: `start + index * step`, a
     negative index counting from the end; out of range raises IndexError for an element
     under the mask (an inactive one's may be one past a loop's end)."""
+    start = _as_bound(start)
+    step = _as_bound(step)
     out = (index < -length) | (index >= length)
     if np.any(out) and (mask is None or np.any(out & mask)):
         raise IndexError("range object index out of range")
