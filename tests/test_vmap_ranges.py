@@ -303,3 +303,14 @@ def test_the_gather_runs_once_on_the_batch():
     got = mapped(counted, idx)
     assert Counting.scalar_reads == 0
     np.testing.assert_array_equal(got, TABLE[idx])
+
+
+def test_inside_compiled_code_and_nested_vmap():
+    @tl.jit
+    def both(xs, ns):
+        return tl.vmap(with_break)(xs, ns) + tl.vmap(lookup)(ns % 7)
+
+    want = np.array([with_break(float(x), int(n)) for x, n in zip(XS, NS, strict=True)])
+    np.testing.assert_allclose(both(XS, NS), want + TABLE[NS % 7], rtol=1e-12, atol=1e-12)
+    idx = np.array([[0, -1, 3], [6, 2, -7]])
+    np.testing.assert_array_equal(tl.vmap(tl.vmap(lookup))(idx), TABLE[idx])
