@@ -779,6 +779,11 @@ def _cache_recursion(entry: NativeFunction, args: tuple, out: Any) -> None:
         except BaseException:
             sys.modules.pop(name, None)
             raise
+    else:  # (cached by an earlier program of this process: its code answers these too)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            if _difference(out, getattr(mod, module.root)(*args)) is not None:
+                return
     module.dispatchers = [getattr(mod, fn_name) for fn_name in lazy]
     module.filename, module.stem, module.cached, module.explicit = str(path), stem, True, True
     entry.native = getattr(mod, module.root)
