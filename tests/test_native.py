@@ -466,24 +466,100 @@ def list_sum(xs, i):
     return xs[i] * xs[i] + list_sum(xs, i + 1)
 
 
-def test_recursion_is_not_cached(tmp_path: Path) -> None:
-    """Numba 0.68 crashes (a segmentation fault) loading the cached code of a recursive
-    function: a second process compiles it again, and runs."""
-    code = textwrap.dedent(f"""
-        import sys
-        sys.path.insert(0, {str(Path(__file__).parent)!r})
-        import tapeless as tl
-        from test_native import list_sum
-        f = tl.jit(list_sum, backend="native")
-        print(f([0.5, 1.5, -2.0], 0), f._get(([0.5, 1.5, -2.0], 0)).fn.is_native)
-    """)
-    env = dict(os.environ, TAPELESS_CACHE_DIR=str(tmp_path), PYTHONPATH=str(ROOT / "src"))
+_RECURSION_DRIVER = textwrap.dedent("""
+    import sys
+    sys.path.insert(0, sys.argv[1])
+    import numpy as np
+    import tapeless as tl
+    import tapeless.api
+    from tapeless.backend import native
+    from tapeless.backend.native_cache import StartedFunction
+    from research_programs import det_laplace
+    from test_native import list_sum
+    if sys.argv[2] == "started":  # (no native program may be built: each starts from a record)
+        load = tapeless.api.load
+        def refused(graph, kinds=(), backend="python"):
+            assert backend != "native", "built, not started from the cache"
+            return load(graph, kinds, backend)
+        tapeless.api.load = refused
+    if sys.argv[2] == "failing":  # (compiling for explicit signatures fails)
+        def broken(entry, args, out):
+            raise RuntimeError("no")
+        native._cache_recursion = broken
+    A = np.random.default_rng(6).standard_normal((4, 4))
+    for fn, args in ((det_laplace, (A,)), (list_sum, ([0.5, 1.5, -2.0], 0))):
+        f = tl.jit(fn, backend="native")
+        out = f(*args)
+        entry = f._get(args).fn
+        print(repr(out), "|", repr(tl.jit(fn)(*args)), "|", type(entry) is StartedFunction,
+              entry.is_native, sum(entry.native.stats.cache_misses.values()),
+              entry.native is not None and entry.module is not None and entry.module.cached)
+""")
+
+
+def _recursion_runs(tmp_path: Path, mode: str) -> list[list[str]]:
+    env = dict(os.environ, TAPELESS_CACHE_DIR=str(tmp_path / "cache"),
+               PYTHONPATH=str(ROOT / "src"), TAPELESS_NATIVE_SPEED_CHECK="0")
     env.pop("NUMBA_CACHE_DIR", None)
+    out = subprocess.run([sys.executable, "-c", _RECURSION_DRIVER, str(Path(__file__).parent),
+                          mode], env=env, capture_output=True, text=True)
+    assert out.returncode == 0, (out.returncode, out.stderr)  # (-11: Numba's crash)
+    return [line.split(" | ") for line in out.stdout.splitlines()]
+
+
+def test_recursion_starts_from_the_cache(tmp_path: Path) -> None:
+    """A recursive program (the determinant's recursion passes a literal `0` first and an
+    `int64` after it, which Numba links as its code loads: numba#6061, a crash loading
+    it from the cache) is compiled again for explicit signatures after its first call
+    and cached: a second process runs it from its record, nothing built or compiled, no
+    crash, and the results are the first process's (the Python backend's, within
+    1e-12)."""
+    first = _recursion_runs(tmp_path, "cold")
+    assert [r[2] for r in first] == ["False True 1 True"] * 2  # (switched to cached code)
+    assert len(list((tmp_path / "cache" / "native" / "start").glob("*.json"))) == 2
+    for mode in ("started", "started"):  # (twice: loading writes nothing that crashes)
+        second = _recursion_runs(tmp_path, mode)
+        assert [r[2] for r in second] == ["True True 0 False"] * 2
+        assert [r[0] for r in second] == [r[0] for r in first]  # (identical results)
+    for out, expected, _ in first:
+        a, b = (eval(v, {"np": np}) for v in (out, expected))  # noqa: S307
+        assert type(a) is type(b) and a == pytest.approx(b, rel=1e-12, abs=0)
+    assert eval(first[1][0]) == 0.25 + 2.25 + 4.0  # noqa: S307
+
+
+def test_recursion_not_cached_where_explicit_compile_fails(tmp_path: Path) -> None:
+    """Where compiling a recursive module for explicit signatures fails, the program runs
+    as before: native, not cached, no start record; a second process builds it again."""
     for _ in range(2):
-        out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
-                             text=True, check=True).stdout.split()
-        assert out == [repr(0.25 + 2.25 + 4.0), "True"]
-    assert not any((tmp_path / "native").glob("list_sum*.py"))
+        runs = _recursion_runs(tmp_path, "failing")
+        assert [r[2] for r in runs] == ["False True 1 False"] * 2
+        for out, expected, _ in runs:
+            a, b = (eval(v, {"np": np}) for v in (out, expected))  # noqa: S307
+            assert type(a) is type(b) and a == pytest.approx(b, rel=1e-12, abs=0)
+    assert not list((tmp_path / "cache" / "native" / "start").glob("*.json"))
+    assert not list((tmp_path / "cache").rglob("*.nbi"))
+
+
+def test_mutual_recursion_is_not_cached() -> None:
+    """Code that links a call as it loads (mutual recursion: each function calls the
+    other's code through a symbol Numba resolves at load) is found, and not cached."""
+    import numba
+
+    source = textwrap.dedent("""
+        def even(n):
+            return True if n == 0 else odd(n - 1)
+        def odd(n):
+            return False if n == 0 else even(n - 1)
+    """)
+    space: dict[str, Any] = {}
+    exec(compile(source, "<mutual>", "exec"), space)  # noqa: S102
+    for name in ("even", "odd"):
+        space[name] = numba.njit(space[name])
+    assert space["even"](6) is True
+    assert native._unresolved(space["even"]) or native._unresolved(space["odd"])
+    single = numba.njit(lambda n: n + 1)
+    single(1)
+    assert not native._unresolved(single)
 
 
 _START_PROGRAM = """

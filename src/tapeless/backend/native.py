@@ -715,8 +715,127 @@ class NativeFunction:
                     f"({_us(t_native)} against {_us(t_python)}: NumPy-bound code gains "
                     "nothing from Numba)", None)
                 self.native = None
+        if self.native is not None and self.module.recursive_key is not None:
+            try:
+                _cache_recursion(self, args, out)
+            except Exception:  # noqa: BLE001 - not cached, as before
+                pass
         self._settled()
         return expected
+
+
+def _unresolved(dispatcher: Any) -> bool:
+    """Whether code `dispatcher` compiled calls a function through a symbol resolved as
+    it is loaded (a recursive call of another signature, or through another function:
+    Numba cannot load such code from its cache)."""
+    return any(".numba.unresolved$" in c.library.get_llvm_str()
+               for c in dispatcher.overloads.values())
+
+
+def _cache_recursion(entry: NativeFunction, args: tuple, out: Any) -> None:
+    """Cache the native code of a recursive module (`entry`'s, after a first call that
+    passed its checks with result `out` for `args`). Numba 0.68 crashes loading the
+    cached code of a recursive function compiled as it was called (numba#6061): a call
+    of another signature (a literal `0` where the recursion passes an `int64`) is linked
+    as the code loads. So the module is compiled again, each function for the
+    signatures its first compile inferred (literals widened), callees first, no new
+    signature compiled while its callers are; the code is written to Numba's cache only
+    where none of it links a call as it loads, and its result for `args` is `out`; then
+    `entry` runs that code. Any failure leaves `entry` as it was (not cached)."""
+    module = entry.module
+    assert module is not None and module.tree is not None and module.recursive_key
+    directory = cache_dir()
+    if directory is None:
+        return
+    lazy = {d.py_func.__name__: d for d in module.dispatchers}
+    calls = {n.name: [c.func.id for c in ast.walk(n) if isinstance(c, ast.Call) and
+                      isinstance(c.func, ast.Name) and c.func.id in lazy]
+             for n in module.tree.body if isinstance(n, ast.FunctionDef)}
+    order: list[str] = []
+    seen: set[str] = set()
+
+    def post(name: str) -> None:
+        if name in seen:
+            return
+        seen.add(name)
+        for callee in calls.get(name, ()):
+            post(callee)
+        order.append(name)
+
+    post(module.root)
+    stem = f"{_safe(module.root)}_{module.recursive_key[:24]}"
+    path = directory / f"{stem}.py"
+    _write_once(path, module.compiled.source)
+    name = f"tapeless_native.{stem}"
+    mod = sys.modules.get(name)
+    if mod is None:
+        # (Registered while it compiles: Numba names a function's code, and finds the
+        # code of a recursive call, by its module's name.)
+        mod = sys.modules[name] = types.ModuleType(name)
+        try:
+            if not _compile_explicitly(mod, module, path, lazy, order, args, out):
+                del sys.modules[name]
+                return
+        except BaseException:
+            sys.modules.pop(name, None)
+            raise
+    else:  # (cached by an earlier program of this process: its code answers these too)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            if _difference(out, getattr(mod, module.root)(*args)) is not None:
+                return
+    module.dispatchers = [getattr(mod, fn_name) for fn_name in lazy]
+    module.filename, module.stem, module.cached, module.explicit = str(path), stem, True, True
+    entry.native = getattr(mod, module.root)
+
+
+def _compile_explicitly(mod: types.ModuleType, module: _Module, path: Path,
+                        lazy: dict[str, Any], order: list[str], args: tuple,
+                        out: Any) -> bool:
+    """Compile `module`'s functions into `mod` for the signatures of their first compile
+    (`lazy`), in `order`, and write the code to Numba's cache (see `_cache_recursion`);
+    False where it is not cached."""
+    import numba
+    from numba.core import types as nbtypes
+
+    assert module.tree is not None
+    mod.__file__ = str(path)
+    mod.__dict__.update(module.namespace)
+    mod.__dict__["__name__"] = mod.__name__
+    exec(compile(module.tree, str(path), "exec"), mod.__dict__)  # noqa: S102
+    for fn_name in lazy:
+        setattr(mod, fn_name, numba.njit(cache=False, **_NJIT)(getattr(mod, fn_name)))
+    for fn_name in order:
+        dispatcher = getattr(mod, fn_name)
+        signatures = dict.fromkeys(tuple(nbtypes.unliteral(a) for a in s)
+                                   for s in lazy[fn_name].signatures)
+        for signature in signatures:
+            dispatcher.compile(signature)
+        if signatures:
+            dispatcher.disable_compile()  # (its callers use these signatures)
+    eager = [getattr(mod, fn_name) for fn_name in lazy]
+    for dispatcher in eager:
+        dispatcher.disable_compile(False)
+    if any(_unresolved(d) for d in eager):
+        return False
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        again = getattr(mod, module.root)(*args)
+    if _difference(out, again) is not None:
+        return False
+    for dispatcher in eager:
+        dispatcher.enable_caching()
+        for signature, compiled in dispatcher.overloads.items():
+            dispatcher._cache.save_overload(signature, compiled)
+        _load_only(dispatcher)
+    return True
+
+
+def _load_only(dispatcher: Any) -> None:
+    """Let `dispatcher` (of a recursive module) load code from Numba's cache but not
+    write to it: code it compiles as it is called may link a recursive call as it
+    loads, which crashes a process loading it (`_cache_recursion`)."""
+    dispatcher._cache.save_overload = lambda *args: None
 
 
 def _parse_or_none(source: str) -> ast.Module | None:
@@ -741,6 +860,11 @@ class _Module:
         self.namespace: dict[str, Any] = {}
         # Its functions compiled by Numba (their typed code is checked: `unified_types`).
         self.dispatchers: list[Any] = []
+        # A recursive module's cache key (not cached as first compiled:
+        # `_cache_recursion`), and whether its code in Numba's cache was compiled for
+        # explicit signatures (a second process loads it, compiling nothing it caches).
+        self.recursive_key: str | None = None
+        self.explicit = False
 
     def location(self, line: int | None) -> Location | None:
         """The user's source of a line of the generated module; where it has none (or
@@ -1808,8 +1932,13 @@ def compile_native(compiled: Compiled, largest_array: int = 0) -> Compiled:
     tree.body.extend(helpers.body)
     names = [n.name for n in tree.body if isinstance(n, ast.FunctionDef)]
     key = _cache_key(tree, {k: v for k, v in namespace.items() if k not in names})
-    # (Numba 0.68 crashes loading cached code of a recursive function: not cached.)
-    directory = cache_dir() if key is not None and not _recursive(tree) else None
+    # (Numba 0.68 crashes loading the cached code of a recursive function compiled as
+    # it is called: such a module is compiled again for its first call's signatures once
+    # that call passed its checks, and cached then: `_cache_recursion`.)
+    recursive = _recursive(tree)
+    directory = cache_dir() if key is not None and not recursive else None
+    if recursive and key is not None:
+        module.recursive_key = key
     if directory is not None and key is not None:
         stem = f"{_safe(root)}_{key[:24]}"
         path = directory / f"{stem}.py"

@@ -412,7 +412,7 @@ def save(key: str, entry: native.NativeFunction) -> None:
         "file_hash": hashlib.sha256(Path(module.filename).read_bytes()).hexdigest(),
         "body": body,
         "functions": sorted(defined), "constants": constants,
-        "types": entry.type_spec,
+        "types": entry.type_spec, "explicit": module.explicit,
     }
     _write(path, record)
 
@@ -539,6 +539,7 @@ def load(key: str, build: Callable[[], native.NativeFunction]
         stem, root = record["stem"], record["root"]
         functions = list(record["functions"])
         spec = record["types"]
+        explicit = record.get("explicit") is True
     except (OSError, ValueError, KeyError, TypeError, SyntaxError):
         return None
     import numba
@@ -553,8 +554,12 @@ def load(key: str, build: Callable[[], native.NativeFunction]
         mod.__dict__.update(native.overloads())
         exec(compile(tree, str(file), "exec"), mod.__dict__)  # noqa: S102
         for fn_name in functions:
-            setattr(mod, fn_name, numba.njit(cache=True, **native._NJIT)(
-                getattr(mod, fn_name)))
+            dispatcher = numba.njit(cache=not explicit, **native._NJIT)(
+                getattr(mod, fn_name))
+            if explicit:  # (a recursive module: its cache is loaded, never written)
+                dispatcher.enable_caching()
+                native._load_only(dispatcher)
+            setattr(mod, fn_name, dispatcher)
         sys.modules[name] = mod
     entry = StartedFunction(getattr(mod, root), build)
     entry.type_spec = spec
