@@ -89,6 +89,11 @@ USERS: dict[int, dict[int, Apply]] | None = None
 MADE: list[Graph] | None = None
 
 
+# Graph id -> the nodes made or given inputs that use the graph as a constant, while
+# such an index is kept (see `tapeless.ir.edit.note_graph_uses`; only with the users index).
+GRAPH_USES: dict[int, list[Apply]] | None = None
+
+
 def note_uses(node: Apply, inputs: list[Node]) -> None:
     """Record in the users index that `node` uses `inputs`."""
     assert USERS is not None
@@ -98,6 +103,14 @@ def note_uses(node: Apply, inputs: list[Node]) -> None:
             USERS[i.id] = {node.id: node}
         else:
             found[node.id] = node
+    if GRAPH_USES is not None:
+        for i in inputs:
+            if type(i) is Constant and type(i.value) is Graph:  # (is_constant_graph)
+                found_uses = GRAPH_USES.get(i.value.id)
+                if found_uses is None:
+                    GRAPH_USES[i.value.id] = [node]
+                else:
+                    found_uses.append(node)
 
 
 def forget_uses(node: Apply, inputs: list[Node]) -> None:
