@@ -58,13 +58,13 @@ def note_graph_uses() -> Iterator[dict[int, list[Apply]]]:
     that use the graph as a constant (an index that grows as they are; a node may be
     listed twice). The outputs of the graphs made (`made_graphs`) are not in it."""
     assert nodes.USERS is not None, "note_graph_uses outside a keep_users block"
-    saved = nodes.GRAPH_USES
     found: dict[int, list[Apply]] = {}
-    nodes.GRAPH_USES = found
+    nodes.GRAPH_USES.append(found)
     try:
         yield found
     finally:
-        nodes.GRAPH_USES = saved
+        assert nodes.GRAPH_USES[-1] is found
+        nodes.GRAPH_USES.pop()
 
 
 def made_graphs() -> list[Graph]:
