@@ -68,3 +68,22 @@ def test_small_programs_match_every_node():
     assert log.rounds[0][1] < passes.WORKLIST_MIN_NODES
     # (every node but those of the functions a round had already inlined everywhere)
     assert all(m + s >= n for (m, n), s in zip(log.rounds, log.skipped, strict=True))
+
+
+def _bump(y):
+    return y * y + 1.0
+
+
+def _nested(x):
+    return tl.grad(lambda y: _bump(y) * y)(x) * x
+
+
+def test_functions_inlined_everywhere_are_skipped():
+    # A nested derivative: its sweep inlines functions at their every use (the copies
+    # are matched) and skips their bodies, which the round's end drops.
+    graph = copy_module(graph_of(tl.grad(_nested)))
+    log = passes.optimize(graph)
+    assert sum(log.skipped) > 0
+    x = 0.7
+    # d/dx [x * (3x^2 + 1)] = 9x^2 + 1
+    assert tl.grad(_nested)(x) == pytest.approx(9 * x * x + 1)

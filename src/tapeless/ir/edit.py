@@ -52,6 +52,26 @@ def keep_users(graphs: list[Graph]) -> Iterator[None]:
         nodes.USERS, nodes.MADE = saved, saved_made
 
 
+@contextmanager
+def note_graph_uses() -> Iterator[dict[int, list[Apply]]]:
+    """In a `keep_users` block: graph id -> the nodes made or given inputs in this block
+    that use the graph as a constant (an index that grows as they are; a node may be
+    listed twice). The outputs of the graphs made (`made_graphs`) are not in it."""
+    assert nodes.USERS is not None, "note_graph_uses outside a keep_users block"
+    found: dict[int, list[Apply]] = {}
+    nodes.GRAPH_USES.append(found)
+    try:
+        yield found
+    finally:
+        assert nodes.GRAPH_USES[-1] is found
+        nodes.GRAPH_USES.pop()
+
+
+def made_graphs() -> list[Graph]:
+    """The graphs made since the last `take_made` (in a `keep_users` block), not taken."""
+    return list(nodes.MADE or ())
+
+
 def take_made() -> list[Graph]:
     """The graphs made since the last call (in a `keep_users` block; else none)."""
     made = nodes.MADE

@@ -89,6 +89,13 @@ USERS: dict[int, dict[int, Apply]] | None = None
 MADE: list[Graph] | None = None
 
 
+# Graph id -> the nodes made or given inputs that use the graph as a constant, for each
+# such index kept (see `tapeless.ir.edit.note_graph_uses`; only with the users index):
+# an optimizer run inside another's round (a transform compiled by a rule) adds to the
+# indexes of both.
+GRAPH_USES: list[dict[int, list[Apply]]] = []
+
+
 def note_uses(node: Apply, inputs: list[Node]) -> None:
     """Record in the users index that `node` uses `inputs`."""
     assert USERS is not None
@@ -98,6 +105,15 @@ def note_uses(node: Apply, inputs: list[Node]) -> None:
             USERS[i.id] = {node.id: node}
         else:
             found[node.id] = node
+    if GRAPH_USES:
+        for i in inputs:
+            if type(i) is Constant and type(i.value) is Graph:  # (is_constant_graph)
+                for index in GRAPH_USES:
+                    found_uses = index.get(i.value.id)
+                    if found_uses is None:
+                        index[i.value.id] = [node]
+                    else:
+                        found_uses.append(node)
 
 
 def forget_uses(node: Apply, inputs: list[Node]) -> None:

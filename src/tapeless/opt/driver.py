@@ -8,6 +8,7 @@ exist for the later stages."""
 
 from __future__ import annotations
 
+import itertools
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -16,7 +17,9 @@ from ..ir.edit import (
     forget_all,
     forget_enclosing,
     keep_users,
+    made_graphs,
     missing_users,
+    note_graph_uses,
     set_effects,
     set_inputs,
     set_parameters,
@@ -300,55 +303,47 @@ class _Sweep:
         return result
 
 
-# A graph found dead is skipped only if it (with the graphs nested in it) holds at least
-# this share of the program's nodes: the walk that proves it dead visits them all.
-WALK_SHARE = 80
-
-
 class _DeadGraphs:
     """Which graphs the sweep has already made unreachable, so that it does not match
     their nodes: most of a nested derivative's first rounds went to the bodies of
     functions whose every call an earlier node of the same sweep had just inlined
-    (the copies are matched instead), which the round's end drops. A graph is a
-    candidate once every node that used it when the round began has a replacement (or
-    belongs to a graph found dead); a candidate is dead if a walk from `root`, through
-    each node's inputs as they are now, the replacements of the nodes replaced and the
-    effects spliced in, does not reach it (the walk is done again only where the sweep
-    replaced something since the last). The walk reads no schedule (a schedule computed
-    in the middle of a sweep would hide a stale one): it follows outputs, effects and
-    inputs. It only over-approximates what is live, so a graph it calls dead is one the
-    round's end drops: the fixed point is the one of matching every graph."""
+    (the copies are matched instead), which the round's end drops. A graph is dead once
+    no use of it is left: every node that used it when the round began, and every node
+    made or given inputs in the sweep that uses it (`ir/edit.note_graph_uses`), has a
+    replacement that does not use it or belongs to a graph found dead; and no graph made
+    in the sweep returns it, no replacement or effect spliced in is it. A walk from the
+    root through the program as the sweep has left it (outputs, effects, inputs, the
+    replacements of the nodes replaced, the effects spliced in) could then not reach it:
+    each way there passes through one of those uses. (Not always one the round's end
+    drops: in the corpus program `star_call_with_built_tuple` a recursive function and
+    its branches skipped this way, as by `main`'s walks, are still reachable after the
+    round; the generated code is that of matching every graph.) (Kept up
+    to date this way, as the sweep goes, the check reads no schedule and costs a few
+    lookups per graph; it replaced such walks, which visited every node.)"""
 
-    def __init__(self, root: Graph, graphs: list[Graph], sweep: _Sweep):
+    def __init__(self, root: Graph, graphs: list[Graph], sweep: _Sweep,
+                 made_uses: dict[int, list[Apply]]):
         self.root, self.sweep = root, sweep
+        self.made_uses = made_uses  # (the uses made since, growing: note_graph_uses)
+        self.returned: set[int] = set()  # (graphs returned, replacing or spliced in)
+        self.made_seen = self.replace_seen = self.spliced_seen = 0
         # graph id -> ids of the nodes using it, and ids of the graphs whose output
         # it is (a use no replacement removes)
         self.refs: dict[int, list[int]] = {}
         self.outputs: dict[int, list[int]] = {}
         self.owner: dict[int, int] = {}
+        self.nodes: dict[int, int] = {}  # (each graph's own, when the round began)
         for g in graphs:
             out = g.output
             if type(out) is Constant and type(out.value) is Graph:
                 self.outputs.setdefault(out.value.id, []).append(g.id)
-            for n in graph_nodes(g):
+            body = graph_nodes(g)
+            self.nodes[g.id] = len(body)
+            for n in body:
                 for i in n.inputs:
                     if type(i) is Constant and type(i.value) is Graph:
                         self.refs.setdefault(i.value.id, []).append(n.id)
                         self.owner[n.id] = g.id
-        # The nodes of each graph and the graphs nested in it: a walk (about the cost of
-        # matching a fortieth of the nodes it walks) is done only for a candidate whose
-        # nodes would cost more to match.
-        self.size: dict[int, int] = {}
-        self.nodes: dict[int, int] = {}  # (each graph's own, when the round began)
-        for g in graphs:
-            count = self.nodes[g.id] = len(graph_nodes(g))
-            h: Graph | None = g
-            while h is not None:
-                self.size[h.id] = self.size.get(h.id, 0) + count
-                h = h.parent
-        self.least = self.size.get(root.id, 0) // WALK_SHARE
-        self.live: set[int] | None = None
-        self.version = -1
         self.dead: set[int] = set()
 
     def now(self, g: Graph) -> bool:
@@ -363,58 +358,50 @@ class _DeadGraphs:
             if owner[n] in dead:
                 continue
             r = replace.get(n)
-            if r is None:
+            if r is None or _uses(r, g):
                 return False
-            # (a replacement that is the graph, or uses it, e.g. a branch chosen)
-            if isinstance(r, Constant):
-                if r.value is g:
-                    return False
-            elif isinstance(r, Apply) and any(
-                    type(i) is Constant and i.value is g  # (is_constant_graph, inline)
-                    for i in r.inputs):
-                return False
-        if self.live is None or self.version != len(replace):
-            if self.size.get(g.id, 0) < self.least:
-                return False  # (not worth a walk)
-            self.live = self._walk()
-            self.version = len(replace)
-        if g.id in self.live:
+        self._read_new()
+        if g.id in self.returned:
             return False
+        for user in self.made_uses.get(g.id, ()):
+            if user.graph.id in dead:
+                continue
+            by = replace.get(user.id)
+            if by is None or _uses(by, g):
+                return False
         dead.add(g.id)
         return True
 
-    def _walk(self) -> set[int]:
+    def _read_new(self) -> None:
+        """Note the graphs that the graphs made return, and those that replacements and
+        effects spliced in are, reading only what is new since the last call."""
+        made = made_graphs()
+        if len(made) < self.made_seen:
+            self.made_seen = 0
+        for h in made[self.made_seen:]:
+            # (A rule builds a graph whole before it returns: its output is final here.)
+            if type(out := h.output) is Constant and type(out.value) is Graph:
+                self.returned.add(out.value.id)
+        self.made_seen = len(made)
         replace, spliced = self.sweep.replace, self.sweep.spliced
-        live = {self.root.id}
-        graphs = [self.root]
-        seen: set[int] = set()
-        # (Exact type tests: neither class has subclasses; the walk visits every node.)
-        while graphs:
-            g = graphs.pop()
-            todo: list = list(g.effects)
-            if g.output is not None:
-                todo.append(g.output)
-            while todo:
-                n = todo.pop()
-                t = type(n)
-                if t is Apply:
-                    nid = n.id
-                    if nid in seen:
-                        continue
-                    seen.add(nid)
-                    r = replace.get(nid)
-                    if r is not None:  # (the round's end points its users at `r`)
-                        todo.append(r)
-                    else:
-                        todo.extend(n.inputs)
-                    if nid in spliced:
-                        todo.extend(spliced[nid])
-                elif t is Constant:
-                    v = n.value
-                    if type(v) is Graph and v.id not in live:
-                        live.add(v.id)
-                        graphs.append(v)
-        return live
+        if len(replace) > self.replace_seen:
+            for r in itertools.islice(replace.values(), self.replace_seen, None):
+                if type(r) is Constant and type(r.value) is Graph:
+                    self.returned.add(r.value.id)
+            self.replace_seen = len(replace)
+        if len(spliced) > self.spliced_seen:
+            for effects in itertools.islice(spliced.values(), self.spliced_seen, None):
+                self.returned.update(e.value.id for e in effects
+                                     if type(e) is Constant and type(e.value) is Graph)
+            self.spliced_seen = len(spliced)
+
+
+def _uses(r: Node, g: Graph) -> bool:
+    """Whether the replacement `r` is `g` or uses it (e.g. a branch chosen)."""
+    if type(r) is Constant:
+        return r.value is g
+    return type(r) is Apply and any(
+        type(i) is Constant and i.value is g for i in r.inputs)  # (is_constant_graph)
 
 
 def _made_since(result: Apply, g: Graph, mark: int) -> list[Apply]:
@@ -536,14 +523,15 @@ def _round(root: Graph, enabled: set[str] | None, log: PassLog, hints: dict,
         # this round confirms the fixed point (no second round over every node).
         work = None
     sweep = _Sweep(ctx, enabled, log, work)
-    dead = _DeadGraphs(root, graphs, sweep)
     skipped = 0
-    for g in graphs:
-        if dead.now(g):
-            skipped += dead.nodes[g.id]
-            continue
-        for node in graph_nodes(g):
-            sweep.visit(node, g)
+    with note_graph_uses() as made_uses:
+        dead = _DeadGraphs(root, graphs, sweep, made_uses)
+        for g in graphs:
+            if dead.now(g):
+                skipped += dead.nodes[g.id]
+                continue
+            for node in graph_nodes(g):
+                sweep.visit(node, g)
     log.rounds.append((sweep.matched, total))
     log.skipped.append(skipped)
     replace, spliced, touched = sweep.replace, sweep.spliced, sweep.touched

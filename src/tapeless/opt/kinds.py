@@ -45,6 +45,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, TypeGuard, cast
 
+from ..ir.edit import keeping_users, users_of
 from ..ir.nodes import Apply, Constant, Graph, Node, Parameter, graph_nodes, is_inside
 from ..primitives import PRIMITIVES, Primitive
 from ..primitives.core import COMPARISON_OPERATORS
@@ -1970,6 +1971,13 @@ def _branch_taken(reader: Graph, value_if: Apply) -> int | None:
     sw = value_if.inputs[0]
     assert isinstance(sw, Apply)  # (see is_switch_call)
     cond = sw.inputs[1]
+    if keeping_users() and not any(
+            n is not sw and n.inputs[1] is cond and prim_name(n) == "switch"
+            for n in users_of(cond.id)):
+        # (The optimizer's users index, `ir/edit.keep_users`, holds every node of the
+        # program using `cond`, dead ones too: no other `if` on it, so none of the
+        # schedules below, which most readers' enclosing functions need afresh, is made.)
+        return None
     g: Graph | None = reader
     while g is not None and g.parent is not None:
         for n in graph_nodes(g.parent):
