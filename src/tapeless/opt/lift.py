@@ -177,13 +177,13 @@ def lift_backprops(root: Graph) -> int:
         return 0
     flow = _Flow()
     sites = _analyse(root, graphs, flow)
-    done = 0
-    for j, b in candidates:
-        calls = _only_called(flow, b, sites)
-        if calls is None:
-            continue
+    # (All decided before any is lifted: lifting one rewrites the program the analysis
+    # describes, e.g. a call site whose callee becomes a read of a record.)
+    chosen = [(j, b, calls) for j, b in candidates
+              if (calls := _only_called(flow, b, sites)) is not None]
+    for j, b, calls in chosen:
         _lift(j, b, calls, graphs)
-        done += 1
+    done = len(chosen)
     if done:
         forget_all(reachable_graphs(root))
     return done
