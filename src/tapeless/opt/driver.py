@@ -44,6 +44,7 @@ from .arrays import block_products, python_spellings
 from .branches import branch_backprops, dead_branch_items, single_item_ifs
 from .checkpoint import checkpoint_loops
 from .kinds import FLOAT, INT, Kind, array, element_of, is_f8, items_of, kind, shape_of
+from .lift import lift_backprops
 from .loops import (
     LoopFacts,
     drop_dead_state,
@@ -73,6 +74,7 @@ step("block_products")
 step("python_spellings")
 step("update_in_place")
 step("checkpoint_loops")
+step("lift_backprops")
 
 
 LOOP_STEPS_MAX = 64  # loop-state steps in one round (each removes something: a bound)
@@ -101,7 +103,8 @@ def optimize(root: Graph, enabled: set[str] | None = None, max_rounds: int = 30,
     match (a worklist); when it is empty, one round over every node confirms the fixed
     point. `worklist=False` matches every node in every round. `loops`: which gradient
     loops to checkpoint, and the memory budget (`checkpoint.checkpoint_loops`).
-    `python`: the program is for the Python backend (`arrays.python_spellings`).
+    `python`: the program is for the Python backend (`arrays.python_spellings`,
+    `lift.lift_backprops`).
     `final=False` leaves out the steps that run once the program is final (checkpointed
     loops, stacks as lists, in-place updates, blocked products, the results' copies
     settled: for a program that is transformed again, e.g. a gradient whose jvp is
@@ -131,6 +134,11 @@ def optimize(root: Graph, enabled: set[str] | None = None, max_rounds: int = 30,
     if allowed(enabled, "update_in_place") and (n := update_in_place(root)):
         log.add("update_in_place", n)
     settle_owns(root)
+    # (Last: the steps above read the saved values' kinds through the closures. For the
+    # Python backend: the native one lifts what Numba can type itself, and refuses a
+    # recursion's backpropagators, whose records would hold themselves.)
+    if python and allowed(enabled, "lift_backprops") and (n := lift_backprops(root)):
+        log.add("lift_backprops", n)
     return log
 
 

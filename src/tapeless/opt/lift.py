@@ -1,0 +1,369 @@
+"""Lambda lifting of a recursive function's backpropagator (defunctionalization).
+
+The derivative of a recursive function `f` is `J_f(args) -> (value, B)` where `B` is a
+closure over values of `J_f` (its free variables): each recursive call makes one, saves
+it (in its own saved tuple, on a loop's stack) and its own backpropagator calls it. Where
+every value that can hold such a `B` reaches only calls (never an unknown operation, the
+program's result, or a call site that can also see another function), `J_f` returns
+`(value, record)` instead, the record the tuple of `B`'s free variables, and `B` becomes a
+function of the module `B(record, d)` that reads them from it; each call `b(d)` becomes
+`B(b, d)`. Making and calling a closure with defaults costs about three times passing a
+tuple to a module function in CPython, and Numba compiles no closure that escapes.
+
+Which values can hold `B` is found by a points-to analysis over the whole program: each
+node may hold some of the abstract values (the tuples made by each `make_tuple` node or
+loop, with what each of their items may hold; the graphs; OTHER, a value this analysis
+does not follow), flowing along tuple items, calls of known graphs, the branches of a
+`switch`, and a loop's state, body and result (a stack of saved tuples is one tuple
+value whose second item holds itself). A value passed to any other operation escapes,
+with what it holds."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..ir.clone import is_recursive
+from ..ir.edit import forget_all, set_inputs, set_output, set_parameters
+from ..ir.nodes import (
+    Apply,
+    Constant,
+    Graph,
+    Node,
+    Parameter,
+    free_variables,
+    graph_nodes,
+    is_constant_graph,
+    is_inside,
+    prim_of,
+    reachable_graphs,
+)
+from ..primitives import PRIMITIVES
+
+MAKE_TUPLE = PRIMITIVES["make_tuple"]
+TUPLE_GETITEM = PRIMITIVES["tuple_getitem"]
+SWITCH = PRIMITIVES["switch"]
+WHILE_LOOP = PRIMITIVES["while_loop"]
+FOR_RANGE = PRIMITIVES["for_range"]
+
+
+
+OTHER = "other"  # a value from an operation this analysis does not follow
+
+# An abstract value: OTHER, a graph, ("tuple", node id) for the tuples a make_tuple node
+# or a loop makes, ("const", node id, path) for a constant tuple (and its items).
+Value = Any
+
+
+class _Flow:
+    """The points-to sets: what each node may hold (`held`), what each item of each
+    tuple value may hold (`fields`), the values that escape."""
+
+    def __init__(self) -> None:
+        self.held: dict[int, set[Value]] = {}
+        self.fields: dict[tuple[Value, int], set[Value]] = {}
+        self.escaped: set[Value] = set()
+        self.changed = False
+        # Per graph: the (condition node, value) pairs under which it runs (it is a
+        # branch of a `switch` on that node, or nested in one).
+        self.conds: dict[int, list[tuple[Node, bool]]] = {}
+
+    def read(self, node: Node, where: Graph) -> set[Value]:
+        """What `node` may hold where `where` reads it: an item of the result of an `if`
+        on a condition `where` runs under is an item of that branch's result (the
+        saved tuple of the base case read by the backward pass's base case)."""
+        conds = self.conds.get(where.id)
+        if not conds:
+            return self.of(node)
+        path: list[int] = []
+        x = node
+        while type(x) is Apply and prim_of(x) is TUPLE_GETITEM and \
+                type(k := x.inputs[2]) is Constant and type(k.value) is int:
+            path.append(k.value)
+            x = x.inputs[1]
+        if type(x) is Apply and len(x.inputs) == 1 and type(sw := x.inputs[0]) is Apply and \
+                prim_of(sw) is SWITCH and len(sw.inputs) == 4:
+            for c, value in conds:
+                branch = sw.inputs[2 if value else 3]
+                if c is sw.inputs[1] and is_constant_graph(branch) and \
+                        not branch.value.parameters and branch.value.output is not None:
+                    held = self.of(branch.value.output)
+                    for index in reversed(path):
+                        held = self.item(held, index)
+                    return held
+        return self.of(node)
+
+    def of(self, node: Node) -> set[Value]:
+        found = self.held.get(node.id)
+        if found is None:
+            found = self.held[node.id] = set()
+            if type(node) is Constant:
+                found.add(self._constant(node.id, (), node.value))
+        return found
+
+    def _constant(self, nid: int, path: tuple[int, ...], value: Any) -> Value | None:
+        if isinstance(value, Graph):
+            return value
+        if isinstance(value, tuple):
+            key = ("const", nid, path)
+            for i, x in enumerate(value):
+                item = self._constant(nid, (*path, i), x)
+                if item is not None:
+                    self.fields.setdefault((key, i), set()).add(item)
+            return key
+        if callable(value) or isinstance(value, (list, dict, set)):
+            return OTHER
+        # (a number, a string, None, ZERO or an array holds no function: calling it, or
+        # reading an item of it as a tuple, fails in either program)
+        return None
+
+    def add(self, target: set[Value], values: set[Value] | Value) -> None:
+        new = values if isinstance(values, set) else {values}
+        new = {v for v in new if v is not None}
+        if not new <= target:
+            target |= new
+            self.changed = True
+
+    def field(self, value: Value, i: int) -> set[Value]:
+        return self.fields.setdefault((value, i), set())
+
+    def item(self, values: set[Value], i: int) -> set[Value]:
+        out: set[Value] = set()
+        for v in values:
+            if v is OTHER:
+                out.add(OTHER)
+            elif isinstance(v, tuple):
+                out |= self.field(v, i)
+        return out
+
+    def escape(self, values: set[Value]) -> None:
+        """`values` escape, and what they hold (see `close`)."""
+        for v in values:
+            if v not in self.escaped:
+                self.escaped.add(v)
+                self.changed = True
+
+    def close(self) -> None:
+        """What escaped values hold escapes: the items of a tuple; the result of a graph
+        (called from anywhere: its parameters may then be anything)."""
+        by_tuple: dict[Value, list[set[Value]]] = {}
+        for (w, _), held in self.fields.items():
+            by_tuple.setdefault(w, []).append(held)
+        todo = list(self.escaped)
+        while todo:
+            v = todo.pop()
+            inner: list[set[Value]] = []
+            if isinstance(v, Graph):
+                for p in v.parameters:
+                    self.add(self.of(p), OTHER)
+                if v.output is not None:
+                    inner.append(self.of(v.output))
+            elif isinstance(v, tuple):
+                inner = by_tuple.get(v, [])
+            for held in inner:
+                for x in held:
+                    if x not in self.escaped:
+                        self.escaped.add(x)
+                        self.changed = True
+                        todo.append(x)
+
+
+def lift_backprops(root: Graph) -> int:
+    """Defunctionalize the backpropagators of recursive functions where the analysis
+    above proves that every value holding one only reaches calls (see the module's
+    doc). Returns how many were lifted."""
+    graphs = reachable_graphs(root)
+    candidates = _candidates(root, graphs)
+    if not candidates:
+        return 0
+    flow = _Flow()
+    sites = _analyse(root, graphs, flow)
+    # (All decided before any is lifted: lifting one rewrites the program the analysis
+    # describes, e.g. a call site whose callee becomes a read of a record.)
+    chosen = [(j, b, calls) for j, b in candidates
+              if (calls := _only_called(flow, b, sites)) is not None]
+    for j, b, calls in chosen:
+        _lift(j, b, calls, graphs)
+    done = len(chosen)
+    if done:
+        forget_all(reachable_graphs(root))
+    return done
+
+
+def _candidates(root: Graph, graphs: list[Graph]) -> list[tuple[Graph, Graph]]:
+    """(J, B): a recursive graph J whose output is `make_tuple(value, B)`, B a closure
+    J makes (nested in J, its free variables J's own nodes), named nowhere else."""
+    uses: dict[int, int] = {}
+    for g in graphs:
+        for n in graph_nodes(g):
+            for i in n.inputs:
+                if is_constant_graph(i):
+                    uses[i.value.id] = uses.get(i.value.id, 0) + 1
+        if is_constant_graph(g.output):
+            uses[g.output.value.id] = uses.get(g.output.value.id, 0) + 1
+    found = []
+    for j in graphs:
+        out = j.output
+        if j is root or type(out) is not Apply or out.graph is not j or \
+                prim_of(out) is not MAKE_TUPLE or len(out.inputs) != 3:
+            continue
+        b_node = out.inputs[2]
+        if not is_constant_graph(b_node):
+            continue
+        b = b_node.value
+        if b.parent is not j or b.vararg or uses.get(b.id) != 1 or not b.parameters or \
+                not all(fv.graph is j for fv in free_variables(b)) or not is_recursive(j):
+            continue
+        found.append((j, b))
+    return found
+
+
+def _analyse(root: Graph, graphs: list[Graph], flow: _Flow) -> list[Apply]:
+    """Compute the points-to sets to a fixed point (see the module's doc); the calls of
+    values (not of a known graph nor a primitive) are returned."""
+    sites = [n for g in graphs for n in graph_nodes(g)
+             if prim_of(n) is None and not is_constant_graph(n.inputs[0])]
+    for p in root.parameters:
+        flow.add(flow.of(p), OTHER)
+    _conditions(graphs, flow)
+    while True:
+        flow.changed = False
+        if root.output is not None:
+            flow.escape(flow.of(root.output))
+        for g in graphs:
+            for n in graph_nodes(g):
+                _node(flow, n)
+        flow.close()
+        if not flow.changed:
+            return sites
+
+
+def _conditions(graphs: list[Graph], flow: _Flow) -> None:
+    """The conditions each graph runs under (`_Flow.conds`): the branches of a `switch`
+    named nowhere else, and the graphs nested in them."""
+    uses: dict[int, int] = {}
+    branch_of: dict[int, tuple[Node, bool]] = {}
+    for g in graphs:
+        for n in graph_nodes(g):
+            for i in n.inputs:
+                if is_constant_graph(i):
+                    uses[i.value.id] = uses.get(i.value.id, 0) + 1
+            if prim_of(n) is SWITCH and len(n.inputs) == 4:
+                for at, value in ((2, True), (3, False)):
+                    if is_constant_graph(branch := n.inputs[at]):
+                        branch_of[branch.value.id] = (n.inputs[1], value)
+        if is_constant_graph(g.output):
+            uses[g.output.value.id] = uses.get(g.output.value.id, 0) + 1
+    for g in graphs:
+        conds = []
+        h: Graph | None = g
+        while h is not None:
+            if h.id in branch_of and uses.get(h.id) == 1:
+                conds.append(branch_of[h.id])
+            h = h.parent
+        if conds:
+            flow.conds[g.id] = conds
+
+
+def _call(flow: _Flow, g: Graph, args: list[Node], result: Apply) -> None:
+    if g.vararg or len(args) != len(g.parameters) or g.output is None:
+        flow.escape(set().union(*(flow.read(a, result.graph) for a in args)) | {g})
+        flow.add(flow.of(result), OTHER)
+        return
+    for p, a in zip(g.parameters, args, strict=True):
+        flow.add(flow.of(p), flow.read(a, result.graph))
+    flow.add(flow.of(result), flow.of(g.output))
+
+
+def _node(flow: _Flow, n: Apply) -> None:
+    callee = n.inputs[0]
+    args = n.inputs[1:]
+    p = prim_of(n)
+    if p is None:
+        for f in list(flow.read(callee, n.graph)):
+            if isinstance(f, Graph):
+                _call(flow, f, args, n)
+            elif f is OTHER:
+                flow.escape(set().union(*(flow.read(a, n.graph) for a in args)))
+                flow.add(flow.of(n), OTHER)
+        return
+    if p is MAKE_TUPLE:
+        key = ("tuple", n.id)
+        flow.add(flow.of(n), key)
+        for i, a in enumerate(args):
+            flow.add(flow.field(key, i), flow.read(a, n.graph))
+        return
+    if p is TUPLE_GETITEM and len(args) == 2 and type(args[1]) is Constant and \
+            type(args[1].value) is int:
+        flow.add(flow.of(n), flow.item(flow.read(args[0], n.graph), args[1].value))
+        return
+    if p is SWITCH and len(args) == 3:
+        flow.add(flow.of(n), flow.read(args[1], n.graph))
+        flow.add(flow.of(n), flow.read(args[2], n.graph))
+        return
+    if p.equality and p.ignores_values:
+        return  # (`x is None`: a record is no more None than a closure is)
+    if p is WHILE_LOOP and len(args) >= 2 and _loop(flow, n, args[1], args[2:], 0, args[0]):
+        return
+    if p is FOR_RANGE and len(args) >= 4 and _loop(flow, n, args[3], args[4:], 1, None):
+        return
+    flow.escape(set().union(*(flow.read(a, n.graph) for a in args)))
+    flow.add(flow.of(n), OTHER)
+
+
+def _loop(flow: _Flow, n: Apply, body: Node, state: list[Node], skip: int,
+          cond: Node | None) -> bool:
+    """Link a loop's state to its body (and condition) and result: False where they are
+    not graphs taking the state."""
+    graphs = [body] + ([cond] if cond is not None else [])
+    if not all(is_constant_graph(g) and not g.value.vararg and g.value.output is not None
+               and len(g.value.parameters) == len(state) + (skip if g is body else 0)
+               for g in graphs):
+        return False
+    key = ("tuple", n.id)
+    flow.add(flow.of(n), key)
+    out = flow.of(body.value.output)  # type: ignore[attr-defined]
+    for i, s in enumerate(state):
+        held = flow.field(key, i)
+        flow.add(held, flow.read(s, n.graph))
+        flow.add(held, flow.item(out, i))
+        for g in graphs:
+            params = g.value.parameters  # type: ignore[attr-defined]
+            flow.add(flow.of(params[i + (skip if g is body else 0)]), held)
+    return True
+
+
+def _only_called(flow: _Flow, b: Graph, sites: list[Apply]) -> list[Apply] | None:
+    """The calls of `b`'s values, where `b` does not escape and every call that may
+    call it calls nothing else; else None."""
+    if b in flow.escaped:
+        return None
+    calls = []
+    for s in sites:
+        held = flow.read(s.inputs[0], s.graph)
+        if b in held:
+            if held != {b} or len(s.inputs) - 1 != len(b.parameters):
+                return None
+            calls.append(s)
+    return calls
+
+
+def _lift(j: Graph, b: Graph, calls: list[Apply], graphs: list[Graph]) -> None:
+    fvs = list(free_variables(b))
+    record = Parameter(b, b.loc, "record")
+    set_parameters(b, [record, *b.parameters],
+                   [None, *b.signature] if b.signature is not None else None)
+    reads = {fv.id: b.apply(TUPLE_GETITEM, record, i) for i, fv in enumerate(fvs)}
+    for h in graphs:
+        if not is_inside(h, b):
+            continue
+        for n in list(graph_nodes(h)):
+            if any(i.id in reads for i in n.inputs) and n not in reads.values():
+                set_inputs(n, [reads.get(i.id, i) for i in n.inputs])
+        if h.output is not None and h.output.id in reads:
+            set_output(h, reads[h.output.id])
+    b.parent = j.parent
+    out = j.output
+    assert isinstance(out, Apply)
+    set_output(j, j.apply(MAKE_TUPLE, out.inputs[1], j.apply(MAKE_TUPLE, *fvs)))
+    for call in calls:
+        set_inputs(call, [Constant(b), *call.inputs])
