@@ -258,3 +258,19 @@ def det_minor(A, row, cols):
 
 def det_laplace(A):
     return det_minor(A, 0, list(range(A.shape[0])))
+
+
+def det_minor_filter(A, row, cols):
+    """The same expansion, spelled with enumerate and a list comprehension."""
+    if len(cols) == 1:
+        return A[row, cols[0]]
+    total = 0.0
+    for k, c in enumerate(cols):
+        rest = [d for d in cols if d != c]
+        term = A[row, c] * det_minor_filter(A, row + 1, rest)
+        total = total + term if k % 2 == 0 else total - term
+    return total
+
+
+def det_laplace_filter(A):
+    return det_minor_filter(A, 0, list(range(A.shape[0])))

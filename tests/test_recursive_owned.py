@@ -16,6 +16,7 @@ import autograd
 import numpy as np
 import pytest
 from gradcheck import directional_fd
+from research_programs import det_laplace, det_laplace_filter, det_minor
 
 import tapeless as tl
 
@@ -24,38 +25,7 @@ def _data(shape, seed=0):
     return np.random.default_rng(seed).standard_normal(shape)
 
 
-# --- programs ---------------------------------------------------------------------------
-
-
-def det_minor(A, row, cols):
-    if len(cols) == 1:
-        return A[row, cols[0]]
-    total = 0.0
-    sign = 1.0
-    for k in range(len(cols)):
-        rest = cols[:k] + cols[k + 1:]
-        total = total + sign * A[row, cols[k]] * det_minor(A, row + 1, rest)
-        sign = -sign
-    return total
-
-
-def det_laplace(A):
-    return det_minor(A, 0, list(range(A.shape[0])))
-
-
-def det_minor_filter(A, row, cols):
-    if len(cols) == 1:
-        return A[row, cols[0]]
-    total = 0.0
-    for k, c in enumerate(cols):
-        rest = [d for d in cols if d != c]
-        term = A[row, c] * det_minor_filter(A, row + 1, rest)
-        total = total + term if k % 2 == 0 else total - term
-    return total
-
-
-def det_laplace_filter(A):
-    return det_minor_filter(A, 0, list(range(A.shape[0])))
+# --- programs (the determinants: research_programs.py) ---------------------------------
 
 
 def tree_product(x, lo, hi):
