@@ -274,3 +274,17 @@ def det_minor_filter(A, row, cols):
 
 def det_laplace_filter(A):
     return det_minor_filter(A, 0, list(range(A.shape[0])))
+
+
+# --- a recursive walk over the diagonal (tests of scalar specialization and lifted
+# backpropagators) ------------------------------------------------------------------
+
+def walk(A, i):
+    n = A.shape[0]
+    if i == n:
+        return 0.0
+    return A[i, i] * A[i, (3 * i) % n] + walk(A, i + 1)
+
+
+def walk_energy(A):
+    return walk(A, 0)

@@ -12,21 +12,11 @@ import autograd
 import autograd.numpy as anp
 import numpy as np
 import pytest
+from research_programs import walk_energy
 
 import tapeless as tl
 from tapeless.ir.nodes import Graph
 from tapeless.opt import lift
-
-
-def walk(A, i):
-    n = A.shape[0]
-    if i == n:
-        return 0.0
-    return A[i, i] * A[i, (3 * i) % n] + walk(A, i + 1)
-
-
-def walk_energy(A):
-    return walk(A, 0)
 
 
 def power_sum(x, n):

@@ -9,21 +9,11 @@ import math
 
 import numpy as np
 import pytest
+from research_programs import walk_energy
 
 import tapeless as tl
 
 DT = 0.05
-
-
-def walk(A, i):
-    n = A.shape[0]
-    if i == n:
-        return 0.0
-    return A[i, i] * A[i, (3 * i) % n] + walk(A, i + 1)
-
-
-def walk_energy(A):
-    return walk(A, 0)
 
 
 def landing(v, angle):

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..frontend.scopes import ParamSpec
 from ..ir.clone import is_recursive
 from ..ir.edit import forget_all, set_inputs, set_output, set_parameters
 from ..ir.nodes import (
@@ -351,7 +352,8 @@ def _lift(j: Graph, b: Graph, calls: list[Apply], graphs: list[Graph]) -> None:
     fvs = list(free_variables(b))
     record = Parameter(b, b.loc, "record")
     set_parameters(b, [record, *b.parameters],
-                   [None, *b.signature] if b.signature is not None else None)
+                   [ParamSpec("record", "pos"), *b.signature] if b.signature is not None
+                   else None)
     reads = {fv.id: b.apply(TUPLE_GETITEM, record, i) for i, fv in enumerate(fvs)}
     for h in graphs:
         if not is_inside(h, b):
