@@ -13,6 +13,7 @@ import autograd.numpy as anp
 import numpy as np
 import pytest
 from research_programs import walk_energy
+from test_sparse_sens import tree_energy
 
 import tapeless as tl
 from tapeless.ir.nodes import Graph
@@ -213,15 +214,6 @@ def test_lifted_only_where_every_use_is_a_call_of_it(use: str, lifted: int) -> N
         assert graph_nodes(root)
 
 
-def tree(x, lo, hi):
-    if hi - lo == 1:
-        return x[lo] * x[lo] * x[lo]
-    mid = (lo + hi) // 2
-    return tree(x, lo, mid) * 0.5 + tree(x, mid, hi)
-
-
-def tree_energy(x):
-    return tree(x, 0, x.shape[0])
 
 
 V = np.random.default_rng(8).standard_normal(16)

@@ -38,7 +38,7 @@ def branch_backprops(graphs: list[Graph], use: dict[int, list[tuple[Node | None,
     edited in place (the branches); the other changes are in `replace`."""
     # How many places refer to each graph: a branch shared with another `if` keeps its
     # closures (its output is rewritten in place).
-    refs = _graph_refs(graphs)
+    refs = graph_refs(graphs)
     busy: set[int] = set()
     done = False
     for g in graphs:
@@ -148,7 +148,7 @@ def dead_branch_items(graphs: list[Graph], use: dict[int, list[tuple[Node | None
     tuple), the branches return a constant in those places, and the code computing them
     is dead. Branches shared with another `if` are left as they are. Returns the ids of
     the graphs edited (their outputs replaced)."""
-    refs = _graph_refs(graphs)
+    refs = graph_refs(graphs)
     ifs: list[Apply] = []
     owner: dict[int, Apply] = {}  # a branch's graph id -> its `if`
     for g in graphs:
@@ -184,7 +184,7 @@ def single_item_ifs(graphs: list[Graph], use: dict[int, list[tuple[Node | None, 
     caller reads one; the backpropagator of a comprehension's function, its value. Only
     where each branch is this `if`'s alone. Puts the users' replacements in `replace`;
     returns the ids of the branches edited."""
-    refs = _graph_refs(graphs)
+    refs = graph_refs(graphs)
     edited: set[int] = set()
     for g in graphs:
         for node in graph_nodes(g):
@@ -318,7 +318,7 @@ def _demand(node: Node, use: dict[int, list[tuple[Node | None, Graph]]],
     return out
 
 
-def _graph_refs(graphs: list[Graph]) -> dict[int, int]:
+def graph_refs(graphs: list[Graph]) -> dict[int, int]:
     """How many places in `graphs` refer to each graph (by id): inputs and outputs."""
     refs: dict[int, int] = {}
     for g in graphs:

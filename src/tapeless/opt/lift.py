@@ -39,6 +39,7 @@ from ..ir.nodes import (
     reachable_graphs,
 )
 from ..primitives import PRIMITIVES
+from .branches import graph_refs
 
 MAKE_TUPLE = PRIMITIVES["make_tuple"]
 TUPLE_GETITEM = PRIMITIVES["tuple_getitem"]
@@ -193,14 +194,7 @@ def lift_backprops(root: Graph) -> int:
 def _candidates(root: Graph, graphs: list[Graph]) -> list[tuple[Graph, Graph]]:
     """(J, B): a recursive graph J whose output is `make_tuple(value, B)`, B a closure
     J makes (nested in J, its free variables J's own nodes), named nowhere else."""
-    uses: dict[int, int] = {}
-    for g in graphs:
-        for n in graph_nodes(g):
-            for i in n.inputs:
-                if is_constant_graph(i):
-                    uses[i.value.id] = uses.get(i.value.id, 0) + 1
-        if is_constant_graph(g.output):
-            uses[g.output.value.id] = uses.get(g.output.value.id, 0) + 1
+    uses = graph_refs(graphs)
     found = []
     for j in graphs:
         out = j.output
