@@ -67,6 +67,11 @@ from .rules_numpy import _einsum_call
 
 # (name -> (rule, the primitive the rule calls, a test of the flags it handles or None))
 BATCH: dict[str, tuple] = {}
+# (name -> (rule, the test of the flags it handles)): a second rule, for the patterns of
+# batched arguments its test picks, tried before BATCH's. The V transform chooses between
+# them by the flags, which it knows; a rule testing a flag itself would leave an `if` on
+# a constant whose branch may raise, which the optimizer may copy with its effects.)
+BATCH_ALSO: dict[str, tuple] = {}
 
 
 def batch(*names, when=None):
@@ -79,6 +84,18 @@ def batch(*names, when=None):
             assert name not in BATCH, f"two batching rules for {name}"
             BATCH[name] = (fn, None, when)
             PRIMITIVES[name].batch_rule = fn
+        return fn
+
+    return register_rule
+
+
+def batch_also(name, when):
+    """Register a second rule for the primitive `name`: the one for the patterns of
+    batched arguments `when(flags)` accepts (those of the first rule stay its own)."""
+
+    def register_rule(fn):
+        assert name not in BATCH_ALSO, f"two second batching rules for {name}"
+        BATCH_ALSO[name] = (fn, when)
         return fn
 
     return register_rule
@@ -598,6 +615,32 @@ def gather(size, flags, mask, x, index):
     if len(safe) == 1:
         return x[safe[0]]
     return x[tuple(safe)]
+
+
+def scatter_gathered(size, flags, d, x, index):
+    """The sensitivity of `x` given that of `x[index]`, the index differing across the
+    batch (the adjoint of `gather`): a zero array of each example's shape, `d` added at
+    each element's index (added: an element's index array may repeat an entry).
+    An index out of range is an element's that a mask left inactive (a gather under the
+    mask raised for the others): it adds at a placeholder, never read. Otherwise (a list,
+    a slice or bool index, a sparse sensitivity) per element."""
+    items = index if isinstance(index, tuple) else (index,)
+    skip = 1 if flags[1] else 0
+    if not isinstance(x, np.ndarray) or not _integer_items(items, size) or \
+            len(items) > np.ndim(x) - skip or not isinstance(d, np.ndarray) or \
+            (len(items) > 1 and max([np.ndim(a) for a in items]) > 1):
+        return per_element(getitem_sens, size, flags, d, x, index)
+    shape = np.shape(x)[skip:]
+    safe = []
+    for k in range(len(items)):
+        a = items[k]
+        n = shape[k]
+        safe.append(np.where((a < -n) | (a >= n), 0, a))
+    rows = np.reshape(np.arange(size), (-1,) + (1,) * (np.ndim(safe[0]) - 1))
+    # (the runtime's adjoint of the one advanced index over the whole batch: it reads
+    # x's shape and dtype, so an unbatched x is stood for by an uninitialized stack)
+    xb = x if flags[1] else np.empty((size,) + shape, dtype=x.dtype)
+    return getitem_sens(d if flags[0] else broadcast(size, d), xb, tuple([rows] + safe))
 
 
 def _as_bound(a):
@@ -1243,6 +1286,35 @@ def _container_update(size, flags, x, index, value, fn):
     return fn(_batched_like(size, flags[0], x), index, _batched_like(size, flags[2], value))
 
 
+def _in_range(items, shape):
+    for k in range(len(items)):
+        n = shape[k]
+        if np.any((items[k] < -n) | (items[k] >= n)):
+            return False
+    return True
+
+
+def scatter_each(fn, unique, size, flags, x, index, value):
+    """`fn(x, index, value)` (an update or an add at `x[index]`) where the index differs
+    across the batch: one integer, or a tuple of integers, per element (with `unique`, an
+    update, whose positions must not repeat within an element: one integer per axis), or
+    an integer array per element (an add). One NumPy advanced index over the batch, each
+    element's row with its own positions. Otherwise (a list, a slice or bool index, an
+    index out of range, which raises as a loop would) per element."""
+    items = index if isinstance(index, tuple) else (index,)
+    if not isinstance(x, np.ndarray) or not _integer_items(items, size) or \
+            len(items) > np.ndim(x) - (1 if flags[0] else 0) or \
+            (len(items) > 1 or unique) and max([np.ndim(a) for a in items]) > 1 or \
+            not _in_range(items, np.shape(x)[1:] if flags[0] else np.shape(x)):
+        return per_element(fn, size, flags, x, index, value)
+    xx = _batched_like(size, flags[0], x)
+    rows = np.reshape(np.arange(size), (-1,) + (1,) * (np.ndim(items[0]) - 1))
+    at = tuple([rows] + list(items))
+    if flags[2]:
+        value = lift(value, np.ndim(xx[at]) - 1)
+    return fn(xx, at, value)
+
+
 @batch("index_update", when=lambda flags: not flags[1])
 def _index_update(size, flags, x, index, value):
     if isinstance(x, list) or isinstance(x, dict):
@@ -1288,6 +1360,28 @@ def _index_add(size, flags, x, index, value):
 @batch("index_add_inplace", when=lambda flags: not flags[1])
 def _index_add_inplace(size, flags, x, index, value):
     return _index_add_with(index_add_inplace, size, flags, x, index, value)
+
+
+# (an index that differs across the batch: `scatter_each`)
+
+@batch_also("index_update", lambda flags: flags[1])
+def _index_update_each(size, flags, x, index, value):
+    return scatter_each(index_update, True, size, flags, x, index, value)
+
+
+@batch_also("index_update_inplace", lambda flags: flags[1])
+def _index_update_inplace_each(size, flags, x, index, value):
+    return scatter_each(index_update_inplace, True, size, flags, x, index, value)
+
+
+@batch_also("index_add", lambda flags: flags[1])
+def _index_add_each(size, flags, x, index, value):
+    return scatter_each(index_add, False, size, flags, x, index, value)
+
+
+@batch_also("index_add_inplace", lambda flags: flags[1])
+def _index_add_inplace_each(size, flags, x, index, value):
+    return scatter_each(index_add_inplace, False, size, flags, x, index, value)
 
 
 @batch("immutable_item")
@@ -1451,6 +1545,13 @@ def _scatter_sens(size, flags, x, indices, ds):
         return scatter_sens(xb, tuple([_lead(i) for i in indices]),
                             ds if flags[2] else broadcast(size, ds))
     return per_element(scatter_sens, size, flags, x, indices, ds)
+
+
+@batch_also("getitem_sens", lambda flags: flags[2])
+def _getitem_sens_gathered(size, flags, d, x, index):
+    if d is ZERO or x is ZERO:
+        return ZERO
+    return scatter_gathered(size, flags, d, x, index)
 
 
 @batch("getitem_sens", when=lambda flags: not flags[2])
