@@ -1,6 +1,8 @@
 """`tl.vmap` of an array indexed by an index that differs across the batch (a gather),
-and of a `for` over a range whose bounds differ with a `break`: 1,000 elements, least
-of 5 calls. (BENCHMARKS.md, "Gathers and `for ... range(n): ... break` under `tl.vmap`".)
+and of a `for` over a range whose bounds differ with a `break`; per-example gradients
+of a loss reading an embedding row per example (the gather's adjoint, a scatter by the
+batch's indices) next to a Python loop calling the compiled gradient: 1,000 elements,
+least of 5 calls. (BENCHMARKS.md, "Gathers and `for ... range(n): ... break` under `tl.vmap`".)
 
     python bench/bench_vmap_gather.py LABEL
 """
@@ -46,3 +48,23 @@ try:
     print(f"{sys.argv[1]} for i in range(n): s += TABLE[i]*x, 1000: {best*1e3:.2f} ms")
 except Exception as e:
     print(sys.argv[1], "table_sum fails:", type(e).__name__, str(e)[:80])
+
+
+def embedding_loss(E, i, y):
+    e = E[i]
+    return (np.tanh(e) @ W_OUT - y) ** 2
+
+W_OUT = rng.normal(size=16)
+E = rng.normal(size=(200, 16))
+idx = rng.integers(0, 200, 1000)
+ys = rng.normal(size=1000)
+pg = tl.vmap(tl.grad(embedding_loss), in_axes=(None, 0, 0))
+one = tl.grad(embedding_loss)
+got = pg(E, idx, ys)
+loop = np.stack([one(E, int(k), float(y)) for k, y in zip(idx, ys, strict=True)])
+assert np.allclose(got, loop, rtol=1e-12, atol=1e-15)
+best = min(timeit.repeat(lambda: pg(E, idx, ys), number=1, repeat=5))
+best_loop = min(timeit.repeat(lambda: [one(E, int(k), float(y)) for k, y in
+                                        zip(idx, ys, strict=True)], number=1, repeat=5))
+print(f"{sys.argv[1]} vmap(grad) of an embedding row's loss, 1000: {best*1e3:.2f} ms; "
+      f"loop of grad: {best_loop*1e3:.2f} ms ({best_loop / best:.1f}x)")
