@@ -87,3 +87,19 @@ def test_functions_inlined_everywhere_are_skipped():
     x = 0.7
     # d/dx [x * (3x^2 + 1)] = 9x^2 + 1
     assert tl.grad(_nested)(x) == pytest.approx(9 * x * x + 1)
+
+
+def test_a_replacement_made_before_the_match_is_not_matched_again():
+    # An inlined branch that returns a value computed before it (`return x` of a call
+    # inlined earlier in the same sweep) gives back an old node: matching it again
+    # inlined that call a second time, effects and all (an update in place under
+    # tl.vmap ran twice; tests/test_vmap_scatter.py).
+    from tapeless.ir.nodes import Constant, Graph
+
+    g = Graph("g", None, None)
+    x = g.add_parameter("x")
+    old = g.apply(Constant(tl.primitives.PRIMITIVES["add"]), x, x)
+    mark = old.id
+    new = g.apply(Constant(tl.primitives.PRIMITIVES["mul"]), old, x)
+    assert passes._made_since(old, g, mark) == []
+    assert passes._made_since(new, g, mark) == [new]

@@ -775,9 +775,6 @@ class VTransform:
             vals = vals[:fixed] + [vg.apply(P["make_tuple"], *rest)]
             trees = trees[:fixed] + [B if rest_b else U]
         flags = tuple(not unbatched(t) for t in trees)
-        also = batch_rules.BATCH_ALSO.get(name)
-        if also is not None and also[1](flags):
-            rule, callee, when = also[0], None, None
         if when is not None and not when(flags):
             call = self._per_element_call(prim, list(args), plain_vals, plain_trees, inst,
                                           loc)

@@ -413,7 +413,13 @@ def _uses(r: Node, g: Graph) -> bool:
 
 
 def _made_since(result: Apply, g: Graph, mark: int) -> list[Apply]:
-    """The nodes of `g` made after `mark` that `result` depends on, inputs first."""
+    """The nodes of `g` made after `mark` that `result` depends on, inputs first. None
+    where `result` itself is older: a node already matched in this sweep (an inlined
+    function that returns a value it captured, e.g. a branch's `return x` of a call
+    made before it), which matching again would inline a second time, its effects
+    with it."""
+    if result.id <= mark:
+        return []
     order: list[Apply] = []
     seen: set[int] = set()
 

@@ -67,11 +67,6 @@ from .rules_numpy import _einsum_call
 
 # (name -> (rule, the primitive the rule calls, a test of the flags it handles or None))
 BATCH: dict[str, tuple] = {}
-# (name -> (rule, the test of the flags it handles)): a second rule, for the patterns of
-# batched arguments its test picks, tried before BATCH's. The V transform chooses between
-# them by the flags, which it knows; a rule testing a flag itself would leave an `if` on
-# a constant whose branch may raise, which the optimizer may copy with its effects.)
-BATCH_ALSO: dict[str, tuple] = {}
 
 
 def batch(*names, when=None):
@@ -84,18 +79,6 @@ def batch(*names, when=None):
             assert name not in BATCH, f"two batching rules for {name}"
             BATCH[name] = (fn, None, when)
             PRIMITIVES[name].batch_rule = fn
-        return fn
-
-    return register_rule
-
-
-def batch_also(name, when):
-    """Register a second rule for the primitive `name`: the one for the patterns of
-    batched arguments `when(flags)` accepts (those of the first rule stay its own)."""
-
-    def register_rule(fn):
-        assert name not in BATCH_ALSO, f"two second batching rules for {name}"
-        BATCH_ALSO[name] = (fn, when)
         return fn
 
     return register_rule
@@ -1315,8 +1298,10 @@ def scatter_each(fn, unique, size, flags, x, index, value):
     return fn(xx, at, value)
 
 
-@batch("index_update", when=lambda flags: not flags[1])
+@batch("index_update")
 def _index_update(size, flags, x, index, value):
+    if flags[1]:
+        return scatter_each(index_update, True, size, flags, x, index, value)
     if isinstance(x, list) or isinstance(x, dict):
         return _container_update(size, flags, x, index, value, index_update)
     if not isinstance(x, np.ndarray) or _advanced_in(index):
@@ -1329,9 +1314,11 @@ def _index_update(size, flags, x, index, value):
     return out
 
 
-@batch("index_update_inplace", when=lambda flags: not flags[1])
+@batch("index_update_inplace")
 def _index_update_inplace(size, flags, x, index, value):
     # (x is batched: an unbatched one was copied per element first)
+    if flags[1]:
+        return scatter_each(index_update_inplace, True, size, flags, x, index, value)
     if isinstance(x, list) or isinstance(x, dict):
         return _container_update(size, flags, x, index, value, index_update_inplace)
     if not isinstance(x, np.ndarray) or _advanced_in(index):
@@ -1352,36 +1339,19 @@ def _index_add_with(fn, size, flags, x, index, value):
     return fn(xx, at, value)
 
 
-@batch("index_add", when=lambda flags: not flags[1])
+@batch("index_add")
 def _index_add(size, flags, x, index, value):
+    if flags[1]:
+        return scatter_each(index_add, False, size, flags, x, index, value)
     return _index_add_with(index_add, size, flags, x, index, value)
 
 
-@batch("index_add_inplace", when=lambda flags: not flags[1])
+@batch("index_add_inplace")
 def _index_add_inplace(size, flags, x, index, value):
+    if flags[1]:
+        return scatter_each(index_add_inplace, False, size, flags, x, index, value)
     return _index_add_with(index_add_inplace, size, flags, x, index, value)
 
-
-# (an index that differs across the batch: `scatter_each`)
-
-@batch_also("index_update", lambda flags: flags[1])
-def _index_update_each(size, flags, x, index, value):
-    return scatter_each(index_update, True, size, flags, x, index, value)
-
-
-@batch_also("index_update_inplace", lambda flags: flags[1])
-def _index_update_inplace_each(size, flags, x, index, value):
-    return scatter_each(index_update_inplace, True, size, flags, x, index, value)
-
-
-@batch_also("index_add", lambda flags: flags[1])
-def _index_add_each(size, flags, x, index, value):
-    return scatter_each(index_add, False, size, flags, x, index, value)
-
-
-@batch_also("index_add_inplace", lambda flags: flags[1])
-def _index_add_inplace_each(size, flags, x, index, value):
-    return scatter_each(index_add_inplace, False, size, flags, x, index, value)
 
 
 @batch("immutable_item")
@@ -1547,17 +1517,12 @@ def _scatter_sens(size, flags, x, indices, ds):
     return per_element(scatter_sens, size, flags, x, indices, ds)
 
 
-@batch_also("getitem_sens", lambda flags: flags[2])
-def _getitem_sens_gathered(size, flags, d, x, index):
-    if d is ZERO or x is ZERO:
-        return ZERO
-    return scatter_gathered(size, flags, d, x, index)
-
-
-@batch("getitem_sens", when=lambda flags: not flags[2])
+@batch("getitem_sens")
 def _getitem_sens(size, flags, d, x, index):
     if d is ZERO or x is ZERO:
         return ZERO
+    if flags[2]:
+        return scatter_gathered(size, flags, d, x, index)
     if isinstance(x, np.ndarray):
         return _scatter_sens(size, (flags[1], False, flags[0]), x, (index,), (d,))
     if flags[0] and not flags[1] and (isinstance(x, tuple) or isinstance(x, list) or
