@@ -7,7 +7,8 @@ Reports:
 - per-example gradients of the MLP (N = 64; batches of 32 and 256), in two spellings,
   against a hand-written batched NumPy version, a Python loop of `tl.grad` and, where
   PyTorch is installed, `torch.func.vmap(torch.func.grad(...))` (targets: <= 1.5x
-  hand-written, ahead of torch.func);
+  hand-written, ahead of torch.func); and the per-example-gradient example of JAX's
+  README (a loop over a list of `(W, b)` layers), not written for this benchmark;
 - a MAML meta-gradient over 8 tasks x 5 inner steps (sinusoid regression, a 40-40 tanh
   MLP): `tl.grad` of a meta-loss that maps the task loss with `tl.vmap`, against the
   same meta-loss written as a Python loop over tasks, JAX `jit(grad(vmap))` where JAX
@@ -98,6 +99,55 @@ def per_example(batch: int, repeat: int, number: int) -> list[str]:
         f"{t_hand * 1e3:.3f} ms | {t_loop / t_hand:.2f} | | |",
         *torch_rows,
     ]
+
+
+def per_example_layers(batch: int, repeat: int, number: int) -> list[str]:
+    """The per-example-gradient example of JAX's README (`vp.layers_loss`: a list of
+    `(W, b)` layers, a loop over them), two 64-wide layers: `tl.vmap(tl.grad(loss),
+    in_axes=(None, 0, 0))` against its hand-written batched NumPy and torch.func."""
+    rng = np.random.default_rng(0)
+    n = 64
+    params = [(rng.normal(size=(n, n)) / 8, rng.normal(size=n)),
+              (rng.normal(size=(n, n)) / 8, rng.normal(size=n))]
+    X, Y = rng.normal(size=(batch, n)), rng.normal(size=(batch, n))
+    hand = vp.layers_hand(params, X, Y)
+    v = tl.vmap(tl.grad(vp.layers_loss), in_axes=(None, 0, 0))
+    first = first_call(lambda: v(params, X, Y))
+    assert close(v(params, X, Y), hand)
+    fns = [lambda: vp.layers_hand(params, X, Y), lambda: v(params, X, Y)]
+    torch_fn = torch_layers(params, X, Y, hand)
+    times = best_times(fns + ([torch_fn] if torch_fn is not None else []),
+                       [1] * (len(fns) + (torch_fn is not None)), repeat * number)
+    t_hand, t_v = times[:2]
+    vs_torch = "" if torch_fn is None else \
+        f"torch.func {times[2] * 1e3:.3f} ms: tapeless ÷ torch.func {t_v / times[2]:.2f}; "
+    return [f"| per-example grads, JAX README's loop over a list of (W, b) layers, batch "
+            f"{batch} | {t_v * 1e3:.3f} ms | {t_hand * 1e3:.3f} ms | {t_v / t_hand:.2f} | "
+            f"<= 1.5 | {vs_torch}first call {first:.1f} s |"]
+
+
+def torch_layers(params: list, X: np.ndarray, Y: np.ndarray,
+                 hand: Any) -> Callable[[], Any] | None:
+    """`vp.layers_loss` in PyTorch (float64, one thread): `torch.func.vmap(grad)`,
+    checked against the hand-written gradients; the call to time."""
+    try:
+        import torch
+        from torch.func import grad, vmap
+    except ImportError:
+        return None
+    torch.set_num_threads(1)
+
+    def loss(params: Any, inputs: Any, targets: Any) -> Any:
+        for W, b in params:
+            outputs = inputs @ W + b
+            inputs = torch.tanh(outputs)
+        return torch.sum((outputs - targets) ** 2)
+
+    per = vmap(grad(loss), in_dims=(None, 0, 0))
+    tp = [tuple(torch.tensor(a, dtype=torch.float64) for a in layer) for layer in params]
+    tX, tY = (torch.tensor(a, dtype=torch.float64) for a in (X, Y))
+    assert close([tuple(g.numpy() for g in layer) for layer in per(tp, tX, tY)], hand)
+    return lambda: per(tp, tX, tY)
 
 
 def torch_per_example(W1: np.ndarray, b1: np.ndarray, W2: np.ndarray, b2: np.ndarray,
@@ -303,6 +353,9 @@ def main() -> None:
     print("|---|---:|---:|---:|---|---|")
     for batch in (32, 256):
         for line in per_example(batch, repeat, number):
+            print(line, flush=True)
+    for batch in (32, 256):
+        for line in per_example_layers(batch, repeat, number):
             print(line, flush=True)
     print()
     for line in newton(1000, repeat, number):

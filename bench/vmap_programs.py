@@ -30,6 +30,32 @@ def per_example_hand(W1, b1, W2, b2, X):
     return dh[:, :, None] * X[:, None, :], dh, do[:, :, None] * h[:, None, :], do
 
 
+# --- per-example gradients as in JAX's README: a list of (W, b) layers, rows x @ W, a loop
+
+def layers_predict(params, inputs):
+    """The shape of the per-example-gradient example in JAX's README (not written for
+    this benchmark; `jnp` spelled `np`): a loop over a list of `(W, b)` layers."""
+    for W, b in params:
+        outputs = np.dot(inputs, W) + b
+        inputs = np.tanh(outputs)
+    return outputs
+
+
+def layers_loss(params, inputs, targets):
+    preds = layers_predict(params, inputs)
+    return np.sum((preds - targets) ** 2)
+
+
+def layers_hand(params, X, Y):
+    """Hand-written NumPy: `layers_loss`'s per-example gradients for two layers (rows of
+    X and Y), as the same list of `(dW, db)` pairs."""
+    (W1, b1), (W2, b2) = params
+    h = np.tanh(X @ W1 + b1)
+    d = 2.0 * (h @ W2 + b2 - Y)
+    dh = (d @ W2.T) * (1.0 - h * h)
+    return [(X[:, :, None] * dh[:, None, :], dh), (h[:, :, None] * d[:, None, :], d)]
+
+
 # --- MAML on sinusoid regression (Finn et al. 2017): a 1-40-40-1 tanh MLP ---------------
 
 def mlp40(params, x):
