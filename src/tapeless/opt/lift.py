@@ -24,7 +24,14 @@ from typing import Any
 
 from ..frontend.scopes import ParamSpec
 from ..ir.clone import is_recursive
-from ..ir.edit import forget_all, set_inputs, set_output, set_parameters
+from ..ir.edit import (
+    forget_all,
+    set_effects,
+    set_inputs,
+    set_kind,
+    set_output,
+    set_parameters,
+)
 from ..ir.nodes import (
     Apply,
     Constant,
@@ -39,6 +46,7 @@ from ..ir.nodes import (
     reachable_graphs,
 )
 from ..primitives import PRIMITIVES
+from ..runtime import ZERO
 from .branches import graph_refs
 
 MAKE_TUPLE = PRIMITIVES["make_tuple"]
@@ -46,6 +54,7 @@ TUPLE_GETITEM = PRIMITIVES["tuple_getitem"]
 SWITCH = PRIMITIVES["switch"]
 WHILE_LOOP = PRIMITIVES["while_loop"]
 FOR_RANGE = PRIMITIVES["for_range"]
+SENS_OF = PRIMITIVES["sens_of"]
 
 
 
@@ -188,6 +197,10 @@ def lift_backprops(root: Graph) -> int:
     done = len(chosen)
     if done:
         forget_all(reachable_graphs(root))
+        for _, b, calls in chosen:
+            _values_given(b, calls, reachable_graphs(root))
+        if prune_tuples(root):
+            forget_all(reachable_graphs(root))
     return done
 
 
@@ -363,3 +376,196 @@ def _lift(j: Graph, b: Graph, calls: list[Apply], graphs: list[Graph]) -> None:
     set_output(j, j.apply(MAKE_TUPLE, out.inputs[1], j.apply(MAKE_TUPLE, *fvs)))
     for call in calls:
         set_inputs(call, [Constant(b), *call.inputs])
+
+
+def _values_given(b: Graph, calls: list[Apply], graphs: list[Graph]) -> None:
+    """The sensitivities a lifted `B(record, d...)` is called with, where every call
+    gives a value (never ZERO): a number constant (the seed), what an operation that
+    never gives ZERO makes (a product of the sensitivity with a saved value), or, by
+    induction over the recursion, B's own parameter passed on. There `sens_of(d, like)`
+    in B is `d` (its test for ZERO is done once per call of the recursion, and the value
+    `like` need not be saved)."""
+    for m, param in enumerate(b.parameters[1:], start=1):
+        if not all(_never_zero(c.inputs[1 + m], param) for c in calls):
+            continue
+        for h in graphs:
+            if not is_inside(h, b):
+                continue
+            for n in graph_nodes(h):
+                if prim_of(n) is SENS_OF and n.inputs[1] is param:
+                    _replace_everywhere(graphs, {n.id: param})
+
+
+def _never_zero(x: Node, param: Parameter) -> bool:
+    if type(x) is Constant:
+        return type(x.value) in (float, int)
+    if x is param:
+        return True
+    p = prim_of(x)
+    return p is not None and p.never_zero
+
+
+def _replace_everywhere(graphs: list[Graph], replaced: dict[int, Node]) -> None:
+    """Each use of a node in `replaced` (by id) uses what it maps to instead (followed
+    to its end)."""
+    def final(x: Node) -> Node:
+        while x.id in replaced:
+            x = replaced[x.id]
+        return x
+
+    for g in graphs:
+        for n in graph_nodes(g):
+            if any(i.id in replaced for i in n.inputs):
+                set_inputs(n, [final(i) for i in n.inputs])
+        if g.output is not None and g.output.id in replaced:
+            set_output(g, final(g.output))
+        if any(e.id in replaced for e in g.effects):
+            set_effects(g, [final(e) for e in g.effects])
+
+
+def prune_tuples(root: Graph) -> int:
+    """Keep only the items of tuples that something reads, once the backpropagators are
+    lifted (their records, the values each call of J saves, and what each lifted `B`
+    gives back are now tuples read only by item): an item that no read asks for is
+    dropped (a saved sensitivity placeholder ZERO, a value only a rule's other case
+    would read); an item that every tuple of its kind holds as the same constant is
+    read as that constant (where every display of its class has it); a tuple left with
+    one item, which every display of its class has, is that item. Returns how many
+    tuple displays changed.
+
+    Which tuples may reach which reads is the points-to analysis of `lift_backprops`:
+    the displays whose values may meet at one read form one class, renumbered alike.
+    A class is left as it is where one of its values escapes, is a loop body's result
+    (the loop reads its items) (to an operation, a call
+    of an unknown function, the program's result), is read with an index that is not a
+    constant, may meet a value this analysis does not follow (OTHER, a loop's or a
+    non-empty constant tuple) at a read, or is tested for identity (`is None`: a tuple made smaller might be the shared empty tuple, an
+    unwrapped item might be None)."""
+    graphs = reachable_graphs(root)
+    flow = _Flow()
+    _analyse(root, graphs, flow)
+    displays: dict[int, Apply] = {}
+    reads: list[tuple[Apply, set[Value]]] = []
+    frozen: set[Value] = set(flow.escaped)
+    tested: set[Value] = set()
+    parent: dict[Value, Value] = {}
+
+    def find(v: Value) -> Value:
+        while parent.get(v, v) != v:
+            v = parent[v]
+        return v
+
+    empty: set[Value] = set()  # the constants () (a base case that saves nothing)
+    for g in graphs:
+        if type(g.output) is Constant and type(g.output.value) is tuple:
+            _empty_items(g.output.id, (), g.output.value, empty)
+        for n in graph_nodes(g):
+            for i in n.inputs:
+                if type(i) is Constant and type(i.value) is tuple:
+                    _empty_items(i.id, (), i.value, empty)
+            p = prim_of(n)
+            if p is MAKE_TUPLE:
+                displays[n.id] = n
+            elif p is WHILE_LOOP or p is FOR_RANGE:
+                # (the loop reads its body's result item by item: the next state)
+                for b in n.inputs[1:]:
+                    if is_constant_graph(b) and b.value.output is not None:
+                        frozen |= {v for v in flow.of(b.value.output) if isinstance(v, tuple)}
+            elif p is TUPLE_GETITEM and len(n.inputs) == 3 and \
+                    type(k := n.inputs[2]) is Constant and type(k.value) is int:
+                held = flow.read(n.inputs[1], g)
+                keys = {v for v in held if isinstance(v, tuple)}
+                if OTHER in held:
+                    frozen |= keys
+                reads.append((n, keys))
+                if keys:
+                    first = find(next(iter(keys)))
+                    for v in keys:
+                        if (r := find(v)) != first:
+                            parent[r] = first
+            elif p is not None and p.equality and p.ignores_values:
+                for a in n.inputs[1:]:
+                    tested |= {v for v in flow.read(a, g) if isinstance(v, tuple)}
+    members: dict[Value, list[Value]] = {}
+    for v in {v for _, keys in reads for v in keys} | {("tuple", i) for i in displays}:
+        members.setdefault(find(v), []).append(v)
+    plans: dict[Value, tuple[list[int], dict[int, Constant], bool]] = {}
+    for cls, vs in members.items():
+        if any(v in frozen or v in tested or (v not in empty and (
+                v[0] != "tuple" or v[1] not in displays)) for v in vs):
+            continue
+        made = [displays[v[1]] for v in vs if v not in empty]
+        if not made:
+            continue
+        shortest = 0 if len(made) < len(vs) else min(len(m.inputs) - 1 for m in made)
+        longest = max(len(m.inputs) - 1 for m in made)
+        asked = {n.inputs[2].value for n, keys in reads
+                 if keys and find(next(iter(keys))) == cls}
+        if any(k < 0 for k in asked):
+            continue
+        constants: dict[int, Constant] = {}
+        for k in asked:
+            first = made[0].inputs[1 + k] if k < shortest else None
+            if type(first) is Constant and all(_same_constant(first, m.inputs[1 + k])
+                                               for m in made):
+                constants[k] = first
+        keep = sorted(asked - set(constants))
+        if keep == list(range(longest)):
+            continue
+        plans[cls] = (keep, constants, len(keep) == 1 and keep[0] < shortest)
+    if not plans:
+        return 0
+    replaced: dict[int, Node] = {}
+    changed = 0
+    for n, keys in reads:
+        if not keys or (plan := plans.get(find(next(iter(keys))))) is None:
+            continue
+        keep, constants, unwrap = plan
+        k = n.inputs[2].value
+        if k in constants:
+            replaced[n.id] = Constant(constants[k].value)
+        elif unwrap:
+            replaced[n.id] = n.inputs[1]
+        else:
+            set_inputs(n, [n.inputs[0], n.inputs[1], Constant(keep.index(k))])
+    for cls, (keep, _, unwrap) in plans.items():
+        for v in members[cls]:
+            if v in empty:
+                continue
+            m = displays[v[1]]
+            changed += 1
+            if unwrap:
+                replaced[m.id] = m.inputs[1 + keep[0]]
+            else:
+                # (a display too short for an item read keeps the items it has: the
+                # read then fails as it did, its new index being past them too)
+                set_inputs(m, [m.inputs[0], *(m.inputs[1 + k] for k in keep
+                                              if k < len(m.inputs) - 1)])
+                set_kind(m, None)
+    _replace_everywhere(graphs, replaced)
+    return changed
+
+
+def _empty_items(nid: int, path: tuple[int, ...], value: tuple, out: set[Value]) -> None:
+    """The abstract values of the empty tuples in the constant tuple `value`."""
+    if not value:
+        out.add(("const", nid, path))
+    for k, x in enumerate(value):
+        if type(x) is tuple:
+            _empty_items(nid, (*path, k), x, out)
+
+
+def _same_constant(a: Node, b: Node) -> bool:
+    """Whether the constant nodes `a` and `b` hold the same number, string, None or
+    ZERO (the same object, or equal ints, strings or bools, or floats that print alike:
+    never 0.0 and -0.0). Not a graph: one nested in J reads J's values, and a read of
+    the record is where they are."""
+    if type(b) is not Constant:
+        return False
+    x, y = a.value, b.value  # type: ignore[attr-defined]
+    if type(x) not in _PLAIN and x is not ZERO:
+        return False
+    return x is y or (type(x) is type(y) and repr(x) == repr(y))
+
+
+_PLAIN = (int, str, bool, float, type(None))
