@@ -77,6 +77,7 @@ class _Flow:
         # Per graph: the (condition node, value) pairs under which it runs (it is a
         # branch of a `switch` on that node, or nested in one).
         self.conds: dict[int, list[tuple[Node, bool]]] = {}
+        self.displays: dict[int, Apply] = {}  # the make_tuple nodes, by id
 
     def read(self, node: Node, where: Graph) -> set[Value]:
         """What `node` may hold where `where` reads it: an item of the result of an `if`
@@ -101,7 +102,52 @@ class _Flow:
                     for index in reversed(path):
                         held = self.item(held, index)
                     return held
+        if path:
+            found = self._record_item(x, path, conds)
+            if found is not None:
+                return found
         return self.of(node)
+
+    def _record_item(self, record: Node, path: list[int],
+                     conds: list[tuple[Node, bool]]) -> set[Value] | None:
+        """What `record`'s item `at` (`path[-1]`) holds at the rest of `path` (read
+        innermost last), read under an `if`
+        on another item of `record` (`record[t]`): where every tuple `record` may hold
+        is a display whose item `at` is a value-`if` on the condition at its item `t`
+        (a lifted backpropagator's record: what J's `if` saved, next to the condition it
+        tested), the items of the branch taken; None where that does not hold."""
+        at = path[-1]
+        for c, value in conds:
+            if not (type(c) is Apply and prim_of(c) is TUPLE_GETITEM and
+                    c.inputs[1] is record and type(t := c.inputs[2]) is Constant and
+                    type(t.value) is int):
+                continue
+            held: set[Value] = set()
+            for v in self.of(record):
+                d = self.displays.get(v[1]) if isinstance(v, tuple) and v[0] == "tuple" \
+                    else None
+                if d is None or not (at < len(d.inputs) - 1 and t.value < len(d.inputs) - 1):
+                    return None
+                x = d.inputs[1 + at]
+                inner: list[int] = []  # (J's `if` gives a pair: its value, what it saved)
+                while type(x) is Apply and prim_of(x) is TUPLE_GETITEM and \
+                        type(i := x.inputs[2]) is Constant and type(i.value) is int:
+                    inner.append(i.value)
+                    x = x.inputs[1]
+                if not (type(x) is Apply and len(x.inputs) == 1 and
+                        type(sw := x.inputs[0]) is Apply and prim_of(sw) is SWITCH and
+                        len(sw.inputs) == 4 and sw.inputs[1] is d.inputs[1 + t.value]):
+                    return None
+                branch = sw.inputs[2 if value else 3]
+                if not (is_constant_graph(branch) and not branch.value.parameters and
+                        branch.value.output is not None):
+                    return None
+                found = self.of(branch.value.output)
+                for index in [*reversed(inner), *reversed(path[:-1])]:
+                    found = self.item(found, index)
+                held |= found
+            return held
+        return None
 
     def of(self, node: Node) -> set[Value]:
         found = self.held.get(node.id)
@@ -295,6 +341,7 @@ def _node(flow: _Flow, n: Apply) -> None:
                 flow.add(flow.of(n), OTHER)
         return
     if p is MAKE_TUPLE:
+        flow.displays[n.id] = n
         key = ("tuple", n.id)
         flow.add(flow.of(n), key)
         for i, a in enumerate(args):
@@ -382,24 +429,68 @@ def _values_given(b: Graph, calls: list[Apply], graphs: list[Graph]) -> None:
     """The sensitivities a lifted `B(record, d...)` is called with, where every call
     gives a value (never ZERO): a number constant (the seed), what an operation that
     never gives ZERO makes (a product of the sensitivity with a saved value), or, by
-    induction over the recursion, B's own parameter passed on. There `sens_of(d, like)`
-    in B is `d` (its test for ZERO is done once per call of the recursion, and the value
-    `like` need not be saved)."""
+    induction over the recursion, B's own parameter passed on; and, inside B, the state
+    of a loop that starts as such a value and that each iteration keeps one (the
+    sensitivity of a sum the loop added to, passed on unchanged). There `sens_of(d,
+    like)` is `d` (its test for ZERO is made once per call of the recursion, and the
+    value `like` need not be saved)."""
+    proven: set[int] = set()
     for m, param in enumerate(b.parameters[1:], start=1):
-        if not all(_never_zero(c.inputs[1 + m], param) for c in calls):
-            continue
-        for h in graphs:
-            if not is_inside(h, b):
-                continue
+        if all(_never_zero(c.inputs[1 + m], proven | {param.id}) for c in calls):
+            proven.add(param.id)
+    if not proven:
+        return
+    inside = [h for h in graphs if is_inside(h, b)]
+    changed = True
+    while changed:
+        changed = False
+        for h in inside:
             for n in graph_nodes(h):
-                if prim_of(n) is SENS_OF and n.inputs[1] is param:
-                    _replace_everywhere(graphs, {n.id: param})
+                loop = _loop_parts(n)
+                if loop is None:
+                    continue
+                params, state, out = loop
+                for j, init in enumerate(state):
+                    ids = {ps[j].id for ps in params}
+                    if not ids <= proven and _never_zero(init, proven) and \
+                            _never_zero(out.inputs[1 + j], proven | ids):
+                        proven |= ids
+                        changed = True
+    replaced: dict[int, Node] = {}
+    for h in inside:
+        for n in graph_nodes(h):
+            if prim_of(n) is SENS_OF and n.inputs[1].id in proven:
+                replaced[n.id] = n.inputs[1]
+    if replaced:
+        _replace_everywhere(graphs, replaced)
 
 
-def _never_zero(x: Node, param: Parameter) -> bool:
+def _loop_parts(n: Apply) -> tuple[list[list[Parameter]], list[Node], Apply] | None:
+    """For a loop whose body gives its next state as a display: the state parameters
+    of its body (and condition), the initial state, the body's display."""
+    p = prim_of(n)
+    if p is WHILE_LOOP and len(n.inputs) >= 3:
+        graphs, state, skip = [n.inputs[2], n.inputs[1]], n.inputs[3:], [0, 0]
+    elif p is FOR_RANGE and len(n.inputs) >= 5:
+        graphs, state, skip = [n.inputs[4]], n.inputs[5:], [1]
+    else:
+        return None
+    if not all(is_constant_graph(g) and not g.value.vararg and
+               len(g.value.parameters) == len(state) + k
+               for g, k in zip(graphs, skip, strict=True)):
+        return None
+    out = graphs[0].value.output  # type: ignore[attr-defined]
+    if not (type(out) is Apply and prim_of(out) is MAKE_TUPLE and
+            len(out.inputs) == len(state) + 1):
+        return None
+    params = [g.value.parameters[k:] for g, k in zip(graphs, skip, strict=True)]  # type: ignore[attr-defined]
+    return params, list(state), out
+
+
+def _never_zero(x: Node, proven: set[int]) -> bool:
     if type(x) is Constant:
         return type(x.value) in (float, int)
-    if x is param:
+    if x.id in proven:
         return True
     p = prim_of(x)
     return p is not None and p.never_zero
@@ -435,17 +526,17 @@ def prune_tuples(root: Graph) -> int:
 
     Which tuples may reach which reads is the points-to analysis of `lift_backprops`:
     the displays whose values may meet at one read form one class, renumbered alike.
-    A class is left as it is where one of its values escapes, is a loop body's result
-    (the loop reads its items) (to an operation, a call
-    of an unknown function, the program's result), is read with an index that is not a
-    constant, may meet a value this analysis does not follow (OTHER, a loop's or a
-    non-empty constant tuple) at a read, or is tested for identity (`is None`: a tuple made smaller might be the shared empty tuple, an
-    unwrapped item might be None)."""
+    A class is left as it is where one of its values escapes (to an operation, a call
+    of an unknown function, the program's result), is a loop body's result (the loop
+    reads its items), is read with an index that is not a constant, may meet a value
+    this analysis does not follow (OTHER, a loop's or a non-empty constant tuple) at a
+    read, or is tested for identity (`is None`: a tuple made smaller might be the
+    shared empty tuple, an unwrapped item might be None)."""
     graphs = reachable_graphs(root)
     flow = _Flow()
     _analyse(root, graphs, flow)
     displays: dict[int, Apply] = {}
-    reads: list[tuple[Apply, set[Value]]] = []
+    reads: list[tuple[Apply, set[Value], int]] = []
     frozen: set[Value] = set(flow.escaped)
     tested: set[Value] = set()
     parent: dict[Value, Value] = {}
@@ -477,7 +568,7 @@ def prune_tuples(root: Graph) -> int:
                 keys = {v for v in held if isinstance(v, tuple)}
                 if OTHER in held:
                     frozen |= keys
-                reads.append((n, keys))
+                reads.append((n, keys, k.value))
                 if keys:
                     first = find(next(iter(keys)))
                     for v in keys:
@@ -487,7 +578,7 @@ def prune_tuples(root: Graph) -> int:
                 for a in n.inputs[1:]:
                     tested |= {v for v in flow.read(a, g) if isinstance(v, tuple)}
     members: dict[Value, list[Value]] = {}
-    for v in {v for _, keys in reads for v in keys} | {("tuple", i) for i in displays}:
+    for v in {v for _, keys, _ in reads for v in keys} | {("tuple", i) for i in displays}:
         members.setdefault(find(v), []).append(v)
     plans: dict[Value, tuple[list[int], dict[int, Constant], bool]] = {}
     for cls, vs in members.items():
@@ -499,35 +590,34 @@ def prune_tuples(root: Graph) -> int:
             continue
         shortest = 0 if len(made) < len(vs) else min(len(m.inputs) - 1 for m in made)
         longest = max(len(m.inputs) - 1 for m in made)
-        asked = {n.inputs[2].value for n, keys in reads
-                 if keys and find(next(iter(keys))) == cls}
-        if any(k < 0 for k in asked):
+        asked = {at for _, keys, at in reads if keys and find(next(iter(keys))) == cls}
+        if any(at < 0 for at in asked):
             continue
         constants: dict[int, Constant] = {}
-        for k in asked:
-            first = made[0].inputs[1 + k] if k < shortest else None
-            if type(first) is Constant and all(_same_constant(first, m.inputs[1 + k])
+        for at in asked:
+            first = made[0].inputs[1 + at] if at < shortest else None
+            if type(first) is Constant and all(_same_constant(first, m.inputs[1 + at])
                                                for m in made):
-                constants[k] = first
+                constants[at] = first
         keep = sorted(asked - set(constants))
-        if keep == list(range(longest)):
+        unwrap = len(keep) == 1 and keep[0] < shortest
+        if keep == list(range(longest)) and not unwrap:
             continue
-        plans[cls] = (keep, constants, len(keep) == 1 and keep[0] < shortest)
+        plans[cls] = (keep, constants, unwrap)
     if not plans:
         return 0
     replaced: dict[int, Node] = {}
     changed = 0
-    for n, keys in reads:
+    for n, keys, at in reads:
         if not keys or (plan := plans.get(find(next(iter(keys))))) is None:
             continue
         keep, constants, unwrap = plan
-        k = n.inputs[2].value
-        if k in constants:
-            replaced[n.id] = Constant(constants[k].value)
+        if at in constants:
+            replaced[n.id] = Constant(constants[at].value)
         elif unwrap:
             replaced[n.id] = n.inputs[1]
         else:
-            set_inputs(n, [n.inputs[0], n.inputs[1], Constant(keep.index(k))])
+            set_inputs(n, [n.inputs[0], n.inputs[1], Constant(keep.index(at))])
     for cls, (keep, _, unwrap) in plans.items():
         for v in members[cls]:
             if v in empty:
