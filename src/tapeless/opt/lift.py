@@ -245,9 +245,107 @@ def lift_backprops(root: Graph) -> int:
         forget_all(reachable_graphs(root))
         for _, b, calls in chosen:
             _values_given(b, calls, reachable_graphs(root))
+        if convert_closures(root):
+            forget_all(reachable_graphs(root))
         if prune_tuples(root):
             forget_all(reachable_graphs(root))
     return done
+
+
+def convert_closures(root: Graph) -> int:
+    """Closure conversion of the other functions a lifted program makes as values and
+    only calls (the backpropagator of an `if` inside a recursion's loop, one of two
+    closures saved per iteration): where every call that may call such a closure calls
+    only such closures of its arity, each becomes a function of the module taking a
+    record first, and the value made where it was is the record `(function, *its free
+    variables)`; each call `f(d)` becomes `f[0](f, d)`. A tuple costs a fraction of a
+    closure's function object and its defaults (memory kept per iteration until the
+    backward pass, and time). Returns how many were converted."""
+    graphs = reachable_graphs(root)
+    refs = graph_refs(graphs)
+    made: dict[int, tuple[Apply | None, Graph]] = {}  # closure id -> (display, graph)
+    for g in graphs:
+        for n in graph_nodes(g):
+            if prim_of(n) is MAKE_TUPLE:
+                for i in n.inputs[1:]:
+                    if is_constant_graph(i):
+                        made[i.value.id] = (n, g)
+        if is_constant_graph(g.output):
+            made[g.output.value.id] = (None, g)
+    candidates: dict[int, Graph] = {}
+    for b in graphs:
+        parent = b.parent
+        if parent is None or b.vararg or not b.parameters or refs.get(b.id) != 1 or \
+                b.id not in made or b.custom is not None or b.recomputed or \
+                not (fvs := free_variables(b)) or \
+                not all(fv.graph is not None and is_inside(made[b.id][1], fv.graph)
+                        for fv in fvs) or \
+                not is_inside(made[b.id][1], parent):
+            continue
+        candidates[b.id] = b
+    # (None inside another, nor made inside another: converting one changes what the
+    # graphs around its body and where it is made read)
+    for b in list(candidates.values()):
+        if any(o is not b and (is_inside(b, o) or is_inside(made[b.id][1], o))
+               for o in candidates.values()):
+            del candidates[b.id]
+    if not candidates:
+        return 0
+    free = {i: list(free_variables(b)) for i, b in candidates.items()}
+    flow = _Flow()
+    sites = _analyse(root, graphs, flow)
+    calls: dict[int, list[Apply]] = {i: [] for i in candidates}
+    changed = True
+    while changed:
+        changed = False
+        for s in sites:
+            held = flow.read(s.inputs[0], s.graph)
+            if not any(isinstance(v, Graph) and v.id in candidates for v in held):
+                continue
+            if any(not (isinstance(v, Graph) and v.id in candidates and
+                        len(v.parameters) == len(s.inputs) - 1 and v not in flow.escaped)
+                   for v in held):
+                for v in held:
+                    if isinstance(v, Graph) and candidates.pop(v.id, None) is not None:
+                        changed = True
+    for b in list(candidates.values()):
+        if b in flow.escaped:
+            del candidates[b.id]
+    if not candidates:
+        return 0
+    for s in sites:
+        held = flow.read(s.inputs[0], s.graph)
+        if any(isinstance(v, Graph) and v.id in candidates for v in held):
+            first = next(v for v in held if isinstance(v, Graph))
+            calls[first.id].append(s)
+    for b in candidates.values():
+        fvs = free[b.id]
+        record = Parameter(b, b.loc, "record")
+        set_parameters(b, [record, *b.parameters],
+                       [ParamSpec("record", "pos"), *b.signature] if b.signature is not None
+                       else None)
+        reads = {fv.id: b.apply(TUPLE_GETITEM, record, i + 1) for i, fv in enumerate(fvs)}
+        for h in graphs:
+            if not is_inside(h, b):
+                continue
+            for n in list(graph_nodes(h)):
+                if any(i.id in reads for i in n.inputs) and n not in reads.values():
+                    set_inputs(n, [reads.get(i.id, i) for i in n.inputs])
+            if h.output is not None and h.output.id in reads:
+                set_output(h, reads[h.output.id])
+        display, g = made[b.id]
+        value = g.apply(MAKE_TUPLE, Constant(b), *fvs)
+        if display is None:
+            set_output(g, value)
+        else:
+            set_inputs(display, [value if is_constant_graph(i) and i.value is b else i
+                                 for i in display.inputs])
+        b.parent = None
+    for sitelist in calls.values():
+        for s in sitelist:
+            f = s.inputs[0]
+            set_inputs(s, [s.graph.apply(TUPLE_GETITEM, f, 0), f, *s.inputs[1:]])
+    return len(candidates)
 
 
 def _candidates(root: Graph, graphs: list[Graph]) -> list[tuple[Graph, Graph]]:
