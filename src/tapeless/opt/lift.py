@@ -16,7 +16,13 @@ loop, with what each of their items may hold; the graphs; OTHER, a value this an
 does not follow), flowing along tuple items, calls of known graphs, the branches of a
 `switch`, and a loop's state, body and result (a stack of saved tuples is one tuple
 value whose second item holds itself). A value passed to any other operation escapes,
-with what it holds."""
+with what it holds.
+
+Where it lifted something, the same analysis, run again, shrinks what the records keep
+(they all live until the backward pass): `_values_given` drops `sens_of` on a
+sensitivity every call gives as a value, `convert_closures` turns the other closures
+that are only called into records, and `prune_tuples` drops the tuple items no read
+asks for."""
 
 from __future__ import annotations
 
