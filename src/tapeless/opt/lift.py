@@ -16,7 +16,13 @@ loop, with what each of their items may hold; the graphs; OTHER, a value this an
 does not follow), flowing along tuple items, calls of known graphs, the branches of a
 `switch`, and a loop's state, body and result (a stack of saved tuples is one tuple
 value whose second item holds itself). A value passed to any other operation escapes,
-with what it holds."""
+with what it holds.
+
+Where it lifted something, the same analysis, run again, shrinks what the records keep
+(they all live until the backward pass): `_values_given` drops `sens_of` on a
+sensitivity every call gives as a value, `convert_closures` turns the other closures
+that are only called into records, and `prune_tuples` drops the tuple items no read
+asks for."""
 
 from __future__ import annotations
 
@@ -24,7 +30,14 @@ from typing import Any
 
 from ..frontend.scopes import ParamSpec
 from ..ir.clone import is_recursive
-from ..ir.edit import forget_all, set_inputs, set_output, set_parameters
+from ..ir.edit import (
+    forget_all,
+    set_effects,
+    set_inputs,
+    set_kind,
+    set_output,
+    set_parameters,
+)
 from ..ir.nodes import (
     Apply,
     Constant,
@@ -39,6 +52,7 @@ from ..ir.nodes import (
     reachable_graphs,
 )
 from ..primitives import PRIMITIVES
+from ..runtime import ZERO
 from .branches import graph_refs
 
 MAKE_TUPLE = PRIMITIVES["make_tuple"]
@@ -46,6 +60,7 @@ TUPLE_GETITEM = PRIMITIVES["tuple_getitem"]
 SWITCH = PRIMITIVES["switch"]
 WHILE_LOOP = PRIMITIVES["while_loop"]
 FOR_RANGE = PRIMITIVES["for_range"]
+SENS_OF = PRIMITIVES["sens_of"]
 
 
 
@@ -68,6 +83,7 @@ class _Flow:
         # Per graph: the (condition node, value) pairs under which it runs (it is a
         # branch of a `switch` on that node, or nested in one).
         self.conds: dict[int, list[tuple[Node, bool]]] = {}
+        self.displays: dict[int, Apply] = {}  # the make_tuple nodes, by id
 
     def read(self, node: Node, where: Graph) -> set[Value]:
         """What `node` may hold where `where` reads it: an item of the result of an `if`
@@ -92,7 +108,52 @@ class _Flow:
                     for index in reversed(path):
                         held = self.item(held, index)
                     return held
+        if path:
+            found = self._record_item(x, path, conds)
+            if found is not None:
+                return found
         return self.of(node)
+
+    def _record_item(self, record: Node, path: list[int],
+                     conds: list[tuple[Node, bool]]) -> set[Value] | None:
+        """What `record`'s item `at` (`path[-1]`) holds at the rest of `path` (read
+        innermost last), read under an `if`
+        on another item of `record` (`record[t]`): where every tuple `record` may hold
+        is a display whose item `at` is a value-`if` on the condition at its item `t`
+        (a lifted backpropagator's record: what J's `if` saved, next to the condition it
+        tested), the items of the branch taken; None where that does not hold."""
+        at = path[-1]
+        for c, value in conds:
+            if not (type(c) is Apply and prim_of(c) is TUPLE_GETITEM and
+                    c.inputs[1] is record and type(t := c.inputs[2]) is Constant and
+                    type(t.value) is int):
+                continue
+            held: set[Value] = set()
+            for v in self.of(record):
+                d = self.displays.get(v[1]) if isinstance(v, tuple) and v[0] == "tuple" \
+                    else None
+                if d is None or not (at < len(d.inputs) - 1 and t.value < len(d.inputs) - 1):
+                    return None
+                x = d.inputs[1 + at]
+                inner: list[int] = []  # (J's `if` gives a pair: its value, what it saved)
+                while type(x) is Apply and prim_of(x) is TUPLE_GETITEM and \
+                        type(i := x.inputs[2]) is Constant and type(i.value) is int:
+                    inner.append(i.value)
+                    x = x.inputs[1]
+                if not (type(x) is Apply and len(x.inputs) == 1 and
+                        type(sw := x.inputs[0]) is Apply and prim_of(sw) is SWITCH and
+                        len(sw.inputs) == 4 and sw.inputs[1] is d.inputs[1 + t.value]):
+                    return None
+                branch = sw.inputs[2 if value else 3]
+                if not (is_constant_graph(branch) and not branch.value.parameters and
+                        branch.value.output is not None):
+                    return None
+                found = self.of(branch.value.output)
+                for index in [*reversed(inner), *reversed(path[:-1])]:
+                    found = self.item(found, index)
+                held |= found
+            return held
+        return None
 
     def of(self, node: Node) -> set[Value]:
         found = self.held.get(node.id)
@@ -188,7 +249,109 @@ def lift_backprops(root: Graph) -> int:
     done = len(chosen)
     if done:
         forget_all(reachable_graphs(root))
+        for _, b, calls in chosen:
+            _values_given(b, calls, reachable_graphs(root))
+        if convert_closures(root):
+            forget_all(reachable_graphs(root))
+        if prune_tuples(root):
+            forget_all(reachable_graphs(root))
     return done
+
+
+def convert_closures(root: Graph) -> int:
+    """Closure conversion of the other functions a lifted program makes as values and
+    only calls (the backpropagator of an `if` inside a recursion's loop, one of two
+    closures saved per iteration): where every call that may call such a closure calls
+    only such closures of its arity, each becomes a function of the module taking a
+    record first, and the value made where it was is the record `(function, *its free
+    variables)`; each call `f(d)` becomes `f[0](f, d)`. A tuple costs a fraction of a
+    closure's function object and its defaults (memory kept per iteration until the
+    backward pass, and time). Returns how many were converted."""
+    graphs = reachable_graphs(root)
+    refs = graph_refs(graphs)
+    made: dict[int, tuple[Apply | None, Graph]] = {}  # closure id -> (display, graph)
+    for g in graphs:
+        for n in graph_nodes(g):
+            if prim_of(n) is MAKE_TUPLE:
+                for i in n.inputs[1:]:
+                    if is_constant_graph(i):
+                        made[i.value.id] = (n, g)
+        if is_constant_graph(g.output):
+            made[g.output.value.id] = (None, g)
+    candidates: dict[int, Graph] = {}
+    for b in graphs:
+        parent = b.parent
+        if parent is None or b.vararg or not b.parameters or refs.get(b.id) != 1 or \
+                b.id not in made or b.custom is not None or b.recomputed or \
+                not (fvs := free_variables(b)) or \
+                not all(fv.graph is not None and is_inside(made[b.id][1], fv.graph)
+                        for fv in fvs) or \
+                not is_inside(made[b.id][1], parent):
+            continue
+        candidates[b.id] = b
+    # (None inside another, nor made inside another: converting one changes what the
+    # graphs around its body and where it is made read)
+    for b in list(candidates.values()):
+        if any(o is not b and (is_inside(b, o) or is_inside(made[b.id][1], o))
+               for o in candidates.values()):
+            del candidates[b.id]
+    if not candidates:
+        return 0
+    free = {i: list(free_variables(b)) for i, b in candidates.items()}
+    flow = _Flow()
+    sites = _analyse(root, graphs, flow)
+    calls: dict[int, list[Apply]] = {i: [] for i in candidates}
+    changed = True
+    while changed:
+        changed = False
+        for s in sites:
+            held = flow.read(s.inputs[0], s.graph)
+            if not any(isinstance(v, Graph) and v.id in candidates for v in held):
+                continue
+            if any(not (isinstance(v, Graph) and v.id in candidates and
+                        len(v.parameters) == len(s.inputs) - 1 and v not in flow.escaped)
+                   for v in held):
+                for v in held:
+                    if isinstance(v, Graph) and candidates.pop(v.id, None) is not None:
+                        changed = True
+    for b in list(candidates.values()):
+        if b in flow.escaped:
+            del candidates[b.id]
+    if not candidates:
+        return 0
+    for s in sites:
+        held = flow.read(s.inputs[0], s.graph)
+        if any(isinstance(v, Graph) and v.id in candidates for v in held):
+            first = next(v for v in held if isinstance(v, Graph))
+            calls[first.id].append(s)
+    for b in candidates.values():
+        fvs = free[b.id]
+        record = Parameter(b, b.loc, "record")
+        set_parameters(b, [record, *b.parameters],
+                       [ParamSpec("record", "pos"), *b.signature] if b.signature is not None
+                       else None)
+        reads = {fv.id: b.apply(TUPLE_GETITEM, record, i + 1) for i, fv in enumerate(fvs)}
+        for h in graphs:
+            if not is_inside(h, b):
+                continue
+            for n in list(graph_nodes(h)):
+                if any(i.id in reads for i in n.inputs) and n not in reads.values():
+                    set_inputs(n, [reads.get(i.id, i) for i in n.inputs])
+            if h.output is not None and h.output.id in reads:
+                set_output(h, reads[h.output.id])
+        display, g = made[b.id]
+        value = g.apply(MAKE_TUPLE, Constant(b), *fvs)
+        if display is None:
+            set_output(g, value)
+        else:
+            set_inputs(display, [value if is_constant_graph(i) and i.value is b else i
+                                 for i in display.inputs])
+        b.parent = None
+    for sitelist in calls.values():
+        for s in sitelist:
+            f = s.inputs[0]
+            set_inputs(s, [s.graph.apply(TUPLE_GETITEM, f, 0), f, *s.inputs[1:]])
+    return len(candidates)
 
 
 def _candidates(root: Graph, graphs: list[Graph]) -> list[tuple[Graph, Graph]]:
@@ -282,6 +445,7 @@ def _node(flow: _Flow, n: Apply) -> None:
                 flow.add(flow.of(n), OTHER)
         return
     if p is MAKE_TUPLE:
+        flow.displays[n.id] = n
         key = ("tuple", n.id)
         flow.add(flow.of(n), key)
         for i, a in enumerate(args):
@@ -363,3 +527,239 @@ def _lift(j: Graph, b: Graph, calls: list[Apply], graphs: list[Graph]) -> None:
     set_output(j, j.apply(MAKE_TUPLE, out.inputs[1], j.apply(MAKE_TUPLE, *fvs)))
     for call in calls:
         set_inputs(call, [Constant(b), *call.inputs])
+
+
+def _values_given(b: Graph, calls: list[Apply], graphs: list[Graph]) -> None:
+    """The sensitivities a lifted `B(record, d...)` is called with, where every call
+    gives a value (never ZERO): a number constant (the seed), what an operation that
+    never gives ZERO makes (a product of the sensitivity with a saved value), or, by
+    induction over the recursion, B's own parameter passed on; and, inside B, the state
+    of a loop that starts as such a value and that each iteration keeps one (the
+    sensitivity of a sum the loop added to, passed on unchanged). There `sens_of(d,
+    like)` is `d` (its test for ZERO is made once per call of the recursion, and the
+    value `like` need not be saved)."""
+    proven: set[int] = set()
+    for m, param in enumerate(b.parameters[1:], start=1):
+        if all(_never_zero(c.inputs[1 + m], proven | {param.id}) for c in calls):
+            proven.add(param.id)
+    if not proven:
+        return
+    inside = [h for h in graphs if is_inside(h, b)]
+    changed = True
+    while changed:
+        changed = False
+        for h in inside:
+            for n in graph_nodes(h):
+                loop = _loop_parts(n)
+                if loop is None:
+                    continue
+                params, state, out = loop
+                for j, init in enumerate(state):
+                    ids = {ps[j].id for ps in params}
+                    if not ids <= proven and _never_zero(init, proven) and \
+                            _never_zero(out.inputs[1 + j], proven | ids):
+                        proven |= ids
+                        changed = True
+    replaced: dict[int, Node] = {}
+    for h in inside:
+        for n in graph_nodes(h):
+            if prim_of(n) is SENS_OF and n.inputs[1].id in proven:
+                replaced[n.id] = n.inputs[1]
+    if replaced:
+        _replace_everywhere(graphs, replaced)
+
+
+def _loop_parts(n: Apply) -> tuple[list[list[Parameter]], list[Node], Apply] | None:
+    """For a loop whose body gives its next state as a display: the state parameters
+    of its body (and condition), the initial state, the body's display."""
+    p = prim_of(n)
+    if p is WHILE_LOOP and len(n.inputs) >= 3:
+        graphs, state, skip = [n.inputs[2], n.inputs[1]], n.inputs[3:], [0, 0]
+    elif p is FOR_RANGE and len(n.inputs) >= 5:
+        graphs, state, skip = [n.inputs[4]], n.inputs[5:], [1]
+    else:
+        return None
+    if not all(is_constant_graph(g) and not g.value.vararg and
+               len(g.value.parameters) == len(state) + k
+               for g, k in zip(graphs, skip, strict=True)):
+        return None
+    out = graphs[0].value.output  # type: ignore[attr-defined]
+    if not (type(out) is Apply and prim_of(out) is MAKE_TUPLE and
+            len(out.inputs) == len(state) + 1):
+        return None
+    params = [g.value.parameters[k:] for g, k in zip(graphs, skip, strict=True)]  # type: ignore[attr-defined]
+    return params, list(state), out
+
+
+def _never_zero(x: Node, proven: set[int]) -> bool:
+    if type(x) is Constant:
+        return type(x.value) in (float, int)
+    if x.id in proven:
+        return True
+    p = prim_of(x)
+    return p is not None and p.never_zero
+
+
+def _replace_everywhere(graphs: list[Graph], replaced: dict[int, Node]) -> None:
+    """Each use of a node in `replaced` (by id) uses what it maps to instead (followed
+    to its end)."""
+    def final(x: Node) -> Node:
+        while x.id in replaced:
+            x = replaced[x.id]
+        return x
+
+    for g in graphs:
+        for n in graph_nodes(g):
+            if any(i.id in replaced for i in n.inputs):
+                set_inputs(n, [final(i) for i in n.inputs])
+        if g.output is not None and g.output.id in replaced:
+            set_output(g, final(g.output))
+        if any(e.id in replaced for e in g.effects):
+            set_effects(g, [final(e) for e in g.effects])
+
+
+def prune_tuples(root: Graph) -> int:
+    """Keep only the items of tuples that something reads, once the backpropagators are
+    lifted (their records, the values each call of J saves, and what each lifted `B`
+    gives back are now tuples read only by item): an item that no read asks for is
+    dropped (a saved sensitivity placeholder ZERO, a value only a rule's other case
+    would read); an item that every tuple of its kind holds as the same constant is
+    read as that constant (where every display of its class has it); a tuple left with
+    one item, which every display of its class has, is that item. Returns how many
+    tuple displays changed.
+
+    Which tuples may reach which reads is the points-to analysis of `lift_backprops`:
+    the displays whose values may meet at one read form one class, renumbered alike.
+    A class is left as it is where one of its values escapes (to an operation, a call
+    of an unknown function, the program's result), is a loop body's result (the loop
+    reads its items), is read with an index that is not a constant, may meet a value
+    this analysis does not follow (OTHER, a loop's or a non-empty constant tuple) at a
+    read, or is tested for identity (`is None`: a tuple made smaller might be the
+    shared empty tuple, an unwrapped item might be None)."""
+    graphs = reachable_graphs(root)
+    flow = _Flow()
+    _analyse(root, graphs, flow)
+    displays: dict[int, Apply] = {}
+    reads: list[tuple[Apply, set[Value], int]] = []
+    frozen: set[Value] = set(flow.escaped)
+    tested: set[Value] = set()
+    parent: dict[Value, Value] = {}
+
+    def find(v: Value) -> Value:
+        while parent.get(v, v) != v:
+            v = parent[v]
+        return v
+
+    empty: set[Value] = set()  # the constants () (a base case that saves nothing)
+    for g in graphs:
+        if type(g.output) is Constant and type(g.output.value) is tuple:
+            _empty_items(g.output.id, (), g.output.value, empty)
+        for n in graph_nodes(g):
+            for i in n.inputs:
+                if type(i) is Constant and type(i.value) is tuple:
+                    _empty_items(i.id, (), i.value, empty)
+            p = prim_of(n)
+            if p is MAKE_TUPLE:
+                displays[n.id] = n
+            elif p is WHILE_LOOP or p is FOR_RANGE:
+                # (the loop reads its body's result item by item: the next state)
+                for b in n.inputs[1:]:
+                    if is_constant_graph(b) and b.value.output is not None:
+                        frozen |= {v for v in flow.of(b.value.output) if isinstance(v, tuple)}
+            elif p is TUPLE_GETITEM and len(n.inputs) == 3 and \
+                    type(k := n.inputs[2]) is Constant and type(k.value) is int:
+                held = flow.read(n.inputs[1], g)
+                keys = {v for v in held if isinstance(v, tuple)}
+                if OTHER in held:
+                    frozen |= keys
+                reads.append((n, keys, k.value))
+                if keys:
+                    first = find(next(iter(keys)))
+                    for v in keys:
+                        if (r := find(v)) != first:
+                            parent[r] = first
+            elif p is not None and p.equality and p.ignores_values:
+                for a in n.inputs[1:]:
+                    tested |= {v for v in flow.read(a, g) if isinstance(v, tuple)}
+    members: dict[Value, list[Value]] = {}
+    for v in {v for _, keys, _ in reads for v in keys} | {("tuple", i) for i in displays}:
+        members.setdefault(find(v), []).append(v)
+    plans: dict[Value, tuple[list[int], dict[int, Constant], bool]] = {}
+    for cls, vs in members.items():
+        if any(v in frozen or v in tested or (v not in empty and (
+                v[0] != "tuple" or v[1] not in displays)) for v in vs):
+            continue
+        made = [displays[v[1]] for v in vs if v not in empty]
+        if not made:
+            continue
+        shortest = 0 if len(made) < len(vs) else min(len(m.inputs) - 1 for m in made)
+        longest = max(len(m.inputs) - 1 for m in made)
+        asked = {at for _, keys, at in reads if keys and find(next(iter(keys))) == cls}
+        if any(at < 0 for at in asked):
+            continue
+        constants: dict[int, Constant] = {}
+        for at in asked:
+            first = made[0].inputs[1 + at] if at < shortest else None
+            if type(first) is Constant and all(_same_constant(first, m.inputs[1 + at])
+                                               for m in made):
+                constants[at] = first
+        keep = sorted(asked - set(constants))
+        unwrap = len(keep) == 1 and keep[0] < shortest
+        if keep == list(range(longest)) and not unwrap:
+            continue
+        plans[cls] = (keep, constants, unwrap)
+    if not plans:
+        return 0
+    replaced: dict[int, Node] = {}
+    changed = 0
+    for n, keys, at in reads:
+        if not keys or (plan := plans.get(find(next(iter(keys))))) is None:
+            continue
+        keep, constants, unwrap = plan
+        if at in constants:
+            replaced[n.id] = Constant(constants[at].value)
+        elif unwrap:
+            replaced[n.id] = n.inputs[1]
+        else:
+            set_inputs(n, [n.inputs[0], n.inputs[1], Constant(keep.index(at))])
+    for cls, (keep, _, unwrap) in plans.items():
+        for v in members[cls]:
+            if v in empty:
+                continue
+            m = displays[v[1]]
+            changed += 1
+            if unwrap:
+                replaced[m.id] = m.inputs[1 + keep[0]]
+            else:
+                # (a display too short for an item read keeps the items it has: the
+                # read then fails as it did, its new index being past them too)
+                set_inputs(m, [m.inputs[0], *(m.inputs[1 + k] for k in keep
+                                              if k < len(m.inputs) - 1)])
+                set_kind(m, None)
+    _replace_everywhere(graphs, replaced)
+    return changed
+
+
+def _empty_items(nid: int, path: tuple[int, ...], value: tuple, out: set[Value]) -> None:
+    """The abstract values of the empty tuples in the constant tuple `value`."""
+    if not value:
+        out.add(("const", nid, path))
+    for k, x in enumerate(value):
+        if type(x) is tuple:
+            _empty_items(nid, (*path, k), x, out)
+
+
+def _same_constant(a: Node, b: Node) -> bool:
+    """Whether the constant nodes `a` and `b` hold the same number, string, None or
+    ZERO (the same object, or equal ints, strings or bools, or floats that print alike:
+    never 0.0 and -0.0). Not a graph: one nested in J reads J's values, and a read of
+    the record is where they are."""
+    if type(b) is not Constant:
+        return False
+    x, y = a.value, b.value  # type: ignore[attr-defined]
+    if type(x) not in _PLAIN and x is not ZERO:
+        return False
+    return x is y or (type(x) is type(y) and repr(x) == repr(y))
+
+
+_PLAIN = (int, str, bool, float, type(None))
