@@ -37,6 +37,7 @@ import numpy as np
 
 from .. import runtime as _rt
 from ..ir.nodes import Location
+from .native_checkpoint import Unlowered, lower_checkpointed_loops
 from .native_loops import (
     lower_item_sums,
     lower_linked_stacks,
@@ -60,7 +61,7 @@ _OVERLOADS = ("pow", *[f.__name__ for f in (
 _NATIVE_RUNTIME = {"as_sequence", "unpack", *_OVERLOADS}
 # Overloads the lowering itself calls (`native_loops`), not runtime helpers.
 _LOWERING_OVERLOADS = ("item_sens", "scatter_into", "add_into", "zeros_for", "items_of",
-                       "split_at", "split_items")
+                       "split_at", "split_items", "saved_bytes")
 # `math` functions whose result is checked (`_CHECKED_MATH`): CPython raises where the
 # C library returns NaN or an infinity from finite arguments; Numba returns the value.
 _MATH_ONE = ("acos acosh asin asinh atan atanh cos cosh erf erfc exp expm1 gamma lgamma "
@@ -928,6 +929,7 @@ def _nt_items_of(d, k): ...
 def _nt_zeros_of(v): ...
 def _nt_split_at(d, n): ...
 def _nt_split_items(d, n, k): ...
+def _nt_saved_bytes(value, depth): ...
 
 
 _OVERLOADED = False
@@ -1422,6 +1424,30 @@ def _register_overloads() -> None:
             return acc
         return add
 
+    # (`native_checkpoint`: the bytes of a checkpointed loop's saved values, counted as
+    # `runtime.saved_bytes` counts them, to depth 8; `depth` is a literal.)
+    @overload(_nt_saved_bytes, prefer_literal=True)
+    def _saved_bytes(value, depth):
+        if not isinstance(depth, nt.IntegerLiteral):
+            return None
+        inner = depth.literal_value + 1
+        known = {"_nt_saved_bytes": _nt_saved_bytes, "unwrap": unwrap}
+        if isinstance(value, nt.Array):
+            return lambda value, depth: value.nbytes + 112
+        if isinstance(value, nt.Optional):
+            return _made("def items(value, depth):\n    if value is None:\n        return 32\n"
+                         f"    return _nt_saved_bytes(unwrap(value), {inner - 1})\n", known)
+        if isinstance(value, nt.BaseTuple) and inner <= 8:
+            parts = "".join(f" + _nt_saved_bytes(value[{i}], {inner})"
+                            for i in range(len(value)))
+            return _made(f"def items(value, depth):\n    return {56 + 8 * len(value)}{parts}\n",
+                         known)
+        if isinstance(value, nt.List) and inner <= 8:
+            return _made("def items(value, depth):\n    total = 56 + 8 * len(value)\n"
+                         f"    for v in value:\n        total += _nt_saved_bytes(v, {inner})\n"
+                         "    return total\n", known)
+        return lambda value, depth: 32
+
     @overload(_nt_from_structure)
     def _from_structure(value):
         if isinstance(value, nt.NoneType) or plain(value):
@@ -1788,6 +1814,10 @@ def lower_source(source: str, namespace: dict[str, Any] | None = None
     """The generated module `source` rewritten for Numba, and the `math` functions it
     checks; raises `_Refused` (with the line) for a construct that is not lowered."""
     tree = ast.parse(source)
+    try:
+        lower_checkpointed_loops(tree)
+    except Unlowered as unlowered:
+        raise _Refused(unlowered.reason, unlowered.line) from None
     refuse_mixed_selects(tree)
     lift_returned_closures(tree)
     lower_linked_stacks(tree)
