@@ -57,7 +57,8 @@ _OVERLOADS = ("pow", *[f.__name__ for f in (
     _rt.getitem_sens, _rt.fdiv, _rt.check_bound, _rt.check_scalar_output, _rt.sens_index,
     _rt.reshape_like, _rt.expand_reduced, _rt.index_update, _rt.index_update_inplace,
     _rt.immutable_item, _rt.dense_sens, _rt.scatter_add, _rt.scatter_add_known,
-    _rt.ones_like_output, _rt.lift, _rt.repeat_sens)])
+    _rt.ones_like_output, _rt.lift, _rt.repeat_sens, _rt.scatter_onto,
+    _rt.scatter_onto_known)])
 _NATIVE_RUNTIME = {"as_sequence", "unpack", *_OVERLOADS}
 # Overloads the lowering itself calls (`native_loops`), not runtime helpers.
 _LOWERING_OVERLOADS = ("item_sens", "scatter_into", "add_into", "zeros_for", "items_of",
@@ -921,6 +922,8 @@ def _nt_lift(value): ...
 def _nt_repeat_sens(d, seq): ...
 def _nt_scatter_add(acc, x, indices, ds): ...
 def _nt_scatter_add_known(acc, x, indices, ds): ...
+def _nt_scatter_onto(acc, x, indices, ds): ...
+def _nt_scatter_onto_known(acc, x, indices, ds): ...
 def _nt_item_sens(d, x, index): ...
 def _nt_scatter_into(acc, item): ...
 def _nt_add_into(acc, d): ...
@@ -1290,6 +1293,31 @@ def _register_overloads() -> None:
 
     overload(_nt_scatter_add)(scatter_add_any)
     overload(_nt_scatter_add_known)(scatter_add_any)
+
+    def scatter_onto_any(acc, x, indices, ds):
+        """`scatter_onto`: `scatter_add` into a copy of acc, which may be shared (a
+        backward loop body's accumulator, in a checkpointed loop)."""
+        if scatter_add_any(acc, x, indices, ds) is None:
+            return None
+        if isinstance(acc, nt.NoneType):
+            return lambda acc, x, indices, ds: _nt_scatter_add(acc, x, indices, ds)
+        base = acc.type if isinstance(acc, nt.Optional) else acc
+        if isinstance(base, nt.List):
+            def onto_list(acc, x, indices, ds):
+                if acc is None:
+                    return _nt_scatter_add(None, x, indices, ds)
+                # (a new list: scatter_add replaces items, it does not change them)
+                return _nt_scatter_add(list(unwrap(acc)), x, indices, ds)  # type: ignore[call-arg,unused-ignore]
+            return onto_list
+
+        def onto(acc, x, indices, ds):
+            if acc is None:
+                return _nt_scatter_add(None, x, indices, ds)
+            return _nt_scatter_add(unwrap(acc).copy(), x, indices, ds)  # type: ignore[call-arg,unused-ignore]
+        return onto
+
+    overload(_nt_scatter_onto)(scatter_onto_any)
+    overload(_nt_scatter_onto_known)(scatter_onto_any)
 
     # (`native_loops.lower_list_sens`: a sensitivity of k items taken apart, and one of
     # two joined sequences split.)

@@ -387,6 +387,9 @@ def _saving(fn: ast.FunctionDef, position: int, pair: _Pair) -> None:
     assert push_stmt is not None
     stores = isinstance(push_stmt, ast.Assign) and len(push_stmt.targets) == 1 and \
         _is_name(push_stmt.targets[0], stack) and push_stmt.value is push
+    if not (stores or isinstance(push_stmt, ast.Return)):
+        raise pair.refuse("whose forward body does not push on its stack once, in a "
+                          "statement of its own", push_stmt)
     last = fn.body[-1]
     out = last.value.elts if isinstance(last, ast.Return) and \
         isinstance(last.value, ast.Tuple) else []
