@@ -237,11 +237,8 @@ def load(graph: Graph, kinds: tuple = (), backend: str = "python") -> Compiled:
         if not is_recursive(graph):
             for p, k in zip(graph.parameters, kinds, strict=False):
                 set_kind(p, k)
-        # (Numba compiles no checkpointed loop: on the native backend "auto" is "never".)
-        mode = config.loop_checkpoint
-        if backend == "native" and mode == "auto":
-            mode = "never"
-        optimize(graph, passes, loops=(mode, config.loop_memory), python=backend != "native")
+        optimize(graph, passes, loops=(config.loop_checkpoint, config.loop_memory),
+                 python=backend != "native")
     compiled = compile_graph(graph, state_tails=backend != "native")
     GENERATED[compiled.filename] = compiled
     if backend == "native":

@@ -37,6 +37,7 @@ import numpy as np
 
 from .. import runtime as _rt
 from ..ir.nodes import Location
+from .native_checkpoint import Unlowered, lower_checkpointed_loops
 from .native_loops import (
     lower_item_sums,
     lower_linked_stacks,
@@ -56,11 +57,12 @@ _OVERLOADS = ("pow", *[f.__name__ for f in (
     _rt.getitem_sens, _rt.fdiv, _rt.check_bound, _rt.check_scalar_output, _rt.sens_index,
     _rt.reshape_like, _rt.expand_reduced, _rt.index_update, _rt.index_update_inplace,
     _rt.immutable_item, _rt.dense_sens, _rt.scatter_add, _rt.scatter_add_known,
-    _rt.ones_like_output, _rt.lift, _rt.repeat_sens)])
+    _rt.ones_like_output, _rt.lift, _rt.repeat_sens, _rt.scatter_onto,
+    _rt.scatter_onto_known)])
 _NATIVE_RUNTIME = {"as_sequence", "unpack", *_OVERLOADS}
 # Overloads the lowering itself calls (`native_loops`), not runtime helpers.
 _LOWERING_OVERLOADS = ("item_sens", "scatter_into", "add_into", "zeros_for", "items_of",
-                       "split_at", "split_items")
+                       "split_at", "split_items", "saved_bytes")
 # `math` functions whose result is checked (`_CHECKED_MATH`): CPython raises where the
 # C library returns NaN or an infinity from finite arguments; Numba returns the value.
 _MATH_ONE = ("acos acosh asin asinh atan atanh cos cosh erf erfc exp expm1 gamma lgamma "
@@ -920,6 +922,8 @@ def _nt_lift(value): ...
 def _nt_repeat_sens(d, seq): ...
 def _nt_scatter_add(acc, x, indices, ds): ...
 def _nt_scatter_add_known(acc, x, indices, ds): ...
+def _nt_scatter_onto(acc, x, indices, ds): ...
+def _nt_scatter_onto_known(acc, x, indices, ds): ...
 def _nt_item_sens(d, x, index): ...
 def _nt_scatter_into(acc, item): ...
 def _nt_add_into(acc, d): ...
@@ -928,6 +932,7 @@ def _nt_items_of(d, k): ...
 def _nt_zeros_of(v): ...
 def _nt_split_at(d, n): ...
 def _nt_split_items(d, n, k): ...
+def _nt_saved_bytes(value, depth): ...
 
 
 _OVERLOADED = False
@@ -1289,6 +1294,31 @@ def _register_overloads() -> None:
     overload(_nt_scatter_add)(scatter_add_any)
     overload(_nt_scatter_add_known)(scatter_add_any)
 
+    def scatter_onto_any(acc, x, indices, ds):
+        """`scatter_onto`: `scatter_add` into a copy of acc, which may be shared (a
+        backward loop body's accumulator, in a checkpointed loop)."""
+        if scatter_add_any(acc, x, indices, ds) is None:
+            return None
+        if isinstance(acc, nt.NoneType):
+            return lambda acc, x, indices, ds: _nt_scatter_add(acc, x, indices, ds)
+        base = acc.type if isinstance(acc, nt.Optional) else acc
+        if isinstance(base, nt.List):
+            def onto_list(acc, x, indices, ds):
+                if acc is None:
+                    return _nt_scatter_add(None, x, indices, ds)
+                # (a new list: scatter_add replaces items, it does not change them)
+                return _nt_scatter_add(list(unwrap(acc)), x, indices, ds)  # type: ignore[call-arg,unused-ignore]
+            return onto_list
+
+        def onto(acc, x, indices, ds):
+            if acc is None:
+                return _nt_scatter_add(None, x, indices, ds)
+            return _nt_scatter_add(unwrap(acc).copy(), x, indices, ds)  # type: ignore[call-arg,unused-ignore]
+        return onto
+
+    overload(_nt_scatter_onto)(scatter_onto_any)
+    overload(_nt_scatter_onto_known)(scatter_onto_any)
+
     # (`native_loops.lower_list_sens`: a sensitivity of k items taken apart, and one of
     # two joined sequences split.)
     @overload(_nt_items_of, prefer_literal=True)
@@ -1421,6 +1451,30 @@ def _register_overloads() -> None:
             np.add(acc, d, acc)  # (in place; Numba 0.68 mistypes `+=` for some arrays)
             return acc
         return add
+
+    # (`native_checkpoint`: the bytes of a checkpointed loop's saved values, counted as
+    # `runtime.saved_bytes` counts them, to depth 8; `depth` is a literal.)
+    @overload(_nt_saved_bytes, prefer_literal=True)
+    def _saved_bytes(value, depth):
+        if not isinstance(depth, nt.IntegerLiteral):
+            return None
+        inner = depth.literal_value + 1
+        known = {"_nt_saved_bytes": _nt_saved_bytes, "unwrap": unwrap}
+        if isinstance(value, nt.Array):
+            return lambda value, depth: value.nbytes + 112
+        if isinstance(value, nt.Optional):
+            return _made("def items(value, depth):\n    if value is None:\n        return 32\n"
+                         f"    return _nt_saved_bytes(unwrap(value), {inner - 1})\n", known)
+        if isinstance(value, nt.BaseTuple) and inner <= 8:
+            parts = "".join(f" + _nt_saved_bytes(value[{i}], {inner})"
+                            for i in range(len(value)))
+            return _made(f"def items(value, depth):\n    return {56 + 8 * len(value)}{parts}\n",
+                         known)
+        if isinstance(value, nt.List) and inner <= 8:
+            return _made("def items(value, depth):\n    total = 56 + 8 * len(value)\n"
+                         f"    for v in value:\n        total += _nt_saved_bytes(v, {inner})\n"
+                         "    return total\n", known)
+        return lambda value, depth: 32
 
     @overload(_nt_from_structure)
     def _from_structure(value):
@@ -1788,6 +1842,10 @@ def lower_source(source: str, namespace: dict[str, Any] | None = None
     """The generated module `source` rewritten for Numba, and the `math` functions it
     checks; raises `_Refused` (with the line) for a construct that is not lowered."""
     tree = ast.parse(source)
+    try:
+        lower_checkpointed_loops(tree)
+    except Unlowered as unlowered:
+        raise _Refused(unlowered.reason, unlowered.line) from None
     refuse_mixed_selects(tree)
     lift_returned_closures(tree)
     lower_linked_stacks(tree)
