@@ -147,8 +147,9 @@ def _rounds(root: Graph, enabled: set[str] | None, log: PassLog, max_rounds: int
     """The rounds of rewrites, to a fixed point (see `optimize`)."""
     hints: dict[int, list] = {}  # loop state kinds, from one round to the next
     work: Worklist | None = None  # None: every node
+    carried: list[LoopFacts] = []  # facts a round's last loop step left valid (_round)
     for _ in range(max_rounds):
-        more, after, every_node = _round(root, enabled, log, hints, work)
+        more, after, every_node = _round(root, enabled, log, hints, work, carried)
         if check and (errors := scope_errors(root)):
             raise AssertionError("optimizer broke scoping: " + "; ".join(errors[:5]))
         if check and (errors := stale_schedules(root)):
@@ -501,17 +502,26 @@ def _worklist(root: Graph, changed: set[int], mark: int, graphs_changed: set[int
 
 
 def _round(root: Graph, enabled: set[str] | None, log: PassLog, hints: dict,
-           work: Worklist | None) -> tuple[bool, Worklist | None, bool]:
+           work: Worklist | None, carried: list[LoopFacts]
+           ) -> tuple[bool, Worklist | None, bool]:
     """One round: match the nodes of `work` (every node if None). Returns whether anything
     changed, the next round's worklist (None: every node) and whether this round matched
-    every node."""
+    every node. `carried`: facts the last round's loop steps made after their last change
+    (the kinds they inferred hold for this round's program, which nothing changed since);
+    this round starts from them, and leaves its own there."""
     # (Kinds are inferred afresh each round: a rewrite keeps a value but not always its
     # kind, e.g. the seed np.float64(1.0) becomes 1.0. Keeping them, even exactly and
     # incrementally, was measured and would save little: bench/kind_share.py and
     # docs/design.md, "Optimization".)
     mark = serial_mark()
     graphs = reachable_graphs(root)
-    facts = LoopFacts(root, graphs)
+    facts = carried.pop() if carried else None
+    if facts is None or len(facts.graphs) != len(graphs) or \
+            any(g is not h for g, h in zip(facts.graphs, graphs, strict=True)):
+        facts = LoopFacts(root, graphs)
+    else:
+        # (The hints its inductions left, as if this round had inferred them.)
+        hints.update(facts.hints)
     facts.hints = hints
     ctx = Context(root, facts=facts, enabled=enabled)
     if work is not None:
@@ -580,6 +590,9 @@ def _round(root: Graph, enabled: set[str] | None, log: PassLog, hints: dict,
             facts = LoopFacts(root)
         if structural:
             hints.clear()  # (loops rebuilt, slots renumbered)
+            # (Made after the last change: the next round's program is the one they
+            # describe, and the kinds the last steps asked for hold there.)
+            carried.append(facts)
             return True, None, work is None
     # (Branch adjoints edit the branches they rewrite, in place, but leave loops as they
     # are: the next round matches the nodes they made, from a worklist.)
