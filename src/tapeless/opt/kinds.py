@@ -1130,20 +1130,29 @@ def _agrees(deps: dict[tuple[int, int], object], assumed: Assumptions | None,
             facts: LoopFacts) -> bool:
     """Whether `assumed` holds what `deps` found at each assumption it looked up. Without
     assumptions, a loop's state slot `(loop, j)` holds the kind its state kinds (proved
-    by induction, remembered without assumptions) give it: that is what a question
-    without assumptions finds for the slot's parameters, so a kind a loop body's node
-    has under the induction's last step, which assumed the slots have those kinds, is
-    its kind without assumptions too (most of what the rewrites ask of a loop's body)."""
+    by induction, remembered without assumptions) give it, and a parameter `(p, -1)` the
+    kind remembered for it without assumptions: that is what a question without
+    assumptions finds for them (through the same memo tables), so a kind a loop body's
+    node has under the induction's last step, which assumed the slots have those kinds,
+    is its kind without assumptions too (most of what the rewrites ask of a loop's body),
+    as is a function body's under its one call's arguments. (Only kinds already
+    remembered count: none is inferred here.)"""
     if not assumed:
         for k, v in deps.items():
             if v is _MISSING:
                 continue
-            if k[1] < 0:
+            if k[1] == -1:
+                # (A parameter: what a question without assumptions found for it.)
+                held = facts.kinds.get((k[0], 0), _MISSING)
+                if held is _MISSING:
+                    return False
+            elif k[1] < 0:
                 return False
-            proved = facts.state_kinds.get((k[0], 0))
-            if proved is None:
-                return False
-            held = proved[k[1]]
+            else:
+                proved = facts.state_kinds.get((k[0], 0))
+                if proved is None:
+                    return False
+                held = proved[k[1]]
             if held is not v and held != v:
                 return False
         return True
