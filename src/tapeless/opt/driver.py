@@ -116,14 +116,19 @@ def optimize(root: Graph, enabled: set[str] | None = None, max_rounds: int = 30,
     forget_all(reachable_graphs(root))
     own_outputs(root)
     with keep_users(reachable_graphs(root)):
-        _rounds(root, enabled, log, max_rounds, worklist, check)
+        facts = _rounds(root, enabled, log, max_rounds, worklist, check)
     if not final:
         return log  # (the results stay `own`: settled where the program is final)
     # Last, once the program is final: loops that may save too much checkpointed, and
     # mutable stacks where no one can tell.
-    if allowed(enabled, "checkpoint_loops") and (n := checkpoint_loops(root, *loops)):
+    # (The facts of the last round, which changed nothing, describe the program until a
+    # step changes it: the first steps start from their kinds.)
+    if allowed(enabled, "checkpoint_loops") and \
+            (n := checkpoint_loops(root, *loops, facts=facts)):
         log.add("checkpoint_loops", n)
-    if python and allowed(enabled, "python_spellings") and (n := python_spellings(root)):
+        facts = None
+    if python and allowed(enabled, "python_spellings") and \
+            (n := python_spellings(root, facts)):
         log.add("python_spellings", n)
     if allowed(enabled, "lower_stacks") and lower_stacks(root, *scatter_known(root, python)):
         log.add("lower_stacks")
@@ -143,8 +148,10 @@ def optimize(root: Graph, enabled: set[str] | None = None, max_rounds: int = 30,
 
 
 def _rounds(root: Graph, enabled: set[str] | None, log: PassLog, max_rounds: int,
-            worklist: bool, check: bool) -> None:
-    """The rounds of rewrites, to a fixed point (see `optimize`)."""
+            worklist: bool, check: bool) -> LoopFacts | None:
+    """The rounds of rewrites, to a fixed point (see `optimize`). Returns the facts of the
+    last round (which changed nothing: they describe the program as it is), or None where
+    the last round changed the program otherwise than by loop-state steps."""
     hints: dict[int, list] = {}  # loop state kinds, from one round to the next
     work: Worklist | None = None  # None: every node
     carried: list[LoopFacts] = []  # facts a round's last loop step left valid (_round)
@@ -164,6 +171,8 @@ def _rounds(root: Graph, enabled: set[str] | None, log: PassLog, max_rounds: int
             work = None
             continue
         work = after if worklist else None
+    # (What a round leaves in `carried` describes the program after it.)
+    return carried[-1] if carried else None
 
 
 def scatter_known(root: Graph, python: bool = False
@@ -618,6 +627,9 @@ def _round(root: Graph, enabled: set[str] | None, log: PassLog, hints: dict,
         hints.clear()  # (loops rebuilt, slots renumbered)
         return changed, None, work is None
     if not changed:
+        # (Nothing edited: the next round, over every node, or the steps after the
+        # rounds, see the program these facts describe.)
+        carried.append(facts)
         return False, None, work is None
     if total < WORKLIST_MIN_NODES:
         return True, None, work is None
