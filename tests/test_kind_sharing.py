@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import tapeless as tl
-from tapeless.opt import kinds
+from tapeless.opt import driver, kinds
 from tests import golden_programs as gp
 
 
@@ -121,3 +121,49 @@ def test_gradients_with_sharing_are_right():
         d[idx] = eps
         fd_w[idx] = (nested_loops(W + d, XS) - nested_loops(W - d, XS)) / (2 * eps)
     np.testing.assert_allclose(gw, fd_w, rtol=1e-5, atol=1e-8)
+
+
+def _compile_carrying(make, args, carry: bool, monkeypatch) -> tuple[str, int]:
+    """The generated source and the kinds inferred, with the facts a round leaves valid
+    carried to the next round and the steps after the rounds (opt.driver.CARRY_FACTS)
+    or made afresh."""
+    monkeypatch.setattr(driver, "CARRY_FACTS", carry)
+    try:
+        return _compile(make, args, True, monkeypatch)
+    finally:
+        monkeypatch.setattr(driver, "CARRY_FACTS", True)
+
+
+@pytest.mark.parametrize("make, args", CASES)
+def test_carried_facts_make_the_same_program(make, args, monkeypatch):
+    carried, _ = _compile_carrying(make, args, True, monkeypatch)
+    afresh, _ = _compile_carrying(make, args, False, monkeypatch)
+    assert carried == afresh
+
+
+def test_carried_facts_infer_fewer_kinds(monkeypatch):
+    make, args = CASES[1].values  # (nested loops: rounds of loop-state steps)
+    _, carried = _compile_carrying(make, args, True, monkeypatch)
+    _, afresh = _compile_carrying(make, args, False, monkeypatch)
+    assert carried < afresh
+
+
+def test_loop_body_kinds_serve_questions_without_assumptions(monkeypatch):
+    """Without assumptions, a loop body's node takes the kind the induction's last step
+    gave it (the slots hold their proved kinds): fewer kinds inferred than where only
+    kinds that looked up no assumption are shared with such questions."""
+    make, args = CASES[1].values
+    _, shared = _compile(make, args, True, monkeypatch)
+    agrees = kinds._agrees
+
+    def strict(deps, assumed, facts):
+        if not assumed:
+            return all(v is kinds._MISSING for v in deps.values())
+        return agrees(deps, assumed, facts)
+
+    monkeypatch.setattr(kinds, "_agrees", strict)
+    source_strict, strict_count = _compile(make, args, True, monkeypatch)
+    monkeypatch.setattr(kinds, "_agrees", agrees)
+    source, _ = _compile(make, args, True, monkeypatch)
+    assert source == source_strict
+    assert shared < strict_count

@@ -910,7 +910,7 @@ def _outer_product(node: Node, ctx: Context) -> tuple[Node, Node] | None:
     return None
 
 
-def python_spellings(root: Graph) -> int:
+def python_spellings(root: Graph, facts: LoopFacts | None = None) -> int:
     """Spell array operations the way that costs the Python backend least, on the final
     program, where kinds prove the spellings compute the same (bit for bit); returns how
     many changed. Measured with NumPy 2.4 on small arrays (per call, one thread):
@@ -930,9 +930,10 @@ def python_spellings(root: Graph) -> int:
       array): RK4's gradient of its matrix, a sum of four outer products per step, is
       `np.stack(us, -1) @ np.stack(vs)` (`_outer_products_as_one`).
 
-    For the Python backend only (Numba has no `np.array` of a tuple of arrays)."""
+    For the Python backend only (Numba has no `np.array` of a tuple of arrays). `facts`:
+    facts about the program as it is (the optimizer's last round's), else made at the
+    first question."""
     replace: dict[int, Node] = {}
-    facts: LoopFacts | None = None
     for g in reachable_graphs(root):
         for node in graph_nodes(g):
             if not isinstance(node, Apply):

@@ -62,15 +62,18 @@ def saved_bytes_bound(k: Kind | None) -> int | None:
     return None
 
 
-def checkpoint_loops(root: Graph, mode: str, budget: int) -> int:
+def checkpoint_loops(root: Graph, mode: str, budget: int, facts: LoopFacts | None = None
+                     ) -> int:
     """Make the forward/backward loop pairs that may save more than `budget` bytes
     checkpointed (`mode` "auto"; every pair with "always", none with "never"). Returns
-    how many."""
+    how many. `facts`: facts about the program as it is (the optimizer's last round's),
+    else made here."""
     if mode == "never":
         return 0
     graphs = reachable_graphs(root)
     use = uses(graphs)
-    facts = LoopFacts(root, graphs)
+    if facts is None:
+        facts = LoopFacts(root, graphs)
     done = 0
     for g in graphs:
         for node in graph_nodes(g):

@@ -77,6 +77,10 @@ step("checkpoint_loops")
 step("lift_backprops")
 
 
+# Whether facts (and the kinds they hold) that a round leaves valid start the next round
+# and the steps after the rounds (`_round`): tests compare the code made without it.
+CARRY_FACTS = True
+
 LOOP_STEPS_MAX = 64  # loop-state steps in one round (each removes something: a bound)
 
 
@@ -116,14 +120,19 @@ def optimize(root: Graph, enabled: set[str] | None = None, max_rounds: int = 30,
     forget_all(reachable_graphs(root))
     own_outputs(root)
     with keep_users(reachable_graphs(root)):
-        _rounds(root, enabled, log, max_rounds, worklist, check)
+        facts = _rounds(root, enabled, log, max_rounds, worklist, check)
     if not final:
         return log  # (the results stay `own`: settled where the program is final)
     # Last, once the program is final: loops that may save too much checkpointed, and
     # mutable stacks where no one can tell.
-    if allowed(enabled, "checkpoint_loops") and (n := checkpoint_loops(root, *loops)):
+    # (The facts of the last round, which changed nothing, describe the program until a
+    # step changes it: the first steps start from their kinds.)
+    if allowed(enabled, "checkpoint_loops") and \
+            (n := checkpoint_loops(root, *loops, facts=facts)):
         log.add("checkpoint_loops", n)
-    if python and allowed(enabled, "python_spellings") and (n := python_spellings(root)):
+        facts = None
+    if python and allowed(enabled, "python_spellings") and \
+            (n := python_spellings(root, facts)):
         log.add("python_spellings", n)
     if allowed(enabled, "lower_stacks") and lower_stacks(root, *scatter_known(root, python)):
         log.add("lower_stacks")
@@ -143,12 +152,15 @@ def optimize(root: Graph, enabled: set[str] | None = None, max_rounds: int = 30,
 
 
 def _rounds(root: Graph, enabled: set[str] | None, log: PassLog, max_rounds: int,
-            worklist: bool, check: bool) -> None:
-    """The rounds of rewrites, to a fixed point (see `optimize`)."""
+            worklist: bool, check: bool) -> LoopFacts | None:
+    """The rounds of rewrites, to a fixed point (see `optimize`). Returns the facts of the
+    last round (which changed nothing: they describe the program as it is), or None where
+    the last round changed the program otherwise than by loop-state steps."""
     hints: dict[int, list] = {}  # loop state kinds, from one round to the next
     work: Worklist | None = None  # None: every node
+    carried: list[LoopFacts] = []  # facts a round's last loop step left valid (_round)
     for _ in range(max_rounds):
-        more, after, every_node = _round(root, enabled, log, hints, work)
+        more, after, every_node = _round(root, enabled, log, hints, work, carried)
         if check and (errors := scope_errors(root)):
             raise AssertionError("optimizer broke scoping: " + "; ".join(errors[:5]))
         if check and (errors := stale_schedules(root)):
@@ -163,6 +175,8 @@ def _rounds(root: Graph, enabled: set[str] | None, log: PassLog, max_rounds: int
             work = None
             continue
         work = after if worklist else None
+    # (What a round leaves in `carried` describes the program after it.)
+    return carried[-1] if carried else None
 
 
 def scatter_known(root: Graph, python: bool = False
@@ -507,17 +521,26 @@ def _worklist(root: Graph, changed: set[int], mark: int, graphs_changed: set[int
 
 
 def _round(root: Graph, enabled: set[str] | None, log: PassLog, hints: dict,
-           work: Worklist | None) -> tuple[bool, Worklist | None, bool]:
+           work: Worklist | None, carried: list[LoopFacts]
+           ) -> tuple[bool, Worklist | None, bool]:
     """One round: match the nodes of `work` (every node if None). Returns whether anything
     changed, the next round's worklist (None: every node) and whether this round matched
-    every node."""
+    every node. `carried`: facts the last round's loop steps made after their last change
+    (the kinds they inferred hold for this round's program, which nothing changed since);
+    this round starts from them, and leaves its own there."""
     # (Kinds are inferred afresh each round: a rewrite keeps a value but not always its
     # kind, e.g. the seed np.float64(1.0) becomes 1.0. Keeping them, even exactly and
     # incrementally, was measured and would save little: bench/kind_share.py and
     # docs/design.md, "Optimization".)
     mark = serial_mark()
     graphs = reachable_graphs(root)
-    facts = LoopFacts(root, graphs)
+    facts = carried.pop() if carried else None
+    if facts is None or len(facts.graphs) != len(graphs) or \
+            any(g is not h for g, h in zip(facts.graphs, graphs, strict=True)):
+        facts = LoopFacts(root, graphs)
+    else:
+        # (The hints its inductions left, as if this round had inferred them.)
+        hints.update(facts.hints)
     facts.hints = hints
     ctx = Context(root, facts=facts, enabled=enabled)
     if work is not None:
@@ -586,6 +609,10 @@ def _round(root: Graph, enabled: set[str] | None, log: PassLog, hints: dict,
             facts = LoopFacts(root)
         if structural:
             hints.clear()  # (loops rebuilt, slots renumbered)
+            # (Made after the last change: the next round's program is the one they
+            # describe, and the kinds the last steps asked for hold there.)
+            if CARRY_FACTS:
+                carried.append(facts)
             return True, None, work is None
     # (Branch adjoints edit the branches they rewrite, in place, but leave loops as they
     # are: the next round matches the nodes they made, from a worklist.)
@@ -611,6 +638,10 @@ def _round(root: Graph, enabled: set[str] | None, log: PassLog, hints: dict,
         hints.clear()  # (loops rebuilt, slots renumbered)
         return changed, None, work is None
     if not changed:
+        # (Nothing edited: the next round, over every node, or the steps after the
+        # rounds, see the program these facts describe.)
+        if CARRY_FACTS:
+            carried.append(facts)
         return False, None, work is None
     if total < WORKLIST_MIN_NODES:
         return True, None, work is None

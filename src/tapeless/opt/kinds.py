@@ -469,6 +469,15 @@ def normalized_axes(axis: object, ndim: int) -> tuple[int, ...] | None:
     return out if len(out) == len(axes) else None
 
 
+def _any_of_type(kinds: list[Kind | None], t: type) -> bool:
+    """Whether any of `kinds` is of type `t` exactly (a loop, not a generator: this runs
+    for every array operation inferred)."""
+    for k in kinds:
+        if type(k) is t:
+            return True
+    return False
+
+
 def _const(node: Node) -> object:
     return node.value if isinstance(node, Constant) else _MISSING
 
@@ -480,7 +489,7 @@ def _array_kind(prim: Primitive, node: Apply, args: list[Kind | None],
                 facts: LoopFacts | None, depth: int, assumed: Assumptions | None) -> Kind | None:
     """Kinds of array operations whose shape follows from their inputs' shapes (`depth`:
     the caller's, for the index inference some of them recurse into)."""
-    if not any(type(a) is ArrayKind for a in args):
+    if not _any_of_type(args, ArrayKind):
         return None
     name = prim.name
     shapes = [_scalar_shape(a) for a in args]
@@ -1043,7 +1052,7 @@ def kind(node: Node, facts: LoopFacts | None = None, depth: int = 0,
     shared = facts.shared_kinds.get(node.id) if SHARE_KINDS else None
     if shared is not None:
         for record, value in shared:
-            if _agrees(record[0], assumed):
+            if _agrees(record[0], assumed, facts):
                 memo[key] = value
                 facts.kind_deps[key] = record
                 if frames and key[1]:
@@ -1117,10 +1126,36 @@ def _depend(frame: _Frame, record: tuple[dict[tuple[int, int], object], bool],
                 into[k] = v
 
 
-def _agrees(deps: dict[tuple[int, int], object], assumed: Assumptions | None) -> bool:
-    """Whether `assumed` holds what `deps` found at each assumption it looked up."""
+def _agrees(deps: dict[tuple[int, int], object], assumed: Assumptions | None,
+            facts: LoopFacts) -> bool:
+    """Whether `assumed` holds what `deps` found at each assumption it looked up. Without
+    assumptions, a loop's state slot `(loop, j)` holds the kind its state kinds (proved
+    by induction, remembered without assumptions) give it, and a parameter `(p, -1)` the
+    kind remembered for it without assumptions: that is what a question without
+    assumptions finds for them (through the same memo tables), so a kind a loop body's
+    node has under the induction's last step, which assumed the slots have those kinds,
+    is its kind without assumptions too (most of what the rewrites ask of a loop's body),
+    as is a function body's under its one call's arguments. (Only kinds already
+    remembered count: none is inferred here.)"""
     if not assumed:
-        return all(v is _MISSING for v in deps.values())
+        for k, v in deps.items():
+            if v is _MISSING:
+                continue
+            if k[1] == -1:
+                # (A parameter: what a question without assumptions found for it.)
+                held = facts.kinds.get((k[0], 0), _MISSING)
+                if held is _MISSING:
+                    return False
+            elif k[1] < 0:
+                return False
+            else:
+                proved = facts.state_kinds.get((k[0], 0))
+                if proved is None:
+                    return False
+                held = proved[k[1]]
+            if held is not v and held != v:
+                return False
+        return True
     for k, v in deps.items():
         a = assumed.get(k, _MISSING)
         if a is not v and (a is _MISSING or v is _MISSING or a != v):
@@ -1469,33 +1504,40 @@ def _infer(node: Node, facts: LoopFacts | None, depth: int,
     if not isinstance(node, Apply):
         return None
     callee = node.inputs[0]
-    g = _known_call(node, depth, facts)
-    if g is not None:  # its result's kind, given its arguments' kinds
-        assert g.output is not None  # (see _known_call)
-        result = _look_up((g.id, _RESULT), facts, assumed)
-        if result is not _MISSING:  # a recursive call, inside its function
-            return cast("Kind | None", result)
-        if facts is not None and facts.result_kinds and g.id in facts.result_kinds:
-            return facts.result_kinds[g.id]  # (None while being inferred)
-        return kind(g.output, facts, depth + 4, _with_arguments(node, g, facts, depth, assumed))
-    if is_switch_call(node):
-        # (a float in one branch and a NumPy scalar in the other: a 0-d number, SCALAR,
-        # as for loop state; `[x]` in one and `[]` in the other: a list of x's kind)
-        return _common_kind([kind(o, facts, depth + 1, assumed) for o in if_outputs(node)])
-    if not (isinstance(callee, Constant) and isinstance(callee.value, Primitive)):
-        return None
-    prim = callee.value
+    if type(callee) is Constant and type(callee.value) is Primitive:
+        # (The usual callee: neither a known function's call nor a value-`if`'s.)
+        prim = callee.value
+    else:
+        g = _known_call(node, depth, facts)
+        if g is not None:  # its result's kind, given its arguments' kinds
+            assert g.output is not None  # (see _known_call)
+            result = _look_up((g.id, _RESULT), facts, assumed)
+            if result is not _MISSING:  # a recursive call, inside its function
+                return cast("Kind | None", result)
+            if facts is not None and facts.result_kinds and g.id in facts.result_kinds:
+                return facts.result_kinds[g.id]  # (None while being inferred)
+            return kind(g.output, facts, depth + 4,
+                        _with_arguments(node, g, facts, depth, assumed))
+        if is_switch_call(node):
+            # (a float in one branch and a NumPy scalar in the other: a 0-d number,
+            # SCALAR, as for loop state; `[x]` in one and `[]` in the other: a list of x's
+            # kind)
+            return _common_kind([kind(o, facts, depth + 1, assumed) for o in if_outputs(node)])
+        if not (isinstance(callee, Constant) and isinstance(callee.value, Primitive)):
+            return None
+        prim = callee.value
     name = prim.name
     if prim.result_kind is not None:
         return _RESULT_KINDS[prim.result_kind]  # (FLOAT or INT)
+    found_loop = facts.item_of_loop(node) if facts is not None and (
+        name == "tuple_getitem" or name == "getitem") else None
     if name == "tuple_getitem" or (name == "getitem" and facts is not None and (
-            facts.result_of(node) is not None or node.id in facts.popped or
+            found_loop is not None or node.id in facts.popped or
             (type(_const(node.inputs[2])) is int and
              item_nodes(node.inputs[1], cast(int, _const(node.inputs[2])), facts)))):
         # (`getitem` too where it reads an item of a display: J makes it of item reads.)
         seq, index = node.inputs[1], node.inputs[2]
         if facts is not None:
-            found_loop = facts.result_of(node)
             if found_loop is not None:
                 info, j = found_loop
                 return kind(info.params(j)[0], facts, depth + 1, assumed)
@@ -1520,7 +1562,7 @@ def _infer(node: Node, facts: LoopFacts | None, depth: int,
         return tuple_of(args)
     if name == "make_dict":
         return _dict_display_kind(node, args)
-    if args and (is_tuple(args[0]) or is_namedtuple(args[0])) and name in _TUPLE_OPS:
+    if name in _TUPLE_OPS and args and (is_tuple(args[0]) or is_namedtuple(args[0])):
         # (A NamedTuple indexed, sliced, added or made a tuple: the tuple of its fields.)
         return _tuple_op_kind(name, node, [as_tuple(a) for a in args])
     if args and type(key := _const(node.inputs[-1])) is str and (
@@ -1538,7 +1580,7 @@ def _infer(node: Node, facts: LoopFacts | None, depth: int,
         return EMPTY_LIST
     if name == "list" and len(node.inputs) == 2 and prim_name(node.inputs[1]) == "range":
         return list_of(INT)  # list(range(...)): ints (range takes only ints)
-    if any(type(a) is ListKind for a in args):  # (is_list)
+    if _any_of_type(args, ListKind):  # (is_list)
         if name == "list" and len(args) == 1:
             return args[0]
         if name == "getitem" and len(args) == 2 and is_list(args[0]) and (

@@ -142,6 +142,8 @@ class LoopFacts:
         # Loop state kinds found by an earlier round, by loop node id (see kinds.py).
         self.hints: dict[int, list[Kind | None]] = {}
         self.graphs = graphs if graphs is not None else reachable_graphs(root)
+        # Who uses each node of `graphs` (`loops.facts_uses`), made at the first question.
+        self.uses: dict[int, list[tuple[Node | None, Graph]]] | None = None
         for g in self.graphs:
             for n in graph_nodes(g):
                 info = loop_info(n)
@@ -294,6 +296,16 @@ class LoopFacts:
     def result_of(self, node: Node) -> tuple[LoopInfo, int] | None:
         """For `tuple_getitem(loop, j)`: the loop and j."""
         return self._result_of(node)
+
+    def item_of_loop(self, node: Apply) -> tuple[LoopInfo, int] | None:
+        """`result_of` for a node known to apply `tuple_getitem` or `getitem`."""
+        index = node.inputs[2]
+        if isinstance(index, Constant):
+            info = self._loop_of.get(node.inputs[1].id)
+            if info is not None:
+                j = index.value
+                return (info, j) if 0 <= j < len(info.init) else None
+        return None
 
     def _result_of(self, node: Node) -> tuple[LoopInfo, int] | None:
         if (is_call_of(node, "tuple_getitem") or is_call_of(node, "getitem")) and \

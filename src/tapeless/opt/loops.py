@@ -49,6 +49,15 @@ def uses(graphs: list[Graph]) -> dict[int, list[tuple[Node | None, Graph]]]:
     return users(graphs)
 
 
+def facts_uses(facts: LoopFacts) -> dict[int, list[tuple[Node | None, Graph]]]:
+    """`uses(facts.graphs)`, made once per facts: the loop-state steps below run on one
+    facts until one of them changes a loop (a step that returns 0 has edited nothing),
+    and the driver makes facts afresh after each change."""
+    if facts.uses is None:
+        facts.uses = uses(facts.graphs)
+    return facts.uses
+
+
 def _loops_read_by_items(facts: LoopFacts, replace: dict[int, Node],
                          use: dict[int, list[tuple[Node | None, Graph]]]
                          ) -> Iterator[tuple[LoopInfo, list[Node], list[Apply]]]:
@@ -66,7 +75,7 @@ def _loops_read_by_items(facts: LoopFacts, replace: dict[int, Node],
 
 def drop_dead_state(root: Graph, facts: LoopFacts, replace: dict[int, Node]) -> int:
     """Remove state that nothing reads (or that never changes): returns how many."""
-    use = uses(facts.graphs)
+    use = facts_uses(facts)
     removed = 0
     for info, outputs, results in _loops_read_by_items(facts, replace, use):
         k = len(info.init)
@@ -233,7 +242,7 @@ def prune_saved(root: Graph, facts: LoopFacts, replace: dict[int, Node]) -> int:
     """A forward loop pushes `(saved_values, stack)` each iteration and a backward loop
     pops them: drop the values the backward loop never reads, substitute constants, and
     push a lone value without its tuple."""
-    use = uses(facts.graphs)
+    use = facts_uses(facts)
     pairs = _saved_pairs(facts, use, replace)
     # First (alone in its round, as it copies backward loops whose reads pruning would
     # renumber): closures rebuilt from their saved free variables.
@@ -440,7 +449,6 @@ def _made_from_ints(values: list[Node], keep: list[int], sources_of: set[int],
         name = getattr(prim, "name", None)
         if name is None or getattr(prim, "effect", True):
             return False
-        k = kind(v, facts)
         if name == "make_tuple":
             pass
         elif name == "tuple_getitem":
@@ -455,6 +463,9 @@ def _made_from_ints(values: list[Node], keep: list[int], sources_of: set[int],
                     len(at) > len(shape_of(kind(x, facts)) or ()):
                 return False
         elif getattr(prim, "number_op", False) and prim.pure and name != "pow":
+            # (Kinds asked only here: a question about a body's node infers the loop's
+            # state, on facts made afresh after each loop step.)
+            k = kind(v, facts)
             ks = [kind(x, facts) for x in v.inputs[1:]]
             if not (k is INT and all(kx is INT for kx in ks)) and not (
                     getattr(prim, "cheap", False) and k in (FLOAT, SCALAR, INT)):
@@ -788,7 +799,7 @@ def zero_accumulators(root: Graph, facts: LoopFacts, replace: dict[int, Node]) -
     from .kinds import FLOAT, SCALAR, kind
     from .zeros import never_zero
 
-    use = uses(facts.graphs)
+    use = facts_uses(facts)
     changed = 0
 
     def numbers(n: Node) -> bool:
@@ -878,7 +889,7 @@ def split_tuple_state(root: Graph, facts: LoopFacts, replace: dict[int, Node]) -
     loops changed."""
     from .patterns import tuple_items
 
-    use = uses(facts.graphs)
+    use = facts_uses(facts)
     changed = 0
     for info, outputs, results in _loops_read_by_items(facts, replace, use):
         split = _splittable(info, outputs, use, tuple_items)
