@@ -137,7 +137,7 @@ def optimize(root: Graph, enabled: set[str] | None = None, max_rounds: int = 30,
     # (Last: the steps above read the saved values' kinds through the closures. For the
     # Python backend: the native one lifts what Numba can type itself, and refuses a
     # recursion's backpropagators, whose records would hold themselves.)
-    if python and allowed(enabled, "lift_backprops") and (n := lift_backprops(root)):
+    if allowed(enabled, "lift_backprops") and (n := lift_backprops(root)):
         log.add("lift_backprops", n)
     return log
 

@@ -1,0 +1,292 @@
+"""A recursion's lifted backpropagator records in native code: typed lists and indices.
+
+For the derivative of a recursive function `f`, `opt/lift.py` makes `J_f(args)` return
+`(value, record)`, the record the tuple of the values its backpropagator reads, and
+`B_f(record, d)` a function of the module. Numba cannot type those records: a record
+holds the callees' records (on its loop's stack), so its type would contain itself, and
+the two branches of the recursion (base case, recursive case) make records of two
+different types in one variable.
+
+This module rewrites such a pair in the generated module's source so that Numba can
+compile it. Each branch of `J_f` appends its own record (a tuple of one type) to a typed
+list of that branch's records, and returns the record's index `2 * i + branch` (an int)
+in its place: a record refers to its callees' records by their ints, so no type contains
+itself. `B_f(ref, d)` reads `ref`'s record from its branch's list, in a copy of its body
+for each branch where the test of the branch (the record's item that `J_f` branched on)
+is that branch's constant. The lists are made where the program first calls `J_f` and
+passed to every call of `J_f` and `B_f`; they are typed (Numba refines an empty typed
+list at its first `append`) by an `append` that never runs of what a probe returns: a
+copy of the branch of `J_f` whose recursive calls run `J_f`'s value alone (`V_f`, the
+forward pass without records) and return the index 0.
+
+Only the shape that `lift` makes is rewritten: `J_f`'s body ends in `if c: ... else:
+...` and `return v, (fields...)` with `c` among the fields, its recursive calls are
+`t = J_f(...)`, and `B_f`'s first parameter is `record`, tested as `record[k]` (k: the
+place of `c`) in an `if` of its body, which ends in a `return`. Anything else is left
+as it is (and refused later, as a closure or a type Numba cannot represent).
+"""
+
+from __future__ import annotations
+
+import ast
+import copy
+
+_LISTS = ("_nt_records0", "_nt_records1")
+
+
+def lower_recursive_records(tree: ast.Module) -> int:
+    """Rewrite the lifted recursive backpropagators of `tree` (see the module's doc);
+    returns how many pairs were rewritten."""
+    functions = {n.name: n for n in tree.body if isinstance(n, ast.FunctionDef)}
+    done = 0
+    for j in list(functions.values()):
+        if not j.name.startswith("J_"):
+            continue
+        b = functions.get("B_" + j.name[2:])
+        if b is None or not b.args.args or b.args.args[0].arg != "record":
+            continue
+        shape = _j_shape(j)
+        if shape is None:
+            continue
+        test, k = shape
+        if _b_split(b, k) is None or not _calls_only_assigned(tree, j.name):
+            continue
+        names = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
+        value_fn, probes = f"V_{j.name[2:]}", [f"P{i}_{j.name[2:]}" for i in (0, 1)]
+        if any(n in functions or n in names for n in (value_fn, *probes)):
+            continue
+        lists = [f"{name}_{j.name[2:]}" for name in _LISTS]
+        new = [_value_function(j, value_fn), *(_probe(j, value_fn, name, arm)
+                                               for name, arm in zip(probes, (0, 1),
+                                                                    strict=True))]
+        _record_function(j, lists)
+        _backward_function(b, k, lists)
+        for fn in [f for f in tree.body if isinstance(f, ast.FunctionDef)]:
+            if fn is not j and fn is not b:
+                _make_lists(fn, j.name, b.name, lists, probes)
+        for fn in new:
+            tree.body.insert(tree.body.index(j), fn)
+        done += 1
+    if done:
+        ast.fix_missing_locations(tree)
+    return done
+
+
+def _j_shape(j: ast.FunctionDef) -> tuple[str, int] | None:
+    """(the name `J_f` branches on, its place among the record's fields)."""
+    if len(j.body) < 2 or not isinstance(ret := j.body[-1], ast.Return) or \
+            not isinstance(branch := j.body[-2], ast.If) or not branch.orelse or \
+            not isinstance(branch.test, ast.Name):
+        return None
+    out = ret.value
+    if not (isinstance(out, ast.Tuple) and len(out.elts) == 2 and
+            isinstance(fields := out.elts[1], ast.Tuple) and
+            all(isinstance(f, ast.Name) for f in fields.elts)):
+        return None
+    names = [f.id for f in fields.elts]  # type: ignore[attr-defined]
+    if branch.test.id not in names:
+        return None
+    # (No function nested in J_f: it would see the rewritten names.)
+    if any(isinstance(n, (ast.FunctionDef, ast.Lambda)) and n is not j for n in ast.walk(j)):
+        return None
+    return branch.test.id, names.index(branch.test.id)
+
+
+def _is_record_test(node: ast.AST, k: int) -> bool:
+    return isinstance(node, ast.Subscript) and isinstance(node.value, ast.Name) and \
+        node.value.id == "record" and isinstance(node.slice, ast.Constant) and \
+        node.slice.value == k
+
+
+def _b_split(b: ast.FunctionDef, k: int) -> int | None:
+    """The place in `B_f`'s body of its `if record[k]:`, where its body ends in a
+    return and `record` is only read, and only by item."""
+    if not b.body or not isinstance(b.body[-1], ast.Return):
+        return None
+    if any(isinstance(n, (ast.FunctionDef, ast.Lambda)) and n is not b for n in ast.walk(b)):
+        return None
+    parents = {id(c): n for n in ast.walk(b) for c in ast.iter_child_nodes(n)}
+    for n in ast.walk(b):
+        if isinstance(n, ast.Name) and n.id == "record" and (
+                not isinstance(n.ctx, ast.Load) or
+                not isinstance(parents.get(id(n)), ast.Subscript)):
+            return None
+    for i, stmt in enumerate(b.body):
+        if isinstance(stmt, ast.If) and _is_record_test(stmt.test, k):
+            return i
+    return None
+
+
+def _calls_only_assigned(tree: ast.Module, name: str) -> bool:
+    """Whether every use of `name` is a call `t = name(...)` (with `t` a name)."""
+    parents = {id(c): n for n in ast.walk(tree) for c in ast.iter_child_nodes(n)}
+    for n in ast.walk(tree):
+        if isinstance(n, ast.Name) and n.id == name:
+            call = parents.get(id(n))
+            if not isinstance(call, ast.Call) or call.func is not n:
+                return False
+            stmt = parents.get(id(call))
+            if not (isinstance(stmt, ast.Assign) and stmt.value is call and
+                    len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name)):
+                return False
+    return True
+
+
+def _name(name: str) -> ast.Name:
+    return ast.Name(name, ast.Load())
+
+
+def _call(fn: str, args: list[ast.expr]) -> ast.Call:
+    return ast.Call(_name(fn), args, [])
+
+
+def _int0() -> ast.expr:
+    """`np.int64(0)`: an int64, not the literal 0 (the type of a record's index)."""
+    return ast.Call(ast.Attribute(_name("np"), "int64", ast.Load()), [ast.Constant(0)], [])
+
+
+class _Calls(ast.NodeTransformer):
+    """Rewrites the calls of `name` (`t = name(args)`)."""
+
+    def __init__(self, name: str, make: object) -> None:
+        self.name = name
+        self.make = make
+
+    def visit_Call(self, node: ast.Call) -> ast.AST:
+        self.generic_visit(node)
+        if isinstance(node.func, ast.Name) and node.func.id == self.name:
+            return self.make(node)  # type: ignore[operator]
+        return node
+
+
+def _value_calls(body: list[ast.stmt], j_name: str, value_fn: str) -> list[ast.stmt]:
+    """`body` with each `J_f(args)` as `(V_f(args), np.int64(0))`."""
+    def make(call: ast.Call) -> ast.expr:
+        return ast.Tuple([_call(value_fn, call.args), _int0()], ast.Load())
+    calls = _Calls(j_name, make)
+    return [calls.visit(copy.deepcopy(s)) for s in body]
+
+
+def _renamed(j: ast.FunctionDef, name: str, body: list[ast.stmt]) -> ast.FunctionDef:
+    fn = ast.FunctionDef(name=name, args=copy.deepcopy(j.args), body=body,
+                         decorator_list=[], returns=None, type_comment=None,
+                         type_params=[])
+    return ast.copy_location(fn, j)
+
+
+def _value_function(j: ast.FunctionDef, value_fn: str) -> ast.FunctionDef:
+    """`V_f`: `J_f`'s value alone (each branch returns it)."""
+    branch = j.body[-2]
+    value = j.body[-1].value.elts[0]  # type: ignore[union-attr]
+    assert isinstance(branch, ast.If)
+    arms = [[*arm, ast.Return(copy.deepcopy(value))] for arm in (branch.body, branch.orelse)]
+    body = [*j.body[:-2], ast.If(branch.test, arms[0], arms[1])]
+    return _renamed(j, value_fn, _value_calls(body, j.name, value_fn))
+
+
+def _probe(j: ast.FunctionDef, value_fn: str, name: str, arm: int) -> ast.FunctionDef:
+    """A record of the branch `arm` (what types that branch's list; never run)."""
+    branch = j.body[-2]
+    fields = j.body[-1].value.elts[1]  # type: ignore[union-attr]
+    assert isinstance(branch, ast.If)
+    body = [*j.body[:-2], *(branch.body if arm == 0 else branch.orelse),
+            ast.Return(copy.deepcopy(fields))]
+    return _renamed(j, name, _value_calls(body, j.name, value_fn))
+
+
+def _with_lists(call: ast.Call, lists: list[str]) -> ast.Call:
+    return ast.Call(call.func, [*call.args, *map(_name, lists)], call.keywords)
+
+
+def _record_function(j: ast.FunctionDef, lists: list[str]) -> None:
+    """`J_f` appends each branch's record to its list and returns its index."""
+    branch = j.body[-2]
+    ret = j.body[-1]
+    assert isinstance(branch, ast.If) and isinstance(ret, ast.Return)
+    value, fields = ret.value.elts  # type: ignore[union-attr]
+    arms = []
+    for arm, stmts in enumerate((branch.body, branch.orelse)):
+        records = _name(lists[arm])
+        append = ast.Expr(ast.Call(ast.Attribute(records, "append", ast.Load()),
+                                   [copy.deepcopy(fields)], []))
+        # 2 * (len(records) - 1) + arm
+        index = ast.BinOp(ast.BinOp(ast.Constant(2), ast.Mult(), ast.BinOp(
+            _call("len", [_name(lists[arm])]), ast.Sub(), ast.Constant(1))),
+            ast.Add(), ast.Constant(arm))
+        arms.append([*stmts, append,
+                     ast.Return(ast.Tuple([copy.deepcopy(value), index], ast.Load()))])
+    j.body[-2:] = [ast.copy_location(ast.If(branch.test, arms[0], arms[1]), branch)]
+    j.args.args.extend(ast.arg(name) for name in lists)
+    _Calls(j.name, lambda c: _with_lists(c, lists)).visit(j)
+
+
+class _Constant(ast.NodeTransformer):
+    """`record[k]` as a constant."""
+
+    def __init__(self, k: int, value: bool) -> None:
+        self.k = k
+        self.value = value
+
+    def visit_Subscript(self, node: ast.Subscript) -> ast.AST:
+        self.generic_visit(node)
+        if _is_record_test(node, self.k):
+            return ast.copy_location(ast.Constant(self.value), node)
+        return node
+
+
+def _backward_function(b: ast.FunctionDef, k: int, lists: list[str]) -> None:
+    """`B_f(ref, d)`: a copy of its body for each branch, reading the record there."""
+    at = _b_split(b, k)
+    assert at is not None
+    test = b.body[at]
+    assert isinstance(test, ast.If)
+    ref = "_nt_ref"
+    arms = []
+    for arm, taken in enumerate((test.body, test.orelse)):
+        read = ast.Assign([ast.Name("record", ast.Store())], ast.Subscript(
+            _name(lists[arm]), ast.BinOp(_name(ref), ast.RShift(), ast.Constant(1)),
+            ast.Load()))
+        body = [*b.body[:at], *taken, *b.body[at + 1:]]
+        arms.append([read, *(_Constant(k, arm == 0).visit(copy.deepcopy(s)) for s in body)])
+    is_base = ast.Compare(ast.BinOp(_name(ref), ast.BitAnd(), ast.Constant(1)), [ast.Eq()],
+                          [ast.Constant(0)])
+    b.body = [ast.copy_location(ast.If(is_base, arms[0], arms[1]), test)]
+    b.args.args[0] = ast.arg(ref)
+    b.args.args.extend(ast.arg(name) for name in lists)
+    _Calls(b.name, lambda c: _with_lists(c, lists)).visit(b)
+
+
+def _make_lists(fn: ast.FunctionDef, j_name: str, b_name: str, lists: list[str],
+                probes: list[str]) -> None:
+    """Where `fn` calls `J_f`: make the lists before its first call (typed by an append
+    of the probes' records that never runs) and pass them to the calls of `J_f` and
+    `B_f`."""
+    for stmts in _blocks(fn):
+        for i, stmt in enumerate(stmts):
+            call = next((n for n in ast.walk(stmt) if isinstance(n, ast.Call) and
+                         isinstance(n.func, ast.Name) and n.func.id == j_name), None)
+            if call is None:
+                continue
+            made: list[ast.stmt] = [ast.Assign([ast.Name(name, ast.Store())],
+                                               _call("_nt_List", [])) for name in lists]
+            typed = [ast.Expr(ast.Call(ast.Attribute(_name(name), "append", ast.Load()),
+                                       [_call(probe, copy.deepcopy(call.args))], []))
+                     for name, probe in zip(lists, probes, strict=True)]
+            made.append(ast.If(_call("_nt_never", []), typed, []))
+            for m in made:
+                ast.copy_location(m, stmt)
+            stmts[i:i] = made
+            for name in (j_name, b_name):
+                _Calls(name, lambda c: _with_lists(c, lists)).visit(fn)
+            return
+
+
+def _blocks(node: ast.AST) -> list[list[ast.stmt]]:
+    """The statement lists of `node`, outermost first."""
+    out: list[list[ast.stmt]] = []
+    for n in ast.walk(node):
+        for field in ("body", "orelse", "finalbody"):
+            block = getattr(n, field, None)
+            if isinstance(block, list) and block and isinstance(block[0], ast.stmt):
+                out.append(block)
+    return out
