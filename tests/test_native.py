@@ -1047,24 +1047,57 @@ def test_recursive_determinant_is_native() -> None:
     assert _entry(f, A).is_native
 
 
-def test_recursive_gradient_falls_back_at_the_recursion() -> None:
-    """The determinant's gradient: the recursion's backpropagator is a closure value whose
-    captures hold the callees' closures (a type that contains itself). It runs on the
-    Python backend, refused before Numba is asked, and the reason names the recursion at
-    the user's line of the recursive call."""
+def test_recursive_gradient_is_native() -> None:
+    """The determinant's gradient: the recursion's lifted backpropagator records are
+    typed lists of one record type per branch, referred to by index (`native_records`);
+    the program runs natively, with the Python backend's results (1e-12), on 4x4 and 5x5
+    matrices and on a call after another (fresh lists per call)."""
+    from research_programs import walk_energy
+
+    for n, seed in ((4, 7), (5, 8), (4, 9)):
+        A = np.random.default_rng(seed).standard_normal((n, n))
+        f = tl.grad(det_laplace, backend="native")
+        assert_same(tl.grad(det_laplace)(A), f(A))
+        np.testing.assert_allclose(f(A), np.linalg.det(A) * np.linalg.inv(A).T, rtol=1e-10)
+        assert _entry(f, A).is_native
+    A = np.random.default_rng(10).standard_normal((6, 6))
+    g = tl.grad(walk_energy, backend="native")
+    assert_same(tl.grad(walk_energy)(A), g(A))
+    assert _entry(g, A).is_native
+
+
+def second_det(A):
+    return tl.grad(det_laplace)(A)[0, 1]
+
+
+def test_recursive_second_order_matches_python_backend() -> None:
+    """The gradient of a function that takes the determinant's gradient: native or
+    fallen back, the Python backend's values (1e-12), and fallbacks name a line."""
+    A = np.random.default_rng(11).standard_normal((4, 4))
+    f = tl.grad(second_det, backend="native")
+    assert_same(tl.grad(second_det)(A), f(A))
+    entry = _entry(f, A)
+    if not entry.is_native:
+        assert entry.fallback is not None and entry.fallback.where is not None
+
+
+def test_recursive_gradient_with_closures_falls_back_at_the_recursion() -> None:
+    """The other spelling of the determinant keeps closures in its records (a branch's
+    backpropagator per term, a comprehension's): it runs on the Python backend, and the
+    reason names the recursion at the user's line of the recursive call."""
     import research_programs
+    from research_programs import det_laplace_filter
 
     A = np.random.default_rng(7).standard_normal((4, 4))
-    f = tl.grad(det_laplace, backend="native")
-    assert_same(tl.grad(det_laplace)(A), f(A))
-    np.testing.assert_allclose(f(A), np.linalg.det(A) * np.linalg.inv(A).T, rtol=1e-10)
+    f = tl.grad(det_laplace_filter, backend="native")
+    assert_same(tl.grad(det_laplace_filter)(A), f(A))
     entry = _entry(f, A)
     assert not entry.is_native and entry.fallback is not None
     reason = entry.fallback.reason
-    assert "B_det_minor" in reason and "recursive" in reason, reason
+    assert "J_det_minor_filter" in reason and "recursive" in reason, reason
     where = entry.fallback.where
-    lines, first = inspect.getsourcelines(research_programs.det_minor)
-    call = first + next(i for i, line in enumerate(lines) if "* det_minor(" in line)
+    lines, first = inspect.getsourcelines(research_programs.det_minor_filter)
+    call = first + next(i for i, line in enumerate(lines) if "* det_minor_filter(" in line)
     assert where is not None and (where.filename, where.line) == \
         (research_programs.__file__, call)
 

@@ -37,7 +37,6 @@ import numpy as np
 
 from .. import runtime as _rt
 from ..ir.nodes import Location
-from .native_records import lower_recursive_records
 from .native_loops import (
     lower_item_sums,
     lower_linked_stacks,
@@ -47,6 +46,7 @@ from .native_loops import (
     lower_saved_lengths,
     lower_split_items,
 )
+from .native_records import lower_recursive_records
 from .pygen import Compiled
 
 # Runtime helpers with a native twin (`_nt_<name>` in `_HELPERS`).
@@ -1011,7 +1011,7 @@ def _register_overloads() -> None:
                     return b
                 if b is None:
                     return a
-                x = unwrap(a)  # type: ignore[call-arg,unused-ignore]
+                x: Any = unwrap(a)  # type: ignore[call-arg,unused-ignore]
                 x += unwrap(b)  # type: ignore[call-arg,unused-ignore]
                 return x
             return into

@@ -111,9 +111,28 @@ def _b_split(b: ast.FunctionDef, k: int) -> int | None:
                 not isinstance(n.ctx, ast.Load) or
                 not isinstance(parents.get(id(n)), ast.Subscript)):
             return None
+    alias = _test_alias(b, k)
     for i, stmt in enumerate(b.body):
-        if isinstance(stmt, ast.If) and _is_record_test(stmt.test, k):
+        if isinstance(stmt, ast.If) and (_is_record_test(stmt.test, k) or alias is not None
+                                         and _is_name(stmt.test, alias)):
             return i
+    return None
+
+
+def _is_name(node: ast.AST, name: str) -> bool:
+    return isinstance(node, ast.Name) and node.id == name
+
+
+def _test_alias(b: ast.FunctionDef, k: int) -> str | None:
+    """The name `t` of `t = record[k]`, a statement of `B_f`'s body, where `t` is bound
+    nowhere else."""
+    for stmt in b.body:
+        if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and \
+                isinstance(t := stmt.targets[0], ast.Name) and _is_record_test(stmt.value, k):
+            bound = [n for n in ast.walk(b) if isinstance(n, ast.Name) and n.id == t.id and
+                     not isinstance(n.ctx, ast.Load)]
+            if len(bound) == 1 and t.id not in {a.arg for a in b.args.args}:
+                return t.id
     return None
 
 
@@ -155,7 +174,8 @@ class _Calls(ast.NodeTransformer):
     def visit_Call(self, node: ast.Call) -> ast.AST:
         self.generic_visit(node)
         if isinstance(node.func, ast.Name) and node.func.id == self.name:
-            return self.make(node)  # type: ignore[operator]
+            made: ast.AST = self.make(node)  # type: ignore[operator]
+            return made
         return node
 
 
@@ -168,17 +188,17 @@ def _value_calls(body: list[ast.stmt], j_name: str, value_fn: str) -> list[ast.s
 
 
 def _renamed(j: ast.FunctionDef, name: str, body: list[ast.stmt]) -> ast.FunctionDef:
-    fn = ast.FunctionDef(name=name, args=copy.deepcopy(j.args), body=body,
-                         decorator_list=[], returns=None, type_comment=None,
-                         type_params=[])
-    return ast.copy_location(fn, j)
+    fn = copy.copy(j)
+    fn.name, fn.args, fn.body, fn.decorator_list = name, copy.deepcopy(j.args), body, []
+    return fn
 
 
 def _value_function(j: ast.FunctionDef, value_fn: str) -> ast.FunctionDef:
     """`V_f`: `J_f`'s value alone (each branch returns it)."""
-    branch = j.body[-2]
-    value = j.body[-1].value.elts[0]  # type: ignore[union-attr]
-    assert isinstance(branch, ast.If)
+    branch, ret = j.body[-2], j.body[-1]
+    assert isinstance(branch, ast.If) and isinstance(ret, ast.Return) and \
+        isinstance(ret.value, ast.Tuple)
+    value = ret.value.elts[0]
     arms = [[*arm, ast.Return(copy.deepcopy(value))] for arm in (branch.body, branch.orelse)]
     body = [*j.body[:-2], ast.If(branch.test, arms[0], arms[1])]
     return _renamed(j, value_fn, _value_calls(body, j.name, value_fn))
@@ -186,9 +206,10 @@ def _value_function(j: ast.FunctionDef, value_fn: str) -> ast.FunctionDef:
 
 def _probe(j: ast.FunctionDef, value_fn: str, name: str, arm: int) -> ast.FunctionDef:
     """A record of the branch `arm` (what types that branch's list; never run)."""
-    branch = j.body[-2]
-    fields = j.body[-1].value.elts[1]  # type: ignore[union-attr]
-    assert isinstance(branch, ast.If)
+    branch, ret = j.body[-2], j.body[-1]
+    assert isinstance(branch, ast.If) and isinstance(ret, ast.Return) and \
+        isinstance(ret.value, ast.Tuple)
+    fields = ret.value.elts[1]
     body = [*j.body[:-2], *(branch.body if arm == 0 else branch.orelse),
             ast.Return(copy.deepcopy(fields))]
     return _renamed(j, name, _value_calls(body, j.name, value_fn))
@@ -221,16 +242,36 @@ def _record_function(j: ast.FunctionDef, lists: list[str]) -> None:
 
 
 class _Constant(ast.NodeTransformer):
-    """`record[k]` as a constant."""
+    """`record[k]` (and the name `alias` bound to it) as a constant, and the branches
+    on it that are not taken left out."""
 
-    def __init__(self, k: int, value: bool) -> None:
+    def __init__(self, k: int, value: bool, alias: str | None) -> None:
         self.k = k
         self.value = value
+        self.alias = alias
 
     def visit_Subscript(self, node: ast.Subscript) -> ast.AST:
         self.generic_visit(node)
         if _is_record_test(node, self.k):
             return ast.copy_location(ast.Constant(self.value), node)
+        return node
+
+    def visit_Name(self, node: ast.Name) -> ast.AST:
+        if self.alias is not None and node.id == self.alias and isinstance(node.ctx, ast.Load):
+            return ast.copy_location(ast.Constant(self.value), node)
+        return node
+
+    def visit_IfExp(self, node: ast.IfExp) -> ast.AST:
+        self.generic_visit(node)
+        if isinstance(node.test, ast.Constant) and type(node.test.value) is bool:
+            return node.body if node.test.value else node.orelse
+        return node
+
+    def visit_If(self, node: ast.If) -> ast.AST | list[ast.stmt]:
+        self.generic_visit(node)
+        if isinstance(node.test, ast.Constant) and type(node.test.value) is bool:
+            taken = node.body if node.test.value else node.orelse
+            return taken or [ast.copy_location(ast.Pass(), node)]
         return node
 
 
@@ -242,12 +283,17 @@ def _backward_function(b: ast.FunctionDef, k: int, lists: list[str]) -> None:
     assert isinstance(test, ast.If)
     ref = "_nt_ref"
     arms = []
-    for arm, taken in enumerate((test.body, test.orelse)):
+    for arm in (0, 1):
         read = ast.Assign([ast.Name("record", ast.Store())], ast.Subscript(
             _name(lists[arm]), ast.BinOp(_name(ref), ast.RShift(), ast.Constant(1)),
             ast.Load()))
-        body = [*b.body[:at], *taken, *b.body[at + 1:]]
-        arms.append([read, *(_Constant(k, arm == 0).visit(copy.deepcopy(s)) for s in body)])
+        body = b.body
+        constant = _Constant(k, arm == 0, _test_alias(b, k))
+        stmts: list[ast.stmt] = []
+        for s in body:
+            done = constant.visit(copy.deepcopy(s))
+            stmts.extend(done if isinstance(done, list) else [done])
+        arms.append([read, *stmts])
     is_base = ast.Compare(ast.BinOp(_name(ref), ast.BitAnd(), ast.Constant(1)), [ast.Eq()],
                           [ast.Constant(0)])
     b.body = [ast.copy_location(ast.If(is_base, arms[0], arms[1]), test)]
@@ -269,9 +315,10 @@ def _make_lists(fn: ast.FunctionDef, j_name: str, b_name: str, lists: list[str],
                 continue
             made: list[ast.stmt] = [ast.Assign([ast.Name(name, ast.Store())],
                                                _call("_nt_List", [])) for name in lists]
-            typed = [ast.Expr(ast.Call(ast.Attribute(_name(name), "append", ast.Load()),
-                                       [_call(probe, copy.deepcopy(call.args))], []))
-                     for name, probe in zip(lists, probes, strict=True)]
+            typed: list[ast.stmt] = [
+                ast.Expr(ast.Call(ast.Attribute(_name(name), "append", ast.Load()),
+                                  [_call(probe, copy.deepcopy(call.args))], []))
+                for name, probe in zip(lists, probes, strict=True)]
             made.append(ast.If(_call("_nt_never", []), typed, []))
             for m in made:
                 ast.copy_location(m, stmt)
