@@ -49,7 +49,9 @@ def lower_recursive_records(tree: ast.Module) -> int:
         if shape is None:
             continue
         test, k = shape
-        if _b_split(b, k) is None or not _calls_only_assigned(tree, j.name):
+        if _b_split(b, k) is None or not _calls_only_assigned(tree, j.name) or not all(
+                _lists_at(fn, j.name, b.name) is not None
+                for fn in tree.body if isinstance(fn, ast.FunctionDef) and fn not in (j, b)):
             continue
         names = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
         value_fn, probes = f"V_{j.name[2:]}", [f"P{i}_{j.name[2:]}" for i in (0, 1)]
@@ -302,30 +304,54 @@ def _backward_function(b: ast.FunctionDef, k: int, lists: list[str]) -> None:
     _Calls(b.name, lambda c: _with_lists(c, lists)).visit(b)
 
 
+def _calls_of(node: ast.AST, name: str) -> list[ast.Call]:
+    return [n for n in ast.walk(node) if isinstance(n, ast.Call) and
+            isinstance(n.func, ast.Name) and n.func.id == name]
+
+
+def _lists_at(fn: ast.FunctionDef, j_name: str, b_name: str
+              ) -> tuple[list[ast.stmt], int, ast.Call] | None | bool:
+    """Where `fn` makes the lists: (the block, the place in it, the first call of
+    `J_f`), that is the statement of the innermost block holding the first call of `J_f`
+    (in the order of `_blocks`), where every call of `J_f` and `B_f` in `fn` is in that
+    statement or after it in that block; True where `fn` calls neither; None where it
+    cannot make them."""
+    j_calls, b_calls = _calls_of(fn, j_name), _calls_of(fn, b_name)
+    if not j_calls:
+        return None if b_calls else True
+    for stmts in _blocks(fn):
+        for i, stmt in enumerate(stmts):
+            first = _calls_of(stmt, j_name)
+            if not first:
+                continue
+            after = {id(n) for s in stmts[i:] for n in ast.walk(s)}
+            if all(id(c) in after for c in j_calls + b_calls):
+                return stmts, i, first[0]
+    return None
+
+
 def _make_lists(fn: ast.FunctionDef, j_name: str, b_name: str, lists: list[str],
                 probes: list[str]) -> None:
     """Where `fn` calls `J_f`: make the lists before its first call (typed by an append
     of the probes' records that never runs) and pass them to the calls of `J_f` and
     `B_f`."""
-    for stmts in _blocks(fn):
-        for i, stmt in enumerate(stmts):
-            call = next((n for n in ast.walk(stmt) if isinstance(n, ast.Call) and
-                         isinstance(n.func, ast.Name) and n.func.id == j_name), None)
-            if call is None:
-                continue
-            made: list[ast.stmt] = [ast.Assign([ast.Name(name, ast.Store())],
-                                               _call("_nt_List", [])) for name in lists]
-            typed: list[ast.stmt] = [
-                ast.Expr(ast.Call(ast.Attribute(_name(name), "append", ast.Load()),
-                                  [_call(probe, copy.deepcopy(call.args))], []))
-                for name, probe in zip(lists, probes, strict=True)]
-            made.append(ast.If(_call("_nt_never", []), typed, []))
-            for m in made:
-                ast.copy_location(m, stmt)
-            stmts[i:i] = made
-            for name in (j_name, b_name):
-                _Calls(name, lambda c: _with_lists(c, lists)).visit(fn)
-            return
+    at = _lists_at(fn, j_name, b_name)
+    if not isinstance(at, tuple):
+        return
+    stmts, i, call = at
+    stmt = stmts[i]
+    made: list[ast.stmt] = [ast.Assign([ast.Name(name, ast.Store())], _call("_nt_List", []))
+                            for name in lists]
+    typed: list[ast.stmt] = [
+        ast.Expr(ast.Call(ast.Attribute(_name(name), "append", ast.Load()),
+                          [_call(probe, copy.deepcopy(call.args))], []))
+        for name, probe in zip(lists, probes, strict=True)]
+    made.append(ast.If(_call("_nt_never", []), typed, []))
+    for m in made:
+        ast.copy_location(m, stmt)
+    stmts[i:i] = made
+    for name in (j_name, b_name):
+        _Calls(name, lambda c: _with_lists(c, lists)).visit(fn)
 
 
 def _blocks(node: ast.AST) -> list[list[ast.stmt]]:
