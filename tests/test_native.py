@@ -1066,6 +1066,36 @@ def test_recursive_gradient_is_native() -> None:
     assert _entry(g, A).is_native
 
 
+def test_recursive_records_are_typed_lists() -> None:
+    """What the native backend compiles for the determinant's gradient: no closure; each
+    branch of J_det_minor appends its record to its own list and returns an index; the
+    lists are typed by an append that never runs; B_det_minor reads its record by index
+    in a copy of its body per branch."""
+    A = np.random.default_rng(12).standard_normal((4, 4))
+    f = tl.grad(det_laplace, backend="native")
+    f(A)
+    source = native.native_source(f._get(f.bind((A,), {})))
+    tree = ast.parse(source)
+    functions = {n.name: n for n in tree.body if isinstance(n, ast.FunctionDef)}
+    assert not [n for fn in functions.values() for n in ast.walk(fn)
+                if isinstance(n, ast.FunctionDef) and n is not fn], source
+    assert functions["J_det_minor"].args.args[-2:][0].arg == "_nt_records0_det_minor"
+    assert "_nt_records1_det_minor.append(" in ast.unparse(functions["J_det_minor"])
+    assert "if _nt_never():" in ast.unparse(functions["grad_det_laplace"])
+    assert "_nt_records0_det_minor[_nt_ref >> 1]" in ast.unparse(functions["B_det_minor"])
+
+
+def test_recursive_vjp_called_twice() -> None:
+    """A vjp of the determinant on the native backend: its records are made per call, so
+    the function called again (another cotangent) gives the Python backend's values."""
+    A = np.random.default_rng(13).standard_normal((4, 4))
+    out, vjp_fn = tl.vjp(det_laplace, A, backend="native")
+    out_py, vjp_py = tl.vjp(det_laplace, A)
+    assert_same(out_py, out)
+    for cotangent in (1.0, -2.5):
+        assert_same(vjp_py(cotangent), vjp_fn(cotangent))
+
+
 def second_det(A):
     return tl.grad(det_laplace)(A)[0, 1]
 
