@@ -1096,6 +1096,46 @@ def test_recursive_vjp_called_twice() -> None:
         assert_same(vjp_py(cotangent), vjp_fn(cotangent))
 
 
+def test_lifted_records_of_another_shape_are_refused_at_the_recursion() -> None:
+    """A lifted recursion whose records hold the callees' (B_f calls itself) but whose
+    J_f does not end in one `if`/`else` and a return of the record is not kept in typed
+    lists: the lowering refuses it at the recursive call, saying why, before Numba is
+    asked (Numba would fail on a type that contains itself)."""
+    source = textwrap.dedent("""\
+        def grad_f(x):
+            _t = J_f(x, 3)
+            _t_1 = B_f(_t[1], 1.0)
+            return _t_1[1]
+
+        def B_f(record, dout):
+            if record[0]:
+                return (), dout
+            _t_2 = B_f(record[1], dout * record[2])
+            return (), _t_2[1] * record[3]
+
+        def J_f(x, n):
+            c = n == 0
+            if c:
+                return x, (c, 0, 0.0, 0.0)
+            _t = J_f(x, n - 1)
+            return _t[0] * x, (c, _t[1], x, _t[0])
+        """)
+    with pytest.raises(native._Refused) as refused:
+        native.lower_source(source, {})
+    assert refused.value.line == 16
+    assert "contains itself" in refused.value.reason
+    # (the shape the lowering keeps: the same recursion ending in `if c: ... else: ...`)
+    kept = source.replace(
+        "        return x, (c, 0, 0.0, 0.0)\n    _t = J_f(x, n - 1)\n"
+        "    return _t[0] * x, (c, _t[1], x, _t[0])\n",
+        "        v, r1, r2, r3 = x, 0, 0.0, 0.0\n    else:\n        _t = J_f(x, n - 1)\n"
+        "        v, r1, r2, r3 = _t[0] * x, _t[1], x, _t[0]\n"
+        "    return v, (c, r1, r2, r3)\n")
+    assert kept != source
+    tree, _ = native.lower_source(kept, {})
+    assert "_nt_records1_f" in ast.unparse(tree)
+
+
 def second_det(A):
     return tl.grad(det_laplace)(A)[0, 1]
 

@@ -34,29 +34,33 @@ import copy
 _LISTS = ("_nt_records0", "_nt_records1")
 
 
-def lower_recursive_records(tree: ast.Module) -> int:
+def lower_recursive_records(tree: ast.Module) -> tuple[int, list[ast.AST]]:
     """Rewrite the lifted recursive backpropagators of `tree` (see the module's doc);
-    returns how many pairs were rewritten."""
+    returns how many pairs were rewritten, and for each pair left as it is whose records
+    hold the callees' (`B_f` calls itself), the recursive call of `J_f` (where the
+    lowering refuses it: Numba cannot type such a record)."""
     functions = {n.name: n for n in tree.body if isinstance(n, ast.FunctionDef)}
     done = 0
+    left: list[ast.AST] = []
     for j in list(functions.values()):
         if not j.name.startswith("J_"):
             continue
         b = functions.get("B_" + j.name[2:])
         if b is None or not b.args.args or b.args.args[0].arg != "record":
             continue
-        shape = _j_shape(j)
-        if shape is None:
-            continue
-        test, k = shape
-        if _b_split(b, k) is None or not _calls_only_assigned(tree, j.name) or not all(
-                _lists_at(fn, j.name, b.name) is not None
-                for fn in tree.body if isinstance(fn, ast.FunctionDef) and fn not in (j, b)):
-            continue
         names = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
         value_fn, probes = f"V_{j.name[2:]}", [f"P{i}_{j.name[2:]}" for i in (0, 1)]
-        if any(n in functions or n in names for n in (value_fn, *probes)):
+        shape = _j_shape(j)
+        if shape is None or _b_split(b, shape[1]) is None or \
+                not _calls_only_assigned(tree, j.name) or not all(
+                    _lists_at(fn, j.name, b.name) is not None
+                    for fn in tree.body if isinstance(fn, ast.FunctionDef) and
+                    fn not in (j, b)) or \
+                any(n in functions or n in names for n in (value_fn, *probes)):
+            if _calls_of(b, b.name):
+                left.append(next(iter(_calls_of(j, j.name)), j))
             continue
+        k = shape[1]
         lists = [f"{name}_{j.name[2:]}" for name in _LISTS]
         new = [_value_function(j, value_fn), *(_probe(j, value_fn, name, arm)
                                                for name, arm in zip(probes, (0, 1),
@@ -71,7 +75,7 @@ def lower_recursive_records(tree: ast.Module) -> int:
         done += 1
     if done:
         ast.fix_missing_locations(tree)
-    return done
+    return done, left
 
 
 def _j_shape(j: ast.FunctionDef) -> tuple[str, int] | None:
