@@ -1844,13 +1844,8 @@ def lower_source(source: str, namespace: dict[str, Any] | None = None
     refuse_mixed_selects(tree)
     _, left = lower_recursive_records(tree)
     if left:
-        raise _Refused(
-            "a recursion's backpropagator records hold the callees' records (a type that "
-            "contains itself, which Numba cannot represent), and they are not in the form "
-            "the native lowering keeps in typed lists (J_f ending in `if c: ... else: ...` "
-            "and `return value, (fields)`, B_f testing the record's `c`, every call of "
-            "J_f assigned to a name): see docs/design.md, \"The native backend\"",
-            getattr(left[0], "lineno", None))
+        node, why = left[0]
+        raise _Refused(why, getattr(node, "lineno", None))
     lift_returned_closures(tree)
     lower_linked_stacks(tree)
     lower_item_sums(tree)

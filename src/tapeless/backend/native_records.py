@@ -34,14 +34,14 @@ import copy
 _LISTS = ("_nt_records0", "_nt_records1")
 
 
-def lower_recursive_records(tree: ast.Module) -> tuple[int, list[ast.AST]]:
+def lower_recursive_records(tree: ast.Module) -> tuple[int, list[tuple[ast.AST, str]]]:
     """Rewrite the lifted recursive backpropagators of `tree` (see the module's doc);
     returns how many pairs were rewritten, and for each pair left as it is whose records
-    hold the callees' (`B_f` calls itself), the recursive call of `J_f` (where the
-    lowering refuses it: Numba cannot type such a record)."""
+    hold the callees' (`B_f` calls itself), the recursive call of `J_f` and why (where
+    the lowering refuses it: Numba cannot type such a record)."""
     functions = {n.name: n for n in tree.body if isinstance(n, ast.FunctionDef)}
     done = 0
-    left: list[ast.AST] = []
+    left: list[tuple[ast.AST, str]] = []
     for j in list(functions.values()):
         if not j.name.startswith("J_"):
             continue
@@ -58,7 +58,7 @@ def lower_recursive_records(tree: ast.Module) -> tuple[int, list[ast.AST]]:
                     fn not in (j, b)) or \
                 any(n in functions or n in names for n in (value_fn, *probes)):
             if _calls_of(b, b.name):
-                left.append(next(iter(_calls_of(j, j.name)), j))
+                left.append((next(iter(_calls_of(j, j.name)), j), _why(j, b)))
             continue
         k = shape[1]
         lists = [f"{name}_{j.name[2:]}" for name in _LISTS]
@@ -76,6 +76,22 @@ def lower_recursive_records(tree: ast.Module) -> tuple[int, list[ast.AST]]:
     if done:
         ast.fix_missing_locations(tree)
     return done, left
+
+
+def _why(j: ast.FunctionDef, b: ast.FunctionDef) -> str:
+    """Why the records of the lifted pair (J_f, B_f) are not kept in typed lists."""
+    what = (f"{j.name} is recursive and the records of its lifted backpropagator {b.name} "
+            "hold the callees' records (a type that contains itself, which Numba cannot "
+            "represent)")
+    closures = sorted({n.name for fn in (j, b) for n in ast.walk(fn)
+                       if isinstance(n, ast.FunctionDef) and n is not fn})
+    if closures:
+        return (f"{what}; they keep closures ({', '.join(closures[:4])}), which native code "
+                "cannot hold, so they are not kept in typed lists")
+    return (f"{what}; they are not in the form the native lowering keeps in typed lists "
+            f"({j.name} ending in `if c: ... else: ...` and `return value, (fields)`, "
+            f"{b.name} testing the record's `c`, every call of {j.name} assigned to a "
+            "name): see docs/design.md, \"The native backend\"")
 
 
 def _j_shape(j: ast.FunctionDef) -> tuple[str, int] | None:
