@@ -47,6 +47,7 @@ from .native_loops import (
     lower_saved_lengths,
     lower_split_items,
 )
+from .native_records import lower_recursive_records
 from .pygen import Compiled
 
 # Runtime helpers with a native twin (`_nt_<name>` in `_HELPERS`).
@@ -58,7 +59,7 @@ _OVERLOADS = ("pow", *[f.__name__ for f in (
     _rt.reshape_like, _rt.expand_reduced, _rt.index_update, _rt.index_update_inplace,
     _rt.immutable_item, _rt.dense_sens, _rt.scatter_add, _rt.scatter_add_known,
     _rt.ones_like_output, _rt.lift, _rt.repeat_sens, _rt.scatter_onto,
-    _rt.scatter_onto_known)])
+    _rt.scatter_onto_known, _rt.gadd_owned, _rt.element_sens_small)])
 _NATIVE_RUNTIME = {"as_sequence", "unpack", *_OVERLOADS}
 # Overloads the lowering itself calls (`native_loops`), not runtime helpers.
 _LOWERING_OVERLOADS = ("item_sens", "scatter_into", "add_into", "zeros_for", "items_of",
@@ -86,6 +87,10 @@ def _nt_unpack(value, n):
     if len(value) != n:
         raise ValueError("wrong number of values to unpack")
     return value
+
+
+def _nt_never():
+    return False
 '''.replace("LIMIT", repr(_INT_LIMIT))
 
 _ONE = '''
@@ -933,6 +938,8 @@ def _nt_zeros_of(v): ...
 def _nt_split_at(d, n): ...
 def _nt_split_items(d, n, k): ...
 def _nt_saved_bytes(value, depth): ...
+def _nt_gadd_owned(a, b): ...
+def _nt_element_sens_small(d, x, index): ...
 
 
 _OVERLOADED = False
@@ -994,6 +1001,40 @@ def _register_overloads() -> None:
         if isinstance(a, (nt.List, nt.BaseTuple)) or isinstance(b, (nt.List, nt.BaseTuple)):
             return None
         return lambda a, b: a + b
+
+    @overload(_nt_gadd_owned)
+    def _gadd_owned(a, b):
+        # (`runtime.gadd_owned`: each ZERO or an array no one else holds, of one shape.)
+        if isinstance(a, nt.NoneType):
+            return lambda a, b: b
+        if isinstance(b, nt.NoneType):
+            return lambda a, b: a
+        if isinstance(a, (nt.Array, nt.Optional)) and isinstance(b, (nt.Array, nt.Optional)):
+            def into(a, b):
+                if a is None:
+                    return b
+                if b is None:
+                    return a
+                x: Any = unwrap(a)  # type: ignore[call-arg,unused-ignore]
+                x += unwrap(b)  # type: ignore[call-arg,unused-ignore]
+                return x
+            return into
+        return None
+
+    @overload(_nt_element_sens_small)
+    def _element_sens_small(d, x, index):
+        # (`runtime.element_sens_small`: x a float64 array, index an element's ints.)
+        if isinstance(d, nt.NoneType):
+            return lambda d, x, index: None
+        if isinstance(x, nt.Array) and isinstance(d, (nt.Float, nt.Optional)):
+            def dense(d, x, index):
+                if d is None:
+                    return None
+                out = np.zeros(x.shape)
+                out[index] = d
+                return out
+            return dense
+        return None
 
     @overload(_nt_unbroadcast)
     def _unbroadcast(d, x):
@@ -1247,10 +1288,21 @@ def _register_overloads() -> None:
 
     def scatter_add_types(acc, x, indices, ds):
         if not (isinstance(x, nt.Array) and isinstance(x.dtype, nt.Float) and
-                isinstance(indices, nt.UniTuple) and isinstance(indices.dtype, nt.Integer)
-                and isinstance(ds, nt.UniTuple) and len(ds) == len(indices)):
+                isinstance(indices, nt.UniTuple) and isinstance(ds, nt.UniTuple) and
+                len(ds) == len(indices)):
             return None
         piece = ds.dtype
+        index = indices.dtype
+        if isinstance(index, nt.UniTuple) and isinstance(index.dtype, nt.Integer) and \
+                len(index) == x.ndim and isinstance(piece, nt.Float):
+            # (an element's ints: the pieces are numbers, summed as one index's)
+            base = acc.type if isinstance(acc, nt.Optional) else acc
+            if isinstance(base, nt.NoneType) or isinstance(base, nt.Array) and \
+                    base.ndim == x.ndim and base.dtype == x.dtype:
+                return scatter_add
+            return None
+        if not isinstance(index, nt.Integer):
+            return None
         if not (isinstance(piece, nt.Float) and x.ndim == 1 or isinstance(piece, nt.Array)
                 and isinstance(piece.dtype, nt.Float) and piece.ndim == x.ndim - 1):
             return None
@@ -1847,6 +1899,10 @@ def lower_source(source: str, namespace: dict[str, Any] | None = None
     except Unlowered as unlowered:
         raise _Refused(unlowered.reason, unlowered.line) from None
     refuse_mixed_selects(tree)
+    _, left = lower_recursive_records(tree)
+    if left:
+        node, why = left[0]
+        raise _Refused(why, getattr(node, "lineno", None))
     lift_returned_closures(tree)
     lower_linked_stacks(tree)
     lower_item_sums(tree)
@@ -2013,6 +2069,7 @@ def compile_native(compiled: Compiled, largest_array: int = 0) -> Compiled:
 
     _register_overloads()
     namespace.update(overloads())
+    namespace["_nt_List"] = numba.typed.List  # (`native_records`)
     # A module registered under its name: Numba's cached code finds its globals by
     # importing the module of the function it was compiled from.
     name = f"tapeless_native.{stem}"

@@ -632,6 +632,7 @@ def _lower_pop(fn: ast.FunctionDef, loop: ast.While, counter: itertools.count) -
             test.comparators[0].value is None) or loop.orelse:
         return False
     name = test.left.id
+    _name_rest(loop, name, counter)
     rest_stmts = [s for s in loop.body if isinstance(s, ast.Assign) and len(s.targets) == 1
                   and isinstance(s.targets[0], ast.Name) and isinstance(s.value, ast.Subscript)
                   and _is_name(s.value.value, name) and isinstance(s.value.slice, ast.Constant)
@@ -823,3 +824,38 @@ def _lower_nested_sum(fn: ast.FunctionDef, stmts: list[ast.stmt], i: int, inner:
             ast.Name("_nt_zeros_for", load), [ast.Name(first.id, load)], []),
             starts[0].value)
     return 1
+
+
+def _name_rest(loop: ast.While, name: str, counter: itertools.count) -> None:
+    """`S, x = S[1], e` in the loop (the lifted backpropagator of a recursion moves to the
+    rest of its stack so) as `rest = S[1]` first in the loop's body and `S, x = rest, e`:
+    the form `_lower_pop` reads. (S[1] reads a tuple: it is the same value at the top of
+    the body, where S is the same.)"""
+    if any(isinstance(s, ast.Assign) and len(s.targets) == 1 and
+           isinstance(s.targets[0], ast.Name) and isinstance(s.value, ast.Subscript) and
+           _is_name(s.value.value, name) and isinstance(s.value.slice, ast.Constant) and
+           s.value.slice.value == 1 for s in loop.body):
+        return
+    moves = [s for s in loop.body if isinstance(s, ast.Assign) and
+             any(_is_name(t, name) for t, _ in _pairs(s) or [])]
+    if len(moves) != 1:
+        return
+    move = moves[0]
+    pairs = _pairs(move) or []
+    rest = [v for t, v in pairs if _is_name(t, name)]
+    if len(rest) != 1 or not (isinstance(v := rest[0], ast.Subscript) and
+                              _is_name(v.value, name) and isinstance(v.slice, ast.Constant)
+                              and v.slice.value == 1):
+        return
+    if any(_is_name(n, name) for _, w in pairs if w is not v for n in ast.walk(w)):
+        return
+    fresh = f"_nt_rest{next(counter)}"
+    load = ast.Load()
+    if isinstance(move.value, ast.Tuple) and len(pairs) > 1:
+        move.value.elts = [ast.copy_location(ast.Name(fresh, load), w) if w is v else w
+                           for w in move.value.elts]
+    elif len(pairs) == 1:
+        move.value = ast.copy_location(ast.Name(fresh, load), v)
+    else:
+        return
+    loop.body.insert(0, ast.copy_location(ast.Assign([ast.Name(fresh, ast.Store())], v), move))

@@ -107,8 +107,7 @@ def optimize(root: Graph, enabled: set[str] | None = None, max_rounds: int = 30,
     match (a worklist); when it is empty, one round over every node confirms the fixed
     point. `worklist=False` matches every node in every round. `loops`: which gradient
     loops to checkpoint, and the memory budget (`checkpoint.checkpoint_loops`).
-    `python`: the program is for the Python backend (`arrays.python_spellings`,
-    `lift.lift_backprops`).
+    `python`: the program is for the Python backend (`arrays.python_spellings`).
     `final=False` leaves out the steps that run once the program is final (checkpointed
     loops, stacks as lists, in-place updates, blocked products, the results' copies
     settled: for a program that is transformed again, e.g. a gradient whose jvp is
@@ -143,10 +142,9 @@ def optimize(root: Graph, enabled: set[str] | None = None, max_rounds: int = 30,
     if allowed(enabled, "update_in_place") and (n := update_in_place(root)):
         log.add("update_in_place", n)
     settle_owns(root)
-    # (Last: the steps above read the saved values' kinds through the closures. For the
-    # Python backend: the native one lifts what Numba can type itself, and refuses a
-    # recursion's backpropagators, whose records would hold themselves.)
-    if python and allowed(enabled, "lift_backprops") and (n := lift_backprops(root)):
+    # (Last: the steps above read the saved values' kinds through the closures. For both
+    # backends: the native one keeps the records in typed lists, `native_records`.)
+    if allowed(enabled, "lift_backprops") and (n := lift_backprops(root)):
         log.add("lift_backprops", n)
     return log
 
