@@ -144,7 +144,7 @@ def optimize(root: Graph, enabled: set[str] | None = None, max_rounds: int = 30,
     settle_owns(root)
     # (Last: the steps above read the saved values' kinds through the closures. For both
     # backends: the native one keeps the records in typed lists, `native_records`.)
-    if allowed(enabled, "lift_backprops") and (n := lift_backprops(root)):
+    if allowed(enabled, "lift_backprops") and (n := lift_backprops(root, python)):
         log.add("lift_backprops", n)
     return log
 

@@ -230,10 +230,12 @@ class _Flow:
                         todo.append(x)
 
 
-def lift_backprops(root: Graph) -> int:
+def lift_backprops(root: Graph, python: bool = True) -> int:
     """Defunctionalize the backpropagators of recursive functions where the analysis
     above proves that every value holding one only reaches calls (see the module's
-    doc). Returns how many were lifted."""
+    doc). Returns how many were lifted. For the Python backend (`python`), the records
+    are then pruned and the closures they keep converted; the native backend keeps the
+    records as lifted, in the form its typed lists take (`backend/native_records.py`)."""
     graphs = reachable_graphs(root)
     candidates = _candidates(root, graphs)
     if not candidates:
@@ -249,6 +251,7 @@ def lift_backprops(root: Graph) -> int:
     done = len(chosen)
     if done:
         forget_all(reachable_graphs(root))
+    if done and python:
         for _, b, calls in chosen:
             _values_given(b, calls, reachable_graphs(root))
         if convert_closures(root):
