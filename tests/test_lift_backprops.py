@@ -126,8 +126,8 @@ def _lifted(fn, *args) -> int:
     counts: list[int] = []
     real = lift.lift_backprops
 
-    def counting(root: Graph) -> int:
-        counts.append(real(root))
+    def counting(root: Graph, python: bool = True) -> int:
+        counts.append(real(root, python))
         return counts[-1]
 
     lift_module_driver = __import__("tapeless.opt.driver", fromlist=["lift_backprops"])
