@@ -198,13 +198,27 @@ def test_second_order() -> None:
 
 
 def test_loops_with_one_kind_are_not_unrolled() -> None:
-    """Loops whose values already have one kind a trip stay loops."""
+    """Loops whose values already have one kind a trip stay loops; over a tuple of items
+    of one kind whose state gets no kind in the body (the derivative's generic code), the
+    loop is unrolled; over a list of items of one signature (no length), it stays."""
     rng = np.random.default_rng(3)
     same = [(rng.normal(size=(4, 4)), rng.normal(size=4)) for _ in range(3)]
     X, Y = rng.normal(size=(2, 4)), rng.normal(size=(2, 4))
     g = tl.grad(vp.layers_loss)
-    assert has_loop(g.source_for(tuple(same), X[0], Y[0]))
+    assert not has_loop(g.source_for(tuple(same), X[0], Y[0]))
+    assert has_loop(g.source_for(same, X[0], Y[0]))
     close(g(tuple(same), X[0], Y[0]), g(same, X[0], Y[0]))
+    per = tl.vmap(g, in_axes=(None, 0, 0))(tuple(same), X, Y)
+    for i in range(len(X)):
+        close(tl.tree_map(lambda a, i=i: a[i], per), g(same, X[i], Y[i]))
+
+    def squares(Ws: Any, x: Any) -> Any:
+        for W in Ws:
+            x = np.tanh(W @ x)
+        return x
+
+    Ws = tuple(w for w, _ in same)
+    assert has_loop(tl.jit(squares).source_for(Ws, X[0]))
 
     def over_range(x: Any) -> Any:
         for _ in range(3):

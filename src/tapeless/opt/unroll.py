@@ -11,12 +11,14 @@ derivative code. Such a loop is unrolled where it is cheap: its trip count is a 
 constant (the sequence's length is part of its kind) of at most `UNROLL_MAX_TRIPS`, the
 copies together hold at most `UNROLL_MAX_NODES` nodes, and its body reads, at the loop's
 index, an item of a container whose items' kinds are not all the same (what keys the
-rewrite: the trips would be specialized differently); a loop of one trip (or none) is
-its body run once (or not at all), whatever it reads. Each trip becomes a copy of the body
-with the index a constant, so `seq[k]` is item k with its own kind; the copies run in
-order, each on the state the previous one left, and their effects stay in program order.
-Loops whose values already get one kind (a `range` loop, a loop over a tuple or a list of
-items of one kind) are left as they are."""
+rewrite: the trips would be specialized differently), or an item of a tuple whose items
+share a kind where the loop state that starts with a kind has none in the body (the
+induction failed: unrolled, each trip starts with its state's kind); a loop of one trip
+(or none) is its body run once (or not at all), whatever it reads. Each trip becomes a
+copy of the body with the index a constant, so `seq[k]` is item k with its own kind; the
+copies run in order, each on the state the previous one left, and their effects stay in
+program order. Loops whose values already get one kind (a `range` loop, a loop over a
+tuple or a list of items of one kind whose state keeps its kind) are left as they are."""
 
 from __future__ import annotations
 
@@ -58,16 +60,31 @@ def _items(k: Kind | None) -> tuple[Kind | None, ...] | None:
     return items_of(as_tuple(k)) or list_items_of(k)
 
 
-def _reads_differing_items(ctx: Context, body: Graph) -> bool:
-    """Whether the loop body reads, at the loop's index, an item of a container whose
+def _reads_items(ctx: Context, body: Graph) -> tuple[bool, bool]:
+    """Whether the loop body reads, at the loop's index, an item of a tuple (or a list
+    argument of known items' kinds), and whether it reads one of a container whose
     items' kinds differ (in the body or in a graph nested in it: a branch, an inner
     loop's body)."""
     index = body.parameters[0]
+    reads = False
     for g in [body] + graphs_inside(body):
         for n in graph_nodes(g):
-            if prim_of(n) in _ITEM_READS and len(n.inputs) == 3 and n.inputs[2] is index \
-                    and _differing(_items(kind(n.inputs[1], ctx.facts))):
-                return True
+            if prim_of(n) in _ITEM_READS and len(n.inputs) == 3 and n.inputs[2] is index:
+                items = _items(kind(n.inputs[1], ctx.facts))
+                if _differing(items):
+                    return True, True
+                reads = reads or items is not None
+    return reads, False
+
+
+def _state_kinds_lost(ctx: Context, node: Apply, body: Graph) -> bool:
+    """Whether a state slot that starts with a known kind has none in the loop body (the
+    induction failed: the body gives it another kind, or one the inference cannot
+    tell through the body's generic code, as the derivative of `np.dot` on a value of
+    unknown shape)."""
+    for init, p in zip(node.inputs[5:], body.parameters[1:], strict=True):
+        if kind(init, ctx.facts) is not None and kind(p, ctx.facts) is None:
+            return True
     return False
 
 
@@ -123,8 +140,12 @@ def unroll_loop(ctx: Context, node: Apply) -> tuple[Node, list[Node]] | None:
         trips = _trip_indices(node)
         lead, first = 1, 5
         if trips is None or len(trips) > UNROLL_MAX_TRIPS or \
-                (len(trips) > 1 and not _reads_differing_items(ctx, body)):
+                len(body.parameters) != len(node.inputs) - 4:
             return None
+        if len(trips) > 1:
+            reads, differing = _reads_items(ctx, body)
+            if not (differing or (reads and _state_kinds_lost(ctx, node, body))):
+                return None
     elif p is P["while_loop"] and is_constant_graph(node.inputs[1]) and \
             is_constant_graph(node.inputs[2]):
         body = node.inputs[2].value
