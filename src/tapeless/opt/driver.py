@@ -41,7 +41,7 @@ from ..ir.nodes import (
 )
 from ..ir.replace import apply_replacements, redirect
 from .arrays import block_products, python_spellings
-from .branches import branch_backprops, dead_branch_items, single_item_ifs
+from .branches import branch_backprops, dead_branch_items, forwarding_ifs, single_item_ifs
 from .checkpoint import checkpoint_loops
 from .kinds import FLOAT, INT, Kind, array, element_of, is_f8, items_of, kind, shape_of
 from .lift import lift_backprops
@@ -57,7 +57,7 @@ from .loops import (
 from .patterns import tuple_items
 from .results import own_outputs, settle_owns
 from .rules import RULES, Context, allowed, step
-from .scatter import scatter_onto
+from .scatter import scatter_onto, scatter_pairs
 from .simplify import cse, fold_constants, idle_loop, inline_call, pure, select_constants
 from .updates import update_in_place
 from .zeros import f8_number, never_zero
@@ -75,6 +75,8 @@ step("python_spellings")
 step("update_in_place")
 step("checkpoint_loops")
 step("lift_backprops")
+step("forwarding_ifs")
+step("scatter_pairs")
 
 
 LOOP_STEPS_MAX = 64  # loop-state steps in one round (each removes something: a bound)
@@ -139,6 +141,10 @@ def optimize(root: Graph, enabled: set[str] | None = None, max_rounds: int = 30,
     # recursion's backpropagators, whose records would hold themselves.)
     if python and allowed(enabled, "lift_backprops") and (n := lift_backprops(root)):
         log.add("lift_backprops", n)
+        if allowed(enabled, "forwarding_ifs") and (n := forwarding_ifs(root)):
+            log.add("forwarding_ifs", n)
+    if python and allowed(enabled, "scatter_pairs") and (n := scatter_pairs(root)):
+        log.add("scatter_pairs", n)
     return log
 
 
