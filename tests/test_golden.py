@@ -171,9 +171,11 @@ def test_list_state_gradient_is_array_code(monkeypatch):
     lines = source[source.index("while "):].split("\n")[1:]
     inner = "\n".join(lines[:[line.startswith(" " * 12) for line in lines].index(False)])
     assert "unbroadcast" not in inner and "tuple_sens" not in inner, inner
-    # (The list's elements by `scatter_add_known`, the parameter's rows by statements
-    # adding into its zeros, `d_params_1[j] += ...`.)
-    assert "scatter_sens" not in inner and inner.count("_scatter_add_known(") == 1 and \
+    # (The list's elements by `scatter_add_known`, here its two pieces given as they are,
+    # `scatter_add_pair_known`; the parameter's rows by statements adding into its zeros,
+    # `d_params_1[j] += ...`.)
+    assert "scatter_sens" not in inner and "_scatter_add_known(" not in inner and \
+        inner.count("_scatter_add_pair_known(") == 1 and \
         in_place_adds(inner) == 2 and "_scatter_add(" not in inner, inner
     ours = g(*args)
     h = 1e-6

@@ -1245,6 +1245,37 @@ def scatter_add_known(acc: Any, x: Any, indices: tuple, ds: tuple) -> Any:
     return acc
 
 
+def scatter_add_pair_known(acc: Any, x: Any, i: Any, j: Any, di: Any, dj: Any) -> Any:
+    """`scatter_add_known(acc, x, (i, j), (di, dj))`, the two pieces passed as they are:
+    the call builds no tuple of indices or of pieces and tests nothing it does not need
+    (the Python backend's form of a two-piece `scatter_add_known` whose indices and pieces
+    the program makes as tuple displays, `A[i, i] * A[i, j]` read once per recursive call
+    or loop step: `tapeless.opt.scatter.scatter_pairs`). The same sums to the bit: an
+    index given twice adds its two pieces first."""
+    if type(x) is list:
+        if acc is ZERO:
+            acc = [ZERO] * len(x)
+        if i == j:
+            a, d = acc[i], di + dj
+            acc[i] = d if a is ZERO else a + d
+        else:
+            a = acc[i]
+            acc[i] = di if a is ZERO else a + di
+            a = acc[j]
+            acc[j] = dj if a is ZERO else a + dj
+        return acc
+    if acc is ZERO:
+        import numpy as np
+
+        acc = np.zeros(x.shape)
+    if i == j:
+        acc[i] += di + dj
+    else:
+        acc[i] += di
+        acc[j] += dj
+    return acc
+
+
 def _scatter_add(out: Any, index: Any, d: Any) -> bool:
     """`np.add.at(out, index, d)` with np.bincount, for float64 `out` and an index of
     whole slices around one integer array (`x[:, idx]`) that gathers at least

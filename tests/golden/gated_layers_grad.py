@@ -4,7 +4,7 @@ def grad_gated_layers(params, state, xs):
     _zeros = np.zeros
     _gadd = _rt.gadd
     _getitem_sens = _rt.getitem_sens
-    _scatter_add_known = _rt.scatter_add_known
+    _scatter_add_pair_known = _rt.scatter_add_pair_known
     _sens_index = _rt.sens_index
     def comprehension_1(item, *, state=state):
         def B_comprehension(dout, *, state=state, item=item):
@@ -79,7 +79,7 @@ def grad_gated_layers(params, state, xs):
             _t_12 = _t_10 + 1
             d_params_1[_t_12] += d_g
             d_params_1[_t_10] += d_g * saved_1[4]
-            stack_2, d_new, d_x, d_st_1 = stack_2[1], d_new_1, d_x_1 + d_x_2, _scatter_add_known(d_st_1, st_1, (_t_12, _t_10), (d_s * f_1, _t_11[3:6]))
+            stack_2, d_new, d_x, d_st_1 = stack_2[1], d_new_1, d_x_1 + d_x_2, _scatter_add_pair_known(d_st_1, st_1, _t_12, _t_10, d_s * f_1, _t_11[3:6])
         d_st, d_params = d_st_1, _gadd(d_params, d_params_1)
     d_params_2 = _rt.to_structure(d_params, params)
     _t_13 = len(results)

@@ -1151,6 +1151,8 @@ def _result_width(node: Node, depth: int = 0) -> int:
                 width = len(out.inputs) - 1
             elif isinstance(out, Constant) and type(out.value) is tuple:
                 width = len(out.value) or -1  # (an empty tuple: unpacks to nothing)
+            elif isinstance(out, Constant):
+                return 0  # (ZERO, a number: no tuple to unpack; its items are read)
             else:
                 width = _result_width(out, depth + 1) if out is not None else 0
             if width and found and width != found:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import cast
 
-from ..ir.edit import set_input, set_output
+from ..ir.edit import set_input, set_output, users
 from ..ir.nodes import (
     Apply,
     Constant,
@@ -329,3 +329,36 @@ def graph_refs(graphs: list[Graph]) -> dict[int, int]:
         if is_constant_graph(g.output):
             refs[g.output.value.id] = refs.get(g.output.value.id, 0) + 1
     return refs
+
+
+def forwarding_ifs(root: Graph) -> int:
+    """Two value-`if`s on the same condition, the second's branch on one side only giving
+    back the first's result, `y = (a() if c else b()); z = (k if c else y)`, where
+    nothing else reads `y`: that branch of the second `if` is the first's branch on the
+    same side, `z = (k if c else b())`, and the first `if` is dead (one test of `c`
+    instead of two). Made by lifting a recursion's backpropagator (the walk's `B` tested
+    its record's condition twice: once for the sensitivity the recursive branch gives,
+    once for what `B` returns). Returns how many."""
+    graphs = reachable_graphs(root)
+    use = users(graphs)
+    merged = 0
+    for g in graphs:
+        effects = {e.id for e in g.effects}
+        for node in graph_nodes(g):
+            if not is_switch_call(node) or node.id in effects:
+                continue
+            sw = node.inputs[0]
+            assert isinstance(sw, Apply)
+            for k in (2, 3):
+                side = cast(Graph, cast(Constant, sw.inputs[k]).value)
+                first = side.output
+                if graph_nodes(side) or not is_switch_call(first) or first.graph is not g \
+                        or first.id in effects or use.get(first.id) != [(None, side)]:
+                    continue
+                sw1 = first.inputs[0]
+                assert isinstance(sw1, Apply)
+                if sw1.inputs[1] is not sw.inputs[1]:
+                    continue
+                set_input(sw, k, sw1.inputs[k])
+                merged += 1
+    return merged

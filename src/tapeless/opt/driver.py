@@ -41,7 +41,7 @@ from ..ir.nodes import (
 )
 from ..ir.replace import apply_replacements, redirect
 from .arrays import block_products, python_spellings
-from .branches import branch_backprops, dead_branch_items, single_item_ifs
+from .branches import branch_backprops, dead_branch_items, forwarding_ifs, single_item_ifs
 from .checkpoint import checkpoint_loops
 from .kinds import FLOAT, INT, Kind, array, element_of, is_f8, items_of, kind, shape_of
 from .lift import lift_backprops
@@ -57,7 +57,7 @@ from .loops import (
 from .patterns import tuple_items
 from .results import own_outputs, settle_owns
 from .rules import RULES, Context, P, allowed, step
-from .scatter import scatter_onto
+from .scatter import scatter_onto, scatter_pairs
 from .simplify import cse, fold_constants, idle_loop, inline_call, pure, select_constants
 from .unroll import unroll_loop
 from .updates import update_in_place
@@ -76,6 +76,8 @@ step("python_spellings")
 step("update_in_place")
 step("checkpoint_loops")
 step("lift_backprops")
+step("forwarding_ifs")
+step("scatter_pairs")
 
 
 # Whether facts (and the kinds they hold) that a round leaves valid start the next round
@@ -148,6 +150,11 @@ def optimize(root: Graph, enabled: set[str] | None = None, max_rounds: int = 30,
     # backends: the native one keeps the records in typed lists, `native_records`.)
     if allowed(enabled, "lift_backprops") and (n := lift_backprops(root, python)):
         log.add("lift_backprops", n)
+        # (the Python backend's: the native lowering of the records reads B_f's `if`s)
+        if python and allowed(enabled, "forwarding_ifs") and (n := forwarding_ifs(root)):
+            log.add("forwarding_ifs", n)
+    if python and allowed(enabled, "scatter_pairs") and (n := scatter_pairs(root)):
+        log.add("scatter_pairs", n)
     return log
 
 

@@ -430,3 +430,30 @@ def _is_zero(value: object) -> bool:
     from ..runtime import ZERO
 
     return value is ZERO
+
+
+def scatter_pairs(root: Graph) -> int:
+    """For the Python backend, last: each `scatter_add_known(acc, x, (i, j), (di, dj))`
+    whose indices and pieces are tuple displays of two items that nothing else reads is
+    `scatter_add_pair_known(acc, x, i, j, di, dj)`, the same sums without the two tuples
+    built per call nor the tests of a piece count (a sixth of the recursive walk's
+    backward pass). The displays, read by nothing else, are then dead. Returns how
+    many."""
+    graphs = reachable_graphs(root)
+    use = users(graphs)
+    rewritten = 0
+    for g in graphs:
+        for node in graph_nodes(g):
+            if not is_call_of(node, "scatter_add_known"):
+                continue
+            acc, x, indices, ds = node.inputs[1:]
+            parts = [n for n in (indices, ds) if is_call_of(n, "make_tuple") and
+                     len(n.inputs) == 3 and
+                     [u for u, _ in use.get(n.id, [])] == [node]]
+            if len(parts) != 2 or parts[0] is parts[1]:
+                continue
+            assert isinstance(indices, Apply) and isinstance(ds, Apply)
+            set_inputs(node, [Constant(P["scatter_add_pair_known"]), acc, x,
+                              *indices.inputs[1:], *ds.inputs[1:]])
+            rewritten += 1
+    return rewritten

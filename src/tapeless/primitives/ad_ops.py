@@ -52,6 +52,9 @@ _helper("scatter_onto_known", "acc, x, indices, ds", after_ad=True, differentiab
 # ... where kinds prove what it tests (`tapeless.opt.driver.scatter_known`).
 _helper("scatter_add_known", "acc, x, indices, ds", after_ad=True, differentiable=False,
         fresh=True)
+# ... with two pieces given as they are, not as tuples (`opt.scatter.scatter_pairs`).
+_helper("scatter_add_pair_known", "acc, x, i, j, di, dj", after_ad=True, differentiable=False,
+        fresh=True)
 # `getitem_sens` of a small float64 array's element (`opt.scatter.OwnedSlots`).
 _helper("element_sens_small", "d, x, index", after_ad=True, differentiable=False,
         fresh=True)

@@ -1588,6 +1588,7 @@ _WHY_PER_ELEMENT = {
     "derivative code's plumbing (sensitivities, symbolic and sparse zeros, structures, "
     "function values): each example's, as a loop computes it": (
         "scatter_add_known", "matmul_tn", "getattr_sens", "sens_getattr", "field_sens",
+        "scatter_add_pair_known",
         "struct_sens", "construct_value", "repeat_sens", "zeros_like_value",
         "ones_like_value", "check_aux_output", "replace_fields", "without_fields",
         "fields_of", "dict_merge", "dict_merge_sens", "tree_leaves", "tree_unflatten",
