@@ -292,7 +292,7 @@ def per_example_gradient_graph(fg: Graph, argnums: int | tuple[int, ...], in_axe
     differentiated argument is given one copy per element (broadcast where it is not
     mapped), and the gradient of `sum(vmap(f)(...))` with respect to the copies is each
     element's gradient. (Used where `f`'s derivative code cannot be batched itself.)"""
-    from .ad.api_graphs import grad_graph
+    from .ad.api_graphs import expand_transforms, grad_graph
     from .ad.batch import helper_call
     from .ir.nodes import Constant
     from .primitives import PRIMITIVES as P
@@ -303,7 +303,13 @@ def per_example_gradient_graph(fg: Graph, argnums: int | tuple[int, ...], in_axe
     copies = [0 if i in nums else a for i, a in enumerate(in_axes)]
     summed = Graph(f"batched_{fg.name}", None, fg.loc)
     ps = [summed.add_parameter(p.name, p.loc) for p in fg.parameters]
-    batched = vmap_graph(fg, copies, 0, axis_size, fg.name)
+    # (Batched as parsed, its transforms expanded: the program optimized first, with the
+    # steps for a final program, gave wrong second derivatives once differentiated again
+    # (a loop over layers whose loss takes a gradient:
+    # tests/test_vmap_per_example_second_order.py); the whole program is optimized once
+    # built.)
+    expand_transforms(fg)
+    batched = vmap_graph(fg, copies, 0, axis_size, fg.name, prepare=False)
     call = summed.apply(Constant(batched), *ps, loc=fg.loc)
     summed.effects = [call]
     summed.output = summed.apply(P["np.sum"], call, Constant(None), Constant(None),

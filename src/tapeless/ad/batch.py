@@ -1707,14 +1707,16 @@ def vmap_graph(fg: Graph, in_axes: list[Any], out_axes: Any, axis_size: int | No
                name: str, example_ndim: Callable[[Node], int | None] | None = None,
                into: Graph | None = None, outer: dict[int, Node] | None = None,
                derivative: bool = False,
-               example_items: Callable[[Node], int | None] | None = None) -> Graph:
+               example_items: Callable[[Node], int | None] | None = None,
+               prepare: bool = True) -> Graph:
     """The graph of `tl.vmap(f)`, `fg` being f's: it moves each mapped axis first, calls
     V of `fg` and moves the results' batch axis where `out_axes` says. `example_ndim`:
     see `VTransform`. With `into`, the body is built in that graph (a stand-in made by
     the front end for a `tl.vmap` called inside compiled code, whose function reads the
-    values `outer` of the code around it)."""
+    values `outer` of the code around it). `prepare=False`: `fg` is batched as it is,
+    not optimized first (its transforms expanded by the caller)."""
     # (A `tl.grad` inside the function mapped is built first, by the caller.)
-    if example_ndim is None and PREPARE is not None:
+    if example_ndim is None and PREPARE is not None and prepare:
         fg = PREPARE(fg)
     g = into if into is not None else Graph(f"vmap_{name}", None, fg.loc)
     if into is None:
