@@ -11,12 +11,11 @@ without them; and the analysis's refusals on hand-made graphs."""
 
 from __future__ import annotations
 
-import tracemalloc
-
 import autograd
 import autograd.numpy as anp
 import numpy as np
 import pytest
+from peak_memory import peak_bytes
 from research_programs import det_laplace, det_laplace_filter, walk_energy
 
 import tapeless as tl
@@ -65,28 +64,18 @@ def test_determinant_both_spellings_at_several_sizes(fn) -> None:
     assert "def B_det_minor" in src, src
 
 
-def _peak(fn, *args) -> int:
-    fn(*args)
-    tracemalloc.start()
-    try:
-        fn(*args)
-        return tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
-
-
 @pytest.mark.parametrize("fn", [det_laplace, det_laplace_filter])
 def test_pruned_records_hold_less(fn, monkeypatch) -> None:
     A = _data((6, 6), seed=6)
     pruned = tl.grad(fn)
     want = np.linalg.det(A) * np.linalg.inv(A).T
     np.testing.assert_allclose(pruned(A), want, rtol=1e-9, atol=1e-12)
-    small = _peak(pruned, A)
+    small = peak_bytes(pruned, A)
     monkeypatch.setattr(lift, "prune_tuples", lambda root: 0)
     monkeypatch.setattr(lift, "convert_closures", lambda root: 0)
     whole = tl.grad(fn)
     np.testing.assert_allclose(whole(A), want, rtol=1e-9, atol=1e-12)
-    big = _peak(whole, A)
+    big = peak_bytes(whole, A)
     assert small < 0.9 * big, (small, big)
 
 

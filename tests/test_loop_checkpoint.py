@@ -5,11 +5,11 @@ of the loop that saves everything; the memory must grow like log(n), not n."""
 
 from __future__ import annotations
 
-import tracemalloc
 from collections.abc import Iterator
 
 import numpy as np
 import pytest
+from peak_memory import peak_bytes
 
 import tapeless as tl
 
@@ -122,25 +122,15 @@ def test_value_and_grad_and_vjp(loops) -> None:
         np.testing.assert_array_equal(a, b)
 
 
-def _peak(fn, args) -> int:
-    fn(*args)  # (compiled)
-    tracemalloc.start()
-    try:
-        fn(*args)
-        return tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
-
-
 def test_memory_grows_like_log_n(loops) -> None:
     rng = np.random.default_rng(3)
     A, y0 = rng.normal(size=(16, 16)) / 4, rng.normal(size=16)
     _with("always", 20_000)
     g = tl.grad(rk4)
-    small, large = _peak(g, (A, y0, 256)), _peak(g, (A, y0, 4096))
+    small, large = peak_bytes(g, A, y0, 256), peak_bytes(g, A, y0, 4096)
     _with("never")
     g_plain = tl.grad(rk4)
-    plain_small, plain_large = _peak(g_plain, (A, y0, 256)), _peak(g_plain, (A, y0, 4096))
+    plain_small, plain_large = peak_bytes(g_plain, A, y0, 256), peak_bytes(g_plain, A, y0, 4096)
     # Saving everything: 16 times the iterations, about 16 times the memory.
     assert plain_large > 10 * plain_small
     # Checkpointed: the budget, plus a snapshot per halving (4 more of them).

@@ -7,7 +7,6 @@ where a pair is not lowered."""
 from __future__ import annotations
 
 import ast
-import tracemalloc
 from collections.abc import Iterator
 from typing import Any
 
@@ -17,6 +16,7 @@ import scipy.special
 
 pytest.importorskip("numba")
 
+from peak_memory import peak_bytes  # noqa: E402
 from test_corpus import assert_same  # noqa: E402
 from test_loop_checkpoint import nested, rk4, scalar_loop, strided  # noqa: E402
 
@@ -179,16 +179,6 @@ def test_second_order_through_a_checkpointed_loop() -> None:
     np.testing.assert_allclose(compiled(args[1]), expected, rtol=1e-12, atol=1e-14)
 
 
-def _peak(fn: Any, args: tuple) -> int:
-    fn(*args)  # (compiled, and checked against the Python backend)
-    tracemalloc.start()
-    try:
-        fn(*args)
-        return tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
-
-
 def test_memory_grows_like_log_n() -> None:
     """(tracemalloc sees the arrays native code allocates: Numba's runtime allocates
     through Python's allocator.)"""
@@ -196,11 +186,11 @@ def test_memory_grows_like_log_n() -> None:
     A, y0 = rng.normal(size=(16, 16)) / 4, rng.normal(size=16)
     _with("always", 20_000)
     g = tl.grad(rk4, backend="native")
-    small, large = _peak(g, (A, y0, 256)), _peak(g, (A, y0, 4096))
+    small, large = peak_bytes(g, A, y0, 256), peak_bytes(g, A, y0, 4096)
     assert _entry(g, A, y0, 256).is_native
     _with("never")
     g_plain = tl.grad(rk4, backend="native")
-    plain_small, plain_large = _peak(g_plain, (A, y0, 256)), _peak(g_plain, (A, y0, 4096))
+    plain_small, plain_large = peak_bytes(g_plain, A, y0, 256), peak_bytes(g_plain, A, y0, 4096)
     assert plain_large > 10 * plain_small
     # The budget, plus a snapshot per halving (4 more of them).
     assert large < small + 8_000

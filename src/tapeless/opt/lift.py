@@ -329,19 +329,7 @@ def convert_closures(root: Graph) -> int:
             calls[first.id].append(s)
     for b in candidates.values():
         fvs = free[b.id]
-        record = Parameter(b, b.loc, "record")
-        set_parameters(b, [record, *b.parameters],
-                       [ParamSpec("record", "pos"), *b.signature] if b.signature is not None
-                       else None)
-        reads = {fv.id: b.apply(TUPLE_GETITEM, record, i + 1) for i, fv in enumerate(fvs)}
-        for h in graphs:
-            if not is_inside(h, b):
-                continue
-            for n in list(graph_nodes(h)):
-                if any(i.id in reads for i in n.inputs) and n not in reads.values():
-                    set_inputs(n, [reads.get(i.id, i) for i in n.inputs])
-            if h.output is not None and h.output.id in reads:
-                set_output(h, reads[h.output.id])
+        _read_from_record(b, fvs, graphs, 1)  # (item 0: the function)
         display, g = made[b.id]
         value = g.apply(MAKE_TUPLE, Constant(b), *fvs)
         if display is None:
@@ -511,11 +499,24 @@ def _only_called(flow: _Flow, b: Graph, sites: list[Apply]) -> list[Apply] | Non
 
 def _lift(j: Graph, b: Graph, calls: list[Apply], graphs: list[Graph]) -> None:
     fvs = list(free_variables(b))
+    _read_from_record(b, fvs, graphs, 0)
+    b.parent = j.parent
+    out = j.output
+    assert isinstance(out, Apply)
+    set_output(j, j.apply(MAKE_TUPLE, out.inputs[1], j.apply(MAKE_TUPLE, *fvs)))
+    for call in calls:
+        set_inputs(call, [Constant(b), *call.inputs])
+
+
+def _read_from_record(b: Graph, fvs: list[Node], graphs: list[Graph], first: int) -> None:
+    """Give `b` a first parameter, its record, and make every use of its free variables
+    `fvs` inside it (its nested graphs included) a read of the record, the k-th at item
+    `first + k`."""
     record = Parameter(b, b.loc, "record")
     set_parameters(b, [record, *b.parameters],
                    [ParamSpec("record", "pos"), *b.signature] if b.signature is not None
                    else None)
-    reads = {fv.id: b.apply(TUPLE_GETITEM, record, i) for i, fv in enumerate(fvs)}
+    reads = {fv.id: b.apply(TUPLE_GETITEM, record, first + k) for k, fv in enumerate(fvs)}
     for h in graphs:
         if not is_inside(h, b):
             continue
@@ -524,12 +525,6 @@ def _lift(j: Graph, b: Graph, calls: list[Apply], graphs: list[Graph]) -> None:
                 set_inputs(n, [reads.get(i.id, i) for i in n.inputs])
         if h.output is not None and h.output.id in reads:
             set_output(h, reads[h.output.id])
-    b.parent = j.parent
-    out = j.output
-    assert isinstance(out, Apply)
-    set_output(j, j.apply(MAKE_TUPLE, out.inputs[1], j.apply(MAKE_TUPLE, *fvs)))
-    for call in calls:
-        set_inputs(call, [Constant(b), *call.inputs])
 
 
 def _values_given(b: Graph, calls: list[Apply], graphs: list[Graph]) -> None:
