@@ -14,7 +14,7 @@ from typing import Any
 
 from .api import BOUND_TYPES
 from .errors import CompileError
-from .frontend.parser import parse
+from .frontend.parser import RESOLVER, parse
 from .ir.nodes import Constant, CustomRule, Graph
 
 
@@ -67,8 +67,18 @@ class _Custom:
                                        f"range for {len(params)} parameters")
             g.output = g.apply(Constant(fun), *params, loc=fun.loc)
             g.effects = [g.output]
-            g.custom = self._rule(fun)
             self._graph = g
+
+            def finish() -> None:
+                # (The rules read `fun`'s body, which may be half built here: the function
+                # reaches itself through this one while it is compiled.)
+                try:
+                    g.custom = self._rule(fun)
+                except BaseException:
+                    self._graph = None
+                    raise
+
+            RESOLVER.once_built(finish)
         return self._graph
 
 

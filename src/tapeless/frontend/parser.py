@@ -812,6 +812,20 @@ class Resolver(Recorder):
     def __init__(self) -> None:
         super().__init__()
         self.graphs: dict[Any, Entry] = {}
+        self.building = 0  # functions whose graphs are being built, one inside another
+        self.finishing: list[Callable[[], None]] = []
+        self.started: list[Any] = []  # the functions whose graphs this build made
+
+    def once_built(self, step: Callable[[], None]) -> None:
+        """Run `step` once every graph being built is finished (now, where none is): a
+        step that reads a function's body must not see it half built, as it is where a
+        function, while being compiled, reaches itself (recursion through a
+        `tl.checkpoint`). A step that raises fails the outermost function's build, and
+        every graph made for it is dropped (they may hold what the step left undone)."""
+        if self.building:
+            self.finishing.append(step)
+        else:
+            step()
 
     def graph_for(self, fn: types.FunctionType) -> Graph:
         return self.entry_for(fn).graph
@@ -825,12 +839,28 @@ class Resolver(Recorder):
             graph = Graph(fn.__name__ if fn.__name__ != "<lambda>" else "lambda")
             exempt = (getattr(fn, "__module__", None) or "").startswith("tapeless.")
             entry = self.graphs[key] = Entry(fn, graph, exempt)
+            self.building += 1
+            self.started.append(key)
             try:
                 with self.recording() as deps:
                     Compiler(fn, self, entry).compile_top(graph)
+                if self.building == 1:
+                    try:
+                        while self.finishing:
+                            self.finishing.pop(0)()
+                    except BaseException:
+                        for started in self.started:
+                            self.graphs.pop(started, None)
+                        raise
             except BaseException:
-                del self.graphs[key]
+                self.graphs.pop(key, None)
+                if self.building == 1:
+                    self.finishing.clear()
                 raise
+            finally:
+                self.building -= 1
+                if not self.building:
+                    self.started.clear()
             deps.discard(entry)
             entry.deps = deps
             entry.done = True
