@@ -118,3 +118,31 @@ def test_the_module_has_no_leftover_finishing_steps() -> None:
     from tapeless.frontend.parser import RESOLVER
 
     assert RESOLVER.building == 0 and not RESOLVER.finishing and not RESOLVER.started
+
+
+LEVELS = 1
+
+
+def halving(x, i):
+    if i == 0:
+        return x
+    return halving_top(x, i - 1) * 2.0
+
+
+def halving_top(x, i):
+    if i < LEVELS:
+        return checkpointed_halving(x, i) * 3.0
+    return halving(x, i)
+
+
+checkpointed_halving = tl.checkpoint(halving)
+
+
+def test_a_rebound_global_reaches_a_checkpointed_recursion(monkeypatch) -> None:
+    g = tl.grad(lambda x: halving_top(x, 3))
+    for levels in (0, 1, 2, 3):
+        monkeypatch.setitem(globals(), "LEVELS", levels)
+        expected = 8.0 * 3.0 ** levels
+        assert halving_top(1.0, 3) == expected
+        assert g(1.0) == expected
+        assert tl.jit(lambda x: halving_top(x, 3))(1.0) == expected

@@ -379,3 +379,75 @@ def test_ir_and_source_see_the_current_value(monkeypatch):
     rebind(monkeypatch, "LR", 0.5)
     assert "0.5" in tl.ir(step)
     assert "0.5" in f.source
+
+
+# --- functions with derivative rules (tl.checkpoint, tl.custom_jvp, tl.custom_vjp) -------
+# Their graphs were built once and kept: a global read by the function or by a rule,
+# rebound, left compiled code computing with the old value, without an error.
+
+
+def scaled(x):
+    return LR * x
+
+
+checkpointed_scaled = tl.checkpoint(scaled)
+
+
+@tl.custom_jvp
+def jvp_scaled(x):
+    return LR * x
+
+
+@jvp_scaled.defjvp
+def jvp_scaled_rule(primals, tangents):
+    return jvp_scaled(primals[0]), SCALE * tangents[0]
+
+
+@tl.custom_vjp
+def vjp_scaled(x):
+    return LR * x
+
+
+def vjp_scaled_fwd(x):
+    return vjp_scaled(x), None
+
+
+def vjp_scaled_bwd(res, g):
+    return (SCALE * g,)
+
+
+vjp_scaled.defvjp(vjp_scaled_fwd, vjp_scaled_bwd)
+
+
+def calls_checkpointed(x):
+    return checkpointed_scaled(x) + 1.0
+
+
+def calls_jvp_scaled(x):
+    return jvp_scaled(x) + 1.0
+
+
+def calls_vjp_scaled(x):
+    return vjp_scaled(x) + 1.0
+
+
+def test_a_checkpointed_function_sees_a_rebound_global(opt, monkeypatch):
+    f, g = tl.jit(calls_checkpointed), tl.grad(calls_checkpointed)
+    assert f(2.0) == pytest.approx(1.2) and g(2.0) == pytest.approx(0.1)
+    rebind(monkeypatch, "LR", 0.5)
+    assert f(2.0) == pytest.approx(2.0) and g(2.0) == pytest.approx(0.5)
+    assert tl.jit(calls_checkpointed)(2.0) == pytest.approx(2.0)
+    assert tl.grad(checkpointed_scaled)(2.0) == pytest.approx(0.5)
+
+
+def test_a_custom_function_and_its_rules_see_rebound_globals(opt, monkeypatch):
+    jf, jg = tl.jit(calls_jvp_scaled), tl.grad(calls_jvp_scaled)
+    vf, vg = tl.jit(calls_vjp_scaled), tl.grad(calls_vjp_scaled)
+    assert jf(2.0) == vf(2.0) == pytest.approx(1.2)
+    assert jg(2.0) == vg(2.0) == pytest.approx(3.0)
+    rebind(monkeypatch, "LR", 0.5)  # read by the functions
+    assert jf(2.0) == vf(2.0) == pytest.approx(2.0)
+    rebind(monkeypatch, "SCALE", 4.0)  # read by the rules only
+    assert jg(2.0) == vg(2.0) == pytest.approx(4.0)
+    assert tl.jvp(calls_jvp_scaled, (2.0,), (1.0,))[1] == pytest.approx(4.0)
+    assert tl.jvp(calls_vjp_scaled, (2.0,), (1.0,))[1] == pytest.approx(4.0)

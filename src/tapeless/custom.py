@@ -33,12 +33,17 @@ class _Custom:
         functools.update_wrapper(self, fun, updated=())
         self.__tapeless_wrapped__ = fun
         self._graph: Graph | None = None
+        self._parsed_for: tuple[Graph, ...] = ()
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return self.fun(*args, **kwargs)
 
     def _missing(self) -> str:
         raise NotImplementedError
+
+    def _parsed(self) -> tuple[Graph, ...]:
+        """The graphs of the function and of its rules, as they stand now."""
+        return (parse(self.fun),)
 
     def _rule(self, fun: Graph) -> CustomRule | None:
         raise NotImplementedError
@@ -51,8 +56,13 @@ class _Custom:
             raise CompileError(f"{self.fun.__qualname__} is a tl.{self.kind} function without "
                                f"its rule: call {self.fun.__name__}.{missing}(...) before "
                                "compiling code that calls it")
-        if self._graph is None:
-            fun = parse(self.fun)
+        # (Parsed each time, so that the code calling this records what it read: a global
+        # the function or a rule reads rebound, they are parsed again, and so is this.)
+        parsed = self._parsed()
+        if self._graph is None or len(parsed) != len(self._parsed_for) or \
+                any(a is not b for a, b in zip(parsed, self._parsed_for, strict=True)):
+            self._parsed_for = parsed
+            fun = parsed[0]
             g = Graph(fun.name, None, fun.loc)
             params = [g.add_parameter(p.name, p.loc) for p in fun.parameters]
             g.take_signature(fun)
@@ -111,6 +121,10 @@ class custom_jvp(_Custom):  # noqa: N801 (JAX's name)
     def _missing(self) -> str:
         return "defjvp" if self.jvp is None else ""
 
+    def _parsed(self) -> tuple[Graph, ...]:
+        assert self.jvp is not None
+        return parse(self.fun), parse(self.jvp)
+
     def _rule(self, fun: Graph) -> CustomRule:
         assert self.jvp is not None
         return CustomRule("jvp", fun, rule=parse(self.jvp), nondiff=self.nondiff_argnums)
@@ -147,6 +161,10 @@ class custom_vjp(_Custom):  # noqa: N801 (JAX's name)
 
     def _missing(self) -> str:
         return "defvjp" if self.fwd is None or self.bwd is None else ""
+
+    def _parsed(self) -> tuple[Graph, ...]:
+        assert self.fwd is not None and self.bwd is not None
+        return parse(self.fun), parse(self.fwd), parse(self.bwd)
 
     def _rule(self, fun: Graph) -> CustomRule:
         assert self.fwd is not None and self.bwd is not None
