@@ -431,7 +431,24 @@ def jacfwd(fun: Callable[..., Any], argnums: int | tuple[int, ...] = 0,
         return jac
 
     jacobian.__name__ = f"jacfwd_{getattr(fun, '__name__', 'f')}"
+    _compilable(jacobian, "jacfwd", fun, argnums, has_aux)
     return jacobian
+
+
+def _compilable(made: Callable[..., Any], kind: str, fun: Callable[..., Any], argnums: Any,
+                has_aux: bool) -> None:
+    """Let compiled code call `made` (a global `h = tl.hessian(f)`): the front end
+    compiles the function `frontend/jacobians.compiled_jacobian` writes for it, made once."""
+    from .frontend.jacobians import compiled_jacobian
+
+    cache: list[Any] = []
+
+    def compiled() -> Callable[..., Any] | None:
+        if not cache:
+            cache.append(compiled_jacobian(kind, fun, argnums, has_aux))
+        return cast(Callable[..., Any] | None, cache[0])
+
+    cast(Any, made).__tapeless_jacobian__ = compiled
 
 
 def _zero_tangent(x: Any) -> Any:
@@ -463,6 +480,7 @@ def jacrev(fun: Callable[..., Any], argnums: int | tuple[int, ...] = 0,
         return (jac, aux) if has_aux else jac
 
     jacobian.__name__ = f"jacrev_{getattr(fun, '__name__', 'f')}"
+    _compilable(jacobian, "jacrev", fun, argnums, has_aux)
     return jacobian
 
 
@@ -491,6 +509,7 @@ def hessian(fun: Callable[..., Any], argnums: int | tuple[int, ...] = 0,
         return result
 
     hess.__name__ = f"hessian_{getattr(fun, '__name__', 'f')}"
+    _compilable(hess, "hessian", fun, argnums, has_aux)
     cast(Any, hess).batched = batched  # (for tests and benchmarks: the batched pass)
     return hess
 

@@ -366,7 +366,10 @@ class VTransform:
             # (No enclosing graph, or one the optimizer inlined away: where the values
             # it reads are.)
             parent = self._scope_of(h, inst)
-        if parent is None and free_variables(h):
+        if parent is None and any(fv.id not in self.outer for fv in free_variables(h)):
+            # (Where it reads only values from outside the batched code, unbatched, as
+            # the stand-in of a `tl.grad` of a closure inside the batched function does,
+            # it is batched as a graph of its own.)
             raise VmapError(f"vmap cannot call {h.name} here (outside its scope)", loc)
         key = (h.id, tuple(trees), masked, id(parent))
         found = self.memo.get(key)

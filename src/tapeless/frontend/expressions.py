@@ -24,6 +24,7 @@ from ..ir.nodes import (
 )
 from ..primitives import METHODS, PRIMITIVES, Primitive, lookup_callable, random_ops
 from ..runtime import NO_DEFAULT
+from . import jacobians
 from .guards import MISSING
 from .libraries import installed_package, library_error, public_name, refusal
 
@@ -84,6 +85,9 @@ class ExpressionMixin:
 
     def expr_Name(self, node: ast.Name, block: Block) -> Node:
         name = node.id
+        injected: dict[str, Node] | None = self.__dict__.get("injected")
+        if injected and name in injected:  # (`_jacobian_call`'s names)
+            return injected[name]
         if block.scope.is_local(name):
             found = block.lookup(name)
             if found is None:
@@ -808,6 +812,8 @@ class ExpressionMixin:
             return self._jvp_call(node, block)
         if name == "vmap" and node.args:
             return self._vmap_call(node, block)
+        if name in jacobians.KINDS and node.args:
+            return self._jacobian_call(name, node, block)
         if name not in ("grad", "value_and_grad", "jit") or not node.args:
             raise self.error(f"tapeless.{name} cannot be called inside compiled code", node,
                              "call it outside the compiled function")
@@ -834,6 +840,44 @@ class ExpressionMixin:
                                      Constant(options["has_aux"]), loc=self.loc(node))
         return self._stand_in(name, target.value, options["argnums"], options["has_aux"],
                               node)
+
+    def _jacobian_call(self, name: str, node: ast.Call, block: Block) -> Node:
+        """`tl.jacfwd(f, argnums)`, `tl.jacrev(...)` or `tl.hessian(...)` inside compiled
+        code: a lambda made of `tl.jvp`, `tl.grad` and `tl.vmap` (`frontend/jacobians.py`),
+        compiled here, so that `f` may be a closure."""
+        target = self.expr(node.args[0], block)
+        if not is_constant_graph(target):
+            raise self.error(f"the function passed to tapeless.{name} inside compiled code "
+                             "must be known when compiling (a def, lambda or global "
+                             "function)", node.args[0], "define the function with def or "
+                             "lambda")
+        graph: Graph = target.value
+        options: dict[str, Any] = {"argnums": 0, "has_aux": False}
+        for i, arg in enumerate(node.args[1:3]):
+            options[("argnums", "has_aux")[i]] = self._compile_time(arg, block)
+        for kw in node.keywords:
+            if kw.arg not in options:
+                raise self.error(f"unexpected argument {kw.arg!r} to tapeless.{name} inside "
+                                 "compiled code", kw, "pass argnums or call it outside")
+            options[kw.arg] = self._compile_time(kw.value, block)
+        n, a = len(graph.parameters), options["argnums"]
+        if options["has_aux"] or not isinstance(a, int) or graph.vararg or \
+                not -n <= a < n or len(node.args) > 3:
+            raise self.error(f"tapeless.{name} inside compiled code takes a function of "
+                             "positional parameters and an int argnums, without has_aux",
+                             node, f"call tl.{name} outside the compiled function for "
+                             "tuples of argnums or has_aux")
+        lam = ast.parse(jacobians.jacobian_expression(name, n, a % n), mode="eval").body
+        for part in ast.walk(lam):
+            ast.copy_location(part, node)
+        injected = {k: target if k == "__tl_F" else self.constant_for(v, node)
+                    for k, v in jacobians.names(None).items()}
+        saved = self.__dict__.get("injected")
+        self.__dict__["injected"] = {**(saved or {}), **injected}
+        try:
+            return self.expr(lam, block)
+        finally:
+            self.__dict__["injected"] = saved
 
     def _stand_in(self, name: str, graph: Graph, options: Any, has_aux: bool,
                   node: ast.Call) -> Node:
@@ -1028,6 +1072,15 @@ def constant_node(value: Any, resolver: Any, loc: Any = None) -> Constant:
 
     if getattr(value, "__tapeless_transform__", False):  # (a `tapeless.api.Transformed`)
         return Constant(value.graph, loc)
+    made = getattr(value, "__tapeless_jacobian__", None)
+    if made is not None:  # (`h = tl.hessian(f)`, a global called in compiled code)
+        fn = made()
+        if fn is None:
+            raise CompileError(f"{loc}: {value.__name__} (made by tl.jacfwd, tl.jacrev or "
+                               "tl.hessian with a tuple of argnums, has_aux or a function "
+                               "with *args or defaults) cannot be called inside compiled "
+                               "code; call it outside the compiled function")
+        return Constant(resolver.graph_for(fn), loc)
     if getattr(value, "__tapeless_custom__", False) and not isinstance(value, type):
         # (a function made by `tl.custom_jvp`, `tl.custom_vjp`, `tl.checkpoint`)
         return Constant(value.custom_graph(), loc)
