@@ -283,3 +283,62 @@ def test_staticmethods_work_and_classmethods_are_refused(optimize: str) -> None:
     check_directional(tl.grad(loss)(m, x), loss, (m, x), (0,), np.random.default_rng(10))
     with pytest.raises(tl.GradError, match="classmethod"):
         tl.grad(lambda m, x: np.sum(m.doubled(x) * m.w))(m, x)
+
+
+# --- a callable object held by a global or a closure cell (`model = MLP(...)` at module
+# level, `def loss(w): ... model(x) ...`): it was refused ("cannot call
+# main__.<__main__.Standardize object at 0x...>"); it is called as a value, so its
+# fields are read when the code runs, as CPython reads them.
+
+GLOBAL_ENCODER = Encoder(W, B)
+GLOBAL_SCALER = Standardize(0.3, 2.0)
+
+
+def global_model_loss(w, x, y):
+    return np.mean((GLOBAL_ENCODER(GLOBAL_SCALER(x)) @ w - y) ** 2)
+
+
+def test_a_global_callable_object(optimize: str) -> None:
+    value, g = tl.value_and_grad(global_model_loss)(w0, X, Y)
+    assert value == pytest.approx(global_model_loss(w0, X, Y), rel=1e-12)
+    check_directional(g, global_model_loss, (w0, X, Y), (0,), np.random.default_rng(3))
+    gx = tl.grad(global_model_loss, 1)(w0, X, Y)
+    check_directional(gx, global_model_loss, (w0, X, Y), (1,), np.random.default_rng(4))
+
+
+def test_a_global_callable_objects_fields_are_read_when_it_runs(optimize: str) -> None:
+    f = tl.jit(global_model_loss)
+    before = f(w0, X, Y)
+    try:
+        GLOBAL_SCALER.scale = 4.0  # a field changed in place, after compiling
+        assert f(w0, X, Y) == pytest.approx(global_model_loss(w0, X, Y), rel=1e-12)
+        assert f(w0, X, Y) != pytest.approx(before)
+        check_directional(tl.grad(global_model_loss)(w0, X, Y), global_model_loss,
+                          (w0, X, Y), (0,), np.random.default_rng(5))
+    finally:
+        GLOBAL_SCALER.scale = 2.0
+
+
+def test_a_callable_object_in_a_closure_cell(optimize: str) -> None:
+    pre = Standardize(0.5, 3.0)
+
+    def loss(w, x):
+        return np.sum(pre(x) @ w[:3] ** 2)
+
+    value, g = tl.value_and_grad(loss)(w0, X)
+    assert value == pytest.approx(loss(w0, X), rel=1e-12)
+    check_directional(g, loss, (w0, X), (0,), np.random.default_rng(6))
+
+
+def test_an_object_without_call_is_refused_by_its_class_name() -> None:
+    class Plain:
+        pass
+
+    thing = Plain()
+
+    def f(x):
+        return thing(x)
+
+    with pytest.raises(tl.CompileError, match="cannot call an object of class") as e:
+        tl.jit(f)(1.0)
+    assert "main__." not in str(e.value) and "test_callables.py" in str(e.value)

@@ -430,6 +430,14 @@ class ExpressionMixin:
                 args = self._call_args(node, block, starred)
                 fields = args[0] if starred else self._pack(args, node, block)
                 return g.apply(P["construct"], fn, fields, loc=loc)
+            if not isinstance(fn, type) and isinstance(inspect.getattr_static(
+                    type(fn), "__call__", None), types.FunctionType):
+                # An object of the user's class with `__call__` (a global `model`): called
+                # as a value, as one passed in is, so its fields are read when it runs.
+                if kwargs:
+                    raise self.error(f"keyword arguments to the object {_qualname(fn)} are "
+                                     "not supported", node, "pass them positionally")
+                return self._call_value(callee, node, block)
             raise self._unknown_callable(fn, node)
         if kwargs:
             raise self.error("keyword arguments are only supported when the called "

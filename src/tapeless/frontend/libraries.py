@@ -94,8 +94,9 @@ def public_name(value: Any) -> str:
     """The dotted name users call `value` by: private submodules left out
     (`scipy.special.comb`, not `scipy.special._basic.comb`), SciPy's ufuncs under
     `scipy.special`."""
-    name: str = getattr(value, "__qualname__", None) or getattr(value, "__name__", None) \
-        or repr(value)
+    name: str | None = getattr(value, "__qualname__", None) or getattr(value, "__name__", None)
+    if not isinstance(name, str):  # (an object: named by its class)
+        return f"an object of class {public_name(type(value))}"
     if isinstance(value, np.ufunc):
         short: str = getattr(value, "__name__", "")
         if getattr(sys.modules.get("scipy.special"), short, None) is value:
@@ -108,5 +109,5 @@ def public_name(value: Any) -> str:
     for n in range(1, len(parts)):  # the shortest public module that exports it
         if getattr(sys.modules.get(".".join(parts[:n])), name, None) is value:
             return ".".join(parts[:n] + [name])
-    return ".".join([parts[0].lstrip("_")] + [p for p in parts[1:] if not p.startswith("_")]
-                    + [name])
+    first = parts[0] if parts[0].endswith("__") else parts[0].lstrip("_")  # (`__main__`)
+    return ".".join([first] + [p for p in parts[1:] if not p.startswith("_")] + [name])
