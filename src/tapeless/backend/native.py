@@ -38,7 +38,7 @@ import numpy as np
 from .. import runtime as _rt
 from ..ir.nodes import Location
 from .native_checkpoint import Unlowered, lower_checkpointed_loops
-from .native_intlists import lower_int_lists
+from .native_intlists import lower_flat_comprehensions, lower_int_lists
 from .native_loops import (
     lower_item_sums,
     lower_linked_stacks,
@@ -1903,6 +1903,7 @@ def lower_source(source: str, namespace: dict[str, Any] | None = None,
     except Unlowered as unlowered:
         raise _Refused(unlowered.reason, unlowered.line) from None
     refuse_mixed_selects(tree)
+    lower_flat_comprehensions(tree)
     _, left = lower_recursive_records(tree)
     if left:
         node, why = left[0]

@@ -29,7 +29,9 @@ NumPy's view, which nothing writes to. Items are int64 either way, so no result 
 from __future__ import annotations
 
 import ast
+import copy
 from collections.abc import Iterator
+from typing import Any
 
 HELPERS = '''
 
@@ -286,3 +288,182 @@ class _Rewrite(ast.NodeTransformer):
                 ast.Constant(0), ast.Attribute(np_, "int64", ast.Load())], []), node)
         return ast.copy_location(ast.Call(ast.Attribute(np_, "array", ast.Load()), [
             node, ast.Attribute(np_, "int64", ast.Load())], []), node)
+
+
+def lower_flat_comprehensions(tree: ast.Module) -> int:
+    """`[y for x in xs if p(x)]`, which the frontend writes as a comprehension over a
+    function returning a list of zero or more items per `x`
+    (`def comprehension(item, *, c=c): if item != c: return [item] else: return []`;
+    `rest = [_y for _x in xs for _y in comprehension(_x)]`), as a loop appending to the
+    list: Numba cannot type the function's empty list `[]`, and types the appends.
+
+    Only where the function is defined earlier in the same block (or is a function of
+    the module or of the function capturing nothing), named nowhere else, takes one
+    parameter and reads its captures by keyword defaults of the same names (the values
+    those names have at the assignment: nothing binds them between), binds names only
+    by plain assignments, and every path of its body is `if`/`else` and assignments
+    ending in `return [...]` (a list display). Its parameter and locals are renamed
+    apart; each `return [a, b]` becomes appends of `a` and `b` to a list of its own
+    name, bound to the comprehension's name after the loop. Returns how many
+    comprehensions were rewritten."""
+    done = 0
+    counter = iter(range(1, 1 << 30))
+    top = {n.name: n for n in tree.body if isinstance(n, ast.FunctionDef)}
+    for fn in [n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef)]:
+        for stmts in _blocks(fn):
+            i = 0
+            while i < len(stmts):
+                s = stmts[i]
+                if isinstance(s, ast.Assign) and isinstance(s.value, ast.ListComp):
+                    # (the function: defined right before, or a function of the module)
+                    name = _called(s.value)
+                    # (a function of `fn`: earlier in this block, where its captures
+                    # are bound by nothing in between, or one reading its free names
+                    # as they are at the call; else a function of the module)
+                    before = [j for j in range(i) if isinstance(stmts[j], ast.FunctionDef)
+                              and getattr(stmts[j], "name", None) == name]
+                    fdef = stmts[before[-1]] if before else None
+                    local = isinstance(fdef, ast.FunctionDef) and not _binds(
+                        stmts[before[-1] + 1:i], {k.arg for k in fdef.args.kwonlyargs})
+                    nested = [d for d in ast.walk(fn) if isinstance(d, ast.FunctionDef)
+                              and d.name == name and d is not fn]
+                    f = stmts[before[-1]] if local else nested[0] if len(nested) == 1 \
+                        else None if nested else top.get(name or "")
+                    loop = None if not isinstance(f, ast.FunctionDef) else \
+                        _flat_comprehension(fn if local or nested else tree, fn, f, s,
+                                            local, bool(nested), next(counter))
+                    if loop is not None:
+                        stmts[i:i + 1] = loop
+                        if local or nested:
+                            for block in _blocks(fn):
+                                if f in block:
+                                    block.remove(f)
+                                    break
+                        done += 1
+                        continue
+                i += 1
+    return done
+
+
+def _binds(stmts: list[ast.stmt], names: set[str]) -> bool:
+    """Whether `stmts` may bind one of `names`."""
+    return any(isinstance(m, ast.Name) and not isinstance(m.ctx, ast.Load) and m.id in names
+               or isinstance(m, (ast.FunctionDef, ast.ClassDef)) and m.name in names
+               or isinstance(m, (ast.Global, ast.Nonlocal, ast.Import, ast.ImportFrom))
+               for s in stmts for m in ast.walk(s))
+
+
+def _called(comp: ast.ListComp) -> str | None:
+    """`f` in `[y for x in xs for y in f(x)]`."""
+    if len(comp.generators) == 2 and isinstance(comp.generators[1].iter, ast.Call) and \
+            isinstance(comp.generators[1].iter.func, ast.Name):
+        return comp.generators[1].iter.func.id
+    return None
+
+
+def _blocks(node: ast.AST) -> Iterator[list[ast.stmt]]:
+    for n in ast.walk(node):
+        for field in ("body", "orelse"):
+            block = getattr(n, field, None)
+            if isinstance(block, list) and block and isinstance(block[0], ast.stmt):
+                yield block
+
+
+def _ends_in_returns(body: list[ast.stmt]) -> bool:
+    """Whether every path of `body` is assignments and `if`s ending in `return [...]`."""
+    if not body:
+        return False
+    *head, last = body
+    if not all(isinstance(s, ast.Assign) and all(isinstance(t, ast.Name) for t in s.targets)
+               for s in head):
+        return False
+    if isinstance(last, ast.Return):
+        return isinstance(last.value, ast.List) and \
+            not any(isinstance(e, ast.Starred) for e in last.value.elts)
+    return isinstance(last, ast.If) and _ends_in_returns(last.body) and \
+        _ends_in_returns(last.orelse)
+
+
+def _flat_comprehension(scope: ast.AST, fn: ast.FunctionDef, f: ast.FunctionDef,
+                        assign: ast.Assign, local: bool, nested: bool, n: int
+                        ) -> list[ast.stmt] | None:
+    """The loop for `assign` (`name = [y for x in xs for y in f(x)]`), `f` defined in
+    its block before it (`local`), in `fn` (`nested`) or a function of the module, named nowhere in
+    `scope` but by that call; None where the docstring above does not hold."""
+    if not (len(assign.targets) == 1 and isinstance(assign.targets[0], ast.Name) and
+            isinstance(assign.value, ast.ListComp)):
+        return None
+    if not local and f.args.kwonlyargs:
+        return None
+    if not (local or nested):  # (a function of the module reads globals fn may shadow)
+        free = {m.id for m in ast.walk(f) if isinstance(m, ast.Name)}
+        bound = {m.id for m in ast.walk(fn) if isinstance(m, ast.Name) and
+                 not isinstance(m.ctx, ast.Load)}
+        if free & (bound | {p.arg for p in ast.walk(fn) if isinstance(p, ast.arg)}):
+            return None
+    comp = assign.value
+    if len(comp.generators) != 2 or any(g.ifs or g.is_async for g in comp.generators):
+        return None
+    outer, inner = comp.generators
+    if not (isinstance(outer.target, ast.Name) and isinstance(inner.target, ast.Name) and
+            isinstance(comp.elt, ast.Name) and comp.elt.id == inner.target.id and
+            isinstance(inner.iter, ast.Call) and isinstance(inner.iter.func, ast.Name) and
+            inner.iter.func.id == f.name and not inner.iter.keywords and
+            len(inner.iter.args) == 1 and isinstance(inner.iter.args[0], ast.Name) and
+            inner.iter.args[0].id == outer.target.id):
+        return None
+    a = f.args
+    if len(a.args) != 1 or a.vararg or a.kwarg or a.posonlyargs or a.defaults or \
+            f.decorator_list or not all(
+                isinstance(d, ast.Name) and d.id == k.arg
+                for k, d in zip(a.kwonlyargs, a.kw_defaults, strict=True)) or \
+            not _ends_in_returns(f.body):
+        return None
+    # (named only by that call; the outer iterable does not name the comprehension's
+    # own names)
+    uses = [m for m in ast.walk(scope) if isinstance(m, ast.Name) and m.id == f.name]
+    if uses != [inner.iter.func] or any(
+            isinstance(m, ast.Name) and m.id in (outer.target.id, inner.target.id)
+            for m in ast.walk(outer.iter)):
+        return None
+    captured = {k.arg for k in a.kwonlyargs}
+    own = {a.args[0].arg} | {m.id for m in ast.walk(f) if isinstance(m, ast.Name) and
+                             isinstance(m.ctx, ast.Store)}
+    if own & captured or any(isinstance(m, (ast.FunctionDef, ast.Lambda, ast.ListComp,
+                                              ast.SetComp, ast.DictComp, ast.GeneratorExp,
+                                              ast.Global, ast.Nonlocal))
+                               for s in f.body for m in ast.walk(s)):
+        return None
+    # (made under a name of its own, then bound: the loop may read the name's old value)
+    target = f"_nt_c{n}_list"
+    renamed = {name: f"_nt_c{n}_{name}" for name in own}
+    x = f"_nt_c{n}_x"
+
+    class _Inline(ast.NodeTransformer):
+        def visit_Name(self, node: ast.Name) -> ast.AST:
+            if node.id in renamed:
+                return ast.copy_location(ast.Name(renamed[node.id], node.ctx), node)
+            return node
+
+        def visit_Return(self, node: ast.Return) -> Any:
+            assert isinstance(node.value, ast.List)
+            return [ast.copy_location(ast.Expr(ast.Call(
+                ast.Attribute(ast.Name(target, ast.Load()), "append", ast.Load()),
+                [self.visit(e)], [])), node) for e in node.value.elts] or \
+                [ast.copy_location(ast.Pass(), node)]
+
+    body: list[ast.stmt] = [ast.Assign([ast.Name(renamed[a.args[0].arg], ast.Store())],
+                                       ast.Name(x, ast.Load()))]
+    for s in copy.deepcopy(f.body):
+        out = _Inline().visit(s)
+        body.extend(out if isinstance(out, list) else [out])
+    made = ast.Assign([ast.Name(target, ast.Store())], ast.List([], ast.Load()))
+    loop = ast.For(ast.Name(x, ast.Store()), outer.iter, body, [])
+    bind = ast.Assign([ast.Name(assign.targets[0].id, ast.Store())],
+                      ast.Name(target, ast.Load()))
+    for s in (made, loop, bind):
+        ast.copy_location(s, assign)
+        for m in ast.walk(s):
+            if not hasattr(m, "lineno") and isinstance(m, (ast.stmt, ast.expr)):
+                ast.copy_location(m, assign)
+    return [made, loop, bind]

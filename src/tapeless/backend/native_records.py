@@ -80,7 +80,7 @@ def lower_recursive_records(tree: ast.Module) -> tuple[int, list[tuple[ast.AST, 
 
 
 def _why(j: ast.FunctionDef, b: ast.FunctionDef) -> str:
-    """Why the records of the lifted pair (J_f, B_f) are not kept in typed lists."""
+    """Why the records of the lifted pair (J_f, B_f) are not kept in lists by branch."""
     what = (f"{j.name} is recursive and the records of its lifted backpropagator {b.name} "
             "hold the callees' records (a type that contains itself, which Numba cannot "
             "represent)")
@@ -88,8 +88,8 @@ def _why(j: ast.FunctionDef, b: ast.FunctionDef) -> str:
                        if isinstance(n, ast.FunctionDef) and n is not fn})
     if closures:
         return (f"{what}; they keep closures ({', '.join(closures[:4])}), which native code "
-                "cannot hold, so they are not kept in typed lists")
-    return (f"{what}; they are not in the form the native lowering keeps in typed lists "
+                "cannot hold, so they are not kept in lists by branch")
+    return (f"{what}; they are not in the form the native lowering keeps in lists by branch "
             f"({j.name} ending in `if c: ... else: ...` and `return value, (fields)`, "
             f"{b.name} testing the record's `c`, every call of {j.name} assigned to a "
             "name): see docs/design.md, \"The native backend\"")
