@@ -1996,7 +1996,8 @@ def _globals_of(compiled: Compiled) -> dict[str, Any]:
 def native_source(compiled: Compiled) -> str:
     """The module that the native backend compiles (for reading; `tapeless show`)."""
     python = compiled.fn.python if isinstance(compiled.fn, NativeFunction) else compiled.fn
-    root = getattr(python, "__wrapped__", python).__name__
+    # (None for a program started from its record: the module's first function)
+    root = getattr(getattr(python, "__wrapped__", python), "__name__", None)
     tree, math_names = lower_source(compiled.source, _globals_of(compiled), root)
     return ast.unparse(tree) + "\n" + _helpers(math_names)
 
