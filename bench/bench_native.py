@@ -218,7 +218,7 @@ def jax_versions(name: str, args: tuple) -> tuple[Callable, Callable, tuple, str
         return f, jax.jacfwd(f), (jnp.float64(args[0]), jnp.float64(args[1])), \
             "`lax.while_loop`; its gradient by forward mode (`jacfwd`): reverse mode " \
             "cannot differentiate `while_loop`"
-    if name == "recursive determinant":
+    if name.startswith("recursive determinant"):
         import itertools
 
         n = args[0].shape[0]
@@ -296,6 +296,7 @@ def workloads() -> list[tuple[str, Callable, tuple, Any]]:
          (rng.standard_normal(6), xs, np.sin(3 * xs)), 0),
         ("while-loop particle", particle, (10.0, 0.1), (0, 1)),
         ("recursive determinant", C.det_laplace, C.det_data(7), 0),
+        ("recursive determinant, filter spelling", C.det_laplace_filter, C.det_data(7), 0),
         ("nested-descent saddle", C.saddle_value, C.saddle_data(), (0, 1)),
         ("LSTM", W.lstm_objective, W.lstm_data(2, 64), (0, 1)),
         ("MLP", W.mlp, W.mlp_data(64, 32), (0, 1, 2, 3)),

@@ -38,6 +38,7 @@ import numpy as np
 from .. import runtime as _rt
 from ..ir.nodes import Location
 from .native_checkpoint import Unlowered, lower_checkpointed_loops
+from .native_intlists import lower_flat_comprehensions, lower_int_lists
 from .native_loops import (
     lower_item_sums,
     lower_linked_stacks,
@@ -1889,16 +1890,20 @@ def _direct_calls(tree: ast.Module, name: str, parents: dict[int, ast.AST]
     return out
 
 
-def lower_source(source: str, namespace: dict[str, Any] | None = None
-                 ) -> tuple[ast.Module, set[str]]:
+def lower_source(source: str, namespace: dict[str, Any] | None = None,
+                 root: str | None = None) -> tuple[ast.Module, set[str]]:
     """The generated module `source` rewritten for Numba, and the `math` functions it
-    checks; raises `_Refused` (with the line) for a construct that is not lowered."""
+    checks; raises `_Refused` (with the line) for a construct that is not lowered.
+    `root`: the program's entry (by default the module's first function)."""
     tree = ast.parse(source)
+    if root is None:
+        root = next((n.name for n in tree.body if isinstance(n, ast.FunctionDef)), None)
     try:
         lower_checkpointed_loops(tree)
     except Unlowered as unlowered:
         raise _Refused(unlowered.reason, unlowered.line) from None
     refuse_mixed_selects(tree)
+    lower_flat_comprehensions(tree)
     _, left = lower_recursive_records(tree)
     if left:
         node, why = left[0]
@@ -1913,6 +1918,7 @@ def lower_source(source: str, namespace: dict[str, Any] | None = None
     lowering = _Lowering(namespace)
     tree = lowering.visit(tree)
     lower_nested_sums(tree)
+    lower_int_lists(tree, root)
     drop_uncalled_functions(tree)
     ast.fix_missing_locations(tree)
     return tree, lowering.math
@@ -1989,7 +1995,10 @@ def _globals_of(compiled: Compiled) -> dict[str, Any]:
 
 def native_source(compiled: Compiled) -> str:
     """The module that the native backend compiles (for reading; `tapeless show`)."""
-    tree, math_names = lower_source(compiled.source, _globals_of(compiled))
+    python = compiled.fn.python if isinstance(compiled.fn, NativeFunction) else compiled.fn
+    # (None for a program started from its record: the module's first function)
+    root = getattr(getattr(python, "__wrapped__", python), "__name__", None)
+    tree, math_names = lower_source(compiled.source, _globals_of(compiled), root)
     return ast.unparse(tree) + "\n" + _helpers(math_names)
 
 
@@ -2030,7 +2039,7 @@ def compile_native(compiled: Compiled, largest_array: int = 0) -> Compiled:
         fallback = module.fallback("*args or keyword-only parameters", None)
         return _with_entry(compiled, NativeFunction(python, None, module, fallback))
     try:
-        tree, math_names = lower_source(compiled.source, _globals_of(compiled))
+        tree, math_names = lower_source(compiled.source, _globals_of(compiled), root)
     except _Refused as refused:
         fallback = module.fallback(refused.reason, refused.line)
         return _with_entry(compiled, NativeFunction(python, None, module, fallback))
@@ -2069,7 +2078,6 @@ def compile_native(compiled: Compiled, largest_array: int = 0) -> Compiled:
 
     _register_overloads()
     namespace.update(overloads())
-    namespace["_nt_List"] = numba.typed.List  # (`native_records`)
     # A module registered under its name: Numba's cached code finds its globals by
     # importing the module of the function it was compiled from.
     name = f"tapeless_native.{stem}"

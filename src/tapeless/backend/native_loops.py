@@ -594,8 +594,17 @@ def _lower_push(fn: ast.FunctionDef, name: str, pushes: list[ast.Assign],
                  ast.Call(ast.Name("len", load), [ast.Name(items, load)], [])], load))
             at = stmts.index(loop)
             stmts.insert(at + 1, ast.copy_location(view, loop))
-            fn.body.insert(0, ast.copy_location(
-                ast.Assign([ast.Name(items, ast.Store())], ast.List([], load)), fn.body[0]))
+            # (Where no loop runs the start again, the list is made there: a recursion's
+            # base case, which pushes nothing, makes none.)
+            again = any(isinstance(n, (ast.For, ast.While)) and
+                        any(m is start for m in ast.walk(n)) for n in _own_nodes(fn))
+            made = ast.copy_location(
+                ast.Assign([ast.Name(items, ast.Store())], ast.List([], load)),
+                fn.body[0] if again else start)
+            if again:
+                fn.body.insert(0, made)
+            else:
+                stmts.insert(i, made)
             for p in pushes:
                 _replace_push(fn, p, items)
             return True

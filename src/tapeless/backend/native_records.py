@@ -1,4 +1,4 @@
-"""A recursion's lifted backpropagator records in native code: typed lists and indices.
+"""A recursion's lifted backpropagator records in native code: lists and indices.
 
 For the derivative of a recursive function `f`, `opt/lift.py` makes `J_f(args)` return
 `(value, record)`, the record the tuple of the values its backpropagator reads, and
@@ -8,16 +8,17 @@ the two branches of the recursion (base case, recursive case) make records of tw
 different types in one variable.
 
 This module rewrites such a pair in the generated module's source so that Numba can
-compile it. Each branch of `J_f` appends its own record (a tuple of one type) to a typed
-list of that branch's records, and returns the record's index `2 * i + branch` (an int)
-in its place: a record refers to its callees' records by their ints, so no type contains
-itself. `B_f(ref, d)` reads `ref`'s record from its branch's list, in a copy of its body
-for each branch where the test of the branch (the record's item that `J_f` branched on)
-is that branch's constant. The lists are made where the program first calls `J_f` and
-passed to every call of `J_f` and `B_f`; they are typed (Numba refines an empty typed
-list at its first `append`) by an `append` that never runs of what a probe returns: a
-copy of the branch of `J_f` whose recursive calls run `J_f`'s value alone (`V_f`, the
-forward pass without records) and return the index 0.
+compile it. Each branch of `J_f` appends its own record (a tuple of one type) to a list
+of that branch's records (a Numba list of one item type), and returns the record's index
+`2 * i + branch` (an int) in its place: a record refers to its callees' records by their
+ints, so no type contains itself. `B_f(ref, d)` reads `ref`'s record from its branch's
+list, in a copy of its body for each branch where the test of the branch (the record's
+item that `J_f` branched on) is that branch's constant. The lists are made where the
+program first calls `J_f` and passed to every call of `J_f` and `B_f`; they are typed
+(Numba types an empty list `[]` by the `append`s of the function that makes it) by an
+`append` that never runs of what a probe returns: a copy of the branch of `J_f` whose
+recursive calls run `J_f`'s value alone (`V_f`, the forward pass without records) and
+return the index 0.
 
 Only the shape that `lift` makes is rewritten: `J_f`'s body ends in `if c: ... else:
 ...` and `return v, (fields...)` with `c` among the fields, its recursive calls are
@@ -79,7 +80,7 @@ def lower_recursive_records(tree: ast.Module) -> tuple[int, list[tuple[ast.AST, 
 
 
 def _why(j: ast.FunctionDef, b: ast.FunctionDef) -> str:
-    """Why the records of the lifted pair (J_f, B_f) are not kept in typed lists."""
+    """Why the records of the lifted pair (J_f, B_f) are not kept in lists by branch."""
     what = (f"{j.name} is recursive and the records of its lifted backpropagator {b.name} "
             "hold the callees' records (a type that contains itself, which Numba cannot "
             "represent)")
@@ -87,8 +88,8 @@ def _why(j: ast.FunctionDef, b: ast.FunctionDef) -> str:
                        if isinstance(n, ast.FunctionDef) and n is not fn})
     if closures:
         return (f"{what}; they keep closures ({', '.join(closures[:4])}), which native code "
-                "cannot hold, so they are not kept in typed lists")
-    return (f"{what}; they are not in the form the native lowering keeps in typed lists "
+                "cannot hold, so they are not kept in lists by branch")
+    return (f"{what}; they are not in the form the native lowering keeps in lists by branch "
             f"({j.name} ending in `if c: ... else: ...` and `return value, (fields)`, "
             f"{b.name} testing the record's `c`, every call of {j.name} assigned to a "
             "name): see docs/design.md, \"The native backend\"")
@@ -360,7 +361,9 @@ def _make_lists(fn: ast.FunctionDef, j_name: str, b_name: str, lists: list[str],
         return
     stmts, i, call = at
     stmt = stmts[i]
-    made: list[ast.stmt] = [ast.Assign([ast.Name(name, ast.Store())], _call("_nt_List", []))
+    # (Numba's own lists, `[]`, typed by that append: `numba.typed.List` appends through
+    # an untyped byte copy, slower by about a third for the determinant's gradient.)
+    made: list[ast.stmt] = [ast.Assign([ast.Name(name, ast.Store())], ast.List([], ast.Load()))
                             for name in lists]
     typed: list[ast.stmt] = [
         ast.Expr(ast.Call(ast.Attribute(_name(name), "append", ast.Load()),

@@ -1,0 +1,469 @@
+"""Lists of ints that are only read, in native code: int64 arrays.
+
+A recursion over the columns still to expand (`det_minor(A, row + 1, cols[:k] +
+cols[k + 1:])`), a list of indices sliced and joined as it goes down, is in Numba a list
+of ints: each slice and each `+` allocates a list object (the header, its payload and
+Numba's reference counting), three per call for that determinant, and reading an item
+goes through the list's accessors. An int64 array does the same work with a slice that is
+a view and one allocation per join, and its items are read as memory.
+
+This module rewrites, in the generated module's source, the lists that are lists of ints
+by how they are made and that no one can see changed:
+
+- made by `list(range(...))`, a list display of int constants, a slice of such a list,
+  or `+` of two such lists; passed down as the argument of a module function's parameter
+  whose every call passes such a list (never the program's entry, whose arguments come
+  from the caller, nor a function used as a value);
+- used only by `len(x)`, `x[i]` (an int index), `x[a:b]` (again such a list), `x + y`,
+  `for v in x`, or as such an argument or assignment. A list appended to, assigned into,
+  returned, compared, kept in a tuple or a record, or read by a closure is left a list
+  (and so is everything that flows into it).
+
+The rewrite: `list(range(...))` is `np.arange(...)`, a display `np.array([...],
+np.int64)`, `x + y` `_nt_ints_join(x, y)` (a new array), `x[i]` `_nt_ints_at(x, i)`
+(which raises IndexError where the list would: arrays in Numba are not bounds-checked,
+and the native backend runs a call that raises again on the Python backend); a slice is
+NumPy's view, which nothing writes to. Items are int64 either way, so no result changes.
+"""
+
+from __future__ import annotations
+
+import ast
+import copy
+from collections.abc import Iterator
+from typing import Any
+
+HELPERS = '''
+
+def _nt_ints_join(a, b):
+    n = len(a)
+    out = np.empty(n + len(b), np.int64)
+    for i in range(n):
+        out[i] = a[i]
+    for i in range(len(b)):
+        out[n + i] = b[i]
+    return out
+
+
+def _nt_ints_at(a, i):
+    n = len(a)
+    j = i + n if i < 0 else i
+    if j < 0 or j >= n:
+        raise IndexError("list index out of range")
+    return a[j]
+'''
+
+_Var = tuple[str, str]  # (function, name)
+
+
+def lower_int_lists(tree: ast.Module, root: str | None) -> int:
+    """Rewrite the read-only lists of ints of `tree` as int64 arrays (see the module's
+    docstring); `root` is the program's entry (its parameters are never rewritten).
+    Returns how many names were rewritten."""
+    return _IntLists(tree, root).lower()
+
+
+class _IntLists:
+    def __init__(self, tree: ast.Module, root: str | None) -> None:
+        self.tree = tree
+        self.functions = {n.name: n for n in tree.body if isinstance(n, ast.FunctionDef)}
+        self.root = root
+        self.parent: dict[int, ast.AST] = {}
+        self.owner: dict[int, str] = {}  # (a node's top-level function)
+        for fn in self.functions.values():
+            for node in ast.walk(fn):
+                self.owner[id(node)] = fn.name
+                for child in ast.iter_child_nodes(node):
+                    self.parent[id(child)] = node
+        self.calls = self._calls()
+
+    def _calls(self) -> dict[str, list[ast.Call]]:
+        """Each module function's calls by name; a function named anywhere but as the
+        callee of a call with positional arguments is absent (its parameters are not
+        rewritten)."""
+        calls: dict[str, list[ast.Call]] = {name: [] for name in self.functions}
+        bad: set[str] = set()
+        for node in ast.walk(self.tree):
+            if isinstance(node, ast.Name) and node.id in calls:
+                call = self.parent.get(id(node))
+                fn = self.functions[node.id]
+                if isinstance(call, ast.Call) and call.func is node and not call.keywords \
+                        and len(call.args) == len(fn.args.args) and \
+                        not any(isinstance(a, ast.Starred) for a in call.args):
+                    calls[node.id].append(call)
+                else:
+                    bad.add(node.id)
+        return {k: v for k, v in calls.items() if k not in bad}
+
+    def candidates(self) -> set[_Var]:
+        """Every name that may hold such a list: the locals bound only by plain
+        assignments and the parameters of functions called only directly, in functions
+        with no nested function (whose closures could read them)."""
+        out: set[_Var] = set()
+        for fn in self.functions.values():
+            if any(isinstance(n, (ast.FunctionDef, ast.Lambda, ast.AsyncFunctionDef))
+                   for n in ast.walk(fn) if n is not fn):
+                continue
+            a = fn.args
+            if a.vararg or a.kwarg or a.kwonlyargs or a.posonlyargs or a.defaults:
+                params: list[str] = []
+            elif fn.name == self.root or fn.name not in self.calls or \
+                    not self.calls[fn.name]:
+                params = []
+            else:
+                params = [p.arg for p in a.args]
+            stored: dict[str, bool] = {}  # (name: whether every binding is a plain one)
+            for node in ast.walk(fn):
+                if isinstance(node, ast.Name) and not isinstance(node.ctx, ast.Load):
+                    plain = isinstance(node.ctx, ast.Store) and self._assigned(node) is not None
+                    stored[node.id] = stored.get(node.id, True) and plain
+            binds = {p.arg for p in a.args + a.kwonlyargs + a.posonlyargs}
+            for name, plain in stored.items():
+                if plain and (name not in binds or name in params):
+                    out.add((fn.name, name))
+            out.update((fn.name, p) for p in params)
+        return out
+
+    def _assigned(self, target: ast.Name) -> ast.expr | None:
+        """The value a plain assignment binds to `target` (`x = e`, or `x` among the
+        names of `a, x = (e1, e2)`), else None."""
+        p = self.parent.get(id(target))
+        if isinstance(p, ast.Assign) and len(p.targets) == 1 and p.targets[0] is target:
+            return p.value
+        if isinstance(p, ast.Tuple) and isinstance(self.parent.get(id(p)), ast.Assign):
+            assign = self.parent[id(p)]
+            assert isinstance(assign, ast.Assign)
+            if len(assign.targets) == 1 and assign.targets[0] is p and \
+                    isinstance(assign.value, ast.Tuple) and \
+                    len(assign.value.elts) == len(p.elts) and \
+                    not any(isinstance(e, ast.Starred) for e in p.elts + assign.value.elts):
+                return assign.value.elts[p.elts.index(target)]
+        return None
+
+    def is_list(self, e: ast.AST, fn: str, names: set[_Var]) -> bool:
+        """Whether `e` (in `fn`) is a list of ints made as the docstring says."""
+        if isinstance(e, ast.Name) and isinstance(e.ctx, ast.Load):
+            return (fn, e.id) in names
+        if isinstance(e, ast.Call) and isinstance(e.func, ast.Name) and e.func.id == "list" \
+                and len(e.args) == 1 and not e.keywords:
+            r = e.args[0]
+            return isinstance(r, ast.Call) and isinstance(r.func, ast.Name) and \
+                r.func.id == "range" and 1 <= len(r.args) <= 3 and not r.keywords and \
+                "range" not in self.functions and "list" not in self.functions and \
+                not any(isinstance(x, ast.Starred) for x in r.args)
+        if isinstance(e, ast.List) and isinstance(e.ctx, ast.Load):
+            return all(isinstance(x, ast.Constant) and type(x.value) is int for x in e.elts)
+        if isinstance(e, ast.Subscript) and isinstance(e.ctx, ast.Load) and \
+                isinstance(e.slice, ast.Slice):
+            return self.is_list(e.value, fn, names)
+        if isinstance(e, ast.BinOp) and isinstance(e.op, ast.Add):
+            return self.is_list(e.left, fn, names) and self.is_list(e.right, fn, names)
+        return False
+
+    def flows_ok(self, e: ast.AST, fn: str, names: set[_Var]) -> bool:
+        """Whether the list `e` (in `fn`) goes only where an array means the same."""
+        p = self.parent.get(id(e))
+        if isinstance(p, ast.Call):
+            if isinstance(p.func, ast.Name) and p.func.id == "len" and p.args == [e] and \
+                    not p.keywords and "len" not in self.functions:
+                return True
+            callee = p.func.id if isinstance(p.func, ast.Name) else None
+            if callee in self.calls and e in p.args:
+                param = self.functions[callee].args.args[p.args.index(e)].arg
+                return (callee, param) in names
+            return False
+        if isinstance(p, ast.Subscript) and p.value is e and isinstance(p.ctx, ast.Load):
+            if isinstance(p.slice, ast.Slice):
+                return self.flows_ok(p, fn, names)
+            return not isinstance(p.slice, ast.Tuple)
+        if isinstance(p, ast.BinOp) and isinstance(p.op, ast.Add):
+            return self.is_list(p, fn, names) and self.flows_ok(p, fn, names)
+        if isinstance(p, ast.For) and p.iter is e:
+            return True
+        if isinstance(p, ast.Assign) and p.value is e and len(p.targets) == 1:
+            t = p.targets[0]
+            return isinstance(t, ast.Name) and (fn, t.id) in names
+        if isinstance(p, ast.Tuple) and isinstance(self.parent.get(id(p)), ast.Assign):
+            assign = self.parent[id(p)]
+            assert isinstance(assign, ast.Assign)
+            if assign.value is p and len(assign.targets) == 1 and \
+                    isinstance(assign.targets[0], ast.Tuple):
+                targets = assign.targets[0].elts
+                i = next(k for k, x in enumerate(p.elts) if x is e)
+                if len(targets) == len(p.elts):
+                    t = targets[i]
+                    return isinstance(t, ast.Name) and self._assigned(t) is e and \
+                        (fn, t.id) in names
+        return False
+
+    def _uses(self, var: _Var) -> Iterator[ast.Name]:
+        fn, name = var
+        for node in ast.walk(self.functions[fn]):
+            if isinstance(node, ast.Name) and node.id == name and \
+                    isinstance(node.ctx, ast.Load):
+                yield node
+
+    def _holds(self, var: _Var, names: set[_Var]) -> bool:
+        """Whether every binding of `var` binds such a list and every use keeps it so."""
+        fn, name = var
+        node_fn = self.functions[fn]
+        if name in {p.arg for p in node_fn.args.args}:
+            i = [p.arg for p in node_fn.args.args].index(name)
+            for call in self.calls[fn]:
+                if not self.is_list(call.args[i], self.owner[id(call)], names):
+                    return False
+        for node in ast.walk(node_fn):
+            if isinstance(node, ast.Name) and node.id == name and \
+                    isinstance(node.ctx, ast.Store):
+                value = self._assigned(node)
+                if value is None or not self.is_list(value, fn, names):
+                    return False
+        return all(self.flows_ok(use, fn, names) for use in self._uses(var))
+
+    def lower(self) -> int:
+        names = self.candidates()
+        while True:
+            kept = {v for v in names if self._holds(v, names)}
+            if kept == names:
+                break
+            names = kept
+        if not names:
+            return 0
+        # Every list expression whose value flows where the arrays go.
+        made: set[int] = set()
+        for fn in self.functions.values():
+            for node in ast.walk(fn):
+                if isinstance(node, ast.expr) and self.is_list(node, fn.name, names) and \
+                        self.flows_ok(node, fn.name, names):
+                    made.add(id(node))
+        if not made:
+            return 0
+        _Rewrite(made).visit(self.tree)
+        helpers = ast.parse(HELPERS)
+        # (past the module's lines: they map to the user's)
+        ast.increment_lineno(helpers, max(getattr(n, "end_lineno", 0) or 0
+                                          for n in self.tree.body) + 1)
+        self.tree.body.extend(helpers.body)
+        return len(names)
+
+
+class _Rewrite(ast.NodeTransformer):
+    def __init__(self, made: set[int]) -> None:
+        self.made = made
+
+    def visit_Subscript(self, node: ast.Subscript) -> ast.AST:
+        listed = id(node.value) in self.made
+        self.generic_visit(node)
+        if listed and not isinstance(node.slice, ast.Slice) and isinstance(node.ctx, ast.Load):
+            return ast.copy_location(ast.Call(ast.Name("_nt_ints_at", ast.Load()),
+                                              [node.value, node.slice], []), node)
+        return node
+
+    def visit_BinOp(self, node: ast.BinOp) -> ast.AST:
+        made = id(node) in self.made
+        self.generic_visit(node)
+        if made:
+            return ast.copy_location(ast.Call(ast.Name("_nt_ints_join", ast.Load()),
+                                              [node.left, node.right], []), node)
+        return node
+
+    def visit_Call(self, node: ast.Call) -> ast.AST:
+        made = id(node) in self.made
+        self.generic_visit(node)
+        if made:  # (`list(range(...))`)
+            r = node.args[0]
+            assert isinstance(r, ast.Call)
+            return ast.copy_location(ast.Call(
+                ast.Attribute(ast.Name("np", ast.Load()), "arange", ast.Load()),
+                r.args, []), node)
+        return node
+
+    def visit_List(self, node: ast.List) -> ast.AST:
+        if id(node) not in self.made:
+            self.generic_visit(node)
+            return node
+        np_ = ast.Name("np", ast.Load())
+        if not node.elts:
+            return ast.copy_location(ast.Call(ast.Attribute(np_, "empty", ast.Load()), [
+                ast.Constant(0), ast.Attribute(np_, "int64", ast.Load())], []), node)
+        return ast.copy_location(ast.Call(ast.Attribute(np_, "array", ast.Load()), [
+            node, ast.Attribute(np_, "int64", ast.Load())], []), node)
+
+
+def lower_flat_comprehensions(tree: ast.Module) -> int:
+    """`[y for x in xs if p(x)]`, which the frontend writes as a comprehension over a
+    function returning a list of zero or more items per `x`
+    (`def comprehension(item, *, c=c): if item != c: return [item] else: return []`;
+    `rest = [_y for _x in xs for _y in comprehension(_x)]`), as a loop appending to the
+    list: Numba cannot type the function's empty list `[]`, and types the appends.
+
+    Only where the function is defined earlier in the same block (or is a function of
+    the module or of the function capturing nothing), named nowhere else, takes one
+    parameter and reads its captures by keyword defaults of the same names (the values
+    those names have at the assignment: nothing binds them between), binds names only
+    by plain assignments, and every path of its body is `if`/`else` and assignments
+    ending in `return [...]` (a list display). Its parameter and locals are renamed
+    apart; each `return [a, b]` becomes appends of `a` and `b` to a list of its own
+    name, bound to the comprehension's name after the loop. Returns how many
+    comprehensions were rewritten."""
+    done = 0
+    counter = iter(range(1, 1 << 30))
+    top = {n.name: n for n in tree.body if isinstance(n, ast.FunctionDef)}
+    for fn in [n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef)]:
+        for stmts in _blocks(fn):
+            i = 0
+            while i < len(stmts):
+                s = stmts[i]
+                if isinstance(s, ast.Assign) and isinstance(s.value, ast.ListComp):
+                    # (the function: defined right before, or a function of the module)
+                    name = _called(s.value)
+                    # (a function of `fn`: earlier in this block, where its captures
+                    # are bound by nothing in between, or one reading its free names
+                    # as they are at the call; else a function of the module)
+                    before = [j for j in range(i) if isinstance(stmts[j], ast.FunctionDef)
+                              and getattr(stmts[j], "name", None) == name]
+                    fdef = stmts[before[-1]] if before else None
+                    local = isinstance(fdef, ast.FunctionDef) and not _binds(
+                        stmts[before[-1] + 1:i], {k.arg for k in fdef.args.kwonlyargs})
+                    nested = [d for d in ast.walk(fn) if isinstance(d, ast.FunctionDef)
+                              and d.name == name and d is not fn]
+                    f = stmts[before[-1]] if local else nested[0] if len(nested) == 1 \
+                        else None if nested else top.get(name or "")
+                    loop = None if not isinstance(f, ast.FunctionDef) else \
+                        _flat_comprehension(fn if local or nested else tree, fn, f, s,
+                                            local, bool(nested), next(counter))
+                    if loop is not None:
+                        stmts[i:i + 1] = loop
+                        if local or nested:
+                            for block in _blocks(fn):
+                                if f in block:
+                                    block.remove(f)
+                                    break
+                        done += 1
+                        continue
+                i += 1
+    return done
+
+
+def _binds(stmts: list[ast.stmt], names: set[str]) -> bool:
+    """Whether `stmts` may bind one of `names`."""
+    return any(isinstance(m, ast.Name) and not isinstance(m.ctx, ast.Load) and m.id in names
+               or isinstance(m, (ast.FunctionDef, ast.ClassDef)) and m.name in names
+               or isinstance(m, (ast.Global, ast.Nonlocal, ast.Import, ast.ImportFrom))
+               for s in stmts for m in ast.walk(s))
+
+
+def _called(comp: ast.ListComp) -> str | None:
+    """`f` in `[y for x in xs for y in f(x)]`."""
+    if len(comp.generators) == 2 and isinstance(comp.generators[1].iter, ast.Call) and \
+            isinstance(comp.generators[1].iter.func, ast.Name):
+        return comp.generators[1].iter.func.id
+    return None
+
+
+def _blocks(node: ast.AST) -> Iterator[list[ast.stmt]]:
+    for n in ast.walk(node):
+        for field in ("body", "orelse"):
+            block = getattr(n, field, None)
+            if isinstance(block, list) and block and isinstance(block[0], ast.stmt):
+                yield block
+
+
+def _ends_in_returns(body: list[ast.stmt]) -> bool:
+    """Whether every path of `body` is assignments and `if`s ending in `return [...]`."""
+    if not body:
+        return False
+    *head, last = body
+    if not all(isinstance(s, ast.Assign) and all(isinstance(t, ast.Name) for t in s.targets)
+               for s in head):
+        return False
+    if isinstance(last, ast.Return):
+        return isinstance(last.value, ast.List) and \
+            not any(isinstance(e, ast.Starred) for e in last.value.elts)
+    return isinstance(last, ast.If) and _ends_in_returns(last.body) and \
+        _ends_in_returns(last.orelse)
+
+
+def _flat_comprehension(scope: ast.AST, fn: ast.FunctionDef, f: ast.FunctionDef,
+                        assign: ast.Assign, local: bool, nested: bool, n: int
+                        ) -> list[ast.stmt] | None:
+    """The loop for `assign` (`name = [y for x in xs for y in f(x)]`), `f` defined in
+    its block before it (`local`), in `fn` (`nested`) or a function of the module, named nowhere in
+    `scope` but by that call; None where the docstring above does not hold."""
+    if not (len(assign.targets) == 1 and isinstance(assign.targets[0], ast.Name) and
+            isinstance(assign.value, ast.ListComp)):
+        return None
+    if not local and f.args.kwonlyargs:
+        return None
+    if not (local or nested):  # (a function of the module reads globals fn may shadow)
+        free = {m.id for m in ast.walk(f) if isinstance(m, ast.Name)}
+        bound = {m.id for m in ast.walk(fn) if isinstance(m, ast.Name) and
+                 not isinstance(m.ctx, ast.Load)}
+        if free & (bound | {p.arg for p in ast.walk(fn) if isinstance(p, ast.arg)}):
+            return None
+    comp = assign.value
+    if len(comp.generators) != 2 or any(g.ifs or g.is_async for g in comp.generators):
+        return None
+    outer, inner = comp.generators
+    if not (isinstance(outer.target, ast.Name) and isinstance(inner.target, ast.Name) and
+            isinstance(comp.elt, ast.Name) and comp.elt.id == inner.target.id and
+            isinstance(inner.iter, ast.Call) and isinstance(inner.iter.func, ast.Name) and
+            inner.iter.func.id == f.name and not inner.iter.keywords and
+            len(inner.iter.args) == 1 and isinstance(inner.iter.args[0], ast.Name) and
+            inner.iter.args[0].id == outer.target.id):
+        return None
+    a = f.args
+    if len(a.args) != 1 or a.vararg or a.kwarg or a.posonlyargs or a.defaults or \
+            f.decorator_list or not all(
+                isinstance(d, ast.Name) and d.id == k.arg
+                for k, d in zip(a.kwonlyargs, a.kw_defaults, strict=True)) or \
+            not _ends_in_returns(f.body):
+        return None
+    # (named only by that call; the outer iterable does not name the comprehension's
+    # own names)
+    uses = [m for m in ast.walk(scope) if isinstance(m, ast.Name) and m.id == f.name]
+    if uses != [inner.iter.func] or any(
+            isinstance(m, ast.Name) and m.id in (outer.target.id, inner.target.id)
+            for m in ast.walk(outer.iter)):
+        return None
+    captured = {k.arg for k in a.kwonlyargs}
+    own = {a.args[0].arg} | {m.id for m in ast.walk(f) if isinstance(m, ast.Name) and
+                             isinstance(m.ctx, ast.Store)}
+    if own & captured or any(isinstance(m, (ast.FunctionDef, ast.Lambda, ast.ListComp,
+                                              ast.SetComp, ast.DictComp, ast.GeneratorExp,
+                                              ast.Global, ast.Nonlocal))
+                               for s in f.body for m in ast.walk(s)):
+        return None
+    # (made under a name of its own, then bound: the loop may read the name's old value)
+    target = f"_nt_c{n}_list"
+    renamed = {name: f"_nt_c{n}_{name}" for name in own}
+    x = f"_nt_c{n}_x"
+
+    class _Inline(ast.NodeTransformer):
+        def visit_Name(self, node: ast.Name) -> ast.AST:
+            if node.id in renamed:
+                return ast.copy_location(ast.Name(renamed[node.id], node.ctx), node)
+            return node
+
+        def visit_Return(self, node: ast.Return) -> Any:
+            assert isinstance(node.value, ast.List)
+            return [ast.copy_location(ast.Expr(ast.Call(
+                ast.Attribute(ast.Name(target, ast.Load()), "append", ast.Load()),
+                [self.visit(e)], [])), node) for e in node.value.elts] or \
+                [ast.copy_location(ast.Pass(), node)]
+
+    body: list[ast.stmt] = [ast.Assign([ast.Name(renamed[a.args[0].arg], ast.Store())],
+                                       ast.Name(x, ast.Load()))]
+    for s in copy.deepcopy(f.body):
+        out = _Inline().visit(s)
+        body.extend(out if isinstance(out, list) else [out])
+    made = ast.Assign([ast.Name(target, ast.Store())], ast.List([], ast.Load()))
+    loop = ast.For(ast.Name(x, ast.Store()), outer.iter, body, [])
+    bind = ast.Assign([ast.Name(assign.targets[0].id, ast.Store())],
+                      ast.Name(target, ast.Load()))
+    for s in (made, loop, bind):
+        ast.copy_location(s, assign)
+        for m in ast.walk(s):
+            if not hasattr(m, "lineno") and isinstance(m, (ast.stmt, ast.expr)):
+                ast.copy_location(m, assign)
+    return [made, loop, bind]
