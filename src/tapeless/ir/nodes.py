@@ -332,7 +332,7 @@ def free_variables(g: Graph) -> list[Node]:
                 owner = inp.graph
                 if owner is not g and not is_inside(owner, g):
                     result.setdefault(inp.id, inp)
-            elif t is Constant and type(inp.value) is Graph and inp.value is not g:
+            elif type(inp) is Constant and type(inp.value) is Graph and inp.value is not g:
                 for fv in free_variables(inp.value):
                     if fv.graph is not g and not is_inside(fv.graph, g):
                         result.setdefault(fv.id, fv)

@@ -13,6 +13,7 @@ import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
+from ..ir import nodes
 from ..ir.edit import (
     forget_all,
     forget_enclosing,
@@ -25,7 +26,6 @@ from ..ir.edit import (
     set_parameters,
     take_edited,
 )
-from ..ir import nodes
 from ..ir.nodes import (
     Apply,
     Constant,
