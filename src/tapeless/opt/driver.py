@@ -18,6 +18,7 @@ from ..ir.edit import (
     forget_all,
     forget_enclosing,
     keep_users,
+    made_count,
     made_graphs,
     missing_users,
     note_graph_uses,
@@ -403,14 +404,12 @@ class _DeadGraphs:
     def _read_new(self) -> None:
         """Note the graphs that the graphs made return, and those that replacements and
         effects spliced in are, reading only what is new since the last call."""
-        made = made_graphs()
-        if len(made) < self.made_seen:
-            self.made_seen = 0
-        for h in made[self.made_seen:]:
-            # (A rule builds a graph whole before it returns: its output is final here.)
-            if type(out := h.output) is Constant and type(out.value) is Graph:
-                self.returned.add(out.value.id)
-        self.made_seen = len(made)
+        if made_count() != self.made_seen:
+            for h in made_graphs(self.made_seen):
+                # (A rule builds a graph whole before it returns: its output is final.)
+                if type(out := h.output) is Constant and type(out.value) is Graph:
+                    self.returned.add(out.value.id)
+            self.made_seen = made_count()
         replace, spliced = self.sweep.replace, self.sweep.spliced
         if len(replace) > self.replace_seen:
             for r in itertools.islice(replace.values(), self.replace_seen, None):
