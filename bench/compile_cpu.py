@@ -10,7 +10,8 @@ less than wall time.
     python bench/compile_cpu.py --only particle:0,lstm_2_1024:0 --reps 5
     python bench/compile_cpu.py --probe KEY [--source FILE]   # one process (internal)
 
-Prints, per workload, the least CPU time over the processes of each tree."""
+Prints, per workload, the least CPU time over the processes of each tree (with
+`--median`, the least and the median, and the ratio of the medians to the first tree's)."""
 
 from __future__ import annotations
 
@@ -65,15 +66,20 @@ def main() -> None:
     ap.add_argument("--only", default="")
     ap.add_argument("--probe")
     ap.add_argument("--source")
+    ap.add_argument("--median", action="store_true")
     opts = ap.parse_args()
     if opts.probe:
         probe(opts.probe, opts.source)
         return
     keys = opts.only.split(",") if opts.only else list(workloads())
-    print("| workload | " + " | ".join(f"CPU ms, {t}" for t in opts.trees) + " |")
-    print("|---|" + "---:|" * len(opts.trees))
+    med = opts.median
+    cols = [f"CPU ms, {t}" + (" (least / median)" if med else "") for t in opts.trees]
+    if med and len(opts.trees) > 1:
+        cols += [f"median ratio, {t}" for t in opts.trees[1:]]
+    print("| workload | " + " | ".join(cols) + " |")
+    print("|---|" + "---:|" * len(cols))
     for key in keys:
-        best = {t: float("inf") for t in opts.trees}
+        times: dict[str, list[float]] = {t: [] for t in opts.trees}
         for _ in range(opts.reps):
             for tree in opts.trees:
                 # (run from the tree's root: its src/ is on the path, see README)
@@ -82,10 +88,23 @@ def main() -> None:
                                    env={**os.environ, "PYTHONPATH": os.path.join(
                                        os.path.abspath(tree), "src")})
                 if p.returncode == 0:
-                    cpu = json.loads(p.stdout.strip().splitlines()[-1])["cpu"]
-                    best[tree] = min(best[tree], cpu)
-        print(f"| {key} | " + " | ".join(f"{1e3 * best[t]:,.0f}" for t in opts.trees) + " |",
-              flush=True)
+                    times[tree].append(json.loads(p.stdout.strip().splitlines()[-1])["cpu"])
+        row = []
+        for t in opts.trees:
+            least = 1e3 * min(times[t], default=float("inf"))
+            row.append(f"{least:,.0f}" + (f" / {1e3 * _median(times[t]):,.0f}" if med else ""))
+        if med and len(opts.trees) > 1:
+            first = _median(times[opts.trees[0]])
+            row += [f"{_median(times[t]) / first:.2f}" for t in opts.trees[1:]]
+        print(f"| {key} | " + " | ".join(row) + " |", flush=True)
+
+
+def _median(xs: list[float]) -> float:
+    if not xs:
+        return float("inf")
+    s = sorted(xs)
+    n = len(s)
+    return s[n // 2] if n % 2 else (s[n // 2 - 1] + s[n // 2]) / 2
 
 
 if __name__ == "__main__":

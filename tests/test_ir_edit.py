@@ -172,3 +172,86 @@ def _replacing(indexed: bool) -> None:
 def test_replacing_a_node_points_every_use_at_its_replacement() -> None:
     _replacing(indexed=False)
     _replacing(indexed=True)
+
+
+def _reference_graphs_inside(g: Graph, also: set[int] | None = None) -> list[Graph]:
+    """`clone.graphs_inside` the plain way: every candidate's free variables tested again
+    until nothing is added, then the blocks of every graph inside."""
+    from tapeless.ir.clone import _blocks
+    from tapeless.ir.nodes import reachable_graphs
+
+    candidates = [h for h in reachable_graphs(g) if h is not g]
+    inside = {g.id} | (also or set())
+    by_id = {h.id: h for h in candidates}
+    changed = True
+    while changed:
+        changed = False
+        for h in candidates:
+            if h.id not in inside and any(fv.graph is not None and fv.graph.id in inside
+                                          for fv in free_variables(h)):
+                inside.add(h.id)
+                changed = True
+        for gid in list(inside):
+            owner = by_id.get(gid, g if gid == g.id else None)
+            for block in _blocks(owner) if owner is not None else ():
+                if block.id not in inside and block is not g:
+                    inside.add(block.id)
+                    changed = True
+    return [h for h in candidates if h.id in inside and h.id not in (also or set())]
+
+
+def _scaled_closures(x: float) -> float:
+    def outer(y: float) -> float:
+        def inner(z: float) -> float:
+            return z * y + x
+        return inner(y) if y > 0.0 else inner(-y) * 2.0
+    return outer(x * x) + outer(x)
+
+
+def test_graphs_inside_is_the_least_set_of_nested_graphs(monkeypatch) -> None:
+    # Inlining copies a callee with the graphs nested in it: those reading its nodes
+    # (through other nested graphs too) and its blocks. Found by a worklist, each
+    # candidate's free variables read once: the set the plain fixed point finds.
+    import tapeless as tl
+    from tapeless.ir import clone
+
+    fast = clone.graphs_inside
+    checked: list[int] = []
+
+    def both(g: Graph, also: set[int] | None = None) -> list[Graph]:
+        got = fast(g, also)
+        assert [h.id for h in got] == [h.id for h in _reference_graphs_inside(g, also)]
+        checked.append(len(got))
+        return got
+
+    monkeypatch.setattr(clone, "graphs_inside", both)
+    f = tl.grad(tl.grad(_scaled_closures))
+    assert f(0.7) == tl.grad(tl.grad(_scaled_closures, argnums=0))(0.7)
+    assert checked and any(checked)
+
+
+def test_inlined_copies_are_nodes_with_their_uses_indexed() -> None:
+    # (The copies are made without Apply's constructor: the same fields, fresh ids in
+    # order, and their uses in the users index.)
+    from tapeless.ir.clone import inline_body
+    from tapeless.ir.nodes import Apply, serial_mark
+
+    callee = Graph("callee", None, None)
+    a = callee.add_parameter("a")
+    t = callee.apply(Constant(P["mul"]), a, a, name="t")
+    t.kind = None
+    callee.output = callee.apply(Constant(P["add"]), t, Constant(1.0))
+    target = Graph("target", None, None)
+    x = target.add_parameter("x")
+    with keep_users([target]):
+        mark = serial_mark()
+        out, effects = inline_body(callee, target, [x])
+        set_output(target, out)
+        body = graph_nodes(target)
+        assert not missing_users([target])
+        assert [n.id for n in users_of(x.id)] == [body[0].id]
+    assert effects == []
+    assert all(type(n) is Apply and n.graph is target and n.id > mark for n in body)
+    assert [n.name for n in body] == ["t", ""]
+    assert [n.id for n in body] == sorted(n.id for n in body)
+    assert body[0].inputs[1:] == [x, x] and body[1].inputs[1] is body[0]

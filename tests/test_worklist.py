@@ -103,3 +103,75 @@ def test_a_replacement_made_before_the_match_is_not_matched_again():
     new = g.apply(Constant(tl.primitives.PRIMITIVES["mul"]), old, x)
     assert passes._made_since(old, g, mark) == []
     assert passes._made_since(new, g, mark) == [new]
+
+
+def _reference_worklist(root, changed, mark, graphs_changed, calls):
+    """The worklist computed the plain way (the driver's before it read the users index
+    the rounds keep): users indexed from the schedules of the graphs reachable now, the
+    depths relaxed until none shrinks. (nodes, call counts)."""
+    from tapeless.ir.nodes import graph_nodes, is_constant_graph, reachable_graphs
+
+    users, refs, params, counts, seeds = {}, {}, {}, {}, []
+    for g in reachable_graphs(root):
+        params[g.id] = g.parameters
+        for n in graph_nodes(g):
+            if n.id > mark or n.id in changed:
+                seeds.append(n)
+            for pos, i in enumerate(n.inputs):
+                users.setdefault(i.id, []).append(n)
+                if is_constant_graph(i):
+                    refs.setdefault(i.value.id, []).append(n)
+                    counts[i.value.id] = counts.get(i.value.id, 0) + (1 if pos == 0 else 2)
+    depth = {}
+    todo = [(n, 0) for n in seeds]
+    todo += [(n, 0) for gid, c in counts.items() if calls.get(gid) != c
+             for n in refs.get(gid, ())]
+    todo += [(n, 0) for gid in graphs_changed for n in refs.get(gid, ())]
+    while todo:
+        n, d = todo.pop()
+        if depth.get(n.id, passes.WORKLIST_DEPTH + 1) <= d:
+            continue
+        depth[n.id] = d
+        if d == 0:
+            todo += [(r, 0) for r in refs.get(n.graph.id, ())]
+        if d < passes.WORKLIST_DEPTH:
+            todo += [(u, d + 1) for u in users.get(n.id, ())]
+            for i in n.inputs:
+                if is_constant_graph(i):
+                    todo += [(u, d + 1) for p in params.get(i.value.id, ())
+                             for u in users.get(p.id, ())]
+    return set(depth), counts
+
+
+def _loop_sum(x, n):
+    s = 0.0
+    for i in range(n):
+        s = s + _bump(x * i)
+    return s
+
+
+@pytest.mark.parametrize("make, args", [
+    pytest.param(lambda: tl.grad(_nested), (0.7,), id="nested"),
+    pytest.param(lambda: tl.grad(tl.grad(_nested)), (0.7,), id="nested''"),
+    pytest.param(lambda: tl.grad(_loop_sum), (0.3, 5), id="loop"),
+    pytest.param(lambda: tl.grad(gp.mlp, argnums=(0, 1, 2, 3)), gp.small_mlp_args(), id="mlp"),
+    pytest.param(lambda: tl.grad(gp.recursive_halves), (np.arange(1.0, 9.0),),
+                 id="recursive_halves"),
+])
+def test_worklist_from_the_users_index_is_the_plain_one(make, args, monkeypatch):
+    # The driver reads the users the rounds keep (which may name dead nodes: skipped),
+    # breadth first: every round's worklist must be the one the plain way finds.
+    monkeypatch.setattr(passes, "WORKLIST_MIN_NODES", 0)
+    seen = []
+    fast = passes._worklist
+
+    def both(root, changed, mark, graphs_changed, calls):
+        expected = _reference_worklist(root, changed, mark, graphs_changed, calls)
+        got = fast(root, changed, mark, graphs_changed, calls)
+        assert (got.nodes, got.calls) == expected
+        seen.append(len(got.nodes))
+        return got
+
+    monkeypatch.setattr(passes, "_worklist", both)
+    make().source_for(*args)
+    assert seen and any(seen)

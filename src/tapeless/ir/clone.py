@@ -29,38 +29,42 @@ def graphs_inside(g: Graph, also: set[int] | None = None) -> list[Graph]:
     other nested graphs, a node that `g` or a nested graph owns, or used by them as a
     block (a branch or loop body, which is emitted in place and must not be shared)."""
     candidates = [h for h in reachable_graphs(g) if h is not g]
-    inside: set[int] = {g.id} | (also or set())
+    also = also or set()
+    inside: set[int] = {g.id} | also
     by_id = {h.id: h for h in candidates}
-    blocked: set[int] = set()  # the graphs inside whose blocks are in `inside` already
-    changed = True
-    while changed:
-        changed = False
-        for h in candidates:
-            if h.id in inside:
-                continue
-            if any(fv.graph is not None and fv.graph.id in inside for fv in free_variables(h)):
+    # Graph id -> the candidates using a node it owns (each candidate's free variables
+    # read once: finding the reachable graphs computed them).
+    readers: dict[int, list[Graph]] = {}
+    for h in candidates:
+        for fv in free_variables(h):
+            if fv.graph is not None:
+                readers.setdefault(fv.graph.id, []).append(h)
+    # (Each graph found inside adds its readers and its blocks, once: the least set
+    # closed under both, whatever the order.)
+    todo = list(inside)
+    while todo:
+        gid = todo.pop()
+        for h in readers.get(gid, ()):
+            if h.id not in inside:
                 inside.add(h.id)
-                changed = True
-        # (Each graph's blocks are added once: its nodes do not change here.)
-        for gid in list(inside):
-            if gid in blocked:
-                continue
-            blocked.add(gid)
-            owner = by_id.get(gid, g if gid == g.id else None)
-            if owner is None:
-                continue
+                todo.append(h.id)
+        owner = by_id.get(gid, g if gid == g.id else None)
+        if owner is not None:
             for block in _blocks(owner):
                 if block.id not in inside and block is not g:
                     inside.add(block.id)
-                    changed = True
-    return [h for h in candidates if h.id in inside and h.id not in (also or set())]
+                    todo.append(block.id)
+    return [h for h in candidates if h.id in inside and h.id not in also]
 
 
 def _blocks(g: Graph) -> list[Graph]:
     found = []
     for node in graph_nodes(g):
         callee = node.inputs[0]
-        if isinstance(callee, Constant) and isinstance(callee.value, Primitive):
+        # (Exact type tests: neither class has subclasses, and this runs for every node of
+        # every graph an inlining copies.)
+        if type(callee) is Constant and type(callee.value) is Primitive and \
+                callee.value.blocks:
             for pos in callee.value.blocks:
                 arg = node.inputs[1 + pos] if 1 + pos < len(node.inputs) else None
                 if arg is not None and is_constant_graph(arg):
@@ -141,6 +145,7 @@ def _copy_bodies(graphs: list[Graph], gmap: dict[int, Graph], nmap: dict[int, No
     originals: list[tuple[Apply, Apply]] = []
     # Each distinct location is relocated once (most nodes share a few).
     relocated: dict[int, Location | None] = {}
+    serial = nodes._serial
     for h in graphs:
         owner = gmap[h.id]
         for node in graph_nodes(h):
@@ -148,7 +153,13 @@ def _copy_bodies(graphs: list[Graph], gmap: dict[int, Graph], nmap: dict[int, No
             where = relocated.get(id(own), _UNSET)
             if where is _UNSET:
                 where = relocated[id(own)] = _relocated(own, loc)
-            copy = Apply(owner, [], cast("Location | None", where), node.name)
+            # (What `Apply(owner, [], where, node.name)` does, inline, its uses noted
+            # below once it has its inputs: this runs for every node copied.)
+            copy = Apply.__new__(Apply)
+            copy.graph = owner
+            copy.loc = cast("Location | None", where)
+            copy.id = next(serial)
+            copy.name = node.name
             copy.kind = node.kind
             nmap[node.id] = copy
             originals.append((node, copy))

@@ -67,9 +67,17 @@ def note_graph_uses() -> Iterator[dict[int, list[Apply]]]:
         nodes.GRAPH_USES.pop()
 
 
-def made_graphs() -> list[Graph]:
-    """The graphs made since the last `take_made` (in a `keep_users` block), not taken."""
-    return list(nodes.MADE or ())
+def made_graphs(start: int = 0) -> list[Graph]:
+    """The graphs made since the last `take_made` (in a `keep_users` block), not taken,
+    from the `start`-th on (all of them where fewer were made: the list was taken since).
+    (Not a copy of the whole list: a sweep asks after each graph for those made since.)"""
+    made = nodes.MADE or []
+    return made[start:] if start <= len(made) else list(made)
+
+
+def made_count() -> int:
+    """How many graphs `made_graphs` lists now."""
+    return len(nodes.MADE or ())
 
 
 def take_made() -> list[Graph]:

@@ -53,7 +53,13 @@ class Constant(Node):
     __slots__ = ("value",)
 
     def __init__(self, value: Any, loc: Location | None = None):
-        super().__init__(None, loc)
+        # (`Node.__init__(self, None, loc)`, inline: constants and applications are made
+        # by the ten thousand in a compile.)
+        self.graph = None
+        self.loc = loc
+        self.id = next(_serial)
+        self.name = ""
+        self.kind = None
         self.value = value
 
     def __repr__(self) -> str:
@@ -68,7 +74,12 @@ class Apply(Node):
 
     def __init__(self, graph: Graph, inputs: list[Node], loc: Location | None = None,
                  name: str = ""):
-        super().__init__(graph, loc, name)
+        # (`Node.__init__(self, graph, loc, name)`, inline, as for constants.)
+        self.graph = graph
+        self.loc = loc
+        self.id = next(_serial)
+        self.name = name
+        self.kind = None
         self.inputs = inputs
         if USERS is not None:
             note_uses(self, inputs)
@@ -312,7 +323,7 @@ def _deps(node: Apply, g: Graph) -> list[Node]:
     deps: list[Node] = []
     for inp in inputs:
         if type(inp) is Constant and type(inp.value) is Graph:
-            deps.extend(fv for fv in free_variables(inp.value) if fv.graph is g)
+            deps.extend([fv for fv in free_variables(inp.value) if fv.graph is g])
         deps.append(inp)
     return deps
 
@@ -332,7 +343,7 @@ def free_variables(g: Graph) -> list[Node]:
                 owner = inp.graph
                 if owner is not g and not is_inside(owner, g):
                     result.setdefault(inp.id, inp)
-            elif is_constant_graph(inp) and inp.value is not g:
+            elif type(inp) is Constant and type(inp.value) is Graph and inp.value is not g:
                 for fv in free_variables(inp.value):
                     if fv.graph is not g and not is_inside(fv.graph, g):
                         result.setdefault(fv.id, fv)

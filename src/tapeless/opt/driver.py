@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import itertools
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
+from ..ir import nodes
 from ..ir.edit import (
     forget_all,
     forget_enclosing,
     keep_users,
+    made_count,
     made_graphs,
     missing_users,
     note_graph_uses,
@@ -402,14 +404,12 @@ class _DeadGraphs:
     def _read_new(self) -> None:
         """Note the graphs that the graphs made return, and those that replacements and
         effects spliced in are, reading only what is new since the last call."""
-        made = made_graphs()
-        if len(made) < self.made_seen:
-            self.made_seen = 0
-        for h in made[self.made_seen:]:
-            # (A rule builds a graph whole before it returns: its output is final here.)
-            if type(out := h.output) is Constant and type(out.value) is Graph:
-                self.returned.add(out.value.id)
-        self.made_seen = len(made)
+        if made_count() != self.made_seen:
+            for h in made_graphs(self.made_seen):
+                # (A rule builds a graph whole before it returns: its output is final.)
+                if type(out := h.output) is Constant and type(out.value) is Graph:
+                    self.returned.add(out.value.id)
+            self.made_seen = made_count()
         replace, spliced = self.sweep.replace, self.sweep.spliced
         if len(replace) > self.replace_seen:
             for r in itertools.islice(replace.values(), self.replace_seen, None):
@@ -476,53 +476,89 @@ def _worklist(root: Graph, changed: set[int], mark: int, graphs_changed: set[int
     nodes that call or pass it (the value they return may have a new kind) and the users
     of its parameters (they may be passed new kinds); where a graph's count of call sites
     changed, its call sites (it may now be inlined)."""
-    users: dict[int, list[Apply]] = {}
+    # (Users from the users index the rounds keep, less the dead nodes it may list.)
+    index = nodes.USERS
+    assert index is not None, "_worklist outside a keep_users block"
+    live: set[int] = set()
     refs: dict[int, list[Apply]] = {}  # graph id -> nodes with the graph as an input
     params: dict[int, list[Parameter]] = {}
     counts: dict[int, int] = {}
     seeds: list[Apply] = []
     for g in reachable_graphs(root):
         params[g.id] = g.parameters
-        for n in graph_nodes(g):
-            assert isinstance(n, Apply)
+        body = graph_nodes(g)
+        live.update([n.id for n in body])
+        for n in body:
             if n.id > mark or n.id in changed:
                 seeds.append(n)
-            for pos, i in enumerate(n.inputs):
-                found = users.get(i.id)
-                if found is None:
-                    users[i.id] = [n]
-                else:
-                    found.append(n)
-                if type(i) is Constant and type(i.value) is Graph:  # (is_constant_graph)
+            inputs = n.inputs
+            callee = inputs[0]
+            if type(callee) is Constant and type(callee.value) is Graph:  # (is_constant_graph)
+                gid = callee.value.id
+                refs.setdefault(gid, []).append(n)
+                counts[gid] = counts.get(gid, 0) + 1
+            for i in inputs[1:]:
+                if type(i) is Constant and type(i.value) is Graph:
                     gid = i.value.id
                     refs.setdefault(gid, []).append(n)
-                    counts[gid] = counts.get(gid, 0) + (1 if pos == 0 else 2)
-    depth: dict[int, int] = {}
-    todo: list[tuple[Apply, int]] = [(n, 0) for n in seeds]
-    todo += [(n, 0) for gid, c in counts.items() if calls.get(gid) != c
-             for n in refs.get(gid, ())]
+                    counts[gid] = counts.get(gid, 0) + 2
+
+    def users(node_id: int) -> list[Apply]:
+        found = index.get(node_id)
+        return [u for u in found.values() if u.id in live] if found else []
+
+    # The nodes at depth 0: the seeds, the references of the graphs whose count of
+    # call sites changed or that changed, and those of every graph holding one of them.
+    start: set[int] = set()  # (their ids)
+    level: list[Apply] = []
     graphs_done: set[int] = set()
-    pending_graphs = set(graphs_changed)
-    while todo or pending_graphs:
-        for gid in pending_graphs - graphs_done:
-            graphs_done.add(gid)
-            todo += [(n, 0) for n in refs.get(gid, ())]
-        pending_graphs = set()
-        next_todo: list[tuple[Apply, int]] = []
-        for n, d in todo:
-            if depth.get(n.id, WORKLIST_DEPTH + 1) <= d:
-                continue
-            depth[n.id] = d
-            if d == 0 and n.graph.id not in graphs_done:
-                pending_graphs.add(n.graph.id)
-            if d < WORKLIST_DEPTH:
-                next_todo += [(u, d + 1) for u in users.get(n.id, ())]
-                for i in n.inputs:
-                    if is_constant_graph(i):
-                        for p in params.get(i.value.id, ()):
-                            next_todo += [(u, d + 1) for u in users.get(p.id, ())]
-        todo = next_todo
-    return Worklist(set(depth), counts)
+
+    def add(ns: Iterable[Apply]) -> None:
+        for n in ns:
+            if n.id not in start:
+                start.add(n.id)
+                level.append(n)
+
+    add(seeds)
+    for gid, c in counts.items():
+        if calls.get(gid) != c:
+            add(refs.get(gid, ()))
+    pending = list(graphs_changed)
+    done = 0
+    while True:
+        pending.extend(n.graph.id for n in level[done:])
+        done = len(level)
+        if not pending:
+            break
+        for gid in pending:
+            if gid not in graphs_done:
+                graphs_done.add(gid)
+                add(refs.get(gid, ()))
+        pending = []
+    # Their users, to WORKLIST_DEPTH (breadth first: each node at its least depth); a
+    # node's users include the users of the parameters of the graphs it calls or passes.
+    seen = start
+    param_users: dict[int, list[Apply]] = {}
+    for _ in range(WORKLIST_DEPTH):
+        next_level: list[Apply] = []
+        for n in level:
+            for u in users(n.id):
+                if u.id not in seen:
+                    seen.add(u.id)
+                    next_level.append(u)
+            for i in n.inputs:
+                if type(i) is Constant and type(i.value) is Graph:
+                    gid = i.value.id
+                    pu = param_users.get(gid)
+                    if pu is None:
+                        pu = param_users[gid] = [u for p in params.get(gid, ())
+                                                 for u in users(p.id)]
+                    for u in pu:
+                        if u.id not in seen:
+                            seen.add(u.id)
+                            next_level.append(u)
+        level = next_level
+    return Worklist(seen, counts)
 
 
 def _round(root: Graph, enabled: set[str] | None, log: PassLog, hints: dict,

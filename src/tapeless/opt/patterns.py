@@ -5,13 +5,15 @@ from __future__ import annotations
 
 from typing import TypeGuard
 
-from ..ir.nodes import Apply, Constant, Graph, Node, prim_of
+from ..ir.nodes import Apply, Constant, Graph, Node
+from ..ir.primitive import Primitive
 
 
 def is_prim(node: Node, name: str) -> TypeGuard[Apply]:
     """Whether `node` applies the primitive `name` (then it is an Apply)."""
-    p = prim_of(node)
-    return p is not None and p.name == name
+    # (`prim_of`, inline, with exact type tests: rules ask this of most nodes they see.)
+    return type(node) is Apply and type(c := node.inputs[0]) is Constant and \
+        type(c.value) is Primitive and c.value.name == name
 
 
 def const(node: Node) -> bool:
