@@ -264,3 +264,63 @@ def test_while_loops_with_effects_are_not_checkpointed(capsys) -> None:
     g(0.3, 3.0)
     assert capsys.readouterr().out.split() == ["0.0", "1.0", "2.0"]
     assert "checkpoint_while_loop" not in g.source_for(0.3, 3.0)
+
+
+# --- the native backend (`backend/native_checkpoint.py`) --------------------------------
+
+
+@pytest.fixture
+def native_settings(tmp_path: object, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    pytest.importorskip("numba")
+    monkeypatch.setenv("TAPELESS_CACHE_DIR", str(tmp_path))
+    monkeypatch.delenv("NUMBA_CACHE_DIR", raising=False)
+    monkeypatch.setenv("TAPELESS_NATIVE_SPEED_CHECK", "0")
+    yield
+
+
+def _is_native(transformed, *args) -> bool:
+    entry = transformed._get(transformed.bind(args, {})).fn
+    return bool(getattr(entry, "is_native", False))
+
+
+@pytest.mark.parametrize("memory", [0, 300, 1 << 30])
+def test_native_same_gradient(memory, native_settings) -> None:
+    """Every schedule: a segment of one iteration (snapshots thinned many times), a few,
+    and all of them (saved as without checkpointing); none, one and many trips."""
+    from tapeless.backend import native
+
+    _with("always", memory)
+    compiled = tl.grad(euler, argnums=(0, 1), backend="native")
+    for T in (0.0, 0.005, 0.64, 1.3):
+        args = _euler_args(T)
+        _, expected = _grads(euler, args, "never")
+        _with("always", memory)
+        got = compiled(*args)
+        assert _is_native(compiled, *args)
+        for g, e in zip(got, expected, strict=True):
+            np.testing.assert_allclose(g, e, rtol=1e-12, atol=1e-12 * np.max(np.abs(e)))
+    source = native.native_source(compiled._get(compiled.bind(_euler_args(0.3), {})))
+    assert "checkpoint_while" not in source and "_nt_ck1_parts" in source
+
+
+def test_native_memory_does_not_grow_like_n(native_settings) -> None:
+    rng = np.random.default_rng(3)
+    A, y0 = rng.normal(size=(16, 16)) / 4, rng.normal(size=16)
+    _with("always", 20_000)
+    g = tl.grad(euler, backend="native")
+    small, large = peak_bytes(g, A, y0, 2.56), peak_bytes(g, A, y0, 40.96)
+    assert _is_native(g, A, y0, 2.56)
+    _with("never")
+    g_plain = tl.grad(euler, backend="native")
+    plain_large = peak_bytes(g_plain, A, y0, 40.96)
+    assert large < small + 12_000
+    assert large < plain_large / 8
+
+
+def test_native_vjp_called_twice(native_settings) -> None:
+    A, y0, T = _euler_args(0.9)
+    _with("always", 100)
+    _, back = tl.vjp(lambda y: euler(A, y, T), y0)
+    _, native_back = tl.vjp(lambda y: euler(A, y, T), y0, backend="native")
+    for seed in (1.0, -0.5):
+        np.testing.assert_allclose(native_back(seed)[0], back(seed)[0], rtol=1e-12)
