@@ -234,6 +234,25 @@ def control_table() -> None:
                   f"**{ratio(mem, hand_mem)}** |", flush=True)
 
 
+def measured(made: list, args: tuple, expected: object, many: bool
+             ) -> tuple[list[int], list[float]]:
+    """Each gradient of `made` at `args`: its peak memory and time (the median of 3
+    calls with `many`, else the call that is checked), each checked against `expected`
+    (None: the first one's result)."""
+    mems, times = [], []
+    for g in made:
+        start = time.perf_counter()
+        got = g(*args)
+        once = time.perf_counter() - start
+        if expected is None:
+            expected = got
+        assert np.allclose(got, expected, rtol=1e-9, atol=1e-12), args[2]
+        mems.append(peak(g, *args, warm=False))
+        times.append(median_time(lambda g=g: g(*args), repeat=3, number=1)
+                     if many else once)
+    return mems, times
+
+
 def native_table(quick: bool) -> None:
     rng = np.random.default_rng(0)
     A, y0 = rng.normal(size=(64, 64)) / 8, rng.normal(size=64)
@@ -273,17 +292,7 @@ def native_table(quick: bool) -> None:
         # (Checked against the hand-written adjoint up to 10,000 steps, above against the
         # first way's gradient; above 10,000 steps the checked call is the timed one.)
         expected = rk4_grad_by_hand(A, y0, n) if n <= 10000 else None
-        mems, times = [], []
-        for g in made:
-            start = time.perf_counter()
-            got = g(A, y0, n)
-            once = time.perf_counter() - start
-            if expected is None:
-                expected = got
-            assert np.allclose(got, expected, rtol=1e-9, atol=1e-12), n
-            mems.append(peak(g, A, y0, n, warm=False))
-            times.append(median_time(lambda g=g: g(A, y0, n), repeat=3, number=1)
-                         if n <= 10000 else once)
+        mems, times = measured(made, (A, y0, n), expected, many=n <= 10000)
         row = [str(n)] + [f"{m / 1e6:.2f} | {t * 1e3:.0f}"
                           for m, t in zip(mems, times, strict=True)]
         row += [f"{ratio(mems[1], mems[0])}, {ratio(times[1], times[0])}",
@@ -347,17 +356,7 @@ def while_table(quick: bool) -> None:
         T = n * H
         steps = while_steps(T)
         expected = rk4_grad_by_hand(A, y0, steps) if n <= 10000 else None
-        mems, times = [], []
-        for g in made:
-            start = time.perf_counter()
-            got = g(A, y0, T)
-            once = time.perf_counter() - start
-            if expected is None:
-                expected = got
-            assert np.allclose(got, expected, rtol=1e-9, atol=1e-12), n
-            mems.append(peak(g, A, y0, T, warm=False))
-            times.append(median_time(lambda g=g: g(A, y0, T), repeat=3, number=1)
-                         if n <= 10000 else once)
+        mems, times = measured(made, (A, y0, T), expected, many=n <= 10000)
         row = [str(steps)] + [f"{m / 1e6:.2f} | {t * 1e3:.0f}"
                               for m, t in zip(mems, times, strict=True)]
         row += [f"{ratio(mems[1], mems[0])}, {ratio(times[1], times[0])}",

@@ -11,22 +11,13 @@ from collections.abc import Iterator
 import numpy as np
 import pytest
 from peak_memory import peak_bytes
+from test_loop_checkpoint import _with, loops  # noqa: F401 - (a fixture)
 
 import tapeless as tl
 from tapeless import runtime
 
-
-@pytest.fixture(autouse=True)
-def loops() -> Iterator[None]:
-    """Restore the loop settings after a test."""
-    mode, memory = tl.config.loop_checkpoint, tl.config.loop_memory
-    yield
-    tl.config.loop_checkpoint, tl.config.loop_memory = mode, memory
-
-
-def _with(mode: str, memory: int = 1 << 30) -> None:
-    tl.config.loop_checkpoint = mode
-    tl.config.loop_memory = memory
+# (The loop settings restored after each test.)
+pytestmark = pytest.mark.usefixtures("loops")
 
 
 def euler(A, y0, T):
@@ -283,23 +274,27 @@ def _is_native(transformed, *args) -> bool:
     return bool(getattr(entry, "is_native", False))
 
 
+@pytest.mark.parametrize("fn, make, values", [
+    (euler, _euler_args, (0.0, 0.005, 0.64, 1.3)),
+    # (state whose types change after the start: `i` and `r`, None before the loop)
+    (inner_while, _inner_args, (0,))])
 @pytest.mark.parametrize("memory", [0, 300, 1 << 30])
-def test_native_same_gradient(memory, native_settings) -> None:
+def test_native_same_gradient(fn, make, values, memory, native_settings) -> None:
     """Every schedule: a segment of one iteration (snapshots thinned many times), a few,
     and all of them (saved as without checkpointing); none, one and many trips."""
     from tapeless.backend import native
 
     _with("always", memory)
-    compiled = tl.grad(euler, argnums=(0, 1), backend="native")
-    for T in (0.0, 0.005, 0.64, 1.3):
-        args = _euler_args(T)
-        _, expected = _grads(euler, args, "never")
+    compiled = tl.grad(fn, argnums=(0, 1), backend="native")
+    for a in values:
+        args = make(a)
+        _, expected = _grads(fn, args, "never")
         _with("always", memory)
         got = compiled(*args)
         assert _is_native(compiled, *args)
         for g, e in zip(got, expected, strict=True):
             np.testing.assert_allclose(g, e, rtol=1e-12, atol=1e-12 * np.max(np.abs(e)))
-    source = native.native_source(compiled._get(compiled.bind(_euler_args(0.3), {})))
+    source = native.native_source(compiled._get(compiled.bind(make(values[-1]), {})))
     assert "checkpoint_while" not in source and "_nt_ck1_parts" in source
 
 
@@ -324,3 +319,46 @@ def test_native_vjp_called_twice(native_settings) -> None:
     _, native_back = tl.vjp(lambda y: euler(A, y, T), y0, backend="native")
     for seed in (1.0, -0.5):
         np.testing.assert_allclose(native_back(seed)[0], back(seed)[0], rtol=1e-12)
+
+
+_WHILE_PAIR = """\
+def f(x, T):
+    def B_body(stack, d_x, *, x=x):
+        rest = stack[1]
+        return rest, d_x * stack[0] + 0.001
+    def J_body(y, t, stack_1, *, x=x):
+        y = y * x + 0.01
+        stack_1 = y, stack_1
+        return y, t + 1.0, stack_1
+    def J_cond(y_1, t_1, stack_4, *, T=T):
+        return t_1 < T
+    r = _rt.checkpoint_while_loop(J_cond, J_body, 2, BUDGET, (x, 0.0, None))
+    stack_2 = r[2]
+    b = _rt.checkpoint_while(B_cond, B_body, 0, (stack_2, 1.0))
+    return b[1] + r[0]
+
+def B_cond(stack_3, _1):
+    return stack_3 is not None
+"""
+
+
+@pytest.mark.parametrize("budget", [0, 100, 1000, 1 << 30])
+def test_the_lowered_while_pair_runs_as_the_runtime_does(budget) -> None:
+    """The native lowering's loops (`native_checkpoint.lower_while`), run by CPython
+    (the runtime's helpers standing in for the overloads), against the runtime's
+    `checkpoint_while_loop`: the same values for every trip count and budget."""
+    import ast
+
+    native = pytest.importorskip("tapeless.backend.native")
+    source = _WHILE_PAIR.replace("BUDGET", str(budget))
+    tree, _ = native.lower_source(source)
+    text = ast.unparse(tree)
+    assert "checkpoint" not in text.replace("_nt_ck", "")
+    assert "def _nt_ck1_test(y_1, t_1, _nt_captures)" in text
+    namespace: dict = {"_rt": runtime, "np": np,
+                       "_nt_saved_bytes": lambda v, d: runtime.saved_bytes(v, d)}
+    exec(compile(ast.fix_missing_locations(tree), "<lowered>", "exec"), namespace)  # noqa: S102
+    reference: dict = {"_rt": runtime}
+    exec(source, reference)  # noqa: S102
+    for T in (0.0, 1.0, 2.0, 5.0, 40.0, 333.0):
+        assert namespace["f"](1.001, T) == reference["f"](1.001, T)

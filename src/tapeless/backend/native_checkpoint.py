@@ -109,30 +109,16 @@ class _Pair:
         start, stop, step, body, slot_node, budget, init = call.args
         assert isinstance(body, ast.Name) and isinstance(init, ast.Tuple) and \
             isinstance(slot_node, ast.Constant)
-        slot = slot_node.value
-        if not isinstance(slot, int) or not 0 <= slot < len(init.elts):
-            raise self.refuse("whose forward loop is not written as the optimizer writes it")
-        assert isinstance(self.stmt, ast.Assign) and isinstance(self.stmt.targets[0], ast.Name)
-        result = self.stmt.targets[0].id
-        back_stmt, back_call = self.backward(result, slot)
-        cond, back_body, bslot_node, binit = back_call.args
-        assert isinstance(cond, ast.Name) and isinstance(back_body, ast.Name)
-        assert isinstance(bslot_node, ast.Constant) and isinstance(binit, ast.Tuple)
-        bslot = bslot_node.value
-        assert isinstance(bslot, int)
-        self.check_cond(cond.id, bslot)
+        slot, back_stmt, cond, back_body, bslot, binit = self.pair_of(slot_node.value, init)
+        assert isinstance(self.stmt, ast.Assign)
+        result = _name(self.stmt)
         forward = self.lift(body.id, "fwd", lambda f: _saving(f, slot + 1, self))
         backward = self.lift(back_body.id, "back", lambda f: _reading(f, bslot, self))
         p = self.prefix
-        s = [f"{p}_s{j}" for j in range(len(init.elts)) if j != slot]
-        b = [f"{p}_b{j}" for j in range(len(binit.elts)) if j != bslot]
-        r = [f"{p}_r{j}" for j in range(len(init.elts)) if j != slot]
         item = f"{p}_item"
-        index = f"{p}_start + {p}_k * {p}_step"
-        run = f"{_targets(_with_slot(s, slot, item))} = {forward.call(index, *s)}"
-        rerun = f"{_targets(_with_slot(r, slot, item))} = {forward.call(index, *r)}"
-        pop = (f"{_targets(_with_slot(b, bslot, f'{p}_rest'))} = "
-               f"{backward.call(*_with_slot(b, bslot, f'{p}_saved[{p}_j]'))}")
+        s, b, r, run, rerun, pop = self.statements(
+            len(init.elts), len(binit.elts), slot, bslot, forward, backward,
+            f"{p}_start + {p}_k * {p}_step")
         forward_text = f"""
 {p}_start = START
 {p}_step = STEP
@@ -163,6 +149,40 @@ for {p}_k in range({p}_n):
         for name in (body.id, back_body.id, cond.id):
             self.drop_if_unused(name)
 
+    def statements(self, n: int, n_back: int, slot: int, bslot: int, forward: _Lifted,
+                   backward: _Lifted, *lead: str
+                   ) -> tuple[list[str], list[str], list[str], str, str, str]:
+        """The names of the forward loop's state (but its stack), of the backward loop's,
+        of the forward state as the backward loop runs it again; and the statements
+        running a forward iteration on the first (`lead`: the index first, for a `for`
+        loop's body), on the third, and a backward iteration on saved values."""
+        p = self.prefix
+        s = [f"{p}_s{j}" for j in range(n) if j != slot]
+        b = [f"{p}_b{j}" for j in range(n_back) if j != bslot]
+        r = [f"{p}_r{j}" for j in range(n) if j != slot]
+        item = f"{p}_item"
+        run = f"{_targets(_with_slot(s, slot, item))} = {forward.call(*lead, *s)}"
+        rerun = f"{_targets(_with_slot(r, slot, item))} = {forward.call(*lead, *r)}"
+        pop = (f"{_targets(_with_slot(b, bslot, f'{p}_rest'))} = "
+               f"{backward.call(*_with_slot(b, bslot, f'{p}_saved[{p}_j]'))}")
+        return s, b, r, run, rerun, pop
+
+    def pair_of(self, slot: object, init: ast.Tuple
+                ) -> tuple[int, ast.Assign, ast.Name, ast.Name, int, ast.Tuple]:
+        """The forward loop's stack `slot` (checked) and its backward loop: the statement,
+        its condition (checked), body, stack slot and state."""
+        if not isinstance(slot, int) or not 0 <= slot < len(init.elts):
+            raise self.refuse("whose forward loop is not written as the optimizer writes it")
+        assert isinstance(self.stmt, ast.Assign) and isinstance(self.stmt.targets[0], ast.Name)
+        back_stmt, back_call = self.backward(self.stmt.targets[0].id, slot)
+        cond, back_body, bslot_node, binit = back_call.args
+        assert isinstance(cond, ast.Name) and isinstance(back_body, ast.Name)
+        assert isinstance(bslot_node, ast.Constant) and isinstance(binit, ast.Tuple)
+        bslot = bslot_node.value
+        assert isinstance(bslot, int)
+        self.check_cond(cond.id, bslot)
+        return slot, back_stmt, cond, back_body, bslot, binit
+
     def lower_while(self) -> None:
         """The pair of a forward `while` loop: `R = checkpoint_while_loop(C, J, slot,
         budget, init)` (`runtime.checkpoint_while_loop`'s schedule: saving while the
@@ -178,30 +198,16 @@ for {p}_k in range({p}_n):
         fcond, body, slot_node, budget, init = call.args
         assert isinstance(fcond, ast.Name) and isinstance(body, ast.Name) and \
             isinstance(init, ast.Tuple) and isinstance(slot_node, ast.Constant)
-        slot = slot_node.value
-        if not isinstance(slot, int) or not 0 <= slot < len(init.elts):
-            raise self.refuse("whose forward loop is not written as the optimizer writes it")
-        assert isinstance(self.stmt, ast.Assign) and isinstance(self.stmt.targets[0], ast.Name)
-        result = self.stmt.targets[0].id
-        back_stmt, back_call = self.backward(result, slot)
-        cond, back_body, bslot_node, binit = back_call.args
-        assert isinstance(cond, ast.Name) and isinstance(back_body, ast.Name)
-        assert isinstance(bslot_node, ast.Constant) and isinstance(binit, ast.Tuple)
-        bslot = bslot_node.value
-        assert isinstance(bslot, int)
-        self.check_cond(cond.id, bslot)
+        slot, back_stmt, cond, back_body, bslot, binit = self.pair_of(slot_node.value, init)
+        assert isinstance(self.stmt, ast.Assign)
+        result = _name(self.stmt)
         test = self.lift(fcond.id, "test", lambda f: _without(f, slot, self))
         forward = self.lift(body.id, "fwd", lambda f: _saving(f, slot, self, lead=0))
         backward = self.lift(back_body.id, "back", lambda f: _reading(f, bslot, self))
         p = self.prefix
-        s = [f"{p}_s{j}" for j in range(len(init.elts)) if j != slot]
-        b = [f"{p}_b{j}" for j in range(len(binit.elts)) if j != bslot]
-        r = [f"{p}_r{j}" for j in range(len(init.elts)) if j != slot]
         item = f"{p}_item"
-        run = f"{_targets(_with_slot(s, slot, item))} = {forward.call(*s)}"
-        rerun = f"{_targets(_with_slot(r, slot, item))} = {forward.call(*r)}"
-        pop = (f"{_targets(_with_slot(b, bslot, f'{p}_rest'))} = "
-               f"{backward.call(*_with_slot(b, bslot, f'{p}_saved[{p}_j]'))}")
+        s, b, r, run, rerun, pop = self.statements(
+            len(init.elts), len(binit.elts), slot, bslot, forward, backward)
         forward_text = f"""
 {p}_budget = BUDGET
 {_assign(s, [f"INIT{j}" for j in range(len(init.elts)) if j != slot])}
@@ -230,10 +236,13 @@ while {test.call(*s)}:
     elif {p}_n % {p}_stride == 0:
         {p}_parts.append({_tuple(s)})
         if len({p}_parts) > {p}_limit:
-            {p}_kept = [{p}_parts[0]]
+            {p}_kept = {p}_parts[:1]
             for {p}_j in range(2, len({p}_parts), 2):
                 {p}_kept.append({p}_parts[{p}_j])
-            {p}_parts = {p}_kept
+            del {p}_parts[:]  # (Numba 0.68 crashes thinning in place, and refuses
+            for {p}_j in range(len({p}_kept)):  # `parts = kept` where types vary)
+                {p}_parts.append({p}_kept[{p}_j])
+            del {p}_kept[:]
             {p}_stride *= 2
 {result} = {_tuple(_with_slot(s, slot, "None"))}
 """
