@@ -18,11 +18,20 @@ loop's length with checkpointing on). Three parts:
    first call of each (Numba's compile included) is reported; times are medians of 3
    calls up to 10,000 steps, one call above.
 
+5. (`while`) RK4 as in 1., written as a `while t < T` loop (its trip count unknown until
+   it stops: T / h steps), over n = 1,000, 10,000 and 100,000 steps (1,000 and 10,000
+   with --quick): Python and native, each saving every iteration (`"never"`) and
+   checkpointed (`"auto"`, the 200 kB budget: the forward loop snapshots its state at a
+   doubling stride once its saved values pass the budget). Run from another checkout
+   (`cd base && python path/to/this --only while`) it measures that checkout's code: a
+   base without checkpointed `while` loops saves every iteration under "auto" too (the
+   table says whether the code was checkpointed).
+
 Peak memory is tracemalloc's (the bytes Python and NumPy allocate during one call, the
 arguments excluded); time is the median of a few calls without tracemalloc. Every
 gradient is checked against the hand-written one first. Prints Markdown tables.
 
-    python bench/bench_loop_memory.py [--quick] [--only rk4,lstm,control,native]
+    python bench/bench_loop_memory.py [--quick] [--only rk4,lstm,control,native,while]
 """
 
 from __future__ import annotations
@@ -225,6 +234,25 @@ def control_table() -> None:
                   f"**{ratio(mem, hand_mem)}** |", flush=True)
 
 
+def measured(made: list, args: tuple, expected: object, many: bool
+             ) -> tuple[list[int], list[float]]:
+    """Each gradient of `made` at `args`: its peak memory and time (the median of 3
+    calls with `many`, else the call that is checked), each checked against `expected`
+    (None: the first one's result)."""
+    mems, times = [], []
+    for g in made:
+        start = time.perf_counter()
+        got = g(*args)
+        once = time.perf_counter() - start
+        if expected is None:
+            expected = got
+        assert np.allclose(got, expected, rtol=1e-9, atol=1e-12), args[2]
+        mems.append(peak(g, *args, warm=False))
+        times.append(median_time(lambda g=g: g(*args), repeat=3, number=1)
+                     if many else once)
+    return mems, times
+
+
 def native_table(quick: bool) -> None:
     rng = np.random.default_rng(0)
     A, y0 = rng.normal(size=(64, 64)) / 8, rng.normal(size=64)
@@ -264,21 +292,75 @@ def native_table(quick: bool) -> None:
         # (Checked against the hand-written adjoint up to 10,000 steps, above against the
         # first way's gradient; above 10,000 steps the checked call is the timed one.)
         expected = rk4_grad_by_hand(A, y0, n) if n <= 10000 else None
-        mems, times = [], []
-        for g in made:
-            start = time.perf_counter()
-            got = g(A, y0, n)
-            once = time.perf_counter() - start
-            if expected is None:
-                expected = got
-            assert np.allclose(got, expected, rtol=1e-9, atol=1e-12), n
-            mems.append(peak(g, A, y0, n, warm=False))
-            times.append(median_time(lambda g=g: g(A, y0, n), repeat=3, number=1)
-                         if n <= 10000 else once)
+        mems, times = measured(made, (A, y0, n), expected, many=n <= 10000)
         row = [str(n)] + [f"{m / 1e6:.2f} | {t * 1e3:.0f}"
                           for m, t in zip(mems, times, strict=True)]
         row += [f"{ratio(mems[1], mems[0])}, {ratio(times[1], times[0])}",
                 ratio(times[3], times[1])]
+        print("| " + " | ".join(row) + " |", flush=True)
+
+
+def rk4_while_loss(A, y0, T):
+    y = y0
+    t = 0.0
+    while t < T:
+        k1 = A @ y
+        k2 = A @ (y + 0.5 * H * k1)
+        k3 = A @ (y + 0.5 * H * k2)
+        k4 = A @ (y + H * k3)
+        y = y + (H / 6.0) * (k1 + 2.0 * k2 + 2.0 * k3 + k4)
+        t = t + H
+    return np.sum(y * y)
+
+
+def while_steps(T: float) -> int:
+    """How many steps `rk4_while_loss` takes to reach T (t summed as it sums it)."""
+    t, n = 0.0, 0
+    while t < T:
+        t, n = t + H, n + 1
+    return n
+
+
+def while_table(quick: bool) -> None:
+    rng = np.random.default_rng(0)
+    A, y0 = rng.normal(size=(64, 64)) / 8, rng.normal(size=64)
+    sizes = (1000, 10000) if quick else (1000, 10000, 100000)
+    ways = [("Python, saving all", "python", "never"),
+            ("Python, checkpointed", "python", "auto"),
+            ("native, saving all", "native", "never"),
+            ("native, checkpointed", "native", "auto")]
+    made = []
+    for _, backend, mode in ways:
+        tl.config.loop_checkpoint, tl.config.loop_memory = mode, BUDGET
+        g = tl.grad(rk4_while_loss, backend=backend)
+        g(A, y0, 10 * H)
+        made.append(g)
+    tl.config.loop_checkpoint, tl.config.loop_memory = "auto", 1 << 30
+    marks = []
+    for (label, backend, _), g in zip(ways, made, strict=True):
+        entry = g._get(g.bind((A, y0, 10 * H), {})).fn
+        native = "" if backend == "python" else \
+            (" (native)" if entry.is_native else " (fell back to Python)")
+        checkpointed = "checkpoint_while_loop" in g.source_for(A, y0, 10 * H)
+        marks.append(f"{label}: {'checkpointed' if checkpointed else 'saving'}{native}")
+    print()
+    print(f"RK4, 64 dimensions, `while t < T`, budget {BUDGET // 1000} kB; peak memory "
+          "(tracemalloc) and time of one gradient (median of 3 up to 10,000 steps, one "
+          "call above). Code: " + "; ".join(marks))
+    print()
+    print("| steps | " + " | ".join(f"{label}: MB | ms" for label, _, _ in ways) +
+          " | Python checkpointed ÷ saving (memory, time) | native checkpointed ÷ saving "
+          "(memory, time) |")
+    print("|---:|" + "---:|---:|" * len(ways) + "---:|---:|")
+    for n in sizes:
+        T = n * H
+        steps = while_steps(T)
+        expected = rk4_grad_by_hand(A, y0, steps) if n <= 10000 else None
+        mems, times = measured(made, (A, y0, T), expected, many=n <= 10000)
+        row = [str(steps)] + [f"{m / 1e6:.2f} | {t * 1e3:.0f}"
+                              for m, t in zip(mems, times, strict=True)]
+        row += [f"{ratio(mems[1], mems[0])}, {ratio(times[1], times[0])}",
+                f"{ratio(mems[3], mems[2])}, {ratio(times[3], times[2])}"]
         print("| " + " | ".join(row) + " |", flush=True)
 
 
@@ -295,6 +377,8 @@ def main() -> None:
         control_table()
     if not only or "native" in only:
         native_table(quick)
+    if not only or "while" in only:
+        while_table(quick)
 
 
 if __name__ == "__main__":

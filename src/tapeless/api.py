@@ -167,10 +167,10 @@ class Config:
 
     @property
     def loop_checkpoint(self) -> str:
-        """Which `for` loops of a gradient may be checkpointed (see docs/design.md,
-        "Checkpointed loops"): "auto" (those whose saved values are not proven to fit in
-        `loop_memory` bytes when compiling), "always" or "never". Read when a function is
-        compiled."""
+        """Which `for` and `while` loops of a gradient may be checkpointed (see
+        docs/design.md, "Checkpointed loops"): "auto" (those whose saved values are not
+        proven to fit in `loop_memory` bytes when compiling), "always" or "never". Read
+        when a function is compiled."""
         return self._loop_checkpoint
 
     @loop_checkpoint.setter

@@ -2394,31 +2394,119 @@ def checkpoint_for(start: int, stop: int, step: int, body: Any, slot: int, budge
     return tuple(kept)
 
 
-def checkpoint_while(cond: Any, body: Any, slot: int, init: tuple) -> tuple:
-    """The backward `while_loop(cond, body, *init)` of a `checkpoint_for` loop, whose state
-    `slot` is the stack it pops: as that loop where the forward loop kept its stack;
-    otherwise the saved values are made again, a segment at a time (see above)."""
-    tape = init[slot]
-    if type(tape) is not LoopTape:
-        state = tuple(init)
-        while cond(*state):
-            state = body(*state)
+class WhileTape:
+    """What a checkpointed forward `while` loop (`checkpoint_while_loop`) leaves its
+    backward loop instead of a stack: how many iterations ran, the forward body, where
+    the stack is in its state, snapshots of the state before iterations 0, stride,
+    2 * stride, ..., and how many iterations a segment may hold."""
+
+    __slots__ = ("count", "body", "slot", "snapshots", "stride", "segment")
+
+    def __init__(self, count: int, body: Any, slot: int, snapshots: list, stride: int,
+                 segment: int):
+        self.count, self.body, self.slot = count, body, slot
+        self.snapshots, self.stride, self.segment = snapshots, stride, segment
+
+
+# At most this many snapshots of a checkpointed `while` loop's state are kept while it
+# runs (fewer where they would take more than half the budget; at least 2): past that,
+# every other one is dropped and the stride between them doubles.
+WHILE_SNAPSHOTS = 32
+
+
+def checkpoint_while_loop(cond: Any, body: Any, slot: int, budget: int, init: tuple
+                          ) -> tuple:
+    """A gradient's forward `while_loop(cond, body, *init)` whose state `slot` is the
+    stack of saved values, its trip count unknown until it stops: as that loop while
+    the values its iterations saved fit in `budget` bytes (an iteration's measured on
+    the first); from the iteration that would pass it on, the stack is dropped each
+    iteration and the state is kept every `stride` iterations instead (a snapshot, the
+    starting state the first), the stride doubling, every other snapshot dropped, when
+    there are more than the limit. The state leaves a `WhileTape` where the stack was."""
+    state = tuple(init)
+    if not cond(*state):
+        return state
+    state = body(*state)
+    per_step = saved_bytes(state[slot][0])
+    segment = max(1, budget // per_step)
+    count = 1
+    while count < segment:
+        if not cond(*state):
+            return tuple(state)
+        state = body(*state)
+        count += 1
+    if not cond(*state):
         return tuple(state)
+    kept = list(state)
+    kept[slot] = None
+    snapshots = [tuple(init), tuple(kept)]
+    limit = max(2, min(WHILE_SNAPSHOTS, budget // max(1, 2 * saved_bytes(snapshots[0]))))
+    stride = segment
+    while cond(*kept):
+        kept = list(body(*kept))
+        kept[slot] = None
+        count += 1
+        if count % stride == 0:
+            snapshots.append(tuple(kept))
+            if len(snapshots) > limit:
+                snapshots = snapshots[::2]
+                stride *= 2
+    kept[slot] = WhileTape(count, body, slot, snapshots, stride, segment)
+    return tuple(kept)
+
+
+def checkpoint_while(cond: Any, body: Any, slot: int, init: tuple) -> tuple:
+    """The backward `while_loop(cond, body, *init)` of a `checkpoint_for` (or
+    `checkpoint_while_loop`) loop, whose state `slot` is the stack it pops: as that loop
+    where the forward loop kept its stack; otherwise the saved values are made again, a
+    segment at a time (see above; a `while` loop's, from the snapshot before each
+    stride of iterations in turn, the last first)."""
+    tape = init[slot]
+    if type(tape) is LoopTape:
+        iterations, fwd_for = tape.iterations, tape.body
+
+        def step(k: int, state: Any) -> Any:
+            return fwd_for(iterations[k], *state)
+
+        return _reverse_loop(cond, body, slot, init, step, tape.slot, tape.segment,
+                             [(0, len(iterations), tape.start)])
+    if type(tape) is WhileTape:
+        fwd_while, stride, count = tape.body, tape.stride, tape.count
+
+        def step(k: int, state: Any) -> Any:
+            return fwd_while(*state)
+
+        starts = [(j * stride, min((j + 1) * stride, count), snapshot)
+                  for j, snapshot in enumerate(tape.snapshots) if j * stride < count]
+        return _reverse_loop(cond, body, slot, init, step, tape.slot, tape.segment,
+                             starts[::-1])
+    state = tuple(init)
+    while cond(*state):
+        state = body(*state)
+    return tuple(state)
+
+
+def _reverse_loop(cond: Any, body: Any, slot: int, init: tuple, step: Any, fslot: int,
+                  segment: int, parts: list) -> tuple:
+    """Run the backward loop `body` (its state `init`, the stack at `slot`) over the
+    forward iterations `parts` ((lo, hi, the state before iteration lo), in the order
+    they are reversed), making each part's saved values again with `step(k, state)`, the
+    forward iteration k (its stack at `fslot`), by bisection down to `segment`
+    iterations."""
     back = list(init)
-    fwd, iterations, fslot = tape.body, tape.iterations, tape.slot
 
     def advance(state: tuple, lo: int, hi: int) -> tuple:
         kept = list(state)
         for k in range(lo, hi):
-            kept = list(fwd(iterations[k], *kept))
+            kept = list(step(k, kept))
             kept[fslot] = None
         return tuple(kept)
 
-    def reverse(lo: int, hi: int, state: tuple) -> None:
+    def reverse(lo: int, hi: int, state: Any) -> None:
         nonlocal back
-        if hi - lo <= tape.segment:
+        if hi - lo <= segment:
             for k in range(lo, hi):
-                state = fwd(iterations[k], *state)
+                state = step(k, state)
             back[slot] = state[fslot]
             while cond(*back):
                 back = list(body(*back))
@@ -2427,6 +2515,7 @@ def checkpoint_while(cond: Any, body: Any, slot: int, init: tuple) -> tuple:
         reverse(mid, hi, advance(state, lo, mid))
         reverse(lo, mid, state)
 
-    reverse(0, len(iterations), tape.start)
+    for lo, hi, start in parts:
+        reverse(lo, hi, start)
     back[slot] = None
     return tuple(back)

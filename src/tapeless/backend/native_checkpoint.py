@@ -35,6 +35,7 @@ import itertools
 import sys
 from collections.abc import Callable, Iterator
 
+from ..runtime import WHILE_SNAPSHOTS
 from .native_loops import _calls, _is_name, _own_nodes, _statement_lists
 
 
@@ -59,8 +60,13 @@ def lower_checkpointed_loops(tree: ast.Module) -> int:
                 if call is not None:
                     _Pair(tree, fn, stmts, stmt, call, next(counter)).lower()
                     done += 1
+                call = _helper_call(stmt, "checkpoint_while_loop")
+                if call is not None:
+                    _Pair(tree, fn, stmts, stmt, call, next(counter)).lower_while()
+                    done += 1
     leftover = next((n for n in ast.walk(tree) if _calls(n, "checkpoint_while") or
-                     _calls(n, "checkpoint_for")), None)
+                     _calls(n, "checkpoint_for") or _calls(n, "checkpoint_while_loop")),
+                    None)
     if leftover is not None:
         raise Unlowered("a checkpointed loop whose forward and backward loops are not in "
                         "one block of one function", getattr(leftover, "lineno", None))
@@ -103,30 +109,16 @@ class _Pair:
         start, stop, step, body, slot_node, budget, init = call.args
         assert isinstance(body, ast.Name) and isinstance(init, ast.Tuple) and \
             isinstance(slot_node, ast.Constant)
-        slot = slot_node.value
-        if not isinstance(slot, int) or not 0 <= slot < len(init.elts):
-            raise self.refuse("whose forward loop is not written as the optimizer writes it")
-        assert isinstance(self.stmt, ast.Assign) and isinstance(self.stmt.targets[0], ast.Name)
-        result = self.stmt.targets[0].id
-        back_stmt, back_call = self.backward(result, slot)
-        cond, back_body, bslot_node, binit = back_call.args
-        assert isinstance(cond, ast.Name) and isinstance(back_body, ast.Name)
-        assert isinstance(bslot_node, ast.Constant) and isinstance(binit, ast.Tuple)
-        bslot = bslot_node.value
-        assert isinstance(bslot, int)
-        self.check_cond(cond.id, bslot)
+        slot, back_stmt, cond, back_body, bslot, binit = self.pair_of(slot_node.value, init)
+        assert isinstance(self.stmt, ast.Assign)
+        result = _name(self.stmt)
         forward = self.lift(body.id, "fwd", lambda f: _saving(f, slot + 1, self))
         backward = self.lift(back_body.id, "back", lambda f: _reading(f, bslot, self))
         p = self.prefix
-        s = [f"{p}_s{j}" for j in range(len(init.elts)) if j != slot]
-        b = [f"{p}_b{j}" for j in range(len(binit.elts)) if j != bslot]
-        r = [f"{p}_r{j}" for j in range(len(init.elts)) if j != slot]
         item = f"{p}_item"
-        index = f"{p}_start + {p}_k * {p}_step"
-        run = f"{_targets(_with_slot(s, slot, item))} = {forward.call(index, *s)}"
-        rerun = f"{_targets(_with_slot(r, slot, item))} = {forward.call(index, *r)}"
-        pop = (f"{_targets(_with_slot(b, bslot, f'{p}_rest'))} = "
-               f"{backward.call(*_with_slot(b, bslot, f'{p}_saved[{p}_j]'))}")
+        s, b, r, run, rerun, pop = self.statements(
+            len(init.elts), len(binit.elts), slot, bslot, forward, backward,
+            f"{p}_start + {p}_k * {p}_step")
         forward_text = f"""
 {p}_start = START
 {p}_step = STEP
@@ -146,37 +138,8 @@ for {p}_k in range({p}_n):
         {p}_saved.append({item})
 {result} = {_tuple(_with_slot(s, slot, "None"))}
 """
-        backward_text = f"""
-{_assign(b, [f"BINIT{j}" for j in range(len(binit.elts)) if j != bslot])}
-if {p}_segment == 0:
-    for {p}_j in range(len({p}_saved) - 1, -1, -1):
-        {pop}
-else:
-    {p}_snapshots = [{p}_first]
-    {p}_starts = [0]
-    {p}_hi = {p}_n
-    while {p}_hi > 0:
-        {p}_lo = {p}_starts[-1]
-        {_assign(r, [f"{p}_snapshots[-1]"], unpack=True)}
-        while {p}_hi - {p}_lo > {p}_segment:
-            {p}_mid = ({p}_lo + {p}_hi) // 2
-            for {p}_k in range({p}_lo, {p}_mid):
-                {rerun}
-            {p}_snapshots.append({_tuple(r)})
-            {p}_starts.append({p}_mid)
-            {p}_lo = {p}_mid
-        for {p}_k in range({p}_lo, {p}_hi):
-            {rerun}
-            {p}_saved.append({item})
-        for {p}_j in range(len({p}_saved) - 1, -1, -1):
-            {pop}
-        del {p}_saved[:]  # (not .clear(): Numba 0.68 leaks the items it drops)
-        if {p}_lo > 0:
-            {p}_snapshots.pop()
-            {p}_starts.pop()
-        {p}_hi = {p}_lo
-{_name(back_stmt)} = {_tuple(_with_slot(b, bslot, "None"))}
-"""
+        backward_text = self.backward_text(back_stmt, b, bslot, r, rerun, pop,
+                                           [(f"{p}_first", "0", f"{p}_n")])
         holes: dict[str, ast.expr] = {"START": start, "STOP": stop, "STEP": step,
                                       "BUDGET": budget}
         holes.update({f"INIT{j}": e for j, e in enumerate(init.elts) if j != slot})
@@ -185,6 +148,161 @@ else:
         self.replace(self.stmt, _filled(forward_text, holes, self.stmt))
         for name in (body.id, back_body.id, cond.id):
             self.drop_if_unused(name)
+
+    def statements(self, n: int, n_back: int, slot: int, bslot: int, forward: _Lifted,
+                   backward: _Lifted, *lead: str
+                   ) -> tuple[list[str], list[str], list[str], str, str, str]:
+        """The names of the forward loop's state (but its stack), of the backward loop's,
+        of the forward state as the backward loop runs it again; and the statements
+        running a forward iteration on the first (`lead`: the index first, for a `for`
+        loop's body), on the third, and a backward iteration on saved values."""
+        p = self.prefix
+        s = [f"{p}_s{j}" for j in range(n) if j != slot]
+        b = [f"{p}_b{j}" for j in range(n_back) if j != bslot]
+        r = [f"{p}_r{j}" for j in range(n) if j != slot]
+        item = f"{p}_item"
+        run = f"{_targets(_with_slot(s, slot, item))} = {forward.call(*lead, *s)}"
+        rerun = f"{_targets(_with_slot(r, slot, item))} = {forward.call(*lead, *r)}"
+        pop = (f"{_targets(_with_slot(b, bslot, f'{p}_rest'))} = "
+               f"{backward.call(*_with_slot(b, bslot, f'{p}_saved[{p}_j]'))}")
+        return s, b, r, run, rerun, pop
+
+    def pair_of(self, slot: object, init: ast.Tuple
+                ) -> tuple[int, ast.Assign, ast.Name, ast.Name, int, ast.Tuple]:
+        """The forward loop's stack `slot` (checked) and its backward loop: the statement,
+        its condition (checked), body, stack slot and state."""
+        if not isinstance(slot, int) or not 0 <= slot < len(init.elts):
+            raise self.refuse("whose forward loop is not written as the optimizer writes it")
+        assert isinstance(self.stmt, ast.Assign) and isinstance(self.stmt.targets[0], ast.Name)
+        back_stmt, back_call = self.backward(self.stmt.targets[0].id, slot)
+        cond, back_body, bslot_node, binit = back_call.args
+        assert isinstance(cond, ast.Name) and isinstance(back_body, ast.Name)
+        assert isinstance(bslot_node, ast.Constant) and isinstance(binit, ast.Tuple)
+        bslot = bslot_node.value
+        assert isinstance(bslot, int)
+        self.check_cond(cond.id, bslot)
+        return slot, back_stmt, cond, back_body, bslot, binit
+
+    def lower_while(self) -> None:
+        """The pair of a forward `while` loop: `R = checkpoint_while_loop(C, J, slot,
+        budget, init)` (`runtime.checkpoint_while_loop`'s schedule: saving while the
+        saved values fit the budget, then a snapshot of the state every `stride`
+        iterations, the stride doubling where there are more than the limit)."""
+        call = self.call
+        if len(call.args) != 5 or call.keywords or \
+                not isinstance(call.args[0], ast.Name) or \
+                not isinstance(call.args[1], ast.Name) or \
+                not isinstance(call.args[2], ast.Constant) or \
+                not isinstance(call.args[4], ast.Tuple):
+            raise self.refuse("whose forward loop is not written as the optimizer writes it")
+        fcond, body, slot_node, budget, init = call.args
+        assert isinstance(fcond, ast.Name) and isinstance(body, ast.Name) and \
+            isinstance(init, ast.Tuple) and isinstance(slot_node, ast.Constant)
+        slot, back_stmt, cond, back_body, bslot, binit = self.pair_of(slot_node.value, init)
+        assert isinstance(self.stmt, ast.Assign)
+        result = _name(self.stmt)
+        test = self.lift(fcond.id, "test", lambda f: _without(f, slot, self))
+        forward = self.lift(body.id, "fwd", lambda f: _saving(f, slot, self, lead=0))
+        backward = self.lift(back_body.id, "back", lambda f: _reading(f, bslot, self))
+        p = self.prefix
+        item = f"{p}_item"
+        s, b, r, run, rerun, pop = self.statements(
+            len(init.elts), len(binit.elts), slot, bslot, forward, backward)
+        forward_text = f"""
+{p}_budget = BUDGET
+{_assign(s, [f"INIT{j}" for j in range(len(init.elts)) if j != slot])}
+{p}_parts = [{_tuple(s)}]
+{p}_saved = []
+{p}_n = 0
+{p}_cap = 0
+{p}_limit = 2
+{p}_segment = 0
+{p}_stride = 0
+while {test.call(*s)}:
+    if {p}_segment == 0 and {p}_n > 0 and {p}_n == {p}_cap:
+        {p}_segment = {p}_cap
+        {p}_stride = {p}_cap
+        del {p}_saved[:]
+        {p}_parts.append({_tuple(s)})
+    {run}
+    {p}_n += 1
+    if {p}_n == 1:
+        {p}_bytes = _nt_saved_bytes({item}, 0)
+        {p}_cap = max(1, {p}_budget // {p}_bytes)
+        {p}_limit = max(2, min({WHILE_SNAPSHOTS},
+                               {p}_budget // max(1, 2 * _nt_saved_bytes({p}_parts[0], 0))))
+    if {p}_segment == 0:
+        {p}_saved.append({item})
+    elif {p}_n % {p}_stride == 0:
+        {p}_parts.append({_tuple(s)})
+        if len({p}_parts) > {p}_limit:
+            {p}_kept = {p}_parts[:1]
+            for {p}_j in range(2, len({p}_parts), 2):
+                {p}_kept.append({p}_parts[{p}_j])
+            del {p}_parts[:]  # (Numba 0.68 crashes thinning in place, and refuses
+            for {p}_j in range(len({p}_kept)):  # `parts = kept` where types vary)
+                {p}_parts.append({p}_kept[{p}_j])
+            del {p}_kept[:]
+            {p}_stride *= 2
+{result} = {_tuple(_with_slot(s, slot, "None"))}
+"""
+        starts = [(f"{p}_parts[{p}_part]", f"{p}_part * {p}_stride",
+                   f"min(({p}_part + 1) * {p}_stride, {p}_n)")]
+        backward_text = self.backward_text(back_stmt, b, bslot, r, rerun, pop, starts,
+                                           f"{p}_part")
+        holes: dict[str, ast.expr] = {"BUDGET": budget}
+        holes.update({f"INIT{j}": e for j, e in enumerate(init.elts) if j != slot})
+        back_holes = {f"BINIT{j}": e for j, e in enumerate(binit.elts) if j != bslot}
+        self.replace(back_stmt, _filled(backward_text, back_holes, back_stmt))
+        self.replace(self.stmt, _filled(forward_text, holes, self.stmt))
+        for name in (body.id, back_body.id, cond.id, fcond.id):
+            self.drop_if_unused(name)
+
+    def backward_text(self, back_stmt: ast.Assign, b: list[str], bslot: int, r: list[str],
+                      rerun: str, pop: str, parts: list[tuple[str, str, str]],
+                      part: str | None = None) -> str:
+        """The backward loop's statements: the saved values read from the end where the
+        forward loop kept them, else each part (its starting state, first and end
+        iteration; with `part`, a loop over `{prefix}_parts` from the last, named so)
+        reversed by bisection."""
+        p = self.prefix
+        [(first, lo0, hi)] = parts
+        outer, indent = "", ""
+        if part is not None:
+            outer = f"\n    for {part} in range(len({p}_parts) - 1, -1, -1):"
+            indent = "    "
+        body = f"""
+{indent}    {p}_snapshots = [{first}]
+{indent}    {p}_starts = [{lo0}]
+{indent}    {p}_hi = {hi}
+{indent}    while {p}_hi > {p}_starts[0]:
+{indent}        {p}_lo = {p}_starts[-1]
+{indent}        {_assign(r, [f"{p}_snapshots[-1]"], unpack=True)}
+{indent}        while {p}_hi - {p}_lo > {p}_segment:
+{indent}            {p}_mid = ({p}_lo + {p}_hi) // 2
+{indent}            for {p}_k in range({p}_lo, {p}_mid):
+{indent}                {rerun}
+{indent}            {p}_snapshots.append({_tuple(r)})
+{indent}            {p}_starts.append({p}_mid)
+{indent}            {p}_lo = {p}_mid
+{indent}        for {p}_k in range({p}_lo, {p}_hi):
+{indent}            {rerun}
+{indent}            {p}_saved.append({p}_item)
+{indent}        for {p}_j in range(len({p}_saved) - 1, -1, -1):
+{indent}            {pop}
+{indent}        del {p}_saved[:]  # (not .clear(): Numba 0.68 leaks the items it drops)
+{indent}        if {p}_lo > {p}_starts[0]:
+{indent}            {p}_snapshots.pop()
+{indent}            {p}_starts.pop()
+{indent}        {p}_hi = {p}_lo"""
+        return f"""
+{_assign(b, [f"BINIT{j}" for j in range(len(b) + 1) if j != bslot])}
+if {p}_segment == 0:
+    for {p}_j in range(len({p}_saved) - 1, -1, -1):
+        {pop}
+else:{outer}{body}
+{_name(back_stmt)} = {_tuple(_with_slot(b, bslot, "None"))}
+"""
 
     def backward(self, result: str, slot: int) -> tuple[ast.Assign, ast.Call]:
         """The statement of the backward loop that pops `result[slot]`, and its call."""
@@ -364,10 +482,20 @@ def _all_statement_lists(fn: ast.FunctionDef) -> Iterator[list[ast.stmt]]:
                 yield stmts
 
 
-def _saving(fn: ast.FunctionDef, position: int, pair: _Pair) -> None:
-    """The forward body `fn(i, *state)` whose state at `position` is the stack it pushes
-    on once (`stack = (saved, stack)`, at the top of its body) as `fn(i, *others)` that
-    returns `saved` there instead."""
+def _without(fn: ast.FunctionDef, position: int, pair: _Pair) -> None:
+    """The forward loop's condition `fn(*state)` without its parameter at `position`
+    (the stack, which it does not read)."""
+    params = fn.args.args
+    if position >= len(params) or any(_is_name(n, params[position].arg)
+                                      for n in ast.walk(fn)):
+        raise pair.refuse("whose forward condition reads its stack", fn)
+    del params[position]
+
+
+def _saving(fn: ast.FunctionDef, position: int, pair: _Pair, lead: int = 1) -> None:
+    """The forward body `fn(i, *state)` (`fn(*state)` with `lead` 0) whose parameter at
+    `position` is the stack it pushes on once (`stack = (saved, stack)`, at the top of
+    its body) as `fn(i, *others)` that returns `saved` there instead."""
     params = fn.args.args
     if position >= len(params):
         raise pair.refuse("whose forward body has fewer parameters than its state", fn)
@@ -393,7 +521,7 @@ def _saving(fn: ast.FunctionDef, position: int, pair: _Pair) -> None:
     last = fn.body[-1]
     out = last.value.elts if isinstance(last, ast.Return) and \
         isinstance(last.value, ast.Tuple) else []
-    slot = position - 1
+    slot = position - lead
     returned = slot < len(out) and (out[slot] is push or stores and _is_name(out[slot], stack))
     if not returned or any(isinstance(n, (ast.FunctionDef, ast.Lambda)) and n is not fn and
                            any(_is_name(m, stack) for m in ast.walk(n)) for n in ast.walk(fn)):
@@ -452,7 +580,7 @@ def _drop_helper_aliases(tree: ast.Module) -> None:
                         isinstance(stmt.targets[0], ast.Name) and \
                         isinstance(stmt.value, ast.Attribute) and \
                         _is_name(stmt.value.value, "_rt") and \
-                        stmt.value.attr in ("checkpoint_for", "checkpoint_while"):
+                        stmt.value.attr.startswith("checkpoint_"):
                     name = stmt.targets[0].id
                     if not any(isinstance(n, ast.Name) and n.id == name and
                                isinstance(n.ctx, ast.Load) for n in ast.walk(fn)):

@@ -1,11 +1,14 @@
-"""Checkpointed loops: a gradient's forward `for` loop saves, each iteration, what its
-backward loop needs. Where that may exceed a memory budget, the pair becomes
-`checkpoint_for` / `checkpoint_while` (see `tapeless.runtime`): the forward loop keeps
-its starting state only, and the backward loop makes the saved values again, a segment
-at a time, by bisection (O(log n) snapshots, a log factor more forward work). Whether a
-loop needs it is decided at run time, from the first iteration's saved values; here,
-which loops may: those whose saved values' kinds and trip count may exceed the budget
-(see `_fits`).
+"""Checkpointed loops: a gradient's forward `for` or `while` loop saves, each iteration,
+what its backward loop needs. Where that may exceed a memory budget, the pair becomes
+`checkpoint_for` (or `checkpoint_while_loop`) / `checkpoint_while` (see
+`tapeless.runtime`): the forward `for` loop keeps its starting state only, the forward
+`while` loop (its trip count unknown until it stops) snapshots of its state at a stride
+that doubles when they pass a limit, and the backward loop makes the saved values again,
+a segment at a time, by bisection (O(log n) snapshots, a log factor more forward work).
+Whether a loop needs it is decided at run time, from the first iteration's saved values
+(a `while` loop saves as it is until its saved values reach the budget); here, which
+loops may: those whose saved values' kinds and trip count may exceed the budget (see
+`_fits`).
 
 Run once, on the final program, before the stacks are lowered to lists."""
 
@@ -78,7 +81,8 @@ def checkpoint_loops(root: Graph, mode: str, budget: int, facts: LoopFacts | Non
     for g in graphs:
         for node in graph_nodes(g):
             fwd = loop_info(node)
-            if fwd is None or fwd.cond is not None or _has_effects(fwd.body):
+            if fwd is None or _has_effects(fwd.body) or \
+                    (fwd.cond is not None and _has_effects(fwd.cond)):
                 continue
             pair = next(((s, push, back, t) for s, _, push, back, t in stack_pairs(fwd, use)
                          if not _has_effects(back.body) and _pops_until_empty(back, t, use)),
@@ -88,10 +92,16 @@ def checkpoint_loops(root: Graph, mode: str, budget: int, facts: LoopFacts | Non
             s, push, back, t = pair
             if mode == "auto" and _fits(fwd, push, facts, budget):
                 continue
-            start, stop, step = fwd.node.inputs[1:4]
-            set_inputs(fwd.node, [
-                Constant(P["checkpoint_for"]), start, stop, step, Constant(fwd.body),
-                Constant(s), Constant(budget), g.apply(P["make_tuple"], *fwd.init)])
+            init = g.apply(P["make_tuple"], *fwd.init)
+            if fwd.cond is not None:
+                set_inputs(fwd.node, [
+                    Constant(P["checkpoint_while_loop"]), Constant(fwd.cond),
+                    Constant(fwd.body), Constant(s), Constant(budget), init])
+            else:
+                start, stop, step = fwd.node.inputs[1:4]
+                set_inputs(fwd.node, [
+                    Constant(P["checkpoint_for"]), start, stop, step, Constant(fwd.body),
+                    Constant(s), Constant(budget), init])
             assert back.cond is not None
             set_inputs(back.node, [
                 Constant(P["checkpoint_while"]), Constant(back.cond), Constant(back.body),
@@ -142,11 +152,13 @@ def _fits(fwd: LoopInfo, push: Apply, facts: LoopFacts, budget: int) -> bool:
     """Whether the values the loop saves are not known to exceed `budget` bytes: the
     bytes of an iteration's saved values are known (a list's, an object's are not: such
     loops are left as they are), and the known trip count times them fits, or, the trip
-    count known only at run time, an iteration is so small that a very long loop would
-    be needed not to."""
+    count known only at run time (always, for a `while` loop), an iteration is so small
+    that a very long loop would be needed not to."""
     per_step = saved_bytes_bound(kind(push.inputs[1], facts))
     if per_step is None:
         return True
+    if fwd.cond is not None:  # a `while` loop: its trip count is known only once it stops
+        return per_step * SMALL_STEPS <= budget
     bounds = [int_value(b, facts) for b in fwd.node.inputs[1:4]]
     if any(b is None for b in bounds) or bounds[2] == 0:
         return per_step * SMALL_STEPS <= budget

@@ -153,6 +153,8 @@ _helper("checkpoint_for", "start, stop, step, body, slot, budget, init", after_a
         effect=True)
 _helper("checkpoint_while", "cond, body, slot, init", after_ad=True, differentiable=False,
         effect=True)
+_helper("checkpoint_while_loop", "cond, body, slot, budget, init", after_ad=True,
+        differentiable=False, effect=True)
 # `tl.stop_gradient(x)`: x, whose derivative is zero (its rules say so).
 _helper("stop_gradient", "x", pure=True, accepts_zero=True)
 # `tl.checkpoint_name(x, name)`: x, marked for a checkpoint policy that saves it by name.

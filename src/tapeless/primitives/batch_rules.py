@@ -1598,7 +1598,8 @@ _WHY_PER_ELEMENT = {
         "call_value_fwd", "lift_fwd", "data_only", "generated_only",
         "data_only_grad", "split_fwd", "index_sens", "index_concat_sens",
         "index_concat_dense", "index_concat", "update_rest_sens", "update_value_sens",
-        "update_value_scatter", "checkpoint_for", "checkpoint_while"),
+        "update_value_scatter", "checkpoint_for", "checkpoint_while",
+        "checkpoint_while_loop"),
     "an update in place of a sensitivity (derivative code): each element's in turn": (
         "update_rest_inplace", "add_into_known", "gadd_owned",
         "element_sens_small"),
