@@ -38,6 +38,16 @@ def loss(params, x, y, t):
     return np.sum((h[:1] - y) ** 2)
 
 
+def forward(params, x, t):
+    """The same loop, in a function the mapped function calls."""
+    h = x
+    for W, b in params:
+        h = np.tanh(h @ W + b)
+        if np.sum(h) > t:
+            break
+    return h
+
+
 def trips(params, x, t):
     h, n = x, 0
     for W, b in params:
@@ -126,11 +136,7 @@ def test_a_width_one_state_is_not_broadcast_against_a_wider_one():
     params = [(PARAMS[0][0], PARAMS[0][1]), (rng.normal(size=(4, 1)), 0.25)]
 
     def f(params, x, t):
-        h = x
-        for W, b in params:
-            h = np.tanh(h @ W + b)
-            if np.sum(h) > t:
-                break
+        h = forward(params, x, t)
         return np.sum(h * h)
 
     ts = PATTERNS["mixed"]
@@ -150,11 +156,7 @@ def test_branches_of_different_shapes_run_per_element():
 
 def test_out_axes_and_in_axes_of_the_per_element_fallback():
     def f(params, x, t):
-        h = x
-        for W, b in params:
-            h = np.tanh(h @ W + b)
-            if np.sum(h) > t:
-                break
+        h = forward(params, x, t)
         return h[:1] * 2.0, np.sum(h)
 
     ts = PATTERNS["mixed"]
