@@ -20,7 +20,8 @@ from .api import BOUND_TYPES, Transformed, _api, graph_of
 from .ir import Graph
 from .ir.edit import set_kind
 from .ir.nodes import Apply, Node
-from .runtime import tree_leaves
+from .primitives.batch_rules import RAGGED, RaggedBatch
+from .runtime import tree_leaves, tree_unflatten
 
 # (what kind inference says of an original node: its number of axes, its number of items)
 Facts = Callable[[Node], int | None]
@@ -449,6 +450,51 @@ class Vmapped(Transformed):
                                               self._axes(len(fg.parameters)), self.out_axes,
                                               self.axis_size)
 
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return super().__call__(*args, **kwargs)
+        except RaggedBatch as exc:
+            # A value whose shape differs across the batch (a loop over layers of
+            # different widths that some elements leave early): what a loop over the
+            # batch computes, each element by the function's compiled code, unless the
+            # batched code's effects (draws, prints) already ran for part of it.
+            if self._has_effects():
+                raise VmapError(f"{exc}; the function draws random numbers or prints, "
+                                "which the batched code did before it found this, so it "
+                                "cannot run again per element: loop over the batch "
+                                "instead") from exc
+            return self._each_element(self.bind(args, kwargs))
+
+    def _has_effects(self) -> bool:
+        """Whether the function mapped draws random numbers or prints (found once)."""
+        from .ir.nodes import graph_nodes, prim_of, reachable_graphs
+
+        if "_effects" not in self.__dict__:
+            fun = self.fun.fun if self._reverse_mode() else self.fun  # type: ignore[attr-defined]
+            self.__dict__["_effects"] = any(
+                p is not None and batch.per_element_effect(p)
+                for g in reachable_graphs(graph_of(fun)) for node in graph_nodes(g)
+                for p in (prim_of(node),))
+        return bool(self.__dict__["_effects"])
+
+    def _each_element(self, args: tuple) -> Any:
+        """`f` on each element, results stacked along `out_axes` (what a loop over the
+        batch computes): the per-element fallback of a batch that one batched array
+        cannot hold (`RaggedBatch`)."""
+        from .primitives.batch_rules import stack
+
+        axes = self._axes(len(args))
+        sizes = [np.shape(leaf)[ax] for a, axis in zip(args, axes, strict=True)
+                 for value, ax in _mapped_pairs(a, axis) for leaf in tree_leaves(value)]
+        size = self.axis_size if self.axis_size is not None else sizes[0]
+        fn = self.fun if isinstance(self.fun, Transformed) else \
+            self.__dict__.setdefault("_element_fn", api.jit(self.fun, self.backend))
+        outs = [fn(*[_element_of(a, axis, i) for a, axis in zip(args, axes, strict=True)])
+                for i in range(size)]
+        if not outs:
+            raise VmapError("vmap over an empty batch: " + RAGGED)
+        return _stacked_out(outs, self.out_axes, stack)
+
     def _reverse_mode(self) -> bool:
         """Whether the function mapped is reverse-mode derivative code (`vmap(grad(f))`,
         `vmap(value_and_grad(f))`)."""
@@ -491,6 +537,37 @@ class Vmapped(Transformed):
         hold every leaf's shape (arrays, numbers, and tuples, lists, dicts and records
         of them), which decides the check for all calls with this key."""
         return not all(_shapes_known(s) for s in key)
+
+
+def _mapped_pairs(a: Any, axis: Any) -> list[tuple[Any, int]]:
+    """The parts of an argument and their mapped axes (none for `None`)."""
+    if isinstance(axis, (tuple, list)):
+        return [pair for value, ax in zip(a, axis, strict=False)
+                for pair in _mapped_pairs(value, ax)]
+    return [(a, axis)] if isinstance(axis, int) else []
+
+
+def _element_of(a: Any, axis: Any, i: int) -> Any:
+    """Element `i` of an argument mapped over `axis` (as `in_axes` gives it)."""
+    if axis is None:
+        return a
+    if isinstance(axis, (tuple, list)):
+        items = [_element_of(v, ax, i) for v, ax in
+                 zip(a, [*axis, *[None] * (len(a) - len(axis))], strict=True)]
+        return tuple(items) if isinstance(a, tuple) else items
+    return tree_unflatten(a, [np.moveaxis(leaf, axis, 0)[i] for leaf in tree_leaves(a)])
+
+
+def _stacked_out(outs: list[Any], out_axes: Any, stack: Callable[[list[Any]], Any]) -> Any:
+    """Per-element results as one batched result, its batch axis at `out_axes`."""
+    if out_axes is None:
+        return outs[0]
+    if isinstance(out_axes, (tuple, list)):
+        items = [_stacked_out([o[j] for o in outs], ax, stack)
+                 for j, ax in enumerate(out_axes)]
+        return tuple(items) if isinstance(outs[0], tuple) else items
+    return tree_unflatten(outs[0], [np.moveaxis(leaf, 0, out_axes)
+                                    for leaf in tree_leaves(stack(outs))])
 
 
 def _shapes_known(sig: Any) -> bool:

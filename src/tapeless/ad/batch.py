@@ -909,8 +909,8 @@ class VTransform:
 
         if isinstance(init, Constant) and init.value is UNBOUND:
             if out_ndim is None:
-                return self._select(inst, active, new, old, None)
-            return self._helper("_select_leaf", inst, [active, new, old])
+                return self._helper("kept_tree_unless_every", inst, [every, active, new, old])
+            return self._helper("kept_leaf_unless_every", inst, [every, active, new, old])
         if new is old:
             return new
         nd = self.ndim(param)
@@ -925,7 +925,7 @@ class VTransform:
             return g.apply(P["np.logical_xor"], old,
                            g.apply(P["np.logical_and"], active, changed))
         if nd is None:
-            return self._select(inst, active, new, old, nd)
+            return self._helper("kept_tree_unless_every", inst, [every, active, new, old])
         return self._helper("kept_unless_every", inst, [every, active, new, old,
                                                         Constant(nd)])
 
@@ -1184,10 +1184,7 @@ class VTransform:
             return a
         if nd is None:
             return self._helper("select", inst, [c, a, b])
-        g = inst.vg
-        if nd:
-            c = g.apply(P["np.reshape"], c, Constant((-1,) + (1,) * nd))
-        return g.apply(P["np.where"], c, a, b)
+        return self._helper("select_shaped", inst, [c, a, b, Constant(nd)])
 
     def _select_results(self, inst: Inst, c: Node, rt: Node, rf: Node, gt: Graph,
                         gf: Graph, call: Apply) -> Node:

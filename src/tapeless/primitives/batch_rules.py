@@ -266,13 +266,44 @@ def broadcast(size, x):
     return tree_unflatten(x, [_broadcast_leaf(size, leaf) for leaf in tree_leaves(x)])
 
 
+class RaggedBatch(ValueError):
+    """A value whose shape differs across the batch (`RAGGED`), which one batched array
+    cannot hold: `tl.vmap` called from Python then runs the function once per element
+    (`tapeless.vmap_api.Vmapped`)."""
+
+    def __init__(self, *args):
+        super().__init__(*(args or (RAGGED,)))
+
+
+RAGGED = ("vmap: a value's shape differs across the batch here (a loop whose trip count "
+          "differs across the batch changes its state's shape, as a loop over layers of "
+          "different widths with a break; or an if whose condition differs gives arrays "
+          "of different shapes), which one batched array cannot hold. tl.vmap called "
+          "from Python runs such a function once per element; inside compiled code (a "
+          "tl.grad or tl.jit of a function calling tl.vmap), loop over the batch instead, "
+          "or give the values one shape on every path")
+
+
 def _select_leaf(c, x, y):
     # (a placeholder, a variable not bound yet, is never read: the other side)
     if y is UNBOUND:
         return x
     if x is UNBOUND:
         return y
+    if np.shape(x) != np.shape(y):
+        # (np.where would broadcast a width 1 against another: silently wrong)
+        raise RaggedBatch()
     return np.where(np.reshape(c, np.shape(c) + (1,) * (np.ndim(x) - 1)), x, y)
+
+
+def select_shaped(c, a, b, nd):
+    """`np.where` of a mask of the batch's length and two batched arrays whose examples
+    have `nd` axes, the examples of one shape on both sides (else `RaggedBatch`)."""
+    if np.shape(a) != np.shape(b):
+        raise RaggedBatch()
+    if nd:
+        c = np.reshape(c, (-1,) + (1,) * nd)
+    return np.where(c, a, b)
 
 
 def kept_unless_every(every, active, new, old, nd):
@@ -281,9 +312,28 @@ def kept_unless_every(every, active, new, old, nd):
     without the select (`np.where` on 1,000 elements costs 4 µs, a Newton step 15)."""
     if every:
         return new
+    if np.shape(new) != np.shape(old):
+        raise RaggedBatch()
     if nd:
         active = np.reshape(active, (-1,) + (1,) * nd)
     return np.where(active, new, old)
+
+
+def kept_leaf_unless_every(every, active, new, old):
+    """`kept_unless_every` for an array state first bound in the loop (a placeholder
+    before its first trip: `_select_leaf` takes the other side of one)."""
+    if every:
+        return new
+    return _select_leaf(active, new, old)
+
+
+def kept_tree_unless_every(every, active, new, old):
+    """`kept_unless_every` for a state whose kind is not known (a tuple, a value whose
+    shape changes from trip to trip, as a loop over layers of different widths): `new`
+    on a trip every element takes, else the select (`select`)."""
+    if every:
+        return new
+    return select(active, new, old)
 
 
 def still_active(every, active, holds):

@@ -1,0 +1,203 @@
+"""`tl.vmap` of a loop over layers of different widths that some elements leave early
+(issue 14): the loop's state changes shape from trip to trip, and where the trip count
+differs across the batch a value's shape differs across the batch (one batched array
+cannot hold it). Batched where every element takes the same trips; else `tl.vmap`
+called from Python runs per element (`batch_rules.RaggedBatch`); never `np.where`
+broadcasting a width-1 state against a wider one."""
+
+import numpy as np
+import pytest
+
+import tapeless as tl
+from tapeless.ad.batch import VmapError
+from tapeless.primitives.batch_rules import RaggedBatch
+
+rng = np.random.default_rng(0)
+# Widths 3 -> 4 -> 2 -> 3; the biases an array, a Python float, an array.
+PARAMS = [(rng.normal(size=(3, 4)), rng.normal(size=4)),
+          (rng.normal(size=(4, 2)), 0.5),
+          (rng.normal(size=(2, 3)), rng.normal(size=3))]
+XS = rng.normal(size=(6, 3))
+YS = rng.normal(size=(6, 1))
+INF = np.inf
+# Per-element thresholds: the loop breaks after the first trip whose sum exceeds it.
+PATTERNS = {
+    "first": np.full(6, -INF),
+    "second": None,  # (set below: above the first layer's sums, below the second's)
+    "none": np.full(6, INF),
+    "mixed": np.array([-INF, INF, -INF, INF, -INF, INF]),
+}
+
+
+def loss(params, x, y, t):
+    h = x
+    for W, b in params:
+        h = np.tanh(h @ W + b)
+        if np.sum(h) > t:
+            break
+    return np.sum((h[:1] - y) ** 2)
+
+
+def forward(params, x, t):
+    """The same loop, in a function the mapped function calls."""
+    h = x
+    for W, b in params:
+        h = np.tanh(h @ W + b)
+        if np.sum(h) > t:
+            break
+    return h
+
+
+def trips(params, x, t):
+    h, n = x, 0
+    for W, b in params:
+        h = np.tanh(h @ W + b)
+        n += 1
+        if np.sum(h) > t:
+            break
+    return n
+
+
+def _second():
+    # (a threshold per element between its first layer's sum and its second's, with
+    # the first's below: such elements break on the second trip)
+    out = []
+    for x in XS:
+        h1 = np.tanh(x @ PARAMS[0][0] + PARAMS[0][1])
+        h2 = np.tanh(h1 @ PARAMS[1][0] + PARAMS[1][1])
+        out.append(min(np.sum(h2), np.sum(h1) + 4.0) - 1e-3 if np.sum(h2) > np.sum(h1)
+                   else INF)
+    return np.array(out)
+
+
+PATTERNS["second"] = _second()
+PATTERNS["all_three"] = np.where(np.arange(6) % 3 == 0, -INF,
+                                 np.where(np.arange(6) % 3 == 1, PATTERNS["second"], INF))
+
+
+@pytest.mark.parametrize("pattern", sorted(PATTERNS))
+def test_vmap_of_the_loop_equals_a_loop_over_the_batch(pattern):
+    ts = PATTERNS[pattern]
+    got = tl.vmap(loss, in_axes=(None, 0, 0, 0))(PARAMS, XS, YS, ts)
+    want = [loss(PARAMS, XS[i], YS[i], ts[i]) for i in range(len(XS))]
+    np.testing.assert_allclose(got, want, rtol=1e-12)
+
+
+def test_the_patterns_take_the_trips_they_name():
+    counts = {k: {trips(PARAMS, XS[i], t[i]) for i in range(len(XS))}
+              for k, t in PATTERNS.items()}
+    assert counts["first"] == {1}
+    assert counts["none"] == {3}
+    assert 2 in counts["second"]
+    assert counts["mixed"] == {1, 3}
+    assert counts["all_three"] >= {1, 3}
+
+
+def _per_example_loop(ts):
+    return [tl.grad(loss)(PARAMS, XS[i], YS[i], ts[i]) for i in range(len(XS))]
+
+
+@pytest.mark.parametrize("pattern", sorted(PATTERNS))
+def test_per_example_gradients_equal_a_loop_of_grad(pattern):
+    ts = PATTERNS[pattern]
+    g = tl.vmap(tl.grad(loss), in_axes=(None, 0, 0, 0))(PARAMS, XS, YS, ts)
+    ref = _per_example_loop(ts)
+    for k in range(3):
+        for j in range(2):
+            np.testing.assert_allclose(g[k][j], [r[k][j] for r in ref], rtol=1e-10,
+                                       atol=1e-14)
+
+
+@pytest.mark.parametrize("pattern", ["mixed", "all_three", "none"])
+def test_per_example_gradients_against_finite_differences(pattern):
+    ts = PATTERNS[pattern]
+    g = tl.vmap(tl.grad(loss, argnums=1), in_axes=(None, 0, 0, 0))(PARAMS, XS, YS, ts)
+    eps = 1e-6
+    for i in range(len(XS)):
+        for j in range(3):
+            d = np.zeros(3)
+            d[j] = eps
+            fd = (loss(PARAMS, XS[i] + d, YS[i], ts[i]) -
+                  loss(PARAMS, XS[i] - d, YS[i], ts[i])) / (2 * eps)
+            assert abs(g[i, j] - fd) < 1e-6 * max(1.0, abs(fd))
+    # (and of a weight: W of the second layer, entry (0, 1))
+    gw = tl.vmap(tl.grad(loss), in_axes=(None, 0, 0, 0))(PARAMS, XS, YS, ts)[1][0]
+    for i in range(len(XS)):
+        up = [(W.copy(), b) for W, b in PARAMS]
+        down = [(W.copy(), b) for W, b in PARAMS]
+        up[1][0][0, 1] += eps
+        down[1][0][0, 1] -= eps
+        fd = (loss(up, XS[i], YS[i], ts[i]) - loss(down, XS[i], YS[i], ts[i])) / (2 * eps)
+        assert abs(gw[i, 0, 1] - fd) < 1e-6 * max(1.0, abs(fd))
+
+
+def test_a_width_one_state_is_not_broadcast_against_a_wider_one():
+    # (np.where of a (n, 1) state and a (n, 4) one broadcasts: silently wrong)
+    params = [(PARAMS[0][0], PARAMS[0][1]), (rng.normal(size=(4, 1)), 0.25)]
+
+    def f(params, x, t):
+        h = forward(params, x, t)
+        return np.sum(h * h)
+
+    ts = PATTERNS["mixed"]
+    got = tl.vmap(f, in_axes=(None, 0, 0))(params, XS, ts)
+    np.testing.assert_allclose(got, [f(params, XS[i], ts[i]) for i in range(len(XS))],
+                               rtol=1e-12)
+
+
+def test_branches_of_different_shapes_run_per_element():
+    def f(x):
+        h = x[:2] if x[0] > 0 else x[:1]
+        return np.sum(h * h)
+
+    xs = np.array([[1.0, 2.0, 3.0], [-1.0, 2.0, 3.0], [0.5, -2.0, 1.0]])
+    np.testing.assert_allclose(tl.vmap(f)(xs), [f(x) for x in xs], rtol=1e-12)
+
+
+def test_out_axes_and_in_axes_of_the_per_element_fallback():
+    def f(params, x, t):
+        h = forward(params, x, t)
+        return h[:1] * 2.0, np.sum(h)
+
+    ts = PATTERNS["mixed"]
+    a, s = tl.vmap(f, in_axes=(None, 1, 0), out_axes=(1, 0))(PARAMS, XS.T, ts)
+    ref = [f(PARAMS, XS[i], ts[i]) for i in range(len(XS))]
+    np.testing.assert_allclose(a, np.stack([r[0] for r in ref], axis=1), rtol=1e-12)
+    np.testing.assert_allclose(s, [r[1] for r in ref], rtol=1e-12)
+
+
+@pytest.mark.parametrize("pattern", ["first", "none"])
+def test_grad_of_a_function_calling_vmap(pattern):
+    ts = PATTERNS[pattern]
+
+    def total(params, xs, ys, ts):
+        return np.sum(tl.vmap(loss, in_axes=(None, 0, 0, 0))(params, xs, ys, ts))
+
+    g = tl.grad(total)(PARAMS, XS, YS, ts)
+    ref = _per_example_loop(ts)
+    for k in range(3):
+        for j in range(2):
+            want = sum(r[k][j] for r in ref)
+            np.testing.assert_allclose(g[k][j], want, rtol=1e-10, atol=1e-14)
+
+
+def test_grad_of_a_function_calling_vmap_with_shapes_differing_says_so():
+    # (inside compiled code the batched code cannot run again per element: refused at
+    # run time, with what to do instead)
+    def total(params, xs, ys, ts):
+        return np.sum(tl.vmap(loss, in_axes=(None, 0, 0, 0))(params, xs, ys, ts))
+
+    with pytest.raises(RaggedBatch, match="shape differs across the batch"):
+        tl.grad(total)(PARAMS, XS, YS, PATTERNS["mixed"])
+
+
+def test_the_fallback_is_refused_where_the_function_draws():
+    def f(x, t):
+        noise = np.random.normal()
+        h = x
+        if np.sum(h) > t:
+            h = h[:1]
+        return np.sum(h) + 0.0 * noise
+
+    with pytest.raises(VmapError, match="random numbers or prints"):
+        tl.vmap(f)(XS, PATTERNS["mixed"])
