@@ -275,3 +275,49 @@ def test_list_items_kind() -> None:
     assert str(value_kind([1, 2.0])) == "list<int|float>"
     assert value_kind([1.0, 2.0]) == tl.opt.kinds.list_of(tl.opt.kinds.FLOAT)  # as before
     assert value_kind([(np.ones(2),), (np.ones(2),)]) is None  # (no length in its signature)
+
+
+def test_gradient_of_an_empty_dict_beside_a_list_of_items_of_different_kinds() -> None:
+    """The gradient of an empty dict argument is an empty dict, beside a list argument
+    whose items have different kinds (its gradient a list display, item by item): the
+    keys of neither tell which display to build (an IndexError once, on `{}`)."""
+    def f(x: Any, d: Any, items: Any) -> Any:
+        return x * 2.0 + len(d) + items[1] * items[0][0]
+
+    items = [np.arange(2.0), 3.0]
+    got = tl.grad(f, argnums=(0, 1, 2))(1.5, {}, items)
+    assert got[1] == {} and type(got[2]) is list
+    close(got, (2.0, {}, [np.array([3.0, 0.0]), 0.0]))
+
+    def g(x: Any) -> Any:
+        return np.sum(x), {}, [x, {}]
+
+    (back,) = tl.vjp(g, np.ones(2))[1]((1.0, {}, [np.ones(2), {}]))
+    close(back, np.full(2, 2.0))
+
+
+@pytest.mark.parametrize("n", [0, 1])
+def test_loops_of_one_trip_or_none_stay_loops(monkeypatch: pytest.MonkeyPatch, n: int) -> None:
+    """A loop of one trip or none over items of one kind is not unrolled (nothing to
+    specialize): the rows of its gradient are still added in place, no run-time
+    helper; a one-item list of layers is a list of one kind, its loop kept too."""
+    monkeypatch.delenv("TAPELESS_OPTIMIZE", raising=False)
+
+    def rows(w: Any, xs: Any) -> Any:
+        total = 0.0
+        for i in range(w.shape[0]):
+            total = total + np.sum(np.tanh(w[i] * xs[i]))
+        return total
+
+    rng = np.random.default_rng(5)
+    w, xs = rng.normal(size=(n, 3)), rng.normal(size=(n, 3))
+    g = tl.grad(rows, argnums=(0, 1))
+    source = g.source_for(w, xs)
+    assert has_loop(source) and "_rt.scatter_sens" not in source, source
+    y = np.tanh(w * xs)
+    close(g(w, xs), ((1 - y * y) * xs, (1 - y * y) * w))
+    one = [(rng.normal(size=(3, 2)), rng.normal(size=2))]
+    X, Y = data([3, 2])
+    h = tl.grad(vp.layers_loss)
+    assert has_loop(h.source_for(one, X[0], Y[0]))
+    close(h(one, X[0], Y[0]), h(tuple(one), X[0], Y[0]))

@@ -476,7 +476,7 @@ def _to_structure_known(ctx: Context, node: Apply) -> Node | None:
     if is_record(kl) and not is_namedtuple(kl):
         return _dataclass_gradient(node, d, like, kl)
     if (listed := list_items_of(kl)) is not None:
-        return _keyed_gradient(node, d, like, list(range(len(listed))))
+        return _keyed_gradient(node, d, like, list(range(len(listed))), as_list=True)
     known = items_of(as_tuple(kl))
     if known is None:
         return None
@@ -543,12 +543,14 @@ def _dict_gradient(node: Apply, d: Node, like: Node, kl: DictKind) -> Node | Non
     some of its items (`getitem_sens`, `scatter_sens` of like with constant keys) or ZERO:
     a dict display of its items' gradients, in like's order, each the sum of its pieces in
     their order (what `runtime.scatter_sens` and `to_structure` compute)."""
-    return _keyed_gradient(node, d, like, [f for f, _ in kl.items])
+    return _keyed_gradient(node, d, like, [f for f, _ in kl.items], as_list=False)
 
 
-def _keyed_gradient(node: Apply, d: Node, like: Node, keys: list) -> Node | None:
-    """`_dict_gradient` for a dict with these string keys, or for a list argument of
-    known items' kinds (keys 0, 1, ...: a list display of its items' gradients)."""
+def _keyed_gradient(node: Apply, d: Node, like: Node, keys: list[str] | list[int],
+                    as_list: bool) -> Node | None:
+    """`_dict_gradient` for a dict with these string keys (none for an empty dict), or,
+    `as_list`, for a list argument of known items' kinds (keys 0, 1, ...: a list display
+    of its items' gradients)."""
     pieces: dict[object, list[Node]] = {key: [] for key in keys}
     if not (isinstance(d, Constant) and d.value is ZERO):
         found = scattered(d)
@@ -556,9 +558,9 @@ def _keyed_gradient(node: Apply, d: Node, like: Node, keys: list) -> Node | None
             return None
         for index, piece in zip(found[1], found[2], strict=True):
             key = index.value if isinstance(index, Constant) else None
-            if type(key) is int and key < 0:
+            if as_list and type(key) is int and key < 0:
                 key += len(keys)  # (xs[-1])
-            if not (type(key) is type(keys[0]) and key in pieces):
+            if not (type(key) is (int if as_list else str) and key in pieces):
                 return None
             pieces[key].append(piece)
     g = node.graph
@@ -570,7 +572,7 @@ def _keyed_gradient(node: Apply, d: Node, like: Node, keys: list) -> Node | None
                 g.apply(P["gadd"], total, piece, loc=node.loc)
         items.append(g.apply(P["to_structure"], total, g.apply(P["getitem"], like, key,
                                                                  loc=node.loc), loc=node.loc))
-    if type(keys[0]) is int:
+    if as_list:
         return g.apply(P["make_list"], *items, loc=node.loc, name=node.name)
     return g.apply(P["make_dict"], Constant(tuple(keys)),
                    g.apply(P["make_tuple"], *items, loc=node.loc), loc=node.loc,

@@ -13,12 +13,14 @@ copies together hold at most `UNROLL_MAX_NODES` nodes, and its body reads, at th
 index, an item of a container whose items' kinds are not all the same (what keys the
 rewrite: the trips would be specialized differently), or an item of a tuple whose items
 share a kind where the loop state that starts with a kind has none in the body (the
-induction failed: unrolled, each trip starts with its state's kind); a loop of one trip
-(or none) is its body run once (or not at all), whatever it reads. Each trip becomes a
-copy of the body with the index a constant, so `seq[k]` is item k with its own kind; the
-copies run in order, each on the state the previous one left, and their effects stay in
-program order. Loops whose values already get one kind (a `range` loop, a loop over a
-tuple or a list of items of one kind whose state keeps its kind) are left as they are."""
+induction failed: unrolled, each trip starts with its state's kind). A loop of one trip
+or none that reads no such items stays a loop: its body is already specialized as it
+would be unrolled, and the loop rewrites (rows gathered in place, nested sums) key on
+loops. Each trip becomes a copy of the body with the index a constant, so `seq[k]` is
+item k with its own kind; the copies run in order, each on the state the previous one
+left, and their effects stay in program order. Loops whose values already get one kind
+(a `range` loop, a loop over a tuple or a list of items of one kind whose state keeps
+its kind) are left as they are."""
 
 from __future__ import annotations
 
@@ -142,10 +144,9 @@ def unroll_loop(ctx: Context, node: Apply) -> tuple[Node, list[Node]] | None:
         if trips is None or len(trips) > UNROLL_MAX_TRIPS or \
                 len(body.parameters) != len(node.inputs) - 4:
             return None
-        if len(trips) > 1:
-            reads, differing = _reads_items(ctx, body)
-            if not (differing or (reads and _state_kinds_lost(ctx, node, body))):
-                return None
+        reads, differing = _reads_items(ctx, body)
+        if not (differing or (reads and _state_kinds_lost(ctx, node, body))):
+            return None
     elif p is P["while_loop"] and is_constant_graph(node.inputs[1]) and \
             is_constant_graph(node.inputs[2]):
         body = node.inputs[2].value
