@@ -8,7 +8,9 @@ Reports:
   against a hand-written batched NumPy version, a Python loop of `tl.grad` and, where
   PyTorch is installed, `torch.func.vmap(torch.func.grad(...))` (targets: <= 1.5x
   hand-written, ahead of torch.func); and the per-example-gradient example of JAX's
-  README (a loop over a list of `(W, b)` layers), not written for this benchmark;
+  README (a loop over a list of `(W, b)` layers), not written for this benchmark, and
+  `tl.grad` of that loss on a whole batch against its hand-written gradient (`--layers`:
+  these rows only);
 - a MAML meta-gradient over 8 tasks x 5 inner steps (sinusoid regression, a 40-40 tanh
   MLP): `tl.grad` of a meta-loss that maps the task loss with `tl.vmap`, against the
   same meta-loss written as a Python loop over tasks, JAX `jit(grad(vmap))` where JAX
@@ -101,18 +103,28 @@ def per_example(batch: int, repeat: int, number: int) -> list[str]:
     ]
 
 
-def per_example_layers(batch: int, repeat: int, number: int) -> list[str]:
-    """The per-example-gradient example of JAX's README (`vp.layers_loss`: a list of
-    `(W, b)` layers, a loop over them), two 64-wide layers: `tl.vmap(tl.grad(loss),
-    in_axes=(None, 0, 0))` against its hand-written batched NumPy and torch.func."""
+def layer_params(widths: tuple[int, ...]) -> list:
     rng = np.random.default_rng(0)
-    n = 64
-    params = [(rng.normal(size=(n, n)) / 8, rng.normal(size=n)),
-              (rng.normal(size=(n, n)) / 8, rng.normal(size=n))]
-    X, Y = rng.normal(size=(batch, n)), rng.normal(size=(batch, n))
+    return [(rng.normal(size=(m, n)) / 8, rng.normal(size=n))
+            for m, n in zip(widths, widths[1:], strict=False)]
+
+
+def per_example_layers(batch: int, repeat: int, number: int,
+                       widths: tuple[int, ...] = (64, 64, 64)) -> list[str]:
+    """The per-example-gradient example of JAX's README (`vp.layers_loss`: a list of
+    `(W, b)` layers, a loop over them), two layers (64 wide, or of these widths):
+    `tl.vmap(tl.grad(loss), in_axes=(None, 0, 0))` against its hand-written batched
+    NumPy and torch.func. Layers of one shape make a list whose items share one
+    signature (a kind without a length: the loop stays a loop); of different shapes, as
+    in JAX's README (784-512-512-10), one with item-wise kinds, whose loop is unrolled."""
+    params = layer_params(widths)
+    rng = np.random.default_rng(1)
+    X, Y = rng.normal(size=(batch, widths[0])), rng.normal(size=(batch, widths[-1]))
     hand = vp.layers_hand(params, X, Y)
     v = tl.vmap(tl.grad(vp.layers_loss), in_axes=(None, 0, 0))
+    cpu = time.process_time()
     first = first_call(lambda: v(params, X, Y))
+    cpu = time.process_time() - cpu
     assert close(v(params, X, Y), hand)
     fns = [lambda: vp.layers_hand(params, X, Y), lambda: v(params, X, Y)]
     torch_fn = torch_layers(params, X, Y, hand)
@@ -121,9 +133,40 @@ def per_example_layers(batch: int, repeat: int, number: int) -> list[str]:
     t_hand, t_v = times[:2]
     vs_torch = "" if torch_fn is None else \
         f"torch.func {times[2] * 1e3:.3f} ms: tapeless ÷ torch.func {t_v / times[2]:.2f}; "
-    return [f"| per-example grads, JAX README's loop over a list of (W, b) layers, batch "
-            f"{batch} | {t_v * 1e3:.3f} ms | {t_hand * 1e3:.3f} ms | {t_v / t_hand:.2f} | "
-            f"<= 1.5 | {vs_torch}first call {first:.1f} s |"]
+    shape = "" if widths == (64, 64, 64) else f" {'-'.join(map(str, widths))}"
+    return [f"| per-example grads, JAX README's loop over a list of (W, b) layers{shape}, "
+            f"batch {batch} | {t_v * 1e3:.3f} ms | {t_hand * 1e3:.3f} ms | {t_v / t_hand:.2f} | "
+            f"<= 1.5 | {vs_torch}first call {first:.2f} s ({cpu:.2f} s CPU) |"]
+
+
+def batch_gradient_layers(batch: int, repeat: int, number: int,
+                          widths: tuple[int, ...] = (64, 64, 64)) -> list[str]:
+    """`tl.grad(vp.layers_loss)` of the whole batch's loss (rows of X through the same
+    loop over a list of layers) against its hand-written NumPy gradient (the per-example
+    gradients' sum, written as matrix products)."""
+    params = layer_params(widths)
+    rng = np.random.default_rng(1)
+    X, Y = rng.normal(size=(batch, widths[0])), rng.normal(size=(batch, widths[-1]))
+
+    def hand(params: list, X: np.ndarray, Y: np.ndarray) -> list:
+        (W1, b1), (W2, b2) = params
+        h = np.tanh(X @ W1 + b1)
+        d = 2.0 * (h @ W2 + b2 - Y)
+        dh = (d @ W2.T) * (1.0 - h * h)
+        return [(X.T @ dh, dh.sum(axis=0)), (h.T @ d, d.sum(axis=0))]
+
+    g = tl.grad(vp.layers_loss)
+    cpu = time.process_time()
+    g(params, X, Y)
+    cpu = time.process_time() - cpu
+    assert close(g(params, X, Y), hand(params, X, Y))
+    t_hand, t_g = best_times([lambda: hand(params, X, Y), lambda: g(params, X, Y)], [1, 1],
+                             repeat * number)
+    shape = "" if widths == (64, 64, 64) else f" {'-'.join(map(str, widths))}"
+    return [f"| tl.grad of JAX README's loss on a batch of {batch} (a list of 2 layers"
+            f"{shape}) | "
+            f"{t_g * 1e3:.3f} ms | {t_hand * 1e3:.3f} ms | {t_g / t_hand:.2f} | | first call "
+            f"{cpu:.2f} s CPU |"]
 
 
 def torch_layers(params: list, X: np.ndarray, Y: np.ndarray,
@@ -344,18 +387,31 @@ def newton(batch: int, repeat: int, number: int) -> list[str]:
     return rows
 
 
+def layers_rows(batch: int, repeat: int, number: int) -> list[str]:
+    return [row for widths in ((64, 64, 64), (64, 48, 32))
+            for row in per_example_layers(batch, repeat, number, widths) +
+            batch_gradient_layers(batch, repeat, number, widths)]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--layers", action="store_true",
+                        help="only the rows of JAX README's loss (a loop over layers)")
     args = parser.parse_args()
     repeat, number = (3, 2) if args.quick else (25, 10)
     print("| workload | tapeless | reference | ratio | target | |")
     print("|---|---:|---:|---:|---|---|")
+    if args.layers:
+        for batch in (32, 256):
+            for line in layers_rows(batch, repeat, number):
+                print(line, flush=True)
+        return
     for batch in (32, 256):
         for line in per_example(batch, repeat, number):
             print(line, flush=True)
     for batch in (32, 256):
-        for line in per_example_layers(batch, repeat, number):
+        for line in layers_rows(batch, repeat, number):
             print(line, flush=True)
     print()
     for line in newton(1000, repeat, number):

@@ -24,12 +24,14 @@ from tapeless.opt.kinds import (
     INT,
     MAX_TUPLE_ITEMS,
     DictKind,
+    ListItemsKind,
     ListKind,
     RecordKind,
     TupleKind,
     array,
     as_tuple,
     class_of_kind,
+    element_of,
     field_kind,
     fields_of,
     is_container,
@@ -72,10 +74,16 @@ def test_lists_of_one_kind_get_list_kinds() -> None:
     assert value_kind((1.0, [2.0])) == tuple_of([FLOAT, list_of(FLOAT)])
     assert str(value_kind((1.0, [np.zeros(3)]))) == "tuple<float|list<arrayf8[3]>>"
     assert is_list(EMPTY_LIST) and str(EMPTY_LIST) == "list<>" and EMPTY_LIST != list_of(FLOAT)
-    # items of several kinds, containers, empty or long lists: no kind (generic code)
-    for v in ([1.0, 2], [np.zeros(3), np.zeros(4)], [(1.0,)], [[1.0]], [],
-              [1.0] * (MAX_TUPLE_ITEMS + 1)):
+    # containers of one signature (no length in it), empty or long lists: no kind
+    # (generic code)
+    for v in ([(1.0,)], [[1.0]], [], [1.0] * (MAX_TUPLE_ITEMS + 1)):
         assert value_kind(v) is None, v
+    # items of several kinds (a signature that keeps every item): item-wise kinds, which
+    # no list operation but a read at a constant index and the length sees
+    for v in ([1.0, 2], [np.zeros(3), np.zeros(4)], [(1.0,), 2.0]):
+        k = value_kind(v)
+        assert k == ListItemsKind(tuple(value_kind(x) for x in v)) and not is_list(k), v
+        assert element_of(k) is None and items_of(k) is None
 
 
 def layers(params, x):
@@ -346,15 +354,17 @@ def test_lists_of_other_items_compile_separately(monkeypatch: pytest.MonkeyPatch
         (v2, [r.normal(size=2) for _ in range(5)]),      # the same kind: shared
         (v3, [r.normal(size=3) for _ in range(2)]),      # list<arrayf8[3]>
         (v3, [r.normal(size=3) for _ in range(4)]),      # shared
-        (v2, [r.normal(size=2), r.normal(size=3)[:1]]),  # shapes (2,) and (1,): no kind
-        (0.5, [0.3, r.normal(size=2), -0.4]),            # float and array: no kind
-        (0.5, [0.3, r.normal(size=2), 0.2, -0.4]),       # no kind, another length
+        (v2, [r.normal(size=2), r.normal(size=3)[:1]]),  # shapes (2,) and (1,): by item
+        (0.5, [0.3, r.normal(size=2), -0.4]),            # float and array: by item
+        (0.5, [0.3, r.normal(size=2), 0.2, -0.4]),       # by item, another length
         (v2, [r.normal(size=2) for _ in range(MAX_TUPLE_ITEMS + 3)]),  # too long: generic
     ]
     keys = [_signature(xs) for _, xs in cases]
     kinds = [value_kind(xs) for _, xs in cases]
     assert kinds[:4] == [list_of(array("f8", (2,)))] * 2 + [list_of(array("f8", (3,)))] * 2
-    assert kinds[4:] == [None] * 4
+    assert kinds[4:7] == [ListItemsKind(tuple(value_kind(x) for x in xs))
+                          for _, xs in cases[4:7]]
+    assert kinds[7] is None
     # the signatures of lists with items of several signatures keep them all
     assert len({keys[0], keys[2], keys[4], keys[5], keys[6], keys[7]}) == 6
     assert keys[0] == keys[1] and keys[2] == keys[3]

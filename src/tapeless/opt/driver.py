@@ -58,9 +58,10 @@ from .loops import (
 )
 from .patterns import tuple_items
 from .results import own_outputs, settle_owns
-from .rules import RULES, Context, allowed, step
+from .rules import RULES, Context, P, allowed, step
 from .scatter import scatter_onto, scatter_pairs
 from .simplify import cse, fold_constants, idle_loop, inline_call, pure, select_constants
+from .unroll import unroll_loop
 from .updates import update_in_place
 from .zeros import f8_number, never_zero
 
@@ -85,6 +86,7 @@ step("scatter_pairs")
 # and the steps after the rounds (`_round`): tests compare the code made without it.
 CARRY_FACTS = True
 
+P_FOR_RANGE, P_WHILE_LOOP = P["for_range"], P["while_loop"]
 LOOP_STEPS_MAX = 64  # loop-state steps in one round (each removes something: a bound)
 
 
@@ -299,6 +301,10 @@ class _Sweep:
         if p is not None and allowed(enabled, "cse") and \
                 (result := cse(ctx, node)) is not None:
             log.add("cse")
+        elif (p is P_FOR_RANGE or p is P_WHILE_LOOP) and allowed(enabled, "unroll_loops") and \
+                (done := unroll_loop(ctx, node)) is not None:
+            result = self._splice(node, g, *done)
+            log.add("unroll_loops")
         elif p is not None:
             for name, fn in RULES.get(p.name, ()):
                 if enabled is None or name in enabled:  # (`allowed`, inline: per rule)
@@ -316,19 +322,24 @@ class _Sweep:
         elif inline and allowed(enabled, "inline"):
             done = inline_call(ctx, node)
             if done is not None:
-                result, effects = done
-                if node in g.effects or node.id in self.splicing:
-                    # (A call among the effects an inlining in this sweep made, not yet
-                    # spliced in: its effects go in its place, in program order.)
-                    self.spliced[node.id] = effects
-                    self.splicing.update(e.id for e in effects)
-                elif effects:
-                    # A call kept only for its value (e.g. in tail position): its
-                    # effects now belong to the caller.
-                    set_effects(g, g.effects + effects)
-                    self.touched.add(g.id)
+                result = self._splice(node, g, *done)
                 log.add("inline")
-                self.inlined = True
+        return result
+
+    def _splice(self, node: Apply, g: Graph, result: Node, effects: list[Node]) -> Node:
+        """`result`, a body copied in place of `node` (an inlined call, an unrolled loop),
+        with `effects`, the copied effects, put where `node`'s were."""
+        if node in g.effects or node.id in self.splicing:
+            # (A call among the effects an inlining in this sweep made, not yet
+            # spliced in: its effects go in its place, in program order.)
+            self.spliced[node.id] = effects
+            self.splicing.update(e.id for e in effects)
+        elif effects:
+            # A call kept only for its value (e.g. in tail position): its
+            # effects now belong to the caller.
+            set_effects(g, g.effects + effects)
+            self.touched.add(g.id)
+        self.inlined = True
         return result
 
 

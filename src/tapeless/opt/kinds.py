@@ -111,6 +111,20 @@ class ListKind(Kind):
 
 
 @dataclass(frozen=True, slots=True)
+class ListItemsKind(Kind):
+    """A list (exactly `list`) argument of these items' kinds, of which at least two
+    differ (a list of layers of different shapes): its signature keeps every item
+    (`api._signature`), and an argument is never changed in place, so item k has kind
+    `items[k]` wherever it is read. Only reads at a constant index and its length see
+    the items (`list_items_of`); other operations give values of unknown kind."""
+
+    items: tuple[Kind | None, ...]
+
+    def __str__(self) -> str:
+        return f"list<{_joined(self.items)}>"  # (two items or more: a '|' at the top)
+
+
+@dataclass(frozen=True, slots=True)
 class TupleKind(Kind):
     """A tuple (exactly `tuple`) whose items have these kinds (None: unknown)."""
 
@@ -156,7 +170,7 @@ def _joined_fields(items: tuple[tuple[str, Kind | None], ...]) -> str:
 
 
 EMPTY_LIST = ListKind(None)
-_CONTAINERS = (TupleKind, ListKind, DictKind, RecordKind)
+_CONTAINERS = (TupleKind, ListKind, ListItemsKind, DictKind, RecordKind)
 
 
 def array(dtype: str, shape: tuple[int, ...]) -> ArrayKind:
@@ -316,7 +330,8 @@ def record_class(k: Kind | None) -> type | None:
     return _NUMBERED_CLASSES.get(k.number) if type(k) is RecordKind else None
 
 
-_CLASS_OF_KIND: dict[type, type] = {TupleKind: tuple, ListKind: list, DictKind: dict}
+_CLASS_OF_KIND: dict[type, type] = {TupleKind: tuple, ListKind: list, ListItemsKind: list,
+                                     DictKind: dict}
 
 
 def class_of_kind(k: Kind | None) -> type | None:
@@ -349,6 +364,11 @@ def as_tuple(k: Kind | None) -> Kind | None:
     return k
 
 
+def list_items_of(k: Kind | None) -> tuple[Kind | None, ...] | None:
+    """The items' kinds of a list argument's kind that has them (`ListItemsKind`)."""
+    return k.items if type(k) is ListItemsKind else None
+
+
 def items_of(k: Kind | None) -> tuple[Kind | None, ...] | None:
     """The items' kinds of a tuple kind (None for an unknown item), else None."""
     return k.items if type(k) is TupleKind else None
@@ -371,8 +391,12 @@ def value_kind(value: object, depth: int = 0) -> Kind | None:
         # A list whose items all have one kind (a list of floats, of same-shape arrays).
         if not value or len(value) > MAX_TUPLE_ITEMS or depth >= MAX_TUPLE_DEPTH:
             return None
-        kinds = {value_kind(v, depth + 1) for v in value}
-        k = kinds.pop() if len(kinds) == 1 else None
+        each = [value_kind(v, depth + 1) for v in value]
+        kinds = set(each)
+        if len(kinds) > 1:
+            # (Items of different kinds have different signatures: the list's keeps them.)
+            return ListItemsKind(tuple(each))
+        k = kinds.pop()
         return list_of(k) if k is not None and not is_tuple(k) and not is_list(k) else None
     if type(value) is dict:
         if len(value) > MAX_TUPLE_ITEMS or depth >= MAX_TUPLE_DEPTH or \
@@ -1580,6 +1604,12 @@ def _infer(node: Node, facts: LoopFacts | None, depth: int,
         return EMPTY_LIST
     if name == "list" and len(node.inputs) == 2 and prim_name(node.inputs[1]) == "range":
         return list_of(INT)  # list(range(...)): ints (range takes only ints)
+    if _any_of_type(args, ListItemsKind):
+        if name == "getitem" and len(args) == 2 and type(args[0]) is ListItemsKind and \
+                type(i := _const(node.inputs[2])) is int and \
+                -len(args[0].items) <= i < len(args[0].items):
+            return args[0].items[i]
+        return None
     if _any_of_type(args, ListKind):  # (is_list)
         if name == "list" and len(args) == 1:
             return args[0]

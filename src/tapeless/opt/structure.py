@@ -31,6 +31,7 @@ from .kinds import (
     item_nodes,
     items_of,
     kind,
+    list_items_of,
     ndim_of,
     record_class,
     same_array,
@@ -188,12 +189,13 @@ def _repeat_zero_tuple(ctx: Context, node: Apply) -> Node | None:
 
 @rewrite("len")
 def _len_of_tuple(ctx: Context, node: Apply) -> Node | None:
-    """The length of a display, or of a tuple, a dict or a record of known kind."""
+    """The length of a display, or of a tuple, a dict, a record or a list argument of
+    known items' kinds."""
     items = tuple_items(node.inputs[1])
     if items is None:
         k = kind(node.inputs[1], ctx.facts)
         known = items_of(k) if is_tuple(k) else fields_of(k) if is_namedtuple(k) or \
-            is_dict(k) else None
+            is_dict(k) else list_items_of(k)
         return Constant(len(known)) if known is not None else None
     return Constant(len(items))
 
@@ -203,7 +205,8 @@ def _sequence_known(ctx: Context, node: Apply) -> Node | None:
     """What a `for` loop over a list or a tuple of known kind indexes: the value itself
     (`as_sequence` makes a tuple of other iterables only)."""
     k = kind(node.inputs[1], ctx.facts)
-    return node.inputs[1] if is_list(k) or is_tuple(k) else None
+    return node.inputs[1] if is_list(k) or is_tuple(k) or list_items_of(k) is not None \
+        else None
 
 
 @rewrite("unpack")
@@ -472,6 +475,8 @@ def _to_structure_known(ctx: Context, node: Apply) -> Node | None:
         return _dict_gradient(node, d, like, kl)
     if is_record(kl) and not is_namedtuple(kl):
         return _dataclass_gradient(node, d, like, kl)
+    if (listed := list_items_of(kl)) is not None:
+        return _keyed_gradient(node, d, like, list(range(len(listed))), as_list=True)
     known = items_of(as_tuple(kl))
     if known is None:
         return None
@@ -538,17 +543,26 @@ def _dict_gradient(node: Apply, d: Node, like: Node, kl: DictKind) -> Node | Non
     some of its items (`getitem_sens`, `scatter_sens` of like with constant keys) or ZERO:
     a dict display of its items' gradients, in like's order, each the sum of its pieces in
     their order (what `runtime.scatter_sens` and `to_structure` compute)."""
-    keys = [f for f, _ in kl.items]
-    pieces: dict[str, list[Node]] = {key: [] for key in keys}
+    return _keyed_gradient(node, d, like, [f for f, _ in kl.items], as_list=False)
+
+
+def _keyed_gradient(node: Apply, d: Node, like: Node, keys: list[str] | list[int],
+                    as_list: bool) -> Node | None:
+    """`_dict_gradient` for a dict with these string keys (none for an empty dict), or,
+    `as_list`, for a list argument of known items' kinds (keys 0, 1, ...: a list display
+    of its items' gradients)."""
+    pieces: dict[object, list[Node]] = {key: [] for key in keys}
     if not (isinstance(d, Constant) and d.value is ZERO):
         found = scattered(d)
         if found is None or found[0] is not like:
             return None
         for index, piece in zip(found[1], found[2], strict=True):
-            if not (isinstance(index, Constant) and type(index.value) is str and
-                    index.value in pieces):
+            key = index.value if isinstance(index, Constant) else None
+            if as_list and type(key) is int and key < 0:
+                key += len(keys)  # (xs[-1])
+            if not (type(key) is (int if as_list else str) and key in pieces):
                 return None
-            pieces[index.value].append(piece)
+            pieces[key].append(piece)
     g = node.graph
     items = []
     for key in keys:
@@ -558,6 +572,8 @@ def _dict_gradient(node: Apply, d: Node, like: Node, kl: DictKind) -> Node | Non
                 g.apply(P["gadd"], total, piece, loc=node.loc)
         items.append(g.apply(P["to_structure"], total, g.apply(P["getitem"], like, key,
                                                                  loc=node.loc), loc=node.loc))
+    if as_list:
+        return g.apply(P["make_list"], *items, loc=node.loc, name=node.name)
     return g.apply(P["make_dict"], Constant(tuple(keys)),
                    g.apply(P["make_tuple"], *items, loc=node.loc), loc=node.loc,
                    name=node.name)
