@@ -139,3 +139,32 @@ def test_vmap_of_the_gradient_of_a_closure_inside_compiled_code() -> None:
     w, x = RNG.normal(size=(3, 4)), RNG.normal(size=4)
     J = tl.jacrev(lambda v: np.tanh(w @ v))(x)
     assert tl.jit(loss)(w, x) == pytest.approx(np.sum(J ** 2), rel=1e-12)
+
+
+def g_of_two(u, c):
+    return np.sum(np.sin(u) * c)
+
+
+NESTED = {
+    # (vmap over examples of a vmap over cotangents of a gradient: the gradient's graph
+    # is batched as a graph of its own, which takes the batch size first, and the
+    # comprehension over a tree's leaves inside it called it without: "missing 1
+    # required positional argument")
+    "vmap(vmap(grad))": lambda x: tl.vmap(lambda c: tl.grad(g_of_two)(x, c))(np.eye(3)),
+    "vmap(vmap(grad of a closure))": lambda x: tl.vmap(
+        lambda c: tl.grad(lambda u, c: np.sum(np.sin(u) * c * x))(x, c))(np.eye(3)),
+    # (a select of masked state whose leaves had other batch axes: a broadcast error)
+    "vmap(vmap(jvp))": lambda x: tl.vmap(
+        lambda t: tl.jvp(lambda u: np.sin(u), (x,), (t,))[1])(np.eye(3)),
+    "vmap(jacfwd)": lambda x: tl.jacfwd(field)(x, 1.0),
+    "vmap(jacrev)": lambda x: tl.jacrev(field)(x, 1.0),
+    "vmap(hessian)": lambda x: tl.hessian(energy)(x, 1.0),
+}
+
+
+@pytest.mark.parametrize("name", list(NESTED))
+def test_vmap_of_functions_taking_derivatives_batched_inside(name: str) -> None:
+    f = NESTED[name]
+    xs = np.random.default_rng(2).normal(size=(4, 3))
+    np.testing.assert_allclose(tl.vmap(f)(xs), np.stack([f(x) for x in xs]), rtol=1e-12,
+                               atol=1e-14)

@@ -564,7 +564,13 @@ class VTransform:
         masked = inst.mask is not None
         made = self.instance(h, [U if unbatched(stree) else B], inst, loc, masked)
         if not masked and unbatched(stree) and unbatched(made.out_tree):
-            out = vg.apply(node.inputs[0], Constant(made.vg), seq, loc=loc, name=node.name)
+            fn = Constant(made.vg)
+            if made.parent is None:  # (a graph of its own takes the batch size first)
+                each = Graph(f"{made.vg.name}_item", vg, loc)
+                each.output = each.apply(fn, inst.size, each.add_parameter("item"), loc=loc)
+                each.effects = [each.output]
+                fn = Constant(each)
+            out = vg.apply(node.inputs[0], fn, seq, loc=loc, name=node.name)
             inst.values[node.id] = (out, U)
             return [out]
         w = Graph(f"{made.vg.name}_item", vg, loc)
