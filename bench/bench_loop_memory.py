@@ -26,12 +26,16 @@ loop's length with checkpointing on). Three parts:
    (`cd base && python path/to/this --only while`) it measures that checkout's code: a
    base without checkpointed `while` loops saves every iteration under "auto" too (the
    table says whether the code was checkpointed).
+6. (`recursion`) The recursive determinant (7x7) with its top levels checkpointed by the
+   user (`control_programs.det_checkpointed_top`: `tl.checkpoint` of the minor, called
+   for the rows above `levels`): peak memory and time against the plain recursion and
+   the hand-written gradient (which recomputes each minor's value in its backward pass).
 
 Peak memory is tracemalloc's (the bytes Python and NumPy allocate during one call, the
 arguments excluded); time is the median of a few calls without tracemalloc. Every
 gradient is checked against the hand-written one first. Prints Markdown tables.
 
-    python bench/bench_loop_memory.py [--quick] [--only rk4,lstm,control,native,while]
+    python bench/bench_loop_memory.py [--quick] [--only rk4,lstm,control,native,while,recursion]
 """
 
 from __future__ import annotations
@@ -364,6 +368,31 @@ def while_table(quick: bool) -> None:
         print("| " + " | ".join(row) + " |", flush=True)
 
 
+def recursion_table() -> None:
+    import control_handwritten as CH
+    import control_programs as C
+
+    (A,) = C.det_data()
+    expected = CH.det_laplace_grad(A)
+    print()
+    print("The recursive determinant 7×7: the plain recursion, and its top levels "
+          "checkpointed with `tl.checkpoint` (`det_checkpointed_top(levels)`)")
+    print()
+    print("| gradient | MB | ms | ÷ hand (memory) | ÷ hand (time) |")
+    print("|---|---:|---:|---:|---:|")
+    hand_mem = peak(CH.det_laplace_grad, A)
+    hand_t = median_time(lambda: CH.det_laplace_grad(A), repeat=5, number=1)
+    rows = [("hand-written", CH.det_laplace_grad), ("tapeless, plain", tl.grad(C.det_laplace))]
+    rows += [(f"tapeless, checkpointed levels {n}", tl.grad(C.det_checkpointed_top(n)))
+             for n in (1, 2, 3, 4, 5)]
+    for name, g in rows:
+        assert np.allclose(g(A), expected, rtol=1e-9, atol=1e-12), name
+        mem = peak(g, A)
+        t = median_time(lambda g=g: g(A), repeat=5, number=1)
+        print(f"| {name} | {mem / 1e6:.3f} | {t * 1e3:.1f} | {ratio(mem, hand_mem)} | "
+              f"{ratio(t, hand_t)} |", flush=True)
+
+
 def main() -> None:
     quick = "--quick" in sys.argv
     only = set()
@@ -379,6 +408,8 @@ def main() -> None:
         native_table(quick)
     if not only or "while" in only:
         while_table(quick)
+    if not only or "recursion" in only:
+        recursion_table()
 
 
 if __name__ == "__main__":

@@ -52,6 +52,33 @@ def det_laplace_filter(A):
     return det_minor_filter(A, 0, list(range(A.shape[0])))
 
 
+def det_checkpointed_top(levels: int):
+    """The determinant of `det_laplace` whose minors on the rows 1..levels - 1 are
+    `tl.checkpoint`-ed (the user's own trade of memory for time, not a benchmark spelling:
+    `bench/bench_loop_memory.py --only recursion`): their records are not kept, and the
+    backward pass computes each again."""
+
+    def minor(A, row, cols):
+        if len(cols) == 1:
+            return A[row, cols[0]]
+        total = 0.0
+        sign = 1.0
+        for k in range(len(cols)):
+            rest = cols[:k] + cols[k + 1:]
+            sub = checkpointed(A, row + 1, rest) if row + 1 < levels else \
+                minor(A, row + 1, rest)
+            total = total + sign * A[row, cols[k]] * sub
+            sign = -sign
+        return total
+
+    checkpointed = tl.checkpoint(minor)
+
+    def det(A):
+        return minor(A, 0, list(range(A.shape[0])))
+
+    return det
+
+
 # --- a recursion reading two elements of a large matrix per call --------------------------
 
 
