@@ -59,6 +59,7 @@ from .results import own_outputs, settle_owns
 from .rules import RULES, Context, allowed, step
 from .scatter import scatter_onto, scatter_pairs
 from .simplify import cse, fold_constants, idle_loop, inline_call, pure, select_constants
+from .unwind import unwind_backprops
 from .updates import update_in_place
 from .zeros import f8_number, never_zero
 
@@ -77,6 +78,7 @@ step("checkpoint_loops")
 step("lift_backprops")
 step("forwarding_ifs")
 step("scatter_pairs")
+step("unwind_backprops")
 
 
 # Whether facts (and the kinds they hold) that a round leaves valid start the next round
@@ -153,6 +155,9 @@ def optimize(root: Graph, enabled: set[str] | None = None, max_rounds: int = 30,
             log.add("forwarding_ifs", n)
     if python and allowed(enabled, "scatter_pairs") and (n := scatter_pairs(root)):
         log.add("scatter_pairs", n)
+    # (the Python backend's: a lifted backward pass of a linear recursion as two loops)
+    if python and allowed(enabled, "unwind_backprops") and (n := unwind_backprops(root)):
+        log.add("unwind_backprops", n)
     return log
 
 
