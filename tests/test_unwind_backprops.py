@@ -68,9 +68,10 @@ def _anp_descend(x, lo, hi):
 def test_descent_like_binary_search(monkeypatch, n) -> None:
     x = np.random.default_rng(n).standard_normal(n)
     source, got, want = _grads(monkeypatch, descent_loss, (x,))
-    backward = _backward(source, "B_descend")
-    assert "while " in backward and "reversed(" in backward and \
-        backward.count("B_descend(") == 1, backward
+    for name in ("B_descend", "J_descend"):  # (the backward pass and the forward one)
+        body = _backward(source, name)
+        assert "while " in body and "reversed(" in body and body.count(f"{name}(") == 1, \
+            body
     np.testing.assert_array_equal(got, want)
     np.testing.assert_allclose(got, autograd.grad(lambda v: _anp_descend(v, 0, n))(x),
                                rtol=1e-13, atol=1e-14)
@@ -149,9 +150,34 @@ def test_the_walk_unwound_gives_the_same_bits_first_and_second_order(monkeypatch
     np.testing.assert_array_equal(got, want)
 
 
-def test_deeper_than_the_backward_recursion_could_go(monkeypatch) -> None:
-    """The climb is a loop: the backward pass adds no Python frames (the forward pass
-    still recurses)."""
-    x = np.random.default_rng(1).standard_normal(40)
-    source, got, want = _grads(monkeypatch, horner_loss, (x, x[:3]))
+def noisy(x, k):
+    if k == 0:
+        return x
+    print("level", k)
+    return np.sin(noisy(x, k - 1)) * x
+
+
+def test_a_recursion_that_prints_keeps_its_forward_recursion(monkeypatch, capsys) -> None:
+    x = np.linspace(0.1, 0.9, 3)
+    source, got, want = _grads(monkeypatch, lambda v: np.sum(noisy(v, 4)), (x,))
+    assert "reversed(" not in _backward(source, "J_noisy"), source
+    printed = capsys.readouterr().out
+    assert printed == 2 * "".join(f"level {k}\n" for k in (4, 3, 2, 1)), printed
     np.testing.assert_array_equal(got, want)
+    np.testing.assert_allclose(got, elementwise_fd(lambda v: np.sum(noisy(v, 4)), x),
+                               rtol=1e-7, atol=1e-8)
+
+
+def test_three_thousand_levels_against_the_closed_form(monkeypatch) -> None:
+    """Both passes of the gradient are loops (no call of themselves): 3000 levels,
+    against the closed form."""
+    monkeypatch.delenv("TAPELESS_OPTIMIZE", raising=False)
+    rng = np.random.default_rng(1)
+    c, x = 0.01 * rng.standard_normal(3000), 0.5 * rng.standard_normal(3)
+    h = np.polyval(c[::-1], x)
+    want = np.array([np.sum(x ** k / np.cosh(h) ** 2) for k in range(3000)])
+    g = tl.grad(horner_loss)
+    source = g.source_for(c, x)
+    for name in ("J_horner", "B_horner"):
+        assert _backward(source, name).count(f"{name}(") == 1, source
+    np.testing.assert_allclose(g(c, x), want, rtol=1e-10, atol=1e-14)

@@ -1,30 +1,38 @@
-"""The backward pass of a linear recursion as two loops (the Python backend's, after
-lifting: `lift.lift_backprops`).
+"""A derived recursion that calls itself once per level as two loops (the Python
+backend's, last: after lifting, `lift.lift_backprops`).
 
-A derived function `B(p...)` of the module whose body is one `if`, one branch with no
-call of `B` (the base case), the other with exactly one, `B(a...)`, whose result the
-branch then uses (`post(B(a...), p...)`), computes
+A derived function `f(p...)` of the module (a lifted backpropagator `B_f`, a forward
+`J_f`) whose body is one `if`, one branch with no call of `f` (the base case), the other
+with exactly one, `f(a...)`, whose result that branch and what follows the `if` use,
+computes
 
-    B(p) = base(p)                       if the recursion stops at p
-         = post(B(a(p)), p)              otherwise
+    f(p) = post(base(p), p)              if the recursion stops at p
+         = post(step(f(a(p)), p), p)     otherwise
 
 A lifted backpropagator of a recursion that calls itself once per level has that shape
 (the walk's `B(record, d)`: the callee's record, `d` as given, the pieces added into what
-the call gives back). It runs here as
+the call gives back), and so does its forward `J` (the value and the record made from
+what the call gave). It runs here as
 
     stack = []
     while not stops(p): stack.append(p); p = a(p)      # descend
-    acc = base(p)
-    for p in reversed(stack): acc = post(acc, p)       # climb back
+    acc = post(base(p), p)
+    for p in reversed(stack): acc = post(step(acc, p), p)   # climb back
 
 the same operations on the same values in the same order (each level's `post` after the
 levels below it), so the results are the same to the bit: no Python call, no frame and no
-return per level, and no recursion limit in the backward pass. The parameters passed on
-unchanged (`d`) are not stacked. Pure graphs only (no effect anywhere in `B`'s body or
-branches); the graphs that the descent's or the climb's values need, other than the two
-branches, are copied (`clone_graph`); anything else is left as it is."""
+return per level, no Python stack as deep as the recursion. The parameters passed on
+unchanged (`d`, the walk's array) are not stacked. Pure code only: no effect in `f`'s
+body or the graphs nested in it but the `if` and the call themselves (which a forward
+`J_f` marks as effects, conservatively: they are effects only if something else in the
+recursion is); the graphs that the descent's or the climb's values need, other than the
+two branches, are copied (`clone_graph`); anything else is left as it is. The user's
+own functions (not derived) are not rewritten."""
 
 from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import cast
 
 from ..ir.clone import clone_graph
 from ..ir.edit import forget_all, set_effects, set_output
@@ -75,7 +83,7 @@ def _refers(node: Node, g: Graph) -> bool:
 
 
 def _unwind(b: Graph, graphs: list[Graph]) -> bool:
-    if b.effects or b.vararg or not b.parameters or b.output is None:
+    if b.vararg or not b.parameters or b.output is None:
         return False
     calls = _calls_of(b, graphs)
     if len(calls) != 1:
@@ -91,16 +99,18 @@ def _unwind(b: Graph, graphs: list[Graph]) -> bool:
     sw = s_node.inputs[0]
     assert isinstance(sw, Apply)
     cond, sides = sw.inputs[1], sw.inputs[2:]
-    if not all(is_constant_graph(x) and x.value.parent is b and not x.value.parameters
-               for x in sides):
+    branches = [x.value for x in sides if is_constant_graph(x)]
+    if len(branches) != 2 or any(h.parent is not b or h.parameters for h in branches):
         return False
-    branches = [x.value for x in sides]  # type: ignore[union-attr]
     rec = branches.index(call.graph)
     base, step = branches[1 - rec], branches[rec]
-    # Pure: no effect in `b` or any graph nested in it; the branches and the `if` used
-    # nowhere else.
+    # Pure: no effect in `b` or any graph nested in it but the `if` and the call (a
+    # forward `J_f` marks its recursive call an effect, which it is only if something
+    # else in the recursion is); the branches and the `if` used nowhere else.
     inside = [h for h in graphs if h is b or is_inside(h, b)]
-    if any(h.effects for h in inside) or base is step:
+    if base is step or any(e is not s_node for e in b.effects) or \
+            any(e is not call for e in step.effects) or \
+            any(h.effects for h in inside if h is not b and h is not step):
         return False
     for h in inside:
         for n in graph_nodes(h):
@@ -115,7 +125,7 @@ def _unwind(b: Graph, graphs: list[Graph]) -> bool:
     if not varying:
         return False  # (it would never stop)
 
-    def bound(values: list[Node]) -> dict[int, Node]:
+    def bound(values: Sequence[Node]) -> dict[int, Node]:
         return {params[k].id: v for k, v in zip(varying, values, strict=True)}
 
     def result(target: Graph, nmap: dict[int, Node], branch: Graph) -> Node | None:
@@ -201,7 +211,7 @@ def _copy(node: Node, target: Graph, nmap: dict[int, Node], b: Graph,
         x, finished = stack.pop()
         if finished:
             state[x.id] = True
-            order.append(x)  # type: ignore[arg-type]
+            order.append(cast(Apply, x))
             continue
         if x.id in nmap or x.id in state:
             continue
@@ -211,7 +221,7 @@ def _copy(node: Node, target: Graph, nmap: dict[int, Node], b: Graph,
             continue  # (passed on unchanged: itself)
         if isinstance(x, Constant):
             if is_constant_graph(x) and is_inside(x.value, b):
-                if x.value is branch:
+                if x.value is branch or x.value is b:
                     return None
                 stack.extend((fv, False) for fv in free_variables(x.value))
             continue
@@ -232,7 +242,28 @@ def _copy(node: Node, target: Graph, nmap: dict[int, Node], b: Graph,
                 inputs.append(Constant(clone_graph(i.value, target, nmap), i.loc))
             else:
                 inputs.append(i)
+        item = _item_of(inputs)
+        if item is not None:  # (an item of a tuple the copies made, or of a constant)
+            nmap[x.id] = item
+            continue
         copy = target.apply(*inputs, loc=x.loc, name=x.name)
         copy.kind = x.kind
         nmap[x.id] = copy
     return nmap.get(node.id, node)
+
+
+def _item_of(inputs: list[Node]) -> Node | None:
+    """For `tuple_getitem(t, k)`'s inputs, t's item k where t is a tuple display or a
+    constant tuple: the base case's `(0.0, ())` read item by item, the value and record
+    a recursive branch gives read by what `b` gives back."""
+    if len(inputs) != 3 or not isinstance(f := inputs[0], Constant) or \
+            f.value is not P["tuple_getitem"] or not isinstance(k := inputs[2], Constant) \
+            or type(k.value) is not int:
+        return None
+    t = inputs[1]
+    if isinstance(t, Apply) and prim_of(t) is P["make_tuple"] and \
+            0 <= k.value < len(t.inputs) - 1:
+        return t.inputs[1 + k.value]
+    if isinstance(t, Constant) and type(t.value) is tuple and 0 <= k.value < len(t.value):
+        return Constant(t.value[k.value])
+    return None
