@@ -62,6 +62,7 @@ from .rules import RULES, Context, P, allowed, step
 from .scatter import scatter_onto, scatter_pairs
 from .simplify import cse, fold_constants, idle_loop, inline_call, pure, select_constants
 from .unroll import unroll_loop
+from .unwind import unwind_backprops
 from .updates import update_in_place
 from .zeros import f8_number, never_zero
 
@@ -80,6 +81,7 @@ step("checkpoint_loops")
 step("lift_backprops")
 step("forwarding_ifs")
 step("scatter_pairs")
+step("unwind_backprops")
 
 
 # Whether facts (and the kinds they hold) that a round leaves valid start the next round
@@ -157,6 +159,9 @@ def optimize(root: Graph, enabled: set[str] | None = None, max_rounds: int = 30,
             log.add("forwarding_ifs", n)
     if python and allowed(enabled, "scatter_pairs") and (n := scatter_pairs(root)):
         log.add("scatter_pairs", n)
+    # (the Python backend's: a lifted backward pass of a linear recursion as two loops)
+    if python and allowed(enabled, "unwind_backprops") and (n := unwind_backprops(root)):
+        log.add("unwind_backprops", n)
     return log
 
 
