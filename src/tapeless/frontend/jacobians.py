@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import inspect
 import linecache
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -63,10 +64,11 @@ def jacobian_expression(kind: str, n: int, a: int) -> str:
 
 def names(fun: Any) -> dict[str, Any]:
     """The values of the names the expression reads, `fun` for `__tl_F`."""
-    from .. import fwd_api, grad_api, vmap_api
-
-    return {"__tl_F": fun, "__tl_jvp": fwd_api.jvp, "__tl_grad": grad_api.grad,
-            "__tl_vmap": vmap_api.vmap, "__tl_zeros": np.zeros_like, "__tl_sum": np.sum,
+    # (The transforms, from the package the user called them through: the front end
+    # sits below the API modules and does not import them.)
+    tl = sys.modules["tapeless"]
+    return {"__tl_F": fun, "__tl_jvp": tl.jvp, "__tl_grad": tl.grad, "__tl_vmap": tl.vmap,
+            "__tl_zeros": np.zeros_like, "__tl_sum": np.sum,
             "__tl_basis": basis, "__tl_cols": columns_to_jacobian,
             "__tl_rows": rows_to_jacobian}
 

@@ -35,7 +35,7 @@ from collections.abc import Sequence
 from typing import cast
 
 from ..ir.clone import clone_graph
-from ..ir.edit import forget_all, set_effects, set_output
+from ..ir.edit import forget_all, set_effects, set_kind, set_output
 from ..ir.nodes import (
     Apply,
     Constant,
@@ -150,7 +150,7 @@ def _unwind(b: Graph, graphs: list[Graph]) -> bool:
     c = _copy(cond, down_cond, bound(vs), b)
     if c is None:
         return False
-    down_cond.output = c if rec == 0 else down_cond.apply(P["not_"], c)
+    set_output(down_cond, c if rec == 0 else down_cond.apply(P["not_"], c))
 
     # descent(v..., stack): push v, then the call's arguments
     vs = [down.add_parameter(params[k].name) for k in varying]
@@ -161,14 +161,14 @@ def _unwind(b: Graph, graphs: list[Graph]) -> bool:
     nexts = [_copy(args[k], down, nmap, b, step) for k in varying]
     if any(n is None for n in nexts):
         return False
-    down.output = down.apply(P["make_tuple"], *nexts, stack)
-    down.effects = [push]
+    set_output(down, down.apply(P["make_tuple"], *nexts, stack))
+    set_effects(down, [push])
 
     # climbs(stack, acc) and climb(stack, acc): pop v, acc = what `b` gives at v from
     # what the call gave (acc)
     stack_c = up_cond.add_parameter("stack")
     up_cond.add_parameter("acc")
-    up_cond.output = up_cond.apply(P["stack_nonempty"], stack_c)
+    set_output(up_cond, up_cond.apply(P["stack_nonempty"], stack_c))
     stack_u = up.add_parameter("stack")
     acc = up.add_parameter("acc")
     popped = up.apply(P["stack_pop"], stack_u, name="frame")
@@ -179,8 +179,8 @@ def _unwind(b: Graph, graphs: list[Graph]) -> bool:
     post = result(up, nmap, step)
     if post is None:
         return False
-    up.output = up.apply(P["make_tuple"], stack_u, post)
-    up.effects = [popped]
+    set_output(up, up.apply(P["make_tuple"], stack_u, post))
+    set_effects(up, [popped])
 
     # b's new body: descend, the base case, climb
     loop1 = b.apply(P["while_loop"], Constant(down_cond), Constant(down),
@@ -247,7 +247,7 @@ def _copy(node: Node, target: Graph, nmap: dict[int, Node], b: Graph,
             nmap[x.id] = item
             continue
         copy = target.apply(*inputs, loc=x.loc, name=x.name)
-        copy.kind = x.kind
+        set_kind(copy, x.kind)
         nmap[x.id] = copy
     return nmap.get(node.id, node)
 
