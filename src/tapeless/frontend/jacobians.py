@@ -61,6 +61,18 @@ def jacobian_expression(kind: str, n: int, a: int) -> str:
     return f"lambda {args}: __tl_cols(({cols})(__tl_basis({ps[a]})), {ps[a]})"
 
 
+def vjp_expression(n: int) -> str:
+    """`tl.vjp(__tl_F, *primals)` (n primals) as a lambda of the primals: the output and
+    a function of the cotangent c giving the gradients of <F(*primals), c>, a tuple with
+    one entry per primal (the function runs again in the pullback)."""
+    ps = [f"__tl_p{i}" for i in range(n)]
+    args = ", ".join(ps)
+    dot = f"lambda {args}, __tl_c: __tl_sum(__tl_F({args}) * __tl_c)"
+    argnums = "(" + "".join(f"{i}, " for i in range(n)) + ")"
+    return (f"lambda {args}: (__tl_F({args}), "
+            f"lambda __tl_c: __tl_grad({dot}, {argnums})({args}, __tl_c))")
+
+
 def names(fun: Any) -> dict[str, Any]:
     """The values of the names the expression reads, `fun` for `__tl_F`."""
     from .. import fwd_api, grad_api, vmap_api
