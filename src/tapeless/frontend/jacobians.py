@@ -12,7 +12,11 @@ bound to nodes (`ExpressionMixin._jacobian_call`: the function may be a closure 
 for a global `h = tl.hessian(f)` called in compiled code, as a function of its own,
 compiled like any Python function (`compiled_jacobian`). Supported: `argnums` an int,
 no `has_aux`, the differentiated argument and the output arrays or numbers (the
-Jacobian has shape `shape(output) + shape(input)`, as outside compiled code)."""
+Jacobian has shape `shape(output) + shape(input)`, as outside compiled code).
+
+`tl.vjp(f, *primals)` inside compiled code is written the same way (`vjp_expression`):
+the output and a pullback `c -> grad(<f(*primals), c>)` over every primal, which runs f
+again (as `vjp` with the native backend does)."""
 
 from __future__ import annotations
 
