@@ -168,3 +168,78 @@ def test_vmap_of_functions_taking_derivatives_batched_inside(name: str) -> None:
     xs = np.random.default_rng(2).normal(size=(4, 3))
     np.testing.assert_allclose(tl.vmap(f)(xs), np.stack([f(x) for x in xs]), rtol=1e-12,
                                atol=1e-14)
+
+
+def two_args(x, s):
+    return np.sin(x) * s + x ** 2 * s ** 2
+
+
+def test_vjp_inside_compiled_code() -> None:
+    # (Refused before: "tapeless.vjp cannot be called inside compiled code".)
+    def inside(x, s, c):
+        y, pull = tl.vjp(two_args, x, s)
+        gx, gs = pull(c)
+        return y, gx, gs, pull(2.0 * c)[1]
+
+    x, c = RNG.normal(size=3), RNG.normal(size=3)
+    y, pull = tl.vjp(two_args, x, 1.5)
+    got = tl.jit(inside)(x, 1.5, c)
+    np.testing.assert_allclose(got[0], y, rtol=1e-12)
+    for a, b in zip(got[1:3], pull(c), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-12)
+    assert got[3] == pytest.approx(2.0 * pull(c)[1], rel=1e-12)
+    # a scalar function of a matrix: the pullback of a number
+    y, pull = tl.vjp(energy, X, 2.0)
+    got = tl.jit(lambda x: tl.vjp(energy, x, 2.0)[1](0.5))(X)
+    np.testing.assert_allclose(got[0], 0.5 * pull(1.0)[0], rtol=1e-12)
+
+
+def test_the_gradient_of_a_vjp_of_a_closure() -> None:
+    # Gauss-Newton-like: |J^T J x|^2 through a closure over w, differentiated in w
+    def loss(w, x):
+        def model(v):
+            return np.tanh(w @ v)
+
+        y, pull = tl.vjp(model, x)
+        (g,) = pull(y)
+        return np.sum(g ** 2)
+
+    w, x = RNG.normal(size=(2, 3)), RNG.normal(size=3)
+
+    def reference(w):
+        J = tl.jacfwd(lambda v: np.tanh(w @ v))(x)
+        return float(np.sum((J.T @ np.tanh(w @ x)) ** 2))
+
+    assert tl.jit(loss)(w, x) == pytest.approx(reference(w), rel=1e-12)
+    np.testing.assert_allclose(tl.grad(loss)(w, x), elementwise_fd(reference, w), rtol=1e-5,
+                               atol=1e-7)
+
+
+def test_vjp_and_linearize_refusals_inside_compiled_code() -> None:
+    with pytest.raises(tl.CompileError, match="primals as positional arguments") as e:
+        tl.jit(lambda x: tl.vjp(field, x, 1.0, backend="python"))(V)
+    assert "test_compiled_jacobians.py" in str(e.value)
+    with pytest.raises(tl.CompileError, match="cannot be called inside compiled code"):
+        tl.jit(lambda x: tl.linearize(field, x, 1.0))(V)
+
+
+def test_transforms_of_a_jacobian_called_from_python() -> None:
+    # (Compiled the Python computing the Jacobian outside compiled code: refused, "tl.vjp
+    # cannot be called inside compiled code", "tl.jvp takes three arguments".)
+    x, t = np.array([0.1, 0.2, -0.3]), np.array([1.0, -0.5, 2.0])
+
+    def sq(x):
+        return np.sin(x) * x
+
+    J, R = tl.jacfwd(sq), tl.jacrev(sq)
+    want = np.diag(t * (2.0 * np.cos(x) - x * np.sin(x)))
+    for jac in (J, R):
+        np.testing.assert_allclose(tl.jvp(jac, (x,), (t,))[1], want, rtol=1e-12)
+        np.testing.assert_allclose(tl.jit(jac)(x), jac(x), rtol=1e-12)
+    H = tl.hessian(lambda u: np.sum(sq(u)))
+    np.testing.assert_allclose(tl.jvp(H, (x,), (t,))[1],
+                               np.diag(t * (-3.0 * np.sin(x) - x * np.cos(x))), rtol=1e-12)
+    np.testing.assert_allclose(tl.jacfwd(R)(x), tl.jacrev(J)(x), rtol=1e-12)
+    assert tl.jacfwd(R)(x).shape == (3, 3, 3)
+    np.testing.assert_allclose(tl.vjp(R, x)[1](np.eye(3))[0],
+                               2.0 * np.cos(x) - x * np.sin(x), rtol=1e-12)

@@ -95,7 +95,7 @@ def batched_before_expanding(fn: Any, key: tuple) -> Graph | None:
             not isinstance(fn, types.FunctionType) or \
             getattr(fn, "__tapeless_custom__", False):
         return None
-    parsed = expand_transforms(parse(fn), defer_vmap=True)
+    parsed = expand_transforms(parse(jacobian_function(fn)), defer_vmap=True)
     return BATCH_FOR_KINDS(parsed, _BUILDING[-1][1], True)
 
 
@@ -338,7 +338,7 @@ def graph_of(fn: Any) -> Graph:
         return expand_transforms(graph)
     if is_bound_method(fn):
         return _bound_method_graph(fn)
-    return expand_transforms(parse(fn))
+    return expand_transforms(parse(jacobian_function(fn)))
 
 
 def is_bound_method(fn: Any) -> bool:
@@ -370,8 +370,17 @@ def python_function(fn: Any) -> Callable[..., Any]:
     """The user's Python function underneath any number of transforms."""
     while isinstance(fn, Transformed):
         fn = fn.fun
-    found: Callable[..., Any] = unwrap(fn)
+    found: Callable[..., Any] = jacobian_function(unwrap(fn))
     return found
+
+
+def jacobian_function(fn: Any) -> Any:
+    """For a function made by `tl.jacfwd`, `tl.jacrev` or `tl.hessian` (int argnums), the
+    one compiled code calls (`frontend/jacobians.py`), so that `tl.jvp(tl.jacrev(f))`
+    and `tl.vmap(tl.jacfwd(f))` transform the Jacobian, not the Python computing it
+    outside (whose `*args` and calls of `tl.vjp` compiled code refuses); else fn."""
+    made = getattr(fn, "__tapeless_jacobian__", None)
+    return fn if made is None or made() is None else made()
 
 
 class Transformed:

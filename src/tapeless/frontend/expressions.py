@@ -822,6 +822,8 @@ class ExpressionMixin:
             return self._vmap_call(node, block)
         if name in jacobians.KINDS and node.args:
             return self._jacobian_call(name, node, block)
+        if name == "vjp" and node.args:
+            return self._vjp_call(node, block)
         if name not in ("grad", "value_and_grad", "jit") or not node.args:
             raise self.error(f"tapeless.{name} cannot be called inside compiled code", node,
                              "call it outside the compiled function")
@@ -875,7 +877,36 @@ class ExpressionMixin:
                              "positional parameters and an int argnums, without has_aux",
                              node, f"call tl.{name} outside the compiled function for "
                              "tuples of argnums or has_aux")
-        lam = ast.parse(jacobians.jacobian_expression(name, n, a % n), mode="eval").body
+        return self._injected_expr(jacobians.jacobian_expression(name, n, a % n), target,
+                                   node, block)
+
+    def _vjp_call(self, node: ast.Call, block: Block) -> Node:
+        """`tl.vjp(f, *primals)` inside compiled code: `(f(*primals), vjp_fn)`, the
+        pullback made of `tl.grad` (`frontend/jacobians.py`)."""
+        target = self.expr(node.args[0], block)
+        if not is_constant_graph(target) or node.keywords or \
+                any(isinstance(a, ast.Starred) for a in node.args):
+            raise self.error("tapeless.vjp inside compiled code takes a function known when "
+                             "compiling (a def, lambda or global function) and its primals "
+                             "as positional arguments", node, "call tl.vjp outside the "
+                             "compiled function for has_aux or *primals")
+        lam = self._injected_expr(jacobians.vjp_expression(len(node.args) - 1), target,
+                                  node, block)
+        call = ast.Call(func=ast.Name("__tl_vjp", ast.Load()), args=node.args[1:],
+                        keywords=[])
+        ast.copy_location(call.func, node)
+        ast.copy_location(call, node)
+        saved = self.__dict__.get("injected")
+        self.__dict__["injected"] = {**(saved or {}), "__tl_vjp": lam}
+        try:
+            return self.expr(call, block)
+        finally:
+            self.__dict__["injected"] = saved
+
+    def _injected_expr(self, text: str, target: Node, node: ast.Call, block: Block) -> Node:
+        """The expression `text` (frontend/jacobians.py), compiled here with its helper
+        names bound to nodes and `__tl_F` to `target`."""
+        lam = ast.parse(text, mode="eval").body
         for part in ast.walk(lam):
             ast.copy_location(part, node)
         injected = {k: target if k == "__tl_F" else self.constant_for(v, node)

@@ -12,7 +12,11 @@ bound to nodes (`ExpressionMixin._jacobian_call`: the function may be a closure 
 for a global `h = tl.hessian(f)` called in compiled code, as a function of its own,
 compiled like any Python function (`compiled_jacobian`). Supported: `argnums` an int,
 no `has_aux`, the differentiated argument and the output arrays or numbers (the
-Jacobian has shape `shape(output) + shape(input)`, as outside compiled code)."""
+Jacobian has shape `shape(output) + shape(input)`, as outside compiled code).
+
+`tl.vjp(f, *primals)` inside compiled code is written the same way (`vjp_expression`):
+the output and a pullback `c -> grad(<f(*primals), c>)` over every primal, which runs f
+again (as `vjp` with the native backend does)."""
 
 from __future__ import annotations
 
@@ -60,6 +64,18 @@ def jacobian_expression(kind: str, n: int, a: int) -> str:
     tangents = ", ".join("__tl_t" if i == a else f"__tl_zeros({p})" for i, p in enumerate(ps))
     cols = f"__tl_vmap(lambda __tl_t: __tl_jvp({f}, ({args},), ({tangents},))[1])"
     return f"lambda {args}: __tl_cols(({cols})(__tl_basis({ps[a]})), {ps[a]})"
+
+
+def vjp_expression(n: int) -> str:
+    """`tl.vjp(__tl_F, *primals)` (n primals) as a lambda of the primals: the output and
+    a function of the cotangent c giving the gradients of <F(*primals), c>, a tuple with
+    one entry per primal (the function runs again in the pullback)."""
+    ps = [f"__tl_p{i}" for i in range(n)]
+    args = ", ".join(ps)
+    dot = f"lambda {args}, __tl_c: __tl_sum(__tl_F({args}) * __tl_c)"
+    argnums = "(" + "".join(f"{i}, " for i in range(n)) + ")"
+    return (f"lambda {args}: (__tl_F({args}), "
+            f"lambda __tl_c: __tl_grad({dot}, {argnums})({args}, __tl_c))")
 
 
 def names(fun: Any) -> dict[str, Any]:
