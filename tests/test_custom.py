@@ -326,3 +326,28 @@ def test_decorating_inside_compiled_code_is_refused_at_the_call():
     with pytest.raises(tl.CompileError, match=r"tl\.checkpoint\(\.\.\.\) inside compiled") as e:
         tl.grad(_checkpointed_inside)(0.5)
     assert "test_custom.py" in str(e.value) and "@tl.checkpoint" in str(e.value)
+
+
+@tl.custom_jvp
+def halved_slope(x):
+    return x
+
+
+@halved_slope.defjvp
+def halved_slope_jvp(primals, tangents):
+    return halved_slope(primals[0]), 0.5 * tangents[0]
+
+
+def calls_halved_slope(x):
+    return halved_slope(x) * 2.0 + LATER_OFFSET  # noqa: F821 (defined by the test)
+
+
+def test_a_rule_survives_a_failed_compile_of_its_caller(monkeypatch) -> None:
+    # (The rule is made once the parse around it finishes; a parse that failed first left
+    # the function's graph without its rule, and the body was differentiated: slope 1,
+    # silently.)
+    with pytest.raises(tl.CompileError, match="LATER_OFFSET"):
+        tl.grad(calls_halved_slope)(1.0)
+    monkeypatch.setitem(globals(), "LATER_OFFSET", 0.0)
+    assert tl.grad(calls_halved_slope)(1.0) == 1.0
+    assert tl.grad(lambda x: halved_slope(x) * 2.0)(1.0) == 1.0

@@ -34,6 +34,8 @@ class _Custom:
         self.__tapeless_wrapped__ = fun
         self._graph: Graph | None = None
         self._parsed_for: tuple[Graph, ...] = ()
+        self._ruled = False  # (whether `_graph.custom` was made: it may be None)
+        self._finish: Callable[[], None] | None = None  # (the step that makes it)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return self.fun(*args, **kwargs)
@@ -58,10 +60,13 @@ class _Custom:
                                "compiling code that calls it")
         # (Parsed each time, so that the code calling this records what it read: a global
         # the function or a rule reads rebound, they are parsed again, and so is this.)
+        # A graph whose rules were left to make once the parse around it finished, by a
+        # parse that then failed, has none: made again. (Graphs compare by identity.)
         parsed = self._parsed()
-        if self._graph is None or len(parsed) != len(self._parsed_for) or \
-                any(a is not b for a, b in zip(parsed, self._parsed_for, strict=True)):
+        if self._graph is None or parsed != self._parsed_for or \
+                not (self._ruled or self._finish in RESOLVER.finishing):
             self._parsed_for = parsed
+            self._ruled = False
             fun = parsed[0]
             g = Graph(fun.name, None, fun.loc)
             params = [g.add_parameter(p.name, p.loc) for p in fun.parameters]
@@ -84,10 +89,13 @@ class _Custom:
                 # reaches itself through this one while it is compiled.)
                 try:
                     g.custom = self._rule(fun)
+                    self._ruled = self._ruled or self._graph is g
                 except BaseException:
-                    self._graph = None
+                    if self._graph is g:
+                        self._graph = None
                     raise
 
+            self._finish = finish
             RESOLVER.once_built(finish)
         return self._graph
 
