@@ -243,3 +243,14 @@ def test_transforms_of_a_jacobian_called_from_python() -> None:
     assert tl.jacfwd(R)(x).shape == (3, 3, 3)
     np.testing.assert_allclose(tl.vjp(R, x)[1](np.eye(3))[0],
                                2.0 * np.cos(x) - x * np.sin(x), rtol=1e-12)
+
+
+@pytest.mark.parametrize("kind", ["jacfwd", "jacrev", "hessian"])
+def test_an_argument_of_no_elements(kind: str) -> None:
+    # (vmap over no tangents cannot know the output's shape: zeros of shape(out) +
+    # shape(x), as outside compiled code)
+    jac = getattr(tl, kind)
+    fn = energy if kind == "hessian" else field
+    empty = np.zeros(0)
+    inside = tl.jit(lambda x: jac(fn)(x, 1.0))(empty)
+    assert inside.shape == jac(fn)(empty, 1.0).shape == (0, 0)

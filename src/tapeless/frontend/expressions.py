@@ -896,12 +896,7 @@ class ExpressionMixin:
                         keywords=[])
         ast.copy_location(call.func, node)
         ast.copy_location(call, node)
-        saved = self.__dict__.get("injected")
-        self.__dict__["injected"] = {**(saved or {}), "__tl_vjp": lam}
-        try:
-            return self.expr(call, block)
-        finally:
-            self.__dict__["injected"] = saved
+        return self._with_names({"__tl_vjp": lam}, call, block)
 
     def _injected_expr(self, text: str, target: Node, node: ast.Call, block: Block) -> Node:
         """The expression `text` (frontend/jacobians.py), compiled here with its helper
@@ -911,10 +906,14 @@ class ExpressionMixin:
             ast.copy_location(part, node)
         injected = {k: target if k == "__tl_F" else self.constant_for(v, node)
                     for k, v in jacobians.names(None).items()}
+        return self._with_names(injected, lam, block)
+
+    def _with_names(self, names: dict[str, Node], expr: ast.expr, block: Block) -> Node:
+        """`expr` compiled with the names `names` bound to those nodes (`expr_Name`)."""
         saved = self.__dict__.get("injected")
-        self.__dict__["injected"] = {**(saved or {}), **injected}
+        self.__dict__["injected"] = {**(saved or {}), **names}
         try:
-            return self.expr(lam, block)
+            return self.expr(expr, block)
         finally:
             self.__dict__["injected"] = saved
 

@@ -48,6 +48,12 @@ def rows_to_jacobian(rows: Any, y: Any, x: Any) -> Any:
     return np.reshape(rows, np.shape(y) + np.shape(x))
 
 
+def empty_jacobian(y: Any, x: Any) -> Any:
+    """The Jacobian of `y` in an `x` of no elements: zeros, shape(y) + shape(x) (vmap over
+    no tangents would not know the output's shape)."""
+    return np.zeros(np.shape(y) + np.shape(x))
+
+
 def jacobian_expression(kind: str, n: int, a: int) -> str:
     """The Jacobian of `__tl_F` (n parameters) in its argument `a`, as a lambda of the
     n arguments. The names `__tl_*` are bound by the caller: the function, `tl.jvp`,
@@ -59,11 +65,14 @@ def jacobian_expression(kind: str, n: int, a: int) -> str:
         out = f"__tl_F({args})"
         dot = f"lambda {args}, __tl_c: __tl_sum(__tl_F({args}) * __tl_c)"
         rows = f"__tl_vmap(lambda __tl_c: __tl_grad({dot}, {a})({args}, __tl_c))"
-        return (f"lambda {args}: (lambda __tl_y: __tl_rows(({rows})(__tl_basis(__tl_y)), "
+        return (f"lambda {args}: (lambda __tl_y: __tl_empty(__tl_y, {ps[a]}) if "
+                f"__tl_size(__tl_y) == 0 else __tl_rows(({rows})(__tl_basis(__tl_y)), "
                 f"__tl_y, {ps[a]}))({out})")
     tangents = ", ".join("__tl_t" if i == a else f"__tl_zeros({p})" for i, p in enumerate(ps))
     cols = f"__tl_vmap(lambda __tl_t: __tl_jvp({f}, ({args},), ({tangents},))[1])"
-    return f"lambda {args}: __tl_cols(({cols})(__tl_basis({ps[a]})), {ps[a]})"
+    out = ps[a] if kind == "hessian" else f"__tl_F({args})"
+    return (f"lambda {args}: __tl_empty({out}, {ps[a]}) if __tl_size({ps[a]}) == 0 else "
+            f"__tl_cols(({cols})(__tl_basis({ps[a]})), {ps[a]})")
 
 
 def vjp_expression(n: int) -> str:
@@ -86,7 +95,8 @@ def names(fun: Any) -> dict[str, Any]:
     return {"__tl_F": fun, "__tl_jvp": tl.jvp, "__tl_grad": tl.grad, "__tl_vmap": tl.vmap,
             "__tl_zeros": np.zeros_like, "__tl_sum": np.sum,
             "__tl_basis": basis, "__tl_cols": columns_to_jacobian,
-            "__tl_rows": rows_to_jacobian}
+            "__tl_rows": rows_to_jacobian, "__tl_empty": empty_jacobian,
+            "__tl_size": np.size}
 
 
 def compiled_jacobian(kind: str, fun: Callable[..., Any], argnums: Any,
