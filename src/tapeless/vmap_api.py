@@ -16,6 +16,7 @@ import numpy as np
 from . import api
 from .ad import batch
 from .ad.batch import VmapError, vmap_graph
+from .ad.reverse import AS_PARSED
 from .api import BOUND_TYPES, Transformed, _api, graph_of
 from .ir import Graph
 from .ir.edit import set_kind
@@ -229,8 +230,10 @@ def _batch_for_kinds(root: Graph, kinds: tuple, deferred: bool = False) -> Graph
         fg, example_ndim, example_items = _with_kinds(target, list(elements))
         # (the batch's size, known from the arguments' shapes: every shape of the
         # batched code is known)
-        batched = vmap_graph(fg, axes, out_axes, sizes.pop(), target.name, example_ndim,
+        size = sizes.pop()
+        batched = vmap_graph(fg, axes, out_axes, size, target.name, example_ndim,
                              example_items=example_items)
+        AS_PARSED[batched] = _as_parsed(target, axes, out_axes, size)
         for site in sites:
             set_inputs(site, [Constant(batched, site.inputs[0].loc),
                               *cast("list[Node]", outer), *site.inputs[1:]])
@@ -246,6 +249,17 @@ def _batch_for_kinds(root: Graph, kinds: tuple, deferred: bool = False) -> Graph
 
 
 api.BATCH_FOR_KINDS = _batch_for_kinds
+
+
+def _as_parsed(target: Graph, axes: list[Any], out_axes: Any, size: int
+               ) -> Callable[[], Graph]:
+    """How to batch `target` as parsed, not optimized first (`batch.AS_PARSED`)."""
+    def build() -> Graph:
+        from .ad.api_graphs import expand_transforms
+
+        return vmap_graph(expand_transforms(target), axes, out_axes, size, target.name,
+                          prepare=False)
+    return build
 
 
 def _closed(target: Graph, free: list[Node]) -> Graph:

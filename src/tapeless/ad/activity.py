@@ -189,8 +189,11 @@ class Activity:
             else:
                 for a in args:
                     self._escape(a)
-            # (stop_gradient's rule gives zero: J sends nothing through it.)
-            if prim.differentiable and prim.name != "stop_gradient":
+            # (stop_gradient's rule gives zero: J sends nothing through it. A step only
+            # the optimizer makes has no rule, and J refuses it or differentiates the
+            # code as it was before (`reverse._batched_as_parsed`): it carries its
+            # arguments' variations, so that J reaches it.)
+            if (prim.differentiable or prim.after_ad) and prim.name != "stop_gradient":
                 for a in args:
                     self._from(a, n.id)
             return

@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import weakref
+from collections.abc import Callable
+from typing import Any
 
 from ..ir.nodes import (
     PENDING_TRANSFORMS,
@@ -20,7 +22,7 @@ from ..primitives import PRIMITIVES
 from ..runtime import ZERO
 from . import activity
 from .forward import FTransform, tangent_name
-from .reverse import JTransform
+from .reverse import AS_PARSED, JTransform
 
 P = PRIMITIVES
 TRANSFORM = JTransform()
@@ -134,6 +136,22 @@ def _may_be_called(node: Node, target: Graph) -> bool:
     return False
 
 
+def _as_parsed_twin(h: Graph, target: Graph, axes: list, out_axes: Any,
+                    axis_size: int | None, outer: dict[int, Node]) -> Callable[[], Graph]:
+    """How to build a twin of the `tl.vmap` stand-in `h` (same parent, parameters and
+    free values) whose body batches `target` as parsed, not optimized first."""
+    def build() -> Graph:
+        from .batch import vmap_graph
+
+        twin = Graph(h.name, h.parent, h.loc)
+        for p in h.parameters:
+            twin.add_parameter(p.name, p.loc)
+        twin.take_signature(h)
+        return vmap_graph(target, axes, out_axes, axis_size, target.name, into=twin,
+                          outer=outer, prepare=False)
+    return build
+
+
 def expand_transforms(root: Graph, defer_vmap: bool = False) -> Graph:
     """Build the body of every graph reachable from `root` that stands for a transform
     (`TransformSpec`: a `tl.grad` called inside compiled code), once; returns `root`.
@@ -164,9 +182,12 @@ def expand_transforms(root: Graph, defer_vmap: bool = False) -> Graph:
                 n = len(spec.target.parameters)
                 axes = [in_axes] * n if isinstance(in_axes, int) or in_axes is None \
                     else list(in_axes)
+                outer_values = {fv.id: fv for fv in free_variables(spec.target)}
                 vmap_graph(spec.target, axes, out_axes, axis_size, spec.target.name,
-                           into=h, outer={fv.id: fv for fv in free_variables(spec.target)})
+                           into=h, outer=outer_values)
                 VMAP_STAND_INS[h] = spec
+                AS_PARSED[h] = _as_parsed_twin(h, spec.target, axes, out_axes, axis_size,
+                                               outer_values)
             elif spec.kind == "jvp":
                 # (A function among them becomes its F-callable.)
                 outer: dict[int, Node] = {fv.id: h.apply(P["lift_fwd"], fv)

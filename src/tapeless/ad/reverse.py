@@ -10,6 +10,7 @@ backward pass needs is held by the backpropagator closures."""
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable
 from typing import Any, TypeGuard
 
@@ -25,6 +26,7 @@ from ..ir.nodes import (
     free_variables,
     graph_nodes,
     is_constant_graph,
+    prim_of,
     reachable_graphs,
     serial_mark,
 )
@@ -122,6 +124,27 @@ def _derived(g: Graph) -> Graph:
     return g
 
 
+# Batched graphs built from a function as the optimizer left it (`tl.vmap` inside compiled
+# code: `api_graphs.expand_transforms`, `vmap_api`), each with how to batch the function
+# as parsed instead: what J differentiates where the optimized code reaches a step only
+# the optimizer makes (`Primitive.after_ad`, with no reverse rule).
+AS_PARSED: weakref.WeakKeyDictionary[Graph, Callable[[], Graph]] = \
+    weakref.WeakKeyDictionary()
+
+
+def _batched_as_parsed(g: Graph) -> Graph | None:
+    """For a graph batched from a function as the optimizer left it (`batch.AS_PARSED`)
+    that reaches a step only the optimizer makes (`Primitive.after_ad`, which has no
+    reverse rule: J gave it zero sensitivities, silently): the same function batched as
+    parsed, which J differentiates instead. None for any other graph."""
+    build = AS_PARSED.get(g)
+    if build is None or not any(
+            (p := prim_of(n)) is not None and p.after_ad and not p.differentiable
+            for h in reachable_graphs(g) for n in graph_nodes(h)):
+        return None
+    return build()
+
+
 def _primitive(node: Node) -> Primitive | None:
     if isinstance(node, Constant):
         if isinstance(node.value, Primitive):
@@ -169,7 +192,13 @@ class JTransform:
             return self.graphs[g.id]
         before = set(self.graphs)
         try:
-            return self._custom(g) if g.custom is not None else self._graph(g)
+            if g.custom is not None:
+                return self._custom(g)
+            unoptimized = _batched_as_parsed(g)
+            if unoptimized is not None:
+                self.graphs[g.id] = jg = self.graph(unoptimized)
+                return jg
+            return self._graph(g)
         except BaseException:
             # (A graph half built is never handed out again: a later try starts over.)
             for key in set(self.graphs) - before:
@@ -266,6 +295,9 @@ class JTransform:
                 if i < len(args) and _may_hold_class_value(args[i]):
                     jargs[i] = jg.apply(P["class_of"], jargs[i], loc=node.loc)
         if prim is not None and not prim.differentiable:
+            if prim.after_ad:
+                raise GradError(f"internal: reverse mode met {prim.name}, which only the "
+                                f"optimizer makes and which has no reverse rule")
             if prim.name == "isinstance" and len(args) == 2 and _may_be_class_value(args[1]):
                 # The class may have been passed as a value: in derivative code it is
                 # then a J-callable, which knows the class it stands for.
@@ -603,6 +635,9 @@ class JTransform:
             pos_defaults = tuple(p.default for p in pos if p.default is not p.empty)
             star = any(p.kind is kinds.VAR_POSITIONAL for p in params)
             kw_defaults = tuple(p.default for p in params if p.kind is kinds.KEYWORD_ONLY)
+            if prim.after_ad and not prim.differentiable:
+                raise GradError(f"internal: reverse mode met {prim.name}, which only the "
+                                f"optimizer makes and which has no reverse rule")
             callee = Constant(self.rule(prim) if prim.differentiable else prim)
             self.wrappers[prim.name] = self._value_wrapper(
                 f"J_{prim.name}", None, None, callee, len(pos), False,

@@ -36,9 +36,10 @@ _helper("getitem_sens", "d, x, index", **_PLUMBING, fresh=True, sparse_result=Tr
 # A gradient the caller receives, built as an array if it is sparse (tapeless.sparse_sens):
 # only the optimizer makes it (`opt.results.settle_owns`).
 _helper("dense_sens", "d", after_ad=True, differentiable=False, fresh=True)
-# Only the optimizer makes it (from gadd of getitem_sens), after differentiation.
-_helper("scatter_sens", "x, indices, ds", after_ad=True, differentiable=False, fresh=True,
-        sparse_result=True)
+# The optimizer makes it (from gadd of getitem_sens), after differentiation; batching
+# rules make it too (`getitem_sens` over a batch), in code that may be differentiated
+# again: its reverse rule reads each piece's sensitivity back (`rules_core`).
+_helper("scatter_sens", "x, indices, ds", fresh=True, sparse_result=True)
 # The optimizer's in-place form of `gadd(acc, scatter_sens(...))` for loop accumulators.
 _helper("scatter_add", "acc, x, indices, ds", after_ad=True, differentiable=False, fresh=True,
         sparse_result=True)

@@ -40,6 +40,7 @@ from ..runtime import (
     repeat_sens,
     replace_fields,
     reshape_like,
+    scatter_sens,
     sens_getattr,
     sens_index,
     sens_of,
@@ -748,6 +749,14 @@ def _tuple_sens(d, i, like):
 def _getitem_sens(d, x, index):
     back = lambda dd: (sens_index(dd, index), ZERO, ZERO)
     return getitem_sens(d, x, index), back
+
+
+@rule("scatter_sens")
+def _scatter_sens(x, indices, ds):
+    # (the sum of `getitem_sens(d, x, i)` over the pairs: each piece's sensitivity is
+    # read back at its index, as `getitem_sens`'s rule does)
+    back = lambda dd: (ZERO, ZERO, tuple([sens_index(dd, i) for i in indices]))
+    return scatter_sens(x, indices, ds), back
 
 
 @rule("sens_index")
