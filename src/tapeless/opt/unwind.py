@@ -120,6 +120,7 @@ def _unwind(b: Graph, graphs: list[Graph]) -> bool:
     args = call.inputs[1:]
     if len(args) != len(b.parameters):
         return False
+    live = _live_items(b, call, s_node, (base, step), graphs)
     params = b.parameters
     varying = [k for k, a in enumerate(args) if a is not params[k]]
     if not varying:
@@ -129,13 +130,32 @@ def _unwind(b: Graph, graphs: list[Graph]) -> bool:
         return {params[k].id: v for k, v in zip(varying, values, strict=True)}
 
     def result(target: Graph, nmap: dict[int, Node], branch: Graph) -> Node | None:
-        """What `b` gives back when `branch` runs, computed in `target`."""
+        """What `b` gives back when `branch` runs, computed in `target`: where no one
+        reads some of its items (`live`), the live items alone (one item as itself)."""
         assert branch.output is not None and b.output is not None
         value = _copy(branch.output, target, nmap, b, branch)
         if value is None:
             return None
         nmap[s_node.id] = value
-        return _copy(b.output, target, nmap, b)
+        whole = _copy(b.output, target, nmap, b)
+        if whole is None or live is None:
+            return whole
+        items = [_item_of([Constant(P["tuple_getitem"]), whole, Constant(k)]) for k in live]
+        if any(x is None for x in items):
+            return None  # (not a tuple display: _live_items said it is one)
+        kept = cast(list[Node], items)
+        return kept[0] if len(kept) == 1 else target.apply(P["make_tuple"], *kept)
+
+    def whole(target: Graph, state: Node) -> Node:
+        """`b`'s result from what `result` gives: the dead items None."""
+        if live is None:
+            return state
+        assert b.output is not None
+        size = len(cast(Apply, b.output).inputs) - 1
+        at = {k: j for j, k in enumerate(live)}
+        return target.apply(P["make_tuple"], *[
+            Constant(None) if k not in at else state if len(live) == 1 else
+            target.apply(P["tuple_getitem"], state, at[k]) for k in range(size)])
 
     down_cond = Graph(f"{b.name}_descends", b, b.loc)
     down = Graph(f"{b.name}_descent", b, b.loc)
@@ -175,7 +195,7 @@ def _unwind(b: Graph, graphs: list[Graph]) -> bool:
     values = [popped] if len(varying) == 1 else \
         [up.apply(P["tuple_getitem"], popped, j) for j in range(len(varying))]
     nmap = bound(values)
-    nmap[call.id] = acc
+    nmap[call.id] = whole(up, acc)
     post = result(up, nmap, step)
     if post is None:
         return False
@@ -192,8 +212,105 @@ def _unwind(b: Graph, graphs: list[Graph]) -> bool:
         return False
     loop2 = b.apply(P["while_loop"], Constant(up_cond), Constant(up), stacked, start)
     set_effects(b, [loop1])
-    set_output(b, b.apply(P["tuple_getitem"], loop2, 1))
+    set_output(b, whole(b, b.apply(P["tuple_getitem"], loop2, 1)))
     return True
+
+
+def _live_items(b: Graph, call: Apply, s_node: Apply, branches: tuple[Graph, Graph],
+                graphs: list[Graph]) -> list[int] | None:
+    """The items of `b`'s result that matter, where `b` gives back a tuple display some
+    of whose items nothing reads: a forward `J_f` whose callers take only the record,
+    not the value (a gradient never reads the primal value of the recursion; the walk's
+    sum). An item matters if a call of `b` from outside reads it, or if computing an
+    item that matters reads it of the recursive call (`_unwind` has checked that `b`
+    has no effect but the `if` and the call themselves). None where every
+    item matters, or where `b` escapes or a call's result is used otherwise than by its
+    items at constant indices (then nothing is dropped)."""
+    out = b.output
+    if not (isinstance(out, Apply) and prim_of(out) is P["make_tuple"]):
+        return None
+    size = len(out.inputs) - 1
+    outside: list[Apply] = []
+    for h in graphs:
+        if isinstance(h.output, Constant) and h.output.value is b:
+            return None
+        for n in graph_nodes(h):
+            for pos, x in enumerate(n.inputs):
+                if isinstance(x, Constant) and x.value is b:
+                    if pos != 0:
+                        return None
+                    if n is not call:
+                        outside.append(n)
+    if not outside:
+        return None
+    ids = {n.id for n in outside}
+    read: set[int] = set()
+    for h in graphs:
+        if isinstance(h.output, Apply) and h.output.id in ids:
+            return None
+        for n in graph_nodes(h):
+            for pos, x in enumerate(n.inputs):
+                if x.id not in ids:
+                    continue
+                k = n.inputs[2] if len(n.inputs) == 3 else None
+                if not (pos == 1 and prim_of(n) is P["tuple_getitem"] and
+                        isinstance(k, Constant) and type(k.value) is int and
+                        0 <= k.value < size):
+                    return None
+                read.add(k.value)
+    # What the recursion itself needs of the call, to a fixed point: an item of `b`'s
+    # display, an item of the `if` (that item of each branch's display), an item of
+    # the call; anything else needs all its inputs (and a graph, its free variables).
+    live = set(read)
+    while True:
+        needed = _needs([out.inputs[1 + k] for k in live], call, s_node, branches)
+        if needed is None:
+            return None
+        if needed <= live:
+            break
+        live |= needed
+    return None if len(live) == size else sorted(live)
+
+
+def _needs(roots: list[Node], call: Apply, s_node: Apply, branches: tuple[Graph, Graph]
+           ) -> set[int] | None:
+    """The items of `call`'s result that computing `roots` reads (None: all of it)."""
+    found: set[int] = set()
+    seen: set[int] = set()
+    todo = list(roots)
+    while todo:
+        x = todo.pop()
+        if x.id in seen:
+            continue
+        seen.add(x.id)
+        if x is call:
+            return None  # (the call's result used whole)
+        if isinstance(x, Constant):
+            if is_constant_graph(x) and x.value not in branches:
+                todo.extend(free_variables(x.value))
+            continue
+        if not isinstance(x, Apply):
+            continue
+        k = x.inputs[2] if len(x.inputs) == 3 else None
+        if prim_of(x) is P["tuple_getitem"] and isinstance(k, Constant) and \
+                type(k.value) is int:
+            t = x.inputs[1]
+            if t is call:
+                found.add(k.value)
+                continue
+            if t is s_node:
+                for h in branches:
+                    o = h.output
+                    if isinstance(o, Apply) and prim_of(o) is P["make_tuple"] and \
+                            0 <= k.value < len(o.inputs) - 1:
+                        todo.append(o.inputs[1 + k.value])
+                    elif o is not None:
+                        todo.append(o)
+                continue
+        if x is s_node:
+            todo.extend(h.output for h in branches if h.output is not None)
+        todo.extend(x.inputs)
+    return found
 
 
 def _copy(node: Node, target: Graph, nmap: dict[int, Node], b: Graph,
