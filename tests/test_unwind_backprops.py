@@ -290,3 +290,110 @@ def test_python_and_native_backends_agree(monkeypatch, fn) -> None:
     got = tl.grad(fn)(x)
     native = tl.grad(fn, backend="native")(x)
     np.testing.assert_allclose(got, native, rtol=1e-13, atol=1e-15)
+
+
+# --- a backward recursion adding two reads per level: one loop, in place ---------------
+
+
+def hop(M, i, k):
+    """Two reads of a matrix per level along a path that revisits entries (so several
+    levels add into one element), stopping after k levels."""
+    if k == 0:
+        return 0.0
+    n = M.shape[0]
+    j = (3 * k + 1) % n
+    return M[i % n, j] * M[j, i % n] + hop(M, i + 2, k - 1)
+
+
+def _anp_hop(M, i, k):
+    if k == 0:
+        return 0.0
+    n = M.shape[0]
+    j = (3 * k + 1) % n
+    return M[i % n, j] * M[j, i % n] + _anp_hop(M, i + 2, k - 1)
+
+
+def faded(x, i):
+    """The sensitivity passed down changes per level (halved): the pieces are made from
+    each level's own sensitivity."""
+    if i == x.shape[0]:
+        return 0.0
+    return x[i] * x[(i * i) % x.shape[0]] + 0.5 * faded(x, i + 1)
+
+
+def _anp_faded(x, i):
+    if i == x.shape[0]:
+        return 0.0
+    return x[i] * x[(i * i) % x.shape[0]] + 0.5 * _anp_faded(x, i + 1)
+
+
+def _one_loop(source: str, name: str) -> str:
+    body = _backward(source, name)
+    assert "reversed(" not in body and body.count("while ") == 1, body
+    assert body.count("] += ") == 2 and "scatter_add" not in body, body
+    return body
+
+
+@pytest.mark.parametrize("n,k", [(1, 3), (5, 1), (7, 40)])
+def test_hops_revisiting_entries_add_in_place_in_one_loop(monkeypatch, n, k) -> None:
+    M = np.random.default_rng(n + k).standard_normal((n, n))
+    source, got, want = _grads(monkeypatch, lambda A: hop(A, 0, k), (M,))
+    _one_loop(source, "B_hop")
+    # (the same sum up to rounding: the pieces added one by one, the top level's first)
+    np.testing.assert_allclose(got, want, rtol=1e-14, atol=1e-15)
+    np.testing.assert_allclose(got, autograd.grad(lambda A: _anp_hop(A, 0, k))(M),
+                               rtol=1e-13, atol=1e-14)
+    np.testing.assert_allclose(got, elementwise_fd(lambda A: hop(A, 0, k), M), rtol=1e-6,
+                               atol=1e-8)
+
+
+def test_a_sensitivity_that_changes_per_level(monkeypatch) -> None:
+    x = np.random.default_rng(11).standard_normal(30)
+    source, got, want = _grads(monkeypatch, lambda v: faded(v, 0), (x,))
+    body = _one_loop(source, "B_faded")
+    assert "dout *" in body or "* dout" in body, body  # (the halved d, not 1.0)
+    np.testing.assert_allclose(got, want, rtol=1e-14, atol=1e-15)
+    np.testing.assert_allclose(got, autograd.grad(lambda v: _anp_faded(v, 0))(x),
+                               rtol=1e-13, atol=1e-14)
+
+
+def list_walk(xs, i):
+    """The same two reads per level from a list of floats: no array to add into."""
+    if i == len(xs):
+        return 0.0
+    return xs[i] * xs[(2 * i) % len(xs)] + list_walk(xs, i + 1)
+
+
+def shrink(x):
+    """An array that shrinks per level: x's shape differs from level to level."""
+    if x.shape[0] == 1:
+        return x[0] * x[0]
+    return x[0] * x[-1] + shrink(x[1:])
+
+
+def test_lists_and_shrinking_arrays_keep_the_helper(monkeypatch) -> None:
+    xs = [0.3, -1.2, 0.7, 2.0, 0.1]
+    source, got, want = _grads(monkeypatch, lambda v: list_walk(v, 0), (xs,), changes=None)
+    assert "] += " not in _backward(source, "B_list_walk"), source
+    assert got == want
+    fd = elementwise_fd(lambda v: list_walk(list(v), 0), np.array(xs))
+    np.testing.assert_allclose(np.array(got), fd, rtol=1e-6, atol=1e-8)
+    x = np.random.default_rng(12).standard_normal(9)
+    source, got, want = _grads(monkeypatch, shrink, (x,), changes=None)
+    assert "np.zeros((9" not in source, source
+    np.testing.assert_array_equal(got, want)
+    np.testing.assert_allclose(got, elementwise_fd(shrink, x), rtol=1e-6, atol=1e-8)
+
+
+@pytest.mark.parametrize("which", ["hop", "faded", "walk"])
+def test_one_loop_python_and_native_agree(monkeypatch, which) -> None:
+    pytest.importorskip("numba")
+    from research_programs import walk_energy
+
+    monkeypatch.delenv("TAPELESS_OPTIMIZE", raising=False)
+    rng = np.random.default_rng(13)
+    fn, arg = {"hop": (lambda A: hop(A, 0, 25), rng.standard_normal((6, 6))),
+               "faded": (lambda v: faded(v, 0), rng.standard_normal(20)),
+               "walk": (walk_energy, rng.standard_normal((12, 12)))}[which]
+    np.testing.assert_allclose(tl.grad(fn)(arg), tl.grad(fn, backend="native")(arg),
+                               rtol=1e-13, atol=1e-15)
