@@ -184,24 +184,16 @@ def _unwind(b: Graph, graphs: list[Graph], plan: _Plan | None) -> bool:
             Constant(None) if k not in at else state if len(live) == 1 else
             target.apply(P["tuple_getitem"], state, at[k]) for k in range(size)])
 
-    down_cond = Graph(f"{b.name}_descends", b, b.loc)
-    down = Graph(f"{b.name}_descent", b, b.loc)
+    # descends(v..., stack): whether `b` at v takes the recursive branch;
+    # descent(v..., stack): push v, then the call's arguments
+    made = _descent(b, cond, rec, varying, bound, "stack")
+    if made is None:
+        return False
+    down_cond, down, vs, stack = made
     up_cond = Graph(f"{b.name}_climbs", b, b.loc)
     up = Graph(f"{b.name}_climb", b, b.loc)
-    for h in (down_cond, down, up_cond, up):
+    for h in (up_cond, up):
         h.derived = True
-
-    # descends(v..., stack): whether `b` at v takes the recursive branch
-    vs = [down_cond.add_parameter(params[k].name) for k in varying]
-    down_cond.add_parameter("stack")
-    c = _copy(cond, down_cond, bound(vs), b)
-    if c is None:
-        return False
-    set_output(down_cond, c if rec == 0 else down_cond.apply(P["not_"], c))
-
-    # descent(v..., stack): push v, then the call's arguments
-    vs = [down.add_parameter(params[k].name) for k in varying]
-    stack = down.add_parameter("stack")
     frame = vs[0] if len(vs) == 1 else down.apply(P["make_tuple"], *vs)
     push = down.apply(P["stack_push"], stack, frame)
     nmap = bound(vs)
@@ -546,17 +538,10 @@ def _one_loop(b: Graph, plan: _Plan, cond: Node, rec: int, step: Graph, call: Ap
     params = b.parameters
     post = step.output
     assert isinstance(post, Apply)
-    loop_cond = Graph(f"{b.name}_descends", b, b.loc)
-    body = Graph(f"{b.name}_descent", b, b.loc)
-    for h in (loop_cond, body):
-        h.derived = True
-    vs = [loop_cond.add_parameter(params[k].name) for k in varying]
-    loop_cond.add_parameter("acc")
-    c = _copy(cond, loop_cond, bound(vs), b)
-    if c is None:
+    made = _descent(b, cond, rec, varying, bound, "acc")
+    if made is None:
         return False
-    vs = [body.add_parameter(params[k].name) for k in varying]
-    acc = body.add_parameter("acc")
+    test, body, vs, acc = made
     nmap = bound(vs)
     nexts = [_copy(call.inputs[1 + k], body, nmap, b, step) for k in varying]
     units = {m: _copy(y, body, nmap, b, step) for m, y in plan.units.items()}
@@ -570,15 +555,35 @@ def _one_loop(b: Graph, plan: _Plan, cond: Node, rec: int, step: Graph, call: Ap
         set_kind(out, array("f8", plan.shape))
     if any(n is None for n in nexts) or any(n is None for n in units.values()):
         return False
-    set_output(loop_cond, c if rec == 0 else loop_cond.apply(P["not_"], c))
     set_output(body, body.apply(P["make_tuple"], *cast(list[Node], nexts), out))
     zeros = b.apply(P["np.zeros"], Constant(plan.shape), Constant(float), name="acc")
     set_kind(zeros, array("f8", plan.shape))
-    loop = b.apply(P["while_loop"], Constant(loop_cond), Constant(body),
+    loop = b.apply(P["while_loop"], Constant(test), Constant(body),
                    *[params[k] for k in varying], zeros)
     set_effects(b, [])
     set_output(b, b.apply(P["tuple_getitem"], loop, len(varying)))
     return True
+
+
+def _descent(b: Graph, cond: Node, rec: int, varying: list[int],
+             bound: Callable[[Sequence[Node]], dict[int, Node]], last: str
+             ) -> tuple[Graph, Graph, list[Parameter], Parameter] | None:
+    """A descent's condition `descends(v..., last)`, whether `b` at v takes the
+    recursive branch, and its body `descent(v..., last)` (empty: the caller fills it),
+    with the body's v and last parameter."""
+    params = b.parameters
+    test = Graph(f"{b.name}_descends", b, b.loc)
+    body = Graph(f"{b.name}_descent", b, b.loc)
+    for h in (test, body):
+        h.derived = True
+    vs = [test.add_parameter(params[k].name) for k in varying]
+    test.add_parameter(last)
+    c = _copy(cond, test, bound(vs), b)
+    if c is None:
+        return None
+    set_output(test, c if rec == 0 else test.apply(P["not_"], c))
+    vs = [body.add_parameter(params[k].name) for k in varying]
+    return test, body, vs, body.add_parameter(last)
 
 
 def _is_one(node: Node) -> bool:
