@@ -397,3 +397,24 @@ def test_one_loop_python_and_native_agree(monkeypatch, which) -> None:
                "walk": (walk_energy, rng.standard_normal((12, 12)))}[which]
     np.testing.assert_allclose(tl.grad(fn)(arg), tl.grad(fn, backend="native")(arg),
                                rtol=1e-13, atol=1e-15)
+
+
+def test_two_calls_of_one_recursion_with_other_sensitivities(monkeypatch) -> None:
+    """Two outside calls (one scaled: its sensitivity 2.0, not 1.0) of one recursion
+    whose backward pass is one loop in place: each call's sum its own array."""
+    M = np.random.default_rng(14).standard_normal((6, 6))
+
+    def two(A):
+        return 2.0 * hop(A, 0, 9) + hop(A, 3, 4) * hop(A, 1, 2)
+
+    def anp_two(A):
+        return 2.0 * _anp_hop(A, 0, 9) + _anp_hop(A, 3, 4) * _anp_hop(A, 1, 2)
+
+    source, got, want = _grads(monkeypatch, two, (M,))
+    body = _one_loop(source, "B_hop")
+    assert "dout *" in body or "* dout" in body, body  # (not 1.0 at every call)
+    np.testing.assert_allclose(got, want, rtol=1e-14, atol=1e-15)
+    np.testing.assert_allclose(got, autograd.grad(anp_two)(M), rtol=1e-13, atol=1e-14)
+    value, grad = tl.value_and_grad(two)(M)
+    assert value == pytest.approx(two(M), rel=1e-14)
+    np.testing.assert_allclose(grad, got, rtol=1e-14, atol=1e-15)
