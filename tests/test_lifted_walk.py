@@ -18,6 +18,7 @@ from gradcheck import directional_fd
 from research_programs import walk_energy
 
 import tapeless as tl
+import tapeless.opt.driver as driver
 from tapeless import runtime as rt
 
 
@@ -59,11 +60,15 @@ def test_the_walk_adds_its_two_reads_as_a_pair(monkeypatch) -> None:
         A = np.random.default_rng(n).standard_normal((n, n))
         g = tl.grad(walk_energy)
         source = g.source_for(A)
-        assert "scatter_add_pair_known(" in source and "scatter_add_known(" not in source, \
-            source
         backward = source[source.index("def B_walk"):source.index("def J_walk")]
-        # (one test of the record's condition per level: the loop's, `opt.unwind`)
+        # (one test of the record's condition per level: the loop's, `opt.unwind`; the
+        # two pieces added by statements into one float64 array)
         assert backward.count("if ") == 0 and backward.count("while ") == 1, backward
+        assert backward.count("] += ") == 2 and "scatter_add" not in source, source
+        with monkeypatch.context() as m:  # (the recursion kept: the pair helper)
+            m.setattr(driver, "unwind_backprops", lambda root: 0)
+            kept = tl.grad(walk_energy).source_for(A)
+        assert "scatter_add_pair_known(" in kept and "scatter_add_known(" not in kept, kept
         np.testing.assert_allclose(g(A), autograd.grad(_anp_walk)(A), rtol=1e-13,
                                    atol=1e-14)
 

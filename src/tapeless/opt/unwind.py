@@ -31,7 +31,8 @@ own functions (not derived) are not rewritten."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import cast
 
 from ..ir.clone import clone_graph
@@ -50,17 +51,29 @@ from ..ir.nodes import (
     reachable_graphs,
 )
 from ..primitives import PRIMITIVES
+from ..runtime import ZERO
+from .kinds import array, dtype_of, is_f8, kind, shape_of
+from .loop_facts import LoopFacts
+from .zeros import f8_number
 
 P = PRIMITIVES
+
+
+def is_constant(node: Node | None, value: object) -> bool:
+    return isinstance(node, Constant) and node.value is value
 
 
 def unwind_backprops(root: Graph) -> int:
     """Rewrite each derived function of the module reachable from `root` that has the
     shape above into its two loops; returns how many."""
     graphs = reachable_graphs(root)
+    candidates = [g for g in graphs if g.parent is None and g.derived and g is not root]
+    # (Every proof first, on the recursions as they are: unwinding one changes them.)
+    facts: list[LoopFacts] = []
+    plans = {g.id: _plan(g, root, graphs, facts) for g in candidates}
     done = 0
-    for g in graphs:
-        if g.parent is None and g.derived and g is not root and _unwind(g, graphs):
+    for g in candidates:
+        if _unwind(g, graphs, plans[g.id]):
             done += 1
     if done:
         forget_all(reachable_graphs(root))
@@ -82,28 +95,39 @@ def _refers(node: Node, g: Graph) -> bool:
     return isinstance(node, Constant) and node.value is g
 
 
-def _unwind(b: Graph, graphs: list[Graph]) -> bool:
+def _shape(b: Graph, graphs: list[Graph]
+           ) -> tuple[Apply, Apply, Node, Graph, Graph, int] | None:
+    """The recursive call, the `if`, its condition, its base and recursive branches and
+    which of the two the recursive one is, where `b` has the shape above."""
     if b.vararg or not b.parameters or b.output is None:
-        return False
+        return None
     calls = _calls_of(b, graphs)
     if len(calls) != 1:
-        return False
+        return None
     call = calls[0]
     # The `if` whose branch makes the call: `S = switch(c, T, E)()`, in `b`'s body.
     ifs = [n for n in graph_nodes(b) if len(n.inputs) == 1 and
            isinstance(sw := n.inputs[0], Apply) and prim_of(sw) is P["switch"] and
            len(sw.inputs) == 4 and any(_refers(x, call.graph) for x in sw.inputs[2:])]
     if len(ifs) != 1:
-        return False
+        return None
     s_node = ifs[0]
     sw = s_node.inputs[0]
     assert isinstance(sw, Apply)
     cond, sides = sw.inputs[1], sw.inputs[2:]
     branches = [x.value for x in sides if is_constant_graph(x)]
     if len(branches) != 2 or any(h.parent is not b or h.parameters for h in branches):
-        return False
+        return None
     rec = branches.index(call.graph)
-    base, step = branches[1 - rec], branches[rec]
+    return call, s_node, cond, branches[1 - rec], branches[rec], rec
+
+
+def _unwind(b: Graph, graphs: list[Graph], plan: _Plan | None) -> bool:
+    found = _shape(b, graphs)
+    if found is None:
+        return False
+    call, s_node, cond, base, step, rec = found
+    sw = s_node.inputs[0]
     # Pure: no effect in `b` or any graph nested in it but the `if` and the call (a
     # forward `J_f` marks its recursive call an effect, which it is only if something
     # else in the recursion is); the branches and the `if` used nowhere else.
@@ -120,6 +144,7 @@ def _unwind(b: Graph, graphs: list[Graph]) -> bool:
     args = call.inputs[1:]
     if len(args) != len(b.parameters):
         return False
+    live = _live_items(b, call, s_node, (base, step), graphs)
     params = b.parameters
     varying = [k for k, a in enumerate(args) if a is not params[k]]
     if not varying:
@@ -128,33 +153,47 @@ def _unwind(b: Graph, graphs: list[Graph]) -> bool:
     def bound(values: Sequence[Node]) -> dict[int, Node]:
         return {params[k].id: v for k, v in zip(varying, values, strict=True)}
 
+    if plan is not None:
+        return _one_loop(b, plan, cond, rec, step, call, varying, bound)
+
     def result(target: Graph, nmap: dict[int, Node], branch: Graph) -> Node | None:
-        """What `b` gives back when `branch` runs, computed in `target`."""
+        """What `b` gives back when `branch` runs, computed in `target`: where no one
+        reads some of its items (`live`), the live items alone (one item as itself)."""
         assert branch.output is not None and b.output is not None
         value = _copy(branch.output, target, nmap, b, branch)
         if value is None:
             return None
         nmap[s_node.id] = value
-        return _copy(b.output, target, nmap, b)
+        whole = _copy(b.output, target, nmap, b)
+        if whole is None or live is None:
+            return whole
+        items = [_item_of([Constant(P["tuple_getitem"]), whole, Constant(k)]) for k in live]
+        if any(x is None for x in items):
+            return None  # (not a tuple display: _live_items said it is one)
+        kept = cast(list[Node], items)
+        return kept[0] if len(kept) == 1 else target.apply(P["make_tuple"], *kept)
 
-    down_cond = Graph(f"{b.name}_descends", b, b.loc)
-    down = Graph(f"{b.name}_descent", b, b.loc)
+    def whole(target: Graph, state: Node) -> Node:
+        """`b`'s result from what `result` gives: the dead items None."""
+        if live is None:
+            return state
+        assert b.output is not None
+        size = len(cast(Apply, b.output).inputs) - 1
+        at = {k: j for j, k in enumerate(live)}
+        return target.apply(P["make_tuple"], *[
+            Constant(None) if k not in at else state if len(live) == 1 else
+            target.apply(P["tuple_getitem"], state, at[k]) for k in range(size)])
+
+    # descends(v..., stack): whether `b` at v takes the recursive branch;
+    # descent(v..., stack): push v, then the call's arguments
+    made = _descent(b, cond, rec, varying, bound, "stack")
+    if made is None:
+        return False
+    down_cond, down, vs, stack = made
     up_cond = Graph(f"{b.name}_climbs", b, b.loc)
     up = Graph(f"{b.name}_climb", b, b.loc)
-    for h in (down_cond, down, up_cond, up):
+    for h in (up_cond, up):
         h.derived = True
-
-    # descends(v..., stack): whether `b` at v takes the recursive branch
-    vs = [down_cond.add_parameter(params[k].name) for k in varying]
-    down_cond.add_parameter("stack")
-    c = _copy(cond, down_cond, bound(vs), b)
-    if c is None:
-        return False
-    set_output(down_cond, c if rec == 0 else down_cond.apply(P["not_"], c))
-
-    # descent(v..., stack): push v, then the call's arguments
-    vs = [down.add_parameter(params[k].name) for k in varying]
-    stack = down.add_parameter("stack")
     frame = vs[0] if len(vs) == 1 else down.apply(P["make_tuple"], *vs)
     push = down.apply(P["stack_push"], stack, frame)
     nmap = bound(vs)
@@ -175,7 +214,7 @@ def _unwind(b: Graph, graphs: list[Graph]) -> bool:
     values = [popped] if len(varying) == 1 else \
         [up.apply(P["tuple_getitem"], popped, j) for j in range(len(varying))]
     nmap = bound(values)
-    nmap[call.id] = acc
+    nmap[call.id] = whole(up, acc)
     post = result(up, nmap, step)
     if post is None:
         return False
@@ -192,8 +231,105 @@ def _unwind(b: Graph, graphs: list[Graph]) -> bool:
         return False
     loop2 = b.apply(P["while_loop"], Constant(up_cond), Constant(up), stacked, start)
     set_effects(b, [loop1])
-    set_output(b, b.apply(P["tuple_getitem"], loop2, 1))
+    set_output(b, whole(b, b.apply(P["tuple_getitem"], loop2, 1)))
     return True
+
+
+def _live_items(b: Graph, call: Apply, s_node: Apply, branches: tuple[Graph, Graph],
+                graphs: list[Graph]) -> list[int] | None:
+    """The items of `b`'s result that matter, where `b` gives back a tuple display some
+    of whose items nothing reads: a forward `J_f` whose callers take only the record,
+    not the value (a gradient never reads the primal value of the recursion; the walk's
+    sum). An item matters if a call of `b` from outside reads it, or if computing an
+    item that matters reads it of the recursive call (`_unwind` has checked that `b`
+    has no effect but the `if` and the call themselves). None where every
+    item matters, or where `b` escapes or a call's result is used otherwise than by its
+    items at constant indices (then nothing is dropped)."""
+    out = b.output
+    if not (isinstance(out, Apply) and prim_of(out) is P["make_tuple"]):
+        return None
+    size = len(out.inputs) - 1
+    outside: list[Apply] = []
+    for h in graphs:
+        if isinstance(h.output, Constant) and h.output.value is b:
+            return None
+        for n in graph_nodes(h):
+            for pos, x in enumerate(n.inputs):
+                if isinstance(x, Constant) and x.value is b:
+                    if pos != 0:
+                        return None
+                    if n is not call:
+                        outside.append(n)
+    if not outside:
+        return None
+    ids = {n.id for n in outside}
+    read: set[int] = set()
+    for h in graphs:
+        if isinstance(h.output, Apply) and h.output.id in ids:
+            return None
+        for n in graph_nodes(h):
+            for pos, x in enumerate(n.inputs):
+                if x.id not in ids:
+                    continue
+                k = n.inputs[2] if len(n.inputs) == 3 else None
+                if not (pos == 1 and prim_of(n) is P["tuple_getitem"] and
+                        isinstance(k, Constant) and type(k.value) is int and
+                        0 <= k.value < size):
+                    return None
+                read.add(k.value)
+    # What the recursion itself needs of the call, to a fixed point: an item of `b`'s
+    # display, an item of the `if` (that item of each branch's display), an item of
+    # the call; anything else needs all its inputs (and a graph, its free variables).
+    live = set(read)
+    while True:
+        needed = _needs([out.inputs[1 + k] for k in live], call, s_node, branches)
+        if needed is None:
+            return None
+        if needed <= live:
+            break
+        live |= needed
+    return None if len(live) == size else sorted(live)
+
+
+def _needs(roots: list[Node], call: Apply, s_node: Apply, branches: tuple[Graph, Graph]
+           ) -> set[int] | None:
+    """The items of `call`'s result that computing `roots` reads (None: all of it)."""
+    found: set[int] = set()
+    seen: set[int] = set()
+    todo = list(roots)
+    while todo:
+        x = todo.pop()
+        if x.id in seen:
+            continue
+        seen.add(x.id)
+        if x is call:
+            return None  # (the call's result used whole)
+        if isinstance(x, Constant):
+            if is_constant_graph(x) and x.value not in branches:
+                todo.extend(free_variables(x.value))
+            continue
+        if not isinstance(x, Apply):
+            continue
+        k = x.inputs[2] if len(x.inputs) == 3 else None
+        if prim_of(x) is P["tuple_getitem"] and isinstance(k, Constant) and \
+                type(k.value) is int:
+            t = x.inputs[1]
+            if t is call:
+                found.add(k.value)
+                continue
+            if t is s_node:
+                for h in branches:
+                    o = h.output
+                    if isinstance(o, Apply) and prim_of(o) is P["make_tuple"] and \
+                            0 <= k.value < len(o.inputs) - 1:
+                        todo.append(o.inputs[1 + k.value])
+                    elif o is not None:
+                        todo.append(o)
+                continue
+        if x is s_node:
+            todo.extend(h.output for h in branches if h.output is not None)
+        todo.extend(x.inputs)
+    return found
 
 
 def _copy(node: Node, target: Graph, nmap: dict[int, Node], b: Graph,
@@ -267,3 +403,278 @@ def _item_of(inputs: list[Node]) -> Node | None:
     if isinstance(t, Constant) and type(t.value) is tuple and 0 <= k.value < len(t.value):
         return Constant(t.value[k.value])
     return None
+
+
+# --- the climb's sum into one array, in place ------------------------------------------
+
+
+@dataclass
+class _Plan:
+    """What `_plan` proved of a backward recursion `B(record, ..., d, ...)` whose level
+    gives back `scatter_add_pair_known(call, x, i, j, di, dj)`: x is, at every level, a
+    float64 array of this shape; the pieces that are `d * y` (or `y * d`) with `d` 1.0
+    at every level and y a float64 number (their node ids)."""
+
+    post: int
+    shape: tuple[int, ...]
+    units: dict[int, Node] = field(default_factory=dict)  # mul node id -> y
+
+
+def _plan(b: Graph, root: Graph, graphs: list[Graph], made: list[LoopFacts]
+          ) -> _Plan | None:
+    """For a lifted backward pass of a linear recursion that adds two pieces into the
+    callee's sum each level (the walk's `B`), the proof that the climb may add them in
+    place into one float64 array made once: the array it scatters into (x, an item of
+    the record) is, at every level, a float64 array of one known shape. The records
+    are followed to where they are made: every call of `b` from outside passes an item
+    of a module function's result (the forward `J`), and `b` passes on an item of its
+    record, which is, in J, an item of the record J's own recursive call gave; x's path
+    in every record so reached ends at nodes whose kinds say float64 array of that
+    shape (J's array parameter, passed on unchanged). Likewise a piece `d * y` whose `d`
+    every call gives as 1.0 and passes on unchanged, and whose y is a float64 number
+    wherever a record is made, is y itself (1.0 * y is y, to the bit)."""
+    found = _shape(b, graphs)
+    if found is None:
+        return None
+    call, s_node, _, base, step, _ = found
+    post = step.output
+    if not (isinstance(post, Apply) and prim_of(post) is P["scatter_add_pair_known"] and
+            post.inputs[1] is call and b.output is s_node and
+            is_constant(base.output, ZERO)) or \
+            _needs(post.inputs[2:], call, s_node, (base, step)) != set():
+        return None
+    params = b.parameters
+    args = call.inputs[1:]
+    if len(args) != len(params):
+        return None
+    outside = []
+    for h in graphs:
+        if h is b or is_inside(h, b):
+            continue
+        if is_constant(h.output, b):
+            return None
+        for n in graph_nodes(h):
+            if any(isinstance(x, Constant) and x.value is b for x in n.inputs[1:]):
+                return None
+            if isinstance(n.inputs[0], Constant) and n.inputs[0].value is b:
+                if len(n.inputs) - 1 != len(params):
+                    return None
+                outside.append(n)
+    if not outside:
+        return None
+    x_path = _path(post.inputs[2])
+    if x_path is None or x_path[0] not in params:
+        return None
+    k = params.index(x_path[0])
+    down = _path(args[k])
+    if down is None or down[0] is not params[k]:
+        return None
+    # The records the parameter takes, as the nodes that make them, to a fixed point.
+    records: dict[int, Node] = {}
+    todo: list[Node] = []
+    for c in outside:
+        vs = _values(c.inputs[1 + k], {})
+        if vs is None:
+            return None
+        todo.extend(vs)
+    while todo:
+        r = todo.pop()
+        if r.id in records:
+            continue
+        records[r.id] = r
+        nxt = _follow(r, cast(list[int], down[1:]))
+        if nxt is None:
+            return None
+        todo.extend(nxt)
+    if not made:
+        made.append(LoopFacts(root, graphs))
+    facts = made[0]
+    shape: tuple[int, ...] | None = None
+    for r in records.values():
+        xs = _follow(r, cast(list[int], x_path[1:]))
+        if xs is None:
+            return None
+        for x in xs:
+            kx = kind(x, facts)
+            sx = shape_of(kx)
+            if not is_f8(kx) or sx is None or (shape is not None and sx != shape) or \
+                    dtype_of(kx) != "f8":
+                return None
+            shape = sx
+    if shape is None:
+        return None
+    plan = _Plan(post.id, shape)
+    # Pieces d * y with d 1.0 everywhere and y a float64 number in every record.
+    for piece in post.inputs[5:7]:
+        if not (isinstance(piece, Apply) and prim_of(piece) is P["mul"]):
+            continue
+        for d, y in ((piece.inputs[1], piece.inputs[2]), (piece.inputs[2], piece.inputs[1])):
+            if not (isinstance(d, Parameter) and d in params):
+                continue
+            j = params.index(d)
+            if args[j] is not d or not all(_is_one(c.inputs[1 + j]) for c in outside):
+                continue
+            y_path = _path(y)
+            if y_path is None or y_path[0] is not params[k]:
+                continue
+            ys = [_follow(r, cast(list[int], y_path[1:])) for r in records.values()]
+            if all(v is not None and all(f8_number(n, facts) for n in v) for v in ys):
+                plan.units[piece.id] = y
+                break
+    return plan
+
+
+def _one_loop(b: Graph, plan: _Plan, cond: Node, rec: int, step: Graph, call: Apply,
+              varying: list[int], bound: Callable[[Sequence[Node]], dict[int, Node]]
+              ) -> bool:
+    """`b` (with `_plan`'s proof) as one loop: the sum starts as the array's zeros and
+    each level, going down, adds its two pieces by statements, `acc[i] += di; acc[j] +=
+    dj` (a piece `1.0 * y` as y). The pieces of a level are made from that level's
+    parameters alone, never from what the levels below gave (`_plan` checked), so no
+    level needs to wait for the ones below it: no stack, no climb. The sum is the same
+    up to rounding: the pieces are added one by one, the top level's first (the
+    recursion adds the bottom level's first, and the two pieces of a level that share
+    an index to each other first), as a hand-written gradient does in its own order."""
+    params = b.parameters
+    post = step.output
+    assert isinstance(post, Apply)
+    made = _descent(b, cond, rec, varying, bound, "acc")
+    if made is None:
+        return False
+    test, body, vs, acc = made
+    nmap = bound(vs)
+    nexts = [_copy(call.inputs[1 + k], body, nmap, b, step) for k in varying]
+    units = {m: _copy(y, body, nmap, b, step) for m, y in plan.units.items()}
+    out: Node = acc
+    for i, d in ((post.inputs[3], post.inputs[5]), (post.inputs[4], post.inputs[6])):
+        index = _copy(i, body, nmap, b, step)
+        piece = units[d.id] if d.id in units else _copy(d, body, nmap, b, step)
+        if index is None or piece is None:
+            return False
+        out = body.apply(P["add_into_known"], out, index, piece)
+        set_kind(out, array("f8", plan.shape))
+    if any(n is None for n in nexts) or any(n is None for n in units.values()):
+        return False
+    set_output(body, body.apply(P["make_tuple"], *cast(list[Node], nexts), out))
+    zeros = b.apply(P["np.zeros"], Constant(plan.shape), Constant(float), name="acc")
+    set_kind(zeros, array("f8", plan.shape))
+    loop = b.apply(P["while_loop"], Constant(test), Constant(body),
+                   *[params[k] for k in varying], zeros)
+    set_effects(b, [])
+    set_output(b, b.apply(P["tuple_getitem"], loop, len(varying)))
+    return True
+
+
+def _descent(b: Graph, cond: Node, rec: int, varying: list[int],
+             bound: Callable[[Sequence[Node]], dict[int, Node]], last: str
+             ) -> tuple[Graph, Graph, list[Parameter], Parameter] | None:
+    """A descent's condition `descends(v..., last)`, whether `b` at v takes the
+    recursive branch, and its body `descent(v..., last)` (empty: the caller fills it),
+    with the body's v and last parameter."""
+    params = b.parameters
+    test = Graph(f"{b.name}_descends", b, b.loc)
+    body = Graph(f"{b.name}_descent", b, b.loc)
+    for h in (test, body):
+        h.derived = True
+    vs = [test.add_parameter(params[k].name) for k in varying]
+    test.add_parameter(last)
+    c = _copy(cond, test, bound(vs), b)
+    if c is None:
+        return None
+    set_output(test, c if rec == 0 else test.apply(P["not_"], c))
+    vs = [body.add_parameter(params[k].name) for k in varying]
+    return test, body, vs, body.add_parameter(last)
+
+
+def _is_one(node: Node) -> bool:
+    return isinstance(node, Constant) and type(node.value) is float and node.value == 1.0
+
+
+def _path(node: Node) -> list[Node | int] | None:
+    """`node` as items taken of a parameter at constant indices: [parameter, i, j...]
+    for `p[i][j]...`, else None."""
+    at: list[int] = []
+    while isinstance(node, Apply):
+        k = node.inputs[2] if len(node.inputs) == 3 else None
+        if prim_of(node) is not P["tuple_getitem"] or not isinstance(k, Constant) or \
+                type(k.value) is not int:
+            return None
+        at.append(k.value)
+        node = node.inputs[1]
+    if not isinstance(node, Parameter):
+        return None
+    return [node, *reversed(at)]
+
+
+def _follow(r: Node, at: list[int]) -> list[Node] | None:
+    """The nodes that may make item `at` (a path of indices) of what `r` makes."""
+    now = [r]
+    for i in at:
+        nxt: list[Node] = []
+        for v in now:
+            found = _item_values(v, i, {})
+            if found is None:
+                return None
+            nxt.extend(found)
+        now = nxt
+    return now
+
+
+def _item_values(v: Node, i: int, active: dict[int, bool]) -> list[Node] | None:
+    """The nodes that may make item i of the tuple `v` makes (None: not known). An item
+    out of a tuple's range makes nothing (reading it raises)."""
+    if isinstance(v, Constant):
+        if type(v.value) is not tuple:
+            return None
+        return [Constant(v.value[i])] if -len(v.value) <= i < len(v.value) else []
+    if isinstance(v, Apply) and prim_of(v) is P["make_tuple"]:
+        n = len(v.inputs) - 1
+        return _values(v.inputs[1 + i % n], active) if -n <= i < n else []
+    return None
+
+
+def _values(node: Node, active: dict[int, bool]) -> list[Node] | None:
+    """The nodes whose values `node` may have: through items of tuple displays, the
+    branches of a value-`if`, and the result of a call of a module function (not
+    through loops or unknown calls: there `node` itself). None where a cycle or an
+    unknown tuple is met."""
+    if node.id in active or len(active) > 64:
+        return None
+    if not isinstance(node, Apply):
+        return [node]
+    active[node.id] = True
+    try:
+        head = node.inputs[0]
+        k = node.inputs[2] if len(node.inputs) == 3 else None
+        if prim_of(node) is P["tuple_getitem"] and isinstance(k, Constant) and \
+                type(k.value) is int:
+            tuples = _values(node.inputs[1], active)
+            if tuples is None:
+                return None
+            out: list[Node] = []
+            for t in tuples:
+                found = _item_values(t, k.value, active)
+                if found is None:
+                    return None
+                out.extend(found)
+            return out
+        if isinstance(head, Apply) and prim_of(head) is P["switch"] and len(node.inputs) == 1:
+            outs = [x.value.output for x in head.inputs[2:4] if is_constant_graph(x)]
+            if len(outs) != 2 or any(o is None for o in outs):
+                return None
+            return _merge([_values(cast(Node, o), active) for o in outs])
+        if is_constant_graph(head) and head.value.parent is None and \
+                head.value.output is not None and not head.value.vararg:
+            return _values(head.value.output, active)
+        return [node]
+    finally:
+        del active[node.id]
+
+
+def _merge(found: list[list[Node] | None]) -> list[Node] | None:
+    out: list[Node] = []
+    for f in found:
+        if f is None:
+            return None
+        out.extend(f)
+    return out
