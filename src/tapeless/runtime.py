@@ -2611,17 +2611,16 @@ def recursion_call(fn: Any, args: tuple) -> Any:
     return fn(*args)[0], RecursionTape(fn, args, rec.limit)
 
 
-def recursion_back(fn: Any, args: tuple) -> Any:
-    """`fn(*args)`, a call of a recursive function's B (its record `args[0]`): where the
-    record is a `RecursionTape`, its call is made again first, in a region of its own."""
-    tape = args[0]
-    if type(tape) is not RecursionTape:
-        return fn(*args)
+def recursion_back(fn: Any, record: Any, d: Any) -> Any:
+    """`fn(record, d)`, a call of a recursive function's B: where the record is a
+    `RecursionTape`, its call is made again first, in a region of its own."""
+    if type(record) is not RecursionTape:
+        return fn(record, d)
     rec = _RECORDING
     count, limit = rec.count, rec.limit
-    rec.count, rec.limit = 0, tape.limit
+    rec.count, rec.limit = 0, record.limit
     try:
-        record = tape.fn(*tape.args)[1]
+        remade = record.fn(*record.args)[1]
     finally:
         rec.count, rec.limit = count, limit
-    return fn(record, *args[1:])
+    return fn(remade, d)

@@ -166,18 +166,26 @@ def _fits(fwd: LoopInfo, push: Apply, facts: LoopFacts, budget: int) -> bool:
     return len(range(start, stop, step)) * per_step <= budget
 
 
+# "auto" checkpoints recursions only under a budget below this (the default budget is 1
+# GiB): the counting costs two Python calls per call (about 8% of the determinant's
+# gradient), where a recursion under the default budget would need some millions of calls
+# to pass it. "always" checkpoints them under any budget.
+RECURSION_AUTO_BUDGET = 1 << 30
+
+
 def checkpoint_recursion(root: Graph, mode: str, budget: int) -> int:
-    """Make the lifted recursions (`lift.LIFTED`: `J_f(args) -> (value, record)`, `B_f(record,
-    d)`) checkpointed: `J_f`'s calls from outside its recursion become
-    `recursion_enter(J_f, budget, args)`, those within it `recursion_call(J_f, args)`, and
-    `B_f`'s calls `recursion_back(B_f, args)` (see `tapeless.runtime`: a recording region
-    keeps the records of `budget` bytes of calls; past them a call leaves its arguments,
-    and the backward pass makes its record again). Budget 0 with `mode` "always"; none
-    with "never". Where `J_f` or `B_f` is used otherwise than called, or running `J_f` again
-    could be seen (it prints, raises, draws random numbers), the recursion is left as it
-    is. Returns how many were checkpointed. (For the Python backend: the native one keeps
-    the records in typed lists.)"""
-    if mode == "never":
+    """Make the lifted recursions (`lift.LIFTED`: `J_f(args) -> (value, record)`,
+    `B_f(record, d)`) checkpointed: `J_f`'s calls from outside its recursion become
+    `recursion_enter(J_f, budget, args)`, those within it `recursion_call(J_f, args)`,
+    and `B_f`'s calls `recursion_back(B_f, record, d)` (see `tapeless.runtime`: a
+    recording region keeps the records of `budget` bytes of calls; past them a call
+    leaves its arguments, and the backward pass makes its record again). None with
+    `mode` "never", nor with "auto" under a budget of `RECURSION_AUTO_BUDGET` or more.
+    Where `J_f` or `B_f` is used otherwise than called, or running `J_f`
+    again could be seen (it prints, raises, draws random numbers), the recursion is left
+    as it is. Returns how many were checkpointed. (For the Python backend: the native
+    one keeps the records in typed lists.)"""
+    if mode == "never" or (mode == "auto" and budget >= RECURSION_AUTO_BUDGET):
         return 0
     from .lift import LIFTED
 
@@ -206,7 +214,9 @@ def checkpoint_recursion(root: Graph, mode: str, budget: int) -> int:
             continue
         within = {h.id for h in inside}
         j_calls = calls.get(j.id, [])
-        if not any(c.graph.id in within for c in j_calls):
+        b_calls = calls.get(b.id, [])
+        if not any(c.graph.id in within for c in j_calls) or \
+                any(len(c.inputs) != 3 for c in b_calls):
             continue
         for c in j_calls:
             g = c.graph
@@ -216,9 +226,8 @@ def checkpoint_recursion(root: Graph, mode: str, budget: int) -> int:
             else:
                 set_inputs(c, [Constant(P["recursion_enter"]), Constant(j),
                                Constant(0 if mode == "always" else budget), args])
-        for c in calls.get(b.id, []):
-            args = c.graph.apply(P["make_tuple"], *c.inputs[1:])
-            set_inputs(c, [Constant(P["recursion_back"]), Constant(b), args])
+        for c in b_calls:
+            set_inputs(c, [Constant(P["recursion_back"]), Constant(b), *c.inputs[1:]])
         done += 1
     if done:
         forget_all(graphs)
