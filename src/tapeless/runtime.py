@@ -2527,10 +2527,11 @@ def _reverse_loop(cond: Any, body: Any, slot: int, init: tuple, step: Any, fslot
 # number of calls. Checkpointed, each recording region (the outermost call, and each
 # call the backward pass makes again) keeps the records of its first `limit` calls
 # (`limit` = the budget ÷ the bytes of one call's record, measured on the function's
-# first gradient; 64 until then); a call past them runs `J_f` for its value alone (the
-# records it makes are dropped, its own calls past the limit too) and leaves a
-# `RecursionTape` (the function, its arguments, the limit) as its record, which the
-# backward pass makes again, in a region of its own, before `B_f` reads it. Memory:
+# first gradient that records 16 calls or more; 64 until then); a call past them runs
+# `J_f` for its value alone (the records it makes are dropped, its own calls past the
+# limit too) and leaves a `RecursionTape` (the function, its arguments, the limit) as
+# its record, which the backward pass makes again, in a region of its own, before `B_f`
+# reads it. Memory:
 # about the recursion's depth times the budget (budget 0: one call's record per level of
 # the recursion, the hand-written schedule that makes each minor's value again); time:
 # each call runs once more per checkpointed call above it. One counter per process (not
@@ -2557,8 +2558,11 @@ class _Recording:
 
 
 _RECORDING = _Recording()
-# Bytes of one call's record, per J function (measured on its first gradient).
+# Bytes of one call's record, per J function: measured on its first gradient that
+# records at least CALLS_MEASURED calls (the records' bytes over their number: the first
+# call's alone, with its tapes, is not a call's typical record).
 _CALL_BYTES: dict[Any, int] = {}
+CALLS_MEASURED = 16
 
 
 def _record_bytes(record: Any, args: tuple) -> int:
@@ -2593,7 +2597,7 @@ def recursion_enter(fn: Any, budget: int, args: tuple) -> Any:
     rec.count, rec.limit = 0, budget // (per_call or 64)
     try:
         out = fn(*args)
-        if per_call is None:
+        if per_call is None and rec.count + 1 >= CALLS_MEASURED:
             _CALL_BYTES[fn] = max(1, _record_bytes(out[1], args) // (rec.count + 1))
         return out
     finally:

@@ -224,8 +224,8 @@ def checkpoint_recursion(root: Graph, mode: str, budget: int) -> int:
             if g.id in within:
                 set_inputs(c, [Constant(P["recursion_call"]), Constant(j), args])
             else:
-                set_inputs(c, [Constant(P["recursion_enter"]), Constant(j),
-                               Constant(0 if mode == "always" else budget), args])
+                set_inputs(c, [Constant(P["recursion_enter"]), Constant(j), Constant(budget),
+                               args])
         for c in b_calls:
             set_inputs(c, [Constant(P["recursion_back"]), Constant(b), *c.inputs[1:]])
         done += 1
