@@ -89,7 +89,7 @@ def test_memory_falls_with_the_budget() -> None:
     some = peak_bytes(_grad(det_laplace, "auto", 30_000), A)
     none = peak_bytes(_grad(det_laplace, "auto", 0), A)
     # (the default budget keeps every record, as without checkpointing)
-    assert large < 1.1 * plain
+    assert 0.9 * plain < large < 1.1 * plain
     # About the depth times the budget, and one call's record per level with none: the
     # hand-written gradient (bench/control_handwritten.py) peaks at about 2 kB here.
     assert some < 7 * 30_000 and some < plain / 20
