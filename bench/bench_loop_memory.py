@@ -28,11 +28,16 @@ loop's length with checkpointing on). Three parts:
    table says whether the code was checkpointed).
 6. (`recursion`) The recursive determinant (7x7) with its top levels checkpointed by the
    user (`control_programs.det_checkpointed_top`: `tl.checkpoint` of the minor, called
-   for the rows above `levels`): peak memory and time against the plain recursion and
-   the hand-written gradient (which recomputes each minor's value in its backward pass).
+   for the rows above `levels`), and checkpointed by the optimizer under budgets of
+   `tl.config.loop_memory` bytes (`opt.checkpoint.checkpoint_recursion`; the column
+   "checkpointed code" says whether the checkout's gradient has it: run from another
+   checkout, `cd base && python path/to/this --only recursion`, it measures that
+   checkout's code): peak memory and time against the plain recursion and the
+   hand-written gradient (which recomputes each minor's value in its backward pass).
 
 Peak memory is tracemalloc's (the bytes Python and NumPy allocate during one call, the
-arguments excluded); time is the median of a few calls without tracemalloc. Every
+arguments excluded); time is the median of a few calls without tracemalloc (CPU time in
+6.). Every
 gradient is checked against the hand-written one first. Prints Markdown tables.
 
     python bench/bench_loop_memory.py [--quick] [--only rk4,lstm,control,native,while,recursion]
@@ -368,6 +373,17 @@ def while_table(quick: bool) -> None:
         print("| " + " | ".join(row) + " |", flush=True)
 
 
+def cpu_time(fn, repeat: int = 7) -> float:
+    """The median CPU time (process time) of one call over `repeat` calls, after one."""
+    fn()
+    times = []
+    for _ in range(repeat):
+        start = time.process_time()
+        fn()
+        times.append(time.process_time() - start)
+    return sorted(times)[repeat // 2]
+
+
 def recursion_table() -> None:
     import control_handwritten as CH
     import control_programs as C
@@ -375,22 +391,33 @@ def recursion_table() -> None:
     (A,) = C.det_data()
     expected = CH.det_laplace_grad(A)
     print()
-    print("The recursive determinant 7×7: the plain recursion, and its top levels "
-          "checkpointed with `tl.checkpoint` (`det_checkpointed_top(levels)`)")
+    print("The recursive determinant 7×7: the plain recursion, its top levels "
+          "checkpointed with `tl.checkpoint` (`det_checkpointed_top(levels)`), and the "
+          "recursion checkpointed by the optimizer under a budget (`tl.config.loop_memory`)")
     print()
-    print("| gradient | MB | ms | ÷ hand (memory) | ÷ hand (time) |")
-    print("|---|---:|---:|---:|---:|")
+    print("| gradient | checkpointed code | MB | CPU ms | ÷ hand (memory) | ÷ hand (time) |")
+    print("|---|---|---:|---:|---:|---:|")
     hand_mem = peak(CH.det_laplace_grad, A)
-    hand_t = median_time(lambda: CH.det_laplace_grad(A), repeat=5, number=1)
-    rows = [("hand-written", CH.det_laplace_grad), ("tapeless, plain", tl.grad(C.det_laplace))]
-    rows += [(f"tapeless, checkpointed levels {n}", tl.grad(C.det_checkpointed_top(n)))
-             for n in (1, 2, 3, 4, 5)]
-    for name, g in rows:
+    hand_t = cpu_time(lambda: CH.det_laplace_grad(A))
+    rows: list[tuple[str, object, str, int]] = [
+        ("hand-written", CH.det_laplace_grad, "never", 1 << 30),
+        ("tapeless, plain (never)", tl.grad(C.det_laplace), "never", 1 << 30)]
+    rows += [(f"tapeless, tl.checkpoint levels {n} (never)", tl.grad(C.det_checkpointed_top(n)),
+              "never", 1 << 30) for n in (3, 5)]
+    rows.append(("tapeless, always, budget 1 GiB", tl.grad(C.det_laplace), "always", 1 << 30))
+    for budget in (300_000, 30_000, 3_000, 0):
+        rows.append((f"tapeless, auto, budget {budget / 1000:g} kB", tl.grad(C.det_laplace),
+                     "auto", budget))
+    for name, g, mode, budget in rows:
+        under(mode, budget, g, A)  # (compiled under these settings)
         assert np.allclose(g(A), expected, rtol=1e-9, atol=1e-12), name
+        code = "–"
+        if hasattr(g, "source_for"):
+            code = "yes" if "recursion_call" in g.source_for(A) else "no"
         mem = peak(g, A)
-        t = median_time(lambda g=g: g(A), repeat=5, number=1)
-        print(f"| {name} | {mem / 1e6:.3f} | {t * 1e3:.1f} | {ratio(mem, hand_mem)} | "
-              f"{ratio(t, hand_t)} |", flush=True)
+        t = cpu_time(lambda g=g: g(A))
+        print(f"| {name} | {code} | {mem / 1e6:.4f} | {t * 1e3:.1f} | "
+              f"{ratio(mem, hand_mem)} | {ratio(t, hand_t)} |", flush=True)
 
 
 def main() -> None:

@@ -169,8 +169,10 @@ class Config:
     def loop_checkpoint(self) -> str:
         """Which `for` and `while` loops of a gradient may be checkpointed (see
         docs/design.md, "Checkpointed loops"): "auto" (those whose saved values are not
-        proven to fit in `loop_memory` bytes when compiling), "always" or "never". Read
-        when a function is compiled."""
+        proven to fit in `loop_memory` bytes when compiling), "always" or "never"; a
+        recursion is checkpointed with "always", and with "auto" where `loop_memory` is
+        below its default (its records then decided at run time). Read when a function
+        is compiled."""
         return self._loop_checkpoint
 
     @loop_checkpoint.setter
@@ -183,7 +185,9 @@ class Config:
     @property
     def loop_memory(self) -> int:
         """The bytes a gradient's `for` loop may save for its backward pass before it is
-        checkpointed (1 GiB by default; `TAPELESS_LOOP_MEMORY`)."""
+        checkpointed (1 GiB by default; `TAPELESS_LOOP_MEMORY`); also the bytes of records
+        a recursion's gradient keeps per recording region before the records of further
+        calls are made again in the backward pass (Python backend; docs/design.md)."""
         return self._loop_memory
 
     @loop_memory.setter

@@ -2519,3 +2519,112 @@ def _reverse_loop(cond: Any, body: Any, slot: int, init: tuple, step: Any, fslot
         reverse(lo, hi, start)
     back[slot] = None
     return tuple(back)
+
+
+# --- Checkpointed recursion (`tapeless.opt.checkpoint.checkpoint_recursion`) -------------
+# A recursive function's lifted derivative `J_f(args) -> (value, record)` keeps every
+# call's record until the backward pass `B_f(record, d)` reads it: memory grows with the
+# number of calls. Checkpointed, each recording region (the outermost call, and each
+# call the backward pass makes again) keeps the records of its first `limit` calls
+# (`limit` = the budget ÷ the bytes of one call's record, measured on the function's
+# first gradient that records 16 calls or more; 64 until then); a call past them runs
+# `J_f` for its value alone (the records it makes are dropped, its own calls past the
+# limit too) and leaves a `RecursionTape` (the function, its arguments, the limit) as
+# its record, which the backward pass makes again, in a region of its own, before `B_f`
+# reads it. Memory:
+# about the recursion's depth times the budget (budget 0: one call's record per level of
+# the recursion, the hand-written schedule that makes each minor's value again); time:
+# each call runs once more per checkpointed call above it. One counter per process (not
+# for gradients running in several threads at once).
+
+
+class RecursionTape:
+    """The record a checkpointed recursive call leaves: its J function, its arguments,
+    and the limit of records of the region it was made in."""
+
+    __slots__ = ("fn", "args", "limit")
+
+    def __init__(self, fn: Any, args: tuple, limit: int):
+        self.fn, self.args, self.limit = fn, args, limit
+
+
+class _Recording:
+    """The calls recorded in the current region, and the region's limit."""
+
+    __slots__ = ("count", "limit")
+
+    def __init__(self) -> None:
+        self.count, self.limit = 0, 0
+
+
+_RECORDING = _Recording()
+# Bytes of one call's record, per J function: measured on its first gradient that
+# records at least CALLS_MEASURED calls (the records' bytes over their number: the first
+# call's alone, with its tapes, is not a call's typical record).
+_CALL_BYTES: dict[Any, int] = {}
+CALLS_MEASURED = 16
+
+
+def _record_bytes(record: Any, args: tuple) -> int:
+    """About how many bytes a record holds with the records inside it (as
+    `saved_bytes` counts them), not counting the arrays it shares with the arguments."""
+    import numpy as np
+
+    total, todo, seen = 0, [record], set()
+    while todo:
+        v = todo.pop()
+        if isinstance(v, np.ndarray):
+            total += 8 if any(v is a for a in args) else v.nbytes + 112
+        elif isinstance(v, (tuple, list)):
+            if id(v) not in seen:
+                seen.add(id(v))
+                total += 56 + 8 * len(v)
+                todo.extend(v)
+        elif type(v) is RecursionTape:
+            total += 64
+            todo.append(v.args)
+        else:
+            total += 32
+    return total
+
+
+def recursion_enter(fn: Any, budget: int, args: tuple) -> Any:
+    """`fn(*args)` (a recursive function's J, called from outside its recursion): a new
+    recording region of `budget` bytes."""
+    rec = _RECORDING
+    count, limit = rec.count, rec.limit
+    per_call = _CALL_BYTES.get(fn)
+    rec.count, rec.limit = 0, budget // (per_call or 64)
+    try:
+        out = fn(*args)
+        if per_call is None and rec.count + 1 >= CALLS_MEASURED:
+            _CALL_BYTES[fn] = max(1, _record_bytes(out[1], args) // (rec.count + 1))
+        return out
+    finally:
+        rec.count, rec.limit = count, limit
+
+
+def recursion_call(fn: Any, args: tuple) -> Any:
+    """`fn(*args)`, a call of a recursive function's J from within its recursion: as it
+    is while the region's records are under its limit; past it, the value, and a
+    `RecursionTape` as the record."""
+    rec = _RECORDING
+    if rec.count < rec.limit:
+        rec.count += 1
+        return fn(*args)
+    return fn(*args)[0], RecursionTape(fn, args, rec.limit)
+
+
+def recursion_back(fn: Any, record: Any, d: Any) -> Any:
+    """`fn(record, d)`, a call of a recursive function's B: where the record is a
+    `RecursionTape`, its call is made again first, in a region of its own."""
+    if type(record) is not RecursionTape:
+        return fn(record, d)
+    rec = _RECORDING
+    count, limit = rec.count, rec.limit
+    rec.count, rec.limit = 0, record.limit
+    try:
+        remade = record.fn(*record.args)[1]
+    finally:
+        rec.count, rec.limit = count, limit
+    return fn(remade, d)

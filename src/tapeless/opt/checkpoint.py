@@ -164,3 +164,85 @@ def _fits(fwd: LoopInfo, push: Apply, facts: LoopFacts, budget: int) -> bool:
         return per_step * SMALL_STEPS <= budget
     start, stop, step = (b for b in bounds if b is not None)
     return len(range(start, stop, step)) * per_step <= budget
+
+
+# "auto" checkpoints recursions only under a budget below this (the default budget is 1
+# GiB): the counting costs two Python calls per call (about 8% of the determinant's
+# gradient), where a recursion under the default budget would need some millions of calls
+# to pass it. "always" checkpoints them under any budget.
+RECURSION_AUTO_BUDGET = 1 << 30
+
+
+def checkpoint_recursion(root: Graph, mode: str, budget: int) -> int:
+    """Make the lifted recursions (`lift.LIFTED`: `J_f(args) -> (value, record)`,
+    `B_f(record, d)`) checkpointed: `J_f`'s calls from outside its recursion become
+    `recursion_enter(J_f, budget, args)`, those within it `recursion_call(J_f, args)`,
+    and `B_f`'s calls `recursion_back(B_f, record, d)` (see `tapeless.runtime`: a
+    recording region keeps the records of `budget` bytes of calls; past them a call
+    leaves its arguments, and the backward pass makes its record again). None with
+    `mode` "never", nor with "auto" under a budget of `RECURSION_AUTO_BUDGET` or more.
+    Where `J_f` or `B_f` is used otherwise than called, or running `J_f`
+    again could be seen (it prints, raises, draws random numbers), the recursion is left
+    as it is. Returns how many were checkpointed. (For the Python backend: the native
+    one keeps the records in typed lists.)"""
+    if mode == "never" or (mode == "auto" and budget >= RECURSION_AUTO_BUDGET):
+        return 0
+    from .lift import LIFTED
+
+    graphs = reachable_graphs(root)
+    present = {g.id for g in graphs}
+    calls: dict[int, list[Apply]] = {}
+    used_otherwise: set[int] = set()
+    for g in graphs:
+        if is_constant_graph(g.output):
+            used_otherwise.add(g.output.value.id)
+        for node in graph_nodes(g):
+            for i, x in enumerate(node.inputs):
+                if is_constant_graph(x):
+                    gid = x.value.id
+                    if i == 0:
+                        calls.setdefault(gid, []).append(node)
+                    else:
+                        used_otherwise.add(gid)
+    done = 0
+    for b, j in list(LIFTED.items()):
+        if b.id not in present or j.id not in present or \
+                {b.id, j.id} & used_otherwise:
+            continue
+        inside = reachable_graphs(j)
+        if not all(_only_calls(e) for h in inside for e in h.effects):
+            continue
+        within = {h.id for h in inside}
+        j_calls = calls.get(j.id, [])
+        b_calls = calls.get(b.id, [])
+        if not any(c.graph.id in within for c in j_calls) or \
+                any(len(c.inputs) != 3 for c in b_calls):
+            continue
+        for c in j_calls:
+            g = c.graph
+            args = g.apply(P["make_tuple"], *c.inputs[1:])
+            if g.id in within:
+                set_inputs(c, [Constant(P["recursion_call"]), Constant(j), args])
+            else:
+                set_inputs(c, [Constant(P["recursion_enter"]), Constant(j), Constant(budget),
+                               args])
+        for c in b_calls:
+            set_inputs(c, [Constant(P["recursion_back"]), Constant(b), *c.inputs[1:]])
+        done += 1
+    if done:
+        forget_all(graphs)
+    return done
+
+
+def _only_calls(effect: Node) -> bool:
+    """Whether an effect of a graph is a loop, or a call of a graph (of one of two, by an
+    `if`): of graphs whose own effects are checked with it."""
+    if loop_info(effect) is not None:
+        return True
+    if not isinstance(effect, Apply):
+        return False
+    callee = effect.inputs[0]
+    if is_constant_graph(callee):
+        return True
+    return isinstance(callee, Apply) and is_call_of(callee, "switch") and \
+        all(is_constant_graph(x) for x in callee.inputs[2:4])

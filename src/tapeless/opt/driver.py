@@ -44,7 +44,7 @@ from ..ir.nodes import (
 from ..ir.replace import apply_replacements, redirect
 from .arrays import block_products, python_spellings
 from .branches import branch_backprops, dead_branch_items, forwarding_ifs, single_item_ifs
-from .checkpoint import checkpoint_loops
+from .checkpoint import checkpoint_loops, checkpoint_recursion
 from .kinds import FLOAT, INT, Kind, array, element_of, is_f8, items_of, kind, shape_of
 from .lift import lift_backprops
 from .loops import (
@@ -82,6 +82,7 @@ step("lift_backprops")
 step("forwarding_ifs")
 step("scatter_pairs")
 step("unwind_backprops")
+step("checkpoint_recursion")
 
 
 # Whether facts (and the kinds they hold) that a round leaves valid start the next round
@@ -162,6 +163,10 @@ def optimize(root: Graph, enabled: set[str] | None = None, max_rounds: int = 30,
     # (the Python backend's: a lifted backward pass of a linear recursion as two loops)
     if python and allowed(enabled, "unwind_backprops") and (n := unwind_backprops(root)):
         log.add("unwind_backprops", n)
+    # (the Python backend's: the recursions left, checkpointed past the budget at run time)
+    if python and allowed(enabled, "checkpoint_recursion") and \
+            (n := checkpoint_recursion(root, *loops)):
+        log.add("checkpoint_recursion", n)
     return log
 
 

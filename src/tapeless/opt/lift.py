@@ -26,6 +26,7 @@ asks for."""
 
 from __future__ import annotations
 
+import weakref
 from typing import Any
 
 from ..frontend.scopes import ParamSpec
@@ -63,6 +64,9 @@ FOR_RANGE = PRIMITIVES["for_range"]
 SENS_OF = PRIMITIVES["sens_of"]
 
 
+
+# Each lifted B_f, to its J_f (`checkpoint.checkpoint_recursion` reads the pairs).
+LIFTED: weakref.WeakKeyDictionary[Graph, Graph] = weakref.WeakKeyDictionary()
 
 OTHER = "other"  # a value from an operation this analysis does not follow
 
@@ -506,6 +510,7 @@ def _lift(j: Graph, b: Graph, calls: list[Apply], graphs: list[Graph]) -> None:
     set_output(j, j.apply(MAKE_TUPLE, out.inputs[1], j.apply(MAKE_TUPLE, *fvs)))
     for call in calls:
         set_inputs(call, [Constant(b), *call.inputs])
+    LIFTED[b] = j
 
 
 def _read_from_record(b: Graph, fvs: list[Node], graphs: list[Graph], first: int) -> None:

@@ -1649,7 +1649,7 @@ _WHY_PER_ELEMENT = {
         "data_only_grad", "split_fwd", "index_sens", "index_concat_sens",
         "index_concat_dense", "index_concat", "update_rest_sens", "update_value_sens",
         "update_value_scatter", "checkpoint_for", "checkpoint_while",
-        "checkpoint_while_loop"),
+        "checkpoint_while_loop", "recursion_enter", "recursion_call", "recursion_back"),
     "an update in place of a sensitivity (derivative code): each element's in turn": (
         "update_rest_inplace", "add_into_known", "gadd_owned",
         "element_sens_small"),

@@ -1,0 +1,145 @@
+"""Checkpointed recursion (`opt.checkpoint.checkpoint_recursion`, `runtime.recursion_call`):
+a lifted recursion's gradient keeps the records of `tl.config.loop_memory` bytes of calls
+per recording region; a call past them leaves its arguments, and the backward pass makes
+its record again. The gradients must be those of the recursion that keeps every record
+(and of finite differences), on every budget; the memory must fall with the budget, down
+to one call's record per level of the recursion with budget 0."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+import pytest
+from gradcheck import elementwise_fd
+from peak_memory import peak_bytes
+from research_programs import det_laplace, det_laplace_filter
+
+import tapeless as tl
+from tapeless import runtime
+
+
+@pytest.fixture(autouse=True)
+def settings() -> Iterator[None]:
+    """Restore the loop settings after a test."""
+    mode, memory = tl.config.loop_checkpoint, tl.config.loop_memory
+    yield
+    tl.config.loop_checkpoint, tl.config.loop_memory = mode, memory
+
+
+def _grad(f, mode: str, memory: int = 1 << 30, **options):
+    """`tl.grad(f)` compiled under these settings (read at the first call: made here)."""
+    tl.config.loop_checkpoint, tl.config.loop_memory = mode, memory
+    return tl.grad(f, **options)
+
+
+def tree(w, x, lo, hi):
+    """A binary recursion whose records hold arrays (each leaf's and node's values)."""
+    if hi - lo == 1:
+        return np.tanh(w * x[lo])
+    mid = (lo + hi) // 2
+    left = tree(w, x, lo, mid)
+    return np.sin(left) * tree(w, x, mid, hi) + left
+
+
+def tree_loss(w, x):
+    return np.sum(tree(w, x, 0, x.shape[0]))
+
+
+BUDGETS = [0, 300, 3000, 1 << 30]
+
+
+@pytest.mark.parametrize("memory", BUDGETS)
+@pytest.mark.parametrize("f", [det_laplace, det_laplace_filter])
+def test_determinant_on_every_budget(f, memory: int) -> None:
+    A = np.random.default_rng(3).normal(size=(5, 5))
+    plain = _grad(f, "never")(A)
+    g = _grad(f, "auto", memory)
+    np.testing.assert_allclose(g(A), plain, rtol=1e-13, atol=1e-14)
+    np.testing.assert_allclose(g(A), np.linalg.det(A) * np.linalg.inv(A).T, rtol=1e-9)
+    np.testing.assert_allclose(g(A), elementwise_fd(f, A), rtol=1e-6, atol=1e-8)
+
+
+@pytest.mark.parametrize("memory", BUDGETS)
+def test_array_records_on_every_budget(memory: int) -> None:
+    rng = np.random.default_rng(1)
+    w, x = rng.normal(size=4), rng.normal(size=11)
+    g = _grad(tree_loss, "auto", memory, argnums=(0, 1))
+    plain = _grad(tree_loss, "never", argnums=(0, 1))(w, x)
+    for got, want in zip(g(w, x), plain, strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-13, atol=1e-14)
+    np.testing.assert_allclose(g(w, x)[0], elementwise_fd(lambda v: tree_loss(v, x), w),
+                               rtol=1e-6, atol=1e-8)
+
+
+def test_the_source_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("TAPELESS_OPTIMIZE", raising=False)
+    A = np.eye(4)
+    assert "recursion_call" in _grad(det_laplace, "auto", 100_000).source_for(A)
+    assert "recursion_call" in _grad(det_laplace, "always").source_for(A)
+    assert "recursion_call" not in _grad(det_laplace, "never", 0).source_for(A)
+    # (under the default budget "auto" leaves the calls as they are: no counting)
+    assert "recursion_call" not in _grad(det_laplace, "auto").source_for(A)
+
+
+def test_memory_falls_with_the_budget() -> None:
+    A = np.random.default_rng(0).normal(size=(7, 7))
+    plain = peak_bytes(_grad(det_laplace, "never"), A)
+    large = peak_bytes(_grad(det_laplace, "always"), A)
+    some = peak_bytes(_grad(det_laplace, "auto", 30_000), A)
+    none = peak_bytes(_grad(det_laplace, "auto", 0), A)
+    # (the default budget keeps every record, as without checkpointing)
+    assert 0.9 * plain < large < 1.1 * plain
+    # About the depth times the budget, and one call's record per level with none: the
+    # hand-written gradient (bench/control_handwritten.py) peaks at about 2 kB here.
+    assert some < 7 * 30_000 and some < plain / 20
+    assert none < 20_000 and none < plain / 100
+
+
+def test_second_order_through_a_checkpointed_recursion() -> None:
+    A = np.random.default_rng(5).normal(size=(4, 4))
+    V = np.random.default_rng(6).normal(size=(4, 4))
+
+    def inner(M):
+        return np.sum(tl.grad(det_laplace)(M) * V)
+
+    want = _grad(inner, "never")(A)
+    np.testing.assert_allclose(_grad(inner, "auto", 0)(A), want, rtol=1e-11, atol=1e-13)
+
+
+def loud(x, n):
+    if n == 0:
+        return x
+    print("level", n)
+    return np.sin(loud(x, n - 1)) + loud(x * 0.5, n - 1)
+
+
+def test_a_recursion_that_prints_runs_once(capsys: pytest.CaptureFixture[str]) -> None:
+    g = _grad(lambda x: loud(x, 3), "auto", 0)
+    assert g(0.3) == pytest.approx(_grad(lambda x: loud(x, 3), "never")(0.3), rel=1e-13)
+    capsys.readouterr()
+    g(0.3)
+    assert capsys.readouterr().out.count("level") == 7
+    assert "recursion_call" not in g.source_for(0.3)
+
+
+def test_native_gives_the_same_gradient() -> None:
+    pytest.importorskip("numba")
+    A = np.random.default_rng(2).normal(size=(5, 5))
+    g = _grad(det_laplace, "auto", 0)
+    native = _grad(det_laplace, "auto", 0, backend="native")
+    np.testing.assert_allclose(native(A), g(A), rtol=1e-13, atol=1e-14)
+    np.testing.assert_allclose(native(A), np.linalg.det(A) * np.linalg.inv(A).T, rtol=1e-9)
+
+
+def test_a_tape_is_made_again_in_a_region_of_its_own() -> None:
+    """The counter is restored after a region, also when the recursion raises."""
+    def fn(x, n):
+        if n == 0:
+            raise ValueError("stop")
+        return runtime.recursion_call(fn, (x, n - 1))
+
+    before = runtime._RECORDING.count, runtime._RECORDING.limit
+    with pytest.raises(ValueError):
+        runtime.recursion_enter(fn, 1000, (1.0, 5))
+    assert (runtime._RECORDING.count, runtime._RECORDING.limit) == before
