@@ -170,6 +170,7 @@ WRITTEN: dict[str, Emitter] = {
     "sum": call_emitter("sum", spec="iterable, start=0"),
     "min": call_emitter("min", spec="*args"),
     "max": call_emitter("max", spec="*args"),
+    "slice": call_emitter("slice", spec="*args"),
     "raise": lambda a: f"raise {a[0]}",
     "class_of": call_emitter("_rt.class_of", spec="classinfo"),
     "as_sequence": call_emitter("_rt.as_sequence", spec="iterable"),

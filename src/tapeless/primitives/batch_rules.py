@@ -1626,7 +1626,7 @@ _WHY_PER_ELEMENT = {
         "standard_variates"),
     "works on Python objects (sequences, strings, dicts, slices, classes, keyword "
     "arguments), not on arrays": (
-        "make_dict", "make_slice", "contains", "not_contains", "range",
+        "make_dict", "make_slice", "slice", "contains", "not_contains", "range",
         "divmod", "any", "all", "sorted", "dict", "str", "min", "max", "construct",
         "format", "convert", "join_strings",
         "method.get", "method.index", "method.count",

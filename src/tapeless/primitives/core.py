@@ -141,6 +141,9 @@ _builtin("round", "number, ndigits=None", differentiable=False)
 _builtin("isinstance", "obj, classinfo", differentiable=False, foldable=True,
          ignores_values=True)
 _builtin("range", "*args", differentiable=False)
+# (its arguments passed as one tuple, as min's and max's)
+_prim("slice", lambda args: builtins.slice(*args), "*args", builtins.slice,
+      differentiable=False, pure=True, foldable=True)
 _builtin("zip", "*iterables")
 _builtin("enumerate", "iterable, start=0")
 _builtin("reversed", "seq")
