@@ -19,6 +19,7 @@ import pytest
 pytest.importorskip("numba")
 
 from test_corpus import assert_same  # noqa: E402
+from test_native_intlists import _entry, _own_cache  # noqa: E402,F401 (its cache fixture)
 
 import tapeless as tl  # noqa: E402
 from tapeless.backend import native  # noqa: E402
@@ -26,17 +27,8 @@ from tapeless.backend.native_records import accumulate_in_place  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
-def _own_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("TAPELESS_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "cache"))
-    monkeypatch.delenv("NUMBA_CACHE_DIR", raising=False)
-    monkeypatch.setenv("TAPELESS_NATIVE_SPEED_CHECK", "0")
+def _optimized(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("TAPELESS_OPTIMIZE", raising=False)
-
-
-def _entry(transformed: Any, *args: Any) -> native.NativeFunction:
-    entry = transformed._get(transformed.bind(args, {})).fn
-    assert isinstance(entry, native.NativeFunction)
-    return entry
 
 
 def _functions(transformed: Any, *args: Any) -> dict[str, ast.FunctionDef]:
@@ -91,7 +83,7 @@ def test_recursive_gradient_accumulates_in_place(program: Any, n: int) -> None:
     backpropagator takes the accumulator (`_nt_acc`), adds into it, makes no dense
     array per call and sums no callee's array going up; the records keep neither the
     matrix every call passes on (a parameter of the backward pass instead) nor the branch
-    test."""
+    test; the forward pass makes no list per call (one list of items for the run)."""
     W = np.random.default_rng(3).uniform(-1.0, 1.0, (n, n))
     g = tl.grad(program, backend="native")
     got = g(W)
@@ -105,7 +97,11 @@ def test_recursive_gradient_accumulates_in_place(program: Any, n: int) -> None:
     assert b.args.args[-1].arg == "_nt_acc", text
     assert "_nt_element_sens_small" not in text and "_nt_gadd_owned(" not in text, text
     assert any(a.arg.startswith("_nt_same") for a in b.args.args), text
-    j = ast.unparse(functions["J_" + name[2:]])
+    j_fn = functions["J_" + name[2:]]
+    # (the loop's saved items in one list for the run, linked by index: no list per call)
+    assert j_fn.args.args[-1].arg.startswith("_nt_arena_"), ast.unparse(j_fn)
+    assert not [n for n in ast.walk(j_fn) if isinstance(n, ast.List)], ast.unparse(j_fn)
+    j = ast.unparse(j_fn)
     appended = [n for n in ast.walk(ast.parse(j)) if isinstance(n, ast.Call) and
                 isinstance(n.func, ast.Attribute) and n.func.attr == "append" and
                 isinstance(n.func.value, ast.Name) and

@@ -48,7 +48,11 @@ from .native_loops import (
     lower_saved_lengths,
     lower_split_items,
 )
-from .native_records import accumulate_recursive_sens, lower_recursive_records
+from .native_records import (
+    accumulate_recursive_sens,
+    lower_recursive_records,
+    share_item_lists,
+)
 from .pygen import Compiled
 
 # Runtime helpers with a native twin (`_nt_<name>` in `_HELPERS`).
@@ -1947,6 +1951,7 @@ def lower_source(source: str, namespace: dict[str, Any] | None = None,
     accumulate_recursive_sens(tree)
     lower_nested_sums(tree)
     lower_int_lists(tree, root)
+    share_item_lists(tree)
     drop_uncalled_functions(tree)
     ast.fix_missing_locations(tree)
     return tree, lowering.math

@@ -807,3 +807,201 @@ def _chain_to_call(b: ast.FunctionDef, block: list[ast.stmt], body: list[ast.stm
             w, before = u.id, binds[0]
             continue
         return None
+
+
+# --- the items of every call's loop in one list ----------------------------------------------
+
+
+def share_item_lists(tree: ast.Module) -> int:
+    """For each pair `lower_recursive_records` rewrote, once the module is lowered: the
+    list of saved items that each call of `J_f` makes for its loop (`_nt_itemsN = []`,
+    a stack `(items, start, len(items))` in its record, `linked stacks` below) is one
+    list for the whole run, passed down like the records' lists, in which each item
+    names the one its call saved before it (a linked stack by index: the callee's items
+    come between a call's own). Its backward loop follows those links instead of
+    counting down. A Numba list made per call was most of the forward pass of the
+    determinant's gradient (3,620 lists for a 7x7 matrix). Where the pair has another
+    shape (not exactly one such list in `J_f` and its probe, one backward loop over it
+    in `B_f`), nothing changes. Returns how many pairs were rewritten."""
+    functions = {n.name: n for n in tree.body if isinstance(n, ast.FunctionDef)}
+    done = 0
+    for b in list(functions.values()):
+        if not (b.args.args and b.args.args[0].arg == "_nt_ref"):
+            continue
+        f = b.name[2:]
+        j, probe = functions.get("J_" + f), functions.get("P1_" + f)
+        arena, maker = f"_nt_arena_{f}", f"Q1_{f}"
+        if j is None or probe is None or maker in functions or \
+                arena in {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}:
+            continue
+        own, theirs, pop = _item_list(j), _item_list(probe), _pop_loop(b)
+        if own is None or theirs is None or pop is None or own[3] != theirs[3]:
+            continue
+        callers = [fn for fn in functions.values()
+                   if fn not in (j, b, probe) and _calls_of(fn, j.name)]
+        made = [_records_made(fn, f) for fn in callers]
+        if any(m is None for m in made):
+            continue
+        maker_fn = _renamed(probe, maker, copy.deepcopy(probe.body))
+        _link_items(j, own, arena, fresh=False)
+        _link_items(probe, theirs, theirs[0], fresh=True)
+        body = maker_fn.body
+        maker_list = _item_list(maker_fn)
+        assert maker_list is not None
+        _link_items(maker_fn, maker_list, maker_list[0], fresh=True)
+        body[-1] = ast.Return(_name(maker_list[0]))
+        _follow_links(pop, own[3])
+        j.args.args.append(ast.arg(arena))
+        for call in _calls_of(j, j.name):
+            call.args.append(_name(arena))
+        for fn, m in zip(callers, made, strict=True):
+            assert m is not None
+            stmts, at, typed, probe_call = m
+            stmts.insert(at + 1, ast.Assign([ast.Name(arena, ast.Store())],
+                                            ast.List([], ast.Load())))
+            typed.append(ast.Expr(ast.Call(ast.Attribute(_name(arena), "extend", ast.Load()),
+                                           [_call(maker, copy.deepcopy(probe_call.args))], [])))
+            for call in _calls_of(fn, j.name):
+                call.args.append(_name(arena))
+        tree.body.insert(tree.body.index(probe) + 1, maker_fn)
+        done += 1
+    if done:
+        ast.fix_missing_locations(tree)
+    return done
+
+
+def _item_list(fn: ast.FunctionDef
+               ) -> tuple[str, ast.Assign, ast.Assign, int, list[ast.Expr], ast.Tuple] | None:
+    """The one list of saved items `fn` makes: its name, `X = []`, `S = len(X)`, the
+    items' length, its appends (each of a tuple display of that length), and the stack
+    display `(X, S, len(X))`; None where `fn` has not exactly that."""
+    made = [s for s in ast.walk(fn) if isinstance(s, ast.Assign) and len(s.targets) == 1 and
+            isinstance(t := s.targets[0], ast.Name) and t.id.startswith("_nt_items") and
+            isinstance(s.value, ast.List) and not s.value.elts]
+    if len(made) != 1:
+        return None
+    x = made[0].targets[0].id  # type: ignore[attr-defined]
+    uses = [n for n in ast.walk(fn) if isinstance(n, ast.Name) and n.id == x]
+    parents = {id(c): n for n in ast.walk(fn) for c in ast.iter_child_nodes(n)}
+    start: ast.Assign | None = None
+    appends: list[ast.Expr] = []
+    stack: ast.Tuple | None = None
+    width = -1
+    for u in uses:
+        up = parents.get(id(u))
+        if u is made[0].targets[0]:
+            continue
+        if isinstance(up, ast.Call) and _is_name(up.func, "len") and \
+                isinstance(s := parents.get(id(up)), ast.Assign) and s.value is up and \
+                len(s.targets) == 1 and isinstance(s.targets[0], ast.Name) and start is None:
+            start = s
+        elif isinstance(up, ast.Attribute) and up.attr == "append" and \
+                isinstance(call := parents.get(id(up)), ast.Call) and len(call.args) == 1 and \
+                isinstance(item := call.args[0], ast.Tuple) and \
+                isinstance(e := parents.get(id(call)), ast.Expr) and \
+                width in (-1, len(item.elts)):
+            width = len(item.elts)
+            appends.append(e)
+        elif isinstance(up, ast.Tuple) and stack is None and len(up.elts) == 3 and \
+                up.elts[0] is u:
+            stack = up
+        elif not (isinstance(up, ast.Call) and _is_name(up.func, "len") and stack is not None
+                  and up is stack.elts[2]):
+            return None
+    if start is None or stack is None or not appends or \
+            not _is_name(stack.elts[1], start.targets[0].id):  # type: ignore[attr-defined]
+        return None
+    s_name = start.targets[0].id  # type: ignore[attr-defined]
+    if sum(1 for n in ast.walk(fn) if isinstance(n, ast.Name) and n.id == s_name) != 2:
+        return None
+    return x, made[0], start, width, appends, stack
+
+
+def _link_items(fn: ast.FunctionDef,
+                found: tuple[str, ast.Assign, ast.Assign, int, list[ast.Expr], ast.Tuple],
+                into: str, fresh: bool) -> None:
+    """`fn`'s items appended to `into`, each with the index of the one before it (the
+    stack's top, -1 at first), the stack `(into, top, 0)`; `fresh`: `fn` still makes
+    the list (a probe), else it is a parameter."""
+    _, made, start, _, appends, stack = found
+    top = start.targets[0].id  # type: ignore[attr-defined]
+    start.value = ast.UnaryOp(ast.USub(), ast.Constant(1))
+    for block in _blocks(fn):
+        for e in [a for a in appends if any(s is a for s in block)]:
+            at = next(i for i, s in enumerate(block) if s is e)
+            call = e.value
+            assert isinstance(call, ast.Call) and isinstance(call.args[0], ast.Tuple)
+            item = ast.Tuple([*call.args[0].elts, _name(top)], ast.Load())
+            block[at:at + 1] = [
+                ast.Expr(ast.Call(ast.Attribute(_name(into), "append", ast.Load()), [item], [])),
+                ast.Assign([ast.Name(top, ast.Store())], ast.BinOp(
+                    _call("len", [_name(into)]), ast.Sub(), ast.Constant(1)))]
+        if not fresh and made in block:
+            block.remove(made)
+    stack.elts = [_name(into), _name(top), ast.Constant(0)]
+
+
+def _pop_loop(b: ast.FunctionDef) -> tuple[ast.Tuple, ast.While, ast.Assign, ast.BinOp] | None:
+    """`B_f`'s one backward loop over a stack (`L, low, k = (S[0], S[1], S[2] - 1)`, `while
+    k >= low:`, `saved = L[k]` first in it, `k - 1` its next `k`): those parts."""
+    found = []
+    for block in _blocks(b):
+        for i, s in enumerate(block):
+            if not (isinstance(s, ast.Assign) and len(s.targets) == 1 and
+                    isinstance(t := s.targets[0], ast.Tuple) and len(t.elts) == 3 and
+                    all(isinstance(e, ast.Name) and e.id.startswith(p)
+                        for e, p in zip(t.elts, ("_nt_list", "_nt_low", "_nt_k"), strict=True))
+                    and isinstance(v := s.value, ast.Tuple) and len(v.elts) == 3):
+                continue
+            names = [e.id for e in t.elts]  # type: ignore[attr-defined]
+            loop = block[i + 1] if i + 1 < len(block) else None
+            if not (isinstance(loop, ast.While) and loop.body and
+                    isinstance(first := loop.body[0], ast.Assign) and len(first.targets) == 1
+                    and isinstance(first.targets[0], ast.Name) and
+                    isinstance(first.value, ast.Subscript) and
+                    _is_name(first.value.value, names[0]) and
+                    _is_name(first.value.slice, names[2])):
+                return None
+            steps = [n for n in ast.walk(loop) if isinstance(n, ast.BinOp) and
+                     _is_name(n.left, names[2]) and isinstance(n.op, ast.Sub)]
+            uses = [n for n in ast.walk(loop) if _is_name(n, names[2])]
+            if len(steps) != 1 or len(uses) != 4:  # (the test, the read, the step, its target)
+                return None
+            found.append((v, loop, first, steps[0]))
+    return found[0] if len(found) == 1 else None
+
+
+def _follow_links(pop: tuple[ast.Tuple, ast.While, ast.Assign, ast.BinOp], width: int) -> None:
+    """The backward loop `pop` walks a linked stack: from the top it reads, to the item
+    each names (the last of the item)."""
+    start, loop, first, step = pop
+    s = start.elts[0].value  # type: ignore[attr-defined]
+    start.elts[1:] = [ast.Constant(0), ast.Subscript(copy.deepcopy(s), ast.Constant(1),
+                                                     ast.Load())]
+    saved = first.targets[0].id  # type: ignore[attr-defined]
+    parents = {id(c): n for n in ast.walk(loop) for c in ast.iter_child_nodes(n)}
+    holder = parents[id(step)]
+    replacement = ast.Subscript(_name(saved), ast.Constant(width), ast.Load())
+    for field, value in ast.iter_fields(holder):
+        if value is step:
+            setattr(holder, field, replacement)
+        elif isinstance(value, list):
+            value[:] = [replacement if v is step else v for v in value]
+
+
+def _records_made(fn: ast.FunctionDef, f: str
+                  ) -> tuple[list[ast.stmt], int, list[ast.stmt], ast.Call] | None:
+    """Where `fn` makes the records' lists of `f` (`_make_lists`): the block, the place
+    of the second list, the body of the `if _nt_never():` typing them, and its call of
+    the probe of the recursive branch."""
+    second = f"{_LISTS[1]}_{f}"
+    for block in _blocks(fn):
+        for i, s in enumerate(block):
+            if isinstance(s, ast.Assign) and len(s.targets) == 1 and \
+                    _is_name(s.targets[0], second) and i + 1 < len(block) and \
+                    isinstance(typed := block[i + 1], ast.If) and \
+                    _is_call(typed.test, "_nt_never", 0, {}):
+                probe = [c for c in _calls_of(typed, f"P1_{f}")]
+                if len(probe) == 1:
+                    return block, i, typed.body, probe[0]
+    return None
