@@ -1525,6 +1525,14 @@ def _register_overloads() -> None:
         base = acc.type if isinstance(acc, nt.Optional) else acc
         if not (isinstance(base, nt.Array) and base.ndim == x.ndim and base.dtype == x.dtype):
             return None
+        if isinstance(acc, nt.Array):
+            # (an array in, the same array out: a recursion passing it on keeps one
+            # signature, which Numba can cache)
+            def into(acc, d, x, index):
+                if d is not None:
+                    acc[index] += d
+                return acc
+            return into
 
         def add(acc, d, x, index):
             if d is None:

@@ -550,12 +550,37 @@ def accumulate_in_place(tree: ast.Module, b: ast.FunctionDef) -> bool:
     for plan in plans:
         threaded |= plan()
     b.args.args.append(ast.arg(ACC))
+    same = _summed_into(b, aliases)
     for call in [n for n in ast.walk(tree) if isinstance(n, ast.Call) and
                  isinstance(n.func, ast.Name) and n.func.id == name]:
         if id(call) not in threaded:
-            call.args.append(ast.Constant(None))
+            # (the first accumulator: the zeros of the array whose sensitivity it is,
+            # where that is a parameter given by name; else None. One type for `acc`:
+            # B_f is compiled for one signature, which Numba can cache.)
+            x = call.args[same] if same is not None and same < len(call.args) else None
+            call.args.append(_call("_nt_zeros_for", [_name(x.id)])
+                             if isinstance(x, ast.Name) else ast.Constant(None))
     ast.fix_missing_locations(tree)
     return True
+
+
+def _summed_into(b: ast.FunctionDef, aliases: dict[str, str]) -> int | None:
+    """The place among `b`'s parameters of the array every sum into the accumulator is
+    shaped like (the `x` of each `add_element` and `scatter_add_known`, a parameter
+    never rebound, or a name bound only to it), or None."""
+    params = [a.arg for a in b.args.args]
+    xs = set()
+    for n in ast.walk(b):
+        if _is_call(n, "_nt_add_element", 4, aliases):
+            xs.add(n.args[2])  # type: ignore[attr-defined]
+        elif _is_call(n, "_nt_scatter_add_known", 4, aliases):
+            xs.add(n.args[1])  # type: ignore[attr-defined]
+    names = {aliases.get(x.id, x.id) if isinstance(x, ast.Name) else None for x in xs}
+    if len(names) != 1 or (x := names.pop()) not in params or any(
+            isinstance(n, ast.Name) and n.id == x and not isinstance(n.ctx, ast.Load)
+            for n in ast.walk(b)):
+        return None
+    return params.index(x)
 
 
 def _uses(block: list[ast.stmt], name: str) -> list[ast.Name]:
