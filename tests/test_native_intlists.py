@@ -189,8 +189,9 @@ def test_index_out_of_range_raises_as_cpython() -> None:
 
 def test_records_in_numba_lists_and_no_stack_list_in_the_base_case() -> None:
     """The determinant's gradient: its records are kept in Numba's own lists (`[]`, typed
-    by the append that never runs), and the list of a call's loop items is made in the
-    branch that loops, not by every call (the base case makes none)."""
+    by the append that never runs), and no call makes a list of its loop items: they go
+    into one list for the run (`native_records.share_item_lists`), appended to only in
+    the branch that loops."""
     from research_programs import det_laplace
 
     A = np.random.default_rng(12).standard_normal((4, 4))
@@ -204,7 +205,12 @@ def test_records_in_numba_lists_and_no_stack_list_in_the_base_case() -> None:
     j = functions["J_det_minor"]
     top = [ast.unparse(s) for s in j.body]
     assert not any(s.startswith("_nt_items") for s in top), top
-    assert "_nt_items" in ast.unparse(j.body[-1])
+    assert "_nt_items" not in ast.unparse(j)
+    branch = j.body[-1]
+    assert isinstance(branch, ast.If)
+    assert "_nt_arena_det_minor.append(" in ast.unparse(branch.orelse)
+    assert "_nt_arena_det_minor.append(" not in ast.unparse(branch.body)
+    assert "_nt_arena_det_minor = []" in root
     assert "np.arange(4)" in root
 
 

@@ -48,7 +48,11 @@ from .native_loops import (
     lower_saved_lengths,
     lower_split_items,
 )
-from .native_records import lower_recursive_records
+from .native_records import (
+    accumulate_recursive_sens,
+    lower_recursive_records,
+    share_item_lists,
+)
 from .pygen import Compiled
 
 # Runtime helpers with a native twin (`_nt_<name>` in `_HELPERS`).
@@ -63,7 +67,8 @@ _OVERLOADS = ("pow", *[f.__name__ for f in (
     _rt.scatter_onto_known, _rt.gadd_owned, _rt.element_sens_small)])
 _NATIVE_RUNTIME = {"as_sequence", "unpack", *_OVERLOADS}
 # Overloads the lowering itself calls (`native_loops`), not runtime helpers.
-_LOWERING_OVERLOADS = ("item_sens", "scatter_into", "add_into", "zeros_for", "items_of",
+_LOWERING_OVERLOADS = ("item_sens", "scatter_into", "add_into", "add_element", "zeros_for",
+                       "items_of",
                        "split_at", "split_items", "saved_bytes")
 # `math` functions whose result is checked (`_CHECKED_MATH`): CPython raises where the
 # C library returns NaN or an infinity from finite arguments; Numba returns the value.
@@ -933,6 +938,7 @@ def _nt_scatter_onto_known(acc, x, indices, ds): ...
 def _nt_item_sens(d, x, index): ...
 def _nt_scatter_into(acc, item): ...
 def _nt_add_into(acc, d): ...
+def _nt_add_element(acc, d, x, index): ...
 def _nt_zeros_for(x): ...
 def _nt_items_of(d, k): ...
 def _nt_zeros_of(v): ...
@@ -1505,6 +1511,39 @@ def _register_overloads() -> None:
             return acc
         return add
 
+    @overload(_nt_add_element)
+    def _add_element(acc, d, x, index):
+        # (`native_records.accumulate_in_place`: `gadd_owned(acc, element_sens_small(d,
+        # x, index))`, acc None or an array no one else holds, of x's shape.)
+        if isinstance(d, nt.NoneType):
+            return lambda acc, d, x, index: acc
+        if not (isinstance(x, nt.Array) and isinstance(x.dtype, nt.Float) and
+                isinstance(d, (nt.Float, nt.Optional))):
+            return None
+        if isinstance(acc, nt.NoneType):
+            return lambda acc, d, x, index: _nt_element_sens_small(d, x, index)
+        base = acc.type if isinstance(acc, nt.Optional) else acc
+        if not (isinstance(base, nt.Array) and base.ndim == x.ndim and base.dtype == x.dtype):
+            return None
+        if isinstance(acc, nt.Array):
+            # (an array in, the same array out: a recursion passing it on keeps one
+            # signature, which Numba can cache)
+            def into(acc, d, x, index):
+                if d is not None:
+                    acc[index] += d
+                return acc
+            return into
+
+        def add(acc, d, x, index):
+            if d is None:
+                return acc
+            if acc is None:
+                return _nt_element_sens_small(d, x, index)
+            out: Any = unwrap(acc)  # type: ignore[call-arg,unused-ignore]
+            out[index] += d
+            return out
+        return add
+
     # (`native_checkpoint`: the bytes of a checkpointed loop's saved values, counted as
     # `runtime.saved_bytes` counts them, to depth 8; `depth` is a literal.)
     @overload(_nt_saved_bytes, prefer_literal=True)
@@ -1917,8 +1956,10 @@ def lower_source(source: str, namespace: dict[str, Any] | None = None,
     lower_split_items(tree)
     lowering = _Lowering(namespace)
     tree = lowering.visit(tree)
+    accumulate_recursive_sens(tree)
     lower_nested_sums(tree)
     lower_int_lists(tree, root)
+    share_item_lists(tree)
     drop_uncalled_functions(tree)
     ast.fix_missing_locations(tree)
     return tree, lowering.math

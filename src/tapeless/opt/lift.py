@@ -255,10 +255,10 @@ def lift_backprops(root: Graph, python: bool = True) -> int:
     done = len(chosen)
     if done:
         forget_all(reachable_graphs(root))
-    if done and python:
+    if done:
         for _, b, calls in chosen:
             _values_given(b, calls, reachable_graphs(root))
-        if convert_closures(root):
+        if python and convert_closures(root):
             forget_all(reachable_graphs(root))
         if prune_tuples(root):
             forget_all(reachable_graphs(root))
