@@ -149,3 +149,24 @@ def test_integer_outer_products_stay_broadcast():
     f = tl.jit(_outer_cols_rows)
     np.testing.assert_array_equal(f(u, v), _outer_cols_rows(u, v))
     assert "einsum" not in f.source_for(u, v)
+
+
+def _rows(W1, b1, W2, b2, x):
+    return np.sum(np.sin(np.tanh(x @ W1 + b1) @ W2 + b2))
+
+
+def _transposed(W1, b1, W2, b2, x):
+    return np.sum(np.sin(W2.T @ np.tanh(W1.T @ x + b1) + b2))
+
+
+@pytest.mark.parametrize("fn", [_rows, _transposed])
+def test_per_example_gradients_of_other_spellings(fn):
+    # (`x @ W` and `W.T @ x`: the outer product made the other way round)
+    W1, W2 = RNG.normal(size=(30, 50)) / 6, RNG.normal(size=(50, 20)) / 7
+    b1, b2 = RNG.normal(size=50), RNG.normal(size=20)
+    X = RNG.normal(size=(16, 30))
+    g = tl.grad(fn, argnums=(0, 1, 2, 3))
+    in_axes = (None,) * 4 + (0,)
+    v = tl.vmap(g, in_axes=in_axes)
+    _assert_as_loop(v, g, (W1, b1, W2, b2, X), in_axes)
+    assert v.source_for(W1, b1, W2, b2, X).count(SPEC) == 2
