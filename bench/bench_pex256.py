@@ -49,11 +49,7 @@ def main() -> None:
     base_src = sys.argv[1]
     here = str(Path(__file__).parent.parent / "src")
     for batch in (32, 256):
-        rng = np.random.default_rng(0)
-        n = 64
-        W1, W2 = rng.normal(size=(n, n)) / 8, rng.normal(size=(n, n)) / 8
-        b1, b2 = rng.normal(size=n), rng.normal(size=n)
-        X = rng.normal(size=(batch, n))
+        W1, b1, W2, b2, X = vp.mlp_problem(batch)
         hand = vp.per_example_hand(W1, b1, W2, b2, X)
         base_code, base = generated(base_src, batch)
         branch_code, branch = generated(here, batch)

@@ -58,11 +58,7 @@ def close(a: Any, b: Any) -> bool:
 
 
 def per_example(batch: int, repeat: int, number: int) -> list[str]:
-    rng = np.random.default_rng(0)
-    n = 64
-    W1, W2 = rng.normal(size=(n, n)) / 8, rng.normal(size=(n, n)) / 8
-    b1, b2 = rng.normal(size=n), rng.normal(size=n)
-    X = rng.normal(size=(batch, n))
+    W1, b1, W2, b2, X = vp.mlp_problem(batch)
     hand = vp.per_example_hand(W1, b1, W2, b2, X)
     g_args = tl.grad(vp.mlp_loss, argnums=(0, 1, 2, 3))
     v_args = tl.vmap(g_args, in_axes=(None, None, None, None, 0))

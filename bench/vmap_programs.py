@@ -21,6 +21,14 @@ def mlp_loss_params(params, x):
     return np.tanh(np.dot(W2, h) + b2).sum()
 
 
+def mlp_problem(batch, n=64):
+    """The per-example MLP's parameters and a batch of inputs (seeded)."""
+    rng = np.random.default_rng(0)
+    W1, W2 = rng.normal(size=(n, n)) / 8, rng.normal(size=(n, n)) / 8
+    b1, b2 = rng.normal(size=n), rng.normal(size=n)
+    return W1, b1, W2, b2, rng.normal(size=(batch, n))
+
+
 def per_example_hand(W1, b1, W2, b2, X):
     """Hand-written NumPy: the per-example gradients of a batch (rows of X)."""
     h = np.tanh(X @ W1.T + b1)
