@@ -2073,9 +2073,6 @@ def taken_outputs(node: Apply, facts: LoopFacts | None, depth: int,
     return [outs[0] if c else outs[1]]
 
 
-# Primitives `known_value` computes from their arguments' known values (ints, bools):
-# comparisons, truth, int arithmetic.
-_KNOWN_OPS = frozenset({*COMPARISON_OPERATORS, "not_", "truth", "add", "sub", "mul"})
 
 
 def known_value(node: Node, facts: LoopFacts | None = None, depth: int = 0,
@@ -2100,7 +2097,8 @@ def known_value(node: Node, facts: LoopFacts | None = None, depth: int = 0,
         k = kind(node.inputs[1], facts, depth + 1, assumed)
         n = 0 if k is FLOAT or k is INT or k is SCALAR else ndim_of(k)
         return _MISSING if n is None else n
-    if name in _KNOWN_OPS:
+    # (comparisons, truth and int arithmetic of known values)
+    if name in COMPARISON_OPERATORS or name in _INT_ARITHMETIC or name in ("not_", "truth"):
         args = [known_value(a, facts, depth + 1, assumed) for a in node.inputs[1:]]
         if any(a is _MISSING for a in args):
             n = int_value(node, facts, depth, assumed)
@@ -2397,41 +2395,7 @@ def _triangle_indices_kind(node: Apply, facts: LoopFacts | None, depth: int,
     return tuple_of([pair, pair])
 
 
-def _bound_kind(node: Apply, facts: LoopFacts | None, depth: int,
-                assumed: Assumptions | None) -> Kind | None:
-    """`check_bound(x)` where x is what a loop leaves in a state slot that starts unbound
-    (a variable first assigned in the loop's body: `for W, b in layers: out = ...`): the
-    kind of what the body assigns there, given the other slots' kinds (the slot's own
-    is unknown: it is unbound before the first iteration). Where x is bound, the body
-    assigned it (a branch that leaves the slot as it is assigns nothing new)."""
-    from ..runtime import UNBOUND
-
-    if facts is None:
-        return None
-    x = node.inputs[1]
-    found = facts.item_of_loop(x) if isinstance(x, Apply) and prim_name(x) in (
-        "tuple_getitem", "getitem") else None
-    if found is None:
-        return None
-    info, j = found
-    init = info.init[j]
-    if not (isinstance(init, Constant) and init.value is UNBOUND):
-        return None
-    outputs = info.outputs
-    slots = [[o] for o in outputs] if outputs is not None else \
-        _slot_outputs(info.body.output, len(info.init))
-    if slots is None:
-        return None
-    own = info.body.parameters[info.lead + j]
-    assigned = [o for o in slots[j] if o is not own]
-    if not assigned:
-        return None
-    states = _state_kinds(info, facts, depth + 1, assumed)
-    inner = assume(assumed, {(info.node.id, i): k for i, k in enumerate(states)})
-    return _common_kind([kind(o, facts, depth + 1, inner) for o in assigned])
-
-
-for _name, _infer_rule in (("check_bound", _bound_kind), ("list_map", _list_map_kind),
+for _name, _infer_rule in (("list_map", _list_map_kind),
                            ("list_flatmap", _list_flatmap_kind),
                            ("np.concatenate", _concatenate_kind),
                            ("np.stack", _stack_kind),
