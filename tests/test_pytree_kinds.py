@@ -74,13 +74,15 @@ def test_lists_of_one_kind_get_list_kinds() -> None:
     assert value_kind((1.0, [2.0])) == tuple_of([FLOAT, list_of(FLOAT)])
     assert str(value_kind((1.0, [np.zeros(3)]))) == "tuple<float|list<arrayf8[3]>>"
     assert is_list(EMPTY_LIST) and str(EMPTY_LIST) == "list<>" and EMPTY_LIST != list_of(FLOAT)
-    # containers of one signature (no length in it), empty or long lists: no kind
-    # (generic code)
-    for v in ([(1.0,)], [[1.0]], [], [1.0] * (MAX_TUPLE_ITEMS + 1)):
+    # empty or long lists: no kind (generic code)
+    for v in ([], [1.0] * (MAX_TUPLE_ITEMS + 1)):
         assert value_kind(v) is None, v
-    # items of several kinds (a signature that keeps every item): item-wise kinds, which
-    # no list operation but a read at a constant index and the length sees
-    for v in ([1.0, 2], [np.zeros(3), np.zeros(4)], [(1.0,), 2.0]):
+    # items of several kinds, or containers (a list of layers: a structure, whose
+    # signature keeps every item, as a tuple's does): item-wise kinds, which no list
+    # operation but a read at a constant index (or at any int, items of one kind) and
+    # the length sees
+    for v in ([1.0, 2], [np.zeros(3), np.zeros(4)], [(1.0,), 2.0], [(1.0,)], [[1.0]],
+              [(np.zeros(2), 1.0)] * 3):
         k = value_kind(v)
         assert k == ListItemsKind(tuple(value_kind(x) for x in v)) and not is_list(k), v
         assert element_of(k) is None and items_of(k) is None
@@ -401,17 +403,22 @@ def pair_sum(ps):
     return out
 
 
-def test_lists_of_containers_share_generic_code(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A list of tuples (or of lists) has no kind, whatever its length: lists of tuples
-    of one structure share the generic build, and the gradients are right."""
+def test_lists_of_containers_are_structures(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A list of tuples (or of lists) is a structure, as in a pytree: its signature and
+    its kind keep every item, its length with them (`ListItemsKind`), so lists of 1, 3
+    and 4 tuples of one structure each get their own build, and the gradients are
+    right."""
     r = np.random.default_rng(13)
     cases = [[(r.normal(size=2), float(r.normal())) for _ in range(n)] for n in (1, 3, 4)]
     cases += [[[float(v) for v in r.normal(size=2)] for _ in range(n)] for n in (2, 3)]
     cases += [[[0.5, 0.3, -0.2], [0.1, 0.2]]]  # (inner lists of several lengths)
-    assert all(value_kind(ps) is None for ps in cases)
+    for ps in cases:
+        assert value_kind(ps) == ListItemsKind(tuple(value_kind(p) for p in ps))
     g = tl.grad(pair_sum)
     got = [g(ps) for ps in cases]
-    assert g.compile_count == 2
+    # (two lists of two lists of floats share one: a list of floats' length is not in its
+    # signature)
+    assert g.compile_count == len(cases) - 1
     monkeypatch.setenv("TAPELESS_OPTIMIZE", "0")
     plain = tl.grad(pair_sum)
     for ps, ours in zip(cases, got, strict=True):

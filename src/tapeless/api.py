@@ -281,6 +281,13 @@ def largest_array(kinds: tuple) -> int:
 LIST_OF = "list_of"
 
 
+def _structured(value: Any) -> bool:
+    """A tuple, list, dict, NamedTuple or dataclass: a list of them (of `(W, b)` layers)
+    is a structure whose signature keeps its length, as a tuple's does."""
+    t = type(value)
+    return t is tuple or t is list or t is dict or record_fields(t) is not None
+
+
 def _signature(value: Any, depth: int = 0) -> Any:
     """What a compiled specialization depends on (`value_kind` is a function of it):
     cheap to compute on every call. A tuple's is its items' (up to a size and a depth,
@@ -288,7 +295,8 @@ def _signature(value: Any, depth: int = 0) -> Any:
     its items' one signature when they all have the same, without the length, since its
     kind `list<K>` has none: lists of 2 and of 20 floats share code (items of one
     signature have one kind, of which the list's kind is a function). Other lists (empty,
-    or with items of several signatures) keep all their items' signatures, like tuples;
+    with items of several signatures, or of containers: a list of layers is a structure,
+    as in a pytree) keep all their items' signatures, like tuples;
     lists too long or too deep to have a kind have only their type, like such tuples.
     A dict (exactly `dict`) whose keys are all strings (exactly `str`) has its (key,
     signature) pairs in order, and a NamedTuple or a dataclass of a class that gets
@@ -301,7 +309,8 @@ def _signature(value: Any, depth: int = 0) -> Any:
         return t
     if (t is tuple or t is list) and len(value) <= MAX_TUPLE_ITEMS and depth < MAX_TUPLE_DEPTH:
         items = [_signature(v, depth + 1) for v in value]
-        if t is list and items and items.count(items[0]) == len(items):
+        if t is list and items and items.count(items[0]) == len(items) and \
+                not _structured(value[0]):
             return (LIST_OF, items[0])
         return (t, tuple(items))
     if t is dict:

@@ -113,10 +113,12 @@ class ListKind(Kind):
 @dataclass(frozen=True, slots=True)
 class ListItemsKind(Kind):
     """A list (exactly `list`) argument of these items' kinds, of which at least two
-    differ (a list of layers of different shapes): its signature keeps every item
-    (`api._signature`), and an argument is never changed in place, so item k has kind
-    `items[k]` wherever it is read. Only reads at a constant index and its length see
-    the items (`list_items_of`); other operations give values of unknown kind."""
+    differ (a list of layers of different shapes) or which are containers (a list of
+    `(W, b)` layers of one shape: a structure, as a tuple is): its signature keeps every
+    item (`api._signature`), and an argument is never changed in place, so item k has
+    kind `items[k]` wherever it is read. Only reads at a constant index, reads at an int
+    index where the items share a kind, and its length see the items (`list_items_of`);
+    other operations give values of unknown kind."""
 
     items: tuple[Kind | None, ...]
 
@@ -393,11 +395,13 @@ def value_kind(value: object, depth: int = 0) -> Kind | None:
             return None
         each = [value_kind(v, depth + 1) for v in value]
         kinds = set(each)
-        if len(kinds) > 1:
-            # (Items of different kinds have different signatures: the list's keeps them.)
+        if len(kinds) > 1 or is_container(each[0]):
+            # (Items of different kinds have different signatures, and a list of
+            # containers, as a list of layers, is a structure, not data: the list's
+            # signature keeps them, its length with them.)
             return ListItemsKind(tuple(each))
         k = kinds.pop()
-        return list_of(k) if k is not None and not is_tuple(k) and not is_list(k) else None
+        return list_of(k) if k is not None else None
     if type(value) is dict:
         if len(value) > MAX_TUPLE_ITEMS or depth >= MAX_TUPLE_DEPTH or \
                 not all(type(key) is str and _plain_name(key) for key in value):
@@ -1215,14 +1219,23 @@ def _state_kinds(info: LoopInfo, facts: LoopFacts, depth: int,
         if frames and memo[1]:
             _depend(frames[-1], facts.state_deps[memo], memo[1])
         return facts.state_kinds[memo]
-    if not memo[1]:  # (without assumptions: no frame, see _Frame)
-        return _infer_state_kinds(info, facts, depth, assumed)
-    frame = _Frame(assumed, memo[1])
-    frames.append(frame)
+    if memo in facts.states_inferring:
+        # (Asked again while being inferred: a value-`if`'s condition in a backward loop
+        # read from the forward one it pops, `known_value`. Nothing known, here.)
+        _cut_short(facts)
+        return [None] * len(info.init)
+    facts.states_inferring.add(memo)
     try:
-        found = _infer_state_kinds(info, facts, depth, assumed)
+        if not memo[1]:  # (without assumptions: no frame, see _Frame)
+            return _infer_state_kinds(info, facts, depth, assumed)
+        frame = _Frame(assumed, memo[1])
+        frames.append(frame)
+        try:
+            found = _infer_state_kinds(info, facts, depth, assumed)
+        finally:
+            frames.pop()
     finally:
-        frames.pop()
+        facts.states_inferring.discard(memo)
     record = facts.state_deps[memo] = (frame.deps, frame.cut)
     if frames:
         _depend(frames[-1], record, memo[1])
@@ -1545,8 +1558,10 @@ def _infer(node: Node, facts: LoopFacts | None, depth: int,
         if is_switch_call(node):
             # (a float in one branch and a NumPy scalar in the other: a 0-d number,
             # SCALAR, as for loop state; `[x]` in one and `[]` in the other: a list of x's
-            # kind)
-            return _common_kind([kind(o, facts, depth + 1, assumed) for o in if_outputs(node)])
+            # kind; only the branch taken where the condition is known, under the
+            # assumptions too: a derivative rule's `if np.ndim(a) == 0` on loop state)
+            return _common_kind([kind(o, facts, depth + 1, assumed)
+                                 for o in taken_outputs(node, facts, depth, assumed)])
         if not (isinstance(callee, Constant) and isinstance(callee.value, Primitive)):
             return None
         prim = callee.value
@@ -1568,7 +1583,7 @@ def _infer(node: Node, facts: LoopFacts | None, depth: int,
             if node.id in facts.popped:
                 return kind(facts.popped[node.id], facts, depth + 1, assumed)
         if isinstance(index, Constant) and isinstance(index.value, int):
-            item = item_nodes(seq, index.value, facts, node.graph)
+            item = item_nodes(seq, index.value, facts, node.graph, depth, assumed)
             if item is not None:
                 # A value a forward loop saved, read back in its backward loop: forward
                 # nodes never depend on backward ones, so the search starts afresh there.
@@ -1609,6 +1624,9 @@ def _infer(node: Node, facts: LoopFacts | None, depth: int,
                 type(i := _const(node.inputs[2])) is int and \
                 -len(args[0].items) <= i < len(args[0].items):
             return args[0].items[i]
+        if name == "getitem" and len(args) == 2 and type(args[0]) is ListItemsKind and \
+                args[1] is INT:
+            return _common(list(args[0].items))  # (an item of one kind at any index)
         return None
     if _any_of_type(args, ListKind):  # (is_list)
         if name == "list" and len(args) == 1:
@@ -2003,12 +2021,15 @@ def is_switch_call(node: Node | None) -> TypeGuard[Apply]:
 
 
 def item_nodes(seq: Node, i: int, facts: LoopFacts | None,
-               reader: Graph | None = None) -> list[Node] | None:
+               reader: Graph | None = None, depth: int = 0,
+               assumed: Assumptions | None = None) -> list[Node] | None:
     """The nodes `seq[i]` may be: an element of a tuple display (or constant), or of each branch's
     (through a value-`if`, and from a backward loop's read back to what its forward loop
     saved), else None. Given the graph that reads `seq[i]` (`reader`), a value-`if` read
     inside a branch of an `if` on the same condition gives that branch's items only (a
-    recursion's backpropagator reads, in its base case, what the base case saved)."""
+    recursion's backpropagator reads, in its base case, what the base case saved); and
+    a value-`if` whose condition is known (`known_value`, under `assumed`) its taken
+    branch's."""
     if isinstance(seq, Apply) and isinstance(seq.inputs[0], Constant) and \
             getattr(seq.inputs[0].value, "name", None) == "make_tuple":
         return [seq.inputs[1 + i]] if 0 <= i < len(seq.inputs) - 1 else None
@@ -2019,12 +2040,15 @@ def item_nodes(seq: Node, i: int, facts: LoopFacts | None,
     if is_switch_call(seq):
         outs = if_outputs(seq)
         taken = _branch_taken(reader, seq) if reader is not None else None
-        return _items_of_each(outs if taken is None else [outs[taken]], i, facts)
+        if taken is None and facts is not None:
+            outs = taken_outputs(seq, facts, depth, assumed)
+        return _items_of_each(outs if taken is None else [outs[taken]], i, facts, depth,
+                              assumed)
     if isinstance(seq, Apply) and prim_name(seq) in ("tuple_getitem", "getitem") and \
             type(j := _const(seq.inputs[2])) is int:
         # An item of an item (the values a branch saved, read in its backpropagator).
-        outer = item_nodes(seq.inputs[1], j, facts, reader)
-        return _items_of_each(outer, i, facts) if outer is not None else None
+        outer = item_nodes(seq.inputs[1], j, facts, reader, depth + 1, assumed)
+        return _items_of_each(outer, i, facts, depth, assumed) if outer is not None else None
     if isinstance(seq, Apply) and prim_name(seq) in ("tuple_getitem", "getitem") and \
             prim_name(seq.inputs[1]) == "make_tuple" and _const(seq.inputs[2]) is _MISSING and \
             prim_name(seq.inputs[2]) != "make_slice":
@@ -2032,8 +2056,60 @@ def item_nodes(seq: Node, i: int, facts: LoopFacts | None,
         # (`layers[i][0]`): item i of any of the display's items.
         display = seq.inputs[1]
         assert isinstance(display, Apply)  # (prim_name says so)
-        return _items_of_each(list(display.inputs[1:]), i, facts)
+        return _items_of_each(list(display.inputs[1:]), i, facts, depth, assumed)
     return None
+
+
+def taken_outputs(node: Apply, facts: LoopFacts | None, depth: int,
+                  assumed: Assumptions | None) -> list[Node]:
+    """The values a value-`if` (see `is_switch_call`) may return: its taken branch's
+    where its condition is known (`known_value`), else both branches'."""
+    outs = if_outputs(node)
+    sw = node.inputs[0]
+    assert isinstance(sw, Apply)  # (see is_switch_call)
+    c = known_value(sw.inputs[1], facts, depth + 1, assumed)
+    if c is _MISSING:
+        return outs
+    return [outs[0] if c else outs[1]]
+
+
+
+
+def known_value(node: Node, facts: LoopFacts | None = None, depth: int = 0,
+                assumed: Assumptions | None = None) -> object:
+    """The value (a bool, an int or None) of a test computed from constants and what
+    kinds say (`np.ndim(a) == 0 or np.ndim(b) > 2`, as derivative rules test their
+    arguments), under `assumed`; `_MISSING` where it is not known. Through value-`if`s
+    (`a and b`, `a or b`) whose conditions are known."""
+    if isinstance(node, Constant):
+        v = node.value
+        return v if v is None or type(v) in (bool, int) else _MISSING
+    if depth > 40:
+        _cut_short(facts)
+        return _MISSING
+    if is_switch_call(node):
+        outs = taken_outputs(node, facts, depth, assumed)
+        return known_value(outs[0], facts, depth + 1, assumed) if len(outs) == 1 else _MISSING
+    name = prim_name(node)
+    if name is None or not isinstance(node, Apply):
+        return _MISSING
+    if name == "np.ndim" and len(node.inputs) == 2:
+        k = kind(node.inputs[1], facts, depth + 1, assumed)
+        n = 0 if k is FLOAT or k is INT or k is SCALAR else ndim_of(k)
+        return _MISSING if n is None else n
+    # (comparisons, truth and int arithmetic of known values)
+    if name in COMPARISON_OPERATORS or name in _INT_ARITHMETIC or name in ("not_", "truth"):
+        args = [known_value(a, facts, depth + 1, assumed) for a in node.inputs[1:]]
+        if any(a is _MISSING for a in args):
+            n = int_value(node, facts, depth, assumed)
+            return _MISSING if n is None else n
+        impl = PRIMITIVES[name].impl
+        try:
+            return impl(*args) if impl is not None else _MISSING
+        except Exception:  # noqa: BLE001  (as when it runs: not known here)
+            return _MISSING
+    n = int_value(node, facts, depth, assumed)
+    return _MISSING if n is None else n
 
 
 def _branch_taken(reader: Graph, value_if: Apply) -> int | None:
@@ -2061,7 +2137,8 @@ def _branch_taken(reader: Graph, value_if: Apply) -> int | None:
     return None
 
 
-def _items_of_each(seqs: list[Node], i: int, facts: LoopFacts | None) -> list[Node] | None:
+def _items_of_each(seqs: list[Node], i: int, facts: LoopFacts | None, depth: int = 0,
+                   assumed: Assumptions | None = None) -> list[Node] | None:
     """The nodes item i of any of `seqs` may be. A tuple too short to have an item i is
     left out: reading it raises, so `seq[i]`, where it has a value, came from another
     (a branch that saves nothing, `()`, beside one that saves values)."""
@@ -2073,7 +2150,7 @@ def _items_of_each(seqs: list[Node], i: int, facts: LoopFacts | None) -> list[No
             (len(value) if type(value) is tuple else None)
         if length is not None and not -length <= i < length:
             continue
-        found = item_nodes(seq, i, facts)
+        found = item_nodes(seq, i, facts, None, depth + 1, assumed)
         if found is None:
             return None
         items.extend(found)

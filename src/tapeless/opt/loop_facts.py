@@ -127,6 +127,9 @@ class LoopFacts:
         # id).)
         self.kinds: dict[tuple[int, int], Kind | None] = {}
         self.state_kinds: dict[tuple[int, int], list[Kind | None]] = {}
+        # (the keys of `state_kinds` being inferred: a question inside one that needs it
+        # again, through a test a value-`if` decides, finds nothing known)
+        self.states_inferring: set[tuple[int, int]] = set()
         # What each kind (and state kinds) in these tables depends on: the assumptions
         # it looked up, with what it found, and whether a depth limit cut it short; the
         # kinds that hold under every assumption set agreeing on what they looked up,

@@ -226,6 +226,15 @@ def _unpack_known(ctx: Context, node: Apply) -> Node | None:
     return x
 
 
+@rewrite("check_bound")
+def _bound_known(ctx: Context, node: Apply) -> Node | None:
+    """A read of a variable that may be unbound (assigned in a loop's body, the loop
+    since unrolled) where its value has a kind: it is bound (the unbound marker has no
+    kind), and the check cannot fail."""
+    x = node.inputs[1]
+    return x if not isinstance(x, Constant) and kind(x, ctx.facts) is not None else None
+
+
 @rewrite("getitem_sens")
 def _getitem_sens_of_tuple(ctx: Context, node: Apply) -> Node | None:
     """The sensitivity of a tuple of known kind given that of an item, `tuple_sens`; given

@@ -1,5 +1,6 @@
-"""Loops over a few items of different kinds, unrolled: `for W, b in layers:` over a tuple
-of layers of different shapes runs each trip on code specialized to that trip's items.
+"""Loops over a few items of different kinds, or over layers, unrolled: `for W, b in
+layers:` over a tuple or a list of layers runs each trip on code specialized to that
+trip's items.
 
 A `for` loop over a sequence is `for_range(0, len(seq), 1, body, *state)` whose body reads
 `seq[i]` (the front end). Kinds give a loop value one kind for every trip (loop state's is
@@ -11,22 +12,25 @@ derivative code. Such a loop is unrolled where it is cheap: its trip count is a 
 constant (the sequence's length is part of its kind) of at most `UNROLL_MAX_TRIPS`, the
 copies together hold at most `UNROLL_MAX_NODES` nodes, and its body reads, at the loop's
 index, an item of a container whose items' kinds are not all the same (what keys the
-rewrite: the trips would be specialized differently), or an item of a tuple whose items
-share a kind where the loop state that starts with a kind has none in the body (the
-induction failed: unrolled, each trip starts with its state's kind). A loop of one trip
+rewrite: the trips would be specialized differently), an item of a container of
+containers (a tuple or a list of `(W, b)` layers: unrolled, the gradient is
+straight-line code, without the stack of saved values nor the list's sensitivity
+gathered at run time), or an item of a tuple whose items share a kind where the loop
+state that starts with a kind has none in the body (the induction failed: unrolled,
+each trip starts with its state's kind). A loop of one trip
 or none that reads no such items stays a loop: its body is already specialized as it
 would be unrolled, and the loop rewrites (rows gathered in place, nested sums) key on
 loops. Each trip becomes a copy of the body with the index a constant, so `seq[k]` is
 item k with its own kind; the copies run in order, each on the state the previous one
 left, and their effects stay in program order. Loops whose values already get one kind
-(a `range` loop, a loop over a tuple or a list of items of one kind whose state keeps
-its kind) are left as they are."""
+(a `range` loop, a loop over a tuple or a list of numbers or arrays of one kind whose
+state keeps its kind) are left as they are."""
 
 from __future__ import annotations
 
 from ..ir.clone import graphs_inside, inline_body, node_count
 from ..ir.nodes import Apply, Constant, Graph, Node, graph_nodes, is_constant_graph, prim_of
-from .kinds import Kind, as_tuple, items_of, kind, list_items_of
+from .kinds import Kind, as_tuple, is_container, items_of, kind, list_items_of
 from .rules import Context, P, step
 
 step("unroll_loops")
@@ -62,21 +66,23 @@ def _items(k: Kind | None) -> tuple[Kind | None, ...] | None:
     return items_of(as_tuple(k)) or list_items_of(k)
 
 
-def _reads_items(ctx: Context, body: Graph) -> tuple[bool, bool]:
+def _reads_items(ctx: Context, body: Graph) -> tuple[bool, bool, bool]:
     """Whether the loop body reads, at the loop's index, an item of a tuple (or a list
-    argument of known items' kinds), and whether it reads one of a container whose
+    argument of known items' kinds), whether it reads one of a container whose
     items' kinds differ (in the body or in a graph nested in it: a branch, an inner
-    loop's body)."""
+    loop's body), and whether it reads one of a container of containers (layers)."""
     index = body.parameters[0]
-    reads = False
+    reads = structures = False
     for g in [body] + graphs_inside(body):
         for n in graph_nodes(g):
             if prim_of(n) in _ITEM_READS and len(n.inputs) == 3 and n.inputs[2] is index:
                 items = _items(kind(n.inputs[1], ctx.facts))
                 if _differing(items):
-                    return True, True
+                    return True, True, structures
                 reads = reads or items is not None
-    return reads, False
+                structures = structures or (
+                    items is not None and all(is_container(k) for k in items))
+    return reads, False, structures
 
 
 def _state_kinds_lost(ctx: Context, node: Apply, body: Graph) -> bool:
@@ -144,8 +150,9 @@ def unroll_loop(ctx: Context, node: Apply) -> tuple[Node, list[Node]] | None:
         if trips is None or len(trips) > UNROLL_MAX_TRIPS or \
                 len(body.parameters) != len(node.inputs) - 4:
             return None
-        reads, differing = _reads_items(ctx, body)
-        if not (differing or (reads and _state_kinds_lost(ctx, node, body))):
+        reads, differing, structures = _reads_items(ctx, body)
+        if not (differing or structures or
+                (reads and _state_kinds_lost(ctx, node, body))):
             return None
     elif p is P["while_loop"] and is_constant_graph(node.inputs[1]) and \
             is_constant_graph(node.inputs[2]):
