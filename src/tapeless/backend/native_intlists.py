@@ -24,6 +24,13 @@ np.int64)`, `x + y` `_nt_ints_join(x, y)` (a new array), `x[i]` `_nt_ints_at(x, 
 (which raises IndexError where the list would: arrays in Numba are not bounds-checked,
 and the native backend runs a call that raises again on the Python backend); a slice is
 NumPy's view, which nothing writes to. Items are int64 either way, so no result changes.
+
+A join in a loop whose list no one holds when it runs again (`rest = cols[:k] +
+cols[k + 1:]` passed down and read, never kept: `_IntLists._reuse_buffers`) writes one
+buffer per call, bound before the loop as long as the lists it reads, and `rest` is a view
+of its first items: `_nt_ints_splice` for `x[:i] + x[j:]`, `_nt_ints_fill` for another
+join. For the determinant that is one allocation per call that expands a minor instead
+of one per minor.
 """
 
 from __future__ import annotations
@@ -43,6 +50,28 @@ def _nt_ints_join(a, b):
     for i in range(len(b)):
         out[n + i] = b[i]
     return out
+
+
+def _nt_ints_fill(buf, a, b):
+    n = len(a)
+    for i in range(n):
+        buf[i] = a[i]
+    for i in range(len(b)):
+        buf[n + i] = b[i]
+    return n + len(b)
+
+
+def _nt_ints_splice(buf, a, i, j):
+    n = len(a)
+    lo = i + n if i < 0 else i
+    lo = 0 if lo < 0 else n if lo > n else lo
+    hi = j + n if j < 0 else j
+    hi = 0 if hi < 0 else n if hi > n else hi
+    for t in range(lo):
+        buf[t] = a[t]
+    for t in range(hi, n):
+        buf[lo + t - hi] = a[t]
+    return lo + n - hi
 
 
 def _nt_ints_at(a, i):
@@ -238,13 +267,137 @@ class _IntLists:
                     made.add(id(node))
         if not made:
             return 0
+        reused = self._reuse_buffers(made, names)
         _Rewrite(made).visit(self.tree)
+        for assign, buf in reused:
+            # (`t = a + b` -> `m = _nt_ints_fill(buf, a, b)`, `t = buf[:m]`; the
+            # splice `x[:i] + x[j:]` -> `m = _nt_ints_splice(buf, x, i, j)`)
+            call = assign.value
+            assert isinstance(call, ast.Call)
+            count = f"{buf}_n"
+            left, right = call.args
+            if isinstance(left, ast.Subscript) and isinstance(right, ast.Subscript) and \
+                    isinstance(left.value, ast.Name) and isinstance(right.value, ast.Name) \
+                    and left.value.id == right.value.id and \
+                    isinstance(left.slice, ast.Slice) and isinstance(right.slice, ast.Slice) \
+                    and left.slice.lower is None and left.slice.upper is not None and \
+                    left.slice.step is None and right.slice.lower is not None and \
+                    right.slice.upper is None and right.slice.step is None:
+                fill = ast.Call(ast.Name("_nt_ints_splice", ast.Load()), [
+                    ast.Name(buf, ast.Load()), left.value, left.slice.upper,
+                    right.slice.lower], [])
+            else:
+                fill = ast.Call(ast.Name("_nt_ints_fill", ast.Load()),
+                                [ast.Name(buf, ast.Load()), left, right], [])
+            first = ast.Assign([ast.Name(count, ast.Store())], fill)
+            assign.value = ast.Subscript(ast.Name(buf, ast.Load()), ast.Slice(
+                None, ast.Name(count, ast.Load()), None), ast.Load())
+            block = self._block_of(assign)
+            block.insert(block.index(assign), ast.copy_location(first, assign))
+            ast.fix_missing_locations(first)
+            ast.fix_missing_locations(assign)
         helpers = ast.parse(HELPERS)
         # (past the module's lines: they map to the user's)
         ast.increment_lineno(helpers, max(getattr(n, "end_lineno", 0) or 0
                                           for n in self.tree.body) + 1)
         self.tree.body.extend(helpers.body)
         return len(names)
+
+    def _reuse_buffers(self, made: set[int], names: set[_Var]
+                       ) -> list[tuple[ast.Assign, str]]:
+        """The joins `t = a + b` in a loop whose array can be written again in place each
+        time round (returned with the name of their buffer, whose binding is put before
+        the function's outermost loop holding the join): the new array is held by `t`
+        alone, so when the join runs again the old one is read by no one. That holds
+        where `a` and `b` do not read `t` and every read of `t` in the function is
+        `len(t)`, `t[i]` (an int), a slice of `t` or `t` itself as the argument of a
+        module function (whose frame ends before the join runs again: it cannot return
+        the list or keep it) or as an operand of a join (which copies), or a slice of `t`
+        under `len`; and where the join reads only parameters bound nowhere in the
+        function (its list is no longer than their lengths, one for each read: the
+        buffer's). A `for` over `t`, `t` bound to another name, or a join reading a
+        display, a range or a local keeps the join allocating (a buffer that grows costs
+        more than the allocation it saves)."""
+        out: list[tuple[ast.Assign, str]] = []
+        for fn in self.functions.values():
+            params = {p.arg for p in fn.args.args}
+            stored = {m.id for m in ast.walk(fn) if isinstance(m, ast.Name) and
+                      not isinstance(m.ctx, ast.Load)}
+            for node in ast.walk(fn):
+                if not (isinstance(node, ast.BinOp) and id(node) in made):
+                    continue
+                assign = self.parent.get(id(node))
+                if not (isinstance(assign, ast.Assign) and assign.value is node and
+                        len(assign.targets) == 1 and isinstance(assign.targets[0], ast.Name)):
+                    continue
+                name = assign.targets[0].id
+                loop = self._outer_loop(assign, fn)
+                if loop is None or any(isinstance(m, ast.Name) and m.id == name
+                                       for m in ast.walk(node)) or \
+                        not all(self._read_only(use, made)
+                                for use in self._uses((fn.name, name))):
+                    continue
+                read = [m.id for m in ast.walk(node) if isinstance(m, ast.Name) and
+                        (fn.name, m.id) in names]
+                buf = f"_nt_ints_buf{len(out)}_{fn.name}"
+                np_ = ast.Name("np", ast.Load())
+                if not read or not set(read) <= params - stored or any(
+                        isinstance(m, (ast.List, ast.Call)) for m in ast.walk(node)):
+                    continue
+                lengths = [ast.Call(ast.Name("len", ast.Load()), [ast.Name(r, ast.Load())], [])
+                           for r in read]
+                size: ast.expr = lengths[0]
+                for length in lengths[1:]:
+                    size = ast.BinOp(size, ast.Add(), length)
+                init = ast.Assign([ast.Name(buf, ast.Store())], ast.Call(
+                    ast.Attribute(np_, "empty", ast.Load()),
+                    [size, ast.Attribute(np_, "int64", ast.Load())], []))
+                ast.copy_location(init, loop)
+                ast.fix_missing_locations(init)
+                block = self._block_of(loop)
+                block.insert(block.index(loop), init)
+                out.append((assign, buf))
+        return out
+
+    def _outer_loop(self, node: ast.AST, fn: ast.FunctionDef) -> ast.stmt | None:
+        """The outermost `for` or `while` of `fn` holding `node`, or None."""
+        loop = None
+        p = self.parent.get(id(node))
+        while p is not None and p is not fn:
+            if isinstance(p, (ast.For, ast.While)) and \
+                    not (isinstance(p, ast.For) and _within(node, p.iter)) and \
+                    not (isinstance(p, ast.While) and _within(node, p.test)):
+                loop = p
+            p = self.parent.get(id(p))
+        return loop
+
+    def _block_of(self, stmt: ast.stmt) -> list[ast.stmt]:
+        p = self.parent[id(stmt)]
+        for field in ("body", "orelse", "finalbody"):
+            block = getattr(p, field, None)
+            if isinstance(block, list) and any(s is stmt for s in block):
+                return block
+        raise AssertionError("a statement outside its parent's blocks")
+
+    def _read_only(self, use: ast.Name, made: set[int]) -> bool:
+        """Whether the read `use` of a list keeps no reference to it past the statement
+        (see `_reuse_buffers`)."""
+        e: ast.AST = use
+        p = self.parent.get(id(e))
+        if isinstance(p, ast.Subscript) and p.value is e:
+            if not isinstance(p.slice, ast.Slice):
+                return True
+            e, p = p, self.parent.get(id(p))
+        if isinstance(p, ast.Call):
+            if isinstance(p.func, ast.Name) and p.func.id == "len":
+                return True
+            return isinstance(p.func, ast.Name) and p.func.id in self.calls and \
+                any(a is e for a in p.args)
+        return isinstance(p, ast.BinOp) and id(p) in made
+
+
+def _within(node: ast.AST, tree: ast.AST) -> bool:
+    return any(m is node for m in ast.walk(tree))
 
 
 class _Rewrite(ast.NodeTransformer):
