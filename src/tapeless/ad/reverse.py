@@ -145,6 +145,16 @@ def _batched_as_parsed(g: Graph) -> Graph | None:
     return build()
 
 
+def _optimizer_step_refused(prim: Primitive, loc: Location | None) -> GradError:
+    """Reverse mode met a step only the optimizer makes (`Primitive.after_ad`), which has
+    no reverse rule: refused, where a zero sensitivity would be silently wrong."""
+    where = f"{loc}: " if loc is not None else ""
+    return GradError(
+        f"{where}internal error: reverse mode met {prim.name}, which only the optimizer "
+        f"makes and which has no reverse rule (in code optimized before it was "
+        f"differentiated). Please report it; TAPELESS_OPTIMIZE=0 avoids it")
+
+
 def _primitive(node: Node) -> Primitive | None:
     if isinstance(node, Constant):
         if isinstance(node.value, Primitive):
@@ -296,8 +306,7 @@ class JTransform:
                     jargs[i] = jg.apply(P["class_of"], jargs[i], loc=node.loc)
         if prim is not None and not prim.differentiable:
             if prim.after_ad:
-                raise GradError(f"internal: reverse mode met {prim.name}, which only the "
-                                f"optimizer makes and which has no reverse rule")
+                raise _optimizer_step_refused(prim, node.loc)
             if prim.name == "isinstance" and len(args) == 2 and _may_be_class_value(args[1]):
                 # The class may have been passed as a value: in derivative code it is
                 # then a J-callable, which knows the class it stands for.
@@ -636,8 +645,7 @@ class JTransform:
             star = any(p.kind is kinds.VAR_POSITIONAL for p in params)
             kw_defaults = tuple(p.default for p in params if p.kind is kinds.KEYWORD_ONLY)
             if prim.after_ad and not prim.differentiable:
-                raise GradError(f"internal: reverse mode met {prim.name}, which only the "
-                                f"optimizer makes and which has no reverse rule")
+                raise _optimizer_step_refused(prim, None)
             callee = Constant(self.rule(prim) if prim.differentiable else prim)
             self.wrappers[prim.name] = self._value_wrapper(
                 f"J_{prim.name}", None, None, callee, len(pos), False,
