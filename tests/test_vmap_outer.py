@@ -170,3 +170,19 @@ def test_per_example_gradients_of_other_spellings(fn):
     v = tl.vmap(g, in_axes=in_axes)
     _assert_as_loop(v, g, (W1, b1, W2, b2, X), in_axes)
     assert v.source_for(W1, b1, W2, b2, X).count(SPEC) == 2
+
+
+ROWS = np.array([0, 2, 1, 2])
+
+
+def _indexed_outer(x, y):
+    return np.sum(x[ROWS, None] * y[None, :])
+
+
+def test_an_integer_array_index_beside_the_new_axis_is_not_an_outer_product():
+    # (`x[ROWS, None]`: the index tuple holds an array, which the matcher compared with
+    # `slice(None)` and failed the compile on, "truth value ... ambiguous")
+    x, y = RNG.normal(size=64), RNG.normal(size=64)
+    np.testing.assert_allclose(tl.jit(_indexed_outer)(x, y), _indexed_outer(x, y), rtol=1e-12)
+    want = np.bincount(ROWS, minlength=64) * np.sum(y)
+    np.testing.assert_allclose(tl.grad(_indexed_outer)(x, y), want, rtol=1e-12)

@@ -253,7 +253,7 @@ api.BATCH_FOR_KINDS = _batch_for_kinds
 
 def _as_parsed(target: Graph, axes: list[Any], out_axes: Any, size: int
                ) -> Callable[[], Graph]:
-    """How to batch `target` as parsed, not optimized first (`batch.AS_PARSED`)."""
+    """How to batch `target` as parsed, not optimized first (`reverse.AS_PARSED`)."""
     def build() -> Graph:
         from .ad.api_graphs import expand_transforms
 

@@ -133,7 +133,7 @@ AS_PARSED: weakref.WeakKeyDictionary[Graph, Callable[[], Graph]] = \
 
 
 def _batched_as_parsed(g: Graph) -> Graph | None:
-    """For a graph batched from a function as the optimizer left it (`batch.AS_PARSED`)
+    """For a graph batched from a function as the optimizer left it (`AS_PARSED`)
     that reaches a step only the optimizer makes (`Primitive.after_ad`, which has no
     reverse rule: J gave it zero sensitivities, silently): the same function batched as
     parsed, which J differentiates instead. None for any other graph."""

@@ -1007,7 +1007,7 @@ def _inserted_axis(e: Node, facts: LoopFacts) -> tuple[Node, int] | None:
         return x, axis - nd - 1 if axis >= 0 else axis
     if is_prim(e, "getitem") and type(axis) is tuple and len(axis) == nd + 1 and \
             sum(i is None for i in axis) == 1 and \
-            all(i is None or i == slice(None) for i in axis):
+            all(i is None or (type(i) is slice and i == slice(None)) for i in axis):
         return x, axis.index(None) - nd - 1
     return None
 
