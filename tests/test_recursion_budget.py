@@ -143,3 +143,39 @@ def test_a_tape_is_made_again_in_a_region_of_its_own() -> None:
     with pytest.raises(ValueError):
         runtime.recursion_enter(fn, 1000, (1.0, 5))
     assert (runtime._RECORDING.count, runtime._RECORDING.limit) == before
+
+
+def chain(x, i):
+    """A linear recursion whose levels run a loop: its backward pass is unwound into a
+    loop (`opt.unwind`), its forward pass stays recursive."""
+    if i == 0:
+        return x[0]
+    s = 0.0
+    for k in range(3):
+        s = s + np.sin(x[i] * k)
+    return s * chain(x, i - 1)
+
+
+def chain_loss(x):
+    return chain(x, x.shape[0] - 1)
+
+
+@pytest.mark.parametrize("memory", [0, 200, 5000])
+def test_a_recursion_whose_backward_pass_was_unwound_is_left_as_it_is(memory: int) -> None:
+    # (checkpointing its forward calls left tapes where the unwound backward loop reads
+    # records: "'RecursionTape' object is not subscriptable")
+    x = np.random.default_rng(9).standard_normal(9) * 0.5
+    plain = _grad(chain_loss, "never")(x)
+    np.testing.assert_allclose(_grad(chain_loss, "auto", memory)(x), plain, rtol=1e-13)
+    np.testing.assert_allclose(plain, elementwise_fd(chain_loss, x), rtol=1e-6, atol=1e-9)
+
+
+@pytest.mark.parametrize("memory", [300, 900])
+def test_a_small_budget_measures_the_record_size(memory: int) -> None:
+    # (a region of fewer than CALLS_MEASURED calls never measured it: the 64-byte guess
+    # stayed, and a region kept several times the budget)
+    runtime._CALL_BYTES.clear()
+    g = _grad(lambda x: tree_loss(1.3, x), "auto", memory)
+    x = np.full(200, 0.3)
+    g(x)
+    assert runtime._CALL_BYTES and min(runtime._CALL_BYTES.values()) > 64

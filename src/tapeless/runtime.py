@@ -2559,8 +2559,9 @@ class _Recording:
 
 _RECORDING = _Recording()
 # Bytes of one call's record, per J function: measured on its first gradient that
-# records at least CALLS_MEASURED calls (the records' bytes over their number: the first
-# call's alone, with its tapes, is not a call's typical record).
+# records at least CALLS_MEASURED calls, or as many as its region's limit let it (the
+# records' bytes over their number: the first call's alone, with its tapes, is not a
+# call's typical record; measured on fewer, the size is overstated, which keeps less).
 _CALL_BYTES: dict[Any, int] = {}
 CALLS_MEASURED = 16
 
@@ -2597,7 +2598,8 @@ def recursion_enter(fn: Any, budget: int, args: tuple) -> Any:
     rec.count, rec.limit = 0, budget // (per_call or 64)
     try:
         out = fn(*args)
-        if per_call is None and rec.count + 1 >= CALLS_MEASURED:
+        if per_call is None and rec.limit > 0 and \
+                rec.count + 1 >= min(CALLS_MEASURED, rec.limit + 1):
             _CALL_BYTES[fn] = max(1, _record_bytes(out[1], args) // (rec.count + 1))
         return out
     finally:

@@ -215,7 +215,11 @@ def checkpoint_recursion(root: Graph, mode: str, budget: int) -> int:
         within = {h.id for h in inside}
         j_calls = calls.get(j.id, [])
         b_calls = calls.get(b.id, [])
+        # (both still recursive: a backward pass unwound into a loop, `opt.unwind`, reads
+        # the records inside each record itself, where a tape may stand)
+        b_within = {h.id for h in reachable_graphs(b)}
         if not any(c.graph.id in within for c in j_calls) or \
+                not any(c.graph.id in b_within for c in b_calls) or \
                 any(len(c.inputs) != 3 for c in b_calls):
             continue
         for c in j_calls:
