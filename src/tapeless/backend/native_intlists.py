@@ -43,12 +43,8 @@ from typing import Any
 HELPERS = '''
 
 def _nt_ints_join(a, b):
-    n = len(a)
-    out = np.empty(n + len(b), np.int64)
-    for i in range(n):
-        out[i] = a[i]
-    for i in range(len(b)):
-        out[n + i] = b[i]
+    out = np.empty(len(a) + len(b), np.int64)
+    _nt_ints_fill(out, a, b)
     return out
 
 
@@ -339,11 +335,13 @@ class _IntLists:
                     continue
                 read = [m.id for m in ast.walk(node) if isinstance(m, ast.Name) and
                         (fn.name, m.id) in names]
+                # (two operands only: a longer join's inner joins would still allocate)
+                if not read or not set(read) <= params - stored or any(
+                        isinstance(m, (ast.List, ast.Call)) for m in ast.walk(node)) or \
+                        isinstance(node.left, ast.BinOp) or isinstance(node.right, ast.BinOp):
+                    continue
                 buf = f"_nt_ints_buf{len(out)}_{fn.name}"
                 np_ = ast.Name("np", ast.Load())
-                if not read or not set(read) <= params - stored or any(
-                        isinstance(m, (ast.List, ast.Call)) for m in ast.walk(node)):
-                    continue
                 lengths = [ast.Call(ast.Name("len", ast.Load()), [ast.Name(r, ast.Load())], [])
                            for r in read]
                 size: ast.expr = lengths[0]
