@@ -2073,8 +2073,6 @@ def taken_outputs(node: Apply, facts: LoopFacts | None, depth: int,
     return [outs[0] if c else outs[1]]
 
 
-
-
 def known_value(node: Node, facts: LoopFacts | None = None, depth: int = 0,
                 assumed: Assumptions | None = None) -> object:
     """The value (a bool, an int or None) of a test computed from constants and what

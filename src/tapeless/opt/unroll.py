@@ -55,7 +55,8 @@ def _trip_indices(node: Apply) -> list[int] | None:
 
 
 def _differing(items: tuple[Kind | None, ...] | None) -> bool:
-    """Whether a container's items' kinds are known not to be one kind."""
+    """Whether a container's items' kinds are not known to be one kind (an item of no
+    known kind beside one of a known kind counts as differing)."""
     return items is not None and len(items) > 1 and \
         any(k is None or k != items[0] for k in items[1:]) and \
         any(k is not None for k in items)
