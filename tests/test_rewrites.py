@@ -69,6 +69,29 @@ def test_transpositions_of_products(fn, shapes, expected):
     assert f"return {expected}\n" in f.source_for(*args), f.source_for(*args)
 
 
+def outer_transposed_index(u, v):
+    return (u[:, None] * v[None, :]).T
+
+
+def outer_transposed_expand(u, v):
+    return np.transpose(np.expand_dims(u, 1) * np.expand_dims(v, 0))
+
+
+def outer_transposed_broadcast(u, v):
+    return (v * u[:, None]).T
+
+
+@pytest.mark.parametrize("fn", [outer_transposed_index, outer_transposed_expand,
+                                outer_transposed_broadcast])
+def test_a_transposed_outer_product_is_the_other_outer_product(fn):
+    """Each spelling of u v^T transposed is v u^T, made without a transposed copy."""
+    r = np.random.default_rng(5)
+    u, v = r.normal(size=4), r.normal(size=3)
+    f = tl.jit(fn)
+    np.testing.assert_array_equal(f(u, v), fn(u, v))
+    assert "    return v[:, None] * u\n" in f.source_for(u, v), f.source_for(u, v)
+
+
 # --- gradients the caller owns -------------------------------------------------------------------
 
 

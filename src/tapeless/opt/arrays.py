@@ -276,7 +276,7 @@ def _transpose_twice(ctx: Context, node: Apply) -> Node | None:
     inner = _transposed(x, ctx.facts)
     if inner is not None:
         return inner[0]
-    vectors = _outer_product(x, ctx) if n == 2 else None
+    vectors = _outer(x, ctx, row=True) if n == 2 else None
     if vectors is not None:  # (u v^T transposed is v u^T: the same products, no copy)
         u, v = vectors
         g = node.graph
@@ -871,42 +871,25 @@ def _constant_is_value(node: Node, value: int) -> bool:
     return isinstance(node, Constant) and type(node.value) is int and node.value == value
 
 
-def _outer(node: Node, ctx: Context) -> tuple[Node, Node] | None:
-    """(u, v) where node is `np.expand_dims(u, -1) * v` (either order; `-1` or `1`, or
-    `u[:, None]`) for float64 vectors u and v."""
+def _outer(node: Node, ctx: Context, row: bool = False) -> tuple[Node, Node] | None:
+    """(u, v) where node is the outer product `u[:, None] * v` of the float64 vectors u
+    and v (either order; the column as `np.expand_dims(u, -1)` or `1`, or an index of a
+    slice and one `None`: `_inserted_axis`); with `row`, v may also be written as a row,
+    `v[None, :]` or `np.expand_dims(v, 0)`."""
     if not is_prim(node, "mul"):
         return None
     a, b = node.inputs[1:]
     for e, v in ((a, b), (b, a)):
-        column = is_prim(e, "np.expand_dims") and isinstance(e.inputs[2], Constant) and \
-            e.inputs[2].value in (-1, 1)
-        if not column and not (is_prim(e, "getitem") and isinstance(e.inputs[2], Constant) and
-                               e.inputs[2].value == (slice(None), None)):
+        column = _inserted_axis(e, ctx.facts)
+        if column is None or column[1] != -1:
             continue
-        assert isinstance(e, Apply)  # (it applies a primitive)
-        u = e.inputs[1]
+        u = column[0]
+        as_row = _inserted_axis(v, ctx.facts) if row else None
+        if as_row is not None and as_row[1] == -2:
+            v = as_row[0]
         ku, kv = kind(u, ctx.facts), kind(v, ctx.facts)
         if is_f8(ku) and is_f8(kv) and ndim_of(ku) == 1 and ndim_of(kv) == 1:
             return u, v
-    return None
-
-
-def _outer_product(node: Node, ctx: Context) -> tuple[Node, Node] | None:
-    """(u, v) where node is the outer product of the float64 vectors u and v: `_outer`'s
-    `u[:, None] * v`, or `u[:, None] * v[None, :]` (`np.expand_dims(v, -2)` or `0`)."""
-    found = _outer(node, ctx)
-    if found is not None or not is_prim(node, "mul"):
-        return found
-    a, b = node.inputs[1:]
-    if not (is_prim(a, "np.expand_dims") and is_prim(b, "np.expand_dims")):
-        return None
-    (u, at), (v, bt) = a.inputs[1:], b.inputs[1:]
-    ku, kv = kind(u, ctx.facts), kind(v, ctx.facts)
-    if not (is_f8(ku) and is_f8(kv) and ndim_of(ku) == 1 and ndim_of(kv) == 1):
-        return None
-    if isinstance(at, Constant) and at.value in (-1, 1) and \
-            isinstance(bt, Constant) and bt.value in (-2, 0):
-        return u, v
     return None
 
 
@@ -990,7 +973,7 @@ def _stacked_outer(node: Apply, facts: LoopFacts) -> Node | None:
                    g.apply(P["make_tuple"], u, v), loc=node.loc, name=node.name)
 
 
-def _inserted_axis(e: Node, facts: LoopFacts) -> tuple[Node, int] | None:
+def _inserted_axis(e: Node, facts: LoopFacts | None) -> tuple[Node, int] | None:
     """(x, axis) where e is x with one new axis of length 1 at `axis` (negative: -1 last,
     -2 before the last), as `np.expand_dims(x, axis)` (axis an int or a tuple of one)
     or `x[:, ..., None, :]`."""
