@@ -27,7 +27,13 @@ body or the graphs nested in it but the `if` and the call themselves (which a fo
 `J_f` marks as effects, conservatively: they are effects only if something else in the
 recursion is); the graphs that the descent's or the climb's values need, other than the
 two branches, are copied (`clone_graph`); anything else is left as it is. The user's
-own functions (not derived) are not rewritten."""
+own functions (not derived) are not rewritten.
+
+First, a backward recursion `B` whose level reads nothing of the record its forward
+recursion `J`'s call below made but what it passes on to its own call is fused into `J`
+where a function calls `B` on the record a call of `J` gave (`_fuse_all`): one
+recursion `F` computes each level's values and `B`'s pieces from them, no record is
+made, and `J` is called only where something else reads its result."""
 
 from __future__ import annotations
 
@@ -644,21 +650,19 @@ def _follow(r: Node, at: list[int]) -> list[Node] | None:
 def _item_values(v: Node, i: int, active: dict[int, bool]) -> list[Node] | None:
     """The nodes that may make item i of the tuple `v` makes (None: not known). An item
     out of a tuple's range makes nothing (reading it raises)."""
-    if isinstance(v, Constant):
-        if type(v.value) is not tuple:
-            return None
-        return [Constant(v.value[i])] if -len(v.value) <= i < len(v.value) else []
-    if isinstance(v, Apply) and prim_of(v) is P["make_tuple"]:
-        n = len(v.inputs) - 1
-        return _values(v.inputs[1 + i % n], active) if -n <= i < n else []
-    return None
+    items = tuple_items(v)
+    if items is None:
+        return None
+    return _values(items[i], active) if -len(items) <= i < len(items) else []
 
 
 def _values(node: Node, active: dict[int, bool]) -> list[Node] | None:
     """The nodes whose values `node` may have: through items of tuple displays, the
     branches of a value-`if`, and the result of a call of a module function (not
     through loops or unknown calls: there `node` itself). None where a cycle or an
-    unknown tuple is met."""
+    unknown tuple is met. (`kinds.item_nodes` reads items through displays and `if`s
+    too, but not through calls, which is how a record reaches a backward pass: from
+    the forward function's result.)"""
     if node.id in active or len(active) > 64:
         return None
     if not isinstance(node, Apply):
