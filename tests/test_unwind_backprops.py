@@ -570,3 +570,45 @@ def test_fused_python_and_native_agree(monkeypatch, which) -> None:
     for a, b in zip(py if isinstance(py, tuple) else (py,),
                     native if isinstance(native, tuple) else (native,), strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-13, atol=1e-15)
+
+
+@pytest.mark.parametrize("mode,memory", [("always", 0), ("auto", 100)])
+def test_fused_under_a_memory_budget(monkeypatch, mode, memory) -> None:
+    """The fused gradient keeps no records, so a budget for them changes nothing; the
+    value's forward recursion (`value_and_grad`) keeps none either."""
+    monkeypatch.delenv("TAPELESS_OPTIMIZE", raising=False)
+    monkeypatch.setattr(tl.config, "loop_checkpoint", mode)
+    monkeypatch.setattr(tl.config, "loop_memory", memory)
+    M = np.random.default_rng(28).standard_normal((7, 7))
+    g = tl.grad(lambda A: zigzag(A, 1, 40))
+    assert "B_zigzag_fused(" in g.source_for(M)
+    value, grad = tl.value_and_grad(lambda A: zigzag(A, 1, 40))(M)
+    np.testing.assert_array_equal(g(M), grad)
+    assert value == zigzag(M, 1, 40)
+    np.testing.assert_allclose(grad, autograd.grad(lambda A: _anp_zigzag(A, 1, 40))(M),
+                               rtol=1e-13, atol=1e-14)
+
+
+def test_calls_in_the_branches_of_an_if_are_not_fused_and_stay_right(monkeypatch) -> None:
+    """The records made in the branches of an `if` and read after it: the backward pass
+    is one loop (its records followed through the `if`), not fused."""
+    M = np.random.default_rng(29).standard_normal((6, 6))
+
+    def branchy(A):
+        if A[0, 0] > 0.0:
+            return zigzag(A, 0, 5)
+        return 2.0 * zigzag(A, 1, 7)
+
+    def anp_branchy(A):
+        if A[0, 0] > 0.0:
+            return _anp_zigzag(A, 0, 5)
+        return 2.0 * _anp_zigzag(A, 1, 7)
+
+    for sign in (1.0, -1.0):
+        A = M.copy()
+        A[0, 0] = sign * abs(A[0, 0])
+        source, got, want = _grads(monkeypatch, branchy, (A,))
+        assert "_fused" not in source and "] += " in _backward(source, "B_zigzag"), source
+        np.testing.assert_allclose(got, want, rtol=1e-14, atol=1e-15)
+        np.testing.assert_allclose(got, autograd.grad(anp_branchy)(A), rtol=1e-13,
+                                   atol=1e-14)
