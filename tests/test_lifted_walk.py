@@ -60,9 +60,11 @@ def test_the_walk_adds_its_two_reads_as_a_pair(monkeypatch) -> None:
         A = np.random.default_rng(n).standard_normal((n, n))
         g = tl.grad(walk_energy)
         source = g.source_for(A)
-        backward = source[source.index("def B_walk"):source.index("def J_walk")]
-        # (one test of the record's condition per level: the loop's, `opt.unwind`; the
-        # two pieces added by statements into one float64 array)
+        backward = source[source.index("def B_walk_fused("):]
+        # (one test of the condition per level: the loop's, `opt.unwind`, the backward
+        # pass fused into the forward one; the two pieces added by statements into one
+        # float64 array)
+        assert "J_walk" not in source, source
         assert backward.count("if ") == 0 and backward.count("while ") == 1, backward
         assert backward.count("] += ") == 2 and "scatter_add" not in source, source
         with monkeypatch.context() as m:  # (the recursion kept: the pair helper)

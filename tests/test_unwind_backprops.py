@@ -15,10 +15,11 @@ from gradcheck import elementwise_fd
 
 import tapeless as tl
 import tapeless.opt.driver as driver
+import tapeless.opt.unwind as unwind
 
 
 def _backward(source: str, name: str) -> str:
-    start = source.index(f"def {name}")
+    start = source.index(f"def {name}(")
     end = source.find("\ndef ", start + 1)
     return source[start:] if end < 0 else source[start:end]
 
@@ -211,6 +212,8 @@ def _anp_chain(x, i):
 @pytest.mark.parametrize("n", [1, 4, 50])
 def test_a_sum_recursion_forward_pass_builds_the_records_only(monkeypatch, n) -> None:
     x = np.random.default_rng(n).standard_normal(n)
+    # (the backward pass not fused into the forward one: `_fuse_all`, tested below)
+    monkeypatch.setattr(unwind, "_fuse_all", lambda graphs, index: 0)
     source, got, want = _grads(monkeypatch, chain_loss, (x,))
     forward = _forward(source, "J_chain")
     # (the sum is dropped: the forward pass gives None for it, and adds nothing but
@@ -338,7 +341,7 @@ def _one_loop(source: str, name: str) -> str:
 def test_hops_revisiting_entries_add_in_place_in_one_loop(monkeypatch, n, k) -> None:
     M = np.random.default_rng(n + k).standard_normal((n, n))
     source, got, want = _grads(monkeypatch, lambda A: hop(A, 0, k), (M,))
-    _one_loop(source, "B_hop")
+    _one_loop(source, "B_hop_fused")
     # (the same sum up to rounding: the pieces added one by one, the top level's first)
     np.testing.assert_allclose(got, want, rtol=1e-14, atol=1e-15)
     np.testing.assert_allclose(got, autograd.grad(lambda A: _anp_hop(A, 0, k))(M),
@@ -350,7 +353,7 @@ def test_hops_revisiting_entries_add_in_place_in_one_loop(monkeypatch, n, k) -> 
 def test_a_sensitivity_that_changes_per_level(monkeypatch) -> None:
     x = np.random.default_rng(11).standard_normal(30)
     source, got, want = _grads(monkeypatch, lambda v: faded(v, 0), (x,))
-    body = _one_loop(source, "B_faded")
+    body = _one_loop(source, "B_faded_fused")
     assert "dout *" in body or "* dout" in body, body  # (the halved d, not 1.0)
     np.testing.assert_allclose(got, want, rtol=1e-14, atol=1e-15)
     np.testing.assert_allclose(got, autograd.grad(lambda v: _anp_faded(v, 0))(x),
@@ -411,10 +414,201 @@ def test_two_calls_of_one_recursion_with_other_sensitivities(monkeypatch) -> Non
         return 2.0 * _anp_hop(A, 0, 9) + _anp_hop(A, 3, 4) * _anp_hop(A, 1, 2)
 
     source, got, want = _grads(monkeypatch, two, (M,))
-    body = _one_loop(source, "B_hop")
+    body = _one_loop(source, "B_hop_fused")
     assert "dout *" in body or "* dout" in body, body  # (not 1.0 at every call)
     np.testing.assert_allclose(got, want, rtol=1e-14, atol=1e-15)
     np.testing.assert_allclose(got, autograd.grad(anp_two)(M), rtol=1e-13, atol=1e-14)
     value, grad = tl.value_and_grad(two)(M)
     assert value == pytest.approx(two(M), rel=1e-14)
     np.testing.assert_allclose(grad, got, rtol=1e-14, atol=1e-15)
+
+
+# --- the backward pass fused into the forward one: no records --------------------------
+
+
+def _unfused(monkeypatch, fn, args, argnums=0):
+    """The gradient with the backward recursion left reading the records."""
+    with monkeypatch.context() as m:
+        m.setattr(unwind, "_fuse_all", lambda graphs, index: 0)
+        return tl.grad(fn, argnums=argnums)(*args)
+
+
+def _fused_only(source: str, name: str) -> str:
+    """The fused function's body, where the gradient calls no forward recursion."""
+    grad = source[:source.index("\ndef ", 1)]
+    assert "J_" not in grad and f"{name}_fused(" in grad, source
+    assert f"def J_{name[2:]}(" not in source and f"def {name}(" not in source, source
+    return _one_loop(source, f"{name}_fused")
+
+
+def zigzag(M, i, k):
+    """A path through a matrix that revisits entries; the reads' indices depend on the
+    level's parameters only, three levels' worth of parameters changing."""
+    if k == 0:
+        return 0.0
+    n = M.shape[0]
+    r = (i * i + k) % n
+    return np.sin(M[r, i % n]) * M[i % n, r] + zigzag(M, i + 3, k - 1)
+
+
+def _anp_zigzag(M, i, k):
+    if k == 0:
+        return 0.0
+    n = M.shape[0]
+    r = (i * i + k) % n
+    return anp.sin(M[r, i % n]) * M[i % n, r] + _anp_zigzag(M, i + 3, k - 1)
+
+
+@pytest.mark.parametrize("n,k", [(1, 1), (4, 0), (5, 2), (9, 60)])
+def test_the_backward_pass_runs_in_the_forward_descent(monkeypatch, n, k) -> None:
+    M = np.random.default_rng(20 + k).standard_normal((n, n))
+    source, got, want = _grads(monkeypatch, lambda A: zigzag(A, 1, k), (M,))
+    _fused_only(source, "B_zigzag")
+    np.testing.assert_array_equal(got, _unfused(monkeypatch, lambda A: zigzag(A, 1, k), (M,)))
+    np.testing.assert_allclose(got, want, rtol=1e-14, atol=1e-15)
+    np.testing.assert_allclose(got, autograd.grad(lambda A: _anp_zigzag(A, 1, k))(M),
+                               rtol=1e-13, atol=1e-14)
+
+
+def test_the_walk_fused_gives_the_hand_written_bits(monkeypatch) -> None:
+    """Pieces `1.0 * y` added as y: the same sum, in the same order, as a loop writing
+    `G[i, i] += A[i, j]; G[i, j] += A[i, i]` (research_programs.walk: j = 3 i mod n)."""
+    from research_programs import walk_energy
+
+    A = np.random.default_rng(21).standard_normal((30, 30))
+    source, got, _ = _grads(monkeypatch, walk_energy, (A,))
+    body = _fused_only(source, "B_walk")
+    assert "dout" not in body.split("\n", 1)[1], body
+    G = np.zeros_like(A)
+    for i in range(30):
+        j = (3 * i) % 30
+        G[i, i] += A[i, j]
+        G[i, j] += A[i, i]
+    np.testing.assert_array_equal(got, G)
+
+
+def test_a_sensitivity_scaled_per_level_is_carried_by_the_fused_loop(monkeypatch) -> None:
+    x = np.random.default_rng(22).standard_normal(40)
+    source, got, want = _grads(monkeypatch, lambda v: faded(v, 0), (x,))
+    body = _fused_only(source, "B_faded")
+    assert "dout * 0.5" in body or "0.5 * dout" in body, body
+    np.testing.assert_array_equal(got, _unfused(monkeypatch, lambda v: faded(v, 0), (x,)))
+    np.testing.assert_allclose(got, autograd.grad(lambda v: _anp_faded(v, 0))(x),
+                               rtol=1e-13, atol=1e-14)
+
+
+def test_value_and_grad_keeps_the_value_and_fuses_the_gradient(monkeypatch) -> None:
+    monkeypatch.delenv("TAPELESS_OPTIMIZE", raising=False)
+    M = np.random.default_rng(23).standard_normal((7, 7))
+    vg = tl.value_and_grad(lambda A: zigzag(A, 2, 25))
+    source = vg.source_for(M)
+    forward = _backward(source, "J_zigzag")
+    assert "None" in forward and "reversed(" in forward, source  # (the value, no record)
+    _one_loop(source, "B_zigzag_fused")
+    value, grad = vg(M)
+    assert value == zigzag(M, 2, 25)
+    np.testing.assert_array_equal(grad, tl.grad(lambda A: zigzag(A, 2, 25))(M))
+    np.testing.assert_allclose(grad, autograd.grad(lambda A: _anp_zigzag(A, 2, 25))(M),
+                               rtol=1e-13, atol=1e-14)
+
+
+def test_one_fused_function_for_every_call_of_a_pair(monkeypatch) -> None:
+    M = np.random.default_rng(24).standard_normal((6, 6))
+
+    def three(A):
+        return zigzag(A, 0, 5) * zigzag(A, 1, 3) - 3.0 * zigzag(A, 2, 4)
+
+    def anp_three(A):
+        return _anp_zigzag(A, 0, 5) * _anp_zigzag(A, 1, 3) - 3.0 * _anp_zigzag(A, 2, 4)
+
+    source, got, want = _grads(monkeypatch, three, (M,))
+    assert source.count("def B_zigzag_fused") == 1 and source.count("B_zigzag_fused(") == 4, \
+        source
+    np.testing.assert_array_equal(got, _unfused(monkeypatch, three, (M,)))
+    np.testing.assert_allclose(got, want, rtol=1e-13, atol=1e-15)
+    np.testing.assert_allclose(got, autograd.grad(anp_three)(M), rtol=1e-13, atol=1e-14)
+
+
+def test_a_level_reading_the_callees_value_is_not_fused(monkeypatch) -> None:
+    x = np.random.default_rng(25).standard_normal(12)
+    for fn in (lambda v: damped(v, 0), descent_loss):
+        source, got, want = _grads(monkeypatch, fn, (x,))
+        assert "_fused" not in source, source
+        np.testing.assert_array_equal(got, want)
+
+
+def test_recursions_called_in_a_loop(monkeypatch) -> None:
+    """The records saved by a loop and read back by its backward loop: not fused (the
+    calls are in two functions), right."""
+    M = np.random.default_rng(26).standard_normal((5, 5))
+
+    def looped(A):
+        total = 0.0
+        for s in range(3):
+            total = total + np.cos(zigzag(A, s, 4))
+        return total
+
+    def anp_looped(A):
+        total = 0.0
+        for s in range(3):
+            total = total + anp.cos(_anp_zigzag(A, s, 4))
+        return total
+
+    _, got, want = _grads(monkeypatch, looped, (M,), changes=None)
+    np.testing.assert_allclose(got, want, rtol=1e-13, atol=1e-15)
+    np.testing.assert_allclose(got, autograd.grad(anp_looped)(M), rtol=1e-13, atol=1e-14)
+
+
+@pytest.mark.parametrize("which", ["zigzag", "value_and_grad"])
+def test_fused_python_and_native_agree(monkeypatch, which) -> None:
+    pytest.importorskip("numba")
+    monkeypatch.delenv("TAPELESS_OPTIMIZE", raising=False)
+    M = np.random.default_rng(27).standard_normal((8, 8))
+    make = tl.grad if which == "zigzag" else tl.value_and_grad
+    py = make(lambda A: zigzag(A, 1, 30))(M)
+    native = make(lambda A: zigzag(A, 1, 30), backend="native")(M)
+    for a, b in zip(py if isinstance(py, tuple) else (py,),
+                    native if isinstance(native, tuple) else (native,), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-13, atol=1e-15)
+
+
+@pytest.mark.parametrize("mode,memory", [("always", 0), ("auto", 100)])
+def test_fused_under_a_memory_budget(monkeypatch, mode, memory) -> None:
+    """The fused gradient keeps no records, so a budget for them changes nothing; the
+    value's forward recursion (`value_and_grad`) keeps none either."""
+    monkeypatch.delenv("TAPELESS_OPTIMIZE", raising=False)
+    monkeypatch.setattr(tl.config, "loop_checkpoint", mode)
+    monkeypatch.setattr(tl.config, "loop_memory", memory)
+    M = np.random.default_rng(28).standard_normal((7, 7))
+    g = tl.grad(lambda A: zigzag(A, 1, 40))
+    assert "B_zigzag_fused(" in g.source_for(M)
+    value, grad = tl.value_and_grad(lambda A: zigzag(A, 1, 40))(M)
+    np.testing.assert_array_equal(g(M), grad)
+    assert value == zigzag(M, 1, 40)
+    np.testing.assert_allclose(grad, autograd.grad(lambda A: _anp_zigzag(A, 1, 40))(M),
+                               rtol=1e-13, atol=1e-14)
+
+
+def test_calls_in_the_branches_of_an_if_are_not_fused_and_stay_right(monkeypatch) -> None:
+    """The records made in the branches of an `if` and read after it: the backward pass
+    is one loop (its records followed through the `if`), not fused."""
+    M = np.random.default_rng(29).standard_normal((6, 6))
+
+    def branchy(A):
+        if A[0, 0] > 0.0:
+            return zigzag(A, 0, 5)
+        return 2.0 * zigzag(A, 1, 7)
+
+    def anp_branchy(A):
+        if A[0, 0] > 0.0:
+            return _anp_zigzag(A, 0, 5)
+        return 2.0 * _anp_zigzag(A, 1, 7)
+
+    for sign in (1.0, -1.0):
+        A = M.copy()
+        A[0, 0] = sign * abs(A[0, 0])
+        source, got, want = _grads(monkeypatch, branchy, (A,))
+        assert "_fused" not in source and "] += " in _backward(source, "B_zigzag"), source
+        np.testing.assert_allclose(got, want, rtol=1e-14, atol=1e-15)
+        np.testing.assert_allclose(got, autograd.grad(anp_branchy)(A), rtol=1e-13,
+                                   atol=1e-14)
