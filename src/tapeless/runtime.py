@@ -2617,11 +2617,12 @@ def recursion_call(fn: Any, args: tuple) -> Any:
     return fn(*args)[0], RecursionTape(fn, args, rec.limit)
 
 
-def recursion_back(fn: Any, record: Any, d: Any) -> Any:
-    """`fn(record, d)`, a call of a recursive function's B: where the record is a
-    `RecursionTape`, its call is made again first, in a region of its own."""
+def recursion_back(fn: Any, record: Any, d: Any, acc: Any = None) -> Any:
+    """`fn(record, d)` (`fn(record, d, acc)` where B adds into an accumulator, never
+    None), a call of a recursive function's B: where the record is a `RecursionTape`,
+    its call is made again first, in a region of its own."""
     if type(record) is not RecursionTape:
-        return fn(record, d)
+        return fn(record, d) if acc is None else fn(record, d, acc)
     rec = _RECORDING
     count, limit = rec.count, rec.limit
     rec.count, rec.limit = 0, record.limit
@@ -2629,4 +2630,4 @@ def recursion_back(fn: Any, record: Any, d: Any) -> Any:
         remade = record.fn(*record.args)[1]
     finally:
         rec.count, rec.limit = count, limit
-    return fn(remade, d)
+    return fn(remade, d) if acc is None else fn(remade, d, acc)
