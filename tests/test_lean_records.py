@@ -286,3 +286,36 @@ def test_other_forms_left_as_they_are(memory, budget) -> None:
     g = tl.grad(lambda v: halves(v, 0, v.shape[0]))
     np.testing.assert_allclose(g(x), autograd.grad(lambda v: _anp_halves(v, 0, 9))(x),
                                rtol=1e-12, atol=1e-12)
+
+
+def test_past_the_limit_a_base_case_keeps_its_record() -> None:
+    """`runtime.recursion_call` past its region's limit: a record of numbers, None and
+    the call's own arguments is kept (no bigger than a tape); another becomes a tape, the
+    tapes of a region sharing their (function, limit) pair; `recursion_back` makes a
+    tape's record again and passes the accumulator on."""
+    from tapeless import runtime as rt
+
+    A = np.zeros(3)
+
+    def j(A, row, cols):
+        if len(cols) == 1:
+            return A[cols[0]], (True, cols[0], A, row, None)
+        return 1.0, (False, (cols, None), A)
+
+    def b(record, d, acc=None):
+        return (record, d, acc)
+
+    rec = rt._RECORDING
+    saved = rec.count, rec.limit, rec.made
+    rec.count, rec.limit, rec.made = 0, 0, None
+    try:
+        leaf = rt.recursion_call(j, (A, 1, [2]))
+        assert leaf[1] == (True, 2, A, 1, None)
+        one, two = rt.recursion_call(j, (A, 1, [1, 2])), rt.recursion_call(j, (A, 1, [0, 2]))
+        assert type(one[1]) is rt.RecursionTape and one[1].made is two[1].made
+        assert one[1].made == (j, 0)
+        remade, d, acc = rt.recursion_back(b, one[1], 2.0, "acc")
+        assert remade == (False, ([1, 2], None), A) and (d, acc) == (2.0, "acc")
+        assert rt.recursion_back(b, leaf[1], 3.0) == (leaf[1], 3.0, None)
+    finally:
+        rec.count, rec.limit, rec.made = saved

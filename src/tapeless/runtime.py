@@ -2531,7 +2531,8 @@ def _reverse_loop(cond: Any, body: Any, slot: int, init: tuple, step: Any, fslot
 # `J_f` for its value alone (the records it makes are dropped, its own calls past the
 # limit too) and leaves a `RecursionTape` (the function, its arguments, the limit) as
 # its record, which the backward pass makes again, in a region of its own, before `B_f`
-# reads it. Memory:
+# reads it; a call past them whose record holds only numbers, None and its own arguments
+# (a base case's) keeps that record, no bigger than the tape. Memory:
 # about the recursion's depth times the budget (budget 0: one call's record per level of
 # the recursion, the hand-written schedule that makes each minor's value again); time:
 # each call runs once more per checkpointed call above it. One counter per process (not
@@ -2539,22 +2540,25 @@ def _reverse_loop(cond: Any, body: Any, slot: int, init: tuple, step: Any, fslot
 
 
 class RecursionTape:
-    """The record a checkpointed recursive call leaves: its J function, its arguments,
-    and the limit of records of the region it was made in."""
+    """The record a checkpointed recursive call leaves: its arguments, and `made`, the
+    pair (its J function, the limit of records of the region it was made in), one per
+    region (shared by its tapes)."""
 
-    __slots__ = ("fn", "args", "limit")
+    __slots__ = ("args", "made")
 
-    def __init__(self, fn: Any, args: tuple, limit: int):
-        self.fn, self.args, self.limit = fn, args, limit
+    def __init__(self, args: tuple, made: tuple[Any, int]):
+        self.args, self.made = args, made
 
 
 class _Recording:
-    """The calls recorded in the current region, and the region's limit."""
+    """The calls recorded in the current region, the region's limit, and the pair its
+    tapes share (`RecursionTape.made`)."""
 
-    __slots__ = ("count", "limit")
+    __slots__ = ("count", "limit", "made")
 
     def __init__(self) -> None:
         self.count, self.limit = 0, 0
+        self.made: tuple[Any, int] | None = None
 
 
 _RECORDING = _Recording()
@@ -2582,7 +2586,7 @@ def _record_bytes(record: Any, args: tuple) -> int:
                 total += 56 + 8 * len(v)
                 todo.extend(v)
         elif type(v) is RecursionTape:
-            total += 64
+            total += 56
             todo.append(v.args)
         else:
             total += 32
@@ -2593,9 +2597,9 @@ def recursion_enter(fn: Any, budget: int, args: tuple) -> Any:
     """`fn(*args)` (a recursive function's J, called from outside its recursion): a new
     recording region of `budget` bytes."""
     rec = _RECORDING
-    count, limit = rec.count, rec.limit
+    count, limit, made = rec.count, rec.limit, rec.made
     per_call = _CALL_BYTES.get(fn)
-    rec.count, rec.limit = 0, budget // (per_call or 64)
+    rec.count, rec.limit, rec.made = 0, budget // (per_call or 64), None
     try:
         out = fn(*args)
         if per_call is None and rec.limit > 0 and \
@@ -2603,7 +2607,7 @@ def recursion_enter(fn: Any, budget: int, args: tuple) -> Any:
             _CALL_BYTES[fn] = max(1, _record_bytes(out[1], args) // (rec.count + 1))
         return out
     finally:
-        rec.count, rec.limit = count, limit
+        rec.count, rec.limit, rec.made = count, limit, made
 
 
 def recursion_call(fn: Any, args: tuple) -> Any:
@@ -2614,7 +2618,30 @@ def recursion_call(fn: Any, args: tuple) -> Any:
     if rec.count < rec.limit:
         rec.count += 1
         return fn(*args)
-    return fn(*args)[0], RecursionTape(fn, args, rec.limit)
+    out = fn(*args)
+    record = out[1]
+    if type(record) is tuple and _only_numbers(record, args):
+        return out
+    made = rec.made
+    if made is None or made[0] is not fn or made[1] != rec.limit:
+        made = rec.made = (fn, rec.limit)
+    return out[0], RecursionTape(args, made)
+
+
+_PLAIN_ITEMS = (bool, int, float, type(None))
+
+
+def _only_numbers(record: tuple, args: tuple) -> bool:
+    """Whether `record` holds only numbers, None and the arguments themselves (a base
+    case's record: no bigger than the tape that would make it again)."""
+    for x in record:
+        if type(x) not in _PLAIN_ITEMS:
+            for a in args:
+                if x is a:
+                    break
+            else:
+                return False
+    return True
 
 
 def recursion_back(fn: Any, record: Any, d: Any, acc: Any = None) -> Any:
@@ -2624,10 +2651,11 @@ def recursion_back(fn: Any, record: Any, d: Any, acc: Any = None) -> Any:
     if type(record) is not RecursionTape:
         return fn(record, d) if acc is None else fn(record, d, acc)
     rec = _RECORDING
-    count, limit = rec.count, rec.limit
-    rec.count, rec.limit = 0, record.limit
+    count, limit, made = rec.count, rec.limit, rec.made
+    fn_j, rec.limit = record.made
+    rec.count, rec.made = 0, record.made
     try:
-        remade = record.fn(*record.args)[1]
+        remade = fn_j(*record.args)[1]
     finally:
-        rec.count, rec.limit = count, limit
+        rec.count, rec.limit, rec.made = count, limit, made
     return fn(remade, d) if acc is None else fn(remade, d, acc)
