@@ -2531,8 +2531,7 @@ def _reverse_loop(cond: Any, body: Any, slot: int, init: tuple, step: Any, fslot
 # `J_f` for its value alone (the records it makes are dropped, its own calls past the
 # limit too) and leaves a `RecursionTape` (the function, its arguments, the limit) as
 # its record, which the backward pass makes again, in a region of its own, before `B_f`
-# reads it; a call past them whose record holds only numbers, None and its own arguments
-# (a base case's) keeps that record, no bigger than the tape. Memory:
+# reads it. Memory:
 # about the recursion's depth times the budget (budget 0: one call's record per level of
 # the recursion, the hand-written schedule that makes each minor's value again); time:
 # each call runs once more per checkpointed call above it. One counter per process (not
@@ -2618,30 +2617,11 @@ def recursion_call(fn: Any, args: tuple) -> Any:
     if rec.count < rec.limit:
         rec.count += 1
         return fn(*args)
-    out = fn(*args)
-    record = out[1]
-    if type(record) is tuple and _only_numbers(record, args):
-        return out
+    value = fn(*args)[0]
     made = rec.made
     if made is None or made[0] is not fn or made[1] != rec.limit:
         made = rec.made = (fn, rec.limit)
-    return out[0], RecursionTape(args, made)
-
-
-_PLAIN_ITEMS = (bool, int, float, type(None))
-
-
-def _only_numbers(record: tuple, args: tuple) -> bool:
-    """Whether `record` holds only numbers, None and the arguments themselves (a base
-    case's record: no bigger than the tape that would make it again)."""
-    for x in record:
-        if type(x) not in _PLAIN_ITEMS:
-            for a in args:
-                if x is a:
-                    break
-            else:
-                return False
-    return True
+    return value, RecursionTape(args, made)
 
 
 def recursion_back(fn: Any, record: Any, d: Any, acc: Any = None) -> Any:
