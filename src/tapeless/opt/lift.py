@@ -833,7 +833,9 @@ def lean_records(root: Graph, pairs: list[tuple[Graph, Graph]]) -> int:
             continue
         j, b = pair
         record = _record_display(j)
+        # (the record's class must be its one display: items are added to it)
         if record is None or d is record or d is j.output or \
+                len(classes.members.get(classes.find(("tuple", record.id)), [])) != 1 or \
                 not all(is_inside(n.graph, b) for n, _ in reads) or \
                 not b.parameters or b.parameters[0].name != "record":
             continue
@@ -1123,10 +1125,13 @@ class _Accumulate:
         if not (type(loop) is Apply and prim_of(loop) is WHILE_LOOP and
                 len(loop.inputs) > 3 + at and self._only_use(loop, read)):
             return False
-        body = loop.inputs[2]
+        cond, body = loop.inputs[1:3]
         init = loop.inputs[3 + at]
-        if not (is_constant_graph(body) and type(init) is Constant and init.value is ZERO):
-            return False
+        if not (is_constant_graph(body) and type(init) is Constant and init.value is ZERO and
+                is_constant_graph(cond) and len(cond.value.parameters) > at and
+                not self.users.get(cond.value.parameters[at].id) and
+                cond.value.output is not cond.value.parameters[at]):
+            return False  # (nor may the loop's test read the sum)
         out = body.value.output
         params = body.value.parameters
         if not (type(out) is Apply and prim_of(out) is MAKE_TUPLE and
