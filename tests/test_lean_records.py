@@ -120,27 +120,20 @@ def _functions(src: str) -> dict[str, str]:
     return out
 
 
-def test_permanent_saves_the_column_not_the_index_tuple(monkeypatch) -> None:
+@pytest.mark.parametrize("fn,name,case", [(permanent, "J_perm_minor", 0),
+                                          (index_sum_top, "J_index_sum", 1)])
+def test_saves_the_column_not_the_index_tuple(fn, name, case, monkeypatch) -> None:
     monkeypatch.delenv("TAPELESS_OPTIMIZE", raising=False)
     A = _data((5, 5), seed=1)
-    g = tl.grad(permanent)
+    g = tl.grad(fn)
     g(A)
-    j = _functions(g.source_for(A))["J_perm_minor"]
-    # (the row is the call's: read from its record, not saved with each column; the
-    # square a * a is made again from the saved column)
-    assert "row, cols[k]" not in j and "row, cols[0]" not in j, j
-    assert "a * a" not in j.split("stack")[-1] or "a * a," not in j, j
-    np.testing.assert_allclose(g(A), CASES[0][1](A), rtol=1e-12, atol=1e-12)
-
-
-def test_index_sum_row_from_the_record(monkeypatch) -> None:
-    monkeypatch.delenv("TAPELESS_OPTIMIZE", raising=False)
-    A = _data((4, 4), seed=2)
-    g = tl.grad(index_sum_top)
-    g(A)
-    j = _functions(g.source_for(A))["J_index_sum"]
-    assert "i, j" not in j.split("stack")[-1], j  # (the pair not saved per step)
-    np.testing.assert_allclose(g(A), CASES[1][1](A), rtol=1e-12, atol=1e-12)
+    j = _functions(g.source_for(A))[name]
+    # (each step saves three items: its child's value, the column, the child's record;
+    # not the index tuple, whose row is the call's, read from its record, nor A[i])
+    saved = next(line for line in j.splitlines() if "stack_1 = (" in line)
+    assert saved.count(",") == 3, j
+    assert j.rstrip().endswith("A_1, row)") or j.rstrip().endswith("A_1, i)"), j
+    np.testing.assert_allclose(g(A), CASES[case][1](A), rtol=1e-12, atol=1e-12)
 
 
 @pytest.mark.parametrize("fn,n", [(permanent, 6), (index_sum_top, 6)])
