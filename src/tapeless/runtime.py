@@ -2539,22 +2539,25 @@ def _reverse_loop(cond: Any, body: Any, slot: int, init: tuple, step: Any, fslot
 
 
 class RecursionTape:
-    """The record a checkpointed recursive call leaves: its J function, its arguments,
-    and the limit of records of the region it was made in."""
+    """The record a checkpointed recursive call leaves: its arguments, and `made`, the
+    pair (its J function, the limit of records of the region it was made in), one per
+    region (shared by its tapes)."""
 
-    __slots__ = ("fn", "args", "limit")
+    __slots__ = ("args", "made")
 
-    def __init__(self, fn: Any, args: tuple, limit: int):
-        self.fn, self.args, self.limit = fn, args, limit
+    def __init__(self, args: tuple, made: tuple[Any, int]):
+        self.args, self.made = args, made
 
 
 class _Recording:
-    """The calls recorded in the current region, and the region's limit."""
+    """The calls recorded in the current region, the region's limit, and the pair its
+    tapes share (`RecursionTape.made`)."""
 
-    __slots__ = ("count", "limit")
+    __slots__ = ("count", "limit", "made")
 
     def __init__(self) -> None:
         self.count, self.limit = 0, 0
+        self.made: tuple[Any, int] | None = None
 
 
 _RECORDING = _Recording()
@@ -2582,7 +2585,7 @@ def _record_bytes(record: Any, args: tuple) -> int:
                 total += 56 + 8 * len(v)
                 todo.extend(v)
         elif type(v) is RecursionTape:
-            total += 64
+            total += 56
             todo.append(v.args)
         else:
             total += 32
@@ -2593,9 +2596,9 @@ def recursion_enter(fn: Any, budget: int, args: tuple) -> Any:
     """`fn(*args)` (a recursive function's J, called from outside its recursion): a new
     recording region of `budget` bytes."""
     rec = _RECORDING
-    count, limit = rec.count, rec.limit
+    count, limit, made = rec.count, rec.limit, rec.made
     per_call = _CALL_BYTES.get(fn)
-    rec.count, rec.limit = 0, budget // (per_call or 64)
+    rec.count, rec.limit, rec.made = 0, budget // (per_call or 64), None
     try:
         out = fn(*args)
         if per_call is None and rec.limit > 0 and \
@@ -2603,7 +2606,7 @@ def recursion_enter(fn: Any, budget: int, args: tuple) -> Any:
             _CALL_BYTES[fn] = max(1, _record_bytes(out[1], args) // (rec.count + 1))
         return out
     finally:
-        rec.count, rec.limit = count, limit
+        rec.count, rec.limit, rec.made = count, limit, made
 
 
 def recursion_call(fn: Any, args: tuple) -> Any:
@@ -2614,19 +2617,25 @@ def recursion_call(fn: Any, args: tuple) -> Any:
     if rec.count < rec.limit:
         rec.count += 1
         return fn(*args)
-    return fn(*args)[0], RecursionTape(fn, args, rec.limit)
+    value = fn(*args)[0]
+    made = rec.made
+    if made is None or made[0] is not fn or made[1] != rec.limit:
+        made = rec.made = (fn, rec.limit)
+    return value, RecursionTape(args, made)
 
 
-def recursion_back(fn: Any, record: Any, d: Any) -> Any:
-    """`fn(record, d)`, a call of a recursive function's B: where the record is a
-    `RecursionTape`, its call is made again first, in a region of its own."""
+def recursion_back(fn: Any, record: Any, d: Any, acc: Any = None) -> Any:
+    """`fn(record, d)` (`fn(record, d, acc)` where B adds into an accumulator, never
+    None), a call of a recursive function's B: where the record is a `RecursionTape`,
+    its call is made again first, in a region of its own."""
     if type(record) is not RecursionTape:
-        return fn(record, d)
+        return fn(record, d) if acc is None else fn(record, d, acc)
     rec = _RECORDING
-    count, limit = rec.count, rec.limit
-    rec.count, rec.limit = 0, record.limit
+    count, limit, made = rec.count, rec.limit, rec.made
+    fn_j, rec.limit = record.made
+    rec.count, rec.made = 0, record.made
     try:
-        remade = record.fn(*record.args)[1]
+        remade = fn_j(*record.args)[1]
     finally:
-        rec.count, rec.limit = count, limit
-    return fn(remade, d)
+        rec.count, rec.limit, rec.made = count, limit, made
+    return fn(remade, d) if acc is None else fn(remade, d, acc)

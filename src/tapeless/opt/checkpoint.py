@@ -175,9 +175,10 @@ RECURSION_AUTO_BUDGET = 1 << 30
 
 def checkpoint_recursion(root: Graph, mode: str, budget: int) -> int:
     """Make the lifted recursions (`lift.LIFTED`: `J_f(args) -> (value, record)`,
-    `B_f(record, d)`) checkpointed: `J_f`'s calls from outside its recursion become
+    `B_f(record, d)`, or `B_f(record, d, acc)` adding into an accumulator,
+    `lift.accumulate_down`) checkpointed: `J_f`'s calls from outside its recursion become
     `recursion_enter(J_f, budget, args)`, those within it `recursion_call(J_f, args)`,
-    and `B_f`'s calls `recursion_back(B_f, record, d)` (see `tapeless.runtime`: a
+    and `B_f`'s calls `recursion_back(B_f, record, d[, acc])` (see `tapeless.runtime`: a
     recording region keeps the records of `budget` bytes of calls; past them a call
     leaves its arguments, and the backward pass makes its record again). None with
     `mode` "never", nor with "auto" under a budget of `RECURSION_AUTO_BUDGET` or more.
@@ -220,7 +221,7 @@ def checkpoint_recursion(root: Graph, mode: str, budget: int) -> int:
         b_within = {h.id for h in reachable_graphs(b)}
         if not any(c.graph.id in within for c in j_calls) or \
                 not any(c.graph.id in b_within for c in b_calls) or \
-                any(len(c.inputs) != 3 for c in b_calls):
+                any(len(c.inputs) not in (3, 4) for c in b_calls):
             continue
         for c in j_calls:
             g = c.graph

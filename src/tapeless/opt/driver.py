@@ -46,7 +46,7 @@ from .arrays import block_products, python_spellings
 from .branches import branch_backprops, dead_branch_items, forwarding_ifs, single_item_ifs
 from .checkpoint import checkpoint_loops, checkpoint_recursion
 from .kinds import FLOAT, INT, Kind, array, element_of, is_f8, items_of, kind, shape_of
-from .lift import lift_backprops
+from .lift import accumulate_down, lift_backprops
 from .loops import (
     LoopFacts,
     drop_dead_state,
@@ -82,6 +82,7 @@ step("lift_backprops")
 step("forwarding_ifs")
 step("scatter_pairs")
 step("unwind_backprops")
+step("accumulate_down")
 step("checkpoint_recursion")
 
 
@@ -163,6 +164,9 @@ def optimize(root: Graph, enabled: set[str] | None = None, max_rounds: int = 30,
     # (the Python backend's: a lifted backward pass of a linear recursion as two loops)
     if python and allowed(enabled, "unwind_backprops") and (n := unwind_backprops(root)):
         log.add("unwind_backprops", n)
+    # (the Python backend's: a recursion's sensitivity added into one buffer down it)
+    if python and allowed(enabled, "accumulate_down") and (n := accumulate_down(root)):
+        log.add("accumulate_down", n)
     # (the Python backend's: the recursions left, checkpointed past the budget at run time)
     if python and allowed(enabled, "checkpoint_recursion") and \
             (n := checkpoint_recursion(root, *loops)):

@@ -260,6 +260,8 @@ def lift_backprops(root: Graph, python: bool = True) -> int:
             _values_given(b, calls, reachable_graphs(root))
         if python and convert_closures(root):
             forget_all(reachable_graphs(root))
+        if python and lean_records(root, [(j, b) for j, b, _ in chosen]):
+            forget_all(reachable_graphs(root))
         if prune_tuples(root):
             forget_all(reachable_graphs(root))
     return done
@@ -640,59 +642,14 @@ def prune_tuples(root: Graph) -> int:
     read, or is tested for identity (`is None`: a tuple made smaller might be the
     shared empty tuple, an unwrapped item might be None)."""
     graphs = reachable_graphs(root)
-    flow = _Flow()
-    _analyse(root, graphs, flow)
-    displays: dict[int, Apply] = {}
-    reads: list[tuple[Apply, set[Value], int]] = []
-    frozen: set[Value] = set(flow.escaped)
-    tested: set[Value] = set()
-    parent: dict[Value, Value] = {}
-
-    def find(v: Value) -> Value:
-        while parent.get(v, v) != v:
-            v = parent[v]
-        return v
-
-    empty: set[Value] = set()  # the constants () (a base case that saves nothing)
-    for g in graphs:
-        if type(g.output) is Constant and type(g.output.value) is tuple:
-            _empty_items(g.output.id, (), g.output.value, empty)
-        for n in graph_nodes(g):
-            for i in n.inputs:
-                if type(i) is Constant and type(i.value) is tuple:
-                    _empty_items(i.id, (), i.value, empty)
-            p = prim_of(n)
-            if p is MAKE_TUPLE:
-                displays[n.id] = n
-            elif p is WHILE_LOOP or p is FOR_RANGE:
-                # (the loop reads its body's result item by item: the next state)
-                for b in n.inputs[1:]:
-                    if is_constant_graph(b) and b.value.output is not None:
-                        frozen |= {v for v in flow.of(b.value.output) if isinstance(v, tuple)}
-            elif p is TUPLE_GETITEM and len(n.inputs) == 3 and \
-                    type(k := n.inputs[2]) is Constant and type(k.value) is int:
-                held = flow.read(n.inputs[1], g)
-                keys = {v for v in held if isinstance(v, tuple)}
-                if OTHER in held:
-                    frozen |= keys
-                reads.append((n, keys, k.value))
-                if keys:
-                    first = find(next(iter(keys)))
-                    for v in keys:
-                        if (r := find(v)) != first:
-                            parent[r] = first
-            elif p is not None and p.equality and p.ignores_values:
-                for a in n.inputs[1:]:
-                    tested |= {v for v in flow.read(a, g) if isinstance(v, tuple)}
-    members: dict[Value, list[Value]] = {}
-    for v in {v for _, keys, _ in reads for v in keys} | {("tuple", i) for i in displays}:
-        members.setdefault(find(v), []).append(v)
+    classes = _Classes(root, graphs)
+    members, reads, displays, find = classes.members, classes.reads, classes.displays, \
+        classes.find
     plans: dict[Value, tuple[list[int], dict[int, Constant], bool]] = {}
     for cls, vs in members.items():
-        if any(v in frozen or v in tested or (v not in empty and (
-                v[0] != "tuple" or v[1] not in displays)) for v in vs):
+        if not classes.plain(vs):
             continue
-        made = [displays[v[1]] for v in vs if v not in empty]
+        made = [displays[v[1]] for v in vs if v not in classes.empty]
         if not made:
             continue
         shortest = 0 if len(made) < len(vs) else min(len(m.inputs) - 1 for m in made)
@@ -727,7 +684,7 @@ def prune_tuples(root: Graph) -> int:
             set_inputs(n, [n.inputs[0], n.inputs[1], Constant(keep.index(at))])
     for cls, (keep, _, unwrap) in plans.items():
         for v in members[cls]:
-            if v in empty:
+            if v in classes.empty:
                 continue
             m = displays[v[1]]
             changed += 1
@@ -766,3 +723,434 @@ def _same_constant(a: Node, b: Node) -> bool:
 
 
 _PLAIN = (int, str, bool, float, type(None))
+
+
+class _Classes:
+    """The tuple displays whose values may meet at one read, as classes (see
+    `prune_tuples`): `members` by class, the `reads` (node, the values it may read, the
+    index), the `displays` by id; `frozen` values (escaping, or read with an unknown
+    index or beside a value this analysis does not follow), `tested` ones (`is None`),
+    the `empty` constant tuples."""
+
+    def __init__(self, root: Graph, graphs: list[Graph]) -> None:
+        flow = _Flow()
+        _analyse(root, graphs, flow)
+        self.displays: dict[int, Apply] = {}
+        self.reads: list[tuple[Apply, set[Value], int]] = []
+        self.frozen: set[Value] = set(flow.escaped)
+        self.tested: set[Value] = set()
+        self.parent: dict[Value, Value] = {}
+        self.empty: set[Value] = set()  # the constants () (a base case that saves nothing)
+        for g in graphs:
+            if type(g.output) is Constant and type(g.output.value) is tuple:
+                _empty_items(g.output.id, (), g.output.value, self.empty)
+            for n in graph_nodes(g):
+                self._node(flow, g, n)
+        self.members: dict[Value, list[Value]] = {}
+        for v in {v for _, keys, _ in self.reads for v in keys} | \
+                {("tuple", i) for i in self.displays}:
+            self.members.setdefault(self.find(v), []).append(v)
+
+    def _node(self, flow: _Flow, g: Graph, n: Apply) -> None:
+        for i in n.inputs:
+            if type(i) is Constant and type(i.value) is tuple:
+                _empty_items(i.id, (), i.value, self.empty)
+        p = prim_of(n)
+        if p is MAKE_TUPLE:
+            self.displays[n.id] = n
+        elif p is WHILE_LOOP or p is FOR_RANGE:
+            # (the loop reads its body's result item by item: the next state)
+            for b in n.inputs[1:]:
+                if is_constant_graph(b) and b.value.output is not None:
+                    self.frozen |= {v for v in flow.of(b.value.output) if isinstance(v, tuple)}
+        elif p is TUPLE_GETITEM and len(n.inputs) == 3 and \
+                type(k := n.inputs[2]) is Constant and type(k.value) is int:
+            held = flow.read(n.inputs[1], g)
+            keys = {v for v in held if isinstance(v, tuple)}
+            if OTHER in held:
+                self.frozen |= keys
+            self.reads.append((n, keys, k.value))
+            if keys:
+                first = self.find(next(iter(keys)))
+                for v in keys:
+                    if (r := self.find(v)) != first:
+                        self.parent[r] = first
+        elif p is not None and p.equality and p.ignores_values:
+            for a in n.inputs[1:]:
+                self.tested |= {v for v in flow.read(a, g) if isinstance(v, tuple)}
+
+    def find(self, v: Value) -> Value:
+        while self.parent.get(v, v) != v:
+            v = self.parent[v]
+        return v
+
+    def plain(self, vs: list[Value]) -> bool:
+        """Whether the class of `vs` may be renumbered: none of its values frozen or
+        tested, each a display or an empty constant."""
+        return not any(v in self.frozen or v in self.tested or (
+            v not in self.empty and (v[0] != "tuple" or v[1] not in self.displays))
+            for v in vs)
+
+
+# A recipe: how the backward pass makes a saved item again (`lean_records`):
+# ("const", node) a constant; ("param", parameter) a parameter of J, read from the
+# call's record; ("item", j) the value of item j of the same tuple; ("saved", i) what
+# the tuple now holds at the item's own place (the part of a tuple display that
+# varies); ("op", node, [recipes]) the node's operation on its inputs' recipes.
+Recipe = tuple[Any, ...]
+GETITEM = PRIMITIVES["getitem"]
+
+
+def lean_records(root: Graph, pairs: list[tuple[Graph, Graph]]) -> int:
+    """Save less per call of a lifted recursion (`pairs`: (J, B)): an item of a tuple J
+    saves (a tuple of one display, made inside J and read only inside B) that B can make
+    again from the tuple's other items, J's parameters and constants, by a `cheap`
+    operation (one correctly rounded arithmetic operation: the same bits again), a read
+    of a number from an array or list (`A[i]`, its index an item) or a tuple display, is
+    no longer read from the tuple but made again where it is read (`prune_tuples` then
+    drops it); a tuple display of which one input is not made so (`(row, cols[k])`, the
+    row J's parameter) is saved as that input alone, the tuple made again where read.
+    The parameters it needs are read from the call's record (added to it where it did not
+    hold them: once per call, not per iteration). Returns how many items were changed.
+
+    Run before `prune_tuples`, on the Python backend's program."""
+    graphs = reachable_graphs(root)
+    classes = _Classes(root, graphs)
+    facts: list[Any] = []
+    by_class: dict[Value, list[tuple[Apply, int]]] = {}
+    for n, keys, at in classes.reads:
+        if keys:
+            by_class.setdefault(classes.find(next(iter(keys))), []).append((n, at))
+    plans = []
+    for cls, vs in classes.members.items():
+        if len(vs) != 1 or not classes.plain(vs) or vs[0] in classes.empty:
+            continue
+        d = classes.displays[vs[0][1]]
+        pair = next(((j, b) for j, b in pairs if d.graph is not None and
+                     is_inside(d.graph, j)), None)
+        reads = by_class.get(cls, [])
+        if pair is None or not reads:
+            continue
+        j, b = pair
+        record = _record_display(j)
+        # (the record's class must be its one display: items are added to it)
+        if record is None or d is record or d is j.output or \
+                len(classes.members.get(classes.find(("tuple", record.id)), [])) != 1 or \
+                not all(is_inside(n.graph, b) for n, _ in reads) or \
+                not b.parameters or b.parameters[0].name != "record":
+            continue
+        items = d.inputs[1:]
+        if any(at < 0 or at >= len(items) for _, at in reads):
+            continue
+        recipes: dict[int, Recipe] = {}
+        for at in sorted({at for _, at in reads}):
+            r = _recipe(items, at, j, root, facts)
+            if r is not None:
+                recipes[at] = r
+        if recipes:
+            plans.append((d, j, b, reads, recipes))
+    changed = 0
+    replaced: dict[int, Node] = {}
+    shared: dict[int, dict[int, Node]] = {}  # per J: its parameters read from the record
+    for d, j, b, reads, recipes in plans:
+        record = _record_display(j)
+        assert record is not None
+        params = shared.setdefault(j.id, {})
+
+        def param_read(p: Node, j: Graph = j, b: Graph = b, record: Apply = record,
+                       params: dict[int, Node] = params) -> Node:
+            if p.id not in params:
+                fields = record.inputs[1:]
+                k = next((k for k, x in enumerate(fields) if x is p), None)
+                if k is None:
+                    k = len(fields)
+                    set_inputs(record, [*record.inputs, p])
+                    set_kind(record, None)
+                rec = b.parameters[0]
+                params[p.id] = next(
+                    (n for n in graph_nodes(b) if prim_of(n) is TUPLE_GETITEM and
+                     n.inputs[1] is rec and type(c := n.inputs[2]) is Constant and
+                     c.value == k), None) or b.apply(TUPLE_GETITEM, rec, k)
+            return params[p.id]
+
+        memo: dict[tuple[int, int, int], Node] = {}  # (graph, tuple, item): made
+        for n, at in reads:
+            if at not in recipes:
+                continue
+            g, t = n.graph, n.inputs[1]
+            assert g is not None
+            replaced[n.id] = _build(("item", at), g, t, recipes, param_read, memo)
+        for at, r in recipes.items():
+            narrowed = _narrowed(r, d.inputs[1 + at])
+            if narrowed is not None:
+                set_inputs(d, [*d.inputs[:1 + at], narrowed, *d.inputs[2 + at:]])
+                set_kind(d, None)
+            changed += 1
+    if replaced:
+        _replace_everywhere(graphs, replaced)
+    return changed
+
+
+def _record_display(j: Graph) -> Apply | None:
+    """The record a lifted J gives back with its value (`make_tuple(value, record)`)."""
+    out = j.output
+    if type(out) is Apply and prim_of(out) is MAKE_TUPLE and len(out.inputs) == 3 and \
+            type(rec := out.inputs[2]) is Apply and prim_of(rec) is MAKE_TUPLE:
+        return rec
+    return None
+
+
+def _recipe(items: list[Node], at: int, j: Graph, root: Graph, facts: list[Any],
+            ) -> Recipe | None:
+    """How to make item `at` of a tuple of `items` again (see `Recipe`), or None."""
+    x = items[at]
+    first = next(k for k, y in enumerate(items) if y is x)
+    if first != at:
+        return ("item", first)  # (the same value saved twice)
+    p = prim_of(x)
+    if p is GETITEM:  # (a number read at a saved index)
+        return _operand(x, items, at, j, root, facts, 0)
+    if type(x) is not Apply or p is None or not (p.cheap or p is MAKE_TUPLE):
+        return None
+    subs: list[Recipe] = []
+    varying = None
+    for y in x.inputs[1:]:
+        r = _operand(y, items, at, j, root, facts, 0)
+        if r is None:
+            if p is not MAKE_TUPLE or varying is not None:
+                return None
+            varying = y
+            r = ("saved", at)
+        subs.append(r)
+    if p is MAKE_TUPLE and varying is not None and all(
+            s[0] in ("saved", "const") for s in subs):
+        return None  # (nothing saved: the tuple of its varying item and constants)
+    return ("op", x, subs)
+
+
+def _operand(y: Node, items: list[Node], at: int, j: Graph, root: Graph,
+             facts: list[Any], depth: int) -> Recipe | None:
+    if type(y) is Constant:
+        return None if isinstance(y.value, Graph) else ("const", y)
+    if type(y) is Parameter and y.graph is j:
+        # (read from the call's record: one it holds already, or a number added to it;
+        # never a list or an array it would keep alive)
+        record = _record_display(j)
+        if (record is not None and any(x is y for x in record.inputs[1:])) or \
+                _is_number(y, root, facts):
+            return ("param", y)
+        return None
+    k = next((k for k, z in enumerate(items) if z is y and k != at), None)
+    if k is not None:
+        return ("item", k)
+    if depth == 0 and type(y) is Apply and prim_of(y) is GETITEM and len(y.inputs) == 3:
+        subs = [_operand(z, items, at, j, root, facts, 1) for z in y.inputs[1:]]
+        if all(s is not None for s in subs) and _is_number(y, root, facts):
+            return ("op", y, subs)
+    return None
+
+
+def _is_number(y: Node, root: Graph, facts: list[Any]) -> bool:
+    """Whether kinds prove `y` a number (a read of one element: cheap to make again)."""
+    from .kinds import FLOAT, INT, SCALAR, kind
+    from .loop_facts import LoopFacts
+
+    if not facts:
+        facts.append(LoopFacts(root))
+    return kind(y, facts[0]) in (FLOAT, INT, SCALAR)
+
+
+def _narrowed(r: Recipe, x: Node) -> Node | None:
+    """What a display now saves in place of `x`, made again by `r`: its varying input
+    (None: it keeps `x`, which no read asks for now)."""
+    if r[0] == "op" and r[1] is x and type(x) is Apply:
+        for y, s in zip(x.inputs[1:], r[2], strict=True):
+            if s[0] == "saved":
+                return y
+    return None
+
+
+def _build(r: Recipe, g: Graph, t: Node, recipes: dict[int, Recipe], param_read: Any,
+           memo: dict[tuple[int, int, int], Node]) -> Node:
+    """The nodes, in `g`, that make recipe `r` of an item of the tuple `t` (an item made
+    once per graph and tuple: `memo`)."""
+    kind_ = r[0]
+    if kind_ == "const":
+        return Constant(r[1].value)
+    if kind_ == "param":
+        return param_read(r[1])  # type: ignore[no-any-return]
+    if kind_ == "saved":
+        return g.apply(TUPLE_GETITEM, t, r[1])
+    if kind_ == "item":
+        k = r[1]
+        key = (g.id, t.id, k)
+        if key not in memo:
+            memo[key] = _build(recipes[k], g, t, recipes, param_read, memo) \
+                if k in recipes else g.apply(TUPLE_GETITEM, t, k)
+        return memo[key]
+    x = r[1]
+    return g.apply(x.inputs[0], *(_build(s, g, t, recipes, param_read, memo) for s in r[2]))
+
+
+GADD_OWNED = PRIMITIVES["gadd_owned"]
+ELEMENT_SENS_SMALL = PRIMITIVES["element_sens_small"]
+SCATTER_ADD_KNOWN = PRIMITIVES["scatter_add_known"]
+
+
+def accumulate_down(root: Graph) -> int:
+    """Pass a lifted recursive backpropagator's sensitivity down the recursion as an
+    accumulator instead of summing each call's result going up: `B(record, d)` becomes
+    `B(record, d, acc)`, giving `gadd_owned(acc, B(record, d))` (what it gave, added
+    into `acc`, ZERO or an array no one else holds: what `B` gives back is proven so
+    where its results are summed by `gadd_owned`, `opt.scatter.OwnedSlots`). Each of B's
+    results is rewritten (`_Accumulate`): ZERO becomes `acc`; a base case's element
+    sensitivity `element_sens_small(d, x, i)` is added into `acc` (`scatter_add_known`,
+    where every call gives a sensitivity that is never ZERO; else `gadd_owned`); a
+    backward loop's sum (`v = ZERO`, then `v = gadd_owned(v, w)` each iteration) starts
+    from `acc`, and where `w` is what a call of B gave back (or that, through
+    `scatter_add_known`, which adds into what it is given), that call is given `v` as its
+    accumulator and `v` becomes `w`; B's own call gets `acc`; an `if`'s branches each so.
+    Every other call of B is given ZERO. Where a result has another form, B is left as it
+    is. One buffer then holds the whole recursion's sensitivity (a new array per base
+    case and one per call on the path before): memory and time. Returns how many were
+    rewritten. (The Python backend's; the native one does the same on its code,
+    `native_records.accumulate_in_place`.)"""
+    graphs = reachable_graphs(root)
+    present = {g.id for g in graphs}
+    calls: dict[int, list[Apply]] = {}
+    other: set[int] = set()
+    users: dict[int, list[Apply]] = {}
+    for g in graphs:
+        if is_constant_graph(g.output):
+            other.add(g.output.value.id)
+        for n in graph_nodes(g):
+            for i, x in enumerate(n.inputs):
+                users.setdefault(x.id, []).append(n)
+                if is_constant_graph(x):
+                    if i == 0:
+                        calls.setdefault(x.value.id, []).append(n)
+                    else:
+                        other.add(x.value.id)
+    refs = graph_refs(graphs)
+    done = 0
+    for b in list(LIFTED):
+        b_calls = calls.get(b.id, [])
+        if b.id not in present or b.id in other or b.vararg or len(b.parameters) != 2 or \
+                b.output is None or any(len(c.inputs) != 3 for c in b_calls) or \
+                not any(c.graph is not None and is_inside(c.graph, b) for c in b_calls):
+            continue
+        d = b.parameters[1]
+        given = all(_never_zero(c.inputs[2], {d.id}) for c in b_calls)
+        acc = Parameter(b, b.loc, "acc")
+        plan = _Accumulate(b, users, refs, given)
+        if not plan.result(b, b.output, acc):
+            continue
+        set_parameters(b, [*b.parameters, acc],
+                       [*b.signature, ParamSpec("acc", "pos")] if b.signature is not None
+                       else None)
+        for edit in plan.edits:
+            edit()
+        for c in b_calls:
+            if c.id not in plan.threaded:
+                set_inputs(c, [*c.inputs, Constant(ZERO)])
+        done += 1
+    if done:
+        forget_all(graphs)
+    return done
+
+
+class _Accumulate:
+    """The rewrite of `accumulate_down` for one `B`: checked first (`result`), the edits
+    collected, made once every result is known to take the accumulator."""
+
+    def __init__(self, b: Graph, users: dict[int, list[Apply]], refs: dict[int, int],
+                 given: bool) -> None:
+        self.b, self.users, self.refs, self.given = b, users, refs, given
+        self.edits: list[Any] = []
+        self.threaded: set[int] = set()  # the calls of B given an accumulator
+
+    def _self_call(self, n: Node) -> bool:
+        return type(n) is Apply and is_constant_graph(n.inputs[0]) and \
+            n.inputs[0].value is self.b and len(n.inputs) == 3
+
+    def _only_use(self, n: Node, user: Apply) -> bool:
+        return all(u is user for u in self.users.get(n.id, []))
+
+    def _give(self, call: Apply, acc: Node) -> None:
+        self.threaded.add(call.id)
+        self.edits.append(lambda: set_inputs(call, [*call.inputs, acc]))
+
+    def result(self, g: Graph, o: Node, acc: Node) -> bool:
+        """Whether `o`, `g`'s result, can be made to add into `acc` (the edits noted)."""
+        if type(o) is Constant and o.value is ZERO:
+            self.edits.append(lambda: set_output(g, acc))
+            return True
+        if type(o) is not Apply or o.graph is not g:
+            return False
+        if self._self_call(o):
+            self._give(o, acc)
+            return True
+        p = prim_of(o)
+        if p is ELEMENT_SENS_SMALL and len(o.inputs) == 4:
+            dn, x, index = o.inputs[1:]
+            given = self.given and type(dn) is Parameter and dn is self.b.parameters[1]
+
+            def add() -> None:
+                if given:
+                    new = g.apply(SCATTER_ADD_KNOWN, acc, x, g.apply(MAKE_TUPLE, index),
+                                  g.apply(MAKE_TUPLE, dn))
+                else:
+                    new = g.apply(GADD_OWNED, acc, o)
+                set_output(g, new)
+            self.edits.append(add)
+            return True
+        if p is None and len(o.inputs) == 1 and type(sw := o.inputs[0]) is Apply and \
+                prim_of(sw) is SWITCH and len(sw.inputs) == 4:
+            branches = sw.inputs[2:]
+            graphs = [x.value for x in branches if is_constant_graph(x)]
+            if len(graphs) != 2 or not all(
+                    not h.parameters and self.refs.get(h.id) == 1 and h.output is not None
+                    and is_inside(h, self.b) for h in graphs):
+                return False
+            return all(h.output is not None and self.result(h, h.output, acc)
+                       for h in graphs)
+        if p is TUPLE_GETITEM and type(k := o.inputs[2]) is Constant and \
+                type(k.value) is int:
+            return self._loop_sum(o.inputs[1], k.value, o, acc)
+        return False
+
+    def _loop_sum(self, loop: Node, at: int, read: Apply, acc: Node) -> bool:
+        """A `while` loop's state `at`, starting ZERO, that each iteration makes
+        `gadd_owned(itself, w)`, read only by `read`."""
+        if not (type(loop) is Apply and prim_of(loop) is WHILE_LOOP and
+                len(loop.inputs) > 3 + at and self._only_use(loop, read)):
+            return False
+        cond, body = loop.inputs[1:3]
+        init = loop.inputs[3 + at]
+        if not (is_constant_graph(body) and type(init) is Constant and init.value is ZERO and
+                is_constant_graph(cond) and len(cond.value.parameters) > at and
+                not self.users.get(cond.value.parameters[at].id) and
+                cond.value.output is not cond.value.parameters[at]):
+            return False  # (nor may the loop's test read the sum)
+        out = body.value.output
+        params = body.value.parameters
+        if not (type(out) is Apply and prim_of(out) is MAKE_TUPLE and
+                len(out.inputs) == len(loop.inputs) - 2 and len(params) > at):
+            return False
+        step = out.inputs[1 + at]
+        v = params[at]
+        if not (type(step) is Apply and prim_of(step) is GADD_OWNED and
+                step.inputs[1] is v and self._only_use(v, step) and
+                self._only_use(step, out)):
+            return False
+        w = step.inputs[2]
+        call = w.inputs[1] if type(w) is Apply and prim_of(w) is SCATTER_ADD_KNOWN and \
+            len(w.inputs) == 5 else w
+        self.edits.append(lambda: set_inputs(loop, [*loop.inputs[:3 + at], acc,
+                                                    *loop.inputs[4 + at:]]))
+        if type(call) is Apply and type(w) is Apply and self._self_call(call) and \
+                self._only_use(call, w if w is not call else step):
+            self._give(call, v)
+            self.edits.append(lambda: set_inputs(out, [*out.inputs[:1 + at], w,
+                                                       *out.inputs[2 + at:]]))
+        return True

@@ -160,7 +160,7 @@ _helper("checkpoint_while_loop", "cond, body, slot, budget, init", after_ad=True
 # the optimizer makes them, last.
 _helper("recursion_enter", "fn, budget, args", after_ad=True, differentiable=False)
 _helper("recursion_call", "fn, args", after_ad=True, differentiable=False)
-_helper("recursion_back", "fn, record, d", after_ad=True, differentiable=False)
+_helper("recursion_back", "fn, record, d, acc=None", after_ad=True, differentiable=False)
 # `tl.stop_gradient(x)`: x, whose derivative is zero (its rules say so).
 _helper("stop_gradient", "x", pure=True, accepts_zero=True)
 # `tl.checkpoint_name(x, name)`: x, marked for a checkpoint policy that saves it by name.
