@@ -38,6 +38,7 @@ import numpy as np
 from .. import runtime as _rt
 from ..ir.nodes import Location
 from .native_checkpoint import Unlowered, lower_checkpointed_loops
+from .native_closures import lift_branch_closures
 from .native_intlists import lower_flat_comprehensions, lower_int_lists
 from .native_loops import (
     lower_item_sums,
@@ -67,7 +68,7 @@ _OVERLOADS = ("pow", *[f.__name__ for f in (
     _rt.scatter_onto_known, _rt.gadd_owned, _rt.element_sens_small)])
 _NATIVE_RUNTIME = {"as_sequence", "unpack", *_OVERLOADS}
 # Overloads the lowering itself calls (`native_loops`), not runtime helpers.
-_LOWERING_OVERLOADS = ("item_sens", "scatter_into", "add_into", "add_element", "zeros_for",
+_LOWERING_OVERLOADS = ("unwrap", "item_sens", "scatter_into", "add_into", "add_element", "zeros_for",
                        "items_of",
                        "split_at", "split_items", "saved_bytes")
 # `math` functions whose result is checked (`_CHECKED_MATH`): CPython raises where the
@@ -947,6 +948,7 @@ def _nt_split_items(d, n, k): ...
 def _nt_saved_bytes(value, depth): ...
 def _nt_gadd_owned(a, b): ...
 def _nt_element_sens_small(d, x, index): ...
+def _nt_unwrap(x): ...
 
 
 _OVERLOADED = False
@@ -1027,6 +1029,14 @@ def _register_overloads() -> None:
                 return x
             return into
         return None
+
+    @overload(_nt_unwrap)
+    def _unwrap(x):
+        # (A closure's capture read from its slot, `native_closures`: optional where
+        # closures that do not capture it meet; None there raises TypeError.)
+        if isinstance(x, nt.Optional):
+            return lambda x: unwrap(x)  # type: ignore[call-arg,unused-ignore]
+        return lambda x: x
 
     @overload(_nt_element_sens_small)
     def _element_sens_small(d, x, index):
@@ -1943,9 +1953,13 @@ def lower_source(source: str, namespace: dict[str, Any] | None = None,
         raise _Refused(unlowered.reason, unlowered.line) from None
     refuse_mixed_selects(tree)
     lower_flat_comprehensions(tree)
+    _, closures = lift_branch_closures(tree)
     _, left = lower_recursive_records(tree)
     if left:
         node, why = left[0]
+        if closures:  # (the records keep closures: say which, and why each stays one)
+            closure, reason = closures[0]
+            why = f"{why}: {reason}"
         raise _Refused(why, getattr(node, "lineno", None))
     lift_returned_closures(tree)
     lower_linked_stacks(tree)
