@@ -37,6 +37,7 @@ import numpy as np
 
 from .. import runtime as _rt
 from ..ir.nodes import Location
+from .native_ast import parents as _parents
 from .native_checkpoint import Unlowered, lower_checkpointed_loops
 from .native_closures import lift_branch_closures
 from .native_intlists import lower_flat_comprehensions, lower_int_lists
@@ -68,8 +69,8 @@ _OVERLOADS = ("pow", *[f.__name__ for f in (
     _rt.scatter_onto_known, _rt.gadd_owned, _rt.element_sens_small)])
 _NATIVE_RUNTIME = {"as_sequence", "unpack", *_OVERLOADS}
 # Overloads the lowering itself calls (`native_loops`), not runtime helpers.
-_LOWERING_OVERLOADS = ("unwrap", "item_sens", "scatter_into", "add_into", "add_element", "zeros_for",
-                       "items_of",
+_LOWERING_OVERLOADS = ("unwrap", "item_sens", "scatter_into", "add_into", "add_element",
+                       "zeros_for", "items_of",
                        "split_at", "split_items", "saved_bytes")
 # `math` functions whose result is checked (`_CHECKED_MATH`): CPython raises where the
 # C library returns NaN or an infinity from finite arguments; Numba returns the value.
@@ -1824,10 +1825,7 @@ def lift_returned_closures(tree: ast.Module) -> int:
     callees' backpropagators on its stack, a type that would contain itself). Returns how
     many were lifted."""
     functions = {n.name: n for n in tree.body if isinstance(n, ast.FunctionDef)}
-    parents: dict[int, ast.AST] = {}
-    for node in ast.walk(tree):
-        for child in ast.iter_child_nodes(node):
-            parents[id(child)] = node
+    parents = _parents(tree)
     done = 0
     for j in list(functions.values()):
         nested = [n for n in ast.walk(j) if isinstance(n, (ast.FunctionDef, ast.Lambda)) and

@@ -170,7 +170,8 @@ def _bound_to(value: ast.AST, parent: dict[int, ast.AST]) -> str | None:
             a.value is p and len(a.targets) == 1 and isinstance(t := a.targets[0], ast.Tuple) \
             and len(t.elts) == len(p.elts):
         i = next(k for k, e in enumerate(p.elts) if e is value)
-        return t.elts[i].id if isinstance(t.elts[i], ast.Name) else None
+        name = t.elts[i]
+        return name.id if isinstance(name, ast.Name) else None
     return None
 
 

@@ -354,7 +354,7 @@ class _IntLists:
             first = ast.Assign([ast.Name(count, ast.Store())], fill)
             assign.value = ast.Subscript(ast.Name(buf, ast.Load()), ast.Slice(
                 None, ast.Name(count, ast.Load()), None), ast.Load())
-            block = self._block_of(assign)
+            block = block_of(assign, self.parent)
             block.insert(block.index(assign), ast.copy_location(first, assign))
             ast.fix_missing_locations(first)
             ast.fix_missing_locations(assign)
@@ -418,7 +418,7 @@ class _IntLists:
                     [size, ast.Attribute(np_, "int64", ast.Load())], []))
                 ast.copy_location(init, loop)
                 ast.fix_missing_locations(init)
-                block = self._block_of(loop)
+                block = block_of(loop, self.parent)
                 block.insert(block.index(loop), init)
                 out.append((assign, buf))
         return out
@@ -456,8 +456,8 @@ class _IntLists:
         if after < len(block) and isinstance(bind := block[after], ast.Assign) and \
                 len(bind.targets) == 1 and isinstance(r := bind.targets[0], ast.Name) and \
                 is_name(bind.value, name) and (fn_name, r.id) in names and \
-                sum(is_name(m, r.id) and not isinstance(m.ctx, ast.Load)  # type: ignore
-                    for m in ast.walk(fn)) == 1:
+                sum(isinstance(m, ast.Name) and m.id == r.id and
+                    not isinstance(m.ctx, ast.Load) for m in ast.walk(fn)) == 1:
             readers.append(r.id)
         appended = {id(a.value.func.value) for a in appends}  # type: ignore[attr-defined]
         reuse = outer is not None and xs in params - stored and not any(
@@ -508,14 +508,6 @@ class _IntLists:
                 loop = p
             p = self.parent.get(id(p))
         return loop
-
-    def _block_of(self, stmt: ast.stmt) -> list[ast.stmt]:
-        p = self.parent[id(stmt)]
-        for field in ("body", "orelse", "finalbody"):
-            block = getattr(p, field, None)
-            if isinstance(block, list) and any(s is stmt for s in block):
-                return block
-        raise AssertionError("a statement outside its parent's blocks")
 
     def _read_only(self, use: ast.Name, made: set[int]) -> bool:
         """Whether the read `use` of a list keeps no reference to it past the statement

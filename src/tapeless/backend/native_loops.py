@@ -36,6 +36,8 @@ import itertools
 from collections.abc import Iterator
 from typing import cast
 
+from .native_ast import parents as _parents
+
 
 def lower_linked_stacks(tree: ast.Module) -> int:
     """Rewrite the linked stacks of `tree` as lists (see the module's docstring); returns
@@ -266,7 +268,7 @@ def lower_saved_lengths(tree: ast.Module) -> int:
     `xs + [a, b]` needs only `len(xs)`, to split the sensitivity). With one push in the
     module every stack popped holds its tuples. Returns how many items were rewritten."""
     nodes = list(ast.walk(tree))
-    parents = {id(c): p for p in nodes for c in ast.iter_child_nodes(p)}
+    parents = _parents(tree)
     appends = [n for n in nodes if isinstance(n, ast.Call) and
                isinstance(n.func, ast.Attribute) and n.func.attr == "append" and
                isinstance(n.func.value, ast.Name) and n.func.value.id.startswith("_nt_items")]
