@@ -16,6 +16,7 @@ import pytest
 pytest.importorskip("numba")
 
 from test_corpus import assert_same  # noqa: E402
+from test_native_intlists import _entry, _own_cache, _source  # noqa: E402, F401
 
 import tapeless as tl  # noqa: E402
 from tapeless.backend import native  # noqa: E402
@@ -23,21 +24,8 @@ from tapeless.backend.native_closures import lift_branch_closures  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
-def _own_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("TAPELESS_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "cache"))
-    monkeypatch.delenv("NUMBA_CACHE_DIR", raising=False)
-    monkeypatch.setenv("TAPELESS_NATIVE_SPEED_CHECK", "0")
+def _plain_optimizer(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("TAPELESS_OPTIMIZE", raising=False)
-
-
-def _entry(transformed: Any, *args: Any) -> native.NativeFunction:
-    entry = transformed._get(transformed.bind(args, {})).fn
-    assert isinstance(entry, native.NativeFunction)
-    return entry
-
-
-def _source(transformed: Any, *args: Any) -> str:
-    return native.native_source(transformed._get(transformed.bind(args, {})))
 
 
 def _fd(f: Any, x: np.ndarray, h: float = 1e-6) -> np.ndarray:
@@ -216,6 +204,19 @@ def test_fallback_names_the_closure() -> None:
 # --- filters of int lists --------------------------------------------------------------------
 
 
+def _lowered_as_python(source: str, up_to: int) -> str:
+    """The module `source` lowered (its entry `f`), checked to give `f(n)` as `source`
+    does run as Python for n in 1..up_to - 1; its text."""
+    text = ast.unparse(native.lower_source(source, {}, "f")[0])
+    namespace: dict[str, Any] = {"np": np}
+    exec(text, namespace)  # noqa: S102
+    expected: dict[str, Any] = {}
+    exec(source, expected)  # noqa: S102
+    for n in range(1, up_to):
+        assert namespace["f"](n) == expected["f"](n)
+    return text
+
+
 def test_filter_lowered_where_its_list_is_an_int_list() -> None:
     """`L = []; for x in xs: if p(x): L.append(x)` over an int list is an int64 buffer
     (reused across the loop where `xs` is a parameter and the list is only read); over a
@@ -245,17 +246,10 @@ def test_filter_lowered_where_its_list_is_an_int_list() -> None:
         def k(r):
             return r[0] if len(r) > 0 else 0
         """)
-    tree = native.lower_source(source, {}, "f")[0]
-    text = ast.unparse(tree)
+    text = _lowered_as_python(source, 6)
     assert "_nt_ints_filter0_g = np.empty(len(cols), np.int64)\n    for i in" in text
     assert "kept = _nt_ints_filter0_g[:_nt_ints_filter0_g_n]" in text
     assert "out.append(x * 2)" in text  # (not the item: left a list)
-    namespace: dict[str, Any] = {"np": np}
-    exec(text, namespace)  # noqa: S102
-    expected: dict[str, Any] = {}
-    exec(source, expected)  # noqa: S102
-    for n in range(1, 6):
-        assert namespace["f"](n) == expected["f"](n)
     # (a list from the caller: its items may be anything)
     entry = source.replace("def f(n):\n    return g(list(range(n)), 2)",
                            "def f(n):\n    return g(n, 2)")
@@ -281,11 +275,5 @@ def test_filter_buffer_not_reused_where_the_list_is_kept() -> None:
                 prev = kept
             return total
         """)
-    text = ast.unparse(native.lower_source(source, {}, "f")[0])
-    namespace: dict[str, Any] = {"np": np}
-    exec(text, namespace)  # noqa: S102
-    expected: dict[str, Any] = {}
-    exec(source, expected)  # noqa: S102
-    for n in range(1, 5):
-        assert namespace["f"](n) == expected["f"](n)
+    text = _lowered_as_python(source, 5)
     assert "for i in range(len(cols)):\n        _nt_ints_filter0_g = np.empty" in text
