@@ -20,7 +20,11 @@ from test_native_intlists import _entry, _own_cache, _source  # noqa: E402, F401
 
 import tapeless as tl  # noqa: E402
 from tapeless.backend import native  # noqa: E402
-from tapeless.backend.native_closures import lift_branch_closures  # noqa: E402
+from tapeless.backend.native_closures import (  # noqa: E402
+    lift_branch_closures,
+    lower_branch_selects,
+)
+from tapeless.runtime import ZERO  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
@@ -59,6 +63,24 @@ def signed_root(A):
     return signed_minors(A, 0, list(range(A.shape[0])))
 
 
+def tours_filter(D, here, left):
+    """A soft shortest tour through the cities `left` from `here`, removing the city it
+    goes to with a filter; the conditional expression's branches differ in form, so the
+    backward pass selects which branch's sensitivity it reads."""
+    if len(left) == 0:
+        return D[here, 0]
+    best = 0.0
+    for k, nxt in enumerate(left):
+        rest = [c for c in left if c != nxt]
+        cost = D[here, nxt] * tours_filter(D, nxt, rest)
+        best = best + cost if k % 2 == 0 else best + 0.5 * cost * cost
+    return best
+
+
+def tours_root(D):
+    return tours_filter(D, 0, list(range(1, D.shape[0])))
+
+
 def branch_loop(x):
     """A loop (no recursion) whose conditional expression saves one of two branch
     backpropagators per step."""
@@ -71,8 +93,9 @@ def branch_loop(x):
 
 @pytest.mark.parametrize(("fn", "x"), [
     (signed_root, np.random.default_rng(1).standard_normal((5, 5))),
+    (tours_root, np.abs(np.random.default_rng(1).standard_normal((5, 5))) + 0.5),
     (branch_loop, np.array([0.7, 0.2, 1.4, -0.3, 0.9, 0.6])),
-], ids=["signed_minors", "loop"])
+], ids=["signed_minors", "tours", "loop"])
 def test_branch_closures_native(fn: Any, x: np.ndarray) -> None:
     """The gradient runs natively with the Python backend's values and finite
     differences'."""
@@ -199,6 +222,41 @@ def test_fallback_names_the_closure() -> None:
         """)
     with pytest.raises(native._Refused, match="B_g reads k of J_f without capturing it"):
         native.lower_source(source, {}, "J_f")
+
+
+def test_branch_selects_item_by_item() -> None:
+    """`X = (None, d, None) if c else (None, None, d)` read as `Y = X[1]`, `Y[0]`: each
+    item read is a selection of items (None for ZERO's); left where a name it reads is
+    bound again before the read, or `Y` is read whole."""
+    source = textwrap.dedent("""\
+        def f(saved, d):
+            s = (None, d, None) if saved[1] else (None, None, d)
+            a = s[1]
+            b = s[2]
+            return g(a[0], b[1]), g(a[1], b[0])
+
+        def g(p, q):
+            return (0.0 if p is None or p is Z else p) + (0.0 if q is None or q is Z else q)
+        """)
+    tree = ast.parse(source)
+    assert lower_branch_selects(tree) == 1
+    text = ast.unparse(tree)
+    assert "return (g(d[0] if saved[1] else None, None if saved[1] else d[1]), " \
+        "g(d[1] if saved[1] else None, None if saved[1] else d[0]))" in text
+    # (the original run with ZERO for None: an item of ZERO is ZERO)
+    zero = source.replace("(None, d, None) if saved[1] else (None, None, d)",
+                          "(Z, d, Z) if saved[1] else (Z, Z, d)")
+    got: dict[str, Any] = {"Z": ZERO}
+    expected: dict[str, Any] = {"Z": ZERO}
+    exec(text, got)  # noqa: S102
+    exec(zero, expected)  # noqa: S102
+    for test in (True, False):
+        assert got["f"]((0, test), (1.5, 2.5)) == expected["f"]((0, test), (1.5, 2.5))
+    for changed in (source.replace("b = s[2]", "b = s[2]\n    d = None"),
+                    source.replace("return g(", "return a, g(")):
+        tree = ast.parse(changed)
+        assert lower_branch_selects(tree) == 0
+        assert ast.unparse(tree) == ast.unparse(ast.parse(changed))
 
 
 # --- filters of int lists --------------------------------------------------------------------

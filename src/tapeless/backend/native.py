@@ -39,7 +39,7 @@ from .. import runtime as _rt
 from ..ir.nodes import Location
 from .native_ast import parents as _parents
 from .native_checkpoint import Unlowered, lower_checkpointed_loops
-from .native_closures import lift_branch_closures
+from .native_closures import lift_branch_closures, lower_branch_selects
 from .native_intlists import lower_flat_comprehensions, lower_int_lists
 from .native_loops import (
     lower_item_sums,
@@ -1968,6 +1968,7 @@ def lower_source(source: str, namespace: dict[str, Any] | None = None,
     lower_split_items(tree)
     lowering = _Lowering(namespace)
     tree = lowering.visit(tree)
+    lower_branch_selects(tree)
     accumulate_recursive_sens(tree)
     lower_nested_sums(tree)
     lower_int_lists(tree, root)

@@ -24,14 +24,20 @@ read only as the value of a plain assignment to a name (`v = B`, `a, v = x, B`) 
 only so, no function of the module is used as a value, and every call through a value
 passes as many positional arguments as the closures take. Otherwise nothing changes and
 the closures left are reported, each with why (the lowering then refuses the module).
+
+Where the branches differ in form, the backward pass reads the sensitivity of the branch
+that ran through a selection of tuples, `(None, d, None) if c else (None, None, d)`,
+whose items are then indexed; Numba fails on an item of an optional tuple, so
+`lower_branch_selects` reads each item as a selection of items instead.
 """
 
 from __future__ import annotations
 
 import ast
+import copy
 import sys
 
-from .native_ast import block_of, is_name, parents
+from .native_ast import block_of, blocks, is_name, parents
 
 HELPER = "_nt_call_closure"
 SLOTS = "_nt_closure"
@@ -241,3 +247,138 @@ class _CallsThroughValues(ast.NodeTransformer):
             return ast.copy_location(ast.Call(ast.Name(HELPER, ast.Load()),
                                               [*node.args, node.func], []), node)
         return node
+
+
+def lower_branch_selects(tree: ast.Module) -> int:
+    """`X = (a0, a1, ...) if c else (b0, b1, ...)` (the sensitivity of a conditional
+    expression's branches: each item a name or None, ZERO), read only as `Y = X[k]` with
+    each such `Y` read only as `Y[j]`: every `Y[j]` becomes `(ak[j] if c else bk[j])`
+    (None for a None item: an item of ZERO is ZERO) and the two assignments go. Numba
+    types `Y` as an optional tuple and fails on its items. Only where `c` is a name or
+    an item of one by a constant, `X` and the `Y`s are bound once in their function, and
+    the reads follow `X` in its block with nothing binding a name the selection reads in
+    between. Run after `_Lowering` (ZERO is None there). Returns how many were
+    rewritten."""
+    done = 0
+    for fn in [n for n in tree.body if isinstance(n, ast.FunctionDef)]:
+        while _select_once(fn):
+            done += 1
+    if done:
+        ast.fix_missing_locations(tree)
+    return done
+
+
+def _select_once(fn: ast.FunctionDef) -> bool:
+    """Rewrite the first selection of `fn` that `lower_branch_selects` takes."""
+    parent = parents(fn)
+    stores: dict[str, int] = {}
+    for n in ast.walk(fn):
+        if isinstance(n, ast.Name) and not isinstance(n.ctx, ast.Load):
+            stores[n.id] = stores.get(n.id, 0) + 1
+    for block in blocks(fn, ("body", "orelse")):
+        for i, st in enumerate(block):
+            sel = st.value if isinstance(st, ast.Assign) else None
+            if not (isinstance(st, ast.Assign) and len(st.targets) == 1 and
+                    isinstance(x := st.targets[0], ast.Name) and stores.get(x.id) == 1 and
+                    isinstance(sel, ast.IfExp) and _plain(sel.test) and
+                    isinstance(sel.body, ast.Tuple) and isinstance(sel.orelse, ast.Tuple) and
+                    len(sel.body.elts) == len(sel.orelse.elts) and
+                    all(isinstance(e, ast.Name) or _is_none(e)
+                        for e in sel.body.elts + sel.orelse.elts)):
+                continue
+            later = block[i + 1:]
+            items = _item_reads(fn, x.id, len(sel.body.elts), later, parent, stores)
+            if items is None:
+                continue
+            uses = [(u, k) for a, k in items for u in _subscripts_of(fn, a, parent)]
+            if any(u is None for u, _ in uses):
+                continue
+            last = max((j for j, s in enumerate(later)
+                        if any(any(m is u for m in ast.walk(s)) for u, _ in uses)), default=-1)
+            if len(uses) != sum(any(m is u for m in ast.walk(s)) for s in later
+                                for u, _ in uses):
+                continue
+            read = {n.id for n in ast.walk(sel) if isinstance(n, ast.Name)}
+            if any(isinstance(n, ast.Name) and not isinstance(n.ctx, ast.Load) and n.id in read
+                   for s in later[:last + 1] for n in ast.walk(s)):
+                continue
+            for u, k in uses:
+                assert isinstance(u, ast.Subscript) and isinstance(u.slice, ast.Constant)
+                j = u.slice.value
+                assert isinstance(j, int)
+                new = ast.copy_location(ast.IfExp(
+                    copy.deepcopy(sel.test), _item(sel.body.elts[k], j),
+                    _item(sel.orelse.elts[k], j)), u)
+                _replace(parent[id(u)], u, new)
+            for a, _ in items:
+                block.remove(a)
+            block.remove(st)
+            return True
+    return False
+
+
+def _plain(e: ast.expr) -> bool:
+    """A name, or an item of one by an int constant (read again, the same value)."""
+    return isinstance(e, ast.Name) or isinstance(e, ast.Subscript) and \
+        isinstance(e.value, ast.Name) and isinstance(e.slice, ast.Constant) and \
+        type(e.slice.value) is int
+
+
+def _is_none(e: ast.expr) -> bool:
+    return isinstance(e, ast.Constant) and e.value is None
+
+
+def _item(e: ast.expr, j: int) -> ast.expr:
+    if _is_none(e):
+        return ast.Constant(None)
+    assert isinstance(e, ast.Name)
+    return ast.Subscript(ast.Name(e.id, ast.Load()), ast.Constant(j), ast.Load())
+
+
+def _item_reads(fn: ast.FunctionDef, x: str, n: int, later: list[ast.stmt],
+                parent: dict[int, ast.AST], stores: dict[str, int]
+                ) -> list[tuple[ast.Assign, int]] | None:
+    """The statements `Y = X[k]` of `later` (with k) if they are all the reads of `x` in
+    `fn` and each `Y` is bound only there; else None."""
+    out: list[tuple[ast.Assign, int]] = []
+    for r in ast.walk(fn):
+        if not (is_name(r, x) and isinstance(r.ctx, ast.Load)):  # type: ignore[attr-defined]
+            continue
+        sub, a = parent.get(id(r)), None
+        if isinstance(sub, ast.Subscript):
+            a = parent.get(id(sub))
+        if not (isinstance(sub, ast.Subscript) and sub.value is r and
+                isinstance(sub.slice, ast.Constant) and
+                type(k := sub.slice.value) is int and 0 <= k < n and
+                isinstance(a, ast.Assign) and a.value is sub and len(a.targets) == 1 and
+                isinstance(y := a.targets[0], ast.Name) and stores.get(y.id) == 1 and
+                any(s is a for s in later)):
+            return None
+        out.append((a, k))
+    return out or None
+
+
+def _subscripts_of(fn: ast.FunctionDef, a: ast.Assign, parent: dict[int, ast.AST]
+                   ) -> list[ast.Subscript | None]:
+    """The reads `Y[j]` (an int constant) of the name `a` binds; None for another read."""
+    y = a.targets[0]
+    assert isinstance(y, ast.Name)
+    out: list[ast.Subscript | None] = []
+    for n in ast.walk(fn):
+        if is_name(n, y.id) and n is not y:
+            sub = parent.get(id(n))
+            ok = isinstance(sub, ast.Subscript) and sub.value is n and \
+                isinstance(sub.slice, ast.Constant) and type(sub.slice.value) is int and \
+                isinstance(sub.ctx, ast.Load)
+            out.append(sub if ok else None)  # type: ignore[arg-type]
+    return out
+
+
+def _replace(p: ast.AST, old: ast.AST, new: ast.AST) -> None:
+    for field, value in ast.iter_fields(p):
+        if value is old:
+            setattr(p, field, new)
+        elif isinstance(value, list):
+            for q, v in enumerate(value):
+                if v is old:
+                    value[q] = new
