@@ -37,7 +37,9 @@ import numpy as np
 
 from .. import runtime as _rt
 from ..ir.nodes import Location
+from .native_ast import parents as _parents
 from .native_checkpoint import Unlowered, lower_checkpointed_loops
+from .native_closures import lift_branch_closures, lower_branch_selects
 from .native_intlists import lower_flat_comprehensions, lower_int_lists
 from .native_loops import (
     lower_item_sums,
@@ -67,8 +69,8 @@ _OVERLOADS = ("pow", *[f.__name__ for f in (
     _rt.scatter_onto_known, _rt.gadd_owned, _rt.element_sens_small)])
 _NATIVE_RUNTIME = {"as_sequence", "unpack", *_OVERLOADS}
 # Overloads the lowering itself calls (`native_loops`), not runtime helpers.
-_LOWERING_OVERLOADS = ("item_sens", "scatter_into", "add_into", "add_element", "zeros_for",
-                       "items_of",
+_LOWERING_OVERLOADS = ("unwrap", "item_sens", "scatter_into", "add_into", "add_element",
+                       "zeros_for", "items_of",
                        "split_at", "split_items", "saved_bytes")
 # `math` functions whose result is checked (`_CHECKED_MATH`): CPython raises where the
 # C library returns NaN or an infinity from finite arguments; Numba returns the value.
@@ -947,6 +949,7 @@ def _nt_split_items(d, n, k): ...
 def _nt_saved_bytes(value, depth): ...
 def _nt_gadd_owned(a, b): ...
 def _nt_element_sens_small(d, x, index): ...
+def _nt_unwrap(x): ...
 
 
 _OVERLOADED = False
@@ -1027,6 +1030,14 @@ def _register_overloads() -> None:
                 return x
             return into
         return None
+
+    @overload(_nt_unwrap)
+    def _unwrap(x):
+        # (A closure's capture read from its slot, `native_closures`: optional where
+        # closures that do not capture it meet; None there raises TypeError.)
+        if isinstance(x, nt.Optional):
+            return lambda x: unwrap(x)  # type: ignore[call-arg,unused-ignore]
+        return lambda x: x
 
     @overload(_nt_element_sens_small)
     def _element_sens_small(d, x, index):
@@ -1814,10 +1825,7 @@ def lift_returned_closures(tree: ast.Module) -> int:
     callees' backpropagators on its stack, a type that would contain itself). Returns how
     many were lifted."""
     functions = {n.name: n for n in tree.body if isinstance(n, ast.FunctionDef)}
-    parents: dict[int, ast.AST] = {}
-    for node in ast.walk(tree):
-        for child in ast.iter_child_nodes(node):
-            parents[id(child)] = node
+    parents = _parents(tree)
     done = 0
     for j in list(functions.values()):
         nested = [n for n in ast.walk(j) if isinstance(n, (ast.FunctionDef, ast.Lambda)) and
@@ -1943,9 +1951,13 @@ def lower_source(source: str, namespace: dict[str, Any] | None = None,
         raise _Refused(unlowered.reason, unlowered.line) from None
     refuse_mixed_selects(tree)
     lower_flat_comprehensions(tree)
+    _, closures = lift_branch_closures(tree)
     _, left = lower_recursive_records(tree)
     if left:
         node, why = left[0]
+        if closures:  # (the records keep closures: say which, and why each stays one)
+            closure, reason = closures[0]
+            why = f"{why}: {reason}"
         raise _Refused(why, getattr(node, "lineno", None))
     lift_returned_closures(tree)
     lower_linked_stacks(tree)
@@ -1956,6 +1968,7 @@ def lower_source(source: str, namespace: dict[str, Any] | None = None,
     lower_split_items(tree)
     lowering = _Lowering(namespace)
     tree = lowering.visit(tree)
+    lower_branch_selects(tree)
     accumulate_recursive_sens(tree)
     lower_nested_sums(tree)
     lower_int_lists(tree, root)

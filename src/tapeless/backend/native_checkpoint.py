@@ -36,6 +36,7 @@ import sys
 from collections.abc import Callable, Iterator
 
 from ..runtime import WHILE_SNAPSHOTS
+from .native_ast import parents as _parents
 from .native_loops import _calls, _is_name, _own_nodes, _statement_lists
 
 
@@ -505,7 +506,7 @@ def _saving(fn: ast.FunctionDef, position: int, pair: _Pair, lead: int = 1) -> N
     at = next((i for i, st in enumerate(fn.body) if any(_is_name(n, stack)
                                                        for n in ast.walk(st))), None)
     push_stmt = fn.body[at] if at is not None else None
-    parents = {id(c): n for n in ast.walk(fn) for c in ast.iter_child_nodes(n)}
+    parents = _parents(fn)
     reads = [n for n in ast.walk(push_stmt) if isinstance(n, ast.Name) and n.id == stack
              and isinstance(n.ctx, ast.Load)] if push_stmt is not None else []
     push = parents.get(id(reads[0])) if len(reads) == 1 else None
@@ -546,7 +547,7 @@ def _reading(fn: ast.FunctionDef, position: object, pair: _Pair) -> None:
     if not isinstance(position, int) or position >= len(params):
         raise pair.refuse("whose backward body has fewer parameters than its state", fn)
     stack = params[position].arg
-    parents = {id(c): n for n in ast.walk(fn) for c in ast.iter_child_nodes(n)}
+    parents = _parents(fn)
     for node in ast.walk(fn):
         if not (isinstance(node, ast.Name) and node.id == stack):
             continue

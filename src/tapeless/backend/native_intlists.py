@@ -40,6 +40,8 @@ import copy
 from collections.abc import Iterator
 from typing import Any
 
+from .native_ast import block_of, blocks, is_name
+
 HELPERS = '''
 
 def _nt_ints_join(a, b):
@@ -101,6 +103,7 @@ class _IntLists:
                 for child in ast.iter_child_nodes(node):
                     self.parent[id(child)] = node
         self.calls = self._calls()
+        self.filters = self._filters()
 
     def _calls(self) -> dict[str, list[ast.Call]]:
         """Each module function's calls by name; a function named anywhere but as the
@@ -119,6 +122,61 @@ class _IntLists:
                 else:
                     bad.add(node.id)
         return {k: v for k, v in calls.items() if k not in bad}
+
+    def _filters(self) -> dict[_Var, tuple[ast.Assign, ast.For, list[ast.Expr]]]:
+        """The lists built by a filter of a list (`L = []` followed by `for x in xs:`
+        whose body appends to `L` only the item `x`, or a name bound only to it, and
+        reads `L` nowhere else; `L` bound nowhere else): each with its `L = []`, its
+        loop and its appends. A filter of a list of ints is a list of ints."""
+        out: dict[_Var, tuple[ast.Assign, ast.For, list[ast.Expr]]] = {}
+        for fn in self.functions.values():
+            for block in blocks(fn, ("body", "orelse")):
+                for made, loop in zip(block, block[1:], strict=False):
+                    if not (isinstance(made, ast.Assign) and len(made.targets) == 1 and
+                            isinstance(t := made.targets[0], ast.Name) and
+                            isinstance(made.value, ast.List) and not made.value.elts and
+                            isinstance(loop, ast.For) and not loop.orelse and
+                            isinstance(loop.target, ast.Name) and
+                            isinstance(loop.iter, ast.Name)):
+                        continue
+                    appends = self._appends(fn, t.id, made, loop)
+                    if appends is not None:
+                        out[(fn.name, t.id)] = (made, loop, appends)
+        return out
+
+    def _appends(self, fn: ast.FunctionDef, name: str, made: ast.Assign, loop: ast.For
+                 ) -> list[ast.Expr] | None:
+        """The statements `name.append(item)` of `loop` if they are all it does with
+        `name` and each appends its item (see `_filters`), else None."""
+        assert isinstance(loop.target, ast.Name)
+        x = loop.target.id
+        inside = {id(n) for n in ast.walk(loop)}
+        stored = [n for n in ast.walk(fn) if isinstance(n, ast.Name) and
+                  not isinstance(n.ctx, ast.Load)]
+        if any(n.id == x and n is not loop.target for n in stored) or \
+                any(n.id == name and n is not made.targets[0] for n in stored):
+            return None
+        items = {x} | {n.id for n in stored if id(n) in inside and isinstance(
+            a := self.parent.get(id(n)), ast.Assign) and len(a.targets) == 1 and
+            a.targets[0] is n and is_name(a.value, x)}
+        items = {i for i in items if i == x or all(
+            id(n) in inside and isinstance(a := self.parent.get(id(n)), ast.Assign) and
+            is_name(a.value, x) for n in stored if n.id == i)}
+        appends: list[ast.Expr] = []
+        for n in ast.walk(loop):
+            if not is_name(n, name):
+                continue
+            attr = self.parent.get(id(n))
+            call = self.parent.get(id(attr))
+            stmt = self.parent.get(id(call))
+            if not (isinstance(attr, ast.Attribute) and attr.attr == "append" and
+                    isinstance(call, ast.Call) and call.func is attr and
+                    len(call.args) == 1 and not call.keywords and
+                    isinstance(item := call.args[0], ast.Name) and item.id in items and
+                    isinstance(stmt, ast.Expr) and stmt.value is call):
+                return None
+            appends.append(stmt)
+        return appends or None
 
     def candidates(self) -> set[_Var]:
         """Every name that may hold such a list: the locals bound only by plain
@@ -188,6 +246,10 @@ class _IntLists:
     def flows_ok(self, e: ast.AST, fn: str, names: set[_Var]) -> bool:
         """Whether the list `e` (in `fn`) goes only where an array means the same."""
         p = self.parent.get(id(e))
+        if isinstance(e, ast.Name) and (fn, e.id) in self.filters and \
+                isinstance(p, ast.Attribute):
+            return any(a.value.func is p  # type: ignore[attr-defined]
+                       for a in self.filters[(fn, e.id)][2])
         if isinstance(p, ast.Call):
             if isinstance(p.func, ast.Name) and p.func.id == "len" and p.args == [e] and \
                     not p.keywords and "len" not in self.functions:
@@ -237,6 +299,8 @@ class _IntLists:
             for call in self.calls[fn]:
                 if not self.is_list(call.args[i], self.owner[id(call)], names):
                     return False
+        if var in self.filters and not self.is_list(self.filters[var][1].iter, fn, names):
+            return False
         for node in ast.walk(node_fn):
             if isinstance(node, ast.Name) and node.id == name and \
                     isinstance(node.ctx, ast.Store):
@@ -264,6 +328,8 @@ class _IntLists:
         if not made:
             return 0
         reused = self._reuse_buffers(made, names)
+        for var in sorted(names & set(self.filters)):
+            self._lower_filter(var, made, names)
         _Rewrite(made).visit(self.tree)
         for assign, buf in reused:
             # (`t = a + b` -> `m = _nt_ints_fill(buf, a, b)`, `t = buf[:m]`; the
@@ -288,7 +354,7 @@ class _IntLists:
             first = ast.Assign([ast.Name(count, ast.Store())], fill)
             assign.value = ast.Subscript(ast.Name(buf, ast.Load()), ast.Slice(
                 None, ast.Name(count, ast.Load()), None), ast.Load())
-            block = self._block_of(assign)
+            block = block_of(assign, self.parent)
             block.insert(block.index(assign), ast.copy_location(first, assign))
             ast.fix_missing_locations(first)
             ast.fix_missing_locations(assign)
@@ -352,10 +418,84 @@ class _IntLists:
                     [size, ast.Attribute(np_, "int64", ast.Load())], []))
                 ast.copy_location(init, loop)
                 ast.fix_missing_locations(init)
-                block = self._block_of(loop)
+                block = block_of(loop, self.parent)
                 block.insert(block.index(loop), init)
                 out.append((assign, buf))
         return out
+
+    def _lower_filter(self, var: _Var, made: set[int], names: set[_Var]) -> None:
+        """The filter `L = []; for x in xs: ... L.append(x) ...` of an int list (`var`:
+        L), as `buf = np.empty(len(xs), np.int64); n = 0; for x in xs: ... buf[n] = x;
+        n += 1 ...; L = buf[:n]`: a filter keeps at most every item. The buffer is bound
+        before the outermost loop holding the filter where `xs` is a parameter bound
+        nowhere in the function and every read of `L` (or of the name bound to it right
+        after the loop) keeps no reference to it past its statement (`_read_only`), and
+        the filter's loop reads neither: then no one reads the list when the filter
+        writes the buffer again."""
+        fn_name, name = var
+        fn = self.functions[fn_name]
+        init, loop, appends = self.filters[var]
+        made.discard(id(init.value))
+        assert isinstance(loop.iter, ast.Name)
+        xs = loop.iter.id
+        buf = f"_nt_ints_filter{len([v for v in self.filters if v < var])}_{fn_name}"
+        count = f"{buf}_n"
+        load, store = ast.Load(), ast.Store()
+        np_ = ast.Name("np", load)
+        alloc = ast.Assign([ast.Name(buf, store)], ast.Call(
+            ast.Attribute(np_, "empty", load),
+            [ast.Call(ast.Name("len", load), [ast.Name(xs, load)], []),
+             ast.Attribute(np_, "int64", load)], []))
+        outer = self._outer_loop(init, fn)
+        params = {p.arg for p in fn.args.args}
+        stored = {m.id for m in ast.walk(fn) if isinstance(m, ast.Name) and
+                  not isinstance(m.ctx, ast.Load)}
+        block = block_of(init, self.parent)
+        after = block.index(loop) + 1
+        readers = [name]
+        if after < len(block) and isinstance(bind := block[after], ast.Assign) and \
+                len(bind.targets) == 1 and isinstance(r := bind.targets[0], ast.Name) and \
+                is_name(bind.value, name) and (fn_name, r.id) in names and \
+                sum(isinstance(m, ast.Name) and m.id == r.id and
+                    not isinstance(m.ctx, ast.Load) for m in ast.walk(fn)) == 1:
+            readers.append(r.id)
+        appended = {id(a.value.func.value) for a in appends}  # type: ignore[attr-defined]
+        reuse = outer is not None and xs in params - stored and not any(
+            isinstance(m, ast.Name) and m.id in readers[1:] for m in ast.walk(loop)) and all(
+            id(use) in appended or self._read_only(use, made) or
+            isinstance(self.parent.get(id(use)), ast.Assign) and
+            self.parent[id(use)] is (block[after] if len(readers) > 1 else None)
+            for reader in readers for use in self._uses((fn_name, reader)))
+        if reuse:
+            assert outer is not None
+            ast.copy_location(alloc, outer)
+            outer_block = block_of(outer, self.parent)
+            outer_block.insert(outer_block.index(outer), alloc)
+            start = [ast.Assign([ast.Name(count, store)], ast.Constant(0))]
+        else:
+            start = [alloc, ast.Assign([ast.Name(count, store)], ast.Constant(0))]
+        view = ast.Assign([ast.Name(name, store)], ast.Subscript(
+            ast.Name(buf, load), ast.Slice(None, ast.Name(count, load), None), load))
+        block[block.index(loop) + 1:block.index(loop) + 1] = [view]
+        block[block.index(init):block.index(init) + 1] = start
+        for a in appends:
+            call = a.value
+            assert isinstance(call, ast.Call)
+            write = ast.Assign([ast.Subscript(ast.Name(buf, load), ast.Name(count, load),
+                                              store)], call.args[0])
+            step = ast.AugAssign(ast.Name(count, store), ast.Add(), ast.Constant(1))
+            where = block_of(a, self.parent)
+            where[where.index(a):where.index(a) + 1] = [write, step]
+            for st in (write, step):
+                ast.copy_location(st, a)
+        for st in [*start, view]:
+            ast.copy_location(st, init)
+        for st in (alloc, *start, view):
+            ast.fix_missing_locations(st)
+        for m in ast.walk(loop):
+            if isinstance(m, (ast.stmt, ast.expr)) and not hasattr(m, "lineno"):
+                ast.copy_location(m, loop)
+        ast.fix_missing_locations(loop)
 
     def _outer_loop(self, node: ast.AST, fn: ast.FunctionDef) -> ast.stmt | None:
         """The outermost `for` or `while` of `fn` holding `node`, or None."""
@@ -368,14 +508,6 @@ class _IntLists:
                 loop = p
             p = self.parent.get(id(p))
         return loop
-
-    def _block_of(self, stmt: ast.stmt) -> list[ast.stmt]:
-        p = self.parent[id(stmt)]
-        for field in ("body", "orelse", "finalbody"):
-            block = getattr(p, field, None)
-            if isinstance(block, list) and any(s is stmt for s in block):
-                return block
-        raise AssertionError("a statement outside its parent's blocks")
 
     def _read_only(self, use: ast.Name, made: set[int]) -> bool:
         """Whether the read `use` of a list keeps no reference to it past the statement

@@ -36,12 +36,16 @@ import itertools
 from collections.abc import Iterator
 from typing import cast
 
+from .native_ast import parents as _parents
+
 
 def lower_linked_stacks(tree: ast.Module) -> int:
     """Rewrite the linked stacks of `tree` as lists (see the module's docstring); returns
     how many stacks were rewritten (backward loops are rewritten only if one was)."""
     scopes = [n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef)]
     counter = itertools.count(1)
+    for fn in scopes:
+        _join_pushes(fn)
     pushed = sum(_lower_pushes(fn, counter) for fn in scopes)
     if pushed:
         for fn in scopes:
@@ -264,7 +268,7 @@ def lower_saved_lengths(tree: ast.Module) -> int:
     `xs + [a, b]` needs only `len(xs)`, to split the sensitivity). With one push in the
     module every stack popped holds its tuples. Returns how many items were rewritten."""
     nodes = list(ast.walk(tree))
-    parents = {id(c): p for p in nodes for c in ast.iter_child_nodes(p)}
+    parents = _parents(tree)
     appends = [n for n in nodes if isinstance(n, ast.Call) and
                isinstance(n.func, ast.Attribute) and n.func.attr == "append" and
                isinstance(n.func.value, ast.Name) and n.func.value.id.startswith("_nt_items")]
@@ -538,6 +542,40 @@ def _without(stmt: ast.Assign, name: str) -> ast.stmt | None:
         out = ast.Assign([ast.Tuple([t for t, _ in pairs], ast.Store())],
                          ast.Tuple([v for _, v in pairs], ast.Load()))
     return ast.copy_location(out, stmt)
+
+
+def _join_pushes(fn: ast.FunctionDef) -> int:
+    """`T = (item, S)` right before `..., S = ..., T`, with `T` named nowhere else in
+    `fn`, as the one push `..., S = ..., (item, S)` (the derivative of a loop whose body
+    ends in a conditional expression pushes in two steps; the right side of the second is
+    evaluated before it binds anything, so nothing reads another value). Returns how
+    many were joined."""
+    done = 0
+    for stmts in list(_statement_lists(fn)):
+        i = 0
+        while i + 1 < len(stmts):
+            first, second = stmts[i], stmts[i + 1]
+            i += 1
+            if not (isinstance(first, ast.Assign) and len(first.targets) == 1 and
+                    isinstance(t := first.targets[0], ast.Name) and
+                    isinstance(first.value, ast.Tuple) and len(first.value.elts) == 2 and
+                    isinstance(s := first.value.elts[1], ast.Name) and
+                    isinstance(second, ast.Assign)):
+                continue
+            pair = next(((target, value) for target, value in _pairs(second) or []
+                         if _is_name(target, s.id) and _is_name(value, t.id)), None)
+            if pair is None or sum(_is_name(n, t.id) for n in _own_nodes(fn)) != 2 or \
+                    any(isinstance(n, (ast.FunctionDef, ast.Lambda)) for n in _own_nodes(fn)):
+                continue
+            value = pair[1]
+            if second.value is value:
+                second.value = first.value
+            else:
+                assert isinstance(second.value, ast.Tuple)
+                second.value.elts[second.value.elts.index(value)] = first.value
+            del stmts[i - 1]
+            done += 1
+    return done
 
 
 def _lower_pushes(fn: ast.FunctionDef, counter: itertools.count) -> int:

@@ -32,6 +32,10 @@ from __future__ import annotations
 import ast
 import copy
 from collections.abc import Callable
+from typing import NamedTuple
+
+from .native_ast import blocks as _blocks
+from .native_ast import parents as _parents
 
 _LISTS = ("_nt_records0", "_nt_records1")
 
@@ -133,7 +137,7 @@ def _b_split(b: ast.FunctionDef, k: int) -> int | None:
         return None
     if any(isinstance(n, (ast.FunctionDef, ast.Lambda)) and n is not b for n in ast.walk(b)):
         return None
-    parents = {id(c): n for n in ast.walk(b) for c in ast.iter_child_nodes(n)}
+    parents = _parents(b)
     for n in ast.walk(b):
         if isinstance(n, ast.Name) and n.id == "record" and (
                 not isinstance(n.ctx, ast.Load) or
@@ -170,7 +174,7 @@ def _test_alias(b: ast.FunctionDef, k: int) -> str | None:
 
 def _calls_only_assigned(tree: ast.Module, name: str) -> bool:
     """Whether every use of `name` is a call `t = name(...)` (with `t` a name)."""
-    parents = {id(c): n for n in ast.walk(tree) for c in ast.iter_child_nodes(n)}
+    parents = _parents(tree)
     for n in ast.walk(tree):
         if isinstance(n, ast.Name) and n.id == name:
             call = parents.get(id(n))
@@ -386,17 +390,6 @@ def _make_lists(fn: ast.FunctionDef, j_name: str, b_name: str, lists: list[str],
         _Calls(name, lambda c: _with_lists(c, lists)).visit(fn)
 
 
-def _blocks(node: ast.AST) -> list[list[ast.stmt]]:
-    """The statement lists of `node`, outermost first."""
-    out: list[list[ast.stmt]] = []
-    for n in ast.walk(node):
-        for field in ("body", "orelse", "finalbody"):
-            block = getattr(n, field, None)
-            if isinstance(block, list) and block and isinstance(block[0], ast.stmt):
-                out.append(block)
-    return out
-
-
 # --- what the records keep ------------------------------------------------------------------
 
 
@@ -424,7 +417,7 @@ def _slim_records(tree: ast.Module, j: ast.FunctionDef, b: ast.FunctionDef,
         return
     fields = tuples[0].elts
     reads: list[tuple[ast.Subscript, int]] = []
-    parents = {id(c): n for n in ast.walk(b) for c in ast.iter_child_nodes(n)}
+    parents = _parents(b)
     for n in ast.walk(b):
         if isinstance(n, ast.Name) and n.id == "record":
             if isinstance(n.ctx, ast.Store):
@@ -527,7 +520,7 @@ def accumulate_in_place(tree: ast.Module, b: ast.FunctionDef) -> bool:
     call of `B_f` is given None. Where a return has another form, or the names involved
     are read elsewhere, nothing changes. Returns whether `b` was rewritten."""
     name = b.name
-    parents = {id(c): n for n in ast.walk(tree) for c in ast.iter_child_nodes(n)}
+    parents = _parents(tree)
     for n in ast.walk(tree):
         if isinstance(n, ast.Name) and n.id == name and not (
                 isinstance(call := parents.get(id(n)), ast.Call) and call.func is n):
@@ -860,7 +853,7 @@ def share_item_lists(tree: ast.Module) -> int:
                 arena in {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}:
             continue
         own, theirs, pop = _item_list(j), _item_list(probe), _pop_loop(b)
-        if own is None or theirs is None or pop is None or own[3] != theirs[3]:
+        if own is None or theirs is None or pop is None or own.width != theirs.width:
             continue
         callers = [fn for fn in functions.values()
                    if fn not in (j, b, probe) and _calls_of(fn, j.name)]
@@ -869,13 +862,13 @@ def share_item_lists(tree: ast.Module) -> int:
             continue
         maker_fn = _renamed(probe, maker, copy.deepcopy(probe.body))
         _link_items(j, own, arena, fresh=False)
-        _link_items(probe, theirs, theirs[0], fresh=True)
+        _link_items(probe, theirs, theirs.name, fresh=True)
         body = maker_fn.body
         maker_list = _item_list(maker_fn)
         assert maker_list is not None
-        _link_items(maker_fn, maker_list, maker_list[0], fresh=True)
-        body[-1] = ast.Return(_name(maker_list[0]))
-        _follow_links(pop, own[3])
+        _link_items(maker_fn, maker_list, maker_list.name, fresh=True)
+        body[-1] = ast.Return(_name(maker_list.name))
+        _follow_links(pop, own.width)
         j.args.args.append(ast.arg(arena))
         for call in _calls_of(j, j.name):
             call.args.append(_name(arena))
@@ -895,8 +888,17 @@ def share_item_lists(tree: ast.Module) -> int:
     return done
 
 
-def _item_list(fn: ast.FunctionDef
-               ) -> tuple[str, ast.Assign, ast.Assign, int, list[ast.Expr], ast.Tuple] | None:
+class _ItemList(NamedTuple):
+    """A function's one list of saved items (`_item_list`)."""
+    name: str
+    made: ast.Assign  # (`X = []`)
+    start: ast.Assign  # (`S = len(X)`)
+    width: int  # (the items' length)
+    appends: list[ast.Expr]
+    stack: ast.Tuple  # (`(X, S, len(X))`)
+
+
+def _item_list(fn: ast.FunctionDef) -> _ItemList | None:
     """The one list of saved items `fn` makes: its name, `X = []`, `S = len(X)`, the
     items' length, its appends (each of a tuple display of that length), and the stack
     display `(X, S, len(X))`; None where `fn` has not exactly that."""
@@ -907,7 +909,7 @@ def _item_list(fn: ast.FunctionDef
         return None
     x = made[0].targets[0].id  # type: ignore[attr-defined]
     uses = [n for n in ast.walk(fn) if isinstance(n, ast.Name) and n.id == x]
-    parents = {id(c): n for n in ast.walk(fn) for c in ast.iter_child_nodes(n)}
+    parents = _parents(fn)
     start: ast.Assign | None = None
     appends: list[ast.Expr] = []
     stack: ast.Tuple | None = None
@@ -939,16 +941,15 @@ def _item_list(fn: ast.FunctionDef
     s_name = start.targets[0].id  # type: ignore[attr-defined]
     if sum(1 for n in ast.walk(fn) if isinstance(n, ast.Name) and n.id == s_name) != 2:
         return None
-    return x, made[0], start, width, appends, stack
+    return _ItemList(x, made[0], start, width, appends, stack)
 
 
 def _link_items(fn: ast.FunctionDef,
-                found: tuple[str, ast.Assign, ast.Assign, int, list[ast.Expr], ast.Tuple],
-                into: str, fresh: bool) -> None:
+                found: _ItemList, into: str, fresh: bool) -> None:
     """`fn`'s items appended to `into`, each with the index of the one before it (the
     stack's top, -1 at first), the stack `(into, top, 0)`; `fresh`: `fn` still makes
     the list (a probe), else it is a parameter."""
-    _, made, start, _, appends, stack = found
+    made, start, appends, stack = found.made, found.start, found.appends, found.stack
     top = start.targets[0].id  # type: ignore[attr-defined]
     start.value = ast.UnaryOp(ast.USub(), ast.Constant(1))
     for block in _blocks(fn):
@@ -1004,7 +1005,7 @@ def _follow_links(pop: tuple[ast.Tuple, ast.While, ast.Assign, ast.BinOp], width
     start.elts[1:] = [ast.Constant(0), ast.Subscript(copy.deepcopy(s), ast.Constant(1),
                                                      ast.Load())]
     saved = first.targets[0].id  # type: ignore[attr-defined]
-    parents = {id(c): n for n in ast.walk(loop) for c in ast.iter_child_nodes(n)}
+    parents = _parents(loop)
     holder = parents[id(step)]
     replacement = ast.Subscript(_name(saved), ast.Constant(width), ast.Load())
     for field, value in ast.iter_fields(holder):
