@@ -16,6 +16,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 
 PROBE = r"""
 import json, sys, time
@@ -43,8 +44,11 @@ print(json.dumps({"cpu": time.process_time() - t, "graphs": count[0]}))
 def probe(tree: str, case: str, n: int, limit: float) -> dict | None:
     env = dict(os.environ, PYTHONPATH=os.path.join(os.path.abspath(tree), "src"),
                OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
+    # (in a file: tapeless reads the lambda's source)
+    with tempfile.NamedTemporaryFile("w", suffix=".py", delete=False) as fh:
+        fh.write(PROBE)
     try:
-        out = subprocess.run([sys.executable, "-c", PROBE, case, str(n)], env=env,
+        out = subprocess.run([sys.executable, fh.name, case, str(n)], env=env,
                              capture_output=True, text=True, timeout=limit,
                              cwd=os.path.abspath(tree))
     except subprocess.TimeoutExpired:
