@@ -285,7 +285,7 @@ def _reads_through_closures(target: Graph, free: list[Node]) -> bool:
     ids = {fv.id for fv in free}
     graphs = reachable_graphs(target)
     reached = {h.id for h in graphs}
-    return any(fv.id not in ids and fv.graph.id not in reached
+    return any(fv.id not in ids and (fv.graph is None or fv.graph.id not in reached)
                for h in graphs if not is_inside(h, target) for fv in free_variables(h))
 
 
