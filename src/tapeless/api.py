@@ -342,8 +342,10 @@ def _bound(key: tuple, args: tuple) -> tuple:
     return tuple((BOUND, a) if s in BOUND_TYPES else s for s, a in zip(key, args, strict=True))
 
 
-def graph_of(fn: Any) -> Graph:
-    """The IR graph of a Python function or of a tapeless-transformed function."""
+def graph_of(fn: Any, defer_vmap: bool = False) -> Graph:
+    """The IR graph of a Python function or of a tapeless-transformed function. With
+    `defer_vmap`, a Python function's own `tl.vmap` calls are left to build
+    (`expand_transforms`)."""
     if isinstance(fn, Transformed):
         return fn.graph
     if getattr(fn, "__tapeless_custom__", False):  # (`tl.custom_jvp`, `tl.custom_vjp`)
@@ -351,7 +353,7 @@ def graph_of(fn: Any) -> Graph:
         return expand_transforms(graph)
     if is_bound_method(fn):
         return _bound_method_graph(fn)
-    return expand_transforms(parse(jacobian_function(fn)))
+    return expand_transforms(parse(jacobian_function(fn)), defer_vmap)
 
 
 def is_bound_method(fn: Any) -> bool:

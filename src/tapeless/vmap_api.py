@@ -21,6 +21,7 @@ from .api import BOUND_TYPES, Transformed, _api, graph_of
 from .ir import Graph
 from .ir.edit import set_kind
 from .ir.nodes import Apply, Node
+from .ir.primitive import Primitive
 from .primitives.batch_rules import RAGGED, RaggedBatch
 from .runtime import tree_leaves, tree_unflatten
 
@@ -40,8 +41,12 @@ def _with_example_kinds(fg: Graph, examples: list[Any]) -> tuple[Graph, Facts, F
                             for e in examples])
 
 
-def _with_kinds(fg: Graph, kinds: list[Any]) -> tuple[Graph, Facts, Facts]:
-    """`_with_example_kinds`, given the examples' kinds."""
+def _with_kinds(fg: Graph, kinds: list[Any], optimized: bool = True
+                ) -> tuple[Graph, Facts, Facts]:
+    """`_with_example_kinds`, given the examples' kinds. `optimized=False`: the copy as
+    parsed (its own `tl.vmap` calls batched for the kinds, as parsed too), for reverse
+    mode to differentiate (`reverse.AS_PARSED`): kinds give the numbers of axes all the
+    same, so no batching rule decides them at run time."""
     from .ad.api_graphs import expand_transforms
     from .api import optimization_passes
     from .ir.clone import copy_module, is_recursive
@@ -51,9 +56,10 @@ def _with_kinds(fg: Graph, kinds: list[Any]) -> tuple[Graph, Facts, Facts]:
 
     # (a `tl.vmap` inside f, batched for the shapes its arguments have in one example;
     # not batched without them first where each can be)
-    batched = _batch_for_kinds(expand_transforms(fg, defer_vmap=True), tuple(kinds), True)
+    batched = _batch_for_kinds(expand_transforms(fg, defer_vmap=True), tuple(kinds), True,
+                               optimized)
     if batched is None:
-        batched = _batch_for_kinds(expand_transforms(fg), tuple(kinds))
+        batched = _batch_for_kinds(expand_transforms(fg), tuple(kinds), False, optimized)
         assert batched is not None
     copy = copy_module(batched)
     if not is_recursive(copy):
@@ -62,7 +68,7 @@ def _with_kinds(fg: Graph, kinds: list[Any]) -> tuple[Graph, Facts, Facts]:
     # The program for one example, optimized first (its derivative code inlined and its
     # plumbing gone): the V transform batches what one example runs.
     passes = optimization_passes()
-    if passes is None or passes:
+    if optimized and (passes is None or passes):
         optimize(copy, passes)
     facts = LoopFacts(copy)
 
@@ -131,7 +137,8 @@ def _mapped_lengths(k: Any, axis: Any) -> list[int]:
     return _mapped_lengths(k.element, axis) if isinstance(k, ListKind) else []
 
 
-def _batch_for_kinds(root: Graph, kinds: tuple, deferred: bool = False) -> Graph | None:
+def _batch_for_kinds(root: Graph, kinds: tuple, deferred: bool = False,
+                     optimized: bool = True) -> Graph | None:
     """`root` with each `tl.vmap` called inside it batched again for the shapes its
     arguments have when `root`'s arguments have these kinds (a copy; `root` where there
     is none, or where no call's argument kinds are known).
@@ -198,10 +205,17 @@ def _batch_for_kinds(root: Graph, kinds: tuple, deferred: bool = False) -> Graph
             continue
         # (the values of the code around it that the function reads, in the copy: passed
         # as unmapped arguments, where each has a kind)
-        free = free_variables(target)
+        if free_variables(target) and _takes_gradient(target):
+            # (A closure taking a `tl.grad` (`tl.jacrev` of a closure): batched for the
+            # kinds, the gradient of the program with respect to the values it reads
+            # was wrong (tests/test_compiled_jacobians.py); the run-time rules stay.)
+            continue
+        # (its transforms built first, but for its own `tl.vmap` calls: what they read
+        # is known then)
+        free = free_variables(expand_transforms(target, defer_vmap=True))
         outer = [nmap.get(fv.id) for fv in free]
         outer_kinds = [kind(o, facts) if o is not None else None for o in outer]
-        if any(k is None for k in outer_kinds):
+        if any(k is None for k in outer_kinds) or _reads_through_closures(target, free):
             continue
         in_axes, out_axes, axis_size = spec.argnums
         n = len(target.parameters)
@@ -227,13 +241,14 @@ def _batch_for_kinds(root: Graph, kinds: tuple, deferred: bool = False) -> Graph
             target = _closed(expand_transforms(target), free)
             elements = (*outer_kinds, *elements)
             axes = [None] * len(free) + axes
-        fg, example_ndim, example_items = _with_kinds(target, list(elements))
+        fg, example_ndim, example_items = _with_kinds(target, list(elements), optimized)
         # (the batch's size, known from the arguments' shapes: every shape of the
         # batched code is known)
         size = sizes.pop()
         batched = vmap_graph(fg, axes, out_axes, size, target.name, example_ndim,
                              example_items=example_items)
-        AS_PARSED[batched] = _as_parsed(target, axes, out_axes, size)
+        if optimized:
+            AS_PARSED[batched] = _as_parsed(target, axes, out_axes, size, list(elements))
         for site in sites:
             set_inputs(site, [Constant(batched, site.inputs[0].loc),
                               *cast("list[Node]", outer), *site.inputs[1:]])
@@ -251,15 +266,81 @@ def _batch_for_kinds(root: Graph, kinds: tuple, deferred: bool = False) -> Graph
 api.BATCH_FOR_KINDS = _batch_for_kinds
 
 
-def _as_parsed(target: Graph, axes: list[Any], out_axes: Any, size: int
-               ) -> Callable[[], Graph]:
-    """How to batch `target` as parsed, not optimized first (`reverse.AS_PARSED`)."""
-    def build() -> Graph:
-        from .ad.api_graphs import expand_transforms
+def _takes_gradient(target: Graph) -> bool:
+    """Whether `target` calls a `tl.grad` or `tl.value_and_grad` of its own (its stand-in
+    built or not; not one inside a `tl.jvp`, whose graphs it does not reach unbuilt)."""
+    from .ir.nodes import reachable_graphs
 
-        return vmap_graph(expand_transforms(target), axes, out_axes, size, target.name,
-                          prepare=False)
+    return any(h.transform is not None and h.transform.kind in ("grad", "value_and_grad")
+               for h in reachable_graphs(target))
+
+
+def _reads_through_closures(target: Graph, free: list[Node]) -> bool:
+    """Whether `target` calls a function of the code around it that reads values of
+    that code besides `free` (`model` in `tl.vmap(lambda c: tl.grad(lambda u: model(u)
+    ...))`, `model` reading `w`): `_closed` cannot pass those, and the copy would read
+    them out of their scope. Such a call keeps the run-time rules."""
+    from .ir.nodes import free_variables, is_inside, reachable_graphs
+
+    ids = {fv.id for fv in free}
+    graphs = reachable_graphs(target)
+    reached = {h.id for h in graphs}
+    return any(fv.id not in ids and (fv.graph is None or fv.graph.id not in reached)
+               for h in graphs if not is_inside(h, target) for fv in free_variables(h))
+
+
+def _as_parsed(target: Graph, axes: list[Any], out_axes: Any, size: int,
+               elements: list[Any]) -> Callable[[], Graph]:
+    """What reverse mode differentiates instead of `target` batched as optimized for one
+    element's kinds `elements` (`reverse.AS_PARSED`): the same optimized program with
+    the optimizer's own steps written as the differentiable code they stand for
+    (`_differentiable_steps`), batched as before; where one has no such meaning,
+    `target` batched as parsed (its own `tl.vmap` calls batched for their kinds, as
+    parsed too). Batched as parsed, `tl.vmap(tl.hessian(f))` was 12,000 graphs (15,000
+    with the inner `tl.vmap` batched without kinds) that J took minutes to
+    differentiate; as optimized, a few hundred."""
+    def build() -> Graph:
+        fg, example_ndim, example_items = _with_kinds(target, elements)
+        if not _differentiable_steps(fg):
+            fg, example_ndim, example_items = _with_kinds(target, elements, optimized=False)
+        return vmap_graph(fg, axes, out_axes, size, target.name, example_ndim,
+                          example_items=example_items, prepare=False)
     return build
+
+
+def _differentiable_steps(root: Graph) -> bool:
+    """Write the optimizer's own steps in `root` and the graphs it reaches (in place;
+    `Primitive.after_ad`, which have no reverse rule) as the code they stand for: `own(x)`
+    and `dense_sens(d)` are their argument (`gadd(x, ZERO)`), `gadd_owned(a, b)` is
+    `gadd(a, b)`, `scatter_onto(acc, x, indices, ds)` (and `_known`) is
+    `gadd(scatter_sens(x, indices, ds), acc)`. False where another such step is left
+    (then `root` is not for reverse mode)."""
+    from .ir.edit import set_inputs
+    from .ir.nodes import Constant, graph_nodes, prim_of, reachable_graphs
+    from .primitives import PRIMITIVES as P
+    from .runtime import ZERO
+
+    graphs = reachable_graphs(root)
+    for g in graphs:
+        for node in graph_nodes(g):
+            prim = prim_of(node)
+            if prim is None or not prim.after_ad or prim.differentiable:
+                continue
+            assert isinstance(node, Apply)
+            args = node.inputs[1:]
+            if prim.name in ("own", "dense_sens"):
+                set_inputs(node, [Constant(P["gadd"]), args[0], Constant(ZERO)])
+            elif prim.name == "gadd_owned":
+                set_inputs(node, [Constant(P["gadd"]), *args])
+            elif prim.name in ("scatter_onto", "scatter_onto_known"):
+                pieces = g.apply(P["scatter_sens"], *args[1:], loc=node.loc)
+                set_inputs(node, [Constant(P["gadd"]), pieces, args[0]])
+    for g in graphs:
+        g.invalidate()
+    return not any(
+        isinstance(x, Constant) and isinstance(x.value, Primitive) and x.value.after_ad
+        and not x.value.differentiable
+        for g in reachable_graphs(root) for node in graph_nodes(g) for x in node.inputs)
 
 
 def _closed(target: Graph, free: list[Node]) -> Graph:
@@ -448,7 +529,10 @@ class Vmapped(Transformed):
             assert isinstance(self.fun, Transformed)
             fg = self.fun.graph_for(key)
         else:
-            fg = graph_of(self.fun)
+            # (Called with arguments, the function's own `tl.vmap` calls are left to
+            # `_with_kinds`, which batches each for one example's kinds: never batched
+            # without them first, the work a first call would do and throw away.)
+            fg = graph_of(self.fun, defer_vmap=getattr(self, "_examples", None) is not None)
         try:
             return self._vmapped(fg, getattr(self, "_examples", None),
                                  derivative=self._reverse_mode())

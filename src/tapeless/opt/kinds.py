@@ -848,6 +848,9 @@ def int_value(node: Node, facts: LoopFacts | None = None, depth: int = 0,
             shape = shape_of(kind(seq.inputs[1], facts, depth + 1, assumed))
             if shape is not None and -len(shape) <= i.value < len(shape):
                 return shape[i.value]
+    if name == "np.size" and isinstance(node, Apply) and len(node.inputs) == 2:
+        shape = shape_of(kind(node.inputs[1], facts, depth + 1, assumed))
+        return math.prod(shape) if shape is not None else None
     return None
 
 
@@ -2393,12 +2396,59 @@ def _triangle_indices_kind(node: Apply, facts: LoopFacts | None, depth: int,
     return tuple_of([pair, pair])
 
 
+def _size_kind(node: Apply, facts: LoopFacts | None, depth: int,
+               assumed: Assumptions | None) -> Kind | None:
+    """`np.size(a)`: an int, whatever `a` is."""
+    return INT if len(node.inputs) == 2 else None
+
+
+def _eye_kind(node: Apply, facts: LoopFacts | None, depth: int,
+              assumed: Assumptions | None) -> Kind | None:
+    """`np.eye(n)`, `np.eye(n, m, k)` of sizes known when compiling (float64)."""
+    if len(node.inputs) != 5 or _const(node.inputs[4]) is not float:
+        return None
+    n = int_value(node.inputs[1], facts, depth + 1, assumed)
+    m = n if _const(node.inputs[2]) is None else \
+        int_value(node.inputs[2], facts, depth + 1, assumed)
+    return array("f8", (n, m)) if n is not None and m is not None and n >= 0 and m >= 0 \
+        else None
+
+
+def _reshape_kind(node: Apply, facts: LoopFacts | None, depth: int,
+                  assumed: Assumptions | None) -> Kind | None:
+    """`np.reshape(a, shape)` of an array of known shape to a shape known when compiling
+    (one -1 among its sizes: what the others leave)."""
+    if len(node.inputs) != 3:
+        return None
+    a = kind(node.inputs[1], facts, depth + 1, assumed)
+    if not isinstance(a, ArrayKind):
+        return None
+    shape = _known_shape(node.inputs[2], facts, depth + 1, assumed)
+    if shape is None:  # (`np.reshape(a, n)`)
+        n = int_value(node.inputs[2], facts, depth + 1, assumed)
+        shape = (n,) if n is not None else None
+    if shape is None or sum(n == -1 for n in shape) > 1 or \
+            any(n < -1 for n in shape):
+        return None
+    total = math.prod(a.shape)
+    rest = math.prod(n for n in shape if n != -1)
+    if -1 in shape:
+        if rest == 0 or total % rest:
+            return None
+        shape = tuple(total // rest if n == -1 else n for n in shape)
+    elif rest != total:
+        return None
+    return array(a.dtype, shape)
+
+
 for _name, _infer_rule in (("list_map", _list_map_kind),
                            ("list_flatmap", _list_flatmap_kind),
                            ("np.concatenate", _concatenate_kind),
                            ("np.stack", _stack_kind),
                            ("np.zeros", _filled_kind), ("np.ones", _filled_kind),
                            ("np.arange", _arange_kind),
+                           ("np.size", _size_kind), ("np.eye", _eye_kind),
+                           ("np.reshape", _reshape_kind),
                            ("np.broadcast_to", _broadcast_to_kind),
                            ("np.triu_indices", _triangle_indices_kind),
                            ("np.tril_indices", _triangle_indices_kind)):
