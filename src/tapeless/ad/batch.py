@@ -1105,6 +1105,13 @@ class VTransform:
             nd = self._helper("larger", inst, [nd, other])
         lifted = [self._helper("lift", inst, [v, nd]) if f else v
                   for v, f in zip(vals, flags, strict=True)]
+        if prim is P["add"] and len(vals) == 2:
+            # (`+` of a batched tuple or list and an unbatched one: a concatenation, whose
+            # unbatched items are repeated, so that every item of the result is batched)
+            lifted = [v if f or (isinstance(v, Constant) and
+                                 not isinstance(v.value, (tuple, list, dict)))
+                      else self._helper("concatenated", inst, [inst.size, v, other])
+                      for v, f, other in zip(lifted, flags, lifted[::-1], strict=True)]
         return vg.apply(Constant(prim), *lifted, loc=node.loc, name=node.name)
 
     # --- branches -------------------------------------------------------------------
@@ -1164,7 +1171,7 @@ class VTransform:
         element by element."""
         if orig is not None and self._is_bool(orig, 0):
             return c
-        return self._helper("as_mask", inst, [c])
+        return self._helper("as_mask", inst, [inst.size, c])
 
     def _is_bool(self, node: Node | None, depth: int) -> bool:
         from ..primitives.batch_rules import BOOL_RESULTS

@@ -106,7 +106,11 @@ def _item(leaf, i):
         return leaf
     if isinstance(leaf, str):
         return leaf
-    return leaf[i]
+    v = leaf[i]
+    if isinstance(v, np.bool_):
+        # (a flag, as an example holds it: NumPy takes `keepdims=True`, not np.True_)
+        return bool(v)
+    return v
 
 
 def element(a, i):
@@ -386,8 +390,13 @@ def select(c, a, b):
     return _select_same(c, a, b)
 
 
-def as_mask(c):
-    """A batched condition as a boolean mask (Python's truth, element by element)."""
+def as_mask(size, c):
+    """A batched condition as a boolean mask (Python's truth, element by element). A
+    batched tuple, list or dict holds batched items, and every element has its length:
+    its truth is the same for every element (`if not nonzero:` on a list built in the
+    mapped code)."""
+    if isinstance(c, tuple) or isinstance(c, list) or isinstance(c, dict):
+        return np.full(size, len(c) != 0)
     return np.not_equal(c, 0)
 
 
@@ -440,6 +449,15 @@ def lift(a, nd):
     if _container(a) or np.ndim(a) == nd + 1:
         return a
     return np.reshape(a, np.shape(a)[:1] + (1,) * (nd + 1 - np.ndim(a)) + np.shape(a)[1:])
+
+
+def concatenated(size, a, other):
+    """The unbatched operand `a` of `a + other` or `other + a`, `other` batched: where
+    both are tuples or lists (a concatenation), `a`'s items repeated along the batch, so
+    that every item of the result is batched (a batched tuple holds batched items)."""
+    if _container(a) and _container(other):
+        return broadcast(size, a)
+    return a
 
 
 def larger(a, b):
@@ -571,12 +589,12 @@ def _unpack(size, flags, value, n):
 
 @batch("truth")
 def _truth(size, flags, a):
-    return as_mask(a)
+    return as_mask(size, a)
 
 
 @batch("not_")
 def _not(size, flags, a):
-    return np.logical_not(as_mask(a))
+    return np.logical_not(as_mask(size, a))
 
 
 @batch("round", when=lambda flags: len(flags) == 1 or not flags[1])
