@@ -16,7 +16,7 @@ import numpy as np
 from . import api
 from .ad import batch
 from .ad.batch import VmapError, vmap_graph
-from .ad.reverse import AS_PARSED
+from .ad.reverse import AS_PARSED, EACH_ELEMENT
 from .api import BOUND_TYPES, Transformed, _api, graph_of
 from .ir import Graph
 from .ir.edit import set_kind
@@ -234,6 +234,7 @@ def _batch_for_kinds(root: Graph, kinds: tuple, deferred: bool = False) -> Graph
         batched = vmap_graph(fg, axes, out_axes, size, target.name, example_ndim,
                              example_items=example_items)
         AS_PARSED[batched] = _as_parsed(target, axes, out_axes, size)
+        EACH_ELEMENT[batched] = _as_parsed(target, axes, out_axes, size, each=True)
         for site in sites:
             set_inputs(site, [Constant(batched, site.inputs[0].loc),
                               *cast("list[Node]", outer), *site.inputs[1:]])
@@ -251,14 +252,15 @@ def _batch_for_kinds(root: Graph, kinds: tuple, deferred: bool = False) -> Graph
 api.BATCH_FOR_KINDS = _batch_for_kinds
 
 
-def _as_parsed(target: Graph, axes: list[Any], out_axes: Any, size: int
-               ) -> Callable[[], Graph]:
-    """How to batch `target` as parsed, not optimized first (`reverse.AS_PARSED`)."""
+def _as_parsed(target: Graph, axes: list[Any], out_axes: Any, size: int,
+               each: bool = False) -> Callable[[], Graph]:
+    """How to batch `target` as parsed, not optimized first (`reverse.AS_PARSED`);
+    `each`: how to call it on each element (`reverse.EACH_ELEMENT`)."""
     def build() -> Graph:
         from .ad.api_graphs import expand_transforms
 
         return vmap_graph(expand_transforms(target), axes, out_axes, size, target.name,
-                          prepare=False)
+                          prepare=False, each=each)
     return build
 
 

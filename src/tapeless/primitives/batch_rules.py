@@ -283,9 +283,10 @@ RAGGED = ("vmap: a value's shape differs across the batch here (a loop whose tri
           "differs across the batch changes its state's shape, as a loop over layers of "
           "different widths with a break; or an if whose condition differs gives arrays "
           "of different shapes), which one batched array cannot hold. tl.vmap called "
-          "from Python runs such a function once per element; inside compiled code (a "
-          "tl.grad or tl.jit of a function calling tl.vmap), loop over the batch instead, "
-          "or give the values one shape on every path")
+          "from Python, and tl.grad of a function calling tl.vmap, run such a function "
+          "once per element (unless it draws random numbers or prints); elsewhere inside "
+          "compiled code (a tl.jit of a function calling tl.vmap), loop over the batch "
+          "instead, or give the values one shape on every path")
 
 
 def _select_leaf(c, x, y):
