@@ -2,8 +2,10 @@
 (issue 14): the loop's state changes shape from trip to trip, and where the trip count
 differs across the batch a value's shape differs across the batch (one batched array
 cannot hold it). Batched where every element takes the same trips; else `tl.vmap`
-called from Python runs per element (`batch_rules.RaggedBatch`); never `np.where`
-broadcasting a width-1 state against a wider one."""
+called from Python runs per element (`batch_rules.RaggedBatch`), and `tl.grad` of a
+function calling `tl.vmap` differentiates the function called on each element (it
+raised `RaggedBatch` before); never `np.where` broadcasting a width-1 state against a
+wider one."""
 
 import numpy as np
 import pytest
@@ -166,8 +168,11 @@ def test_out_axes_and_in_axes_of_the_per_element_fallback():
     np.testing.assert_allclose(s, [r[1] for r in ref], rtol=1e-12)
 
 
-@pytest.mark.parametrize("pattern", ["first", "none"])
+@pytest.mark.parametrize("pattern", ["first", "none", "mixed", "all_three"])
 def test_grad_of_a_function_calling_vmap(pattern):
+    # ("mixed", "all_three": the batched code meets shapes that differ across the batch;
+    # the gradient is then that of the function calling f on each element,
+    # `GradFunction.each_element`)
     ts = PATTERNS[pattern]
 
     def total(params, xs, ys, ts):
@@ -181,11 +186,40 @@ def test_grad_of_a_function_calling_vmap(pattern):
             np.testing.assert_allclose(g[k][j], want, rtol=1e-10, atol=1e-14)
 
 
-def test_grad_of_a_function_calling_vmap_with_shapes_differing_says_so():
-    # (inside compiled code the batched code cannot run again per element: refused at
-    # run time, with what to do instead)
+def test_grad_of_a_function_calling_vmap_against_finite_differences():
+    def total(xs, params, ys, ts):
+        return np.sum(tl.vmap(loss, in_axes=(None, 0, 0, 0))(params, xs, ys, ts) ** 2)
+
+    ts = PATTERNS["mixed"]
+    g = tl.grad(total)(XS, PARAMS, YS, ts)
+    eps = 1e-6
+    for i, j in [(0, 0), (1, 2), (4, 1), (5, 0)]:
+        d = np.zeros_like(XS)
+        d[i, j] = eps
+        fd = (total(XS + d, PARAMS, YS, ts) - total(XS - d, PARAMS, YS, ts)) / (2 * eps)
+        assert abs(g[i, j] - fd) < 1e-6 * max(1.0, abs(fd))
+
+
+def test_jit_of_a_function_calling_vmap_with_shapes_differing_says_so():
+    # (inside compiled code other than a gradient's the batched code cannot run again
+    # per element: refused at run time, with what to do instead)
     def total(params, xs, ys, ts):
         return np.sum(tl.vmap(loss, in_axes=(None, 0, 0, 0))(params, xs, ys, ts))
+
+    with pytest.raises(RaggedBatch, match="shape differs across the batch") as e:
+        tl.jit(total)(PARAMS, XS, YS, PATTERNS["mixed"])
+    assert "test_vmap_ragged.py" in "".join(getattr(e.value, "__notes__", []))
+
+
+def test_grad_calling_vmap_of_a_function_that_prints_is_refused_where_shapes_differ(capsys):
+    # (the batched code printed before it met the shapes: it is not run again per
+    # element, which would print twice)
+    def noisy(params, x, y, t):
+        print("loss")
+        return loss(params, x, y, t)
+
+    def total(params, xs, ys, ts):
+        return np.sum(tl.vmap(noisy, in_axes=(None, 0, 0, 0))(params, xs, ys, ts))
 
     with pytest.raises(RaggedBatch, match="shape differs across the batch"):
         tl.grad(total)(PARAMS, XS, YS, PATTERNS["mixed"])

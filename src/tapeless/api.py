@@ -637,8 +637,18 @@ class Transformed:
         try:
             return compiled.fn(*args)
         except Exception as exc:
+            if type(exc).__name__ == "RaggedBatch" and \
+                    (each := self.each_element(key, args)) is not None:
+                return each.fn(*args)
             annotate_error(exc, exc.__traceback__)
             raise
+
+    def each_element(self, key: tuple, args: tuple) -> Compiled | None:
+        """The code for arguments like `args` where each `tl.vmap` inside calls its
+        function on each element (a loop over the batch), for a program whose batched
+        code met a value whose shape differs across the batch (`RaggedBatch`); None
+        where there is none (overridden by `grad`)."""
+        return None
 
     def check_arguments(self, args: tuple) -> None:
         """Refuse arguments this transform cannot take (overridden by `grad`)."""

@@ -13,6 +13,7 @@ from .api import (
     BOUND,
     BOUND_TYPES,
     LIST_OF,
+    Compiled,
     Transformed,
     _api,
     check_backend,
@@ -22,6 +23,7 @@ from .api import (
     load,
     positional_arguments,
     python_function,
+    value_kind,
 )
 from .errors import GradError
 from .frontend.expressions import constant_node
@@ -170,6 +172,8 @@ class GradFunction(Transformed):
         # Gradient graphs by argument signatures, where the function calls `tl.vmap` (each
         # batched for the shapes of its arguments).
         self._kinds_graphs: dict[tuple, Graph] = {}
+        # The code where each `tl.vmap` inside runs per element (`each_element`).
+        self._each: dict[tuple, Compiled | None] = {}
         self.has_aux = has_aux
         self.with_value = with_value
         if with_value:
@@ -188,6 +192,7 @@ class GradFunction(Transformed):
         super().invalidate()
         self._bound_graphs = {}
         self._kinds_graphs = {}
+        self._each = {}
 
     def build_graph_for(self, key: tuple) -> Graph:
         """The gradient's graph, where the functions passed as arguments are constants:
@@ -224,6 +229,35 @@ class GradFunction(Transformed):
             self._bound_graphs[cache_key] = (grad_graph(
                 w, self.argnums, self.has_aux, self.with_value), list(bound.values()))
         return self._bound_graphs[cache_key][0]
+
+    def each_element(self, key: tuple, args: tuple) -> Compiled | None:
+        """The gradient of the function with each `tl.vmap` inside calling its function
+        on each element (`reverse.EACH_ELEMENT`): where a loop's trip count differs
+        across the batch and its state's shape with it (a loop over layers of different
+        widths with a `break`), the gradient a loop over the batch gives. Built once per
+        argument signature; None where the function draws random numbers or prints (the
+        batched code did some of that already)."""
+        if key in self._each:
+            return self._each[key]
+        from .ad.batch import per_element_effect
+        from .ad.reverse import EACH_ELEMENT_ON
+        from .ir.nodes import graph_nodes, prim_of, reachable_graphs
+
+        if any(p is not None and per_element_effect(p)
+               for g in reachable_graphs(self.graph_for(key)) for node in graph_nodes(g)
+               for p in (prim_of(node),)):
+            self._each[key] = None
+            return None
+        kept = self._graph, self._kinds_graphs, self._bound_graphs
+        self._graph, self._kinds_graphs, self._bound_graphs = None, {}, {}
+        EACH_ELEMENT_ON.append(True)
+        try:
+            compiled = self._build(key, tuple(value_kind(a) for a in args))
+        finally:
+            EACH_ELEMENT_ON.pop()
+            self._graph, self._kinds_graphs, self._bound_graphs = kept
+        self._each[key] = compiled
+        return compiled
 
     def check_arguments(self, args: tuple) -> None:
         nums = (self.argnums,) if isinstance(self.argnums, int) else self.argnums

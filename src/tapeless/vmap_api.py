@@ -16,7 +16,7 @@ import numpy as np
 from . import api
 from .ad import batch
 from .ad.batch import VmapError, vmap_graph
-from .ad.reverse import AS_PARSED
+from .ad.reverse import AS_PARSED, EACH_ELEMENT
 from .api import BOUND_TYPES, Transformed, _api, graph_of
 from .ir import Graph
 from .ir.edit import set_kind
@@ -249,6 +249,7 @@ def _batch_for_kinds(root: Graph, kinds: tuple, deferred: bool = False,
                              example_items=example_items)
         if optimized:
             AS_PARSED[batched] = _as_parsed(target, axes, out_axes, size, list(elements))
+        EACH_ELEMENT[batched] = _each_element(target, axes, out_axes, size)
         for site in sites:
             set_inputs(site, [Constant(batched, site.inputs[0].loc),
                               *cast("list[Node]", outer), *site.inputs[1:]])
@@ -305,6 +306,18 @@ def _as_parsed(target: Graph, axes: list[Any], out_axes: Any, size: int,
             fg, example_ndim, example_items = _with_kinds(target, elements, optimized=False)
         return vmap_graph(fg, axes, out_axes, size, target.name, example_ndim,
                           example_items=example_items, prepare=False)
+    return build
+
+
+def _each_element(target: Graph, axes: list[Any], out_axes: Any, size: int
+                  ) -> Callable[[], Graph]:
+    """How to call `target` as parsed on each element of the batch and stack the results
+    (`reverse.EACH_ELEMENT`: a gradient whose batched loops came out ragged)."""
+    def build() -> Graph:
+        from .ad.api_graphs import expand_transforms
+
+        return vmap_graph(expand_transforms(target), axes, out_axes, size, target.name,
+                          prepare=False, each=True)
     return build
 
 

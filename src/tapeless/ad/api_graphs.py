@@ -22,7 +22,7 @@ from ..primitives import PRIMITIVES
 from ..runtime import ZERO
 from . import activity
 from .forward import FTransform, tangent_name
-from .reverse import AS_PARSED, JTransform
+from .reverse import AS_PARSED, EACH_ELEMENT, JTransform
 
 P = PRIMITIVES
 TRANSFORM = JTransform()
@@ -137,9 +137,11 @@ def _may_be_called(node: Node, target: Graph) -> bool:
 
 
 def _as_parsed_twin(h: Graph, target: Graph, axes: list, out_axes: Any,
-                    axis_size: int | None, outer: dict[int, Node]) -> Callable[[], Graph]:
+                    axis_size: int | None, outer: dict[int, Node],
+                    each: bool = False) -> Callable[[], Graph]:
     """How to build a twin of the `tl.vmap` stand-in `h` (same parent, parameters and
-    free values) whose body batches `target` as parsed, not optimized first."""
+    free values) whose body batches `target` as parsed, not optimized first (`each`:
+    calls it on each element, `reverse.EACH_ELEMENT`)."""
     def build() -> Graph:
         from .batch import vmap_graph
 
@@ -148,7 +150,7 @@ def _as_parsed_twin(h: Graph, target: Graph, axes: list, out_axes: Any,
             twin.add_parameter(p.name, p.loc)
         twin.take_signature(h)
         return vmap_graph(target, axes, out_axes, axis_size, target.name, into=twin,
-                          outer=outer, prepare=False)
+                          outer=outer, prepare=False, each=each)
     return build
 
 
@@ -188,6 +190,8 @@ def expand_transforms(root: Graph, defer_vmap: bool = False) -> Graph:
                 VMAP_STAND_INS[h] = spec
                 AS_PARSED[h] = _as_parsed_twin(h, spec.target, axes, out_axes, axis_size,
                                                outer_values)
+                EACH_ELEMENT[h] = _as_parsed_twin(h, spec.target, axes, out_axes,
+                                                  axis_size, outer_values, each=True)
             elif spec.kind == "jvp":
                 # (A function among them becomes its F-callable.)
                 outer: dict[int, Node] = {fv.id: h.apply(P["lift_fwd"], fv)

@@ -1105,6 +1105,13 @@ class VTransform:
             nd = self._helper("larger", inst, [nd, other])
         lifted = [self._helper("lift", inst, [v, nd]) if f else v
                   for v, f in zip(vals, flags, strict=True)]
+        if prim is P["add"] and len(vals) == 2:
+            # (`+` of a batched tuple or list and an unbatched one: a concatenation, whose
+            # unbatched items are repeated, so that every item of the result is batched)
+            lifted = [v if f or (isinstance(v, Constant) and
+                                 not isinstance(v.value, (tuple, list, dict)))
+                      else self._helper("concatenated", inst, [inst.size, v, other])
+                      for v, f, other in zip(lifted, flags, lifted[::-1], strict=True)]
         return vg.apply(Constant(prim), *lifted, loc=node.loc, name=node.name)
 
     # --- branches -------------------------------------------------------------------
@@ -1164,7 +1171,7 @@ class VTransform:
         element by element."""
         if orig is not None and self._is_bool(orig, 0):
             return c
-        return self._helper("as_mask", inst, [c])
+        return self._helper("as_mask", inst, [inst.size, c])
 
     def _is_bool(self, node: Node | None, depth: int) -> bool:
         from ..primitives.batch_rules import BOOL_RESULTS
@@ -1714,15 +1721,18 @@ def vmap_graph(fg: Graph, in_axes: list[Any], out_axes: Any, axis_size: int | No
                into: Graph | None = None, outer: dict[int, Node] | None = None,
                derivative: bool = False,
                example_items: Callable[[Node], int | None] | None = None,
-               prepare: bool = True) -> Graph:
+               prepare: bool = True, each: bool = False) -> Graph:
     """The graph of `tl.vmap(f)`, `fg` being f's: it moves each mapped axis first, calls
     V of `fg` and moves the results' batch axis where `out_axes` says. `example_ndim`:
     see `VTransform`. With `into`, the body is built in that graph (a stand-in made by
     the front end for a `tl.vmap` called inside compiled code, whose function reads the
     values `outer` of the code around it). `prepare=False`: `fg` is batched as it is,
-    not optimized first (its transforms expanded by the caller)."""
+    not optimized first (its transforms expanded by the caller). `each`: `fg` is called
+    on each element and the results stacked (`batch_rules.per_element`, what a loop over
+    the batch computes), not batched: what reverse mode differentiates where the batched
+    code met a value whose shape differs across the batch (`reverse.EACH_ELEMENT`)."""
     # (A `tl.grad` inside the function mapped is built first, by the caller.)
-    if example_ndim is None and PREPARE is not None and prepare:
+    if example_ndim is None and PREPARE is not None and prepare and not each:
         fg = PREPARE(fg)
     g = into if into is not None else Graph(f"vmap_{name}", None, fg.loc)
     if into is None:
@@ -1760,9 +1770,16 @@ def vmap_graph(fg: Graph, in_axes: list[Any], out_axes: Any, axis_size: int | No
     if size is None:
         raise VmapError("vmap: no argument is mapped (in_axes is None everywhere); give "
                         "axis_size")
-    vg = VTransform(outer, example_ndim, derivative, example_items).root(fg, trees,
-                                                          g if into is not None else None)
-    out = g.apply(Constant(vg), size, *moved, loc=fg.loc)
+    if each:
+        if any(isinstance(a, (tuple, list)) for a in in_axes):
+            raise VmapError("vmap: nested in_axes are not supported where the batched "
+                            "code runs once per element", fg.loc)
+        out = _helper("per_element", g, [Constant(fg), size, Constant(tuple(
+            a is not None for a in in_axes)), g.apply(P["make_tuple"], *moved)])
+    else:
+        vg = VTransform(outer, example_ndim, derivative, example_items).root(
+            fg, trees, g if into is not None else None)
+        out = g.apply(Constant(vg), size, *moved, loc=fg.loc)
     g.effects = [out]
     if isinstance(out_axes, int):
         g.output = _helper("move_out", g, [out, Constant(out_axes)])

@@ -145,6 +145,16 @@ def _batched_as_parsed(g: Graph) -> Graph | None:
     return build()
 
 
+# The same graphs (and the stand-ins of `tl.vmap` calls), each with how to build one that
+# calls the function on each element and stacks the results (`batch.vmap_graph`'s
+# `each`): what J differentiates while `EACH_ELEMENT_ON` holds, for a program whose
+# batched code met a value whose shape differs across the batch (`RaggedBatch`; see
+# `grad_api.GradFunction.each_element`).
+EACH_ELEMENT: weakref.WeakKeyDictionary[Graph, Callable[[], Graph]] = \
+    weakref.WeakKeyDictionary()
+EACH_ELEMENT_ON: list[bool] = []
+
+
 def _optimizer_step_refused(prim: Primitive, loc: Location | None) -> GradError:
     """Reverse mode met a step only the optimizer makes (`Primitive.after_ad`), which has
     no reverse rule: refused, where a zero sensitivity would be silently wrong."""
@@ -204,6 +214,9 @@ class JTransform:
         try:
             if g.custom is not None:
                 return self._custom(g)
+            if EACH_ELEMENT_ON and g in EACH_ELEMENT:
+                self.graphs[g.id] = jg = self.graph(EACH_ELEMENT[g]())
+                return jg
             unoptimized = _batched_as_parsed(g)
             if unoptimized is not None:
                 self.graphs[g.id] = jg = self.graph(unoptimized)

@@ -106,7 +106,11 @@ def _item(leaf, i):
         return leaf
     if isinstance(leaf, str):
         return leaf
-    return leaf[i]
+    v = leaf[i]
+    if isinstance(v, np.bool_):
+        # (a flag, as an example holds it: NumPy takes `keepdims=True`, not np.True_)
+        return bool(v)
+    return v
 
 
 def element(a, i):
@@ -279,9 +283,10 @@ RAGGED = ("vmap: a value's shape differs across the batch here (a loop whose tri
           "differs across the batch changes its state's shape, as a loop over layers of "
           "different widths with a break; or an if whose condition differs gives arrays "
           "of different shapes), which one batched array cannot hold. tl.vmap called "
-          "from Python runs such a function once per element; inside compiled code (a "
-          "tl.grad or tl.jit of a function calling tl.vmap), loop over the batch instead, "
-          "or give the values one shape on every path")
+          "from Python, and tl.grad of a function calling tl.vmap, run such a function "
+          "once per element (unless it draws random numbers or prints); elsewhere inside "
+          "compiled code (a tl.jit of a function calling tl.vmap), loop over the batch "
+          "instead, or give the values one shape on every path")
 
 
 def _select_leaf(c, x, y):
@@ -386,8 +391,13 @@ def select(c, a, b):
     return _select_same(c, a, b)
 
 
-def as_mask(c):
-    """A batched condition as a boolean mask (Python's truth, element by element)."""
+def as_mask(size, c):
+    """A batched condition as a boolean mask (Python's truth, element by element). A
+    batched tuple, list or dict holds batched items, and every element has its length:
+    its truth is the same for every element (`if not nonzero:` on a list built in the
+    mapped code)."""
+    if isinstance(c, tuple) or isinstance(c, list) or isinstance(c, dict):
+        return np.full(size, len(c) != 0)
     return np.not_equal(c, 0)
 
 
@@ -440,6 +450,15 @@ def lift(a, nd):
     if _container(a) or np.ndim(a) == nd + 1:
         return a
     return np.reshape(a, np.shape(a)[:1] + (1,) * (nd + 1 - np.ndim(a)) + np.shape(a)[1:])
+
+
+def concatenated(size, a, other):
+    """The unbatched operand `a` of `a + other` or `other + a`, `other` batched: where
+    both are tuples or lists (a concatenation), `a`'s items repeated along the batch, so
+    that every item of the result is batched (a batched tuple holds batched items)."""
+    if _container(a) and _container(other):
+        return broadcast(size, a)
+    return a
 
 
 def larger(a, b):
@@ -571,12 +590,12 @@ def _unpack(size, flags, value, n):
 
 @batch("truth")
 def _truth(size, flags, a):
-    return as_mask(a)
+    return as_mask(size, a)
 
 
 @batch("not_")
 def _not(size, flags, a):
-    return np.logical_not(as_mask(a))
+    return np.logical_not(as_mask(size, a))
 
 
 @batch("round", when=lambda flags: len(flags) == 1 or not flags[1])
