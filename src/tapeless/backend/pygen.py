@@ -476,8 +476,8 @@ class FunctionEmitter:
         if not self.mod.single_use_here(node, g):
             return False
         prim = _prim_of(node)
-        if prim is not None and prim.loop:
-            return False
+        if prim is not None and (prim.loop or prim is P["add_into_known"]):
+            return False  # (a statement: `acc[i] += d`, then `return acc`)
         # An effect may only move to the end when nothing is scheduled after it.
         return node not in g.effects or self.mod.nodes_of[g.id][-1] is node
 
@@ -498,7 +498,9 @@ class FunctionEmitter:
         if user is None or prim is P["stack_new"]:
             return True
         user_prim = _prim_of(user)
-        return not (user_prim is not None and user_prim.loop)
+        # (`acc[i] += d` names its value by its first argument: a name, not a call again)
+        return not (user_prim is not None and (user_prim.loop or (
+            user_prim is P["add_into_known"] and user.inputs[1] is node)))
 
     def _expression_only(self, g: Graph) -> bool:
         """Whether an inline graph needs no statements: it renders as one expression."""

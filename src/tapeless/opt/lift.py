@@ -55,6 +55,8 @@ from ..ir.nodes import (
 from ..primitives import PRIMITIVES
 from ..runtime import ZERO
 from .branches import graph_refs
+from .kinds import array, kind, shape_of
+from .patterns import tuple_items
 
 MAKE_TUPLE = PRIMITIVES["make_tuple"]
 TUPLE_GETITEM = PRIMITIVES["tuple_getitem"]
@@ -995,6 +997,8 @@ def _build(r: Recipe, g: Graph, t: Node, recipes: dict[int, Recipe], param_read:
 GADD_OWNED = PRIMITIVES["gadd_owned"]
 ELEMENT_SENS_SMALL = PRIMITIVES["element_sens_small"]
 SCATTER_ADD_KNOWN = PRIMITIVES["scatter_add_known"]
+ADD_INTO_KNOWN = PRIMITIVES["add_into_known"]
+NP_ZEROS = PRIMITIVES["np.zeros"]
 
 
 def accumulate_down(root: Graph) -> int:
@@ -1010,11 +1014,13 @@ def accumulate_down(root: Graph) -> int:
     from `acc`, and where `w` is what a call of B gave back (or that, through
     `scatter_add_known`, which adds into what it is given), that call is given `v` as its
     accumulator and `v` becomes `w`; B's own call gets `acc`; an `if`'s branches each so.
-    Every other call of B is given ZERO. Where a result has another form, B is left as it
-    is. One buffer then holds the whole recursion's sensitivity (a new array per base
-    case and one per call on the path before): memory and time. Returns how many were
-    rewritten. (The Python backend's; the native one does the same on its code,
-    `native_records.accumulate_in_place`.)"""
+    Every other call of B is given ZERO, or, where `_Accumulate.dense_shape` proves the
+    array summed into one float64 array of a known shape, new zeros of it: then the
+    accumulator is never ZERO and the adds are `add_into_known` (`acc[i] += d`). Where a
+    result has another form, B is left as it is. One buffer then holds the whole
+    recursion's sensitivity (a new array per base case and one per call on the path
+    before): memory and time. Returns how many were rewritten. (The Python backend's;
+    the native one does the same on its code, `native_records.accumulate_in_place`.)"""
     graphs = reachable_graphs(root)
     present = {g.id for g in graphs}
     calls: dict[int, list[Apply]] = {}
@@ -1048,11 +1054,13 @@ def accumulate_down(root: Graph) -> int:
         set_parameters(b, [*b.parameters, acc],
                        [*b.signature, ParamSpec("acc", "pos")] if b.signature is not None
                        else None)
+        shape = plan.shape = plan.dense_shape(b_calls, root, graphs)
         for edit in plan.edits:
             edit()
         for c in b_calls:
             if c.id not in plan.threaded:
-                set_inputs(c, [*c.inputs, Constant(ZERO)])
+                set_inputs(c, [*c.inputs, _dense_zeros(c, shape) if shape is not None
+                               else Constant(ZERO)])
         done += 1
     if done:
         forget_all(graphs)
@@ -1068,6 +1076,10 @@ class _Accumulate:
         self.b, self.users, self.refs, self.given = b, users, refs, given
         self.edits: list[Any] = []
         self.threaded: set[int] = set()  # the calls of B given an accumulator
+        # The arrays `x` whose sensitivity B's adds make (read of B's record), and the
+        # shape of zeros that every call of B is given where known (`dense_shape`).
+        self.arrays: list[Node] = []
+        self.shape: tuple[int, ...] | None = None
 
     def _self_call(self, n: Node) -> bool:
         return type(n) is Apply and is_constant_graph(n.inputs[0]) and \
@@ -1096,12 +1108,15 @@ class _Accumulate:
             given = self.given and type(dn) is Parameter and dn is self.b.parameters[1]
 
             def add() -> None:
-                if given:
+                if given and self.shape is not None:
+                    new = _add_into(g, acc, [index], [dn], self.shape)
+                elif given:
                     new = g.apply(SCATTER_ADD_KNOWN, acc, x, g.apply(MAKE_TUPLE, index),
                                   g.apply(MAKE_TUPLE, dn))
                 else:
                     new = g.apply(GADD_OWNED, acc, o)
                 set_output(g, new)
+            self.arrays.append(x)
             self.edits.append(add)
             return True
         if p is None and len(o.inputs) == 1 and type(sw := o.inputs[0]) is Apply and \
@@ -1151,6 +1166,74 @@ class _Accumulate:
         if type(call) is Apply and type(w) is Apply and self._self_call(call) and \
                 self._only_use(call, w if w is not call else step):
             self._give(call, v)
-            self.edits.append(lambda: set_inputs(out, [*out.inputs[:1 + at], w,
-                                                       *out.inputs[2 + at:]]))
+            if w is not call:
+                self.arrays.append(w.inputs[2])
+
+            def step_into() -> None:
+                new: Node = w
+                if self.shape is not None and w is not call and self._only_use(w, step):
+                    items, pieces = tuple_items(w.inputs[3]), tuple_items(w.inputs[4])
+                    if items and pieces and len(items) == len(pieces):
+                        new = _add_into(body.value, call, items, pieces, self.shape)
+                set_inputs(out, [*out.inputs[:1 + at], new, *out.inputs[2 + at:]])
+            self.edits.append(step_into)
         return True
+
+    def dense_shape(self, calls: list[Apply], root: Graph,
+                    graphs: list[Graph]) -> tuple[int, ...] | None:
+        """The shape of the float64 array whose sensitivity B sums, where every call of
+        B can be given a real array of zeros to add into (then the accumulator is never
+        ZERO, and the adds are `acc[i] += d`): every call of B within it passes its
+        accumulator on (`threaded`), every array that B's adds are of is read of B's
+        record at one path at every level (`record[2]`: the lifted records have no
+        kinds; `OwnedSlots`' in-place sums are the proof, made with the kinds the
+        closures had, that it is at every level a float64 array of one shape), and at
+        each call from outside, that path leads, through the forward pass J's result,
+        to nodes whose kinds give that shape (`unwind._follow`). Else None."""
+        from .loop_facts import LoopFacts
+        from .unwind import _follow, _path, _values
+
+        b = self.b
+        inner = [c for c in calls if c.graph is not None and is_inside(c.graph, b)]
+        paths = [_path(x) for x in self.arrays]
+        path = paths[0] if paths else None
+        if path is None or any(c.id not in self.threaded for c in inner) or \
+                any(p != path for p in paths) or path[0] is not b.parameters[0]:
+            return None
+        facts = LoopFacts(root, graphs)
+        at = [i for i in path[1:] if type(i) is int]
+        shapes = set()
+        for c in calls:
+            if c in inner:
+                continue
+            records = _values(c.inputs[1], {})
+            for r in records if records is not None else [None]:
+                xs = _follow(r, at) if r is not None else None
+                for x in xs if xs is not None else [None]:
+                    k = kind(x, facts) if x is not None else None
+                    sx = shape_of(k) if k is not None else None
+                    if sx is None or k != array("f8", sx):
+                        return None  # (not known: left ZERO)
+                    shapes.add(sx)
+        return shapes.pop() if len(shapes) == 1 else None
+
+
+def _dense_zeros(c: Apply, shape: tuple[int, ...]) -> Node:
+    """New float64 zeros of `shape`, made before the call `c` from outside (in its
+    graph), for B to add into."""
+    g = c.graph
+    assert g is not None
+    zeros = g.apply(NP_ZEROS, Constant(shape), Constant(float))
+    set_kind(zeros, array("f8", shape))
+    return zeros
+
+
+def _add_into(g: Graph, acc: Node, items: list[Node], pieces: list[Node],
+              shape: tuple[int, ...]) -> Node:
+    """`acc[i] += d` for each index and piece, in place, in `g` (`add_into_known`: the
+    Python backend's statement), where `acc` is never ZERO: `scatter_add_known(acc, x,
+    items, pieces)`'s value."""
+    for i, d in zip(items, pieces, strict=True):
+        acc = g.apply(ADD_INTO_KNOWN, acc, i, d)
+        set_kind(acc, array("f8", shape))
+    return acc
