@@ -158,7 +158,7 @@ def _batch_for_kinds(root: Graph, kinds: tuple, deferred: bool = False,
     takes them as arguments, unmapped (`_closed`): their kinds are known there too."""
     from .ad.api_graphs import VMAP_STAND_INS, expand_transforms
     from .ir.clone import copy_module, is_recursive
-    from .ir.edit import set_inputs
+    from .ir.edit import forget_all, set_inputs
     from .ir.nodes import (
         PENDING_TRANSFORMS,
         Constant,
@@ -204,14 +204,8 @@ def _batch_for_kinds(root: Graph, kinds: tuple, deferred: bool = False,
         if hid in passed or target.vararg:
             continue
         # (the values of the code around it that the function reads, in the copy: passed
-        # as unmapped arguments, where each has a kind)
-        if free_variables(target) and _takes_gradient(target):
-            # (A closure taking a `tl.grad` (`tl.jacrev` of a closure): batched for the
-            # kinds, the gradient of the program with respect to the values it reads
-            # was wrong (tests/test_compiled_jacobians.py); the run-time rules stay.)
-            continue
-        # (its transforms built first, but for its own `tl.vmap` calls: what they read
-        # is known then)
+        # as unmapped arguments, where each has a kind; its transforms built first, but
+        # for its own `tl.vmap` calls: what they read is known then)
         free = free_variables(expand_transforms(target, defer_vmap=True))
         outer = [nmap.get(fv.id) for fv in free]
         outer_kinds = [kind(o, facts) if o is not None else None for o in outer]
@@ -254,6 +248,12 @@ def _batch_for_kinds(root: Graph, kinds: tuple, deferred: bool = False,
             set_inputs(site, [Constant(batched, site.inputs[0].loc),
                               *cast("list[Node]", outer), *site.inputs[1:]])
         changed = True
+    if changed:
+        # (A rewritten call passes values of the code around it (`outer`) that the graph
+        # of the call, nested in functions of `root`, did not read before: `set_inputs`
+        # forgets only that graph's free variables, and every function enclosing it still
+        # said it read none of them: reverse mode gave them no sensitivity, silently.)
+        forget_all(reachable_graphs(copy))
     for p in copy.parameters:
         set_kind(p, None)
     if deferred:
@@ -265,15 +265,6 @@ def _batch_for_kinds(root: Graph, kinds: tuple, deferred: bool = False,
 
 
 api.BATCH_FOR_KINDS = _batch_for_kinds
-
-
-def _takes_gradient(target: Graph) -> bool:
-    """Whether `target` calls a `tl.grad` or `tl.value_and_grad` of its own (its stand-in
-    built or not; not one inside a `tl.jvp`, whose graphs it does not reach unbuilt)."""
-    from .ir.nodes import reachable_graphs
-
-    return any(h.transform is not None and h.transform.kind in ("grad", "value_and_grad")
-               for h in reachable_graphs(target))
 
 
 def _reads_through_closures(target: Graph, free: list[Node]) -> bool:
