@@ -233,3 +233,23 @@ def in_place_adds(source: str) -> int:
     import re
 
     return len(re.findall(r"^\s+d_\w*\[[^\n]*\] \+= ", source, re.M))
+
+
+def grads_without_step(monkeypatch: Any, step: str, fn: Callable, args: tuple,
+                       argnums: Any = 0, changes: bool | None = True) -> tuple[str, Any, Any]:
+    """The gradient's source and value as the optimizer makes it, and the value with its
+    step `step` (a function of `tapeless.opt.driver`) turned off; `changes`: whether the
+    step made other code (None: not checked)."""
+    import tapeless as tl
+    import tapeless.opt.driver as driver
+
+    monkeypatch.delenv("TAPELESS_OPTIMIZE", raising=False)
+    g = tl.grad(fn, argnums=argnums)
+    source = g.source_for(*args)
+    got = g(*args)
+    with monkeypatch.context() as m:
+        m.setattr(driver, step, lambda root: 0)
+        off = tl.grad(fn, argnums=argnums)
+        assert changes is None or (off.source_for(*args) != source) == changes
+        want = off(*args)
+    return source, got, want

@@ -11,10 +11,9 @@ import autograd
 import autograd.numpy as anp
 import numpy as np
 import pytest
-from gradcheck import elementwise_fd
+from gradcheck import elementwise_fd, grads_without_step
 
 import tapeless as tl
-import tapeless.opt.driver as driver
 import tapeless.opt.unwind as unwind
 
 
@@ -25,18 +24,8 @@ def _backward(source: str, name: str) -> str:
 
 
 def _grads(monkeypatch, fn, args, argnums=0, changes=True):
-    """The gradient's source and values with the rewrite, and the values without it
-    (`changes`: whether the rewrite made other code)."""
-    monkeypatch.delenv("TAPELESS_OPTIMIZE", raising=False)
-    g = tl.grad(fn, argnums=argnums)
-    source = g.source_for(*args)
-    got = g(*args)
-    with monkeypatch.context() as m:
-        m.setattr(driver, "unwind_backprops", lambda root: 0)
-        off = tl.grad(fn, argnums=argnums)
-        assert changes is None or (off.source_for(*args) != source) == changes
-        want = off(*args)
-    return source, got, want
+    """The gradient's source and value with the rewrite, and the value without it."""
+    return grads_without_step(monkeypatch, "unwind_backprops", fn, args, argnums, changes)
 
 
 # --- a descent reading x at each level: the sensitivity passed down changes -------------
