@@ -17,6 +17,7 @@ from __future__ import annotations
 import autograd
 import numpy as np
 import pytest
+from gradcheck import elementwise_fd
 from peak_memory import peak_bytes
 
 import tapeless as tl
@@ -98,19 +99,11 @@ def test_same_gradient_as_autograd_and_without_the_pass(fn, want, n, monkeypatch
     np.testing.assert_array_equal(whole(A), got)  # (the same operations: the same bits)
 
 
-def _fd(f, A, eps=1e-6):
-    G = np.zeros_like(A)
-    for i in np.ndindex(A.shape):
-        E = np.zeros_like(A)
-        E[i] = eps
-        G[i] = (f(A + E) - f(A - E)) / (2 * eps)
-    return G
-
 
 @pytest.mark.parametrize("fn", [permanent, index_sum_top, pair_walk_top])
 def test_against_finite_differences(fn) -> None:
     A = _data((4, 4), seed=7)
-    np.testing.assert_allclose(tl.grad(fn)(A), _fd(fn, A), rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(tl.grad(fn)(A), elementwise_fd(fn, A), rtol=1e-6, atol=1e-7)
 
 
 def _functions(src: str) -> dict[str, str]:

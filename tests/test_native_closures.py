@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from gradcheck import elementwise_fd
 
 pytest.importorskip("numba")
 
@@ -31,14 +32,6 @@ from tapeless.runtime import ZERO  # noqa: E402
 def _plain_optimizer(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("TAPELESS_OPTIMIZE", raising=False)
 
-
-def _fd(f: Any, x: np.ndarray, h: float = 1e-6) -> np.ndarray:
-    g = np.zeros_like(x)
-    for i in np.ndindex(x.shape):
-        e = np.zeros_like(x)
-        e[i] = h
-        g[i] = (f(x + e) - f(x - e)) / (2 * h)
-    return g
 
 
 # --- programs not written for the determinant ----------------------------------------------
@@ -103,7 +96,7 @@ def test_branch_closures_native(fn: Any, x: np.ndarray) -> None:
     expected = tl.grad(fn)(x)
     assert_same(expected, g(x))
     assert _entry(g, x).is_native, _entry(g, x).fallback
-    np.testing.assert_allclose(expected, _fd(fn, x), rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(expected, elementwise_fd(fn, x), rtol=1e-6, atol=1e-7)
     assert_same(tl.grad(fn)(x + 0.25), g(x + 0.25))  # (a second call)
     f = tl.jit(fn, backend="native")
     assert_same(tl.jit(fn)(x), f(x))

@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from gradcheck import elementwise_fd
 
 import tapeless as tl
 
@@ -38,14 +39,6 @@ def f(x: Any) -> Any:
 def f2(x: Any, y: Any) -> Any:
     return np.sin(x) * y + x[0] * np.sum(y)
 
-
-def _fd(h: Any, x: np.ndarray, e: float = 1e-6) -> np.ndarray:
-    out = np.zeros_like(x)
-    for i in np.ndindex(x.shape):
-        d = np.zeros_like(x)
-        d[i] = e
-        out[i] = (h(x + d) - h(x - d)) / (2 * e)
-    return out
 
 
 def _looped_jacfwd(xs: np.ndarray) -> np.ndarray:
@@ -66,7 +59,7 @@ def test_grad_of_a_function_calling_vmap_of_jacfwd() -> None:
         return np.sum(np.sin(_looped_jacfwd(z)))
 
     got = tl.grad(h)(XS)
-    np.testing.assert_allclose(got, _fd(looped, XS), rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(got, elementwise_fd(looped, XS), rtol=1e-6, atol=1e-8)
 
 
 @pytest.mark.parametrize("optimize", ["0", None])
@@ -79,7 +72,7 @@ def test_vmap_of_jacrev_with_an_unmapped_argument(monkeypatch: pytest.MonkeyPatc
     want = np.stack([tl.jacrev(f2)(x, Y) for x in XS])
     got = tl.vmap(tl.jacrev(f2), in_axes=(0, None))(XS, Y)
     np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-14)
-    np.testing.assert_allclose(got, np.stack([_fd(lambda u: f2(u, Y)[k], x)
+    np.testing.assert_allclose(got, np.stack([elementwise_fd(lambda u: f2(u, Y)[k], x)
                                               for x in XS for k in range(3)]
                                              ).reshape(4, 3, 3), rtol=1e-6, atol=1e-8)
 
