@@ -34,6 +34,7 @@ from .opt.kinds import (
     record_fields,
     value_kind,
 )
+from .primitives.batch_rules import RaggedBatch
 
 # Generated files by name, so run-time errors can point back at the user's source.
 GENERATED: dict[str, Compiled] = {}
@@ -637,7 +638,7 @@ class Transformed:
         try:
             return compiled.fn(*args)
         except Exception as exc:
-            if type(exc).__name__ == "RaggedBatch" and \
+            if isinstance(exc, RaggedBatch) and \
                     (each := self.each_element(key, args)) is not None:
                 return each.fn(*args)
             annotate_error(exc, exc.__traceback__)

@@ -396,7 +396,7 @@ def as_mask(size, c):
     batched tuple, list or dict holds batched items, and every element has its length:
     its truth is the same for every element (`if not nonzero:` on a list built in the
     mapped code)."""
-    if isinstance(c, tuple) or isinstance(c, list) or isinstance(c, dict):
+    if isinstance(c, (tuple, list, dict)):
         return np.full(size, len(c) != 0)
     return np.not_equal(c, 0)
 
