@@ -14,7 +14,7 @@ Run once, on the final program, before the stacks are lowered to lists."""
 
 from __future__ import annotations
 
-from typing import cast
+from typing import Any, cast
 
 from ..ir.clone import clone_graph
 from ..ir.edit import forget_all, set_effects, set_inputs, set_kind, set_output
@@ -30,6 +30,7 @@ from ..ir.nodes import (
 )
 from ..primitives import PRIMITIVES
 from .kinds import FLOAT, INT, NUMERIC, SCALAR, Kind, TupleKind, dtype_of, int_value, kind, shape_of
+from .lift import _is_number, _never_zero, _replace_everywhere
 from .loop_facts import (
     LoopFacts,
     LoopInfo,
@@ -231,7 +232,7 @@ def checkpoint_recursion(root: Graph, mode: str, budget: int) -> int:
                 any(len(c.inputs) not in (3, 4) for c in b_calls):
             continue
         # (made before J's calls are rewritten: they copy J as it is)
-        made = stream_recursion(j, b, calls, within)
+        made = stream_recursion(j, b, calls, within, root)
         extra: list[Node] = [Constant(made[0]), Constant(made[1])] if made else []
         for c in j_calls:
             g = c.graph
@@ -392,12 +393,14 @@ def _in_place(b: Graph, x: Node, acc: Node, use: dict[int, list[Node | Graph]]
 
 
 def _backward_shape(b: Graph, calls: dict[int, list[Apply]], within: set[int]
-                    ) -> tuple[int, int, bool] | None:
+                    ) -> tuple[int, int, bool, list[int]] | None:
     """Whether B(record, d, acc) runs its loop over the record's stack with every other
-    state passed on unchanged but the accumulator, which B's call given it and in-place
+    state passed on unchanged (or through a saved branch record's function, B's `d`,
+    never ZERO: `_passed_on`) but the accumulator, which B's call given it and in-place
     adds change (its iterations then commute, up to the order of the sums), and adds in
     place into `acc` on every path (every call from outside gives it new zeros): (the
-    record's item tested, the stack's item, whether the loop is in the false branch)."""
+    record's item tested, the stack's item, whether the loop is in the false branch, the
+    saved items whose functions must give back the state they are given, `_passed_on`)."""
     if len(b.parameters) != 3 or b.vararg:
         return None
     record, _, acc = b.parameters
@@ -424,6 +427,7 @@ def _backward_shape(b: Graph, calls: dict[int, list[Apply]], within: set[int]
                 is not None:
             return None
         params = info.body.parameters
+        passed: list[int] = []
         if _read(outputs[t], params[t]) != 1 or \
                 any(not isinstance(u, Apply) or _read(u, params[t]) not in (0, 1)
                     for u in use.get(params[t].id, [])):
@@ -435,7 +439,14 @@ def _backward_shape(b: Graph, calls: dict[int, list[Apply]], within: set[int]
                 if not inner:
                     return None
             elif m != t and x is not params[m]:
-                return None
+                i = _passed_on(x, params[m], params[t])
+                # (given on as it is where the functions that can be there give their
+                # `d` back, `_gives_back`, and `d` is never ZERO: B's own)
+                if i is None or init[m] is not b.parameters[1] or not all(
+                        _never_zero(c.inputs[2], {b.parameters[1].id})
+                        for c in calls.get(b.id, [])):
+                    return None
+                passed.append(i)
         stack = _read(init[t], record)
         assert stack is not None and inner
         found = (test, stack, false, inner)
@@ -447,13 +458,65 @@ def _backward_shape(b: Graph, calls: dict[int, list[Apply]], within: set[int]
                                   len(c.inputs) != 4 or not is_call_of(c.inputs[3],
                                                                        "np.zeros")):
             return None
-    return found[0], found[1], found[2]
+    return found[0], found[1], found[2], passed
 
 
-def stream_recursion(j: Graph, b: Graph, calls: dict[int, list[Apply]], within: set[int]
-                     ) -> tuple[Graph, Graph] | None:
+def _passed_on(x: Node, d: Node, stack: Node) -> int | None:
+    """i where `x` is item 0 of what the function a saved tuple's item i holds gives for
+    (that item, `d`): `r = stack[0][i]; r[0](r, d)[0]` (a conditional expression's branch
+    record, the sensitivity of the value it passes on)."""
+    if _read(x) != 0:
+        return None
+    c = cast(Apply, x).inputs[1]
+    if type(c) is not Apply or len(c.inputs) != 3 or c.inputs[2] is not d:
+        return None
+    r = c.inputs[1]
+    i = _read(r)
+    if i is None or _read(c.inputs[0], r) != 0 or \
+            _read(saved := cast(Apply, r).inputs[1], stack) != 0:
+        return None
+    return i if type(saved) is Apply else None
+
+
+def _gives_back(saved: Node, i: int, root: Graph, facts: list[Any]) -> bool:
+    """Whether item i of J's saved tuple `saved` is item q of an `if`'s result whose
+    branches each give a record `(B_branch, ...)` whose function gives back, as its item 0,
+    its `d` as it is: `sens_of(d, _)` (d never ZERO) or `unbroadcast(d, x)` with `x` a
+    number saved in the record (a number's sensitivity is a number: itself)."""
+    if not is_call_of(saved, "make_tuple") or not 0 <= i < len(saved.inputs) - 1:
+        return False
+    x = saved.inputs[1 + i]
+    q = _read(x)
+    sides = _branches(cast(Apply, x).inputs[1]) if q is not None else None
+    if sides is None or q is None:
+        return False
+    for h in sides[1:3]:
+        o = h.output
+        if not is_call_of(o, "make_tuple") or not 0 <= q < len(o.inputs) - 1 or \
+                not is_call_of(rec := o.inputs[1 + q], "make_tuple") or \
+                len(rec.inputs) < 2 or not is_constant_graph(rec.inputs[1]):
+            return False
+        g = rec.inputs[1].value
+        out = g.output
+        if len(g.parameters) != 2 or g.vararg or not is_call_of(out, "make_tuple") or \
+                len(out.inputs) < 2:
+            return False
+        y, (r, dn) = out.inputs[1], g.parameters
+        if is_call_of(y, "sens_of") and y.inputs[1] is dn:
+            continue
+        k = _read(y.inputs[2], r) if is_call_of(y, "unbroadcast") and \
+            y.inputs[1] is dn else None
+        if k is None or not 0 < k < len(rec.inputs) - 1 or \
+                not _is_number(rec.inputs[1 + k], root, facts):
+            return False
+    return True
+
+
+def stream_recursion(j: Graph, b: Graph, calls: dict[int, list[Apply]], within: set[int],
+                     root: Graph) -> tuple[Graph, Graph] | None:
     """For a lifted recursion (J, B) whose backward loop's iterations commute
-    (`_backward_shape`) over the stack J's loop pushes (`_forward_shape`), two
+    (`_backward_shape`; the branch records whose functions pass a state on checked on
+    J's side, `_gives_back`) over the stack J's loop pushes (`_forward_shape`), two
     functions: `V(args)`, J's value alone (no record: its loop pushes nothing, its calls
     of itself are V's), and `R(args, d, acc)`, `B(J(args)[1], d, acc)` with B's loop run
     forward inside J's: each iteration, once J's loop has made its saved tuple, gives B
@@ -468,7 +531,10 @@ def stream_recursion(j: Graph, b: Graph, calls: dict[int, list[Apply]], within: 
         return None
     back = _backward_shape(b, calls, within)
     fwd = _forward_shape(j, {j.id})
-    if back is None or fwd is None or (fwd[1], fwd[0].at, fwd[2]) != back:
+    if back is None or fwd is None or (fwd[1], fwd[0].at, fwd[2]) != back[:3]:
+        return None
+    facts: list[Any] = []
+    if not all(_gives_back(fwd[0].push.inputs[1], i, root, facts) for i in back[3]):
         return None
     v = clone_graph(j, None, {})
     r = clone_graph(j, None, {})
@@ -492,7 +558,6 @@ def stream_recursion(j: Graph, b: Graph, calls: dict[int, list[Apply]], within: 
     assert isinstance(out, Apply)
     set_inputs(out, [*out.inputs[:1 + fs.s], fs.push.inputs[2], *out.inputs[2 + fs.s:]])
     set_output(v, fs.value)
-    from .lift import _replace_everywhere
 
     _replace_everywhere(reachable_graphs(v), replaced)
     # R: B's loop run forward inside J's
