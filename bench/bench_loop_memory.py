@@ -33,7 +33,10 @@ loop's length with checkpointing on). Three parts:
    "checkpointed code" says whether the checkout's gradient has it: run from another
    checkout, `cd base && python path/to/this --only recursion`, it measures that
    checkout's code): peak memory and time against the plain recursion and the
-   hand-written gradient (which recomputes each minor's value in its backward pass).
+   hand-written gradient (which recomputes each minor's value in its backward pass);
+   "streamed": the backward pass under budget 0 runs each level's children forward, one
+   at a time (`opt.checkpoint.stream_recursion`). The filter spelling
+   (`det_laplace_filter`) too, under a few settings.
 
 Peak memory is tracemalloc's (the bytes Python and NumPy allocate during one call, the
 arguments excluded); time is the median of a few calls without tracemalloc (CPU time in
@@ -408,12 +411,20 @@ def recursion_table() -> None:
     for budget in (300_000, 30_000, 3_000, 0):
         rows.append((f"tapeless, auto, budget {budget / 1000:g} kB", tl.grad(C.det_laplace),
                      "auto", budget))
+    # (the enumerate + comprehension spelling: its backward loop carries the total's
+    # sensitivity through the conditional expression's records, not streamed)
+    rows.append(("filter spelling, plain (never)", tl.grad(C.det_laplace_filter), "never",
+                 1 << 30))
+    for budget in (3_000, 0):
+        rows.append((f"filter spelling, auto, budget {budget / 1000:g} kB",
+                     tl.grad(C.det_laplace_filter), "auto", budget))
     for name, g, mode, budget in rows:
         under(mode, budget, g, A)  # (compiled under these settings)
         assert np.allclose(g(A), expected, rtol=1e-9, atol=1e-12), name
         code = "–"
         if hasattr(g, "source_for"):
             code = "yes" if "recursion_call" in g.source_for(A) else "no"
+            code += ", streamed" if "_stream" in g.source_for(A) else ""
         mem = peak(g, A)
         t = cpu_time(lambda g=g: g(A))
         print(f"| {name} | {code} | {mem / 1e6:.4f} | {t * 1e3:.1f} | "

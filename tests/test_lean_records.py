@@ -234,8 +234,8 @@ def test_other_forms_left_as_they_are(memory, budget) -> None:
 
 def test_past_the_limit_tapes_share_their_region_pair() -> None:
     """`runtime.recursion_call` past its region's limit: a tape holding the arguments, the
-    tapes of a region sharing their (function, limit) pair; `recursion_back` makes a
-    tape's record again and passes the accumulator on."""
+    tapes of a region sharing their (function, limit, stream) triple; `recursion_back`
+    makes a tape's record again and passes the accumulator on."""
     from tapeless import runtime as rt
 
     A = np.zeros(3)
@@ -252,7 +252,7 @@ def test_past_the_limit_tapes_share_their_region_pair() -> None:
     try:
         one, two = rt.recursion_call(j, (A, 1, [1, 2])), rt.recursion_call(j, (A, 1, [0, 2]))
         assert type(one[1]) is rt.RecursionTape and one[1].made is two[1].made
-        assert one[1].made == (j, 0) and one[1].args == (A, 1, [1, 2])
+        assert one[1].made == (j, 0, None) and one[1].args == (A, 1, [1, 2])
         remade, d, acc = rt.recursion_back(b, one[1], 2.0, "acc")
         assert remade == (False, ([1, 2], None), A) and (d, acc) == (2.0, "acc")
         plain = (True, 2, A)

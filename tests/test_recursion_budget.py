@@ -96,15 +96,19 @@ def test_memory_falls_with_the_budget() -> None:
     assert none < 20_000 and none < plain / 100
 
 
-def test_second_order_through_a_checkpointed_recursion() -> None:
+@pytest.mark.parametrize("name", ["det_laplace", "permanent"])
+def test_second_order_through_a_checkpointed_recursion(name: str) -> None:
+    # (the permanent's is streamed under budget 0: `stream_recursion`, below)
+    f = globals()[name]
     A = np.random.default_rng(5).normal(size=(4, 4))
     V = np.random.default_rng(6).normal(size=(4, 4))
 
     def inner(M):
-        return np.sum(tl.grad(det_laplace)(M) * V)
+        return np.sum(tl.grad(f)(M) * V)
 
     want = _grad(inner, "never")(A)
     np.testing.assert_allclose(_grad(inner, "auto", 0)(A), want, rtol=1e-11, atol=1e-13)
+    np.testing.assert_allclose(want, elementwise_fd(inner, A), rtol=1e-5, atol=1e-7)
 
 
 def loud(x, n):
@@ -179,3 +183,186 @@ def test_a_small_budget_measures_the_record_size(memory: int) -> None:
     x = np.full(200, 0.3)
     g(x)
     assert runtime._CALL_BYTES and min(runtime._CALL_BYTES.values()) > 64
+
+
+# --- budget 0: the backward pass run forward, one child at a time (`stream_recursion`) ---
+
+
+def perm_minor(A, row, cols):
+    """The permanent: Laplace's expansion without signs, the product in another order."""
+    if len(cols) == 1:
+        return A[row, cols[0]]
+    total = 0.0
+    for k in range(len(cols)):
+        rest = cols[k + 1:] + cols[:k]  # (a rotation: another order of the minors)
+        a = A[row, cols[k]]
+        total = total + perm_minor(A, row + 1, rest) * (a * a - 0.5)
+    return total
+
+
+def permanent(A):
+    return perm_minor(A, 0, list(range(A.shape[0])))
+
+
+def tours(x, i, left):
+    """A sum over the orders of visiting `left` from i, of products of sines of the
+    steps' entries (a vector, read at two places per step)."""
+    if len(left) == 0:
+        return x[i]
+    total = 0.0
+    for k in range(len(left)):
+        j = left[k]
+        total = total + np.sin(x[j] - x[i]) * tours(x, j, left[:k] + left[k + 1:])
+    return total
+
+
+def tours_loss(x):
+    return tours(x, 0, list(range(1, x.shape[0])))
+
+
+def two_arrays(A, W, row, cols):
+    """Reads two arrays per step (two sensitivities: one accumulator is not enough)."""
+    if len(cols) == 1:
+        return A[row, cols[0]] * W[cols[0]]
+    total = 0.0
+    for k in range(len(cols)):
+        rest = cols[:k] + cols[k + 1:]
+        total = total + W[k] * A[row, cols[k]] * two_arrays(A, W, row + 1, rest)
+    return total
+
+
+def is_even(x, n):
+    if n == 0:
+        return x
+    total = 0.0
+    for k in range(2):
+        total = total + np.cos(x * k) * is_odd(x, n - 1)
+    return total
+
+
+def is_odd(x, n):
+    if n == 0:
+        return x * x
+    return np.sin(is_even(x, n - 1))
+
+
+def halved_minor(A, row, cols):
+    """The filter spelling's conditional expression, each branch passing the total on as
+    it is (its branch records' sensitivity of `total` proven so), the row in the test.
+    (A branch scaling the term gives branch records of another form: not streamed.)"""
+    if len(cols) == 1:
+        return A[row, cols[0]]
+    total = 0.0
+    for k, c in enumerate(cols):
+        term = A[row, c] * halved_minor(A, row + 1, [d for d in cols if d != c])
+        total = total + term if (k + row) % 2 == 0 else total - term
+    return total
+
+
+def halved_filter(A):
+    return halved_minor(A, 0, list(range(A.shape[0])))
+
+
+def scaled_minor(A, row, cols):
+    """A branch that scales the total (its sensitivity is not passed on as it is)."""
+    if len(cols) == 1:
+        return A[row, cols[0]]
+    total = 0.0
+    for k, c in enumerate(cols):
+        term = A[row, c] * scaled_minor(A, row + 1, [d for d in cols if d != c])
+        total = total * 0.5 + term if k % 2 == 0 else total - term
+    return total
+
+
+def scaled_filter(A):
+    return scaled_minor(A, 0, list(range(A.shape[0])))
+
+
+def _streamed(g, *args) -> bool:
+    return "_stream" in g.source_for(*args)
+
+
+@pytest.mark.parametrize("f, make", [
+    (permanent, lambda: np.random.default_rng(4).normal(size=(5, 5))),
+    (det_laplace, lambda: np.random.default_rng(6).normal(size=(6, 6))),
+    (det_laplace_filter, lambda: np.random.default_rng(7).normal(size=(5, 5))),
+    (halved_filter, lambda: np.random.default_rng(8).normal(size=(5, 5)))])
+def test_streamed_on_every_budget(f, make, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Budget 0 runs each level's backward loop forward (`R`, a stream of the level's
+    children), the values by `V` (no records); the other budgets read V's values past
+    their limits. Against the gradient keeping every record and finite differences."""
+    monkeypatch.delenv("TAPELESS_OPTIMIZE", raising=False)
+    x = make()
+    plain = _grad(f, "never")(x)
+    for memory in (0, 500, 5000):
+        g = _grad(f, "auto", memory)
+        assert _streamed(g, x)
+        np.testing.assert_allclose(g(x), plain, rtol=1e-13, atol=1e-14)
+        np.testing.assert_allclose(g(x), g(x), rtol=0, atol=0)
+    np.testing.assert_allclose(plain, elementwise_fd(f, x), rtol=1e-6, atol=1e-8)
+
+
+def test_streamed_value_and_grad() -> None:
+    A = np.random.default_rng(7).normal(size=(5, 5))
+    tl.config.loop_checkpoint, tl.config.loop_memory = "auto", 0
+    value, grad = tl.value_and_grad(det_laplace)(A)
+    np.testing.assert_allclose(value, np.linalg.det(A), rtol=1e-12)
+    np.testing.assert_allclose(grad, np.linalg.det(A) * np.linalg.inv(A).T, rtol=1e-9)
+
+
+@pytest.mark.parametrize("memory", [0, 3000])
+def test_what_is_not_streamed_is_right(memory: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A backward loop whose carried sensitivity changes per iteration (a conditional
+    expression's branch scaling the total), two arrays' sensitivities, a mutual
+    recursion: left to the tapes, the same gradients."""
+    monkeypatch.delenv("TAPELESS_OPTIMIZE", raising=False)
+    A = np.random.default_rng(8).normal(size=(5, 5))
+    g = _grad(scaled_filter, "auto", memory)
+    assert not _streamed(g, A)
+    np.testing.assert_allclose(g(A), _grad(scaled_filter, "never")(A), rtol=1e-13,
+                               atol=1e-14)
+    np.testing.assert_allclose(g(A), elementwise_fd(scaled_filter, A), rtol=1e-6, atol=1e-8)
+    W = np.random.default_rng(9).normal(size=5)
+
+    def two(A, W):
+        return two_arrays(A, W, 0, list(range(5)))
+
+    got = _grad(two, "auto", memory, argnums=(0, 1))(A, W)
+    want = _grad(two, "never", argnums=(0, 1))(A, W)
+    for a, b in zip(got, want, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-13, atol=1e-14)
+    np.testing.assert_allclose(got[1], elementwise_fd(lambda v: two(A, v), W), rtol=1e-6,
+                               atol=1e-8)
+    x = np.random.default_rng(5).normal(size=6)  # (its B sums what its calls give back)
+    np.testing.assert_allclose(_grad(tours_loss, "auto", memory)(x),
+                               _grad(tours_loss, "never")(x), rtol=1e-13, atol=1e-14)
+    mutual = _grad(lambda x: is_even(x, 5), "auto", memory)(0.7)
+    assert mutual == pytest.approx(_grad(lambda x: is_even(x, 5), "never")(0.7), rel=1e-13)
+    h = 1e-6
+    assert mutual == pytest.approx((is_even(0.7 + h, 5) - is_even(0.7 - h, 5)) / (2 * h),
+                                   rel=1e-6)
+
+
+
+
+
+@pytest.mark.parametrize("f", [det_laplace, det_laplace_filter])
+@pytest.mark.parametrize("n", [5, 6, 7])
+def test_budget_zero_holds_the_path(f, n: int) -> None:
+    """Budget 0: about the hand-written gradient's memory (which makes each minor's
+    value again and holds one path), at every size."""
+    A = np.random.default_rng(n).normal(size=(n, n))
+
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parent.parent / "bench"))
+    try:
+        from control_handwritten import det_laplace_grad as by_hand
+    finally:
+        sys.path.pop(0)
+    g = _grad(f, "auto", 0)
+    np.testing.assert_allclose(g(A), by_hand(A), rtol=1e-11, atol=1e-12)
+    # (the filter spelling's levels each hold the comprehension's closure too, 0.15 kB:
+    # 2.0-2.3x; main 2.2-3.1x)
+    assert peak_bytes(g, A) < (1.5 if f is det_laplace else 2.5) * peak_bytes(by_hand, A)

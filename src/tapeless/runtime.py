@@ -2531,7 +2531,9 @@ def _reverse_loop(cond: Any, body: Any, slot: int, init: tuple, step: Any, fslot
 # `J_f` for its value alone (the records it makes are dropped, its own calls past the
 # limit too) and leaves a `RecursionTape` (the function, its arguments, the limit) as
 # its record, which the backward pass makes again, in a region of its own, before `B_f`
-# reads it. Memory:
+# reads it (or, made under a limit of 0 where the recursion has a stream function `R_f`,
+# `opt.checkpoint.stream_recursion`, streams it: one child's saved values at a time).
+# Memory:
 # about the recursion's depth times the budget (budget 0: one call's record per level of
 # the recursion, the hand-written schedule that makes each minor's value again); time:
 # each call runs once more per checkpointed call above it. One counter per process (not
@@ -2540,12 +2542,13 @@ def _reverse_loop(cond: Any, body: Any, slot: int, init: tuple, step: Any, fslot
 
 class RecursionTape:
     """The record a checkpointed recursive call leaves: its arguments, and `made`, the
-    pair (its J function, the limit of records of the region it was made in), one per
-    region (shared by its tapes)."""
+    triple (its J function, the limit of records of the region it was made in, its
+    stream function R or None, `opt.checkpoint.stream_recursion`), one per region
+    (shared by its tapes)."""
 
     __slots__ = ("args", "made")
 
-    def __init__(self, args: tuple, made: tuple[Any, int]):
+    def __init__(self, args: tuple, made: tuple[Any, int, Any]):
         self.args, self.made = args, made
 
 
@@ -2557,7 +2560,7 @@ class _Recording:
 
     def __init__(self) -> None:
         self.count, self.limit = 0, 0
-        self.made: tuple[Any, int] | None = None
+        self.made: tuple[Any, int, Any] | None = None
 
 
 _RECORDING = _Recording()
@@ -2592,14 +2595,20 @@ def _record_bytes(record: Any, args: tuple) -> int:
     return total
 
 
-def recursion_enter(fn: Any, budget: int, args: tuple) -> Any:
+def recursion_enter(fn: Any, budget: int, args: tuple, value: Any = None,
+                    stream: Any = None) -> Any:
     """`fn(*args)` (a recursive function's J, called from outside its recursion): a new
-    recording region of `budget` bytes."""
+    recording region of `budget` bytes. Where that keeps no record and the recursion
+    has its value and stream functions (`value(*args)`, J's value alone, and
+    `stream(*args, d, acc)`, `opt.checkpoint.stream_recursion`), the value and a tape
+    (the backward pass streams every level)."""
     rec = _RECORDING
     count, limit, made = rec.count, rec.limit, rec.made
     per_call = _CALL_BYTES.get(fn)
     rec.count, rec.limit, rec.made = 0, budget // (per_call or 64), None
     try:
+        if rec.limit == 0 and stream is not None:
+            return value(*args), RecursionTape(args, (fn, 0, stream))
         out = fn(*args)
         if per_call is None and rec.limit > 0 and \
                 rec.count + 1 >= min(CALLS_MEASURED, rec.limit + 1):
@@ -2609,32 +2618,38 @@ def recursion_enter(fn: Any, budget: int, args: tuple) -> Any:
         rec.count, rec.limit, rec.made = count, limit, made
 
 
-def recursion_call(fn: Any, args: tuple) -> Any:
+def recursion_call(fn: Any, args: tuple, value: Any = None, stream: Any = None) -> Any:
     """`fn(*args)`, a call of a recursive function's J from within its recursion: as it
-    is while the region's records are under its limit; past it, the value, and a
-    `RecursionTape` as the record."""
+    is while the region's records are under its limit; past it, the value (`value(*args)`
+    where J's value alone is given, else J's first item), and a `RecursionTape` as the
+    record (naming `stream`, see `recursion_back`)."""
     rec = _RECORDING
     if rec.count < rec.limit:
         rec.count += 1
         return fn(*args)
-    value = fn(*args)[0]
+    v = fn(*args)[0] if value is None else value(*args)
     made = rec.made
-    if made is None or made[0] is not fn or made[1] != rec.limit:
-        made = rec.made = (fn, rec.limit)
-    return value, RecursionTape(args, made)
+    if made is None or made[0] is not fn or made[1] != rec.limit or made[2] is not stream:
+        made = rec.made = (fn, rec.limit, stream)
+    return v, RecursionTape(args, made)
 
 
 def recursion_back(fn: Any, record: Any, d: Any, acc: Any = None) -> Any:
     """`fn(record, d)` (`fn(record, d, acc)` where B adds into an accumulator, never
     None), a call of a recursive function's B: where the record is a `RecursionTape`,
-    its call is made again first, in a region of its own."""
+    its call is made again first, in a region of its own; where the tape was made under
+    a limit of 0 and names a stream function R, `R(*args, d, acc)` instead, in a region
+    of limit 0 (R makes the level's saved values one child at a time, and runs B on
+    each)."""
     if type(record) is not RecursionTape:
         return fn(record, d) if acc is None else fn(record, d, acc)
     rec = _RECORDING
     count, limit, made = rec.count, rec.limit, rec.made
-    fn_j, rec.limit = record.made
+    fn_j, rec.limit, stream = record.made
     rec.count, rec.made = 0, record.made
     try:
+        if stream is not None and rec.limit == 0 and acc is not None:
+            return stream(*record.args, d, acc)
         remade = fn_j(*record.args)[1]
     finally:
         rec.count, rec.limit, rec.made = count, limit, made

@@ -14,18 +14,23 @@ Run once, on the final program, before the stacks are lowered to lists."""
 
 from __future__ import annotations
 
-from ..ir.edit import forget_all, set_inputs
+from typing import Any, cast
+
+from ..ir.clone import clone_graph
+from ..ir.edit import forget_all, set_effects, set_inputs, set_kind, set_output
 from ..ir.nodes import (
     Apply,
     Constant,
     Graph,
     Node,
+    Parameter,
     graph_nodes,
     is_constant_graph,
     reachable_graphs,
 )
 from ..primitives import PRIMITIVES
 from .kinds import FLOAT, INT, NUMERIC, SCALAR, Kind, TupleKind, dtype_of, int_value, kind, shape_of
+from .lift import _is_number, _never_zero, _replace_everywhere
 from .loop_facts import (
     LoopFacts,
     LoopInfo,
@@ -184,8 +189,11 @@ def checkpoint_recursion(root: Graph, mode: str, budget: int) -> int:
     `mode` "never", nor with "auto" under a budget of `RECURSION_AUTO_BUDGET` or more.
     Where `J_f` or `B_f` is used otherwise than called, or running `J_f`
     again could be seen (it prints, raises, draws random numbers), the recursion is left
-    as it is. Returns how many were checkpointed. (For the Python backend: the native
-    one keeps the records in typed lists.)"""
+    as it is. Where the backward loop's iterations commute (`stream_recursion`), the
+    calls also name J's value function V and the stream function R: past a limit the
+    value is V's, and a tape made under a limit of 0 is streamed by R. Returns how many
+    were checkpointed. (For the Python backend: the native one keeps the records in
+    typed lists.)"""
     if mode == "never" or (mode == "auto" and budget >= RECURSION_AUTO_BUDGET):
         return 0
     from .lift import LIFTED
@@ -223,14 +231,17 @@ def checkpoint_recursion(root: Graph, mode: str, budget: int) -> int:
                 not any(c.graph.id in b_within for c in b_calls) or \
                 any(len(c.inputs) not in (3, 4) for c in b_calls):
             continue
+        # (made before J's calls are rewritten: they copy J as it is)
+        made = stream_recursion(j, b, calls, within, root)
+        extra: list[Node] = [Constant(made[0]), Constant(made[1])] if made else []
         for c in j_calls:
             g = c.graph
             args = g.apply(P["make_tuple"], *c.inputs[1:])
             if g.id in within:
-                set_inputs(c, [Constant(P["recursion_call"]), Constant(j), args])
+                set_inputs(c, [Constant(P["recursion_call"]), Constant(j), args, *extra])
             else:
                 set_inputs(c, [Constant(P["recursion_enter"]), Constant(j), Constant(budget),
-                               args])
+                               args, *extra])
         for c in b_calls:
             set_inputs(c, [Constant(P["recursion_back"]), Constant(b), *c.inputs[1:]])
         done += 1
@@ -251,3 +262,321 @@ def _only_calls(effect: Node) -> bool:
         return True
     return isinstance(callee, Apply) and is_call_of(callee, "switch") and \
         all(is_constant_graph(x) for x in callee.inputs[2:4])
+
+
+# --- a checkpointed recursion's backward pass run forward, one child at a time ----------
+
+
+class _Forward:
+    """Where a lifted J's loop pushes its saved tuples (`_forward_shape`): J's output
+    `make_tuple(value, record)`, the record's display and its stack item `at`, the `for`
+    loop making that stack in one branch of J's `if` (state `s`, starting None), its body,
+    the push `make_tuple(saved, stack)` and J's calls of itself (all in the body)."""
+
+    def __init__(self, value: Node, record: Apply, at: int, loop: LoopInfo, s: int,
+                 push: Apply, calls: list[Apply]) -> None:
+        self.value, self.record, self.at, self.loop, self.s = value, record, at, loop, s
+        self.push, self.calls = push, calls
+
+
+def _use_map(graphs: list[Graph]) -> dict[int, list[Node | Graph]]:
+    """Each node's users: the nodes reading it, and the graphs it is the output of."""
+    found: dict[int, list[Node | Graph]] = {}
+    for g in graphs:
+        for n in graph_nodes(g):
+            for x in n.inputs:
+                found.setdefault(x.id, []).append(n)
+        if g.output is not None:
+            found.setdefault(g.output.id, []).append(g)
+    return found
+
+
+def _branches(o: Node | None) -> tuple[Node, Graph, Graph, Apply] | None:
+    """`switch(c, t, f)()`, an `if` whose branches take no parameters: (c, t, f, call)."""
+    if type(o) is not Apply or len(o.inputs) != 1 or \
+            not is_call_of(sw := o.inputs[0], "switch") or len(sw.inputs) != 4:
+        return None
+    t, f = sw.inputs[2:]
+    if not is_constant_graph(t) or not is_constant_graph(f) or t.value.parameters or \
+            f.value.parameters:
+        return None
+    return sw.inputs[1], t.value, f.value, o
+
+
+def _read(x: Node, of: Node | None = None) -> int | None:
+    """i where `x` is `tuple_getitem(of, i)` (of any tuple where `of` is None)."""
+    if is_call_of(x, "tuple_getitem") and (of is None or x.inputs[1] is of):
+        k = constant_index(x)
+        return k if type(k) is int else None
+    return None
+
+
+def _forward_shape(j: Graph, self_ids: set[int]) -> tuple[_Forward, int, bool] | None:
+    """J's loop that pushes its saved tuples, where only the record's stack item holds the
+    stack: (the shape, the record's item J's `if` tests, whether the loop is in the
+    `if`'s false branch); the calls of `self_ids` (J) are J's recursive calls."""
+    out = j.output
+    if not is_call_of(out, "make_tuple") or len(out.inputs) != 3 or \
+            not is_call_of(record := out.inputs[2], "make_tuple"):
+        return None
+    items = record.inputs[1:]
+    found = None
+    for at, x in enumerate(items):
+        k = _read(x)
+        if k is not None and (sides := _branches(cast(Apply, x).inputs[1])) is not None and \
+                sides[3].graph is j:
+            found = (at, k, sides)
+    if found is None:
+        return None
+    at, k, (cond, on_true, on_false, _) = found
+    test = next((i for i, x in enumerate(items) if x is cond), None)
+    # (every other item of the record must be there inside the loop: J's parameters,
+    # constants, the `if`'s test)
+    if test is None or not all(i == at or type(x) is Constant or
+                               (type(x) is Parameter and x.graph is j) or x is cond
+                               for i, x in enumerate(items)):
+        return None
+    graphs = reachable_graphs(j)
+    use = _use_map(graphs)
+    for side, false in ((on_true, False), (on_false, True)):
+        o = side.output
+        if not is_call_of(o, "make_tuple") or len(o.inputs) <= k + 1:
+            continue
+        s = _read(stack := o.inputs[k + 1])
+        info = loop_info(cast(Apply, stack).inputs[1]) if s is not None else None
+        if info is None or info.cond is not None or info.node.graph is not side or \
+                s is None or s >= len(info.init):
+            continue
+        outputs = info.outputs
+        init = info.init[s]
+        if outputs is None or type(init) is not Constant or init.value is not None:
+            return None
+        push = outputs[s]
+        param = info.body.parameters[info.lead + s]
+        if not is_call_of(push, "make_tuple") or len(push.inputs) != 3 or \
+                push.inputs[2] is not param or use.get(param.id) != [push] or \
+                use.get(push.id) != [info.body.output] or \
+                use.get(stack.id) != [o] or use.get(items[at].id) != [record] or \
+                use.get(record.id) != [out]:
+            return None
+        saved = push.inputs[1]
+        calls = [n for g in graphs for n in graph_nodes(g) if is_constant_graph(n.inputs[0])
+                 and n.inputs[0].value.id in self_ids]
+        for c in calls:
+            if c.graph is not info.body:
+                return None
+            for u in use.get(c.id, []):
+                i = _read(u, c) if isinstance(u, Apply) else None
+                if i == 1 and use.get(u.id) == [saved] and use.get(saved.id) == [push]:
+                    continue
+                if i != 0:
+                    return None
+        return _Forward(out.inputs[1], record, at, info, s, push, calls), test, false
+    return None
+
+
+def _in_place(b: Graph, x: Node, acc: Node, use: dict[int, list[Node | Graph]]
+              ) -> list[Apply] | None:
+    """Where `x` is `acc` after in-place adds (`add_into_known`) and, first, maybe one
+    call of `b` given `acc` (then nothing else reads `acc`): [that call], or [] where
+    there is none; else None."""
+    while x is not acc and is_call_of(x, "add_into_known"):
+        x = x.inputs[1]
+        if x is not acc and len(use.get(x.id, [])) != 1:
+            return None
+    if x is acc:
+        return []
+    if type(x) is Apply and is_constant_graph(x.inputs[0]) and x.inputs[0].value is b and \
+            len(x.inputs) == 4 and x.inputs[3] is acc and use.get(acc.id) == [x]:
+        return [x]
+    return None
+
+
+def _backward_shape(b: Graph, calls: dict[int, list[Apply]], within: set[int]
+                    ) -> tuple[int, int, bool, list[int]] | None:
+    """Whether B(record, d, acc) runs its loop over the record's stack with every other
+    state passed on unchanged (or through a saved branch record's function, B's `d`,
+    never ZERO: `_passed_on`) but the accumulator, which B's call given it and in-place
+    adds change (its iterations then commute, up to the order of the sums), and adds in
+    place into `acc` on every path (every call from outside gives it new zeros): (the
+    record's item tested, the stack's item, whether the loop is in the false branch, the
+    saved items whose functions must give back the state they are given, `_passed_on`)."""
+    if len(b.parameters) != 3 or b.vararg:
+        return None
+    record, _, acc = b.parameters
+    sides = _branches(b.output)
+    if sides is None or (test := _read(sides[0], record)) is None:
+        return None
+    use = _use_map(reachable_graphs(b))
+    found: tuple[int, int, bool, list[Apply]] | None = None
+    for side, false in ((sides[1], False), (sides[2], True)):
+        a = _read(o := side.output) if side.output is not None else None
+        info = loop_info(cast(Apply, o).inputs[1]) if a is not None else None
+        if info is None or info.cond is None or info.node.graph is not side:
+            if side.output is None or _in_place(b, side.output, acc, use) != []:
+                return None
+            continue
+        if found is not None:
+            return None
+        init, outputs = info.init, info.outputs
+        t = next((i for i, x in enumerate(init) if _read(x, record) is not None), None)
+        if t is None or outputs is None or a is None or init[a] is not acc or \
+                info.body.effects or not is_call_of(test_node := info.cond.output, "is_not") \
+                or test_node.inputs[1] is not info.cond.parameters[t] or \
+                type(test_node.inputs[2]) is not Constant or test_node.inputs[2].value \
+                is not None:
+            return None
+        params = info.body.parameters
+        passed: list[int] = []
+        if _read(outputs[t], params[t]) != 1 or \
+                any(not isinstance(u, Apply) or _read(u, params[t]) not in (0, 1)
+                    for u in use.get(params[t].id, [])):
+            return None
+        inner: list[Apply] | None = None
+        for m, x in enumerate(outputs):
+            if m == a:
+                inner = _in_place(b, x, params[a], use)
+                if not inner:
+                    return None
+            elif m != t and x is not params[m]:
+                i = _passed_on(x, params[m], params[t])
+                # (given on as it is where the functions that can be there give their
+                # `d` back, `_gives_back`, and `d` is never ZERO: B's own)
+                if i is None or init[m] is not b.parameters[1] or not all(
+                        _never_zero(c.inputs[2], {b.parameters[1].id})
+                        for c in calls.get(b.id, [])):
+                    return None
+                passed.append(i)
+        stack = _read(init[t], record)
+        assert stack is not None and inner
+        found = (test, stack, false, inner)
+    if found is None:
+        return None
+    # every call of B: that one in its loop, or from outside given new zeros
+    for c in calls.get(b.id, []):
+        if c is not found[3][0] and (c.graph is None or c.graph.id in within or
+                                  len(c.inputs) != 4 or not is_call_of(c.inputs[3],
+                                                                       "np.zeros")):
+            return None
+    return found[0], found[1], found[2], passed
+
+
+def _passed_on(x: Node, d: Node, stack: Node) -> int | None:
+    """i where `x` is item 0 of what the function a saved tuple's item i holds gives for
+    (that item, `d`): `r = stack[0][i]; r[0](r, d)[0]` (a conditional expression's branch
+    record, the sensitivity of the value it passes on)."""
+    if _read(x) != 0:
+        return None
+    c = cast(Apply, x).inputs[1]
+    if type(c) is not Apply or len(c.inputs) != 3 or c.inputs[2] is not d:
+        return None
+    r = c.inputs[1]
+    i = _read(r)
+    if i is None or _read(c.inputs[0], r) != 0 or \
+            _read(saved := cast(Apply, r).inputs[1], stack) != 0:
+        return None
+    return i if type(saved) is Apply else None
+
+
+def _gives_back(saved: Node, i: int, root: Graph, facts: list[Any]) -> bool:
+    """Whether item i of J's saved tuple `saved` is item q of an `if`'s result whose
+    branches each give a record `(B_branch, ...)` whose function gives back, as its item 0,
+    its `d` as it is: `sens_of(d, _)` (d never ZERO) or `unbroadcast(d, x)` with `x` a
+    number saved in the record (a number's sensitivity is a number: itself)."""
+    if not is_call_of(saved, "make_tuple") or not 0 <= i < len(saved.inputs) - 1:
+        return False
+    x = saved.inputs[1 + i]
+    q = _read(x)
+    sides = _branches(cast(Apply, x).inputs[1]) if q is not None else None
+    if sides is None or q is None:
+        return False
+    for h in sides[1:3]:
+        o = h.output
+        if not is_call_of(o, "make_tuple") or not 0 <= q < len(o.inputs) - 1 or \
+                not is_call_of(rec := o.inputs[1 + q], "make_tuple") or \
+                len(rec.inputs) < 2 or not is_constant_graph(rec.inputs[1]):
+            return False
+        g = rec.inputs[1].value
+        out = g.output
+        if len(g.parameters) != 2 or g.vararg or not is_call_of(out, "make_tuple") or \
+                len(out.inputs) < 2:
+            return False
+        y, (r, dn) = out.inputs[1], g.parameters
+        if is_call_of(y, "sens_of") and y.inputs[1] is dn:
+            continue
+        k = _read(y.inputs[2], r) if is_call_of(y, "unbroadcast") and \
+            y.inputs[1] is dn else None
+        if k is None or not 0 < k < len(rec.inputs) - 1 or \
+                not _is_number(rec.inputs[1 + k], root, facts):
+            return False
+    return True
+
+
+def stream_recursion(j: Graph, b: Graph, calls: dict[int, list[Apply]], within: set[int],
+                     root: Graph) -> tuple[Graph, Graph] | None:
+    """For a lifted recursion (J, B) whose backward loop's iterations commute
+    (`_backward_shape`; the branch records whose functions pass a state on checked on
+    J's side, `_gives_back`) over the stack J's loop pushes (`_forward_shape`), two
+    functions: `V(args)`, J's value alone (no record: its loop pushes nothing, its calls
+    of itself are V's), and `R(args, d, acc)`, `B(J(args)[1], d, acc)` with B's loop run
+    forward inside J's: each iteration, once J's loop has made its saved tuple, gives B
+    the record of that one iteration (the level's record with a stack of one item), so
+    the level holds one child's saved values at a time, and its children's calls are
+    `recursion_call(J, args, V, R)` (under a region limit of 0: V's value and a tape
+    that R makes again). `runtime.recursion_back` runs R for a tape made under a limit
+    of 0: memory the recursion's path (the hand-written gradient's schedule). The sums
+    into `acc` are made in another order (the children first to last). None where the
+    shapes do not match."""
+    if j.vararg or b.parameters[0].name != "record":
+        return None
+    back = _backward_shape(b, calls, within)
+    fwd = _forward_shape(j, {j.id})
+    if back is None or fwd is None or (fwd[1], fwd[0].at, fwd[2]) != back[:3]:
+        return None
+    facts: list[Any] = []
+    if not all(_gives_back(fwd[0].push.inputs[1], i, root, facts) for i in back[3]):
+        return None
+    v = clone_graph(j, None, {})
+    r = clone_graph(j, None, {})
+    v.name, r.name = f"{j.name}_value", f"{b.name}_stream"
+    for g in (v, r):
+        g.signature = None
+    fv = _forward_shape(v, {j.id, v.id})
+    fr = _forward_shape(r, {j.id, r.id})
+    if fv is None or fr is None:
+        return None  # (a copy's shape is the original's)
+    # V: the value alone
+    fs, loop = fv[0], fv[0].loop
+    replaced: dict[int, Node] = {}
+    for c in fs.calls:
+        set_inputs(c, [Constant(v, c.inputs[0].loc), *c.inputs[1:]])
+        set_kind(c, None)
+        for n in graph_nodes(c.graph) if c.graph is not None else []:
+            if _read(n, c) == 0:
+                replaced[n.id] = c
+    out = loop.body.output
+    assert isinstance(out, Apply)
+    set_inputs(out, [*out.inputs[:1 + fs.s], fs.push.inputs[2], *out.inputs[2 + fs.s:]])
+    set_output(v, fs.value)
+
+    _replace_everywhere(reachable_graphs(v), replaced)
+    # R: B's loop run forward inside J's
+    fs, loop = fr[0], fr[0].loop
+    d = r.add_parameter("dout", b.parameters[1].loc)
+    acc = r.add_parameter("acc", b.parameters[2].loc)
+    for c in fs.calls:
+        g = c.graph
+        assert g is not None
+        set_inputs(c, [Constant(P["recursion_call"]), Constant(j), g.apply(
+            P["make_tuple"], *c.inputs[1:]), Constant(v), Constant(r)])
+    body = loop.body
+    one = body.apply(P["make_tuple"], fs.push.inputs[1], Constant(None))
+    items = [one if i == fs.at else x for i, x in enumerate(fs.record.inputs[1:])]
+    step = body.apply(Constant(b), body.apply(P["make_tuple"], *items), d, acc)
+    set_effects(body, [*body.effects, step])
+    out = body.output
+    assert isinstance(out, Apply)
+    set_inputs(out, [*out.inputs[:1 + fs.s], fs.push.inputs[2], *out.inputs[2 + fs.s:]])
+    set_output(r, r.apply(Constant(b), fs.record, d, acc))
+    forget_all(reachable_graphs(v) + reachable_graphs(r))
+    return v, r

@@ -158,8 +158,10 @@ _helper("checkpoint_while_loop", "cond, body, slot, budget, init", after_ad=True
         differentiable=False, effect=True)
 # A lifted recursion's calls, checkpointed (`opt.checkpoint.checkpoint_recursion`): only
 # the optimizer makes them, last.
-_helper("recursion_enter", "fn, budget, args", after_ad=True, differentiable=False)
-_helper("recursion_call", "fn, args", after_ad=True, differentiable=False)
+_helper("recursion_enter", "fn, budget, args, value=None, stream=None", after_ad=True,
+        differentiable=False)
+_helper("recursion_call", "fn, args, value=None, stream=None", after_ad=True,
+        differentiable=False)
 _helper("recursion_back", "fn, record, d, acc=None", after_ad=True, differentiable=False)
 # `tl.stop_gradient(x)`: x, whose derivative is zero (its rules say so).
 _helper("stop_gradient", "x", pure=True, accepts_zero=True)
