@@ -123,6 +123,72 @@ def test_det_laplace_filter_gradient_native() -> None:
     assert ".append(" not in _source(f, A)
 
 
+def optional_pieces(x):
+    """A loop whose conditional expression reads x[i] on one branch only: the other
+    gives x[i] no sensitivity, so the piece added at i is None or a number (optional
+    where the branches meet)."""
+    total = 0.0
+    for i in range(x.shape[0]):
+        v = x[i]
+        total = total + 2.0 * v * v if v > 0.5 else total - v
+    return total
+
+
+@pytest.mark.parametrize(("fn", "x"), [
+    (optional_pieces, np.array([0.2, 0.7, 0.9, 0.1, 0.6, 1.3])),
+    (optional_pieces, np.array([0.2, 0.1, -0.4])),  # (every piece None: no sensitivity)
+], ids=["vector", "vector-none-taken"])
+def test_optional_pieces_scatter_native(fn: Any, x: np.ndarray) -> None:
+    """An optional sensitivity reaching `scatter_add` (None: that branch gave the element
+    none) runs natively, None adding nothing, as the Python backend skips ZERO."""
+    g = tl.grad(fn, backend="native")
+    expected = tl.grad(fn)(x)
+    assert_same(expected, g(x))
+    assert _entry(g, x).is_native, _entry(g, x).fallback
+    np.testing.assert_allclose(expected, elementwise_fd(fn, x), rtol=1e-6, atol=1e-7)
+    assert_same(tl.grad(fn)(x * 1.5), g(x * 1.5))  # (a second call, other branches)
+
+
+def test_scatter_add_optional_pieces_kernel() -> None:
+    """The native `scatter_add` of optional pieces against `runtime.scatter_add`: an
+    index given twice (its pieces summed, None skipped), an element index of a matrix,
+    an accumulator given or not."""
+    import numba
+
+    from tapeless import runtime as rt
+
+    native._register_overloads()
+    add = native._nt_scatter_add
+
+    @numba.njit
+    def vector(acc, x, a, b, c, take):
+        # (each piece Optional(float64): None where its flag is off)
+        pa = a if take[0] else None
+        pb = b if take[1] else None
+        pc = c if take[2] else None
+        return add(acc, x, (2, 0, 2), (pa, pb, pc))
+
+    @numba.njit
+    def element(x, a, b, take):
+        pa = a if take[0] else None
+        pb = b if take[1] else None
+        return add(None, x, ((1, 0), (0, 2)), (pa, pb))
+
+    x = np.arange(4.0)
+    for take in [(1, 1, 1), (1, 0, 1), (0, 1, 0), (0, 0, 0), (0, 1, 1)]:
+        ds = tuple(v if t else ZERO for v, t in zip((0.5, -1.25, 2.0), take, strict=True))
+        for acc in (None, np.array([1.0, 2.0, 3.0, 4.0])):
+            expected = rt.scatter_add(ZERO if acc is None else acc.copy(), x, (2, 0, 2), ds)
+            got = vector(None if acc is None else acc.copy(), x, 0.5, -1.25, 2.0,
+                         np.array(take, bool))
+            assert_same(rt.to_structure(expected, x), got)
+    M = np.zeros((2, 3))
+    for take in [(1, 1), (0, 1), (1, 0)]:
+        ds = tuple(v if t else ZERO for v, t in zip((0.5, -1.25), take, strict=True))
+        expected = rt.scatter_add(ZERO, M, ((1, 0), (0, 2)), ds)
+        assert_same(rt.to_structure(expected, M), element(M, 0.5, -1.25, np.array(take, bool)))
+
+
 # --- the rewrites on modules written here ----------------------------------------------------
 
 

@@ -1304,12 +1304,55 @@ def _register_overloads() -> None:
                 np.add(row, total, row)  # (Numba 0.68 mistypes `+=` for some arrays)
         return out
 
+    @register_jitable
+    def summed_optional(indices, ds, k):
+        """`summed_piece` for pieces that may be None (ZERO: a branch that gave this
+        index no sensitivity, where branches meet): whether indices[k] is the first place
+        its index is given, the sum of its pieces that are numbers, and whether any is."""
+        for m in range(k):
+            if indices[m] == indices[k]:
+                return False, 0.0, False
+        total = 0.0
+        some = False
+        for m in range(k, len(indices)):
+            if m == k or indices[m] == indices[k]:
+                d = ds[m]
+                if d is not None:
+                    total = unwrap(d) if not some else total + unwrap(d)  # type: ignore[call-arg,unused-ignore]
+                    some = True
+        return True, total, some
+
+    def scatter_add_optional(acc, x, indices, ds):
+        """`scatter_add` of pieces that may be None, each a number: None adds nothing,
+        as `runtime.scatter_add` skips ZERO."""
+        if acc is None:
+            out = np.zeros(x.shape, x.dtype)
+        else:
+            out = acc
+        for k in range(len(indices)):
+            first, total, some = summed_optional(indices, ds, k)
+            if first and some:
+                out[indices[k]] = out[indices[k]] + total
+        return out
+
     def scatter_add_types(acc, x, indices, ds):
         if not (isinstance(x, nt.Array) and isinstance(x.dtype, nt.Float) and
                 isinstance(indices, nt.UniTuple) and isinstance(ds, nt.UniTuple) and
                 len(ds) == len(indices)):
             return None
         piece = ds.dtype
+        if isinstance(piece, nt.Optional):
+            # (a piece from where branches meet, one of which gave it no sensitivity)
+            base = acc.type if isinstance(acc, nt.Optional) else acc
+            if isinstance(piece.type, nt.Float) and (
+                    isinstance(base, nt.NoneType) or isinstance(base, nt.Array) and
+                    base.ndim == x.ndim and base.dtype == x.dtype) and (
+                    isinstance(indices.dtype, nt.Integer) and x.ndim == 1 or
+                    isinstance(indices.dtype, nt.UniTuple) and
+                    isinstance(indices.dtype.dtype, nt.Integer) and
+                    len(indices.dtype) == x.ndim):
+                return scatter_add_optional
+            return None
         index = indices.dtype
         if isinstance(index, nt.UniTuple) and isinstance(index.dtype, nt.Integer) and \
                 len(index) == x.ndim and isinstance(piece, nt.Float):
