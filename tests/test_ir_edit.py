@@ -10,7 +10,6 @@ from pathlib import Path
 
 import tapeless
 from tapeless.ir.edit import (
-    forget_enclosing,
     forget_users,
     keep_users,
     keeping_users,
@@ -90,9 +89,98 @@ def test_an_edit_forgets_free_variables_and_schedules() -> None:
     y = inner.apply(P["neg"], inner.parameters[0])
     set_effects(inner, [y])
     assert y in graph_nodes(inner)
-    forget_enclosing(inner)
     set_parameters(inner, [])
     assert inner.parameters == []
+
+
+def _nested(top: Graph) -> tuple[Graph, Graph, object, object]:
+    """top(p): a = p * 3.0; mid(p), where mid(y): inner(y), where inner(x): x + y. The
+    values of top that inner may be edited to read: p and a (a read by no node of top)."""
+    p = top.add_parameter("p")
+    a = top.apply(P["mul"], p, Constant(3.0))
+    mid = Graph("mid", top)
+    y = mid.add_parameter("y")
+    inner = Graph("inner", mid)
+    x = inner.add_parameter("x")
+    set_output(inner, inner.apply(P["add"], x, y))
+    set_output(mid, mid.apply(Constant(inner), y))
+    set_output(top, top.apply(Constant(mid), p))
+    return mid, inner, p, a
+
+
+def test_an_edit_forgets_the_free_variables_of_the_graphs_enclosing_it() -> None:
+    # (set_inputs used to forget only the edited graph's: `mid` kept saying it read
+    # nothing of `top`, and `top` did not schedule `a`.)
+    top = Graph("top")
+    mid, inner, p, a = _nested(top)
+    assert free_variables(inner) == [mid.parameters[0]]
+    assert free_variables(mid) == [] and graph_nodes(top) == [top.output]
+    set_input(inner.output, 2, a)  # inner: x + a, a of top
+    assert free_variables(inner) == [a]
+    assert free_variables(mid) == [a]
+    assert graph_nodes(top) == [a, top.output]
+    assert stale_schedules(top) == []
+    set_input(inner.output, 2, mid.parameters[0])  # and back: no graph reads a now
+    assert free_variables(mid) == [] and graph_nodes(top) == [top.output]
+    set_output(inner, inner.apply(P["mul"], inner.parameters[0], p))  # through the output
+    assert free_variables(mid) == [p]
+    set_effects(inner, [inner.apply(P["neg"], a)])  # and the effects (scheduled first)
+    assert free_variables(mid) == [a, p]
+    assert a in graph_nodes(top)
+    assert stale_schedules(top) == []
+
+
+def test_an_edit_forgets_the_free_variables_of_a_sibling_calling_the_closure() -> None:
+    # top: f(x) = x; g(z) = f(z) (g calls its sibling f, which g does not enclose). f
+    # edited to read top's `a`: g reads it too (`tl.grad` of `tl.vmap(tl.jacfwd(f))`
+    # copied a sibling by its stale schedule: KeyError 'grad_lambda').
+    top = Graph("top")
+    p = top.add_parameter("p")
+    a = top.apply(P["neg"], p)
+    f = Graph("f", top)
+    set_output(f, f.add_parameter("x"))
+    g = Graph("g", top)
+    set_output(g, g.apply(Constant(f), g.add_parameter("z")))
+    set_output(top, top.apply(P["make_tuple"], Constant(f), Constant(g)))
+    assert free_variables(g) == [] and graph_nodes(top) == [top.output]
+    set_output(f, f.apply(P["add"], f.parameters[0], a))
+    assert free_variables(g) == [a]
+    assert graph_nodes(top) == [a, top.output]
+    set_output(f, f.parameters[0])
+    assert free_variables(g) == [] and graph_nodes(top) == [top.output]
+
+
+def test_free_variables_of_a_recursion_asked_from_inside_first() -> None:
+    # rec(n): r = n * 2.0; branch(k): body(k) + 0.0, where body(j): rec(j) * r (a node
+    # of rec read in a graph nested twice, which calls rec). Asked first for body's free
+    # variables, rec's schedule used to be made while body's were being made: branch's
+    # came out without r, and rec's schedule too.
+    rec = Graph("rec")
+    n = rec.add_parameter("n")
+    r = rec.apply(P["mul"], n, Constant(2.0))
+    branch = Graph("branch", rec)
+    body = Graph("body", branch)
+    j = body.add_parameter("j")
+    set_output(body, body.apply(P["mul"], body.apply(Constant(rec), j), r))
+    k = branch.add_parameter("k")
+    set_output(branch, branch.apply(P["add"], branch.apply(Constant(body), k), Constant(0.0)))
+    set_output(rec, rec.apply(Constant(branch), n))
+    assert free_variables(body) == [r]
+    assert free_variables(branch) == [r]
+    assert graph_nodes(rec) == [r, rec.output]
+    assert stale_schedules(rec) == []
+
+
+def test_a_program_edited_to_read_an_outer_value_compiles_and_runs() -> None:
+    # End to end: the generated code of `top` after the edit defines `a` and passes it
+    # to the closures (the stale schedule of `top` left `a` undefined: NameError).
+    from tapeless.backend.pygen import compile_graph
+
+    top = Graph("top")
+    mid, inner, _, a = _nested(top)
+    assert compile_graph(top).fn(2.0) == 4.0  # 2 + 2
+    set_input(inner.output, 2, a)
+    assert compile_graph(top).fn(2.0) == 8.0  # 2 + 2 * 3
 
 
 def test_users_index_every_use_and_outputs() -> None:

@@ -158,7 +158,7 @@ def _batch_for_kinds(root: Graph, kinds: tuple, deferred: bool = False,
     takes them as arguments, unmapped (`_closed`): their kinds are known there too."""
     from .ad.api_graphs import VMAP_STAND_INS, expand_transforms
     from .ir.clone import copy_module, is_recursive
-    from .ir.edit import forget_all, set_inputs
+    from .ir.edit import set_inputs
     from .ir.nodes import (
         PENDING_TRANSFORMS,
         Constant,
@@ -248,12 +248,6 @@ def _batch_for_kinds(root: Graph, kinds: tuple, deferred: bool = False,
             set_inputs(site, [Constant(batched, site.inputs[0].loc),
                               *cast("list[Node]", outer), *site.inputs[1:]])
         changed = True
-    if changed:
-        # (A rewritten call passes values of the code around it (`outer`) that the graph
-        # of the call, nested in functions of `root`, did not read before: `set_inputs`
-        # forgets only that graph's free variables, and every function enclosing it still
-        # said it read none of them: reverse mode gave them no sensitivity, silently.)
-        forget_all(reachable_graphs(copy))
     for p in copy.parameters:
         set_kind(p, None)
     if deferred:

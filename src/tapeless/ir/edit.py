@@ -1,9 +1,9 @@
 """Editing graphs in place: the one way the stages after the front end change a node's
 inputs or a graph's parameters, output and effects. Each edit forgets what was computed
-from the graph's body (its schedule, its free variables, the graphs it uses), so no
-stage keeps a stale answer; `forget_enclosing` also forgets the graphs around it, whose
-schedules hold the nodes it reads from them. `users` is the one place that indexes who
-uses each node."""
+from the graph's body (its schedule, its free variables, the graphs it uses) and, by
+`Graph.invalidate`, what the graphs that read its free variables computed (those
+enclosing it or calling it: their schedules hold the nodes it reads from them), so no
+stage keeps a stale answer. `users` is the one place that indexes who uses each node."""
 
 from __future__ import annotations
 
@@ -162,14 +162,6 @@ def forget_all(graphs: list[Graph]) -> None:
     """Forget what was computed from each of `graphs` (after edits anywhere in them)."""
     for g in graphs:
         g.invalidate()
-
-
-def forget_enclosing(g: Graph) -> None:
-    """Forget what was computed from `g` and from every graph enclosing it."""
-    h: Graph | None = g
-    while h is not None:
-        h.invalidate()
-        h = h.parent
 
 
 def forget_users(graphs: list[Graph], changed: set[int]) -> set[int]:

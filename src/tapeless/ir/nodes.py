@@ -214,6 +214,10 @@ class Graph:
         self._fv_cache: list[Node] | None = None
         self._nodes_cache: list[Apply] | None = None
         self._uses_cache: list[Graph] | None = None
+        # The graphs whose cached schedule (and so free variables) read this graph's free
+        # variables since they were last forgotten, by id (weakly: a copy thrown away
+        # must not live as long as the graph it used): `invalidate` forgets theirs too.
+        self._readers: dict[int, weakref.ref[Graph]] = {}
         if MADE is not None:
             MADE.append(self)
 
@@ -248,10 +252,31 @@ class Graph:
         self.signature = source.signature
 
     def invalidate(self) -> None:
-        """Forget what was computed from this graph's body (after changing it)."""
+        """Forget what was computed from this graph's body (after changing it), and, since
+        its free variables may have changed, what the graphs that read them computed (a
+        closure's users: the graphs enclosing it, a sibling calling it), transitively.
+        Each cache registers what it reads (`_read_free_variables`) and is forgotten at
+        most once per computation, so the walk stops at graphs already forgotten."""
         self._fv_cache = None
         self._nodes_cache = None
         self._uses_cache = None
+        if not self._readers:
+            return
+        todo = [self]
+        while todo:
+            g = todo.pop()
+            readers = g._readers
+            if not readers:
+                continue
+            g._readers = {}
+            for ref in readers.values():
+                r = ref()
+                if r is not None and (r._nodes_cache is not None or r._fv_cache is not None
+                                      or r._readers):
+                    r._fv_cache = None
+                    r._nodes_cache = None
+                    r._uses_cache = None
+                    todo.append(r)
 
 
 def serial_mark() -> int:
@@ -289,7 +314,7 @@ def _schedule(g: Graph) -> list[Apply]:
     seen: set[Apply] = set()
     roots = list(g.effects) + ([g.output] if g.output is not None else [])
     if is_constant_graph(g.output):  # a closure returned as is needs its free variables
-        roots += [fv for fv in free_variables(g.output.value) if fv.graph is g]
+        roots += [fv for fv in _read_free_variables(g.output.value, g) if fv.graph is g]
     for root in roots:
         if type(root) is not Apply or root.graph is not g or root in seen:
             continue
@@ -323,14 +348,29 @@ def _deps(node: Apply, g: Graph) -> list[Node]:
     deps: list[Node] = []
     for inp in inputs:
         if type(inp) is Constant and type(inp.value) is Graph:
-            deps.extend([fv for fv in free_variables(inp.value) if fv.graph is g])
+            deps.extend([fv for fv in _read_free_variables(inp.value, g) if fv.graph is g])
         deps.append(inp)
     return deps
 
 
+def _read_free_variables(h: Graph, reader: Graph) -> list[Node]:
+    """`free_variables(h)`, read for `reader`'s schedule (and so its free variables):
+    noted, so that a change of `h`'s forgets what `reader` computed from them. None
+    where `h` encloses `reader` (or is it: a recursive call), as in `free_variables`."""
+    if is_inside(reader, h):
+        return []
+    readers = h._readers
+    if reader.id not in readers:
+        readers[reader.id] = weakref.ref(reader)
+    return free_variables(h)
+
+
 def free_variables(g: Graph) -> list[Node]:
     """Nodes owned by graphs other than `g` and its descendants that `g` (or a graph
-    nested in it) uses, in first-use order. Cached until `g.invalidate()`."""
+    nested in it) uses, in first-use order. Cached until `g.invalidate()` (of `g`, or of
+    a graph whose free variables its schedule read). A graph enclosing `g` that `g`
+    calls (recursion) adds none: they are in scope, and so the answer does not depend on
+    which graph of the cycle was asked first."""
     if g._fv_cache is not None:
         return g._fv_cache
     g._fv_cache = []  # breaks cycles through recursive graphs
@@ -343,14 +383,15 @@ def free_variables(g: Graph) -> list[Node]:
                 owner = inp.graph
                 if owner is not g and not is_inside(owner, g):
                     result.setdefault(inp.id, inp)
-            elif type(inp) is Constant and type(inp.value) is Graph and inp.value is not g:
+            elif type(inp) is Constant and type(inp.value) is Graph and \
+                    not is_inside(g, inp.value):
                 for fv in free_variables(inp.value):
                     if fv.graph is not g and not is_inside(fv.graph, g):
                         result.setdefault(fv.id, fv)
     out = g.output
     if isinstance(out, (Apply, Parameter)) and out.graph is not g and not is_inside(out.graph, g):
         result.setdefault(out.id, out)
-    if is_constant_graph(out) and out.value is not g:
+    if is_constant_graph(out) and not is_inside(g, out.value):
         for fv in free_variables(out.value):
             if fv.graph is not g and not is_inside(fv.graph, g):
                 result.setdefault(fv.id, fv)

@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from ..ir import nodes
 from ..ir.edit import (
     forget_all,
-    forget_enclosing,
     keep_users,
     made_count,
     made_graphs,
@@ -33,10 +32,8 @@ from ..ir.nodes import (
     Graph,
     Node,
     Parameter,
-    free_variables,
     graph_nodes,
     is_constant_graph,
-    is_inside,
     prim_of,
     reachable_graphs,
     scope_errors,
@@ -277,20 +274,14 @@ class _Sweep:
         self.changed: set[int] = set()  # nodes whose inputs changed
         self.matched = 0  # nodes matched against the rules
         self.inlined = False  # whether the last match inlined a call
-        self.dead: _DeadGraphs | None = None  # (its index of the uses of graphs)
 
     def visit(self, node: Apply, g: Graph, copied: bool = False) -> None:
         """Match `node` (`copied`: a node an inlining just made)."""
         callee = node.inputs[0]
-        before = node.inputs  # (`redirect` gives the node a new list)
         redirected = bool(self.replace) and redirect(node, self.replace)
         if redirected:
             self.touched.add(g.id)
             self.changed.add(node.id)
-            # Copies made later in the sweep (inlining) must see the new inputs: the
-            # enclosing graphs schedule this graph's free variables.
-            forget_enclosing(g)
-            self._forget_readers(g, before, node.inputs)
         if self.work is not None and not redirected and not copied and \
                 node.id not in self.work.nodes:
             # Not on the worklist: nothing it looks at has changed. It still takes part
@@ -312,46 +303,6 @@ class _Sweep:
                     result.graph is g:
                 for new in _made_since(result, g, mark):
                     self.visit(new, g, copied=True)
-
-    def _forget_readers(self, g: Graph, before: list[Node], after: list[Node]) -> None:
-        """A node of `g` now reads other free variables (`before` -> `after`, its inputs):
-        forget the graphs whose schedule or free variables read `g`'s, not only the
-        enclosing ones (`forget_enclosing`) but the graphs using `g` as a value too, and
-        theirs, up to the graphs owning the variables. Else an inlining later in the sweep
-        copies a closure by a user's stale schedule: the copy reads the original's node
-        (found by `tl.grad` of `tl.vmap(tl.jacfwd(f))`: a branch's closure called from
-        its sibling)."""
-        dead = self.dead
-        if dead is None:
-            return
-        owners: list[Graph] = []  # (the graphs owning a free variable read or no more)
-        kept = {id(x) for x in before} & {id(x) for x in after}
-        for x in itertools.chain(before, after):
-            if id(x) in kept:
-                continue
-            if (type(x) is Apply or type(x) is Parameter) and x.graph is not g and \
-                    x.graph is not None:
-                owners.append(x.graph)
-            elif is_constant_graph(x):
-                owners.extend(fv.graph for fv in free_variables(x.value)
-                              if fv.graph is not None)
-        if not owners:
-            return
-        seen = {g.id}
-        todo = [g]
-        while todo:
-            h = todo.pop()
-            h.invalidate()
-            # (A graph owning every variable changed, or nested in each owner, keeps
-            # its free variables: its readers keep theirs.)
-            if all(is_inside(o, h) for o in owners):
-                continue
-            for gid in itertools.chain(dead.users_of(h), ([h.parent.id] if h.parent else [])):
-                if gid not in seen:
-                    seen.add(gid)
-                    found = dead.graph(gid)
-                    if found is not None:
-                        todo.append(found)
 
     def _match(self, node: Apply, g: Graph, inline: bool) -> Node | None:
         ctx, enabled, log = self.ctx, self.enabled, self.log
@@ -425,14 +376,13 @@ class _DeadGraphs:
         self.root, self.sweep = root, sweep
         self.made_uses = made_uses  # (the uses made since, growing: note_graph_uses)
         self.returned: set[int] = set()  # (graphs returned, replacing or spliced in)
-        self.made_seen = self.replace_seen = self.spliced_seen = self.by_made = 0
+        self.made_seen = self.replace_seen = self.spliced_seen = 0
         # graph id -> ids of the nodes using it, and ids of the graphs whose output
         # it is (a use no replacement removes)
         self.refs: dict[int, list[int]] = {}
         self.outputs: dict[int, list[int]] = {}
         self.owner: dict[int, int] = {}
         self.nodes: dict[int, int] = {}  # (each graph's own, when the round began)
-        self.by_id = {g.id: g for g in graphs}
         for g in graphs:
             out = g.output
             if type(out) is Constant and type(out.value) is Graph:
@@ -471,23 +421,6 @@ class _DeadGraphs:
                 return False
         dead.add(g.id)
         return True
-
-    def users_of(self, g: Graph) -> list[int]:
-        """The ids of the graphs using `g` as a value or returning it: those that did
-        when the round began, and those owning a node made since that uses it."""
-        owner = self.owner
-        return [*(owner[n] for n in self.refs.get(g.id, ())), *self.outputs.get(g.id, ()),
-                *(user.graph.id for user in self.made_uses.get(g.id, ()))]
-
-    def graph(self, gid: int) -> Graph | None:
-        """The graph of id `gid`, of those the round began with or made since."""
-        found = self.by_id.get(gid)
-        if found is None:
-            for h in made_graphs(self.by_made):
-                self.by_id[h.id] = h
-            self.by_made = made_count()
-            found = self.by_id.get(gid)
-        return found
 
     def _read_new(self) -> None:
         """Note the graphs that the graphs made return, and those that replacements and
@@ -691,7 +624,7 @@ def _round(root: Graph, enabled: set[str] | None, log: PassLog, hints: dict,
     sweep = _Sweep(ctx, enabled, log, work)
     skipped = 0
     with note_graph_uses() as made_uses:
-        dead = sweep.dead = _DeadGraphs(root, graphs, sweep, made_uses)
+        dead = _DeadGraphs(root, graphs, sweep, made_uses)
         for g in graphs:
             if dead.now(g):
                 skipped += dead.nodes[g.id]

@@ -262,8 +262,8 @@ def lift_backprops(root: Graph, python: bool = True) -> int:
             _values_given(b, calls, reachable_graphs(root))
         if python and convert_closures(root):
             forget_all(reachable_graphs(root))
-        if python and lean_records(root, [(j, b) for j, b, _ in chosen]):
-            forget_all(reachable_graphs(root))
+        if python:
+            lean_records(root, [(j, b) for j, b, _ in chosen])
         if prune_tuples(root):
             forget_all(reachable_graphs(root))
     return done
