@@ -4,7 +4,7 @@ idiom), against the spelling that calls `tl.vmap` inside a function
 code for the arguments (`.source_for`) and the time of a call.
 
     python bench/bench_jit_vmap.py            # Python backend
-    python bench/bench_jit_vmap.py --native   # also tl.jit(..., backend="native")
+    python bench/bench_jit_vmap.py --native   # tl.jit(..., backend="native") instead
 
 Times are the least of repeated runs of calls, the spellings' runs interleaved
 (`timing.best_times`), single-threaded BLAS; every result is checked against the other
@@ -76,6 +76,17 @@ def cases() -> list[tuple[str, Any, Any, tuple]]:
     ]
 
 
+def native_cases() -> list[tuple[str, Any, Any, tuple]]:
+    """The Newton rows with `backend="native"` (the row says where one falls back)."""
+    a = np.abs(np.random.default_rng(0).normal(size=1000)) * 100 + 0.01
+    return [
+        ("native jit(vmap(newton_sqrt))", tl.jit(tl.vmap(vp.newton_sqrt), backend="native"),
+         tl.jit(lambda a: tl.vmap(vp.newton_sqrt)(a), backend="native"), (a,)),
+        ("native jit(vmap(newton_cbrt))", tl.jit(tl.vmap(vp.newton_cbrt), backend="native"),
+         tl.jit(lambda a: tl.vmap(vp.newton_cbrt)(a), backend="native"), (a,)),
+    ]
+
+
 def lines(fn: Any, args: tuple) -> str:
     source_for = getattr(fn, "source_for", None)
     return str(len(source_for(*args).splitlines())) if source_for is not None else "-"
@@ -86,13 +97,7 @@ def main() -> None:
     parser.add_argument("--native", action="store_true")
     parser.add_argument("--repeat", type=int, default=30)
     opts = parser.parse_args()
-    rows = cases()
-    if opts.native:
-        rng = np.random.default_rng(0)
-        a = np.abs(rng.normal(size=1000)) * 100 + 0.01
-        for f in (vp.newton_sqrt, vp.newton_cbrt):
-            rows.append((f"native jit(vmap({f.__name__}))", tl.jit(tl.vmap(f), backend="native"),
-                         tl.jit(lambda a, f=f: tl.vmap(f)(a), backend="native"), (a,)))
+    rows = native_cases() if opts.native else cases()
     print(f"{'composition':34s} {'lines':>7s} {'other':>7s} {'us':>9s} {'other us':>9s}")
     for name, wrapped, other, args in rows:
         got, want = wrapped(*args), other(*args)
