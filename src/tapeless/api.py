@@ -56,9 +56,10 @@ def building_kinds(key: tuple) -> tuple | None:
 
 
 @contextlib.contextmanager
-def building(key: tuple, kinds: tuple) -> Iterator[None]:
+def building(key: tuple | None, kinds: tuple) -> Iterator[None]:
     """Build graphs for arguments of signatures `key` and kinds `kinds` (what `_get`
-    says while it compiles a version: `with_argument_kinds`, `building_kinds`)."""
+    says while it compiles a version: `with_argument_kinds`, `building_kinds`; key None:
+    for none)."""
     _BUILDING.append((key, kinds))
     try:
         yield
@@ -89,11 +90,17 @@ def graph_for_argument_kinds(fn: Any, key: tuple) -> tuple[Graph | None, Graph]:
 
 def batched_before_expanding(fn: Any, key: tuple) -> Graph | None:
     """`with_argument_kinds(graph_of(fn), key)` where `fn` is a Python function each of
-    whose own `tl.vmap` calls is batched for the argument kinds (else None): built from
+    whose own `tl.vmap` calls is batched for the argument kinds, or a `tl.vmap` itself
+    (else None): built from
     its parsed graph, those calls are never batched without the kinds first (the work a
     first call would do, then throw away)."""
-    if BATCH_FOR_KINDS is None or not _BUILDING or _BUILDING[-1][0] != key or \
-            not isinstance(fn, types.FunctionType) or \
+    if BATCH_FOR_KINDS is None or not _BUILDING or _BUILDING[-1][0] != key:
+        return None
+    if isinstance(fn, Transformed) and fn.kind == "vmap":
+        # (`tl.jit(tl.vmap(f))`, `tl.grad(tl.vmap(f))`: batched for these arguments'
+        # kinds, as a `tl.vmap` called inside the function is)
+        return fn.graph_for(key)
+    if not isinstance(fn, types.FunctionType) or \
             getattr(fn, "__tapeless_custom__", False):
         return None
     parsed = expand_transforms(parse(jacobian_function(fn)), defer_vmap=True)

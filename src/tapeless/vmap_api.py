@@ -17,7 +17,8 @@ from . import api
 from .ad import batch
 from .ad.batch import VmapError, vmap_graph
 from .ad.reverse import AS_PARSED, EACH_ELEMENT
-from .api import BOUND_TYPES, Transformed, _api, graph_of
+from .api import BOUND_TYPES, Transformed, _api, building, building_kinds, graph_of
+from .frontend.parser import RESOLVER
 from .ir import Graph
 from .ir.edit import set_kind
 from .ir.nodes import Apply, Node
@@ -29,21 +30,29 @@ from .runtime import tree_leaves, tree_unflatten
 Facts = Callable[[Node], int | None]
 
 
-def _with_example_kinds(fg: Graph, examples: list[Any]) -> tuple[Graph, Facts, Facts]:
-    """A copy of `fg` whose parameters have the kinds of one example's arguments,
-    optimized for them, and what kind inference says of its nodes' numbers of axes and
-    of the numbers of items of its tuples (so that the V transform writes batched code
-    whose shapes are known)."""
+def _as_example(k: Any) -> Any:
+    """The kind of one example's argument whose kind as an element of a batch is `k`:
+    an element with no axes is a number (`_kind_of_example`: a NumPy scalar's `item()`)."""
+    from .opt.kinds import ArrayKind
+
+    if type(k) is ArrayKind and k.shape == () and k.dtype != "?":
+        return _kind_of_example(np.zeros((), k.dtype)[()])
+    return k
+
+
+def _kind_of_example(e: Any) -> Any:
+    """The kind of one example's argument (a NumPy scalar here is a number of its kind)."""
     from .opt.kinds import value_kind
 
-    # (An example's number, a NumPy scalar here, is a number of its kind.)
-    return _with_kinds(fg, [value_kind(e.item() if isinstance(e, np.generic) else e)
-                            for e in examples])
+    return value_kind(e.item() if isinstance(e, np.generic) else e)
 
 
 def _with_kinds(fg: Graph, kinds: list[Any], optimized: bool = True
                 ) -> tuple[Graph, Facts, Facts]:
-    """`_with_example_kinds`, given the examples' kinds. `optimized=False`: the copy as
+    """A copy of `fg` whose parameters have the kinds of one example's arguments,
+    optimized for them, and what kind inference says of its nodes' numbers of axes and
+    of the numbers of items of its tuples (so that the V transform writes batched code
+    whose shapes are known). `optimized=False`: the copy as
     parsed (its own `tl.vmap` calls batched for the kinds, as parsed too), for reverse
     mode to differentiate (`reverse.AS_PARSED`): kinds give the numbers of axes all the
     same, so no batching rule decides them at run time."""
@@ -523,17 +532,63 @@ class Vmapped(Transformed):
             self._examples = None
 
     def build_graph_for(self, key: tuple) -> Graph:
+        examples = getattr(self, "_examples", None)
+        if examples is not None:
+            elements: list[Any] | None = [_kind_of_example(e) for e in examples]
+            size = self.axis_size
+        else:
+            # (`tl.jit(tl.vmap(f))`, `tl.grad(tl.vmap(f))`: built for the kinds of the
+            # arguments it is compiled for, as `tl.vmap(f)` called alone is for one
+            # example's, not as generic code that tests kinds and shapes at run time)
+            elements, size = self._elements(building_kinds(key))
+        with building(None, ()):  # (f's graph, as for a call of `tl.vmap(f)` alone)
+            return self._batched_graph(key, examples, elements, size)
+
+    def graph_for_kinds(self, kinds: tuple) -> Graph:
+        """The batched graph for arguments of these kinds (where they say one element's
+        kinds, else the generic `graph`): what `tl.vmap(tl.vmap(f))` batches."""
+        elements, size = self._elements(kinds)
+        if elements is None or self.binds_functions:
+            return self.graph
+        self._validate()
+        with RESOLVER.recording() as deps, building(None, ()):
+            graph = self._batched_graph(None, None, elements, size)
+        self._used(deps)
+        return graph
+
+    def _elements(self, kinds: tuple | None) -> tuple[list[Any] | None, int | None]:
+        """The kinds of one element of arguments of kinds `kinds` and the batch's size
+        (the size None where the arguments do not say it); `(None, None)` where their
+        kinds do not say one element's (a subclass that batches its own way: none)."""
+        if kinds is None or type(self)._vmapped is not Vmapped._vmapped:
+            return None, None
+        axes = self._axes(len(kinds))
+        elements = [_as_example(_element_kind(k, ax)) for k, ax in zip(kinds, axes, strict=True)]
+        if _UNKNOWN in elements:
+            return None, None
+        sizes = {n for k, ax in zip(kinds, axes, strict=True) for n in _mapped_lengths(k, ax)}
+        if self.axis_size is not None:
+            sizes.add(self.axis_size)
+        return elements, sizes.pop() if len(sizes) == 1 else self.axis_size
+
+    def _batched_graph(self, key: tuple | None, examples: list[Any] | None,
+                       elements: list[Any] | None, size: int | None) -> Graph:
+        """`build_graph_for`, given one element's example values or kinds (None: the
+        generic graph)."""
         if self.binds_functions:  # (`vmap(grad(f))`: the gradient for these arguments)
-            assert isinstance(self.fun, Transformed)
+            assert isinstance(self.fun, Transformed) and key is not None
             fg = self.fun.graph_for(key)
+        elif elements is not None and type(self.fun) is Vmapped:
+            fg = self.fun.graph_for_kinds(tuple(elements))  # (`tl.vmap(tl.vmap(f))`)
         else:
             # (Called with arguments, the function's own `tl.vmap` calls are left to
             # `_with_kinds`, which batches each for one example's kinds: never batched
             # without them first, the work a first call would do and throw away.)
-            fg = graph_of(self.fun, defer_vmap=getattr(self, "_examples", None) is not None)
+            fg = graph_of(self.fun, defer_vmap=elements is not None)
         try:
-            return self._vmapped(fg, getattr(self, "_examples", None),
-                                 derivative=self._reverse_mode())
+            if examples is not None or elements is None:
+                return self._vmapped(fg, examples, derivative=self._reverse_mode())
+            return self._vmapped_for(fg, elements, size, derivative=self._reverse_mode())
         except VmapError as exc:
             # Derivative code under a condition that differs across the batch (a loop
             # to a per-element tolerance): the gradient of the batched function instead.
@@ -600,12 +655,18 @@ class Vmapped(Transformed):
 
     def _vmapped(self, fg: Graph, examples: list[Any] | None = None,
                  derivative: bool = False) -> Graph:
+        elements = None if examples is None else [_kind_of_example(e) for e in examples]
+        return self._vmapped_for(fg, elements, self.axis_size, derivative)
+
+    def _vmapped_for(self, fg: Graph, elements: list[Any] | None, size: int | None,
+                     derivative: bool = False) -> Graph:
+        """`fg` batched: optimized for one element's kinds `elements` first, its batched
+        code written for their numbers of axes (generic code where they are None)."""
         example_ndim = example_items = None
-        if examples is not None:
-            fg, example_ndim, example_items = _with_example_kinds(fg, examples)
-        return vmap_graph(fg, self._axes(len(fg.parameters)), self.out_axes,
-                          self.axis_size, fg.name, example_ndim, derivative=derivative,
-                          example_items=example_items)
+        if elements is not None:
+            fg, example_ndim, example_items = _with_kinds(fg, elements)
+        return vmap_graph(fg, self._axes(len(fg.parameters)), self.out_axes, size, fg.name,
+                          example_ndim, derivative=derivative, example_items=example_items)
 
     def check_arguments(self, args: tuple) -> None:
         """The mapped axes must exist and have one length."""
