@@ -158,6 +158,13 @@ def set_parameters(g: Graph, parameters: list[Parameter],
     _edited.add(g.id)
 
 
+def set_signature(g: Graph, signature: list[Any] | None) -> None:
+    """Give `g` new specs of its parameters (`Graph.signature`), or none (a copy made
+    as a derived function, whose parameters follow no user function's)."""
+    assert signature is None or len(signature) == len(g.parameters)
+    g.signature = signature
+
+
 def forget_all(graphs: list[Graph]) -> None:
     """Forget what was computed from each of `graphs` (after edits anywhere in them)."""
     for g in graphs:

@@ -17,7 +17,7 @@ from __future__ import annotations
 from typing import Any, cast
 
 from ..ir.clone import clone_graph
-from ..ir.edit import forget_all, set_effects, set_inputs, set_kind, set_output
+from ..ir.edit import forget_all, set_effects, set_inputs, set_kind, set_output, set_signature
 from ..ir.nodes import (
     Apply,
     Constant,
@@ -540,7 +540,7 @@ def stream_recursion(j: Graph, b: Graph, calls: dict[int, list[Apply]], within: 
     r = clone_graph(j, None, {})
     v.name, r.name = f"{j.name}_value", f"{b.name}_stream"
     for g in (v, r):
-        g.signature = None
+        set_signature(g, None)
     fv = _forward_shape(v, {j.id, v.id})
     fr = _forward_shape(r, {j.id, r.id})
     if fv is None or fr is None:
