@@ -56,7 +56,7 @@ from ..primitives import PRIMITIVES
 from ..runtime import ZERO
 from .branches import graph_refs
 from .kinds import array, kind, shape_of
-from .patterns import tuple_items
+from .patterns import follow_items, item_path, tuple_items, value_sources
 
 MAKE_TUPLE = PRIMITIVES["make_tuple"]
 TUPLE_GETITEM = PRIMITIVES["tuple_getitem"]
@@ -1189,13 +1189,12 @@ class _Accumulate:
         kinds; `OwnedSlots`' in-place sums are the proof, made with the kinds the
         closures had, that it is at every level a float64 array of one shape), and at
         each call from outside, that path leads, through the forward pass J's result,
-        to nodes whose kinds give that shape (`unwind._follow`). Else None."""
+        to nodes whose kinds give that shape (`patterns.follow_items`). Else None."""
         from .loop_facts import LoopFacts
-        from .unwind import _follow, _path, _values
 
         b = self.b
         inner = [c for c in calls if c.graph is not None and is_inside(c.graph, b)]
-        paths = [_path(x) for x in self.arrays]
+        paths = [item_path(x) for x in self.arrays]
         path = paths[0] if paths else None
         if path is None or any(c.id not in self.threaded for c in inner) or \
                 any(p != path for p in paths) or path[0] is not b.parameters[0]:
@@ -1206,9 +1205,9 @@ class _Accumulate:
         for c in calls:
             if c in inner:
                 continue
-            records = _values(c.inputs[1], {})
+            records = value_sources(c.inputs[1], {})
             for r in records if records is not None else [None]:
-                xs = _follow(r, at) if r is not None else None
+                xs = follow_items(r, at) if r is not None else None
                 for x in xs if xs is not None else [None]:
                     k = kind(x, facts) if x is not None else None
                     sx = shape_of(k) if k is not None else None

@@ -60,7 +60,7 @@ from ..primitives import PRIMITIVES
 from ..runtime import ZERO
 from .kinds import array, dtype_of, is_f8, kind, shape_of
 from .loop_facts import LoopFacts
-from .patterns import tuple_items
+from .patterns import follow_items, item_path, tuple_items, value_sources
 from .zeros import f8_number
 
 P = PRIMITIVES
@@ -484,18 +484,18 @@ def _plan(b: Graph, found: _Shape | None, root: Graph, graphs: list[Graph], inde
     params = b.parameters
     args = call.inputs[1:]
     outside = calls[1]
-    x_path = _path(post.inputs[2])
+    x_path = item_path(post.inputs[2])
     if x_path is None or x_path[0] not in params:
         return None
     k = params.index(x_path[0])
-    down = _path(args[k])
+    down = item_path(args[k])
     if down is None or down[0] is not params[k]:
         return None
     # The records the parameter takes, as the nodes that make them, to a fixed point.
     records: dict[int, Node] = {}
     todo: list[Node] = []
     for c in outside:
-        vs = _values(c.inputs[1 + k], {})
+        vs = value_sources(c.inputs[1 + k], {})
         if vs is None:
             return None
         todo.extend(vs)
@@ -504,7 +504,7 @@ def _plan(b: Graph, found: _Shape | None, root: Graph, graphs: list[Graph], inde
         if r.id in records:
             continue
         records[r.id] = r
-        nxt = _follow(r, cast(list[int], down[1:]))
+        nxt = follow_items(r, cast(list[int], down[1:]))
         if nxt is None:
             return None
         todo.extend(nxt)
@@ -513,7 +513,7 @@ def _plan(b: Graph, found: _Shape | None, root: Graph, graphs: list[Graph], inde
     facts = made[0]
     shape: tuple[int, ...] | None = None
     for r in records.values():
-        xs = _follow(r, cast(list[int], x_path[1:]))
+        xs = follow_items(r, cast(list[int], x_path[1:]))
         if xs is None:
             return None
         for x in xs:
@@ -536,7 +536,7 @@ def _plan(b: Graph, found: _Shape | None, root: Graph, graphs: list[Graph], inde
             j = params.index(d)
             if args[j] is not d or not all(_is_one(c.inputs[1 + j]) for c in outside):
                 continue
-            y_path = _path(y)
+            y_path = item_path(y)
             if y_path is None or y_path[0] is not params[k]:
                 # (a number the level computes: a fused backward pass reads its own
                 # level's values, not a record's, `_fuse`)
@@ -544,7 +544,7 @@ def _plan(b: Graph, found: _Shape | None, root: Graph, graphs: list[Graph], inde
                     plan.units[piece.id] = y
                     break
                 continue
-            ys = [_follow(r, cast(list[int], y_path[1:])) for r in records.values()]
+            ys = [follow_items(r, cast(list[int], y_path[1:])) for r in records.values()]
             if all(v is not None and all(f8_number(n, facts) for n in v) for v in ys):
                 plan.units[piece.id] = y
                 break
@@ -615,94 +615,6 @@ def _descent(b: Graph, cond: Node, rec: int, varying: list[int],
 
 def _is_one(node: Node) -> bool:
     return isinstance(node, Constant) and type(node.value) is float and node.value == 1.0
-
-
-def _path(node: Node) -> list[Node | int] | None:
-    """`node` as items taken of a parameter at constant indices: [parameter, i, j...]
-    for `p[i][j]...`, else None."""
-    at: list[int] = []
-    while isinstance(node, Apply):
-        k = node.inputs[2] if len(node.inputs) == 3 else None
-        if prim_of(node) is not P["tuple_getitem"] or not isinstance(k, Constant) or \
-                type(k.value) is not int:
-            return None
-        at.append(k.value)
-        node = node.inputs[1]
-    if not isinstance(node, Parameter):
-        return None
-    return [node, *reversed(at)]
-
-
-def _follow(r: Node, at: list[int]) -> list[Node] | None:
-    """The nodes that may make item `at` (a path of indices) of what `r` makes."""
-    now = [r]
-    for i in at:
-        nxt: list[Node] = []
-        for v in now:
-            found = _item_values(v, i, {})
-            if found is None:
-                return None
-            nxt.extend(found)
-        now = nxt
-    return now
-
-
-def _item_values(v: Node, i: int, active: dict[int, bool]) -> list[Node] | None:
-    """The nodes that may make item i of the tuple `v` makes (None: not known). An item
-    out of a tuple's range makes nothing (reading it raises)."""
-    items = tuple_items(v)
-    if items is None:
-        return None
-    return _values(items[i], active) if -len(items) <= i < len(items) else []
-
-
-def _values(node: Node, active: dict[int, bool]) -> list[Node] | None:
-    """The nodes whose values `node` may have: through items of tuple displays, the
-    branches of a value-`if`, and the result of a call of a module function (not
-    through loops or unknown calls: there `node` itself). None where a cycle or an
-    unknown tuple is met. (`kinds.item_nodes` reads items through displays and `if`s
-    too, but not through calls, which is how a record reaches a backward pass: from
-    the forward function's result.)"""
-    if node.id in active or len(active) > 64:
-        return None
-    if not isinstance(node, Apply):
-        return [node]
-    active[node.id] = True
-    try:
-        head = node.inputs[0]
-        k = node.inputs[2] if len(node.inputs) == 3 else None
-        if prim_of(node) is P["tuple_getitem"] and isinstance(k, Constant) and \
-                type(k.value) is int:
-            tuples = _values(node.inputs[1], active)
-            if tuples is None:
-                return None
-            out: list[Node] = []
-            for t in tuples:
-                found = _item_values(t, k.value, active)
-                if found is None:
-                    return None
-                out.extend(found)
-            return out
-        if isinstance(head, Apply) and prim_of(head) is P["switch"] and len(node.inputs) == 1:
-            outs = [x.value.output for x in head.inputs[2:4] if is_constant_graph(x)]
-            if len(outs) != 2 or any(o is None for o in outs):
-                return None
-            return _merge([_values(cast(Node, o), active) for o in outs])
-        if is_constant_graph(head) and head.value.parent is None and \
-                head.value.output is not None and not head.value.vararg:
-            return _values(head.value.output, active)
-        return [node]
-    finally:
-        del active[node.id]
-
-
-def _merge(found: list[list[Node] | None]) -> list[Node] | None:
-    out: list[Node] = []
-    for f in found:
-        if f is None:
-            return None
-        out.extend(f)
-    return out
 
 
 # --- a backward recursion fused into the forward one whose records it reads ----------
