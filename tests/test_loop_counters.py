@@ -9,13 +9,11 @@ without the step, on both backends, on nested loops not written for the benchmar
 
 from __future__ import annotations
 
-import types
-
 import autograd
-import autograd.numpy as anp
 import numpy as np
 import pytest
 from gradcheck import in_place_adds
+from test_loop_remake import _autograd, _data  # (data and autograd's copy)
 
 import tapeless as tl
 import tapeless.opt.driver as driver
@@ -90,15 +88,6 @@ def horner_inline(c, xs, ys):
             value = c[j] + xs[i] * value
         err = err + (value - ys[i]) ** 2
     return err
-
-
-def _data(shape, seed=0):
-    return np.random.default_rng(seed).standard_normal(shape)
-
-
-def _autograd(fn, args, argnum):
-    copy = types.FunctionType(fn.__code__, {**fn.__globals__, "np": anp}, fn.__name__)
-    return autograd.grad(copy, argnum)(*args)
 
 
 # (fn, its data, argnum, whether the inner loop's stack becomes a count: not where it
