@@ -44,6 +44,7 @@ from ..ir.replace import apply_replacements, redirect
 from .arrays import block_products, python_spellings
 from .branches import branch_backprops, dead_branch_items, forwarding_ifs, single_item_ifs
 from .checkpoint import checkpoint_loops, checkpoint_recursion
+from .counters import count_saved_counters
 from .kinds import FLOAT, INT, Kind, array, element_of, is_f8, items_of, kind, shape_of
 from .lift import accumulate_down, lift_backprops
 from .loops import (
@@ -657,6 +658,7 @@ def _round(root: Graph, enabled: set[str] | None, log: PassLog, hints: dict,
             if not (drop_dead_state(root, facts, replace) or
                     prune_saved(root, facts, replace) or
                     zero_accumulators(root, facts, replace) or
+                    count_saved_counters(root, facts, replace) or
                     split_tuple_state(root, facts, replace)):
                 break
             log.add("loop_state")

@@ -410,15 +410,23 @@ def f8_reduction(node: Node, facts: LoopFacts | None) -> bool:
     return _f8_sum(node, facts)
 
 
-def f8_number(node: Node, facts: LoopFacts | None, depth: int = 0) -> bool:
+def f8_number(node: Node, facts: LoopFacts | None, depth: int = 0,
+              assumed: Assumed | None = None) -> bool:
     """Whether node is always a float64 number, a Python float or a NumPy float64 (whose
     kind, SCALAR, says only that it is a NumPy scalar): a reduction of a whole float64
     array, an element of one read at int indices, arithmetic on such numbers and ints,
-    or such a number read back from a tuple display or a loop's stack of saved values."""
+    such a number read back from a tuple display or a loop's stack of saved values, or
+    loop state (and a loop's result) that starts as one and stays one (by induction over
+    the loop: the sensitivity `d_p = d_p * x` a backward loop carries)."""
     k = kind(node, facts)
     if k is FLOAT:
         return True
-    if k is not SCALAR or depth > 12 or not isinstance(node, Apply):
+    if k is not SCALAR or depth > 12:
+        return False
+    if facts is not None and not isinstance(node, Apply):
+        return facts.inductive(node, lambda n, a: f8_number(n, facts, depth + 1, a),
+                               assumed if assumed is not None else set())
+    if not isinstance(node, Apply):
         return False
     if _f8_sum(node, facts):
         return True
@@ -432,16 +440,19 @@ def f8_number(node: Node, facts: LoopFacts | None, depth: int = 0) -> bool:
         return is_f8(kx) and shape is not None and at is not None and \
             len(at) == len(shape) and all(i is INT for i in at)
     if p.number_op and p.elementwise:  # (+, -, *, /, **, %: float64 stays float64)
-        return all(kind(x, facts) in (FLOAT, INT) or f8_number(x, facts, depth + 1)
+        return all(kind(x, facts) in (FLOAT, INT) or f8_number(x, facts, depth + 1, assumed)
                    for x in node.inputs[1:])
     if p.name == "tuple_getitem" and isinstance(i := node.inputs[2], Constant) and \
             type(i.value) is int:
+        if facts is not None and (found := facts.result_of(node)) is not None:
+            info, j = found  # (a loop's result: its state, by induction)
+            return f8_number(info.body.parameters[info.lead + j], facts, depth + 1, assumed)
         seq = node.inputs[1]
         if facts is not None and seq.id in facts.popped:
             seq = facts.popped[seq.id]  # (what the forward loop pushed)
         items = tuple_items(seq)
         return items is not None and 0 <= i.value < len(items) and \
-            f8_number(items[i.value], facts, depth + 1)
+            f8_number(items[i.value], facts, depth + 1, assumed)
     return False
 
 
