@@ -1,4 +1,10 @@
 """Marked slow, not run by CI (about 10-12 minutes on the loaded 2-core machine):
+(2026-12-07, branch hessclos: vmap.hessian on `looped`, hessian.vmap on `closed` and
+jacrev.vmap on `looped` compiled pass, their marks are gone; jacfwd.jacrev compiled
+raised a VmapError (`sens_of` of a function made in the mapped code, which forward
+mode writes) and passes since `batch.py` passes `sens_of(d, f)` through as `d`, its
+mark is gone; it compiles slowly, about 80 s of CPU, the jacrev's `tl.vmap` inside the
+jvp batched without its arguments' kinds.)
 (2026-12-07, branch vmapfix: vmap.jacfwd compiled and jacfwd.vmap on `looped`
 compiled pass now, their marks are gone; jacrev.vmap's MASKED_IF mark, the same error,
 made non-strict (not rerun); vmap.hessian, hessian.vmap on `closed` and jacfwd.jacrev
@@ -254,23 +260,7 @@ def cases() -> list[Any]:
 
 
 # Known failures: (chain, fname, mode) -> reason; mode None for both.
-VBRK = ("tl.vmap of tl.hessian inside compiled code (from Python it passes): not rerun "
-        "since the RaggedBatch of vmap.jacfwd compiled was fixed (batch_rules.as_mask, "
-        "branch vmapfix); its compile alone takes minutes (the size of tl.vmap of "
-        "tl.hessian)")
-MASKED_IF = ("tl.jacrev of tl.vmap of a function with an if on batched values, "
-             "inside compiled code (a vmap of a vmap with a masked if): TypeError 'bool' "
-             "object is not subscriptable in the generated code")
 XFAIL: dict[tuple[Any, ...], tuple[str, bool]] = {
-    (("vmap", "hessian", "F"), None, "compiled"): (VBRK, False),
-    # (jacfwd.vmap on `looped` compiled passes since branch vmapfix: its strict mark
-    # failed as an XPASS and is gone; jacrev.vmap's, the same error, was not rerun)
-    (("jacrev", "vmap", "F"), "looped", "compiled"): (MASKED_IF, False),
-    # (found failing at the deadline, the cause not analysed yet)
-    (("hessian", "vmap", "F"), "closed", "compiled"): ("fails inside compiled code: "
-                                                      "not analysed yet", False),
-    (("jacfwd", "jacrev", "F"), "field", "compiled"): ("fails inside compiled code: "
-                                                      "not analysed yet", False),
 }
 
 

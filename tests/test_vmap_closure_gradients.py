@@ -104,11 +104,6 @@ def test_jacfwd_of_a_closure() -> None:
     check(f, lambda w, x: np.sum(jacobian(w, x) * C))
 
 
-@pytest.mark.xfail(strict=True, raises=tl.GradError, reason=(
-    "tl.hessian of a closure inside compiled code: expand_transforms builds the jvp of "
-    "the grad stand-in with FTransform(outer) lacking the closure's free variable "
-    "('%w used before it was transformed'), with or without batching for kinds; a "
-    "loud error, not a wrong gradient"))
 def test_hessian_of_a_closure() -> None:
     def f(w, x):
         return np.sum(tl.hessian(lambda v: np.sum(np.sin(w @ v) * w[:, 0]))(x) * np.outer(x, x))

@@ -200,20 +200,74 @@ def test_grad_of_a_function_calling_vmap_against_finite_differences():
         assert abs(g[i, j] - fd) < 1e-6 * max(1.0, abs(fd))
 
 
-def test_jit_of_a_function_calling_vmap_with_shapes_differing_says_so():
-    # (inside compiled code other than a gradient's the batched code cannot run again
-    # per element: refused at run time, with what to do instead)
-    def total(params, xs, ys, ts):
-        return np.sum(tl.vmap(loss, in_axes=(None, 0, 0, 0))(params, xs, ys, ts))
-
-    with pytest.raises(RaggedBatch, match="shape differs across the batch") as e:
-        tl.jit(total)(PARAMS, XS, YS, PATTERNS["mixed"])
-    assert "test_vmap_ragged.py" in "".join(getattr(e.value, "__notes__", []))
+def _total(params, xs, ys, ts):
+    return np.sum(tl.vmap(loss, in_axes=(None, 0, 0, 0))(params, xs, ys, ts) ** 2)
 
 
-def test_grad_calling_vmap_of_a_function_that_prints_is_refused_where_shapes_differ(capsys):
+def _total_loop(params, xs, ys, ts):
+    return sum(loss(params, xs[i], ys[i], ts[i]) ** 2 for i in range(len(xs)))
+
+
+@pytest.mark.parametrize("pattern", ["mixed", "all_three", "none"])
+def test_jit_of_a_function_calling_vmap_equals_a_loop_over_the_batch(pattern):
+    # ("mixed", "all_three": the batched code meets shapes that differ across the batch;
+    # the compiled function then runs a copy of the program where the `tl.vmap` calls
+    # each element, `Transformed.each_element`: it raised `RaggedBatch`)
+    ts = PATTERNS[pattern]
+
+    def rows(params, xs, ys, ts):
+        return tl.vmap(forward, in_axes=(None, 0, 0))(params, xs, ts)[:, :1] - ys
+
+    compiled = tl.jit(_total)
+    for _ in range(2):  # (the second call: the per-element code, built once)
+        assert compiled(PARAMS, XS, YS, ts) == pytest.approx(
+            _total_loop(PARAMS, XS, YS, ts), rel=1e-12)
+    if pattern != "none":  # (`forward`'s rows differ in length: no stacked result)
+        return
+    want = np.stack([forward(PARAMS, XS[i], ts[i])[:1] - YS[i] for i in range(len(XS))])
+    np.testing.assert_allclose(tl.jit(rows)(PARAMS, XS, YS, ts), want, rtol=1e-12)
+
+
+def test_jit_of_vmap_per_element_inside_a_function_calling_it_twice():
+    # (two `tl.vmap` calls, one ragged, one not, in a nested function; a closure over
+    # the code around them)
+    def f(params, xs, ys, ts):
+        scale = np.sum(xs) * 0.0 + 2.0
+
+        def inner(t):
+            return tl.vmap(lambda x, y, s: loss(params, x, y, s) * scale)(xs, ys, t)
+        return np.sum(inner(ts)) + np.sum(inner(PATTERNS["none"]))
+
+    def ref(params, xs, ys, ts):
+        return sum(2.0 * (loss(params, xs[i], ys[i], ts[i]) +
+                          loss(params, xs[i], ys[i], INF)) for i in range(len(xs)))
+
+    assert tl.jit(f)(PARAMS, XS, YS, PATTERNS["mixed"]) == pytest.approx(
+        ref(PARAMS, XS, YS, PATTERNS["mixed"]), rel=1e-12)
+
+
+def test_value_and_grad_vjp_jvp_and_jit_grad_of_a_function_calling_vmap_per_element():
+    ts = PATTERNS["mixed"]
+    value, g = tl.value_and_grad(_total, argnums=1)(PARAMS, XS, YS, ts)
+    want_g = tl.grad(lambda xs: _total_loop(PARAMS, xs, YS, ts))(XS)
+    assert value == pytest.approx(_total_loop(PARAMS, XS, YS, ts), rel=1e-12)
+    np.testing.assert_allclose(g, want_g, rtol=1e-10, atol=1e-14)
+    np.testing.assert_allclose(tl.jit(tl.grad(_total, 1))(PARAMS, XS, YS, ts), want_g,
+                               rtol=1e-10, atol=1e-14)
+    out, vjp_fn = tl.vjp(_total, PARAMS, XS, YS, ts)
+    assert out == pytest.approx(value, rel=1e-12)
+    np.testing.assert_allclose(vjp_fn(1.5)[1], 1.5 * want_g, rtol=1e-10, atol=1e-14)
+    v = np.cos(XS)
+    out, tangent = tl.jvp(lambda xs: _total(PARAMS, xs, YS, ts), (XS,), (v,))
+    assert out == pytest.approx(value, rel=1e-12)
+    assert tangent == pytest.approx(np.sum(want_g * v), rel=1e-10)
+
+
+@pytest.mark.parametrize("transform", ["jit", "vjp", "grad"])
+def test_compiled_code_calling_vmap_of_a_function_that_prints_is_refused_where_shapes_differ(
+        transform, capsys):
     # (the batched code printed before it met the shapes: it is not run again per
-    # element, which would print twice)
+    # element, which would print twice; the error says where the shapes differ)
     def noisy(params, x, y, t):
         print("loss")
         return loss(params, x, y, t)
@@ -221,17 +275,31 @@ def test_grad_calling_vmap_of_a_function_that_prints_is_refused_where_shapes_dif
     def total(params, xs, ys, ts):
         return np.sum(tl.vmap(noisy, in_axes=(None, 0, 0, 0))(params, xs, ys, ts))
 
-    with pytest.raises(RaggedBatch, match="shape differs across the batch"):
-        tl.grad(total)(PARAMS, XS, YS, PATTERNS["mixed"])
+    with pytest.raises(RaggedBatch, match="shape differs across the batch") as e:
+        if transform == "vjp":
+            tl.vjp(total, PARAMS, XS, YS, PATTERNS["mixed"])
+        else:
+            getattr(tl, transform)(total)(PARAMS, XS, YS, PATTERNS["mixed"])
+    if transform == "jit":
+        assert "test_vmap_ragged.py" in "".join(getattr(e.value, "__notes__", []))
+    # (the batched code printed once per element, as a loop over the batch does)
+    assert capsys.readouterr().out.count("loss") == len(XS)
+
+
+def _draws(x, t):
+    noise = np.random.normal()
+    h = x
+    if np.sum(h) > t:
+        h = h[:1]
+    return np.sum(h) + 0.0 * noise
+
+
+def test_jit_calling_vmap_of_a_function_that_draws_is_refused_where_shapes_differ():
+    with pytest.raises(RaggedBatch, match="shape differs across the batch") as e:
+        tl.jit(lambda xs, ts: np.sum(tl.vmap(_draws)(xs, ts)))(XS, PATTERNS["mixed"])
+    assert "test_vmap_ragged.py" in "".join(getattr(e.value, "__notes__", []))
 
 
 def test_the_fallback_is_refused_where_the_function_draws():
-    def f(x, t):
-        noise = np.random.normal()
-        h = x
-        if np.sum(h) > t:
-            h = h[:1]
-        return np.sum(h) + 0.0 * noise
-
     with pytest.raises(VmapError, match="random numbers or prints"):
-        tl.vmap(f)(XS, PATTERNS["mixed"])
+        tl.vmap(_draws)(XS, PATTERNS["mixed"])

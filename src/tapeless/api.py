@@ -112,6 +112,32 @@ def _api(fn: Callable[..., Any]) -> Callable[..., Any]:
     return fn
 
 
+def each_element_copy(graph: Graph) -> Graph | None:
+    """A copy of `graph` and the graphs it reaches where each batched graph of a
+    `tl.vmap` call that has a per-element twin (`reverse.EACH_ELEMENT`) is that twin: the
+    program with each `tl.vmap` inside calling its function on each element. None where
+    the program draws random numbers or prints (run again after its batched code failed,
+    it would draw or print twice), and where it has no such graph."""
+    from .ad.reverse import EACH_ELEMENT
+    from .ir.nodes import reachable_graphs
+
+    if draws_or_prints(graph) or not any(g in EACH_ELEMENT for g in reachable_graphs(graph)):
+        return None
+    return copy_module(graph, replace=lambda g: EACH_ELEMENT[g]() if g in EACH_ELEMENT
+                       else None)
+
+
+def draws_or_prints(graph: Graph) -> bool:
+    """Whether `graph` or a graph it reaches draws random numbers or prints (an effect
+    a loop over a batch has once per element: `batch.per_element_effect`)."""
+    from .ad.batch import per_element_effect
+    from .ir.nodes import graph_nodes, prim_of, reachable_graphs
+
+    return any(p is not None and per_element_effect(p)
+               for g in reachable_graphs(graph) for node in graph_nodes(g)
+               for p in (prim_of(node),))
+
+
 def positional_arguments(fn: Callable[..., Any], args: tuple, kwargs: dict) -> list[Any]:
     """Bind a call like Python would and return the arguments in parameter order, with
     `*args` packed into one tuple (the calling convention of compiled functions)."""
@@ -449,6 +475,9 @@ class Transformed:
         # The globals and cells read by the programs started from the native cache
         # (`_start`), which the guard tests too.
         self._start_reads: list[Any] = []
+        # The code where each `tl.vmap` inside runs per element, by argument signature
+        # (`each_element`; None: refused).
+        self._each: dict[tuple, Compiled | None] = {}
 
     def _validate(self) -> None:
         """Drop the graph and the compiled code if a global or a cell they read was
@@ -464,6 +493,7 @@ class Transformed:
         self._deps = set()
         self._guard = None
         self._start_reads = []
+        self._each = {}
 
     def _used(self, deps: set[Any]) -> None:
         """Add the entries a graph built here used to the guard, and report them to
@@ -654,9 +684,32 @@ class Transformed:
     def each_element(self, key: tuple, args: tuple) -> Compiled | None:
         """The code for arguments like `args` where each `tl.vmap` inside calls its
         function on each element (a loop over the batch), for a program whose batched
-        code met a value whose shape differs across the batch (`RaggedBatch`); None
-        where there is none (overridden by `grad`)."""
-        return None
+        code met a value whose shape differs across the batch (`RaggedBatch`: a loop
+        whose trip count differs across the batch and its state's shape with it). Built
+        once per argument signature: a copy of the program with each batched graph that
+        has a per-element twin (`reverse.EACH_ELEMENT`) replaced by it. None where the
+        function draws random numbers or prints (the batched code did some of that
+        already: run again, it would draw or print twice), and for transforms other
+        than `jit` (`grad` overrides it)."""
+        if type(self) is not Transformed:
+            return None
+        if isinstance(self.fun, Transformed):  # (`jit` of a `grad`: the grad's)
+            return self.fun.each_element(key, args)
+        if key in self._each:
+            return self._each[key]
+        kinds = tuple(value_kind(a) for a in args)
+        paused = gc.isenabled()
+        gc.disable()
+        _BUILDING.append((key, kinds))
+        try:
+            graph = each_element_copy(self.graph_for(key))
+            compiled = None if graph is None else load(graph, kinds, self.backend)
+        finally:
+            _BUILDING.pop()
+            if paused:
+                gc.enable()
+        self._each[key] = compiled
+        return compiled
 
     def check_arguments(self, args: tuple) -> None:
         """Refuse arguments this transform cannot take (overridden by `grad`)."""

@@ -15,12 +15,14 @@ from .ad.api_graphs import VMAP_STAND_INS, expand_transforms, jvp_graph
 from .ad.batch import VmapError
 from .ad.forward import FTransform, OptimizedCodeRefused
 from .api import (
+    Compiled,
     Transformed,
     _api,
     _signature,
     building,
     building_kinds,
     check_backend,
+    each_element_copy,
     graph_of,
     load,
     optimization_passes,
@@ -63,6 +65,19 @@ class JvpFunction(Transformed):
 
     def bind(self, args: tuple, kwargs: dict) -> tuple:
         return args
+
+    def each_element(self, key: tuple, args: tuple) -> Compiled | None:
+        """The jvp of the function with each `tl.vmap` inside calling its function on
+        each element (`Transformed.each_element`, as `jit` does); None where it draws
+        random numbers or prints."""
+        if type(self) is not JvpFunction:
+            return None
+        if key not in self._each:
+            each = each_element_copy(expand_transforms(graph_of(self.fun)))
+            self._each[key] = None if each is None else load(
+                self.finish(jvp_graph(each, FTransform())),
+                tuple(value_kind(a) for a in args), self.backend)
+        return self._each[key]
 
     def build_graph_for(self, key: tuple) -> Graph:
         kinds = building_kinds(key)

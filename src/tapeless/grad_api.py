@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from .ad.api_graphs import TRANSFORM, grad_graph
+from .ad.reverse import JTransform
 from .api import (
     BOUND,
     BOUND_TYPES,
@@ -17,6 +18,8 @@ from .api import (
     Transformed,
     _api,
     check_backend,
+    draws_or_prints,
+    each_element_copy,
     graph_for_argument_kinds,
     graph_of,
     jit,
@@ -30,6 +33,7 @@ from .frontend.expressions import constant_node
 from .frontend.parser import RESOLVER
 from .ir.nodes import Constant, Graph
 from .primitives import PRIMITIVES as P
+from .primitives.batch_rules import RaggedBatch
 from .primitives.random_ops import GENERATOR_TYPES
 from .runtime import from_structure, is_struct, to_structure
 
@@ -172,8 +176,6 @@ class GradFunction(Transformed):
         # Gradient graphs by argument signatures, where the function calls `tl.vmap` (each
         # batched for the shapes of its arguments).
         self._kinds_graphs: dict[tuple, Graph] = {}
-        # The code where each `tl.vmap` inside runs per element (`each_element`).
-        self._each: dict[tuple, Compiled | None] = {}
         self.has_aux = has_aux
         self.with_value = with_value
         if with_value:
@@ -192,7 +194,6 @@ class GradFunction(Transformed):
         super().invalidate()
         self._bound_graphs = {}
         self._kinds_graphs = {}
-        self._each = {}
 
     def build_graph_for(self, key: tuple) -> Graph:
         """The gradient's graph, where the functions passed as arguments are constants:
@@ -239,13 +240,9 @@ class GradFunction(Transformed):
         batched code did some of that already)."""
         if key in self._each:
             return self._each[key]
-        from .ad.batch import per_element_effect
         from .ad.reverse import EACH_ELEMENT_ON
-        from .ir.nodes import graph_nodes, prim_of, reachable_graphs
 
-        if any(p is not None and per_element_effect(p)
-               for g in reachable_graphs(self.graph_for(key)) for node in graph_nodes(g)
-               for p in (prim_of(node),)):
+        if draws_or_prints(self.graph_for(key)):
             self._each[key] = None
             return None
         kept = self._graph, self._kinds_graphs, self._bound_graphs
@@ -304,7 +301,7 @@ def value_and_grad(fun: Callable[..., Any], argnums: int | tuple[int, ...] = 0,
     return GradFunction(fun, argnums, has_aux, with_value=True, backend=backend)
 
 
-_VJP_CACHE: dict[int, Any] = {}
+_VJP_CACHE: dict[Any, Any] = {}
 _VJP_NATIVE: dict[int, tuple[Graph, Transformed, Transformed]] = {}
 
 
@@ -373,7 +370,18 @@ def vjp(fun: Callable[..., Any], *primals: Any,
     if key not in _VJP_CACHE:
         _VJP_CACHE[key] = load(TRANSFORM.graph(g))
     compiled = _VJP_CACHE[key]
-    out, backprop = compiled.fn(*args)
+    try:
+        out, backprop = compiled.fn(*args)
+    except RaggedBatch:
+        # (a `tl.vmap` inside met a shape that differs across the batch: each one calls
+        # its function on each element, as `jit` and `grad` do; refused where the
+        # function draws random numbers or prints)
+        if (key, "each") not in _VJP_CACHE:
+            each = each_element_copy(g)
+            _VJP_CACHE[key, "each"] = None if each is None else load(JTransform().graph(each))
+        if _VJP_CACHE[key, "each"] is None:
+            raise
+        out, backprop = _VJP_CACHE[key, "each"].fn(*args)
 
     def vjp_fn(cotangent: Any) -> tuple:
         sens = backprop(from_structure(cotangent))

@@ -176,10 +176,14 @@ def expand_transforms(root: Graph, defer_vmap: bool = False) -> Graph:
         # The function's free variables are values of the enclosing (primal) code: the
         # transform sees them as they are.
         try:
+            # (Those the function calls first: a built body may read values of the code
+            # around it that the stand-in's empty body did not, free variables that this
+            # transform must be given: `tl.jvp` of a `tl.grad` of a closure, which
+            # `tl.hessian` of a closure writes.)
+            expand_transforms(spec.target)
             if spec.kind == "vmap":
                 from .batch import vmap_graph
 
-                expand_transforms(spec.target)
                 in_axes, out_axes, axis_size = spec.argnums
                 n = len(spec.target.parameters)
                 axes = [in_axes] * n if isinstance(in_axes, int) or in_axes is None \

@@ -746,6 +746,11 @@ class VTransform:
                 inst.size, Constant(flags), mask, *vals], loc)
             inst.values[node.id] = (out, B)
             return effects or [out]
+        if name == "sens_of" and trees[1] == F:
+            # (a function's zero is ZERO: `sens_of(d, f)` is `d`; forward mode writes it
+            # where a tangent, ZERO once optimized, meets a function parameter)
+            inst.values[node.id] = (vals[0], trees[0])
+            return []
         if F in trees:
             raise VmapError(f"vmap: passing a function made in the mapped code to {name} "
                             "is not supported yet; call the function directly", loc)

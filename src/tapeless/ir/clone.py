@@ -3,7 +3,7 @@ graph, with some nodes replaced; the basis of inlining."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from functools import lru_cache
 from pathlib import Path
 from typing import cast, overload
@@ -271,18 +271,40 @@ _ = Constant
 
 
 def copy_module(root: Graph, gmap: dict[int, Graph] | None = None,
-                nmap: dict[int, Node] | None = None) -> Graph:
+                nmap: dict[int, Node] | None = None,
+                replace: Callable[[Graph], Graph | None] | None = None) -> Graph:
     """A deep copy of `root` and every graph it reaches (so they can be rewritten
     without touching graphs shared with other compiled functions). `gmap`, where given,
     receives each graph's copy by the id of the graph copied, and `nmap` each node's
-    copy by the id of the node copied."""
-    graphs = reachable_graphs(root)
+    copy by the id of the node copied. `replace`, where given, says for a graph reached
+    what to copy in its place (None: the graph itself): each use of the one is then a
+    use of the other's copy, and the graphs the other reaches are copied too."""
+    graphs = reachable_graphs(root) if replace is None else []
+    replaced: dict[int, Graph] = {}
+    seen: set[int] = set()
+    todo = [root] if replace is not None else []
+    while todo:
+        g = todo.pop()
+        if g.id in seen:
+            continue
+        seen.add(g.id)
+        other = replace(g) if replace is not None else None
+        if other is not None:
+            replaced[g.id] = other
+            todo.append(other)
+            continue
+        graphs.append(g)
+        todo.extend(used_graphs(g))
     if gmap is None:
         gmap = {}
     for h in graphs:
         copy = Graph(h.name, None, h.loc)
         copy.copy_attributes(h)
         gmap[h.id] = copy
+    for old, other in replaced.items():
+        while other.id in replaced:
+            other = replaced[other.id]
+        gmap[old] = gmap[other.id]
     for h in graphs:
         if h.parent is not None:
             gmap[h.id].parent = gmap.get(h.parent.id, h.parent)
