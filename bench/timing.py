@@ -49,17 +49,18 @@ def best_time(fn: Callable[[], Any], repeat: int, number: int) -> float:
     return best
 
 
-def best_times(fns: list[Callable[[], Any]], numbers: list[int], repeat: int) -> list[float]:
+def best_times(fns: list[Callable[[], Any]], numbers: list[int], repeat: int,
+               clock: Callable[[], float] = time.perf_counter) -> list[float]:
     """`best_time` of each of `fns` (`numbers[i]` calls a run), their runs interleaved
     round by round, so that a stretch when other jobs load the machine falls on all of
-    them alike."""
+    them alike (`clock`: `time.process_time` for CPU time)."""
     for fn in fns:
         fn()
     best = [float("inf")] * len(fns)
     for _ in range(repeat):
         for i, (fn, number) in enumerate(zip(fns, numbers, strict=True)):
-            start = time.perf_counter()
+            start = clock()
             for _ in range(number):
                 fn()
-            best[i] = min(best[i], (time.perf_counter() - start) / number)
+            best[i] = min(best[i], (clock() - start) / number)
     return best

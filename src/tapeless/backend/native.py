@@ -18,6 +18,7 @@ user's file:line are recorded (`FALLBACKS`, `tapeless show --backend native`).
 from __future__ import annotations
 
 import ast
+import builtins
 import functools
 import hashlib
 import itertools
@@ -71,7 +72,7 @@ _NATIVE_RUNTIME = {"as_sequence", "unpack", *_OVERLOADS}
 # Overloads the lowering itself calls (`native_loops`), not runtime helpers.
 _LOWERING_OVERLOADS = ("unwrap", "item_sens", "scatter_into", "add_into", "add_element",
                        "zeros_for", "items_of",
-                       "split_at", "split_items", "saved_bytes")
+                       "split_at", "split_items", "saved_bytes", "abs")
 # `math` functions whose result is checked (`_CHECKED_MATH`): CPython raises where the
 # C library returns NaN or an infinity from finite arguments; Numba returns the value.
 _MATH_ONE = ("acos acosh asin asinh atan atanh cos cosh erf erfc exp expm1 gamma lgamma "
@@ -295,6 +296,11 @@ class _Lowering(ast.NodeTransformer):
         classes; it decides `isinstance` by types, pruning the other branch)."""
         self.generic_visit(node)
         f = node.func
+        if isinstance(f, ast.Name) and f.id == "abs" and \
+                self.namespace.get("abs", builtins.abs) is builtins.abs:
+            # (the builtin, by its argument's type: `_nt_abs`)
+            node.func = ast.copy_location(ast.Name("_nt_abs", ast.Load()), f)
+            return node
         if isinstance(f, ast.Name) and f.id == "isinstance" and len(node.args) == 2 and \
                 isinstance(node.args[1], ast.Name):
             classes = self.namespace.get(node.args[1].id)
@@ -950,6 +956,7 @@ def _nt_saved_bytes(value, depth): ...
 def _nt_gadd_owned(a, b): ...
 def _nt_element_sens_small(d, x, index): ...
 def _nt_unwrap(x): ...
+def _nt_abs(x): ...
 
 
 _OVERLOADED = False
@@ -1099,6 +1106,15 @@ def _register_overloads() -> None:
         if isinstance(sens, (nt.Array, nt.Float)):
             return lambda sens, like: sens
         return None
+
+    @overload(_nt_abs)
+    def _abs(x):
+        """The builtin `abs` by its argument's type: NumPy's `np.abs` for an array (what
+        CPython's `abs` calls through `__abs__`; Numba's `abs` takes numbers only, and
+        batched code applies it to arrays), the builtin for a number."""
+        if isinstance(x, nt.Array):
+            return lambda x: np.abs(x)
+        return lambda x: abs(x)
 
     @overload(_nt_pow)
     def _pow(a, b):
@@ -1744,7 +1760,8 @@ def refuse_mixed_selects(tree: ast.Module) -> None:
     for fn in ast.walk(tree):
         if not isinstance(fn, ast.FunctionDef):
             continue
-        bools = _bool_names(fn)
+        aliases = _numpy_aliases(fn)
+        bools = _bool_names(fn, aliases)
         for node in ast.walk(fn):
             pairs: list[tuple[ast.expr, ast.expr]] = []
             if isinstance(node, ast.IfExp):
@@ -1753,15 +1770,16 @@ def refuse_mixed_selects(tree: ast.Module) -> None:
                 then, other = _branch_bindings(node.body), _branch_bindings(node.orelse)
                 pairs.extend((then[name], other[name]) for name in then if name in other)
             for a, b in pairs:
-                reason = _mixed(a, b, bools)
+                reason = _mixed(a, b, bools, aliases)
                 if reason is not None:
                     raise _Refused(reason, getattr(a, "lineno", None) or
                                    getattr(node, "lineno", None))
 
 
-def _mixed(a: ast.expr, b: ast.expr, bools: set[str]) -> str | None:
+def _mixed(a: ast.expr, b: ast.expr, bools: set[str], aliases: dict[str, str]
+           ) -> str | None:
     """Why the two values a path may give cannot share one native type, or None."""
-    if _is_bool(a, bools) != _is_bool(b, bools):
+    if _is_bool(a, bools, aliases) != _is_bool(b, bools, aliases):
         return ("a value that is a bool on one path and may be a number on another "
                 "(`and`, `or` or a conditional expression mixing a test with a number): "
                 "Numba gives it one type; write `bool(...)` or `int(...)` around it to "
@@ -1786,8 +1804,9 @@ def _literal_type(e: ast.expr) -> type | None:
 _BOOL_CALLS = ("bool", "isinstance")
 
 
-def _is_bool(e: ast.expr, bools: set[str]) -> bool:
-    """Whether `e` is always a bool (or, for arrays, a comparison's result)."""
+def _is_bool(e: ast.expr, bools: set[str], aliases: dict[str, str]) -> bool:
+    """Whether `e` is always a bool (or, for arrays, a comparison's result; `aliases`:
+    the names bound once to `np.name`, by the names they stand for)."""
     if isinstance(e, ast.Compare) or isinstance(e, ast.UnaryOp) and isinstance(e.op, ast.Not):
         return True
     if isinstance(e, ast.Constant):
@@ -1795,15 +1814,45 @@ def _is_bool(e: ast.expr, bools: set[str]) -> bool:
     if isinstance(e, ast.Name):
         return e.id in bools
     if isinstance(e, ast.BoolOp):
-        return all(_is_bool(v, bools) for v in e.values)
+        return all(_is_bool(v, bools, aliases) for v in e.values)
     if isinstance(e, ast.IfExp):
-        return _is_bool(e.body, bools) and _is_bool(e.orelse, bools)
-    if isinstance(e, ast.Call) and isinstance(e.func, ast.Name):
-        return e.func.id in _BOOL_CALLS
+        return _is_bool(e.body, bools, aliases) and _is_bool(e.orelse, bools, aliases)
+    if isinstance(e, ast.Call) and isinstance(e.func, ast.Name) and e.func.id in _BOOL_CALLS:
+        return True
+    if isinstance(e, ast.Call) and not e.keywords:
+        return _bool_ufunc(_numpy_name(e.func) or
+                           (aliases.get(e.func.id) if isinstance(e.func, ast.Name) else None))
     return False
 
 
-def _bool_names(fn: ast.FunctionDef) -> set[str]:
+def _bool_ufunc(name: str | None) -> bool:
+    """Whether `np.name` is a ufunc whose every loop but the object one gives a bool
+    (`np.logical_and`, `np.isnan`, `np.greater`: NumPy's own type table says so), so
+    its result is a bool or a bool array whatever numbers or arrays it is given."""
+    ufunc = getattr(np, name, None) if name is not None else None
+    if not isinstance(ufunc, np.ufunc):
+        return False
+    results = {t.split("->")[1] for t in ufunc.types if "O" not in t}
+    return results == {"?"}
+
+
+def _numpy_aliases(fn: ast.FunctionDef) -> dict[str, str]:
+    """The names `fn` binds once, to `np.name` (`_where = np.where`), by `name`."""
+    bindings: dict[str, int] = {}
+    aliases: dict[str, str] = {}
+    for node in ast.walk(fn):
+        if isinstance(node, ast.Name) and not isinstance(node.ctx, ast.Load):
+            bindings[node.id] = bindings.get(node.id, 0) + 1
+        elif isinstance(node, ast.arg):
+            bindings[node.arg] = bindings.get(node.arg, 0) + 1
+        if isinstance(node, ast.Assign) and len(node.targets) == 1 and \
+                isinstance(node.targets[0], ast.Name) and \
+                (name := _numpy_name(node.value)) is not None:
+            aliases[node.targets[0].id] = name
+    return {k: v for k, v in aliases.items() if bindings.get(k) == 1}
+
+
+def _bool_names(fn: ast.FunctionDef, aliases: dict[str, str]) -> set[str]:
     """The names that every binding in `fn` binds to a bool (by `_is_bool`, to a fixed
     point); a parameter, a loop target or an unpacked item is not known to be one."""
     values: dict[str, list[ast.expr | None]] = {}
@@ -1822,7 +1871,7 @@ def _bool_names(fn: ast.FunctionDef) -> set[str]:
     bools = {name for name, vs in values.items() if all(v is not None for v in vs)}
     while True:
         kept = {name for name in bools if all(
-            v is not None and _is_bool(v, bools) for v in values[name])}
+            v is not None and _is_bool(v, bools, aliases) for v in values[name])}
         if kept == bools:
             return bools
         bools = kept

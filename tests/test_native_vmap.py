@@ -1,0 +1,113 @@
+"""`tl.vmap` of a data-dependent loop on the native backend: the masked loop that vmap
+makes (a count of active elements, `np.logical_and` of masks, `np.where` selects, the
+builtin `abs` of arrays) runs natively and gives the Python backend's results."""
+
+from __future__ import annotations
+
+import ast
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+pytest.importorskip("numba")
+
+import tapeless as tl  # noqa: E402
+from tapeless.backend import native  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).parent.parent / "bench"))
+from vmap_programs import newton_cbrt, newton_sqrt  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _own_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TAPELESS_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "cache"))
+    monkeypatch.delenv("NUMBA_CACHE_DIR", raising=False)
+    monkeypatch.setenv("TAPELESS_NATIVE_SPEED_CHECK", "0")
+
+
+def cube_root_by_bisection(c):
+    """Not from the benchmark: bisection to a tolerance that depends on the element, a
+    branch inside the loop that differs across the batch."""
+    lo = 0.0
+    hi = c + 1.0
+    while hi - lo > 1e-10 * (1.0 + abs(c)):
+        mid = 0.5 * (lo + hi)
+        if mid * mid * mid > c:
+            hi = mid
+        else:
+            lo = mid
+    return 0.5 * (lo + hi)
+
+
+def _fallbacks(j: Any) -> list:
+    return [c.fn.fallback for c in j._compiled.values()]
+
+
+@pytest.mark.parametrize("f", [newton_sqrt, newton_cbrt, cube_root_by_bisection])
+def test_vmapped_masked_loop_runs_natively(f: Any) -> None:
+    rng = np.random.default_rng(1)
+    a = np.abs(rng.normal(size=257)) * 100 + 0.01
+    python = tl.jit(tl.vmap(f))(a)
+    j = tl.jit(tl.vmap(f), backend="native")
+    for _ in range(2):  # (the first call is checked against the Python backend)
+        got = j(a)
+        np.testing.assert_allclose(got, python, rtol=1e-12, atol=0)
+    assert _fallbacks(j) == [None]
+    np.testing.assert_allclose(python, [f(float(x)) for x in a], rtol=1e-12, atol=0)
+
+
+def builtin_abs(x, s, n):
+    return abs(x) * abs(s) + abs(n)
+
+
+def test_builtin_abs_of_arrays_and_numbers_runs_natively() -> None:
+    x, s = np.array([-1.5, 2.0, -0.0]), -3.0
+    j = tl.jit(builtin_abs, backend="native")
+    for n in (-2, 5):
+        got, expected = j(x, s, n), builtin_abs(x, s, n)
+        np.testing.assert_array_equal(got, expected)
+    assert _fallbacks(j) == [None]
+    assert "_nt_abs(x)" in native.native_source(next(iter(j._compiled.values())))
+
+
+def _refused(source: str) -> str | None:
+    try:
+        native.refuse_mixed_selects(ast.parse(source))
+    except native._Refused as refused:
+        return refused.reason
+    return None
+
+
+def test_bool_ufuncs_are_bools_and_numbers_still_mix() -> None:
+    """`np.logical_and` (by name or through an alias bound once) gives bools, as a
+    comparison does: with a comparison on the other path one type, not refused; with a
+    number on the other path (or a ufunc that may give a number) refused as before."""
+    ok = ("def f(a, b, c):\n    _and = np.logical_and\n"
+          "    return a > b if c else _and(a, b)\n")
+    assert _refused(ok) is None
+    assert _refused("def f(a, b, c):\n    return np.isnan(a) if c else a < b\n") is None
+    assert "bool on one path" in (_refused(
+        "def f(a, b, c):\n    return np.logical_and(a, b) if c else 1\n") or "")
+    assert "bool on one path" in (_refused(
+        "def f(a, b, c):\n    _and = np.add\n    return a > b if c else _and(a, b)\n") or "")
+    # (a name bound twice is not an alias)
+    assert "bool on one path" in (_refused(
+        "def f(a, b, c):\n    g = np.logical_and\n    g = np.add\n"
+        "    return a > b if c else g(a, b)\n") or "")
+
+
+def bool_or_number(x, c):
+    return np.logical_not(x) if c > 0 else 2
+
+
+def test_bool_ufunc_mixed_with_a_number_keeps_each_paths_type() -> None:
+    """(Calls in this order: the first call's check sees the bool become a number. In
+    the other order native code returns 0 for np.False_ on the second call, a gap of
+    the checks of returns, not of this change.)"""
+    j = tl.jit(bool_or_number, backend="native")
+    for c in (1, -1):
+        out, expected = j(True, c), bool_or_number(True, c)
+        assert out == expected and type(out) is type(expected)
