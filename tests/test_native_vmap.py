@@ -111,3 +111,36 @@ def test_bool_ufunc_mixed_with_a_number_keeps_each_paths_type() -> None:
     for c in (1, -1):
         out, expected = j(True, c), bool_or_number(True, c)
         assert out == expected and type(out) is type(expected)
+
+
+_MASKED = [  # (test_vmap_masked's programs, with arguments; whether they run natively)
+    ("halve_with_break", (np.array([0.5, 1.5, 3.0, 1e6, 7.0, 0.9, 64.0]),), True),
+    ("break_and_continue", (np.array([0, 1, 5, 17, 50, 200, 2000, 3]),), False),
+    ("broke_or_ran_out", (np.array([0.5, 2.0, 9.0, 11.0, 0.01, 3.0, 5.0, 5.0]),
+                          np.array([3, 5, 1, 4, 6, 0, 1, 2])), True),
+    ("loop_in_a_branch", (np.array([3.0, -4.0, 0.1, -0.2, 100.0, -50.0, 0.0]),), True),
+    ("flag_read_in_body", (np.array([0.0, 6.0, -3.0, 7.5, 1.25]),), True),
+    ("cube_root", (np.array([0.1, 1.0, 4.0, 9.5, 2.5]),), True),
+    ("condition_and_break", (np.array([0.1, 1.0, 4.0, 9.5, 2.5]),), True),
+    ("int_flag", (np.array([0.1, 1.0, 4.0, 9.5, 2.5]),), False),
+]
+
+
+@pytest.mark.parametrize(("name", "args", "is_native"), _MASKED, ids=[c[0] for c in _MASKED])
+def test_masked_loops_of_the_vmap_tests(name: str, args: tuple, is_native: bool) -> None:
+    """Programs written for the masked-loop tests, not for native code: native results
+    are the Python backend's, exactly (the same operations on the same floats), and
+    those whose batched code is flat arrays run natively (the others hold the generic
+    pytree code of a returned value or a flag that is not a plain stop flag)."""
+    import test_vmap_masked
+
+    f = getattr(test_vmap_masked, name)
+    python = tl.jit(tl.vmap(f))(*args)
+    j = tl.jit(tl.vmap(f), backend="native")
+    for _ in range(2):
+        got = j(*args)
+        for a, b in zip(python if isinstance(python, tuple) else (python,),
+                        got if isinstance(got, tuple) else (got,), strict=True):
+            assert np.asarray(a).dtype == np.asarray(b).dtype
+            np.testing.assert_array_equal(a, b)
+    assert (_fallbacks(j) == [None]) is is_native, _fallbacks(j)
