@@ -142,3 +142,56 @@ def test_jit_of_vmap_other_shapes(a):
     rows = tl.jit(tl.vmap(lambda r: np.sum(r * r)))
     m = a.reshape(6, 10)
     np.testing.assert_allclose(rows(m), [np.sum(r * r) for r in m], rtol=1e-12)
+
+
+def sin_square(x):
+    return np.sin(x) * x**2
+
+
+@pytest.mark.parametrize("spelling", ["object", "inside"])
+@pytest.mark.parametrize("f", [sin_square, newton_sqrt])
+def test_vjp_and_jacrev_of_vmap_are_specialized(f, spelling, a, monkeypatch):
+    """`tl.vjp(tl.vmap(f), x)` and a function calling `tl.vmap` build the batched code
+    for the arguments' kinds (as `jit` does), not the generic code with run-time tests
+    of kinds and shapes; values and sensitivities equal a loop over the batch / JAX."""
+    monkeypatch.delenv("TAPELESS_OPTIMIZE", raising=False)
+    jax = pytest.importorskip("jax")
+    jax.config.update("jax_enable_x64", True)
+    jnp = jax.numpy
+    v = tl.vmap(f) if spelling == "object" else (lambda x: tl.vmap(f)(x))
+    ct = np.cos(a) + 0.5
+    out, back = tl.vjp(v, a)
+    np.testing.assert_allclose(out, [f(e) for e in a], rtol=1e-12, atol=1e-12)
+    want = jax.vjp(jnp.vectorize(lambda e: jnp.sin(e) * e**2), a)[1](ct)[0] \
+        if f is sin_square else [c * tl.grad(f)(e) for c, e in zip(ct, a, strict=True)]
+    np.testing.assert_allclose(back(ct)[0], want, rtol=1e-12, atol=1e-12)
+    if f is sin_square:
+        assert "isinstance(" not in back.source
+    # (generic: 173 lines and 1,860 lines with 17 and 159 `isinstance(` tests)
+    assert back.source.count("isinstance(") <= 2
+    assert len(back.source.splitlines()) < 100
+    jac = tl.jacrev(v)(a)
+    np.testing.assert_allclose(jac, np.diag(np.asarray(back(np.ones_like(a))[0])),
+                               rtol=1e-12, atol=1e-12)
+    # (another signature: its own version)
+    b = a[:7].copy()
+    np.testing.assert_allclose(tl.vjp(v, b)[1](np.ones_like(b))[0],
+                               back(np.ones_like(a))[0][:7], rtol=1e-12, atol=1e-12)
+
+
+def test_vjp_of_vmap_other_argument_kinds():
+    """Per-example sensitivities of a vmap with an unmapped argument against a loop of
+    tl.grad over the batch."""
+    X = np.random.default_rng(3).normal(size=(6, 3))
+    W = np.random.default_rng(4).normal(size=(2, 3))
+    v = tl.vmap(loss, in_axes=(None, 0))
+    params = (W, np.array([0.1, -0.2]))
+    out, back = tl.vjp(v, params, X)
+    np.testing.assert_allclose(out, [loss(params, x) for x in X], rtol=1e-12)
+    ones = np.ones(len(X))
+    d_params, d_X = back(ones)
+    grads = [tl.grad(loss, argnums=(0, 1))(params, x) for x in X]
+    np.testing.assert_allclose(d_params[0], sum(g[0][0] for g in grads), rtol=1e-12)
+    np.testing.assert_allclose(d_params[1], sum(g[0][1] for g in grads), rtol=1e-12)
+    np.testing.assert_allclose(d_X, [g[1] for g in grads], rtol=1e-12)
+    assert "isinstance(" not in back.source

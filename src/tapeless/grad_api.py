@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from .ad.api_graphs import TRANSFORM, grad_graph
+from .ad.api_graphs import TRANSFORM, VMAP_STAND_INS, grad_graph
 from .ad.reverse import JTransform
 from .api import (
     BOUND,
@@ -17,6 +17,8 @@ from .api import (
     Compiled,
     Transformed,
     _api,
+    _signature,
+    building,
     check_backend,
     draws_or_prints,
     each_element_copy,
@@ -31,7 +33,7 @@ from .api import (
 from .errors import GradError
 from .frontend.expressions import constant_node
 from .frontend.parser import RESOLVER
-from .ir.nodes import Constant, Graph
+from .ir.nodes import Constant, Graph, reachable_graphs
 from .primitives import PRIMITIVES as P
 from .primitives.batch_rules import RaggedBatch
 from .primitives.random_ops import GENERATOR_TYPES
@@ -342,6 +344,31 @@ class _VjpFunction(Transformed):
         return args
 
 
+def _for_argument_kinds(fun: Callable[..., Any], g: Graph, args: list[Any]
+                        ) -> Compiled | None:
+    """The vjp's code for arguments like `args` where `fun` is a `tl.vmap` object or
+    calls `tl.vmap` (`g`, its graph, reaches a `tl.vmap` stand-in): built once per
+    argument signature with each batched for the arguments' kinds (`building`), as
+    `jit` and `grad` build it, not the generic batched code that tests kinds and shapes
+    at run time. None for other functions: one version for all arguments."""
+    vmapped = isinstance(fun, Transformed) and fun.kind == "vmap"
+    if not vmapped:
+        calls = _VJP_CACHE.get((g.id, "vmap"))
+        if calls is None or calls[0] is not g:
+            calls = _VJP_CACHE[g.id, "vmap"] = (g, any(
+                h in VMAP_STAND_INS for h in reachable_graphs(g)))
+        if not calls[1]:
+            return None
+    key = tuple(map(_signature, args))
+    hit = _VJP_CACHE.get((g.id, key))
+    if hit is None or hit[0] is not g:
+        kinds = tuple(value_kind(a) for a in args)
+        with building(key, kinds):
+            primal = graph_for_argument_kinds(fun, key)[1]
+            hit = _VJP_CACHE[g.id, key] = (g, load(TRANSFORM.graph(primal), kinds))
+    return hit[1]
+
+
 @_api
 def vjp(fun: Callable[..., Any], *primals: Any,
         backend: str | None = None) -> tuple[Any, Callable[[Any], tuple]]:
@@ -367,9 +394,11 @@ def vjp(fun: Callable[..., Any], *primals: Any,
 
         return out, native_vjp_fn
     key = g.id
-    if key not in _VJP_CACHE:
-        _VJP_CACHE[key] = load(TRANSFORM.graph(g))
-    compiled = _VJP_CACHE[key]
+    compiled = _for_argument_kinds(fun, g, args)
+    if compiled is None:
+        if key not in _VJP_CACHE:
+            _VJP_CACHE[key] = load(TRANSFORM.graph(g))
+        compiled = _VJP_CACHE[key]
     try:
         out, backprop = compiled.fn(*args)
     except RaggedBatch:
@@ -381,10 +410,12 @@ def vjp(fun: Callable[..., Any], *primals: Any,
             _VJP_CACHE[key, "each"] = None if each is None else load(JTransform().graph(each))
         if _VJP_CACHE[key, "each"] is None:
             raise
-        out, backprop = _VJP_CACHE[key, "each"].fn(*args)
+        compiled = _VJP_CACHE[key, "each"]
+        out, backprop = compiled.fn(*args)
 
     def vjp_fn(cotangent: Any) -> tuple:
         sens = backprop(from_structure(cotangent))
         return tuple(to_structure(s, p) for s, p in zip(sens[1:], args, strict=True))
 
+    vjp_fn.source = compiled.source  # type: ignore[attr-defined]  # (the code run)
     return out, vjp_fn
