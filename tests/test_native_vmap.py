@@ -5,7 +5,7 @@ builtin `abs` of arrays) runs natively and gives the Python backend's results.""
 from __future__ import annotations
 
 import ast
-import sys
+import importlib.util
 from pathlib import Path
 from typing import Any
 
@@ -17,8 +17,15 @@ pytest.importorskip("numba")
 import tapeless as tl  # noqa: E402
 from tapeless.backend import native  # noqa: E402
 
-sys.path.insert(0, str(Path(__file__).parent.parent / "bench"))
-from vmap_programs import newton_cbrt, newton_sqrt  # noqa: E402
+# (bench/vmap_programs.py, loaded under another name: tests/vmap_programs.py is the
+# `vmap_programs` of the test path, which a `sys.path` entry for bench/ would shadow for
+# every test file collected after this one)
+_spec = importlib.util.spec_from_file_location(
+    "bench_vmap_programs", Path(__file__).parent.parent / "bench" / "vmap_programs.py")
+assert _spec is not None and _spec.loader is not None
+_bench: Any = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(_bench)
+newton_cbrt, newton_sqrt = _bench.newton_cbrt, _bench.newton_sqrt
 
 
 @pytest.fixture(autouse=True)
