@@ -62,13 +62,7 @@ def test_grad_of_a_function_calling_vmap_of_jacfwd() -> None:
     np.testing.assert_allclose(got, elementwise_fd(looped, XS), rtol=1e-6, atol=1e-8)
 
 
-@pytest.mark.parametrize("optimize", ["0", None])
-def test_vmap_of_jacrev_with_an_unmapped_argument(monkeypatch: pytest.MonkeyPatch,
-                                                  optimize: str | None) -> None:
-    if optimize is None:
-        monkeypatch.delenv("TAPELESS_OPTIMIZE", raising=False)
-    else:
-        monkeypatch.setenv("TAPELESS_OPTIMIZE", optimize)
+def test_vmap_of_jacrev_with_an_unmapped_argument(optimize: str) -> None:
     want = np.stack([tl.jacrev(f2)(x, Y) for x in XS])
     got = tl.vmap(tl.jacrev(f2), in_axes=(0, None))(XS, Y)
     np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-14)
@@ -77,14 +71,9 @@ def test_vmap_of_jacrev_with_an_unmapped_argument(monkeypatch: pytest.MonkeyPatc
                                              ).reshape(4, 3, 3), rtol=1e-6, atol=1e-8)
 
 
-@pytest.mark.parametrize("optimize", ["0", None])
-def test_a_batched_tuple_concatenated_with_an_unbatched_one(monkeypatch: pytest.MonkeyPatch,
-                                                           optimize: str | None) -> None:
-    # (every item of the result batched: here spread into a call that runs per element)
-    if optimize is None:
-        monkeypatch.delenv("TAPELESS_OPTIMIZE", raising=False)
-    else:
-        monkeypatch.setenv("TAPELESS_OPTIMIZE", optimize)
+def test_a_batched_tuple_concatenated_with_an_unbatched_one(optimize: str) -> None:
+    # (every item of the result batched: here spread into a call that runs per element;
+    # `optimize`: conftest's fixture, the optimizer on and off)
 
     def total(a: Any, axis: Any, keep: Any) -> Any:
         return np.sum(a, axis=axis, keepdims=keep)
