@@ -67,6 +67,22 @@ def building(key: tuple | None, kinds: tuple) -> Iterator[None]:
         _BUILDING.pop()
 
 
+@contextlib.contextmanager
+def compiling(key: tuple | None, kinds: tuple) -> Iterator[None]:
+    """`building(key, kinds)` with the cyclic garbage collector paused: compiling makes
+    many IR objects that live until it ends (graphs and nodes refer to each other), which
+    the collector would scan again and again for nothing (about a tenth of a small
+    function's compile time). It runs again afterwards."""
+    paused = gc.isenabled()
+    gc.disable()
+    try:
+        with building(key, kinds):
+            yield
+    finally:
+        if paused:
+            gc.enable()
+
+
 def with_argument_kinds(graph: Graph, key: tuple) -> Graph:
     """`graph` for arguments with signatures `key` while a compiled version for them is
     being built: each `tl.vmap` inside batched for the shapes its arguments have there
@@ -550,22 +566,12 @@ class Transformed:
             from .backend.native_cache import load_fallback
 
             fallback = load_fallback(start[0])
-        # The cyclic garbage collector is paused while compiling: compiling makes many IR
-        # objects that live until it ends (graphs and nodes refer to each other), which
-        # the collector would scan again and again for nothing (about a tenth of a small
-        # function's compile time). It runs again afterwards.
-        paused = gc.isenabled()
-        gc.disable()
-        # (`tl.vmap(f)` builds f's graph for one example's kinds, not these.)
-        _BUILDING.append((key, kinds) if self.kind != "vmap" else (None, ()))
-        try:
+        # (`compiling` pauses the garbage collector. `tl.vmap(f)` builds f's graph for one
+        # example's kinds, not these.)
+        with compiling(*((key, kinds) if self.kind != "vmap" else (None, ()))):
             # (A program recorded as falling back is built for the Python backend.)
             compiled = load(self.graph_for(key), kinds,
                             self.backend if fallback is None else "python")
-        finally:
-            _BUILDING.pop()
-            if paused:
-                gc.enable()
         if start is not None:
             from .backend.native import NativeFunction
             from .backend.native_cache import save
@@ -698,16 +704,9 @@ class Transformed:
         if key in self._each:
             return self._each[key]
         kinds = tuple(value_kind(a) for a in args)
-        paused = gc.isenabled()
-        gc.disable()
-        _BUILDING.append((key, kinds))
-        try:
+        with compiling(key, kinds):
             graph = each_element_copy(self.graph_for(key))
             compiled = None if graph is None else load(graph, kinds, self.backend)
-        finally:
-            _BUILDING.pop()
-            if paused:
-                gc.enable()
         self._each[key] = compiled
         return compiled
 

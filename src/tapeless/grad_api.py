@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import types
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -351,22 +351,19 @@ def _for_argument_kinds(fun: Callable[..., Any], g: Graph, args: list[Any]
     argument signature with each batched for the arguments' kinds (`building`), as
     `jit` and `grad` build it, not the generic batched code that tests kinds and shapes
     at run time. None for other functions: one version for all arguments."""
-    vmapped = isinstance(fun, Transformed) and fun.kind == "vmap"
-    if not vmapped:
-        calls = _VJP_CACHE.get((g.id, "vmap"))
-        if calls is None or calls[0] is not g:
-            calls = _VJP_CACHE[g.id, "vmap"] = (g, any(
-                h in VMAP_STAND_INS for h in reachable_graphs(g)))
-        if not calls[1]:
+    # (`_VJP_CACHE` keys on graph ids, which are serial numbers: never reused)
+    if not (isinstance(fun, Transformed) and fun.kind == "vmap"):
+        if (g.id, "vmap") not in _VJP_CACHE:
+            _VJP_CACHE[g.id, "vmap"] = any(h in VMAP_STAND_INS for h in reachable_graphs(g))
+        if not _VJP_CACHE[g.id, "vmap"]:
             return None
     key = tuple(map(_signature, args))
-    hit = _VJP_CACHE.get((g.id, key))
-    if hit is None or hit[0] is not g:
+    if (g.id, key) not in _VJP_CACHE:
         kinds = tuple(value_kind(a) for a in args)
         with building(key, kinds):
             primal = graph_for_argument_kinds(fun, key)[1]
-            hit = _VJP_CACHE[g.id, key] = (g, load(TRANSFORM.graph(primal), kinds))
-    return hit[1]
+            _VJP_CACHE[g.id, key] = load(TRANSFORM.graph(primal), kinds)
+    return cast(Compiled, _VJP_CACHE[g.id, key])
 
 
 @_api

@@ -17,7 +17,15 @@ from . import api
 from .ad import batch
 from .ad.batch import VmapError, vmap_graph
 from .ad.reverse import AS_PARSED, EACH_ELEMENT
-from .api import BOUND_TYPES, Transformed, _api, building, building_kinds, graph_of
+from .api import (
+    BOUND_TYPES,
+    Transformed,
+    _api,
+    building,
+    building_kinds,
+    draws_or_prints,
+    graph_of,
+)
 from .frontend.parser import RESOLVER
 from .ir import Graph
 from .ir.edit import set_kind
@@ -618,14 +626,9 @@ class Vmapped(Transformed):
 
     def _has_effects(self) -> bool:
         """Whether the function mapped draws random numbers or prints (found once)."""
-        from .ir.nodes import graph_nodes, prim_of, reachable_graphs
-
         if "_effects" not in self.__dict__:
             fun = self.fun.fun if self._reverse_mode() else self.fun  # type: ignore[attr-defined]
-            self.__dict__["_effects"] = any(
-                p is not None and batch.per_element_effect(p)
-                for g in reachable_graphs(graph_of(fun)) for node in graph_nodes(g)
-                for p in (prim_of(node),))
+            self.__dict__["_effects"] = draws_or_prints(graph_of(fun))
         return bool(self.__dict__["_effects"])
 
     def _each_element(self, args: tuple) -> Any:
