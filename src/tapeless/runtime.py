@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import operator
+import weakref
 from types import FunctionType as _FunctionType
 from typing import Any
 
@@ -2568,7 +2569,8 @@ _RECORDING = _Recording()
 # records at least CALLS_MEASURED calls, or as many as its region's limit let it (the
 # records' bytes over their number: the first call's alone, with its tapes, is not a
 # call's typical record; measured on fewer, the size is overstated, which keeps less).
-_CALL_BYTES: dict[Any, int] = {}
+# Weakly keyed: a measurement does not keep a compiled program alive.
+_CALL_BYTES: weakref.WeakKeyDictionary[Any, int] = weakref.WeakKeyDictionary()
 CALLS_MEASURED = 16
 
 
