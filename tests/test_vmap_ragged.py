@@ -303,3 +303,67 @@ def test_jit_calling_vmap_of_a_function_that_draws_is_refused_where_shapes_diffe
 def test_the_fallback_is_refused_where_the_function_draws():
     with pytest.raises(VmapError, match="random numbers or prints"):
         tl.vmap(_draws)(XS, PATTERNS["mixed"])
+
+
+# --- A `tl.vmap` object, not a `tl.vmap` call: under `jit`, `vjp`, `jvp`, the Jacobians,
+# and called inside compiled code as a global. Its batched code meets shapes that differ
+# across the batch ("mixed", "all_three"); each transform then calls the function on
+# each element (they raised `RaggedBatch`).
+
+BATCHED_LOSS = tl.vmap(loss, in_axes=(None, 0, 0, 0))
+
+
+def _losses_loop(xs, ts):
+    return np.array([loss(PARAMS, xs[i], YS[i], ts[i]) for i in range(len(xs))])
+
+
+def _global_total(xs, ts):
+    return np.sum(BATCHED_LOSS(PARAMS, xs, YS, ts) ** 2)
+
+
+@pytest.mark.parametrize("backend", ["python", "native"])
+@pytest.mark.parametrize("pattern", ["mixed", "all_three", "none"])
+def test_jit_and_vjp_of_a_vmap_object_equal_a_loop(pattern, backend):
+    ts = PATTERNS[pattern]
+    want = _losses_loop(XS, ts)
+    f = tl.vmap(loss, in_axes=(None, 0, 0, 0))
+    compiled = tl.jit(f, backend=backend)
+    for _ in range(2):
+        np.testing.assert_allclose(compiled(PARAMS, XS, YS, ts), want, rtol=1e-12)
+    out, vjp_fn = tl.vjp(f, PARAMS, XS, YS, ts, backend=backend)
+    np.testing.assert_allclose(out, want, rtol=1e-12)
+    ct = np.linspace(0.5, 2.0, len(XS))
+    d_xs = vjp_fn(ct)[1]
+    want_d = np.stack([ct[i] * tl.grad(loss, argnums=1)(PARAMS, XS[i], YS[i], ts[i])
+                       for i in range(len(XS))])
+    np.testing.assert_allclose(d_xs, want_d, rtol=1e-10, atol=1e-14)
+
+
+@pytest.mark.parametrize("pattern", ["mixed", "none"])
+def test_jvp_and_jacobians_of_a_vmap_object_equal_a_loop(pattern):
+    ts = PATTERNS[pattern]
+    f = tl.vmap(lambda xs, ts: loss(PARAMS, xs, YS[0], ts))
+    v = np.cos(XS)
+    rows = [tl.grad(loss, argnums=1)(PARAMS, XS[i], YS[0], ts[i]) for i in range(len(XS))]
+    out, tangent = tl.jvp(f, (XS, ts), (v, np.zeros_like(ts)))
+    np.testing.assert_allclose(out, [loss(PARAMS, XS[i], YS[0], ts[i])
+                                     for i in range(len(XS))], rtol=1e-12)
+    np.testing.assert_allclose(tangent, [r @ v[i] for i, r in enumerate(rows)],
+                               rtol=1e-10, atol=1e-14)
+    want = np.zeros((len(XS), *XS.shape))
+    for i, r in enumerate(rows):
+        want[i, i] = r
+    for jac in (tl.jacrev, tl.jacfwd):
+        np.testing.assert_allclose(jac(f)(XS, ts), want, rtol=1e-10, atol=1e-14)
+
+
+@pytest.mark.parametrize("backend", ["python", "native"])
+@pytest.mark.parametrize("pattern", ["mixed", "all_three", "none"])
+def test_a_global_vmap_object_called_in_compiled_code(pattern, backend):
+    # (batched for the call's kinds, as `tl.vmap(loss, ...)` written there is)
+    ts = PATTERNS[pattern]
+    want = np.sum(_losses_loop(XS, ts) ** 2)
+    assert tl.jit(_global_total, backend=backend)(XS, ts) == pytest.approx(want, rel=1e-12)
+    g = tl.grad(_global_total, backend=backend)(XS, ts)
+    want_g = tl.grad(lambda xs: _total_loop(PARAMS, xs, YS, ts))(XS)
+    np.testing.assert_allclose(g, want_g, rtol=1e-10, atol=1e-14)

@@ -699,7 +699,7 @@ class Transformed:
         than `jit` (`grad` overrides it)."""
         if type(self) is not Transformed:
             return None
-        if isinstance(self.fun, Transformed):  # (`jit` of a `grad`: the grad's)
+        if isinstance(self.fun, Transformed):  # (`jit` of a `grad` or a `vmap`: theirs)
             return self.fun.each_element(key, args)
         if key in self._each:
             return self._each[key]

@@ -73,7 +73,12 @@ class JvpFunction(Transformed):
         if type(self) is not JvpFunction:
             return None
         if key not in self._each:
-            each = each_element_copy(expand_transforms(graph_of(self.fun)))
+            fun = self.fun
+            # (a vmap object's per-element program, for its batch's size; else each
+            # `tl.vmap` inside the function calls its function on each element)
+            each = cast(Any, fun).each_element_graph(args[:len(args) // 2]) \
+                if isinstance(fun, Transformed) and fun.kind == "vmap" else \
+                each_element_copy(expand_transforms(graph_of(fun)))
             self._each[key] = None if each is None else load(
                 self.finish(jvp_graph(each, FTransform())),
                 tuple(value_kind(a) for a in args), self.backend)

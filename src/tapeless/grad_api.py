@@ -384,12 +384,23 @@ def vjp(fun: Callable[..., Any], *primals: Any,
         out = value_of(*primals)
 
         def native_vjp_fn(cotangent: Any) -> tuple:
-            sens = program(*args, cotangent)[1]
+            try:
+                sens = program(*args, cotangent)[1]
+            except RaggedBatch:
+                # (a `tl.vmap` met a shape that differs across the batch: the Python
+                # backend's program, which calls the function on each element)
+                return _python_vjp(fun, g, args)[1](cotangent)
             # (The types the Python backend's `vjp_fn` gives: a float for a float.)
             return tuple(float(s) if type(p) is float and isinstance(s, np.floating) else s
                          for s, p in zip(sens, args, strict=True))
 
         return out, native_vjp_fn
+    return _python_vjp(fun, g, args)
+
+
+def _python_vjp(fun: Callable[..., Any], g: Graph, args: list[Any]
+                ) -> tuple[Any, Callable[[Any], tuple]]:
+    """`vjp` on the Python backend (`g`: `fun`'s graph, `args` in parameter order)."""
     key = g.id
     compiled = _for_argument_kinds(fun, g, args)
     if compiled is None:
@@ -402,12 +413,16 @@ def vjp(fun: Callable[..., Any], *primals: Any,
         # (a `tl.vmap` inside met a shape that differs across the batch: each one calls
         # its function on each element, as `jit` and `grad` do; refused where the
         # function draws random numbers or prints)
-        if (key, "each") not in _VJP_CACHE:
-            each = each_element_copy(g)
-            _VJP_CACHE[key, "each"] = None if each is None else load(JTransform().graph(each))
-        if _VJP_CACHE[key, "each"] is None:
+        # (a vmap object's per-element program holds the batch's size: one per signature)
+        mapped = isinstance(fun, Transformed) and fun.kind == "vmap"
+        each_key = (key, "each", *(map(_signature, args) if mapped else ()))
+        if each_key not in _VJP_CACHE:
+            each = cast(Any, fun).each_element_graph(tuple(args)) if mapped else \
+                each_element_copy(g)
+            _VJP_CACHE[each_key] = None if each is None else load(JTransform().graph(each))
+        if _VJP_CACHE[each_key] is None:
             raise
-        compiled = _VJP_CACHE[key, "each"]
+        compiled = _VJP_CACHE[each_key]
         out, backprop = compiled.fn(*args)
 
     def vjp_fn(cotangent: Any) -> tuple:

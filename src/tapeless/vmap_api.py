@@ -26,6 +26,7 @@ from .api import (
     draws_or_prints,
     graph_of,
 )
+from .backend import Compiled
 from .frontend.parser import RESOLVER
 from .ir import Graph
 from .ir.edit import set_kind
@@ -617,12 +618,51 @@ class Vmapped(Transformed):
             # different widths that some elements leave early): what a loop over the
             # batch computes, each element by the function's compiled code, unless the
             # batched code's effects (draws, prints) already ran for part of it.
-            if self._has_effects():
-                raise VmapError(f"{exc}; the function draws random numbers or prints, "
-                                "which the batched code did before it found this, so it "
-                                "cannot run again per element: loop over the batch "
-                                "instead") from exc
+            self._refuse_effects(exc)
             return self._each_element(self.bind(args, kwargs))
+
+    def each_element(self, key: tuple, args: tuple) -> Compiled | None:
+        """The per-element fallback as compiled code (`tl.jit` of this vmap object,
+        whose batched code met a `RaggedBatch`): `_each_element`."""
+        self._refuse_effects(RaggedBatch())
+        return Compiled(lambda *a: self._each_element(a), "", "", {})
+
+    def stand_in_options(self) -> tuple[Callable[..., Any], tuple] | None:
+        """This object called inside compiled code as `tl.vmap(fun, in_axes, out_axes,
+        axis_size)` written there would be (the function and those options), where it
+        maps a plain Python function (the backend is the compiled code's); None
+        otherwise (its graph is called as it is)."""
+        import types
+
+        if type(self) is not Vmapped or not isinstance(self.fun, types.FunctionType):
+            return None
+        return self.fun, (self.in_axes, self.out_axes, self.axis_size)
+
+    def each_element_graph(self, args: tuple) -> Graph | None:
+        """The program that calls the function on each element of `args` and stacks
+        the results (what reverse mode differentiates where the batched code met a
+        `RaggedBatch`: `tl.vjp` of this vmap object); None where the function draws
+        random numbers or prints."""
+        from .ad.api_graphs import expand_transforms
+
+        if self._has_effects() or self._reverse_mode():
+            return None
+        axes = self._axes(len(args))
+        sizes = [np.shape(leaf)[ax] for a, axis in zip(args, axes, strict=True)
+                 for value, ax in _mapped_pairs(a, axis) for leaf in tree_leaves(value)]
+        size = self.axis_size if self.axis_size is not None else sizes[0]
+        target = graph_of(self.fun)
+        return vmap_graph(expand_transforms(target), axes, self.out_axes, size, target.name,
+                          prepare=False, each=True)
+
+    def _refuse_effects(self, exc: RaggedBatch) -> None:
+        """A located error where the function draws random numbers or prints: the
+        batched code did some of that before it met `exc`."""
+        if self._has_effects():
+            raise VmapError(f"{exc}; the function draws random numbers or prints, "
+                            "which the batched code did before it found this, so it "
+                            "cannot run again per element: loop over the batch "
+                            "instead") from exc
 
     def _has_effects(self) -> bool:
         """Whether the function mapped draws random numbers or prints (found once)."""

@@ -1109,6 +1109,19 @@ def constant_node(value: Any, resolver: Any, loc: Any = None) -> Constant:
     from .source import unwrap
 
     if getattr(value, "__tapeless_transform__", False):  # (a `tapeless.api.Transformed`)
+        spec = value.stand_in_options() if hasattr(value, "stand_in_options") else None
+        if spec is not None:
+            # (a global `tl.vmap(f)` object: the stand-in `tl.vmap(f, ...)` written here
+            # makes, batched for the kinds of the call, with its per-element twin)
+            fun, options = spec
+            graph = resolver.graph_for(fun)
+            stand_in = Graph(f"vmap_{graph.name}", None, graph.loc)
+            for p in graph.parameters:
+                stand_in.add_parameter(p.name, p.loc)
+            stand_in.take_signature(graph)
+            stand_in.transform = TransformSpec("vmap", graph, options, False)
+            PENDING_TRANSFORMS.add(stand_in)
+            return Constant(stand_in, loc)
         return Constant(value.graph, loc)
     made = getattr(value, "__tapeless_jacobian__", None)
     if made is not None:  # (`h = tl.hessian(f)`, a global called in compiled code)
