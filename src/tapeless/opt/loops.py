@@ -774,12 +774,13 @@ def hoist_accumulators(graphs: list[Graph], use: dict[int, list[tuple[Node | Non
                     continue
                 a, b = add.inputs[1:]
                 r = b if a is p else a
-                inner = loop_info(r.inputs[1]) if is_call_of(r, "tuple_getitem") and \
-                    isinstance(r.inputs[2], Constant) else None
+                if (a is p) == (b is p) or not is_call_of(r, "tuple_getitem") or \
+                        not isinstance(r.inputs[2], Constant) or r.graph is not body or \
+                        users_of(r) != [add]:
+                    continue
+                inner = loop_info(r.inputs[1])
                 inner_out = inner.outputs if inner is not None else None
-                if (a is p) == (b is p) or inner is None or inner_out is None or \
-                        r.graph is not body or users_of(r) != [add] or \
-                        inner.node.graph is not body:
+                if inner is None or inner_out is None or inner.node.graph is not body:
                     continue
                 k = r.inputs[2].value
                 if type(k) is not int or not 0 <= k < len(inner.init):
