@@ -80,6 +80,19 @@ def three_deep(W, xs):
     return np.sum(h)
 
 
+def shared_rows(W, xs):
+    """Every layer reads the same two rows: the inner loop adds into each of them once
+    per iteration (into the outer sum one piece after the other, once hoisted)."""
+    h = np.zeros(W.shape[1])
+    total = 0.0
+    for t in range(xs.shape[0]):
+        h = h * 0.5 + xs[t]
+        for j in range(3):
+            h = np.tanh(h * W[0] + W[1] * (j + 1.0))
+        total = total + np.sum(h)
+    return total
+
+
 def _anp(fn):
     """The same program on autograd's numpy."""
     g = dict(fn.__globals__, np=anp)
@@ -96,6 +109,7 @@ CASES = [
     (gru, [(2, 5), (2, 5), (2, 5), (4, 5), (6, 5)], (0, 1, 2, 3)),
     (ragged, [(2, 4), (8, 4)], (0,)),
     (three_deep, [(3, 4), (5, 4)], (0,)),
+    (shared_rows, [(2, 4), (6, 4)], (0,)),
 ]
 
 
@@ -126,6 +140,7 @@ def _zeros_in_loops(source: str, name: str) -> list[str]:
 @pytest.mark.parametrize("fn, shapes, argnums, names", [
     (elman, [(3, 5), (3, 5), (3, 5), (7, 5)], (0, 1, 2), ["W", "U"]),
     (gru, [(2, 5), (2, 5), (2, 5), (4, 5), (6, 5)], (0, 1, 2, 3), ["Wz", "Wr", "Wh"]),
+    (shared_rows, [(2, 4), (6, 4)], 0, ["W"]),
 ])
 def test_row_sums_of_inner_loops_go_into_one_buffer(monkeypatch, fn, shapes, argnums,
                                                     names) -> None:

@@ -742,8 +742,10 @@ def hoist_accumulators(graphs: list[Graph], use: dict[int, list[tuple[Node | Non
     loop nested in another): the zeros are made once, before the outer loop, and the
     inner loop adds into the outer accumulator itself, `acc` read nowhere else. One
     buffer for the whole gradient, as a hand-written one has, not a fresh zeros array and
-    a sum of two arrays each outer iteration; the same sums, in the same order, up to
-    the first (ZERO + x is x, here 0.0 + x: the same). Returns how many were hoisted."""
+    a sum of two arrays each outer iteration. The same values up to rounding: each piece
+    is added into the running sum, where the inner loop's sum was added to it whole (the
+    same bits where the inner loop adds once into each element, as the LSTM's layer loop
+    does into its rows). Returns how many were hoisted."""
     from ..runtime import ZERO
 
     def users_of(n: Node) -> list[Node | None]:
