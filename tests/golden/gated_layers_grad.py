@@ -1,7 +1,6 @@
 def grad_gated_layers(params, state, xs):
     _concatenate = np.concatenate
     _tanh = np.tanh
-    _zeros = np.zeros
     _gadd = _rt.gadd
     _getitem_sens = _rt.getitem_sens
     _scatter_add_pair_known = _rt.scatter_add_pair_known
@@ -43,16 +42,16 @@ def grad_gated_layers(params, state, xs):
             j, b, new, x_1 = j_1, 3, new + [h, s], h
         stack_append((x, st, stack_1))
         st = new
+    d_params = np.zeros((4, 9), dtype=float)
     d_st = _rt.ZERO
-    d_params = _rt.ZERO
     for saved in reversed(stack):
         st_1 = saved[1]
         stack_2 = saved[2]
         _t_6 = 0.2 * saved[0]
-        d_params_1 = _zeros((4, 9), dtype=float)
         d_new = d_st
         d_x = _t_6
         d_st_1 = _rt.ZERO
+        d_params_1 = d_params
         while stack_2 is not None:
             saved_1 = stack_2[0]
             new_1 = saved_1[1]
@@ -80,7 +79,7 @@ def grad_gated_layers(params, state, xs):
             d_params_1[_t_12] += d_g
             d_params_1[_t_10] += d_g * saved_1[4]
             stack_2, d_new, d_x, d_st_1 = stack_2[1], d_new_1, d_x_1 + d_x_2, _scatter_add_pair_known(d_st_1, st_1, _t_12, _t_10, d_s * f_1, _t_11[3:6])
-        d_st, d_params = d_st_1, _gadd(d_params, d_params_1)
+        d_st, d_params = d_st_1, d_params_1
     d_params_2 = _rt.to_structure(d_params, params)
     _t_13 = len(results)
     d_fn = _rt.ZERO

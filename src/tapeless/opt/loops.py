@@ -625,6 +625,8 @@ def lower_stacks(root: Graph,
     lowered = accumulate_in_place(graphs, use, known, f8_shape)
     if lowered:
         use = uses(graphs)
+        if hoist_accumulators(graphs, use):
+            use = uses(graphs)
 
     for g in graphs:
         for fwd_node in graph_nodes(g):
@@ -668,6 +670,7 @@ def accumulate_in_place(graphs: list[Graph], use: dict[int, list[tuple[Node | No
     values up to rounding."""
     from ..runtime import ZERO
     from .kinds import array
+    from .patterns import tuple_items
 
     found: list[tuple[LoopInfo, int, Parameter, tuple[Node, ...]]] = []
     for g in graphs:
@@ -709,15 +712,18 @@ def accumulate_in_place(graphs: list[Graph], use: dict[int, list[tuple[Node | No
         add = out.inputs[1 + j]
         x, indices, ds = pieces
         g = info.node.graph
-        if shape is not None and g is not None and is_call_of(indices, "make_tuple") and \
-                is_call_of(ds, "make_tuple") and len(indices.inputs) == len(ds.inputs) and (
+        # (The indices a display or a constant tuple: `(2, 1, 0)` folded.)
+        index_items, d_items = tuple_items(indices), tuple_items(ds)
+        if shape is not None and g is not None and index_items is not None and \
+                is_call_of(ds, "make_tuple") and d_items is not None and \
+                len(index_items) == len(d_items) and (
                     isinstance(x, Constant) or (x.graph is not None and
                                                 is_inside(g, x.graph))):
             zeros = g.apply(P["np.zeros"], Constant(shape), Constant(float), name=p.name)
             set_kind(zeros, array("f8", shape))
             set_input(info.node, info.first_init + j, zeros)
             acc: Node = p
-            for i, d in zip(indices.inputs[1:], ds.inputs[1:], strict=True):
+            for i, d in zip(index_items, d_items, strict=True):
                 acc = body.apply(P["add_into_known"], acc, i, d, name=add.name)
                 set_kind(acc, zeros.kind)
             set_input(out, 1 + j, acc)
@@ -725,6 +731,80 @@ def accumulate_in_place(graphs: list[Graph], use: dict[int, list[tuple[Node | No
         set_input(out, 1 + j, body.apply(P["scatter_add_known" if f else "scatter_add"], p,
                                          *pieces, name=add.name))
     return len(found)
+
+
+def hoist_accumulators(graphs: list[Graph], use: dict[int, list[tuple[Node | None, Graph]]]
+                       ) -> int:
+    """An outer loop's sensitivity accumulator that starts as ZERO and each iteration adds
+    what an inner loop summed in place into fresh zeros, `acc = gadd(acc, inner(...,
+    np.zeros(shape), ...)[k])` (the inner loop's state k only added into by
+    `add_into_known`, from `accumulate_in_place`; the gradient of parameters read in a
+    loop nested in another): the zeros are made once, before the outer loop, and the
+    inner loop adds into the outer accumulator itself, `acc` read nowhere else. One
+    buffer for the whole gradient, as a hand-written one has, not a fresh zeros array and
+    a sum of two arrays each outer iteration. The same values up to rounding: each piece
+    is added into the running sum, where the inner loop's sum was added to it whole (the
+    same bits where the inner loop adds once into each element, as the LSTM's layer loop
+    does into its rows). Returns how many were hoisted."""
+    from ..runtime import ZERO
+
+    def users_of(n: Node) -> list[Node | None]:
+        return [u for u, _ in use.get(n.id, [])]
+
+    def adds_into(x: Node, q: Node) -> bool:
+        # (x is q after in-place adds, each value read by the next add alone)
+        while x is not q and is_call_of(x, "add_into_known") and \
+                users_of(x.inputs[1]) == [x]:
+            x = x.inputs[1]
+        return x is q
+
+    hoisted = 0
+    for g in graphs:
+        for node in graph_nodes(g):
+            outer = loop_info(node)
+            outputs = outer.outputs if outer is not None else None
+            if outer is None or outputs is None:
+                continue
+            body = outer.body
+            for j, init in enumerate(outer.init):
+                add = outputs[j]
+                p = body.parameters[outer.lead + j]
+                if not (isinstance(init, Constant) and init.value is ZERO) or \
+                        not is_call_of(add, "gadd") or add.graph is not body or \
+                        users_of(p) != [add] or users_of(add) != [body.output] or \
+                        (outer.cond is not None and use.get(outer.cond.parameters[j].id)):
+                    continue
+                a, b = add.inputs[1:]
+                r = b if a is p else a
+                if (a is p) == (b is p) or not is_call_of(r, "tuple_getitem") or \
+                        not isinstance(r.inputs[2], Constant) or r.graph is not body or \
+                        users_of(r) != [add]:
+                    continue
+                inner = loop_info(r.inputs[1])
+                inner_out = inner.outputs if inner is not None else None
+                if inner is None or inner_out is None or inner.node.graph is not body:
+                    continue
+                k = r.inputs[2].value
+                if type(k) is not int or not 0 <= k < len(inner.init):
+                    continue
+                z, q = inner.init[k], inner.body.parameters[inner.lead + k]
+                if not is_call_of(z, "np.zeros") or users_of(z) != [inner.node] or \
+                        not all(isinstance(c, Constant) for c in z.inputs[1:]) or \
+                        [u for u in users_of(inner.node) if u is not r and not (
+                            is_call_of(u, "tuple_getitem") and
+                            isinstance(u.inputs[2], Constant) and u.inputs[2].value != k)] or \
+                        (inner.cond is not None and use.get(inner.cond.parameters[k].id)) or \
+                        not adds_into(inner_out[k], q):
+                    continue
+                zeros = g.apply(P["np.zeros"], *z.inputs[1:], name=p.name)
+                set_kind(zeros, z.kind)
+                set_input(node, outer.first_init + j, zeros)
+                set_input(inner.node, inner.first_init + k, p)
+                out = body.output
+                assert isinstance(out, Apply)
+                set_input(out, 1 + j, r)
+                hoisted += 1
+    return hoisted
 
 
 def _after_effects_needed(body: Graph, node: Apply) -> int:
