@@ -37,6 +37,18 @@ def call_both_odd_first(x, k):
     return np.sum(odd(k) * even(k + 1))
 
 
+def called_before_sibling_defined(x, k):
+    # `even` is called before `odd` is defined (at depth 0, so CPython never reaches
+    # `odd` there), then both are.
+    y = np.sin(x)
+    def even(n):
+        return y if n == 0 else odd(n - 1) * 0.5
+    first = even(0)
+    def odd(n):
+        return x if n == 0 else even(n - 1) + y
+    return np.sum(first * odd(k))
+
+
 def defined_odd_first(x, k):
     w = np.cos(x) + 1.0
     def odd(n):
@@ -252,8 +264,8 @@ def nested_cycle_calls_outer_cycle(x, k):
     return np.sum(q(k + 1))
 
 
-PROGRAMS = [call_even, call_odd, call_both_odd_first, defined_odd_first,
-            only_through_sibling, front_defined_first, three_cycle, three_cycle_backwards,
-            three_cycle_chords, lambda_in_sibling, two_levels, through_helper, as_values,
-            in_loop, in_comprehension, loop_value_argument, defined_in_loop, while_cycle,
-            branch_defined, nested_cycle_calls_outer_cycle]
+PROGRAMS = [call_even, call_odd, call_both_odd_first, called_before_sibling_defined,
+            defined_odd_first, only_through_sibling, front_defined_first, three_cycle,
+            three_cycle_backwards, three_cycle_chords, lambda_in_sibling, two_levels,
+            through_helper, as_values, in_loop, in_comprehension, loop_value_argument,
+            defined_in_loop, while_cycle, branch_defined, nested_cycle_calls_outer_cycle]
