@@ -271,3 +271,25 @@ def test_cycle_through_a_graph_nested_in_a_member() -> None:
     for order in itertools.permutations(graphs):
         assert _answers(graphs, list(order)) == want, [g.name for g in order]
     assert stale_schedules(outer) == []
+
+
+def test_an_error_inside_a_cycle_leaves_nothing_half_computed(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from tapeless.ir import nodes
+
+    outer, even, odd, y, z = _siblings()
+    real = nodes.graph_nodes
+
+    def failing(g: Graph) -> Any:
+        if g is even:
+            raise RuntimeError("stop")
+        return real(g)
+
+    monkeypatch.setattr(nodes, "graph_nodes", failing)
+    with pytest.raises(RuntimeError, match="stop"):
+        free_variables(odd)
+    assert nodes._FV_STACK == [] and nodes._FV_LOW == [] and not nodes._FV_PROVISIONAL
+    assert odd._fv_cache is None and even._fv_cache is None
+    monkeypatch.setattr(nodes, "graph_nodes", real)
+    assert set(free_variables(odd)) == {y, z} == set(free_variables(even))
+    assert stale_schedules(outer) == []
