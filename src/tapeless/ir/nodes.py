@@ -365,15 +365,113 @@ def _read_free_variables(h: Graph, reader: Graph) -> list[Node]:
     return free_variables(h)
 
 
+# The graphs whose free variables are being computed and not yet final (Tarjan's stack
+# of `free_variables`' walk over the graphs that read each other's free variables: the
+# closures a graph's nodes use, and those their free variables come through), with the
+# walk's index of each, and each one's current, provisional, answer; the lowest index
+# each active computation has read, innermost last.
+_FV_STACK: list[Graph] = []
+_FV_INDEX: dict[int, int] = {}
+_FV_PROVISIONAL: dict[int, list[Node]] = {}
+_FV_LOW: list[int] = []
+
+
 def free_variables(g: Graph) -> list[Node]:
     """Nodes owned by graphs other than `g` and its descendants that `g` (or a graph
     nested in it) uses, in first-use order. Cached until `g.invalidate()` (of `g`, or of
     a graph whose free variables its schedule read). A graph enclosing `g` that `g`
     calls (recursion) adds none: they are in scope, and so the answer does not depend on
-    which graph of the cycle was asked first."""
-    if g._fv_cache is not None:
-        return g._fv_cache
-    g._fv_cache = []  # breaks cycles through recursive graphs
+    which graph of the cycle was asked first. Closures that call each other (mutually
+    recursive siblings) each need the others' free variables: a cycle's answers are
+    found together, as the least fixed point over the cycle (`_fv_cycle`), the same
+    whichever graph of it was asked first."""
+    cached = g._fv_cache
+    if cached is not None:
+        return cached
+    index = _FV_INDEX.get(g.id)
+    if index is not None:  # being computed: a cycle; its answer so far
+        if _FV_LOW and index < _FV_LOW[-1]:
+            _FV_LOW[-1] = index
+        return _FV_PROVISIONAL[g.id]
+    index = len(_FV_STACK)
+    depth = len(_FV_LOW)
+    _FV_STACK.append(g)
+    _FV_INDEX[g.id] = index
+    _FV_PROVISIONAL[g.id] = []
+    _FV_LOW.append(index)
+    try:
+        _FV_PROVISIONAL[g.id] = _compute_free_variables(g)
+        low = _FV_LOW.pop()
+        if low == index and len(_FV_STACK) > index + 1:
+            low = _fv_cycle(index)
+        if low == index:  # (the first graph of a cycle, or a graph in none): final
+            _finish(index, keep=True)
+        elif low < _FV_LOW[-1]:
+            _FV_LOW[-1] = low
+    except BaseException:
+        del _FV_LOW[depth:]
+        if len(_FV_STACK) > index:
+            _finish(index, keep=False)
+        raise
+    return g._fv_cache if g._fv_cache is not None else _FV_PROVISIONAL[g.id]
+
+
+def _fv_cycle(index: int) -> int:
+    """The free variables of the graphs on the stack from `index` on, which read each
+    other's (a cycle of closures calling each other, whose answers so far are
+    provisional): each found again, with its schedule, from the others' latest, until
+    none changes (the sets only grow: the least fixed point). They start from nothing
+    and go in the order they were made, so that the answer does not depend on which
+    graph was asked first. Returns the lowest stack index read (below `index` where the
+    cycle is part of a larger one, found by a graph first seen here)."""
+    _FV_LOW.append(index)
+    try:
+        members: list[Graph] = []
+        rounds = 0
+        while True:
+            if len(_FV_STACK) - index != len(members):  # (at first, or a graph joined)
+                members = sorted(_FV_STACK[index:], key=lambda h: h.id)
+                for h in members:
+                    _FV_PROVISIONAL[h.id] = []
+                rounds = 0
+            changed = False
+            for h in members:
+                h._nodes_cache = None  # (computed from the answers so far)
+                h._uses_cache = None
+                found = _compute_free_variables(h)
+                if found != _FV_PROVISIONAL[h.id]:
+                    _FV_PROVISIONAL[h.id] = found
+                    changed = True
+            rounds += 1
+            if len(_FV_STACK) - index != len(members):
+                continue
+            if not changed:
+                break
+            if rounds > 4 * len(members) + 16:  # (the sets are final: only the order moves)
+                for h in members:
+                    _FV_PROVISIONAL[h.id] = sorted(_FV_PROVISIONAL[h.id], key=lambda n: n.id)
+                break
+    finally:
+        low = _FV_LOW.pop()
+    return low
+
+
+def _finish(index: int, keep: bool) -> None:
+    """Take the graphs from `index` on off the stack, their answers final (`keep`) or
+    thrown away (an error)."""
+    for h in _FV_STACK[index:]:
+        del _FV_INDEX[h.id]
+        found = _FV_PROVISIONAL.pop(h.id)
+        if keep:
+            h._fv_cache = found
+        else:
+            h._nodes_cache = None
+            h._uses_cache = None
+    del _FV_STACK[index:]
+
+
+def _compute_free_variables(g: Graph) -> list[Node]:
+    """`free_variables(g)` from its schedule and its closures' free variables."""
     result: dict[int, Node] = {}
     # (Exact type tests: none of these classes has subclasses.)
     for node in graph_nodes(g):
@@ -395,8 +493,7 @@ def free_variables(g: Graph) -> list[Node]:
         for fv in free_variables(out.value):
             if fv.graph is not g and not is_inside(fv.graph, g):
                 result.setdefault(fv.id, fv)
-    g._fv_cache = list(result.values())
-    return g._fv_cache
+    return list(result.values())
 
 
 def is_inside(inner: Graph | None, outer: Graph) -> bool:
