@@ -1508,10 +1508,23 @@ def int_then_floats(n):
     return total
 
 
+def ufunc_bool_or_number(x, c):
+    return np.logical_not(x) if c > 0 else 2
+
+
+def count_or_half(x, c):
+    return np.count_nonzero(x) if c > 0 else 0.5
+
+
 @pytest.mark.parametrize(("fn", "calls"), [
     (bool_and, [(True, 2), (False, 2), (True, 0), (False, 0)]),
     (bool_or_one, [(True, False), (True, True), (False, True), (False, False)]),
     (int_then_floats, [(3,), (0,), (1,)]),
+    # (a call's result: Numba's annotation types the call by its signature)
+    (ufunc_bool_or_number, [(1.5, -1), (1.5, 1), (0.0, 1), (True, 1)]),
+    (ufunc_bool_or_number, [(1.5, 1), (1.5, -1), (0.0, 2), (True, -1)]),
+    (count_or_half, [(np.array([1.0, 0.0, 2.0]), -1), (np.array([1.0, 0.0, 2.0]), 1)]),
+    (count_or_half, [(np.array([1.0, 0.0, 2.0]), 1), (np.array([1.0, 0.0, 2.0]), -1)]),
 ])
 def test_result_type_that_depends_on_values(fn: Any, calls: list) -> None:
     """A value that is a bool on one path and an int on another (or an int and a float)

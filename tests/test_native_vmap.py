@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import ast
 import importlib.util
+import inspect
 from pathlib import Path
 from typing import Any
 
@@ -110,14 +111,20 @@ def bool_or_number(x, c):
     return np.logical_not(x) if c > 0 else 2
 
 
-def test_bool_ufunc_mixed_with_a_number_keeps_each_paths_type() -> None:
-    """(Calls in this order: the first call's check sees the bool become a number. In
-    the other order native code returns 0 for np.False_ on the second call, a gap of
-    the checks of returns, not of this change.)"""
+@pytest.mark.parametrize("order", [(1, -1), (-1, 1)])
+def test_bool_ufunc_mixed_with_a_number_keeps_each_paths_type(order: tuple) -> None:
+    """Numba gives the two paths' results one type (an int64: 0 for np.False_); CPython
+    keeps each path's. In either order of calls the program falls back (its typed code
+    types the ufunc's call as a bool copied into an int: `unified_types`), at the user's
+    line, and every call gives the Python backend's value and type."""
     j = tl.jit(bool_or_number, backend="native")
-    for c in (1, -1):
+    for c in (*order, *order):
         out, expected = j(True, c), bool_or_number(True, c)
         assert out == expected and type(out) is type(expected)
+    [fallback] = _fallbacks(j)
+    assert fallback is not None and "bool on one path" in fallback.reason
+    assert fallback.where is not None and fallback.where.filename == __file__ and \
+        fallback.where.line - bool_or_number.__code__.co_firstlineno in (0, 1)
 
 
 _MASKED = [  # (test_vmap_masked's programs, with arguments; whether they run natively)
@@ -129,7 +136,11 @@ _MASKED = [  # (test_vmap_masked's programs, with arguments; whether they run na
     ("flag_read_in_body", (np.array([0.0, 6.0, -3.0, 7.5, 1.25]),), True),
     ("cube_root", (np.array([0.1, 1.0, 4.0, 9.5, 2.5]),), True),
     ("condition_and_break", (np.array([0.1, 1.0, 4.0, 9.5, 2.5]),), True),
-    ("int_flag", (np.array([0.1, 1.0, 4.0, 9.5, 2.5]),), False),
+    # (its flag's truth is `as_mask`'s: an `isinstance` of loop state, `np.full` of a bool)
+    ("int_flag", (np.array([0.1, 1.0, 4.0, 9.5, 2.5]),), True),
+    ("nested_breaks", (np.array([0.1, 0.7, 2.0, 5.0, 30.0, 0.01]),), False),
+    ("flag_maybe_unset", (np.array([0.1, 1.0, 4.0, 9.5, 2.5]),), False),
+    ("return_from_a_loop", (np.array([0.1, 0.3, 0.6, 1.0, 2.6, 6.0, -1.0]),), False),
 ]
 
 
@@ -151,3 +162,61 @@ def test_masked_loops_of_the_vmap_tests(name: str, args: tuple, is_native: bool)
             assert np.asarray(a).dtype == np.asarray(b).dtype
             np.testing.assert_array_equal(a, b)
     assert (_fallbacks(j) == [None]) is is_native, _fallbacks(j)
+
+
+# (the user's line each program that falls back is refused at: the `if` whose values vmap
+# joins with its generic select; None: the function's own line)
+_GENERIC_AT = {"break_and_continue": "if i % 3 == 0:", "flag_maybe_unset": "if k > 100:",
+               "nested_breaks": "if inner >= outer or total > 50.0:",
+               "return_from_a_loop": None}
+
+
+@pytest.mark.parametrize("name", sorted(_GENERIC_AT))
+def test_generic_selects_fall_back_at_the_users_condition(name: str) -> None:
+    """Where vmap did not know the examples' number of axes as it batched an `if`, its
+    select is the generic pytree code (`batch_rules.select`), which Numba cannot type:
+    the reason says so (not "a bool on one path", which that code's placeholders looked
+    like), at the user's `if` whose branches it joins."""
+    import test_vmap_masked
+
+    f = getattr(test_vmap_masked, name)
+    args = next(a for n, a, _ in _MASKED if n == name)
+    j = tl.jit(tl.vmap(f), backend="native")
+    j(*args)
+    [fallback] = _fallbacks(j)
+    assert fallback is not None and "generic `batch_rules.select`" in fallback.reason, fallback
+    assert fallback.where is not None and fallback.where.filename == test_vmap_masked.__file__
+    at = _GENERIC_AT[name]
+    assert fallback.where.source_line.strip() == (at or f"def {name}({f.__code__.co_varnames[0]}):")
+
+
+def _flag_at(a, b, c):
+    v = a
+    if c:
+        v = b
+    return isinstance(v, _CONTAINERS), isinstance(a, _CONTAINERS), isinstance(v, _DICTS)
+
+
+_CONTAINERS, _DICTS = (tuple, list, dict), (dict,)
+
+
+def test_isinstance_of_a_value_joined_from_branches_is_decided_by_its_type() -> None:
+    """Numba refuses `isinstance` of a variable bound on several paths (vmap's truth of a
+    loop's state, `batch_rules.as_mask`): lowered as an overload that answers by the
+    type the paths share; a name bound once stays Numba's `isinstance` (which prunes
+    the branch it rules out); `dict` is left out (no dict is lowered)."""
+    source = inspect.getsource(_flag_at)
+    tree, _ = native.lower_source(source, {"_CONTAINERS": _CONTAINERS, "_DICTS": _DICTS})
+    lowered = ast.unparse(tree)
+    assert "_nt_is_sequence(v)" in lowered and "isinstance(a, (tuple, list))" in lowered
+    assert "False)" in lowered and "dict" not in lowered
+    import numba
+
+    namespace: dict[str, Any] = {**native.overloads()}
+    native._register_overloads()
+    exec(compile(tree, "<lowered>", "exec"), namespace)  # noqa: S102
+    compiled = numba.njit(namespace["_flag_at"])
+    x, y, t, u = np.arange(3.0), np.ones(3), (1.0, 2.0), (3.0, 4.0)
+    for c in (True, False):
+        assert compiled(x, y, c) == _flag_at(x, y, c) == (False, False, False)
+        assert compiled(t, u, c) == _flag_at(t, u, c) == (True, True, False)

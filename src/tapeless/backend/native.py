@@ -51,11 +51,13 @@ from .native_loops import (
     lower_saved_lengths,
     lower_split_items,
 )
+from .native_paths import add_path_entry
 from .native_records import (
     accumulate_recursive_sens,
     lower_recursive_records,
     share_item_lists,
 )
+from .native_vmap import generic_select
 from .pygen import Compiled
 
 # Runtime helpers with a native twin (`_nt_<name>` in `_HELPERS`).
@@ -72,7 +74,8 @@ _NATIVE_RUNTIME = {"as_sequence", "unpack", *_OVERLOADS}
 # Overloads the lowering itself calls (`native_loops`), not runtime helpers.
 _LOWERING_OVERLOADS = ("unwrap", "item_sens", "scatter_into", "add_into", "add_element",
                        "zeros_for", "items_of",
-                       "split_at", "split_items", "saved_bytes", "abs")
+                       "split_at", "split_items", "saved_bytes", "abs", "is_tuple",
+                       "is_list", "is_sequence")
 # `math` functions whose result is checked (`_CHECKED_MATH`): CPython raises where the
 # C library returns NaN or an infinity from finite arguments; Numba returns the value.
 _MATH_ONE = ("acos acosh asin asinh atan atanh cos cosh erf erfc exp expm1 gamma lgamma "
@@ -148,10 +151,12 @@ FALLBACKS: list[Fallback] = []
 
 
 class _Refused(Exception):
-    def __init__(self, reason: str, line: int | None):
+    def __init__(self, reason: str, line: int | None, lines: list[int] | None = None):
         super().__init__(reason)
         self.reason = reason
         self.line = line
+        # (lines to say instead, the first with a line of the user's own: `user_line`)
+        self.lines = lines or []
 
 
 def available() -> bool:
@@ -202,6 +207,7 @@ class _Lowering(ast.NodeTransformer):
         self.math: set[str] = set()
         self.loops = 0
         self.numpy_aliases: dict[str, str] = {}  # (`_zeros = np.zeros`)
+        self.once: list[set[str]] = []  # (`_assigned_once` of the functions being visited)
 
     def refuse(self, node: ast.AST, reason: str) -> None:
         raise _Refused(reason, getattr(node, "lineno", None))
@@ -255,7 +261,9 @@ class _Lowering(ast.NodeTransformer):
             elif args.kwonlyargs:
                 self.refuse(_recursive_call(node, inner) or inner,
                             _closure_reason(node, inner, captured, once))
+        self.once.append(once)
         self.generic_visit(node)
+        self.once.pop()
         return node
 
     def visit_Attribute(self, node: ast.Attribute) -> ast.AST:
@@ -303,8 +311,11 @@ class _Lowering(ast.NodeTransformer):
             return node
         if isinstance(f, ast.Name) and f.id == "isinstance" and len(node.args) == 2 and \
                 isinstance(node.args[1], ast.Name):
-            classes = self.namespace.get(node.args[1].id)
-            if classes == (tuple, list) or classes == (list, tuple):
+            classes = _container_classes(self.namespace.get(node.args[1].id))
+            if classes is not None and (test := _container_test(
+                    node, classes, self.once[-1] if self.once else set())) is not None:
+                return test
+            if classes is not None:
                 node.args[1] = ast.copy_location(ast.Tuple(
                     [ast.Name(c.__name__, ast.Load()) for c in classes], ast.Load()),
                     node.args[1])
@@ -364,6 +375,39 @@ class _Lowering(ast.NodeTransformer):
                 if not hasattr(sub, "lineno"):
                     ast.copy_location(sub, node)
         return out
+
+
+def _container_classes(classes: Any) -> tuple[type, ...] | None:
+    """The classes of a tuple of `tuple`, `list` and `dict` (generated code's
+    `isinstance(v, _const)`, as `batch_rules.as_mask` tests a condition) that a native
+    value may be an instance of: `dict` left out (no dict is lowered), None for another
+    tuple."""
+    if not isinstance(classes, tuple) or not classes or \
+            not all(c in (tuple, list, dict) for c in classes):
+        return None
+    return tuple(c for c in classes if c is not dict)
+
+
+# The overloads that test a value's type for `isinstance(v, classes)` (`_container_test`).
+_CONTAINER_TESTS: dict[tuple[type, ...], str] = {
+    (tuple,): "_nt_is_tuple", (list,): "_nt_is_list", (tuple, list): "_nt_is_sequence",
+    (list, tuple): "_nt_is_sequence"}
+
+
+def _container_test(call: ast.Call, classes: tuple[type, ...], once: set[str]
+                    ) -> ast.expr | None:
+    """`isinstance(v, classes)` (classes from `_container_classes`) as native code
+    decides it where Numba's `isinstance` does not: False for no class; for a variable
+    bound on several paths (a loop's state; Numba refuses `isinstance` of a value joined
+    from branches), the overload that answers by the type the paths' values share. None:
+    Numba's `isinstance` decides it (and prunes the branch it rules out)."""
+    v = call.args[0]
+    if not classes:
+        return ast.copy_location(ast.Constant(False), call)
+    if not isinstance(v, ast.Name) or v.id in once:
+        return None
+    return ast.copy_location(ast.Call(ast.Name(_CONTAINER_TESTS[classes], ast.Load()),
+                                      [v], []), call)
 
 
 def _recursive_call(outer: ast.FunctionDef, inner: ast.FunctionDef) -> ast.Call | None:
@@ -608,6 +652,11 @@ class NativeFunction:
         # (`retype_from` of `type_spec`).
         self.types: Any = None
         self.type_spec: Any = None
+        # Where the entry returns `(value, k)` (`native_paths`: it returns from several
+        # places), the `type_spec` of each `return` k a call took and passed its check
+        # through, with its `retype_from`; None where it returns the value.
+        self.paths: dict[int, Any] | None = None
+        self.path_types: dict[int, Any] = {}
         # Called with this entry once its first call settled it: its native code passed
         # the checks, or it fell back (`native_cache.save`: the record a second process
         # starts from).
@@ -655,6 +704,12 @@ class NativeFunction:
             if self.first:
                 return self._first_call(args)
             out = native(*args)
+            types = self.types
+            if self.paths is not None:
+                out, path = out
+                if path not in self.paths:
+                    return self._first_on_path(args, out, path)
+                types = self.path_types[path]
             if out is None or type(out) is tuple and any(v is None for v in out):
                 # (None stands for the symbolic zero and for an unbound variable in native
                 # code: the Python backend says which it was.)
@@ -664,7 +719,33 @@ class NativeFunction:
             return self.python(*args)
         except Exception:  # noqa: BLE001 - CPython's exception comes from the Python code
             return self.python(*args)
-        return self.types(out) if self.types is not None else out
+        return types(out) if types is not None else out
+
+    def _first_on_path(self, args: tuple, out: Any, path: int) -> Any:
+        """A call that took a `return` no call before it took (`native_paths`): checked
+        against the Python backend as the first call is; that `return`'s results get
+        the Python result's NumPy types from then on, or the program falls back."""
+        assert self.module is not None and self.paths is not None
+        expected = self.python(*args)
+        if out is None or type(out) is tuple and any(v is None for v in out):
+            return expected  # (a zero or an unbound value: nothing to learn)
+        if self._differs(expected, out):
+            return expected
+        self.paths[path] = type_spec(expected)
+        self.path_types[path] = retype_from(self.paths[path])
+        return expected
+
+    def _differs(self, expected: Any, out: Any) -> bool:
+        """Whether the native result `out` differs from the Python backend's `expected`
+        (`_difference`); where it does, the program falls back for good."""
+        assert self.module is not None
+        problem = _difference(expected, out)
+        if problem is not None:
+            self.fallback = self.module.fallback(
+                f"its result differs from the Python backend's ({problem})", None)
+            self.native = None
+            self._settled()
+        return problem is not None
 
     def _overloads(self, dispatcher: Any, args: tuple) -> list[Any]:
         """The compiled code of `dispatcher` (a function of the module) this call may
@@ -710,6 +791,9 @@ class NativeFunction:
                 self._settled()
             return expected  # (a check of native code raised: see the next call)
         self.first = False
+        path = None
+        if self.paths is not None:
+            out, path = out
         for dispatcher in self.module.dispatchers:
             for compiled in self._overloads(dispatcher, args):
                 found = unified_types(str(compiled.type_annotation))
@@ -719,15 +803,12 @@ class NativeFunction:
                     self.native = None
                     self._settled()
                     return expected
-        problem = _difference(expected, out)
-        if problem is not None:
-            self.fallback = self.module.fallback(
-                f"its result differs from the Python backend's ({problem})", None)
-            self.native = None
-            self._settled()
+        if self._differs(expected, out):
             return expected
         self.type_spec = type_spec(expected)
         self.types = retype_from(self.type_spec)
+        if self.paths is not None and path is not None:
+            self.paths[path], self.path_types[path] = self.type_spec, self.types
         if os.environ.get("TAPELESS_NATIVE_SPEED_CHECK", "1") != "0":
             t_native, _ = _timed(self.native, args)
             if t_native > t_python:
@@ -898,6 +979,13 @@ class _Module:
                     found = self.compiled.linemap.get(node.lineno)
         return found
 
+    def user_line(self, lines: list[int]) -> int | None:
+        """The first of `lines` whose user's source is not the function's own line
+        (where code inlined from a helper maps), else None."""
+        own = self.location(None)
+        return next((n for n in lines if (at := self.location(n)) is not None and
+                     at != own), None)
+
     def function_at(self, line: int | None) -> str:
         tree = self.tree or _parse_or_none(self.compiled.source)
         if line is not None and tree is not None:
@@ -957,6 +1045,9 @@ def _nt_gadd_owned(a, b): ...
 def _nt_element_sens_small(d, x, index): ...
 def _nt_unwrap(x): ...
 def _nt_abs(x): ...
+def _nt_is_tuple(x): ...
+def _nt_is_list(x): ...
+def _nt_is_sequence(x): ...
 
 
 _OVERLOADED = False
@@ -1115,6 +1206,8 @@ def _register_overloads() -> None:
         if isinstance(x, nt.Array):
             return lambda x: np.abs(x)
         return lambda x: abs(x)
+
+    _register_container_tests(overload, nt)
 
     @overload(_nt_pow)
     def _pow(a, b):
@@ -1678,6 +1771,19 @@ def _register_overloads() -> None:
         return None
 
 
+def _register_container_tests(overload: Any, nt: Any) -> None:
+    """The overloads `_container_test` calls: True or False by the argument's type."""
+    def by_type(classes: tuple[Any, ...]) -> Any:
+        def test(x):
+            answer = isinstance(x, classes)
+            return lambda x: answer
+        return test
+
+    overload(_nt_is_tuple)(by_type((nt.BaseTuple,)))
+    overload(_nt_is_list)(by_type((nt.List, nt.ListType)))
+    overload(_nt_is_sequence)(by_type((nt.BaseTuple, nt.List, nt.ListType)))
+
+
 def _made(source: str, namespace: dict[str, Any] | None = None) -> Any:
     """The function `items` defined by `source` (an overload's implementation for a
     number of items known when typing), with the globals `namespace`."""
@@ -1726,7 +1832,7 @@ def unified_types(annotation: str) -> tuple[str, int | None] | None:
                 at = int(n.group(1))
             continue
         name, value, numba_type = m.groups()
-        types[name] = numba_type
+        types[name] = _value_type(value, numba_type)
         source = value[len("cast(value="):-1] if value.startswith("cast(value=") and \
             value.endswith(")") else value
         if re.fullmatch(r"[\w.$]+", source):
@@ -1747,6 +1853,14 @@ def unified_types(annotation: str) -> tuple[str, int | None] | None:
                         "(Numba gives it one type, a float, so 1 would come back as "
                         "1.0); write the int as a float (`1.0`) to run natively", where)
     return None
+
+
+def _value_type(value: str, numba_type: str) -> str:
+    """The type of the value an annotated line binds: for a call (`v = call f(...)`,
+    annotated with the function's signature, `(float64,) -> bool`), its result's."""
+    if value.startswith("call ") and " -> " in numba_type:
+        return numba_type.rsplit(" -> ", 1)[1]
+    return numba_type
 
 
 def refuse_mixed_selects(tree: ast.Module) -> None:
@@ -1819,10 +1933,32 @@ def _is_bool(e: ast.expr, bools: set[str], aliases: dict[str, str]) -> bool:
         return _is_bool(e.body, bools, aliases) and _is_bool(e.orelse, bools, aliases)
     if isinstance(e, ast.Call) and isinstance(e.func, ast.Name) and e.func.id in _BOOL_CALLS:
         return True
-    if isinstance(e, ast.Call) and not e.keywords:
-        return _bool_ufunc(_numpy_name(e.func) or
-                           (aliases.get(e.func.id) if isinstance(e.func, ast.Name) else None))
+    if isinstance(e, ast.Call):
+        name = _numpy_name(e.func) or \
+            (aliases.get(e.func.id) if isinstance(e.func, ast.Name) else None)
+        if e.keywords:
+            return _bool_array(name, e, bools, aliases)
+        return _bool_ufunc(name) or _bool_array(name, e, bools, aliases)
     return False
+
+
+def _bool_array(name: str | None, e: ast.Call, bools: set[str],
+                aliases: dict[str, str]) -> bool:
+    """Whether `e`, a call of `np.name`, makes an array of bools: `np.full(shape, v)`
+    (`np.full_like(x, v)`) of a bool `v` without another dtype, or a maker of arrays
+    given `dtype=bool` (`np.ones(n, dtype=bool)`; vmap's masks are made so)."""
+    dtype = next((k.value for k in e.keywords if k.arg == "dtype"), None)
+    if dtype is not None:
+        return name in _ARRAY_MAKERS and (isinstance(dtype, ast.Name) and dtype.id == "bool"
+                                          or _numpy_name(dtype) == "bool_")
+    if name in ("full", "full_like") and len(e.args) == 2 and not e.keywords:
+        return _is_bool(e.args[1], bools, aliases)
+    return False
+
+
+# (NumPy's functions that make an array of a given `dtype=` from a shape or an array.)
+_ARRAY_MAKERS = ("full", "full_like", "ones", "ones_like", "zeros", "zeros_like", "empty",
+                 "empty_like", "array", "asarray")
 
 
 def _bool_ufunc(name: str | None) -> bool:
@@ -2041,6 +2177,8 @@ def lower_source(source: str, namespace: dict[str, Any] | None = None,
         lower_checkpointed_loops(tree)
     except Unlowered as unlowered:
         raise _Refused(unlowered.reason, unlowered.line) from None
+    if (generic := generic_select(tree)) is not None:
+        raise _Refused(generic[0], generic[1][0], generic[1])
     refuse_mixed_selects(tree)
     lower_flat_comprehensions(tree)
     _, closures = lift_branch_closures(tree)
@@ -2187,7 +2325,8 @@ def compile_native(compiled: Compiled, largest_array: int = 0) -> Compiled:
     try:
         tree, math_names = lower_source(compiled.source, _globals_of(compiled), root)
     except _Refused as refused:
-        fallback = module.fallback(refused.reason, refused.line)
+        fallback = module.fallback(refused.reason, module.user_line(refused.lines) or
+                                   refused.line)
         return _with_entry(compiled, NativeFunction(python, None, module, fallback))
     module.tree = tree
     bound = array_bound(tree, largest_array)
@@ -2195,6 +2334,10 @@ def compile_native(compiled: Compiled, largest_array: int = 0) -> Compiled:
         fallback = module.fallback(bound, None)
         return _with_entry(compiled, NativeFunction(python, None, module, fallback))
     namespace: dict[str, Any] = dict(python.__globals__)
+    recursive = _recursive(tree)
+    # (`native_paths`: the Python result's NumPy types per `return`; not for a recursion,
+    # whose entry is also the function it calls)
+    entry = None if recursive else add_path_entry(tree, root)
     helpers = ast.parse(_helpers(math_names))
     offset = len(compiled.source.splitlines()) + 1
     ast.increment_lineno(helpers, offset)
@@ -2204,7 +2347,6 @@ def compile_native(compiled: Compiled, largest_array: int = 0) -> Compiled:
     # (Numba 0.68 crashes loading the cached code of a recursive function compiled as
     # it is called: such a module is compiled again for its first call's signatures once
     # that call passed its checks, and cached then: `_cache_recursion`.)
-    recursive = _recursive(tree)
     directory = cache_dir() if key is not None and not recursive else None
     if recursive and key is not None:
         module.recursive_key = key
@@ -2237,7 +2379,10 @@ def compile_native(compiled: Compiled, largest_array: int = 0) -> Compiled:
             setattr(mod, fn_name, numba.njit(cache=directory is not None, **_NJIT)(
                 getattr(mod, fn_name)))
     module.dispatchers = [getattr(mod, fn_name) for fn_name in names]
-    return _with_entry(compiled, NativeFunction(python, getattr(mod, root), module, None))
+    made = NativeFunction(python, getattr(mod, entry or root), module, None)
+    if entry is not None:
+        made.paths = {}
+    return _with_entry(compiled, made)
 
 
 def overloads() -> dict[str, Any]:

@@ -413,6 +413,8 @@ def save(key: str, entry: native.NativeFunction) -> None:
         "body": body,
         "functions": sorted(defined), "constants": constants,
         "types": entry.type_spec, "explicit": module.explicit,
+        # (an entry that returns which `return` it took: `native_paths`)
+        "entry": entry.native.py_func.__name__, "paths": entry.paths,
     }
     _write(path, record)
 
@@ -540,6 +542,9 @@ def load(key: str, build: Callable[[], native.NativeFunction]
         functions = list(record["functions"])
         spec = record["types"]
         explicit = record.get("explicit") is True
+        called = str(record.get("entry") or root)
+        paths = record.get("paths")
+        paths = None if paths is None else {int(k): v for k, v in dict(paths).items()}
     except (OSError, ValueError, KeyError, TypeError, SyntaxError):
         return None
     import numba
@@ -561,9 +566,12 @@ def load(key: str, build: Callable[[], native.NativeFunction]
                 native._load_only(dispatcher)
             setattr(mod, fn_name, dispatcher)
         sys.modules[name] = mod
-    entry = StartedFunction(getattr(mod, root), build)
+    entry = StartedFunction(getattr(mod, called), build)
     entry.type_spec = spec
     entry.types = native.retype_from(spec)
+    if paths is not None:
+        entry.paths = paths
+        entry.path_types = {k: native.retype_from(v) for k, v in paths.items()}
     return entry, source.decode(), str(file), {}
 
 
@@ -609,9 +617,15 @@ class StartedFunction(native.NativeFunction):
             out = self.native(*args)
         except Exception:  # noqa: BLE001 - the built program answers (and raises)
             return self.built()(*args)
+        types = self.types
+        if self.paths is not None:
+            out, path = out
+            if path not in self.paths:  # (a `return` no call checked: the built program)
+                return self.built()(*args)
+            types = self.path_types[path]
         if out is None or type(out) is tuple and any(v is None for v in out):
             return self.built()(*args)
-        return self.types(out) if self.types is not None else out
+        return types(out) if types is not None else out
 
     @property
     def python_entry(self) -> Any:
