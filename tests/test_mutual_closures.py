@@ -97,10 +97,6 @@ TRANSFORMS: dict[str, tuple[Callable[..., Any], Callable[..., Any]]] = {
                     lambda f, fa, k: autograd.grad(fa)(X, k)),
 }
 
-# (Not the free variables: `tl.vmap` of a recursion through a function passed as a value
-# with the optimizer off is wrong with a single recursive closure too; see
-# test_vmap_of_recursion_through_a_function_value.)
-KNOWN = {("as_values", "vmap", "off")}
 
 
 # (The Hessians compile slowly, about 3 s of CPU each with the optimizer on: a few
@@ -115,8 +111,6 @@ CASES = [(name, transform) for name in NAMES for transform in TRANSFORMS
 
 @pytest.mark.parametrize(("name", "transform"), CASES)
 def test_program(name: str, transform: str, optimize: str) -> None:
-    if (name, transform, optimize) in KNOWN:
-        pytest.xfail("vmap of a recursion through a function value, optimizer off")
     run, reference = TRANSFORMS[transform]
     f, fa = getattr(P, name), getattr(A, name)
     for k in KS:
@@ -132,11 +126,11 @@ def apply_rec(x, k):
     return np.sum(apply(rec, k))
 
 
-@pytest.mark.xfail(strict=True, reason="vmap of a recursion through a function value with "
-                   "the optimizer off gives wrong values (ad/batch.py; not free variables)")
-def test_vmap_of_recursion_through_a_function_value(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("TAPELESS_OPTIMIZE", "0")
-    close(tl.vmap(apply_rec, in_axes=(0, None))(XS, 2), [apply_rec(x, 2) for x in XS])
+def test_vmap_of_recursion_through_a_function_value(optimize: str) -> None:
+    # (`rec` passed as a value inside its own body: the value's wrapper took the result
+    # tree before `rec` was done, unbatched, and broadcast the batched result again)
+    for k in (0, 1, 2, 3):
+        close(tl.vmap(apply_rec, in_axes=(0, None))(XS, k), [apply_rec(x, k) for x in XS])
 
 
 NATIVE = ["call_odd", "three_cycle_chords", "lambda_in_sibling", "defined_in_loop"]

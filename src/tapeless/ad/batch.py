@@ -462,7 +462,10 @@ class VTransform:
                             "a value yet; call it directly or wrap it in a lambda",
                             loc or h.loc)
         made = self.instance(h, [B] * len(h.parameters), inst, loc, True)
-        if made.out_tree == B and made.parent is not None and not defaults and not star:
+        # (a recursive graph passed as a value inside its own body is not done: the
+        # result tree its recursive calls assume, checked when it is)
+        out_tree = made.out_tree if made.done else made.assumed
+        if out_tree == B and made.parent is not None and not defaults and not star:
             return Constant(made.vg, loc)
         w = Graph(f"{made.vg.name}_value", inst.vg, h.loc)
         if defaults or star:
@@ -491,7 +494,7 @@ class VTransform:
         call = w.apply(Constant(made.vg), *([inst.size] if made.parent is None else []),
                        mask, *ps)
         w.effects = [call]
-        w.output = self.materialize(call, made.out_tree, B, wi)
+        w.output = self.materialize(call, out_tree, B, wi)
         return Constant(w, loc)
 
     # --- nodes ----------------------------------------------------------------------
