@@ -43,7 +43,7 @@ from ..ir.nodes import (
 from ..ir.replace import apply_replacements, redirect
 from .arrays import block_products, python_spellings
 from .branches import branch_backprops, dead_branch_items, forwarding_ifs, single_item_ifs
-from .checkpoint import checkpoint_loops, checkpoint_recursion
+from .checkpoint import checkpoint_loops, checkpoint_recursion, checkpoints_recursions
 from .counters import count_saved_counters
 from .kinds import FLOAT, INT, Kind, array, element_of, is_f8, items_of, kind, shape_of
 from .lift import accumulate_down, lift_backprops
@@ -162,7 +162,10 @@ def optimize(root: Graph, enabled: set[str] | None = None, max_rounds: int = 30,
     if python and allowed(enabled, "scatter_pairs") and (n := scatter_pairs(root)):
         log.add("scatter_pairs", n)
     # (the Python backend's: a lifted backward pass of a linear recursion as two loops)
-    if python and allowed(enabled, "unwind_backprops") and (n := unwind_backprops(root)):
+    # (a recursion checkpointed under a budget keeps its own schedule: its value is not
+    # fused, `checkpoint.checkpoints_recursions`)
+    if python and allowed(enabled, "unwind_backprops") and \
+            (n := unwind_backprops(root, not checkpoints_recursions(*loops))):
         log.add("unwind_backprops", n)
     # (the Python backend's: a recursion's sensitivity added into one buffer down it)
     if python and allowed(enabled, "accumulate_down") and (n := accumulate_down(root)):
