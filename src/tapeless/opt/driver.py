@@ -162,14 +162,19 @@ def optimize(root: Graph, enabled: set[str] | None = None, max_rounds: int = 30,
     if python and allowed(enabled, "scatter_pairs") and (n := scatter_pairs(root)):
         log.add("scatter_pairs", n)
     # (the Python backend's: a lifted backward pass of a linear recursion as two loops)
-    # (a recursion checkpointed under a budget keeps its own schedule: its value is not
-    # fused, `checkpoint.checkpoints_recursions`)
+    # (a backward recursion reading its callee's value fused into the forward one, the
+    # one running loops once it adds into one buffer: not one checkpointed under a
+    # budget, which keeps its own schedule, `checkpoint.checkpoints_recursions`)
+    fuse = not checkpoints_recursions(*loops)
     if python and allowed(enabled, "unwind_backprops") and \
-            (n := unwind_backprops(root, not checkpoints_recursions(*loops))):
+            (n := unwind_backprops(root, "flat" if fuse else "")):
         log.add("unwind_backprops", n)
     # (the Python backend's: a recursion's sensitivity added into one buffer down it)
     if python and allowed(enabled, "accumulate_down") and (n := accumulate_down(root)):
         log.add("accumulate_down", n)
+    if python and fuse and allowed(enabled, "unwind_backprops") and \
+            (n := unwind_backprops(root, "all")):
+        log.add("unwind_backprops", n)
     # (the Python backend's: the recursions left, checkpointed past the budget at run time)
     if python and allowed(enabled, "checkpoint_recursion") and \
             (n := checkpoint_recursion(root, *loops)):

@@ -75,15 +75,16 @@ def is_constant(node: Node | None, value: object) -> bool:
     return isinstance(node, Constant) and node.value is value
 
 
-def unwind_backprops(root: Graph, values: bool = True) -> int:
+def unwind_backprops(root: Graph, values: str = "") -> int:
     """Rewrite each derived function of the module reachable from `root` that has the
     shape above into its two loops (a backward pass reading only its own level's record
     first fused into the forward pass that makes the records: `_fuse_all`; with
-    `values`, also one reading the callee's value, the fused function giving it back);
-    returns how many functions were fused or rewritten."""
+    `values` "flat", also one reading the callee's value, the fused function giving it
+    back, where neither recursion runs a loop; "all": also where they do); returns how
+    many functions were fused or rewritten."""
     graphs = reachable_graphs(root)
     index = _Index(graphs)
-    fused = _fuse_all(graphs, index, root, values and FUSE_VALUES)
+    fused = _fuse_all(graphs, index, root, values if FUSE_VALUES else "")
     if fused:
         forget_all(graphs)
         graphs = reachable_graphs(root)
@@ -646,13 +647,14 @@ def _is_one(node: Node) -> bool:
 # --- a backward recursion fused into the forward one whose records it reads ----------
 
 
-def _fuse_all(graphs: list[Graph], index: _Index, root: Graph, values: bool = True) -> int:
+def _fuse_all(graphs: list[Graph], index: _Index, root: Graph, values: str = "") -> int:
     """Each call `B(J(a...)[k], e...)` of a backward recursion `B` on the record that a
     call of the forward recursion `J` made in the same function, where `B`'s level reads
     nothing of what `J`'s recursive call gave but the record it passes on to its own
     (`_Fuse`), as a call of one recursion `F(a..., e...)` that computes, level by level,
     what `J` put in the record and what `B` makes of it: no record is made, and where
-    nothing else reads `J`'s result, `J` is not called. With `values`, also where `B`'s
+    nothing else reads `J`'s result, `J` is not called. With `values` (`unwind_backprops`),
+    also where `B`'s
     level reads `J`'s other items of the callee (its value: the determinant's minors),
     where the sensitivity `B` gives its call does not read them: then `F` gives back
     `B`'s result and `J`'s other items, and reads of `J`'s value come from `F`. Returns
@@ -733,7 +735,7 @@ def _reads(x: Node, node: Node) -> bool:
 
 
 def _fused(j: Graph, b: Graph, shape_b: tuple[_Shape, LoopInfo | None], r: int, kr: int,
-           index: _Index, root: Graph, values: bool) -> tuple[Graph, bool] | None:
+           index: _Index, root: Graph, values: str) -> tuple[Graph, bool] | None:
     """`F` for the pair, and whether it gives back `J`'s other items too: first as `B`'s
     result alone (a level not reading the callee's value), else (`values`) with them."""
     shape_j = _looped_shape(j, index)
@@ -743,7 +745,8 @@ def _fused(j: Graph, b: Graph, shape_b: tuple[_Shape, LoopInfo | None], r: int, 
         f = _Fuse(j, shape_j, b, shape_b, r, kr, index, root, False).build()
         if f is not None:
             return f, False
-    if not values:
+    if not values or (values == "flat" and (shape_j[1] is not None or
+                                            shape_b[1] is not None)):
         return None
     f = _Fuse(j, shape_j, b, shape_b, r, kr, index, root, True).build()
     return None if f is None else (f, True)
@@ -822,6 +825,7 @@ class _Fuse:
         self.fused: _Loops | None = None
         self.fusing = False
         self.starts: dict[int, Node] = {}  # (B's loop states passed on: where they start)
+        self.facts: list[LoopFacts] = []  # (made at the first question about kinds)
         self.called: tuple[Graph, Apply | None] | None = None
 
     def build(self) -> Graph | None:
@@ -1084,9 +1088,7 @@ class _Fuse:
                     return None
                 self.memo[(body.id, p.id)] = fixed[m] = v
                 self.starts[p.id] = bl.init[m]
-            elif isinstance(out, Apply) and prim_of(out) in (P["gadd"], P["gadd_owned"]) and \
-                    p in out.inputs[1:] and out.inputs[1] is not out.inputs[2] and \
-                    all(n is out for n in self.index.readers(p)):
+            elif self.adds_into(out, p):
                 self.memo[(body.id, p.id)] = new = body.add_parameter(p.name, p.loc)
                 set_kind(new, p.kind)
                 sums.append(m)
@@ -1109,6 +1111,30 @@ class _Fuse:
         kept = [i for i in range(len(j_out)) if i != s]
         return _Loops(node, {i: n for n, i in enumerate(kept)},
                       {m: len(kept) + n for n, m in enumerate(sums)}, fixed)
+
+    def adds_into(self, out: Node, p: Parameter) -> bool:
+        """Whether `B`'s loop makes its state `p` a sum: `out` is `p` with pieces added
+        (`gadd`, `gadd_owned`, `scatter_add_known`, `add_into_known`: what the pieces
+        are read of nothing but `p`), maybe first given to `B`'s call as its
+        accumulator (which adds into it, `lift.accumulate_down`); `p` and each partial
+        sum read once. Such iterations commute (up to the order of the sums)."""
+        adds = (P["gadd"], P["gadd_owned"], P["scatter_add_known"], P["add_into_known"])
+        x, called = out, False
+        while x is not p:
+            readers = self.index.readers(x)
+            if x is not out and len(readers) != 1:
+                return False
+            if x is self.b_call and not called and x.inputs[-1] is not x.inputs[1 + self.r]:
+                x, called = x.inputs[-1], True
+                continue
+            if not isinstance(x, Apply) or prim_of(x) not in adds:
+                return False
+            ins = x.inputs[1:] if prim_of(x) in adds[:2] else x.inputs[1:2]
+            on = [y for y in ins if _reads(y, p)]
+            if len(on) != 1 or any(_reads(y, p) for y in x.inputs[1:] if y is not on[0]):
+                return False
+            x = on[0]
+        return len(self.index.readers(p)) == 1 and (called or out is not p)
 
     def passed_on(self, out: Node, p: Parameter, stack: Parameter, push: Apply,
                   start: Node) -> bool:
@@ -1166,6 +1192,46 @@ class _Fuse:
         return isinstance(push, _Ref) and isinstance(push.node, Apply) and \
             _gives_nonzero(push.node.inputs[1], i, q)
 
+    def given_back(self, c: Node, q: int, target: Graph, side: Graph | None,
+                   b_side: Graph | None) -> Node | None:
+        """Item q of `c = r[0](r, d)`, where r is a branch record J's level saved (item
+        k of a conditional expression's result, `switch(t, T, E)()`) and each branch's
+        record function gives, as its item q, its `d` as it is or negated
+        (`sens_of(d, _)` with d never ZERO, `unbroadcast(d, x)` with x a number, either
+        negated: `_gives_d`): that d, or its negation where the branch `t` takes does
+        negate it, without the record (whose items may be made of the callee's value)."""
+        from .checkpoint import _branches
+
+        if not (isinstance(c, Apply) and len(c.inputs) == 3) or \
+                _index_read(c.inputs[0], c.inputs[1]) != 0 or \
+                not self.never_zero(c.inputs[2]):
+            return None
+        r = self.value(c.inputs[1], target, side, b_side)
+        held = self.norm(r.node, side) if isinstance(r, _Ref) else None
+        k = _index_read(held, held.inputs[1]) if isinstance(held, Apply) and \
+            len(held.inputs) == 3 else None
+        sides = _branches(cast(Apply, held).inputs[1]) if k is not None else None
+        if sides is None or k is None:
+            return None
+        signs = [_gives_d(h, k, q, self.root, self.facts) for h in sides[1:3]]
+        if any(n is None for n in signs):
+            return None
+        d = self.node(self.value(c.inputs[2], target, side, b_side), target, side)
+        if d is None:
+            return None
+        if signs[0] == signs[1]:
+            return d if not signs[0] else target.apply(P["neg"], d)
+        test = self.copy_j(sides[0], target, side)
+        if test is None:
+            return None
+        made = []
+        for negated in signs:
+            h = Graph("given_back", target, target.loc)
+            h.derived = True
+            set_output(h, h.apply(P["neg"], d) if negated else d)
+            made.append(Constant(h))
+        return target.apply(target.apply(P["switch"], test, *made))
+
     # `B`'s values, with its record `J`'s
 
     def value(self, x: Node, target: Graph, side: Graph | None, b_side: Graph | None
@@ -1211,6 +1277,10 @@ class _Fuse:
                 return None
             return found.b_fixed[k] if k in found.b_fixed else \
                 target.apply(P["tuple_getitem"], found.node, found.b_items[k])
+        if k is not None and self.values and self.body is not None:
+            given = self.given_back(cast(Apply, x).inputs[1], k, target, side, b_side)
+            if given is not None:
+                return given
         if k is not None:
             t = self.value(x.inputs[1], target, side, b_side)
             if isinstance(t, _Ref):
@@ -1295,3 +1365,31 @@ def _gives_nonzero(saved: Node, i: int, q: int) -> bool:
                 y.inputs[1] is dn) and not _never_zero(y, set()):
             return False
     return True
+
+
+def _gives_d(h: Graph, k: int, q: int, root: Graph, facts: list[LoopFacts]) -> bool | None:
+    """Whether the record function that branch `h` gives as item 0 of its item k gives,
+    as its item q, its `d` negated (False: as it is; None: neither, or not known):
+    `sens_of(d, _)` or `unbroadcast(d, record[m])` with the record's item m a number (a
+    number's sensitivity is a number: itself), under any number of `neg`s."""
+    from .lift import _is_number
+
+    o = tuple_items(h.output) if h.output is not None else None
+    rec = tuple_items(o[k]) if o is not None and 0 <= k < len(o) else None
+    if rec is None or not rec or not is_constant_graph(rec[0]):
+        return None
+    g = rec[0].value
+    out = tuple_items(g.output) if g.output is not None else None
+    if len(g.parameters) != 2 or g.vararg or out is None or not 0 <= q < len(out):
+        return None
+    y, (record, dn) = out[q], g.parameters
+    negated = False
+    while isinstance(y, Apply) and prim_of(y) is P["neg"]:
+        y, negated = y.inputs[1], not negated
+    if not isinstance(y, Apply) or y.inputs[1:2] != [dn]:
+        return None
+    if prim_of(y) is P["sens_of"]:
+        return negated
+    m = _index_read(y.inputs[2], record) if prim_of(y) is P["unbroadcast"] else None
+    return negated if m is not None and 0 < m < len(rec) and \
+        _is_number(rec[m], root, cast(list, facts)) else None
