@@ -62,7 +62,7 @@ from .rules import RULES, Context, P, allowed, step
 from .scatter import scatter_onto, scatter_pairs
 from .simplify import cse, fold_constants, idle_loop, inline_call, pure, select_constants
 from .unroll import unroll_loop
-from .unwind import unwind_backprops
+from .unwind import fuse_native, unwind_backprops
 from .updates import update_in_place
 from .zeros import f8_number, never_zero
 
@@ -159,6 +159,11 @@ def optimize(root: Graph, enabled: set[str] | None = None, max_rounds: int = 30,
         # (the Python backend's: the native lowering of the records reads B_f's `if`s)
         if python and allowed(enabled, "forwarding_ifs") and (n := forwarding_ifs(root)):
             log.add("forwarding_ifs", n)
+        # (the native backend's, which checkpoints no recursion: a backward recursion
+        # reading its callee's value fused into the forward one, as the Python one's)
+        if not python and allowed(enabled, "unwind_backprops") and \
+                (n := fuse_native(root)):
+            log.add("unwind_backprops", n)
     if python and allowed(enabled, "scatter_pairs") and (n := scatter_pairs(root)):
         log.add("scatter_pairs", n)
     # (the Python backend's: a lifted backward pass of a linear recursion as two loops)

@@ -80,8 +80,8 @@ def unwind_backprops(root: Graph, values: str = "") -> int:
     shape above into its two loops (a backward pass reading only its own level's record
     first fused into the forward pass that makes the records: `_fuse_all`; with
     `values` "flat", also one reading the callee's value, the fused function giving it
-    back, where neither recursion runs a loop; "all": also where they do); returns how
-    many functions were fused or rewritten."""
+    back, where neither recursion runs a loop; "loops": where they do; "all": both);
+    returns how many functions were fused or rewritten."""
     graphs = reachable_graphs(root)
     index = _Index(graphs)
     fused = _fuse_all(graphs, index, root, values if FUSE_VALUES else "")
@@ -647,7 +647,30 @@ def _is_one(node: Node) -> bool:
 # --- a backward recursion fused into the forward one whose records it reads ----------
 
 
-def _fuse_all(graphs: list[Graph], index: _Index, root: Graph, values: str = "") -> int:
+def fuse_native(root: Graph) -> int:
+    """For the native backend: each backward recursion running a loop that reads its
+    callee's value (the determinant's) fused into its forward recursion (`_fuse_all`,
+    values "loops": no unwinding, Numba compiles the recursion), its sensitivity first
+    added into one buffer (`lift.accumulate_down`, for these alone: the native lowering
+    of the records does its own for the others). Returns how many calls were fused."""
+    from .lift import accumulate_down
+
+    if not FUSE_VALUES:
+        return 0
+    graphs = reachable_graphs(root)
+    found: set[int] = set()
+    _fuse_all(graphs, _Index(graphs), root, "loops", found)
+    if not found:
+        return 0
+    accumulate_down(root, found)
+    graphs = reachable_graphs(root)
+    done = _fuse_all(graphs, _Index(graphs), root, "loops")
+    forget_all(reachable_graphs(root))
+    return done
+
+
+def _fuse_all(graphs: list[Graph], index: _Index, root: Graph, values: str = "",
+              dry: set[int] | None = None) -> int:
     """Each call `B(J(a...)[k], e...)` of a backward recursion `B` on the record that a
     call of the forward recursion `J` made in the same function, where `B`'s level reads
     nothing of what `J`'s recursive call gave but the record it passes on to its own
@@ -688,6 +711,9 @@ def _fuse_all(graphs: list[Graph], index: _Index, root: Graph, values: str = "")
                 if found is None:
                     continue
                 f, gives_values = found
+                if dry is not None:  # (the ids of the B that fuse, nothing changed)
+                    dry.add(b.id)
+                    continue
                 rest = [x for i, x in enumerate(site.inputs[1:]) if i != r]
                 others = [n for n in index.readers(j_call) if n is not arg]
                 g = site.graph
@@ -703,7 +729,8 @@ def _fuse_all(graphs: list[Graph], index: _Index, root: Graph, values: str = "")
                     if not any(_reads(x, j_call) for x in rest):
                         for n in list(others):
                             k = _index_read(n, j_call)
-                            if n is not None and k is not None and 0 <= k < size and k != kr:
+                            if isinstance(n, Apply) and k is not None and 0 <= k < size \
+                                    and k != kr:
                                 set_inputs(n, [Constant(P["tuple_getitem"]), fc,
                                                Constant(k if k > kr else k + 1)])
                                 others.remove(n)
@@ -745,8 +772,8 @@ def _fused(j: Graph, b: Graph, shape_b: tuple[_Shape, LoopInfo | None], r: int, 
         f = _Fuse(j, shape_j, b, shape_b, r, kr, index, root, False).build()
         if f is not None:
             return f, False
-    if not values or (values == "flat" and (shape_j[1] is not None or
-                                            shape_b[1] is not None)):
+    loops = shape_j[1] is not None or shape_b[1] is not None
+    if not values or (values == "flat" and loops) or (values == "loops" and not loops):
         return None
     f = _Fuse(j, shape_j, b, shape_b, r, kr, index, root, True).build()
     return None if f is None else (f, True)
@@ -1056,7 +1083,7 @@ class _Fuse:
         if not (isinstance(test, Apply) and prim_of(test) is P["is_not"] and
                 is_constant(test.inputs[2], None) and test.inputs[1] in bl.cond.parameters):
             return None
-        t = bl.cond.parameters.index(cast(Parameter, test.inputs[1]))
+        t = bl.cond.parameters.index(test.inputs[1])
         if _index_read(b_out[t], bp[t]) != 1:
             return None
         start = self.value(bl.init[t], target, side, self.b_step)
@@ -1182,13 +1209,14 @@ class _Fuse:
         i = _read(r)
         saved = cast(Apply, r).inputs[1] if i is not None else None
         test = loop.cond.output if loop.cond is not None else None
-        stack = cast(Apply, test).inputs[1] if isinstance(test, Apply) else None
-        if i is None or _read(c.inputs[0], r) != 0 or saved is None or \
+        stack = test.inputs[1] if isinstance(test, Apply) else None
+        if i is None or _read(c.inputs[0], r) != 0 or not isinstance(saved, Apply) or \
                 _read(saved) != 0 or not isinstance(stack, Parameter) or \
-                cast(Apply, saved).inputs[1] is not \
+                loop.cond is None or stack not in loop.cond.parameters or \
+                saved.inputs[1] is not \
                 loop.body.parameters[loop.lead + loop.cond.parameters.index(stack)]:
             return False
-        push = self.memo.get((cast(Graph, self.body).id, cast(Apply, saved).inputs[1].id))
+        push = self.memo.get((self.body.id, saved.inputs[1].id))
         return isinstance(push, _Ref) and isinstance(push.node, Apply) and \
             _gives_nonzero(push.node.inputs[1], i, q)
 
@@ -1272,13 +1300,13 @@ class _Fuse:
             return None
         k = _index_read(x, x.inputs[1]) if len(x.inputs) == 3 else None
         if k is not None and loop is not None and x.inputs[1] is loop.node:
-            found = self.loops(target, side)
-            if found is None or k not in found.b_fixed and k not in found.b_items:
+            fused = self.loops(target, side)
+            if fused is None or k not in fused.b_fixed and k not in fused.b_items:
                 return None
-            return found.b_fixed[k] if k in found.b_fixed else \
-                target.apply(P["tuple_getitem"], found.node, found.b_items[k])
+            return fused.b_fixed[k] if k in fused.b_fixed else \
+                target.apply(P["tuple_getitem"], fused.node, fused.b_items[k])
         if k is not None and self.values and self.body is not None:
-            given = self.given_back(cast(Apply, x).inputs[1], k, target, side, b_side)
+            given = self.given_back(x.inputs[1], k, target, side, b_side)
             if given is not None:
                 return given
         if k is not None:
