@@ -1378,15 +1378,10 @@ def _gives_nonzero(saved: Node, i: int, q: int) -> bool:
     if sides is None or k is None:
         return False
     for h in sides[1:3]:
-        o = tuple_items(h.output) if h.output is not None else None
-        rec = tuple_items(o[k]) if o is not None and 0 <= k < len(o) else None
-        if rec is None or not rec or not is_constant_graph(rec[0]):
+        found = _record_item(h, k, q)
+        if found is None:
             return False
-        g = rec[0].value
-        out = tuple_items(g.output) if g.output is not None else None
-        if len(g.parameters) != 2 or g.vararg or out is None or not 0 <= q < len(out):
-            return False
-        y, dn = out[q], g.parameters[1]
+        y, _, dn, _ = found
         while isinstance(y, Apply) and prim_of(y) is P["neg"]:
             y = y.inputs[1]
         if not (isinstance(y, Apply) and prim_of(y) in (P["sens_of"], P["unbroadcast"]) and
@@ -1402,15 +1397,10 @@ def _gives_d(h: Graph, k: int, q: int, root: Graph, facts: list[LoopFacts]) -> b
     number's sensitivity is a number: itself), under any number of `neg`s."""
     from .lift import _is_number
 
-    o = tuple_items(h.output) if h.output is not None else None
-    rec = tuple_items(o[k]) if o is not None and 0 <= k < len(o) else None
-    if rec is None or not rec or not is_constant_graph(rec[0]):
+    found = _record_item(h, k, q)
+    if found is None:
         return None
-    g = rec[0].value
-    out = tuple_items(g.output) if g.output is not None else None
-    if len(g.parameters) != 2 or g.vararg or out is None or not 0 <= q < len(out):
-        return None
-    y, (record, dn) = out[q], g.parameters
+    y, record, dn, rec = found
     negated = False
     while isinstance(y, Apply) and prim_of(y) is P["neg"]:
         y, negated = y.inputs[1], not negated
@@ -1421,3 +1411,17 @@ def _gives_d(h: Graph, k: int, q: int, root: Graph, facts: list[LoopFacts]) -> b
     m = _index_read(y.inputs[2], record) if prim_of(y) is P["unbroadcast"] else None
     return negated if m is not None and 0 < m < len(rec) and \
         _is_number(rec[m], root, cast(list, facts)) else None
+
+
+def _record_item(h: Graph, k: int, q: int) -> tuple[Node, Parameter, Parameter, list[Node]] | None:
+    """Where branch `h` gives, as its item k, a record `(g, ...)` whose function `g(record,
+    d)` gives back a tuple display: g's item q, its two parameters and the record's items."""
+    o = tuple_items(h.output) if h.output is not None else None
+    rec = tuple_items(o[k]) if o is not None and 0 <= k < len(o) else None
+    if rec is None or not rec or not is_constant_graph(rec[0]):
+        return None
+    g = rec[0].value
+    out = tuple_items(g.output) if g.output is not None else None
+    if len(g.parameters) != 2 or g.vararg or out is None or not 0 <= q < len(out):
+        return None
+    return out[q], g.parameters[0], g.parameters[1], rec
