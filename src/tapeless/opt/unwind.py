@@ -33,7 +33,9 @@ First, a backward recursion `B` whose level reads nothing of the record its forw
 recursion `J`'s call below made but what it passes on to its own call is fused into `J`
 where a function calls `B` on the record a call of `J` gave (`_fuse_all`): one
 recursion `F` computes each level's values and `B`'s pieces from them, no record is
-made, and `J` is called only where something else reads its result."""
+made, and `J` is called only where something else reads its result. A level that reads
+the callee's value is fused too where the sensitivity it gives the callee does not read
+it (`F` then gives the value back; two loops over one stack become one loop: `_Fuse`)."""
 
 from __future__ import annotations
 
