@@ -50,8 +50,11 @@ def test_checkpointed_recursion_gives_the_plain_gradient(n: int) -> None:
 
 
 def test_checkpointed_recursion_saves_less(monkeypatch) -> None:
-    from tapeless.opt import driver, lift
+    from tapeless.opt import driver, lift, unwind
 
+    # (the records the plain recursion keeps where its backward pass is not fused into
+    # its forward one, `unwind._fuse_all`)
+    monkeypatch.setattr(unwind, "FUSE_VALUES", False)
     A = np.random.default_rng(0).normal(size=(7, 7))
     checkpointed = tl.grad(det)
     # (against the plain recursion's records as the checkpointed one keeps them: its

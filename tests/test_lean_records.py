@@ -21,7 +21,16 @@ from gradcheck import elementwise_fd
 from peak_memory import peak_bytes
 
 import tapeless as tl
-from tapeless.opt import driver, lift
+from tapeless.opt import driver, lift, unwind
+
+
+@pytest.fixture(autouse=True)
+def records_kept(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These recursions' backward passes read their callees' values: fused into the
+    forward pass by default (`unwind._fuse_all`, tests/test_recursion_fuse.py), with no
+    records. The records tested here are the ones they keep otherwise (second order,
+    under a recursion budget, or with the fusion off)."""
+    monkeypatch.setattr(unwind, "FUSE_VALUES", False)
 
 
 def _data(shape, seed=0):

@@ -1065,11 +1065,16 @@ def test_recursive_gradient_is_native() -> None:
     assert _entry(g, A).is_native
 
 
-def test_recursive_records_are_typed_lists() -> None:
+def test_recursive_records_are_typed_lists(monkeypatch: pytest.MonkeyPatch) -> None:
     """What the native backend compiles for the determinant's gradient: no closure; each
     branch of J_det_minor appends its record to its own list and returns an index; the
     lists are typed by an append that never runs; B_det_minor reads its record by index
     in a copy of its body per branch."""
+    from tapeless.opt import unwind
+
+    # (the records kept where the backward pass is not fused into the forward one:
+    # by default it is, `unwind.fuse_native`, tests/test_recursion_fuse.py)
+    monkeypatch.setattr(unwind, "FUSE_VALUES", False)
     A = np.random.default_rng(12).standard_normal((4, 4))
     f = tl.grad(det_laplace, backend="native")
     f(A)

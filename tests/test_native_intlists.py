@@ -187,11 +187,17 @@ def test_index_out_of_range_raises_as_cpython() -> None:
     assert ", -1)" in _source(g, x) and "_nt_ints_at(" in _source(g, x)
 
 
-def test_records_in_numba_lists_and_no_stack_list_in_the_base_case() -> None:
+def test_records_in_numba_lists_and_no_stack_list_in_the_base_case(
+        monkeypatch: pytest.MonkeyPatch) -> None:
     """The determinant's gradient: its records are kept in Numba's own lists (`[]`, typed
     by the append that never runs), and no call makes a list of its loop items: they go
     into one list for the run (`native_records.share_item_lists`), appended to only in
     the branch that loops."""
+    from tapeless.opt import unwind
+
+    # (the records kept where the backward pass is not fused into the forward one:
+    # by default it is, `unwind.fuse_native`, tests/test_recursion_fuse.py)
+    monkeypatch.setattr(unwind, "FUSE_VALUES", False)
     from research_programs import det_laplace
 
     A = np.random.default_rng(12).standard_normal((4, 4))

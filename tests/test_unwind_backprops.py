@@ -202,7 +202,7 @@ def _anp_chain(x, i):
 def test_a_sum_recursion_forward_pass_builds_the_records_only(monkeypatch, n) -> None:
     x = np.random.default_rng(n).standard_normal(n)
     # (the backward pass not fused into the forward one: `_fuse_all`, tested below)
-    monkeypatch.setattr(unwind, "_fuse_all", lambda graphs, index: 0)
+    monkeypatch.setattr(unwind, "_fuse_all", lambda *_: 0)
     source, got, want = _grads(monkeypatch, chain_loss, (x,))
     forward = _forward(source, "J_chain")
     # (the sum is dropped: the forward pass gives None for it, and adds nothing but
@@ -418,7 +418,7 @@ def test_two_calls_of_one_recursion_with_other_sensitivities(monkeypatch) -> Non
 def _unfused(monkeypatch, fn, args, argnums=0):
     """The gradient with the backward recursion left reading the records."""
     with monkeypatch.context() as m:
-        m.setattr(unwind, "_fuse_all", lambda graphs, index: 0)
+        m.setattr(unwind, "_fuse_all", lambda *_: 0)
         return tl.grad(fn, argnums=argnums)(*args)
 
 

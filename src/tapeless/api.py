@@ -607,9 +607,11 @@ class Transformed:
 
         if native.cache_dir() is None:
             return None
+        from .opt import unwind
+
         return native_cache.start_key(description, key, (
             os.environ.get("TAPELESS_OPTIMIZE", ""), config.loop_checkpoint,
-            config.loop_memory))
+            config.loop_memory, unwind.FUSE_VALUES))
 
     def _start(self, key: tuple, kinds: tuple, start: str, reads: list) -> Compiled | None:
         """The native program for arguments with signatures `key` started from its record

@@ -178,6 +178,11 @@ def _fits(fwd: LoopInfo, push: Apply, facts: LoopFacts, budget: int) -> bool:
 RECURSION_AUTO_BUDGET = 1 << 30
 
 
+def checkpoints_recursions(mode: str, budget: int) -> bool:
+    """Whether `checkpoint_recursion` checkpoints recursions under these settings."""
+    return not (mode == "never" or (mode == "auto" and budget >= RECURSION_AUTO_BUDGET))
+
+
 def checkpoint_recursion(root: Graph, mode: str, budget: int) -> int:
     """Make the lifted recursions (`lift.LIFTED`: `J_f(args) -> (value, record)`,
     `B_f(record, d)`, or `B_f(record, d, acc)` adding into an accumulator,
@@ -194,7 +199,7 @@ def checkpoint_recursion(root: Graph, mode: str, budget: int) -> int:
     value is V's, and a tape made under a limit of 0 is streamed by R. Returns how many
     were checkpointed. (For the Python backend: the native one keeps the records in
     typed lists.)"""
-    if mode == "never" or (mode == "auto" and budget >= RECURSION_AUTO_BUDGET):
+    if not checkpoints_recursions(mode, budget):
         return 0
     from .lift import LIFTED
 

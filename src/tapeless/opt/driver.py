@@ -43,7 +43,7 @@ from ..ir.nodes import (
 from ..ir.replace import apply_replacements, redirect
 from .arrays import block_products, python_spellings
 from .branches import branch_backprops, dead_branch_items, forwarding_ifs, single_item_ifs
-from .checkpoint import checkpoint_loops, checkpoint_recursion
+from .checkpoint import checkpoint_loops, checkpoint_recursion, checkpoints_recursions
 from .counters import count_saved_counters
 from .kinds import FLOAT, INT, Kind, array, element_of, is_f8, items_of, kind, shape_of
 from .lift import accumulate_down, lift_backprops
@@ -62,7 +62,7 @@ from .rules import RULES, Context, P, allowed, step
 from .scatter import scatter_onto, scatter_pairs
 from .simplify import cse, fold_constants, idle_loop, inline_call, pure, select_constants
 from .unroll import unroll_loop
-from .unwind import unwind_backprops
+from .unwind import fuse_native, unwind_backprops
 from .updates import update_in_place
 from .zeros import f8_number, never_zero
 
@@ -159,14 +159,27 @@ def optimize(root: Graph, enabled: set[str] | None = None, max_rounds: int = 30,
         # (the Python backend's: the native lowering of the records reads B_f's `if`s)
         if python and allowed(enabled, "forwarding_ifs") and (n := forwarding_ifs(root)):
             log.add("forwarding_ifs", n)
+        # (the native backend's, which checkpoints no recursion: a backward recursion
+        # reading its callee's value fused into the forward one, as the Python one's)
+        if not python and allowed(enabled, "unwind_backprops") and \
+                (n := fuse_native(root)):
+            log.add("unwind_backprops", n)
     if python and allowed(enabled, "scatter_pairs") and (n := scatter_pairs(root)):
         log.add("scatter_pairs", n)
     # (the Python backend's: a lifted backward pass of a linear recursion as two loops)
-    if python and allowed(enabled, "unwind_backprops") and (n := unwind_backprops(root)):
+    # (a backward recursion reading its callee's value fused into the forward one, the
+    # one running loops once it adds into one buffer: not one checkpointed under a
+    # budget, which keeps its own schedule, `checkpoint.checkpoints_recursions`)
+    fuse = not checkpoints_recursions(*loops)
+    if python and allowed(enabled, "unwind_backprops") and \
+            (n := unwind_backprops(root, "flat" if fuse else "")):
         log.add("unwind_backprops", n)
     # (the Python backend's: a recursion's sensitivity added into one buffer down it)
     if python and allowed(enabled, "accumulate_down") and (n := accumulate_down(root)):
         log.add("accumulate_down", n)
+    if python and fuse and allowed(enabled, "unwind_backprops") and \
+            (n := unwind_backprops(root, "all")):
+        log.add("unwind_backprops", n)
     # (the Python backend's: the recursions left, checkpointed past the budget at run time)
     if python and allowed(enabled, "checkpoint_recursion") and \
             (n := checkpoint_recursion(root, *loops)):

@@ -1001,7 +1001,7 @@ ADD_INTO_KNOWN = PRIMITIVES["add_into_known"]
 NP_ZEROS = PRIMITIVES["np.zeros"]
 
 
-def accumulate_down(root: Graph) -> int:
+def accumulate_down(root: Graph, only: set[int] | None = None) -> int:
     """Pass a lifted recursive backpropagator's sensitivity down the recursion as an
     accumulator instead of summing each call's result going up: `B(record, d)` becomes
     `B(record, d, acc)`, giving `gadd_owned(acc, B(record, d))` (what it gave, added
@@ -1020,7 +1020,9 @@ def accumulate_down(root: Graph) -> int:
     result has another form, B is left as it is. One buffer then holds the whole
     recursion's sensitivity (a new array per base case and one per call on the path
     before): memory and time. Returns how many were rewritten. (The Python backend's;
-    the native one does the same on its code, `native_records.accumulate_in_place`.)"""
+    the native one does the same on its code, `native_records.accumulate_in_place`;
+    `only`: the ids of the B to rewrite, for the native backend those fused into their
+    forward pass next, `unwind.fuse_native`.)"""
     graphs = reachable_graphs(root)
     present = {g.id for g in graphs}
     calls: dict[int, list[Apply]] = {}
@@ -1041,7 +1043,8 @@ def accumulate_down(root: Graph) -> int:
     done = 0
     for b in list(LIFTED):
         b_calls = calls.get(b.id, [])
-        if b.id not in present or b.id in other or b.vararg or len(b.parameters) != 2 or \
+        if b.id not in present or (only is not None and b.id not in only) or \
+                b.id in other or b.vararg or len(b.parameters) != 2 or \
                 b.output is None or any(len(c.inputs) != 3 for c in b_calls) or \
                 not any(c.graph is not None and is_inside(c.graph, b) for c in b_calls):
             continue

@@ -33,7 +33,9 @@ First, a backward recursion `B` whose level reads nothing of the record its forw
 recursion `J`'s call below made but what it passes on to its own call is fused into `J`
 where a function calls `B` on the record a call of `J` gave (`_fuse_all`): one
 recursion `F` computes each level's values and `B`'s pieces from them, no record is
-made, and `J` is called only where something else reads its result."""
+made, and `J` is called only where something else reads its result. A level that reads
+the callee's value is fused too where the sensitivity it gives the callee does not read
+it (`F` then gives the value back; two loops over one stack become one loop: `_Fuse`)."""
 
 from __future__ import annotations
 
@@ -59,25 +61,32 @@ from ..ir.nodes import (
 from ..primitives import PRIMITIVES
 from ..runtime import ZERO
 from .kinds import array, dtype_of, is_f8, kind, shape_of
-from .loop_facts import LoopFacts
+from .loop_facts import LoopFacts, LoopInfo, loop_info
 from .patterns import follow_items, item_path, tuple_items, value_sources
 from .zeros import f8_number
 
 P = PRIMITIVES
+
+# Whether a backward recursion reading the callee's value is fused into the forward one,
+# the fused function giving the value back (`_fuse_all`; tests of the records that
+# such recursions otherwise keep turn it off).
+FUSE_VALUES = True
 
 
 def is_constant(node: Node | None, value: object) -> bool:
     return isinstance(node, Constant) and node.value is value
 
 
-def unwind_backprops(root: Graph) -> int:
+def unwind_backprops(root: Graph, values: str = "") -> int:
     """Rewrite each derived function of the module reachable from `root` that has the
     shape above into its two loops (a backward pass reading only its own level's record
-    first fused into the forward pass that makes the records: `_fuse`); returns how many
-    functions were fused or rewritten."""
+    first fused into the forward pass that makes the records: `_fuse_all`; with
+    `values` "flat", also one reading the callee's value, the fused function giving it
+    back, where neither recursion runs a loop; "loops": where they do; "all": both);
+    returns how many functions were fused or rewritten."""
     graphs = reachable_graphs(root)
     index = _Index(graphs)
-    fused = _fuse_all(graphs, index)
+    fused = _fuse_all(graphs, index, root, values if FUSE_VALUES else "")
     if fused:
         forget_all(graphs)
         graphs = reachable_graphs(root)
@@ -157,6 +166,16 @@ def _shape(b: Graph, index: _Index) -> _Shape | None:
     (with the graphs in it) has no effect but the `if` and the call themselves (a
     forward `J_f` marks its recursive call an effect, which it is only if something else
     in the recursion is) and uses the branches and the `if` nowhere else."""
+    found = _looped_shape(b, index, False)
+    return None if found is None else found[0]
+
+
+def _looped_shape(b: Graph, index: _Index, loops: bool = True
+                  ) -> tuple[_Shape, LoopInfo | None] | None:
+    """`_shape`, or (with `loops`) the same where the recursive branch runs a loop (a
+    `for_range` or `while_loop` node of the branch, its one use of the loop's body)
+    whose body makes the one recursive call: its effects the loop and the call only.
+    With the loop, where there is one."""
     if b.vararg or not b.parameters or b.output is None:
         return None
     found = index.calls(b)
@@ -165,10 +184,18 @@ def _shape(b: Graph, index: _Index) -> _Shape | None:
     call = found[0][0]
     if len(call.inputs) - 1 != len(b.parameters):
         return None
+    home, loop = call.graph, None
+    if loops and home.parent is not None and home.parent.parent is b:
+        uses = index.graph_uses.get(home.id, [])
+        info = loop_info(uses[0][0]) if len(uses) == 1 else None
+        if info is None or info.body is not home or info.node.graph is not home.parent or \
+                any(e is not call for e in home.effects):
+            return None
+        home, loop = home.parent, info
     # The `if` whose branch makes the call: `S = switch(c, T, E)()`, in `b`'s body.
     ifs = [n for n in graph_nodes(b) if len(n.inputs) == 1 and
            isinstance(sw := n.inputs[0], Apply) and prim_of(sw) is P["switch"] and
-           len(sw.inputs) == 4 and any(_refers(x, call.graph) for x in sw.inputs[2:])]
+           len(sw.inputs) == 4 and any(_refers(x, home) for x in sw.inputs[2:])]
     if len(ifs) != 1:
         return None
     s_node = ifs[0]
@@ -178,19 +205,21 @@ def _shape(b: Graph, index: _Index) -> _Shape | None:
     branches = [x.value for x in sides if is_constant_graph(x)]
     if len(branches) != 2 or any(h.parent is not b or h.parameters for h in branches):
         return None
-    rec = branches.index(call.graph)
+    rec = branches.index(home)
     base, step = branches[1 - rec], branches[rec]
     inside = index.inside[b.id]
+    at = call if loop is None else loop.node
     if base is step or any(e is not s_node for e in b.effects) or \
-            any(e is not call for e in step.effects) or \
-            any(h.effects for h in inside if h is not b and h is not step):
+            any(e is not at for e in step.effects) or \
+            any(h.effects for h in inside if h is not b and h is not step and
+                (loop is None or h is not loop.body)):
         return None
     for h in inside:
         for n in graph_nodes(h):
             if n is not sw and any(_refers(x, base) or _refers(x, step) for x in n.inputs) \
                     or n is not s_node and sw in n.inputs:
                 return None
-    return call, s_node, cond, base, step, rec
+    return (call, s_node, cond, base, step, rec), loop
 
 
 def _unwind(b: Graph, found: _Shape | None, index: _Index, live: list[int] | None,
@@ -620,20 +649,48 @@ def _is_one(node: Node) -> bool:
 # --- a backward recursion fused into the forward one whose records it reads ----------
 
 
-def _fuse_all(graphs: list[Graph], index: _Index) -> int:
+def fuse_native(root: Graph) -> int:
+    """For the native backend: each backward recursion running a loop that reads its
+    callee's value (the determinant's) fused into its forward recursion (`_fuse_all`,
+    values "loops": no unwinding, Numba compiles the recursion), its sensitivity first
+    added into one buffer (`lift.accumulate_down`, for these alone: the native lowering
+    of the records does its own for the others). Returns how many calls were fused."""
+    from .lift import accumulate_down
+
+    if not FUSE_VALUES:
+        return 0
+    graphs = reachable_graphs(root)
+    found: set[int] = set()
+    _fuse_all(graphs, _Index(graphs), root, "loops", found)
+    if not found:
+        return 0
+    accumulate_down(root, found)
+    graphs = reachable_graphs(root)
+    done = _fuse_all(graphs, _Index(graphs), root, "loops")
+    forget_all(reachable_graphs(root))
+    return done
+
+
+def _fuse_all(graphs: list[Graph], index: _Index, root: Graph, values: str = "",
+              dry: set[int] | None = None) -> int:
     """Each call `B(J(a...)[k], e...)` of a backward recursion `B` on the record that a
     call of the forward recursion `J` made in the same function, where `B`'s level reads
     nothing of what `J`'s recursive call gave but the record it passes on to its own
     (`_Fuse`), as a call of one recursion `F(a..., e...)` that computes, level by level,
     what `J` put in the record and what `B` makes of it: no record is made, and where
-    nothing else reads `J`'s result, `J` is not called. Returns how many calls."""
+    nothing else reads `J`'s result, `J` is not called. With `values` (`unwind_backprops`),
+    also where `B`'s
+    level reads `J`'s other items of the callee (its value: the determinant's minors),
+    where the sensitivity `B` gives its call does not read them: then `F` gives back
+    `B`'s result and `J`'s other items, and reads of `J`'s value come from `F`. Returns
+    how many calls."""
     done = 0
-    made: dict[tuple[int, int, int, int], Graph | None] = {}  # (J, B, r, kr) -> F
+    made: dict[tuple[int, int, int, int], tuple[Graph, bool] | None] = {}  # -> F
     for b in graphs:
         if b.parent is not None or not b.derived:
             continue
         calls = index.calls(b)
-        shape_b = _shape(b, index) if calls is not None and calls[1] else None
+        shape_b = _looped_shape(b, index) if calls is not None and calls[1] else None
         if shape_b is None:
             continue
         assert calls is not None
@@ -651,23 +708,77 @@ def _fuse_all(graphs: list[Graph], index: _Index) -> int:
                     continue
                 key = (j.value.id, b.id, r, kr)
                 if key not in made:
-                    shape_j = _shape(j.value, index)
-                    made[key] = None if shape_j is None else \
-                        _Fuse(j.value, shape_j, b, shape_b, r, kr).build()
-                f = made[key]
-                if f is None:
+                    made[key] = _fused(j.value, b, shape_b, r, kr, index, root, values)
+                found = made[key]
+                if found is None:
                     continue
-                set_inputs(site, [Constant(f, site.inputs[0].loc), *j_call.inputs[1:],
-                                  *[x for i, x in enumerate(site.inputs[1:]) if i != r]])
-                if all(n is arg for n in index.readers(j_call)) and \
-                        all(n is site for n in index.readers(arg)):
+                f, gives_values = found
+                if dry is not None:  # (the ids of the B that fuse, nothing changed)
+                    dry.add(b.id)
+                    continue
+                rest = [x for i, x in enumerate(site.inputs[1:]) if i != r]
+                others = [n for n in index.readers(j_call) if n is not arg]
+                g = site.graph
+                if not gives_values:
+                    set_inputs(site, [Constant(f, site.inputs[0].loc), *j_call.inputs[1:],
+                                      *rest])
+                else:
+                    fc = g.apply(Constant(f, site.inputs[0].loc), *j_call.inputs[1:], *rest,
+                                 loc=site.loc)
+                    set_inputs(site, [Constant(P["tuple_getitem"]), fc, Constant(0)])
+                    # (J's value from F, where the sensitivities given do not read it)
+                    size = len(tuple_items(j.value.output) or ())
+                    if not any(_reads(x, j_call) for x in rest):
+                        for n in list(others):
+                            k = _index_read(n, j_call)
+                            if isinstance(n, Apply) and k is not None and 0 <= k < size \
+                                    and k != kr:
+                                set_inputs(n, [Constant(P["tuple_getitem"]), fc,
+                                               Constant(k if k > kr else k + 1)])
+                                others.remove(n)
+                if not others and all(n is site for n in index.readers(arg)):
                     # (J is pure, `_shape`: its call, an effect only as a recursion's
                     # call is, can go)
-                    g = j_call.graph
                     set_effects(g, [e for e in g.effects if e is not j_call])
                 done += 1
                 break
     return done
+
+
+def _reads(x: Node, node: Node) -> bool:
+    """Whether computing `x` reads `node` (through closures' free variables too)."""
+    seen: set[int] = set()
+    todo = [x]
+    while todo:
+        y = todo.pop()
+        if y is node:
+            return True
+        if y.id in seen:
+            continue
+        seen.add(y.id)
+        if isinstance(y, Apply):
+            todo.extend(y.inputs)
+        elif is_constant_graph(y):
+            todo.extend(free_variables(y.value))
+    return False
+
+
+def _fused(j: Graph, b: Graph, shape_b: tuple[_Shape, LoopInfo | None], r: int, kr: int,
+           index: _Index, root: Graph, values: str) -> tuple[Graph, bool] | None:
+    """`F` for the pair, and whether it gives back `J`'s other items too: first as `B`'s
+    result alone (a level not reading the callee's value), else (`values`) with them."""
+    shape_j = _looped_shape(j, index)
+    if shape_j is None:
+        return None
+    if shape_j[1] is None and shape_b[1] is None:
+        f = _Fuse(j, shape_j, b, shape_b, r, kr, index, root, False).build()
+        if f is not None:
+            return f, False
+    loops = shape_j[1] is not None or shape_b[1] is not None
+    if not values or (values == "flat" and loops) or (values == "loops" and not loops):
+        return None
+    f = _Fuse(j, shape_j, b, shape_b, r, kr, index, root, True).build()
+    return None if f is None else (f, True)
 
 
 class _Callee:
@@ -689,6 +800,18 @@ class _Ref:
 _Value = Node | _Ref | _Callee
 
 
+@dataclass
+class _Loops:
+    """The loop of `F`'s recursive branch that runs `J`'s loop and `B`'s (`_Fuse.loops`):
+    its node, and where each of `J`'s states and `B`'s sums is among its items (`B`'s
+    states passed on unchanged: their value)."""
+
+    node: Apply
+    j_items: dict[int, int]
+    b_items: dict[int, int]
+    b_fixed: dict[int, Node]
+
+
 class _Fuse:
     """`F(p..., e...)`, where `B(record, e...)` reads (as `record`) item kr of what
     `J(p...)` gives back: `F` tests `J`'s condition and takes the branch `B` takes on
@@ -699,22 +822,52 @@ class _Fuse:
     call gave may be read only as the record `B` passes on to its own recursive call,
     which becomes `F`'s, on the arguments `J` gave its own call: a level reading the
     callee's value (`x * tanh(f(...))`) is not fused. Both are pure (`_shape`), so the
-    same values come out of the same operations: `B`'s result, to the bit."""
+    same values come out of the same operations: `B`'s result, to the bit.
 
-    def __init__(self, j: Graph, shape_j: _Shape, b: Graph, shape_b: _Shape, r: int,
-                 kr: int) -> None:
-        self.j, self.b, self.r, self.kr = j, b, r, kr
-        self.j_call, self.j_if, self.j_cond, self.j_base, self.j_step, self.j_rec = shape_j
-        self.b_call, self.b_if, self.b_cond, self.b_base, self.b_step, self.b_rec = shape_b
+    With `values`, `F` gives back `(B's result, J's items but the record...)`, and a
+    level may read the callee's other items (its value) from what `F`'s call gives,
+    where the arguments of that call do not read them (the sensitivity `B` gives its
+    callee is known before the callee returns: `B`'s level affine in the callee's value,
+    its coefficient not made of it; `_Fuse.call` refuses a call needing itself). Where
+    the recursive branches run loops, `J`'s pushing each iteration's saved tuple onto
+    a stack and `B`'s popping them, the two become one loop (`_Fuse.loops`) running
+    `J`'s iteration and then `B`'s on its saved tuple, forward: where each of `B`'s
+    states is passed on unchanged (or through a saved branch record's function that
+    gives its sensitivity back, `checkpoint._passed_on`) or is a sum (`gadd`) read by
+    nothing else, so its iterations commute (the sums made in another order: the same
+    up to rounding)."""
+
+    def __init__(self, j: Graph, shape_j: tuple[_Shape, LoopInfo | None], b: Graph,
+                 shape_b: tuple[_Shape, LoopInfo | None], r: int, kr: int, index: _Index,
+                 root: Graph, values: bool) -> None:
+        self.j, self.b, self.r, self.kr, self.values = j, b, r, kr, values
+        self.index, self.root = index, root
+        (self.j_call, self.j_if, self.j_cond, self.j_base, self.j_step,
+         self.j_rec), self.j_loop = shape_j
+        (self.b_call, self.b_if, self.b_cond, self.b_base, self.b_step,
+         self.b_rec), self.b_loop = shape_b
         self.memo: dict[tuple[int, int], _Value | None] = {}
         self.params: dict[int, Node] = {}
+        self.j_items: list[int] = []  # (`values`: J's items F gives back after B's)
+        self.fstep: Graph | None = None
+        self.body: Graph | None = None  # (the fused loop's body)
+        self.fused: _Loops | None = None
+        self.fusing = False
+        self.starts: dict[int, Node] = {}  # (B's loop states passed on: where they start)
+        self.facts: list[LoopFacts] = []  # (made at the first question about kinds)
+        self.called: tuple[Graph, Apply | None] | None = None
 
     def build(self) -> Graph | None:
         j, b = self.j, self.b
         if j.vararg or b.vararg or self.j_rec != self.b_rec or j.output is None or \
                 b.output is None or self.b_base.output is None or \
-                self.b_step.output is None:
+                self.b_step.output is None or (self.j_loop is None) != (self.b_loop is None):
             return None
+        items = tuple_items(j.output)
+        if self.values:
+            if items is None or not 0 <= self.kr < len(items):
+                return None
+            self.j_items = [i for i in range(len(items)) if i != self.kr]
         f = Graph(f"{b.name}_fused", None, b.loc)
         f.derived = True
         for p in j.parameters:
@@ -736,19 +889,33 @@ class _Fuse:
         base = Graph(self.b_base.name, f, self.b_base.loc)
         step = Graph(self.b_step.name, f, self.b_step.loc)
         base.derived = step.derived = True
+        self.fstep = step
         sides = [base, step] if self.b_rec == 1 else [step, base]
         taken = f.apply(f.apply(P["switch"], cond, Constant(sides[0]), Constant(sides[1])))
-        self.memo[(f.id, self.b_if.id)] = taken
+        self.memo[(f.id, self.b_if.id)] = \
+            f.apply(P["tuple_getitem"], taken, 0) if self.values else taken
         for g, j_side, b_side in ((base, self.j_base, self.b_base),
                                   (step, self.j_step, self.b_step)):
             assert b_side.output is not None
             out = self.node(self.value(b_side.output, g, j_side, b_side), g, j_side)
             if out is None:
                 return None
+            if self.values:
+                assert items is not None
+                outs = [out]
+                for i in self.j_items:
+                    v = self.copy_j(items[i], g, j_side)
+                    if v is None:
+                        return None
+                    outs.append(v)
+                out = g.apply(P["make_tuple"], *outs)
             set_output(g, out)
         out = self.node(self.value(b.output, f, None, None), f, None)
         if out is None:
             return None
+        if self.values:
+            out = f.apply(P["make_tuple"], out, *[f.apply(P["tuple_getitem"], taken, 1 + n)
+                                                  for n in range(len(self.j_items))])
         set_output(f, out)
         return f
 
@@ -768,31 +935,65 @@ class _Fuse:
 
     def norm(self, v: Node, side: Graph | None) -> Node | _Callee | None:
         """v where it is an item of a display (or of the `if`, or of the recursive
-        call) read at a constant index: what it reads."""
+        call) read at a constant index: what it reads. (With `values`, an item of
+        another value, a loop's or a call's, as itself.)"""
         if v is self.j_if:
             return None if side is None or side.output is None else self.norm(side.output, side)
         k = _index_read(v, v.inputs[1]) if isinstance(v, Apply) and len(v.inputs) == 3 \
             else None
-        return v if k is None else self.item(cast(Apply, v).inputs[1], k, side)
+        if k is None:
+            return v
+        found = self.item(cast(Apply, v).inputs[1], k, side)
+        if found is None and self.values:
+            t = self.norm(cast(Apply, v).inputs[1], side)
+            if isinstance(t, Node) and t is not self.j_if and tuple_items(t) is None:
+                return v
+        return found
 
     def copy_j(self, v: Node, target: Graph, side: Graph | None) -> Node | None:
         """`J`'s value v computed in `target` (on `F`'s parameters), as `J` computes it
         at `side`; None where it needs the recursive call or another graph of `J`."""
         w = self.norm(v, side)
-        if w is None or isinstance(w, _Callee) or w is self.j_call or w is self.j_if:
+        if isinstance(w, _Callee):
+            return self.callee(w.k, target, side)
+        if w is None or w is self.j_call or w is self.j_if:
             return None
         key = (target.id, w.id)
         if key in self.memo:
             done = self.memo[key]
             return done if isinstance(done, Node) else None
+        loop = self.j_loop
+        in_body = loop is not None and side is self.j_step and w.graph is loop.body
         if isinstance(w, Parameter):
-            return self.params.get(w.id) if w.graph is self.j else None
-        if isinstance(w, Constant):
-            return None if is_constant_graph(w) and (w.value is self.j or
-                                                     is_inside(w.value, self.j)) else w
-        assert isinstance(w, Apply)
-        if w.graph is not self.j and w.graph is not side:
+            if w.graph is self.j or (in_body and target is self.body):
+                return self.params.get(w.id)
             return None
+        if isinstance(w, Constant):
+            if not is_constant_graph(w) or not (w.value is self.j or
+                                                is_inside(w.value, self.j)):
+                return w
+            made_c = self.clone_j(w, target, side)
+            self.memo[key] = made_c
+            return made_c
+        assert isinstance(w, Apply)
+        if w.graph is not self.j and w.graph is not side and not in_body:
+            return None
+        if in_body != (target is self.body) and self.body is not None and \
+                target is self.body:
+            # (a value of `J`'s level in the fused loop: made once, in `F`'s branch)
+            assert self.fstep is not None
+            hoisted = self.copy_j(w, self.fstep, side)
+            self.memo[key] = hoisted
+            return hoisted
+        if in_body and target is not self.body:
+            return None
+        if loop is not None and w is loop.node:
+            return None
+        if loop is not None and len(w.inputs) == 3 and w.inputs[1] is loop.node:
+            k = _index_read(w, loop.node)
+            found = self.loops(target, side)
+            return None if k is None or found is None or k not in found.j_items else \
+                target.apply(P["tuple_getitem"], found.node, found.j_items[k])
         inputs = []
         for x in w.inputs:
             y = self.copy_j(x, target, side)
@@ -803,6 +1004,263 @@ class _Fuse:
         set_kind(made, w.kind)
         self.memo[key] = made
         return made
+
+    def clone_j(self, w: Constant, target: Graph, side: Graph | None) -> Node | None:
+        """A graph nested in `J`'s level (a closure: an inner `if`'s branch, a
+        comprehension's function), copied into `target` with its free variables
+        computed there (`values`); not `J`'s own branches or loop body."""
+        g = w.value
+        own = [self.j, self.j_base, self.j_step] + \
+            ([self.j_loop.body] if self.j_loop is not None else [])
+        if not self.values or any(g is h for h in own):
+            return None
+        subst: dict[int, Node] = {}
+        for fv in free_variables(g):
+            c = self.copy_j(fv, target, side)
+            if c is None:
+                return None
+            subst[fv.id] = c
+        return Constant(clone_graph(g, target, subst), w.loc)
+
+    def callee(self, k: int, target: Graph, side: Graph | None) -> Node | None:
+        """Item k of what `J`'s recursive call gives, from `F`'s call (`values`)."""
+        size = len(self.j_items) + 1
+        k = k + size if k < 0 else k
+        if not self.values or k == self.kr or k not in self.j_items:
+            return None
+        call = self.call(target, side)
+        return None if call is None else \
+            target.apply(P["tuple_getitem"], call, 1 + self.j_items.index(k))
+
+    def call(self, target: Graph, side: Graph | None) -> Apply | None:
+        """`F`'s recursive call (`values`), made once: on the arguments `J` gave its own
+        and what `B` gives its own but the record; None where making it needs what it
+        gives (the sensitivity `B` gives its callee reads the callee's value)."""
+        if self.called is not None:
+            there, made = self.called
+            return made if there is target else None
+        if side is not self.j_step:
+            return None
+        self.called = (target, None)
+        passed = self.value(self.b_call.inputs[1 + self.r], target, side, self.b_step)
+        if not isinstance(passed, _Callee) or passed.k != self.kr:
+            return None
+        args = [self.copy_j(a, target, side) for a in self.j_call.inputs[1:]]
+        args += [self.node(self.value(a, target, side, self.b_step), target, side)
+                 for i, a in enumerate(self.b_call.inputs[1:]) if i != self.r]
+        if any(a is None for a in args):
+            return None
+        made = target.apply(Constant(self.f), *cast(list[Node], args), loc=self.b_call.loc)
+        self.called = (target, made)
+        return made
+
+    # The two loops as one
+
+    def loops(self, target: Graph, side: Graph | None) -> _Loops | None:
+        """The loop running `J`'s loop and `B`'s as one, in `F`'s recursive branch (made
+        once); None where they do not have that shape (see the class)."""
+        if self.fused is not None:
+            return self.fused if target is self.fstep else None
+        if self.fusing or target is not self.fstep or side is not self.j_step:
+            return None
+        self.fusing = True
+        try:
+            self.fused = self._loops(target, side)
+        finally:
+            self.fusing = False
+        return self.fused
+
+    def _loops(self, target: Graph, side: Graph) -> _Loops | None:
+        jl, bl = self.j_loop, self.b_loop
+        if jl is None or bl is None or jl.cond is not None or bl.cond is None or \
+                bl.node.graph is not self.b_step:
+            return None
+        j_out, b_out = jl.outputs, bl.outputs
+        if j_out is None or b_out is None:
+            return None
+        jp, bp = jl.body.parameters, bl.body.parameters
+        # B's stack: its condition tests it, each iteration leaves its rest; J's loop
+        # pushes onto it, from None, once per iteration.
+        test = bl.cond.output
+        if not (isinstance(test, Apply) and prim_of(test) is P["is_not"] and
+                is_constant(test.inputs[2], None) and test.inputs[1] in bl.cond.parameters):
+            return None
+        t = bl.cond.parameters.index(test.inputs[1])
+        if _index_read(b_out[t], bp[t]) != 1:
+            return None
+        start = self.value(bl.init[t], target, side, self.b_step)
+        held = self.norm(start.node, side) if isinstance(start, _Ref) else None
+        s = _index_read(held, jl.node) if isinstance(held, Apply) else None
+        if s is None or not 0 <= s < len(jl.init) or not is_constant(jl.init[s], None):
+            return None
+        push = j_out[s]
+        if not (isinstance(push, Apply) and prim_of(push) is P["make_tuple"] and
+                len(push.inputs) == 3 and push.inputs[2] is jp[jl.lead + s]):
+            return None
+        body = Graph(f"{bl.body.name}_fused", target, bl.body.loc)
+        body.derived = True
+        self.body = body
+        for i, p in enumerate(jp):
+            if i != jl.lead + s:  # (J's stack: not made)
+                self.params[p.id] = new = body.add_parameter(p.name, p.loc)
+                set_kind(new, p.kind)
+        self.memo[(body.id, bp[t].id)] = _Ref(push)
+        fixed: dict[int, Node] = {}
+        sums: list[int] = []
+        for m, out in enumerate(b_out):
+            p = bp[m]
+            if m == t:
+                continue
+            if out is p or self.passed_on(out, p, bp[t], push, bl.init[m]):
+                v = self.node(self.value(bl.init[m], target, side, self.b_step), target, side)
+                if v is None:
+                    return None
+                self.memo[(body.id, p.id)] = fixed[m] = v
+                self.starts[p.id] = bl.init[m]
+            elif self.adds_into(out, p):
+                self.memo[(body.id, p.id)] = new = body.add_parameter(p.name, p.loc)
+                set_kind(new, p.kind)
+                sums.append(m)
+            else:
+                return None
+        outs: list[Node | None] = [self.copy_j(o, body, side)
+                                   for i, o in enumerate(j_out) if i != s]
+        outs += [self.node(self.value(b_out[m], body, side, self.b_step), body, side)
+                 for m in sums]
+        starts: list[Node | None] = [self.copy_j(x, target, side)
+                                     for i, x in enumerate(jl.init) if i != s]
+        starts += [self.node(self.value(bl.init[m], target, side, self.b_step), target, side)
+                   for m in sums]
+        head = [self.copy_j(x, target, side) for x in jl.node.inputs[1:jl.first_init - 1]]
+        if any(x is None for x in [*outs, *starts, *head]):
+            return None
+        set_output(body, body.apply(P["make_tuple"], *cast(list[Node], outs)))
+        node = target.apply(jl.node.inputs[0], *cast(list[Node], head), Constant(body),
+                            *cast(list[Node], starts), loc=jl.node.loc)
+        kept = [i for i in range(len(j_out)) if i != s]
+        return _Loops(node, {i: n for n, i in enumerate(kept)},
+                      {m: len(kept) + n for n, m in enumerate(sums)}, fixed)
+
+    def adds_into(self, out: Node, p: Parameter) -> bool:
+        """Whether `B`'s loop makes its state `p` a sum: `out` is `p` with pieces added
+        (`gadd`, `gadd_owned`, `scatter_add_known`, `add_into_known`: what the pieces
+        are read of nothing but `p`), maybe first given to `B`'s call as its
+        accumulator (which adds into it, `lift.accumulate_down`); `p` and each partial
+        sum read once. Such iterations commute (up to the order of the sums)."""
+        adds = (P["gadd"], P["gadd_owned"], P["scatter_add_known"], P["add_into_known"])
+        x, called = out, False
+        while x is not p:
+            readers = self.index.readers(x)
+            if x is not out and len(readers) != 1:
+                return False
+            if x is self.b_call and not called and x.inputs[-1] is not x.inputs[1 + self.r]:
+                x, called = x.inputs[-1], True
+                continue
+            if not isinstance(x, Apply) or prim_of(x) not in adds:
+                return False
+            ins = x.inputs[1:] if prim_of(x) in adds[:2] else x.inputs[1:2]
+            on = [y for y in ins if _reads(y, p)]
+            if len(on) != 1 or any(_reads(y, p) for y in x.inputs[1:] if y is not on[0]):
+                return False
+            x = on[0]
+        return len(self.index.readers(p)) == 1 and (called or out is not p)
+
+    def passed_on(self, out: Node, p: Parameter, stack: Parameter, push: Apply,
+                  start: Node) -> bool:
+        """Whether `B`'s loop gives its state `p` on through a saved branch record's
+        function that gives its sensitivity back as it is (`checkpoint._passed_on`,
+        `_gives_back`), `p` starting as a parameter of `B` that every call gives a value
+        never ZERO."""
+        from .checkpoint import _gives_back, _passed_on
+        from .lift import _never_zero
+
+        i = _passed_on(out, p, stack)
+        if i is None or not isinstance(start, Parameter) or start.graph is not self.b or \
+                not _gives_back(push.inputs[1], i, self.root, []):
+            return False
+        at = self.b.parameters.index(start)
+        calls = self.index.calls(self.b)
+        return calls is not None and all(_never_zero(c.inputs[1 + at], {start.id})
+                                         for c in [*calls[0], *calls[1]])
+
+    def never_zero(self, d: Node) -> bool:
+        """Whether `B`'s value d is never ZERO: a parameter of `B` that every call gives
+        a value never ZERO (or a state of `B`'s loop passed on from one), a primitive's
+        that never is, or item q of what a saved branch record's function gives for a d
+        never ZERO where each such function's item q is never ZERO (`_gives_nonzero`)."""
+        from .checkpoint import _read
+        from .lift import _never_zero
+
+        b, loop = self.b, self.b_loop
+        if isinstance(d, Parameter):
+            if loop is not None and d.graph is loop.body:
+                start = self.starts.get(d.id)
+                return isinstance(start, Parameter) and self.never_zero(start)
+            calls = self.index.calls(b)
+            at = b.parameters.index(d) if d.graph is b else -1
+            return at >= 0 and at != self.r and calls is not None and \
+                all(_never_zero(c.inputs[1 + at], {d.id}) for c in [*calls[0], *calls[1]])
+        if _never_zero(d, set()):
+            return True
+        q = _read(d)
+        c = cast(Apply, d).inputs[1] if q is not None else None
+        if q is None or loop is None or self.body is None or not isinstance(c, Apply) or \
+                len(c.inputs) != 3 or not self.never_zero(c.inputs[2]):
+            return False
+        r = c.inputs[1]
+        i = _read(r)
+        saved = cast(Apply, r).inputs[1] if i is not None else None
+        test = loop.cond.output if loop.cond is not None else None
+        stack = test.inputs[1] if isinstance(test, Apply) else None
+        if i is None or _read(c.inputs[0], r) != 0 or not isinstance(saved, Apply) or \
+                _read(saved) != 0 or not isinstance(stack, Parameter) or \
+                loop.cond is None or stack not in loop.cond.parameters or \
+                saved.inputs[1] is not \
+                loop.body.parameters[loop.lead + loop.cond.parameters.index(stack)]:
+            return False
+        push = self.memo.get((self.body.id, saved.inputs[1].id))
+        return isinstance(push, _Ref) and isinstance(push.node, Apply) and \
+            _gives_nonzero(push.node.inputs[1], i, q)
+
+    def given_back(self, c: Node, q: int, target: Graph, side: Graph | None,
+                   b_side: Graph | None) -> Node | None:
+        """Item q of `c = r[0](r, d)`, where r is a branch record J's level saved (item
+        k of a conditional expression's result, `switch(t, T, E)()`) and each branch's
+        record function gives, as its item q, its `d` as it is or negated
+        (`sens_of(d, _)` with d never ZERO, `unbroadcast(d, x)` with x a number, either
+        negated: `_gives_d`): that d, or its negation where the branch `t` takes does
+        negate it, without the record (whose items may be made of the callee's value)."""
+        from .checkpoint import _branches
+
+        if not (isinstance(c, Apply) and len(c.inputs) == 3) or \
+                _index_read(c.inputs[0], c.inputs[1]) != 0 or \
+                not self.never_zero(c.inputs[2]):
+            return None
+        r = self.value(c.inputs[1], target, side, b_side)
+        held = self.norm(r.node, side) if isinstance(r, _Ref) else None
+        k = _index_read(held, held.inputs[1]) if isinstance(held, Apply) and \
+            len(held.inputs) == 3 else None
+        sides = _branches(cast(Apply, held).inputs[1]) if k is not None else None
+        if sides is None or k is None:
+            return None
+        signs = [_gives_d(h, k, q, self.root, self.facts) for h in sides[1:3]]
+        if any(n is None for n in signs):
+            return None
+        d = self.node(self.value(c.inputs[2], target, side, b_side), target, side)
+        if d is None:
+            return None
+        if signs[0] == signs[1]:
+            return d if not signs[0] else target.apply(P["neg"], d)
+        test = self.copy_j(sides[0], target, side)
+        if test is None:
+            return None
+        made = []
+        for negated in signs:
+            h = Graph("given_back", target, target.loc)
+            h.derived = True
+            set_output(h, h.apply(P["neg"], d) if negated else d)
+            made.append(Constant(h))
+        return target.apply(target.apply(P["switch"], test, *made))
 
     # `B`'s values, with its record `J`'s
 
@@ -833,13 +1291,34 @@ class _Fuse:
             return None if is_constant_graph(x) and (x.value is b or
                                                      is_inside(x.value, b)) else x
         assert isinstance(x, Apply)
-        if x.graph is not b and x.graph is not b_side:
+        loop = self.b_loop
+        in_body = loop is not None and b_side is self.b_step and x.graph is loop.body
+        if x.graph is not b and x.graph is not b_side and not in_body:
+            return None
+        if in_body != (target is self.body):
+            if not in_body and self.body is not None and target is self.body:
+                assert self.fstep is not None  # (made once, in `F`'s branch)
+                return self.value(x, self.fstep, side, b_side)
             return None
         k = _index_read(x, x.inputs[1]) if len(x.inputs) == 3 else None
+        if k is not None and loop is not None and x.inputs[1] is loop.node:
+            fused = self.loops(target, side)
+            if fused is None or k not in fused.b_fixed and k not in fused.b_items:
+                return None
+            return fused.b_fixed[k] if k in fused.b_fixed else \
+                target.apply(P["tuple_getitem"], fused.node, fused.b_items[k])
+        if k is not None and self.values and self.body is not None:
+            given = self.given_back(x.inputs[1], k, target, side, b_side)
+            if given is not None:
+                return given
         if k is not None:
             t = self.value(x.inputs[1], target, side, b_side)
             if isinstance(t, _Ref):
                 found = self.item(t.node, k, side)
+                if found is None and self.values:  # (an item of a value not a display)
+                    whole = self.copy_j(t.node, target, side)
+                    return None if whole is None else \
+                        target.apply(P["tuple_getitem"], whole, k, loc=x.loc, name=x.name)
                 return None if found is None else \
                     found if isinstance(found, _Callee) else _Ref(found)
             if not isinstance(t, Node):
@@ -847,6 +1326,9 @@ class _Fuse:
             return target.apply(P["tuple_getitem"], t, k, loc=x.loc, name=x.name)
         if x is self.b_call:
             return self.recur(target, side, b_side)
+        if self.values and prim_of(x) is P["sens_of"] and self.never_zero(x.inputs[1]):
+            # (d itself: what it is shaped like, the callee's value maybe, is not read)
+            return self.value(x.inputs[1], target, side, b_side)
         inputs = []
         for i in x.inputs:
             y = self.node(self.value(i, target, side, b_side), target, side)
@@ -860,11 +1342,16 @@ class _Fuse:
     def node(self, v: _Value | None, target: Graph, side: Graph | None) -> Node | None:
         if isinstance(v, _Ref):
             return self.copy_j(v.node, target, side)
-        return v if isinstance(v, Node) else None
+        if isinstance(v, _Callee):
+            return self.callee(v.k, target, side)
+        return v
 
     def recur(self, target: Graph, side: Graph | None, b_side: Graph | None) -> Node | None:
         """`B`'s recursive call as `F`'s: on the arguments `J` gave its own, where `B`
         passes on the callee's record."""
+        if self.values:
+            call = self.call(target, side)
+            return None if call is None else target.apply(P["tuple_getitem"], call, 0)
         passed = self.value(self.b_call.inputs[1 + self.r], target, side, b_side)
         if not isinstance(passed, _Callee) or passed.k != self.kr or side is not self.j_step:
             return None
@@ -874,3 +1361,69 @@ class _Fuse:
         if any(a is None for a in args):
             return None
         return target.apply(Constant(self.f), *args, loc=self.b_call.loc)
+
+
+def _gives_nonzero(saved: Node, i: int, q: int) -> bool:
+    """Whether item i of J's saved tuple `saved` is an item of an `if`'s result whose
+    branches each give a record `(function, ...)` whose function gives, as its item q,
+    a value never ZERO where its `d` is not: `sens_of(d, _)`, `unbroadcast(d, _)`,
+    either negated, or a primitive's that never is ZERO."""
+    from .checkpoint import _branches, _read
+    from .lift import _never_zero
+
+    items = tuple_items(saved)
+    if items is None or not 0 <= i < len(items):
+        return False
+    x = items[i]
+    k = _read(x)
+    sides = _branches(cast(Apply, x).inputs[1]) if k is not None else None
+    if sides is None or k is None:
+        return False
+    for h in sides[1:3]:
+        found = _record_item(h, k, q)
+        if found is None:
+            return False
+        y, _, dn, _ = found
+        while isinstance(y, Apply) and prim_of(y) is P["neg"]:
+            y = y.inputs[1]
+        if not (isinstance(y, Apply) and prim_of(y) in (P["sens_of"], P["unbroadcast"]) and
+                y.inputs[1] is dn) and not _never_zero(y, set()):
+            return False
+    return True
+
+
+def _gives_d(h: Graph, k: int, q: int, root: Graph, facts: list[LoopFacts]) -> bool | None:
+    """Whether the record function that branch `h` gives as item 0 of its item k gives,
+    as its item q, its `d` negated (False: as it is; None: neither, or not known):
+    `sens_of(d, _)` or `unbroadcast(d, record[m])` with the record's item m a number (a
+    number's sensitivity is a number: itself), under any number of `neg`s."""
+    from .lift import _is_number
+
+    found = _record_item(h, k, q)
+    if found is None:
+        return None
+    y, record, dn, rec = found
+    negated = False
+    while isinstance(y, Apply) and prim_of(y) is P["neg"]:
+        y, negated = y.inputs[1], not negated
+    if not isinstance(y, Apply) or y.inputs[1:2] != [dn]:
+        return None
+    if prim_of(y) is P["sens_of"]:
+        return negated
+    m = _index_read(y.inputs[2], record) if prim_of(y) is P["unbroadcast"] else None
+    return negated if m is not None and 0 < m < len(rec) and \
+        _is_number(rec[m], root, cast(list, facts)) else None
+
+
+def _record_item(h: Graph, k: int, q: int) -> tuple[Node, Parameter, Parameter, list[Node]] | None:
+    """Where branch `h` gives, as its item k, a record `(g, ...)` whose function `g(record,
+    d)` gives back a tuple display: g's item q, its two parameters and the record's items."""
+    o = tuple_items(h.output) if h.output is not None else None
+    rec = tuple_items(o[k]) if o is not None and 0 <= k < len(o) else None
+    if rec is None or not rec or not is_constant_graph(rec[0]):
+        return None
+    g = rec[0].value
+    out = tuple_items(g.output) if g.output is not None else None
+    if len(g.parameters) != 2 or g.vararg or out is None or not 0 <= q < len(out):
+        return None
+    return out[q], g.parameters[0], g.parameters[1], rec

@@ -1,0 +1,293 @@
+"""A backward recursion that reads its callee's value, fused into the forward recursion
+(`opt.unwind._fuse_all` with values, Python backend): where the sensitivity a level gives
+each recursive call is known before that call returns (the level affine in the callee's
+value, its coefficient not made of it), one recursion `F(args, d, acc)` gives each
+callee its sensitivity, takes back the callee's value (its gradient added into one
+buffer), and gives back its own value: no records. Checked on recursions not written
+for the benchmarks against the unfused program, autograd, finite differences and the
+native backend; recursions whose coefficient reads the callee's value, or that multiply
+two callees' values, are not fused and stay right."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import autograd
+import autograd.numpy as anp
+import numpy as np
+import pytest
+from gradcheck import elementwise_fd
+from peak_memory import peak_bytes
+from research_programs import det_laplace, det_laplace_filter
+
+import tapeless as tl
+from tapeless.opt import unwind
+
+
+@pytest.fixture(autouse=True)
+def _optimized(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("TAPELESS_OPTIMIZE", raising=False)
+
+
+def _unfused(monkeypatch: pytest.MonkeyPatch, fn, args, argnums=0):
+    """The gradient with the fusion of value-reading recursions off (records kept)."""
+    with monkeypatch.context() as m:
+        m.setattr(unwind, "FUSE_VALUES", False)
+        g = tl.grad(fn, argnums=argnums)
+        assert "_fused" not in g.source_for(*args)
+        return g(*args)
+
+
+def _fused(fn, args, argnums=0):
+    g = tl.grad(fn, argnums=argnums)
+    source = g.source_for(*args)
+    return source, g(*args)
+
+
+def _close(a, b, rtol=1e-13, atol=1e-14) -> None:
+    for x, y in zip(a if isinstance(a, tuple) else (a,), b if isinstance(b, tuple) else (b,),
+                    strict=True):
+        np.testing.assert_allclose(x, y, rtol=rtol, atol=atol)
+
+
+# --- the determinant, both spellings --------------------------------------------------
+
+
+@pytest.mark.parametrize("fn", [det_laplace, det_laplace_filter])
+@pytest.mark.parametrize("n", [1, 2, 4, 6])
+def test_determinant_fused_both_spellings(monkeypatch, fn, n: int) -> None:
+    A = np.random.default_rng(n).normal(size=(n, n))
+    source, got = _fused(fn, (A,))
+    if n > 1:
+        assert "_fused(" in source and "def J_" not in source, source
+    _close(got, _unfused(monkeypatch, fn, (A,)))
+    np.testing.assert_allclose(got, np.linalg.det(A) * np.linalg.inv(A).T, rtol=1e-9,
+                               atol=1e-12)
+    if n <= 4:
+        np.testing.assert_allclose(got, elementwise_fd(fn, A), rtol=1e-6, atol=1e-8)
+
+
+@pytest.mark.parametrize("fn", [det_laplace, det_laplace_filter])
+def test_value_and_grad_takes_the_value_from_the_fused_recursion(fn) -> None:
+    A = np.random.default_rng(11).normal(size=(5, 5))
+    vg = tl.value_and_grad(fn)
+    source = vg.source_for(A)
+    assert "_fused(" in source and "def J_" not in source, source
+    value, grad = vg(A)
+    assert value == pytest.approx(fn(A), rel=1e-13)
+    _close(grad, tl.grad(fn)(A))
+
+
+def test_memory_about_the_hand_written_gradient() -> None:
+    sys.path.insert(0, str(Path(__file__).parent.parent / "bench"))
+    try:
+        from control_handwritten import det_laplace_grad as by_hand
+    finally:
+        sys.path.pop(0)
+    A = np.random.default_rng(7).normal(size=(7, 7))
+    g = tl.grad(det_laplace)
+    np.testing.assert_allclose(g(A), by_hand(A), rtol=1e-11, atol=1e-12)
+    assert peak_bytes(g, A) < 2 * peak_bytes(by_hand, A)
+
+
+def test_second_order_of_the_determinant() -> None:
+    A = np.random.default_rng(3).normal(size=(4, 4))
+    V = np.random.default_rng(4).normal(size=(4, 4))
+
+    def inner(M):
+        return np.sum(tl.grad(det_laplace)(M) * V)
+
+    got = tl.grad(inner)(A)
+    np.testing.assert_allclose(got, elementwise_fd(inner, A), rtol=1e-5, atol=1e-7)
+    H = tl.hessian(det_laplace_filter)(A)
+    want = autograd.hessian(lambda M: _anp_det(M, 0, list(range(4))))(A)
+    np.testing.assert_allclose(H, want, rtol=1e-10, atol=1e-12)
+
+
+def _anp_det(A, row, cols):
+    if len(cols) == 1:
+        return A[row, cols[0]]
+    total = 0.0
+    sign = 1.0
+    for k in range(len(cols)):
+        total = total + sign * A[row, cols[k]] * _anp_det(A, row + 1, cols[:k] + cols[k + 1:])
+        sign = -sign
+    return total
+
+
+def test_native_backend_agrees() -> None:
+    pytest.importorskip("numba")
+    A = np.random.default_rng(8).normal(size=(6, 6))
+    for fn in (det_laplace, det_laplace_filter):
+        _close(tl.grad(fn, backend="native")(A), tl.grad(fn)(A), rtol=1e-12, atol=1e-13)
+    x = np.random.default_rng(9).normal(size=9)
+    _close(tl.grad(signed_loss, backend="native")(x), tl.grad(signed_loss)(x), rtol=1e-12,
+           atol=1e-13)
+
+
+def test_under_a_recursion_budget_the_records_are_streamed() -> None:
+    """A budget keeps the checkpointed schedule (`checkpoint.stream_recursion`)."""
+    mode, memory = tl.config.loop_checkpoint, tl.config.loop_memory
+    try:
+        tl.config.loop_checkpoint, tl.config.loop_memory = "auto", 0
+        A = np.random.default_rng(2).normal(size=(5, 5))
+        g = tl.grad(det_laplace)
+        assert "_fused(" not in g.source_for(A)
+        np.testing.assert_allclose(g(A), np.linalg.det(A) * np.linalg.inv(A).T, rtol=1e-9)
+    finally:
+        tl.config.loop_checkpoint, tl.config.loop_memory = mode, memory
+
+
+# --- recursions not written for the bench ---------------------------------------------
+
+
+def perm_minor(A, row, cols):
+    """The permanent, the coefficient a function of the entry, the minors rotated."""
+    if len(cols) == 1:
+        return A[row, cols[0]]
+    total = 0.0
+    for k in range(len(cols)):
+        a = A[row, cols[k]]
+        total = total + perm_minor(A, row + 1, cols[k + 1:] + cols[:k]) * (a * a - 0.5)
+    return total
+
+
+def permanent(A):
+    return perm_minor(A, 0, list(range(A.shape[0])))
+
+
+def _anp_perm(A, row, cols):
+    if len(cols) == 1:
+        return A[row, cols[0]]
+    total = 0.0
+    for k in range(len(cols)):
+        a = A[row, cols[k]]
+        total = total + _anp_perm(A, row + 1, cols[k + 1:] + cols[:k]) * (a * a - 0.5)
+    return total
+
+
+def test_permanent(monkeypatch) -> None:
+    A = np.random.default_rng(21).normal(size=(5, 5))
+    source, got = _fused(permanent, (A,))
+    assert "_fused(" in source, source
+    _close(got, _unfused(monkeypatch, permanent, (A,)))
+    _close(got, autograd.grad(lambda M: _anp_perm(M, 0, list(range(5))))(A), rtol=1e-12,
+           atol=1e-13)
+
+
+def signed(x, i):
+    """A signed linear recursion with a scalar factor, no loop."""
+    if i == x.shape[0]:
+        return 0.7
+    return -0.5 * x[i] * signed(x, i + 1) + 0.7 * np.sin(x[i])
+
+
+def signed_loss(x):
+    return signed(x, 0)
+
+
+def _anp_signed(x, i):
+    if i == x.shape[0]:
+        return 0.7
+    return -0.5 * x[i] * _anp_signed(x, i + 1) + 0.7 * anp.sin(x[i])
+
+
+@pytest.mark.parametrize("n", [0, 1, 5, 40])
+def test_signed_linear_recursion(monkeypatch, n: int) -> None:
+    x = np.random.default_rng(n).normal(size=n)
+    source, got = _fused(signed_loss, (x,))
+    if n:
+        assert "_fused(" in source, source
+    _close(got, _unfused(monkeypatch, signed_loss, (x,)))
+    _close(got, autograd.grad(lambda v: _anp_signed(v, 0))(x), rtol=1e-12, atol=1e-13)
+    value, grad = tl.value_and_grad(signed_loss)(x)
+    assert value == pytest.approx(signed_loss(x), rel=1e-13)
+    _close(grad, got)
+
+
+def squared_minor(A, row, cols):
+    """The coefficient of the callee's value is made of it (sub * sub): not fused."""
+    if len(cols) == 1:
+        return A[row, cols[0]]
+    total = 0.0
+    for k in range(len(cols)):
+        sub = squared_minor(A, row + 1, cols[:k] + cols[k + 1:])
+        total = total + A[row, cols[k]] * sub * sub
+    return total
+
+
+def _anp_squared(A, row, cols):
+    if len(cols) == 1:
+        return A[row, cols[0]]
+    total = 0.0
+    for k in range(len(cols)):
+        sub = _anp_squared(A, row + 1, cols[:k] + cols[k + 1:])
+        total = total + A[row, cols[k]] * sub * sub
+    return total
+
+
+def damped(x, i):
+    """tanh of the callee's value: its derivative reads the value, not fused."""
+    if i == x.shape[0]:
+        return 1.0
+    return x[i] * np.tanh(damped(x, i + 1)) + 0.5 * x[i]
+
+
+def _anp_damped(x, i):
+    if i == x.shape[0]:
+        return 1.0
+    return x[i] * anp.tanh(_anp_damped(x, i + 1)) + 0.5 * x[i]
+
+
+def tree(x, lo, hi):
+    """Two callees' values multiplied: not fused."""
+    if hi - lo == 1:
+        return np.sin(x[lo]) + 1.5
+    mid = (lo + hi) // 2
+    return tree(x, lo, mid) * tree(x, mid, hi)
+
+
+def _anp_tree(x, lo, hi):
+    if hi - lo == 1:
+        return anp.sin(x[lo]) + 1.5
+    mid = (lo + hi) // 2
+    return _anp_tree(x, lo, mid) * _anp_tree(x, mid, hi)
+
+
+def scaled_minor(A, row, cols):
+    """The total scaled each iteration: the sensitivity of a child depends on the
+    iterations after it, not known when it is called: not fused."""
+    if len(cols) == 1:
+        return A[row, cols[0]]
+    total = 0.0
+    for k in range(len(cols)):
+        total = total * 0.5 + A[row, cols[k]] * scaled_minor(A, row + 1,
+                                                              cols[:k] + cols[k + 1:])
+    return total
+
+
+def _anp_scaled(A, row, cols):
+    if len(cols) == 1:
+        return A[row, cols[0]]
+    total = 0.0
+    for k in range(len(cols)):
+        total = total * 0.5 + A[row, cols[k]] * _anp_scaled(A, row + 1, cols[:k] + cols[k + 1:])
+    return total
+
+
+def test_not_fused_where_the_sensitivity_needs_the_callees_value(monkeypatch) -> None:
+    A = np.random.default_rng(31).normal(size=(4, 4))
+    x = np.random.default_rng(32).normal(size=8)
+    cases = [
+        (lambda M: squared_minor(M, 0, list(range(4))), A,
+         autograd.grad(lambda M: _anp_squared(M, 0, list(range(4))))(A)),
+        (lambda v: damped(v, 0), x, autograd.grad(lambda v: _anp_damped(v, 0))(x)),
+        (lambda v: tree(v, 0, 8), x, autograd.grad(lambda v: _anp_tree(v, 0, 8))(x)),
+        (lambda M: scaled_minor(M, 0, list(range(4))), A,
+         autograd.grad(lambda M: _anp_scaled(M, 0, list(range(4))))(A)),
+    ]
+    for fn, arg, want in cases:
+        source, got = _fused(fn, (arg,))
+        assert "_fused(" not in source, source
+        _close(got, want, rtol=1e-12, atol=1e-13)
