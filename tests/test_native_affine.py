@@ -123,7 +123,8 @@ def test_native_gradient_equals_python_and_finite_differences(f: Any, args: tupl
         assert got[1][i] == pytest.approx(_fd(f, args, i), rel=1e-5, abs=1e-7)
 
 
-@pytest.mark.parametrize("f,args", CASES, ids=[c[0].__name__ for c in CASES])
+# (spring's turn calls `np.sign`: counted as a call's work, so its loop is left as it is)
+@pytest.mark.parametrize("f,args", CASES[:3], ids=[c[0].__name__ for c in CASES[:3]])
 def test_backward_loop_is_an_affine_map(f: Any, args: tuple) -> None:
     """The backward loop's carried sensitivities are bound once, at the end of the turn,
     from factors that read none of them: no division or other operation of the turn
@@ -208,6 +209,16 @@ def test_rewritten_loop_runs_as_the_original() -> None:
     got = _run(out, xs, 0.2 * ones, -0.4 * ones, 0.9)
     for a, b in zip(expected, got, strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+def test_busy_turn_left_as_it_is() -> None:
+    """The same chain where the turn also calls `sin` and `cos` (the saddle's inner loop
+    calls `sin`): the turn's work, not its chain, sets its time; rewriting would add to
+    the work."""
+    source = CHAIN.replace("        x = xs[i]\n",
+                           "        x = xs[i] + math.sin(xs[i]) * math.cos(xs[i])\n")
+    n, _ = _lowered(source)
+    assert n == 0
 
 
 def test_division_by_zero_still_raises() -> None:

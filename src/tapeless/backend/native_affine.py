@@ -51,6 +51,15 @@ from .native_ast import block_of, parents
 Form = dict[str, ast.expr]
 _CONST = ""
 _ADDS = ("_nt_gadd", "_nt_add_into")
+# A rough cost model (cycles) to tell a turn that waits on its chain from one that is
+# busy: a product or sum on the chain, a division; the work of a turn, per operation,
+# per division, per call of a function (`math.sin`: its own work, off the chain but not
+# free). A loop is rewritten only where the chain before is GAIN times the longer of the
+# chain after and the work after (the saddle's inner loop, whose `sin` a turn is its
+# work, stays as it is).
+LATENCY, DIVISION = 4, 14
+WORK_OP, WORK_DIVISION, WORK_CALL = 0.5, 5.0, 40.0
+GAIN = 1.2
 
 
 class _NotAffine(Exception):
@@ -162,12 +171,30 @@ def _rewrite(fn: ast.FunctionDef, loop: ast.For | ast.While, aliases: dict[str, 
         if leaked:
             s = [n for n in s if n not in leaked]
             continue
-        new_depth = 1 + max(len(f.coefs) - 1 for f in finals.values()) + 1
-        if depth < new_depth + 2:
+        # (the turn's chain after: a product and the sums; its work: the factors)
+        chain = LATENCY * (1 + max(len(f.coefs) for f in finals.values()))
+        if depth < GAIN * max(chain, _work(temps, finals, aliases)):
             return 0
         _emit(fn, loop, s, finals, temps, fresh)
         return 1
     return 0
+
+
+def _work(temps: list[tuple[str, list[tuple[str, ast.expr]]]], finals: dict[str, _Form],
+          aliases: dict[str, str]) -> float:
+    """The work of the rewritten turn (by the cost model above)."""
+    exprs = [v for _, pairs in temps for _, v in pairs] + \
+        [c for f in finals.values() for c in f.coefs.values()]
+    work = WORK_OP * sum(len(f.coefs) for f in finals.values())
+    for n in (n for e in exprs for n in ast.walk(e)):
+        if isinstance(n, ast.BinOp):
+            work += WORK_DIVISION if isinstance(n.op, ast.Div) else WORK_OP
+        elif isinstance(n, ast.Subscript):
+            work += WORK_OP
+        elif isinstance(n, ast.Call):
+            name = n.func.id if isinstance(n.func, ast.Name) else ""
+            work += WORK_DIVISION if aliases.get(name, name) == "_nt_fdiv" else WORK_CALL
+    return work
 
 
 def _names_outside(fn: ast.FunctionDef, loop: ast.For | ast.While) -> set[str]:
@@ -239,9 +266,9 @@ def _evaluate(steps: list[list[tuple[str, ast.expr]]], s: set[str], aliases: dic
                 if left is not None and right is not None:
                     raise fail(left, right)
                 if left is not None:
-                    return scale(left, lambda c: _mul(c, factor(e.right)))
+                    return scale(left, lambda c: _mul(c, factor(e.right)), LATENCY)
                 assert right is not None
-                return scale(right, lambda c: _mul(factor(e.left), c))
+                return scale(right, lambda c: _mul(factor(e.left), c), LATENCY)
             if right is not None or left is None:
                 raise fail(left, right)
             return divide(left, e.right, None)
@@ -249,7 +276,7 @@ def _evaluate(steps: list[list[tuple[str, ast.expr]]], s: set[str], aliases: dic
             inner = expr(e.operand)
             if inner is None:
                 return None
-            return scale(inner, _neg) if isinstance(e.op, ast.USub) else inner
+            return scale(inner, _neg, 1) if isinstance(e.op, ast.USub) else inner
         if isinstance(e, ast.Call) and isinstance(e.func, ast.Name) and not e.keywords \
                 and len(e.args) == 2:
             helper = aliases.get(e.func.id, e.func.id)
@@ -283,12 +310,12 @@ def _evaluate(steps: list[list[tuple[str, ast.expr]]], s: set[str], aliases: dic
                 ast.Call(copy.copy(helper), [a, b], [])
         d = factor(divisor)
         if len(form.coefs) == 1:
-            return scale(form, lambda c: quotient(c, d))
+            return scale(form, lambda c: quotient(c, d), DIVISION)
         r = settle(quotient(ast.Constant(1.0), d))
-        return scale(form, lambda c: _mul(c, r))
+        return scale(form, lambda c: _mul(c, r), DIVISION)
 
-    def scale(form: _Form, how: Callable[[ast.expr], ast.expr]) -> _Form:
-        return _Form({k: how(c) for k, c in form.coefs.items()}, form.depth + 1)
+    def scale(form: _Form, how: Callable[[ast.expr], ast.expr], cost: int) -> _Form:
+        return _Form({k: how(c) for k, c in form.coefs.items()}, form.depth + cost)
 
     def add(left: Value, le: ast.expr, right: Value, re: ast.expr, sub: bool) -> _Form:
         if left is None:
@@ -299,7 +326,7 @@ def _evaluate(steps: list[list[tuple[str, ast.expr]]], s: set[str], aliases: dic
         for k, c in right.coefs.items():
             c = _neg(c) if sub else c
             coefs[k] = ast.BinOp(coefs[k], ast.Add(), c) if k in coefs else c
-        return _Form(coefs, max(left.depth, right.depth) + 1)
+        return _Form(coefs, max(left.depth, right.depth) + LATENCY)
 
     depth = 0
     escaped: dict[str, set[str]] = {}
