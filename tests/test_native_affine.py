@@ -360,3 +360,18 @@ def test_particle_saves_three_floats_a_step() -> None:
     assert len(pushes) == 1
     saved = pushes[0].args[0]
     assert isinstance(saved, ast.Tuple) and len(saved.elts) == 3, ast.unparse(saved)
+
+
+def test_carried_name_unbound_before_the_loop_left() -> None:
+    """`d` read by the turn before it is bound, and bound nowhere before the loop (a loop
+    of no turn reads nothing): no copy of it can be made before the loop."""
+    source = """
+def f(xs, w):
+    _fdiv = _nt_fdiv
+    for i in range(len(xs)):
+        x = xs[i]
+        d = _fdiv((d + 1.0) * x * w * x * w, x + 3.0) * x * w
+    return 0.0
+"""
+    n, _ = _lowered(source)
+    assert n == 0

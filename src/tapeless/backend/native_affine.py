@@ -153,7 +153,9 @@ def _rewrite(fn: ast.FunctionDef, loop: ast.For | ast.While, aliases: dict[str, 
     header = _loads(loop.test) if isinstance(loop, ast.While) else \
         _loads(loop.iter) | {n.id for n in ast.walk(loop.target) if isinstance(n, ast.Name)}
     outside = _names_outside(fn, loop)
-    s = [n for n in carried if n not in header]
+    # (bound outside the loop too: the copies for the test are made before it)
+    bound = {a.arg for a in fn.args.args} | _bound_outside(fn, loop)
+    s = [n for n in carried if n not in header and n in bound]
     while s:
         try:
             result = _evaluate(steps, set(s), aliases, stores, set(carried))
@@ -195,6 +197,12 @@ def _work(temps: list[tuple[str, list[tuple[str, ast.expr]]]], finals: dict[str,
             name = n.func.id if isinstance(n.func, ast.Name) else ""
             work += WORK_DIVISION if aliases.get(name, name) == "_nt_fdiv" else WORK_CALL
     return work
+
+
+def _bound_outside(fn: ast.FunctionDef, loop: ast.For | ast.While) -> set[str]:
+    inside = {id(n) for stmt in loop.body for n in ast.walk(stmt)}
+    return {n.id for n in ast.walk(fn) if isinstance(n, ast.Name) and
+            not isinstance(n.ctx, ast.Load) and id(n) not in inside}
 
 
 def _names_outside(fn: ast.FunctionDef, loop: ast.For | ast.While) -> set[str]:
