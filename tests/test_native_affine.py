@@ -103,12 +103,22 @@ def _fd(f: Any, args: tuple, i: int, eps: float = 1e-6) -> float:
     return (f(*hi) - f(*lo)) / (2 * eps)
 
 
-def _backward_loops(source: str) -> list[ast.For | ast.While]:
-    """The loops of the entry whose body is the affine turn's guard."""
+def _affine_turns(source: str) -> list[list[ast.stmt]]:
+    """The rewritten turns of the entry's loops: a loop's body under the guard
+    `isinstance(copy, float)`, or its whole body where the carried values start as float
+    constants (no guard)."""
     fn = ast.parse(source).body[0]
-    return [n for n in ast.walk(fn) if isinstance(n, (ast.For, ast.While)) and
-            len(n.body) == 1 and isinstance(n.body[0], ast.If) and
-            "isinstance" in ast.unparse(n.body[0].test)]
+    out = []
+    for n in ast.walk(fn):
+        if not isinstance(n, (ast.For, ast.While)):
+            continue
+        if len(n.body) == 1 and isinstance(n.body[0], ast.If) and \
+                "isinstance" in ast.unparse(n.body[0].test):
+            out.append(n.body[0].body)
+        elif any(isinstance(m, ast.Name) and m.id.startswith("_nt_a")
+                 for stmt in n.body for m in ast.walk(stmt)):
+            out.append(n.body)
+    return out
 
 
 @pytest.mark.parametrize("f,args", CASES, ids=[c[0].__name__ for c in CASES])
@@ -131,12 +141,10 @@ def test_backward_loop_is_an_affine_map(f: Any, args: tuple) -> None:
     waits for the last turn's sensitivities."""
     nat = tl.value_and_grad(f, (0, 1), backend="native")
     nat(*args)
-    loops = _backward_loops(_source(nat, *args))
-    assert loops, "no backward loop rewritten"
-    for loop in loops:
-        guard = loop.body[0]
-        assert isinstance(guard, ast.If)
-        *factors, last = guard.body
+    turns = _affine_turns(_source(nat, *args))
+    assert turns, "no backward loop rewritten"
+    for turn in turns:
+        *factors, last = turn
         assert isinstance(last, ast.Assign)
         target = last.targets[0]
         carried = {n.id for n in ast.walk(target) if isinstance(n, ast.Name)}
@@ -209,6 +217,16 @@ def test_rewritten_loop_runs_as_the_original() -> None:
     got = _run(out, xs, 0.2 * ones, -0.4 * ones, 0.9)
     for a, b in zip(expected, got, strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+def test_no_guard_where_the_carried_values_start_as_floats() -> None:
+    source = CHAIN.replace("    total = 0.0\n", "    total = 0.0\n    d, e = 0.5, -0.25\n")
+    n, out = _lowered(source)
+    assert n == 1 and "isinstance" not in out
+    xs = np.linspace(0.3, 2.0, 50)
+    for a, b in zip(_run(source, xs, 0.0, 0.0, 0.9), _run(out, xs, 0.0, 0.0, 0.9),
+                    strict=True):
+        assert b == pytest.approx(a, rel=1e-12)
 
 
 def test_busy_turn_left_as_it_is() -> None:

@@ -449,6 +449,17 @@ def _emit(fn: ast.FunctionDef, loop: ast.For | ast.While, s: list[str], finals: 
         values.append(rename(total))
     new.append(ast.Assign([ast.Tuple(targets, ast.Store())], ast.Tuple(values, ast.Load()))
                if len(targets) > 1 else ast.Assign([targets[0]], values[0]))
+    first = loop.body[0] if loop.body else loop
+    for stmt in new:
+        for n in ast.walk(stmt):
+            ast.copy_location(n, first)
+    block = block_of(loop, parents(fn))
+    at = next(i for i, stmt in enumerate(block) if stmt is loop)
+    if all(_float_before(block[:at], name) for name in s):
+        # (each bound to a float constant right before the loop: Numba's type for it is a
+        # float's, or a complex's where the turn makes one: numbers either way)
+        loop.body = new
+        return
     # (The test reads copies made before the loop: Numba decides `isinstance` by the type
     # only of a name bound once, and prunes the branch it rules out.)
     copies = [next(fresh) for _ in s]
@@ -457,16 +468,25 @@ def _emit(fn: ast.FunctionDef, loop: ast.For | ast.While, s: list[str], finals: 
                  [ast.Name(c, ast.Load()), ast.Name("float", ast.Load())], [])
         for c in copies]
     test = ast.BoolOp(ast.And(), tests) if len(tests) > 1 else tests[0]
-    block = block_of(loop, parents(fn))
-    at = next(i for i, stmt in enumerate(block) if stmt is loop)
     block[at:at] = [ast.copy_location(ast.Assign([ast.Name(c, ast.Store())],
                                                  ast.Name(name, ast.Load())), loop)
                     for c, name in zip(copies, s, strict=True)]
-    original = loop.body
-    first = original[0] if original else loop
-    guard = ast.If(test, new, original)
+    guard = ast.If(test, new, loop.body)
     ast.copy_location(guard, first)
-    for stmt in new:
-        for n in ast.walk(stmt):
-            ast.copy_location(n, first)
     loop.body = [guard]
+
+
+def _float_before(before: list[ast.stmt], name: str) -> bool:
+    """Whether the last statement of `before` that binds `name` binds it to a float
+    constant (alone, or as an item of a tuple of names)."""
+    for stmt in reversed(before):
+        if not any(isinstance(n, ast.Name) and n.id == name and not isinstance(n.ctx, ast.Load)
+                   for n in ast.walk(stmt)):
+            continue
+        for target, value in _pairs(stmt) or []:
+            if target == name:
+                if isinstance(value, ast.UnaryOp) and isinstance(value.op, ast.USub):
+                    value = value.operand
+                return isinstance(value, ast.Constant) and type(value.value) is float
+        return False
+    return False
