@@ -348,15 +348,22 @@ def test_items_recomputed_from_the_others() -> None:
     assert _run_math(out, xs, 0.7) == _run_math(STACK, xs, 0.7)  # (bit for bit)
 
 
-def test_item_of_a_name_bound_again_kept() -> None:
-    """k bound again after the loop: `k * x` and `0.5 * k` stay saved (the backward loop
-    would read the new k); `c` is still recomputed, from them."""
-    source = STACK.replace("    d = 0.0\n", "    k = k + 1.0\n    d = 0.0\n")
+@pytest.mark.parametrize("change", [
+    "    k = k + 1.0\n",  # (bound again)
+    "    k[0] = 1.0\n",  # (changed in place)
+    "    k.fill(1.0)\n",
+    "    np.copyto(k, 1.0)\n",
+])
+def test_item_of_a_name_that_may_change_kept(change: str) -> None:
+    """k bound again or changed in place after the loop: `k * x` and `0.5 * k` stay
+    saved (the backward loop would read the new k); `c` is still recomputed, from them."""
+    source = STACK.replace("    d = 0.0\n", change + "    d = 0.0\n")
     n, out = _recomputed(source)
     assert n == 1
     assert "stack_append((a, x, b, s, r))" in out
-    xs = np.linspace(-1.0, 2.0, 30)
-    assert _run_math(out, xs, 0.7) == _run_math(source, xs, 0.7)
+    if change.startswith("    k = "):
+        xs = np.linspace(-1.0, 2.0, 30)
+        assert _run_math(out, xs, 0.7) == _run_math(source, xs, 0.7)
 
 
 @pytest.mark.parametrize("change,why", [

@@ -142,9 +142,14 @@ def _rewrite(fn: ast.FunctionDef, stack: str, stores: dict[str, int]) -> int:
     by_name = {f.id: i for i, f in enumerate(fields) if isinstance(f, ast.Name) and
                (f.id not in early or stores.get(f.id) == 1)}
 
+    # (a name whose value may change in place: an item or attribute stored into, or
+    # passed to a call other than `len`, or a method's receiver)
+    touched = {n.id for n in ast.walk(fn) if isinstance(n, ast.Name) and
+               _may_change(n, parent)}
+
     def steady(name: str) -> bool:
         """Of one value wherever an item is made or read."""
-        return stores.get(name) == 1 and name in outer
+        return stores.get(name) == 1 and name in outer and name not in touched
 
     def expansion(e: ast.expr, kept: set[int], budget: list[int]) -> ast.expr | None:
         """`e` as operations on the kept items (`\0k` names) and steady names."""
@@ -213,6 +218,18 @@ def _rewrite(fn: ast.FunctionDef, stack: str, stores: dict[str, int]) -> int:
         else:
             read.slice = ast.copy_location(ast.Constant(place[k]), read.slice)
     return len(recomputed)
+
+
+def _may_change(n: ast.Name, parent: dict[int, ast.AST]) -> bool:
+    up = parent.get(id(n))
+    if isinstance(up, (ast.Subscript, ast.Attribute)) and up.value is n:
+        above = parent.get(id(up))
+        return not isinstance(up.ctx, ast.Load) or \
+            isinstance(above, ast.Call) and above.func is up
+    if isinstance(up, ast.AugAssign):
+        return True
+    return isinstance(up, ast.Call) and n in up.args and \
+        not (isinstance(up.func, ast.Name) and up.func.id == "len")
 
 
 def _fill(e: ast.expr, item: str, place: dict[int, int]) -> ast.expr:
