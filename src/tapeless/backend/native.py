@@ -38,6 +38,7 @@ import numpy as np
 
 from .. import runtime as _rt
 from ..ir.nodes import Location
+from .native_affine import lower_affine_loops
 from .native_ast import parents as _parents
 from .native_checkpoint import Unlowered, lower_checkpointed_loops
 from .native_closures import lift_branch_closures, lower_branch_selects
@@ -52,6 +53,7 @@ from .native_loops import (
     lower_split_items,
 )
 from .native_paths import add_path_entry
+from .native_recompute import recompute_saved_items
 from .native_records import (
     accumulate_recursive_sens,
     lower_recursive_records,
@@ -2203,6 +2205,8 @@ def lower_source(source: str, namespace: dict[str, Any] | None = None,
     lower_nested_sums(tree)
     lower_int_lists(tree, root)
     share_item_lists(tree)
+    recompute_saved_items(tree)
+    lower_affine_loops(tree)
     drop_uncalled_functions(tree)
     ast.fix_missing_locations(tree)
     return tree, lowering.math
