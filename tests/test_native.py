@@ -1645,3 +1645,23 @@ def test_second_process_starts_a_fallback_from_its_record(tmp_path: Path) -> Non
     assert [r[1:] for r in runs[1]] == [["False", "a dict ", "True"]] * 2
     assert runs[1][0][0] == repr(np.float64(6.5)) and \
         runs[1][1][0].startswith(f"({np.float64(6.5)!r}, array([")
+
+
+def _broadcast_inner(a, x):
+    return np.sum(np.sin(a + x))
+
+
+def _broadcast_outer(a, x):
+    return tl.grad(_broadcast_inner)(a, x) ** 2
+
+
+def test_broadcast_like_native():
+    # (the second derivative of a number broadcast against an array: `broadcast_like`,
+    # the adjoint of `unbroadcast`; it made the program fall back)
+    x = np.linspace(0.0, 1.0, 5)
+    g = tl.grad(_broadcast_outer, backend="native")
+    got = g(0.3, x)
+    assert [getattr(c.fn, "fallback", None) for c in g._compiled.values()] == [None]
+    assert got == pytest.approx(tl.grad(_broadcast_outer)(0.3, x), rel=1e-12)
+    want = -2.0 * np.sum(np.cos(0.3 + x)) * np.sum(np.sin(0.3 + x))
+    assert got == pytest.approx(want, rel=1e-12)

@@ -71,7 +71,7 @@ _OVERLOADS = ("pow", *[f.__name__ for f in (
     _rt.reshape_like, _rt.expand_reduced, _rt.index_update, _rt.index_update_inplace,
     _rt.immutable_item, _rt.dense_sens, _rt.scatter_add, _rt.scatter_add_known,
     _rt.ones_like_output, _rt.lift, _rt.repeat_sens, _rt.scatter_onto,
-    _rt.scatter_onto_known, _rt.gadd_owned, _rt.element_sens_small)])
+    _rt.scatter_onto_known, _rt.gadd_owned, _rt.element_sens_small, _rt.broadcast_like)])
 _NATIVE_RUNTIME = {"as_sequence", "unpack", *_OVERLOADS}
 # Overloads the lowering itself calls (`native_loops`), not runtime helpers.
 _LOWERING_OVERLOADS = ("unwrap", "item_sens", "scatter_into", "add_into", "add_element",
@@ -1010,6 +1010,7 @@ class _Module:
 
 def _nt_gadd(a, b): ...
 def _nt_unbroadcast(d, x): ...
+def _nt_broadcast_like(d, x): ...
 def _nt_own(x): ...
 def _nt_to_structure(sens, like): ...
 def _nt_from_structure(value): ...
@@ -1175,6 +1176,26 @@ def _register_overloads() -> None:
                         raise ValueError("unbroadcast without a native version")
                     return np.sum(d, axis=0)
                 return lead
+        return None
+
+    @overload(_nt_broadcast_like)
+    def _broadcast_like(d, x):
+        """`runtime.broadcast_like`, the adjoint of `unbroadcast`: `d` given the shape of
+        `x` (a new array where the shapes differ; Python's is a read-only view)."""
+        if isinstance(d, nt.NoneType):
+            return lambda d, x: None
+        if number(x) and number(d):
+            return lambda d, x: d
+        if isinstance(x, nt.Array) and number(d):
+            return lambda d, x: np.full(x.shape, d)
+        if isinstance(x, nt.Array) and isinstance(d, nt.Array):
+            if d.ndim == x.ndim:
+                def same(d, x):
+                    if d.shape == x.shape:
+                        return d
+                    return np.broadcast_to(d, x.shape).copy()
+                return same
+            return lambda d, x: np.broadcast_to(d, x.shape).copy()
         return None
 
     @overload(_nt_own)
