@@ -52,6 +52,7 @@ from ..ir.nodes import (
     is_constant_graph,
 )
 from ..primitives import PRIMITIVES, Primitive
+from ..primitives.core import COMPARISON_OPERATORS
 from ..primitives.batch_rules import (
     ARRAY_FACTS,
     IN_PLACE,
@@ -863,7 +864,9 @@ class VTransform:
         if prim is not None:
             if prim.name in ("truth", "not_"):
                 return 0
-            if prim.elementwise:
+            if prim.elementwise or prim.name in COMPARISON_OPERATORS:
+                # (`n >= 40` of an int: a bool, which has no kind; of arrays, their
+                # broadcast; of other values, whose numbers of axes are not known: none)
                 nds = [self.ndim(a, depth + 1) for a in node.inputs[1:]]
                 given = [n for n in nds if n is not None]
                 return max(given) if given and len(given) == len(nds) else None
