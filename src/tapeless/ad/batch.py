@@ -52,7 +52,6 @@ from ..ir.nodes import (
     is_constant_graph,
 )
 from ..primitives import PRIMITIVES, Primitive
-from ..primitives.core import COMPARISON_OPERATORS
 from ..primitives.batch_rules import (
     ARRAY_FACTS,
     IN_PLACE,
@@ -61,6 +60,7 @@ from ..primitives.batch_rules import (
     STACK_OPS,
     TYPE_LEVEL,
 )
+from ..primitives.core import COMPARISON_OPERATORS
 from ..primitives.rules_core import bind_args
 from ..runtime import tree_leaves  # noqa: F401
 

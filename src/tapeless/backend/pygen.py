@@ -1083,8 +1083,9 @@ class FunctionEmitter:
                 return f"{self.render_operand(args[0], g, ATOM)}" \
                     f"[{self.render_index(args[1], g)}] += {_strip(self.render(args[2], g))}"
             if prim in _UPDATES_FIRST:  # (`a *= b`)
-                return cast(Any, spelling(prim))([self.render_operand(args[0], g, ATOM),
-                                                  _strip(self.render(args[1], g))])
+                update: str = cast(Any, spelling(prim))([self.render_operand(args[0], g, ATOM),
+                                                         _strip(self.render(args[1], g))])
+                return update
             if prim is P["assert"]:
                 msg = "" if _is_none(args[1]) else f"({_strip(self.render(args[1], g))})"
                 return f"if not {self.render(args[0], g)}: raise AssertionError{msg}"
