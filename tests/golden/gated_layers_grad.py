@@ -29,17 +29,19 @@ def grad_gated_layers(params, state, xs):
         for j_1 in range(_t):
             _t_1 = 2 * j_1
             _t_2 = _concatenate([x_1, st[_t_1], x_1])
+            g_1 = _t_2 * params[_t_1]
             _t_3 = _t_1 + 1
-            g = _t_2 * params[_t_1] + params[_t_3]
-            f = 1.0 / (1.0 + np.exp(-g[0:3]))
+            g_1 += params[_t_3]
+            f = 1.0 / (1.0 + np.exp(-g_1[0:3]))
             _t_4 = st[_t_3]
-            y = _tanh(g[3:6])
-            _t_5 = g[6:9]
-            s = _t_4 * f + y * _t_5
-            y_1 = _tanh(s)
+            s_1 = _t_4 * f
+            y = _tanh(g_1[3:6])
+            _t_5 = g_1[6:9]
+            s_1 += y * _t_5
+            y_1 = _tanh(s_1)
             h = f * y_1
-            stack_1 = (_t_4, new, f, y_1, _t_2, y, _t_5, g, j_1), stack_1
-            j, b, new, x_1 = j_1, 3, new + [h, s], h
+            stack_1 = (_t_4, new, f, y_1, _t_2, y, _t_5, g_1, j_1), stack_1
+            j, b, g, s, new, x_1 = j_1, 3, g_1, s_1, new + [h, s_1], h
         stack_append((x, st, stack_1))
         st = new
     d_params = np.zeros((4, 9), dtype=float)
@@ -67,9 +69,9 @@ def grad_gated_layers(params, state, xs):
             y_2 = saved_1[3]
             d_s = _gadd(d_s, d_h * f_1 * (1.0 - y_2 * y_2))
             y_3 = saved_1[5]
-            g_1 = saved_1[7]
+            g_2 = saved_1[7]
             d_f = d_h * y_2 + d_s * saved_1[0]
-            d_g = _getitem_sens(d_s * y_3, g_1, slice(6, 9, None)) + _getitem_sens(d_s * saved_1[6] * (1.0 - y_3 * y_3), g_1, slice(3, 6, None)) + _getitem_sens(d_f * f_1 * (1.0 - f_1), g_1, slice(0, 3, None))
+            d_g = _getitem_sens(d_s * y_3, g_2, slice(6, 9, None)) + _getitem_sens(d_s * saved_1[6] * (1.0 - y_3 * y_3), g_2, slice(3, 6, None)) + _getitem_sens(d_f * f_1 * (1.0 - f_1), g_2, slice(0, 3, None))
             j_2 = saved_1[8]
             _t_10 = 2 * j_2
             _t_11 = d_g * params[_t_10]
@@ -85,8 +87,8 @@ def grad_gated_layers(params, state, xs):
     d_fn = _rt.ZERO
     for i in range(_t_13):
         r = results[i]
-        g_2 = r[1](_sens_index(d_st, i))
-        d_fn = _gadd(d_fn, g_2[0])
+        g_3 = r[1](_sens_index(d_st, i))
+        d_fn = _gadd(d_fn, g_3[0])
     d_state_1 = _rt.to_structure(d_fn[0], state)
     return d_params_2, d_state_1
 

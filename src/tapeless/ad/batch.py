@@ -60,6 +60,7 @@ from ..primitives.batch_rules import (
     STACK_OPS,
     TYPE_LEVEL,
 )
+from ..primitives.core import COMPARISON_OPERATORS
 from ..primitives.rules_core import bind_args
 from ..runtime import tree_leaves  # noqa: F401
 
@@ -866,7 +867,9 @@ class VTransform:
         if prim is not None:
             if prim.name in ("truth", "not_"):
                 return 0
-            if prim.elementwise:
+            if prim.elementwise or prim.name in COMPARISON_OPERATORS:
+                # (`n >= 40` of an int: a bool, which has no kind; of arrays, their
+                # broadcast; of other values, whose numbers of axes are not known: none)
                 nds = [self.ndim(a, depth + 1) for a in node.inputs[1:]]
                 given = [n for n in nds if n is not None]
                 return max(given) if given and len(given) == len(nds) else None

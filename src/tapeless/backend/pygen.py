@@ -34,9 +34,13 @@ from ..ir.nodes import (
     reachable_graphs,
 )
 from ..primitives import PRIMITIVES, Primitive
+from ..primitives.ad_ops import IN_PLACE_OF
 from .spelling import ATOM, PRECEDENCE, _star, one_group, spelling
 
 P = PRIMITIVES
+# The statements whose value is their first argument, updated in place (`acc[i] += d`,
+# `a *= b`): named by it, and it by a name of its own.
+_UPDATES_FIRST = {P["add_into_known"], *(P[name] for name in IN_PLACE_OF.values())}
 _counter = itertools.count()
 
 
@@ -476,7 +480,7 @@ class FunctionEmitter:
         if not self.mod.single_use_here(node, g):
             return False
         prim = _prim_of(node)
-        if prim is not None and (prim.loop or prim is P["add_into_known"]):
+        if prim is not None and (prim.loop or prim in _UPDATES_FIRST):
             return False  # (a statement: `acc[i] += d`, then `return acc`)
         # An effect may only move to the end when nothing is scheduled after it.
         return node not in g.effects or self.mod.nodes_of[g.id][-1] is node
@@ -500,7 +504,7 @@ class FunctionEmitter:
         user_prim = _prim_of(user)
         # (`acc[i] += d` names its value by its first argument: a name, not a call again)
         return not (user_prim is not None and (user_prim.loop or (
-            user_prim is P["add_into_known"] and user.inputs[1] is node)))
+            user_prim in _UPDATES_FIRST and user.inputs[1] is node)))
 
     def _expression_only(self, g: Graph) -> bool:
         """Whether an inline graph needs no statements: it renders as one expression."""
@@ -537,7 +541,7 @@ class FunctionEmitter:
             return
         if prim is not None and prim.statement:
             mod.emit_line(indent, self.render_call(node), node.loc)
-            if prim is P["add_into_known"]:  # (its value: its first argument, updated)
+            if prim in _UPDATES_FIRST:  # (its value: its first argument, updated)
                 mod.names[node.id] = self.render(node.inputs[1], g)
                 mod.aliases.add(node.id)
             return
@@ -872,6 +876,7 @@ class FunctionEmitter:
             if not isinstance(v, Apply) or v.graph is not body or v.id in mod.names or \
                     v.id in taken or v.id not in pos or prim is None or \
                     prim.loop or prim is P["tuple_getitem"] or \
+                    (prim in _UPDATES_FIRST and prim is not P["add_into_known"]) or \
                     self._inlined(v, body):
                 continue
             if any(w is p for k, w in enumerate(values) if k != j):
@@ -1077,6 +1082,10 @@ class FunctionEmitter:
             if prim is P["add_into_known"]:
                 return f"{self.render_operand(args[0], g, ATOM)}" \
                     f"[{self.render_index(args[1], g)}] += {_strip(self.render(args[2], g))}"
+            if prim in _UPDATES_FIRST:  # (`a *= b`)
+                update: str = cast(Any, spelling(prim))([self.render_operand(args[0], g, ATOM),
+                                                         _strip(self.render(args[1], g))])
+                return update
             if prim is P["assert"]:
                 msg = "" if _is_none(args[1]) else f"({_strip(self.render(args[1], g))})"
                 return f"if not {self.render(args[0], g)}: raise AssertionError{msg}"

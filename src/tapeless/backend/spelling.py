@@ -187,6 +187,10 @@ WRITTEN: dict[str, Emitter] = {
     "stack_pop": lambda a: f"{a[0]}.pop()",
     "stack_nonempty": lambda a: a[0],
     "add_into_known": lambda a: f"{a[0]}[{a[1]}] += {a[2]}",
+    "add_in_place": lambda a: f"{a[0]} += {a[1]}",
+    "sub_in_place": lambda a: f"{a[0]} -= {a[1]}",
+    "mul_in_place": lambda a: f"{a[0]} *= {a[1]}",
+    "truediv_in_place": lambda a: f"{a[0]} /= {a[1]}",
 }
 
 _TABLE: dict[str, Emitter | None] = {}

@@ -1099,3 +1099,18 @@ def _product_of_equal_rows(ctx: Context, node: Apply) -> Node | None:
     col = g.apply(P["np.swapaxes"], b, -1, -2, loc=node.loc)
     total = g.apply(P["np.sum"], right, -2, None, True, loc=node.loc)
     return g.apply(P["matmul"], col, total, loc=node.loc, name=node.name)
+
+
+@rewrite("eq", "ne")
+def _shapes_compared(ctx: Context, node: Apply) -> Node | None:
+    """`np.shape(a) != np.shape(b)` (or `==`) where the kinds give both shapes: a
+    constant (the check a masked loop's select makes, `batch_rules.kept_unless_every`,
+    before `np.where` would broadcast a width 1 against another)."""
+    a, b = node.inputs[1:3]
+    if not (is_prim(a, "np.shape") and is_prim(b, "np.shape")):
+        return None
+    sa = shape_of(kind(a.inputs[1], ctx.facts))
+    sb = shape_of(kind(b.inputs[1], ctx.facts))
+    if sa is None or sb is None:
+        return None
+    return Constant((sa == sb) is (prim_of(node) is P["eq"]))

@@ -63,7 +63,7 @@ from .scatter import scatter_onto, scatter_pairs
 from .simplify import cse, fold_constants, idle_loop, inline_call, pure, select_constants
 from .unroll import unroll_loop
 from .unwind import fuse_native, unwind_backprops
-from .updates import update_in_place
+from .updates import arithmetic_in_place, update_in_place
 from .zeros import f8_number, never_zero
 
 # Steps that change whole graphs: in a round without other changes, and at the end.
@@ -84,6 +84,7 @@ step("scatter_pairs")
 step("unwind_backprops")
 step("accumulate_down")
 step("checkpoint_recursion")
+step("arithmetic_in_place")
 
 
 # Whether facts (and the kinds they hold) that a round leaves valid start the next round
@@ -184,6 +185,9 @@ def optimize(root: Graph, enabled: set[str] | None = None, max_rounds: int = 30,
     if python and allowed(enabled, "checkpoint_recursion") and \
             (n := checkpoint_recursion(root, *loops)):
         log.add("checkpoint_recursion", n)
+    # (the Python backend's, last: arithmetic into temporaries nothing else reads)
+    if python and allowed(enabled, "arithmetic_in_place") and (n := arithmetic_in_place(root)):
+        log.add("arithmetic_in_place", n)
     return log
 
 

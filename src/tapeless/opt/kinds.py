@@ -462,7 +462,10 @@ def _where_kind(args: list[Kind | None], inputs: list[Node]) -> Kind | None:
     if dtype_of(args[0]) != "b1" or len(shapes) != len(args):
         return None  # (a boolean array condition only)
     shape = _broadcast(shapes)
-    dtype = _dtype(args[1:])
+    x, y = args[1:]
+    # (of two arrays of one dtype, that dtype: a step count kept by a masked loop)
+    dtype = x.dtype if type(x) is ArrayKind and type(y) is ArrayKind and \
+        x.dtype == y.dtype else _dtype(args[1:])
     return array(dtype, shape) if shape else None
 
 
@@ -526,7 +529,8 @@ def _array_kind(prim: Primitive, node: Apply, args: list[Kind | None],
         if len(known) != len(shapes):
             return None
         shape = _broadcast(known)
-        dtype = "b1" if prim.comparison else _dtype(args)
+        dtype = "b1" if prim.comparison else "i8" if _int_arithmetic(name, args) else \
+            _dtype(args)
         if shape == ():
             return SCALAR  # ufuncs return NumPy scalars, not 0-d arrays
         return array(dtype, shape) if shape is not None else None
@@ -577,6 +581,13 @@ def _array_kind(prim: Primitive, node: Apply, args: list[Kind | None],
         # A reduction to no axes at all gives a NumPy scalar, not a 0-d array.
         return array(dtype, shape) if shape else SCALAR
     return None
+
+
+def _int_arithmetic(name: str, args: list[Kind | None]) -> bool:
+    """`+ - * //` of int64 arrays and Python ints (a step count under `tl.vmap`): an
+    int64 array, as NumPy gives."""
+    return name in _INT_ARITHMETIC and all(
+        a is INT or (type(a) is ArrayKind and a.dtype == "i8") for a in args)
 
 
 def _array_shapes(args: list[Kind | None]) -> list[tuple[int, ...] | None] | None:
@@ -841,9 +852,10 @@ def int_value(node: Node, facts: LoopFacts | None = None, depth: int = 0,
         return _INT_ARITHMETIC[name](a, b)
     if name in ("getitem", "tuple_getitem") and isinstance(node, Apply):
         seq, i = node.inputs[1:3]
-        if isinstance(seq, Apply) and prim_name(seq) == "getattr" and \
-                isinstance(seq.inputs[2], Constant) and \
-                seq.inputs[2].value == "shape" and isinstance(i, Constant) and \
+        # (`x.shape[i]`, `np.shape(x)[i]`)
+        if isinstance(seq, Apply) and (prim_name(seq) == "np.shape" or (
+                prim_name(seq) == "getattr" and isinstance(seq.inputs[2], Constant) and
+                seq.inputs[2].value == "shape")) and isinstance(i, Constant) and \
                 type(i.value) is int:
             shape = shape_of(kind(seq.inputs[1], facts, depth + 1, assumed))
             if shape is not None and -len(shape) <= i.value < len(shape):
@@ -1563,8 +1575,12 @@ def _infer(node: Node, facts: LoopFacts | None, depth: int,
             # SCALAR, as for loop state; `[x]` in one and `[]` in the other: a list of x's
             # kind; only the branch taken where the condition is known, under the
             # assumptions too: a derivative rule's `if np.ndim(a) == 0` on loop state)
+            # (a branch that raises returns nothing: the other's kind, as a masked
+            # loop's select that raises where the shapes differ has)
+            outs = taken_outputs(node, facts, depth, assumed)
+            returning = [o for o in outs if prim_name(o) != "raise"]
             return _common_kind([kind(o, facts, depth + 1, assumed)
-                                 for o in taken_outputs(node, facts, depth, assumed)])
+                                 for o in returning or outs])
         if not (isinstance(callee, Constant) and isinstance(callee.value, Primitive)):
             return None
         prim = callee.value
@@ -2355,15 +2371,29 @@ PRIMITIVES["update_value_scatter"].abstract_eval = \
 # values of sizes): registered as the primitives' `infer_kind`, called with the node,
 # the loop facts, the depth of the search and the assumptions, before the arguments'
 # kinds are inferred; None leaves the kind to the rules on the arguments' kinds.
+_FILLED_DTYPES: dict[object, str] = {float: "f8", bool: "b1", int: "i8"}
+
+
 def _filled_kind(node: Apply, facts: LoopFacts | None, depth: int,
                  assumed: Assumptions | None) -> Kind | None:
-    """`np.zeros(shape, float)`, `np.ones(shape, float)` with sizes known when compiling."""
-    if len(node.inputs) != 3 or _const(node.inputs[2]) is not float:
+    """`np.zeros(shape, dtype)`, `np.ones(shape, dtype)` (dtype float, bool or int) and
+    `np.full(shape, value)` of a Python float, bool or int, with sizes known when
+    compiling."""
+    if len(node.inputs) == 4 and prim_name(node) == "np.full":
+        fill = node.inputs[2]
+        value = _const(fill)
+        dtype = _FILLED_DTYPES.get(type(value)) if isinstance(fill, Constant) else \
+            "f8" if kind(fill, facts, depth + 1, assumed) is FLOAT else None
+        if _const(node.inputs[3]) is not None:
+            return None
+    else:
+        dtype = _FILLED_DTYPES.get(_const(node.inputs[2])) if len(node.inputs) == 3 else None
+    if dtype is None:
         return None
     sizes = _index_parts(node.inputs[1]) or [node.inputs[1]]  # (`np.zeros(n)`)
     dims = [int_value(i, facts, depth + 1, assumed) for i in sizes]
     known = [n for n in dims if n is not None and n >= 0]
-    return array("f8", tuple(known)) if len(known) == len(dims) else None
+    return array(dtype, tuple(known)) if len(known) == len(dims) else None
 
 
 def _arange_kind(node: Apply, facts: LoopFacts | None, depth: int,
@@ -2446,6 +2476,7 @@ for _name, _infer_rule in (("list_map", _list_map_kind),
                            ("np.concatenate", _concatenate_kind),
                            ("np.stack", _stack_kind),
                            ("np.zeros", _filled_kind), ("np.ones", _filled_kind),
+                           ("np.full", _filled_kind),
                            ("np.arange", _arange_kind),
                            ("np.size", _size_kind), ("np.eye", _eye_kind),
                            ("np.reshape", _reshape_kind),

@@ -26,7 +26,7 @@ from ..ir.edit import forget_all, set_input
 from ..ir.nodes import Apply, Constant, Graph, Node, graph_nodes, prim_of, reachable_graphs
 from ..primitives import PRIMITIVES
 from ..runtime import ZERO
-from .loop_facts import loop_info
+from .loop_facts import LoopFacts, loop_info
 from .loops import uses
 
 P = PRIMITIVES
@@ -157,3 +157,83 @@ def update_in_place(root: Graph) -> int:
     if chosen:
         forget_all(graphs)
     return len(chosen)
+
+
+# (`b + a` is `a + b` bit for bit, and `b * a` is `a * b`: IEEE addition and
+# multiplication commute)
+_COMMUTES = {"add": True, "mul": True, "sub": False, "truediv": False}
+
+
+def arithmetic_in_place(root: Graph, facts: LoopFacts | None = None) -> int:
+    """`a OP b` (`+ - * /`) as `a OP= b` where `a` is a temporary nothing else reads: a
+    new array (`Primitive.fresh`, or one updated so already) made in the same graph,
+    whose one use is this operation, and whose kind, a float64 or int64 array of known
+    shape, is the result's (so the operation neither broadcasts `a` to a larger shape nor
+    changes its dtype, and NumPy runs the same loop on the same values: bit for bit the
+    same result, without allocating one). Also `b + a` and `b * a` into `a`. Where a
+    step's arithmetic costs about 0.5 µs an operation on 1,000 elements, the allocation
+    it saves is a tenth to a fifth of that: `(x * x * x - a) / (3.0 * x * x)` is four
+    operations in place of six. Only in loops (their bodies and conditions, and what they
+    nest), where a step repeats: straight-line code keeps the expressions a user
+    reads. For the Python backend only (the statements `a *= b`;
+    Numba fuses the expressions itself); run last, on the final program. Returns how many
+    operations changed."""
+    from ..primitives.ad_ops import IN_PLACE_OF
+    from .kinds import ArrayKind, kind
+
+    graphs = reachable_graphs(root)
+    use = uses(graphs)
+    repeated = _in_loops(graphs)
+    owned: set[int] = set()  # the operations made in place (their results are owned)
+    chosen: list[tuple[Apply, Node, Node]] = []
+    for g in graphs:
+        if g.id not in repeated:
+            continue
+        for node in graph_nodes(g):
+            prim = prim_of(node)
+            if prim is None or prim.name not in IN_PLACE_OF or len(node.inputs) != 3:
+                continue
+            a, b = node.inputs[1:]
+            pairs = [(a, b), (b, a)] if _COMMUTES[prim.name] else [(a, b)]
+            for acc, other in pairs:
+                if not isinstance(acc, Apply) or acc is other or \
+                        _only_use(acc, use) is not node or \
+                        not (acc.id in owned or _allocated(acc, g)):
+                    continue
+                facts = facts or LoopFacts(root)
+                k = kind(node, facts)
+                if type(k) is not ArrayKind or k.dtype not in ("f8", "i8") or \
+                        kind(acc, facts) != k:
+                    continue
+                owned.add(node.id)
+                chosen.append((node, acc, other))
+                break
+    for node, acc, other in reversed(chosen):
+        if node.name and not node.name.startswith("#") and not acc.name:
+            acc.name = node.name  # (`step = x * x; step *= x`: the user's name, shown)
+        prim = prim_of(node)
+        assert prim is not None
+        set_input(node, 0, Constant(P[IN_PLACE_OF[prim.name]]))
+        set_input(node, 1, acc)
+        set_input(node, 2, other)
+    if chosen:
+        forget_all(graphs)
+    return len(chosen)
+
+
+def _in_loops(graphs: list[Graph]) -> set[int]:
+    """The ids of the graphs that are a loop's body or condition, or nested in one."""
+    loops: set[int] = set()
+    for g in graphs:
+        for node in graph_nodes(g):
+            info = loop_info(node)
+            if info is not None:
+                loops.update(x.id for x in (info.body, info.cond) if x is not None)
+    inside: set[int] = set()
+    for g in graphs:
+        h: Graph | None = g
+        while h is not None and h.id not in loops:
+            h = h.parent
+        if h is not None:
+            inside.add(g.id)
+    return inside

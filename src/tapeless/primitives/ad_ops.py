@@ -4,6 +4,7 @@ structural operations (see `tapeless.runtime`)."""
 from __future__ import annotations
 
 import dataclasses
+import operator
 from typing import Any
 
 from .. import runtime as rt
@@ -64,6 +65,15 @@ _helper("gadd_owned", "a, b", after_ad=True, differentiable=False, fresh=True)
 # `acc[index] += d` in place, a statement (`accumulate_in_place`, Python backend only).
 _helper("add_into_known", "acc, index, d", after_ad=True, differentiable=False,
         statement=True)
+# `a OP= b` in place, a statement whose value is `a`, where `a` is a new array that
+# nothing else reads and that has the result's dtype and shape (by the operator's name;
+# `tapeless.opt.updates.arithmetic_in_place`, Python backend only).
+IN_PLACE_OF: dict[str, str] = {"add": "add_in_place", "sub": "sub_in_place",
+                               "mul": "mul_in_place", "truediv": "truediv_in_place"}
+for _op, _fn in (("add", operator.iadd), ("sub", operator.isub), ("mul", operator.imul),
+                 ("truediv", operator.itruediv)):
+    register(Primitive(IN_PLACE_OF[_op], _fn, "a, b", differentiable=False,
+                       statement=True, after_ad=True))
 # A matrix product contracting a long axis, in blocks (made by the optimizer, last).
 _helper("matmul_tn", "a, b, block", after_ad=True, differentiable=False, fresh=True)
 # `d * (the max's tie-sharing mask)` in one comparison (made by the optimizer).

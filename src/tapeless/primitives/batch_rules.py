@@ -517,10 +517,8 @@ for _math, _np in [("asin", "arcsin"), ("acos", "arccos"), ("atan", "arctan"),
     batch_generic(elementwise, f"np.{_np}", f"math.{_math}")
 batch_generic(elementwise, None, "lt", "le", "gt", "ge", "eq", "ne", "bitand", "bitor",
               "bitxor", "lshift", "rshift", "invert", "np.floor", "np.ceil", "np.trunc",
-              "np.rint", "np.isnan", "np.isinf", "np.isfinite", "np.logical_not",
-              "np.signbit", "np.mod", "np.fmod", "np.floor_divide", "np.logical_and",
-              "np.logical_or", "np.logical_xor", "np.real", "np.imag",
-              "np.isclose")
+              "np.rint", "np.isnan", "np.isinf", "np.isfinite", "np.signbit", "np.mod",
+              "np.fmod", "np.floor_divide", "np.real", "np.imag", "np.isclose")
 batch_generic(elementwise, None, "np.where", "np.clip", "np.zeros_like", "np.ones_like",
               "np.round", "method.clip", "method.round", "floordiv")
 
@@ -1696,6 +1694,8 @@ _WHY_PER_ELEMENT = {
     "gives one bool for whole arrays": (
         "math.gamma", "math.factorial", "math.copysign", "math.isclose", "np.allclose",
         "np.array_equal"),
+    "arithmetic into a temporary, in place (only a final program has it, the Python "
+    "backend's: never batched): each element's in turn": tuple(ad_ops.IN_PLACE_OF.values()),
 }
 PER_ELEMENT: dict[str, str] = {name: why for why, names in _WHY_PER_ELEMENT.items()
                                for name in names if name in PRIMITIVES}

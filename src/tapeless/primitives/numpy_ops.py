@@ -201,8 +201,10 @@ PROPERTIES: dict[str, dict[str, Any]] = {
         "arccosh arctanh abs square negative positive reciprocal exp2 log2 log10 cbrt "
         "deg2rad rad2deg sinc sign add subtract multiply divide power maximum minimum logaddexp "
         "arctan2 hypot fmax fmin").split()},
+    # (comparisons and logical operations: elementwise, a boolean result)
     **{f"np.{n}": dict(comparison=True) for n in (
-        "equal not_equal less less_equal greater greater_equal").split()},
+        "equal not_equal less less_equal greater greater_equal logical_and logical_or "
+        "logical_xor logical_not").split()},
     **{f"np.{n}": dict(reduction=n, fresh=True) for n in "sum mean max min prod".split()},
     "np.amax": dict(reduction="max"), "np.amin": dict(reduction="min"),
     "np.reshape": dict(reshapes=True), "np.expand_dims": dict(reshapes=True),
