@@ -224,9 +224,9 @@ def _batch_for_kinds(root: Graph, kinds: tuple, deferred: bool = False,
         if spec.kind == "jvp":
             made = _jvp_for_kinds(target, sites, facts, nmap)
             if made is not None:
-                jg, outer = made
+                jg, reads = made
                 for site in sites:
-                    set_inputs(site, [Constant(jg, site.inputs[0].loc), *outer,
+                    set_inputs(site, [Constant(jg, site.inputs[0].loc), *reads,
                                       *site.inputs[1:]])
                 changed = True
             continue
@@ -308,8 +308,8 @@ def _jvp_for_kinds(target: Graph, sites: list[Apply], facts: Any, nmap: dict[int
 
     n = len(target.parameters)
     free = free_variables(target)
-    outer = [nmap.get(fv.id) for fv in free]
-    if any(o is None for o in outer) or _reads_through_closures(target, free) or \
+    outer = [o for fv in free if (o := nmap.get(fv.id)) is not None]
+    if len(outer) != len(free) or _reads_through_closures(target, free) or \
             any(len(site.inputs) != 1 + 2 * n for site in sites):
         return None
     found = {tuple(kind(a, facts) for a in [*outer, *site.inputs[1:1 + n]])
@@ -339,7 +339,7 @@ def _jvp_for_kinds(target: Graph, sites: list[Apply], facts: Any, nmap: dict[int
               for p in target.parameters]
         made.output = made.apply(Constant(jg), *taken, *xs, *[Constant(ZERO)] * len(free),
                                  *ts, loc=target.loc)
-        return made, cast("list[Node]", outer)
+        return made, outer
     return None
 
 
