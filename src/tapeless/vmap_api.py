@@ -222,12 +222,10 @@ def _batch_for_kinds(root: Graph, kinds: tuple, deferred: bool = False,
         if hid in passed or target.vararg:
             continue
         if spec.kind == "jvp":
-            made = _jvp_for_kinds(target, sites, facts, nmap)
+            made = _jvp_for_kinds(target, sites, facts)
             if made is not None:
-                jg, reads = made
                 for site in sites:
-                    set_inputs(site, [Constant(jg, site.inputs[0].loc), *reads,
-                                      *site.inputs[1:]])
+                    set_inputs(site, [Constant(made, site.inputs[0].loc), *site.inputs[1:]])
                 changed = True
             continue
         # (the values of the code around it that the function reads, in the copy: passed
@@ -288,58 +286,38 @@ def _batch_for_kinds(root: Graph, kinds: tuple, deferred: bool = False,
 api.BATCH_FOR_KINDS = _batch_for_kinds
 
 
-def _jvp_for_kinds(target: Graph, sites: list[Apply], facts: Any, nmap: dict[int, Node]
-                   ) -> tuple[Graph, list[Node]] | None:
+def _jvp_for_kinds(target: Graph, sites: list[Apply], facts: Any) -> Graph | None:
     """The jvp of `target` (a function that calls `tl.vmap`, called through a `tl.jvp`
-    stand-in at `sites`, in the copy `_batch_for_kinds` makes, whose nodes `nmap` maps)
-    with those calls batched for the kinds of its primals there: F of code whose shapes
-    are known, not of the batching rules' run-time decisions, which the optimizer then
-    cannot fold (`tl.jacfwd(tl.jacrev(f))`, a `tl.vmap` of a `tl.jvp` of a `tl.vmap`:
-    22,000 graphs and 40 s of compile before, 400 graphs and half a second now).
-    Returns a graph taking the values of the code around `target` that it reads (their
-    tangents zero), then the jvp stand-in's arguments, and those values in the copy;
-    None where a kind is not known, the primals' kinds differ between sites, or forward
-    mode refuses the batched code (a step of the optimizer without a forward rule)."""
+    stand-in at `sites`, in the copy `_batch_for_kinds` makes) with those calls batched
+    for the kinds of its primals there: F of code whose shapes are known, not of the
+    batching rules' run-time decisions, which the optimizer then cannot fold
+    (`tl.jacfwd(tl.jacrev(f))` inside compiled code, a `tl.vmap` of a `tl.jvp` of a
+    `tl.vmap`: 36,000 lines and 40 s of compile before, 53 lines and half a second now).
+    None where `target` reads values of the code around it (a closure: not done), a
+    primal's kind is not known or differs between sites, or forward mode refuses the
+    batched code (a step of the optimizer without a forward rule)."""
     from .ad.api_graphs import jvp_graph
-    from .ad.forward import FTransform, OptimizedCodeRefused, tangent_name
-    from .ir.nodes import Constant, free_variables
+    from .ad.forward import FTransform, OptimizedCodeRefused
+    from .ir.nodes import free_variables
     from .opt.kinds import kind
-    from .runtime import ZERO
 
     n = len(target.parameters)
-    free = free_variables(target)
-    outer = [o for fv in free if (o := nmap.get(fv.id)) is not None]
-    if len(outer) != len(free) or _reads_through_closures(target, free) or \
-            any(len(site.inputs) != 1 + 2 * n for site in sites):
+    if free_variables(target) or any(len(site.inputs) != 1 + 2 * n for site in sites):
         return None
-    found = {tuple(kind(a, facts) for a in [*outer, *site.inputs[1:1 + n]])
-             for site in sites}
+    found = {tuple(kind(a, facts) for a in site.inputs[1:1 + n]) for site in sites}
     if len(found) != 1:
         return None
     kinds = next(iter(found))
     if any(k is None for k in kinds):
         return None
-    closed = _closed(target, free) if free else target
     for optimized in (True, False):
-        batched = _batch_for_kinds(closed, kinds, optimized=optimized)
-        if batched is None or batched is closed:
+        batched = _batch_for_kinds(target, kinds, optimized=optimized)
+        if batched is None or batched is target:
             return None
         try:
-            jg = jvp_graph(batched, FTransform())
+            return jvp_graph(batched, FTransform())
         except OptimizedCodeRefused:
             continue
-        if not free:
-            return jg, []
-        # (the values around it given zero tangents)
-        made = Graph(jg.name, None, target.loc)
-        made.derived = True
-        taken = [made.add_parameter(fv.name or "free", fv.loc) for fv in free]
-        xs = [made.add_parameter(p.name, p.loc) for p in target.parameters]
-        ts = [made.add_parameter(tangent_name(p.name) or "t", p.loc)
-              for p in target.parameters]
-        made.output = made.apply(Constant(jg), *taken, *xs, *[Constant(ZERO)] * len(free),
-                                 *ts, loc=target.loc)
-        return made, outer
     return None
 
 
