@@ -32,6 +32,11 @@ FORWARD = FTransform()
 # the arguments' kinds, with what they stand for: a compiled version built for known
 # argument kinds batches them again for those kinds (`tapeless.vmap_api`).
 VMAP_STAND_INS: weakref.WeakKeyDictionary[Graph, TransformSpec] = weakref.WeakKeyDictionary()
+# The stand-ins of `tl.jvp` calls inside compiled code whose function calls `tl.vmap` (a
+# stand-in above): a compiled version built for known argument kinds takes the jvp of
+# the function with those calls batched for the kinds (`tapeless.vmap_api`), not F of
+# their batching rules' run-time decisions (`tl.jacfwd(tl.jacrev(f))`).
+JVP_OF_VMAP: weakref.WeakKeyDictionary[Graph, TransformSpec] = weakref.WeakKeyDictionary()
 
 
 def grad_graph(g: Graph, argnums: int | tuple[int, ...], has_aux: bool, with_value: bool,
@@ -201,6 +206,8 @@ def expand_transforms(root: Graph, defer_vmap: bool = False) -> Graph:
                 outer: dict[int, Node] = {fv.id: h.apply(P["lift_fwd"], fv)
                                           for fv in free_variables(spec.target)}
                 jvp_graph(spec.target, FTransform(outer, parent=h), h)
+                if any(g in VMAP_STAND_INS for g in reachable_graphs(spec.target)):
+                    JVP_OF_VMAP[h] = spec
             else:
                 # (A function among them, which the derivative code calls, becomes its
                 # J-callable: `lift`.)

@@ -107,8 +107,11 @@ def compiled_jacobian(kind: str, fun: Callable[..., Any], argnums: Any,
     parameters are not n plain positional ones)."""
     if not isinstance(argnums, int) or has_aux:
         return None
+    # (of a Jacobian, `tl.jacfwd(tl.jacrev(f))`: the parameters of the one compiled code
+    # calls, not the `*args` of the Python computing it outside)
+    inner = getattr(fun, "__tapeless_jacobian__", None)
     try:
-        sig = inspect.signature(fun)
+        sig = inspect.signature(fun if inner is None or inner() is None else inner())
     except (TypeError, ValueError):
         return None
     params = list(sig.parameters.values())

@@ -2257,6 +2257,11 @@ for _name in ("np.zeros_like", "np.ones_like"):
     PRIMITIVES[_name].abstract_eval = _or_declared(
         lambda args, inputs: args[0] if isinstance(args[0], ArrayKind) and
         _const(inputs[1]) is None else None, PRIMITIVES[_name])
+# `np.roll(a, shift, axis)`: an array of a's kind (the Jacobians' `field`-like test
+# functions: a `tl.vmap` inside a `tl.jvp` is batched for the kinds it gives).
+PRIMITIVES["np.roll"].abstract_eval = _or_declared(
+    lambda args, inputs: args[0] if isinstance(args[0], ArrayKind) else None,
+    PRIMITIVES["np.roll"])
 for _name in COMPARISON_OPERATORS:
     PRIMITIVES[_name].abstract_eval = _compared_kind
 # Shape rules.
