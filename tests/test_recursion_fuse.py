@@ -21,6 +21,9 @@ from gradcheck import elementwise_fd
 from peak_memory import peak_bytes
 from research_programs import det_laplace, det_laplace_filter
 
+# (tanh of the callee's value: its derivative reads the value, not fused)
+from test_unwind_backprops import _anp_damped, damped
+
 import tapeless as tl
 from tapeless.opt import unwind
 
@@ -227,17 +230,6 @@ def _anp_squared(A, row, cols):
     return total
 
 
-def damped(x, i):
-    """tanh of the callee's value: its derivative reads the value, not fused."""
-    if i == x.shape[0]:
-        return 1.0
-    return x[i] * np.tanh(damped(x, i + 1)) + 0.5 * x[i]
-
-
-def _anp_damped(x, i):
-    if i == x.shape[0]:
-        return 1.0
-    return x[i] * anp.tanh(_anp_damped(x, i + 1)) + 0.5 * x[i]
 
 
 def tree(x, lo, hi):
