@@ -18,6 +18,16 @@ from research_programs import det_laplace, det_laplace_filter
 
 import tapeless as tl
 import tapeless.opt.driver as driver
+from tapeless.opt import unwind
+
+
+@pytest.fixture(autouse=True)
+def records_kept(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Recursions whose backward pass reads the callee's value are fused into their
+    forward pass by default, with no records (`unwind._fuse_all`,
+    tests/test_recursion_fuse.py). The records' accumulator tested here is what they
+    keep otherwise (second order, under a recursion budget, or with the fusion off)."""
+    monkeypatch.setattr(unwind, "FUSE_VALUES", False)
 
 
 def _data(shape, seed=0):
