@@ -267,3 +267,36 @@ def test_straight_line_code_keeps_its_expressions():
     x = np.array([0.1, 0.2])
     src = tl.jit(f).source_for(x, x)
     assert "*=" not in src and "+=" not in src, src
+
+
+# --- where `a += b` would change a value someone else reads (review) ---------------------
+
+
+def _made_outside_the_inner_loop(x):
+    out = 0.0
+    for _ in range(2):
+        u = x * 2.0 + 1.0
+        k = 0
+        while k < 3:
+            out = out + np.sum(u * 2.0)
+            k = k + 1
+    return out
+
+
+def _einsum_views(A):
+    s = 0.0
+    for _ in range(3):
+        d = np.einsum("ii->i", A) + 1.0
+        t = np.einsum("ij->ji", A) * 2.0
+        s = s + np.sum(d) + np.sum(t) + np.sum(A)
+    return s
+
+
+@pytest.mark.parametrize("fn, arg", [(_made_outside_the_inner_loop, np.arange(3.0)),
+                                     (_einsum_views, np.eye(2) + 0.5)])
+def test_no_in_place_arithmetic_on_a_value_read_again_or_a_view(fn, arg):
+    # (`u`, made in place in the outer loop, is read by every trip of the inner one: not
+    # `u *= 2.0` there; NumPy's one-operand einsum is a view of its operand: not `+=`)
+    before = arg.copy()
+    assert tl.jit(fn)(arg) == pytest.approx(fn(before), rel=1e-14)
+    np.testing.assert_array_equal(arg, before)

@@ -367,3 +367,24 @@ def test_a_global_vmap_object_called_in_compiled_code(pattern, backend):
     g = tl.grad(_global_total, backend=backend)(XS, ts)
     want_g = tl.grad(lambda xs: _total_loop(PARAMS, xs, YS, ts))(XS)
     np.testing.assert_allclose(g, want_g, rtol=1e-10, atol=1e-14)
+
+
+def _scaled(x, s=2.0):
+    return np.sin(x) * s
+
+
+SCALED = tl.vmap(_scaled)
+
+
+def _call_scaled(xs, s):
+    return SCALED(xs, s)
+
+
+def test_a_global_vmap_object_in_compiled_code_reads_its_axes_as_outside():
+    # (a parameter with a default is passed whole by a vmap object unless `in_axes` names
+    # it: called in compiled code, the stand-in takes the object's axes, not `in_axes=0`
+    # for every argument, which gave each element its own `s`)
+    xs, s = np.linspace(0.0, 1.0, 4), np.array([1.0, 2.0, 3.0, 4.0])
+    want = SCALED(xs, s)
+    assert want.shape == (4, 4)
+    np.testing.assert_allclose(tl.jit(_call_scaled)(xs, s), want, rtol=1e-15)

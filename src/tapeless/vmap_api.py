@@ -675,11 +675,17 @@ class Vmapped(Transformed):
         axis_size)` written there would be (the function and those options), where it
         maps a plain Python function (the backend is the compiled code's); None
         otherwise (its graph is called as it is)."""
+        import inspect
         import types
 
         if type(self) is not Vmapped or not isinstance(self.fun, types.FunctionType):
             return None
-        return self.fun, (self.in_axes, self.out_axes, self.axis_size)
+        params = inspect.signature(self.fun).parameters.values()
+        if any(p.kind is not inspect.Parameter.POSITIONAL_OR_KEYWORD for p in params):
+            return None
+        # (the axes as this object reads them, one per parameter: a parameter with a
+        # default passed whole unless `in_axes` names it, as outside compiled code)
+        return self.fun, (tuple(self._axes(len(params))), self.out_axes, self.axis_size)
 
     def each_element_graph(self, args: tuple) -> Graph | None:
         """The program that calls the function on each element of `args` and stacks
@@ -691,12 +697,9 @@ class Vmapped(Transformed):
         if self._has_effects() or self._reverse_mode():
             return None
         axes = self._axes(len(args))
-        sizes = [np.shape(leaf)[ax] for a, axis in zip(args, axes, strict=True)
-                 for value, ax in _mapped_pairs(a, axis) for leaf in tree_leaves(value)]
-        size = self.axis_size if self.axis_size is not None else sizes[0]
         target = graph_of(self.fun)
-        return vmap_graph(expand_transforms(target), axes, self.out_axes, size, target.name,
-                          prepare=False, each=True)
+        return vmap_graph(expand_transforms(target), axes, self.out_axes,
+                          self._batch_size(args, axes), target.name, prepare=False, each=True)
 
     def _refuse_effects(self, exc: RaggedBatch) -> None:
         """A located error where the function draws random numbers or prints: the
@@ -721,9 +724,7 @@ class Vmapped(Transformed):
         from .primitives.batch_rules import stack
 
         axes = self._axes(len(args))
-        sizes = [np.shape(leaf)[ax] for a, axis in zip(args, axes, strict=True)
-                 for value, ax in _mapped_pairs(a, axis) for leaf in tree_leaves(value)]
-        size = self.axis_size if self.axis_size is not None else sizes[0]
+        size = self._batch_size(args, axes)
         fn = self.fun if isinstance(self.fun, Transformed) else \
             self.__dict__.setdefault("_element_fn", api.jit(self.fun, self.backend))
         outs = [fn(*[_element_of(a, axis, i) for a, axis in zip(args, axes, strict=True)])
@@ -731,6 +732,14 @@ class Vmapped(Transformed):
         if not outs:
             raise VmapError("vmap over an empty batch: " + RAGGED)
         return _stacked_out(outs, self.out_axes, stack)
+
+    def _batch_size(self, args: tuple, axes: list[Any]) -> int:
+        """The batch's size: `axis_size`, else the length of the first mapped axis."""
+        if self.axis_size is not None:
+            return self.axis_size
+        sizes = (np.shape(leaf)[ax] for a, axis in zip(args, axes, strict=True)
+                 for value, ax in _mapped_pairs(a, axis) for leaf in tree_leaves(value))
+        return next(sizes, 0)  # (nothing mapped: an empty batch, refused by the caller)
 
     def _reverse_mode(self) -> bool:
         """Whether the function mapped is reverse-mode derivative code (`vmap(grad(f))`,

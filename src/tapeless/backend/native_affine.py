@@ -20,7 +20,10 @@ not at the rate the processor could do its arithmetic. This pass rewrites the tu
 where the factors are what the operations on the sensitivities multiply them by,
 computed from the same values in the same order but for the sensitivities (so a turn's
 chain is one product and a few sums). The results differ from the Python backend's by
-the rounding of the reassociation alone.
+the rounding of the reassociation, which near the ends of the float range is more than
+rounding: a factor `a * a` that underflows to 0 or overflows to inf where `(d * a) * a`
+does not, or `(a + b) * d` giving inf where `d * a + d * b` gives `inf - inf`'s NaN
+(only the first call is checked against the Python backend).
 
 Which loops: a `for` or `while` loop whose body is assignments only (to names, or a
 tuple of names from a tuple), for the set S of names it carries (read in a turn before

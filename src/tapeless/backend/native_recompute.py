@@ -22,6 +22,8 @@ from __future__ import annotations
 import ast
 import copy
 
+from .native_ast import parents
+
 _OPS = (ast.Add, ast.Sub, ast.Mult, ast.Div)
 # (at most this many operations recomputed per item read)
 MAX_OPS = 4
@@ -50,12 +52,8 @@ def _stores(fn: ast.FunctionDef) -> dict[str, int]:
     return out
 
 
-def _parents(node: ast.AST) -> dict[int, ast.AST]:
-    return {id(c): n for n in ast.walk(node) for c in ast.iter_child_nodes(n)}
-
-
 def _rewrite(fn: ast.FunctionDef, stack: str, stores: dict[str, int]) -> int:
-    parent = _parents(fn)
+    parent = parents(fn)
     names = {stack}  # the stack and the names bound to it
     appends: set[str] = set()  # `stack_append = stack.append`
     pushes: list[ast.Call] = []

@@ -921,13 +921,7 @@ class ExpressionMixin:
                   node: ast.Call) -> Node:
         """A graph with `graph`'s parameters standing for a transform of it, whose body
         the AD stage builds (`TransformSpec`)."""
-        stand_in = Graph(f"{name}_{graph.name}", None, graph.loc)
-        for p in graph.parameters:
-            stand_in.add_parameter(p.name, p.loc)
-        stand_in.take_signature(graph)
-        stand_in.transform = TransformSpec(name, graph, options, has_aux)
-        PENDING_TRANSFORMS.add(stand_in)
-        return Constant(stand_in, self.loc(node))
+        return Constant(transform_stand_in(name, graph, options, has_aux), self.loc(node))
 
     def _jvp_call(self, node: ast.Call, block: Block) -> Node:
         """`tl.jvp(f, primals, tangents)` inside compiled code: a call of a graph that
@@ -1102,6 +1096,18 @@ def _logistic_argument(left: Node, right: Node) -> Node | None:
     return n.inputs[1] if applies(n, "neg") else None
 
 
+def transform_stand_in(name: str, graph: Graph, options: Any, has_aux: bool) -> Graph:
+    """A graph with `graph`'s parameters standing for the transform `name` of it, whose
+    body the AD stage builds (`TransformSpec`)."""
+    stand_in = Graph(f"{name}_{graph.name}", None, graph.loc)
+    for p in graph.parameters:
+        stand_in.add_parameter(p.name, p.loc)
+    stand_in.take_signature(graph)
+    stand_in.transform = TransformSpec(name, graph, options, has_aux)
+    PENDING_TRANSFORMS.add(stand_in)
+    return stand_in
+
+
 def constant_node(value: Any, resolver: Any, loc: Any = None) -> Constant:
     """A compile-time value: Python functions become graphs (compiled once), and so do
     functions transformed by tapeless (a global `g = tl.grad(h)` is the gradient's
@@ -1114,14 +1120,8 @@ def constant_node(value: Any, resolver: Any, loc: Any = None) -> Constant:
             # (a global `tl.vmap(f)` object: the stand-in `tl.vmap(f, ...)` written here
             # makes, batched for the kinds of the call, with its per-element twin)
             fun, options = spec
-            graph = resolver.graph_for(fun)
-            stand_in = Graph(f"vmap_{graph.name}", None, graph.loc)
-            for p in graph.parameters:
-                stand_in.add_parameter(p.name, p.loc)
-            stand_in.take_signature(graph)
-            stand_in.transform = TransformSpec("vmap", graph, options, False)
-            PENDING_TRANSFORMS.add(stand_in)
-            return Constant(stand_in, loc)
+            return Constant(transform_stand_in("vmap", resolver.graph_for(fun), options,
+                                               False), loc)
         return Constant(value.graph, loc)
     made = getattr(value, "__tapeless_jacobian__", None)
     if made is not None:  # (`h = tl.hessian(f)`, a global called in compiled code)

@@ -51,10 +51,14 @@ def _only_use(node: Node, use: Uses) -> Node | None:
 
 
 def _allocated(node: Node, where: Graph) -> bool:
-    """Made in `where` by an operation that allocates its result (`Primitive.fresh`)."""
-    return isinstance(node, Apply) and node.graph is where and \
-        isinstance(node.inputs[0], Constant) and bool(getattr(node.inputs[0].value, "fresh",
-                                                              False))
+    """Made in `where` by an operation that allocates its result (`Primitive.fresh`;
+    not `np.einsum` of one operand, which NumPy gives as a view of it where it can:
+    `'ii->i'`, `'ij->ji'`)."""
+    if not (isinstance(node, Apply) and node.graph is where and
+            isinstance(node.inputs[0], Constant) and
+            getattr(node.inputs[0].value, "fresh", False)):
+        return False
+    return getattr(node.inputs[0].value, "name", "") != "np.einsum" or len(node.inputs) > 3
 
 
 def _ancestors(node: Apply) -> set[int]:
@@ -196,7 +200,9 @@ def arithmetic_in_place(root: Graph, facts: LoopFacts | None = None) -> int:
             a, b = node.inputs[1:]
             pairs = [(a, b), (b, a)] if _COMMUTES[prim.name] else [(a, b)]
             for acc, other in pairs:
-                if not isinstance(acc, Apply) or acc is other or \
+                # (made here: a value made in place in an enclosing graph and read by
+                # a loop's body would be changed again on every trip)
+                if not isinstance(acc, Apply) or acc is other or acc.graph is not g or \
                         _only_use(acc, use) is not node or \
                         not (acc.id in owned or _allocated(acc, g)):
                     continue
