@@ -836,3 +836,46 @@ def test_a_method_of_a_batched_object_is_each_elements():
     got = tl.vmap(_apply_method, in_axes=(None, 0))(_Scaled(m.s[0]), xs)
     np.testing.assert_allclose(got, stacked(lambda x: _apply_method(_Scaled(m.s[0]), x), xs),
                                rtol=1e-12)
+
+
+# --- a parameter with a default under an int in_axes --------------------------------------
+
+DEFAULT_W = np.arange(6.0).reshape(3, 2)
+
+
+def offset_by_default(x, w=DEFAULT_W):
+    return np.sum(w) * x + w[0, 0]
+
+
+vmapped_offset = tl.vmap(offset_by_default)
+
+
+def inline_vmap_with_default(xs):
+    return tl.vmap(offset_by_default)(xs)
+
+
+def global_vmap_with_default(xs):
+    return vmapped_offset(xs)
+
+
+def inline_vmap_naming_default(xs, ws):
+    return tl.vmap(offset_by_default, in_axes=(0, 0))(xs, ws)
+
+
+def test_a_parameter_with_a_default_is_passed_whole_everywhere(optimize: str) -> None:
+    # (An int in_axes maps the parameters without a default, the same in compiled code,
+    # written inline or through a global vmap object, as from Python; a tuple naming
+    # the parameter maps it.)
+    xs = RNG.normal(size=5)
+    expected = np.array([offset_by_default(x) for x in xs])
+    np.testing.assert_allclose(vmapped_offset(xs), expected, rtol=1e-12)
+    for fn in (inline_vmap_with_default, global_vmap_with_default):
+        np.testing.assert_allclose(fn(xs), expected, rtol=1e-12)
+        np.testing.assert_allclose(tl.jit(fn)(xs), expected, rtol=1e-12)
+        np.testing.assert_allclose(tl.grad(lambda v: np.sum(fn(v)))(xs),  # noqa: B023
+                                   np.full(5, np.sum(DEFAULT_W)), rtol=1e-12)
+    ws = np.stack([DEFAULT_W * (k + 1) for k in range(5)])
+    named = np.array([offset_by_default(x, w) for x, w in zip(xs, ws, strict=True)])
+    np.testing.assert_allclose(tl.jit(inline_vmap_naming_default)(xs, ws), named, rtol=1e-12)
+    np.testing.assert_allclose(tl.vmap(offset_by_default, in_axes=(0, 0))(xs, ws), named,
+                               rtol=1e-12)

@@ -975,6 +975,14 @@ class ExpressionMixin:
             if kw.arg not in options:
                 raise self.error(f"unexpected argument {kw.arg!r} to tapeless.vmap", kw)
             options[kw.arg] = self._compile_time(kw.value, block)
+        specs = target.value.signature or []
+        if isinstance(options["in_axes"], (int, type(None))) and not target.value.vararg \
+                and any(s.default is not None for s in specs) \
+                and all(s.kind == "pos" for s in specs):
+            # (a parameter with a default passed whole, as by a `tl.vmap` object called
+            # here or outside compiled code: `in_axes` as a tuple names it to map it)
+            options["in_axes"] = tuple(None if s.default is not None else options["in_axes"]
+                                       for s in specs)
         return self._stand_in("vmap", target.value, (
             options["in_axes"], options["out_axes"], options["axis_size"]), False, node)
 
