@@ -55,6 +55,7 @@ import contextlib  # noqa: E402
 import importlib  # noqa: E402
 import importlib.util  # noqa: E402
 import time  # noqa: E402
+import types  # noqa: E402
 import warnings  # noqa: E402
 from collections.abc import Callable, Iterator  # noqa: E402
 from dataclasses import dataclass  # noqa: E402
@@ -131,36 +132,28 @@ def _tuple_np(r: Any) -> tuple:
     return tuple(np.asarray(x) for x in r) if isinstance(r, tuple | list) else (np.asarray(r),)
 
 
-# The programs of control_programs.py whose bodies call NumPy, over a module with NumPy's
-# names (autograd.numpy, jax.numpy): the same statements, `np` a parameter.
+def as_written(**names: Any) -> dict[str, Any]:
+    """control_programs.py's functions as written, each global of `names` (`np`, `math`,
+    `tl`) bound to a tool's module instead: one namespace, so that a program's calls of
+    the module's other functions reach their rebound versions too."""
+    space = dict(vars(C), **names)
+    for key, value in vars(C).items():
+        if isinstance(value, types.FunctionType) and value.__module__ == C.__name__:
+            space[key] = types.FunctionType(value.__code__, space, value.__name__,
+                                            value.__defaults__, value.__closure__)
+    return space
 
 
-def numpy_programs(xp: Any) -> dict[str, Callable]:
-    def rk4_loss(A, y0):
-        h = 0.001
-        y = y0
-        for _ in range(1000):
-            k1 = C.linear_rhs(A, y)
-            k2 = C.linear_rhs(A, y + 0.5 * h * k1)
-            k3 = C.linear_rhs(A, y + 0.5 * h * k2)
-            k4 = C.linear_rhs(A, y + h * k3)
-            y = y + (h / 6.0) * (k1 + 2.0 * k2 + 2.0 * k3 + k4)
-        return xp.sum(y * y)
+PROGRAMS = {"det": "det_laplace", "walk": "walk_energy", "particle": "aimed_landing",
+            "rk4": "rk4_loss", "saddle": "saddle_value", "poly": "poly_loss",
+            "classifier": "classifier_loss"}
+NESTED = ("particle", "saddle")
 
-    def poly_loss(c, x, y):
-        pred = xp.zeros_like(x)
-        for k in range(c.shape[0]):
-            pred = pred + c[k] * x ** k
-        return xp.mean((pred - y) ** 2)
 
-    def classifier_loss(W1, b1, W2, b2, X, labels):
-        h = xp.maximum(X @ W1 + b1, 0.0)
-        logits = h @ W2 + b2
-        shifted = logits - xp.max(logits, axis=1, keepdims=True)
-        logp = shifted - xp.log(xp.sum(xp.exp(shifted), axis=1, keepdims=True))
-        return -xp.mean(logp[xp.arange(X.shape[0]), labels])
-
-    return {"rk4": rk4_loss, "poly": poly_loss, "classifier": classifier_loss}
+def _how(key: str, module: str, nested: str) -> str:
+    used = {"det": "", "walk": "", "particle": "`math`", "saddle": "`math`"}.get(key, "`np`")
+    how = f"as written, {used} as `{module}`" if used else "the program unchanged"
+    return how + (f"; its `tl.grad` as {nested}" if key in NESTED else "")
 
 
 # --- HIPS autograd ---------------------------------------------------------------------------
@@ -170,53 +163,15 @@ def autograd_version(key: str, args: tuple, argnums: Any) -> Version:
     import autograd
     import autograd.numpy as anp
 
-    G, DRAG, DT = C.GRAVITY, C.DRAG, C.DT
-
-    def landing(v, angle):
-        x, y = 0.0, 0.0
-        vx = v * anp.cos(angle)
-        vy = v * anp.sin(angle)
-        px, py = x, y
-        while y >= 0.0:
-            px, py = x, y
-            x = x + vx * DT
-            y = y + vy * DT
-            vx = vx - DRAG * vx * DT
-            vy = vy - (G + DRAG * vy) * DT
-        return px + (x - px) * py / (py - y)
-
-    def miss(angle, v, target):
-        return (landing(v, angle) - target) ** 2
-
-    def aimed_landing(v, target):
-        angle = 0.6
-        for _ in range(8):
-            angle = angle - 0.002 * autograd.grad(miss)(angle, v, target)
-        return landing(v, angle) + 0.01 * v * v
-
-    def game(x, y, a, b):
-        return 0.5 * x * x + a * x * y - 0.5 * y * y + b * anp.sin(x)
-
-    def saddle_value(a, b):
-        y = 0.0
-        x = 0.0
-        for _ in range(12):
-            for _ in range(15):
-                x = x - 0.3 * autograd.grad(game, 0)(x, y, a, b)
-            y = y + 0.3 * autograd.grad(game, 1)(x, y, a, b)
-        return game(x, y, a, b)
-
     if key == "gmm":
         _, gradient, to_numpy = P.autograd_setup("gmm", args)
         return Version(gradient, to_numpy, "bench/peers.py's GMM (autograd's logsumexp)",
                        False)
-    programs = {"det": C.det_laplace, "walk": C.walk_energy, "particle": aimed_landing,
-                "saddle": saddle_value, **numpy_programs(anp)}
-    g = autograd.grad(programs[key], argnums)
-    unchanged = key in ("det", "walk")
+    nested = types.SimpleNamespace(grad=lambda f, argnums=0: autograd.grad(f, argnums))
+    f = as_written(np=anp, math=anp, tl=nested)[PROGRAMS[key]]
+    g = autograd.grad(f, argnums)
     return Version(lambda: g(*args), _tuple_np,
-                   "the program unchanged" if unchanged else
-                   "as written, `np`/`math` as `autograd.numpy`", True)
+                   _how(key, "autograd.numpy", "`autograd.grad`"), True)
 
 
 # --- PyTorch eager ---------------------------------------------------------------------------
@@ -227,68 +182,24 @@ def torch_version(key: str, args: tuple, argnums: Any) -> Version:
 
     torch.set_num_threads(1)
     f64 = torch.float64
-    G, DRAG, DT = C.GRAVITY, C.DRAG, C.DT
 
-    def landing(v, angle):
-        x, y = 0.0, 0.0
-        vx = v * torch.cos(angle)
-        vy = v * torch.sin(angle)
-        px, py = x, y
-        while y >= 0.0:
-            px, py = x, y
-            x = x + vx * DT
-            y = y + vy * DT
-            vx = vx - DRAG * vx * DT
-            vy = vy - (G + DRAG * vy) * DT
-        return px + (x - px) * py / (py - y)
+    def nested_grad(f: Callable, argnums: int = 0) -> Callable:
+        """A PyTorch user's `grad` of a scalar function, differentiable again: the
+        argument enters as a fresh node (`view_as`), so that the result is the partial
+        derivative. `torch.autograd.grad(f(x, y), x)` would also count the paths through
+        arguments computed from x (the saddle's y, made by an ascent step from this x): a
+        total derivative, whose first ascent step differs by 1.6e-4 and whose final
+        gradient differs by 2.5e-8 relative (a 1e-6 check lets it through)."""
 
-    def miss(angle, v, target):
-        return (landing(v, angle) - target) ** 2
-
-    def aimed_landing(v, target):
-        angle = torch.tensor(0.6, dtype=f64, requires_grad=True)
-        for _ in range(8):
-            (slope,) = torch.autograd.grad(miss(angle, v, target), angle, create_graph=True)
-            angle = angle - 0.002 * slope
-        return landing(v, angle) + 0.01 * v * v
-
-    def game(x, y, a, b):
-        return 0.5 * x * x + a * x * y - 0.5 * y * y + b * torch.sin(x)
-
-    def saddle_value(a, b):
-        # (∂game/∂x at (x, y) is the gradient with respect to a fresh node `x.view_as(x)`:
-        # `torch.autograd.grad(game(x, y, a, b), x)` would also count the paths through y,
-        # which the previous ascent step computed from this x: a total derivative, not
-        # tl.grad's partial one. The first ascent step then differs by 1.6e-4 and the
-        # final gradient by 2.5e-8 relative, which a 1e-6 check lets through.)
-        y = torch.tensor(0.0, dtype=f64, requires_grad=True)
-        x = torch.tensor(0.0, dtype=f64, requires_grad=True)
-        for _ in range(12):
-            for _ in range(15):
-                xs = x.view_as(x)
-                (dx,) = torch.autograd.grad(game(xs, y, a, b), xs, create_graph=True)
-                x = xs - 0.3 * dx
-            ys = y.view_as(y)
-            (dy,) = torch.autograd.grad(game(x, ys, a, b), ys, create_graph=True)
-            y = ys + 0.3 * dy
-        return game(x, y, a, b)
-
-    def rk4_loss(A, y0):
-        h = 0.001
-        y = y0
-        for _ in range(1000):
-            k1 = C.linear_rhs(A, y)
-            k2 = C.linear_rhs(A, y + 0.5 * h * k1)
-            k3 = C.linear_rhs(A, y + 0.5 * h * k2)
-            k4 = C.linear_rhs(A, y + h * k3)
-            y = y + (h / 6.0) * (k1 + 2.0 * k2 + 2.0 * k3 + k4)
-        return torch.sum(y * y)
-
-    def poly_loss(c, x, y):
-        pred = torch.zeros_like(x)
-        for k in range(c.shape[0]):
-            pred = pred + c[k] * x ** k
-        return torch.mean((pred - y) ** 2)
+        def g(*args: Any) -> Any:
+            xs = list(args)
+            x = xs[argnums]
+            x = (x.view_as(x) if isinstance(x, torch.Tensor)
+                 else torch.tensor(x, dtype=f64, requires_grad=True))
+            xs[argnums] = x
+            (d,) = torch.autograd.grad(f(*xs), x, create_graph=True)
+            return d
+        return g
 
     zero = torch.tensor(0.0, dtype=f64)
 
@@ -305,18 +216,19 @@ def torch_version(key: str, args: tuple, argnums: Any) -> Version:
     if key == "gmm":
         _, gradient, to_np = P.torch_setup("gmm", args)
         return Version(gradient, to_np, "bench/peers.py's GMM (`torch.logsumexp`)", False)
-    programs = {"det": C.det_laplace, "walk": C.walk_energy, "particle": aimed_landing,
-                "saddle": saddle_value, "rk4": rk4_loss, "poly": poly_loss,
-                "classifier": classifier_loss}
-    f = programs[key]
+    if key == "classifier":
+        f = classifier_loss
+        how = ("`np` as `torch`, with torch's signatures (`torch.maximum` of a tensor, "
+               "`dim=`, `keepdim=`, `.values`)")
+    else:
+        f = as_written(np=torch, math=torch,
+                       tl=types.SimpleNamespace(grad=nested_grad))[PROGRAMS[key]]
+        how = _how(key, "torch", "`torch.autograd.grad(..., create_graph=True)` of a "
+                   "fresh node (`x.view_as(x)`)")
     tensors = [torch.tensor(a, dtype=f64) if isinstance(a, float) else torch.tensor(a)
                for a in args]
     nums = (argnums,) if isinstance(argnums, int) else argnums
     params = [tensors[i].requires_grad_() for i in nums]
-    unchanged = key in ("det", "walk")
-    how = ("the program unchanged" if unchanged else "as written, `np`/`math` as `torch`"
-           + ("; inner derivatives by `torch.autograd.grad(..., create_graph=True)`"
-              if key in ("particle", "saddle") else ""))
     return Version(lambda: torch.autograd.grad(f(*tensors), params), to_numpy, how, True)
 
 
@@ -357,9 +269,9 @@ def jax_version(key: str, args: tuple, argnums: Any) -> Version:
         gj = jax.jit(g)
         return Version(lambda: jax.block_until_ready(gj(*jargs)), _tuple_np,
                        how + " (bench/bench_native.py's)", False)
-    as_written = key in ("poly", "classifier")
-    if as_written:
-        f, how = numpy_programs(jnp)[key], "as written, `np` as `jax.numpy`"
+    written = key in ("poly", "classifier")
+    if written:
+        f, how = as_written(np=jnp)[PROGRAMS[key]], _how(key, "jax.numpy", "")
     elif key == "walk":
         def f(A):
             n = A.shape[0]
@@ -409,7 +321,7 @@ def jax_version(key: str, args: tuple, argnums: Any) -> Version:
         raise ValueError(key)
     jargs = tuple(jnp.asarray(a) for a in args)
     gj = jax.jit(jax.grad(f, argnums))
-    return Version(lambda: jax.block_until_ready(gj(*jargs)), _tuple_np, how, as_written)
+    return Version(lambda: jax.block_until_ready(gj(*jargs)), _tuple_np, how, written)
 
 
 MAKERS: dict[str, tuple[str, Callable[[str, tuple, Any], Version]]] = {
@@ -534,7 +446,8 @@ def bench_case(case: Any, opts: Any) -> tuple[str, list[str], list[str]]:
     def over(label: str, peer: str | None) -> str:
         if peer is None or label not in t:
             return "–"
-        return f"{t[label] / peer_times[peer]:.2f}"
+        r = t[label] / peer_times[peer]
+        return f"{r:.2f}" if r >= 0.1 else f"{r:.2g}"
 
     def peer_cell(tool: str) -> str:
         if tool not in t:
