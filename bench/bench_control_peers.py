@@ -10,17 +10,18 @@ bench/control_programs.py) under tapeless and its peers, side by side; prints Ma
 
 Per workload, the gradient's time per call under: tapeless `tl.grad` (Python backend, both
 spellings of bench_control.py) and `tl.grad(..., backend="native")` (first spelling, if
-Numba is installed); HIPS autograd (`autograd.grad` of the program as written, `np`/`math`
-spelled `autograd.numpy`; nested derivatives by `autograd.grad` inside, as a user would);
-PyTorch eager (`torch.autograd.grad` on float64 tensors; nested derivatives with
-`create_graph=True`); JAX `jit` of its gradient, the program rewritten where JAX cannot
-run it as written or where a JAX user would not write it so (each rewrite is named in the
-report). A tool that is not installed is left out. Every tool's gradient is checked
-against tapeless's (relative error ≤ 1e-6, as bench_control.py's) before anything is
-timed; a wrong one is reported and not timed.
+Numba is installed); HIPS autograd (`autograd.grad` of the program as written: its
+functions with `np`/`math`/`tl` bound to `autograd.numpy`/`autograd.grad`, so nested
+derivatives are `autograd.grad` inside, as a user would write them); PyTorch eager
+(`torch.autograd.grad` on float64 tensors, `np`/`math` bound to `torch`; nested
+derivatives with `create_graph=True`); JAX `jit` of its gradient, the program rewritten
+where JAX cannot run it as written or where a JAX user would not write it so (each
+rewrite is named in the report). A tool that is not installed is left out. Every
+tool's gradient is checked against tapeless's (relative error ≤ 1e-6, as
+bench_control.py's) before anything is timed; a wrong one is reported and not timed.
 
 One thread for every tool (`OMP/OPENBLAS/MKL_NUM_THREADS=1`, XLA's flags as in
-bench/peers.py, `torch.set_num_threads(1)`), the same malloc settings as
+bench/run.py, `torch.set_num_threads(1)`), the same malloc settings as
 bench_control.py, a fresh native cache; the script re-executes itself with them. Timing
 as bench/timing.py's `best_times`: each function's calls grouped into samples of at
 least 50 ms, the samples of all tools interleaved round by round, the least of 5 rounds.
@@ -238,7 +239,7 @@ def torch_version(key: str, args: tuple, argnums: Any) -> Version:
 # `np`/`math` spelled `jax.numpy`): what a JAX user rewrites, and why.
 # (Measured once, 2026-12-07, on a 2-core machine at a load average of 13: the first call
 # of `jax.jit(jax.grad(...))` of the walk as written took 10.6 s of CPU time; the
-# determinant's had not finished after 15 minutes.)
+# determinant's had not finished after 15 minutes, RK4's after 10; the saddle's took 5.1 s.)
 JAX_AS_WRITTEN = {
     "det": "the recursion is unrolled while tracing (13,700 calls, each a gather): "
            "XLA's compile had not finished after 15 minutes",
@@ -246,8 +247,10 @@ JAX_AS_WRITTEN = {
             "about 10 s",
     "particle": "`while y >= 0.0` on a traced value fails under `jit`; `lax.while_loop` "
                 "has no reverse-mode derivative",
-    "rk4": "the 1,000 steps are unrolled while tracing: a long compile",
-    "saddle": "the 12 × 16 `jax.grad` steps are unrolled while tracing",
+    "rk4": "the 1,000 steps are unrolled while tracing: XLA's compile had not finished "
+           "after 10 minutes",
+    "saddle": "the 12 × 16 `jax.grad` steps are unrolled while tracing: it runs, its "
+              "first call about 5 s",
 }
 
 
