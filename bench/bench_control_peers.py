@@ -33,15 +33,15 @@ import os
 import sys
 import tempfile
 
-ENV = {
-    "OMP_NUM_THREADS": "1",
-    "OPENBLAS_NUM_THREADS": "1",
-    "MKL_NUM_THREADS": "1",
-    "XLA_FLAGS": "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1",
-    "MALLOC_MMAP_THRESHOLD_": "67108864",
-    "MALLOC_TRIM_THRESHOLD_": "268435456",
-}
 HERE = os.path.dirname(os.path.abspath(__file__))
+_saved_path = list(sys.path)
+sys.path.insert(0, HERE)
+try:
+    # bench/run.py's environment: one thread for BLAS and XLA, its malloc settings. (Its
+    # import loads NumPy; where the environment is missing, the process starts again.)
+    from run import ENV
+finally:
+    sys.path[:] = _saved_path
 
 if __name__ == "__main__" and not (
         all(os.environ.get(k) == v for k, v in ENV.items())
