@@ -16,8 +16,7 @@ a loop's length with checkpointing on). Prints a Markdown report in two parts.
    bench/handwritten.py), of the objective (run by CPython and by `tl.jit`) and of HIPS
    autograd's gradient of the same source (its functions rebound to `autograd.numpy`, the
    nested `tl.grad` to `autograd.grad`; `--no-autograd` leaves it out). JAX is not
-   measured: its buffers are XLA's, which tracemalloc does not see, and its `grad` does
-   not run the `while` loops on traced values.
+   measured: its buffers are XLA's, which tracemalloc does not see.
 2. Long loops over their length n, checkpointing on (`tl.config.loop_checkpoint =
    "auto"`, `tl.config.loop_memory` = the budget, read when a gradient compiles) and off
    ("never", or the default 1 GiB where it checkpoints nothing): RK4 over 64-dimension
@@ -29,6 +28,8 @@ a loop's length with checkpointing on). Prints a Markdown report in two parts.
 
 Peak memory is tracemalloc's: the bytes Python and NumPy allocate during one call, after a
 warm-up call (compiling, filling caches); the arguments are not counted, the result is.
+Part 2 measures after `gc.collect()` (see `peak`'s `cold`): a loop of up to a few thousand
+steps would otherwise reuse the tuples the call before freed, untraced.
 Times (part 2) are the CPU time of one call, only indicative. Every gradient is checked
 first: tapeless's and autograd's against the hand-written gradient or, where there is
 none, against central finite differences of the objective.
@@ -268,7 +269,7 @@ def loop_table(title: str, ways: list, hand: Callable, args_of: Callable[[int], 
                 cpu = time.process_time() - start
                 err = BC.rel_error(got, expected)
                 assert err < 1e-9, (label, n, err)
-                mem = peak(g, *args, warm=False)
+                mem = peak(g, *args, warm=False, cold=True)
             peaks[label].append(mem)
             cells.append(f"{fmt_bytes(mem)} | {cpu * 1e3:.0f}")
         hand_mem = peaks["hand-written"][-1]
