@@ -9,6 +9,8 @@ spellings each (bench/control_programs.py). Prints a Markdown report.
     python bench/bench_control.py --activity      # also the gradient built without the
                                                   # activity analysis (TAPELESS_ACTIVITY=0)
     python bench/bench_control.py --no-cpython    # not the objective run by CPython
+    python bench/bench_control.py --memory [...]  # peak memory instead: the options of
+                                                  # bench/bench_control_memory.py
 
 Reported, per workload and spelling, from one run: the objective run by CPython and by
 `tl.jit`; the gradient `tl.grad(f, argnums)`; *gradient ÷ objective* (over tl.jit's
@@ -281,6 +283,11 @@ ACTIVITY_HEADER = (
 
 
 def main() -> None:
+    if "--memory" in sys.argv[1:]:
+        import bench_control_memory
+
+        bench_control_memory.main([a for a in sys.argv[1:] if a != "--memory"])
+        return
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--only", default="", help="comma-separated workload keys: "
                     + ", ".join(c.key for c in CASES))

@@ -9,8 +9,8 @@ loop's length with checkpointing on). Three parts:
    hand-written discrete adjoint, saving each step's 4 stage inputs.
 2. The LSTM of bench/workloads.py (2 layers, 14 wide) over the sequence length, the same
    three ways (the hand-written gradient: bench/handwritten.lstm_grad).
-3. Every loop workload of bench/bench_control.py that has a hand-written gradient, at its
-   benchmark size, each spelling: tapeless's peak ÷ the hand-written gradient's.
+3. (Every workload of bench/bench_control.py at its benchmark size, against the
+   hand-written gradient, is bench/bench_control_memory.py's.)
 4. (`native`) RK4 as in 1. on both backends over n = 1,000, 10,000 and 100,000 (1,000 and
    10,000 with --quick): native and Python, each saving every iteration (`"never"`) and
    checkpointed (`"auto"`, the 200 kB budget), in one process. tracemalloc sees native
@@ -43,14 +43,13 @@ arguments excluded); time is the median of a few calls without tracemalloc (CPU 
 6.). Every
 gradient is checked against the hand-written one first. Prints Markdown tables.
 
-    python bench/bench_loop_memory.py [--quick] [--only rk4,lstm,control,native,while,recursion]
+    python bench/bench_loop_memory.py [--quick] [--only rk4,lstm,native,while,recursion]
 """
 
 from __future__ import annotations
 
 import sys
 import time
-import tracemalloc
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -58,7 +57,10 @@ from timing import median_time, single_threaded  # noqa: E402
 
 single_threaded()
 
+import control_handwritten as CH  # noqa: E402
+import control_programs as C  # noqa: E402
 import numpy as np  # noqa: E402
+from bench_control_memory import peak  # noqa: E402
 
 import tapeless as tl  # noqa: E402
 
@@ -66,58 +68,14 @@ H = 0.001
 BUDGET = 200_000  # bytes: about 50 steps of 64-dimension stage inputs
 
 
-def rk4_loss(A, y0, n):
-    y = y0
-    for _ in range(n):
-        k1 = A @ y
-        k2 = A @ (y + 0.5 * H * k1)
-        k3 = A @ (y + 0.5 * H * k2)
-        k4 = A @ (y + H * k3)
-        y = y + (H / 6.0) * (k1 + 2.0 * k2 + 2.0 * k3 + k4)
-    return np.sum(y * y)
+# RK4 over vectors, n steps of 0.001 (y' = A y), the loss |y_n|^2: the program of
+# bench/bench_control_memory.py's loop table and its hand-written discrete adjoint.
+rk4_loss = C.rk4_steps
 
 
 def rk4_grad_by_hand(A, y0, n):
     """The gradient in A: the discrete adjoint, saving each step's stage inputs."""
-    y = y0
-    tape = []
-    for _ in range(n):
-        k1 = A @ y
-        u2 = y + 0.5 * H * k1
-        k2 = A @ u2
-        u3 = y + 0.5 * H * k2
-        k3 = A @ u3
-        u4 = y + H * k3
-        k4 = A @ u4
-        tape.append((y, u2, u3, u4))
-        y = y + (H / 6.0) * (k1 + 2.0 * k2 + 2.0 * k3 + k4)
-    lam = 2.0 * y
-    dA = np.zeros_like(A)
-    for y, u2, u3, u4 in reversed(tape):
-        dk4 = (H / 6.0) * lam
-        du4 = A.T @ dk4
-        dA += np.outer(dk4, u4)
-        dk3 = (H / 3.0) * lam + H * du4
-        du3 = A.T @ dk3
-        dA += np.outer(dk3, u3)
-        dk2 = (H / 3.0) * lam + 0.5 * H * du3
-        du2 = A.T @ dk2
-        dA += np.outer(dk2, u2)
-        dk1 = (H / 6.0) * lam + 0.5 * H * du2
-        dA += np.outer(dk1, y)
-        lam = lam + du4 + du3 + du2 + A.T @ dk1
-    return dA
-
-
-def peak(fn, *args, warm: bool = True) -> int:
-    if warm:
-        fn(*args)
-    tracemalloc.start()
-    try:
-        fn(*args)
-        return tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
+    return CH.rk4_steps_grad(A, y0, n)[0]
 
 
 def under(mode: str, budget: int, fn, *args) -> None:
@@ -220,30 +178,6 @@ def lstm_table(quick: bool) -> None:
             row += [f"{mem / 1e6:.3f}", f"{t * 1e3:.1f}"]
         row += [ratio(mems[0], mems[2]), ratio(mems[1], mems[2])]
         print("| " + " | ".join(row) + " |", flush=True)
-
-
-def control_table() -> None:
-    import bench_control as BC
-
-    print()
-    print("bench/bench_control.py's workloads with a hand-written gradient, at their "
-          "benchmark sizes (default settings: nothing is checkpointed at these sizes)")
-    print()
-    print("| workload | spelling | tapeless: MB | hand-written: MB | tapeless ÷ hand |")
-    print("|---|---|---:|---:|---:|")
-    for case in BC.CASES:
-        if case.hand is None:
-            continue
-        args = case.data()
-        hand_mem = peak(case.hand, *args)
-        expected = BC.as_tuple(case.hand(*args))
-        for spelling, fn in case.spellings:
-            g = tl.grad(fn, argnums=case.argnums)
-            err = BC.rel_error(BC.as_tuple(g(*args)), expected)
-            assert err < BC.GRAD_RTOL, (case.key, spelling, err)
-            mem = peak(g, *args)
-            print(f"| {case.key} | {spelling} | {mem / 1e6:.3f} | {hand_mem / 1e6:.3f} | "
-                  f"**{ratio(mem, hand_mem)}** |", flush=True)
 
 
 def measured(made: list, args: tuple, expected: object, many: bool
@@ -388,9 +322,6 @@ def cpu_time(fn, repeat: int = 7) -> float:
 
 
 def recursion_table() -> None:
-    import control_handwritten as CH
-    import control_programs as C
-
     (A,) = C.det_data()
     expected = CH.det_laplace_grad(A)
     print()
@@ -440,8 +371,6 @@ def main() -> None:
         rk4_table(quick)
     if not only or "lstm" in only:
         lstm_table(quick)
-    if not only or "control" in only:
-        control_table()
     if not only or "native" in only:
         native_table(quick)
     if not only or "while" in only:

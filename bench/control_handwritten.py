@@ -52,12 +52,17 @@ def walk_energy_grad(A):
 
 
 def rk4_loss_grad(A, y0):
-    """Gradient of control_programs.rk4_loss in (A, y0): the discrete adjoint of RK4,
+    """Gradient of control_programs.rk4_loss in (A, y0)."""
+    return rk4_steps_grad(A, y0, 1000)
+
+
+def rk4_steps_grad(A, y0, n):
+    """Gradient of control_programs.rk4_steps in (A, y0): the discrete adjoint of RK4,
     saving each step's stage inputs."""
     h = 0.001
     y = y0
     tape = []
-    for _ in range(1000):
+    for _ in range(n):
         k1 = A @ y
         u2 = y + 0.5 * h * k1
         k2 = A @ u2
@@ -119,3 +124,22 @@ def classifier_loss_grad(W1, b1, W2, b2, X, labels):
     dW1 = X.T @ dz
     db1 = np.sum(dz, axis=0)
     return dW1, db1, dW2, db2
+
+
+def drift_while_grad(k, x0, T):
+    """Gradient of control_programs.drift_while in (k, x0): the loop again, saving each
+    step's x and t, then the adjoint backwards."""
+    import math
+
+    h = 0.001
+    x, t = x0, 0.0
+    tape = []
+    while t < T:
+        tape.append((x, t))
+        x = x + h * (k * math.cos(t) - 0.02 * math.sin(x))
+        t = t + h
+    dx, dk = 2.0 * x, 0.0
+    for x, t in reversed(tape):
+        dk += dx * h * math.cos(t)
+        dx = dx * (1.0 - 0.02 * h * math.cos(x))
+    return dk, dx

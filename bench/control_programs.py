@@ -198,6 +198,36 @@ def rk4_loss_lambda(A, y0):
     return np.dot(y, y)
 
 
+
+# --- long loops, their length an argument (bench/bench_control_memory.py: memory over n) ---
+
+
+def rk4_steps(A, y0, n):
+    """rk4_loss over `n` steps (step 0.001): the loop whose saved values grow with n."""
+    h = 0.001
+    y = y0
+    for _ in range(n):
+        k1 = A @ y
+        k2 = A @ (y + 0.5 * h * k1)
+        k3 = A @ (y + 0.5 * h * k2)
+        k4 = A @ (y + h * k3)
+        y = y + (h / 6.0) * (k1 + 2.0 * k2 + 2.0 * k3 + k4)
+    return np.sum(y * y)
+
+
+DRIFT_STEP = 0.001
+
+
+def drift_while(k, x0, T):
+    """A scalar ODE x' = k cos(t) - 0.02 sin(x), explicit Euler `while t < T`: a scalar
+    `while` loop whose trip count (about T / 0.001) is known only once it stops."""
+    x = x0
+    t = 0.0
+    while t < T:
+        x = x + DRIFT_STEP * (k * math.cos(t) - 0.02 * math.sin(x))
+        t = t + DRIFT_STEP
+    return x * x
+
 # --- a saddle point by nested gradient descent -----------------------------------------------
 
 
@@ -334,6 +364,14 @@ def rk4_data(n=8):
     rng = np.random.default_rng(0)
     A = rng.standard_normal((n, n)) / math.sqrt(n) - np.eye(n)
     return A, rng.standard_normal(n)
+
+
+def rotation_data(n=64):
+    """A skew-symmetric A (y' = A y turns y: its size stays about 1 over any number of
+    steps) and y0, for rk4_steps."""
+    rng = np.random.default_rng(0)
+    M = rng.standard_normal((n, n))
+    return (M - M.T) / (2.0 * math.sqrt(n)), rng.standard_normal(n)
 
 
 def poly_data(n=1000, degree=8):
