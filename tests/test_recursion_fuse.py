@@ -409,3 +409,17 @@ def test_a_level_not_reading_the_callee_stays_fused_under_a_nonlinear_caller() -
     assert "_fused(" in source, source
     _close(got, autograd.grad(lambda M: (w := anp_walk(M, 0)) * w + anp.cos(w))(A),
            rtol=1e-12, atol=1e-13)
+
+
+def test_sensitivity_made_of_the_value_runs_natively() -> None:
+    """Natively too the pair keeps its records there (`fuse_native`'s dry run skips the
+    site), which Numba compiles: the fused form with `J` called for the value alone did
+    not type (its dropped record) and fell back to the Python backend."""
+    pytest.importorskip("numba")
+    A = np.random.default_rng(70).normal(size=(5, 5)) * 0.6
+    for fn, anp_fn in ((det_square, _anp_det_square), (permanent_log, _anp_permanent_log)):
+        g = tl.grad(fn, backend="native")
+        got = g(A)
+        entry = g._get(g.bind((A,), {})).fn
+        assert entry.fallback is None, entry.fallback
+        _close(got, autograd.grad(anp_fn)(A), rtol=1e-11, atol=1e-13)
