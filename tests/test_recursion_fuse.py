@@ -423,3 +423,34 @@ def test_sensitivity_made_of_the_value_runs_natively() -> None:
         entry = g._get(g.bind((A,), {})).fn
         assert entry.fallback is None, entry.fallback
         _close(got, autograd.grad(anp_fn)(A), rtol=1e-11, atol=1e-13)
+
+
+# --- value_and_grad of a level reading nothing of its callee ---------------------------
+
+
+def two_reads(A, i):
+    """Two entries per level, a third index moving with the row."""
+    n = A.shape[0]
+    if i == n:
+        return 0.25
+    return A[i, (5 * i + 2) % n] * np.cos(A[i, i]) + two_reads(A, i + 1)
+
+
+def _anp_two_reads(A, i):
+    n = A.shape[0]
+    if i == n:
+        return 0.25
+    return A[i, (5 * i + 2) % n] * anp.cos(A[i, i]) + _anp_two_reads(A, i + 1)
+
+
+@pytest.mark.parametrize("n", [1, 3, 9, 40])
+def test_value_and_grad_of_a_sum_recursion(optimize, n: int) -> None:
+    """The value as the objective computes it, the gradient as `grad`'s, to the bit."""
+    A = np.random.default_rng(80 + n).normal(size=(n, n))
+    fn = lambda M: two_reads(M, 0)  # noqa: E731
+    value, grad = tl.value_and_grad(fn)(A)
+    assert value == tl.jit(fn)(A)
+    np.testing.assert_array_equal(grad, tl.grad(fn)(A))
+    _close(grad, autograd.grad(lambda M: _anp_two_reads(M, 0))(A), rtol=1e-12, atol=1e-13)
+    if n <= 3:
+        np.testing.assert_allclose(grad, elementwise_fd(fn, A), rtol=1e-6, atol=1e-8)
