@@ -283,3 +283,174 @@ def test_not_fused_where_the_sensitivity_needs_the_callees_value(monkeypatch) ->
         source, got = _fused(fn, (arg,))
         assert "_fused(" not in source, source
         _close(got, want, rtol=1e-12, atol=1e-13)
+
+
+# --- where the sensitivity given is made of the recursion's value: not fused ----------
+# (the forward recursion must run whole before the backward one starts, and `F` would
+# compute every level's value again: each such gradient about 1.2-1.5x the unfused one)
+
+
+def signed_square(x):
+    v = signed(x, 0)
+    return v * v + np.sin(v)
+
+
+def _anp_signed_square(x):
+    v = _anp_signed(x, 0)
+    return v * v + anp.sin(v)
+
+
+def permanent_log(A):
+    p = perm_minor(A, 0, list(range(A.shape[0])))
+    return np.log(p * p + 1.0)
+
+
+def _anp_permanent_log(A):
+    p = _anp_perm(A, 0, list(range(A.shape[0])))
+    return anp.log(p * p + 1.0)
+
+
+def det_square(A):
+    d = det_laplace(A)
+    return d * np.cos(d)
+
+
+def _anp_det_square(A):
+    d = _anp_det(A, 0, list(range(A.shape[0])))
+    return d * anp.cos(d)
+
+
+def tanh_levels(x, i):
+    """Each level reads an inner recursion's value nonlinearly: the sensitivity the inner
+    backward recursion is given is made of the inner value."""
+    if i == 3:
+        return 0.0
+    return np.tanh(signed(x, i)) * x[i] + tanh_levels(x, i + 1)
+
+
+def _anp_tanh_levels(x, i):
+    if i == 3:
+        return 0.0
+    return anp.tanh(_anp_signed(x, i)) * x[i] + _anp_tanh_levels(x, i + 1)
+
+
+_NONLINEAR = [
+    (signed_square, _anp_signed_square, (12,)),
+    (permanent_log, _anp_permanent_log, (5, 5)),
+    (det_square, _anp_det_square, (5, 5)),
+    (lambda x: tanh_levels(x, 0), lambda x: _anp_tanh_levels(x, 0), (9,)),
+]
+
+
+@pytest.mark.parametrize("case", range(len(_NONLINEAR)))
+def test_sensitivity_made_of_the_value_not_fused(monkeypatch, case: int) -> None:
+    fn, anp_fn, shape = _NONLINEAR[case]
+    x = np.random.default_rng(40 + case).normal(size=shape) * 0.6
+    source, got = _fused(fn, (x,))
+    assert "_fused(" not in source, source
+    with monkeypatch.context() as m:  # (the same code as with the fusion off)
+        m.setattr(unwind, "FUSE_VALUES", False)
+        assert tl.grad(fn).source_for(x) == source
+    want = autograd.grad(anp_fn)(x)
+    _close(got, want, rtol=1e-11, atol=1e-13)
+    value, grad = tl.value_and_grad(fn)(x)
+    assert value == pytest.approx(anp_fn(x), rel=1e-13)
+    _close(grad, want, rtol=1e-11, atol=1e-13)
+
+
+@pytest.mark.parametrize("case", range(len(_NONLINEAR)))
+def test_sensitivity_made_of_the_value_optimizer_on_and_off(optimize, case: int) -> None:
+    fn, anp_fn, shape = _NONLINEAR[case]
+    x = np.random.default_rng(50 + case).normal(size=shape) * 0.6
+    _close(tl.grad(fn)(x), autograd.grad(anp_fn)(x), rtol=1e-11, atol=1e-13)
+    if len(shape) == 1:
+        np.testing.assert_allclose(tl.grad(fn)(x), elementwise_fd(fn, x), rtol=1e-6,
+                                   atol=1e-8)
+
+
+def test_a_linear_caller_still_fused(monkeypatch) -> None:
+    """The sensitivity not made of the value (a constant times it, the value read
+    besides): fused, the value read from `F`."""
+
+    def loss(x):
+        v = signed(x, 0)
+        return 3.0 * v + np.sum(np.sin(x)) + v
+
+    x = np.random.default_rng(60).normal(size=10)
+    source, got = _fused(loss, (x,))
+    assert "_fused(" in source and "def J_" not in source, source
+    want = autograd.grad(lambda v: 4.0 * _anp_signed(v, 0) + anp.sum(anp.sin(v)))(x)
+    _close(got, want, rtol=1e-12, atol=1e-13)
+    _close(got, _unfused(monkeypatch, loss, (x,)))
+
+
+def walk_path(A, i):
+    """A level reading nothing of its callee's value."""
+    n = A.shape[0]
+    if i == n:
+        return 0.0
+    return A[i, i] * A[i, (3 * i + 1) % n] + walk_path(A, i + 1)
+
+
+def test_a_level_not_reading_the_callee_stays_fused_under_a_nonlinear_caller() -> None:
+    """`F` computes no value there (only what the level reads of its record): `J` runs
+    for the value alone, records none."""
+
+    def loss(A):
+        w = walk_path(A, 0)
+        return w * w + np.cos(w)
+
+    def anp_walk(A, i):
+        n = A.shape[0]
+        return 0.0 if i == n else A[i, i] * A[i, (3 * i + 1) % n] + anp_walk(A, i + 1)
+
+    A = np.random.default_rng(61).normal(size=(7, 7))
+    source, got = _fused(loss, (A,))
+    assert "_fused(" in source, source
+    _close(got, autograd.grad(lambda M: (w := anp_walk(M, 0)) * w + anp.cos(w))(A),
+           rtol=1e-12, atol=1e-13)
+
+
+def test_sensitivity_made_of_the_value_runs_natively() -> None:
+    """Natively too the pair keeps its records there (`fuse_native`'s dry run skips the
+    site), which Numba compiles: the fused form with `J` called for the value alone did
+    not type (its dropped record) and fell back to the Python backend."""
+    pytest.importorskip("numba")
+    A = np.random.default_rng(70).normal(size=(5, 5)) * 0.6
+    for fn, anp_fn in ((det_square, _anp_det_square), (permanent_log, _anp_permanent_log)):
+        g = tl.grad(fn, backend="native")
+        got = g(A)
+        entry = g._get(g.bind((A,), {})).fn
+        assert entry.fallback is None, entry.fallback
+        _close(got, autograd.grad(anp_fn)(A), rtol=1e-11, atol=1e-13)
+
+
+# --- value_and_grad of a level reading nothing of its callee ---------------------------
+
+
+def two_reads(A, i):
+    """Two entries per level, a third index moving with the row."""
+    n = A.shape[0]
+    if i == n:
+        return 0.25
+    return A[i, (5 * i + 2) % n] * np.cos(A[i, i]) + two_reads(A, i + 1)
+
+
+def _anp_two_reads(A, i):
+    n = A.shape[0]
+    if i == n:
+        return 0.25
+    return A[i, (5 * i + 2) % n] * anp.cos(A[i, i]) + _anp_two_reads(A, i + 1)
+
+
+@pytest.mark.parametrize("n", [1, 3, 9, 40])
+def test_value_and_grad_of_a_sum_recursion(optimize, n: int) -> None:
+    """The value as the objective computes it, the gradient as `grad`'s, to the bit."""
+    A = np.random.default_rng(80 + n).normal(size=(n, n))
+    fn = lambda M: two_reads(M, 0)  # noqa: E731
+    value, grad = tl.value_and_grad(fn)(A)
+    assert value == tl.jit(fn)(A)
+    np.testing.assert_array_equal(grad, tl.grad(fn)(A))
+    _close(grad, autograd.grad(lambda M: _anp_two_reads(M, 0))(A), rtol=1e-12, atol=1e-13)
+    if n <= 3:
+        np.testing.assert_allclose(grad, elementwise_fd(fn, A), rtol=1e-6, atol=1e-8)

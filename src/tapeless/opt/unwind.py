@@ -682,7 +682,9 @@ def _fuse_all(graphs: list[Graph], index: _Index, root: Graph, values: str = "",
     also where `B`'s
     level reads `J`'s other items of the callee (its value: the determinant's minors),
     where the sensitivity `B` gives its call does not read them: then `F` gives back
-    `B`'s result and `J`'s other items, and reads of `J`'s value come from `F`. Returns
+    `B`'s result and `J`'s other items, and reads of `J`'s value come from `F`; not
+    where the site's other arguments (the sensitivity given) read `J`'s result: `J`
+    then runs whole first, and `F` would compute every level's value again. Returns
     how many calls."""
     done = 0
     made: dict[tuple[int, int, int, int], tuple[Graph, bool] | None] = {}  # -> F
@@ -713,10 +715,14 @@ def _fuse_all(graphs: list[Graph], index: _Index, root: Graph, values: str = "",
                 if found is None:
                     continue
                 f, gives_values = found
+                rest = [x for i, x in enumerate(site.inputs[1:]) if i != r]
+                if gives_values and any(_reads(x, j_call) for x in rest):
+                    # (the sensitivity given is made of J's value: J runs whole first
+                    # anyway, and F would compute every level's value again)
+                    continue
                 if dry is not None:  # (the ids of the B that fuse, nothing changed)
                     dry.add(b.id)
                     continue
-                rest = [x for i, x in enumerate(site.inputs[1:]) if i != r]
                 others = [n for n in index.readers(j_call) if n is not arg]
                 g = site.graph
                 if not gives_values:
@@ -726,16 +732,15 @@ def _fuse_all(graphs: list[Graph], index: _Index, root: Graph, values: str = "",
                     fc = g.apply(Constant(f, site.inputs[0].loc), *j_call.inputs[1:], *rest,
                                  loc=site.loc)
                     set_inputs(site, [Constant(P["tuple_getitem"]), fc, Constant(0)])
-                    # (J's value from F, where the sensitivities given do not read it)
+                    # (J's value from F: the sensitivities given do not read it)
                     size = len(tuple_items(j.value.output) or ())
-                    if not any(_reads(x, j_call) for x in rest):
-                        for n in list(others):
-                            k = _index_read(n, j_call)
-                            if isinstance(n, Apply) and k is not None and 0 <= k < size \
-                                    and k != kr:
-                                set_inputs(n, [Constant(P["tuple_getitem"]), fc,
-                                               Constant(k if k > kr else k + 1)])
-                                others.remove(n)
+                    for n in list(others):
+                        k = _index_read(n, j_call)
+                        if isinstance(n, Apply) and k is not None and 0 <= k < size \
+                                and k != kr:
+                            set_inputs(n, [Constant(P["tuple_getitem"]), fc,
+                                           Constant(k if k > kr else k + 1)])
+                            others.remove(n)
                 if not others and all(n is site for n in index.readers(arg)):
                     # (J is pure, `_shape`: its call, an effect only as a recursion's
                     # call is, can go)
