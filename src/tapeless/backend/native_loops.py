@@ -626,6 +626,11 @@ def _lower_push(fn: ast.FunctionDef, name: str, pushes: list[ast.Assign],
                         not any(n is t for p in pushes for t in ast.walk(p)) and \
                         not any(_moves_on(pop, n) for pop in pops):
                     return False
+            # (Where no loop runs the start again, the list is made there: a recursion's
+            # base case, which pushes nothing, makes none. Asked before the start is
+            # replaced below.)
+            again = any(isinstance(n, (ast.For, ast.While)) and
+                        any(m is start for m in ast.walk(n)) for n in _own_nodes(fn))
             n = next(counter)
             items, first = f"_nt_items{n}", f"_nt_start{n}"
             load = ast.Load()
@@ -638,10 +643,6 @@ def _lower_push(fn: ast.FunctionDef, name: str, pushes: list[ast.Assign],
                  ast.Call(ast.Name("len", load), [ast.Name(items, load)], [])], load))
             at = stmts.index(loop)
             stmts.insert(at + 1, ast.copy_location(view, loop))
-            # (Where no loop runs the start again, the list is made there: a recursion's
-            # base case, which pushes nothing, makes none.)
-            again = any(isinstance(n, (ast.For, ast.While)) and
-                        any(m is start for m in ast.walk(n)) for n in _own_nodes(fn))
             made = ast.copy_location(
                 ast.Assign([ast.Name(items, ast.Store())], ast.List([], load)),
                 fn.body[0] if again else start)
