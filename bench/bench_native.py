@@ -218,6 +218,30 @@ def jax_versions(name: str, args: tuple) -> tuple[Callable, Callable, tuple, str
         return f, jax.jacfwd(f), (jnp.float64(args[0]), jnp.float64(args[1])), \
             "`lax.while_loop`; its gradient by forward mode (`jacfwd`): reverse mode " \
             "cannot differentiate `while_loop`"
+    if name.startswith("while-loop particle, nested derivative"):
+        g, drag, dt = C.GRAVITY, C.DRAG, C.DT
+
+        def landing(v, angle):
+            def body(s):
+                x, y, vx, vy, _, _ = s
+                return (x + vx * dt, y + vy * dt, vx - drag * vx * dt,
+                        vy - (g + drag * vy) * dt, x, y)
+            zero = jnp.zeros_like(v * angle)
+            x, y, _, _, px, py = lax.while_loop(
+                lambda s: s[1] >= 0.0, body,
+                (zero, zero, v * jnp.cos(angle), v * jnp.sin(angle), zero, zero))
+            return px + (x - px) * py / (py - y)
+
+        def f(v, target):
+            # (the angle's derivative by forward mode: reverse mode cannot go through
+            # `lax.while_loop`)
+            slope = jax.jacfwd(lambda a: (landing(v, a) - target) ** 2)
+            angle = lax.fori_loop(0, 8, lambda _, a: a - 0.002 * slope(a), jnp.float64(0.6))
+            return landing(v, angle) + 0.01 * v * v
+        return f, jax.jacfwd(f), (jnp.float64(args[0]), jnp.float64(args[1])), \
+            "`lax.while_loop` for the landing, its angle derivative by `jax.jacfwd` " \
+            "inside a `lax.fori_loop` of the 8 steps; the gradient by `jax.jacfwd` " \
+            "(reverse mode cannot differentiate `while_loop`)"
     if name.startswith("recursive determinant"):
         import itertools
 
@@ -295,6 +319,10 @@ def workloads() -> list[tuple[str, Callable, tuple, Any]]:
         ("coefficient-loop least squares", coefficient_least_squares,
          (rng.standard_normal(6), xs, np.sin(3 * xs)), 0),
         ("while-loop particle", particle, (10.0, 0.1), (0, 1)),
+        ("while-loop particle, nested derivative (floats)", C.aimed_landing,
+         C.particle_data(), 0),
+        ("while-loop particle, nested derivative (tuple state, lambda)",
+         C.aimed_landing_closure, C.particle_data(), 0),
         ("recursive determinant", C.det_laplace, C.det_data(7), 0),
         ("recursive determinant, filter spelling", C.det_laplace_filter, C.det_data(7), 0),
         ("nested-descent saddle", C.saddle_value, C.saddle_data(), (0, 1)),

@@ -1080,6 +1080,16 @@ def _register_overloads() -> None:
             return impl_ret_borrowed(context, builder, t, value)  # (a new reference)
         return t(x), codegen
 
+    def optional_first(helper: Any) -> Any:
+        """`helper(d, x)` for a `d` that is None or a value (a sensitivity that a
+        loop's turn made, None before it): None's case or the value's, at run time
+        (Numba's own conversion of an optional argument raises on None)."""
+        def maybe(d, x):
+            if d is None:
+                return helper(None, x)
+            return helper(unwrap(d), x)  # type: ignore[call-arg,unused-ignore]
+        return maybe
+
     @overload(_nt_gadd)
     def _gadd(a, b):
         if isinstance(a, nt.NoneType):
@@ -1159,6 +1169,8 @@ def _register_overloads() -> None:
     def _unbroadcast(d, x):
         if isinstance(d, nt.NoneType):
             return lambda d, x: None
+        if isinstance(d, nt.Optional):
+            return optional_first(_nt_unbroadcast)
         if number(x) and number(d):
             return lambda d, x: d
         if number(x) and isinstance(d, nt.Array):
@@ -1184,6 +1196,8 @@ def _register_overloads() -> None:
         `x` (a new array where the shapes differ; Python's is a read-only view)."""
         if isinstance(d, nt.NoneType):
             return lambda d, x: None
+        if isinstance(d, nt.Optional):
+            return optional_first(_nt_broadcast_like)
         if number(x) and number(d):
             return lambda d, x: d
         if isinstance(x, nt.Array) and number(d):
@@ -1211,6 +1225,12 @@ def _register_overloads() -> None:
         if isinstance(like, nt.Boolean) or \
                 (isinstance(like, nt.Array) and isinstance(like.dtype, nt.Boolean)):
             return lambda sens, like: like  # (a bool: as it is, `runtime.to_structure`)
+        if isinstance(sens, nt.Optional):
+            def maybe(sens, like):  # (as `optional_first`, by this helper's names)
+                if sens is None:
+                    return _nt_to_structure(None, like)
+                return _nt_to_structure(unwrap(sens), like)  # type: ignore[call-arg,unused-ignore]
+            return maybe
         if isinstance(sens, nt.NoneType):
             if isinstance(like, nt.Float):
                 return lambda sens, like: 0.0

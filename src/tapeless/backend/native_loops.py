@@ -615,11 +615,22 @@ def _lower_push(fn: ast.FunctionDef, name: str, pushes: list[ast.Assign],
             for n in ast.walk(loop):
                 if _is_name(n, name) and id(n) not in inside_pushes:
                     return False
+            # (A loop that pops the stack may pass its rest on under the same name: the
+            # derivative of a loop inside a loop whose backward loop was inlined next to
+            # it. `_lower_pop` rewrites that loop's moves; any other store keeps it linked.)
+            pops = [n for n in _own_nodes(fn) if isinstance(n, ast.While) and
+                    _pops(n) == name]
             for n in _own_nodes(fn):
                 if isinstance(n, ast.Name) and n.id == name and isinstance(n.ctx, ast.Store) \
                         and n is not start.targets[0] and \
-                        not any(n is t for p in pushes for t in ast.walk(p)):
+                        not any(n is t for p in pushes for t in ast.walk(p)) and \
+                        not any(_moves_on(pop, n) for pop in pops):
                     return False
+            # (Where no loop runs the start again, the list is made there: a recursion's
+            # base case, which pushes nothing, makes none. Asked before the start is
+            # replaced below.)
+            again = any(isinstance(n, (ast.For, ast.While)) and
+                        any(m is start for m in ast.walk(n)) for n in _own_nodes(fn))
             n = next(counter)
             items, first = f"_nt_items{n}", f"_nt_start{n}"
             load = ast.Load()
@@ -632,10 +643,6 @@ def _lower_push(fn: ast.FunctionDef, name: str, pushes: list[ast.Assign],
                  ast.Call(ast.Name("len", load), [ast.Name(items, load)], [])], load))
             at = stmts.index(loop)
             stmts.insert(at + 1, ast.copy_location(view, loop))
-            # (Where no loop runs the start again, the list is made there: a recursion's
-            # base case, which pushes nothing, makes none.)
-            again = any(isinstance(n, (ast.For, ast.While)) and
-                        any(m is start for m in ast.walk(n)) for n in _own_nodes(fn))
             made = ast.copy_location(
                 ast.Assign([ast.Name(items, ast.Store())], ast.List([], load)),
                 fn.body[0] if again else start)
@@ -663,6 +670,31 @@ def _replace_push(fn: ast.FunctionDef, push: ast.Assign, items: str) -> None:
                 return
 
 
+def _pops(loop: ast.While) -> str | None:
+    """S where `loop` is `while S is not None: ...` (no `else`)."""
+    test = loop.test
+    if isinstance(test, ast.Compare) and isinstance(test.left, ast.Name) and \
+            len(test.ops) == 1 and isinstance(test.ops[0], ast.IsNot) and \
+            isinstance(test.comparators[0], ast.Constant) and \
+            test.comparators[0].value is None and not loop.orelse:
+        return test.left.id
+    return None
+
+
+def _moves_on(loop: ast.While, target: ast.Name) -> bool:
+    """Whether `target` is S in a statement of `loop`'s body (which pops S) that moves S to
+    its rest: `S = rest` or `S = S[1]` (alone or among other pairs)."""
+    name = target.id
+    for s in loop.body:
+        if isinstance(s, ast.Assign):
+            for t, v in _pairs(s) or []:
+                if t is target and (isinstance(v, ast.Name) or isinstance(v, ast.Subscript)
+                                    and _is_name(v.value, name) and
+                                    isinstance(v.slice, ast.Constant) and v.slice.value == 1):
+                    return True
+    return False
+
+
 def _lower_pops(fn: ast.FunctionDef, counter: itertools.count) -> None:
     for node in list(_own_nodes(fn)):
         if isinstance(node, ast.While):
@@ -673,12 +705,10 @@ def _lower_pop(fn: ast.FunctionDef, loop: ast.While, counter: itertools.count) -
     """`while S is not None: rest = S[1]; item = S[0]...; S = rest` as a loop over the
     list S from its end, by an index; S read nowhere else in `fn`."""
     test = loop.test
-    if not (isinstance(test, ast.Compare) and isinstance(test.left, ast.Name) and
-            len(test.ops) == 1 and isinstance(test.ops[0], ast.IsNot) and
-            isinstance(test.comparators[0], ast.Constant) and
-            test.comparators[0].value is None) or loop.orelse:
+    name = _pops(loop)
+    if name is None:
         return False
-    name = test.left.id
+    assert isinstance(test, ast.Compare)
     _name_rest(loop, name, counter)
     rest_stmts = [s for s in loop.body if isinstance(s, ast.Assign) and len(s.targets) == 1
                   and isinstance(s.targets[0], ast.Name) and isinstance(s.value, ast.Subscript)
@@ -694,11 +724,12 @@ def _lower_pop(fn: ast.FunctionDef, loop: ast.While, counter: itertools.count) -
              n.slice.value == 0]
     nexts = [s for s in loop.body if isinstance(s, ast.Assign) and
              any(_is_name(t, name) and _is_name(v, rest) for t, v in _pairs(s) or [])]
-    if len(heads) != 1 or len(nexts) != 1:
+    # (No `S[0]`: the items are read by no one, `()` pushed for the count of turns.)
+    if len(heads) > 1 or len(nexts) != 1:
         return False
     # S: read only by the test, `S[0]` and `S[1]`; rest: only passed on as S.
     assert isinstance(rest_stmt.value, ast.Subscript)
-    allowed = {id(test.left), id(heads[0].value), id(rest_stmt.value.value)}
+    allowed = {id(test.left), id(rest_stmt.value.value), *(id(h.value) for h in heads)}
     allowed |= {id(t) for s in nexts for t, v in _pairs(s) or [] if _is_name(t, name)}
     for n in _own_nodes(fn):
         if _is_name(n, name) and id(n) not in allowed:
@@ -712,8 +743,9 @@ def _lower_pop(fn: ast.FunctionDef, loop: ast.While, counter: itertools.count) -
     n = next(counter)
     index, items, low = f"_nt_k{n}", f"_nt_list{n}", f"_nt_low{n}"
     load = ast.Load()
-    heads[0].slice = ast.Name(index, load)
-    heads[0].value = ast.Name(items, load)
+    for head in heads:
+        head.slice = ast.Name(index, load)
+        head.value = ast.Name(items, load)
     loop.test = ast.copy_location(ast.Compare(ast.Name(index, load), [ast.GtE()], [
         ast.Name(low, load)]), test)
     step = ast.BinOp(ast.Name(index, load), ast.Sub(), ast.Constant(1))
@@ -879,7 +911,8 @@ def _name_rest(loop: ast.While, name: str, counter: itertools.count) -> None:
     the form `_lower_pop` reads. (S[1] reads a tuple: it is the same value at the top of
     the body, where S is the same.)"""
     if any(isinstance(s, ast.Assign) and len(s.targets) == 1 and
-           isinstance(s.targets[0], ast.Name) and isinstance(s.value, ast.Subscript) and
+           isinstance(s.targets[0], ast.Name) and s.targets[0].id != name and
+           isinstance(s.value, ast.Subscript) and
            _is_name(s.value.value, name) and isinstance(s.value.slice, ast.Constant) and
            s.value.slice.value == 1 for s in loop.body):
         return

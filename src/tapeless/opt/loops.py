@@ -965,8 +965,12 @@ def split_tuple_state(root: Graph, facts: LoopFacts, replace: dict[int, Node]) -
     (d_x + ..., d_y + ..., ...)`) then has one slot per field: each starts as its own
     value (ZERO or a number), so kinds and the rewrites of zeros reach it, and no tuple
     is built and taken apart each iteration (the particle's second-order loop: 4
-    `sens_index`, 4 `sens_of` and 4 `gadd` calls per step before). Returns how many
-    loops changed."""
+    `sens_index`, 4 `sens_of` and 4 `gadd` calls per step before). A sensitivity's next
+    value may also be ZERO (n ZEROs: the slots are read only by items, and gadd adds
+    tuples item by item) or `gadd(a, b)` of such displays, ZEROs and parameters of slots
+    split with it, which nothing else reads (the items' sums: the backward loop of a
+    tuple state whose previous value the loop keeps, `d_state = gadd(d_prev, (...))`,
+    `d_prev = ZERO`). Returns how many loops changed."""
     from .patterns import tuple_items
 
     use = facts_uses(facts)
@@ -981,16 +985,22 @@ def split_tuple_state(root: Graph, facts: LoopFacts, replace: dict[int, Node]) -
 
 
 def _item_reads_only(p: Node, n: int, use: dict[int, list[tuple[Node | None, Graph]]],
-                     out: Node | None) -> list[int] | None:
+                     out: Node | None, sums: dict[int, int] | None = None
+                     ) -> list[int] | None:
     """Whether every use of the state parameter `p` takes an item of it by a constant
     index in range(n) (`tuple_getitem`, `getitem`, `sens_index`), or is the body's
-    output display (`out`): then the slots whose next value `p` is, else None."""
+    output display (`out`), or a term of a sum of `sums` (the id of a `gadd` that is
+    the next value of slot k: k): then the slots whose next value `p` is or adds
+    into, else None."""
     passed: list[int] = []
     for u, _ in use.get(p.id, []):
         if u is None:
             return None
         if u is out and isinstance(u, Apply):
             passed.extend(k for k, x in enumerate(u.inputs[1:]) if x is p)
+            continue
+        if sums is not None and u.id in sums:
+            passed.append(sums[u.id])
             continue
         if not (is_call_of(u, "tuple_getitem") or is_call_of(u, "getitem") or
                 is_call_of(u, "sens_index")) or u.inputs[1] is not p or \
@@ -1009,6 +1019,10 @@ def _splittable(info: LoopInfo, outputs: list[Node],
     body, out = info.body, info.body.output
     sizes: dict[int, int] = {}
     passes: dict[int, list[int]] = {}
+    state = body.parameters[info.lead:]
+    # (the `gadd`s that are a slot's next value, read by nothing else: slot by id)
+    sums = {nxt.id: k for k, nxt in enumerate(outputs) if is_call_of(nxt, "gadd") and
+            len(use.get(nxt.id, [])) == 1 and outputs.count(nxt) == 1}
     for j, init in enumerate(info.init):
         items = tuple_items(init)
         if items is None or not 0 < len(items) <= SPLIT_ITEMS_MAX:
@@ -1016,20 +1030,32 @@ def _splittable(info: LoopInfo, outputs: list[Node],
         n = len(items)
         p = body.parameters[info.lead + j]
         nxt = outputs[j]
-        nxt_items = tuple_items(nxt) if not isinstance(nxt, Parameter) else None
+        if _is_zero_constant(nxt):
+            nxt_items: list[Node] | None = [nxt] * n
+        elif nxt.id in sums:
+            assert isinstance(nxt, Apply)
+            terms = [_term_items(x, n, state, tuple_items) for x in nxt.inputs[1:]]
+            if any(t is None for t in terms):
+                continue
+            nxt_items = [nxt] * n
+            # (a state parameter added in: split with this slot, as below)
+            passes.setdefault(j, []).extend(
+                state.index(x) for x in nxt.inputs[1:] if isinstance(x, Parameter))
+        else:
+            nxt_items = tuple_items(nxt) if not isinstance(nxt, Parameter) else None
         if nxt_items is not None and len(nxt_items) != n:
             continue
         if nxt_items is None and not (isinstance(nxt, Parameter) and nxt.graph is body and
-                                      nxt in body.parameters[info.lead:]):
+                                      nxt in state):
             continue
-        passed = _item_reads_only(p, n, use, out)
+        passed = _item_reads_only(p, n, use, out, sums)
         if passed is None:
             continue
         if info.cond is not None and \
                 _item_reads_only(info.cond.parameters[j], n, use, None) != []:
             continue
         sizes[j] = n
-        passes[j] = passed
+        passes[j] = passes.get(j, []) + passed
     # A slot whose next value is another slot's parameter is split with that slot, and
     # a slot passed on whole goes only to slots split with it: drop the others until
     # none is left to drop.
@@ -1047,6 +1073,24 @@ def _splittable(info: LoopInfo, outputs: list[Node],
             return sizes
         for j in drop:
             del sizes[j]
+
+
+def _is_zero_constant(x: Node) -> bool:
+    from ..runtime import ZERO
+
+    return isinstance(x, Constant) and x.value is ZERO
+
+
+def _term_items(x: Node, n: int, state: list[Parameter],
+                tuple_items: Callable[[Node], list[Node] | None]) -> list[Node] | None:
+    """The n items of a term of a split slot's sum: a display's, ZERO's (n ZEROs), a
+    state parameter's (itself: the caller splits it too); None for any other term."""
+    if _is_zero_constant(x):
+        return [x] * n
+    if isinstance(x, Parameter) and x in state:
+        return [x] * n
+    items = tuple_items(x) if isinstance(x, Apply) else None
+    return items if items is not None and len(items) == n else None
 
 
 def _split(info: LoopInfo, outputs: list[Node], sizes: dict[int, int], results: list[Apply],
@@ -1088,6 +1132,15 @@ def _split(info: LoopInfo, outputs: list[Node], sizes: dict[int, int], results: 
             nexts.append(nxt)
         elif isinstance(nxt, Parameter):
             nexts.extend(new_params[old_params.index(nxt)])
+        elif _is_zero_constant(nxt):
+            nexts.extend([nxt] * sizes[j])
+        elif is_call_of(nxt, "gadd"):
+            # (the sum item by item: each term a display, ZERO or a split slot's items)
+            terms = [new_params[old_params.index(x)] if isinstance(x, Parameter) else
+                     _term_items(x, sizes[j], old_params, tuple_items)
+                     for x in nxt.inputs[1:]]
+            nexts.extend(body.apply(nxt.inputs[0], *pair, loc=nxt.loc)
+                         for pair in zip(*terms, strict=True))
         else:
             items = tuple_items(nxt)
             assert items is not None
