@@ -1961,6 +1961,8 @@ def _is_bool(e: ast.expr, bools: set[str], aliases: dict[str, str]) -> bool:
             (aliases.get(e.func.id) if isinstance(e.func, ast.Name) else None)
         if e.keywords:
             return _bool_array(name, e, bools, aliases)
+        if name == "where" and len(e.args) == 3:  # (a select between bools: vmap's `or`)
+            return all(_is_bool(v, bools, aliases) for v in e.args[1:])
         return _bool_ufunc(name) or _bool_array(name, e, bools, aliases)
     return False
 
