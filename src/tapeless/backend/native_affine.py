@@ -20,10 +20,16 @@ not at the rate the processor could do its arithmetic. This pass rewrites the tu
 where the factors are what the operations on the sensitivities multiply them by,
 computed from the same values in the same order but for the sensitivities (so a turn's
 chain is one product and a few sums). The results differ from the Python backend's by
-the rounding of the reassociation, which near the ends of the float range is more than
-rounding: a factor `a * a` that underflows to 0 or overflows to inf where `(d * a) * a`
-does not, or `(a + b) * d` giving inf where `d * a + d * b` gives `inf - inf`'s NaN
-(only the first call is checked against the Python backend).
+the rounding of the reassociation. Near the ends of the float range that would be more
+than rounding (a factor `a * a` that underflows to 0 or overflows to inf where
+`(d * a) * a` does not, or `(a + b) * d` giving inf where `d * a + d * b` gives
+`inf - inf`'s NaN), so each rewritten turn checks, before it binds the new values, that
+the old ones and the factors are 0 or of a magnitude in [2**-E, 2**E], E chosen from
+the most products and sums on a path so that neither order overflows or underflows
+(`_range_check`; E is 141 for a chain of six products); where one is not (a NaN or an
+infinity included) it raises, and native code's call runs on the Python backend: the
+results never differ in finiteness. A loop whose factors admit no E of 64 or more (or
+with a constant factor outside the range) is left as it is.
 
 Which loops: a `for` or `while` loop whose body is assignments only (to names, or a
 tuple of names from a tuple), for the set S of names it carries (read in a turn before
@@ -63,6 +69,10 @@ _ADDS = ("_nt_gadd", "_nt_add_into")
 LATENCY, DIVISION = 4, 14
 WORK_OP, WORK_DIVISION, WORK_CALL = 0.5, 5.0, 40.0
 GAIN = 1.2
+# The rewritten turn's guard (`_range_check`): the binary exponents a product of factors
+# may span (of a normal float's 2 * 1022, less a margin), and the least range a factor
+# may be given (2**-64 to 2**64) for the loop to be rewritten.
+EXPONENT_BUDGET, MIN_EXPONENT = 1000, 64
 
 
 class _NotAffine(Exception):
@@ -72,11 +82,19 @@ class _NotAffine(Exception):
 
 
 class _Form:
-    __slots__ = ("coefs", "depth")
+    # (`products`: the most products or quotients by a factor on a path from an old value
+    # of S, or from a factor, to this one; `sums`: the most sums on such a path)
+    __slots__ = ("coefs", "depth", "products", "sums")
 
-    def __init__(self, coefs: Form, depth: int) -> None:
+    def __init__(self, coefs: Form, depth: int, products: int = 0, sums: int = 0) -> None:
         self.coefs = coefs
         self.depth = depth
+        self.products = products
+        self.sums = sums
+
+    def like(self, coefs: Form) -> _Form:
+        """A form with `coefs`, as deep as this one."""
+        return _Form(coefs, self.depth, self.products, self.sums)
 
 
 Value = _Form | None  # None: a value not made from S
@@ -167,7 +185,7 @@ def _rewrite(fn: ast.FunctionDef, loop: ast.For | ast.While, aliases: dict[str, 
                 return 0
             s = [n for n in s if n not in e.names]
             continue
-        finals, depth, temps, escaped = result
+        finals, depth, temps, escaped, leaves = result
         # (a value made from S read outside the loop: S's names behind it stay as they are)
         leaked: set[str] = set()
         for name, behind in escaped.items():
@@ -180,9 +198,53 @@ def _rewrite(fn: ast.FunctionDef, loop: ast.For | ast.While, aliases: dict[str, 
         chain = LATENCY * (1 + max(len(f.coefs) for f in finals.values()))
         if depth < GAIN * max(chain, _work(temps, finals, aliases)):
             return 0
-        _emit(fn, loop, s, finals, temps, fresh)
+        check = _range_check(s, finals, leaves)
+        if check is None:
+            return 0
+        _emit(fn, loop, s, finals, temps, fresh, check)
         return 1
     return 0
+
+
+def _range_check(s: list[str], finals: dict[str, _Form], leaves: list[ast.expr]
+                 ) -> ast.If | None:
+    """The turn's guard: it raises (and the call runs again on the Python backend) unless
+    the old values of `s` and the factors (`leaves`) are each 0 or of a magnitude in
+    [2**-E, 2**E], with E such that a product of as many of them as a path multiplies
+    or divides by, plus its sums, stays a normal float: then neither order of the
+    operations overflows or underflows, and the results differ by rounding alone, never
+    in finiteness (a NaN or an infinity among them raises). None where no E of at
+    least `MIN_EXPONENT` fits, or a constant factor is out of range: not rewritten."""
+    products = max(f.products for f in finals.values())
+    sums = max(f.sums for f in finals.values())
+    exponent = (EXPONENT_BUDGET - sums - len(s) - 8) // (products + 1)
+    if exponent < MIN_EXPONENT:
+        return None
+    lo, hi = 2.0 ** -exponent, 2.0 ** exponent
+    tested: list[ast.expr] = [ast.Name(name, ast.Load()) for name in s]
+    seen: set[str] = set()
+    for leaf in leaves:
+        number = leaf.operand if isinstance(leaf, ast.UnaryOp) else leaf
+        if isinstance(number, ast.Constant):
+            if not isinstance(number.value, (int, float)) or \
+                    number.value != 0 and not lo <= abs(number.value) <= hi:
+                return None
+            continue
+        key = ast.dump(number)
+        if key not in seen:
+            seen.add(key)
+            tested.append(copy.deepcopy(number))
+    fits: list[ast.expr] = [ast.BoolOp(ast.Or(), [
+        ast.Compare(ast.Constant(lo), [ast.LtE(), ast.LtE()],
+                    [ast.Call(ast.Name("abs", ast.Load()), [v], []), ast.Constant(hi)]),
+        ast.Compare(copy.deepcopy(v), [ast.Eq()], [ast.Constant(0.0)])]) for v in tested]
+    test = ast.UnaryOp(ast.Not(), ast.BoolOp(ast.And(), fits) if len(fits) > 1 else fits[0])
+    message = ("a loop-carried value or factor near the float range's ends: the loop's "
+               "reordered turn could differ in finiteness; the call runs on the Python "
+               "backend")
+    raised = ast.Raise(ast.Call(ast.Name("FloatingPointError", ast.Load()),
+                                [ast.Constant(message)], []), None)
+    return ast.If(test, [raised], [])
 
 
 def _work(temps: list[tuple[str, list[tuple[str, ast.expr]]]], finals: dict[str, _Form],
@@ -216,11 +278,13 @@ def _names_outside(fn: ast.FunctionDef, loop: ast.For | ast.While) -> set[str]:
 def _evaluate(steps: list[list[tuple[str, ast.expr]]], s: set[str], aliases: dict[str, str],
               stores: dict[str, int], carried: set[str]
               ) -> tuple[dict[str, _Form], int, list[tuple[str, list[tuple[str, ast.expr]]]],
-                         dict[str, set[str]]]:
+                         dict[str, set[str]], list[ast.expr]]:
     """The turn evaluated on forms: the final form of each name of `s`, the longest
     chain, the statements of values not made from S (in order: `("keep", pairs)`) with
-    the factors' temporaries (`("temp", [(name, expr)])`), and the intermediate forms by
-    name. Raises `_NotAffine` with the names of S behind a value that is not affine."""
+    the factors' temporaries (`("temp", [(name, expr)])`), the intermediate forms by
+    name, and the factors the operations on S multiply, divide or add them by (as
+    settled: constants, names, temporaries). Raises `_NotAffine` with the names of S
+    behind a value that is not affine."""
     env: dict[str, Value] = {}
     assigned: set[str] = set()
     stable: set[str] = set()  # names whose value at the end of the turn is the one read
@@ -228,6 +292,7 @@ def _evaluate(steps: list[list[tuple[str, ast.expr]]], s: set[str], aliases: dic
     pending: list[tuple[str, ast.expr]] = []  # (temporary, factor) to bind at this point
     counter = itertools.count()
     made: dict[str, str] = {}
+    leaves: list[ast.expr] = []  # (the factors of the operations on S, as settled)
 
     basis: dict[str, str] = {}  # a name bound on the chain to `s + k`: its name of S
 
@@ -310,7 +375,9 @@ def _evaluate(steps: list[list[tuple[str, ast.expr]]], s: set[str], aliases: dic
         return None
 
     def factor(e: ast.expr) -> ast.expr:
-        return settle(copy.deepcopy(e))
+        settled = settle(copy.deepcopy(e))
+        leaves.append(settled)
+        return settled
 
     def divide(form: _Form, divisor: ast.expr, helper: ast.expr | None) -> _Form:
         """`form / divisor` (by `helper`, `_nt_fdiv`, where given): each factor divided,
@@ -326,7 +393,9 @@ def _evaluate(steps: list[list[tuple[str, ast.expr]]], s: set[str], aliases: dic
         return scale(form, lambda c: _mul(c, r), DIVISION)
 
     def scale(form: _Form, how: Callable[[ast.expr], ast.expr], cost: int) -> _Form:
-        return _Form({k: how(c) for k, c in form.coefs.items()}, form.depth + cost)
+        # (a cost of more than one: a product or a quotient; one: a negation)
+        return _Form({k: how(c) for k, c in form.coefs.items()}, form.depth + cost,
+                     form.products + (cost > 1), form.sums)
 
     def add(left: Value, le: ast.expr, right: Value, re: ast.expr, sub: bool) -> _Form:
         if left is None:
@@ -337,7 +406,8 @@ def _evaluate(steps: list[list[tuple[str, ast.expr]]], s: set[str], aliases: dic
         for k, c in right.coefs.items():
             c = _neg(c) if sub else c
             coefs[k] = ast.BinOp(coefs[k], ast.Add(), c) if k in coefs else c
-        return _Form(coefs, max(left.depth, right.depth) + LATENCY)
+        return _Form(coefs, max(left.depth, right.depth) + LATENCY,
+                     max(left.products, right.products), max(left.sums, right.sums) + 1)
 
     depth = 0
     escaped: dict[str, set[str]] = {}
@@ -354,7 +424,7 @@ def _evaluate(steps: list[list[tuple[str, ast.expr]]], s: set[str], aliases: dic
                 continue
             depth = max(depth, value.depth)
             # (its factors bound where they are made: they read the values of now)
-            value = _Form({k: settle(c) for k, c in value.coefs.items()}, value.depth)
+            value = value.like({k: settle(c) for k, c in value.coefs.items()})
             if name not in s:
                 if name in carried:  # (read by the next turn: it would not be assigned)
                     raise fail(value)
@@ -367,7 +437,7 @@ def _evaluate(steps: list[list[tuple[str, ast.expr]]], s: set[str], aliases: dic
                     pending.append((name, ast.BinOp(ast.Name(shifted[0], ast.Load()),
                                                     ast.Add(), value.coefs[_CONST])))
                     basis[name] = basis.get(shifted[0], shifted[0])
-                    value = _Form({name: ast.Constant(1.0)}, value.depth)
+                    value = value.like({name: ast.Constant(1.0)})
             env[name] = value
         if pending:
             out.append(("temp", list(pending)))
@@ -385,7 +455,7 @@ def _evaluate(steps: list[list[tuple[str, ast.expr]]], s: set[str], aliases: dic
         if not isinstance(form, _Form):
             raise _NotAffine({name})
         finals[name] = form
-    return finals, depth, out, escaped
+    return finals, depth, out, escaped, leaves
 
 
 def _mul(a: ast.expr, b: ast.expr) -> ast.expr:
@@ -411,8 +481,9 @@ def _neg(c: ast.expr) -> ast.expr:
 
 def _emit(fn: ast.FunctionDef, loop: ast.For | ast.While, s: list[str], finals: dict[str, _Form],
           temps: list[tuple[str, list[tuple[str, ast.expr]]]],
-          fresh: Iterator[str]) -> None:
-    """The loop's body as `if <S floats>: <the affine turn> else: <the original>`."""
+          fresh: Iterator[str], check: ast.If) -> None:
+    """The loop's body as `if <S floats>: <the affine turn> else: <the original>`, the
+    affine turn guarded by `check` before it binds S."""
     names: dict[str, str] = {}
 
     def rename(e: ast.expr) -> ast.expr:
@@ -450,6 +521,8 @@ def _emit(fn: ast.FunctionDef, loop: ast.For | ast.While, s: list[str], finals: 
             total = ast.BinOp(total, ast.Add(), t)
         targets.append(ast.Name(name, ast.Store()))
         values.append(rename(total))
+    rename(check.test)
+    new.append(check)
     new.append(ast.Assign([ast.Tuple(targets, ast.Store())], ast.Tuple(values, ast.Load()))
                if len(targets) > 1 else ast.Assign([targets[0]], values[0]))
     first = loop.body[0] if loop.body else loop
