@@ -270,6 +270,30 @@ def test_turn_out_of_range_raises_for_the_python_backend() -> None:
         _run(out, np.array([0.5, 1e-200, 0.7]), 0.2, -0.4, 0.9)
 
 
+ONE_QUOTIENT = """
+def f(xs, d, w):
+    _fdiv = _nt_fdiv
+    for i in range(len(xs) - 1, -1, -1):
+        x = xs[i]
+        u = d * w + 0.5
+        v = _fdiv(d * w, x) * w
+        d = v * x + 0.25 * v - u * w
+    return d
+"""
+
+
+def test_least_divisor_of_a_single_factor_tested() -> None:
+    """A division of one factor (no reciprocal made): the divisor's least magnitude is
+    kept (`min`) and tested after the loop."""
+    n, out = _lowered(ONE_QUOTIENT)
+    assert n == 1 and "min(abs(x)" in out
+    xs = np.linspace(0.3, 2.0, 5)
+    assert _run(out, xs, 0.2, 0.9) == pytest.approx(_run(ONE_QUOTIENT, xs, 0.2, 0.9),
+                                                     rel=1e-12)
+    with np.errstate(all="ignore"), pytest.raises(FloatingPointError):
+        _run(out, np.array([0.5, 1e-200, 0.7]), 0.2, 0.9)
+
+
 def test_constant_factor_out_of_range_left_as_it_is() -> None:
     n, _ = _lowered(CHAIN.replace("0.1 * q * w", "1e80 * q * w"))
     assert n == 0

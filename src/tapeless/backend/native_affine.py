@@ -229,12 +229,13 @@ def _range_check(s: list[str], finals: dict[str, _Form],
     """The values whose squares the rewritten loop sums (the old values of `s` and the
     factors, `leaves`) and the bound of that sum, 2**(2E), with E such that a product of
     as many values of at most 2**E as a path multiplies by, or divides by divisors of
-    at least 2**-E (the least divisor's magnitude, kept by `min`, is tested too), plus
-    its sums, stays a finite float: then neither order of the operations overflows (a
+    at least 2**-E (the reciprocal the turn makes is summed as a factor; a divisor of
+    one factor, of which none is made, has its least magnitude kept by `min` and tested
+    too), plus its sums, stays a finite float: then neither order of the operations overflows (a
     NaN or an infinity among them fails the bound). A sum, not a test per value: two operations a
-    value, one sum on the loop's chain (the particle's gradient, per call: 25.0-26.8 µs
-    unchecked, 27.7-29.4 with the sum, 30.0-33.1 with a test of each value's range, one
-    loaded run). The names the loop does not assign are summed once, before it. None
+    value, one sum on the loop's chain (the particle's gradient, per call, loaded runs:
+    24.5-28.0 µs unchecked, 27.7-31.9 with the sum, 30.0-33.1 with a test of each
+    value's range). The names the loop does not assign are summed once, before it. None
     where no E of at least `MIN_EXPONENT` fits, or a constant factor is larger than
     2**E: not rewritten."""
     products = max(f.products for f in finals.values())
@@ -424,10 +425,11 @@ def _evaluate(steps: list[list[tuple[str, ast.expr]]], s: set[str], aliases: dic
             return ast.BinOp(a, ast.Div(), b) if helper is None else \
                 ast.Call(copy.copy(helper), [a, b], [])
         d = factor(divisor)
-        leaves[-1] = (d, True)
         if len(form.coefs) == 1:
+            leaves[-1] = (d, True)  # (its least magnitude tested: `_range_check`)
             return scale(form, lambda c: quotient(c, d), DIVISION)
         r = settle(quotient(ast.Constant(1.0), d))
+        leaves.append((r, False))  # (a reciprocal at most 2**E: a divisor at least 2**-E)
         return scale(form, lambda c: _mul(c, r), DIVISION)
 
     def scale(form: _Form, how: Callable[[ast.expr], ast.expr], cost: int) -> _Form:
