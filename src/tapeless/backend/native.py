@@ -738,7 +738,8 @@ class NativeFunction:
     def _first_on_path(self, args: tuple, out: Any, path: int) -> Any:
         """A call that took a `return` no call before it took (`native_paths`): checked
         against the Python backend as the first call is; that `return`'s results get
-        the Python result's NumPy types from then on, or the program falls back."""
+        the Python result's NumPy types from then on, or the program falls back. A
+        result holding None is checked at its other places and recorded too."""
         assert self.module is not None and self.paths is not None
         expected = self.python(*args)
         # (None in native code: a zero, an unbound value or None itself; the places that
