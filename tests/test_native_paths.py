@@ -162,3 +162,34 @@ def test_a_second_process_learns_a_return_no_call_took() -> None:
     assert runs[1].stdout.split() == ["[1.0,", "np.float64(3.0),", "1.0]", "StartedFunction",
                                       "True"]
     assert native.type_spec(np.float64(3.0)) == "<f8"
+
+
+def sum_or_none(x, c):
+    if c > 0:
+        return np.sum(x), None
+    return float(c), None
+
+
+@pytest.mark.parametrize("order", [(1, -1, 1, -1), (-1, 1, -1, 1)])
+def test_a_path_whose_result_holds_none_is_recorded(order: tuple) -> None:
+    """A `return` whose result holds None (None itself, or native code's stand-in for a
+    zero or an unbound value) is recorded once its first call passed the check of its
+    other places, as a path of other results is: the calls after it are not checked
+    again."""
+    python = tl.jit(sum_or_none)
+    j = tl.jit(sum_or_none, backend="native")
+    x = np.array([1.0, 2.0])
+    for c in order:
+        out, expected = j(x, c), python(x, c)
+        assert _same(out, expected), (c, out, expected)
+    entry = j._get(j.bind((x, 1), {})).fn
+    assert entry.is_native and entry.paths is not None
+    if isinstance(entry, StartedFunction):  # (the second order: started from its record)
+        return
+    assert sorted(entry.paths) == [0, 1]
+    seen = []
+    checked = entry._first_on_path
+    entry._first_on_path = lambda *a: seen.append(a) or checked(*a)  # type: ignore[method-assign]
+    for c in order:
+        assert _same(j(x, c), python(x, c))
+    assert not seen

@@ -138,7 +138,8 @@ _MASKED = [  # (test_vmap_masked's programs, with arguments; whether they run na
     ("condition_and_break", (np.array([0.1, 1.0, 4.0, 9.5, 2.5]),), True),
     # (its flag's truth is `as_mask`'s: an `isinstance` of loop state, `np.full` of a bool)
     ("int_flag", (np.array([0.1, 1.0, 4.0, 9.5, 2.5]),), True),
-    ("nested_breaks", (np.array([0.1, 0.7, 2.0, 5.0, 30.0, 0.01]),), False),
+    # (its `or` of two tests is `np.where(t, t, u)` of bools: a bool, not refused)
+    ("nested_breaks", (np.array([0.1, 0.7, 2.0, 5.0, 30.0, 0.01]),), True),
     # (its selects bools by `np.where` since a comparison's number of axes is its
     # arguments' broadcast: no generic select left)
     ("flag_maybe_unset", (np.array([0.1, 1.0, 4.0, 9.5, 2.5]),), True),
@@ -168,8 +169,6 @@ def test_masked_loops_of_the_vmap_tests(name: str, args: tuple, is_native: bool)
 
 # (the user's line each program that falls back is refused at: the `if` whose values vmap
 # joins with its generic select; None: the function's own line)
-# (`nested_breaks` falls back at `if total > 20.0 or outer > 12:`, whose `or` the
-# lowering's check takes for a bool on one path and a number on the other)
 _GENERIC_AT = {"break_and_continue": "if i % 3 == 0:", "return_from_a_loop": None}
 
 
@@ -190,6 +189,69 @@ def test_generic_selects_fall_back_at_the_users_condition(name: str) -> None:
     assert fallback.where is not None and fallback.where.filename == test_vmap_masked.__file__
     at = _GENERIC_AT[name]
     assert fallback.where.source_line.strip() == (at or f"def {name}({f.__code__.co_varnames[0]}):")
+
+
+def either_bound(x, k):
+    n = 0
+    while n < 30 and not (x > 100.0 or x < -100.0):
+        n += 1
+        x = x * 1.7 - 0.3
+        if x * x > 50.0 and n > k:
+            break
+    return x, n
+
+
+def flag_of_an_or(x):
+    total = 0.0
+    n = 0
+    while True:
+        n += 1
+        total = total + x * n
+        done = total > 10.0 or n >= 6
+        if done:
+            break
+    return total, n
+
+
+_OWN = [  # (programs written here, not for native code, with arguments)
+    (either_bound, (np.array([0.5, -2.0, 3.0, 40.0, 0.1]), np.array([1, 4, 2, 0, 9]))),
+    (flag_of_an_or, (np.array([0.1, 0.5, 1.0, 3.0, 20.0]),)),
+]
+
+
+def _same_as_python_and_a_loop(f: Any, args: tuple) -> Any:
+    """`tl.vmap(f)` on the native backend: the Python backend's results (values and
+    dtypes, exactly) on two calls, and the loop's over the batch; returns the entry."""
+    python = tl.jit(tl.vmap(f))(*args)
+    j = tl.jit(tl.vmap(f), backend="native")
+    looped = [f(*[a[i] for a in args]) for i in range(len(args[0]))]
+    for _ in range(2):
+        got = j(*args)
+        outs = got if isinstance(got, tuple) else (got,)
+        for k, (a, b) in enumerate(zip(python if isinstance(python, tuple) else (python,),
+                                       outs, strict=True)):
+            assert np.asarray(a).dtype == np.asarray(b).dtype
+            np.testing.assert_array_equal(a, b)
+            each = [r[k] if isinstance(r, tuple) else r for r in looped]
+            np.testing.assert_allclose(b, each, rtol=1e-12, atol=0)
+    return j
+
+
+@pytest.mark.parametrize(("f", "args"), _OWN, ids=[c[0].__name__ for c in _OWN])
+def test_own_masked_programs_run_natively(f: Any, args: tuple) -> None:
+    j = _same_as_python_and_a_loop(f, args)
+    assert _fallbacks(j) == [None], _fallbacks(j)
+
+
+def test_select_between_bools_is_a_bool() -> None:
+    """`np.where` (by name or alias) of two bools is a bool (vmap's `a or b` of tests
+    differing across the batch); of a bool and a number it may be a number."""
+    assert _refused("def f(a, b, c, k):\n    _where = np.where\n"
+                    "    return _where(c, a > b, b > 1.0) if k else a > b\n") is None
+    assert "bool on one path" in (_refused(
+        "def f(a, b, c, k):\n    return np.where(c, a > b, b < 1.0) if k else 0\n") or "")
+    assert "bool on one path" in (_refused(
+        "def f(a, b, c, k):\n    return np.where(c, a > b, 1) if k else a > b\n") or "")
 
 
 def _flag_at(a, b, c):

@@ -591,6 +591,18 @@ def _difference(expected: Any, actual: Any) -> str | None:
     return f"a result of type {type(expected).__name__}"
 
 
+def _without_nones(expected: Any, out: Any) -> tuple[Any, bool]:
+    """`expected` (the Python backend's result) with None at the places where the native
+    result `out` holds None, and whether each such place of `expected` has no NumPy
+    scalar type (`type_spec` None there: the types of the others tell all)."""
+    if out is None:
+        return None, type_spec(expected) is None
+    if type(out) is tuple and type(expected) is tuple and len(out) == len(expected):
+        parts = [_without_nones(e, o) for e, o in zip(expected, out, strict=True)]
+        return tuple(p for p, _ in parts), all(k for _, k in parts)
+    return expected, True
+
+
 def type_spec(expected: Any) -> Any:
     """The NumPy scalar types of the Python backend's result `expected` (JSON: a dtype's
     string, or a list of the items' for a tuple or list, headed by "tuple" or "list"),
@@ -726,12 +738,17 @@ class NativeFunction:
     def _first_on_path(self, args: tuple, out: Any, path: int) -> Any:
         """A call that took a `return` no call before it took (`native_paths`): checked
         against the Python backend as the first call is; that `return`'s results get
-        the Python result's NumPy types from then on, or the program falls back."""
+        the Python result's NumPy types from then on, or the program falls back. A
+        result holding None is checked at its other places and recorded too."""
         assert self.module is not None and self.paths is not None
         expected = self.python(*args)
-        if out is None or type(out) is tuple and any(v is None for v in out):
-            return expected  # (a zero or an unbound value: nothing to learn)
-        if self._differs(expected, out):
+        # (None in native code: a zero, an unbound value or None itself; the places that
+        # hold one are not compared, and the path is recorded where the Python result
+        # has no NumPy scalar type there to learn)
+        compared, known = _without_nones(expected, out)
+        if not known:
+            return expected
+        if self._differs(compared, out):
             return expected
         self.paths[path] = type_spec(expected)
         self.path_types[path] = retype_from(self.paths[path])
@@ -1981,6 +1998,8 @@ def _is_bool(e: ast.expr, bools: set[str], aliases: dict[str, str]) -> bool:
             (aliases.get(e.func.id) if isinstance(e.func, ast.Name) else None)
         if e.keywords:
             return _bool_array(name, e, bools, aliases)
+        if name == "where" and len(e.args) == 3:  # (a select between bools: vmap's `or`)
+            return all(_is_bool(v, bools, aliases) for v in e.args[1:])
         return _bool_ufunc(name) or _bool_array(name, e, bools, aliases)
     return False
 
