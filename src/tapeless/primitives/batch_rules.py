@@ -349,6 +349,79 @@ def still_active(every, active, holds):
     return np.logical_and(active, holds)
 
 
+def compact_now(count, width, least):
+    """Whether a masked loop gathers its active elements into narrower arrays after this
+    trip (`count` of its `width` elements still active): where at most half are, and the
+    loop is at least `least` wide (on narrower arrays a NumPy operation's cost is its
+    call's, which the gathers would not win back)."""
+    return count > 0 and count * 2 <= width and width >= least
+
+
+def active_rows(width, active):
+    """The positions of a compacting loop's active elements, in order."""
+    return np.arange(width)[active]
+
+
+def rows_of(x, rows):
+    """The rows `rows` (positions along the batch axis) of a batched value: each leaf's
+    (a placeholder, a variable no element has bound yet, as it is)."""
+    if isinstance(x, np.ndarray):
+        return x[rows]
+    return tree_unflatten(x, [leaf if leaf is UNBOUND else leaf[rows]
+                              for leaf in tree_leaves(x)])
+
+
+def put_rows(size, res, at, x):
+    """A compacted masked loop's results (`size` wide): `x`'s rows written at the
+    positions `at` of `res`, which it owns (`at` None, the loop not compacted yet: a
+    copy of `x`, whose arrays may be the caller's). A leaf whose dtype the rows change is
+    promoted first, as the select that kept a finished element's value would have; one
+    whose shape they change raises `RaggedBatch`, as that select does. (A variable no
+    element had bound, a placeholder, is zeros where its rows are written.)"""
+    if at is None:
+        return tree_unflatten(x, [leaf if leaf is UNBOUND else np.array(leaf)
+                                  for leaf in tree_leaves(x)])
+    if isinstance(x, np.ndarray) and isinstance(res, np.ndarray):
+        return _put_leaf(size, res, at, x)
+    if res is not UNBOUND and not same_structure(res, x):
+        raise RaggedBatch()
+    if res is UNBOUND:
+        return tree_unflatten(x, [_put_leaf(size, UNBOUND, at, leaf)
+                                  for leaf in tree_leaves(x)])
+    return tree_unflatten(res, [_put_leaf(size, r, at, leaf)
+                                for r, leaf in zip(tree_leaves(res), tree_leaves(x))])
+
+
+def _put_leaf(size, res, at, x):
+    if x is UNBOUND:
+        return res
+    if res is UNBOUND:
+        res = np.zeros((size,) + np.shape(x)[1:], x.dtype)
+    if np.shape(res)[1:] != np.shape(x)[1:]:
+        raise RaggedBatch()
+    if res.dtype != x.dtype:  # (the select's promotion; `x` has a row: a loop's width)
+        res = np.where(True, res, x[:1])
+    # (a new array, not `res` updated in place: differentiable, as `tl.vmap(tl.grad(f))`
+    # differentiates the batched code; a compaction copies the results once)
+    return index_update(res, at, x)
+
+
+def compacted_result(size, res, at, x):
+    """A masked loop's result: `x` where the loop was never compacted (`at` None), else
+    the batch-wide results with `x`'s rows put back at their positions `at`."""
+    if at is None:
+        return x
+    return put_rows(size, res, at, x)
+
+
+def rows_kept(at, rows):
+    """The batch positions of a compacted loop's rows `rows` (`at` None: the batch's own
+    positions, the loop not compacted yet)."""
+    if at is None:
+        return rows
+    return at[rows]
+
+
 def broadcast_copy(size, x):
     """`broadcast`, each element its own copy (for updates in place)."""
     return tree_unflatten(x, [np.array(_broadcast_leaf(size, leaf)) for leaf in tree_leaves(x)])
