@@ -349,11 +349,20 @@ def still_active(every, active, holds):
     return np.logical_and(active, holds)
 
 
+def half_unless_narrow(size, least):
+    """A masked loop that may compact goes on batch-wide while more than this many of
+    its elements are active: half of them, or, where the batch is narrower than `least`
+    (on narrower arrays a NumPy operation's cost is its call's, which the gathers would
+    not win back), none."""
+    if size < least:
+        return 0
+    return size // 2
+
+
 def compact_now(count, width, least):
-    """Whether a masked loop gathers its active elements into narrower arrays after this
-    trip (`count` of its `width` elements still active): where at most half are, and the
-    loop is at least `least` wide (on narrower arrays a NumPy operation's cost is its
-    call's, which the gathers would not win back)."""
+    """Whether a compacted masked loop gathers its active elements again after this trip
+    (`count` of its `width` elements still active): where at most half are, and it is at
+    least `least` wide."""
     return count > 0 and count * 2 <= width and width >= least
 
 
@@ -367,32 +376,34 @@ def rows_of(x, rows):
     (a placeholder, a variable no element has bound yet, as it is)."""
     if isinstance(x, np.ndarray):
         return x[rows]
-    return tree_unflatten(x, [leaf if leaf is UNBOUND else leaf[rows]
-                              for leaf in tree_leaves(x)])
+    leaves = []
+    for leaf in tree_leaves(x):
+        leaves = leaves + [leaf if leaf is UNBOUND else leaf[rows]]
+    return tree_unflatten(x, leaves)
 
 
 def put_rows(size, res, at, x):
-    """A compacted masked loop's results (`size` wide): `x`'s rows written at the
-    positions `at` of `res`, which it owns (`at` None, the loop not compacted yet: a
-    copy of `x`, whose arrays may be the caller's). A leaf whose dtype the rows change is
-    promoted first, as the select that kept a finished element's value would have; one
-    whose shape they change raises `RaggedBatch`, as that select does. (A variable no
-    element had bound, a placeholder, is zeros where its rows are written.)"""
-    if at is None:
-        return tree_unflatten(x, [leaf if leaf is UNBOUND else np.array(leaf)
-                                  for leaf in tree_leaves(x)])
+    """A compacted masked loop's results (`size` wide): a copy of `res` with `x`'s rows
+    at the positions `at`. A leaf whose dtype the rows change is promoted first, as the
+    select that kept a finished element's value would have; one whose shape they change
+    raises `RaggedBatch`, as that select does. (A copy, not `res` updated in place:
+    differentiable, as `tl.vmap(tl.grad(f))` differentiates the batched code.)"""
     if isinstance(x, np.ndarray) and isinstance(res, np.ndarray):
         return _put_leaf(size, res, at, x)
     if res is not UNBOUND and not same_structure(res, x):
         raise RaggedBatch()
+    leaves = []
     if res is UNBOUND:
-        return tree_unflatten(x, [_put_leaf(size, UNBOUND, at, leaf)
-                                  for leaf in tree_leaves(x)])
-    return tree_unflatten(res, [_put_leaf(size, r, at, leaf)
-                                for r, leaf in zip(tree_leaves(res), tree_leaves(x))])
+        for leaf in tree_leaves(x):
+            leaves = leaves + [_put_leaf(size, UNBOUND, at, leaf)]
+        return tree_unflatten(x, leaves)
+    for r, leaf in zip(tree_leaves(res), tree_leaves(x)):
+        leaves = leaves + [_put_leaf(size, r, at, leaf)]
+    return tree_unflatten(res, leaves)
 
 
 def _put_leaf(size, res, at, x):
+    # (a variable no element had bound, a placeholder: zeros where no rows are put)
     if x is UNBOUND:
         return res
     if res is UNBOUND:
@@ -401,25 +412,7 @@ def _put_leaf(size, res, at, x):
         raise RaggedBatch()
     if res.dtype != x.dtype:  # (the select's promotion; `x` has a row: a loop's width)
         res = np.where(True, res, x[:1])
-    # (a new array, not `res` updated in place: differentiable, as `tl.vmap(tl.grad(f))`
-    # differentiates the batched code; a compaction copies the results once)
     return index_update(res, at, x)
-
-
-def compacted_result(size, res, at, x):
-    """A masked loop's result: `x` where the loop was never compacted (`at` None), else
-    the batch-wide results with `x`'s rows put back at their positions `at`."""
-    if at is None:
-        return x
-    return put_rows(size, res, at, x)
-
-
-def rows_kept(at, rows):
-    """The batch positions of a compacted loop's rows `rows` (`at` None: the batch's own
-    positions, the loop not compacted yet)."""
-    if at is None:
-        return rows
-    return at[rows]
 
 
 def broadcast_copy(size, x):
