@@ -1568,10 +1568,12 @@ class VTransform:
             count = wb.add_parameter("count")
             width = wb.add_parameter("width") if compacting else inst.size
             at = wb.add_parameter("at") if compacting else None
-            results = [wb.add_parameter(f"{body.parameters[j].name}_all") for j in read] \
+            results: list[Node] = [wb.add_parameter(f"{body.parameters[j].name}_all")
+                                   for j in read] \
                 if compacting else []
             state = [wb.add_parameter(p.name) for p in body.parameters]
-            inv = [wb.add_parameter(x.name or "v") for x in outer] if compacting else outer
+            inv: list[Node] = [wb.add_parameter(x.name or "v") for x in outer] \
+                if compacting else outer
             wi = Inst(body, wb, inst, width, active)
             every = wb.apply(P["eq"], count, width)
             # (A stop flag is False for every active element as a trip starts: the body
@@ -1719,7 +1721,7 @@ class VTransform:
         at = narrow.apply(P["tuple_getitem"], loop, 3)
         outs: list[Node] = []
         for j in range(skip, k):
-            last = narrow.apply(P["tuple_getitem"], loop, 4 + len(read) + j)
+            last: Node = narrow.apply(P["tuple_getitem"], loop, 4 + len(read) + j)
             if j in read:
                 res = narrow.apply(P["tuple_getitem"], loop, 4 + read.index(j))
                 last = self._helper("put_rows", ni, [inst.size, res, at, last])
@@ -1902,6 +1904,7 @@ def _live_state(body: Graph, cond: Graph, read: list[int], k: int, stops: set[in
             sw = node.inputs[0]
             found = [sw.inputs[1]]
             for b in sw.inputs[2:4]:
+                assert isinstance(b, Constant)
                 branch: Graph = b.value
                 effects.extend(branch.effects)
                 found += item(branch.output, j)

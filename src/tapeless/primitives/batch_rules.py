@@ -378,7 +378,7 @@ def rows_of(x, rows):
         return x[rows]
     leaves = []
     for leaf in tree_leaves(x):
-        leaves = leaves + [leaf if leaf is UNBOUND else leaf[rows]]
+        leaves.append(leaf if leaf is UNBOUND else leaf[rows])
     return tree_unflatten(x, leaves)
 
 
@@ -395,10 +395,10 @@ def put_rows(size, res, at, x):
     leaves = []
     if res is UNBOUND:
         for leaf in tree_leaves(x):
-            leaves = leaves + [_put_leaf(size, UNBOUND, at, leaf)]
+            leaves.append(_put_leaf(size, UNBOUND, at, leaf))
         return tree_unflatten(x, leaves)
     for r, leaf in zip(tree_leaves(res), tree_leaves(x)):
-        leaves = leaves + [_put_leaf(size, r, at, leaf)]
+        leaves.append(_put_leaf(size, r, at, leaf))
     return tree_unflatten(res, leaves)
 
 
