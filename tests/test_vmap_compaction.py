@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import vmap_programs as vp
+from test_vmap_loop_steps import loop_over, same
 
 import tapeless as tl
 
@@ -19,35 +21,7 @@ def _compacting(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TAPELESS_VMAP_COMPACT_LEAST", "1")
 
 
-def same(got, want):
-    if not isinstance(want, tuple):
-        got, want = (got,), (want,)
-    for g, w in zip(got, want, strict=True):
-        w = np.asarray(w)
-        if w.dtype.kind in "biu":
-            np.testing.assert_array_equal(g, w)
-        else:
-            np.testing.assert_allclose(g, w, rtol=1e-12, atol=0)
-
-
-def loop_over(fn, *columns):
-    rows = [fn(*args) for args in zip(*[np.asarray(c).tolist() for c in columns],
-                                      strict=True)]
-    if isinstance(rows[0], tuple):
-        return tuple(np.array([r[j] for r in rows]) for j in range(len(rows[0])))
-    return np.array(rows)
-
-
-def cube_root(a):
-    x = a
-    steps = 0
-    while True:
-        step = (x * x * x - a) / (3.0 * x * x)
-        x = x - step
-        steps += 1
-        if abs(step) <= 1e-12 * abs(x):
-            break
-    return x, steps
+cube_root = vp.cube_root_with_break
 
 
 def collatz(n):

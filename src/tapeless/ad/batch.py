@@ -1852,14 +1852,7 @@ class VTransform:
         for r in roots:
             params = [r.add_parameter(x.name or "v") for x, _ in found]
             r.parameters = [r.parameters[0], *params, *r.parameters[1:-len(params) or None]]
-            swap = {x.id: p for (x, _), p in zip(found, params, strict=True)}
-            for h in [r, *graphs_inside(r)]:
-                for n in graph_nodes(h):
-                    for i, x in enumerate(n.inputs):
-                        if x.id in swap:
-                            set_input(n, i, swap[x.id])
-                if h.output is not None and h.output.id in swap:
-                    set_output(h, swap[h.output.id])
+            _replace_uses(r, {x.id: p for (x, _), p in zip(found, params, strict=True)})
         return found
 
     def _trees_around(self, inst: Inst) -> dict[int, Tree]:
@@ -1996,14 +1989,20 @@ def _hoist_invariants(cond: Graph, target: Graph) -> list[Node]:
                                           name=node.name)
     if not moved:
         return []
-    for g in [cond, *graphs_inside(cond)]:
+    _replace_uses(cond, moved)
+    return list(moved.values())
+
+
+def _replace_uses(root: Graph, by: dict[int, Node]) -> None:
+    """In `root` and the graphs nested in it, each use of a node whose id `by` holds
+    replaced by the node it gives."""
+    for g in [root, *graphs_inside(root)]:
         for node in graph_nodes(g):
             for i, x in enumerate(node.inputs):
-                if x.id in moved:
-                    set_input(node, i, moved[x.id])
-        if g.output is not None and g.output.id in moved:
-            set_output(g, moved[g.output.id])
-    return list(moved.values())
+                if x.id in by:
+                    set_input(node, i, by[x.id])
+        if g.output is not None and g.output.id in by:
+            set_output(g, by[g.output.id])
 
 
 def _outside(owner: Graph | None, g: Graph) -> bool:
