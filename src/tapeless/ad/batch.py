@@ -31,6 +31,7 @@ the optimizer simplifies it for the batched arguments' kinds, J and F differenti
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -50,6 +51,7 @@ from ..ir.nodes import (
     free_variables,
     graph_nodes,
     is_constant_graph,
+    reachable_graphs,
 )
 from ..primitives import PRIMITIVES, Primitive
 from ..primitives.batch_rules import (
@@ -69,6 +71,16 @@ P = PRIMITIVES
 U = "U"
 B = "B"
 F = "F"  # a function of batched code: `(mask, *args)`, all batched, returning a batched value
+
+
+# Compaction of masked loops (`VTransform._compacted_trip`): a masked loop at least
+# `compact_least()` wide gathers its active elements into narrower arrays where at most
+# half of them are still active. Off unless the environment variable
+# TAPELESS_VMAP_COMPACT_LEAST gives that width (read when a loop is batched): measured on
+# the Newton loops of `bench/bench_vmap.py` it does not pay yet (BENCHMARKS.md).
+def compact_least() -> int | None:
+    env = os.environ.get("TAPELESS_VMAP_COMPACT_LEAST")
+    return int(env) if env else None
 
 
 # Calls of a function value known at run time only: where the callee is, and where the
@@ -1442,10 +1454,13 @@ class VTransform:
         return join(before, after)
 
     def _loop_graph(self, g: Graph, inst: Inst, trees: list[Tree], mask_param: bool,
-                    known: dict[int, Node] | None = None) -> Inst:
+                    known: dict[int, Node] | None = None, sized: bool = False) -> Inst:
+        """`g` (a loop's body or condition) batched; with `sized`, its first parameter is
+        the batch's width (a masked loop that may compact its active elements)."""
         vb = Graph(f"vmap_{g.name}", inst.vg, g.loc)
+        size = vb.add_parameter("width") if sized else inst.size
         mask = vb.add_parameter("mask") if mask_param else inst.mask
-        made = Inst(g, vb, inst, inst.size, mask)
+        made = Inst(g, vb, inst, size, mask)
         self._fill(made, trees, known)
         made.done = True
         return made
@@ -1504,28 +1519,36 @@ class VTransform:
                            body.output)
         stops = self._stop_flags(cond, body, init_nodes)
         vb = self._loop_graph(body, inst, [U if j in stops else B for j in range(k)], True,
-                              {j: Constant(False) for j in stops})
-        vc = self._loop_graph(cond, inst, [B] * k, True)
-        _hoist_invariants(vc.vg, vg)
+                              {j: Constant(False) for j in stops}, sized=True)
+        vc = self._loop_graph(cond, inst, [B] * k, True, sized=True)
+        hoisted = _hoist_invariants(vc.vg, vg)
         self._finish(vb, Tup(tuple([B] * k)))
         init = [self.materialize(v, t, B, inst)
                 for v, t in zip(init_vals, init_trees, strict=True)]
         start_mask = inst.mask if inst.mask is not None else self._ones(inst)
         alone = bool(stops) and _stop_flag_of(cond, alone=True) is not None
         vr: Inst | None = None
-        a0: Node
+        flag_at = min(stops) if stops else -1
         if stops and not alone:
             # (`False if flag else c`, the flag the constant False: `c`, which runs before
             # the loop, the flag being False on entry, so that what it computes from
             # values no trip changes moves before the loop too)
-            flag_at = min(stops)
             vr = self._loop_graph(cond, inst, [U if i == flag_at else B for i in range(k)],
-                                  True, {flag_at: Constant(False)})
-            _hoist_invariants(vr.vg, vg)
-            c0 = vg.apply(Constant(vr.vg), start_mask, *init, loc=loc)
+                                  True, {flag_at: Constant(False)}, sized=True)
+            hoisted += _hoist_invariants(vr.vg, vg)
+        # (Compaction: where at most half the elements are still active after a trip,
+        # the loop goes on with theirs alone, gathered into narrower arrays: the batched
+        # values its graphs read from outside (`threads`, then passed to them) with its
+        # state, each finished element's state put back into the batch-wide results.)
+        threads = self._compaction_threads(
+            inst, [vb.vg, vc.vg] + ([vr.vg] if vr is not None else []), hoisted)
+        outer = [x for x, _ in threads or []]
+        a0: Node
+        if vr is not None:
+            c0 = vg.apply(Constant(vr.vg), inst.size, *outer, start_mask, *init, loc=loc)
             a0 = vg.apply(P["np.logical_and"], start_mask, self._mask(inst, c0, cond.output))
         else:
-            c0 = vg.apply(Constant(vc.vg), start_mask, *init, loc=loc)
+            c0 = vg.apply(Constant(vc.vg), inst.size, *outer, start_mask, *init, loc=loc)
             a0 = self._mask(inst, c0, cond.output)
             if inst.mask is not None:
                 a0 = vg.apply(P["np.logical_and"], a0, inst.mask)
@@ -1534,71 +1557,383 @@ class VTransform:
         # reduction costs 3) and a trip compares with the batch's size to skip the
         # selects while every element is active, and the state.)
         n0 = self._any(vg, a0)
+
+        def masked_body(compacting: bool) -> Graph:
+            """A trip of the masked loop; `compacting`: of the loop after the first
+            compaction, whose state also holds its width, the batch positions of its
+            rows, the batch-wide results read after the loop and the values it reads
+            from outside (as `_compacted_trip` hands them on)."""
+            wb = Graph(f"vmap_masked_{body.name}", vg, loc)
+            active = wb.add_parameter("active")
+            count = wb.add_parameter("count")
+            width = wb.add_parameter("width") if compacting else inst.size
+            at = wb.add_parameter("at") if compacting else None
+            results: list[Node] = [wb.add_parameter(f"{body.parameters[j].name}_all")
+                                   for j in read] \
+                if compacting else []
+            state = [wb.add_parameter(p.name) for p in body.parameters]
+            inv: list[Node] = [wb.add_parameter(x.name or "v") for x in outer] \
+                if compacting else outer
+            wi = Inst(body, wb, inst, width, active)
+            every = wb.apply(P["eq"], count, width)
+            # (A stop flag is False for every active element as a trip starts: the body
+            # reads the constant, and the condition the trip's new flag, so that the flag
+            # carried, `old | (active & new)` where an active element's old flag is
+            # False, is read by nothing but the loop's result: the optimizer drops it
+            # where that is unused.)
+            new = wb.apply(Constant(vb.vg), width, *inv, active,
+                           *[Constant(False) if j in stops else s
+                             for j, s in enumerate(state)], loc=loc)
+            news = [wb.apply(P["tuple_getitem"], new, j) for j in range(k)]
+            kept = [self._kept(wi, active, every, news[j], s, p, v,
+                               self.item_ndim(body.output, j)) if j not in stops else
+                    wb.apply(P["np.logical_or"], s,
+                             wb.apply(P["np.logical_and"], active, news[j]))
+                    for j, (s, p, v) in enumerate(zip(state, body.parameters, init_vals,
+                                                      strict=True))]
+            still: Node
+            if alone:
+                # (the condition is the flag alone, `while True: ... break`: the active
+                # elements whose new flag is False, `active > flag` on bools, one
+                # operation)
+                still = wb.apply(P["np.greater"], active, news[flag_at])
+                wb.effects = [new]
+            elif vr is not None:
+                # (`while c: ... break`: the condition `False if flag else c` is `c` for
+                # the active elements whose new flag is False, and only they run it, as
+                # the condition's own branch would: no select between the flag's False
+                # and c. Where no element goes on, the condition does not run: its
+                # per-element fallbacks would run every element, out of the loop's
+                # domain past a break.)
+                going = wb.apply(P["np.greater"], active, news[flag_at])
+                run = Graph(f"vmap_going_{cond.name}", wb, loc)
+                c = run.apply(Constant(vr.vg), width, *inv, going,
+                              *[Constant(False) if i == flag_at else x
+                                for i, x in enumerate(kept)],
+                              loc=loc)
+                run.effects = [c]
+                run.output = run.apply(P["np.logical_and"], going,
+                                       self._mask(Inst(cond, run, wi, width, going), c,
+                                                  cond.output))
+                stop = Graph(f"vmap_stopped_{cond.name}", wb, loc)
+                stop.output = going
+                sw = wb.apply(P["switch"], self._any(wb, going), Constant(run),
+                              Constant(stop))
+                still = wb.apply(sw, loc=loc)
+                wb.effects = [new, still]
+            else:
+                c = wb.apply(Constant(vc.vg), width, *inv, active,
+                             *[news[j] if j in stops else x for j, x in enumerate(kept)],
+                             loc=loc)
+                still = self._helper("still_active", wi, [every, active,
+                                                          self._mask(wi, c, cond.output)])
+                wb.effects = [new, c]
+            left = self._any(wb, still)
+            if not compacting:
+                wb.output = wb.apply(P["make_tuple"], still, left, *kept)
+            else:
+                assert at is not None and threads is not None
+                wb.output = self._compacted_trip(wi, inst.size, still, left, width, at,
+                                                 results, [kept[j] for j in read], kept,
+                                                 live, threads, inv, loc)
+            return wb
+
+        read = self._results_read(node, skip, k) if threads is not None else []
+        live = _live_state(body, cond, read, k, stops) if threads is not None else set()
         wc = Graph(f"vmap_any_{cond.name}", vg, loc)
         wc.add_parameter("active")
         wc.output = wc.add_parameter("count")
         for j in range(k):
             wc.add_parameter(f"s{j}")
-        wb = Graph(f"vmap_masked_{body.name}", vg, loc)
-        active = wb.add_parameter("active")
-        count = wb.add_parameter("count")
-        state = [wb.add_parameter(p.name) for p in body.parameters]
-        wi = Inst(body, wb, inst, inst.size, active)
-        every = wb.apply(P["eq"], count, inst.size)
-        # (A stop flag is False for every active element as a trip starts: the body reads
-        # the constant, and the condition the trip's new flag, so that the flag carried,
-        # `old | (active & new)` where an active element's old flag is False, is read by
-        # nothing but the loop's result: the optimizer drops it where that is unused.)
-        new = wb.apply(Constant(vb.vg), active,
-                       *[Constant(False) if j in stops else s for j, s in enumerate(state)],
-                       loc=loc)
-        news = [wb.apply(P["tuple_getitem"], new, j) for j in range(k)]
-        kept = [self._kept(wi, active, every, news[j], s, p, v,
-                           self.item_ndim(body.output, j)) if j not in stops else
-                wb.apply(P["np.logical_or"], s, wb.apply(P["np.logical_and"], active, news[j]))
-                for j, (s, p, v) in enumerate(zip(state, body.parameters, init_vals,
-                                                  strict=True))]
-        still: Node
-        if alone:
-            # (the condition is the flag alone, `while True: ... break`: the active
-            # elements whose new flag is False, `active > flag` on bools, one operation)
-            still = wb.apply(P["np.greater"], active, news[min(stops)])
-            wb.effects = [new]
-        elif vr is not None:
-            # (`while c: ... break`: the condition `False if flag else c` is `c` for the
-            # active elements whose new flag is False, and only they run it, as the
-            # condition's own branch would: no select between the flag's False and c.
-            # Where no element goes on, the condition does not run: its per-element
-            # fallbacks would run every element, out of the loop's domain past a break.)
-            going = wb.apply(P["np.greater"], active, news[flag_at])
-            run = Graph(f"vmap_going_{cond.name}", wb, loc)
-            c = run.apply(Constant(vr.vg), going,
-                          *[Constant(False) if i == flag_at else x
-                            for i, x in enumerate(kept)],
-                          loc=loc)
-            run.effects = [c]
-            run.output = run.apply(P["np.logical_and"], going,
-                                   self._mask(Inst(cond, run, wi, inst.size, going), c,
-                                              cond.output))
-            stop = Graph(f"vmap_stopped_{cond.name}", wb, loc)
-            stop.output = going
-            sw = wb.apply(P["switch"], self._any(wb, going), Constant(run), Constant(stop))
-            still = wb.apply(sw, loc=loc)
-            wb.effects = [new, still]
-        else:
-            c = wb.apply(Constant(vc.vg), active,
-                         *[news[j] if j in stops else x for j, x in enumerate(kept)],
-                         loc=loc)
-            still = self._helper("still_active", wi, [every, active,
-                                                      self._mask(wi, c, cond.output)])
-            wb.effects = [new, c]
-        wb.output = wb.apply(P["make_tuple"], still, self._any(wb, still), *kept)
-        loop = vg.apply(P["while_loop"], Constant(wc), Constant(wb), a0, n0, *init,
-                        loc=loc)
-        result = vg.apply(P["make_tuple"], *[vg.apply(P["tuple_getitem"], loop, j + 2)
-                                             for j in range(skip, k)])
+        if threads is not None:
+            # (the batch-wide loop, as without compaction, until at most half the elements
+            # are still active: kinds then know its state's shapes)
+            half = self._helper("half_unless_narrow", inst,
+                                [inst.size, Constant(compact_least())])
+            wc.output = wc.apply(P["gt"], wc.output, half)
+        loop = vg.apply(P["while_loop"], Constant(wc), Constant(masked_body(False)), a0,
+                        n0, *init, loc=loc)
+        finals: list[Node] = [vg.apply(P["tuple_getitem"], loop, j + 2)
+                              for j in range(skip, k)]
+        if threads is not None:
+            finals = self._compacted_loop(inst, loop, finals, masked_body(True), init, read,
+                                          live, skip, k, threads, loc)
+        result = vg.apply(P["make_tuple"], *finals)
         inst.values[node.id] = (result, Tup(tuple([B] * (k - skip))))
         return [c0, loop]
+
+    def _results_read(self, node: Apply, skip: int, k: int) -> list[int]:
+        """The state positions of a loop (`node`, `k` states, the first `skip` not its
+        results) whose results the code after it reads (an item taken of it; all where
+        it is used otherwise)."""
+        everything = list(range(skip, k))
+        g = node.graph
+        if g is None or g.output is node:
+            return everything
+        read: set[int] = set()
+        for h in [g, *graphs_inside(g)]:
+            if h.output is node:
+                return everything
+            for n in graph_nodes(h):
+                for i, x in enumerate(n.inputs):
+                    if x is not node:
+                        continue
+                    index = n.inputs[2] if len(n.inputs) == 3 else None
+                    if i != 1 or _primitive(n.inputs[0]) is not P["tuple_getitem"] or \
+                            not isinstance(index, Constant) or \
+                            not isinstance(index.value, int):
+                        return everything
+                    read.add(index.value + skip)
+        return sorted(read)
+
+    def _compacted_loop(self, inst: Inst, wide: Node, finals: list[Node], wb: Graph,
+                        init: list[Node], read: list[int], live: set[int], skip: int, k: int,
+                        threads: list[tuple[Node, Tree]], loc: Location | None
+                        ) -> list[Node]:
+        """The results of a masked loop that may compact: the batch-wide loop's (`wide`,
+        `finals`) where no element is active when it stops, else those of the loop that
+        goes on (`wb`, a compacting trip) from the active elements' rows, the batch-wide
+        results (of the states at `read`) put back together from its rows. (A state
+        not `live`, which neither the results read nor the trips need, starts from its
+        value before the loop's rows, so that the batch-wide loop does not keep it: the
+        optimizer drops it.)"""
+        vg = inst.vg
+        done = Graph("vmap_wide_loop_done", vg, loc)
+        done.output = done.apply(P["make_tuple"], *finals)
+        narrow = Graph("vmap_compacted_loop", vg, loc)
+        ni = Inst(inst.g, narrow, inst, inst.size, None)
+        active = narrow.apply(P["tuple_getitem"], wide, 0)
+        left = narrow.apply(P["tuple_getitem"], wide, 1)
+        state = [narrow.apply(P["tuple_getitem"], wide, 2 + j) for j in range(k)]
+        rows = self._helper("active_rows", ni, [inst.size, active])
+        wc = Graph("vmap_any_compacted", narrow, loc)
+        for j in range(4 + len(read) + k + len(threads)):
+            p = wc.add_parameter(f"s{j}")
+            if j == 1:
+                wc.output = p
+        loop = narrow.apply(
+            P["while_loop"], Constant(wc), Constant(wb),
+            narrow.apply(P["np.ones"], left, Constant(bool)), left, left, rows,
+            *[state[j] for j in read],
+            *[self._gathered(x if j in live else init[j], B, rows, ni)
+              for j, x in enumerate(state)],
+            *[self._gathered(x, t, rows, ni) for x, t in threads], loc=loc)
+        at = narrow.apply(P["tuple_getitem"], loop, 3)
+        outs: list[Node] = []
+        for j in range(skip, k):
+            last: Node = narrow.apply(P["tuple_getitem"], loop, 4 + len(read) + j)
+            if j in read:
+                res = narrow.apply(P["tuple_getitem"], loop, 4 + read.index(j))
+                last = self._helper("put_rows", ni, [inst.size, res, at, last])
+            outs.append(last)  # (a result not read: the narrow rows, never looked at)
+        narrow.output = narrow.apply(P["make_tuple"], *outs)
+        sw = vg.apply(P["switch"], vg.apply(P["tuple_getitem"], wide, 1), Constant(narrow),
+                      Constant(done))
+        out = vg.apply(sw, loc=loc)
+        return [vg.apply(P["tuple_getitem"], out, j) for j in range(k - skip)]
+
+    def _compacted_trip(self, wi: Inst, size: Node, still: Node, left: Node, width: Node,
+                        at: Node, results: list[Node], read: list[Node], kept: list[Node],
+                        live: set[int], threads: list[tuple[Node, Tree]], inv: list[Node],
+                        loc: Location | None) -> Node:
+        """The state a compacted masked loop's trip hands on: as it is, or, where at
+        most half its elements are still active (`batch_rules.compact_now`), the active
+        elements' alone: their rows of the state and of the values read from outside
+        (`inv`, batched as `threads` say), their batch positions, and the current rows
+        of the states read after the loop (`read`) put into the batch-wide results
+        (the finished elements' final values; the others' are put again later)."""
+        wb = wi.vg
+        moved = [x for j, x in enumerate(kept) if j in live]
+        as_is = Graph("vmap_not_compacted", wb, loc)
+        as_is.output = as_is.apply(P["make_tuple"], still, left, width, at, *results, *moved,
+                                   *inv)
+        cg = Graph("vmap_compacted", wb, loc)
+        ci = Inst(wi.g, cg, wi, width, still)
+        rows = self._helper("active_rows", ci, [width, still])
+        put = [self._helper("put_rows", ci, [size, r, at, x])
+               for r, x in zip(results, read, strict=True)]
+        cg.output = cg.apply(
+            P["make_tuple"], cg.apply(P["np.ones"], left, Constant(bool)), left, left,
+            cg.apply(P["getitem"], at, rows), *put,
+            *[self._gathered(x, B, rows, ci) for x in moved],
+            *[self._gathered(x, t, rows, ci) for x, (_, t) in zip(inv, threads, strict=True)])
+        now = self._helper("compact_now", wi, [left, width, Constant(compact_least() or 0)])
+        sw = wb.apply(P["switch"], now, Constant(cg), Constant(as_is))
+        out = wb.apply(sw, loc=loc)
+        items = [wb.apply(P["tuple_getitem"], out, i) for i in range(4 + len(results))]
+        for j, x in enumerate(kept):
+            if j in live:
+                at_out = 4 + len(results) + len([i for i in live if i < j])
+                items.append(wb.apply(P["tuple_getitem"], out, at_out))
+                continue
+            # (a state not live, gathered apart, so that the optimizer drops it where
+            # nothing reads it; derivative code keeps it: one width with the others)
+            dead = Graph("vmap_compacted_unread", wb, loc)
+            di = Inst(wi.g, dead, wi, width, still)
+            dead.output = self._gathered(x, B, self._helper("active_rows", di,
+                                                            [width, still]), di)
+            same = Graph("vmap_not_compacted_unread", wb, loc)
+            same.output = x
+            items.append(wb.apply(wb.apply(P["switch"], now, Constant(dead), Constant(same)),
+                                  loc=loc))
+        return wb.apply(P["make_tuple"], *items, *[
+            wb.apply(P["tuple_getitem"], out, 4 + len(results) + len(moved) + i)
+            for i in range(len(inv))])
+
+    def _gathered(self, x: Node, tree: Tree, rows: Node, inst: Inst) -> Node:
+        """The rows `rows` of a value batched as `tree` (a tuple display's batched items
+        each)."""
+        if unbatched(tree):
+            return x
+        if isinstance(tree, Tup):
+            g = inst.vg
+            items = [self._gathered(g.apply(P["tuple_getitem"], x, j), t, rows, inst)
+                     for j, t in enumerate(tree.items)]
+            return g.apply(P["make_list" if tree.is_list else "make_tuple"], *items)
+        return self._helper("rows_of", inst, [x, rows])
+
+    def _compaction_threads(self, inst: Inst, roots: list[Graph], hoisted: list[Node]
+                            ) -> list[tuple[Node, Tree]] | None:
+        """Where a masked loop may compact its active elements (`_compacted_trip`): the
+        batched values from outside that its graphs `roots` (the batched body and
+        condition, each taking the batch's width first) read, each made a parameter of
+        each root (after the width), with its batch tree; None where it may not (the
+        batch narrower than `compact_least()`, or compaction off; a value read whose
+        batch tree is not known, or a function read that sees the batch-wide
+        values: a closure of the code around the loop)."""
+        least = compact_least()
+        if least is None or isinstance(inst.size, Constant) and (
+                not isinstance(inst.size.value, int) or inst.size.value < least):
+            return None
+        enclosing: set[int] = set()
+        g: Graph | None = inst.vg
+        while g is not None:
+            enclosing.add(g.id)
+            g = g.parent
+        inside: set[int] = set()
+        for r in roots:
+            inside |= {r.id} | {h.id for h in graphs_inside(r)}
+        for r in roots:
+            for h in reachable_graphs(r):
+                up: Graph | None = h if h.id not in inside else None
+                while up is not None:
+                    if up.id in enclosing:
+                        return None
+                    up = up.parent
+        known = self._trees_around(inst)
+        hoisted_ids = {x.id: x for x in hoisted}
+
+        def tree_of(x: Node) -> Tree | None:
+            if isinstance(x, Constant):
+                return None if isinstance(x.value, Graph) else U
+            if x.id in known:
+                return known[x.id]
+            h = hoisted_ids.get(x.id)
+            if not isinstance(h, Apply):
+                return None
+            prim = _primitive(h.inputs[0])
+            trees = [tree_of(a) for a in h.inputs[1:]]
+            if prim is None or any(t is None for t in trees):
+                return None
+            found = U if all(t == U for t in trees) else B if prim.elementwise else None
+            if found is not None:
+                known[x.id] = found
+            return found
+
+        threads: dict[int, tuple[Node, Tree]] = {}
+        for r in roots:
+            for fv in free_variables(r):
+                t = tree_of(fv)
+                if t is None or t == F:
+                    return None
+                if t != U:
+                    threads[fv.id] = (fv, t)
+        found = list(threads.values())
+        for r in roots:
+            params = [r.add_parameter(x.name or "v") for x, _ in found]
+            r.parameters = [r.parameters[0], *params, *r.parameters[1:-len(params) or None]]
+            _replace_uses(r, {x.id: p for (x, _), p in zip(found, params, strict=True)})
+        return found
+
+    def _trees_around(self, inst: Inst) -> dict[int, Tree]:
+        """The batch trees of the values of `inst` and the instances around it (its
+        scope's, its callers'), by node id; masks batched, the code around the batched
+        function's values (`outer`) not."""
+        trees: dict[int, Tree] = {x.id: U for x in self.outer.values()}
+        seen: set[int] = set()
+        todo: list[Inst | None] = [inst]
+        while todo:
+            i = todo.pop()
+            if i is None or id(i) in seen:
+                continue
+            seen.add(id(i))
+            for value, tree in i.values.values():
+                if isinstance(value, Node) and not isinstance(value, Constant):
+                    trees.setdefault(value.id, tree)
+            if i.mask is not None:
+                trees.setdefault(i.mask.id, B)
+            todo += [i.parent, i.caller]
+        return trees
+
+
+def _live_state(body: Graph, cond: Graph, read: list[int], k: int, stops: set[int]
+                ) -> set[int]:
+    """The positions of a loop's state (`k` states) that its results read (`read`) or
+    its trips need: the condition's, what the body's effects (and its branches') compute
+    from, and what the body computes those from, to a fixed point (each item of the
+    body's result followed through tuple displays and branches; all of it elsewhere).
+    A stop flag (`stops`) only where read: a masked trip reads the constant False for
+    it, and its condition the trip's new flag."""
+    effects: list[Node] = list(body.effects)
+
+    def item(node: Node | None, j: int) -> list[Node]:
+        if isinstance(node, Apply) and _primitive(node.inputs[0]) is P["make_tuple"] and \
+                len(node.inputs) == k + 1:
+            return [node.inputs[j + 1]]
+        if isinstance(node, Apply) and len(node.inputs) == 1 and \
+                isinstance(node.inputs[0], Apply) and \
+                _primitive(node.inputs[0].inputs[0]) is P["switch"] and \
+                all(is_constant_graph(b) for b in node.inputs[0].inputs[2:4]):
+            sw = node.inputs[0]
+            found = [sw.inputs[1]]
+            for b in sw.inputs[2:4]:
+                assert isinstance(b, Constant)
+                branch: Graph = b.value
+                effects.extend(branch.effects)
+                found += item(branch.output, j)
+            return found
+        return [] if node is None else [node]
+
+    items = [item(body.output, j) for j in range(k)]
+
+    def reached(roots: list[Node], params: list[Node]) -> set[int]:
+        at = {p.id: j for j, p in enumerate(params)}
+        found: set[int] = set()
+        seen: set[int] = set()
+        todo = list(roots)
+        while todo:
+            x = todo.pop()
+            if x.id in seen:
+                continue
+            seen.add(x.id)
+            if x.id in at:
+                found.add(at[x.id])
+            elif isinstance(x, Constant):
+                if isinstance(x.value, Graph):
+                    todo += free_variables(x.value)
+            elif isinstance(x, Apply):
+                todo += x.inputs
+        return found
+
+    live = set(read) | (reached([n for n in [cond.output, *cond.effects] if n is not None],
+                                list(cond.parameters)) |
+                        reached(effects, list(body.parameters))) - stops
+    todo = list(live)
+    while todo:
+        for j in reached(items[todo.pop()], list(body.parameters)) - live - stops:
+            live.add(j)
+            todo.append(j)
+    return live
 
 
 def _stop_flag_of(cond: Graph, alone: bool = False) -> int | None:
@@ -1632,7 +1967,7 @@ def _stop_flag_of(cond: Graph, alone: bool = False) -> int | None:
     return None
 
 
-def _hoist_invariants(cond: Graph, target: Graph) -> None:
+def _hoist_invariants(cond: Graph, target: Graph) -> list[Node]:
     """Compute once in `target`, before a masked loop, what its batched condition
     `cond` (a graph nested in `target`, called before the loop and after each trip)
     computes from values that do not change in the loop: the `1e-12 * a` of `while
@@ -1653,14 +1988,21 @@ def _hoist_invariants(cond: Graph, target: Graph) -> None:
             moved[node.id] = target.apply(node.inputs[0], *args, loc=node.loc,
                                           name=node.name)
     if not moved:
-        return
-    for g in [cond, *graphs_inside(cond)]:
+        return []
+    _replace_uses(cond, moved)
+    return list(moved.values())
+
+
+def _replace_uses(root: Graph, by: dict[int, Node]) -> None:
+    """In `root` and the graphs nested in it, each use of a node whose id `by` holds
+    replaced by the node it gives."""
+    for g in [root, *graphs_inside(root)]:
         for node in graph_nodes(g):
             for i, x in enumerate(node.inputs):
-                if x.id in moved:
-                    set_input(node, i, moved[x.id])
-        if g.output is not None and g.output.id in moved:
-            set_output(g, moved[g.output.id])
+                if x.id in by:
+                    set_input(node, i, by[x.id])
+        if g.output is not None and g.output.id in by:
+            set_output(g, by[g.output.id])
 
 
 def _outside(owner: Graph | None, g: Graph) -> bool:

@@ -349,6 +349,72 @@ def still_active(every, active, holds):
     return np.logical_and(active, holds)
 
 
+def half_unless_narrow(size, least):
+    """A masked loop that may compact goes on batch-wide while more than this many of
+    its elements are active: half of them, or, where the batch is narrower than `least`
+    (on narrower arrays a NumPy operation's cost is its call's, which the gathers would
+    not win back), none."""
+    if size < least:
+        return 0
+    return size // 2
+
+
+def compact_now(count, width, least):
+    """Whether a compacted masked loop gathers its active elements again after this trip
+    (`count` of its `width` elements still active): where at most half are, and it is at
+    least `least` wide."""
+    return count > 0 and count * 2 <= width and width >= least
+
+
+def active_rows(width, active):
+    """The positions of a compacting loop's active elements, in order."""
+    return np.arange(width)[active]
+
+
+def rows_of(x, rows):
+    """The rows `rows` (positions along the batch axis) of a batched value: each leaf's
+    (a placeholder, a variable no element has bound yet, as it is)."""
+    if isinstance(x, np.ndarray):
+        return x[rows]
+    leaves = []
+    for leaf in tree_leaves(x):
+        leaves.append(leaf if leaf is UNBOUND else leaf[rows])
+    return tree_unflatten(x, leaves)
+
+
+def put_rows(size, res, at, x):
+    """A compacted masked loop's results (`size` wide): a copy of `res` with `x`'s rows
+    at the positions `at`. A leaf whose dtype the rows change is promoted first, as the
+    select that kept a finished element's value would have; one whose shape they change
+    raises `RaggedBatch`, as that select does. (A copy, not `res` updated in place:
+    differentiable, as `tl.vmap(tl.grad(f))` differentiates the batched code.)"""
+    if isinstance(x, np.ndarray) and isinstance(res, np.ndarray):
+        return _put_leaf(size, res, at, x)
+    if res is not UNBOUND and not same_structure(res, x):
+        raise RaggedBatch()
+    leaves = []
+    if res is UNBOUND:
+        for leaf in tree_leaves(x):
+            leaves.append(_put_leaf(size, UNBOUND, at, leaf))
+        return tree_unflatten(x, leaves)
+    for r, leaf in zip(tree_leaves(res), tree_leaves(x)):
+        leaves.append(_put_leaf(size, r, at, leaf))
+    return tree_unflatten(res, leaves)
+
+
+def _put_leaf(size, res, at, x):
+    # (a variable no element had bound, a placeholder: zeros where no rows are put)
+    if x is UNBOUND:
+        return res
+    if res is UNBOUND:
+        res = np.zeros((size,) + np.shape(x)[1:], x.dtype)
+    if np.shape(res)[1:] != np.shape(x)[1:]:
+        raise RaggedBatch()
+    if res.dtype != x.dtype:  # (the select's promotion; `x` has a row: a loop's width)
+        res = np.where(True, res, x[:1])
+    return index_update(res, at, x)
+
+
 def broadcast_copy(size, x):
     """`broadcast`, each element its own copy (for updates in place)."""
     return tree_unflatten(x, [np.array(_broadcast_leaf(size, leaf)) for leaf in tree_leaves(x)])
