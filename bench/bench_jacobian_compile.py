@@ -17,6 +17,8 @@ import time
 
 import numpy as np
 
+import tapeless as tl
+
 
 def field(x):
     return np.sin(x) * x + np.roll(x, 1) ** 2 * 0.5
@@ -26,12 +28,31 @@ def f(x):
     return np.sin(x) * x[0]
 
 
+def cube_sum(x):  # a number out: `tl.jacfwd(tl.jacrev(...))` is its Hessian
+    return np.sum(x ** 3)
+
+
+def looped(x):  # tests/test_compose_matrix.py's scalar loss with a loop and an if
+    h = x
+    s = 0.0
+    for _ in range(2):
+        if np.sum(h) > 0.0:
+            h = np.sin(h) * h + 0.5
+        else:
+            h = np.cos(h) - h * 0.5
+        s = s + np.sum(h * h) * 0.5
+    return s
+
+
+def closure_hessian(w, x):  # a closure over `w` (tests/test_hessian_closures.py)
+    return tl.jacfwd(tl.jacrev(lambda v: np.sum(np.sin(w @ v)) + np.sum(v ** 3)))(x)
+
+
 XS = np.random.default_rng(0).normal(size=(4, 3))
+WS = np.random.default_rng(1).normal(size=(2, 3))
 
 
 def cases() -> dict:
-    import tapeless as tl
-
     def jit_of(g):
         def comp(x):
             return tl.jacfwd(tl.jacrev(g))(x)
@@ -46,7 +67,26 @@ def cases() -> dict:
             return np.sum(np.sin(tl.vmap(tl.jacfwd(f))(z)))
         return tl.grad(h)
 
+    def python_of(g):
+        return lambda: tl.jacfwd(tl.jacrev(g)), XS[0]
+
+    def of_vmap(outer):
+        def comp(x):
+            return outer(tl.vmap(looped))(x)
+        comp.__name__ = f"{outer.__name__}_vmap_looped"
+        return lambda: tl.jit(comp), XS[:2, :2].reshape(2, 2)
+
+    def closure():
+        def comp(x):
+            return closure_hessian(WS, x)
+        return tl.jit(comp)
+
     return {"tl.jit(tl.jacfwd(tl.jacrev(field)))": jit_of(field),
+            "tl.jit(tl.jacfwd(tl.jacrev(cube_sum)))": jit_of(cube_sum),
+            "tl.jacfwd(tl.jacrev(cube_sum)), from Python": python_of(cube_sum),
+            "tl.jit(tl.jacfwd(tl.jacrev(lambda v: ... w ...)))": (closure, XS[0]),
+            "tl.jit(tl.jacfwd(tl.vmap(looped)))": of_vmap(tl.jacfwd),
+            "tl.jit(tl.jacrev(tl.vmap(looped)))": of_vmap(tl.jacrev),
             "tl.jit(tl.jacfwd(tl.jacrev(f)))": jit_of(f),
             "tl.vmap(tl.jacfwd(tl.jacrev(field)))": vmap_of(field),
             "tl.vmap(tl.jacfwd(tl.jacrev(f)))": vmap_of(f),
@@ -75,6 +115,7 @@ def main() -> None:
     ap.add_argument("--trees", nargs="+", default=[os.path.dirname(os.path.dirname(
         os.path.abspath(__file__)))])
     ap.add_argument("--probe")
+    ap.add_argument("--only", help="run the cases whose name contains this text")
     opts = ap.parse_args()
     if opts.probe:
         probe(opts.probe)
@@ -82,6 +123,8 @@ def main() -> None:
     print("| composition | " + " | ".join(opts.trees) + " |")
     print("|---|" + "---:|" * len(opts.trees))
     for name in cases():
+        if opts.only and opts.only not in name:
+            continue
         row = []
         for tree in opts.trees:
             p = subprocess.run([sys.executable, os.path.abspath(__file__), "--probe", name],
