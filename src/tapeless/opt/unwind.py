@@ -1231,10 +1231,11 @@ class _Fuse:
                    b_side: Graph | None) -> Node | None:
         """Item q of `c = r[0](r, d)` (or `r(d)`, `_backprop_call`), where r is a branch
         record J's level saved (item k of a conditional expression's result,
-        `switch(t, T, E)()`) and each branch's record function (or closure) gives, as its item q, its `d` as it is or negated
-        (`sens_of(d, _)` with d never ZERO, `unbroadcast(d, x)` with x a number, either
-        negated: `_gives_d`): that d, or its negation where the branch `t` takes does
-        negate it, without the record (whose items may be made of the callee's value)."""
+        `switch(t, T, E)()`) and each branch's record function (or closure) gives, as
+        its item q, its `d` as it is or negated (`sens_of(d, _)` with d never ZERO,
+        `unbroadcast(d, x)` with x a number, either negated: `_gives_d`): that d, or its
+        negation where the branch `t` takes does negate it, without the record (whose
+        items may be made of the callee's value)."""
         from .checkpoint import _branches
 
         called = _backprop_call(c)
