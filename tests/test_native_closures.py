@@ -103,11 +103,17 @@ def test_branch_closures_native(fn: Any, x: np.ndarray) -> None:
     assert _entry(f, x).is_native, _entry(f, x).fallback
 
 
-def test_det_laplace_filter_gradient_native() -> None:
+def test_det_laplace_filter_gradient_native(monkeypatch: pytest.MonkeyPatch) -> None:
     """The determinant spelled with a filter and a conditional expression: its gradient
     is native, its column lists int64 buffers (no list appended to), and it equals the
     Python backend's and `det(A) inv(A)^T`."""
     from research_programs import det_laplace_filter
+
+    from tapeless.opt import unwind
+
+    # (the records, closures in them, kept where the backward pass is not fused into
+    # the forward one: by default it is, tests/test_recursion_fuse.py)
+    monkeypatch.setattr(unwind, "FUSE_VALUES", False)
 
     A = np.random.default_rng(5).standard_normal((5, 5))
     g = tl.grad(det_laplace_filter, backend="native")

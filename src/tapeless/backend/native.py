@@ -42,6 +42,7 @@ from .native_affine import lower_affine_loops
 from .native_ast import parents as _parents
 from .native_checkpoint import Unlowered, lower_checkpointed_loops
 from .native_closures import lift_branch_closures, lower_branch_selects
+from .native_given import give_back_nothing
 from .native_intlists import lower_flat_comprehensions, lower_int_lists
 from .native_loops import (
     lower_item_sums,
@@ -2267,6 +2268,7 @@ def lower_source(source: str, namespace: dict[str, Any] | None = None,
     share_item_lists(tree)
     recompute_saved_items(tree)
     lower_affine_loops(tree)
+    give_back_nothing(tree, root)
     drop_uncalled_functions(tree)
     ast.fix_missing_locations(tree)
     return tree, lowering.math

@@ -1180,8 +1180,13 @@ class _Fuse:
         from .lift import _never_zero
 
         i = _passed_on(out, p, stack)
-        if i is None or not isinstance(start, Parameter) or start.graph is not self.b or \
-                not _gives_back(push.inputs[1], i, self.root, []):
+        if i is None:  # (the native backend's records keep the branch's closure)
+            i = _closure_passed_on(out, p, stack)
+            if i is None or not _closures_give_d(push.inputs[1], i, self.root, self.facts):
+                return False
+        elif not _gives_back(push.inputs[1], i, self.root, []):
+            return False
+        if not isinstance(start, Parameter) or start.graph is not self.b:
             return False
         at = self.b.parameters.index(start)
         calls = self.index.calls(self.b)
@@ -1208,16 +1213,16 @@ class _Fuse:
         if _never_zero(d, set()):
             return True
         q = _read(d)
-        c = cast(Apply, d).inputs[1] if q is not None else None
-        if q is None or loop is None or self.body is None or not isinstance(c, Apply) or \
-                len(c.inputs) != 3 or not self.never_zero(c.inputs[2]):
+        called = _backprop_call(cast(Apply, d).inputs[1]) if q is not None else None
+        if q is None or loop is None or self.body is None or called is None or \
+                not self.never_zero(called[1]):
             return False
-        r = c.inputs[1]
+        r = called[0]
         i = _read(r)
         saved = cast(Apply, r).inputs[1] if i is not None else None
         test = loop.cond.output if loop.cond is not None else None
         stack = test.inputs[1] if isinstance(test, Apply) else None
-        if i is None or _read(c.inputs[0], r) != 0 or not isinstance(saved, Apply) or \
+        if i is None or not isinstance(saved, Apply) or \
                 _read(saved) != 0 or not isinstance(stack, Parameter) or \
                 loop.cond is None or stack not in loop.cond.parameters or \
                 saved.inputs[1] is not \
@@ -1229,19 +1234,19 @@ class _Fuse:
 
     def given_back(self, c: Node, q: int, target: Graph, side: Graph | None,
                    b_side: Graph | None) -> Node | None:
-        """Item q of `c = r[0](r, d)`, where r is a branch record J's level saved (item
-        k of a conditional expression's result, `switch(t, T, E)()`) and each branch's
-        record function gives, as its item q, its `d` as it is or negated
-        (`sens_of(d, _)` with d never ZERO, `unbroadcast(d, x)` with x a number, either
-        negated: `_gives_d`): that d, or its negation where the branch `t` takes does
-        negate it, without the record (whose items may be made of the callee's value)."""
+        """Item q of `c = r[0](r, d)` (or `r(d)`, `_backprop_call`), where r is a branch
+        record J's level saved (item k of a conditional expression's result,
+        `switch(t, T, E)()`) and each branch's record function (or closure) gives, as
+        its item q, its `d` as it is or negated (`sens_of(d, _)` with d never ZERO,
+        `unbroadcast(d, x)` with x a number, either negated: `_gives_d`): that d, or its
+        negation where the branch `t` takes does negate it, without the record (whose
+        items may be made of the callee's value)."""
         from .checkpoint import _branches
 
-        if not (isinstance(c, Apply) and len(c.inputs) == 3) or \
-                _index_read(c.inputs[0], c.inputs[1]) != 0 or \
-                not self.never_zero(c.inputs[2]):
+        called = _backprop_call(c)
+        if called is None or not self.never_zero(called[1]):
             return None
-        r = self.value(c.inputs[1], target, side, b_side)
+        r = self.value(called[0], target, side, b_side)
         held = self.norm(r.node, side) if isinstance(r, _Ref) else None
         k = _index_read(held, held.inputs[1]) if isinstance(held, Apply) and \
             len(held.inputs) == 3 else None
@@ -1251,7 +1256,7 @@ class _Fuse:
         signs = [_gives_d(h, k, q, self.root, self.facts) for h in sides[1:3]]
         if any(n is None for n in signs):
             return None
-        d = self.node(self.value(c.inputs[2], target, side, b_side), target, side)
+        d = self.node(self.value(called[1], target, side, b_side), target, side)
         if d is None:
             return None
         if signs[0] == signs[1]:
@@ -1368,11 +1373,53 @@ class _Fuse:
         return target.apply(Constant(self.f), *args, loc=self.b_call.loc)
 
 
+def _backprop_call(c: Node) -> tuple[Node, Node] | None:
+    """(r, d) where `c` calls a saved branch's backpropagator r on d: `r[0](r, d)` (a
+    record, the Python backend's, `lift.convert_closures`) or `r(d)` (the closure itself,
+    the native backend's, lowered as a tagged tuple)."""
+    if not isinstance(c, Apply):
+        return None
+    if len(c.inputs) == 3 and _index_read(c.inputs[0], c.inputs[1]) == 0:
+        return c.inputs[1], c.inputs[2]
+    if len(c.inputs) == 2 and not isinstance(c.inputs[0], Constant):
+        return c.inputs[0], c.inputs[1]
+    return None
+
+
+def _closure_passed_on(x: Node, d: Node, stack: Node) -> int | None:
+    """i where `x` is item 0 of what the closure a saved tuple's item i holds gives for
+    `d`: `stack[0][i](d)[0]` (`checkpoint._passed_on` where the branch's backpropagator
+    is kept as a closure, not a record)."""
+    from .checkpoint import _read
+
+    c = cast(Apply, x).inputs[1] if _read(x) == 0 else None
+    if not isinstance(c, Apply) or len(c.inputs) != 2 or c.inputs[1] is not d:
+        return None
+    r = c.inputs[0]
+    i = _read(r)
+    saved = cast(Apply, r).inputs[1] if i is not None else None
+    return i if isinstance(saved, Apply) and _read(saved, stack) == 0 else None
+
+
+def _closures_give_d(saved: Node, i: int, root: Graph, facts: list[LoopFacts]) -> bool:
+    """Whether item i of J's saved tuple `saved` is item k of an `if`'s result whose
+    branches' backpropagators (closures) each give back, as their item 0, their `d` as
+    it is (`_gives_d`; `checkpoint._gives_back` for records)."""
+    from .checkpoint import _branches, _read
+
+    items = tuple_items(saved)
+    x = items[i] if items is not None and 0 <= i < len(items) else None
+    k = _read(x) if x is not None else None
+    sides = _branches(cast(Apply, x).inputs[1]) if k is not None else None
+    return sides is not None and k is not None and \
+        all(_gives_d(h, k, 0, root, facts) is False for h in sides[1:3])
+
+
 def _gives_nonzero(saved: Node, i: int, q: int) -> bool:
     """Whether item i of J's saved tuple `saved` is an item of an `if`'s result whose
-    branches each give a record `(function, ...)` whose function gives, as its item q,
-    a value never ZERO where its `d` is not: `sens_of(d, _)`, `unbroadcast(d, _)`,
-    either negated, or a primitive's that never is ZERO."""
+    branches each give a backpropagator (a record `(function, ...)` or a closure) that
+    gives, as its item q, a value never ZERO where its `d` is not: `sens_of(d, _)`,
+    `unbroadcast(d, _)`, either negated, or a primitive's that never is ZERO."""
     from .checkpoint import _branches, _read
     from .lift import _never_zero
 
@@ -1388,7 +1435,7 @@ def _gives_nonzero(saved: Node, i: int, q: int) -> bool:
         found = _record_item(h, k, q)
         if found is None:
             return False
-        y, _, dn, _ = found
+        y, dn, _ = found
         while isinstance(y, Apply) and prim_of(y) is P["neg"]:
             y = y.inputs[1]
         if not (isinstance(y, Apply) and prim_of(y) in (P["sens_of"], P["unbroadcast"]) and
@@ -1398,16 +1445,16 @@ def _gives_nonzero(saved: Node, i: int, q: int) -> bool:
 
 
 def _gives_d(h: Graph, k: int, q: int, root: Graph, facts: list[LoopFacts]) -> bool | None:
-    """Whether the record function that branch `h` gives as item 0 of its item k gives,
-    as its item q, its `d` negated (False: as it is; None: neither, or not known):
-    `sens_of(d, _)` or `unbroadcast(d, record[m])` with the record's item m a number (a
-    number's sensitivity is a number: itself), under any number of `neg`s."""
+    """Whether the backpropagator that branch `h` gives as its item k gives, as its item
+    q, its `d` negated (False: as it is; None: neither, or not known): `sens_of(d, _)` or
+    `unbroadcast(d, x)` with x a number the branch saved (a number's sensitivity is a
+    number: itself), under any number of `neg`s."""
     from .lift import _is_number
 
     found = _record_item(h, k, q)
     if found is None:
         return None
-    y, record, dn, rec = found
+    y, dn, saved = found
     negated = False
     while isinstance(y, Apply) and prim_of(y) is P["neg"]:
         y, negated = y.inputs[1], not negated
@@ -1415,20 +1462,42 @@ def _gives_d(h: Graph, k: int, q: int, root: Graph, facts: list[LoopFacts]) -> b
         return None
     if prim_of(y) is P["sens_of"]:
         return negated
-    m = _index_read(y.inputs[2], record) if prim_of(y) is P["unbroadcast"] else None
-    return negated if m is not None and 0 < m < len(rec) and \
-        _is_number(rec[m], root, cast(list, facts)) else None
+    x = saved(y.inputs[2]) if prim_of(y) is P["unbroadcast"] else None
+    return negated if x is not None and _is_number(x, root, cast(list, facts)) else None
 
 
-def _record_item(h: Graph, k: int, q: int) -> tuple[Node, Parameter, Parameter, list[Node]] | None:
-    """Where branch `h` gives, as its item k, a record `(g, ...)` whose function `g(record,
-    d)` gives back a tuple display: g's item q, its two parameters and the record's items."""
+def _record_item(h: Graph, k: int, q: int
+                 ) -> tuple[Node, Parameter, Callable[[Node], Node | None]] | None:
+    """Where branch `h` gives, as its item k, a backpropagator that gives back a tuple
+    display: its item q, the backpropagator's `d`, and what a value it reads is where
+    the branch saved it (None: not a saved value). Either a record `(g, ...)`, whose
+    function `g(record, d)` reads the record's items, or a closure `g(d)` (the native
+    backend's), whose free variables are what it saved."""
     o = tuple_items(h.output) if h.output is not None else None
-    rec = tuple_items(o[k]) if o is not None and 0 <= k < len(o) else None
+    x = o[k] if o is not None and 0 <= k < len(o) else None
+    if x is not None and is_constant_graph(x) and len(x.value.parameters) == 1:
+        g = x.value
+        out = tuple_items(g.output) if g.output is not None else None
+        if g.vararg or out is None or not 0 <= q < len(out):
+            return None
+
+        def free(n: Node) -> Node | None:
+            inside = isinstance(n, Apply | Parameter) and n.graph is not None and \
+                (n.graph is g or is_inside(n.graph, g))
+            return None if inside else n
+
+        return out[q], g.parameters[0], free
+    rec = tuple_items(x) if x is not None else None
     if rec is None or not rec or not is_constant_graph(rec[0]):
         return None
     g = rec[0].value
     out = tuple_items(g.output) if g.output is not None else None
     if len(g.parameters) != 2 or g.vararg or out is None or not 0 <= q < len(out):
         return None
-    return out[q], g.parameters[0], g.parameters[1], rec
+    record = g.parameters[0]
+
+    def item(n: Node) -> Node | None:
+        m = _index_read(n, record)
+        return rec[m] if m is not None and 0 < m < len(rec) else None
+
+    return out[q], g.parameters[1], item
