@@ -408,7 +408,31 @@ def newton(batch: int, repeat: int, number: int) -> list[str]:
         rows.append(f"| (a Python loop of the plain Python function, no tapeless) | "
                     f"{t_plain * 1e3:.1f} ms | | {t_plain / t_v:.0f}x slower than tl.vmap "
                     "| | |")
+        rows.extend(newton_native(fn, a, expected, repeat * number))
     return rows
+
+
+def newton_native(fn: Callable[[Any], Any], a: np.ndarray, expected: np.ndarray,
+                  repeat: int) -> list[str]:
+    """The same batched loop on the native backend (`tl.vmap(fn, backend="native")`),
+    against a loop over the batch calling the unbatched function compiled natively and
+    the one compiled by the Python backend (skipped without Numba)."""
+    try:
+        import numba  # noqa: F401
+    except ImportError:
+        return ["| (native backend: Numba not installed) | | | | | |"]
+    v = tl.vmap(fn, backend="native")
+    first = first_call(lambda: v(a))
+    assert np.allclose(v(a), expected, rtol=1e-12)
+    jn, jp = tl.jit(fn, backend="native"), tl.jit(fn)
+    jn(float(a[0]))
+    t_v, t_native, t_python = best_times(
+        [lambda: v(a), lambda: [jn(float(x)) for x in a], lambda: [jp(float(x)) for x in a]],
+        [1, 1, 1], repeat)
+    return [f"| (native backend: tl.vmap(f, backend=\"native\")) | {t_v * 1e3:.3f} ms | | | "
+            f"loop of the natively compiled function {t_native * 1e3:.1f} ms: "
+            f"{t_native / t_v:.0f}x; of the Python backend's {t_python * 1e3:.1f} ms: "
+            f"{t_python / t_v:.0f}x (target >= 20) | first call {first:.1f} s |"]
 
 
 def layers_rows(batch: int, repeat: int, number: int) -> list[str]:
@@ -422,6 +446,8 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--layers", action="store_true",
                         help="only the rows of JAX README's loss (a loop over layers)")
+    parser.add_argument("--newton", action="store_true",
+                        help="only the Newton rows (a `while` to a per-element tolerance)")
     args = parser.parse_args()
     repeat, number = (3, 2) if args.quick else (25, 10)
     print("| workload | tapeless | reference | ratio | target | |")
@@ -430,6 +456,10 @@ def main() -> None:
         for batch in (32, 256):
             for line in layers_rows(batch, repeat, number):
                 print(line, flush=True)
+        return
+    if args.newton:
+        for line in newton(1000, repeat, number):
+            print(line, flush=True)
         return
     for batch in (32, 256):
         for line in per_example(batch, repeat, number):
