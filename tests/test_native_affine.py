@@ -270,6 +270,35 @@ def test_turn_out_of_range_raises_for_the_python_backend() -> None:
         _run(out, np.array([0.5, 1e-200, 0.7]), 0.2, -0.4, 0.9)
 
 
+TARGET_BOUND_BEFORE = """
+def f(xs, d, e, w):
+    x = 1.0
+    for x in xs:
+        u = d * x
+        v = u * w + e
+        t = v * x - u
+        r = t * w + v * 0.5
+        d = r * x + t * w - v
+        e = e * w + r * 0.5 + t * 0.25
+    return d, e
+"""
+
+
+def test_a_for_loops_target_is_tested_each_turn() -> None:
+    """A `for` loop's target bound before the loop too: its range is tested in the
+    turn, not once before the loop on the value it had then (which let a turn overflow
+    where the original stays finite)."""
+    n, out = _lowered(TARGET_BOUND_BEFORE)
+    assert n == 1
+    xs = np.linspace(0.3, 2.0, 5)
+    assert _run(out, xs, 0.2, -0.4, 0.9) == pytest.approx(
+        _run(TARGET_BOUND_BEFORE, xs, 0.2, -0.4, 0.9), rel=1e-12)
+    with np.errstate(all="ignore"):
+        assert all(map(math.isfinite, _run(TARGET_BOUND_BEFORE, [1e120], 1e-200, 0.0, 0.9)))
+        with pytest.raises(FloatingPointError):
+            _run(out, [1e120], 1e-200, 0.0, 0.9)
+
+
 ONE_QUOTIENT = """
 def f(xs, d, w):
     _fdiv = _nt_fdiv

@@ -193,3 +193,16 @@ def test_a_path_whose_result_holds_none_is_recorded(order: tuple) -> None:
     for c in order:
         assert _same(j(x, c), python(x, c))
     assert not seen
+
+
+def test_a_none_place_is_learned_only_where_python_gives_none_or_zeros() -> None:
+    """Native code's None stands for None, a zero or an unbound value: a path whose
+    native result holds None where the Python backend's holds a nonzero number or array
+    is not recorded (a later call on it, with a value there, is checked again)."""
+    from tapeless import runtime
+    from tapeless.backend.native import _without_nones
+
+    for expected in (None, 0.0, np.zeros(3), runtime.ZERO, (None, np.zeros(2))):
+        assert _without_nones((1.0, expected), (1.0, None))[1], expected
+    for expected in (2.0, np.array([0.0, 1.0]), (None, np.ones(2))):
+        assert not _without_nones((1.0, expected), (1.0, None))[1], expected

@@ -611,7 +611,8 @@ class Transformed:
 
         return native_cache.start_key(description, key, (
             os.environ.get("TAPELESS_OPTIMIZE", ""), config.loop_checkpoint,
-            config.loop_memory, unwind.FUSE_VALUES))
+            config.loop_memory, unwind.FUSE_VALUES,
+            os.environ.get("TAPELESS_VMAP_COMPACT_LEAST", "")))
 
     def _start(self, key: tuple, kinds: tuple, start: str, reads: list) -> Compiled | None:
         """The native program for arguments with signatures `key` started from its record

@@ -201,7 +201,10 @@ def _rewrite(fn: ast.FunctionDef, loop: ast.For | ast.While, aliases: dict[str, 
         chain = LATENCY * (1 + max(len(f.coefs) for f in finals.values()))
         if depth < GAIN * max(chain, _work(temps, finals, aliases)):
             return 0
-        check = _range_check(s, finals, leaves, stores)
+        # (a `for` loop's target is bound by every turn too: never tested before it)
+        targets = {n.id for n in ast.walk(loop.target) if isinstance(n, ast.Name)} \
+            if isinstance(loop, ast.For) else set()
+        check = _range_check(s, finals, leaves, set(stores) | targets)
         if check is None:
             return 0
         _emit(fn, loop, s, finals, temps, fresh, check)
@@ -224,7 +227,7 @@ class _Check:
 
 
 def _range_check(s: list[str], finals: dict[str, _Form],
-                 leaves: list[tuple[ast.expr, bool]], stores: dict[str, int]
+                 leaves: list[tuple[ast.expr, bool]], stores: set[str]
                  ) -> _Check | None:
     """The values whose squares the rewritten loop sums (the old values of `s` and the
     factors, `leaves`) and the bound of that sum, 2**(2E), with E such that a product of
