@@ -879,3 +879,26 @@ def test_a_parameter_with_a_default_is_passed_whole_everywhere(optimize: str) ->
     np.testing.assert_allclose(tl.jit(inline_vmap_naming_default)(xs, ws), named, rtol=1e-12)
     np.testing.assert_allclose(tl.vmap(offset_by_default, in_axes=(0, 0))(xs, ws), named,
                                rtol=1e-12)
+
+
+# --- per-example gradients through a while loop with array state --------------------------
+
+
+def grown_pair(n, x):
+    a = np.array([x, 2 * x])
+    k = 0
+    while k < n:
+        a = a * 1.1 + np.array([1.0, k])
+        k += 1
+    return a.sum()
+
+
+def test_per_example_gradient_of_a_while_loop_with_array_state(optimize: str) -> None:
+    # (The loop facts linked the derivative's stacks before their tables of kinds
+    # existed: AttributeError when a stack's item asked a kind of a recursive result.)
+    ns = np.array([0, 1, 5, 2, 9, 3, 0, 7])
+    xs = np.linspace(0.1, 1.5, 8)
+    got = tl.vmap(tl.grad(grown_pair, 1))(ns, xs)
+    np.testing.assert_allclose(got, 3.0 * 1.1 ** ns, rtol=1e-12)
+    each = [tl.grad(grown_pair, 1)(n, x) for n, x in zip(ns, xs, strict=True)]
+    np.testing.assert_allclose(got, each, rtol=1e-12)

@@ -165,7 +165,6 @@ class LoopFacts:
         # backward loop's forward loop, the forward loop's stack slot and its push.
         self.popped: dict[int, Node] = {}
         self.pushed_by: dict[int, tuple[LoopInfo, int, Apply]] = {}
-        self._link_stacks()
         # The direct calls of each function only ever called directly (see direct_calls),
         # found when first asked; and its parameters' kinds, inferred from them (kinds.py;
         # None while being inferred).
@@ -174,6 +173,8 @@ class LoopFacts:
         # The kind of what each recursive function returns, by graph id (kinds.py:
         # inferred at the first question; None in it while being inferred).
         self.result_kinds: dict[int, Kind | None] | None = None
+        # (last: linking the stacks asks kinds, which read the tables above)
+        self._link_stacks()
 
     def direct_calls(self, g: Graph) -> list[Apply] | None:
         """The calls of `g`, where every use of it is a call passing one argument per
