@@ -236,3 +236,21 @@ def test_gradient_of_rows_appended_in_loop(monkeypatch):
     # run-time test of it, and the list itself is not saved for the backward loop.)
     assert not re.search(r"sens_of\(d_rows,", src), src
     assert not re.search(r"stack_append\(\([^)]*\brows", src), src
+
+
+def _counts(x):
+    return np.count_nonzero(x, axis=0), np.count_nonzero(x), np.count_nonzero(x > 1.0)
+
+
+def test_a_whole_arrays_count_is_numpys_c_function():
+    # (`np.count_nonzero(a)` without an axis is spelled `_rt.count_all(a)`, NumPy's C
+    # function; with an axis NumPy's own; both give what NumPy gives, dtype included)
+    f = tl.jit(_counts)
+    for x in (np.array([[0.0, 1.0, 2.0], [3.0, 0.0, 0.0]]), np.zeros((0, 2)),
+              np.array([[np.nan, -0.0, 1e-300]])):
+        got, expected = f(x), _counts(x)
+        for a, b in zip(got, expected, strict=True):
+            np.testing.assert_array_equal(a, b)
+            assert type(a) is type(b) and np.asarray(a).dtype == np.asarray(b).dtype
+    source = f.source_for(x)
+    assert "np.count_nonzero(x, axis=0)" in source and "_rt.count_all(x)" in source, source

@@ -29,6 +29,26 @@ class _Unbound:
 UNBOUND = _Unbound()
 
 
+def _count_all() -> Any:
+    """The C function `np.count_nonzero(a)` calls where no axis is given, without the
+    Python wrapper and its dispatch (0.2 µs a call in place of 0.6: a masked loop asks it
+    on every trip, whether any element is still active)."""
+    import importlib
+
+    import numpy as np
+
+    for name in ("numpy._core.multiarray", "numpy.core.multiarray"):
+        try:
+            return importlib.import_module(name).count_nonzero
+        except (ImportError, AttributeError):
+            continue
+    return np.count_nonzero
+
+
+# `np.count_nonzero(a)` of a whole array (the Python backend's spelling of it).
+count_all = _count_all()
+
+
 def check_bound(value: Any, name: str, where: str) -> Any:
     if value is UNBOUND:
         raise UnboundLocalError(

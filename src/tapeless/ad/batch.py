@@ -1595,8 +1595,11 @@ class VTransform:
             if alone:
                 # (the condition is the flag alone, `while True: ... break`: the active
                 # elements whose new flag is False, `active > flag` on bools, one
-                # operation)
-                still = wb.apply(P["np.greater"], active, news[flag_at])
+                # operation; on a trip of every element, the flag's count alone)
+                pair = self._helper("still_unless_stopped", wi,
+                                    [every, active, news[flag_at], width])
+                still = wb.apply(P["tuple_getitem"], pair, 0)
+                left: Node = wb.apply(P["tuple_getitem"], pair, 1)
                 wb.effects = [new]
             elif vr is not None:
                 # (`while c: ... break`: the condition `False if flag else c` is `c` for
@@ -1628,7 +1631,8 @@ class VTransform:
                 still = self._helper("still_active", wi, [every, active,
                                                           self._mask(wi, c, cond.output)])
                 wb.effects = [new, c]
-            left = self._any(wb, still)
+            if not alone:
+                left = self._any(wb, still)
             if not compacting:
                 wb.output = wb.apply(P["make_tuple"], still, left, *kept)
             else:

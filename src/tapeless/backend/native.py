@@ -275,6 +275,9 @@ class _Lowering(ast.NodeTransformer):
             if owner == "_rt":
                 if attr in ("ZERO", "UNBOUND"):  # (both are None in native code)
                     return ast.copy_location(ast.Constant(None), node)
+                if attr == "count_all":  # (NumPy's C function: Numba has np.count_nonzero)
+                    return ast.copy_location(ast.Attribute(
+                        ast.Name("np", ast.Load()), "count_nonzero", node.ctx), node)
                 if attr not in _NATIVE_RUNTIME:
                     self.refuse(node, f"the runtime helper {attr} (no native version)")
                 return ast.copy_location(ast.Name(f"_nt_{attr}", node.ctx), node)

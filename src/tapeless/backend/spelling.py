@@ -146,6 +146,19 @@ def _emit_index_concat(a: list[str]) -> str:
     return f"{'np.r_' if a[0] == '0' else 'np.c_'}[{a[1] if inner[:1] == '*' else inner}]"
 
 
+def _emit_count_nonzero(a: list[str]) -> str:
+    """`np.count_nonzero(a)` of a whole array is `_rt.count_all(a)`, NumPy's C function
+    without its Python wrapper; with an axis, NumPy's function."""
+    if len(a) < 2 or a[1] == "None":
+        return f"_rt.count_all({a[0]})"
+    return _COUNT_ALONG(a)
+
+
+_COUNT_ALONG = call_emitter("np.count_nonzero", 1, "a, axis=None")
+cast(Any, _emit_count_nonzero).call = True
+cast(Any, _emit_count_nonzero).callee = "_rt.count_all"
+
+
 # Binary operators by primitive name.
 OPERATORS = {
     "add": "+", "sub": "-", "mul": "*", "truediv": "/", "floordiv": "//", "mod": "%",
@@ -182,6 +195,7 @@ WRITTEN: dict[str, Emitter] = {
     "join_strings": lambda a: f"''.join({a[0]})",
     "logistic": lambda a: f"(1.0 / (1.0 + np.exp(-{a[0]})))",
     "index_concat": _emit_index_concat,
+    "np.count_nonzero": _emit_count_nonzero,
     "stack_new": lambda a: "[]",
     "stack_push": lambda a: f"{a[0]}.append({a[1]})",
     "stack_pop": lambda a: f"{a[0]}.pop()",

@@ -349,6 +349,21 @@ def still_active(every, active, holds):
     return np.logical_and(active, holds)
 
 
+def still_unless_stopped(every, active, stopped, width):
+    """The elements a masked `while True: ... break` runs again, and their count: the
+    `active` ones whose stop flag is not set after this trip. On a trip every element
+    took (`every`), the count of stopped elements alone (about 0.2 µs on 1,000
+    elements), the mask itself where none stopped, where `active > stopped` costs 0.8
+    more: a Newton step's trips up to the first element's convergence."""
+    if every:
+        n = np.count_nonzero(stopped)
+        if not n:
+            return active, width
+        return np.logical_not(stopped), width - n
+    still = np.greater(active, stopped)
+    return still, np.count_nonzero(still)
+
+
 def half_unless_narrow(size, least):
     """A masked loop that may compact goes on batch-wide while more than this many of
     its elements are active: half of them, or, where the batch is narrower than `least`
