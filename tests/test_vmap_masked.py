@@ -361,3 +361,64 @@ def test_a_condition_and_a_break_mapped_inside_compiled_code():
     ts = np.array([0.5, 2.5, 4.0, 9.0, 100.0, 7.9])
     np.testing.assert_array_equal(tl.jit(_reads_in_code)(xs, ts),
                                   [2 * guarded_read(list(xs), float(t)) for t in ts])
+
+
+# --- selects item by item where one side is an inner branch ------------------------------
+
+def first_hit(v, scale):
+    """A value first bound inside the loop (a placeholder until an element's trip binds
+    it), an array per element, read after the loop under the `break`'s flag."""
+    i = 0
+    hit = v
+    while i < 8:
+        i += 1
+        if np.sum(v) * i > scale:
+            found = v * i
+            hit = found + 1.0
+            break
+    return hit, i
+
+
+def skip_then_stop(n):
+    """A `continue` whose other side holds an inner `if` with a `break`: the state the
+    inner `if` leaves alone (`i`), the state only one side changes (`s`), the flag."""
+    i = 0
+    s = 0.0
+    t = 1
+    while i < 30:
+        i += 1
+        if i % 4 == 1:
+            t = t + 2
+            continue
+        s = s + i * 0.5
+        if s > n:
+            break
+    return i, s, t
+
+
+def test_a_value_first_bound_in_the_loop_with_elements_binding_it_at_different_trips():
+    vs = np.array([[0.1, 0.2, 0.3], [1.0, 2.0, 3.0], [-1.0, 0.5, 0.1], [0.0, 0.0, 0.0],
+                   [5.0, 1.0, 1.0]])
+    scales = np.array([1.0, 4.0, 0.5, 3.0, 2.0])
+    got = tl.vmap(first_hit)(vs, scales)
+    for j, (v, sc) in enumerate(zip(vs, scales, strict=True)):
+        hit, i = first_hit(v, sc)
+        np.testing.assert_array_equal(got[0][j], hit)
+        assert got[1][j] == i
+    # (the loop's selects are NumPy's, not the generic pytree code)
+    source = tl.vmap(first_hit).source_for(vs, scales)
+    assert "tree_leaves" not in source.partition("while ")[2].partition("\n    return")[0], \
+        source
+
+
+def test_a_continue_beside_an_inner_break_selects_item_by_item():
+    n = np.array([0.0, 1.0, 5.0, 17.0, 50.0, 200.0, 2000.0, 3.5])
+    check(skip_then_stop, n)
+    check(break_and_continue, np.array([0, 1, 5, 17, 50, 200, 2000, 3]))
+    for fn, arg in ((skip_then_stop, n), (break_and_continue, n.astype(int))):
+        source = tl.vmap(fn).source_for(arg)
+        assert "tree_leaves" not in source and "_select_same" not in source, source
+    # (every element stopped by the `break` at its first chance, and none: the
+    # `continue`'s side alone, then the other's alone)
+    check(skip_then_stop, np.array([-1.0, -2.0, -0.5]))
+    check(skip_then_stop, np.array([1e9, 1e9]))

@@ -218,6 +218,9 @@ class VTransform:
         # (loop state whose examples' number of axes is assumed while batching a loop
         # whose condition differs across the batch: see `_assume_state`)
         self._assumed: dict[int, int] = {}
+        # Loop state parameters of a variable first bound in the loop: a placeholder
+        # (`UNBOUND`) until a trip binds it, which a select takes the other side of.
+        self._placeholders: set[int] = set()
         self._bool_state: set[int] = set()  # (likewise, loop state that stays a bool)
 
     # --- entry ----------------------------------------------------------------------
@@ -994,13 +997,25 @@ class VTransform:
         (a tuple) then has the same; else the assumption is dropped."""
         if self.example_ndim is None:
             return
-        slots = [j for j, p in enumerate(params[0]) if self.example_ndim(p) is None and
-                 self.ndim(init[j]) is not None]
+        from ..runtime import UNBOUND
+
+        starts: dict[int, int] = {}
+        for j, p in enumerate(params[0]):
+            if self.example_ndim(p) is not None:
+                continue
+            start = init[j]
+            nd = self.ndim(start)
+            if nd is None and isinstance(start, Constant) and start.value is UNBOUND:
+                # (a variable first bound in the loop, a `return`'s value: the number of
+                # axes of what a trip assigns it)
+                nd = self._assigned_ndim(out, j, {ps[j].id for ps in params})
+                self._placeholders.update(ps[j].id for ps in params)
+            if nd is not None:
+                starts[j] = nd
+        slots = list(starts)
         for j in slots:
-            nd = self.ndim(init[j])
-            assert nd is not None  # (a slot's is known: chosen so above)
             for ps in params:
-                self._assumed[ps[j].id] = nd
+                self._assumed[ps[j].id] = starts[j]
         flags = [j for j in range(len(init)) if self._is_bool(init[j], 0)]
         for j in flags:
             self._bool_state.update(ps[j].id for ps in params)
@@ -1021,6 +1036,21 @@ class VTransform:
                     for ps in params:
                         del self._assumed[ps[j].id]
                     changed = True
+
+    def _assigned_ndim(self, node: Node | None, k: int, own: set[int], depth: int = 0
+                       ) -> int | None:
+        """`ndim` of item `k` of a loop body's new state `node` on the first path that
+        assigns it (not the state's own parameters, ids `own`, passed on), where known."""
+        item = _tuple_item(node, k)
+        if item is not None:
+            return None if item.id in own else self.ndim(item, depth + 1)
+        if not isinstance(node, Apply) or depth > 12:
+            return None
+        for o in self._branch_outputs(node):
+            nd = self._assigned_ndim(o, k, own, depth + 1)
+            if nd is not None:
+                return nd
+        return None
 
     def _static(self, node: Apply, prim: Primitive, vals: list[Node], trees: list[Tree],
                 inst: Inst) -> Node | None:
@@ -1164,10 +1194,8 @@ class VTransform:
         a = self.materialize(vals[1], trees[1], B, inst)
         b = self.materialize(vals[2], trees[2], B, inst)
         nt, nf = self.ndim(t), self.ndim(f)
-        from ..runtime import UNBOUND
-
-        unbound = any(isinstance(v, Constant) and v.value is UNBOUND for v in (t, f))
-        chosen = self._select(inst, mask, a, b, nt if nt == nf and not unbound else None)
+        chosen = self._select(inst, mask, a, b, nt if nt == nf else None,
+                              self._unbound(t) or self._unbound(f))
         inst.values[node.id] = (chosen, B)
         return [chosen]
 
@@ -1213,75 +1241,138 @@ class VTransform:
         outs = self._branch_outputs(node)
         return bool(outs) and all(self._is_bool(o, depth + 1) for o in outs)
 
-    def _select(self, inst: Inst, c: Node, a: Node, b: Node, nd: int | None) -> Node:
+    def _select(self, inst: Inst, c: Node, a: Node, b: Node, nd: int | None,
+                placeholder: bool = False) -> Node:
         """Per element, `a` where the mask `c` holds, else `b`: `np.where` where the
-        examples' number of axes is known, else the generic helper."""
+        examples' number of axes is known, else the generic helper; where a side may be
+        a placeholder (`placeholder`), the other side where it is one."""
         if a is b:
             return a
         if nd is None:
             return self._helper("select", inst, [c, a, b])
+        if placeholder:
+            return self._helper("_select_leaf", inst, [c, a, b])
         return self._helper("select_shaped", inst, [c, a, b, Constant(nd)])
+
+    def _unbound(self, node: Node | None) -> bool:
+        """Whether an original node's value may be a placeholder: the constant, or a
+        loop's state first bound in the loop."""
+        from ..runtime import UNBOUND
+
+        return isinstance(node, Constant) and node.value is UNBOUND or \
+            node is not None and node.id in self._placeholders
+
+    def _item_unbound(self, node: Node | None, k: int, depth: int = 0) -> bool:
+        """`_unbound` of item `k` of a tuple display or of any display a branch of a
+        call returns."""
+        item = _tuple_item(node, k)
+        if item is not None:
+            return self._unbound(item)
+        if not isinstance(node, Apply) or depth > 12:
+            return False
+        return any(self._item_unbound(o, k, depth + 1) for o in self._branch_outputs(node))
 
     def _select_results(self, inst: Inst, c: Node, rt: Node, rf: Node, gt: Graph,
                         gf: Graph, call: Apply) -> Node:
         """Select between two branches' batched results: item by item where both
         return tuple displays (a loop body's state), each with `np.where` where the
         examples' shapes are known."""
-        from ..runtime import UNBOUND
 
         ot, of = gt.output, gf.output
-        if isinstance(ot, Apply) and isinstance(of, Apply) and \
-                _primitive(ot.inputs[0]) is P["make_tuple"] and \
-                _primitive(of.inputs[0]) is P["make_tuple"] and \
-                len(ot.inputs) == len(of.inputs):
+        n = self._tuple_len(ot)
+        if n is not None and n == self._tuple_len(of):
             g = inst.vg
             parts: list[Node] = []
-            for j, (x, y) in enumerate(zip(ot.inputs[1:], of.inputs[1:], strict=True)):
+            for j in range(n):
+                x, y = self._item_node(ot, j), self._item_node(of, j)
+                if x is None or y is None:
+                    # (a side that is itself a branch returning displays, as a `break`
+                    # inside the other side of a `continue`'s `if` gives: the item's
+                    # number of axes where its branches agree; a bool constant against
+                    # a flag, logical operations)
+                    nx, ny = self.item_ndim(ot, j), self.item_ndim(of, j)
+                    nd = nx if nx == ny else None
+                    a, b = (g.apply(P["tuple_getitem"], r, j) for r in (rt, rf))
+                    logical = self._bool_choice(
+                        inst, c, x, y, a, b, nd,
+                        (self._item_is_bool(ot, j, 0), self._item_is_bool(of, j, 0)))
+                    parts.append(logical if logical is not None else self._select(
+                        inst, c, a, b, nd,
+                        self._item_unbound(ot, j) or self._item_unbound(of, j)))
+                    continue
                 nx, ny = self.ndim(x), self.ndim(y)
-                unbound = any(isinstance(v, Constant) and v.value is UNBOUND for v in (x, y))
-                nd = nx if nx == ny and not unbound else None
+                unbound = self._unbound(x) or self._unbound(y)
+                nd = nx if nx == ny else None
                 if x is y and not unbound:  # (the same value on both sides)
                     parts.append(g.apply(P["tuple_getitem"], rt, j))
                     continue
-                logical = self._bool_choice(inst, c, x, y, g.apply(P["tuple_getitem"], rt, j),
-                                            g.apply(P["tuple_getitem"], rf, j), nd)
+                logical = None if unbound else self._bool_choice(
+                    inst, c, x, y, g.apply(P["tuple_getitem"], rt, j),
+                    g.apply(P["tuple_getitem"], rf, j), nd)
                 if logical is not None:
                     parts.append(logical)
                     continue
                 parts.append(self._select(inst, c, g.apply(P["tuple_getitem"], rt, j),
-                                          g.apply(P["tuple_getitem"], rf, j), nd))
+                                          g.apply(P["tuple_getitem"], rf, j), nd, unbound))
             return g.apply(P["make_tuple"], *parts)
         nd = self.ndim(call)
-        if nd is None and ot is not None and of is not None and \
-                not any(isinstance(v, Constant) and v.value is UNBOUND for v in (ot, of)):
+        unbound = self._unbound(ot) or self._unbound(of)
+        if nd is None and ot is not None and of is not None and not unbound:
             nt, nf = self.ndim(ot), self.ndim(of)
             nd = nt if nt == nf else None
-        if ot is not None and of is not None:
+        if ot is not None and of is not None and not unbound:
             logical = self._bool_choice(inst, c, ot, of, rt, rf, nd)
             if logical is not None:
                 return logical
-        return self._select(inst, c, rt, rf, nd)
+        return self._select(inst, c, rt, rf, nd, unbound)
 
-    def _bool_choice(self, inst: Inst, c: Node, x: Node, y: Node, a: Node, b: Node,
-                     nd: int | None) -> Node | None:
-        """A select between a bool constant and a flag (original nodes `x`, `y`, batched
+    def _item_node(self, node: Node | None, k: int, depth: int = 0) -> Node | None:
+        """Item `k` of a tuple display, or the one node it is in the displays every
+        branch of a call returns (a loop state an inner branch does not change); else
+        None."""
+        item = _tuple_item(node, k)
+        if item is not None or not isinstance(node, Apply) or depth > 12:
+            return item
+        items = {id(o): o for o in (self._item_node(b, k, depth + 1)
+                                    for b in self._branch_outputs(node))}
+        return next(iter(items.values())) if len(items) == 1 else None
+
+    def _tuple_len(self, node: Node | None, depth: int = 0) -> int | None:
+        """The number of items of a tuple display, or of the displays every branch of a
+        call returns (as `item_ndim` reads them); else None."""
+        if isinstance(node, Apply) and _primitive(node.inputs[0]) is P["make_tuple"]:
+            return len(node.inputs) - 1
+        if not isinstance(node, Apply) or depth > 12:
+            return None
+        lens = {self._tuple_len(o, depth + 1) for o in self._branch_outputs(node)}
+        return lens.pop() if len(lens) == 1 else None
+
+    def _bool_choice(self, inst: Inst, c: Node, x: Node | None, y: Node | None, a: Node,
+                     b: Node, nd: int | None,
+                     bools: tuple[bool, bool] | None = None) -> Node | None:
+        """A select between a bool constant (or a value batched as one) and a flag
+        (original nodes `x`, `y`, batched
         `a`, `b`; one bool per element), as a `break` sets its flag: logical operations
         (each about 1 µs on 1,000 elements, where `np.where` on an irregular mask costs
         4-6 µs, and the constant's array need not be made); where the flag is a bool
         the same for every element (a masked loop's stop flag, False as a trip starts),
-        the mask, its negation or that bool. None: not such a select."""
+        the mask, its negation or that bool. None: not such a select. (`bools`: whether
+        each side is a bool, where a side is a branch's item with no one node, None.)"""
         if nd != 0:
             return None
         g = inst.vg
         for const, other, flag, first in ((x, y, b, True), (y, x, a, False)):
-            if isinstance(const, Constant) and type(const.value) is bool and \
-                    self._is_bool(other, 0):
-                known = self._unbatched_bool(other, inst)
-                if known is not None and known != const.value:
+            is_bool = bools[1 if first else 0] if bools is not None else \
+                other is not None and self._is_bool(other, 0)
+            # (a constant, or a value batched as one: a stop flag, False as a trip starts)
+            value = None if const is None else self._unbatched_bool(const, inst)
+            if value is not None and is_bool:
+                known = self._unbatched_bool(other, inst) if other is not None else None
+                if known is not None and known != value:
                     # (the constant where the mask holds, the other bool elsewhere)
-                    return c if const.value is first else g.apply(P["np.logical_not"], c)
+                    return c if value is first else g.apply(P["np.logical_not"], c)
                 mask = c if first else g.apply(P["np.logical_not"], c)
-                if const.value:  # (True where the mask holds, else the flag)
+                if value:  # (True where the mask holds, else the flag)
                     return g.apply(P["np.logical_or"], mask, flag)
                 return g.apply(P["np.logical_and"], g.apply(P["np.logical_not"], mask), flag)
         return None
@@ -1302,7 +1393,6 @@ class VTransform:
     def _same_arrays(self, gt: Graph, gf: Graph) -> bool:
         """Whether two branches give tuples whose items are the same value, or arrays
         (numbers) with as many axes on both sides: what `np.where` selects between."""
-        from ..runtime import UNBOUND
 
         ot, of = gt.output, gf.output
         if ot is None or of is None:
@@ -1319,7 +1409,7 @@ class VTransform:
         else:  # (one value each)
             pairs = [(ot, of)]
         for x, y in pairs:
-            if any(isinstance(v, Constant) and v.value is UNBOUND for v in (x, y)):
+            if self._unbound(x) or self._unbound(y):
                 return False
             if x is not y and (self.ndim(x) is None or self.ndim(x) != self.ndim(y)):
                 return False
