@@ -533,6 +533,8 @@ class Vmapped(Transformed):
     def __init__(self, fun: Callable[..., Any], in_axes: Any = 0, out_axes: Any = 0,
                  axis_size: int | None = None, backend: str | None = None):
         super().__init__(fun, backend)
+        # (the vmap object each kind of call runs: `for_call`)
+        self._calls: dict[Any, Transformed] = {}
         self.in_axes = in_axes
         self.out_axes = out_axes
         self.axis_size = axis_size
@@ -581,28 +583,33 @@ class Vmapped(Transformed):
         passes and which by keyword): this one where they are the axes it is built for
         (`_axes_of`), else one of this call's, made once per kind of call. A located
         `VmapError` where a tuple `in_axes` has not one entry per positional argument."""
+        # (by the number of positional arguments, and the keywords where there are some)
+        shape: Any = (len(args), tuple(kwargs)) if kwargs else len(args)
+        hit = self._calls.get(shape)
+        if hit is None:
+            hit = self._calls[shape] = self._made_for_call(args, kwargs)
+        return hit
+
+    def _made_for_call(self, args: tuple, kwargs: dict) -> Transformed:
+        """`for_call`, found for a kind of call (this object where its axes are the
+        call's, or where it is made for one kind of call or reads its axes its own way:
+        `HessianColumns`)."""
         if self._per_parameter or type(self)._axes is not Vmapped._axes:
             return self
-        shape = (len(args), tuple(kwargs))
-        calls = self.__dict__.setdefault("_calls", {})
-        hit = calls.get(shape)
-        if hit is None:
-            params = self._params()
-            try:
-                axes = call_axes(params, self.in_axes, len(args), kwargs, self._name())
-            except AxesMismatch as exc:
-                raise VmapError(str(exc), _caller_location()) from None
-            # (`tl.vmap(tl.vmap(f))`, `tl.vmap(tl.jit(tl.vmap(f)))`: the function mapped
-            # is called with the arguments passed as this call passes them)
-            fun = self.fun.for_call(args, kwargs) if isinstance(self.fun, Transformed) \
-                else self.fun
-            if fun is self.fun and axes == self._axes(len(params)):
-                hit = self
-            else:
-                hit = Vmapped(fun, tuple(axes), self.out_axes, self.axis_size, self.backend)
-                hit._per_parameter = True
-            calls[shape] = hit
-        return cast(Transformed, hit)
+        params = self._params()
+        try:
+            axes = call_axes(params, self.in_axes, len(args), kwargs, self._name())
+        except AxesMismatch as exc:
+            raise VmapError(str(exc), _caller_location()) from None
+        # (`tl.vmap(tl.vmap(f))`, `tl.vmap(tl.jit(tl.vmap(f)))`: the function mapped is
+        # called with the arguments passed as this call passes them)
+        fun = self.fun.for_call(args, kwargs) if isinstance(self.fun, Transformed) \
+            else self.fun
+        if fun is self.fun and axes == self._axes(len(params)):
+            return self
+        made = Vmapped(fun, tuple(axes), self.out_axes, self.axis_size, self.backend)
+        made._per_parameter = True
+        return made
 
     def build_graph(self) -> Graph:
         return self._vmapped(graph_of(self.fun))
