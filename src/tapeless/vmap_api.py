@@ -912,9 +912,12 @@ def vmap(fun: Callable[..., Any], in_axes: Any = 0, out_axes: Any = 0,
          axis_size: int | None = None, backend: str | None = None) -> Vmapped:
     """`fun` mapped over an axis of its arguments: `vmap(f)(xs)[i] == f(xs[i])`.
 
-    `in_axes`: the axis of each argument to map over (an int for all of them, or one
-    entry per argument: an int, None for an argument passed whole to every element, or
-    a tuple or list matching a tuple or list argument); `out_axes`: where the batch axis
+    `in_axes`: the axis of each positional argument to map over, as JAX reads it (an int
+    for every positional argument the call passes, or one entry per positional argument
+    passed: an int, None for an argument passed whole to every element, or a tuple or
+    list matching a tuple or list argument); an argument passed by keyword is mapped
+    over its axis 0, and a parameter not passed takes its default, the same for every
+    element (`tapeless.vmap_axes`); `out_axes`: where the batch axis
     goes in the results; `axis_size`: the batch's length where no argument is mapped.
     Python control flow on values that differ across the batch runs per element (see
     `tapeless.ad.batch`). `backend`: as for `tl.jit`."""
