@@ -862,10 +862,11 @@ def inline_vmap_naming_default(xs, ws):
     return tl.vmap(offset_by_default, in_axes=(0, 0))(xs, ws)
 
 
-def test_a_parameter_with_a_default_is_passed_whole_everywhere(optimize: str) -> None:
-    # (An int in_axes maps the parameters without a default, the same in compiled code,
-    # written inline or through a global vmap object, as from Python; a tuple naming
-    # the parameter maps it.)
+def test_a_parameter_with_a_default_not_passed_is_the_same_for_every_element(
+        optimize: str) -> None:
+    # (A parameter the call does not pass takes its default, the same for every
+    # element, in compiled code, written inline or through a global vmap object, as
+    # from Python; passed, it is mapped as JAX maps it: tests/test_vmap_in_axes.py.)
     xs = RNG.normal(size=5)
     expected = np.array([offset_by_default(x) for x in xs])
     np.testing.assert_allclose(vmapped_offset(xs), expected, rtol=1e-12)
@@ -879,6 +880,7 @@ def test_a_parameter_with_a_default_is_passed_whole_everywhere(optimize: str) ->
     np.testing.assert_allclose(tl.jit(inline_vmap_naming_default)(xs, ws), named, rtol=1e-12)
     np.testing.assert_allclose(tl.vmap(offset_by_default, in_axes=(0, 0))(xs, ws), named,
                                rtol=1e-12)
+    np.testing.assert_allclose(vmapped_offset(xs, ws), named, rtol=1e-12)
 
 
 # --- per-example gradients through a while loop with array state --------------------------

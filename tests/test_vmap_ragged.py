@@ -374,17 +374,26 @@ def _scaled(x, s=2.0):
 
 
 SCALED = tl.vmap(_scaled)
+SCALED_WHOLE = tl.vmap(_scaled, in_axes=(0, None))
 
 
 def _call_scaled(xs, s):
     return SCALED(xs, s)
 
 
+def _call_scaled_whole(xs, s):
+    return SCALED_WHOLE(xs, s)
+
+
 def test_a_global_vmap_object_in_compiled_code_reads_its_axes_as_outside():
-    # (a parameter with a default is passed whole by a vmap object unless `in_axes` names
-    # it: called in compiled code, the stand-in takes the object's axes, not `in_axes=0`
-    # for every argument, which gave each element its own `s`)
+    # (called in compiled code, a vmap object maps what the call passes as it does
+    # outside, JAX's rules: `s` passed positionally under an int `in_axes` is mapped,
+    # and passed whole where `in_axes` gives it None)
     xs, s = np.linspace(0.0, 1.0, 4), np.array([1.0, 2.0, 3.0, 4.0])
     want = SCALED(xs, s)
-    assert want.shape == (4, 4)
+    np.testing.assert_allclose(want, np.sin(xs) * s, rtol=1e-15)
     np.testing.assert_allclose(tl.jit(_call_scaled)(xs, s), want, rtol=1e-15)
+    whole = SCALED_WHOLE(xs, s)
+    assert whole.shape == (4, 4)
+    np.testing.assert_allclose(whole, np.sin(xs)[:, None] * s, rtol=1e-15)
+    np.testing.assert_allclose(tl.jit(_call_scaled_whole)(xs, s), whole, rtol=1e-15)

@@ -406,6 +406,15 @@ def graph_of(fn: Any, defer_vmap: bool = False) -> Graph:
     return expand_transforms(parse(jacobian_function(fn)), defer_vmap)
 
 
+def for_positional(fn: Any, primals: Any) -> Any:
+    """What a call of `fn` passing `primals` positionally runs (`tl.jvp`, `tl.vjp`,
+    `tl.linearize`): a `tl.vmap` object's axes depend on the arguments a call passes
+    (`Transformed.for_call`)."""
+    if isinstance(fn, Transformed) and isinstance(primals, (tuple, list)):
+        return fn.for_call(tuple(primals), {})
+    return fn
+
+
 def is_bound_method(fn: Any) -> bool:
     """Whether `fn` is a method bound to an object (`obj.method`, not a classmethod nor
     a module's function), whose function is a Python function."""
@@ -665,7 +674,32 @@ class Transformed:
                 return batched
         return with_argument_kinds(self.graph, key)
 
+    def for_call(self, args: tuple, kwargs: dict) -> Transformed:
+        """The transform that runs a call passing these arguments: itself, but where the
+        function transformed is a `tl.vmap` object (`tl.jit(tl.vmap(f))`,
+        `tl.grad(tl.vmap(f))`), whose axes depend on the arguments a call passes
+        (JAX's rules: `Vmapped.for_call`), the same transform of the vmap object the
+        call runs (`with_fun`), made once."""
+        fun = self.fun
+        if not isinstance(fun, Transformed):
+            return self
+        inner = fun.for_call(args, kwargs)
+        if inner is fun:
+            return self
+        made = self.__dict__.setdefault("_for_calls", {})
+        if id(inner) not in made:
+            made[id(inner)] = (inner, self.with_fun(inner))  # (inner kept alive)
+        return cast(Transformed, made[id(inner)][1])
+
+    def with_fun(self, fun: Transformed) -> Transformed:
+        """This transform of `fun` instead (`for_call`)."""
+        assert type(self) is Transformed, type(self)  # (subclasses: their own)
+        return Transformed(fun, self.backend)
+
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if isinstance(self.fun, Transformed) and \
+                (target := self.for_call(args, kwargs)) is not self:
+            return target(*args, **kwargs)
         guard = self._guard
         if guard is not None and not guard():
             self.invalidate()

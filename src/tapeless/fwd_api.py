@@ -23,6 +23,7 @@ from .api import (
     building_kinds,
     check_backend,
     each_element_copy,
+    for_positional,
     graph_of,
     load,
     optimization_passes,
@@ -65,6 +66,9 @@ class JvpFunction(Transformed):
 
     def bind(self, args: tuple, kwargs: dict) -> tuple:
         return args
+
+    def for_call(self, args: tuple, kwargs: dict) -> Transformed:
+        return self  # (its arguments are the primals bound, then their tangents)
 
     def each_element(self, key: tuple, args: tuple) -> Compiled | None:
         """The jvp of the function with each `tl.vmap` inside calling its function on
@@ -194,6 +198,7 @@ def jvp(fun: Callable[..., Any], primals: tuple | list,
     mode (no backward pass, no saved values). `primals` and `tangents` are tuples of the
     same structure; each tangent has its primal's structure and shapes. `backend` is as
     in `jit`."""
+    fun = for_positional(fun, primals)
     jf = _jvp_function(fun, check_backend(backend))
     if type(primals) is tuple and type(tangents) is tuple and jf._simple and \
             len(primals) == len(tangents) == jf._nparams:
@@ -248,6 +253,7 @@ def linearize(fun: Callable[..., Any], *primals: Any,
     values it needs (the residuals) from this call. Inside a loop that carries tangents
     (and in a recursive call) the primal work is recomputed on each `f_jvp` call, not
     saved per iteration; a `print` there prints again."""
+    fun = for_positional(fun, primals)
     jf = _jvp_function(fun, check_backend(backend))
     name = python_function(fun).__qualname__
     zeros = tuple(_zero_tangent(p) for p in primals)

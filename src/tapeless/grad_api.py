@@ -22,6 +22,7 @@ from .api import (
     check_backend,
     draws_or_prints,
     each_element_copy,
+    for_positional,
     graph_for_argument_kinds,
     graph_of,
     jit,
@@ -186,6 +187,9 @@ class GradFunction(Transformed):
     def build_graph(self) -> Graph:
         return grad_graph(graph_of(self.fun), self.argnums, self.has_aux, self.with_value)
 
+    def with_fun(self, fun: Transformed) -> Transformed:
+        return GradFunction(fun, self.argnums, self.has_aux, self.with_value, self.backend)
+
     def start_description(self) -> tuple | None:
         if type(self) is not GradFunction:
             return None
@@ -343,6 +347,9 @@ class _VjpFunction(Transformed):
     def bind(self, args: tuple, kwargs: dict) -> tuple:
         return args
 
+    def for_call(self, args: tuple, kwargs: dict) -> Transformed:
+        return self  # (its arguments are the primals bound, then the cotangent)
+
 
 def _for_argument_kinds(fun: Callable[..., Any], g: Graph, args: list[Any]
                         ) -> Compiled | None:
@@ -373,6 +380,7 @@ def vjp(fun: Callable[..., Any], *primals: Any,
     sensitivities of the primals (each shaped like its primal). With the native backend
     (`backend`, as in `jit`), `vjp_fn` runs the function again with its derivative, as
     one native program (native code returns no closures)."""
+    fun = for_positional(fun, primals)
     g = graph_of(fun)
     args = positional_arguments(python_function(fun), primals, {})
     if check_backend(backend) == "native":

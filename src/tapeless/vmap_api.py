@@ -34,6 +34,7 @@ from .ir.nodes import Apply, Node
 from .ir.primitive import Primitive
 from .primitives.batch_rules import RAGGED, RaggedBatch
 from .runtime import tree_leaves, tree_unflatten
+from .vmap_axes import AxesMismatch, call_axes, generic_call, is_sequence, params_of
 
 # (what kind inference says of an original node: its number of axes, its number of items)
 Facts = Callable[[Node], int | None]
@@ -525,10 +526,15 @@ class Vmapped(Transformed):
     """`tl.vmap(f)`: `f` mapped over a batch axis of its arguments."""
 
     kind = "vmap"
+    # (a vmap object made for one kind of call, `for_call`: `in_axes` has one entry per
+    # parameter)
+    _per_parameter = False
 
     def __init__(self, fun: Callable[..., Any], in_axes: Any = 0, out_axes: Any = 0,
                  axis_size: int | None = None, backend: str | None = None):
         super().__init__(fun, backend)
+        # (the vmap object each kind of call runs: `for_call`)
+        self._calls: dict[Any, Transformed] = {}
         self.in_axes = in_axes
         self.out_axes = out_axes
         self.axis_size = axis_size
@@ -543,33 +549,67 @@ class Vmapped(Transformed):
 
     def _axes_of(self, n: int) -> list[Any]:
         """One axis per parameter of the function (as calls bind them: `*args` packed
-        into one tuple). An int maps every positional argument; a parameter with a
-        default is passed whole unless `in_axes` is a tuple that names it. A tuple gives
-        one entry per positional argument, those past the named parameters going to
-        `*args`; parameters it does not reach are passed whole."""
-        import inspect
-
-        params = list(inspect.signature(self.__tapeless_wrapped__).parameters.values())
+        into one tuple) for the call it is built for where no call is known
+        (`vmap_axes.generic_call`: the parameters without a default passed
+        positionally, or as many as a tuple `in_axes` has entries); a call passing
+        other arguments runs a vmap object of its own (`for_call`)."""
+        if self._per_parameter:  # (a call's: its axes, one per parameter)
+            axes = list(self.in_axes)
+            return axes[:n] + [None] * (n - len(axes))
+        params = self._params()
         if len(params) != n:  # (a transform's graph: one entry per parameter)
-            params = []
-        kinds = [p.kind for p in params]
-        star = kinds.index(inspect.Parameter.VAR_POSITIONAL) \
-            if inspect.Parameter.VAR_POSITIONAL in kinds else None
-        if isinstance(self.in_axes, (int, type(None))):
-            if not params:
+            if not is_sequence(self.in_axes):
                 return [self.in_axes] * n
-            return [None if p.default is not inspect.Parameter.empty or p.kind in (
-                inspect.Parameter.KEYWORD_ONLY, inspect.Parameter.VAR_KEYWORD) else
-                self.in_axes for p in params]
-        axes = list(self.in_axes)
-        if star is not None:
-            fixed, rest = axes[:star], axes[star:]
-            return [*fixed, *[None] * (star - len(fixed)), tuple(rest),
-                    *[None] * (n - star - 1)]
-        if len(axes) > n:
-            raise VmapError(f"vmap: in_axes has {len(axes)} entries for a function of "
-                            f"{n} parameters")
-        return axes + [None] * (n - len(axes))
+            return list(self.in_axes) + [None] * (n - len(self.in_axes))
+        if is_sequence(self.in_axes) and len(self.in_axes) > n and \
+                all(k != "vararg" for _, k, _ in params):
+            raise VmapError(f"vmap: in_axes has {len(self.in_axes)} entries for a function "
+                            f"of {n} parameters")
+        npos, keywords = generic_call(params, self.in_axes)
+        return call_axes(params, self.in_axes, npos, keywords, self._name())
+
+    def _name(self) -> str:
+        return str(getattr(self.__tapeless_wrapped__, "__name__", "the function"))
+
+    def _params(self) -> list[Any]:
+        """The function's parameters, as `vmap_axes` reads them (found once)."""
+        if "_param_list" not in self.__dict__:
+            self.__dict__["_param_list"] = params_of(self.__tapeless_wrapped__)
+        return cast("list[Any]", self.__dict__["_param_list"])
+
+    def for_call(self, args: tuple, kwargs: dict) -> Transformed:
+        """The vmap object that runs a call passing these arguments (JAX's rules,
+        `vmap_axes.call_axes`: its axes depend on how many positional arguments the call
+        passes and which by keyword): this one where they are the axes it is built for
+        (`_axes_of`), else one of this call's, made once per kind of call. A located
+        `VmapError` where a tuple `in_axes` has not one entry per positional argument."""
+        # (by the number of positional arguments, and the keywords where there are some)
+        shape: Any = (len(args), tuple(kwargs)) if kwargs else len(args)
+        hit = self._calls.get(shape)
+        if hit is None:
+            hit = self._calls[shape] = self._made_for_call(args, kwargs)
+        return hit
+
+    def _made_for_call(self, args: tuple, kwargs: dict) -> Transformed:
+        """`for_call`, found for a kind of call (this object where its axes are the
+        call's, or where it is made for one kind of call or reads its axes its own way:
+        `HessianColumns`)."""
+        if self._per_parameter or type(self)._axes is not Vmapped._axes:
+            return self
+        params = self._params()
+        try:
+            axes = call_axes(params, self.in_axes, len(args), kwargs, self._name())
+        except AxesMismatch as exc:
+            raise VmapError(str(exc), _caller_location()) from None
+        # (`tl.vmap(tl.vmap(f))`, `tl.vmap(tl.jit(tl.vmap(f)))`: the function mapped is
+        # called with the arguments passed as this call passes them)
+        fun = self.fun.for_call(args, kwargs) if isinstance(self.fun, Transformed) \
+            else self.fun
+        if fun is self.fun and axes == self._axes(len(params)):
+            return self
+        made = Vmapped(fun, tuple(axes), self.out_axes, self.axis_size, self.backend)
+        made._per_parameter = True
+        return made
 
     def build_graph(self) -> Graph:
         return self._vmapped(graph_of(self.fun))
@@ -654,6 +694,9 @@ class Vmapped(Transformed):
                                               self.axis_size)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        target = self.for_call(args, kwargs)
+        if target is not self:
+            return target(*args, **kwargs)
         try:
             return super().__call__(*args, **kwargs)
         except RaggedBatch as exc:
@@ -675,17 +718,13 @@ class Vmapped(Transformed):
         axis_size)` written there would be (the function and those options), where it
         maps a plain Python function (the backend is the compiled code's); None
         otherwise (its graph is called as it is)."""
-        import inspect
         import types
 
-        if type(self) is not Vmapped or not isinstance(self.fun, types.FunctionType):
+        if type(self) is not Vmapped or self._per_parameter or \
+                not isinstance(self.fun, types.FunctionType):
             return None
-        params = inspect.signature(self.fun).parameters.values()
-        if any(p.kind is not inspect.Parameter.POSITIONAL_OR_KEYWORD for p in params):
-            return None
-        # (the axes as this object reads them, one per parameter: a parameter with a
-        # default passed whole unless `in_axes` names it, as outside compiled code)
-        return self.fun, (tuple(self._axes(len(params))), self.out_axes, self.axis_size)
+        # (the axes of each call there as of a call here: `vmap_axes`, by the front end)
+        return self.fun, (self.in_axes, self.out_axes, self.axis_size)
 
     def each_element_graph(self, args: tuple) -> Graph | None:
         """The program that calls the function on each element of `args` and stacks
@@ -822,6 +861,27 @@ def _stacked_out(outs: list[Any], out_axes: Any, stack: Callable[[list[Any]], An
                                     for leaf in tree_leaves(stack(outs))])
 
 
+def _caller_location() -> Any:
+    """Where the user's code called into tapeless (the innermost frame outside the
+    package): where an error about the call is located."""
+    import os
+    import sys
+
+    from .ir.nodes import Location
+
+    package = os.path.dirname(os.path.abspath(__file__))
+    frame = sys._getframe(1)
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(package):
+        frame = frame.f_back  # type: ignore[assignment]
+    if frame is None:
+        return None
+    import linecache
+
+    line = frame.f_lineno
+    return Location(frame.f_code.co_filename, line, 0,
+                    linecache.getline(frame.f_code.co_filename, line))
+
+
 def _shapes_known(sig: Any) -> bool:
     """Whether an argument's signature (`tapeless.api._signature`) holds the shape of
     each of its leaves."""
@@ -852,9 +912,12 @@ def vmap(fun: Callable[..., Any], in_axes: Any = 0, out_axes: Any = 0,
          axis_size: int | None = None, backend: str | None = None) -> Vmapped:
     """`fun` mapped over an axis of its arguments: `vmap(f)(xs)[i] == f(xs[i])`.
 
-    `in_axes`: the axis of each argument to map over (an int for all of them, or one
-    entry per argument: an int, None for an argument passed whole to every element, or
-    a tuple or list matching a tuple or list argument); `out_axes`: where the batch axis
+    `in_axes`: the axis of each positional argument to map over, as JAX reads it (an int
+    for every positional argument the call passes, or one entry per positional argument
+    passed: an int, None for an argument passed whole to every element, or a tuple or
+    list matching a tuple or list argument); an argument passed by keyword is mapped
+    over its axis 0, and a parameter not passed takes its default, the same for every
+    element (`tapeless.vmap_axes`); `out_axes`: where the batch axis
     goes in the results; `axis_size`: the batch's length where no argument is mapped.
     Python control flow on values that differ across the batch runs per element (see
     `tapeless.ad.batch`). `backend`: as for `tl.jit`."""

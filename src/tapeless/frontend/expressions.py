@@ -8,6 +8,7 @@ import dataclasses
 import inspect
 import math
 import types
+import weakref
 from typing import TYPE_CHECKING, Any, TypeGuard, cast
 
 import numpy as np
@@ -24,6 +25,7 @@ from ..ir.nodes import (
 )
 from ..primitives import METHODS, PRIMITIVES, Primitive, lookup_callable, random_ops
 from ..runtime import NO_DEFAULT
+from ..vmap_axes import AxesMismatch, Param, call_axes, generic_call, is_sequence
 from . import jacobians
 from .guards import MISSING
 from .libraries import installed_package, library_error, public_name, refusal
@@ -410,8 +412,18 @@ class ExpressionMixin:
                     if kwargs:
                         raise self.error("keyword arguments together with `*args` are not "
                                          "supported", node)
+                    if fn in VMAP_CALLS and _axes_by_call(fn):
+                        raise self._vmap_unknown_call(node, "called with *args",
+                                                      "pass the arguments one by one")
                     out = g.apply(P["call_star"], callee, args[0], loc=loc)
                 else:
+                    if fn in VMAP_CALLS:  # (`tl.vmap(f)`: its axes for this call)
+                        if spread:
+                            raise self._vmap_unknown_call(
+                                node, "called with **kwargs", "pass the keyword arguments "
+                                "by name")
+                        fn = self._vmap_for_call(fn, node, len(args), list(kwargs))
+                        callee = Constant(fn, callee.loc)
                     bound = self.bind_graph(fn, args, kwargs, node, block,
                                             [d for d, _ in spread])
                     out = g.apply(callee, *bound, loc=loc)
@@ -503,7 +515,22 @@ class ExpressionMixin:
     def _call_args(self, node: ast.Call, block: Block, starred: bool) -> list[Node]:
         if starred:
             return [self._elements(node.args, block)]
-        return [self.expr(a, block) for a in node.args]
+        args = [self.expr(a, block) for a in node.args]
+        for a, at in zip(args, node.args, strict=True):
+            if is_constant_graph(a) and a.value in VMAP_CALLS and _axes_by_call(a.value):
+                raise self._vmap_unknown_call(at, "passed as a value", "call it where it is "
+                                              "made, or pass a lambda that calls it: "
+                                              "`lambda x, w: tl.vmap(f)(x, w)`")
+        return args
+
+    def _vmap_unknown_call(self, at: ast.expr, how: str, hint: str) -> CompileError:
+        """The error for a `tl.vmap` of a function with defaults, `*args` or keyword
+        parameters whose call is not known when compiling (which arguments it maps
+        depends on what the call passes, `vmap_axes`)."""
+        return self.error(f"a tl.vmap of a function with defaults, *args or keyword-only "
+                          f"parameters {how} inside compiled code: which arguments it "
+                          "maps depends on the arguments each call passes, not known when "
+                          "compiling", at, hint)
 
     def _method_call(self, receiver: Node, name: str, node: ast.Call, block: Block) -> Node:
         mutating = name in ("append", "extend", "insert", "pop", "remove", "update",
@@ -937,6 +964,8 @@ class ExpressionMixin:
                              node.args[0], "define the function with def or lambda")
         graph: Graph = target.value
         n = len(graph.parameters)
+        if graph in VMAP_CALLS:  # (`tl.jvp(tl.vmap(f), ...)`: every primal positional)
+            graph = self._vmap_for_call(graph, node.args[0], n, [])
         if graph.vararg:
             raise self.error("tapeless.jvp inside compiled code of a function with *args "
                              "is not supported", node.args[0], "take a tuple instead")
@@ -975,16 +1004,32 @@ class ExpressionMixin:
             if kw.arg not in options:
                 raise self.error(f"unexpected argument {kw.arg!r} to tapeless.vmap", kw)
             options[kw.arg] = self._compile_time(kw.value, block)
-        specs = target.value.signature or []
-        if isinstance(options["in_axes"], (int, type(None))) and not target.value.vararg \
-                and any(s.default is not None for s in specs) \
-                and all(s.kind == "pos" for s in specs):
-            # (a parameter with a default passed whole, as by a `tl.vmap` object called
-            # here or outside compiled code: `in_axes` as a tuple names it to map it)
-            options["in_axes"] = tuple(None if s.default is not None else options["in_axes"]
-                                       for s in specs)
-        return self._stand_in("vmap", target.value, (
-            options["in_axes"], options["out_axes"], options["axis_size"]), False, node)
+        return Constant(vmap_stand_in(target.value, options["in_axes"], options["out_axes"],
+                                      options["axis_size"], self.loc(node)), self.loc(node))
+
+    def _vmap_for_call(self, stand_in: Graph, node: ast.expr, npos: int,
+                       nkeys: list[str]) -> Graph:
+        """The `tl.vmap` stand-in a call of `stand_in` passing `npos` positional
+        arguments and the keywords `nkeys` runs: its axes are those of the arguments the
+        call passes (JAX's rules, `vmap_axes.call_axes`), one stand-in per kind of call.
+        A located `VmapError` where a tuple `in_axes` has not one entry per positional
+        argument passed."""
+        graph, in_axes, out_axes, axis_size, generic, made = VMAP_CALLS[stand_in]
+        params = graph_params(graph)
+        if params is None:
+            return stand_in
+        try:
+            axes = tuple(call_axes(params, in_axes, npos, nkeys, graph.name))
+        except AxesMismatch as exc:
+            from ..ad.batch import VmapError
+
+            raise VmapError(str(exc), self.loc(node)) from None
+        if axes == generic:
+            return stand_in
+        key = repr(axes)
+        if key not in made:
+            made[key] = transform_stand_in("vmap", graph, (axes, out_axes, axis_size), False)
+        return made[key]
 
     def _compile_time(self, node: ast.expr, block: Block) -> Any:
         value = self.expr(node, block)
@@ -1116,6 +1161,53 @@ def transform_stand_in(name: str, graph: Graph, options: Any, has_aux: bool) -> 
     return stand_in
 
 
+# The `tl.vmap` stand-ins made where compiled code writes `tl.vmap(f, ...)` or reads a
+# vmap object: the function, the options as given, the axes of the stand-in (one per
+# parameter, for the call `vmap_axes.generic_call` describes) and the stand-ins made for
+# other calls, by their axes (`_vmap_for_call`).
+VMAP_CALLS: weakref.WeakKeyDictionary[
+    Graph, tuple[Graph, Any, Any, Any, Any, dict[str, Graph]]] = \
+    weakref.WeakKeyDictionary()
+
+
+def graph_params(graph: Graph) -> list[Param] | None:
+    """A function's parameters as `vmap_axes` reads them (None where its signature is
+    not known: a function being compiled)."""
+    specs = graph.signature
+    if specs is None or len(specs) != len(graph.parameters):
+        return None
+    return [(s.name, s.kind, s.default is not None) for s in specs]
+
+
+def _axes_by_call(stand_in: Graph) -> bool:
+    """Whether the axes of the `tl.vmap` stand-in's function depend on more than the
+    number of arguments a call passes (it has defaults, `*args` or keyword-only
+    parameters, or its signature is not known yet)."""
+    params = graph_params(VMAP_CALLS[stand_in][0])
+    return params is None or any(k != "pos" or d for _, k, d in params)
+
+
+def vmap_stand_in(graph: Graph, in_axes: Any, out_axes: Any, axis_size: Any,
+                  loc: Any) -> Graph:
+    """The stand-in of `tl.vmap(graph, in_axes, out_axes, axis_size)` in compiled code:
+    one axis per parameter, for the call `vmap_axes.generic_call` describes (a call
+    whose arguments are known when compiling gets its own: `_vmap_for_call`)."""
+    params = graph_params(graph)
+    axes = in_axes
+    if params is not None:
+        if is_sequence(in_axes) and len(in_axes) > len(params) and \
+                all(k != "vararg" for _, k, _ in params):
+            from ..ad.batch import VmapError
+
+            raise VmapError(f"vmap: in_axes has {len(in_axes)} entries for {graph.name}, "
+                            f"a function of {len(params)} parameters", loc)
+        npos, keywords = generic_call(params, in_axes)
+        axes = tuple(call_axes(params, in_axes, npos, keywords, graph.name))
+    stand_in = transform_stand_in("vmap", graph, (axes, out_axes, axis_size), False)
+    VMAP_CALLS[stand_in] = (graph, in_axes, out_axes, axis_size, axes, {})
+    return stand_in
+
+
 def constant_node(value: Any, resolver: Any, loc: Any = None) -> Constant:
     """A compile-time value: Python functions become graphs (compiled once), and so do
     functions transformed by tapeless (a global `g = tl.grad(h)` is the gradient's
@@ -1128,8 +1220,9 @@ def constant_node(value: Any, resolver: Any, loc: Any = None) -> Constant:
             # (a global `tl.vmap(f)` object: the stand-in `tl.vmap(f, ...)` written here
             # makes, batched for the kinds of the call, with its per-element twin)
             fun, options = spec
-            return Constant(transform_stand_in("vmap", resolver.graph_for(fun), options,
-                                               False), loc)
+            in_axes, out_axes, axis_size = options
+            return Constant(vmap_stand_in(resolver.graph_for(fun), in_axes, out_axes,
+                                          axis_size, loc), loc)
         return Constant(value.graph, loc)
     made = getattr(value, "__tapeless_jacobian__", None)
     if made is not None:  # (`h = tl.hessian(f)`, a global called in compiled code)
