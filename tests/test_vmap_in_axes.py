@@ -367,3 +367,20 @@ def test_a_call_not_known_when_compiling_is_refused_where_it_is(fn: Any, how: st
     assert f"{__file__}:" in str(err.value)
     mapped = np.stack([offset(x, w) for x, w in zip(XS, WS, strict=True)])
     np.testing.assert_allclose(tl.jit(passed_as_a_lambda)(XS, WS), mapped, rtol=1e-12)
+
+
+def _scaled_by(x, w=2.0):
+    return x * w
+
+
+def test_source_for_shows_the_code_the_call_runs():
+    # (the axes depend on the call: `source_for` with a defaulted parameter passed shows
+    # it mapped, as the call runs it, not the code for the default passed whole)
+    xs, ws = np.arange(3.0), np.array([1.0, 2.0, 3.0])
+    for fn in (tl.vmap(_scaled_by), tl.jit(tl.vmap(_scaled_by))):
+        np.testing.assert_array_equal(fn(xs, ws), xs * ws)
+        source = fn.source_for(xs, ws)
+        assert "return x * w" in source and "[:, None]" not in source, source
+    passed_whole = tl.vmap(_scaled_by, in_axes=(0, None))
+    np.testing.assert_array_equal(passed_whole(xs, ws), xs[:, None] * ws)
+    assert "[:, None]" in passed_whole.source_for(xs, ws)

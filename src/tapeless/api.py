@@ -764,7 +764,10 @@ class Transformed:
 
     def source_for(self, *args: Any, **kwargs: Any) -> str:
         """The generated Python source specialized for arguments like these (what a call
-        with them runs)."""
+        with them runs: where the axes of a `tl.vmap` depend on the call, `for_call`'s)."""
+        target = self.for_call(args, kwargs)
+        if target is not self:
+            return target.source_for(*args, **kwargs)
         return self._get(self.bind(args, kwargs)).source
 
     @property
