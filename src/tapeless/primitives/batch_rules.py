@@ -289,6 +289,15 @@ RAGGED = ("vmap: a value's shape differs across the batch here (a loop whose tri
           "instead, or give the values one shape on every path")
 
 
+STRUCTURE = ("vmap: a value's structure differs across the batch (an if whose condition "
+             "differs across the batch gives a tuple in one branch, a number in the "
+             "other; or a loop whose trip count differs grows a tuple or list), which one "
+             "batched value cannot hold. tl.vmap called from Python, and tl.grad of a "
+             "function calling tl.vmap, run such a function once per element (unless it "
+             "draws random numbers or prints); elsewhere inside compiled code, give both "
+             "branches the same structure, or loop over the batch instead")
+
+
 def _select_leaf(c, x, y):
     # (a placeholder, a variable not bound yet, is never read: the other side)
     if y is UNBOUND:
@@ -436,11 +445,11 @@ def _select_same(c, a, b):
     la = tree_leaves(a)
     lb = tree_leaves(b)
     if not same_structure(a, b) or _unbound_in(la) or _unbound_in(lb):
-        raise ValueError("vmap: a value's structure differs across the batch (an if whose "
-                         "condition differs across the batch gives a tuple in one branch, "
-                         "a number in the other; or a loop whose trip count differs grows "
-                         "a tuple or list); give both branches the same structure, or "
-                         "loop over the batch in Python")
+        # (what one batched value cannot hold, as a shape that differs: `tl.vmap` called
+        # from Python runs the function once per element; so does `tl.vmap` of a
+        # Hessian, whose forward code returns each branch's saved values, of different
+        # structures)
+        raise RaggedBatch(STRUCTURE)
     return tree_unflatten(a, [_select_leaf(c, x, y) for x, y in zip(la, lb)])
 
 
