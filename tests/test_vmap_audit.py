@@ -346,6 +346,10 @@ CASES: list[tuple[str, Any, tuple, Any]] = [
     ("gathered_unbatched_indices", gathered, (X5, np.array([4, 0, 4])), (0, None)),
     ("gathered_unbatched_array", gathered, (X5[0], np.array([[0, 1], [2, 2], [4, 0]])),
      (None, 0)),
+    # (values whose shapes differ across the batch: called from Python, per element)
+    ("tail_zeroed_doubled", tail_zeroed_doubled, (X5, I4), 0),
+    ("sliced_at", sliced_at, (X5, I4), 0),
+    ("positive_sum", positive_sum, (X5,), 0),
 ]
 
 
@@ -603,6 +607,18 @@ def test_per_example_gradient_of_a_loop_to_a_tolerance() -> None:
     a = np.array([0.5, 2.0, 9.0, 100.0])
     same(tl.vmap(tl.grad(newton_cube))(a), 1.5 * np.sqrt(a), 1e-7)
     same(tl.vmap(tl.grad(newton_cube))(a), stacked(tl.grad(newton_cube), a), 1e-9)
+
+
+def sliced_total(xs, ks):
+    return np.sum(tl.vmap(sliced_at)(xs, ks))
+
+
+def test_ragged_slices_composed() -> None:
+    # (a slice whose bounds differ across the batch: per element, in jit and grad too)
+    g = tl.grad(sliced_at)
+    same(tl.jit(sliced_total)(X5, I4), sum(sliced_at(x, k) for x, k in zip(X5, I4, strict=True)))
+    same(tl.grad(sliced_total)(X5, I4), stacked(g, X5, I4))
+    same(tl.vmap(g)(X5, I4), stacked(g, X5, I4))
 
 
 def sines_up_to(x, n):

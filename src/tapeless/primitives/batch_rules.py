@@ -135,10 +135,10 @@ def _stacked(column):
         return first
     for x in nonzero:
         if np.shape(x) != np.shape(first):
-            raise ValueError("vmap: the examples give values of different shapes or "
-                             "lengths here (a list whose length differs across the "
-                             "batch), which one batched value cannot hold; map over "
-                             "examples of one shape, or loop over them")
+            raise RaggedBatch("vmap: the examples give values of different shapes or "
+                              "lengths here (a list whose length differs across the "
+                              "batch), which one batched value cannot hold; map over "
+                              "examples of one shape, or loop over them")
     if len(nonzero) < len(column):
         return np.stack([zeros_like_value(first) if x is ZERO else x for x in column])
     return np.stack(column)
@@ -148,11 +148,11 @@ def stack(outs):
     """One batched value from a list of per-example values of one structure."""
     for o in outs:
         if not same_structure(o, outs[0]):
-            raise ValueError("vmap: the examples give values of different structures "
-                             "here (tuples or lists of different lengths, dicts with "
-                             "different keys, or an item missing in some), which one "
-                             "batched value cannot hold; map over examples that give "
-                             "values of one structure, or loop over them")
+            raise RaggedBatch("vmap: the examples give values of different structures "
+                              "here (tuples or lists of different lengths, dicts with "
+                              "different keys, or an item missing in some), which one "
+                              "batched value cannot hold; map over examples that give "
+                              "values of one structure, or loop over them")
     leaves = [tree_leaves(o) for o in outs]
     return tree_unflatten(outs[0], [_stacked([ls[j] for ls in leaves])
                                     for j in range(len(leaves[0]))])
