@@ -5,6 +5,7 @@ loop of `tl.grad` (or JAX). Each case is one program the other vmap tests do not
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -636,3 +637,209 @@ def sines_up_to(x, n):
 def test_native_backend(fn, args) -> None:
     pytest.importorskip("numba")
     same(tl.vmap(fn, backend="native")(*args), stacked(fn, *args))
+
+
+# --- array functions whose axes the batch shifts --------------------------------------------
+
+X432 = RNG.normal(size=(4, 3, 2))
+X132 = RNG.normal(size=(1, 3, 2))
+V45 = RNG.normal(size=(4, 5))
+S4 = RNG.normal(size=4)
+V113 = RNG.normal(size=(1, 1, 3))
+X, X1, V, S, V1 = X432, X132, V45, S4, V113
+
+# (name: (function of one example, batched arguments)); batch of one with np.squeeze
+ARRAY_FUNCTIONS: dict[str, tuple[Any, list]] = {
+    "transpose_noaxes": (lambda x: np.transpose(x) * 1.0, [X]),
+    "dotT": (lambda x: x.T @ x, [X]),
+    "transpose_axes": (lambda x: np.transpose(x, (1, 0)).sum(axis=0), [X]),
+    "swapaxes": (lambda x: np.swapaxes(x, 0, 1)[0], [X]),
+    "reshape_m1": (lambda x: x.reshape(-1) * 2, [X]),
+    "reshape_shape": (lambda x: x.reshape(2, 3), [X]),
+    "reshape_tuple": (lambda x: np.reshape(x, (2, -1)), [X]),
+    "flatten": (lambda x: x.flatten()[1:], [X]),
+    "ravel": (lambda x: np.ravel(x)[::2], [X]),
+    "squeeze1": (lambda x: np.squeeze(x), [V1]),
+    "squeeze_b1": (lambda x: np.squeeze(x), [X1]),
+    "squeeze_b1_axis": (lambda x: np.squeeze(x, axis=0), [V1]),
+    "expand_dims": (lambda x: np.expand_dims(x, 0) + np.expand_dims(x, -1)[..., 0], [V]),
+    "newaxis": (lambda x: x[None, :] * x[:, None], [V]),
+    "ellipsis": (lambda x: x[..., 0] + x[0, ...].sum(), [X]),
+    "shape0": (lambda x: x.shape[0] + len(x) + x.ndim + x.size + np.size(x) + x.shape[-1], [X]),
+    "cumsum_noaxis": (lambda x: np.cumsum(x), [X]),
+    "cumsum_axis0": (lambda x: np.cumsum(x, axis=0), [X]),
+    "cumprod_axis1": (lambda x: np.cumprod(x, axis=1), [X]),
+    "argmax_noaxis": (lambda x: np.argmax(x), [X]),
+    "argmax_axis0": (lambda x: np.argmax(x, axis=0), [X]),
+    "argmin_method": (lambda x: x.argmin(), [X]),
+    "roll_noaxis": (lambda x: np.roll(x, 1), [X]),
+    "roll_axis0": (lambda x: np.roll(x, 1, axis=0), [X]),
+    "sort_axis0": (lambda x: np.sort(x, axis=0), [X]),
+    "sort_none": (lambda x: np.sort(x, axis=None), [X]),
+    "diag_vec": (lambda x: np.diag(x), [V]),
+    "diag_mat": (lambda x: np.diag(x @ x.T), [X]),
+    "trace": (lambda x: np.trace(x @ x.T), [X]),
+    "tril": (lambda x: np.tril(np.outer(x, x)), [V]),
+    "triu_k": (lambda x: np.triu(np.outer(x, x), 1), [V]),
+    "kron": (lambda x: np.kron(x, np.ones(2)), [V]),
+    "tile": (lambda x: np.tile(x, 2), [V]),
+    "tile2": (lambda x: np.tile(x, (2, 1)), [V]),
+    "repeat": (lambda x: np.repeat(x, 2), [V]),
+    "repeat_axis": (lambda x: np.repeat(x, 2, axis=0), [X]),
+    "inner": (lambda x: np.inner(x, x), [V]),
+    "tensordot": (lambda x: np.tensordot(x, x, axes=([0], [0])), [X]),
+    "tensordot2": (lambda x: np.tensordot(x, x, axes=2), [X]),
+    "einsum": (lambda x: np.einsum("ij,ik->jk", x, x), [X]),
+    "einsum_trace": (lambda x: np.einsum("ii", x[:2, :2]), [X]),
+    "dot2d": (lambda x: np.dot(x, x.T), [X]),
+    "dot1d": (lambda x: np.dot(x, x), [V]),
+    "outer": (lambda x: np.outer(x, x[:2]), [V]),
+    "norm_fro": (lambda x: np.linalg.norm(x), [X]),
+    "norm_axis": (lambda x: np.linalg.norm(x, axis=0), [X]),
+    "norm_ord1": (lambda x: np.linalg.norm(x, ord=1), [V]),
+    "norm_inf": (lambda x: np.linalg.norm(x, ord=np.inf), [V]),
+    "norm_mat2": (lambda x: np.linalg.norm(x @ x.T, ord=2), [X]),
+    "norm_mat_fro_axis": (lambda x: np.linalg.norm(x, axis=(0, 1)), [X]),
+    "sum_tuple_axis": (lambda x: np.sum(x, axis=(0, 1)), [X]),
+    "sum_pos_axis": (lambda x: x.sum(0) + np.mean(x, 0), [X]),
+    "mean_neg": (lambda x: np.mean(x, axis=-2, keepdims=True), [X]),
+    "std_ddof": (lambda x: np.std(x, ddof=1) + np.var(x, axis=0).sum(), [X]),
+    "median": (lambda x: np.median(x), [V]),
+    "median_axis": (lambda x: np.median(x, axis=0), [X]),
+    "percentile": (lambda x: np.percentile(x, 30), [V]),
+    "average_w": (lambda x: np.average(x, weights=np.arange(1.0, 6.0)), [V]),
+    "average_axis": (lambda x: np.average(x, axis=0), [X]),
+    "max_method": (lambda x: x.max() - x.min(axis=1).sum(), [X]),
+    "any_all": (lambda x: np.any(x > 1) + np.all(x > -1, axis=0), [X]),
+    "count_nonzero": (lambda x: np.count_nonzero(x > 0), [X]),
+    "full": (lambda s: np.full(3, s), [S]),
+    "full_shape": (lambda s: np.full((2, 2), s) + np.ones_like(np.full((2, 2), s)), [S]),
+    "array_of_scalars": (lambda s: np.array([s, 2 * s, 1.0]), [S]),
+    "array_2d_scalars": (lambda s: np.array([[s, 0.0], [0.0, s * s]]), [S]),
+    "stack_mixed": (lambda x: np.stack([x, np.ones(5)]), [V]),
+    "concat_mixed": (lambda x: np.concatenate([x, np.zeros(2), x[:1]]), [V]),
+    "concat_axis1": (lambda x: np.concatenate([x, x], axis=1), [X]),
+    "hstack": (lambda x: np.hstack([x, x]), [X]),
+    "vstack": (lambda x: np.vstack([x, x]), [V]),
+    "column_stack": (lambda x: np.column_stack([x, x]), [V]),
+    "float_int": (lambda s: float(s) * 2 + int(s * 10), [S]),
+    "math_funcs": (lambda s: math.sin(s) + math.exp(s) + math.sqrt(abs(s)) + math.floor(s), [S]),
+    "item": (lambda x: x[0].item() * 2, [V]),
+    "round": (lambda s: round(s, 2) + np.round(s * 10), [S]),
+    "sign_floor": (lambda s: np.sign(s) + np.floor(s) + np.ceil(s) + np.trunc(s), [S]),
+    "arctan2": (lambda x: np.arctan2(x[0], x[1]) + np.hypot(x[0], x[1]), [V]),
+    "linspace": (lambda s: np.linspace(0, s, 5), [S]),
+    "arange_mul": (lambda s: np.arange(4) * s, [S]),
+    "interp": (lambda s: np.interp(s, [0.0, 1.0, 2.0], [1.0, 3.0, 2.0]), [S]),
+    "isclose": (lambda x: np.isclose(x, 0.5, atol=0.6), [V]),
+    "logsumexp": (lambda x: np.log(np.sum(np.exp(x - x.max()))) + x.max(), [V]),
+    "softmax_axis": (lambda x: np.exp(x) / np.exp(x).sum(axis=-1, keepdims=True), [X]),
+    "matrix_power": (lambda x: np.linalg.matrix_power(x @ x.T, 3), [X]),
+    "eigh": (lambda x: np.linalg.eigh(x @ x.T + np.eye(3))[0], [X]),
+    "cholesky": (lambda x: np.linalg.cholesky(x @ x.T + np.eye(3)), [X]),
+    "slogdet": (lambda x: np.linalg.slogdet(x @ x.T + np.eye(3))[1], [X]),
+    "lstsq_pinv": (lambda x: np.linalg.pinv(x), [X]),
+    "qr": (lambda x: np.abs(np.linalg.qr(x)[1]), [X]),
+    "svd": (lambda x: np.linalg.svd(x, compute_uv=False), [X]),
+    "solve_vec_mat": (lambda x: np.linalg.solve(x @ x.T + np.eye(3), np.eye(3)), [X]),
+    "abs_neg_pow": (lambda x: np.abs(x) ** 0.5 - (-x) ** 2 + x ** -1.0, [V]),
+    "int_pow": (lambda n: n ** 2 + 2 ** n, [np.array([0, 1, 3, 5])]),
+    "bool_sum": (lambda x: np.sum(x > 0) + (x > 0).astype(float).mean(), [V]),
+    "astype_int": (lambda x: (x * 10).astype(int), [V]),
+    "where_1arg": (lambda x: np.where(x > 0, 1, 0), [V]),
+    "where_scalar_sides": (lambda x: np.where(x > 0, x, 0.0).sum(), [V]),
+    "clip_none": (lambda x: np.clip(x, None, 0.5), [V]),
+    "maximum_scalar": (lambda x: np.maximum(0, x), [V]),
+    "select_chain": (lambda s: np.select([s < -1, s < 1], [s * 0, s], s * 2), [S]),
+}
+
+
+@pytest.mark.parametrize("name", list(ARRAY_FUNCTIONS))
+def test_array_functions_equal_a_loop(name) -> None:
+    fn, args = ARRAY_FUNCTIONS[name]
+    same(tl.vmap(fn)(*args), stacked(fn, *args), 1e-10)
+
+
+# --- per-example derivatives of programs with control flow -----------------------------------
+
+
+def sines_then_scaled(x):
+    n = 0
+    s = 0.0
+    while n < 20:
+        n += 1
+        if n % 3 == 0:
+            continue
+        s += x * n
+        if s > 10:
+            break
+    return s * x
+
+
+def weighted_scatter(x, i):
+    y = np.zeros(5)
+    y[i] = x ** 2
+    y[(i + 1) % 5] += 3 * x
+    return np.sum(y * np.arange(1.0, 6.0))
+
+
+def solved(a, b):
+    return np.linalg.solve(a, b).sum() + np.log(abs(np.linalg.det(a))) + \
+        np.linalg.norm(np.linalg.inv(a))
+
+
+def clipped_loss(x, lo):
+    y = np.where(x > 0, x, 0.1 * x)
+    return np.sum(np.clip(y, lo, 1.0) + np.maximum(x, lo) ** 2 + np.minimum(y, 0.5))
+
+
+ND = np.array([0.3, 1.7, 4.0, -0.6])
+
+
+@pytest.mark.parametrize(("fn", "args", "argnums"), [
+    (sines_then_scaled, (ND,), 0),
+    (power_by_recursion, (ND, np.array([0, 3, 1, 5])), 0),
+    (sines_up_to, (ND, np.array([0, 3, 1, 5])), 0),
+    (weighted_scatter, (ND, np.array([0, 4, 2, 1])), 0),
+    (solved, (A33, B3), 0),
+    (solved, (A33, B3), 1),
+    (clipped_loss, (X5, np.array([-0.5, -0.1, 0.0, 0.2])), 0),
+    (clipped_loss, (X5, np.array([-0.5, -0.1, 0.0, 0.2])), 1),
+], ids=lambda v: getattr(v, "__name__", None))
+def test_per_example_gradients_equal_a_loop(fn, args, argnums) -> None:
+    g = tl.grad(fn, argnums=argnums)
+    same(tl.vmap(g)(*args), stacked(g, *args), 1e-10)
+
+
+def test_per_example_gradient_of_linear_algebra_against_jax() -> None:
+    jax = pytest.importorskip("jax")
+    jax.config.update("jax_enable_x64", True)
+    jnp = jax.numpy
+    jg = jax.grad(lambda a, b: jnp.linalg.solve(a, b).sum() + jnp.log(jnp.abs(
+        jnp.linalg.det(a))) + jnp.linalg.norm(jnp.linalg.inv(a)))
+    same(tl.vmap(tl.grad(solved))(A33, B3),
+         np.stack([np.asarray(jg(a, b)) for a, b in zip(A33, B3, strict=True)]), 1e-9)
+
+
+def test_vmap_of_vmap_of_a_gradient_whose_trip_counts_differ() -> None:
+    # (The inner vmap differentiates its batched function, whose stacks the outer one
+    # cannot batch again: this raised "vmap of derivative code under a condition that
+    # differs across the batch". The outer batch runs as a loop.)
+    g = tl.grad(sines_up_to)
+    xs, ns = np.stack([ND, ND * 2]), np.array([[0, 3, 1, 5], [5, 1, 3, 0]])
+    want = np.array([[g(x, n) for x, n in zip(rx, rn, strict=True)]
+                     for rx, rn in zip(xs, ns, strict=True)])
+    f = tl.vmap(tl.vmap(g))
+    same(f(xs, ns), want)
+    same(f(xs, ns), want)
+    same(tl.vmap(tl.vmap(g), in_axes=1, out_axes=1)(xs.T, ns.T), want.T)
+
+
+def test_value_and_grad_and_aux_under_vmap() -> None:
+    lo = np.array([-0.5, -0.1, 0.0, 0.2])
+    v, g = tl.vmap(tl.value_and_grad(clipped_loss))(X5, lo)
+    same(v, stacked(clipped_loss, X5, lo))
+    same(g, stacked(tl.grad(clipped_loss), X5, lo))
+    g, aux = tl.vmap(tl.grad(lambda x: (np.sum(x ** 2), x.max()), has_aux=True))(X5)
+    same(g, 2 * X5)
+    same(aux, X5.max(axis=1))
