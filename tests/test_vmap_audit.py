@@ -843,3 +843,10 @@ def test_value_and_grad_and_aux_under_vmap() -> None:
     g, aux = tl.vmap(tl.grad(lambda x: (np.sum(x ** 2), x.max()), has_aux=True))(X5)
     same(g, 2 * X5)
     same(aux, X5.max(axis=1))
+
+
+def test_out_axes_past_the_result_says_which_axes_there_are() -> None:
+    # (NumPy's "destination: axis 1 is out of bounds for array of dimension 1" before)
+    for fn in (lambda a: a.sum(), lambda a: (a.sum(), a)):
+        with pytest.raises(ValueError, match="out_axes 1 is not an axis of a result with 1 "):
+            tl.vmap(fn, out_axes=1)(np.ones((3, 2)))

@@ -1105,7 +1105,14 @@ def move_out(x, axis):
     """A result with its batch axis moved to `axis` (in every leaf)."""
     if axis == 0:
         return x
-    return tree_unflatten(x, [np.moveaxis(leaf, 0, axis) for leaf in tree_leaves(x)])
+    leaves = tree_leaves(x)
+    for leaf in leaves:
+        if axis >= np.ndim(leaf) or axis < -np.ndim(leaf):
+            raise ValueError("vmap: out_axes " + str(axis) + " is not an axis of a result "
+                             "with " + str(np.ndim(leaf)) + " axes, the batch's included "
+                             "(an element's result with n axes takes out_axes from "
+                             "-n - 1 to n); give an axis in that range")
+    return tree_unflatten(x, [np.moveaxis(leaf, 0, axis) for leaf in leaves])
 
 
 def size_of(x, axis):
