@@ -850,3 +850,105 @@ def test_out_axes_past_the_result_says_which_axes_there_are() -> None:
     for fn in (lambda a: a.sum(), lambda a: (a.sum(), a)):
         with pytest.raises(ValueError, match="out_axes 1 is not an axis of a result with 1 "):
             tl.vmap(fn, out_axes=1)(np.ones((3, 2)))
+
+
+# --- loops, recursions and calls whose paths differ across the batch ---------------------------
+
+
+def accumulated_in_a_while(x, n):
+    acc = np.zeros(3)
+    i = 0
+    while i < n:
+        acc = acc + x * i
+        i += 1
+    return acc
+
+
+def return_inside_for(x, n):
+    for i in range(n):
+        x = x * 1.5
+        if x > 5:
+            return x, i
+    return x, -1
+
+
+def accumulator_recursion(x, n, acc):
+    if n <= 0:
+        return acc
+    return accumulator_recursion(x, n - 1, acc * x + n)
+
+
+def fib(n):
+    if n < 2:
+        return n
+    return fib(n - 1) + fib(n - 2)
+
+
+def nested_loops(x, n, m):
+    s = 0.0
+    for i in range(n):
+        j = 0
+        while j < m:
+            if (i + j) % 2 == 0:
+                s += x
+            else:
+                s -= 0.5 * x
+            j += 1
+    return s
+
+
+def jacobi(a, b):
+    x = np.zeros_like(b)
+    d = np.diag(a)
+    it = 0
+    while np.linalg.norm(a @ x - b) > 1e-10 and it < 500:
+        x = (b - (a @ x - d * x)) / d
+        it += 1
+    return x, it
+
+
+def descent(w0, x, y, steps):
+    w = w0
+    for _ in range(steps):
+        g = 2 * x * (w * x - y)
+        w = w - 0.1 * g
+        if abs(g) < 1e-3:
+            break
+    return w
+
+
+_jitted_branch = tl.jit(lambda x: np.sin(x) if x > 0 else np.cos(x))
+_grad_of_branch = tl.grad(lambda x: np.sin(x) * x if x > 0 else x ** 3)
+
+
+def calls_compiled(x):
+    return _jitted_branch(x) * 2 + _grad_of_branch(x)
+
+
+DOMINANT = RNG.normal(size=(4, 3, 3)) * 0.3 + np.eye(3) * np.array([2, 3, 5, 8])[:, None, None]
+LOOP_CASES: list[tuple[str, Any, tuple, Any]] = [
+    ("constant_result", lambda x: 1.0, (ND,), 0),
+    ("accumulated_in_a_while", accumulated_in_a_while, (np.arange(3.0), np.array([0, 2, 5])),
+     (None, 0)),
+    ("return_inside_for", return_inside_for, (ND, np.array([0, 2, 10, 10])), 0),
+    ("accumulator_recursion", accumulator_recursion, (ND, np.array([0, 1, 3, 2]), 1.0),
+     (0, 0, None)),
+    ("fib", fib, (np.array([0, 1, 5, 7, 3]),), 0),
+    ("nested_loops", nested_loops, (ND, np.array([0, 3, 2, 4]), np.array([2, 0, 3, 1])), 0),
+    ("jacobi", jacobi, (DOMINANT, B3), 0),
+    ("jacobi_unbatched_matrix", jacobi, (DOMINANT[0], B3), (None, 0)),
+    ("descent", descent, (0.0, ND, ND * 2, 50), (None, 0, 0, None)),
+    ("calls_compiled", calls_compiled, (ND,), 0),
+]
+
+
+@pytest.mark.parametrize(("fn", "args", "in_axes"), [c[1:] for c in LOOP_CASES],
+                         ids=[c[0] for c in LOOP_CASES])
+def test_paths_that_differ_equal_a_loop(fn, args, in_axes) -> None:
+    _same_tree(tl.vmap(fn, in_axes=in_axes)(*args), _loop(fn, args, in_axes))
+
+
+def test_gradient_of_nested_loops_whose_bounds_differ() -> None:
+    g = tl.grad(nested_loops)
+    args = (ND, np.array([0, 3, 2, 4]), np.array([2, 0, 3, 1]))
+    same(tl.vmap(g)(*args), stacked(g, *args))
