@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from corpus.programs import collatz_steps  # (the corpus' program, batched here)
 
 import tapeless as tl
 
@@ -108,17 +109,6 @@ def power_by_recursion(x, n):
     if n == 0:
         return 1.0
     return x * power_by_recursion(x, n - 1)
-
-
-def collatz_steps(n):
-    steps = 0
-    while n != 1:
-        if n % 2 == 0:
-            n = n // 2
-        else:
-            n = 3 * n + 1
-        steps += 1
-    return steps
 
 
 def has_negative(x):
@@ -763,19 +753,6 @@ def test_array_functions_equal_a_loop(name) -> None:
 # --- per-example derivatives of programs with control flow -----------------------------------
 
 
-def sines_then_scaled(x):
-    n = 0
-    s = 0.0
-    while n < 20:
-        n += 1
-        if n % 3 == 0:
-            continue
-        s += x * n
-        if s > 10:
-            break
-    return s * x
-
-
 def weighted_scatter(x, i):
     y = np.zeros(5)
     y[i] = x ** 2
@@ -797,7 +774,7 @@ ND = np.array([0.3, 1.7, 4.0, -0.6])
 
 
 @pytest.mark.parametrize(("fn", "args", "argnums"), [
-    (sines_then_scaled, (ND,), 0),
+    (while_break_continue, (ND,), 0),
     (power_by_recursion, (ND, np.array([0, 3, 1, 5])), 0),
     (sines_up_to, (ND, np.array([0, 3, 1, 5])), 0),
     (weighted_scatter, (ND, np.array([0, 4, 2, 1])), 0),
