@@ -506,11 +506,11 @@ def test_vmap_of_a_gradient_through_a_while_whose_trip_count_differs(optimize: s
     assert list(want) == [4.0, 8.0, 16.0]
 
 
-def test_vmap_of_a_structure_that_grows_differently_raises(optimize: str) -> None:
+def test_vmap_of_a_structure_that_grows_differently_runs_per_element(optimize: str) -> None:
+    # (one batched value cannot hold it: called from Python, what a loop computes)
     ys = np.array([3.0, 1.0, 0.1])
     assert [linked_steps(y) for y in ys] == [2.0, 3.0, 4.0]
-    with pytest.raises(ValueError, match="structure differs across the batch"):
-        tl.vmap(linked_steps)(ys)
+    same(tl.vmap(linked_steps)(ys), np.array([2.0, 3.0, 4.0]))
 
 
 @pytest.mark.parametrize("fn", [smallest_of_sorted, smallest_of_list])

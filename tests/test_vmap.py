@@ -421,7 +421,7 @@ from corpus.programs import CASES  # noqa: E402
 # with their float arguments batched.
 NOT_YET = {
     "functions_in_containers",
-    "conditional_expression_laziness", "comprehension_with_closure",
+    "conditional_expression_laziness",
     "and_or_with_side_effects",
 }
 

@@ -697,8 +697,23 @@ class Vmapped(Transformed):
         target = self.for_call(args, kwargs)
         if target is not self:
             return target(*args, **kwargs)
+        if self.__dict__.get("_each_outer"):
+            return self._each_element(self.bind(args, kwargs))
         try:
             return super().__call__(*args, **kwargs)
+        except VmapError as exc:
+            # `tl.vmap(tl.vmap(tl.grad(f)))` where f's trip counts differ across the
+            # batch: the inner vmap differentiates its batched function instead of
+            # batching f's derivative code (`_batched_graph`), whose stacks this one
+            # cannot batch again; it runs on each element of this batch, as a loop.
+            inner = self.fun
+            while isinstance(inner, Transformed):
+                inner = inner.fun
+            if "derivative code" not in str(exc) or not isinstance(self.fun, Vmapped) \
+                    or draws_or_prints(graph_of(inner)):
+                raise
+            self.__dict__["_each_outer"] = True
+            return self._each_element(self.bind(args, kwargs))
         except RaggedBatch as exc:
             # A value whose shape differs across the batch (a loop over layers of
             # different widths that some elements leave early): what a loop over the

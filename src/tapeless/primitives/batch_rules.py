@@ -135,10 +135,10 @@ def _stacked(column):
         return first
     for x in nonzero:
         if np.shape(x) != np.shape(first):
-            raise ValueError("vmap: the examples give values of different shapes or "
-                             "lengths here (a list whose length differs across the "
-                             "batch), which one batched value cannot hold; map over "
-                             "examples of one shape, or loop over them")
+            raise RaggedBatch("vmap: the examples give values of different shapes or "
+                              "lengths here (a list whose length differs across the "
+                              "batch), which one batched value cannot hold; map over "
+                              "examples of one shape, or loop over them")
     if len(nonzero) < len(column):
         return np.stack([zeros_like_value(first) if x is ZERO else x for x in column])
     return np.stack(column)
@@ -148,11 +148,11 @@ def stack(outs):
     """One batched value from a list of per-example values of one structure."""
     for o in outs:
         if not same_structure(o, outs[0]):
-            raise ValueError("vmap: the examples give values of different structures "
-                             "here (tuples or lists of different lengths, dicts with "
-                             "different keys, or an item missing in some), which one "
-                             "batched value cannot hold; map over examples that give "
-                             "values of one structure, or loop over them")
+            raise RaggedBatch("vmap: the examples give values of different structures "
+                              "here (tuples or lists of different lengths, dicts with "
+                              "different keys, or an item missing in some), which one "
+                              "batched value cannot hold; map over examples that give "
+                              "values of one structure, or loop over them")
     leaves = [tree_leaves(o) for o in outs]
     return tree_unflatten(outs[0], [_stacked([ls[j] for ls in leaves])
                                     for j in range(len(leaves[0]))])
@@ -287,6 +287,15 @@ RAGGED = ("vmap: a value's shape differs across the batch here (a loop whose tri
           "once per element (unless it draws random numbers or prints); elsewhere inside "
           "compiled code (a tl.jit of a function calling tl.vmap), loop over the batch "
           "instead, or give the values one shape on every path")
+
+
+STRUCTURE = ("vmap: a value's structure differs across the batch (an if whose condition "
+             "differs across the batch gives a tuple in one branch, a number in the "
+             "other; or a loop whose trip count differs grows a tuple or list), which one "
+             "batched value cannot hold. tl.vmap called from Python, and tl.grad of a "
+             "function calling tl.vmap, run such a function once per element (unless it "
+             "draws random numbers or prints); elsewhere inside compiled code, give both "
+             "branches the same structure, or loop over the batch instead")
 
 
 def _select_leaf(c, x, y):
@@ -451,11 +460,11 @@ def _select_same(c, a, b):
     la = tree_leaves(a)
     lb = tree_leaves(b)
     if not same_structure(a, b) or _unbound_in(la) or _unbound_in(lb):
-        raise ValueError("vmap: a value's structure differs across the batch (an if whose "
-                         "condition differs across the batch gives a tuple in one branch, "
-                         "a number in the other; or a loop whose trip count differs grows "
-                         "a tuple or list); give both branches the same structure, or "
-                         "loop over the batch in Python")
+        # (what one batched value cannot hold, as a shape that differs: `tl.vmap` called
+        # from Python runs the function once per element; so does `tl.vmap` of a
+        # Hessian, whose forward code returns each branch's saved values, of different
+        # structures)
+        raise RaggedBatch(STRUCTURE)
     return tree_unflatten(a, [_select_leaf(c, x, y) for x, y in zip(la, lb)])
 
 
@@ -1111,7 +1120,14 @@ def move_out(x, axis):
     """A result with its batch axis moved to `axis` (in every leaf)."""
     if axis == 0:
         return x
-    return tree_unflatten(x, [np.moveaxis(leaf, 0, axis) for leaf in tree_leaves(x)])
+    leaves = tree_leaves(x)
+    for leaf in leaves:
+        if axis >= np.ndim(leaf) or axis < -np.ndim(leaf):
+            raise ValueError("vmap: out_axes " + str(axis) + " is not an axis of a result "
+                             "with " + str(np.ndim(leaf)) + " axes, the batch's included "
+                             "(an element's result with n axes takes out_axes from "
+                             "-n - 1 to n); give an axis in that range")
+    return tree_unflatten(x, [np.moveaxis(leaf, 0, axis) for leaf in leaves])
 
 
 def size_of(x, axis):
