@@ -90,7 +90,7 @@ def test_hessian_of_a_function_returning_a_number(monkeypatch: pytest.MonkeyPatc
     jitted = tl.jit(hessian_of_cube_sum)
     close(jitted(X), np.diag(6 * X))
     # (27,600 lines when F differentiated the rows' run-time batching rules)
-    assert lines(jitted, X) < 2000
+    assert lines(jitted, X) < 8000
 
 
 def test_hessian_of_a_function_reading_globals_through_a_matrix_product(
@@ -153,7 +153,7 @@ def test_jacfwd_of_vmap_is_batched_for_kinds(monkeypatch: pytest.MonkeyPatch) ->
     jitted = tl.jit(jacfwd_of_vmap)
     jitted(xs)
     # (27,700 lines when the jvp of the tl.vmap itself was not batched for kinds)
-    assert lines(jitted, xs) < 1000
+    assert lines(jitted, xs) < 4000
 
 
 def repeat(k: Any) -> Any:

@@ -334,11 +334,6 @@ def _jvp_for_kinds(target: Graph, sites: list[Apply], facts: Any, nmap: dict[int
         batched = _batch_for_kinds(target, kinds, optimized=optimized)
         if batched is None or batched is target:
             return None
-        if optimized:
-            # (optimized for the primals' kinds first, as `_with_kinds` does before the V
-            # transform: the batching rules' tests of types and numbers of axes folded,
-            # not differentiated, and F of what is left)
-            batched = _optimized_for(batched, kinds)
         try:
             return jvp_graph(batched, FTransform()), cast("list[Node]", outer)
         except OptimizedCodeRefused:
@@ -355,23 +350,6 @@ def _calling(h: Graph) -> Graph:
     g.output = g.apply(Constant(h, h.loc), *params, loc=h.loc)
     g.effects = [g.output]
     return g
-
-
-def _optimized_for(fg: Graph, kinds: tuple) -> Graph:
-    """A copy of `fg` optimized for parameters of these kinds (which it keeps: a copy
-    that F then differentiates is called with arguments of these kinds only)."""
-    from .api import optimization_passes
-    from .ir.clone import copy_module, is_recursive
-    from .opt import optimize
-
-    passes = optimization_passes()
-    if (passes is not None and not passes) or is_recursive(fg):
-        return fg
-    copy = copy_module(fg)
-    for p, k in zip(copy.parameters, kinds, strict=True):
-        set_kind(p, k)
-    optimize(copy, passes)
-    return copy
 
 
 def _reads_through_closures(target: Graph, free: list[Node]) -> bool:
