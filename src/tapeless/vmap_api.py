@@ -8,7 +8,7 @@ calls the V transform of the function, and moves the batch axis of the results w
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, cast
 
 import numpy as np
@@ -30,10 +30,10 @@ from .backend import Compiled
 from .frontend.parser import RESOLVER
 from .ir import Graph
 from .ir.edit import set_kind
-from .ir.nodes import Apply, Node
+from .ir.nodes import Apply, Constant, Node
 from .ir.primitive import Primitive
 from .primitives.batch_rules import RAGGED, RaggedBatch
-from .runtime import tree_leaves, tree_unflatten
+from .runtime import ZERO, tree_leaves, tree_unflatten
 from .vmap_axes import AxesMismatch, call_axes, generic_call, is_sequence, params_of
 
 # (what kind inference says of an original node: its number of axes, its number of items)
@@ -224,10 +224,15 @@ def _batch_for_kinds(root: Graph, kinds: tuple, deferred: bool = False,
         if hid in passed or target.vararg:
             continue
         if spec.kind == "jvp":
-            made = _jvp_for_kinds(target, sites, facts)
-            if made is not None:
+            jvp = _jvp_for_kinds(target, sites, facts, nmap)
+            if jvp is not None:
+                made, outer_nodes = jvp
+                n = len(target.parameters)
+                zeros = [Constant(ZERO)] * len(outer_nodes)
                 for site in sites:
-                    set_inputs(site, [Constant(made, site.inputs[0].loc), *site.inputs[1:]])
+                    # (the values of the code around it, as arguments: zero tangents)
+                    set_inputs(site, [Constant(made, site.inputs[0].loc), *outer_nodes,
+                                      *site.inputs[1:1 + n], *zeros, *site.inputs[1 + n:]])
                 changed = True
             continue
         # (the values of the code around it that the function reads, in the copy: passed
@@ -288,28 +293,42 @@ def _batch_for_kinds(root: Graph, kinds: tuple, deferred: bool = False,
 api.BATCH_FOR_KINDS = _batch_for_kinds
 
 
-def _jvp_for_kinds(target: Graph, sites: list[Apply], facts: Any) -> Graph | None:
+def _jvp_for_kinds(target: Graph, sites: list[Apply], facts: Any, nmap: dict[int, Node]
+                   ) -> tuple[Graph, list[Node]] | None:
     """The jvp of `target` (a function that calls `tl.vmap`, called through a `tl.jvp`
     stand-in at `sites`, in the copy `_batch_for_kinds` makes) with those calls batched
     for the kinds of its primals there: F of code whose shapes are known, not of the
     batching rules' run-time decisions, which the optimizer then cannot fold
     (`tl.jacfwd(tl.jacrev(f))` inside compiled code, a `tl.vmap` of a `tl.jvp` of a
     `tl.vmap`: 36,000 lines and 40 s of compile before, 53 lines and half a second now).
-    None where `target` reads values of the code around it (a closure: not done), a
-    primal's kind is not known or differs between sites, or forward mode refuses the
-    batched code (a step of the optimizer without a forward rule)."""
-    from .ad.api_graphs import jvp_graph
+    A `target` that reads values of the code around it (a closure) is taken as a
+    function of those values first (`_closed`), their tangents zero: returns the jvp and
+    those values in the copy (`nmap`: the copy's node of each original's), to pass
+    before the primals. None where such a value or a primal has no known kind (or
+    primals' kinds differ between sites), or forward mode refuses the batched code (a
+    step of the optimizer without a forward rule)."""
+    from .ad.api_graphs import VMAP_STAND_INS, jvp_graph
     from .ad.forward import FTransform, OptimizedCodeRefused
     from .ir.nodes import free_variables
     from .opt.kinds import kind
 
     n = len(target.parameters)
-    if free_variables(target) or any(len(site.inputs) != 1 + 2 * n for site in sites):
+    if any(len(site.inputs) != 1 + 2 * n for site in sites):
         return None
     found = {tuple(kind(a, facts) for a in site.inputs[1:1 + n]) for site in sites}
     if len(found) != 1:
         return None
     kinds = next(iter(found))
+    if target in VMAP_STAND_INS:
+        # (`tl.jacfwd(tl.vmap(f))`: the jvp of a function that calls the `tl.vmap`)
+        target = _calling(target)
+    free = free_variables(target)
+    outer = [nmap.get(fv.id) for fv in free]
+    if free:
+        if any(o is None for o in outer) or _reads_through_closures(target, free):
+            return None
+        kinds = (*[kind(o, facts) for o in outer if o is not None], *kinds)
+        target = _closed(target, free)
     if any(k is None for k in kinds):
         return None
     for optimized in (True, False):
@@ -317,10 +336,21 @@ def _jvp_for_kinds(target: Graph, sites: list[Apply], facts: Any) -> Graph | Non
         if batched is None or batched is target:
             return None
         try:
-            return jvp_graph(batched, FTransform())
+            return jvp_graph(batched, FTransform()), cast("list[Node]", outer)
         except OptimizedCodeRefused:
             continue
     return None
+
+
+def _calling(h: Graph) -> Graph:
+    """A function of `h`'s parameters that calls `h` (a stand-in, which
+    `_batch_for_kinds` batches where it is called)."""
+    g = Graph(h.name, None, h.loc)
+    g.derived = True
+    params = [g.add_parameter(p.name, p.loc) for p in h.parameters]
+    g.output = g.apply(Constant(h, h.loc), *params, loc=h.loc)
+    g.effects = [g.output]
+    return g
 
 
 def _reads_through_closures(target: Graph, free: list[Node]) -> bool:
@@ -378,7 +408,6 @@ def _differentiable_steps(root: Graph) -> bool:
     from .ir.edit import set_inputs
     from .ir.nodes import Constant, graph_nodes, prim_of, reachable_graphs
     from .primitives import PRIMITIVES as P
-    from .runtime import ZERO
 
     graphs = reachable_graphs(root)
     for g in graphs:
@@ -405,16 +434,49 @@ def _differentiable_steps(root: Graph) -> bool:
 
 def _closed(target: Graph, free: list[Node]) -> Graph:
     """`target` as a function of the values `free` of the code around it that it reads,
-    then of its own parameters (a copy; those values are its first parameters)."""
-    from .ir.clone import inline_body
+    then of its own parameters (a copy; those values are its first parameters).
 
+    The copies of the `tl.vmap` and `tl.jvp` stand-ins inside it stand for what the
+    originals do (`VMAP_STAND_INS`, `JVP_OF_VMAP`), the functions they transform copied
+    with the values `free` read from the new parameters: so that `_batch_for_kinds`
+    batches them for kinds in the copy too (`tl.jacfwd(tl.jacrev(lambda v: ... w ...))`,
+    whose outer `tl.vmap` batches a closure over `x` that calls the jvp of the jacrev)."""
     closed = Graph(target.name, None, target.loc)
     closed.derived = target.derived
     taken = [closed.add_parameter(fv.name or "free", fv.loc) for fv in free]
     params = [closed.add_parameter(p.name, p.loc) for p in target.parameters]
-    closed.output, closed.effects = inline_body(
-        target, closed, params, {fv.id: p for fv, p in zip(free, taken, strict=True)})
+    _copy_into(target, closed, params, {fv.id: p for fv, p in zip(free, taken, strict=True)})
     return closed
+
+
+def _copy_into(target: Graph, into: Graph, params: Sequence[Node],
+               substitute: dict[int, Node]) -> None:
+    """Copy `target`'s body into `into` (`inline_body`), its free variables in
+    `substitute` replaced, the copies of its stand-ins standing for what theirs do,
+    their functions copied where they read a value replaced."""
+    from .ad.api_graphs import JVP_OF_VMAP, VMAP_STAND_INS
+    from .ir.clone import inline_body
+    from .ir.nodes import TransformSpec, free_variables, reachable_graphs
+
+    copies: dict[int, Graph] = {}
+    nodes = dict(substitute)
+    into.output, into.effects = inline_body(target, into, params, substitute,
+                                            copies=copies, node_copies=nodes)
+    for table in (VMAP_STAND_INS, JVP_OF_VMAP):
+        for h in reachable_graphs(target):
+            spec = table.get(h)
+            copy = copies.get(h.id)
+            if spec is None or copy is None or copy is h:
+                continue
+            fn = spec.target
+            if any(fv.id in nodes for fv in free_variables(fn)):
+                # (a function reading values of `target`, or values replaced: a copy
+                # nested where the stand-in's copy is, reading their copies)
+                fn = Graph(spec.target.name, copy.parent, spec.target.loc)
+                fn.copy_attributes(spec.target)
+                _copy_into(spec.target, fn, [fn.add_parameter(p.name, p.loc)
+                                             for p in spec.target.parameters], nodes)
+            table[copy] = TransformSpec(spec.kind, fn, spec.argnums, spec.has_aux)
 
 
 def _example(arg: Any, axis: Any) -> Any:

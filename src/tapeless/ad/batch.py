@@ -1158,6 +1158,15 @@ class VTransform:
             nd = self._helper("larger", inst, [nd, other])
         lifted = [self._helper("lift", inst, [v, nd]) if f else v
                   for v, f in zip(vals, flags, strict=True)]
+        if prim is P["mul"] and len(vals) == 2 and sum(flags) == 1:
+            # (`seq * n` of an unbatched operand that may be a tuple or list and a batched
+            # count: a repetition, not NumPy's product of the sequence and the counts)
+            j = flags.index(False)
+            x = vals[j]
+            if not (isinstance(x, Constant) and not isinstance(x.value, (tuple, list))) \
+                    and self.ndim(node.inputs[1 + j]) is None:
+                return self._helper("repeated", inst, [inst.size, x, lifted[1 - j],
+                                                       Constant(j == 0)], node.loc)
         if prim is P["add"] and len(vals) == 2:
             # (`+` of a batched tuple or list and an unbatched one: a concatenation, whose
             # unbatched items are repeated, so that every item of the result is batched)

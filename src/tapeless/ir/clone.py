@@ -88,12 +88,15 @@ def _in_package(filename: str) -> bool:
 
 def inline_body(callee: Graph, target: Graph, args: Sequence[Node],
                 substitute: Mapping[int, Node] | None = None,
-                loc: Location | None = None) -> tuple[Node, list[Node]]:
+                loc: Location | None = None,
+                copies: dict[int, Graph] | None = None,
+                node_copies: dict[int, Node] | None = None) -> tuple[Node, list[Node]]:
     """Copy `callee`'s body into `target` with its parameters bound to `args` (and the
     free variables in `substitute` replaced); returns the node standing for the call's
     result and the copied effect nodes. `loc` is the call site: copied nodes and graphs
     located in tapeless's own code (a derivative rule's body) take it, so that errors in
-    the code they become name the user's line."""
+    the code they become name the user's line. `copies` and `node_copies`, where given,
+    receive each copied graph and node by the id of its original."""
     owners = {fv.graph.id for fv in free_variables(callee)
                if substitute and fv.id in substitute and fv.graph is not None}
     nested = graphs_inside(callee, owners)
@@ -111,7 +114,11 @@ def inline_body(callee: Graph, target: Graph, args: Sequence[Node],
     for h in nested:
         for p in h.parameters:
             nmap[p.id] = gmap[h.id].add_parameter(p.name, p.loc)
+    if copies is not None:
+        copies.update(gmap)
     mapped = _copy_bodies([callee] + nested, gmap, nmap, loc)
+    if node_copies is not None:
+        node_copies.update(nmap)
     for h in nested:
         clone = gmap[h.id]
         clone.output = mapped(h.output)

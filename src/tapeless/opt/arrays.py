@@ -151,6 +151,19 @@ def _ndim_known(ctx: Context, node: Apply) -> Node | None:
     return Constant(n) if n is not None else None
 
 
+@rewrite("np.size", "np.shape")
+def _size_known(ctx: Context, node: Apply) -> Node | None:
+    """`np.size(a)`, `np.shape(a)` where the kind gives a's shape (a number's is ()):
+    constants, so that the tests on them fold (`tl.jacrev`'s `np.size(y) == 0`)."""
+    if len(node.inputs) != 2:
+        return None
+    k = kind(node.inputs[1], ctx.facts)
+    shape = () if k in (FLOAT, INT, SCALAR) else shape_of(k)
+    if shape is None:
+        return None
+    return Constant(math.prod(shape) if prim_of(node) is P["np.size"] else shape)
+
+
 @rewrite("unbroadcast")
 def _unbroadcast_known(ctx: Context, node: Apply) -> Node | None:
     """Nothing to undo when `d` already has `x`'s shape (or both are numbers: the helper

@@ -521,6 +521,9 @@ def _array_kind(prim: Primitive, node: Apply, args: list[Kind | None],
     """Kinds of array operations whose shape follows from their inputs' shapes (`depth`:
     the caller's, for the index inference some of them recurse into)."""
     if not _any_of_type(args, ArrayKind):
+        if prim.reduction and args and args[0] in _NUMBERS and \
+                _const(node.inputs[2]) is None and _const(node.inputs[-1]) is False:
+            return SCALAR  # (a full reduction of a number: a NumPy scalar)
         return None
     name = prim.name
     shapes = [_scalar_shape(a) for a in args]
@@ -861,7 +864,8 @@ def int_value(node: Node, facts: LoopFacts | None = None, depth: int = 0,
             if shape is not None and -len(shape) <= i.value < len(shape):
                 return shape[i.value]
     if name == "np.size" and isinstance(node, Apply) and len(node.inputs) == 2:
-        shape = shape_of(kind(node.inputs[1], facts, depth + 1, assumed))
+        # (a number's size is 1: `tl.jacrev` of a function returning one)
+        shape = _scalar_shape(kind(node.inputs[1], facts, depth + 1, assumed))
         return math.prod(shape) if shape is not None else None
     return None
 
@@ -885,8 +889,8 @@ def _known_shape(node: Node, facts: LoopFacts | None, depth: int,
     if name == "add":
         a, b = (_known_shape(x, facts, depth + 1, assumed) for x in node.inputs[1:3])
         return None if a is None or b is None else a + b
-    if name == "np.shape":
-        return shape_of(kind(node.inputs[1], facts, depth + 1, assumed))
+    if name == "np.shape":  # (a number's shape is ())
+        return _scalar_shape(kind(node.inputs[1], facts, depth + 1, assumed))
     return None
 
 

@@ -431,6 +431,9 @@ def _isinstance_numeric(ctx: Context, node: Apply) -> Node | None:
             (isinstance(x, Parameter) and x.graph is ctx.root)):
         # (An argument of an array kind is a NumPy array, `value_kind`, never ZERO.)
         return Constant(any(issubclass(np.ndarray, c) for c in cls))
+    if k in (FLOAT, INT, SCALAR) and all(c is np.ndarray for c in cls) and \
+            never_zero(x, ctx.facts):
+        return Constant(False)  # (a number: `tl.jacrev` of a function returning one)
     return None
 
 

@@ -551,6 +551,19 @@ def concatenated(size, a, other):
     return a
 
 
+def repeated(size, x, n, first):
+    """`x * n` (`first`) or `n * x` of an unbatched `x` and a batched `n`: where `x` is a
+    tuple or list and `n` one count per element, a repetition, by a count the same for
+    every element (else the sequences' lengths differ across the batch: `RaggedBatch`),
+    its items repeated along the batch, as a batched tuple holds them (NumPy's product
+    of the tuple and the counts was an array of the counts); else NumPy's product."""
+    if not _container(x) or np.ndim(n) != 1:
+        return x * n if first else n * x
+    if len(n) == 0 or np.any(n != n[0]):
+        raise RaggedBatch()
+    return broadcast(size, x * int(n[0]))
+
+
 def larger(a, b):
     return a if a >= b else b
 
