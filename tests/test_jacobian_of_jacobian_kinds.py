@@ -90,7 +90,10 @@ def test_hessian_of_a_function_returning_a_number(monkeypatch: pytest.MonkeyPatc
     jitted = tl.jit(hessian_of_cube_sum)
     close(jitted(X), np.diag(6 * X))
     # (27,600 lines when F differentiated the rows' run-time batching rules)
-    assert lines(jitted, X) < 8000
+    # (13,700 lines since a full reduction of a number has no kind again: a number's
+    # kind is float, and `x ** 0.5` of a negative float is complex in Python; with it,
+    # 4,640)
+    assert lines(jitted, X) < 16000
 
 
 def test_hessian_of_a_function_reading_globals_through_a_matrix_product(
@@ -106,7 +109,8 @@ def test_hessian_of_a_closure(monkeypatch: pytest.MonkeyPatch) -> None:
     jitted = tl.jit(hessian_of_closure)
     close(jitted(W, X, B), jax.hessian(reads_globals_jax)(X))
     # (33,600 lines when the closed copy's stand-ins had lost what they stand for)
-    assert lines(jitted, W, X, B) < 15000
+    # (18,000 lines without a kind for a full reduction of a number, as above)
+    assert lines(jitted, W, X, B) < 21000
 
 
 def test_second_derivatives_of_a_function_returning_an_array(

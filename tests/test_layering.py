@@ -12,7 +12,7 @@ SRC = Path(tapeless.__file__).parent
 
 # Lowest first: a module may import its own layer and the layers before it.
 LAYERS = [
-    {"runtime", "sparse_sens", "errors"},
+    {"runtime", "sparse_sens", "errors", "vmap_axes"},
     {"ir"},
     {"primitives"},
     {"frontend"},

@@ -23,6 +23,16 @@ class CompileError(TapelessError):
         super().__init__(format_error(message, loc, hint))
 
 
+class VmapError(TapelessError):
+    """A function that `tl.vmap` cannot batch as written."""
+
+    def __init__(self, message: str, loc: Location | None = None):
+        where = f"{loc}: " if loc is not None else ""
+        line = f"\n    {loc.source_line.strip()}" if loc is not None and loc.source_line \
+            else ""
+        super().__init__(f"{where}{message}{line}")
+
+
 class GradError(TapelessError):
     """A differentiation request that cannot be honoured (wrong argument kind, non-scalar
     output for `grad`, ...)."""

@@ -38,7 +38,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import TapelessError
+from ..errors import VmapError
 from ..frontend.scopes import ParamSpec
 from ..ir.clone import graphs_inside, inline_body
 from ..ir.edit import set_input, set_output
@@ -104,16 +104,6 @@ Tree = Any  # U, B or Tup
 # `tl.vmap` inside compiled code): set by `tapeless.vmap_api` to the optimizer (its
 # derivative code inlined and simplified first), which this layer does not import.
 PREPARE: Callable[[Graph], Graph] | None = None
-
-
-class VmapError(TapelessError):
-    """A function that `tl.vmap` cannot batch as written."""
-
-    def __init__(self, message: str, loc: Location | None = None):
-        where = f"{loc}: " if loc is not None else ""
-        line = f"\n    {loc.source_line.strip()}" if loc is not None and loc.source_line \
-            else ""
-        super().__init__(f"{where}{message}{line}")
 
 
 def unbatched(t: Tree) -> bool:

@@ -1021,7 +1021,7 @@ class ExpressionMixin:
         try:
             axes = tuple(call_axes(params, in_axes, npos, nkeys, graph.name))
         except AxesMismatch as exc:
-            from ..ad.batch import VmapError
+            from ..errors import VmapError
 
             raise VmapError(str(exc), self.loc(node)) from None
         if axes == generic:
@@ -1197,7 +1197,7 @@ def vmap_stand_in(graph: Graph, in_axes: Any, out_axes: Any, axis_size: Any,
     if params is not None:
         if is_sequence(in_axes) and len(in_axes) > len(params) and \
                 all(k != "vararg" for _, k, _ in params):
-            from ..ad.batch import VmapError
+            from ..errors import VmapError
 
             raise VmapError(f"vmap: in_axes has {len(in_axes)} entries for {graph.name}, "
                             f"a function of {len(params)} parameters", loc)

@@ -521,9 +521,6 @@ def _array_kind(prim: Primitive, node: Apply, args: list[Kind | None],
     """Kinds of array operations whose shape follows from their inputs' shapes (`depth`:
     the caller's, for the index inference some of them recurse into)."""
     if not _any_of_type(args, ArrayKind):
-        if prim.reduction and args and args[0] in _NUMBERS and \
-                _const(node.inputs[2]) is None and _const(node.inputs[-1]) is False:
-            return SCALAR  # (a full reduction of a number: a NumPy scalar)
         return None
     name = prim.name
     shapes = [_scalar_shape(a) for a in args]
