@@ -176,6 +176,13 @@ def test_a_tuple_repeated_by_a_batched_count() -> None:
     assert tl.vmap(unit_axes)(np.ones((3, 2)), ks).shape == (3, 1, 1, 2)
     # (counts that differ: sequences of different lengths, each element on its own)
     np.testing.assert_array_equal(tl.vmap(repeat)(np.array([1, 2, 3])), [1, 2, 3])
+    # (no count, and a negative one, as Python repeats; a count that is not an int
+    # raises Python's TypeError, as a loop over the batch would)
+    np.testing.assert_array_equal(tl.vmap(repeat)(np.array([0, 0])), [0, 0])
+    np.testing.assert_array_equal(tl.vmap(repeat)(np.array([-2, -2])), [0, 0])
+    for bad in (np.array([2.0, 2.0]), np.array([True, True])):
+        with pytest.raises(TypeError, match="non-int"):
+            tl.vmap(repeat)(bad)
 
 
 def test_sizes_and_shapes_of_numbers_fold(monkeypatch: pytest.MonkeyPatch) -> None:

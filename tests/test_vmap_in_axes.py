@@ -384,3 +384,22 @@ def test_source_for_shows_the_code_the_call_runs():
     passed_whole = tl.vmap(_scaled_by, in_axes=(0, None))
     np.testing.assert_array_equal(passed_whole(xs, ws), xs[:, None] * ws)
     assert "[:, None]" in passed_whole.source_for(xs, ws)
+
+
+def _two(x, w):
+    return x * w
+
+
+def _maps_three_into_two(xs):
+    return tl.vmap(_two, in_axes=(0, None, 0))(xs, 2.0)
+
+
+def test_more_in_axes_than_parameters_is_a_located_error():
+    # (from Python, at the user's call; in compiled code, at the `tl.vmap` written there)
+    xs = np.arange(3.0)
+    with pytest.raises(VmapError, match="in_axes has 3 entries") as info:
+        tl.jit(tl.vmap(_two, in_axes=(0, None, 0)))(xs, 2.0)
+    assert __file__ in str(info.value)
+    with pytest.raises(VmapError, match="in_axes has 3 entries for a function of 2") as info:
+        tl.jit(_maps_three_into_two)(xs)
+    assert __file__ in str(info.value) and "tl.vmap(_two" in str(info.value)

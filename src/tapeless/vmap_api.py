@@ -34,7 +34,7 @@ from .ir.nodes import Apply, Constant, Node
 from .ir.primitive import Primitive
 from .primitives.batch_rules import RAGGED, RaggedBatch
 from .runtime import ZERO, tree_leaves, tree_unflatten
-from .vmap_axes import AxesMismatch, call_axes, generic_call, is_sequence, params_of
+from .vmap_axes import AxesMismatch, call_axes, generic_axes, is_sequence, params_of
 
 # (what kind inference says of an original node: its number of axes, its number of items)
 Facts = Callable[[Node], int | None]
@@ -623,12 +623,10 @@ class Vmapped(Transformed):
             if not is_sequence(self.in_axes):
                 return [self.in_axes] * n
             return list(self.in_axes) + [None] * (n - len(self.in_axes))
-        if is_sequence(self.in_axes) and len(self.in_axes) > n and \
-                all(k != "vararg" for _, k, _ in params):
-            raise VmapError(f"vmap: in_axes has {len(self.in_axes)} entries for a function "
-                            f"of {n} parameters")
-        npos, keywords = generic_call(params, self.in_axes)
-        return call_axes(params, self.in_axes, npos, keywords, self._name())
+        try:
+            return generic_axes(params, self.in_axes, self._name())
+        except AxesMismatch as exc:
+            raise VmapError(str(exc), _caller_location()) from None
 
     def _name(self) -> str:
         return str(getattr(self.__tapeless_wrapped__, "__name__", "the function"))
@@ -941,19 +939,17 @@ def _stacked_out(outs: list[Any], out_axes: Any, stack: Callable[[list[Any]], An
 def _caller_location() -> Any:
     """Where the user's code called into tapeless (the innermost frame outside the
     package): where an error about the call is located."""
-    import os
+    import linecache
     import sys
 
+    from .ir.clone import in_package
     from .ir.nodes import Location
 
-    package = os.path.dirname(os.path.abspath(__file__))
     frame = sys._getframe(1)
-    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(package):
+    while frame is not None and in_package(frame.f_code.co_filename):
         frame = frame.f_back  # type: ignore[assignment]
     if frame is None:
         return None
-    import linecache
-
     line = frame.f_lineno
     return Location(frame.f_code.co_filename, line, 0,
                     linecache.getline(frame.f_code.co_filename, line))

@@ -84,3 +84,16 @@ def call_axes(params: Sequence[Param], in_axes: Any, npos: int, keywords: Collec
         else:  # (`**kwargs`: the keywords no parameter names)
             axes.append(0 if any(k not in named for k in keywords) else None)
     return axes
+
+
+def generic_axes(params: Sequence[Param], in_axes: Any, name: str) -> list[Any]:
+    """`call_axes` for the call `generic_call` describes. Raises `AxesMismatch` where a
+    tuple `in_axes` has more entries than the function has parameters (and no
+    `*args`)."""
+    if is_sequence(in_axes) and len(in_axes) > len(params) and \
+            all(k != "vararg" for _, k, _ in params):
+        raise AxesMismatch(f"vmap of {name}: in_axes has {len(in_axes)} entries for a "
+                           f"function of {len(params)} parameters; give one entry per "
+                           "positional argument passed")
+    npos, keywords = generic_call(params, in_axes)
+    return call_axes(params, in_axes, npos, keywords, name)

@@ -1283,36 +1283,23 @@ class VTransform:
             g = inst.vg
             parts: list[Node] = []
             for j in range(n):
+                # (each side's item: a display's, or, where a side is itself a branch
+                # returning displays, as a `break` inside the other side of a
+                # `continue`'s `if` gives, what its branches agree on: its number of
+                # axes, the one node it is, whether it is a bool)
                 x, y = self._item_node(ot, j), self._item_node(of, j)
-                if x is None or y is None:
-                    # (a side that is itself a branch returning displays, as a `break`
-                    # inside the other side of a `continue`'s `if` gives: the item's
-                    # number of axes where its branches agree; a bool constant against
-                    # a flag, logical operations)
-                    nx, ny = self.item_ndim(ot, j), self.item_ndim(of, j)
-                    nd = nx if nx == ny else None
-                    a, b = (g.apply(P["tuple_getitem"], r, j) for r in (rt, rf))
-                    logical = self._bool_choice(
-                        inst, c, x, y, a, b, nd,
-                        (self._item_is_bool(ot, j, 0), self._item_is_bool(of, j, 0)))
-                    parts.append(logical if logical is not None else self._select(
-                        inst, c, a, b, nd,
-                        self._item_unbound(ot, j) or self._item_unbound(of, j)))
+                a, b = (g.apply(P["tuple_getitem"], r, j) for r in (rt, rf))
+                unbound = self._item_unbound(ot, j) or self._item_unbound(of, j)
+                if x is not None and x is y and not unbound:  # (one value on both sides)
+                    parts.append(a)
                     continue
-                nx, ny = self.ndim(x), self.ndim(y)
-                unbound = self._unbound(x) or self._unbound(y)
+                nx, ny = self.item_ndim(ot, j), self.item_ndim(of, j)
                 nd = nx if nx == ny else None
-                if x is y and not unbound:  # (the same value on both sides)
-                    parts.append(g.apply(P["tuple_getitem"], rt, j))
-                    continue
                 logical = None if unbound else self._bool_choice(
-                    inst, c, x, y, g.apply(P["tuple_getitem"], rt, j),
-                    g.apply(P["tuple_getitem"], rf, j), nd)
-                if logical is not None:
-                    parts.append(logical)
-                    continue
-                parts.append(self._select(inst, c, g.apply(P["tuple_getitem"], rt, j),
-                                          g.apply(P["tuple_getitem"], rf, j), nd, unbound))
+                    inst, c, x, y, a, b, nd,
+                    (self._item_is_bool(ot, j, 0), self._item_is_bool(of, j, 0)))
+                parts.append(logical if logical is not None else
+                             self._select(inst, c, a, b, nd, unbound))
             return g.apply(P["make_tuple"], *parts)
         nd = self.ndim(call)
         unbound = self._unbound(ot) or self._unbound(of)

@@ -25,7 +25,7 @@ from ..ir.nodes import (
 )
 from ..primitives import METHODS, PRIMITIVES, Primitive, lookup_callable, random_ops
 from ..runtime import NO_DEFAULT
-from ..vmap_axes import AxesMismatch, Param, call_axes, generic_call, is_sequence
+from ..vmap_axes import AxesMismatch, Param, call_axes, generic_axes
 from . import jacobians
 from .guards import MISSING
 from .libraries import installed_package, library_error, public_name, refusal
@@ -1195,14 +1195,12 @@ def vmap_stand_in(graph: Graph, in_axes: Any, out_axes: Any, axis_size: Any,
     params = graph_params(graph)
     axes = in_axes
     if params is not None:
-        if is_sequence(in_axes) and len(in_axes) > len(params) and \
-                all(k != "vararg" for _, k, _ in params):
+        try:
+            axes = tuple(generic_axes(params, in_axes, graph.name))
+        except AxesMismatch as exc:
             from ..errors import VmapError
 
-            raise VmapError(f"vmap: in_axes has {len(in_axes)} entries for {graph.name}, "
-                            f"a function of {len(params)} parameters", loc)
-        npos, keywords = generic_call(params, in_axes)
-        axes = tuple(call_axes(params, in_axes, npos, keywords, graph.name))
+            raise VmapError(str(exc), loc) from None
     stand_in = transform_stand_in("vmap", graph, (axes, out_axes, axis_size), False)
     VMAP_CALLS[stand_in] = (graph, in_axes, out_axes, axis_size, axes, {})
     return stand_in

@@ -78,11 +78,11 @@ _PACKAGE = str(Path(__file__).resolve().parent.parent)
 def is_internal(loc: Location | None) -> bool:
     """Whether a location is in tapeless's own code (a derivative rule or helper), which
     is no place to point a user at."""
-    return loc is None or _in_package(loc.filename)
+    return loc is None or in_package(loc.filename)
 
 
 @lru_cache(maxsize=256)
-def _in_package(filename: str) -> bool:
+def in_package(filename: str) -> bool:
     return Path(filename).resolve().is_relative_to(_PACKAGE)
 
 

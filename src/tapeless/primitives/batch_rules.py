@@ -561,7 +561,9 @@ def repeated(size, x, n, first):
         return x * n if first else n * x
     if len(n) == 0 or np.any(n != n[0]):
         raise RaggedBatch()
-    return broadcast(size, x * int(n[0]))
+    # (the count as it is, a NumPy int: a bool or a float raises Python's TypeError,
+    # as the example's `x * n` does)
+    return broadcast(size, x * n[0])
 
 
 def larger(a, b):
